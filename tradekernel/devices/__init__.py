@@ -1,0 +1,1 @@
+"""Chip models, one per file, each behind the Device interface in base.py."""

@@ -1,0 +1,1 @@
+"""The machine: the only package that imports unicorn."""

@@ -1,0 +1,82 @@
+"""Virtual time and the timers devices and the kernel schedule on it.
+
+Contract: `now_ns()` is virtual nanoseconds since power-on; it never goes backwards. Timers fire
+from the machine's run loop (never from another thread), in deadline order, once `now_ns()` has
+reached their deadline. The machine runs the CPU no further than `next_deadline()`, and an idle
+CPU jumps straight to it: that is what makes the machine tickless.
+
+Where the time comes from is the machine's business (wall clock, or instructions retired in
+deterministic mode); it sets it through `advance_to`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+
+NS_PER_S = 1_000_000_000
+
+
+class Timer:
+    """A scheduled callback; `cancel()` is O(1) (the heap entry is skipped when reached)."""
+
+    __slots__ = ("deadline", "callback", "cancelled")
+
+    def __init__(self, deadline: int, callback: Callable[[], None]) -> None:
+        self.deadline = deadline
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Clock:
+    def __init__(self) -> None:
+        self._now = 0
+        self._heap: list[tuple[int, int, Timer]] = []
+        self._order = itertools.count()
+        self._sampler: Callable[[], int] | None = None
+
+    def set_sampler(self, sampler: Callable[[], int] | None) -> None:
+        """A function giving the exact time between run-loop updates (e.g. mid CPU slice)."""
+        self._sampler = sampler
+
+    def now_ns(self) -> int:
+        if self._sampler is not None:
+            sampled = self._sampler()
+            if sampled > self._now:
+                self._now = sampled
+        return self._now
+
+    def advance_to(self, ns: int) -> None:
+        if ns > self._now:
+            self._now = ns
+
+    def call_at(self, deadline_ns: int, callback: Callable[[], None]) -> Timer:
+        timer = Timer(deadline_ns, callback)
+        heapq.heappush(self._heap, (deadline_ns, next(self._order), timer))
+        return timer
+
+    def call_after(self, delay_ns: int, callback: Callable[[], None]) -> Timer:
+        return self.call_at(self.now_ns() + max(0, delay_ns), callback)
+
+    def next_deadline(self) -> int | None:
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def run_due(self) -> int:
+        """Fire every timer whose deadline has passed; returns how many fired."""
+        fired = 0
+        heap = self._heap
+        now = self._now
+        while heap and heap[0][0] <= now:
+            _, _, timer = heapq.heappop(heap)
+            if not timer.cancelled:
+                timer.cancelled = True
+                timer.callback()
+                fired += 1
+        return fired

@@ -1,0 +1,37 @@
+"""The hypercall ABI: how guest code calls the Python kernel.
+
+Mechanism: `out dx, eax` with DX = HYPERCALL_PORT, executed at CPL 0. The machine intercepts
+that one port before the device bus. A ring-3 program cannot make a hypercall: without I/O
+privilege the `out` raises #GP like any other port access.
+
+Registers on entry: EAX = call number, EBX, ECX, ESI, EDI = arguments 0-3 (EDX holds the port).
+On return: EAX = result; a negative value -errno is an error (ENOSYS for an unknown number,
+EINVAL for a bad argument, EFAULT for a bad guest pointer). A handler may change other
+registers and guest memory (an interrupt handler edits the trap frame it is given).
+
+The numbers are shared with the guest sources (images/stub.asm): change both together.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+HYPERCALL_PORT = 0x5A5A
+
+# CPUID leaf 0x40000000: EAX = highest hypervisor leaf, EBX:ECX:EDX = signature (12 bytes).
+CPUID_HYPERVISOR_LEAF = 0x40000000
+CPUID_SIGNATURE = b"TradeKernelM"
+CPUID_MAX_LEAF = 0x40000001  # leaf 0x40000001 EAX = HYPERCALL_PORT, EBX = ABI version
+ABI_VERSION = 1
+
+
+class Hypercall(IntEnum):
+    KERNEL_INIT = 1  # EBX = address of the stub's boot info block
+    INTERRUPT = 2  # EBX = address of the trap frame on the kernel stack (see kernel.trapframe)
+    IDLE = 3  # the idle loop asks the kernel for work before `sti; hlt`
+    BENCH_NOP = 0x7F  # returns EBX + 1; used to measure the round trip
+
+
+ENOSYS = 38
+EINVAL = 22
+EFAULT = 14

@@ -1,0 +1,1 @@
+"""The user interfaces: the pygame window and the headless terminal."""
