@@ -1,0 +1,1322 @@
+"""FAT12/16/32 over any block device (kernel/blockdev.py): mount, files, directories, mkfs.
+
+Layers, bottom up: the boot sector (`Layout`), the allocation table (`_FatTable`, all copies
+kept equal), directories (entry formats in kernel/fat_dir.py, contents cached per directory),
+open files (`_Node`, shared by every handle on one file), then the path API of `FatFs` and the
+handle API of `FatFile` that the kernel's syscalls call.
+
+Crash safety comes from write order, not a journal, so a machine stopped between any two block
+writes leaves a volume fsck.fat can repair without losing data it had acknowledged:
+  - growing a file: new clusters are marked in every FAT copy first, then the data is written,
+    then the directory entry's size and first cluster; a crash leaves lost clusters at worst;
+  - growing a directory: the new cluster is allocated, zeroed, and only then linked;
+  - shrinking or deleting: the directory entry changes first, the clusters are freed after;
+  - renaming: the new entry is written before the old one is removed.
+The FAT is cached in memory; dirty FAT sectors are written (copy 1, then copy 2, ...) before
+anything that refers to them. On FAT32 the FSInfo free count is set to "unknown" at the first
+change and rewritten with the true count by `flush()`/`close()`.
+
+Errors are `FsError` subclasses (an OSError with an errno): a corrupt image fails to mount with
+a `MountError` that says what is wrong, never with an IndexError.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from tradekernel.kernel.blockdev import BLOCK_SIZE, BlockDevice
+from tradekernel.kernel.fat_dir import (
+    ATTR_ARCHIVE,
+    ATTR_DIRECTORY,
+    ATTR_READ_ONLY,
+    ATTR_VOLUME_ID,
+    DELETED,
+    ENTRY_SIZE,
+    FsError,
+    InvalidName,
+    RawEntry,
+    check_long_name,
+    display_short_name,
+    make_long_entries,
+    make_short_entry,
+    make_short_name,
+    parse_directory,
+    patch_short_entry,
+)
+
+__all__ = [
+    "FsError",
+    "InvalidName",
+    "MountError",
+    "BadBootSector",
+    "BadBpb",
+    "FatMismatch",
+    "TruncatedImage",
+    "CorruptFs",
+    "NoEntry",
+    "Exists",
+    "NotDirectory",
+    "IsDirectory",
+    "NotEmpty",
+    "NoSpace",
+    "InvalidArgument",
+    "ReadOnlyFs",
+    "Busy",
+    "BadHandle",
+    "AccessDenied",
+    "Layout",
+    "Stat",
+    "FsStats",
+    "FatFs",
+    "FatFile",
+    "mkfs",
+    "O_RDONLY",
+    "O_WRONLY",
+    "O_RDWR",
+    "O_CREAT",
+    "O_EXCL",
+    "O_TRUNC",
+    "O_APPEND",
+]
+
+
+class MountError(FsError):
+    """The volume cannot be mounted; the message says what is wrong with it."""
+
+    code = errno.EINVAL
+
+
+class BadBootSector(MountError):
+    """No FAT boot sector (signature or jump instruction missing)."""
+
+
+class BadBpb(MountError):
+    """The BIOS parameter block holds impossible values."""
+
+
+class FatMismatch(MountError):
+    """The FAT copies disagree too much to trust either, or FAT 1 is garbage."""
+
+
+class TruncatedImage(MountError):
+    """The device is smaller than the filesystem the boot sector describes."""
+
+
+class CorruptFs(FsError):
+    """Found while running: a cluster chain that loops, leaves the volume or ends early."""
+
+    code = errno.EIO
+
+
+class NoEntry(FsError):
+    code = errno.ENOENT
+
+
+class Exists(FsError):
+    code = errno.EEXIST
+
+
+class NotDirectory(FsError):
+    code = errno.ENOTDIR
+
+
+class IsDirectory(FsError):
+    code = errno.EISDIR
+
+
+class NotEmpty(FsError):
+    code = errno.ENOTEMPTY
+
+
+class NoSpace(FsError):
+    code = errno.ENOSPC
+
+
+class InvalidArgument(FsError):
+    code = errno.EINVAL
+
+
+class ReadOnlyFs(FsError):
+    code = errno.EROFS
+
+
+class Busy(FsError):
+    code = errno.EBUSY
+
+
+class BadHandle(FsError):
+    code = errno.EBADF
+
+
+class AccessDenied(FsError):
+    code = errno.EACCES
+
+
+# open() flags, with Linux's values so the syscall layer can pass them straight through.
+O_RDONLY = 0o0
+O_WRONLY = 0o1
+O_RDWR = 0o2
+O_ACCMODE = 0o3
+O_CREAT = 0o100
+O_EXCL = 0o200
+O_TRUNC = 0o1000
+O_APPEND = 0o2000
+
+_MODES = {
+    "r": O_RDONLY,
+    "r+": O_RDWR,
+    "w": O_WRONLY | O_CREAT | O_TRUNC,
+    "w+": O_RDWR | O_CREAT | O_TRUNC,
+    "a": O_WRONLY | O_CREAT | O_APPEND,
+    "a+": O_RDWR | O_CREAT | O_APPEND,
+    "x": O_WRONLY | O_CREAT | O_EXCL,
+    "x+": O_RDWR | O_CREAT | O_EXCL,
+}
+
+FAT12_MAX_CLUSTERS = 4084  # a volume with fewer than 4085 clusters is FAT12 (Microsoft's rule)
+FAT16_MAX_CLUSTERS = 65524
+FAT32_MAX_CLUSTERS = 0x0FFFFFF5
+MAX_DIR_ENTRIES = 65536  # a directory may not exceed 2 MiB of entries
+FSINFO_LEAD = 0x41615252
+FSINFO_STRUCT = 0x61417272
+FSINFO_TRAIL = 0xAA550000
+FSINFO_UNKNOWN = 0xFFFFFFFF
+MEDIA_FIXED_DISK = 0xF8
+_BPB = struct.Struct("<HBHBHHBHHHII")  # from byte 11: bps .. total sectors (32-bit)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything is on the volume, from the boot sector (all in sectors of 512 bytes)."""
+
+    fat_type: int  # 12, 16 or 32
+    sectors_per_cluster: int
+    reserved_sectors: int
+    fat_count: int
+    fat_sectors: int
+    root_entry_count: int  # 0 on FAT32 (the root is a cluster chain)
+    total_sectors: int
+    media: int
+    root_cluster: int  # FAT32 only
+    fsinfo_sector: int  # FAT32 only (0 = none)
+    hidden_sectors: int
+    label: str
+
+    @property
+    def root_dir_start(self) -> int:
+        return self.reserved_sectors + self.fat_count * self.fat_sectors
+
+    @property
+    def root_dir_sectors(self) -> int:
+        return (self.root_entry_count * ENTRY_SIZE + BLOCK_SIZE - 1) // BLOCK_SIZE
+
+    @property
+    def data_start(self) -> int:
+        return self.root_dir_start + self.root_dir_sectors
+
+    @property
+    def cluster_count(self) -> int:
+        return (self.total_sectors - self.data_start) // self.sectors_per_cluster
+
+    @property
+    def max_cluster(self) -> int:
+        return self.cluster_count + 1
+
+    @property
+    def cluster_bytes(self) -> int:
+        return self.sectors_per_cluster * BLOCK_SIZE
+
+
+def fat_type_for(cluster_count: int) -> int:
+    if cluster_count <= FAT12_MAX_CLUSTERS:
+        return 12
+    if cluster_count <= FAT16_MAX_CLUSTERS:
+        return 16
+    return 32
+
+
+def parse_boot_sector(boot: bytes, device_blocks: int) -> Layout:
+    """Check a boot sector and derive the volume layout; raises a MountError saying why not."""
+    if len(boot) < BLOCK_SIZE:
+        raise TruncatedImage("image is shorter than one sector: no boot sector")
+    if boot[510:512] != b"\x55\xaa":
+        raise BadBootSector(
+            f"bad boot sector signature: bytes 510-511 are {boot[510:512].hex()}, expected 55aa"
+        )
+    if boot[0] not in (0xEB, 0xE9):
+        raise BadBootSector(f"boot sector starts with {boot[0]:#04x}, not a jump: not FAT")
+    (
+        bps,
+        spc,
+        reserved,
+        fats,
+        root_entries,
+        total16,
+        media,
+        fat16,
+        _spt,
+        _heads,
+        hidden,
+        total32,
+    ) = _BPB.unpack_from(boot, 11)
+    if bps != BLOCK_SIZE:
+        raise BadBpb(f"{bps} bytes per sector: only 512 is supported")
+    if spc == 0 or spc & (spc - 1) or spc > 128:
+        raise BadBpb(f"sectors per cluster is {spc}, must be a power of two up to 128")
+    if reserved == 0:
+        raise BadBpb("reserved sector count is 0 (the boot sector itself is reserved)")
+    if not 1 <= fats <= 4:
+        raise BadBpb(f"{fats} FAT copies: expected 1 to 4")
+    if media < 0xF0 and media != 0:
+        raise BadBpb(f"media descriptor {media:#04x} is not a FAT media byte")
+    total = total16 or total32
+    if total == 0:
+        raise BadBpb("total sector count is 0")
+    fat32_bpb = fat16 == 0
+    root_cluster = fsinfo = 0
+    if fat32_bpb:
+        fat_size, _flags, version, root_cluster, fsinfo = struct.unpack_from("<IHHIH", boot, 36)
+        if version != 0:
+            raise BadBpb(f"FAT32 version {version:#06x} is not supported")
+        if root_entries != 0:
+            raise BadBpb("FAT32 boot sector with a fixed root directory")
+        label_offset = 71
+    else:
+        fat_size = fat16
+        if root_entries == 0:
+            raise BadBpb("FAT12/16 boot sector with no root directory entries")
+        label_offset = 43
+    if fat_size == 0:
+        raise BadBpb("FAT size is 0 sectors")
+    has_label = boot[label_offset - 5] == 0x29  # extended boot signature: id, label, type
+    label = display_short_name(boot[label_offset : label_offset + 11]) if has_label else ""
+    layout = Layout(
+        fat_type=0,
+        sectors_per_cluster=spc,
+        reserved_sectors=reserved,
+        fat_count=fats,
+        fat_sectors=fat_size,
+        root_entry_count=root_entries,
+        total_sectors=total,
+        media=media,
+        root_cluster=root_cluster,
+        fsinfo_sector=fsinfo if fsinfo not in (0, 0xFFFF) else 0,
+        hidden_sectors=hidden,
+        label=label,
+    )
+    if layout.data_start + spc > total:
+        raise BadBpb(
+            f"no room for data: FATs and root end at sector {layout.data_start} of {total}"
+        )
+    clusters = layout.cluster_count
+    fat_type = fat_type_for(clusters)
+    if fat32_bpb != (fat_type == 32):
+        kind = "FAT32" if fat32_bpb else "FAT12/16"
+        raise BadBpb(f"{kind} boot sector but {clusters} clusters make it FAT{fat_type}")
+    entries_fit = fat_size * BLOCK_SIZE * 8 // fat_type
+    if entries_fit < clusters + 2:
+        raise BadBpb(f"FAT of {fat_size} sectors cannot map {clusters} clusters")
+    if fat_type == 32 and not 2 <= root_cluster <= clusters + 1:
+        raise BadBpb(f"FAT32 root cluster {root_cluster} is outside the volume")
+    if total > device_blocks:
+        raise TruncatedImage(
+            f"truncated image: the boot sector describes {total} sectors, "
+            f"the device holds {device_blocks}"
+        )
+    return replace(layout, fat_type=fat_type)
+
+
+class _FatTable:
+    """The allocation table: decoded entries for fast searching, the raw bytes of FAT 1 for
+    writing back, and the set of sectors changed since the last flush."""
+
+    def __init__(self, device: BlockDevice, layout: Layout, raw: bytearray) -> None:
+        self.device = device
+        self.layout = layout
+        self.raw = raw
+        self.bits = layout.fat_type
+        self.max_cluster = layout.max_cluster
+        self.eoc = {12: 0xFFF, 16: 0xFFFF, 32: 0x0FFFFFFF}[self.bits]
+        self.eoc_min = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}[self.bits]
+        self.bad = self.eoc_min - 1
+        count = self.max_cluster + 1
+        if self.bits == 16:
+            self.entries = array("I", array("H", bytes(raw[: 2 * count])))
+        elif self.bits == 32:
+            words = array("I", bytes(raw[: 4 * count]))
+            self.entries = array("I", (w & 0x0FFFFFFF for w in words))
+        else:
+            self.entries = array("I", (self._decode12(n) for n in range(count)))
+        self.free = self.entries[2:].count(0)
+        self.next_free = 2
+        self.dirty: set[int] = set()
+
+    def _decode12(self, cluster: int) -> int:
+        offset = cluster * 3 // 2
+        pair = self.raw[offset] | (self.raw[offset + 1] << 8)
+        return pair >> 4 if cluster & 1 else pair & 0xFFF
+
+    def get(self, cluster: int) -> int:
+        return self.entries[cluster]
+
+    def set(self, cluster: int, value: int) -> None:
+        old = self.entries[cluster]
+        if (old == 0) != (value == 0):
+            self.free += 1 if value == 0 else -1
+        self.entries[cluster] = value
+        raw = self.raw
+        if self.bits == 16:
+            offset = 2 * cluster
+            struct.pack_into("<H", raw, offset, value)
+            self.dirty.add(offset // BLOCK_SIZE)
+        elif self.bits == 32:
+            offset = 4 * cluster
+            keep = raw[offset + 3] & 0xF0  # the top four bits are reserved: preserve them
+            struct.pack_into("<I", raw, offset, value | (keep << 24))
+            self.dirty.add(offset // BLOCK_SIZE)
+        else:
+            offset = cluster * 3 // 2
+            if cluster & 1:
+                raw[offset] = (raw[offset] & 0x0F) | ((value << 4) & 0xF0)
+                raw[offset + 1] = value >> 4
+            else:
+                raw[offset] = value & 0xFF
+                raw[offset + 1] = (raw[offset + 1] & 0xF0) | (value >> 8)
+            self.dirty.add(offset // BLOCK_SIZE)
+            self.dirty.add((offset + 1) // BLOCK_SIZE)
+
+    def is_end(self, value: int) -> bool:
+        return value >= self.eoc_min
+
+    def chain(self, first: int) -> list[int]:
+        """The clusters of a chain; raises CorruptFs for a loop, a free link or a bad cluster."""
+        clusters: list[int] = []
+        cluster = first
+        entries, max_cluster = self.entries, self.max_cluster
+        while True:
+            if not 2 <= cluster <= max_cluster:
+                raise CorruptFs(f"cluster chain from {first} reaches cluster {cluster:#x}")
+            clusters.append(cluster)
+            if len(clusters) > max_cluster:
+                raise CorruptFs(f"cluster chain from {first} loops")
+            cluster = entries[cluster]
+            if cluster >= self.eoc_min:
+                return clusters
+
+    def allocate(self, count: int, near: int = 2) -> list[int]:
+        """Mark `count` free clusters as one new chain ending in EOC; NoSpace if there are
+        fewer free clusters (then nothing changes)."""
+        if count <= 0:
+            return []
+        if count > self.free:
+            raise NoSpace(f"no space left: {count} clusters wanted, {self.free} free")
+        found: list[int] = []
+        entries, limit = self.entries, self.max_cluster + 1
+        position = min(max(near, 2), limit - 1)
+        wrapped = False
+        while len(found) < count:
+            try:
+                cluster = entries.index(0, position, limit)
+            except ValueError:
+                if wrapped:
+                    raise CorruptFs("free cluster count disagrees with the FAT") from None
+                wrapped, position = True, 2
+                continue
+            found.append(cluster)
+            position = cluster + 1
+        for this, following in zip(found, found[1:], strict=False):
+            self.set(this, following)
+        self.set(found[-1], self.eoc)
+        self.next_free = found[-1] + 1 if found[-1] < self.max_cluster else 2
+        return found
+
+    def release(self, clusters: list[int]) -> None:
+        for cluster in clusters:
+            self.set(cluster, 0)
+
+    def flush(self) -> None:
+        """Write changed sectors to every FAT copy, copy 1 first."""
+        if not self.dirty:
+            return
+        sectors = sorted(self.dirty)
+        self.dirty.clear()
+        runs: list[tuple[int, int]] = []
+        for sector in sectors:
+            if runs and runs[-1][0] + runs[-1][1] == sector:
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+            else:
+                runs.append((sector, 1))
+        layout = self.layout
+        for copy in range(layout.fat_count):
+            base = layout.reserved_sectors + copy * layout.fat_sectors
+            for start, length in runs:
+                data = bytes(self.raw[start * BLOCK_SIZE : (start + length) * BLOCK_SIZE])
+                self.device.write_blocks(base + start, data)
+
+
+def _load_fats(device: BlockDevice, layout: Layout) -> bytearray:
+    """Read FAT 1, check it against the media byte and the other copies."""
+    first = bytearray(device.read_blocks(layout.reserved_sectors, layout.fat_sectors))
+    if first[0] != layout.media:
+        raise FatMismatch(
+            f"FAT 1 starts with {first[0]:#04x}, not the media byte {layout.media:#04x}: "
+            "the FAT is garbage"
+        )
+    for copy in range(1, layout.fat_count):
+        other = device.read_blocks(
+            layout.reserved_sectors + copy * layout.fat_sectors, layout.fat_sectors
+        )
+        differing = sum(
+            1
+            for s in range(layout.fat_sectors)
+            if first[s * BLOCK_SIZE : (s + 1) * BLOCK_SIZE]
+            != other[s * BLOCK_SIZE : (s + 1) * BLOCK_SIZE]
+        )
+        # A crash while writing one batch of FAT sectors leaves a few differing: FAT 1 (always
+        # written first) wins. More than that means one copy is damaged and we cannot tell which.
+        if differing > max(8, layout.fat_sectors // 64):
+            raise FatMismatch(
+                f"FAT copies 1 and {copy + 1} disagree in {differing} of "
+                f"{layout.fat_sectors} sectors"
+            )
+    return first
+
+
+@dataclass(frozen=True)
+class Stat:
+    name: str
+    short_name: str
+    size: int
+    is_dir: bool
+    attributes: int
+    mtime: datetime | None
+    ctime: datetime | None
+    atime: datetime | None
+    first_cluster: int
+
+
+@dataclass(frozen=True)
+class FsStats:
+    fat_type: int
+    cluster_size: int
+    total_clusters: int
+    free_clusters: int
+    label: str
+
+    @property
+    def free_bytes(self) -> int:
+        return self.free_clusters * self.cluster_size
+
+    @property
+    def total_bytes(self) -> int:
+        return self.total_clusters * self.cluster_size
+
+
+def _stat_of(entry: RawEntry) -> Stat:
+    return Stat(
+        name=entry.name,
+        short_name=entry.short_name,
+        size=0 if entry.is_dir else entry.size,
+        is_dir=entry.is_dir,
+        attributes=entry.attr,
+        mtime=entry.mtime,
+        ctime=entry.ctime,
+        atime=entry.adate,
+        first_cluster=entry.first_cluster,
+    )
+
+
+class _Directory:
+    """One directory's entries in memory, and the sectors they live in."""
+
+    def __init__(self, cluster: int, raw: bytearray, sectors: list[int], fixed: bool) -> None:
+        self.cluster = cluster  # 0 for the fixed FAT12/16 root
+        self.raw = raw
+        self.sectors = sectors
+        self.fixed = fixed
+        self._entries: list[RawEntry] | None = None
+
+    def entries(self) -> list[RawEntry]:
+        if self._entries is None:
+            self._entries = parse_directory(self.raw)
+        return self._entries
+
+    def find(self, name: str) -> RawEntry | None:
+        wanted = name.casefold()
+        for entry in self.entries():
+            if entry.name.casefold() == wanted or entry.short_name.casefold() == wanted:
+                return entry
+        return None
+
+    def changed(self) -> None:
+        self._entries = None
+
+
+class _Node:
+    """The in-memory state of one open file, shared by all its handles."""
+
+    def __init__(self, dir_cluster: int, index: int, entry: RawEntry) -> None:
+        self.dir_cluster = dir_cluster
+        self.index = index
+        self.first_cluster = entry.first_cluster
+        self.size = entry.size
+        self.attr = entry.attr
+        self.chain: list[int] | None = None
+        self.handles = 0
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.dir_cluster, self.index)
+
+
+def _split(path: str) -> list[str]:
+    """Path components with '.' and '..' resolved lexically (FAT has no links)."""
+    if not isinstance(path, str):
+        raise InvalidArgument(f"path must be a string, not {type(path).__name__}")
+    parts: list[str] = []
+    for part in path.replace("\\", "/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return parts
+
+
+def _parse_mode(mode: str | int) -> int:
+    if isinstance(mode, int):
+        if mode & O_ACCMODE == O_ACCMODE:
+            raise InvalidArgument("open flags ask for both O_WRONLY and O_RDWR")
+        return mode
+    flags = _MODES.get(mode.replace("b", ""))
+    if flags is None:
+        raise InvalidArgument(f"unknown open mode {mode!r}")
+    return flags
+
+
+class FatFs:
+    """A mounted FAT volume. `now` supplies timestamps (the kernel passes the RTC's time)."""
+
+    def __init__(
+        self,
+        device: BlockDevice,
+        read_only: bool = False,
+        now: Callable[[], datetime] = datetime.now,
+    ) -> None:
+        if device.block_count < 1:
+            raise TruncatedImage("the device is empty: no boot sector")
+        self.device = device
+        self.read_only = read_only
+        self.now = now
+        self.layout = parse_boot_sector(device.read_blocks(0, 1), device.block_count)
+        self._fat = _FatTable(device, self.layout, _load_fats(device, self.layout))
+        self._fixed_root = self.layout.fat_type != 32
+        self.root_cluster = 0 if self._fixed_root else self.layout.root_cluster
+        self._dirs: dict[int, _Directory] = {}
+        self._nodes: dict[tuple[int, int], _Node] = {}
+        self._fsinfo_stale = False
+        self._closed = False
+        self._load_dir(self.root_cluster)  # a damaged root shows up now, not on first use
+
+    # ----------------------------------------------------------------- volume
+    @property
+    def fat_type(self) -> int:
+        return self.layout.fat_type
+
+    def statfs(self) -> FsStats:
+        return FsStats(
+            fat_type=self.layout.fat_type,
+            cluster_size=self.layout.cluster_bytes,
+            total_clusters=self.layout.cluster_count,
+            free_clusters=self._fat.free,
+            label=self.layout.label,
+        )
+
+    def flush(self) -> None:
+        """Everything written so far reaches the device, and FSInfo tells the true free count."""
+        if self.read_only:
+            return
+        self._fat.flush()
+        if self._fsinfo_stale:
+            self._write_fsinfo(self._fat.free, self._fat.next_free)
+            self._fsinfo_stale = False
+        self.device.flush()
+
+    def close(self) -> None:
+        if not self._closed:
+            self.flush()
+            self._closed = True
+
+    def __enter__(self) -> FatFs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write_fsinfo(self, free: int, next_free: int) -> None:
+        sector = self.layout.fsinfo_sector
+        if self.layout.fat_type != 32 or sector == 0:
+            return
+        data = bytearray(self.device.read_blocks(sector, 1))
+        if struct.unpack_from("<I", data, 0)[0] != FSINFO_LEAD:
+            return  # no FSInfo there: leave the sector alone
+        struct.pack_into("<II", data, 488, free, next_free)
+        self.device.write_blocks(sector, bytes(data))
+
+    def _modifying(self) -> None:
+        """Guard at the start of every change."""
+        if self._closed:
+            raise BadHandle("filesystem is unmounted")
+        if self.read_only:
+            raise ReadOnlyFs("filesystem is mounted read-only")
+        if not self._fsinfo_stale and self.layout.fat_type == 32:
+            self._write_fsinfo(FSINFO_UNKNOWN, FSINFO_UNKNOWN)
+            self._fsinfo_stale = True
+
+    def _commit_fat(self) -> None:
+        self._fat.flush()
+
+    # ----------------------------------------------------------------- clusters
+    def _cluster_lba(self, cluster: int) -> int:
+        return self.layout.data_start + (cluster - 2) * self.layout.sectors_per_cluster
+
+    def _sector_runs(self, chain: list[int], first: int, last: int) -> list[tuple[int, int]]:
+        """Device (lba, count) runs for file sectors first..last, merging contiguous clusters."""
+        spc = self.layout.sectors_per_cluster
+        runs: list[tuple[int, int]] = []
+        sector = first
+        while sector <= last:
+            index, within = divmod(sector, spc)
+            lba = self._cluster_lba(chain[index]) + within
+            count = min(spc - within, last - sector + 1)
+            if runs and runs[-1][0] + runs[-1][1] == lba:
+                runs[-1] = (runs[-1][0], runs[-1][1] + count)
+            else:
+                runs.append((lba, count))
+            sector += count
+        return runs
+
+    def _zero_clusters(self, clusters: list[int]) -> None:
+        zeros = bytes(self.layout.cluster_bytes)
+        for cluster in clusters:
+            self.device.write_blocks(self._cluster_lba(cluster), zeros)
+
+    # ----------------------------------------------------------------- directories
+    def _load_dir(self, cluster: int) -> _Directory:
+        cached = self._dirs.get(cluster)
+        if cached is not None:
+            return cached
+        layout = self.layout
+        if cluster == 0:
+            if not self._fixed_root:
+                raise CorruptFs("directory entry points to cluster 0 on FAT32")
+            start = layout.root_dir_start
+            sectors = list(range(start, start + layout.root_dir_sectors))
+            raw = bytearray(self.device.read_blocks(start, layout.root_dir_sectors))
+            directory = _Directory(0, raw, sectors, fixed=True)
+        else:
+            chain = self._fat.chain(cluster)
+            if len(chain) * layout.cluster_bytes > MAX_DIR_ENTRIES * ENTRY_SIZE:
+                raise CorruptFs(f"directory at cluster {cluster} is larger than 2 MiB")
+            spc = layout.sectors_per_cluster
+            runs = self._sector_runs(chain, 0, len(chain) * spc - 1)
+            raw = bytearray(b"".join(self.device.read_blocks(lba, n) for lba, n in runs))
+            sectors = [lba + i for lba, n in runs for i in range(n)]
+            directory = _Directory(cluster, raw, sectors, fixed=False)
+        self._dirs[cluster] = directory
+        return directory
+
+    def _write_slots(self, directory: _Directory, first_slot: int, data: bytes) -> None:
+        """Put entries into the directory's buffer and write the sectors they touch."""
+        start = first_slot * ENTRY_SIZE
+        directory.raw[start : start + len(data)] = data
+        directory.changed()
+        for index in range(start // BLOCK_SIZE, (start + len(data) - 1) // BLOCK_SIZE + 1):
+            block = bytes(directory.raw[index * BLOCK_SIZE : (index + 1) * BLOCK_SIZE])
+            self.device.write_blocks(directory.sectors[index], block)
+
+    def _free_slot_run(self, directory: _Directory, count: int) -> int | None:
+        raw = directory.raw
+        total = len(raw) // ENTRY_SIZE
+        run_start, run = 0, 0
+        for index in range(total):
+            lead = raw[index * ENTRY_SIZE]
+            if lead == 0x00:
+                if run == 0:
+                    run_start = index
+                return run_start if total - run_start >= count else None
+            if lead == DELETED:
+                if run == 0:
+                    run_start = index
+                run += 1
+                if run == count:
+                    return run_start
+            else:
+                run = 0
+        return None
+
+    def _grow_dir(self, directory: _Directory, slots: int) -> None:
+        """Append zeroed clusters so `slots` more entries fit: allocate, zero, then link."""
+        if directory.fixed:
+            raise NoSpace("the root directory is full")
+        cluster_slots = self.layout.cluster_bytes // ENTRY_SIZE
+        count = -(-slots // cluster_slots)
+        if (len(directory.raw) // ENTRY_SIZE) + count * cluster_slots > MAX_DIR_ENTRIES:
+            raise NoSpace("directory has reached 65536 entries")
+        chain = self._fat.chain(directory.cluster)
+        new = self._fat.allocate(count, near=chain[-1] + 1)
+        self._commit_fat()
+        self._zero_clusters(new)
+        self._fat.set(chain[-1], new[0])
+        self._commit_fat()
+        spc = self.layout.sectors_per_cluster
+        directory.raw += bytes(count * self.layout.cluster_bytes)
+        directory.sectors += [self._cluster_lba(c) + i for c in new for i in range(spc)]
+        directory.changed()
+
+    def _add_entry(self, directory: _Directory, name: str, template: bytes) -> RawEntry:
+        """Write `template` (a 32-byte 8.3 entry: attributes, dates, cluster, size) under a new
+        unique short name, preceded by long-name entries when `name` needs them."""
+        check_long_name(name)
+        taken = {entry.raw_name for entry in directory.entries()}
+        raw_name = make_short_name(name, taken)
+        short_entry = raw_name + template[11:]
+        long_entries = (
+            make_long_entries(name, raw_name) if display_short_name(raw_name) != name else []
+        )
+        slots = len(long_entries) + 1
+        position = self._free_slot_run(directory, slots)
+        if position is None:
+            self._grow_dir(directory, slots)
+            position = self._free_slot_run(directory, slots)
+            assert position is not None
+        self._write_slots(directory, position, b"".join(long_entries) + short_entry)
+        for found in directory.entries():
+            if found.index == position + slots - 1:
+                return found
+        raise CorruptFs("new directory entry did not read back")
+
+    def _entry_bytes(self, directory: _Directory, index: int) -> bytearray:
+        return directory.raw[index * ENTRY_SIZE : (index + 1) * ENTRY_SIZE]
+
+    def _remove_entry(self, directory: _Directory, entry: RawEntry) -> None:
+        data = directory.raw[entry.first_slot * ENTRY_SIZE : (entry.index + 1) * ENTRY_SIZE]
+        for slot in range(entry.index - entry.first_slot + 1):
+            data[slot * ENTRY_SIZE] = DELETED
+        self._write_slots(directory, entry.first_slot, bytes(data))
+
+    def _dir_cluster_of(self, entry: RawEntry) -> int:
+        if entry.first_cluster == 0:
+            return self.root_cluster  # '..' of a first-level directory
+        return entry.first_cluster
+
+    def _walk_to(self, parts: list[str], path: str) -> _Directory:
+        directory = self._load_dir(self.root_cluster)
+        for depth, part in enumerate(parts):
+            entry = directory.find(part)
+            if entry is None:
+                raise NoEntry(f"{'/' + '/'.join(parts[: depth + 1])}: no such file or directory")
+            if not entry.is_dir:
+                raise NotDirectory(f"{'/' + '/'.join(parts[: depth + 1])}: not a directory")
+            directory = self._load_dir(self._dir_cluster_of(entry))
+        return directory
+
+    def _lookup(self, path: str) -> tuple[_Directory, RawEntry | None, str]:
+        """(parent directory, entry or None if absent, final name). Root has no entry."""
+        parts = _split(path)
+        if not parts:
+            raise InvalidArgument(f"{path!r} names the root directory")
+        parent = self._walk_to(parts[:-1], path)
+        return parent, parent.find(parts[-1]), parts[-1]
+
+    def _existing(self, path: str) -> tuple[_Directory, RawEntry]:
+        parent, entry, _ = self._lookup(path)
+        if entry is None:
+            raise NoEntry(f"{path}: no such file or directory")
+        return parent, entry
+
+    # ----------------------------------------------------------------- path API
+    def exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+        except (NoEntry, NotDirectory):
+            return False
+        return True
+
+    def stat(self, path: str) -> Stat:
+        if not _split(path):
+            return Stat("/", "/", 0, True, ATTR_DIRECTORY, None, None, None, self.root_cluster)
+        _, entry = self._existing(path)
+        return _stat_of(entry)
+
+    def scandir(self, path: str = "/") -> list[Stat]:
+        directory = self._walk_to(_split(path), path)
+        return [_stat_of(entry) for entry in directory.entries() if not entry.is_dot]
+
+    def listdir(self, path: str = "/") -> list[str]:
+        return [stat.name for stat in self.scandir(path)]
+
+    def walk(self, path: str = "/") -> Iterator[tuple[str, list[str], list[Stat]]]:
+        """Like os.walk, top-down: (directory path, subdirectory names, file stats)."""
+        parts = _split(path)
+        top = "/" + "/".join(parts)
+        stats = self.scandir(top)
+        subdirs = [s.name for s in stats if s.is_dir]
+        yield top, subdirs, [s for s in stats if not s.is_dir]
+        for name in subdirs:
+            yield from self.walk(top.rstrip("/") + "/" + name)
+
+    def mkdir(self, path: str) -> None:
+        self._modifying()
+        parent, entry, name = self._lookup(path)
+        if entry is not None:
+            raise Exists(f"{path}: already exists")
+        check_long_name(name)
+        now = self.now()
+        cluster = self._fat.allocate(1, near=self._fat.next_free)[0]
+        self._commit_fat()
+        block = bytearray(self.layout.cluster_bytes)
+        block[0:32] = make_short_entry(b".          ", ATTR_DIRECTORY, cluster, 0, now)
+        up = 0 if parent.cluster == self.root_cluster else parent.cluster
+        block[32:64] = make_short_entry(b"..         ", ATTR_DIRECTORY, up, 0, now)
+        self.device.write_blocks(self._cluster_lba(cluster), bytes(block))
+        try:
+            self._add_entry(
+                parent, name, make_short_entry(bytes(11), ATTR_DIRECTORY, cluster, 0, now)
+            )
+        except FsError:
+            self._fat.release([cluster])
+            self._commit_fat()
+            raise
+
+    def rmdir(self, path: str) -> None:
+        self._modifying()
+        parent, entry = self._existing(path)
+        if not entry.is_dir:
+            raise NotDirectory(f"{path}: not a directory")
+        directory = self._load_dir(self._dir_cluster_of(entry))
+        if any(not e.is_dot for e in directory.entries()):
+            raise NotEmpty(f"{path}: directory not empty")
+        chain = self._fat.chain(entry.first_cluster)
+        self._remove_entry(parent, entry)
+        self._dirs.pop(entry.first_cluster, None)
+        self._fat.release(chain)
+        self._commit_fat()
+
+    def remove(self, path: str) -> None:
+        """Delete a file (unlink)."""
+        self._modifying()
+        parent, entry = self._existing(path)
+        if entry.is_dir:
+            raise IsDirectory(f"{path}: is a directory")
+        if (parent.cluster, entry.index) in self._nodes:
+            raise Busy(f"{path}: file is open")
+        chain = self._fat.chain(entry.first_cluster) if entry.first_cluster else []
+        self._remove_entry(parent, entry)
+        self._fat.release(chain)
+        self._commit_fat()
+
+    unlink = remove
+
+    def rename(self, source: str, target: str) -> None:
+        """Rename or move; an existing target file (or empty directory) is replaced."""
+        self._modifying()
+        src_parent, src = self._existing(source)
+        dst_parent, dst, dst_name = self._lookup(target)
+        check_long_name(dst_name)
+        src_parts = [p.casefold() for p in _split(source)]
+        dst_parts = [p.casefold() for p in _split(target)]
+        if src.is_dir and dst_parts[: len(src_parts)] == src_parts and dst_parts != src_parts:
+            raise InvalidArgument(f"cannot move {source} inside itself")
+        if (src_parent.cluster, src.index) in self._nodes:
+            raise Busy(f"{source}: file is open")
+        if dst is not None:
+            if dst_parent is src_parent and dst.index == src.index:
+                if dst.name == dst_name:
+                    return  # same name: nothing to do
+                dst = None  # only the letter case changes
+            elif dst.is_dir and not src.is_dir:
+                raise IsDirectory(f"{target}: is a directory")
+            elif src.is_dir and not dst.is_dir:
+                raise NotDirectory(f"{target}: not a directory")
+            elif dst.is_dir:
+                self.rmdir(target)
+            else:
+                self.remove(target)
+            src_parent, src = self._existing(source)
+            dst_parent, _, _ = self._lookup(target)
+        # The moved entry keeps attributes, dates, cluster and size: only its name changes.
+        template = bytes(self._entry_bytes(src_parent, src.index))
+        self._add_entry(dst_parent, dst_name, template)
+        self._remove_entry(src_parent, src)
+        if src.is_dir and src_parent.cluster != dst_parent.cluster:
+            self._set_dotdot(src.first_cluster, dst_parent.cluster)
+
+    def _set_dotdot(self, dir_cluster: int, parent_cluster: int) -> None:
+        directory = self._load_dir(dir_cluster)
+        dotdot = next((e for e in directory.entries() if e.raw_name == b"..         "), None)
+        if dotdot is None:
+            return
+        entry = self._entry_bytes(directory, dotdot.index)
+        link = 0 if parent_cluster == self.root_cluster else parent_cluster
+        patch_short_entry(entry, link, 0, None)
+        self._write_slots(directory, dotdot.index, bytes(entry))
+
+    def truncate(self, path: str, length: int) -> None:
+        with self.open(path, "r+") as handle:
+            handle.truncate(length)
+
+    def read_file(self, path: str) -> bytes:
+        with self.open(path, "r") as handle:
+            return handle.read()
+
+    def write_file(self, path: str, data: bytes) -> None:
+        with self.open(path, "w") as handle:
+            handle.write(data)
+
+    # ----------------------------------------------------------------- handles
+    def open(self, path: str, mode: str | int = "r") -> FatFile:
+        """Open a file; `mode` is a Python mode string ("r", "w+", "a", "x", ...) or O_* flags."""
+        if self._closed:
+            raise BadHandle("filesystem is unmounted")
+        flags = _parse_mode(mode)
+        writing = flags & O_ACCMODE != O_RDONLY or flags & (O_CREAT | O_TRUNC)
+        if writing and self.read_only:
+            raise ReadOnlyFs("filesystem is mounted read-only")
+        parent, entry, name = self._lookup(path)
+        if entry is None:
+            if not flags & O_CREAT:
+                raise NoEntry(f"{path}: no such file or directory")
+            self._modifying()
+            template = make_short_entry(bytes(11), ATTR_ARCHIVE, 0, 0, self.now())
+            entry = self._add_entry(parent, name, template)
+        elif flags & O_CREAT and flags & O_EXCL:
+            raise Exists(f"{path}: already exists")
+        if entry.is_dir:
+            raise IsDirectory(f"{path}: is a directory")
+        if flags & O_ACCMODE != O_RDONLY and entry.attr & ATTR_READ_ONLY:
+            raise AccessDenied(f"{path}: file is read-only")
+        node = self._nodes.get((parent.cluster, entry.index))
+        if node is None:
+            node = _Node(parent.cluster, entry.index, entry)
+            self._nodes[node.key] = node
+        node.handles += 1
+        handle = FatFile(self, node, flags, path)
+        if flags & O_TRUNC and flags & O_ACCMODE != O_RDONLY and node.size:
+            handle.truncate(0)
+        return handle
+
+    def _release(self, node: _Node) -> None:
+        node.handles -= 1
+        if node.handles == 0:
+            self._nodes.pop(node.key, None)
+
+    def _chain_of(self, node: _Node) -> list[int]:
+        if node.chain is None:
+            node.chain = self._fat.chain(node.first_cluster) if node.first_cluster else []
+            if len(node.chain) * self.layout.cluster_bytes < node.size:
+                raise CorruptFs(f"file of {node.size} bytes has only {len(node.chain)} clusters")
+        return node.chain
+
+    def _read(self, node: _Node, position: int, count: int) -> bytes:
+        count = min(count, node.size - position)
+        if count <= 0:
+            return b""
+        chain = self._chain_of(node)
+        first, last = position // BLOCK_SIZE, (position + count - 1) // BLOCK_SIZE
+        data = b"".join(
+            self.device.read_blocks(lba, n) for lba, n in self._sector_runs(chain, first, last)
+        )
+        start = position % BLOCK_SIZE
+        return data[start : start + count]
+
+    def _write(self, node: _Node, position: int, data: bytes) -> None:
+        if position > node.size:  # a hole reads as zeros: write them
+            data = bytes(position - node.size) + data
+            position = node.size
+        end = position + len(data)
+        if end > 0xFFFFFFFF:
+            raise NoSpace("a FAT file cannot exceed 4 GiB - 1")
+        chain = self._chain_of(node)
+        needed = -(-end // self.layout.cluster_bytes)
+        if needed > len(chain):
+            near = chain[-1] + 1 if chain else self._fat.next_free
+            new = self._fat.allocate(needed - len(chain), near=near)
+            if chain:
+                self._fat.set(chain[-1], new[0])
+            self._commit_fat()
+            chain.extend(new)
+            node.first_cluster = chain[0]
+        first, last = position // BLOCK_SIZE, (end - 1) // BLOCK_SIZE
+        head = position % BLOCK_SIZE
+        buffer = bytearray((last - first + 1) * BLOCK_SIZE)
+        if head and first * BLOCK_SIZE < node.size:
+            buffer[:BLOCK_SIZE] = self._read_file_sector(chain, first)
+        if end % BLOCK_SIZE and last * BLOCK_SIZE < node.size and (last != first or not head):
+            buffer[-BLOCK_SIZE:] = self._read_file_sector(chain, last)
+        buffer[head : head + len(data)] = data
+        offset = 0
+        for lba, n in self._sector_runs(chain, first, last):
+            self.device.write_blocks(lba, bytes(buffer[offset : offset + n * BLOCK_SIZE]))
+            offset += n * BLOCK_SIZE
+        node.size = max(node.size, end)
+        self._update_entry(node)
+
+    def _read_file_sector(self, chain: list[int], sector: int) -> bytes:
+        ((lba, _),) = self._sector_runs(chain, sector, sector)
+        return self.device.read_blocks(lba, 1)
+
+    def _update_entry(self, node: _Node) -> None:
+        directory = self._load_dir(node.dir_cluster)
+        entry = self._entry_bytes(directory, node.index)
+        patch_short_entry(entry, node.first_cluster, node.size, self.now())
+        entry[11] |= ATTR_ARCHIVE
+        self._write_slots(directory, node.index, bytes(entry))
+
+    def _truncate(self, node: _Node, length: int) -> None:
+        if length < 0:
+            raise InvalidArgument(f"negative length {length}")
+        if length >= node.size:
+            if length > node.size:
+                self._write(node, length, b"")
+            return
+        chain = self._chain_of(node)
+        keep = -(-length // self.layout.cluster_bytes)
+        node.size = length
+        if keep == 0:
+            node.first_cluster = 0
+        self._update_entry(node)  # the entry stops referring to clusters before they are freed
+        if keep:
+            self._fat.set(chain[keep - 1], self._fat.eoc)
+        self._fat.release(chain[keep:])
+        self._commit_fat()
+        del chain[keep:]
+
+
+class FatFile:
+    """An open file: position, access mode, and the shared node of the file it reads."""
+
+    def __init__(self, fs: FatFs, node: _Node, flags: int, path: str) -> None:
+        self._fs = fs
+        self._node = node
+        self.flags = flags
+        self.path = path
+        self.position = 0
+        self.closed = False
+
+    @property
+    def readable(self) -> bool:
+        return self.flags & O_ACCMODE in (O_RDONLY, O_RDWR)
+
+    @property
+    def writable(self) -> bool:
+        return self.flags & O_ACCMODE in (O_WRONLY, O_RDWR)
+
+    @property
+    def size(self) -> int:
+        return self._node.size
+
+    def _check(self, want_write: bool) -> None:
+        if self.closed:
+            raise BadHandle(f"{self.path}: file is closed")
+        if want_write and not self.writable:
+            raise BadHandle(f"{self.path}: not open for writing")
+        if not want_write and not self.readable:
+            raise BadHandle(f"{self.path}: not open for reading")
+
+    def read(self, count: int = -1) -> bytes:
+        self._check(want_write=False)
+        if count < 0:
+            count = max(0, self._node.size - self.position)
+        data = self._fs._read(self._node, self.position, count)
+        self.position += len(data)
+        return data
+
+    def write(self, data: bytes) -> int:
+        self._check(want_write=True)
+        self._fs._modifying()
+        if self.flags & O_APPEND:
+            self.position = self._node.size
+        if data:
+            self._fs._write(self._node, self.position, bytes(data))
+            self.position += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if self.closed:
+            raise BadHandle(f"{self.path}: file is closed")
+        base = {0: 0, 1: self.position, 2: self._node.size}.get(whence)
+        if base is None:
+            raise InvalidArgument(f"bad whence {whence}")
+        if base + offset < 0:
+            raise InvalidArgument("seek before the start of the file")
+        self.position = base + offset
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def truncate(self, length: int | None = None) -> int:
+        self._check(want_write=True)
+        self._fs._modifying()
+        self._fs._truncate(self._node, self.position if length is None else length)
+        return self._node.size
+
+    def flush(self) -> None:
+        self._fs.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._fs._release(self._node)
+
+    def __enter__(self) -> FatFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- mkfs
+def _default_cluster_sectors(fat_type: int, total_sectors: int) -> int:
+    """Cluster sizes from Microsoft's defaults for the volume size."""
+    mib = total_sectors * BLOCK_SIZE / (1 << 20)
+    if fat_type == 12:
+        return 1 if mib <= 2 else 4
+    if fat_type == 16:
+        for limit, spc in ((16, 1), (128, 4), (256, 8), (512, 16), (1024, 32), (2048, 64)):
+            if mib <= limit:
+                return spc
+        return 128
+    for limit, spc in ((260, 1), (8192, 8), (16384, 16), (32768, 32)):
+        if mib <= limit:
+            return spc
+    return 64
+
+
+def _plan(fat_type: int, total: int, spc: int, reserved: int, root_entries: int) -> tuple[int, int]:
+    """(FAT sectors, cluster count) for a candidate layout, iterated to a fixed point."""
+    root_sectors = root_entries * ENTRY_SIZE // BLOCK_SIZE
+    fat_sectors = 1
+    for _ in range(16):
+        clusters = (total - reserved - 2 * fat_sectors - root_sectors) // spc
+        needed = -(-((clusters + 2) * fat_type) // (8 * BLOCK_SIZE))
+        if needed <= fat_sectors:
+            break
+        fat_sectors = needed
+    return fat_sectors, max(0, (total - reserved - 2 * fat_sectors - root_sectors) // spc)
+
+
+def mkfs(
+    device: BlockDevice,
+    fat_type: int | None = None,
+    label: str = "NO NAME",
+    sectors_per_cluster: int | None = None,
+    hidden_sectors: int = 0,
+    volume_id: int = 0x54524B31,
+    now: Callable[[], datetime] = datetime.now,
+) -> Layout:
+    """Format `device` (a whole partition) as FAT12, FAT16 or FAT32 (chosen by size if None);
+    two FATs, media 0xF8. Raises InvalidArgument if the size cannot hold that FAT type."""
+    total = device.block_count
+    if fat_type is None:
+        mib = total * BLOCK_SIZE / (1 << 20)
+        fat_type = 12 if mib < 4 else 16 if mib < 512 else 32
+    if fat_type not in (12, 16, 32):
+        raise InvalidArgument(f"FAT{fat_type} does not exist")
+    label_raw = label.upper().encode("ascii", errors="replace")[:11].ljust(11)
+    reserved = 32 if fat_type == 32 else 1
+    root_entries = 0 if fat_type == 32 else 512 if fat_type == 16 else 224
+    limits = {12: (1, FAT12_MAX_CLUSTERS), 16: (FAT12_MAX_CLUSTERS + 1, FAT16_MAX_CLUSTERS)}
+    low, high = limits.get(fat_type, (FAT16_MAX_CLUSTERS + 1, FAT32_MAX_CLUSTERS))
+    preferred = sectors_per_cluster or _default_cluster_sectors(fat_type, total)
+    candidates = (
+        [preferred]
+        if sectors_per_cluster
+        else sorted(
+            (1, 2, 4, 8, 16, 32, 64, 128),
+            key=lambda s: abs(s.bit_length() - preferred.bit_length()),
+        )
+    )
+    for spc in candidates:
+        fat_sectors, clusters = _plan(fat_type, total, spc, reserved, root_entries)
+        if low <= clusters <= high:
+            break
+    else:
+        raise InvalidArgument(
+            f"{total} sectors cannot hold a FAT{fat_type} volume"
+            + (f" with {sectors_per_cluster} sectors per cluster" if sectors_per_cluster else "")
+        )
+    boot = bytearray(BLOCK_SIZE)
+    boot[0:3] = b"\xeb\x58\x90" if fat_type == 32 else b"\xeb\x3c\x90"
+    boot[3:11] = b"TRADEKNL"
+    _BPB.pack_into(
+        boot,
+        11,
+        BLOCK_SIZE,
+        spc,
+        reserved,
+        2,
+        root_entries,
+        total if total < 0x10000 and fat_type != 32 else 0,
+        MEDIA_FIXED_DISK,
+        0 if fat_type == 32 else fat_sectors,
+        63,
+        255,
+        hidden_sectors,
+        0 if total < 0x10000 and fat_type != 32 else total,
+    )
+    if fat_type == 32:
+        struct.pack_into("<IHHIHH", boot, 36, fat_sectors, 0, 0, 2, 1, 6)
+        ebpb = 64
+    else:
+        ebpb = 36
+    boot[ebpb] = 0x80  # BIOS drive number
+    boot[ebpb + 2] = 0x29  # extended boot signature: id, label and type follow
+    struct.pack_into("<I", boot, ebpb + 3, volume_id)
+    boot[ebpb + 7 : ebpb + 18] = label_raw
+    boot[ebpb + 18 : ebpb + 26] = f"FAT{fat_type}".ljust(8).encode("ascii")
+    code = ebpb + 26
+    boot[code : code + 4] = b"\xcd\x18\xeb\xfe"  # not bootable: int 18h (next boot device)
+    boot[510:512] = b"\x55\xaa"
+    data_start = reserved + 2 * fat_sectors + root_entries * ENTRY_SIZE // BLOCK_SIZE
+    if data_start + spc > total:
+        raise InvalidArgument(f"{total} sectors are too few for FAT{fat_type}")
+    # Clear the metadata area in big writes, then lay down the structures.
+    zero_chunk = bytes(64 * BLOCK_SIZE)
+    clear_to = data_start + (spc if fat_type == 32 else 0)
+    for lba in range(0, clear_to, 64):
+        device.write_blocks(lba, zero_chunk[: min(64, clear_to - lba) * BLOCK_SIZE])
+    fat = bytearray(BLOCK_SIZE)
+    if fat_type == 12:
+        fat[0:3] = bytes([MEDIA_FIXED_DISK, 0xFF, 0xFF])
+    elif fat_type == 16:
+        struct.pack_into("<HH", fat, 0, 0xFF00 | MEDIA_FIXED_DISK, 0xFFFF)
+    else:
+        struct.pack_into("<III", fat, 0, 0x0FFFFF00 | MEDIA_FIXED_DISK, 0x0FFFFFFF, 0x0FFFFFFF)
+    for copy in range(2):
+        device.write_blocks(reserved + copy * fat_sectors, bytes(fat))
+    if fat_type == 32:
+        info = bytearray(BLOCK_SIZE)
+        struct.pack_into("<I", info, 0, FSINFO_LEAD)
+        struct.pack_into("<IIII", info, 484, FSINFO_STRUCT, clusters - 1, 3, 0)
+        struct.pack_into("<I", info, 508, FSINFO_TRAIL)
+        for base in (0, 6):
+            device.write_blocks(base, bytes(boot))
+            device.write_blocks(base + 1, bytes(info))
+            device.write_blocks(base + 2, bytes(BLOCK_SIZE - 2) + b"\x55\xaa")
+    else:
+        device.write_blocks(0, bytes(boot))
+    if label_raw.strip() and label_raw != b"NO NAME    ":
+        root_lba = reserved + 2 * fat_sectors
+        entry = make_short_entry(label_raw, ATTR_VOLUME_ID, 0, 0, now())
+        device.write_blocks(root_lba, entry + bytes(BLOCK_SIZE - ENTRY_SIZE))
+    device.flush()
+    return parse_boot_sector(bytes(boot), total)
