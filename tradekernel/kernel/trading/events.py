@@ -1,0 +1,148 @@
+"""Engine events: what happened to orders and books, each with a sequence number and virtual ns.
+
+Listeners subscribe to the EventBus, for all events or for some types. The bus numbers events
+itself (`next_seq`), so the sequence is gap-free across every event type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    seq: int
+    ts_ns: int
+
+
+@dataclass(slots=True, frozen=True)
+class OrderAccepted(Event):
+    order_id: int
+    owner: str
+    client_id: str
+    symbol: str
+    side: int
+    price: int | None
+    qty: int
+    tif: int
+
+
+@dataclass(slots=True, frozen=True)
+class OrderRejected(Event):
+    order_id: int
+    owner: str
+    client_id: str
+    symbol: str
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
+class OrderPartiallyFilled(Event):
+    order_id: int
+    owner: str
+    symbol: str
+    fill_price: int
+    fill_qty: int
+    filled_qty: int
+    leaves_qty: int
+
+
+@dataclass(slots=True, frozen=True)
+class OrderFilled(Event):
+    order_id: int
+    owner: str
+    symbol: str
+    fill_price: int
+    fill_qty: int
+    filled_qty: int
+    leaves_qty: int
+
+
+@dataclass(slots=True, frozen=True)
+class OrderCancelled(Event):
+    order_id: int
+    owner: str
+    symbol: str
+    cancelled_qty: int
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
+class OrderReplaced(Event):
+    order_id: int
+    owner: str
+    symbol: str
+    old_price: int | None
+    new_price: int | None
+    old_qty: int
+    new_qty: int
+    kept_priority: bool
+
+
+@dataclass(slots=True, frozen=True)
+class Trade(Event):
+    symbol: str
+    price: int
+    qty: int
+    buy_order_id: int | None  # None: the other side was outside this engine (a feed's print)
+    sell_order_id: int | None
+    buyer: str | None
+    seller: str | None
+    aggressor_side: int  # BUY or SELL; 0 if unknown
+
+
+@dataclass(slots=True, frozen=True)
+class TopOfBook(Event):
+    symbol: str
+    bid_price: int | None
+    bid_qty: int
+    ask_price: int | None
+    ask_qty: int
+
+
+@dataclass(slots=True, frozen=True)
+class DepthChanged(Event):
+    symbol: str
+    version: int
+
+
+Listener = Callable[[Event], None]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._seq = 0
+        self._all: list[Listener] = []
+        self._by_type: dict[type[Event], list[Listener]] = {}
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    @property
+    def has_listeners(self) -> bool:
+        return bool(self._all or self._by_type)
+
+    def subscribe(
+        self, listener: Listener, types: tuple[type[Event], ...] | None = None
+    ) -> Callable[[], None]:
+        """Register a listener (for every event, or only `types`); returns an unsubscribe."""
+        targets = [self._all] if types is None else [self._by_type.setdefault(t, []) for t in types]
+        for target in targets:
+            target.append(listener)
+
+        def unsubscribe() -> None:
+            for target in targets:
+                if listener in target:
+                    target.remove(listener)
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        for listener in self._all:
+            listener(event)
+        typed = self._by_type.get(type(event))
+        if typed:
+            for listener in typed:
+                listener(event)

@@ -1,0 +1,143 @@
+"""Pre-trade risk per owner: limits checked before an order reaches the book.
+
+Each rule accepts an order exactly at its limit and rejects it one unit past it; a rejection
+names the rule and the numbers ("risk: max_order_qty 500 > limit 400"). A limit of None is off.
+The order-rate throttle counts accepted orders and replaces in the last second of virtual time.
+The kill switch blocks an owner until released (the engine also cancels the owner's orders).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from decimal import Decimal
+
+from .instruments import InstrumentError, parse_decimal
+
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(slots=True)
+class RiskLimits:
+    max_order_qty: int | None = None  # lots per order
+    max_order_notional: Decimal | None = None  # money per order (price x qty x multiplier)
+    max_position: int | None = None  # |lots| per symbol, counting open orders on that side
+    max_open_orders: int | None = None  # live orders across symbols
+    collar_pct: Decimal | None = None  # % away from last trade (or mid) a limit may be
+    collar_ticks: int | None = None  # the same collar in ticks
+    max_orders_per_sec: int | None = None  # orders + replaces per second of virtual time
+
+
+RULE_NAMES = tuple(f.name for f in fields(RiskLimits))
+_DECIMAL_RULES = {"max_order_notional", "collar_pct"}
+
+
+def parse_rule_value(rule: str, text: str) -> int | Decimal | None:
+    """Value for `risk set OWNER RULE VALUE`: an int or decimal, or 'off' to clear the rule."""
+    if rule not in RULE_NAMES:
+        raise InstrumentError(f"unknown risk rule {rule!r} (rules: {', '.join(RULE_NAMES)})")
+    if text.lower() in ("off", "none"):
+        return None
+    value = parse_decimal(text, rule)
+    if value < 0:
+        raise InstrumentError(f"{rule} must not be negative")
+    if rule in _DECIMAL_RULES:
+        return value
+    if value != value.to_integral_value():
+        raise InstrumentError(f"{rule} must be a whole number, got {text}")
+    return int(value)
+
+
+class RiskEngine:
+    def __init__(self, now_ns: Callable[[], int], defaults: RiskLimits | None = None) -> None:
+        self._now_ns = now_ns
+        self.defaults = defaults or RiskLimits()
+        self._limits: dict[str, RiskLimits] = {}
+        self._killed: set[str] = set()
+        self._recent: dict[str, deque[int]] = {}
+
+    def limits(self, owner: str) -> RiskLimits:
+        return self._limits.get(owner, self.defaults)
+
+    def owners(self) -> list[str]:
+        return sorted(self._limits)
+
+    def set_limit(self, owner: str, rule: str, value: int | Decimal | None) -> None:
+        if rule not in RULE_NAMES:
+            raise InstrumentError(f"unknown risk rule {rule!r}")
+        limits = self._limits.get(owner)
+        if limits is None:
+            limits = self._limits[owner] = replace(self.defaults)
+        setattr(limits, rule, value)
+
+    def kill(self, owner: str) -> None:
+        self._killed.add(owner)
+
+    def release(self, owner: str) -> None:
+        self._killed.discard(owner)
+
+    def is_killed(self, owner: str) -> bool:
+        return owner in self._killed
+
+    def record_order(self, owner: str) -> None:
+        """Count an accepted order or replace against the rate throttle."""
+        if self.limits(owner).max_orders_per_sec is None:
+            return
+        recent = self._recent.get(owner)
+        if recent is None:
+            recent = self._recent[owner] = deque()
+        recent.append(self._now_ns())
+
+    def check(
+        self,
+        owner: str,
+        side: int,
+        price: int | None,
+        qty: int,
+        tick_value: Decimal,
+        reference_x2: int | None,
+        open_orders: int,
+        position_after: Callable[[], int],
+        new_order: bool = True,
+    ) -> str | None:
+        """The first rule the order breaks, as a message, or None. `reference_x2` is twice the
+        collar reference price in ticks (last trade or mid); `position_after` gives the worst-
+        case position if this order and the owner's open orders on that side all fill."""
+        if owner in self._killed:
+            return f"risk: kill_switch active for {owner}"
+        lim = self._limits.get(owner, self.defaults)
+        if lim.max_order_qty is not None and qty > lim.max_order_qty:
+            return f"risk: max_order_qty {qty} > limit {lim.max_order_qty}"
+        if lim.max_order_notional is not None and price is not None:
+            notional = Decimal(price * qty) * tick_value
+            if notional > lim.max_order_notional:
+                return f"risk: max_order_notional {notional} > limit {lim.max_order_notional}"
+        if lim.max_open_orders is not None and new_order and open_orders + 1 > lim.max_open_orders:
+            return f"risk: max_open_orders {open_orders + 1} > limit {lim.max_open_orders}"
+        if lim.max_position is not None:
+            worst = abs(position_after())
+            if worst > lim.max_position:
+                return f"risk: max_position {worst} > limit {lim.max_position}"
+        if price is not None and reference_x2 is not None:
+            away_x2 = abs(2 * price - reference_x2)
+            if lim.collar_ticks is not None and away_x2 > 2 * lim.collar_ticks:
+                return (
+                    f"risk: collar_ticks {Decimal(away_x2) / 2} ticks from reference "
+                    f"> limit {lim.collar_ticks}"
+                )
+            if lim.collar_pct is not None and away_x2 * 100 > reference_x2 * lim.collar_pct:
+                pct = Decimal(away_x2 * 100) / Decimal(reference_x2)
+                return (
+                    f"risk: collar_pct {pct.normalize():f}% from reference "
+                    f"> limit {lim.collar_pct}%"
+                )
+        rate_limit = lim.max_orders_per_sec
+        if rate_limit is not None:
+            recent = self._recent.get(owner) or deque()
+            horizon = self._now_ns() - NS_PER_S
+            while recent and recent[0] <= horizon:
+                recent.popleft()
+            if len(recent) + 1 > rate_limit:
+                return f"risk: max_orders_per_sec {len(recent) + 1} > limit {rate_limit}"
+        return None
