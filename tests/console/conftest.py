@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tradekernel.devices.base import Board, SystemSignals
+from tradekernel.devices.vga import VGA
 from tradekernel.emu.bus import Channels, MmioBus, PortBus
 from tradekernel.emu.clock import Clock
 
@@ -74,3 +75,16 @@ def run_until(board: Board, ns: int) -> None:
         clock.advance_to(deadline)
         clock.run_due()
     clock.advance_to(ns)
+
+
+@pytest.fixture
+def vga(board: Board) -> VGA:
+    device = VGA()
+    device.attach(board)
+    return device
+
+
+def put_text(board: Board, row: int, col: int, text: bytes, attr: int) -> None:
+    """Write characters with one attribute straight into the text buffer."""
+    cells = bytes(b for char in text for b in (char, attr))
+    board.memory.write(0xB8000 + (row * 80 + col) * 2, cells)

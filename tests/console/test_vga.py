@@ -10,13 +10,6 @@ from tradekernel.devices.vga import FRAME_NS, LINE_NS, VGA
 from .conftest import run_until
 
 
-@pytest.fixture
-def vga(board: Board) -> VGA:
-    device = VGA()
-    device.attach(board)
-    return device
-
-
 def crtc_write(board: Board, index: int, value: int) -> None:
     board.ports.write(0x3D4, 1, index)
     board.ports.write(0x3D5, 1, value)
