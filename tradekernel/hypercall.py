@@ -1,13 +1,15 @@
 """The hypercall ABI: how guest code calls the Python kernel.
 
-Mechanism: `out dx, eax` with DX = HYPERCALL_PORT, executed at CPL 0. The machine intercepts
-that one port before the device bus. A ring-3 program cannot make a hypercall: without I/O
-privilege the `out` raises #GP like any other port access.
+Mechanism: `in eax, dx` with DX = HYPERCALL_PORT_BASE + call number (0-255), executed at
+CPL 0. The machine intercepts that port range before the device bus; the value the `in`
+returns is the result, so a call costs one exit and no register write. A ring-3 program cannot
+make a hypercall: without I/O privilege the `in` raises #GP like any other port access.
 
-Registers on entry: EAX = call number, EBX, ECX, ESI, EDI = arguments 0-3 (EDX holds the port).
+Registers on entry: EBX, ECX, ESI, EDI = arguments 0-3 (EDX holds the port; EAX is replaced).
 On return: EAX = result; a negative value -errno is an error (ENOSYS for an unknown number,
 EINVAL for a bad argument, EFAULT for a bad guest pointer). A handler may change other
 registers and guest memory (an interrupt handler edits the trap frame it is given).
+Numbers 0x80-0xFF are the BIOS's: its ROM stubs call `0x80 + interrupt vector`.
 
 The numbers are shared with the guest sources (images/stub.asm): change both together.
 """
@@ -16,12 +18,13 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-HYPERCALL_PORT = 0x5A5A
+HYPERCALL_PORT_BASE = 0x5A00
+BIOS_CALL_BASE = 0x80
 
 # CPUID leaf 0x40000000: EAX = highest hypervisor leaf, EBX:ECX:EDX = signature (12 bytes).
 CPUID_HYPERVISOR_LEAF = 0x40000000
 CPUID_SIGNATURE = b"TradeKernelM"
-CPUID_MAX_LEAF = 0x40000001  # leaf 0x40000001 EAX = HYPERCALL_PORT, EBX = ABI version
+CPUID_MAX_LEAF = 0x40000001  # leaf 0x40000001 EAX = HYPERCALL_PORT_BASE, EBX = ABI version
 ABI_VERSION = 1
 
 

@@ -1,0 +1,215 @@
+"""Find, once per process, where Unicorn keeps the CPU state it does not expose.
+
+Each offset is found by provoking the state with known values on a scratch engine and keeping
+the one position that holds exactly those values in every trial. If no single position fits,
+this Unicorn build behaves differently from the one the workarounds were written for, and the
+machine refuses to start rather than run wrong (see UNICORN_NOTES.md).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from dataclasses import dataclass
+from functools import cache
+
+from unicorn import UC_ARCH_X86, UC_HOOK_INTR, UC_MODE_32, Uc, UcError
+from unicorn import x86_const as x86
+
+_HEADER = 16  # see cpu._CONTEXT_HEADER
+_CODE = 0x1000
+_GDT = 0x800
+_TSS = 0x900
+_PAGE_DIR = 0x10000
+_PAGE_TABLE = 0x11000
+
+
+class CalibrationError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Byte offsets into the context blob (after its header) and the engine struct."""
+
+    old_exception: int  # int32, -1 when no exception is pending (unicorn#1883)
+    error_code: int  # int32, the error code of the last exception (#PF, #GP, ...)
+    hflags: int  # uint32, bits 0-1 are the CPL
+    is_software_int: int  # int32, 1 when the last exception was an `int n`, 0 for a fault
+    icount_word: int  # index of the uint64 instructions-retired counter in the uc struct
+
+
+def _blob(uc: Uc) -> bytes:
+    return bytes(uc.context_save())[_HEADER:]
+
+
+def _i32_offsets(blob: bytes, value: int) -> set[int]:
+    packed = struct.pack("<i", value)
+    return {i for i in range(0, len(blob) - 3, 4) if blob[i : i + 4] == packed}
+
+
+def _descriptor(base: int, limit: int, access: int, flags: int) -> bytes:
+    return struct.pack(
+        "<HHBBBB",
+        limit & 0xFFFF,
+        base & 0xFFFF,
+        (base >> 16) & 0xFF,
+        access,
+        ((limit >> 16) & 0xF) | (flags << 4),
+        (base >> 24) & 0xFF,
+    )
+
+
+def _protected_engine(paging: bool) -> Uc:
+    """A flat 32-bit ring-0 engine with ring-3 segments and a TSS, optionally paged."""
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    uc.mem_map(0, 0x400000)
+    gdt = b"".join(
+        (
+            bytes(8),
+            _descriptor(0, 0xFFFFF, 0x9A, 0xC),
+            _descriptor(0, 0xFFFFF, 0x92, 0xC),
+            _descriptor(0, 0xFFFFF, 0xFA, 0xC),
+            _descriptor(0, 0xFFFFF, 0xF2, 0xC),
+            _descriptor(_TSS, 103, 0x89, 0),
+        )
+    )
+    uc.mem_write(_GDT, gdt)
+    uc.mem_write(_TSS + 4, struct.pack("<II", 0x9000, 0x10))
+    uc.reg_write(x86.UC_X86_REG_GDTR, (0, _GDT, len(gdt) - 1, 0))
+    uc.reg_write(x86.UC_X86_REG_CR0, uc.reg_read(x86.UC_X86_REG_CR0) | 1)
+    uc.reg_write(x86.UC_X86_REG_CS, 0x08)
+    for seg in (x86.UC_X86_REG_SS, x86.UC_X86_REG_DS, x86.UC_X86_REG_ES):
+        uc.reg_write(seg, 0x10)
+    uc.reg_write(x86.UC_X86_REG_ESP, 0x9000)
+    if paging:
+        # Identity-map 4 MiB; page 0x200000 read-only, page 0x300000 not present.
+        uc.mem_write(_PAGE_DIR, struct.pack("<I", _PAGE_TABLE | 0x7))
+        entries = []
+        for page in range(1024):
+            address = page << 12
+            flags = 0x7
+            if address == 0x200000:
+                flags = 0x5
+            if address == 0x300000:
+                flags = 0
+            entries.append(address | flags)
+        uc.mem_write(_PAGE_TABLE, struct.pack("<1024I", *entries))
+        uc.reg_write(x86.UC_X86_REG_CR3, _PAGE_DIR)
+        cr0 = uc.reg_read(x86.UC_X86_REG_CR0) | 0x80010000  # PG | WP
+        uc.reg_write(x86.UC_X86_REG_CR0, cr0)
+    return uc
+
+
+def _fault_blob(code: bytes, paging: bool = False) -> tuple[bytes, bytes, int]:
+    """(clean blob, blob inside the fault hook, vector) for one deliberate fault."""
+    uc = _protected_engine(paging)
+    uc.mem_write(_CODE, code)
+    clean = _blob(uc)
+    seen: list[tuple[bytes, int]] = []
+
+    def hook(engine: Uc, vector: int, _user: object) -> None:
+        seen.append((_blob(engine), vector))
+        engine.emu_stop()
+
+    uc.hook_add(UC_HOOK_INTR, hook)
+    try:
+        uc.emu_start(_CODE, _CODE + len(code), 0, 100)
+    except UcError as error:
+        raise CalibrationError(f"calibration fault did not reach the hook: {error}") from error
+    if not seen:
+        raise CalibrationError("calibration fault did not happen")
+    return clean, seen[0][0], seen[0][1]
+
+
+def _single(candidates: set[int], what: str) -> int:
+    if len(candidates) != 1:
+        raise CalibrationError(
+            f"cannot locate {what} in this Unicorn build ({len(candidates)} candidates)"
+        )
+    return candidates.pop()
+
+
+def _old_exception_offset() -> int:
+    candidates: set[int] | None = None
+    # div by zero (#DE), then loading a bad selector into DS (#GP).
+    for code, expected in ((b"\x31\xc0\xf6\xf0", 0), (b"\x66\xb8\x55\x00\x8e\xd8", 13)):
+        clean, fault, vector = _fault_blob(code)
+        if vector != expected:
+            raise CalibrationError(f"expected vector {expected}, got {vector}")
+        found = _i32_offsets(clean, -1) & _i32_offsets(fault, expected)
+        candidates = found if candidates is None else candidates & found
+    return _single(candidates or set(), "the previous-exception word")
+
+
+def _is_software_int_offset() -> int:
+    _, software, vector = _fault_blob(b"\xcd\x80")
+    _, fault, _ = _fault_blob(b"\x31\xc0\xf6\xf0")
+    if vector != 0x80:
+        raise CalibrationError(f"expected int 0x80, got vector {vector}")
+    return _single(_i32_offsets(software, 1) & _i32_offsets(fault, 0), "the software-int flag")
+
+
+def _error_code_offset() -> int:
+    trials = (
+        (b"\x8b\x05\x00\x00\x30\x00", 0),  # mov eax, [0x300000]: read, not present
+        (b"\xc7\x05\x00\x00\x30\x00\x01\x00\x00\x00", 2),  # write, not present
+        (b"\xc7\x05\x00\x00\x20\x00\x01\x00\x00\x00", 3),  # write, read-only (WP)
+    )
+    candidates: set[int] | None = None
+    for code, expected in trials:
+        _, fault, vector = _fault_blob(code, paging=True)
+        if vector != 14:
+            raise CalibrationError(f"expected #PF, got vector {vector}")
+        found = _i32_offsets(fault, expected)
+        candidates = found if candidates is None else candidates & found
+    return _single(candidates or set(), "the exception error code")
+
+
+def _hflags_offset() -> int:
+    """The word whose low two bits are the CPL: compare the same state at ring 0 and ring 3."""
+    uc = _protected_engine(paging=False)
+    # push 0x23; push 0x8000; push 0x202; push 0x1b; push 0x1100; iret  -> ring 3 at 0x1100
+    uc.mem_write(
+        _CODE,
+        b"\x6a\x23\x68\x00\x80\x00\x00\x68\x02\x02\x00\x00\x6a\x1b\x68\x00\x11\x00\x00\xcf",
+    )
+    uc.mem_write(0x1100, b"\x90\x90")
+    ring0 = _blob(uc)
+    uc.emu_start(_CODE, 0x1100, 0, 100)
+    ring3 = _blob(uc)
+    candidates = set()
+    for i in range(0, min(len(ring0), len(ring3)) - 3, 4):
+        (a,) = struct.unpack_from("<I", ring0, i)
+        (b,) = struct.unpack_from("<I", ring3, i)
+        if a & 3 == 0 and b & 3 == 3 and a ^ b == 3 and a & 0x10:  # HF_PE set in both
+            candidates.add(i)
+    return _single(candidates, "the CPL in hflags")
+
+
+def _icount_word() -> int:
+    """The uc struct's retired-instruction counter of a counted emu_start."""
+    candidates: set[int] | None = None
+    for loops in (37, 1000):
+        uc = Uc(UC_ARCH_X86, UC_MODE_32)
+        uc.mem_map(0, 0x10000)
+        code = b"\xb9" + struct.pack("<I", loops) + b"\x49\x75\xfd\xf4"  # mov ecx; dec; jnz; hlt
+        uc.mem_write(_CODE, code)
+        uc.emu_start(_CODE, 0xFFFF, 0, 1_000_000)
+        executed = 1 + 2 * loops + 1
+        base = ctypes.cast(uc._uch, ctypes.c_void_p).value
+        table = (ctypes.c_uint64 * 4096).from_address(base)
+        found = {i for i in range(4096) if table[i] == executed}
+        candidates = found if candidates is None else candidates & found
+    return _single(candidates or set(), "the instruction counter")
+
+
+@cache
+def calibrate() -> Calibration:
+    return Calibration(
+        old_exception=_old_exception_offset(),
+        error_code=_error_code_offset(),
+        hflags=_hflags_offset(),
+        is_software_int=_is_software_int_offset(),
+        icount_word=_icount_word(),
+    )

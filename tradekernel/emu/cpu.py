@@ -1,0 +1,243 @@
+"""The x86 CPU: a Unicorn engine with fast register access and the fixes Unicorn needs.
+
+Unicorn's Python binding costs ~3 us per register access; the C API through ctypes costs
+under 1 us, so hot paths (hypercalls, port I/O, interrupt delivery) use `Cpu.read`/`Cpu.write`.
+
+Unicorn keeps some CPU state only inside its context blob. Three things are found there by
+calibration at start-up, never by hard-coded offsets, so a Unicorn upgrade fails loudly:
+- the "previous exception" word (unicorn#1883): left set, it turns the second fault into #DF
+  and the third into a triple fault. After each handled fault it is written back to -1.
+- the page-fault error code, which no register exposes.
+- the instructions-retired counter of a counted `emu_start`, for deterministic time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+
+from unicorn import (
+    UC_ARCH_X86,
+    UC_HOOK_INSN,
+    UC_HOOK_INTR,
+    UC_MODE_16,
+    UC_PROT_ALL,
+    Uc,
+    UcError,
+)
+from unicorn import x86_const as x86
+from unicorn.unicorn_py3.unicorn import uclib
+
+# Register ids, re-exported so the rest of emu/ reads like x86 and not like Unicorn.
+EAX, EBX, ECX, EDX = x86.UC_X86_REG_EAX, x86.UC_X86_REG_EBX, x86.UC_X86_REG_ECX, x86.UC_X86_REG_EDX
+ESI, EDI, EBP, ESP = x86.UC_X86_REG_ESI, x86.UC_X86_REG_EDI, x86.UC_X86_REG_EBP, x86.UC_X86_REG_ESP
+EIP, EFLAGS = x86.UC_X86_REG_EIP, x86.UC_X86_REG_EFLAGS
+CS, SS, DS, ES, FS, GS = (
+    x86.UC_X86_REG_CS,
+    x86.UC_X86_REG_SS,
+    x86.UC_X86_REG_DS,
+    x86.UC_X86_REG_ES,
+    x86.UC_X86_REG_FS,
+    x86.UC_X86_REG_GS,
+)
+CR0, CR2, CR3, CR4 = (
+    x86.UC_X86_REG_CR0,
+    x86.UC_X86_REG_CR2,
+    x86.UC_X86_REG_CR3,
+    x86.UC_X86_REG_CR4,
+)
+GPRS = (EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI)
+GPR_NAMES = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
+
+FLAG_CF, FLAG_ZF, FLAG_TF, FLAG_IF = 0x1, 0x40, 0x100, 0x200
+FLAG_IOPL, FLAG_NT, FLAG_RF, FLAG_VM = 0x3000, 0x4000, 0x10000, 0x20000
+CR0_PE, CR0_WP, CR0_PG = 0x1, 0x10000, 0x80000000
+
+_INSN_IN = x86.UC_X86_INS_IN
+_INSN_OUT = x86.UC_X86_INS_OUT
+_INSN_CPUID = x86.UC_X86_INS_CPUID
+
+_IN_CB = ctypes.CFUNCTYPE(
+    ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p
+)
+_OUT_CB = ctypes.CFUNCTYPE(
+    None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p
+)
+_INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+_CPUID_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+
+_CONTEXT_HEADER = 16  # uc_context: size_t size; uc_mode mode; uc_arch arch; then the CPU state
+
+
+class CpuError(Exception):
+    """Unicorn refused something (bad register write, unmapped memory, calibration failure)."""
+
+
+class Cpu:
+    """One x86 core with RAM mapped from a host buffer, so guest memory is a Python memoryview."""
+
+    def __init__(self, ram_bytes: int) -> None:
+        # A 16-bit engine starts in real mode; the guest's own CR0.PE switch takes it to 32-bit.
+        self.uc = Uc(UC_ARCH_X86, UC_MODE_16)
+        self._handle = self.uc._uch
+        self.ram_bytes = ram_bytes
+        self._ram = ctypes.create_string_buffer(ram_bytes)
+        self.ram = memoryview(self._ram).cast("B")
+        self._u32 = ctypes.c_uint32()
+        self._u32_ref = ctypes.byref(self._u32)
+        self._reg_read = uclib.uc_reg_read
+        self._reg_write = uclib.uc_reg_write
+        self._callbacks: list[object] = []  # keep ctypes thunks alive
+        self._mapped: list[tuple[int, int]] = []
+        self.map_ram(0, ram_bytes, 0)
+        self._calibrated: dict[str, int] = {}
+
+    # ---- memory -------------------------------------------------------------------------
+    def map_ram(self, address: int, size: int, ram_offset: int) -> None:
+        """Map `size` bytes of the RAM buffer at `ram_offset` to guest `address` (aliases ok)."""
+        base = ctypes.addressof(self._ram) + ram_offset
+        self.uc.mem_map_ptr(address, size, UC_PROT_ALL, base)
+        self._mapped.append((address, size))
+
+    def unmap(self, address: int, size: int) -> None:
+        self.uc.mem_unmap(address, size)
+        self._mapped.remove((address, size))
+
+    def map_mmio(self, address: int, size: int, read, write) -> None:  # noqa: ANN001
+        self.uc.mmio_map(address, size, read, None, write, None)
+
+    # ---- registers ----------------------------------------------------------------------
+    def read(self, reg: int) -> int:
+        self._reg_read(self._handle, reg, self._u32_ref)
+        return self._u32.value
+
+    def write(self, reg: int, value: int) -> None:
+        self._u32.value = value & 0xFFFFFFFF
+        if self._reg_write(self._handle, reg, self._u32_ref):
+            raise CpuError(f"register {reg} refused value {value:#x}")
+
+    def read_segment(self, reg: int) -> int:
+        return self.read(reg) & 0xFFFF
+
+    def cpl(self) -> int:
+        if not self.read(CR0) & CR0_PE:
+            return 0
+        if self.read(EFLAGS) & FLAG_VM:
+            return 3
+        return self.read(CS) & 3
+
+    def read_table_register(self, reg: int) -> tuple[int, int]:
+        """GDTR/IDTR/TR as (base, limit)."""
+        _, base, limit, _ = self.uc.reg_read(reg)
+        return base, limit
+
+    def write_table_register(self, reg: int, base: int, limit: int, selector: int = 0) -> None:
+        self.uc.reg_write(reg, (selector, base, limit, 0))
+
+    def write_msr(self, msr: int, value: int) -> None:
+        self.uc.reg_write(x86.UC_X86_REG_MSR, (msr, value))
+
+    def all_registers(self) -> dict[str, int]:
+        """A named snapshot for crash reports and the debugger (slow path)."""
+        regs = {name: self.read(reg) for name, reg in zip(GPR_NAMES, GPRS, strict=True)}
+        for name, reg in (
+            ("eip", EIP),
+            ("eflags", EFLAGS),
+            ("cs", CS),
+            ("ss", SS),
+            ("ds", DS),
+            ("es", ES),
+            ("fs", FS),
+            ("gs", GS),
+            ("cr0", CR0),
+            ("cr2", CR2),
+            ("cr3", CR3),
+            ("cr4", CR4),
+        ):
+            regs[name] = self.read(reg)
+        return regs
+
+    # ---- hooks --------------------------------------------------------------------------
+    def _hook(self, kind: int, thunk: object, *extra: object) -> None:
+        self._callbacks.append(thunk)
+        hook = ctypes.c_size_t()
+        args = [ctypes.c_uint64(1), ctypes.c_uint64(0), *extra]
+        err = uclib.uc_hook_add(
+            self._handle, ctypes.byref(hook), kind, ctypes.cast(thunk, ctypes.c_void_p), None, *args
+        )
+        if err:
+            raise CpuError(f"hook {kind} refused: {UcError(err)}")
+
+    def on_port_in(self, handler) -> None:  # noqa: ANN001
+        """handler(port, size) -> value; runs inside the `in` instruction."""
+        self._hook(
+            UC_HOOK_INSN,
+            _IN_CB(lambda h, port, size, ud: handler(port, size)),
+            ctypes.c_int(_INSN_IN),
+        )
+
+    def on_port_out(self, handler) -> None:  # noqa: ANN001
+        """handler(port, size, value); runs inside the `out` instruction."""
+        self._hook(
+            UC_HOOK_INSN,
+            _OUT_CB(lambda h, port, size, value, ud: handler(port, size, value)),
+            ctypes.c_int(_INSN_OUT),
+        )
+
+    def on_interrupt(self, handler) -> None:  # noqa: ANN001
+        """handler(vector): every `int n`, exception and fault Unicorn would otherwise swallow."""
+        self._hook(UC_HOOK_INTR, _INTR_CB(lambda h, vector, ud: handler(vector)))
+
+    def on_cpuid(self, handler) -> None:  # noqa: ANN001
+        """handler() -> True if it answered (the instruction is then skipped)."""
+        self._hook(
+            UC_HOOK_INSN, _CPUID_CB(lambda h, ud: 1 if handler() else 0), ctypes.c_int(_INSN_CPUID)
+        )
+
+    # ---- running ------------------------------------------------------------------------
+    def start(self, address: int, count: int = 0) -> None:
+        """Run from linear `address` (EIP is set from it; CS is unchanged) until stopped."""
+        self.uc.emu_start(address, 0xFFFFFFFFFFFF, 0, count)
+
+    def stop(self) -> None:
+        self.uc.emu_stop()
+
+    # ---- the context blob ---------------------------------------------------------------
+    def context_bytes(self) -> bytes:
+        ctx = self.uc.context_save()
+        return bytes(ctx)[_CONTEXT_HEADER:]
+
+    def save_context(self):  # noqa: ANN201
+        return self.uc.context_save()
+
+    def restore_context(self, ctx) -> None:  # noqa: ANN001
+        self.uc.context_restore(ctx)
+
+    @staticmethod
+    def context_view(ctx) -> ctypes.Array:  # noqa: ANN001
+        """The live bytes of a saved context, writable in place."""
+        address = ctypes.cast(ctx.context, ctypes.c_void_p).value
+        return (ctypes.c_char * (ctx.size - _CONTEXT_HEADER)).from_address(
+            address + _CONTEXT_HEADER
+        )
+
+    def patch_context_i32(self, offset: int, value: int) -> None:
+        """Write one calibrated int32 of the live CPU state (save, patch, restore)."""
+        ctx = self.uc.context_save()
+        view = self.context_view(ctx)
+        struct.pack_into("<i", view, offset, value)
+        self.uc.context_restore(ctx)
+
+    def context_i32(self, offset: int) -> int:
+        ctx = self.uc.context_save()
+        return struct.unpack_from("<i", self.context_view(ctx), offset)[0]
+
+    def engine_u64_offsets(self, value: int, words: int = 4096) -> set[int]:
+        """Offsets of 64-bit words in the engine struct holding `value` (for calibration)."""
+        base = ctypes.cast(self._handle, ctypes.c_void_p).value
+        table = (ctypes.c_uint64 * words).from_address(base)
+        return {i for i in range(words) if table[i] == value}
+
+    def engine_u64(self, index: int) -> int:
+        base = ctypes.cast(self._handle, ctypes.c_void_p).value
+        return ctypes.c_uint64.from_address(base + 8 * index).value

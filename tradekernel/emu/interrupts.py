@@ -1,0 +1,301 @@
+"""Interrupt and exception delivery, done the way an x86 does it, because Unicorn does not.
+
+Real mode: push FLAGS, CS, IP and jump through the IVT (at IDTR.base, normally 0).
+Protected mode: read the IDT gate; check presence, type and (for `int n`) DPL; on a privilege
+change take SS0:ESP0 from the TSS and push SS, ESP before EFLAGS, CS, EIP and the error code;
+clear TF/NT/RF/VM, and IF for an interrupt gate. A fault while delivering becomes #DF, and a
+fault while delivering #DF is a triple fault, which `deliver` reports by raising TripleFault.
+
+Switching CPL: Unicorn refuses to load a ring-0 SS while CPL is 3 (the check a real CPU makes
+for `mov ss`, not for interrupt delivery), so the CPL bits of hflags are cleared in the saved
+context first; the normal segment loads then run at CPL 0 and set the CPL from SS as hardware
+does.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from tradekernel.emu.calibrate import Calibration
+from tradekernel.emu.cpu import (
+    CR0,
+    CR0_PE,
+    CR0_PG,
+    CR3,
+    CS,
+    EFLAGS,
+    EIP,
+    ESP,
+    FLAG_IF,
+    FLAG_NT,
+    FLAG_RF,
+    FLAG_TF,
+    FLAG_VM,
+    SS,
+    Cpu,
+)
+from tradekernel.emu.cpu import x86 as _x86
+
+VECTOR_NAMES = {
+    0: "#DE divide error",
+    1: "#DB debug",
+    2: "NMI",
+    3: "#BP breakpoint",
+    4: "#OF overflow",
+    5: "#BR bound range",
+    6: "#UD invalid opcode",
+    7: "#NM device not available",
+    8: "#DF double fault",
+    10: "#TS invalid TSS",
+    11: "#NP segment not present",
+    12: "#SS stack fault",
+    13: "#GP general protection",
+    14: "#PF page fault",
+    16: "#MF x87 error",
+    17: "#AC alignment check",
+    18: "#MC machine check",
+    19: "#XM SIMD error",
+}
+VECTORS_WITH_ERROR_CODE = frozenset({8, 10, 11, 12, 13, 14, 17})
+DOUBLE_FAULT = 8
+GENERAL_PROTECTION = 13
+SEGMENT_NOT_PRESENT = 11
+
+_GATE_INTERRUPT32 = 0xE
+_GATE_TRAP32 = 0xF
+_AC_FLAG = 0x40000
+
+
+class DeliveryFault(Exception):
+    """A fault raised while delivering (bad gate, bad stack): becomes the next exception."""
+
+    def __init__(self, vector: int, error_code: int, why: str) -> None:
+        super().__init__(why)
+        self.vector = vector
+        self.error_code = error_code
+
+
+class TripleFault(Exception):
+    """Delivering #DF failed: a real CPU shuts down here."""
+
+
+class PageNotPresent(Exception):
+    def __init__(self, linear: int, write: bool) -> None:
+        super().__init__(f"linear {linear:#x} is not mapped")
+        self.linear = linear
+        self.write = write
+
+
+@dataclass
+class Event:
+    """One interrupt or exception on its way in."""
+
+    vector: int
+    error_code: int | None = None
+    software: bool = False  # `int n`: DPL checked, no error code
+    return_eip: int | None = None  # None: the current EIP
+
+
+class Mmu:
+    """The hardware page walk (4 KiB pages and 4 MiB PSE pages), for delivery's own accesses."""
+
+    def __init__(self, cpu: Cpu) -> None:
+        self.cpu = cpu
+        self.ram = cpu.ram
+
+    def physical(self, linear: int, write: bool = False) -> int:
+        cpu = self.cpu
+        if not cpu.read(CR0) & CR0_PG:
+            return linear & 0xFFFFFFFF
+        directory = cpu.read(CR3) & 0xFFFFF000
+        (pde,) = struct.unpack_from("<I", self.ram, directory + ((linear >> 22) << 2))
+        if not pde & 1:
+            raise PageNotPresent(linear, write)
+        if pde & 0x80:
+            return (pde & 0xFFC00000) | (linear & 0x3FFFFF)
+        (pte,) = struct.unpack_from(
+            "<I", self.ram, (pde & 0xFFFFF000) + (((linear >> 12) & 0x3FF) << 2)
+        )
+        if not pte & 1:
+            raise PageNotPresent(linear, write)
+        return (pte & 0xFFFFF000) | (linear & 0xFFF)
+
+    def read(self, linear: int, size: int) -> bytes:
+        out = bytearray()
+        while size:
+            chunk = min(size, 0x1000 - (linear & 0xFFF))
+            phys = self.physical(linear)
+            out += self.ram[phys : phys + chunk]
+            linear += chunk
+            size -= chunk
+        return bytes(out)
+
+    def write(self, linear: int, data: bytes) -> None:
+        offset = 0
+        while offset < len(data):
+            chunk = min(len(data) - offset, 0x1000 - ((linear + offset) & 0xFFF))
+            phys = self.physical(linear + offset, write=True)
+            self.ram[phys : phys + chunk] = data[offset : offset + chunk]
+            offset += chunk
+
+
+class InterruptUnit:
+    def __init__(self, cpu: Cpu, calibration: Calibration) -> None:
+        self.cpu = cpu
+        self.cal = calibration
+        self.mmu = Mmu(cpu)
+
+    # ---- what Unicorn hides -------------------------------------------------------------
+    def take_exception_state(self) -> tuple[int, bool]:
+        """(error code, was `int n`) of the exception Unicorn just reported, and clear its
+        previous-exception word so the next fault is reported as itself (unicorn#1883)."""
+        ctx = self.cpu.save_context()
+        view = self.cpu.context_view(ctx)
+        (error_code,) = struct.unpack_from("<i", view, self.cal.error_code)
+        (software,) = struct.unpack_from("<i", view, self.cal.is_software_int)
+        struct.pack_into("<i", view, self.cal.old_exception, -1)
+        self.cpu.restore_context(ctx)
+        return error_code & 0xFFFFFFFF, software == 1
+
+    def _set_cpl0(self) -> None:
+        ctx = self.cpu.save_context()
+        view = self.cpu.context_view(ctx)
+        (hflags,) = struct.unpack_from("<I", view, self.cal.hflags)
+        struct.pack_into("<I", view, self.cal.hflags, hflags & ~3)
+        self.cpu.restore_context(ctx)
+
+    # ---- delivery -----------------------------------------------------------------------
+    def deliver(self, event: Event) -> None:
+        """Deliver, escalating to #DF and then TripleFault as a CPU does."""
+        try:
+            self._deliver_once(event)
+            return
+        except DeliveryFault as first:
+            if event.vector == DOUBLE_FAULT:
+                raise TripleFault(f"delivering #DF failed: {first}") from first
+            second = Event(first.vector, first.error_code)
+        try:
+            self._deliver_once(second)
+        except DeliveryFault as fault:
+            try:
+                self._deliver_once(Event(DOUBLE_FAULT, 0))
+            except DeliveryFault as last:
+                raise TripleFault(f"{fault}; then delivering #DF failed: {last}") from last
+
+    def _deliver_once(self, event: Event) -> None:
+        cpu = self.cpu
+        eip = cpu.read(EIP) if event.return_eip is None else event.return_eip
+        if not cpu.read(CR0) & CR0_PE:
+            self._deliver_real(event.vector, eip)
+        else:
+            self._deliver_protected(event, eip)
+
+    def _deliver_real(self, vector: int, ip: int) -> None:
+        cpu = self.cpu
+        ivt_base, ivt_limit = cpu.read_table_register(_x86.UC_X86_REG_IDTR)
+        if vector * 4 + 3 > ivt_limit:
+            raise DeliveryFault(GENERAL_PROTECTION, 0, f"vector {vector:#x} beyond the IVT limit")
+        offset, segment = struct.unpack_from("<HH", cpu.ram, ivt_base + vector * 4)
+        flags = cpu.read(EFLAGS)
+        ss = cpu.read(SS) & 0xFFFF
+        sp = (cpu.read(ESP) - 6) & 0xFFFF
+        frame = struct.pack("<HHH", ip & 0xFFFF, cpu.read(CS) & 0xFFFF, flags & 0xFFFF)
+        base = ss << 4
+        for i, byte in enumerate(frame):  # the stack wraps inside its 64 KiB segment
+            cpu.ram[base + ((sp + i) & 0xFFFF)] = byte
+        cpu.write(ESP, (cpu.read(ESP) & 0xFFFF0000) | sp)
+        cpu.write(EFLAGS, flags & ~(FLAG_IF | FLAG_TF | _AC_FLAG))
+        cpu.write(CS, segment)
+        cpu.write(EIP, offset)
+
+    def _descriptor(self, selector: int) -> tuple[int, int, int]:
+        """(base, limit, access | flags << 8) of a GDT descriptor; LDT selectors are refused."""
+        if selector & 4:
+            raise DeliveryFault(GENERAL_PROTECTION, selector & 0xFFFC, "LDT selectors unsupported")
+        gdt_base, gdt_limit = self.cpu.read_table_register(_x86.UC_X86_REG_GDTR)
+        index = selector & 0xFFF8
+        if index == 0 or index + 7 > gdt_limit:
+            raise DeliveryFault(
+                GENERAL_PROTECTION, selector & 0xFFFC, f"bad selector {selector:#x}"
+            )
+        raw = self._linear_read(gdt_base + index, 8)
+        low, high = struct.unpack("<II", raw)
+        base = (low >> 16) | ((high & 0xFF) << 16) | (high & 0xFF000000)
+        limit = (low & 0xFFFF) | (high & 0xF0000)
+        if high & 0x800000:
+            limit = (limit << 12) | 0xFFF
+        return base, limit, (high >> 8) & 0xF0FF
+
+    def _linear_read(self, linear: int, size: int) -> bytes:
+        try:
+            return self.mmu.read(linear, size)
+        except PageNotPresent as missing:
+            raise DeliveryFault(14, 0, str(missing)) from missing
+
+    def _deliver_protected(self, event: Event, eip: int) -> None:
+        cpu = self.cpu
+        vector = event.vector
+        gate_error = vector * 8 + 2 + (0 if event.software else 1)
+        idt_base, idt_limit = cpu.read_table_register(_x86.UC_X86_REG_IDTR)
+        if vector * 8 + 7 > idt_limit:
+            raise DeliveryFault(
+                GENERAL_PROTECTION, gate_error, f"vector {vector:#x} beyond the IDT"
+            )
+        low, high = struct.unpack("<II", self._linear_read(idt_base + vector * 8, 8))
+        gate_type = (high >> 8) & 0x1F
+        gate_dpl = (high >> 13) & 3
+        if gate_type not in (_GATE_INTERRUPT32, _GATE_TRAP32):
+            raise DeliveryFault(
+                GENERAL_PROTECTION, gate_error, f"vector {vector:#x}: gate type {gate_type:#x}"
+            )
+        cpl = cpu.read(CS) & 3
+        if event.software and gate_dpl < cpl:
+            raise DeliveryFault(
+                GENERAL_PROTECTION, gate_error, f"int {vector:#x}: gate DPL {gate_dpl} < CPL {cpl}"
+            )
+        if not high & 0x8000:
+            raise DeliveryFault(SEGMENT_NOT_PRESENT, gate_error, f"vector {vector:#x} not present")
+        selector = low >> 16
+        target = (low & 0xFFFF) | (high & 0xFFFF0000)
+        _, _, code_access = self._descriptor(selector)
+        target_dpl = (code_access >> 5) & 3
+        if not code_access & 0x80:
+            raise DeliveryFault(SEGMENT_NOT_PRESENT, selector & 0xFFFC, "handler CS not present")
+        flags = cpu.read(EFLAGS)
+        old_cs = cpu.read(CS) & 0xFFFF
+        error = event.error_code if event.vector in VECTORS_WITH_ERROR_CODE else None
+        if event.software:
+            error = None
+        if target_dpl < cpl:
+            tss_base = cpu.uc.reg_read(_x86.UC_X86_REG_TR)[1]
+            esp0, ss0 = struct.unpack("<IH", self._linear_read(tss_base + 4 + 8 * target_dpl, 6))
+            stack_base, _, stack_access = self._descriptor(ss0)
+            if (ss0 & 3) != target_dpl or ((stack_access >> 5) & 3) != target_dpl:
+                raise DeliveryFault(10, ss0 & 0xFFFC, f"TSS SS0 {ss0:#x} is not a ring-0 stack")
+            words = [cpu.read(SS) & 0xFFFF, cpu.read(ESP), flags, old_cs, eip]
+            new_ss, new_esp = ss0, esp0
+        else:
+            words = [flags, old_cs, eip]
+            new_ss, new_esp = None, cpu.read(ESP)
+            stack_base = 0
+        if error is not None:
+            words.append(error)
+        # Pushed in order: the first word ends up highest on the stack.
+        frame = struct.pack(f"<{len(words)}I", *reversed(words))
+        new_esp = (new_esp - len(frame)) & 0xFFFFFFFF
+        try:
+            self.mmu.write(stack_base + new_esp, frame)
+        except PageNotPresent as missing:
+            raise DeliveryFault(12 if new_ss is None else 10, 0, str(missing)) from missing
+        if new_ss is not None:
+            self._set_cpl0()
+            cpu.write(SS, new_ss)
+        cpu.write(ESP, new_esp)
+        if selector != old_cs:
+            cpu.write(CS, selector)
+        flags &= ~(FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM)
+        if gate_type == _GATE_INTERRUPT32:
+            flags &= ~FLAG_IF
+        cpu.write(EFLAGS, flags)
+        cpu.write(EIP, target)

@@ -1,0 +1,536 @@
+"""The machine: CPU, RAM, buses, clock, interrupt delivery, hypercalls and the run loop.
+
+The run loop runs the CPU in slices. Between slices it fires due timers, delivers an interrupt
+the PIC asserts (if IF is set), and, when the CPU has executed `hlt`, jumps to the next timer
+deadline instead of spinning (tickless). Two clocks:
+- real time: virtual ns follow the wall clock; a timer thread ends each slice with `emu_stop`
+  at the next deadline (at most SLICE_WALL_NS later), so guest code runs at full speed;
+- deterministic: virtual ns = instructions retired x NS_PER_INSTRUCTION plus idle jumps, slices
+  are counted, and host input is taken only when the guest is idle, so the same inputs give the
+  same run bit for bit.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from unicorn import UC_HOOK_INSN_INVALID, UC_HOOK_MEM_UNMAPPED, UcError
+
+from tradekernel import memmap
+from tradekernel.devices.base import Board, Device, SystemSignals
+from tradekernel.emu.bus import Channels, MmioBus, PortBus
+from tradekernel.emu.calibrate import calibrate
+from tradekernel.emu.clock import Clock
+from tradekernel.emu.cpu import (
+    CR0,
+    CR0_PE,
+    CS,
+    EAX,
+    EBP,
+    EBX,
+    ECX,
+    EDI,
+    EDX,
+    EFLAGS,
+    EIP,
+    ESI,
+    ESP,
+    FLAG_IF,
+    FLAG_IOPL,
+    Cpu,
+)
+from tradekernel.emu.cpu import x86 as _x86
+from tradekernel.emu.interrupts import Event, InterruptUnit, TripleFault
+from tradekernel.emu.memory import GuestMemory
+from tradekernel.emu.report import crash_report
+from tradekernel.hypercall import (
+    ABI_VERSION,
+    CPUID_HYPERVISOR_LEAF,
+    CPUID_MAX_LEAF,
+    CPUID_SIGNATURE,
+    ENOSYS,
+    HYPERCALL_PORT_BASE,
+)
+
+NS_PER_INSTRUCTION = 1  # deterministic mode: a 1000-MIPS virtual CPU
+SLICE_WALL_NS = 10_000_000  # real time: the longest a slice runs before the loop looks around
+MAX_SLICE_INSTRUCTIONS = 10_000_000
+INVALID_OPCODE = 6
+GENERAL_PROTECTION = 13
+
+REGISTER_IDS = {
+    "eax": EAX,
+    "ebx": EBX,
+    "ecx": ECX,
+    "edx": EDX,
+    "esi": ESI,
+    "edi": EDI,
+    "ebp": EBP,
+    "esp": ESP,
+    "eip": EIP,
+    "eflags": EFLAGS,
+}
+
+
+class Registers:
+    """Named register access for hypercall handlers (the kernel never sees unicorn ids)."""
+
+    def __init__(self, cpu: Cpu) -> None:
+        self._read = cpu.read
+        self._write = cpu.write
+
+    def read(self, name: str) -> int:
+        return self._read(REGISTER_IDS[name])
+
+    def write(self, name: str, value: int) -> None:
+        self._write(REGISTER_IDS[name], value)
+
+    def arg0(self) -> int:
+        return self._read(EBX)
+
+    def arg1(self) -> int:
+        return self._read(ECX)
+
+    def arg2(self) -> int:
+        return self._read(ESI)
+
+    def arg3(self) -> int:
+        return self._read(EDI)
+
+
+Hypercall = Callable[[Registers], int]
+
+
+@dataclass
+class MachineConfig:
+    ram_mib: int = memmap.DEFAULT_RAM_MIB
+    deterministic: bool = False
+
+
+@dataclass
+class StopInfo:
+    reason: str  # "poweroff", "reset", "crash", "timeout", "halted", "idle"
+    report: str = ""
+
+
+@dataclass
+class _SliceTimer:
+    """The real-time slicer: one thread that ends a slice with emu_stop at its wall deadline."""
+
+    stop: Callable[[], None]
+    lock: threading.Condition = field(default_factory=threading.Condition)
+    deadline: float | None = None
+    slice_id: int = 0
+    closed: bool = False
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="slice-timer", daemon=True).start()
+
+    def arm(self, deadline: float) -> int:
+        with self.lock:
+            self.slice_id += 1
+            self.deadline = deadline
+            self.lock.notify()
+            return self.slice_id
+
+    def disarm(self) -> None:
+        with self.lock:
+            self.deadline = None
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            self.lock.notify()
+
+    def _run(self) -> None:
+        with self.lock:
+            while not self.closed:
+                if self.deadline is None:
+                    self.lock.wait()
+                    continue
+                delay = self.deadline - time.monotonic()
+                if delay > 0:
+                    self.lock.wait(delay)
+                    continue
+                self.deadline = None
+                self.stop()
+
+
+class Machine:
+    def __init__(self, config: MachineConfig | None = None) -> None:
+        self.config = config or MachineConfig()
+        self.cal = calibrate()
+        self.cpu = Cpu(self.config.ram_mib * 1024 * 1024)
+        self._power_on_context = self.cpu.save_context()
+        self.interrupts = InterruptUnit(self.cpu, self.cal)
+        self.memory = GuestMemory(self.cpu.ram)
+        self.registers = Registers(self.cpu)
+        self.ports = PortBus()
+        self.mmio = MmioBus()
+        self.clock = Clock()
+        self.channels = Channels()
+        self.a20 = True
+        self.board = Board(
+            ports=self.ports,
+            mmio=self.mmio,
+            clock=self.clock,
+            channels=self.channels,
+            memory=self.memory,
+            signals=SystemSignals(
+                reset=self.request_reset,
+                power_off=self.request_power_off,
+                set_a20=self.set_a20,
+                a20_enabled=lambda: self.a20,
+            ),
+            interrupt_changed=self._interrupt_changed,
+        )
+        self.devices: list[Device] = []
+        self.hypercalls: dict[int, Hypercall] = {}
+        self._kernel_hypercalls: set[int] = set()
+        self.stop_info: StopInfo | None = None
+        self.halted = False
+        self._stop_requested = False
+        self._posted: deque[Callable[[], None]] = deque()
+        self._idle_feeders: list[Callable[[], bool]] = []
+        self._wake = threading.Event()
+        self._reset_listeners: list[Callable[[], None]] = []
+        self.instructions = 0
+        self._slice_base_ns = 0
+        self._wall_origin = time.monotonic_ns()
+        self._in_slice = False
+        self._slicer: _SliceTimer | None = None
+        if self.config.deterministic:
+            self.clock.set_sampler(self._deterministic_now)
+        else:
+            self.clock.set_sampler(self._wall_now)
+        self.mmio.on_claim(
+            lambda r: self.cpu.map_mmio(r.base, r.size, self._mmio_read(r), self._mmio_write(r))
+        )
+        self._install_hooks()
+
+    # ---- building ---------------------------------------------------------------------
+    def add(self, device: Device) -> Device:
+        device.attach(self.board)
+        device.reset()
+        self.devices.append(device)
+        return device
+
+    def register_hypercall(self, number: int, handler: Hypercall, *, kernel: bool = True) -> None:
+        """Kernel hypercalls are dropped at reset (the next KERNEL_INIT registers them anew)."""
+        if not 0 <= number <= 0xFF:
+            raise ValueError(f"hypercall number {number} outside 0-255")
+        self.hypercalls[number] = handler
+        if kernel:
+            self._kernel_hypercalls.add(number)
+
+    def on_reset(self, listener: Callable[[], None]) -> None:
+        self._reset_listeners.append(listener)
+
+    # ---- time ---------------------------------------------------------------------------
+    def _wall_now(self) -> int:
+        return time.monotonic_ns() - self._wall_origin
+
+    def _deterministic_now(self) -> int:
+        if self._in_slice:
+            return (
+                self._slice_base_ns + self.cpu.engine_u64(self.cal.icount_word) * NS_PER_INSTRUCTION
+            )
+        return self._slice_base_ns
+
+    # ---- signals from devices and the host ----------------------------------------------
+    def request_reset(self) -> None:
+        self._finish_slice_with(StopInfo("reset"))
+
+    def request_power_off(self) -> None:
+        self._finish_slice_with(StopInfo("poweroff"))
+
+    def _finish_slice_with(self, info: StopInfo) -> None:
+        if self.stop_info is None or self.stop_info.reason not in ("crash",):
+            self.stop_info = info
+        self._stop_requested = True
+        self.cpu.stop()
+        self._wake.set()
+
+    def set_a20(self, enabled: bool) -> None:
+        """A20 off makes 0x100000-0x10FFFF alias 0x0-0xFFFF, as the 8086 wrap-around needs."""
+        if enabled == self.a20:
+            return
+        self.a20 = enabled
+        self.cpu.unmap(memmap.EXTENDED_BASE, 0x10000)
+        self.cpu.map_ram(memmap.EXTENDED_BASE, 0x10000, 0 if not enabled else memmap.EXTENDED_BASE)
+
+    def _end_slice(self) -> None:
+        self._stop_requested = True
+        self.cpu.stop()
+
+    def _interrupt_changed(self) -> None:
+        if self._in_slice:
+            self._stop_requested = True
+            self.cpu.stop()
+        self._wake.set()
+
+    def post(self, action: Callable[[], None]) -> None:
+        """Run `action` in the machine loop soon (thread-safe: the UI and stdin readers use it)."""
+        self._posted.append(action)
+        if self._in_slice:
+            self._stop_requested = True
+            self.cpu.stop()
+        self._wake.set()
+
+    def feed_when_idle(self, feeder: Callable[[], bool]) -> None:
+        """`feeder()` is called whenever the guest idles; it returns False when it has no more.
+        This is how scripted input stays deterministic: it arrives only at idle points."""
+        self._idle_feeders.append(feeder)
+
+    # ---- hooks --------------------------------------------------------------------------
+    def _install_hooks(self) -> None:
+        cpu = self.cpu
+        cpu.on_port_in(self._port_in)
+        cpu.on_port_out(self._port_out)
+        cpu.on_interrupt(self._on_interrupt)
+        cpu.on_cpuid(self._on_cpuid)
+        cpu.uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
+        cpu.uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+
+    def _io_allowed(self, port: int, size: int) -> bool:
+        """Protected mode: CPL <= IOPL, or the TSS I/O bitmap clears every byte of the access."""
+        cpu = self.cpu
+        cpl = cpu.read(CS) & 3
+        if cpl == 0 or not cpu.read(CR0) & CR0_PE:
+            return True
+        if cpl <= (cpu.read(EFLAGS) & FLAG_IOPL) >> 12:
+            return True
+        _, tss_base, tss_limit, _ = cpu.uc.reg_read(_x86.UC_X86_REG_TR)
+        if tss_limit < 0x67:
+            return False
+        try:
+            (bitmap,) = struct.unpack("<H", self.interrupts.mmu.read(tss_base + 0x66, 2))
+            if bitmap + (port + size - 1) // 8 > tss_limit:
+                return False
+            bits = int.from_bytes(
+                self.interrupts.mmu.read(tss_base + bitmap + port // 8, 2), "little"
+            )
+        except Exception:  # noqa: BLE001 - an unmapped TSS means no permission
+            return False
+        mask = ((1 << size) - 1) << (port % 8)
+        return not bits & mask
+
+    def _port_in(self, port: int, size: int) -> int:
+        if port & 0xFF00 == HYPERCALL_PORT_BASE and self.cpu.read(CS) & 3 == 0:
+            handler = self.hypercalls.get(port & 0xFF)
+            if handler is None:
+                return -ENOSYS & 0xFFFFFFFF
+            return handler(self.registers) & 0xFFFFFFFF
+        if not self._io_allowed(port, size):
+            self._raise_from_io(port)
+            return self.cpu.read(EAX)
+        return self.ports.read(port, size)
+
+    def _port_out(self, port: int, size: int, value: int) -> None:
+        if not self._io_allowed(port, size):
+            self._raise_from_io(port)
+            return
+        self.ports.write(port, size, value)
+
+    def _raise_from_io(self, port: int) -> None:
+        self._deliver_or_crash(Event(GENERAL_PROTECTION, 0), f"ring-3 I/O to port {port:#x}")
+        self._stop_requested = True
+        self.cpu.stop()
+
+    def _on_interrupt(self, vector: int) -> None:
+        error_code, software = self.interrupts.take_exception_state()
+        self._deliver_or_crash(Event(vector, error_code, software=software), "")
+
+    def _on_invalid_opcode(self, _uc: object, _user: object = None) -> bool:
+        self.interrupts.take_exception_state()
+        self._deliver_or_crash(Event(INVALID_OPCODE, 0), "")
+        return self.stop_info is None or self.stop_info.reason != "crash"
+
+    def _on_unmapped(
+        self, _uc: object, access: int, address: int, size: int, value: int, _u: object
+    ) -> bool:
+        self._crash(f"access to unmapped physical address {address:#x} (size {size})")
+        return False
+
+    def _on_cpuid(self) -> bool:
+        cpu = self.cpu
+        leaf = cpu.read(EAX)
+        if leaf == CPUID_HYPERVISOR_LEAF:
+            ebx, ecx, edx = struct.unpack("<III", CPUID_SIGNATURE)
+            values = (CPUID_MAX_LEAF, ebx, ecx, edx)
+        elif leaf == CPUID_MAX_LEAF:
+            values = (HYPERCALL_PORT_BASE, ABI_VERSION, 0, 0)
+        else:
+            return False
+        for reg, value in zip((EAX, EBX, ECX, EDX), values, strict=True):
+            cpu.write(reg, value)
+        return True
+
+    def _mmio_read(self, claimed):  # noqa: ANN001, ANN202
+        return lambda _uc, offset, size, _user: claimed.read(offset, size)
+
+    def _mmio_write(self, claimed):  # noqa: ANN001, ANN202
+        return lambda _uc, offset, size, value, _user: claimed.write(offset, size, value)
+
+    def _deliver_or_crash(self, event: Event, context: str) -> None:
+        try:
+            self.interrupts.deliver(event)
+        except TripleFault as fault:
+            self._crash(f"triple fault: {fault}" + (f" ({context})" if context else ""), event)
+
+    def _crash(self, why: str, event: Event | None = None) -> None:
+        report = crash_report(self.cpu, why, event)
+        self.channels.send("log", report)
+        self.stop_info = StopInfo("crash", report)
+        self._stop_requested = True
+        self.cpu.stop()
+
+    # ---- the run loop -------------------------------------------------------------------
+    def power_on(self, entry: tuple[int, int]) -> None:
+        """Put the CPU at real-mode `segment:offset` (the BIOS does this for the boot sector)."""
+        self.cpu.restore_context(self._power_on_context)
+        segment, offset = entry
+        self.cpu.write(CS, segment)
+        self.cpu.write(EIP, offset)
+        self.halted = False
+        self.stop_info = None
+
+    def linear_eip(self) -> int:
+        cpu = self.cpu
+        if cpu.read(CR0) & CR0_PE:
+            return cpu.read(EIP)  # flat code segments (the only kind our stub builds)
+        return ((cpu.read(CS) & 0xFFFF) << 4) + (cpu.read(EIP) & 0xFFFF)
+
+    def run(
+        self, wall_timeout_s: float | None = None, until: Callable[[], bool] | None = None
+    ) -> StopInfo:
+        """Run until power-off, reset, crash, the wall timeout, or `until()` turns true."""
+        wall_end = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
+        if not self.config.deterministic and self._slicer is None:
+            self._slicer = _SliceTimer(self._end_slice)
+            self._slicer.start()
+        self.stop_info = None
+        while True:
+            while self._posted:
+                self._posted.popleft()()
+            self.clock.advance_to(self.clock.now_ns())
+            self.clock.run_due()
+            if self.stop_info is not None:
+                return self.stop_info
+            if until is not None and until():
+                return StopInfo("until")
+            if wall_end is not None and time.monotonic() >= wall_end:
+                return StopInfo("timeout")
+            self._deliver_pending_irq()
+            if self.halted:
+                if not self._idle(wall_end):
+                    return self.stop_info or StopInfo("idle")
+                continue
+            self._run_slice(wall_end)
+
+    def _deliver_pending_irq(self) -> None:
+        controller = self.board.interrupt_controller
+        if controller is None or not controller.pending():
+            return
+        if not self.cpu.read(EFLAGS) & FLAG_IF:
+            return
+        vector = controller.acknowledge()
+        self.halted = False
+        self._deliver_or_crash(Event(vector), f"IRQ vector {vector:#x}")
+
+    def _idle(self, wall_end: float | None) -> bool:
+        """The CPU sits in `hlt`. Returns False if it can never wake up."""
+        if not self.cpu.read(EFLAGS) & FLAG_IF:
+            self._crash("the CPU halted with interrupts disabled")
+            return False
+        if self.config.deterministic:
+            for feeder in list(self._idle_feeders):
+                if feeder():
+                    return True
+                self._idle_feeders.remove(feeder)
+            deadline = self.clock.next_deadline()
+            if deadline is None:
+                self.stop_info = StopInfo("idle", "the CPU is halted and nothing is scheduled")
+                return False
+            self._slice_base_ns = max(self._slice_base_ns, deadline)
+            self.clock.advance_to(deadline)
+            return True
+        deadline = self.clock.next_deadline()
+        wait_s = 0.05 if deadline is None else max(0.0, (deadline - self._wall_now()) / 1e9)
+        if wall_end is not None:
+            wait_s = min(wait_s, max(0.0, wall_end - time.monotonic()))
+        self._wake.wait(min(wait_s, 0.05))
+        self._wake.clear()
+        for feeder in list(self._idle_feeders):
+            if not feeder():
+                self._idle_feeders.remove(feeder)
+        return True
+
+    def _run_slice(self, wall_end: float | None) -> None:
+        cpu = self.cpu
+        start = self.linear_eip()
+        self._stop_requested = False
+        deadline = self.clock.next_deadline()
+        if self.config.deterministic:
+            now = self._slice_base_ns
+            budget = MAX_SLICE_INSTRUCTIONS
+            if deadline is not None:
+                budget = max(1, min(budget, (deadline - now) // NS_PER_INSTRUCTION))
+            self._in_slice = True
+            try:
+                cpu.start(start, count=budget)
+            except UcError as error:
+                self._crash(f"CPU error: {error}")
+            finally:
+                executed = cpu.engine_u64(self.cal.icount_word)
+                self._in_slice = False
+            self.instructions += executed
+            self._slice_base_ns = now + executed * NS_PER_INSTRUCTION
+            self.clock.advance_to(self._slice_base_ns)
+            if not self._stop_requested:
+                self._check_halt()
+            return
+        slice_end = time.monotonic() + SLICE_WALL_NS / 1e9
+        if deadline is not None:
+            slice_end = min(slice_end, time.monotonic() + max(0, deadline - self._wall_now()) / 1e9)
+        if wall_end is not None:
+            slice_end = min(slice_end, wall_end)
+        assert self._slicer is not None
+        self._slicer.arm(slice_end)
+        self._in_slice = True
+        try:
+            cpu.start(start)
+        except UcError as error:
+            self._crash(f"CPU error: {error}")
+        finally:
+            self._in_slice = False
+            self._slicer.disarm()
+        if not self._stop_requested:
+            self._check_halt()
+
+    def _check_halt(self) -> None:
+        """emu_start came back on its own: a `hlt` just ran (EIP is past it)."""
+        linear = self.linear_eip() - 1
+        if 0 <= linear < self.cpu.ram_bytes and self.cpu.ram[linear] == 0xF4:
+            self.halted = True
+
+    def close(self) -> None:
+        if self._slicer is not None:
+            self._slicer.close()
+            self._slicer = None
+
+    def reset(self) -> None:
+        """Hardware reset: CPU to its power-on state, devices reset, kernel hypercalls dropped."""
+        for number in self._kernel_hypercalls:
+            self.hypercalls.pop(number, None)
+        self._kernel_hypercalls.clear()
+        self.set_a20(True)
+        for device in self.devices:
+            device.reset()
+        for listener in self._reset_listeners:
+            listener()
