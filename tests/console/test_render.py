@@ -147,3 +147,11 @@ def test_scaling_and_png(board: Board, vga: VGA, tmp_path) -> None:
     loaded = pygame.image.load(str(path))
     assert loaded.get_size() == (720, 400)
     assert loaded.get_at((0, 0))[:3] == (0xFF, 0x55, 0x55)
+
+
+def test_display_off_is_black(board: Board, vga: VGA) -> None:
+    put_text(board, 0, 0, b"\xdb", 0x0F)
+    board.ports.write(0x3C4, 1, 0x01)
+    board.ports.write(0x3C5, 1, 0x20)  # sequencer: screen off
+    surface = Renderer().render(vga.text_screen())
+    assert surface.get_at((0, 0))[:3] == (0, 0, 0)

@@ -32,11 +32,7 @@ LINE_GRAPHICS = range(0xC0, 0xE0)  # the VGA repeats column 8 into column 9 for 
 # decodes them as controls, so their Unicode meanings are listed here (0x00 is blank).
 _CP437_PICTURES = "\u0000☺☻♥♦♣♠•◘○◙♂♀♪♫☼►◄↕‼¶§▬↨↑↓→←∟↔▲▼"
 CP437_TO_UNICODE: tuple[str, ...] = tuple(
-    _CP437_PICTURES[code]
-    if code < 0x20
-    else "⌂"
-    if code == 0x7F
-    else bytes([code]).decode("cp437")
+    _CP437_PICTURES[code] if code < 0x20 else "⌂" if code == 0x7F else bytes([code]).decode("cp437")
     for code in range(GLYPH_COUNT)
 )
 
