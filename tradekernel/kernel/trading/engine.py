@@ -74,6 +74,7 @@ class Order:
         "price",
         "qty",
         "filled",
+        "notional",
         "tif",
         "state",
         "created_ns",
@@ -101,6 +102,7 @@ class Order:
         self.price = price  # None for a market order
         self.qty = qty  # total order quantity (FIX OrderQty), lots
         self.filled = 0
+        self.notional = 0  # sum of fill price x qty, tick-lots (for the average price)
         self.tif = tif
         self.state = OrderState.NEW
         self.created_ns = now
@@ -139,7 +141,7 @@ class TradingEngine:
         self.live: dict[int, Order] = {}
         self.finished: deque[Order] = deque(maxlen=history_capacity)
         self._owner_live: dict[str, dict[int, Order]] = {}
-        self._client_ids: set[tuple[str, str]] = set()
+        self._client_ids: dict[tuple[str, str], Order] = {}
         self._next_id = 1
         # (seq, ts_ns, order_id, from_state, to_state, note)
         self.transitions: deque[tuple[int, int, int, str, str, str]] = deque(maxlen=log_capacity)
@@ -236,7 +238,7 @@ class TradingEngine:
         if reason is not None:
             return self._reject(order, reason)
         if client_id is not None:
-            self._client_ids.add((owner, client_id))
+            self._client_ids[(owner, client_id)] = order
         if check_risk:
             self.risk.record_order(owner)
         self._transition(order, OrderState.ACCEPTED)
@@ -366,6 +368,7 @@ class TradingEngine:
         self, order: Order, instrument: Instrument, price: int, qty: int, book_position: bool
     ) -> None:
         order.filled += qty
+        order.notional += price * qty
         leaves = order.qty - order.filled
         if book_position:
             self.portfolio.on_fill(order.owner, instrument, order.side, price, qty)
@@ -539,6 +542,9 @@ class TradingEngine:
         if book is None:
             raise InstrumentError(f"unknown symbol {symbol!r}")
         return book
+
+    def by_client_id(self, owner: str, client_id: str) -> Order | None:
+        return self._client_ids.get((owner, client_id))
 
     def open_orders(self, owner: str | None = None) -> list[Order]:
         source = self.live if owner is None else self._owner_live.get(owner, {})
