@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from .instruments import plain
+
 if TYPE_CHECKING:
     from .engine import Order
     from .instruments import Instrument
@@ -334,4 +336,4 @@ def order_avg_px(order: Order, instrument: Instrument) -> Decimal:
     if not order.filled:
         return Decimal(0)
     avg_ticks = Decimal(order.notional) / Decimal(order.filled)
-    return (avg_ticks * instrument.tick_size).quantize(Decimal("1e-6")).normalize()
+    return plain((avg_ticks * instrument.tick_size).quantize(Decimal("1e-6")))

@@ -44,6 +44,12 @@ def parse_decimal(text: str | int | Decimal, what: str) -> Decimal:
     return value
 
 
+def plain(value: Decimal) -> Decimal:
+    """Trailing zeros dropped without exponent notation: 100.500 -> 100.5, 1E+2 -> 100."""
+    value = value.normalize()
+    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value
+
+
 def _whole_multiple(value: Decimal, step: Decimal, what: str, step_name: str) -> int:
     quotient, remainder = _EXACT.divmod(value, step)
     if remainder != 0:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from .instruments import _EXACT, Instrument
+from .instruments import _EXACT, Instrument, plain
 
 
 @dataclass(slots=True)
@@ -68,7 +68,7 @@ class Position:
             return None
         avg_ticks = self.cost / self.qty
         value = Decimal(avg_ticks.numerator) / Decimal(avg_ticks.denominator)
-        return (value * self.instrument.tick_size).quantize(Decimal("1e-8")).normalize()
+        return plain((value * self.instrument.tick_size).quantize(Decimal("1e-8")))
 
     def realized_money(self) -> Decimal:
         return _money(self.realized, self.instrument)
@@ -84,7 +84,7 @@ def _money(tick_lots: Fraction, instrument: Instrument) -> Decimal:
     scaled = tick_lots * Fraction(instrument.tick_value)
     exact = _EXACT.divide(Decimal(scaled.numerator), Decimal(scaled.denominator))
     if _only_2_and_5(scaled.denominator):
-        return exact.normalize() if exact else Decimal(0)
+        return plain(exact)
     return exact.quantize(Decimal("1e-12"))
 
 
