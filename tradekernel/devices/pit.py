@@ -363,6 +363,8 @@ class Counter:
             setattr(self, name, state[name])
         self.latched = [int(b) & 0xFF for b in state["latched"]]
         self._cancel_timer()
+        if self.irq is not None:  # only modes 0 and 1 hold the line; the rest pulse it
+            self.irq.set(self.mode in (0, 1) and self.armed and self.out_at(self.clock.now_ns()))
         deadline = state["timer_deadline"]
         if deadline is not None and self.irq is not None:
             self._timer = self.clock.call_at(int(deadline), self._fire)
