@@ -35,12 +35,26 @@ class ViewMemory(PlainMemory):
         return self._view
 
 
+def make_memory(kind: str, size: int = 8 * 1024 * 1024) -> PlainMemory:
+    return ViewMemory(size) if kind == "view" else PlainMemory(size)
+
+
 def ticking_clock():
     """A virtual clock that advances 10 ns per reading (so allocation order shows in times)."""
     return itertools.count(0, 10).__next__
 
 
 @pytest.fixture(params=["view", "plain"])
-def memory(request):
-    cls = ViewMemory if request.param == "view" else PlainMemory
-    return cls(8 * 1024 * 1024)
+def memory(request) -> PlainMemory:
+    """Guest RAM, once with `view()` (the machine's fast path) and once with the plain protocol."""
+    return make_memory(request.param)
+
+
+@pytest.fixture(name="make_memory")
+def make_memory_fixture():
+    return make_memory
+
+
+@pytest.fixture
+def clock():
+    return ticking_clock()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import PlainMemory, ViewMemory, ticking_clock
 
 from tradekernel.kernel.heap import (
     HEADER,
@@ -24,8 +23,8 @@ SIZE = 64 * 1024
 
 
 @pytest.fixture
-def heap(memory) -> KernelHeap:
-    return KernelHeap(memory, ticking_clock(), BASE, SIZE)
+def heap(memory, clock) -> KernelHeap:
+    return KernelHeap(memory, clock, BASE, SIZE)
 
 
 def test_fresh_heap_is_one_free_block_in_guest_memory(heap, memory):
@@ -241,10 +240,10 @@ def test_stats_count_peak_and_fragmentation(heap):
     assert format_memcheck(heap.memcheck())[0].endswith("OK")
 
 
-def test_plain_and_view_memories_produce_identical_bytes():
-    memories = [PlainMemory(2 << 20), ViewMemory(2 << 20)]
+def test_plain_and_view_memories_produce_identical_bytes(make_memory):
+    memories = [make_memory("plain", 2 << 20), make_memory("view", 2 << 20)]
     for memory in memories:
-        heap = KernelHeap(memory, ticking_clock(), BASE, SIZE)
+        heap = KernelHeap(memory, lambda: 0, BASE, SIZE)
         a = heap.kmalloc(33, "a")
         b = heap.kmalloc(70, "b", align=128)
         heap.krealloc(a, 90)
@@ -258,8 +257,8 @@ def test_heap_size_policy():
     assert heap_size_for_ram(256 << 20) == 32 << 20
 
 
-def test_constructor_rejects_a_bad_region(memory):
+def test_constructor_rejects_a_bad_region(memory, clock):
     with pytest.raises(ValueError):
-        KernelHeap(memory, ticking_clock(), BASE + 3, SIZE)
+        KernelHeap(memory, clock, BASE + 3, SIZE)
     with pytest.raises(ValueError):
-        KernelHeap(memory, ticking_clock(), BASE, 100)
+        KernelHeap(memory, clock, BASE, 100)
