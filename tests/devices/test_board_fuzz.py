@@ -8,7 +8,6 @@ from datetime import datetime
 
 import pytest
 
-from tests.devices.conftest import ChannelRecorder, make_board, run_until
 from tradekernel.devices.base import Board, Device
 from tradekernel.devices.debugcon import DebugCon
 from tradekernel.devices.pic import PicPair
@@ -18,6 +17,8 @@ from tradekernel.devices.postcode import PostCode
 from tradekernel.devices.power import PowerControl
 from tradekernel.devices.rtc import Rtc
 from tradekernel.devices.uart import Uart16550
+
+from .conftest import ChannelRecorder, make_board, run_until
 
 START = datetime(2025, 3, 14, 9, 26, 53)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.devices.conftest import make_board
 from tradekernel.devices.base import Board
 from tradekernel.devices.pic import PicPair
+
+from .conftest import make_board
 
 
 def init_linux_style(board: Board, master_imr: int = 0x00, slave_imr: int = 0x00) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.devices.conftest import IrqRecorder, advance, make_board, run_until
 from tradekernel.devices.base import Board
 from tradekernel.devices.pit import PIT_HZ, Pit, tick_time
 from tradekernel.emu.clock import NS_PER_S
+
+from .conftest import IrqRecorder, advance, make_board, run_until
 
 
 def expected_edge(start_ns: int, ticks: int) -> int:

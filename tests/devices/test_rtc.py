@@ -6,10 +6,11 @@ from datetime import datetime
 
 import pytest
 
-from tests.devices.conftest import IrqRecorder, advance, make_board, run_until
 from tradekernel.devices.base import Board
 from tradekernel.devices.rtc import Rtc, civil_from_days, days_from_civil
 from tradekernel.emu.clock import NS_PER_S
+
+from .conftest import IrqRecorder, advance, make_board, run_until
 
 LEAP_EVE = datetime(2024, 2, 29, 23, 59, 58)  # a Thursday
 

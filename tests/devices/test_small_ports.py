@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.devices.conftest import ChannelRecorder, make_board
 from tradekernel.devices.base import Board
 from tradekernel.devices.debugcon import DebugCon
 from tradekernel.devices.port92 import Port92
 from tradekernel.devices.postcode import PostCode
 from tradekernel.devices.power import PowerControl
+
+from .conftest import ChannelRecorder, make_board
 
 
 class SignalLog:

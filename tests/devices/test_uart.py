@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.devices.conftest import ChannelRecorder, IrqRecorder, advance, make_board
 from tradekernel.devices.base import Board
 from tradekernel.devices.uart import Uart16550
+
+from .conftest import ChannelRecorder, IrqRecorder, advance, make_board
 
 COM1 = 0x3F8
 THR, IER, IIR, FCR, LCR, MCR, LSR, MSR, SCR = 0, 1, 2, 2, 3, 4, 5, 6, 7
