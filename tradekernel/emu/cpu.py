@@ -20,7 +20,7 @@ from unicorn import (
     UC_ARCH_X86,
     UC_HOOK_INSN,
     UC_HOOK_INTR,
-    UC_MODE_16,
+    UC_MODE_32,
     UC_PROT_ALL,
     Uc,
     UcError,
@@ -77,8 +77,9 @@ class Cpu:
     """One x86 core with RAM mapped from a host buffer, so guest memory is a Python memoryview."""
 
     def __init__(self, ram_bytes: int) -> None:
-        # A 16-bit engine starts in real mode; the guest's own CR0.PE switch takes it to 32-bit.
-        self.uc = Uc(UC_ARCH_X86, UC_MODE_16)
+        # A 32-bit engine, put into real mode at power-on by clearing CR0.PE (Machine.power_on):
+        # a 16-bit engine would truncate EIP to 16 bits whenever emulation is (re)started.
+        self.uc = Uc(UC_ARCH_X86, UC_MODE_32)
         self._handle = self.uc._uch
         self.ram_bytes = ram_bytes
         self._ram = ctypes.create_string_buffer(ram_bytes)
@@ -195,9 +196,9 @@ class Cpu:
         )
 
     # ---- running ------------------------------------------------------------------------
-    def start(self, address: int, count: int = 0) -> None:
-        """Run from linear `address` (EIP is set from it; CS is unchanged) until stopped."""
-        self.uc.emu_start(address, 0xFFFFFFFFFFFF, 0, count)
+    def start(self, eip: int, count: int = 0) -> None:
+        """Run from CS:`eip` until stopped (`count` > 0: at most that many instructions)."""
+        self.uc.emu_start(eip, 0xFFFFFFFFFFFF, 0, count)
 
     def stop(self) -> None:
         self.uc.emu_stop()

@@ -42,6 +42,11 @@ from tradekernel.emu.cpu import (
     ESP,
     FLAG_IF,
     FLAG_IOPL,
+    DS,
+    ES,
+    FS,
+    GS,
+    SS,
     Cpu,
 )
 from tradekernel.emu.cpu import x86 as _x86
@@ -394,6 +399,12 @@ class Machine:
     def power_on(self, entry: tuple[int, int]) -> None:
         """Put the CPU at real-mode `segment:offset` (the BIOS does this for the boot sector)."""
         self.cpu.restore_context(self._power_on_context)
+        # RESET#: real mode (CR0 = 0x60000010), the IVT at 0 with a 1 KiB limit, data
+        # segments 0. Unicorn's 32-bit engine starts in flat protected mode instead.
+        self.cpu.write(CR0, 0x60000010)
+        self.cpu.write_table_register(_x86.UC_X86_REG_IDTR, 0, 0x3FF)
+        for segment_register in (SS, DS, ES, FS, GS):
+            self.cpu.write(segment_register, 0)
         segment, offset = entry
         self.cpu.write(CS, segment)
         self.cpu.write(EIP, offset)
@@ -473,7 +484,7 @@ class Machine:
 
     def _run_slice(self, wall_end: float | None) -> None:
         cpu = self.cpu
-        start = self.linear_eip()
+        start = cpu.read(EIP)
         self._stop_requested = False
         deadline = self.clock.next_deadline()
         if self.config.deterministic:

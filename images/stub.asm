@@ -1,0 +1,210 @@
+; TradeKernel 32-bit entry stub, loaded at 0x10000 by the boot sector, entered in protected
+; mode with flat segments and EDX = boot drive.
+; It builds what the CPU needs to take interrupts (GDT with ring 0/3 segments and a TSS, an IDT
+; whose 256 gates all lead to one hypercall), remaps the PIC to 0x20/0x28 and starts the PIT
+; with real port writes, then checks CPUID for the TradeKernel machine: there it hands over to
+; the Python kernel (hypercall KERNEL_INIT); on any other PC it says so on screen and halts.
+bits 32
+org 0x10000
+
+%define HYPERCALL_PORT_BASE 0x5A00
+%define HC_KERNEL_INIT 1
+%define HC_INTERRUPT 2
+%define HC_IDLE 3
+%define KERNEL_STACK_TOP 0x10000
+%define PIT_DIVISOR 11932                ; 100 Hz until the kernel reprograms it
+
+entry:
+    mov [boot_info.boot_drive], edx
+    lgdt [gdt_descriptor]
+    jmp 0x08:.reload
+.reload:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov fs, ax
+    mov gs, ax
+    mov ss, ax
+    mov esp, KERNEL_STACK_TOP
+
+    ; TSS: the ring-0 stack for interrupts taken in ring 3.
+    mov dword [tss + 4], KERNEL_STACK_TOP
+    mov dword [tss + 8], 0x10
+    mov word [tss + 102], tss_end - tss  ; no I/O bitmap: ring 3 gets no ports
+    mov eax, tss
+    mov [gdt + 0x28 + 2], ax
+    shr eax, 16
+    mov [gdt + 0x28 + 4], al
+    mov [gdt + 0x28 + 7], ah
+    mov ax, 0x28
+    ltr ax
+
+    ; IDT: gate n -> isr_table[n]; int 0x80 is callable from ring 3.
+    xor ecx, ecx
+.gate:
+    mov eax, [isr_table + ecx * 4]
+    mov [idt + ecx * 8], ax
+    mov word [idt + ecx * 8 + 2], 0x08
+    mov byte [idt + ecx * 8 + 4], 0
+    mov byte [idt + ecx * 8 + 5], 0x8E   ; present, DPL 0, 32-bit interrupt gate
+    shr eax, 16
+    mov [idt + ecx * 8 + 6], ax
+    inc ecx
+    cmp ecx, 256
+    jb .gate
+    mov byte [idt + 0x80 * 8 + 5], 0xEF  ; present, DPL 3, 32-bit trap gate
+    lidt [idt_descriptor]
+
+    ; 8259A pair: ICW1-ICW4, vectors 0x20 and 0x28, cascade on IRQ2; all masked but the cascade.
+    mov al, 0x11
+    out 0x20, al
+    out 0xA0, al
+    mov al, 0x20
+    out 0x21, al
+    mov al, 0x28
+    out 0xA1, al
+    mov al, 0x04
+    out 0x21, al
+    mov al, 0x02
+    out 0xA1, al
+    mov al, 0x01
+    out 0x21, al
+    out 0xA1, al
+    mov al, 0xFB
+    out 0x21, al
+    mov al, 0xFF
+    out 0xA1, al
+
+    ; 8254 channel 0, lo/hi, mode 2 (rate generator).
+    mov al, 0x34
+    out 0x43, al
+    mov ax, PIT_DIVISOR
+    out 0x40, al
+    mov al, ah
+    out 0x40, al
+
+    ; Are we on the TradeKernel machine? CPUID leaf 0x40000000 carries its signature.
+    mov eax, 0x40000000
+    cpuid
+    cmp ebx, 'Trad'
+    jne not_tradekernel
+    cmp ecx, 'eKer'
+    jne not_tradekernel
+    cmp edx, 'nelM'
+    jne not_tradekernel
+
+    mov ebx, boot_info
+    mov dx, HYPERCALL_PORT_BASE + HC_KERNEL_INIT
+    in eax, dx
+
+idle:
+    cli
+    mov dx, HYPERCALL_PORT_BASE + HC_IDLE
+    in eax, dx
+    sti
+    hlt
+    jmp idle
+
+not_tradekernel:
+    mov esi, msg_other_pc
+    mov edi, 0xB8000 + 160 * 2
+    mov ah, 0x4F                         ; white on red
+.char:
+    lodsb
+    test al, al
+    jz .halt
+    mov [edi], ax
+    add edi, 2
+    out 0xE9, al                         ; Bochs/QEMU debug console
+    jmp .char
+.halt:
+    cli
+    hlt
+    jmp .halt
+
+; Every vector: push a zero error code where the CPU pushes none, push the vector, save
+; registers, and hand the frame to the kernel. The kernel may edit the frame (and switch it).
+%macro ISR 1
+isr_ %+ %1:
+  %if %1 == 8 || (%1 >= 10 && %1 <= 14) || %1 == 17
+  %else
+    push 0
+  %endif
+    push %1
+    jmp interrupt_common
+%endmacro
+
+%assign n 0
+%rep 256
+ISR n
+%assign n n+1
+%endrep
+
+interrupt_common:
+    pushad
+    push ds
+    push es
+    push fs
+    push gs
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ebx, esp                         ; the trap frame (kernel/trapframe.py describes it)
+    mov dx, HYPERCALL_PORT_BASE + HC_INTERRUPT
+    in eax, dx
+    mov esp, eax                         ; the frame to return through (another task's, maybe)
+    pop gs
+    pop fs
+    pop es
+    pop ds
+    popad
+    add esp, 8
+    iret
+
+isr_table:
+%assign n 0
+%rep 256
+    dd isr_ %+ n
+%assign n n+1
+%endrep
+
+msg_other_pc: db "This image needs the TradeKernel machine: run tk boot", 0
+
+align 8
+gdt:
+    dq 0
+    dq 0x00CF9A000000FFFF                ; 0x08 ring-0 code
+    dq 0x00CF92000000FFFF                ; 0x10 ring-0 data
+    dq 0x00CFFA000000FFFF                ; 0x18 ring-3 code (selector 0x1B)
+    dq 0x00CFF2000000FFFF                ; 0x20 ring-3 data (selector 0x23)
+    dw tss_end - tss - 1, 0              ; 0x28 TSS (base patched at start-up)
+    db 0, 0x89, 0, 0
+gdt_end:
+gdt_descriptor:
+    dw gdt_end - gdt - 1
+    dd gdt
+
+idt_descriptor:
+    dw 256 * 8 - 1
+    dd idt
+
+; Handed to KERNEL_INIT in EBX (kernel/boot_info.py reads it).
+align 4
+boot_info:
+.magic:       dd 0x4B42544B              ; "KTBK"
+.boot_drive:  dd 0
+.gdt:         dd gdt
+.idt:         dd idt
+.tss:         dd tss
+.stack_top:   dd KERNEL_STACK_TOP
+.stub_end:    dd stub_end
+
+align 8
+tss:
+    times 104 db 0
+tss_end:
+
+align 8
+idt:
+    times 256 * 8 db 0
+stub_end:

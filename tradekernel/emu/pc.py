@@ -1,0 +1,91 @@
+"""The TradeKernel PC: which chips sit on the board, where the firmware lives, and power-on.
+
+The machine core knows no device; this is the one place that lists them (the board layout),
+each claiming its own ports when attached.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tradekernel import memmap
+from tradekernel.devices.i8042 import I8042
+from tradekernel.devices.ide import DiskBacking, IdeChannel
+from tradekernel.devices.pic import PicPair
+from tradekernel.devices.pit import Pit
+from tradekernel.devices.pvclock import PvClock
+from tradekernel.devices.rtc import Rtc
+from tradekernel.devices.vga import VGA
+from tradekernel.emu.bios import Bios
+from tradekernel.emu.machine import Machine, MachineConfig
+from tradekernel.firmware import firmware
+from tradekernel.hypercall import Hypercall
+
+# Deterministic runs start the wall clock at a fixed instant, so `date` prints the same.
+DETERMINISTIC_EPOCH = datetime(2026, 1, 2, 9, 30, 0, tzinfo=UTC)
+
+
+@dataclass
+class PcConfig:
+    disk: str | os.PathLike[str] | None = None
+    ram_mib: int = memmap.DEFAULT_RAM_MIB
+    deterministic: bool = False
+    read_only: bool = False
+    start_time: datetime | None = None
+
+
+class Pc:
+    """A machine with the standard board; `kernel_factory(machine)` is called on KERNEL_INIT."""
+
+    def __init__(self, config: PcConfig, kernel_factory=None) -> None:  # noqa: ANN001
+        if config.ram_mib < 2 or config.ram_mib > 3072:
+            raise ValueError(f"memory must be 2-3072 MiB, not {config.ram_mib}")
+        self.config = config
+        self.machine = machine = Machine(MachineConfig(config.ram_mib, config.deterministic))
+        start = config.start_time or (DETERMINISTIC_EPOCH if config.deterministic else None)
+        self.pic = machine.add(PicPair(bios_initialised=False))
+        self.pit = machine.add(Pit(bios_initialised=False))
+        self.rtc = machine.add(Rtc(start_time=start, ram_bytes=machine.cpu.ram_bytes))
+        self.keyboard = machine.add(I8042())
+        self.vga = machine.add(VGA())
+        self.pvclock = machine.add(PvClock())
+        disks = {}
+        self.ide: IdeChannel | None = None
+        if config.disk is not None:
+            backing = DiskBacking(Path(config.disk), read_only=config.read_only)
+            self.ide = machine.add(IdeChannel(backing, read_only=config.read_only))
+            disks[0x80] = backing
+        self.bios = Bios(
+            machine.cpu,
+            machine.ports,
+            disks,
+            set_a20=machine.set_a20,
+            a20_enabled=lambda: machine.a20,
+            log=lambda text: machine.channels.send("log", text),
+        )
+        for number, handler in self.bios.hypercalls().items():
+            machine.register_hypercall(number, handler, kernel=False)
+        self.kernel = None
+        self._kernel_factory = kernel_factory
+        if kernel_factory is not None:
+            machine.register_hypercall(Hypercall.KERNEL_INIT, self._kernel_init, kernel=False)
+        machine.on_reset(self.power_on)
+        self.power_on()
+
+    def _kernel_init(self, registers) -> int:  # noqa: ANN001
+        self.kernel = self._kernel_factory(self.machine)
+        return self.kernel.init(registers.arg0())
+
+    def power_on(self) -> None:
+        """Load the ROM and start the CPU at the reset vector F000:FFF0, as after RESET#."""
+        rom = firmware("bios.bin")
+        base = memmap.BIOS_ROM_BASE
+        self.machine.cpu.ram[base : base + len(rom)] = rom
+        self.machine.power_on((base >> 4, memmap.RESET_VECTOR - base))
+
+    def flush(self) -> None:
+        if self.ide is not None:
+            self.ide.flush()

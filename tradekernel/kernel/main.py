@@ -1,0 +1,113 @@
+"""The kernel's entry: KERNEL_INIT brings the services up in order; interrupts are dispatched here.
+
+Contract with the entry stub (images/stub.asm): every interrupt and exception arrives as the
+INTERRUPT hypercall with EBX pointing at the trap frame (kernel/trapframe.py); the handler
+returns the frame address to resume from. The IDLE hypercall runs deferred work with
+interrupts off, just before the stub's `sti; hlt`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tradekernel import __version__
+from tradekernel.hypercall import Hypercall
+from tradekernel.kernel.bootinfo import BootInfo
+from tradekernel.kernel.console import Console
+from tradekernel.kernel.trapframe import TrapFrame
+
+PIC_MASTER_COMMAND, PIC_MASTER_DATA = 0x20, 0x21
+PIC_SLAVE_COMMAND, PIC_SLAVE_DATA = 0xA0, 0xA1
+PIC_EOI = 0x20
+IRQ_BASE = 0x20  # the stub remaps the PIC here
+POWER_PORT, POWER_OFF = 0x604, 0x2000
+
+IrqHandler = Callable[[int], None]
+
+
+class KernelPanic(Exception):
+    """A fault in kernel context: the machine stops with the panic screen."""
+
+
+class Kernel:
+    def __init__(self, platform) -> None:  # noqa: ANN001 - tradekernel.emu.platform.Platform
+        self.platform = platform
+        self.ports = platform.ports
+        self.memory = platform.memory
+        self.boot: BootInfo | None = None
+        self.console = Console(platform.memory, platform.ports)
+        self._irq_handlers: dict[int, IrqHandler] = {}
+        self._deferred: list[Callable[[], None]] = []
+        self.ticks = 0
+
+    # ---- start-up, one line per step ----------------------------------------------------
+    def init(self, boot_info_address: int) -> int:
+        self.boot = BootInfo.read(self.memory, boot_info_address)
+        self.platform.register_hypercall(Hypercall.INTERRUPT, self._on_interrupt)
+        self.platform.register_hypercall(Hypercall.IDLE, self._on_idle)
+        self.console.clear()
+        self._banner()
+        self.on_irq(0, self._timer_tick)
+        return 0
+
+    def _banner(self) -> None:
+        mib = self.platform.ram_bytes // (1024 * 1024)
+        mode = "deterministic" if self.platform.deterministic else "real-time"
+        self.console.write(f"TradeKernel {__version__}", 0x0F)
+        self.console.write(f"  {mib} MiB RAM, i386 protected mode, {mode} clock\n")
+
+    # ---- interrupts ---------------------------------------------------------------------
+    def on_irq(self, irq: int, handler: IrqHandler) -> None:
+        """Install `handler` for IRQ `irq` and unmask it at the PIC."""
+        self._irq_handlers[irq] = handler
+        if irq < 8:
+            mask = self.ports.read(PIC_MASTER_DATA, 1) & ~(1 << irq)
+            self.ports.write(PIC_MASTER_DATA, 1, mask)
+        else:
+            mask = self.ports.read(PIC_SLAVE_DATA, 1) & ~(1 << (irq - 8))
+            self.ports.write(PIC_SLAVE_DATA, 1, mask)
+
+    def defer(self, work: Callable[[], None]) -> None:
+        """Run `work` from the idle loop, outside interrupt context."""
+        self._deferred.append(work)
+
+    def _on_interrupt(self, registers) -> int:  # noqa: ANN001
+        address = registers.arg0()
+        frame = TrapFrame(self.memory, address)
+        vector = frame.vector
+        if IRQ_BASE <= vector < IRQ_BASE + 16:
+            irq = vector - IRQ_BASE
+            handler = self._irq_handlers.get(irq)
+            if handler is not None:
+                handler(irq)
+            self._end_of_interrupt(irq)
+        elif vector < 32:
+            self._exception(frame)
+        return address
+
+    def _end_of_interrupt(self, irq: int) -> None:
+        if irq >= 8:
+            self.ports.write(PIC_SLAVE_COMMAND, 1, PIC_EOI)
+        self.ports.write(PIC_MASTER_COMMAND, 1, PIC_EOI)
+
+    def _exception(self, frame: TrapFrame) -> None:
+        self.panic(frame.describe())
+
+    def _on_idle(self, _registers) -> int:  # noqa: ANN001
+        while self._deferred:
+            self._deferred.pop(0)()
+        return 0
+
+    def _timer_tick(self, _irq: int) -> None:
+        self.ticks += 1
+
+    # ---- the end --------------------------------------------------------------------------
+    def panic(self, why: str) -> None:
+        """Show the panic screen and power off: the kernel cannot trust its own state."""
+        self.console.attr = 0x4F
+        self.console.write(f"\nKERNEL PANIC: {why}\n")
+        self.platform.log(f"kernel panic: {why}")
+        self.power_off()
+
+    def power_off(self) -> None:
+        self.ports.write(POWER_PORT, 2, POWER_OFF)
