@@ -67,6 +67,8 @@ class Instrument:
     multiplier: Decimal = Decimal(1)
     band_low_ticks: int = field(init=False)
     band_high_ticks: int = field(init=False)
+    # money for one tick on one lot: ticks x lots x tick_value is money, exactly
+    tick_value: Decimal = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.symbol or not self.symbol.isprintable() or " " in self.symbol:
@@ -80,6 +82,8 @@ class Instrument:
             raise InstrumentError(f"{self.symbol}: price band {self.band_low}..{self.band_high}")
         object.__setattr__(self, "band_low_ticks", low)
         object.__setattr__(self, "band_high_ticks", high)
+        value = _EXACT.multiply(_EXACT.multiply(self.tick_size, self.lot_size), self.multiplier)
+        object.__setattr__(self, "tick_value", value)
 
     def price_to_ticks(self, text: str | int | Decimal) -> int:
         return _whole_multiple(parse_decimal(text, "price"), self.tick_size, "price", "tick")
@@ -92,11 +96,6 @@ class Instrument:
 
     def lots_to_qty(self, lots: int) -> Decimal:
         return _EXACT.multiply(Decimal(lots), self.lot_size)
-
-    @property
-    def tick_value(self) -> Decimal:
-        """Money for one tick on one lot: ticks x lots x tick_value is money, exactly."""
-        return _EXACT.multiply(_EXACT.multiply(self.tick_size, self.lot_size), self.multiplier)
 
     def format_price(self, ticks: int | None) -> str:
         return "-" if ticks is None else str(self.ticks_to_price(ticks))
