@@ -243,7 +243,7 @@ def fat_type_for(cluster_count: int) -> int:
 def parse_boot_sector(boot: bytes, device_blocks: int) -> Layout:
     """Check a boot sector and derive the volume layout; raises a MountError saying why not."""
     if len(boot) < BLOCK_SIZE:
-        raise TruncatedImage("image is shorter than one sector: no boot sector")
+        raise TruncatedImage("truncated image: shorter than one sector, no boot sector")
     if boot[510:512] != b"\x55\xaa":
         raise BadBootSector(
             f"bad boot sector signature: bytes 510-511 are {boot[510:512].hex()}, expected 55aa"
@@ -611,7 +611,7 @@ class FatFs:
         now: Callable[[], datetime] = datetime.now,
     ) -> None:
         if device.block_count < 1:
-            raise TruncatedImage("the device is empty: no boot sector")
+            raise TruncatedImage("truncated image: shorter than one sector, no boot sector")
         self.device = device
         self.read_only = read_only
         self.now = now
