@@ -874,6 +874,8 @@ class FatFs:
             yield from self.walk(top.rstrip("/") + "/" + name)
 
     def mkdir(self, path: str) -> None:
+        if not _split(path):
+            raise Exists("/: already exists")
         self._modifying()
         parent, entry, name = self._lookup(path)
         if entry is not None:
@@ -987,6 +989,8 @@ class FatFs:
         if self._closed:
             raise BadHandle("filesystem is unmounted")
         flags = _parse_mode(mode)
+        if not _split(path):
+            raise IsDirectory("/: is a directory")
         writing = flags & O_ACCMODE != O_RDONLY or flags & (O_CREAT | O_TRUNC)
         if writing and self.read_only:
             raise ReadOnlyFs("filesystem is mounted read-only")
