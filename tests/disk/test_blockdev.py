@@ -49,7 +49,7 @@ def test_mbr_round_trip_keeps_code_and_entries() -> None:
         ),
     ],
 )
-def test_bad_partition_tables_are_refused_with_a_reason(mutate, words: str) -> None:  # noqa: ANN001
+def test_bad_partition_tables_are_refused_with_a_reason(mutate, words: str) -> None:
     entries = [PartitionEntry(1, 0x06, 2048, 8000), PartitionEntry(2, 0x0B, 10_048, 2000)]
     sector = bytearray(build_mbr(entries))
     mutate(sector)

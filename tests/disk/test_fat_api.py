@@ -39,7 +39,7 @@ def memory_fs(size_mb: int = 8, fat_type: int | None = 16) -> FatFs:
     return FatFs(device, now=lambda: FIXED_NOW)
 
 
-def errno_of(call) -> int:  # noqa: ANN001
+def errno_of(call) -> int:
     with pytest.raises(FsError) as info:
         call()
     return info.value.errno
@@ -240,7 +240,7 @@ def _garble_second_fat(data: bytearray) -> None:
     data[start : start + 8192] = b"\x17" * 8192
 
 
-def _damaged(tmp_path: Path, patch) -> Path:  # noqa: ANN001
+def _damaged(tmp_path: Path, patch) -> Path:
     image = our_volume(tmp_path / "d.img", 8, 16)
     data = bytearray(image.read_bytes())
     patch(data)
@@ -267,7 +267,7 @@ def test_damaged_images_fail_to_mount_with_a_reason(
     tmp_path: Path,
     patch,
     error: type,
-    words: str,  # noqa: ANN001
+    words: str,
 ) -> None:
     image = _damaged(tmp_path, patch)
     with pytest.raises(error) as info:

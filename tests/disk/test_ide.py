@@ -40,7 +40,7 @@ class NoMemory:
 class Rig:
     """A board with one IDE channel; records IRQ14 edges."""
 
-    def __init__(self, master, slave=None, read_only: bool = False, latency_ns: int = 0) -> None:  # noqa: ANN001
+    def __init__(self, master, slave=None, read_only: bool = False, latency_ns: int = 0) -> None:
         self.board = Board(PortBus(), MmioBus(), Clock(), Channels(), NoMemory())
         self.edges = 0
         self.board.irq(14).connect(self._sink)

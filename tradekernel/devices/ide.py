@@ -107,7 +107,7 @@ class DiskBacking:
         self.read_only = read_only
         if isinstance(source, (str, os.PathLike)):
             try:
-                self._file: BinaryIO = open(source, "rb" if read_only else "r+b")  # noqa: SIM115
+                self._file: BinaryIO = open(source, "rb" if read_only else "r+b")
             except OSError as exc:
                 raise DiskError(f"cannot open disk image {source}: {exc.strerror}") from exc
             self._owns_file = True
@@ -260,7 +260,9 @@ class IdeChannel(Device):
     ) -> None:
         self.drives: list[_Drive | None] = [
             _Drive(_as_backing(master, read_only), "TK0001", model, firmware),
-            _Drive(_as_backing(slave, read_only), "TK0002", model, firmware) if slave else None,
+            _Drive(_as_backing(slave, read_only), "TK0002", model, firmware)
+            if slave is not None
+            else None,
         ]
         self.latency_ns = latency_ns
         self._irq: IrqLine | None = None

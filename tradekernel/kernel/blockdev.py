@@ -125,7 +125,7 @@ class ImageFile:
         self.read_only = read_only
         if isinstance(path_or_file, (str, os.PathLike)):
             try:
-                self._file: BinaryIO = open(path_or_file, "rb" if read_only else "r+b")  # noqa: SIM115
+                self._file: BinaryIO = open(path_or_file, "rb" if read_only else "r+b")
             except OSError as exc:
                 raise BlockDeviceError(f"cannot open image {path_or_file}: {exc.strerror}") from exc
             self._owns_file = True

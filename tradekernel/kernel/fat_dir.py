@@ -237,12 +237,6 @@ def exact_short_name(name: str) -> bytes | None:
     return _pad("".join(converted[: len(base)]), "".join(converted[len(base) :]))
 
 
-def needs_long_name(name: str) -> bool:
-    """Whether `name` differs from its own 8.3 form (so long-name entries must carry it)."""
-    raw = exact_short_name(name)
-    return raw is None or display_short_name(raw) != name
-
-
 def make_short_name(name: str, taken: set[bytes]) -> bytes:
     """A unique 8.3 name for `name` in a directory whose short names are `taken`."""
     exact = exact_short_name(name)
