@@ -61,7 +61,9 @@ def main() -> None:
         out = Path(scratch)
         assemble(out)
         make_disk(out / DISK_NAME, out)
-        differ = [name for name in SOURCES if (out / name).read_bytes() != (DATA / name).read_bytes()]
+        differ = [
+            name for name in SOURCES if (out / name).read_bytes() != (DATA / name).read_bytes()
+        ]
         if (out / DISK_NAME).read_bytes() != (HERE / DISK_NAME).read_bytes():
             differ.append(DISK_NAME)
         if differ:

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from tradekernel import memmap
 from tradekernel.emu.bus import PortBus
+from tradekernel.emu.cpu import DS as DS_REG
 from tradekernel.emu.cpu import (
     EAX,
     EBP,
@@ -30,7 +31,6 @@ from tradekernel.emu.cpu import (
     ESP,
     Cpu,
 )
-from tradekernel.emu.cpu import DS as DS_REG
 from tradekernel.emu.cpu import ES as ES_REG
 from tradekernel.emu.cpu import SS as SS_REG
 from tradekernel.hypercall import BIOS_CALL_BASE

@@ -30,6 +30,7 @@ from tradekernel.emu.cpu import (
     CR0,
     CR0_PE,
     CS,
+    DS,
     EAX,
     EBP,
     EBX,
@@ -38,12 +39,11 @@ from tradekernel.emu.cpu import (
     EDX,
     EFLAGS,
     EIP,
+    ES,
     ESI,
     ESP,
     FLAG_IF,
     FLAG_IOPL,
-    DS,
-    ES,
     FS,
     GS,
     SS,
@@ -431,6 +431,9 @@ class Machine:
                 self._posted.popleft()()
             self.clock.advance_to(self.clock.now_ns())
             self.clock.run_due()
+            if self.stop_info is not None and self.stop_info.reason == "reset":
+                self.reset()
+                continue
             if self.stop_info is not None:
                 return self.stop_info
             if until is not None and until():
@@ -452,7 +455,13 @@ class Machine:
             return
         vector = controller.acknowledge()
         self.halted = False
-        self._deliver_or_crash(Event(vector), f"IRQ vector {vector:#x}")
+        eip = self.cpu.read(EIP)
+        linear = self.linear_eip()
+        if linear < self.cpu.ram_bytes and self.cpu.ram[linear] == 0xF4:
+            # `sti; hlt` with the interrupt arriving in STI's shadow: on hardware the hlt runs
+            # first and the interrupt wakes it, so the handler returns past the hlt.
+            eip += 1
+        self._deliver_or_crash(Event(vector, return_eip=eip), f"IRQ vector {vector:#x}")
 
     def _idle(self, wall_end: float | None) -> bool:
         """The CPU sits in `hlt`. Returns False if it can never wake up."""
@@ -536,7 +545,10 @@ class Machine:
             self._slicer = None
 
     def reset(self) -> None:
-        """Hardware reset: CPU to its power-on state, devices reset, kernel hypercalls dropped."""
+        """Hardware reset: devices reset, kernel hypercalls dropped, then the reset listeners
+        (the board restarts the CPU at its reset vector)."""
+        self.stop_info = None
+        self.halted = False
         for number in self._kernel_hypercalls:
             self.hypercalls.pop(number, None)
         self._kernel_hypercalls.clear()

@@ -12,12 +12,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tradekernel import memmap
+from tradekernel.devices.debugcon import DebugCon
 from tradekernel.devices.i8042 import I8042
 from tradekernel.devices.ide import DiskBacking, IdeChannel
 from tradekernel.devices.pic import PicPair
 from tradekernel.devices.pit import Pit
+from tradekernel.devices.port92 import Port92
+from tradekernel.devices.postcode import PostCode
+from tradekernel.devices.power import PowerControl
 from tradekernel.devices.pvclock import PvClock
 from tradekernel.devices.rtc import Rtc
+from tradekernel.devices.uart import Uart16550
 from tradekernel.devices.vga import VGA
 from tradekernel.emu.bios import Bios
 from tradekernel.emu.machine import Machine, MachineConfig
@@ -52,6 +57,9 @@ class Pc:
         self.keyboard = machine.add(I8042())
         self.vga = machine.add(VGA())
         self.pvclock = machine.add(PvClock())
+        self.com1 = machine.add(Uart16550(base=0x3F8, irq=4, channel="com1"))
+        for device in (Port92(), DebugCon(), PostCode(), PowerControl()):
+            machine.add(device)
         disks = {}
         self.ide: IdeChannel | None = None
         if config.disk is not None:

@@ -37,8 +37,6 @@ def crash_report(cpu: Cpu, why: str, event: Event | None = None) -> str:
         f"eip={regs['eip']:08x}  eflags={regs['eflags']:08x}  cs={regs['cs']:04x}  "
         f"ss={regs['ss']:04x}  ds={regs['ds']:04x}  es={regs['es']:04x}"
     )
-    lines.append(
-        f"cr0={regs['cr0']:08x}  cr2={regs['cr2']:08x}  cr3={regs['cr3']:08x}  cr4={regs['cr4']:08x}"
-    )
+    lines.append("  ".join(f"{name}={regs[name]:08x}" for name in ("cr0", "cr2", "cr3", "cr4")))
     lines.extend("  " + line for line in disassemble_at(cpu))
     return "\n".join(lines)

@@ -1,1 +1,1 @@
-"""The operating system: Python services reached by hypercalls, using only buses and guest memory."""
+"""The operating system: Python services behind hypercalls, using only buses and guest RAM."""

@@ -57,8 +57,12 @@ class Console:
     def scroll_up(self) -> None:
         base = memmap.VGA_TEXT_BASE
         line = COLUMNS * 2
-        self._ram[base : base + line * (ROWS - 1)] = bytes(self._ram[base + line : base + line * ROWS])
-        self._ram[base + line * (ROWS - 1) : base + line * ROWS] = bytes((0x20, self.attr)) * COLUMNS
+        self._ram[base : base + line * (ROWS - 1)] = bytes(
+            self._ram[base + line : base + line * ROWS]
+        )
+        self._ram[base + line * (ROWS - 1) : base + line * ROWS] = (
+            bytes((0x20, self.attr)) * COLUMNS
+        )
 
     # ---- cursor -------------------------------------------------------------------------
     def move_cursor(self, row: int, col: int) -> None:

@@ -13,14 +13,21 @@ from collections.abc import Callable
 from tradekernel import __version__
 from tradekernel.hypercall import Hypercall
 from tradekernel.kernel.bootinfo import BootInfo
+from tradekernel.kernel.clock import KernelClock
 from tradekernel.kernel.console import Console
+from tradekernel.kernel.keyboard import KeyboardDriver
+from tradekernel.kernel.serial import SerialPort
+from tradekernel.kernel.shell import Shell
 from tradekernel.kernel.trapframe import TrapFrame
+from tradekernel.kernel.tty import Tty
 
 PIC_MASTER_COMMAND, PIC_MASTER_DATA = 0x20, 0x21
 PIC_SLAVE_COMMAND, PIC_SLAVE_DATA = 0xA0, 0xA1
 PIC_EOI = 0x20
 IRQ_BASE = 0x20  # the stub remaps the PIC here
 POWER_PORT, POWER_OFF = 0x604, 0x2000
+KBC_COMMAND, KBC_PULSE_RESET = 0x64, 0xFE
+IRQ_TIMER, IRQ_KEYBOARD = 0, 1
 
 IrqHandler = Callable[[int], None]
 
@@ -36,9 +43,16 @@ class Kernel:
         self.memory = platform.memory
         self.boot: BootInfo | None = None
         self.console = Console(platform.memory, platform.ports)
+        self.serial = SerialPort(platform.ports)
+        self.console.on_output = self.serial.write
+        self.clock = KernelClock(platform.ports)
+        self.tty = Tty(self.console)
+        self.keyboard = KeyboardDriver(platform.ports, self.tty.on_key)
+        self.shell = Shell(self.tty, self.console, self)
         self._irq_handlers: dict[int, IrqHandler] = {}
         self._deferred: list[Callable[[], None]] = []
         self.ticks = 0
+        self.stopping = False
 
     # ---- start-up, one line per step ----------------------------------------------------
     def init(self, boot_info_address: int) -> int:
@@ -47,7 +61,9 @@ class Kernel:
         self.platform.register_hypercall(Hypercall.IDLE, self._on_idle)
         self.console.clear()
         self._banner()
-        self.on_irq(0, self._timer_tick)
+        self.on_irq(IRQ_TIMER, self._timer_tick)
+        self.on_irq(IRQ_KEYBOARD, self.keyboard.on_irq)
+        self.shell.start()
         return 0
 
     def _banner(self) -> None:
@@ -110,4 +126,9 @@ class Kernel:
         self.power_off()
 
     def power_off(self) -> None:
+        self.stopping = True
         self.ports.write(POWER_PORT, 2, POWER_OFF)
+
+    def reboot(self) -> None:
+        self.stopping = True
+        self.ports.write(KBC_COMMAND, 1, KBC_PULSE_RESET)

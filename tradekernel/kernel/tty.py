@@ -1,0 +1,163 @@
+"""The console tty: line discipline between the keyboard driver and whoever reads lines.
+
+Canonical mode edits a line in place on screen: echo, Backspace, Left/Right/Home/End and
+Delete, Up/Down through the history, Ctrl-C (cancel the line, or interrupt the foreground
+program through `on_interrupt`), Ctrl-L (clear the screen and redraw the line), Ctrl-D (end of
+input on an empty line). A finished line goes to `on_line`. Raw mode hands every key to
+`raw_reader` instead (full-screen programs such as the editor or `top`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tradekernel.kernel.console import COLUMNS, ROWS, Console
+from tradekernel.kernel.keyboard import Key
+
+HISTORY_LIMIT = 100
+
+
+class Tty:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.prompt = ""
+        self.on_line: Callable[[str], None] = lambda line: None
+        self.on_interrupt: Callable[[], bool] = lambda: False  # True if a program took it
+        self.on_end_of_input: Callable[[], None] = lambda: None
+        self.raw_reader: Callable[[Key], None] | None = None
+        self.history: list[str] = []
+        self._buffer: list[str] = []
+        self._cursor = 0
+        self._history_index = 0
+        self._origin = (0, 0)  # screen position of the line's first character
+        self.reading = False
+
+    # ---- the prompt ---------------------------------------------------------------------
+    def read_line(self, prompt: str) -> None:
+        """Show `prompt` and start collecting a line."""
+        self.prompt = prompt
+        self.console.write(prompt)
+        self._buffer = []
+        self._cursor = 0
+        self._history_index = len(self.history)
+        self._origin = (self.console.row, self.console.col)
+        self.reading = True
+
+    def on_key(self, key: Key) -> None:
+        if self.raw_reader is not None:
+            self.raw_reader(key)
+            return
+        if key.ctrl and key.char.lower() == "c":
+            self._interrupt()
+        elif not self.reading:
+            return
+        elif key.ctrl and key.char.lower() == "l":
+            self.console.clear()
+            self.console.write(self.prompt)
+            self._origin = (self.console.row, self.console.col)
+            self._redraw()
+        elif key.ctrl and key.char.lower() == "d":
+            if not self._buffer:
+                self.reading = False
+                self.console.write("\n")
+                self.on_end_of_input()
+        elif key.char == "\n":
+            self._finish()
+        elif key.char == "\b":
+            if self._cursor > 0:
+                del self._buffer[self._cursor - 1]
+                self._cursor -= 1
+                self._redraw(erase=1)
+        elif key.name == "delete":
+            if self._cursor < len(self._buffer):
+                del self._buffer[self._cursor]
+                self._redraw(erase=1)
+        elif key.name == "left":
+            self._cursor = max(0, self._cursor - 1)
+            self._place_cursor()
+        elif key.name == "right":
+            self._cursor = min(len(self._buffer), self._cursor + 1)
+            self._place_cursor()
+        elif key.name == "home":
+            self._cursor = 0
+            self._place_cursor()
+        elif key.name == "end":
+            self._cursor = len(self._buffer)
+            self._place_cursor()
+        elif key.name in ("up", "down"):
+            self._recall(-1 if key.name == "up" else 1)
+        elif key.char and (key.char == "\t" or key.char.isprintable()) and not key.ctrl:
+            char = " " if key.char == "\t" else key.char
+            self._buffer.insert(self._cursor, char)
+            self._cursor += 1
+            self._redraw()
+
+    # ---- editing ------------------------------------------------------------------------
+    def _position(self, index: int) -> tuple[int, int]:
+        row, col = self._origin
+        linear = row * COLUMNS + col + index
+        return linear // COLUMNS, linear % COLUMNS
+
+    def _place_cursor(self) -> None:
+        row, col = self._position(self._cursor)
+        self.console.move_cursor(min(row, ROWS - 1), col)
+
+    def _redraw(self, erase: int = 0) -> None:
+        """Rewrite the line from its origin; scrolls the origin up if the line wraps past
+        the bottom of the screen."""
+        console = self.console
+        text = "".join(self._buffer) + " " * erase
+        row, col = self._origin
+        console.move_cursor(row, col)
+        last_row = self._position(len(text))[0]
+        while last_row >= ROWS:
+            console.scroll_up()
+            row -= 1
+            last_row -= 1
+            self._origin = (row, col)
+            console.move_cursor(max(0, row), col)
+        console.row, console.col = max(0, row), col
+        for char in text:
+            code = char.encode("cp437", "replace")[0]
+            console.put_cell(console.row, console.col, code, console.attr)
+            console.col += 1
+            if console.col >= COLUMNS:
+                console.col = 0
+                console.row += 1
+        self._place_cursor()
+
+    def _recall(self, step: int) -> None:
+        if not self.history:
+            return
+        index = max(0, min(len(self.history), self._history_index + step))
+        if index == self._history_index:
+            return
+        self._history_index = index
+        old_length = len(self._buffer)
+        line = self.history[index] if index < len(self.history) else ""
+        self._buffer = list(line)
+        self._cursor = len(self._buffer)
+        self._redraw(erase=max(0, old_length - len(self._buffer)))
+
+    def _finish(self) -> None:
+        line = "".join(self._buffer)
+        self._cursor = len(self._buffer)
+        self._place_cursor()
+        if self.console.on_output is not None:
+            self.console.on_output(line)  # the mirror sees the line as finally typed
+        self.console.write("\n")
+        self.reading = False
+        if line.strip() and (not self.history or self.history[-1] != line):
+            self.history.append(line)
+            del self.history[:-HISTORY_LIMIT]
+        self.on_line(line)
+
+    def _interrupt(self) -> None:
+        if self.on_interrupt():
+            self.console.write("^C\n")
+            return
+        if self.reading:
+            self._cursor = len(self._buffer)
+            self._place_cursor()
+            self.console.write("^C\n")
+            self.read_line(self.prompt)
