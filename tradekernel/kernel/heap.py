@@ -340,13 +340,12 @@ class KernelHeap:
             if error is not None:
                 raise error
             return
-        b = rec[0]
-        n = rec[1]
+        b, n, req, _tag, _site, _time, _align, head, tail, tail_bytes = rec
         mv = self._mv
         if (
             mv is None
-            or _HEAD_BYTES.unpack_from(mv, b)[0] != rec[7]
-            or rec[9].unpack_from(mv, ptr + rec[2])[0] != rec[8]
+            or _HEAD_BYTES.unpack_from(mv, b)[0] != head
+            or tail_bytes.unpack_from(mv, ptr + req)[0] != tail
         ):
             self._free_checked(ptr, rec)
             return
