@@ -262,3 +262,14 @@ def test_constructor_rejects_a_bad_region(memory, clock):
         KernelHeap(memory, clock, BASE + 3, SIZE)
     with pytest.raises(ValueError):
         KernelHeap(memory, clock, BASE, 100)
+
+
+def test_works_on_the_machines_memory_object():
+    from tradekernel.emu.memory import GuestMemory
+
+    memory = GuestMemory(memoryview(bytearray(2 << 20)))
+    heap = KernelHeap(memory, lambda: 0, BASE, SIZE)
+    p = heap.kmalloc(100, "machine", align=64)
+    memory.write(p, b"x" * 100)
+    heap.kfree(heap.kmalloc(7, "machine"))
+    assert heap.memcheck().ok and memory.read(p, 100) == b"x" * 100

@@ -86,6 +86,8 @@ def guest_view(memory: GuestMemory, end: int) -> memoryview | None:
     view = view_method()
     if not isinstance(view, memoryview) or view.readonly or view.itemsize != 1:
         raise TypeError("memory.view() must return a writable byte memoryview")
+    if view.format != "B":
+        view = view.cast("B")  # e.g. a ctypes char buffer: slices must take bytes
     if len(view) < end:
         raise ValueError(f"memory.view() covers {len(view):#x} bytes, need {end:#x}")
     return view
