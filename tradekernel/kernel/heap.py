@@ -8,6 +8,11 @@ Contract
 * Errors are exceptions, never a crash and never a silent 0: every failure raises a subclass
   of `HeapError` with a message naming the block (address, tag, size, site) and an `errno`
   (ENOMEM, EINVAL, EFAULT) the system-call layer can return. `kfree(0)` is a no-op.
+* Every allocation records its `tag` (the service that asked), an optional `site` string the
+  caller supplies (e.g. "net/arp.py:42"; empty by default, since finding the caller's line on
+  every call would cost more than the allocation) and the virtual time from `now_ns()`.
+  Double frees are named with the block's tag for the last 4096-8192 frees; an older one is
+  still refused, as a pointer into free memory.
 * A pointer is the payload address (16-byte aligned, or `align` when asked). When an overrun or
   underrun is found at `kfree` the block is still released (its real size comes from the mirror)
   and `HeapCorruption` is raised afterwards to report the damage.
@@ -734,14 +739,12 @@ def _used_block_problem(
     front = bytes(data[off + 16 : off + HEADER])
     if front != _FRONT_CANARY:
         first = next(i for i, byte in enumerate(front) if byte != CANARY_BYTE)
-        return problem(
-            f"underrun: front canary damaged {HEADER - 16 - first} bytes before the payload"
-        )
+        return problem(f"underrun: front canary damaged at payload start -{HEADER - 16 - first}")
     fill_start = off + HEADER + req
     fill = bytes(data[fill_start : off + n - FOOTER])
     if fill.count(CANARY_BYTE) != len(fill):
         first = next(i for i, byte in enumerate(fill) if byte != CANARY_BYTE)
-        return problem(f"overrun: back canary damaged {first} bytes past the payload end")
+        return problem(f"overrun: back canary damaged at payload end +{first}")
     magic, sf, stored_req, check = _HEAD_WORDS.unpack_from(data, off)
     if magic != HEAD_MAGIC:
         return problem(f"header magic {magic:#010x}, expected {HEAD_MAGIC:#010x}")
@@ -765,11 +768,9 @@ class _Walk:
         self.used = 0
         self.free = 0
 
-    def report(self, address: int, what: str, rec: _Record | None = None) -> None:
-        if rec is None:
-            self.problems.append(HeapProblem(address, what))
-        else:
-            self.problems.append(HeapProblem(address, what, rec[3], rec[2], rec[4]))
+    def report(self, address: int, what: str) -> None:
+        """A problem with a free block or the bookkeeping (no tag: no one owns it)."""
+        self.problems.append(HeapProblem(address, what))
 
     def run(self) -> None:
         heap = self.heap
@@ -819,9 +820,12 @@ class _Walk:
             if free_size is None:
                 self.report(address, f"no valid header (magic {magic:#010x}, word {sf:#x})")
                 return None
-            self.report(address, f"free block header damaged (expected size {free_size})", None)
+            self.report(address, f"free block header damaged (expected size {free_size})")
+            self.free += 1
             return free_size
         self.free += 1
+        if address != heap.base and address not in heap._bins.get(size, {}):
+            self.report(address, "free block missing from its size bin")
         foot_sf, foot_magic = _FOOT.unpack_from(data, off + size - FOOTER)
         if foot_magic != FOOT_MAGIC or foot_sf != size:
             self.report(address, f"free block footer ({foot_sf:#x}, {foot_magic:#010x}) wrong")
