@@ -34,6 +34,7 @@ Contract
 from __future__ import annotations
 
 import struct
+import sys
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -73,6 +74,7 @@ KERNEL_PDES = USER_BASE >> 22  # directory entries shared by every address space
 ENAMETOOLONG = 36
 
 _U32 = struct.Struct("<I")
+_BIG_ENDIAN_HOST = sys.byteorder == "big"  # tables are little endian; arrays are native
 _ZERO_PAGE = bytes(PAGE_SIZE)
 
 Invalidate = Callable[[int, int | None], None]
@@ -200,7 +202,15 @@ class _Phys:
         """The 1024 entries of a table or directory, read in one access."""
         words = array("I")
         words.frombytes(self.read(table, PAGE_SIZE))
+        if _BIG_ENDIAN_HOST:
+            words.byteswap()
         return words
+
+    def write_entries(self, table: int, words: array) -> None:
+        if _BIG_ENDIAN_HOST:
+            words = array("I", words)
+            words.byteswap()
+        self.write(table, words.tobytes())
 
 
 class Paging:
@@ -237,7 +247,7 @@ class Paging:
                 physical = (pde_index << 22) | (slot << 12)
                 if physical < kernel_map_end and not (null_guard and physical == 0):
                     words[slot] = physical | PTE_P | PTE_RW
-            self._phys.write(table, words.tobytes())
+            self._phys.write_entries(table, words)
             self.kernel_pdes.append(table | PTE_P | PTE_RW)
 
     def create_address_space(self) -> AddressSpace:
