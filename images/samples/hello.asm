@@ -1,0 +1,92 @@
+; hello: the int 10h text services a boot sector uses, as on any PC.
+; Row 0 teletype (AH=0Eh); row 3 coloured cells (AH=02h cursor, AH=09h char+attribute);
+; rows 6-8 scrolled up one line (AH=06h); rows 10-12, columns 0-5, scrolled down with a grey
+; fill (AH=07h); row 14 the cursor read back (AH=03h) in decimal.
+%include "lib.inc"
+SECTOR_START
+    mov ax, 0x0003                     ; mode 3: 80x25 colour text, screen cleared
+    int 0x10
+    mov si, msg_hello
+    call print
+
+    mov ah, 0x02                       ; cursor to row 3, column 4
+    xor bh, bh
+    mov dx, 0x0304
+    int 0x10
+    mov ax, 0x0958                     ; five 'X', yellow on blue; the cursor stays put
+    mov bx, 0x001E
+    mov cx, 5
+    int 0x10
+
+    mov si, msg_colours                ; one cell per char at row 3 from column 10,
+    mov dx, 0x030A                     ; attributes 0x21, 0x22, ...
+    mov bl, 0x21
+.colour:
+    lodsb
+    test al, al
+    jz .scroll
+    mov ah, 0x02
+    int 0x10
+    mov ah, 0x09
+    mov cx, 1
+    int 0x10
+    inc dl
+    inc bl
+    jmp .colour
+
+.scroll:
+    mov dh, 6                          ; "line A".."line F" on rows 6-8 and 10-12
+.lines:
+    mov ah, 0x02
+    xor dl, dl
+    int 0x10
+    mov si, msg_line
+    call print
+    inc byte [msg_line + 5]
+    inc dh
+    cmp dh, 9
+    jne .next_line
+    inc dh
+.next_line:
+    cmp dh, 13
+    jne .lines
+
+    mov ax, 0x0601                     ; rows 6-8 up one line, blank with 0x07
+    mov bh, 0x07
+    mov cx, 0x0600
+    mov dx, 0x084F
+    int 0x10
+    mov ax, 0x0701                     ; rows 10-12, columns 0-5 down one line, fill 0x70
+    mov bh, 0x70
+    mov cx, 0x0A00
+    mov dx, 0x0C05
+    int 0x10
+
+    mov ah, 0x02                       ; row 14, column 7: "at:" then the cursor read back
+    xor bh, bh
+    mov dx, 0x0E07
+    int 0x10
+    mov si, msg_at
+    call print
+    mov ah, 0x03
+    int 0x10
+    push dx
+    mov al, dh
+    xor ah, ah
+    call dec16
+    mov al, ','
+    call putc
+    pop dx
+    mov al, dl
+    xor ah, ah
+    call dec16
+    mov ah, 0x02                       ; row 16 for the end marker
+    mov dx, 0x1000
+    int 0x10
+SECTOR_END
+
+msg_hello: db "Hello from a boot sector!", 13, 10, 0
+msg_colours: db "colours", 0
+msg_line: db "line A", 0
+msg_at: db "at:", 0
+SIGNATURE
