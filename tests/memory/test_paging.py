@@ -228,8 +228,11 @@ def test_clone_is_copy_on_write(hw):
     grandchild = parent.clone()
     copy_to_user(grandchild, TEXT, b"grand!")
     assert copy_from_user(parent, TEXT, 6) == b"parent"
-    # A read-only page stays read-only and shared.
+    # A read-only page stays read-only and shared; made writable, it is copied on first write.
     assert child.translate(TEXT + 0x1000, write=True, user=True).reason == "read-only page"
+    child.protect(TEXT + 0x1000, writable=True)
+    copy_to_user(child, TEXT + 0x1000, b"mine")
+    assert copy_from_user(parent, TEXT + 0x1000, 4) == bytes(4)
     for space in (parent, child, grandchild):
         space.teardown()
     assert hw.frames.stats().used == baseline

@@ -348,8 +348,10 @@ class AddressSpace:
         return frame
 
     def protect(self, vaddr: int, writable: bool | None = None, user: bool | None = None) -> None:
-        """Change R/W and/or U/S of a mapped page, keeping A/D. On a copy-on-write page
-        `writable` changes whether it becomes writable after the copy."""
+        """Change R/W and/or U/S of a mapped page, keeping A/D. A page that shares its frame
+        with another space (after fork) and is made writable becomes copy-on-write, so the
+        other space never sees the writes; on a copy-on-write page `writable` says whether it
+        becomes writable after the copy."""
         self._check_user_page(vaddr, "protect")
         slot = self._pte_slot(vaddr, create=False)
         entry = self._phys.read_u32(slot) if slot is not None else 0
@@ -359,6 +361,8 @@ class AddressSpace:
         if writable is not None:
             if entry & PTE_COW:
                 new = new if writable else new & ~PTE_COW
+            elif writable and not entry & (PTE_RW | PTE_SHARED) and self._frame_shared(entry):
+                new |= PTE_COW
             else:
                 new = (new & ~PTE_RW) | (PTE_RW if writable else 0)
         if user is not None:
@@ -369,6 +373,7 @@ class AddressSpace:
 
     def entry(self, vaddr: int) -> int:
         """The raw PTE for `vaddr` (the PDE for a 4 MiB page; 0 where no table exists)."""
+        self._check_alive("entry")
         pde = self._phys.read_u32(self.cr3 + 4 * ((vaddr >> 22) & 0x3FF))
         if not pde & PTE_P:
             return 0
@@ -379,11 +384,12 @@ class AddressSpace:
     def translate(self, vaddr: int, write: bool = False, user: bool = False) -> Translation:
         """Walk the tables as the CPU would for this access (CR0.WP=1: the kernel may not
         write read-only pages either)."""
+        self._check_alive("translate")
         vaddr &= 0xFFFF_FFFF
         pde = self._phys.read_u32(self.cr3 + 4 * (vaddr >> 22))
         code = (PF_W if write else 0) | (PF_U if user else 0)
         if not pde & PTE_P:
-            return Translation(vaddr, None, code, "no page table", 0)
+            return Translation(vaddr, None, code, "page not present (no page table)", 0)
         if pde & PDE_PS:
             entry = pde
             physical = (pde & LARGE_PAGE_MASK) | (vaddr & ~LARGE_PAGE_MASK)
@@ -526,6 +532,10 @@ class AddressSpace:
             for slot, entry in enumerate(self._phys.entries(table)):
                 if entry & PTE_P:
                     yield (pde_index << 22) | (slot << 12), table + 4 * slot, entry
+
+    def _frame_shared(self, entry: int) -> bool:
+        frame = entry & ADDRESS_MASK
+        return self._frames.owns(frame) and self._frames.refcount(frame) > 1
 
     def _release_frame(self, frame: int) -> None:
         if self._frames.owns(frame):
