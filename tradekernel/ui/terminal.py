@@ -1,0 +1,254 @@
+"""`tk boot --headless` on a terminal: the VGA screen mirrored with ANSI colours, keys read raw.
+
+Contract: `run_terminal(session)` puts the input terminal in raw mode and switches the output to
+the alternate screen buffer, paints the 80x25 screen once in full and then only what changed
+(about 30 times a second), with the terminal cursor where the VGA cursor is. Every byte typed
+goes to the guest as PS/2 key presses (Ctrl-C included) except Ctrl-] (0x1D), which powers the
+machine off cleanly and leaves. The machine runs in a background thread (`MachineThread`, also
+used by the window); the terminal is restored however the function ends. Returns the machine's
+StopInfo once its thread has finished (the session's run() has flushed the disk by then).
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import select
+import signal
+import termios
+import threading
+import time
+import tty
+from collections import deque
+from collections.abc import Callable
+
+from tradekernel.emu.clock import Timer
+from tradekernel.emu.machine import StopInfo
+from tradekernel.ui.ansi import AnsiScreen
+from tradekernel.ui.keymap import KeyEvent, TerminalKeyDecoder
+from tradekernel.ui.session import Session
+
+LEAVE_BYTE = b"\x1d"  # Ctrl-], as telnet and QEMU's monitor escape use
+FRAME_INTERVAL_S = 1 / 30
+ESCAPE_WAIT_S = 0.05  # a lone ESC with nothing after it this long is the Escape key
+READ_SIZE = 4096
+TYPING_POLL_NS = 1_000_000  # while typed keys wait, look at the keyboard FIFO this often
+CLEAR = "\x1b[0m\x1b[H\x1b[2J"
+ENTER_SCREEN = "\x1b[?1049h" + CLEAR
+LEAVE_SCREEN = "\x1b[0m\x1b[?25h\x1b[?1049l"
+HINT_ROW = 27  # below the 25 mirrored rows and a blank one, when the terminal is tall enough
+HINT = "TradeKernel: Ctrl-] powers off and leaves"
+
+
+class MachineThread:
+    """`session.run()` on a background thread, keeping its StopInfo or the exception it raised,
+    so a UI on the main thread stays responsive whatever the guest does."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._result: StopInfo | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="machine", daemon=True)
+        self._started = False
+        self.power_off_requested = False
+
+    def _run(self) -> None:
+        try:
+            self._result = self.session.run()
+        except BaseException as error:  # noqa: BLE001 - handed to the UI thread by result()
+            self._error = error
+
+    def start(self) -> None:
+        self._started = True
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def request_power_off(self) -> None:
+        """Ask the machine loop to power off (as the ACPI soft-off button would); idempotent."""
+        if not self.power_off_requested:
+            self.power_off_requested = True
+            machine = self.session.machine
+            machine.post(machine.request_power_off)
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the machine loop has ended; False if `timeout_s` passed first."""
+        if self._started:
+            self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def result(self) -> StopInfo:
+        """The run's StopInfo; re-raises what the machine loop raised. Only after it ended."""
+        if self._thread.is_alive():
+            raise RuntimeError("the machine is still running")
+        if self._error is not None:
+            raise self._error
+        if self._result is None:
+            raise RuntimeError("the machine thread was never started")
+        return self._result
+
+    def stop(self) -> None:
+        """Power off (if still running) and wait for the loop, so the disk has been flushed."""
+        if self.alive:
+            self.request_power_off()
+        self.wait()
+
+
+class _Output:
+    """Writes text to a file descriptor in full (a terminal may accept it in pieces)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, text: str) -> None:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            written = os.write(self.fd, data)
+            data = data[written:]
+
+
+class KeyTypist:
+    """Types key groups (the presses for one character) as fast as the guest takes them: a
+    group goes to the keyboard only when its 16-byte FIFO is empty, so a pasted line is never
+    lost to an overrun and a character's presses are never split. `type` is thread-safe; the
+    pacing runs in the machine loop (a poll on the virtual clock while groups wait)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._groups: deque[list[KeyEvent]] = deque()
+        self._poll: Timer | None = None  # machine thread only
+
+    def type(self, groups: list[list[KeyEvent]]) -> None:
+        if groups:
+            self._groups.extend(groups)
+            self.session.machine.post(self._pump)
+
+    @property
+    def pending(self) -> int:
+        return len(self._groups)
+
+    def _pump(self) -> None:
+        keyboard = self.session.pc.keyboard.keyboard
+        channels = self.session.machine.channels
+        if keyboard is not None and not keyboard.fifo and self._groups:
+            for event in self._groups.popleft():
+                channels.send("keyboard-key", event)
+        if self._groups and self._poll is None:
+            self._poll = self.session.machine.clock.call_after(TYPING_POLL_NS, self._polled)
+
+    def _polled(self) -> None:
+        self._poll = None
+        self._pump()
+
+
+class _Keyboard:
+    """Bytes typed on the terminal -> key groups for the typist; notices the leave key."""
+
+    def __init__(self, typist: KeyTypist) -> None:
+        self.typist = typist
+        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._keys = TerminalKeyDecoder()
+        self._last_input = 0.0
+
+    def feed(self, data: bytes, now: float) -> bool:
+        """Type `data`; True if it held the leave key (what follows it is dropped)."""
+        typed, leave, _ = data.partition(LEAVE_BYTE)
+        self._last_input = now
+        groups = [self._keys.feed(char) for char in self._text.decode(typed)]
+        self.typist.type([group for group in groups if group])
+        return bool(leave)
+
+    def settle(self, now: float) -> None:
+        """After a pause in input, a pending lone ESC is the Escape key."""
+        if now - self._last_input >= ESCAPE_WAIT_S:
+            group = self._keys.flush()
+            if group:
+                self.typist.type([group])
+
+
+def run_terminal(
+    session: Session, *, input_fd: int | None = None, output_fd: int | None = None
+) -> StopInfo:
+    """Mirror the screen on `output_fd` and type `input_fd`'s bytes (default: stdin/stdout;
+    raw mode only when the input is a terminal) until the machine stops or Ctrl-] is typed."""
+    in_fd = 0 if input_fd is None else input_fd
+    out = _Output(1 if output_fd is None else output_fd)
+    saved_mode = termios.tcgetattr(in_fd) if os.isatty(in_fd) else None
+    machine = MachineThread(session)
+    resized = threading.Event()
+    unwatch_resize = _watch_resize(resized)
+    try:
+        if saved_mode is not None:
+            tty.setraw(in_fd, termios.TCSANOW)
+        out.write(ENTER_SCREEN + _hint(out.fd))
+        machine.start()
+        _mirror(session, machine, in_fd, out, resized)
+    finally:
+        machine.stop()
+        try:
+            out.write(LEAVE_SCREEN)
+        except OSError:
+            pass  # the terminal went away: nothing left to restore on it
+        finally:
+            if saved_mode is not None:
+                termios.tcsetattr(in_fd, termios.TCSADRAIN, saved_mode)
+            unwatch_resize()
+    return machine.result()
+
+
+def _mirror(
+    session: Session, machine: MachineThread, in_fd: int, out: _Output, resized: threading.Event
+) -> None:
+    """The UI loop: paint, read keys, until the machine ends (leaving asks it to)."""
+    screen = AnsiScreen(truecolor=os.environ.get("COLORTERM", "") in ("truecolor", "24bit"))
+    keyboard = _Keyboard(KeyTypist(session))
+    reading = True
+    next_frame = time.monotonic()
+    while True:
+        now = time.monotonic()
+        if now >= next_frame:
+            vga_screen = session.pc.vga.text_screen()
+            if resized.is_set():
+                resized.clear()
+                out.write(CLEAR + _hint(out.fd) + screen.frame(vga_screen))
+            else:
+                out.write(screen.diff(vga_screen))
+            next_frame = now + FRAME_INTERVAL_S
+        if not machine.alive:
+            return
+        wait_s = max(0.0, next_frame - time.monotonic())
+        if not reading:
+            machine.wait(wait_s)
+            continue
+        readable, _, _ = select.select([in_fd], [], [], wait_s)
+        now = time.monotonic()
+        if not readable:
+            keyboard.settle(now)
+            continue
+        data = os.read(in_fd, READ_SIZE)
+        if not data or keyboard.feed(data, now):  # end of input, or Ctrl-]
+            reading = False
+            machine.request_power_off()
+
+
+def _hint(fd: int) -> str:
+    """The leave-key hint under the screen, if the terminal has a row for it."""
+    try:
+        rows = os.get_terminal_size(fd).lines
+    except OSError:
+        return ""
+    return f"\x1b[{HINT_ROW};1H\x1b[0;2m{HINT}\x1b[0m" if rows >= HINT_ROW else ""
+
+
+def _watch_resize(resized: threading.Event) -> Callable[[], None]:
+    """Set `resized` on SIGWINCH (the terminal may have cleared or reflowed: repaint all);
+    returns what puts the previous handler back. Only the main thread may set signal handlers:
+    elsewhere resizes go unnoticed."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGWINCH, lambda _signum, _frame: resized.set())
+    if previous is None:  # installed outside Python: the default is the best we can restore
+        previous = signal.SIG_DFL
+    return lambda: signal.signal(signal.SIGWINCH, previous)
