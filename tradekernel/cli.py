@@ -99,3 +99,7 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, read_only:
         sys.exit(EXIT_TIMEOUT)
     if info.reason == "crash":
         sys.exit(EXIT_CRASH)
+
+
+if __name__ == "__main__":
+    main()

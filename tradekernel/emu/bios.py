@@ -40,6 +40,7 @@ SECTOR = 512
 CF, ZF = 0x0001, 0x0040
 
 # BDA offsets (segment 0x40, given here as physical addresses)
+BDA_COM_PORTS = 0x400  # four words: the I/O bases of the serial ports POST found
 BDA_EQUIPMENT = 0x410
 BDA_MEMORY_KIB = 0x413
 BDA_SHIFT_FLAGS = 0x417
@@ -53,6 +54,7 @@ BDA_KBD_START, BDA_KBD_END = 0x480, 0x482
 BDA_EBDA_SEGMENT = 0x40E
 
 TICKS_PER_DAY = 0x1800B0
+SERIAL_BASES = (0x3F8, 0x2F8, 0x3E8, 0x2E8)  # where POST looks for 8250/16550 UARTs
 COLUMNS, ROWS = memmap.VGA_TEXT_COLUMNS, memmap.VGA_TEXT_ROWS
 
 # Scancode set 1 -> (unshifted, shifted) ASCII for the keys a BIOS translates.
@@ -69,7 +71,15 @@ for _codes, _plain, _shifted in (
     for _code, _p, _s in zip(_codes, _plain, _shifted, strict=True):
         _KEYS[_code] = (_p, _s)
 
-SHIFT_RIGHT, SHIFT_LEFT, CTRL, ALT, CAPS = 0x01, 0x02, 0x04, 0x08, 0x40
+SHIFT_RIGHT, SHIFT_LEFT, CTRL, ALT = 0x01, 0x02, 0x04, 0x08
+SCROLL_LOCK, NUM_LOCK, CAPS, INSERT = 0x10, 0x20, 0x40, 0x80
+# Lock keys (set 1 make codes) toggle their shift-flag bit; Insert also goes into the buffer.
+_TOGGLES = {0x46: SCROLL_LOCK, 0x45: NUM_LOCK, 0x3A: CAPS, 0x52: INSERT}
+# Keys whose BIOS word (scancode << 8 | ASCII) changes with a modifier, as the IBM AT BIOS has
+# them: Shift-Tab, Ctrl-Enter, Ctrl-Backspace; Alt with the top-row 1..= moves the scan code to
+# 0x78..0x83 (other Alt combinations keep theirs, with ASCII 0).
+_SHIFTED_WORDS = {0x0F: 0x0F00}
+_CTRL_WORDS = {0x1C: 0x1C0A, 0x0E: 0x0E7F}
 
 
 class BlockStore(Protocol):
@@ -194,6 +204,10 @@ class Bios:
         equipment = 0x0020 | 0x0002  # 80x25 colour, x87 present
         if floppies:
             equipment |= 0x0001 | ((floppies - 1) << 6)
+        serial = [base for base in SERIAL_BASES if self._uart_present(base)]
+        for index, base in enumerate(serial):
+            self._put16(BDA_COM_PORTS + 2 * index, base)
+        equipment |= len(serial) << 9
         self._put16(BDA_EQUIPMENT, equipment)
         self._put16(BDA_MEMORY_KIB, memmap.EBDA_BASE // 1024)
         self._put16(BDA_EBDA_SEGMENT, memmap.EBDA_BASE >> 4)
@@ -214,6 +228,16 @@ class Bios:
         hours, minutes, seconds = self._rtc_time()
         self._put32(memmap.BDA_TICKS, (hours * 3600 + minutes * 60 + seconds) * 1193182 // 65536)
         return 0
+
+    def _uart_present(self, base: int) -> bool:
+        """The usual probe: IER keeps what is written and, with only the transmitter interrupt
+        on, IIR reports it (an empty bus reads 0xFF everywhere). IER is left at 0."""
+        self.ports.write(base + 1, 1, 0x02)
+        present = (
+            self.ports.read(base + 1, 1) == 0x02 and self.ports.read(base + 2, 1) & 0x3F == 0x02
+        )
+        self.ports.write(base + 1, 1, 0x00)
+        return present
 
     def _put32(self, address: int, value: int) -> None:
         struct.pack_into("<I", self.ram, address, value & 0xFFFFFFFF)
@@ -240,7 +264,7 @@ class Bios:
         self.ports.write(0x3D4, 1, index)
         self.ports.write(0x3D5, 1, value)
 
-    def _set_video_mode(self, mode: int) -> None:
+    def _set_video_mode(self, mode: int, clear: bool = True) -> None:
         self.ram[BDA_VIDEO_MODE] = mode
         self._put16(BDA_COLUMNS, COLUMNS)
         self._put16(BDA_PAGE_SIZE, COLUMNS * ROWS * 2)
@@ -255,8 +279,9 @@ class Bios:
         self._crtc(0x0B, 0x0E)
         self._crtc(0x0C, 0)
         self._crtc(0x0D, 0)
-        base = memmap.VGA_TEXT_BASE
-        self.ram[base : base + COLUMNS * ROWS * 2] = b"\x20\x07" * (COLUMNS * ROWS)
+        if clear:
+            base = memmap.VGA_TEXT_BASE
+            self.ram[base : base + COLUMNS * ROWS * 2] = b"\x20\x07" * (COLUMNS * ROWS)
         self._place_cursor(0, 0, 0)
 
     def _cursor(self, page: int = 0) -> tuple[int, int]:
@@ -296,6 +321,7 @@ class Bios:
 
     def _teletype(self, char: int, page: int = 0, attr: int | None = None) -> None:
         row, col = self._cursor(page)
+        row, col = min(row, ROWS - 1), min(col, COLUMNS - 1)  # a cursor parked off screen
         if char == 0x0D:
             col = 0
         elif char == 0x0A:
@@ -330,13 +356,14 @@ class Bios:
         dh, dl = (call.edx >> 8) & 0xFF, call.edx & 0xFF
         page = bh & 7
         if ah == 0x00:
-            self._set_video_mode(al & 0x7F if al & 0x7F in (2, 3, 7) else 3)
+            mode = al & 0x7F
+            self._set_video_mode(mode if mode in (2, 3, 7) else 3, clear=not al & 0x80)
         elif ah == 0x01:
             self._put16(BDA_CURSOR_SHAPE, (ch << 8) | cl)
             self._crtc(0x0A, ch & 0x3F)
             self._crtc(0x0B, cl & 0x1F)
         elif ah == 0x02:
-            self._place_cursor(page, min(dh, ROWS - 1), min(dl, COLUMNS - 1))
+            self._place_cursor(page, dh, dl)  # stored as given: row 25 hides the cursor
         elif ah == 0x03:
             row, col = self._cursor(page)
             call.edx = (row << 8) | col
@@ -348,7 +375,7 @@ class Bios:
             self._crtc(0x0C, ((al & 7) * 0x800) >> 8)
             self._crtc(0x0D, 0)
         elif ah in (0x06, 0x07):
-            self._scroll(ah == 0x06, al, bh, ch, cl, dh, dl)
+            self._scroll(ah == 0x06, al, bh, ch, cl, dh, dl, self.ram[BDA_ACTIVE_PAGE])
         elif ah == 0x08:
             row, col = self._cursor(page)
             cell = self._cell(page, row, col)
@@ -404,9 +431,9 @@ class Bios:
         if ah == 0x00:
             self._disk_done(call, 0 if disk else 0x01)
             return
-        if ah == 0x01:
-            call.set_al(self._last_disk_status)
-            self._disk_done(call, 0)
+        if ah == 0x01:  # status of the last operation, which stays recorded
+            call.set_ah(self._last_disk_status)
+            self._set_flag(call, CF, self._last_disk_status != 0)
             return
         if disk is None:
             self._disk_done(call, 0x01 if ah != 0x15 else 0)
@@ -414,23 +441,32 @@ class Bios:
                 call.set_ah(0)
             return
         cylinders, heads, spt = disk.geometry
-        if ah in (0x02, 0x03):
+        if ah in (0x02, 0x03, 0x04):
             count = call.al
             cl, ch = call.ecx & 0xFF, (call.ecx >> 8) & 0xFF
             cylinder = ch | ((cl & 0xC0) << 2)
             sector = cl & 0x3F
             head = (call.edx >> 8) & 0xFF
+            if count == 0 or count > 128:  # 128 sectors fill the 64 KiB a segment can hold
+                call.set_al(0)
+                self._disk_done(call, 0x01)
+                return
             if sector == 0 or sector > spt or head >= heads or cylinder >= cylinders:
                 call.set_al(0)
                 self._disk_done(call, 0x04)
                 return
             lba = (cylinder * heads + head) * spt + sector - 1
-            buffer = self._segment(ES_REG) + (call.ebx & 0xFFFF)
-            status = self._transfer(disk, ah == 0x03, lba, count, buffer)
+            if ah == 0x04:  # verify: the sectors exist; nothing moves
+                status = 0 if lba + count <= disk.sector_count else 0x04
+            else:
+                buffer = self._segment(ES_REG) + (call.ebx & 0xFFFF)
+                status = self._transfer(disk, ah == 0x03, lba, count, buffer)
             call.set_al(count if status == 0 else 0)
             self._disk_done(call, status)
+        elif ah in (0x0C, 0x0D, 0x10, 0x11):  # seek, reset, ready, recalibrate: no mechanics
+            self._disk_done(call, 0)
         elif ah == 0x08:
-            max_cyl = min(cylinders, 1024) - 1
+            max_cyl = self._chs_cylinders(drive, cylinders) - 1
             call.set_ax(0)
             self.cpu.write(ECX, ((max_cyl & 0xFF) << 8) | ((max_cyl >> 2) & 0xC0) | spt)
             drives = sum(1 for d in self.disks if (d >= 0x80) == (drive >= 0x80))
@@ -440,8 +476,9 @@ class Bios:
             self._disk_done(call, 0)
         elif ah == 0x15:
             if drive >= 0x80:
-                self.cpu.write(ECX, disk.sector_count >> 16)
-                call.edx = disk.sector_count & 0xFFFF
+                sectors = self._chs_cylinders(drive, cylinders) * heads * spt
+                self.cpu.write(ECX, sectors >> 16)
+                call.edx = sectors & 0xFFFF
                 self._disk_done(call, 0)
                 call.set_ah(0x03)
             else:
@@ -452,13 +489,18 @@ class Bios:
             self.cpu.write(ECX, (call.ecx & 0xFFFF0000) | 0x0001)
             self._disk_done(call, 0)
             call.set_ah(0x30)
-        elif ah in (0x42, 0x43) and drive >= 0x80:
+        elif ah in (0x42, 0x43, 0x44, 0x47) and drive >= 0x80:
             packet = self._segment(DS_REG) + (self.cpu.read(ESI) & 0xFFFF)
             size, _, count, offset, segment, lba = struct.unpack_from("<BBHHHQ", self.ram, packet)
             if size < 0x10:
                 self._disk_done(call, 0x01)
                 return
-            status = self._transfer(disk, ah == 0x43, lba, count, (segment << 4) + offset)
+            if ah in (0x44, 0x47):  # verify, seek: the blocks exist; nothing moves
+                status = 0 if lba + max(count, 1) <= disk.sector_count else 0x04
+            elif count == 0:  # EDD: a packet for no blocks is a successful no-op
+                status = 0
+            else:
+                status = self._transfer(disk, ah == 0x43, lba, count, (segment << 4) + offset)
             if status:
                 struct.pack_into("<H", self.ram, packet + 2, 0)
             self._disk_done(call, status)
@@ -469,6 +511,13 @@ class Bios:
             self._disk_done(call, 0)
         else:
             self._disk_done(call, 0x01)
+
+    @staticmethod
+    def _chs_cylinders(drive: int, cylinders: int) -> int:
+        """Cylinders int 13h AH=08h/15h report: at most 1024, and on a hard disk one fewer, the
+        last cylinder being kept for diagnostics since the IBM AT (SeaBIOS and Bochs do too)."""
+        cylinders = min(cylinders, 1024)
+        return cylinders - 1 if drive >= 0x80 and cylinders > 1 else cylinders
 
     def _transfer(self, disk: BlockStore, write: bool, lba: int, count: int, buffer: int) -> int:
         """BIOS status: 0 ok, 0x03 write protected, 0x04 sector not found, 0x09 DMA boundary."""
@@ -502,7 +551,7 @@ class Bios:
             signature = (edx_full & 0xFFFF0000) | call.edx
             entries = self.e820_map()
             index = call.ebx
-            if signature != 0x534D4150 or index >= len(entries):
+            if signature != 0x534D4150 or index >= len(entries) or call.ecx < 20:
                 self._set_flag(call, CF, True)
                 call.set_ah(0x86)
                 return
@@ -512,6 +561,16 @@ class Bios:
             call.eax = 0x534D4150
             self.cpu.write(ECX, 20)
             self.cpu.write(EBX, 0 if index + 1 == len(entries) else index + 1)
+            self._set_flag(call, CF, False)
+        elif (call.eax & 0xFFFF) == 0xE801:
+            # AX = CX: KiB from 1 MiB to 16 MiB (at most 15 MiB); BX = DX: 64 KiB blocks above.
+            extended = self.cpu.ram_bytes - memmap.EXTENDED_BASE
+            low_kib = min(extended, 15 * 1024 * 1024) // 1024
+            high_blocks = max(0, self.cpu.ram_bytes - 16 * 1024 * 1024) // 65536
+            call.set_ax(low_kib)
+            self.cpu.write(ECX, (call.ecx & 0xFFFF0000) | low_kib)
+            self.cpu.write(EBX, (call.ebx & 0xFFFF0000) | high_blocks)
+            call.edx = high_blocks
             self._set_flag(call, CF, False)
         elif ah == 0x88:
             call.set_ax(min(0xFFFF, (self.cpu.ram_bytes - memmap.EXTENDED_BASE) // 1024))
@@ -539,31 +598,51 @@ class Bios:
         modifier = {0x2A: SHIFT_LEFT, 0x36: SHIFT_RIGHT, 0x1D: CTRL, 0x38: ALT}.get(code)
         if modifier is not None:
             flags = flags & ~modifier if release else flags | modifier
-        elif code == 0x3A and not release:
-            flags ^= CAPS
-        elif not release and code != 0x60 and scancode not in (0xE0, 0xE1):
+        elif scancode in (0xE0, 0xE1) or release or code == 0x60:
+            pass  # a prefix (the key after it is read alone), a release, or no key
+        elif code in _TOGGLES:
+            flags ^= _TOGGLES[code]
+            if code == 0x52:
+                self._enqueue_key(code, flags)
+        else:
             self._enqueue_key(code, flags)
         self.ram[BDA_SHIFT_FLAGS] = flags
         self.ports.write(0x20, 1, 0x20)
 
     def _enqueue_key(self, code: int, flags: int) -> None:
-        ascii_code = 0
-        if code in _KEYS:
-            plain, shifted = _KEYS[code]
-            shift = bool(flags & (SHIFT_LEFT | SHIFT_RIGHT))
-            if plain.isalpha() and flags & CAPS:
-                shift = not shift
-            char = shifted if shift else plain
-            ascii_code = ord(char)
-            if flags & CTRL and char.isalpha():
-                ascii_code = ord(char.lower()) - 0x60
+        self._store_key(self._key_word(code, flags))
+
+    @staticmethod
+    def _key_word(code: int, flags: int) -> int:
+        """The word int 16h returns for a make code: scan code high, ASCII low (0 for keys
+        with no character, and for Alt combinations)."""
+        shift = bool(flags & (SHIFT_LEFT | SHIFT_RIGHT))
+        if flags & ALT:
+            if 0x02 <= code <= 0x0D:
+                return (code + 0x76) << 8
+            return code << 8
+        if flags & CTRL and code in _CTRL_WORDS:
+            return _CTRL_WORDS[code]
+        if shift and code in _SHIFTED_WORDS:
+            return _SHIFTED_WORDS[code]
+        if code not in _KEYS:
+            return code << 8
+        plain, shifted = _KEYS[code]
+        if plain.isalpha() and flags & CAPS:
+            shift = not shift
+        char = shifted if shift else plain
+        if flags & CTRL and char.isalpha():
+            return (code << 8) | (ord(char.lower()) - 0x60)
+        return (code << 8) | ord(char)
+
+    def _store_key(self, word: int) -> None:
         head, tail = self._u16(BDA_KBD_HEAD), self._u16(BDA_KBD_TAIL)
         next_tail = tail + 2
         if next_tail >= BDA_KBD_BUFFER_END - 0x400:
             next_tail = BDA_KBD_BUFFER - 0x400
         if next_tail == head:
             return  # buffer full: a real BIOS beeps and drops the key
-        self._put16(0x400 + tail, (code << 8) | ascii_code)
+        self._put16(0x400 + tail, word)
         self._put16(BDA_KBD_TAIL, next_tail)
 
     def _int16_keyboard(self, call: Call) -> None:

@@ -172,6 +172,10 @@ class InterruptUnit:
             self._deliver_once(event)
             return
         except DeliveryFault as first:
+            if event.software:
+                # The `int` faulted, so it never completed: the fault (and a crash report)
+                # must point at it, not past it where Unicorn left EIP.
+                self._rewind_software_interrupt(event)
             if event.vector == DOUBLE_FAULT:
                 raise TripleFault(f"delivering #DF failed: {first}") from first
             second = Event(first.vector, first.error_code)
@@ -182,6 +186,34 @@ class InterruptUnit:
                 self._deliver_once(Event(DOUBLE_FAULT, 0))
             except DeliveryFault as last:
                 raise TripleFault(f"{fault}; then delivering #DF failed: {last}") from last
+
+    def _rewind_software_interrupt(self, event: Event) -> None:
+        """Move EIP back from after `int n` (CD ib) or `int3`/`into`/`int1` to its first byte.
+        A redundant prefix before the opcode is not looked for."""
+        cpu = self.cpu
+        eip = cpu.read(EIP) if event.return_eip is None else event.return_eip
+        if cpu.read(CR0) & CR0_PE:
+            code_base = self._descriptor_base_or_zero(cpu.read(CS) & 0xFFFF)
+        else:
+            code_base = (cpu.read(CS) & 0xFFFF) << 4
+        try:
+            before = self.mmu.read((code_base + eip - 2) & 0xFFFFFFFF, 2)
+        except PageNotPresent:
+            return
+        if before[0] == 0xCD and before[1] == event.vector:
+            length = 2
+        elif before[1] in (0xCC, 0xCE, 0xF1):
+            length = 1
+        else:
+            return
+        event.return_eip = None
+        cpu.write(EIP, eip - length)
+
+    def _descriptor_base_or_zero(self, selector: int) -> int:
+        try:
+            return self._descriptor(selector)[0]
+        except DeliveryFault:
+            return 0
 
     def _deliver_once(self, event: Event) -> None:
         cpu = self.cpu

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from unicorn import UC_HOOK_INSN_INVALID, UC_HOOK_MEM_UNMAPPED, UcError
+from unicorn import UC_HOOK_CODE, UC_HOOK_INSN_INVALID, UC_HOOK_MEM_UNMAPPED, UcError
 
 from tradekernel import memmap
 from tradekernel.devices.base import Board, Device, SystemSignals
@@ -205,6 +205,7 @@ class Machine:
         self._wake = threading.Event()
         self._reset_listeners: list[Callable[[], None]] = []
         self.instructions = 0
+        self.idle_count = 0  # times the loop found the CPU halted (tests wait on it)
         self._slice_base_ns = 0
         self._wall_origin = time.monotonic_ns()
         self._in_slice = False
@@ -232,6 +233,12 @@ class Machine:
         self.hypercalls[number] = handler
         if kernel:
             self._kernel_hypercalls.add(number)
+
+    def watch(self, address: int, callback: Callable[[], None]) -> None:
+        """Call `callback` each time the CPU is about to execute the instruction at linear
+        `address` (a code hook on that one address: free everywhere else). For traces and
+        breakpoints; set before the code at `address` first runs."""
+        self.cpu.uc.hook_add(UC_HOOK_CODE, lambda *_: callback(), None, address, address)
 
     def on_reset(self, listener: Callable[[], None]) -> None:
         self._reset_listeners.append(listener)
@@ -288,8 +295,9 @@ class Machine:
         self._wake.set()
 
     def feed_when_idle(self, feeder: Callable[[], bool]) -> None:
-        """`feeder()` is called whenever the guest idles; it returns False when it has no more.
-        This is how scripted input stays deterministic: it arrives only at idle points."""
+        """`feeder()` is called whenever the guest idles and returns whether it gave the guest
+        something (then the guest runs on before time moves). This is how scripted input stays
+        deterministic: it arrives only at idle points."""
         self._idle_feeders.append(feeder)
 
     # ---- hooks --------------------------------------------------------------------------
@@ -465,14 +473,13 @@ class Machine:
 
     def _idle(self, wall_end: float | None) -> bool:
         """The CPU sits in `hlt`. Returns False if it can never wake up."""
+        self.idle_count += 1
         if not self.cpu.read(EFLAGS) & FLAG_IF:
             self._crash("the CPU halted with interrupts disabled")
             return False
         if self.config.deterministic:
-            for feeder in list(self._idle_feeders):
-                if feeder():
-                    return True
-                self._idle_feeders.remove(feeder)
+            if any([feeder() for feeder in self._idle_feeders]):
+                return True
             deadline = self.clock.next_deadline()
             if deadline is None:
                 self.stop_info = StopInfo("idle", "the CPU is halted and nothing is scheduled")
@@ -484,11 +491,10 @@ class Machine:
         wait_s = 0.05 if deadline is None else max(0.0, (deadline - self._wall_now()) / 1e9)
         if wall_end is not None:
             wait_s = min(wait_s, max(0.0, wall_end - time.monotonic()))
+        if any([feeder() for feeder in self._idle_feeders]):
+            return True
         self._wake.wait(min(wait_s, 0.05))
         self._wake.clear()
-        for feeder in list(self._idle_feeders):
-            if not feeder():
-                self._idle_feeders.remove(feeder)
         return True
 
     def _run_slice(self, wall_end: float | None) -> None:

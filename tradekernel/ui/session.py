@@ -75,22 +75,21 @@ class Session:
         channels = self.machine.channels
         self.machine.post(lambda: [channels.send("keyboard-key", event) for event in events])
 
-    def feed_text_when_idle(self, source: Callable[[], str | None]) -> None:
+    def feed_text_when_idle(self, source: Callable[[], str]) -> None:
         """Type characters from `source` one at a time, each when the guest next idles.
-        `source()` returns the next character, "" for none yet, None at end of input."""
+        `source()` returns the next character, or "" when there is none (yet or any more)."""
         channels = self.machine.channels
 
         def feeder() -> bool:
             char = source()
-            if char is None:
+            if not char:
                 return False
-            if char:
-                try:
-                    events = text_to_key_events(char)
-                except ValueError:
-                    return True  # a character no US key types: skipped
-                for event in events:
-                    channels.send("keyboard-key", event)
+            try:
+                events = text_to_key_events(char)
+            except ValueError:
+                return True  # a character no US key types: skipped
+            for event in events:
+                channels.send("keyboard-key", event)
             return True
 
         self.machine.feed_when_idle(feeder)
@@ -134,27 +133,17 @@ class PlainText:
                 self.stream.flush()
 
 
-def stdin_characters(deterministic: bool) -> Callable[[], str | None]:
+def stdin_characters(deterministic: bool) -> Callable[[], str]:
     """Characters typed from a non-terminal stdin. Deterministic runs read all input first, so
     what the guest sees never depends on how fast the pipe delivers it."""
+    queue: deque[str] = deque()
     if deterministic:
-        pending = deque(sys.stdin.read())
-        return lambda: pending.popleft() if pending else None
-    queue: deque[str | None] = deque()
+        queue.extend(sys.stdin.read())
+    else:
 
-    def reader() -> None:
-        for chunk in iter(lambda: sys.stdin.read(1), ""):
-            queue.append(chunk)
-        queue.append(None)
+        def reader() -> None:
+            for char in iter(lambda: sys.stdin.read(1), ""):
+                queue.append(char)
 
-    threading.Thread(target=reader, name="stdin", daemon=True).start()
-
-    def next_char() -> str | None:
-        if not queue:
-            return ""
-        char = queue.popleft()
-        if char is None:
-            queue.append(None)
-        return char
-
-    return next_char
+        threading.Thread(target=reader, name="stdin", daemon=True).start()
+    return lambda: queue.popleft() if queue else ""

@@ -1,0 +1,94 @@
+"""The real boot, end to end: BIOS -> boot sector (16-bit) -> protected mode -> stub -> kernel;
+and the command line that wraps it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.system.harness import BootedPc
+from tradekernel import memmap
+from tradekernel.emu.cpu import CR0, CS, EIP
+
+TK = [sys.executable, "-m", "tradekernel.cli"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_mode_switch_trace(tmp_path: Path) -> None:
+    tk = BootedPc(tmp_path)
+    seen: list[tuple[str, int, int, int]] = []
+    cpu = tk.machine.cpu
+
+    def record(where: str) -> None:
+        seen.append((where, cpu.read(CS) & 0xFFFF, cpu.read(EIP), cpu.read(CR0) & 1))
+
+    tk.machine.watch(memmap.RESET_VECTOR, lambda: record("reset"))
+    tk.machine.watch(memmap.BOOT_SECTOR, lambda: record("boot sector"))
+    tk.machine.watch(memmap.STUB_BASE, lambda: record("stub"))
+    tk.boot()
+    assert seen == [
+        ("reset", 0xF000, 0xFFF0, 0),  # real mode at the reset vector
+        ("boot sector", 0x0000, 0x7C00, 0),  # 16-bit, loaded by int 19h
+        ("stub", 0x0008, memmap.STUB_BASE, 1),  # 32-bit protected mode, ring 0 code selector
+    ]
+    assert tk.pc.kernel is not None and tk.pc.kernel.boot.boot_drive == 0x80
+
+
+def test_no_boot_signature_is_reported(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.img"
+    blank.write_bytes(bytes(1024 * 1024))
+    tk = BootedPc(tmp_path, disk=blank)
+    tk.wait_for("No bootable device.")
+    assert "no boot signature (0x55AA)" in tk.text()
+
+
+def test_images_rebuild_identically() -> None:
+    if shutil.which("nasm") is None:
+        pytest.skip("nasm is not installed (./setup.sh installs it)")
+    result = subprocess.run([sys.executable, str(ROOT / "images" / "build.py"), "--check"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def run_tk(args: list[str], stdin: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy")
+    return subprocess.run(TK + args, input=stdin, capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=ROOT)  # fmt: skip
+
+
+def test_scripted_headless_session_prints_help_and_exits_0() -> None:
+    result = run_tk(["boot", "--headless", "--timeout", "30"], "help\nshutdown\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("TradeKernel 0.1.0")
+    assert "tk:/> help" in lines
+    assert any(line.startswith("shutdown  power the machine off") for line in lines)
+    assert lines[-2:] == ["tk:/> shutdown", "powering off."]
+
+
+def test_deterministic_runs_are_byte_identical() -> None:
+    script = "help\necho one two\nuptime\ndate\nhistory\nshutdown\n"
+    args = ["boot", "--headless", "--deterministic", "--dump-screen", "--timeout", "30"]
+    first, second = run_tk(args, script), run_tk(args, script)
+    assert first.returncode == second.returncode == 0
+    assert first.stdout == second.stdout
+    assert "up 0:00:00" in first.stdout and "Fri 2026-01-02 09:30:00 UTC" in first.stdout
+
+
+def test_timeout_without_power_off_exits_non_zero(tmp_path: Path) -> None:
+    shot = tmp_path / "screen.png"
+    result = run_tk(["boot", "--headless", "--timeout", "1", "--screenshot", str(shot)], "")
+    assert result.returncode == 3
+    assert "timed out" in result.stderr
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_disk_is_a_clear_error(tmp_path: Path) -> None:
+    result = run_tk(["boot", "--headless", "--disk", str(tmp_path / "none.img")], "")
+    assert result.returncode != 0
+    assert "no disk image at" in result.stderr
