@@ -8,6 +8,8 @@ interrupts off, just before the stub's `sti; hlt`.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Callable
 
 from tradekernel import __version__
@@ -18,6 +20,11 @@ from tradekernel.kernel.console import Console
 from tradekernel.kernel.keyboard import KeyboardDriver
 from tradekernel.kernel.serial import SerialPort
 from tradekernel.kernel.shell import Shell
+from tradekernel.kernel.storage import mount_system_disk
+from tradekernel.kernel.trading.commands import COMMANDS as TRADING_COMMANDS
+from tradekernel.kernel.trading.commands import Desk
+from tradekernel.kernel.trading.engine import TradingEngine
+from tradekernel.kernel.trading.instruments import InstrumentTable
 from tradekernel.kernel.trapframe import TrapFrame
 from tradekernel.kernel.tty import Tty
 
@@ -28,6 +35,8 @@ IRQ_BASE = 0x20  # the stub remaps the PIC here
 POWER_PORT, POWER_OFF = 0x604, 0x2000
 KBC_COMMAND, KBC_PULSE_RESET = 0x64, 0xFE
 IRQ_TIMER, IRQ_KEYBOARD = 0, 1
+
+INSTRUMENTS_FILE = "/etc/instruments.toml"
 
 IrqHandler = Callable[[int], None]
 
@@ -51,8 +60,13 @@ class Kernel:
         self.shell = Shell(self.tty, self.console, self)
         self._irq_handlers: dict[int, IrqHandler] = {}
         self._deferred: list[Callable[[], None]] = []
+        self._timers: list[tuple[int, int, Callable[[], None]]] = []
+        self._timer_order = itertools.count()
         self.ticks = 0
         self.stopping = False
+        self.fs = None
+        self.disk = None
+        self.trading: TradingEngine | None = None
 
     # ---- start-up, one line per step ----------------------------------------------------
     def init(self, boot_info_address: int) -> int:
@@ -63,8 +77,40 @@ class Kernel:
         self._banner()
         self.on_irq(IRQ_TIMER, self._timer_tick)
         self.on_irq(IRQ_KEYBOARD, self.keyboard.on_irq)
+        self._mount_disk()
+        self._start_trading()
         self.shell.start()
         return 0
+
+    def _mount_disk(self) -> None:
+        now = lambda: self.clock.wall_time().replace(tzinfo=None)  # noqa: E731 - FAT is local
+        self.fs, self.disk, message = mount_system_disk(self.ports, now)
+        self.console.write(f"disk: {message}\n", 0x07 if self.fs else 0x0C)
+
+    def read_file(self, path: str) -> bytes:
+        if self.fs is None:
+            raise FileNotFoundError(f"{path}: no filesystem is mounted")
+        return self.fs.read_file(path)
+
+    def _start_trading(self) -> None:
+        config = None
+        if self.fs is not None and self.fs.exists(INSTRUMENTS_FILE):
+            config = self.read_file(INSTRUMENTS_FILE).decode("utf-8", "replace")
+        try:
+            instruments = InstrumentTable.from_toml(config)
+        except ValueError as error:
+            self.console.write(f"trading: {INSTRUMENTS_FILE}: {error}; using defaults\n", 0x0C)
+            instruments = InstrumentTable.from_toml(None)
+        self.trading = TradingEngine(self.clock.now_ns, instruments)
+        desk = Desk(self.trading, read_file=self.read_file, call_at=self.call_at)
+        for name, (handler, text) in TRADING_COMMANDS.items():
+            usage, _, description = text.partition(": ")
+            self.shell.register(
+                name,
+                lambda args, out, handler=handler: handler(desk, args, out),
+                usage,
+                description or usage,
+            )
 
     def _banner(self) -> None:
         mib = self.platform.ram_bytes // (1024 * 1024)
@@ -114,8 +160,18 @@ class Kernel:
             self._deferred.pop(0)()
         return 0
 
+    def call_at(self, deadline_ns: int, work: Callable[[], None]) -> None:
+        """Run `work` from the timer interrupt once virtual time reaches `deadline_ns`."""
+        heapq.heappush(self._timers, (deadline_ns, next(self._timer_order), work))
+
     def _timer_tick(self, _irq: int) -> None:
         self.ticks += 1
+        if not self._timers:
+            return
+        now = self.clock.now_ns()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, work = heapq.heappop(self._timers)
+            self.defer(work)
 
     # ---- the end --------------------------------------------------------------------------
     def panic(self, why: str) -> None:
