@@ -22,6 +22,7 @@ import tty
 from collections import deque
 from collections.abc import Callable
 
+from tradekernel.devices.i8042 import FIFO_SIZE, KEY_CHANNEL, PAUSE_MAKE_SET2
 from tradekernel.emu.clock import Timer
 from tradekernel.emu.machine import StopInfo
 from tradekernel.ui.ansi import AnsiScreen
@@ -32,7 +33,8 @@ LEAVE_BYTE = b"\x1d"  # Ctrl-], as telnet and QEMU's monitor escape use
 FRAME_INTERVAL_S = 1 / 30
 ESCAPE_WAIT_S = 0.05  # a lone ESC with nothing after it this long is the Escape key
 READ_SIZE = 4096
-TYPING_POLL_NS = 1_000_000  # while typed keys wait, look at the keyboard FIFO this often
+TYPING_RETRY_NS = 1_000_000  # while typed keys wait, look at the keyboard FIFO this often
+LONGEST_KEY_SEQUENCE = len(PAUSE_MAKE_SET2)  # bytes one key transition can queue
 CLEAR = "\x1b[0m\x1b[H\x1b[2J"
 ENTER_SCREEN = "\x1b[?1049h" + CLEAR
 LEAVE_SCREEN = "\x1b[0m\x1b[?25h\x1b[?1049l"
@@ -110,41 +112,39 @@ class _Output:
 
 
 class KeyTypist:
-    """Types key groups (the presses for one character) as fast as the guest takes them: a
-    group goes to the keyboard only when its 16-byte FIFO is empty, so a pasted line is never
-    lost to an overrun and a character's presses are never split. `type` is thread-safe; the
-    pacing runs in the machine loop (a poll on the virtual clock while groups wait)."""
+    """Hands host key transitions to the PS/2 keyboard no faster than its 16-byte FIFO takes
+    them, so a burst (a pasted line, a frame's worth of window events) is never lost to an
+    overrun. A transition goes as soon as the FIFO has room for the longest sequence one can
+    send; otherwise it waits, in order, and the machine loop retries on the virtual clock. A
+    guest that reads its keyboard sees no delay. `type` is thread-safe."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._groups: deque[list[KeyEvent]] = deque()
-        self._poll: Timer | None = None  # machine thread only
+        self._waiting: deque[KeyEvent] = deque()
+        self._retry: Timer | None = None  # machine thread only
 
-    def type(self, groups: list[list[KeyEvent]]) -> None:
-        if groups:
-            self._groups.extend(groups)
+    def type(self, events: list[KeyEvent]) -> None:
+        if events:
+            self._waiting.extend(events)
             self.session.machine.post(self._pump)
-
-    @property
-    def pending(self) -> int:
-        return len(self._groups)
 
     def _pump(self) -> None:
         keyboard = self.session.pc.keyboard.keyboard
-        channels = self.session.machine.channels
-        if keyboard is not None and not keyboard.fifo and self._groups:
-            for event in self._groups.popleft():
-                channels.send("keyboard-key", event)
-        if self._groups and self._poll is None:
-            self._poll = self.session.machine.clock.call_after(TYPING_POLL_NS, self._polled)
+        if keyboard is None:
+            raise RuntimeError("the keyboard controller has no keyboard attached")
+        send = self.session.machine.channels.send
+        while self._waiting and len(keyboard.fifo) <= FIFO_SIZE - LONGEST_KEY_SEQUENCE:
+            send(KEY_CHANNEL, self._waiting.popleft())
+        if self._waiting and self._retry is None:
+            self._retry = self.session.machine.clock.call_after(TYPING_RETRY_NS, self._retried)
 
-    def _polled(self) -> None:
-        self._poll = None
+    def _retried(self) -> None:
+        self._retry = None
         self._pump()
 
 
 class _Keyboard:
-    """Bytes typed on the terminal -> key groups for the typist; notices the leave key."""
+    """Bytes typed on the terminal -> key transitions for the typist; notices the leave key."""
 
     def __init__(self, typist: KeyTypist) -> None:
         self.typist = typist
@@ -156,16 +156,13 @@ class _Keyboard:
         """Type `data`; True if it held the leave key (what follows it is dropped)."""
         typed, leave, _ = data.partition(LEAVE_BYTE)
         self._last_input = now
-        groups = [self._keys.feed(char) for char in self._text.decode(typed)]
-        self.typist.type([group for group in groups if group])
+        self.typist.type(self._keys.feed(self._text.decode(typed)))
         return bool(leave)
 
     def settle(self, now: float) -> None:
         """After a pause in input, a pending lone ESC is the Escape key."""
         if now - self._last_input >= ESCAPE_WAIT_S:
-            group = self._keys.flush()
-            if group:
-                self.typist.type([group])
+            self.typist.type(self._keys.flush())
 
 
 def run_terminal(

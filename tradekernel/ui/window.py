@@ -1,0 +1,261 @@
+"""`tk boot`: the TradeKernel PC's monitor and keyboard in a pygame window.
+
+Contract: `run_window(session)` opens a resizable window showing the 720x400 text screen scaled
+by whole pixels and centred on black, repainted up to 60 times a second from VGA memory (only
+the rows that changed); the title shows the machine's state and clock mode. The machine runs in
+a background thread (`MachineThread`), the UI in the calling thread (SDL wants the main one):
+the UI only reads guest memory, so a busy guest never freezes the window. Host key presses and
+releases go to the PS/2 keyboard as they happen (its typematic makes the repeats, in virtual
+time, so SDL's own repeat is off and repeated downs are dropped). F12 saves a screenshot
+instead of reaching the guest. Closing the window powers the machine off cleanly; a guest that
+powers off (or a run that times out) closes the window. Returns the machine's StopInfo.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import pygame  # noqa: E402
+
+from tradekernel.emu.machine import StopInfo  # noqa: E402
+from tradekernel.ui.font import GLYPH_HEIGHT  # noqa: E402
+from tradekernel.ui.keymap import KeyEvent, pygame_key_event  # noqa: E402
+from tradekernel.ui.render import (  # noqa: E402
+    SCREEN_HEIGHT,
+    SCREEN_WIDTH,
+    Renderer,
+    integer_scale,
+    save_png,
+    scale_to,
+)
+from tradekernel.ui.session import Session  # noqa: E402
+from tradekernel.ui.terminal import MachineThread  # noqa: E402
+
+FRAME_RATE = 60
+TITLE = "TradeKernel"
+SCREENSHOT_KEY = pygame.K_F12
+SCREENSHOT_DIR = Path("screenshots")
+NOTE_SECONDS = 4.0  # how long a message (a saved screenshot) stays in the title
+BORDER = (0, 0, 0)
+# Why the machine stopped -> the window title's word for it.
+STOP_STATES = {
+    "poweroff": "powered off",
+    "crash": "crashed",
+    "timeout": "timed out",
+    "idle": "halted",
+    "halted": "halted",
+    "reset": "reset",
+}
+CLOSES_WINDOW = frozenset(("poweroff", "timeout"))  # other ends stay on screen to be read
+
+FrameHook = Callable[[int], None]
+
+
+def window_title(state: str, deterministic: bool, note: str = "") -> str:
+    title = f"{TITLE} — {state}"
+    if deterministic:
+        title += " (deterministic clock)"
+    return f"{title} — {note}" if note else title
+
+
+def screen_origin(window_size: tuple[int, int]) -> tuple[int, int, int]:
+    """(scale, left, top) of the integer-scaled 720x400 picture centred in the window."""
+    width, height = window_size
+    scale = integer_scale(window_size)
+    return scale, (width - SCREEN_WIDTH * scale) // 2, (height - SCREEN_HEIGHT * scale) // 2
+
+
+def present(
+    display: pygame.Surface, picture: pygame.Surface, rows: list[int], full: bool
+) -> list[pygame.Rect]:
+    """Copy the text rows `rows` of the 720x400 `picture` to `display`, scaled and centred, or
+    all of it with black borders when `full`. Returns the display areas that changed."""
+    scale, left, top = screen_origin(display.get_size())
+    if full:
+        display.fill(BORDER)
+        display.blit(scale_to(picture, display.get_size()), (left, top))
+        return [display.get_rect()]
+    changed = []
+    for first, count in _row_runs(rows):
+        strip = picture.subsurface((0, first * GLYPH_HEIGHT, SCREEN_WIDTH, count * GLYPH_HEIGHT))
+        if scale > 1:
+            size = (SCREEN_WIDTH * scale, count * GLYPH_HEIGHT * scale)
+            strip = pygame.transform.scale(strip, size)
+        changed.append(display.blit(strip, (left, top + first * GLYPH_HEIGHT * scale)))
+    return changed
+
+
+def _row_runs(rows: list[int]) -> list[tuple[int, int]]:
+    """Sorted row numbers as (first, count) runs of neighbours, one blit each."""
+    runs: list[tuple[int, int]] = []
+    for row in sorted(rows):
+        if runs and runs[-1][0] + runs[-1][1] == row:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((row, 1))
+    return runs
+
+
+def screenshot_path(directory: Path, now: datetime) -> Path:
+    """screenshots/tradekernel-YYYYmmdd-HHMMSS.png, with -2, -3... if taken within a second."""
+    stem = f"tradekernel-{now:%Y%m%d-%H%M%S}"
+    path = directory / f"{stem}.png"
+    number = 2
+    while path.exists():
+        path = directory / f"{stem}-{number}.png"
+        number += 1
+    return path
+
+
+class _HostKeys:
+    """pygame key events -> PS/2 key transitions; only real downs and ups get through."""
+
+    def __init__(self) -> None:
+        self.held: set[str] = set()
+
+    def translate(self, event: pygame.event.Event) -> KeyEvent | None:
+        key = pygame_key_event(event)
+        if key is None:
+            return None
+        name, pressed = key
+        if pressed == (name in self.held):
+            return None  # an OS repeat, or the release of a key pressed before we had focus
+        if pressed:
+            self.held.add(name)
+        else:
+            self.held.discard(name)
+        return key
+
+
+class _Window:
+    """The UI loop's state: display, renderer, title, and the machine thread it watches."""
+
+    def __init__(self, session: Session, screenshot_dir: Path) -> None:
+        self.session = session
+        self.machine = MachineThread(session)
+        self.screenshot_dir = screenshot_dir
+        self.renderer = Renderer()
+        self.keys = _HostKeys()
+        self.display = pygame.display.set_mode((SCREEN_WIDTH, SCREEN_HEIGHT), pygame.RESIZABLE)
+        self.painted_size = (0, 0)
+        self.closing = False
+        self.stop: StopInfo | None = None
+        self.note = ""
+        self.note_until = 0.0
+        self.title = ""
+        self.started = time.monotonic()
+
+    def handle_events(self) -> None:
+        transitions: list[KeyEvent] = []
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT:
+                self.close()
+            elif event.type in (pygame.VIDEOEXPOSE, pygame.WINDOWEXPOSED):
+                self.painted_size = (0, 0)  # the window system lost our pixels: paint all
+            elif event.type in (pygame.KEYDOWN, pygame.KEYUP):
+                if event.key == SCREENSHOT_KEY:
+                    if event.type == pygame.KEYDOWN:
+                        self.screenshot()
+                    continue
+                transition = self.keys.translate(event)
+                if transition is not None:
+                    transitions.append(transition)
+        if transitions and not self.closing:
+            self.session.press(transitions)
+
+    def close(self) -> None:
+        """The user closed the window: power off (the UI keeps drawing until the loop ends)."""
+        self.closing = True
+        self.machine.request_power_off()
+
+    def screenshot(self) -> None:
+        now = time.monotonic()
+        try:
+            self.screenshot_dir.mkdir(parents=True, exist_ok=True)
+            path = screenshot_path(self.screenshot_dir, datetime.now())
+            save_png(self.session.pc.vga.text_screen(), str(path), now - self.started)
+            self.note = f"saved {path}"
+        except (OSError, pygame.error) as error:
+            self.note = f"screenshot failed: {error}"
+        self.note_until = now + NOTE_SECONDS
+
+    def paint(self) -> None:
+        now = time.monotonic()
+        picture = self.renderer.render(self.session.pc.vga.text_screen(), now - self.started)
+        size = self.display.get_size()  # SDL resizes the display surface with the window
+        changed = present(
+            self.display, picture, self.renderer.dirty_rows, size != self.painted_size
+        )
+        self.painted_size = size
+        if changed:
+            pygame.display.update(changed)
+        self.update_title(now)
+
+    def update_title(self, now: float) -> None:
+        if self.stop is not None:
+            state = STOP_STATES.get(self.stop.reason, self.stop.reason)
+        else:
+            state = "powering off" if self.closing else "running"
+        if now >= self.note_until:
+            self.note = ""
+        title = window_title(state, self.session.options.deterministic, self.note)
+        if title != self.title:
+            pygame.display.set_caption(title)
+            self.title = title
+
+
+def run_window(
+    session: Session,
+    *,
+    max_frames: int | None = None,
+    on_frame: FrameHook | None = None,
+    screenshot_dir: Path = SCREENSHOT_DIR,
+) -> StopInfo:
+    """Run `session` in a window until the machine stops (see the module docstring).
+
+    For tests and benchmarks: `on_frame(frame_number)` is called after each frame is drawn
+    (post pygame events from it to drive the UI); after `max_frames` frames the window closes
+    as if the user had closed it.
+    """
+    pygame.display.init()
+    try:
+        window = _Window(session, screenshot_dir)
+    except BaseException:
+        pygame.display.quit()
+        raise
+    try:
+        pygame.key.set_repeat()  # no SDL repeat: the keyboard model has its own typematic
+        window.update_title(time.monotonic())
+        window.machine.start()
+        return _loop(window, max_frames, on_frame)
+    finally:
+        window.machine.stop()
+        pygame.display.quit()
+
+
+def _loop(window: _Window, max_frames: int | None, on_frame: FrameHook | None) -> StopInfo:
+    """Frames until the machine has stopped and the window should go: at once after a power-off
+    or a timeout; after a crash or a halt, its last screen stays up (the title says why) until
+    the user closes the window."""
+    clock = pygame.time.Clock()
+    frame = 0
+    while True:
+        window.handle_events()
+        window.paint()
+        if window.stop is None and not window.machine.alive:
+            window.stop = window.machine.result()
+            window.update_title(time.monotonic())
+        if window.stop is not None and (window.stop.reason in CLOSES_WINDOW or window.closing):
+            return window.stop
+        frame += 1
+        if on_frame is not None:
+            on_frame(frame)
+        if max_frames is not None and frame >= max_frames:
+            window.close()
+        clock.tick(FRAME_RATE)
