@@ -128,7 +128,8 @@ show16:
     pop cx
     ret
 
-; fill BUFFER with 0, 1, 2, ..., copy the NUL-terminated name at SI over its start; DL = drive
+; fill BUFFER with 0, 1, 2, ..., copy the NUL-terminated name at SI over its start;
+; returns ES:BX = BUFFER and DL = the boot drive, ready for AH=03h
 pattern:
     mov di, BUFFER
     xor ax, ax
@@ -145,6 +146,7 @@ pattern:
     stosb
     jmp .name
 .done:
+    mov bx, BUFFER
     mov dl, [boot_drive]
     ret
 
@@ -156,7 +158,7 @@ dap_lba:
     dq 1500
 spt: dw 0
 heads: dw 0
-msg_cx: db "params CX=", 0
+msg_cx: db "08h CX=", 0
 msg_dx: db " DX=", 0
 msg_ext: db "ext ", 0
 msg_status: db "st=", 0

@@ -1,0 +1,242 @@
+"""Boot sectors written for any PC (images/samples), run on our BIOS with nothing else: each
+prints what it asked the BIOS, and the expected screen is worked out here from the sample's
+own rules and the board's facts (geometry, memory map, start time)."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+
+from tradekernel import memmap
+from tradekernel.devices.ide import default_geometry
+from tradekernel.emu.pc import DETERMINISTIC_EPOCH
+from tradekernel.ui.keymap import tap, text_to_key_events, with_modifier
+
+from .bootrun import DISK_BYTES, END_MARKER, SECTOR, boot, make_disk, sample
+
+PIT_HZ = 1193182
+TICK_DIVISOR = 65536  # the BIOS runs PIT channel 0 at 18.2 Hz
+
+
+# ---- int 10h --------------------------------------------------------------------------------
+def test_hello_video_services(tmp_path):
+    run = boot(make_disk(tmp_path / "hello.img", sample("hello")))
+    assert run.reason == "until"
+    rows = run.rows
+    assert rows[0] == "Hello from a boot sector!"
+    # AH=09h leaves the cursor where it was: five X at column 4, "colours" cell by cell at 10.
+    assert rows[3] == " " * 4 + "X" * 5 + " " + "colours"
+    assert run.attributes(3)[4:9] == bytes([0x1E] * 5)
+    assert run.attributes(3)[10:17] == bytes(range(0x21, 0x28))
+    assert run.attributes(3)[9] == 0x07 and run.attributes(3)[17] == 0x07
+    # AH=06h, rows 6-8 up one: B, C, then a blank row in the fill attribute 0x07.
+    assert rows[6:9] == ["line B", "line C", ""]
+    assert run.attributes(8) == bytes([0x07] * 80)
+    # AH=07h, rows 10-12 and columns 0-5 down one: a blank strip in 0x70, then D and E.
+    assert rows[10:13] == ["", "line D", "line E"]
+    assert run.attributes(10)[:6] == bytes([0x70] * 6) and run.attributes(10)[6] == 0x07
+    # AH=03h after "at:" printed from row 14, column 7.
+    at_col = 7 + len("at:")
+    assert rows[14] == " " * 7 + f"at:{14},{at_col}"
+    assert rows[16] == END_MARKER
+    screen = run.pc.vga.text_screen()
+    assert (screen.cursor_row, screen.cursor_col) == (16, len(END_MARKER))
+
+
+# ---- int 16h --------------------------------------------------------------------------------
+SET1_ASDF_ROW = 0x1E  # set 1 make codes: a=1E s=1F d=20 f=21 g=22 h=23 ...
+
+
+def test_keys_echo_reverse_peek_and_shift_flags(tmp_path):
+    typed = "Hello, BIOS 42!"
+    keys = text_to_key_events(typed) + [
+        ("lshift", True),
+        *tap("enter"),
+        ("lshift", False),
+    ]
+    run = boot(make_disk(tmp_path / "keys.img", sample("keys")), keys=keys)
+    assert run.reason == "until"
+    first = ((SET1_ASDF_ROW + "asdfgh".index("h")) << 8) | ord("H")
+    assert run.rows[:7] == [
+        "keys: type a line, Enter ends it",
+        "peek: empty",
+        f"peek={first:04X} get={first:04X}",
+        "> " + typed,
+        "reversed: " + typed[::-1],
+        "shift flags=02",  # left Shift still held when Enter was read
+        END_MARKER,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("first_key", "word"),
+    [
+        (with_modifier("lalt", "1"), 0x7800),  # Alt + top-row 1: scan code 78h, no ASCII
+        (with_modifier("lalt", "a"), 0x1E00),  # Alt + letter: the key's scan code, no ASCII
+        (with_modifier("lshift", "tab"), 0x0F00),  # Shift-Tab (back-tab)
+        (with_modifier("lctrl", "enter"), 0x1C0A),  # Ctrl-Enter: line feed
+        (with_modifier("lctrl", "c"), 0x2E03),  # Ctrl-C
+        (tap("capslock") + tap("a"), 0x1E41),  # Caps Lock makes a letter capital
+        (tap("up"), 0x4800),  # a grey (E0-prefixed) key: scan code, no ASCII
+        (tap("f1"), 0x3B00),
+    ],
+)
+def test_keys_bios_words(tmp_path, first_key, word):
+    run = boot(make_disk(tmp_path / "keys.img", sample("keys")), keys=first_key + tap("enter"))
+    assert run.reason == "until"
+    assert run.rows[2] == f"peek={word:04X} get={word:04X}"
+
+
+# ---- int 13h --------------------------------------------------------------------------------
+DISK_TEXT = {
+    1: b"CHS sector one..",
+    2: b"CHS sector two..",
+    1100: b"CHS at LBA 1100.",
+    1500: b"LBA 1500 via 42h",
+}
+
+
+def written_pattern(name: bytes) -> bytes:
+    """What disk.asm writes: bytes 0, 1, ... 255, 0, ... with the writer's name on top."""
+    pattern = bytearray(i & 0xFF for i in range(SECTOR))
+    pattern[: len(name)] = name
+    return bytes(pattern)
+
+
+def disk_params_cx_dx() -> tuple[int, int]:
+    """int 13h AH=08h for our 1 MiB disk: the highest cylinder leaves the last one out (the
+    IBM AT's diagnostic cylinder), 10 bits split over CH and CL 6-7; DH = heads - 1; DL = 1."""
+    cylinders, heads, spt = default_geometry(DISK_BYTES // SECTOR)
+    highest = min(cylinders, 1024) - 2
+    return ((highest & 0xFF) << 8) | ((highest >> 2) & 0xC0) | spt, ((heads - 1) << 8) | 1
+
+
+def disk_rows(write_status: int) -> list[str]:
+    cx, dx = disk_params_cx_dx()
+    text = {lba: data.decode() for lba, data in DISK_TEXT.items()}
+    return [
+        f"st=00 08h CX={cx:04X} DX={dx:04X}",
+        f"st=00 {text[1]}",
+        text[2],
+        f"st=00 {text[1100]}",
+        "ext 0001",  # AH=41h: the fixed-disk subset (41h-44h, 47h, 48h)
+        f"st=00 {text[1500]}",
+        f"st={write_status:02X} st={write_status:02X} {END_MARKER}",
+    ]
+
+
+def test_disk_reads_writes_and_parameters(tmp_path):
+    image = make_disk(tmp_path / "disk.img", sample("disk"), DISK_TEXT)
+    before = image.read_bytes()
+    run = boot(image, read_only=False)
+    assert run.reason == "until"
+    assert run.rows[:7] == disk_rows(write_status=0)
+    after = image.read_bytes()
+    assert after[3 * SECTOR : 4 * SECTOR] == written_pattern(b"by AH=03")
+    assert after[2000 * SECTOR : 2001 * SECTOR] == written_pattern(b"by AH=43")
+    untouched = bytearray(after)
+    for lba in (3, 2000):
+        untouched[lba * SECTOR : (lba + 1) * SECTOR] = before[lba * SECTOR : (lba + 1) * SECTOR]
+    assert bytes(untouched) == before
+
+
+def test_disk_writes_refused_on_a_read_only_disk(tmp_path):
+    image = make_disk(tmp_path / "disk.img", sample("disk"), DISK_TEXT)
+    before = image.read_bytes()
+    run = boot(image, read_only=True)
+    assert run.rows[:7] == disk_rows(write_status=0x03)  # 03h: write protected
+    assert image.read_bytes() == before
+
+
+# ---- int 1Ah and the tick count -------------------------------------------------------------
+WAIT_TICKS = 27  # ticks.asm
+
+
+def test_ticks_timer_and_rtc(tmp_path):
+    run = boot(make_disk(tmp_path / "ticks.img", sample("ticks")))
+    assert run.reason == "until"
+    start = DETERMINISTIC_EPOCH
+    since_midnight = start.hour * 3600 + start.minute * 60 + start.second
+    first = since_midnight * PIT_HZ // TICK_DIVISOR  # POST sets the count from the RTC
+    last = first + WAIT_TICKS
+    waited_s = WAIT_TICKS * TICK_DIVISOR / PIT_HZ
+    assert 0.1 < waited_s % 1 < 0.9, "the expected RTC second must not sit on a boundary"
+    now = start + timedelta(seconds=math.floor(waited_s))
+    assert run.rows[:5] == [
+        f"ticks {first:08X} -> {last:08X}",
+        f"int 1Ah/00 {last:08X} same, midnight=00",
+        f"time {now:%H:%M:%S}",  # BCD bytes printed in hex read as decimal
+        f"date {now:%Y-%m-%d}",
+        END_MARKER,
+    ]
+
+
+# ---- int 11h, 12h, 15h ----------------------------------------------------------------------
+def memory_rows(ram_bytes: int) -> list[str]:
+    kib = 1024
+    conventional = memmap.EBDA_BASE // kib
+    extended = (ram_bytes - memmap.EXTENDED_BASE) // kib
+    # 80x25 colour (bits 4-5 = 10b), x87 (bit 1), one serial port (bits 9-11: COM1 at 3F8h)
+    equipment = 0x0020 | 0x0002 | (1 << 9)
+    e820 = [
+        (0, memmap.EBDA_BASE, 1),
+        (memmap.EBDA_BASE, memmap.CONVENTIONAL_TOP - memmap.EBDA_BASE, 2),
+        (memmap.BIOS_ROM_BASE, memmap.BIOS_ROM_SIZE, 2),
+        (memmap.EXTENDED_BASE, ram_bytes - memmap.EXTENDED_BASE, 1),
+    ]
+    return [
+        f"int12={conventional}K int15/88={extended}K int11={equipment:04X}",
+        *(f"E820 {base:016X} {length:016X} {kind:02X}" for base, length, kind in e820),
+        "2401: CF0 wraps=0",
+        "2403 BX=0003",  # A20 through the 8042 and port 92h
+    ]
+
+
+A20_OFF_BUG = (
+    "emu bug: Machine.set_a20(False) unmaps 0x100000-0x10FFFF out of the single RAM mapping, "
+    "Cpu.unmap then raises (not in _mapped) inside the port callback, and the next access "
+    "above 1 MiB faults"
+)
+
+
+# The sample goes on to switch A20 off within the same slice, which trips the bug below.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_memory_size_map_and_a20_on(tmp_path):
+    run = boot(make_disk(tmp_path / "memory.img", sample("memory")), until_text="2403 BX=")
+    assert run.reason == "until"
+    expected = memory_rows(run.pc.machine.cpu.ram_bytes)
+    assert run.rows[: len(expected)] == expected
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.xfail(strict=True, reason=A20_OFF_BUG)
+def test_memory_a20_off_wraps(tmp_path):
+    run = boot(make_disk(tmp_path / "memory.img", sample("memory")))
+    base = len(memory_rows(run.pc.machine.cpu.ram_bytes))
+    assert run.rows[base : base + 4] == [
+        "2400: CF0 wraps=1",
+        "2402 AL=00",
+        "2401: CF0 wraps=0",
+        END_MARKER,
+    ]
+
+
+# ---- bootstrap and determinism --------------------------------------------------------------
+def test_disk_without_boot_signature(tmp_path):
+    image = make_disk(tmp_path / "blank.img", b"\xeb\xfe" + bytes(SECTOR - 2))
+    run = boot(image, until_text="No bootable device")
+    assert run.rows[0] == "Drive 0x80: no boot signature (0x55AA) in sector 0"
+    assert run.rows[1] == "No bootable device."
+
+
+@pytest.mark.parametrize("name", ["ticks", "keys"])
+def test_deterministic_runs_are_identical(tmp_path, name):
+    keys = text_to_key_events("same\r") if name == "keys" else []
+    runs = [boot(make_disk(tmp_path / f"{name}{i}.img", sample(name)), keys=keys) for i in range(2)]
+    assert all(run.reason == "until" for run in runs)
+    first, second = (run.pc for run in runs)
+    assert first.vga.text_screen() == second.vga.text_screen()
+    assert first.machine.instructions == second.machine.instructions
+    assert first.machine.clock.now_ns() == second.machine.clock.now_ns()
