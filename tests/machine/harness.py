@@ -153,6 +153,7 @@ class ProtectedGuest:
 
     body: str
     gates: dict[int, tuple[int, bool]] = field(default_factory=dict)  # vector -> (dpl, trap)
+    missing_gates: frozenset[int] = frozenset()  # vectors whose gate is not present
     paging: bool = False
     io_bitmap_ports: frozenset[int] | None = None  # ports the TSS bitmap grants ring 3
     deterministic: bool = True
@@ -284,7 +285,9 @@ body:
             handler = CODE + STUB_SIZE * vector
             if vector == EXIT_VECTOR:
                 dpl, trap, handler = 3, False, self.symbols["exit_stub"]
-            ram[IDT + 8 * vector : IDT + 8 * vector + 8] = gate(handler, KERNEL_CS, dpl, trap)
+            ram[IDT + 8 * vector : IDT + 8 * vector + 8] = gate(
+                handler, KERNEL_CS, dpl, trap, present=vector not in self.missing_gates
+            )
         if self.paging:
             ram[PAGE_DIRECTORY : PAGE_DIRECTORY + 4] = struct.pack("<I", PAGE_TABLE | 0x7)
             entries = [(page << 12) | 0x7 for page in range(1024)]

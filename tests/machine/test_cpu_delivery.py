@@ -24,6 +24,7 @@ from tests.machine.harness import (
     ProtectedGuest,
     RealModeGuest,
     Trap,
+    resume,
 )
 from tradekernel.devices.pic import PicPair
 from tradekernel.devices.pit import Pit
@@ -240,6 +241,48 @@ faulting:
         assert trap.esp == KERNEL_START_STACK - 16
         assert trap.words[1:3] == (guest.label("faulting"), KERNEL_CS)
     assert guest.dword(RESULTS) == 0x600D, "execution resumed after the fault"
+
+
+def _resume_after_double_fault(guest: ProtectedGuest, trap: Trap) -> int:
+    """#DF is an abort; these tests know its frame still points at the faulting instruction."""
+    if trap.vector == 8:
+        guest.skip_instruction(trap, has_error_code=True)
+        return 4
+    return resume(guest, trap)
+
+
+@pytest.mark.parametrize(
+    ("instruction", "missing", "vector", "error_code"),
+    [
+        # A fault while delivering a software interrupt is delivered on its own...
+        ("int 0x40", {0x40}, 11, 0x40 * 8 + 2),
+        # ...but a contributory fault while delivering a contributory one is a double fault,
+        ("mov ds, ax", {13}, 8, 0),
+        ("int 0x40", {0x40, 11}, 8, 0),
+        # and so is a contributory fault while delivering a page fault.
+        (f"mov dword [{NOT_PRESENT_PAGE:#x}], 1", {14}, 8, 0),
+    ],
+)
+def test_faults_while_delivering_escalate_by_exception_class(
+    instruction: str, missing: set[int], vector: int, error_code: int
+) -> None:
+    guest = ProtectedGuest(
+        f"""
+    mov ax, 0x55                    ; a selector beyond the GDT
+faulting:
+    {instruction}
+    mov dword [RESULTS], 0x600D
+    EXIT
+""",
+        paging=True,
+        missing_gates=frozenset(missing),
+        fixup=_resume_after_double_fault,
+    )
+    assert guest.run().reason == "poweroff"
+    (trap,) = guest.traps
+    assert trap.vector == vector
+    assert trap.words[:3] == (error_code, guest.label("faulting"), KERNEL_CS)
+    assert guest.dword(RESULTS) == 0x600D
 
 
 # ---- 3. ring 3 -> ring 0 -----------------------------------------------------------------

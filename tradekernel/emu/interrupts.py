@@ -3,8 +3,9 @@
 Real mode: push FLAGS, CS, IP and jump through the IVT (at IDTR.base, normally 0).
 Protected mode: read the IDT gate; check presence, type and (for `int n`) DPL; on a privilege
 change take SS0:ESP0 from the TSS and push SS, ESP before EFLAGS, CS, EIP and the error code;
-clear TF/NT/RF/VM, and IF for an interrupt gate. A fault while delivering becomes #DF, and a
-fault while delivering #DF is a triple fault, which `deliver` reports by raising TripleFault.
+clear TF/NT/RF/VM, and IF for an interrupt gate. A fault while delivering is delivered itself or
+becomes #DF by the SDM's exception classes, and a fault while delivering #DF is a triple fault,
+which `deliver` reports by raising TripleFault.
 
 Switching CPL: Unicorn refuses to load a ring-0 SS while CPL is 3 (the check a real CPU makes
 for `mov ss`, not for interrupt delivery), so the CPL bits of hflags are cleared in the saved
@@ -92,9 +93,29 @@ class Event:
     """One interrupt or exception on its way in."""
 
     vector: int
-    error_code: int | None = None
+    error_code: int | None = None  # None: an external (device) interrupt
     software: bool = False  # `int n`: DPL checked, no error code
     return_eip: int | None = None  # None: the current EIP
+
+    @property
+    def external(self) -> bool:
+        return self.error_code is None and not self.software
+
+
+_BENIGN, _CONTRIBUTORY, _PAGE_FAULT, _DOUBLE = "benign", "contributory", "page fault", "#DF"
+_CONTRIBUTORY_VECTORS = frozenset({0, 10, 11, 12, 13})
+_MAX_ESCALATIONS = 6  # benign -> contributory -> page fault -> #DF -> triple needs 4 rounds
+
+
+def _fault_class(event: Event) -> str:
+    """The exception class that decides #DF (interrupts and `int n` are benign)."""
+    if event.software or event.external:
+        return _BENIGN
+    if event.vector == 14:
+        return _PAGE_FAULT
+    if event.vector == DOUBLE_FAULT:
+        return _DOUBLE
+    return _CONTRIBUTORY if event.vector in _CONTRIBUTORY_VECTORS else _BENIGN
 
 
 class Mmu:
@@ -167,25 +188,30 @@ class InterruptUnit:
 
     # ---- delivery -----------------------------------------------------------------------
     def deliver(self, event: Event) -> None:
-        """Deliver, escalating to #DF and then TripleFault as a CPU does."""
-        try:
-            self._deliver_once(event)
-            return
-        except DeliveryFault as first:
-            if event.software:
-                # The `int` faulted, so it never completed: the fault (and a crash report)
-                # must point at it, not past it where Unicorn left EIP.
-                self._rewind_software_interrupt(event)
-            if event.vector == DOUBLE_FAULT:
-                raise TripleFault(f"delivering #DF failed: {first}") from first
-            second = Event(first.vector, first.error_code)
-        try:
-            self._deliver_once(second)
-        except DeliveryFault as fault:
+        """Deliver, escalating as a CPU does (Intel SDM vol. 3, table 6-5): a fault raised while
+        delivering a benign event is delivered on its own; a contributory fault while
+        delivering a contributory exception, or any fault but a benign one while delivering a
+        page fault, becomes #DF; a fault while delivering #DF is a triple fault."""
+        current = event
+        for _ in range(_MAX_ESCALATIONS):
             try:
-                self._deliver_once(Event(DOUBLE_FAULT, 0))
-            except DeliveryFault as last:
-                raise TripleFault(f"{fault}; then delivering #DF failed: {last}") from last
+                self._deliver_once(current)
+                return
+            except DeliveryFault as fault:
+                if current.software:
+                    # The `int` faulted, so it never completed: the fault (and a crash report)
+                    # must point at it, not past it where Unicorn left EIP.
+                    self._rewind_software_interrupt(current)
+                first, second = _fault_class(current), _fault_class(Event(fault.vector, 0))
+                if first == _DOUBLE:
+                    raise TripleFault(f"delivering #DF failed: {fault}") from fault
+                if second != _BENIGN and (
+                    (first == _CONTRIBUTORY and second == _CONTRIBUTORY) or first == _PAGE_FAULT
+                ):
+                    current = Event(DOUBLE_FAULT, 0, return_eip=current.return_eip)
+                else:
+                    current = Event(fault.vector, fault.error_code, return_eip=current.return_eip)
+        raise TripleFault(f"delivery of vector {event.vector:#x} kept faulting")
 
     def _rewind_software_interrupt(self, event: Event) -> None:
         """Move EIP back from after `int n` (CD ib) or `int3`/`into`/`int1` to its first byte.
