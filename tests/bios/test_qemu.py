@@ -1,0 +1,153 @@
+"""The same disks under QEMU (SeaBIOS): our committed image must notice it is not on the
+TradeKernel machine and say so, and a plain-PC boot sector must leave the same screen there
+as on our BIOS. QEMU's screen is read through its monitor (pmemsave of 0xB8000)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from .bootrun import END_MARKER, ROOT, boot, make_disk, sample
+from .test_samples import DISK_TEXT
+
+QEMU = shutil.which("qemu-system-i386")
+pytestmark = pytest.mark.skipif(QEMU is None, reason="qemu-system-i386 is not installed")
+
+IMAGE = ROOT / "images" / "tradekernel.img"
+OTHER_PC_MESSAGE = "This image needs the TradeKernel machine: run tk boot"
+SCREEN_BYTES = 80 * 25 * 2
+DEADLINE_S = 10.0
+PROMPT = b"(qemu) "
+
+
+class Qemu:
+    """One QEMU run: a scratch folder, the HMP monitor on a unix socket, the debug console
+    (port 0xE9) in a file."""
+
+    def __init__(self, disk: Path, scratch: Path) -> None:
+        self.scratch = scratch
+        self.debug_log = scratch / "debugcon.log"
+        monitor = scratch / "monitor.sock"
+        assert QEMU is not None
+        self.process = subprocess.Popen(
+            [QEMU, "-display", "none", "-net", "none", "-m", "32", "-no-reboot",
+             "-drive", f"file={disk},format=raw,snapshot=on",
+             "-debugcon", f"file:{self.debug_log}",
+             "-monitor", f"unix:{monitor},server,nowait"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self.monitor = self._connect(monitor)
+        self._until_prompt()
+
+    def _connect(self, path: Path) -> socket.socket:
+        end = time.monotonic() + DEADLINE_S
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"QEMU exited: {self.process.stderr.read().decode()}")
+            try:
+                monitor = socket.socket(socket.AF_UNIX)
+                monitor.settimeout(DEADLINE_S)
+                monitor.connect(str(path))
+                return monitor
+            except (FileNotFoundError, ConnectionRefusedError):
+                monitor.close()
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.05)
+
+    def _until_prompt(self) -> bytes:
+        received = b""
+        while not received.endswith(PROMPT):
+            chunk = self.monitor.recv(4096)
+            if not chunk:
+                raise RuntimeError("QEMU closed its monitor")
+            received += chunk
+        return received
+
+    def command(self, line: str) -> bytes:
+        self.monitor.sendall(line.encode() + b"\n")
+        return self._until_prompt()
+
+    def memory(self, address: int, size: int) -> bytes:
+        dump = self.scratch / "memory.bin"
+        self.command(f'pmemsave {address:#x} {size} "{dump}"')
+        return dump.read_bytes()
+
+    def screen(self) -> bytes:
+        return self.memory(0xB8000, SCREEN_BYTES)
+
+    def wait_for(self, condition: Callable[[], bool]) -> None:
+        end = time.monotonic() + DEADLINE_S
+        while not condition():
+            if time.monotonic() > end:
+                pytest.fail(
+                    f"QEMU did not get there in {DEADLINE_S} s; screen:\n{rows(self.screen())}"
+                )
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self.monitor.close()
+        self.process.kill()
+        self.process.wait()
+        self.process.stderr.close()
+
+
+@contextmanager
+def qemu(disk: Path) -> Iterator[Qemu]:
+    # A short folder of its own: unix socket paths are limited to about 100 characters.
+    with tempfile.TemporaryDirectory(prefix="tkq") as scratch:
+        run = Qemu(disk, Path(scratch))
+        try:
+            yield run
+        finally:
+            run.close()
+
+
+def rows(cells: bytes) -> list[str]:
+    return [cells[r * 160 : (r + 1) * 160 : 2].decode("cp437").rstrip() for r in range(25)]
+
+
+def test_tradekernel_image_says_it_needs_the_tradekernel_machine(tmp_path):
+    copy = tmp_path / "tradekernel.img"
+    shutil.copyfile(IMAGE, copy)
+    with qemu(copy) as vm:
+        vm.wait_for(lambda: vm.debug_log.read_bytes() == OTHER_PC_MESSAGE.encode())
+        cells = vm.screen()
+    assert rows(cells)[2] == OTHER_PC_MESSAGE
+    row = cells[2 * 160 : 3 * 160]
+    assert set(row[1 : 2 * len(OTHER_PC_MESSAGE) : 2]) == {0x4F}  # white on red
+
+
+def test_hello_sample_gives_the_same_screen_as_our_bios(tmp_path):
+    image = make_disk(tmp_path / "hello.img", sample("hello"))
+    ours = boot(image)
+    with qemu(image) as vm:
+        vm.wait_for(lambda: END_MARKER in rows(vm.screen())[16])
+        cells = vm.screen()
+        cursor = vm.memory(0x450, 2)  # BDA: page 0 cursor, column then row
+    shown = range(0, 17)  # everything the sample drew
+    assert rows(cells)[: shown.stop] == ours.rows[: shown.stop]
+    assert cells[: shown.stop * 160] == ours.cells(shown)
+    screen = ours.pc.vga.text_screen()
+    assert (cursor[1], cursor[0]) == (screen.cursor_row, screen.cursor_col)
+
+
+def test_disk_sample_reads_the_same_under_seabios(tmp_path):
+    image = make_disk(tmp_path / "disk.img", sample("disk"), DISK_TEXT)
+    ours = boot(image, read_only=True).rows
+    with qemu(image) as vm:
+        vm.wait_for(lambda: any(END_MARKER in row for row in rows(vm.screen())))
+        theirs = rows(vm.screen())
+    start = next(i for i, row in enumerate(theirs) if row.startswith("st="))
+    theirs = theirs[start : start + 7]
+    # Row 4 is AH=41h's CX: SeaBIOS also claims EDD (bit 2) and removable-drive functions.
+    assert theirs[:4] + theirs[5:6] == ours[:4] + ours[5:6]
+    assert theirs[6] == f"st=00 st=00 {END_MARKER}"  # QEMU's snapshot disk takes the writes
