@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tradekernel.ui.keymap import tap, with_modifier
+
 from .bootrun import END_MARKER, ROOT, boot, make_disk, sample
 from .test_samples import DISK_TEXT
 
@@ -151,3 +153,27 @@ def test_disk_sample_reads_the_same_under_seabios(tmp_path):
     # Row 4 is AH=41h's CX: SeaBIOS also claims EDD (bit 2) and removable-drive functions.
     assert theirs[:4] + theirs[5:6] == ours[:4] + ours[5:6]
     assert theirs[6] == f"st=00 st=00 {END_MARKER}"  # QEMU's snapshot disk takes the writes
+
+
+@pytest.mark.parametrize(
+    ("our_keys", "qemu_key"),
+    [
+        (with_modifier("lalt", "1"), "alt-1"),
+        (with_modifier("lalt", "a"), "alt-a"),
+        (with_modifier("lshift", "tab"), "shift-tab"),
+        (with_modifier("lctrl", "enter"), "ctrl-ret"),
+        (with_modifier("lctrl", "c"), "ctrl-c"),
+        (with_modifier("lshift", "h"), "shift-h"),
+        (tap("up"), "up"),
+        (tap("f1"), "f1"),
+    ],
+)
+def test_keys_sample_reads_the_same_words_under_seabios(tmp_path, our_keys, qemu_key):
+    image = make_disk(tmp_path / "keys.img", sample("keys"))
+    ours = boot(image, keys=[*our_keys, *tap("enter")]).rows[2]
+    with qemu(image) as vm:
+        vm.wait_for(lambda: "peek: empty" in rows(vm.screen())[1:])
+        vm.command(f"sendkey {qemu_key}")
+        vm.wait_for(lambda: any(row.startswith("peek=") for row in rows(vm.screen())))
+        theirs = next(row for row in rows(vm.screen()) if row.startswith("peek="))
+    assert theirs == ours
