@@ -154,6 +154,7 @@ class ProtectedGuest:
     body: str
     gates: dict[int, tuple[int, bool]] = field(default_factory=dict)  # vector -> (dpl, trap)
     missing_gates: frozenset[int] = frozenset()  # vectors whose gate is not present
+    gate_selectors: dict[int, int] = field(default_factory=dict)  # vector -> handler CS
     paging: bool = False
     io_bitmap_ports: frozenset[int] | None = None  # ports the TSS bitmap grants ring 3
     deterministic: bool = True
@@ -286,7 +287,11 @@ body:
             if vector == EXIT_VECTOR:
                 dpl, trap, handler = 3, False, self.symbols["exit_stub"]
             ram[IDT + 8 * vector : IDT + 8 * vector + 8] = gate(
-                handler, KERNEL_CS, dpl, trap, present=vector not in self.missing_gates
+                handler,
+                self.gate_selectors.get(vector, KERNEL_CS),
+                dpl,
+                trap,
+                present=vector not in self.missing_gates,
             )
         if self.paging:
             ram[PAGE_DIRECTORY : PAGE_DIRECTORY + 4] = struct.pack("<I", PAGE_TABLE | 0x7)

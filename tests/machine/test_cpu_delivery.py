@@ -285,6 +285,30 @@ faulting:
     assert guest.dword(RESULTS) == 0x600D
 
 
+@pytest.mark.parametrize(
+    ("selector", "error_code"),
+    [(USER_CS, USER_CS & 0xFFFC), (KERNEL_DS, KERNEL_DS)],
+    ids=["ring-3 code", "data segment"],
+)
+def test_gate_to_a_segment_the_cpu_cannot_enter_is_a_general_protection_fault(
+    selector: int, error_code: int
+) -> None:
+    guest = ProtectedGuest(
+        """
+faulting:
+    int 0x43
+    mov dword [RESULTS], 0x600D
+    EXIT
+""",
+        gate_selectors={0x43: selector},
+    )
+    assert guest.run().reason == "poweroff"
+    (trap,) = guest.traps
+    assert trap.vector == 13
+    assert trap.words[:3] == (error_code, guest.label("faulting"), KERNEL_CS)
+    assert guest.dword(RESULTS) == 0x600D
+
+
 # ---- 3. ring 3 -> ring 0 -----------------------------------------------------------------
 
 
@@ -314,6 +338,45 @@ back:
     assert guest.dword(RESULTS + 8) & 0xFFFF == USER_DS
     assert guest.dword(RESULTS + 12) == 0xC0FFEE
     assert guest.exit_registers["cs"] & 0xFFFF == KERNEL_CS
+
+
+def test_irq_preempting_ring3_switches_stacks_and_pushes_no_error_code() -> None:
+    """IRQ0 on the PIC's BIOS vector 8, which is also #DF's: an external interrupt pushes no
+    error code whatever its vector, and from ring 3 it arrives on the TSS stack."""
+
+    def eoi_then_stop_after_three(guest: ProtectedGuest, trap: Trap) -> int:
+        guest.machine.ports.write(0x20, 1, 0x20)
+        if len(guest.traps) == 3:
+            guest.machine.request_power_off()
+        return 0
+
+    guest = ProtectedGuest(
+        """
+    mov al, 0x34                    ; PIT counter 0, lo/hi, rate generator
+    out 0x43, al
+    mov ax, 1193                    ; ~1 kHz, so ring 3 runs ~1M instructions per tick
+    out 0x40, al
+    mov al, ah
+    out 0x40, al
+    ENTER_RING3 user, 0x202
+user:
+    inc dword [RESULTS]
+    jmp user
+""",
+        fixup=eoi_then_stop_after_three,
+    )
+    guest.machine.add(PicPair())
+    guest.machine.add(Pit())
+    assert guest.run().reason == "poweroff"
+    assert _vectors(guest.traps) == [8, 8, 8]
+    user, loop = guest.label("user"), guest.label("user") + 6
+    for trap in guest.traps:
+        assert (trap.cs, trap.ss, trap.esp) == (KERNEL_CS, KERNEL_DS, ESP0 - 20)
+        assert not trap.eflags & FLAG_IF
+        assert trap.words[0] in (user, loop)
+        assert trap.words[1:5] == (USER_CS, 0x202, USER_STACK_TOP, USER_DS)
+    assert guest.machine.clock.now_ns() >= 2 * 1193 * 1_000_000_000 // 1_193_182
+    assert guest.dword(RESULTS) > 1000, "ring 3 ran between the ticks"
 
 
 def test_int_to_a_dpl0_gate_from_ring3_is_a_general_protection_fault() -> None:

@@ -182,7 +182,7 @@ def _hflags_offset() -> int:
     for i in range(0, min(len(ring0), len(ring3)) - 3, 4):
         (a,) = struct.unpack_from("<I", ring0, i)
         (b,) = struct.unpack_from("<I", ring3, i)
-        if a & 3 == 0 and b & 3 == 3 and a ^ b == 3 and a & 0x10:  # HF_PE set in both
+        if a & 3 == 0 and b & 3 == 3 and a ^ b == 3 and a & 0x10:  # HF_CS32 set in both
             candidates.add(i)
     return _single(candidates, "the CPL in hflags")
 

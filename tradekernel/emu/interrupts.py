@@ -318,8 +318,15 @@ class InterruptUnit:
         target = (low & 0xFFFF) | (high & 0xFFFF0000)
         _, _, code_access = self._descriptor(selector)
         target_dpl = (code_access >> 5) & 3
+        selector_error = (selector & 0xFFFC) | (0 if event.software else 1)  # | EXT
+        if code_access & 0x18 != 0x18 or target_dpl > cpl:
+            raise DeliveryFault(
+                GENERAL_PROTECTION,
+                selector_error,
+                f"vector {vector:#x}: {selector:#x} is not a code segment of DPL <= CPL {cpl}",
+            )
         if not code_access & 0x80:
-            raise DeliveryFault(SEGMENT_NOT_PRESENT, selector & 0xFFFC, "handler CS not present")
+            raise DeliveryFault(SEGMENT_NOT_PRESENT, selector_error, "handler CS not present")
         flags = cpu.read(EFLAGS)
         old_cs = cpu.read(CS) & 0xFFFF
         error = event.error_code if event.vector in VECTORS_WITH_ERROR_CODE else None
