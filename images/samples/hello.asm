@@ -1,7 +1,8 @@
 ; hello: the int 10h text services a boot sector uses, as on any PC.
 ; Row 0 teletype (AH=0Eh); row 3 coloured cells (AH=02h cursor, AH=09h char+attribute);
 ; rows 6-8 scrolled up one line (AH=06h); rows 10-12, columns 0-5, scrolled down with a grey
-; fill (AH=07h); row 14 the cursor read back (AH=03h) in decimal.
+; fill (AH=07h); row 14 the cursor read back (AH=03h) in decimal; then mode 3 set again keeping the screen
+; (AL bit 7) and row 15 what AH=0Fh reports of it.
 %include "lib.inc"
 SECTOR_START
     mov ax, 0x0003                     ; mode 3: 80x25 colour text, screen cleared
@@ -80,6 +81,22 @@ SECTOR_START
     mov al, dl
     xor ah, ah
     call dec16
+    mov ax, 0x0083                     ; mode 3 again, AL bit 7: keep the screen
+    int 0x10
+    mov ah, 0x0F                       ; AL = mode (bit 7: kept), AH = columns, BH = page
+    int 0x10
+    push ax
+    mov ah, 0x02                       ; the mode set put the cursor home; row 15 now
+    mov dx, 0x0F00
+    int 0x10
+    mov si, msg_mode
+    call print
+    pop ax
+    call hex16
+    mov si, msg_page
+    call print
+    mov al, bh
+    call hex8
     mov ah, 0x02                       ; row 16 for the end marker
     mov dx, 0x1000
     int 0x10
@@ -89,4 +106,6 @@ msg_hello: db "Hello from a boot sector!", 13, 10, 0
 msg_colours: db "colours", 0
 msg_line: db "line A", 0
 msg_at: db "at:", 0
+msg_mode: db "0Fh AX=", 0
+msg_page: db " BH=", 0
 SIGNATURE

@@ -40,6 +40,8 @@ def test_hello_video_services(tmp_path):
     # AH=03h after "at:" printed from row 14, column 7.
     at_col = 7 + len("at:")
     assert rows[14] == " " * 7 + f"at:{14},{at_col}"
+    # AH=00h with AL = 83h kept all of the above; AH=0Fh: 80 columns, mode 3 with bit 7, page 0.
+    assert rows[15] == f"0Fh AX={(80 << 8) | 0x80 | 0x03:04X} BH=00"
     assert rows[16] == END_MARKER
     screen = run.pc.vga.text_screen()
     assert (screen.cursor_row, screen.cursor_col) == (16, len(END_MARKER))

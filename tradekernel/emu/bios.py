@@ -49,7 +49,8 @@ BDA_KBD_BUFFER, BDA_KBD_BUFFER_END = 0x41E, 0x43E
 BDA_VIDEO_MODE, BDA_COLUMNS, BDA_PAGE_SIZE, BDA_PAGE_OFFSET = 0x449, 0x44A, 0x44C, 0x44E
 BDA_CURSOR_POS, BDA_CURSOR_SHAPE, BDA_ACTIVE_PAGE, BDA_CRTC_BASE = 0x450, 0x460, 0x462, 0x463
 BDA_DISK_STATUS, BDA_HARD_DISKS = 0x474, 0x475
-BDA_ROWS_MINUS_1, BDA_CHAR_HEIGHT = 0x484, 0x485
+BDA_ROWS_MINUS_1, BDA_CHAR_HEIGHT, BDA_VIDEO_CONTROL = 0x484, 0x485, 0x487
+VIDEO_KEPT_MEMORY = 0x80  # BDA_VIDEO_CONTROL: the last mode set did not clear the screen
 BDA_KBD_START, BDA_KBD_END = 0x480, 0x482
 BDA_EBDA_SEGMENT = 0x40E
 
@@ -273,6 +274,7 @@ class Bios:
         self._put16(BDA_CRTC_BASE, 0x3D4)
         self.ram[BDA_ROWS_MINUS_1] = ROWS - 1
         self._put16(BDA_CHAR_HEIGHT, 16)
+        self.ram[BDA_VIDEO_CONTROL] = 0x60 | (0 if clear else VIDEO_KEPT_MEMORY)
         self.ram[BDA_CURSOR_POS : BDA_CURSOR_POS + 16] = bytes(16)
         self._put16(BDA_CURSOR_SHAPE, 0x0D0E)
         self._crtc(0x0A, 0x0D)
@@ -391,7 +393,8 @@ class Bios:
         elif ah == 0x0E:
             self._teletype(al, self.ram[BDA_ACTIVE_PAGE])
         elif ah == 0x0F:
-            call.set_ax((COLUMNS << 8) | self.ram[BDA_VIDEO_MODE])
+            kept = self.ram[BDA_VIDEO_CONTROL] & VIDEO_KEPT_MEMORY
+            call.set_ax((COLUMNS << 8) | self.ram[BDA_VIDEO_MODE] | kept)
             self.cpu.write(EBX, (call.ebx & 0xFFFF00FF) | (self.ram[BDA_ACTIVE_PAGE] << 8))
         elif ah == 0x13:
             self._write_string(call, al, bh & 7, bl, call.ecx & 0xFFFF, dh, dl)
