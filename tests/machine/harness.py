@@ -14,7 +14,9 @@ Guest memory layout (physical = linear; paging, when on, identity-maps the first
     0x1000  GDT     0x2000  IDT     0x3000  TSS (+ I/O bitmap at TSS+0x68)
     0x6000-0x7000   ring-3 stack          0x8000-0x8800 ring-0 stack before any interrupt
     0x8800-0x9000   ring-0 stack from TSS.ESP0
-    0x10000 code    0x20000 page directory, 0x21000 page table
+    0x10000 code: vector v's stub at 0x10000 + 16 v, then the exit stub, the report path, the
+            prologue and the test's body
+    0x20000 page directory, 0x21000 page table
     0x200000 user read-only page, 0x201000 supervisor page, 0x202000 not-present page
 """
 
@@ -31,7 +33,7 @@ from pathlib import Path
 from capstone import CS_ARCH_X86, CS_MODE_32, Cs
 
 from tradekernel.emu.cpu import CR2, CS, EFLAGS, EIP, ESP, SS
-from tradekernel.emu.machine import Machine, MachineConfig, StopInfo
+from tradekernel.emu.machine import Machine, MachineConfig, Registers, StopInfo
 from tradekernel.hypercall import HYPERCALL_PORT_BASE
 
 SCRATCH = 0x500
@@ -302,7 +304,7 @@ body:
             ram[PAGE_TABLE : PAGE_TABLE + 4096] = struct.pack("<1024I", *entries)
 
     # ---- hypercalls -----------------------------------------------------------------------
-    def _report(self, registers) -> int:  # noqa: ANN001
+    def _report(self, registers: Registers) -> int:
         cpu = self.machine.cpu
         esp = cpu.read(ESP)
         trap = Trap(
@@ -317,7 +319,7 @@ body:
         self.traps.append(trap)
         return self.fixup(self, trap)
 
-    def _exit(self, registers) -> int:  # noqa: ANN001
+    def _exit(self, registers: Registers) -> int:
         self.exit_registers = self.machine.cpu.all_registers()
         self.machine.request_power_off()
         return 0
@@ -375,7 +377,7 @@ bits 16
         self.ram[load : load + len(program.code)] = program.code
         self.machine.power_on((self.segment, self.offset))
 
-    def _exit(self, registers) -> int:  # noqa: ANN001
+    def _exit(self, registers: Registers) -> int:
         self.exits += 1
         self.machine.request_power_off()
         return 0

@@ -83,6 +83,39 @@ handler:
     assert guest.word(RESULTS + 12) == 0xBEEF
 
 
+def test_real_mode_divide_errors_in_a_row_stay_themselves() -> None:
+    guest = RealModeGuest(
+        """
+    xor ax, ax
+    mov ds, ax
+    mov ss, ax
+    mov sp, 0x7000
+    mov cx, 100
+again:
+    xor dx, dx
+    mov ax, 1
+    xor bx, bx
+    div bx                          ; #DE: the handler steps over these 2 bytes
+    loop again
+    EXIT
+divide_error:
+    push bp
+    mov bp, sp
+    add word [bp + 2], 2
+    inc word [RESULTS]
+    pop bp
+    iret
+double_fault:
+    inc word [RESULTS + 2]
+    iret
+"""
+    )
+    guest.set_vector(0, "divide_error")
+    guest.set_vector(8, "double_fault")
+    assert guest.machine.run(wall_timeout_s=5).reason == "poweroff"
+    assert (guest.word(RESULTS), guest.word(RESULTS + 2)) == (100, 0)
+
+
 IRQ0_PROGRAM = """
     xor ax, ax
     mov ds, ax
