@@ -5,8 +5,9 @@ by whole pixels and centred on black, repainted up to 60 times a second from VGA
 the rows that changed); the title shows the machine's state and clock mode. The machine runs in
 a background thread (`MachineThread`), the UI in the calling thread (SDL wants the main one):
 the UI only reads guest memory, so a busy guest never freezes the window. Host key presses and
-releases go to the PS/2 keyboard as they happen (its typematic makes the repeats, in virtual
-time, so SDL's own repeat is off and repeated downs are dropped). F12 saves a screenshot
+releases go to the PS/2 keyboard as they happen, paced only if they come faster than its FIFO
+drains (its typematic makes the repeats, in virtual time, so SDL's own repeat is off and
+repeated downs are dropped). F12 saves a screenshot
 instead of reaching the guest. Closing the window powers the machine off cleanly; a guest that
 powers off (or a run that times out) closes the window. Returns the machine's StopInfo.
 """
@@ -35,11 +36,11 @@ from tradekernel.ui.render import (  # noqa: E402
     scale_to,
 )
 from tradekernel.ui.session import Session  # noqa: E402
-from tradekernel.ui.terminal import MachineThread  # noqa: E402
+from tradekernel.ui.terminal import KeyTypist, MachineThread  # noqa: E402
 
 FRAME_RATE = 60
 TITLE = "TradeKernel"
-SCREENSHOT_KEY = pygame.K_F12
+SCREENSHOT_KEY = pygame.KSCAN_F12  # by position, as every key here
 SCREENSHOT_DIR = Path("screenshots")
 NOTE_SECONDS = 4.0  # how long a message (a saved screenshot) stays in the title
 BORDER = (0, 0, 0)
@@ -142,6 +143,7 @@ class _Window:
         self.screenshot_dir = screenshot_dir
         self.renderer = Renderer()
         self.keys = _HostKeys()
+        self.typist = KeyTypist(session)
         self.display = pygame.display.set_mode((SCREEN_WIDTH, SCREEN_HEIGHT), pygame.RESIZABLE)
         self.painted_size = (0, 0)
         self.closing = False
@@ -159,15 +161,15 @@ class _Window:
             elif event.type in (pygame.VIDEOEXPOSE, pygame.WINDOWEXPOSED):
                 self.painted_size = (0, 0)  # the window system lost our pixels: paint all
             elif event.type in (pygame.KEYDOWN, pygame.KEYUP):
-                if event.key == SCREENSHOT_KEY:
+                if getattr(event, "scancode", None) == SCREENSHOT_KEY:
                     if event.type == pygame.KEYDOWN:
                         self.screenshot()
                     continue
                 transition = self.keys.translate(event)
                 if transition is not None:
                     transitions.append(transition)
-        if transitions and not self.closing:
-            self.session.press(transitions)
+        if not self.closing:
+            self.typist.type(transitions)
 
     def close(self) -> None:
         """The user closed the window: power off (the UI keeps drawing until the loop ends)."""

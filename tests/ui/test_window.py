@@ -1,0 +1,227 @@
+"""The pygame window under SDL's dummy driver: typing reaches the shell, closing powers off,
+the guest's shutdown closes the window, F12 saves a screenshot, scaling and key filtering."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pygame
+import pytest
+
+from tradekernel.devices.base import Board
+from tradekernel.devices.vga import VGA
+from tradekernel.emu.bus import Channels, MmioBus, PortBus
+from tradekernel.emu.clock import Clock
+from tradekernel.emu.machine import StopInfo
+from tradekernel.ui.render import SCREEN_HEIGHT, SCREEN_WIDTH
+from tradekernel.ui.window import (
+    _HostKeys,
+    present,
+    run_window,
+    screen_origin,
+    screenshot_path,
+    window_title,
+)
+
+from .conftest import PROMPT, line_after
+
+MAX_FRAMES = 900  # 15 s at 60 frames/s: only reached if something is wrong
+SCANCODES = {" ": pygame.KSCAN_SPACE, "\r": pygame.KSCAN_RETURN}
+
+
+def post_key(scancode: int) -> None:
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=0, scancode=scancode, mod=0))
+    pygame.event.post(pygame.event.Event(pygame.KEYUP, key=0, scancode=scancode, mod=0))
+
+
+def post_text(text: str) -> None:
+    """Key presses for lower-case letters, space and Enter, all within one frame."""
+    for char in text:
+        post_key(SCANCODES.get(char) or getattr(pygame, f"KSCAN_{char.upper()}"))
+
+
+class Script:
+    """Drives run_window from its frame hook: each step waits for its condition on the
+    screen, then acts. Records the frame each step ran in and the window titles seen."""
+
+    def __init__(self, session, steps: list[tuple[Callable[[list[str]], bool], Callable]]):  # noqa: ANN001
+        self.session = session
+        self.steps = steps
+        self.done_at: list[int] = []
+        self.titles: set[str] = set()
+
+    def __call__(self, frame: int) -> None:
+        self.titles.add(pygame.display.get_caption()[0])
+        if len(self.done_at) < len(self.steps):
+            condition, action = self.steps[len(self.done_at)]
+            if condition(self.session.screen_lines()):
+                action()
+                self.done_at.append(frame)
+
+
+def prompt_shown(lines: list[str]) -> bool:
+    return any(line.startswith(PROMPT) for line in lines)
+
+
+def test_typed_command_runs_and_closing_the_window_powers_off(session) -> None:  # noqa: ANN001
+    script = Script(
+        session,
+        [
+            (prompt_shown, lambda: post_text("echo hi\r")),
+            (
+                lambda lines: line_after(lines, f"{PROMPT} echo hi") == "hi",
+                lambda: pygame.event.post(pygame.event.Event(pygame.QUIT)),
+            ),
+        ],
+    )
+    stop = run_window(session, max_frames=MAX_FRAMES, on_frame=script)
+    assert len(script.done_at) == 2, session.screen_lines()
+    assert stop.reason == "poweroff"
+    assert "TradeKernel — running (deterministic clock)" in script.titles
+    assert session.machine.stop_info == stop
+    assert not pygame.display.get_init()  # the window is gone
+
+
+def test_guest_shutdown_closes_the_window_and_f12_takes_a_screenshot(
+    session,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    shots = tmp_path / "shots"
+    keys_sent: list[object] = []
+    session.machine.channels.listen("keyboard-key", keys_sent.append)
+    script = Script(
+        session,
+        [
+            (prompt_shown, lambda: post_key(pygame.KSCAN_F12)),
+            (lambda _lines: any(shots.glob("*.png")), lambda: post_text("shutdown\r")),
+        ],
+    )
+    stop = run_window(session, max_frames=MAX_FRAMES, on_frame=script, screenshot_dir=shots)
+    assert stop.reason == "poweroff"
+    assert len(script.done_at) == 2
+    (shot,) = shots.glob("tradekernel-*.png")
+    assert pygame.image.load(str(shot)).get_size() == (SCREEN_WIDTH, SCREEN_HEIGHT)
+    assert any(f"saved {shot}" in title for title in script.titles)
+    assert [name for name, pressed in keys_sent if pressed] == list("shutdown") + ["enter"]
+
+
+class _StoppedMachine:
+    """A machine that has already crashed: the window must keep showing it."""
+
+    def __init__(self) -> None:
+        self.channels = Channels()
+        self.posted: list[Callable[[], None]] = []
+
+    def post(self, action: Callable[[], None]) -> None:
+        self.posted.append(action)
+
+    def request_power_off(self) -> None:
+        raise AssertionError("only posted, never called from the UI thread")
+
+
+class _CrashedSession:
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        board = Board(PortBus(), MmioBus(), Clock(), Channels(), memory=_Ram())
+        vga = VGA()
+        vga.attach(board)
+        self.machine = _StoppedMachine()
+        self.pc = SimpleNamespace(vga=vga)
+        self.options = SimpleNamespace(deterministic=False)
+
+    def run(self) -> StopInfo:
+        return StopInfo("crash", "triple fault")
+
+
+class _Ram:
+    def __init__(self) -> None:
+        self.data = bytearray(1 << 20)
+
+    def read(self, address: int, size: int) -> bytes:
+        return bytes(self.data[address : address + size])
+
+    def write(self, address: int, data: bytes) -> None:
+        self.data[address : address + len(data)] = data
+
+
+def test_a_crashed_machine_stays_on_screen_until_the_window_is_closed() -> None:
+    titles: list[str] = []
+    stop = run_window(
+        _CrashedSession(),
+        max_frames=20,
+        on_frame=lambda _frame: titles.append(pygame.display.get_caption()[0]),
+    )
+    assert stop.reason == "crash"
+    assert len(titles) == 20  # it waited for the close (max_frames), not the crash
+    assert titles[-1] == "TradeKernel — crashed"
+
+
+def _picture() -> pygame.Surface:
+    picture = pygame.Surface((SCREEN_WIDTH, SCREEN_HEIGHT))
+    picture.fill((10, 20, 30))
+    return picture
+
+
+def test_present_scales_by_whole_pixels_centred_on_black() -> None:
+    display = pygame.Surface((1500, 900))
+    display.fill((255, 255, 255))
+    assert screen_origin(display.get_size()) == (2, 30, 50)
+    (changed,) = present(display, _picture(), [], full=True)
+    assert changed == display.get_rect()
+    assert display.get_at((29, 450))[:3] == (0, 0, 0)  # left border
+    assert display.get_at((30, 50))[:3] == (10, 20, 30)
+    assert display.get_at((30 + 1439, 50 + 799))[:3] == (10, 20, 30)
+    assert display.get_at((30 + 1440, 50 + 799))[:3] == (0, 0, 0)  # right border
+    assert display.get_at((750, 50 + 800))[:3] == (0, 0, 0)  # bottom border
+
+
+def test_present_copies_only_the_dirty_rows() -> None:
+    display = pygame.Surface((1440, 800))
+    picture = _picture()
+    present(display, picture, [], full=True)
+    picture.fill((200, 0, 0))
+    changed = present(display, picture, [4, 3, 10], full=False)
+    assert [tuple(rect) for rect in changed] == [(0, 3 * 32, 1440, 64), (0, 10 * 32, 1440, 32)]
+    assert display.get_at((5, 3 * 32))[:3] == (200, 0, 0)
+    assert display.get_at((5, 5 * 32))[:3] == (10, 20, 30)  # row 5 was not dirty
+    assert display.get_at((5, 11 * 32 - 1))[:3] == (200, 0, 0)
+
+
+def test_a_window_smaller_than_the_screen_shows_its_centre_unscaled() -> None:
+    assert screen_origin((700, 300)) == (1, -10, -50)
+
+
+def test_only_real_key_transitions_reach_the_keyboard() -> None:
+    keys = _HostKeys()
+
+    def event(kind: int, scancode: int) -> pygame.event.Event:
+        return pygame.event.Event(kind, key=0, scancode=scancode, mod=0)
+
+    assert keys.translate(event(pygame.KEYUP, pygame.KSCAN_A)) is None  # pressed before focus
+    assert keys.translate(event(pygame.KEYDOWN, pygame.KSCAN_A)) == ("a", True)
+    assert keys.translate(event(pygame.KEYDOWN, pygame.KSCAN_A)) is None  # an OS repeat
+    assert keys.translate(event(pygame.KEYUP, pygame.KSCAN_A)) == ("a", False)
+    assert keys.translate(event(pygame.KEYDOWN, 0x0102)) is None  # a key no PC keyboard has
+
+
+def test_screenshot_names_do_not_overwrite(tmp_path: Path) -> None:
+    when = datetime(2024, 5, 6, 7, 8, 9)
+    first = screenshot_path(tmp_path, when)
+    assert first.name == "tradekernel-20240506-070809.png"
+    first.write_bytes(b"")
+    assert screenshot_path(tmp_path, when).name == "tradekernel-20240506-070809-2.png"
+
+
+@pytest.mark.parametrize(
+    ("state", "deterministic", "note", "title"),
+    [
+        ("running", False, "", "TradeKernel — running"),
+        ("halted", True, "", "TradeKernel — halted (deterministic clock)"),
+        ("running", False, "saved x.png", "TradeKernel — running — saved x.png"),
+    ],
+)
+def test_window_title(state: str, deterministic: bool, note: str, title: str) -> None:
+    assert window_title(state, deterministic, note) == title
