@@ -3,7 +3,7 @@ screen: what the sample and QEMU tests share."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,9 +59,11 @@ def boot(
     read_only: bool = True,
     keys: Iterable[tuple[str, bool]] = (),
     until_text: str = END_MARKER,
+    until: Callable[[Pc], bool] | None = None,
 ) -> Boot:
-    """Power on with `disk` and run (deterministic) until `until_text` is on the screen or the
-    machine stops; `keys` are fed one event each time the guest idles."""
+    """Power on with `disk` and run (deterministic) until `until_text` is on the screen (or
+    `until(pc)`, if given) or the machine stops; `keys` are fed one event each time the guest
+    idles."""
     pc = Pc(PcConfig(disk=disk, deterministic=True, read_only=read_only))
     pending = list(keys)
 
@@ -76,7 +78,9 @@ def boot(
     def shown() -> bool:
         return any(until_text in row for row in screen_text(pc.vga.text_screen()))
 
-    stop = pc.machine.run(wall_timeout_s=WALL_LIMIT_S, until=shown)
+    stop = pc.machine.run(
+        wall_timeout_s=WALL_LIMIT_S, until=shown if until is None else lambda: until(pc)
+    )
     pc.flush()
     pc.machine.close()
     return Boot(pc, stop.reason)

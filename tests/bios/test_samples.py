@@ -242,3 +242,11 @@ def test_deterministic_runs_are_identical(tmp_path, name):
     assert first.vga.text_screen() == second.vga.text_screen()
     assert first.machine.instructions == second.machine.instructions
     assert first.machine.clock.now_ns() == second.machine.clock.now_ns()
+
+
+def test_lock_keys_toggle_shift_flags(tmp_path):
+    keys = tap("insert") + tap("numlock") + tap("scrolllock") + tap("x") + tap("enter")
+    run = boot(make_disk(tmp_path / "keys.img", sample("keys")), keys=keys)
+    insert = 0x52 << 8  # Insert goes into the buffer too, with no ASCII
+    assert run.rows[2] == f"peek={insert:04X} get={insert:04X}"
+    assert run.rows[5] == f"shift flags={0x80 | 0x20 | 0x10:02X}"  # Insert, Num, Scroll Lock
