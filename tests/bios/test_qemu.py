@@ -18,7 +18,7 @@ import pytest
 from tradekernel.ui.keymap import tap, with_modifier
 
 from .bootrun import END_MARKER, ROOT, boot, make_disk, sample
-from .test_samples import DISK_TEXT
+from .test_samples import A20_OFF_ROWS, A20_ON_ROWS, DISK_TEXT
 
 QEMU = shutil.which("qemu-system-i386")
 pytestmark = pytest.mark.skipif(QEMU is None, reason="qemu-system-i386 is not installed")
@@ -177,3 +177,14 @@ def test_keys_sample_reads_the_same_words_under_seabios(tmp_path, our_keys, qemu
         vm.wait_for(lambda: any(row.startswith("peek=") for row in rows(vm.screen())))
         theirs = next(row for row in rows(vm.screen()) if row.startswith("peek="))
     assert theirs == ours
+
+
+def test_memory_sample_a20_rows_are_seabios_rows(tmp_path):
+    """What the A20 tests expect of our BIOS is what SeaBIOS does on QEMU."""
+    image = make_disk(tmp_path / "memory.img", sample("memory"))
+    with qemu(image) as vm:
+        vm.wait_for(lambda: any(END_MARKER in row for row in rows(vm.screen())))
+        theirs = rows(vm.screen())
+    start = theirs.index(A20_ON_ROWS[0])
+    expected = A20_ON_ROWS + A20_OFF_ROWS
+    assert theirs[start : start + len(expected)] == expected

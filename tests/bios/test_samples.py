@@ -191,9 +191,21 @@ def memory_rows(ram_bytes: int) -> list[str]:
     return [
         f"int12={conventional}K int15/88={extended}K int11={equipment:04X}",
         *(f"E820 {base:016X} {length:016X} {kind:02X}" for base, length, kind in e820),
-        "2401: CF0 wraps=0",
-        "2403 BX=0003",  # A20 through the 8042 and port 92h
+        *A20_ON_ROWS,
     ]
+
+
+# memory.asm after the E820 walk: A20 on, how it can be switched, off, its state, on again.
+A20_ON_ROWS = [
+    "2401: CF0 wraps=0",
+    "2403 BX=0003",  # A20 through the 8042 and port 92h
+]
+A20_OFF_ROWS = [
+    "2400: CF0 wraps=1",  # the 8086 wrap: FFFF:0510 is 0000:0500
+    "2402 AL=00",
+    "2401: CF0 wraps=0",
+    END_MARKER,
+]
 
 
 A20_OFF_BUG = (
@@ -217,12 +229,7 @@ def test_memory_size_map_and_a20_on(tmp_path):
 def test_memory_a20_off_wraps(tmp_path):
     run = boot(make_disk(tmp_path / "memory.img", sample("memory")))
     base = len(memory_rows(run.pc.machine.cpu.ram_bytes))
-    assert run.rows[base : base + 4] == [
-        "2400: CF0 wraps=1",
-        "2402 AL=00",
-        "2401: CF0 wraps=0",
-        END_MARKER,
-    ]
+    assert run.rows[base : base + len(A20_OFF_ROWS)] == A20_OFF_ROWS
 
 
 # ---- bootstrap and determinism --------------------------------------------------------------
