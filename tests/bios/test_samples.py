@@ -257,3 +257,22 @@ def test_lock_keys_toggle_shift_flags(tmp_path):
     insert = 0x52 << 8  # Insert goes into the buffer too, with no ASCII
     assert run.rows[2] == f"peek={insert:04X} get={insert:04X}"
     assert run.rows[5] == f"shift flags={0x80 | 0x20 | 0x10:02X}"  # Insert, Num, Scroll Lock
+
+
+@pytest.mark.parametrize(
+    ("first_key", "word"),
+    [
+        (tap("numlock") + tap("kp7"), 0x4737),  # Num Lock on: the keypad types digits
+        (tap("kp7"), 0x4700),  # Num Lock off: Home
+        (tap("numlock") + with_modifier("lshift", "kp8"), 0x4800),  # Shift inverts Num Lock
+        (tap("numlock") + tap("up"), 0x4800),  # a grey key ignores Num Lock
+        (tap("numlock") + tap("kp0"), 0x5230),  # keypad 0 types, without toggling Insert
+        (tap("kpstar"), 0x372A),
+        (tap("pause") + tap("a"), 0x1E61),  # Pause (E1 1D 45 ...) moves no key or flag
+    ],
+)
+def test_keypad_words(tmp_path, first_key, word):
+    run = boot(make_disk(tmp_path / "keys.img", sample("keys")), keys=first_key + tap("enter"))
+    assert run.rows[2] == f"peek={word:04X} get={word:04X}"
+    flags = int(run.rows[5].removeprefix("shift flags="), 16)
+    assert flags & 0x80 == 0  # Insert never toggled

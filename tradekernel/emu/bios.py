@@ -53,6 +53,8 @@ BDA_ROWS_MINUS_1, BDA_CHAR_HEIGHT, BDA_VIDEO_CONTROL = 0x484, 0x485, 0x487
 VIDEO_KEPT_MEMORY = 0x80  # BDA_VIDEO_CONTROL: the last mode set did not clear the screen
 BDA_KBD_START, BDA_KBD_END = 0x480, 0x482
 BDA_EBDA_SEGMENT = 0x40E
+BDA_KBD_STATUS3 = 0x496  # bit 0: inside the E1 (Pause) sequence; bit 1: the last byte was E0
+E1_SEQUENCE, E0_PREFIX = 0x01, 0x02
 
 TICKS_PER_DAY = 0x1800B0
 SERIAL_BASES = (0x3F8, 0x2F8, 0x3E8, 0x2E8)  # where POST looks for 8250/16550 UARTs
@@ -61,7 +63,7 @@ COLUMNS, ROWS = memmap.VGA_TEXT_COLUMNS, memmap.VGA_TEXT_ROWS
 # Scancode set 1 -> (unshifted, shifted) ASCII for the keys a BIOS translates.
 _KEYS = {
     0x01: ("\x1b", "\x1b"), 0x0E: ("\x08", "\x08"), 0x0F: ("\t", "\t"), 0x1C: ("\r", "\r"),
-    0x39: (" ", " "),
+    0x39: (" ", " "), 0x37: ("*", "*"), 0x4A: ("-", "-"), 0x4E: ("+", "+"),
 }  # fmt: skip
 for _codes, _plain, _shifted in (
     (range(0x02, 0x0E), "1234567890-=", "!@#$%^&*()_+"),
@@ -76,11 +78,20 @@ SHIFT_RIGHT, SHIFT_LEFT, CTRL, ALT = 0x01, 0x02, 0x04, 0x08
 SCROLL_LOCK, NUM_LOCK, CAPS, INSERT = 0x10, 0x20, 0x40, 0x80
 # Lock keys (set 1 make codes) toggle their shift-flag bit; Insert also goes into the buffer.
 _TOGGLES = {0x46: SCROLL_LOCK, 0x45: NUM_LOCK, 0x3A: CAPS, 0x52: INSERT}
+# The numeric keypad (without the E0 prefix its grey twins carry): digits when Num Lock and
+# Shift disagree, cursor keys (scan code, no ASCII) otherwise. 0x52 is also Insert.
+_KEYPAD = dict(zip((0x47, 0x48, 0x49, 0x4B, 0x4C, 0x4D, 0x4F, 0x50, 0x51, 0x52, 0x53),
+                   "7894561230.", strict=True))  # fmt: skip
 # Keys whose BIOS word (scancode << 8 | ASCII) changes with a modifier, as the IBM AT BIOS has
 # them: Shift-Tab, Ctrl-Enter, Ctrl-Backspace; Alt with the top-row 1..= moves the scan code to
 # 0x78..0x83 (other Alt combinations keep theirs, with ASCII 0).
 _SHIFTED_WORDS = {0x0F: 0x0F00}
 _CTRL_WORDS = {0x1C: 0x1C0A, 0x0E: 0x0E7F}
+
+
+def _digits(flags: int) -> bool:
+    """Whether the numeric keypad types digits: Num Lock, inverted while Shift is held."""
+    return bool(flags & NUM_LOCK) != bool(flags & (SHIFT_LEFT | SHIFT_RIGHT))
 
 
 class BlockStore(Protocol):
@@ -595,31 +606,46 @@ class Bios:
     # ---- int 09h / 16h: keyboard ----------------------------------------------------------
     def _int09_keyboard_irq(self, call: Call) -> None:
         scancode = self.ports.read(0x60, 1)
+        status = self.ram[BDA_KBD_STATUS3]
+        self.ram[BDA_KBD_STATUS3] = status & ~E0_PREFIX
+        if scancode == 0xE0:
+            self.ram[BDA_KBD_STATUS3] |= E0_PREFIX
+        elif scancode == 0xE1:
+            self.ram[BDA_KBD_STATUS3] |= E1_SEQUENCE
+        elif status & E1_SEQUENCE:  # Pause: E1 1D 45 (and E1 9D C5) move no key
+            if scancode & 0x7F == 0x45:
+                self.ram[BDA_KBD_STATUS3] &= ~E1_SEQUENCE
+        else:
+            self._key_event(scancode, extended=bool(status & E0_PREFIX))
+        self.ports.write(0x20, 1, 0x20)
+
+    def _key_event(self, scancode: int, extended: bool) -> None:
+        """One set 1 make or break code (after any E0 prefix): the shift flags, the buffer."""
         release = bool(scancode & 0x80)
         code = scancode & 0x7F
         flags = self.ram[BDA_SHIFT_FLAGS]
         modifier = {0x2A: SHIFT_LEFT, 0x36: SHIFT_RIGHT, 0x1D: CTRL, 0x38: ALT}.get(code)
+        if extended and code in (0x2A, 0x36, 0x37):
+            return  # the keyboard's own shifts around grey keys, and Print Screen
         if modifier is not None:
             flags = flags & ~modifier if release else flags | modifier
-        elif scancode in (0xE0, 0xE1) or release or code == 0x60:
-            pass  # a prefix (the key after it is read alone), a release, or no key
-        elif code in _TOGGLES:
+        elif release or code == 0:  # a break code, or 00h: the keyboard's buffer overran
+            pass
+        elif code in _TOGGLES and not (code in _KEYPAD and not extended and _digits(flags)):
             flags ^= _TOGGLES[code]
-            if code == 0x52:
-                self._enqueue_key(code, flags)
+            if code == 0x52:  # Insert is a key as well as a state
+                self._store_key(self._key_word(code, flags, extended))
         else:
-            self._enqueue_key(code, flags)
+            self._store_key(self._key_word(code, flags, extended))
         self.ram[BDA_SHIFT_FLAGS] = flags
-        self.ports.write(0x20, 1, 0x20)
-
-    def _enqueue_key(self, code: int, flags: int) -> None:
-        self._store_key(self._key_word(code, flags))
 
     @staticmethod
-    def _key_word(code: int, flags: int) -> int:
+    def _key_word(code: int, flags: int, extended: bool) -> int:
         """The word int 16h returns for a make code: scan code high, ASCII low (0 for keys
         with no character, and for Alt combinations)."""
         shift = bool(flags & (SHIFT_LEFT | SHIFT_RIGHT))
+        if code in _KEYPAD and not extended:
+            return (code << 8) | (ord(_KEYPAD[code]) if _digits(flags) else 0)
         if flags & ALT:
             if 0x02 <= code <= 0x0D:
                 return (code + 0x76) << 8
