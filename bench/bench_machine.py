@@ -1,0 +1,420 @@
+"""Machine core figures: guest MIPS against QEMU in the same run, process start to kernel banner,
+hypercall round trips, port I/O exits and interrupt deliveries per second.
+
+1. Guest MIPS: one boot sector (bench/images/loop.asm) enters protected mode, marks the loop
+   start on POST port 0x80, runs `dec ecx; jnz` a known number of times and powers off. Our PC
+   boots it through its BIOS and is timed from the POST mark to power-off; qemu-system-i386 boots
+   the same sector through SeaBIOS and exits on isa-debug-exit, timed as a whole process minus
+   the median run of the same image with a 1-iteration loop (startup and teardown). Real-time
+   mode is compared with QEMU TCG, deterministic mode with QEMU `-icount shift=0`.
+2. Boot to banner: wall time from spawning a fresh interpreter to the line it prints once the
+   kernel has run KERNEL_INIT (banner checked on the VGA text screen), median of several runs.
+3-5. On a bare Machine with the program at 0x10000 and the count in ECX: BENCH_NOP hypercalls
+   (checked result), reads of PIT port 0x40, software `int 0x30` through an IDT, and PIT IRQ0
+   deliveries through the 8259 and the IDT, the handler re-arming the PIT as a one-shot and
+   sending EOI (so the rate is the machine's, not the timer's), in both clock modes.
+
+Each count is scaled from a probe run so one timed run lasts about the target time.
+
+Run: /tmp/venv/bin/python bench/bench_machine.py [--quick] [--json]
+Needs nasm; QEMU is optional (without it the ratios are left out and the reason is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tradekernel.devices.pic import PicPair
+from tradekernel.devices.pit import Pit
+from tradekernel.devices.power import PowerControl
+from tradekernel.emu.cpu import ECX, EIP
+from tradekernel.emu.machine import Machine, MachineConfig
+from tradekernel.emu.pc import Pc, PcConfig
+from tradekernel.hypercall import Hypercall
+
+BENCH_DIR = Path(__file__).resolve().parent
+IMAGE_SOURCES = BENCH_DIR / "images"
+DISK_IMAGE = BENCH_DIR.parent / "images" / "tradekernel.img"
+QEMU = "qemu-system-i386"
+QEMU_ACCELS = {"tcg": ["-accel", "tcg"], "icount": ["-icount", "shift=0"]}
+QEMU_DEBUG_EXIT_STATUS = (0x10 << 1) | 1  # loop.asm writes 0x10 to isa-debug-exit
+LOOP_START_MARK = 0xB0  # the POST code loop.asm writes just before its loop
+MAX_LOOPS = 0xFFFFFFFF  # ECX
+BARE_CODE_BASE = 0x10000  # CODE_BASE in images/flat32.inc
+BANNER_TEXT = "TradeKernel"
+RUN_TIMEOUT_S = 120.0
+
+# Issue targets: (figure key, comparison, threshold)
+TARGET_QEMU_TCG_RATIO = 0.7
+TARGET_QEMU_ICOUNT_RATIO = 0.5
+TARGET_BANNER_S = 0.3
+TARGET_HYPERCALLS_PER_S = 500_000
+
+
+class BenchError(Exception):
+    """A benchmark run did not finish the way its program says it must."""
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    detail: str = ""
+    target: str = ""
+    met: bool | None = None
+
+
+@dataclass
+class Settings:
+    target_s: float  # how long one timed loop should last
+    repeats: int  # timed runs per figure (the median is reported)
+    banner_runs: int
+
+
+# ---- images ---------------------------------------------------------------------------------
+class Assembler:
+    """nasm into a private temporary folder; each (source, defines) is built once."""
+
+    def __init__(self, out_dir: Path) -> None:
+        nasm = shutil.which("nasm")
+        if nasm is None:
+            raise BenchError("nasm not found: it builds the bench images (apt-get install nasm)")
+        self.nasm = nasm
+        self.out_dir = out_dir
+        self._built: dict[tuple[str, tuple[tuple[str, int], ...]], Path] = {}
+
+    def build(self, source: str, **defines: int) -> Path:
+        key = (source, tuple(sorted(defines.items())))
+        if key in self._built:
+            return self._built[key]
+        suffix = "".join(f"-{name}{value}" for name, value in key[1])
+        output = self.out_dir / f"{Path(source).stem}{suffix}.bin"
+        command = [self.nasm, "-f", "bin", f"-I{IMAGE_SOURCES}/"]
+        command += [f"-D{name}={value}" for name, value in key[1]]
+        command += [str(IMAGE_SOURCES / source), "-o", str(output)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise BenchError(f"nasm failed on {source}: {result.stderr.strip()}")
+        self._built[key] = output
+        return output
+
+
+def scaled_count(measure: Callable[[int], float], probe: int, target_s: float) -> int:
+    """The loop count that makes `measure(count)` (seconds) last about `target_s`: probe runs
+    grow tenfold until one lasts long enough to time, then the count is scaled linearly."""
+    count = probe
+    while True:
+        seconds = measure(count)
+        if seconds >= min(0.1, target_s / 4) or count * 10 > MAX_LOOPS:
+            break
+        count *= 10
+    return max(1, min(MAX_LOOPS, int(count * target_s / max(seconds, 1e-6))))
+
+
+def loop_instructions(loops: int) -> int:
+    """Instructions loop.asm retires between its POST mark and the exit write."""
+    return 1 + 2 * loops  # mov ecx, then dec + jnz per iteration
+
+
+# ---- 1. guest MIPS: QEMU ---------------------------------------------------------------------
+def qemu_run_s(image: Path, accel: str) -> float:
+    command = [QEMU, *QEMU_ACCELS[accel], "-display", "none", "-nodefaults", "-no-reboot"]
+    command += ["-drive", f"file={image},format=raw,if=ide"]
+    command += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
+    start = time.perf_counter()
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=RUN_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"QEMU ({accel}) did not finish in {RUN_TIMEOUT_S:.0f} s") from exc
+    elapsed = time.perf_counter() - start
+    if result.returncode != QEMU_DEBUG_EXIT_STATUS:
+        raise BenchError(
+            f"QEMU ({accel}) exited with {result.returncode}, not the debug-exit status "
+            f"{QEMU_DEBUG_EXIT_STATUS}: {result.stderr.decode(errors='replace').strip()}"
+        )
+    return elapsed
+
+
+def qemu_mips(assembler: Assembler, accel: str, settings: Settings) -> tuple[float, str]:
+    empty = assembler.build("loop.asm", LOOPS=1)
+    startup_s = statistics.median(qemu_run_s(empty, accel) for _ in range(3))
+
+    def loop_s(loops: int) -> float:
+        return qemu_run_s(assembler.build("loop.asm", LOOPS=loops), accel) - startup_s
+
+    loops = scaled_count(loop_s, 50_000_000, settings.target_s)
+    rates = [loop_instructions(loops) / loop_s(loops) / 1e6 for _ in range(settings.repeats)]
+    detail = f"{loop_instructions(loops):,} instructions, startup {startup_s * 1000:.0f} ms"
+    return statistics.median(rates), detail
+
+
+# ---- 1. guest MIPS: our PC -------------------------------------------------------------------
+def pc_loop_s(image: Path, deterministic: bool) -> float:
+    """Boot `image` through our BIOS; seconds from the loop's POST mark to power-off."""
+    pc = Pc(PcConfig(disk=image, deterministic=deterministic, read_only=True))
+    machine = pc.machine
+    marks: list[float] = []
+    machine.channels.listen(
+        "post", lambda code: marks.append(time.perf_counter()) if code == LOOP_START_MARK else None
+    )
+    try:
+        info = machine.run(wall_timeout_s=RUN_TIMEOUT_S)
+        end = time.perf_counter()
+    finally:
+        machine.close()
+    if info.reason != "poweroff" or not marks:
+        raise BenchError(f"loop image stopped with {info.reason!r}, no power-off: {info.report}")
+    return end - marks[0]
+
+
+def pc_mips(assembler: Assembler, deterministic: bool, settings: Settings) -> tuple[float, str]:
+    def loop_s(loops: int) -> float:
+        return pc_loop_s(assembler.build("loop.asm", LOOPS=loops), deterministic)
+
+    loops = scaled_count(loop_s, 5_000_000, settings.target_s)
+    rates = [loop_instructions(loops) / loop_s(loops) / 1e6 for _ in range(settings.repeats)]
+    return statistics.median(rates), f"{loop_instructions(loops):,} instructions"
+
+
+def mips_figures(assembler: Assembler, settings: Settings) -> list[Figure]:
+    qemu_missing = shutil.which(QEMU) is None
+    figures = []
+    for deterministic, accel, threshold in (
+        (False, "tcg", TARGET_QEMU_TCG_RATIO),
+        (True, "icount", TARGET_QEMU_ICOUNT_RATIO),
+    ):
+        mode = "deterministic" if deterministic else "real-time"
+        ours, detail = pc_mips(assembler, deterministic, settings)
+        figure = Figure(f"guest MIPS, {mode}", ours, "MIPS", detail)
+        figures.append(figure)
+        if qemu_missing:
+            figure.detail += f"; no ratio: {QEMU} not found"
+            continue
+        theirs, qemu_detail = qemu_mips(assembler, accel, settings)
+        qemu_args = " ".join(QEMU_ACCELS[accel])
+        figures.append(Figure(f"  QEMU {qemu_args}", theirs, "MIPS", qemu_detail))
+        ratio = ours / theirs
+        figures.append(
+            Figure(
+                f"  ratio, {mode} / QEMU {accel}",
+                ratio,
+                "x",
+                target=f">= {threshold}",
+                met=ratio >= threshold,
+            )
+        )
+    return figures
+
+
+# ---- 2. process start to kernel banner ------------------------------------------------------
+BANNER_CHILD = """
+import json, sys, time
+started = time.perf_counter()
+from tradekernel import memmap
+from tradekernel.emu.pc import PcConfig
+from tradekernel.ui.session import make_pc
+imported = time.perf_counter()
+pc = make_pc(PcConfig(disk=sys.argv[1]))
+built = time.perf_counter()
+info = pc.machine.run(wall_timeout_s=10, until=lambda: pc.kernel is not None)
+booted = time.perf_counter()
+size = memmap.VGA_TEXT_COLUMNS * memmap.VGA_TEXT_ROWS * 2
+cells = pc.machine.memory.read(memmap.VGA_TEXT_BASE, size)
+screen = bytes(cells[0::2]).decode("latin-1")
+print(json.dumps({"reason": info.reason, "screen": screen, "import_s": imported - started,
+                  "build_s": built - imported, "boot_s": booted - built}), flush=True)
+"""
+
+
+def banner_run(disk: Path) -> tuple[float, dict]:
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-c", BANNER_CHILD, str(disk)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = child.stdout.readline() if child.stdout else ""
+    elapsed = time.perf_counter() - start
+    _, errors = child.communicate(timeout=RUN_TIMEOUT_S)
+    if not line:
+        raise BenchError(f"the boot child printed nothing: {errors.strip()}")
+    report = json.loads(line)
+    if report["reason"] != "until" or BANNER_TEXT not in report["screen"]:
+        raise BenchError(f"no kernel banner on the screen (stop: {report['reason']})")
+    return elapsed, report
+
+
+def interpreter_start_s() -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return time.perf_counter() - start
+
+
+def banner_figures(settings: Settings) -> list[Figure]:
+    if not DISK_IMAGE.exists():
+        raise BenchError(f"{DISK_IMAGE} is missing (python images/build.py makes it)")
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="bench-machine-") as scratch:
+        for index in range(settings.banner_runs):
+            disk = Path(scratch) / f"disk{index}.img"
+            shutil.copyfile(DISK_IMAGE, disk)
+            runs.append(banner_run(disk))
+    runs.sort(key=lambda run: run[0])
+    elapsed, report = runs[len(runs) // 2]
+    python_s = statistics.median(interpreter_start_s() for _ in range(settings.banner_runs))
+    detail = (
+        f"median of {len(runs)}; of which python start {python_s * 1000:.0f} ms, imports "
+        f"{report['import_s'] * 1000:.0f} ms, Pc() {report['build_s'] * 1000:.0f} ms, "
+        f"BIOS to banner {report['boot_s'] * 1000:.0f} ms"
+    )
+    return [
+        Figure(
+            "process start to kernel banner",
+            elapsed,
+            "s",
+            detail,
+            target=f"< {TARGET_BANNER_S}",
+            met=elapsed < TARGET_BANNER_S,
+        )
+    ]
+
+
+# ---- 3-5. exits and interrupts on a bare machine -------------------------------------------
+@dataclass(frozen=True)
+class BareProgram:
+    label: str
+    source: str
+    unit: str
+    probe: int
+    target: int | None = None
+
+
+BARE_PROGRAMS = (
+    BareProgram(
+        "hypercall round trips (BENCH_NOP)",
+        "hypercall.asm",
+        "calls/s",
+        20_000,
+        TARGET_HYPERCALLS_PER_S,
+    ),
+    BareProgram("port I/O exits (in al, 0x40 -> PIT)", "portio.asm", "reads/s", 20_000),
+    BareProgram("software int 0x30 via IDT + iretd", "softint.asm", "ints/s", 5_000),
+    BareProgram("PIT one-shot IRQ0 -> 8259 -> IDT, re-arm + EOI", "irq.asm", "irqs/s", 2_000),
+)
+
+
+def bare_machine(deterministic: bool) -> Machine:
+    """A machine with only what the programs touch: PIC, PIT, power control, BENCH_NOP."""
+    machine = Machine(MachineConfig(deterministic=deterministic))
+    machine.add(PicPair(bios_initialised=False))
+    machine.add(Pit(bios_initialised=False))
+    machine.add(PowerControl())
+    machine.register_hypercall(Hypercall.BENCH_NOP, lambda registers: registers.arg0() + 1)
+    return machine
+
+
+def bare_run_s(code: bytes, iterations: int, deterministic: bool) -> float:
+    machine = bare_machine(deterministic)
+    machine.cpu.ram[BARE_CODE_BASE : BARE_CODE_BASE + len(code)] = code
+    machine.cpu.write(EIP, BARE_CODE_BASE)
+    machine.cpu.write(ECX, iterations)
+    start = time.perf_counter()
+    try:
+        info = machine.run(wall_timeout_s=RUN_TIMEOUT_S)
+    finally:
+        machine.close()
+    elapsed = time.perf_counter() - start
+    if info.reason != "poweroff":
+        raise BenchError(f"bench program stopped with {info.reason!r}: {info.report}")
+    return elapsed
+
+
+def bare_figure(
+    program: BareProgram, code: bytes, deterministic: bool, settings: Settings
+) -> Figure:
+    mode = "deterministic" if deterministic else "real-time"
+    run_s = functools.partial(bare_run_s, code, deterministic=deterministic)
+    count = scaled_count(run_s, program.probe, settings.target_s)
+    rate = statistics.median(count / run_s(count) for _ in range(settings.repeats))
+    figure = Figure(f"{program.label}, {mode}", rate, program.unit, f"{count:,} per run")
+    if program.target is not None:
+        figure.target = f">= {program.target:,}"
+        figure.met = rate >= program.target
+    return figure
+
+
+def bare_figures(assembler: Assembler, settings: Settings) -> list[Figure]:
+    figures = []
+    for program in BARE_PROGRAMS:
+        code = assembler.build(program.source).read_bytes()
+        for deterministic in (False, True):
+            figures.append(bare_figure(program, code, deterministic, settings))
+    return figures
+
+
+# ---- output -------------------------------------------------------------------------------
+def format_value(figure: Figure) -> str:
+    if figure.unit == "x":
+        return f"{figure.value:.2f}x"
+    if figure.unit == "s":
+        return f"{figure.value:.3f} s"
+    if figure.unit == "MIPS":
+        return f"{figure.value:.1f} MIPS"
+    return f"{figure.value:,.0f} {figure.unit}"
+
+
+NAME_WIDTH = 52
+
+
+def print_table(figures: list[Figure]) -> None:
+    for figure in figures:
+        verdict = "" if figure.met is None else ("  met" if figure.met else "  MISSED")
+        target = f"  target {figure.target}{verdict}" if figure.target else ""
+        detail = f"  ({figure.detail})" if figure.detail else ""
+        print(f"{figure.name:<{NAME_WIDTH}} {format_value(figure):>18}{target}{detail}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (about 20 s in all)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    settings = (
+        Settings(target_s=0.4, repeats=1, banner_runs=3)
+        if args.quick
+        else Settings(target_s=1.5, repeats=3, banner_runs=5)
+    )
+    figures: list[Figure] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-machine-") as build_dir:
+            assembler = Assembler(Path(build_dir))
+            for section in (
+                lambda: mips_figures(assembler, settings),
+                lambda: banner_figures(settings),
+                lambda: bare_figures(assembler, settings),
+            ):
+                section_figures = section()
+                figures += section_figures
+                if not args.json:
+                    print_table(section_figures)
+    except BenchError as error:
+        sys.exit(f"bench_machine: {error}")
+    if args.json:
+        print(json.dumps([asdict(figure) for figure in figures], indent=2))
+
+
+if __name__ == "__main__":
+    main()
