@@ -1,7 +1,8 @@
 ; hello: the int 10h text services a boot sector uses, as on any PC.
 ; Row 0 teletype (AH=0Eh); row 3 coloured cells (AH=02h cursor, AH=09h char+attribute);
 ; rows 6-8 scrolled up one line (AH=06h); rows 10-12, columns 0-5, scrolled down with a grey
-; fill (AH=07h); row 14 the cursor read back (AH=03h) in decimal; then mode 3 set again keeping the screen
+; fill (AH=07h); row 12 from column 20 strings (AH=13h modes 1 and 2, then a teletype '!');
+; row 14 the cursor read back (AH=03h) in decimal; then mode 3 set again keeping the screen
 ; (AL bit 7) and row 15 what AH=0Fh reports of it.
 %include "lib.inc"
 SECTOR_START
@@ -63,6 +64,20 @@ SECTOR_START
     mov dx, 0x0C05
     int 0x10
 
+    mov ax, 0x1301                     ; AH=13h mode 1: ES:BP in attribute BL, row 12
+    mov bx, 0x004E                     ; column 20, and the cursor follows
+    mov cx, msg_string_end - msg_string
+    mov dx, 0x0C14
+    mov bp, msg_string
+    int 0x10
+    mov ax, 0x1302                     ; mode 2: character/attribute pairs at column 40,
+    mov cx, (msg_pairs_end - msg_pairs) / 2  ; the cursor stays after "write string"
+    mov dl, 40
+    mov bp, msg_pairs
+    int 0x10
+    mov al, '!'
+    call putc
+
     mov ah, 0x02                       ; row 14, column 7: "at:" then the cursor read back
     xor bh, bh
     mov dx, 0x0E07
@@ -106,6 +121,10 @@ msg_hello: db "Hello from a boot sector!", 13, 10, 0
 msg_colours: db "colours", 0
 msg_line: db "line A", 0
 msg_at: db "at:", 0
+msg_string: db "write string"
+msg_string_end:
+msg_pairs: db "o", 0x1F, "k", 0x2F
+msg_pairs_end:
 msg_mode: db "0Fh AX=", 0
 msg_page: db " BH=", 0
 SIGNATURE

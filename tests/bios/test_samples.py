@@ -35,8 +35,14 @@ def test_hello_video_services(tmp_path):
     assert rows[6:9] == ["line B", "line C", ""]
     assert run.attributes(8) == bytes([0x07] * 80)
     # AH=07h, rows 10-12 and columns 0-5 down one: a blank strip in 0x70, then D and E.
-    assert rows[10:13] == ["", "line D", "line E"]
+    assert rows[10:12] == ["", "line D"]
     assert run.attributes(10)[:6] == bytes([0x70] * 6) and run.attributes(10)[6] == 0x07
+    # AH=13h: mode 1 moves the cursor past its string, mode 2 (pairs) leaves it, so the '!'
+    # printed next follows "write string".
+    string = "write string"
+    assert rows[12] == "line E".ljust(20) + (string + "!").ljust(20) + "ok"
+    assert run.attributes(12)[20 : 20 + len(string) + 1] == bytes([0x4E] * len(string) + [0x07])
+    assert run.attributes(12)[40:42] == bytes([0x1F, 0x2F])
     # AH=03h after "at:" printed from row 14, column 7.
     at_col = 7 + len("at:")
     assert rows[14] == " " * 7 + f"at:{14},{at_col}"

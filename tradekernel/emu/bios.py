@@ -727,7 +727,7 @@ class Bios:
             self._put32(memmap.BDA_TICKS, ((call.ecx & 0xFFFF) << 16) | (call.edx & 0xFFFF))
         elif ah == 0x02:
             self.cpu.write(ECX, (call.ecx & 0xFFFF0000) | (self._cmos(4) << 8) | self._cmos(2))
-            call.edx = self._cmos(0) << 8
+            call.edx = (self._cmos(0) << 8) | (self._cmos(0x0B) & 0x01)  # DL: daylight saving
             self._set_flag(call, CF, False)
         elif ah == 0x03:
             self._set_cmos(4, (call.ecx >> 8) & 0xFF)
