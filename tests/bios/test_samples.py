@@ -5,6 +5,9 @@ own rules and the board's facts (geometry, memory map, start time)."""
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -14,7 +17,7 @@ from tradekernel.devices.ide import default_geometry
 from tradekernel.emu.pc import DETERMINISTIC_EPOCH
 from tradekernel.ui.keymap import tap, text_to_key_events, with_modifier
 
-from .bootrun import DISK_BYTES, END_MARKER, SECTOR, boot, make_disk, sample
+from .bootrun import DISK_BYTES, END_MARKER, SAMPLES, SECTOR, boot, make_disk, sample
 
 PIT_HZ = 1193182
 TICK_DIVISOR = 65536  # the BIOS runs PIT channel 0 at 18.2 Hz
@@ -282,3 +285,12 @@ def test_keypad_words(tmp_path, first_key, word):
     assert run.rows[2] == f"peek={word:04X} get={word:04X}"
     flags = int(run.rows[5].removeprefix("shift flags="), 16)
     assert flags & 0x80 == 0  # Insert never toggled
+
+
+@pytest.mark.skipif(shutil.which("nasm") is None, reason="nasm is not installed")
+def test_committed_samples_match_a_rebuild():
+    build = SAMPLES / "build.py"
+    result = subprocess.run(
+        [sys.executable, str(build), "--check"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
