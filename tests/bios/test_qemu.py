@@ -27,7 +27,7 @@ IMAGE = ROOT / "images" / "tradekernel.img"
 OTHER_PC_MESSAGE = "This image needs the TradeKernel machine: run tk boot"
 SCREEN_BYTES = 80 * 25 * 2
 DEADLINE_S = 10.0
-PROMPT = b"(qemu) "
+PROMPT = b"\r\n(qemu) "  # after a command's output (the echo redraws the line without it)
 
 
 class Qemu:
@@ -80,8 +80,11 @@ class Qemu:
 
     def memory(self, address: int, size: int) -> bytes:
         dump = self.scratch / "memory.bin"
+        dump.unlink(missing_ok=True)
         self.command(f'pmemsave {address:#x} {size} "{dump}"')
-        return dump.read_bytes()
+        data = dump.read_bytes()
+        assert len(data) == size, f"pmemsave wrote {len(data)} of {size} bytes"
+        return data
 
     def screen(self) -> bytes:
         return self.memory(0xB8000, SCREEN_BYTES)
