@@ -194,17 +194,29 @@ def test_a_window_smaller_than_the_screen_shows_its_centre_unscaled() -> None:
     assert screen_origin((700, 300)) == (1, -10, -50)
 
 
+def _key(kind: int, scancode: int) -> pygame.event.Event:
+    return pygame.event.Event(kind, key=0, scancode=scancode, mod=0)
+
+
 def test_only_real_key_transitions_reach_the_keyboard() -> None:
     keys = _HostKeys()
+    assert keys.translate(_key(pygame.KEYUP, pygame.KSCAN_A)) == []  # pressed before focus
+    assert keys.translate(_key(pygame.KEYDOWN, pygame.KSCAN_A)) == [("a", True)]
+    assert keys.translate(_key(pygame.KEYDOWN, pygame.KSCAN_A)) == []  # an OS repeat
+    assert keys.translate(_key(pygame.KEYUP, pygame.KSCAN_A)) == [("a", False)]
+    assert keys.translate(_key(pygame.KEYDOWN, 0x0102)) == []  # a key no PC keyboard has
 
-    def event(kind: int, scancode: int) -> pygame.event.Event:
-        return pygame.event.Event(kind, key=0, scancode=scancode, mod=0)
 
-    assert keys.translate(event(pygame.KEYUP, pygame.KSCAN_A)) is None  # pressed before focus
-    assert keys.translate(event(pygame.KEYDOWN, pygame.KSCAN_A)) == ("a", True)
-    assert keys.translate(event(pygame.KEYDOWN, pygame.KSCAN_A)) is None  # an OS repeat
-    assert keys.translate(event(pygame.KEYUP, pygame.KSCAN_A)) == ("a", False)
-    assert keys.translate(event(pygame.KEYDOWN, 0x0102)) is None  # a key no PC keyboard has
+def test_presses_waiting_for_release_keep_modifiers_around_their_keys() -> None:
+    keys = _HostKeys(presses_wait_for_release=True)
+    assert keys.translate(_key(pygame.KEYDOWN, pygame.KSCAN_LSHIFT)) == []
+    assert keys.translate(_key(pygame.KEYDOWN, pygame.KSCAN_A)) == []
+    assert keys.translate(_key(pygame.KEYUP, pygame.KSCAN_A)) == [
+        ("lshift", True),
+        ("a", True),
+        ("a", False),
+    ]
+    assert keys.translate(_key(pygame.KEYUP, pygame.KSCAN_LSHIFT)) == [("lshift", False)]
 
 
 def test_screenshot_names_do_not_overwrite(tmp_path: Path) -> None:
@@ -225,3 +237,23 @@ def test_screenshot_names_do_not_overwrite(tmp_path: Path) -> None:
 )
 def test_window_title(state: str, deterministic: bool, note: str, title: str) -> None:
     assert window_title(state, deterministic, note) == title
+
+
+def test_a_key_held_for_a_human_moment_types_once_on_the_deterministic_clock(session) -> None:  # noqa: ANN001
+    """Idle, the deterministic clock runs far ahead of the wall clock: 100 ms of holding would
+    be seconds of typematic repeat if the press went to the keyboard before the release."""
+    steps: dict[str, int] = {}
+
+    def on_frame(frame: int) -> None:
+        lines = session.screen_lines()
+        if "down" not in steps and prompt_shown(lines):
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, scancode=pygame.KSCAN_X))
+            steps["down"] = frame
+        elif "down" in steps and "up" not in steps and frame >= steps["down"] + 6:
+            pygame.event.post(pygame.event.Event(pygame.KEYUP, scancode=pygame.KSCAN_X))
+            steps["up"] = frame
+        elif "up" in steps and frame >= steps["up"] + 6:
+            pygame.event.post(pygame.event.Event(pygame.QUIT))
+
+    assert run_window(session, max_frames=MAX_FRAMES, on_frame=on_frame).reason == "poweroff"
+    assert f"{PROMPT} x" in [line.rstrip() for line in session.screen_lines()]

@@ -7,9 +7,10 @@ a background thread (`MachineThread`), the UI in the calling thread (SDL wants t
 the UI only reads guest memory, so a busy guest never freezes the window. Host key presses and
 releases go to the PS/2 keyboard as they happen, paced only if they come faster than its FIFO
 drains (its typematic makes the repeats, in virtual time, so SDL's own repeat is off and
-repeated downs are dropped). F12 saves a screenshot
-instead of reaching the guest. Closing the window powers the machine off cleanly; a guest that
-powers off (or a run that times out) closes the window. Returns the machine's StopInfo.
+repeated downs are dropped; on the deterministic clock a press waits for its release). F12
+saves a screenshot instead of reaching the guest. Closing the window powers the machine off
+cleanly; a guest that powers off (or a run that times out) closes the window. Returns the
+machine's StopInfo.
 """
 
 from __future__ import annotations
@@ -115,23 +116,37 @@ def screenshot_path(directory: Path, now: datetime) -> Path:
 
 
 class _HostKeys:
-    """pygame key events -> PS/2 key transitions; only real downs and ups get through."""
+    """pygame key events -> PS/2 key transitions; only real downs and ups get through.
 
-    def __init__(self) -> None:
+    With `presses_wait_for_release` (the deterministic clock, which runs far ahead of the wall
+    clock while the guest idles) presses are held back until a key is released and then sent
+    together with that release, so a human-length press never turns into seconds of typematic
+    repeat; modifiers still wrap the keys pressed under them. Holding a key to repeat it is
+    what this gives up."""
+
+    def __init__(self, presses_wait_for_release: bool = False) -> None:
         self.held: set[str] = set()
+        self.presses_wait_for_release = presses_wait_for_release
+        self._waiting: list[KeyEvent] = []
 
-    def translate(self, event: pygame.event.Event) -> KeyEvent | None:
+    def translate(self, event: pygame.event.Event) -> list[KeyEvent]:
         key = pygame_key_event(event)
         if key is None:
-            return None
+            return []
         name, pressed = key
         if pressed == (name in self.held):
-            return None  # an OS repeat, or the release of a key pressed before we had focus
+            return []  # an OS repeat, or the release of a key pressed before we had focus
         if pressed:
             self.held.add(name)
         else:
             self.held.discard(name)
-        return key
+        if not self.presses_wait_for_release:
+            return [key]
+        self._waiting.append(key)
+        if pressed:
+            return []
+        released, self._waiting = self._waiting, []
+        return released
 
 
 class _Window:
@@ -142,9 +157,9 @@ class _Window:
         self.machine = MachineThread(session)
         self.screenshot_dir = screenshot_dir
         self.renderer = Renderer()
-        self.keys = _HostKeys()
+        self.keys = _HostKeys(presses_wait_for_release=session.options.deterministic)
         self.typist = KeyTypist(session)
-        self.display = pygame.display.set_mode((SCREEN_WIDTH, SCREEN_HEIGHT), pygame.RESIZABLE)
+        pygame.display.set_mode((SCREEN_WIDTH, SCREEN_HEIGHT), pygame.RESIZABLE)
         self.painted_size = (0, 0)
         self.closing = False
         self.stop: StopInfo | None = None
@@ -165,9 +180,7 @@ class _Window:
                     if event.type == pygame.KEYDOWN:
                         self.screenshot()
                     continue
-                transition = self.keys.translate(event)
-                if transition is not None:
-                    transitions.append(transition)
+                transitions += self.keys.translate(event)
         if not self.closing:
             self.typist.type(transitions)
 
@@ -190,10 +203,9 @@ class _Window:
     def paint(self) -> None:
         now = time.monotonic()
         picture = self.renderer.render(self.session.pc.vga.text_screen(), now - self.started)
-        size = self.display.get_size()  # SDL resizes the display surface with the window
-        changed = present(
-            self.display, picture, self.renderer.dirty_rows, size != self.painted_size
-        )
+        display = pygame.display.get_surface()  # resized with the window (or by set_mode)
+        size = display.get_size()
+        changed = present(display, picture, self.renderer.dirty_rows, size != self.painted_size)
         self.painted_size = size
         if changed:
             pygame.display.update(changed)
