@@ -4,11 +4,22 @@ Commands live in one table (name -> handler, usage, one-line help) that `help` i
 from; services add theirs with `register`. A handler gets the argument list and an output sink
 and returns an exit status. A bad command line, an unknown command or a handler that raises
 prints one clear line and the prompt comes back: the shell itself never dies.
+
+Output redirection works for every command: an unquoted `> FILE` or `>> FILE` anywhere on the
+line gives the handler an Output that writes to FILE (created or truncated before the command
+runs, or appended to) on the mounted filesystem; errors still go to the screen. Paths are
+resolved against `cwd` by `resolve_path`, the one resolver every file command uses.
+
+A full-screen program keeps running after its handler returns (it takes keys in the tty's raw
+mode): the handler calls `suspend_prompt()`, and the program calls `resume()` when it ends,
+which is when the next prompt appears.
 """
 
 from __future__ import annotations
 
-import shlex
+import errno
+import os
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,8 +34,107 @@ class UsageError(Exception):
     """Raised by a handler for bad arguments; the shell prints it with the usage line."""
 
 
+class _Operator(str):
+    """An unquoted redirection operator, told apart from a quoted word that reads the same."""
+
+
+def split_command_line(line: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """(words, redirections) with POSIX sh quoting: '...' keeps everything, "..." lets a
+    backslash escape only `"` and `\\`, a bare backslash escapes the next character, and `#`
+    at the start of a word begins a comment. Each redirection is (">" or ">>", target).
+    Raises ValueError for an unterminated quote, a trailing backslash or a missing target."""
+    tokens: list[str] = []
+    word: list[str] | None = None  # None: between words (so `""` still makes a word)
+    index, length = 0, len(line)
+    while index < length:
+        char = line[index]
+        if char in " \t":
+            if word is not None:
+                tokens.append("".join(word))
+                word = None
+            index += 1
+            continue
+        if char == "#" and word is None:
+            break
+        if char == ">":
+            if word is not None:
+                tokens.append("".join(word))
+                word = None
+            operator = ">>" if line.startswith(">>", index) else ">"
+            tokens.append(_Operator(operator))
+            index += len(operator)
+            continue
+        word = [] if word is None else word
+        if char == "'":
+            end = line.find("'", index + 1)
+            if end < 0:
+                raise ValueError("No closing quotation")
+            word.append(line[index + 1 : end])
+            index = end + 1
+        elif char == '"':
+            index += 1
+            while True:
+                if index >= length:
+                    raise ValueError("No closing quotation")
+                char = line[index]
+                if char == '"':
+                    break
+                if char == "\\" and index + 1 < length and line[index + 1] in '"\\':
+                    index += 1
+                    char = line[index]
+                word.append(char)
+                index += 1
+            index += 1
+        elif char == "\\":
+            if index + 1 >= length:
+                raise ValueError("No escaped character")
+            word.append(line[index + 1])
+            index += 2
+        else:
+            word.append(char)
+            index += 1
+    if word is not None:
+        tokens.append("".join(word))
+    words: list[str] = []
+    redirections: list[tuple[str, str]] = []
+    items = iter(tokens)
+    for token in items:
+        if isinstance(token, _Operator):
+            target = next(items, None)
+            if target is None or isinstance(target, _Operator):
+                raise ValueError(f"syntax error: {token} needs a file name")
+            redirections.append((str(token), target))
+        else:
+            words.append(token)
+    return words, redirections
+
+
+# Errors whose strerror text says it all; for the others the error's own message follows.
+_SELF_EXPLANATORY = frozenset(
+    {errno.ENOENT, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENOTEMPTY, errno.EROFS}
+)
+
+
+def error_text(error: OSError) -> str:
+    """The errno's text as strerror says it, in lower case ("no such file or directory"), then
+    for a less obvious errno the error's own message, without the path it starts with:
+    "invalid argument ('a|b': character '|' is not allowed in a FAT name)"."""
+    if error.errno is None:
+        return str(error)
+    text = os.strerror(error.errno)
+    text = text[:1].lower() + text[1:]
+    detail = str(error.strerror or "")
+    if detail.startswith("/") and ": " in detail:
+        detail = detail.split(": ", 1)[1]
+    if error.errno in _SELF_EXPLANATORY or not detail or detail == text:
+        return text
+    return f"{text} ({detail})"
+
+
 class Output:
     """The sink commands write to: text with optional VGA colours (trading's TextSink)."""
+
+    is_terminal = True  # False when redirected to a file (a command may add a final newline)
 
     def __init__(self, console: Console) -> None:
         self._console = console
@@ -42,6 +152,31 @@ class Output:
 
     def error(self, text: str) -> None:
         self.write(text + "\n", ERROR_ATTR)
+
+
+class FileOutput(Output):
+    """Output redirected to an open file: text is kept and written in one go by `close`;
+    errors still reach the screen (they are the command's stderr)."""
+
+    is_terminal = False
+
+    def __init__(self, console: Console, handle) -> None:  # noqa: ANN001 - fat.FatFile
+        super().__init__(console)
+        self._handle = handle
+        self._parts: list[str] = []
+
+    def write(self, text: str, fg: int | None = None, bg: int | None = None) -> None:
+        self._parts.append(text)
+
+    def error(self, text: str) -> None:
+        Output.write(self, text + "\n", ERROR_ATTR)
+
+    def close(self) -> None:
+        """Write what the command printed (UTF-8) and close the file."""
+        try:
+            self._handle.write("".join(self._parts).encode("utf-8"))
+        finally:
+            self._handle.close()
 
 
 Handler = Callable[[list[str], Output], int]
@@ -63,6 +198,7 @@ class Shell:
         self.out = Output(console)
         self.commands: dict[str, Command] = {}
         self.cwd = "/"
+        self._prompt_suspended = False
         tty.on_line = self._on_line
         tty.on_end_of_input = self._on_end_of_input
         for name, handler, usage, text in (
@@ -95,32 +231,88 @@ class Shell:
         self.kernel.defer(lambda: self._run_and_prompt(line))
 
     def _run_and_prompt(self, line: str) -> None:
+        self._prompt_suspended = False
         self.execute(line)
+        if not self.kernel.stopping and not self._prompt_suspended:
+            self.tty.read_line(self.prompt)
+
+    def suspend_prompt(self) -> None:
+        """Called by a handler whose program goes on after it returns (a full-screen program
+        in raw mode): no prompt until that program calls `resume`."""
+        self._prompt_suspended = True
+
+    def resume(self) -> None:
+        """The program that suspended the prompt has ended: show the prompt again."""
+        self._prompt_suspended = False
         if not self.kernel.stopping:
             self.tty.read_line(self.prompt)
 
+    def resolve_path(self, path: str) -> str:
+        """`path` made absolute against `cwd`, with '.', '..' and repeated slashes resolved
+        lexically (FAT has no links): "../a//b" in /x/y is "/x/a/b"."""
+        joined = posixpath.join(self.cwd, path)
+        return posixpath.normpath("/" + joined.lstrip("/"))
+
     def execute(self, line: str) -> int:
         try:
-            argv = shlex.split(line, comments=True)
+            argv, redirections = split_command_line(line)
         except ValueError as error:
             self.out.error(f"sh: {error}")
             return 2
         if not argv:
+            if redirections:
+                self.out.error("sh: a redirection needs a command")
+                return 2
             return 0
         command = self.commands.get(argv[0])
         if command is None:
             self.out.error(f"sh: {argv[0]}: unknown command (type 'help' for the list)")
             return 127
+        out = self.out
+        if redirections:
+            out = self._redirected_output(redirections)
+            if out is None:
+                return 1
         try:
-            return command.handler(argv[1:], self.out)
+            return command.handler(argv[1:], out)
         except UsageError as error:
-            self.out.error(f"{command.name}: {error}")
+            out.error(f"{command.name}: {error}")
             self.out.line(f"usage: {command.usage}")
             return 2
         except Exception as error:  # noqa: BLE001 - a broken command must not kill the shell
-            self.out.error(f"{command.name}: internal error: {type(error).__name__}: {error}")
+            out.error(f"{command.name}: internal error: {type(error).__name__}: {error}")
             self.kernel.platform.log(f"shell: {command.name} raised {error!r}")
             return 1
+        finally:
+            if out is not self.out:
+                self._close_redirection(out)
+
+    def _redirected_output(self, redirections: list[tuple[str, str]]) -> FileOutput | None:
+        """Open every target in order as sh does (each is created or truncated; the last one
+        gets the output), or print why one cannot be opened and return None."""
+        fs = self.kernel.fs
+        if fs is None:
+            self.out.error("sh: cannot redirect output: no filesystem is mounted")
+            return None
+        handle = None
+        for operator, target in redirections:
+            if handle is not None:
+                handle.close()
+            try:
+                handle = fs.open(self.resolve_path(target), "a" if operator == ">>" else "w")
+            except OSError as error:
+                self.out.error(f"sh: {target}: {error_text(error)}")
+                fs.flush()
+                return None
+        return FileOutput(self.console, handle)
+
+    def _close_redirection(self, out: FileOutput) -> None:
+        try:
+            out.close()
+        except OSError as error:
+            self.out.error(f"sh: writing the output: {error_text(error)}")
+        finally:
+            self.kernel.fs.flush()
 
     def _on_end_of_input(self) -> None:
         self.out.line("(end of input: type 'shutdown' to power off)")

@@ -1,0 +1,634 @@
+"""The shell's file commands: ls, cd, pwd, mkdir, rmdir, rm, cp, mv, cat, touch, hexdump, df,
+du and edit, over the mounted FAT volume (`kernel.fs`, a kernel/fat.py FatFs).
+
+Contract: every path argument goes through `shell.resolve_path` (relative to the shell's cwd).
+A filesystem error (an OSError carrying an errno) becomes one line, `cmd: PATH: <errno text>`,
+and the command goes on with its next argument and ends with status 1; bad options raise
+UsageError. A command that changes the volume ends with `fs.flush()`, so the change is on the
+disk (the ATA driver writes through to the image file) when the prompt comes back. With no
+volume mounted every command that needs one says so. `edit` starts the full-screen editor
+(kernel/editor.py) and returns; the shell prompt waits until the editor quits.
+"""
+
+from __future__ import annotations
+
+import errno
+import posixpath
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from tradekernel.kernel.console import COLUMNS
+from tradekernel.kernel.editor import Editor
+from tradekernel.kernel.fat import FatFs, IsDirectory, NoEntry, NotDirectory, Stat
+from tradekernel.kernel.fat_dir import (
+    ATTR_ARCHIVE,
+    ATTR_HIDDEN,
+    ATTR_READ_ONLY,
+    ATTR_SYSTEM,
+    check_long_name,
+)
+from tradekernel.kernel.shell import Output, Shell, UsageError, error_text
+
+COPY_CHUNK = 64 * 1024
+EDIT_LIMIT = 1 << 20  # the editor holds the whole file in memory as lines
+HEXDUMP_WIDTH = 16
+DEVICE_NAME = "ata0p1"  # what the kernel mounts: partition 1 of the primary master disk
+DIRECTORY_COLOUR = 0x09  # light blue, as ls --color shows directories
+
+FileHandler = Callable[[FatFs, list[str], Output], int]
+
+
+class FileTooLarge(OSError):
+    """The file is more than the editor will load."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EFBIG, message)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    usage: str
+    help: str
+    mutates: bool = False  # flush the volume afterwards and check the cwd still exists
+    needs_fs: bool = True
+
+
+# name -> spec; the handler is the FileCommands method named "_" + name.
+_COMMANDS = {
+    "ls": _Spec("ls [-l] [PATH...]", "list a directory (-l: sizes, dates, attributes)"),
+    "cd": _Spec("cd [DIR]", "change the current directory (no DIR: the root)"),
+    "pwd": _Spec("pwd", "print the current directory", needs_fs=False),
+    "mkdir": _Spec("mkdir [-p] DIR...", "make directories (-p: parents too)", mutates=True),
+    "rmdir": _Spec("rmdir DIR...", "remove empty directories", mutates=True),
+    "rm": _Spec("rm [-r] [-f] PATH...", "remove files (-r: and directories)", mutates=True),
+    "cp": _Spec("cp [-r] SOURCE... DEST", "copy files (into DEST if a directory)", mutates=True),
+    "mv": _Spec("mv SOURCE... DEST", "rename or move (into DEST if a directory)", mutates=True),
+    "cat": _Spec("cat FILE...", "print files"),
+    "touch": _Spec("touch FILE...", "create empty files or update their times", mutates=True),
+    "hexdump": _Spec(
+        "hexdump [-C] [-s OFFSET] [-n LENGTH] FILE", "hex and ASCII of a file (as hexdump -C)"
+    ),
+    "df": _Spec("df", "size, used and free space of the volume"),
+    "du": _Spec("du [-s] [-b] [PATH...]", "disk usage per directory (-s: totals only)"),
+    "edit": _Spec("edit FILE", "full-screen text editor (new files allowed)"),
+}
+
+
+def register_file_commands(shell: Shell, kernel) -> None:  # noqa: ANN001 - Kernel
+    """Add the file commands to `shell`; they find the volume at `kernel.fs` when run."""
+    FileCommands(shell, kernel).register()
+
+
+def _options(args: list[str], allowed: str) -> tuple[set[str], list[str]]:
+    """Single-letter flags (bundled like -rf, ended by --) and the operands after them."""
+    flags: set[str] = set()
+    operands: list[str] = []
+    parsing = True
+    for arg in args:
+        if parsing and arg == "--":
+            parsing = False
+        elif parsing and arg.startswith("-") and len(arg) > 1:
+            for letter in arg[1:]:
+                if letter not in allowed:
+                    raise UsageError(f"unknown option -{letter}")
+                flags.add(letter)
+        else:
+            operands.append(arg)
+    return flags, operands
+
+
+def _parse_count(text: str, what: str) -> int:
+    """A non-negative byte count in decimal or 0x hex, as hexdump -s/-n take it."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise UsageError(f"{what} must be a number, not {text!r}") from None
+    if value < 0:
+        raise UsageError(f"{what} must not be negative")
+    return value
+
+
+def _allocated(size: int, cluster_bytes: int) -> int:
+    """Bytes a file of `size` bytes occupies on the volume: whole clusters."""
+    return -(-size // cluster_bytes) * cluster_bytes
+
+
+def _kib(size: int) -> int:
+    return -(-size // 1024)
+
+
+def _attributes(stat: Stat) -> str:
+    """'d' or '-', then FAT's read-only, hidden, system and archive bits as r h s a."""
+    kind = "d" if stat.is_dir else "-"
+    bits = zip("rhsa", (ATTR_READ_ONLY, ATTR_HIDDEN, ATTR_SYSTEM, ATTR_ARCHIVE), strict=True)
+    return kind + "".join(letter if stat.attributes & bit else "-" for letter, bit in bits)
+
+
+def hexdump_lines(data: bytes, start: int = 0) -> Iterator[str]:
+    """`hexdump -C` lines for `data` found at offset `start`: a run of identical lines is
+    shown once followed by '*', and the last line is the offset after the data."""
+    previous = None
+    squeezing = False
+    for position in range(0, len(data), HEXDUMP_WIDTH):
+        chunk = data[position : position + HEXDUMP_WIDTH]
+        if chunk == previous and len(chunk) == HEXDUMP_WIDTH:
+            if not squeezing:
+                yield "*"
+                squeezing = True
+            continue
+        previous, squeezing = chunk, False
+        left = " ".join(f"{byte:02x}" for byte in chunk[:8])
+        right = " ".join(f"{byte:02x}" for byte in chunk[8:])
+        text = "".join(chr(byte) if 0x20 <= byte < 0x7F else "." for byte in chunk)
+        yield f"{start + position:08x}  {left:<23}  {right:<23}  |{text}|"
+    if data:
+        yield f"{start + len(data):08x}"
+
+
+class FileCommands:
+    def __init__(self, shell: Shell, kernel) -> None:  # noqa: ANN001 - Kernel
+        self.shell = shell
+        self.kernel = kernel
+
+    def register(self) -> None:
+        for name, spec in _COMMANDS.items():
+            self.shell.register(name, self._handler(name, spec), spec.usage, spec.help)
+
+    def _handler(self, name: str, spec: _Spec) -> Callable[[list[str], Output], int]:
+        method: FileHandler = getattr(self, "_" + name)
+
+        def run(args: list[str], out: Output) -> int:
+            fs = self.kernel.fs
+            if fs is None and spec.needs_fs:
+                out.error(f"{name}: no filesystem is mounted")
+                return 1
+            try:
+                return method(fs, args, out)
+            except OSError as error:
+                out.error(f"{name}: {error_text(error)}")
+                return 1
+            finally:
+                if spec.mutates:
+                    self._sync(fs, name, out)
+
+        return run
+
+    # ---- shared helpers -------------------------------------------------------------------
+    def _sync(self, fs: FatFs, name: str, out: Output) -> None:
+        """Push the change to the disk; if the cwd went away (rm -r, mv), move up to the
+        nearest directory that still exists."""
+        try:
+            fs.flush()
+        except OSError as error:
+            out.error(f"{name}: writing to the disk: {error_text(error)}")
+        cwd = self.shell.cwd
+        while cwd != "/" and not self._is_dir(fs, cwd):
+            cwd = posixpath.dirname(cwd)
+        self.shell.cwd = cwd
+
+    @staticmethod
+    def _is_dir(fs: FatFs, path: str) -> bool:
+        try:
+            return fs.stat(path).is_dir
+        except OSError:
+            return False
+
+    @staticmethod
+    def _fail(out: Output, name: str, path: str, error: OSError) -> int:
+        out.error(f"{name}: {path}: {error_text(error)}")
+        return 1
+
+    def _canonical(self, fs: FatFs, path: str) -> str:
+        """The absolute path of an existing file with each name spelled as stored (FAT
+        matches names without regard to case, and short 8.3 aliases too)."""
+        canonical = "/"
+        for part in path.strip("/").split("/"):
+            if part:
+                canonical = posixpath.join(canonical, fs.stat(posixpath.join(canonical, part)).name)
+        return canonical
+
+    def _copy_file(self, fs: FatFs, source: str, target: str) -> None:
+        with fs.open(source, "r") as reader, fs.open(target, "w") as writer:
+            while chunk := reader.read(COPY_CHUNK):
+                writer.write(chunk)
+
+    # ---- directories ----------------------------------------------------------------------
+    def _ls(self, fs: FatFs, args: list[str], out: Output) -> int:
+        flags, paths = _options(args, "l")
+        status = 0
+        files: list[tuple[str, Stat]] = []
+        directories: list[tuple[str, list[Stat]]] = []
+        for path in paths or ["."]:
+            full = self.shell.resolve_path(path)
+            try:
+                stat = fs.stat(full)
+                if stat.is_dir:
+                    directories.append((path, fs.scandir(full)))
+                else:
+                    files.append((path, stat))
+            except OSError as error:
+                status = self._fail(out, "ls", path, error)
+        show = self._long_listing if "l" in flags else self._short_listing
+        if files:
+            show(files, out)
+        for number, (path, stats) in enumerate(directories):
+            if len(paths) > 1:
+                out.line(("\n" if files or number else "") + f"{path}:")
+            show([(stat.name, stat) for stat in stats], out)
+        return status
+
+    @staticmethod
+    def _sorted(entries: list[tuple[str, Stat]]) -> list[tuple[str, Stat]]:
+        return sorted(entries, key=lambda item: item[0].casefold())
+
+    def _short_listing(self, entries: list[tuple[str, Stat]], out: Output) -> None:
+        """Names in columns, down then across as ls does; directories end in '/'."""
+        entries = self._sorted(entries)
+        if not entries:
+            return
+        names = [name + ("/" if stat.is_dir else "") for name, stat in entries]
+        width = max(len(name) for name in names) + 2
+        columns = max(1, (COLUMNS - 1) // width)  # a full 80-column row would wrap by itself
+        rows = -(-len(names) // columns)
+        for row in range(rows):
+            cells = list(range(row, len(names), rows))
+            for position, index in enumerate(cells):
+                last = position == len(cells) - 1
+                text = names[index] if last else f"{names[index]:<{width}}"
+                out.write(text, DIRECTORY_COLOUR if entries[index][1].is_dir else None)
+            out.line()
+
+    def _long_listing(self, entries: list[tuple[str, Stat]], out: Output) -> None:
+        """One entry a line: attributes, size (<DIR> for directories), modification time."""
+        for name, stat in self._sorted(entries):
+            size = "<DIR>" if stat.is_dir else str(stat.size)
+            when = f"{stat.mtime:%Y-%m-%d %H:%M}" if stat.mtime else " " * 16
+            out.write(f"{_attributes(stat)} {size:>10} {when} ")
+            if stat.is_dir:
+                out.line(name + "/", DIRECTORY_COLOUR)
+            else:
+                out.line(name)
+
+    def _cd(self, fs: FatFs, args: list[str], out: Output) -> int:
+        if len(args) > 1:
+            raise UsageError("too many arguments")
+        target = args[0] if args else "/"
+        full = self.shell.resolve_path(target)
+        try:
+            if not fs.stat(full).is_dir:
+                raise NotDirectory(f"{full}: not a directory")
+            self.shell.cwd = self._canonical(fs, full)
+        except OSError as error:
+            return self._fail(out, "cd", target, error)
+        return 0
+
+    def _pwd(self, _fs: FatFs | None, args: list[str], out: Output) -> int:
+        if args:
+            raise UsageError(f"unexpected argument {args[0]!r}")
+        out.line(self.shell.cwd)
+        return 0
+
+    def _mkdir(self, fs: FatFs, args: list[str], out: Output) -> int:
+        flags, paths = _options(args, "p")
+        if not paths:
+            raise UsageError("no directory named")
+        status = 0
+        for path in paths:
+            full = self.shell.resolve_path(path)
+            try:
+                if "p" in flags:
+                    self._make_parents(fs, full)
+                else:
+                    fs.mkdir(full)
+            except OSError as error:
+                status = self._fail(out, "mkdir", path, error)
+        return status
+
+    @staticmethod
+    def _make_parents(fs: FatFs, full: str) -> None:
+        """mkdir -p: every missing directory along `full`; existing directories are fine."""
+        prefix = "/"
+        for part in full.strip("/").split("/"):
+            if not part:
+                continue
+            prefix = posixpath.join(prefix, part)
+            try:
+                if not fs.stat(prefix).is_dir:
+                    raise NotDirectory(f"{prefix}: not a directory")
+            except NoEntry:
+                fs.mkdir(prefix)
+
+    def _rmdir(self, fs: FatFs, args: list[str], out: Output) -> int:
+        _, paths = _options(args, "")
+        if not paths:
+            raise UsageError("no directory named")
+        status = 0
+        for path in paths:
+            full = self.shell.resolve_path(path)
+            if full == "/":
+                out.error("rmdir: /: the root directory cannot be removed")
+                status = 1
+                continue
+            try:
+                fs.rmdir(full)
+            except OSError as error:
+                status = self._fail(out, "rmdir", path, error)
+        return status
+
+    def _rm(self, fs: FatFs, args: list[str], out: Output) -> int:
+        flags, paths = _options(args, "rRf")
+        recursive = bool(flags & {"r", "R"})
+        if not paths:
+            raise UsageError("no file named")
+        status = 0
+        for path in paths:
+            full = self.shell.resolve_path(path)
+            if full == "/":
+                out.error("rm: /: the root directory cannot be removed")
+                status = 1
+                continue
+            try:
+                if not fs.stat(full).is_dir:
+                    fs.remove(full)
+                elif recursive:
+                    self._remove_tree(fs, full)
+                else:
+                    raise IsDirectory(f"{full}: is a directory")
+            except NoEntry as error:
+                if "f" not in flags:
+                    status = self._fail(out, "rm", path, error)
+            except OSError as error:
+                status = self._fail(out, "rm", path, error)
+        return status
+
+    @staticmethod
+    def _remove_tree(fs: FatFs, top: str) -> None:
+        """Files first, then directories deepest first (each is empty by then)."""
+        tree = list(fs.walk(top))
+        for directory, _, files in tree:
+            for stat in files:
+                fs.remove(posixpath.join(directory, stat.name))
+        for directory, _, _ in reversed(tree):
+            fs.rmdir(directory)
+
+    # ---- copying and moving ---------------------------------------------------------------
+    def _targets(
+        self, fs: FatFs, sources: list[str], destination: str
+    ) -> list[tuple[str, str, str]]:
+        """(source as typed, source path, target path) for cp and mv: into `destination` when
+        it is a directory, else `destination` itself (then only one source is allowed)."""
+        full = self.shell.resolve_path(destination)
+        into = self._is_dir(fs, full)
+        if len(sources) > 1 and not into:
+            raise NotDirectory(f"{destination}: not a directory")
+        pairs = []
+        for source in sources:
+            source_full = self.shell.resolve_path(source)
+            target = posixpath.join(full, posixpath.basename(source_full)) if into else full
+            pairs.append((source, source_full, target))
+        return pairs
+
+    def _same_file(self, fs: FatFs, source: str, target: str) -> bool:
+        try:
+            return self._canonical(fs, source) == self._canonical(fs, target)
+        except NoEntry:
+            return False
+
+    def _cp(self, fs: FatFs, args: list[str], out: Output) -> int:
+        flags, operands = _options(args, "rR")
+        if len(operands) < 2:
+            raise UsageError("need a source and a destination")
+        status = 0
+        try:
+            pairs = self._targets(fs, operands[:-1], operands[-1])
+        except OSError as error:
+            return self._fail(out, "cp", operands[-1], error)
+        for typed, source, target in pairs:
+            try:
+                if self._same_file(fs, source, target):
+                    out.error(f"cp: {typed}: source and destination are the same file")
+                    status = 1
+                elif not fs.stat(source).is_dir:
+                    self._copy_file(fs, source, target)
+                elif not flags & {"r", "R"}:
+                    out.error(f"cp: {typed}: is a directory (use cp -r)")
+                    status = 1
+                elif (target + "/").casefold().startswith((source + "/").casefold()):
+                    out.error(f"cp: {typed}: cannot copy a directory into itself")
+                    status = 1
+                else:
+                    self._copy_tree(fs, source, target)
+            except OSError as error:
+                status = self._fail(out, "cp", typed, error)
+        return status
+
+    def _copy_tree(self, fs: FatFs, source: str, target: str) -> None:
+        for directory, _, files in list(fs.walk(source)):
+            relative = directory[len(source) :].lstrip("/")
+            destination = posixpath.join(target, relative) if relative else target
+            if not self._is_dir(fs, destination):
+                fs.mkdir(destination)
+            for stat in files:
+                self._copy_file(
+                    fs, posixpath.join(directory, stat.name), posixpath.join(destination, stat.name)
+                )
+
+    def _mv(self, fs: FatFs, args: list[str], out: Output) -> int:
+        _, operands = _options(args, "")
+        if len(operands) < 2:
+            raise UsageError("need a source and a destination")
+        status = 0
+        try:
+            pairs = self._targets(fs, operands[:-1], operands[-1])
+        except OSError as error:
+            return self._fail(out, "mv", operands[-1], error)
+        for typed, source, target in pairs:
+            if source == "/":
+                out.error("mv: /: the root directory cannot be moved")
+                status = 1
+                continue
+            try:
+                fs.rename(source, target)
+            except OSError as error:
+                status = self._fail(out, "mv", typed, error)
+        return status
+
+    # ---- contents -------------------------------------------------------------------------
+    def _cat(self, fs: FatFs, args: list[str], out: Output) -> int:
+        _, paths = _options(args, "")
+        if not paths:
+            raise UsageError("no file named")
+        status = 0
+        for path in paths:
+            try:
+                data = fs.read_file(self.shell.resolve_path(path))
+            except OSError as error:
+                status = self._fail(out, "cat", path, error)
+                continue
+            text = data.decode("utf-8", "surrogateescape")  # bytes survive `cat a > b`
+            out.write(text)
+            if out.is_terminal and text and not text.endswith("\n"):
+                out.line()  # keep the prompt off the file's last line
+        return status
+
+    def _touch(self, fs: FatFs, args: list[str], out: Output) -> int:
+        _, paths = _options(args, "")
+        if not paths:
+            raise UsageError("no file named")
+        status = 0
+        for path in paths:
+            full = self.shell.resolve_path(path)
+            try:
+                self._touch_one(fs, full)
+            except OSError as error:
+                status = self._fail(out, "touch", path, error)
+        return status
+
+    @staticmethod
+    def _touch_one(fs: FatFs, full: str) -> None:
+        """Create the file, or stamp it with the current time. FatFs stamps a file when it is
+        written, so an existing file gets its last byte written back (an empty one grows to
+        one byte and back): the contents stay as they were."""
+        if not fs.exists(full):
+            fs.open(full, "a").close()
+            return
+        if fs.stat(full).is_dir:
+            raise IsDirectory(f"{full}: is a directory (FAT keeps no directory times to update)")
+        with fs.open(full, "r+") as handle:
+            if handle.size == 0:
+                handle.truncate(1)
+                handle.truncate(0)
+                return
+            handle.seek(handle.size - 1)
+            last = handle.read(1)
+            handle.seek(handle.size - 1)
+            handle.write(last)
+
+    def _hexdump(self, fs: FatFs, args: list[str], out: Output) -> int:
+        start, length, paths = 0, None, []
+        items = iter(args)
+        for arg in items:
+            if arg in ("-s", "-n"):
+                value = next(items, None)
+                if value is None:
+                    raise UsageError(f"{arg} needs a number")
+                if arg == "-s":
+                    start = _parse_count(value, "the offset")
+                else:
+                    length = _parse_count(value, "the length")
+            elif arg != "-C":
+                paths.append(arg)
+        if len(paths) != 1:
+            raise UsageError("name one file")
+        try:
+            with fs.open(self.shell.resolve_path(paths[0]), "r") as handle:
+                handle.seek(start)
+                data = handle.read(-1 if length is None else length)
+        except OSError as error:
+            return self._fail(out, "hexdump", paths[0], error)
+        for line in hexdump_lines(data, start):
+            out.line(line)
+        return 0
+
+    # ---- space ----------------------------------------------------------------------------
+    def _df(self, fs: FatFs, args: list[str], out: Output) -> int:
+        if args:
+            raise UsageError(f"unexpected argument {args[0]!r}")
+        stats = fs.statfs()
+        used_clusters = stats.total_clusters - stats.free_clusters
+        used = used_clusters * stats.cluster_size
+        percent = -(-used * 100 // stats.total_bytes) if stats.total_bytes else 0
+        out.line("Filesystem  Type   1K-blocks       Used  Available  Use%  Mounted on", 0x0F)
+        out.line(
+            f"{DEVICE_NAME:<11} FAT{stats.fat_type:<3} {stats.total_bytes // 1024:>9} "
+            f"{used // 1024:>10} {stats.free_bytes // 1024:>10} {percent:>4}%  /"
+        )
+        out.line(
+            f"{stats.total_clusters} clusters of {stats.cluster_size} bytes:"
+            f" {used_clusters} used, {stats.free_clusters} free"
+        )
+        return 0
+
+    def _du(self, fs: FatFs, args: list[str], out: Output) -> int:
+        """Per directory, the space its files take in whole clusters (KiB, rounded up), or
+        with -b their sizes in bytes; a directory's own clusters are not counted."""
+        flags, paths = _options(args, "sb")
+        cluster_bytes = fs.statfs().cluster_size
+        measure = (lambda size: size) if "b" in flags else (lambda s: _allocated(s, cluster_bytes))
+        show = (lambda total: total) if "b" in flags else _kib
+        status = 0
+        for path in paths or ["."]:
+            full = self.shell.resolve_path(path)
+            try:
+                stat = fs.stat(full)
+                if not stat.is_dir:
+                    out.line(f"{show(measure(stat.size))}\t{path}")
+                    continue
+                totals = self._tree_totals(fs, full, measure)
+            except OSError as error:
+                status = self._fail(out, "du", path, error)
+                continue
+            shown = totals[-1:] if "s" in flags else totals
+            for directory, total in shown:
+                relative = directory[len(full) :].lstrip("/")
+                out.line(f"{show(total)}\t{posixpath.join(path, relative) if relative else path}")
+        return status
+
+    def _tree_totals(
+        self, fs: FatFs, directory: str, measure: Callable[[int], int]
+    ) -> list[tuple[str, int]]:
+        """(directory, total of everything below it) in du's order: each directory after the
+        directories inside it, `directory` itself last."""
+        rows: list[tuple[str, int]] = []
+        total = 0
+        for stat in fs.scandir(directory):
+            if stat.is_dir:
+                below = self._tree_totals(fs, posixpath.join(directory, stat.name), measure)
+                rows.extend(below)
+                total += below[-1][1]
+            else:
+                total += measure(stat.size)
+        rows.append((directory, total))
+        return rows
+
+    # ---- the editor -----------------------------------------------------------------------
+    def _edit(self, fs: FatFs, args: list[str], out: Output) -> int:
+        if len(args) != 1:
+            raise UsageError("name one file")
+        full = self.shell.resolve_path(args[0])
+        try:
+            data = self._load_for_editing(fs, full)
+        except OSError as error:
+            return self._fail(out, "edit", args[0], error)
+
+        def save(content: bytes) -> None:
+            fs.write_file(full, content)
+            fs.flush()
+
+        editor = Editor(
+            self.kernel.console,
+            name=posixpath.basename(full),
+            data=data,
+            save=save,
+        )
+        self.shell.suspend_prompt()
+        editor.run(self.kernel.tty, self.kernel.defer, on_exit=self.shell.resume)
+        return 0
+
+    @staticmethod
+    def _load_for_editing(fs: FatFs, full: str) -> bytes | None:
+        """The file's bytes, or None for a new file whose directory exists and whose name FAT
+        can hold (so the first save does not fail for a reason known now)."""
+        try:
+            stat = fs.stat(full)
+        except NoEntry:
+            parent, name = posixpath.split(full)
+            if not fs.stat(parent).is_dir:
+                raise NotDirectory(f"{parent}: not a directory") from None
+            check_long_name(name)
+            return None
+        if stat.is_dir:
+            raise IsDirectory(f"{full}: is a directory")
+        if stat.size > EDIT_LIMIT:
+            raise FileTooLarge(f"{stat.size} bytes; the editor holds up to {EDIT_LIMIT} bytes")
+        return fs.read_file(full)
