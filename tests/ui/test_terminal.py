@@ -12,6 +12,7 @@ import select
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import threading
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 from tradekernel.ui.keymap import text_to_key_events
 from tradekernel.ui.terminal import ENTER_SCREEN, LEAVE_SCREEN, KeyTypist, run_terminal
 
-from .conftest import PROMPT, line_after
+from .conftest import PROMPT, CrashedSession, line_after
 
 TK = Path(sys.executable).with_name("tk")
 DEADLINE_S = 15.0
@@ -174,3 +175,15 @@ def test_a_burst_of_keys_through_the_typist_arrives_whole(session) -> None:  # n
 def test_the_same_burst_pressed_at_once_overruns_the_keyboard_fifo(session) -> None:  # noqa: ANN001
     """What the typist is for: 16 bytes of FIFO hold about five keystrokes."""
     assert _typed_line(session, session.press) is None
+
+
+def test_a_crash_report_is_written_again_after_leaving_the_alternate_screen() -> None:
+    keys_in, keys_out = os.pipe()
+    with tempfile.TemporaryFile() as screen:
+        stop = run_terminal(CrashedSession(), input_fd=keys_in, output_fd=screen.fileno())
+        screen.seek(0)
+        painted = screen.read()
+    os.close(keys_in)
+    os.close(keys_out)
+    assert stop.reason == "crash"
+    assert painted.endswith(LEAVE_SCREEN.encode() + CrashedSession.REPORT.encode() + b"\n")

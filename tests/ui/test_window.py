@@ -10,11 +10,6 @@ from pathlib import Path
 import pygame
 import pytest
 
-from tradekernel.devices.base import Board
-from tradekernel.devices.vga import VGA
-from tradekernel.emu.bus import Channels, MmioBus, PortBus
-from tradekernel.emu.clock import Clock
-from tradekernel.emu.machine import StopInfo
 from tradekernel.ui.render import SCREEN_HEIGHT, SCREEN_WIDTH
 from tradekernel.ui.window import (
     _HostKeys,
@@ -25,7 +20,7 @@ from tradekernel.ui.window import (
     window_title,
 )
 
-from .conftest import PROMPT, line_after
+from .conftest import PROMPT, CrashedSession, line_after
 
 MAX_FRAMES = 900  # 15 s at 60 frames/s: only reached if something is wrong
 SCANCODES = {" ": pygame.KSCAN_SPACE, "\r": pygame.KSCAN_RETURN}
@@ -107,50 +102,10 @@ def test_guest_shutdown_closes_the_window_and_f12_takes_a_screenshot(
     assert [name for name, pressed in keys_sent if pressed] == list("shutdown") + ["enter"]
 
 
-class _StoppedMachine:
-    """A machine that has already crashed: the window must keep showing it."""
-
-    def __init__(self) -> None:
-        self.channels = Channels()
-        self.posted: list[Callable[[], None]] = []
-
-    def post(self, action: Callable[[], None]) -> None:
-        self.posted.append(action)
-
-    def request_power_off(self) -> None:
-        raise AssertionError("only posted, never called from the UI thread")
-
-
-class _CrashedSession:
-    def __init__(self) -> None:
-        from types import SimpleNamespace
-
-        board = Board(PortBus(), MmioBus(), Clock(), Channels(), memory=_Ram())
-        vga = VGA()
-        vga.attach(board)
-        self.machine = _StoppedMachine()
-        self.pc = SimpleNamespace(vga=vga)
-        self.options = SimpleNamespace(deterministic=False)
-
-    def run(self) -> StopInfo:
-        return StopInfo("crash", "triple fault")
-
-
-class _Ram:
-    def __init__(self) -> None:
-        self.data = bytearray(1 << 20)
-
-    def read(self, address: int, size: int) -> bytes:
-        return bytes(self.data[address : address + size])
-
-    def write(self, address: int, data: bytes) -> None:
-        self.data[address : address + len(data)] = data
-
-
 def test_a_crashed_machine_stays_on_screen_until_the_window_is_closed() -> None:
     titles: list[str] = []
     stop = run_window(
-        _CrashedSession(),
+        CrashedSession(),
         max_frames=20,
         on_frame=lambda _frame: titles.append(pygame.display.get_caption()[0]),
     )

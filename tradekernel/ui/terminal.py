@@ -6,7 +6,8 @@ the alternate screen buffer, paints the 80x25 screen once in full and then only 
 goes to the guest as PS/2 key presses (Ctrl-C included) except Ctrl-] (0x1D), which powers the
 machine off cleanly and leaves. The machine runs in a background thread (`MachineThread`, also
 used by the window); the terminal is restored however the function ends. Returns the machine's
-StopInfo once its thread has finished (the session's run() has flushed the disk by then).
+StopInfo once its thread has finished (the session's run() has flushed the disk by then); a
+crash report is written out again after leaving the alternate screen, so it stays readable.
 """
 
 from __future__ import annotations
@@ -192,7 +193,10 @@ def run_terminal(
             if saved_mode is not None:
                 termios.tcsetattr(in_fd, termios.TCSADRAIN, saved_mode)
             unwatch_resize()
-    return machine.result()
+    stop = machine.result()
+    if stop.reason == "crash" and stop.report:
+        out.write(stop.report.rstrip("\n") + "\n")  # it was shown on the screen just left
+    return stop
 
 
 def _mirror(

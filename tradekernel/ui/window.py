@@ -52,7 +52,6 @@ STOP_STATES = {
     "timeout": "timed out",
     "idle": "halted",
     "halted": "halted",
-    "reset": "reset",
 }
 CLOSES_WINDOW = frozenset(("poweroff", "timeout"))  # other ends stay on screen to be read
 
@@ -245,6 +244,7 @@ def run_window(
         raise
     try:
         pygame.key.set_repeat()  # no SDL repeat: the keyboard model has its own typematic
+        pygame.key.stop_text_input()  # keys only: no input method composing text
         window.update_title(time.monotonic())
         window.machine.start()
         return _loop(window, max_frames, on_frame)
