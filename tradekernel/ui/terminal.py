@@ -195,7 +195,10 @@ def run_terminal(
             unwatch_resize()
     stop = machine.result()
     if stop.reason == "crash" and stop.report:
-        out.write(stop.report.rstrip("\n") + "\n")  # it was shown on the screen just left
+        try:
+            out.write(stop.report.rstrip("\n") + "\n")  # it was on the screen just left
+        except OSError:
+            pass  # no terminal to show it on: the log channel had it too
     return stop
 
 
@@ -228,7 +231,10 @@ def _mirror(
         if not readable:
             keyboard.settle(now)
             continue
-        data = os.read(in_fd, READ_SIZE)
+        try:
+            data = os.read(in_fd, READ_SIZE)
+        except OSError:  # the terminal hung up
+            data = b""
         if not data or keyboard.feed(data, now):  # end of input, or Ctrl-]
             reading = False
             machine.request_power_off()
