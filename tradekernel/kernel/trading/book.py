@@ -7,10 +7,15 @@ allows; it returns the quantity left resting. Each execution is reported through
 cancel of a resting order through `on_cancel`. Whatever of the incoming quantity was neither
 filled nor rested was cancelled (IOC/market remainder, FOK kill, post-only cross, STP).
 
-Structures, chosen for speed: a dict order id -> node (O(1) cancel); per side a dict price ->
-level and a sorted list of keys (bisect insert, O(log levels) search) whose last element is the
-best price (O(1) best); each level an intrusive doubly linked list of nodes (FIFO, O(1) unlink).
-Keys are `price` for bids and `-price` for asks, so both sides keep their best at the end.
+Structures, chosen for speed and for the garbage collector: a resting order is a *slot*, an
+index into parallel lists (order id, owner, open qty, previous and next slot, level), and a dict
+maps order id -> slot. Freed slots are reused, so a busy book allocates no object per order and
+holds no reference cycle: the cyclic collector has nothing to chase however deep the book gets.
+Each price level is a small object with the head and tail slots of its FIFO, a doubly linked
+list through the prev/next lists (O(1) append, O(1) cancel anywhere). Per side a dict price ->
+level and a sorted list of keys (bisect insert, O(levels) removal) whose last element is the
+best price (O(1) best). Keys are `price` for bids and `-price` for asks, so both sides keep their
+best at the end.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ STP_CANCEL_RESTING = 0
 STP_CANCEL_INCOMING = 1
 
 _NO_LIMIT_KEY = -(1 << 62)  # a market order crosses every level
+_NIL = -1  # "no slot": the end of a level's list
 
 Depth = list[tuple[int, int, int]]
 """best-first (price, qty, order count) levels of one side"""
@@ -46,27 +52,16 @@ class BookError(Exception):
     """A request the book cannot honour (unknown or duplicate id, bad quantity)."""
 
 
-class _Node:
-    __slots__ = ("oid", "owner", "side", "price", "qty", "prev", "next", "level")
-
-    def __init__(self, oid: int, owner: str, side: int, price: int, qty: int, level: _Level):
-        self.oid = oid
-        self.owner = owner
-        self.side = side
-        self.price = price
-        self.qty = qty
-        self.prev: _Node | None = None
-        self.next: _Node | None = None
-        self.level = level
-
-
 class _Level:
-    __slots__ = ("price", "head", "tail", "qty", "count")
+    """One price: its FIFO of slots (head first) and totals. Holds ints only."""
 
-    def __init__(self, price: int) -> None:
+    __slots__ = ("price", "side", "head", "tail", "qty", "count")
+
+    def __init__(self, price: int, side: int) -> None:
         self.price = price
-        self.head: _Node | None = None
-        self.tail: _Node | None = None
+        self.side = side
+        self.head = _NIL
+        self.tail = _NIL
         self.qty = 0
         self.count = 0
 
@@ -82,7 +77,14 @@ class OrderBook:
         "stp_modes",
         "on_fill",
         "on_cancel",
-        "_orders",
+        "_slot_of",
+        "_oid",
+        "_owner",
+        "_qty",
+        "_prev",
+        "_next",
+        "_level",
+        "_free",
         "_levels",
         "_keys",
         "last_price",
@@ -104,8 +106,16 @@ class OrderBook:
         self.stp_modes: dict[str, int] = {}  # per-owner override of stp_mode
         self.on_fill: FillCallback = on_fill or _ignore_fill
         self.on_cancel: CancelCallback = on_cancel or _ignore_fill
-        self._orders: dict[int, _Node] = {}
-        # index 0 = bids (BUY), index 1 = asks (SELL); see _side_index
+        self._slot_of: dict[int, int] = {}  # order id -> slot of a resting order
+        # per slot (parallel lists; a free slot keeps stale ids and owner, level None)
+        self._oid: list[int] = []
+        self._owner: list[str] = []
+        self._qty: list[int] = []  # open quantity
+        self._prev: list[int] = []  # slot before it at its level, or _NIL
+        self._next: list[int] = []  # slot after it at its level, or _NIL
+        self._level: list[_Level | None] = []
+        self._free: list[int] = []  # slots to reuse
+        # index 0 = bids (BUY), index 1 = asks (SELL)
         self._levels: tuple[dict[int, _Level], dict[int, _Level]] = ({}, {})
         self._keys: tuple[list[int], list[int]] = ([], [])
         self.last_price: int | None = None
@@ -120,8 +130,8 @@ class OrderBook:
         self, oid: int, owner: str, side: int, price: int | None, qty: int, tif: int = GTC
     ) -> int:
         """Match an incoming order and rest what its type allows; returns the resting quantity."""
-        orders = self._orders
-        if oid in orders:
+        slot_of = self._slot_of
+        if oid in slot_of:
             raise BookError(f"duplicate order id {oid}")
         if qty <= 0:
             raise BookError(f"quantity must be positive, got {qty}")
@@ -140,27 +150,67 @@ class OrderBook:
         else:
             limit_key = opp_sign * price
         opp_keys = self._keys[opp]
-        crosses = bool(opp_keys) and opp_keys[-1] >= limit_key
-        if crosses:
+        if opp_keys and opp_keys[-1] >= limit_key:
             if tif == POST:
                 return 0
             if tif == FOK and self._fillable(owner, opp, limit_key, qty) < qty:
                 return 0
             qty = self._match(oid, owner, opp, opp_sign, limit_key, qty)
-            if qty < 0:  # STP cancelled the incoming order
+            if qty <= 0:  # filled, or STP cancelled the incoming order (-1)
                 return 0
-        if qty == 0 or tif == IOC or tif == FOK:
+        if tif == IOC or tif == FOK:
             return 0
-        self._rest(oid, owner, side, price, qty)  # type: ignore[arg-type]
+        # rest at the tail of the level (inlined: this is the commonest path)
+        levels = self._levels[1 - opp]
+        try:
+            level = levels[price]  # type: ignore[index]
+        except KeyError:
+            level = levels[price] = _Level(price, side)  # type: ignore[index,arg-type]
+            insort(self._keys[1 - opp], -limit_key)
+        free = self._free
+        if not free:
+            self._grow()
+        slot = free.pop()
+        tail = level.tail
+        self._oid[slot] = oid
+        self._owner[slot] = owner
+        self._qty[slot] = qty
+        self._prev[slot] = tail
+        self._next[slot] = _NIL
+        self._level[slot] = level
+        if tail == _NIL:
+            level.head = slot
+        else:
+            self._next[tail] = slot
+        level.tail = slot
+        level.qty += qty
+        level.count += 1
+        slot_of[oid] = slot
+        self.version += 1
         return qty
+
+    def _grow(self) -> None:
+        """Add free slots in one go (doubling), so resting an order only stores into lists."""
+        old = len(self._oid)
+        extra = max(64, old)
+        self._oid.extend([0] * extra)
+        self._owner.extend([""] * extra)
+        self._qty.extend([0] * extra)
+        self._prev.extend([_NIL] * extra)
+        self._next.extend([_NIL] * extra)
+        self._level.extend([None] * extra)
+        self._free.extend(range(old + extra - 1, old - 1, -1))  # lowest slot popped first
 
     def _match(
         self, oid: int, owner: str, opp: int, opp_sign: int, limit_key: int, qty: int
     ) -> int:
-        """Trade `qty` against side `opp`; returns what is left, or -1 if STP killed the order."""
+        """Trade `qty` against side `opp`; returns what is left, or -1 if STP killed the order.
+        Matching always takes the head of the best level, so the next maker is re-read from the
+        level after each callback (a listener that changes the book cannot leave us stale)."""
         keys = self._keys[opp]
         levels = self._levels[opp]
-        orders = self._orders
+        slot_of = self._slot_of
+        oids, owners, qtys, nexts, prevs = self._oid, self._owner, self._qty, self._next, self._prev
         on_fill = self.on_fill
         stp_mode = self.stp_modes.get(owner, self.stp_mode) if self.stp_modes else self.stp_mode
         self.version += 1
@@ -168,47 +218,46 @@ class OrderBook:
             key = keys[-1]
             if key < limit_key:
                 break
-            price = key * opp_sign
-            level = levels[price]
-            node = level.head
-            while node is not None and qty:
-                nxt = node.next
-                if node.owner == owner:
+            level = levels[key * opp_sign]
+            price = level.price
+            while qty:
+                slot = level.head
+                if slot == _NIL:
+                    break
+                maker = oids[slot]
+                maker_owner = owners[slot]
+                if maker_owner == owner:
                     if stp_mode == STP_CANCEL_INCOMING:
                         return -1
-                    left = node.qty
-                    self._unlink(node, level)
-                    del orders[node.oid]
-                    if level.count == 0:
-                        del levels[price]
-                        keys.pop()
-                    self.on_cancel(node.oid, node.owner, left)
-                    node = nxt
+                    self.on_cancel(maker, maker_owner, self.cancel(maker))
                     continue
-                node_qty = node.qty
-                trade = node_qty if node_qty < qty else qty
-                node_qty -= trade
-                node.qty = node_qty
-                level.qty -= trade
+                maker_qty = qtys[slot]
+                trade = maker_qty if maker_qty < qty else qty
+                maker_qty -= trade
                 qty -= trade
-                if node_qty == 0:
-                    # unlink the head in place (matching always consumes from the head)
+                level.qty -= trade
+                if maker_qty:
+                    qtys[slot] = maker_qty
+                else:
+                    # unlink the head in place
+                    nxt = nexts[slot]
                     level.head = nxt
-                    if nxt is None:
-                        level.tail = None
+                    if nxt == _NIL:
+                        level.tail = _NIL
                     else:
-                        nxt.prev = None
+                        prevs[nxt] = _NIL
                     level.count -= 1
-                    del orders[node.oid]
-                    if level.count == 0:
+                    self._level[slot] = None
+                    self._free.append(slot)
+                    del slot_of[maker]
+                    if not level.count:
                         del levels[price]
                         keys.pop()
                 self.last_price = price
                 self.last_qty = trade
                 self.volume += trade
                 self.trade_count += 1
-                on_fill(node.oid, node.owner, oid, price, trade, node_qty, qty)
-                node = nxt
+                on_fill(maker, maker_owner, oid, price, trade, maker_qty, qty)
         return qty
 
     def _fillable(self, owner: str, opp: int, limit_key: int, qty: int) -> int:
@@ -216,114 +265,98 @@ class OrderBook:
         stp_mode = self.stp_modes.get(owner, self.stp_mode)
         keys = self._keys[opp]
         levels = self._levels[opp]
+        owners, qtys, nexts = self._owner, self._qty, self._next
         sign = -1 if opp == 1 else 1
         total = 0
         for i in range(len(keys) - 1, -1, -1):
             key = keys[i]
             if key < limit_key:
                 break
-            node = levels[key * sign].head
-            while node is not None:
-                if node.owner == owner:
+            slot = levels[key * sign].head
+            while slot != _NIL:
+                if owners[slot] == owner:
                     if stp_mode == STP_CANCEL_INCOMING:
                         return total
                 else:
-                    total += node.qty
+                    total += qtys[slot]
                     if total >= qty:
                         return total
-                node = node.next
+                slot = nexts[slot]
         return total
 
-    def _rest(self, oid: int, owner: str, side: int, price: int, qty: int) -> None:
-        idx = 0 if side == BUY else 1
-        levels = self._levels[idx]
-        level = levels.get(price)
-        if level is None:
-            level = levels[price] = _Level(price)
-            insort(self._keys[idx], price if side == BUY else -price)
-        node = _Node(oid, owner, side, price, qty, level)
-        tail = level.tail
-        if tail is None:
-            level.head = node
+    def _slot(self, oid: int) -> int:
+        slot = self._slot_of.get(oid)
+        if slot is None:
+            raise BookError(f"unknown order id {oid}")
+        return slot
+
+    # ---- changes to resting orders -------------------------------------------------------------
+
+    def cancel(self, oid: int) -> int:
+        """Remove a resting order in O(1) (plus O(levels) if its level empties)."""
+        slot = self._slot_of.pop(oid, None)
+        if slot is None:
+            raise BookError(f"unknown order id {oid}")
+        prev = self._prev[slot]
+        nxt = self._next[slot]
+        level = self._level[slot]
+        left = self._qty[slot]
+        if prev == _NIL:
+            level.head = nxt  # type: ignore[union-attr]
         else:
-            tail.next = node
-            node.prev = tail
-        level.tail = node
-        level.qty += qty
-        level.count += 1
-        self._orders[oid] = node
+            self._next[prev] = nxt
+        if nxt == _NIL:
+            level.tail = prev  # type: ignore[union-attr]
+        else:
+            self._prev[nxt] = prev
+        level.qty -= left  # type: ignore[union-attr]
+        level.count -= 1  # type: ignore[union-attr]
+        self._level[slot] = None
+        self._free.append(slot)
         self.version += 1
+        if not level.count:  # type: ignore[union-attr]
+            self._drop_level(level)  # type: ignore[arg-type]
+        return left
 
-    def _unlink(self, node: _Node, level: _Level) -> None:
-        prev = node.prev
-        nxt = node.next
-        if prev is None:
-            level.head = nxt
-        else:
-            prev.next = nxt
-        if nxt is None:
-            level.tail = prev
-        else:
-            nxt.prev = prev
-        level.qty -= node.qty
-        level.count -= 1
-
-    def _drop_level_if_empty(self, level: _Level, side: int) -> None:
-        if level.count:
-            return
-        idx = 0 if side == BUY else 1
+    def _drop_level(self, level: _Level) -> None:
+        idx = 0 if level.side == BUY else 1
         price = level.price
         del self._levels[idx][price]
         keys = self._keys[idx]
-        key = price if side == BUY else -price
+        key = price if idx == 0 else -price
         if keys[-1] == key:
             keys.pop()
         else:
             del keys[bisect_left(keys, key)]
 
-    # ---- changes to resting orders -------------------------------------------------------------
-
-    def cancel(self, oid: int) -> int:
-        """Remove a resting order in O(1) (plus O(log levels) if its level empties)."""
-        node = self._orders.pop(oid, None)
-        if node is None:
-            raise BookError(f"unknown order id {oid}")
-        level = node.level
-        left = node.qty
-        self._unlink(node, level)
-        self._drop_level_if_empty(level, node.side)
-        self.version += 1
-        return left
-
     def reduce(self, oid: int, by_qty: int) -> int:
         """Take `by_qty` off a resting order keeping its priority; returns what is left."""
-        node = self._orders.get(oid)
-        if node is None:
-            raise BookError(f"unknown order id {oid}")
-        if by_qty <= 0 or by_qty > node.qty:
-            raise BookError(f"cannot reduce order {oid} of {node.qty} lots by {by_qty}")
-        if by_qty == node.qty:
+        slot = self._slot(oid)
+        open_qty = self._qty[slot]
+        if by_qty <= 0 or by_qty > open_qty:
+            raise BookError(f"cannot reduce order {oid} of {open_qty} lots by {by_qty}")
+        if by_qty == open_qty:
             self.cancel(oid)
             return 0
-        node.qty -= by_qty
-        node.level.qty -= by_qty
+        self._qty[slot] = open_qty - by_qty
+        self._level[slot].qty -= by_qty  # type: ignore[union-attr]
         self.version += 1
-        return node.qty
+        return open_qty - by_qty
 
     def amend(self, oid: int, price: int, qty: int, tif: int = GTC) -> int:
         """Change price and/or open quantity. Same price and smaller size keeps priority; a price
         change or a size increase re-enters the order at the back (and may trade). Returns the
         resting quantity."""
-        node = self._orders.get(oid)
-        if node is None:
-            raise BookError(f"unknown order id {oid}")
+        slot = self._slot(oid)
         if qty <= 0:
             raise BookError(f"quantity must be positive, got {qty}")
-        if price == node.price and qty <= node.qty:
-            if qty < node.qty:
-                self.reduce(oid, node.qty - qty)
+        level = self._level[slot]
+        open_qty = self._qty[slot]
+        if price == level.price and qty <= open_qty:  # type: ignore[union-attr]
+            if qty < open_qty:
+                self.reduce(oid, open_qty - qty)
             return qty
-        owner, side = node.owner, node.side
+        owner, side = self._owner[slot], level.side  # type: ignore[union-attr]
         self.cancel(oid)
         return self.submit(oid, owner, side, price, qty, tif)
 
@@ -337,17 +370,18 @@ class OrderBook:
     # ---- queries ------------------------------------------------------------------------------
 
     def __contains__(self, oid: int) -> bool:
-        return oid in self._orders
+        return oid in self._slot_of
 
     def __len__(self) -> int:
-        return len(self._orders)
+        return len(self._slot_of)
 
     def order(self, oid: int) -> tuple[str, int, int, int] | None:
         """(owner, side, price, open qty) of a resting order, or None."""
-        node = self._orders.get(oid)
-        if node is None:
+        slot = self._slot_of.get(oid)
+        if slot is None:
             return None
-        return node.owner, node.side, node.price, node.qty
+        level = self._level[slot]
+        return self._owner[slot], level.side, level.price, self._qty[slot]  # type: ignore[union-attr]
 
     def best_bid(self) -> tuple[int, int] | None:
         keys = self._keys[0]
@@ -365,9 +399,15 @@ class OrderBook:
 
     def l1(self) -> tuple[int | None, int, int | None, int]:
         """(bid price, bid qty, ask price, ask qty); a missing side is (None, 0)."""
-        bid = self.best_bid() or (None, 0)
-        ask = self.best_ask() or (None, 0)
-        return bid[0], bid[1], ask[0], ask[1]
+        bids, asks = self._keys
+        bid_price = bids[-1] if bids else None
+        ask_price = -asks[-1] if asks else None
+        return (
+            bid_price,
+            self._levels[0][bid_price].qty if bids else 0,  # type: ignore[index]
+            ask_price,
+            self._levels[1][ask_price].qty if asks else 0,  # type: ignore[index]
+        )
 
     def mid_x2(self) -> int | None:
         """Twice the mid price in ticks (an int, so the mid stays exact), or None."""
@@ -390,15 +430,20 @@ class OrderBook:
             result.append(side)
         return result[0], result[1]
 
+    def _level_slots(self, level: _Level) -> list[int]:
+        out = []
+        slot = level.head
+        while slot != _NIL:
+            out.append(slot)
+            slot = self._next[slot]
+        return out
+
     def level_orders(self, side: int, price: int) -> list[tuple[int, int]]:
         """(order id, open qty) at one level in time priority."""
         level = self._levels[0 if side == BUY else 1].get(price)
-        out = []
-        node = level.head if level else None
-        while node is not None:
-            out.append((node.oid, node.qty))
-            node = node.next
-        return out
+        if level is None:
+            return []
+        return [(self._oid[s], self._qty[s]) for s in self._level_slots(level)]
 
     def resting_orders(self, side: int) -> list[tuple[int, str, int, int]]:
         """Every resting order of a side in priority order: (id, owner, price, qty)."""
@@ -406,10 +451,11 @@ class OrderBook:
         sign = 1 if idx == 0 else -1
         out = []
         for key in reversed(self._keys[idx]):
-            node = self._levels[idx][key * sign].head
-            while node is not None:
-                out.append((node.oid, node.owner, node.price, node.qty))
-                node = node.next
+            level = self._levels[idx][key * sign]
+            out.extend(
+                (self._oid[s], self._owner[s], level.price, self._qty[s])
+                for s in self._level_slots(level)
+            )
         return out
 
     def is_crossed(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from itertools import count
 from decimal import Decimal
 from enum import Enum
 from fractions import Fraction
@@ -27,6 +28,10 @@ SIDE_NAMES = {BUY: "BUY", SELL: "SELL"}
 
 
 class OrderState(Enum):
+    # members are singletons: identity hashing keeps set/dict lookups in C (Enum's own __hash__
+    # is a Python function, a measurable cost on every state change)
+    __hash__ = object.__hash__
+
     NEW = "NEW"
     ACCEPTED = "ACCEPTED"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
@@ -54,6 +59,7 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     OrderState.REJECTED: frozenset(),
 }
 LIVE_STATES = frozenset({OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED, OrderState.REPLACED})
+_STATE_NAME = {state: state.value for state in OrderState}  # .value is a Python-level property
 
 
 class IllegalTransition(RuntimeError):
@@ -136,8 +142,9 @@ class TradingEngine:
         self.portfolio = Portfolio(fees)
         self.stp_mode = stp_mode
         self.books: dict[str, OrderBook] = {}
+        self._venues: dict[str, tuple[Instrument, OrderBook]] = {}  # symbol -> both, one lookup
         for instrument in self.instruments:
-            self._make_book(instrument.symbol)
+            self._make_book(instrument)
         self.live: dict[int, Order] = {}
         self.finished: deque[Order] = deque(maxlen=history_capacity)
         self._owner_live: dict[str, dict[int, Order]] = {}
@@ -145,43 +152,49 @@ class TradingEngine:
         self._next_id = 1
         # (seq, ts_ns, order_id, from_state, to_state, note)
         self.transitions: deque[tuple[int, int, int, str, str, str]] = deque(maxlen=log_capacity)
-        self._transition_seq = 0
+        self._transition_seq = count(1)
         self._l1: dict[str, tuple] = {}
         self._versions: dict[str, int] = {}
         self.trades: deque[ev.Trade] = deque(maxlen=history_capacity)
 
     # ---- set-up ------------------------------------------------------------------------------
 
-    def _make_book(self, symbol: str) -> OrderBook:
-        book = OrderBook(symbol, self.stp_mode, self._on_fill, self._on_stp_cancel)
-        self.books[symbol] = book
+    def _make_book(self, instrument: Instrument) -> OrderBook:
+        book = OrderBook(instrument.symbol, self.stp_mode, self._on_fill, self._on_stp_cancel)
+        self.books[instrument.symbol] = book
+        self._venues[instrument.symbol] = (instrument, book)
         return book
 
     def add_instrument(self, instrument: Instrument) -> OrderBook:
         self.instruments.add(instrument)
-        return self._make_book(instrument.symbol)
+        return self._make_book(instrument)
 
     # ---- lifecycle bookkeeping ---------------------------------------------------------------
 
     def _transition(self, order: Order, new: OrderState, note: str = "") -> None:
-        if new not in TRANSITIONS[order.state]:
+        old = order.state
+        if new not in TRANSITIONS[old]:
             raise IllegalTransition(
-                f"order {order.order_id}: {order.state.value} -> {new.value} is not allowed"
+                f"order {order.order_id}: {old.value} -> {new.value} is not allowed"
             )
         now = self.now_ns()
-        self._transition_seq += 1
         self.transitions.append(
-            (self._transition_seq, now, order.order_id, order.state.value, new.value, note)
-        )
+            (next(self._transition_seq), now, order.order_id, _STATE_NAME[old], _STATE_NAME[new],
+             note)
+        )  # fmt: skip
         order.state = new
         order.updated_ns = now
-        if new not in LIVE_STATES and order.order_id in self.live:
-            del self.live[order.order_id]
-            del self._owner_live[order.owner][order.order_id]
-            self.finished.append(order)
+        if new not in LIVE_STATES:
+            order_id = order.order_id
+            if self.live.pop(order_id, None) is not None:
+                del self._owner_live[order.owner][order_id]
+                self.finished.append(order)
 
     def _publish(self, event_type: type[ev.Event], *fields: object) -> None:
-        self.bus.publish(event_type(self.bus.next_seq(), self.now_ns(), *fields))
+        """Build and deliver an event; callers test `self.bus.active` first, so nobody pays for
+        events nobody listens to (the hot paths test it before gathering the fields)."""
+        if self.bus.active:
+            self.bus.publish(event_type(self.bus.next_seq(), self.now_ns(), *fields))
 
     def _new_order(
         self,
@@ -199,17 +212,20 @@ class TradingEngine:
             order_id, owner, client_id or str(order_id), symbol, side, price, qty, tif,
             self.now_ns(),
         )  # fmt: skip
-        self._transition_seq += 1
-        self.transitions.append((self._transition_seq, order.created_ns, order_id, "", "NEW", ""))
+        self.transitions.append(
+            (next(self._transition_seq), order.created_ns, order_id, "", "NEW", "")
+        )
         return order
 
     def _reject(self, order: Order, reason: str) -> Order:
         order.reason = reason
         self._transition(order, OrderState.REJECTED, reason)
         self.finished.append(order)
-        self._publish(
-            ev.OrderRejected, order.order_id, order.owner, order.client_id, order.symbol, reason
-        )
+        if self.bus.active:
+            self._publish(
+                ev.OrderRejected, order.order_id, order.owner, order.client_id, order.symbol,
+                reason,
+            )  # fmt: skip
         return order
 
     # ---- order entry -------------------------------------------------------------------------
@@ -228,30 +244,36 @@ class TradingEngine:
         """Validate, risk-check and enter an order (price None = market). Never raises for a bad
         order: the returned order is REJECTED with a reason instead."""
         order = self._new_order(owner, client_id, symbol, side, price, qty, tif)
-        instrument = self.instruments.get(symbol)
-        book = self.books.get(symbol)
-        if instrument is None or book is None:
+        venue = self._venues.get(symbol)
+        if venue is None:
             return self._reject(order, f"unknown symbol {symbol!r}")
+        instrument, book = venue
         reason = self._validate(order, instrument, book)
-        if reason is None and check_risk:
+        risk_checked = check_risk and self.risk.needs_check(owner)
+        if reason is None and risk_checked:
             reason = self._risk_check(order, instrument, book, price, qty, new_order=True)
         if reason is not None:
             return self._reject(order, reason)
         if client_id is not None:
             self._client_ids[(owner, client_id)] = order
-        if check_risk:
+        if risk_checked:
             self.risk.record_order(owner)
         self._transition(order, OrderState.ACCEPTED)
-        self.live[order.order_id] = order
-        self._owner_live.setdefault(owner, {})[order.order_id] = order
-        self._publish(
-            ev.OrderAccepted, order.order_id, owner, order.client_id, symbol, side, price, qty, tif
-        )
-        rested = book.submit(order.order_id, owner, side, price, qty, tif)
-        leaves = order.qty - order.filled
-        if order.is_live and leaves > rested:
-            self._cancel_remainder(order, leaves)
-        self._book_events(book)
+        order_id = order.order_id
+        self.live[order_id] = order
+        owner_live = self._owner_live.get(owner)
+        if owner_live is None:
+            owner_live = self._owner_live[owner] = {}
+        owner_live[order_id] = order
+        if self.bus.active:
+            self._publish(
+                ev.OrderAccepted, order_id, owner, order.client_id, symbol, side, price, qty, tif
+            )
+        rested = book.submit(order_id, owner, side, price, qty, tif)
+        if order.state in LIVE_STATES and order.qty - order.filled > rested:
+            self._cancel_remainder(order, order.qty - order.filled)
+        if self.bus.active:
+            self._book_events(book)
         return order
 
     def _validate(self, order: Order, instrument: Instrument, book: OrderBook) -> str | None:
@@ -261,7 +283,7 @@ class TradingEngine:
             return f"bad time in force {order.tif}"
         if not isinstance(order.qty, int) or order.qty <= 0:
             return f"quantity must be a positive number of lots, got {order.qty}"
-        if (order.owner, order.client_id) in self._client_ids:
+        if self._client_ids and (order.owner, order.client_id) in self._client_ids:
             return f"duplicate client order id {order.client_id!r} for {order.owner}"
         price = order.price
         if price is None:
@@ -341,7 +363,8 @@ class TradingEngine:
     def _cancelled(self, order: Order, qty: int, reason: str) -> None:
         order.reason = reason
         self._transition(order, OrderState.CANCELLED, reason)
-        self._publish(ev.OrderCancelled, order.order_id, order.owner, order.symbol, qty, reason)
+        if self.bus.active:
+            self._publish(ev.OrderCancelled, order.order_id, order.owner, order.symbol, qty, reason)
 
     # ---- book callbacks ----------------------------------------------------------------------
 
@@ -357,9 +380,9 @@ class TradingEngine:
     ) -> None:
         maker = self.live[maker_id]
         taker = self.live[taker_id]
-        instrument = self.instruments[maker.symbol]
-        for order in (maker, taker):
-            self._fill(order, instrument, price, qty, book_position=True)
+        instrument = self._venues[maker.symbol][0]
+        self._fill(maker, instrument, price, qty, book_position=True)
+        self._fill(taker, instrument, price, qty, book_position=True)
         buy, sell = (taker, maker) if taker.side == BUY else (maker, taker)
         self._trade(maker.symbol, price, qty, buy.order_id, sell.order_id, buy.owner,
                     sell.owner, taker.side)  # fmt: skip
@@ -372,15 +395,12 @@ class TradingEngine:
         leaves = order.qty - order.filled
         if book_position:
             self.portfolio.on_fill(order.owner, instrument, order.side, price, qty)
-        if leaves:
-            self._transition(order, OrderState.PARTIALLY_FILLED)
-            event_type: type[ev.Event] = ev.OrderPartiallyFilled
-        else:
-            self._transition(order, OrderState.FILLED)
-            event_type = ev.OrderFilled
-        self._publish(
-            event_type, order.order_id, order.owner, order.symbol, price, qty, order.filled, leaves
-        )
+        self._transition(order, OrderState.PARTIALLY_FILLED if leaves else OrderState.FILLED)
+        if self.bus.active:
+            self._publish(
+                ev.OrderPartiallyFilled if leaves else ev.OrderFilled, order.order_id,
+                order.owner, order.symbol, price, qty, order.filled, leaves,
+            )  # fmt: skip
 
     def _trade(self, symbol, price, qty, buy_id, sell_id, buyer, seller, aggressor) -> None:
         trade = ev.Trade(
@@ -388,12 +408,15 @@ class TradingEngine:
             seller, aggressor,
         )  # fmt: skip
         self.trades.append(trade)
-        self.bus.publish(trade)
+        if self.bus.active:
+            self.bus.publish(trade)
 
     def _on_stp_cancel(self, order_id: int, owner: str, qty: int) -> None:
         self._cancelled(self.live[order_id], qty, "self-trade prevention")
 
     def _book_events(self, book: OrderBook) -> None:
+        """DepthChanged/TopOfBook if the book changed since the last look (callers publish only
+        while someone listens; a new listener gets the current top on the next change)."""
         symbol = book.symbol
         if self._versions.get(symbol) != book.version:
             self._versions[symbol] = book.version
@@ -419,7 +442,8 @@ class TradingEngine:
         book = self.books[order.symbol]
         qty = book.cancel(order_id)
         self._cancelled(order, qty, reason)
-        self._book_events(book)
+        if self.bus.active:
+            self._book_events(book)
         return qty
 
     def replace(
@@ -473,7 +497,7 @@ class TradingEngine:
         )  # fmt: skip
         rested = book.amend(order_id, new_price, new_leaves, POST if order.tif == POST else GTC)
         leaves = order.qty - order.filled
-        if order.is_live and leaves > rested:
+        if order.state in LIVE_STATES and leaves > rested:
             self._cancelled(order, leaves - rested, "self-trade prevention")
         self._book_events(book)
         return order

@@ -2,6 +2,10 @@
 
 Listeners subscribe to the EventBus, for all events or for some types. The bus numbers events
 itself (`next_seq`), so the sequence is gap-free across every event type.
+
+Events are plain slotted objects (not frozen: a frozen dataclass pays a setattr call per field
+on construction); listeners must treat them as read-only. The engine builds an event only while
+`EventBus.active` is true, i.e. someone listens, so an engine nobody watches pays nothing.
 """
 
 from __future__ import annotations
@@ -10,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Event:
     seq: int
     ts_ns: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class OrderAccepted(Event):
     order_id: int
     owner: str
@@ -28,7 +32,7 @@ class OrderAccepted(Event):
     tif: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class OrderRejected(Event):
     order_id: int
     owner: str
@@ -37,7 +41,7 @@ class OrderRejected(Event):
     reason: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class OrderPartiallyFilled(Event):
     order_id: int
     owner: str
@@ -48,7 +52,7 @@ class OrderPartiallyFilled(Event):
     leaves_qty: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class OrderFilled(Event):
     order_id: int
     owner: str
@@ -59,7 +63,7 @@ class OrderFilled(Event):
     leaves_qty: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class OrderCancelled(Event):
     order_id: int
     owner: str
@@ -68,7 +72,7 @@ class OrderCancelled(Event):
     reason: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class OrderReplaced(Event):
     order_id: int
     owner: str
@@ -80,7 +84,7 @@ class OrderReplaced(Event):
     kept_priority: bool
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Trade(Event):
     symbol: str
     price: int
@@ -92,7 +96,7 @@ class Trade(Event):
     aggressor_side: int  # BUY or SELL; 0 if unknown
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TopOfBook(Event):
     symbol: str
     bid_price: int | None
@@ -101,7 +105,7 @@ class TopOfBook(Event):
     ask_qty: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class DepthChanged(Event):
     symbol: str
     version: int
@@ -115,6 +119,7 @@ class EventBus:
         self._seq = 0
         self._all: list[Listener] = []
         self._by_type: dict[type[Event], list[Listener]] = {}
+        self.active = False  # any listener at all; kept in step by subscribe/unsubscribe
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -122,7 +127,10 @@ class EventBus:
 
     @property
     def has_listeners(self) -> bool:
-        return bool(self._all or self._by_type)
+        return self.active
+
+    def _update_active(self) -> None:
+        self.active = bool(self._all) or any(self._by_type.values())
 
     def subscribe(
         self, listener: Listener, types: tuple[type[Event], ...] | None = None
@@ -131,11 +139,13 @@ class EventBus:
         targets = [self._all] if types is None else [self._by_type.setdefault(t, []) for t in types]
         for target in targets:
             target.append(listener)
+        self._update_active()
 
         def unsubscribe() -> None:
             for target in targets:
                 if listener in target:
                     target.remove(listener)
+            self._update_active()
 
         return unsubscribe
 

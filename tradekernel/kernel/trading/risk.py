@@ -4,6 +4,10 @@ Each rule accepts an order exactly at its limit and rejects it one unit past it;
 names the rule and the numbers ("risk: max_order_qty 500 > limit 400"). A limit of None is off.
 The order-rate throttle counts accepted orders and replaces in the last second of virtual time.
 The kill switch blocks an owner until released (the engine also cancels the owner's orders).
+
+Limits are immutable (`set_limit` swaps in a new RiskLimits), so the engine can ask once per
+owner whether any rule applies (`needs_check`, cached) and skip the checks for owners with no
+limits and no kill switch: the common case costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from .instruments import InstrumentError, parse_decimal
 NS_PER_S = 1_000_000_000
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class RiskLimits:
     max_order_qty: int | None = None  # lots per order
     max_order_notional: Decimal | None = None  # money per order (price x qty x multiplier)
@@ -52,13 +56,34 @@ def parse_rule_value(rule: str, text: str) -> int | Decimal | None:
 class RiskEngine:
     def __init__(self, now_ns: Callable[[], int], defaults: RiskLimits | None = None) -> None:
         self._now_ns = now_ns
-        self.defaults = defaults or RiskLimits()
+        self._defaults = defaults or RiskLimits()
         self._limits: dict[str, RiskLimits] = {}
         self._killed: set[str] = set()
         self._recent: dict[str, deque[int]] = {}
+        self._needs_check: dict[str, bool] = {}  # owner -> any rule or kill switch applies
+
+    @property
+    def defaults(self) -> RiskLimits:
+        return self._defaults
+
+    @defaults.setter
+    def defaults(self, limits: RiskLimits) -> None:
+        self._defaults = limits
+        self._needs_check.clear()
+
+    def needs_check(self, owner: str) -> bool:
+        """Whether `check` can reject anything of `owner` (cached until limits change)."""
+        cached = self._needs_check.get(owner)
+        if cached is None:
+            limits = self._limits.get(owner, self._defaults)
+            cached = owner in self._killed or any(
+                getattr(limits, rule) is not None for rule in RULE_NAMES
+            )
+            self._needs_check[owner] = cached
+        return cached
 
     def limits(self, owner: str) -> RiskLimits:
-        return self._limits.get(owner, self.defaults)
+        return self._limits.get(owner, self._defaults)
 
     def owners(self) -> list[str]:
         return sorted(self._limits)
@@ -66,23 +91,24 @@ class RiskEngine:
     def set_limit(self, owner: str, rule: str, value: int | Decimal | None) -> None:
         if rule not in RULE_NAMES:
             raise InstrumentError(f"unknown risk rule {rule!r}")
-        limits = self._limits.get(owner)
-        if limits is None:
-            limits = self._limits[owner] = replace(self.defaults)
-        setattr(limits, rule, value)
+        limits = self._limits.get(owner, self._defaults)
+        self._limits[owner] = replace(limits, **{rule: value})
+        self._needs_check.pop(owner, None)
 
     def kill(self, owner: str) -> None:
         self._killed.add(owner)
+        self._needs_check.pop(owner, None)
 
     def release(self, owner: str) -> None:
         self._killed.discard(owner)
+        self._needs_check.pop(owner, None)
 
     def is_killed(self, owner: str) -> bool:
         return owner in self._killed
 
     def record_order(self, owner: str) -> None:
         """Count an accepted order or replace against the rate throttle."""
-        if self.limits(owner).max_orders_per_sec is None:
+        if self._limits.get(owner, self._defaults).max_orders_per_sec is None:
             return
         recent = self._recent.get(owner)
         if recent is None:
@@ -106,7 +132,7 @@ class RiskEngine:
         case position if this order and the owner's open orders on that side all fill."""
         if owner in self._killed:
             return f"risk: kill_switch active for {owner}"
-        lim = self._limits.get(owner, self.defaults)
+        lim = self._limits.get(owner, self._defaults)
         if lim.max_order_qty is not None and qty > lim.max_order_qty:
             return f"risk: max_order_qty {qty} > limit {lim.max_order_qty}"
         if lim.max_order_notional is not None and price is not None:
