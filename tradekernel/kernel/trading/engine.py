@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from itertools import count
 from decimal import Decimal
 from enum import Enum
 from fractions import Fraction
+from itertools import count
 
 from . import events as ev
 from .book import BUY, FOK, GTC, IOC, POST, SELL, STP_CANCEL_INCOMING, OrderBook
