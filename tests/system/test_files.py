@@ -155,6 +155,27 @@ def test_copy_move_remove_and_append(tk: BootedPc, tmp_path: Path) -> None:
     fsck(tk.disk, tmp_path)
 
 
+def test_removing_the_cwd_moves_the_prompt_up(tk: BootedPc) -> None:
+    run(tk, "mkdir -p /old/inner")
+    run(tk, "cd /old/inner")
+    assert run(tk, "rm -r /old") == []
+    assert prompt_line(tk) == "tk:/>"
+    run(tk, "mkdir -p /a/b")
+    run(tk, "cd /a/b")
+    assert run(tk, "mv /a/b /moved") == []
+    assert prompt_line(tk) == "tk:/a>"
+
+
+def test_cat_keeps_the_prompt_off_an_unterminated_line(tmp_path: Path) -> None:
+    tk = BootedPc(tmp_path)
+    mcopy_in(tk.disk, b"no line end", "/raw.txt", tmp_path)
+    tk.boot()
+    assert run(tk, "cat raw.txt") == ["no line end"]
+    assert prompt_line(tk) == "tk:/>"
+    run(tk, "cat raw.txt > copy.txt")
+    assert mtype(tk.disk, "/copy.txt") == b"no line end"  # redirected: bytes as they were
+
+
 def test_touch_creates_and_stamps(tk: BootedPc, tmp_path: Path) -> None:
     assert run(tk, "touch empty.txt") == []
     run(tk, "echo data > full.txt")
