@@ -101,9 +101,30 @@ idle:
     cli
     mov dx, HYPERCALL_PORT_BASE + HC_IDLE
     in eax, dx
+    call apply_cr3
     sti
     hlt
     jmp idle
+
+; The kernel's mailbox for what only the CPU can do: a page directory in boot_info.load_cr3 is
+; loaded into CR3 with paging and write protection switched on (this also flushes the TLB).
+apply_cr3:
+    mov eax, [boot_info.load_cr3]
+    test eax, eax
+    jz .done
+    mov cr3, eax
+    mov eax, cr0
+    or eax, 0x80010000                   ; PG | WP
+    mov cr0, eax
+    mov dword [boot_info.load_cr3], 0
+.done:
+    ret
+
+; The kernel sends a CPU here when it must stop for good (a panic): the screen stays as it is.
+halt_forever:
+    cli
+    hlt
+    jmp halt_forever
 
 not_tradekernel:
     mov esi, msg_other_pc
@@ -146,6 +167,8 @@ interrupt_common:
     push es
     push fs
     push gs
+    mov eax, cr2
+    push eax
     mov ax, 0x10
     mov ds, ax
     mov es, ax
@@ -153,6 +176,8 @@ interrupt_common:
     mov dx, HYPERCALL_PORT_BASE + HC_INTERRUPT
     in eax, dx
     mov esp, eax                         ; the frame to return through (another task's, maybe)
+    call apply_cr3
+    add esp, 4                           ; CR2
     pop gs
     pop fs
     pop es
@@ -198,6 +223,8 @@ boot_info:
 .tss:         dd tss
 .stack_top:   dd KERNEL_STACK_TOP
 .stub_end:    dd stub_end
+.halt:        dd halt_forever
+.load_cr3:    dd 0                       ; written by the kernel, cleared by apply_cr3
 
 align 8
 tss:

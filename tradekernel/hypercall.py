@@ -32,9 +32,12 @@ class Hypercall(IntEnum):
     KERNEL_INIT = 1  # EBX = address of the stub's boot info block
     INTERRUPT = 2  # EBX = address of the trap frame on the kernel stack (see kernel.trapframe)
     IDLE = 3  # the idle loop asks the kernel for work before `sti; hlt`
+    KMALLOC = 5  # EBX = size -> address, or -errno
+    KFREE = 6  # EBX = address -> 0, or -errno
     BENCH_NOP = 0x7F  # returns EBX + 1; used to measure the round trip
 
 
 ENOSYS = 38
+ENOMEM = 12
 EINVAL = 22
 EFAULT = 14

@@ -156,11 +156,6 @@ def test_real_mode_irq0_ticks_at_18_2_hz_in_virtual_time() -> None:
     assert abs(guest.dword(0x46C) - 2_000_000_000 / PIT_TICK_NS) <= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="machine._port_in takes CS & 3 as the CPL in real mode: a hypercall from a segment "
-    "that is not a multiple of 4 falls through to the port bus",
-)
 def test_real_mode_hypercall_from_any_segment() -> None:
     guest = RealModeGuest("EXIT", segment=0x07C1, offset=0)
     guest.machine.run(wall_timeout_s=0.5)
@@ -494,13 +489,6 @@ again:
 PROBE_PORT = 0x300
 
 
-RING3_IO_FAULT_BUG = (
-    "machine._raise_from_io delivers #GP from inside Unicorn's IN/OUT hook, but Unicorn does not "
-    "end the translation block after IN/OUT: the rest of the block keeps running (now at CPL 0) "
-    "and its end overwrites EIP, so the #GP handler never runs"
-)
-
-
 class PortProbe:
     """Two ports on the bus that remember what was written and answer reads with 0xA5."""
 
@@ -538,7 +526,6 @@ def _io_guest(
     return guest, PortProbe(guest)
 
 
-@pytest.mark.xfail(strict=True, reason=RING3_IO_FAULT_BUG)
 def test_ring3_io_without_permission_is_a_general_protection_fault() -> None:
     guest, probe = _io_guest(0x202, PROBE_PORT, None)
     assert guest.run().reason == "poweroff"
@@ -567,7 +554,6 @@ def test_ring3_io_granted_by_the_tss_bitmap() -> None:
     assert guest.dword(RESULTS + 4) == 0xA5
 
 
-@pytest.mark.xfail(strict=True, reason=RING3_IO_FAULT_BUG)
 def test_ring3_io_to_a_port_the_bitmap_denies() -> None:
     guest, probe = _io_guest(0x202, PROBE_PORT + 1, frozenset({PROBE_PORT}))
     assert guest.run().reason == "poweroff"
@@ -575,7 +561,6 @@ def test_ring3_io_to_a_port_the_bitmap_denies() -> None:
     assert probe.writes == []
 
 
-@pytest.mark.xfail(strict=True, reason=RING3_IO_FAULT_BUG)
 def test_code_after_a_denied_out_does_not_run_at_ring0() -> None:
     """The block after a denied `out` must not run on; under the bug it runs at CPL 0 and
     makes a hypercall, which ring-3 code must never be able to do."""
@@ -656,7 +641,6 @@ def test_cpuid_hypervisor_leaves_and_unknown_hypercall() -> None:
     assert values[5] == -ENOSYS & 0xFFFFFFFF == 0xFFFFFFDA
 
 
-@pytest.mark.xfail(strict=True, reason=RING3_IO_FAULT_BUG)
 def test_hypercall_from_ring3_is_a_general_protection_fault() -> None:
     guest = ProtectedGuest(
         f"""
@@ -713,11 +697,6 @@ again:
 # ---- register access ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cpu.Cpu.read reuses one 32-bit buffer, and Unicorn writes only 16 bits for a "
-    "segment register: the upper half is whatever the previous read left (EFLAGS.ID here)",
-)
 def test_segment_registers_read_as_selectors() -> None:
     machine = Machine(MachineConfig())
     machine.cpu.write(EFLAGS, 0x200202)  # ID set, as CPUID-probing code leaves it

@@ -91,7 +91,7 @@ def test_colours_land_in_attribute_bytes(tk: BootedPc) -> None:
 
 def test_help_lists_every_command(tk: BootedPc) -> None:
     tk.command("help")
-    text = tk.text()
+    text = tk.serial.decode("cp437").replace("\r", "")  # longer than a screen
     for name in ("clear", "date", "echo", "help", "history", "reboot", "shutdown", "uptime",
                  "version"):  # fmt: skip
         assert f"\n{name} " in text

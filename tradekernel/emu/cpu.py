@@ -118,6 +118,7 @@ class Cpu:
             raise CpuError(f"register {reg} refused value {value:#x}")
 
     def read_segment(self, reg: int) -> int:
+        """Unicorn writes only 16 bits for a selector: the rest of the buffer is stale."""
         return self.read(reg) & 0xFFFF
 
     def cpl(self) -> int:
@@ -141,15 +142,11 @@ class Cpu:
     def all_registers(self) -> dict[str, int]:
         """A named snapshot for crash reports and the debugger (slow path)."""
         regs = {name: self.read(reg) for name, reg in zip(GPR_NAMES, GPRS, strict=True)}
+        for name, reg in (("cs", CS), ("ss", SS), ("ds", DS), ("es", ES), ("fs", FS), ("gs", GS)):
+            regs[name] = self.read_segment(reg)
         for name, reg in (
             ("eip", EIP),
             ("eflags", EFLAGS),
-            ("cs", CS),
-            ("ss", SS),
-            ("ds", DS),
-            ("es", ES),
-            ("fs", FS),
-            ("gs", GS),
             ("cr0", CR0),
             ("cr2", CR2),
             ("cr3", CR3),

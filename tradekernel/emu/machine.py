@@ -65,6 +65,8 @@ from tradekernel.hypercall import (
 NS_PER_INSTRUCTION = 1  # deterministic mode: a 1000-MIPS virtual CPU
 SLICE_WALL_NS = 10_000_000  # real time: the longest a slice runs before the loop looks around
 MAX_SLICE_INSTRUCTIONS = 10_000_000
+REAL_MODE_SLICE_INSTRUCTIONS = 100_000
+STOP_RETRY_S = 0.0002  # the timer's next try when its stop found the CPU inside a hook
 INVALID_OPCODE = 6
 GENERAL_PROTECTION = 13
 
@@ -127,7 +129,7 @@ class StopInfo:
 class _SliceTimer:
     """The real-time slicer: one thread that ends a slice with emu_stop at its wall deadline."""
 
-    stop: Callable[[], None]
+    stop: Callable[[], bool]  # False: the CPU is inside a hook, retry shortly
     lock: threading.Condition = field(default_factory=threading.Condition)
     deadline: float | None = None
     slice_id: int = 0
@@ -162,8 +164,7 @@ class _SliceTimer:
                 if delay > 0:
                     self.lock.wait(delay)
                     continue
-                self.deadline = None
-                self.stop()
+                self.deadline = None if self.stop() else time.monotonic() + STOP_RETRY_S
 
 
 class Machine:
@@ -209,13 +210,18 @@ class Machine:
         self._slice_base_ns = 0
         self._wall_origin = time.monotonic_ns()
         self._in_slice = False
+        self._hook_lock = threading.Lock()
+        self._in_hook = 0
+        self._io_fault = None  # a saved CPU state waiting for its #GP (see _fault_from_io)
         self._slicer: _SliceTimer | None = None
         if self.config.deterministic:
             self.clock.set_sampler(self._deterministic_now)
         else:
             self.clock.set_sampler(self._wall_now)
         self.mmio.on_claim(
-            lambda r: self.cpu.map_mmio(r.base, r.size, self._mmio_read(r), self._mmio_write(r))
+            lambda r: self.cpu.map_mmio(
+                r.base, r.size, self._guard(self._mmio_read(r)), self._guard(self._mmio_write(r))
+            )
         )
         self._install_hooks()
 
@@ -238,7 +244,9 @@ class Machine:
         """Call `callback` each time the CPU is about to execute the instruction at linear
         `address` (a code hook on that one address: free everywhere else). For traces and
         breakpoints; set before the code at `address` first runs."""
-        self.cpu.uc.hook_add(UC_HOOK_CODE, lambda *_: callback(), None, address, address)
+        self.cpu.uc.hook_add(
+            UC_HOOK_CODE, self._guard(lambda *_: callback()), None, address, address
+        )
 
     def on_reset(self, listener: Callable[[], None]) -> None:
         self._reset_listeners.append(listener)
@@ -276,22 +284,50 @@ class Machine:
         self.cpu.unmap(memmap.EXTENDED_BASE, 0x10000)
         self.cpu.map_ram(memmap.EXTENDED_BASE, 0x10000, 0 if not enabled else memmap.EXTENDED_BASE)
 
-    def _end_slice(self) -> None:
-        self._stop_requested = True
-        self.cpu.stop()
+    def _stop_soon(self) -> None:
+        """Ask for the slice to end as soon as the CPU is outside every hook (real time only).
 
-    def _interrupt_changed(self) -> None:
-        if self._in_slice:
+        A stop that lands while a hook runs can make Unicorn resume from a stale EIP (the start
+        of the translation block), so the hooked I/O instruction would run twice; the timer
+        thread therefore retries until it finds the CPU between hooks. Deterministic runs never
+        cut a slice short: their slices end on instruction counts and `hlt` alone."""
+        if self._slicer is not None:
+            self._slicer.arm(time.monotonic())
+
+    def _timer_stop(self) -> bool:
+        """The timer thread's stop; False means "inside a hook, try again shortly"."""
+        with self._hook_lock:
+            if not self._in_slice:
+                return True
+            if self._in_hook:
+                return False
             self._stop_requested = True
             self.cpu.stop()
+            return True
+
+    def _guard(self, handler: Callable[..., object]) -> Callable[..., object]:
+        """Wrap a CPU hook so the timer thread can tell when the CPU is inside one."""
+        lock = self._hook_lock
+
+        def guarded(*args: object) -> object:
+            with lock:
+                self._in_hook += 1
+            try:
+                return handler(*args)
+            finally:
+                with lock:
+                    self._in_hook -= 1
+
+        return guarded
+
+    def _interrupt_changed(self) -> None:
+        self._stop_soon()
         self._wake.set()
 
     def post(self, action: Callable[[], None]) -> None:
         """Run `action` in the machine loop soon (thread-safe: the UI and stdin readers use it)."""
         self._posted.append(action)
-        if self._in_slice:
-            self._stop_requested = True
-            self.cpu.stop()
+        self._stop_soon()
         self._wake.set()
 
     def feed_when_idle(self, feeder: Callable[[], bool]) -> None:
@@ -302,13 +338,13 @@ class Machine:
 
     # ---- hooks --------------------------------------------------------------------------
     def _install_hooks(self) -> None:
-        cpu = self.cpu
-        cpu.on_port_in(self._port_in)
-        cpu.on_port_out(self._port_out)
-        cpu.on_interrupt(self._on_interrupt)
-        cpu.on_cpuid(self._on_cpuid)
-        cpu.uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
-        cpu.uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        cpu, guard = self.cpu, self._guard
+        cpu.on_port_in(guard(self._port_in))
+        cpu.on_port_out(guard(self._port_out))
+        cpu.on_interrupt(guard(self._on_interrupt))
+        cpu.on_cpuid(guard(self._on_cpuid))
+        cpu.uc.hook_add(UC_HOOK_INSN_INVALID, guard(self._on_invalid_opcode))
+        cpu.uc.hook_add(UC_HOOK_MEM_UNMAPPED, guard(self._on_unmapped))
 
     def _io_allowed(self, port: int, size: int) -> bool:
         """Protected mode: CPL <= IOPL, or the TSS I/O bitmap clears every byte of the access."""
@@ -333,30 +369,52 @@ class Machine:
         mask = ((1 << size) - 1) << (port % 8)
         return not bits & mask
 
+    def _kernel_mode(self) -> bool:
+        """CPL 0 (real mode counts: its CS may have any low bits)."""
+        cpu = self.cpu
+        return cpu.read(CS) & 3 == 0 or not cpu.read(CR0) & CR0_PE
+
     def _port_in(self, port: int, size: int) -> int:
-        if port & 0xFF00 == HYPERCALL_PORT_BASE and self.cpu.read(CS) & 3 == 0:
+        if self._io_fault is not None:
+            return self.cpu.read(EAX)
+        if port & 0xFF00 == HYPERCALL_PORT_BASE and self._kernel_mode():
             handler = self.hypercalls.get(port & 0xFF)
             if handler is None:
                 return -ENOSYS & 0xFFFFFFFF
             return handler(self.registers) & 0xFFFFFFFF
         if not self._io_allowed(port, size):
-            self._raise_from_io(port)
+            self._fault_from_io()
             return self.cpu.read(EAX)
         return self.ports.read(port, size)
 
     def _port_out(self, port: int, size: int, value: int) -> None:
+        if self._io_fault is not None:
+            return
         if not self._io_allowed(port, size):
-            self._raise_from_io(port)
+            self._fault_from_io()
             return
         self.ports.write(port, size, value)
 
-    def _raise_from_io(self, port: int) -> None:
-        self._deliver_or_crash(Event(GENERAL_PROTECTION, 0), f"ring-3 I/O to port {port:#x}")
+    def _fault_from_io(self) -> None:
+        """#GP for I/O without privilege. Unicorn runs the rest of the translation block after
+        an I/O hook whatever the hook does to CS:EIP, so the fault cannot be delivered here:
+        the CPU state at the instruction is saved, the slice ends, and `_run_slice` restores
+        that state and delivers #GP. Until then every hooked event is ignored."""
+        self._io_fault = self.cpu.save_context()
         self._stop_requested = True
         self.cpu.stop()
 
+    def _deliver_io_fault(self) -> None:
+        assert self._io_fault is not None
+        self.cpu.restore_context(self._io_fault)
+        self._io_fault = None
+        self.halted = False
+        self._deliver_or_crash(Event(GENERAL_PROTECTION, 0), "I/O without privilege")
+
     def _on_interrupt(self, vector: int) -> None:
         error_code, software = self.interrupts.take_exception_state()
+        if self._io_fault is not None:
+            return
         self._deliver_or_crash(Event(vector, error_code, software=software), "")
 
     def _on_invalid_opcode(self, _uc: object, _user: object = None) -> bool:
@@ -431,7 +489,7 @@ class Machine:
         """Run until power-off, reset, crash, the wall timeout, or `until()` turns true."""
         wall_end = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
         if not self.config.deterministic and self._slicer is None:
-            self._slicer = _SliceTimer(self._end_slice)
+            self._slicer = _SliceTimer(self._timer_stop)
             self._slicer.start()
         self.stop_info = None
         while True:
@@ -465,7 +523,8 @@ class Machine:
         self.halted = False
         eip = self.cpu.read(EIP)
         linear = self.linear_eip()
-        if linear < self.cpu.ram_bytes and self.cpu.ram[linear] == 0xF4:
+        ram = self.cpu.ram
+        if 0 < linear < self.cpu.ram_bytes and ram[linear] == 0xF4 and ram[linear - 1] == 0xFB:
             # `sti; hlt` with the interrupt arriving in STI's shadow: on hardware the hlt runs
             # first and the interrupt wakes it, so the handler returns past the hlt.
             eip += 1
@@ -518,8 +577,7 @@ class Machine:
             self.instructions += executed
             self._slice_base_ns = now + executed * NS_PER_INSTRUCTION
             self.clock.advance_to(self._slice_base_ns)
-            if not self._stop_requested:
-                self._check_halt()
+            self._after_slice()
             return
         slice_end = time.monotonic() + SLICE_WALL_NS / 1e9
         if deadline is not None:
@@ -528,15 +586,25 @@ class Machine:
             slice_end = min(slice_end, wall_end)
         assert self._slicer is not None
         self._slicer.arm(slice_end)
+        # A slice that starts in real mode and switches to protected mode on the way can be
+        # resumed from a stale EIP (the start of a translation block) after a stop, running
+        # hooked I/O twice (seen with unicorn 2.1.4). Counted slices keep EIP exact, and real
+        # mode (BIOS, boot loaders) is short, so real mode always runs counted.
+        count = 0 if cpu.read(CR0) & CR0_PE else REAL_MODE_SLICE_INSTRUCTIONS
         self._in_slice = True
         try:
-            cpu.start(start)
+            cpu.start(start, count=count)
         except UcError as error:
             self._crash(f"CPU error: {error}")
         finally:
             self._in_slice = False
             self._slicer.disarm()
-        if not self._stop_requested:
+        self._after_slice()
+
+    def _after_slice(self) -> None:
+        if self._io_fault is not None:
+            self._deliver_io_fault()
+        elif not self._stop_requested:
             self._check_halt()
 
     def _check_halt(self) -> None:

@@ -12,6 +12,8 @@ import heapq
 import itertools
 from collections.abc import Callable
 
+from capstone import CS_ARCH_X86, CS_MODE_32, Cs
+
 from tradekernel import __version__
 from tradekernel.hypercall import Hypercall
 from tradekernel.kernel.bootinfo import BootInfo
@@ -19,6 +21,7 @@ from tradekernel.kernel.clock import KernelClock
 from tradekernel.kernel.console import Console
 from tradekernel.kernel.files import register_file_commands
 from tradekernel.kernel.keyboard import KeyboardDriver
+from tradekernel.kernel.memory import KernelMemory
 from tradekernel.kernel.serial import SerialPort
 from tradekernel.kernel.shell import Shell
 from tradekernel.kernel.storage import mount_system_disk
@@ -36,14 +39,20 @@ IRQ_BASE = 0x20  # the stub remaps the PIC here
 POWER_PORT, POWER_OFF = 0x604, 0x2000
 KBC_COMMAND, KBC_PULSE_RESET = 0x64, 0xFE
 IRQ_TIMER, IRQ_KEYBOARD = 0, 1
+PAGE_FAULT = 14
+FLAG_IF = 0x200
 
 INSTRUMENTS_FILE = "/etc/instruments.toml"
 
 IrqHandler = Callable[[int], None]
 
 
-class KernelPanic(Exception):
-    """A fault in kernel context: the machine stops with the panic screen."""
+def describe_instruction(memory, eip: int) -> str:  # noqa: ANN001
+    """The instruction at `eip` (kernel addresses are identity-mapped), disassembled."""
+    code = memory.read(eip, 16)
+    for insn in Cs(CS_ARCH_X86, CS_MODE_32).disasm(code, eip, 1):
+        return f"{insn.address:#010x}: {insn.mnemonic} {insn.op_str}".rstrip()
+    return f"{eip:#010x}: {code[:8].hex(' ')} (not an instruction)"
 
 
 class Kernel:
@@ -65,6 +74,7 @@ class Kernel:
         self._timer_order = itertools.count()
         self.ticks = 0
         self.stopping = False
+        self.mm: KernelMemory | None = None
         self.fs = None
         self.disk = None
         self.trading: TradingEngine | None = None
@@ -72,8 +82,14 @@ class Kernel:
     # ---- start-up, one line per step ----------------------------------------------------
     def init(self, boot_info_address: int) -> int:
         self.boot = BootInfo.read(self.memory, boot_info_address)
+        self.mm = KernelMemory(
+            self.memory, self.platform.ram_bytes, self.clock.now_ns, self.boot.request_cr3
+        )
         self.platform.register_hypercall(Hypercall.INTERRUPT, self._on_interrupt)
         self.platform.register_hypercall(Hypercall.IDLE, self._on_idle)
+        self.platform.register_hypercall(Hypercall.KMALLOC, self.mm.hypercall_kmalloc)
+        self.platform.register_hypercall(Hypercall.KFREE, self.mm.hypercall_kfree)
+        self.mm.register_commands(self.shell)
         self.console.clear()
         self._banner()
         self.on_irq(IRQ_TIMER, self._timer_tick)
@@ -155,7 +171,15 @@ class Kernel:
         self.ports.write(PIC_MASTER_COMMAND, 1, PIC_EOI)
 
     def _exception(self, frame: TrapFrame) -> None:
-        self.panic(frame.describe())
+        why = frame.describe()
+        if frame.vector == PAGE_FAULT:
+            assert self.mm is not None
+            problem = self.mm.page_fault(frame.cr2, frame.error_code)
+            if problem is None:
+                return
+            why = f"{problem}, eip {frame.eip:#010x}"
+        where = "user mode (no process layer yet to stop it)" if frame.from_user else "kernel"
+        self.panic(f"{why} in {where}", frame)
 
     def _on_idle(self, _registers) -> int:  # noqa: ANN001
         while self._deferred:
@@ -176,12 +200,20 @@ class Kernel:
             self.defer(work)
 
     # ---- the end --------------------------------------------------------------------------
-    def panic(self, why: str) -> None:
-        """Show the panic screen and power off: the kernel cannot trust its own state."""
+    def panic(self, why: str, frame: TrapFrame) -> None:
+        """The panic screen, then the CPU parked in `cli; hlt`: the kernel cannot trust its
+        own state, and the screen must stay for whoever reads it."""
+        self.stopping = True
         self.console.attr = 0x4F
         self.console.write(f"\nKERNEL PANIC: {why}\n")
+        self.console.write(f"  {describe_instruction(self.memory, frame.eip)}\n")
+        registers = ("eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "eip", "eflags", "cs")
+        self.console.write("  " + " ".join(f"{r}={getattr(frame, r):08x}" for r in registers))
+        self.console.write("\n")
         self.platform.log(f"kernel panic: {why}")
-        self.power_off()
+        assert self.boot is not None
+        frame.set("eip", self.boot.halt)
+        frame.set("eflags", frame.eflags & ~FLAG_IF)
 
     def power_off(self) -> None:
         self.stopping = True

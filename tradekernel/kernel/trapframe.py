@@ -1,6 +1,7 @@
 """The trap frame the entry stub builds on the kernel stack for every interrupt and exception.
 
-From the address in EBX upwards: GS, FS, ES, DS, then PUSHAD's EDI, ESI, EBP, (ESP), EBX, EDX,
+From the address in EBX upwards: CR2 (the faulting address of the last #PF), GS, FS, ES, DS,
+then PUSHAD's EDI, ESI, EBP, (ESP), EBX, EDX,
 ECX, EAX, then the vector, the error code (0 when the CPU pushes none), and the CPU's own frame:
 EIP, CS, EFLAGS, and ESP, SS when the interrupt came from ring 3.
 """
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 from tradekernel.emu.memory import GuestMemory
 
-FIELDS = ("gs", "fs", "es", "ds", "edi", "esi", "ebp", "kernel_esp", "ebx", "edx", "ecx", "eax",
-          "vector", "error_code", "eip", "cs", "eflags", "user_esp", "user_ss")  # fmt: skip
+FIELDS = (
+    "cr2", "gs", "fs", "es", "ds", "edi", "esi", "ebp", "kernel_esp", "ebx", "edx", "ecx", "eax",
+    "vector", "error_code", "eip", "cs", "eflags", "user_esp", "user_ss",
+)  # fmt: skip
 OFFSETS = {name: 4 * index for index, name in enumerate(FIELDS)}
 EXCEPTION_NAMES = {
     0: "divide error", 1: "debug", 2: "NMI", 3: "breakpoint", 4: "overflow", 5: "bound range",
