@@ -92,3 +92,32 @@ def test_missing_disk_is_a_clear_error(tmp_path: Path) -> None:
     result = run_tk(["boot", "--headless", "--disk", str(tmp_path / "none.img")], "")
     assert result.returncode != 0
     assert "no disk image at" in result.stderr
+
+
+def test_real_time_boot_runs_kernel_init_once(tmp_path: Path) -> None:
+    """A slow KERNEL_INIT is cut by the slice timer; the hypercall must still run once only
+    (a slice begun in real mode used to resume from a stale EIP and run it again)."""
+    import time
+
+    from tradekernel.emu.pc import Pc, PcConfig
+    from tradekernel.emu.platform import Platform
+    from tradekernel.kernel.main import Kernel
+
+    disk = tmp_path / "disk.img"
+    shutil.copyfile(ROOT / "images" / "tradekernel.img", disk)
+    inits: list[int] = []
+
+    class SlowKernel(Kernel):
+        def init(self, boot_info_address: int) -> int:
+            inits.append(boot_info_address)
+            time.sleep(0.05)  # several slice-timer periods inside the hypercall
+            return super().init(boot_info_address)
+
+    pc = Pc(PcConfig(disk=disk), kernel_factory=lambda m: SlowKernel(Platform.of(m)))
+    try:
+        pc.machine.run(
+            wall_timeout_s=10, until=lambda: pc.kernel is not None and pc.kernel.ticks > 5
+        )
+    finally:
+        pc.machine.close()
+    assert len(inits) == 1
