@@ -196,27 +196,6 @@ class TradingEngine:
         if self.bus.active:
             self.bus.publish(event_type(self.bus.next_seq(), self.now_ns(), *fields))
 
-    def _new_order(
-        self,
-        owner: str,
-        client_id: str | None,
-        symbol: str,
-        side: int,
-        price: int | None,
-        qty: int,
-        tif: int,
-    ) -> Order:
-        order_id = self._next_id
-        self._next_id += 1
-        order = Order(
-            order_id, owner, client_id or str(order_id), symbol, side, price, qty, tif,
-            self.now_ns(),
-        )  # fmt: skip
-        self.transitions.append(
-            (next(self._transition_seq), order.created_ns, order_id, "", "NEW", "")
-        )
-        return order
-
     def _reject(self, order: Order, reason: str) -> Order:
         order.reason = reason
         self._transition(order, OrderState.REJECTED, reason)
@@ -243,7 +222,14 @@ class TradingEngine:
     ) -> Order:
         """Validate, risk-check and enter an order (price None = market). Never raises for a bad
         order: the returned order is REJECTED with a reason instead."""
-        order = self._new_order(owner, client_id, symbol, side, price, qty, tif)
+        order_id = self._next_id
+        self._next_id += 1
+        now = self.now_ns()
+        order = Order(
+            order_id, owner, client_id or str(order_id), symbol, side, price, qty, tif, now
+        )
+        log = self.transitions
+        log.append((next(self._transition_seq), now, order_id, "", "NEW", ""))
         venue = self._venues.get(symbol)
         if venue is None:
             return self._reject(order, f"unknown symbol {symbol!r}")
@@ -258,8 +244,10 @@ class TradingEngine:
             self._client_ids[(owner, client_id)] = order
         if risk_checked:
             self.risk.record_order(owner)
-        self._transition(order, OrderState.ACCEPTED)
-        order_id = order.order_id
+        # NEW -> ACCEPTED, always legal for an order made just above (the hot path skips the
+        # generic _transition call; every later change goes through it)
+        log.append((next(self._transition_seq), now, order_id, "NEW", "ACCEPTED", ""))
+        order.state = OrderState.ACCEPTED
         self.live[order_id] = order
         owner_live = self._owner_live.get(owner)
         if owner_live is None:

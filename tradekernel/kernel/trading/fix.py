@@ -14,6 +14,7 @@ import datetime
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from .instruments import plain
@@ -108,28 +109,51 @@ def _frame_end(data: bytes, start: int) -> tuple[int, int]:
     return body_end, body_end + 7
 
 
+_TAG_OF: dict[str, int] = {}  # tag text -> number, for tags already seen well-formed
+_TAG_CACHE_LIMIT = 4096  # bounds the cache against a stream of made-up tags
+_VALUE = itemgetter(2)
+
+
+def _checked_fields(pairs: list[tuple[str, str, str]], start: int) -> list[tuple[int, str]]:
+    """Fields one by one with the reason and byte offset of the first bad one; learns tags."""
+    fields: list[tuple[int, str]] = []
+    pos = start
+    for tag_text, eq, value in pairs:
+        raw = tag_text + eq + value
+        if not eq or not tag_text.isdigit() or tag_text.startswith("0"):
+            raise FixError(pos, f"bad field {raw[:40]!r}")
+        tag = int(tag_text)
+        if not value:
+            raise FixError(pos, f"empty value for tag {tag}")
+        if len(_TAG_OF) < _TAG_CACHE_LIMIT:
+            _TAG_OF[tag_text] = tag
+        fields.append((tag, value))
+        pos += len(raw) + 1
+    return fields
+
+
 def parse_message(data: bytes, start: int = 0) -> tuple[FixMessage, int]:
     """Parse the message at `start`; returns it and the offset just past it."""
     body_end, end = _frame_end(data, start)
     sum_text = data[body_end + 3 : body_end + 6]
     if not sum_text.isdigit():
         raise FixError(body_end, f"CheckSum {sum_text!r} is not three digits")
-    expected = checksum(data[start:body_end])
+    expected = checksum(data[start:body_end])  # a bytes slice sums faster than a memoryview
     if int(sum_text) != expected:
         raise FixError(body_end, f"CheckSum {int(sum_text):03d} != computed {expected:03d}")
-    fields: list[tuple[int, str]] = []
-    pos = start
-    for raw in data[start : end - 1].split(SOH):
-        tag_text, eq, value = raw.partition(b"=")
-        if not eq or not tag_text.isdigit() or tag_text.startswith(b"0"):
-            raise FixError(pos, f"bad field {raw[:40]!r}")
-        if not value:
-            raise FixError(pos, f"empty value for tag {int(tag_text)}")
-        try:
-            fields.append((int(tag_text), value.decode("ascii")))
-        except UnicodeDecodeError:
-            raise FixError(pos, f"non-ASCII value for tag {int(tag_text)}") from None
-        pos += len(raw) + 1
+    try:
+        text = data[start : end - 1].decode("ascii")
+    except UnicodeDecodeError as err:
+        field_start = data.rfind(SOH, start, start + err.start) + 1 or start
+        tag = data[field_start : data.find(b"=", field_start)].decode("ascii", "replace")
+        raise FixError(field_start, f"non-ASCII value for tag {tag}") from None
+    pairs = [raw.partition("=") for raw in text.split("\x01")]
+    try:  # fast path: every tag already known well-formed, no empty value or missing "="
+        if "" in map(_VALUE, pairs):
+            raise KeyError
+        fields = [(_TAG_OF[tag_text], value) for tag_text, _, value in pairs]
+    except KeyError:
+        fields = _checked_fields(pairs, start)
     if fields[0] != (8, BEGIN_STRING):
         raise FixError(start, f"BeginString {fields[0][1]!r} is not {BEGIN_STRING}")
     if fields[2][0] != MSG_TYPE:

@@ -5,10 +5,11 @@ tracking number (2), timestamp (6 bytes, ns since midnight). Prices are Price(4)
 int in 1/10000 of a dollar. Files frame each message with a 2-byte big-endian length prefix
 (`framed=True`); a raw stream is messages back to back, sized by their type.
 
-Speed matters here (millions of messages a second): `iter_raw` does one precompiled
-`Struct.unpack_from` per message, found through a table indexed by the type byte, and yields
-its tuple as is: (type byte, locate, tracking, ts_high16, ts_low32, fields...). `decode` turns a
-raw tuple into a named message when clarity beats speed. A malformed message becomes an
+Speed matters here (millions of messages a second): `iter_raw` reads the length prefix from two
+bytes, finds the message's precompiled `Struct.unpack_from` and size in lists indexed by the type
+byte, makes one unpack call per message and yields its tuple as is: (type byte, locate,
+tracking, ts_high16, ts_low32, fields...). `decode` turns a raw tuple into a named message when
+clarity beats speed. A malformed message becomes an
 ItchError (offset, reason) in the caller's `errors` list and the stream goes on with the next
 framed message; a raw stream stops at an unknown type, since its length cannot be known.
 """
@@ -41,26 +42,28 @@ LAYOUTS: dict[bytes, Struct] = {
     b"P": Struct(">cHHHIQcI8sIQ"),  # ref, side, shares, stock, price, match number
 }
 SIZES = {t: s.size for t, s in LAYOUTS.items()}
-_BY_BYTE: list[Struct | None] = [None] * 256
+# dispatch by type byte: the bound unpack_from (None if unknown) and the size (0 if unknown)
+_UNPACK: list = [None] * 256
+_SIZE: list[int] = [0] * 256
 for _type, _struct in LAYOUTS.items():
-    _BY_BYTE[_type[0]] = _struct
-_LENGTH = Struct(">H")
+    _UNPACK[_type[0]] = _struct.unpack_from
+    _SIZE[_type[0]] = _struct.size
 
 
 def iter_raw(
     data: bytes, framed: bool = True, errors: list[ItchError] | None = None
 ) -> Iterator[tuple]:
     """Raw tuples, one per well-formed message (see module docstring)."""
-    table = _BY_BYTE
+    unpack = _UNPACK
+    sizes = _SIZE
     n = len(data)
     off = 0
     if framed:
-        unpack_len = _LENGTH.unpack_from
         while off < n:
             if off + 2 > n:
                 _fail(errors, off, "truncated length prefix")
                 return
-            (length,) = unpack_len(data, off)
+            length = data[off] << 8 | data[off + 1]  # the big-endian length, without a Struct
             body = off + 2
             off = body + length
             if off > n:
@@ -69,28 +72,29 @@ def iter_raw(
             if length == 0:
                 _fail(errors, body - 2, "zero-length message")
                 continue
-            layout = table[data[body]]
-            if layout is None:
+            kind = data[body]
+            if sizes[kind] == length:
+                yield unpack[kind](data, body)
+            elif not sizes[kind]:
                 _fail(errors, body, f"unknown message type {data[body : body + 1]!r}")
-            elif layout.size != length:
+            else:
                 _fail(
                     errors,
                     body,
-                    f"type {data[body : body + 1]!r} is {layout.size} bytes, length says {length}",
+                    f"type {data[body : body + 1]!r} is {sizes[kind]} bytes, length says {length}",
                 )
-            else:
-                yield layout.unpack_from(data, body)
         return
     while off < n:
-        layout = table[data[off]]
-        if layout is None:
+        kind = data[off]
+        size = sizes[kind]
+        if not size:
             _fail(errors, off, f"unknown message type {data[off : off + 1]!r}; raw stream stops")
             return
-        if off + layout.size > n:
-            _fail(errors, off, f"truncated: type {data[off : off + 1]!r} needs {layout.size} bytes")
+        if off + size > n:
+            _fail(errors, off, f"truncated: type {data[off : off + 1]!r} needs {size} bytes")
             return
-        yield layout.unpack_from(data, off)
-        off += layout.size
+        yield unpack[kind](data, off)
+        off += size
 
 
 def _fail(errors: list[ItchError] | None, offset: int, reason: str) -> None:
@@ -104,12 +108,12 @@ def parse_one(message: bytes) -> tuple:
     """One raw (unframed) message that must be exactly its type's size."""
     if not message:
         raise ItchError(0, "empty message")
-    layout = _BY_BYTE[message[0]]
-    if layout is None:
+    size = _SIZE[message[0]]
+    if not size:
         raise ItchError(0, f"unknown message type {message[:1]!r}")
-    if len(message) != layout.size:
-        raise ItchError(0, f"type {message[:1]!r} is {layout.size} bytes, got {len(message)}")
-    return layout.unpack_from(message)
+    if len(message) != size:
+        raise ItchError(0, f"type {message[:1]!r} is {size} bytes, got {len(message)}")
+    return _UNPACK[message[0]](message)
 
 
 def encode(raw: tuple) -> bytes:
@@ -121,7 +125,10 @@ def encode(raw: tuple) -> bytes:
 
 
 def frame(message: bytes) -> bytes:
-    return _LENGTH.pack(len(message)) + message
+    """The 2-byte big-endian length prefix of a file's framing, then the message."""
+    if len(message) > 0xFFFF:
+        raise ItchError(0, f"message of {len(message)} bytes does not fit a 2-byte length")
+    return len(message).to_bytes(2, "big") + message
 
 
 # ---- named messages --------------------------------------------------------------------------
