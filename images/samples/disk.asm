@@ -1,6 +1,6 @@
 ; disk: the int 13h services a boot loader uses on a hard disk, as on any PC.
-; Drive parameters (AH=08h, printed as the CX and DX it returns); CHS reads (AH=02h) of LBA 1-2 and of LBA 1100, its CHS address
-; computed from those parameters; LBA read (AH=42h, after the AH=41h check) of LBA 1500;
+; Drive parameters (AH=08h, printed as the CX and DX it returns); CHS reads (AH=02h) of
+; LBA 1-2 and of LBA 1100, its CHS address computed from those parameters; LBA read (AH=42h, after the AH=41h check) of LBA 1500;
 ; a CHS write (AH=03h) to LBA 3 and an LBA write (AH=43h) to LBA 2000. Each read prints the
 ; first 16 bytes of each sector it read; each call prints its status (AH).
 ; Written sectors: bytes 0, 1, 2, ... 255, 0, 1, ... with the writing function's name on top.
