@@ -113,11 +113,13 @@ def test_real_time_boot_runs_kernel_init_once(tmp_path: Path) -> None:
             time.sleep(0.05)  # several slice-timer periods inside the hypercall
             return super().init(boot_info_address)
 
-    pc = Pc(PcConfig(disk=disk), kernel_factory=lambda m: SlowKernel(Platform.of(m)))
-    try:
-        pc.machine.run(
-            wall_timeout_s=10, until=lambda: pc.kernel is not None and pc.kernel.ticks > 5
-        )
-    finally:
-        pc.machine.close()
-    assert len(inits) == 1
+    for _ in range(6):  # the race it guards against shows in about half the boots
+        inits.clear()
+        pc = Pc(PcConfig(disk=disk), kernel_factory=lambda m: SlowKernel(Platform.of(m)))
+        try:
+            pc.machine.run(
+                wall_timeout_s=10, until=lambda pc=pc: pc.kernel is not None and pc.kernel.ticks > 5
+            )
+        finally:
+            pc.machine.close()
+        assert len(inits) == 1
