@@ -1,16 +1,17 @@
-"""Trading engine figures: matching throughput and latency, ITCH and FIX parsing rates.
+"""Trading engine figures: matching throughput and latency, full OMS path, ITCH and FIX rates.
 
 Order mix: 60% passive adds (limit orders that rest), 30% cancels of a random live order, 10%
 aggressive limit orders crossing the spread (IOC). The stream is generated once against a
-scratch book (so every cancel names a live order) and replayed on a fresh one for timing.
-Latency: each order timed alone with perf_counter_ns, minus the measured cost of the timer
-pair itself (reported), and also as batch averages of 1,000 orders for comparison.
+scratch book (so every cancel names a live order) and replayed on a fresh book for timing.
+
+Each throughput figure is run 3 times (ITCH raw 5 times) and the median is printed with the
+spread, as wall-clock rate and as rate per CPU second of this process (process_time): on a
+shared machine the second is the steadier one. Latency per order: batches of 100 orders timed
+with perf_counter_ns, minus the measured cost of one timer pair, divided by 100 (median and p99
+over batches), and each order timed alone for comparison. The cyclic garbage collector stays
+on for every figure except the one labelled "GC off".
 
 Run: /tmp/venv/bin/python bench/bench_trading.py [--orders N] [--profile]
-
-Also reported: the bare book with Python's cyclic garbage collector off during the timed loop,
-because a book of ~200k linked resting orders makes the collector's passes a third of the cost;
-whether the kernel freezes or tunes the collector is the integrator's decision.
 """
 
 from __future__ import annotations
@@ -80,10 +81,21 @@ def make_stream(count: int, seed: int = 1) -> list[tuple]:
     return ops
 
 
-def run_book(ops: list[tuple]) -> float:
-    book = OrderBook("X")
+Timing = tuple[float, float]
+"""(wall seconds, CPU seconds of this process)"""
+
+
+def timed(func, *args) -> Timing:
+    """Run once and time it. The previous run's garbage is collected first, outside the timing
+    (an engine and its books reference each other, so only the cyclic collector frees them)."""
+    gc.collect()
+    wall, cpu = time.perf_counter_ns(), time.process_time_ns()
+    func(*args)
+    return (time.perf_counter_ns() - wall) / 1e9, (time.process_time_ns() - cpu) / 1e9
+
+
+def replay_book(ops: list[tuple], book: OrderBook) -> None:
     submit, cancel = book.submit, book.cancel
-    start = time.perf_counter_ns()
     for op in ops:
         kind = op[0]
         if kind == "cancel":
@@ -92,18 +104,40 @@ def run_book(ops: list[tuple]) -> float:
             submit(op[1], "maker", op[2], op[3], op[4], GTC)
         else:
             submit(op[1], "taker", op[2], op[3], op[4], IOC)
-    return (time.perf_counter_ns() - start) / 1e9
 
 
-def book_latencies(ops: list[tuple]) -> tuple[list[int], list[float], int]:
+def run_book(ops: list[tuple]) -> Timing:
+    book = OrderBook("X")
+    return timed(replay_book, ops, book)
+
+
+def timer_overhead() -> int:
+    clock = time.perf_counter_ns
+    return int(statistics.median(-(clock() - clock()) for _ in range(50_000)))
+
+
+def book_latencies(ops: list[tuple], batch: int, overhead: int) -> tuple[list[float], list[int]]:
+    """Per-order ns: averages over batches of `batch` orders, and each order timed alone."""
     book = OrderBook("X")
     submit, cancel = book.submit, book.cancel
     clock = time.perf_counter_ns
-    overhead = statistics.median(-(clock() - clock()) for _ in range(20_000))
-    singles: list[int] = []
     batches: list[float] = []
-    batch_start = clock()
-    for n, op in enumerate(ops, start=1):
+    for i in range(0, len(ops) - batch + 1, batch):
+        chunk = ops[i : i + batch]
+        t0 = clock()
+        for op in chunk:
+            kind = op[0]
+            if kind == "cancel":
+                cancel(op[1])
+            elif kind == "add":
+                submit(op[1], "maker", op[2], op[3], op[4], GTC)
+            else:
+                submit(op[1], "taker", op[2], op[3], op[4], IOC)
+        batches.append((clock() - t0 - overhead) / batch)
+    book = OrderBook("X")
+    submit, cancel = book.submit, book.cancel
+    singles: list[int] = []
+    for op in ops:
         kind = op[0]
         t0 = clock()
         if kind == "cancel":
@@ -113,27 +147,32 @@ def book_latencies(ops: list[tuple]) -> tuple[list[int], list[float], int]:
         else:
             submit(op[1], "taker", op[2], op[3], op[4], IOC)
         singles.append(clock() - t0 - overhead)
-        if n % 1000 == 0:
-            now = clock()
-            batches.append((now - batch_start) / 1000)
-            batch_start = now
-    return singles, batches, int(overhead)
+    return batches, singles
 
 
-def run_engine(ops: list[tuple]) -> float:
-    engine = TradingEngine(lambda: 0)
+def replay_engine(ops: list[tuple], engine: TradingEngine) -> None:
     ids: dict[int, int] = {}
-    start = time.perf_counter_ns()
+    submit, cancel = engine.submit, engine.cancel
     for op in ops:
         kind = op[0]
         if kind == "cancel":
-            engine.cancel(ids[op[1]])
+            cancel(ids[op[1]])
+        elif kind == "add":
+            ids[op[1]] = submit("maker", "AAPL", op[2], op[4], op[3], GTC).order_id
         else:
-            tif = GTC if kind == "add" else IOC
-            order = engine.submit("maker" if kind == "add" else "taker", "AAPL", op[2], op[4],
-                                  op[3], tif)  # fmt: skip
-            ids[op[1]] = order.order_id
-    return (time.perf_counter_ns() - start) / 1e9
+            ids[op[1]] = submit("taker", "AAPL", op[2], op[4], op[3], IOC).order_id
+
+
+def run_engine(ops: list[tuple], listen: bool = False) -> Timing:
+    engine = TradingEngine(lambda: 0)
+    if listen:
+        heard = [0]
+
+        def count_event(_event: object) -> None:
+            heard[0] += 1
+
+        engine.bus.subscribe(count_event)
+    return timed(replay_engine, ops, engine)
 
 
 def itch_data(count: int) -> bytes:
@@ -181,6 +220,43 @@ def pct(values: list, q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def rates(count: int, timings: list[Timing]) -> str:
+    """Median (min..max) of count/seconds, wall clock and CPU."""
+    walls = sorted(count / w for w, _ in timings)
+    cpus = sorted(count / c for _, c in timings)
+    return (
+        f"{statistics.median(walls):>11,.0f}/s wall ({walls[0]:,.0f}..{walls[-1]:,.0f}), "
+        f"{statistics.median(cpus):,.0f}/s CPU ({cpus[0]:,.0f}..{cpus[-1]:,.0f})"
+    )
+
+
+def count_raw(data: bytes) -> None:
+    for _msg in itch.iter_raw(data):
+        pass
+
+
+def count_decoded(data: bytes) -> None:
+    for _msg in itch.iter_messages(data):
+        pass
+
+
+def count_fix(data: bytes) -> None:
+    for _msg in fix.parse_stream(data):
+        pass
+
+
+def profile(label: str, func, *args) -> None:
+    gc.collect()
+    profiler = cProfile.Profile()
+    profiler.runcall(func, *args)
+    stream = io.StringIO()
+    pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(8)
+    print(f"--- where the time goes: {label} (top 8 by own time, under cProfile) ---")
+    lines = stream.getvalue().splitlines()
+    start_line = next(i for i, x in enumerate(lines) if "ncalls" in x)
+    print("\n".join(lines[start_line : start_line + 9]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=1_000_000)
@@ -190,67 +266,53 @@ def main() -> None:
     ops = make_stream(args.orders)
     counts = {k: sum(1 for op in ops if op[0] == k) for k in ("add", "cancel", "cross")}
     mix = ", ".join(f"{k} {100 * v / len(ops):.0f}%" for k, v in counts.items())
-    print(f"order stream: {len(ops):,} orders ({mix})")
+    book = OrderBook("X")
+    replay_book(ops, book)
+    print(f"order stream: {len(ops):,} orders ({mix}); book ends with {len(book):,} resting")
+    print("figures: median of 3 runs (min..max); wall clock and per CPU second of this process")
 
-    seconds = min(run_book(ops) for _ in range(3))
-    print(f"bare book:     {len(ops) / seconds:>12,.0f} orders/s  ({seconds:.2f} s, best of 3)")
+    print(f"bare book:       {rates(len(ops), [run_book(ops) for _ in range(3)])}")
     gc.disable()
-    seconds_nogc = min(run_book(ops) for _ in range(3))
-    gc.enable()
+    try:
+        nogc = [run_book(ops) for _ in range(3)]
+    finally:
+        gc.enable()
+    print(f"  same, GC off:  {rates(len(ops), nogc)}")
+    overhead = timer_overhead()
+    batch = 100
+    batches, singles = book_latencies(ops, batch, overhead)
     print(
-        f"bare book, cyclic GC off while timing: {len(ops) / seconds_nogc:,.0f} orders/s "
-        "(resting orders are linked nodes; the collector rescans them as the book grows)"
+        f"  latency per order, batches of {batch}: median {statistics.median(batches):.0f} ns, "
+        f"p99 {pct(batches, 0.99):.0f} ns (timer pair {overhead} ns subtracted per batch)"
     )
-    singles, batches, overhead = book_latencies(ops)
     print(
-        f"  latency per order: median {statistics.median(singles):.0f} ns, "
-        f"p99 {pct(singles, 0.99):.0f} ns (timed one by one, timer pair {overhead} ns removed)"
-    )
-    print(
-        f"  latency per order in batches of 1000: median {statistics.median(batches):.0f} ns, "
-        f"p99 {pct(batches, 0.99):.0f} ns"
+        f"  latency per order, timed alone:  median {statistics.median(singles):.0f} ns, "
+        f"p99 {pct(singles, 0.99):.0f} ns (timer pair {overhead} ns subtracted per order)"
     )
 
     oms_ops = ops[: min(len(ops), 200_000)]
-    seconds = run_engine(oms_ops)
     print(
-        f"full OMS path: {len(oms_ops) / seconds:>12,.0f} orders/s  "
-        f"({len(oms_ops):,} orders: validation, risk, state machine, log, events, portfolio)"
+        f"full OMS path:   {rates(len(oms_ops), [run_engine(oms_ops) for _ in range(3)])}\n"
+        f"  ({len(oms_ops):,} orders: validation, risk gate, state machine + log, live/finished "
+        "books, portfolio; no event listener, so no event objects)"
     )
+    listened = [run_engine(oms_ops, listen=True) for _ in range(3)]
+    print(f"  same, one listener on every event: {rates(len(oms_ops), listened)}")
 
     data = itch_data(1_000_000)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter_ns()
-        count = 0
-        for _msg in itch.iter_raw(data):
-            count += 1
-        best = min(best, (time.perf_counter_ns() - start) / 1e9)
-    print(f"ITCH raw parse: {count / best:>11,.0f} msgs/s  ({count:,} framed messages, 10 types)")
-    start = time.perf_counter_ns()
-    decoded = sum(1 for _ in itch.iter_messages(data))
-    secs = (time.perf_counter_ns() - start) / 1e9
-    print(f"ITCH decoded:   {decoded / secs:>11,.0f} msgs/s  (named tuples)")
+    print(f"ITCH raw parse:  {rates(1_000_000, [timed(count_raw, data) for _ in range(5)])}")
+    print("  (1,000,000 framed messages of 10 types; median of 5 runs (min..max))")
+    print(f"ITCH decoded:    {rates(1_000_000, [timed(count_decoded, data) for _ in range(3)])}")
 
     fix_bytes = fix_data(50_000)
-    start = time.perf_counter_ns()
-    parsed = sum(1 for _ in fix.parse_stream(fix_bytes))
-    secs = (time.perf_counter_ns() - start) / 1e9
-    print(f"FIX parse:      {parsed / secs:>11,.0f} msgs/s  (exec reports + 10-level snapshots)")
+    fix_runs = [timed(count_fix, fix_bytes) for _ in range(3)]
+    print(f"FIX parse:       {rates(50_000, fix_runs)}  (exec reports + 10-level snapshots)")
 
     if args.profile:
-        for label, func, arg in (
-            ("bare book", run_book, ops[:300_000]),
-            ("OMS path", run_engine, oms_ops[:50_000]),
-        ):
-            profiler = cProfile.Profile()
-            profiler.runcall(func, arg)
-            stream = io.StringIO()
-            pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(8)
-            print(f"--- profile: {label} (top 8 by own time) ---")
-            lines = stream.getvalue().splitlines()
-            start_line = next(i for i, x in enumerate(lines) if "ncalls" in x)
-            print("\n".join(lines[start_line : start_line + 9]))
+        profile("bare book", replay_book, ops[:300_000], OrderBook("X"))
+        profile("full OMS path", replay_engine, oms_ops[:50_000], TradingEngine(lambda: 0))
+        profile("ITCH raw", count_raw, itch_data(200_000))
+        profile("FIX", count_fix, fix_data(10_000))
 
 
 if __name__ == "__main__":
