@@ -217,11 +217,6 @@ A20_OFF_ROWS = [
 ]
 
 
-A20_OFF_BUG = (
-    "emu bug: Machine.set_a20(False) unmaps 0x100000-0x10FFFF out of the single RAM mapping, "
-    "Cpu.unmap then raises (not in _mapped) inside the port callback, and the next access "
-    "above 1 MiB faults"
-)
 
 
 # The sample goes on to switch A20 off within the same slice, which trips the bug below.
@@ -233,8 +228,6 @@ def test_memory_size_map_and_a20_on(tmp_path):
     assert run.rows[: len(expected)] == expected
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.xfail(strict=True, reason=A20_OFF_BUG)
 def test_memory_a20_off_wraps(tmp_path):
     run = boot(make_disk(tmp_path / "memory.img", sample("memory")))
     base = len(memory_rows(run.pc.machine.cpu.ram_bytes))

@@ -66,6 +66,7 @@ _OUT_CB = ctypes.CFUNCTYPE(
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _CPUID_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
+A20_WINDOW, A20_WINDOW_SIZE = 0x100000, 0x10000  # the high memory area A20 decides about
 _CONTEXT_HEADER = 16  # uc_context: size_t size; uc_mode mode; uc_arch arch; then the CPU state
 
 
@@ -90,7 +91,11 @@ class Cpu:
         self._reg_write = uclib.uc_reg_write
         self._callbacks: list[object] = []  # keep ctypes thunks alive
         self._mapped: list[tuple[int, int]] = []
-        self.map_ram(0, ram_bytes, 0)
+        # Three mappings so the A20 gate can swap the 64 KiB above 1 MiB for an alias of 0-64 KiB.
+        hma_end = A20_WINDOW + A20_WINDOW_SIZE
+        self.map_ram(0, A20_WINDOW, 0)
+        self.map_ram(A20_WINDOW, A20_WINDOW_SIZE, A20_WINDOW)
+        self.map_ram(hma_end, ram_bytes - hma_end, hma_end)
         self._calibrated: dict[str, int] = {}
 
     # ---- memory -------------------------------------------------------------------------

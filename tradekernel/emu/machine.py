@@ -15,9 +15,11 @@ from __future__ import annotations
 import struct
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_INSN_INVALID, UC_HOOK_MEM_UNMAPPED, UcError
 
@@ -27,6 +29,8 @@ from tradekernel.emu.bus import Channels, MmioBus, PortBus
 from tradekernel.emu.calibrate import calibrate
 from tradekernel.emu.clock import Clock
 from tradekernel.emu.cpu import (
+    A20_WINDOW,
+    A20_WINDOW_SIZE,
     CR0,
     CR0_PE,
     CS,
@@ -281,8 +285,8 @@ class Machine:
         if enabled == self.a20:
             return
         self.a20 = enabled
-        self.cpu.unmap(memmap.EXTENDED_BASE, 0x10000)
-        self.cpu.map_ram(memmap.EXTENDED_BASE, 0x10000, 0 if not enabled else memmap.EXTENDED_BASE)
+        self.cpu.unmap(A20_WINDOW, A20_WINDOW_SIZE)
+        self.cpu.map_ram(A20_WINDOW, A20_WINDOW_SIZE, A20_WINDOW if enabled else 0)
 
     def _stop_soon(self) -> None:
         """Ask for the slice to end as soon as the CPU is outside every hook (real time only).
@@ -306,7 +310,8 @@ class Machine:
             return True
 
     def _guard(self, handler: Callable[..., object]) -> Callable[..., object]:
-        """Wrap a CPU hook so the timer thread can tell when the CPU is inside one."""
+        """Wrap a CPU hook so the timer thread can tell when the CPU is inside one, and so that
+        a Python exception in a device or the kernel stops the machine with a report."""
         lock = self._hook_lock
 
         def guarded(*args: object) -> object:
@@ -314,6 +319,13 @@ class Machine:
                 self._in_hook += 1
             try:
                 return handler(*args)
+            except Exception as error:  # noqa: BLE001 - ctypes would print and carry on
+                where = traceback.extract_tb(error.__traceback__)[-1]
+                self._crash(
+                    f"internal error: {type(error).__name__}: {error} "
+                    f"({Path(where.filename).name}:{where.lineno} in {where.name})"
+                )
+                return 0
             finally:
                 with lock:
                     self._in_hook -= 1
