@@ -329,3 +329,20 @@ def test_kernel_ata_driver_runs_fat_on_the_model(tmp_path: Path) -> None:
     real_size, disk.block_count = disk.block_count, disk.block_count + 10
     with pytest.raises(AtaError, match="error 0x10"):  # the drive's IDNF comes through
         disk.read_blocks(real_size, 1)
+
+
+def test_string_transfers_match_word_by_word_ones() -> None:
+    """`rep insw`/`outsw` served in one call per DRQ block give the same bytes and status
+    sequence as 256 single-word accesses."""
+    from tradekernel.kernel.portio import PortIo
+
+    rig = Rig(pattern_disk())
+    strings = AtaDisk(PortIo(rig.ports), wait_irq=lambda: None)
+    words = AtaDisk(rig, wait_irq=lambda: None)  # the rig's insw/outsw go a word at a time
+    assert strings.read_blocks(5, 3) == pattern_disk().getvalue()[5 * 512 : 8 * 512]
+    data = bytes(range(256)) * 6
+    strings.write_blocks(40, data)
+    assert words.read_blocks(40, 3) == data
+    words.write_blocks(50, data[::-1])
+    assert strings.read_blocks(50, 3) == data[::-1]
+    assert rig.edges > 0

@@ -299,7 +299,9 @@ class IdeChannel(Device):
     def attach(self, board: Board) -> None:
         self._irq = board.irq(IDE_IRQ)
         self._clock = board.clock
-        board.ports.claim(COMMAND_BASE, 8, self.name, self._read, self._write)
+        board.ports.claim(COMMAND_BASE, 1, self.name, self._read, self._write,
+                          self._read_string, self._write_string)  # fmt: skip
+        board.ports.claim(COMMAND_BASE + 1, 7, self.name, self._read, self._write)
         board.ports.claim(CONTROL_PORT, 1, self.name, self._read_control, self._write_control)
         self.reset()
 
@@ -411,6 +413,32 @@ class IdeChannel(Device):
             self._read_block_done(drive)
         return value
 
+    def _read_string(self, port: int, size: int, count: int) -> bytes:
+        """`rep insw` on the data port: up to the end of the current DRQ block per call, as
+        the drive's buffer would give; past the data a real bus floats, here zeros."""
+        wanted = size * count
+        drive = self._selected()
+        if drive is None or not drive.status & DRQ or drive.writing:
+            return bytes(wanted)
+        take = min(wanted, drive.boundary - drive.position)
+        data = bytes(drive.buffer[drive.position : drive.position + take])
+        drive.position += take
+        if drive.position >= drive.boundary:
+            self._read_block_done(drive)
+        return data + bytes(wanted - take)
+
+    def _write_string(self, port: int, size: int, data: bytes) -> None:
+        """`rep outsw` on the data port: whole blocks go to the disk in one step."""
+        drive = self._selected()
+        offset = 0
+        while offset < len(data) and drive is not None and drive.status & DRQ and drive.writing:
+            need = drive.block_bytes - len(drive.buffer)
+            chunk = data[offset : offset + need]
+            offset += len(chunk)
+            drive.buffer += chunk
+            if len(drive.buffer) >= drive.block_bytes:
+                self._write_block(drive)
+
     def _read_block_done(self, drive: _Drive) -> None:
         if drive.position >= len(drive.buffer):
             drive.end_transfer()
@@ -424,8 +452,10 @@ class IdeChannel(Device):
         if not drive.status & DRQ or not drive.writing:
             return
         drive.buffer += value.to_bytes(size, "little")
-        if len(drive.buffer) < drive.block_bytes:
-            return
+        if len(drive.buffer) >= drive.block_bytes:
+            self._write_block(drive)
+
+    def _write_block(self, drive: _Drive) -> None:
         block, drive.buffer = drive.buffer[: drive.block_bytes], drive.buffer[drive.block_bytes :]
         drive.backing.write_sectors(drive.lba, bytes(block))
         drive.lba += len(block) // SECTOR

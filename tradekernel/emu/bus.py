@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 PortRead = Callable[[int, int], int]  # (port, size in bytes) -> value
 PortWrite = Callable[[int, int, int], None]  # (port, size in bytes, value)
+PortReadString = Callable[[int, int, int], bytes]  # (port, unit size, count) -> bytes
+PortWriteString = Callable[[int, int, bytes], None]  # (port, unit size, data)
 MmioRead = Callable[[int, int], int]  # (offset in range, size) -> value
 MmioWrite = Callable[[int, int, int], None]  # (offset in range, size, value)
 
@@ -29,6 +31,8 @@ class _PortClaim:
     owner: str
     read: PortRead | None
     write: PortWrite | None
+    read_string: PortReadString | None = None
+    write_string: PortWriteString | None = None
 
 
 class PortBus:
@@ -44,10 +48,14 @@ class PortBus:
         owner: str,
         read: PortRead | None = None,
         write: PortWrite | None = None,
+        read_string: PortReadString | None = None,
+        write_string: PortWriteString | None = None,
     ) -> None:
+        """`read_string`/`write_string` are optional fast paths for `rep insw`-style
+        transfers (a disk's data port); without them a string access is a loop of reads."""
         if not 0 <= first and first + count <= PORT_COUNT and count > 0:
             raise WiringError(f"{owner}: ports {first:#x}+{count} outside the I/O space")
-        claim = _PortClaim(owner, read, write)
+        claim = _PortClaim(owner, read, write, read_string, write_string)
         for port in range(first, first + count):
             existing = self._claims[port]
             if existing is not None:
@@ -68,6 +76,23 @@ class PortBus:
         claim = self._claims[port & 0xFFFF]
         if claim is not None and claim.write is not None:
             claim.write(port & 0xFFFF, size, value & ((1 << (8 * size)) - 1))
+
+    def read_string(self, port: int, size: int, count: int) -> bytes:
+        """`count` reads of `size` bytes from one port, as `rep ins` does."""
+        claim = self._claims[port & 0xFFFF]
+        if claim is not None and claim.read_string is not None:
+            return claim.read_string(port & 0xFFFF, size, count)
+        read = self.read
+        return b"".join(read(port, size).to_bytes(size, "little") for _ in range(count))
+
+    def write_string(self, port: int, size: int, data: bytes) -> None:
+        """`len(data) // size` writes to one port, as `rep outs` does."""
+        claim = self._claims[port & 0xFFFF]
+        if claim is not None and claim.write_string is not None:
+            claim.write_string(port & 0xFFFF, size, data)
+            return
+        for offset in range(0, len(data) - size + 1, size):
+            self.write(port, size, int.from_bytes(data[offset : offset + size], "little"))
 
 
 @dataclass(frozen=True)
