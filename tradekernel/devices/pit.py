@@ -342,7 +342,9 @@ class Counter:
                 if self.mode in (4, 5):
                     self.done = True
                 self.irq.pulse()
-        self._reschedule(deadline)
+        # When the host fell behind (real-time mode), edges already in the past are dropped
+        # rather than replayed: the PIC latches only one, and replaying would livelock.
+        self._reschedule(max(deadline, self.clock.now_ns()))
 
     def timer_deadline(self) -> int | None:
         return self._timer.deadline if self._timer is not None else None

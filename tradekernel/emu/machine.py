@@ -88,30 +88,38 @@ REGISTER_IDS = {
 }
 
 
+GPR_INDEX = {"eax": 0, "ecx": 1, "edx": 2, "ebx": 3, "esp": 4, "ebp": 5, "esi": 6, "edi": 7}
+
+
 class Registers:
     """Named register access for hypercall handlers (the kernel never sees unicorn ids)."""
 
     def __init__(self, cpu: Cpu) -> None:
-        self._read = cpu.read
-        self._write = cpu.write
+        self._cpu = cpu
+        self._gpr = cpu.gpr
 
     def read(self, name: str) -> int:
-        return self._read(REGISTER_IDS[name])
+        index = GPR_INDEX.get(name)
+        return self._gpr(index) if index is not None else self._cpu.read(REGISTER_IDS[name])
 
     def write(self, name: str, value: int) -> None:
-        self._write(REGISTER_IDS[name], value)
+        index = GPR_INDEX.get(name)
+        if index is not None:
+            self._cpu.set_gpr(index, value)
+        else:
+            self._cpu.write(REGISTER_IDS[name], value)
 
     def arg0(self) -> int:
-        return self._read(EBX)
+        return self._gpr(3)  # EBX
 
     def arg1(self) -> int:
-        return self._read(ECX)
+        return self._gpr(1)  # ECX
 
     def arg2(self) -> int:
-        return self._read(ESI)
+        return self._gpr(6)  # ESI
 
     def arg3(self) -> int:
-        return self._read(EDI)
+        return self._gpr(7)  # EDI
 
 
 Hypercall = Callable[[Registers], int]
@@ -214,7 +222,6 @@ class Machine:
         self._slice_base_ns = 0
         self._wall_origin = time.monotonic_ns()
         self._in_slice = False
-        self._hook_lock = threading.Lock()
         self._in_hook = 0
         self._io_fault = None  # a saved CPU state waiting for its #GP (see _fault_from_io)
         self._slicer: _SliceTimer | None = None
@@ -299,24 +306,22 @@ class Machine:
             self._slicer.arm(time.monotonic())
 
     def _timer_stop(self) -> bool:
-        """The timer thread's stop; False means "inside a hook, try again shortly"."""
-        with self._hook_lock:
-            if not self._in_slice:
-                return True
-            if self._in_hook:
-                return False
-            self._stop_requested = True
-            self.cpu.stop()
+        """The timer thread's stop; False means "inside a hook, try again shortly". The counter
+        is only written by the CPU thread and read here under the GIL: no lock is needed."""
+        if not self._in_slice:
             return True
+        if self._in_hook:
+            return False
+        self._stop_requested = True
+        self.cpu.stop()
+        return True
 
     def _guard(self, handler: Callable[..., object]) -> Callable[..., object]:
         """Wrap a CPU hook so the timer thread can tell when the CPU is inside one, and so that
         a Python exception in a device or the kernel stops the machine with a report."""
-        lock = self._hook_lock
 
         def guarded(*args: object) -> object:
-            with lock:
-                self._in_hook += 1
+            self._in_hook += 1
             try:
                 return handler(*args)
             except Exception as error:  # noqa: BLE001 - ctypes would print and carry on
@@ -327,8 +332,7 @@ class Machine:
                 )
                 return 0
             finally:
-                with lock:
-                    self._in_hook -= 1
+                self._in_hook -= 1
 
         return guarded
 
@@ -361,8 +365,8 @@ class Machine:
     def _io_allowed(self, port: int, size: int) -> bool:
         """Protected mode: CPL <= IOPL, or the TSS I/O bitmap clears every byte of the access."""
         cpu = self.cpu
-        cpl = cpu.read(CS) & 3
-        if cpl == 0 or not cpu.read(CR0) & CR0_PE:
+        cpl = cpu.cpl()
+        if cpl == 0:
             return True
         if cpl <= (cpu.read(EFLAGS) & FLAG_IOPL) >> 12:
             return True
@@ -381,15 +385,10 @@ class Machine:
         mask = ((1 << size) - 1) << (port % 8)
         return not bits & mask
 
-    def _kernel_mode(self) -> bool:
-        """CPL 0 (real mode counts: its CS may have any low bits)."""
-        cpu = self.cpu
-        return cpu.read(CS) & 3 == 0 or not cpu.read(CR0) & CR0_PE
-
     def _port_in(self, port: int, size: int) -> int:
         if self._io_fault is not None:
             return self.cpu.read(EAX)
-        if port & 0xFF00 == HYPERCALL_PORT_BASE and self._kernel_mode():
+        if port & 0xFF00 == HYPERCALL_PORT_BASE and self.cpu.cpl() == 0:
             handler = self.hypercalls.get(port & 0xFF)
             if handler is None:
                 return -ENOSYS & 0xFFFFFFFF

@@ -1,0 +1,18 @@
+"""The direct view of Unicorn's CPU state (the hypercall fast path) must be found and agree with
+Unicorn's own API; an upgrade that moves it must fail here, not slow down silently."""
+
+from __future__ import annotations
+
+from tradekernel.emu.cpu import CS, EAX, EBX, ECX, EDI, EDX, ESI, Cpu
+
+
+def test_live_registers_are_found_and_agree_with_the_api() -> None:
+    cpu = Cpu(2 * 1024 * 1024)
+    assert cpu._gprs is not None and cpu._hflags is not None
+    for index, reg in enumerate((EAX, ECX, EDX, EBX)):
+        cpu.write(reg, 0x1000 + index)
+        assert cpu.gpr(index) == 0x1000 + index
+    cpu.set_gpr(6, 0xCAFEF00D)
+    cpu.set_gpr(7, 0xFFFFFFFF)
+    assert cpu.read(ESI) == 0xCAFEF00D and cpu.read(EDI) == 0xFFFFFFFF
+    assert cpu.cpl() == cpu.read_segment(CS) & 3 == 0
