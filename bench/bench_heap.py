@@ -6,7 +6,8 @@ Figures: kmalloc/kfree pairs per second with the memoryview fast path (what the 
 `memory.view()` is a memoryview over the very buffer Unicorn maps as guest RAM with
 mem_map_ptr) and with the plain read/write protocol; a mixed workload's operations per second
 and the fragmentation it leaves; the cost of memcheck. A "floor" line times an empty method
-pair on this machine so figures from different hosts can be compared.
+pair on this machine so figures from different hosts can be compared. Last, the same pairs
+made by guest code through the KMALLOC/KFREE hypercalls of a booted kernel's heap.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ import platform
 import random
 import time
 
+from tradekernel.devices.power import PowerControl
+from tradekernel.emu.cpu import EIP
+from tradekernel.emu.machine import Machine, MachineConfig
+from tradekernel.hypercall import HYPERCALL_PORT_BASE, Hypercall
 from tradekernel.kernel.heap import KernelHeap, OutOfMemory, format_memstats
+from tradekernel.kernel.memory import KernelMemory
 from tradekernel.memmap import KERNEL_HEAP_BASE, KERNEL_HEAP_SIZE
 
 RAM = 32 << 20
@@ -105,6 +111,45 @@ def mixed_workload(heap: KernelHeap, operations: int, seed: int = 1) -> tuple[fl
     return operations / elapsed, failures
 
 
+def hypercall_pairs(count: int) -> float:
+    """Guest code in a loop: EBX=64, KMALLOC, EBX=result, KFREE; then ACPI power-off."""
+    machine = Machine(MachineConfig())
+    machine.add(PowerControl())
+    memory = KernelMemory(machine.memory, machine.cpu.ram_bytes, lambda: 0, lambda cr3: None)
+    machine.register_hypercall(Hypercall.KMALLOC, memory.hypercall_kmalloc)
+    machine.register_hypercall(Hypercall.KFREE, memory.hypercall_kfree)
+    kmalloc = (HYPERCALL_PORT_BASE + Hypercall.KMALLOC).to_bytes(2, "little")
+    kfree = (HYPERCALL_PORT_BASE + Hypercall.KFREE).to_bytes(2, "little")
+    body = (
+        b"\xbb\x40\x00\x00\x00"
+        + b"\x66\xba"
+        + kmalloc
+        + b"\xed"  # mov ebx,64; in
+        + b"\x89\xc3"
+        + b"\x66\xba"
+        + kfree
+        + b"\xed"
+        + b"\x49"
+    )  # mov ebx,eax; in; dec
+    code = (
+        b"\xb9"
+        + count.to_bytes(4, "little")
+        + body
+        + b"\x75"
+        + bytes([(-(len(body) + 2)) & 0xFF])  # jnz loop
+        + b"\x66\xba\x04\x06\x66\xb8\x00\x20\x66\xef\xf4"
+    )  # ACPI S5
+    machine.cpu.ram[0x10000 : 0x10000 + len(code)] = code  # fmt: skip
+    machine.cpu.write(EIP, 0x10000)
+    start = time.perf_counter()
+    stop = machine.run(wall_timeout_s=120)
+    elapsed = time.perf_counter() - start
+    machine.close()
+    if stop.reason != "poweroff" or memory.heap.memstats().used != 0:
+        raise SystemExit(f"hypercall bench went wrong: {stop}")
+    return count / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
@@ -134,6 +179,8 @@ def main() -> None:
     elapsed_ms = (time.perf_counter() - start) * 1000
     print(f"memcheck over {result.blocks} blocks: {'OK' if result.ok else 'FAILED'} "
           f"in {elapsed_ms:.1f} ms")  # fmt: skip
+    rate = hypercall_pairs(count // 3)
+    print(f"kmalloc(64)/kfree from guest code via hypercalls {rate:>10,.0f} pairs/s")
 
 
 if __name__ == "__main__":
