@@ -245,16 +245,21 @@ def cmd_replace(desk: Desk, args: list[str], out: TextSink) -> int:
     return _report_order(engine, order, out)
 
 
+def _owner_scope(args: list[str]) -> str | None:
+    """`-o OWNER` (default: the shell's owner) or `all` (None) for the listing commands."""
+    owner, rest = _take_owner(args)
+    if rest not in ([], ["all"]):
+        raise UsageError(f"unexpected {' '.join(rest)!r}")
+    return None if rest == ["all"] else owner
+
+
 def cmd_orders(desk: Desk, args: list[str], out: TextSink) -> int:
-    usage = "orders [-o OWNER | all]"
     try:
-        owner, args = _take_owner(args)
+        scope = _owner_scope(args)
     except UsageError as err:
-        return _usage(out, usage, str(err))
-    if args not in ([], ["all"]):
-        return _usage(out, usage, f"unexpected {' '.join(args)!r}")
+        return _usage(out, "orders [-o OWNER | all]", str(err))
     engine = desk.engine
-    orders = engine.open_orders(None if args == ["all"] else owner)
+    orders = engine.open_orders(scope)
     if not orders:
         out.write("no open orders\n", GREY)
         return 0
@@ -293,14 +298,11 @@ def cmd_trades(desk: Desk, args: list[str], out: TextSink) -> int:
 
 
 def cmd_pos(desk: Desk, args: list[str], out: TextSink) -> int:
-    usage = "pos [-o OWNER | all]"
     try:
-        owner, args = _take_owner(args)
+        scope = _owner_scope(args)
     except UsageError as err:
-        return _usage(out, usage, str(err))
-    if args not in ([], ["all"]):
-        return _usage(out, usage, f"unexpected {' '.join(args)!r}")
-    positions = desk.engine.portfolio.positions(None if args == ["all"] else owner)
+        return _usage(out, "pos [-o OWNER | all]", str(err))
+    positions = desk.engine.portfolio.positions(scope)
     if not positions:
         out.write("no positions\n", GREY)
         return 0
@@ -315,14 +317,11 @@ def cmd_pos(desk: Desk, args: list[str], out: TextSink) -> int:
 
 
 def cmd_pnl(desk: Desk, args: list[str], out: TextSink) -> int:
-    usage = "pnl [-o OWNER | all]"
     try:
-        owner, args = _take_owner(args)
+        scope = _owner_scope(args)
     except UsageError as err:
-        return _usage(out, usage, str(err))
-    if args not in ([], ["all"]):
-        return _usage(out, usage, f"unexpected {' '.join(args)!r}")
-    rows = desk.engine.pnl(None if args == ["all"] else owner)
+        return _usage(out, "pnl [-o OWNER | all]", str(err))
+    rows = desk.engine.pnl(scope)
     if not rows:
         out.write("no fills\n", GREY)
         return 0
