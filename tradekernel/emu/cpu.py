@@ -72,6 +72,17 @@ A20_WINDOW, A20_WINDOW_SIZE = 0x100000, 0x10000  # the high memory area A20 deci
 _CONTEXT_HEADER = 16  # uc_context: size_t size; uc_mode mode; uc_arch arch; then the CPU state
 
 
+class _TableRegister(ctypes.Structure):
+    """Unicorn's uc_x86_mmr: what it fills for GDTR, IDTR, LDTR and TR."""
+
+    _fields_ = (
+        ("selector", ctypes.c_uint16),
+        ("base", ctypes.c_uint64),
+        ("limit", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+    )
+
+
 class CpuError(Exception):
     """Unicorn refused something (bad register write, unmapped memory, calibration failure)."""
 
@@ -88,6 +99,8 @@ class Cpu:
         self._ram = ctypes.create_string_buffer(ram_bytes)
         self.ram = memoryview(self._ram).cast("B")
         self._u32 = ctypes.c_uint32()
+        self._mmr = _TableRegister()
+        self._mmr_ref = ctypes.byref(self._mmr)
         self._u32_ref = ctypes.byref(self._u32)
         self._reg_read = uclib.uc_reg_read
         self._reg_write = uclib.uc_reg_write
@@ -104,6 +117,7 @@ class Cpu:
         cal = calibrate()
         self._gprs = None
         self._hflags = None
+        self.state = state  # address of the live CPU state, or None
         if state is not None:
             regs = state + cal.gprs
             self._gprs = (ctypes.c_uint64 * 8).from_address(regs)
@@ -148,6 +162,23 @@ class Cpu:
         else:
             self.write(GPRS[index], value)
 
+    def state_i32(self, offset: int) -> ctypes.c_int32:
+        """The int32 at a calibrated offset of the live CPU state (requires `state`)."""
+        assert self.state is not None
+        return ctypes.c_int32.from_address(self.state + offset)
+
+    def clear_cpl(self) -> None:
+        """CPL 0 in hflags, so that ring-0 SS and CS can be loaded (interrupt delivery)."""
+        if self._hflags is not None:
+            self._hflags.value &= ~3
+            return
+        ctx = self.uc.context_save()
+        view = self.context_view(ctx)
+        offset = calibrate().hflags
+        (hflags,) = struct.unpack_from("<I", view, offset)
+        struct.pack_into("<I", view, offset, hflags & ~3)
+        self.uc.context_restore(ctx)
+
     def read_segment(self, reg: int) -> int:
         """Unicorn writes only 16 bits for a selector: the rest of the buffer is stale."""
         return self.read(reg) & 0xFFFF
@@ -163,9 +194,10 @@ class Cpu:
         return self.read(CS) & 3
 
     def read_table_register(self, reg: int) -> tuple[int, int]:
-        """GDTR/IDTR/TR as (base, limit)."""
-        _, base, limit, _ = self.uc.reg_read(reg)
-        return base, limit
+        """GDTR/IDTR/TR as (base, limit), through the C API (the binding's tuple path is ~10x
+        slower and interrupt delivery reads two of these)."""
+        self._reg_read(self._handle, reg, self._mmr_ref)
+        return self._mmr.base, self._mmr.limit
 
     def write_table_register(self, reg: int, base: int, limit: int, selector: int = 0) -> None:
         self.uc.reg_write(reg, (selector, base, limit, 0))

@@ -124,12 +124,23 @@ class Mmu:
     def __init__(self, cpu: Cpu) -> None:
         self.cpu = cpu
         self.ram = cpu.ram
+        self._directory: int | None = None  # pinned for one delivery (see `pin`)
+
+    def pin(self) -> None:
+        """Read CR0/CR3 once for a run of accesses (one delivery) instead of at every page."""
+        cpu = self.cpu
+        self._directory = cpu.read(CR3) & 0xFFFFF000 if cpu.read(CR0) & CR0_PG else -1
+
+    def unpin(self) -> None:
+        self._directory = None
 
     def physical(self, linear: int, write: bool = False) -> int:
-        cpu = self.cpu
-        if not cpu.read(CR0) & CR0_PG:
+        directory = self._directory
+        if directory is None:
+            cpu = self.cpu
+            directory = cpu.read(CR3) & 0xFFFFF000 if cpu.read(CR0) & CR0_PG else -1
+        if directory < 0:
             return linear & 0xFFFFFFFF
-        directory = cpu.read(CR3) & 0xFFFFF000
         (pde,) = struct.unpack_from("<I", self.ram, directory + ((linear >> 22) << 2))
         if not pde & 1:
             raise PageNotPresent(linear, write)
@@ -166,11 +177,24 @@ class InterruptUnit:
         self.cpu = cpu
         self.cal = calibration
         self.mmu = Mmu(cpu)
+        # The three words read or written on every exception, straight in the live CPU state.
+        self._live = None
+        if cpu.state is not None:
+            self._live = (
+                cpu.state_i32(calibration.error_code),
+                cpu.state_i32(calibration.is_software_int),
+                cpu.state_i32(calibration.old_exception),
+            )
 
     # ---- what Unicorn hides -------------------------------------------------------------
     def take_exception_state(self) -> tuple[int, bool]:
         """(error code, was `int n`) of the exception Unicorn just reported, and clear its
         previous-exception word so the next fault is reported as itself (unicorn#1883)."""
+        live = self._live
+        if live is not None:
+            error_code, software, old_exception = live
+            old_exception.value = -1
+            return error_code.value & 0xFFFFFFFF, software.value == 1
         ctx = self.cpu.save_context()
         view = self.cpu.context_view(ctx)
         (error_code,) = struct.unpack_from("<i", view, self.cal.error_code)
@@ -178,13 +202,6 @@ class InterruptUnit:
         struct.pack_into("<i", view, self.cal.old_exception, -1)
         self.cpu.restore_context(ctx)
         return error_code & 0xFFFFFFFF, software == 1
-
-    def _set_cpl0(self) -> None:
-        ctx = self.cpu.save_context()
-        view = self.cpu.context_view(ctx)
-        (hflags,) = struct.unpack_from("<I", view, self.cal.hflags)
-        struct.pack_into("<I", view, self.cal.hflags, hflags & ~3)
-        self.cpu.restore_context(ctx)
 
     # ---- delivery -----------------------------------------------------------------------
     def deliver(self, event: Event) -> None:
@@ -246,8 +263,12 @@ class InterruptUnit:
         eip = cpu.read(EIP) if event.return_eip is None else event.return_eip
         if not cpu.read(CR0) & CR0_PE:
             self._deliver_real(event.vector, eip)
-        else:
+            return
+        self.mmu.pin()
+        try:
             self._deliver_protected(event, eip)
+        finally:
+            self.mmu.unpin()
 
     def _deliver_real(self, vector: int, ip: int) -> None:
         cpu = self.cpu
@@ -307,7 +328,8 @@ class InterruptUnit:
             raise DeliveryFault(
                 GENERAL_PROTECTION, gate_error, f"vector {vector:#x}: gate type {gate_type:#x}"
             )
-        cpl = cpu.read(CS) & 3
+        old_cs = cpu.read_segment(CS)
+        cpl = old_cs & 3
         if event.software and gate_dpl < cpl:
             raise DeliveryFault(
                 GENERAL_PROTECTION, gate_error, f"int {vector:#x}: gate DPL {gate_dpl} < CPL {cpl}"
@@ -328,7 +350,6 @@ class InterruptUnit:
         if not code_access & 0x80:
             raise DeliveryFault(SEGMENT_NOT_PRESENT, selector_error, "handler CS not present")
         flags = cpu.read(EFLAGS)
-        old_cs = cpu.read(CS) & 0xFFFF
         error = event.error_code if event.vector in VECTORS_WITH_ERROR_CODE else None
         if event.software:
             error = None
@@ -338,11 +359,11 @@ class InterruptUnit:
             stack_base, _, stack_access = self._descriptor(ss0)
             if (ss0 & 3) != target_dpl or ((stack_access >> 5) & 3) != target_dpl:
                 raise DeliveryFault(10, ss0 & 0xFFFC, f"TSS SS0 {ss0:#x} is not a ring-0 stack")
-            words = [cpu.read(SS) & 0xFFFF, cpu.read(ESP), flags, old_cs, eip]
+            words = [cpu.read_segment(SS), cpu.gpr(4), flags, old_cs, eip]
             new_ss, new_esp = ss0, esp0
         else:
             words = [flags, old_cs, eip]
-            new_ss, new_esp = None, cpu.read(ESP)
+            new_ss, new_esp = None, cpu.gpr(4)
             stack_base = 0
         if error is not None:
             words.append(error)
@@ -354,7 +375,7 @@ class InterruptUnit:
         except PageNotPresent as missing:
             raise DeliveryFault(12 if new_ss is None else 10, 0, str(missing)) from missing
         if new_ss is not None:
-            self._set_cpl0()
+            cpu.clear_cpl()
             cpu.write(SS, new_ss)
         cpu.write(ESP, new_esp)
         if selector != old_cs:
