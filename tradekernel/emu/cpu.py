@@ -202,9 +202,6 @@ class Cpu:
     def write_table_register(self, reg: int, base: int, limit: int, selector: int = 0) -> None:
         self.uc.reg_write(reg, (selector, base, limit, 0))
 
-    def write_msr(self, msr: int, value: int) -> None:
-        self.uc.reg_write(x86.UC_X86_REG_MSR, (msr, value))
-
     def all_registers(self) -> dict[str, int]:
         """A named snapshot for crash reports and the debugger (slow path)."""
         regs = {name: self.read(reg) for name, reg in zip(GPR_NAMES, GPRS, strict=True)}
@@ -267,10 +264,6 @@ class Cpu:
         self.uc.emu_stop()
 
     # ---- the context blob ---------------------------------------------------------------
-    def context_bytes(self) -> bytes:
-        ctx = self.uc.context_save()
-        return bytes(ctx)[_CONTEXT_HEADER:]
-
     def save_context(self):  # noqa: ANN201
         return self.uc.context_save()
 
@@ -284,23 +277,6 @@ class Cpu:
         return (ctypes.c_char * (ctx.size - _CONTEXT_HEADER)).from_address(
             address + _CONTEXT_HEADER
         )
-
-    def patch_context_i32(self, offset: int, value: int) -> None:
-        """Write one calibrated int32 of the live CPU state (save, patch, restore)."""
-        ctx = self.uc.context_save()
-        view = self.context_view(ctx)
-        struct.pack_into("<i", view, offset, value)
-        self.uc.context_restore(ctx)
-
-    def context_i32(self, offset: int) -> int:
-        ctx = self.uc.context_save()
-        return struct.unpack_from("<i", self.context_view(ctx), offset)[0]
-
-    def engine_u64_offsets(self, value: int, words: int = 4096) -> set[int]:
-        """Offsets of 64-bit words in the engine struct holding `value` (for calibration)."""
-        base = ctypes.cast(self._handle, ctypes.c_void_p).value
-        table = (ctypes.c_uint64 * words).from_address(base)
-        return {i for i in range(words) if table[i] == value}
 
     def engine_u64(self, index: int) -> int:
         base = ctypes.cast(self._handle, ctypes.c_void_p).value

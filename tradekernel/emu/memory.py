@@ -39,9 +39,3 @@ class GuestMemory:
 
     def write_u32(self, address: int, value: int) -> None:
         struct.pack_into("<I", self._ram, address, value & 0xFFFFFFFF)
-
-    def read_u16(self, address: int) -> int:
-        return struct.unpack_from("<H", self._ram, address)[0]
-
-    def write_u16(self, address: int, value: int) -> None:
-        struct.pack_into("<H", self._ram, address, value & 0xFFFF)

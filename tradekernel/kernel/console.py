@@ -78,11 +78,6 @@ class Console:
         ports.write(CRTC_INDEX, 1, 0x0F)
         ports.write(CRTC_DATA, 1, position & 0xFF)
 
-    def set_cursor_shape(self, start: int, end: int, visible: bool = True) -> None:
-        self._ports.write(CRTC_INDEX, 1, 0x0A)
-        self._ports.write(CRTC_DATA, 1, (start & 0x1F) | (0 if visible else 0x20))
-        self._ports.write(CRTC_INDEX, 1, 0x0B)
-        self._ports.write(CRTC_DATA, 1, end & 0x1F)
 
     # ---- text ---------------------------------------------------------------------------
     def _newline(self) -> None:
