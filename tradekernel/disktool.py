@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from tradekernel.firmware import boot_image
 from tradekernel.kernel.blockdev import (
     BLOCK_SIZE,
     MBR_CODE_SIZE,
@@ -184,11 +185,11 @@ def disk() -> None:
     "--boot",
     "boot_path",
     type=click.Path(exists=True, dir_okay=False),
-    help="MBR sector + stub sectors to place before partition 1",
+    help="MBR sector + stub sectors to place before partition 1 (default: TradeKernel's own)",
 )
 def create_command(path: str, size_mb: int, boot_path: str | None) -> None:
-    """Create a partitioned disk image with a fresh FAT filesystem."""
-    boot = Path(boot_path).read_bytes() if boot_path else None
+    """Create a bootable, partitioned disk image with a fresh FAT filesystem."""
+    boot = Path(boot_path).read_bytes() if boot_path else boot_image()
     entry = _run(lambda: create_disk(path, size_mb, boot))
     assert isinstance(entry, PartitionEntry)
     kind = "FAT32" if entry.type == PART_FAT32_LBA else "FAT16"

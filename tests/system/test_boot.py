@@ -123,3 +123,15 @@ def test_real_time_boot_runs_kernel_init_once(tmp_path: Path) -> None:
         finally:
             pc.machine.close()
         assert len(inits) == 1
+
+
+def test_tk_disk_create_makes_a_bootable_disk(tmp_path: Path) -> None:
+    image = tmp_path / "mine.img"
+    result = run_tk(["disk", "create", str(image), "--size", "8"], "")
+    assert result.returncode == 0, result.stderr
+    tk = BootedPc(tmp_path, disk=image).boot()
+    assert any(line.startswith("disk: FAT16 on partition 1") for line in tk.lines())
+    tk.command("mkdir strategies")
+    tk.command('echo "buy low" > strategies/s1.txt')
+    tk.command("cat strategies/s1.txt")
+    assert "buy low" in tk.lines()
