@@ -187,6 +187,15 @@ class InterruptUnit:
             )
 
     # ---- what Unicorn hides -------------------------------------------------------------
+    def forget_previous_exception(self) -> None:
+        """Clear the previous-exception word before the CPU runs again. Unicorn also sets it
+        for faults it raises and handles internally (a #PF at 0xfffffffe was seen once paging
+        is on), and a stale value turns the guest's next real fault into #DF."""
+        if self._live is not None:
+            self._live[2].value = -1
+        else:
+            self.take_exception_state()
+
     def take_exception_state(self) -> tuple[int, bool]:
         """(error code, was `int n`) of the exception Unicorn just reported, and clear its
         previous-exception word so the next fault is reported as itself (unicorn#1883)."""

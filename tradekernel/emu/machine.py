@@ -571,6 +571,7 @@ class Machine:
         cpu = self.cpu
         start = cpu.read(EIP)
         self._stop_requested = False
+        self.interrupts.forget_previous_exception()
         deadline = self.clock.next_deadline()
         if self.config.deterministic:
             now = self._slice_base_ns

@@ -1,0 +1,54 @@
+"""Bad things the OS must survive or report: a kernel-mode fault (panic screen, CPU parked),
+a corrupt filesystem (mount error shown, the shell still works)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.system.harness import PROMPT, BootedPc
+from tradekernel.emu.cpu import EIP
+from tradekernel.ui.session import REPOSITORY_IMAGE
+
+PARTITION_OFFSET = 2048 * 512
+KERNEL_CODE = 0x20000  # identity-mapped kernel memory, free after boot
+
+
+def test_kernel_page_fault_shows_the_panic_screen_and_stops(tmp_path: Path) -> None:
+    tk = BootedPc(tmp_path).boot()
+    machine = tk.machine
+
+    def fault_in_kernel_mode() -> None:
+        code = b"\xa1\x10\x00\x00\x00\xeb\xfe"  # mov eax, [0x10] (page 0 is unmapped); jmp $
+        machine.cpu.ram[KERNEL_CODE : KERNEL_CODE + len(code)] = code
+        machine.cpu.write(EIP, KERNEL_CODE)
+        machine.halted = False
+
+    machine.post(fault_in_kernel_mode)
+    stop = tk.run_to_stop()
+    text = "".join(line.ljust(80) for line in tk.lines())  # rows joined: wrapped lines whole
+    assert "KERNEL PANIC: page fault at 0x00000010: kernel read of a not-present page" in text
+    assert "(error code 0x0), eip 0x00020000 in kernel" in text
+    assert "0x00020000: mov eax, dword ptr [0x10]" in text
+    assert stop.reason == "crash" and "halted with interrupts disabled" in stop.report
+    assert any("kernel panic" in line for line in tk.log)
+
+
+def test_corrupt_filesystem_is_reported_and_the_shell_still_works(tmp_path: Path) -> None:
+    disk = tmp_path / "corrupt.img"
+    shutil.copyfile(REPOSITORY_IMAGE, disk)
+    with disk.open("r+b") as image:
+        image.seek(PARTITION_OFFSET + 11)  # the BPB: bytes per sector, cluster size, ...
+        image.write(bytes(20))
+    before = disk.read_bytes()
+    tk = BootedPc(tmp_path, disk=disk).boot()
+    mount_line = next(line for line in tk.lines() if line.startswith("disk: "))
+    assert mount_line.startswith("disk: cannot mount partition 1:")
+    tk.command("ls")
+    assert "ls: no filesystem is mounted" in tk.text()
+    tk.command("echo still alive")
+    assert "still alive" in tk.lines()
+    assert [line for line in tk.lines() if line][-1] == PROMPT.rstrip()
+    tk.type("shutdown\n")
+    assert tk.run_to_stop().reason == "poweroff"
+    assert disk.read_bytes() == before  # nothing was written to the broken filesystem
