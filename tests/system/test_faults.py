@@ -52,3 +52,37 @@ def test_corrupt_filesystem_is_reported_and_the_shell_still_works(tmp_path: Path
     tk.type("shutdown\n")
     assert tk.run_to_stop().reason == "poweroff"
     assert disk.read_bytes() == before  # nothing was written to the broken filesystem
+
+
+def test_killed_mid_run_leaves_a_disk_fsck_accepts(tmp_path: Path) -> None:
+    """SIGKILL while the OS writes files: the kernel's write order (clusters before
+    directory entries, both FAT copies) must leave a filesystem fsck.fat calls clean."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.disk.conftest import fsck
+
+    disk = tmp_path / "victim.img"
+    shutil.copyfile(REPOSITORY_IMAGE, disk)
+    script = "mkdir data\n" + "".join(
+        f"echo {'x' * 60} line {n} >> data/log{n % 7}.txt\n" for n in range(400)
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tradekernel.cli", "boot", "--headless", "--disk", str(disk)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env=dict(os.environ, SDL_VIDEODRIVER="dummy"),
+    )  # fmt: skip
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(script.encode())
+    process.stdin.flush()
+    deadline = time.monotonic() + 60
+    seen = b""
+    while seen.count(b">> data/log") < 60 and time.monotonic() < deadline:
+        seen += process.stdout.read1(4096)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert seen.count(b">> data/log") >= 60, "the OS never got going"
+    fsck(disk, offset=PARTITION_OFFSET)
