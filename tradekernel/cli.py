@@ -37,7 +37,13 @@ main.add_command(disk)
     type=click.Path(dir_okay=False, path_type=Path),
     help="Boot this disk image and keep changes there (default: a scratch copy).",
 )
-@click.option("--read-only", is_flag=True, help="Never write the disk image.")
+@click.option(
+    "--floppy",
+    "floppy_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A diskette image as drive A: (booted before the hard disk).",
+)
+@click.option("--read-only", is_flag=True, help="Never write the disk images.")
 @click.option(
     "--memory",
     "memory_mib",
@@ -59,13 +65,13 @@ main.add_command(disk)
     help="Write the last screen to this PNG file.",
 )
 @click.option("--dump-screen", is_flag=True, help="Print the final 80x25 screen as text.")
-def boot(headless: bool, deterministic: bool, disk_path: Path | None, read_only: bool,
-         memory_mib: int, timeout_s: float | None, screenshot: Path | None,
+def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_path: Path | None,
+         read_only: bool, memory_mib: int, timeout_s: float | None, screenshot: Path | None,
          dump_screen: bool) -> None:  # fmt: skip
     """Power on the TradeKernel PC and boot its disk."""
     if disk_path is not None and not disk_path.exists():
         raise click.ClickException(f"no disk image at {disk_path} (make one: tk disk create)")
-    options = BootOptions(disk_path, memory_mib, deterministic, read_only, timeout_s)
+    options = BootOptions(disk_path, memory_mib, deterministic, read_only, timeout_s, floppy_path)
     try:
         session = Session(options)
     except (OSError, ValueError) as error:

@@ -256,7 +256,7 @@ class Bios:
 
     # ---- int 19h: bootstrap -------------------------------------------------------------
     def bootstrap(self) -> int:
-        for drive in sorted(self.disks, key=lambda d: (d < 0x80, d)):
+        for drive in sorted(self.disks):  # A: before C:, as a PC's default boot order
             disk = self.disks[drive]
             if disk.sector_count == 0:
                 continue

@@ -36,10 +36,32 @@ DETERMINISTIC_EPOCH = datetime(2026, 1, 2, 9, 30, 0, tzinfo=UTC)
 @dataclass
 class PcConfig:
     disk: str | os.PathLike[str] | None = None
+    floppy: str | os.PathLike[str] | None = None  # drive A: (BIOS drive 0x00), booted first
     ram_mib: int = memmap.DEFAULT_RAM_MIB
     deterministic: bool = False
     read_only: bool = False
     start_time: datetime | None = None
+
+
+# Standard PC diskette formats by size: (cylinders, heads, sectors per track).
+FLOPPY_GEOMETRIES = {
+    360 * 1024: (40, 2, 9),
+    720 * 1024: (80, 2, 9),
+    1200 * 1024: (80, 2, 15),
+    1440 * 1024: (80, 2, 18),
+    2880 * 1024: (80, 2, 36),
+}
+
+
+def floppy_disk(path: Path, read_only: bool) -> DiskBacking:
+    """A diskette image for the BIOS (no floppy controller is modelled: int 13h only)."""
+    backing = DiskBacking(path, read_only=read_only)
+    geometry = FLOPPY_GEOMETRIES.get(backing.sector_count * 512)
+    if geometry is None:
+        sizes = ", ".join(f"{size // 1024} KiB" for size in FLOPPY_GEOMETRIES)
+        raise ValueError(f"{path}: not a diskette image size ({sizes})")
+    backing.geometry = geometry
+    return backing
 
 
 class Pc:
@@ -66,6 +88,8 @@ class Pc:
             backing = DiskBacking(Path(config.disk), read_only=config.read_only)
             self.ide = machine.add(IdeChannel(backing, read_only=config.read_only))
             disks[0x80] = backing
+        if config.floppy is not None:
+            disks[0x00] = floppy_disk(Path(config.floppy), config.read_only)
         self.bios = Bios(
             machine.cpu,
             machine.ports,

@@ -53,6 +53,7 @@ class BootOptions:
     deterministic: bool = False
     read_only: bool = False
     timeout_s: float | None = None
+    floppy: Path | None = None
 
 
 class Session:
@@ -66,6 +67,7 @@ class Session:
                 ram_mib=options.memory_mib,
                 deterministic=options.deterministic,
                 read_only=options.read_only,
+                floppy=options.floppy,
             )
         )
         self.machine = self.pc.machine
