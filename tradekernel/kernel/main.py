@@ -22,6 +22,7 @@ from tradekernel.kernel.console import Console
 from tradekernel.kernel.files import register_file_commands
 from tradekernel.kernel.keyboard import KeyboardDriver
 from tradekernel.kernel.memory import KernelMemory
+from tradekernel.kernel.process import ProcessManager
 from tradekernel.kernel.serial import SerialPort
 from tradekernel.kernel.shell import Shell
 from tradekernel.kernel.storage import mount_system_disk
@@ -40,6 +41,7 @@ POWER_PORT, POWER_OFF = 0x604, 0x2000
 KBC_COMMAND, KBC_PULSE_RESET = 0x64, 0xFE
 IRQ_TIMER, IRQ_KEYBOARD = 0, 1
 PAGE_FAULT = 14
+SYSCALL_VECTOR = 0x80
 FLAG_IF = 0x200
 
 INSTRUMENTS_FILE = "/etc/instruments.toml"
@@ -78,6 +80,7 @@ class Kernel:
         self.fs = None
         self.disk = None
         self.trading: TradingEngine | None = None
+        self.processes: ProcessManager | None = None
 
     # ---- start-up, one line per step ----------------------------------------------------
     def init(self, boot_info_address: int) -> int:
@@ -96,6 +99,8 @@ class Kernel:
         self.on_irq(IRQ_KEYBOARD, self.keyboard.on_irq)
         self._mount_disk()
         register_file_commands(self.shell, self)
+        self.processes = ProcessManager(self)
+        self.processes.register_commands(self.shell)
         self._start_trading()
         self.shell.start()
         return 0
@@ -154,6 +159,9 @@ class Kernel:
     def _on_interrupt(self, registers) -> int:  # noqa: ANN001
         address = registers.arg0()
         frame = TrapFrame(self.memory, address)
+        processes = self.processes
+        if processes is not None:
+            processes.enter(frame)
         vector = frame.vector
         if IRQ_BASE <= vector < IRQ_BASE + 16:
             irq = vector - IRQ_BASE
@@ -161,9 +169,13 @@ class Kernel:
             if handler is not None:
                 handler(irq)
             self._end_of_interrupt(irq)
+        elif vector == SYSCALL_VECTOR and frame.from_user and processes is not None:
+            processes.system_call(frame)
         elif vector < 32:
             self._exception(frame)
-        return address
+        if processes is None or self.stopping:
+            return address
+        return processes.leave()
 
     def _end_of_interrupt(self, irq: int) -> None:
         if irq >= 8:
@@ -171,6 +183,9 @@ class Kernel:
         self.ports.write(PIC_MASTER_COMMAND, 1, PIC_EOI)
 
     def _exception(self, frame: TrapFrame) -> None:
+        if frame.from_user and self.processes is not None:
+            if self.processes.user_exception(frame):
+                return
         why = frame.describe()
         if frame.vector == PAGE_FAULT:
             assert self.mm is not None
@@ -178,13 +193,18 @@ class Kernel:
             if problem is None:
                 return
             why = f"{problem}, eip {frame.eip:#010x}"
-        where = "user mode (no process layer yet to stop it)" if frame.from_user else "kernel"
+        where = "user mode (no process to stop)" if frame.from_user else "kernel"
         self.panic(f"{why} in {where}", frame)
 
     def _on_idle(self, _registers) -> int:  # noqa: ANN001
-        while self._deferred:
-            self._deferred.pop(0)()
+        self.run_deferred()
         return 0
+
+    def run_deferred(self) -> None:
+        """The deferred work queue, in order (from the idle loop, or on the way out of an
+        interrupt that interrupted a process)."""
+        while self._deferred and not self.stopping:
+            self._deferred.pop(0)()
 
     def call_at(self, deadline_ns: int, work: Callable[[], None]) -> None:
         """Run `work` from the timer interrupt once virtual time reaches `deadline_ns`."""
@@ -192,6 +212,8 @@ class Kernel:
 
     def _timer_tick(self, _irq: int) -> None:
         self.ticks += 1
+        if self.processes is not None:
+            self.processes.tick()
         if not self._timers:
             return
         now = self.clock.now_ns()

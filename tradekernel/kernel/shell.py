@@ -199,6 +199,8 @@ class Shell:
         self.commands: dict[str, Command] = {}
         self.cwd = "/"
         self._prompt_suspended = False
+        # Asked for a name missing from the table (the process layer finds programs in /bin).
+        self.command_not_found: Callable[[str], Command | None] = lambda name: None
         tty.on_line = self._on_line
         tty.on_end_of_input = self._on_end_of_input
         for name, handler, usage, text in (
@@ -264,7 +266,7 @@ class Shell:
                 self.out.error("sh: a redirection needs a command")
                 return 2
             return 0
-        command = self.commands.get(argv[0])
+        command = self.commands.get(argv[0]) or self.command_not_found(argv[0])
         if command is None:
             self.out.error(f"sh: {argv[0]}: unknown command (type 'help' for the list)")
             return 127

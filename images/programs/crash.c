@@ -1,0 +1,11 @@
+/* crash: writes through a wild pointer into the kernel's half of the address space.
+ * (It says so first: see the machine note in tradekernel/kernel/process.py.) */
+#include "libc.h"
+
+int main(void) {
+    volatile int *wild = (volatile int *)0xc0001000;
+    printf("crash: writing to %p\n", (void *)wild);
+    *wild = 42;
+    printf("crash: still alive?\n");
+    return 1;
+}

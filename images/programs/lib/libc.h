@@ -1,0 +1,80 @@
+/* The TradeKernel user library: Linux i386 system calls through int 0x80, strings, a small
+ * printf family, and malloc on brk. Return values follow Linux: a negative result is -errno
+ * (these wrappers do not use a global errno). */
+#ifndef TK_LIBC_H
+#define TK_LIBC_H
+
+typedef unsigned int size_t;
+typedef int ssize_t;
+typedef int pid_t;
+typedef __builtin_va_list va_list;
+#define va_start(ap, last) __builtin_va_start(ap, last)
+#define va_arg(ap, type) __builtin_va_arg(ap, type)
+#define va_end(ap) __builtin_va_end(ap)
+#define NULL ((void *)0)
+
+#define SYS_exit 1
+#define SYS_read 3
+#define SYS_write 4
+#define SYS_open 5
+#define SYS_close 6
+#define SYS_lseek 19
+#define SYS_getpid 20
+#define SYS_kill 37
+#define SYS_brk 45
+#define SYS_getppid 64
+#define SYS_getpriority 96
+#define SYS_setpriority 97
+#define SYS_uname 122
+#define SYS_sched_yield 158
+#define SYS_nanosleep 162
+#define SYS_getdents64 220
+#define SYS_exit_group 252
+#define SYS_clock_gettime 265
+
+#define O_RDONLY 0
+#define CLOCK_MONOTONIC 1
+
+struct timespec { long tv_sec; long tv_nsec; };
+struct utsname {
+    char sysname[65], nodename[65], release[65], version[65], machine[65], domainname[65];
+};
+
+long syscall0(long n);
+long syscall1(long n, long a);
+long syscall2(long n, long a, long b);
+long syscall3(long n, long a, long b, long c);
+
+void exit(int status) __attribute__((noreturn));
+ssize_t read(int fd, void *buffer, size_t count);
+ssize_t write(int fd, const void *buffer, size_t count);
+int open(const char *path, int flags);
+int close(int fd);
+pid_t getpid(void);
+pid_t getppid(void);
+int kill(pid_t pid, int signal);
+void *sbrk(int increment);
+int uname(struct utsname *name);
+int sched_yield(void);
+int nanosleep(const struct timespec *request, struct timespec *remaining);
+int clock_gettime(int clock, struct timespec *now);
+int getpriority(int which, int who);
+int setpriority(int which, int who, int priority);
+
+size_t strlen(const char *s);
+int strcmp(const char *a, const char *b);
+char *strcpy(char *to, const char *from);
+void *memcpy(void *to, const void *from, size_t n);
+void *memset(void *to, int value, size_t n);
+long atol(const char *s);
+
+int vsnprintf(char *out, size_t size, const char *format, va_list args);
+int snprintf(char *out, size_t size, const char *format, ...);
+int dprintf(int fd, const char *format, ...);
+int printf(const char *format, ...);
+int puts(const char *s);
+
+void *malloc(size_t size);
+void free(void *pointer);
+
+#endif

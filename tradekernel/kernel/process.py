@@ -1,0 +1,564 @@
+"""Processes: the table, their lives (spawn, run, block, die), and the context switch.
+
+A process is a static ELF32 program (kernel/elf.py) in its own address space (paging.py), with
+an 8 KiB kernel stack from the kernel heap (tag "kstack"), file descriptors 0/1/2 on the
+console tty, a brk heap and scheduling parameters (scheduler.py). PID 0 is the kernel's own
+context: the entry stub's idle loop and the shell, which run whenever no process is ready.
+
+How a context switch works with the stub (images/stub.asm)
+----------------------------------------------------------
+Every interrupt, exception and `int 0x80` enters the kernel as the INTERRUPT hypercall with the
+address of the trap frame the stub pushed (kernel/trapframe.py) on the current kernel stack: the
+process's own stack when it came from ring 3 (the CPU took ESP0 from the TSS), the boot stack
+for the idle loop. `enter()` records that address as the current context's resume point. The
+kernel handles the event, then `leave()` asks the scheduler who runs next and returns THAT
+context's saved frame address; for a different process it also writes TSS.ESP0 (its kernel
+stack top, for its next trip from ring 3) and asks the stub to load its CR3
+(BootInfo.request_cr3). The stub does `mov esp, eax`, loads CR3, pops the frame and `iret`s
+into the other process. A new process starts from a frame built by hand on its kernel stack
+(`_initial_frame`): ring-3 selectors, EIP = entry point, ESP = the ABI start-up stack, IF set.
+
+A process that dies while it is the current one still has its CR3 loaded until the stub
+switches, so its address space and kernel stack are released at the next kernel entry
+(`_release_dead`); one that dies while another runs is released at once.
+
+Kernel work the idle loop would run (`Kernel.defer`: shell lines, timer callbacks) is also run
+on the way out of an interrupt that interrupted a process, so a busy process never starves
+the shell or a sleeper's wake-up (the softirq model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import posixpath
+import struct
+from dataclasses import dataclass, field
+from enum import Enum
+
+from tradekernel.kernel.elf import ElfError, TextCache, build_stack, load_elf, parse_elf
+from tradekernel.kernel.paging import AddressSpace, PagingError, UserMemoryFault, copy_to_user
+from tradekernel.kernel.scheduler import SchedParams, Scheduler, SchedulerError
+from tradekernel.kernel.shell import Command, Output, UsageError
+from tradekernel.kernel.trapframe import FIELDS, TrapFrame
+
+KERNEL_STACK_SIZE = 8192
+KSTACK_TAG = "kstack"
+USER_CODE, USER_DATA = 0x1B, 0x23
+EFLAGS_USER = 0x202  # IF, and the always-one bit 1
+TSS_ESP0 = 4
+MAX_PROCESSES = 64
+NAME_LENGTH = 15  # Linux's comm
+PROGRAM_DIRECTORY = "/bin"
+ENVIRONMENT = (b"PATH=/bin", b"HOME=/", b"TERM=linux")
+
+# Signals (Linux numbers) and the words bash prints for a death by each.
+SIGINT, SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGKILL, SIGSEGV, SIGTERM = 2, 4, 5, 7, 8, 9, 11, 15
+SIGNAL_TEXT = {
+    SIGINT: "interrupt", SIGILL: "illegal instruction", SIGTRAP: "trace/breakpoint trap",
+    SIGBUS: "bus error", SIGFPE: "floating point exception", SIGKILL: "killed",
+    SIGSEGV: "segmentation fault", SIGTERM: "terminated",
+}  # fmt: skip
+SIGNAL_NAMES = {"INT": SIGINT, "KILL": SIGKILL, "TERM": SIGTERM, "SEGV": SIGSEGV}
+# CPU exception -> the signal Linux sends for it from ring 3 (arch/x86/kernel/traps.c).
+EXCEPTION_SIGNALS = {
+    0: SIGFPE, 1: SIGTRAP, 3: SIGTRAP, 4: SIGSEGV, 5: SIGSEGV, 6: SIGILL, 7: SIGFPE,
+    10: SIGSEGV, 11: SIGBUS, 12: SIGBUS, 13: SIGSEGV, 14: SIGSEGV, 16: SIGFPE, 17: SIGBUS,
+    19: SIGFPE,
+}  # fmt: skip
+PAGE_FAULT = 14
+EIO, EBADF, EFAULT = 5, 9, 14
+
+
+class State(Enum):
+    RUNNING = "R"
+    READY = "R"  # the same letter ps shows for both
+    SLEEPING = "S"
+    ZOMBIE = "Z"
+
+
+class SpawnError(Exception):
+    """A program that cannot be started; carries an errno and a message for the shell."""
+
+    def __init__(self, errno: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+# ---- open files -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileStat:
+    """What fstat/stat report (the syscall layer packs it into Linux's struct)."""
+
+    mode: int  # S_IF* | permission bits
+    size: int = 0
+    inode: int = 0
+    device: int = 0
+    rdev: int = 0
+    mtime: int = 0  # seconds since the epoch
+    blksize: int = 4096
+
+
+S_IFCHR, S_IFDIR, S_IFREG = 0o020000, 0o040000, 0o100000
+ESPIPE, ENOTDIR = 29, 20
+TTY_DEVICE = (4 << 8) | 1  # /dev/tty1's major 4, minor 1
+
+
+class OpenFile:
+    """What a file descriptor refers to. A kind of file implements what it supports; the rest
+    fails the way Linux fails it for that kind (EBADF, ESPIPE, ENOTDIR)."""
+
+    def read(self, process: Process, buffer: int, count: int) -> int | None:
+        """Copy up to `count` bytes to user `buffer`; bytes read, -errno, or None (blocked)."""
+        raise OSError(EBADF, "not open for reading")
+
+    def write(self, process: Process, data: bytes) -> int:
+        raise OSError(EBADF, "not open for writing")
+
+    def seek(self, offset: int, whence: int) -> int:
+        raise OSError(ESPIPE, "not seekable")
+
+    def stat(self) -> FileStat:
+        raise OSError(EBADF, "no status")
+
+    def directory_entries(self) -> list[tuple[str, bool]]:
+        """(name, is_dir) of a directory, for getdents64."""
+        raise OSError(ENOTDIR, "not a directory")
+
+    def close(self) -> None:
+        """Release what the descriptor holds."""
+
+
+class TtyFile(OpenFile):
+    """The console: reads take lines from the tty (the foreground process only), writes go to
+    the screen (and its serial mirror)."""
+
+    def __init__(self, manager: ProcessManager) -> None:
+        self.manager = manager
+
+    def read(self, process: Process, buffer: int, count: int) -> int | None:
+        return self.manager.tty_read(process, buffer, count)
+
+    def write(self, process: Process, data: bytes) -> int:
+        self.manager.kernel.console.write(data.decode("utf-8", "replace"))
+        return len(data)
+
+    def stat(self) -> FileStat:
+        return FileStat(S_IFCHR | 0o620, rdev=TTY_DEVICE, blksize=1024)
+
+
+@dataclass
+class Process:
+    pid: int
+    ppid: int
+    name: str
+    argv: list[str]
+    aspace: AddressSpace
+    kstack: int
+    brk_start: int
+    cwd: str
+    frame: int = 0  # address of the trap frame to resume from
+    state: State = State.READY
+    sched: SchedParams = field(default_factory=SchedParams)
+    cpu_ns: int = 0
+    brk: int = 0
+    files: dict[int, OpenFile] = field(default_factory=dict)
+    foreground: bool = False
+    exit_status: int = 0
+    wait_token: int = 0  # bumped at every block, so a stale wake-up is ignored
+    yielded: bool = False
+    pending_input: bytes = b""  # the rest of a tty line a read did not take
+
+    @property
+    def kstack_top(self) -> int:
+        return self.kstack + KERNEL_STACK_SIZE
+
+    @property
+    def runnable(self) -> bool:
+        return self.state in (State.RUNNING, State.READY)
+
+
+def exception_report(process: Process, frame: TrapFrame, signal: int, detail: str) -> str:
+    """The line printed when a process dies by a CPU exception."""
+    text = SIGNAL_TEXT.get(signal, f"signal {signal}")
+    if frame.vector == PAGE_FAULT:
+        return f"{process.name}[{process.pid}]: {text} at {frame.cr2:#010x} ({detail}), " \
+            f"eip {frame.eip:#010x}"  # fmt: skip
+    return f"{process.name}[{process.pid}]: {text} ({detail}), eip {frame.eip:#010x}"
+
+
+class ProcessManager:
+    """The process layer: owns the table, the scheduler and the system-call table."""
+
+    def __init__(self, kernel) -> None:  # noqa: ANN001 - tradekernel.kernel.main.Kernel
+        from tradekernel.kernel.syscalls import Syscalls  # it builds on this module's types
+
+        self.kernel = kernel
+        self.memory = kernel.memory
+        self.mm = kernel.mm
+        self.scheduler = Scheduler()
+        self.text_cache = TextCache(kernel.mm.frames)
+        self.syscalls = Syscalls(self)
+        self.table: dict[int, Process] = {}
+        self.current: Process | None = None  # None: the kernel's own context (PID 0)
+        self._kernel_frame = 0
+        self._pids = itertools.count(1)
+        self._dead: list[Process] = []
+        self.last_entry_ns = kernel.clock.now_ns()
+        self.kernel_cpu_ns = 0
+        self.epoch_ns = (
+            int(kernel.clock.wall_time().timestamp()) * 1_000_000_000 - self.last_entry_ns
+        )
+        self.foreground: Process | None = None
+        self._tty_reader: tuple[Process, int, int] | None = None  # (process, buffer, count)
+        shell = kernel.shell
+        self._shell_on_line = kernel.tty.on_line
+        self._shell_on_end = kernel.tty.on_end_of_input
+        kernel.tty.on_interrupt = self._interrupt_foreground
+        shell.command_not_found = self._program_command
+
+    # ---- the interrupt path -------------------------------------------------------------
+    def enter(self, frame: TrapFrame) -> None:
+        """Every kernel entry: remember where the interrupted context resumes, charge it the
+        CPU time since the last entry, free what died on the way out last time."""
+        now = self.kernel.clock.now_ns()
+        if self.current is None:
+            self._kernel_frame = frame.address
+            self.kernel_cpu_ns += now - self.last_entry_ns
+        else:
+            self.current.frame = frame.address
+            self.current.cpu_ns += now - self.last_entry_ns
+        self.last_entry_ns = now
+        if self._dead:
+            self._release_dead()
+
+    def tick(self) -> None:
+        """IRQ0: one PIT period for whoever was running."""
+        self.scheduler.tick(self.current)
+
+    def leave(self) -> int:
+        """Every kernel exit: the frame address of the context to resume (see the module
+        docstring), after the kernel's deferred work when a process was interrupted."""
+        previous = self.current
+        if previous is not None:
+            self.kernel.run_deferred()
+        yielded = previous is not None and previous.yielded
+        if previous is not None:
+            previous.yielded = False
+        chosen = self.scheduler.next_task(previous, yielded)
+        if previous is not None and previous.state == State.RUNNING and chosen is not previous:
+            previous.state = State.READY
+        if chosen is not None:
+            chosen.state = State.RUNNING
+        if chosen is not previous:
+            self._switch_to(chosen)
+        return self._kernel_frame if chosen is None else chosen.frame
+
+    def _switch_to(self, process: Process | None) -> None:
+        self.current = process
+        if process is None:
+            cr3 = self.mm.kernel_space.cr3
+        else:
+            self.memory.write_u32(self.kernel.boot.tss + TSS_ESP0, process.kstack_top)
+            cr3 = process.aspace.cr3
+        if cr3 != self.mm.current_cr3:
+            self.mm.current_cr3 = cr3
+            self.kernel.boot.request_cr3(cr3)
+
+    def system_call(self, frame: TrapFrame) -> None:
+        """int 0x80 from ring 3: run the call; its result goes in EAX unless it blocked."""
+        process = self.current
+        if process is None:
+            return
+        result = self.syscalls.dispatch(process, frame)
+        if result is not None and process.state != State.ZOMBIE:
+            frame.set("eax", result & 0xFFFF_FFFF)
+
+    def user_exception(self, frame: TrapFrame) -> bool:
+        """A CPU exception in ring 3: resolve it (copy-on-write) or kill the process with the
+        signal Linux would send. False if no process is running (the caller panics)."""
+        process = self.current
+        if process is None:
+            return False
+        if frame.vector == PAGE_FAULT:
+            info = process.aspace.handle_fault(frame.cr2, frame.error_code)
+            if info.resolved:
+                return True
+            detail = info.text
+        else:
+            detail = frame.describe().split(" (")[0]
+        signal = EXCEPTION_SIGNALS.get(frame.vector, SIGSEGV)
+        report = exception_report(process, frame, signal, detail)
+        self.kernel.platform.log(report)
+        self.terminate(process, signal, report)
+        return True
+
+    # ---- starting a program -------------------------------------------------------------
+    def spawn(self, path: str, argv: list[str], cwd: str = "/", foreground: bool = False,
+              parent: int = 0) -> Process:  # fmt: skip
+        """Load the program at `path` and make it ready. SpawnError says why not."""
+        if len(self.table) >= MAX_PROCESSES:
+            raise SpawnError(11, f"too many processes ({MAX_PROCESSES})")
+        try:
+            data = self.kernel.read_file(path)
+        except OSError as error:
+            raise SpawnError(error.errno or EIO, f"{path}: {error.strerror or error}") from error
+        try:
+            image = parse_elf(data)
+        except ElfError as error:
+            raise SpawnError(error.errno, f"{path}: cannot execute: {error}") from error
+        pid = next(self._pids)
+        aspace = self.mm.paging.create_address_space()
+        kstack = 0
+        try:
+            brk_start = load_elf(aspace, image, data, self.memory.write, self.text_cache)
+            seed = f"{pid}:{self.kernel.clock.now_ns()}".encode()
+            esp = build_stack(
+                aspace, image, [a.encode() for a in argv], list(ENVIRONMENT),
+                hashlib.blake2b(seed, digest_size=16).digest(),
+            )  # fmt: skip
+            kstack = self.mm.heap.kmalloc(KERNEL_STACK_SIZE, KSTACK_TAG)
+        except (ElfError, PagingError, MemoryError, OSError) as error:
+            aspace.teardown()
+            raise SpawnError(getattr(error, "errno", 12) or 12, f"{path}: {error}") from error
+        except Exception:
+            aspace.teardown()
+            raise
+        name = posixpath.basename(path)[:NAME_LENGTH]
+        process = Process(pid, parent, name, argv, aspace, kstack, brk_start, cwd,
+                          brk=brk_start, foreground=foreground)  # fmt: skip
+        process.frame = self._initial_frame(process, image.entry, esp)
+        tty = TtyFile(self)
+        process.files = {0: tty, 1: tty, 2: tty}
+        self.table[pid] = process
+        if foreground:
+            self.foreground = process
+        self.scheduler.enqueue(process)
+        return process
+
+    def _initial_frame(self, process: Process, entry: int, esp: int) -> int:
+        """A trap frame that `iret`s into ring 3 at `entry` with the start-up stack."""
+        values = dict.fromkeys(FIELDS, 0)
+        values.update(gs=USER_DATA, fs=USER_DATA, es=USER_DATA, ds=USER_DATA)
+        values.update(eip=entry, cs=USER_CODE, eflags=EFLAGS_USER, user_esp=esp, user_ss=USER_DATA)
+        block = struct.pack(f"<{len(FIELDS)}I", *(values[name] for name in FIELDS))
+        address = process.kstack_top - len(block)
+        self.memory.write(address, block)
+        return address
+
+    # ---- blocking -----------------------------------------------------------------------
+    def block(self, process: Process) -> int:
+        """Put the process to sleep (it leaves the CPU at this interrupt's exit); returns the
+        token its wake-up must present."""
+        process.state = State.SLEEPING
+        process.wait_token += 1
+        self.scheduler.remove(process)
+        return process.wait_token
+
+    def wake(self, process: Process, token: int, result: int) -> None:
+        """End a sleep with `result` as the system call's return value (ignored if the
+        process died or was woken since)."""
+        if process.state != State.SLEEPING or process.wait_token != token:
+            return
+        TrapFrame(self.memory, process.frame).set("eax", result & 0xFFFF_FFFF)
+        process.state = State.READY
+        self.scheduler.enqueue(process)
+
+    # ---- the console tty ----------------------------------------------------------------
+    def tty_read(self, process: Process, buffer: int, count: int) -> int | None:
+        """read(0): the rest of the last line, or sleep until the next line (None)."""
+        if not process.foreground:
+            return -EIO  # a background process may not take the terminal's input
+        if process.pending_input:
+            data, process.pending_input = (
+                process.pending_input[:count],
+                process.pending_input[count:],
+            )
+            copy_to_user(process.aspace, buffer, data)
+            return len(data)
+        if self._tty_reader is not None:
+            return -EIO
+        self._tty_reader = (process, buffer, count)
+        token = self.block(process)
+        tty = self.kernel.tty
+        tty.on_line = lambda line: self._line_arrived(process, token, line)
+        tty.on_end_of_input = lambda: self._line_arrived(process, token, None)
+        tty.read_line("")
+        return None
+
+    def _line_arrived(self, process: Process, token: int, line: str | None) -> None:
+        """A line (or Ctrl-D: None) for the sleeping reader."""
+        _, buffer, count = self._tty_reader or (process, 0, 0)
+        self._stop_tty_read()
+        data = b"" if line is None else (line + "\n").encode("utf-8")
+        process.pending_input = data[count:]
+        try:
+            copy_to_user(process.aspace, buffer, data[:count])
+            result = min(count, len(data))
+        except UserMemoryFault:
+            result = -EFAULT
+        self.wake(process, token, result)
+
+    def _stop_tty_read(self) -> None:
+        self._tty_reader = None
+        self.kernel.tty.on_line = self._shell_on_line
+        self.kernel.tty.on_end_of_input = self._shell_on_end
+        self.kernel.tty.reading = False
+
+    def _interrupt_foreground(self) -> bool:
+        """Ctrl-C: ends the foreground program (SIGINT's default action)."""
+        if self.foreground is None:
+            return False
+        self.terminate(self.foreground, SIGINT, None)
+        return True
+
+    # ---- dying --------------------------------------------------------------------------
+    def exit(self, process: Process, status: int) -> None:
+        """exit/exit_group: the process ends with `status` (0-255)."""
+        self._finish(process, (status & 0xFF) << 8, None)
+
+    def terminate(self, process: Process, signal: int, report: str | None = "") -> None:
+        """Death by `signal`. `report` is the line to print: "" for the usual "name[pid]:
+        killed" wording, None for nothing (Ctrl-C shows ^C instead)."""
+        if report == "":
+            report = f"{process.name}[{process.pid}]: {SIGNAL_TEXT.get(signal, signal)}"
+        self._finish(process, signal, report)
+
+    def _finish(self, process: Process, status: int, report: str | None) -> None:
+        if process.state == State.ZOMBIE:
+            return
+        if self._tty_reader is not None and self._tty_reader[0] is process:
+            self._stop_tty_read()
+        process.state = State.ZOMBIE
+        process.exit_status = status
+        self.scheduler.remove(process)
+        if report:
+            self.kernel.console.write(report + "\n", 0x0C)
+        del self.table[process.pid]
+        if process is self.current:
+            self._dead.append(process)  # its CR3 is live until the stub switches
+        else:
+            self._release(process)
+        if process is self.foreground:
+            self.foreground = None
+            self.kernel.shell.resume()
+
+    def _release_dead(self) -> None:
+        dead, self._dead = self._dead, []
+        for process in dead:
+            self._release(process)
+
+    def _release(self, process: Process) -> None:
+        for handle in set(process.files.values()):
+            handle.close()
+        process.files.clear()
+        process.aspace.teardown()
+        self.mm.heap.kfree(process.kstack)
+
+    # ---- the shell ----------------------------------------------------------------------
+    def register_commands(self, shell) -> None:  # noqa: ANN001 - kernel.shell.Shell
+        for name, handler, usage, text in (
+            ("run", self._run, "run PROGRAM [ARGS...] [&]",
+             "run a program (from /bin, or a path) in ring 3; & runs it in the background"),
+            ("ps", self._ps, "ps", "list processes: PID, PPID, state, class/priority, CPU time"),
+            ("kill", self._kill, "kill [-SIGNAL] PID", "end a process (TERM, KILL, INT, SEGV)"),
+            ("renice", self._renice, "renice NICE PID", "set a normal process's nice value"),
+            ("chrt", self._chrt, "chrt -f|-r|-o PRIORITY PID",
+             "set a process's class: FIFO, round-robin (1-99) or normal (0)"),
+        ):  # fmt: skip
+            shell.register(name, handler, usage, text)
+
+    def _program_command(self, name: str) -> Command | None:
+        """Plain `PROGRAM ARGS`: a program in /bin runs as if through `run`."""
+        if "/" in name or self.kernel.fs is None:
+            return None
+        path = f"{PROGRAM_DIRECTORY}/{name}"
+        if not self.kernel.fs.exists(path):
+            return None
+        return Command(name, lambda args, out: self._run([name, *args], out), name, name)
+
+    def _run(self, args: list[str], out: Output) -> int:
+        if not args:
+            raise UsageError("which program?")
+        background = args[-1] == "&"
+        if background:
+            args = args[:-1]
+            if not args:
+                raise UsageError("which program?")
+        if not out.is_terminal:
+            out.error("run: programs write to the console; output redirection is not supported")
+            return 1
+        shell = self.kernel.shell
+        name = args[0]
+        path = shell.resolve_path(name) if "/" in name else f"{PROGRAM_DIRECTORY}/{name}"
+        try:
+            process = self.spawn(path, args, shell.cwd, foreground=not background)
+        except SpawnError as error:
+            out.error(f"run: {error}")
+            return 126 if error.errno == 8 else 127
+        if background:
+            out.line(f"[{process.pid}] {process.name}")
+        else:
+            shell.suspend_prompt()
+        return 0
+
+    def _ps(self, args: list[str], out: Output) -> int:
+        if args:
+            raise UsageError(f"unexpected argument {args[0]!r}")
+        out.line(f"{'PID':>5} {'PPID':>5} S {'CLS PRI':<7} {'TIME':>9} CMD")
+        out.line(f"{0:>5} {0:>5} {'R' if self.current is None else 'S'} {'--':<7} "
+                 f"{format_cpu(self.kernel_cpu_ns):>9} [kernel]")  # fmt: skip
+        for pid in sorted(self.table):
+            process = self.table[pid]
+            out.line(
+                f"{pid:>5} {process.ppid:>5} {process.state.value} {process.sched.label():<7} "
+                f"{format_cpu(process.cpu_ns):>9} {' '.join(process.argv)}"
+            )
+        return 0
+
+    def _target(self, text: str) -> Process:
+        if not text.isdigit():
+            raise UsageError(f"{text!r} is not a process id")
+        process = self.table.get(int(text))
+        if process is None:
+            raise UsageError(f"no process {text}")
+        return process
+
+    def _kill(self, args: list[str], out: Output) -> int:
+        signal = SIGTERM
+        if args and args[0].startswith("-"):
+            word = args.pop(0)[1:].upper().removeprefix("SIG")
+            signal = int(word) if word.isdigit() else SIGNAL_NAMES.get(word, -1)
+            if signal not in SIGNAL_TEXT:
+                raise UsageError(f"unknown signal {word!r}")
+        if len(args) != 1:
+            raise UsageError("one PID, please")
+        self.terminate(self._target(args[0]), signal)
+        return 0
+
+    def _renice(self, args: list[str], out: Output) -> int:
+        if len(args) != 2 or not args[0].lstrip("-").isdigit():
+            raise UsageError("renice NICE PID")
+        process = self._target(args[1])
+        self.scheduler.set_params(process, process.sched.policy, process.sched.rt_priority,
+                                  int(args[0]))  # fmt: skip
+        out.line(f"{process.pid}: nice {process.sched.nice}")
+        return 0
+
+    def _chrt(self, args: list[str], out: Output) -> int:
+        policies = {"-o": 0, "-f": 1, "-r": 2}
+        if len(args) != 3 or args[0] not in policies or not args[1].isdigit():
+            raise UsageError("chrt -f|-r|-o PRIORITY PID")
+        process = self._target(args[2])
+        try:
+            self.scheduler.set_params(process, policies[args[0]], int(args[1]))
+        except SchedulerError as error:
+            out.error(f"chrt: {error}")
+            return 1
+        out.line(f"{process.pid}: {process.sched.label()}")
+        return 0
+
+
+def format_cpu(ns: int) -> str:
+    """CPU time as ps shows it: seconds with milliseconds."""
+    return f"{ns // 1_000_000_000}.{ns // 1_000_000 % 1000:03}s"

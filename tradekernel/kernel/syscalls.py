@@ -1,0 +1,485 @@
+"""The system-call table: Linux i386 numbers -> handlers, reached by `int 0x80` from ring 3.
+
+ABI (Linux i386): EAX = number, EBX, ECX, EDX, ESI, EDI, EBP = arguments 1-6, result in EAX;
+-errno (-4095..-1) is an error. The table is explicit (number -> name, handler), as xv6's
+syscall.c; an unknown number returns -ENOSYS and is logged once per number.
+
+Every user pointer goes through copy_from_user/copy_to_user/read_user_string (paging.py), so a
+bad pointer is -EFAULT and never touches kernel memory; handlers decode arguments and call down
+into the process layer (process.py), the filesystem (fat.py) or the clock.
+
+A handler returns the result, or None when the process went to sleep (read on the tty,
+nanosleep): the wake-up writes the result into its frame later.
+"""
+
+from __future__ import annotations
+
+import errno as E
+import posixpath
+import struct
+from collections import Counter
+from collections.abc import Callable
+
+from tradekernel import __version__
+from tradekernel.kernel.elf import page_up
+from tradekernel.kernel.paging import (
+    PAGE_SIZE,
+    PagingError,
+    UserMemoryFault,
+    UserStringTooLong,
+    copy_from_user,
+    copy_to_user,
+    read_user_string,
+)
+from tradekernel.kernel.process import (
+    S_IFDIR,
+    S_IFREG,
+    FileStat,
+    OpenFile,
+    Process,
+    ProcessManager,
+)
+from tradekernel.kernel.scheduler import (
+    NICE_MAX,
+    NICE_MIN,
+    RT_PRIORITY_MAX,
+    RT_PRIORITY_MIN,
+    SchedulerError,
+)
+
+Handler = Callable[[Process, tuple[int, ...]], int | None]
+
+MAX_IO = 1 << 20  # one read/write moves at most 1 MiB (Linux caps at 0x7ffff000)
+PATH_MAX = 4096
+MAX_FILES = 32
+BRK_LIMIT = 256 << 20  # the heap may grow this far past its start
+CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 0, 1, 2, 3
+CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME = 4, 5, 6, 7
+PRIO_PROCESS = 0
+SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
+O_ACCMODE, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY = (
+    3,
+    0o100,
+    0o200,
+    0o1000,
+    0o2000,
+    0o200000,
+)
+O_OPEN_FLAGS = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND
+AT_FDCWD = -100
+DT_DIR, DT_REG = 4, 8
+UTS_FIELD = 65
+NS = 1_000_000_000
+FAT_DEVICE = (3 << 8) | 1  # /dev/hda1
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 32) if value & 0x8000_0000 else value
+
+
+def _priority_bound(policy: int, bound: int) -> int:
+    """sched_get_priority_max/min: the real-time bound, 0 for SCHED_OTHER."""
+    if policy in (1, 2):
+        return bound
+    return 0 if policy == 0 else -E.EINVAL
+
+
+class FsFile(OpenFile):
+    """A regular file on the FAT volume (kernel/fat.py FatFile underneath)."""
+
+    def __init__(self, handle, path: str) -> None:  # noqa: ANN001 - fat.FatFile
+        self.handle = handle
+        self.path = path
+
+    def read(self, process: Process, buffer: int, count: int) -> int:
+        position = self.handle.tell()
+        data = self.handle.read(count)
+        try:
+            copy_to_user(process.aspace, buffer, data)
+        except UserMemoryFault:
+            self.handle.seek(position)
+            raise
+        return len(data)
+
+    def write(self, process: Process, data: bytes) -> int:
+        return self.handle.write(data)
+
+    def seek(self, offset: int, whence: int) -> int:
+        if whence not in (SEEK_SET, SEEK_CUR, SEEK_END):
+            raise OSError(E.EINVAL, f"bad whence {whence}")
+        base = {SEEK_SET: 0, SEEK_CUR: self.handle.tell(), SEEK_END: self.handle.size()}[whence]
+        if base + offset < 0:
+            raise OSError(E.EINVAL, "negative file position")
+        return self.handle.seek(base + offset)
+
+    def stat(self) -> FileStat:
+        return FileStat(S_IFREG | 0o755, size=self.handle.size(), device=FAT_DEVICE,
+                        inode=hash(self.path) & 0x7FFF_FFFF)  # fmt: skip
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class DirectoryFile(OpenFile):
+    """A directory opened for getdents64."""
+
+    def __init__(self, entries: list[tuple[str, bool]], path: str) -> None:
+        self.entries = entries
+        self.path = path
+        self.position = 0
+
+    def directory_entries(self) -> list[tuple[str, bool]]:
+        return self.entries
+
+    def stat(self) -> FileStat:
+        return FileStat(S_IFDIR | 0o755, device=FAT_DEVICE, inode=hash(self.path) & 0x7FFF_FFFF)
+
+    def seek(self, offset: int, whence: int) -> int:
+        if whence != SEEK_SET or offset < 0:
+            raise OSError(E.EINVAL, "directories seek to an entry index from the start")
+        self.position = offset
+        return offset
+
+
+class Syscalls:
+    def __init__(self, manager: ProcessManager) -> None:
+        self.manager = manager
+        self.kernel = manager.kernel
+        self.counts: Counter[int] = Counter()
+        self._unknown_logged: set[int] = set()
+        self.table: dict[int, tuple[str, Handler]] = {
+            1: ("exit", self.sys_exit),
+            3: ("read", self.sys_read),
+            4: ("write", self.sys_write),
+            5: ("open", self.sys_open),
+            6: ("close", self.sys_close),
+            13: ("time", self.sys_time),
+            19: ("lseek", self.sys_lseek),
+            20: ("getpid", lambda p, a: p.pid),
+            37: ("kill", self.sys_kill),
+            45: ("brk", self.sys_brk),
+            64: ("getppid", lambda p, a: p.ppid),
+            78: ("gettimeofday", self.sys_gettimeofday),
+            96: ("getpriority", self.sys_getpriority),
+            97: ("setpriority", self.sys_setpriority),
+            106: ("stat", self.sys_stat),
+            108: ("fstat", self.sys_fstat),
+            122: ("uname", self.sys_uname),
+            146: ("writev", self.sys_writev),
+            155: ("sched_getparam", self.sys_sched_getparam),
+            156: ("sched_setscheduler", self.sys_sched_setscheduler),
+            157: ("sched_getscheduler", self.sys_sched_getscheduler),
+            158: ("sched_yield", self.sys_sched_yield),
+            159: ("sched_get_priority_max", lambda p, a: _priority_bound(a[0], RT_PRIORITY_MAX)),
+            160: ("sched_get_priority_min", lambda p, a: _priority_bound(a[0], RT_PRIORITY_MIN)),
+            162: ("nanosleep", self.sys_nanosleep),
+            195: ("stat64", self.sys_stat64),
+            197: ("fstat64", self.sys_fstat64),
+            199: ("getuid32", lambda p, a: 0),
+            200: ("getgid32", lambda p, a: 0),
+            201: ("geteuid32", lambda p, a: 0),
+            202: ("getegid32", lambda p, a: 0),
+            220: ("getdents64", self.sys_getdents64),
+            224: ("gettid", lambda p, a: p.pid),
+            252: ("exit_group", self.sys_exit),
+            258: ("set_tid_address", lambda p, a: p.pid),
+            265: ("clock_gettime", self.sys_clock_gettime),
+            295: ("openat", self.sys_openat),
+            403: ("clock_gettime64", self.sys_clock_gettime64),
+        }  # fmt: skip
+
+    def dispatch(self, process: Process, frame) -> int | None:  # noqa: ANN001 - TrapFrame
+        number = frame.eax
+        entry = self.table.get(number)
+        self.counts[number] += 1
+        if entry is None:
+            if number not in self._unknown_logged:
+                self._unknown_logged.add(number)
+                self.kernel.platform.log(f"{process.name}[{process.pid}]: no system call {number}")
+            return -E.ENOSYS
+        args = (frame.ebx, frame.ecx, frame.edx, frame.esi, frame.edi, frame.ebp)
+        try:
+            return entry[1](process, args)
+        except (UserMemoryFault, PagingError):
+            return -E.EFAULT
+        except UserStringTooLong:
+            return -E.ENAMETOOLONG
+        except SchedulerError:
+            return -E.EINVAL
+        except OSError as error:
+            return -(error.errno or E.EIO)
+
+    # ---- process ------------------------------------------------------------------------
+    def sys_exit(self, process: Process, args: tuple[int, ...]) -> None:
+        self.manager.exit(process, args[0])
+        return None
+
+    def sys_kill(self, process: Process, args: tuple[int, ...]) -> int:
+        pid, signal = _signed(args[0]), args[1]
+        target = self.manager.table.get(pid if pid > 0 else process.pid)
+        if target is None:
+            return -E.ESRCH
+        if signal == 0:
+            return 0
+        if signal not in (2, 4, 5, 7, 8, 9, 11, 15):
+            return -E.EINVAL
+        self.manager.terminate(target, signal)
+        return 0
+
+    def sys_brk(self, process: Process, args: tuple[int, ...]) -> int:
+        """Linux semantics: returns the new break, or the old one when the request fails."""
+        wanted = args[0]
+        if wanted < process.brk_start or wanted > process.brk_start + BRK_LIMIT:
+            return process.brk
+        old_end, new_end = page_up(process.brk), page_up(wanted)
+        mapped = []
+        try:
+            for page in range(old_end, new_end, PAGE_SIZE):
+                process.aspace.map_new(page)
+                mapped.append(page)
+        except (PagingError, MemoryError, OSError):
+            for page in mapped:
+                process.aspace.unmap(page)
+            return process.brk
+        for page in range(new_end, old_end, PAGE_SIZE):
+            process.aspace.unmap(page)
+        process.brk = wanted
+        return wanted
+
+    def sys_getpriority(self, process: Process, args: tuple[int, ...]) -> int:
+        target = self._priority_target(process, args[0], args[1])
+        return 20 - target.sched.nice  # the raw call returns 1..40; libc turns it into nice
+
+    def sys_setpriority(self, process: Process, args: tuple[int, ...]) -> int:
+        target = self._priority_target(process, args[0], args[1])
+        nice = max(NICE_MIN, min(NICE_MAX, _signed(args[2])))
+        self.manager.scheduler.set_params(target, target.sched.policy, target.sched.rt_priority,
+                                          nice)  # fmt: skip
+        return 0
+
+    def _priority_target(self, process: Process, which: int, who: int) -> Process:
+        if which != PRIO_PROCESS:
+            raise OSError(E.EINVAL, "only PRIO_PROCESS is supported")
+        target = process if who == 0 else self.manager.table.get(who)
+        if target is None:
+            raise OSError(E.ESRCH, f"no process {who}")
+        return target
+
+    def sys_sched_yield(self, process: Process, args: tuple[int, ...]) -> int:
+        process.yielded = True
+        return 0
+
+    def sys_sched_setscheduler(self, process: Process, args: tuple[int, ...]) -> int:
+        target = self._priority_target(process, PRIO_PROCESS, args[0])
+        (priority,) = struct.unpack("<i", copy_from_user(process.aspace, args[2], 4))
+        self.manager.scheduler.set_params(target, _signed(args[1]), priority)
+        return 0
+
+    def sys_sched_getscheduler(self, process: Process, args: tuple[int, ...]) -> int:
+        return int(self._priority_target(process, PRIO_PROCESS, args[0]).sched.policy)
+
+    def sys_sched_getparam(self, process: Process, args: tuple[int, ...]) -> int:
+        target = self._priority_target(process, PRIO_PROCESS, args[0])
+        copy_to_user(process.aspace, args[1], struct.pack("<i", target.sched.rt_priority))
+        return 0
+
+    def sys_uname(self, process: Process, args: tuple[int, ...]) -> int:
+        fields = ("TradeKernel", "tradekernel", __version__, "#1 TradeKernel", "i686", "(none)")
+        blob = b"".join(value.encode().ljust(UTS_FIELD, b"\0") for value in fields)
+        copy_to_user(process.aspace, args[0], blob)
+        return 0
+
+    # ---- time ---------------------------------------------------------------------------
+    def _clock_ns(self, process: Process, clock: int) -> int:
+        kernel_clock = self.kernel.clock
+        if clock in (CLOCK_REALTIME, CLOCK_REALTIME_COARSE):
+            return self.manager.epoch_ns + kernel_clock.now_ns()
+        if clock in (CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME):
+            return kernel_clock.uptime_ns()
+        if clock in (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID):
+            return process.cpu_ns + kernel_clock.now_ns() - self.manager.last_entry_ns
+        raise OSError(E.EINVAL, f"unknown clock {clock}")
+
+    def sys_clock_gettime(self, process: Process, args: tuple[int, ...]) -> int:
+        seconds, nanoseconds = divmod(self._clock_ns(process, args[0]), NS)
+        copy_to_user(process.aspace, args[1], struct.pack("<iI", seconds, nanoseconds))
+        return 0
+
+    def sys_clock_gettime64(self, process: Process, args: tuple[int, ...]) -> int:
+        seconds, nanoseconds = divmod(self._clock_ns(process, args[0]), NS)
+        copy_to_user(process.aspace, args[1], struct.pack("<qq", seconds, nanoseconds))
+        return 0
+
+    def sys_gettimeofday(self, process: Process, args: tuple[int, ...]) -> int:
+        if args[0]:
+            seconds, nanoseconds = divmod(self._clock_ns(process, CLOCK_REALTIME), NS)
+            copy_to_user(process.aspace, args[0], struct.pack("<iI", seconds, nanoseconds // 1000))
+        if args[1]:
+            copy_to_user(process.aspace, args[1], bytes(8))  # struct timezone: UTC
+        return 0
+
+    def sys_time(self, process: Process, args: tuple[int, ...]) -> int:
+        seconds = self._clock_ns(process, CLOCK_REALTIME) // NS
+        if args[0]:
+            copy_to_user(process.aspace, args[0], struct.pack("<i", seconds))
+        return seconds
+
+    def sys_nanosleep(self, process: Process, args: tuple[int, ...]) -> int | None:
+        seconds, nanoseconds = struct.unpack("<iI", copy_from_user(process.aspace, args[0], 8))
+        if seconds < 0 or nanoseconds >= NS:
+            return -E.EINVAL
+        if args[1]:
+            copy_to_user(process.aspace, args[1], bytes(8))  # never interrupted: nothing left
+        duration = seconds * NS + nanoseconds
+        if duration == 0:
+            process.yielded = True
+            return 0
+        token = self.manager.block(process)
+        deadline = self.kernel.clock.now_ns() + duration
+        self.kernel.call_at(deadline, lambda: self.manager.wake(process, token, 0))
+        return None
+
+    # ---- files --------------------------------------------------------------------------
+    def _file(self, process: Process, fd: int) -> OpenFile:
+        handle = process.files.get(_signed(fd))
+        if handle is None:
+            raise OSError(E.EBADF, f"fd {_signed(fd)} is not open")
+        return handle
+
+    def sys_read(self, process: Process, args: tuple[int, ...]) -> int | None:
+        handle = self._file(process, args[0])
+        count = min(args[2], MAX_IO)
+        if count == 0:
+            return 0
+        return handle.read(process, args[1], count)
+
+    def sys_write(self, process: Process, args: tuple[int, ...]) -> int:
+        handle = self._file(process, args[0])
+        data = copy_from_user(process.aspace, args[1], min(args[2], MAX_IO))
+        return handle.write(process, data) if data else 0
+
+    def sys_writev(self, process: Process, args: tuple[int, ...]) -> int:
+        handle = self._file(process, args[0])
+        count = args[2]
+        if count > 1024:
+            return -E.EINVAL
+        vector = copy_from_user(process.aspace, args[1], 8 * count)
+        pieces = [
+            copy_from_user(process.aspace, base, min(length, MAX_IO))
+            for base, length in struct.iter_unpack("<II", vector)
+        ]
+        data = b"".join(pieces)
+        return handle.write(process, data) if data else 0
+
+    def _path(self, process: Process, pointer: int) -> str:
+        raw = read_user_string(process.aspace, pointer, PATH_MAX)
+        if not raw:
+            raise OSError(E.ENOENT, "empty path")
+        joined = posixpath.join(process.cwd, raw.decode("utf-8", "replace"))
+        return posixpath.normpath("/" + joined.lstrip("/"))
+
+    def _fs(self):  # noqa: ANN202 - fat.FatFs
+        if self.kernel.fs is None:
+            raise OSError(E.ENODEV, "no filesystem is mounted")
+        return self.kernel.fs
+
+    def sys_open(self, process: Process, args: tuple[int, ...]) -> int:
+        return self._open(process, self._path(process, args[0]), args[1])
+
+    def sys_openat(self, process: Process, args: tuple[int, ...]) -> int:
+        path = self._path(process, args[1])
+        if _signed(args[0]) != AT_FDCWD and not path.startswith("/"):
+            return -E.ENOTSUP
+        return self._open(process, path, args[2])
+
+    def _open(self, process: Process, path: str, flags: int) -> int:
+        fs = self._fs()
+        free = next((fd for fd in range(MAX_FILES) if fd not in process.files), None)
+        if free is None:
+            return -E.EMFILE
+        if fs.exists(path) and fs.stat(path).is_dir:
+            if flags & O_ACCMODE:
+                return -E.EISDIR
+            entries = [(stat.name, stat.is_dir) for stat in fs.scandir(path)]
+            process.files[free] = DirectoryFile(entries, path)
+        elif flags & O_DIRECTORY:
+            return -E.ENOTDIR if fs.exists(path) else -E.ENOENT
+        else:
+            process.files[free] = FsFile(fs.open(path, flags & O_OPEN_FLAGS), path)
+        return free
+
+    def sys_close(self, process: Process, args: tuple[int, ...]) -> int:
+        handle = process.files.pop(_signed(args[0]), None)
+        if handle is None:
+            return -E.EBADF
+        if handle not in process.files.values():
+            handle.close()
+            if isinstance(handle, FsFile):
+                self._fs().flush()
+        return 0
+
+    def sys_lseek(self, process: Process, args: tuple[int, ...]) -> int:
+        return self._file(process, args[0]).seek(_signed(args[1]), args[2])
+
+    def _stat_path(self, process: Process, pointer: int) -> FileStat:
+        path = self._path(process, pointer)
+        stat = self._fs().stat(path)
+        mode = (S_IFDIR if stat.is_dir else S_IFREG) | 0o755
+        mtime = int(stat.mtime.timestamp()) if stat.mtime else 0
+        return FileStat(mode, size=stat.size, inode=stat.first_cluster or hash(path) & 0xFFFF,
+                        device=FAT_DEVICE, mtime=mtime)  # fmt: skip
+
+    def sys_stat(self, process: Process, args: tuple[int, ...]) -> int:
+        copy_to_user(process.aspace, args[1], pack_stat(self._stat_path(process, args[0])))
+        return 0
+
+    def sys_fstat(self, process: Process, args: tuple[int, ...]) -> int:
+        copy_to_user(process.aspace, args[1], pack_stat(self._file(process, args[0]).stat()))
+        return 0
+
+    def sys_stat64(self, process: Process, args: tuple[int, ...]) -> int:
+        copy_to_user(process.aspace, args[1], pack_stat64(self._stat_path(process, args[0])))
+        return 0
+
+    def sys_fstat64(self, process: Process, args: tuple[int, ...]) -> int:
+        copy_to_user(process.aspace, args[1], pack_stat64(self._file(process, args[0]).stat()))
+        return 0
+
+    def sys_getdents64(self, process: Process, args: tuple[int, ...]) -> int:
+        """struct linux_dirent64 records (d_ino, d_off, d_reclen, d_type, name), 8-aligned."""
+        handle = self._file(process, args[0])
+        entries = handle.directory_entries()
+        assert isinstance(handle, DirectoryFile)
+        out = bytearray()
+        while handle.position < len(entries):
+            name, is_dir = entries[handle.position]
+            encoded = name.encode("utf-8") + b"\0"
+            length = (19 + len(encoded) + 7) & ~7
+            if len(out) + length > args[2]:
+                break
+            record = struct.pack("<QqHB", handle.position + 1, handle.position + 1, length,
+                                 DT_DIR if is_dir else DT_REG) + encoded  # fmt: skip
+            out += record.ljust(length, b"\0")
+            handle.position += 1
+        if not out and handle.position < len(entries):
+            return -E.EINVAL  # the buffer cannot hold even one entry
+        copy_to_user(process.aspace, args[1], bytes(out))
+        return len(out)
+
+
+def pack_stat(stat: FileStat) -> bytes:
+    """Linux i386 `struct stat` (64 bytes)."""
+    return struct.pack(
+        "<IIHHHHIIIIIIIIIIII", stat.device, stat.inode & 0xFFFF_FFFF, stat.mode, 1, 0, 0,
+        stat.rdev, stat.size, stat.blksize, -(-stat.size // 512), stat.mtime, 0, stat.mtime, 0,
+        stat.mtime, 0, 0, 0,
+    )  # fmt: skip
+
+
+def pack_stat64(stat: FileStat) -> bytes:
+    """Linux i386 `struct stat64` (96 bytes)."""
+    return struct.pack(
+        "<Q4xIIIIIQ4xqIQIIIIIIQ", stat.device, stat.inode & 0xFFFF_FFFF, stat.mode, 1, 0, 0,
+        stat.rdev, stat.size, stat.blksize, -(-stat.size // 512), stat.mtime, 0, stat.mtime, 0,
+        stat.mtime, 0, stat.inode,
+    )  # fmt: skip
