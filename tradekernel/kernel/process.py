@@ -441,7 +441,7 @@ class ProcessManager:
             self._release(process)
         if process is self.foreground:
             self.foreground = None
-            self.kernel.shell.resume()
+            self.kernel.defer(self.kernel.shell.resume)  # after the tty's own echo (^C)
 
     def _release_dead(self) -> None:
         dead, self._dead = self._dead, []

@@ -1,0 +1,139 @@
+"""Processes through the whole path: shell -> ELF loader -> ring 3 -> int 0x80 -> VGA, faults
+contained, IRQ0 preemption, Ctrl-C and kill. The programs are images/programs/*.c, on the
+disk image's /bin."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.system.harness import PROMPT, BootedPc
+from tradekernel.ui.keymap import text_to_key_events
+
+MS = 1_000_000
+
+
+@pytest.fixture
+def tk(tmp_path):  # noqa: ANN001, ANN201
+    return BootedPc(tmp_path).boot()
+
+
+def type_while_busy(tk: BootedPc, text: str) -> None:
+    """Type with a process hogging the CPU: the harness feeds keys only to an idle machine,
+    so each key goes straight to the keyboard and the machine runs 20 ms of virtual time."""
+    for char in text:
+        for event in text_to_key_events(char):
+            tk.machine.channels.send("keyboard-key", event)
+        tk.run_to_stop(20 * MS)
+
+
+def command_while_busy(tk: BootedPc, line: str) -> None:
+    before = tk.prompts_seen()
+    type_while_busy(tk, line + "\n")
+    tk.run_until(lambda: tk.prompts_seen() > before, 2_000 * MS)
+
+
+def frames_used(tk: BootedPc) -> int:
+    tk.command("pgstats")
+    used = [int(m.group(1)) for m in re.finditer(r"(\d+) used", tk.text())]
+    return used[-1]
+
+
+def test_hello_prints_and_the_prompt_returns(tk: BootedPc) -> None:
+    tk.command("hello")
+    tk.command("run hello")
+    lines = tk.lines()
+    assert lines.count("hello, world") == 2
+    assert lines[-1] == PROMPT.rstrip() or PROMPT.rstrip() in lines
+
+
+def test_crash_is_killed_and_the_shell_goes_on(tk: BootedPc) -> None:
+    tk.command("crash")
+    tk.command("echo ok")
+    text = tk.text().replace("\n", "")  # the report wraps at 80 columns
+    assert re.search(r"crash\[\d+\]: segmentation fault at 0xc0001000 \(.*\), eip 0x0804", text)
+    assert "crash: still alive?" not in text
+    assert "ok" in tk.lines()
+
+
+def test_cpu_exceptions_get_linux_wording(tk: BootedPc) -> None:
+    tk.command("divzero")
+    tk.command("illegal")
+    tk.command("illegal cli")
+    tk.command("illegal out")
+    text = tk.text().replace("\n", "")
+    assert re.search(r"divzero\[\d+\]: floating point exception", text)
+    assert re.search(r"illegal\[\d+\]: illegal instruction", text)
+    assert len(re.findall(r"illegal\[\d+\]: segmentation fault \(general protection\)", text)) == 2
+    assert "did not fault" not in text
+
+
+def test_bad_pointers_give_efault(tk: BootedPc) -> None:
+    tk.command("badptr")
+    lines = tk.lines()
+    for call in ("write(kernel address)", "write(unmapped)", "uname(NULL)", "nanosleep(bad)"):
+        assert f"{call} = -14" in lines
+    assert "syscall 999 = -38" in lines
+
+
+def test_plain_linux_binary_runs(tk: BootedPc) -> None:
+    tk.command("linux_hello")
+    assert "hello from a plain Linux binary" in tk.lines()
+
+
+def test_process_facts_from_system_calls(tk: BootedPc) -> None:
+    tk.command("info first")
+    lines = tk.lines()
+    assert "argc=2 argv[0]=info argv[1]=first" in lines
+    assert "uname: TradeKernel 0.1.0 i686" in lines
+    assert "setpriority(5)=0 nice=5" in lines
+    assert "malloc: ok" in lines and "slept >= 20 ms" in lines
+    assert any(re.fullmatch(r"pid=\d+ ppid=0", line) for line in lines)
+
+
+def test_resources_return_after_a_crash(tk: BootedPc) -> None:
+    tk.command("crash")  # the first run fills the shared text cache
+    baseline = frames_used(tk)
+    for _ in range(3):
+        tk.command("crash")
+    assert frames_used(tk) == baseline
+    tk.command("memleak")
+    assert "no live allocations" in tk.lines()
+
+
+def test_background_spin_ps_and_kill(tk: BootedPc) -> None:
+    tk.command("spin &")
+    match = re.search(r"\[(\d+)\] spin", tk.text())
+    assert match is not None
+    pid = match.group(1)
+    tk.run_to_stop(50 * MS)  # spin has the CPU; IRQ0 and the keyboard still get through
+    command_while_busy(tk, "ps")
+    fields = next(line.split() for line in tk.lines() if line.split()[:1] == [pid])
+    assert fields[0] == pid and fields[2] == "R" and fields[3:5] == ["TS", "0"]
+    assert fields[5] != "0.000s"  # it has been charged CPU time
+    command_while_busy(tk, f"kill {pid}")
+    assert f"spin[{pid}]: terminated" in tk.lines()
+    tk.command("ps")
+    assert not any(line.split()[-1:] == ["spin"] for line in tk.lines()[-4:])
+
+
+def test_ctrl_c_ends_a_foreground_program(tk: BootedPc) -> None:
+    before = tk.prompts_seen()
+    tk.type("spin\n")
+    tk.run_to_stop(100 * MS)
+    assert tk.prompts_seen() == before  # spin holds the foreground
+    for event in (("lctrl", True), ("c", True), ("c", False), ("lctrl", False)):
+        tk.machine.channels.send("keyboard-key", event)
+        tk.run_to_stop(20 * MS)
+    tk.run_until(lambda: tk.prompts_seen() > before, 1_000 * MS)
+    tk.command("echo after")
+    assert "^C" in tk.text() and "after" in tk.lines()
+
+
+def test_unknown_program_and_bad_executable(tk: BootedPc) -> None:
+    tk.command("run nosuch")
+    tk.command("run /etc/instruments.toml")
+    text = tk.text()
+    assert "run: /bin/nosuch:" in text
+    assert "cannot execute" in text or "no such file" in text
