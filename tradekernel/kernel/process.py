@@ -25,6 +25,16 @@ switches, so its address space and kernel stack are released at the next kernel 
 Kernel work the idle loop would run (`Kernel.defer`: shell lines, timer callbacks) is also run
 on the way out of an interrupt that interrupted a process, so a busy process never starves
 the shell or a sleeper's wake-up (the softirq model).
+
+Machine notes (emulator bugs found here, reported, worked around until fixed in emu/)
+-----------------------------------------------------------------------------------
+* After boot, Unicorn's previous-exception word reads 14 although no #PF reached the hook, so
+  the first ring-3 #PF or #DE before any hooked exception (such as an `int 0x80`) is never
+  delivered: emu_start returns after one instruction at the faulting EIP, forever. The demo
+  programs therefore print before they fault.
+* Unicorn does not see the kernel's writes to RAM, so it may run stale translations of code
+  that a frame held before. Read-only program pages come from elf.TextCache, whose frames
+  never receive different code.
 """
 
 from __future__ import annotations
