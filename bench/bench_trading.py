@@ -1,15 +1,27 @@
 """Trading engine figures: matching throughput and latency, full OMS path, ITCH and FIX rates.
 
-Order mix: 60% passive adds (limit orders that rest), 30% cancels of a random live order, 10%
-aggressive limit orders crossing the spread (IOC). The stream is generated once against a
-scratch book (so every cancel names a live order) and replayed on a fresh book for timing.
+Two order streams, each generated once against a scratch book (so every cancel names a live
+order) and replayed on a fresh book for timing:
 
-Each throughput figure is run 3 times (ITCH raw 5 times) and the median is printed with the
-spread, as wall-clock rate and as rate per CPU second of this process (process_time): on a
-shared machine the second is the steadier one. Latency per order: batches of 100 orders timed
-with perf_counter_ns, minus the measured cost of one timer pair, divided by 100 (median and p99
-over batches), and each order timed alone for comparison. The cyclic garbage collector stays
-on for every figure except the one labelled "GC off".
+- steady state (the primary figure): a book of RESTING orders is built first (untimed), then
+  every order is a crossing IOC with probability 10% (1-10 lots, 0-3 ticks through the touch);
+  otherwise a cancel of a uniformly random live order with probability L / (L + 1.2 RESTING),
+  L the resting count (every resting order has the same small chance of being cancelled per
+  message, as in queue models of the book), else a passive add (1-10 lots, 1-100 ticks behind
+  the opposite touch). Adds then balance cancels and fills: about 49% add, 41% cancel, 10%
+  cross, the book holds about 20,000 orders over about 200 price levels for the whole run.
+- growing book: 60% passive add (0-20 ticks behind the touch), 30% cancel of a random live
+  order, 10% crossing IOC, from an empty book. Adds outrun cancels and fills, so the book grows
+  without bound (about 205,000 orders at 4,000-8,000 per level after 1,000,000 orders) and
+  cancels hit random memory: a worst case, kept so nothing is hidden.
+
+Each throughput figure is the median of several runs (steady state 5, ITCH raw 5, others 3) with
+the spread, as wall-clock rate and as rate per CPU second of this process (process_time): on a
+shared machine the second is the steadier one. The verdict against a target uses the wall-clock
+median. Latency per order: batches of 100 orders timed with perf_counter_ns, minus the measured
+cost of one timer pair, divided by 100 (median and p99 over batches), and each order timed alone
+for comparison. The cyclic garbage collector stays on for every figure except the one labelled
+"GC off". The host's load average is printed at start and end (the machine may be shared).
 
 Run: /tmp/venv/bin/python bench/bench_trading.py [--orders N] [--profile]
 """
@@ -20,6 +32,7 @@ import argparse
 import cProfile
 import gc
 import io
+import os
 import pstats
 import random
 import statistics
@@ -30,55 +43,110 @@ from tradekernel.kernel.trading.book import BUY, GTC, IOC, SELL, OrderBook
 from tradekernel.kernel.trading.engine import TradingEngine
 
 MID = 10_000
+RESTING = 20_000  # steady-state book size
+CANCEL_HAZARD = 1.2 * RESTING  # P(cancel) = L / (L + this): keeps L near RESTING
+STEADY_BAND = 100  # steady-state adds go 1..STEADY_BAND ticks behind the opposite touch
+BOOK_TARGET = 1_000_000  # orders/s, bare book
+OMS_TARGET = 200_000  # orders/s, full OMS path
+ITCH_TARGET = 2_000_000  # messages/s, ITCH raw parse
 
 
-def make_stream(count: int, seed: int = 1) -> list[tuple]:
-    """('add'|'cross', oid, side, price, qty) or ('cancel', oid) ops; every cancel is live."""
-    rng = random.Random(seed)
-    live: list[int] = []
-    where: dict[int, int] = {}
+class StreamMaker:
+    """Builds an order stream against a scratch book, tracking live orders so that each cancel
+    names one (a maker fully filled by a cross leaves the live set through the fill callback)."""
 
-    def drop(oid: int) -> None:
-        i = where.pop(oid)
-        last = live.pop()
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.live: list[int] = []
+        self.where: dict[int, int] = {}  # order id -> index in live
+        self.book = OrderBook("X", on_fill=self._on_fill)
+        self.ops: list[tuple] = []  # ('add'|'cross', oid, side, price, qty) or ('cancel', oid)
+        self.next_id = 1
+        self.resting_seen: list[int] = []  # resting count after each order
+
+    def _drop(self, oid: int) -> None:
+        i = self.where.pop(oid)
+        last = self.live.pop()
         if last != oid:
-            live[i] = last
-            where[last] = i
+            self.live[i] = last
+            self.where[last] = i
 
-    def on_fill(maker, _owner, _taker, _price, _qty, maker_left, _taker_left):
+    def _on_fill(self, maker, _owner, _taker, _price, _qty, maker_left, _taker_left) -> None:
         if maker_left == 0:
-            drop(maker)
+            self._drop(maker)
 
-    scratch = OrderBook("X", on_fill=on_fill)
-    ops: list[tuple] = []
-    next_id = 1
+    def _take_id(self) -> int:
+        oid = self.next_id
+        self.next_id += 1
+        return oid
+
+    def random_side(self) -> int:
+        return BUY if self.rng.random() < 0.5 else SELL
+
+    def opposite_touch(self, side: int) -> int:
+        best = self.book.best_ask() if side == BUY else self.book.best_bid()
+        return best[0] if best else MID
+
+    def add(self, side: int, price: int) -> None:
+        oid = self._take_id()
+        qty = self.rng.randint(1, 10)
+        self.ops.append(("add", oid, side, price, qty))
+        if self.book.submit(oid, "maker", side, price, qty, GTC):
+            self.where[oid] = len(self.live)
+            self.live.append(oid)
+
+    def cross(self) -> None:
+        """An IOC 0-3 ticks through the opposite touch."""
+        side = self.random_side()
+        price = self.opposite_touch(side) + side * self.rng.randint(0, 3)
+        oid = self._take_id()
+        qty = self.rng.randint(1, 10)
+        self.ops.append(("cross", oid, side, price, qty))
+        self.book.submit(oid, "taker", side, price, qty, IOC)
+
+    def cancel_random(self) -> None:
+        oid = self.live[self.rng.randrange(len(self.live))]
+        self._drop(oid)
+        self.book.cancel(oid)
+        self.ops.append(("cancel", oid))
+
+
+def growing_stream(count: int, seed: int = 1) -> list[tuple]:
+    """60% passive add, 30% cancel, 10% cross from an empty book (see the module docstring)."""
+    maker = StreamMaker(seed)
+    rng = maker.rng
     for _ in range(count):
         roll = rng.random()
-        if roll < 0.3 and live:
-            oid = live[rng.randrange(len(live))]
-            drop(oid)
-            scratch.cancel(oid)
-            ops.append(("cancel", oid))
-            continue
-        side = BUY if rng.random() < 0.5 else SELL
-        qty = rng.randint(1, 10)
-        oid = next_id
-        next_id += 1
-        if roll < 0.4:  # aggressive: cross up to 3 ticks through the touch
-            best = scratch.best_ask() if side == BUY else scratch.best_bid()
-            ref = best[0] if best else MID
-            price = ref + side * rng.randint(0, 3)
-            ops.append(("cross", oid, side, price, qty))
-            scratch.submit(oid, "taker", side, price, qty, IOC)
+        if roll < 0.3 and maker.live:
+            maker.cancel_random()
+        elif roll < 0.4:
+            maker.cross()
         else:
-            opposite = scratch.best_ask() if side == BUY else scratch.best_bid()
-            edge = opposite[0] - side if opposite else MID - side
-            price = edge - side * rng.randint(0, 20)
-            ops.append(("add", oid, side, price, qty))
-            if scratch.submit(oid, "maker", side, price, qty, GTC):
-                where[oid] = len(live)
-                live.append(oid)
-    return ops
+            side = maker.random_side()
+            maker.add(side, maker.opposite_touch(side) - side * rng.randint(1, 21))
+    return maker.ops
+
+
+def steady_stream(count: int, seed: int = 1) -> tuple[list[tuple], list[tuple], list[int]]:
+    """(prefill, timed orders, resting count after each timed order) of the steady state."""
+    maker = StreamMaker(seed)
+    rng = maker.rng
+    for i in range(RESTING):
+        side = BUY if i % 2 else SELL
+        maker.add(side, MID - side * rng.randint(1, STEADY_BAND))
+    prefill = len(maker.ops)
+    live = maker.live
+    resting = []
+    for _ in range(count):
+        if rng.random() < 0.1:
+            maker.cross()
+        elif rng.random() * (len(live) + CANCEL_HAZARD) < len(live):
+            maker.cancel_random()
+        else:
+            side = maker.random_side()
+            maker.add(side, maker.opposite_touch(side) - side * rng.randint(1, STEADY_BAND))
+        resting.append(len(live))
+    return maker.ops[:prefill], maker.ops[prefill:], resting
 
 
 Timing = tuple[float, float]
@@ -106,8 +174,10 @@ def replay_book(ops: list[tuple], book: OrderBook) -> None:
             submit(op[1], "taker", op[2], op[3], op[4], IOC)
 
 
-def run_book(ops: list[tuple]) -> Timing:
+def run_book(prefill: list[tuple], ops: list[tuple]) -> Timing:
+    """Time `ops` on a fresh book that already holds `prefill` (replayed untimed)."""
     book = OrderBook("X")
+    replay_book(prefill, book)
     return timed(replay_book, ops, book)
 
 
@@ -116,25 +186,21 @@ def timer_overhead() -> int:
     return int(statistics.median(-(clock() - clock()) for _ in range(50_000)))
 
 
-def book_latencies(ops: list[tuple], batch: int, overhead: int) -> tuple[list[float], list[int]]:
+def book_latencies(
+    prefill: list[tuple], ops: list[tuple], batch: int, overhead: int
+) -> tuple[list[float], list[int]]:
     """Per-order ns: averages over batches of `batch` orders, and each order timed alone."""
     book = OrderBook("X")
-    submit, cancel = book.submit, book.cancel
+    replay_book(prefill, book)
     clock = time.perf_counter_ns
     batches: list[float] = []
     for i in range(0, len(ops) - batch + 1, batch):
         chunk = ops[i : i + batch]
         t0 = clock()
-        for op in chunk:
-            kind = op[0]
-            if kind == "cancel":
-                cancel(op[1])
-            elif kind == "add":
-                submit(op[1], "maker", op[2], op[3], op[4], GTC)
-            else:
-                submit(op[1], "taker", op[2], op[3], op[4], IOC)
+        replay_book(chunk, book)
         batches.append((clock() - t0 - overhead) / batch)
     book = OrderBook("X")
+    replay_book(prefill, book)
     submit, cancel = book.submit, book.cancel
     singles: list[int] = []
     for op in ops:
@@ -150,8 +216,8 @@ def book_latencies(ops: list[tuple], batch: int, overhead: int) -> tuple[list[fl
     return batches, singles
 
 
-def replay_engine(ops: list[tuple], engine: TradingEngine) -> None:
-    ids: dict[int, int] = {}
+def replay_engine(ops: list[tuple], engine: TradingEngine, ids: dict[int, int]) -> None:
+    """Replay through the OMS; `ids` maps stream order ids to the engine's."""
     submit, cancel = engine.submit, engine.cancel
     for op in ops:
         kind = op[0]
@@ -163,7 +229,7 @@ def replay_engine(ops: list[tuple], engine: TradingEngine) -> None:
             ids[op[1]] = submit("taker", "AAPL", op[2], op[4], op[3], IOC).order_id
 
 
-def run_engine(ops: list[tuple], listen: bool = False) -> Timing:
+def run_engine(prefill: list[tuple], ops: list[tuple], listen: bool = False) -> Timing:
     engine = TradingEngine(lambda: 0)
     if listen:
         heard = [0]
@@ -172,7 +238,9 @@ def run_engine(ops: list[tuple], listen: bool = False) -> Timing:
             heard[0] += 1
 
         engine.bus.subscribe(count_event)
-    return timed(replay_engine, ops, engine)
+    ids: dict[int, int] = {}
+    replay_engine(prefill, engine, ids)
+    return timed(replay_engine, ops, engine, ids)
 
 
 def itch_data(count: int) -> bytes:
@@ -220,6 +288,11 @@ def pct(values: list, q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def median_rate(count: int, timings: list[Timing]) -> float:
+    """Median wall-clock rate."""
+    return statistics.median(count / w for w, _ in timings)
+
+
 def rates(count: int, timings: list[Timing]) -> str:
     """Median (min..max) of count/seconds, wall clock and CPU."""
     walls = sorted(count / w for w, _ in timings)
@@ -228,6 +301,27 @@ def rates(count: int, timings: list[Timing]) -> str:
         f"{statistics.median(walls):>11,.0f}/s wall ({walls[0]:,.0f}..{walls[-1]:,.0f}), "
         f"{statistics.median(cpus):,.0f}/s CPU ({cpus[0]:,.0f}..{cpus[-1]:,.0f})"
     )
+
+
+def verdict(target: int, unit: str, label: str, count: int, timings: list[Timing]) -> str:
+    """One line: the target, met or MISSED, and the wall-clock median it was judged on."""
+    wall = median_rate(count, timings)
+    cpu = statistics.median(count / c for _, c in timings)
+    met = "met" if wall >= target else "MISSED"
+    return (
+        f"target >= {target:,} {unit}/s, {label}: {met} ({wall:,.0f}/s wall median; "
+        f"{cpu:,.0f}/s per CPU second)"
+    )
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def mix_of(ops: list[tuple]) -> str:
+    counts = {k: sum(1 for op in ops if op[0] == k) for k in ("add", "cancel", "cross")}
+    return ", ".join(f"{k} {100 * v / len(ops):.1f}%" for k, v in counts.items())
 
 
 def count_raw(data: bytes) -> None:
@@ -262,45 +356,62 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--profile", action="store_true", help="print where the time goes")
     args = parser.parse_args()
+    print(f"host: {load_average()} (start)")
 
-    ops = make_stream(args.orders)
-    counts = {k: sum(1 for op in ops if op[0] == k) for k in ("add", "cancel", "cross")}
-    mix = ", ".join(f"{k} {100 * v / len(ops):.0f}%" for k, v in counts.items())
+    prefill, ops, resting = steady_stream(args.orders)
     book = OrderBook("X")
+    replay_book(prefill, book)
     replay_book(ops, book)
-    print(f"order stream: {len(ops):,} orders ({mix}); book ends with {len(book):,} resting")
-    print("figures: median of 3 runs (min..max); wall clock and per CPU second of this process")
+    levels = len(book.depth(1 << 30)[0]) + len(book.depth(1 << 30)[1])
+    print(
+        f"steady-state stream: {len(ops):,} orders ({mix_of(ops)}) after {len(prefill):,} "
+        f"untimed adds; resting {min(resting):,}..{max(resting):,}, ends with {levels} levels"
+    )
+    grow = growing_stream(args.orders)
+    book = OrderBook("X")
+    replay_book(grow, book)
+    print(f"growing stream:      {len(grow):,} orders ({mix_of(grow)}); ends with {len(book):,}")
+    print("figures: median (min..max) of runs; wall clock and per CPU second of this process")
 
-    print(f"bare book:       {rates(len(ops), [run_book(ops) for _ in range(3)])}")
+    steady_runs = [run_book(prefill, ops) for _ in range(5)]
+    print(f"bare book, steady state:  {rates(len(ops), steady_runs)}  (5 runs)")
     gc.disable()
     try:
-        nogc = [run_book(ops) for _ in range(3)]
+        nogc = [run_book(prefill, ops) for _ in range(3)]
     finally:
         gc.enable()
-    print(f"  same, GC off:  {rates(len(ops), nogc)}")
+    print(f"  same, GC off:           {rates(len(ops), nogc)}")
+    grow_runs = [run_book([], grow) for _ in range(3)]
+    print(f"bare book, growing book:  {rates(len(grow), grow_runs)}")
     overhead = timer_overhead()
     batch = 100
-    batches, singles = book_latencies(ops, batch, overhead)
+    batches, singles = book_latencies(prefill, ops, batch, overhead)
     print(
-        f"  latency per order, batches of {batch}: median {statistics.median(batches):.0f} ns, "
-        f"p99 {pct(batches, 0.99):.0f} ns (timer pair {overhead} ns subtracted per batch)"
+        f"  steady-state latency per order, batches of {batch}: median "
+        f"{statistics.median(batches):.0f} ns, p99 {pct(batches, 0.99):.0f} ns "
+        f"(timer pair {overhead} ns subtracted per batch)"
     )
     print(
-        f"  latency per order, timed alone:  median {statistics.median(singles):.0f} ns, "
-        f"p99 {pct(singles, 0.99):.0f} ns (timer pair {overhead} ns subtracted per order)"
+        f"  steady-state latency per order, timed alone:  median {statistics.median(singles):.0f}"
+        f" ns, p99 {pct(singles, 0.99):.0f} ns (timer pair {overhead} ns subtracted per order)"
     )
 
     oms_ops = ops[: min(len(ops), 200_000)]
+    oms_runs = [run_engine(prefill, oms_ops) for _ in range(3)]
     print(
-        f"full OMS path:   {rates(len(oms_ops), [run_engine(oms_ops) for _ in range(3)])}\n"
+        f"full OMS path, steady:    {rates(len(oms_ops), oms_runs)}\n"
         f"  ({len(oms_ops):,} orders: validation, risk gate, state machine + log, live/finished "
         "books, portfolio; no event listener, so no event objects)"
     )
-    listened = [run_engine(oms_ops, listen=True) for _ in range(3)]
+    listened = [run_engine(prefill, oms_ops, listen=True) for _ in range(3)]
     print(f"  same, one listener on every event: {rates(len(oms_ops), listened)}")
+    oms_grow = grow[: min(len(grow), 200_000)]
+    oms_grow_runs = [run_engine([], oms_grow) for _ in range(3)]
+    print(f"full OMS path, growing:   {rates(len(oms_grow), oms_grow_runs)}")
 
     data = itch_data(1_000_000)
-    print(f"ITCH raw parse:  {rates(1_000_000, [timed(count_raw, data) for _ in range(5)])}")
+    itch_runs = [timed(count_raw, data) for _ in range(5)]
+    print(f"ITCH raw parse:  {rates(1_000_000, itch_runs)}")
     print("  (1,000,000 framed messages of 10 types; median of 5 runs (min..max))")
     print(f"ITCH decoded:    {rates(1_000_000, [timed(count_decoded, data) for _ in range(3)])}")
 
@@ -308,9 +419,20 @@ def main() -> None:
     fix_runs = [timed(count_fix, fix_bytes) for _ in range(3)]
     print(f"FIX parse:       {rates(50_000, fix_runs)}  (exec reports + 10-level snapshots)")
 
+    print(f"host: {load_average()} (end)")
+    print(verdict(BOOK_TARGET, "orders", "bare book, steady state", len(ops), steady_runs))
+    print(verdict(BOOK_TARGET, "orders", "bare book, growing book", len(grow), grow_runs))
+    print(verdict(OMS_TARGET, "orders", "full OMS path, steady state", len(oms_ops), oms_runs))
+    print(verdict(ITCH_TARGET, "msgs", "ITCH raw parse", 1_000_000, itch_runs))
+
     if args.profile:
-        profile("bare book", replay_book, ops[:300_000], OrderBook("X"))
-        profile("full OMS path", replay_engine, oms_ops[:50_000], TradingEngine(lambda: 0))
+        profiled = OrderBook("X")
+        replay_book(prefill, profiled)
+        profile("bare book, steady state", replay_book, ops[:300_000], profiled)
+        engine = TradingEngine(lambda: 0)
+        ids: dict[int, int] = {}
+        replay_engine(prefill, engine, ids)
+        profile("full OMS path, steady state", replay_engine, oms_ops[:50_000], engine, ids)
         profile("ITCH raw", count_raw, itch_data(200_000))
         profile("FIX", count_fix, fix_data(10_000))
 

@@ -8,14 +8,14 @@ cancel of a resting order through `on_cancel`. Whatever of the incoming quantity
 filled nor rested was cancelled (IOC/market remainder, FOK kill, post-only cross, STP).
 
 Structures, chosen for speed and for the garbage collector: a resting order is a *slot*, an
-index into parallel lists (order id, owner, open qty, previous and next slot, level), and a dict
-maps order id -> slot. Freed slots are reused, so a busy book allocates no object per order and
-holds no reference cycle: the cyclic collector has nothing to chase however deep the book gets.
-Each price level is a small object with the head and tail slots of its FIFO, a doubly linked
-list through the prev/next lists (O(1) append, O(1) cancel anywhere). Per side a dict price ->
-level and a sorted list of keys (bisect insert, O(levels) removal) whose last element is the
-best price (O(1) best). Keys are `price` for bids and `-price` for asks, so both sides keep their
-best at the end.
+index into parallel lists (order id, owner, level), and a dict maps order id -> slot. Freed slots
+are reused, so a busy book allocates no object per order and holds no reference cycle: the cyclic
+collector has nothing to chase however deep the book gets. Each price level is a dict slot ->
+open quantity whose insertion order is the time priority (O(1) append, O(1) cancel anywhere,
+and a quantity change in place keeps the order's place), with the level's price, side and total
+quantity as attributes. Per side a dict price -> level and a sorted list of keys (bisect insert,
+O(levels) removal) whose last element is the best price (O(1) best). Keys are `price` for bids
+and `-price` for asks, so both sides keep their best at the end.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ STP_CANCEL_RESTING = 0
 STP_CANCEL_INCOMING = 1
 
 _NO_LIMIT_KEY = -(1 << 62)  # a market order crosses every level
-_NIL = -1  # "no slot": the end of a level's list
+_NIL = -1  # "no slot": an empty level has no head
 
 Depth = list[tuple[int, int, int]]
 """best-first (price, qty, order count) levels of one side"""
@@ -52,18 +52,17 @@ class BookError(Exception):
     """A request the book cannot honour (unknown or duplicate id, bad quantity)."""
 
 
-class _Level:
-    """One price: its FIFO of slots (head first) and totals. Holds ints only."""
+class _Level(dict[int, int]):
+    """One price: slot -> open quantity in time priority (insertion order), and the total.
+    Holds ints only. Being the dict itself saves an attribute load on every add and cancel."""
 
-    __slots__ = ("price", "side", "head", "tail", "qty", "count")
+    __slots__ = ("price", "side", "qty")
 
     def __init__(self, price: int, side: int) -> None:
+        super().__init__()
         self.price = price
         self.side = side
-        self.head = _NIL
-        self.tail = _NIL
         self.qty = 0
-        self.count = 0
 
 
 def _ignore_fill(*_args: object) -> None:
@@ -80,13 +79,11 @@ class OrderBook:
         "_slot_of",
         "_oid",
         "_owner",
-        "_qty",
-        "_prev",
-        "_next",
         "_level",
         "_free",
         "_levels",
         "_keys",
+        "_sides",
         "last_price",
         "last_qty",
         "volume",
@@ -107,17 +104,21 @@ class OrderBook:
         self.on_fill: FillCallback = on_fill or _ignore_fill
         self.on_cancel: CancelCallback = on_cancel or _ignore_fill
         self._slot_of: dict[int, int] = {}  # order id -> slot of a resting order
-        # per slot (parallel lists; a free slot keeps stale ids and owner, level None)
+        # per slot (parallel lists; a free slot keeps stale values, read only once reused)
         self._oid: list[int] = []
         self._owner: list[str] = []
-        self._qty: list[int] = []  # open quantity
-        self._prev: list[int] = []  # slot before it at its level, or _NIL
-        self._next: list[int] = []  # slot after it at its level, or _NIL
-        self._level: list[_Level | None] = []
+        self._level: list[_Level | None] = []  # the level holding the slot's open quantity
         self._free: list[int] = []  # slots to reuse
         # index 0 = bids (BUY), index 1 = asks (SELL)
         self._levels: tuple[dict[int, _Level], dict[int, _Level]] = ({}, {})
         self._keys: tuple[list[int], list[int]] = ([], [])
+        bids, asks = self._levels
+        bid_keys, ask_keys = self._keys
+        # side -> (its levels, its keys, the opposite levels, the opposite keys): one lookup
+        self._sides = {
+            BUY: (bids, bid_keys, asks, ask_keys),
+            SELL: (asks, ask_keys, bids, bid_keys),
+        }
         self.last_price: int | None = None
         self.last_qty = 0
         self.volume = 0
@@ -129,62 +130,48 @@ class OrderBook:
     def submit(
         self, oid: int, owner: str, side: int, price: int | None, qty: int, tif: int = GTC
     ) -> int:
-        """Match an incoming order and rest what its type allows; returns the resting quantity."""
+        """Match an incoming order and rest what its type allows; returns the resting quantity.
+        The resting path is written out here (not in a helper): it is the commonest order."""
         slot_of = self._slot_of
         if oid in slot_of:
             raise BookError(f"duplicate order id {oid}")
         if qty <= 0:
             raise BookError(f"quantity must be positive, got {qty}")
-        if side == BUY:
-            opp = 1
-            opp_sign = -1
-        elif side == SELL:
-            opp = 0
-            opp_sign = 1
-        else:
-            raise BookError(f"side must be BUY (1) or SELL (-1), got {side}")
+        try:
+            levels, keys, opp_levels, opp_keys = self._sides[side]
+        except (KeyError, TypeError):
+            raise BookError(f"side must be BUY (1) or SELL (-1), got {side!r}") from None
         if price is None:
             if tif == GTC or tif == POST:
                 raise BookError("a market order cannot rest; use IOC or FOK")
             limit_key = _NO_LIMIT_KEY
         else:
-            limit_key = opp_sign * price
-        opp_keys = self._keys[opp]
+            limit_key = -side * price  # the opposite side's key of this price
         if opp_keys and opp_keys[-1] >= limit_key:
             if tif == POST:
                 return 0
-            if tif == FOK and self._fillable(owner, opp, limit_key, qty) < qty:
+            if tif == FOK and self._fillable(owner, side, limit_key, qty) < qty:
                 return 0
-            qty = self._match(oid, owner, opp, opp_sign, limit_key, qty)
+            qty = self._match(oid, owner, side, limit_key, qty)
             if qty <= 0:  # filled, or STP cancelled the incoming order (-1)
                 return 0
-        if tif == IOC or tif == FOK:
+        if tif and (tif == IOC or tif == FOK):  # GTC (0) pays one test
             return 0
-        # rest at the tail of the level (inlined: this is the commonest path)
-        levels = self._levels[1 - opp]
         try:
-            level = levels[price]  # type: ignore[index]
+            level = levels[price]
         except KeyError:
-            level = levels[price] = _Level(price, side)  # type: ignore[index,arg-type]
-            insort(self._keys[1 - opp], -limit_key)
-        free = self._free
-        if not free:
+            level = levels[price] = _Level(price, side)  # type: ignore[arg-type]
+            insort(keys, -limit_key)
+        try:
+            slot = self._free.pop()
+        except IndexError:
             self._grow()
-        slot = free.pop()
-        tail = level.tail
+            slot = self._free.pop()
         self._oid[slot] = oid
         self._owner[slot] = owner
-        self._qty[slot] = qty
-        self._prev[slot] = tail
-        self._next[slot] = _NIL
         self._level[slot] = level
-        if tail == _NIL:
-            level.head = slot
-        else:
-            self._next[tail] = slot
-        level.tail = slot
+        level[slot] = qty
         level.qty += qty
-        level.count += 1
         slot_of[oid] = slot
         self.version += 1
         return qty
@@ -195,22 +182,17 @@ class OrderBook:
         extra = max(64, old)
         self._oid.extend([0] * extra)
         self._owner.extend([""] * extra)
-        self._qty.extend([0] * extra)
-        self._prev.extend([_NIL] * extra)
-        self._next.extend([_NIL] * extra)
         self._level.extend([None] * extra)
         self._free.extend(range(old + extra - 1, old - 1, -1))  # lowest slot popped first
 
-    def _match(
-        self, oid: int, owner: str, opp: int, opp_sign: int, limit_key: int, qty: int
-    ) -> int:
-        """Trade `qty` against side `opp`; returns what is left, or -1 if STP killed the order.
+    def _match(self, oid: int, owner: str, side: int, limit_key: int, qty: int) -> int:
+        """Trade `qty` of a `side` order; returns what is left, or -1 if STP killed the order.
         Matching always takes the head of the best level, so the next maker is re-read from the
         level after each callback (a listener that changes the book cannot leave us stale)."""
-        keys = self._keys[opp]
-        levels = self._levels[opp]
+        _, _, levels, keys = self._sides[side]
+        sign = -side  # opposite price = key * sign
         slot_of = self._slot_of
-        oids, owners, qtys, nexts, prevs = self._oid, self._owner, self._qty, self._next, self._prev
+        oids, owners, free = self._oid, self._owner, self._free
         on_fill = self.on_fill
         stp_mode = self.stp_modes.get(owner, self.stp_mode) if self.stp_modes else self.stp_mode
         self.version += 1
@@ -218,11 +200,11 @@ class OrderBook:
             key = keys[-1]
             if key < limit_key:
                 break
-            level = levels[key * opp_sign]
+            level = levels[key * sign]
             price = level.price
             while qty:
-                slot = level.head
-                if slot == _NIL:
+                slot = next(iter(level), _NIL)  # the head
+                if slot < 0:  # emptied (by a listener's cancel) and dropped
                     break
                 maker = oids[slot]
                 maker_owner = owners[slot]
@@ -231,26 +213,18 @@ class OrderBook:
                         return -1
                     self.on_cancel(maker, maker_owner, self.cancel(maker))
                     continue
-                maker_qty = qtys[slot]
+                maker_qty = level[slot]
                 trade = maker_qty if maker_qty < qty else qty
                 maker_qty -= trade
                 qty -= trade
                 level.qty -= trade
                 if maker_qty:
-                    qtys[slot] = maker_qty
+                    level[slot] = maker_qty
                 else:
-                    # unlink the head in place
-                    nxt = nexts[slot]
-                    level.head = nxt
-                    if nxt == _NIL:
-                        level.tail = _NIL
-                    else:
-                        prevs[nxt] = _NIL
-                    level.count -= 1
-                    self._level[slot] = None
-                    self._free.append(slot)
+                    del level[slot]
+                    free.append(slot)
                     del slot_of[maker]
-                    if not level.count:
+                    if not level:
                         del levels[price]
                         keys.pop()
                 self.last_price = price
@@ -260,28 +234,25 @@ class OrderBook:
                 on_fill(maker, maker_owner, oid, price, trade, maker_qty, qty)
         return qty
 
-    def _fillable(self, owner: str, opp: int, limit_key: int, qty: int) -> int:
-        """How much of `qty` an order of `owner` could fill now (FOK), honouring STP."""
+    def _fillable(self, owner: str, side: int, limit_key: int, qty: int) -> int:
+        """How much of `qty` a `side` order of `owner` could fill now (FOK), honouring STP."""
         stp_mode = self.stp_modes.get(owner, self.stp_mode)
-        keys = self._keys[opp]
-        levels = self._levels[opp]
-        owners, qtys, nexts = self._owner, self._qty, self._next
-        sign = -1 if opp == 1 else 1
+        _, _, levels, keys = self._sides[side]
+        owners = self._owner
+        sign = -side
         total = 0
         for i in range(len(keys) - 1, -1, -1):
             key = keys[i]
             if key < limit_key:
                 break
-            slot = levels[key * sign].head
-            while slot != _NIL:
+            for slot, open_qty in levels[key * sign].items():
                 if owners[slot] == owner:
                     if stp_mode == STP_CANCEL_INCOMING:
                         return total
                 else:
-                    total += qtys[slot]
+                    total += open_qty
                     if total >= qty:
                         return total
-                slot = nexts[slot]
         return total
 
     def _slot(self, oid: int) -> int:
@@ -294,27 +265,16 @@ class OrderBook:
 
     def cancel(self, oid: int) -> int:
         """Remove a resting order in O(1) (plus O(levels) if its level empties)."""
-        slot = self._slot_of.pop(oid, None)
-        if slot is None:
-            raise BookError(f"unknown order id {oid}")
-        prev = self._prev[slot]
-        nxt = self._next[slot]
+        try:
+            slot = self._slot_of.pop(oid)
+        except KeyError:
+            raise BookError(f"unknown order id {oid}") from None
         level = self._level[slot]
-        left = self._qty[slot]
-        if prev == _NIL:
-            level.head = nxt  # type: ignore[union-attr]
-        else:
-            self._next[prev] = nxt
-        if nxt == _NIL:
-            level.tail = prev  # type: ignore[union-attr]
-        else:
-            self._prev[nxt] = prev
+        left = level.pop(slot)  # type: ignore[union-attr]
         level.qty -= left  # type: ignore[union-attr]
-        level.count -= 1  # type: ignore[union-attr]
-        self._level[slot] = None
         self._free.append(slot)
         self.version += 1
-        if not level.count:  # type: ignore[union-attr]
+        if not level:
             self._drop_level(level)  # type: ignore[arg-type]
         return left
 
@@ -332,14 +292,15 @@ class OrderBook:
     def reduce(self, oid: int, by_qty: int) -> int:
         """Take `by_qty` off a resting order keeping its priority; returns what is left."""
         slot = self._slot(oid)
-        open_qty = self._qty[slot]
+        level = self._level[slot]
+        open_qty = level[slot]  # type: ignore[index]
         if by_qty <= 0 or by_qty > open_qty:
             raise BookError(f"cannot reduce order {oid} of {open_qty} lots by {by_qty}")
         if by_qty == open_qty:
             self.cancel(oid)
             return 0
-        self._qty[slot] = open_qty - by_qty
-        self._level[slot].qty -= by_qty  # type: ignore[union-attr]
+        level[slot] = open_qty - by_qty  # type: ignore[index]  # in place: keeps its priority
+        level.qty -= by_qty  # type: ignore[union-attr]
         self.version += 1
         return open_qty - by_qty
 
@@ -351,7 +312,7 @@ class OrderBook:
         if qty <= 0:
             raise BookError(f"quantity must be positive, got {qty}")
         level = self._level[slot]
-        open_qty = self._qty[slot]
+        open_qty = level[slot]  # type: ignore[index]
         if price == level.price and qty <= open_qty:  # type: ignore[union-attr]
             if qty < open_qty:
                 self.reduce(oid, open_qty - qty)
@@ -381,7 +342,7 @@ class OrderBook:
         if slot is None:
             return None
         level = self._level[slot]
-        return self._owner[slot], level.side, level.price, self._qty[slot]  # type: ignore[union-attr]
+        return self._owner[slot], level.side, level.price, level[slot]  # type: ignore[union-attr,index]
 
     def best_bid(self) -> tuple[int, int] | None:
         keys = self._keys[0]
@@ -426,24 +387,17 @@ class OrderBook:
             side = []
             for key in keys[: -levels - 1 : -1] if levels > 0 else ():
                 level = book[key * sign]
-                side.append((level.price, level.qty, level.count))
+                side.append((level.price, level.qty, len(level)))
             result.append(side)
         return result[0], result[1]
-
-    def _level_slots(self, level: _Level) -> list[int]:
-        out = []
-        slot = level.head
-        while slot != _NIL:
-            out.append(slot)
-            slot = self._next[slot]
-        return out
 
     def level_orders(self, side: int, price: int) -> list[tuple[int, int]]:
         """(order id, open qty) at one level in time priority."""
         level = self._levels[0 if side == BUY else 1].get(price)
         if level is None:
             return []
-        return [(self._oid[s], self._qty[s]) for s in self._level_slots(level)]
+        oids = self._oid
+        return [(oids[slot], open_qty) for slot, open_qty in level.items()]
 
     def resting_orders(self, side: int) -> list[tuple[int, str, int, int]]:
         """Every resting order of a side in priority order: (id, owner, price, qty)."""
@@ -453,8 +407,8 @@ class OrderBook:
         for key in reversed(self._keys[idx]):
             level = self._levels[idx][key * sign]
             out.extend(
-                (self._oid[s], self._owner[s], level.price, self._qty[s])
-                for s in self._level_slots(level)
+                (self._oid[slot], self._owner[slot], level.price, open_qty)
+                for slot, open_qty in level.items()
             )
         return out
 
