@@ -1,5 +1,5 @@
-/* crash: writes through a wild pointer into the kernel's half of the address space.
- * (It says so first: see the machine note in tradekernel/kernel/process.py.) */
+/* crash: says what it will do, then writes through a wild pointer into the kernel's half of
+ * the address space. */
 #include "libc.h"
 
 int main(void) {

@@ -57,6 +57,25 @@ def test_crash_is_killed_and_the_shell_goes_on(tk: BootedPc) -> None:
     assert "ok" in tk.lines()
 
 
+def test_a_fault_before_any_system_call_is_delivered(tk: BootedPc) -> None:
+    """The first thing `wild` does is fault: the fault must still reach the kernel as #PF
+    (Unicorn's stale previous-exception word once turned it into an endless re-run)."""
+    tk.command("wild")
+    text = tk.text().replace("\n", "")
+    assert re.search(r"wild\[\d+\]: segmentation fault at 0x50000000 \(user write", text)
+
+
+def test_programs_loaded_into_reused_frames_run_their_own_code(tk: BootedPc) -> None:
+    """Frames freed by one program are reused for the next program's code; the CPU must not
+    run what it translated from their earlier contents."""
+    for _ in range(7):
+        tk.command("hello")
+    tk.command("badptr")
+    assert tk.lines().count("syscall 999 = -38") == 1
+    tk.command("hello")
+    assert tk.lines()[-2:] == ["hello, world", PROMPT.rstrip()]
+
+
 def test_cpu_exceptions_get_linux_wording(tk: BootedPc) -> None:
     tk.command("divzero")
     tk.command("illegal")
@@ -93,7 +112,6 @@ def test_process_facts_from_system_calls(tk: BootedPc) -> None:
 
 
 def test_resources_return_after_a_crash(tk: BootedPc) -> None:
-    tk.command("crash")  # the first run fills the shared text cache
     baseline = frames_used(tk)
     for _ in range(3):
         tk.command("crash")

@@ -259,6 +259,12 @@ class Machine:
             UC_HOOK_CODE, self._guard(lambda *_: callback()), None, address, address
         )
 
+    def code_changed(self, address: int, size: int) -> None:
+        """The kernel wrote code into RAM behind the CPU's back (a program loaded into frames):
+        drop what Unicorn translated from those bytes, or it would run the old code. `address`
+        is physical and must be identity-mapped (the kernel region is, in every space)."""
+        self.cpu.uc.ctl_remove_cache(address, address + size)
+
     def on_reset(self, listener: Callable[[], None]) -> None:
         self._reset_listeners.append(listener)
 

@@ -7,11 +7,10 @@ Contract
   ENOEXEC) with a message that names the problem: not ELF, not 32-bit little-endian i386, not
   ET_EXEC, dynamic (PT_INTERP), a segment outside user space or beyond the file, overlapping
   segments, an entry point outside executable code.
-* `load_elf(aspace, image, data, write_physical, text_cache)` maps every page the segments
+* `load_elf(aspace, image, data, write_physical, code_changed)` maps every page the segments
   cover once, with the union of the permissions of the segments touching it (R always; W if
-  any segment is writable), copies the file bytes and leaves the rest zero (.bss). Read-only
-  pages are shared through `TextCache`. It returns the page-aligned end of the highest
-  segment: the start of the brk heap.
+  any segment is writable), copies the file bytes and leaves the rest zero (.bss). It returns
+  the page-aligned end of the highest segment: the start of the brk heap.
 * `build_stack(...)` maps the stack below USER_TOP and lays out, from the stack pointer up:
   argc, argv[], NULL, envp[], NULL, auxv pairs ending in AT_NULL, then the strings, the
   AT_RANDOM bytes and the platform string. ESP (at argc) is 16-byte aligned.
@@ -19,7 +18,6 @@ Contract
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -164,42 +162,17 @@ def parse_elf(data: bytes) -> ElfImage:
     return ElfImage(entry, tuple(segments), phoff, phnum, phdr_vaddr)
 
 
-class TextCache:
-    """Read-only program pages shared by every run of the same file (keyed by its digest and
-    the page address), like a page cache. It also keeps the machine safe: Unicorn keeps code
-    it translated keyed by physical address and does not see the kernel's writes to RAM, so
-    a frame that once held code must never receive different code. Cached frames are never
-    freed (pgstats counts them as used); writable pages are private to each process."""
-
-    def __init__(self, frames) -> None:  # noqa: ANN001 - kernel.frames.FrameAllocator
-        self.frames = frames
-        self._pages: dict[tuple[bytes, int], int] = {}
-
-    def __len__(self) -> int:
-        return len(self._pages)
-
-    def frame_for(self, digest: bytes, page: int, content: bytes, write_physical) -> int:  # noqa: ANN001
-        """A frame holding `content` with one reference for the caller."""
-        key = (digest, page)
-        frame = self._pages.get(key)
-        if frame is None:
-            frame = self.frames.alloc()
-            write_physical(frame, content)
-            self._pages[key] = frame
-        self.frames.ref(frame)
-        return frame
-
-
 def load_elf(
     aspace: AddressSpace,
     image: ElfImage,
     data: bytes,
     write_physical: Callable[[int, bytes], None],
-    text_cache: TextCache,
+    code_changed: Callable[[int, int], None],
 ) -> int:
     """Map and fill the segments of `image` (parsed from `data`); returns the brk start.
-    Read-only pages come from `text_cache`; writable ones are fresh zeroed frames. Pages are
-    written through their physical frames, so read-only text needs no detour."""
+    Every page gets a fresh frame: writable if any segment on it is, read-only otherwise.
+    Pages are filled through their physical frames, and `code_changed` tells the machine, so
+    the CPU never runs what it translated from a frame's earlier contents."""
     writable: dict[int, bool] = {}
     for segment in image.segments:
         for page in range(page_down(segment.vaddr), page_up(segment.end), PAGE_SIZE):
@@ -214,18 +187,10 @@ def load_elf(
             contents[page_down(address)][within : within + chunk] = content[:chunk]
             content = content[chunk:]
             address += chunk
-    digest = hashlib.blake2b(data, digest_size=16).digest()
     for page, page_writable in writable.items():
-        if page_writable:
-            frame = aspace.map_new(page, writable=True, user=True)
-            write_physical(frame, bytes(contents[page]))
-        else:
-            frame = text_cache.frame_for(digest, page, bytes(contents[page]), write_physical)
-            try:
-                aspace.map(page, frame, writable=False, user=True)
-            except Exception:
-                text_cache.frames.free(frame)
-                raise
+        frame = aspace.map_new(page, writable=page_writable, user=True)
+        write_physical(frame, bytes(contents[page]))
+        code_changed(frame, PAGE_SIZE)
     return image.brk_start
 
 

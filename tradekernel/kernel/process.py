@@ -25,16 +25,6 @@ switches, so its address space and kernel stack are released at the next kernel 
 Kernel work the idle loop would run (`Kernel.defer`: shell lines, timer callbacks) is also run
 on the way out of an interrupt that interrupted a process, so a busy process never starves
 the shell or a sleeper's wake-up (the softirq model).
-
-Machine notes (emulator bugs found here, reported, worked around until fixed in emu/)
------------------------------------------------------------------------------------
-* After boot, Unicorn's previous-exception word reads 14 although no #PF reached the hook, so
-  the first ring-3 #PF or #DE before any hooked exception (such as an `int 0x80`) is never
-  delivered: emu_start returns after one instruction at the faulting EIP, forever. The demo
-  programs therefore print before they fault.
-* Unicorn does not see the kernel's writes to RAM, so it may run stale translations of code
-  that a frame held before. Read-only program pages come from elf.TextCache, whose frames
-  never receive different code.
 """
 
 from __future__ import annotations
@@ -46,7 +36,7 @@ import struct
 from dataclasses import dataclass, field
 from enum import Enum
 
-from tradekernel.kernel.elf import ElfError, TextCache, build_stack, load_elf, parse_elf
+from tradekernel.kernel.elf import ElfError, build_stack, load_elf, parse_elf
 from tradekernel.kernel.paging import AddressSpace, PagingError, UserMemoryFault, copy_to_user
 from tradekernel.kernel.scheduler import SchedParams, Scheduler, SchedulerError
 from tradekernel.kernel.shell import Command, Output, UsageError
@@ -207,7 +197,6 @@ class ProcessManager:
         self.memory = kernel.memory
         self.mm = kernel.mm
         self.scheduler = Scheduler()
-        self.text_cache = TextCache(kernel.mm.frames)
         self.syscalls = Syscalls(self)
         self.table: dict[int, Process] = {}
         self.current: Process | None = None  # None: the kernel's own context (PID 0)
@@ -321,7 +310,9 @@ class ProcessManager:
         aspace = self.mm.paging.create_address_space()
         kstack = 0
         try:
-            brk_start = load_elf(aspace, image, data, self.memory.write, self.text_cache)
+            brk_start = load_elf(
+                aspace, image, data, self.memory.write, self.kernel.platform.code_changed
+            )
             seed = f"{pid}:{self.kernel.clock.now_ns()}".encode()
             esp = build_stack(
                 aspace, image, [a.encode() for a in argv], list(ENVIRONMENT),
