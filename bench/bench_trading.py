@@ -162,19 +162,34 @@ def timed(func, *args) -> Timing:
     return (time.perf_counter_ns() - wall) / 1e9, (time.process_time_ns() - cpu) / 1e9
 
 
-def replay_book(ops: list[tuple], book: OrderBook) -> None:
-    submit, cancel = book.submit, book.cancel
+BookCall = tuple[int, str | None, int, int, int, int]
+"""(oid, owner, side, price, qty, tif) for submit; owner None: cancel oid"""
+
+
+def book_calls(ops: list[tuple]) -> list[BookCall]:
+    """The book's arguments of each order, decoded before the clock starts, so the timed loop
+    only unpacks a tuple and calls submit or cancel."""
+    calls: list[BookCall] = []
     for op in ops:
         kind = op[0]
         if kind == "cancel":
-            cancel(op[1])
-        elif kind == "add":
-            submit(op[1], "maker", op[2], op[3], op[4], GTC)
+            calls.append((op[1], None, 0, 0, 0, 0))
         else:
-            submit(op[1], "taker", op[2], op[3], op[4], IOC)
+            owner, tif = ("maker", GTC) if kind == "add" else ("taker", IOC)
+            calls.append((op[1], owner, op[2], op[3], op[4], tif))
+    return calls
 
 
-def run_book(prefill: list[tuple], ops: list[tuple]) -> Timing:
+def replay_book(calls: list[BookCall], book: OrderBook) -> None:
+    submit, cancel = book.submit, book.cancel
+    for oid, owner, side, price, qty, tif in calls:
+        if owner is None:
+            cancel(oid)
+        else:
+            submit(oid, owner, side, price, qty, tif)
+
+
+def run_book(prefill: list[BookCall], ops: list[BookCall]) -> Timing:
     """Time `ops` on a fresh book that already holds `prefill` (replayed untimed)."""
     book = OrderBook("X")
     replay_book(prefill, book)
@@ -187,7 +202,7 @@ def timer_overhead() -> int:
 
 
 def book_latencies(
-    prefill: list[tuple], ops: list[tuple], batch: int, overhead: int
+    prefill: list[BookCall], ops: list[BookCall], batch: int, overhead: int
 ) -> tuple[list[float], list[int]]:
     """Per-order ns: averages over batches of `batch` orders, and each order timed alone."""
     book = OrderBook("X")
@@ -203,15 +218,12 @@ def book_latencies(
     replay_book(prefill, book)
     submit, cancel = book.submit, book.cancel
     singles: list[int] = []
-    for op in ops:
-        kind = op[0]
+    for oid, owner, side, price, qty, tif in ops:
         t0 = clock()
-        if kind == "cancel":
-            cancel(op[1])
-        elif kind == "add":
-            submit(op[1], "maker", op[2], op[3], op[4], GTC)
+        if owner is None:
+            cancel(oid)
         else:
-            submit(op[1], "taker", op[2], op[3], op[4], IOC)
+            submit(oid, owner, side, price, qty, tif)
         singles.append(clock() - t0 - overhead)
     return batches, singles
 
@@ -359,33 +371,35 @@ def main() -> None:
     print(f"host: {load_average()} (start)")
 
     prefill, ops, resting = steady_stream(args.orders)
+    prefill_calls, calls = book_calls(prefill), book_calls(ops)
     book = OrderBook("X")
-    replay_book(prefill, book)
-    replay_book(ops, book)
+    replay_book(prefill_calls, book)
+    replay_book(calls, book)
     levels = len(book.depth(1 << 30)[0]) + len(book.depth(1 << 30)[1])
     print(
         f"steady-state stream: {len(ops):,} orders ({mix_of(ops)}) after {len(prefill):,} "
         f"untimed adds; resting {min(resting):,}..{max(resting):,}, ends with {levels} levels"
     )
     grow = growing_stream(args.orders)
+    grow_calls = book_calls(grow)
     book = OrderBook("X")
-    replay_book(grow, book)
+    replay_book(grow_calls, book)
     print(f"growing stream:      {len(grow):,} orders ({mix_of(grow)}); ends with {len(book):,}")
     print("figures: median (min..max) of runs; wall clock and per CPU second of this process")
 
-    steady_runs = [run_book(prefill, ops) for _ in range(5)]
+    steady_runs = [run_book(prefill_calls, calls) for _ in range(5)]
     print(f"bare book, steady state:  {rates(len(ops), steady_runs)}  (5 runs)")
     gc.disable()
     try:
-        nogc = [run_book(prefill, ops) for _ in range(3)]
+        nogc = [run_book(prefill_calls, calls) for _ in range(3)]
     finally:
         gc.enable()
     print(f"  same, GC off:           {rates(len(ops), nogc)}")
-    grow_runs = [run_book([], grow) for _ in range(3)]
+    grow_runs = [run_book([], grow_calls) for _ in range(3)]
     print(f"bare book, growing book:  {rates(len(grow), grow_runs)}")
     overhead = timer_overhead()
     batch = 100
-    batches, singles = book_latencies(prefill, ops, batch, overhead)
+    batches, singles = book_latencies(prefill_calls, calls, batch, overhead)
     print(
         f"  steady-state latency per order, batches of {batch}: median "
         f"{statistics.median(batches):.0f} ns, p99 {pct(batches, 0.99):.0f} ns "
@@ -427,8 +441,8 @@ def main() -> None:
 
     if args.profile:
         profiled = OrderBook("X")
-        replay_book(prefill, profiled)
-        profile("bare book, steady state", replay_book, ops[:300_000], profiled)
+        replay_book(prefill_calls, profiled)
+        profile("bare book, steady state", replay_book, calls[:300_000], profiled)
         engine = TradingEngine(lambda: 0)
         ids: dict[int, int] = {}
         replay_engine(prefill, engine, ids)

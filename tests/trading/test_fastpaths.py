@@ -80,6 +80,39 @@ def test_cancel_head_middle_tail_keeps_fifo_and_totals():
     assert book.order(4) == ("m", BUY, 100, 3) and book.order(2) is None
 
 
+def test_reused_slot_joins_the_back_of_its_level():
+    book = OrderBook("X")
+    for oid in (1, 2, 3):
+        book.submit(oid, "m", SELL, 100, 1)
+    book.cancel(1)
+    book.submit(4, "m", SELL, 100, 1)  # takes the slot order 1 left
+    assert book.level_orders(SELL, 100) == [(2, 1), (3, 1), (4, 1)]
+    fills = []
+    book.on_fill = lambda maker, *_rest: fills.append(maker)
+    book.submit(5, "t", BUY, 100, 3, IOC)
+    assert fills == [2, 3, 4] and len(book) == 0
+
+
+def test_listener_that_empties_or_refills_the_level_mid_match():
+    book = OrderBook("X")
+    for oid in (1, 2, 3):
+        book.submit(oid, "m", SELL, 100, 1)
+    book.submit(4, "m", SELL, 101, 5)
+    fills: list[tuple[int, int, int]] = []
+
+    def on_fill(maker, _owner, _taker, price, qty, _maker_left, _taker_left):
+        fills.append((maker, price, qty))
+        if maker == 1:  # the rest of the level goes away, and a newer order comes at its price
+            book.cancel(2)
+            book.cancel(3)
+            book.submit(9, "m", SELL, 100, 1)
+
+    book.on_fill = on_fill
+    assert book.submit(5, "t", BUY, 101, 4, IOC) == 0
+    assert fills == [(1, 100, 1), (9, 100, 1), (4, 101, 2)]
+    assert book.depth() == ([], [(101, 3, 1)]) and book.volume == 4
+
+
 def test_events_built_only_while_someone_listens():
     engine = TradingEngine(lambda: 5)
     assert not engine.bus.active

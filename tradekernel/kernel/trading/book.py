@@ -37,7 +37,6 @@ STP_CANCEL_RESTING = 0
 STP_CANCEL_INCOMING = 1
 
 _NO_LIMIT_KEY = -(1 << 62)  # a market order crosses every level
-_NIL = -1  # "no slot": an empty level has no head
 
 Depth = list[tuple[int, int, int]]
 """best-first (price, qty, order count) levels of one side"""
@@ -58,11 +57,9 @@ class _Level(dict[int, int]):
 
     __slots__ = ("price", "side", "qty")
 
-    def __init__(self, price: int, side: int) -> None:
-        super().__init__()
-        self.price = price
-        self.side = side
-        self.qty = 0
+    price: int
+    side: int
+    qty: int
 
 
 def _ignore_fill(*_args: object) -> None:
@@ -83,7 +80,8 @@ class OrderBook:
         "_free",
         "_levels",
         "_keys",
-        "_sides",
+        "_buy_side",
+        "_sell_side",
         "last_price",
         "last_qty",
         "volume",
@@ -114,11 +112,9 @@ class OrderBook:
         self._keys: tuple[list[int], list[int]] = ([], [])
         bids, asks = self._levels
         bid_keys, ask_keys = self._keys
-        # side -> (its levels, its keys, the opposite levels, the opposite keys): one lookup
-        self._sides = {
-            BUY: (bids, bid_keys, asks, ask_keys),
-            SELL: (asks, ask_keys, bids, bid_keys),
-        }
+        # (own levels, own keys, opposite levels, opposite keys) of an incoming order, per side
+        self._buy_side = (bids, bid_keys, asks, ask_keys)
+        self._sell_side = (asks, ask_keys, bids, bid_keys)
         self.last_price: int | None = None
         self.last_qty = 0
         self.volume = 0
@@ -137,10 +133,12 @@ class OrderBook:
             raise BookError(f"duplicate order id {oid}")
         if qty <= 0:
             raise BookError(f"quantity must be positive, got {qty}")
-        try:
-            levels, keys, opp_levels, opp_keys = self._sides[side]
-        except (KeyError, TypeError):
-            raise BookError(f"side must be BUY (1) or SELL (-1), got {side!r}") from None
+        if side == BUY:
+            levels, keys, opp_levels, opp_keys = self._buy_side
+        elif side == SELL:
+            levels, keys, opp_levels, opp_keys = self._sell_side
+        else:
+            raise BookError(f"side must be BUY (1) or SELL (-1), got {side!r}")
         if price is None:
             if tif == GTC or tif == POST:
                 raise BookError("a market order cannot rest; use IOC or FOK")
@@ -150,9 +148,12 @@ class OrderBook:
         if opp_keys and opp_keys[-1] >= limit_key:
             if tif == POST:
                 return 0
-            if tif == FOK and self._fillable(owner, side, limit_key, qty) < qty:
+            if (
+                tif == FOK
+                and self._fillable(owner, side, opp_levels, opp_keys, limit_key, qty) < qty
+            ):
                 return 0
-            qty = self._match(oid, owner, side, limit_key, qty)
+            qty = self._match(oid, owner, side, opp_levels, opp_keys, limit_key, qty)
             if qty <= 0:  # filled, or STP cancelled the incoming order (-1)
                 return 0
         if tif and (tif == IOC or tif == FOK):  # GTC (0) pays one test
@@ -160,7 +161,11 @@ class OrderBook:
         try:
             level = levels[price]
         except KeyError:
-            level = levels[price] = _Level(price, side)  # type: ignore[arg-type]
+            # set up here rather than in an __init__: levels come and go at the touch
+            level = levels[price] = _Level()  # type: ignore[index]
+            level.price = price  # type: ignore[assignment]
+            level.side = side
+            level.qty = 0
             insort(keys, -limit_key)
         try:
             slot = self._free.pop()
@@ -185,15 +190,24 @@ class OrderBook:
         self._level.extend([None] * extra)
         self._free.extend(range(old + extra - 1, old - 1, -1))  # lowest slot popped first
 
-    def _match(self, oid: int, owner: str, side: int, limit_key: int, qty: int) -> int:
-        """Trade `qty` of a `side` order; returns what is left, or -1 if STP killed the order.
+    def _match(
+        self,
+        oid: int,
+        owner: str,
+        side: int,
+        levels: dict[int, _Level],
+        keys: list[int],
+        limit_key: int,
+        qty: int,
+    ) -> int:
+        """Trade `qty` of a `side` order against the opposite `levels` (best key last in `keys`);
+        returns what is left, or -1 if STP killed the order.
         Matching always takes the head of the best level, so the next maker is re-read from the
         level after each callback (a listener that changes the book cannot leave us stale)."""
-        _, _, levels, keys = self._sides[side]
         sign = -side  # opposite price = key * sign
         slot_of = self._slot_of
         oids, owners, free = self._oid, self._owner, self._free
-        on_fill = self.on_fill
+        on_fill = None if self.on_fill is _ignore_fill else self.on_fill  # no call for nobody
         stp_mode = self.stp_modes.get(owner, self.stp_mode) if self.stp_modes else self.stp_mode
         self.version += 1
         while qty and keys:
@@ -203,8 +217,9 @@ class OrderBook:
             level = levels[key * sign]
             price = level.price
             while qty:
-                slot = next(iter(level), _NIL)  # the head
-                if slot < 0:  # emptied (by a listener's cancel) and dropped
+                for slot, maker_qty in level.items():  # noqa: B007 - the head
+                    break
+                else:  # emptied (by a listener's cancel) and dropped
                     break
                 maker = oids[slot]
                 maker_owner = owners[slot]
@@ -213,7 +228,6 @@ class OrderBook:
                         return -1
                     self.on_cancel(maker, maker_owner, self.cancel(maker))
                     continue
-                maker_qty = level[slot]
                 trade = maker_qty if maker_qty < qty else qty
                 maker_qty -= trade
                 qty -= trade
@@ -231,13 +245,22 @@ class OrderBook:
                 self.last_qty = trade
                 self.volume += trade
                 self.trade_count += 1
-                on_fill(maker, maker_owner, oid, price, trade, maker_qty, qty)
+                if on_fill is not None:
+                    on_fill(maker, maker_owner, oid, price, trade, maker_qty, qty)
         return qty
 
-    def _fillable(self, owner: str, side: int, limit_key: int, qty: int) -> int:
-        """How much of `qty` a `side` order of `owner` could fill now (FOK), honouring STP."""
+    def _fillable(
+        self,
+        owner: str,
+        side: int,
+        levels: dict[int, _Level],
+        keys: list[int],
+        limit_key: int,
+        qty: int,
+    ) -> int:
+        """How much of `qty` a `side` order of `owner` could fill now against the opposite
+        `levels` (FOK), honouring STP; stops counting once `qty` is reached."""
         stp_mode = self.stp_modes.get(owner, self.stp_mode)
-        _, _, levels, keys = self._sides[side]
         owners = self._owner
         sign = -side
         total = 0
