@@ -20,7 +20,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BIN = HERE / "bin"
 LIB = HERE / "lib"
-PROGRAMS = ("hello", "spin", "crash", "wild", "divzero", "illegal", "badptr", "info", "cat")
+PROGRAMS = (
+    "hello",
+    "spin",
+    "crash",
+    "wild",
+    "divzero",
+    "illegal",
+    "badptr",
+    "info",
+    "cat",
+    "sysbench",
+)
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [
     "-m32", "-march=i386", "-ffreestanding", "-nostdlib", "-static", "-fno-pic", "-no-pie",

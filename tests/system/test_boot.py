@@ -96,7 +96,8 @@ def test_missing_disk_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_real_time_boot_runs_kernel_init_once(tmp_path: Path) -> None:
     """A slow KERNEL_INIT is cut by the slice timer; the hypercall must still run once only
-    (a slice begun in real mode used to resume from a stale EIP and run it again)."""
+    (with exceptions delivered inside Unicorn's hook, a later stop resumed from a stale EIP
+    and ran it again: docs/UNICORN.md)."""
     import time
 
     from tradekernel.emu.pc import Pc, PcConfig

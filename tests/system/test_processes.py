@@ -155,3 +155,34 @@ def test_unknown_program_and_bad_executable(tk: BootedPc) -> None:
     text = tk.text()
     assert "run: /bin/nosuch:" in text
     assert "cannot execute" in text or "no such file" in text
+
+
+def test_system_calls_stay_exact_under_real_time_preemption(tmp_path) -> None:  # noqa: ANN001
+    """Thousands of slow-path system calls (sched_yield through the IDT) while the slice timer
+    stops the CPU at random points: every call must return 0 exactly once (a stop that landed
+    after an exception delivered in the hook used to repeat `int 0x80` with EAX clobbered)."""
+    import shutil
+    from collections import deque
+
+    from tradekernel.emu.pc import PcConfig
+    from tradekernel.ui.session import REPOSITORY_IMAGE, make_pc
+
+    disk = tmp_path / "disk.img"
+    shutil.copyfile(REPOSITORY_IMAGE, disk)
+    pc = make_pc(PcConfig(disk=disk))  # real time: the slice timer is on
+    serial = bytearray()
+    pc.machine.channels.listen("com1-tx", serial.extend)
+    keys = deque(text_to_key_events("sysbench yield 3000\n"))
+
+    def feed() -> bool:
+        if not keys or PROMPT.encode() not in serial:
+            return False
+        pc.machine.channels.send("keyboard-key", keys.popleft())
+        return True
+
+    pc.machine.feed_when_idle(feed)
+    try:
+        pc.machine.run(wall_timeout_s=60, until=lambda: b"calls (" in serial)
+    finally:
+        pc.machine.close()
+    assert "sysbench: 3000 calls (0)" in serial.decode()

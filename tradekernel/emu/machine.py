@@ -33,6 +33,7 @@ from tradekernel.emu.cpu import (
     A20_WINDOW_SIZE,
     CR0,
     CR0_PE,
+    CR2,
     CS,
     DS,
     EAX,
@@ -69,9 +70,9 @@ from tradekernel.hypercall import (
 NS_PER_INSTRUCTION = 1  # deterministic mode: a 1000-MIPS virtual CPU
 SLICE_WALL_NS = 10_000_000  # real time: the longest a slice runs before the loop looks around
 MAX_SLICE_INSTRUCTIONS = 10_000_000
-REAL_MODE_SLICE_INSTRUCTIONS = 100_000
 STOP_RETRY_S = 0.0002  # the timer's next try when its stop found the CPU inside a hook
 INVALID_OPCODE = 6
+PAGE_FAULT = 14
 GENERAL_PROTECTION = 13
 
 REGISTER_IDS = {
@@ -209,6 +210,7 @@ class Machine:
         )
         self.devices: list[Device] = []
         self.hypercalls: dict[int, Hypercall] = {}
+        self._traps: dict[int, Callable[[Registers], bool]] = {}
         self._kernel_hypercalls: set[int] = set()
         self.stop_info: StopInfo | None = None
         self.halted = False
@@ -224,6 +226,8 @@ class Machine:
         self._in_slice = False
         self._in_hook = 0
         self._io_fault = None  # a saved CPU state waiting for its #GP (see _fault_from_io)
+        self._pending_event: Event | None = None  # an exception waiting for the slice to end
+        self._pending_cr2 = 0
         self._slicer: _SliceTimer | None = None
         if self.config.deterministic:
             self.clock.set_sampler(self._deterministic_now)
@@ -258,6 +262,13 @@ class Machine:
         self.cpu.uc.hook_add(
             UC_HOOK_CODE, self._guard(lambda *_: callback()), None, address, address
         )
+
+    def register_trap(self, vector: int, handler: Callable[[Registers], bool]) -> None:
+        """A paravirtual fast path for `int vector` from ring 3 (a system call): `handler`
+        runs in the trap itself, with the caller's registers, and returns True when it has
+        completed the call (execution goes on after the `int`), or False to have the
+        interrupt delivered through the IDT as usual. Dropped at reset like hypercalls."""
+        self._traps[vector] = handler
 
     def code_changed(self, address: int, size: int) -> None:
         """The kernel wrote code into RAM behind the CPU's back (a program loaded into frames):
@@ -429,15 +440,31 @@ class Machine:
         self._deliver_or_crash(Event(GENERAL_PROTECTION, 0), "I/O without privilege")
 
     def _on_interrupt(self, vector: int) -> None:
+        """An `int n` or a fault: delivered once the slice has ended, never inside the hook.
+        Writing CS:EIP in the hook and then stopping (a timer, a UI event) let Unicorn resume
+        from the start of a translation block it had partly run, repeating `int 0x80` with a
+        clobbered EAX; with no EIP written here, the stop leaves EIP exact (at the fault, or
+        past the `int`)."""
         error_code, software = self.interrupts.take_exception_state()
-        if self._io_fault is not None:
+        if self._io_fault is not None or self._pending_event is not None:
             return
-        self._deliver_or_crash(Event(vector, error_code, software=software), "")
+        trap = self._traps.get(vector)
+        if trap is not None and software and self.cpu.cpl() == 3 and trap(self.registers):
+            return
+        self._pending_event = Event(vector, error_code, software=software)
+        if vector == PAGE_FAULT and not software:
+            # Unicorn probes the page of its `until` address when emulation restarts, which
+            # overwrites CR2 (0xfffffffe seen): keep the guest's fault address for delivery.
+            self._pending_cr2 = self.cpu.read(CR2)
+        self._stop_requested = True
+        self.cpu.stop()
 
     def _on_invalid_opcode(self, _uc: object, _user: object = None) -> bool:
+        """#UD, delivered after the slice: False makes emu_start give up at the opcode."""
         self.interrupts.take_exception_state()
-        self._deliver_or_crash(Event(INVALID_OPCODE, 0), "")
-        return self.stop_info is None or self.stop_info.reason != "crash"
+        if self._io_fault is None and self._pending_event is None:
+            self._pending_event = Event(INVALID_OPCODE, 0)
+        return False
 
     def _on_unmapped(
         self, _uc: object, access: int, address: int, size: int, value: int, _u: object
@@ -588,7 +615,7 @@ class Machine:
             try:
                 cpu.start(start, count=budget)
             except UcError as error:
-                self._crash(f"CPU error: {error}")
+                self._cpu_error(error)
             finally:
                 executed = cpu.engine_u64(self.cal.icount_word)
                 self._in_slice = False
@@ -604,24 +631,30 @@ class Machine:
             slice_end = min(slice_end, wall_end)
         assert self._slicer is not None
         self._slicer.arm(slice_end)
-        # A slice that starts in real mode and switches to protected mode on the way can be
-        # resumed from a stale EIP (the start of a translation block) after a stop, running
-        # hooked I/O twice (seen with unicorn 2.1.4). Counted slices keep EIP exact, and real
-        # mode (BIOS, boot loaders) is short, so real mode always runs counted.
-        count = 0 if cpu.read(CR0) & CR0_PE else REAL_MODE_SLICE_INSTRUCTIONS
         self._in_slice = True
         try:
-            cpu.start(start, count=count)
+            cpu.start(start)
         except UcError as error:
-            self._crash(f"CPU error: {error}")
+            self._cpu_error(error)
         finally:
             self._in_slice = False
             self._slicer.disarm()
         self._after_slice()
 
+    def _cpu_error(self, error: UcError) -> None:
+        if self._pending_event is None:  # an invalid opcode ends the run this way
+            self._crash(f"CPU error: {error}")
+
     def _after_slice(self) -> None:
         if self._io_fault is not None:
+            self._pending_event = None
             self._deliver_io_fault()
+        elif self._pending_event is not None:
+            event, self._pending_event = self._pending_event, None
+            self.halted = False
+            if event.vector == PAGE_FAULT and not event.software:
+                self.cpu.write(CR2, self._pending_cr2)
+            self._deliver_or_crash(event, "")
         elif not self._stop_requested:
             self._check_halt()
 
@@ -644,6 +677,7 @@ class Machine:
         for number in self._kernel_hypercalls:
             self.hypercalls.pop(number, None)
         self._kernel_hypercalls.clear()
+        self._traps.clear()
         self.set_a20(True)
         for device in self.devices:
             device.reset()

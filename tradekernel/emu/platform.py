@@ -20,6 +20,7 @@ class Platform:
     memory: GuestMemory
     registers: Registers
     register_hypercall: Callable[[int, Hypercall], None]
+    register_trap: Callable[[int, Callable[[Registers], bool]], None]
     code_changed: Callable[[int, int], None]  # (physical address, size) of code written
     log: Callable[[str], None]
     ram_bytes: int
@@ -32,6 +33,7 @@ class Platform:
             memory=machine.memory,
             registers=machine.registers,
             register_hypercall=machine.register_hypercall,
+            register_trap=machine.register_trap,
             code_changed=machine.code_changed,
             log=lambda text: machine.channels.send("log", text),
             ram_bytes=machine.cpu.ram_bytes,

@@ -101,6 +101,7 @@ class Kernel:
         register_file_commands(self.shell, self)
         self.processes = ProcessManager(self)
         self.processes.register_commands(self.shell)
+        self.platform.register_trap(SYSCALL_VECTOR, self.processes.fast_system_call)
         self._start_trading()
         self.shell.start()
         return 0

@@ -42,6 +42,11 @@ from tradekernel.kernel.scheduler import SchedParams, Scheduler, SchedulerError
 from tradekernel.kernel.shell import Command, Output, UsageError
 from tradekernel.kernel.trapframe import FIELDS, TrapFrame
 
+# Linux i386 calls that never block, switch tasks or end the caller: safe to run in the trap.
+FAST_SYSCALLS = frozenset({
+    13, 19, 20, 45, 64, 78, 96, 106, 108, 122, 155, 157, 159, 160, 195, 197, 199, 200, 201, 202,
+    220, 224, 258, 265, 403,
+})  # fmt: skip
 KERNEL_STACK_SIZE = 8192
 KSTACK_TAG = "kstack"
 USER_CODE, USER_DATA = 0x1B, 0x23
@@ -263,6 +268,19 @@ class ProcessManager:
         if cr3 != self.mm.current_cr3:
             self.mm.current_cr3 = cr3
             self.kernel.boot.request_cr3(cr3)
+
+    def fast_system_call(self, registers) -> bool:  # noqa: ANN001 - emu Registers
+        """The machine's trap fast path for `int 0x80`: a call in FAST_SYSCALLS (one that can
+        neither block, switch, nor end the process) runs right in the trap, with no IDT
+        delivery, trap frame or iret; anything else answers False and takes the full path."""
+        number = registers.read("eax")
+        process = self.current
+        if number not in FAST_SYSCALLS or process is None:
+            return False
+        args = tuple(registers.read(name) for name in ("ebx", "ecx", "edx", "esi", "edi", "ebp"))
+        result = self.syscalls.call(process, number, args)
+        registers.write("eax", (result or 0) & 0xFFFF_FFFF)
+        return True
 
     def system_call(self, frame: TrapFrame) -> None:
         """int 0x80 from ring 3: run the call; its result goes in EAX unless it blocked."""

@@ -189,7 +189,11 @@ class Syscalls:
         }  # fmt: skip
 
     def dispatch(self, process: Process, frame) -> int | None:  # noqa: ANN001 - TrapFrame
-        number = frame.eax
+        args = (frame.ebx, frame.ecx, frame.edx, frame.esi, frame.edi, frame.ebp)
+        return self.call(process, frame.eax, args)
+
+    def call(self, process: Process, number: int, args: tuple[int, ...]) -> int | None:
+        """Run system call `number`: its result, or None when the caller blocked or died."""
         entry = self.table.get(number)
         self.counts[number] += 1
         if entry is None:
@@ -197,7 +201,6 @@ class Syscalls:
                 self._unknown_logged.add(number)
                 self.kernel.platform.log(f"{process.name}[{process.pid}]: no system call {number}")
             return -E.ENOSYS
-        args = (frame.ebx, frame.ecx, frame.edx, frame.esi, frame.edi, frame.ebp)
         try:
             return entry[1](process, args)
         except (UserMemoryFault, PagingError):
