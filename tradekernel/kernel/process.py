@@ -205,6 +205,7 @@ class ProcessManager:
         self.syscalls = Syscalls(self)
         self.table: dict[int, Process] = {}
         self.current: Process | None = None  # None: the kernel's own context (PID 0)
+        self.context_switches = 0  # changes of the running context, kernel (PID 0) included
         self._kernel_frame = 0
         self._pids = itertools.count(1)
         self._dead: list[Process] = []
@@ -256,6 +257,7 @@ class ProcessManager:
             chosen.state = State.RUNNING
         if chosen is not previous:
             self._switch_to(chosen)
+            self.context_switches += 1
         return self._kernel_frame if chosen is None else chosen.frame
 
     def _switch_to(self, process: Process | None) -> None:

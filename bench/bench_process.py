@@ -1,0 +1,116 @@
+"""Processes: system calls and context switches from ring-3 programs on the booted OS.
+
+    python bench/bench_process.py [--calls N]
+
+Runs images/programs/sysbench in the real-time clock and times, from the host, the interval
+between the Enter that starts it and its result line; the same run with one call is
+subtracted (loading and starting the program). Figures:
+- getpid round trips per second (the paravirtual fast path: the call runs in Unicorn's trap);
+- sched_yield round trips per second with one process (the full path: IDT delivery, trap
+  frame, scheduler, iret);
+- context switches per second: two processes yielding to each other (the kernel's count).
+Pipes and fork+exec are not implemented yet, so they have no figure. Targets (issue 6):
+>= 300k system calls/s, >= 20k context switches/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+
+from tradekernel.emu.pc import PcConfig
+from tradekernel.ui.keymap import text_to_key_events
+from tradekernel.ui.session import REPOSITORY_IMAGE, make_pc
+
+PROMPT = b"tk:/> "
+
+
+def timed_run(disk: Path, lines: list[str], results: int) -> float:
+    """Boot, type `lines`, and return the seconds from the last Enter to the `results`-th
+    "calls (" line on the serial console."""
+    pc = make_pc(PcConfig(disk=disk, read_only=True))
+    machine = pc.machine
+    serial = bytearray()
+    machine.channels.listen("com1-tx", serial.extend)
+    keys = deque()
+    for line in lines:
+        keys.extend(text_to_key_events(line + "\n"))
+    lines_keys = list(keys)
+    last_enter = len(keys) - 1 - list(reversed(keys)).index(("enter", True))
+    started: list[float] = []
+
+    def feed() -> bool:
+        if not keys or PROMPT not in serial:
+            return False
+        if len(keys) == len(lines_keys) - last_enter:
+            started.append(time.perf_counter())
+        machine.channels.send("keyboard-key", keys.popleft())
+        return True
+
+    machine.feed_when_idle(feed)
+    machine.run(wall_timeout_s=300, until=lambda: serial.count(b"calls (") >= results)
+    elapsed = time.perf_counter() - started[0]
+    machine.close()
+    if serial.count(b"calls (") < results:
+        raise SystemExit(f"sysbench did not finish: {serial.decode(errors='replace')[-300:]}")
+    return elapsed
+
+
+def rate(disk: Path, lines: list[str], results: int, baseline: list[str], calls: int) -> float:
+    run = min(timed_run(disk, lines, results) for _ in range(3))
+    base = min(timed_run(disk, baseline, results) for _ in range(3))
+    return calls / max(1e-9, run - base)
+
+
+def switch_rate(disk: Path, yields: int) -> float:
+    """Two `sysbench yield` processes at once: context switches per second while both run
+    (the kernel's own count of context changes, over the wall time between both starting
+    and both finishing)."""
+    pc = make_pc(PcConfig(disk=disk, read_only=True))
+    machine = pc.machine
+    serial = bytearray()
+    machine.channels.listen("com1-tx", serial.extend)
+    machine.run(wall_timeout_s=30, until=lambda: PROMPT in serial)
+    for index, line in enumerate((f"sysbench yield {yields} &", f"sysbench yield {yields}")):
+        for event in text_to_key_events(line + "\n"):  # typed even while a process runs
+            machine.channels.send("keyboard-key", event)
+            machine.run(wall_timeout_s=0.02)
+        if index == 0:
+            machine.run(wall_timeout_s=5, until=lambda: serial.count(PROMPT) >= 2)
+    processes = pc.kernel.processes
+    start_switches, start = processes.context_switches, time.perf_counter()
+    machine.run(wall_timeout_s=300, until=lambda: serial.count(b"calls (") >= 2)
+    elapsed = time.perf_counter() - start
+    switches = processes.context_switches - start_switches
+    machine.close()
+    return switches / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200_000)
+    args = parser.parse_args()
+    n = args.calls
+    print(f"host load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    with tempfile.TemporaryDirectory() as scratch:
+        disk = Path(scratch) / "disk.img"
+        shutil.copyfile(REPOSITORY_IMAGE, disk)
+        getpid = rate(disk, [f"sysbench getpid {n}"], 1, ["sysbench getpid 1"], n)
+        print(f"getpid round trips from ring 3 {getpid:>12,.0f} /s  target >= 300,000: "
+              f"{'met' if getpid >= 300_000 else 'MISSED'}")  # fmt: skip
+        yields = n // 10
+        one = rate(disk, [f"sysbench yield {yields}"], 1, ["sysbench yield 1"], yields)
+        print(f"sched_yield round trips (full path) {one:>9,.0f} /s")
+        switches = switch_rate(disk, yields)
+        print(f"context switches (two yielding)  {switches:>11,.0f} /s  target >= 20,000: "
+              f"{'met' if switches >= 20_000 else 'MISSED'}")  # fmt: skip
+        print("pipe throughput, fork+exec+exit+wait: not implemented yet (no figure)")
+
+
+if __name__ == "__main__":
+    main()
