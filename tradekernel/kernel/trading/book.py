@@ -10,17 +10,18 @@ filled nor rested was cancelled (IOC/market remainder, FOK kill, post-only cross
 Structures, chosen for speed and for the garbage collector: a resting order is a *slot*, an
 index into parallel lists (order id, owner, level), and a dict maps order id -> slot. Freed slots
 are reused, so a busy book allocates no object per order and holds no reference cycle: the cyclic
-collector has nothing to chase however deep the book gets. Each price level is a dict slot ->
-open quantity whose insertion order is the time priority (O(1) append, O(1) cancel anywhere,
-and a quantity change in place keeps the order's place), with the level's price, side and total
-quantity as attributes. Per side a dict price -> level and a sorted list of keys (bisect insert,
-O(levels) removal) whose last element is the best price (O(1) best). Keys are `price` for bids
-and `-price` for asks, so both sides keep their best at the end.
+collector has nothing to chase however deep the book gets. Each price level is an OrderedDict
+slot -> open quantity whose order is the time priority (O(1) append, O(1) head, O(1) cancel
+anywhere, and a quantity change in place keeps the order's place), with the level's price, side
+and total quantity as attributes. Per side a dict price -> level and a sorted list of keys
+(bisect insert, O(levels) removal) whose last element is the best price (O(1) best). Keys are
+`price` for bids and `-price` for asks, so both sides keep their best at the end.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections import OrderedDict
 from collections.abc import Callable
 
 BUY = 1
@@ -51,9 +52,11 @@ class BookError(Exception):
     """A request the book cannot honour (unknown or duplicate id, bad quantity)."""
 
 
-class _Level(dict[int, int]):
+class _Level(OrderedDict[int, int]):
     """One price: slot -> open quantity in time priority (insertion order), and the total.
-    Holds ints only. Being the dict itself saves an attribute load on every add and cancel."""
+    Holds ints only. Being the mapping itself saves an attribute load on every add and cancel.
+    An OrderedDict, not a dict: a dict finds its first key by stepping over the holes its
+    deletions left at the front, so eating a deep level from the head would be quadratic."""
 
     __slots__ = ("price", "side", "qty")
 
