@@ -228,6 +228,19 @@ def book_latencies(
     return batches, singles
 
 
+def eat_deep_level(depth: int) -> float:
+    """ns per IOC when `depth` one-lot orders at one price are taken one by one from the head:
+    flat in `depth` if taking the head is O(1) however many orders went before it."""
+    book = OrderBook("X")
+    for oid in range(depth):
+        book.submit(oid, "maker", SELL, MID, 1)
+    submit = book.submit
+    start = time.perf_counter_ns()
+    for oid in range(depth, 2 * depth):
+        submit(oid, "taker", BUY, MID, 1, IOC)
+    return (time.perf_counter_ns() - start) / depth
+
+
 def replay_engine(ops: list[tuple], engine: TradingEngine, ids: dict[int, int]) -> None:
     """Replay through the OMS; `ids` maps stream order ids to the engine's."""
     submit, cancel = engine.submit, engine.cancel
@@ -409,6 +422,9 @@ def main() -> None:
         f"  steady-state latency per order, timed alone:  median {statistics.median(singles):.0f}"
         f" ns, p99 {pct(singles, 0.99):.0f} ns (timer pair {overhead} ns subtracted per order)"
     )
+
+    eaten = ", ".join(f"{depth:,} deep {eat_deep_level(depth):,.0f} ns" for depth in (400, 40_000))
+    print(f"  one level eaten head-first by one-lot IOCs, per IOC: {eaten}")
 
     oms_ops = ops[: min(len(ops), 200_000)]
     oms_runs = [run_engine(prefill, oms_ops) for _ in range(3)]
