@@ -155,6 +155,13 @@ class Cpu:
             return gprs[index] & 0xFFFFFFFF
         return self.read(GPRS[index])
 
+    def gprs32(self) -> list[int]:
+        """All eight general registers at once (x86 order), for system-call arguments."""
+        gprs = self._gprs
+        if gprs is not None:
+            return [value & 0xFFFFFFFF for value in gprs]
+        return [self.read(reg) for reg in GPRS]
+
     def set_gpr(self, index: int, value: int) -> None:
         gprs = self._gprs
         if gprs is not None:

@@ -196,6 +196,14 @@ class InterruptUnit:
         else:
             self.take_exception_state()
 
+    def was_software_int(self) -> bool:
+        """The exception Unicorn just reported came from `int n` (read without side effects)."""
+        if self._live is not None:
+            return self._live[1].value == 1
+        ctx = self.cpu.save_context()
+        (software,) = struct.unpack_from("<i", self.cpu.context_view(ctx), self.cal.is_software_int)
+        return software == 1
+
     def take_exception_state(self) -> tuple[int, bool]:
         """(error code, was `int n`) of the exception Unicorn just reported, and clear its
         previous-exception word so the next fault is reported as itself (unicorn#1883)."""

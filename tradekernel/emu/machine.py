@@ -110,6 +110,11 @@ class Registers:
         else:
             self._cpu.write(REGISTER_IDS[name], value)
 
+    def syscall_args(self) -> tuple[int, int, int, int, int, int]:
+        """EBX, ECX, EDX, ESI, EDI, EBP: the Linux i386 system-call arguments."""
+        g = self._cpu.gprs32()
+        return g[3], g[1], g[2], g[6], g[7], g[5]
+
     def arg0(self) -> int:
         return self._gpr(3)  # EBX
 
@@ -445,11 +450,18 @@ class Machine:
         from the start of a translation block it had partly run, repeating `int 0x80` with a
         clobbered EAX; with no EIP written here, the stop leaves EIP exact (at the fault, or
         past the `int`)."""
+        trap = self._traps.get(vector)
+        if (
+            trap is not None
+            and self._io_fault is None
+            and self._pending_event is None
+            and self.interrupts.was_software_int()
+            and self.cpu.cpl() == 3
+            and trap(self.registers)
+        ):
+            return
         error_code, software = self.interrupts.take_exception_state()
         if self._io_fault is not None or self._pending_event is not None:
-            return
-        trap = self._traps.get(vector)
-        if trap is not None and software and self.cpu.cpl() == 3 and trap(self.registers):
             return
         self._pending_event = Event(vector, error_code, software=software)
         if vector == PAGE_FAULT and not software:

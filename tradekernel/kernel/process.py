@@ -279,8 +279,7 @@ class ProcessManager:
         process = self.current
         if number not in FAST_SYSCALLS or process is None:
             return False
-        args = tuple(registers.read(name) for name in ("ebx", "ecx", "edx", "esi", "edi", "ebp"))
-        result = self.syscalls.call(process, number, args)
+        result = self.syscalls.call(process, number, registers.syscall_args())
         registers.write("eax", (result or 0) & 0xFFFF_FFFF)
         return True
 
