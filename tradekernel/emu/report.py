@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, Cs
-
 from tradekernel.emu.cpu import CR0_PE, Cpu
 from tradekernel.emu.interrupts import VECTOR_NAMES, Event, Mmu, PageNotPresent
 
 
 def disassemble_at(cpu: Cpu, count: int = 1) -> list[str]:
+    from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, Cs  # only a dead machine pays
+
     regs = cpu.all_registers()
     protected = bool(regs["cr0"] & CR0_PE)
     linear = regs["eip"] if protected else ((regs["cs"] & 0xFFFF) << 4) + (regs["eip"] & 0xFFFF)

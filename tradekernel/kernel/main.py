@@ -12,8 +12,6 @@ import heapq
 import itertools
 from collections.abc import Callable
 
-from capstone import CS_ARCH_X86, CS_MODE_32, Cs
-
 from tradekernel import __version__
 from tradekernel.hypercall import Hypercall
 from tradekernel.kernel.bootinfo import BootInfo
@@ -26,10 +24,6 @@ from tradekernel.kernel.process import ProcessManager
 from tradekernel.kernel.serial import SerialPort
 from tradekernel.kernel.shell import Shell
 from tradekernel.kernel.storage import mount_system_disk
-from tradekernel.kernel.trading.commands import COMMANDS as TRADING_COMMANDS
-from tradekernel.kernel.trading.commands import Desk
-from tradekernel.kernel.trading.engine import TradingEngine
-from tradekernel.kernel.trading.instruments import InstrumentTable
 from tradekernel.kernel.trapframe import TrapFrame
 from tradekernel.kernel.tty import Tty
 
@@ -51,6 +45,8 @@ IrqHandler = Callable[[int], None]
 
 def describe_instruction(memory, eip: int) -> str:  # noqa: ANN001
     """The instruction at `eip` (kernel addresses are identity-mapped), disassembled."""
+    from capstone import CS_ARCH_X86, CS_MODE_32, Cs  # only a panicking kernel pays for it
+
     code = memory.read(eip, 16)
     for insn in Cs(CS_ARCH_X86, CS_MODE_32).disasm(code, eip, 1):
         return f"{insn.address:#010x}: {insn.mnemonic} {insn.op_str}".rstrip()
@@ -79,7 +75,7 @@ class Kernel:
         self.mm: KernelMemory | None = None
         self.fs = None
         self.disk = None
-        self.trading: TradingEngine | None = None
+        self.trading = None  # the TradingEngine, once _start_trading has run
         self.processes: ProcessManager | None = None
 
     # ---- start-up, one line per step ----------------------------------------------------
@@ -117,6 +113,13 @@ class Kernel:
         return self.fs.read_file(path)
 
     def _start_trading(self) -> None:
+        # Imported here, after the banner is on screen: the trading stack is the largest
+        # import of the boot (see bench_machine's process-start-to-banner figure).
+        from tradekernel.kernel.trading.commands import COMMANDS as TRADING_COMMANDS
+        from tradekernel.kernel.trading.commands import Desk
+        from tradekernel.kernel.trading.engine import TradingEngine
+        from tradekernel.kernel.trading.instruments import InstrumentTable
+
         config = None
         if self.fs is not None and self.fs.exists(INSTRUMENTS_FILE):
             config = self.read_file(INSTRUMENTS_FILE).decode("utf-8", "replace")
