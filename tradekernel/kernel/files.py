@@ -318,48 +318,46 @@ class FileCommands:
             except NoEntry:
                 fs.mkdir(prefix)
 
-    def _rmdir(self, fs: FatFs, args: list[str], out: Output) -> int:
-        _, paths = _options(args, "")
-        if not paths:
-            raise UsageError("no directory named")
+    def _remove_each(self, command: str, paths: list[str], out: Output, remove,  # noqa: ANN001
+                     ignore_missing: bool = False) -> int:  # fmt: skip
+        """Run `remove(full_path)` for each argument; the root is refused, errors reported."""
         status = 0
         for path in paths:
             full = self.shell.resolve_path(path)
             if full == "/":
-                out.error("rmdir: /: the root directory cannot be removed")
+                out.error(f"{command}: /: the root directory cannot be removed")
                 status = 1
                 continue
             try:
-                fs.rmdir(full)
+                remove(full)
+            except NoEntry as error:
+                if not ignore_missing:
+                    status = self._fail(out, command, path, error)
             except OSError as error:
-                status = self._fail(out, "rmdir", path, error)
+                status = self._fail(out, command, path, error)
         return status
+
+    def _rmdir(self, fs: FatFs, args: list[str], out: Output) -> int:
+        _, paths = _options(args, "")
+        if not paths:
+            raise UsageError("no directory named")
+        return self._remove_each("rmdir", paths, out, fs.rmdir)
 
     def _rm(self, fs: FatFs, args: list[str], out: Output) -> int:
         flags, paths = _options(args, "rRf")
         recursive = bool(flags & {"r", "R"})
         if not paths:
             raise UsageError("no file named")
-        status = 0
-        for path in paths:
-            full = self.shell.resolve_path(path)
-            if full == "/":
-                out.error("rm: /: the root directory cannot be removed")
-                status = 1
-                continue
-            try:
-                if not fs.stat(full).is_dir:
-                    fs.remove(full)
-                elif recursive:
-                    self._remove_tree(fs, full)
-                else:
-                    raise IsDirectory(f"{full}: is a directory")
-            except NoEntry as error:
-                if "f" not in flags:
-                    status = self._fail(out, "rm", path, error)
-            except OSError as error:
-                status = self._fail(out, "rm", path, error)
-        return status
+
+        def remove(full: str) -> None:
+            if not fs.stat(full).is_dir:
+                fs.remove(full)
+            elif recursive:
+                self._remove_tree(fs, full)
+            else:
+                raise IsDirectory(f"{full}: is a directory")
+
+        return self._remove_each("rm", paths, out, remove, ignore_missing="f" in flags)
 
     @staticmethod
     def _remove_tree(fs: FatFs, top: str) -> None:
