@@ -93,6 +93,24 @@ def test_reused_slot_joins_the_back_of_its_level():
     assert fills == [2, 3, 4] and len(book) == 0
 
 
+def test_deep_level_eaten_from_the_head_keeps_fifo_through_rebuilds():
+    book = OrderBook("X")
+    for oid in range(3_000):
+        book.submit(oid, "m", SELL, 100, 2)
+    for oid in range(1, 3_000, 7):  # holes in the middle as well as at the head
+        book.cancel(oid)
+    expected = [oid for oid in range(3_000) if oid % 7 != 1]
+    fills: list[int] = []
+    book.on_fill = lambda maker, _o, _t, _p, qty, left, _tl: fills.append(maker) if not left else 0
+    for taker in range(10_000, 10_000 + 2 * 2_000):  # one lot each: two per maker
+        book.submit(taker, "t", BUY, 100, 1, IOC)
+    assert fills == expected[:2_000]  # well past the point where the level is rebuilt
+    assert book.level_orders(SELL, 100)[:2] == [(expected[2_000], 2), (expected[2_001], 2)]
+    assert book.cancel(expected[-1]) == 2  # orders still find their (rebuilt) level
+    rest = len(expected) - 2_001
+    assert book.depth(1) == ([], [(100, 2 * rest, rest)])
+
+
 def test_listener_that_empties_or_refills_the_level_mid_match():
     book = OrderBook("X")
     for oid in (1, 2, 3):
