@@ -230,7 +230,7 @@ def book_latencies(
 
 def eat_deep_level(depth: int) -> float:
     """ns per IOC when `depth` one-lot orders at one price are taken one by one from the head:
-    flat in `depth` if taking the head is O(1) however many orders went before it."""
+    the book keeps this O(sqrt(depth)) (see book._Level), so 100 times deeper costs about 2x."""
     book = OrderBook("X")
     for oid in range(depth):
         book.submit(oid, "maker", SELL, MID, 1)

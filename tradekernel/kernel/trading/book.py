@@ -58,10 +58,13 @@ class _Level(dict[int, int]):
 
     A dict finds its first key by stepping over the holes that deletions left before it, until
     an insert makes it rebuild its table. So `eaten` counts heads taken by fills since the last
-    rebuild, and `_match` rebuilds the level once eaten**2 exceeds 64 * len + 4096: a fill steps
-    over O(sqrt(len)) holes and rebuilding costs O(sqrt(len)) per fill, where taking the head of
-    a deep level without it would cost O(len) (quadratic to eat the level). The factor weighs a
-    step over a hole (a few ns) against copying an entry in a rebuild (tens of ns)."""
+    rebuild, and `_match` rebuilds the level once eaten**2 exceeds 64 * len + 4096. Eating a
+    deep level then costs O(sqrt(len)) per fill (steps over holes plus rebuilds), not O(len)
+    (quadratic to eat the level). Holes that cancels leave before the head go with the next
+    rebuild, so a burst of head cancels adds O(sqrt(len)) per cancel, amortized. The factor 64
+    weighs a step over a hole (a few ns) against copying an entry in a rebuild (tens of ns).
+    (An OrderedDict has an O(1) head, but cost 9% more instructions per order and more cache
+    misses on the bench's mix.)"""
 
     __slots__ = ("price", "side", "qty", "eaten")
 
