@@ -31,6 +31,12 @@ PROGRAMS = (
     "info",
     "cat",
     "sysbench",
+    "yes",
+    "head",
+    "wc",
+    "forktest",
+    "pipetest",
+    "exectest",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

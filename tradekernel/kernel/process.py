@@ -33,13 +33,13 @@ import hashlib
 import itertools
 import posixpath
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from tradekernel.kernel.elf import ElfError, build_stack, load_elf, parse_elf
 from tradekernel.kernel.paging import AddressSpace, PagingError, UserMemoryFault, copy_to_user
 from tradekernel.kernel.scheduler import SchedParams, Scheduler, SchedulerError
-from tradekernel.kernel.shell import Command, Output, UsageError
+from tradekernel.kernel.shell import Command, Output, UsageError, error_text
 from tradekernel.kernel.trapframe import FIELDS, TrapFrame
 
 # Linux i386 calls that never block, switch tasks or end the caller: safe to run in the trap.
@@ -58,13 +58,15 @@ PROGRAM_DIRECTORY = "/bin"
 ENVIRONMENT = (b"PATH=/bin", b"HOME=/", b"TERM=linux")
 
 # Signals (Linux numbers) and the words bash prints for a death by each.
-SIGINT, SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGKILL, SIGSEGV, SIGTERM = 2, 4, 5, 7, 8, 9, 11, 15
+SIGINT, SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGKILL, SIGSEGV, SIGPIPE, SIGTERM = (
+    2, 4, 5, 7, 8, 9, 11, 13, 15,
+)  # fmt: skip
 SIGNAL_TEXT = {
     SIGINT: "interrupt", SIGILL: "illegal instruction", SIGTRAP: "trace/breakpoint trap",
     SIGBUS: "bus error", SIGFPE: "floating point exception", SIGKILL: "killed",
-    SIGSEGV: "segmentation fault", SIGTERM: "terminated",
+    SIGSEGV: "segmentation fault", SIGPIPE: "broken pipe", SIGTERM: "terminated",
 }  # fmt: skip
-SIGNAL_NAMES = {"INT": SIGINT, "KILL": SIGKILL, "TERM": SIGTERM, "SEGV": SIGSEGV}
+SIGNAL_NAMES = {"INT": SIGINT, "KILL": SIGKILL, "TERM": SIGTERM, "SEGV": SIGSEGV, "PIPE": SIGPIPE}
 # CPU exception -> the signal Linux sends for it from ring 3 (arch/x86/kernel/traps.c).
 EXCEPTION_SIGNALS = {
     0: SIGFPE, 1: SIGTRAP, 3: SIGTRAP, 4: SIGSEGV, 5: SIGSEGV, 6: SIGILL, 7: SIGFPE,
@@ -72,7 +74,11 @@ EXCEPTION_SIGNALS = {
     19: SIGFPE,
 }  # fmt: skip
 PAGE_FAULT = 14
-EIO, EBADF, EFAULT = 5, 9, 14
+EIO, EBADF, ECHILD, EAGAIN, ENOMEM, EFAULT = 5, 9, 10, 11, 12, 14
+WNOHANG = 1
+SIGCHLD = 17  # clone's exit signal for a fork
+MAX_ARGUMENTS = 256  # execve's argv/envp entries each
+ARGUMENT_MAX = 4096  # bytes in one argument string
 
 
 class State(Enum):
@@ -104,20 +110,25 @@ class FileStat:
     blksize: int = 4096
 
 
-S_IFCHR, S_IFDIR, S_IFREG = 0o020000, 0o040000, 0o100000
+S_IFIFO, S_IFCHR, S_IFDIR, S_IFREG = 0o010000, 0o020000, 0o040000, 0o100000
 ESPIPE, ENOTDIR = 29, 20
 TTY_DEVICE = (4 << 8) | 1  # /dev/tty1's major 4, minor 1
 
 
 class OpenFile:
     """What a file descriptor refers to. A kind of file implements what it supports; the rest
-    fails the way Linux fails it for that kind (EBADF, ESPIPE, ENOTDIR)."""
+    fails the way Linux fails it for that kind (EBADF, ESPIPE, ENOTDIR). One object may sit
+    in several descriptors (dup, fork): `references` counts them (ProcessManager.install and
+    uninstall), and `close` runs when the last one goes."""
+
+    references = 0
 
     def read(self, process: Process, buffer: int, count: int) -> int | None:
         """Copy up to `count` bytes to user `buffer`; bytes read, -errno, or None (blocked)."""
         raise OSError(EBADF, "not open for reading")
 
-    def write(self, process: Process, data: bytes) -> int:
+    def write(self, process: Process, data: bytes) -> int | None:
+        """Bytes written, or None (the writer sleeps until they are all taken)."""
         raise OSError(EBADF, "not open for writing")
 
     def seek(self, offset: int, whence: int) -> int:
@@ -173,6 +184,7 @@ class Process:
     wait_token: int = 0  # bumped at every block, so a stale wake-up is ignored
     yielded: bool = False
     pending_input: bytes = b""  # the rest of a tty line a read did not take
+    waiting: tuple[int, int, int] | None = None  # in wait4: (token, pid wanted, status pointer)
 
     @property
     def kstack_top(self) -> int:
@@ -209,18 +221,20 @@ class ProcessManager:
         self._kernel_frame = 0
         self._pids = itertools.count(1)
         self._dead: list[Process] = []
+        self._dead_spaces: list[AddressSpace] = []  # replaced by execve while still loaded
         self.last_entry_ns = kernel.clock.now_ns()
         self.kernel_cpu_ns = 0
         self.epoch_ns = (
             int(kernel.clock.wall_time().timestamp()) * 1_000_000_000 - self.last_entry_ns
         )
-        self.foreground: Process | None = None
+        self.foreground: list[Process] = []  # the foreground job (a pipeline's processes)
         self._tty_reader: tuple[Process, int, int] | None = None  # (process, buffer, count)
         shell = kernel.shell
         self._shell_on_line = kernel.tty.on_line
         self._shell_on_end = kernel.tty.on_end_of_input
         kernel.tty.on_interrupt = self._interrupt_foreground
         shell.command_not_found = self._program_command
+        shell.run_programs = self._run_pipeline
 
     # ---- the interrupt path -------------------------------------------------------------
     def enter(self, frame: TrapFrame) -> None:
@@ -234,7 +248,7 @@ class ProcessManager:
             self.current.frame = frame.address
             self.current.cpu_ns += now - self.last_entry_ns
         self.last_entry_ns = now
-        if self._dead:
+        if self._dead or self._dead_spaces:
             self._release_dead()
 
     def tick(self) -> None:
@@ -316,7 +330,34 @@ class ProcessManager:
               parent: int = 0) -> Process:  # fmt: skip
         """Load the program at `path` and make it ready. SpawnError says why not."""
         if len(self.table) >= MAX_PROCESSES:
-            raise SpawnError(11, f"too many processes ({MAX_PROCESSES})")
+            raise SpawnError(EAGAIN, f"too many processes ({MAX_PROCESSES})")
+        pid = next(self._pids)
+        aspace, brk_start, entry, esp = self._load_program(
+            path, [a.encode() for a in argv], list(ENVIRONMENT), pid
+        )
+        try:
+            kstack = self.mm.heap.kmalloc(KERNEL_STACK_SIZE, KSTACK_TAG)
+        except MemoryError as error:
+            aspace.teardown()
+            raise SpawnError(ENOMEM, f"{path}: {error}") from error
+        name = posixpath.basename(path)[:NAME_LENGTH]
+        process = Process(pid, parent, name, argv, aspace, kstack, brk_start, cwd,
+                          brk=brk_start, foreground=foreground)  # fmt: skip
+        process.frame = self._initial_frame(process, entry, esp)
+        tty = TtyFile(self)
+        for fd in (0, 1, 2):
+            self.install(process, fd, tty)
+        self.table[pid] = process
+        if foreground:
+            self.foreground.append(process)
+        self.scheduler.enqueue(process)
+        return process
+
+    def _load_program(
+        self, path: str, argv: list[bytes], envp: list[bytes], pid: int
+    ) -> tuple[AddressSpace, int, int, int]:
+        """A new address space holding the ELF at `path` and its start-up stack:
+        (space, brk start, entry point, initial ESP). SpawnError says why not."""
         try:
             data = self.kernel.read_file(path)
         except OSError as error:
@@ -325,36 +366,26 @@ class ProcessManager:
             image = parse_elf(data)
         except ElfError as error:
             raise SpawnError(error.errno, f"{path}: cannot execute: {error}") from error
-        pid = next(self._pids)
-        aspace = self.mm.paging.create_address_space()
-        kstack = 0
+        try:
+            aspace = self.mm.paging.create_address_space()
+        except (PagingError, MemoryError, OSError) as error:
+            raise SpawnError(ENOMEM, f"{path}: {error}") from error
         try:
             brk_start = load_elf(
                 aspace, image, data, self.memory.write, self.kernel.platform.code_changed
             )
             seed = f"{pid}:{self.kernel.clock.now_ns()}".encode()
             esp = build_stack(
-                aspace, image, [a.encode() for a in argv], list(ENVIRONMENT),
-                hashlib.blake2b(seed, digest_size=16).digest(),
-            )  # fmt: skip
-            kstack = self.mm.heap.kmalloc(KERNEL_STACK_SIZE, KSTACK_TAG)
+                aspace, image, argv, envp, hashlib.blake2b(seed, digest_size=16).digest()
+            )
         except (ElfError, PagingError, MemoryError, OSError) as error:
             aspace.teardown()
-            raise SpawnError(getattr(error, "errno", 12) or 12, f"{path}: {error}") from error
+            code = getattr(error, "errno", ENOMEM) or ENOMEM
+            raise SpawnError(code, f"{path}: {error}") from error
         except Exception:
             aspace.teardown()
             raise
-        name = posixpath.basename(path)[:NAME_LENGTH]
-        process = Process(pid, parent, name, argv, aspace, kstack, brk_start, cwd,
-                          brk=brk_start, foreground=foreground)  # fmt: skip
-        process.frame = self._initial_frame(process, image.entry, esp)
-        tty = TtyFile(self)
-        process.files = {0: tty, 1: tty, 2: tty}
-        self.table[pid] = process
-        if foreground:
-            self.foreground = process
-        self.scheduler.enqueue(process)
-        return process
+        return aspace, brk_start, image.entry, esp
 
     def _initial_frame(self, process: Process, entry: int, esp: int) -> int:
         """A trap frame that `iret`s into ring 3 at `entry` with the start-up stack."""
@@ -365,6 +396,111 @@ class ProcessManager:
         address = process.kstack_top - len(block)
         self.memory.write(address, block)
         return address
+
+    # ---- file descriptors ---------------------------------------------------------------
+    def install(self, process: Process, fd: int, handle: OpenFile) -> None:
+        """Make `fd` refer to `handle` (whatever `fd` held before is dropped first)."""
+        if process.files.get(fd) is handle:
+            return
+        self.uninstall(process, fd)
+        handle.references += 1
+        process.files[fd] = handle
+
+    def uninstall(self, process: Process, fd: int) -> OpenFile | None:
+        """Drop `fd`; the file is closed when no descriptor anywhere refers to it."""
+        handle = process.files.pop(fd, None)
+        if handle is not None:
+            handle.references -= 1
+            if handle.references == 0:
+                handle.close()
+        return handle
+
+    # ---- fork, execve, wait4 ------------------------------------------------------------
+    def fork(self, parent: Process) -> int:
+        """A copy of `parent` (copy-on-write memory, the same open files, a copy of its trap
+        frame on a kernel stack of its own) that returns 0; the parent gets the child's PID."""
+        if len(self.table) >= MAX_PROCESSES:
+            return -EAGAIN
+        try:
+            kstack = self.mm.heap.kmalloc(KERNEL_STACK_SIZE, KSTACK_TAG)
+        except MemoryError:
+            return -ENOMEM
+        try:
+            aspace = parent.aspace.clone()
+        except (PagingError, MemoryError, OSError):
+            self.mm.heap.kfree(kstack)
+            return -ENOMEM
+        child = Process(
+            next(self._pids), parent.pid, parent.name, list(parent.argv), aspace, kstack,
+            parent.brk_start, parent.cwd, brk=parent.brk, foreground=parent.foreground,
+            sched=replace(parent.sched, switches=0),
+        )  # fmt: skip
+        frame_size = 4 * len(FIELDS)
+        child.frame = child.kstack_top - frame_size
+        self.memory.write(child.frame, self.memory.read(parent.frame, frame_size))
+        TrapFrame(self.memory, child.frame).set("eax", 0)
+        for fd, handle in parent.files.items():
+            self.install(child, fd, handle)
+        self.table[child.pid] = child
+        if parent in self.foreground:
+            self.foreground.append(child)
+        self.scheduler.enqueue(child)
+        return child.pid
+
+    def execve(self, process: Process, path: str, argv: list[bytes], envp: list[bytes]) -> int:
+        """Replace the running process's image with the program at `path`; on failure the old
+        image stays and the call returns -errno."""
+        try:
+            aspace, brk_start, entry, esp = self._load_program(path, argv, envp, process.pid)
+        except SpawnError as error:
+            return -error.errno
+        self._dead_spaces.append(process.aspace)  # its CR3 is live until the stub switches
+        process.aspace = aspace
+        process.brk_start = process.brk = brk_start
+        process.name = posixpath.basename(path)[:NAME_LENGTH]
+        process.argv = [arg.decode("utf-8", "replace") for arg in argv]
+        process.pending_input = b""
+        self.mm.current_cr3 = aspace.cr3
+        self.kernel.boot.request_cr3(aspace.cr3)
+        process.frame = self._initial_frame(process, entry, esp)
+        return 0
+
+    def wait(self, process: Process, pid: int, status_pointer: int, options: int) -> int | None:
+        """wait4: reap a dead child (its PID), 0 with WNOHANG if none is dead yet, or sleep
+        until one dies (None). Any pid <= 0 means any child (no process groups here)."""
+        children = [
+            child for child in self.table.values()
+            if child.ppid == process.pid and (pid <= 0 or child.pid == pid)
+        ]  # fmt: skip
+        if not children:
+            return -ECHILD
+        dead = next((child for child in children if child.state == State.ZOMBIE), None)
+        if dead is not None:
+            return self._reap(process, dead, status_pointer)
+        if options & WNOHANG:
+            return 0
+        process.waiting = (self.block(process), pid, status_pointer)
+        return None
+
+    def _reap(self, parent: Process, child: Process, status_pointer: int) -> int:
+        if status_pointer:
+            copy_to_user(parent.aspace, status_pointer, struct.pack("<i", child.exit_status))
+        del self.table[child.pid]
+        return child.pid
+
+    def _child_died(self, parent: Process, child: Process) -> None:
+        """Wake a parent sleeping in wait4 for this child."""
+        if parent.waiting is None or parent.state != State.SLEEPING:
+            return
+        token, wanted, status_pointer = parent.waiting
+        if wanted > 0 and wanted != child.pid:
+            return
+        parent.waiting = None
+        try:
+            result = self._reap(parent, child, status_pointer)
+        except UserMemoryFault:
+            result = -EFAULT
+        self.wake(parent, token, result)
 
     # ---- blocking -----------------------------------------------------------------------
     def block(self, process: Process) -> int:
@@ -426,10 +562,11 @@ class ProcessManager:
         self.kernel.tty.reading = False
 
     def _interrupt_foreground(self) -> bool:
-        """Ctrl-C: ends the foreground program (SIGINT's default action)."""
-        if self.foreground is None:
+        """Ctrl-C: ends the foreground job (SIGINT's default action)."""
+        if not self.foreground:
             return False
-        self.terminate(self.foreground, SIGINT, None)
+        for process in list(self.foreground):
+            self.terminate(process, SIGINT, None)
         return True
 
     # ---- dying --------------------------------------------------------------------------
@@ -451,27 +588,40 @@ class ProcessManager:
             self._stop_tty_read()
         process.state = State.ZOMBIE
         process.exit_status = status
+        process.waiting = None
         self.scheduler.remove(process)
         if report:
             self.kernel.console.write(report + "\n", 0x0C)
-        del self.table[process.pid]
+        for fd in list(process.files):  # now: a pipe's other end sees EOF or SIGPIPE at once
+            self.uninstall(process, fd)
+        for child in [c for c in self.table.values() if c.ppid == process.pid]:
+            if child.state == State.ZOMBIE:
+                del self.table[child.pid]  # nobody is left to reap it
+            else:
+                child.ppid = 0  # the kernel (PID 0) adopts orphans, as init does
+        parent = self.table.get(process.ppid)
+        if parent is None or parent.state == State.ZOMBIE:
+            del self.table[process.pid]  # the shell (PID 0) reaps its children at once
         if process is self.current:
             self._dead.append(process)  # its CR3 is live until the stub switches
         else:
             self._release(process)
-        if process is self.foreground:
-            self.foreground = None
-            self.kernel.defer(self.kernel.shell.resume)  # after the tty's own echo (^C)
+        if parent is not None and parent.state != State.ZOMBIE:
+            self._child_died(parent, process)
+        if process in self.foreground:
+            self.foreground.remove(process)
+            if not self.foreground:
+                self.kernel.defer(self.kernel.shell.resume)  # after the tty's own echo (^C)
 
     def _release_dead(self) -> None:
         dead, self._dead = self._dead, []
         for process in dead:
             self._release(process)
+        spaces, self._dead_spaces = self._dead_spaces, []
+        for aspace in spaces:
+            aspace.teardown()
 
     def _release(self, process: Process) -> None:
-        for handle in set(process.files.values()):
-            handle.close()
-        process.files.clear()
         process.aspace.teardown()
         self.mm.heap.kfree(process.kstack)
 
@@ -520,6 +670,60 @@ class ProcessManager:
             out.line(f"[{process.pid}] {process.name}")
         else:
             shell.suspend_prompt()
+        return 0
+
+    def _run_pipeline(self, stages: list[list[str]], redirections: list[tuple[str, str]],
+                      out: Output) -> int:  # fmt: skip
+        """`a | b | c < IN > OUT`: one process per stage, each one's standard output piped into
+        the next one's standard input; `<` feeds the first, `>` or `>>` takes the last. The
+        job runs in the foreground: the prompt returns when all of its processes have ended."""
+        from tradekernel.kernel.pipe import Pipe
+        from tradekernel.kernel.syscalls import FsFile
+
+        shell = self.kernel.shell
+        fs = self.kernel.fs
+        if redirections and fs is None:
+            out.error("sh: cannot redirect: no filesystem is mounted")
+            return 1
+        files: dict[int, OpenFile] = {}
+        for operator, target in redirections:
+            path = shell.resolve_path(target)
+            fd = 0 if operator == "<" else 1
+            try:
+                handle = fs.open(path, {"<": "r", ">": "w", ">>": "a"}[operator])
+            except OSError as error:
+                out.error(f"sh: {target}: {error_text(error)}")
+                for file in files.values():
+                    file.close()
+                return 1
+            if fd in files:
+                files[fd].close()
+            files[fd] = FsFile(handle, path, fs)
+        processes: list[Process] = []
+        try:
+            for argv in stages:
+                name = argv[0]
+                path = shell.resolve_path(name) if "/" in name else f"{PROGRAM_DIRECTORY}/{name}"
+                processes.append(self.spawn(path, argv, shell.cwd))
+        except SpawnError as error:
+            out.error(f"sh: {error}")
+            for process in processes:
+                self.terminate(process, SIGKILL, None)
+            for file in files.values():
+                file.close()
+            return 126 if error.errno == 8 else 127
+        for left, right in itertools.pairwise(processes):
+            read_end, write_end = Pipe(self).ends()
+            self.install(left, 1, write_end)
+            self.install(right, 0, read_end)
+        if 0 in files:
+            self.install(processes[0], 0, files[0])
+        if 1 in files:
+            self.install(processes[-1], 1, files[1])
+        for process in processes:
+            process.foreground = True
+        self.foreground.extend(processes)
+        shell.suspend_prompt()
         return 0
 
     def _ps(self, args: list[str], out: Output) -> int:

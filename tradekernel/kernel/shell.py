@@ -7,7 +7,9 @@ prints one clear line and the prompt comes back: the shell itself never dies.
 
 Output redirection works for every command: an unquoted `> FILE` or `>> FILE` anywhere on the
 line gives the handler an Output that writes to FILE (created or truncated before the command
-runs, or appended to) on the mounted filesystem; errors still go to the screen. Paths are
+runs, or appended to) on the mounted filesystem; errors still go to the screen. Programs (in
+/bin) go to the process layer instead (`run_programs`): `a | b | c` pipes them together and
+`< FILE` / `> FILE` become their standard input and output. Paths are
 resolved against `cwd` by `resolve_path`, the one resolver every file command uses.
 
 A full-screen program keeps running after its handler returns (it takes keys in the tty's raw
@@ -38,11 +40,13 @@ class _Operator(str):
     """An unquoted redirection operator, told apart from a quoted word that reads the same."""
 
 
-def split_command_line(line: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """(words, redirections) with POSIX sh quoting: '...' keeps everything, "..." lets a
+def split_command_line(line: str) -> tuple[list[list[str]], list[tuple[str, str]]]:
+    """(stages, redirections) with POSIX sh quoting: '...' keeps everything, "..." lets a
     backslash escape only `"` and `\\`, a bare backslash escapes the next character, and `#`
-    at the start of a word begins a comment. Each redirection is (">" or ">>", target).
-    Raises ValueError for an unterminated quote, a trailing backslash or a missing target."""
+    at the start of a word begins a comment. An unquoted `|` separates the stages of a
+    pipeline (one stage: a plain command). Each redirection is ("<", ">" or ">>", target).
+    Raises ValueError for an unterminated quote, a trailing backslash, a missing target or
+    an empty pipeline stage."""
     tokens: list[str] = []
     word: list[str] | None = None  # None: between words (so `""` still makes a word)
     index, length = 0, len(line)
@@ -56,11 +60,11 @@ def split_command_line(line: str) -> tuple[list[str], list[tuple[str, str]]]:
             continue
         if char == "#" and word is None:
             break
-        if char == ">":
+        if char in "<>|":
             if word is not None:
                 tokens.append("".join(word))
                 word = None
-            operator = ">>" if line.startswith(">>", index) else ">"
+            operator = ">>" if line.startswith(">>", index) else char
             tokens.append(_Operator(operator))
             index += len(operator)
             continue
@@ -95,18 +99,24 @@ def split_command_line(line: str) -> tuple[list[str], list[tuple[str, str]]]:
             index += 1
     if word is not None:
         tokens.append("".join(word))
-    words: list[str] = []
+    stages: list[list[str]] = [[]]
     redirections: list[tuple[str, str]] = []
     items = iter(tokens)
     for token in items:
-        if isinstance(token, _Operator):
+        if token == "|" and isinstance(token, _Operator):
+            if not stages[-1]:
+                raise ValueError("syntax error near '|'")
+            stages.append([])
+        elif isinstance(token, _Operator):
             target = next(items, None)
             if target is None or isinstance(target, _Operator):
                 raise ValueError(f"syntax error: {token} needs a file name")
             redirections.append((str(token), target))
         else:
-            words.append(token)
-    return words, redirections
+            stages[-1].append(token)
+    if len(stages) > 1 and not stages[-1]:
+        raise ValueError("syntax error: '|' needs a command after it")
+    return stages, redirections
 
 
 # Errors whose strerror text says it all; for the others the error's own message follows.
@@ -201,6 +211,9 @@ class Shell:
         self._prompt_suspended = False
         # Asked for a name missing from the table (the process layer finds programs in /bin).
         self.command_not_found: Callable[[str], Command | None] = lambda name: None
+        # Runs programs as a job: (stages, redirections, out) -> status (the process layer).
+        self.run_programs: Callable[[list[list[str]], list[tuple[str, str]], Output], int] | None
+        self.run_programs = None
         tty.on_line = self._on_line
         tty.on_end_of_input = self._on_end_of_input
         for name, handler, usage, text in (
@@ -257,15 +270,28 @@ class Shell:
 
     def execute(self, line: str) -> int:
         try:
-            argv, redirections = split_command_line(line)
+            stages, redirections = split_command_line(line)
         except ValueError as error:
             self.out.error(f"sh: {error}")
             return 2
+        argv = stages[0]
         if not argv:
             if redirections:
                 self.out.error("sh: a redirection needs a command")
                 return 2
             return 0
+        reads_file = any(operator == "<" for operator, _ in redirections)
+        if len(stages) > 1 or reads_file or redirections and argv[0] not in self.commands:
+            # A job of programs; a name that is both a built-in and in /bin means the program.
+            for stage in stages:
+                if self.run_programs is None or self.command_not_found(stage[0]) is None:
+                    known = stage[0] in self.commands
+                    self.out.error(f"sh: {stage[0]}: " + (
+                        "only programs (from /bin) take pipes and <" if known
+                        else "unknown command (type 'help' for the list)"
+                    ))  # fmt: skip
+                    return 2 if known else 127
+            return self.run_programs(stages, redirections, self.out)
         command = self.commands.get(argv[0]) or self.command_not_found(argv[0])
         if command is None:
             self.out.error(f"sh: {argv[0]}: unknown command (type 'help' for the list)")

@@ -31,9 +31,14 @@ from tradekernel.kernel.paging import (
     copy_to_user,
     read_user_string,
 )
+from tradekernel.kernel.pipe import Pipe
 from tradekernel.kernel.process import (
+    ARGUMENT_MAX,
+    MAX_ARGUMENTS,
     S_IFDIR,
     S_IFREG,
+    SIGCHLD,
+    WNOHANG,
     FileStat,
     OpenFile,
     Process,
@@ -71,6 +76,7 @@ DT_DIR, DT_REG = 4, 8
 UTS_FIELD = 65
 NS = 1_000_000_000
 FAT_DEVICE = (3 << 8) | 1  # /dev/hda1
+RUSAGE_SIZE = 72  # struct rusage on i386
 
 
 def _signed(value: int) -> int:
@@ -87,9 +93,10 @@ def _priority_bound(policy: int, bound: int) -> int:
 class FsFile(OpenFile):
     """A regular file on the FAT volume (kernel/fat.py FatFile underneath)."""
 
-    def __init__(self, handle, path: str) -> None:  # noqa: ANN001 - fat.FatFile
+    def __init__(self, handle, path: str, fs) -> None:  # noqa: ANN001 - fat.FatFile, FatFs
         self.handle = handle
         self.path = path
+        self.fs = fs
 
     def read(self, process: Process, buffer: int, count: int) -> int:
         position = self.handle.tell()
@@ -117,7 +124,11 @@ class FsFile(OpenFile):
                         inode=hash(self.path) & 0x7FFF_FFFF)  # fmt: skip
 
     def close(self) -> None:
-        self.handle.close()
+        """Close the FAT handle and write its changes to the disk."""
+        try:
+            self.handle.close()
+        finally:
+            self.fs.flush()
 
 
 class DirectoryFile(OpenFile):
@@ -149,21 +160,29 @@ class Syscalls:
         self._unknown_logged: set[int] = set()
         self.table: dict[int, tuple[str, Handler]] = {
             1: ("exit", self.sys_exit),
+            2: ("fork", lambda p, a: self.manager.fork(p)),
             3: ("read", self.sys_read),
             4: ("write", self.sys_write),
             5: ("open", self.sys_open),
             6: ("close", self.sys_close),
+            7: ("waitpid", lambda p, a: self.sys_wait4(p, (a[0], a[1], a[2], 0))),
+            11: ("execve", self.sys_execve),
             13: ("time", self.sys_time),
             19: ("lseek", self.sys_lseek),
             20: ("getpid", lambda p, a: p.pid),
             37: ("kill", self.sys_kill),
+            41: ("dup", self.sys_dup),
+            42: ("pipe", self.sys_pipe),
             45: ("brk", self.sys_brk),
+            63: ("dup2", self.sys_dup2),
             64: ("getppid", lambda p, a: p.ppid),
             78: ("gettimeofday", self.sys_gettimeofday),
             96: ("getpriority", self.sys_getpriority),
             97: ("setpriority", self.sys_setpriority),
             106: ("stat", self.sys_stat),
             108: ("fstat", self.sys_fstat),
+            114: ("wait4", self.sys_wait4),
+            120: ("clone", self.sys_clone),
             122: ("uname", self.sys_uname),
             146: ("writev", self.sys_writev),
             155: ("sched_getparam", self.sys_sched_getparam),
@@ -185,6 +204,7 @@ class Syscalls:
             258: ("set_tid_address", lambda p, a: p.pid),
             265: ("clock_gettime", self.sys_clock_gettime),
             295: ("openat", self.sys_openat),
+            331: ("pipe2", self.sys_pipe2),
             403: ("clock_gettime64", self.sys_clock_gettime64),
         }  # fmt: skip
 
@@ -216,6 +236,38 @@ class Syscalls:
     def sys_exit(self, process: Process, args: tuple[int, ...]) -> None:
         self.manager.exit(process, args[0])
         return None
+
+    def sys_clone(self, process: Process, args: tuple[int, ...]) -> int:
+        """Only clone's fork form: flags SIGCHLD and no new stack (what libc's fork does)."""
+        if args[0] != SIGCHLD or args[1]:
+            return -E.ENOSYS
+        return self.manager.fork(process)
+
+    def sys_wait4(self, process: Process, args: tuple[int, ...]) -> int | None:
+        if args[2] & ~WNOHANG:
+            return -E.EINVAL
+        if args[3]:
+            copy_to_user(process.aspace, args[3], bytes(RUSAGE_SIZE))  # no usage accounting
+        return self.manager.wait(process, _signed(args[0]), args[1], args[2])
+
+    def sys_execve(self, process: Process, args: tuple[int, ...]) -> int:
+        path = self._path(process, args[0])
+        argv = self._string_array(process, args[1])
+        envp = self._string_array(process, args[2])
+        return self.manager.execve(process, path, argv, envp)
+
+    def _string_array(self, process: Process, pointer: int) -> list[bytes]:
+        """A NULL-terminated array of user string pointers (NULL itself: no strings)."""
+        strings: list[bytes] = []
+        while pointer:
+            (item,) = struct.unpack("<I", copy_from_user(process.aspace, pointer, 4))
+            if not item:
+                break
+            if len(strings) >= MAX_ARGUMENTS:
+                raise OSError(E.E2BIG, "too many arguments")
+            strings.append(read_user_string(process.aspace, item, ARGUMENT_MAX))
+            pointer += 4
+        return strings
 
     def sys_kill(self, process: Process, args: tuple[int, ...]) -> int:
         pid, signal = _signed(args[0]), args[1]
@@ -397,28 +449,56 @@ class Syscalls:
 
     def _open(self, process: Process, path: str, flags: int) -> int:
         fs = self._fs()
-        free = next((fd for fd in range(MAX_FILES) if fd not in process.files), None)
-        if free is None:
-            return -E.EMFILE
+        free = self._free_fd(process)
         if fs.exists(path) and fs.stat(path).is_dir:
             if flags & O_ACCMODE:
                 return -E.EISDIR
             entries = [(stat.name, stat.is_dir) for stat in fs.scandir(path)]
-            process.files[free] = DirectoryFile(entries, path)
+            self.manager.install(process, free, DirectoryFile(entries, path))
         elif flags & O_DIRECTORY:
             return -E.ENOTDIR if fs.exists(path) else -E.ENOENT
         else:
-            process.files[free] = FsFile(fs.open(path, flags & O_OPEN_FLAGS), path)
+            handle = fs.open(path, flags & O_OPEN_FLAGS)
+            self.manager.install(process, free, FsFile(handle, path, fs))
         return free
 
     def sys_close(self, process: Process, args: tuple[int, ...]) -> int:
-        handle = process.files.pop(_signed(args[0]), None)
-        if handle is None:
+        return 0 if self.manager.uninstall(process, _signed(args[0])) is not None else -E.EBADF
+
+    def _free_fd(self, process: Process, lowest: int = 0) -> int:
+        free = next((fd for fd in range(lowest, MAX_FILES) if fd not in process.files), None)
+        if free is None:
+            raise OSError(E.EMFILE, "too many open files")
+        return free
+
+    def sys_dup(self, process: Process, args: tuple[int, ...]) -> int:
+        handle = self._file(process, args[0])
+        fd = self._free_fd(process)
+        self.manager.install(process, fd, handle)
+        return fd
+
+    def sys_dup2(self, process: Process, args: tuple[int, ...]) -> int:
+        handle = self._file(process, args[0])
+        fd = _signed(args[1])
+        if not 0 <= fd < MAX_FILES:
             return -E.EBADF
-        if handle not in process.files.values():
-            handle.close()
-            if isinstance(handle, FsFile):
-                self._fs().flush()
+        self.manager.install(process, fd, handle)
+        return fd
+
+    def sys_pipe(self, process: Process, args: tuple[int, ...]) -> int:
+        return self.sys_pipe2(process, (args[0], 0))
+
+    def sys_pipe2(self, process: Process, args: tuple[int, ...]) -> int:
+        """Flags (O_CLOEXEC, O_NONBLOCK, O_DIRECT) are not supported: EINVAL."""
+        if args[1]:
+            return -E.EINVAL
+        free = [fd for fd in range(MAX_FILES) if fd not in process.files][:2]
+        if len(free) < 2:
+            return -E.EMFILE
+        copy_to_user(process.aspace, args[0], struct.pack("<ii", *free))  # EFAULT before any fd
+        read_end, write_end = Pipe(self.manager).ends()
+        self.manager.install(process, free[0], read_end)
+        self.manager.install(process, free[1], write_end)
         return 0
 
     def sys_lseek(self, process: Process, args: tuple[int, ...]) -> int:

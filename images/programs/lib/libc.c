@@ -22,6 +22,14 @@ long syscall3(long n, long a, long b, long c) {
     __asm__ volatile("int $0x80" : "=a"(result) : "a"(n), "b"(a), "c"(b), "d"(c) : "memory");
     return result;
 }
+long syscall4(long n, long a, long b, long c, long d) {
+    long result;
+    __asm__ volatile("int $0x80"
+                     : "=a"(result)
+                     : "a"(n), "b"(a), "c"(b), "d"(c), "S"(d)
+                     : "memory");
+    return result;
+}
 
 void exit(int status) {
     for (;;) syscall1(SYS_exit_group, status);
@@ -36,6 +44,16 @@ int open(const char *path, int flags) { return syscall3(SYS_open, (long)path, fl
 int close(int fd) { return syscall1(SYS_close, fd); }
 pid_t getpid(void) { return syscall0(SYS_getpid); }
 pid_t getppid(void) { return syscall0(SYS_getppid); }
+pid_t fork(void) { return syscall0(SYS_fork); }
+int execve(const char *path, char *const argv[], char *const envp[]) {
+    return syscall3(SYS_execve, (long)path, (long)argv, (long)envp);
+}
+pid_t waitpid(pid_t pid, int *status, int options) {
+    return syscall4(SYS_wait4, pid, (long)status, options, 0);
+}
+int pipe(int fds[2]) { return syscall1(SYS_pipe, (long)fds); }
+int dup(int fd) { return syscall1(SYS_dup, fd); }
+int dup2(int fd, int to) { return syscall2(SYS_dup2, fd, to); }
 int kill(pid_t pid, int signal) { return syscall2(SYS_kill, pid, signal); }
 int uname(struct utsname *name) { return syscall1(SYS_uname, (long)name); }
 int sched_yield(void) { return syscall0(SYS_sched_yield); }

@@ -14,17 +14,23 @@ typedef __builtin_va_list va_list;
 #define NULL ((void *)0)
 
 #define SYS_exit 1
+#define SYS_fork 2
 #define SYS_read 3
 #define SYS_write 4
 #define SYS_open 5
 #define SYS_close 6
+#define SYS_execve 11
 #define SYS_lseek 19
 #define SYS_getpid 20
 #define SYS_kill 37
+#define SYS_dup 41
+#define SYS_pipe 42
 #define SYS_brk 45
+#define SYS_dup2 63
 #define SYS_getppid 64
 #define SYS_getpriority 96
 #define SYS_setpriority 97
+#define SYS_wait4 114
 #define SYS_uname 122
 #define SYS_sched_yield 158
 #define SYS_nanosleep 162
@@ -44,6 +50,7 @@ long syscall0(long n);
 long syscall1(long n, long a);
 long syscall2(long n, long a, long b);
 long syscall3(long n, long a, long b, long c);
+long syscall4(long n, long a, long b, long c, long d);
 
 void exit(int status) __attribute__((noreturn));
 ssize_t read(int fd, void *buffer, size_t count);
@@ -59,6 +66,12 @@ int sched_yield(void);
 int nanosleep(const struct timespec *request, struct timespec *remaining);
 int clock_gettime(int clock, struct timespec *now);
 int getpriority(int which, int who);
+pid_t fork(void);
+int execve(const char *path, char *const argv[], char *const envp[]);
+pid_t waitpid(pid_t pid, int *status, int options);
+int pipe(int fds[2]);
+int dup(int fd);
+int dup2(int fd, int to);
 int setpriority(int which, int who, int priority);
 
 size_t strlen(const char *s);
