@@ -371,7 +371,7 @@ class InterruptUnit:
         if event.software:
             error = None
         if target_dpl < cpl:
-            tss_base = cpu.uc.reg_read(_x86.UC_X86_REG_TR)[1]
+            tss_base, _ = cpu.read_table_register(_x86.UC_X86_REG_TR)
             esp0, ss0 = struct.unpack("<IH", self._linear_read(tss_base + 4 + 8 * target_dpl, 6))
             stack_base, _, stack_access = self._descriptor(ss0)
             if (ss0 & 3) != target_dpl or ((stack_access >> 5) & 3) != target_dpl:

@@ -398,7 +398,7 @@ class Machine:
             return True
         if cpl <= (cpu.read(EFLAGS) & FLAG_IOPL) >> 12:
             return True
-        _, tss_base, tss_limit, _ = cpu.uc.reg_read(_x86.UC_X86_REG_TR)
+        tss_base, tss_limit = cpu.read_table_register(_x86.UC_X86_REG_TR)
         if tss_limit < 0x67:
             return False
         try:
