@@ -24,6 +24,7 @@ from tradekernel.kernel.process import ProcessManager
 from tradekernel.kernel.serial import SerialPort
 from tradekernel.kernel.shell import Shell
 from tradekernel.kernel.storage import mount_system_disk
+from tradekernel.kernel.top import Top
 from tradekernel.kernel.trapframe import TrapFrame
 from tradekernel.kernel.tty import Tty
 
@@ -97,6 +98,7 @@ class Kernel:
         register_file_commands(self.shell, self)
         self.processes = ProcessManager(self)
         self.processes.register_commands(self.shell)
+        Top(self).register(self.shell)
         self.platform.register_trap(SYSCALL_VECTOR, self.processes.fast_system_call)
         self._start_trading()
         self.shell.start()

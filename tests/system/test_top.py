@@ -1,0 +1,34 @@
+"""`top` through the whole path: a live table with CPU shares, refreshed in virtual time, left
+with q, the screen put back."""
+
+from __future__ import annotations
+
+import re
+
+from tests.system.harness import PROMPT, BootedPc
+from tests.system.test_processes import type_while_busy
+
+MS = 1_000_000
+
+
+def test_top_shows_a_spinning_process_and_leaves_with_q(tmp_path) -> None:  # noqa: ANN001
+    tk = BootedPc(tmp_path).boot()
+    tk.command("spin &")
+    pid = re.search(r"\[(\d+)\] spin", tk.text()).group(1)
+    before = tk.lines()
+    type_while_busy(tk, "top\n")  # spin has the CPU: keys go straight to the keyboard
+    tk.run_to_stop(1200 * MS)  # two refreshes
+    lines = tk.lines()
+    assert lines[0].startswith("top - up ") and "q to leave" in lines[0]
+    row = next(line.split() for line in lines if line.split()[:1] == [pid])
+    assert row[-1] == "spin" and float(row[-2]) > 50.0  # spin has most of the CPU
+    assert any(line.split()[-1:] == ["[kernel]"] for line in lines)
+    type_while_busy(tk, "q")
+    tk.run_to_stop(100 * MS)
+    after = [line for line in tk.lines() if line]
+    assert (
+        after[: len([line for line in before if line]) - 1]
+        == [line for line in before if line][:-1]
+    )
+    assert after[-2:] == ["tk:/> top", PROMPT.rstrip()]  # the screen is back, then the prompt
+    assert not any(line.startswith("top - up") for line in after)
