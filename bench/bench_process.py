@@ -8,9 +8,10 @@ subtracted (loading and starting the program). Figures:
 - getpid round trips per second (the paravirtual fast path: the call runs in Unicorn's trap);
 - sched_yield round trips per second with one process (the full path: IDT delivery, trap
   frame, scheduler, iret);
-- context switches per second: two processes yielding to each other (the kernel's count).
-Pipes and fork+exec are not implemented yet, so they have no figure. Targets (issue 6):
->= 300k system calls/s, >= 20k context switches/s.
+- context switches per second: two processes yielding to each other (the kernel's count);
+- pipe throughput: `pipetest BYTES` (a forked child writes, the parent reads and sums);
+- fork + execve + exit + wait4 rounds per second: `exectest ROUNDS`.
+Targets (issue 6): >= 300k system calls/s, >= 20k context switches/s.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from tradekernel.ui.session import REPOSITORY_IMAGE, make_pc
 PROMPT = b"tk:/> "
 
 
-def timed_run(disk: Path, lines: list[str], results: int) -> float:
+def timed_run(disk: Path, lines: list[str], results: int, marker: bytes = b"calls (") -> float:
     """Boot, type `lines`, and return the seconds from the last Enter to the `results`-th
-    "calls (" line on the serial console."""
+    `marker` on the serial console."""
     pc = make_pc(PcConfig(disk=disk, read_only=True))
     machine = pc.machine
     serial = bytearray()
@@ -53,17 +54,18 @@ def timed_run(disk: Path, lines: list[str], results: int) -> float:
         return True
 
     machine.feed_when_idle(feed)
-    machine.run(wall_timeout_s=300, until=lambda: serial.count(b"calls (") >= results)
+    machine.run(wall_timeout_s=300, until=lambda: serial.count(marker) >= results)
     elapsed = time.perf_counter() - started[0]
     machine.close()
-    if serial.count(b"calls (") < results:
-        raise SystemExit(f"sysbench did not finish: {serial.decode(errors='replace')[-300:]}")
+    if serial.count(marker) < results:
+        raise SystemExit(f"{lines[-1]} did not finish: {serial.decode(errors='replace')[-300:]}")
     return elapsed
 
 
-def rate(disk: Path, lines: list[str], results: int, baseline: list[str], calls: int) -> float:
-    run = min(timed_run(disk, lines, results) for _ in range(3))
-    base = min(timed_run(disk, baseline, results) for _ in range(3))
+def rate(disk: Path, lines: list[str], results: int, baseline: list[str], calls: int,
+         marker: bytes = b"calls (") -> float:  # fmt: skip
+    run = min(timed_run(disk, lines, results, marker) for _ in range(3))
+    base = min(timed_run(disk, baseline, results, marker) for _ in range(3))
     return calls / max(1e-9, run - base)
 
 
@@ -107,7 +109,12 @@ def main() -> None:
         switches = switch_rate(disk, yields)
         print(f"context switches (two yielding)  {switches:>11,.0f} /s  target >= 20,000: "
               f"{'met' if switches >= 20_000 else 'MISSED'}")  # fmt: skip
-        print("pipe throughput, fork+exec+exit+wait: not implemented yet (no figure)")
+        size = 16 << 20
+        pipe = rate(disk, [f"pipetest {size}"], 1, ["pipetest 1"], size, b"checksum")
+        print(f"pipe throughput (pipetest)        {pipe / 1e6:>11,.1f} MB/s")
+        rounds = max(10, n // 1000)
+        spawns = rate(disk, [f"exectest {rounds}"], 1, ["exectest 1"], rounds - 1, b"spawns done")
+        print(f"fork+execve+exit+wait4            {spawns:>11,.0f} /s")
 
 
 if __name__ == "__main__":

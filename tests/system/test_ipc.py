@@ -11,6 +11,7 @@ from tests.system.harness import PROMPT, BootedPc
 from tests.system.test_processes import frames_used
 
 SECOND = 1_000_000_000
+MS = 1_000_000
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +87,19 @@ def test_exec_replaces_the_child(tk: BootedPc) -> None:
     lines = output_of(tk, "exectest")
     assert lines == ["exectest: execve(/bin/nosuch) = -2", "hello, world", "exectest: child exit 0"]
     assert frames_used(tk) == baseline
+
+
+def test_fork_exec_wait_rounds(tk: BootedPc) -> None:
+    assert output_of(tk, "exectest 5") == ["exectest: 5 spawns done"]
+
+
+def test_ctrl_c_ends_the_whole_pipeline(tk: BootedPc) -> None:
+    before = tk.prompts_seen()
+    tk.type("spin | cat\n")  # spin holds the CPU, cat sleeps on the pipe
+    tk.run_to_stop(100 * MS)
+    assert tk.prompts_seen() == before  # the job holds the foreground
+    for event in (("lctrl", True), ("c", True), ("c", False), ("lctrl", False)):
+        tk.machine.channels.send("keyboard-key", event)
+        tk.run_to_stop(20 * MS)
+    tk.run_until(lambda: tk.prompts_seen() > before, SECOND)
+    assert output_of(tk, "ps")[2:] == []  # only the header and the kernel line are left
