@@ -78,7 +78,6 @@ class Console:
         ports.write(CRTC_INDEX, 1, 0x0F)
         ports.write(CRTC_DATA, 1, position & 0xFF)
 
-
     # ---- text ---------------------------------------------------------------------------
     def _newline(self) -> None:
         self.col = 0
