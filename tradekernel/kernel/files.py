@@ -392,15 +392,23 @@ class FileCommands:
         except NoEntry:
             return False
 
-    def _cp(self, fs: FatFs, args: list[str], out: Output) -> int:
-        flags, operands = _options(args, "rR")
+    def _source_target_pairs(self, fs: FatFs, command: str, operands: list[str],
+                             out: Output) -> list[tuple[str, str, str]] | None:  # fmt: skip
+        """cp/mv operands as (typed, source, target) triples; None once an error is shown."""
         if len(operands) < 2:
             raise UsageError("need a source and a destination")
-        status = 0
         try:
-            pairs = self._targets(fs, operands[:-1], operands[-1])
+            return self._targets(fs, operands[:-1], operands[-1])
         except OSError as error:
-            return self._fail(out, "cp", operands[-1], error)
+            self._fail(out, command, operands[-1], error)
+            return None
+
+    def _cp(self, fs: FatFs, args: list[str], out: Output) -> int:
+        flags, operands = _options(args, "rR")
+        pairs = self._source_target_pairs(fs, "cp", operands, out)
+        if pairs is None:
+            return 1
+        status = 0
         for typed, source, target in pairs:
             try:
                 if self._same_file(fs, source, target):
@@ -433,13 +441,10 @@ class FileCommands:
 
     def _mv(self, fs: FatFs, args: list[str], out: Output) -> int:
         _, operands = _options(args, "")
-        if len(operands) < 2:
-            raise UsageError("need a source and a destination")
+        pairs = self._source_target_pairs(fs, "mv", operands, out)
+        if pairs is None:
+            return 1
         status = 0
-        try:
-            pairs = self._targets(fs, operands[:-1], operands[-1])
-        except OSError as error:
-            return self._fail(out, "mv", operands[-1], error)
         for typed, source, target in pairs:
             if source == "/":
                 out.error("mv: /: the root directory cannot be moved")
