@@ -12,14 +12,14 @@ Run: /tmp/venv/bin/python bench/bench_disk.py
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tradekernel.disktool import create_os_disk
 from tradekernel.emu.pc import PcConfig
-from tradekernel.ui.session import REPOSITORY_IMAGE, make_pc
+from tradekernel.ui.session import make_pc
 
 FILE_SIZE = 4 << 20
 CHUNK = 64 << 10
@@ -30,7 +30,7 @@ TARGET_MB_S = 8.0
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         disk = Path(folder) / "bench.img"
-        shutil.copyfile(REPOSITORY_IMAGE, disk)
+        create_os_disk(disk)
         pc = make_pc(PcConfig(disk=disk, ram_mib=32, deterministic=True))
         machine = pc.machine
         stop = machine.run(

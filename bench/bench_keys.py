@@ -12,15 +12,15 @@ real-time and the deterministic clock. Target (issue 3): median < 2 ms wall.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from tradekernel import memmap
+from tradekernel.disktool import create_os_disk
 from tradekernel.emu.pc import PcConfig
-from tradekernel.ui.session import REPOSITORY_IMAGE, make_pc
+from tradekernel.ui.session import make_pc
 
 PROMPT = "tk:/> "
 
@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         disk = Path(scratch) / "disk.img"
-        shutil.copyfile(REPOSITORY_IMAGE, disk)
+        create_os_disk(disk)
         for deterministic in (False, True):
             walls, virtuals = measure(deterministic, args.samples, disk)
             clock = "deterministic" if deterministic else "real-time"

@@ -40,6 +40,7 @@ from pathlib import Path
 from tradekernel.devices.pic import PicPair
 from tradekernel.devices.pit import Pit
 from tradekernel.devices.power import PowerControl
+from tradekernel.disktool import create_os_disk
 from tradekernel.emu.cpu import ECX, EIP
 from tradekernel.emu.machine import Machine, MachineConfig
 from tradekernel.emu.pc import Pc, PcConfig
@@ -47,7 +48,6 @@ from tradekernel.hypercall import Hypercall
 
 BENCH_DIR = Path(__file__).resolve().parent
 IMAGE_SOURCES = BENCH_DIR / "images"
-DISK_IMAGE = BENCH_DIR.parent / "images" / "tradekernel.img"
 QEMU = "qemu-system-i386"
 QEMU_ACCELS = {"tcg": ["-accel", "tcg"], "icount": ["-icount", "shift=0"]}
 QEMU_DEBUG_EXIT_STATUS = (0x10 << 1) | 1  # loop.asm writes 0x10 to isa-debug-exit
@@ -302,7 +302,7 @@ def banner_figure(name: str, environment: dict[str, str], scratch: Path, runs: i
     timed = []
     for index in range(runs + 1):
         disk = scratch / f"disk{index}.img"
-        shutil.copyfile(DISK_IMAGE, disk)
+        create_os_disk(disk)
         timed.append(banner_run(disk, environment))
         disk.unlink()
     timed = sorted(timed[1:], key=lambda run: run[0])
@@ -320,8 +320,6 @@ def banner_figures(settings: Settings) -> list[Figure]:
     """Twice: with a warm bytecode cache (how an installed package starts, the figure the
     target is for), and in this process's own environment (PYTHONDONTWRITEBYTECODE=1 makes
     every start compile the project's modules)."""
-    if not DISK_IMAGE.exists():
-        raise BenchError(f"{DISK_IMAGE} is missing (python images/build.py makes it)")
     with tempfile.TemporaryDirectory(prefix="bench-machine-") as scratch_name:
         scratch = Path(scratch_name)
         cached = {

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from tradekernel.firmware import boot_image
+from tradekernel.firmware import boot_image, user_programs
 from tradekernel.kernel.blockdev import (
     BLOCK_SIZE,
     MBR_CODE_SIZE,
@@ -40,6 +40,9 @@ FAT32_FROM_MB = 512
 DEFAULT_SIZE_MB = 64
 SKELETON = ("/bin", "/etc", "/home", "/tmp")
 VOLUME_LABEL = "TRADEKERNEL"
+OS_DISK_MB = 16
+# Fixed stamps: the same programs always make the same OS disk, byte for byte.
+OS_BUILD_TIME = datetime(2026, 1, 1, 0, 0, 0)
 
 
 class DiskToolError(Exception):
@@ -96,6 +99,15 @@ def create_disk(
         with FatFs(partition, now=now) as fs:
             for directory in SKELETON:
                 fs.mkdir(directory)
+    return entry
+
+
+def create_os_disk(path: str | os.PathLike[str], size_mb: int = OS_DISK_MB) -> PartitionEntry:
+    """A bootable TradeKernel disk: the MBR and stub, the skeleton, the user programs in /bin."""
+    entry = create_disk(path, size_mb, boot_image(), now=lambda: OS_BUILD_TIME)
+    with ImageFile(path) as disk, FatFs(open_partition(disk, 1), now=lambda: OS_BUILD_TIME) as fs:
+        for name, data in user_programs().items():
+            fs.write_file(f"/bin/{name}", data)
     return entry
 
 
@@ -185,12 +197,16 @@ def disk() -> None:
     "--boot",
     "boot_path",
     type=click.Path(exists=True, dir_okay=False),
-    help="MBR sector + stub sectors to place before partition 1 (default: TradeKernel's own)",
+    help="MBR sector + stub sectors to place before partition 1 (default: TradeKernel's own, "
+    "with the user programs in /bin)",
 )
 def create_command(path: str, size_mb: int, boot_path: str | None) -> None:
     """Create a bootable, partitioned disk image with a fresh FAT filesystem."""
-    boot = Path(boot_path).read_bytes() if boot_path else boot_image()
-    entry = _run(lambda: create_disk(path, size_mb, boot))
+    if boot_path:
+        boot = Path(boot_path).read_bytes()
+        entry = _run(lambda: create_disk(path, size_mb, boot))
+    else:
+        entry = _run(lambda: create_os_disk(path, size_mb))
     assert isinstance(entry, PartitionEntry)
     kind = "FAT32" if entry.type == PART_FAT32_LBA else "FAT16"
     click.echo(f"{path}: {size_mb} MiB, partition 1 {kind} at sector {entry.start_lba}")

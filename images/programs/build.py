@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Build the ring-3 user programs (static ELF32 i386) from C with the host gcc.
 
-    python images/programs/build.py          # -> images/programs/bin/<name>
+    python images/programs/build.py          # -> tradekernel/data/programs/<name>
 
 Every program but linux_hello links the project libc (lib/) with lib/user.ld (text R-X at
 0x08048000, data RW- on its own pages). linux_hello is built the way any static Linux i386
 binary is, with no project code, to show that Linux's own system-call ABI is what the kernel
-speaks. The binaries are committed (images/build.py copies them into /bin on the disk image);
+speaks. The binaries are committed as package data (disktool.create_os_disk puts them in /bin);
 the flags make them reproducible (no build id, no host paths).
 """
 
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BIN = HERE / "bin"
+BIN = HERE.parents[1] / "tradekernel" / "data" / "programs"
 LIB = HERE / "lib"
 PROGRAMS = (
     "hello",

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from tradekernel.disktool import create_os_disk
 from tradekernel.ui.keymap import tap, with_modifier
 
-from .bootrun import END_MARKER, ROOT, boot, make_disk, sample
+from .bootrun import END_MARKER, boot, make_disk, sample
 from .test_samples import A20_OFF_ROWS, A20_ON_ROWS, DISK_TEXT
 
 QEMU = shutil.which("qemu-system-i386")
 pytestmark = pytest.mark.skipif(QEMU is None, reason="qemu-system-i386 is not installed")
 
-IMAGE = ROOT / "images" / "tradekernel.img"
 OTHER_PC_MESSAGE = "This image needs the TradeKernel machine: run tk boot"
 SCREEN_BYTES = 80 * 25 * 2
 DEADLINE_S = 10.0
@@ -122,7 +122,7 @@ def rows(cells: bytes) -> list[str]:
 
 def test_tradekernel_image_says_it_needs_the_tradekernel_machine(tmp_path):
     copy = tmp_path / "tradekernel.img"
-    shutil.copyfile(IMAGE, copy)
+    create_os_disk(copy)
     with qemu(copy) as vm:
         vm.wait_for(lambda: vm.debug_log.read_bytes() == OTHER_PC_MESSAGE.encode())
         cells = vm.screen()

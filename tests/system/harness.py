@@ -3,15 +3,15 @@ read back from VGA memory, with every wait bounded in virtual time."""
 
 from __future__ import annotations
 
-import shutil
 from collections import deque
 from pathlib import Path
 
+from tradekernel.disktool import create_os_disk
 from tradekernel.emu.machine import StopInfo
 from tradekernel.emu.pc import PcConfig
 from tradekernel.ui.ansi import screen_text
 from tradekernel.ui.keymap import KeyEvent, text_to_key_events
-from tradekernel.ui.session import REPOSITORY_IMAGE, make_pc
+from tradekernel.ui.session import make_pc
 
 PROMPT = "tk:/> "
 SECOND = 1_000_000_000
@@ -25,7 +25,7 @@ class BootedPc:
     def __init__(self, tmp_path: Path, ram_mib: int = 32, disk: Path | None = None) -> None:
         if disk is None:
             disk = tmp_path / "disk.img"
-            shutil.copyfile(REPOSITORY_IMAGE, disk)
+            create_os_disk(disk)
         self.disk = disk
         self.pc = make_pc(PcConfig(disk=disk, ram_mib=ram_mib, deterministic=True))
         self.machine = self.pc.machine

@@ -13,6 +13,7 @@ import pytest
 
 from tests.system.harness import BootedPc
 from tradekernel import memmap
+from tradekernel.disktool import create_os_disk
 from tradekernel.emu.cpu import CR0, CS, EIP
 
 TK = [sys.executable, "-m", "tradekernel.cli"]
@@ -105,7 +106,7 @@ def test_real_time_boot_runs_kernel_init_once(tmp_path: Path) -> None:
     from tradekernel.kernel.main import Kernel
 
     disk = tmp_path / "disk.img"
-    shutil.copyfile(ROOT / "images" / "tradekernel.img", disk)
+    create_os_disk(disk)
     inits: list[int] = []
 
     class SlowKernel(Kernel):

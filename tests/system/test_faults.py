@@ -3,12 +3,11 @@ a corrupt filesystem (mount error shown, the shell still works)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from tests.system.harness import PROMPT, BootedPc
+from tradekernel.disktool import create_os_disk
 from tradekernel.emu.cpu import EIP
-from tradekernel.ui.session import REPOSITORY_IMAGE
 
 PARTITION_OFFSET = 2048 * 512
 KERNEL_CODE = 0x20000  # identity-mapped kernel memory, free after boot
@@ -36,7 +35,7 @@ def test_kernel_page_fault_shows_the_panic_screen_and_stops(tmp_path: Path) -> N
 
 def test_corrupt_filesystem_is_reported_and_the_shell_still_works(tmp_path: Path) -> None:
     disk = tmp_path / "corrupt.img"
-    shutil.copyfile(REPOSITORY_IMAGE, disk)
+    create_os_disk(disk)
     with disk.open("r+b") as image:
         image.seek(PARTITION_OFFSET + 11)  # the BPB: bytes per sector, cluster size, ...
         image.write(bytes(20))
@@ -66,7 +65,7 @@ def test_killed_mid_run_leaves_a_disk_fsck_accepts(tmp_path: Path) -> None:
     from tests.disk.conftest import fsck
 
     disk = tmp_path / "victim.img"
-    shutil.copyfile(REPOSITORY_IMAGE, disk)
+    create_os_disk(disk)
     script = "mkdir data\n" + "".join(
         f"echo {'x' * 60} line {n} >> data/log{n % 7}.txt\n" for n in range(400)
     )

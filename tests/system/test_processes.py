@@ -161,14 +161,14 @@ def test_system_calls_stay_exact_under_real_time_preemption(tmp_path) -> None:  
     """Thousands of slow-path system calls (sched_yield through the IDT) while the slice timer
     stops the CPU at random points: every call must return 0 exactly once (a stop that landed
     after an exception delivered in the hook used to repeat `int 0x80` with EAX clobbered)."""
-    import shutil
     from collections import deque
 
+    from tradekernel.disktool import create_os_disk
     from tradekernel.emu.pc import PcConfig
-    from tradekernel.ui.session import REPOSITORY_IMAGE, make_pc
+    from tradekernel.ui.session import make_pc
 
     disk = tmp_path / "disk.img"
-    shutil.copyfile(REPOSITORY_IMAGE, disk)
+    create_os_disk(disk)
     pc = make_pc(PcConfig(disk=disk))  # real time: the slice timer is on
     serial = bytearray()
     pc.machine.channels.listen("com1-tx", serial.extend)

@@ -8,7 +8,6 @@ keys). Keys always travel the real path: host -> "keyboard-key" channel -> 8042 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -17,17 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tradekernel.disktool import create_disk
+from tradekernel.disktool import create_os_disk
 from tradekernel.emu.machine import StopInfo
 from tradekernel.emu.pc import Pc, PcConfig
 from tradekernel.emu.platform import Platform
-from tradekernel.firmware import boot_image
 from tradekernel.kernel.main import Kernel
 from tradekernel.ui.ansi import screen_text
 from tradekernel.ui.keymap import KeyEvent, text_to_key_events
-
-REPOSITORY_IMAGE = Path(__file__).resolve().parents[2] / "images" / "tradekernel.img"
-DEFAULT_DISK_MB = 16
 
 
 def make_pc(config: PcConfig) -> Pc:
@@ -35,14 +30,10 @@ def make_pc(config: PcConfig) -> Pc:
 
 
 def scratch_disk() -> Path:
-    """A private copy of the committed disk image (a fresh one if this is not a checkout), so
-    a default boot never changes the repository's file."""
+    """A fresh OS disk for a boot without --disk (made in ~15 ms, so none is kept)."""
     handle, name = tempfile.mkstemp(prefix="tradekernel-", suffix=".img")
     os.close(handle)
-    if REPOSITORY_IMAGE.exists():
-        shutil.copyfile(REPOSITORY_IMAGE, name)
-    else:
-        create_disk(name, DEFAULT_DISK_MB, boot_image())
+    create_os_disk(name)
     return Path(name)
 
 
