@@ -4,9 +4,11 @@ Both ends are OpenFiles, shared by every descriptor (and every forked process) t
 them; the process layer counts those references and calls `close` when the last goes. A read
 takes what is buffered, or sleeps while the pipe is empty and a writer exists (0, end of file,
 once every writer is gone). A write sleeps until all of its bytes are in the buffer; writing
-with no reader left is EPIPE and SIGPIPE (the writer dies quietly, as under bash). Sleepers are
-served in FIFO order by `_pump`, which moves bytes writer -> buffer -> reader until nothing
-moves; a sleeper that died meanwhile is skipped.
+with no reader left is EPIPE and SIGPIPE (by default the writer dies quietly, as under bash).
+Sleepers are served in FIFO order by `_pump`, which moves bytes writer -> buffer -> reader
+until nothing moves; a sleeper that died or was woken by a signal meanwhile is skipped. A
+signal ends a sleeping read with nothing read (restartable), a sleeping write with the
+bytes already taken, if any.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from dataclasses import dataclass
 from tradekernel.kernel.paging import UserMemoryFault, copy_to_user
 from tradekernel.kernel.process import (
     S_IFIFO,
-    SIGPIPE,
     FileStat,
     OpenFile,
     Process,
     ProcessManager,
     State,
 )
+from tradekernel.kernel.signals import ERESTARTSYS, SIGPIPE
 
 PIPE_CAPACITY = 4096
 EPIPE, EFAULT = 32, 14
@@ -69,13 +71,13 @@ class Pipe:
             return self._deliver(process, buffer, count)
         if self.writers == 0:
             return 0
-        token = self.manager.block(process)
+        token = self.manager.block(process, cancel=lambda: -ERESTARTSYS)
         self._waiting_readers.append(_Reader(process, token, buffer, count))
         return None
 
     def write(self, process: Process, data: bytes) -> int | None:
         if self.readers == 0:
-            self.manager.terminate(process, SIGPIPE, None)
+            self.manager.signals.send(process, SIGPIPE)
             return -EPIPE
         writer = _Writer(process, 0, data)
         if not self._waiting_writers:
@@ -83,7 +85,7 @@ class Pipe:
             if writer.written == len(data):
                 self._pump()
                 return len(data)
-        writer.token = self.manager.block(process)
+        writer.token = self.manager.block(process, cancel=lambda: writer.written or -ERESTARTSYS)
         self._waiting_writers.append(writer)
         self._pump()
         return None
@@ -141,7 +143,8 @@ class Pipe:
         writers, self._waiting_writers = list(self._waiting_writers), deque()
         for writer in writers:
             if _asleep(writer.process, writer.token):
-                self.manager.terminate(writer.process, SIGPIPE, None)
+                self.manager.wake(writer.process, writer.token, writer.written or -EPIPE)
+                self.manager.signals.send(writer.process, SIGPIPE)
 
     def close_writer(self) -> None:
         self.writers -= 1

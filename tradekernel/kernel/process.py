@@ -33,6 +33,7 @@ import hashlib
 import itertools
 import posixpath
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -40,6 +41,20 @@ from tradekernel.kernel.elf import ElfError, build_stack, load_elf, parse_elf
 from tradekernel.kernel.paging import AddressSpace, PagingError, UserMemoryFault, copy_to_user
 from tradekernel.kernel.scheduler import SchedParams, Scheduler, SchedulerError
 from tradekernel.kernel.shell import Command, Output, UsageError, error_text
+from tradekernel.kernel.signals import (
+    ERESTARTSYS,
+    SI_KERNEL,
+    SIGBUS,
+    SIGFPE,
+    SIGILL,
+    SIGINT,
+    SIGKILL,
+    SIGSEGV,
+    SIGTRAP,
+    Signals,
+    SignalState,
+    signal_text,
+)
 from tradekernel.kernel.trapframe import FIELDS, TrapFrame
 
 # Linux i386 calls that never block, switch tasks or end the caller: safe to run in the trap.
@@ -57,16 +72,6 @@ NAME_LENGTH = 15  # Linux's comm
 PROGRAM_DIRECTORY = "/bin"
 ENVIRONMENT = (b"PATH=/bin", b"HOME=/", b"TERM=linux")
 
-# Signals (Linux numbers) and the words bash prints for a death by each.
-SIGINT, SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGKILL, SIGSEGV, SIGPIPE, SIGTERM = (
-    2, 4, 5, 7, 8, 9, 11, 13, 15,
-)  # fmt: skip
-SIGNAL_TEXT = {
-    SIGINT: "interrupt", SIGILL: "illegal instruction", SIGTRAP: "trace/breakpoint trap",
-    SIGBUS: "bus error", SIGFPE: "floating point exception", SIGKILL: "killed",
-    SIGSEGV: "segmentation fault", SIGPIPE: "broken pipe", SIGTERM: "terminated",
-}  # fmt: skip
-SIGNAL_NAMES = {"INT": SIGINT, "KILL": SIGKILL, "TERM": SIGTERM, "SEGV": SIGSEGV, "PIPE": SIGPIPE}
 # CPU exception -> the signal Linux sends for it from ring 3 (arch/x86/kernel/traps.c).
 EXCEPTION_SIGNALS = {
     0: SIGFPE, 1: SIGTRAP, 3: SIGTRAP, 4: SIGSEGV, 5: SIGSEGV, 6: SIGILL, 7: SIGFPE,
@@ -76,7 +81,6 @@ EXCEPTION_SIGNALS = {
 PAGE_FAULT = 14
 EIO, EBADF, ECHILD, EAGAIN, ENOMEM, EFAULT = 5, 9, 10, 11, 12, 14
 WNOHANG = 1
-SIGCHLD = 17  # clone's exit signal for a fork
 MAX_ARGUMENTS = 256  # execve's argv/envp entries each
 ARGUMENT_MAX = 4096  # bytes in one argument string
 
@@ -176,6 +180,8 @@ class Process:
     frame: int = 0  # address of the trap frame to resume from
     state: State = State.READY
     sched: SchedParams = field(default_factory=SchedParams)
+    pgid: int = 0  # process group: the job (Ctrl-C, kill -PGID, kill(0, ...))
+    signals: SignalState = field(default_factory=SignalState)
     cpu_ns: int = 0
     brk: int = 0
     files: dict[int, OpenFile] = field(default_factory=dict)
@@ -197,7 +203,7 @@ class Process:
 
 def exception_report(process: Process, frame: TrapFrame, signal: int, detail: str) -> str:
     """The line printed when a process dies by a CPU exception."""
-    text = SIGNAL_TEXT.get(signal, f"signal {signal}")
+    text = signal_text(signal)
     if frame.vector == PAGE_FAULT:
         return f"{process.name}[{process.pid}]: {text} at {frame.cr2:#010x} ({detail}), " \
             f"eip {frame.eip:#010x}"  # fmt: skip
@@ -208,13 +214,16 @@ class ProcessManager:
     """The process layer: owns the table, the scheduler and the system-call table."""
 
     def __init__(self, kernel) -> None:  # noqa: ANN001 - tradekernel.kernel.main.Kernel
-        from tradekernel.kernel.syscalls import Syscalls  # it builds on this module's types
+        from tradekernel.kernel.jobs import JobControl  # they build on this module's types
+        from tradekernel.kernel.syscalls import Syscalls
 
         self.kernel = kernel
         self.memory = kernel.memory
         self.mm = kernel.mm
         self.scheduler = Scheduler()
+        self.signals = Signals(self)
         self.syscalls = Syscalls(self)
+        self.jobs = JobControl(self)
         self.table: dict[int, Process] = {}
         self.current: Process | None = None  # None: the kernel's own context (PID 0)
         self.context_switches = 0  # changes of the running context, kernel (PID 0) included
@@ -265,6 +274,8 @@ class ProcessManager:
         if previous is not None:
             previous.yielded = False
         chosen = self.scheduler.next_task(previous, yielded)
+        while chosen is not None and not self.signals.deliver(chosen):
+            chosen = self.scheduler.next_task(None)  # a signal killed it on its way in
         if previous is not None and previous.state == State.RUNNING and chosen is not previous:
             previous.state = State.READY
         if chosen is not None:
@@ -327,8 +338,9 @@ class ProcessManager:
 
     # ---- starting a program -------------------------------------------------------------
     def spawn(self, path: str, argv: list[str], cwd: str = "/", foreground: bool = False,
-              parent: int = 0) -> Process:  # fmt: skip
-        """Load the program at `path` and make it ready. SpawnError says why not."""
+              parent: int = 0, pgid: int = 0) -> Process:  # fmt: skip
+        """Load the program at `path` and make it ready, in process group `pgid` (0: a new
+        group led by this process). SpawnError says why not."""
         if len(self.table) >= MAX_PROCESSES:
             raise SpawnError(EAGAIN, f"too many processes ({MAX_PROCESSES})")
         pid = next(self._pids)
@@ -342,7 +354,7 @@ class ProcessManager:
             raise SpawnError(ENOMEM, f"{path}: {error}") from error
         name = posixpath.basename(path)[:NAME_LENGTH]
         process = Process(pid, parent, name, argv, aspace, kstack, brk_start, cwd,
-                          brk=brk_start, foreground=foreground)  # fmt: skip
+                          brk=brk_start, foreground=foreground, pgid=pgid or pid)  # fmt: skip
         process.frame = self._initial_frame(process, entry, esp)
         tty = TtyFile(self)
         for fd in (0, 1, 2):
@@ -433,7 +445,8 @@ class ProcessManager:
         child = Process(
             next(self._pids), parent.pid, parent.name, list(parent.argv), aspace, kstack,
             parent.brk_start, parent.cwd, brk=parent.brk, foreground=parent.foreground,
-            sched=replace(parent.sched, switches=0),
+            sched=replace(parent.sched, switches=0), pgid=parent.pgid,
+            signals=parent.signals.forked(),
         )  # fmt: skip
         frame_size = 4 * len(FIELDS)
         child.frame = child.kstack_top - frame_size
@@ -460,6 +473,7 @@ class ProcessManager:
         process.name = posixpath.basename(path)[:NAME_LENGTH]
         process.argv = [arg.decode("utf-8", "replace") for arg in argv]
         process.pending_input = b""
+        process.signals.exec_reset()
         self.mm.current_cr3 = aspace.cr3
         self.kernel.boot.request_cr3(aspace.cr3)
         process.frame = self._initial_frame(process, entry, esp)
@@ -479,8 +493,15 @@ class ProcessManager:
             return self._reap(process, dead, status_pointer)
         if options & WNOHANG:
             return 0
-        process.waiting = (self.block(process), pid, status_pointer)
+        process.waiting = (self.block(process, cancel=lambda: self._stop_waiting(process)), pid,
+                           status_pointer)  # fmt: skip
         return None
+
+    @staticmethod
+    def _stop_waiting(process: Process) -> int:
+        """A signal ended the wait4 sleep: no child is reaped for it."""
+        process.waiting = None
+        return -ERESTARTSYS
 
     def _reap(self, parent: Process, child: Process, status_pointer: int) -> int:
         if status_pointer:
@@ -503,9 +524,11 @@ class ProcessManager:
         self.wake(parent, token, result)
 
     # ---- blocking -----------------------------------------------------------------------
-    def block(self, process: Process) -> int:
+    def block(self, process: Process, cancel: Callable[[], int] | None = None) -> int:
         """Put the process to sleep (it leaves the CPU at this interrupt's exit); returns the
-        token its wake-up must present."""
+        token its wake-up must present. A signal may end the sleep: `cancel` then undoes
+        what the call waits for and returns its result (signals.py; None: -EINTR)."""
+        process.signals.cancel = cancel
         process.state = State.SLEEPING
         process.wait_token += 1
         self.scheduler.remove(process)
@@ -535,7 +558,7 @@ class ProcessManager:
         if self._tty_reader is not None:
             return -EIO
         self._tty_reader = (process, buffer, count)
-        token = self.block(process)
+        token = self.block(process, cancel=self._cancel_tty_read)
         tty = self.kernel.tty
         tty.on_line = lambda line: self._line_arrived(process, token, line)
         tty.on_end_of_input = lambda: self._line_arrived(process, token, None)
@@ -555,6 +578,10 @@ class ProcessManager:
             result = -EFAULT
         self.wake(process, token, result)
 
+    def _cancel_tty_read(self) -> int:
+        self._stop_tty_read()
+        return -ERESTARTSYS
+
     def _stop_tty_read(self) -> None:
         self._tty_reader = None
         self.kernel.tty.on_line = self._shell_on_line
@@ -562,11 +589,10 @@ class ProcessManager:
         self.kernel.tty.reading = False
 
     def _interrupt_foreground(self) -> bool:
-        """Ctrl-C: ends the foreground job (SIGINT's default action)."""
+        """Ctrl-C: SIGINT for every process of the foreground job."""
         if not self.foreground:
             return False
-        for process in list(self.foreground):
-            self.terminate(process, SIGINT, None)
+        self.signals.send_to(None, list(self.foreground), SIGINT, SI_KERNEL)
         return True
 
     # ---- dying --------------------------------------------------------------------------
@@ -578,7 +604,7 @@ class ProcessManager:
         """Death by `signal`. `report` is the line to print: "" for the usual "name[pid]:
         killed" wording, None for nothing (Ctrl-C shows ^C instead)."""
         if report == "":
-            report = f"{process.name}[{process.pid}]: {SIGNAL_TEXT.get(signal, signal)}"
+            report = f"{process.name}[{process.pid}]: {signal_text(signal)}"
         self._finish(process, signal, report)
 
     def _finish(self, process: Process, status: int, report: str | None) -> None:
@@ -608,6 +634,7 @@ class ProcessManager:
             self._release(process)
         if parent is not None and parent.state != State.ZOMBIE:
             self._child_died(parent, process)
+        self.signals.child_exited(process)
         if process in self.foreground:
             self.foreground.remove(process)
             if not self.foreground:
@@ -628,15 +655,15 @@ class ProcessManager:
     # ---- the shell ----------------------------------------------------------------------
     def register_commands(self, shell) -> None:  # noqa: ANN001 - kernel.shell.Shell
         for name, handler, usage, text in (
-            ("run", self._run, "run PROGRAM [ARGS...] [&]",
+            ("run", self.run, "run PROGRAM [ARGS...] [&]",
              "run a program (from /bin, or a path) in ring 3; & runs it in the background"),
             ("ps", self._ps, "ps", "list processes: PID, PPID, state, class/priority, CPU time"),
-            ("kill", self._kill, "kill [-SIGNAL] PID", "end a process (TERM, KILL, INT, SEGV)"),
             ("renice", self._renice, "renice NICE PID", "set a normal process's nice value"),
             ("chrt", self._chrt, "chrt -f|-r|-o PRIORITY PID",
              "set a process's class: FIFO, round-robin (1-99) or normal (0)"),
         ):  # fmt: skip
             shell.register(name, handler, usage, text)
+        self.jobs.register_commands(shell)
 
     def _program_command(self, name: str) -> Command | None:
         """Plain `PROGRAM ARGS`: a program in /bin runs as if through `run`."""
@@ -645,9 +672,10 @@ class ProcessManager:
         path = f"{PROGRAM_DIRECTORY}/{name}"
         if not self.kernel.fs.exists(path):
             return None
-        return Command(name, lambda args, out: self._run([name, *args], out), name, name)
+        return Command(name, lambda args, out: self.run([name, *args], out), name, name)
 
-    def _run(self, args: list[str], out: Output) -> int:
+    def run(self, args: list[str], out: Output, nice: int = 0) -> int:
+        """`run PROGRAM ARGS [&]` (and `nice`): start it in the foreground, or as a job."""
         if not args:
             raise UsageError("which program?")
         background = args[-1] == "&"
@@ -666,8 +694,12 @@ class ProcessManager:
         except SpawnError as error:
             out.error(f"run: {error}")
             return 126 if error.errno == 8 else 127
+        if nice:
+            self.scheduler.set_params(process, process.sched.policy, process.sched.rt_priority,
+                                      nice)  # fmt: skip
         if background:
-            out.line(f"[{process.pid}] {process.name}")
+            job = self.jobs.add([process], " ".join(args))
+            out.line(f"[{process.pid}] {process.name} (job %{job.number})")
         else:
             shell.suspend_prompt()
         return 0
@@ -704,7 +736,8 @@ class ProcessManager:
             for argv in stages:
                 name = argv[0]
                 path = shell.resolve_path(name) if "/" in name else f"{PROGRAM_DIRECTORY}/{name}"
-                processes.append(self.spawn(path, argv, shell.cwd))
+                group = processes[0].pid if processes else 0  # the job is one group
+                processes.append(self.spawn(path, argv, shell.cwd, pgid=group))
         except SpawnError as error:
             out.error(f"sh: {error}")
             for process in processes:
@@ -747,18 +780,6 @@ class ProcessManager:
         if process is None:
             raise UsageError(f"no process {text}")
         return process
-
-    def _kill(self, args: list[str], out: Output) -> int:
-        signal = SIGTERM
-        if args and args[0].startswith("-"):
-            word = args.pop(0)[1:].upper().removeprefix("SIG")
-            signal = int(word) if word.isdigit() else SIGNAL_NAMES.get(word, -1)
-            if signal not in SIGNAL_TEXT:
-                raise UsageError(f"unknown signal {word!r}")
-        if len(args) != 1:
-            raise UsageError("one PID, please")
-        self.terminate(self._target(args[0]), signal)
-        return 0
 
     def _renice(self, args: list[str], out: Output) -> int:
         if len(args) != 2 or not args[0].lstrip("-").isdigit():

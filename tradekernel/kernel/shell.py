@@ -214,6 +214,8 @@ class Shell:
         # Runs programs as a job: (stages, redirections, out) -> status (the process layer).
         self.run_programs: Callable[[list[list[str]], list[tuple[str, str]], Output], int] | None
         self.run_programs = None
+        # Just before each prompt (job control reports the background jobs that ended).
+        self.before_prompt: Callable[[], None] = lambda: None
         tty.on_line = self._on_line
         tty.on_end_of_input = self._on_end_of_input
         for name, handler, usage, text in (
@@ -239,6 +241,7 @@ class Shell:
         return f"tk:{self.cwd}> "
 
     def start(self) -> None:
+        self.before_prompt()
         self.tty.read_line(self.prompt)
 
     # ---- running a line -------------------------------------------------------------------
@@ -249,7 +252,7 @@ class Shell:
         self._prompt_suspended = False
         self.execute(line)
         if not self.kernel.stopping and not self._prompt_suspended:
-            self.tty.read_line(self.prompt)
+            self.start()
 
     def suspend_prompt(self) -> None:
         """Called by a handler whose program goes on after it returns (a full-screen program
@@ -260,7 +263,7 @@ class Shell:
         """The program that suspended the prompt has ended: show the prompt again."""
         self._prompt_suspended = False
         if not self.kernel.stopping:
-            self.tty.read_line(self.prompt)
+            self.start()
 
     def resolve_path(self, path: str) -> str:
         """`path` made absolute against `cwd`, with '.', '..' and repeated slashes resolved

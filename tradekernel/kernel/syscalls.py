@@ -37,7 +37,6 @@ from tradekernel.kernel.process import (
     MAX_ARGUMENTS,
     S_IFDIR,
     S_IFREG,
-    SIGCHLD,
     WNOHANG,
     FileStat,
     OpenFile,
@@ -51,6 +50,7 @@ from tradekernel.kernel.scheduler import (
     RT_PRIORITY_MIN,
     SchedulerError,
 )
+from tradekernel.kernel.signals import SIGCHLD
 
 Handler = Callable[[Process, tuple[int, ...]], int | None]
 
@@ -158,6 +158,7 @@ class Syscalls:
         self.kernel = manager.kernel
         self.counts: Counter[int] = Counter()
         self._unknown_logged: set[int] = set()
+        signals = manager.signals
         self.table: dict[int, tuple[str, Handler]] = {
             1: ("exit", self.sys_exit),
             2: ("fork", lambda p, a: self.manager.fork(p)),
@@ -170,20 +171,25 @@ class Syscalls:
             13: ("time", self.sys_time),
             19: ("lseek", self.sys_lseek),
             20: ("getpid", lambda p, a: p.pid),
-            37: ("kill", self.sys_kill),
+            27: ("alarm", signals.sys_alarm),
+            29: ("pause", signals.sys_pause),
+            37: ("kill", signals.sys_kill),
             41: ("dup", self.sys_dup),
             42: ("pipe", self.sys_pipe),
             45: ("brk", self.sys_brk),
             63: ("dup2", self.sys_dup2),
             64: ("getppid", lambda p, a: p.ppid),
+            65: ("getpgrp", lambda p, a: p.pgid),
             78: ("gettimeofday", self.sys_gettimeofday),
             96: ("getpriority", self.sys_getpriority),
             97: ("setpriority", self.sys_setpriority),
             106: ("stat", self.sys_stat),
             108: ("fstat", self.sys_fstat),
             114: ("wait4", self.sys_wait4),
+            119: ("sigreturn", signals.sys_sigreturn),
             120: ("clone", self.sys_clone),
             122: ("uname", self.sys_uname),
+            132: ("getpgid", self.sys_getpgid),
             146: ("writev", self.sys_writev),
             155: ("sched_getparam", self.sys_sched_getparam),
             156: ("sched_setscheduler", self.sys_sched_setscheduler),
@@ -192,6 +198,11 @@ class Syscalls:
             159: ("sched_get_priority_max", lambda p, a: _priority_bound(a[0], RT_PRIORITY_MAX)),
             160: ("sched_get_priority_min", lambda p, a: _priority_bound(a[0], RT_PRIORITY_MIN)),
             162: ("nanosleep", self.sys_nanosleep),
+            173: ("rt_sigreturn", signals.sys_rt_sigreturn),
+            174: ("rt_sigaction", signals.sys_rt_sigaction),
+            175: ("rt_sigprocmask", signals.sys_rt_sigprocmask),
+            176: ("rt_sigpending", signals.sys_rt_sigpending),
+            179: ("rt_sigsuspend", signals.sys_rt_sigsuspend),
             195: ("stat64", self.sys_stat64),
             197: ("fstat64", self.sys_fstat64),
             199: ("getuid32", lambda p, a: 0),
@@ -200,9 +211,11 @@ class Syscalls:
             202: ("getegid32", lambda p, a: 0),
             220: ("getdents64", self.sys_getdents64),
             224: ("gettid", lambda p, a: p.pid),
+            238: ("tkill", signals.sys_tkill),
             252: ("exit_group", self.sys_exit),
             258: ("set_tid_address", lambda p, a: p.pid),
             265: ("clock_gettime", self.sys_clock_gettime),
+            270: ("tgkill", signals.sys_tgkill),
             295: ("openat", self.sys_openat),
             331: ("pipe2", self.sys_pipe2),
             403: ("clock_gettime64", self.sys_clock_gettime64),
@@ -269,17 +282,9 @@ class Syscalls:
             pointer += 4
         return strings
 
-    def sys_kill(self, process: Process, args: tuple[int, ...]) -> int:
-        pid, signal = _signed(args[0]), args[1]
-        target = self.manager.table.get(pid if pid > 0 else process.pid)
-        if target is None:
-            return -E.ESRCH
-        if signal == 0:
-            return 0
-        if signal not in (2, 4, 5, 7, 8, 9, 11, 15):
-            return -E.EINVAL
-        self.manager.terminate(target, signal)
-        return 0
+    def sys_getpgid(self, process: Process, args: tuple[int, ...]) -> int:
+        target = process if args[0] == 0 else self.manager.table.get(args[0])
+        return -E.ESRCH if target is None else target.pgid
 
     def sys_brk(self, process: Process, args: tuple[int, ...]) -> int:
         """Linux semantics: returns the new break, or the old one when the request fails."""
@@ -384,13 +389,24 @@ class Syscalls:
         if seconds < 0 or nanoseconds >= NS:
             return -E.EINVAL
         if args[1]:
-            copy_to_user(process.aspace, args[1], bytes(8))  # never interrupted: nothing left
+            copy_to_user(process.aspace, args[1], bytes(8))  # EFAULT now, not after the sleep
         duration = seconds * NS + nanoseconds
         if duration == 0:
             process.yielded = True
             return 0
-        token = self.manager.block(process)
         deadline = self.kernel.clock.now_ns() + duration
+
+        def interrupted() -> int:
+            """A signal: the time left goes to `remaining` (if given), and -EINTR."""
+            if args[1]:
+                left = max(0, deadline - self.kernel.clock.now_ns())
+                try:
+                    copy_to_user(process.aspace, args[1], struct.pack("<iI", *divmod(left, NS)))
+                except UserMemoryFault:
+                    pass  # it was writable when the call began; the error is the EINTR
+            return -E.EINTR
+
+        token = self.manager.block(process, cancel=interrupted)
         self.kernel.call_at(deadline, lambda: self.manager.wake(process, token, 0))
         return None
 
