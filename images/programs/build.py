@@ -37,6 +37,8 @@ PROGRAMS = (
     "forktest",
     "pipetest",
     "exectest",
+    "sigtest",
+    "nointr",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

@@ -72,6 +72,55 @@ int setpriority(int which, int who, int priority) {
     return syscall3(SYS_setpriority, which, who, priority);
 }
 
+/* ---- signals ---- */
+/* Where a handler returns to (sa_restorer): straight into sigreturn, as glibc's __restore and
+ * __restore_rt do. The plain one pops the signal number the kernel left above the return
+ * address, so ESP is at the saved sigcontext. */
+void __restore(void);
+void __restore_rt(void);
+__asm__(".text\n"
+        "__restore:\n"
+        "    popl %eax\n"
+        "    movl $119, %eax\n" /* SYS_sigreturn */
+        "    int $0x80\n"
+        "__restore_rt:\n"
+        "    movl $173, %eax\n" /* SYS_rt_sigreturn */
+        "    int $0x80\n");
+
+int sigaction(int signal, const struct sigaction *action, struct sigaction *old) {
+    struct sigaction copy;
+    if (action) {
+        copy = *action;
+        copy.sa_flags |= SA_RESTORER;
+        copy.sa_restorer = copy.sa_flags & SA_SIGINFO ? __restore_rt : __restore;
+        action = &copy;
+    }
+    return syscall4(SYS_rt_sigaction, signal, (long)action, (long)old, sizeof(sigset_t));
+}
+/* BSD semantics, as glibc's signal(): the handler stays, interrupted calls restart. */
+sighandler_t signal(int signal, sighandler_t handler) {
+    struct sigaction action = {0}, old;
+    action.sa_handler = handler;
+    action.sa_flags = SA_RESTART;
+    if (sigaction(signal, &action, &old) < 0) return SIG_ERR;
+    return old.sa_handler;
+}
+int raise(int signal) { return kill(getpid(), signal); }
+int pause(void) { return syscall0(SYS_pause); }
+unsigned alarm(unsigned seconds) { return syscall1(SYS_alarm, seconds); }
+int sigprocmask(int how, const sigset_t *set, sigset_t *old) {
+    return syscall4(SYS_rt_sigprocmask, how, (long)set, (long)old, sizeof(sigset_t));
+}
+int sigpending(sigset_t *set) { return syscall2(SYS_rt_sigpending, (long)set, sizeof(sigset_t)); }
+int sigsuspend(const sigset_t *mask) {
+    return syscall2(SYS_rt_sigsuspend, (long)mask, sizeof(sigset_t));
+}
+int sigemptyset(sigset_t *set) { *set = 0; return 0; }
+int sigfillset(sigset_t *set) { *set = ~0ULL; return 0; }
+int sigaddset(sigset_t *set, int signal) { *set |= 1ULL << (signal - 1); return 0; }
+int sigdelset(sigset_t *set, int signal) { *set &= ~(1ULL << (signal - 1)); return 0; }
+int sigismember(const sigset_t *set, int signal) { return (*set >> (signal - 1)) & 1; }
+
 /* brk(0) reports the break; sbrk moves it and returns the old one, or (void *)-1. */
 static char *current_break;
 void *sbrk(int increment) {

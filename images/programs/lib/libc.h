@@ -22,6 +22,8 @@ typedef __builtin_va_list va_list;
 #define SYS_execve 11
 #define SYS_lseek 19
 #define SYS_getpid 20
+#define SYS_alarm 27
+#define SYS_pause 29
 #define SYS_kill 37
 #define SYS_dup 41
 #define SYS_pipe 42
@@ -31,17 +33,85 @@ typedef __builtin_va_list va_list;
 #define SYS_getpriority 96
 #define SYS_setpriority 97
 #define SYS_wait4 114
+#define SYS_sigreturn 119
 #define SYS_uname 122
 #define SYS_sched_yield 158
 #define SYS_nanosleep 162
+#define SYS_rt_sigreturn 173
+#define SYS_rt_sigaction 174
+#define SYS_rt_sigprocmask 175
+#define SYS_rt_sigpending 176
+#define SYS_rt_sigsuspend 179
 #define SYS_getdents64 220
 #define SYS_exit_group 252
 #define SYS_clock_gettime 265
 
 #define O_RDONLY 0
 #define CLOCK_MONOTONIC 1
+#define EINTR 4
+
+/* Signals: Linux i386 numbers; sigset_t is the kernel's 64-bit set. */
+#define SIGHUP 1
+#define SIGINT 2
+#define SIGQUIT 3
+#define SIGILL 4
+#define SIGABRT 6
+#define SIGKILL 9
+#define SIGUSR1 10
+#define SIGSEGV 11
+#define SIGUSR2 12
+#define SIGPIPE 13
+#define SIGALRM 14
+#define SIGTERM 15
+#define SIGCHLD 17
+#define SIGCONT 18
+#define SIGSTOP 19
+#define SIG_DFL ((sighandler_t)0)
+#define SIG_IGN ((sighandler_t)1)
+#define SIG_ERR ((sighandler_t)-1)
+#define SIG_BLOCK 0
+#define SIG_UNBLOCK 1
+#define SIG_SETMASK 2
+#define SA_SIGINFO 4
+#define SA_RESTORER 0x04000000
+#define SA_RESTART 0x10000000
+#define SA_NODEFER 0x40000000
+#define SA_RESETHAND 0x80000000
+#define SI_USER 0
 
 struct timespec { long tv_sec; long tv_nsec; };
+typedef void (*sighandler_t)(int);
+typedef unsigned long long sigset_t;
+typedef struct {
+    int si_signo, si_errno, si_code;
+    int si_pid, si_uid, si_status; /* kill: pid, uid; SIGCHLD: pid, uid, status */
+    int pad[26];
+} siginfo_t;
+struct sigcontext { /* what the kernel saves on the stack (Linux's i386 struct sigcontext) */
+    unsigned short gs, __gsh, fs, __fsh, es, __esh, ds, __dsh;
+    unsigned long edi, esi, ebp, esp, ebx, edx, ecx, eax, trapno, err, eip;
+    unsigned short cs, __csh;
+    unsigned long eflags, esp_at_signal;
+    unsigned short ss, __ssh;
+    unsigned long fpstate, oldmask, cr2;
+};
+typedef struct {
+    unsigned long uc_flags;
+    void *uc_link;
+    struct { void *ss_sp; int ss_flags; size_t ss_size; } uc_stack;
+    struct sigcontext uc_mcontext;
+    sigset_t uc_sigmask;
+} ucontext_t;
+/* The kernel's struct sigaction (rt_sigaction's layout). */
+struct sigaction {
+    union {
+        sighandler_t sa_handler;
+        void (*sa_sigaction)(int, siginfo_t *, void *);
+    };
+    unsigned long sa_flags;
+    void (*sa_restorer)(void);
+    sigset_t sa_mask;
+};
 struct utsname {
     char sysname[65], nodename[65], release[65], version[65], machine[65], domainname[65];
 };
@@ -73,6 +143,20 @@ int pipe(int fds[2]);
 int dup(int fd);
 int dup2(int fd, int to);
 int setpriority(int which, int who, int priority);
+
+int sigaction(int signal, const struct sigaction *action, struct sigaction *old);
+sighandler_t signal(int signal, sighandler_t handler);
+int raise(int signal);
+int pause(void);
+unsigned alarm(unsigned seconds);
+int sigprocmask(int how, const sigset_t *set, sigset_t *old);
+int sigpending(sigset_t *set);
+int sigsuspend(const sigset_t *mask);
+int sigemptyset(sigset_t *set);
+int sigfillset(sigset_t *set);
+int sigaddset(sigset_t *set, int signal);
+int sigdelset(sigset_t *set, int signal);
+int sigismember(const sigset_t *set, int signal);
 
 size_t strlen(const char *s);
 int strcmp(const char *a, const char *b);
