@@ -56,9 +56,6 @@ class JobControl:
         self.jobs: list[Job] = []  # oldest first: the last one is the current job
         self._waiting_for: list[Job] | None = None  # the shell is in `wait`
         manager.signals.kernel_child_exited = self._child_exited
-        tty = self.kernel.tty
-        interrupt = tty.on_interrupt
-        tty.on_interrupt = lambda: interrupt() or self._cancel_wait()
         self.kernel.shell.before_prompt = self.report_finished
 
     def register_commands(self, shell) -> None:  # noqa: ANN001 - kernel.shell.Shell
@@ -101,7 +98,7 @@ class JobControl:
             self._waiting_for = None
             self.kernel.defer(self.kernel.shell.resume)
 
-    def _cancel_wait(self) -> bool:
+    def cancel_wait(self) -> bool:
         """Ctrl-C while the shell is in `wait`: stop waiting, the jobs run on."""
         if self._waiting_for is None:
             return False

@@ -589,9 +589,9 @@ class ProcessManager:
         self.kernel.tty.reading = False
 
     def _interrupt_foreground(self) -> bool:
-        """Ctrl-C: SIGINT for every process of the foreground job."""
+        """Ctrl-C: SIGINT for every process of the foreground job (or the shell stops `wait`)."""
         if not self.foreground:
-            return False
+            return self.jobs.cancel_wait()
         self.signals.send_to(None, list(self.foreground), SIGINT, SI_KERNEL)
         return True
 
