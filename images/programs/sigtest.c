@@ -7,6 +7,8 @@
  *   read      a tty read that a SIGINT handler (no SA_RESTART) interrupts, then one more read
  *   badframe  a handler that points the saved CS at the kernel's code segment
  *   badstack  sigreturn with an unreadable frame
+ *   segv [blocked]  a write to an unmapped page with a SIGSEGV handler (blocked: masked, so
+ *             the fault kills it anyway)
  *   show      (run by the self-test through execve) the dispositions and mask it inherited */
 #include "libc.h"
 
@@ -229,6 +231,12 @@ static void interrupted_read(void) {
     printf("sigtest: then read %d\n", got);
 }
 
+static void segv(int sig, siginfo_t *info, void *context) {
+    (void)context;
+    printf("sigtest: signal %d at %p code %d\n", sig, info->si_addr, info->si_code);
+    exit(0);
+}
+
 static void corrupt(int sig, siginfo_t *info, void *context) {
     (void)sig, (void)info;
     ((ucontext_t *)context)->uc_mcontext.cs = 0x08; /* ring 0 */
@@ -249,6 +257,14 @@ int main(int argc, char **argv) {
         sigaction(SIGUSR1, &action, NULL);
         raise(SIGUSR1);
         printf("sigtest: back in ring 0?\n");
+    } else if (!strcmp(mode, "segv")) {
+        struct sigaction action = {0};
+        action.sa_sigaction = segv;
+        action.sa_flags = SA_SIGINFO;
+        sigaction(SIGSEGV, &action, NULL);
+        if (argc > 2) block(SIG_BLOCK, SIGSEGV);
+        *(volatile int *)0x50000000 = 1;
+        printf("sigtest: the write worked?\n");
     } else if (!strcmp(mode, "badstack")) {
         __asm__ volatile("movl $16, %%esp\n"
                          "movl $119, %%eax\n"

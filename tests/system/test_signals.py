@@ -212,3 +212,9 @@ def test_nice_starts_a_program_with_a_nice_value(tk: BootedPc) -> None:
     tk.command("echo next")
     assert "[2]+  Killed                  nice spin" not in tk.lines()  # the program's line
     assert "[2]+  Killed                  spin" in tk.lines()
+
+
+def test_a_fault_goes_to_a_handler_unless_it_is_blocked(tk: BootedPc) -> None:
+    assert output_of(tk, "sigtest segv") == ["sigtest: signal 11 at 0x50000000 code 1"]  # MAPERR
+    text = "".join(output_of(tk, "sigtest segv blocked"))
+    assert re.fullmatch(r"sigtest\[\d+\]: segmentation fault at 0x50000000 \(user write.*", text)

@@ -318,8 +318,8 @@ class ProcessManager:
             frame.set("eax", result & 0xFFFF_FFFF)
 
     def user_exception(self, frame: TrapFrame) -> bool:
-        """A CPU exception in ring 3: resolve it (copy-on-write) or kill the process with the
-        signal Linux would send. False if no process is running (the caller panics)."""
+        """A CPU exception in ring 3: resolve it (copy-on-write) or send the signal Linux would
+        (its handler may catch it). False if no process is running (the caller panics)."""
         process = self.current
         if process is None:
             return False
@@ -331,9 +331,7 @@ class ProcessManager:
         else:
             detail = frame.describe().split(" (")[0]
         signal = EXCEPTION_SIGNALS.get(frame.vector, SIGSEGV)
-        report = exception_report(process, frame, signal, detail)
-        self.kernel.platform.log(report)
-        self.terminate(process, signal, report)
+        self.signals.fault(process, frame, signal, exception_report(process, frame, signal, detail))
         return True
 
     # ---- starting a program -------------------------------------------------------------

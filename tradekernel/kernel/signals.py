@@ -85,6 +85,8 @@ SA_NODEFER, SA_RESETHAND = 0x4000_0000, 0x8000_0000
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
 SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
 CLD_EXITED, CLD_KILLED = 1, 2
+SEGV_MAPERR, SEGV_ACCERR, FPE_INTDIV, ILL_ILLOPN = 1, 2, 1, 2
+PAGE_FAULT, DIVIDE_ERROR, INVALID_OPCODE = 14, 0, 6
 SS_DISABLE = 2
 ERESTARTSYS = 512  # internal: "restart the call if the handler allows", never seen by a program
 SIGSET_SIZE = 8
@@ -324,6 +326,25 @@ class Signals:
         if result == -ERESTARTSYS:
             state.restart = TrapFrame(self.memory, process.frame).eax  # still the call number
         self.manager.wake(process, process.wait_token, result)
+
+    def fault(self, process: Process, frame: TrapFrame, signal: int, report: str) -> None:
+        """A CPU exception's signal, as Linux's force_sig: an installed, unblocked handler
+        gets it (returning re-runs the faulting instruction); otherwise the process dies with
+        `report`, whatever its mask or SIG_IGN say."""
+        state = process.signals
+        if state.blocked & bit(signal) or state.action(signal).handler in (SIG_DFL, SIG_IGN):
+            self.kernel.platform.log(report)
+            self.manager.terminate(process, signal, report)
+            return
+        if frame.vector == PAGE_FAULT:
+            code = SEGV_ACCERR if frame.error_code & 1 else SEGV_MAPERR
+            address = frame.cr2
+        else:
+            code = {DIVIDE_ERROR: FPE_INTDIV, INVALID_OPCODE: ILL_ILLOPN}.get(
+                frame.vector, SI_KERNEL
+            )
+            address = frame.eip
+        state.pending[signal] = siginfo(signal, code, address)
 
     def user_signal(self, sender: Process | None, signal: int, code: int = SI_USER) -> bytes:
         """The siginfo of a kill/tkill from `sender` (None: the kernel, PID 0)."""

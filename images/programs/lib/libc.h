@@ -84,7 +84,10 @@ typedef void (*sighandler_t)(int);
 typedef unsigned long long sigset_t;
 typedef struct {
     int si_signo, si_errno, si_code;
-    int si_pid, si_uid, si_status; /* kill: pid, uid; SIGCHLD: pid, uid, status */
+    union {
+        struct { int si_pid, si_uid, si_status; }; /* kill: pid, uid; SIGCHLD: and status */
+        void *si_addr; /* SIGSEGV, SIGBUS, SIGFPE, SIGILL: where the fault was */
+    };
     int pad[26];
 } siginfo_t;
 struct sigcontext { /* what the kernel saves on the stack (Linux's i386 struct sigcontext) */
