@@ -1,7 +1,8 @@
 /* sigtest [MODE]: signals from the program's side.
  *   (none)    the self-test: handlers, blocking, merging, sigreturn restoring every register,
  *             SA_SIGINFO, the kernel's own trampoline, SIGKILL, EINTR and SA_RESTART on a
- *             pipe, SIGCHLD, and what fork and execve keep; one line per check
+ *             pipe, SIGCHLD, what fork and execve keep, nanosleep's time left, alarm,
+ *             kill(0) for the process group; one line per check
  *   catch     handlers for SIGINT, SIGTERM and SIGUSR1; prints each arrival, ends on SIGTERM
  *             or the third SIGINT
  *   read      a tty read that a SIGINT handler (no SA_RESTART) interrupts, then one more read
@@ -204,6 +205,33 @@ static void self_test(char **argv) {
     install(SIGTERM, SIG_IGN, 0); /* discards the pending SIGTERM */
     sigpending(&pending);
     printf("ignored pending TERM: %d\n", sigismember(&pending, SIGTERM));
+
+    install(SIGUSR1, count, 0);
+    child = fork();
+    if (child == 0) {
+        sleep_ms(30);
+        kill(getppid(), SIGUSR1);
+        exit(0);
+    }
+    struct timespec second = {1, 0}, left = {0, 0};
+    int slept = nanosleep(&second, &left);
+    waitpid(child, NULL, 0);
+    printf("nanosleep: %d, left %s\n", slept,
+           left.tv_sec == 0 && left.tv_nsec > 900000000 ? "> 900 ms" : "wrong");
+
+    install(SIGALRM, count, 0);
+    alarm(5);
+    unsigned before = alarm(1);
+    int paused = pause();
+    printf("alarm: %u left, pause %d, SIGALRM %d\n", before, paused, counts[SIGALRM]);
+
+    int usr2 = counts[SIGUSR2];
+    child = fork();
+    if (child == 0) exit(getpgrp() == getppid() && kill(0, SIGUSR2) == 0 ? 0 : 1);
+    int waited;
+    while ((waited = waitpid(child, &status, 0)) == -EINTR) {} /* the group's SIGUSR2 */
+    printf("group: child exit %d, parent got %d, no group %d\n", (status >> 8) & 0xff,
+           counts[SIGUSR2] - usr2, kill(-9999, 0));
 }
 
 static void catch_loop(void) {

@@ -22,6 +22,11 @@ A process that dies while it is the current one still has its CR3 loaded until t
 switches, so its address space and kernel stack are released at the next kernel entry
 (`_release_dead`); one that dies while another runs is released at once.
 
+Signals (kernel/signals.py) are acted on in `leave()`, on the way into the chosen process:
+its frame is still the ring-3 one, so a handler's frame can be built from it, and a process a
+default action kills there gives the CPU to the next choice. A sleep (`block`) names how a
+signal ends it (`cancel`); Ctrl-C sends SIGINT to the foreground job (one process group).
+
 Kernel work the idle loop would run (`Kernel.defer`: shell lines, timer callbacks) is also run
 on the way out of an interrupt that interrupted a process, so a busy process never starves
 the shell or a sleeper's wake-up (the softirq model).

@@ -44,6 +44,7 @@ int open(const char *path, int flags) { return syscall3(SYS_open, (long)path, fl
 int close(int fd) { return syscall1(SYS_close, fd); }
 pid_t getpid(void) { return syscall0(SYS_getpid); }
 pid_t getppid(void) { return syscall0(SYS_getppid); }
+pid_t getpgrp(void) { return syscall0(SYS_getpgrp); }
 pid_t fork(void) { return syscall0(SYS_fork); }
 int execve(const char *path, char *const argv[], char *const envp[]) {
     return syscall3(SYS_execve, (long)path, (long)argv, (long)envp);

@@ -30,6 +30,7 @@ typedef __builtin_va_list va_list;
 #define SYS_brk 45
 #define SYS_dup2 63
 #define SYS_getppid 64
+#define SYS_getpgrp 65
 #define SYS_getpriority 96
 #define SYS_setpriority 97
 #define SYS_wait4 114
@@ -132,6 +133,7 @@ int open(const char *path, int flags);
 int close(int fd);
 pid_t getpid(void);
 pid_t getppid(void);
+pid_t getpgrp(void);
 int kill(pid_t pid, int signal);
 void *sbrk(int increment);
 int uname(struct utsname *name);
