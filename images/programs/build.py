@@ -37,6 +37,10 @@ PROGRAMS = (
     "forktest",
     "pipetest",
     "exectest",
+    "mmaptest",
+    "shmring",
+    "forkbomb",
+    "fileops",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from tradekernel.kernel.elf import ElfError, build_stack, load_elf, parse_elf
+from tradekernel.kernel.mmap import MemoryMaps, ProcessMaps
 from tradekernel.kernel.paging import AddressSpace, PagingError, UserMemoryFault, copy_to_user
 from tradekernel.kernel.scheduler import SchedParams, Scheduler, SchedulerError
 from tradekernel.kernel.shell import Command, Output, UsageError, error_text
@@ -53,6 +54,7 @@ USER_CODE, USER_DATA = 0x1B, 0x23
 EFLAGS_USER = 0x202  # IF, and the always-one bit 1
 TSS_ESP0 = 4
 MAX_PROCESSES = 64
+SHELL_RESERVE = 4  # table slots fork may not take, so the shell can still start programs
 NAME_LENGTH = 15  # Linux's comm
 PROGRAM_DIRECTORY = "/bin"
 ENVIRONMENT = (b"PATH=/bin", b"HOME=/", b"TERM=linux")
@@ -185,6 +187,7 @@ class Process:
     yielded: bool = False
     pending_input: bytes = b""  # the rest of a tty line a read did not take
     waiting: tuple[int, int, int] | None = None  # in wait4: (token, pid wanted, status pointer)
+    maps: ProcessMaps = field(default_factory=ProcessMaps)  # mmap and shared-memory regions
 
     @property
     def kstack_top(self) -> int:
@@ -214,6 +217,9 @@ class ProcessManager:
         self.memory = kernel.memory
         self.mm = kernel.mm
         self.scheduler = Scheduler()
+        self.maps = MemoryMaps(
+            self.mm.frames, self.memory, lambda: (self.epoch_ns + kernel.clock.now_ns()) // 10**9
+        )
         self.syscalls = Syscalls(self)
         self.table: dict[int, Process] = {}
         self.current: Process | None = None  # None: the kernel's own context (PID 0)
@@ -419,7 +425,7 @@ class ProcessManager:
     def fork(self, parent: Process) -> int:
         """A copy of `parent` (copy-on-write memory, the same open files, a copy of its trap
         frame on a kernel stack of its own) that returns 0; the parent gets the child's PID."""
-        if len(self.table) >= MAX_PROCESSES:
+        if len(self.table) >= MAX_PROCESSES - SHELL_RESERVE:
             return -EAGAIN
         try:
             kstack = self.mm.heap.kmalloc(KERNEL_STACK_SIZE, KSTACK_TAG)
@@ -439,6 +445,7 @@ class ProcessManager:
         child.frame = child.kstack_top - frame_size
         self.memory.write(child.frame, self.memory.read(parent.frame, frame_size))
         TrapFrame(self.memory, child.frame).set("eax", 0)
+        self.maps.forked(parent, child)
         for fd, handle in parent.files.items():
             self.install(child, fd, handle)
         self.table[child.pid] = child
@@ -454,6 +461,7 @@ class ProcessManager:
             aspace, brk_start, entry, esp = self._load_program(path, argv, envp, process.pid)
         except SpawnError as error:
             return -error.errno
+        self.maps.released(process)
         self._dead_spaces.append(process.aspace)  # its CR3 is live until the stub switches
         process.aspace = aspace
         process.brk_start = process.brk = brk_start
@@ -594,6 +602,7 @@ class ProcessManager:
             self.kernel.console.write(report + "\n", 0x0C)
         for fd in list(process.files):  # now: a pipe's other end sees EOF or SIGPIPE at once
             self.uninstall(process, fd)
+        self.maps.released(process)
         for child in [c for c in self.table.values() if c.ppid == process.pid]:
             if child.state == State.ZOMBIE:
                 del self.table[child.pid]  # nobody is left to reap it
@@ -637,6 +646,7 @@ class ProcessManager:
              "set a process's class: FIFO, round-robin (1-99) or normal (0)"),
         ):  # fmt: skip
             shell.register(name, handler, usage, text)
+        self.maps.register_commands(shell)
 
     def _program_command(self, name: str) -> Command | None:
         """Plain `PROGRAM ARGS`: a program in /bin runs as if through `run`."""
