@@ -178,9 +178,8 @@ class OrderBook:
                 return 0
         if tif and (tif == IOC or tif == FOK):  # GTC (0) pays one test
             return 0
-        try:
-            level = levels[price]
-        except KeyError:
+        level = levels.get(price)  # type: ignore[arg-type]
+        if level is None:  # get, not try/except KeyError: a raise costs ten gets
             # set up here rather than in an __init__: levels come and go at the touch
             level = levels[price] = _Level()  # type: ignore[index]
             level.price = price  # type: ignore[assignment]
