@@ -163,8 +163,10 @@ class OrderBook:
             if tif == GTC or tif == POST:
                 raise BookError("a market order cannot rest; use IOC or FOK")
             limit_key = _NO_LIMIT_KEY
+        elif side == BUY:  # the opposite side's key of this price (a test, not a multiply)
+            limit_key = -price
         else:
-            limit_key = -side * price  # the opposite side's key of this price
+            limit_key = price
         if opp_keys and opp_keys[-1] >= limit_key:
             if tif == POST:
                 return 0
@@ -228,7 +230,6 @@ class OrderBook:
         slot_of = self._slot_of
         oids, owners, free = self._oid, self._owner, self._free
         on_fill = None if self.on_fill is _ignore_fill else self.on_fill  # no call for nobody
-        stp_mode = self.stp_modes.get(owner, self.stp_mode) if self.stp_modes else self.stp_mode
         self.version += 1
         while qty and keys:
             key = keys[-1]
@@ -244,7 +245,8 @@ class OrderBook:
                 maker = oids[slot]
                 maker_owner = owners[slot]
                 if maker_owner == owner:
-                    if stp_mode == STP_CANCEL_INCOMING:
+                    # looked up only here: most orders never meet their owner's
+                    if self.stp_modes.get(owner, self.stp_mode) == STP_CANCEL_INCOMING:
                         return -1
                     self.on_cancel(maker, maker_owner, self.cancel(maker))
                     continue
