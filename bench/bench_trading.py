@@ -228,6 +228,20 @@ def book_latencies(
     return batches, singles
 
 
+def latency_by_kind(calls: list[BookCall], singles: list[int]) -> str:
+    """Where the time goes in the mix: per kind of order timed alone, its median and p99 ns and
+    its share of all the orders' summed time."""
+    groups: dict[str, list[int]] = {"add": [], "cancel": [], "cross": []}
+    for call, ns in zip(calls, singles, strict=True):
+        groups["cancel" if call[1] is None else "cross" if call[5] == IOC else "add"].append(ns)
+    total = sum(singles)
+    return ", ".join(
+        f"{kind} median {statistics.median(ns):.0f} ns, p99 {pct(ns, 0.99):.0f} ns, "
+        f"{100 * sum(ns) / total:.0f}% of the time"
+        for kind, ns in groups.items()
+    )
+
+
 def eat_deep_level(depth: int) -> float:
     """ns per IOC when `depth` one-lot orders at one price are taken one by one from the head:
     the book keeps this O(sqrt(depth)) (see book._Level), so 100 times deeper costs about 2x."""
@@ -422,6 +436,7 @@ def main() -> None:
         f"  steady-state latency per order, timed alone:  median {statistics.median(singles):.0f}"
         f" ns, p99 {pct(singles, 0.99):.0f} ns (timer pair {overhead} ns subtracted per order)"
     )
+    print(f"  by kind, timed alone: {latency_by_kind(calls, singles)}")
 
     eaten = ", ".join(f"{depth:,} deep {eat_deep_level(depth):,.0f} ns" for depth in (400, 40_000))
     print(f"  one level eaten head-first by one-lot IOCs, per IOC: {eaten}")
