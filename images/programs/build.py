@@ -39,6 +39,10 @@ PROGRAMS = (
     "exectest",
     "sigtest",
     "nointr",
+    "mmaptest",
+    "shmring",
+    "forkbomb",
+    "fileops",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

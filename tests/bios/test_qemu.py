@@ -183,7 +183,8 @@ def test_keys_sample_reads_the_same_words_under_seabios(tmp_path, our_keys, qemu
         vm.wait_for(lambda: "peek: empty" in rows(vm.screen())[1:])
         for key in qemu_keys:
             vm.command(f"sendkey {key}")
-        vm.wait_for(lambda: any(row.startswith("peek=") for row in rows(vm.screen())))
+        # The ">" prompt comes after the whole "peek=... get=..." row has been written.
+        vm.wait_for(lambda: any(row.startswith(">") for row in rows(vm.screen())))
         theirs = next(row for row in rows(vm.screen()) if row.startswith("peek="))
     assert theirs == ours
 

@@ -149,6 +149,15 @@ def test_ctrl_c_ends_a_foreground_program(tk: BootedPc) -> None:
     assert "^C" in tk.text() and "after" in tk.lines()
 
 
+def test_a_burst_of_keys_arrives_in_one_interrupt_while_a_process_runs(tk: BootedPc) -> None:
+    tk.command("spin &")
+    tk.run_to_stop(20 * MS)
+    for event in text_to_key_events("ab&cd"):  # 13 bytes queue in the keyboard's FIFO
+        tk.machine.channels.send("keyboard-key", event)
+    tk.run_to_stop(MS)  # one slice: the driver drains what queued behind the first byte
+    assert tk.lines()[4] == PROMPT + "ab&cd"
+
+
 def test_unknown_program_and_bad_executable(tk: BootedPc) -> None:
     tk.command("run nosuch")
     tk.command("run /etc/instruments.toml")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from tradekernel.emu.bus import PortBus
 
 DATA_PORT, STATUS_PORT = 0x60, 0x64
+OUTPUT_FULL, AUX_DATA = 0x01, 0x20  # status bits: a byte is waiting; it is the mouse's
+DRAIN_LIMIT = 16  # bytes taken in one interrupt at most (the keyboard's own FIFO)
 ACK, RESEND = 0xFA, 0xFE
 SET_LEDS = 0xED
 LED_CAPS = 0x04
@@ -58,7 +60,15 @@ class KeyboardDriver:
         self._pending_led: int | None = None
 
     def on_irq(self, _irq: int) -> None:
-        byte = self._ports.read(DATA_PORT, 1)
+        """Take every keyboard byte waiting, not only the one that raised IRQ1: the rest would
+        wait for the next kernel entry (a busy process, a burst of keys). An IRQ1 that finds
+        the buffer already drained reads nothing: the data port would repeat its last byte."""
+        for _ in range(DRAIN_LIMIT):
+            if self._ports.read(STATUS_PORT, 1) & (OUTPUT_FULL | AUX_DATA) != OUTPUT_FULL:
+                return
+            self._byte(self._ports.read(DATA_PORT, 1))
+
+    def _byte(self, byte: int) -> None:
         if byte == ACK:
             if self._pending_led is not None:
                 self._ports.write(DATA_PORT, 1, self._pending_led)

@@ -323,12 +323,14 @@ class AddressSpace:
         entry |= PTE_SHARED if shared else 0
         self._phys.write_u32(slot, entry)
 
-    def map_new(self, vaddr: int, writable: bool = True, user: bool = True) -> int:
+    def map_new(
+        self, vaddr: int, writable: bool = True, user: bool = True, shared: bool = False
+    ) -> int:
         """Allocate a zeroed frame and map it at `vaddr`; returns the frame."""
         frame = self._frames.alloc()
         try:
             self._phys.write(frame, _ZERO_PAGE)
-            self.map(vaddr, frame, writable, user)
+            self.map(vaddr, frame, writable, user, shared=shared)
         except Exception:
             self._frames.free(frame)
             raise

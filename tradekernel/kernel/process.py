@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from tradekernel.kernel.elf import ElfError, build_stack, load_elf, parse_elf
+from tradekernel.kernel.mmap import MemoryMaps, ProcessMaps
 from tradekernel.kernel.paging import AddressSpace, PagingError, UserMemoryFault, copy_to_user
 from tradekernel.kernel.scheduler import SchedParams, Scheduler, SchedulerError
 from tradekernel.kernel.shell import Command, Output, UsageError, error_text
@@ -73,6 +74,7 @@ USER_CODE, USER_DATA = 0x1B, 0x23
 EFLAGS_USER = 0x202  # IF, and the always-one bit 1
 TSS_ESP0 = 4
 MAX_PROCESSES = 64
+SHELL_RESERVE = 4  # table slots fork may not take, so the shell can still start programs
 NAME_LENGTH = 15  # Linux's comm
 PROGRAM_DIRECTORY = "/bin"
 ENVIRONMENT = (b"PATH=/bin", b"HOME=/", b"TERM=linux")
@@ -196,6 +198,7 @@ class Process:
     yielded: bool = False
     pending_input: bytes = b""  # the rest of a tty line a read did not take
     waiting: tuple[int, int, int] | None = None  # in wait4: (token, pid wanted, status pointer)
+    maps: ProcessMaps = field(default_factory=ProcessMaps)  # mmap and shared-memory regions
 
     @property
     def kstack_top(self) -> int:
@@ -227,6 +230,9 @@ class ProcessManager:
         self.mm = kernel.mm
         self.scheduler = Scheduler()
         self.signals = Signals(self)
+        self.maps = MemoryMaps(
+            self.mm.frames, self.memory, lambda: (self.epoch_ns + kernel.clock.now_ns()) // 10**9
+        )
         self.syscalls = Syscalls(self)
         self.jobs = JobControl(self)
         self.table: dict[int, Process] = {}
@@ -434,7 +440,7 @@ class ProcessManager:
     def fork(self, parent: Process) -> int:
         """A copy of `parent` (copy-on-write memory, the same open files, a copy of its trap
         frame on a kernel stack of its own) that returns 0; the parent gets the child's PID."""
-        if len(self.table) >= MAX_PROCESSES:
+        if len(self.table) >= MAX_PROCESSES - SHELL_RESERVE:
             return -EAGAIN
         try:
             kstack = self.mm.heap.kmalloc(KERNEL_STACK_SIZE, KSTACK_TAG)
@@ -455,6 +461,7 @@ class ProcessManager:
         child.frame = child.kstack_top - frame_size
         self.memory.write(child.frame, self.memory.read(parent.frame, frame_size))
         TrapFrame(self.memory, child.frame).set("eax", 0)
+        self.maps.forked(parent, child)
         for fd, handle in parent.files.items():
             self.install(child, fd, handle)
         self.table[child.pid] = child
@@ -470,6 +477,7 @@ class ProcessManager:
             aspace, brk_start, entry, esp = self._load_program(path, argv, envp, process.pid)
         except SpawnError as error:
             return -error.errno
+        self.maps.released(process)
         self._dead_spaces.append(process.aspace)  # its CR3 is live until the stub switches
         process.aspace = aspace
         process.brk_start = process.brk = brk_start
@@ -623,6 +631,7 @@ class ProcessManager:
             self.kernel.console.write(report + "\n", 0x0C)
         for fd in list(process.files):  # now: a pipe's other end sees EOF or SIGPIPE at once
             self.uninstall(process, fd)
+        self.maps.released(process)
         for child in [c for c in self.table.values() if c.ppid == process.pid]:
             if child.state == State.ZOMBIE:
                 del self.table[child.pid]  # nobody is left to reap it
@@ -666,6 +675,7 @@ class ProcessManager:
              "set a process's class: FIFO, round-robin (1-99) or normal (0)"),
         ):  # fmt: skip
             shell.register(name, handler, usage, text)
+        self.maps.register_commands(shell)
         self.jobs.register_commands(shell)
 
     def _program_command(self, name: str) -> Command | None:

@@ -42,6 +42,7 @@ from tradekernel.kernel.process import (
     OpenFile,
     Process,
     ProcessManager,
+    TtyFile,
 )
 from tradekernel.kernel.scheduler import (
     NICE_MAX,
@@ -77,6 +78,12 @@ UTS_FIELD = 65
 NS = 1_000_000_000
 FAT_DEVICE = (3 << 8) | 1  # /dev/hda1
 RUSAGE_SIZE = 72  # struct rusage on i386
+IPC_SHMAT, IPC_SHMDT, IPC_SHMGET, IPC_SHMCTL = 21, 22, 23, 24  # ipc(2)'s call numbers
+TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
+# struct termios of the console tty: ICRNL|IXON, OPOST|ONLCR, B38400|CS8|CREAD,
+# ISIG|ICANON|ECHO|ECHOE|ECHOK|ECHOCTL|ECHOKE|IEXTEN; c_cc: ^C ^\ DEL ^U ^D, VTIME 0, VMIN 1.
+TTY_TERMIOS = struct.pack("<IIIIB19s", 0o2400, 0o5, 0o277, 0o105073, 0,
+                          bytes([3, 0x1C, 0x7F, 0x15, 4, 0, 1]).ljust(19, b"\0"))  # fmt: skip
 
 
 def _signed(value: int) -> int:
@@ -167,28 +174,38 @@ class Syscalls:
             5: ("open", self.sys_open),
             6: ("close", self.sys_close),
             7: ("waitpid", lambda p, a: self.sys_wait4(p, (a[0], a[1], a[2], 0))),
+            10: ("unlink", self.sys_unlink),
             11: ("execve", self.sys_execve),
+            12: ("chdir", self.sys_chdir),
             13: ("time", self.sys_time),
             19: ("lseek", self.sys_lseek),
             20: ("getpid", lambda p, a: p.pid),
             27: ("alarm", signals.sys_alarm),
             29: ("pause", signals.sys_pause),
             37: ("kill", signals.sys_kill),
+            38: ("rename", self.sys_rename),
+            39: ("mkdir", self.sys_mkdir),
+            40: ("rmdir", self.sys_rmdir),
             41: ("dup", self.sys_dup),
             42: ("pipe", self.sys_pipe),
             45: ("brk", self.sys_brk),
+            54: ("ioctl", self.sys_ioctl),
             63: ("dup2", self.sys_dup2),
             64: ("getppid", lambda p, a: p.ppid),
             65: ("getpgrp", lambda p, a: p.pgid),
             78: ("gettimeofday", self.sys_gettimeofday),
+            90: ("mmap", self.sys_old_mmap),
+            91: ("munmap", lambda p, a: self.manager.maps.munmap(p, a[0], a[1])),
             96: ("getpriority", self.sys_getpriority),
             97: ("setpriority", self.sys_setpriority),
             106: ("stat", self.sys_stat),
             108: ("fstat", self.sys_fstat),
             114: ("wait4", self.sys_wait4),
+            117: ("ipc", self.sys_ipc),
             119: ("sigreturn", signals.sys_sigreturn),
             120: ("clone", self.sys_clone),
             122: ("uname", self.sys_uname),
+            125: ("mprotect", lambda p, a: self.manager.maps.mprotect(p, a[0], a[1], a[2])),
             132: ("getpgid", self.sys_getpgid),
             146: ("writev", self.sys_writev),
             155: ("sched_getparam", self.sys_sched_getparam),
@@ -203,6 +220,8 @@ class Syscalls:
             175: ("rt_sigprocmask", signals.sys_rt_sigprocmask),
             176: ("rt_sigpending", signals.sys_rt_sigpending),
             179: ("rt_sigsuspend", signals.sys_rt_sigsuspend),
+            183: ("getcwd", self.sys_getcwd),
+            192: ("mmap2", self.sys_mmap2),
             195: ("stat64", self.sys_stat64),
             197: ("fstat64", self.sys_fstat64),
             199: ("getuid32", lambda p, a: 0),
@@ -218,6 +237,10 @@ class Syscalls:
             270: ("tgkill", signals.sys_tgkill),
             295: ("openat", self.sys_openat),
             331: ("pipe2", self.sys_pipe2),
+            395: ("shmget", lambda p, a: self.manager.maps.shmget(p, _signed(a[0]), a[1], a[2])),
+            396: ("shmctl", self.sys_shmctl),
+            397: ("shmat", lambda p, a: self.manager.maps.shmat(p, _signed(a[0]), a[1], a[2])),
+            398: ("shmdt", lambda p, a: self.manager.maps.shmdt(p, a[0])),
             403: ("clock_gettime64", self.sys_clock_gettime64),
         }  # fmt: skip
 
@@ -564,6 +587,95 @@ class Syscalls:
             return -E.EINVAL  # the buffer cannot hold even one entry
         copy_to_user(process.aspace, args[1], bytes(out))
         return len(out)
+
+    # ---- the filesystem's names ----------------------------------------------------------
+    def sys_mkdir(self, process: Process, args: tuple[int, ...]) -> int:
+        self._fs().mkdir(self._path(process, args[0]))
+        return 0
+
+    def sys_rmdir(self, process: Process, args: tuple[int, ...]) -> int:
+        self._fs().rmdir(self._path(process, args[0]))
+        return 0
+
+    def sys_unlink(self, process: Process, args: tuple[int, ...]) -> int:
+        fs, path = self._fs(), self._path(process, args[0])
+        if fs.stat(path).is_dir:
+            return -E.EISDIR
+        fs.remove(path)
+        return 0
+
+    def sys_rename(self, process: Process, args: tuple[int, ...]) -> int:
+        self._fs().rename(self._path(process, args[0]), self._path(process, args[1]))
+        return 0
+
+    def sys_chdir(self, process: Process, args: tuple[int, ...]) -> int:
+        path = self._path(process, args[0])
+        if not self._fs().stat(path).is_dir:
+            return -E.ENOTDIR
+        process.cwd = path
+        return 0
+
+    def sys_getcwd(self, process: Process, args: tuple[int, ...]) -> int:
+        encoded = process.cwd.encode() + b"\0"
+        if args[1] < len(encoded):
+            return -E.ERANGE
+        copy_to_user(process.aspace, args[0], encoded)
+        return len(encoded)
+
+    def sys_ioctl(self, process: Process, args: tuple[int, ...]) -> int:
+        """The tty's basics: its settings (canonical, echo), its size, bytes waiting."""
+        handle = self._file(process, args[0])
+        if not isinstance(handle, TtyFile):
+            return -E.ENOTTY
+        request, pointer = args[1], args[2]
+        if request == TCGETS:
+            copy_to_user(process.aspace, pointer, TTY_TERMIOS)
+        elif request == TIOCGWINSZ:
+            copy_to_user(process.aspace, pointer, struct.pack("<HHHH", 25, 80, 0, 0))
+        elif request == FIONREAD:
+            copy_to_user(process.aspace, pointer, struct.pack("<i", len(process.pending_input)))
+        else:
+            return -E.EINVAL  # TCSETS and the rest: this tty's discipline is fixed
+        return 0
+
+    # ---- memory mappings ----------------------------------------------------------------
+    def sys_old_mmap(self, process: Process, args: tuple[int, ...]) -> int:
+        """mmap (90): its six arguments in a struct in user memory; the offset in bytes."""
+        address, length, prot, flags, fd, offset = struct.unpack(
+            "<6I", copy_from_user(process.aspace, args[0], 24)
+        )
+        return self.manager.maps.mmap(process, address, length, prot, flags, fd, offset)
+
+    def sys_mmap2(self, process: Process, args: tuple[int, ...]) -> int:
+        """mmap2 (192): the offset in 4 KiB pages."""
+        address, length, prot, flags, fd, pages = args
+        return self.manager.maps.mmap(process, address, length, prot, flags, fd,
+                                      pages * PAGE_SIZE)  # fmt: skip
+
+    def sys_shmctl(self, process: Process, args: tuple[int, ...]) -> int:
+        result = self.manager.maps.shmctl(process, _signed(args[0]), args[1])
+        if isinstance(result, bytes):
+            copy_to_user(process.aspace, args[2], result)
+            return 0
+        return result
+
+    def sys_ipc(self, process: Process, args: tuple[int, ...]) -> int:
+        """ipc (117): the System V multiplexer older i386 libcs call shm* through."""
+        call, first, second, third, pointer, _fifth = args
+        maps = self.manager.maps
+        if call == IPC_SHMAT:
+            address = maps.shmat(process, _signed(first), pointer, second)
+            if address < 0:
+                return address
+            copy_to_user(process.aspace, third, struct.pack("<I", address))
+            return 0
+        if call == IPC_SHMDT:
+            return maps.shmdt(process, pointer)
+        if call == IPC_SHMGET:
+            return maps.shmget(process, _signed(first), second, third)
+        if call == IPC_SHMCTL:
+            return self.sys_shmctl(process, (first, second, pointer))
+        return -E.ENOSYS
 
 
 def pack_stat(stat: FileStat) -> bytes:

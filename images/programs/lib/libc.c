@@ -56,6 +56,30 @@ int pipe(int fds[2]) { return syscall1(SYS_pipe, (long)fds); }
 int dup(int fd) { return syscall1(SYS_dup, fd); }
 int dup2(int fd, int to) { return syscall2(SYS_dup2, fd, to); }
 int kill(pid_t pid, int signal) { return syscall2(SYS_kill, pid, signal); }
+/* mmap (90) takes its six arguments as an array: no sixth register (EBP) is needed. */
+void *mmap(void *address, size_t length, int prot, int flags, int fd, long offset) {
+    long args[6] = {(long)address, (long)length, prot, flags, fd, offset};
+    return (void *)syscall1(SYS_mmap, (long)args);
+}
+int munmap(void *address, size_t length) {
+    return syscall2(SYS_munmap, (long)address, length);
+}
+int mprotect(void *address, size_t length, int prot) {
+    return syscall3(SYS_mprotect, (long)address, length, prot);
+}
+int shmget(int key, size_t size, int flags) { return syscall3(SYS_shmget, key, size, flags); }
+void *shmat(int id, const void *address, int flags) {
+    return (void *)syscall3(SYS_shmat, id, (long)address, flags);
+}
+int shmdt(const void *address) { return syscall1(SYS_shmdt, (long)address); }
+int shmctl(int id, int command, void *buffer) {
+    return syscall3(SYS_shmctl, id, command, (long)buffer);
+}
+int mkdir(const char *path, int mode) { return syscall2(SYS_mkdir, (long)path, mode); }
+int unlink(const char *path) { return syscall1(SYS_unlink, (long)path); }
+int rename(const char *from, const char *to) {
+    return syscall2(SYS_rename, (long)from, (long)to);
+}
 int uname(struct utsname *name) { return syscall1(SYS_uname, (long)name); }
 int sched_yield(void) { return syscall0(SYS_sched_yield); }
 int nanosleep(const struct timespec *request, struct timespec *remaining) {

@@ -19,23 +19,29 @@ typedef __builtin_va_list va_list;
 #define SYS_write 4
 #define SYS_open 5
 #define SYS_close 6
+#define SYS_unlink 10
 #define SYS_execve 11
 #define SYS_lseek 19
 #define SYS_getpid 20
 #define SYS_alarm 27
 #define SYS_pause 29
 #define SYS_kill 37
+#define SYS_rename 38
+#define SYS_mkdir 39
 #define SYS_dup 41
 #define SYS_pipe 42
 #define SYS_brk 45
 #define SYS_dup2 63
 #define SYS_getppid 64
 #define SYS_getpgrp 65
+#define SYS_mmap 90
+#define SYS_munmap 91
 #define SYS_getpriority 96
 #define SYS_setpriority 97
 #define SYS_wait4 114
 #define SYS_sigreturn 119
 #define SYS_uname 122
+#define SYS_mprotect 125
 #define SYS_sched_yield 158
 #define SYS_nanosleep 162
 #define SYS_rt_sigreturn 173
@@ -46,9 +52,27 @@ typedef __builtin_va_list va_list;
 #define SYS_getdents64 220
 #define SYS_exit_group 252
 #define SYS_clock_gettime 265
+#define SYS_shmget 395
+#define SYS_shmctl 396
+#define SYS_shmat 397
+#define SYS_shmdt 398
 
 #define O_RDONLY 0
 #define CLOCK_MONOTONIC 1
+#define PROT_NONE 0
+#define PROT_READ 1
+#define PROT_WRITE 2
+#define MAP_SHARED 0x01
+#define MAP_PRIVATE 0x02
+#define MAP_FIXED 0x10
+#define MAP_ANONYMOUS 0x20
+#define IPC_PRIVATE 0
+#define IPC_CREAT 01000
+#define IPC_RMID 0
+#define IPC_STAT 2
+#define IPC_64 0x100
+/* A result in -4095..-1 is -errno, for the calls that return addresses. */
+#define IS_ERROR(value) ((unsigned long)(value) > 0xfffff000ul)
 #define EINTR 4
 
 /* Signals: Linux i386 numbers; sigset_t is the kernel's 64-bit set. */
@@ -148,6 +172,16 @@ int pipe(int fds[2]);
 int dup(int fd);
 int dup2(int fd, int to);
 int setpriority(int which, int who, int priority);
+void *mmap(void *address, size_t length, int prot, int flags, int fd, long offset);
+int munmap(void *address, size_t length);
+int mprotect(void *address, size_t length, int prot);
+int shmget(int key, size_t size, int flags);
+void *shmat(int id, const void *address, int flags);
+int shmdt(const void *address);
+int shmctl(int id, int command, void *buffer);
+int mkdir(const char *path, int mode);
+int unlink(const char *path);
+int rename(const char *from, const char *to);
 
 int sigaction(int signal, const struct sigaction *action, struct sigaction *old);
 sighandler_t signal(int signal, sighandler_t handler);

@@ -163,8 +163,10 @@ class OrderBook:
             if tif == GTC or tif == POST:
                 raise BookError("a market order cannot rest; use IOC or FOK")
             limit_key = _NO_LIMIT_KEY
+        elif side == BUY:  # the opposite side's key of this price (a test, not a multiply)
+            limit_key = -price
         else:
-            limit_key = -side * price  # the opposite side's key of this price
+            limit_key = price
         if opp_keys and opp_keys[-1] >= limit_key:
             if tif == POST:
                 return 0
@@ -178,9 +180,8 @@ class OrderBook:
                 return 0
         if tif and (tif == IOC or tif == FOK):  # GTC (0) pays one test
             return 0
-        try:
-            level = levels[price]
-        except KeyError:
+        level = levels.get(price)  # type: ignore[arg-type]
+        if level is None:  # get, not try/except KeyError: a raise costs ten gets
             # set up here rather than in an __init__: levels come and go at the touch
             level = levels[price] = _Level()  # type: ignore[index]
             level.price = price  # type: ignore[assignment]
@@ -229,7 +230,6 @@ class OrderBook:
         slot_of = self._slot_of
         oids, owners, free = self._oid, self._owner, self._free
         on_fill = None if self.on_fill is _ignore_fill else self.on_fill  # no call for nobody
-        stp_mode = self.stp_modes.get(owner, self.stp_mode) if self.stp_modes else self.stp_mode
         self.version += 1
         while qty and keys:
             key = keys[-1]
@@ -238,14 +238,16 @@ class OrderBook:
             level = levels[key * sign]
             price = level.price
             while qty:
-                for slot, maker_qty in level.items():  # noqa: B007 - the head
+                for slot in level:  # noqa: B007 - the head (cheaper than items())
                     break
                 else:  # emptied (by a listener's cancel) and dropped
                     break
+                maker_qty = level[slot]
                 maker = oids[slot]
                 maker_owner = owners[slot]
                 if maker_owner == owner:
-                    if stp_mode == STP_CANCEL_INCOMING:
+                    # looked up only here: most orders never meet their owner's
+                    if self.stp_modes.get(owner, self.stp_mode) == STP_CANCEL_INCOMING:
                         return -1
                     self.on_cancel(maker, maker_owner, self.cancel(maker))
                     continue
