@@ -327,6 +327,8 @@ class ProcessManager:
         result = self.syscalls.dispatch(process, frame)
         if result is not None and process.state != State.ZOMBIE:
             frame.set("eax", result & 0xFFFF_FFFF)
+        elif result is None and process.state == State.SLEEPING:
+            self.signals.went_to_sleep(process)
 
     def user_exception(self, frame: TrapFrame) -> bool:
         """A CPU exception in ring 3: resolve it (copy-on-write) or send the signal Linux would

@@ -12,7 +12,7 @@ becomes pending, and a process asleep in an interruptible call is woken: the sle
 -ERESTARTSYS for a call that may be restarted (read, write, wait4: restarted when the handler
 has SA_RESTART, -EINTR otherwise) or -EINTR for one that never is (nanosleep, pause).
 
-Delivery (`deliver`) runs on every way out of the kernel into a process (ProcessManager.leave):
+Delivery (`deliver`) runs on every way out of the kernel into ring 3 (ProcessManager.leave):
 each pending unblocked signal, lowest number first, is ignored, kills, or gets a handler frame
 pushed on the user stack; several frames may nest, the last one built runs first. The frame is
 Linux's: `struct sigframe` (pretcode, sig, sigcontext, an unused 624-byte fpstate, the mask's
@@ -318,6 +318,13 @@ class Signals:
         quiet = signal == SIGPIPE or signal == SIGINT and process.foreground
         self.manager.terminate(process, signal, None if quiet else "")
 
+    def went_to_sleep(self, process: Process) -> None:
+        """A system call has just put `process` to sleep: a signal that was already pending
+        (sent while it was on its way into the call) ends the sleep at once, as Linux checks
+        signal_pending() before it schedules away."""
+        if process.signals.deliverable() is not None:
+            self._interrupt(process)
+
     def _interrupt(self, process: Process) -> None:
         """End the process's sleep: a handled signal is pending."""
         state = process.signals
@@ -368,6 +375,11 @@ class Signals:
         if not state.pending and state.restart is None:
             return True
         frame = TrapFrame(self.memory, process.frame)
+        if not frame.from_user:
+            # An IRQ taken on the stub's first instruction of an `int $0x80` (a trap gate
+            # leaves IF set): the process resumes in ring 0 and the system call's own exit,
+            # a moment later, is the way back to ring 3.
+            return True
         while (signal := state.deliverable()) is not None:
             info = state.pending.pop(signal)
             action = state.action(signal)
