@@ -212,6 +212,25 @@ def _gprs_offset() -> int:
     return found
 
 
+def _readable_words(address: int, count: int) -> tuple[int, ...]:
+    """Up to `count` 64-bit words from `address`, ending at the first page that cannot be
+    read: through /proc/self/mem, since the scan may run past the end of the heap (a ctypes
+    read there was a segmentation fault, depending on where malloc put the engine)."""
+    data = bytearray()
+    end = address + 8 * count
+    with open("/proc/self/mem", "rb", buffering=0) as memory:
+        while address < end:
+            size = min(end, (address | 0xFFF) + 1) - address
+            try:
+                memory.seek(address)
+                piece = memory.read(size)
+            except OSError:
+                break
+            data += piece
+            address += size
+    return struct.unpack_from(f"<{len(data) // 8}Q", data)
+
+
 def _icount_word() -> int:
     """The uc struct's retired-instruction counter of a counted emu_start."""
     candidates: set[int] | None = None
@@ -222,9 +241,8 @@ def _icount_word() -> int:
         uc.mem_write(_CODE, code)
         uc.emu_start(_CODE, 0xFFFF, 0, 1_000_000)
         executed = 1 + 2 * loops + 1
-        base = ctypes.cast(uc._uch, ctypes.c_void_p).value
-        table = (ctypes.c_uint64 * 4096).from_address(base)
-        found = {i for i in range(4096) if table[i] == executed}
+        table = _readable_words(ctypes.cast(uc._uch, ctypes.c_void_p).value, 4096)
+        found = {i for i, word in enumerate(table) if word == executed}
         candidates = found if candidates is None else candidates & found
     return _single(candidates or set(), "the instruction counter")
 
