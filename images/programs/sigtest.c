@@ -2,7 +2,8 @@
  *   (none)    the self-test: handlers, blocking, merging, sigreturn restoring every register,
  *             SA_SIGINFO, the kernel's own trampoline, SIGKILL, EINTR and SA_RESTART on a
  *             pipe, SIGCHLD, what fork and execve keep, nanosleep's time left, alarm,
- *             kill(0) for the process group; one line per check
+ *             kill(0) for the process group, SIGCHLD ignored (no zombies); one line per
+ *             check
  *   catch     handlers for SIGINT, SIGTERM and SIGUSR1; prints each arrival, ends on SIGTERM
  *             or the third SIGINT
  *   read      a tty read that a SIGINT handler (no SA_RESTART) interrupts, then one more read
@@ -232,6 +233,19 @@ static void self_test(char **argv) {
     while ((waited = waitpid(child, &status, 0)) == -EINTR) {} /* the group's SIGUSR2 */
     printf("group: child exit %d, parent got %d, no group %d\n", (status >> 8) & 0xff,
            counts[SIGUSR2] - usr2, kill(-9999, 0));
+
+    block(SIG_UNBLOCK, SIGCHLD);
+    install(SIGCHLD, SIG_IGN, 0);
+    pid_t early = fork();
+    if (early == 0) exit(0);
+    sleep_ms(20); /* it is gone before the wait */
+    child = fork();
+    if (child == 0) {
+        sleep_ms(20); /* it goes while its parent waits */
+        exit(0);
+    }
+    int late = waitpid(child, NULL, 0);
+    printf("SIGCHLD ignored: wait %d, then %d\n", late, waitpid(early, NULL, 0));
 }
 
 static void catch_loop(void) {

@@ -529,11 +529,17 @@ class ProcessManager:
         token, wanted, status_pointer = parent.waiting
         if wanted > 0 and wanted != child.pid:
             return
+        if child.pid not in self.table:  # reaped at once: the parent ignores SIGCHLD
+            if any(c.ppid == parent.pid and (wanted <= 0 or c.pid == wanted)
+                   for c in self.table.values()):  # fmt: skip
+                return
+            result = -ECHILD  # POSIX: wait returns once every child is gone
+        else:
+            try:
+                result = self._reap(parent, child, status_pointer)
+            except UserMemoryFault:
+                result = -EFAULT
         parent.waiting = None
-        try:
-            result = self._reap(parent, child, status_pointer)
-        except UserMemoryFault:
-            result = -EFAULT
         self.wake(parent, token, result)
 
     # ---- blocking -----------------------------------------------------------------------
@@ -640,7 +646,7 @@ class ProcessManager:
             else:
                 child.ppid = 0  # the kernel (PID 0) adopts orphans, as init does
         parent = self.table.get(process.ppid)
-        if parent is None or parent.state == State.ZOMBIE:
+        if parent is None or parent.state == State.ZOMBIE or parent.signals.reaps_children():
             del self.table[process.pid]  # the shell (PID 0) reaps its children at once
         if process is self.current:
             self._dead.append(process)  # its CR3 is live until the stub switches

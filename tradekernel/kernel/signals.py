@@ -26,6 +26,9 @@ check every selector (an `iret` with a bad one would fault in the kernel), and r
 registers, the arithmetic flags and the mask; a frame that cannot be read or is invalid kills
 the process with SIGSEGV.
 
+A process that ignores SIGCHLD (SIG_IGN, or SA_NOCLDWAIT) leaves no zombies: its children are
+reaped as they die, and a wait4 for them fails with ECHILD once none is left (POSIX.1-2001).
+
 Not here: stopped processes (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU are accepted and, with their
 default action, do nothing; SIGCONT's default is likewise nothing), sigaltstack, queued
 real-time signals, core dumps. Every process runs as root, so no send is ever EPERM.
@@ -80,7 +83,7 @@ STOP_SIGNALS = frozenset({SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU})
 UNCATCHABLE = frozenset({SIGKILL, SIGSTOP})
 
 SIG_DFL, SIG_IGN = 0, 1
-SA_SIGINFO, SA_RESTORER, SA_RESTART = 4, 0x0400_0000, 0x1000_0000
+SA_NOCLDWAIT, SA_SIGINFO, SA_RESTORER, SA_RESTART = 2, 4, 0x0400_0000, 0x1000_0000
 SA_NODEFER, SA_RESETHAND = 0x4000_0000, 0x8000_0000
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
 SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
@@ -194,6 +197,11 @@ class SignalState:
         return handler == SIG_IGN or handler == SIG_DFL and (
             signal in IGNORED_BY_DEFAULT or signal in STOP_SIGNALS
         )  # fmt: skip
+
+    def reaps_children(self) -> bool:
+        """SIGCHLD ignored or SA_NOCLDWAIT: dead children leave no zombie to wait for."""
+        action = self.action(SIGCHLD)
+        return action.handler == SIG_IGN or bool(action.flags & SA_NOCLDWAIT)
 
     def deliverable(self) -> int | None:
         """The lowest pending signal not blocked."""
