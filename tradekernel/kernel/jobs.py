@@ -61,10 +61,10 @@ class JobControl:
     def register_commands(self, shell) -> None:  # noqa: ANN001 - kernel.shell.Shell
         for name, handler, usage, text in (
             ("kill", self._kill, "kill [-SIGNAL] PID|%JOB... | kill -l [SIGNAL]",
-             "send a signal (default TERM) to processes or jobs; -l lists the signals"),
+             "signal processes or %jobs (TERM by default); -l lists signals"),
             ("jobs", self._jobs, "jobs", "list the background jobs: number, state, command"),
             ("wait", self._wait, "wait [PID|%JOB...]",
-             "wait for background jobs to end (all of them by default); Ctrl-C stops waiting"),
+             "wait for background jobs (all by default); Ctrl-C stops it"),
             ("nice", self._nice, "nice [-n N] PROGRAM [ARGS...] [&]",
              f"run a program with nice value N (default {NICE_DEFAULT}, -20..19)"),
         ):  # fmt: skip

@@ -22,9 +22,10 @@ A process that dies while it is the current one still has its CR3 loaded until t
 switches, so its address space and kernel stack are released at the next kernel entry
 (`_release_dead`); one that dies while another runs is released at once.
 
-Signals (kernel/signals.py) are acted on in `leave()`, on the way into the chosen process:
-its frame is still the ring-3 one, so a handler's frame can be built from it, and a process a
-default action kills there gives the CPU to the next choice. A sleep (`block`) names how a
+Signals (kernel/signals.py) are acted on in `leave()`, on the way into the chosen process,
+whose frame is then the ring-3 one a handler's frame is built from (or, for an IRQ taken on
+the stub's first instruction of `int 0x80`, a ring-0 one: that call's own exit delivers); a
+process a default action kills there gives the CPU to the next choice. A sleep (`block`) names how a
 signal ends it (`cancel`); Ctrl-C sends SIGINT to the foreground job (one process group).
 
 Kernel work the idle loop would run (`Kernel.defer`: shell lines, timer callbacks) is also run
