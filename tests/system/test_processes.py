@@ -12,6 +12,7 @@ from tests.system.harness import PROMPT, BootedPc
 from tradekernel.ui.keymap import text_to_key_events
 
 MS = 1_000_000
+SECOND_NS = 1_000_000_000
 
 
 @pytest.fixture
@@ -224,3 +225,20 @@ def test_an_irq_raised_during_another_is_taken_in_the_same_kernel_entry(tk: Boot
         tk.machine.channels.send("keyboard-key", event)
     tk.run_to_stop(MS)
     assert seen[0][0] == "irq1" and ("irq5", seen[0][1]) in seen
+
+
+def test_a_line_typed_while_a_program_runs_goes_to_the_shell_after_it(tk: BootedPc) -> None:
+    before = tk.prompts_seen()
+    tk.type("spin 40\n")
+    tk.run_until(lambda: not tk._keys, SECOND_NS)  # the Enter is in
+    tk.run_to_stop(10 * MS)
+    text = "echo typed ahead\n"
+    for start in range(0, len(text), 2):  # two keys a slice: within the keyboard's FIFO
+        for event in text_to_key_events(text[start : start + 2]):
+            tk.machine.channels.send("keyboard-key", event)
+        tk.run_to_stop(MS)
+    assert tk.prompts_seen() == before  # spin still holds the foreground
+    tk.run_until(lambda: tk.prompts_seen() >= before + 2, 5 * SECOND_NS)
+    lines = [line for line in tk.lines() if line]
+    start = lines.index("spin: 40 million iterations done")
+    assert lines[start + 1 :] == [PROMPT + "echo typed ahead", "typed ahead", PROMPT.rstrip()]
