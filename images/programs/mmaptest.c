@@ -39,6 +39,8 @@ int main(int argc, char **argv) {
     check("files need a mapping kind this kernel lacks",
           mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, 0, 0) == (void *)-19);
     check("bad argument block", syscall1(SYS_mmap, 16) == -14);
+    check("more than memory holds",
+          mmap(NULL, 1u << 30, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == (void *)-12);
     unsigned char *fixed = mmap(private + 8192, 4096, PROT_READ | PROT_WRITE,
                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     check("MAP_FIXED replaces a page",

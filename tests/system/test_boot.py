@@ -72,6 +72,18 @@ def test_scripted_headless_session_prints_help_and_exits_0() -> None:
     assert lines[-2:] == ["tk:/> shutdown", "powering off."]
 
 
+def test_a_scripted_session_runs_every_line_after_a_program() -> None:
+    """Lines that reach the tty while a program is ending are kept for the shell."""
+    script = "hello\nipcs\nhello\necho done\nshutdown\n"
+    for clock in ([], ["--deterministic"]):
+        result = run_tk(["boot", "--headless", "--timeout", "30", *clock], script)
+        lines = result.stdout.splitlines()
+        assert lines.count("hello, world") == 2
+        assert "tk:/> ipcs" in lines and "no shared-memory segments" in lines
+        assert "tk:/> echo done" in lines and "done" in lines
+        assert result.returncode == 0, result.stderr
+
+
 def test_deterministic_runs_are_byte_identical() -> None:
     script = "help\necho one two\nuptime\ndate\nhistory\nshutdown\n"
     args = ["boot", "--headless", "--deterministic", "--dump-screen", "--timeout", "30"]

@@ -38,7 +38,7 @@ def test_anonymous_mappings_and_segments_behave_as_on_linux(tk: BootedPc) -> Non
     baseline = frames_used(tk)
     lines = serial_output_of(tk, "mmaptest")
     assert [line for line in lines if not line.endswith(" ok")] == ["mmaptest: 0 failures"]
-    assert len(lines) == 25  # 24 checks and the count
+    assert len(lines) == 26  # 25 checks and the count
     assert frames_used(tk) == baseline  # mappings and segments gave their frames back
     assert output_of(tk, "ipcs") == ["no shared-memory segments"]
 

@@ -12,6 +12,7 @@ from tests.system.harness import PROMPT, BootedPc
 from tradekernel.ui.keymap import text_to_key_events
 
 MS = 1_000_000
+SECOND_NS = 1_000_000_000
 
 
 @pytest.fixture
@@ -195,3 +196,49 @@ def test_system_calls_stay_exact_under_real_time_preemption(tmp_path) -> None:  
     finally:
         pc.machine.close()
     assert "sysbench: 3000 calls (0)" in serial.decode()
+
+
+def test_an_irq_raised_during_another_is_taken_in_the_same_kernel_entry(tk: BootedPc) -> None:
+    """IRQ5 (unused) raised from inside the IRQ1 handler, while a process holds the CPU: the
+    kernel polls the PIC after its EOI and runs IRQ5's handler before it leaves, at the same
+    virtual time, instead of after the iret (the deterministic clock's slice end)."""
+    kernel, clock = tk.pc.kernel, tk.machine.clock
+    line = tk.machine.board.irq(5)
+    seen: list[tuple[str, int]] = []
+    keyboard = kernel._irq_handlers[1]
+
+    def on_keyboard(irq: int) -> None:
+        seen.append(("irq1", clock.now_ns()))
+        line.raise_()
+        keyboard(irq)
+
+    def on_irq5(_irq: int) -> None:
+        seen.append(("irq5", clock.now_ns()))
+        line.lower()
+
+    kernel._irq_handlers[1] = on_keyboard
+    kernel.on_irq(5, on_irq5)
+    tk.command("spin &")
+    tk.run_to_stop(20 * MS)
+    seen.clear()
+    for event in text_to_key_events("x"):
+        tk.machine.channels.send("keyboard-key", event)
+    tk.run_to_stop(MS)
+    assert seen[0][0] == "irq1" and ("irq5", seen[0][1]) in seen
+
+
+def test_a_line_typed_while_a_program_runs_goes_to_the_shell_after_it(tk: BootedPc) -> None:
+    before = tk.prompts_seen()
+    tk.type("spin 40\n")
+    tk.run_until(lambda: not tk._keys, SECOND_NS)  # the Enter is in
+    tk.run_to_stop(10 * MS)
+    text = "echo typed ahead\n"
+    for start in range(0, len(text), 2):  # two keys a slice: within the keyboard's FIFO
+        for event in text_to_key_events(text[start : start + 2]):
+            tk.machine.channels.send("keyboard-key", event)
+        tk.run_to_stop(MS)
+    assert tk.prompts_seen() == before  # spin still holds the foreground
+    tk.run_until(lambda: tk.prompts_seen() >= before + 2, 5 * SECOND_NS)
+    lines = [line for line in tk.lines() if line]
+    start = lines.index("spin: 40 million iterations done")
+    assert lines[start + 1 :] == [PROMPT + "echo typed ahead", "typed ahead", PROMPT.rstrip()]

@@ -105,6 +105,10 @@ class FrameAllocator:
         """Whether `frame` is a frame address inside the managed range (allocated or not)."""
         return frame % FRAME_SIZE == 0 and self.first <= frame < self.end
 
+    @property
+    def free_count(self) -> int:
+        return len(self._free)
+
     def stats(self) -> FrameStats:
         total = len(self._refcounts)
         free = len(self._free)

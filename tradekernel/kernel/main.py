@@ -31,7 +31,11 @@ from tradekernel.kernel.tty import Tty
 PIC_MASTER_COMMAND, PIC_MASTER_DATA = 0x20, 0x21
 PIC_SLAVE_COMMAND, PIC_SLAVE_DATA = 0xA0, 0xA1
 PIC_EOI = 0x20
+PIC_POLL = 0x0C  # OCW3 poll command: the next read of the command port acknowledges, as INTA
+PIC_POLLED = 0x80  # in a poll answer: a request was pending (the low 3 bits say which)
+CASCADE_IRQ = 2
 IRQ_BASE = 0x20  # the stub remaps the PIC here
+IRQS_PER_ENTRY = 16  # interrupts taken in one kernel entry at most (see _on_interrupt)
 POWER_PORT, POWER_OFF = 0x604, 0x2000
 KBC_COMMAND, KBC_PULSE_RESET = 0x64, 0xFE
 IRQ_TIMER, IRQ_KEYBOARD = 0, 1
@@ -170,11 +174,20 @@ class Kernel:
             processes.enter(frame)
         vector = frame.vector
         if IRQ_BASE <= vector < IRQ_BASE + 16:
-            irq = vector - IRQ_BASE
-            handler = self._irq_handlers.get(irq)
-            if handler is not None:
-                handler(irq)
-            self._end_of_interrupt(irq)
+            # Interrupts that came up while this one was handled (a device answering the
+            # handler, one held back until the EOI) are polled and taken here, not after
+            # the iret: that saves a round trip, and the deterministic clock would deliver
+            # them only when the CPU's current slice ends.
+            irq: int | None = vector - IRQ_BASE
+            for _ in range(IRQS_PER_ENTRY):
+                assert irq is not None
+                handler = self._irq_handlers.get(irq)
+                if handler is not None:
+                    handler(irq)
+                self._end_of_interrupt(irq)
+                irq = self._poll_irq()
+                if irq is None:
+                    break
         elif vector == SYSCALL_VECTOR and frame.from_user and processes is not None:
             processes.system_call(frame)
         elif vector < 32:
@@ -182,6 +195,22 @@ class Kernel:
         if processes is None or self.stopping:
             return address
         return processes.leave()
+
+    def _poll_irq(self) -> int | None:
+        """The highest-priority IRQ waiting at the PIC, acknowledged (set in service) the way
+        the CPU's INTA would, or None."""
+        self.ports.write(PIC_MASTER_COMMAND, 1, PIC_POLL)
+        answer = self.ports.read(PIC_MASTER_COMMAND, 1)
+        if not answer & PIC_POLLED:
+            return None
+        if answer & 7 != CASCADE_IRQ:
+            return answer & 7
+        self.ports.write(PIC_SLAVE_COMMAND, 1, PIC_POLL)
+        answer = self.ports.read(PIC_SLAVE_COMMAND, 1)
+        if not answer & PIC_POLLED:  # the slave's request went away: end the cascade's
+            self.ports.write(PIC_MASTER_COMMAND, 1, PIC_EOI)
+            return None
+        return 8 + (answer & 7)
 
     def _end_of_interrupt(self, irq: int) -> None:
         if irq >= 8:

@@ -109,9 +109,9 @@ class MemoryMaps:
             return -E.EINVAL
         if not flags & MAP_ANONYMOUS:
             return -E.EBADF if fd & 0x8000_0000 else -E.ENODEV
-        if length > MMAP_LIMIT - MMAP_BASE:
-            return -E.ENOMEM
         size = _page_range(0, length)[1]
+        if size > MMAP_LIMIT - MMAP_BASE or size // PAGE_SIZE > self._frames.free_count:
+            return -E.ENOMEM  # before touching a page: no mapping larger than free memory
         start = self._place(process, address, size, bool(flags & MAP_FIXED))
         if start < 0:
             return start
@@ -210,6 +210,8 @@ class MemoryMaps:
                 return -E.ENOENT
         if not 1 <= size <= SHMMAX:
             return -E.EINVAL
+        if _page_range(0, size)[1] // PAGE_SIZE > self._frames.free_count:
+            return -E.ENOMEM
         if len(self.segments) >= SHMMNI:
             return -E.ENOSPC
         frames: list[int] = []

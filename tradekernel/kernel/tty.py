@@ -5,16 +5,22 @@ Delete, Up/Down through the history, Ctrl-C (cancel the line, or interrupt the f
 program through `on_interrupt`), Ctrl-L (clear the screen and redraw the line), Ctrl-D (end of
 input on an empty line). A finished line goes to `on_line`. Raw mode hands every key to
 `raw_reader` instead (full-screen programs such as the editor or `top`).
+
+Keys that arrive while nobody reads a line (a program runs, the prompt is not up yet) are kept
+as typeahead and taken by the next `read_line`, as a Unix tty keeps them for the next reader;
+Ctrl-C throws them away.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 from tradekernel.kernel.console import COLUMNS, ROWS, Console
 from tradekernel.kernel.keyboard import Key
 
 HISTORY_LIMIT = 100
+TYPEAHEAD_LIMIT = 256  # keys kept while nobody reads; more are dropped
 
 
 class Tty:
@@ -31,6 +37,7 @@ class Tty:
         self._history_index = 0
         self._origin = (0, 0)  # screen position of the line's first character
         self.reading = False
+        self._typeahead: deque[Key] = deque()
 
     # ---- the prompt ---------------------------------------------------------------------
     def read_line(self, prompt: str) -> None:
@@ -42,15 +49,19 @@ class Tty:
         self._history_index = len(self.history)
         self._origin = (self.console.row, self.console.col)
         self.reading = True
+        while self._typeahead and self.reading and self.raw_reader is None:
+            self.on_key(self._typeahead.popleft())  # a finished line may start a program
 
     def on_key(self, key: Key) -> None:
         if self.raw_reader is not None:
             self.raw_reader(key)
             return
         if key.ctrl and key.char.lower() == "c":
+            self._typeahead.clear()
             self._interrupt()
         elif not self.reading:
-            return
+            if len(self._typeahead) < TYPEAHEAD_LIMIT:
+                self._typeahead.append(key)
         elif key.ctrl and key.char.lower() == "l":
             self.console.clear()
             self.console.write(self.prompt)
