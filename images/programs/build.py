@@ -37,6 +37,7 @@ PROGRAMS = (
     "forktest",
     "pipetest",
     "exectest",
+    "fpu",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

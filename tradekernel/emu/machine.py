@@ -34,6 +34,7 @@ from tradekernel.emu.cpu import (
     CR0,
     CR0_PE,
     CR2,
+    CR4,
     CS,
     DS,
     EAX,
@@ -527,9 +528,11 @@ class Machine:
     def power_on(self, entry: tuple[int, int]) -> None:
         """Put the CPU at real-mode `segment:offset` (the BIOS does this for the boot sector)."""
         self.cpu.restore_context(self._power_on_context)
-        # RESET#: real mode (CR0 = 0x60000010), the IVT at 0 with a 1 KiB limit, data
-        # segments 0. Unicorn's 32-bit engine starts in flat protected mode instead.
+        # RESET#: real mode (CR0 = 0x60000010), CR4 = 0, the IVT at 0 with a 1 KiB limit,
+        # data segments 0. Unicorn's 32-bit engine starts in flat protected mode instead, with
+        # CR4.OSFXSR (SSE usable before any OS enabled it), FSGSBASE and OSXSAVE set.
         self.cpu.write(CR0, 0x60000010)
+        self.cpu.write(CR4, 0)
         self.cpu.write_table_register(_x86.UC_X86_REG_IDTR, 0, 0x3FF)
         for segment_register in (SS, DS, ES, FS, GS):
             self.cpu.write(segment_register, 0)

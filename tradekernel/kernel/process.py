@@ -18,6 +18,20 @@ stack top, for its next trip from ring 3) and asks the stub to load its CR3
 into the other process. A new process starts from a frame built by hand on its kernel stack
 (`_initial_frame`): ring-3 selectors, EIP = entry point, ESP = the ABI start-up stack, IF set.
 
+x87/SSE state: lazy, with CR0.TS and #NM
+-----------------------------------------
+Each process has a 512-byte FXSAVE area (kernel heap, tag "fpu"); a new program's is a copy
+of the clean image the stub saved at boot (fninit, MXCSR 0x1F80, xmm zero), fork copies the
+parent's. The FPU registers belong to one owner at a time (BootInfo.fpu_owner). On the way back
+to any task the stub sets CR0.TS unless that task is the owner; the task's first x87/SSE
+instruction then raises #NM, and the stub's handler (no kernel entry) FXSAVEs the owner's state,
+FXRSTORs the task's and makes it the owner. Lazy rather than eager because most switches
+(yielding or blocking integer code, the kernel's own context) never touch the FPU and then cost
+no 512-byte save and restore. (Linux went eager for LazyFP, a speculative leak of the
+owner's registers; an emulated CPU does not speculate.) A dying or exec'ing owner just
+disowns the registers. A fork by the owner has the stub FXSAVE the live registers straight
+into the child's area (BootInfo.request_fpu_copy).
+
 A process that dies while it is the current one still has its CR3 loaded until the stub
 switches, so its address space and kernel stack are released at the next kernel entry
 (`_release_dead`); one that dies while another runs is released at once.
@@ -36,6 +50,7 @@ import struct
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from tradekernel.kernel.bootinfo import FXSAVE_SIZE
 from tradekernel.kernel.elf import ElfError, build_stack, load_elf, parse_elf
 from tradekernel.kernel.paging import AddressSpace, PagingError, UserMemoryFault, copy_to_user
 from tradekernel.kernel.scheduler import SchedParams, Scheduler, SchedulerError
@@ -49,6 +64,7 @@ FAST_SYSCALLS = frozenset({
 })  # fmt: skip
 KERNEL_STACK_SIZE = 8192
 KSTACK_TAG = "kstack"
+FPU_TAG = "fpu"
 USER_CODE, USER_DATA = 0x1B, 0x23
 EFLAGS_USER = 0x202  # IF, and the always-one bit 1
 TSS_ESP0 = 4
@@ -173,6 +189,7 @@ class Process:
     kstack: int
     brk_start: int
     cwd: str
+    fpu: int = 0  # its FXSAVE area (kernel heap, 16-aligned): x87/SSE state while off the FPU
     frame: int = 0  # address of the trap frame to resume from
     state: State = State.READY
     sched: SchedParams = field(default_factory=SchedParams)
@@ -276,10 +293,13 @@ class ProcessManager:
 
     def _switch_to(self, process: Process | None) -> None:
         self.current = process
+        boot = self.kernel.boot
         if process is None:
             cr3 = self.mm.kernel_space.cr3
+            boot.set_fpu_current(0)
         else:
-            self.memory.write_u32(self.kernel.boot.tss + TSS_ESP0, process.kstack_top)
+            self.memory.write_u32(boot.tss + TSS_ESP0, process.kstack_top)
+            boot.set_fpu_current(process.fpu)
             cr3 = process.aspace.cr3
         if cr3 != self.mm.current_cr3:
             self.mm.current_cr3 = cr3
@@ -336,12 +356,13 @@ class ProcessManager:
             path, [a.encode() for a in argv], list(ENVIRONMENT), pid
         )
         try:
-            kstack = self.mm.heap.kmalloc(KERNEL_STACK_SIZE, KSTACK_TAG)
+            kstack, fpu = self._kernel_allocations()
         except MemoryError as error:
             aspace.teardown()
             raise SpawnError(ENOMEM, f"{path}: {error}") from error
+        self._clean_fpu(fpu)
         name = posixpath.basename(path)[:NAME_LENGTH]
-        process = Process(pid, parent, name, argv, aspace, kstack, brk_start, cwd,
+        process = Process(pid, parent, name, argv, aspace, kstack, brk_start, cwd, fpu,
                           brk=brk_start, foreground=foreground)  # fmt: skip
         process.frame = self._initial_frame(process, entry, esp)
         tty = TtyFile(self)
@@ -352,6 +373,19 @@ class ProcessManager:
             self.foreground.append(process)
         self.scheduler.enqueue(process)
         return process
+
+    def _kernel_allocations(self) -> tuple[int, int]:
+        """A kernel stack and an FXSAVE area for a new process (MemoryError if none)."""
+        kstack = self.mm.heap.kmalloc(KERNEL_STACK_SIZE, KSTACK_TAG)
+        try:
+            return kstack, self.mm.heap.kmalloc(FXSAVE_SIZE, FPU_TAG)
+        except MemoryError:
+            self.mm.heap.kfree(kstack)
+            raise
+
+    def _clean_fpu(self, area: int) -> None:
+        """The state a new program starts with: the stub's FXSAVE of a clean FPU."""
+        self.memory.write(area, self.memory.read(self.kernel.boot.fpu_initial, FXSAVE_SIZE))
 
     def _load_program(
         self, path: str, argv: list[bytes], envp: list[bytes], pid: int
@@ -422,19 +456,24 @@ class ProcessManager:
         if len(self.table) >= MAX_PROCESSES:
             return -EAGAIN
         try:
-            kstack = self.mm.heap.kmalloc(KERNEL_STACK_SIZE, KSTACK_TAG)
+            kstack, fpu = self._kernel_allocations()
         except MemoryError:
             return -ENOMEM
         try:
             aspace = parent.aspace.clone()
         except (PagingError, MemoryError, OSError):
             self.mm.heap.kfree(kstack)
+            self.mm.heap.kfree(fpu)
             return -ENOMEM
         child = Process(
             next(self._pids), parent.pid, parent.name, list(parent.argv), aspace, kstack,
-            parent.brk_start, parent.cwd, brk=parent.brk, foreground=parent.foreground,
+            parent.brk_start, parent.cwd, fpu, brk=parent.brk, foreground=parent.foreground,
             sched=replace(parent.sched, switches=0),
         )  # fmt: skip
+        if self.kernel.boot.fpu_owner == parent.fpu:
+            self.kernel.boot.request_fpu_copy(fpu)  # its state is live in the registers
+        else:
+            self.memory.write(fpu, self.memory.read(parent.fpu, FXSAVE_SIZE))
         frame_size = 4 * len(FIELDS)
         child.frame = child.kstack_top - frame_size
         self.memory.write(child.frame, self.memory.read(parent.frame, frame_size))
@@ -462,6 +501,9 @@ class ProcessManager:
         process.pending_input = b""
         self.mm.current_cr3 = aspace.cr3
         self.kernel.boot.request_cr3(aspace.cr3)
+        if self.kernel.boot.fpu_owner == process.fpu:
+            self.kernel.boot.disown_fpu()
+        self._clean_fpu(process.fpu)
         process.frame = self._initial_frame(process, entry, esp)
         return 0
 
@@ -590,6 +632,8 @@ class ProcessManager:
         process.exit_status = status
         process.waiting = None
         self.scheduler.remove(process)
+        if self.kernel.boot.fpu_owner == process.fpu:
+            self.kernel.boot.disown_fpu()  # before its area is freed: #NM must not save there
         if report:
             self.kernel.console.write(report + "\n", 0x0C)
         for fd in list(process.files):  # now: a pipe's other end sees EOF or SIGPIPE at once
@@ -624,6 +668,7 @@ class ProcessManager:
     def _release(self, process: Process) -> None:
         process.aspace.teardown()
         self.mm.heap.kfree(process.kstack)
+        self.mm.heap.kfree(process.fpu)
 
     # ---- the shell ----------------------------------------------------------------------
     def register_commands(self, shell) -> None:  # noqa: ANN001 - kernel.shell.Shell
