@@ -34,6 +34,7 @@ from tradekernel.emu.cpu import (
     CR0,
     CR0_PE,
     CR2,
+    CR3,
     CR4,
     CS,
     DS,
@@ -87,18 +88,32 @@ REGISTER_IDS = {
     "esp": ESP,
     "eip": EIP,
     "eflags": EFLAGS,
+    "ds": DS,
+    "es": ES,
+    "fs": FS,
+    "gs": GS,
+    "cr0": CR0,
+    "cr3": CR3,
 }
 
 
+SEGMENT_NAMES = frozenset({"ds", "es", "fs", "gs"})
 GPR_INDEX = {"eax": 0, "ecx": 1, "edx": 2, "ebx": 3, "esp": 4, "ebp": 5, "esi": 6, "edi": 7}
 
 
 class Registers:
-    """Named register access for hypercall handlers (the kernel never sees unicorn ids)."""
+    """Named register access for hypercall handlers (the kernel never sees unicorn ids).
+
+    In a trap handler (`Machine.register_trap`) general registers are written at once, but EIP,
+    EFLAGS, segment and control registers are held until the trap's slice has ended (see
+    `Machine._on_interrupt`): that is how a trap hands the CPU to another task, CR3 included,
+    without an IDT round trip."""
 
     def __init__(self, cpu: Cpu) -> None:
         self._cpu = cpu
         self._gpr = cpu.gpr
+        self.held: list[tuple[int, int]] | None = None  # a trap's writes for after the slice
+        self._plans: dict[tuple[str, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     def read(self, name: str) -> int:
         index = GPR_INDEX.get(name)
@@ -108,8 +123,29 @@ class Registers:
         index = GPR_INDEX.get(name)
         if index is not None:
             self._cpu.set_gpr(index, value)
+        elif self.held is not None:
+            self.held.append((REGISTER_IDS[name], value))
         else:
             self._cpu.write(REGISTER_IDS[name], value)
+
+    def read_many(self, names: tuple[str, ...]) -> list[int]:
+        """Non-general registers by name, in one C call (segment selectors: 16 bits)."""
+        plan = self._plans.get(names)
+        if plan is None:
+            ids = tuple(REGISTER_IDS[name] for name in names)
+            masks = tuple(0xFFFF if name in SEGMENT_NAMES else 0xFFFFFFFF for name in names)
+            plan = self._plans[names] = (ids, masks)
+        ids, masks = plan
+        return [value & mask for value, mask in zip(self._cpu.read_batch(ids), masks, strict=True)]
+
+    def gprs(self) -> list[int]:
+        """EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI (x86 order)."""
+        return self._cpu.gprs32()
+
+    def set_gprs(self, values: list[int]) -> None:
+        """All eight general registers, x86 order (at once, in a trap too)."""
+        for index, value in enumerate(values):
+            self._cpu.set_gpr(index, value)
 
     def syscall_args(self) -> tuple[int, int, int, int, int, int]:
         """EBX, ECX, EDX, ESI, EDI, EBP: the Linux i386 system-call arguments."""
@@ -240,6 +276,7 @@ class Machine:
         self._io_fault = None  # a saved CPU state waiting for its #GP (see _fault_from_io)
         self._pending_event: Event | None = None  # an exception waiting for the slice to end
         self._pending_cr2 = 0
+        self._trap_writes: list[tuple[int, int]] = []  # a trap's register writes (Registers)
         self._slicer: _SliceTimer | None = None
         if self.config.deterministic:
             self.clock.set_sampler(self._deterministic_now)
@@ -464,7 +501,7 @@ class Machine:
             and self._pending_event is None
             and self.interrupts.was_software_int()
             and self.cpu.cpl() == 3
-            and trap(self.registers)
+            and self._run_trap(trap)
         ):
             return
         error_code, software = self.interrupts.take_exception_state()
@@ -477,6 +514,23 @@ class Machine:
             self._pending_cr2 = self.cpu.read(CR2)
         self._stop_requested = True
         self.cpu.stop()
+
+    def _run_trap(self, trap: Callable[[Registers], bool]) -> bool:
+        """A trap handler; the EIP/EFLAGS/segment/CR writes it made are applied once the slice
+        has ended (stopped here, as for an exception), never inside the hook."""
+        registers = self.registers
+        registers.held = held = self._trap_writes
+        try:
+            handled = trap(registers)
+        finally:
+            registers.held = None
+        if held:
+            if not handled:
+                held.clear()
+                return False
+            self._stop_requested = True
+            self.cpu.stop()
+        return handled
 
     def _on_invalid_opcode(self, _uc: object, _user: object = None) -> bool:
         """#UD, delivered after the slice: False makes emu_start give up at the opcode."""
@@ -667,6 +721,10 @@ class Machine:
             self._crash(f"CPU error: {error}")
 
     def _after_slice(self) -> None:
+        writes = self._trap_writes
+        if writes:
+            self.cpu.write_batch(tuple(r for r, _ in writes), [value for _, value in writes])
+            writes.clear()
         if self._io_fault is not None:
             self._pending_event = None
             self._deliver_io_fault()

@@ -162,6 +162,9 @@ class Kernel:
         """Run `work` from the idle loop, outside interrupt context."""
         self._deferred.append(work)
 
+    def has_deferred_work(self) -> bool:
+        return bool(self._deferred)
+
     def _on_interrupt(self, registers) -> int:  # noqa: ANN001
         address = registers.arg0()
         frame = TrapFrame(self.memory, address)

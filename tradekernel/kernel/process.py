@@ -18,6 +18,18 @@ stack top, for its next trip from ring 3) and asks the stub to load its CR3
 into the other process. A new process starts from a frame built by hand on its kernel stack
 (`_initial_frame`): ring-3 selectors, EIP = entry point, ESP = the ABI start-up stack, IF set.
 
+The paravirtual fast switch: sched_yield never enters the kernel through the IDT. It runs in
+the machine's `int 0x80` trap (`fast_system_call`), and when the scheduler picks another
+process the switch happens right there: the caller's registers are written as the trap frame
+the stub would have built on its kernel stack, and the chosen process's frame is handed to the
+machine as register writes with its CR3 and CR0.TS (TSS.ESP0 is guest memory), which the
+machine applies when the trap's slice ends. So a process's resume point is always a ring-3
+frame at the top of its kernel stack, whichever path left it, and either path resumes it. The
+full path cost ~110 us a switch (Python IDT delivery ~40 us, the stub's hypercall and kernel
+entry/exit ~30 us, the slice restart); the trap path ~30 us. It is not taken while kernel work
+is deferred (that runs on the full path's exit), and the kernel's own context (PID 0, ring 0)
+is only ever resumed by the stub.
+
 x87/SSE state: lazy, with CR0.TS and #NM
 -----------------------------------------
 Each process has a 512-byte FXSAVE area (kernel heap, tag "fpu"); a new program's is a copy
@@ -27,10 +39,11 @@ to any task the stub sets CR0.TS unless that task is the owner; the task's first
 instruction then raises #NM, and the stub's handler (no kernel entry) FXSAVEs the owner's state,
 FXRSTORs the task's and makes it the owner. Lazy rather than eager because most switches
 (yielding or blocking integer code, the kernel's own context) never touch the FPU and then cost
-no 512-byte save and restore. (Linux went eager for LazyFP, a speculative leak of the
-owner's registers; an emulated CPU does not speculate.) A dying or exec'ing owner just
-disowns the registers. A fork by the owner has the stub FXSAVE the live registers straight
-into the child's area (BootInfo.request_fpu_copy).
+no 512-byte save and restore, and because the trap fast path runs no guest code where an
+FXSAVE could run: it only sets TS, as Xen's fpu_taskswitch does for its guests. (Linux went
+eager for LazyFP, a speculative leak of the owner's registers; an emulated CPU does not
+speculate.) A dying or exec'ing owner just disowns the registers. A fork by the owner has
+the stub FXSAVE the live registers straight into the child's area (BootInfo.request_fpu_copy).
 
 A process that dies while it is the current one still has its CR3 loaded until the stub
 switches, so its address space and kernel stack are released at the next kernel entry
@@ -62,11 +75,17 @@ FAST_SYSCALLS = frozenset({
     13, 19, 20, 45, 64, 78, 96, 106, 108, 122, 155, 157, 159, 160, 195, 197, 199, 200, 201, 202,
     220, 224, 258, 265, 403,
 })  # fmt: skip
+SCHED_YIELD = 158  # switches tasks in the trap itself (ProcessManager.fast_system_call)
 KERNEL_STACK_SIZE = 8192
 KSTACK_TAG = "kstack"
 FPU_TAG = "fpu"
 USER_CODE, USER_DATA = 0x1B, 0x23
 EFLAGS_USER = 0x202  # IF, and the always-one bit 1
+EFLAGS_IOPL_VM = 0x23000  # what an `iret` at CPL 3 cannot change
+CR0_TS = 0x8
+FRAME = struct.Struct(f"<{len(FIELDS)}I")
+SAVED_REGISTERS = ("gs", "fs", "es", "ds", "eip", "eflags")  # with the general registers
+SYSCALL_VECTOR = 0x80
 TSS_ESP0 = 4
 MAX_PROCESSES = 64
 NAME_LENGTH = 15  # Linux's comm
@@ -291,7 +310,10 @@ class ProcessManager:
             self.context_switches += 1
         return self._kernel_frame if chosen is None else chosen.frame
 
-    def _switch_to(self, process: Process | None) -> None:
+    def _switch_to(self, process: Process | None, registers=None) -> None:  # noqa: ANN001
+        """TSS.ESP0, the FPU's current task, and CR3: through the stub's mailbox (the stub
+        then sets CR0.TS), or with `registers` (the trap fast path) by the machine, as a
+        hypervisor loads a paravirtual guest's page directory, CR0.TS by the stub's rule."""
         self.current = process
         boot = self.kernel.boot
         if process is None:
@@ -301,21 +323,84 @@ class ProcessManager:
             self.memory.write_u32(boot.tss + TSS_ESP0, process.kstack_top)
             boot.set_fpu_current(process.fpu)
             cr3 = process.aspace.cr3
-        if cr3 != self.mm.current_cr3:
+        if registers is not None and process is not None:
+            boot.take_cr3_request()  # the stub must not load a stale one later
             self.mm.current_cr3 = cr3
-            self.kernel.boot.request_cr3(cr3)
+            registers.write("cr3", cr3)
+            cr0 = registers.read("cr0")
+            wanted = cr0 & ~CR0_TS if boot.fpu_owner == process.fpu else cr0 | CR0_TS
+            if wanted != cr0:
+                registers.write("cr0", wanted)
+        elif cr3 != self.mm.current_cr3:
+            self.mm.current_cr3 = cr3
+            boot.request_cr3(cr3)
 
     def fast_system_call(self, registers) -> bool:  # noqa: ANN001 - emu Registers
         """The machine's trap fast path for `int 0x80`: a call in FAST_SYSCALLS (one that can
         neither block, switch, nor end the process) runs right in the trap, with no IDT
-        delivery, trap frame or iret; anything else answers False and takes the full path."""
+        delivery, trap frame or iret; so does sched_yield (`_yield_in_trap`) unless kernel
+        work is waiting. Anything else answers False and takes the full path."""
         number = registers.read("eax")
         process = self.current
-        if number not in FAST_SYSCALLS or process is None:
+        if process is None:
             return False
-        result = self.syscalls.call(process, number, registers.syscall_args())
+        if number in FAST_SYSCALLS:
+            result = self.syscalls.call(process, number, registers.syscall_args())
+            registers.write("eax", (result or 0) & 0xFFFF_FFFF)
+            return True
+        if number == SCHED_YIELD and not self.kernel.has_deferred_work():
+            self._yield_in_trap(process, registers)
+            return True
+        return False
+
+    def _yield_in_trap(self, process: Process, registers) -> None:  # noqa: ANN001
+        """sched_yield as a paravirtual switch: the scheduler decides in the trap and, for
+        another process, the caller's registers go into the trap frame the full path would
+        have built on its kernel stack, and the chosen process's frame is loaded into the CPU
+        with its CR3, TSS.ESP0 and CR0.TS (see the module docstring)."""
+        now = self.kernel.clock.now_ns()
+        process.cpu_ns += now - self.last_entry_ns
+        self.last_entry_ns = now
+        if self._dead or self._dead_spaces:
+            self._release_dead()  # their CR3 was unloaded by the stub's last return
+        result = self.syscalls.call(process, SCHED_YIELD, registers.syscall_args())
         registers.write("eax", (result or 0) & 0xFFFF_FFFF)
-        return True
+        yielded, process.yielded = process.yielded, False
+        chosen = self.scheduler.next_task(process, yielded)
+        if chosen is process or chosen is None:  # None: cannot be, the caller is runnable
+            return
+        outgoing = self._save_frame(process, registers)
+        process.state = State.READY
+        chosen.state = State.RUNNING
+        self._switch_to(chosen, registers)
+        self._load_frame(chosen.frame, registers, outgoing)
+        self.context_switches += 1
+
+    def _save_frame(self, process: Process, registers) -> list[int]:  # noqa: ANN001
+        """The trap frame of an `int 0x80` from the CPU's registers, where the stub would have
+        built it (kernel/trapframe.py), as the process's resume point; returns the values of
+        SAVED_REGISTERS."""
+        gs, fs, es, ds, eip, eflags = live = registers.read_many(SAVED_REGISTERS)
+        eax, ecx, edx, ebx, esp, ebp, esi, edi = registers.gprs()
+        process.frame = process.kstack_top - FRAME.size
+        kernel_esp = process.kstack_top - 7 * 4  # what PUSHAD would have stored
+        self.memory.write(process.frame, FRAME.pack(  # in FIELDS order
+            0, gs, fs, es, ds, edi, esi, ebp, kernel_esp, ebx, edx, ecx, eax, SYSCALL_VECTOR, 0,
+            eip, USER_CODE, eflags, esp, USER_DATA,
+        ))  # fmt: skip
+        return live
+
+    def _load_frame(self, address: int, registers, live: list[int]) -> None:  # noqa: ANN001
+        """What the stub's pops and `iret` do with a ring-3 frame, done by the machine (`live`:
+        SAVED_REGISTERS now, so unchanged segment registers are not reloaded)."""
+        (_, gs, fs, es, ds, edi, esi, ebp, _, ebx, edx, ecx, eax, _, _, eip, _, eflags, esp,
+         _) = FRAME.unpack(self.memory.read(address, FRAME.size))  # fmt: skip
+        registers.set_gprs([eax, ecx, edx, ebx, esp, ebp, esi, edi])
+        for name, value, now in zip(SAVED_REGISTERS[:4], (gs, fs, es, ds), live, strict=False):
+            if value != now:
+                registers.write(name, value)
+        registers.write("eflags", eflags & ~EFLAGS_IOPL_VM | 0x200)
+        registers.write("eip", eip)
 
     def system_call(self, frame: TrapFrame) -> None:
         """int 0x80 from ring 3: run the call; its result goes in EAX unless it blocked."""
