@@ -14,6 +14,7 @@ org 0x10000
 %define HC_INTERRUPT 2
 %define HC_IDLE 3
 %define KERNEL_STACK_TOP 0x10000
+%define RESCHEDULE_VECTOR 0x81           ; kernel/main.py RESCHEDULE_VECTOR
 %define PIT_DIVISOR 11932                ; 100 Hz until the kernel reprograms it
 %define CR0_MP 0x2
 %define CR0_EM 0x4
@@ -133,10 +134,18 @@ entry:
     mov dx, HYPERCALL_PORT_BASE + HC_KERNEL_INIT
     in eax, dx
 
+; The idle loop. IDLE runs the kernel's deferred work and answers whether that made a task
+; ready (need_resched): then the loop enters the kernel through RESCHEDULE_VECTOR, whose exit
+; switches to it, instead of halting until some interrupt happens to come (tickless: none may).
 idle:
     cli
     mov dx, HYPERCALL_PORT_BASE + HC_IDLE
     in eax, dx
+    test eax, eax
+    jz .halt
+    int RESCHEDULE_VECTOR
+    jmp idle
+.halt:
     call apply_requests
     sti
     hlt

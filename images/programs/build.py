@@ -38,6 +38,7 @@ PROGRAMS = (
     "pipetest",
     "exectest",
     "fpu",
+    "nap",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

@@ -176,7 +176,7 @@ class MachineConfig:
 
 @dataclass
 class StopInfo:
-    reason: str  # "poweroff", "reset", "crash", "timeout", "halted", "idle"
+    reason: str  # "poweroff", "reset", "crash", "timeout", "until"
     report: str = ""
 
 
@@ -628,7 +628,8 @@ class Machine:
             self._deliver_pending_irq()
             if self.halted:
                 if not self._idle(wall_end):
-                    return self.stop_info or StopInfo("idle")
+                    assert self.stop_info is not None  # the crash that says why
+                    return self.stop_info
                 continue
             self._run_slice(wall_end)
 
@@ -650,27 +651,26 @@ class Machine:
         self._deliver_or_crash(Event(vector, return_eip=eip), f"IRQ vector {vector:#x}")
 
     def _idle(self, wall_end: float | None) -> bool:
-        """The CPU sits in `hlt`. Returns False if it can never wake up."""
+        """The CPU sits in `hlt`. Returns False if it can never wake up. With nothing scheduled
+        (a tickless guest with no timer armed) only host input can wake it: deterministic time
+        then stands still while the loop waits for some, as real time waits."""
         self.idle_count += 1
         if not self.cpu.read(EFLAGS) & FLAG_IF:
             self._crash("the CPU halted with interrupts disabled")
             return False
+        deadline = self.clock.next_deadline()
         if self.config.deterministic:
             if any([feeder() for feeder in self._idle_feeders]):
                 return True
-            deadline = self.clock.next_deadline()
-            if deadline is None:
-                self.stop_info = StopInfo("idle", "the CPU is halted and nothing is scheduled")
-                return False
-            self._slice_base_ns = max(self._slice_base_ns, deadline)
-            self.clock.advance_to(deadline)
+            if deadline is not None:
+                self._slice_base_ns = max(self._slice_base_ns, deadline)
+                self.clock.advance_to(deadline)
+                return True
+        elif any([feeder() for feeder in self._idle_feeders]):
             return True
-        deadline = self.clock.next_deadline()
         wait_s = 0.05 if deadline is None else max(0.0, (deadline - self._wall_now()) / 1e9)
         if wall_end is not None:
             wait_s = min(wait_s, max(0.0, wall_end - time.monotonic()))
-        if any([feeder() for feeder in self._idle_feeders]):
-            return True
         self._wake.wait(min(wait_s, 0.05))
         self._wake.clear()
         return True

@@ -283,13 +283,10 @@ class ProcessManager:
         else:
             self.current.frame = frame.address
             self.current.cpu_ns += now - self.last_entry_ns
+            self.scheduler.charge(self.current, now - self.last_entry_ns)
         self.last_entry_ns = now
         if self._dead or self._dead_spaces:
             self._release_dead()
-
-    def tick(self) -> None:
-        """IRQ0: one PIT period for whoever was running."""
-        self.scheduler.tick(self.current)
 
     def leave(self) -> int:
         """Every kernel exit: the frame address of the context to resume (see the module
@@ -308,7 +305,14 @@ class ProcessManager:
         if chosen is not previous:
             self._switch_to(chosen)
             self.context_switches += 1
+        self.kernel.program_timer(self._slice_end(chosen), self.last_entry_ns)
         return self._kernel_frame if chosen is None else chosen.frame
+
+    def _slice_end(self, chosen: Process | None) -> int | None:
+        """When the task about to run must be preempted, or None if no slice end matters."""
+        if chosen is None or not self.scheduler.slice_can_end(chosen):
+            return None
+        return self.last_entry_ns + max(0, chosen.sched.slice_left)
 
     def _switch_to(self, process: Process | None, registers=None) -> None:  # noqa: ANN001
         """TSS.ESP0, the FPU's current task, and CR3: through the stub's mailbox (the stub
@@ -360,6 +364,7 @@ class ProcessManager:
         with its CR3, TSS.ESP0 and CR0.TS (see the module docstring)."""
         now = self.kernel.clock.now_ns()
         process.cpu_ns += now - self.last_entry_ns
+        self.scheduler.charge(process, now - self.last_entry_ns)
         self.last_entry_ns = now
         if self._dead or self._dead_spaces:
             self._release_dead()  # their CR3 was unloaded by the stub's last return
@@ -375,6 +380,7 @@ class ProcessManager:
         self._switch_to(chosen, registers)
         self._load_frame(chosen.frame, registers, outgoing)
         self.context_switches += 1
+        self.kernel.program_timer(self._slice_end(chosen), now)
 
     def _save_frame(self, process: Process, registers) -> list[int]:  # noqa: ANN001
         """The trap frame of an `int 0x80` from the CPU's registers, where the stub would have
