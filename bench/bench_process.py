@@ -9,7 +9,8 @@ subtracted (loading and starting the program). Figures:
 - sched_yield round trips per second with one process (in the `int 0x80` trap: the
   scheduler keeps it running, no switch);
 - context switches per second: a process and its fork yielding to each other (the kernel's
-  count);
+  count; two processes typed one after the other, as this bench once did, also timed the
+  first one's lone yields before the second started, and read about a third of the rate);
 - pipe throughput: `pipetest BYTES` (a forked child writes, the parent reads and sums);
 - fork + execve + exit + wait4 rounds per second: `exectest ROUNDS`.
 Targets (issue 6): >= 300k system calls/s, >= 20k context switches/s.

@@ -24,11 +24,11 @@ process the switch happens right there: the caller's registers are written as th
 the stub would have built on its kernel stack, and the chosen process's frame is handed to the
 machine as register writes with its CR3 and CR0.TS (TSS.ESP0 is guest memory), which the
 machine applies when the trap's slice ends. So a process's resume point is always a ring-3
-frame at the top of its kernel stack, whichever path left it, and either path resumes it. The
-full path cost ~110 us a switch (Python IDT delivery ~40 us, the stub's hypercall and kernel
-entry/exit ~30 us, the slice restart); the trap path ~30 us. It is not taken while kernel work
-is deferred (that runs on the full path's exit), and the kernel's own context (PID 0, ring 0)
-is only ever resumed by the stub.
+frame at the top of its kernel stack, whichever path left it, and either path resumes it. A
+switch costs about 28 us of host CPU this way against about 50 us on the full path (IDT
+delivery in Python, the stub, the INTERRUPT hypercall's entry and exit; bench_process.py). It
+is not taken while kernel work is deferred (that runs on the full path's exit), and the
+kernel's own context (PID 0, ring 0) is only ever resumed by the stub.
 
 x87/SSE state: lazy, with CR0.TS and #NM
 -----------------------------------------
