@@ -106,7 +106,7 @@ class Registers:
 
     In a trap handler (`Machine.register_trap`) general registers are written at once, but EIP,
     EFLAGS, segment and control registers are held until the trap's slice has ended (see
-    `Machine._on_interrupt`): that is how a trap hands the CPU to another task, CR3 included,
+    `Machine._run_trap`): that is how a trap hands the CPU to another task, CR3 included,
     without an IDT round trip."""
 
     def __init__(self, cpu: Cpu) -> None:
@@ -315,8 +315,9 @@ class Machine:
     def register_trap(self, vector: int, handler: Callable[[Registers], bool]) -> None:
         """A paravirtual fast path for `int vector` from ring 3 (a system call): `handler`
         runs in the trap itself, with the caller's registers, and returns True when it has
-        completed the call (execution goes on after the `int`), or False to have the
-        interrupt delivered through the IDT as usual. Dropped at reset like hypercalls."""
+        completed the call (execution goes on after the `int`, or wherever the EIP it wrote
+        points: see Registers), or False to have the interrupt delivered through the IDT as
+        usual. Dropped at reset like hypercalls."""
         self._traps[vector] = handler
 
     def code_changed(self, address: int, size: int) -> None:

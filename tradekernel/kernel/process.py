@@ -7,16 +7,19 @@ context: the entry stub's idle loop and the shell, which run whenever no process
 
 How a context switch works with the stub (images/stub.asm)
 ----------------------------------------------------------
-Every interrupt, exception and `int 0x80` enters the kernel as the INTERRUPT hypercall with the
-address of the trap frame the stub pushed (kernel/trapframe.py) on the current kernel stack: the
-process's own stack when it came from ring 3 (the CPU took ESP0 from the TSS), the boot stack
-for the idle loop. `enter()` records that address as the current context's resume point. The
+Every interrupt, exception and `int 0x80` (but the trap fast path below, and #NM, which the
+stub handles alone) enters the kernel as the INTERRUPT hypercall with the address of the
+trap frame the stub pushed (kernel/trapframe.py) on the current kernel stack: the process's
+own stack when it came from ring 3 (the CPU took ESP0 from the TSS), the boot stack for the
+idle loop. `enter()` records that address as the current context's resume point. The
 kernel handles the event, then `leave()` asks the scheduler who runs next and returns THAT
 context's saved frame address; for a different process it also writes TSS.ESP0 (its kernel
 stack top, for its next trip from ring 3) and asks the stub to load its CR3
-(BootInfo.request_cr3). The stub does `mov esp, eax`, loads CR3, pops the frame and `iret`s
-into the other process. A new process starts from a frame built by hand on its kernel stack
-(`_initial_frame`): ring-3 selectors, EIP = entry point, ESP = the ABI start-up stack, IF set.
+(BootInfo.request_cr3); it also programs the one-shot timer for the chosen task's slice
+end (scheduler.py). The stub does `mov esp, eax`, loads CR3 (and CR0.TS, below), pops
+the frame and `iret`s into the other process. A new process starts from a frame built by
+hand on its kernel stack (`_initial_frame`): ring-3 selectors, EIP = entry point, ESP = the
+ABI start-up stack, IF set.
 
 The paravirtual fast switch: sched_yield never enters the kernel through the IDT. It runs in
 the machine's `int 0x80` trap (`fast_system_call`), and when the scheduler picks another
