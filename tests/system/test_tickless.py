@@ -87,3 +87,23 @@ def test_which_slice_ends_need_a_timer_interrupt() -> None:
     assert scheduler.next_task(normal) is normal
     scheduler.charge(normal, 1)
     assert scheduler.next_task(normal) is other
+
+
+def test_a_fifo_task_keeps_the_cpu_from_a_normal_one_with_no_timer_armed(tk: BootedPc) -> None:
+    """chrt -f on a running spin (the call the chrt command and sched_setscheduler make), then
+    a normal spin started behind it: it gets no CPU until the FIFO one is done, and no slice
+    end is armed meanwhile, since the FIFO task would run on through it."""
+    from tests.system.test_processes import type_while_busy
+
+    processes = tk.pc.kernel.processes
+    tk.command("spin 60 &")
+    fifo = next(p for p in processes.table.values() if p.name == "spin")
+    processes.scheduler.set_params(fifo, 1, 10)
+    before = tk.pc.kernel.timer_interrupts
+    type_while_busy(tk, "spin 5\n")  # the shell still runs from the keyboard's interrupts
+    tk.run_until(lambda: len(processes.table) == 2)
+    normal = next(p for p in processes.table.values() if p is not fifo)
+    tk.run_until(lambda: fifo.pid not in processes.table, 10 * SECOND)
+    assert tk.pc.kernel.timer_interrupts == before
+    assert normal.cpu_ns < 1 * MS  # its start-up only, none of the FIFO task's time
+    tk.run_until(lambda: normal.pid not in processes.table, 10 * SECOND)
