@@ -318,9 +318,10 @@ class ProcessManager:
         return self.last_entry_ns + max(0, chosen.sched.slice_left)
 
     def _switch_to(self, process: Process | None, registers=None) -> None:  # noqa: ANN001
-        """TSS.ESP0, the FPU's current task, and CR3: through the stub's mailbox (the stub
-        then sets CR0.TS), or with `registers` (the trap fast path) by the machine, as a
-        hypervisor loads a paravirtual guest's page directory, CR0.TS by the stub's rule."""
+        """TSS.ESP0 and the FPU's current task (guest memory), then CR3: through the stub's
+        mailbox (the stub also sets CR0.TS on its way out), or, given the trap's `registers`,
+        written by the machine after the trap, as a hypervisor loads a paravirtual guest's
+        page directory; CR0.TS then follows the stub's rule here."""
         self.current = process
         boot = self.kernel.boot
         if process is None:
