@@ -12,6 +12,8 @@ subtracted (loading and starting the program). Figures:
   count; two processes typed one after the other, as this bench once did, also timed the
   first one's lone yields before the second started, and read about a third of the rate);
 - pipe throughput: `pipetest BYTES` (a forked child writes, the parent reads and sums);
+- shared-memory throughput: `shmring WORDS` (4-byte words through a 1024-word ring in a
+  System V segment, producer and forked consumer yielding when full or empty);
 - fork + execve + exit + wait4 rounds per second: `exectest ROUNDS`.
 Targets (issue 6): >= 300k system calls/s, >= 20k context switches/s.
 """
@@ -121,6 +123,10 @@ def main() -> None:
         size = 16 << 20
         pipe = rate(disk, [f"pipetest {size}"], 1, ["pipetest 1"], size, b"checksum")
         print(f"pipe throughput (pipetest)        {pipe / 1e6:>11,.1f} MB/s")
+        words = n * 2
+        ring = rate(disk, [f"shmring {words}"], 1, ["shmring 1"], words, b"consumer exit")
+        print(f"shared-memory ring (shmring)      {ring * 4 / 1e6:>11,.1f} MB/s  "
+              f"({ring:,.0f} words/s; {ring * 4 / pipe:.1f}x the pipe)")  # fmt: skip
         rounds = max(10, n // 1000)
         spawns = rate(disk, [f"exectest {rounds}"], 1, ["exectest 1"], rounds - 1, b"spawns done")
         print(f"fork+execve+exit+wait4            {spawns:>11,.0f} /s")
