@@ -4,6 +4,8 @@
 ; whose 256 gates all lead to one hypercall), remaps the PIC to 0x20/0x28 and starts the PIT
 ; with real port writes, then checks CPUID for the TradeKernel machine: there it hands over to
 ; the Python kernel (hypercall KERNEL_INIT); on any other PC it says so on screen and halts.
+; It also owns the two things about the FPU only guest instructions can do: the lazy switch of
+; x87/SSE state on #NM, and the FXSAVE a fork asks for (kernel/process.py explains the design).
 bits 32
 org 0x10000
 
@@ -12,7 +14,15 @@ org 0x10000
 %define HC_INTERRUPT 2
 %define HC_IDLE 3
 %define KERNEL_STACK_TOP 0x10000
+%define RESCHEDULE_VECTOR 0x81           ; kernel/main.py RESCHEDULE_VECTOR
 %define PIT_DIVISOR 11932                ; 100 Hz until the kernel reprograms it
+%define CR0_MP 0x2
+%define CR0_EM 0x4
+%define CR0_TS 0x8
+%define CR0_NE 0x20
+%define CR4_OSFXSR 0x200
+%define CR4_OSXMMEXCPT 0x400
+%define MXCSR_DEFAULT 0x1F80
 
 entry:
     mov [boot_info.boot_drive], edx
@@ -93,32 +103,118 @@ entry:
     cmp edx, 'nelM'
     jne not_tradekernel
 
+    ; FPU as Linux sets it: CR0.MP and NE set, EM clear; CR4.OSFXSR | OSXMMEXCPT for SSE. The
+    ; clean state every new process starts from (fninit, MXCSR 0x1F80, xmm zero) is saved once
+    ; by the CPU itself; then TS is set, since no task owns the registers yet.
+    mov eax, cr0
+    and eax, ~CR0_EM
+    or eax, CR0_MP | CR0_NE
+    mov cr0, eax
+    mov eax, cr4
+    or eax, CR4_OSFXSR | CR4_OSXMMEXCPT
+    mov cr4, eax
+    fninit
+    push MXCSR_DEFAULT
+    ldmxcsr [esp]
+    add esp, 4
+    xorps xmm0, xmm0
+    xorps xmm1, xmm1
+    xorps xmm2, xmm2
+    xorps xmm3, xmm3
+    xorps xmm4, xmm4
+    xorps xmm5, xmm5
+    xorps xmm6, xmm6
+    xorps xmm7, xmm7
+    fxsave [fpu_initial]
+    mov eax, cr0
+    or eax, CR0_TS
+    mov cr0, eax
+
     mov ebx, boot_info
     mov dx, HYPERCALL_PORT_BASE + HC_KERNEL_INIT
     in eax, dx
 
+; The idle loop. IDLE runs the kernel's deferred work and answers whether that made a task
+; ready (need_resched): then the loop enters the kernel through RESCHEDULE_VECTOR, whose exit
+; switches to it, instead of halting until some interrupt happens to come (tickless: none may).
 idle:
     cli
     mov dx, HYPERCALL_PORT_BASE + HC_IDLE
     in eax, dx
-    call apply_cr3
+    test eax, eax
+    jz .halt
+    int RESCHEDULE_VECTOR
+    jmp idle
+.halt:
+    call apply_requests
     sti
     hlt
     jmp idle
 
-; The kernel's mailbox for what only the CPU can do: a page directory in boot_info.load_cr3 is
-; loaded into CR3 with paging and write protection switched on (this also flushes the TLB).
-apply_cr3:
+; The kernel's mailbox for what only the CPU can do, applied on every way back to code (EAX and
+; ECX are free here):
+; - boot_info.fpu_copy: FXSAVE the live FPU registers there (a fork of the task that owns them;
+;   that task is the one running, so TS is clear);
+; - boot_info.load_cr3: a page directory loaded into CR3 with paging and write protection on
+;   (this also flushes the TLB);
+; - CR0.TS set unless the task resumed (boot_info.fpu_current) owns the FPU registers
+;   (boot_info.fpu_owner), so its first x87/SSE instruction raises #NM.
+apply_requests:
+    mov eax, [boot_info.fpu_copy]
+    test eax, eax
+    jz .cr3
+    fxsave [eax]
+    mov dword [boot_info.fpu_copy], 0
+.cr3:
     mov eax, [boot_info.load_cr3]
     test eax, eax
-    jz .done
+    jz .ts
     mov cr3, eax
     mov eax, cr0
     or eax, 0x80010000                   ; PG | WP
     mov cr0, eax
     mov dword [boot_info.load_cr3], 0
+.ts:
+    mov ecx, cr0
+    mov eax, [boot_info.fpu_owner]
+    cmp eax, [boot_info.fpu_current]
+    je .owner
+    test ecx, CR0_TS
+    jnz .done
+    or ecx, CR0_TS
+    mov cr0, ecx
+    ret
+.owner:
+    test ecx, CR0_TS
+    jz .done
+    clts
 .done:
     ret
+
+; #NM with CR0.TS set: the lazy FPU switch. The registers hold the owner's state: save it to the
+; owner's area, load the current task's, make it the owner and return to the instruction. SS is
+; the kernel's here (DS is whatever ring 3 left). With no current task it is a real fault.
+device_not_available:
+    push eax
+    mov eax, [ss:boot_info.fpu_current]
+    test eax, eax
+    jz .fault
+    clts
+    mov eax, [ss:boot_info.fpu_owner]
+    test eax, eax
+    jz .load
+    fxsave [ss:eax]
+.load:
+    mov eax, [ss:boot_info.fpu_current]
+    fxrstor [ss:eax]
+    mov [ss:boot_info.fpu_owner], eax
+    pop eax
+    iret
+.fault:
+    pop eax
+    push 0
+    push 7
+    jmp interrupt_common
 
 ; The kernel sends a CPU here when it must stop for good (a panic): the screen stays as it is.
 halt_forever:
@@ -147,12 +243,16 @@ not_tradekernel:
 ; registers, and hand the frame to the kernel. The kernel may edit the frame (and switch it).
 %macro ISR 1
 isr_ %+ %1:
-  %if %1 == 8 || (%1 >= 10 && %1 <= 14) || %1 == 17
+  %if %1 == 7
+    jmp device_not_available
   %else
+    %if %1 == 8 || (%1 >= 10 && %1 <= 14) || %1 == 17
+    %else
     push 0
-  %endif
+    %endif
     push %1
     jmp interrupt_common
+  %endif
 %endmacro
 
 %assign n 0
@@ -176,7 +276,7 @@ interrupt_common:
     mov dx, HYPERCALL_PORT_BASE + HC_INTERRUPT
     in eax, dx
     mov esp, eax                         ; the frame to return through (another task's, maybe)
-    call apply_cr3
+    call apply_requests
     add esp, 4                           ; CR2
     pop gs
     pop fs
@@ -224,7 +324,11 @@ boot_info:
 .stack_top:   dd KERNEL_STACK_TOP
 .stub_end:    dd stub_end
 .halt:        dd halt_forever
-.load_cr3:    dd 0                       ; written by the kernel, cleared by apply_cr3
+.load_cr3:    dd 0                       ; written by the kernel, cleared by apply_requests
+.fpu_initial: dd fpu_initial             ; the clean FXSAVE image (fninit, MXCSR 0x1F80)
+.fpu_owner:   dd 0                       ; FXSAVE area whose state is in the registers, or 0
+.fpu_current: dd 0                       ; FXSAVE area of the task being resumed (0: kernel)
+.fpu_copy:    dd 0                       ; FXSAVE here on the way out (fork), then cleared
 
 align 8
 tss:
@@ -234,4 +338,8 @@ tss_end:
 align 8
 idt:
     times 256 * 8 db 0
+
+align 16
+fpu_initial:
+    times 512 db 0
 stub_end:

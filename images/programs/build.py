@@ -43,6 +43,8 @@ PROGRAMS = (
     "shmring",
     "forkbomb",
     "fileops",
+    "fpu",
+    "nap",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

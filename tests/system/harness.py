@@ -57,13 +57,22 @@ class BootedPc:
         return self.pc.vga.text_screen().cell(row, col)[1]
 
     # ---- driving --------------------------------------------------------------------------
+    def _run_to(self, deadline: int, until) -> StopInfo:  # noqa: ANN001
+        """Run until `until()`, with a clock event at `deadline`: an idle tickless guest
+        arms no timer, and the deterministic clock only jumps to scheduled events."""
+        watch = self.machine.clock.call_at(deadline, lambda: None)
+        try:
+            return self.machine.run(wall_timeout_s=60, until=until)
+        finally:
+            watch.cancel()
+
     def run_until(self, predicate, virtual_ns: int = 5 * SECOND) -> None:  # noqa: ANN001
         deadline = self.machine.clock.now_ns() + virtual_ns
 
         def done() -> bool:
             return predicate() or self.machine.clock.now_ns() >= deadline
 
-        self.stop = self.machine.run(wall_timeout_s=60, until=done)
+        self.stop = self._run_to(deadline, done)
         if self.stop.reason != "until" or not predicate():
             raise WaitTimeout(
                 f"gave up after {virtual_ns} virtual ns (stop: {self.stop.reason})\n{self.text()}"
@@ -106,7 +115,5 @@ class BootedPc:
 
     def run_to_stop(self, virtual_ns: int = 5 * SECOND) -> StopInfo:
         deadline = self.machine.clock.now_ns() + virtual_ns
-        self.stop = self.machine.run(
-            wall_timeout_s=60, until=lambda: self.machine.clock.now_ns() >= deadline
-        )
+        self.stop = self._run_to(deadline, lambda: self.machine.clock.now_ns() >= deadline)
         return self.stop

@@ -131,8 +131,11 @@ def test_real_time_boot_runs_kernel_init_once(tmp_path: Path) -> None:
         inits.clear()
         pc = Pc(PcConfig(disk=disk), kernel_factory=lambda m: SlowKernel(Platform.of(m)))
         try:
-            pc.machine.run(
-                wall_timeout_s=10, until=lambda pc=pc: pc.kernel is not None and pc.kernel.ticks > 5
+            pc.machine.run(  # until the kernel has run 50 ms (the PIT is tickless: no ticks)
+                wall_timeout_s=10,
+                until=lambda pc=pc: (
+                    pc.kernel is not None and pc.kernel.clock.uptime_ns() > 50_000_000
+                ),
             )
         finally:
             pc.machine.close()

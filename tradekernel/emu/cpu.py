@@ -104,6 +104,9 @@ class Cpu:
         self._u32_ref = ctypes.byref(self._u32)
         self._reg_read = uclib.uc_reg_read
         self._reg_write = uclib.uc_reg_write
+        self._reg_read_batch = uclib.uc_reg_read_batch
+        self._reg_write_batch = uclib.uc_reg_write_batch
+        self._batches: dict[tuple[int, ...], tuple[ctypes.Array, ...]] = {}
         self._callbacks: list[object] = []  # keep ctypes thunks alive
         self._mapped: list[tuple[int, int]] = []
         # Three mappings so the A20 gate can swap the 64 KiB above 1 MiB for an alias of 0-64 KiB.
@@ -146,6 +149,33 @@ class Cpu:
         self._u32.value = value & 0xFFFFFFFF
         if self._reg_write(self._handle, reg, self._u32_ref):
             raise CpuError(f"register {reg} refused value {value:#x}")
+
+    def read_batch(self, regs: tuple[int, ...]) -> list[int]:
+        """Several registers in one C call (uc_reg_read_batch): ~1 us instead of ~1 us each.
+        Segment selectors come back with stale high bits, as from `read`."""
+        ids, values, pointers = self._batch(regs)
+        if self._reg_read_batch(self._handle, ids, pointers, len(regs)):
+            raise CpuError(f"registers {regs} unreadable")
+        return [value & 0xFFFFFFFF for value in values]
+
+    def write_batch(self, regs: tuple[int, ...], values: list[int]) -> None:
+        """Several registers in one C call, written in order (uc_reg_write_batch)."""
+        ids, buffer, pointers = self._batch(regs)
+        for index, value in enumerate(values):
+            buffer[index] = value & 0xFFFFFFFF
+        if self._reg_write_batch(self._handle, ids, pointers, len(regs)):
+            raise CpuError(f"registers {regs} refused {[hex(v) for v in values]}")
+
+    def _batch(self, regs: tuple[int, ...]):  # noqa: ANN202 - three ctypes arrays
+        """The C arrays a batch call takes, made once per register list."""
+        arrays = self._batches.get(regs)
+        if arrays is None:
+            count = len(regs)
+            values = (ctypes.c_uint64 * count)()
+            base = ctypes.addressof(values)
+            pointers = (ctypes.c_void_p * count)(*(base + 8 * i for i in range(count)))
+            arrays = self._batches[regs] = ((ctypes.c_int * count)(*regs), values, pointers)
+        return arrays
 
     def gpr(self, index: int) -> int:
         """General register by x86 number (0 EAX, 1 ECX, 2 EDX, 3 EBX, 4 ESP, 5 EBP, 6 ESI,

@@ -34,6 +34,8 @@ from tradekernel.emu.cpu import (
     CR0,
     CR0_PE,
     CR2,
+    CR3,
+    CR4,
     CS,
     DS,
     EAX,
@@ -86,18 +88,32 @@ REGISTER_IDS = {
     "esp": ESP,
     "eip": EIP,
     "eflags": EFLAGS,
+    "ds": DS,
+    "es": ES,
+    "fs": FS,
+    "gs": GS,
+    "cr0": CR0,
+    "cr3": CR3,
 }
 
 
+SEGMENT_NAMES = frozenset({"ds", "es", "fs", "gs"})
 GPR_INDEX = {"eax": 0, "ecx": 1, "edx": 2, "ebx": 3, "esp": 4, "ebp": 5, "esi": 6, "edi": 7}
 
 
 class Registers:
-    """Named register access for hypercall handlers (the kernel never sees unicorn ids)."""
+    """Named register access for hypercall handlers (the kernel never sees unicorn ids).
+
+    In a trap handler (`Machine.register_trap`) general registers are written at once, but EIP,
+    EFLAGS, segment and control registers are held until the trap's slice has ended (see
+    `Machine._run_trap`): that is how a trap hands the CPU to another task, CR3 included,
+    without an IDT round trip."""
 
     def __init__(self, cpu: Cpu) -> None:
         self._cpu = cpu
         self._gpr = cpu.gpr
+        self.held: list[tuple[int, int]] | None = None  # a trap's writes for after the slice
+        self._plans: dict[tuple[str, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     def read(self, name: str) -> int:
         index = GPR_INDEX.get(name)
@@ -107,8 +123,29 @@ class Registers:
         index = GPR_INDEX.get(name)
         if index is not None:
             self._cpu.set_gpr(index, value)
+        elif self.held is not None:
+            self.held.append((REGISTER_IDS[name], value))
         else:
             self._cpu.write(REGISTER_IDS[name], value)
+
+    def read_many(self, names: tuple[str, ...]) -> list[int]:
+        """Non-general registers by name, in one C call (segment selectors: 16 bits)."""
+        plan = self._plans.get(names)
+        if plan is None:
+            ids = tuple(REGISTER_IDS[name] for name in names)
+            masks = tuple(0xFFFF if name in SEGMENT_NAMES else 0xFFFFFFFF for name in names)
+            plan = self._plans[names] = (ids, masks)
+        ids, masks = plan
+        return [value & mask for value, mask in zip(self._cpu.read_batch(ids), masks, strict=True)]
+
+    def gprs(self) -> list[int]:
+        """EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI (x86 order)."""
+        return self._cpu.gprs32()
+
+    def set_gprs(self, values: list[int]) -> None:
+        """All eight general registers, x86 order (at once, in a trap too)."""
+        for index, value in enumerate(values):
+            self._cpu.set_gpr(index, value)
 
     def syscall_args(self) -> tuple[int, int, int, int, int, int]:
         """EBX, ECX, EDX, ESI, EDI, EBP: the Linux i386 system-call arguments."""
@@ -139,7 +176,7 @@ class MachineConfig:
 
 @dataclass
 class StopInfo:
-    reason: str  # "poweroff", "reset", "crash", "timeout", "halted", "idle"
+    reason: str  # "poweroff", "reset", "crash", "timeout", "until"
     report: str = ""
 
 
@@ -239,6 +276,7 @@ class Machine:
         self._io_fault = None  # a saved CPU state waiting for its #GP (see _fault_from_io)
         self._pending_event: Event | None = None  # an exception waiting for the slice to end
         self._pending_cr2 = 0
+        self._trap_writes: list[tuple[int, int]] = []  # a trap's register writes (Registers)
         self._slicer: _SliceTimer | None = None
         if self.config.deterministic:
             self.clock.set_sampler(self._deterministic_now)
@@ -277,8 +315,9 @@ class Machine:
     def register_trap(self, vector: int, handler: Callable[[Registers], bool]) -> None:
         """A paravirtual fast path for `int vector` from ring 3 (a system call): `handler`
         runs in the trap itself, with the caller's registers, and returns True when it has
-        completed the call (execution goes on after the `int`), or False to have the
-        interrupt delivered through the IDT as usual. Dropped at reset like hypercalls."""
+        completed the call (execution goes on after the `int`, or wherever the EIP it wrote
+        points: see Registers), or False to have the interrupt delivered through the IDT as
+        usual. Dropped at reset like hypercalls."""
         self._traps[vector] = handler
 
     def code_changed(self, address: int, size: int) -> None:
@@ -463,7 +502,7 @@ class Machine:
             and self._pending_event is None
             and self.interrupts.was_software_int()
             and self.cpu.cpl() == 3
-            and trap(self.registers)
+            and self._run_trap(trap)
         ):
             return
         error_code, software = self.interrupts.take_exception_state()
@@ -476,6 +515,23 @@ class Machine:
             self._pending_cr2 = self.cpu.read(CR2)
         self._stop_requested = True
         self.cpu.stop()
+
+    def _run_trap(self, trap: Callable[[Registers], bool]) -> bool:
+        """A trap handler; the EIP/EFLAGS/segment/CR writes it made are applied once the slice
+        has ended (stopped here, as for an exception), never inside the hook."""
+        registers = self.registers
+        registers.held = held = self._trap_writes
+        try:
+            handled = trap(registers)
+        finally:
+            registers.held = None
+        if held:
+            if not handled:
+                held.clear()
+                return False
+            self._stop_requested = True
+            self.cpu.stop()
+        return handled
 
     def _on_invalid_opcode(self, _uc: object, _user: object = None) -> bool:
         """#UD, delivered after the slice: False makes emu_start give up at the opcode."""
@@ -527,9 +583,11 @@ class Machine:
     def power_on(self, entry: tuple[int, int]) -> None:
         """Put the CPU at real-mode `segment:offset` (the BIOS does this for the boot sector)."""
         self.cpu.restore_context(self._power_on_context)
-        # RESET#: real mode (CR0 = 0x60000010), the IVT at 0 with a 1 KiB limit, data
-        # segments 0. Unicorn's 32-bit engine starts in flat protected mode instead.
+        # RESET#: real mode (CR0 = 0x60000010), CR4 = 0, the IVT at 0 with a 1 KiB limit,
+        # data segments 0. Unicorn's 32-bit engine starts in flat protected mode instead, with
+        # CR4.OSFXSR (SSE usable before any OS enabled it), FSGSBASE and OSXSAVE set.
         self.cpu.write(CR0, 0x60000010)
+        self.cpu.write(CR4, 0)
         self.cpu.write_table_register(_x86.UC_X86_REG_IDTR, 0, 0x3FF)
         for segment_register in (SS, DS, ES, FS, GS):
             self.cpu.write(segment_register, 0)
@@ -571,7 +629,8 @@ class Machine:
             self._deliver_pending_irq()
             if self.halted:
                 if not self._idle(wall_end):
-                    return self.stop_info or StopInfo("idle")
+                    assert self.stop_info is not None  # the crash that says why
+                    return self.stop_info
                 continue
             self._run_slice(wall_end)
 
@@ -593,27 +652,26 @@ class Machine:
         self._deliver_or_crash(Event(vector, return_eip=eip), f"IRQ vector {vector:#x}")
 
     def _idle(self, wall_end: float | None) -> bool:
-        """The CPU sits in `hlt`. Returns False if it can never wake up."""
+        """The CPU sits in `hlt`. Returns False if it can never wake up. With nothing scheduled
+        (a tickless guest with no timer armed) only host input can wake it: deterministic time
+        then stands still while the loop waits for some, as real time waits."""
         self.idle_count += 1
         if not self.cpu.read(EFLAGS) & FLAG_IF:
             self._crash("the CPU halted with interrupts disabled")
             return False
+        deadline = self.clock.next_deadline()
         if self.config.deterministic:
             if any([feeder() for feeder in self._idle_feeders]):
                 return True
-            deadline = self.clock.next_deadline()
-            if deadline is None:
-                self.stop_info = StopInfo("idle", "the CPU is halted and nothing is scheduled")
-                return False
-            self._slice_base_ns = max(self._slice_base_ns, deadline)
-            self.clock.advance_to(deadline)
+            if deadline is not None:
+                self._slice_base_ns = max(self._slice_base_ns, deadline)
+                self.clock.advance_to(deadline)
+                return True
+        elif any([feeder() for feeder in self._idle_feeders]):
             return True
-        deadline = self.clock.next_deadline()
         wait_s = 0.05 if deadline is None else max(0.0, (deadline - self._wall_now()) / 1e9)
         if wall_end is not None:
             wait_s = min(wait_s, max(0.0, wall_end - time.monotonic()))
-        if any([feeder() for feeder in self._idle_feeders]):
-            return True
         self._wake.wait(min(wait_s, 0.05))
         self._wake.clear()
         return True
@@ -664,6 +722,10 @@ class Machine:
             self._crash(f"CPU error: {error}")
 
     def _after_slice(self) -> None:
+        writes = self._trap_writes
+        if writes:
+            self.cpu.write_batch(tuple(r for r, _ in writes), [value for _, value in writes])
+            writes.clear()
         if self._io_fault is not None:
             self._pending_event = None
             self._deliver_io_fault()

@@ -3,7 +3,8 @@
 Contract with the entry stub (images/stub.asm): every interrupt and exception arrives as the
 INTERRUPT hypercall with EBX pointing at the trap frame (kernel/trapframe.py); the handler
 returns the frame address to resume from. The IDLE hypercall runs deferred work with
-interrupts off, just before the stub's `sti; hlt`.
+interrupts off, just before the stub's `sti; hlt`, and answers whether a task became ready
+(the stub then enters through RESCHEDULE_VECTOR instead of halting).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tradekernel.kernel.process import ProcessManager
 from tradekernel.kernel.serial import SerialPort
 from tradekernel.kernel.shell import Shell
 from tradekernel.kernel.storage import mount_system_disk
+from tradekernel.kernel.timer import OneShotTimer
 from tradekernel.kernel.top import Top
 from tradekernel.kernel.trapframe import TrapFrame
 from tradekernel.kernel.tty import Tty
@@ -41,6 +43,7 @@ KBC_COMMAND, KBC_PULSE_RESET = 0x64, 0xFE
 IRQ_TIMER, IRQ_KEYBOARD = 0, 1
 PAGE_FAULT = 14
 SYSCALL_VECTOR = 0x80
+RESCHEDULE_VECTOR = 0x81  # the idle loop's `int` when IDLE made a task ready (images/stub.asm)
 FLAG_IF = 0x200
 
 INSTRUMENTS_FILE = "/etc/instruments.toml"
@@ -75,7 +78,8 @@ class Kernel:
         self._deferred: list[Callable[[], None]] = []
         self._timers: list[tuple[int, int, Callable[[], None]]] = []
         self._timer_order = itertools.count()
-        self.ticks = 0
+        self.timer: OneShotTimer | None = None
+        self.timer_interrupts = 0  # IRQ0s taken (one-shot: they count wake-ups, not time)
         self.stopping = False
         self.mm: KernelMemory | None = None
         self.fs = None
@@ -96,6 +100,7 @@ class Kernel:
         self.mm.register_commands(self.shell)
         self.console.clear()
         self._banner()
+        self.timer = OneShotTimer(self.ports)  # the stub's 100 Hz stops here: tickless
         self.on_irq(IRQ_TIMER, self._timer_tick)
         self.on_irq(IRQ_KEYBOARD, self.keyboard.on_irq)
         self._mount_disk()
@@ -166,6 +171,9 @@ class Kernel:
         """Run `work` from the idle loop, outside interrupt context."""
         self._deferred.append(work)
 
+    def has_deferred_work(self) -> bool:
+        return bool(self._deferred)
+
     def _on_interrupt(self, registers) -> int:  # noqa: ANN001
         address = registers.arg0()
         frame = TrapFrame(self.memory, address)
@@ -232,7 +240,13 @@ class Kernel:
         self.panic(f"{why} in {where}", frame)
 
     def _on_idle(self, _registers) -> int:  # noqa: ANN001
+        """Deferred work, then 1 (need_resched: the stub enters the kernel through
+        RESCHEDULE_VECTOR, whose exit switches) if it made a task ready, else the timer is
+        armed for the next kernel timer and the stub halts."""
         self.run_deferred()
+        if self.processes is not None and self.processes.scheduler.ready_count():
+            return 1
+        self.program_timer(None, self.clock.now_ns())
         return 0
 
     def run_deferred(self) -> None:
@@ -242,13 +256,25 @@ class Kernel:
             self._deferred.pop(0)()
 
     def call_at(self, deadline_ns: int, work: Callable[[], None]) -> None:
-        """Run `work` from the timer interrupt once virtual time reaches `deadline_ns`."""
+        """Run `work` from the timer interrupt once virtual time reaches `deadline_ns` (the
+        PIT is programmed for it on the way out of the kernel)."""
         heapq.heappush(self._timers, (deadline_ns, next(self._timer_order), work))
 
+    def program_timer(self, slice_end: int | None, now: int) -> None:
+        """Arm the one-shot PIT for the earliest of the running task's slice end and the next
+        kernel timer; with neither, no timer interrupt at all."""
+        assert self.timer is not None
+        deadline = slice_end
+        if self._timers and (deadline is None or self._timers[0][0] < deadline):
+            deadline = self._timers[0][0]
+        self.timer.program(deadline, now)
+
     def _timer_tick(self, _irq: int) -> None:
-        self.ticks += 1
-        if self.processes is not None:
-            self.processes.tick()
+        """IRQ0: the one-shot ran out (a slice end or a timer; the scheduler sees the slice in
+        the CPU time `enter` charged)."""
+        assert self.timer is not None
+        self.timer.fired()
+        self.timer_interrupts += 1
         if not self._timers:
             return
         now = self.clock.now_ns()

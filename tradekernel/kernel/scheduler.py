@@ -5,15 +5,19 @@ Two classes, as in Linux:
   highest ready priority runs; within a level tasks run in FIFO order. A FIFO task runs until it
   blocks, yields or a higher priority becomes ready (it then goes back to the HEAD of its level);
   an RR task also loses the CPU after RR_SLICE_TICKS, to the tail of its level.
-* normal (SCHED_OTHER): round robin with a time slice that nice sets (NICE_SLICE_TICKS):
+* normal (SCHED_OTHER): round robin with a time slice that nice sets (`nice_slice_ticks`):
   nice -20 gets 10 ticks, 0 gets 5, 19 gets 1. A normal task preempted by a real-time one keeps
   the rest of its slice and goes to the head of the normal queue.
+A tick is TICK_NS of CPU time, a unit of slice length only: slices are kept in nanoseconds and
+`charge()` takes the CPU time a task used, measured on the kernel's clock at every entry.
 
-Preemption comes from IRQ0 (the PIT at 100 Hz, programmed by the entry stub): `tick()` charges
-the running task one tick. The kernel asks `next_task(current)` on the way out of every
-interrupt, so a task woken by an interrupt (a key, a timer) runs as soon as it outranks the
-current one. Future work: one-shot (tickless) PIT programming, so that an idle or lone task
-takes no timer interrupts.
+Preemption is tickless: on the way out of every kernel entry the kernel programs the PIT
+one-shot (kernel/timer.py) for the earliest of the running task's slice end and the next
+kernel timer, and asks for no interrupt at all when neither exists. A slice end is only
+wanted when `slice_can_end()` says another task could take over at it: a lone task, a FIFO
+task, or an idle CPU takes no timer interrupt. The kernel asks `next_task(current)` on the way
+out of every interrupt, so a task woken by an interrupt (a key, a timer) runs as soon as it
+outranks the current one.
 
 The scheduler knows tasks only by their `SchedParams` (`task.sched`) and `runnable` flag; the
 running task is never in a queue.
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 
-TICK_NS = 10_000_000  # the PIT's period as the stub programs it (100 Hz)
+TICK_NS = 10_000_000  # the unit of slice lengths (a Linux HZ=100 tick)
 RR_SLICE_TICKS = 10  # SCHED_RR's quantum: 100 ms, as Linux's default
 NICE_MIN, NICE_MAX = -20, 19
 RT_PRIORITY_MIN, RT_PRIORITY_MAX = 1, 99
@@ -50,7 +54,7 @@ class SchedParams:
     policy: Policy = Policy.OTHER
     rt_priority: int = 0  # 1..99 for FIFO/RR, 0 for OTHER
     nice: int = 0
-    slice_left: int = nice_slice_ticks(0)
+    slice_left: int = nice_slice_ticks(0) * TICK_NS  # ns of CPU until the slice ends
     switches: int = 0  # times this task was given the CPU
 
     @property
@@ -63,9 +67,8 @@ class SchedParams:
         return self.rt_priority if self.realtime else 0
 
     def refill(self) -> None:
-        self.slice_left = (
-            RR_SLICE_TICKS if self.policy == Policy.RR else nice_slice_ticks(self.nice)
-        )
+        ticks = RR_SLICE_TICKS if self.policy == Policy.RR else nice_slice_ticks(self.nice)
+        self.slice_left = ticks * TICK_NS
 
     def label(self) -> str:
         """For ps: "RR 50", "FF 10", "TS 0" (class and priority or nice)."""
@@ -133,10 +136,18 @@ class Scheduler:
         return len(self._normal) + sum(len(queue) for queue in self._realtime.values())
 
     # ---- decisions ----------------------------------------------------------------------
-    def tick(self, current: Task | None) -> None:
-        """One PIT period of CPU for `current` (None: the kernel's idle context)."""
+    def charge(self, current: Task | None, ns: int) -> None:
+        """`ns` of CPU used by `current` (None: the kernel's idle context)."""
         if current is not None and current.sched.policy != Policy.FIFO:
-            current.sched.slice_left -= 1
+            current.sched.slice_left -= ns
+
+    def slice_can_end(self, current: Task) -> bool:
+        """Whether the running task's slice end would hand the CPU over (a ready task of its
+        rank waits, and it is not FIFO): only then does it need a timer interrupt."""
+        if current.sched.policy == Policy.FIFO:
+            return False
+        best = self._best_rank()
+        return best is not None and best >= current.sched.rank
 
     def next_task(self, current: Task | None, yielded: bool = False) -> Task | None:
         """The task to run now. `current` (if still runnable) keeps the CPU unless a higher
