@@ -379,7 +379,11 @@ class ProcessManager:
             result = self.syscalls.call(process, number, registers.syscall_args())
             registers.write("eax", (result or 0) & 0xFFFF_FFFF)
             return True
-        if number == SCHED_YIELD and not self.kernel.has_deferred_work():
+        if (
+            number == SCHED_YIELD
+            and not self.kernel.has_deferred_work()
+            and not (process.signals.pending or process.signals.restart is not None)
+        ):  # a signal for the caller is delivered by the full path's exit
             self._yield_in_trap(process, registers)
             return True
         return False
@@ -402,6 +406,11 @@ class ProcessManager:
         if chosen is process or chosen is None:  # None: cannot be, the caller is runnable
             return
         outgoing = self._save_frame(process, registers)
+        while chosen is not process and not self.signals.deliver(chosen):  # into its frame
+            chosen = self.scheduler.next_task(None) or process  # a signal killed it
+        if chosen is process:
+            self._load_frame(process.frame, registers, outgoing)
+            return
         process.state = State.READY
         chosen.state = State.RUNNING
         self._switch_to(chosen, registers)
