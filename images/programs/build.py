@@ -38,6 +38,7 @@ PROGRAMS = (
     "pipetest",
     "exectest",
     "sigtest",
+    "stoptest",
     "nointr",
     "mmaptest",
     "shmring",

@@ -20,11 +20,15 @@ def tk(tmp_path):  # noqa: ANN001, ANN201
     return BootedPc(tmp_path).boot()
 
 
-def ctrl_c(tk: BootedPc) -> None:
-    """Ctrl-C straight to the keyboard (a foreground job holds the shell), then 50 ms."""
-    for event in (("lctrl", True), ("c", True), ("c", False), ("lctrl", False)):
+def ctrl(tk: BootedPc, key: str) -> None:
+    """Ctrl-KEY straight to the keyboard (a foreground job holds the shell), then 50 ms."""
+    for event in (("lctrl", True), (key, True), (key, False), ("lctrl", False)):
         tk.machine.channels.send("keyboard-key", event)
     tk.run_to_stop(50 * MS)
+
+
+def ctrl_c(tk: BootedPc) -> None:
+    ctrl(tk, "c")
 
 
 def start(tk: BootedPc, line: str, ready: str) -> int:

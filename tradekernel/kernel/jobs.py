@@ -1,12 +1,17 @@
-"""The shell's job control: background jobs, their numbers and notices, and the commands that
-act on processes through signals (kill, jobs, wait, nice).
+"""The shell's job control: jobs, their numbers and notices, and the commands that act on
+processes through signals (kill, jobs, fg, bg, wait, nice).
 
-A job is what one command line started with `&`: its processes (a process group), a number
-(%1, %2, ... the lowest one free, as bash reuses them) and the command line. The kernel tells
-the shell when one of its children ends (the shell's SIGCHLD: Signals.kernel_child_exited);
-finished jobs are reported just before the next prompt, in bash's words ("[1]+  Done
-spin 5"), and then forgotten. `wait` suspends the prompt until its jobs have ended; Ctrl-C
-cancels it. "+" marks the current job (the newest), "-" the previous one.
+A job is what one command line started: its processes (a process group), a number (%1, %2, ...
+the lowest one free, as bash reuses them) and the command line. One started with `&` gets its
+number at once; a foreground one when Ctrl-Z (or any stop signal) stops it, which gives the
+shell the terminal back ("[1]+  Stopped                 spin"). `fg` makes a job the
+foreground one again and continues it (SIGCONT), `bg` continues a stopped one in the
+background. The kernel tells the shell when one of its children ends or stops (the shell's
+SIGCHLD: Signals.kernel_child_changed); finished jobs, and background ones that stopped, are
+reported just before the next prompt in bash's words ("[1]+  Done                    spin 5")
+and finished ones are then forgotten. `wait` suspends the prompt until its jobs have ended or
+stopped; Ctrl-C cancels it. "+" marks the current job (the newest, or the last one stopped),
+"-" the previous one.
 """
 
 from __future__ import annotations
@@ -16,7 +21,16 @@ from typing import TYPE_CHECKING
 
 from tradekernel.kernel.scheduler import NICE_MAX, NICE_MIN
 from tradekernel.kernel.shell import Output, UsageError
-from tradekernel.kernel.signals import NSIG, SIGRTMIN, SIGTERM, parse_signal, signal_name
+from tradekernel.kernel.signals import (
+    NSIG,
+    SIGCONT,
+    SIGKILL,
+    SIGRTMIN,
+    SIGTERM,
+    STOP_SIGNALS,
+    parse_signal,
+    signal_name,
+)
 from tradekernel.kernel.signals import signal_text as describe
 
 if TYPE_CHECKING:
@@ -25,11 +39,16 @@ if TYPE_CHECKING:
 NICE_DEFAULT = 10  # what nice(1) adds without -n
 
 
+def _capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 @dataclass
 class Job:
-    number: int
+    number: int  # 0: a foreground job that has not stopped yet
     processes: list[Process]
     command: str
+    reported: str = ""  # the stopped state last reported, so it is said once
 
     @property
     def done(self) -> bool:
@@ -38,14 +57,25 @@ class Job:
         return all(process.state == State.ZOMBIE for process in self.processes)
 
     @property
+    def stopped(self) -> bool:
+        """Not done, and every live process stopped."""
+        from tradekernel.kernel.process import State
+
+        live = [process for process in self.processes if process.state != State.ZOMBIE]
+        return bool(live) and all(process.stopped for process in live)
+
+    @property
     def state(self) -> str:
-        """bash's word: Running, Done, Exit N, or the signal ("Terminated", "Killed")."""
+        """bash's word: Running, Stopped (with the signal's words for all but SIGTSTP), Done,
+        Exit N, or the signal ("Terminated", "Killed")."""
+        if self.stopped:
+            stopper = next(process.stopped for process in self.processes if process.stopped)
+            return _capitalized(describe(stopper))
         if not self.done:
             return "Running"
         status = self.processes[-1].exit_status  # a pipeline's status is its last stage's
         if status & 0x7F:
-            text = describe(status & 0x7F)
-            return text[:1].upper() + text[1:]
+            return _capitalized(describe(status & 0x7F))
         return "Done" if status == 0 else f"Exit {status >> 8}"
 
 
@@ -54,15 +84,19 @@ class JobControl:
         self.manager = manager
         self.kernel = manager.kernel
         self.jobs: list[Job] = []  # oldest first: the last one is the current job
+        self.foreground_job: Job | None = None  # what holds the terminal
         self._waiting_for: list[Job] | None = None  # the shell is in `wait`
-        manager.signals.kernel_child_exited = self._child_exited
+        manager.signals.kernel_child_changed = lambda child: self.changed()
         self.kernel.shell.before_prompt = self.report_finished
 
     def register_commands(self, shell) -> None:  # noqa: ANN001 - kernel.shell.Shell
         for name, handler, usage, text in (
             ("kill", self._kill, "kill [-SIGNAL] PID|%JOB... | kill -l [SIGNAL]",
              "signal processes or %jobs (TERM by default); -l lists signals"),
-            ("jobs", self._jobs, "jobs", "list the background jobs: number, state, command"),
+            ("jobs", self._jobs, "jobs", "list the jobs: number, state, command"),
+            ("fg", self._fg, "fg [%JOB]",
+             "continue a job in the foreground (the current one by default)"),
+            ("bg", self._bg, "bg [%JOB...]", "continue stopped jobs in the background"),
             ("wait", self._wait, "wait [PID|%JOB...]",
              "wait for background jobs (all by default); Ctrl-C stops it"),
             ("nice", self._nice, "nice [-n N] PROGRAM [ARGS...] [&]",
@@ -72,10 +106,37 @@ class JobControl:
 
     # ---- the job table --------------------------------------------------------------------
     def add(self, processes: list[Process], command: str) -> Job:
-        used = {job.number for job in self.jobs}
-        job = Job(next(n for n in range(1, len(used) + 2) if n not in used), processes, command)
+        job = Job(self._free_number(), processes, command)
         self.jobs.append(job)
         return job
+
+    def _free_number(self) -> int:
+        used = {job.number for job in self.jobs}
+        return next(n for n in range(1, len(used) + 2) if n not in used)
+
+    def start_foreground(self, processes: list[Process], command: str) -> None:
+        """A command line's programs got the terminal; a job (numbered) only if they stop."""
+        self.foreground_job = Job(0, processes, command)
+
+    def foreground_ended(self) -> None:
+        """The foreground job's processes have all ended: it leaves the table unreported."""
+        job, self.foreground_job = self.foreground_job, None
+        if job in self.jobs:
+            self.jobs.remove(job)
+
+    def foreground_stopped(self) -> None:
+        """The foreground job's processes have all stopped: it becomes the current job, said
+        as bash says it, and the prompt is back."""
+        job, self.foreground_job = self.foreground_job, None
+        if job is not None:
+            if job in self.jobs:
+                self.jobs.remove(job)
+            else:
+                job.number = self._free_number()
+            self.jobs.append(job)
+            job.reported = job.state
+            self.kernel.shell.out.line(self._line(job))
+        self.kernel.shell.resume()
 
     def _mark(self, job: Job) -> str:
         if job is self.jobs[-1]:
@@ -83,18 +144,24 @@ class JobControl:
         return "-" if len(self.jobs) > 1 and job is self.jobs[-2] else " "
 
     def _line(self, job: Job) -> str:
-        suffix = " &" if not job.done else ""
-        return f"[{job.number}]{self._mark(job)}  {job.state:<24}{job.command}{suffix}"
+        state = job.state
+        suffix = " &" if state == "Running" else ""
+        return f"[{job.number}]{self._mark(job)}  {state:<24}{job.command}{suffix}"
 
     def report_finished(self) -> None:
-        """Before a prompt: one line per job that has ended since, which is then forgotten."""
-        finished = [job for job in self.jobs if job.done]
-        for job in finished:
-            self.kernel.shell.out.line(self._line(job))
+        """Before a prompt: one line per job that has ended since, which is then forgotten,
+        and per background job that has stopped since."""
+        for job in self.jobs:
+            if job.done or job.stopped and job.reported != job.state:
+                self.kernel.shell.out.line(self._line(job))
+            job.reported = job.state if job.stopped else ""
         self.jobs = [job for job in self.jobs if not job.done]
 
-    def _child_exited(self, child: Process) -> None:
-        if self._waiting_for is not None and all(job.done for job in self._waiting_for):
+    def changed(self) -> None:
+        """A process ended or stopped: `wait` is over once its jobs have all ended or
+        stopped."""
+        waiting = self._waiting_for
+        if waiting is not None and all(job.done or job.stopped for job in waiting):
             self._waiting_for = None
             self.kernel.defer(self.kernel.shell.resume)
 
@@ -142,19 +209,24 @@ class JobControl:
         signals = self.manager.signals
         for target in args:
             if target.startswith("%"):
-                job = self._job(target)
-                group = job.processes[0].pgid
-                members = [p for p in self.manager.table.values() if p.pgid == group]
-                result = signals.send_to(None, members or job.processes, signal)
+                targets = self._members(self._job(target))
             elif target.isdigit():
                 process = self.manager.table.get(int(target))
-                result = signals.send_to(None, [process] if process else [], signal)
+                targets = [process] if process else []
             else:
                 raise UsageError(f"{target!r} is not a process id or job")
-            if result < 0:
+            was_stopped = any(process.stopped for process in targets)
+            if signals.send_to(None, targets, signal) < 0:
                 out.error(f"kill: ({target}) - no such process")
                 status = 1
+            elif was_stopped and signal not in (SIGKILL, SIGCONT, *STOP_SIGNALS):
+                signals.send_to(None, targets, SIGCONT)  # as bash: so that it can act on it
         return status
+
+    def _members(self, job: Job) -> list[Process]:
+        """A job's processes now: its process group (children it forked too)."""
+        group = job.processes[0].pgid
+        return [p for p in self.manager.table.values() if p.pgid == group] or job.processes
 
     @staticmethod
     def _list_signals(args: list[str], out: Output) -> int:
@@ -170,6 +242,40 @@ class JobControl:
             out.line(" ".join(cells[start : start + 5]).rstrip())
         out.line(f"{SIGRTMIN}-{NSIG}) SIGRTMIN..SIGRTMIN+{NSIG - SIGRTMIN} (real-time)")
         return 0
+
+    def _current(self) -> Job:
+        if not self.jobs:
+            raise UsageError("no current job")
+        return self.jobs[-1]
+
+    def _fg(self, args: list[str], out: Output) -> int:
+        if len(args) > 1:
+            raise UsageError(f"unexpected argument {args[1]!r}")
+        job = self._job(args[0]) if args else self._current()
+        if job.done:
+            out.error(f"fg: job {job.number} has ended")
+            return 1
+        from tradekernel.kernel.process import State
+
+        members = [p for p in self._members(job) if p.state != State.ZOMBIE]
+        out.line(job.command)
+        job.reported = ""
+        self.foreground_job = job
+        self.manager.take_foreground(members)
+        self.manager.signals.send_to(None, members, SIGCONT)
+        return 0
+
+    def _bg(self, args: list[str], out: Output) -> int:
+        status = 0
+        for job in [self._job(arg) for arg in args] or [self._current()]:
+            if not job.stopped:
+                out.error(f"bg: job {job.number} already in background")
+                status = 1
+                continue
+            self.manager.signals.send_to(None, self._members(job), SIGCONT)
+            job.reported = ""
+            out.line(f"[{job.number}]{self._mark(job)} {job.command} &")
+        return status
 
     def _jobs(self, args: list[str], out: Output) -> int:
         if args:
@@ -194,7 +300,7 @@ class JobControl:
                 return 127
             jobs.append(job)
         jobs = jobs or list(self.jobs)
-        if all(job.done for job in jobs):
+        if all(job.done or job.stopped for job in jobs):
             return 0
         self._waiting_for = jobs
         self.kernel.shell.suspend_prompt()

@@ -55,8 +55,11 @@ switches, so its address space and kernel stack are released at the next kernel 
 Signals (kernel/signals.py) are acted on in `leave()`, on the way into the chosen process,
 whose frame is then the ring-3 one a handler's frame is built from (or, for an IRQ taken on
 the stub's first instruction of `int 0x80`, a ring-0 one: that call's own exit delivers); a
-process a default action kills there gives the CPU to the next choice. A sleep (`block`) names how a
-signal ends it (`cancel`); Ctrl-C sends SIGINT to the foreground job (one process group).
+process a default action kills or stops there gives the CPU to the next choice. A sleep
+(`block`) names how a signal ends it (`cancel`). Ctrl-C sends SIGINT to the foreground job (one
+process group), Ctrl-Z SIGTSTP; once its processes have all stopped the shell takes the
+terminal back and the job is listed as stopped (kernel/jobs.py: `fg` and `bg` go on with it). A
+background read of the terminal stops the job with SIGTTIN.
 
 Kernel work the idle loop would run (`Kernel.defer`: shell lines, timer callbacks) is also run
 on the way out of an interrupt that interrupted a process, so a busy process never starves
@@ -89,8 +92,11 @@ from tradekernel.kernel.signals import (
     SIGKILL,
     SIGSEGV,
     SIGTRAP,
+    SIGTSTP,
+    SIGTTIN,
     Signals,
     SignalState,
+    bit,
     signal_text,
 )
 from tradekernel.kernel.trapframe import FIELDS, TrapFrame
@@ -126,16 +132,21 @@ EXCEPTION_SIGNALS = {
 }  # fmt: skip
 PAGE_FAULT = 14
 EIO, EBADF, ECHILD, EAGAIN, ENOMEM, EFAULT = 5, 9, 10, 11, 12, 14
-WNOHANG = 1
+WNOHANG, WUNTRACED, WCONTINUED = 1, 2, 8
 MAX_ARGUMENTS = 256  # execve's argv/envp entries each
 ARGUMENT_MAX = 4096  # bytes in one argument string
 
 
 class State(Enum):
-    RUNNING = "R"
-    READY = "R"  # the same letter ps shows for both
-    SLEEPING = "S"
-    ZOMBIE = "Z"
+    RUNNING = "running"
+    READY = "ready"
+    SLEEPING = "sleeping"
+    STOPPED = "stopped"  # by a stop signal while it could run (a sleeper stays SLEEPING)
+    ZOMBIE = "zombie"
+
+
+STATE_LETTERS = {State.RUNNING: "R", State.READY: "R", State.SLEEPING: "S", State.STOPPED: "T",
+                 State.ZOMBIE: "Z"}  # fmt: skip
 
 
 class SpawnError(Exception):
@@ -237,7 +248,10 @@ class Process:
     wait_token: int = 0  # bumped at every block, so a stale wake-up is ignored
     yielded: bool = False
     pending_input: bytes = b""  # the rest of a tty line a read did not take
-    waiting: tuple[int, int, int] | None = None  # in wait4: (token, pid wanted, status pointer)
+    waiting: tuple[int, int, int, int] | None = None  # in wait4: token, pid, status, options
+    stopped: int = 0  # the stop signal while stopped (asleep or not), else 0
+    stop_report: int = 0  # a stop wait4(WUNTRACED) has yet to report: its signal
+    continued_report: bool = False  # a SIGCONT wait4(WCONTINUED) has yet to report
     maps: ProcessMaps = field(default_factory=ProcessMaps)  # mmap and shared-memory regions
 
     @property
@@ -247,6 +261,11 @@ class Process:
     @property
     def runnable(self) -> bool:
         return self.state in (State.RUNNING, State.READY)
+
+    @property
+    def letter(self) -> str:
+        """ps's state: R, S, T (stopped, asleep or not) or Z."""
+        return "T" if self.stopped and self.state != State.ZOMBIE else STATE_LETTERS[self.state]
 
 
 def exception_report(process: Process, frame: TrapFrame, signal: int, detail: str) -> str:
@@ -293,6 +312,7 @@ class ProcessManager:
         self._shell_on_line = kernel.tty.on_line
         self._shell_on_end = kernel.tty.on_end_of_input
         kernel.tty.on_interrupt = self._interrupt_foreground
+        kernel.tty.on_suspend = self._suspend_foreground
         shell.command_not_found = self._program_command
         shell.run_programs = self._run_pipeline
 
@@ -640,21 +660,22 @@ class ProcessManager:
         return 0
 
     def wait(self, process: Process, pid: int, status_pointer: int, options: int) -> int | None:
-        """wait4: reap a dead child (its PID), 0 with WNOHANG if none is dead yet, or sleep
-        until one dies (None). Any pid <= 0 means any child (no process groups here)."""
+        """wait4: reap a dead child, or (WUNTRACED, WCONTINUED) report one that stopped or
+        continued: its PID; 0 with WNOHANG if there is none yet, or sleep until there is one
+        (None). Any pid <= 0 means any child (no process groups here)."""
         children = [
             child for child in self.table.values()
             if child.ppid == process.pid and (pid <= 0 or child.pid == pid)
         ]  # fmt: skip
         if not children:
             return -ECHILD
-        dead = next((child for child in children if child.state == State.ZOMBIE), None)
-        if dead is not None:
-            return self._reap(process, dead, status_pointer)
+        for child in children:
+            if (status := self._reportable(child, options)) is not None:
+                return self._report(process, child, status, status_pointer)
         if options & WNOHANG:
             return 0
-        process.waiting = (self.block(process, cancel=lambda: self._stop_waiting(process)), pid,
-                           status_pointer)  # fmt: skip
+        token = self.block(process, cancel=lambda: self._stop_waiting(process))
+        process.waiting = (token, pid, status_pointer, options)
         return None
 
     @staticmethod
@@ -663,17 +684,35 @@ class ProcessManager:
         process.waiting = None
         return -ERESTARTSYS
 
-    def _reap(self, parent: Process, child: Process, status_pointer: int) -> int:
+    @staticmethod
+    def _reportable(child: Process, options: int) -> int | None:
+        """The wait status wait4 with `options` would report for `child` now, if any."""
+        if child.state == State.ZOMBIE:
+            return child.exit_status
+        if options & WUNTRACED and child.stop_report:
+            return child.stop_report << 8 | 0x7F
+        if options & WCONTINUED and child.continued_report:
+            return 0xFFFF
+        return None
+
+    def _report(self, parent: Process, child: Process, status: int, status_pointer: int) -> int:
+        """Hand `status` to the waiting parent: a dead child is reaped, a stop or a continue
+        is reported once."""
         if status_pointer:
-            copy_to_user(parent.aspace, status_pointer, struct.pack("<i", child.exit_status))
-        del self.table[child.pid]
+            copy_to_user(parent.aspace, status_pointer, struct.pack("<i", status))
+        if child.state == State.ZOMBIE:
+            del self.table[child.pid]
+        elif status == 0xFFFF:
+            child.continued_report = False
+        else:
+            child.stop_report = 0
         return child.pid
 
-    def _child_died(self, parent: Process, child: Process) -> None:
-        """Wake a parent sleeping in wait4 for this child."""
+    def child_changed(self, parent: Process, child: Process) -> None:
+        """A child died, stopped or continued: wake its parent if it sleeps in wait4 for it."""
         if parent.waiting is None or parent.state != State.SLEEPING:
             return
-        token, wanted, status_pointer = parent.waiting
+        token, wanted, status_pointer, options = parent.waiting
         if wanted > 0 and wanted != child.pid:
             return
         if child.pid not in self.table:  # reaped at once: the parent ignores SIGCHLD
@@ -682,8 +721,11 @@ class ProcessManager:
                 return
             result = -ECHILD  # POSIX: wait returns once every child is gone
         else:
+            status = self._reportable(child, options)
+            if status is None:
+                return
             try:
-                result = self._reap(parent, child, status_pointer)
+                result = self._report(parent, child, status, status_pointer)
             except UserMemoryFault:
                 result = -EFAULT
         parent.waiting = None
@@ -706,6 +748,9 @@ class ProcessManager:
         if process.state != State.SLEEPING or process.wait_token != token:
             return
         TrapFrame(self.memory, process.frame).set("eax", result & 0xFFFF_FFFF)
+        if process.stopped:
+            process.state = State.STOPPED  # it runs again at SIGCONT
+            return
         process.state = State.READY
         self.scheduler.enqueue(process)
 
@@ -713,7 +758,7 @@ class ProcessManager:
     def tty_read(self, process: Process, buffer: int, count: int) -> int | None:
         """read(0): the rest of the last line, or sleep until the next line (None)."""
         if not process.foreground:
-            return -EIO  # a background process may not take the terminal's input
+            return self._background_read(process)
         if process.pending_input:
             data, process.pending_input = (
                 process.pending_input[:count],
@@ -730,6 +775,20 @@ class ProcessManager:
         tty.on_end_of_input = lambda: self._line_arrived(process, token, None)
         tty.read_line("")
         return None
+
+    def _background_read(self, process: Process) -> int:
+        """A background job may not take the terminal's input: SIGTTIN stops its process group
+        (the read runs again after SIGCONT, in the foreground once `fg` has made it so), or
+        the read fails with EIO if the process ignores or blocks SIGTTIN (POSIX)."""
+        if process.signals.blocked & bit(SIGTTIN) or process.signals.ignores(SIGTTIN):
+            return -EIO
+        group = [p for p in self.table.values() if p.pgid == process.pgid]
+        self.signals.send_to(None, group, SIGTTIN, SI_KERNEL)
+        return self.signals.restart_call(process)
+
+    def reads_tty(self, process: Process) -> bool:
+        """Whether `process` sleeps in a read of the terminal."""
+        return self._tty_reader is not None and self._tty_reader[0] is process
 
     def _line_arrived(self, process: Process, token: int, line: str | None) -> None:
         """A line (or Ctrl-D: None) for the sleeping reader."""
@@ -760,6 +819,38 @@ class ProcessManager:
             return self.jobs.cancel_wait()
         self.signals.send_to(None, list(self.foreground), SIGINT, SI_KERNEL)
         return True
+
+    def _suspend_foreground(self) -> bool:
+        """Ctrl-Z: SIGTSTP for every process of the foreground job (nothing at the prompt)."""
+        if not self.foreground:
+            return False
+        self.signals.send_to(None, list(self.foreground), SIGTSTP, SI_KERNEL)
+        return True
+
+    def process_stopped(self, process: Process) -> None:
+        """A stop signal took `process` off the CPU."""
+        if process in self.foreground:
+            self._foreground_changed()
+        self.jobs.changed()
+
+    def take_foreground(self, processes: list[Process]) -> None:
+        """`fg`: these processes (a job's live ones) get the terminal; the prompt waits."""
+        for process in processes:
+            process.foreground = True
+        self.foreground = list(processes)
+        self.kernel.shell.suspend_prompt()
+
+    def _foreground_changed(self) -> None:
+        """A foreground process ended or stopped: once none is left running, the terminal goes
+        back to the shell, and a job that stopped (Ctrl-Z) joins the job table, as under bash."""
+        if not self.foreground:
+            self.jobs.foreground_ended()
+            self.kernel.defer(self.kernel.shell.resume)  # after the tty's own echo (^C)
+        elif all(process.stopped for process in self.foreground):
+            for process in self.foreground:
+                process.foreground = False
+            self.foreground = []
+            self.kernel.defer(self.jobs.foreground_stopped)  # after the tty's ^Z
 
     # ---- dying --------------------------------------------------------------------------
     def exit(self, process: Process, status: int) -> None:
@@ -802,12 +893,11 @@ class ProcessManager:
         else:
             self._release(process)
         if parent is not None and parent.state != State.ZOMBIE:
-            self._child_died(parent, process)
+            self.child_changed(parent, process)
         self.signals.child_exited(process)
         if process in self.foreground:
             self.foreground.remove(process)
-            if not self.foreground:
-                self.kernel.defer(self.kernel.shell.resume)  # after the tty's own echo (^C)
+            self._foreground_changed()
 
     def _release_dead(self) -> None:
         dead, self._dead = self._dead, []
@@ -872,6 +962,7 @@ class ProcessManager:
             job = self.jobs.add([process], " ".join(args))
             out.line(f"[{process.pid}] {process.name} (job %{job.number})")
         else:
+            self.jobs.start_foreground([process], " ".join(args))
             shell.suspend_prompt()
         return 0
 
@@ -927,6 +1018,10 @@ class ProcessManager:
         for process in processes:
             process.foreground = True
         self.foreground.extend(processes)
+        command = " | ".join(" ".join(argv) for argv in stages)
+        self.jobs.start_foreground(processes, command + "".join(
+            f" {operator} {target}" for operator, target in redirections
+        ))  # fmt: skip
         shell.suspend_prompt()
         return 0
 
@@ -939,7 +1034,7 @@ class ProcessManager:
         for pid in sorted(self.table):
             process = self.table[pid]
             out.line(
-                f"{pid:>5} {process.ppid:>5} {process.state.value} {process.sched.label():<7} "
+                f"{pid:>5} {process.ppid:>5} {process.letter} {process.sched.label():<7} "
                 f"{format_cpu(process.cpu_ns):>9} {' '.join(process.argv)}"
             )
         return 0

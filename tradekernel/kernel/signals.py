@@ -29,9 +29,18 @@ the process with SIGSEGV.
 A process that ignores SIGCHLD (SIG_IGN, or SA_NOCLDWAIT) leaves no zombies: its children are
 reaped as they die, and a wait4 for them fails with ECHILD once none is left (POSIX.1-2001).
 
-Not here: stopped processes (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU are accepted and, with their
-default action, do nothing; SIGCONT's default is likewise nothing), sigaltstack, queued
-real-time signals, core dumps. Every process runs as root, so no send is ever EPERM.
+Stopping: the default action of SIGSTOP, SIGTSTP, SIGTTIN and SIGTTOU takes the process off the
+CPU (Process.stopped) until a SIGCONT, which continues it whatever its mask and disposition say
+and discards pending stop signals (as a stop signal discards a pending SIGCONT). A sleeping
+process stays asleep and its wake-up finds it stopped, so nanosleep, pause and wait4 go on as
+if nothing happened; only a tty read is cancelled (the terminal goes back to the shell) and
+restarted at SIGCONT. Signals other than SIGKILL and fatal defaults wait for the SIGCONT. The
+parent hears of both through SIGCHLD (CLD_STOPPED, CLD_CONTINUED; not with SA_NOCLDSTOP) and
+wait4's WUNTRACED and WCONTINUED.
+
+Not here: sigaltstack, queued real-time signals, core dumps, orphaned process groups (the
+shell, PID 0, is every group's parent, so none ever is one). Every process runs as root, so no
+send is ever EPERM.
 """
 
 from __future__ import annotations
@@ -78,16 +87,16 @@ SIGNAL_TEXT = {
     SIGPROF: "profiling timer expired", SIGWINCH: "window changed", SIGIO: "I/O possible",
     SIGPWR: "power failure", SIGSYS: "bad system call",
 }  # fmt: skip
-IGNORED_BY_DEFAULT = frozenset({SIGCHLD, SIGURG, SIGWINCH, SIGCONT})
+IGNORED_BY_DEFAULT = frozenset({SIGCHLD, SIGURG, SIGWINCH, SIGCONT})  # SIGCONT still continues
 STOP_SIGNALS = frozenset({SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU})
 UNCATCHABLE = frozenset({SIGKILL, SIGSTOP})
 
 SIG_DFL, SIG_IGN = 0, 1
-SA_NOCLDWAIT, SA_SIGINFO, SA_RESTORER, SA_RESTART = 2, 4, 0x0400_0000, 0x1000_0000
+SA_NOCLDSTOP, SA_NOCLDWAIT, SA_SIGINFO, SA_RESTORER, SA_RESTART = 1, 2, 4, 0x0400_0000, 0x1000_0000
 SA_NODEFER, SA_RESETHAND = 0x4000_0000, 0x8000_0000
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
 SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
-CLD_EXITED, CLD_KILLED = 1, 2
+CLD_EXITED, CLD_KILLED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 5, 6
 SEGV_MAPERR, SEGV_ACCERR, FPE_INTDIV, ILL_ILLOPN = 1, 2, 1, 2
 PAGE_FAULT, DIVIDE_ERROR, INVALID_OPCODE = 14, 0, 6
 SS_DISABLE = 2
@@ -194,9 +203,11 @@ class SignalState:
 
     def ignores(self, signal: int) -> bool:
         handler = self.action(signal).handler
-        return handler == SIG_IGN or handler == SIG_DFL and (
-            signal in IGNORED_BY_DEFAULT or signal in STOP_SIGNALS
-        )  # fmt: skip
+        return handler == SIG_IGN or handler == SIG_DFL and signal in IGNORED_BY_DEFAULT
+
+    def stops(self, signal: int) -> bool:
+        """Whether `signal`'s action is to stop the process (a stop signal left at SIG_DFL)."""
+        return signal in STOP_SIGNALS and self.action(signal).handler == SIG_DFL
 
     def reaps_children(self) -> bool:
         """SIGCHLD ignored or SA_NOCLDWAIT: dead children leave no zombie to wait for."""
@@ -293,8 +304,9 @@ class Signals:
         self.manager = manager
         self.memory = manager.memory
         self.kernel = manager.kernel
-        # A child of the kernel (PID 0: the shell's jobs) ended: the shell's SIGCHLD.
-        self.kernel_child_exited: Callable[[Process], None] = lambda child: None
+        # A child of the kernel (PID 0: the shell's jobs) ended, stopped or continued: the
+        # shell's SIGCHLD.
+        self.kernel_child_changed: Callable[[Process], None] = lambda child: None
 
     # ---- generation -----------------------------------------------------------------------
     def send(self, target: Process, signal: int, info: bytes | None = None) -> None:
@@ -304,11 +316,18 @@ class Signals:
         if target.state == State.ZOMBIE:
             return
         state = target.signals
+        if signal == SIGCONT:
+            self._continue(target)
+        elif signal in STOP_SIGNALS:
+            state.pending.pop(SIGCONT, None)
         blocked = bool(state.blocked & bit(signal))
         if signal == SIGKILL or not blocked and self._fatal(state, signal):
             self.die(target, signal)
             return
         if not blocked and state.ignores(signal):
+            return
+        if not blocked and state.stops(signal):
+            self.stop(target, signal)
             return
         state.pending.setdefault(signal, info or siginfo(signal, SI_KERNEL))
         if not blocked and target.state == State.SLEEPING:
@@ -325,6 +344,44 @@ class Signals:
         and SIGPIPE end quietly, as under bash; anything else prints the report."""
         quiet = signal == SIGPIPE or signal == SIGINT and process.foreground
         self.manager.terminate(process, signal, None if quiet else "")
+
+    def stop(self, process: Process, signal: int) -> None:
+        """A stop signal's default action (see the module docstring)."""
+        from tradekernel.kernel.process import State
+
+        if process.stopped:
+            return
+        process.stopped = signal
+        if process.runnable:
+            self.manager.scheduler.remove(process)
+            process.state = State.STOPPED
+        elif self.manager.reads_tty(process):
+            self._interrupt(process)  # the wake-up finds it stopped; the read restarts later
+        process.stop_report, process.continued_report = signal, False
+        self._tell_parent(process, CLD_STOPPED, signal)
+        self.manager.process_stopped(process)
+
+    def _continue(self, process: Process) -> None:
+        """SIGCONT: pending stops are dropped and a stopped process runs again."""
+        from tradekernel.kernel.process import State
+
+        for signal in STOP_SIGNALS:
+            process.signals.pending.pop(signal, None)
+        if not process.stopped:
+            return
+        process.stopped = 0
+        if process.state == State.STOPPED:
+            process.state = State.READY
+            self.manager.scheduler.enqueue(process)
+        process.stop_report, process.continued_report = 0, True
+        self._tell_parent(process, CLD_CONTINUED, SIGCONT)
+
+    def restart_call(self, process: Process) -> int:
+        """The running system call gives up for a signal it has just sent (a background tty
+        read's SIGTTIN): it runs again once the process goes on, unless a handler without
+        SA_RESTART runs first (then it fails with EINTR, what this returns)."""
+        process.signals.restart = TrapFrame(self.memory, process.frame).eax
+        return -E.EINTR
 
     def went_to_sleep(self, process: Process) -> None:
         """A system call has just put `process` to sleep: a signal that was already pending
@@ -369,16 +426,27 @@ class Signals:
         """SIGCHLD for the parent of a child that just died."""
         status = child.exit_status
         code, value = (CLD_EXITED, status >> 8) if status & 0x7F == 0 else (CLD_KILLED, status)
-        parent = self.manager.table.get(child.ppid)
+        self._tell_parent(child, code, value)
+
+    def _tell_parent(self, child: Process, code: int, value: int) -> None:
+        """SIGCHLD with si_code `code` and si_status `value`; a stop or a continue also wakes
+        a parent in wait4 (a death does that on its own, in ProcessManager._finish)."""
         if child.ppid == 0:
-            self.kernel_child_exited(child)
-        elif parent is not None:
-            self.send(parent, SIGCHLD, siginfo(SIGCHLD, code, child.pid, 0, value, 0, 0))
+            self.kernel_child_changed(child)
+            return
+        parent = self.manager.table.get(child.ppid)
+        if parent is None:
+            return
+        if code in (CLD_STOPPED, CLD_CONTINUED):
+            self.manager.child_changed(parent, child)
+            if parent.signals.action(SIGCHLD).flags & SA_NOCLDSTOP:
+                return
+        self.send(parent, SIGCHLD, siginfo(SIGCHLD, code, child.pid, 0, value, 0, 0))
 
     # ---- delivery ---------------------------------------------------------------------------
     def deliver(self, process: Process) -> bool:
         """On the way into `process`: act on its pending unblocked signals. False if one of
-        them killed it."""
+        them killed or stopped it."""
         state = process.signals
         if not state.pending and state.restart is None:
             return True
@@ -393,6 +461,9 @@ class Signals:
             action = state.action(signal)
             if state.ignores(signal):
                 continue
+            if state.stops(signal):
+                self.stop(process, signal)  # the rest stay pending until it goes on
+                return False
             if action.handler == SIG_DFL:
                 self.die(process, signal)
                 return False

@@ -37,7 +37,9 @@ from tradekernel.kernel.process import (
     MAX_ARGUMENTS,
     S_IFDIR,
     S_IFREG,
+    WCONTINUED,
     WNOHANG,
+    WUNTRACED,
     FileStat,
     OpenFile,
     Process,
@@ -280,7 +282,7 @@ class Syscalls:
         return self.manager.fork(process)
 
     def sys_wait4(self, process: Process, args: tuple[int, ...]) -> int | None:
-        if args[2] & ~WNOHANG:
+        if args[2] & ~(WNOHANG | WUNTRACED | WCONTINUED):
             return -E.EINVAL
         if args[3]:
             copy_to_user(process.aspace, args[3], bytes(RUSAGE_SIZE))  # no usage accounting

@@ -81,7 +81,7 @@ class Top:
         ordered = sorted(processes.table.values(), key=lambda p: -shares.get(p.pid, 0.0))
         for process in ordered[: ROWS - 5]:
             console.write(
-                f"{process.pid:>5} {process.ppid:>5} {process.state.value} "
+                f"{process.pid:>5} {process.ppid:>5} {process.letter} "
                 f"{process.sched.label():<7} {shares.get(process.pid, 0.0):>6.1f} "
                 f"{' '.join(process.argv)[: COLUMNS - 30]}\n",
                 ROW_ATTR,

@@ -2,13 +2,14 @@
 
 Canonical mode edits a line in place on screen: echo, Backspace, Left/Right/Home/End and
 Delete, Up/Down through the history, Ctrl-C (cancel the line, or interrupt the foreground
-program through `on_interrupt`), Ctrl-L (clear the screen and redraw the line), Ctrl-D (end of
+program through `on_interrupt`), Ctrl-Z (stop the foreground program through `on_suspend`;
+nothing at the prompt), Ctrl-L (clear the screen and redraw the line), Ctrl-D (end of
 input on an empty line). A finished line goes to `on_line`. Raw mode hands every key to
 `raw_reader` instead (full-screen programs such as the editor or `top`).
 
 Keys that arrive while nobody reads a line (a program runs, the prompt is not up yet) are kept
 as typeahead and taken by the next `read_line`, as a Unix tty keeps them for the next reader;
-Ctrl-C throws them away.
+Ctrl-C and Ctrl-Z throw them away.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Tty:
         self.prompt = ""
         self.on_line: Callable[[str], None] = lambda line: None
         self.on_interrupt: Callable[[], bool] = lambda: False  # True if a program took it
+        self.on_suspend: Callable[[], bool] = lambda: False  # likewise, for Ctrl-Z
         self.on_end_of_input: Callable[[], None] = lambda: None
         self.raw_reader: Callable[[Key], None] | None = None
         self.history: list[str] = []
@@ -59,6 +61,10 @@ class Tty:
         if key.ctrl and key.char.lower() == "c":
             self._typeahead.clear()
             self._interrupt()
+        elif key.ctrl and key.char.lower() == "z":
+            if self.on_suspend():
+                self._typeahead.clear()
+                self.console.write("^Z\n")
         elif not self.reading:
             if len(self._typeahead) < TYPEAHEAD_LIMIT:
                 self._typeahead.append(key)
