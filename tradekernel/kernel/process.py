@@ -916,7 +916,7 @@ class ProcessManager:
     def register_commands(self, shell) -> None:  # noqa: ANN001 - kernel.shell.Shell
         for name, handler, usage, text in (
             ("run", self.run, "run PROGRAM [ARGS...] [&]",
-             "run a program (from /bin, or a path) in ring 3; & runs it in the background"),
+             "run a program from /bin (or a path) in ring 3 (& for the background)"),
             ("ps", self._ps, "ps", "list processes: PID, PPID, state, class/priority, CPU time"),
             ("renice", self._renice, "renice NICE PID", "set a normal process's nice value"),
             ("chrt", self._chrt, "chrt -f|-r|-o PRIORITY PID",

@@ -50,8 +50,6 @@ STOP_STATES = {
     "poweroff": "powered off",
     "crash": "crashed",
     "timeout": "timed out",
-    "idle": "halted",
-    "halted": "halted",
 }
 CLOSES_WINDOW = frozenset(("poweroff", "timeout"))  # other ends stay on screen to be read
 
