@@ -136,6 +136,7 @@ static void handled_and_ignored(void) {
 }
 
 static void blocked_stop(void) {
+    shared->cont = 0; /* before the fork: the child waits for the parent to set it */
     pid_t child = fork();
     if (child == 0) {
         sigset_t set, pending;
@@ -148,7 +149,6 @@ static void blocked_stop(void) {
         sigprocmask(SIG_UNBLOCK, &set, NULL); /* nothing is left to stop it */
         exit(7);
     }
-    shared->cont = 0;
     sleep_ms(10);
     kill(child, SIGTSTP);
     sleep_ms(10);

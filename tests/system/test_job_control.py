@@ -45,10 +45,12 @@ def test_ctrl_z_stops_the_foreground_job_and_fg_and_bg_continue_it(tk: BootedPc)
     tk.run_until(lambda: tk.prompts_seen() > before)
     lines = [line for line in tk.lines() if line]
     assert lines[-3:] == ["^Z", "[1]+  Stopped                 spin", PROMPT.rstrip()]
-    (pid,) = [pid for pid, row in ps_rows(tk).items() if row[6:] == ["spin"]]
-    stopped = ps_rows(tk)[pid]
+    rows = ps_rows(tk)
+    (pid,) = [pid for pid, row in rows.items() if row[6:] == ["spin"]]
+    stopped = rows[pid]
     tk.run_to_stop(200 * MS)
-    assert ps_rows(tk)[pid][2] == "T" and ps_rows(tk)[pid][5] == stopped[5]  # no CPU at all
+    later = ps_rows(tk)[pid]
+    assert later[2] == "T" and later[5] == stopped[5]  # no CPU at all
     assert output_of(tk, "jobs") == ["[1]+  Stopped                 spin"]
     tk.command("bg")
     assert "[1]+ spin &" in tk.lines()

@@ -225,8 +225,7 @@ class JobControl:
 
     def _members(self, job: Job) -> list[Process]:
         """A job's processes now: its process group (children it forked too)."""
-        group = job.processes[0].pgid
-        return [p for p in self.manager.table.values() if p.pgid == group] or job.processes
+        return self.manager.group(job.processes[0].pgid) or job.processes
 
     @staticmethod
     def _list_signals(args: list[str], out: Output) -> int:

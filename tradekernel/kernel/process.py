@@ -470,6 +470,8 @@ class ProcessManager:
         if process is None:
             return
         result = self.syscalls.dispatch(process, frame)
+        if result == -ERESTARTSYS:
+            result = self.signals.restartable(process)
         if result is not None and process.state != State.ZOMBIE:
             frame.set("eax", result & 0xFFFF_FFFF)
         elif result is None and process.state == State.SLEEPING:
@@ -782,9 +784,12 @@ class ProcessManager:
         the read fails with EIO if the process ignores or blocks SIGTTIN (POSIX)."""
         if process.signals.blocked & bit(SIGTTIN) or process.signals.ignores(SIGTTIN):
             return -EIO
-        group = [p for p in self.table.values() if p.pgid == process.pgid]
-        self.signals.send_to(None, group, SIGTTIN, SI_KERNEL)
-        return self.signals.restart_call(process)
+        self.signals.send_to(None, self.group(process.pgid), SIGTTIN, SI_KERNEL)
+        return -ERESTARTSYS
+
+    def group(self, pgid: int) -> list[Process]:
+        """The processes of process group `pgid` (zombies too)."""
+        return [process for process in self.table.values() if process.pgid == pgid]
 
     def reads_tty(self, process: Process) -> bool:
         """Whether `process` sleeps in a read of the terminal."""
@@ -828,10 +833,9 @@ class ProcessManager:
         return True
 
     def process_stopped(self, process: Process) -> None:
-        """A stop signal took `process` off the CPU."""
+        """A stop signal took `process` off the CPU (its parent has heard of it already)."""
         if process in self.foreground:
             self._foreground_changed()
-        self.jobs.changed()
 
     def take_foreground(self, processes: list[Process]) -> None:
         """`fg`: these processes (a job's live ones) get the terminal; the prompt waits."""

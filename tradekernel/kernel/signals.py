@@ -376,10 +376,11 @@ class Signals:
         process.stop_report, process.continued_report = 0, True
         self._tell_parent(process, CLD_CONTINUED, SIGCONT)
 
-    def restart_call(self, process: Process) -> int:
-        """The running system call gives up for a signal it has just sent (a background tty
-        read's SIGTTIN): it runs again once the process goes on, unless a handler without
-        SA_RESTART runs first (then it fails with EINTR, what this returns)."""
+    def restartable(self, process: Process) -> int:
+        """A system call of `process` ended in -ERESTARTSYS (a sleep a signal cut short, or a
+        call that sent one, as a background tty read's SIGTTIN): it runs again once the
+        process goes on, unless a handler without SA_RESTART runs first; then it fails with
+        EINTR, which this returns. The trap frame's EAX is still the call number."""
         process.signals.restart = TrapFrame(self.memory, process.frame).eax
         return -E.EINTR
 
@@ -396,7 +397,7 @@ class Signals:
         cancel, state.cancel = state.cancel, None
         result = cancel() if cancel is not None else -E.EINTR
         if result == -ERESTARTSYS:
-            state.restart = TrapFrame(self.memory, process.frame).eax  # still the call number
+            result = self.restartable(process)
         self.manager.wake(process, process.wait_token, result)
 
     def fault(self, process: Process, frame: TrapFrame, signal: int, report: str) -> None:
@@ -545,8 +546,7 @@ class Signals:
         elif pid == -1:
             targets = [p for p in table if p is not process]
         else:
-            group = process.pgid if pid == 0 else -pid
-            targets = [p for p in table if p.pgid == group]
+            targets = self.manager.group(process.pgid if pid == 0 else -pid)
         return self.send_to(process, targets, signal)
 
     def send_to(self, sender: Process | None, targets: list[Process], signal: int,
