@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tradekernel.kernel.blockdev import BlockDevice, ImageFile, MemoryBlockDevice
-from tradekernel.kernel.fat import FatFs, mkfs
+from tradekernel.kernel.drivers.blockdev import BlockDevice, ImageFile, MemoryBlockDevice
+from tradekernel.kernel.fs.fat import FatFs, mkfs
 
 FILE_SIZE = 4 << 20
 CHUNK = 64 << 10

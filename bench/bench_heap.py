@@ -22,8 +22,8 @@ from tradekernel.devices.power import PowerControl
 from tradekernel.emu.cpu import EIP
 from tradekernel.emu.machine import Machine, MachineConfig
 from tradekernel.hypercall import HYPERCALL_PORT_BASE, Hypercall
-from tradekernel.kernel.heap import KernelHeap, OutOfMemory, format_memstats
-from tradekernel.kernel.memory import KernelMemory
+from tradekernel.kernel.mm.heap import KernelHeap, OutOfMemory, format_memstats
+from tradekernel.kernel.mm.memory import KernelMemory
 from tradekernel.memmap import KERNEL_HEAP_BASE, KERNEL_HEAP_SIZE
 
 RAM = 32 << 20

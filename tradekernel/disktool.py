@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 
 from tradekernel.firmware import boot_image, user_programs
-from tradekernel.kernel.blockdev import (
+from tradekernel.kernel.drivers.blockdev import (
     BLOCK_SIZE,
     MBR_CODE_SIZE,
     PART_FAT16_LBA,
@@ -32,7 +32,7 @@ from tradekernel.kernel.blockdev import (
     build_mbr,
     open_partition,
 )
-from tradekernel.kernel.fat import FatFs, FsError, IsDirectory, Stat, mkfs
+from tradekernel.kernel.fs.fat import FatFs, FsError, IsDirectory, Stat, mkfs
 
 PARTITION_START = 2048  # sectors: room for the MBR and a stub of up to 1023.5 KiB before it
 MIN_SIZE_MB = 4

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tradekernel.kernel.blockdev import ImageFile
-from tradekernel.kernel.fat import FatFs, mkfs
+from tradekernel.kernel.drivers.blockdev import ImageFile
+from tradekernel.kernel.fs.fat import FatFs, mkfs
 
 FIXED_NOW = datetime(2024, 5, 17, 13, 45, 22)
 MTOOLS_ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "MTOOLS_LOWER_CASE": "0", "TZ": "UTC"}

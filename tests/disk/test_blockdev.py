@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tradekernel.kernel.blockdev import (
+from tradekernel.kernel.drivers.blockdev import (
     PART_FAT16_LBA,
     PART_FAT32_LBA,
     BlockDeviceError,

@@ -18,7 +18,7 @@ from tradekernel.disktool import (
     put_file,
     remove,
 )
-from tradekernel.kernel.blockdev import ImageFile, read_partitions
+from tradekernel.kernel.drivers.blockdev import ImageFile, read_partitions
 
 OFFSET = PARTITION_START * 512
 

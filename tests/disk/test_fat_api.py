@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.disk.conftest import FIXED_NOW, fsck, mount, mtools, our_volume
-from tradekernel.kernel.blockdev import MemoryBlockDevice
-from tradekernel.kernel.fat import (
+from tradekernel.kernel.drivers.blockdev import MemoryBlockDevice
+from tradekernel.kernel.fs.fat import (
     O_APPEND,
     O_CREAT,
     O_RDWR,
@@ -30,7 +30,7 @@ from tradekernel.kernel.fat import (
     TruncatedImage,
     mkfs,
 )
-from tradekernel.kernel.fat_dir import lfn_checksum
+from tradekernel.kernel.fs.fat_dir import lfn_checksum
 
 
 def memory_fs(size_mb: int = 8, fat_type: int | None = 16) -> FatFs:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.disk.conftest import fsck, mkfs_fat, mount, mtools, need, our_volume
-from tradekernel.kernel.fat import FatFs
+from tradekernel.kernel.fs.fat import FatFs
 
 NAMES = [
     "a.txt",

@@ -22,9 +22,9 @@ from tradekernel.devices.ide import (
 )
 from tradekernel.emu.bus import Channels, MmioBus, PortBus
 from tradekernel.emu.clock import Clock
-from tradekernel.kernel.ata import AtaDisk, AtaError, parse_identify
-from tradekernel.kernel.blockdev import open_partition
-from tradekernel.kernel.fat import FatFs
+from tradekernel.kernel.drivers.ata import AtaDisk, AtaError, parse_identify
+from tradekernel.kernel.drivers.blockdev import open_partition
+from tradekernel.kernel.fs.fat import FatFs
 
 SECTORS = 4096  # 2 MiB
 
@@ -334,7 +334,7 @@ def test_kernel_ata_driver_runs_fat_on_the_model(tmp_path: Path) -> None:
 def test_string_transfers_match_word_by_word_ones() -> None:
     """`rep insw`/`outsw` served in one call per DRQ block give the same bytes and status
     sequence as 256 single-word accesses."""
-    from tradekernel.kernel.portio import PortIo
+    from tradekernel.kernel.drivers.portio import PortIo
 
     rig = Rig(pattern_disk())
     strings = AtaDisk(PortIo(rig.ports), wait_irq=lambda: None)

@@ -7,8 +7,8 @@ import struct
 import pytest
 from capstone import CS_ARCH_X86, CS_MODE_32, Cs
 
-from tradekernel.kernel import signals as S
-from tradekernel.kernel.trapframe import FIELDS, TrapFrame
+from tradekernel.kernel.arch.trapframe import FIELDS, TrapFrame
+from tradekernel.kernel.proc import signals as S
 
 
 class FlatMemory:

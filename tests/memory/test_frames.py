@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tradekernel.kernel.frames import FRAME_SIZE, BadFrame, FrameAllocator, OutOfFrames
+from tradekernel.kernel.mm.frames import FRAME_SIZE, BadFrame, FrameAllocator, OutOfFrames
 
 FIRST = 0x500000
 

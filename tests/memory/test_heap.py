@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tradekernel.kernel.heap import (
+from tradekernel.kernel.mm.heap import (
     HEADER,
     BadPointer,
     DoubleFree,

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tradekernel.kernel.heap import KernelHeap, OutOfMemory
+from tradekernel.kernel.mm.heap import KernelHeap, OutOfMemory
 
 BASE = 0x100000
 SIZE = 32 * 1024

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from tests.memory.conftest import make_memory
 from tests.memory.test_paging import FIRST_FRAME, RAM
-from tradekernel.kernel.frames import FrameAllocator
-from tradekernel.kernel.mmap import (
+from tradekernel.kernel.mm.frames import FrameAllocator
+from tradekernel.kernel.mm.mmap import (
     IPC_CREAT,
     IPC_RMID,
     IPC_STAT,
@@ -29,7 +29,7 @@ from tradekernel.kernel.mmap import (
     MemoryMaps,
     ProcessMaps,
 )
-from tradekernel.kernel.paging import PAGE_SIZE, PTE_P, PTE_RW, PTE_SHARED, Paging
+from tradekernel.kernel.mm.paging import PAGE_SIZE, PTE_P, PTE_RW, PTE_SHARED, Paging
 
 RW = PROT_READ | PROT_WRITE
 ANON = MAP_PRIVATE | MAP_ANONYMOUS

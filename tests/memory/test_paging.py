@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tradekernel.kernel.frames import FrameAllocator
-from tradekernel.kernel.paging import (
+from tradekernel.kernel.mm.frames import FrameAllocator
+from tradekernel.kernel.mm.paging import (
     ADDRESS_MASK,
     PF_I,
     PF_P,

@@ -10,8 +10,8 @@ import ctypes
 
 import pytest
 
-from tradekernel.kernel.frames import FrameAllocator
-from tradekernel.kernel.paging import PTE_A, PTE_D, Paging, copy_from_user, copy_to_user
+from tradekernel.kernel.mm.frames import FrameAllocator
+from tradekernel.kernel.mm.paging import PTE_A, PTE_D, Paging, copy_from_user, copy_to_user
 
 unicorn = pytest.importorskip("unicorn")
 x86 = pytest.importorskip("unicorn.x86_const")

@@ -9,7 +9,7 @@ import pytest
 
 from tests.system.harness import BootedPc
 from tests.system.test_files import fsck, mcopy_in, mtype, prompt_line, run
-from tradekernel.kernel.editor import TEXT_ROWS, TextBuffer
+from tradekernel.kernel.shell.editor import TEXT_ROWS, TextBuffer
 
 STATUS_ROW, MESSAGE_ROW = 23, 24
 

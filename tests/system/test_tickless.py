@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.system.harness import SECOND, BootedPc
-from tradekernel.kernel.scheduler import TICK_NS, SchedParams, Scheduler
+from tradekernel.kernel.proc.scheduler import TICK_NS, SchedParams, Scheduler
 
 MS = 1_000_000
 

@@ -15,20 +15,25 @@ from collections.abc import Callable
 
 from tradekernel import __version__
 from tradekernel.hypercall import Hypercall
-from tradekernel.kernel.bootinfo import BootInfo
-from tradekernel.kernel.clock import KernelClock
-from tradekernel.kernel.console import Console
-from tradekernel.kernel.files import register_file_commands
-from tradekernel.kernel.keyboard import KeyboardDriver
-from tradekernel.kernel.memory import KernelMemory
-from tradekernel.kernel.process import ProcessManager
-from tradekernel.kernel.serial import SerialPort
-from tradekernel.kernel.shell import Shell
-from tradekernel.kernel.storage import mount_system_disk
-from tradekernel.kernel.timer import OneShotTimer
-from tradekernel.kernel.top import Top
-from tradekernel.kernel.trapframe import TrapFrame
-from tradekernel.kernel.tty import Tty
+from tradekernel.kernel.arch.bootinfo import BootInfo
+from tradekernel.kernel.arch.trapframe import TrapFrame
+from tradekernel.kernel.drivers.clock import KernelClock
+from tradekernel.kernel.drivers.console import Console
+from tradekernel.kernel.drivers.keyboard import KeyboardDriver
+from tradekernel.kernel.drivers.serial import SerialPort
+from tradekernel.kernel.drivers.timer import OneShotTimer
+from tradekernel.kernel.drivers.tty import Tty
+from tradekernel.kernel.fs.storage import mount_system_disk
+from tradekernel.kernel.mm.memory import KernelMemory
+from tradekernel.kernel.proc.process import ProcessManager
+from tradekernel.kernel.proc.syscalls import Syscalls
+from tradekernel.kernel.proc.trap import SyscallEntry
+from tradekernel.kernel.shell.files import register_file_commands
+from tradekernel.kernel.shell.jobs import JobControl
+from tradekernel.kernel.shell.memory import MemoryCommands, register_ipcs
+from tradekernel.kernel.shell.programs import ProgramCommands
+from tradekernel.kernel.shell.shell import Shell
+from tradekernel.kernel.shell.top import Top
 
 PIC_MASTER_COMMAND, PIC_MASTER_DATA = 0x20, 0x21
 PIC_SLAVE_COMMAND, PIC_SLAVE_DATA = 0xA0, 0xA1
@@ -86,6 +91,7 @@ class Kernel:
         self.disk = None
         self.trading = None  # the TradingEngine, once _start_trading has run
         self.processes: ProcessManager | None = None
+        self.syscall_entry: SyscallEntry | None = None
 
     # ---- start-up, one line per step ----------------------------------------------------
     def init(self, boot_info_address: int) -> int:
@@ -97,7 +103,7 @@ class Kernel:
         self.platform.register_hypercall(Hypercall.IDLE, self._on_idle)
         self.platform.register_hypercall(Hypercall.KMALLOC, self.mm.hypercall_kmalloc)
         self.platform.register_hypercall(Hypercall.KFREE, self.mm.hypercall_kfree)
-        self.mm.register_commands(self.shell)
+        MemoryCommands(self.mm).register_commands(self.shell)
         self.console.clear()
         self._banner()
         self.timer = OneShotTimer(self.ports)  # the stub's 100 Hz stops here: tickless
@@ -106,9 +112,10 @@ class Kernel:
         self._mount_disk()
         register_file_commands(self.shell, self)
         self.processes = ProcessManager(self)
-        self.processes.register_commands(self.shell)
+        self.syscall_entry = SyscallEntry(self.processes, Syscalls(self.processes))
+        self._register_process_commands(self.processes)
         Top(self).register(self.shell)
-        self.platform.register_trap(SYSCALL_VECTOR, self.processes.fast_system_call)
+        self.platform.register_trap(SYSCALL_VECTOR, self.syscall_entry.fast_system_call)
         self._start_trading()
         self.shell.start()
         return 0
@@ -118,6 +125,15 @@ class Kernel:
         self.fs, self.disk, message = mount_system_disk(self.ports, now)
         self.console.write(f"disk: {message}\n", 0x07 if self.fs else 0x0C)
 
+    def _register_process_commands(self, processes: ProcessManager) -> None:
+        """Programs, shared memory and job control, in the order `help` lists them."""
+        jobs = JobControl(processes)
+        programs = ProgramCommands(self, processes, jobs)
+        programs.register_commands(self.shell)
+        register_ipcs(self.shell, processes.maps)
+        jobs.register_commands(self.shell)
+        programs.register_nice(self.shell)
+
     def read_file(self, path: str) -> bytes:
         if self.fs is None:
             raise FileNotFoundError(f"{path}: no filesystem is mounted")
@@ -126,7 +142,7 @@ class Kernel:
     def _start_trading(self) -> None:
         # Imported here, after the banner is on screen: the trading stack is the largest
         # import of the boot (see bench_machine's process-start-to-banner figure).
-        from tradekernel.kernel.trading.commands import COMMANDS as TRADING_COMMANDS
+        from tradekernel.kernel.shell.trading import register_trading_commands
         from tradekernel.kernel.trading.commands import Desk
         from tradekernel.kernel.trading.engine import TradingEngine
         from tradekernel.kernel.trading.instruments import InstrumentTable
@@ -141,14 +157,7 @@ class Kernel:
             instruments = InstrumentTable.from_toml(None)
         self.trading = TradingEngine(self.clock.now_ns, instruments)
         desk = Desk(self.trading, read_file=self.read_file, call_at=self.call_at)
-        for name, (handler, text) in TRADING_COMMANDS.items():
-            usage, _, description = text.partition(": ")
-            self.shell.register(
-                name,
-                lambda args, out, handler=handler: handler(desk, args, out),
-                usage,
-                description or usage,
-            )
+        register_trading_commands(self.shell, desk)
 
     def _banner(self) -> None:
         mib = self.platform.ram_bytes // (1024 * 1024)
@@ -196,8 +205,8 @@ class Kernel:
                 irq = self._poll_irq()
                 if irq is None:
                     break
-        elif vector == SYSCALL_VECTOR and frame.from_user and processes is not None:
-            processes.system_call(frame)
+        elif vector == SYSCALL_VECTOR and frame.from_user and self.syscall_entry is not None:
+            self.syscall_entry.system_call(frame)
         elif vector < 32:
             self._exception(frame)
         if processes is None or self.stopping:

@@ -22,7 +22,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tradekernel.kernel.paging import PAGE_SIZE, USER_BASE, USER_TOP, AddressSpace, copy_to_user
+from tradekernel.kernel.mm.paging import PAGE_SIZE, USER_BASE, USER_TOP, AddressSpace, copy_to_user
 
 ENOEXEC = 8
 

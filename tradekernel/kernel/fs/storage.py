@@ -11,10 +11,14 @@ from collections.abc import Callable
 from datetime import datetime
 
 from tradekernel.emu.bus import PortBus
-from tradekernel.kernel.ata import AtaDisk, AtaError
-from tradekernel.kernel.blockdev import BlockDeviceError, PartitionTableError, open_partition
-from tradekernel.kernel.fat import FatFs, FsError
-from tradekernel.kernel.portio import PortIo
+from tradekernel.kernel.drivers.ata import AtaDisk, AtaError
+from tradekernel.kernel.drivers.blockdev import (
+    BlockDeviceError,
+    PartitionTableError,
+    open_partition,
+)
+from tradekernel.kernel.drivers.portio import PortIo
+from tradekernel.kernel.fs.fat import FatFs, FsError
 
 ATA_STATUS = 0x1F7
 

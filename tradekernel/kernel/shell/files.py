@@ -17,17 +17,17 @@ import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from tradekernel.kernel.console import COLUMNS
-from tradekernel.kernel.editor import Editor
-from tradekernel.kernel.fat import FatFs, IsDirectory, NoEntry, NotDirectory, Stat
-from tradekernel.kernel.fat_dir import (
+from tradekernel.kernel.drivers.console import COLUMNS
+from tradekernel.kernel.fs.fat import FatFs, IsDirectory, NoEntry, NotDirectory, Stat
+from tradekernel.kernel.fs.fat_dir import (
     ATTR_ARCHIVE,
     ATTR_HIDDEN,
     ATTR_READ_ONLY,
     ATTR_SYSTEM,
     check_long_name,
 )
-from tradekernel.kernel.shell import Output, Shell, UsageError, error_text
+from tradekernel.kernel.shell.editor import Editor
+from tradekernel.kernel.shell.shell import Output, Shell, UsageError, error_text
 
 COPY_CHUNK = 64 * 1024
 EDIT_LIMIT = 1 << 20  # the editor holds the whole file in memory as lines

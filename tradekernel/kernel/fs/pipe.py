@@ -1,7 +1,7 @@
 """Pipes: a 4 KiB kernel ring buffer between a read end and a write end (pipe/pipe2).
 
-Both ends are OpenFiles, shared by every descriptor (and every forked process) that refers to
-them; the process layer counts those references and calls `close` when the last goes. A read
+Both ends are OpenFiles (fs/vfs.py), shared by every descriptor (and every forked process) that
+refers to them; the last descriptor to let go of an end closes it. A read
 takes what is buffered, or sleeps while the pipe is empty and a writer exists (0, end of file,
 once every writer is gone). A write sleeps until all of its bytes are in the buffer; writing
 with no reader left is EPIPE and SIGPIPE (by default the writer dies quietly, as under bash).
@@ -9,6 +9,9 @@ Sleepers are served in FIFO order by `_pump`, which moves bytes writer -> buffer
 until nothing moves; a sleeper that died or was woken by a signal meanwhile is skipped. A
 signal ends a sleeping read with nothing read (restartable), a sleeping write with the
 bytes already taken, if any.
+
+Imports: fs.vfs and mm (user memory). Sleeping, waking and SIGPIPE go through the `Sleeper`
+the process layer hands to `Pipe`.
 """
 
 from __future__ import annotations
@@ -16,16 +19,16 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from tradekernel.kernel.paging import UserMemoryFault, copy_to_user
-from tradekernel.kernel.process import (
+from tradekernel.kernel.fs.vfs import (
+    ERESTARTSYS,
     S_IFIFO,
+    Caller,
     FileStat,
     OpenFile,
-    Process,
-    ProcessManager,
-    State,
+    Poll,
+    Sleeper,
 )
-from tradekernel.kernel.signals import ERESTARTSYS, SIGPIPE
+from tradekernel.kernel.mm.paging import UserMemoryFault, copy_to_user
 
 PIPE_CAPACITY = 4096
 EPIPE, EFAULT = 32, 14
@@ -33,7 +36,7 @@ EPIPE, EFAULT = 32, 14
 
 @dataclass
 class _Reader:
-    process: Process
+    process: Caller
     token: int
     buffer: int
     count: int
@@ -41,19 +44,15 @@ class _Reader:
 
 @dataclass
 class _Writer:
-    process: Process
+    process: Caller
     token: int
     data: bytes
     written: int = 0
 
 
-def _asleep(process: Process, token: int) -> bool:
-    return process.state == State.SLEEPING and process.wait_token == token
-
-
 class Pipe:
-    def __init__(self, manager: ProcessManager) -> None:
-        self.manager = manager
+    def __init__(self, sleeper: Sleeper) -> None:
+        self.sleeper = sleeper
         self.buffer = bytearray()
         self.readers = 0  # open read ends (each end object counts once)
         self.writers = 0
@@ -66,18 +65,18 @@ class Pipe:
         return PipeReadEnd(self), PipeWriteEnd(self)
 
     # ---- the calls ----------------------------------------------------------------------
-    def read(self, process: Process, buffer: int, count: int) -> int | None:
+    def read(self, process: Caller, buffer: int, count: int) -> int | None:
         if self.buffer:
             return self._deliver(process, buffer, count)
         if self.writers == 0:
             return 0
-        token = self.manager.block(process, cancel=lambda: -ERESTARTSYS)
+        token = self.sleeper.block(process, cancel=lambda: -ERESTARTSYS)
         self._waiting_readers.append(_Reader(process, token, buffer, count))
         return None
 
-    def write(self, process: Process, data: bytes) -> int | None:
+    def write(self, process: Caller, data: bytes) -> int | None:
         if self.readers == 0:
-            self.manager.signals.send(process, SIGPIPE)
+            self.sleeper.broken_pipe(process)
             return -EPIPE
         writer = _Writer(process, 0, data)
         if not self._waiting_writers:
@@ -85,13 +84,13 @@ class Pipe:
             if writer.written == len(data):
                 self._pump()
                 return len(data)
-        writer.token = self.manager.block(process, cancel=lambda: writer.written or -ERESTARTSYS)
+        writer.token = self.sleeper.block(process, cancel=lambda: writer.written or -ERESTARTSYS)
         self._waiting_writers.append(writer)
         self._pump()
         return None
 
     # ---- moving bytes -------------------------------------------------------------------
-    def _deliver(self, process: Process, buffer: int, count: int) -> int:
+    def _deliver(self, process: Caller, buffer: int, count: int) -> int:
         """Copy buffered bytes to a reader (the buffer keeps them if the copy faults)."""
         size = min(count, len(self.buffer))
         copy_to_user(process.aspace, buffer, bytes(self.buffer[:size]))
@@ -112,7 +111,7 @@ class Pipe:
             moved = False
             while self._waiting_writers and len(self.buffer) < PIPE_CAPACITY:
                 writer = self._waiting_writers[0]
-                if not _asleep(writer.process, writer.token):
+                if not self.sleeper.asleep(writer.process, writer.token):
                     self._waiting_writers.popleft()
                     continue
                 self._take(writer)
@@ -120,20 +119,20 @@ class Pipe:
                 if writer.written < len(writer.data):
                     break
                 self._waiting_writers.popleft()
-                self.manager.wake(writer.process, writer.token, writer.written)
+                self.sleeper.wake(writer.process, writer.token, writer.written)
             while self._waiting_readers and (self.buffer or self.writers == 0):
                 reader = self._waiting_readers.popleft()
-                if not _asleep(reader.process, reader.token):
+                if not self.sleeper.asleep(reader.process, reader.token):
                     continue
                 size = min(reader.count, len(self.buffer))
                 try:
                     copy_to_user(reader.process.aspace, reader.buffer, bytes(self.buffer[:size]))
                 except UserMemoryFault:
-                    self.manager.wake(reader.process, reader.token, -EFAULT)
+                    self.sleeper.wake(reader.process, reader.token, -EFAULT)
                     continue
                 del self.buffer[:size]
                 moved = moved or size > 0
-                self.manager.wake(reader.process, reader.token, size)
+                self.sleeper.wake(reader.process, reader.token, size)
 
     # ---- ends closing -------------------------------------------------------------------
     def close_reader(self) -> None:
@@ -142,9 +141,9 @@ class Pipe:
             return
         writers, self._waiting_writers = list(self._waiting_writers), deque()
         for writer in writers:
-            if _asleep(writer.process, writer.token):
-                self.manager.wake(writer.process, writer.token, writer.written or -EPIPE)
-                self.manager.signals.send(writer.process, SIGPIPE)
+            if self.sleeper.asleep(writer.process, writer.token):
+                self.sleeper.wake(writer.process, writer.token, writer.written or -EPIPE)
+                self.sleeper.broken_pipe(writer.process)
 
     def close_writer(self) -> None:
         self.writers -= 1
@@ -156,8 +155,14 @@ class PipeReadEnd(OpenFile):
     def __init__(self, pipe: Pipe) -> None:
         self.pipe = pipe
 
-    def read(self, process: Process, buffer: int, count: int) -> int | None:
+    def read(self, process: Caller, buffer: int, count: int) -> int | None:
         return self.pipe.read(process, buffer, count)
+
+    def poll(self) -> Poll:
+        """Readable with bytes buffered or no writer left (end of file: also HUP)."""
+        pipe = self.pipe
+        hangup = Poll.HUP if pipe.writers == 0 else Poll(0)
+        return (Poll.IN if pipe.buffer or hangup else Poll(0)) | hangup
 
     def stat(self) -> FileStat:
         return FileStat(S_IFIFO | 0o600, blksize=PIPE_CAPACITY)
@@ -170,8 +175,15 @@ class PipeWriteEnd(OpenFile):
     def __init__(self, pipe: Pipe) -> None:
         self.pipe = pipe
 
-    def write(self, process: Process, data: bytes) -> int | None:
+    def write(self, process: Caller, data: bytes) -> int | None:
         return self.pipe.write(process, data)
+
+    def poll(self) -> Poll:
+        """Writable with room in the buffer; ERR once no reader is left (a write is EPIPE)."""
+        pipe = self.pipe
+        if pipe.readers == 0:
+            return Poll.OUT | Poll.ERR
+        return Poll.OUT if len(pipe.buffer) < PIPE_CAPACITY else Poll(0)
 
     def stat(self) -> FileStat:
         return FileStat(S_IFIFO | 0o600, blksize=PIPE_CAPACITY)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from tradekernel.kernel.blockdev import BLOCK_SIZE, check_range
+from tradekernel.kernel.drivers.blockdev import BLOCK_SIZE, check_range
 
 DATA, ERROR, COUNT, LBA_LOW, LBA_MID, LBA_HIGH, DEVICE, STATUS = range(8)
 COMMAND = STATUS

@@ -17,11 +17,9 @@ stopped; Ctrl-C cancels it. "+" marks the current job (the newest, or the last o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from tradekernel.kernel.scheduler import NICE_MAX, NICE_MIN
-from tradekernel.kernel.shell import Output, UsageError
-from tradekernel.kernel.signals import (
+from tradekernel.kernel.proc.process import ProcessManager
+from tradekernel.kernel.proc.signals import (
     NSIG,
     SIGCONT,
     SIGKILL,
@@ -31,12 +29,9 @@ from tradekernel.kernel.signals import (
     parse_signal,
     signal_name,
 )
-from tradekernel.kernel.signals import signal_text as describe
-
-if TYPE_CHECKING:
-    from tradekernel.kernel.process import Process, ProcessManager
-
-NICE_DEFAULT = 10  # what nice(1) adds without -n
+from tradekernel.kernel.proc.signals import signal_text as describe
+from tradekernel.kernel.proc.task import Process, State
+from tradekernel.kernel.shell.shell import Output, UsageError
 
 
 def _capitalized(text: str) -> str:
@@ -52,15 +47,11 @@ class Job:
 
     @property
     def done(self) -> bool:
-        from tradekernel.kernel.process import State
-
         return all(process.state == State.ZOMBIE for process in self.processes)
 
     @property
     def stopped(self) -> bool:
         """Not done, and every live process stopped."""
-        from tradekernel.kernel.process import State
-
         live = [process for process in self.processes if process.state != State.ZOMBIE]
         return bool(live) and all(process.stopped for process in live)
 
@@ -80,6 +71,9 @@ class Job:
 
 
 class JobControl:
+    """Subscribes to the process layer's events (a child of the shell changed, the foreground
+    job ended or stopped, Ctrl-C at no foreground job) and to the shell's prompt."""
+
     def __init__(self, manager: ProcessManager) -> None:
         self.manager = manager
         self.kernel = manager.kernel
@@ -87,6 +81,9 @@ class JobControl:
         self.foreground_job: Job | None = None  # what holds the terminal
         self._waiting_for: list[Job] | None = None  # the shell is in `wait`
         manager.signals.kernel_child_changed = lambda child: self.changed()
+        manager.on_foreground_ended = self.foreground_ended
+        manager.on_foreground_stopped = self.foreground_stopped
+        manager.on_idle_interrupt = self.cancel_wait
         self.kernel.shell.before_prompt = self.report_finished
 
     def register_commands(self, shell) -> None:  # noqa: ANN001 - kernel.shell.Shell
@@ -99,8 +96,6 @@ class JobControl:
             ("bg", self._bg, "bg [%JOB...]", "continue stopped jobs in the background"),
             ("wait", self._wait, "wait [PID|%JOB...]",
              "wait for background jobs (all by default); Ctrl-C stops it"),
-            ("nice", self._nice, "nice [-n N] PROGRAM [ARGS...] [&]",
-             f"run a program with nice value N (default {NICE_DEFAULT}, -20..19)"),
         ):  # fmt: skip
             shell.register(name, handler, usage, text)
 
@@ -119,10 +114,12 @@ class JobControl:
         self.foreground_job = Job(0, processes, command)
 
     def foreground_ended(self) -> None:
-        """The foreground job's processes have all ended: it leaves the table unreported."""
+        """The foreground job's processes have all ended: it leaves the table unreported, and
+        the prompt comes back."""
         job, self.foreground_job = self.foreground_job, None
         if job in self.jobs:
             self.jobs.remove(job)
+        self.kernel.defer(self.kernel.shell.resume)  # after the tty's own echo (^C)
 
     def foreground_stopped(self) -> None:
         """The foreground job's processes have all stopped: it becomes the current job, said
@@ -254,13 +251,12 @@ class JobControl:
         if job.done:
             out.error(f"fg: job {job.number} has ended")
             return 1
-        from tradekernel.kernel.process import State
-
         members = [p for p in self._members(job) if p.state != State.ZOMBIE]
         out.line(job.command)
         job.reported = ""
         self.foreground_job = job
         self.manager.take_foreground(members)
+        self.kernel.shell.suspend_prompt()
         self.manager.signals.send_to(None, members, SIGCONT)
         return 0
 
@@ -304,18 +300,3 @@ class JobControl:
         self._waiting_for = jobs
         self.kernel.shell.suspend_prompt()
         return 0
-
-    def _nice(self, args: list[str], out: Output) -> int:
-        if not args:
-            out.line("0")  # the shell's own nice value
-            return 0
-        adjustment = NICE_DEFAULT
-        if args[0] == "-n" or args[0].startswith("-n"):
-            value = args[0][2:] or (args[1] if len(args) > 1 else "")
-            args = args[1:] if args[0][2:] else args[2:]
-            if not value.lstrip("+-").isdigit():
-                raise UsageError(f"invalid adjustment {value!r}")
-            adjustment = int(value)
-        if not args:
-            raise UsageError("which program?")
-        return self.manager.run(args, out, nice=max(NICE_MIN, min(NICE_MAX, adjustment)))

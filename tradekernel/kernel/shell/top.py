@@ -8,9 +8,9 @@ the kernel's timer list and deferred work, so it never holds the CPU between ref
 
 from __future__ import annotations
 
-from tradekernel.kernel.console import COLUMNS, ROWS
-from tradekernel.kernel.keyboard import Key
-from tradekernel.kernel.shell import Output, UsageError
+from tradekernel.kernel.drivers.console import COLUMNS, ROWS
+from tradekernel.kernel.drivers.keyboard import Key
+from tradekernel.kernel.shell.shell import Output, UsageError
 
 REFRESH_NS = 500_000_000
 HEADER_ATTR, ROW_ATTR, KERNEL_ATTR = 0x70, 0x07, 0x08

@@ -73,55 +73,42 @@ import itertools
 import posixpath
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from enum import Enum
+from dataclasses import replace
 
-from tradekernel.kernel.bootinfo import FXSAVE_SIZE
-from tradekernel.kernel.elf import ElfError, build_stack, load_elf, parse_elf
-from tradekernel.kernel.mmap import MemoryMaps, ProcessMaps
-from tradekernel.kernel.paging import AddressSpace, PagingError, UserMemoryFault, copy_to_user
-from tradekernel.kernel.scheduler import SchedParams, Scheduler, SchedulerError
-from tradekernel.kernel.shell import Command, Output, UsageError, error_text
-from tradekernel.kernel.signals import (
-    ERESTARTSYS,
+from tradekernel.kernel.arch.bootinfo import FXSAVE_SIZE
+from tradekernel.kernel.arch.trapframe import FIELDS, TrapFrame
+from tradekernel.kernel.fs.devfs import TtyFile
+from tradekernel.kernel.fs.vfs import ERESTARTSYS, OpenFile
+from tradekernel.kernel.mm.mmap import MemoryMaps
+from tradekernel.kernel.mm.paging import AddressSpace, PagingError, UserMemoryFault, copy_to_user
+from tradekernel.kernel.proc.elf import ElfError, build_stack, load_elf, parse_elf
+from tradekernel.kernel.proc.scheduler import Scheduler
+from tradekernel.kernel.proc.sigdelivery import Signals
+from tradekernel.kernel.proc.signals import (
     SI_KERNEL,
     SIGBUS,
     SIGFPE,
     SIGILL,
     SIGINT,
-    SIGKILL,
+    SIGPIPE,
     SIGSEGV,
     SIGTRAP,
     SIGTSTP,
     SIGTTIN,
-    Signals,
-    SignalState,
     bit,
     signal_text,
 )
-from tradekernel.kernel.trapframe import FIELDS, TrapFrame
+from tradekernel.kernel.proc.task import KERNEL_STACK_SIZE, Process, State
 
-# Linux i386 calls that never block, switch tasks or end the caller: safe to run in the trap.
-FAST_SYSCALLS = frozenset({
-    13, 19, 20, 45, 64, 78, 96, 106, 108, 122, 155, 157, 159, 160, 195, 197, 199, 200, 201, 202,
-    220, 224, 258, 265, 403,
-})  # fmt: skip
-SCHED_YIELD = 158  # switches tasks in the trap itself (ProcessManager.fast_system_call)
-KERNEL_STACK_SIZE = 8192
 KSTACK_TAG = "kstack"
 FPU_TAG = "fpu"
 USER_CODE, USER_DATA = 0x1B, 0x23
 EFLAGS_USER = 0x202  # IF, and the always-one bit 1
-EFLAGS_IOPL_VM = 0x23000  # what an `iret` at CPL 3 cannot change
 CR0_TS = 0x8
-FRAME = struct.Struct(f"<{len(FIELDS)}I")
-SAVED_REGISTERS = ("gs", "fs", "es", "ds", "eip", "eflags")  # with the general registers
-SYSCALL_VECTOR = 0x80
 TSS_ESP0 = 4
 MAX_PROCESSES = 64
 SHELL_RESERVE = 4  # table slots fork may not take, so the shell can still start programs
 NAME_LENGTH = 15  # Linux's comm
-PROGRAM_DIRECTORY = "/bin"
 ENVIRONMENT = (b"PATH=/bin", b"HOME=/", b"TERM=linux")
 
 # CPU exception -> the signal Linux sends for it from ring 3 (arch/x86/kernel/traps.c).
@@ -137,135 +124,12 @@ MAX_ARGUMENTS = 256  # execve's argv/envp entries each
 ARGUMENT_MAX = 4096  # bytes in one argument string
 
 
-class State(Enum):
-    RUNNING = "running"
-    READY = "ready"
-    SLEEPING = "sleeping"
-    STOPPED = "stopped"  # by a stop signal while it could run (a sleeper stays SLEEPING)
-    ZOMBIE = "zombie"
-
-
-STATE_LETTERS = {State.RUNNING: "R", State.READY: "R", State.SLEEPING: "S", State.STOPPED: "T",
-                 State.ZOMBIE: "Z"}  # fmt: skip
-
-
 class SpawnError(Exception):
     """A program that cannot be started; carries an errno and a message for the shell."""
 
     def __init__(self, errno: int, message: str) -> None:
         super().__init__(message)
         self.errno = errno
-
-
-# ---- open files -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FileStat:
-    """What fstat/stat report (the syscall layer packs it into Linux's struct)."""
-
-    mode: int  # S_IF* | permission bits
-    size: int = 0
-    inode: int = 0
-    device: int = 0
-    rdev: int = 0
-    mtime: int = 0  # seconds since the epoch
-    blksize: int = 4096
-
-
-S_IFIFO, S_IFCHR, S_IFDIR, S_IFREG = 0o010000, 0o020000, 0o040000, 0o100000
-ESPIPE, ENOTDIR = 29, 20
-TTY_DEVICE = (4 << 8) | 1  # /dev/tty1's major 4, minor 1
-
-
-class OpenFile:
-    """What a file descriptor refers to. A kind of file implements what it supports; the rest
-    fails the way Linux fails it for that kind (EBADF, ESPIPE, ENOTDIR). One object may sit
-    in several descriptors (dup, fork): `references` counts them (ProcessManager.install and
-    uninstall), and `close` runs when the last one goes."""
-
-    references = 0
-
-    def read(self, process: Process, buffer: int, count: int) -> int | None:
-        """Copy up to `count` bytes to user `buffer`; bytes read, -errno, or None (blocked)."""
-        raise OSError(EBADF, "not open for reading")
-
-    def write(self, process: Process, data: bytes) -> int | None:
-        """Bytes written, or None (the writer sleeps until they are all taken)."""
-        raise OSError(EBADF, "not open for writing")
-
-    def seek(self, offset: int, whence: int) -> int:
-        raise OSError(ESPIPE, "not seekable")
-
-    def stat(self) -> FileStat:
-        raise OSError(EBADF, "no status")
-
-    def directory_entries(self) -> list[tuple[str, bool]]:
-        """(name, is_dir) of a directory, for getdents64."""
-        raise OSError(ENOTDIR, "not a directory")
-
-    def close(self) -> None:
-        """Release what the descriptor holds."""
-
-
-class TtyFile(OpenFile):
-    """The console: reads take lines from the tty (the foreground process only), writes go to
-    the screen (and its serial mirror)."""
-
-    def __init__(self, manager: ProcessManager) -> None:
-        self.manager = manager
-
-    def read(self, process: Process, buffer: int, count: int) -> int | None:
-        return self.manager.tty_read(process, buffer, count)
-
-    def write(self, process: Process, data: bytes) -> int:
-        self.manager.kernel.console.write(data.decode("utf-8", "replace"))
-        return len(data)
-
-    def stat(self) -> FileStat:
-        return FileStat(S_IFCHR | 0o620, rdev=TTY_DEVICE, blksize=1024)
-
-
-@dataclass
-class Process:
-    pid: int
-    ppid: int
-    name: str
-    argv: list[str]
-    aspace: AddressSpace
-    kstack: int
-    brk_start: int
-    cwd: str
-    fpu: int = 0  # its FXSAVE area (kernel heap, 16-aligned): x87/SSE state while off the FPU
-    frame: int = 0  # address of the trap frame to resume from
-    state: State = State.READY
-    sched: SchedParams = field(default_factory=SchedParams)
-    pgid: int = 0  # process group: the job (Ctrl-C, kill -PGID, kill(0, ...))
-    signals: SignalState = field(default_factory=SignalState)
-    cpu_ns: int = 0
-    brk: int = 0
-    files: dict[int, OpenFile] = field(default_factory=dict)
-    foreground: bool = False
-    exit_status: int = 0
-    wait_token: int = 0  # bumped at every block, so a stale wake-up is ignored
-    yielded: bool = False
-    pending_input: bytes = b""  # the rest of a tty line a read did not take
-    waiting: tuple[int, int, int, int] | None = None  # in wait4: token, pid, status, options
-    stopped: int = 0  # the stop signal while stopped (asleep or not), else 0
-    stop_report: int = 0  # a stop wait4(WUNTRACED) has yet to report: its signal
-    continued_report: bool = False  # a SIGCONT wait4(WCONTINUED) has yet to report
-    maps: ProcessMaps = field(default_factory=ProcessMaps)  # mmap and shared-memory regions
-
-    @property
-    def kstack_top(self) -> int:
-        return self.kstack + KERNEL_STACK_SIZE
-
-    @property
-    def runnable(self) -> bool:
-        return self.state in (State.RUNNING, State.READY)
-
-    @property
-    def letter(self) -> str:
-        """ps's state: R, S, T (stopped, asleep or not) or Z."""
-        return "T" if self.stopped and self.state != State.ZOMBIE else STATE_LETTERS[self.state]
 
 
 def exception_report(process: Process, frame: TrapFrame, signal: int, detail: str) -> str:
@@ -278,12 +142,12 @@ def exception_report(process: Process, frame: TrapFrame, signal: int, detail: st
 
 
 class ProcessManager:
-    """The process layer: owns the table, the scheduler and the system-call table."""
+    """The process layer: owns the table and the scheduler; it is the `Sleeper` files make
+    their callers wait through (fs/vfs.py) and the terminal's `TerminalReader` (fs/devfs.py).
+    Job control above it listens through `on_foreground_ended`, `on_foreground_stopped` and
+    `on_idle_interrupt`, and `signals.kernel_child_changed`."""
 
     def __init__(self, kernel) -> None:  # noqa: ANN001 - tradekernel.kernel.main.Kernel
-        from tradekernel.kernel.jobs import JobControl  # they build on this module's types
-        from tradekernel.kernel.syscalls import Syscalls
-
         self.kernel = kernel
         self.memory = kernel.memory
         self.mm = kernel.mm
@@ -292,8 +156,6 @@ class ProcessManager:
         self.maps = MemoryMaps(
             self.mm.frames, self.memory, lambda: (self.epoch_ns + kernel.clock.now_ns()) // 10**9
         )
-        self.syscalls = Syscalls(self)
-        self.jobs = JobControl(self)
         self.table: dict[int, Process] = {}
         self.current: Process | None = None  # None: the kernel's own context (PID 0)
         self.context_switches = 0  # changes of the running context, kernel (PID 0) included
@@ -308,13 +170,15 @@ class ProcessManager:
         )
         self.foreground: list[Process] = []  # the foreground job (a pipeline's processes)
         self._tty_reader: tuple[Process, int, int] | None = None  # (process, buffer, count)
-        shell = kernel.shell
         self._shell_on_line = kernel.tty.on_line
         self._shell_on_end = kernel.tty.on_end_of_input
         kernel.tty.on_interrupt = self._interrupt_foreground
         kernel.tty.on_suspend = self._suspend_foreground
-        shell.command_not_found = self._program_command
-        shell.run_programs = self._run_pipeline
+        # Job control's hooks: the foreground job's processes all ended; all stopped (run as
+        # deferred work, after the tty's ^Z); Ctrl-C with no foreground job (True: taken).
+        self.on_foreground_ended: Callable[[], None] = lambda: None
+        self.on_foreground_stopped: Callable[[], None] = lambda: None
+        self.on_idle_interrupt: Callable[[], bool] = lambda: False
 
     # ---- the interrupt path -------------------------------------------------------------
     def enter(self, frame: TrapFrame) -> None:
@@ -329,8 +193,7 @@ class ProcessManager:
             self.current.cpu_ns += now - self.last_entry_ns
             self.scheduler.charge(self.current, now - self.last_entry_ns)
         self.last_entry_ns = now
-        if self._dead or self._dead_spaces:
-            self._release_dead()
+        self.release_dead()
 
     def leave(self) -> int:
         """Every kernel exit: the frame address of the context to resume (see the module
@@ -349,18 +212,18 @@ class ProcessManager:
         if chosen is not None:
             chosen.state = State.RUNNING
         if chosen is not previous:
-            self._switch_to(chosen)
+            self.switch_to(chosen)
             self.context_switches += 1
-        self.kernel.program_timer(self._slice_end(chosen), self.last_entry_ns)
+        self.kernel.program_timer(self.slice_end(chosen), self.last_entry_ns)
         return self._kernel_frame if chosen is None else chosen.frame
 
-    def _slice_end(self, chosen: Process | None) -> int | None:
+    def slice_end(self, chosen: Process | None) -> int | None:
         """When the task about to run must be preempted, or None if no slice end matters."""
         if chosen is None or not self.scheduler.slice_can_end(chosen):
             return None
         return self.last_entry_ns + max(0, chosen.sched.slice_left)
 
-    def _switch_to(self, process: Process | None, registers=None) -> None:  # noqa: ANN001
+    def switch_to(self, process: Process | None, registers=None) -> None:  # noqa: ANN001
         """TSS.ESP0 and the FPU's current task (guest memory), then CR3: through the stub's
         mailbox (the stub also sets CR0.TS on its way out), or, given the trap's `registers`,
         written by the machine after the trap, as a hypervisor loads a paravirtual guest's
@@ -385,97 +248,6 @@ class ProcessManager:
         elif cr3 != self.mm.current_cr3:
             self.mm.current_cr3 = cr3
             boot.request_cr3(cr3)
-
-    def fast_system_call(self, registers) -> bool:  # noqa: ANN001 - emu Registers
-        """The machine's trap fast path for `int 0x80`: a call in FAST_SYSCALLS (one that can
-        neither block, switch, nor end the process) runs right in the trap, with no IDT
-        delivery, trap frame or iret; so does sched_yield (`_yield_in_trap`) unless kernel
-        work is waiting. Anything else answers False and takes the full path."""
-        number = registers.read("eax")
-        process = self.current
-        if process is None:
-            return False
-        if number in FAST_SYSCALLS:
-            result = self.syscalls.call(process, number, registers.syscall_args())
-            registers.write("eax", (result or 0) & 0xFFFF_FFFF)
-            return True
-        if (
-            number == SCHED_YIELD
-            and not self.kernel.has_deferred_work()
-            and not (process.signals.pending or process.signals.restart is not None)
-        ):  # a signal for the caller is delivered by the full path's exit
-            self._yield_in_trap(process, registers)
-            return True
-        return False
-
-    def _yield_in_trap(self, process: Process, registers) -> None:  # noqa: ANN001
-        """sched_yield as a paravirtual switch: the scheduler decides in the trap and, for
-        another process, the caller's registers go into the trap frame the full path would
-        have built on its kernel stack, and the chosen process's frame is loaded into the CPU
-        with its CR3, TSS.ESP0 and CR0.TS (see the module docstring)."""
-        now = self.kernel.clock.now_ns()
-        process.cpu_ns += now - self.last_entry_ns
-        self.scheduler.charge(process, now - self.last_entry_ns)
-        self.last_entry_ns = now
-        if self._dead or self._dead_spaces:
-            self._release_dead()  # their CR3 was unloaded by the stub's last return
-        result = self.syscalls.call(process, SCHED_YIELD, registers.syscall_args())
-        registers.write("eax", (result or 0) & 0xFFFF_FFFF)
-        yielded, process.yielded = process.yielded, False
-        chosen = self.scheduler.next_task(process, yielded)
-        if chosen is process or chosen is None:  # None: cannot be, the caller is runnable
-            return
-        outgoing = self._save_frame(process, registers)
-        while chosen is not process and not self.signals.deliver(chosen):  # into its frame
-            chosen = self.scheduler.next_task(None) or process  # a signal killed it
-        if chosen is process:
-            self._load_frame(process.frame, registers, outgoing)
-            return
-        process.state = State.READY
-        chosen.state = State.RUNNING
-        self._switch_to(chosen, registers)
-        self._load_frame(chosen.frame, registers, outgoing)
-        self.context_switches += 1
-        self.kernel.program_timer(self._slice_end(chosen), now)
-
-    def _save_frame(self, process: Process, registers) -> list[int]:  # noqa: ANN001
-        """The trap frame of an `int 0x80` from the CPU's registers, where the stub would have
-        built it (kernel/trapframe.py), as the process's resume point; returns the values of
-        SAVED_REGISTERS."""
-        gs, fs, es, ds, eip, eflags = live = registers.read_many(SAVED_REGISTERS)
-        eax, ecx, edx, ebx, esp, ebp, esi, edi = registers.gprs()
-        process.frame = process.kstack_top - FRAME.size
-        kernel_esp = process.kstack_top - 7 * 4  # what PUSHAD would have stored
-        self.memory.write(process.frame, FRAME.pack(  # in FIELDS order
-            0, gs, fs, es, ds, edi, esi, ebp, kernel_esp, ebx, edx, ecx, eax, SYSCALL_VECTOR, 0,
-            eip, USER_CODE, eflags, esp, USER_DATA,
-        ))  # fmt: skip
-        return live
-
-    def _load_frame(self, address: int, registers, live: list[int]) -> None:  # noqa: ANN001
-        """What the stub's pops and `iret` do with a ring-3 frame, done by the machine (`live`:
-        SAVED_REGISTERS now, so unchanged segment registers are not reloaded)."""
-        (_, gs, fs, es, ds, edi, esi, ebp, _, ebx, edx, ecx, eax, _, _, eip, _, eflags, esp,
-         _) = FRAME.unpack(self.memory.read(address, FRAME.size))  # fmt: skip
-        registers.set_gprs([eax, ecx, edx, ebx, esp, ebp, esi, edi])
-        for name, value, now in zip(SAVED_REGISTERS[:4], (gs, fs, es, ds), live, strict=False):
-            if value != now:
-                registers.write(name, value)
-        registers.write("eflags", eflags & ~EFLAGS_IOPL_VM | 0x200)
-        registers.write("eip", eip)
-
-    def system_call(self, frame: TrapFrame) -> None:
-        """int 0x80 from ring 3: run the call; its result goes in EAX unless it blocked."""
-        process = self.current
-        if process is None:
-            return
-        result = self.syscalls.dispatch(process, frame)
-        if result == -ERESTARTSYS:
-            result = self.signals.restartable(process)
-        if result is not None and process.state != State.ZOMBIE:
-            frame.set("eax", result & 0xFFFF_FFFF)
-        elif result is None and process.state == State.SLEEPING:
-            self.signals.went_to_sleep(process)
 
     def user_exception(self, frame: TrapFrame) -> bool:
         """A CPU exception in ring 3: resolve it (copy-on-write) or send the signal Linux would
@@ -515,7 +287,7 @@ class ProcessManager:
         process = Process(pid, parent, name, argv, aspace, kstack, brk_start, cwd, fpu,
                           brk=brk_start, foreground=foreground, pgid=pgid or pid)  # fmt: skip
         process.frame = self._initial_frame(process, entry, esp)
-        tty = TtyFile(self)
+        tty = TtyFile(self.kernel.console, self)
         for fd in (0, 1, 2):
             self.install(process, fd, tty)
         self.table[pid] = process
@@ -587,16 +359,13 @@ class ProcessManager:
         if process.files.get(fd) is handle:
             return
         self.uninstall(process, fd)
-        handle.references += 1
-        process.files[fd] = handle
+        process.files[fd] = handle.acquire()
 
     def uninstall(self, process: Process, fd: int) -> OpenFile | None:
         """Drop `fd`; the file is closed when no descriptor anywhere refers to it."""
         handle = process.files.pop(fd, None)
         if handle is not None:
-            handle.references -= 1
-            if handle.references == 0:
-                handle.close()
+            handle.release()
         return handle
 
     # ---- fork, execve, wait4 ------------------------------------------------------------
@@ -744,6 +513,14 @@ class ProcessManager:
         self.scheduler.remove(process)
         return process.wait_token
 
+    def asleep(self, process: Process, token: int) -> bool:
+        """Whether `process` still sleeps the sleep that `block` gave `token` for."""
+        return process.state == State.SLEEPING and process.wait_token == token
+
+    def broken_pipe(self, process: Process) -> None:
+        """A write to a pipe with no reader: SIGPIPE (by default the writer dies quietly)."""
+        self.signals.send(process, SIGPIPE)
+
     def wake(self, process: Process, token: int, result: int) -> None:
         """End a sleep with `result` as the system call's return value (ignored if the
         process died or was woken since)."""
@@ -777,6 +554,10 @@ class ProcessManager:
         tty.on_end_of_input = lambda: self._line_arrived(process, token, None)
         tty.read_line("")
         return None
+
+    def tty_pending(self, process: Process) -> int:
+        """Bytes of the last line `process` has yet to read."""
+        return len(process.pending_input)
 
     def _background_read(self, process: Process) -> int:
         """A background job may not take the terminal's input: SIGTTIN stops its process group
@@ -821,7 +602,7 @@ class ProcessManager:
     def _interrupt_foreground(self) -> bool:
         """Ctrl-C: SIGINT for every process of the foreground job (or the shell stops `wait`)."""
         if not self.foreground:
-            return self.jobs.cancel_wait()
+            return self.on_idle_interrupt()
         self.signals.send_to(None, list(self.foreground), SIGINT, SI_KERNEL)
         return True
 
@@ -838,23 +619,27 @@ class ProcessManager:
             self._foreground_changed()
 
     def take_foreground(self, processes: list[Process]) -> None:
-        """`fg`: these processes (a job's live ones) get the terminal; the prompt waits."""
+        """`fg`: these processes (a job's live ones) get the terminal."""
         for process in processes:
             process.foreground = True
         self.foreground = list(processes)
-        self.kernel.shell.suspend_prompt()
+
+    def join_foreground(self, processes: list[Process]) -> None:
+        """A pipeline's new processes get the terminal too."""
+        for process in processes:
+            process.foreground = True
+        self.foreground.extend(processes)
 
     def _foreground_changed(self) -> None:
         """A foreground process ended or stopped: once none is left running, the terminal goes
         back to the shell, and a job that stopped (Ctrl-Z) joins the job table, as under bash."""
         if not self.foreground:
-            self.jobs.foreground_ended()
-            self.kernel.defer(self.kernel.shell.resume)  # after the tty's own echo (^C)
+            self.on_foreground_ended()
         elif all(process.stopped for process in self.foreground):
             for process in self.foreground:
                 process.foreground = False
             self.foreground = []
-            self.kernel.defer(self.jobs.foreground_stopped)  # after the tty's ^Z
+            self.kernel.defer(self.on_foreground_stopped)  # after the tty's ^Z
 
     # ---- dying --------------------------------------------------------------------------
     def exit(self, process: Process, status: int) -> None:
@@ -903,7 +688,10 @@ class ProcessManager:
             self.foreground.remove(process)
             self._foreground_changed()
 
-    def _release_dead(self) -> None:
+    def release_dead(self) -> None:
+        """Free what died while its CR3 was loaded (that CR3 is gone once the stub switched)."""
+        if not (self._dead or self._dead_spaces):
+            return
         dead, self._dead = self._dead, []
         for process in dead:
             self._release(process)
@@ -915,165 +703,3 @@ class ProcessManager:
         process.aspace.teardown()
         self.mm.heap.kfree(process.kstack)
         self.mm.heap.kfree(process.fpu)
-
-    # ---- the shell ----------------------------------------------------------------------
-    def register_commands(self, shell) -> None:  # noqa: ANN001 - kernel.shell.Shell
-        for name, handler, usage, text in (
-            ("run", self.run, "run PROGRAM [ARGS...] [&]",
-             "run a program from /bin (or a path) in ring 3 (& for the background)"),
-            ("ps", self._ps, "ps", "list processes: PID, PPID, state, class/priority, CPU time"),
-            ("renice", self._renice, "renice NICE PID", "set a normal process's nice value"),
-            ("chrt", self._chrt, "chrt -f|-r|-o PRIORITY PID",
-             "set a process's class: FIFO, round-robin (1-99) or normal (0)"),
-        ):  # fmt: skip
-            shell.register(name, handler, usage, text)
-        self.maps.register_commands(shell)
-        self.jobs.register_commands(shell)
-
-    def _program_command(self, name: str) -> Command | None:
-        """Plain `PROGRAM ARGS`: a program in /bin runs as if through `run`."""
-        if "/" in name or self.kernel.fs is None:
-            return None
-        path = f"{PROGRAM_DIRECTORY}/{name}"
-        if not self.kernel.fs.exists(path):
-            return None
-        return Command(name, lambda args, out: self.run([name, *args], out), name, name)
-
-    def run(self, args: list[str], out: Output, nice: int = 0) -> int:
-        """`run PROGRAM ARGS [&]` (and `nice`): start it in the foreground, or as a job."""
-        if not args:
-            raise UsageError("which program?")
-        background = args[-1] == "&"
-        if background:
-            args = args[:-1]
-            if not args:
-                raise UsageError("which program?")
-        if not out.is_terminal:
-            out.error("run: programs write to the console; output redirection is not supported")
-            return 1
-        shell = self.kernel.shell
-        name = args[0]
-        path = shell.resolve_path(name) if "/" in name else f"{PROGRAM_DIRECTORY}/{name}"
-        try:
-            process = self.spawn(path, args, shell.cwd, foreground=not background)
-        except SpawnError as error:
-            out.error(f"run: {error}")
-            return 126 if error.errno == 8 else 127
-        if nice:
-            self.scheduler.set_params(process, process.sched.policy, process.sched.rt_priority,
-                                      nice)  # fmt: skip
-        if background:
-            job = self.jobs.add([process], " ".join(args))
-            out.line(f"[{process.pid}] {process.name} (job %{job.number})")
-        else:
-            self.jobs.start_foreground([process], " ".join(args))
-            shell.suspend_prompt()
-        return 0
-
-    def _run_pipeline(self, stages: list[list[str]], redirections: list[tuple[str, str]],
-                      out: Output) -> int:  # fmt: skip
-        """`a | b | c < IN > OUT`: one process per stage, each one's standard output piped into
-        the next one's standard input; `<` feeds the first, `>` or `>>` takes the last. The
-        job runs in the foreground: the prompt returns when all of its processes have ended."""
-        from tradekernel.kernel.pipe import Pipe
-        from tradekernel.kernel.syscalls import FsFile
-
-        shell = self.kernel.shell
-        fs = self.kernel.fs
-        if redirections and fs is None:
-            out.error("sh: cannot redirect: no filesystem is mounted")
-            return 1
-        files: dict[int, OpenFile] = {}
-        for operator, target in redirections:
-            path = shell.resolve_path(target)
-            fd = 0 if operator == "<" else 1
-            try:
-                handle = fs.open(path, {"<": "r", ">": "w", ">>": "a"}[operator])
-            except OSError as error:
-                out.error(f"sh: {target}: {error_text(error)}")
-                for file in files.values():
-                    file.close()
-                return 1
-            if fd in files:
-                files[fd].close()
-            files[fd] = FsFile(handle, path, fs)
-        processes: list[Process] = []
-        try:
-            for argv in stages:
-                name = argv[0]
-                path = shell.resolve_path(name) if "/" in name else f"{PROGRAM_DIRECTORY}/{name}"
-                group = processes[0].pid if processes else 0  # the job is one group
-                processes.append(self.spawn(path, argv, shell.cwd, pgid=group))
-        except SpawnError as error:
-            out.error(f"sh: {error}")
-            for process in processes:
-                self.terminate(process, SIGKILL, None)
-            for file in files.values():
-                file.close()
-            return 126 if error.errno == 8 else 127
-        for left, right in itertools.pairwise(processes):
-            read_end, write_end = Pipe(self).ends()
-            self.install(left, 1, write_end)
-            self.install(right, 0, read_end)
-        if 0 in files:
-            self.install(processes[0], 0, files[0])
-        if 1 in files:
-            self.install(processes[-1], 1, files[1])
-        for process in processes:
-            process.foreground = True
-        self.foreground.extend(processes)
-        command = " | ".join(" ".join(argv) for argv in stages)
-        self.jobs.start_foreground(processes, command + "".join(
-            f" {operator} {target}" for operator, target in redirections
-        ))  # fmt: skip
-        shell.suspend_prompt()
-        return 0
-
-    def _ps(self, args: list[str], out: Output) -> int:
-        if args:
-            raise UsageError(f"unexpected argument {args[0]!r}")
-        out.line(f"{'PID':>5} {'PPID':>5} S {'CLS PRI':<7} {'TIME':>9} CMD")
-        out.line(f"{0:>5} {0:>5} {'R' if self.current is None else 'S'} {'--':<7} "
-                 f"{format_cpu(self.kernel_cpu_ns):>9} [kernel]")  # fmt: skip
-        for pid in sorted(self.table):
-            process = self.table[pid]
-            out.line(
-                f"{pid:>5} {process.ppid:>5} {process.letter} {process.sched.label():<7} "
-                f"{format_cpu(process.cpu_ns):>9} {' '.join(process.argv)}"
-            )
-        return 0
-
-    def _target(self, text: str) -> Process:
-        if not text.isdigit():
-            raise UsageError(f"{text!r} is not a process id")
-        process = self.table.get(int(text))
-        if process is None:
-            raise UsageError(f"no process {text}")
-        return process
-
-    def _renice(self, args: list[str], out: Output) -> int:
-        if len(args) != 2 or not args[0].lstrip("-").isdigit():
-            raise UsageError("renice NICE PID")
-        process = self._target(args[1])
-        self.scheduler.set_params(process, process.sched.policy, process.sched.rt_priority,
-                                  int(args[0]))  # fmt: skip
-        out.line(f"{process.pid}: nice {process.sched.nice}")
-        return 0
-
-    def _chrt(self, args: list[str], out: Output) -> int:
-        policies = {"-o": 0, "-f": 1, "-r": 2}
-        if len(args) != 3 or args[0] not in policies or not args[1].isdigit():
-            raise UsageError("chrt -f|-r|-o PRIORITY PID")
-        process = self._target(args[2])
-        try:
-            self.scheduler.set_params(process, policies[args[0]], int(args[1]))
-        except SchedulerError as error:
-            out.error(f"chrt: {error}")
-            return 1
-        out.line(f"{process.pid}: {process.sched.label()}")
-        return 0
-
-
-def format_cpu(ns: int) -> str:
-    """CPU time as ps shows it: seconds with milliseconds."""
-    return f"{ns // 1_000_000_000}.{ns // 1_000_000 % 1000:03}s"

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tradekernel import __version__
-from tradekernel.kernel.console import Console
-from tradekernel.kernel.tty import Tty
+from tradekernel.kernel.drivers.console import Console
+from tradekernel.kernel.drivers.tty import Tty
 
 ERROR_ATTR = 0x0C  # light red
 

@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from tradekernel.kernel.blockdev import BLOCK_SIZE, BlockDevice
-from tradekernel.kernel.fat_dir import (
+from tradekernel.kernel.drivers.blockdev import BLOCK_SIZE, BlockDevice
+from tradekernel.kernel.fs.fat_dir import (
     ATTR_ARCHIVE,
     ATTR_DIRECTORY,
     ATTR_READ_ONLY,

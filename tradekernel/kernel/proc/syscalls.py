@@ -21,8 +21,10 @@ from collections import Counter
 from collections.abc import Callable
 
 from tradekernel import __version__
-from tradekernel.kernel.elf import page_up
-from tradekernel.kernel.paging import (
+from tradekernel.kernel.fs.fatfile import FAT_DEVICE, DirectoryFile, FsFile
+from tradekernel.kernel.fs.pipe import Pipe
+from tradekernel.kernel.fs.vfs import S_IFDIR, S_IFREG, FileStat, OpenFile
+from tradekernel.kernel.mm.paging import (
     PAGE_SIZE,
     PagingError,
     UserMemoryFault,
@@ -31,29 +33,24 @@ from tradekernel.kernel.paging import (
     copy_to_user,
     read_user_string,
 )
-from tradekernel.kernel.pipe import Pipe
-from tradekernel.kernel.process import (
+from tradekernel.kernel.proc.elf import page_up
+from tradekernel.kernel.proc.process import (
     ARGUMENT_MAX,
     MAX_ARGUMENTS,
-    S_IFDIR,
-    S_IFREG,
     WCONTINUED,
     WNOHANG,
     WUNTRACED,
-    FileStat,
-    OpenFile,
-    Process,
     ProcessManager,
-    TtyFile,
 )
-from tradekernel.kernel.scheduler import (
+from tradekernel.kernel.proc.scheduler import (
     NICE_MAX,
     NICE_MIN,
     RT_PRIORITY_MAX,
     RT_PRIORITY_MIN,
     SchedulerError,
 )
-from tradekernel.kernel.signals import SIGCHLD
+from tradekernel.kernel.proc.signals import SIGCHLD
+from tradekernel.kernel.proc.task import Process
 
 Handler = Callable[[Process, tuple[int, ...]], int | None]
 
@@ -78,14 +75,8 @@ AT_FDCWD = -100
 DT_DIR, DT_REG = 4, 8
 UTS_FIELD = 65
 NS = 1_000_000_000
-FAT_DEVICE = (3 << 8) | 1  # /dev/hda1
 RUSAGE_SIZE = 72  # struct rusage on i386
 IPC_SHMAT, IPC_SHMDT, IPC_SHMGET, IPC_SHMCTL = 21, 22, 23, 24  # ipc(2)'s call numbers
-TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
-# struct termios of the console tty: ICRNL|IXON, OPOST|ONLCR, B38400|CS8|CREAD,
-# ISIG|ICANON|ECHO|ECHOE|ECHOK|ECHOCTL|ECHOKE|IEXTEN; c_cc: ^C ^\ DEL ^U ^D, VTIME 0, VMIN 1.
-TTY_TERMIOS = struct.pack("<IIIIB19s", 0o2400, 0o5, 0o277, 0o105073, 0,
-                          bytes([3, 0x1C, 0x7F, 0x15, 4, 0, 1]).ljust(19, b"\0"))  # fmt: skip
 
 
 def _signed(value: int) -> int:
@@ -99,69 +90,9 @@ def _priority_bound(policy: int, bound: int) -> int:
     return 0 if policy == 0 else -E.EINVAL
 
 
-class FsFile(OpenFile):
-    """A regular file on the FAT volume (kernel/fat.py FatFile underneath)."""
-
-    def __init__(self, handle, path: str, fs) -> None:  # noqa: ANN001 - fat.FatFile, FatFs
-        self.handle = handle
-        self.path = path
-        self.fs = fs
-
-    def read(self, process: Process, buffer: int, count: int) -> int:
-        position = self.handle.tell()
-        data = self.handle.read(count)
-        try:
-            copy_to_user(process.aspace, buffer, data)
-        except UserMemoryFault:
-            self.handle.seek(position)
-            raise
-        return len(data)
-
-    def write(self, process: Process, data: bytes) -> int:
-        return self.handle.write(data)
-
-    def seek(self, offset: int, whence: int) -> int:
-        if whence not in (SEEK_SET, SEEK_CUR, SEEK_END):
-            raise OSError(E.EINVAL, f"bad whence {whence}")
-        base = {SEEK_SET: 0, SEEK_CUR: self.handle.tell(), SEEK_END: self.handle.size()}[whence]
-        if base + offset < 0:
-            raise OSError(E.EINVAL, "negative file position")
-        return self.handle.seek(base + offset)
-
-    def stat(self) -> FileStat:
-        return FileStat(S_IFREG | 0o755, size=self.handle.size(), device=FAT_DEVICE,
-                        inode=hash(self.path) & 0x7FFF_FFFF)  # fmt: skip
-
-    def close(self) -> None:
-        """Close the FAT handle and write its changes to the disk."""
-        try:
-            self.handle.close()
-        finally:
-            self.fs.flush()
-
-
-class DirectoryFile(OpenFile):
-    """A directory opened for getdents64."""
-
-    def __init__(self, entries: list[tuple[str, bool]], path: str) -> None:
-        self.entries = entries
-        self.path = path
-        self.position = 0
-
-    def directory_entries(self) -> list[tuple[str, bool]]:
-        return self.entries
-
-    def stat(self) -> FileStat:
-        return FileStat(S_IFDIR | 0o755, device=FAT_DEVICE, inode=hash(self.path) & 0x7FFF_FFFF)
-
-    def seek(self, offset: int, whence: int) -> int:
-        if whence != SEEK_SET or offset < 0:
-            raise OSError(E.EINVAL, "directories seek to an entry index from the start")
-        self.position = offset
-        return offset
-
-
 class Syscalls:
+    """The table, and the handlers that decode each call's arguments."""
+
     def __init__(self, manager: ProcessManager) -> None:
         self.manager = manager
         self.kernel = manager.kernel
@@ -625,20 +556,8 @@ class Syscalls:
         return len(encoded)
 
     def sys_ioctl(self, process: Process, args: tuple[int, ...]) -> int:
-        """The tty's basics: its settings (canonical, echo), its size, bytes waiting."""
-        handle = self._file(process, args[0])
-        if not isinstance(handle, TtyFile):
-            return -E.ENOTTY
-        request, pointer = args[1], args[2]
-        if request == TCGETS:
-            copy_to_user(process.aspace, pointer, TTY_TERMIOS)
-        elif request == TIOCGWINSZ:
-            copy_to_user(process.aspace, pointer, struct.pack("<HHHH", 25, 80, 0, 0))
-        elif request == FIONREAD:
-            copy_to_user(process.aspace, pointer, struct.pack("<i", len(process.pending_input)))
-        else:
-            return -E.EINVAL  # TCSETS and the rest: this tty's discipline is fixed
-        return 0
+        """The file's own requests (the tty's settings, size, bytes waiting); ENOTTY else."""
+        return self._file(process, args[0]).ioctl(process, args[1], args[2])
 
     # ---- memory mappings ----------------------------------------------------------------
     def sys_old_mmap(self, process: Process, args: tuple[int, ...]) -> int:

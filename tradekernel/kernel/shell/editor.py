@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tradekernel.kernel.console import COLUMNS, ROWS, Console
-from tradekernel.kernel.keyboard import Key
-from tradekernel.kernel.shell import error_text
-from tradekernel.kernel.tty import Tty
+from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console
+from tradekernel.kernel.drivers.keyboard import Key
+from tradekernel.kernel.drivers.tty import Tty
+from tradekernel.kernel.shell.shell import error_text
 
 TEXT_ROWS = ROWS - 2
 STATUS_ROW, MESSAGE_ROW = ROWS - 2, ROWS - 1

@@ -41,8 +41,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from tradekernel.hypercall import EFAULT, EINVAL
-from tradekernel.kernel.frames import FRAME_SIZE, FrameAllocator, OutOfFrames
-from tradekernel.kernel.heap import GuestMemory, guest_view
+from tradekernel.kernel.mm.frames import FRAME_SIZE, FrameAllocator, OutOfFrames
+from tradekernel.kernel.mm.heap import GuestMemory, guest_view
 
 # Entry bits (Intel SDM vol. 3, 4.3: 32-bit paging).
 PTE_P = 1 << 0  # present

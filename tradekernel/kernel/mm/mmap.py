@@ -28,9 +28,8 @@ import errno as E
 import struct
 from dataclasses import dataclass, field
 
-from tradekernel.kernel.frames import OutOfFrames
-from tradekernel.kernel.paging import PAGE_SIZE, PTE_P, USER_BASE, PagingError
-from tradekernel.kernel.shell import UsageError
+from tradekernel.kernel.mm.frames import OutOfFrames
+from tradekernel.kernel.mm.paging import PAGE_SIZE, PTE_P, USER_BASE, PagingError
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
@@ -291,23 +290,6 @@ class MemoryMaps:
                 self._frames.free(frame)
             segment.frames = []
             del self.segments[segment.shmid]
-
-    # ---- the shell ----------------------------------------------------------------------
-    def register_commands(self, shell) -> None:  # noqa: ANN001 - kernel.shell.Shell
-        shell.register("ipcs", self._ipcs, "ipcs", "System V shared-memory segments")
-
-    def _ipcs(self, args: list[str], out) -> int:  # noqa: ANN001 - shell.Output
-        if args:
-            raise UsageError(f"unexpected argument {args[0]!r}")
-        if not self.segments:
-            out.line("no shared-memory segments")
-            return 0
-        out.line(f"{'SHMID':>5} {'KEY':>10} {'BYTES':>9} {'NATTCH':>6} {'CPID':>5} STATUS")
-        for segment in self.segments.values():
-            status = "removed" if segment.removed else ""
-            out.line(f"{segment.shmid:>5} {segment.key:#010x} {segment.size:>9} "
-                     f"{segment.attachments:>6} {segment.creator:>5} {status}")  # fmt: skip
-        return 0
 
     # ---- process lifetime ---------------------------------------------------------------
     def forked(self, parent, child) -> None:  # noqa: ANN001 - Process

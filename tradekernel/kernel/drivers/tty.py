@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from tradekernel.kernel.console import COLUMNS, ROWS, Console
-from tradekernel.kernel.keyboard import Key
+from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console
+from tradekernel.kernel.drivers.keyboard import Key
 
 HISTORY_LIMIT = 100
 TYPEAHEAD_LIMIT = 256  # keys kept while nobody reads; more are dropped

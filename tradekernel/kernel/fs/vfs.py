@@ -1,0 +1,146 @@
+"""The VFS: one open-file interface behind every file descriptor, and the sleep contract.
+
+An `OpenFile` is an open file description in POSIX's sense: what a descriptor refers to. FAT
+files and directories (fs/fatfile.py), pipe ends (fs/pipe.py) and device nodes (fs/devfs.py)
+are all OpenFiles, and later sockets and /proc entries will be; the system calls and the shell
+see only this interface. A kind of file implements what it supports; the rest fails the way
+Linux fails it for that kind (EBADF, ESPIPE, ENOTDIR, ENOTTY).
+
+Sharing: one OpenFile may sit in several descriptors (dup, dup2, fork, a pipeline's stages),
+which then share its offset, as POSIX says. `acquire` counts each descriptor that takes it and
+`release` each that lets go; the last `release` calls `close`.
+
+Sleeping: a read or write that must wait returns None after putting the caller to sleep through
+a `Sleeper` (the process layer implements it; this layer never imports it). The waker later
+writes the call's result with `Sleeper.wake`. A signal ends the sleep through the `cancel`
+callback given to `block`, which undoes the wait and returns the call's result, ERESTARTSYS
+(negated) for a call that may be restarted.
+
+Imports: mm (user memory) only; the process layer plugs in through `Sleeper` and the objects it
+passes as `process` (anything with an `aspace`).
+"""
+
+from __future__ import annotations
+
+import errno as E
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntFlag
+from typing import Protocol
+
+from tradekernel.kernel.mm.paging import AddressSpace
+
+ERESTARTSYS = 512  # internal: "restart the call if the handler allows", never seen by a program
+S_IFIFO, S_IFCHR, S_IFDIR, S_IFREG = 0o010000, 0o020000, 0o040000, 0o100000
+SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
+
+
+class Caller(Protocol):
+    """The process a file operation runs for, as files see it: its user memory."""
+
+    aspace: AddressSpace
+
+
+class Sleeper(Protocol):
+    """What a file needs from the process layer to make its caller wait (proc implements it)."""
+
+    def block(self, process: Caller, cancel: Callable[[], int] | None = None) -> int:
+        """Put `process` to sleep; returns the token its wake-up must present. A signal ends
+        the sleep by calling `cancel`, whose return value becomes the call's result."""
+        ...
+
+    def wake(self, process: Caller, token: int, result: int) -> None:
+        """End the sleep `token` of `process` with `result` (ignored if it ended already)."""
+        ...
+
+    def asleep(self, process: Caller, token: int) -> bool:
+        """Whether `process` still sleeps the sleep `token` (not woken, not dead)."""
+        ...
+
+    def broken_pipe(self, process: Caller) -> None:
+        """`process` wrote to a pipe nobody reads: SIGPIPE for it."""
+        ...
+
+
+class Poll(IntFlag):
+    """Readiness, in poll(2)'s bits: what a call would do now without sleeping."""
+
+    IN = 0x001  # a read would not sleep (data, or end of file)
+    OUT = 0x004  # a write would not sleep
+    ERR = 0x008
+    HUP = 0x010  # the other end is gone
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What fstat/stat report (the system-call layer packs it into Linux's struct)."""
+
+    mode: int  # S_IF* | permission bits
+    size: int = 0
+    inode: int = 0
+    device: int = 0
+    rdev: int = 0
+    mtime: int = 0  # seconds since the epoch
+    blksize: int = 4096
+
+    @property
+    def is_dir(self) -> bool:
+        return self.mode & 0o170000 == S_IFDIR
+
+
+def seek_position(offset: int, whence: int, current: int, size: int) -> int:
+    """lseek's arithmetic: the new position, or OSError(EINVAL) for a bad whence or a
+    position before the start."""
+    if whence not in (SEEK_SET, SEEK_CUR, SEEK_END):
+        raise OSError(E.EINVAL, f"bad whence {whence}")
+    position = {SEEK_SET: 0, SEEK_CUR: current, SEEK_END: size}[whence] + offset
+    if position < 0:
+        raise OSError(E.EINVAL, "negative file position")
+    return position
+
+
+class OpenFile:
+    """An open file description (see the module docstring). Subclasses override what their
+    kind of file supports."""
+
+    references = 0
+
+    def acquire(self) -> OpenFile:
+        """A descriptor now refers to this file."""
+        self.references += 1
+        return self
+
+    def release(self) -> None:
+        """A descriptor let go; the last one closes the file."""
+        self.references -= 1
+        if self.references == 0:
+            self.close()
+
+    def read(self, process: Caller, buffer: int, count: int) -> int | None:
+        """Copy up to `count` bytes to user `buffer`: bytes read, or None (the caller sleeps;
+        the wake-up carries the result)."""
+        raise OSError(E.EBADF, "not open for reading")
+
+    def write(self, process: Caller, data: bytes) -> int | None:
+        """Bytes written, or None (the writer sleeps until they are all taken)."""
+        raise OSError(E.EBADF, "not open for writing")
+
+    def seek(self, offset: int, whence: int) -> int:
+        raise OSError(E.ESPIPE, "not seekable")
+
+    def stat(self) -> FileStat:
+        raise OSError(E.EBADF, "no status")
+
+    def ioctl(self, process: Caller, request: int, pointer: int) -> int:
+        raise OSError(E.ENOTTY, "not a terminal")
+
+    def poll(self) -> Poll:
+        """What read and write would do now; a plain file never makes anyone wait."""
+        return Poll.IN | Poll.OUT
+
+    def directory_entries(self) -> list[tuple[str, bool]]:
+        """(name, is_dir) of a directory, for getdents64."""
+        raise OSError(E.ENOTDIR, "not a directory")
+
+    def close(self) -> None:
+        """Release what the file holds (runs once, when the last descriptor goes)."""

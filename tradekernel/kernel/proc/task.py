@@ -1,0 +1,79 @@
+"""The process record: what the kernel keeps about one process, and its run states.
+
+A `Process` is plain data that every part of the process layer reads: its address space
+(mm/paging.py), kernel stack, open files (fs/vfs.py OpenFiles by descriptor), scheduling
+parameters (proc/scheduler.py), signal state (proc/signals.py), memory maps (mm/mmap.py) and
+where it stands in its life (`State`). The services that change it live beside it: the process
+manager (proc/process.py), signals (proc/signals.py), the system calls (proc/syscalls.py).
+
+Imports: mm, fs.vfs, proc.scheduler and proc.signals (nothing that acts on a process).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from tradekernel.kernel.fs.vfs import OpenFile
+from tradekernel.kernel.mm.mmap import ProcessMaps
+from tradekernel.kernel.mm.paging import AddressSpace
+from tradekernel.kernel.proc.scheduler import SchedParams
+from tradekernel.kernel.proc.signals import SignalState
+
+KERNEL_STACK_SIZE = 8192
+
+
+class State(Enum):
+    RUNNING = "running"
+    READY = "ready"
+    SLEEPING = "sleeping"
+    STOPPED = "stopped"  # by a stop signal while it could run (a sleeper stays SLEEPING)
+    ZOMBIE = "zombie"
+
+
+STATE_LETTERS = {State.RUNNING: "R", State.READY: "R", State.SLEEPING: "S", State.STOPPED: "T",
+                 State.ZOMBIE: "Z"}  # fmt: skip
+
+
+@dataclass
+class Process:
+    pid: int
+    ppid: int
+    name: str
+    argv: list[str]
+    aspace: AddressSpace
+    kstack: int
+    brk_start: int
+    cwd: str
+    fpu: int = 0  # its FXSAVE area (kernel heap, 16-aligned): x87/SSE state while off the FPU
+    frame: int = 0  # address of the trap frame to resume from
+    state: State = State.READY
+    sched: SchedParams = field(default_factory=SchedParams)
+    pgid: int = 0  # process group: the job (Ctrl-C, kill -PGID, kill(0, ...))
+    signals: SignalState = field(default_factory=SignalState)
+    cpu_ns: int = 0
+    brk: int = 0
+    files: dict[int, OpenFile] = field(default_factory=dict)
+    foreground: bool = False
+    exit_status: int = 0
+    wait_token: int = 0  # bumped at every block, so a stale wake-up is ignored
+    yielded: bool = False
+    pending_input: bytes = b""  # the rest of a tty line a read did not take
+    waiting: tuple[int, int, int, int] | None = None  # in wait4: token, pid, status, options
+    stopped: int = 0  # the stop signal while stopped (asleep or not), else 0
+    stop_report: int = 0  # a stop wait4(WUNTRACED) has yet to report: its signal
+    continued_report: bool = False  # a SIGCONT wait4(WCONTINUED) has yet to report
+    maps: ProcessMaps = field(default_factory=ProcessMaps)  # mmap and shared-memory regions
+
+    @property
+    def kstack_top(self) -> int:
+        return self.kstack + KERNEL_STACK_SIZE
+
+    @property
+    def runnable(self) -> bool:
+        return self.state in (State.RUNNING, State.READY)
+
+    @property
+    def letter(self) -> str:
+        """ps's state: R, S, T (stopped, asleep or not) or Z."""
+        return "T" if self.stopped and self.state != State.ZOMBIE else STATE_LETTERS[self.state]

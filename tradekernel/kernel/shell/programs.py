@@ -1,0 +1,216 @@
+"""The shell's program commands: run, nice, ps, renice, chrt, a bare program name, and
+pipelines with redirections.
+
+A program is an ELF in /bin (or at a path) started by the process layer
+(ProcessManager.spawn). In the foreground it holds the terminal and the prompt waits until
+it ends or stops (kernel/shell/jobs.py then takes over); with `&` it becomes a numbered job.
+`a | b | c < IN > OUT` runs one process per stage in one process group, each one's standard
+output piped (fs/pipe.py) into the next one's standard input, `<` feeding the first and `>`
+or `>>` taking the last (FAT files, fs/fatfile.py).
+
+Imports: shell (Output, UsageError, the job table), proc and fs.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from tradekernel.kernel.fs.fatfile import FsFile
+from tradekernel.kernel.fs.pipe import Pipe
+from tradekernel.kernel.fs.vfs import OpenFile
+from tradekernel.kernel.proc.process import ProcessManager, SpawnError
+from tradekernel.kernel.proc.scheduler import NICE_MAX, NICE_MIN, SchedulerError
+from tradekernel.kernel.proc.signals import SIGKILL
+from tradekernel.kernel.proc.task import Process
+from tradekernel.kernel.shell.jobs import JobControl
+from tradekernel.kernel.shell.shell import Command, Output, Shell, UsageError, error_text
+
+PROGRAM_DIRECTORY = "/bin"
+NICE_DEFAULT = 10  # what nice(1) adds without -n
+
+
+def format_cpu(ns: int) -> str:
+    """CPU time as ps shows it: seconds with milliseconds."""
+    return f"{ns // 1_000_000_000}.{ns // 1_000_000 % 1000:03}s"
+
+
+class ProgramCommands:
+    def __init__(self, kernel, manager: ProcessManager, jobs: JobControl) -> None:  # noqa: ANN001
+        self.kernel = kernel
+        self.manager = manager
+        self.jobs = jobs
+        shell = kernel.shell
+        shell.command_not_found = self._program_command
+        shell.run_programs = self._run_pipeline
+
+    def register_commands(self, shell: Shell) -> None:
+        for name, handler, usage, text in (
+            ("run", self.run, "run PROGRAM [ARGS...] [&]",
+             "run a program from /bin (or a path) in ring 3 (& for the background)"),
+            ("ps", self._ps, "ps", "list processes: PID, PPID, state, class/priority, CPU time"),
+            ("renice", self._renice, "renice NICE PID", "set a normal process's nice value"),
+            ("chrt", self._chrt, "chrt -f|-r|-o PRIORITY PID",
+             "set a process's class: FIFO, round-robin (1-99) or normal (0)"),
+        ):  # fmt: skip
+            shell.register(name, handler, usage, text)
+
+    def register_nice(self, shell: Shell) -> None:
+        """`nice`, registered after job control's commands (where `help` has always shown it)."""
+        text = f"run a program with nice value N (default {NICE_DEFAULT}, -20..19)"
+        shell.register("nice", self._nice, "nice [-n N] PROGRAM [ARGS...] [&]", text)
+
+    def _program_command(self, name: str) -> Command | None:
+        """Plain `PROGRAM ARGS`: a program in /bin runs as if through `run`."""
+        if "/" in name or self.kernel.fs is None:
+            return None
+        path = f"{PROGRAM_DIRECTORY}/{name}"
+        if not self.kernel.fs.exists(path):
+            return None
+        return Command(name, lambda args, out: self.run([name, *args], out), name, name)
+
+    def run(self, args: list[str], out: Output, nice: int = 0) -> int:
+        """`run PROGRAM ARGS [&]` (and `nice`): start it in the foreground, or as a job."""
+        if not args:
+            raise UsageError("which program?")
+        background = args[-1] == "&"
+        if background:
+            args = args[:-1]
+            if not args:
+                raise UsageError("which program?")
+        if not out.is_terminal:
+            out.error("run: programs write to the console; output redirection is not supported")
+            return 1
+        shell = self.kernel.shell
+        manager = self.manager
+        name = args[0]
+        path = shell.resolve_path(name) if "/" in name else f"{PROGRAM_DIRECTORY}/{name}"
+        try:
+            process = manager.spawn(path, args, shell.cwd, foreground=not background)
+        except SpawnError as error:
+            out.error(f"run: {error}")
+            return 126 if error.errno == 8 else 127
+        if nice:
+            manager.scheduler.set_params(process, process.sched.policy,
+                                         process.sched.rt_priority, nice)  # fmt: skip
+        if background:
+            job = self.jobs.add([process], " ".join(args))
+            out.line(f"[{process.pid}] {process.name} (job %{job.number})")
+        else:
+            self.jobs.start_foreground([process], " ".join(args))
+            shell.suspend_prompt()
+        return 0
+
+    def _run_pipeline(self, stages: list[list[str]], redirections: list[tuple[str, str]],
+                      out: Output) -> int:  # fmt: skip
+        """`a | b | c < IN > OUT`: one process per stage, each one's standard output piped into
+        the next one's standard input; `<` feeds the first, `>` or `>>` takes the last. The
+        job runs in the foreground: the prompt returns when all of its processes have ended."""
+        shell = self.kernel.shell
+        manager = self.manager
+        fs = self.kernel.fs
+        if redirections and fs is None:
+            out.error("sh: cannot redirect: no filesystem is mounted")
+            return 1
+        files: dict[int, OpenFile] = {}
+        for operator, target in redirections:
+            path = shell.resolve_path(target)
+            fd = 0 if operator == "<" else 1
+            try:
+                handle = fs.open(path, {"<": "r", ">": "w", ">>": "a"}[operator])
+            except OSError as error:
+                out.error(f"sh: {target}: {error_text(error)}")
+                for file in files.values():
+                    file.close()
+                return 1
+            if fd in files:
+                files[fd].close()
+            files[fd] = FsFile(handle, path, fs)
+        processes: list[Process] = []
+        try:
+            for argv in stages:
+                name = argv[0]
+                path = shell.resolve_path(name) if "/" in name else f"{PROGRAM_DIRECTORY}/{name}"
+                group = processes[0].pid if processes else 0  # the job is one group
+                processes.append(manager.spawn(path, argv, shell.cwd, pgid=group))
+        except SpawnError as error:
+            out.error(f"sh: {error}")
+            for process in processes:
+                manager.terminate(process, SIGKILL, None)
+            for file in files.values():
+                file.close()
+            return 126 if error.errno == 8 else 127
+        for left, right in itertools.pairwise(processes):
+            read_end, write_end = Pipe(manager).ends()
+            manager.install(left, 1, write_end)
+            manager.install(right, 0, read_end)
+        if 0 in files:
+            manager.install(processes[0], 0, files[0])
+        if 1 in files:
+            manager.install(processes[-1], 1, files[1])
+        manager.join_foreground(processes)
+        command = " | ".join(" ".join(argv) for argv in stages)
+        self.jobs.start_foreground(processes, command + "".join(
+            f" {operator} {target}" for operator, target in redirections
+        ))  # fmt: skip
+        shell.suspend_prompt()
+        return 0
+
+    def _ps(self, args: list[str], out: Output) -> int:
+        if args:
+            raise UsageError(f"unexpected argument {args[0]!r}")
+        manager = self.manager
+        out.line(f"{'PID':>5} {'PPID':>5} S {'CLS PRI':<7} {'TIME':>9} CMD")
+        out.line(f"{0:>5} {0:>5} {'R' if manager.current is None else 'S'} {'--':<7} "
+                 f"{format_cpu(manager.kernel_cpu_ns):>9} [kernel]")  # fmt: skip
+        for pid in sorted(manager.table):
+            process = manager.table[pid]
+            out.line(
+                f"{pid:>5} {process.ppid:>5} {process.letter} {process.sched.label():<7} "
+                f"{format_cpu(process.cpu_ns):>9} {' '.join(process.argv)}"
+            )
+        return 0
+
+    def _target(self, text: str) -> Process:
+        if not text.isdigit():
+            raise UsageError(f"{text!r} is not a process id")
+        process = self.manager.table.get(int(text))
+        if process is None:
+            raise UsageError(f"no process {text}")
+        return process
+
+    def _renice(self, args: list[str], out: Output) -> int:
+        if len(args) != 2 or not args[0].lstrip("-").isdigit():
+            raise UsageError("renice NICE PID")
+        process = self._target(args[1])
+        self.manager.scheduler.set_params(process, process.sched.policy,
+                                          process.sched.rt_priority, int(args[0]))  # fmt: skip
+        out.line(f"{process.pid}: nice {process.sched.nice}")
+        return 0
+
+    def _chrt(self, args: list[str], out: Output) -> int:
+        policies = {"-o": 0, "-f": 1, "-r": 2}
+        if len(args) != 3 or args[0] not in policies or not args[1].isdigit():
+            raise UsageError("chrt -f|-r|-o PRIORITY PID")
+        process = self._target(args[2])
+        try:
+            self.manager.scheduler.set_params(process, policies[args[0]], int(args[1]))
+        except SchedulerError as error:
+            out.error(f"chrt: {error}")
+            return 1
+        out.line(f"{process.pid}: {process.sched.label()}")
+        return 0
+
+    def _nice(self, args: list[str], out: Output) -> int:
+        if not args:
+            out.line("0")  # the shell's own nice value
+            return 0
+        adjustment = NICE_DEFAULT
+        if args[0] == "-n" or args[0].startswith("-n"):
+            value = args[0][2:] or (args[1] if len(args) > 1 else "")
+            args = args[1:] if args[0][2:] else args[2:]
+            if not value.lstrip("+-").isdigit():
+                raise UsageError(f"invalid adjustment {value!r}")
+            adjustment = int(value)
+        if not args:
+            raise UsageError("which program?")
+        return self.run(args, out, nice=max(NICE_MIN, min(NICE_MAX, adjustment)))
