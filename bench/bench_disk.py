@@ -1,5 +1,5 @@
-"""Disk throughput inside the booted OS: FatFs -> kernel ATA driver (kernel/ata.py, PIO through
-ports 0x1F0-0x1F7) -> port bus -> IDE model (devices/ide.py) -> the disk image file.
+"""Disk throughput inside the booted OS: FatFs -> kernel ATA driver (kernel/drivers/ata.py, PIO
+through ports 0x1F0-0x1F7) -> port bus -> IDE model (devices/ide.py) -> the disk image file.
 
 The PC boots (deterministic clock) to the shell; each workload then runs as kernel work from
 the idle loop (`kernel.defer`), exactly where shell commands run, on `kernel.fs` as mounted at

@@ -1,4 +1,4 @@
-"""FAT throughput through kernel/fat.py: sequential write and read of a 4 MiB file, and file
+"""FAT throughput through kernel/fs/fat.py: sequential write and read of a 4 MiB file, and file
 create+delete rate, over an in-memory block device and over a host image file.
 
 Run: /tmp/venv/bin/python bench/bench_fat.py

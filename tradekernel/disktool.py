@@ -1,5 +1,5 @@
 """Host-side disk tools: make the OS disk image, and list, copy in, copy out and delete files on
-its first partition through the same FAT code the kernel runs (kernel/fat.py).
+its first partition through the same FAT code the kernel runs (kernel/fs/fat.py).
 
 Disk layout made by `create_disk`: sector 0 holds the MBR (the boot image's code, if given,
 and the partition table); sectors 1..2047 hold the rest of the boot image (the 32-bit entry

@@ -1,5 +1,5 @@
 """The IDE/ATA model poked through its ports, as a driver would, with IRQ14 watched; and the
-kernel's ATA driver (kernel/ata.py) running the FAT filesystem on top of it."""
+kernel's ATA driver (kernel/drivers/ata.py) running the FAT filesystem on top of it."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class Rig:
     def irq(self) -> bool:
         return self.board.irq(14).level
 
-    # The PortIo interface kernel/ata.py expects.
+    # The PortIo interface kernel/drivers/ata.py expects.
     def inb(self, port: int) -> int:
         return self.ports.read(port, 1)
 

@@ -1,4 +1,4 @@
-"""The i386 signal frames (kernel/signals.py) against Linux's layout, without a machine."""
+"""The i386 signal frames (kernel/proc/signals.py) against Linux's layout, without a machine."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """x87/SSE state on Unicorn 2.1.4, checked from guest code: what the kernel's lazy FPU switch
-(images/stub.asm, kernel/process.py) relies on."""
+(images/stub.asm, kernel/proc/process.py) relies on."""
 
 from __future__ import annotations
 

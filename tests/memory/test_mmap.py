@@ -1,4 +1,4 @@
-"""kernel/mmap.py on real page tables without a CPU: mmap/munmap/mprotect rules, System V
+"""kernel/mm/mmap.py on real page tables without a CPU: mmap/munmap/mprotect rules, System V
 segments, and a property test that random mappings, forks and exits never lose or leak a
 frame and keep every segment's attachment count true."""
 

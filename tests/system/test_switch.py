@@ -1,5 +1,5 @@
 """Context switches: sched_yield between processes switches in the trap itself (registers,
-CR3, TSS.ESP0 and CR0.TS set by the machine, kernel/process.py); the full path (IDT, stub,
+CR3, TSS.ESP0 and CR0.TS set by the machine, kernel/proc/process.py); the full path (IDT, stub,
 iret) must resume what the fast path saved and the reverse."""
 
 from __future__ import annotations

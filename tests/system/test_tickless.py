@@ -1,5 +1,5 @@
-"""Tickless time (kernel/timer.py, scheduler.py): the PIT is programmed one-shot for the next
-slice end or kernel timer, and not at all when neither exists. IRQ0s are counted by the
+"""Tickless time (kernel/drivers/timer.py, proc/scheduler.py): the PIT is programmed one-shot for
+the next slice end or kernel timer, and not at all when neither exists. IRQ0s are counted by the
 kernel (`Kernel.timer_interrupts`); time itself comes from the clock, not from them."""
 
 from __future__ import annotations

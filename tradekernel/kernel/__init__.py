@@ -20,7 +20,7 @@ THE IMPORT RULE. The kernel is packages in layers; a module imports only from it
 Where a lower layer must reach up (a process dying tells job control; a pipe or tty read makes
 its caller sleep and learns of signals; Ctrl-C reaches the foreground job), the lower layer
 defines a protocol or a callback (fs.vfs.Sleeper, fs.devfs.TerminalReader,
-ProcessManager.on_foreground_ended, ...) and the upper layer plugs in. pyproject.toml's
+proc.terminal.Terminal.on_foreground_ended, ...) and the upper layer plugs in. pyproject.toml's
 [tool.importlinter] contracts state the rule and tests/kernel/test_import_rule.py enforces it;
 docs/ARCHITECTURE.md draws the picture.
 """

@@ -1,7 +1,7 @@
 """The kernel's entry: KERNEL_INIT brings the services up in order; interrupts are dispatched here.
 
 Contract with the entry stub (images/stub.asm): every interrupt and exception arrives as the
-INTERRUPT hypercall with EBX pointing at the trap frame (kernel/trapframe.py); the handler
+INTERRUPT hypercall with EBX pointing at the trap frame (kernel/arch/trapframe.py); the handler
 returns the frame address to resume from. The IDLE hypercall runs deferred work with
 interrupts off, just before the stub's `sti; hlt`, and answers whether a task became ready
 (the stub then enters through RESCHEDULE_VECTOR instead of halting).
@@ -23,7 +23,10 @@ from tradekernel.kernel.drivers.keyboard import KeyboardDriver
 from tradekernel.kernel.drivers.serial import SerialPort
 from tradekernel.kernel.drivers.timer import OneShotTimer
 from tradekernel.kernel.drivers.tty import Tty
+from tradekernel.kernel.fs.devfs import DevFs
+from tradekernel.kernel.fs.fatfile import FatVolume
 from tradekernel.kernel.fs.storage import mount_system_disk
+from tradekernel.kernel.fs.vfs import MountTable
 from tradekernel.kernel.mm.memory import KernelMemory
 from tradekernel.kernel.proc.process import ProcessManager
 from tradekernel.kernel.proc.syscalls import Syscalls
@@ -87,7 +90,8 @@ class Kernel:
         self.timer_interrupts = 0  # IRQ0s taken (one-shot: they count wake-ups, not time)
         self.stopping = False
         self.mm: KernelMemory | None = None
-        self.fs = None
+        self.vfs = MountTable()  # every path a program names resolves here
+        self.fs = None  # the FAT volume at "/" (the shell's file commands use it directly)
         self.disk = None
         self.trading = None  # the TradingEngine, once _start_trading has run
         self.processes: ProcessManager | None = None
@@ -112,6 +116,7 @@ class Kernel:
         self._mount_disk()
         register_file_commands(self.shell, self)
         self.processes = ProcessManager(self)
+        self.vfs.mount("/dev", DevFs(self.console, self.processes.terminal))
         self.syscall_entry = SyscallEntry(self.processes, Syscalls(self.processes))
         self._register_process_commands(self.processes)
         Top(self).register(self.shell)
@@ -123,6 +128,8 @@ class Kernel:
     def _mount_disk(self) -> None:
         now = lambda: self.clock.wall_time().replace(tzinfo=None)  # noqa: E731 - FAT is local
         self.fs, self.disk, message = mount_system_disk(self.ports, now)
+        if self.fs is not None:
+            self.vfs.mount("/", FatVolume(self.fs))
         self.console.write(f"disk: {message}\n", 0x07 if self.fs else 0x0C)
 
     def _register_process_commands(self, processes: ProcessManager) -> None:

@@ -1,6 +1,6 @@
 """The kernel's ATA disk driver: PIO through ports 0x1F0-0x1F7 / 0x3F6, completion on IRQ14.
 
-It is a block device (see kernel/blockdev.py), so the filesystem runs on it unchanged. The
+It is a block device (see kernel/drivers/blockdev.py), so the filesystem runs on it unchanged. The
 kernel gives it port access (an object with inb/outb/inw/outw/insw/outsw, as a driver has
 through `in`/`out`) and a `wait_irq` callable that returns once IRQ14 has arrived (or at once:
 the driver still polls BSY before trusting the status, so a lost interrupt costs only time).

@@ -1,4 +1,8 @@
-"""Device files: the console terminal, and (mounted at /dev) the nodes that name devices.
+"""Device files: the console terminal, and `DevFs`, the /dev filesystem that names devices.
+
+/dev holds real nodes: `tty` and `console` (the console terminal, tty1), `null` (reads end at
+once, writes are swallowed) and `zero` (reads give zero bytes). Its names are fixed: mkdir,
+rmdir, unlink, rename and creating a node fail with EROFS.
 
 `TtyFile` is the console tty as an open file (descriptors 0, 1 and 2 of every program): a write
 goes to the screen and its serial mirror (drivers/console.py), a read takes a line through the
@@ -13,13 +17,27 @@ from __future__ import annotations
 
 import errno as E
 import struct
+from collections.abc import Callable
 from typing import Protocol
 
 from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console
-from tradekernel.kernel.fs.vfs import S_IFCHR, Caller, FileStat, OpenFile
+from tradekernel.kernel.fs.vfs import (
+    O_ACCMODE,
+    O_CREAT,
+    O_DIRECTORY,
+    S_IFCHR,
+    S_IFDIR,
+    Caller,
+    DirectoryFile,
+    FileStat,
+    OpenFile,
+)
 from tradekernel.kernel.mm.paging import copy_to_user
 
 TTY_DEVICE = (4 << 8) | 1  # /dev/tty1's major 4, minor 1
+NULL_DEVICE, ZERO_DEVICE = (1 << 8) | 3, (1 << 8) | 5  # Linux's mem major 1
+DEVFS_DEVICE = 6  # the anonymous device number /dev's own directory reports
+ZERO_CHUNK = 64 * 1024  # /dev/zero copies at most this many zero bytes at a time
 TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
 # struct termios of the console tty: ICRNL|IXON, OPOST|ONLCR, B38400|CS8|CREAD,
 # ISIG|ICANON|ECHO|ECHOE|ECHOK|ECHOCTL|ECHOKE|IEXTEN; c_cc: ^C ^\ DEL ^U ^D, VTIME 0, VMIN 1.
@@ -67,3 +85,78 @@ class TtyFile(OpenFile):
         else:
             return -E.EINVAL  # TCSETS and the rest: this tty's discipline is fixed
         return 0
+
+
+class NullFile(OpenFile):
+    """/dev/null: end of file at once; every write is taken whole and dropped."""
+
+    def read(self, process: Caller, buffer: int, count: int) -> int:
+        return 0
+
+    def write(self, process: Caller, data: bytes) -> int:
+        return len(data)
+
+    def stat(self) -> FileStat:
+        return FileStat(S_IFCHR | 0o666, rdev=NULL_DEVICE, device=DEVFS_DEVICE)
+
+
+class ZeroFile(NullFile):
+    """/dev/zero: as many zero bytes as asked for; writes dropped as by /dev/null."""
+
+    def read(self, process: Caller, buffer: int, count: int) -> int:
+        for offset in range(0, count, ZERO_CHUNK):
+            copy_to_user(process.aspace, buffer + offset, bytes(min(ZERO_CHUNK, count - offset)))
+        return count
+
+    def stat(self) -> FileStat:
+        return FileStat(S_IFCHR | 0o666, rdev=ZERO_DEVICE, device=DEVFS_DEVICE)
+
+
+class DevFs:
+    """/dev as a vfs.Filesystem: a fixed directory of device nodes."""
+
+    def __init__(self, console: Console, terminal: TerminalReader) -> None:
+        self.nodes: dict[str, Callable[[], OpenFile]] = {
+            "console": lambda: TtyFile(console, terminal),
+            "null": NullFile,
+            "tty": lambda: TtyFile(console, terminal),
+            "zero": ZeroFile,
+        }
+
+    def _node(self, path: str) -> Callable[[], OpenFile]:
+        node = self.nodes.get(path.removeprefix("/"))
+        if node is None:
+            raise OSError(E.ENOENT, f"/dev{path}: no such device")
+        return node
+
+    def open(self, path: str, flags: int) -> OpenFile:
+        if path == "/":
+            if flags & O_ACCMODE:
+                raise OSError(E.EISDIR, "/dev: is a directory")
+            return DirectoryFile([(name, False) for name in self.nodes], "/dev", DEVFS_DEVICE)
+        if path.removeprefix("/") not in self.nodes and flags & O_CREAT:
+            raise OSError(E.EROFS, f"/dev{path}: /dev holds device nodes only")
+        node = self._node(path)
+        if flags & O_DIRECTORY:
+            raise OSError(E.ENOTDIR, f"/dev{path}: not a directory")
+        return node()
+
+    def stat(self, path: str) -> FileStat:
+        if path == "/":
+            return FileStat(S_IFDIR | 0o755, device=DEVFS_DEVICE)
+        return self._node(path)().stat()
+
+    def _read_only(self, path: str) -> None:
+        raise OSError(E.EROFS, f"/dev{path}: /dev holds device nodes only")
+
+    def mkdir(self, path: str) -> None:
+        self._read_only(path)
+
+    def rmdir(self, path: str) -> None:
+        self._read_only(path)
+
+    def unlink(self, path: str) -> None:
+        self._read_only(path)
+
+    def rename(self, source: str, target: str) -> None:
+        self._read_only(source)

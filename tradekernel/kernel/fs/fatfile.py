@@ -1,9 +1,9 @@
-"""FAT files and directories as open files: what a descriptor holds for a path on the volume.
+"""The FAT volume behind the VFS: `FatVolume` serves the mount table's calls (open, stat,
+mkdir, rmdir, unlink, rename) from an fs/fat.py FatFs, and its regular files are `FsFile`s.
 
-`FsFile` wraps an open fs/fat.py FatFile (its offset is the open file description's, shared by
-dup and fork); closing the last descriptor closes the FatFile and flushes the volume, so the
-change is on the disk when close returns. `DirectoryFile` is a directory opened for
-getdents64: the listing is taken at open, its position is an entry index.
+`FsFile` wraps an open FatFile (its offset is the open file description's, shared by dup and
+fork); closing the last descriptor closes the FatFile and flushes the volume, so the change is
+on the disk when close returns. A directory opens as a vfs.DirectoryFile for getdents64.
 
 Imports: fs.vfs, fs.fat and mm (user memory).
 """
@@ -14,14 +14,16 @@ import errno as E
 
 from tradekernel.kernel.fs.fat import FatFile, FatFs
 from tradekernel.kernel.fs.vfs import (
+    O_ACCMODE,
+    O_DIRECTORY,
+    O_OPEN_FLAGS,
     S_IFDIR,
     S_IFREG,
-    SEEK_CUR,
-    SEEK_END,
-    SEEK_SET,
     Caller,
+    DirectoryFile,
     FileStat,
     OpenFile,
+    seek_position,
 )
 from tradekernel.kernel.mm.paging import UserMemoryFault, copy_to_user
 
@@ -50,15 +52,11 @@ class FsFile(OpenFile):
         return self.handle.write(data)
 
     def seek(self, offset: int, whence: int) -> int:
-        if whence not in (SEEK_SET, SEEK_CUR, SEEK_END):
-            raise OSError(E.EINVAL, f"bad whence {whence}")
-        base = {SEEK_SET: 0, SEEK_CUR: self.handle.tell(), SEEK_END: self.handle.size()}[whence]
-        if base + offset < 0:
-            raise OSError(E.EINVAL, "negative file position")
-        return self.handle.seek(base + offset)
+        handle = self.handle
+        return handle.seek(seek_position(offset, whence, handle.tell(), handle.size))
 
     def stat(self) -> FileStat:
-        return FileStat(S_IFREG | 0o755, size=self.handle.size(), device=FAT_DEVICE,
+        return FileStat(S_IFREG | 0o755, size=self.handle.size, device=FAT_DEVICE,
                         inode=hash(self.path) & 0x7FFF_FFFF)  # fmt: skip
 
     def close(self) -> None:
@@ -69,22 +67,40 @@ class FsFile(OpenFile):
             self.fs.flush()
 
 
-class DirectoryFile(OpenFile):
-    """A directory opened for getdents64."""
+class FatVolume:
+    """The FAT filesystem as the mount table sees it (a vfs.Filesystem)."""
 
-    def __init__(self, entries: list[tuple[str, bool]], path: str) -> None:
-        self.entries = entries
-        self.path = path
-        self.position = 0
+    def __init__(self, fs: FatFs) -> None:
+        self.fs = fs
 
-    def directory_entries(self) -> list[tuple[str, bool]]:
-        return self.entries
+    def open(self, path: str, flags: int) -> OpenFile:
+        fs = self.fs
+        if fs.exists(path) and fs.stat(path).is_dir:
+            if flags & O_ACCMODE:
+                raise OSError(E.EISDIR, f"{path}: is a directory")
+            entries = [(stat.name, stat.is_dir) for stat in fs.scandir(path)]
+            return DirectoryFile(entries, path, FAT_DEVICE)
+        if flags & O_DIRECTORY:
+            raise OSError(E.ENOTDIR if fs.exists(path) else E.ENOENT, f"{path}: not a directory")
+        return FsFile(fs.open(path, flags & O_OPEN_FLAGS), path, fs)
 
-    def stat(self) -> FileStat:
-        return FileStat(S_IFDIR | 0o755, device=FAT_DEVICE, inode=hash(self.path) & 0x7FFF_FFFF)
+    def stat(self, path: str) -> FileStat:
+        stat = self.fs.stat(path)
+        mode = (S_IFDIR if stat.is_dir else S_IFREG) | 0o755
+        mtime = int(stat.mtime.timestamp()) if stat.mtime else 0
+        return FileStat(mode, size=stat.size, inode=stat.first_cluster or hash(path) & 0xFFFF,
+                        device=FAT_DEVICE, mtime=mtime)  # fmt: skip
 
-    def seek(self, offset: int, whence: int) -> int:
-        if whence != SEEK_SET or offset < 0:
-            raise OSError(E.EINVAL, "directories seek to an entry index from the start")
-        self.position = offset
-        return offset
+    def mkdir(self, path: str) -> None:
+        self.fs.mkdir(path)
+
+    def rmdir(self, path: str) -> None:
+        self.fs.rmdir(path)
+
+    def unlink(self, path: str) -> None:
+        if self.fs.stat(path).is_dir:
+            raise OSError(E.EISDIR, f"{path}: is a directory")
+        self.fs.remove(path)
+
+    def rename(self, source: str, target: str) -> None:
+        self.fs.rename(source, target)

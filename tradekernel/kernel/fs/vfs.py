@@ -1,4 +1,5 @@
-"""The VFS: one open-file interface behind every file descriptor, and the sleep contract.
+"""The VFS: one open-file interface behind every file descriptor, the mount table every path
+goes through, and the sleep contract.
 
 An `OpenFile` is an open file description in POSIX's sense: what a descriptor refers to. FAT
 files and directories (fs/fatfile.py), pipe ends (fs/pipe.py) and device nodes (fs/devfs.py)
@@ -16,6 +17,10 @@ writes the call's result with `Sleeper.wake`. A signal ends the sleep through th
 callback given to `block`, which undoes the wait and returns the call's result, ERESTARTSYS
 (negated) for a call that may be restarted.
 
+Mounting: a `MountTable` maps path prefixes to `Filesystem`s (the FAT volume at "/", device
+files at "/dev"; room for "/proc"). open, stat, mkdir, rmdir, unlink, rename and chdir resolve
+their paths through it, so a system call never needs to know which filesystem serves a path.
+
 Imports: mm (user memory) only; the process layer plugs in through `Sleeper` and the objects it
 passes as `process` (anything with an `aspace`).
 """
@@ -23,6 +28,7 @@ passes as `process` (anything with an `aspace`).
 from __future__ import annotations
 
 import errno as E
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntFlag
@@ -33,6 +39,11 @@ from tradekernel.kernel.mm.paging import AddressSpace
 ERESTARTSYS = 512  # internal: "restart the call if the handler allows", never seen by a program
 S_IFIFO, S_IFCHR, S_IFDIR, S_IFREG = 0o010000, 0o020000, 0o040000, 0o100000
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
+# open(2)'s flags (Linux i386)
+O_RDONLY, O_WRONLY, O_RDWR = 0, 1, 2
+O_ACCMODE, O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 3, 0o100, 0o200, 0o1000, 0o2000
+O_DIRECTORY = 0o200000
+O_OPEN_FLAGS = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND  # what a FAT file open takes
 
 
 class Caller(Protocol):
@@ -144,3 +155,107 @@ class OpenFile:
 
     def close(self) -> None:
         """Release what the file holds (runs once, when the last descriptor goes)."""
+
+
+class DirectoryFile(OpenFile):
+    """A directory opened for getdents64: its listing taken at open, its offset an entry
+    index (what getdents64's d_off cookies count)."""
+
+    def __init__(self, entries: list[tuple[str, bool]], path: str, device: int) -> None:
+        self.entries = entries
+        self.path = path
+        self.device = device
+        self.position = 0
+
+    def directory_entries(self) -> list[tuple[str, bool]]:
+        return self.entries
+
+    def stat(self) -> FileStat:
+        return FileStat(S_IFDIR | 0o755, device=self.device, inode=hash(self.path) & 0x7FFF_FFFF)
+
+    def seek(self, offset: int, whence: int) -> int:
+        """To an entry index from the start, or (SEEK_CUR, 0) to ask where it is."""
+        if whence == SEEK_CUR and offset == 0:
+            return self.position
+        if whence != SEEK_SET or offset < 0:
+            raise OSError(E.EINVAL, "directories seek to an entry index from the start")
+        self.position = offset
+        return offset
+
+
+class Filesystem(Protocol):
+    """What a mounted filesystem serves; every path is absolute within it ("/" its root)."""
+
+    def open(self, path: str, flags: int) -> OpenFile:
+        """Open `path` with Linux open(2) flags (O_ACCMODE, O_CREAT, O_EXCL, O_TRUNC, O_APPEND,
+        O_DIRECTORY); a directory opens for getdents64 (read-only)."""
+        ...
+
+    def stat(self, path: str) -> FileStat: ...
+
+    def mkdir(self, path: str) -> None: ...
+
+    def rmdir(self, path: str) -> None: ...
+
+    def unlink(self, path: str) -> None: ...
+
+    def rename(self, source: str, target: str) -> None: ...
+
+
+class MountTable:
+    """Path prefixes -> filesystems. A path belongs to the longest mount point that is a whole
+    leading component run of it ("/dev" takes "/dev/tty", not "/device"). Every path-taking
+    system call resolves through here."""
+
+    def __init__(self) -> None:
+        self._mounts: dict[str, Filesystem] = {}
+
+    def mount(self, point: str, filesystem: Filesystem) -> None:
+        point = posixpath.normpath("/" + point.lstrip("/"))
+        if point in self._mounts:
+            raise OSError(E.EBUSY, f"{point}: already a mount point")
+        self._mounts[point] = filesystem
+
+    def mounted(self, point: str) -> Filesystem | None:
+        return self._mounts.get(point)
+
+    def resolve(self, path: str) -> tuple[Filesystem, str]:
+        """(filesystem, path within it) for an absolute, normalised `path`; ENODEV if no
+        mount covers it (no disk, and the path is not under another mount)."""
+        point = path
+        while True:
+            filesystem = self._mounts.get(point)
+            if filesystem is not None:
+                inner = path[len(point) :] if point != "/" else path
+                return filesystem, inner or "/"
+            if point == "/":
+                raise OSError(E.ENODEV, "no filesystem is mounted")
+            point = posixpath.dirname(point)
+
+    def open(self, path: str, flags: int) -> OpenFile:
+        filesystem, inner = self.resolve(path)
+        return filesystem.open(inner, flags)
+
+    def stat(self, path: str) -> FileStat:
+        filesystem, inner = self.resolve(path)
+        return filesystem.stat(inner)
+
+    def mkdir(self, path: str) -> None:
+        filesystem, inner = self.resolve(path)
+        filesystem.mkdir(inner)
+
+    def rmdir(self, path: str) -> None:
+        filesystem, inner = self.resolve(path)
+        filesystem.rmdir(inner)
+
+    def unlink(self, path: str) -> None:
+        filesystem, inner = self.resolve(path)
+        filesystem.unlink(inner)
+
+    def rename(self, source: str, target: str) -> None:
+        """Within one filesystem only (EXDEV across mounts, as Linux)."""
+        filesystem, inner_source = self.resolve(source)
+        other, inner_target = self.resolve(target)
+        if other is not filesystem:
+            raise OSError(E.EXDEV, "rename across filesystems")
+        filesystem.rename(inner_source, inner_target)

@@ -1,15 +1,16 @@
 """Processes: the table, their lives (spawn, run, block, die), and the context switch.
 
-A process is a static ELF32 program (kernel/elf.py) in its own address space (paging.py), with
-an 8 KiB kernel stack from the kernel heap (tag "kstack"), file descriptors 0/1/2 on the
-console tty, a brk heap and scheduling parameters (scheduler.py). PID 0 is the kernel's own
-context: the entry stub's idle loop and the shell, which run whenever no process is ready.
+A process (its record: proc/task.py) is a static ELF32 program (proc/elf.py) in its own address
+space (mm/paging.py), with an 8 KiB kernel stack from the kernel heap (tag "kstack"), file
+descriptors 0/1/2 on the console tty (fs/devfs.py), a brk heap and scheduling parameters
+(proc/scheduler.py). PID 0 is the kernel's own context: the entry stub's idle loop and the
+shell, which run whenever no process is ready.
 
 How a context switch works with the stub (images/stub.asm)
 ----------------------------------------------------------
 Every interrupt, exception and `int 0x80` (but the trap fast path below, and #NM, which the
 stub handles alone) enters the kernel as the INTERRUPT hypercall with the address of the
-trap frame the stub pushed (kernel/trapframe.py) on the current kernel stack: the process's
+trap frame the stub pushed (kernel/arch/trapframe.py) on the current kernel stack: the process's
 own stack when it came from ring 3 (the CPU took ESP0 from the TSS), the boot stack for the
 idle loop. `enter()` records that address as the current context's resume point. The
 kernel handles the event, then `leave()` asks the scheduler who runs next and returns THAT
@@ -22,7 +23,7 @@ hand on its kernel stack (`_initial_frame`): ring-3 selectors, EIP = entry point
 ABI start-up stack, IF set.
 
 The paravirtual fast switch: sched_yield never enters the kernel through the IDT. It runs in
-the machine's `int 0x80` trap (`fast_system_call`), and when the scheduler picks another
+the machine's `int 0x80` trap (proc/trap.py), and when the scheduler picks another
 process the switch happens right there: the caller's registers are written as the trap frame
 the stub would have built on its kernel stack, and the chosen process's frame is handed to the
 machine as register writes with its CR3 and CR0.TS (TSS.ESP0 is guest memory), which the
@@ -50,20 +51,24 @@ the stub FXSAVE the live registers straight into the child's area (BootInfo.requ
 
 A process that dies while it is the current one still has its CR3 loaded until the stub
 switches, so its address space and kernel stack are released at the next kernel entry
-(`_release_dead`); one that dies while another runs is released at once.
+(`release_dead`); one that dies while another runs is released at once.
 
-Signals (kernel/signals.py) are acted on in `leave()`, on the way into the chosen process,
+Signals (proc/sigdelivery.py) are acted on in `leave()`, on the way into the chosen process,
 whose frame is then the ring-3 one a handler's frame is built from (or, for an IRQ taken on
 the stub's first instruction of `int 0x80`, a ring-0 one: that call's own exit delivers); a
 process a default action kills or stops there gives the CPU to the next choice. A sleep
 (`block`) names how a signal ends it (`cancel`). Ctrl-C sends SIGINT to the foreground job (one
 process group), Ctrl-Z SIGTSTP; once its processes have all stopped the shell takes the
-terminal back and the job is listed as stopped (kernel/jobs.py: `fg` and `bg` go on with it). A
-background read of the terminal stops the job with SIGTTIN.
+terminal back and job control lists the job as stopped; a background read of the terminal
+stops the job with SIGTTIN (proc/terminal.py). The manager is the `Sleeper` a file's caller
+waits through (fs/vfs.py: pipes, the tty).
 
 Kernel work the idle loop would run (`Kernel.defer`: shell lines, timer callbacks) is also run
 on the way out of an interrupt that interrupted a process, so a busy process never starves
 the shell or a sleeper's wake-up (the softirq model).
+
+Imports: proc (the record, terminal, signals, scheduler, ELF), fs (the tty file, ERESTARTSYS),
+mm, arch. Job control above subscribes to callbacks (Terminal's, Signals'), never imported.
 """
 
 from __future__ import annotations
@@ -78,27 +83,23 @@ from dataclasses import replace
 from tradekernel.kernel.arch.bootinfo import FXSAVE_SIZE
 from tradekernel.kernel.arch.trapframe import FIELDS, TrapFrame
 from tradekernel.kernel.fs.devfs import TtyFile
-from tradekernel.kernel.fs.vfs import ERESTARTSYS, OpenFile
+from tradekernel.kernel.fs.vfs import ERESTARTSYS
 from tradekernel.kernel.mm.mmap import MemoryMaps
 from tradekernel.kernel.mm.paging import AddressSpace, PagingError, UserMemoryFault, copy_to_user
 from tradekernel.kernel.proc.elf import ElfError, build_stack, load_elf, parse_elf
 from tradekernel.kernel.proc.scheduler import Scheduler
 from tradekernel.kernel.proc.sigdelivery import Signals
 from tradekernel.kernel.proc.signals import (
-    SI_KERNEL,
     SIGBUS,
     SIGFPE,
     SIGILL,
-    SIGINT,
     SIGPIPE,
     SIGSEGV,
     SIGTRAP,
-    SIGTSTP,
-    SIGTTIN,
-    bit,
     signal_text,
 )
 from tradekernel.kernel.proc.task import KERNEL_STACK_SIZE, Process, State
+from tradekernel.kernel.proc.terminal import Terminal
 
 KSTACK_TAG = "kstack"
 FPU_TAG = "fpu"
@@ -118,7 +119,7 @@ EXCEPTION_SIGNALS = {
     19: SIGFPE,
 }  # fmt: skip
 PAGE_FAULT = 14
-EIO, EBADF, ECHILD, EAGAIN, ENOMEM, EFAULT = 5, 9, 10, 11, 12, 14
+EIO, ECHILD, EAGAIN, ENOMEM, EFAULT = 5, 10, 11, 12, 14
 WNOHANG, WUNTRACED, WCONTINUED = 1, 2, 8
 MAX_ARGUMENTS = 256  # execve's argv/envp entries each
 ARGUMENT_MAX = 4096  # bytes in one argument string
@@ -142,10 +143,8 @@ def exception_report(process: Process, frame: TrapFrame, signal: int, detail: st
 
 
 class ProcessManager:
-    """The process layer: owns the table and the scheduler; it is the `Sleeper` files make
-    their callers wait through (fs/vfs.py) and the terminal's `TerminalReader` (fs/devfs.py).
-    Job control above it listens through `on_foreground_ended`, `on_foreground_stopped` and
-    `on_idle_interrupt`, and `signals.kernel_child_changed`."""
+    """The process layer: owns the table, the scheduler, signals and the terminal; it is the
+    `Sleeper` files make their callers wait through (fs/vfs.py)."""
 
     def __init__(self, kernel) -> None:  # noqa: ANN001 - tradekernel.kernel.main.Kernel
         self.kernel = kernel
@@ -168,17 +167,7 @@ class ProcessManager:
         self.epoch_ns = (
             int(kernel.clock.wall_time().timestamp()) * 1_000_000_000 - self.last_entry_ns
         )
-        self.foreground: list[Process] = []  # the foreground job (a pipeline's processes)
-        self._tty_reader: tuple[Process, int, int] | None = None  # (process, buffer, count)
-        self._shell_on_line = kernel.tty.on_line
-        self._shell_on_end = kernel.tty.on_end_of_input
-        kernel.tty.on_interrupt = self._interrupt_foreground
-        kernel.tty.on_suspend = self._suspend_foreground
-        # Job control's hooks: the foreground job's processes all ended; all stopped (run as
-        # deferred work, after the tty's ^Z); Ctrl-C with no foreground job (True: taken).
-        self.on_foreground_ended: Callable[[], None] = lambda: None
-        self.on_foreground_stopped: Callable[[], None] = lambda: None
-        self.on_idle_interrupt: Callable[[], bool] = lambda: False
+        self.terminal = Terminal(self)
 
     # ---- the interrupt path -------------------------------------------------------------
     def enter(self, frame: TrapFrame) -> None:
@@ -287,12 +276,12 @@ class ProcessManager:
         process = Process(pid, parent, name, argv, aspace, kstack, brk_start, cwd, fpu,
                           brk=brk_start, foreground=foreground, pgid=pgid or pid)  # fmt: skip
         process.frame = self._initial_frame(process, entry, esp)
-        tty = TtyFile(self.kernel.console, self)
+        tty = TtyFile(self.kernel.console, self.terminal)
         for fd in (0, 1, 2):
-            self.install(process, fd, tty)
+            process.files.install(fd, tty)
         self.table[pid] = process
         if foreground:
-            self.foreground.append(process)
+            self.terminal.foreground.append(process)
         self.scheduler.enqueue(process)
         return process
 
@@ -353,21 +342,6 @@ class ProcessManager:
         self.memory.write(address, block)
         return address
 
-    # ---- file descriptors ---------------------------------------------------------------
-    def install(self, process: Process, fd: int, handle: OpenFile) -> None:
-        """Make `fd` refer to `handle` (whatever `fd` held before is dropped first)."""
-        if process.files.get(fd) is handle:
-            return
-        self.uninstall(process, fd)
-        process.files[fd] = handle.acquire()
-
-    def uninstall(self, process: Process, fd: int) -> OpenFile | None:
-        """Drop `fd`; the file is closed when no descriptor anywhere refers to it."""
-        handle = process.files.pop(fd, None)
-        if handle is not None:
-            handle.release()
-        return handle
-
     # ---- fork, execve, wait4 ------------------------------------------------------------
     def fork(self, parent: Process) -> int:
         """A copy of `parent` (copy-on-write memory, the same open files, a copy of its trap
@@ -399,11 +373,10 @@ class ProcessManager:
         self.memory.write(child.frame, self.memory.read(parent.frame, frame_size))
         TrapFrame(self.memory, child.frame).set("eax", 0)
         self.maps.forked(parent, child)
-        for fd, handle in parent.files.items():
-            self.install(child, fd, handle)
+        child.files = parent.files.forked()
         self.table[child.pid] = child
-        if parent in self.foreground:
-            self.foreground.append(child)
+        if parent in self.terminal.foreground:
+            self.terminal.foreground.append(child)
         self.scheduler.enqueue(child)
         return child.pid
 
@@ -533,115 +506,11 @@ class ProcessManager:
         process.state = State.READY
         self.scheduler.enqueue(process)
 
-    # ---- the console tty ----------------------------------------------------------------
-    def tty_read(self, process: Process, buffer: int, count: int) -> int | None:
-        """read(0): the rest of the last line, or sleep until the next line (None)."""
-        if not process.foreground:
-            return self._background_read(process)
-        if process.pending_input:
-            data, process.pending_input = (
-                process.pending_input[:count],
-                process.pending_input[count:],
-            )
-            copy_to_user(process.aspace, buffer, data)
-            return len(data)
-        if self._tty_reader is not None:
-            return -EIO
-        self._tty_reader = (process, buffer, count)
-        token = self.block(process, cancel=self._cancel_tty_read)
-        tty = self.kernel.tty
-        tty.on_line = lambda line: self._line_arrived(process, token, line)
-        tty.on_end_of_input = lambda: self._line_arrived(process, token, None)
-        tty.read_line("")
-        return None
-
-    def tty_pending(self, process: Process) -> int:
-        """Bytes of the last line `process` has yet to read."""
-        return len(process.pending_input)
-
-    def _background_read(self, process: Process) -> int:
-        """A background job may not take the terminal's input: SIGTTIN stops its process group
-        (the read runs again after SIGCONT, in the foreground once `fg` has made it so), or
-        the read fails with EIO if the process ignores or blocks SIGTTIN (POSIX)."""
-        if process.signals.blocked & bit(SIGTTIN) or process.signals.ignores(SIGTTIN):
-            return -EIO
-        self.signals.send_to(None, self.group(process.pgid), SIGTTIN, SI_KERNEL)
-        return -ERESTARTSYS
-
+    # ---- process groups, dying ----------------------------------------------------------
     def group(self, pgid: int) -> list[Process]:
         """The processes of process group `pgid` (zombies too)."""
         return [process for process in self.table.values() if process.pgid == pgid]
 
-    def reads_tty(self, process: Process) -> bool:
-        """Whether `process` sleeps in a read of the terminal."""
-        return self._tty_reader is not None and self._tty_reader[0] is process
-
-    def _line_arrived(self, process: Process, token: int, line: str | None) -> None:
-        """A line (or Ctrl-D: None) for the sleeping reader."""
-        _, buffer, count = self._tty_reader or (process, 0, 0)
-        self._stop_tty_read()
-        data = b"" if line is None else (line + "\n").encode("utf-8")
-        process.pending_input = data[count:]
-        try:
-            copy_to_user(process.aspace, buffer, data[:count])
-            result = min(count, len(data))
-        except UserMemoryFault:
-            result = -EFAULT
-        self.wake(process, token, result)
-
-    def _cancel_tty_read(self) -> int:
-        self._stop_tty_read()
-        return -ERESTARTSYS
-
-    def _stop_tty_read(self) -> None:
-        self._tty_reader = None
-        self.kernel.tty.on_line = self._shell_on_line
-        self.kernel.tty.on_end_of_input = self._shell_on_end
-        self.kernel.tty.reading = False
-
-    def _interrupt_foreground(self) -> bool:
-        """Ctrl-C: SIGINT for every process of the foreground job (or the shell stops `wait`)."""
-        if not self.foreground:
-            return self.on_idle_interrupt()
-        self.signals.send_to(None, list(self.foreground), SIGINT, SI_KERNEL)
-        return True
-
-    def _suspend_foreground(self) -> bool:
-        """Ctrl-Z: SIGTSTP for every process of the foreground job (nothing at the prompt)."""
-        if not self.foreground:
-            return False
-        self.signals.send_to(None, list(self.foreground), SIGTSTP, SI_KERNEL)
-        return True
-
-    def process_stopped(self, process: Process) -> None:
-        """A stop signal took `process` off the CPU (its parent has heard of it already)."""
-        if process in self.foreground:
-            self._foreground_changed()
-
-    def take_foreground(self, processes: list[Process]) -> None:
-        """`fg`: these processes (a job's live ones) get the terminal."""
-        for process in processes:
-            process.foreground = True
-        self.foreground = list(processes)
-
-    def join_foreground(self, processes: list[Process]) -> None:
-        """A pipeline's new processes get the terminal too."""
-        for process in processes:
-            process.foreground = True
-        self.foreground.extend(processes)
-
-    def _foreground_changed(self) -> None:
-        """A foreground process ended or stopped: once none is left running, the terminal goes
-        back to the shell, and a job that stopped (Ctrl-Z) joins the job table, as under bash."""
-        if not self.foreground:
-            self.on_foreground_ended()
-        elif all(process.stopped for process in self.foreground):
-            for process in self.foreground:
-                process.foreground = False
-            self.foreground = []
-            self.kernel.defer(self.on_foreground_stopped)  # after the tty's ^Z
-
-    # ---- dying --------------------------------------------------------------------------
     def exit(self, process: Process, status: int) -> None:
         """exit/exit_group: the process ends with `status` (0-255)."""
         self._finish(process, (status & 0xFF) << 8, None)
@@ -656,8 +525,7 @@ class ProcessManager:
     def _finish(self, process: Process, status: int, report: str | None) -> None:
         if process.state == State.ZOMBIE:
             return
-        if self._tty_reader is not None and self._tty_reader[0] is process:
-            self._stop_tty_read()
+        self.terminal.exiting(process)
         process.state = State.ZOMBIE
         process.exit_status = status
         process.waiting = None
@@ -666,8 +534,7 @@ class ProcessManager:
             self.kernel.boot.disown_fpu()  # before its area is freed: #NM must not save there
         if report:
             self.kernel.console.write(report + "\n", 0x0C)
-        for fd in list(process.files):  # now: a pipe's other end sees EOF or SIGPIPE at once
-            self.uninstall(process, fd)
+        process.files.close_all()  # now: a pipe's other end sees EOF or SIGPIPE at once
         self.maps.released(process)
         for child in [c for c in self.table.values() if c.ppid == process.pid]:
             if child.state == State.ZOMBIE:
@@ -684,9 +551,7 @@ class ProcessManager:
         if parent is not None and parent.state != State.ZOMBIE:
             self.child_changed(parent, process)
         self.signals.child_exited(process)
-        if process in self.foreground:
-            self.foreground.remove(process)
-            self._foreground_changed()
+        self.terminal.exited(process)
 
     def release_dead(self) -> None:
         """Free what died while its CR3 was loaded (that CR3 is gone once the stub switched)."""

@@ -12,7 +12,7 @@ A tick is TICK_NS of CPU time, a unit of slice length only: slices are kept in n
 `charge()` takes the CPU time a task used, measured on the kernel's clock at every entry.
 
 Preemption is tickless: on the way out of every kernel entry the kernel programs the PIT
-one-shot (kernel/timer.py) for the earliest of the running task's slice end and the next
+one-shot (kernel/drivers/timer.py) for the earliest of the running task's slice end and the next
 kernel timer, and asks for no interrupt at all when neither exists. A slice end is only
 wanted when `slice_can_end()` says another task could take over at it: a lone task, a FIFO
 task, or an idle CPU takes no timer interrupt. The kernel asks `next_task(current)` on the way

@@ -181,11 +181,11 @@ class Signals:
         if process.runnable:
             self.manager.scheduler.remove(process)
             process.state = State.STOPPED
-        elif self.manager.reads_tty(process):
+        elif self.manager.terminal.reads_tty(process):
             self._interrupt(process)  # the wake-up finds it stopped; the read restarts later
         process.stop_report, process.continued_report = signal, False
         self._tell_parent(process, CLD_STOPPED, signal)
-        self.manager.process_stopped(process)
+        self.manager.terminal.process_stopped(process)
 
     def _continue(self, process: Process) -> None:
         """SIGCONT: pending stops are dropped and a stopped process runs again."""

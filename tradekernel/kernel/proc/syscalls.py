@@ -4,12 +4,17 @@ ABI (Linux i386): EAX = number, EBX, ECX, EDX, ESI, EDI, EBP = arguments 1-6, re
 -errno (-4095..-1) is an error. The table is explicit (number -> name, handler), as xv6's
 syscall.c; an unknown number returns -ENOSYS and is logged once per number.
 
-Every user pointer goes through copy_from_user/copy_to_user/read_user_string (paging.py), so a
-bad pointer is -EFAULT and never touches kernel memory; handlers decode arguments and call down
-into the process layer (process.py), the filesystem (fat.py) or the clock.
+Every user pointer goes through copy_from_user/copy_to_user/read_user_string (mm/paging.py),
+so a bad pointer is -EFAULT and never touches kernel memory; handlers decode arguments and call
+down: into the process layer (process.py, signals), the caller's descriptors (fdtable.py), the
+open files behind them (fs/vfs.py OpenFile: every kind of file alike), the mount table for
+every path (the kernel's `vfs`), memory maps, or the clock. The trap paths that call into the
+table are trap.py.
 
 A handler returns the result, or None when the process went to sleep (read on the tty,
 nanosleep): the wake-up writes the result into its frame later.
+
+Imports: proc, fs (the VFS, pipes), mm (user memory).
 """
 
 from __future__ import annotations
@@ -21,9 +26,8 @@ from collections import Counter
 from collections.abc import Callable
 
 from tradekernel import __version__
-from tradekernel.kernel.fs.fatfile import FAT_DEVICE, DirectoryFile, FsFile
 from tradekernel.kernel.fs.pipe import Pipe
-from tradekernel.kernel.fs.vfs import S_IFDIR, S_IFREG, FileStat, OpenFile
+from tradekernel.kernel.fs.vfs import SEEK_CUR, SEEK_SET, FileStat, OpenFile
 from tradekernel.kernel.mm.paging import (
     PAGE_SIZE,
     PagingError,
@@ -56,21 +60,10 @@ Handler = Callable[[Process, tuple[int, ...]], int | None]
 
 MAX_IO = 1 << 20  # one read/write moves at most 1 MiB (Linux caps at 0x7ffff000)
 PATH_MAX = 4096
-MAX_FILES = 32
 BRK_LIMIT = 256 << 20  # the heap may grow this far past its start
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 0, 1, 2, 3
 CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME = 4, 5, 6, 7
 PRIO_PROCESS = 0
-SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
-O_ACCMODE, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY = (
-    3,
-    0o100,
-    0o200,
-    0o1000,
-    0o2000,
-    0o200000,
-)
-O_OPEN_FLAGS = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND
 AT_FDCWD = -100
 DT_DIR, DT_REG = 4, 8
 UTS_FIELD = 65
@@ -96,6 +89,7 @@ class Syscalls:
     def __init__(self, manager: ProcessManager) -> None:
         self.manager = manager
         self.kernel = manager.kernel
+        self.vfs = manager.kernel.vfs
         self.counts: Counter[int] = Counter()
         self._unknown_logged: set[int] = set()
         signals = manager.signals
@@ -367,11 +361,9 @@ class Syscalls:
         return None
 
     # ---- files --------------------------------------------------------------------------
-    def _file(self, process: Process, fd: int) -> OpenFile:
-        handle = process.files.get(_signed(fd))
-        if handle is None:
-            raise OSError(E.EBADF, f"fd {_signed(fd)} is not open")
-        return handle
+    @staticmethod
+    def _file(process: Process, fd: int) -> OpenFile:
+        return process.files.get(_signed(fd))
 
     def sys_read(self, process: Process, args: tuple[int, ...]) -> int | None:
         handle = self._file(process, args[0])
@@ -405,11 +397,6 @@ class Syscalls:
         joined = posixpath.join(process.cwd, raw.decode("utf-8", "replace"))
         return posixpath.normpath("/" + joined.lstrip("/"))
 
-    def _fs(self):  # noqa: ANN202 - fat.FatFs
-        if self.kernel.fs is None:
-            raise OSError(E.ENODEV, "no filesystem is mounted")
-        return self.kernel.fs
-
     def sys_open(self, process: Process, args: tuple[int, ...]) -> int:
         return self._open(process, self._path(process, args[0]), args[1])
 
@@ -420,41 +407,23 @@ class Syscalls:
         return self._open(process, path, args[2])
 
     def _open(self, process: Process, path: str, flags: int) -> int:
-        fs = self._fs()
-        free = self._free_fd(process)
-        if fs.exists(path) and fs.stat(path).is_dir:
-            if flags & O_ACCMODE:
-                return -E.EISDIR
-            entries = [(stat.name, stat.is_dir) for stat in fs.scandir(path)]
-            self.manager.install(process, free, DirectoryFile(entries, path))
-        elif flags & O_DIRECTORY:
-            return -E.ENOTDIR if fs.exists(path) else -E.ENOENT
-        else:
-            handle = fs.open(path, flags & O_OPEN_FLAGS)
-            self.manager.install(process, free, FsFile(handle, path, fs))
+        (free,) = process.files.free()
+        process.files.install(free, self.vfs.open(path, flags))
         return free
 
     def sys_close(self, process: Process, args: tuple[int, ...]) -> int:
-        return 0 if self.manager.uninstall(process, _signed(args[0])) is not None else -E.EBADF
-
-    def _free_fd(self, process: Process, lowest: int = 0) -> int:
-        free = next((fd for fd in range(lowest, MAX_FILES) if fd not in process.files), None)
-        if free is None:
-            raise OSError(E.EMFILE, "too many open files")
-        return free
+        return 0 if process.files.close(_signed(args[0])) is not None else -E.EBADF
 
     def sys_dup(self, process: Process, args: tuple[int, ...]) -> int:
         handle = self._file(process, args[0])
-        fd = self._free_fd(process)
-        self.manager.install(process, fd, handle)
+        (fd,) = process.files.free()
+        process.files.install(fd, handle)
         return fd
 
     def sys_dup2(self, process: Process, args: tuple[int, ...]) -> int:
         handle = self._file(process, args[0])
         fd = _signed(args[1])
-        if not 0 <= fd < MAX_FILES:
-            return -E.EBADF
-        self.manager.install(process, fd, handle)
+        process.files.install(fd, handle)
         return fd
 
     def sys_pipe(self, process: Process, args: tuple[int, ...]) -> int:
@@ -464,25 +433,18 @@ class Syscalls:
         """Flags (O_CLOEXEC, O_NONBLOCK, O_DIRECT) are not supported: EINVAL."""
         if args[1]:
             return -E.EINVAL
-        free = [fd for fd in range(MAX_FILES) if fd not in process.files][:2]
-        if len(free) < 2:
-            return -E.EMFILE
+        free = process.files.free(2)
         copy_to_user(process.aspace, args[0], struct.pack("<ii", *free))  # EFAULT before any fd
         read_end, write_end = Pipe(self.manager).ends()
-        self.manager.install(process, free[0], read_end)
-        self.manager.install(process, free[1], write_end)
+        process.files.install(free[0], read_end)
+        process.files.install(free[1], write_end)
         return 0
 
     def sys_lseek(self, process: Process, args: tuple[int, ...]) -> int:
         return self._file(process, args[0]).seek(_signed(args[1]), args[2])
 
     def _stat_path(self, process: Process, pointer: int) -> FileStat:
-        path = self._path(process, pointer)
-        stat = self._fs().stat(path)
-        mode = (S_IFDIR if stat.is_dir else S_IFREG) | 0o755
-        mtime = int(stat.mtime.timestamp()) if stat.mtime else 0
-        return FileStat(mode, size=stat.size, inode=stat.first_cluster or hash(path) & 0xFFFF,
-                        device=FAT_DEVICE, mtime=mtime)  # fmt: skip
+        return self.vfs.stat(self._path(process, pointer))
 
     def sys_stat(self, process: Process, args: tuple[int, ...]) -> int:
         copy_to_user(process.aspace, args[1], pack_stat(self._stat_path(process, args[0])))
@@ -504,46 +466,45 @@ class Syscalls:
         """struct linux_dirent64 records (d_ino, d_off, d_reclen, d_type, name), 8-aligned."""
         handle = self._file(process, args[0])
         entries = handle.directory_entries()
-        assert isinstance(handle, DirectoryFile)
+        start = position = handle.seek(0, SEEK_CUR)  # the directory's offset: an entry index
         out = bytearray()
-        while handle.position < len(entries):
-            name, is_dir = entries[handle.position]
+        while position < len(entries):
+            name, is_dir = entries[position]
             encoded = name.encode("utf-8") + b"\0"
             length = (19 + len(encoded) + 7) & ~7
             if len(out) + length > args[2]:
                 break
-            record = struct.pack("<QqHB", handle.position + 1, handle.position + 1, length,
+            record = struct.pack("<QqHB", position + 1, position + 1, length,
                                  DT_DIR if is_dir else DT_REG) + encoded  # fmt: skip
             out += record.ljust(length, b"\0")
-            handle.position += 1
-        if not out and handle.position < len(entries):
+            position += 1
+        if not out and position < len(entries):
             return -E.EINVAL  # the buffer cannot hold even one entry
         copy_to_user(process.aspace, args[1], bytes(out))
+        if position != start:
+            handle.seek(position, SEEK_SET)
         return len(out)
 
     # ---- the filesystem's names ----------------------------------------------------------
     def sys_mkdir(self, process: Process, args: tuple[int, ...]) -> int:
-        self._fs().mkdir(self._path(process, args[0]))
+        self.vfs.mkdir(self._path(process, args[0]))
         return 0
 
     def sys_rmdir(self, process: Process, args: tuple[int, ...]) -> int:
-        self._fs().rmdir(self._path(process, args[0]))
+        self.vfs.rmdir(self._path(process, args[0]))
         return 0
 
     def sys_unlink(self, process: Process, args: tuple[int, ...]) -> int:
-        fs, path = self._fs(), self._path(process, args[0])
-        if fs.stat(path).is_dir:
-            return -E.EISDIR
-        fs.remove(path)
+        self.vfs.unlink(self._path(process, args[0]))
         return 0
 
     def sys_rename(self, process: Process, args: tuple[int, ...]) -> int:
-        self._fs().rename(self._path(process, args[0]), self._path(process, args[1]))
+        self.vfs.rename(self._path(process, args[0]), self._path(process, args[1]))
         return 0
 
     def sys_chdir(self, process: Process, args: tuple[int, ...]) -> int:
         path = self._path(process, args[0])
-        if not self._fs().stat(path).is_dir:
+        if not self.vfs.stat(path).is_dir:
             return -E.ENOTDIR
         process.cwd = path
         return 0

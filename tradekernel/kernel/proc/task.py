@@ -1,12 +1,12 @@
 """The process record: what the kernel keeps about one process, and its run states.
 
 A `Process` is plain data that every part of the process layer reads: its address space
-(mm/paging.py), kernel stack, open files (fs/vfs.py OpenFiles by descriptor), scheduling
+(mm/paging.py), kernel stack, file descriptors (proc/fdtable.py), scheduling
 parameters (proc/scheduler.py), signal state (proc/signals.py), memory maps (mm/mmap.py) and
 where it stands in its life (`State`). The services that change it live beside it: the process
 manager (proc/process.py), signals (proc/signals.py), the system calls (proc/syscalls.py).
 
-Imports: mm, fs.vfs, proc.scheduler and proc.signals (nothing that acts on a process).
+Imports: mm, proc.fdtable, proc.scheduler and proc.signals (nothing that acts on a process).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from tradekernel.kernel.fs.vfs import OpenFile
 from tradekernel.kernel.mm.mmap import ProcessMaps
 from tradekernel.kernel.mm.paging import AddressSpace
+from tradekernel.kernel.proc.fdtable import FileTable
 from tradekernel.kernel.proc.scheduler import SchedParams
 from tradekernel.kernel.proc.signals import SignalState
 
@@ -53,7 +53,7 @@ class Process:
     signals: SignalState = field(default_factory=SignalState)
     cpu_ns: int = 0
     brk: int = 0
-    files: dict[int, OpenFile] = field(default_factory=dict)
+    files: FileTable = field(default_factory=FileTable)
     foreground: bool = False
     exit_status: int = 0
     wait_token: int = 0  # bumped at every block, so a stale wake-up is ignored

@@ -4,7 +4,7 @@ frame) and the machine's trap fast path, which runs a call without either.
 Full path: the kernel's INTERRUPT handler (main.py) hands the stub's frame to `system_call`,
 which runs the call through the table (proc/syscalls.py); the result goes into the frame's EAX
 unless the caller went to sleep (its wake-up writes it) or died. A call that a signal cut short
-(-ERESTARTSYS) is restarted or fails with EINTR as signals.py decides.
+(-ERESTARTSYS) is restarted or fails with EINTR as sigdelivery.py decides.
 
 Fast path (`fast_system_call`, the machine's trap hook for vector 0x80): a call in
 FAST_SYSCALLS (one that can neither block, switch, nor end the process) runs right in the
@@ -14,7 +14,8 @@ the caller's registers are written as the trap frame the stub would have built o
 stack, and the chosen process's frame is handed to the machine as register writes, with its
 CR3 and CR0.TS (ProcessManager.switch_to; the module docstring of proc/process.py tells why).
 
-Imports: proc (the process manager and the system-call table) and arch (the trap frame).
+Imports: proc (the process manager and the system-call table), fs.vfs (ERESTARTSYS) and arch
+(the trap frame).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The shell's file commands: ls, cd, pwd, mkdir, rmdir, rm, cp, mv, cat, touch, hexdump, df,
-du and edit, over the mounted FAT volume (`kernel.fs`, a kernel/fat.py FatFs).
+du and edit, over the mounted FAT volume (`kernel.fs`, a kernel/fs/fat.py FatFs).
 
 Contract: every path argument goes through `shell.resolve_path` (relative to the shell's cwd).
 A filesystem error (an OSError carrying an errno) becomes one line, `cmd: PATH: <errno text>`,
@@ -7,7 +7,7 @@ and the command goes on with its next argument and ends with status 1; bad optio
 UsageError. A command that changes the volume ends with `fs.flush()`, so the change is on the
 disk (the ATA driver writes through to the image file) when the prompt comes back. With no
 volume mounted every command that needs one says so. `edit` starts the full-screen editor
-(kernel/editor.py) and returns; the shell prompt waits until the editor quits.
+(kernel/shell/editor.py) and returns; the shell prompt waits until the editor quits.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The shell's job control: jobs, their numbers and notices, and the commands that act on
-processes through signals (kill, jobs, fg, bg, wait, nice).
+processes through signals (kill, jobs, fg, bg, wait).
 
 A job is what one command line started: its processes (a process group), a number (%1, %2, ...
 the lowest one free, as bash reuses them) and the command line. One started with `&` gets its
@@ -12,6 +12,12 @@ reported just before the next prompt in bash's words ("[1]+  Done               
 and finished ones are then forgotten. `wait` suspends the prompt until its jobs have ended or
 stopped; Ctrl-C cancels it. "+" marks the current job (the newest, or the last one stopped),
 "-" the previous one.
+
+Job control learns of the process layer's events through the callbacks it subscribes to
+(Terminal.on_foreground_ended, on_foreground_stopped, on_idle_interrupt, and
+Signals.kernel_child_changed); `nice` and `run` are shell/programs.py.
+
+Imports: shell (Output, UsageError) and proc.
 """
 
 from __future__ import annotations
@@ -81,9 +87,9 @@ class JobControl:
         self.foreground_job: Job | None = None  # what holds the terminal
         self._waiting_for: list[Job] | None = None  # the shell is in `wait`
         manager.signals.kernel_child_changed = lambda child: self.changed()
-        manager.on_foreground_ended = self.foreground_ended
-        manager.on_foreground_stopped = self.foreground_stopped
-        manager.on_idle_interrupt = self.cancel_wait
+        manager.terminal.on_foreground_ended = self.foreground_ended
+        manager.terminal.on_foreground_stopped = self.foreground_stopped
+        manager.terminal.on_idle_interrupt = self.cancel_wait
         self.kernel.shell.before_prompt = self.report_finished
 
     def register_commands(self, shell) -> None:  # noqa: ANN001 - kernel.shell.Shell
@@ -255,7 +261,7 @@ class JobControl:
         out.line(job.command)
         job.reported = ""
         self.foreground_job = job
-        self.manager.take_foreground(members)
+        self.manager.terminal.take_foreground(members)
         self.kernel.shell.suspend_prompt()
         self.manager.signals.send_to(None, members, SIGCONT)
         return 0

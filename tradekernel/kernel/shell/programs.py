@@ -141,13 +141,13 @@ class ProgramCommands:
             return 126 if error.errno == 8 else 127
         for left, right in itertools.pairwise(processes):
             read_end, write_end = Pipe(manager).ends()
-            manager.install(left, 1, write_end)
-            manager.install(right, 0, read_end)
+            left.files.install(1, write_end)
+            right.files.install(0, read_end)
         if 0 in files:
-            manager.install(processes[0], 0, files[0])
+            processes[0].files.install(0, files[0])
         if 1 in files:
-            manager.install(processes[-1], 1, files[1])
-        manager.join_foreground(processes)
+            processes[-1].files.install(1, files[1])
+        manager.terminal.join_foreground(processes)
         command = " | ".join(" ".join(argv) for argv in stages)
         self.jobs.start_foreground(processes, command + "".join(
             f" {operator} {target}" for operator, target in redirections

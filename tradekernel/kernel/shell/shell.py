@@ -12,7 +12,7 @@ runs, or appended to) on the mounted filesystem; errors still go to the screen. 
 `< FILE` / `> FILE` become their standard input and output. Paths are
 resolved against `cwd` by `resolve_path`, the one resolver every file command uses.
 
-Before each prompt `before_prompt` runs: job control (kernel/jobs.py) reports there the
+Before each prompt `before_prompt` runs: job control (kernel/shell/jobs.py) reports there the
 background jobs that have ended, as bash does.
 
 A full-screen program keeps running after its handler returns (it takes keys in the tty's raw

@@ -1,0 +1,73 @@
+"""A process's file-descriptor table: small integers -> open file descriptions (fs/vfs.py).
+
+Descriptors are the per-process half of POSIX's two-level scheme: several descriptors (dup,
+dup2, a fork's copy of the table) may refer to one OpenFile and share its offset; the table
+tells the file when a descriptor takes it and lets go (OpenFile.acquire/release), and the last
+to let go closes it. At most MAX_FILES descriptors, 0..MAX_FILES-1; a call that needs one more
+fails with EMFILE, one that names a closed descriptor with EBADF.
+
+Imports: fs.vfs only.
+"""
+
+from __future__ import annotations
+
+import errno as E
+from collections.abc import Iterator
+
+from tradekernel.kernel.fs.vfs import OpenFile
+
+MAX_FILES = 32
+
+
+class FileTable:
+    def __init__(self) -> None:
+        self._files: dict[int, OpenFile] = {}
+
+    def __contains__(self, fd: int) -> bool:
+        return fd in self._files
+
+    def __iter__(self) -> Iterator[tuple[int, OpenFile]]:
+        """(fd, file) pairs, in the order they were installed."""
+        return iter(list(self._files.items()))
+
+    def get(self, fd: int) -> OpenFile:
+        """The file `fd` refers to (OSError EBADF if it is not open)."""
+        file = self._files.get(fd)
+        if file is None:
+            raise OSError(E.EBADF, f"fd {fd} is not open")
+        return file
+
+    def install(self, fd: int, file: OpenFile) -> None:
+        """Make `fd` refer to `file`; whatever `fd` held before is let go first."""
+        if not 0 <= fd < MAX_FILES:
+            raise OSError(E.EBADF, f"fd {fd} is out of range")
+        if self._files.get(fd) is file:
+            return
+        self.close(fd)
+        self._files[fd] = file.acquire()
+
+    def close(self, fd: int) -> OpenFile | None:
+        """Let go of `fd` (the file closes when no descriptor anywhere refers to it); the file
+        it held, or None if it was not open."""
+        file = self._files.pop(fd, None)
+        if file is not None:
+            file.release()
+        return file
+
+    def close_all(self) -> None:
+        for fd in list(self._files):
+            self.close(fd)
+
+    def free(self, count: int = 1, lowest: int = 0) -> list[int]:
+        """The `count` lowest free descriptors from `lowest` (OSError EMFILE if too few)."""
+        free = [fd for fd in range(lowest, MAX_FILES) if fd not in self._files][:count]
+        if len(free) < count:
+            raise OSError(E.EMFILE, "too many open files")
+        return free
+
+    def forked(self) -> FileTable:
+        """A fork child's table: the same descriptors, sharing the same open files."""
+        child = FileTable()
+        for fd, file in self._files.items():
+            child.install(fd, file)
+        return child
