@@ -108,9 +108,21 @@ class TruncatedImage(MountError):
 
 
 class CorruptFs(FsError):
-    """Found while running: a cluster chain that loops, leaves the volume or ends early."""
+    """Damage found in use: a cluster chain that loops, leaves the volume, runs into a free
+    cluster or ends early, or a directory that leads back to a parent. It names the damaged file
+    or directory (`filename`) so the rest of the volume can go on being used; errno EUCLEAN
+    ("structure needs cleaning") is what Linux filesystems give for on-disk corruption."""
 
-    code = errno.EIO
+    code = errno.EUCLEAN
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.reason = message
+        self.filename = path
+
+    def at(self, path: str) -> CorruptFs:
+        """This error, naming `path` unless it already names a file."""
+        return self if self.filename or not path else CorruptFs(self.reason, path)
 
 
 class NoEntry(FsError):
@@ -394,19 +406,30 @@ class _FatTable:
         return value >= self.eoc_min
 
     def chain(self, first: int) -> list[int]:
-        """The clusters of a chain; raises CorruptFs for a loop, a free link or a bad cluster."""
-        clusters: list[int] = []
+        """The clusters of a chain, at most the volume's cluster count of them; raises
+        CorruptFs (without a path: the caller knows it) for a loop, a link to a free or bad
+        cluster, or one outside the data area."""
+        entries, max_cluster, eoc_min = self.entries, self.max_cluster, self.eoc_min
+        if not 2 <= first <= max_cluster:
+            raise CorruptFs(f"first cluster {first:#x} is outside the data area (2..{max_cluster})")
+        clusters = [first]
         cluster = first
-        entries, max_cluster = self.entries, self.max_cluster
         while True:
-            if not 2 <= cluster <= max_cluster:
-                raise CorruptFs(f"cluster chain from {first} reaches cluster {cluster:#x}")
-            clusters.append(cluster)
-            if len(clusters) > max_cluster:
-                raise CorruptFs(f"cluster chain from {first} loops")
-            cluster = entries[cluster]
-            if cluster >= self.eoc_min:
+            following = entries[cluster]
+            if following >= eoc_min:
                 return clusters
+            if not 2 <= following <= max_cluster:
+                if following == 0 and cluster == first:
+                    raise CorruptFs(f"first cluster {first} is marked free in the FAT")
+                if following == 0:
+                    raise CorruptFs(f"cluster {cluster} links to a free cluster")
+                if following == self.bad:
+                    raise CorruptFs(f"cluster {cluster} links to a cluster marked bad")
+                raise CorruptFs(f"cluster {cluster} links to {following:#x}, outside the volume")
+            if len(clusters) >= max_cluster - 1:
+                raise CorruptFs(f"cluster chain from {first} loops")
+            clusters.append(following)
+            cluster = following
 
     def allocate(self, count: int, near: int = 2) -> list[int]:
         """Mark `count` free clusters as one new chain ending in EOC; NoSpace if there are
@@ -560,7 +583,8 @@ class _Directory:
 class _Node:
     """The in-memory state of one open file, shared by all its handles."""
 
-    def __init__(self, dir_cluster: int, index: int, entry: RawEntry) -> None:
+    def __init__(self, dir_cluster: int, index: int, entry: RawEntry, path: str) -> None:
+        self.path = path  # as first opened: names the file in a CorruptFs error
         self.dir_cluster = dir_cluster
         self.index = index
         self.first_cluster = entry.first_cluster
@@ -623,7 +647,7 @@ class FatFs:
         self._nodes: dict[tuple[int, int], _Node] = {}
         self._fsinfo_stale = False
         self._closed = False
-        self._load_dir(self.root_cluster)  # a damaged root shows up now, not on first use
+        self._load_dir(self.root_cluster, "/")  # a damaged root shows up now, not on first use
 
     # ----------------------------------------------------------------- volume
     @property
@@ -709,22 +733,23 @@ class FatFs:
             self.device.write_blocks(self._cluster_lba(cluster), zeros)
 
     # ----------------------------------------------------------------- directories
-    def _load_dir(self, cluster: int) -> _Directory:
+    def _load_dir(self, cluster: int, path: str = "") -> _Directory:
+        """The directory at `cluster`; `path` names it in a CorruptFs error."""
         cached = self._dirs.get(cluster)
         if cached is not None:
             return cached
         layout = self.layout
         if cluster == 0:
             if not self._fixed_root:
-                raise CorruptFs("directory entry points to cluster 0 on FAT32")
+                raise CorruptFs("directory entry points to cluster 0 on FAT32", path or None)
             start = layout.root_dir_start
             sectors = list(range(start, start + layout.root_dir_sectors))
             raw = bytearray(self.device.read_blocks(start, layout.root_dir_sectors))
             directory = _Directory(0, raw, sectors, fixed=True)
         else:
-            chain = self._fat.chain(cluster)
+            chain = self._chain(cluster, path)
             if len(chain) * layout.cluster_bytes > MAX_DIR_ENTRIES * ENTRY_SIZE:
-                raise CorruptFs(f"directory at cluster {cluster} is larger than 2 MiB")
+                raise CorruptFs(f"directory at cluster {cluster} is over 2 MiB", path or None)
             spc = layout.sectors_per_cluster
             runs = self._sector_runs(chain, 0, len(chain) * spc - 1)
             raw = bytearray(b"".join(self.device.read_blocks(lba, n) for lba, n in runs))
@@ -812,20 +837,29 @@ class FatFs:
             data[slot * ENTRY_SIZE] = DELETED
         self._write_slots(directory, entry.first_slot, bytes(data))
 
-    def _dir_cluster_of(self, entry: RawEntry) -> int:
+    def _subdir(self, entry: RawEntry, path: str) -> _Directory:
+        """The directory a subdirectory entry points to. Paths are resolved lexically, so '..'
+        never gets here: a subdirectory at cluster 0 (the FAT12/16 root) is damage."""
         if entry.first_cluster == 0:
-            return self.root_cluster  # '..' of a first-level directory
-        return entry.first_cluster
+            raise CorruptFs("directory entry has no cluster (it would be the root)", path)
+        return self._load_dir(entry.first_cluster, path)
 
     def _walk_to(self, parts: list[str], path: str) -> _Directory:
-        directory = self._load_dir(self.root_cluster)
+        """The directory `parts` leads to; one that leads back to a directory on its own path
+        (a loop no real FAT has) is reported as corrupt, so no walk of the tree goes round."""
+        directory = self._load_dir(self.root_cluster, "/")
+        on_path = {directory.cluster}
         for depth, part in enumerate(parts):
+            here = "/" + "/".join(parts[: depth + 1])
             entry = directory.find(part)
             if entry is None:
-                raise NoEntry(f"{'/' + '/'.join(parts[: depth + 1])}: no such file or directory")
+                raise NoEntry(f"{here}: no such file or directory")
             if not entry.is_dir:
-                raise NotDirectory(f"{'/' + '/'.join(parts[: depth + 1])}: not a directory")
-            directory = self._load_dir(self._dir_cluster_of(entry))
+                raise NotDirectory(f"{here}: not a directory")
+            if entry.first_cluster in on_path:
+                raise CorruptFs("directory leads back to a directory above it", here)
+            directory = self._subdir(entry, here)
+            on_path.add(directory.cluster)
         return directory
 
     def _lookup(self, path: str) -> tuple[_Directory, RawEntry | None, str]:
@@ -863,15 +897,31 @@ class FatFs:
     def listdir(self, path: str = "/") -> list[str]:
         return [stat.name for stat in self.scandir(path)]
 
-    def walk(self, path: str = "/") -> Iterator[tuple[str, list[str], list[Stat]]]:
-        """Like os.walk, top-down: (directory path, subdirectory names, file stats)."""
-        parts = _split(path)
-        top = "/" + "/".join(parts)
-        stats = self.scandir(top)
-        subdirs = [s.name for s in stats if s.is_dir]
-        yield top, subdirs, [s for s in stats if not s.is_dir]
-        for name in subdirs:
-            yield from self.walk(top.rstrip("/") + "/" + name)
+    def walk(
+        self, path: str = "/", onerror: Callable[[FsError], None] | None = None
+    ) -> Iterator[tuple[str, list[str], list[Stat]]]:
+        """Like os.walk, top-down: (directory path, subdirectory names, file stats); removing
+        names from the yielded list prunes them. A directory that cannot be read (damaged, or a
+        second path to a directory already walked) raises, or is passed to `onerror` and
+        skipped. Iterative, each directory visited once: no recursion depth, no loop."""
+        pending = ["/" + "/".join(_split(path))]
+        seen: set[int] = set()
+        while pending:
+            top = pending.pop()
+            try:
+                directory = self._walk_to(_split(top), top)
+                if directory.cluster in seen:
+                    raise CorruptFs("directory is cross-linked with one already walked", top)
+                seen.add(directory.cluster)
+            except FsError as error:
+                if onerror is None:
+                    raise
+                onerror(error)
+                continue
+            stats = [_stat_of(entry) for entry in directory.entries() if not entry.is_dot]
+            subdirs = [s.name for s in stats if s.is_dir]
+            yield top, subdirs, [s for s in stats if not s.is_dir]
+            pending.extend(top.rstrip("/") + "/" + name for name in reversed(subdirs))
 
     def mkdir(self, path: str) -> None:
         if not _split(path):
@@ -903,10 +953,10 @@ class FatFs:
         parent, entry = self._existing(path)
         if not entry.is_dir:
             raise NotDirectory(f"{path}: not a directory")
-        directory = self._load_dir(self._dir_cluster_of(entry))
+        directory = self._subdir(entry, path)
         if any(not e.is_dot for e in directory.entries()):
             raise NotEmpty(f"{path}: directory not empty")
-        chain = self._fat.chain(entry.first_cluster)
+        chain = self._chain(entry.first_cluster, path)
         self._remove_entry(parent, entry)
         self._dirs.pop(entry.first_cluster, None)
         self._fat.release(chain)
@@ -920,7 +970,7 @@ class FatFs:
             raise IsDirectory(f"{path}: is a directory")
         if (parent.cluster, entry.index) in self._nodes:
             raise Busy(f"{path}: file is open")
-        chain = self._fat.chain(entry.first_cluster) if entry.first_cluster else []
+        chain = self._chain(entry.first_cluster, path) if entry.first_cluster else []
         self._remove_entry(parent, entry)
         self._fat.release(chain)
         self._commit_fat()
@@ -939,6 +989,8 @@ class FatFs:
             raise InvalidArgument(f"cannot move {source} inside itself")
         if (src_parent.cluster, src.index) in self._nodes:
             raise Busy(f"{source}: file is open")
+        if src.is_dir:
+            self._subdir(src, source)  # a damaged directory is found before anything moves
         if dst is not None:
             if dst_parent is src_parent and dst.index == src.index:
                 if dst.name == dst_name:
@@ -1009,7 +1061,7 @@ class FatFs:
             raise AccessDenied(f"{path}: file is read-only")
         node = self._nodes.get((parent.cluster, entry.index))
         if node is None:
-            node = _Node(parent.cluster, entry.index, entry)
+            node = _Node(parent.cluster, entry.index, entry, path)
             self._nodes[node.key] = node
         node.handles += 1
         handle = FatFile(self, node, flags, path)
@@ -1024,10 +1076,20 @@ class FatFs:
 
     def _chain_of(self, node: _Node) -> list[int]:
         if node.chain is None:
-            node.chain = self._fat.chain(node.first_cluster) if node.first_cluster else []
-            if len(node.chain) * self.layout.cluster_bytes < node.size:
-                raise CorruptFs(f"file of {node.size} bytes has only {len(node.chain)} clusters")
+            chain = self._chain(node.first_cluster, node.path) if node.first_cluster else []
+            if len(chain) * self.layout.cluster_bytes < node.size:
+                raise CorruptFs(
+                    f"file of {node.size} bytes has only {len(chain)} clusters", node.path
+                )
+            node.chain = chain
         return node.chain
+
+    def _chain(self, first: int, path: str) -> list[int]:
+        """The cluster chain of the file or directory at `path` (named if it is damaged)."""
+        try:
+            return self._fat.chain(first)
+        except CorruptFs as error:
+            raise error.at(path) from None
 
     def _read(self, node: _Node, position: int, count: int) -> bytes:
         count = min(count, node.size - position)

@@ -3,7 +3,10 @@ and timestamps. Pure functions over bytes; the filesystem (kernel/fat.py) decide
 
 Contract: `parse_directory` never raises on garbage: an entry it cannot make sense of is skipped
 or shown by its short name (a long name whose checksum or order does not match is dropped, as
-Windows and Linux do). `make_short_name` and `make_long_entries` produce what Windows would:
+Windows and Linux do), and every name it returns is one usable path component: never empty,
+never "." or ".." unless it is the real dot entry, never holding a slash, backslash or control
+character (a damaged short name has those replaced by "_"), so a path built from a listing
+cannot lead back to a parent. `make_short_name` and `make_long_entries` produce what Windows would:
 a lossless 8.3 name stays as it is, anything else gets a `~N` tail and long-name entries carrying
 the short name's checksum.
 """
@@ -34,6 +37,8 @@ NT_LOWER_EXT = 0x10
 _SHORT_EXTRA = set("!#$%&'()-@^_`{}~")
 _LONG_FORBIDDEN = set('"*/:<>?\\|')
 _SHORT_ONLY_FORBIDDEN = set("+,.;=[] ")  # legal in long names, not in 8.3 names
+_DOT_NAMES = {b".          ": ".", b"..         ": ".."}
+_NOT_IN_PATH = set("/\\") | {chr(c) for c in range(0x20)} | {"\x7f"}
 _ENTRY = struct.Struct("<11sBBBHHHHHHHI")
 _LFN_OFFSETS = (1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30)
 _FAT_EPOCH = datetime(1980, 1, 1)
@@ -134,6 +139,16 @@ def display_short_name(raw_name: bytes, nt_flags: int = 0) -> str:
     return f"{base_text}.{ext_text}" if ext_text else base_text
 
 
+def _usable_long_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and not any(c in _NOT_IN_PATH for c in name)
+
+
+def _safe_short_name(name: str) -> str:
+    """A damaged short name made into one path component ("_" for each unusable character)."""
+    name = "".join("_" if c in _NOT_IN_PATH else c for c in name)
+    return name if name.strip(".") else "_" * max(1, len(name))
+
+
 def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
     """Every live file and directory entry in `raw` (volume labels and deleted slots skipped)."""
     entries: list[RawEntry] = []
@@ -167,16 +182,13 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
         (raw_name, attr, nt_flags, c_hund, c_time, c_date, a_date, hi, m_time, m_date, lo, size) = (
             _ENTRY.unpack_from(raw, base)
         )
-        short = display_short_name(raw_name, nt_flags)
+        dots = _DOT_NAMES.get(raw_name)
+        short = dots or _safe_short_name(display_short_name(raw_name, nt_flags))
         name, slot = short, index
-        if parts and expected == 0 and lfn_checksum(raw_name) == checksum:
+        if dots is None and parts and expected == 0 and lfn_checksum(raw_name) == checksum:
             long_name = "".join(reversed(parts)).split("\x00", 1)[0]
-            if long_name:
+            if _usable_long_name(long_name):
                 name, slot = long_name, first_slot
-        if raw_name == b".          ":
-            name = "."
-        elif raw_name == b"..         ":
-            name = ".."
         entries.append(
             RawEntry(
                 name=name,
