@@ -482,32 +482,53 @@ class _FatTable:
                 self.device.write_blocks(base + start, data)
 
 
-def _load_fats(device: BlockDevice, layout: Layout) -> bytearray:
-    """Read FAT 1, check it against the media byte and the other copies."""
-    first = bytearray(device.read_blocks(layout.reserved_sectors, layout.fat_sectors))
-    if first[0] != layout.media:
+def _fat_intact(raw: bytes | bytearray, bits: int) -> bool:
+    """fsck.fat's test of a FAT copy: entry 0 holds the media byte with every bit above it set
+    (0xFxx, 0xFFxx, 0x0FFFFFxx); a zeroed or overwritten first sector fails it."""
+    if bits == 12:
+        return raw[1] & 0x0F == 0x0F
+    if bits == 16:
+        return raw[1] == 0xFF
+    return raw[1] == raw[2] == 0xFF and raw[3] & 0x0F == 0x0F
+
+
+def _load_fats(device: BlockDevice, layout: Layout) -> tuple[bytearray, str | None]:
+    """(the FAT to use, why the volume must not be written or None). As fsck.fat does: copies
+    that agree are used; when they differ, the first copy whose media entry is intact is used
+    and the volume is read-only (only a repair may pick one copy over the other: a crash
+    between the writes of copy 1 and copy 2 also leaves them differing); with no intact copy
+    the mount is refused."""
+    bits = layout.fat_type
+    used = (layout.max_cluster + 1) * bits // 8 + 1  # bytes holding cluster entries
+    copies = [
+        bytearray(
+            device.read_blocks(layout.reserved_sectors + n * layout.fat_sectors, layout.fat_sectors)
+        )
+        for n in range(layout.fat_count)
+    ]
+    intact = [_fat_intact(copy, bits) for copy in copies]
+    first = copies[0]
+    differing = [n + 1 for n, copy in enumerate(copies[1:], 1) if copy[:used] != first[:used]]
+    if not differing:
+        if intact[0]:
+            return first, None
+        return first, f"FAT 1 does not start with a media entry ({first[:4].hex()}): damaged FAT"
+    if not any(intact):
         raise FatMismatch(
-            f"FAT 1 starts with {first[0]:#04x}, not the media byte {layout.media:#04x}: "
-            "the FAT is garbage"
+            "FAT copies differ and none starts with a media entry: both FATs are damaged"
         )
-    for copy in range(1, layout.fat_count):
-        other = device.read_blocks(
-            layout.reserved_sectors + copy * layout.fat_sectors, layout.fat_sectors
-        )
-        differing = sum(
-            1
-            for s in range(layout.fat_sectors)
-            if first[s * BLOCK_SIZE : (s + 1) * BLOCK_SIZE]
-            != other[s * BLOCK_SIZE : (s + 1) * BLOCK_SIZE]
-        )
-        # A crash while writing one batch of FAT sectors leaves a few differing: FAT 1 (always
-        # written first) wins. More than that means one copy is damaged and we cannot tell which.
-        if differing > max(8, layout.fat_sectors // 64):
-            raise FatMismatch(
-                f"FAT copies 1 and {copy + 1} disagree in {differing} of "
-                f"{layout.fat_sectors} sectors"
-            )
-    return first
+    chosen = intact.index(True)
+    sectors = sum(
+        1
+        for s in range(0, used, BLOCK_SIZE)
+        if copies[differing[0] - 1][s : s + BLOCK_SIZE] != first[s : s + BLOCK_SIZE]
+    )
+    damaged = [str(n + 1) for n, ok in enumerate(intact) if not ok]
+    return copies[chosen], (
+        f"FAT copies differ (FAT 1 and FAT {differing[0]} in {sectors} sectors), "
+        + (f"FAT {', '.join(damaged)} damaged, " if damaged else "")
+        + f"using FAT {chosen + 1}"
+    )
 
 
 @dataclass(frozen=True)
@@ -640,7 +661,12 @@ class FatFs:
         self.read_only = read_only
         self.now = now
         self.layout = parse_boot_sector(device.read_blocks(0, 1), device.block_count)
-        self._fat = _FatTable(device, self.layout, _load_fats(device, self.layout))
+        raw_fat, damage = _load_fats(device, self.layout)
+        self._fat = _FatTable(device, self.layout, raw_fat)
+        # Why a volume that looked writable was mounted read-only: one line, for the kernel
+        # to show at mount and in every refused change. None when nothing is wrong.
+        self.read_only_reason = damage and f"{damage}; repair it with fsck.fat"
+        self.read_only = read_only or damage is not None
         self._fixed_root = self.layout.fat_type != 32
         self.root_cluster = 0 if self._fixed_root else self.layout.root_cluster
         self._dirs: dict[int, _Directory] = {}
@@ -694,12 +720,16 @@ class FatFs:
         struct.pack_into("<II", data, 488, free, next_free)
         self.device.write_blocks(sector, bytes(data))
 
+    def _read_only_error(self) -> ReadOnlyFs:
+        reason = self.read_only_reason
+        return ReadOnlyFs("filesystem is mounted read-only" + (f": {reason}" if reason else ""))
+
     def _modifying(self) -> None:
         """Guard at the start of every change."""
         if self._closed:
             raise BadHandle("filesystem is unmounted")
         if self.read_only:
-            raise ReadOnlyFs("filesystem is mounted read-only")
+            raise self._read_only_error()
         if not self._fsinfo_stale and self.layout.fat_type == 32:
             self._write_fsinfo(FSINFO_UNKNOWN, FSINFO_UNKNOWN)
             self._fsinfo_stale = True
@@ -1045,7 +1075,7 @@ class FatFs:
             raise IsDirectory("/: is a directory")
         writing = flags & O_ACCMODE != O_RDONLY or flags & (O_CREAT | O_TRUNC)
         if writing and self.read_only:
-            raise ReadOnlyFs("filesystem is mounted read-only")
+            raise self._read_only_error()
         parent, entry, name = self._lookup(path)
         if entry is None:
             if not flags & O_CREAT:
