@@ -36,6 +36,8 @@ from tradekernel.kernel.fat_dir import (
     ATTR_READ_ONLY,
     ATTR_VOLUME_ID,
     DELETED,
+    DOT_NAME,
+    DOTDOT_NAME,
     ENTRY_SIZE,
     FsError,
     InvalidName,
@@ -47,6 +49,7 @@ from tradekernel.kernel.fat_dir import (
     make_short_name,
     parse_directory,
     patch_short_entry,
+    scan_entries,
 )
 
 __all__ = [
@@ -194,11 +197,14 @@ FAT12_MAX_CLUSTERS = 4084  # a volume with fewer than 4085 clusters is FAT12 (Mi
 FAT16_MAX_CLUSTERS = 65524
 FAT32_MAX_CLUSTERS = 0x0FFFFFF5
 MAX_DIR_ENTRIES = 65536  # a directory may not exceed 2 MiB of entries
+MAX_MOUNT_PROBLEMS = 100  # the allocation check stops listing damage after this many
 FSINFO_LEAD = 0x41615252
 FSINFO_STRUCT = 0x61417272
 FSINFO_TRAIL = 0xAA550000
 FSINFO_UNKNOWN = 0xFFFFFFFF
 MEDIA_FIXED_DISK = 0xF8
+FAT32_NO_MIRRORING = 0x80  # FAT32 extended flags: only the active FAT (bits 0-3) is current
+_LOW_NIBBLE = bytes(b & 0x0F for b in range(256))
 _BPB = struct.Struct("<HBHBHHBHHHII")  # from byte 11: bps .. total sectors (32-bit)
 
 
@@ -216,6 +222,7 @@ class Layout:
     media: int
     root_cluster: int  # FAT32 only
     fsinfo_sector: int  # FAT32 only (0 = none)
+    mirrored: bool  # False: FAT32 keeps only its active FAT current (extended flags bit 7)
     hidden_sectors: int
     label: str
 
@@ -276,23 +283,31 @@ def parse_boot_sector(boot: bytes, device_blocks: int) -> Layout:
         hidden,
         total32,
     ) = _BPB.unpack_from(boot, 11)
+    # The checks fsck.fat makes of a boot sector (dosfstools boot.c), plus Linux's media rule.
+    if bps & (bps - 1) or not 512 <= bps <= 4096:
+        raise BadBpb(f"bytes per sector is {bps}: must be a power of two from 512 to 4096")
     if bps != BLOCK_SIZE:
         raise BadBpb(f"{bps} bytes per sector: only 512 is supported")
     if spc == 0 or spc & (spc - 1) or spc > 128:
         raise BadBpb(f"sectors per cluster is {spc}, must be a power of two up to 128")
     if reserved == 0:
         raise BadBpb("reserved sector count is 0 (the boot sector itself is reserved)")
-    if not 1 <= fats <= 4:
-        raise BadBpb(f"{fats} FAT copies: expected 1 to 4")
-    if media < 0xF0 and media != 0:
-        raise BadBpb(f"media descriptor {media:#04x} is not a FAT media byte")
+    if not 1 <= fats <= 2:
+        raise BadBpb(f"{fats} FAT copies: a FAT volume has 1 or 2")
+    if media != 0xF0 and media < 0xF8:
+        raise BadBpb(f"media descriptor {media:#04x} is not a FAT media byte (0xf0, 0xf8-0xff)")
+    if root_entries % (BLOCK_SIZE // ENTRY_SIZE):
+        raise BadBpb(
+            f"root directory of {root_entries} entries is not a multiple of "
+            f"{BLOCK_SIZE // ENTRY_SIZE} (whole sectors)"
+        )
     total = total16 or total32
     if total == 0:
         raise BadBpb("total sector count is 0")
     fat32_bpb = fat16 == 0
-    root_cluster = fsinfo = 0
+    root_cluster = fsinfo = flags = 0
     if fat32_bpb:
-        fat_size, _flags, version, root_cluster, fsinfo = struct.unpack_from("<IHHIH", boot, 36)
+        fat_size, flags, version, root_cluster, fsinfo = struct.unpack_from("<IHHIH", boot, 36)
         if version != 0:
             raise BadBpb(f"FAT32 version {version:#06x} is not supported")
         if root_entries != 0:
@@ -317,7 +332,8 @@ def parse_boot_sector(boot: bytes, device_blocks: int) -> Layout:
         total_sectors=total,
         media=media,
         root_cluster=root_cluster,
-        fsinfo_sector=fsinfo if fsinfo not in (0, 0xFFFF) else 0,
+        fsinfo_sector=fsinfo if 1 <= fsinfo < reserved else 0,  # never outside the reserved area
+        mirrored=not flags & FAT32_NO_MIRRORING,
         hidden_sectors=hidden,
         label=label,
     )
@@ -360,8 +376,9 @@ class _FatTable:
         if self.bits == 16:
             self.entries = array("I", array("H", bytes(raw[: 2 * count])))
         elif self.bits == 32:
-            words = array("I", bytes(raw[: 4 * count]))
-            self.entries = array("I", (w & 0x0FFFFFFF for w in words))
+            words = bytearray(raw[: 4 * count])
+            words[3::4] = words[3::4].translate(_LOW_NIBBLE)  # drop the 4 reserved top bits
+            self.entries = array("I", bytes(words))
         else:
             self.entries = array("I", (self._decode12(n) for n in range(count)))
         self.free = self.entries[2:].count(0)
@@ -500,6 +517,10 @@ def _load_fats(device: BlockDevice, layout: Layout) -> tuple[bytearray, str | No
     the mount is refused."""
     bits = layout.fat_type
     used = (layout.max_cluster + 1) * bits // 8 + 1  # bytes holding cluster entries
+    if not layout.mirrored:
+        return bytearray(
+            device.read_blocks(layout.reserved_sectors, layout.fat_sectors)
+        ), "FAT32 mirroring is disabled (one active FAT): writing it is not supported"
     copies = [
         bytearray(
             device.read_blocks(layout.reserved_sectors + n * layout.fat_sectors, layout.fat_sectors)
@@ -601,6 +622,12 @@ class _Directory:
         self._entries = None
 
 
+def _child_path(directory: _Directory, index: int, path: str) -> str:
+    """The path of the entry in slot `index` of `directory` (at `path`)."""
+    name = next((e.name for e in directory.entries() if e.index == index), f"slot {index}")
+    return path.rstrip("/") + "/" + name
+
+
 class _Node:
     """The in-memory state of one open file, shared by all its handles."""
 
@@ -663,17 +690,103 @@ class FatFs:
         self.layout = parse_boot_sector(device.read_blocks(0, 1), device.block_count)
         raw_fat, damage = _load_fats(device, self.layout)
         self._fat = _FatTable(device, self.layout, raw_fat)
-        # Why a volume that looked writable was mounted read-only: one line, for the kernel
-        # to show at mount and in every refused change. None when nothing is wrong.
-        self.read_only_reason = damage and f"{damage}; repair it with fsck.fat"
-        self.read_only = read_only or damage is not None
         self._fixed_root = self.layout.fat_type != 32
         self.root_cluster = 0 if self._fixed_root else self.layout.root_cluster
         self._dirs: dict[int, _Directory] = {}
         self._nodes: dict[tuple[int, int], _Node] = {}
         self._fsinfo_stale = False
         self._closed = False
+        # Subdirectory entries the allocation check found damaged, by (directory cluster,
+        # entry index): refused when a path goes through them.
+        self._damaged: dict[tuple[int, int], str] = {}
         self._load_dir(self.root_cluster, "/")  # a damaged root shows up now, not on first use
+        problems = self._check_allocation()
+        if problems and damage is None:
+            more = len(problems) - 1
+            damage = problems[0] + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+        # Why a volume that looked writable was mounted read-only: one line, for the kernel
+        # to show at mount and in every refused change. None when nothing is wrong.
+        self.read_only_reason = damage and f"{damage}; repair it with fsck.fat"
+        self.read_only = read_only or damage is not None
+
+    def _check_allocation(self) -> list[str]:
+        """The allocation check of a mount: follow every chain reachable from the root once,
+        as fsck.fat does, and return the damage that writing would spread ("path: what"): a
+        chain that runs into a free cluster, leaves the data area, loops or is cross-linked
+        with another, a file whose chain does not fit its size, a subdirectory without its '.'
+        entry (the data area has moved). Clean volumes then keep an invariant allocation relies
+        on: every cluster any entry uses is marked used in the FAT. Lost clusters (used, owned
+        by nothing: what a crash leaves) are harmless and not reported. Cost: one read of every
+        directory and one step per used cluster."""
+        fat = self._fat
+        entries, max_cluster, eoc_min = fat.entries, fat.max_cluster, fat.eoc_min
+        cluster_bytes = self.layout.cluster_bytes
+        owned = bytearray(max_cluster + 1)
+        problems: list[str] = []
+
+        def claim(first: int, where: Callable[[], str], size: int | None) -> bool:
+            """Mark one chain as owned; False (and a problem noted, naming the file or
+            directory `where()` says, looked up only then) if it is damaged."""
+            damage = ""
+            if not 2 <= first <= max_cluster:
+                damage = f"first cluster {first:#x} is outside the data area"
+            length, cluster = 1, first
+            while not damage:
+                if owned[cluster]:
+                    damage = f"chain is cross-linked or loops at cluster {cluster}"
+                    break
+                owned[cluster] = 1
+                following = entries[cluster]
+                if following >= eoc_min:
+                    if size is not None and length != -(-size // cluster_bytes):
+                        damage = f"{size} bytes in a chain of {length} clusters"
+                    break
+                if not 2 <= following <= max_cluster:
+                    damage = (
+                        f"cluster {cluster} of its chain is marked free"
+                        if following == 0
+                        else f"cluster {cluster} links to {following:#x}, outside the data area"
+                    )
+                cluster = following
+                length += 1
+            if damage:
+                problems.append(f"{where()}: {damage}")
+            return not damage
+
+        if not self._fixed_root and not claim(self.root_cluster, lambda: "/", None):
+            return problems
+        pending = [(self.root_cluster, "/")]
+        while pending and len(problems) < MAX_MOUNT_PROBLEMS:
+            cluster, path = pending.pop()
+            try:
+                directory = self._load_dir(cluster, path)
+            except CorruptFs as error:
+                problems.append(str(error))
+                continue
+            listed = list(scan_entries(directory.raw))
+            if cluster != self.root_cluster and (not listed or listed[0][:2] != (0, DOT_NAME)):
+                problems.append(f"{path}: no '.' entry first: not a directory (data area moved?)")
+                continue
+            for index, raw_name, attr, first, size in listed:
+                if raw_name in (DOT_NAME, DOTDOT_NAME):
+                    continue
+
+                def child(at: _Directory = directory, index: int = index, top: str = path) -> str:
+                    return _child_path(at, index, top)
+
+                if not attr & ATTR_DIRECTORY:
+                    if first:
+                        claim(first, child, size)
+                    elif size:
+                        problems.append(f"{child()}: {size} bytes but no clusters")
+                elif not first:
+                    problems.append(f"{child()}: directory entry has no cluster")
+                    self._damaged[(cluster, index)] = "directory entry has no cluster"
+                elif claim(first, child, None):
+                    pending.append((first, child()))
+                else:
+                    self._damaged[(cluster, index)] = problems[-1].split(": ", 1)[1]
+        return problems
 
     # ----------------------------------------------------------------- volume
     @property
@@ -888,6 +1001,9 @@ class FatFs:
                 raise NotDirectory(f"{here}: not a directory")
             if entry.first_cluster in on_path:
                 raise CorruptFs("directory leads back to a directory above it", here)
+            damage = self._damaged.get((directory.cluster, entry.index))
+            if damage is not None:
+                raise CorruptFs(damage, here)
             directory = self._subdir(entry, here)
             on_path.add(directory.cluster)
         return directory

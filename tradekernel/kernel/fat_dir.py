@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,9 +38,12 @@ NT_LOWER_EXT = 0x10
 _SHORT_EXTRA = set("!#$%&'()-@^_`{}~")
 _LONG_FORBIDDEN = set('"*/:<>?\\|')
 _SHORT_ONLY_FORBIDDEN = set("+,.;=[] ")  # legal in long names, not in 8.3 names
-_DOT_NAMES = {b".          ": ".", b"..         ": ".."}
+DOT_NAME = b".          "
+DOTDOT_NAME = b"..         "
+_DOT_NAMES = {DOT_NAME: ".", DOTDOT_NAME: ".."}
 _NOT_IN_PATH = set("/\\") | {chr(c) for c in range(0x20)} | {"\x7f"}
 _ENTRY = struct.Struct("<11sBBBHHHHHHHI")
+_ALLOCATION = struct.Struct("<11sB8xH4xHI")  # name, attributes, cluster high, cluster low, size
 _LFN_OFFSETS = (1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30)
 _FAT_EPOCH = datetime(1980, 1, 1)
 
@@ -140,11 +144,13 @@ def display_short_name(raw_name: bytes, nt_flags: int = 0) -> str:
 
 
 def _usable_long_name(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and not any(c in _NOT_IN_PATH for c in name)
+    return bool(name) and name not in (".", "..") and _NOT_IN_PATH.isdisjoint(name)
 
 
 def _safe_short_name(name: str) -> str:
     """A damaged short name made into one path component ("_" for each unusable character)."""
+    if _NOT_IN_PATH.isdisjoint(name) and name.strip("."):
+        return name
     name = "".join("_" if c in _NOT_IN_PATH else c for c in name)
     return name if name.strip(".") else "_" * max(1, len(name))
 
@@ -206,6 +212,18 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
         )
         parts, expected = [], 0
     return entries
+
+
+def scan_entries(raw: bytes | bytearray) -> Iterator[tuple[int, bytes, int, int, int]]:
+    """(slot, 11-byte name, attributes, first cluster, size) of every live 8.3 entry, dot
+    entries included, volume labels and long-name slots skipped: the names left unparsed, for
+    the mount's allocation check, which reads every directory (parse_directory gives names)."""
+    for index, (raw_name, attr, hi, lo, size) in enumerate(_ALLOCATION.iter_unpack(raw)):
+        lead = raw_name[0]
+        if lead == 0x00:
+            return
+        if lead != DELETED and attr & 0x3F != ATTR_LONG_NAME and not attr & ATTR_VOLUME_ID:
+            yield index, raw_name, attr, (hi << 16) | lo, size
 
 
 def check_long_name(name: str) -> None:
