@@ -8,10 +8,11 @@ import errno
 import inspect
 import struct
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.disk.conftest import FIXED_NOW
+from tests.disk.conftest import FIXED_NOW, fsck, mount, our_volume
 from tradekernel.kernel.blockdev import MemoryBlockDevice
 from tradekernel.kernel.fat import CorruptFs, FatFs, FsError, mkfs
 from tradekernel.kernel.fat_dir import ATTR_DIRECTORY, lfn_checksum
@@ -220,3 +221,32 @@ def test_walk_of_a_deep_tree_does_not_recurse() -> None:
         assert sum(1 for _ in fs.walk("/")) == 301
     finally:
         sys.setrecursionlimit(limit)
+
+
+def test_entries_after_a_zeroed_slot_are_listed_and_kept(tmp_path: Path) -> None:
+    """A slot starting with 0x00 amid live entries (a tool that zeroed a deleted entry) is
+    free, but not the end of the directory: Linux and fsck.fat read on past it, so the entries
+    after it exist and a new entry must not be written over them."""
+    image = our_volume(tmp_path / "v.img", 16, 16)
+    device, fs = mount(image)
+    for name in ("gone.txt", "b.txt", "c.txt"):
+        fs.write_file("/" + name, name.encode() * 100)
+    offset = entry_offset(fs, "/gone.txt")
+    fs.remove("/gone.txt")
+    fs.close()
+    device.close()
+    data = bytearray(image.read_bytes())
+    data[offset - 32 : offset + 32] = bytes(64)  # its long-name slot and its 8.3 slot
+    image.write_bytes(bytes(data))
+    fsck(image)
+    device, fs = mount(image)
+    assert sorted(fs.listdir("/")) == ["b.txt", "c.txt"]
+    for index in range(4):
+        fs.write_file(f"/new {index}.txt", b"new" * 100)
+    fs.close()
+    device.close()
+    fsck(image)
+    device, fs = mount(image)
+    assert fs.read_file("/b.txt") == b"b.txt" * 100 and fs.read_file("/c.txt") == b"c.txt" * 100
+    assert len(fs.listdir("/")) == 6
+    device.close()

@@ -39,6 +39,7 @@ from tradekernel.kernel.fat_dir import (
     DOT_NAME,
     DOTDOT_NAME,
     ENTRY_SIZE,
+    FREE_LEADS,
     FsError,
     InvalidName,
     RawEntry,
@@ -911,21 +912,14 @@ class FatFs:
             self.device.write_blocks(directory.sectors[index], block)
 
     def _free_slot_run(self, directory: _Directory, count: int) -> int | None:
+        """The first slot of `count` consecutive free slots (0x00 or deleted), or None."""
         raw = directory.raw
-        total = len(raw) // ENTRY_SIZE
-        run_start, run = 0, 0
-        for index in range(total):
-            lead = raw[index * ENTRY_SIZE]
-            if lead == 0x00:
-                if run == 0:
-                    run_start = index
-                return run_start if total - run_start >= count else None
-            if lead == DELETED:
-                if run == 0:
-                    run_start = index
+        run = 0
+        for index in range(len(raw) // ENTRY_SIZE):
+            if raw[index * ENTRY_SIZE] in FREE_LEADS:
                 run += 1
                 if run == count:
-                    return run_start
+                    return index - count + 1
             else:
                 run = 0
         return None

@@ -31,6 +31,9 @@ LFN_LAST = 0x40
 LFN_CHARS = 13
 MAX_NAME_UNITS = 255  # UTF-16 code units in a long name
 DELETED = 0xE5
+# A slot whose first byte is 0x00 is free; by the letter of the FAT spec so is every slot after
+# it, but Linux (IS_FREE in fs/fat) and fsck.fat read on, so entries after one still exist.
+FREE_LEADS = (0x00, DELETED)
 NT_LOWER_BASE = 0x08  # byte 12: show the base name in lower case (Windows NT, Linux, mtools)
 NT_LOWER_EXT = 0x10
 
@@ -156,7 +159,7 @@ def _safe_short_name(name: str) -> str:
 
 
 def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
-    """Every live file and directory entry in `raw` (volume labels and deleted slots skipped)."""
+    """Every live file and directory entry in `raw` (volume labels and free slots skipped)."""
     entries: list[RawEntry] = []
     parts: list[str] = []
     expected = 0
@@ -165,10 +168,8 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
     for index in range(len(raw) // ENTRY_SIZE):
         base = index * ENTRY_SIZE
         lead = raw[base]
-        if lead == 0x00:
-            break
         attr = raw[base + 11]
-        if lead == DELETED:
+        if lead in FREE_LEADS:
             expected, parts = 0, []
             continue
         if attr & 0x3F == ATTR_LONG_NAME:
@@ -219,10 +220,11 @@ def scan_entries(raw: bytes | bytearray) -> Iterator[tuple[int, bytes, int, int,
     entries included, volume labels and long-name slots skipped: the names left unparsed, for
     the mount's allocation check, which reads every directory (parse_directory gives names)."""
     for index, (raw_name, attr, hi, lo, size) in enumerate(_ALLOCATION.iter_unpack(raw)):
-        lead = raw_name[0]
-        if lead == 0x00:
-            return
-        if lead != DELETED and attr & 0x3F != ATTR_LONG_NAME and not attr & ATTR_VOLUME_ID:
+        if (
+            raw_name[0] not in FREE_LEADS
+            and attr & 0x3F != ATTR_LONG_NAME
+            and not attr & ATTR_VOLUME_ID
+        ):
             yield index, raw_name, attr, (hi << 16) | lo, size
 
 
