@@ -250,3 +250,26 @@ def test_entries_after_a_zeroed_slot_are_listed_and_kept(tmp_path: Path) -> None
     assert fs.read_file("/b.txt") == b"b.txt" * 100 and fs.read_file("/c.txt") == b"c.txt" * 100
     assert len(fs.listdir("/")) == 6
     device.close()
+
+
+def test_an_unusable_long_name_still_belongs_to_its_entry(tmp_path: Path) -> None:
+    """A long name with a control character is shown by its short name, but its long-name
+    slots are the entry's: removing or renaming the file removes them too (no orphans)."""
+    image = our_volume(tmp_path / "v.img", 16, 16)
+    device, fs = mount(image)
+    fs.write_file("/instruments.toml", b"x" * 100)
+    fs.write_file("/other name.txt", b"y" * 100)
+    offset = entry_offset(fs, "/instruments.toml")
+    fs.close()
+    device.close()
+    data = bytearray(image.read_bytes())
+    data[offset - 64 + 1] = 0x0F  # first long-name slot (the tail): a control character
+    image.write_bytes(bytes(data))
+    device, fs = mount(image)
+    shown = [name for name in fs.listdir("/") if name != "other name.txt"]
+    assert shown == ["INSTRU~1.TOM"]
+    fs.rename("/INSTRU~1.TOM", "/renamed.toml")
+    fs.remove("/other name.txt")
+    fs.close()
+    device.close()
+    fsck(image)

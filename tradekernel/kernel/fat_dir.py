@@ -194,8 +194,9 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
         name, slot = short, index
         if dots is None and parts and expected == 0 and lfn_checksum(raw_name) == checksum:
             long_name = "".join(reversed(parts)).split("\x00", 1)[0]
+            slot = first_slot  # its long-name slots are the entry's, shown or not
             if _usable_long_name(long_name):
-                name, slot = long_name, first_slot
+                name = long_name
         entries.append(
             RawEntry(
                 name=name,
