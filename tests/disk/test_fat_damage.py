@@ -252,9 +252,13 @@ def test_entries_after_a_zeroed_slot_are_listed_and_kept(tmp_path: Path) -> None
     device.close()
 
 
-def test_an_unusable_long_name_still_belongs_to_its_entry(tmp_path: Path) -> None:
-    """A long name with a control character is shown by its short name, but its long-name
-    slots are the entry's: removing or renaming the file removes them too (no orphans)."""
+@pytest.mark.parametrize("byte,value", [(1, 0x0F), (13, 0x00)])
+def test_an_unusable_long_name_still_belongs_to_its_entry(
+    tmp_path: Path, byte: int, value: int
+) -> None:
+    """A long name with a control character or the wrong checksum is shown by its short name,
+    but its long-name slots are the entry's: removing or renaming the file removes them too,
+    leaving no orphans (fsck.fat only warns about the checksum, but fails orphans)."""
     image = our_volume(tmp_path / "v.img", 16, 16)
     device, fs = mount(image)
     fs.write_file("/instruments.toml", b"x" * 100)
@@ -263,7 +267,7 @@ def test_an_unusable_long_name_still_belongs_to_its_entry(tmp_path: Path) -> Non
     fs.close()
     device.close()
     data = bytearray(image.read_bytes())
-    data[offset - 64 + 1] = 0x0F  # first long-name slot (the tail): a control character
+    data[offset - 64 + byte] = value  # the first long-name slot: a character, or the checksum
     image.write_bytes(bytes(data))
     device, fs = mount(image)
     shown = [name for name in fs.listdir("/") if name != "other name.txt"]

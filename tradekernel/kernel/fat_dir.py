@@ -83,7 +83,7 @@ class RawEntry:
     mtime: datetime | None
     adate: datetime | None
     index: int  # slot of the 8.3 entry within the directory
-    first_slot: int  # slot of the first long-name entry (== index without a long name)
+    first_slot: int  # first of the long-name slots right before it (== index without any)
 
     @property
     def is_dir(self) -> bool:
@@ -159,23 +159,28 @@ def _safe_short_name(name: str) -> str:
 
 
 def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
-    """Every live file and directory entry in `raw` (volume labels and free slots skipped)."""
+    """Every live file and directory entry in `raw` (volume labels and free slots skipped).
+    An entry's slots start at the run of long-name slots right before it, even when they do
+    not make a valid name (wrong checksum or order): only that entry could own them, so
+    removing it removes them rather than leaving orphans."""
     entries: list[RawEntry] = []
     parts: list[str] = []
     expected = 0
     checksum = -1
-    first_slot = 0
+    run_start: int | None = None  # first slot of the long-name slots just before this one
     for index in range(len(raw) // ENTRY_SIZE):
         base = index * ENTRY_SIZE
         lead = raw[base]
         attr = raw[base + 11]
         if lead in FREE_LEADS:
-            expected, parts = 0, []
+            expected, parts, run_start = 0, [], None
             continue
         if attr & 0x3F == ATTR_LONG_NAME:
+            if run_start is None:
+                run_start = index
             order = lead & 0x1F
             if lead & LFN_LAST:
-                parts, expected, checksum, first_slot = [], order, raw[base + 13], index
+                parts, expected, checksum = [], order, raw[base + 13]
             if order == 0 or order != expected or raw[base + 13] != checksum:
                 expected, parts = 0, []
                 continue
@@ -184,17 +189,16 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
             expected -= 1
             continue
         if attr & ATTR_VOLUME_ID:
-            expected, parts = 0, []
+            expected, parts, run_start = 0, [], None
             continue
         (raw_name, attr, nt_flags, c_hund, c_time, c_date, a_date, hi, m_time, m_date, lo, size) = (
             _ENTRY.unpack_from(raw, base)
         )
         dots = _DOT_NAMES.get(raw_name)
         short = dots or _safe_short_name(display_short_name(raw_name, nt_flags))
-        name, slot = short, index
+        name, slot = short, index if run_start is None else run_start
         if dots is None and parts and expected == 0 and lfn_checksum(raw_name) == checksum:
             long_name = "".join(reversed(parts)).split("\x00", 1)[0]
-            slot = first_slot  # its long-name slots are the entry's, shown or not
             if _usable_long_name(long_name):
                 name = long_name
         entries.append(
@@ -212,7 +216,7 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
                 first_slot=slot,
             )
         )
-        parts, expected = [], 0
+        parts, expected, run_start = [], 0, None
     return entries
 
 
