@@ -258,6 +258,15 @@ def _size(path: str, size: int):  # noqa: ANN202 - a patch function
     return patch
 
 
+def _dotdot_renamed(image: Path) -> None:
+    """The '..' entry of /DIR turned into an ordinary file: fsck.fat wants '..' second."""
+    device, fs = mount(image, read_only=True)
+    directory = fs._walk_to(["DIR"], "/DIR")
+    offset = directory.sectors[0] * 512 + 32
+    device.close()
+    patched(image, offset, b"..X        \x20")
+
+
 def _bpb(offset: int, value: bytes):  # noqa: ANN202 - a patch function
     def patch(image: Path) -> None:
         patched(image, offset, value)
@@ -272,6 +281,7 @@ def _bpb(offset: int, value: bytes):  # noqa: ANN202 - a patch function
         (_cross_link, "cross-linked"),
         (_size("/DIR/NOTES.TXT", 100), "/DIR/NOTES.TXT"),
         (_size("/DIR/NOTES.TXT", 90000), "/DIR/NOTES.TXT"),
+        (_dotdot_renamed, "/DIR: no '.' and '..' entries first"),
         (_bpb(17, struct.pack("<H", 16)), ""),  # root of 16 entries: the data area moves
         (_bpb(16, b"\x01"), ""),  # one FAT: the root is read from FAT 2
     ],

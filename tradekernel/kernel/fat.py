@@ -623,6 +623,9 @@ class _Directory:
         self._entries = None
 
 
+_DOT_SLOTS = [(0, DOT_NAME), (1, DOTDOT_NAME)]  # how every subdirectory starts
+
+
 def _child_path(directory: _Directory, index: int, path: str) -> str:
     """The path of the entry in slot `index` of `directory` (at `path`)."""
     name = next((e.name for e in directory.entries() if e.index == index), f"slot {index}")
@@ -714,11 +717,11 @@ class FatFs:
         """The allocation check of a mount: follow every chain reachable from the root once,
         as fsck.fat does, and return the damage that writing would spread ("path: what"): a
         chain that runs into a free cluster, leaves the data area, loops or is cross-linked
-        with another, a file whose chain does not fit its size, a subdirectory without its '.'
-        entry (the data area has moved). Clean volumes then keep an invariant allocation relies
-        on: every cluster any entry uses is marked used in the FAT. Lost clusters (used, owned
-        by nothing: what a crash leaves) are harmless and not reported. Cost: one read of every
-        directory and one step per used cluster."""
+        with another, a file whose chain does not fit its size, a subdirectory that does not
+        start with '.' and '..' (the data area has moved). Clean volumes then keep an invariant
+        allocation relies on: every cluster any entry uses is marked used in the FAT. Lost
+        clusters (used, owned by nothing: what a crash leaves) are harmless and not reported.
+        Cost: one read of every directory and one step per used cluster."""
         fat = self._fat
         entries, max_cluster, eoc_min = fat.entries, fat.max_cluster, fat.eoc_min
         cluster_bytes = self.layout.cluster_bytes
@@ -765,8 +768,8 @@ class FatFs:
                 problems.append(str(error))
                 continue
             listed = list(scan_entries(directory.raw))
-            if cluster != self.root_cluster and (not listed or listed[0][:2] != (0, DOT_NAME)):
-                problems.append(f"{path}: no '.' entry first: not a directory (data area moved?)")
+            if cluster != self.root_cluster and [e[:2] for e in listed[:2]] != _DOT_SLOTS:
+                problems.append(f"{path}: no '.' and '..' entries first (data area moved?)")
                 continue
             for index, raw_name, attr, first, size in listed:
                 if raw_name in (DOT_NAME, DOTDOT_NAME):
