@@ -277,3 +277,11 @@ def test_an_unusable_long_name_still_belongs_to_its_entry(
     fs.close()
     device.close()
     fsck(image)
+
+
+def test_exists_is_false_behind_damage_like_os_path_exists() -> None:
+    device, fs = populated(16)
+    set_first_cluster(device, fs, "/a/b", fs.stat("/a").first_cluster)
+    fs = remount(device)
+    assert not fs.exists("/a/b/c.txt")
+    assert fs.exists("/a") and fs.exists("/keep.txt")

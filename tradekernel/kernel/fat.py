@@ -1021,9 +1021,10 @@ class FatFs:
 
     # ----------------------------------------------------------------- path API
     def exists(self, path: str) -> bool:
+        """Like os.path.exists: False also when damage on the way makes `path` unreachable."""
         try:
             self.stat(path)
-        except (NoEntry, NotDirectory):
+        except (NoEntry, NotDirectory, CorruptFs):
             return False
         return True
 
