@@ -223,7 +223,7 @@ class Layout:
     media: int
     root_cluster: int  # FAT32 only
     fsinfo_sector: int  # FAT32 only (0 = none)
-    mirrored: bool  # False: FAT32 keeps only its active FAT current (extended flags bit 7)
+    active_fat: int | None  # FAT32 with mirroring off: the one FAT kept current (0-based)
     hidden_sectors: int
     label: str
 
@@ -334,7 +334,7 @@ def parse_boot_sector(boot: bytes, device_blocks: int) -> Layout:
         media=media,
         root_cluster=root_cluster,
         fsinfo_sector=fsinfo if 1 <= fsinfo < reserved else 0,  # never outside the reserved area
-        mirrored=not flags & FAT32_NO_MIRRORING,
+        active_fat=flags & 0x0F if flags & FAT32_NO_MIRRORING else None,
         hidden_sectors=hidden,
         label=label,
     )
@@ -518,10 +518,12 @@ def _load_fats(device: BlockDevice, layout: Layout) -> tuple[bytearray, str | No
     the mount is refused."""
     bits = layout.fat_type
     used = (layout.max_cluster + 1) * bits // 8 + 1  # bytes holding cluster entries
-    if not layout.mirrored:
-        return bytearray(
-            device.read_blocks(layout.reserved_sectors, layout.fat_sectors)
-        ), "FAT32 mirroring is disabled (one active FAT): writing it is not supported"
+    if layout.active_fat is not None:
+        active = min(layout.active_fat, layout.fat_count - 1)
+        start = layout.reserved_sectors + active * layout.fat_sectors
+        return bytearray(device.read_blocks(start, layout.fat_sectors)), (
+            f"FAT32 mirroring is off (FAT {active + 1} is the active one): not written"
+        )
     copies = [
         bytearray(
             device.read_blocks(layout.reserved_sectors + n * layout.fat_sectors, layout.fat_sectors)
@@ -728,9 +730,8 @@ class FatFs:
         owned = bytearray(max_cluster + 1)
         problems: list[str] = []
 
-        def claim(first: int, where: Callable[[], str], size: int | None) -> bool:
-            """Mark one chain as owned; False (and a problem noted, naming the file or
-            directory `where()` says, looked up only then) if it is damaged."""
+        def claim(first: int, size: int | None) -> str:
+            """Mark one chain as owned; what is wrong with it, or "" if nothing."""
             damage = ""
             if not 2 <= first <= max_cluster:
                 damage = f"first cluster {first:#x} is outside the data area"
@@ -753,12 +754,12 @@ class FatFs:
                     )
                 cluster = following
                 length += 1
-            if damage:
-                problems.append(f"{where()}: {damage}")
-            return not damage
+            return damage
 
-        if not self._fixed_root and not claim(self.root_cluster, lambda: "/", None):
-            return problems
+        if not self._fixed_root:
+            damage = claim(self.root_cluster, None)
+            if damage:
+                return [f"/: {damage}"]
         pending = [(self.root_cluster, "/")]
         while pending and len(problems) < MAX_MOUNT_PROBLEMS:
             cluster, path = pending.pop()
@@ -774,22 +775,18 @@ class FatFs:
             for index, raw_name, attr, first, size in listed:
                 if raw_name in (DOT_NAME, DOTDOT_NAME):
                     continue
-
-                def child(at: _Directory = directory, index: int = index, top: str = path) -> str:
-                    return _child_path(at, index, top)
-
-                if not attr & ATTR_DIRECTORY:
-                    if first:
-                        claim(first, child, size)
-                    elif size:
-                        problems.append(f"{child()}: {size} bytes but no clusters")
-                elif not first:
-                    problems.append(f"{child()}: directory entry has no cluster")
-                    self._damaged[(cluster, index)] = "directory entry has no cluster"
-                elif claim(first, child, None):
-                    pending.append((first, child()))
+                is_dir = bool(attr & ATTR_DIRECTORY)
+                if first:
+                    damage = claim(first, None if is_dir else size)
                 else:
-                    self._damaged[(cluster, index)] = problems[-1].split(": ", 1)[1]
+                    damage = "directory entry has no cluster" if is_dir else ""
+                    damage = damage or (f"{size} bytes but no clusters" if size else "")
+                if damage:  # the name is looked up only now: most directories are clean
+                    problems.append(f"{_child_path(directory, index, path)}: {damage}")
+                    if is_dir:
+                        self._damaged[(cluster, index)] = damage
+                elif is_dir:
+                    pending.append((first, _child_path(directory, index, path)))
         return problems
 
     # ----------------------------------------------------------------- volume
