@@ -72,7 +72,7 @@ def walk_all(fs: FatFs) -> tuple[list[str], list[FsError]]:
 def assert_corrupt(error: BaseException, path: str) -> None:
     assert isinstance(error, CorruptFs)
     assert error.errno == errno.EUCLEAN
-    assert str(error).startswith(f"{path}: "), str(error)
+    assert str(error).startswith(f"damaged {path}: "), str(error)
     assert error.filename == path
 
 

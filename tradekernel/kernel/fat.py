@@ -120,7 +120,9 @@ class CorruptFs(FsError):
     code = errno.EUCLEAN
 
     def __init__(self, message: str, path: str | None = None) -> None:
-        super().__init__(f"{path}: {message}" if path else message)
+        # Not "path: message": the shell drops a leading path (the one the command was given),
+        # and this path may be deeper than that (du /: damaged /a/b: ...).
+        super().__init__(f"damaged {path}: {message}" if path else message)
         self.reason = message
         self.filename = path
 
