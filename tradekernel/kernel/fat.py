@@ -18,6 +18,15 @@ change and rewritten with the true count by `flush()`/`close()`.
 
 Errors are `FsError` subclasses (an OSError with an errno): a corrupt image fails to mount with
 a `MountError` that says what is wrong, never with an IndexError.
+
+A damaged volume is never written. The mount validates the boot sector as fsck.fat does (else
+MountError), compares the FAT copies as fsck.fat does, and follows every cluster chain reachable
+from the root once (`_check_allocation`); damage that writing could spread (FAT copies that
+differ, chains that loop, cross-link, run into free clusters or do not fit their file's size, a
+data area that moved) mounts the volume read-only, with the reason in `read_only_reason`. Damage
+found in use raises `CorruptFs` naming the damaged path; every chain walk is bounded by the
+cluster count and every directory walk by the directories on its path, so nothing loops and the
+rest of the volume stays usable.
 """
 
 from __future__ import annotations
