@@ -19,9 +19,11 @@ MTOOLS_ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "MTOOLS_LOWER_CASE": "0", 
 
 
 def need(tool: str) -> str:
-    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+    """The path of a peer tool; a missing peer fails the test (it is installed by setup.sh),
+    because a skipped check would pass without checking anything."""
+    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin:/usr/bin:/bin")
     if path is None:
-        pytest.skip(f"{tool} is not installed (apt-get install dosfstools mtools)")
+        pytest.fail(f"{tool} is not installed: run setup.sh (it installs dosfstools and mtools)")
     return path
 
 

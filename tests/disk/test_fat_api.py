@@ -234,10 +234,11 @@ def test_fat32_fsinfo_tracks_free_space(tmp_path: Path) -> None:
     fsck(image)
 
 
-def _garble_second_fat(data: bytearray) -> None:
+def _garble_both_fats(data: bytearray) -> None:
+    """One FAT damaged is mounted read-only (test_fat_mount_checks.py); both is refused."""
     fat_sectors = struct.unpack_from("<H", data, 22)[0]
-    start = (1 + fat_sectors) * 512
-    data[start : start + 8192] = b"\x17" * 8192
+    for start, junk in ((512, b"\x17"), ((1 + fat_sectors) * 512, b"\x18")):
+        data[start : start + 8192] = junk * 8192
 
 
 def _damaged(tmp_path: Path, patch) -> Path:
@@ -257,8 +258,7 @@ def _damaged(tmp_path: Path, patch) -> Path:
         (lambda d: d.__setitem__(slice(11, 13), b"\x00\x04"), BadBpb, "bytes per sector"),
         (lambda d: d.__setitem__(16, 0), BadBpb, "FAT copies"),
         (lambda d: d.__setitem__(slice(22, 24), b"\0\0"), BadBpb, "FAT32 version"),
-        (lambda d: d.__setitem__(slice(512, 512 + 2048), b"\xab" * 2048), FatMismatch, "garbage"),
-        (_garble_second_fat, FatMismatch, "disagree"),
+        (_garble_both_fats, FatMismatch, "both FATs are damaged"),
         (lambda d: d.__delitem__(slice(4 << 20, None)), TruncatedImage, "truncated"),
         (lambda d: d.__delitem__(slice(100, None)), TruncatedImage, "one sector"),
     ],

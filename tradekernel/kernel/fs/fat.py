@@ -1,4 +1,4 @@
-"""FAT12/16/32 over any block device (kernel/blockdev.py): mount, files, directories, mkfs.
+"""FAT12/16/32 over any block device (kernel/drivers/blockdev.py): mount, files, directories, mkfs.
 
 Layers, bottom up: the boot sector (`Layout`), the allocation table (`_FatTable`, all copies
 kept equal), directories (entry formats in kernel/fat_dir.py, contents cached per directory),
@@ -18,6 +18,15 @@ change and rewritten with the true count by `flush()`/`close()`.
 
 Errors are `FsError` subclasses (an OSError with an errno): a corrupt image fails to mount with
 a `MountError` that says what is wrong, never with an IndexError.
+
+A damaged volume is never written. The mount validates the boot sector as fsck.fat does (else
+MountError), compares the FAT copies as fsck.fat does, and follows every cluster chain reachable
+from the root once (`_check_allocation`); damage that writing could spread (FAT copies that
+differ, chains that loop, cross-link, run into free clusters or do not fit their file's size, a
+data area that moved) mounts the volume read-only, with the reason in `read_only_reason`. Damage
+found in use raises `CorruptFs` naming the damaged path; every chain walk is bounded by the
+cluster count and every directory walk by the directories on its path, so nothing loops and the
+rest of the volume stays usable.
 """
 
 from __future__ import annotations
@@ -36,7 +45,10 @@ from tradekernel.kernel.fs.fat_dir import (
     ATTR_READ_ONLY,
     ATTR_VOLUME_ID,
     DELETED,
+    DOT_NAME,
+    DOTDOT_NAME,
     ENTRY_SIZE,
+    FREE_LEADS,
     FsError,
     InvalidName,
     RawEntry,
@@ -47,6 +59,7 @@ from tradekernel.kernel.fs.fat_dir import (
     make_short_name,
     parse_directory,
     patch_short_entry,
+    scan_entries,
 )
 
 __all__ = [
@@ -108,9 +121,23 @@ class TruncatedImage(MountError):
 
 
 class CorruptFs(FsError):
-    """Found while running: a cluster chain that loops, leaves the volume or ends early."""
+    """Damage found in use: a cluster chain that loops, leaves the volume, runs into a free
+    cluster or ends early, or a directory that leads back to a parent. It names the damaged file
+    or directory (`filename`) so the rest of the volume can go on being used; errno EUCLEAN
+    ("structure needs cleaning") is what Linux filesystems give for on-disk corruption."""
 
-    code = errno.EIO
+    code = errno.EUCLEAN
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        # Not "path: message": the shell drops a leading path (the one the command was given),
+        # and this path may be deeper than that (du /: damaged /a/b: ...).
+        super().__init__(f"damaged {path}: {message}" if path else message)
+        self.reason = message
+        self.filename = path
+
+    def at(self, path: str) -> CorruptFs:
+        """This error, naming `path` unless it already names a file."""
+        return self if self.filename or not path else CorruptFs(self.reason, path)
 
 
 class NoEntry(FsError):
@@ -182,11 +209,14 @@ FAT12_MAX_CLUSTERS = 4084  # a volume with fewer than 4085 clusters is FAT12 (Mi
 FAT16_MAX_CLUSTERS = 65524
 FAT32_MAX_CLUSTERS = 0x0FFFFFF5
 MAX_DIR_ENTRIES = 65536  # a directory may not exceed 2 MiB of entries
+MAX_MOUNT_PROBLEMS = 100  # the allocation check stops listing damage after this many
 FSINFO_LEAD = 0x41615252
 FSINFO_STRUCT = 0x61417272
 FSINFO_TRAIL = 0xAA550000
 FSINFO_UNKNOWN = 0xFFFFFFFF
 MEDIA_FIXED_DISK = 0xF8
+FAT32_NO_MIRRORING = 0x80  # FAT32 extended flags: only the active FAT (bits 0-3) is current
+_LOW_NIBBLE = bytes(b & 0x0F for b in range(256))
 _BPB = struct.Struct("<HBHBHHBHHHII")  # from byte 11: bps .. total sectors (32-bit)
 
 
@@ -204,6 +234,7 @@ class Layout:
     media: int
     root_cluster: int  # FAT32 only
     fsinfo_sector: int  # FAT32 only (0 = none)
+    active_fat: int | None  # FAT32 with mirroring off: the one FAT kept current (0-based)
     hidden_sectors: int
     label: str
 
@@ -264,23 +295,31 @@ def parse_boot_sector(boot: bytes, device_blocks: int) -> Layout:
         hidden,
         total32,
     ) = _BPB.unpack_from(boot, 11)
+    # The checks fsck.fat makes of a boot sector (dosfstools boot.c), plus Linux's media rule.
+    if bps & (bps - 1) or not 512 <= bps <= 4096:
+        raise BadBpb(f"bytes per sector is {bps}: must be a power of two from 512 to 4096")
     if bps != BLOCK_SIZE:
         raise BadBpb(f"{bps} bytes per sector: only 512 is supported")
     if spc == 0 or spc & (spc - 1) or spc > 128:
         raise BadBpb(f"sectors per cluster is {spc}, must be a power of two up to 128")
     if reserved == 0:
         raise BadBpb("reserved sector count is 0 (the boot sector itself is reserved)")
-    if not 1 <= fats <= 4:
-        raise BadBpb(f"{fats} FAT copies: expected 1 to 4")
-    if media < 0xF0 and media != 0:
-        raise BadBpb(f"media descriptor {media:#04x} is not a FAT media byte")
+    if not 1 <= fats <= 2:
+        raise BadBpb(f"{fats} FAT copies: a FAT volume has 1 or 2")
+    if media != 0xF0 and media < 0xF8:
+        raise BadBpb(f"media descriptor {media:#04x} is not a FAT media byte (0xf0, 0xf8-0xff)")
+    if root_entries % (BLOCK_SIZE // ENTRY_SIZE):
+        raise BadBpb(
+            f"root directory of {root_entries} entries is not a multiple of "
+            f"{BLOCK_SIZE // ENTRY_SIZE} (whole sectors)"
+        )
     total = total16 or total32
     if total == 0:
         raise BadBpb("total sector count is 0")
     fat32_bpb = fat16 == 0
-    root_cluster = fsinfo = 0
+    root_cluster = fsinfo = flags = 0
     if fat32_bpb:
-        fat_size, _flags, version, root_cluster, fsinfo = struct.unpack_from("<IHHIH", boot, 36)
+        fat_size, flags, version, root_cluster, fsinfo = struct.unpack_from("<IHHIH", boot, 36)
         if version != 0:
             raise BadBpb(f"FAT32 version {version:#06x} is not supported")
         if root_entries != 0:
@@ -305,7 +344,8 @@ def parse_boot_sector(boot: bytes, device_blocks: int) -> Layout:
         total_sectors=total,
         media=media,
         root_cluster=root_cluster,
-        fsinfo_sector=fsinfo if fsinfo not in (0, 0xFFFF) else 0,
+        fsinfo_sector=fsinfo if 1 <= fsinfo < reserved else 0,  # never outside the reserved area
+        active_fat=flags & 0x0F if flags & FAT32_NO_MIRRORING else None,
         hidden_sectors=hidden,
         label=label,
     )
@@ -348,8 +388,9 @@ class _FatTable:
         if self.bits == 16:
             self.entries = array("I", array("H", bytes(raw[: 2 * count])))
         elif self.bits == 32:
-            words = array("I", bytes(raw[: 4 * count]))
-            self.entries = array("I", (w & 0x0FFFFFFF for w in words))
+            words = bytearray(raw[: 4 * count])
+            words[3::4] = words[3::4].translate(_LOW_NIBBLE)  # drop the 4 reserved top bits
+            self.entries = array("I", bytes(words))
         else:
             self.entries = array("I", (self._decode12(n) for n in range(count)))
         self.free = self.entries[2:].count(0)
@@ -394,19 +435,30 @@ class _FatTable:
         return value >= self.eoc_min
 
     def chain(self, first: int) -> list[int]:
-        """The clusters of a chain; raises CorruptFs for a loop, a free link or a bad cluster."""
-        clusters: list[int] = []
+        """The clusters of a chain, at most the volume's cluster count of them; raises
+        CorruptFs (without a path: the caller knows it) for a loop, a link to a free or bad
+        cluster, or one outside the data area."""
+        entries, max_cluster, eoc_min = self.entries, self.max_cluster, self.eoc_min
+        if not 2 <= first <= max_cluster:
+            raise CorruptFs(f"first cluster {first:#x} is outside the data area (2..{max_cluster})")
+        clusters = [first]
         cluster = first
-        entries, max_cluster = self.entries, self.max_cluster
         while True:
-            if not 2 <= cluster <= max_cluster:
-                raise CorruptFs(f"cluster chain from {first} reaches cluster {cluster:#x}")
-            clusters.append(cluster)
-            if len(clusters) > max_cluster:
-                raise CorruptFs(f"cluster chain from {first} loops")
-            cluster = entries[cluster]
-            if cluster >= self.eoc_min:
+            following = entries[cluster]
+            if following >= eoc_min:
                 return clusters
+            if not 2 <= following <= max_cluster:
+                if following == 0 and cluster == first:
+                    raise CorruptFs(f"first cluster {first} is marked free in the FAT")
+                if following == 0:
+                    raise CorruptFs(f"cluster {cluster} links to a free cluster")
+                if following == self.bad:
+                    raise CorruptFs(f"cluster {cluster} links to a cluster marked bad")
+                raise CorruptFs(f"cluster {cluster} links to {following:#x}, outside the volume")
+            if len(clusters) >= max_cluster - 1:
+                raise CorruptFs(f"cluster chain from {first} loops")
+            clusters.append(following)
+            cluster = following
 
     def allocate(self, count: int, near: int = 2) -> list[int]:
         """Mark `count` free clusters as one new chain ending in EOC; NoSpace if there are
@@ -459,32 +511,59 @@ class _FatTable:
                 self.device.write_blocks(base + start, data)
 
 
-def _load_fats(device: BlockDevice, layout: Layout) -> bytearray:
-    """Read FAT 1, check it against the media byte and the other copies."""
-    first = bytearray(device.read_blocks(layout.reserved_sectors, layout.fat_sectors))
-    if first[0] != layout.media:
+def _fat_intact(raw: bytes | bytearray, bits: int) -> bool:
+    """fsck.fat's test of a FAT copy: entry 0 holds the media byte with every bit above it set
+    (0xFxx, 0xFFxx, 0x0FFFFFxx); a zeroed or overwritten first sector fails it."""
+    if bits == 12:
+        return raw[1] & 0x0F == 0x0F
+    if bits == 16:
+        return raw[1] == 0xFF
+    return raw[1] == raw[2] == 0xFF and raw[3] & 0x0F == 0x0F
+
+
+def _load_fats(device: BlockDevice, layout: Layout) -> tuple[bytearray, str | None]:
+    """(the FAT to use, why the volume must not be written or None). As fsck.fat does: copies
+    that agree are used; when they differ, the first copy whose media entry is intact is used
+    and the volume is read-only (only a repair may pick one copy over the other: a crash
+    between the writes of copy 1 and copy 2 also leaves them differing); with no intact copy
+    the mount is refused."""
+    bits = layout.fat_type
+    used = (layout.max_cluster + 1) * bits // 8 + 1  # bytes holding cluster entries
+    if layout.active_fat is not None:
+        active = min(layout.active_fat, layout.fat_count - 1)
+        start = layout.reserved_sectors + active * layout.fat_sectors
+        return bytearray(device.read_blocks(start, layout.fat_sectors)), (
+            f"FAT32 mirroring is off (FAT {active + 1} is the active one): not written"
+        )
+    copies = [
+        bytearray(
+            device.read_blocks(layout.reserved_sectors + n * layout.fat_sectors, layout.fat_sectors)
+        )
+        for n in range(layout.fat_count)
+    ]
+    intact = [_fat_intact(copy, bits) for copy in copies]
+    first = copies[0]
+    differing = [n + 1 for n, copy in enumerate(copies[1:], 1) if copy[:used] != first[:used]]
+    if not differing:
+        if intact[0]:
+            return first, None
+        return first, f"FAT 1 does not start with a media entry ({first[:4].hex()}): damaged FAT"
+    if not any(intact):
         raise FatMismatch(
-            f"FAT 1 starts with {first[0]:#04x}, not the media byte {layout.media:#04x}: "
-            "the FAT is garbage"
+            "FAT copies differ and none starts with a media entry: both FATs are damaged"
         )
-    for copy in range(1, layout.fat_count):
-        other = device.read_blocks(
-            layout.reserved_sectors + copy * layout.fat_sectors, layout.fat_sectors
-        )
-        differing = sum(
-            1
-            for s in range(layout.fat_sectors)
-            if first[s * BLOCK_SIZE : (s + 1) * BLOCK_SIZE]
-            != other[s * BLOCK_SIZE : (s + 1) * BLOCK_SIZE]
-        )
-        # A crash while writing one batch of FAT sectors leaves a few differing: FAT 1 (always
-        # written first) wins. More than that means one copy is damaged and we cannot tell which.
-        if differing > max(8, layout.fat_sectors // 64):
-            raise FatMismatch(
-                f"FAT copies 1 and {copy + 1} disagree in {differing} of "
-                f"{layout.fat_sectors} sectors"
-            )
-    return first
+    chosen = intact.index(True)
+    sectors = sum(
+        1
+        for s in range(0, used, BLOCK_SIZE)
+        if copies[differing[0] - 1][s : s + BLOCK_SIZE] != first[s : s + BLOCK_SIZE]
+    )
+    damaged = [str(n + 1) for n, ok in enumerate(intact) if not ok]
+    return copies[chosen], (
+        f"FAT copies differ (FAT 1 and FAT {differing[0]} in {sectors} sectors), "
+        + (f"FAT {', '.join(damaged)} damaged, " if damaged else "")
+        + f"using FAT {chosen + 1}"
+    )
 
 
 @dataclass(frozen=True)
@@ -557,10 +636,20 @@ class _Directory:
         self._entries = None
 
 
+_DOT_SLOTS = [(0, DOT_NAME), (1, DOTDOT_NAME)]  # how every subdirectory starts
+
+
+def _child_path(directory: _Directory, index: int, path: str) -> str:
+    """The path of the entry in slot `index` of `directory` (at `path`)."""
+    name = next((e.name for e in directory.entries() if e.index == index), f"slot {index}")
+    return path.rstrip("/") + "/" + name
+
+
 class _Node:
     """The in-memory state of one open file, shared by all its handles."""
 
-    def __init__(self, dir_cluster: int, index: int, entry: RawEntry) -> None:
+    def __init__(self, dir_cluster: int, index: int, entry: RawEntry, path: str) -> None:
+        self.path = path  # as first opened: names the file in a CorruptFs error
         self.dir_cluster = dir_cluster
         self.index = index
         self.first_cluster = entry.first_cluster
@@ -616,14 +705,100 @@ class FatFs:
         self.read_only = read_only
         self.now = now
         self.layout = parse_boot_sector(device.read_blocks(0, 1), device.block_count)
-        self._fat = _FatTable(device, self.layout, _load_fats(device, self.layout))
+        raw_fat, damage = _load_fats(device, self.layout)
+        self._fat = _FatTable(device, self.layout, raw_fat)
         self._fixed_root = self.layout.fat_type != 32
         self.root_cluster = 0 if self._fixed_root else self.layout.root_cluster
         self._dirs: dict[int, _Directory] = {}
         self._nodes: dict[tuple[int, int], _Node] = {}
         self._fsinfo_stale = False
         self._closed = False
-        self._load_dir(self.root_cluster)  # a damaged root shows up now, not on first use
+        # Subdirectory entries the allocation check found damaged, by (directory cluster,
+        # entry index): refused when a path goes through them.
+        self._damaged: dict[tuple[int, int], str] = {}
+        self._load_dir(self.root_cluster, "/")  # a damaged root shows up now, not on first use
+        problems = self._check_allocation()
+        if problems and damage is None:
+            more = len(problems) - 1
+            damage = problems[0] + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+        # Why a volume that looked writable was mounted read-only: one line, for the kernel
+        # to show at mount and in every refused change. None when nothing is wrong.
+        self.read_only_reason = damage and f"{damage}; repair it with fsck.fat"
+        self.read_only = read_only or damage is not None
+
+    def _check_allocation(self) -> list[str]:
+        """The allocation check of a mount: follow every chain reachable from the root once,
+        as fsck.fat does, and return the damage that writing would spread ("path: what"): a
+        chain that runs into a free cluster, leaves the data area, loops or is cross-linked
+        with another, a file whose chain does not fit its size, a subdirectory that does not
+        start with '.' and '..' (the data area has moved). Clean volumes then keep an invariant
+        allocation relies on: every cluster any entry uses is marked used in the FAT. Lost
+        clusters (used, owned by nothing: what a crash leaves) are harmless and not reported.
+        Cost: one read of every directory and one step per used cluster."""
+        fat = self._fat
+        entries, max_cluster, eoc_min = fat.entries, fat.max_cluster, fat.eoc_min
+        cluster_bytes = self.layout.cluster_bytes
+        owned = bytearray(max_cluster + 1)
+        problems: list[str] = []
+
+        def claim(first: int, size: int | None) -> str:
+            """Mark one chain as owned; what is wrong with it, or "" if nothing."""
+            damage = ""
+            if not 2 <= first <= max_cluster:
+                damage = f"first cluster {first:#x} is outside the data area"
+            length, cluster = 1, first
+            while not damage:
+                if owned[cluster]:
+                    damage = f"chain is cross-linked or loops at cluster {cluster}"
+                    break
+                owned[cluster] = 1
+                following = entries[cluster]
+                if following >= eoc_min:
+                    if size is not None and length != -(-size // cluster_bytes):
+                        damage = f"{size} bytes in a chain of {length} clusters"
+                    break
+                if not 2 <= following <= max_cluster:
+                    damage = (
+                        f"cluster {cluster} of its chain is marked free"
+                        if following == 0
+                        else f"cluster {cluster} links to {following:#x}, outside the data area"
+                    )
+                cluster = following
+                length += 1
+            return damage
+
+        if not self._fixed_root:
+            damage = claim(self.root_cluster, None)
+            if damage:
+                return [f"/: {damage}"]
+        pending = [(self.root_cluster, "/")]
+        while pending and len(problems) < MAX_MOUNT_PROBLEMS:
+            cluster, path = pending.pop()
+            try:
+                directory = self._load_dir(cluster, path)
+            except CorruptFs as error:
+                problems.append(str(error))
+                continue
+            listed = list(scan_entries(directory.raw))
+            if cluster != self.root_cluster and [e[:2] for e in listed[:2]] != _DOT_SLOTS:
+                problems.append(f"{path}: no '.' and '..' entries first (data area moved?)")
+                continue
+            for index, raw_name, attr, first, size in listed:
+                if raw_name in (DOT_NAME, DOTDOT_NAME):
+                    continue
+                is_dir = bool(attr & ATTR_DIRECTORY)
+                if first:
+                    damage = claim(first, None if is_dir else size)
+                else:
+                    damage = "directory entry has no cluster" if is_dir else ""
+                    damage = damage or (f"{size} bytes but no clusters" if size else "")
+                if damage:  # the name is looked up only now: most directories are clean
+                    problems.append(f"{_child_path(directory, index, path)}: {damage}")
+                    if is_dir:
+                        self._damaged[(cluster, index)] = damage
+                elif is_dir:
+                    pending.append((first, _child_path(directory, index, path)))
+        return problems
 
     # ----------------------------------------------------------------- volume
     @property
@@ -670,12 +845,16 @@ class FatFs:
         struct.pack_into("<II", data, 488, free, next_free)
         self.device.write_blocks(sector, bytes(data))
 
+    def _read_only_error(self) -> ReadOnlyFs:
+        reason = self.read_only_reason
+        return ReadOnlyFs("filesystem is mounted read-only" + (f": {reason}" if reason else ""))
+
     def _modifying(self) -> None:
         """Guard at the start of every change."""
         if self._closed:
             raise BadHandle("filesystem is unmounted")
         if self.read_only:
-            raise ReadOnlyFs("filesystem is mounted read-only")
+            raise self._read_only_error()
         if not self._fsinfo_stale and self.layout.fat_type == 32:
             self._write_fsinfo(FSINFO_UNKNOWN, FSINFO_UNKNOWN)
             self._fsinfo_stale = True
@@ -709,22 +888,23 @@ class FatFs:
             self.device.write_blocks(self._cluster_lba(cluster), zeros)
 
     # ----------------------------------------------------------------- directories
-    def _load_dir(self, cluster: int) -> _Directory:
+    def _load_dir(self, cluster: int, path: str = "") -> _Directory:
+        """The directory at `cluster`; `path` names it in a CorruptFs error."""
         cached = self._dirs.get(cluster)
         if cached is not None:
             return cached
         layout = self.layout
         if cluster == 0:
             if not self._fixed_root:
-                raise CorruptFs("directory entry points to cluster 0 on FAT32")
+                raise CorruptFs("directory entry points to cluster 0 on FAT32", path or None)
             start = layout.root_dir_start
             sectors = list(range(start, start + layout.root_dir_sectors))
             raw = bytearray(self.device.read_blocks(start, layout.root_dir_sectors))
             directory = _Directory(0, raw, sectors, fixed=True)
         else:
-            chain = self._fat.chain(cluster)
+            chain = self._chain(cluster, path)
             if len(chain) * layout.cluster_bytes > MAX_DIR_ENTRIES * ENTRY_SIZE:
-                raise CorruptFs(f"directory at cluster {cluster} is larger than 2 MiB")
+                raise CorruptFs(f"directory at cluster {cluster} is over 2 MiB", path or None)
             spc = layout.sectors_per_cluster
             runs = self._sector_runs(chain, 0, len(chain) * spc - 1)
             raw = bytearray(b"".join(self.device.read_blocks(lba, n) for lba, n in runs))
@@ -743,21 +923,14 @@ class FatFs:
             self.device.write_blocks(directory.sectors[index], block)
 
     def _free_slot_run(self, directory: _Directory, count: int) -> int | None:
+        """The first slot of `count` consecutive free slots (0x00 or deleted), or None."""
         raw = directory.raw
-        total = len(raw) // ENTRY_SIZE
-        run_start, run = 0, 0
-        for index in range(total):
-            lead = raw[index * ENTRY_SIZE]
-            if lead == 0x00:
-                if run == 0:
-                    run_start = index
-                return run_start if total - run_start >= count else None
-            if lead == DELETED:
-                if run == 0:
-                    run_start = index
+        run = 0
+        for index in range(len(raw) // ENTRY_SIZE):
+            if raw[index * ENTRY_SIZE] in FREE_LEADS:
                 run += 1
                 if run == count:
-                    return run_start
+                    return index - count + 1
             else:
                 run = 0
         return None
@@ -812,20 +985,32 @@ class FatFs:
             data[slot * ENTRY_SIZE] = DELETED
         self._write_slots(directory, entry.first_slot, bytes(data))
 
-    def _dir_cluster_of(self, entry: RawEntry) -> int:
+    def _subdir(self, entry: RawEntry, path: str) -> _Directory:
+        """The directory a subdirectory entry points to. Paths are resolved lexically, so '..'
+        never gets here: a subdirectory at cluster 0 (the FAT12/16 root) is damage."""
         if entry.first_cluster == 0:
-            return self.root_cluster  # '..' of a first-level directory
-        return entry.first_cluster
+            raise CorruptFs("directory entry has no cluster (it would be the root)", path)
+        return self._load_dir(entry.first_cluster, path)
 
     def _walk_to(self, parts: list[str], path: str) -> _Directory:
-        directory = self._load_dir(self.root_cluster)
+        """The directory `parts` leads to; one that leads back to a directory on its own path
+        (a loop no real FAT has) is reported as corrupt, so no walk of the tree goes round."""
+        directory = self._load_dir(self.root_cluster, "/")
+        on_path = {directory.cluster}
         for depth, part in enumerate(parts):
+            here = "/" + "/".join(parts[: depth + 1])
             entry = directory.find(part)
             if entry is None:
-                raise NoEntry(f"{'/' + '/'.join(parts[: depth + 1])}: no such file or directory")
+                raise NoEntry(f"{here}: no such file or directory")
             if not entry.is_dir:
-                raise NotDirectory(f"{'/' + '/'.join(parts[: depth + 1])}: not a directory")
-            directory = self._load_dir(self._dir_cluster_of(entry))
+                raise NotDirectory(f"{here}: not a directory")
+            if entry.first_cluster in on_path:
+                raise CorruptFs("directory leads back to a directory above it", here)
+            damage = self._damaged.get((directory.cluster, entry.index))
+            if damage is not None:
+                raise CorruptFs(damage, here)
+            directory = self._subdir(entry, here)
+            on_path.add(directory.cluster)
         return directory
 
     def _lookup(self, path: str) -> tuple[_Directory, RawEntry | None, str]:
@@ -844,9 +1029,10 @@ class FatFs:
 
     # ----------------------------------------------------------------- path API
     def exists(self, path: str) -> bool:
+        """Like os.path.exists: False also when damage on the way makes `path` unreachable."""
         try:
             self.stat(path)
-        except (NoEntry, NotDirectory):
+        except (NoEntry, NotDirectory, CorruptFs):
             return False
         return True
 
@@ -863,15 +1049,31 @@ class FatFs:
     def listdir(self, path: str = "/") -> list[str]:
         return [stat.name for stat in self.scandir(path)]
 
-    def walk(self, path: str = "/") -> Iterator[tuple[str, list[str], list[Stat]]]:
-        """Like os.walk, top-down: (directory path, subdirectory names, file stats)."""
-        parts = _split(path)
-        top = "/" + "/".join(parts)
-        stats = self.scandir(top)
-        subdirs = [s.name for s in stats if s.is_dir]
-        yield top, subdirs, [s for s in stats if not s.is_dir]
-        for name in subdirs:
-            yield from self.walk(top.rstrip("/") + "/" + name)
+    def walk(
+        self, path: str = "/", onerror: Callable[[FsError], None] | None = None
+    ) -> Iterator[tuple[str, list[str], list[Stat]]]:
+        """Like os.walk, top-down: (directory path, subdirectory names, file stats); removing
+        names from the yielded list prunes them. A directory that cannot be read (damaged, or a
+        second path to a directory already walked) raises, or is passed to `onerror` and
+        skipped. Iterative, each directory visited once: no recursion depth, no loop."""
+        pending = ["/" + "/".join(_split(path))]
+        seen: set[int] = set()
+        while pending:
+            top = pending.pop()
+            try:
+                directory = self._walk_to(_split(top), top)
+                if directory.cluster in seen:
+                    raise CorruptFs("directory is cross-linked with one already walked", top)
+                seen.add(directory.cluster)
+            except FsError as error:
+                if onerror is None:
+                    raise
+                onerror(error)
+                continue
+            stats = [_stat_of(entry) for entry in directory.entries() if not entry.is_dot]
+            subdirs = [s.name for s in stats if s.is_dir]
+            yield top, subdirs, [s for s in stats if not s.is_dir]
+            pending.extend(top.rstrip("/") + "/" + name for name in reversed(subdirs))
 
     def mkdir(self, path: str) -> None:
         if not _split(path):
@@ -903,10 +1105,10 @@ class FatFs:
         parent, entry = self._existing(path)
         if not entry.is_dir:
             raise NotDirectory(f"{path}: not a directory")
-        directory = self._load_dir(self._dir_cluster_of(entry))
+        directory = self._subdir(entry, path)
         if any(not e.is_dot for e in directory.entries()):
             raise NotEmpty(f"{path}: directory not empty")
-        chain = self._fat.chain(entry.first_cluster)
+        chain = self._chain(entry.first_cluster, path)
         self._remove_entry(parent, entry)
         self._dirs.pop(entry.first_cluster, None)
         self._fat.release(chain)
@@ -920,7 +1122,7 @@ class FatFs:
             raise IsDirectory(f"{path}: is a directory")
         if (parent.cluster, entry.index) in self._nodes:
             raise Busy(f"{path}: file is open")
-        chain = self._fat.chain(entry.first_cluster) if entry.first_cluster else []
+        chain = self._chain(entry.first_cluster, path) if entry.first_cluster else []
         self._remove_entry(parent, entry)
         self._fat.release(chain)
         self._commit_fat()
@@ -939,6 +1141,8 @@ class FatFs:
             raise InvalidArgument(f"cannot move {source} inside itself")
         if (src_parent.cluster, src.index) in self._nodes:
             raise Busy(f"{source}: file is open")
+        if src.is_dir:
+            self._subdir(src, source)  # a damaged directory is found before anything moves
         if dst is not None:
             if dst_parent is src_parent and dst.index == src.index:
                 if dst.name == dst_name:
@@ -993,7 +1197,7 @@ class FatFs:
             raise IsDirectory("/: is a directory")
         writing = flags & O_ACCMODE != O_RDONLY or flags & (O_CREAT | O_TRUNC)
         if writing and self.read_only:
-            raise ReadOnlyFs("filesystem is mounted read-only")
+            raise self._read_only_error()
         parent, entry, name = self._lookup(path)
         if entry is None:
             if not flags & O_CREAT:
@@ -1009,7 +1213,7 @@ class FatFs:
             raise AccessDenied(f"{path}: file is read-only")
         node = self._nodes.get((parent.cluster, entry.index))
         if node is None:
-            node = _Node(parent.cluster, entry.index, entry)
+            node = _Node(parent.cluster, entry.index, entry, path)
             self._nodes[node.key] = node
         node.handles += 1
         handle = FatFile(self, node, flags, path)
@@ -1024,10 +1228,20 @@ class FatFs:
 
     def _chain_of(self, node: _Node) -> list[int]:
         if node.chain is None:
-            node.chain = self._fat.chain(node.first_cluster) if node.first_cluster else []
-            if len(node.chain) * self.layout.cluster_bytes < node.size:
-                raise CorruptFs(f"file of {node.size} bytes has only {len(node.chain)} clusters")
+            chain = self._chain(node.first_cluster, node.path) if node.first_cluster else []
+            if len(chain) * self.layout.cluster_bytes < node.size:
+                raise CorruptFs(
+                    f"file of {node.size} bytes has only {len(chain)} clusters", node.path
+                )
+            node.chain = chain
         return node.chain
+
+    def _chain(self, first: int, path: str) -> list[int]:
+        """The cluster chain of the file or directory at `path` (named if it is damaged)."""
+        try:
+            return self._fat.chain(first)
+        except CorruptFs as error:
+            raise error.at(path) from None
 
     def _read(self, node: _Node, position: int, count: int) -> bytes:
         count = min(count, node.size - position)

@@ -3,7 +3,10 @@ and timestamps. Pure functions over bytes; the filesystem (kernel/fat.py) decide
 
 Contract: `parse_directory` never raises on garbage: an entry it cannot make sense of is skipped
 or shown by its short name (a long name whose checksum or order does not match is dropped, as
-Windows and Linux do). `make_short_name` and `make_long_entries` produce what Windows would:
+Windows and Linux do), and every name it returns is one usable path component: never empty,
+never "." or ".." unless it is the real dot entry, never holding a slash, backslash or control
+character (a damaged short name has those replaced by "_"), so a path built from a listing
+cannot lead back to a parent. `make_short_name` and `make_long_entries` produce what Windows would:
 a lossless 8.3 name stays as it is, anything else gets a `~N` tail and long-name entries carrying
 the short name's checksum.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +31,9 @@ LFN_LAST = 0x40
 LFN_CHARS = 13
 MAX_NAME_UNITS = 255  # UTF-16 code units in a long name
 DELETED = 0xE5
+# A slot whose first byte is 0x00 is free; by the letter of the FAT spec so is every slot after
+# it, but Linux (IS_FREE in fs/fat) and fsck.fat read on, so entries after one still exist.
+FREE_LEADS = (0x00, DELETED)
 NT_LOWER_BASE = 0x08  # byte 12: show the base name in lower case (Windows NT, Linux, mtools)
 NT_LOWER_EXT = 0x10
 
@@ -34,7 +41,12 @@ NT_LOWER_EXT = 0x10
 _SHORT_EXTRA = set("!#$%&'()-@^_`{}~")
 _LONG_FORBIDDEN = set('"*/:<>?\\|')
 _SHORT_ONLY_FORBIDDEN = set("+,.;=[] ")  # legal in long names, not in 8.3 names
+DOT_NAME = b".          "
+DOTDOT_NAME = b"..         "
+_DOT_NAMES = {DOT_NAME: ".", DOTDOT_NAME: ".."}
+_NOT_IN_PATH = set("/\\") | {chr(c) for c in range(0x20)} | {"\x7f"}
 _ENTRY = struct.Struct("<11sBBBHHHHHHHI")
+_ALLOCATION = struct.Struct("<11sB8xH4xHI")  # name, attributes, cluster high, cluster low, size
 _LFN_OFFSETS = (1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30)
 _FAT_EPOCH = datetime(1980, 1, 1)
 
@@ -71,7 +83,7 @@ class RawEntry:
     mtime: datetime | None
     adate: datetime | None
     index: int  # slot of the 8.3 entry within the directory
-    first_slot: int  # slot of the first long-name entry (== index without a long name)
+    first_slot: int  # first of the long-name slots right before it (== index without any)
 
     @property
     def is_dir(self) -> bool:
@@ -134,26 +146,41 @@ def display_short_name(raw_name: bytes, nt_flags: int = 0) -> str:
     return f"{base_text}.{ext_text}" if ext_text else base_text
 
 
+def _usable_long_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and _NOT_IN_PATH.isdisjoint(name)
+
+
+def _safe_short_name(name: str) -> str:
+    """A damaged short name made into one path component ("_" for each unusable character)."""
+    if _NOT_IN_PATH.isdisjoint(name) and name.strip("."):
+        return name
+    name = "".join("_" if c in _NOT_IN_PATH else c for c in name)
+    return name if name.strip(".") else "_" * max(1, len(name))
+
+
 def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
-    """Every live file and directory entry in `raw` (volume labels and deleted slots skipped)."""
+    """Every live file and directory entry in `raw` (volume labels and free slots skipped).
+    An entry's slots start at the run of long-name slots right before it, even when they do
+    not make a valid name (wrong checksum or order): only that entry could own them, so
+    removing it removes them rather than leaving orphans."""
     entries: list[RawEntry] = []
     parts: list[str] = []
     expected = 0
     checksum = -1
-    first_slot = 0
+    run_start: int | None = None  # first slot of the long-name slots just before this one
     for index in range(len(raw) // ENTRY_SIZE):
         base = index * ENTRY_SIZE
         lead = raw[base]
-        if lead == 0x00:
-            break
         attr = raw[base + 11]
-        if lead == DELETED:
-            expected, parts = 0, []
+        if lead in FREE_LEADS:
+            expected, parts, run_start = 0, [], None
             continue
         if attr & 0x3F == ATTR_LONG_NAME:
+            if run_start is None:
+                run_start = index
             order = lead & 0x1F
             if lead & LFN_LAST:
-                parts, expected, checksum, first_slot = [], order, raw[base + 13], index
+                parts, expected, checksum = [], order, raw[base + 13]
             if order == 0 or order != expected or raw[base + 13] != checksum:
                 expected, parts = 0, []
                 continue
@@ -162,21 +189,18 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
             expected -= 1
             continue
         if attr & ATTR_VOLUME_ID:
-            expected, parts = 0, []
+            expected, parts, run_start = 0, [], None
             continue
         (raw_name, attr, nt_flags, c_hund, c_time, c_date, a_date, hi, m_time, m_date, lo, size) = (
             _ENTRY.unpack_from(raw, base)
         )
-        short = display_short_name(raw_name, nt_flags)
-        name, slot = short, index
-        if parts and expected == 0 and lfn_checksum(raw_name) == checksum:
+        dots = _DOT_NAMES.get(raw_name)
+        short = dots or _safe_short_name(display_short_name(raw_name, nt_flags))
+        name, slot = short, index if run_start is None else run_start
+        if dots is None and parts and expected == 0 and lfn_checksum(raw_name) == checksum:
             long_name = "".join(reversed(parts)).split("\x00", 1)[0]
-            if long_name:
-                name, slot = long_name, first_slot
-        if raw_name == b".          ":
-            name = "."
-        elif raw_name == b"..         ":
-            name = ".."
+            if _usable_long_name(long_name):
+                name = long_name
         entries.append(
             RawEntry(
                 name=name,
@@ -192,8 +216,21 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
                 first_slot=slot,
             )
         )
-        parts, expected = [], 0
+        parts, expected, run_start = [], 0, None
     return entries
+
+
+def scan_entries(raw: bytes | bytearray) -> Iterator[tuple[int, bytes, int, int, int]]:
+    """(slot, 11-byte name, attributes, first cluster, size) of every live 8.3 entry, dot
+    entries included, volume labels and long-name slots skipped: the names left unparsed, for
+    the mount's allocation check, which reads every directory (parse_directory gives names)."""
+    for index, (raw_name, attr, hi, lo, size) in enumerate(_ALLOCATION.iter_unpack(raw)):
+        if (
+            raw_name[0] not in FREE_LEADS
+            and attr & 0x3F != ATTR_LONG_NAME
+            and not attr & ATTR_VOLUME_ID
+        ):
+            yield index, raw_name, attr, (hi << 16) | lo, size
 
 
 def check_long_name(name: str) -> None:
