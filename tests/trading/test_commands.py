@@ -113,10 +113,12 @@ def test_buy_sell_market_and_tifs():
 
 def test_order_command_bad_arguments():
     desk, _ = make_desk()
-    for line in ["buy", "buy AAPL", "buy AAPL 1 @1.001", "buy AAPL x", "sell AAPL 1 @1 gtd",
-                 "buy AAPL 1 -o"]:  # fmt: skip
+    for line in ["buy", "buy AAPL", "sell AAPL 1 @1 gtd", "buy AAPL 1 -o"]:
         status, sink = run(desk, line)
         assert status == 2 and "usage: " in sink.text, line
+    for line in ["buy AAPL 1 @1.001", "buy AAPL x"]:  # a bad value: one line, no usage
+        status, sink = run(desk, line)
+        assert status == 2 and sink.text.startswith("error: ") and sink.text.count("\n") == 1
     status, sink = run(desk, "buy NOPE 1")
     assert status == 1 and "unknown symbol" in sink.text
     status, sink = run(desk, "buy AAPL 1 @0.50")

@@ -53,6 +53,13 @@ def _usage(out: TextSink, line: str, problem: str = "") -> int:
     return 2
 
 
+def _bad_value(out: TextSink, message: str) -> int:
+    """A number or word the command cannot use: one line (the value is the problem, not the
+    command's shape), exit status 2."""
+    out.write(f"error: {message}\n", ERROR_COLOUR)
+    return 2
+
+
 def _fail(out: TextSink, message: str) -> int:
     out.write(f"error: {message}\n", ERROR_COLOUR)
     return 1
@@ -166,7 +173,7 @@ def _order_command(desk: Desk, args: list[str], out: TextSink, side: int) -> int
         lots = instrument.qty_to_lots(qty_text)
         price = None if price_text is None else instrument.price_to_ticks(price_text)
     except InstrumentError as err:
-        return _usage(out, usage, str(err))
+        return _bad_value(out, str(err))
     if tif is None:
         tif = GTC if price is not None else IOC
     order = engine.submit(owner, symbol, side, lots, price, tif)
@@ -236,8 +243,10 @@ def cmd_replace(desk: Desk, args: list[str], out: TextSink) -> int:
                 qty = instrument.qty_to_lots(word)
             else:
                 raise UsageError(f"unexpected {word!r}")
-    except (UsageError, InstrumentError) as err:
+    except UsageError as err:
         return _usage(out, usage, str(err))
+    except InstrumentError as err:
+        return _bad_value(out, str(err))
     try:
         engine.replace(order_id, price, qty, owner=owner)
     except EngineError as err:

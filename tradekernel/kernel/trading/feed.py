@@ -10,7 +10,9 @@ Mapping: ITCH adds/executions/cancels/deletes/replaces act on orders of owner "i
 "itch:MPID"), stock locate -> symbol through R messages; FIX 35=D/F are orders and cancels of
 the SenderCompID, 35=W/X keep one order per price level for owner "fix:SENDER"; CSV quotes keep
 one bid and one ask for owner "csv", ticks and bars are prints. Every parse error (with its
-offset) and every message that could not apply is kept in `errors`; replay goes on.
+offset) and every message that could not apply (with its byte offset or line, and why) is kept
+in `errors`; replay goes on with the next message. Numbers are bounded by `parse_decimal`
+before use, so a 1e100 in a file is one rejected message, paced or not.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Feed:
     def __init__(
         self,
         name: str,
-        messages: Iterator[tuple[int | None, object]],
+        messages: Iterator[tuple[int | None, str, object]],
         apply: Callable[[object], None],
         errors: list,
         paced: bool,
@@ -46,7 +48,7 @@ class Feed:
         self.applied = 0
         self._messages = messages
         self._apply = apply
-        self._pending: tuple[int | None, object] | None = None
+        self._pending: tuple[int | None, str, object] | None = None
         self._origin: tuple[int, int] | None = None  # (first message ts, clock at first step)
         self._last_deadline = 0
         self.done = False
@@ -72,7 +74,7 @@ class Feed:
                 except StopIteration:
                     self.done = True
                     return None
-            ts, msg = self._pending
+            ts, where, msg = self._pending
             deadline = self._deadline(ts, now_ns)
             if deadline > now_ns:
                 return deadline
@@ -80,8 +82,13 @@ class Feed:
             try:
                 self._apply(msg)
                 self.applied += 1
-            except (EngineError, InstrumentError, KeyError, ValueError) as err:
-                self.errors.append(f"{self.name}: message {self.applied + len(self.errors)}: {err}")
+            except (EngineError, InstrumentError, ValueError) as err:
+                self.errors.append(f"{self.name}: {where}: {err}")
+            except KeyError as err:  # a missing field or unknown reference: say it plainly
+                detail = err.args[0] if err.args else err
+                if isinstance(detail, int):
+                    detail = f"missing tag {detail}"
+                self.errors.append(f"{self.name}: {where}: {detail}")
             budget -= 1
         return now_ns
 
@@ -100,9 +107,9 @@ class ItchReplay:
         self.symbols: dict[int, str] = {}
         self.orders: dict[int, int] = {}  # ITCH order reference -> engine order id
 
-    def messages(self, data: bytes, errors: list) -> Iterator[tuple[int | None, object]]:
-        for raw in itch.iter_raw(data, True, errors):
-            yield (raw[3] << 32) | raw[4], raw
+    def messages(self, data: bytes, errors: list) -> Iterator[tuple[int | None, str, object]]:
+        for offset, raw in itch.iter_framed(data, errors):
+            yield (raw[3] << 32) | raw[4], f"offset {offset}", raw
 
     def _symbol(self, raw: tuple) -> str:
         symbol = self.symbols.get(raw[1])
@@ -148,7 +155,11 @@ class ItchReplay:
                 raise EngineError(f"order reference {raw[5]} is no longer live")
             engine.reduce(order_id, engine.instrument(order.symbol).qty_to_lots(raw[6]))
         elif kind == b"D":
-            engine.cancel(self.orders.pop(raw[5], -1), reason="feed delete")
+            order_id = self._order(raw[5])
+            del self.orders[raw[5]]
+            if order_id not in engine.live:
+                raise EngineError(f"delete of order reference {raw[5]}, which is no longer live")
+            engine.cancel(order_id, reason="feed delete")
         elif kind == b"U":
             order = engine.live.get(self.orders.pop(raw[5], -1))
             if order is None:
@@ -194,7 +205,7 @@ class FixReplay:
         self.engine = engine
         self.levels: dict[tuple[str, str, int, int], int] = {}  # owner,symbol,side,price -> id
 
-    def messages(self, data: bytes, errors: list) -> Iterator[tuple[int | None, object]]:
+    def messages(self, data: bytes, errors: list) -> Iterator[tuple[int | None, str, object]]:
         if fix.SOH not in data and b"|" in data:
             data = data.replace(b"|", fix.SOH)  # a human-readable log
         for msg in fix.parse_stream(data, errors):
@@ -204,7 +215,7 @@ class FixReplay:
             except ValueError:
                 errors.append(fix.FixError(msg.offset, f"bad timestamp {stamp!r}"))
                 continue
-            yield ts, msg
+            yield ts, f"offset {msg.offset}", msg
 
     def apply(self, msg: fix.FixMessage) -> None:
         engine = self.engine
@@ -290,12 +301,12 @@ class CsvReplay:
         self.engine = engine
         self.quotes: dict[str, list[int]] = {}
 
-    def messages(self, data: bytes, errors: list) -> Iterator[tuple[int | None, object]]:
+    def messages(self, data: bytes, errors: list) -> Iterator[tuple[int | None, str, object]]:
         for row in csvticks.parse(data, errors):
-            yield row[1], row
+            yield row[1], f"line {row[4]}", row
 
     def apply(self, row: tuple) -> None:
-        kind, _, symbol, values = row
+        kind, _, symbol, values, _ = row
         engine = self.engine
         instrument = engine.instrument(symbol)
         if kind == "tick":

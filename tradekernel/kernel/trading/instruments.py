@@ -83,8 +83,10 @@ def parse_decimal(text: str | int | Decimal, what: str) -> Decimal:
 
 def plain(value: Decimal) -> Decimal:
     """Trailing zeros dropped without exponent notation: 100.500 -> 100.5, 1E+2 -> 100."""
-    value = value.normalize()
-    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value
+    value = value.normalize(_EXACT)
+    if value.as_tuple().exponent > 0 and value.adjusted() < _EXACT.prec:
+        value = value.quantize(Decimal(1), context=_EXACT)
+    return value
 
 
 def _whole_multiple(value: Decimal, step: Decimal, what: str, step_name: str) -> int:

@@ -66,23 +66,10 @@ def iter_raw(
             length = data[off] << 8 | data[off + 1]  # the big-endian length, without a Struct
             body = off + 2
             off = body + length
-            if off > n:
-                _fail(errors, body - 2, f"truncated: length {length}, {n - body} bytes left")
-                return
-            if length == 0:
-                _fail(errors, body - 2, "zero-length message")
-                continue
-            kind = data[body]
-            if sizes[kind] == length:
+            if length and off <= n and sizes[kind := data[body]] == length:
                 yield unpack[kind](data, body)
-            elif not sizes[kind]:
-                _fail(errors, body, f"unknown message type {data[body : body + 1]!r}")
-            else:
-                _fail(
-                    errors,
-                    body,
-                    f"type {data[body : body + 1]!r} is {sizes[kind]} bytes, length says {length}",
-                )
+            elif not _framing_error(data, body, length, errors):
+                return
         return
     while off < n:
         kind = data[off]
@@ -95,6 +82,46 @@ def iter_raw(
             return
         yield unpack[kind](data, off)
         off += size
+
+
+def iter_framed(data: bytes, errors: list[ItchError] | None = None) -> Iterator[tuple[int, tuple]]:
+    """(offset of the message's length prefix, raw tuple) per well-formed framed message: for
+    a replay that must say where a message it could not apply was. (`iter_raw` is the same walk
+    without offsets; it stays separate because it is the parser's hot loop.)"""
+    unpack = _UNPACK
+    sizes = _SIZE
+    n = len(data)
+    off = 0
+    while off < n:
+        if off + 2 > n:
+            _fail(errors, off, "truncated length prefix")
+            return
+        start = off
+        length = data[off] << 8 | data[off + 1]
+        body = off + 2
+        off = body + length
+        if length and off <= n and sizes[kind := data[body]] == length:
+            yield start, unpack[kind](data, body)
+        elif not _framing_error(data, body, length, errors):
+            return
+
+
+def _framing_error(data: bytes, body: int, length: int, errors: list[ItchError] | None) -> bool:
+    """Record why the framed message at `body` is bad; False if the stream cannot go on."""
+    left = len(data) - body
+    if length > left:
+        _fail(errors, body - 2, f"truncated: length {length}, {left} bytes left")
+        return False
+    if length == 0:
+        _fail(errors, body - 2, "zero-length message")
+        return True
+    kind = data[body : body + 1]
+    size = _SIZE[kind[0]]
+    if not size:
+        _fail(errors, body, f"unknown message type {kind!r}")
+    else:
+        _fail(errors, body, f"type {kind!r} is {size} bytes, length says {length}")
+    return True
 
 
 def _fail(errors: list[ItchError] | None, offset: int, reason: str) -> None:
