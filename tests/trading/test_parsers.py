@@ -294,7 +294,7 @@ def test_itch_truncated_message_reported():
     with pytest.raises(itch.ItchError, match="truncated"):
         list(itch.iter_raw(SAMPLES["A"][0][:-1], framed=False))
     with pytest.raises(itch.ItchError, match="unknown message type"):
-        itch.parse_one(b"Q" + bytes(20))
+        itch.parse_one(b"Z" + bytes(20))
 
 
 # ---- CSV ---------------------------------------------------------------------------------------

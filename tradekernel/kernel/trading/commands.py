@@ -10,6 +10,7 @@ usage line is printed).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,6 +29,7 @@ CYAN, YELLOW, WHITE = 11, 14, 15
 ASK_COLOUR, BID_COLOUR, SPREAD_COLOUR, ERROR_COLOUR = LIGHT_RED, LIGHT_GREEN, YELLOW, LIGHT_RED
 
 SHELL_OWNER = "shell"
+SCREEN_COLUMNS = 80  # the VGA text console: output lines are kept within it
 
 
 class TextSink(Protocol):
@@ -433,6 +435,14 @@ def cmd_feed(desk: Desk, args: list[str], out: TextSink) -> int:
 def _feed_summary(feed: Feed, out: TextSink) -> None:
     out.write(f"feed {feed.name}: {feed.applied} messages applied, {len(feed.errors)} errors\n",
               CYAN if not feed.errors else YELLOW)  # fmt: skip
+    if feed.skipped:
+        # entries are wrapped whole: a no-break space holds each name to its count
+        counts = ", ".join(f"{kind} {n}".replace(" ", "\xa0") for kind, n in
+                           sorted(feed.skipped.items()))  # fmt: skip
+        head = "skipped (no book change): "
+        for line in textwrap.wrap(counts, SCREEN_COLUMNS - 2, initial_indent=head,
+                                  subsequent_indent="  "):  # fmt: skip
+            out.write(f"  {line}\n".replace("\xa0", " "), GREY)
     for err in feed.errors[:5]:
         out.write(f"  {err}\n", ERROR_COLOUR)
     if len(feed.errors) > 5:

@@ -7,7 +7,11 @@ step), or None when the file is done. Unpaced, each step applies up to `batch` m
 to run again at once, so a long file never blocks the kernel for long.
 
 Mapping: ITCH adds/executions/cancels/deletes/replaces act on orders of owner "itch" (or
-"itch:MPID"), stock locate -> symbol through R messages; FIX 35=D/F are orders and cancels of
+"itch:MPID"), stock locate -> symbol through R messages, trades (P) and crosses (Q, when
+shares > 0) are prints; the informational ITCH types (system events, trading actions, Reg SHO,
+participant positions, MWCB, IPO, LULD, operational halts, NOII, RPII, DLCR) and broken trades
+(which would unwind volume the books do not attribute) are skipped and counted by type in
+`skipped`; FIX 35=D/F are orders and cancels of
 the SenderCompID, 35=W/X keep one order per price level for owner "fix:SENDER"; CSV quotes keep
 one bid and one ask for owner "csv", ticks and bars are prints. Every parse error (with its
 offset) and every message that could not apply (with its byte offset or line, and why) is kept
@@ -36,7 +40,7 @@ class Feed:
         self,
         name: str,
         messages: Iterator[tuple[int | None, str, object]],
-        apply: Callable[[object], None],
+        apply: Callable[[object], str | None],
         errors: list,
         paced: bool,
         batch: int = 10_000,
@@ -46,6 +50,7 @@ class Feed:
         self.batch = batch
         self.errors = errors
         self.applied = 0
+        self.skipped: dict[str, int] = {}  # what the replay skipped by its meaning, by kind
         self._messages = messages
         self._apply = apply
         self._pending: tuple[int | None, str, object] | None = None
@@ -80,8 +85,11 @@ class Feed:
                 return deadline
             self._pending = None
             try:
-                self._apply(msg)
-                self.applied += 1
+                skipped = self._apply(msg)
+                if skipped is None:
+                    self.applied += 1
+                else:
+                    self.skipped[skipped] = self.skipped.get(skipped, 0) + 1
             except (EngineError, InstrumentError, ValueError) as err:
                 self.errors.append(f"{self.name}: {where}: {err}")
             except KeyError as err:  # a missing field or unknown reference: say it plainly
@@ -99,6 +107,13 @@ class Feed:
 
 
 # ---- ITCH ------------------------------------------------------------------------------------
+
+# types that carry no order-book change, by the name the feed summary counts them under
+ITCH_SKIPPED = {
+    b"S": "system event", b"H": "trading action", b"Y": "Reg SHO", b"L": "participant",
+    b"V": "MWCB decline", b"W": "MWCB status", b"K": "IPO quoting", b"J": "LULD collar",
+    b"h": "operational halt", b"B": "broken trade", b"I": "NOII", b"N": "RPII", b"O": "DLCR",
+}  # fmt: skip
 
 
 class ItchReplay:
@@ -126,7 +141,8 @@ class ItchReplay:
             raise KeyError(f"unknown order reference {ref}")
         return order_id
 
-    def apply(self, raw: tuple) -> None:
+    def apply(self, raw: tuple) -> str | None:
+        """Apply one message; the kind's name when its meaning is to skip it (see above)."""
         kind = raw[0]
         engine = self.engine
         if kind == b"A" or kind == b"F":
@@ -176,6 +192,12 @@ class ItchReplay:
             symbol = self._symbol(raw)
             lots = engine.instrument(symbol).qty_to_lots(raw[7])
             engine.record_trade(symbol, self._ticks(symbol, raw[9]), lots)
+        elif kind == b"Q":
+            if not raw[5]:  # a cross with no shares is informational (the spec says so)
+                return "empty cross"
+            symbol = self._symbol(raw)
+            lots = engine.instrument(symbol).qty_to_lots(raw[5])
+            engine.record_trade(symbol, self._ticks(symbol, raw[7]), lots)
         elif kind == b"R":
             symbol = raw[5].decode("ascii", "replace").strip()
             self.symbols[raw[1]] = symbol
@@ -185,6 +207,9 @@ class ItchReplay:
                     Instrument(symbol, Decimal("0.0001"), Decimal(1), Decimal("0.0001"),
                                Decimal("429496.7295"))
                 )  # fmt: skip
+        else:
+            return ITCH_SKIPPED[kind]
+        return None
 
 
 # ---- FIX ---------------------------------------------------------------------------------------
