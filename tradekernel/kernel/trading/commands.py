@@ -530,14 +530,7 @@ def cmd_feed(desk: Desk, args: list[str], out: TextSink) -> int:
         _feed_summary(feed, out)
         return 0 if not feed.errors else 1
     desk.feeds.append(feed)
-    call_at = desk.call_at
-
-    def tick() -> None:
-        deadline = feed.step(engine.now_ns())
-        if deadline is not None:
-            call_at(deadline, tick)
-
-    tick()
+    feed.schedule(desk.call_at, engine.now_ns)
     out.write(f"feed {path}: paced replay started ({feed.applied} applied so far)\n", CYAN)
     return 0
 

@@ -100,6 +100,19 @@ class Feed:
             budget -= 1
         return now_ns
 
+    def schedule(
+        self, call_at: Callable[[int, Callable[[], None]], object], now_ns: Callable[[], int]
+    ) -> None:
+        """Paced replay on a clock: step now and at each deadline `step` returns (the machine
+        clock's timer in the kernel, a virtual scheduler in a backtest)."""
+
+        def tick() -> None:
+            deadline = self.step(now_ns())
+            if deadline is not None:
+                call_at(deadline, tick)
+
+        tick()
+
     def run(self, now_ns: int) -> None:
         """Everything, as fast as possible (unpaced use)."""
         while self.step(now_ns) is not None:
