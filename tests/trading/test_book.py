@@ -13,6 +13,7 @@ from tradekernel.kernel.trading.book import (
     IOC,
     POST,
     SELL,
+    STP_CANCEL_BOTH,
     STP_CANCEL_INCOMING,
     STP_CANCEL_RESTING,
     BookError,
@@ -151,6 +152,16 @@ def test_self_trade_prevention_cancel_resting():
     assert book.best_bid() == (100, 5) and book.best_ask() is None
 
 
+def test_self_trade_prevention_cancel_both():
+    book, rec = make_book(STP_CANCEL_BOTH)
+    book.submit(1, "x", SELL, 100, 2)
+    book.submit(2, "a", SELL, 100, 5)
+    book.submit(3, "x", SELL, 100, 5)
+    assert book.submit(4, "a", BUY, 100, 10) == 0
+    assert rec.fills == [(1, 4, 100, 2)] and rec.cancels == [(2, 5)]
+    assert book.best_ask() == (100, 5) and book.stp_killed == 4
+
+
 def test_stp_mode_per_owner_override():
     book, rec = make_book(STP_CANCEL_INCOMING)
     book.stp_modes["a"] = STP_CANCEL_RESTING
@@ -223,7 +234,7 @@ class NaiveBook:
             avail = 0
             for o in crossing:
                 if o[1] == owner:
-                    if self.stp_mode == STP_CANCEL_INCOMING:
+                    if self.stp_mode != STP_CANCEL_RESTING:
                         break
                     continue
                 avail += o[4]
@@ -233,10 +244,11 @@ class NaiveBook:
             if qty == 0:
                 break
             if o[1] == owner:
-                if self.stp_mode == STP_CANCEL_INCOMING:
+                if self.stp_mode != STP_CANCEL_INCOMING:
+                    self.orders.remove(o)
+                    self.cancels.append((o[0], o[4]))
+                if self.stp_mode != STP_CANCEL_RESTING:
                     return 0
-                self.orders.remove(o)
-                self.cancels.append((o[0], o[4]))
                 continue
             trade = min(qty, o[4])
             o[4] -= trade
@@ -274,7 +286,10 @@ order_op = st.tuples(
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(order_op, max_size=60), st.sampled_from([STP_CANCEL_INCOMING, STP_CANCEL_RESTING]))
+@given(
+    st.lists(order_op, max_size=60),
+    st.sampled_from([STP_CANCEL_INCOMING, STP_CANCEL_RESTING, STP_CANCEL_BOTH]),
+)
 def test_book_matches_naive_reference(ops, stp_mode):
     book, rec = make_book(stp_mode)
     ref = NaiveBook(stp_mode)

@@ -113,10 +113,12 @@ def test_buy_sell_market_and_tifs():
 
 def test_order_command_bad_arguments():
     desk, _ = make_desk()
-    for line in ["buy", "buy AAPL", "buy AAPL 1 @1.001", "buy AAPL x", "sell AAPL 1 @1 gtd",
-                 "buy AAPL 1 -o"]:  # fmt: skip
+    for line in ["buy", "buy AAPL", "sell AAPL 1 @1 gtd", "buy AAPL 1 -o"]:
         status, sink = run(desk, line)
         assert status == 2 and "usage: " in sink.text, line
+    for line in ["buy AAPL 1 @1.001", "buy AAPL x"]:  # a bad value: one line, no usage
+        status, sink = run(desk, line)
+        assert status == 2 and sink.text.startswith("error: ") and sink.text.count("\n") == 1
     status, sink = run(desk, "buy NOPE 1")
     assert status == 1 and "unknown symbol" in sink.text
     status, sink = run(desk, "buy AAPL 1 @0.50")
@@ -177,7 +179,7 @@ def test_kill_switch_command():
     desk, _ = make_desk()
     run(desk, "buy AAPL 1 @100 -o algo")
     status, sink = run(desk, "kill-switch algo")
-    assert status == 0 and "1 orders cancelled" in sink.text
+    assert status == 0 and "1 order cancelled" in sink.text
     assert run(desk, "buy AAPL 1 @100 -o algo")[0] == 1
     assert run(desk, "kill-switch algo off")[0] == 0
     assert run(desk, "buy AAPL 1 @100 -o algo")[0] == 0
@@ -261,7 +263,7 @@ def test_feed_fix_orders_and_market_data():
         out += m.encode()
     desk, _ = make_desk({"s.fix": out + b"8=FIX.4.4\x019=5\x0135=0\x0110=000\x01"})
     status, sink = run(desk, "feed s.fix")
-    assert "3 messages applied, 1 errors" in sink.text and status == 1
+    assert "3 messages applied, 1 error\n" in sink.text and status == 1
     engine = desk.engine
     assert engine.portfolio.position_qty("ALGO", "MSFT") == 50
     assert engine.book("MSFT").l1() == (None, 0, 41012, 150)
@@ -276,7 +278,7 @@ def test_feed_csv_quotes_and_errors():
     )
     desk, _ = make_desk({"q.csv": data})
     status, sink = run(desk, "feed q.csv")
-    assert "2 messages applied, 1 errors" in sink.text and "line 4" in sink.text
+    assert "2 messages applied, 1 error\n" in sink.text and "line 4" in sink.text
     assert desk.engine.book("ESZ6").l1() == (20001, 3, 20002, 4)
 
 

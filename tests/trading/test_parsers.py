@@ -294,7 +294,7 @@ def test_itch_truncated_message_reported():
     with pytest.raises(itch.ItchError, match="truncated"):
         list(itch.iter_raw(SAMPLES["A"][0][:-1], framed=False))
     with pytest.raises(itch.ItchError, match="unknown message type"):
-        itch.parse_one(b"Q" + bytes(20))
+        itch.parse_one(b"Z" + bytes(20))
 
 
 # ---- CSV ---------------------------------------------------------------------------------------
@@ -305,7 +305,7 @@ def test_csv_formats_and_bad_rows():
     errors: list[csvticks.CsvError] = []
     rows = list(csvticks.parse(data, errors))
     assert rows == [
-        ("quote", 1, "AAPL", (Decimal("189.50"), Decimal(100), Decimal("189.52"), Decimal(200)))
+        ("quote", 1, "AAPL", (Decimal("189.50"), Decimal(100), Decimal("189.52"), Decimal(200)), 2)
     ]
     assert errors[0].line == 3 and errors[0].offset == data.index(b"2,AAPL")
     with pytest.raises(csvticks.CsvError, match="unknown header"):

@@ -33,9 +33,15 @@ IOC = 1  # immediate or cancel: match, cancel the remainder (a market order is I
 FOK = 2  # fill or kill: match in full right now, or do nothing
 POST = 3  # post-only: rest without matching; do nothing if it would cross
 
-# Self-trade prevention: what happens when an incoming order meets a resting one of its owner.
-STP_CANCEL_RESTING = 0
-STP_CANCEL_INCOMING = 1
+# Self-trade prevention (STP): what happens when an incoming order would trade with a resting
+# order of the same owner. Trades already made with other owners stand in every mode, and no
+# mode ever lets an owner trade with itself. The modes are those venues offer (CME's "cancel
+# resting"/"cancel aggressing", Nasdaq's "cancel oldest"/"cancel newest"/"cancel both"):
+STP_CANCEL_RESTING = 0  # cancel the owner's resting order; keep matching against other owners
+STP_CANCEL_INCOMING = 1  # cancel the rest of the incoming order; the resting order stays
+STP_CANCEL_BOTH = 2  # cancel the owner's resting order and the rest of the incoming order
+STP_MODES = {"cancel-resting": STP_CANCEL_RESTING, "cancel-incoming": STP_CANCEL_INCOMING,
+             "cancel-both": STP_CANCEL_BOTH}  # fmt: skip
 
 _NO_LIMIT_KEY = -(1 << 62)  # a market order crosses every level
 
@@ -107,12 +113,13 @@ class OrderBook:
         "volume",
         "trade_count",
         "version",
+        "stp_killed",
     )
 
     def __init__(
         self,
         symbol: str,
-        stp_mode: int = STP_CANCEL_INCOMING,
+        stp_mode: int = STP_CANCEL_RESTING,
         on_fill: FillCallback | None = None,
         on_cancel: CancelCallback | None = None,
     ) -> None:
@@ -140,6 +147,7 @@ class OrderBook:
         self.volume = 0
         self.trade_count = 0
         self.version = 0  # bumped on every change of the resting orders
+        self.stp_killed = 0  # id of the last incoming order whose rest STP cancelled
 
     # ---- order entry -------------------------------------------------------------------------
 
@@ -247,9 +255,12 @@ class OrderBook:
                 maker_owner = owners[slot]
                 if maker_owner == owner:
                     # looked up only here: most orders never meet their owner's
-                    if self.stp_modes.get(owner, self.stp_mode) == STP_CANCEL_INCOMING:
+                    mode = self.stp_modes.get(owner, self.stp_mode)
+                    if mode != STP_CANCEL_INCOMING:
+                        self.on_cancel(maker, maker_owner, self.cancel(maker))
+                    if mode != STP_CANCEL_RESTING:
+                        self.stp_killed = oid
                         return -1
-                    self.on_cancel(maker, maker_owner, self.cancel(maker))
                     continue
                 trade = maker_qty if maker_qty < qty else qty
                 maker_qty -= trade
@@ -298,7 +309,7 @@ class OrderBook:
                 break
             for slot, open_qty in levels[key * sign].items():
                 if owners[slot] == owner:
-                    if stp_mode == STP_CANCEL_INCOMING:
+                    if stp_mode != STP_CANCEL_RESTING:
                         return total
                 else:
                     total += open_qty

@@ -18,7 +18,7 @@ from fractions import Fraction
 from itertools import count
 
 from . import events as ev
-from .book import BUY, FOK, GTC, IOC, POST, SELL, STP_CANCEL_INCOMING, OrderBook
+from .book import BUY, FOK, GTC, IOC, POST, SELL, STP_CANCEL_RESTING, STP_MODES, OrderBook
 from .instruments import Instrument, InstrumentError, InstrumentTable
 from .portfolio import FeeSchedule, Portfolio
 from .risk import RiskEngine, RiskLimits
@@ -131,7 +131,7 @@ class TradingEngine:
         instruments: InstrumentTable | None = None,
         risk_defaults: RiskLimits | None = None,
         fees: FeeSchedule | None = None,
-        stp_mode: int = STP_CANCEL_INCOMING,
+        stp_mode: int = STP_CANCEL_RESTING,
         log_capacity: int = 100_000,
         history_capacity: int = 10_000,
     ) -> None:
@@ -140,7 +140,8 @@ class TradingEngine:
         self.bus = ev.EventBus()
         self.risk = RiskEngine(now_ns, risk_defaults)
         self.portfolio = Portfolio(fees)
-        self.stp_mode = stp_mode
+        self.stp_mode = stp_mode  # firm-wide self-trade prevention mode (book.STP_*)
+        self.stp_modes: dict[str, int] = {}  # per-owner modes, one dict shared by every book
         self.books: dict[str, OrderBook] = {}
         self._venues: dict[str, tuple[Instrument, OrderBook]] = {}  # symbol -> both, one lookup
         for instrument in self.instruments:
@@ -161,9 +162,26 @@ class TradingEngine:
 
     def _make_book(self, instrument: Instrument) -> OrderBook:
         book = OrderBook(instrument.symbol, self.stp_mode, self._on_fill, self._on_stp_cancel)
+        book.stp_modes = self.stp_modes
         self.books[instrument.symbol] = book
         self._venues[instrument.symbol] = (instrument, book)
         return book
+
+    def set_stp_mode(self, owner: str | None, mode: int | None) -> None:
+        """Self-trade prevention mode for `owner` (None: the firm-wide default) in every book;
+        mode None drops an owner's own mode, so the default applies again."""
+        if mode is not None and mode not in STP_MODES.values():
+            raise EngineError(f"unknown self-trade prevention mode {mode!r}")
+        if owner is None:
+            if mode is None:
+                raise EngineError("the firm-wide self-trade prevention mode cannot be dropped")
+            self.stp_mode = mode
+            for book in self.books.values():
+                book.stp_mode = mode
+        elif mode is None:
+            self.stp_modes.pop(owner, None)
+        else:
+            self.stp_modes[owner] = mode
 
     def add_instrument(self, instrument: Instrument) -> OrderBook:
         self.instruments.add(instrument)
@@ -259,7 +277,8 @@ class TradingEngine:
             )
         rested = book.submit(order_id, owner, side, price, qty, tif)
         if order.state in LIVE_STATES and order.qty - order.filled > rested:
-            self._cancel_remainder(order, order.qty - order.filled)
+            stp = book.stp_killed == order_id
+            self._cancel_remainder(order, order.qty - order.filled, stp)
         if self.bus.active:
             self._book_events(book)
         return order
@@ -339,8 +358,10 @@ class TradingEngine:
             new_order=new_order,
         )
 
-    def _cancel_remainder(self, order: Order, leaves: int) -> None:
-        if order.tif == FOK:
+    def _cancel_remainder(self, order: Order, leaves: int, stp: bool) -> None:
+        if stp:  # whatever its type, the order stopped where it met its owner's own
+            reason = "self-trade prevention"
+        elif order.tif == FOK:
             reason = "FOK could not fill in full"
         elif order.tif == IOC:
             reason = "IOC remainder" if order.price is not None else "market order remainder"

@@ -7,10 +7,16 @@ step), or None when the file is done. Unpaced, each step applies up to `batch` m
 to run again at once, so a long file never blocks the kernel for long.
 
 Mapping: ITCH adds/executions/cancels/deletes/replaces act on orders of owner "itch" (or
-"itch:MPID"), stock locate -> symbol through R messages; FIX 35=D/F are orders and cancels of
+"itch:MPID"), stock locate -> symbol through R messages, trades (P) and crosses (Q, when
+shares > 0) are prints; the informational ITCH types (system events, trading actions, Reg SHO,
+participant positions, MWCB, IPO, LULD, operational halts, NOII, RPII, DLCR) and broken trades
+(which would unwind volume the books do not attribute) are skipped and counted by type in
+`skipped`; FIX 35=D/F are orders and cancels of
 the SenderCompID, 35=W/X keep one order per price level for owner "fix:SENDER"; CSV quotes keep
 one bid and one ask for owner "csv", ticks and bars are prints. Every parse error (with its
-offset) and every message that could not apply is kept in `errors`; replay goes on.
+offset) and every message that could not apply (with its byte offset or line, and why) is kept
+in `errors`; replay goes on with the next message. Numbers are bounded by `parse_decimal`
+before use, so a 1e100 in a file is one rejected message, paced or not.
 """
 
 from __future__ import annotations
@@ -33,8 +39,8 @@ class Feed:
     def __init__(
         self,
         name: str,
-        messages: Iterator[tuple[int | None, object]],
-        apply: Callable[[object], None],
+        messages: Iterator[tuple[int | None, str, object]],
+        apply: Callable[[object], str | None],
         errors: list,
         paced: bool,
         batch: int = 10_000,
@@ -44,9 +50,10 @@ class Feed:
         self.batch = batch
         self.errors = errors
         self.applied = 0
+        self.skipped: dict[str, int] = {}  # what the replay skipped by its meaning, by kind
         self._messages = messages
         self._apply = apply
-        self._pending: tuple[int | None, object] | None = None
+        self._pending: tuple[int | None, str, object] | None = None
         self._origin: tuple[int, int] | None = None  # (first message ts, clock at first step)
         self._last_deadline = 0
         self.done = False
@@ -72,18 +79,39 @@ class Feed:
                 except StopIteration:
                     self.done = True
                     return None
-            ts, msg = self._pending
+            ts, where, msg = self._pending
             deadline = self._deadline(ts, now_ns)
             if deadline > now_ns:
                 return deadline
             self._pending = None
             try:
-                self._apply(msg)
-                self.applied += 1
-            except (EngineError, InstrumentError, KeyError, ValueError) as err:
-                self.errors.append(f"{self.name}: message {self.applied + len(self.errors)}: {err}")
+                skipped = self._apply(msg)
+                if skipped is None:
+                    self.applied += 1
+                else:
+                    self.skipped[skipped] = self.skipped.get(skipped, 0) + 1
+            except (EngineError, InstrumentError, ValueError) as err:
+                self.errors.append(f"{self.name}: {where}: {err}")
+            except KeyError as err:  # a missing field or unknown reference: say it plainly
+                detail = err.args[0] if err.args else err
+                if isinstance(detail, int):
+                    detail = f"missing tag {detail}"
+                self.errors.append(f"{self.name}: {where}: {detail}")
             budget -= 1
         return now_ns
+
+    def schedule(
+        self, call_at: Callable[[int, Callable[[], None]], object], now_ns: Callable[[], int]
+    ) -> None:
+        """Paced replay on a clock: step now and at each deadline `step` returns (the machine
+        clock's timer in the kernel, a virtual scheduler in a backtest)."""
+
+        def tick() -> None:
+            deadline = self.step(now_ns())
+            if deadline is not None:
+                call_at(deadline, tick)
+
+        tick()
 
     def run(self, now_ns: int) -> None:
         """Everything, as fast as possible (unpaced use)."""
@@ -93,6 +121,13 @@ class Feed:
 
 # ---- ITCH ------------------------------------------------------------------------------------
 
+# types that carry no order-book change, by the name the feed summary counts them under
+ITCH_SKIPPED = {
+    b"S": "system event", b"H": "trading action", b"Y": "Reg SHO", b"L": "participant",
+    b"V": "MWCB decline", b"W": "MWCB status", b"K": "IPO quoting", b"J": "LULD collar",
+    b"h": "operational halt", b"B": "broken trade", b"I": "NOII", b"N": "RPII", b"O": "DLCR",
+}  # fmt: skip
+
 
 class ItchReplay:
     def __init__(self, engine: TradingEngine) -> None:
@@ -100,9 +135,9 @@ class ItchReplay:
         self.symbols: dict[int, str] = {}
         self.orders: dict[int, int] = {}  # ITCH order reference -> engine order id
 
-    def messages(self, data: bytes, errors: list) -> Iterator[tuple[int | None, object]]:
-        for raw in itch.iter_raw(data, True, errors):
-            yield (raw[3] << 32) | raw[4], raw
+    def messages(self, data: bytes, errors: list) -> Iterator[tuple[int | None, str, object]]:
+        for offset, raw in itch.iter_framed(data, errors):
+            yield (raw[3] << 32) | raw[4], f"offset {offset}", raw
 
     def _symbol(self, raw: tuple) -> str:
         symbol = self.symbols.get(raw[1])
@@ -119,7 +154,8 @@ class ItchReplay:
             raise KeyError(f"unknown order reference {ref}")
         return order_id
 
-    def apply(self, raw: tuple) -> None:
+    def apply(self, raw: tuple) -> str | None:
+        """Apply one message; the kind's name when its meaning is to skip it (see above)."""
         kind = raw[0]
         engine = self.engine
         if kind == b"A" or kind == b"F":
@@ -148,7 +184,11 @@ class ItchReplay:
                 raise EngineError(f"order reference {raw[5]} is no longer live")
             engine.reduce(order_id, engine.instrument(order.symbol).qty_to_lots(raw[6]))
         elif kind == b"D":
-            engine.cancel(self.orders.pop(raw[5], -1), reason="feed delete")
+            order_id = self._order(raw[5])
+            del self.orders[raw[5]]
+            if order_id not in engine.live:
+                raise EngineError(f"delete of order reference {raw[5]}, which is no longer live")
+            engine.cancel(order_id, reason="feed delete")
         elif kind == b"U":
             order = engine.live.get(self.orders.pop(raw[5], -1))
             if order is None:
@@ -165,6 +205,12 @@ class ItchReplay:
             symbol = self._symbol(raw)
             lots = engine.instrument(symbol).qty_to_lots(raw[7])
             engine.record_trade(symbol, self._ticks(symbol, raw[9]), lots)
+        elif kind == b"Q":
+            if not raw[5]:  # a cross with no shares is informational (the spec says so)
+                return "empty cross"
+            symbol = self._symbol(raw)
+            lots = engine.instrument(symbol).qty_to_lots(raw[5])
+            engine.record_trade(symbol, self._ticks(symbol, raw[7]), lots)
         elif kind == b"R":
             symbol = raw[5].decode("ascii", "replace").strip()
             self.symbols[raw[1]] = symbol
@@ -174,6 +220,9 @@ class ItchReplay:
                     Instrument(symbol, Decimal("0.0001"), Decimal(1), Decimal("0.0001"),
                                Decimal("429496.7295"))
                 )  # fmt: skip
+        else:
+            return ITCH_SKIPPED[kind]
+        return None
 
 
 # ---- FIX ---------------------------------------------------------------------------------------
@@ -194,7 +243,7 @@ class FixReplay:
         self.engine = engine
         self.levels: dict[tuple[str, str, int, int], int] = {}  # owner,symbol,side,price -> id
 
-    def messages(self, data: bytes, errors: list) -> Iterator[tuple[int | None, object]]:
+    def messages(self, data: bytes, errors: list) -> Iterator[tuple[int | None, str, object]]:
         if fix.SOH not in data and b"|" in data:
             data = data.replace(b"|", fix.SOH)  # a human-readable log
         for msg in fix.parse_stream(data, errors):
@@ -204,7 +253,7 @@ class FixReplay:
             except ValueError:
                 errors.append(fix.FixError(msg.offset, f"bad timestamp {stamp!r}"))
                 continue
-            yield ts, msg
+            yield ts, f"offset {msg.offset}", msg
 
     def apply(self, msg: fix.FixMessage) -> None:
         engine = self.engine
@@ -290,12 +339,12 @@ class CsvReplay:
         self.engine = engine
         self.quotes: dict[str, list[int]] = {}
 
-    def messages(self, data: bytes, errors: list) -> Iterator[tuple[int | None, object]]:
+    def messages(self, data: bytes, errors: list) -> Iterator[tuple[int | None, str, object]]:
         for row in csvticks.parse(data, errors):
-            yield row[1], row
+            yield row[1], f"line {row[4]}", row
 
     def apply(self, row: tuple) -> None:
-        kind, _, symbol, values = row
+        kind, _, symbol, values, _ = row
         engine = self.engine
         instrument = engine.instrument(symbol)
         if kind == "tick":

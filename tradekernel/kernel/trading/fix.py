@@ -109,6 +109,8 @@ def _frame_end(data: bytes, start: int) -> tuple[int, int]:
     return body_end, body_end + 7
 
 
+MAX_TAG_DIGITS = 9  # FIX tags are positive ints; user-defined ones stay below 10**9
+MAX_COUNT_DIGITS = 6  # a repeating group of up to 999,999 entries
 _TAG_OF: dict[str, int] = {}  # tag text -> number, for tags already seen well-formed
 _TAG_CACHE_LIMIT = 4096  # bounds the cache against a stream of made-up tags
 _VALUE = itemgetter(2)
@@ -122,6 +124,8 @@ def _checked_fields(pairs: list[tuple[str, str, str]], start: int) -> list[tuple
         raw = tag_text + eq + value
         if not eq or not tag_text.isdigit() or tag_text.startswith("0"):
             raise FixError(pos, f"bad field {raw[:40]!r}")
+        if len(tag_text) > MAX_TAG_DIGITS:
+            raise FixError(pos, f"tag {tag_text[:12]}... has {len(tag_text)} digits")
         tag = int(tag_text)
         if not value:
             raise FixError(pos, f"empty value for tag {tag}")
@@ -175,8 +179,8 @@ def _group(
     if index is None:
         return []
     count_text = fields[index][1]
-    if not count_text.isdigit():
-        raise FixError(at, f"group count {count_tag}={count_text!r} is not a number")
+    if not count_text.isdigit() or len(count_text) > MAX_COUNT_DIGITS:
+        raise FixError(at, f"group count {count_tag}={count_text[:20]!r} is not a count")
     entries: list[dict[int, str]] = []
     for tag, value in fields[index + 1 :]:
         if tag == first:

@@ -12,6 +12,14 @@ Config format (/etc/instruments.toml):
     lot_size = 1
     price_band = [1, 10000]     # lowest and highest accepted limit price
     multiplier = 1              # money per (price unit x quantity unit); e.g. 50 for ES
+
+Every number from outside (config, feed, command) is bounded before any arithmetic: at most
+MAX_TEXT_CHARS characters of text, below 10**MAX_MAGNITUDE_EXP in size and with at most
+MAX_PLACES decimal places. So a tick or lot count is below 10**(MAX_MAGNITUDE_EXP + MAX_PLACES),
+every product the engine forms stays inside _EXACT's precision, and no decimal exception can
+come out of a conversion: bad values are InstrumentError (a ValueError) with what and where.
+A config is bounded too (MAX_CONFIG_BYTES, MAX_INSTRUMENTS, nesting), and any failure of the
+TOML reader becomes an InstrumentError, so the kernel can always fall back to the defaults.
 """
 
 from __future__ import annotations
@@ -21,6 +29,14 @@ import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+# Bounds on numbers from outside (see the module docstring) and on a config file.
+MAX_TEXT_CHARS = 40  # characters of one number's text
+MAX_MAGNITUDE_EXP = 15  # |value| < 10**15: prices, quantities, multipliers, risk limits
+MAX_PLACES = 12  # decimal places: tick and lot sizes down to 1e-12
+MAX_CONFIG_BYTES = 64 * 1024  # an instruments.toml larger than this is refused unread
+MAX_INSTRUMENTS = 512  # instruments in one config (each gets a book)
+
+# (10**27)**2 (a tick count times a lot count) fits in 60 digits with room for sums
 _EXACT = decimal.Context(prec=60, traps=[decimal.InvalidOperation, decimal.DivisionByZero])
 
 
@@ -28,26 +44,49 @@ class InstrumentError(ValueError):
     """Bad instrument config, unknown symbol, or a value that is not a tick/lot multiple."""
 
 
+def _shown(text: object) -> str:
+    """A value for an error message, cut short: a 5000-digit number is not echoed whole."""
+    shown = repr(text) if isinstance(text, str) else str(text)
+    return shown if len(shown) <= MAX_TEXT_CHARS else shown[: MAX_TEXT_CHARS - 3] + "..."
+
+
 def parse_decimal(text: str | int | Decimal, what: str) -> Decimal:
-    """Decimal from text or int, rejecting floats, NaN and infinities."""
+    """Decimal from text or int within the bounds above, rejecting floats, NaN and infinities."""
     if isinstance(text, float):
         raise InstrumentError(f"{what}: binary float {text!r} is not accepted; use text")
+    if isinstance(text, bool) or not isinstance(text, str | int | Decimal):
+        raise InstrumentError(f"{what}: {_shown(text)} is not a number")
     if isinstance(text, Decimal):
         value = text
     else:
+        if isinstance(text, int):
+            if abs(text) >= 10**MAX_MAGNITUDE_EXP:  # checked before str(): no 5000-digit text
+                raise InstrumentError(f"{what}: {_shown(text)} is too large")
+            text = str(text)
+        body = text.strip()
+        if len(body) > MAX_TEXT_CHARS:
+            raise InstrumentError(f"{what}: {_shown(body)} is too long for a number")
         try:
-            value = Decimal(str(text).strip())
+            value = Decimal(body)
         except decimal.InvalidOperation:
-            raise InstrumentError(f"{what}: {text!r} is not a decimal number") from None
+            raise InstrumentError(f"{what}: {_shown(body)} is not a decimal number") from None
     if not value.is_finite():
-        raise InstrumentError(f"{what}: {text!r} is not a finite number")
+        raise InstrumentError(f"{what}: {_shown(text)} is not a finite number")
+    if value and value.adjusted() >= MAX_MAGNITUDE_EXP:
+        raise InstrumentError(f"{what}: {_shown(text)} is too large (limit 1e{MAX_MAGNITUDE_EXP})")
+    if value.as_tuple().exponent < -MAX_PLACES and value != value.quantize(
+        Decimal(1).scaleb(-MAX_PLACES), context=_EXACT
+    ):
+        raise InstrumentError(f"{what}: {_shown(text)} has more than {MAX_PLACES} decimal places")
     return value
 
 
 def plain(value: Decimal) -> Decimal:
     """Trailing zeros dropped without exponent notation: 100.500 -> 100.5, 1E+2 -> 100."""
-    value = value.normalize()
-    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value
+    value = value.normalize(_EXACT)
+    if value.as_tuple().exponent > 0 and value.adjusted() < _EXACT.prec:
+        value = value.quantize(Decimal(1), context=_EXACT)
+    return value
 
 
 def _whole_multiple(value: Decimal, step: Decimal, what: str, step_name: str) -> int:
@@ -138,18 +177,32 @@ class InstrumentTable:
 
     @classmethod
     def from_toml(cls, text: str | None) -> InstrumentTable:
-        """Parse config text; None or empty text gives the built-in defaults."""
+        """Parse config text; None or empty text gives the built-in defaults. Any bad text
+        raises InstrumentError only, after bounded work (see the module docstring)."""
         if text is None or not text.strip():
             text = DEFAULT_INSTRUMENTS_TOML
+        if len(text) > MAX_CONFIG_BYTES:
+            raise InstrumentError(
+                f"instruments config: {len(text)} characters (limit {MAX_CONFIG_BYTES})"
+            )
         try:
-            doc = tomllib.loads(text, parse_float=Decimal)
+            doc = tomllib.loads(text, parse_float=_toml_float)
         except tomllib.TOMLDecodeError as err:
             raise InstrumentError(f"instruments config: {err}") from None
+        except RecursionError:
+            raise InstrumentError("instruments config: values nested too deeply") from None
+        except (ValueError, ArithmeticError) as err:  # e.g. an int over Python's digit limit
+            raise InstrumentError(f"instruments config: bad value: {_shown(str(err))}") from None
         section = doc.get("instruments")
         if not isinstance(section, dict) or not section:
             raise InstrumentError("instruments config: no [instruments.SYMBOL] tables")
+        if len(section) > MAX_INSTRUMENTS:
+            raise InstrumentError(
+                f"instruments config: {len(section)} instruments (limit {MAX_INSTRUMENTS})"
+            )
         table = cls()
         for symbol, spec in section.items():
+            symbol = _shown(symbol) if len(symbol) > MAX_TEXT_CHARS else symbol
             if not isinstance(spec, dict):
                 raise InstrumentError(f"instruments.{symbol}: expected a table")
             unknown = set(spec) - {"tick_size", "lot_size", "price_band", "multiplier"}
@@ -195,3 +248,9 @@ class InstrumentTable:
 
     def __len__(self) -> int:
         return len(self._by_symbol)
+
+
+def _toml_float(text: str) -> Decimal | str:
+    """TOML floats as Decimal; over-long text stays text, for parse_decimal to refuse by name
+    (Decimal('1e999999') is cheap, but its division is not)."""
+    return text if len(text) > MAX_TEXT_CHARS else Decimal(text)

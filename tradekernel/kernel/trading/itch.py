@@ -1,4 +1,4 @@
-"""NASDAQ TotalView-ITCH 5.0 binary messages: the ten the engine replays into books.
+"""NASDAQ TotalView-ITCH 5.0 binary messages: all 23 types of the spec, with its lengths.
 
 Every message is big-endian with a common 11-byte head: type (1 byte), stock locate (2),
 tracking number (2), timestamp (6 bytes, ns since midnight). Prices are Price(4): an unsigned
@@ -9,7 +9,9 @@ Speed matters here (millions of messages a second): `iter_raw` reads the length 
 bytes, finds the message's precompiled `Struct.unpack_from` and size in lists indexed by the type
 byte, makes one unpack call per message and yields its tuple as is: (type byte, locate,
 tracking, ts_high16, ts_low32, fields...). `decode` turns a raw tuple into a named message when
-clarity beats speed. A malformed message becomes an
+clarity beats speed. Layouts follow NASDAQ's TotalView-ITCH 5.0 specification field for field
+(Price(4) is an unsigned 32-bit int, Price(8) an unsigned 64-bit int of 1e-8 dollars, Alpha
+fields are space-padded ASCII). A malformed message becomes an
 ItchError (offset, reason) in the caller's `errors` list and the stream goes on with the next
 framed message; a raw stream stops at an unknown type, since its length cannot be known.
 """
@@ -30,8 +32,18 @@ class ItchError(ValueError):
 
 # type byte -> layout after the common head "cHHHI" (type, locate, tracking, ts hi16, ts lo32)
 LAYOUTS: dict[bytes, Struct] = {
+    # system and stock-related messages (informational for the books, except R)
     b"S": Struct(">cHHHIc"),  # event code
     b"R": Struct(">cHHHI8sccIcc2scccccIc"),  # stock directory
+    b"H": Struct(">cHHHI8scc4s"),  # trading action: stock, state, reserved, reason
+    b"Y": Struct(">cHHHI8sc"),  # Reg SHO short sale price test: stock, action
+    b"L": Struct(">cHHHI4s8sccc"),  # market participant position: MPID, stock, 3 flags
+    b"V": Struct(">cHHHIQQQ"),  # MWCB decline levels 1-3, Price(8)
+    b"W": Struct(">cHHHIc"),  # MWCB status: breached level
+    b"K": Struct(">cHHHI8sIcI"),  # IPO quoting period: stock, release time, qualifier, price
+    b"J": Struct(">cHHHI8sIIII"),  # LULD auction collar: stock, reference, upper, lower, ext.
+    b"h": Struct(">cHHHI8scc"),  # operational halt: stock, market code, action
+    # order book messages
     b"A": Struct(">cHHHIQcI8sI"),  # ref, side, shares, stock, price
     b"F": Struct(">cHHHIQcI8sI4s"),  # ... + attribution (MPID)
     b"E": Struct(">cHHHIQIQ"),  # ref, executed shares, match number
@@ -39,7 +51,13 @@ LAYOUTS: dict[bytes, Struct] = {
     b"X": Struct(">cHHHIQI"),  # ref, cancelled shares
     b"D": Struct(">cHHHIQ"),  # ref
     b"U": Struct(">cHHHIQQII"),  # original ref, new ref, shares, price
+    # trades and auction information
     b"P": Struct(">cHHHIQcI8sIQ"),  # ref, side, shares, stock, price, match number
+    b"Q": Struct(">cHHHIQ8sIQc"),  # cross trade: shares (8 bytes), stock, price, match, type
+    b"B": Struct(">cHHHIQ"),  # broken trade: match number
+    b"I": Struct(">cHHHIQQc8sIIIcc"),  # NOII: paired, imbalance, direction, stock, 3 prices, ...
+    b"N": Struct(">cHHHI8sc"),  # RPII: stock, interest flag
+    b"O": Struct(">cHHHI8scIIIQII"),  # DLCR price discovery
 }
 SIZES = {t: s.size for t, s in LAYOUTS.items()}
 # dispatch by type byte: the bound unpack_from (None if unknown) and the size (0 if unknown)
@@ -66,23 +84,10 @@ def iter_raw(
             length = data[off] << 8 | data[off + 1]  # the big-endian length, without a Struct
             body = off + 2
             off = body + length
-            if off > n:
-                _fail(errors, body - 2, f"truncated: length {length}, {n - body} bytes left")
-                return
-            if length == 0:
-                _fail(errors, body - 2, "zero-length message")
-                continue
-            kind = data[body]
-            if sizes[kind] == length:
+            if length and off <= n and sizes[kind := data[body]] == length:
                 yield unpack[kind](data, body)
-            elif not sizes[kind]:
-                _fail(errors, body, f"unknown message type {data[body : body + 1]!r}")
-            else:
-                _fail(
-                    errors,
-                    body,
-                    f"type {data[body : body + 1]!r} is {sizes[kind]} bytes, length says {length}",
-                )
+            elif not _framing_error(data, body, length, errors):
+                return
         return
     while off < n:
         kind = data[off]
@@ -95,6 +100,46 @@ def iter_raw(
             return
         yield unpack[kind](data, off)
         off += size
+
+
+def iter_framed(data: bytes, errors: list[ItchError] | None = None) -> Iterator[tuple[int, tuple]]:
+    """(offset of the message's length prefix, raw tuple) per well-formed framed message: for
+    a replay that must say where a message it could not apply was. (`iter_raw` is the same walk
+    without offsets; it stays separate because it is the parser's hot loop.)"""
+    unpack = _UNPACK
+    sizes = _SIZE
+    n = len(data)
+    off = 0
+    while off < n:
+        if off + 2 > n:
+            _fail(errors, off, "truncated length prefix")
+            return
+        start = off
+        length = data[off] << 8 | data[off + 1]
+        body = off + 2
+        off = body + length
+        if length and off <= n and sizes[kind := data[body]] == length:
+            yield start, unpack[kind](data, body)
+        elif not _framing_error(data, body, length, errors):
+            return
+
+
+def _framing_error(data: bytes, body: int, length: int, errors: list[ItchError] | None) -> bool:
+    """Record why the framed message at `body` is bad; False if the stream cannot go on."""
+    left = len(data) - body
+    if length > left:
+        _fail(errors, body - 2, f"truncated: length {length}, {left} bytes left")
+        return False
+    if length == 0:
+        _fail(errors, body - 2, "zero-length message")
+        return True
+    kind = data[body : body + 1]
+    size = _SIZE[kind[0]]
+    if not size:
+        _fail(errors, body, f"unknown message type {kind!r}")
+    else:
+        _fail(errors, body, f"type {kind!r} is {size} bytes, length says {length}")
+    return True
 
 
 def _fail(errors: list[ItchError] | None, offset: int, reason: str) -> None:
@@ -221,6 +266,43 @@ class TradeMessage(NamedTuple):
     match_number: int
 
 
+def _named(name: str, *fields: str) -> type:
+    """A NamedTuple of the common head plus `fields`: the informational types need no more."""
+    return NamedTuple(name, [(f, object) for f in ("locate", "tracking", "timestamp", *fields)])
+
+
+TradingAction = _named("TradingAction", "stock", "trading_state", "reserved", "reason")
+RegSho = _named("RegSho", "stock", "reg_sho_action")
+ParticipantPosition = _named(
+    "ParticipantPosition", "mpid", "stock", "primary_market_maker", "market_maker_mode",
+    "participant_state",
+)  # fmt: skip
+MwcbDecline = _named("MwcbDecline", "level1", "level2", "level3")
+MwcbStatus = _named("MwcbStatus", "breached_level")
+IpoQuoting = _named("IpoQuoting", "stock", "release_time", "release_qualifier", "ipo_price")
+LuldCollar = _named(
+    "LuldCollar", "stock", "reference_price", "upper_price", "lower_price", "extension"
+)
+OperationalHalt = _named("OperationalHalt", "stock", "market_code", "halt_action")
+CrossTrade = _named("CrossTrade", "shares", "stock", "price", "match_number", "cross_type")
+BrokenTrade = _named("BrokenTrade", "match_number")
+Noii = _named(
+    "Noii", "paired_shares", "imbalance_shares", "imbalance_direction", "stock", "far_price",
+    "near_price", "reference_price", "cross_type", "price_variation",
+)  # fmt: skip
+Rpii = _named("Rpii", "stock", "interest_flag")
+Dlcr = _named(
+    "Dlcr", "stock", "open_eligibility", "min_allowable_price", "max_allowable_price",
+    "near_execution_price", "near_execution_time", "lower_price_range_collar",
+    "upper_price_range_collar",
+)  # fmt: skip
+_GENERIC: dict[bytes, type] = {
+    b"H": TradingAction, b"Y": RegSho, b"L": ParticipantPosition, b"V": MwcbDecline,
+    b"W": MwcbStatus, b"K": IpoQuoting, b"J": LuldCollar, b"h": OperationalHalt,
+    b"Q": CrossTrade, b"B": BrokenTrade, b"I": Noii, b"N": Rpii, b"O": Dlcr,
+}  # fmt: skip
+
+
 def _s(raw: bytes) -> str:
     return raw.decode("ascii", "replace").rstrip(" ")
 
@@ -250,6 +332,9 @@ def decode(raw: tuple) -> NamedTuple:
     if kind == b"R":
         text = [_s(v) if isinstance(v, bytes) else v for v in f]
         return StockDirectory(*head, *text)
+    named = _GENERIC.get(kind)
+    if named is not None:
+        return named(*head, *(_s(v) if isinstance(v, bytes) else v for v in f))
     raise ItchError(0, f"unknown message type {kind!r}")
 
 

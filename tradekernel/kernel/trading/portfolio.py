@@ -98,13 +98,18 @@ class Position:
         return _money(self.qty * mark_ticks - Fraction(self.cost, COST_SCALE), self.instrument)
 
 
+_MONEY_PLACES = 12  # an inexact money amount is rounded here (display rounds further)
+
+
 def _money(tick_lots: Fraction, instrument: Instrument) -> Decimal:
     """Exact when the result has a finite decimal expansion; else rounded at 1e-12."""
     scaled = tick_lots * Fraction(instrument.tick_value)
     exact = _EXACT.divide(Decimal(scaled.numerator), Decimal(scaled.denominator))
     if _only_2_and_5(scaled.denominator):
         return plain(exact)
-    return exact.quantize(Decimal("1e-12"))
+    if exact.adjusted() + _MONEY_PLACES >= _EXACT.prec:  # too large for 12 places: as is
+        return exact
+    return exact.quantize(Decimal(1).scaleb(-_MONEY_PLACES), context=_EXACT)
 
 
 def _only_2_and_5(n: int) -> bool:

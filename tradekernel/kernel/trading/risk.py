@@ -5,9 +5,12 @@ names the rule and the numbers ("risk: max_order_qty 500 > limit 400"). A limit 
 The order-rate throttle counts accepted orders and replaces in the last second of virtual time.
 The kill switch blocks an owner until released (the engine also cancels the owner's orders).
 
-Limits are immutable (`set_limit` swaps in a new RiskLimits), so the engine can ask once per
-owner whether any rule applies (`needs_check`, cached) and skip the checks for owners with no
-limits and no kill switch: the common case costs one dict lookup.
+Firm-wide defaults apply to every owner; an owner's own rules (`set_limit`) override single
+rules and follow the defaults for the rest, so changing a default (`set_default`) changes it
+for every owner that has not set that rule itself. Effective limits are immutable RiskLimits
+rebuilt on each change, so the engine can ask once per owner whether any rule applies
+(`needs_check`, cached) and skip the checks for owners with no limits and no kill switch: the
+common case costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -37,12 +40,18 @@ RULE_NAMES = tuple(f.name for f in fields(RiskLimits))
 _DECIMAL_RULES = {"max_order_notional", "collar_pct"}
 
 
-def parse_rule_value(rule: str, text: str) -> int | Decimal | None:
-    """Value for `risk set OWNER RULE VALUE`: an int or decimal, or 'off' to clear the rule."""
+FOLLOW_DEFAULT = "default"  # `risk set OWNER RULE default`: drop the owner's own rule
+
+
+def parse_rule_value(rule: str, text: str) -> int | Decimal | str | None:
+    """Value for `risk set OWNER RULE VALUE`: an int or decimal, 'off' to switch the rule off,
+    or 'default' (FOLLOW_DEFAULT) to follow the firm-wide value again."""
     if rule not in RULE_NAMES:
         raise InstrumentError(f"unknown risk rule {rule!r} (rules: {', '.join(RULE_NAMES)})")
     if text.lower() in ("off", "none"):
         return None
+    if text.lower() == FOLLOW_DEFAULT:
+        return FOLLOW_DEFAULT
     value = parse_decimal(text, rule)
     if value < 0:
         raise InstrumentError(f"{rule} must not be negative")
@@ -57,7 +66,8 @@ class RiskEngine:
     def __init__(self, now_ns: Callable[[], int], defaults: RiskLimits | None = None) -> None:
         self._now_ns = now_ns
         self._defaults = defaults or RiskLimits()
-        self._limits: dict[str, RiskLimits] = {}
+        self._limits: dict[str, RiskLimits] = {}  # effective limits of owners with rules
+        self._own_rules: dict[str, dict[str, int | Decimal | None]] = {}
         self._killed: set[str] = set()
         self._recent: dict[str, deque[int]] = {}
         self._needs_check: dict[str, bool] = {}  # owner -> any rule or kill switch applies
@@ -69,6 +79,18 @@ class RiskEngine:
     @defaults.setter
     def defaults(self, limits: RiskLimits) -> None:
         self._defaults = limits
+        self._rebuild()
+
+    def set_default(self, rule: str, value: int | Decimal | None) -> None:
+        """Change one firm-wide rule (None: off) for every owner without its own."""
+        if rule not in RULE_NAMES:
+            raise InstrumentError(f"unknown risk rule {rule!r}")
+        self.defaults = replace(self._defaults, **{rule: value})
+
+    def _rebuild(self) -> None:
+        self._limits = {
+            owner: replace(self._defaults, **rules) for owner, rules in self._own_rules.items()
+        }
         self._needs_check.clear()
 
     def needs_check(self, owner: str) -> bool:
@@ -88,12 +110,25 @@ class RiskEngine:
     def owners(self) -> list[str]:
         return sorted(self._limits)
 
-    def set_limit(self, owner: str, rule: str, value: int | Decimal | None) -> None:
+    def set_limit(self, owner: str, rule: str, value: int | Decimal | str | None) -> None:
+        """An owner's own rule (None: off for this owner whatever the default; FOLLOW_DEFAULT:
+        drop the owner's own rule)."""
         if rule not in RULE_NAMES:
             raise InstrumentError(f"unknown risk rule {rule!r}")
-        limits = self._limits.get(owner, self._defaults)
-        self._limits[owner] = replace(limits, **{rule: value})
+        rules = self._own_rules.setdefault(owner, {})
+        if value == FOLLOW_DEFAULT:
+            rules.pop(rule, None)
+        else:
+            rules[rule] = value  # type: ignore[assignment]
+        if rules:
+            self._limits[owner] = replace(self._defaults, **rules)
+        else:
+            del self._own_rules[owner]
+            self._limits.pop(owner, None)
         self._needs_check.pop(owner, None)
+
+    def own_rules(self, owner: str) -> dict[str, int | Decimal | None]:
+        return dict(self._own_rules.get(owner, {}))
 
     def kill(self, owner: str) -> None:
         self._killed.add(owner)
