@@ -159,14 +159,6 @@ def test_a_burst_of_keys_arrives_in_one_interrupt_while_a_process_runs(tk: Boote
     assert tk.lines()[4] == PROMPT + "ab&cd"
 
 
-def test_unknown_program_and_bad_executable(tk: BootedPc) -> None:
-    tk.command("run nosuch")
-    tk.command("run /etc/instruments.toml")
-    text = tk.text()
-    assert "run: /bin/nosuch:" in text
-    assert "cannot execute" in text or "no such file" in text
-
-
 def test_system_calls_stay_exact_under_real_time_preemption(tmp_path) -> None:  # noqa: ANN001
     """Thousands of slow-path system calls (sched_yield through the IDT) while the slice timer
     stops the CPU at random points: every call must return 0 exactly once (a stop that landed
