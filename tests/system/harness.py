@@ -20,6 +20,7 @@ from tradekernel.ui.keymap import KeyEvent, text_to_key_events
 from tradekernel.ui.session import make_pc
 
 PROMPT = "tk:/> "
+ANY_PROMPT = re.compile(rb"tk:[^\r\n>]*> ")  # the prompt in whatever directory
 SECOND = 1_000_000_000
 # What a healthy run never shows: the shell's and the editor's report of a command that raised,
 # a kernel oops, a Python traceback, the machine's crash report.
@@ -181,6 +182,17 @@ class BootedPc:
         before = self.prompts_seen()
         self.type(line + "\n")
         self.run_until(lambda: self.prompts_seen() > before, virtual_ns)
+
+    def output(self, line: str, virtual_ns: int = 5 * SECOND) -> list[str]:
+        """Type `line` and Enter, wait for the next prompt (whatever the cwd), and return what
+        the command printed, read from the serial mirror of the console (it never scrolls)."""
+        before = len(ANY_PROMPT.findall(self.serial))
+        start = len(self.serial)
+        self.type(line + "\n")
+        self.run_until(lambda: len(ANY_PROMPT.findall(self.serial)) > before, virtual_ns)
+        text = bytes(self.serial[start:]).decode("cp437").replace("\r\n", "\n")
+        printed = text.split("\n", 1)[1] if "\n" in text else ""
+        return printed[: ANY_PROMPT.search(printed.encode("cp437")).start()].splitlines()
 
     def run_to_stop(self, virtual_ns: int = 5 * SECOND) -> StopInfo:
         deadline = self.machine.clock.now_ns() + virtual_ns

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.harness import PROMPT, BootedPc
+from tests.system.harness import BootedPc
 from tradekernel.disktool import create_os_disk, open_volume
 
 # ELF32 layout (gABI): the file header, then program headers of 8 words each.
@@ -147,29 +147,21 @@ def tk(tmp_path_factory: pytest.TempPathFactory) -> BootedPc:
     return BootedPc(Path(folder), disk=disk).boot()
 
 
-def said(tk: BootedPc, line: str) -> list[str]:
-    """What `line` printed, from the serial mirror of the console (it never scrolls away)."""
-    start = len(tk.serial)
-    tk.command(line)
-    text = bytes(tk.serial[start:]).decode("cp437").replace("\r\n", "\n")
-    return [row for row in text.split("\n")[1:] if not row.startswith(PROMPT.rstrip())]
-
-
 def test_the_valid_base_program_runs(tk: BootedPc) -> None:
     """The unmutated file is accepted: every case below differs from it in one field."""
-    assert said(tk, "elf-valid") == ["valid ok"]
-    assert said(tk, "elf-valid | wc") == ["1 2 9"]
+    assert tk.output("elf-valid") == ["valid ok"]
+    assert tk.output("elf-valid | wc") == ["1 2 9"]
     tk.command("cp /bin/elf-valid /tmp/v")
-    assert said(tk, "run /tmp/v") == ["valid ok"]
+    assert tk.output("run /tmp/v") == ["valid ok"]
 
 
 @pytest.mark.parametrize(("name", "message"), [(n, m) for n, _, m in REJECTIONS],
                          ids=[n for n, _, _ in REJECTIONS])  # fmt: skip
 def test_a_bad_executable_is_refused_with_its_reason(tk: BootedPc, name: str, message: str) -> None:
     path = f"/bin/elf-{name}"
-    assert said(tk, f"elf-{name}") == [f"run: {path}: cannot execute: {message}"]
+    assert tk.output(f"elf-{name}") == [f"run: {path}: cannot execute: {message}"]
     # in a pipeline the shell reports it as sh does, and no stage runs (wc would print 0 0 0)
-    assert said(tk, f"elf-{name} | wc") == [f"sh: {path}: cannot execute: {message}"]
+    assert tk.output(f"elf-{name} | wc") == [f"sh: {path}: cannot execute: {message}"]
 
 
 def test_a_text_file_is_not_run(tk: BootedPc) -> None:
@@ -178,7 +170,7 @@ def test_a_text_file_is_not_run(tk: BootedPc) -> None:
         'echo "[instruments.AAPL]" "tick_size = 0.01" "lot_size = 1" "multiplier = 1" '
         '"price_band = [1, 10000]" > /tmp/conf.toml'
     )
-    assert said(tk, "run /tmp/conf.toml") == [
+    assert tk.output("run /tmp/conf.toml") == [
         "run: /tmp/conf.toml: cannot execute: not an ELF file (bad magic)"
     ]
 
@@ -189,4 +181,4 @@ def test_a_text_file_is_not_run(tk: BootedPc) -> None:
     "/bin/nosuch: /bin/nosuch: no such file or directory'",
 )
 def test_a_missing_program_is_named_once(tk: BootedPc) -> None:
-    assert said(tk, "run nosuch") == ["run: /bin/nosuch: no such file or directory"]
+    assert tk.output("run nosuch") == ["run: /bin/nosuch: no such file or directory"]

@@ -16,21 +16,13 @@ from tests.peers import peer
 from tests.system.harness import SECOND, BootedPc
 
 PARTITION_OFFSET = 1048576  # partition 1 starts at sector 2048
-PROMPT_PATTERN = re.compile(rb"tk:[^\r\n>]*> ")
 CLUSTER = 512  # the repository image's FAT16 volume has 512-byte clusters
 
 
 # ---- driving the shell ----------------------------------------------------------------------
 def run(tk: BootedPc, line: str, virtual_ns: int = 5 * SECOND) -> list[str]:
-    """Type `line` and Enter, wait for the next prompt (whatever the cwd), and return what the
-    command printed, read from the serial mirror of the console (it never scrolls away)."""
-    before = len(PROMPT_PATTERN.findall(tk.serial))
-    start = len(tk.serial)
-    tk.type(line + "\n")
-    tk.run_until(lambda: len(PROMPT_PATTERN.findall(tk.serial)) > before, virtual_ns)
-    text = bytes(tk.serial[start:]).decode("cp437").replace("\r\n", "\n")
-    output = text.split("\n", 1)[1] if "\n" in text else ""
-    return output[: PROMPT_PATTERN.search(output.encode("cp437")).start()].splitlines()
+    """What `line` printed (BootedPc.output)."""
+    return tk.output(line, virtual_ns)
 
 
 def prompt_line(tk: BootedPc) -> str:
