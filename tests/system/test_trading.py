@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import simplefix
 
 from tests.system.harness import SECOND, BootedPc
 from tradekernel.disktool import create_os_disk, open_volume
@@ -230,3 +231,36 @@ def test_feed_mistakes_are_one_line_and_the_desk_goes_on(tmp_path: Path, line: s
     assert 1 <= len(printed) <= 2  # the reason, and a usage line for bad arguments
     assert book(tk, "ESZ6") == {}
     assert state(tk.output("buy ESZ6 1 @5000")) == "ACCEPTED"
+
+
+def test_self_trade_prevention_keeps_an_owner_from_trading_with_itself(tmp_path: Path) -> None:
+    tk = booted(tmp_path, {})
+    tk.output("sell AAPL 5 @100 -o mm")
+    printed = tk.output("buy AAPL 5 @100 -o mm")
+    assert order_id(printed) == 2 and state(printed) == "CANCELLED"
+    assert list(orders(tk)) == [1] and orders(tk)[1]["qty"] == 5
+    assert positions(tk) == {} and not any("AAPL" in line for line in tk.output("trades"))
+    printed = tk.output("buy AAPL 5 @100")  # another owner trades with it
+    assert state(printed) == "FILLED" and positions(tk)[("shell", "AAPL")] == 5
+
+
+def fix_messages(*messages: tuple[str, list[tuple[int, object]]]) -> bytes:
+    """FIX 4.4 messages as simplefix (an independent implementation) encodes them."""
+    out = b""
+    for seq, (msg_type, pairs) in enumerate(messages, start=1):
+        message = simplefix.FixMessage()
+        for tag, value in [(8, "FIX.4.4"), (35, msg_type), (49, "ALGO"), (56, "TK"), (34, seq),
+                           (52, f"20260102-09:30:0{seq}.000"), *pairs]:  # fmt: skip
+            message.append_pair(tag, value)
+        out += message.encode()
+    return out
+
+
+def test_a_fix_file_on_the_disk_feeds_books_and_orders(tmp_path: Path) -> None:
+    snapshot = [(55, "MSFT"), (268, 2), (269, 0), (270, "410.10"), (271, 300),
+                (269, 1), (270, "410.12"), (271, 200)]  # fmt: skip
+    order = [(11, "c1"), (55, "MSFT"), (54, 1), (38, 50), (40, 2), (44, "410.12"), (59, 3)]
+    tk = booted(tmp_path, {"/data/s.fix": fix_messages(("W", snapshot), ("D", order))})
+    tk.output("feed /data/s.fix")
+    assert book(tk, "MSFT") == {"ask": (Decimal("410.12"), 150), "bid": (Decimal("410.10"), 300)}
+    assert positions(tk)[("ALGO", "MSFT")] == 50
