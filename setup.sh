@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything TradeKernel and its tests need: the Debian tools the tests use as real peers
-# (nasm builds the guest images, qemu-system-x86 boots them as a second PC, dosfstools/mtools
-# check our FAT disks) and a fresh virtual environment in .venv with the project and test tools.
+# (nasm and gcc rebuild the guest images, qemu-system-x86 boots them as a second PC,
+# dosfstools/mtools check our FAT disks, bsdextrautils' hexdump checks ours) and a fresh virtual
+# environment in .venv with the project and test tools. tests/peers.py finds the same tools
+# (PATH, then /usr/sbin and /sbin) and a test checks that every package it names is listed here.
 set -euo pipefail
 cd "$(dirname "$0")"
 need=()
-for pair in nasm:nasm qemu-system-i386:qemu-system-x86 fsck.fat:dosfstools mdir:mtools; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+for pair in nasm:nasm gcc:gcc qemu-system-i386:qemu-system-x86 fsck.fat:dosfstools mdir:mtools \
+            hexdump:bsdextrautils; do
+  PATH="$PATH:/usr/sbin:/sbin" command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -1,16 +1,51 @@
-"""Property test: the heap against a model of live allocations and their contents."""
+"""Property test: the heap against a model of live allocations and their contents; every
+OutOfMemory must be justified: the model shows no free block where the request fits."""
 
 from __future__ import annotations
 
 import itertools
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tradekernel.kernel.mm.heap import KernelHeap, OutOfMemory
 
 BASE = 0x100000
-SIZE = 32 * 1024
+# A small heap runs out often (each OutOfMemory is then judged by the model); a larger one
+# mostly does not, and exercises long free lists.
+HEAP_SIZES = st.sampled_from([4 * 1024, 8 * 1024, 32 * 1024])
+# The block layout the heap documents: 16 bytes of header words and a 16-byte front canary
+# before the payload, at least 8 canary bytes and an 8-byte footer after it, every block a
+# multiple of 16 bytes and 16-byte aligned.
+GRANULE = 16
+FRONT = 32
+BACK = 8 + 8
+
+
+def block_size(size: int) -> int:
+    return -(-(FRONT + size + BACK) // GRANULE) * GRANULE
+
+
+def free_gaps(live: dict[int, int], heap_size: int) -> list[tuple[int, int]]:
+    """(start, size) of the space no live block covers; live maps payload -> requested size.
+    The heap coalesces free neighbours, so these are exactly its free blocks."""
+    gaps, cursor = [], BASE
+    for p in sorted(live):
+        start = p - FRONT
+        if start > cursor:
+            gaps.append((cursor, start - cursor))
+        cursor = start + block_size(live[p])
+    if cursor < BASE + heap_size:
+        gaps.append((cursor, BASE + heap_size - cursor))
+    return gaps
+
+
+def fits(gaps: list[tuple[int, int]], size: int, align: int) -> bool:
+    """Whether some free block can hold a `size`-byte payload aligned to `align`: the
+    highest aligned payload whose block ends inside the gap must start inside it too."""
+    n, align = block_size(size), max(align, GRANULE)
+    return any((start + gap - n + FRONT) // align * align - FRONT >= start for start, gap in gaps)
+
 
 sizes = st.integers(min_value=1, max_value=3000)
 aligns = st.sampled_from([16, 16, 16, 8, 32, 64, 512, 4096])
@@ -25,14 +60,14 @@ operations = st.lists(
 
 
 @settings(
-    max_examples=150,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(ops=operations, kind=st.sampled_from(["view", "plain"]))
-def test_heap_matches_a_model(make_memory, ops, kind):
-    memory = make_memory(kind, BASE + SIZE)
-    heap = KernelHeap(memory, itertools.count().__next__, BASE, SIZE)
+@given(ops=operations, kind=st.sampled_from(["view", "plain"]), heap_size=HEAP_SIZES)
+def test_heap_matches_a_model(make_memory, ops, kind, heap_size):
+    memory = make_memory(kind, BASE + heap_size)
+    heap = KernelHeap(memory, itertools.count().__next__, BASE, heap_size)
     model: dict[int, tuple[int, int, bytes]] = {}  # ptr -> (size, align, contents)
     stamp = 0
     for op in ops:
@@ -42,6 +77,9 @@ def test_heap_matches_a_model(make_memory, ops, kind):
             try:
                 p = heap.kmalloc(size, f"t{stamp % 3}", align=align)
             except OutOfMemory:
+                gaps = free_gaps({q: m[0] for q, m in model.items()}, heap_size)
+                assert not fits(gaps, size, align), f"OutOfMemory for {size}/{align}: {gaps}"
+                event("kmalloc: OutOfMemory, justified")
                 continue
             assert p % max(align, 16) == 0
             contents = bytes([stamp % 251]) * size
@@ -58,6 +96,13 @@ def test_heap_matches_a_model(make_memory, ops, kind):
                     q = heap.krealloc(p, new_size)
                 except OutOfMemory:
                     model[p] = (size, align, contents)
+                    # justified only if it could neither grow in place nor move
+                    gaps = free_gaps({q: m[0] for q, m in model.items()}, heap_size)
+                    end = p - FRONT + block_size(size)
+                    after = next((gap for start, gap in gaps if start == end), 0)
+                    assert block_size(new_size) > block_size(size) + after, (p, new_size, gaps)
+                    assert not fits(gaps, new_size, align), (p, new_size, align, gaps)
+                    event("krealloc: OutOfMemory, justified")
                     continue
                 assert q % max(align, 16) == 0
                 kept = min(size, new_size)
@@ -65,6 +110,9 @@ def test_heap_matches_a_model(make_memory, ops, kind):
                 contents = bytes([stamp % 251]) * new_size
                 memory.write(q, contents)
                 model[q] = (new_size, align, contents)
+        # the model's free space is the heap's, block for block (so it can judge OutOfMemory)
+        live = {p: m[0] for p, m in model.items()}
+        assert free_gaps(live, heap_size) == sorted(heap.free_blocks())
         spans = sorted((p, p + size) for p, (size, _, _) in model.items())
         for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
             assert end <= start, "live allocations overlap"
@@ -77,4 +125,4 @@ def test_heap_matches_a_model(make_memory, ops, kind):
     for p in list(model):
         heap.kfree(p)
     result = heap.memcheck()
-    assert result.ok and result.blocks == 1 and heap.memstats().largest_free == SIZE
+    assert result.ok and result.blocks == 1 and heap.memstats().largest_free == heap_size

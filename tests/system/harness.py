@@ -1,8 +1,14 @@
 """Boot-to-shell harness: a deterministic TradeKernel PC, typed at through the PS/2 model and
-read back from VGA memory, with every wait bounded in virtual time."""
+read back from VGA memory, with every wait bounded in virtual time.
+
+After every run the harness looks at the screen, the serial console and the machine log for
+signs of a broken kernel (FAILURE_MARKS: a command that raised, an oops, a Python traceback, a
+machine crash report) and fails the scenario, even when the expected text was printed too.
+A test that means to provoke one says so with `BootedPc(..., expect=("internal error",))`."""
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from pathlib import Path
 
@@ -14,15 +20,34 @@ from tradekernel.ui.keymap import KeyEvent, text_to_key_events
 from tradekernel.ui.session import make_pc
 
 PROMPT = "tk:/> "
+ANY_PROMPT = re.compile(rb"tk:[^\r\n>]*> ")  # the prompt in whatever directory
 SECOND = 1_000_000_000
+# What a healthy run never shows: the shell's and the editor's report of a command that raised,
+# a kernel oops, a Python traceback, the machine's crash report.
+FAILURE_MARKS = {
+    "internal error": re.compile(r"internal error", re.IGNORECASE),
+    "oops": re.compile(r"\boops\b", re.IGNORECASE),  # not "loops"
+    "Traceback": re.compile(r"Traceback"),
+    "MACHINE STOPPED": re.compile(r"MACHINE STOPPED"),
+}
 
 
 class WaitTimeout(AssertionError):
     pass
 
 
+class KernelFailure(AssertionError):
+    """The screen, the serial console or the log showed a failure the test did not expect."""
+
+
 class BootedPc:
-    def __init__(self, tmp_path: Path, ram_mib: int = 32, disk: Path | None = None) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        ram_mib: int = 32,
+        disk: Path | None = None,
+        expect: tuple[str, ...] = (),
+    ) -> None:
         if disk is None:
             disk = tmp_path / "disk.img"
             create_os_disk(disk)
@@ -37,6 +62,12 @@ class BootedPc:
         self.machine.channels.listen("log", self.log.append)
         self.stop: StopInfo | None = None
         self._last_feed_idle = 0
+        unknown = set(expect) - set(FAILURE_MARKS)
+        assert not unknown, f"expect takes FAILURE_MARKS names, not {unknown}"
+        self.expected_failures = expect  # FAILURE_MARKS this test provokes on purpose
+        self._marks_seen: list[tuple[str, str, str]] = []  # (mark, where, line): serial, log
+        self._serial_scanned = 0
+        self._log_scanned = 0
 
     def _feed(self) -> bool:
         if not self._keys:
@@ -56,15 +87,54 @@ class BootedPc:
     def attribute_at(self, row: int, col: int) -> int:
         return self.pc.vga.text_screen().cell(row, col)[1]
 
+    # ---- health ---------------------------------------------------------------------------
+    def failures_seen(self) -> list[tuple[str, str]]:
+        """(where, line) for every line of the screen, serial console or log that carries a
+        FAILURE_MARK this test does not declare in `expected_failures`. The serial console and
+        the log are scanned once each (from the start of the last line seen), the screen
+        every time."""
+
+        def scan(where: str, lines: list[str]) -> list[tuple[str, str, str]]:
+            return [
+                (name, where, line)
+                for line in lines
+                for name, rx in FAILURE_MARKS.items()
+                if rx.search(line)
+            ]
+
+        start = self.serial.rfind(b"\n", 0, self._serial_scanned) + 1
+        for found in scan("serial", bytes(self.serial[start:]).decode("cp437").splitlines()):
+            if found not in self._marks_seen:
+                self._marks_seen.append(found)
+        self._serial_scanned = len(self.serial)
+        for entry in self.log[self._log_scanned :]:
+            self._marks_seen += scan("log", entry.splitlines())
+        self._log_scanned = len(self.log)
+        return [
+            (where, line)
+            for name, where, line in self._marks_seen + scan("screen", self.lines())
+            if name not in self.expected_failures
+        ]
+
+    def check_health(self) -> None:
+        failures = self.failures_seen()
+        crashed = self.stop is not None and self.stop.reason == "crash"
+        if failures or (crashed and "MACHINE STOPPED" not in self.expected_failures):
+            seen = "\n".join(f"  {where}: {line}" for where, line in failures)
+            raise KernelFailure(f"the kernel reported a failure:\n{seen}\n{self.text()}")
+
     # ---- driving --------------------------------------------------------------------------
     def _run_to(self, deadline: int, until) -> StopInfo:  # noqa: ANN001
         """Run until `until()`, with a clock event at `deadline`: an idle tickless guest
-        arms no timer, and the deterministic clock only jumps to scheduled events."""
+        arms no timer, and the deterministic clock only jumps to scheduled events. Then
+        check that nothing reported a failure."""
         watch = self.machine.clock.call_at(deadline, lambda: None)
         try:
-            return self.machine.run(wall_timeout_s=60, until=until)
+            self.stop = self.machine.run(wall_timeout_s=60, until=until)
         finally:
             watch.cancel()
+        self.check_health()
+        return self.stop
 
     def run_until(self, predicate, virtual_ns: int = 5 * SECOND) -> None:  # noqa: ANN001
         deadline = self.machine.clock.now_ns() + virtual_ns
@@ -112,6 +182,17 @@ class BootedPc:
         before = self.prompts_seen()
         self.type(line + "\n")
         self.run_until(lambda: self.prompts_seen() > before, virtual_ns)
+
+    def output(self, line: str, virtual_ns: int = 5 * SECOND) -> list[str]:
+        """Type `line` and Enter, wait for the next prompt (whatever the cwd), and return what
+        the command printed, read from the serial mirror of the console (it never scrolls)."""
+        before = len(ANY_PROMPT.findall(self.serial))
+        start = len(self.serial)
+        self.type(line + "\n")
+        self.run_until(lambda: len(ANY_PROMPT.findall(self.serial)) > before, virtual_ns)
+        text = bytes(self.serial[start:]).decode("cp437").replace("\r\n", "\n")
+        printed = text.split("\n", 1)[1] if "\n" in text else ""
+        return printed[: ANY_PROMPT.search(printed.encode("cp437")).start()].splitlines()
 
     def run_to_stop(self, virtual_ns: int = 5 * SECOND) -> StopInfo:
         deadline = self.machine.clock.now_ns() + virtual_ns

@@ -14,7 +14,7 @@ KERNEL_CODE = 0x20000  # identity-mapped kernel memory, free after boot
 
 
 def test_kernel_page_fault_shows_the_panic_screen_and_stops(tmp_path: Path) -> None:
-    tk = BootedPc(tmp_path).boot()
+    tk = BootedPc(tmp_path, expect=("MACHINE STOPPED",)).boot()
     machine = tk.machine
 
     def fault_in_kernel_mode() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,28 +12,17 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.peers import peer
 from tests.system.harness import SECOND, BootedPc
 
 PARTITION_OFFSET = 1048576  # partition 1 starts at sector 2048
-PROMPT_PATTERN = re.compile(rb"tk:[^\r\n>]*> ")
 CLUSTER = 512  # the repository image's FAT16 volume has 512-byte clusters
-
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("fsck.fat") and shutil.which("mtype")), reason="needs dosfstools and mtools"
-)
 
 
 # ---- driving the shell ----------------------------------------------------------------------
 def run(tk: BootedPc, line: str, virtual_ns: int = 5 * SECOND) -> list[str]:
-    """Type `line` and Enter, wait for the next prompt (whatever the cwd), and return what the
-    command printed, read from the serial mirror of the console (it never scrolls away)."""
-    before = len(PROMPT_PATTERN.findall(tk.serial))
-    start = len(tk.serial)
-    tk.type(line + "\n")
-    tk.run_until(lambda: len(PROMPT_PATTERN.findall(tk.serial)) > before, virtual_ns)
-    text = bytes(tk.serial[start:]).decode("cp437").replace("\r\n", "\n")
-    output = text.split("\n", 1)[1] if "\n" in text else ""
-    return output[: PROMPT_PATTERN.search(output.encode("cp437")).start()].splitlines()
+    """What `line` printed (BootedPc.output)."""
+    return tk.output(line, virtual_ns)
 
 
 def prompt_line(tk: BootedPc) -> str:
@@ -42,9 +30,9 @@ def prompt_line(tk: BootedPc) -> str:
 
 
 # ---- the peers --------------------------------------------------------------------------------
-def mtools(*args: str) -> str:
+def mtools(tool: str, *args: str) -> str:
     env = dict(os.environ, MTOOLS_SKIP_CHECK="1", MTOOLS_NO_VFAT="0")
-    result = subprocess.run(args, capture_output=True, env=env, check=False)
+    result = subprocess.run([peer(tool), *args], capture_output=True, env=env, check=False)
     assert result.returncode == 0, result.stderr.decode()
     return result.stdout.decode("latin-1")
 
@@ -52,7 +40,7 @@ def mtools(*args: str) -> str:
 def mtype(disk: Path, path: str) -> bytes:
     env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
     result = subprocess.run(
-        ["mtype", "-i", f"{disk}@@{PARTITION_OFFSET}", f"::{path}"],
+        [peer("mtype"), "-i", f"{disk}@@{PARTITION_OFFSET}", f"::{path}"],
         capture_output=True,
         env=env,
         check=False,
@@ -80,7 +68,7 @@ def fsck(disk: Path, tmp_path: Path) -> str:
         image.seek(PARTITION_OFFSET)
         partition.write_bytes(image.read())
     result = subprocess.run(
-        ["fsck.fat", "-n", "-v", str(partition)], capture_output=True, text=True, check=False
+        [peer("fsck.fat"), "-n", "-v", str(partition)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "differ" not in result.stdout and "Free cluster summary" not in result.stdout
@@ -196,12 +184,12 @@ def test_hexdump_matches_the_host_hexdump(tmp_path: Path) -> None:
     mcopy_in(tk.disk, data, "/tmp/blob.bin", tmp_path)  # before boot: the OS caches the FAT
     tk.boot()
     host = subprocess.run(
-        ["hexdump", "-C", str(tmp_path / "mcopy-source")], capture_output=True, text=True
+        [peer("hexdump"), "-C", str(tmp_path / "mcopy-source")], capture_output=True, text=True
     ).stdout.splitlines()
     assert run(tk, "hexdump /tmp/blob.bin") == host
     assert len(host) > 4 and "*" in host  # the identical zero lines were squeezed
     window = subprocess.run(
-        ["hexdump", "-C", "-s", "70", "-n", "20", str(tmp_path / "mcopy-source")],
+        [peer("hexdump"), "-C", "-s", "70", "-n", "20", str(tmp_path / "mcopy-source")],
         capture_output=True,
         text=True,
     ).stdout.splitlines()

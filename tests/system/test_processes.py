@@ -44,9 +44,9 @@ def frames_used(tk: BootedPc) -> int:
 def test_hello_prints_and_the_prompt_returns(tk: BootedPc) -> None:
     tk.command("hello")
     tk.command("run hello")
-    lines = tk.lines()
-    assert lines.count("hello, world") == 2
-    assert lines[-1] == PROMPT.rstrip() or PROMPT.rstrip() in lines
+    lines = [line for line in tk.lines() if line]
+    assert lines[-5:] == [PROMPT + "hello", "hello, world", PROMPT + "run hello", "hello, world",
+                          PROMPT.rstrip()]  # fmt: skip
 
 
 def test_crash_is_killed_and_the_shell_goes_on(tk: BootedPc) -> None:
@@ -157,14 +157,6 @@ def test_a_burst_of_keys_arrives_in_one_interrupt_while_a_process_runs(tk: Boote
         tk.machine.channels.send("keyboard-key", event)
     tk.run_to_stop(MS)  # one slice: the driver drains what queued behind the first byte
     assert tk.lines()[4] == PROMPT + "ab&cd"
-
-
-def test_unknown_program_and_bad_executable(tk: BootedPc) -> None:
-    tk.command("run nosuch")
-    tk.command("run /etc/instruments.toml")
-    text = tk.text()
-    assert "run: /bin/nosuch:" in text
-    assert "cannot execute" in text or "no such file" in text
 
 
 def test_system_calls_stay_exact_under_real_time_preemption(tmp_path) -> None:  # noqa: ANN001
