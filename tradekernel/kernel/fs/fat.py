@@ -1,7 +1,7 @@
 """FAT12/16/32 over any block device (kernel/drivers/blockdev.py): mount, files, directories, mkfs.
 
 Layers, bottom up: the boot sector (`Layout`), the allocation table (`_FatTable`, all copies
-kept equal), directories (entry formats in kernel/fat_dir.py, contents cached per directory),
+kept equal), directories (entry formats in kernel/fs/fat_dir.py, contents cached per directory),
 open files (`_Node`, shared by every handle on one file), then the path API of `FatFs` and the
 handle API of `FatFile` that the kernel's syscalls call.
 

@@ -1,5 +1,5 @@
 """The on-disk directory entry formats of FAT: 8.3 short entries, VFAT long-name entries, names
-and timestamps. Pure functions over bytes; the filesystem (kernel/fat.py) decides where they go.
+and timestamps. Pure functions over bytes; the filesystem (kernel/fs/fat.py) decides where they go.
 
 Contract: `parse_directory` never raises on garbage: an entry it cannot make sense of is skipped
 or shown by its short name (a long name whose checksum or order does not match is dropped, as
