@@ -478,12 +478,13 @@ def test_state_round_trip_continues_identically() -> None:
 
 # -- fuzz ------------------------------------------------------------------------------------
 
+WIDTH = st.sampled_from([1, 2, 4])
 operation = st.one_of(
-    st.tuples(st.just("out"), st.integers(0, 31), st.sampled_from([1, 2, 4]), st.integers(0, 2**32 - 1)),
-    st.tuples(st.just("in"), st.integers(0, 31), st.sampled_from([1, 2, 4]), st.just(0)),
-    st.tuples(st.just("ins"), st.integers(0x10, 0x17), st.sampled_from([1, 2, 4]), st.integers(0, 900)),
+    st.tuples(st.just("out"), st.integers(0, 31), WIDTH, st.integers(0, 2**32 - 1)),
+    st.tuples(st.just("in"), st.integers(0, 31), WIDTH, st.just(0)),
+    st.tuples(st.just("ins"), st.integers(0x10, 0x17), WIDTH, st.integers(0, 900)),
     st.tuples(st.just("frame"), st.integers(0, 2000), st.integers(0, 3), st.integers(0, 255)),
-)  # fmt: skip
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
