@@ -67,12 +67,14 @@ class MachineLike(Protocol):
     def post(self, action: Callable[[], None]) -> None: ...
 
 
-def make_backend(spec: str, hostfwd: list[str] | None = None) -> Backend:
+def make_backend(
+    spec: str, hostfwd: list[str] | None = None, deterministic: bool = False
+) -> Backend:
     kind, _, rest = spec.partition(":")
     if hostfwd and kind != "user":
         raise ValueError("--hostfwd works only with --net user")
     if kind == "user" and not rest:
-        return UserNetwork(hostfwd or [])
+        return UserNetwork(hostfwd or [], seed=0 if deterministic else None)
     if kind == "tap":
         return TapBackend(rest)
     if kind == "socket":
@@ -84,7 +86,7 @@ def make_backend(spec: str, hostfwd: list[str] | None = None) -> Backend:
 
 def attach(machine: MachineLike, options: NetOptions, deterministic: bool = False) -> Link:
     """Build the backend, connect it to the NIC's channels and arrange for it to be polled."""
-    backend = make_backend(options.spec, options.hostfwd)
+    backend = make_backend(options.spec, options.hostfwd, deterministic)
     link = Link(machine.channels, backend, machine.clock.now_ns, options.channel)
     if options.pcap:
         epoch = (

@@ -16,7 +16,6 @@ socket error) sends RST to the guest and closes its host socket; nothing raises 
 
 from __future__ import annotations
 
-import random
 import socket
 import struct
 from collections.abc import Callable
@@ -54,13 +53,14 @@ class TcpRelay:
         remote_port: int,
         emit: SendSegment,
         now: float,
+        iss: int,
     ) -> None:
         self.sock = sock
         self.guest_port = guest_port
         self.remote_port = remote_port  # the port the guest sees on the far side
         self._emit = emit
         self.state = "closed"
-        self.iss = random.getrandbits(32)
+        self.iss = iss & 0xFFFFFFFF  # initial send sequence number, chosen by the NAT
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
         self.snd_wnd = 0
         self.guest_mss = DEFAULT_GUEST_MSS

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import selectors
 import socket
 import struct
@@ -133,7 +134,11 @@ class UserNetwork:
         hostfwd: list[str] | tuple[str, ...] = (),
         now: Callable[[], float] = time.monotonic,
         resolver: Callable[[str, bytes], tuple[int, list[bytes]]] = dns.resolve,
+        seed: int | None = None,
     ) -> None:
+        """`seed` fixes the TCP initial sequence numbers (deterministic runs); None draws them
+        from the OS as RFC 9293 asks."""
+        self._random = random.Random(seed) if seed is not None else random.SystemRandom()
         self._now = now
         self._resolver = resolver
         self._deliver: Deliver | None = None
@@ -456,7 +461,7 @@ class UserNetwork:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         relay = TcpRelay(sock, segment.source_port, segment.destination_port,
-                         self._relay_emitter(ip.destination), now)  # fmt: skip
+                         self._relay_emitter(ip.destination), now, self._iss())  # fmt: skip
         relay.guest_syn(segment, now)
         self._add_relay(key, relay)
         error = sock.connect_ex((target, segment.destination_port))
@@ -466,6 +471,9 @@ class UserNetwork:
             return
         self._selector.register(sock, selectors.EVENT_WRITE, ("connect", relay))
         self.counters["tcp connects"] += 1
+
+    def _iss(self) -> int:
+        return self._random.getrandbits(32)
 
     def _refuse(self, ip: Ipv4, segment: Tcp) -> None:
         """RST for a segment that belongs to no connection (RFC 9293 3.10.7.1)."""
@@ -542,7 +550,9 @@ class UserNetwork:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            relay = TcpRelay(sock, forward.guest_port, client[1], self._relay_emitter(GATEWAY), now)
+            relay = TcpRelay(
+                sock, forward.guest_port, client[1], self._relay_emitter(GATEWAY), now, self._iss()
+            )
             self._add_relay(key, relay)
             relay.open_to_guest(now)
             self._sync(relay)
