@@ -510,3 +510,25 @@ def test_fuzz_random_register_traffic_and_frames_never_raise(
     state = card.state()
     card.restore(state)
     assert card.state() == state
+
+
+def test_curr_catching_up_with_bnry_means_full_not_empty() -> None:
+    """Drivers that start with BNRY == CURR: once the frames stored bring CURR round to BNRY
+    the ring is full, and the next frame must not overwrite the unread ones."""
+    board, _, driver, _, _ = make_card()
+    driver.init()
+    driver.out(CR, START_NODMA | PAGE1)
+    driver.out(CURR, 0x60)
+    driver.out(CR, START_NODMA)
+    driver.out(PSTART, 0x60)  # a 4-page ring, BNRY == CURR == 0x60 (empty)
+    driver.out(PSTOP, 0x64)
+    driver.out(BNRY, 0x60)
+    first = frame_to(MAC, b"1" * 400)  # two pages each
+    second = frame_to(MAC, b"2" * 400)
+    deliver(board, first)
+    deliver(board, second)
+    assert driver.curr() == 0x60 and not driver.inb(ISR) & 0x10  # exactly full
+    deliver(board, frame_to(MAC, b"3" * 100))
+    assert driver.inb(ISR) & 0x10  # OVW: refused
+    assert driver.remote_read(0x6004, len(first)) == first  # nothing overwritten
+    assert driver.remote_read(0x6204, len(second)) == second

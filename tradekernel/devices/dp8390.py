@@ -26,8 +26,12 @@ Behaviour follows the DP8390D datasheet:
     wrapping from PSTOP to PSTART; CURR advances and ISR.PRX is set. The frame check sequence is
     not stored (frames from the host carry none), as in other NE2000 models. RCR.MON checks and
     counts frames without storing them.
-  - Overflow: if storing a frame would cross into the BNRY page, the frame is dropped, ISR.OVW and
-    ISR.RST are set and CNTR2 (missed packets) counts it; RST clears when the driver writes BNRY.
+  - Overflow: if storing a frame would cross into the BNRY page, or CURR has caught up with BNRY
+    (equal pointers then mean a full ring, not an empty one), the frame is dropped, ISR.OVW and
+    ISR.RST are set and CNTR2 (missed packets) counts it. Writing BNRY frees space and clears
+    RST; the datasheet's recovery sequence (STP, loopback, STA, drain, TCR back) also works, but
+    is not required.
+  - DCR.BOS=1 swaps the two bytes of each word at the data port; NE2000 cards need BOS=0.
   - Loopback (TCR.LB != 0): a transmitted frame goes back into this receiver, not to the wire.
   - Tally counters CNTR0-2 clear when read and saturate at 192; bit 7 set raises ISR.CNT.
     CNTR0 (frame alignment) and CNTR1 (CRC) stay 0: a frame from the host is never malformed.
@@ -122,6 +126,7 @@ class Dp8390:
         self.mar = bytearray(8)
         self.counters = [0, 0, 0]  # CNTR0 frame alignment, CNTR1 CRC, CNTR2 missed packets
         self.overflowed = False
+        self.ring_full = False  # CURR caught up with BNRY: equal pointers mean full, not empty
         self._update_interrupt()
 
     def reset(self) -> None:
@@ -254,6 +259,7 @@ class Dp8390:
             self.pstop = value
         elif offset == 0x03:
             self.bnry = value
+            self.ring_full = False
             if self.overflowed:  # the driver freed ring space: the receiver runs again
                 self.overflowed = False
                 if self.started:
@@ -438,7 +444,7 @@ class Dp8390:
             return False
         total = len(frame) + HEADER
         pages = (total + PAGE - 1) // PAGE
-        if self._crosses_boundary(pages):
+        if self.ring_full or self._crosses_boundary(pages):
             self.overflowed = True
             self.rsr = RSR_MPA
             self._count(2)
@@ -459,6 +465,7 @@ class Dp8390:
             address = self._advance(address, chunk)
         self.clda = address
         self.curr = self.lnpp = next_page
+        self.ring_full = next_page == self.bnry
         self._raise(ISR_PRX)
         return True
 
@@ -485,6 +492,7 @@ class Dp8390:
         "cr", "isr", "imr", "dcr", "tcr", "rcr", "tsr", "rsr", "pstart", "pstop", "bnry",
         "curr", "tpsr", "tbcr", "rsar", "rbcr", "crda", "clda", "rnpp", "lnpp", "send_next",
         "overflowed",
+        "ring_full",
     )  # fmt: skip
 
     def state(self) -> dict[str, Any]:
