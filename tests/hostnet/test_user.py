@@ -316,3 +316,106 @@ def test_hostile_frames_are_counted_and_dropped(user: Guest) -> None:
         user.backend.send(frame)
     user.pump(0.05)
     assert user.backend.counters["malformed"] >= 9
+
+
+def open_to_host(user: Guest, sport: int, port: int, window: int = 65535) -> GuestTcp:
+    conn = GuestTcp(user, sport, "10.0.2.2", port)
+    conn.segment("S", window=window)
+    conn.expect("SA")
+    conn.segment("A", window=window)
+    return conn
+
+
+def test_guest_rst_resets_the_host_connection(user: Guest) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(5)
+    conn = open_to_host(user, 40010, server.getsockname()[1])
+    host_side, _ = server.accept()
+    host_side.settimeout(5)
+    conn.segment("R")
+    user.pump(0.02)
+    with pytest.raises(ConnectionResetError):
+        host_side.recv(10)  # SO_LINGER 0: the host peer sees RST, not a quiet FIN
+    assert user.backend.tcp == {}
+    host_side.close()
+    server.close()
+
+
+def test_zero_window_is_respected_then_probed_and_reopened(user: Guest) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(5)
+    conn = open_to_host(user, 40011, server.getsockname()[1], window=0)
+    host_side, _ = server.accept()
+    host_side.sendall(b"x" * 5000)
+    user.pump(0.1)
+    assert [f for f in user.frames if TCP in Ether(f) and bytes(Ether(f)[TCP].payload)] == []
+    probe = user.take(lambda p: TCP in p and len(bytes(p[TCP].payload)) == 1, timeout=3)
+    assert probe[TCP].seq == conn.ack  # one byte just beyond the closed window
+    conn.segment("A", window=65535)  # window opens; the probe byte is not acknowledged
+    received = bytearray()
+    while len(received) < 5000:
+        tcp = user.take(
+            lambda p: TCP in p and p[TCP].dport == 40011 and len(bytes(p[TCP].payload)) > 0
+        )
+        if tcp[TCP].seq == conn.ack:
+            received += bytes(tcp[TCP].payload)
+            conn.ack = (conn.ack + len(bytes(tcp[TCP].payload))) % 2**32
+            conn.segment("A")
+    assert bytes(received) == b"x" * 5000
+    host_side.close()
+    server.close()
+
+
+def test_bulk_guest_to_host_within_the_advertised_window(user: Guest) -> None:
+    payload = random.Random(2).randbytes(400_000)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    got = bytearray()
+
+    def serve() -> None:
+        host_side, _ = server.accept()
+        with host_side:
+            while chunk := host_side.recv(65536):
+                got.extend(chunk)
+
+    reader = threading.Thread(target=serve, daemon=True)
+    reader.start()
+    conn = open_to_host(user, 40012, server.getsockname()[1])
+    window, acked, sent = 65535, conn.seq, 0
+    while sent < len(payload):
+        in_flight = (conn.seq - acked) % 2**32
+        if in_flight + 1460 <= window:
+            conn.segment("A", payload[sent : sent + 1460])
+            sent += 1460
+            continue
+        reply = user.take(lambda p: TCP in p and p[TCP].dport == 40012)
+        acked, window = reply[TCP].ack, reply[TCP].window
+        assert (conn.seq - acked) % 2**32 <= 1460 + 65535  # never acked beyond what was sent
+    conn.segment("FA")
+    user.take(lambda p: TCP in p and p[TCP].ack == conn.seq)
+    reader.join(5)
+    assert bytes(got) == payload
+    server.close()
+
+
+def test_hostfwd_guest_refusing_closes_the_host_client() -> None:
+    backend = UserNetwork(hostfwd=["tcp:0-:9999"])
+    guest = Guest(backend)
+    guest.ip(ICMP(type=8) / b"x")
+    guest.take(is_icmp(0))
+    client = socket.create_connection(("127.0.0.1", backend.forwards[0].bound_port), timeout=5)
+    try:
+        syn = guest.take(is_tcp("S"))
+        guest.ip(TCP(sport=9999, dport=syn[TCP].sport, flags="RA", seq=0, ack=syn[TCP].seq + 1))
+        guest.pump(0.02)
+        with pytest.raises((ConnectionResetError, AssertionError)):
+            assert client.recv(10) != b""
+        assert backend.tcp == {}
+    finally:
+        client.close()
+        backend.close()
