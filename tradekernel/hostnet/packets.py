@@ -26,12 +26,15 @@ class Malformed(ValueError):
 
 
 def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of `data`."""
+    """The Internet checksum (RFC 1071) of `data`. The ones' complement sum of 16-bit words is
+    the big-endian integer of the data modulo 0xFFFF (with 0xFFFF, not 0, for a nonzero
+    multiple), which one C-level conversion computes."""
     if len(data) & 1:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
+    number = int.from_bytes(data, "big")
+    total = number % 0xFFFF
+    if total == 0 and number:
+        total = 0xFFFF
     return ~total & 0xFFFF
 
 
