@@ -532,3 +532,47 @@ def test_curr_catching_up_with_bnry_means_full_not_empty() -> None:
     assert driver.inb(ISR) & 0x10  # OVW: refused
     assert driver.remote_read(0x6004, len(first)) == first  # nothing overwritten
     assert driver.remote_read(0x6204, len(second)) == second
+
+
+def test_next_page_pointer_passes_linux_8390_sanity_check_for_every_length() -> None:
+    """Linux's ei_receive drops a frame whose header's next-page pointer is neither
+    this + 1 + (count >> 8) nor one more (modulo the ring): check every frame length."""
+    board, _, driver, _, _ = make_card()
+    driver.init()
+    ring_pages = RING_STOP - RING_START
+    for length in range(60, 1515):
+        this_frame = driver.curr()
+        deliver(board, frame_to(MAC, bytes(length - 14)))
+        header = driver.remote_read(this_frame << 8, 4)
+        count, following = header[2] | header[3] << 8, header[1]
+        assert count == length + 4
+        expected = this_frame + 1 + (count >> 8)
+        allowed = {expected, expected + 1, expected - ring_pages, expected + 1 - ring_pages}
+        assert following in allowed, (length, this_frame, following)
+        driver.drain()
+
+
+def test_linux_ne_probe_sequence_finds_an_ne2000() -> None:
+    """The register dance of Linux's ne.c probe: reset, the 8390 presence check (MAR5 written in
+    page 1 must not show up as CNTR0 in page 0), then the PROM read in byte mode with the
+    receiver in monitor mode and the transmitter in loopback."""
+    board, _, driver, _, _ = make_card()
+    ports = board.ports
+    assert ports.read(BASE, 1) != 0xFF
+    ports.write(RESET, 1, ports.read(RESET, 1))
+    assert driver.inb(ISR) & 0x80
+    driver.out(ISR, 0xFF)
+    driver.out(CR, 0x61)  # no DMA, page 1, stop
+    driver.out(0x0D, 0xFF)
+    driver.out(CR, 0x20)  # no DMA, page 0
+    driver.inb(0x0D)
+    assert driver.inb(0x0D) == 0  # an 8390: CNTR0 cleared by the first read
+    for value, reg in ((0x21, CR), (0x48, DCR), (0, RBCR0), (0, RBCR1), (0, IMR), (0xFF, ISR),
+                       (0x20, RCR), (0x02, TCR), (32, RBCR0), (0, RBCR1), (0, RSAR0), (0, RSAR1),
+                       (0x0A, CR)):  # fmt: skip
+        driver.out(reg, value)
+    prom = bytes(ports.read(DATA, 1) for _ in range(32))
+    word16 = all(prom[i] == prom[i + 1] for i in range(0, 32, 2))
+    station = prom[0::2] if word16 else prom[:16]
+    assert word16 and station[14] == station[15] == 0x57  # "NE2000" in ne.c's words
+    assert station[:6] == MAC

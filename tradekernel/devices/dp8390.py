@@ -23,9 +23,11 @@ Behaviour follows the DP8390D datasheet:
     broadcast, AM multicast via the MAR0-7 hash of the top 6 bits of the Ethernet CRC32 of the
     destination, PRO everything), is padded to the 60-byte minimum, and is stored at page CURR
     behind a 4-byte header (RSR status, next page, byte count = frame + header, little-endian),
-    wrapping from PSTOP to PSTART; CURR advances and ISR.PRX is set. The frame check sequence is
-    not stored (frames from the host carry none), as in other NE2000 models. RCR.MON checks and
-    counts frames without storing them.
+    wrapping from PSTOP to PSTART; CURR advances and ISR.PRX is set. Frames from the host carry no
+    frame check sequence, so none is stored and the byte count leaves it out (as other NE2000
+    models do); the next-page pointer still leaves room for its 4 bytes, as the chip does, so
+    drivers that cross-check it against the count (Linux's 8390.c) accept every length.
+    RCR.MON checks and counts frames without storing them.
   - Overflow: if storing a frame would cross into the BNRY page, or CURR has caught up with BNRY
     (equal pointers then mean a full ring, not an empty one), the frame is dropped, ISR.OVW and
     ISR.RST are set and CNTR2 (missed packets) counts it. Writing BNRY frees space and clears
@@ -50,6 +52,7 @@ PAGE = 256
 MIN_FRAME = 60  # the shortest Ethernet frame without its 4-byte FCS
 MAX_FRAME = 1518  # the longest, allowing an 802.1Q tag
 HEADER = 4  # receive-ring packet header: status, next page, count low, count high
+FCS = 4  # the frame check sequence a real wire delivers after each frame
 COUNTER_SATURATE = 192  # the datasheet's tally counter ceiling
 COUNTER_INTERRUPT = 0x80  # a tally counter with bit 7 set raises ISR.CNT
 
@@ -443,7 +446,7 @@ class Dp8390:
         if not self._ring_sane():
             return False
         total = len(frame) + HEADER
-        pages = (total + PAGE - 1) // PAGE
+        pages = (total + FCS + PAGE - 1) // PAGE  # room for the FCS the chip would store
         if self.ring_full or self._crosses_boundary(pages):
             self.overflowed = True
             self.rsr = RSR_MPA
