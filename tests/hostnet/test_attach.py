@@ -126,3 +126,39 @@ def test_none_backend_and_bad_specs() -> None:
             hostnet.make_backend(spec)
     with pytest.raises(ValueError, match="only with --net user"):
         hostnet.make_backend("none", ["tcp:1-:1"])
+
+
+class _Broken:
+    name = "broken"
+
+    def start(self, deliver: Callable[[bytes], None]) -> None:
+        pass
+
+    def send(self, frame: bytes) -> None:
+        raise RuntimeError("bug in the backend")
+
+    def poll(self) -> None:
+        raise OSError("host error")
+
+    def filenos(self) -> list[int]:
+        return []
+
+    def next_timeout(self) -> float | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failing_backend_costs_the_frame_not_the_machine() -> None:
+    from tradekernel.hostnet.link import Link
+
+    bench = Bench()
+    logs: list[object] = []
+    bench.channels.listen("log", logs.append)
+    link = Link(bench.channels, _Broken(), bench.clock.now_ns)
+    bench.driver.transmit(discover())
+    assert bench.driver.inb(7) & 0x02  # the transmit still completed
+    assert link.poll() is False
+    assert link.backend_errors == 2 and len(logs) == 2
+    assert "RuntimeError: bug in the backend" in str(logs[0]) and "\n" not in str(logs[0])

@@ -14,6 +14,9 @@ Contract:
     writer is one tap; a recorder for record/replay is another: replaying "in" frames at their
     virtual ns reproduces what the guest saw.
   - Oversized frames from a backend are dropped and counted (`dropped_in`), never passed on.
+  - Containment: an exception out of a backend (a bug, or a host error it did not expect) is
+    counted in `backend_errors` and reported as one line on the "log" channel; the frame is
+    lost, as on a wire, and the machine runs on.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ class Link:
         self._taps: list[Tap] = []
         self._on_guest_frame: list[Callable[[], None]] = []
         self.closers: list[Callable[[], None]] = []  # run by close() (pcap file, waker thread)
-        self.frames_out = self.frames_in = self.dropped_in = 0
+        self.frames_out = self.frames_in = self.dropped_in = self.backend_errors = 0
         self.delivered_since_poll = 0
         channels.listen(f"{channel}-send", self._from_guest)
         backend.start(self._to_guest)
@@ -93,7 +96,10 @@ class Link:
             now = self._now_ns()
             for tap in self._taps:
                 tap(now, "out", frame)
-        self.backend.send(frame)
+        try:
+            self.backend.send(frame)
+        except Exception as error:  # noqa: BLE001 - contained: the frame is lost, not the machine
+            self._contain("send", error)
         for listener in self._on_guest_frame:
             listener()
 
@@ -111,9 +117,20 @@ class Link:
 
     def poll(self) -> bool:
         """Pick up host-side frames; True if any reached the NIC since the last poll."""
-        self.backend.poll()
+        try:
+            self.backend.poll()
+        except Exception as error:  # noqa: BLE001 - contained as in _from_guest
+            self._contain("poll", error)
         delivered, self.delivered_since_poll = self.delivered_since_poll, 0
         return delivered > 0
+
+    def _contain(self, where: str, error: Exception) -> None:
+        self.backend_errors += 1
+        self._channels.send(
+            "log",
+            f"hostnet: {self.backend.name} backend failed in {where}: "
+            f"{type(error).__name__}: {error}",
+        )
 
     def close(self) -> None:
         for closer in self.closers:
