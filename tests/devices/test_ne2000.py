@@ -576,3 +576,11 @@ def test_linux_ne_probe_sequence_finds_an_ne2000() -> None:
     station = prom[0::2] if word16 else prom[:16]
     assert word16 and station[14] == station[15] == 0x57  # "NE2000" in ne.c's words
     assert station[:6] == MAC
+
+
+def test_remote_dma_with_zero_count_completes_at_once() -> None:
+    _, _, driver, _, _ = make_card()
+    driver.init()
+    driver.out(ISR, 0x40)
+    driver.remote_setup(0x4000, 0, WRITE)
+    assert driver.inb(ISR) & 0x40

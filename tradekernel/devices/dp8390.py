@@ -18,7 +18,8 @@ Behaviour follows the DP8390D datasheet:
     one 16-bit word (DCR.WTS=1, little-endian as with BOS=0; BOS=1 swaps the bytes); the address
     wraps from PSTOP to PSTART as the ring does; ISR.RDC is set when RBCR reaches 0. "Send
     packet" (RD=011) loads RSAR from BNRY and RBCR from the header there, and moves BNRY to that
-    header's next-page pointer when the transfer completes.
+    header's next-page pointer when the transfer completes. A remote read or write started with
+    RBCR = 0 completes at once (RDC).
   - Receive: with the chip started, a frame passes the address filter (PAR0-5 unicast, AB
     broadcast, AM multicast via the MAR0-7 hash of the top 6 bits of the Ethernet CRC32 of the
     destination, PRO everything), is padded to the 60-byte minimum, and is stored at page CURR
@@ -229,10 +230,10 @@ class Dp8390:
             0x05: self.lnpp,
             0x06: self.clda >> 8,  # address counter upper
             0x07: self.clda & 0xFF,  # address counter lower
-            0x0C: self.rcr | 0xC0,  # unused bits read as 1
-            0x0D: self.tcr | 0xE0,
-            0x0E: self.dcr | 0x80,
-            0x0F: self.imr | 0x80,
+            0x0C: self.rcr,
+            0x0D: self.tcr,
+            0x0E: self.dcr,
+            0x0F: self.imr,
         }
         return registers.get(offset, 0)
 
@@ -326,6 +327,8 @@ class Dp8390:
             self._start_send_packet()
         elif remote & CR_RD_ABORT:
             self.send_next = -1
+        elif remote in (CR_RD_READ, CR_RD_WRITE) and self.rbcr == 0:
+            self._raise(ISR_RDC)  # nothing to move: the transfer is complete at once
         if value & CR_TXP and self.started:
             self._transmit_buffer()
         self._update_interrupt()
