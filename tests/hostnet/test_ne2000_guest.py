@@ -1,0 +1,112 @@
+"""Guest code drives the NIC: a real-mode boot sector (ne2000_dhcp.asm) programs an NE2000 at
+0x300 with port I/O, sends a DHCP DISCOVER and copies the first frame that arrives to the debug
+console. It runs on the TradeKernel PC (our NE2000 model, hostnet's user NAT, the machine's run
+loop) and on QEMU (its ne2k_isa and its own user-mode network, restricted to the guest): the
+same code must get a DHCP OFFER for 10.0.2.15 from both."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from scapy.layers.dhcp import BOOTP, DHCP
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from tests.bios.bootrun import make_disk
+from tradekernel import hostnet
+from tradekernel.devices.ne2000 import Ne2000
+from tradekernel.emu.pc import Pc, PcConfig
+
+MAC = "52:54:00:12:34:56"
+END_MARK = b"<<TKEND>>"
+SOURCE = Path(__file__).with_name("ne2000_dhcp.asm")
+DEADLINE_S = 20.0
+
+pytestmark = pytest.mark.skipif(shutil.which("nasm") is None, reason="nasm is not installed")
+
+
+def discover() -> bytes:
+    return bytes(
+        Ether(src=MAC, dst="ff:ff:ff:ff:ff:ff")
+        / IP(src="0.0.0.0", dst="255.255.255.255")
+        / UDP(sport=68, dport=67)
+        / BOOTP(chaddr=bytes.fromhex(MAC.replace(":", "")), xid=0x7E57, flags=0x8000)
+        / DHCP(options=[("message-type", "discover"), ("param_req_list", [1, 3, 6, 51]),
+                       "end"])
+    )
+
+
+def build_disk(folder: Path) -> Path:
+    frame = discover()
+    defines = [f"-DFRAME_LEN={len(frame)}"] + [
+        f"-DMAC{i}=0x{part}" for i, part in enumerate(MAC.split(":"))
+    ]
+    binary = folder / "boot.bin"
+    subprocess.run(["nasm", "-f", "bin", *defines, "-o", str(binary), str(SOURCE)], check=True,
+                   timeout=30)  # fmt: skip
+    return make_disk(folder / "disk.img", binary.read_bytes(), {1: frame})
+
+
+def check_offer(output: bytes) -> dict:
+    """The frame the guest copied out is a DHCP OFFER of 10.0.2.15; returns its options."""
+    assert output.endswith(END_MARK), output[-40:]
+    offer = Ether(output[: -len(END_MARK)])
+    assert offer[Ether].dst in ("ff:ff:ff:ff:ff:ff", MAC)
+    assert offer[BOOTP].op == 2 and offer[BOOTP].xid == 0x7E57
+    assert offer[BOOTP].yiaddr == "10.0.2.15"
+    options = {o[0]: o[1:] for o in offer[DHCP].options if isinstance(o, tuple)}
+    assert options["message-type"] == (2,)
+    assert options["server_id"] == ("10.0.2.2",)
+    assert options["subnet_mask"] == ("255.255.255.0",)
+    assert options["lease_time"] == (86400,)
+    return options
+
+
+def test_boot_sector_gets_dhcp_offer_through_our_ne2000_and_user_nat(tmp_path: Path) -> None:
+    disk = build_disk(tmp_path)
+    pc = Pc(PcConfig(disk=disk, deterministic=True, read_only=True))
+    nic = pc.machine.add(Ne2000(mac=bytes.fromhex(MAC.replace(":", ""))))
+    link = hostnet.attach(pc.machine, hostnet.NetOptions("user", pcap=str(tmp_path / "g.pcap")),
+                          deterministic=True)  # fmt: skip
+    output = bytearray()
+    pc.machine.channels.listen("debugcon", output.extend)
+    try:
+        stop = pc.machine.run(wall_timeout_s=DEADLINE_S, until=lambda: output.endswith(END_MARK))
+    finally:
+        link.close()
+        pc.machine.close()
+    assert stop.reason == "until", stop
+    options = check_offer(bytes(output))
+    assert options["router"] == ("10.0.2.2",) and options["name_server"] == ("10.0.2.3",)
+    assert nic.frames_sent == 1 and link.frames_out == 1 and link.frames_in >= 1
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-i386") is None, reason="no qemu-system-i386")
+def test_same_boot_sector_gets_an_offer_on_qemu(tmp_path: Path) -> None:
+    disk = build_disk(tmp_path)
+    log = tmp_path / "debugcon.log"
+    process = subprocess.Popen(
+        ["qemu-system-i386", "-display", "none", "-m", "32", "-no-reboot", "-nodefaults",
+         "-drive", f"file={disk},format=raw,snapshot=on",
+         "-debugcon", f"file:{log}",
+         "-netdev", "user,id=n0,restrict=on",
+         "-device", f"ne2k_isa,netdev=n0,iobase=0x300,irq=9,mac={MAC}"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        end = time.monotonic() + DEADLINE_S
+        while not (log.exists() and log.read_bytes().endswith(END_MARK)):
+            if process.poll() is not None:
+                pytest.fail(f"QEMU exited: {process.stderr.read().decode()}")
+            if time.monotonic() > end:
+                pytest.fail(f"no frame on QEMU within {DEADLINE_S}s: {log.read_bytes()[-60:]!r}")
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+        process.stderr.close()
+    check_offer(log.read_bytes())  # restrict=on: QEMU leaves out router and DNS
