@@ -1,11 +1,13 @@
-"""Guest code drives the NIC: a real-mode boot sector (ne2000_dhcp.asm) programs an NE2000 at
-0x300 with port I/O, sends a DHCP DISCOVER and copies the first frame that arrives to the debug
-console. It runs on the TradeKernel PC (our NE2000 model, hostnet's user NAT, the machine's run
-loop) and on QEMU (its ne2k_isa and its own user-mode network, restricted to the guest): the
-same code must get a DHCP OFFER for 10.0.2.15 from both."""
+"""Guest code drives the NIC: a real-mode boot sector (ne2000_guest.asm) programs the 8259s and an
+NE2000 at 0x300 with port I/O, sends a frame, sleeps until IRQ 9 and copies the first frame that
+arrives to the debug console. With a DHCP DISCOVER it runs on the TradeKernel PC (our NE2000
+model, hostnet's user NAT, the machine's run loop) and on QEMU (its ne2k_isa and its own
+user-mode network, restricted to the guest): the same code must get a DHCP OFFER for 10.0.2.15
+from both. Two TradeKernel PCs on a --net socket hub receive each other's frames."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 import time
@@ -23,7 +25,7 @@ from tradekernel.emu.pc import Pc, PcConfig
 
 MAC = "52:54:00:12:34:56"
 END_MARK = b"<<TKEND>>"
-SOURCE = Path(__file__).with_name("ne2000_dhcp.asm")
+SOURCE = Path(__file__).with_name("ne2000_guest.asm")
 DEADLINE_S = 20.0
 
 pytestmark = pytest.mark.skipif(shutil.which("nasm") is None, reason="nasm is not installed")
@@ -40,11 +42,13 @@ def discover() -> bytes:
     )
 
 
-def build_disk(folder: Path) -> Path:
-    frame = discover()
+def build_disk(folder: Path, frame: bytes | None = None, mac: str = MAC) -> Path:
+    """The boot sector assembled for `mac`, with `frame` (default: a DHCP DISCOVER) at LBA 1."""
+    frame = discover() if frame is None else frame
     defines = [f"-DFRAME_LEN={len(frame)}"] + [
-        f"-DMAC{i}=0x{part}" for i, part in enumerate(MAC.split(":"))
+        f"-DMAC{i}=0x{part}" for i, part in enumerate(mac.split(":"))
     ]
+    folder.mkdir(exist_ok=True)
     binary = folder / "boot.bin"
     subprocess.run(["nasm", "-f", "bin", *defines, "-o", str(binary), str(SOURCE)], check=True,
                    timeout=30)  # fmt: skip
@@ -110,3 +114,34 @@ def test_same_boot_sector_gets_an_offer_on_qemu(tmp_path: Path) -> None:
         process.wait()
         process.stderr.close()
     check_offer(log.read_bytes())  # restrict=on: QEMU leaves out router and DNS
+
+
+def test_two_machines_on_a_socket_hub_hear_each_other(tmp_path: Path) -> None:
+    port = 20000 + random.randrange(20000)
+    macs = {"a": "52:54:00:00:00:0a", "b": "52:54:00:00:00:0b"}
+    machines = {}
+    for name, mac in macs.items():
+        frame = bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff", type=0x88B5) / f"hello from {name}")
+        pc = Pc(PcConfig(disk=build_disk(tmp_path / name, frame, mac), deterministic=True,
+                         read_only=True))  # fmt: skip
+        nic = pc.machine.add(Ne2000(mac=bytes.fromhex(mac.replace(":", ""))))
+        link = hostnet.attach(pc.machine, hostnet.NetOptions(f"socket:mcast=239.255.42.1:{port}"),
+                              deterministic=True)  # fmt: skip
+        output = bytearray()
+        pc.machine.channels.listen("debugcon", output.extend)
+        machines[name] = (pc, nic, link, output)
+    try:
+        pc_a, nic_a, _, out_a = machines["a"]
+        pc_b, _, _, out_b = machines["b"]
+        # A sends and sleeps; B sends, hears A at once; A, idle, hears B.
+        for pc, done in ((pc_a, lambda: nic_a.frames_sent == 1),
+                         (pc_b, lambda: out_b.endswith(END_MARK)),
+                         (pc_a, lambda: out_a.endswith(END_MARK))):  # fmt: skip
+            assert pc.machine.run(DEADLINE_S, until=done).reason == "until"
+    finally:
+        for pc, _, link, _ in machines.values():
+            link.close()
+            pc.machine.close()
+    heard_by_b, heard_by_a = Ether(bytes(out_b[:-9])), Ether(bytes(out_a[:-9]))
+    assert heard_by_b.src == macs["a"] and bytes(heard_by_b.payload).startswith(b"hello from a")
+    assert heard_by_a.src == macs["b"] and bytes(heard_by_a.payload).startswith(b"hello from b")

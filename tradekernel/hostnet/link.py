@@ -5,8 +5,10 @@ Contract:
     backend at once (`Backend.send`). Frames for the guest reach the NIC by the Link sending them
     on f"{channel}-receive".
   - A backend never calls into the NIC from another thread. Frames from the host side are picked
-    up only by `Link.poll()`, which the machine's run loop calls (between CPU slices and when
-    the guest idles; hostnet.attach() arranges both). A backend may also answer synchronously
+    up only by `Link.poll()`, which the machine's run loop calls (when the guest idles, and in
+    real-time runs as soon as a host descriptor is ready; hostnet.attach() arranges both), and
+    right after each frame the guest sends (so a guest that polls the NIC without ever idling
+    still sees what arrived by its next transmit). A backend may also answer synchronously
     from inside `send` (the user-mode NAT answers ARP, DHCP and ping that way): that happens in
     the machine loop too, while the guest's driver is writing the transmit command.
   - Every frame both ways passes the taps in order with the virtual time it crossed the cable:
@@ -98,6 +100,7 @@ class Link:
                 tap(now, "out", frame)
         try:
             self.backend.send(frame)
+            self.backend.poll()  # answers already waiting reach a guest that never idles too
         except Exception as error:  # noqa: BLE001 - contained: the frame is lost, not the machine
             self._contain("send", error)
         for listener in self._on_guest_frame:

@@ -1,8 +1,9 @@
 ; A real-mode boot sector that drives an NE2000 at 0x300 the way a driver does, with no help
-; from any OS: it loads a prepared Ethernet frame (a DHCP DISCOVER) from the disk's second
-; sector, programs the DP8390 (word mode, ring at pages 0x46-0x80), sends the frame with remote
-; DMA and TXP, polls ISR until a frame arrives, takes it out of the ring with remote DMA, and
-; writes it to the debug console (port 0xE9) followed by END_MARK, then halts.
+; from any OS: it loads a prepared Ethernet frame from the disk's second sector, programs both
+; 8259s (IRQ 9 = slave input 1 at vector 0x71) and the DP8390 (word mode, ring at pages
+; 0x46-0x80, PRX interrupt enabled), sends the frame with remote DMA and TXP, sleeps in `hlt`
+; until the NIC's interrupt says a frame arrived, takes it out of the ring with remote DMA, and
+; writes it to the debug console (port 0xE9) followed by END_MARK, then halts for good.
 ; Assembled by tests/hostnet/test_ne2000_guest.py with -DFRAME_LEN=n and -DMAC0..MAC5.
 bits 16
 org 0x7C00
@@ -24,6 +25,20 @@ start:
     xor dh, dh
     int 0x13
     jc halt
+
+    mov word [0x71 * 4], nic_irq ; IVT entry for IRQ 9
+    mov word [0x71 * 4 + 2], 0
+    mov si, pic_table           ; (port, value) pairs for both 8259s, 0 ends
+.pic:
+    lodsw
+    test al, al
+    jz .pic_done
+    xor dh, dh
+    mov dl, al
+    mov al, ah
+    out dx, al
+    jmp .pic
+.pic_done:
 
     mov dx, NE + 0x1F           ; reset: read the reset port, write it back
     in al, dx
@@ -63,11 +78,12 @@ start:
     mov al, 0x26                ; start, no DMA, transmit
     out dx, al
 
-    mov dx, NE + 0x07
+    sti
 .rx_wait:
-    in al, dx
-    test al, 0x01               ; PRX
-    jz .rx_wait
+    hlt                         ; the NIC's interrupt wakes us
+    cmp byte [received], 0
+    je .rx_wait
+    cli
 
     mov bx, 4                   ; the 4-byte header of the frame at page 0x47
     mov di, 0x4700
@@ -86,8 +102,25 @@ start:
     mov cx, end_mark_len
     rep outsb
 halt:
+    cli
     hlt
     jmp halt
+
+nic_irq:                        ; IRQ 9: note PRX, acknowledge it at the NIC and both 8259s
+    push ax
+    push dx
+    mov dx, NE + 0x07
+    in al, dx
+    and al, 0x01
+    or [cs:received], al
+    mov al, 0x01
+    out dx, al
+    mov al, 0x20
+    out 0xA0, al
+    out 0x20, al
+    pop dx
+    pop ax
+    iret
 
 ; remote read of BX bytes from card address DI into RX (word mode)
 remote_read:
@@ -136,7 +169,7 @@ init_table:
     db 0x03, 0x46               ; BNRY
     db 0x04, 0x40               ; TPSR
     db 0x07, 0xFF               ; ISR: clear all
-    db 0x0F, 0x00               ; IMR: polled, no interrupts
+    db 0x0F, 0x01               ; IMR: interrupt on PRX
     db 0x00, 0x61               ; CR: page 1
     db 0x01, MAC0, 0x02, MAC1, 0x03, MAC2, 0x04, MAC3, 0x05, MAC4, 0x06, MAC5
     db 0x07, 0x47               ; CURR
@@ -144,9 +177,16 @@ init_table:
     db 0x0D, 0x00               ; TCR: normal
     db 0xFF, 0xFF
 
+pic_table:                      ; master at 0x08, slave at 0x70 (the PC BIOS layout)
+    db 0x20, 0x11, 0x21, 0x08, 0x21, 0x04, 0x21, 0x01
+    db 0xA0, 0x11, 0xA1, 0x70, 0xA1, 0x02, 0xA1, 0x01
+    db 0x21, 0xFB, 0xA1, 0xFD   ; unmask the cascade and IRQ 9 only
+    db 0, 0
+
 end_mark: db "<<TKEND>>"
 end_mark_len equ $ - end_mark
 rx_len: dw 0
+received: db 0
 
 times 510 - ($ - $$) db 0
 dw 0xAA55
