@@ -3,20 +3,23 @@ NE2000 at 0x300 with port I/O, sends a frame, sleeps until IRQ 9 and copies the 
 arrives to the debug console. With a DHCP DISCOVER it runs on the TradeKernel PC (our NE2000
 model, hostnet's user NAT, the machine's run loop) and on QEMU (its ne2k_isa and its own
 user-mode network, restricted to the guest): the same code must get a DHCP OFFER for 10.0.2.15
-from both. Two TradeKernel PCs on a --net socket hub receive each other's frames."""
+from both. Two TradeKernel PCs on a --net socket hub receive each other's frames, and Linux in a
+network namespace answers the guest's ARP through --net tap."""
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import Ether
+from scapy.layers.l2 import ARP, Ether
 
 from tests.bios.bootrun import make_disk
 from tradekernel import hostnet
@@ -145,3 +148,32 @@ def test_two_machines_on_a_socket_hub_hear_each_other(tmp_path: Path) -> None:
     heard_by_b, heard_by_a = Ether(bytes(out_b[:-9])), Ether(bytes(out_a[:-9]))
     assert heard_by_b.src == macs["a"] and bytes(heard_by_b.payload).startswith(b"hello from a")
     assert heard_by_a.src == macs["b"] and bytes(heard_by_a.payload).startswith(b"hello from b")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"), reason="needs root")
+def test_guest_arp_answered_by_linux_through_tap(tmp_path: Path) -> None:
+    """The whole path to a real peer: guest code -> NE2000 -> TAP -> Linux in a namespace made
+    here, and Linux's ARP reply back into the guest's receive ring."""
+    suffix = uuid.uuid4().hex[:6]
+    tap, namespace = f"tkg{suffix}", f"tkgns{suffix}"
+    who_has = bytes(Ether(src=MAC, dst="ff:ff:ff:ff:ff:ff")
+                    / ARP(op=1, hwsrc=MAC, psrc="10.196.0.2", pdst="10.196.0.1"))  # fmt: skip
+    pc = Pc(PcConfig(disk=build_disk(tmp_path, who_has), deterministic=True, read_only=True))
+    pc.machine.add(Ne2000(mac=bytes.fromhex(MAC.replace(":", ""))))
+    link = hostnet.attach(pc.machine, hostnet.NetOptions(f"tap:{tap}"), deterministic=True)
+    output = bytearray()
+    pc.machine.channels.listen("debugcon", output.extend)
+    subprocess.run(["ip", "netns", "add", namespace], check=True, timeout=10)
+    try:
+        for command in (["link", "set", tap, "netns", namespace],
+                        ["-n", namespace, "addr", "add", "10.196.0.1/24", "dev", tap],
+                        ["-n", namespace, "link", "set", tap, "up"]):  # fmt: skip
+            subprocess.run(["ip", *command], check=True, timeout=10)
+        stop = pc.machine.run(DEADLINE_S, until=lambda: output.endswith(END_MARK))
+    finally:
+        link.close()
+        pc.machine.close()
+        subprocess.run(["ip", "netns", "del", namespace], timeout=10)
+    assert stop.reason == "until", stop
+    reply = Ether(bytes(output[: -len(END_MARK)]))
+    assert reply[ARP].op == 2 and reply[ARP].psrc == "10.196.0.1" and reply[ARP].hwdst == MAC
