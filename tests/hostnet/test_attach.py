@@ -121,7 +121,8 @@ def test_none_backend_and_bad_specs() -> None:
     assert isinstance(link.backend, NoBackend) and link.backend.sent == 1
     assert not bench.idle()
     link.close()
-    for spec in ("carrier-pigeon", "user:x", "socket:", "socket:mcast=10.0.0.1:5"):
+    bad = ("carrier-pigeon", "user:x", "socket:", "socket:mcast=10.0.0.1:5", "tap:" + "x" * 20)
+    for spec in bad:  # one ValueError each (TapError is one), as the command line reports them
         with pytest.raises(ValueError):
             hostnet.make_backend(spec)
     with pytest.raises(ValueError, match="only with --net user"):

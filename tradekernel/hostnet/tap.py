@@ -27,8 +27,9 @@ MAX_FRAMES_PER_POLL = 256
 READ_SIZE = 65536  # a TAP with offloads may hand over more than a frame: read it whole
 
 
-class TapError(Exception):
-    """The TAP device could not be used; the message is the one line to show the user."""
+class TapError(ValueError):
+    """The TAP device could not be used; the message is the one line to show the user (a
+    ValueError, like every other bad --net setting, so the command line reports it the same)."""
 
 
 class TapBackend:
