@@ -468,8 +468,9 @@ def test_state_round_trip_continues_identically() -> None:
     driver.init()
     deliver(board, frame_to(MAC, b"1" * 500))
     saved = card.state()
-    board2, card2, driver2, _, _ = make_card()
+    board2, card2, driver2, _, irq2 = make_card()
     card2.restore(saved)
+    assert irq2.level  # the pending PRX drives the restored card's IRQ line
     for b in (board, board2):
         deliver(b, frame_to(MAC, b"2" * 70))
     assert driver.drain() == driver2.drain()

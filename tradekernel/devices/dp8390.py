@@ -102,6 +102,7 @@ class Dp8390:
         self._write_memory = write_memory
         self._transmit = transmit
         self._set_interrupt = set_interrupt
+        self._int_level: bool | None = None  # unknown: the first update drives the pin
         self.power_on()
 
     def power_on(self) -> None:
@@ -154,7 +155,10 @@ class Dp8390:
         return self.cr >> CR_PS_SHIFT
 
     def _update_interrupt(self) -> None:
-        self._set_interrupt(bool(self.isr & self.imr & ISR_INTERRUPTS))
+        level = bool(self.isr & self.imr & ISR_INTERRUPTS)
+        if level != self._int_level:  # the pin only moves on a change: cheap on hot paths
+            self._int_level = level
+            self._set_interrupt(level)
 
     def _raise(self, bits: int) -> None:
         self.isr |= bits
@@ -243,7 +247,7 @@ class Dp8390:
         if offset == 0:
             self._write_command(value)
             return
-        page = self.page
+        page = self.cr >> CR_PS_SHIFT
         if page == 0:
             self._write_page0(offset, value)
         elif page == 1:
@@ -257,10 +261,18 @@ class Dp8390:
             self._write_page2(offset, value)
 
     def _write_page0(self, offset: int, value: int) -> None:
-        if offset == 0x01:
-            self.pstart = value
-        elif offset == 0x02:
-            self.pstop = value
+        # Ordered by how often drivers write them: remote DMA set-up first.
+        if offset == 0x0A:
+            self.rbcr = (self.rbcr & 0xFF00) | value
+        elif offset == 0x0B:
+            self.rbcr = (self.rbcr & 0x00FF) | (value << 8)
+        elif offset == 0x08:
+            self.rsar = self.crda = (self.rsar & 0xFF00) | value
+        elif offset == 0x09:
+            self.rsar = self.crda = (self.rsar & 0x00FF) | (value << 8)
+        elif offset == 0x07:
+            self.isr &= ~(value & ISR_INTERRUPTS)  # write 1 to clear; RST is read-only
+            self._update_interrupt()
         elif offset == 0x03:
             self.bnry = value
             self.ring_full = False
@@ -268,25 +280,16 @@ class Dp8390:
                 self.overflowed = False
                 if self.started:
                     self.isr &= ~ISR_RST
-        elif offset == 0x04:
-            self.tpsr = value
         elif offset == 0x05:
             self.tbcr = (self.tbcr & 0xFF00) | value
         elif offset == 0x06:
             self.tbcr = (self.tbcr & 0x00FF) | (value << 8)
-        elif offset == 0x07:
-            self.isr &= ~(value & ISR_INTERRUPTS)  # write 1 to clear; RST is read-only
-            self._update_interrupt()
-        elif offset == 0x08:
-            self.rsar = (self.rsar & 0xFF00) | value
-            self.crda = self.rsar
-        elif offset == 0x09:
-            self.rsar = (self.rsar & 0x00FF) | (value << 8)
-            self.crda = self.rsar
-        elif offset == 0x0A:
-            self.rbcr = (self.rbcr & 0xFF00) | value
-        elif offset == 0x0B:
-            self.rbcr = (self.rbcr & 0x00FF) | (value << 8)
+        elif offset == 0x01:
+            self.pstart = value
+        elif offset == 0x02:
+            self.pstop = value
+        elif offset == 0x04:
+            self.tpsr = value
         elif offset == 0x0C:
             self.rcr = value & 0x3F
         elif offset == 0x0D:
@@ -517,4 +520,5 @@ class Dp8390:
         self.counters = [int(c) for c in list(state["counters"])[:3]] + [0] * (
             3 - len(state["counters"][:3])
         )
+        self._int_level = None
         self._update_interrupt()
