@@ -48,10 +48,10 @@ def discover() -> bytes:
 def build_disk(folder: Path, frame: bytes | None = None, mac: str = MAC) -> Path:
     """The boot sector assembled for `mac`, with `frame` (default: a DHCP DISCOVER) at LBA 1."""
     frame = discover() if frame is None else frame
+    folder.mkdir(exist_ok=True)
     defines = [f"-DFRAME_LEN={len(frame)}"] + [
         f"-DMAC{i}=0x{part}" for i, part in enumerate(mac.split(":"))
     ]
-    folder.mkdir(exist_ok=True)
     binary = folder / "boot.bin"
     subprocess.run(["nasm", "-f", "bin", *defines, "-o", str(binary), str(SOURCE)], check=True,
                    timeout=30)  # fmt: skip
@@ -73,11 +73,14 @@ def check_offer(output: bytes) -> dict:
     return options
 
 
-def test_boot_sector_gets_dhcp_offer_through_our_ne2000_and_user_nat(tmp_path: Path) -> None:
-    disk = build_disk(tmp_path)
+def run_dhcp_guest(folder: Path) -> tuple[bytes, Path]:
+    """Boot the DHCP guest on a deterministic PC with --net user and --pcap; (its output, the
+    capture)."""
+    disk = build_disk(folder)
+    capture = folder / "guest.pcap"
     pc = Pc(PcConfig(disk=disk, deterministic=True, read_only=True))
     nic = pc.machine.add(Ne2000(mac=bytes.fromhex(MAC.replace(":", ""))))
-    link = hostnet.attach(pc.machine, hostnet.NetOptions("user", pcap=str(tmp_path / "g.pcap")),
+    link = hostnet.attach(pc.machine, hostnet.NetOptions("user", pcap=str(capture)),
                           deterministic=True)  # fmt: skip
     output = bytearray()
     pc.machine.channels.listen("debugcon", output.extend)
@@ -87,9 +90,22 @@ def test_boot_sector_gets_dhcp_offer_through_our_ne2000_and_user_nat(tmp_path: P
         link.close()
         pc.machine.close()
     assert stop.reason == "until", stop
-    options = check_offer(bytes(output))
-    assert options["router"] == ("10.0.2.2",) and options["name_server"] == ("10.0.2.3",)
     assert nic.frames_sent == 1 and link.frames_out == 1 and link.frames_in >= 1
+    return bytes(output), capture
+
+
+def test_boot_sector_gets_dhcp_offer_through_our_ne2000_and_user_nat(tmp_path: Path) -> None:
+    output, _ = run_dhcp_guest(tmp_path)
+    options = check_offer(output)
+    assert options["router"] == ("10.0.2.2",) and options["name_server"] == ("10.0.2.3",)
+
+
+def test_deterministic_runs_write_the_same_capture_byte_for_byte(tmp_path: Path) -> None:
+    first = run_dhcp_guest(tmp_path / "one")
+    second = run_dhcp_guest(tmp_path / "two")
+    assert first[0] == second[0]
+    assert first[1].read_bytes() == second[1].read_bytes()
+    assert len(first[1].read_bytes()) > 24 + 2 * 16 + 2 * 300  # header, two records, two frames
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-i386") is None, reason="no qemu-system-i386")
