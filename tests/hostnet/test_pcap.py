@@ -109,3 +109,49 @@ def test_nat_session_capture_reads_clean_in_tshark(tmp_path: Path) -> None:
     protocols = " ".join(tshark(capture, "-T", "fields", "-e", "frame.protocols"))
     for name in ("dhcp", "arp", "icmp", "dns", "tcp"):
         assert name in protocols
+
+
+def test_provoked_retransmission_is_what_tshark_flags(tmp_path: Path) -> None:
+    """The guest ignores the NAT's first data segment: tshark sees exactly that retransmission
+    and nothing malformed."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"market data" * 10)
+            try:
+                conn.recv(10)
+            except ConnectionResetError:
+                pass  # the NAT closing at the end of the test resets the connection
+
+    threading.Thread(target=serve, daemon=True).start()
+    channels = Channels()
+    start = time.monotonic_ns()
+    link = Link(channels, UserNetwork(), lambda: time.monotonic_ns() - start)
+    capture = tmp_path / "retransmit.pcap"
+    writer = PcapWriter(capture)
+    link.add_tap(writer)
+    guest = CabledGuest(channels, link)
+    try:
+        conn = GuestTcp(guest, 41001, "10.0.2.2", server.getsockname()[1])
+        conn.segment("S")
+        conn.expect("SA")
+        conn.segment("A")
+        first = guest.take(lambda p: TCP in p and len(bytes(p[TCP].payload)) > 0)  # "lost"
+        again = guest.take(lambda p: TCP in p and len(bytes(p[TCP].payload)) > 0, timeout=5)
+        assert again[TCP].seq == first[TCP].seq and bytes(again[TCP].payload) == b"market data" * 10
+        conn.ack = (again[TCP].seq + len(bytes(again[TCP].payload))) % 2**32
+        conn.segment("A")
+        guest.pump(0.05)
+    finally:
+        link.close()
+        writer.close()
+        server.close()
+    bad = " || ".join(["_ws.malformed", "_ws.expert.severity >= error",
+                       *(f"{p}.checksum.status == 2" for p in ("ip", "udp", "tcp"))])  # fmt: skip
+    assert tshark(capture, "-Y", bad) == []
+    flagged = tshark(capture, "-Y", "tcp.analysis.retransmission", "-T", "fields", "-e", "tcp.seq")
+    assert len(flagged) == 1
