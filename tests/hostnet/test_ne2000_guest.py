@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
+from scapy.packet import Raw
 
 from tests.bios.bootrun import make_disk
 from tradekernel import hostnet
@@ -193,3 +196,34 @@ def test_guest_arp_answered_by_linux_through_tap(tmp_path: Path) -> None:
     assert stop.reason == "until", stop
     reply = Ether(bytes(output[: -len(END_MARK)]))
     assert reply[ARP].op == 2 and reply[ARP].psrc == "10.196.0.1" and reply[ARP].hwdst == MAC
+
+
+def test_real_time_pc_gets_a_late_host_reply_while_asleep(tmp_path: Path) -> None:
+    """Real-time clock: the guest sends a UDP datagram to a host socket and sleeps in hlt with
+    nothing scheduled; the host answers 100 ms later; the run loop picks it up (woken by the
+    hostnet waker, or at its idle poll) and the reply arrives through IRQ 9."""
+    host = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    host.bind(("127.0.0.1", 0))
+    host.settimeout(DEADLINE_S)
+
+    def answer_late() -> None:
+        data, client = host.recvfrom(100)
+        time.sleep(0.1)
+        host.sendto(b"late:" + data, client)
+
+    threading.Thread(target=answer_late, daemon=True).start()
+    datagram = bytes(Ether(src=MAC, dst="52:55:0a:00:02:02") / IP(src="10.0.2.15", dst="10.0.2.2")
+                     / UDP(sport=7000, dport=host.getsockname()[1]) / b"quote?")  # fmt: skip
+    pc = Pc(PcConfig(disk=build_disk(tmp_path, datagram), deterministic=False, read_only=True))
+    pc.machine.add(Ne2000(mac=bytes.fromhex(MAC.replace(":", ""))))
+    link = hostnet.attach(pc.machine, hostnet.NetOptions("user"), deterministic=False)
+    output = bytearray()
+    pc.machine.channels.listen("debugcon", output.extend)
+    try:
+        stop = pc.machine.run(DEADLINE_S, until=lambda: output.endswith(END_MARK))
+    finally:
+        link.close()
+        pc.machine.close()
+        host.close()
+    assert stop.reason == "until", stop
+    assert Ether(bytes(output[: -len(END_MARK)]))[Raw].load == b"late:quote?"
