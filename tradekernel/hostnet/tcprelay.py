@@ -52,7 +52,6 @@ class TcpRelay:
         guest_port: int,
         remote_port: int,
         emit: SendSegment,
-        now: float,
         iss: int,
     ) -> None:
         self.sock = sock
@@ -79,7 +78,6 @@ class TcpRelay:
         self.deadline: float | None = None
         self.timing: tuple[int, float] | None = None  # (seq, sent at) of one timed segment
         self.dupacks = 0
-        self.last_now = now
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -110,7 +108,6 @@ class TcpRelay:
     # -- segments from the guest -----------------------------------------------------------
 
     def guest_segment(self, segment: Tcp, now: float) -> None:
-        self.last_now = now
         if segment.flags & RST:
             if self.state in ("syn_sent",) or self._in_window(segment.seq):
                 self.abort(send_rst=False)

@@ -461,7 +461,7 @@ class UserNetwork:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         relay = TcpRelay(sock, segment.source_port, segment.destination_port,
-                         self._relay_emitter(ip.destination), now, self._iss())  # fmt: skip
+                         self._relay_emitter(ip.destination), self._iss())  # fmt: skip
         relay.guest_syn(segment, now)
         self._add_relay(key, relay)
         error = sock.connect_ex((target, segment.destination_port))
@@ -551,7 +551,7 @@ class UserNetwork:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             relay = TcpRelay(
-                sock, forward.guest_port, client[1], self._relay_emitter(GATEWAY), now, self._iss()
+                sock, forward.guest_port, client[1], self._relay_emitter(GATEWAY), self._iss()
             )
             self._add_relay(key, relay)
             relay.open_to_guest(now)
