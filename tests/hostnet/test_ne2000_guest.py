@@ -3,8 +3,9 @@ NE2000 at 0x300 with port I/O, sends a frame, sleeps until IRQ 9 and copies the 
 arrives to the debug console. With a DHCP DISCOVER it runs on the TradeKernel PC (our NE2000
 model, hostnet's user NAT, the machine's run loop) and on QEMU (its ne2k_isa and its own
 user-mode network, restricted to the guest): the same code must get a DHCP OFFER for 10.0.2.15
-from both. Two TradeKernel PCs on a --net socket hub receive each other's frames, and Linux in a
-network namespace answers the guest's ARP through --net tap."""
+from both. Two TradeKernel PCs on a --net socket hub receive each other's frames, Linux in a
+network namespace answers the guest's ARP through --net tap, a late host reply wakes a sleeping
+real-time guest, and a --hostfwd client's SYN reaches the guest's ring."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from scapy.layers.dhcp import BOOTP, DHCP
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
@@ -227,3 +228,30 @@ def test_real_time_pc_gets_a_late_host_reply_while_asleep(tmp_path: Path) -> Non
         host.close()
     assert stop.reason == "until", stop
     assert Ether(bytes(output[: -len(END_MARK)]))[Raw].load == b"late:quote?"
+
+
+def test_hostfwd_connection_reaches_the_guest_nic_as_a_syn(tmp_path: Path) -> None:
+    """--hostfwd: a host client connecting to the forwarded port puts a SYN for the guest's port
+    into the guest's receive ring (the guest announced itself with a gratuitous ARP first)."""
+    announce = bytes(Ether(src=MAC, dst="ff:ff:ff:ff:ff:ff")
+                     / ARP(op=1, hwsrc=MAC, psrc="10.0.2.15", pdst="10.0.2.15"))  # fmt: skip
+    pc = Pc(PcConfig(disk=build_disk(tmp_path, announce), deterministic=False, read_only=True))
+    nic = pc.machine.add(Ne2000(mac=bytes.fromhex(MAC.replace(":", ""))))
+    link = hostnet.attach(pc.machine, hostnet.NetOptions("user", hostfwd=["tcp:0-:2323"]))
+    port = link.backend.forwards[0].bound_port
+    output = bytearray()
+    pc.machine.channels.listen("debugcon", output.extend)
+    client = socket.socket()
+    client.settimeout(DEADLINE_S)
+    try:
+        assert pc.machine.run(DEADLINE_S, until=lambda: nic.frames_sent == 1).reason == "until"
+        client.connect(("127.0.0.1", port))
+        stop = pc.machine.run(DEADLINE_S, until=lambda: output.endswith(END_MARK))
+    finally:
+        client.close()
+        link.close()
+        pc.machine.close()
+    assert stop.reason == "until", stop
+    syn = Ether(bytes(output[: -len(END_MARK)]))
+    assert syn[IP].src == "10.0.2.2" and syn[IP].dst == "10.0.2.15"
+    assert syn[TCP].dport == 2323 and str(syn[TCP].flags) == "S"
