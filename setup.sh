@@ -11,9 +11,13 @@ for pair in nasm:nasm gcc:gcc qemu-system-i386:qemu-system-x86 fsck.fat:dosfstoo
             hexdump:bsdextrautils; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
+# tshark reads every --pcap capture the network tests write (zero malformed packets).
+command -v tshark >/dev/null 2>&1 || need+=(tshark)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
+  # wireshark-common asks whether non-root users may capture: answer no, non-interactively.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $sudo debconf-set-selections
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 python3 -m venv .venv

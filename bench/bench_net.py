@@ -1,0 +1,354 @@
+"""Network path figures for the parts that exist below the guest's stack: the NE2000 model driven
+through its ports as a driver drives it, the user-mode NAT carrying TCP and UDP between host
+sockets and a minimal in-process "guest" endpoint, ping round trips over a TAP with Linux in a
+network namespace as the peer, and, as the ceiling, the same TCP transfer between two Linux
+namespaces over a veth pair.
+
+What each figure covers:
+  nic rx     frames delivered on the "net0-receive" channel and taken out of the receive ring
+             with the register sequence of Linux's 8390 driver (header by remote DMA, frame by
+             `rep insw` through the data port, BNRY write): frames/s and MB/s.
+  nic tx     frames written by remote DMA and sent with TXP: frames/s and MB/s.
+  nat tcp    a host TCP socket on 127.0.0.1 <-> the NAT's relay <-> the in-process guest
+             endpoint (ACK per segment, 64 KiB window): MB/s each way.
+  nat udp    datagrams from a host socket to the guest endpoint: datagrams/s.
+  tap ping   ICMP echo to Linux in a namespace through the TAP: RTT median/p99 (wall).
+  veth tcp   Linux to Linux over veth between two namespaces: MB/s (the ceiling).
+The guest kernel's stack and ring-3 sockets are not in these figures (they come with the driver).
+
+Run (root for the TAP and veth parts): .venv/bin/python bench/bench_net.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+from tradekernel.devices.ne2000 import Ne2000
+from tradekernel.emu.bus import Channels, MmioBus, PortBus
+from tradekernel.emu.clock import Clock
+from tradekernel.hostnet import packets as pk
+from tradekernel.hostnet.tap import TapBackend
+from tradekernel.hostnet.user import GATEWAY, GATEWAY_MAC, GUEST, UserNetwork
+
+BASE = 0x300
+DATA = BASE + 0x10
+MAC = bytes.fromhex("525400123456")
+RING_START, RING_STOP, TX_PAGE = 0x46, 0x80, 0x40
+FRAME_SIZES = (60, 1514)
+
+
+class _Memory:
+    def read(self, address: int, size: int) -> bytes:
+        return bytes(size)
+
+    def write(self, address: int, data: bytes) -> None:
+        pass
+
+
+def _card() -> tuple[Ne2000, PortBus, Channels]:
+    from tradekernel.devices.base import Board
+
+    board = Board(PortBus(), MmioBus(), Clock(), Channels(), _Memory())
+    card = Ne2000(mac=MAC)
+    card.attach(board)
+    ports = board.ports
+    for reg, value in ((0, 0x21), (0x0E, 0x49), (0x0C, 0x04), (0x0D, 0x00), (0x04, TX_PAGE),
+                       (0x01, RING_START), (0x03, RING_START), (0x02, RING_STOP), (0x0F, 0x00),
+                       (0, 0x61), (0x07, RING_START + 1), (0, 0x22)):  # fmt: skip
+        ports.write(BASE + reg, 1, value)
+    for i, byte in enumerate(MAC):
+        ports.write(BASE, 1, 0x62)
+        ports.write(BASE + 1 + i, 1, byte)
+        ports.write(BASE, 1, 0x22)
+    return card, ports, board.channels
+
+
+def _remote(ports: PortBus, address: int, count: int, command: int) -> None:
+    for reg, value in ((0x0A, count & 0xFF), (0x0B, count >> 8), (0x08, address & 0xFF),
+                       (0x09, address >> 8), (0, command)):  # fmt: skip
+        ports.write(BASE + reg, 1, value)
+
+
+def _drain(ports: PortBus) -> int:
+    taken = 0
+    while True:
+        ports.write(BASE, 1, 0x62)
+        curr = ports.read(BASE + 7, 1)
+        ports.write(BASE, 1, 0x22)
+        page = ports.read(BASE + 3, 1) + 1
+        page = RING_START if page >= RING_STOP else page
+        if page == curr:
+            return taken
+        _remote(ports, page << 8, 4, 0x0A)
+        header = ports.read_string(DATA, 2, 2)
+        count = header[2] | header[3] << 8
+        _remote(ports, (page << 8) + 4, count - 4, 0x0A)
+        ports.read_string(DATA, 2, (count - 3) // 2)
+        ports.write(BASE + 7, 1, 0x40)
+        following = header[1]
+        ports.write(BASE + 3, 1, following - 1 if following > RING_START else RING_STOP - 1)
+        taken += 1
+
+
+def bench_nic(seconds: float) -> None:
+    for size in FRAME_SIZES:
+        _, ports, channels = _card()
+        frame = MAC + b"\x02" * 6 + b"\x08\x00" + bytes(size - 14)
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            for _ in range(8):
+                channels.send("net0-receive", frame)
+            count += _drain(ports)
+        elapsed = time.perf_counter() - start
+        print(f"nic rx  {size:5d} B frames: {count / elapsed:10.0f} frames/s "
+              f"{count * size / elapsed / 1e6:7.2f} MB/s")  # fmt: skip
+    for size in FRAME_SIZES:
+        _, ports, channels = _card()
+        sent: list[bytes] = []
+        channels.listen("net0-send", sent.append)
+        frame = b"\x02" * 6 + MAC + b"\x08\x00" + bytes(size - 14)
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            _remote(ports, TX_PAGE << 8, size, 0x12)
+            ports.write_string(DATA, 2, frame)
+            for reg, value in ((0x05, size & 0xFF), (0x06, size >> 8), (0, 0x26), (0x07, 0x42)):
+                ports.write(BASE + reg, 1, value)
+            count += 1
+        elapsed = time.perf_counter() - start
+        assert len(sent) == count
+        print(f"nic tx  {size:5d} B frames: {count / elapsed:10.0f} frames/s "
+              f"{count * size / elapsed / 1e6:7.2f} MB/s")  # fmt: skip
+
+
+class _GuestEndpoint:
+    """The guest's side of one TCP connection to the NAT, with no stack behind it: ACKs each
+    in-order segment, counts bytes. Frames are handled after the NAT's poll returns, as a guest
+    handles them after its interrupt, never from inside the NAT."""
+
+    def __init__(self, nat: UserNetwork, port: int) -> None:
+        self.nat, self.port, self.sport = nat, port, 45000
+        self.seq, self.ack, self.received = 1000, 0, 0
+        self.peer_window, self.peer_ack, self.fin = 0, 0, False
+        self.inbox: list[bytes] = []
+        nat.start(self.inbox.append)
+
+    def poll(self) -> None:
+        self.nat.poll()
+        inbox = self.inbox[:]
+        self.inbox.clear()  # the NAT holds this list's append: empty it in place
+        for frame in inbox:
+            self._frame(frame)
+
+    def send(self, flags: int, payload: bytes = b"", mss: int | None = None) -> None:
+        segment = pk.Tcp(self.sport, self.port, self.seq, self.ack, flags, 65535, payload, mss)
+        ip = pk.Ipv4(GUEST, GATEWAY, pk.PROTO_TCP, segment.build(GUEST, GATEWAY))
+        self.nat.send(pk.ethernet(GATEWAY_MAC, MAC, pk.ETHERTYPE_IPV4, ip.build()))
+        self.seq += len(payload) + (1 if flags & (pk.SYN | pk.FIN) else 0)
+
+    def _frame(self, frame: bytes) -> None:
+        ip = pk.parse_ipv4(frame[14:])
+        if ip.protocol != pk.PROTO_TCP:
+            return
+        tcp = pk.parse_tcp(ip)
+        self.peer_window, self.peer_ack = tcp.window, tcp.ack
+        if tcp.flags & pk.SYN:
+            self.ack = tcp.seq + 1
+            return
+        if tcp.seq == self.ack and (tcp.payload or tcp.flags & pk.FIN):
+            self.received += len(tcp.payload)
+            self.ack += len(tcp.payload) + (1 if tcp.flags & pk.FIN else 0)
+            self.fin = self.fin or bool(tcp.flags & pk.FIN)
+            self.send(pk.ACK)
+
+    def connect(self) -> None:
+        self.send(pk.SYN, mss=1460)
+        deadline = time.monotonic() + 5
+        while not self.ack and time.monotonic() < deadline:
+            self.poll()
+        self.send(pk.ACK)
+
+
+def bench_nat_tcp(size: int) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    payload = os.urandom(size)
+    got = bytearray()
+
+    def host_sends() -> None:
+        conn, _ = server.accept()
+        conn.sendall(payload)
+        conn.close()
+
+    nat = UserNetwork()
+    guest = _GuestEndpoint(nat, server.getsockname()[1])
+    threading.Thread(target=host_sends, daemon=True).start()
+    start = time.perf_counter()
+    guest.connect()
+    while not guest.fin and time.perf_counter() - start < 60:
+        guest.poll()
+    elapsed = time.perf_counter() - start
+    print(f"nat tcp host->guest {size >> 20} MiB: {guest.received / elapsed / 1e6:7.2f} MB/s")
+    nat.close()
+
+    def host_reads() -> None:
+        conn, _ = server.accept()
+        while chunk := conn.recv(1 << 16):
+            got.extend(chunk)
+        conn.close()
+
+    reader = threading.Thread(target=host_reads, daemon=True)
+    reader.start()
+    nat = UserNetwork()
+    guest = _GuestEndpoint(nat, server.getsockname()[1])
+    guest.connect()
+    start, sent = time.perf_counter(), 0
+    while sent < size and time.perf_counter() - start < 60:
+        in_flight = guest.seq - guest.peer_ack
+        if in_flight + 1460 <= guest.peer_window:
+            guest.send(pk.ACK, payload[sent : sent + 1460])
+            sent += 1460
+        else:
+            guest.poll()
+    guest.send(pk.FIN | pk.ACK)
+    while reader.is_alive() and time.perf_counter() - start < 60:
+        guest.poll()
+    elapsed = time.perf_counter() - start
+    print(f"nat tcp guest->host {size >> 20} MiB: {len(got) / elapsed / 1e6:7.2f} MB/s")
+    nat.close()
+    server.close()
+
+
+def bench_nat_udp(count: int) -> None:
+    nat = UserNetwork()
+    delivered: list[bytes] = []
+    nat.start(delivered.append)
+    host = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    host.bind(("127.0.0.1", 0))
+    ip = pk.Ipv4(GUEST, GATEWAY, pk.PROTO_UDP,
+                 pk.Udp(6000, host.getsockname()[1], b"hello").build(GUEST, GATEWAY))  # fmt: skip
+    nat.send(pk.ethernet(GATEWAY_MAC, MAC, pk.ETHERTYPE_IPV4, ip.build()))
+    _, address = host.recvfrom(100)
+    start = time.perf_counter()
+    for _ in range(count // 32):
+        for _ in range(32):
+            host.sendto(b"q" * 32, address)
+        nat.poll()
+    while len(delivered) < count * 0.95 and time.perf_counter() - start < 10:
+        nat.poll()
+    elapsed = time.perf_counter() - start
+    print(f"nat udp host->guest: {len(delivered) / elapsed:10.0f} datagrams/s "
+          f"({len(delivered)}/{count} delivered)")  # fmt: skip
+    nat.close()
+    host.close()
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, timeout=10, capture_output=True)
+
+
+def bench_tap_ping(count: int) -> None:
+    if os.geteuid() != 0:
+        print("tap ping: skipped (needs root)")
+        return
+    suffix = uuid.uuid4().hex[:6]
+    name, ns = f"tkb{suffix}", f"tkbns{suffix}"
+    tap = TapBackend(name)
+    frames: list[bytes] = []
+    tap.start(frames.append)
+    _ip("netns", "add", ns)
+    try:
+        _ip("link", "set", name, "netns", ns)
+        _ip("-n", ns, "addr", "add", "10.198.0.1/24", "dev", name)
+        _ip("-n", ns, "link", "set", name, "up")
+        me, peer = pk.ip_to_bytes("10.198.0.2"), pk.ip_to_bytes("10.198.0.1")
+        arp = pk.Arp(1, MAC, me, bytes(6), peer).build()
+        tap.send(pk.ethernet(pk.BROADCAST_MAC, MAC, pk.ETHERTYPE_ARP, arp))
+        peer_mac = _wait(tap, frames, lambda f: f[12:14] == b"\x08\x06")[6:12]
+        rtts = []
+        for seq in range(count):
+            icmp = bytearray(b"\x08\x00\x00\x00\x00\x01" + seq.to_bytes(2, "big") + bytes(56))
+            icmp[2:4] = pk.checksum(bytes(icmp)).to_bytes(2, "big")
+            packet = pk.Ipv4(me, peer, pk.PROTO_ICMP, bytes(icmp)).build()
+            start = time.perf_counter()
+            tap.send(pk.ethernet(peer_mac, MAC, pk.ETHERTYPE_IPV4, packet))
+            _wait(tap, frames, lambda f, s=seq: len(f) > 41 and f[23] == pk.PROTO_ICMP
+                  and f[34] == 0 and int.from_bytes(f[40:42], "big") == s)  # fmt: skip
+            rtts.append((time.perf_counter() - start) * 1e6)
+        rtts.sort()
+        p99 = rtts[int(len(rtts) * 0.99) - 1]
+        print(f"tap ping to Linux in a netns: median {statistics.median(rtts):6.0f} us, "
+              f"p99 {p99:6.0f} us ({count} pings, busy-polled)")  # fmt: skip
+    finally:
+        tap.close()
+        _ip("netns", "del", ns)
+
+
+def _wait(tap: TapBackend, frames: list[bytes], match, timeout: float = 2.0) -> bytes:  # noqa: ANN001
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        tap.poll()
+        while frames:
+            frame = frames.pop(0)
+            if match(frame):
+                return frame
+    raise SystemExit("tap: no answer from Linux")
+
+
+def bench_veth(size_mib: int) -> None:
+    if os.geteuid() != 0:
+        print("veth tcp: skipped (needs root)")
+        return
+    suffix = uuid.uuid4().hex[:6]
+    a, b = f"tkva{suffix}", f"tkvb{suffix}"
+    try:
+        _ip("netns", "add", a)
+        _ip("netns", "add", b)
+        _ip("-n", a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", b)
+        _ip("-n", a, "addr", "add", "10.197.0.1/24", "dev", "va")
+        _ip("-n", b, "addr", "add", "10.197.0.2/24", "dev", "vb")
+        _ip("-n", a, "link", "set", "va", "up")
+        _ip("-n", b, "link", "set", "vb", "up")
+        server = ("import socket,sys;s=socket.socket();s.bind(('10.197.0.1',5001));s.listen(1);"
+                  "c,_=s.accept();n=0\nwhile (d:=c.recv(1<<20)): n+=len(d)\nprint(n)")  # fmt: skip
+        client = ("import socket,time;s=socket.create_connection(('10.197.0.1',5001));"
+                  "b=bytes(1<<20);t=time.perf_counter()\n"
+                  f"for _ in range({size_mib}): s.sendall(b)\n"
+                  "s.close();print(time.perf_counter()-t)")  # fmt: skip
+        receiver = subprocess.Popen(["ip", "netns", "exec", a, sys.executable, "-c", server],
+                                    stdout=subprocess.PIPE, text=True)  # fmt: skip
+        time.sleep(0.3)
+        sender = subprocess.run(["ip", "netns", "exec", b, sys.executable, "-c", client],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        received = int(receiver.communicate(timeout=60)[0])
+        seconds = float(sender.stdout)
+        print(f"veth tcp Linux->Linux {size_mib} MiB: {received / seconds / 1e6:8.1f} MB/s "
+              "(the ceiling)")
+    finally:
+        for ns in (a, b):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    args = parser.parse_args()
+    quick = args.quick
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    bench_nic(0.5 if quick else 2.0)
+    bench_nat_tcp((4 if quick else 16) << 20)
+    bench_nat_udp(5_000 if quick else 50_000)
+    bench_tap_ping(200 if quick else 2000)
+    bench_veth(64 if quick else 512)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""One cable between the NIC's host channels and a backend: whole Ethernet frames both ways.
+
+Contract:
+  - The NIC (devices/ne2000.py) transmits on f"{channel}-send"; the Link hands each frame to the
+    backend at once (`Backend.send`). Frames for the guest reach the NIC by the Link sending them
+    on f"{channel}-receive".
+  - A backend never calls into the NIC from another thread. Frames from the host side are picked
+    up only by `Link.poll()`, which the machine's run loop calls (when the guest idles, and in
+    real-time runs as soon as a host descriptor is ready; hostnet.attach() arranges both), and
+    right after each frame the guest sends (so a guest that polls the NIC without ever idling
+    still sees what arrived by its next transmit). A backend may also answer synchronously
+    from inside `send` (the user-mode NAT answers ARP, DHCP and ping that way): that happens in
+    the machine loop too, while the guest's driver is writing the transmit command.
+  - Every frame both ways passes the taps in order with the virtual time it crossed the cable:
+    `tap(virtual_ns, direction, frame)` with direction "out" (guest to host) or "in". The pcap
+    writer is one tap; a recorder for record/replay is another: replaying "in" frames at their
+    virtual ns reproduces what the guest saw.
+  - Oversized frames from a backend are dropped and counted (`dropped_in`), never passed on.
+  - Containment: an exception out of a backend (a bug, or a host error it did not expect) is
+    counted in `backend_errors` and reported as one line on the "log" channel; the frame is
+    lost, as on a wire, and the machine runs on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from tradekernel.emu.bus import Channels
+
+MAX_FRAME = 1518  # the longest Ethernet frame without FCS, allowing an 802.1Q tag
+MIN_FRAME = 14  # an Ethernet header
+
+Deliver = Callable[[bytes], None]
+Tap = Callable[[int, str, bytes], None]
+
+
+class Backend(Protocol):
+    """What is at the far end of the cable (user NAT, TAP, socket hub, nothing)."""
+
+    name: str
+
+    def start(self, deliver: Deliver) -> None:
+        """Remember where frames for the guest go; called once by the Link."""
+        ...
+
+    def send(self, frame: bytes) -> None:
+        """A frame from the guest onto the wire."""
+        ...
+
+    def poll(self) -> None:
+        """Non-blocking: read what the host side has and `deliver` it; run due timers."""
+        ...
+
+    def filenos(self) -> list[int]:
+        """Host file descriptors whose readability means `poll()` has work."""
+        ...
+
+    def next_timeout(self) -> float | None:
+        """Seconds (host time) until the backend's own timers need a `poll()`; None if none."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Link:
+    def __init__(
+        self,
+        channels: Channels,
+        backend: Backend,
+        now_ns: Callable[[], int],
+        channel: str = "net0",
+    ) -> None:
+        self.backend = backend
+        self.channel = channel
+        self._channels = channels
+        self._receive_channel = f"{channel}-receive"
+        self._now_ns = now_ns
+        self._taps: list[Tap] = []
+        self._on_guest_frame: list[Callable[[], None]] = []
+        self.closers: list[Callable[[], None]] = []  # run by close() (pcap file, waker thread)
+        self.frames_out = self.frames_in = self.dropped_in = self.backend_errors = 0
+        self.delivered_since_poll = 0
+        channels.listen(f"{channel}-send", self._from_guest)
+        backend.start(self._to_guest)
+
+    def add_tap(self, tap: Tap) -> None:
+        self._taps.append(tap)
+
+    def on_guest_frame(self, listener: Callable[[], None]) -> None:
+        """Told after each guest frame (the realtime waker refreshes its descriptors)."""
+        self._on_guest_frame.append(listener)
+
+    def _from_guest(self, payload: object) -> None:
+        frame = bytes(payload)  # type: ignore[call-overload]
+        self.frames_out += 1
+        if self._taps:
+            now = self._now_ns()
+            for tap in self._taps:
+                tap(now, "out", frame)
+        try:
+            self.backend.send(frame)
+            self.backend.poll()  # answers already waiting reach a guest that never idles too
+        except Exception as error:  # noqa: BLE001 - contained: the frame is lost, not the machine
+            self._contain("send", error)
+        for listener in self._on_guest_frame:
+            listener()
+
+    def _to_guest(self, frame: bytes) -> None:
+        if not MIN_FRAME <= len(frame) <= MAX_FRAME:
+            self.dropped_in += 1
+            return
+        self.frames_in += 1
+        self.delivered_since_poll += 1
+        if self._taps:
+            now = self._now_ns()
+            for tap in self._taps:
+                tap(now, "in", frame)
+        self._channels.send(self._receive_channel, frame)
+
+    def poll(self) -> bool:
+        """Pick up host-side frames; True if any reached the NIC since the last poll."""
+        try:
+            self.backend.poll()
+        except Exception as error:  # noqa: BLE001 - contained as in _from_guest
+            self._contain("poll", error)
+        delivered, self.delivered_since_poll = self.delivered_since_poll, 0
+        return delivered > 0
+
+    def _contain(self, where: str, error: Exception) -> None:
+        self.backend_errors += 1
+        self._channels.send(
+            "log",
+            f"hostnet: {self.backend.name} backend failed in {where}: "
+            f"{type(error).__name__}: {error}",
+        )
+
+    def close(self) -> None:
+        for closer in self.closers:
+            closer()
+        self.closers.clear()
+        self.backend.close()
+
+
+class NoBackend:
+    """`--net none`: a cable to nowhere. Frames the guest sends are counted and dropped."""
+
+    name = "none"
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def start(self, deliver: Deliver) -> None:
+        pass
+
+    def send(self, frame: bytes) -> None:
+        self.sent += 1
+
+    def poll(self) -> None:
+        pass
+
+    def filenos(self) -> list[int]:
+        return []
+
+    def next_timeout(self) -> float | None:
+        return None
+
+    def close(self) -> None:
+        pass

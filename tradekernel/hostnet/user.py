@@ -1,0 +1,615 @@
+"""`--net user`: a NAT inside the emulator, like QEMU's user networking (slirp). No root needed.
+
+The guest sits alone on 10.0.2.0/24 behind a virtual router:
+  - 10.0.2.2 is the gateway and stands for the host itself (connections to it reach the host's
+    127.0.0.1); 10.0.2.3 is the DNS server; both answer ARP (with GATEWAY_MAC) and ping.
+  - A DHCP server hands the guest 10.0.2.15/24 with router, DNS and lease options (dhcp.py).
+  - DNS queries to 10.0.2.3:53 are answered from the host's resolver (dns.py) on a worker
+    thread, so a slow resolver never stops the machine.
+  - Outbound UDP is carried by one host UDP socket per guest source port (idle ones expire).
+  - Outbound TCP is terminated here: each guest connection is a TcpRelay (tcprelay.py) spliced
+    to a non-blocking host socket; the guest's SYN is answered only once the host connect
+    succeeds (RST if it is refused or times out).
+  - --hostfwd tcp:[HOSTADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT (and udp:) listens on the host
+    (default address 127.0.0.1) and opens a connection into the guest for each client, which
+    the guest sees coming from 10.0.2.2 with the client's port.
+Other destinations inside 10.0.2.0/24, broadcasts and multicasts are dropped; ICMP echo is
+answered for the gateway and DNS addresses only; IPv4 fragments and frames that do not parse
+are dropped and counted in `counters` (a hostile guest cannot raise out of `send`).
+
+Threads: none touch the guest. Every socket is non-blocking and read in `poll()`, which the
+machine loop calls; the only worker threads run getaddrinfo and wake `poll()` through a pipe.
+All sockets (and that pipe) sit in one epoll selector whose descriptor is `filenos()`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import selectors
+import socket
+import struct
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from tradekernel.hostnet import dhcp, dns
+from tradekernel.hostnet.link import Deliver
+from tradekernel.hostnet.packets import (
+    ACK,
+    BROADCAST_MAC,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    PROTO_ICMP,
+    PROTO_TCP,
+    PROTO_UDP,
+    RST,
+    SYN,
+    Arp,
+    Ipv4,
+    Malformed,
+    Tcp,
+    Udp,
+    checksum,
+    ethernet,
+    ip_to_bytes,
+    parse_arp,
+    parse_ipv4,
+    parse_tcp,
+    parse_udp,
+)
+from tradekernel.hostnet.tcprelay import TcpRelay
+
+NETWORK = ip_to_bytes("10.0.2.0")
+NETMASK = ip_to_bytes("255.255.255.0")
+GATEWAY = ip_to_bytes("10.0.2.2")
+DNS_SERVER = ip_to_bytes("10.0.2.3")
+GUEST = ip_to_bytes("10.0.2.15")
+GATEWAY_MAC = bytes.fromhex("52550a000202")
+HOST_LOOPBACK = "127.0.0.1"
+LEASE_S = 86400
+MAX_TCP = 256  # relayed TCP connections at once
+MAX_UDP = 256  # outbound UDP bindings at once (the least recently used one goes)
+UDP_IDLE_S = 120.0
+MAX_UDP_PAYLOAD = 1472  # what fits one frame without fragments
+MAX_DNS_PENDING = 64
+MAX_HELD_FRAMES = 64  # frames waiting for the guest's MAC address (before it has spoken)
+MAX_EVENTS_PER_POLL = 512
+DNS_WORKERS = 2
+LISTEN_BACKLOG = 16
+
+_DHCP = dhcp.DhcpConfig(GUEST, GATEWAY, NETMASK, GATEWAY, DNS_SERVER, LEASE_S)
+
+
+@dataclass
+class HostForward:
+    protocol: str  # "tcp" or "udp"
+    host_address: str
+    host_port: int
+    guest_port: int
+    sock: socket.socket | None = None
+    clients: OrderedDict[int, tuple[str, int]] = field(default_factory=OrderedDict)  # udp
+
+    @property
+    def bound_port(self) -> int:
+        """The host port actually listened on (a requested port 0 picks a free one)."""
+        assert self.sock is not None
+        return int(self.sock.getsockname()[1])
+
+
+def parse_hostfwd(text: str) -> HostForward:
+    """'tcp:8080-:80', 'udp:127.0.0.1:5000-10.0.2.15:5000' (QEMU's hostfwd syntax)."""
+    protocol, _, rest = text.partition(":")
+    if protocol not in ("tcp", "udp") or "-" not in rest:
+        raise ValueError(
+            f"--hostfwd {text!r}: expected tcp|udp:[HOSTADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT"
+        )
+    host_part, _, guest_part = rest.partition("-")
+    host_address, _, host_port = host_part.rpartition(":")
+    guest_address, _, guest_port = guest_part.rpartition(":")
+    if not host_port.isdigit() or not guest_port.isdigit():
+        raise ValueError(f"--hostfwd {text!r}: ports must be numbers")
+    if guest_address not in ("", "10.0.2.15"):
+        raise ValueError(f"--hostfwd {text!r}: the guest is 10.0.2.15")
+    if int(host_port) > 65535 or not 0 < int(guest_port) <= 65535:
+        raise ValueError(f"--hostfwd {text!r}: port out of range")
+    return HostForward(protocol, host_address or HOST_LOOPBACK, int(host_port), int(guest_port))
+
+
+@dataclass
+class _UdpBinding:
+    guest_port: int
+    sock: socket.socket
+    last_used: float
+
+
+class UserNetwork:
+    name = "user"
+
+    def __init__(
+        self,
+        hostfwd: list[str] | tuple[str, ...] = (),
+        now: Callable[[], float] = time.monotonic,
+        resolver: Callable[[str, bytes], tuple[int, list[bytes]]] = dns.resolve,
+        seed: int | None = None,
+    ) -> None:
+        """`seed` fixes the TCP initial sequence numbers (deterministic runs); None draws them
+        from the OS as RFC 9293 asks."""
+        self._random = random.Random(seed) if seed is not None else random.SystemRandom()
+        self._now = now
+        self._resolver = resolver
+        self._deliver: Deliver | None = None
+        self._selector = selectors.DefaultSelector()
+        self.counters: Counter[str] = Counter()
+        self.guest_mac: bytes | None = None
+        self._held: list[tuple[bytes, int]] = []  # (IP packet, ethertype) until the MAC is known
+        self._ip_id = 0
+        self.tcp: dict[tuple[int, bytes, int], TcpRelay] = {}
+        self._tcp_keys: dict[int, tuple[int, bytes, int]] = {}  # id(relay) -> key
+        self.udp: OrderedDict[int, _UdpBinding] = OrderedDict()
+        self._dns_pending: list[tuple[Future[tuple[int, list[bytes]]], dns.Query, int]] = []
+        self._dns_pool: ThreadPoolExecutor | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        self.forwards: list[HostForward] = []
+        try:
+            for spec in hostfwd:
+                self._listen(parse_hostfwd(spec))
+        except BaseException:
+            self.close()
+            raise
+
+    # -- Backend interface -----------------------------------------------------------------
+
+    def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    def filenos(self) -> list[int]:
+        return [self._selector.fileno()] if hasattr(self._selector, "fileno") else []
+
+    def next_timeout(self) -> float | None:
+        deadlines = [r.deadline for r in self.tcp.values() if r.deadline is not None]
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - self._now())
+
+    def close(self) -> None:
+        for relay in list(self.tcp.values()):
+            relay.abort(send_rst=False)
+        self.tcp.clear()
+        for binding in self.udp.values():
+            binding.sock.close()
+        self.udp.clear()
+        for forward in self.forwards:
+            if forward.sock is not None:
+                forward.sock.close()
+        if self._dns_pool is not None:
+            self._dns_pool.shutdown(wait=False, cancel_futures=True)
+        self._selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wake_r = self._wake_w = -1
+
+    def send(self, frame: bytes) -> None:
+        """A frame from the guest. Malformed input is counted and dropped, never raised."""
+        try:
+            self._from_guest(frame)
+        except Malformed as error:
+            self.counters["malformed"] += 1
+            self.counters[f"malformed: {str(error).split(':')[0]}"] += 1
+
+    def poll(self) -> None:
+        now = self._now()
+        for key, events in self._selector.select(0)[:MAX_EVENTS_PER_POLL]:
+            kind, item = key.data
+            if kind == "wake":
+                try:
+                    os.read(self._wake_r, 4096)
+                except OSError:
+                    pass
+            elif kind == "connect":
+                self._connected(item, now)
+            elif kind == "tcp":
+                if events & selectors.EVENT_WRITE:
+                    item.flush_to_host()
+                if events & selectors.EVENT_READ:
+                    item.host_readable(now)
+                self._sync(item)
+            elif kind == "udp":
+                self._udp_readable(item, now)
+            elif kind == "listen-tcp":
+                self._accept(item, now)
+            elif kind == "listen-udp":
+                self._forward_datagram(item)
+        for relay in list(self.tcp.values()):
+            relay.on_timer(now)
+            self._sync(relay)
+        self._answer_dns()
+        self._expire_udp(now)
+
+    # -- frames from the guest -------------------------------------------------------------
+
+    def _from_guest(self, frame: bytes) -> None:
+        if len(frame) < 14:
+            raise Malformed(f"Ethernet: {len(frame)} bytes, shorter than a header")
+        source = frame[6:12]
+        if not source[0] & 1 and source != self.guest_mac:
+            self.guest_mac = source
+            self._release_held()
+        ethertype = struct.unpack("!H", frame[12:14])[0]
+        if ethertype == ETHERTYPE_ARP:
+            self._arp(parse_arp(frame[14:]))
+        elif ethertype == ETHERTYPE_IPV4:
+            self._ipv4(parse_ipv4(frame[14:]))
+        else:
+            self.counters["other ethertype"] += 1
+
+    def _arp(self, arp: Arp) -> None:
+        if arp.operation == 1 and arp.target_ip in (GATEWAY, DNS_SERVER):
+            reply = Arp(2, GATEWAY_MAC, arp.target_ip, arp.sender_mac, arp.sender_ip)
+            self._emit_frame(arp.sender_mac, ETHERTYPE_ARP, reply.build())
+            self.counters["arp replies"] += 1
+
+    def _ipv4(self, ip: Ipv4) -> None:
+        if ip.protocol == PROTO_UDP:
+            self._udp(ip, parse_udp(ip))
+        elif ip.protocol == PROTO_TCP:
+            self._tcp(ip, parse_tcp(ip))
+        elif ip.protocol == PROTO_ICMP:
+            self._icmp(ip)
+        else:
+            self.counters["other protocol"] += 1
+
+    def _icmp(self, ip: Ipv4) -> None:
+        data = ip.payload
+        if len(data) < 8 or checksum(data):
+            raise Malformed("ICMP: short or bad checksum")
+        if data[0] != 8 or ip.destination not in (GATEWAY, DNS_SERVER):
+            self.counters["icmp dropped"] += 1
+            return
+        reply = b"\0\0\0\0" + data[4:]
+        reply = reply[:2] + struct.pack("!H", checksum(reply)) + reply[4:]
+        self._emit_ip(ip.destination, PROTO_ICMP, reply)
+        self.counters["ping replies"] += 1
+
+    def _udp(self, ip: Ipv4, udp: Udp) -> None:
+        if udp.destination_port == 67 and ip.destination in (b"\xff" * 4, GATEWAY):
+            self._dhcp(udp)
+            return
+        if ip.destination == DNS_SERVER and udp.destination_port == 53:
+            self._dns(udp)
+            return
+        if ip.destination == GATEWAY:
+            for forward in self.forwards:
+                if (
+                    forward.protocol == "udp"
+                    and forward.guest_port == udp.source_port
+                    and udp.destination_port in forward.clients
+                ):
+                    self._sendto(forward.sock, udp.payload, forward.clients[udp.destination_port])
+                    return
+        target = self._host_address(ip.destination)
+        if target is None:
+            self.counters["udp dropped"] += 1
+            return
+        binding = self._udp_binding(udp.source_port)
+        if binding is not None:
+            binding.last_used = self._now()
+            self._sendto(binding.sock, udp.payload, (target, udp.destination_port))
+
+    def _sendto(self, sock: socket.socket | None, data: bytes, address: tuple[str, int]) -> None:
+        if sock is None:
+            return
+        try:
+            sock.sendto(data, address)
+            self.counters["udp out"] += 1
+        except OSError:
+            self.counters["udp send errors"] += 1
+
+    def _host_address(self, destination: bytes) -> str | None:
+        """Where a guest packet for `destination` goes on the host; None if nowhere."""
+        if destination == GATEWAY:
+            return HOST_LOOPBACK
+        if bytes(a & m for a, m in zip(destination, NETMASK, strict=True)) == NETWORK:
+            return None
+        if destination[0] >= 224 or destination[0] in (0, 127):
+            return None
+        return socket.inet_ntoa(destination)
+
+    # -- DHCP and DNS ----------------------------------------------------------------------
+
+    def _dhcp(self, udp: Udp) -> None:
+        message = dhcp.parse(udp.payload)
+        result = dhcp.answer(message, _DHCP)
+        if result is None:
+            return
+        _, reply = result
+        broadcast = bool(message.flags & dhcp.FLAG_BROADCAST)
+        destination_ip = b"\xff" * 4 if broadcast else GUEST
+        destination_mac = BROADCAST_MAC if broadcast else message.chaddr
+        packet = Udp(67, 68, reply).build(GATEWAY, destination_ip)
+        ip = Ipv4(GATEWAY, destination_ip, PROTO_UDP, packet, identification=self._next_id())
+        self._emit_frame(destination_mac, ETHERTYPE_IPV4, ip.build())
+        self.counters["dhcp replies"] += 1
+
+    def _dns(self, udp: Udp) -> None:
+        query = dns.parse_query(udp.payload)
+        if not query.standard:
+            self._emit_udp(DNS_SERVER, 53, udp.source_port, dns.not_implemented(query))
+            return
+        if len(self._dns_pending) >= MAX_DNS_PENDING:
+            self._emit_udp(
+                DNS_SERVER, 53, udp.source_port, dns.build_answer(query, dns.RCODE_SERVFAIL, [])
+            )
+            return
+        if self._dns_pool is None:
+            self._dns_pool = ThreadPoolExecutor(DNS_WORKERS, thread_name_prefix="hostnet-dns")
+        future = self._dns_pool.submit(self._resolver, query.name, GATEWAY)
+        future.add_done_callback(self._wake)
+        self._dns_pending.append((future, query, udp.source_port))
+
+    def _wake(self, _future: object = None) -> None:
+        try:
+            os.write(self._wake_w, b"!")
+        except OSError:
+            pass  # pipe full (already awake) or closed (shutting down)
+
+    def _answer_dns(self) -> None:
+        still = []
+        for future, query, port in self._dns_pending:
+            if not future.done():
+                still.append((future, query, port))
+                continue
+            try:
+                rcode, addresses = future.result()
+            except Exception:  # noqa: BLE001 - a resolver failure is SERVFAIL for the guest
+                rcode, addresses = dns.RCODE_SERVFAIL, []
+            self._emit_udp(DNS_SERVER, 53, port, dns.build_answer(query, rcode, addresses))
+            self.counters["dns answers"] += 1
+        self._dns_pending = still
+
+    # -- UDP -------------------------------------------------------------------------------
+
+    def _udp_binding(self, guest_port: int) -> _UdpBinding | None:
+        binding = self.udp.get(guest_port)
+        if binding is not None:
+            self.udp.move_to_end(guest_port)
+            return binding
+        if len(self.udp) >= MAX_UDP:
+            _, oldest = self.udp.popitem(last=False)
+            self._drop_socket(oldest.sock)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        try:
+            sock.bind(("0.0.0.0", 0))
+        except OSError:
+            sock.close()
+            return None
+        binding = _UdpBinding(guest_port, sock, self._now())
+        self.udp[guest_port] = binding
+        self._selector.register(sock, selectors.EVENT_READ, ("udp", binding))
+        return binding
+
+    def _udp_readable(self, binding: _UdpBinding, now: float) -> None:
+        for _ in range(64):
+            try:
+                data, (address, port) = binding.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # ICMP error for an earlier datagram
+            binding.last_used = now
+            source = socket.inet_aton(address)
+            if source[0] == 127:
+                source = GATEWAY
+            if len(data) > MAX_UDP_PAYLOAD:
+                self.counters["udp too big"] += 1
+                continue
+            self._emit_udp(source, port, binding.guest_port, data)
+
+    def _expire_udp(self, now: float) -> None:
+        for port in [p for p, b in self.udp.items() if now - b.last_used > UDP_IDLE_S]:
+            self._drop_socket(self.udp.pop(port).sock)
+
+    def _forward_datagram(self, forward: HostForward) -> None:
+        assert forward.sock is not None
+        for _ in range(64):
+            try:
+                data, client = forward.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+            if len(data) > MAX_UDP_PAYLOAD:
+                self.counters["udp too big"] += 1
+                continue
+            forward.clients[client[1]] = client
+            forward.clients.move_to_end(client[1])
+            while len(forward.clients) > MAX_UDP:
+                forward.clients.popitem(last=False)
+            self._emit_udp(GATEWAY, client[1], forward.guest_port, data)
+
+    # -- TCP -------------------------------------------------------------------------------
+
+    def _tcp(self, ip: Ipv4, segment: Tcp) -> None:
+        key = (segment.source_port, ip.destination, segment.destination_port)
+        relay = self.tcp.get(key)
+        now = self._now()
+        if relay is not None:
+            relay.guest_segment(segment, now)
+            self._sync(relay)
+            return
+        if segment.flags & RST:
+            return
+        if segment.flags & (SYN | ACK) != SYN:
+            self._refuse(ip, segment)
+            return
+        target = self._host_address(ip.destination)
+        if target is None or len(self.tcp) >= MAX_TCP:
+            self.counters["tcp refused"] += 1
+            self._refuse(ip, segment)
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        relay = TcpRelay(sock, segment.source_port, segment.destination_port,
+                         self._relay_emitter(ip.destination), self._iss())  # fmt: skip
+        relay.guest_syn(segment, now)
+        self._add_relay(key, relay)
+        error = sock.connect_ex((target, segment.destination_port))
+        if error not in (0, errno.EINPROGRESS, errno.EAGAIN):
+            relay.abort(send_rst=True)
+            self._sync(relay)
+            return
+        self._selector.register(sock, selectors.EVENT_WRITE, ("connect", relay))
+        self.counters["tcp connects"] += 1
+
+    def _iss(self) -> int:
+        return self._random.getrandbits(32)
+
+    def _refuse(self, ip: Ipv4, segment: Tcp) -> None:
+        """RST for a segment that belongs to no connection (RFC 9293 3.10.7.1)."""
+        if segment.flags & ACK:
+            reply = Tcp(segment.destination_port, segment.source_port, segment.ack, 0, RST, 0)
+        else:
+            length = len(segment.payload) + (1 if segment.flags & SYN else 0)
+            reply = Tcp(segment.destination_port, segment.source_port, 0,
+                        segment.seq + length, RST | ACK, 0)  # fmt: skip
+        self._emit_ip(ip.destination, PROTO_TCP, reply.build(ip.destination, GUEST))
+
+    def _relay_emitter(self, remote: bytes) -> Callable[[Tcp], None]:
+        def emit(segment: Tcp) -> None:
+            self._emit_ip(remote, PROTO_TCP, segment.build(remote, GUEST))
+
+        return emit
+
+    def _add_relay(self, key: tuple[int, bytes, int], relay: TcpRelay) -> None:
+        self.tcp[key] = relay
+        self._tcp_keys[id(relay)] = key
+
+    def _connected(self, relay: TcpRelay, now: float) -> None:
+        error = relay.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self._selector.unregister(relay.sock)
+        if error:
+            self.counters["tcp connect failed"] += 1
+            relay.abort(send_rst=True)
+        else:
+            relay.host_connected(now)
+            self._selector.register(relay.sock, selectors.EVENT_READ, ("tcp", relay))
+        self._sync(relay)
+
+    def _sync(self, relay: TcpRelay) -> None:
+        """Keep the selector's interest in a relay's socket in step with its state."""
+        key = self._tcp_keys.get(id(relay))
+        if key is None:
+            return
+        if relay.state == "closed":
+            del self.tcp[key], self._tcp_keys[id(relay)]
+            try:
+                self._selector.unregister(relay.sock)
+            except (KeyError, ValueError):
+                pass
+            return
+        if relay.state == "connecting":
+            return
+        events = (selectors.EVENT_READ if relay.wants_read() else 0) | (
+            selectors.EVENT_WRITE if relay.wants_write() else 0
+        )
+        try:
+            registered = self._selector.get_key(relay.sock)
+        except (KeyError, ValueError):
+            registered = None
+        if registered is not None and not events:
+            self._selector.unregister(relay.sock)
+        elif registered is None and events:
+            self._selector.register(relay.sock, events, ("tcp", relay))
+        elif registered is not None and registered.events != events:
+            self._selector.modify(relay.sock, events, ("tcp", relay))
+
+    def _accept(self, forward: HostForward, now: float) -> None:
+        assert forward.sock is not None
+        for _ in range(LISTEN_BACKLOG):
+            try:
+                sock, client = forward.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            key = (forward.guest_port, GATEWAY, client[1])
+            if key in self.tcp or len(self.tcp) >= MAX_TCP:
+                sock.close()
+                self.counters["hostfwd refused"] += 1
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            relay = TcpRelay(
+                sock, forward.guest_port, client[1], self._relay_emitter(GATEWAY), self._iss()
+            )
+            self._add_relay(key, relay)
+            relay.open_to_guest(now)
+            self._sync(relay)
+            self.counters["hostfwd connections"] += 1
+
+    def _listen(self, forward: HostForward) -> None:
+        kind = socket.SOCK_STREAM if forward.protocol == "tcp" else socket.SOCK_DGRAM
+        sock = socket.socket(socket.AF_INET, kind)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((forward.host_address, forward.host_port))
+            if forward.protocol == "tcp":
+                sock.listen(LISTEN_BACKLOG)
+        except OSError as error:
+            sock.close()
+            raise ValueError(
+                f"--hostfwd {forward.protocol}:{forward.host_address}:{forward.host_port}: "
+                f"cannot listen: {error.strerror}"
+            ) from None
+        sock.setblocking(False)
+        forward.sock = sock
+        self.forwards.append(forward)
+        self._selector.register(sock, selectors.EVENT_READ, (f"listen-{forward.protocol}", forward))
+
+    def _drop_socket(self, sock: socket.socket) -> None:
+        try:
+            self._selector.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+        sock.close()
+
+    # -- frames to the guest ---------------------------------------------------------------
+
+    def _next_id(self) -> int:
+        self._ip_id = (self._ip_id + 1) & 0xFFFF
+        return self._ip_id
+
+    def _emit_udp(self, source: bytes, source_port: int, guest_port: int, data: bytes) -> None:
+        packet = Udp(source_port, guest_port, data).build(source, GUEST)
+        self._emit_ip(source, PROTO_UDP, packet)
+
+    def _emit_ip(self, source: bytes, protocol: int, payload: bytes) -> None:
+        packet = Ipv4(source, GUEST, protocol, payload, identification=self._next_id()).build()
+        if self.guest_mac is None:
+            if len(self._held) < MAX_HELD_FRAMES:
+                self._held.append((packet, ETHERTYPE_IPV4))
+            who_has = Arp(1, GATEWAY_MAC, GATEWAY, bytes(6), GUEST)
+            self._emit_frame(BROADCAST_MAC, ETHERTYPE_ARP, who_has.build())
+            return
+        self._emit_frame(self.guest_mac, ETHERTYPE_IPV4, packet)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for packet, ethertype in held:
+            assert self.guest_mac is not None
+            self._emit_frame(self.guest_mac, ethertype, packet)
+
+    def _emit_frame(self, destination: bytes, ethertype: int, payload: bytes) -> None:
+        if self._deliver is not None:
+            self._deliver(ethernet(destination, GATEWAY_MAC, ethertype, payload))
