@@ -6,10 +6,8 @@ Pure functions over bytes and ints; standard library only.
 
 from __future__ import annotations
 
-import struct
 
-
-class Malformed(Exception):  # noqa: N818 (a drop reason, not a crash)
+class Malformed(Exception):
     """A received packet is not what its headers claim; carries the counter name to bump."""
 
     def __init__(self, counter: str) -> None:
@@ -18,13 +16,18 @@ class Malformed(Exception):  # noqa: N818 (a drop reason, not a crash)
 
 
 def checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
-    """The 16-bit one's complement of the one's complement sum (RFC 1071)."""
+    """The 16-bit one's complement of the one's complement sum (RFC 1071).
+
+    The sum of 16-bit words modulo 0xFFFF is the number's value modulo 0xFFFF (2**16 = 1 mod
+    0xFFFF), so one big-integer conversion replaces a loop; a nonzero multiple of 0xFFFF is
+    the one's complement "negative zero", 0xFFFF."""
     if len(data) & 1:
         data = bytes(data) + b"\0"
-    total = initial + sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    total = int.from_bytes(data, "big") + initial
+    folded = total % 0xFFFF
+    if folded == 0 and total:
+        folded = 0xFFFF
+    return ~folded & 0xFFFF
 
 
 def pseudo_header_sum(src: int, dst: int, proto: int, length: int) -> int:
