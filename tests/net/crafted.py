@@ -24,7 +24,7 @@ class Host:
         self.link = self.stack.link
         self.inject(__import__("scapy.layers.l2", fromlist=["ARP"]).ARP(
             op=2, hwsrc=PEER_MAC, psrc=PEER_IP, hwdst=self.mac, pdst=STACK_IP))
-        self.link.sent.clear()                                     # type: ignore[attr-defined]
+        self.sent()
 
     def inject(self, pkt: Packet, dst: str | None = None) -> None:
         frame = Ether(dst=dst or self.mac, src=PEER_MAC) / pkt
@@ -34,9 +34,15 @@ class Host:
         self.stack.receive(frame)
 
     def sent(self) -> list[Packet]:
-        """Frames the stack sent since the last call, parsed by scapy."""
-        frames = [Ether(f) for f in self.link.sent]                # type: ignore[attr-defined]
+        """Frames the stack sent since the last call, parsed by scapy (each with `.at`, the
+        virtual time it left)."""
+        frames = []
+        for raw, at in zip(self.link.sent, self.link.times, strict=True):  # type: ignore
+            frame = Ether(raw)
+            frame.at = at
+            frames.append(frame)
         self.link.sent.clear()                                     # type: ignore[attr-defined]
+        self.link.times.clear()                                    # type: ignore[attr-defined]
         return frames
 
     def advance(self, ns: int) -> None:

@@ -43,19 +43,21 @@ class SimClock:
                 return
         if until is not None:
             raise AssertionError("condition not reached in simulated time")
-        self.now = max(self.now, end) if not self.events else self.now
+        self.now = max(self.now, end)
 
 
 class RecordingLink:
     """The stack's NIC: frames it sends go to `sent` and, if attached, over the wire."""
 
-    def __init__(self, mac: bytes) -> None:
-        self.mac = mac
+    def __init__(self, mac: bytes, clock: SimClock) -> None:
+        self.mac, self.clock = mac, clock
         self.sent: list[bytes] = []
+        self.times: list[int] = []
         self.deliver: Callable[[bytes], None] | None = None
 
     def send(self, frame: bytes) -> None:
         self.sent.append(bytes(frame))
+        self.times.append(self.clock.now)
         if self.deliver is not None:
             self.deliver(frame)
 
@@ -77,7 +79,7 @@ class Wire:
 
 def make_stack(clock: SimClock, n: int, addr: str | None = None, seed: int | None = None
                ) -> NetStack:
-    link = RecordingLink(bytes([0x52, 0x54, 0, 0x12, 0x34, n]))
+    link = RecordingLink(bytes([0x52, 0x54, 0, 0x12, 0x34, n]), clock)
     stack = NetStack(link, clock, clock, seed=n if seed is None else seed)
     if addr:
         stack.configure(ip_to_int(addr), 24, ip_to_int("10.0.0.254"))

@@ -505,7 +505,8 @@ class TcpSocket(Socket):
             self.rtt_start = self.stack.now()
         flags = SYN | (ACK if self.state is State.SYN_RECEIVED else 0)
         wnd = min(self._free_space(), 65535)
-        self.rcv_adv = seq_add(self.rcv_nxt, wnd) if flags & ACK else 0
+        if flags & ACK:
+            self.rcv_adv = seq_add(self.rcv_nxt, wnd)
         self._emit(self.iss, flags, b"", opts, window=wnd)
         self.snd_nxt = self.snd_max = seq_add(self.iss, 1)
         self._arm_rexmit()
@@ -795,7 +796,6 @@ class TcpSocket(Socket):
                 c.inc("tcp.ooo_segments")
             self._send_ack()                               # duplicate ACK at once (RFC 5681)
             return
-        full = len(seg.data) >= self.mss
         if seg.data and not self.read_shut:
             self.rcvbuf += seg.data
         self.rcv_nxt = seq_add(self.rcv_nxt, len(seg.data))
@@ -816,8 +816,8 @@ class TcpSocket(Socket):
             elif self.state is State.FIN_WAIT_2:
                 self._enter_time_wait()
             return
-        self.ack_pending += 2 if full else 1
-        if self.ack_pending >= 2 or had_ooo:
+        self.ack_pending += max(1, len(seg.data))           # bytes not yet acknowledged
+        if self.ack_pending >= 2 * self.mss or had_ooo:
             self._send_ack()
         elif self.delack_timer is None:
             self.delack_timer = self.stack.timers.after(params.TCP_DELACK, self._delack_fire)
@@ -883,18 +883,20 @@ class TcpSocket(Socket):
 
     def _emit(self, seq: int, flags: int, data: bytes, options: bytes,
               window: int | None = None) -> None:
+        """A segment of this connection, carrying our window (and the ACK, when set)."""
+        wnd = self._window() if window is None else window
+        if flags & SYN:
+            field = min(wnd, 65535)                          # never scaled in a SYN
+        else:
+            self.rcv_adv = seq_add(self.rcv_nxt, wnd)
+            field = wnd >> self.rcv_wscale
+        ack = 0
         if flags & ACK:
-            wnd = self._window() if window is None else window
-            if not flags & SYN:
-                self.rcv_adv = seq_add(self.rcv_nxt, wnd)
-            field = wnd if flags & SYN else wnd >> self.rcv_wscale
+            ack = self.rcv_nxt
             self.ack_pending = 0
             if self.delack_timer:
                 self.delack_timer.cancel()
                 self.delack_timer = None
-            ack = self.rcv_nxt
-        else:
-            field, ack = 0, 0
         self._emit_raw(seq, ack, flags, field, data, options)
 
     def _emit_raw(self, seq: int, ack: int, flags: int, window: int = 0, data: bytes = b"",
