@@ -3,7 +3,7 @@ fictitious peer host into one stack, and the stack's frames parsed back."""
 
 from __future__ import annotations
 
-from scapy.layers.l2 import Ether
+from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Packet
 
 from tests.net.sim import SimClock, make_stack
@@ -22,7 +22,7 @@ class Host:
         self.stack: NetStack = make_stack(self.clock, 1, STACK_IP, seed=seed)
         self.mac = ":".join(f"{b:02x}" for b in self.stack.mac)
         self.link = self.stack.link
-        self.inject(__import__("scapy.layers.l2", fromlist=["ARP"]).ARP(
+        self.inject(ARP(
             op=2, hwsrc=PEER_MAC, psrc=PEER_IP, hwdst=self.mac, pdst=STACK_IP))
         self.sent()
 
