@@ -17,6 +17,8 @@ import itertools
 from collections.abc import Callable
 from typing import Protocol
 
+COMPACT_AT = 4096          # heap entries before cancelled timers are swept out
+
 # poll(2) bits, Linux i386 values
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLRDHUP = 0x1, 0x2, 0x4, 0x8, 0x10, 0x2000
 
@@ -74,6 +76,9 @@ class Timers:
 
     def at(self, deadline: int, fn: Callable[[], None]) -> TimerHandle:
         handle = TimerHandle(deadline, fn)
+        if len(self._heap) >= COMPACT_AT:       # re-armed timers leave cancelled entries behind
+            self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+            heapq.heapify(self._heap)
         heapq.heappush(self._heap, (deadline, next(self._order), handle))
         if not self._requested or deadline < min(self._requested):
             self._requested.add(deadline)
