@@ -189,3 +189,20 @@ def test_large_udp_datagram_is_fragmented_on_output() -> None:
     assert len(frags) == 3 and all(len(f[IP]) <= 1500 for f in frags)
     assert [f[IP].flags.MF for f in frags] == [1, 1, 0]
     assert sum(len(f[IP].payload) for f in frags) == 4008
+
+
+def test_echo_from_an_unroutable_source_is_dropped_quietly() -> None:
+    h = Host()
+    h.stack.routes.delete(0, 0)
+    h.inject(IP(src="192.168.5.5", dst=STACK_IP) / ICMP(type=8))
+    assert h.sent() == [] and h.stack.counters["ip.reply_unroutable"] == 1
+    assert h.stack.counters["stack.internal_errors"] == 0
+
+
+def test_icmp_error_quoting_too_little_is_counted() -> None:
+    h = Host()
+    quote = bytes(IP(src=STACK_IP, dst=PEER_IP, proto=6) / Raw(bytes(8)))
+    for cut in (10, 20, 27):
+        h.inject(IP(src=PEER_IP, dst=STACK_IP) / ICMP(type=3, code=3) / quote[:cut])
+    assert h.stack.counters["icmp.bad_quote"] == 3
+    assert h.stack.counters["stack.internal_errors"] == 0

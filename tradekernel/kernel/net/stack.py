@@ -128,6 +128,8 @@ class NetStack:
             self._ether_input(bytes(frame))
         except Malformed as bad:
             self.counters.inc(bad.counter)
+        except SocketError:
+            self.counters.inc("ip.reply_unroutable")   # an answer we have no route for
         except Exception as exc:  # containment: a protocol bug drops one packet, not the kernel
             self._internal_error(exc)
 
