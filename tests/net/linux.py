@@ -68,13 +68,31 @@ class Pcap:
         self.file.close()
 
 
+class Loss:
+    """Loses every `every`-th full-size frame in one direction (0: none), like a bad cable."""
+
+    def __init__(self, every: int) -> None:
+        self.every, self.seen, self.lost = every, 0, 0
+
+    def drops(self, frame: bytes) -> bool:
+        if not self.every or len(frame) < 1000:
+            return False
+        self.seen += 1
+        if self.seen % self.every:
+            return False
+        self.lost += 1
+        return True
+
+
 class TapLink:
     """Our end of the TAP: the stack's NIC."""
 
-    def __init__(self, fd: int, pcap: Pcap) -> None:
-        self.fd, self.pcap, self.mac = fd, pcap, STACK_MAC
+    def __init__(self, fd: int, pcap: Pcap, loss: Loss) -> None:
+        self.fd, self.pcap, self.mac, self.loss = fd, pcap, STACK_MAC, loss
 
     def send(self, frame: bytes) -> None:
+        if self.loss.drops(frame):
+            return
         self.pcap.write(frame)
         os.write(self.fd, frame)
 
@@ -82,7 +100,7 @@ class TapLink:
 class LinuxPeer:
     """A namespace `ns` holding the TAP `dev` at LINUX_IP/24, and our stack on the fd."""
 
-    def __init__(self, tmp: Path, tag: str) -> None:
+    def __init__(self, tmp: Path, tag: str, lose_every: int = 0) -> None:
         need("ip", "tshark")
         suffix = f"{os.getpid() % 100000}{tag}"
         self.ns, self.dev = f"tkn{suffix}", f"tkt{suffix}"[:15]
@@ -102,7 +120,9 @@ class LinuxPeer:
             self.close()
             raise
         self.clock = RealClock()
-        self.stack = NetStack(TapLink(self.fd, self.pcap), self.clock, self.clock, seed=7)
+        self.loss_out, self.loss_in = Loss(lose_every), Loss(lose_every)
+        self.stack = NetStack(TapLink(self.fd, self.pcap, self.loss_out), self.clock,
+                              self.clock, seed=7)
 
     def ip(self, *args: str) -> str:
         return sh("ip", "-n", self.ns, *args).stdout
@@ -129,6 +149,8 @@ class LinuxPeer:
                         frame = os.read(self.fd, 65536)
                     except BlockingIOError:
                         break
+                    if self.loss_in.drops(frame):
+                        continue
                     self.pcap.write(frame)
                     self.stack.receive(frame)
             self.clock.run_due()

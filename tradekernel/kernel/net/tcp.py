@@ -834,6 +834,7 @@ class TcpSocket(Socket):
                 if seq_le(end, self.rcv_nxt) and not (seg_fin and end == self.rcv_nxt):
                     continue                                # wholly old: overlap dropped
                 new = data[seq_diff(self.rcv_nxt, seq):]
+                self.stack.counters.inc("tcp.in_data_bytes", len(new))
                 if not self.read_shut:
                     self.rcvbuf += new
                 self.rcv_nxt = seq_add(self.rcv_nxt, len(new))
