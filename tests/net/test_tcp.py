@@ -428,3 +428,16 @@ def test_same_inputs_give_byte_identical_packets() -> None:
     _, frames1, _ = _transfer(200_000, drop_every=25)
     _, frames2, _ = _transfer(200_000, drop_every=25)
     assert frames1 == frames2
+
+
+def test_netstat_and_ifconfig_views() -> None:
+    h = Host()
+    listener, conn, _ = accepted(h)
+    udp = h.stack.open("udp")
+    udp.bind(("", 53))
+    rows = {(r["proto"], r["local"], r["state"]) for r in h.stack.socket_table()}
+    assert ("tcp", "0.0.0.0:80", "LISTEN") in rows
+    assert ("tcp", f"{STACK_IP}:80", "ESTABLISHED") in rows and ("udp", "0.0.0.0:53", "") in rows
+    info = h.stack.interface()
+    assert info["addr"] == STACK_IP and info["prefix_len"] == 24 and info["mtu"] == 1500
+    assert info["rx_packets"] >= 3 and info["tx_bytes"] > 0

@@ -44,7 +44,7 @@ from tradekernel.kernel.net.ipv4 import (
 from tradekernel.kernel.net.sockets import Socket
 from tradekernel.kernel.net.tcp import Tcp, TcpSocket
 from tradekernel.kernel.net.udp import Udp, UdpSocket
-from tradekernel.kernel.net.wire import Malformed, ip_str, prefix_mask
+from tradekernel.kernel.net.wire import Malformed, ip_str, mac_str, prefix_mask
 
 BROADCAST_MAC = b"\xff" * 6
 LOG_LINES = 200
@@ -111,6 +111,26 @@ class NetStack:
     def broadcast_addr(self) -> int:
         return self.addr | (~prefix_mask(self.prefix_len) & 0xFFFFFFFF) if self.addr else 0
 
+    def interface(self) -> dict[str, object]:
+        """What `ifconfig` shows: addresses, MTU and the link's packet and byte counts."""
+        c = self.counters
+        return {"mac": mac_str(self.mac), "addr": ip_str(self.addr), "prefix_len": self.prefix_len,
+                "broadcast": ip_str(self.broadcast_addr()), "mtu": self.mtu,
+                "rx_packets": c["eth.in"], "rx_bytes": c["eth.in_bytes"],
+                "tx_packets": c["eth.out"], "tx_bytes": c["eth.out_bytes"],
+                "groups": [ip_str(g) for g in self.igmp.groups]}
+
+    def socket_table(self) -> list[dict[str, object]]:
+        """What `netstat` shows: one row per TCP listener/connection and UDP socket."""
+        rows = [{"proto": "tcp", **sock.info()} for sock in self.tcp.sockets()]
+        for port, socks in sorted(self.udp.ports.items()):
+            for sock in socks:
+                peer = f"{ip_str(sock.peer[0])}:{sock.peer[1]}" if sock.peer else "*:*"
+                rows.append({"proto": "udp", "state": "", "recv_q": sock.queued_bytes,
+                             "send_q": 0, "local": f"{ip_str(sock.local_ip)}:{port}",
+                             "peer": peer})
+        return rows
+
     def open(self, kind: str) -> Socket:
         """A new socket: "tcp" (SOCK_STREAM), "udp" (SOCK_DGRAM), "icmp" (ping socket)."""
         if kind == "tcp":
@@ -135,6 +155,7 @@ class NetStack:
 
     def _ether_input(self, frame: bytes) -> None:
         self.counters.inc("eth.in")
+        self.counters.inc("eth.in_bytes", len(frame))
         if len(frame) < 14:
             raise Malformed("eth.truncated")
         if len(frame) > params.ETH_MAX_FRAME:
@@ -158,6 +179,7 @@ class NetStack:
         if len(frame) < params.ETH_MIN_FRAME:
             frame += b"\0" * (params.ETH_MIN_FRAME - len(frame))
         self.counters.inc("eth.out")
+        self.counters.inc("eth.out_bytes", len(frame))
         self.link.send(frame)
 
     # -- IPv4 in
