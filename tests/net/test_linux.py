@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import random
+import socket
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,17 @@ import pytest
 
 from tests.net.linux import LINUX_IP, PREFIX, STACK_IP, LinuxPeer, need, sh
 from tradekernel.kernel.net import SocketError
+from tradekernel.kernel.net.sockets import (
+    IP_ADD_MEMBERSHIP,
+    IPPROTO_IP,
+    IPPROTO_TCP,
+    SO_KEEPALIVE,
+    SO_REUSEADDR,
+    SOL_SOCKET,
+    TCP_KEEPCNT,
+    TCP_KEEPIDLE,
+    TCP_KEEPINTVL,
+)
 from tradekernel.kernel.net.tcp import State, TcpSocket
 from tradekernel.kernel.net.wire import ip_str, ip_to_int
 
@@ -219,6 +231,31 @@ def test_tcp_both_ways_over_a_lossy_cable(tmp_path: Path) -> None:
         p.close()
 
 
+def test_keepalive_probes_answered_by_linux(peer: LinuxPeer) -> None:
+    p = configured(peer)
+    server = p.spawn(*py(f"""
+        import socket
+        srv = socket.socket(); srv.bind(("{LINUX_IP}", 5004)); srv.listen(1)
+        print("ready", flush=True)
+        c, _ = srv.accept()
+        print(c.recv(10))
+    """))
+    assert server.stdout is not None and server.stdout.readline() == b"ready\n"
+    sock = p.stack.open("tcp")
+    for name, value in ((TCP_KEEPIDLE, 1), (TCP_KEEPINTVL, 1), (TCP_KEEPCNT, 2)):
+        sock.setsockopt(IPPROTO_TCP, name, value)
+    sock.setsockopt(SOL_SOCKET, SO_KEEPALIVE, 1)
+    with pytest.raises(SocketError):
+        sock.connect((LINUX_IP, 5004))
+    p.run(lambda: p.stack.counters["tcp.keepalive_probes"] >= 4, 15, "four keepalive probes")
+    assert sock.state is State.ESTABLISHED                     # Linux answered every one
+    sock.send(b"bye")
+    out, _ = p.wait_proc(server, 10, "server")
+    assert out.strip() == b"b'bye'"
+    assert p.tshark("tcp.analysis.keep_alive") >= 4
+    assert p.tshark("tcp.analysis.keep_alive_ack") >= 1      # tshark tags only some answers
+
+
 def test_tcp_refused_and_reset(peer: LinuxPeer) -> None:
     p = configured(peer)
     sock = p.stack.open("tcp")
@@ -288,6 +325,38 @@ def test_udp_both_ways(peer: LinuxPeer) -> None:
     """))
     out, _ = p.wait_proc(probe, 15, "UDP to a closed port")
     assert out.strip() == b"refused"
+
+
+def test_multicast_market_data_from_linux(peer: LinuxPeer) -> None:
+    """Linux publishes on a multicast group; our socket joined it (IGMPv2 report on the wire,
+    decoded by tshark) receives every datagram; after the leave, nothing more arrives."""
+    p = configured(peer)
+    sock = p.stack.open("udp")
+    sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
+    sock.bind(("", 30001))
+    sock.setsockopt(IPPROTO_IP, IP_ADD_MEMBERSHIP, socket.inet_aton("239.7.7.7") + bytes(4))
+    publisher = p.spawn(*py(f"""
+        import socket, time
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("{LINUX_IP}"))
+        for i in range(50):
+            s.sendto(b"ITCH %03d" % i, ("239.7.7.7", 30001))
+            time.sleep(0.002)
+    """))
+    got: list[bytes] = []
+
+    def collect() -> bool:
+        while sock.queue:
+            got.append(sock.recvfrom()[0])
+        return len(got) == 50
+
+    p.run(collect, 20, "50 multicast datagrams")
+    assert got == [b"ITCH %03d" % i for i in range(50)]
+    p.wait_proc(publisher, 10, "publisher")
+    sock.close()
+    assert p.tshark("igmp.type == 0x16 && igmp.maddr == 239.7.7.7") >= 1
+    assert p.tshark("igmp.type == 0x17 && ip.dst == 224.0.0.2") == 1
+    assert p.tshark("igmp.checksum.status == \"Bad\"") == 0
 
 
 def test_dhcp_lease_renewal_and_dns(peer: LinuxPeer, tmp_path: Path) -> None:

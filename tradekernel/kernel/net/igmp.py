@@ -68,6 +68,11 @@ class Igmp:
         entry.timer = self.stack.timers.after(params.IGMP_UNSOLICITED_INTERVAL,
                                               lambda: self._report(group))
 
+    def report_all(self) -> None:
+        """Announce every membership again (the interface just got an address)."""
+        for group in self.groups:
+            self._report(group)
+
     def leave(self, group: int) -> None:
         entry = self.groups.get(group)
         if entry is None:

@@ -100,6 +100,7 @@ class NetStack:
         if gateway:
             self.routes.add(Route(0, 0, gateway))
         self.arp.announce()
+        self.igmp.report_all()
         self.log(f"net: {ip_str(addr)}/{prefix_len}"
                  + (f" via {ip_str(gateway)}" if gateway else ""))
 
