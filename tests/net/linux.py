@@ -101,7 +101,7 @@ class LinuxPeer:
     """A namespace `ns` holding the TAP `dev` at LINUX_IP/24, and our stack on the fd."""
 
     def __init__(self, tmp: Path, tag: str, lose_every: int = 0) -> None:
-        need("ip", "tshark")
+        need("ip", "tshark", "ping", "python3")
         suffix = f"{os.getpid() % 100000}{tag}"
         self.ns, self.dev = f"tkn{suffix}", f"tkt{suffix}"[:15]
         self.pcap_path = tmp / "session.pcap"
