@@ -111,6 +111,18 @@ def test_syn_retransmissions_back_off_then_time_out() -> None:
     assert sock.state is State.CLOSED and sock.take_error() == errno.ETIMEDOUT
 
 
+def test_rto_is_three_seconds_after_a_lost_syn() -> None:
+    h = Host()
+    sock = h.stack.open("tcp")
+    with pytest.raises(SocketError):
+        sock.connect((PEER_IP, 80))
+    h.advance(1 * SECOND + MS)
+    syn = tcp_out(h)[-1]
+    h.inject(seg("SA", 900, syn.seq + 1, sport=80, dport=syn.sport))
+    assert sock.state is State.ESTABLISHED and sock.srtt is None
+    assert sock.rto == 3 * SECOND and sock.backoff == 0
+
+
 def test_active_open_refused_by_rst() -> None:
     h = Host()
     sock = h.stack.open("tcp")

@@ -46,6 +46,7 @@ TCP_OOO_MAX_SEGMENTS = 256          # out-of-order segments held (a full window 
 TCP_RTO_INITIAL = 1 * SECOND        # RFC 6298 2.1
 TCP_RTO_MIN = 1 * SECOND            # RFC 6298 2.4 (Linux lowers this to 200 ms)
 TCP_RTO_MAX = 60 * SECOND           # RFC 6298 2.5
+TCP_RTO_AFTER_SYN_LOSS = 3 * SECOND # RFC 6298 5.7: no sample because the SYN was resent
 TCP_MAX_RETRIES = 12                # data retransmissions before giving up (R2, ~>100 s)
 TCP_SYN_RETRIES = 6                 # SYN retransmissions (R2 for SYN, RFC 1122 4.2.3.5 >= 3 min)
 TCP_SYNACK_RETRIES = 5

@@ -603,9 +603,14 @@ class TcpSocket(Socket):
             self._send_syn()
 
     def _rtt_sample_syn(self) -> None:
+        """The handshake's RTT sample, unless the SYN was retransmitted (Karn); then RTO
+        restarts from 3 s (RFC 6298 5.7) instead of the backed-off value."""
         if self.retries == 0:
             self._rtt_update(self.stack.now() - self.rtt_start)
+        elif self.srtt is None:
+            self.rto = params.TCP_RTO_AFTER_SYN_LOSS
         self.retries = 0
+        self.backoff = 0
 
     def _acceptable(self, seg: Segment) -> bool:
         wnd = max(0, seq_diff(self.rcv_adv, self.rcv_nxt))
