@@ -427,6 +427,12 @@ def _transfer(size: int, drop_every: int = 0, seed: int = 0) -> tuple[bytes, lis
 
     clock.run(step, limit_ns=600 * SECOND)
     assert bytes(got) == data
+    for sock in (cli, conn, srv):
+        sock.close()
+    clock.run(limit_ns=3 * params.TCP_MSL)
+    for stack in (a, b):                               # nothing left behind: no TCB, no port,
+        assert not stack.tcp.conns and not stack.tcp.bound and not stack.tcp.listeners
+        assert stack.timers.next_deadline() is None     # no timer still pending
     return bytes(got), a.link.sent + b.link.sent, a.counters.snapshot()  # type: ignore
 
 
