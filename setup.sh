@@ -5,10 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 need=()
-# The network tests' peers: Linux's own stack is driven through ip and ping in namespaces,
-# dnsmasq-base is the DHCP/DNS server (the binary only, no system service), tshark judges pcaps.
-for pair in nasm:nasm qemu-system-i386:qemu-system-x86 fsck.fat:dosfstools mdir:mtools \
-    ip:iproute2 ping:iputils-ping dnsmasq:dnsmasq-base tshark:tshark; do
+for pair in nasm:nasm qemu-system-i386:qemu-system-x86 fsck.fat:dosfstools mdir:mtools; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
+
+from tradekernel.kernel.net.counters import Counters
 
 COMPACT_AT = 4096          # heap entries before cancelled timers are swept out
 
@@ -37,6 +40,35 @@ class Clock(Protocol):
 
 class Timer(Protocol):
     def call_at(self, deadline_ns: int, work: Callable[[], None]) -> None: ...
+
+
+class Stack(Protocol):
+    """What the protocol modules use of the NetStack that owns them (declared here, so that no
+    module imports the stack that imports it). The five protocol handles are typed Any for the
+    same reason: each module reaches its siblings only through the stack."""
+
+    mac: bytes
+    addr: int
+    mtu: int
+    counters: Counters
+    timers: Timers
+    rng: random.Random
+    icmp: Any
+    igmp: Any
+    udp: Any
+    tcp: Any
+    dns: Any
+
+    def now(self) -> int: ...
+    def log(self, line: str) -> None: ...
+    def open(self, kind: str) -> Any: ...
+    def configure(self, addr: int, prefix_len: int, gateway: int | None = None) -> None: ...
+    def unconfigure(self) -> None: ...
+    def is_broadcast(self, dst: int) -> bool: ...
+    def source_for(self, dst: int) -> int: ...
+    def ip_output(self, dst: int, proto: int, payload: bytes, *, src: int | None = None,
+                  ttl: int = ..., tos: int = 0, options: bytes = b"", df: bool = False
+                  ) -> None: ...
 
 
 class SocketError(Exception):

@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tradekernel.kernel.net import params
-from tradekernel.kernel.net.api import SocketError, TimerHandle
+from tradekernel.kernel.net.api import SocketError, Stack, TimerHandle
 from tradekernel.kernel.net.sockets import SO_BROADCAST, SO_REUSEADDR, SOL_SOCKET
 from tradekernel.kernel.net.wire import Malformed, ip_str
 
 if TYPE_CHECKING:
-    from tradekernel.kernel.net.stack import NetStack
     from tradekernel.kernel.net.udp import UdpSocket
 
 CLIENT_PORT, SERVER_PORT = 68, 67
@@ -96,7 +95,7 @@ def _addrs(value: bytes) -> list[int]:
 
 
 class DhcpClient:
-    def __init__(self, stack: NetStack) -> None:
+    def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.state = DhcpState.STOPPED
         self.lease: Lease | None = None

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tradekernel.kernel.net import params
-from tradekernel.kernel.net.api import SocketError, TimerHandle
+from tradekernel.kernel.net.api import SocketError, Stack, TimerHandle
 from tradekernel.kernel.net.wire import Malformed, ip_str, ip_to_int
 
 if TYPE_CHECKING:
-    from tradekernel.kernel.net.stack import NetStack
     from tradekernel.kernel.net.udp import UdpSocket
 
 TYPE_A, TYPE_CNAME, TYPE_SOA, CLASS_IN = 1, 5, 6, 1
@@ -147,7 +146,7 @@ def parse_response(msg: bytes, ident: int, name: str) -> tuple[int, list[int], i
 
 
 class Resolver:
-    def __init__(self, stack: NetStack) -> None:
+    def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.servers: list[int] = []
         self.cache: OrderedDict[str, tuple[list[str], str, int]] = OrderedDict()

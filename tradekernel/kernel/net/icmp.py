@@ -14,16 +14,12 @@ from __future__ import annotations
 import errno
 import struct
 from collections import deque
-from typing import TYPE_CHECKING
 
 from tradekernel.kernel.net import params
-from tradekernel.kernel.net.api import POLLIN, POLLOUT, SocketError
+from tradekernel.kernel.net.api import POLLIN, POLLOUT, SocketError, Stack
 from tradekernel.kernel.net.ipv4 import PROTO_ICMP, PROTO_TCP, PROTO_UDP, IPHeader
 from tradekernel.kernel.net.sockets import Address, Socket
 from tradekernel.kernel.net.wire import Malformed, checksum, ip_str, ip_to_int
-
-if TYPE_CHECKING:
-    from tradekernel.kernel.net.stack import NetStack
 
 ECHO_REPLY, DEST_UNREACH, ECHO_REQUEST, TIME_EXCEEDED = 0, 3, 8, 11
 ERROR_TYPES = (DEST_UNREACH, 4, 5, TIME_EXCEEDED, 12)
@@ -37,7 +33,7 @@ def build(icmp_type: int, code: int, rest: bytes, body: bytes) -> bytes:
 
 
 class Icmp:
-    def __init__(self, stack: NetStack) -> None:
+    def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.sockets: dict[int, IcmpSocket] = {}
         self._tokens = float(params.ICMP_ERROR_RATE)
@@ -117,7 +113,7 @@ class IcmpSocket(Socket):
 
     kind = "icmp"
 
-    def __init__(self, stack: NetStack) -> None:
+    def __init__(self, stack: Stack) -> None:
         super().__init__(stack)
         self.ident = stack.icmp.free_ident()
         stack.icmp.sockets[self.ident] = self

@@ -13,15 +13,11 @@ from __future__ import annotations
 import errno
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tradekernel.kernel.net import params
-from tradekernel.kernel.net.api import SocketError, TimerHandle
+from tradekernel.kernel.net.api import SocketError, Stack, TimerHandle
 from tradekernel.kernel.net.ipv4 import PROTO_IGMP, IPHeader, is_multicast
 from tradekernel.kernel.net.wire import Malformed, checksum
-
-if TYPE_CHECKING:
-    from tradekernel.kernel.net.stack import NetStack
 
 QUERY, V1_REPORT, V2_REPORT, LEAVE = 0x11, 0x12, 0x16, 0x17
 ALL_HOSTS, ALL_ROUTERS = 0xE0000001, 0xE0000002
@@ -41,7 +37,7 @@ class Membership:
 
 
 class Igmp:
-    def __init__(self, stack: NetStack) -> None:
+    def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.groups: dict[int, Membership] = {}
 

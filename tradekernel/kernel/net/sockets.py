@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from tradekernel.kernel.net.api import SocketError
-
-if TYPE_CHECKING:
-    from tradekernel.kernel.net.stack import NetStack
+from tradekernel.kernel.net.api import SocketError, Stack
 
 Address = tuple[str, int]
 
@@ -32,7 +28,7 @@ SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
 class Socket:
     kind = "?"
 
-    def __init__(self, stack: NetStack) -> None:
+    def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self._callback: Callable[[Socket], None] | None = None
         self.error = 0

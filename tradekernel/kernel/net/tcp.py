@@ -21,7 +21,6 @@ import errno
 import struct
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tradekernel.kernel.net import params
 from tradekernel.kernel.net.api import (
@@ -31,6 +30,7 @@ from tradekernel.kernel.net.api import (
     POLLOUT,
     POLLRDHUP,
     SocketError,
+    Stack,
     TimerHandle,
 )
 from tradekernel.kernel.net.ipv4 import PROTO_TCP, IPHeader, is_multicast
@@ -61,9 +61,6 @@ from tradekernel.kernel.net.wire import (
     seq_le,
     seq_lt,
 )
-
-if TYPE_CHECKING:
-    from tradekernel.kernel.net.stack import NetStack
 
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 MAX_WSCALE = 14
@@ -149,7 +146,7 @@ def build_segment(src: int, dst: int, sport: int, dport: int, seq: int, ack: int
 
 
 class Tcp:
-    def __init__(self, stack: NetStack) -> None:
+    def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.conns: dict[Key, TcpSocket] = {}
         self.listeners: dict[int, TcpSocket] = {}
@@ -254,7 +251,7 @@ class Tcp:
 class TcpSocket(Socket):
     kind = "tcp"
 
-    def __init__(self, stack: NetStack) -> None:
+    def __init__(self, stack: Stack) -> None:
         super().__init__(stack)
         self.tcp = stack.tcp
         self.state = State.CLOSED

@@ -14,10 +14,9 @@ from __future__ import annotations
 import errno
 import struct
 from collections import deque
-from typing import TYPE_CHECKING
 
 from tradekernel.kernel.net import params
-from tradekernel.kernel.net.api import POLLERR, POLLIN, POLLOUT, SocketError
+from tradekernel.kernel.net.api import POLLERR, POLLIN, POLLOUT, SocketError, Stack
 from tradekernel.kernel.net.ipv4 import PROTO_UDP, IPHeader, is_multicast
 from tradekernel.kernel.net.sockets import (
     IP_ADD_MEMBERSHIP,
@@ -33,9 +32,6 @@ from tradekernel.kernel.net.sockets import (
 )
 from tradekernel.kernel.net.wire import Malformed, checksum, ip_str, ip_to_int, pseudo_header_sum
 
-if TYPE_CHECKING:
-    from tradekernel.kernel.net.stack import NetStack
-
 MAX_PAYLOAD = 65507
 
 
@@ -48,7 +44,7 @@ def build_datagram(src: int, dst: int, sport: int, dport: int, data: bytes) -> b
 
 
 class Udp:
-    def __init__(self, stack: NetStack) -> None:
+    def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.ports: dict[int, list[UdpSocket]] = {}
 
@@ -119,7 +115,7 @@ class Udp:
 class UdpSocket(Socket):
     kind = "udp"
 
-    def __init__(self, stack: NetStack) -> None:
+    def __init__(self, stack: Stack) -> None:
         super().__init__(stack)
         self.local_ip = 0
         self.local_port = 0
