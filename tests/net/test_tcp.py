@@ -459,3 +459,19 @@ def test_netstat_and_ifconfig_views() -> None:
     info = h.stack.interface()
     assert info["addr"] == STACK_IP and info["prefix_len"] == 24 and info["mtu"] == 1500
     assert info["rx_packets"] >= 3 and info["tx_bytes"] > 0
+
+
+def test_new_syn_reopens_a_time_wait_connection() -> None:
+    h = Host()
+    listener, conn, iss1 = accepted(h)
+    conn.close()
+    tcp_out(h)
+    h.inject(seg("FA", PEER_ISN + 1, iss1 + 1))
+    assert conn.state is State.TIME_WAIT
+    tcp_out(h)
+    h.inject(seg("S", PEER_ISN + 100000, options=[("MSS", 1460)]))   # same ports, later seq
+    (synack,) = tcp_out(h)
+    assert synack.flags == "SA" and synack.ack == PEER_ISN + 100001
+    assert conn.state is State.CLOSED and len(listener.syn_queue) == 1
+    h.inject(seg("S", PEER_ISN - 5, sport=40001))                    # unrelated ports: normal
+    assert tcp_out(h)[0].flags == "SA"
