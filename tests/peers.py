@@ -28,6 +28,10 @@ PACKAGES = {
     "nasm": "nasm",
     "gcc": "gcc",
     "qemu-system-i386": "qemu-system-x86",
+    "ip": "iproute2",
+    "ping": "iputils-ping",
+    "dnsmasq": "dnsmasq-base",
+    "tshark": "tshark",
 }
 
 

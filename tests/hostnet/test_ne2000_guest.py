@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import socket
 import subprocess
 import threading
@@ -26,6 +25,7 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
 from tests.bios.bootrun import make_disk
+from tests.peers import peer
 from tradekernel import hostnet
 from tradekernel.devices.ne2000 import Ne2000
 from tradekernel.emu.pc import Pc, PcConfig
@@ -35,7 +35,9 @@ END_MARK = b"<<TKEND>>"
 SOURCE = Path(__file__).with_name("ne2000_guest.asm")
 DEADLINE_S = 20.0
 
-pytestmark = pytest.mark.skipif(shutil.which("nasm") is None, reason="nasm is not installed")
+@pytest.fixture(autouse=True)
+def _nasm() -> None:
+    peer("nasm")
 
 
 def discover() -> bytes:
@@ -112,8 +114,8 @@ def test_deterministic_runs_write_the_same_capture_byte_for_byte(tmp_path: Path)
     assert len(first[1].read_bytes()) > 24 + 2 * 16 + 2 * 300  # header, two records, two frames
 
 
-@pytest.mark.skipif(shutil.which("qemu-system-i386") is None, reason="no qemu-system-i386")
 def test_same_boot_sector_gets_an_offer_on_qemu(tmp_path: Path) -> None:
+    peer("qemu-system-i386")
     disk = build_disk(tmp_path)
     log = tmp_path / "debugcon.log"
     process = subprocess.Popen(

@@ -3,7 +3,6 @@ tap and read back by tshark: every frame there, zero malformed, no TCP analysis 
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import threading
@@ -16,6 +15,7 @@ from scapy.layers.dns import DNS, DNSQR
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 
+from tests.peers import peer
 from tradekernel.emu.bus import Channels
 from tradekernel.hostnet.link import Link
 from tradekernel.hostnet.pcap import PcapWriter
@@ -24,7 +24,10 @@ from tradekernel.hostnet.user import UserNetwork
 from .conftest import GUEST_MAC, Guest
 from .test_user import GuestTcp
 
-pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+
+@pytest.fixture(autouse=True)
+def _tshark() -> None:
+    peer("tshark")
 
 
 class CabledGuest(Guest):

@@ -10,25 +10,19 @@ import heapq
 import itertools
 import os
 import select
-import shutil
 import struct
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.peers import peer
 from tradekernel.kernel.net import NetStack
 
 TUNSETIFF = 0x400454CA
 IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
 LINUX_IP, STACK_IP, PREFIX = "10.77.0.1", "10.77.0.2", 24
 STACK_MAC = bytes([0x52, 0x54, 0x00, 0x77, 0x00, 0x02])
-
-
-def need(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        raise AssertionError(f"missing {', '.join(missing)}: run setup.sh")
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -101,7 +95,8 @@ class LinuxPeer:
     """A namespace `ns` holding the TAP `dev` at LINUX_IP/24, and our stack on the fd."""
 
     def __init__(self, tmp: Path, tag: str, lose_every: int = 0) -> None:
-        need("ip", "tshark", "ping", "python3")
+        for tool in ("ip", "tshark", "ping"):
+            peer(tool)
         suffix = f"{os.getpid() % 100000}{tag}"
         self.ns, self.dev = f"tkn{suffix}", f"tkt{suffix}"[:15]
         self.pcap_path = tmp / "session.pcap"

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.net.linux import LINUX_IP, PREFIX, STACK_IP, LinuxPeer, need, sh
+from tests.net.linux import LINUX_IP, PREFIX, STACK_IP, LinuxPeer, sh
+from tests.peers import peer as peer_tool
 from tradekernel.kernel.net import SocketError
 from tradekernel.kernel.net.sockets import (
     IP_ADD_MEMBERSHIP,
@@ -360,7 +361,7 @@ def test_multicast_market_data_from_linux(peer: LinuxPeer) -> None:
 
 
 def test_dhcp_lease_renewal_and_dns(peer: LinuxPeer, tmp_path: Path) -> None:
-    need("dnsmasq")
+    peer_tool("dnsmasq")
     p = peer
     p.spawn("dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-hosts", "--no-resolv",
                       "--no-ping", "--local-ttl=300", f"--interface={p.dev}", "--bind-interfaces",
