@@ -107,6 +107,10 @@ def test_instruments_come_from_the_disk(tmp_path: Path) -> None:
     """/etc/instruments.toml on the disk replaces the defaults at boot: its ticks and lots
     are what orders typed at the shell are held to."""
     tk = booted(tmp_path, {"/etc/instruments.toml": INSTRUMENTS})
+    commands = {line.split()[0] for line in tk.output("help") if line.strip()}
+    desk = {"instruments", "book", "buy", "sell", "cancel", "replace", "orders", "trades", "pos",
+            "pnl", "risk", "kill-switch", "feed"}  # fmt: skip
+    assert desk <= commands, desk - commands  # registered with the shell at boot
     rows = table(tk.output("instruments"))
     assert [(r[0], number(r[1]), number(r[2]), number(r[3])) for r in rows] == [
         ("TKX", Decimal("0.05"), 10, 2), ("ESZ6", Decimal("0.25"), 1, 50),
