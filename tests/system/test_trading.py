@@ -61,14 +61,19 @@ def table(lines: list[str]) -> list[list[str]]:
 
 
 def orders(tk: BootedPc) -> dict[int, dict[str, object]]:
-    """Open orders by id: owner, symbol, side, qty, filled, price, state."""
-    rows = table(tk.output("orders all"))
-    if rows and not rows[0][0].isdigit():  # "no open orders"
+    """Open orders by id: owner, symbol, side, qty, filled, price, state (columns found by
+    their headings, so a new column does not shift them)."""
+    printed = tk.output("orders all")
+    heading = printed[0].split()
+    if "ID" not in heading:  # "no open orders"
         return {}
+    at = {name: heading.index(name) for name in
+          ("ID", "OWNER", "SYM", "SIDE", "QTY", "FILLED", "PRICE", "STATE")}  # fmt: skip
     return {
-        int(r[0]): {"owner": r[1], "sym": r[2], "side": r[3], "qty": int(r[4]),
-                    "filled": int(r[5]), "price": number(r[6]), "state": r[8]}
-        for r in rows
+        int(r[at["ID"]]): {"owner": r[at["OWNER"]], "sym": r[at["SYM"]], "side": r[at["SIDE"]],
+                           "qty": int(r[at["QTY"]]), "filled": int(r[at["FILLED"]]),
+                           "price": number(r[at["PRICE"]]), "state": r[at["STATE"]]}
+        for r in table(printed)
     }  # fmt: skip
 
 
