@@ -22,6 +22,9 @@ from tradekernel.ui.session import make_pc
 PROMPT = "tk:/> "
 ANY_PROMPT = re.compile(rb"tk:[^\r\n>]*> ")  # the prompt in whatever directory
 SECOND = 1_000_000_000
+# A guard against a hung machine, not a deadline: waits are bounded in virtual time, and on a
+# loaded 2-core host a long scenario's slice of virtual time can take minutes of wall time.
+WALL_LIMIT_S = 300
 # What a healthy run never shows: the shell's and the editor's report of a command that raised,
 # a kernel oops, a Python traceback, the machine's crash report.
 FAILURE_MARKS = {
@@ -130,7 +133,7 @@ class BootedPc:
         check that nothing reported a failure."""
         watch = self.machine.clock.call_at(deadline, lambda: None)
         try:
-            self.stop = self.machine.run(wall_timeout_s=60, until=until)
+            self.stop = self.machine.run(wall_timeout_s=WALL_LIMIT_S, until=until)
         finally:
             watch.cancel()
         self.check_health()

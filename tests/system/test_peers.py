@@ -13,11 +13,14 @@ SETUP = Path(__file__).resolve().parents[2] / "setup.sh"
 
 
 def setup_packages() -> dict[str, str]:
-    """tool -> package from setup.sh's `for pair in tool:package ...` install list."""
-    match = re.search(r"^for pair in (.*?); do$", SETUP.read_text(), re.MULTILINE | re.DOTALL)
+    """tool -> package that setup.sh installs when the tool is missing: its `for pair in
+    tool:package ...` list, and any `command -v TOOL ... || need+=(PACKAGE)` line."""
+    text = SETUP.read_text()
+    match = re.search(r"^for pair in (.*?); do$", text, re.MULTILINE | re.DOTALL)
     assert match, "setup.sh has no `for pair in ...; do` install list"
-    pairs = match.group(1).replace("\\\n", " ").split()
-    return dict(pair.split(":", 1) for pair in pairs)
+    pairs = dict(pair.split(":", 1) for pair in match.group(1).replace("\\\n", " ").split())
+    single = re.findall(r"^command -v (\S+) .*\|\| need\+=\((\S+)\)$", text, re.MULTILINE)
+    return {**pairs, **dict(single)}
 
 
 def test_setup_sh_installs_every_package_the_tests_call_for() -> None:
