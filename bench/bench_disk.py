@@ -7,7 +7,7 @@ boot. Times are host wall-clock seconds around the work. Figures: sequential wri
 `fs.flush()`, which ends in the drive's FLUSH CACHE and an fsync of the image) and read of a
 4 MiB file in 64 KiB chunks, and file create+delete pairs per second.
 
-Run: /tmp/venv/bin/python bench/bench_disk.py
+Run: .venv/bin/python bench/bench_disk.py
 """
 
 from __future__ import annotations

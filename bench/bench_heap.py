@@ -1,6 +1,6 @@
 """Kernel heap throughput and fragmentation, from Python, on a bytearray standing in for RAM.
 
-    /tmp/venv/bin/python bench/bench_heap.py [--quick]
+    .venv/bin/python bench/bench_heap.py [--quick]
 
 Figures: kmalloc/kfree pairs per second with the memoryview fast path (what the machine gives:
 `memory.view()` is a memoryview over the very buffer Unicorn maps as guest RAM with

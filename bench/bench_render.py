@@ -1,7 +1,7 @@
 """Frame time of the pygame text renderer (headless): a screen that changes every frame and a
 mostly static one (one row changes, the cursor blinks). Target: under 16 ms per frame.
 
-Run: SDL_VIDEODRIVER=dummy /tmp/venv/bin/python bench/bench_render.py
+Run: SDL_VIDEODRIVER=dummy .venv/bin/python bench/bench_render.py
 """
 
 from __future__ import annotations

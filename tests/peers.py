@@ -24,6 +24,8 @@ PACKAGES = {
     "mtype": "mtools",
     "mmd": "mtools",
     "mdel": "mtools",
+    "minfo": "mtools",
+    "mlabel": "mtools",
     "hexdump": "bsdextrautils",
     "nasm": "nasm",
     "gcc": "gcc",

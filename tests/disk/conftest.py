@@ -4,13 +4,13 @@ fsck.fat and mkfs.fat, mtools) that check what our code writes and write what it
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from tests.peers import peer
 from tradekernel.kernel.drivers.blockdev import ImageFile
 from tradekernel.kernel.fs.fat import FatFs, mkfs
 
@@ -19,12 +19,8 @@ MTOOLS_ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "MTOOLS_LOWER_CASE": "0", 
 
 
 def need(tool: str) -> str:
-    """The path of a peer tool; a missing peer fails the test (it is installed by setup.sh),
-    because a skipped check would pass without checking anything."""
-    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin:/usr/bin:/bin")
-    if path is None:
-        pytest.fail(f"{tool} is not installed: run setup.sh (it installs dosfstools and mtools)")
-    return path
+    """The path of a peer tool; a missing peer fails the test (tests/peers.py says why)."""
+    return peer(tool)
 
 
 def fsck(image: Path | str, offset: int = 0) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.system.test_elf_rejections import elf
-from tradekernel.kernel.elf import ElfError, build_stack, parse_elf
+from tradekernel.kernel.proc.elf import ElfError, build_stack, parse_elf
 
 
 class NoMappingsAllowed:
