@@ -124,10 +124,20 @@ def screen() -> Screen:
 
 
 @pytest.fixture
-def mounts(volume: FatFs, screen: Screen) -> MountTable:
+def fat(volume: FatFs) -> FatVolume:
+    return FatVolume(volume)
+
+
+@pytest.fixture
+def dev(screen: Screen) -> DevFs:
+    return DevFs(screen, Terminal())
+
+
+@pytest.fixture
+def mounts(fat: FatVolume, dev: DevFs) -> MountTable:
     table = MountTable()
-    table.mount("/", FatVolume(volume))
-    table.mount("/dev", DevFs(screen, Terminal()))
+    table.mount("/", fat)
+    table.mount("/dev", dev)
     return table
 
 
@@ -137,8 +147,9 @@ def read(file: OpenFile, caller: Caller, count: int) -> bytes:
     return copy_from_user(caller.aspace, BUFFER, size)
 
 
-def test_paths_resolve_to_the_longest_mount_point(mounts: MountTable) -> None:
-    fat, dev = mounts.mounted("/"), mounts.mounted("/dev")
+def test_paths_resolve_to_the_longest_mount_point(
+    mounts: MountTable, fat: FatVolume, dev: DevFs
+) -> None:
     assert mounts.resolve("/dev/tty") == (dev, "/tty")
     assert mounts.resolve("/dev") == (dev, "/")
     assert mounts.resolve("/device") == (fat, "/device")  # a whole component, not a prefix

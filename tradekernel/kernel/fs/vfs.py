@@ -4,8 +4,10 @@ goes through, and the sleep contract.
 An `OpenFile` is an open file description in POSIX's sense: what a descriptor refers to. FAT
 files and directories (fs/fatfile.py), pipe ends (fs/pipe.py) and device nodes (fs/devfs.py)
 are all OpenFiles, and later sockets and /proc entries will be; the system calls and the shell
-see only this interface. A kind of file implements what it supports; the rest fails the way
-Linux fails it for that kind (EBADF, ESPIPE, ENOTDIR, ENOTTY).
+see only this interface: read, write, seek (lseek), stat, ioctl, poll (readiness: would a read
+or write sleep, is the other end gone), directory_entries (getdents64, with the directory's
+offset an entry index) and close. A kind of file implements what it supports; the rest fails
+the way Linux fails it for that kind (EBADF, ESPIPE, ENOTDIR, ENOTTY).
 
 Sharing: one OpenFile may sit in several descriptors (dup, dup2, fork, a pipeline's stages),
 which then share its offset, as POSIX says. `acquire` counts each descriptor that takes it and
@@ -215,9 +217,6 @@ class MountTable:
         if point in self._mounts:
             raise OSError(E.EBUSY, f"{point}: already a mount point")
         self._mounts[point] = filesystem
-
-    def mounted(self, point: str) -> Filesystem | None:
-        return self._mounts.get(point)
 
     def resolve(self, path: str) -> tuple[Filesystem, str]:
         """(filesystem, path within it) for an absolute, normalised `path`; ENODEV if no

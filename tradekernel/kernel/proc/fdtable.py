@@ -12,7 +12,6 @@ Imports: fs.vfs only.
 from __future__ import annotations
 
 import errno as E
-from collections.abc import Iterator
 
 from tradekernel.kernel.fs.vfs import OpenFile
 
@@ -22,13 +21,6 @@ MAX_FILES = 32
 class FileTable:
     def __init__(self) -> None:
         self._files: dict[int, OpenFile] = {}
-
-    def __contains__(self, fd: int) -> bool:
-        return fd in self._files
-
-    def __iter__(self) -> Iterator[tuple[int, OpenFile]]:
-        """(fd, file) pairs, in the order they were installed."""
-        return iter(list(self._files.items()))
 
     def get(self, fd: int) -> OpenFile:
         """The file `fd` refers to (OSError EBADF if it is not open)."""
@@ -58,9 +50,9 @@ class FileTable:
         for fd in list(self._files):
             self.close(fd)
 
-    def free(self, count: int = 1, lowest: int = 0) -> list[int]:
-        """The `count` lowest free descriptors from `lowest` (OSError EMFILE if too few)."""
-        free = [fd for fd in range(lowest, MAX_FILES) if fd not in self._files][:count]
+    def free(self, count: int = 1) -> list[int]:
+        """The `count` lowest free descriptors (OSError EMFILE if there are fewer)."""
+        free = [fd for fd in range(MAX_FILES) if fd not in self._files][:count]
         if len(free) < count:
             raise OSError(E.EMFILE, "too many open files")
         return free
