@@ -283,3 +283,15 @@ def test_committed_samples_match_a_rebuild():
         [sys.executable, str(build), "--check"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---- code read over code ---------------------------------------------------------------------
+OVERLAY_ROWS = ["reload: AB", "self: CD", END_MARKER]
+
+
+def test_overlay_runs_the_code_int13_read_over_code_it_had_run(tmp_path):
+    """int 13h writes RAM from the host: the CPU must drop what it translated from the old
+    bytes (a CPU running stale code prints "reload: AA" and "self: CC")."""
+    run = boot(make_disk(tmp_path / "overlay.img", sample("overlay")))
+    assert run.reason == "until"
+    assert run.rows[:3] == OVERLAY_ROWS

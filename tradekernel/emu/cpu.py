@@ -18,6 +18,8 @@ import struct
 
 from unicorn import (
     UC_ARCH_X86,
+    UC_CTL_IO_WRITE,
+    UC_CTL_TB_REMOVE_CACHE,
     UC_HOOK_INSN,
     UC_HOOK_INTR,
     UC_MODE_32,
@@ -68,6 +70,8 @@ _OUT_CB = ctypes.CFUNCTYPE(
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _CPUID_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
+# uc_ctl's code for "remove the translations of [start, end)": a write with two arguments.
+_CTL_REMOVE_CACHE = (UC_CTL_IO_WRITE << 30) | (2 << 26) | UC_CTL_TB_REMOVE_CACHE
 A20_WINDOW, A20_WINDOW_SIZE = 0x100000, 0x10000  # the high memory area A20 decides about
 _CONTEXT_HEADER = 16  # uc_context: size_t size; uc_mode mode; uc_arch arch; then the CPU state
 
@@ -139,6 +143,43 @@ class Cpu:
 
     def map_mmio(self, address: int, size: int, read, write) -> None:  # noqa: ANN001
         self.uc.mmio_map(address, size, read, None, write, None)
+
+    def drop_translations(self, start: int, end: int, *, as_ring0: bool = False) -> None:
+        """Forget the code Unicorn translated from linear [start, end).
+
+        Unicorn (uc_invalidate_tb) turns `start` into a physical address through the code TLB
+        of the current CPL, then drops every translation of the physical range of the same
+        length: so the range must be physically contiguous, and a `start` that is not mapped
+        (or is supervisor-only while CPL is 3) silently drops nothing. `as_ring0` looks the
+        address up as ring 0 does, the CPL bits of hflags cleared for the call only. Safe
+        inside a hook: a translation that is running finishes its block, the next fetch
+        translates anew."""
+        hflags = self._hflags
+        saved = None
+        if as_ring0 and hflags is not None:
+            saved = hflags.value
+            hflags.value = saved & ~3
+        try:
+            uclib.uc_ctl(
+                self._handle, _CTL_REMOVE_CACHE, ctypes.c_uint64(start), ctypes.c_uint64(end)
+            )
+        finally:
+            if saved is not None:
+                hflags.value = saved
+
+    def drop_physical_translations(self, pages: list[int]) -> None:
+        """Forget the code translated from these physical 4 KiB pages, whatever maps them:
+        paging is switched off around the calls so that linear = physical. Only between slices
+        (a CR0 write inside a hook would change the mode under a running translation)."""
+        cr0 = self.read(CR0)
+        if cr0 & CR0_PG:
+            self.write(CR0, cr0 & ~CR0_PG)
+        try:
+            for page in pages:
+                self.drop_translations(page, page + 0x1000)
+        finally:
+            if cr0 & CR0_PG:
+                self.write(CR0, cr0)
 
     # ---- registers ----------------------------------------------------------------------
     def read(self, reg: int) -> int:

@@ -33,6 +33,7 @@ from tradekernel.emu.cpu import (
     A20_WINDOW_SIZE,
     CR0,
     CR0_PE,
+    CR0_PG,
     CR2,
     CR3,
     CR4,
@@ -57,7 +58,7 @@ from tradekernel.emu.cpu import (
     Cpu,
 )
 from tradekernel.emu.cpu import x86 as _x86
-from tradekernel.emu.interrupts import Event, InterruptUnit, TripleFault
+from tradekernel.emu.interrupts import Event, InterruptUnit, PageNotPresent, TripleFault
 from tradekernel.emu.memory import GuestMemory
 from tradekernel.emu.report import crash_report
 from tradekernel.hypercall import (
@@ -73,6 +74,8 @@ NS_PER_INSTRUCTION = 1  # deterministic mode: a 1000-MIPS virtual CPU
 SLICE_WALL_NS = 10_000_000  # real time: the longest a slice runs before the loop looks around
 MAX_SLICE_INSTRUCTIONS = 10_000_000
 STOP_RETRY_S = 0.0002  # the timer's next try when its stop found the CPU inside a hook
+PAGE_SIZE = 0x1000
+PAGE_MASK = PAGE_SIZE - 1
 INVALID_OPCODE = 6
 PAGE_FAULT = 14
 GENERAL_PROTECTION = 13
@@ -235,7 +238,7 @@ class Machine:
         self.cpu = Cpu(self.config.ram_mib * 1024 * 1024)
         self._power_on_context = self.cpu.save_context()
         self.interrupts = InterruptUnit(self.cpu, self.cal)
-        self.memory = GuestMemory(self.cpu.ram)
+        self.memory = GuestMemory(self.cpu.ram, self._code_written)
         self.registers = Registers(self.cpu)
         self.ports = PortBus()
         self.mmio = MmioBus()
@@ -277,6 +280,7 @@ class Machine:
         self._pending_event: Event | None = None  # an exception waiting for the slice to end
         self._pending_cr2 = 0
         self._trap_writes: list[tuple[int, int]] = []  # a trap's register writes (Registers)
+        self._stale_pages: list[int] = []  # written physical pages to drop after the slice
         self._slicer: _SliceTimer | None = None
         if self.config.deterministic:
             self.clock.set_sampler(self._deterministic_now)
@@ -321,10 +325,46 @@ class Machine:
         self._traps[vector] = handler
 
     def code_changed(self, address: int, size: int) -> None:
-        """The kernel wrote code into RAM behind the CPU's back (a program loaded into frames):
-        drop what Unicorn translated from those bytes, or it would run the old code. `address`
-        is physical and must be identity-mapped (the kernel region is, in every space)."""
-        self.cpu.uc.ctl_remove_cache(address, address + size)
+        """Physical [address, address + size) was written behind the CPU's back. Writes through
+        `memory` report themselves; this is for bytes written some other way (`memory.view()`)."""
+        self._code_written(address, size)
+
+    def _code_written(self, address: int, size: int) -> None:
+        """Host-side bytes landed in RAM: drop what Unicorn translated from those pages, or the
+        CPU would go on running the old code (Unicorn translates from RAM it does not watch for
+        host writes). Unicorn names code by linear address, so the pages are named where
+        linear = physical: directly without paging or where paging maps them 1:1 (the kernel
+        region, any BIOS); any other page waits for the end of the slice, which is asked for
+        now, and is dropped there with paging switched off (`Cpu.drop_physical_translations`).
+        Cheap where nothing was translated: Unicorn finds no code on the page and returns."""
+        if size <= 0:
+            return
+        first, end = address & ~PAGE_MASK, (address + size + PAGE_MASK) & ~PAGE_MASK
+        cpu = self.cpu
+        if not cpu.read(CR0) & CR0_PG:
+            cpu.drop_translations(first, end)
+            return
+        physical = self.interrupts.mmu.physical
+        stale = self._stale_pages
+        for page in range(first, end, PAGE_SIZE):
+            try:
+                mapped_1to1 = physical(page) == page
+            except PageNotPresent:
+                mapped_1to1 = False
+            if mapped_1to1:
+                cpu.drop_translations(page, page + PAGE_SIZE, as_ring0=True)
+            else:
+                stale.append(page)
+        if stale:
+            if self._in_slice:
+                self._stop_requested = True
+                cpu.stop()
+            else:
+                self._drop_stale_pages()
+
+    def _drop_stale_pages(self) -> None:
+        pages, self._stale_pages = self._stale_pages, []
+        self.cpu.drop_physical_translations(pages)
 
     def on_reset(self, listener: Callable[[], None]) -> None:
         self._reset_listeners.append(listener)
@@ -722,6 +762,8 @@ class Machine:
             self._crash(f"CPU error: {error}")
 
     def _after_slice(self) -> None:
+        if self._stale_pages:
+            self._drop_stale_pages()
         writes = self._trap_writes
         if writes:
             self.cpu.write_batch(tuple(r for r, _ in writes), [value for _, value in writes])
