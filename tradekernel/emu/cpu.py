@@ -70,6 +70,7 @@ _OUT_CB = ctypes.CFUNCTYPE(
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _CPUID_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
+_HF_INHIBIT_IRQ = 1 << 3  # QEMU hflags: interrupts inhibited for one instruction
 # uc_ctl's code for "remove the translations of [start, end)": a write with two arguments.
 _CTL_REMOVE_CACHE = (UC_CTL_IO_WRITE << 30) | (2 << 26) | UC_CTL_TB_REMOVE_CACHE
 A20_WINDOW, A20_WINDOW_SIZE = 0x100000, 0x10000  # the high memory area A20 decides about
@@ -124,11 +125,19 @@ class Cpu:
         cal = calibrate()
         self._gprs = None
         self._hflags = None
+        self._eflags = None
         self.state = state  # address of the live CPU state, or None
         if state is not None:
             regs = state + cal.gprs
             self._gprs = (ctypes.c_uint64 * 8).from_address(regs)
             self._hflags = ctypes.c_uint32.from_address(state + cal.hflags)
+            # QEMU's CPUX86State: regs[16], eip, then eflags (IF is kept there, exact).
+            eflags = ctypes.c_uint64.from_address(regs + 8 * 18 - 8)
+            self.write(EFLAGS, FLAG_IF | 2)
+            if eflags.value & FLAG_IF:
+                self.write(EFLAGS, 2)
+                if not eflags.value & FLAG_IF:
+                    self._eflags = eflags
 
     # ---- memory -------------------------------------------------------------------------
     def map_ram(self, address: int, size: int, ram_offset: int) -> None:
@@ -256,6 +265,20 @@ class Cpu:
         (hflags,) = struct.unpack_from("<I", view, offset)
         struct.pack_into("<I", view, offset, hflags & ~3)
         self.uc.context_restore(ctx)
+
+    def interrupts_enabled(self) -> bool:
+        """EFLAGS.IF, read from the live state where it was found (valid inside hooks)."""
+        eflags = self._eflags
+        if eflags is not None:
+            return bool(eflags.value & FLAG_IF)
+        return bool(self.read(EFLAGS) & FLAG_IF)
+
+    def interrupt_shadow(self) -> bool:
+        """The one-instruction shadow of `sti` or `mov ss` (HF_INHIBIT_IRQ in hflags): the
+        next instruction runs before an interrupt may be taken."""
+        if self._hflags is not None:
+            return bool(self._hflags.value & _HF_INHIBIT_IRQ)
+        return False
 
     def read_segment(self, reg: int) -> int:
         """Unicorn writes only 16 bits for a selector: the rest of the buffer is stale."""

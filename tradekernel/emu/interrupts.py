@@ -235,7 +235,7 @@ class InterruptUnit:
                 if current.software:
                     # The `int` faulted, so it never completed: the fault (and a crash report)
                     # must point at it, not past it where Unicorn left EIP.
-                    self._rewind_software_interrupt(current)
+                    self.rewind_software_interrupt(current)
                 first, second = _fault_class(current), _fault_class(Event(fault.vector, 0))
                 if first == _DOUBLE:
                     raise TripleFault(f"delivering #DF failed: {fault}") from fault
@@ -247,9 +247,10 @@ class InterruptUnit:
                     current = Event(fault.vector, fault.error_code, return_eip=current.return_eip)
         raise TripleFault(f"delivery of vector {event.vector:#x} kept faulting")
 
-    def _rewind_software_interrupt(self, event: Event) -> None:
-        """Move EIP back from after `int n` (CD ib) or `int3`/`into`/`int1` to its first byte.
-        A redundant prefix before the opcode is not looked for."""
+    def rewind_software_interrupt(self, event: Event) -> bool:
+        """Move EIP back from after `int n` (CD ib) or `int3`/`into`/`int1` to its first byte;
+        False (EIP untouched) if the bytes before EIP are none of those. A redundant prefix
+        before the opcode is not looked for."""
         cpu = self.cpu
         eip = cpu.read(EIP) if event.return_eip is None else event.return_eip
         if cpu.read(CR0) & CR0_PE:
@@ -259,15 +260,16 @@ class InterruptUnit:
         try:
             before = self.mmu.read((code_base + eip - 2) & 0xFFFFFFFF, 2)
         except PageNotPresent:
-            return
+            return False
         if before[0] == 0xCD and before[1] == event.vector:
             length = 2
         elif before[1] in (0xCC, 0xCE, 0xF1):
             length = 1
         else:
-            return
+            return False
         event.return_eip = None
         cpu.write(EIP, eip - length)
+        return True
 
     def _descriptor_base_or_zero(self, selector: int) -> int:
         try:
