@@ -290,6 +290,7 @@ class Machine:
         self._slice_budget = 0  # deterministic: the instruction count the slice may run
         self._stale_pages: list[int] = []  # written physical pages to drop after the slice
         self._slicer: _SliceTimer | None = None
+        self._loop_thread = threading.get_ident()  # the thread that runs the CPU (see run)
         if self.config.deterministic:
             self.clock.set_sampler(self._deterministic_now)
         else:
@@ -468,6 +469,16 @@ class Machine:
         return guarded
 
     def _interrupt_changed(self) -> None:
+        """The PIC's output went up. From the run loop itself (a timer firing between slices)
+        the loop looks at it next anyway: no thread is woken. From a hook (a device written by
+        guest code) a real-time slice is ended right there: a stop inside an I/O hook lets the
+        block finish and stops at the next one, EIP exact (docs/UNICORN.md). From any other
+        thread (UI, network), the slice timer stops the CPU and the idle wait is woken."""
+        if threading.get_ident() == self._loop_thread:
+            if self._in_slice and not self.config.deterministic:
+                self._stop_requested = True
+                self.cpu.stop()
+            return
         self._stop_soon()
         self._wake.set()
 
@@ -673,6 +684,7 @@ class Machine:
     ) -> StopInfo:
         """Run until power-off, reset, crash, the wall timeout, or `until()` turns true."""
         wall_end = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
+        self._loop_thread = threading.get_ident()
         if not self.config.deterministic and self._slicer is None:
             self._slicer = _SliceTimer(self._timer_stop)
             self._slicer.start()
@@ -779,7 +791,11 @@ class Machine:
         # An interrupt waiting for IF (after `cli`, in a handler) must be looked at again soon:
         # nothing tells the loop when `sti`, `popf` or `iret` sets IF inside a slice.
         controller = self.board.interrupt_controller
-        irq_waits = controller is not None and controller.pending()
+        irq_waits = (
+            controller is not None
+            and (self._shadow_step or not cpu.interrupts_enabled())
+            and controller.pending()
+        )
         if self.config.deterministic:
             now = self._slice_base_ns
             budget = MAX_SLICE_INSTRUCTIONS
