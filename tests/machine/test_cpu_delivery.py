@@ -7,10 +7,14 @@ stack, flags and frame, as an x86 would give them (Intel SDM vol. 3, ch. 6).
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from tests.machine.harness import (
     ESP0,
+    GDT,
+    IDT,
     KERNEL_CS,
     KERNEL_DS,
     KERNEL_START_STACK,
@@ -24,6 +28,8 @@ from tests.machine.harness import (
     ProtectedGuest,
     RealModeGuest,
     Trap,
+    descriptor,
+    gate,
     resume,
 )
 from tradekernel.devices.pic import PicPair
@@ -702,3 +708,36 @@ def test_segment_registers_read_as_selectors() -> None:
     machine.cpu.write(EFLAGS, 0x200202)  # ID set, as CPUID-probing code leaves it
     registers = machine.cpu.all_registers()
     assert all(registers[name] <= 0xFFFF for name in ("cs", "ss", "ds", "es", "fs", "gs"))
+
+
+def test_same_privilege_gate_with_rpl0_selector_and_a_stack_segment_with_a_base() -> None:
+    """Found by test386.asm: a ring-3 `int` to a DPL-3 handler whose gate names its code
+    segment with RPL 0, on a ring-3 stack segment whose base is not 0. The handler must run
+    with CS.RPL = 3 (the CPL), and the frame must be pushed at SS.base + ESP."""
+    base = 0x40000
+    guest = ProtectedGuest(
+        """
+    ENTER_RING3 user, 0x202
+user:
+    int 0x41
+after:
+    EXIT
+ring3_handler:
+    mov eax, [esp]                  ; SS-relative: the pushed EIP
+    mov [RESULTS], eax              ; DS has the same base as SS
+    mov eax, [esp + 4]
+    mov [RESULTS + 4], eax          ; the pushed CS
+    mov [RESULTS + 8], cs
+    iretd
+"""
+    )
+    # USER_DS (selector 0x23), used for DS and SS in ring 3, gets a base.
+    guest.ram[GDT + 0x20 : GDT + 0x28] = descriptor(base, 0xFFFFF - (base >> 12), 0xF2, 0xC)
+    guest.ram[IDT + 8 * 0x41 : IDT + 8 * 0x41 + 8] = gate(
+        guest.label("ring3_handler"), USER_CS & ~3, dpl=3
+    )
+    assert guest.run().reason == "poweroff"
+    eip, cs, handler_cs = struct.unpack_from("<IIH", guest.ram, base + RESULTS)
+    assert eip == guest.label("after")
+    assert cs & 0xFFFF == USER_CS
+    assert handler_cs == USER_CS

@@ -383,7 +383,8 @@ class InterruptUnit:
         else:
             words = [flags, old_cs, eip]
             new_ss, new_esp = None, cpu.gpr(4)
-            stack_base = 0
+            # The frame goes to SS:ESP, and SS need not be flat (test386's ring-3 stack is not).
+            stack_base = self._descriptor_base_or_zero(cpu.read_segment(SS))
         if error is not None:
             words.append(error)
         # Pushed in order: the first word ends up highest on the stack.
@@ -397,8 +398,11 @@ class InterruptUnit:
             cpu.clear_cpl()
             cpu.write(SS, new_ss)
         cpu.write(ESP, new_esp)
-        if selector != old_cs:
-            cpu.write(CS, selector)
+        # The handler runs at the code segment's DPL, and CS.RPL says so whatever RPL the
+        # gate's selector has (test386 builds DPL-3 handlers with an RPL-0 selector).
+        new_cs = (selector & 0xFFFC) | target_dpl
+        if new_cs != old_cs:
+            cpu.write(CS, new_cs)
         flags &= ~(FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM)
         if gate_type == _GATE_INTERRUPT32:
             flags &= ~FLAG_IF

@@ -56,6 +56,7 @@ from tradekernel.emu.cpu import (
     GS,
     SS,
     Cpu,
+    CpuError,
 )
 from tradekernel.emu.cpu import x86 as _x86
 from tradekernel.emu.interrupts import Event, InterruptUnit, PageNotPresent, TripleFault
@@ -647,6 +648,10 @@ class Machine:
             self.interrupts.deliver(event)
         except TripleFault as fault:
             self._crash(f"triple fault: {fault}" + (f" ({context})" if context else ""), event)
+        except CpuError as error:
+            # Unicorn refused a register the delivery loads (a descriptor it will not take that
+            # our checks let through): the machine stops with a report, never a traceback.
+            self._crash(f"interrupt delivery: Unicorn refused it: {error}", event)
 
     def _crash(self, why: str, event: Event | None = None) -> None:
         report = crash_report(self.cpu, why, event)
