@@ -63,8 +63,10 @@ DOUBLE_FAULT = 8
 GENERAL_PROTECTION = 13
 SEGMENT_NOT_PRESENT = 11
 
-_GATE_INTERRUPT32 = 0xE
-_GATE_TRAP32 = 0xF
+_GATE_INTERRUPT16, _GATE_TRAP16 = 0x6, 0x7  # 80286 gates: 16-bit offset and frame
+_GATE_INTERRUPT32, _GATE_TRAP32 = 0xE, 0xF
+_GATES = frozenset({_GATE_INTERRUPT16, _GATE_TRAP16, _GATE_INTERRUPT32, _GATE_TRAP32})
+_CONFORMING = 0x04  # code segment type bit: runs at the caller's CPL
 _AC_FLAG = 0x40000
 
 
@@ -343,7 +345,7 @@ class InterruptUnit:
         low, high = struct.unpack("<II", self._linear_read(idt_base + vector * 8, 8))
         gate_type = (high >> 8) & 0x1F
         gate_dpl = (high >> 13) & 3
-        if gate_type not in (_GATE_INTERRUPT32, _GATE_TRAP32):
+        if gate_type not in _GATES:
             raise DeliveryFault(
                 GENERAL_PROTECTION, gate_error, f"vector {vector:#x}: gate type {gate_type:#x}"
             )
@@ -356,9 +358,11 @@ class InterruptUnit:
         if not high & 0x8000:
             raise DeliveryFault(SEGMENT_NOT_PRESENT, gate_error, f"vector {vector:#x} not present")
         selector = low >> 16
-        target = (low & 0xFFFF) | (high & 0xFFFF0000)
+        target = (low & 0xFFFF) | (high & 0xFFFF0000 if gate_type & 0x8 else 0)
         _, _, code_access = self._descriptor(selector)
         target_dpl = (code_access >> 5) & 3
+        if code_access & _CONFORMING and target_dpl <= cpl:
+            target_dpl = cpl  # a conforming handler runs at the interrupted CPL
         selector_error = (selector & 0xFFFC) | (0 if event.software else 1)  # | EXT
         if code_access & 0x18 != 0x18 or target_dpl > cpl:
             raise DeliveryFault(
@@ -388,7 +392,10 @@ class InterruptUnit:
         if error is not None:
             words.append(error)
         # Pushed in order: the first word ends up highest on the stack.
-        frame = struct.pack(f"<{len(words)}I", *reversed(words))
+        word = "I" if gate_type & 0x8 else "H"  # a 286 gate pushes 16-bit words
+        frame = struct.pack(
+            f"<{len(words)}{word}", *(w & 0xFFFF if word == "H" else w for w in reversed(words))
+        )
         new_esp = (new_esp - len(frame)) & 0xFFFFFFFF
         try:
             self.mmu.write(stack_base + new_esp, frame)
@@ -404,7 +411,7 @@ class InterruptUnit:
         if new_cs != old_cs:
             cpu.write(CS, new_cs)
         flags &= ~(FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM)
-        if gate_type == _GATE_INTERRUPT32:
+        if gate_type in (_GATE_INTERRUPT32, _GATE_INTERRUPT16):
             flags &= ~FLAG_IF
         cpu.write(EFLAGS, flags)
         cpu.write(EIP, target)
