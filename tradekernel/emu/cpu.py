@@ -176,6 +176,12 @@ class Cpu:
             if saved is not None:
                 hflags.value = saved
 
+    @property
+    def ring0_lookups_in_place(self) -> bool:
+        """Whether `drop_translations(as_ring0=True)` can look up as ring 0 from any CPL (it
+        needs the live state; without it only a CPL-0 caller gets a ring-0 lookup)."""
+        return self._hflags is not None
+
     def drop_physical_translations(self, pages: list[int]) -> None:
         """Forget the code translated from these physical 4 KiB pages, whatever maps them:
         paging is switched off around the calls so that linear = physical. Only between slices

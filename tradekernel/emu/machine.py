@@ -357,12 +357,13 @@ class Machine:
             return
         physical = self.interrupts.mmu.physical
         stale = self._stale_pages
+        in_place = cpu.ring0_lookups_in_place or cpu.cpl() == 0
         for page in range(first, end, PAGE_SIZE):
             try:
                 mapped_1to1 = physical(page) == page
             except PageNotPresent:
                 mapped_1to1 = False
-            if mapped_1to1:
+            if mapped_1to1 and in_place:
                 cpu.drop_translations(page, page + PAGE_SIZE, as_ring0=True)
             else:
                 stale.append(page)
