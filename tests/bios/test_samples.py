@@ -302,7 +302,7 @@ def test_overlay_runs_the_code_int13_read_over_code_it_had_run(tmp_path):
 # ---- polling the BIOS ---------------------------------------------------------------------------
 POLL_TICKS = 5  # images/samples/poll.asm
 POLL_KEYS_AT_NS = (400_000_000, 450_000_000, 500_000_000)
-POLL_WALL_LIMIT_S = 20.0
+POLL_WALL_LIMIT_S = 60.0  # real time on a shared host: generous
 
 
 def _poll_run(tmp_path, deterministic: bool):  # noqa: ANN202
