@@ -19,7 +19,7 @@ from tradekernel.disktool import create_os_disk
 from tradekernel.ui.keymap import tap, with_modifier
 
 from .bootrun import END_MARKER, boot, make_disk, sample
-from .test_samples import A20_OFF_ROWS, A20_ON_ROWS, DISK_TEXT
+from .test_samples import A20_OFF_ROWS, A20_ON_ROWS, DISK_TEXT, OVERLAY_ROWS
 
 QEMU = shutil.which("qemu-system-i386")
 pytestmark = pytest.mark.skipif(QEMU is None, reason="qemu-system-i386 is not installed")
@@ -198,3 +198,16 @@ def test_memory_sample_a20_rows_are_seabios_rows(tmp_path):
     start = theirs.index(A20_ON_ROWS[0])
     expected = A20_ON_ROWS + A20_OFF_ROWS
     assert theirs[start : start + len(expected)] == expected
+
+
+def test_overlay_sample_gives_the_same_screen_as_seabios(tmp_path):
+    """Code read by int 13h over code that already ran: QEMU runs the new code, and so must we."""
+    image = make_disk(tmp_path / "overlay.img", sample("overlay"))
+    ours = boot(image)
+    with qemu(image) as vm:
+        vm.wait_for(lambda: any(END_MARKER in row for row in rows(vm.screen())))
+        cells = vm.screen()
+    theirs = rows(cells)
+    start = next(i for i, row in enumerate(theirs) if row.startswith("reload:"))
+    assert theirs[start : start + 3] == OVERLAY_ROWS == ours.rows[:3]
+    assert cells[start * 160 : (start + 3) * 160] == ours.cells(range(0, 3))

@@ -4,6 +4,7 @@ own rules and the board's facts (geometry, memory map, start time)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import shutil
 import subprocess
@@ -14,7 +15,8 @@ import pytest
 
 from tradekernel import memmap
 from tradekernel.devices.ide import default_geometry
-from tradekernel.emu.pc import DETERMINISTIC_EPOCH
+from tradekernel.emu.pc import DETERMINISTIC_EPOCH, Pc, PcConfig
+from tradekernel.ui.ansi import screen_text
 from tradekernel.ui.keymap import tap, text_to_key_events, with_modifier
 
 from .bootrun import DISK_BYTES, END_MARKER, SAMPLES, SECTOR, boot, make_disk, sample
@@ -283,3 +285,61 @@ def test_committed_samples_match_a_rebuild():
         [sys.executable, str(build), "--check"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---- code read over code ---------------------------------------------------------------------
+OVERLAY_ROWS = ["reload: AB", "self: CD", END_MARKER]
+
+
+def test_overlay_runs_the_code_int13_read_over_code_it_had_run(tmp_path):
+    """int 13h writes RAM from the host: the CPU must drop what it translated from the old
+    bytes (a CPU running stale code prints "reload: AA" and "self: CC")."""
+    run = boot(make_disk(tmp_path / "overlay.img", sample("overlay")))
+    assert run.reason == "until"
+    assert run.rows[:3] == OVERLAY_ROWS
+
+
+# ---- polling the BIOS ---------------------------------------------------------------------------
+POLL_TICKS = 5  # images/samples/poll.asm
+POLL_KEYS_AT_NS = (400_000_000, 450_000_000, 500_000_000)
+POLL_WALL_LIMIT_S = 60.0  # real time on a shared host: generous
+
+
+def _poll_run(tmp_path, deterministic: bool):  # noqa: ANN202
+    """Boot poll.bin; the keys a, b, c are pressed at fixed virtual times (the guest never
+    idles, so they cannot wait for it). Returns (Pc, virtual ns when the tick row appeared,
+    stop reason)."""
+    pc = Pc(PcConfig(disk=make_disk(tmp_path / "poll.img", sample("poll")), read_only=True,
+                     deterministic=deterministic))  # fmt: skip
+    machine = pc.machine
+    for at, char in zip(POLL_KEYS_AT_NS, "abc", strict=True):
+        for event in text_to_key_events(char):
+            press = functools.partial(machine.channels.send, "keyboard-key", event)
+            machine.clock.call_at(at, press)
+
+    def row_with(text: str) -> bool:
+        return any(text in row for row in screen_text(pc.vga.text_screen()))
+
+    try:
+        stop = machine.run(POLL_WALL_LIMIT_S, until=lambda: row_with("ticks seen: 00"))
+        ticks_at = machine.clock.now_ns()
+        if stop.reason == "until":
+            stop = machine.run(POLL_WALL_LIMIT_S, until=lambda: row_with(END_MARKER))
+    finally:
+        machine.close()
+    return pc, ticks_at, stop.reason
+
+
+def test_polling_int1a_and_int16_sees_ticks_and_keys(tmp_path):
+    """int 1Ah and int 16h run with IF=0: IRQ0 and IRQ1 must be taken at the boundary before
+    each `int` (they starved before, the tick count frozen), and at 18.2 Hz of virtual time.
+    Real time: a polling loop makes ~11 instructions of virtual time per call in deterministic
+    mode, so a tick there is millions of exits (see docs/UNICORN.md, deliveries per second)."""
+    pc, ticks_at, reason = _poll_run(tmp_path, deterministic=False)
+    assert reason == "until"
+    rows = [row.rstrip() for row in screen_text(pc.vga.text_screen())]
+    assert rows[:3] == [f"int 1Ah ticks seen: {POLL_TICKS:04X}", "int 16h keys: abc", END_MARKER]
+    tick_ns = TICK_DIVISOR * 1e9 / PIT_HZ
+    # The first change comes within one tick of the start: between 4 and 5 ticks of time
+    # (plus the boot, and the host's scheduling on a busy machine).
+    assert (POLL_TICKS - 1) * tick_ns <= ticks_at <= POLL_TICKS * tick_ns + 100_000_000

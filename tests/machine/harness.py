@@ -156,6 +156,7 @@ class ProtectedGuest:
     body: str
     gates: dict[int, tuple[int, bool]] = field(default_factory=dict)  # vector -> (dpl, trap)
     missing_gates: frozenset[int] = frozenset()  # vectors whose gate is not present
+    extra_descriptors: tuple[bytes, ...] = ()  # GDT entries from selector 0x30 on
     gate_selectors: dict[int, int] = field(default_factory=dict)  # vector -> handler CS
     paging: bool = False
     io_bitmap_ports: frozenset[int] | None = None  # ports the TSS bitmap grants ring 3
@@ -234,7 +235,7 @@ report:
     mov edx, [{SCRATCH + 8:#x}]
     iretd
 gdtr:
-    dw 6 * 8 - 1
+    dw {(6 + len(self.extra_descriptors)) * 8 - 1}
     dd {GDT:#x}
 idtr:
     dw 256 * 8 - 1
@@ -271,6 +272,7 @@ body:
                 descriptor(0, 0xFFFFF, 0xFA, 0xC),
                 descriptor(0, 0xFFFFF, 0xF2, 0xC),
                 descriptor(TSS, tss_limit, 0x89, 0),
+                *self.extra_descriptors,
             )
         )
         ram[GDT : GDT + len(gdt)] = gdt

@@ -7,10 +7,15 @@ stack, flags and frame, as an x86 would give them (Intel SDM vol. 3, ch. 6).
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from tests.machine.harness import (
     ESP0,
+    EXIT_VECTOR,
+    GDT,
+    IDT,
     KERNEL_CS,
     KERNEL_DS,
     KERNEL_START_STACK,
@@ -24,6 +29,9 @@ from tests.machine.harness import (
     ProtectedGuest,
     RealModeGuest,
     Trap,
+    assemble_program,
+    descriptor,
+    gate,
     resume,
 )
 from tradekernel.devices.pic import PicPair
@@ -702,3 +710,101 @@ def test_segment_registers_read_as_selectors() -> None:
     machine.cpu.write(EFLAGS, 0x200202)  # ID set, as CPUID-probing code leaves it
     registers = machine.cpu.all_registers()
     assert all(registers[name] <= 0xFFFF for name in ("cs", "ss", "ds", "es", "fs", "gs"))
+
+
+def test_same_privilege_gate_with_rpl0_selector_and_a_stack_segment_with_a_base() -> None:
+    """Found by test386.asm: a ring-3 `int` to a DPL-3 handler whose gate names its code
+    segment with RPL 0, on a ring-3 stack segment whose base is not 0. The handler must run
+    with CS.RPL = 3 (the CPL), and the frame must be pushed at SS.base + ESP."""
+    base = 0x40000
+    guest = ProtectedGuest(
+        """
+    ENTER_RING3 user, 0x202
+user:
+    int 0x41
+after:
+    EXIT
+ring3_handler:
+    mov eax, [esp]                  ; SS-relative: the pushed EIP
+    mov [RESULTS], eax              ; DS has the same base as SS
+    mov eax, [esp + 4]
+    mov [RESULTS + 4], eax          ; the pushed CS
+    mov [RESULTS + 8], cs
+    iretd
+"""
+    )
+    # USER_DS (selector 0x23), used for DS and SS in ring 3, gets a base.
+    guest.ram[GDT + 0x20 : GDT + 0x28] = descriptor(base, 0xFFFFF - (base >> 12), 0xF2, 0xC)
+    guest.ram[IDT + 8 * 0x41 : IDT + 8 * 0x41 + 8] = gate(
+        guest.label("ring3_handler"), USER_CS & ~3, dpl=3
+    )
+    assert guest.run().reason == "poweroff"
+    eip, cs, handler_cs = struct.unpack_from("<IIH", guest.ram, base + RESULTS)
+    assert eip == guest.label("after")
+    assert cs & 0xFFFF == USER_CS
+    assert handler_cs == USER_CS
+
+
+def test_interrupt_to_a_conforming_segment_keeps_the_cpl() -> None:
+    """Found by test386.asm: a ring-3 `int` whose gate leads to a conforming ring-0 code
+    segment runs the handler at CPL 3, on the ring-3 stack (no TSS switch)."""
+    conforming = 0x30
+    guest = ProtectedGuest(
+        """
+    ENTER_RING3 user, 0x202
+user:
+    int 0x42
+after:
+    EXIT
+conforming_handler:
+    mov [RESULTS], cs
+    mov [RESULTS + 4], esp
+    iretd
+""",
+        extra_descriptors=(descriptor(0, 0xFFFFF, 0x9E, 0xC),),  # DPL 0, conforming code
+    )
+    guest.ram[IDT + 8 * 0x42 : IDT + 8 * 0x42 + 8] = gate(
+        guest.label("conforming_handler"), conforming, dpl=3
+    )
+    assert guest.run().reason == "poweroff"
+    assert guest.dword(RESULTS) & 0xFFFF == conforming | 3
+    assert guest.dword(RESULTS + 4) == USER_STACK_TOP - 12  # EIP, CS, EFLAGS on the user stack
+
+
+def test_interrupt_through_a_286_gate_pushes_a_16_bit_frame() -> None:
+    """Found by test386.asm: an 80286 interrupt gate (type 6) has a 16-bit offset and pushes
+    IP, CS and FLAGS as words; `iretw` returns. The code runs below 64 KiB for that."""
+    low = 0xA000
+    program = assemble_program(
+        f"""bits 32
+low_start:
+    int 0x44
+low_after:
+    mov [{RESULTS + 8:#x}], esp
+    int {EXIT_VECTOR:#x}
+handler16:
+    mov eax, [esp]                  ; IP, then CS
+    mov [{RESULTS:#x}], eax
+    movzx eax, word [esp + 4]       ; FLAGS
+    mov [{RESULTS + 4:#x}], eax
+    iretw
+""",
+        low,
+    )
+    guest = ProtectedGuest(f"    mov esp, {KERNEL_START_STACK:#x}\n    jmp {KERNEL_CS:#x}:{low:#x}")
+    guest.ram[low : low + len(program.code)] = program.code
+    handler = program.symbols["handler16"]
+    guest.ram[IDT + 8 * 0x44 : IDT + 8 * 0x44 + 8] = struct.pack(
+        "<HHBBH",
+        handler,
+        KERNEL_CS,
+        0,
+        0x86,
+        0,  # present, DPL 0, 16-bit interrupt gate
+    )
+    assert guest.run().reason == "poweroff"
+    assert guest.traps == []  # no fault on the way
+    ip_cs, flags, esp = guest.dwords(RESULTS, 3)
+    assert ip_cs == program.symbols["low_after"] | (KERNEL_CS << 16)
+    assert flags & 0x2  # the always-one bit of a real FLAGS image
+    assert esp == KERNEL_START_STACK  # three words pushed, three popped

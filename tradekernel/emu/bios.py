@@ -6,6 +6,9 @@ and guest memory a real BIOS would use), and answers: the returned value becomes
 SS:SP is the caller's DX, the word at SS:SP+6 the caller's FLAGS (CF, ZF), and DX = 1 asks the
 stub to wait for an interrupt and call again (int 16h with no key yet).
 
+Bulk writes into RAM (sectors read by int 13h, the boot sector) go through `GuestMemory.write`,
+so the CPU drops what it translated from the bytes they replace, as a PC's CPU sees DMA.
+
 Disks are block stores: `read_sectors(lba, count)`, `write_sectors(lba, data)`,
 `sector_count`, `geometry` -> (cylinders, heads, sectors per track), `read_only`.
 """
@@ -33,6 +36,7 @@ from tradekernel.emu.cpu import (
 )
 from tradekernel.emu.cpu import ES as ES_REG
 from tradekernel.emu.cpu import SS as SS_REG
+from tradekernel.emu.memory import GuestMemory
 from tradekernel.hypercall import BIOS_CALL_BASE
 
 BIOS_POST = 0xFF
@@ -139,6 +143,7 @@ class Bios:
     def __init__(
         self,
         cpu: Cpu,
+        memory: GuestMemory,
         ports: PortBus,
         disks: dict[int, BlockStore],
         set_a20: Callable[[bool], None],
@@ -147,6 +152,7 @@ class Bios:
     ) -> None:
         self.cpu = cpu
         self.ram = cpu.ram
+        self.memory = memory
         self.ports = ports
         self.disks = disks
         self.set_a20 = set_a20
@@ -264,7 +270,7 @@ class Bios:
             if sector[510:512] != b"\x55\xaa":
                 self._print(f"Drive {drive:#04x}: no boot signature (0x55AA) in sector 0\r\n")
                 continue
-            self.ram[memmap.BOOT_SECTOR : memmap.BOOT_SECTOR + SECTOR] = sector
+            self.memory.write(memmap.BOOT_SECTOR, sector)
             self.cpu.write(EDX, drive)
             return 0
         self._print("No bootable device.\r\n")
@@ -544,7 +550,7 @@ class Bios:
                 return 0x03
             disk.write_sectors(lba, bytes(self.ram[buffer : buffer + count * SECTOR]))
         else:
-            self.ram[buffer : buffer + count * SECTOR] = disk.read_sectors(lba, count)
+            self.memory.write(buffer, disk.read_sectors(lba, count))
         return 0
 
     # ---- int 15h: system ----------------------------------------------------------------

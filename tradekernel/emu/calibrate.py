@@ -212,6 +212,33 @@ def _gprs_offset() -> int:
     return found
 
 
+ENGINE_STRUCT_WORDS = 1024  # how much of the uc struct is searched for pointers (8 KiB)
+POINTER_WINDOW = 0x20000  # how far past each pointer the registers are looked for
+
+
+def _readable_mappings() -> list[tuple[int, int]]:
+    """(start, end) of every readable mapping of this process, from /proc/self/maps."""
+    mappings = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if len(fields) >= 2 and fields[1].startswith("r"):
+                start, _, end = fields[0].partition("-")
+                mappings.append((int(start, 16), int(end, 16)))
+    return sorted(mappings)
+
+
+def _readable_length(mappings: list[tuple[int, int]], address: int, size: int) -> int:
+    """How many of the `size` bytes at `address` lie in readable mappings, without a gap."""
+    covered = address
+    for start, end in mappings:  # sorted
+        if start <= covered < end:
+            covered = end
+        elif start > covered:
+            break
+    return max(0, min(size, covered - address))
+
+
 def _readable_words(address: int, count: int) -> tuple[int, ...]:
     """Up to `count` 64-bit words from `address`, ending at the first page that cannot be
     read: through /proc/self/mem, since the scan may run past the end of the heap (a ctypes
@@ -267,17 +294,23 @@ def locate_cpu_state(uc: Uc) -> int | None:
     Why: a register read through Unicorn's API costs ~1 us, a read of that memory ~50 ns, and a
     hypercall needs two. Distinct values are put in the registers and the memory near each
     pointer held in the engine struct is searched for that run of words; a copy (a saved
-    context) is told from the live state by changing EAX once more. Reads go through
-    /proc/self/mem, so a stale pointer costs an error, never a crash."""
+    context) is told from the live state by changing EAX once more. Every read goes through
+    /proc/self/mem and is first cut to the readable mappings of /proc/self/maps, so a stale
+    pointer costs nothing, never a crash. None (the slower API path) if it is not found."""
     saved = [uc.reg_read(reg) for reg in _GPR_IDS]
     pattern = _load_gpr_pattern(uc)
     base = ctypes.cast(uc._uch, ctypes.c_void_p).value
-    words = (ctypes.c_uint64 * 1024).from_address(base)
-    candidates: list[int] = []
+    live: list[int] = []
     try:
+        mappings = _readable_mappings()
+        words = _readable_words(base, ENGINE_STRUCT_WORDS)
+        candidates: list[int] = []
         with open("/proc/self/mem", "rb", buffering=0) as memory:
 
             def read(address: int, size: int) -> bytes | None:
+                size = _readable_length(mappings, address, size)
+                if size <= 0:
+                    return None
                 try:
                     memory.seek(address)
                     return memory.read(size)
@@ -285,7 +318,7 @@ def locate_cpu_state(uc: Uc) -> int | None:
                     return None
 
             for pointer in {w for w in words if w > 0x10000 and w % 8 == 0}:
-                window = read(pointer, 0x20000) or b""
+                window = read(pointer, POINTER_WINDOW) or b""
                 found = window.find(pattern)
                 while found >= 0:
                     if found % 8 == 0:

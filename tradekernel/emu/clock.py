@@ -5,6 +5,9 @@ from the machine's run loop (never from another thread), in deadline order, once
 reached their deadline. The machine runs the CPU no further than `next_deadline()`, and an idle
 CPU jumps straight to it: that is what makes the machine tickless.
 
+A timer set earlier than every other (a device programmed in the middle of a CPU slice) is
+reported to the `on_earlier` listener, so the machine can end its slice in time.
+
 Where the time comes from is the machine's business (wall clock, or instructions retired in
 deterministic mode); it sets it through `advance_to`.
 """
@@ -38,6 +41,11 @@ class Clock:
         self._heap: list[tuple[int, int, Timer]] = []
         self._order = itertools.count()
         self._sampler: Callable[[], int] | None = None
+        self._on_earlier: Callable[[int], None] = lambda _deadline: None
+
+    def on_earlier(self, listener: Callable[[int], None]) -> None:
+        """`listener(deadline)` whenever a new timer becomes the earliest."""
+        self._on_earlier = listener
 
     def set_sampler(self, sampler: Callable[[], int] | None) -> None:
         """A function giving the exact time between run-loop updates (e.g. mid CPU slice)."""
@@ -56,7 +64,11 @@ class Clock:
 
     def call_at(self, deadline_ns: int, callback: Callable[[], None]) -> Timer:
         timer = Timer(deadline_ns, callback)
-        heapq.heappush(self._heap, (deadline_ns, next(self._order), timer))
+        heap = self._heap
+        earliest = not heap or deadline_ns < heap[0][0]
+        heapq.heappush(heap, (deadline_ns, next(self._order), timer))
+        if earliest:
+            self._on_earlier(deadline_ns)
         return timer
 
     def call_after(self, delay_ns: int, callback: Callable[[], None]) -> Timer:

@@ -18,6 +18,8 @@ import struct
 
 from unicorn import (
     UC_ARCH_X86,
+    UC_CTL_IO_WRITE,
+    UC_CTL_TB_REMOVE_CACHE,
     UC_HOOK_INSN,
     UC_HOOK_INTR,
     UC_MODE_32,
@@ -68,6 +70,9 @@ _OUT_CB = ctypes.CFUNCTYPE(
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _CPUID_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
+_HF_INHIBIT_IRQ = 1 << 3  # QEMU hflags: interrupts inhibited for one instruction
+# uc_ctl's code for "remove the translations of [start, end)": a write with two arguments.
+_CTL_REMOVE_CACHE = (UC_CTL_IO_WRITE << 30) | (2 << 26) | UC_CTL_TB_REMOVE_CACHE
 A20_WINDOW, A20_WINDOW_SIZE = 0x100000, 0x10000  # the high memory area A20 decides about
 _CONTEXT_HEADER = 16  # uc_context: size_t size; uc_mode mode; uc_arch arch; then the CPU state
 
@@ -120,11 +125,19 @@ class Cpu:
         cal = calibrate()
         self._gprs = None
         self._hflags = None
+        self._eflags = None
         self.state = state  # address of the live CPU state, or None
         if state is not None:
             regs = state + cal.gprs
             self._gprs = (ctypes.c_uint64 * 8).from_address(regs)
             self._hflags = ctypes.c_uint32.from_address(state + cal.hflags)
+            # QEMU's CPUX86State: regs[16], eip, then eflags (IF is kept there, exact).
+            eflags = ctypes.c_uint64.from_address(regs + 8 * 18 - 8)
+            self.write(EFLAGS, FLAG_IF | 2)
+            if eflags.value & FLAG_IF:
+                self.write(EFLAGS, 2)
+                if not eflags.value & FLAG_IF:
+                    self._eflags = eflags
 
     # ---- memory -------------------------------------------------------------------------
     def map_ram(self, address: int, size: int, ram_offset: int) -> None:
@@ -139,6 +152,49 @@ class Cpu:
 
     def map_mmio(self, address: int, size: int, read, write) -> None:  # noqa: ANN001
         self.uc.mmio_map(address, size, read, None, write, None)
+
+    def drop_translations(self, start: int, end: int, *, as_ring0: bool = False) -> None:
+        """Forget the code Unicorn translated from linear [start, end).
+
+        Unicorn (uc_invalidate_tb) turns `start` into a physical address through the code TLB
+        of the current CPL, then drops every translation of the physical range of the same
+        length: so the range must be physically contiguous, and a `start` that is not mapped
+        (or is supervisor-only while CPL is 3) silently drops nothing. `as_ring0` looks the
+        address up as ring 0 does, the CPL bits of hflags cleared for the call only. Safe
+        inside a hook: a translation that is running finishes its block, the next fetch
+        translates anew."""
+        hflags = self._hflags
+        saved = None
+        if as_ring0 and hflags is not None:
+            saved = hflags.value
+            hflags.value = saved & ~3
+        try:
+            uclib.uc_ctl(
+                self._handle, _CTL_REMOVE_CACHE, ctypes.c_uint64(start), ctypes.c_uint64(end)
+            )
+        finally:
+            if saved is not None:
+                hflags.value = saved
+
+    @property
+    def ring0_lookups_in_place(self) -> bool:
+        """Whether `drop_translations(as_ring0=True)` can look up as ring 0 from any CPL (it
+        needs the live state; without it only a CPL-0 caller gets a ring-0 lookup)."""
+        return self._hflags is not None
+
+    def drop_physical_translations(self, pages: list[int]) -> None:
+        """Forget the code translated from these physical 4 KiB pages, whatever maps them:
+        paging is switched off around the calls so that linear = physical. Only between slices
+        (a CR0 write inside a hook would change the mode under a running translation)."""
+        cr0 = self.read(CR0)
+        if cr0 & CR0_PG:
+            self.write(CR0, cr0 & ~CR0_PG)
+        try:
+            for page in pages:
+                self.drop_translations(page, page + 0x1000)
+        finally:
+            if cr0 & CR0_PG:
+                self.write(CR0, cr0)
 
     # ---- registers ----------------------------------------------------------------------
     def read(self, reg: int) -> int:
@@ -215,6 +271,20 @@ class Cpu:
         (hflags,) = struct.unpack_from("<I", view, offset)
         struct.pack_into("<I", view, offset, hflags & ~3)
         self.uc.context_restore(ctx)
+
+    def interrupts_enabled(self) -> bool:
+        """EFLAGS.IF, read from the live state where it was found (valid inside hooks)."""
+        eflags = self._eflags
+        if eflags is not None:
+            return bool(eflags.value & FLAG_IF)
+        return bool(self.read(EFLAGS) & FLAG_IF)
+
+    def interrupt_shadow(self) -> bool:
+        """The one-instruction shadow of `sti` or `mov ss` (HF_INHIBIT_IRQ in hflags): the
+        next instruction runs before an interrupt may be taken."""
+        if self._hflags is not None:
+            return bool(self._hflags.value & _HF_INHIBIT_IRQ)
+        return False
 
     def read_segment(self, reg: int) -> int:
         """Unicorn writes only 16 bits for a selector: the rest of the buffer is stale."""

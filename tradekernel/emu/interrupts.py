@@ -63,8 +63,10 @@ DOUBLE_FAULT = 8
 GENERAL_PROTECTION = 13
 SEGMENT_NOT_PRESENT = 11
 
-_GATE_INTERRUPT32 = 0xE
-_GATE_TRAP32 = 0xF
+_GATE_INTERRUPT16, _GATE_TRAP16 = 0x6, 0x7  # 80286 gates: 16-bit offset and frame
+_GATE_INTERRUPT32, _GATE_TRAP32 = 0xE, 0xF
+_GATES = frozenset({_GATE_INTERRUPT16, _GATE_TRAP16, _GATE_INTERRUPT32, _GATE_TRAP32})
+_CONFORMING = 0x04  # code segment type bit: runs at the caller's CPL
 _AC_FLAG = 0x40000
 
 
@@ -235,7 +237,7 @@ class InterruptUnit:
                 if current.software:
                     # The `int` faulted, so it never completed: the fault (and a crash report)
                     # must point at it, not past it where Unicorn left EIP.
-                    self._rewind_software_interrupt(current)
+                    self.rewind_software_interrupt(current)
                 first, second = _fault_class(current), _fault_class(Event(fault.vector, 0))
                 if first == _DOUBLE:
                     raise TripleFault(f"delivering #DF failed: {fault}") from fault
@@ -247,9 +249,10 @@ class InterruptUnit:
                     current = Event(fault.vector, fault.error_code, return_eip=current.return_eip)
         raise TripleFault(f"delivery of vector {event.vector:#x} kept faulting")
 
-    def _rewind_software_interrupt(self, event: Event) -> None:
-        """Move EIP back from after `int n` (CD ib) or `int3`/`into`/`int1` to its first byte.
-        A redundant prefix before the opcode is not looked for."""
+    def rewind_software_interrupt(self, event: Event) -> bool:
+        """Move EIP back from after `int n` (CD ib) or `int3`/`into`/`int1` to its first byte;
+        False (EIP untouched) if the bytes before EIP are none of those. A redundant prefix
+        before the opcode is not looked for."""
         cpu = self.cpu
         eip = cpu.read(EIP) if event.return_eip is None else event.return_eip
         if cpu.read(CR0) & CR0_PE:
@@ -259,15 +262,16 @@ class InterruptUnit:
         try:
             before = self.mmu.read((code_base + eip - 2) & 0xFFFFFFFF, 2)
         except PageNotPresent:
-            return
+            return False
         if before[0] == 0xCD and before[1] == event.vector:
             length = 2
         elif before[1] in (0xCC, 0xCE, 0xF1):
             length = 1
         else:
-            return
+            return False
         event.return_eip = None
         cpu.write(EIP, eip - length)
+        return True
 
     def _descriptor_base_or_zero(self, selector: int) -> int:
         try:
@@ -341,7 +345,7 @@ class InterruptUnit:
         low, high = struct.unpack("<II", self._linear_read(idt_base + vector * 8, 8))
         gate_type = (high >> 8) & 0x1F
         gate_dpl = (high >> 13) & 3
-        if gate_type not in (_GATE_INTERRUPT32, _GATE_TRAP32):
+        if gate_type not in _GATES:
             raise DeliveryFault(
                 GENERAL_PROTECTION, gate_error, f"vector {vector:#x}: gate type {gate_type:#x}"
             )
@@ -354,9 +358,11 @@ class InterruptUnit:
         if not high & 0x8000:
             raise DeliveryFault(SEGMENT_NOT_PRESENT, gate_error, f"vector {vector:#x} not present")
         selector = low >> 16
-        target = (low & 0xFFFF) | (high & 0xFFFF0000)
+        target = (low & 0xFFFF) | (high & 0xFFFF0000 if gate_type & 0x8 else 0)
         _, _, code_access = self._descriptor(selector)
         target_dpl = (code_access >> 5) & 3
+        if code_access & _CONFORMING and target_dpl <= cpl:
+            target_dpl = cpl  # a conforming handler runs at the interrupted CPL
         selector_error = (selector & 0xFFFC) | (0 if event.software else 1)  # | EXT
         if code_access & 0x18 != 0x18 or target_dpl > cpl:
             raise DeliveryFault(
@@ -381,11 +387,15 @@ class InterruptUnit:
         else:
             words = [flags, old_cs, eip]
             new_ss, new_esp = None, cpu.gpr(4)
-            stack_base = 0
+            # The frame goes to SS:ESP, and SS need not be flat (test386's ring-3 stack is not).
+            stack_base = self._descriptor_base_or_zero(cpu.read_segment(SS))
         if error is not None:
             words.append(error)
         # Pushed in order: the first word ends up highest on the stack.
-        frame = struct.pack(f"<{len(words)}I", *reversed(words))
+        word = "I" if gate_type & 0x8 else "H"  # a 286 gate pushes 16-bit words
+        frame = struct.pack(
+            f"<{len(words)}{word}", *(w & 0xFFFF if word == "H" else w for w in reversed(words))
+        )
         new_esp = (new_esp - len(frame)) & 0xFFFFFFFF
         try:
             self.mmu.write(stack_base + new_esp, frame)
@@ -395,10 +405,13 @@ class InterruptUnit:
             cpu.clear_cpl()
             cpu.write(SS, new_ss)
         cpu.write(ESP, new_esp)
-        if selector != old_cs:
-            cpu.write(CS, selector)
+        # The handler runs at the code segment's DPL, and CS.RPL says so whatever RPL the
+        # gate's selector has (test386 builds DPL-3 handlers with an RPL-0 selector).
+        new_cs = (selector & 0xFFFC) | target_dpl
+        if new_cs != old_cs:
+            cpu.write(CS, new_cs)
         flags &= ~(FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM)
-        if gate_type == _GATE_INTERRUPT32:
+        if gate_type in (_GATE_INTERRUPT32, _GATE_INTERRUPT16):
             flags &= ~FLAG_IF
         cpu.write(EFLAGS, flags)
         cpu.write(EIP, target)

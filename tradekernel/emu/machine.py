@@ -33,6 +33,7 @@ from tradekernel.emu.cpu import (
     A20_WINDOW_SIZE,
     CR0,
     CR0_PE,
+    CR0_PG,
     CR2,
     CR3,
     CR4,
@@ -55,9 +56,10 @@ from tradekernel.emu.cpu import (
     GS,
     SS,
     Cpu,
+    CpuError,
 )
 from tradekernel.emu.cpu import x86 as _x86
-from tradekernel.emu.interrupts import Event, InterruptUnit, TripleFault
+from tradekernel.emu.interrupts import Event, InterruptUnit, PageNotPresent, TripleFault
 from tradekernel.emu.memory import GuestMemory
 from tradekernel.emu.report import crash_report
 from tradekernel.hypercall import (
@@ -73,6 +75,14 @@ NS_PER_INSTRUCTION = 1  # deterministic mode: a 1000-MIPS virtual CPU
 SLICE_WALL_NS = 10_000_000  # real time: the longest a slice runs before the loop looks around
 MAX_SLICE_INSTRUCTIONS = 10_000_000
 STOP_RETRY_S = 0.0002  # the timer's next try when its stop found the CPU inside a hook
+# While an interrupt is requested but IF=0, slices end after this much so IF is looked at again:
+# an IF=1 stretch longer than this (after `sti`, `popf`, `iret`) is sure to be noticed.
+IRQ_WAIT_INSTRUCTIONS = 200
+IRQ_WAIT_WALL_NS = 100_000
+# Exceptions whose EIP is the faulting instruction: an interrupt may come first, then it reruns.
+RESTARTABLE_FAULTS = frozenset({0, 5, 6, 7, 10, 11, 12, 13, 14, 16, 17, 19})
+PAGE_SIZE = 0x1000
+PAGE_MASK = PAGE_SIZE - 1
 INVALID_OPCODE = 6
 PAGE_FAULT = 14
 GENERAL_PROTECTION = 13
@@ -235,7 +245,7 @@ class Machine:
         self.cpu = Cpu(self.config.ram_mib * 1024 * 1024)
         self._power_on_context = self.cpu.save_context()
         self.interrupts = InterruptUnit(self.cpu, self.cal)
-        self.memory = GuestMemory(self.cpu.ram)
+        self.memory = GuestMemory(self.cpu.ram, self._code_written)
         self.registers = Registers(self.cpu)
         self.ports = PortBus()
         self.mmio = MmioBus()
@@ -277,11 +287,16 @@ class Machine:
         self._pending_event: Event | None = None  # an exception waiting for the slice to end
         self._pending_cr2 = 0
         self._trap_writes: list[tuple[int, int]] = []  # a trap's register writes (Registers)
+        self._shadow_step = False  # deterministic: run one instruction, then the interrupt
+        self._slice_budget = 0  # deterministic: the instruction count the slice may run
+        self._stale_pages: list[int] = []  # written physical pages to drop after the slice
         self._slicer: _SliceTimer | None = None
+        self._loop_thread = threading.get_ident()  # the thread that runs the CPU (see run)
         if self.config.deterministic:
             self.clock.set_sampler(self._deterministic_now)
         else:
             self.clock.set_sampler(self._wall_now)
+        self.clock.on_earlier(self._deadline_moved_up)
         self.mmio.on_claim(
             lambda r: self.cpu.map_mmio(
                 r.base, r.size, self._guard(self._mmio_read(r)), self._guard(self._mmio_write(r))
@@ -321,10 +336,47 @@ class Machine:
         self._traps[vector] = handler
 
     def code_changed(self, address: int, size: int) -> None:
-        """The kernel wrote code into RAM behind the CPU's back (a program loaded into frames):
-        drop what Unicorn translated from those bytes, or it would run the old code. `address`
-        is physical and must be identity-mapped (the kernel region is, in every space)."""
-        self.cpu.uc.ctl_remove_cache(address, address + size)
+        """Physical [address, address + size) was written behind the CPU's back. Writes through
+        `memory` report themselves; this is for bytes written some other way (`memory.view()`)."""
+        self._code_written(address, size)
+
+    def _code_written(self, address: int, size: int) -> None:
+        """Host-side bytes landed in RAM: drop what Unicorn translated from those pages, or the
+        CPU would go on running the old code (Unicorn translates from RAM it does not watch for
+        host writes). Unicorn names code by linear address, so the pages are named where
+        linear = physical: directly without paging or where paging maps them 1:1 (the kernel
+        region, any BIOS); any other page waits for the end of the slice, which is asked for
+        now, and is dropped there with paging switched off (`Cpu.drop_physical_translations`).
+        Cheap where nothing was translated: Unicorn finds no code on the page and returns."""
+        if size <= 0:
+            return
+        first, end = address & ~PAGE_MASK, (address + size + PAGE_MASK) & ~PAGE_MASK
+        cpu = self.cpu
+        if not cpu.read(CR0) & CR0_PG:
+            cpu.drop_translations(first, end)
+            return
+        physical = self.interrupts.mmu.physical
+        stale = self._stale_pages
+        in_place = cpu.ring0_lookups_in_place or cpu.cpl() == 0
+        for page in range(first, end, PAGE_SIZE):
+            try:
+                mapped_1to1 = physical(page) == page
+            except PageNotPresent:
+                mapped_1to1 = False
+            if mapped_1to1 and in_place:
+                cpu.drop_translations(page, page + PAGE_SIZE, as_ring0=True)
+            else:
+                stale.append(page)
+        if stale:
+            if self._in_slice:
+                self._stop_requested = True
+                cpu.stop()
+            else:
+                self._drop_stale_pages()
+
+    def _drop_stale_pages(self) -> None:
+        pages, self._stale_pages = self._stale_pages, []
+        self.cpu.drop_physical_translations(pages)
 
     def on_reset(self, listener: Callable[[], None]) -> None:
         self._reset_listeners.append(listener)
@@ -372,6 +424,21 @@ class Machine:
         if self._slicer is not None:
             self._slicer.arm(time.monotonic())
 
+    def _deadline_moved_up(self, deadline: int) -> None:
+        """A timer earlier than the running slice's end was set (a device programmed from guest
+        code, in an I/O hook): end the slice in time for it."""
+        if not self._in_slice:
+            return
+        if self.config.deterministic:
+            if deadline < self._slice_base_ns + self._slice_budget * NS_PER_INSTRUCTION:
+                self._stop_requested = True
+                self.cpu.stop()
+        elif self._slicer is not None:
+            current = self._slicer.deadline  # None: the slice is already being stopped
+            target = time.monotonic() + max(0, deadline - self._wall_now()) / 1e9
+            if current is not None and target < current:
+                self._slicer.arm(target)
+
     def _timer_stop(self) -> bool:
         """The timer thread's stop; False means "inside a hook, try again shortly". The counter
         is only written by the CPU thread and read here under the GIL: no lock is needed."""
@@ -404,6 +471,16 @@ class Machine:
         return guarded
 
     def _interrupt_changed(self) -> None:
+        """The PIC's output went up. From the run loop itself (a timer firing between slices)
+        the loop looks at it next anyway: no thread is woken. From a hook (a device written by
+        guest code) a real-time slice is ended right there: a stop inside an I/O hook lets the
+        block finish and stops at the next one, EIP exact (docs/UNICORN.md). From any other
+        thread (UI, network), the slice timer stops the CPU and the idle wait is woken."""
+        if threading.get_ident() == self._loop_thread:
+            if self._in_slice and not self.config.deterministic:
+                self._stop_requested = True
+                self.cpu.stop()
+            return
         self._stop_soon()
         self._wake.set()
 
@@ -502,6 +579,7 @@ class Machine:
             and self._pending_event is None
             and self.interrupts.was_software_int()
             and self.cpu.cpl() == 3
+            and not self._irq_ready()  # the interrupt first; the `int` runs again after it
             and self._run_trap(trap)
         ):
             return
@@ -571,6 +649,10 @@ class Machine:
             self.interrupts.deliver(event)
         except TripleFault as fault:
             self._crash(f"triple fault: {fault}" + (f" ({context})" if context else ""), event)
+        except CpuError as error:
+            # Unicorn refused a register the delivery loads (a descriptor it will not take that
+            # our checks let through): the machine stops with a report, never a traceback.
+            self._crash(f"interrupt delivery: Unicorn refused it: {error}", event)
 
     def _crash(self, why: str, event: Event | None = None) -> None:
         report = crash_report(self.cpu, why, event)
@@ -608,6 +690,7 @@ class Machine:
     ) -> StopInfo:
         """Run until power-off, reset, crash, the wall timeout, or `until()` turns true."""
         wall_end = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
+        self._loop_thread = threading.get_ident()
         if not self.config.deterministic and self._slicer is None:
             self._slicer = _SliceTimer(self._timer_stop)
             self._slicer.start()
@@ -634,21 +717,50 @@ class Machine:
                 continue
             self._run_slice(wall_end)
 
-    def _deliver_pending_irq(self) -> None:
+    def _irq_ready(self) -> bool:
+        """An unmasked interrupt is requested and IF is set: the CPU takes it at the next
+        instruction boundary (valid inside hooks)."""
         controller = self.board.interrupt_controller
-        if controller is None or not controller.pending():
+        return controller is not None and self.cpu.interrupts_enabled() and controller.pending()
+
+    def _deliver_pending_irq(self) -> None:
+        if self._irq_ready():
+            self._deliver_irq()
+
+    def _deliver_event(self, event: Event) -> None:
+        """The exception or `int n` that ended the slice, delivered at once (timers and posted
+        work see the CPU at a clean boundary). An interrupt requested while IF=1 is taken at
+        the boundary *before* an `int n` or a fault, as on a PC: the instruction runs again
+        after the handler's `iret` (otherwise a loop polling the BIOS, whose handlers run with
+        IF=0, never lets IRQ0 in)."""
+        self.halted = False
+        if (
+            (event.software or event.vector in RESTARTABLE_FAULTS)
+            and self._irq_ready()
+            and (not event.software or self.interrupts.rewind_software_interrupt(event))
+        ):
+            self._deliver_irq()
             return
-        if not self.cpu.read(EFLAGS) & FLAG_IF:
-            return
+        if event.vector == PAGE_FAULT and not event.software:
+            self.cpu.write(CR2, self._pending_cr2)
+        self._deliver_or_crash(event, "")
+
+    def _deliver_irq(self) -> None:
+        cpu = self.cpu
+        eip = cpu.read(EIP)
+        if cpu.interrupt_shadow():
+            linear = self.linear_eip()
+            if 0 <= linear < cpu.ram_bytes and cpu.ram[linear] == 0xF4:
+                # `sti; hlt` with the interrupt arriving in STI's shadow: on hardware the hlt
+                # runs first and the interrupt wakes it, so the handler returns past the hlt.
+                eip += 1
+            elif self.config.deterministic:
+                self._shadow_step = True  # one instruction first (see _run_slice)
+                return
+        controller = self.board.interrupt_controller
+        assert controller is not None
         vector = controller.acknowledge()
         self.halted = False
-        eip = self.cpu.read(EIP)
-        linear = self.linear_eip()
-        ram = self.cpu.ram
-        if 0 < linear < self.cpu.ram_bytes and ram[linear] == 0xF4 and ram[linear - 1] == 0xFB:
-            # `sti; hlt` with the interrupt arriving in STI's shadow: on hardware the hlt runs
-            # first and the interrupt wakes it, so the handler returns past the hlt.
-            eip += 1
         self._deliver_or_crash(Event(vector, return_eip=eip), f"IRQ vector {vector:#x}")
 
     def _idle(self, wall_end: float | None) -> bool:
@@ -682,11 +794,25 @@ class Machine:
         self._stop_requested = False
         self.interrupts.forget_previous_exception()
         deadline = self.clock.next_deadline()
+        # An interrupt waiting for IF (after `cli`, in a handler) must be looked at again soon:
+        # nothing tells the loop when `sti`, `popf` or `iret` sets IF inside a slice.
+        controller = self.board.interrupt_controller
+        irq_waits = (
+            controller is not None
+            and (self._shadow_step or not cpu.interrupts_enabled())
+            and controller.pending()
+        )
         if self.config.deterministic:
             now = self._slice_base_ns
             budget = MAX_SLICE_INSTRUCTIONS
             if deadline is not None:
                 budget = max(1, min(budget, (deadline - now) // NS_PER_INSTRUCTION))
+            if irq_waits:
+                budget = min(budget, IRQ_WAIT_INSTRUCTIONS)
+            if self._shadow_step:
+                self._shadow_step = False
+                budget = 1
+            self._slice_budget = budget
             self._in_slice = True
             try:
                 cpu.start(start, count=budget)
@@ -705,6 +831,8 @@ class Machine:
             slice_end = min(slice_end, time.monotonic() + max(0, deadline - self._wall_now()) / 1e9)
         if wall_end is not None:
             slice_end = min(slice_end, wall_end)
+        if irq_waits:
+            slice_end = min(slice_end, time.monotonic() + IRQ_WAIT_WALL_NS / 1e9)
         assert self._slicer is not None
         self._slicer.arm(slice_end)
         self._in_slice = True
@@ -722,6 +850,8 @@ class Machine:
             self._crash(f"CPU error: {error}")
 
     def _after_slice(self) -> None:
+        if self._stale_pages:
+            self._drop_stale_pages()
         writes = self._trap_writes
         if writes:
             self.cpu.write_batch(tuple(r for r, _ in writes), [value for _, value in writes])
@@ -731,10 +861,7 @@ class Machine:
             self._deliver_io_fault()
         elif self._pending_event is not None:
             event, self._pending_event = self._pending_event, None
-            self.halted = False
-            if event.vector == PAGE_FAULT and not event.software:
-                self.cpu.write(CR2, self._pending_cr2)
-            self._deliver_or_crash(event, "")
+            self._deliver_event(event)
         elif not self._stop_requested:
             self._check_halt()
 
@@ -754,6 +881,8 @@ class Machine:
         (the board restarts the CPU at its reset vector)."""
         self.stop_info = None
         self.halted = False
+        self._pending_event = None
+        self._shadow_step = False
         for number in self._kernel_hypercalls:
             self.hypercalls.pop(number, None)
         self._kernel_hypercalls.clear()

@@ -2,20 +2,29 @@
 
 Reads of physical addresses outside RAM return 0xFF bytes and writes there are dropped, as on
 a PC bus with nothing behind the address; nothing here can raise on a guest's bad pointer.
+
+Every `write`/`write_u32` is a host-side write the CPU did not make (a BIOS disk read, DMA, a
+program load, a debugger poke), so it is reported to `written(address, size)`: the machine drops
+what the CPU translated from those bytes, and the next fetch sees the new code, as on a PC.
+`view()` is the raw buffer for bulk data paths (heap, screen) and reports nothing: code must not
+be written through it.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 
 class GuestMemory:
-    def __init__(self, ram: memoryview) -> None:
+    def __init__(self, ram: memoryview, written: Callable[[int, int], None] | None = None) -> None:
         self._ram = ram
         self.size = len(ram)
+        self._written = written or (lambda _address, _size: None)
 
     def view(self) -> memoryview:
-        """The whole of RAM, writable: for code that needs speed (heap, VGA renderer)."""
+        """The whole of RAM, writable: for data paths that need speed (heap, VGA renderer).
+        Writes here are not seen by the CPU's translations: write code with `write`."""
         return self._ram
 
     def read(self, address: int, size: int) -> bytes:
@@ -29,13 +38,17 @@ class GuestMemory:
         end = address + len(data)
         if 0 <= address and end <= self.size:
             self._ram[address:end] = data
-            return
-        for i, byte in enumerate(data):
-            if 0 <= address + i < self.size:
-                self._ram[address + i] = byte
+        else:
+            for i, byte in enumerate(data):
+                if 0 <= address + i < self.size:
+                    self._ram[address + i] = byte
+            address, end = max(0, address), min(end, self.size)
+        if end > address:
+            self._written(address, end - address)
 
     def read_u32(self, address: int) -> int:
         return struct.unpack_from("<I", self._ram, address)[0]
 
     def write_u32(self, address: int, value: int) -> None:
         struct.pack_into("<I", self._ram, address, value & 0xFFFFFFFF)
+        self._written(address, 4)

@@ -92,6 +92,7 @@ class Pc:
             disks[0x00] = floppy_disk(Path(config.floppy), config.read_only)
         self.bios = Bios(
             machine.cpu,
+            machine.memory,
             machine.ports,
             disks,
             set_a20=machine.set_a20,
