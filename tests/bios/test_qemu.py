@@ -4,7 +4,6 @@ as on our BIOS. QEMU's screen is read through its monitor (pmemsave of 0xB8000).
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -15,14 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.peers import peer
 from tradekernel.disktool import create_os_disk
 from tradekernel.ui.keymap import tap, with_modifier
 
 from .bootrun import END_MARKER, boot, make_disk, sample
 from .test_samples import A20_OFF_ROWS, A20_ON_ROWS, DISK_TEXT, OVERLAY_ROWS
-
-QEMU = shutil.which("qemu-system-i386")
-pytestmark = pytest.mark.skipif(QEMU is None, reason="qemu-system-i386 is not installed")
 
 OTHER_PC_MESSAGE = "This image needs the TradeKernel machine: run tk boot"
 SCREEN_BYTES = 80 * 25 * 2
@@ -38,9 +35,8 @@ class Qemu:
         self.scratch = scratch
         self.debug_log = scratch / "debugcon.log"
         monitor = scratch / "monitor.sock"
-        assert QEMU is not None
         self.process = subprocess.Popen(
-            [QEMU, "-display", "none", "-net", "none", "-m", "32", "-no-reboot",
+            [peer("qemu-system-i386"), "-display", "none", "-net", "none", "-m", "32", "-no-reboot",
              "-drive", f"file={disk},format=raw,snapshot=on",
              "-debugcon", f"file:{self.debug_log}",
              "-monitor", f"unix:{monitor},server,nowait"],

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import functools
 import math
-import shutil
 import subprocess
 import sys
 from datetime import timedelta
 
 import pytest
 
+from tests.peers import peer
 from tradekernel import memmap
 from tradekernel.devices.ide import default_geometry
 from tradekernel.emu.pc import DETERMINISTIC_EPOCH, Pc, PcConfig
@@ -278,8 +278,8 @@ def test_keypad_words(tmp_path, first_key, word):
     assert flags & 0x80 == 0  # Insert never toggled
 
 
-@pytest.mark.skipif(shutil.which("nasm") is None, reason="nasm is not installed")
 def test_committed_samples_match_a_rebuild():
+    peer("nasm")
     build = SAMPLES / "build.py"
     result = subprocess.run(
         [sys.executable, str(build), "--check"], capture_output=True, text=True, timeout=60
