@@ -145,8 +145,42 @@ def test_present_copies_only_the_dirty_rows() -> None:
     assert display.get_at((5, 11 * 32 - 1))[:3] == (200, 0, 0)
 
 
-def test_a_window_smaller_than_the_screen_shows_its_centre_unscaled() -> None:
-    assert screen_origin((700, 300)) == (1, -10, -50)
+def test_a_window_smaller_than_the_screen_shows_all_of_it_shrunk() -> None:
+    assert screen_origin((700, 300)) == (0.75, 80, 0)  # 540x300, centred
+
+
+def test_a_1280_wide_window_gets_more_than_1x_with_the_aspect_kept() -> None:
+    """Issue 17 item 12: integer scaling needed 1440x800, so a 1280-wide screen got 1x."""
+    display = pygame.Surface((1280, 740))
+    scale, left, top = screen_origin(display.get_size())
+    assert scale == 1280 / 720 and (left, top) == (0, (740 - 711) // 2)
+    present(display, _picture(), [], full=True)
+    assert display.get_at((0, top))[:3] == (10, 20, 30)
+    assert display.get_at((1279, top + 710))[:3] == (10, 20, 30)
+    assert display.get_at((640, top + 711))[:3] == (0, 0, 0)
+
+
+def test_fractional_row_updates_land_where_the_full_picture_has_them() -> None:
+    display = pygame.Surface((1080, 600))  # 1.5x
+    picture = _picture()
+    present(display, picture, [], full=True)
+    picture.fill((200, 0, 0), (0, 3 * 16, 720, 16))
+    (changed,) = present(display, picture, [3], full=False)
+    assert tuple(changed) == (0, 72, 1080, 24)
+    assert display.get_at((5, 72))[:3] == (200, 0, 0)
+    assert display.get_at((5, 95))[:3] == (200, 0, 0)
+    assert display.get_at((5, 96))[:3] == (10, 20, 30)
+
+
+def test_scale_option_sets_the_window_size(session) -> None:  # noqa: ANN001
+    sizes = []
+    run_window(
+        session,
+        scale=1.5,
+        max_frames=1,
+        on_frame=lambda _frame: sizes.append(pygame.display.get_surface().get_size()),
+    )
+    assert sizes == [(1080, 600)]
 
 
 def _key(kind: int, scancode: int) -> pygame.event.Event:

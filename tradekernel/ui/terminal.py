@@ -4,8 +4,9 @@ Contract: `run_terminal(session)` puts the input terminal in raw mode and switch
 the alternate screen buffer, paints the 80x25 screen once in full and then only what changed
 (about 30 times a second), with the terminal cursor where the VGA cursor is. Every byte typed
 goes to the guest as PS/2 key presses (Ctrl-C included) except Ctrl-] (0x1D), which powers the
-machine off cleanly and leaves. The machine runs in a background thread (`MachineThread`, also
-used by the window); the terminal is restored however the function ends. Returns the machine's
+machine off cleanly and leaves. The machine runs in a background thread under a `Supervisor`
+(also used by the window); the terminal is restored however the function ends, the watchdog's
+hard exit included. Returns the machine's
 StopInfo once its thread has finished (the session's run() has flushed the disk by then); a
 crash report is written out again after leaving the alternate screen, so it stays readable.
 """
@@ -29,6 +30,7 @@ from tradekernel.emu.machine import StopInfo
 from tradekernel.ui.ansi import AnsiScreen
 from tradekernel.ui.keymap import KeyEvent, TerminalKeyDecoder
 from tradekernel.ui.session import Session
+from tradekernel.ui.supervisor import Supervisor
 
 LEAVE_BYTE = b"\x1d"  # Ctrl-], as telnet and QEMU's monitor escape use
 FRAME_INTERVAL_S = 1 / 30
@@ -41,62 +43,6 @@ ENTER_SCREEN = "\x1b[?1049h" + CLEAR
 LEAVE_SCREEN = "\x1b[0m\x1b[?25h\x1b[?1049l"
 HINT_ROW = 27  # below the 25 mirrored rows and a blank one, when the terminal is tall enough
 HINT = "TradeKernel: Ctrl-] powers off and leaves"
-
-
-class MachineThread:
-    """`session.run()` on a background thread, keeping its StopInfo or the exception it raised,
-    so a UI on the main thread stays responsive whatever the guest does."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self._result: StopInfo | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="machine", daemon=True)
-        self._started = False
-        self.power_off_requested = False
-
-    def _run(self) -> None:
-        try:
-            self._result = self.session.run()
-        except BaseException as error:  # noqa: BLE001 - handed to the UI thread by result()
-            self._error = error
-
-    def start(self) -> None:
-        self._started = True
-        self._thread.start()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def request_power_off(self) -> None:
-        """Ask the machine loop to power off (as the ACPI soft-off button would); idempotent."""
-        if not self.power_off_requested:
-            self.power_off_requested = True
-            machine = self.session.machine
-            machine.post(machine.request_power_off)
-
-    def wait(self, timeout_s: float | None = None) -> bool:
-        """Block until the machine loop has ended; False if `timeout_s` passed first."""
-        if self._started:
-            self._thread.join(timeout_s)
-        return not self._thread.is_alive()
-
-    def result(self) -> StopInfo:
-        """The run's StopInfo; re-raises what the machine loop raised. Only after it ended."""
-        if self._thread.is_alive():
-            raise RuntimeError("the machine is still running")
-        if self._error is not None:
-            raise self._error
-        if self._result is None:
-            raise RuntimeError("the machine thread was never started")
-        return self._result
-
-    def stop(self) -> None:
-        """Power off (if still running) and wait for the loop, so the disk has been flushed."""
-        if self.alive:
-            self.request_power_off()
-        self.wait()
 
 
 class _Output:
@@ -128,6 +74,12 @@ class KeyTypist:
         if events:
             self._waiting.extend(events)
             self.session.machine.post(self._pump)
+
+    @property
+    def idle(self) -> bool:
+        """Every key handed over and read by the guest (machine thread only)."""
+        keyboard = self.session.pc.keyboard.keyboard
+        return not self._waiting and (keyboard is None or not keyboard.fifo)
 
     def _pump(self) -> None:
         keyboard = self.session.pc.keyboard.keyboard
@@ -167,24 +119,24 @@ class _Keyboard:
 
 
 def run_terminal(
-    session: Session, *, input_fd: int | None = None, output_fd: int | None = None
+    session: Session,
+    *,
+    input_fd: int | None = None,
+    output_fd: int | None = None,
+    supervisor: Supervisor | None = None,
 ) -> StopInfo:
     """Mirror the screen on `output_fd` and type `input_fd`'s bytes (default: stdin/stdout;
-    raw mode only when the input is a terminal) until the machine stops or Ctrl-] is typed."""
+    raw mode only when the input is a terminal) until the machine stops or Ctrl-] is typed.
+    `supervisor` (made here if not given) runs the machine; if its watchdog has to end the
+    process, the terminal is restored first."""
     in_fd = 0 if input_fd is None else input_fd
     out = _Output(1 if output_fd is None else output_fd)
     saved_mode = termios.tcgetattr(in_fd) if os.isatty(in_fd) else None
-    machine = MachineThread(session)
+    supervisor = supervisor or Supervisor(session)
     resized = threading.Event()
     unwatch_resize = _watch_resize(resized)
-    try:
-        if saved_mode is not None:
-            tty.setraw(in_fd, termios.TCSANOW)
-        out.write(ENTER_SCREEN + _hint(out.fd))
-        machine.start()
-        _mirror(session, machine, in_fd, out, resized)
-    finally:
-        machine.stop()
+
+    def restore() -> None:
         try:
             out.write(LEAVE_SCREEN)
         except OSError:
@@ -192,8 +144,20 @@ def run_terminal(
         finally:
             if saved_mode is not None:
                 termios.tcsetattr(in_fd, termios.TCSADRAIN, saved_mode)
-            unwatch_resize()
-    stop = machine.result()
+
+    supervisor.cleanups.append(restore)
+    try:
+        if saved_mode is not None:
+            tty.setraw(in_fd, termios.TCSANOW)
+        out.write(ENTER_SCREEN + _hint(out.fd))
+        supervisor.start()
+        _mirror(session, supervisor, in_fd, out, resized)
+    finally:
+        supervisor.stop()
+        restore()
+        unwatch_resize()
+        supervisor.cleanups.remove(restore)
+    stop = supervisor.result()
     if stop.reason == "crash" and stop.report:
         try:
             out.write(stop.report.rstrip("\n") + "\n")  # it was on the screen just left
@@ -203,7 +167,7 @@ def run_terminal(
 
 
 def _mirror(
-    session: Session, machine: MachineThread, in_fd: int, out: _Output, resized: threading.Event
+    session: Session, supervisor: Supervisor, in_fd: int, out: _Output, resized: threading.Event
 ) -> None:
     """The UI loop: paint, read keys, until the machine ends (leaving asks it to)."""
     screen = AnsiScreen(truecolor=os.environ.get("COLORTERM", "") in ("truecolor", "24bit"))
@@ -220,11 +184,11 @@ def _mirror(
             else:
                 out.write(screen.diff(vga_screen))
             next_frame = now + FRAME_INTERVAL_S
-        if not machine.alive:
+        if not supervisor.alive:
             return
         wait_s = max(0.0, next_frame - time.monotonic())
         if not reading:
-            machine.wait(wait_s)
+            supervisor.wait(wait_s)
             continue
         readable, _, _ = select.select([in_fd], [], [], wait_s)
         now = time.monotonic()
@@ -237,7 +201,7 @@ def _mirror(
             data = b""
         if not data or keyboard.feed(data, now):  # end of input, or Ctrl-]
             reading = False
-            machine.request_power_off()
+            supervisor.request_stop("end of input" if not data else "Ctrl-]")
 
 
 def _hint(fd: int) -> str:

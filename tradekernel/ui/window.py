@@ -1,16 +1,18 @@
 """`tk boot`: the TradeKernel PC's monitor and keyboard in a pygame window.
 
-Contract: `run_window(session)` opens a resizable window showing the 720x400 text screen scaled
-by whole pixels and centred on black, repainted up to 60 times a second from VGA memory (only
-the rows that changed); the title shows the machine's state and clock mode. The machine runs in
-a background thread (`MachineThread`), the UI in the calling thread (SDL wants the main one):
-the UI only reads guest memory, so a busy guest never freezes the window. Host key presses and
-releases go to the PS/2 keyboard as they happen, paced only if they come faster than its FIFO
-drains (its typematic makes the repeats, in virtual time, so SDL's own repeat is off and
-repeated downs are dropped; on the deterministic clock a press waits for its release). F12
-saves a screenshot instead of reaching the guest. Closing the window powers the machine off
-cleanly; a guest that powers off (or a run that times out) closes the window. Returns the
-machine's StopInfo.
+Contract: `run_window(session)` opens a resizable window (720x400 times `scale`) showing the
+text screen scaled to fit with its aspect kept (by whole pixels when one fits within 5%; any
+factor otherwise, so a 1280-pixel-wide screen gets more than 1x) and centred on black,
+repainted up to 60 times a second from VGA memory (only the rows that changed); the title
+shows the machine's state and clock mode. The machine runs in a background thread under a
+`Supervisor` (whose watchdog ends the process if the machine stops responding), the UI in the
+calling thread (SDL wants the main one): the UI only reads guest memory, so a busy guest never
+freezes the window. Host key presses and releases go to the PS/2 keyboard as they happen,
+paced only if they come faster than its FIFO drains (its typematic makes the repeats, in
+virtual time, so SDL's own repeat is off and repeated downs are dropped; on the deterministic
+clock a press waits for its release). F12 saves a screenshot instead of reaching the guest
+and the title says where it went. Closing the window powers the machine off cleanly; a guest
+that powers off (or a run that times out) closes the window. Returns the machine's StopInfo.
 """
 
 from __future__ import annotations
@@ -29,15 +31,17 @@ from tradekernel.emu.machine import StopInfo  # noqa: E402
 from tradekernel.ui.font import GLYPH_HEIGHT  # noqa: E402
 from tradekernel.ui.keymap import KeyEvent, pygame_key_event  # noqa: E402
 from tradekernel.ui.render import (  # noqa: E402
-    SCREEN_HEIGHT,
     SCREEN_WIDTH,
     Renderer,
-    integer_scale,
+    fit_scale,
     save_png,
+    scale_surface,
     scale_to,
+    scaled_size,
 )
 from tradekernel.ui.session import Session  # noqa: E402
-from tradekernel.ui.terminal import KeyTypist, MachineThread  # noqa: E402
+from tradekernel.ui.supervisor import Supervisor  # noqa: E402
+from tradekernel.ui.terminal import KeyTypist  # noqa: E402
 
 FRAME_RATE = 60
 TITLE = "TradeKernel"
@@ -63,11 +67,18 @@ def window_title(state: str, deterministic: bool, note: str = "") -> str:
     return f"{title} — {note}" if note else title
 
 
-def screen_origin(window_size: tuple[int, int]) -> tuple[int, int, int]:
-    """(scale, left, top) of the integer-scaled 720x400 picture centred in the window."""
+def window_size(scale: float) -> tuple[int, int]:
+    """The window's opening size for `--scale` (the picture at that factor, no border)."""
+    return scaled_size(scale)
+
+
+def screen_origin(window_size: tuple[int, int]) -> tuple[float, int, int]:
+    """(scale, left, top) of the 720x400 picture scaled to fit the window, aspect kept, and
+    centred in it."""
     width, height = window_size
-    scale = integer_scale(window_size)
-    return scale, (width - SCREEN_WIDTH * scale) // 2, (height - SCREEN_HEIGHT * scale) // 2
+    scale = fit_scale(window_size)
+    picture_width, picture_height = scaled_size(scale)
+    return scale, (width - picture_width) // 2, (height - picture_height) // 2
 
 
 def present(
@@ -80,13 +91,14 @@ def present(
         display.fill(BORDER)
         display.blit(scale_to(picture, display.get_size()), (left, top))
         return [display.get_rect()]
+    width = scaled_size(scale)[0]
     changed = []
     for first, count in _row_runs(rows):
         strip = picture.subsurface((0, first * GLYPH_HEIGHT, SCREEN_WIDTH, count * GLYPH_HEIGHT))
-        if scale > 1:
-            size = (SCREEN_WIDTH * scale, count * GLYPH_HEIGHT * scale)
-            strip = pygame.transform.scale(strip, size)
-        changed.append(display.blit(strip, (left, top + first * GLYPH_HEIGHT * scale)))
+        y0 = round(first * GLYPH_HEIGHT * scale)
+        y1 = round((first + count) * GLYPH_HEIGHT * scale)
+        strip = scale_surface(strip, (width, max(1, y1 - y0)))
+        changed.append(display.blit(strip, (left, top + y0)))
     return changed
 
 
@@ -149,14 +161,17 @@ class _HostKeys:
 class _Window:
     """The UI loop's state: display, renderer, title, and the machine thread it watches."""
 
-    def __init__(self, session: Session, screenshot_dir: Path) -> None:
+    def __init__(
+        self, session: Session, screenshot_dir: Path, supervisor: Supervisor, scale: float | None
+    ) -> None:
         self.session = session
-        self.machine = MachineThread(session)
+        self.supervisor = supervisor
+        self.machine = supervisor.machine
         self.screenshot_dir = screenshot_dir
         self.renderer = Renderer()
         self.keys = _HostKeys(presses_wait_for_release=session.options.deterministic)
         self.typist = KeyTypist(session)
-        pygame.display.set_mode((SCREEN_WIDTH, SCREEN_HEIGHT), pygame.RESIZABLE)
+        pygame.display.set_mode(window_size(scale or 1), pygame.RESIZABLE)
         self.painted_size = (0, 0)
         self.closing = False
         self.stop: StopInfo | None = None
@@ -184,7 +199,7 @@ class _Window:
     def close(self) -> None:
         """The user closed the window: power off (the UI keeps drawing until the loop ends)."""
         self.closing = True
-        self.machine.request_power_off()
+        self.supervisor.request_stop("the window was closed")
 
     def screenshot(self) -> None:
         now = time.monotonic()
@@ -227,6 +242,8 @@ def run_window(
     max_frames: int | None = None,
     on_frame: FrameHook | None = None,
     screenshot_dir: Path = SCREENSHOT_DIR,
+    supervisor: Supervisor | None = None,
+    scale: float | None = None,
 ) -> StopInfo:
     """Run `session` in a window until the machine stops (see the module docstring).
 
@@ -236,7 +253,7 @@ def run_window(
     """
     pygame.display.init()
     try:
-        window = _Window(session, screenshot_dir)
+        window = _Window(session, screenshot_dir, supervisor or Supervisor(session), scale)
     except BaseException:
         pygame.display.quit()
         raise
@@ -244,10 +261,10 @@ def run_window(
         pygame.key.set_repeat()  # no SDL repeat: the keyboard model has its own typematic
         pygame.key.stop_text_input()  # keys only: no input method composing text
         window.update_title(time.monotonic())
-        window.machine.start()
+        window.supervisor.start()
         return _loop(window, max_frames, on_frame)
     finally:
-        window.machine.stop()
+        window.supervisor.stop()
         pygame.display.quit()
 
 
