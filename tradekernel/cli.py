@@ -181,7 +181,7 @@ def _run_piped(session: Session, supervisor: Supervisor) -> StopInfo:
     Ctrl-] leaves."""
     from tradekernel.ui.pipe import InputPacer, PlainText, StdinSource
 
-    printer = PlainText(sys.stdout)
+    printer = PlainText(sys.stdout, lambda: supervisor.request_stop("stdout was closed"))
     session.machine.channels.listen("com1-tx", printer.feed)
     stdin = sys.stdin.fileno()
     saved = termios.tcgetattr(stdin) if os.isatty(stdin) else None
@@ -209,7 +209,10 @@ def _run_piped(session: Session, supervisor: Supervisor) -> StopInfo:
         supervisor.stop()
         if saved is not None:
             restore()
-        sys.stdout.flush()
+        if printer.closed:  # nothing more can reach it: not even Python's flush at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        else:
+            sys.stdout.flush()
     return supervisor.result()
 
 

@@ -324,13 +324,19 @@ class InputPacer:
 
 
 class PlainText:
-    """Serial console bytes -> plain text lines on a stream (escape sequences and CR dropped)."""
+    """Serial console bytes -> plain text lines on a stream (escape sequences and CR dropped).
+    A stream that goes away (`tk boot | head`) is written no more and `on_closed` is called
+    once, as a program whose output pipe closed would get SIGPIPE."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, on_closed: Callable[[], None] = lambda: None) -> None:
         self.stream = stream
+        self.on_closed = on_closed
+        self.closed = False
         self._escape = False
 
     def feed(self, data: bytes) -> None:
+        if self.closed:
+            return
         out = []
         for char in data.decode("cp437"):
             if self._escape:
@@ -341,7 +347,12 @@ class PlainText:
                 self._escape = True
             elif char != "\r":
                 out.append(char)
-        if out:
+        if not out:
+            return
+        try:
             self.stream.write("".join(out))
             if "\n" in out:
                 self.stream.flush()
+        except (BrokenPipeError, ValueError):
+            self.closed = True
+            self.on_closed()

@@ -2,13 +2,16 @@
 
 Contract: `run_terminal(session)` puts the input terminal in raw mode and switches the output to
 the alternate screen buffer, paints the 80x25 screen once in full and then only what changed
-(about 30 times a second), with the terminal cursor where the VGA cursor is. Every byte typed
-goes to the guest as PS/2 key presses (Ctrl-C included) except Ctrl-] (0x1D), which powers the
-machine off cleanly and leaves. The machine runs in a background thread under a `Supervisor`
-(also used by the window); the terminal is restored however the function ends, the watchdog's
-hard exit included. Returns the machine's
-StopInfo once its thread has finished (the session's run() has flushed the disk by then); a
-crash report is written out again after leaving the alternate screen, so it stays readable.
+(about 30 times a second), with the terminal cursor where the VGA cursor is. A terminal with
+fewer than 25 rows (or 80 columns) shows the rows around the VGA cursor (the last ones, where
+the prompt is, as the console scrolls) and says so for `NOTICE_S` over its top row. Every
+byte typed goes to the guest as PS/2 key presses (Ctrl-C included) except Ctrl-] (0x1D), which
+powers the machine off cleanly and leaves, and Shift+PgUp/Shift+PgDn, which scroll back
+through the console's history (ui/scrollback.py); any other key returns to the live screen.
+The machine runs in a background thread under a `Supervisor` (also used by the window); the
+terminal is restored however the function ends, the watchdog's hard exit included. Returns
+the machine's StopInfo once its thread has finished (the session's run() has flushed the disk
+by then); a crash report is written out again after leaving the alternate screen.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from tradekernel.emu.clock import Timer
 from tradekernel.emu.machine import StopInfo
 from tradekernel.ui.ansi import AnsiScreen
 from tradekernel.ui.keymap import KeyEvent, TerminalKeyDecoder
+from tradekernel.ui.scrollback import SERIAL_CHANNEL, Scrollback
 from tradekernel.ui.session import Session
 from tradekernel.ui.supervisor import Supervisor
 
@@ -42,7 +46,11 @@ CLEAR = "\x1b[0m\x1b[H\x1b[2J"
 ENTER_SCREEN = "\x1b[?1049h" + CLEAR
 LEAVE_SCREEN = "\x1b[0m\x1b[?25h\x1b[?1049l"
 HINT_ROW = 27  # below the 25 mirrored rows and a blank one, when the terminal is tall enough
-HINT = "TradeKernel: Ctrl-] powers off and leaves"
+HINT = "TradeKernel: Ctrl-] powers off and leaves; Shift+PgUp/PgDn scroll back"
+NOTICE_S = 5.0  # how long a too-small terminal is told so
+SHIFT_PAGE_UP = b"\x1b[5;2~"  # xterm's encoding of Shift+PgUp / Shift+PgDn
+SHIFT_PAGE_DOWN = b"\x1b[6;2~"
+SCREEN_ROWS, SCREEN_COLUMNS = 25, 80
 
 
 class _Output:
@@ -97,10 +105,12 @@ class KeyTypist:
 
 
 class _Keyboard:
-    """Bytes typed on the terminal -> key transitions for the typist; notices the leave key."""
+    """Bytes typed on the terminal -> key transitions for the typist; notices the leave key
+    and the scrollback keys."""
 
-    def __init__(self, typist: KeyTypist) -> None:
+    def __init__(self, typist: KeyTypist, history: Scrollback) -> None:
         self.typist = typist
+        self.history = history
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._keys = TerminalKeyDecoder()
         self._last_input = 0.0
@@ -109,13 +119,46 @@ class _Keyboard:
         """Type `data`; True if it held the leave key (what follows it is dropped)."""
         typed, leave, _ = data.partition(LEAVE_BYTE)
         self._last_input = now
-        self.typist.type(self._keys.feed(self._text.decode(typed)))
+        for piece in _split_scroll_keys(typed):
+            if piece == SHIFT_PAGE_UP:
+                self.history.page_up()
+            elif piece == SHIFT_PAGE_DOWN:
+                self.history.page_down()
+            else:
+                self.history.to_live()
+                self.typist.type(self._keys.feed(self._text.decode(piece)))
         return bool(leave)
 
     def settle(self, now: float) -> None:
         """After a pause in input, a pending lone ESC is the Escape key."""
         if now - self._last_input >= ESCAPE_WAIT_S:
             self.typist.type(self._keys.flush())
+
+
+def _split_scroll_keys(data: bytes) -> list[bytes]:
+    """`data` cut around each Shift+PgUp/PgDn sequence (kept as pieces of their own)."""
+    pieces: list[bytes] = []
+    start = index = 0
+    while index < len(data):
+        for key in (SHIFT_PAGE_UP, SHIFT_PAGE_DOWN):
+            if data.startswith(key, index):
+                pieces += [data[start:index], key] if index > start else [key]
+                index += len(key)
+                start = index
+                break
+        else:
+            index += 1
+    if start < len(data):
+        pieces.append(data[start:])
+    return pieces
+
+
+def view_for(cursor_row: int, rows: int, columns: int) -> tuple[int, int, int]:
+    """(top, height, width) of the screen a terminal of `rows` x `columns` shows: all of it if
+    it fits, else the rows that keep the cursor in view, as low as possible."""
+    height = max(1, min(SCREEN_ROWS, rows))
+    top = min(max(0, cursor_row - height + 1), SCREEN_ROWS - height)
+    return top, height, max(1, min(SCREEN_COLUMNS, columns))
 
 
 def run_terminal(
@@ -150,8 +193,10 @@ def run_terminal(
         if saved_mode is not None:
             tty.setraw(in_fd, termios.TCSANOW)
         out.write(ENTER_SCREEN + _hint(out.fd))
+        history = Scrollback()
+        session.machine.channels.listen(SERIAL_CHANNEL, history.feed)
         supervisor.start()
-        _mirror(session, supervisor, in_fd, out, resized)
+        _mirror(session, supervisor, history, in_fd, out, resized)
     finally:
         supervisor.stop()
         restore()
@@ -167,22 +212,42 @@ def run_terminal(
 
 
 def _mirror(
-    session: Session, supervisor: Supervisor, in_fd: int, out: _Output, resized: threading.Event
+    session: Session,
+    supervisor: Supervisor,
+    history: Scrollback,
+    in_fd: int,
+    out: _Output,
+    resized: threading.Event,
 ) -> None:
     """The UI loop: paint, read keys, until the machine ends (leaving asks it to)."""
     screen = AnsiScreen(truecolor=os.environ.get("COLORTERM", "") in ("truecolor", "24bit"))
-    keyboard = _Keyboard(KeyTypist(session))
+    keyboard = _Keyboard(KeyTypist(session), history)
     reading = True
+    size = _terminal_size(out.fd)
+    notice_until = time.monotonic() + NOTICE_S if _too_small(size) else 0.0
+    overlay = ""
     next_frame = time.monotonic()
     while True:
         now = time.monotonic()
         if now >= next_frame:
-            vga_screen = session.pc.vga.text_screen()
+            shown = history.view(session.pc.vga.text_screen())
+            cursor_row = shown.cursor_row if not history.scrolled else SCREEN_ROWS - 1
             if resized.is_set():
                 resized.clear()
-                out.write(CLEAR + _hint(out.fd) + screen.frame(vga_screen))
+                size = _terminal_size(out.fd)
+                notice_until = now + NOTICE_S if _too_small(size) else 0.0
+                screen.invalidate()
+            changed_view = screen.set_view(*view_for(cursor_row, *size))
+            wanted = _overlay(history, size, now < notice_until)
+            if changed_view or wanted != overlay:
+                out.write(CLEAR + _hint(out.fd) + screen.frame(shown))
             else:
-                out.write(screen.diff(vga_screen))
+                out.write(screen.diff(shown))
+            if wanted:
+                width = min(SCREEN_COLUMNS, size[1])
+                out.write(f"\x1b[1;1H\x1b[0;7m{wanted[:width].ljust(width)}\x1b[0m")
+                out.write(screen.cursor(shown))
+            overlay = wanted
             next_frame = now + FRAME_INTERVAL_S
         if not supervisor.alive:
             return
@@ -202,6 +267,33 @@ def _mirror(
         if not data or keyboard.feed(data, now):  # end of input, or Ctrl-]
             reading = False
             supervisor.request_stop("end of input" if not data else "Ctrl-]")
+
+
+def _terminal_size(fd: int) -> tuple[int, int]:
+    """(rows, columns) of the terminal on `fd`; a non-terminal gets the whole screen."""
+    try:
+        size = os.get_terminal_size(fd)
+    except OSError:
+        return SCREEN_ROWS, SCREEN_COLUMNS
+    return size.lines, size.columns
+
+
+def _too_small(size: tuple[int, int]) -> bool:
+    return size[0] < SCREEN_ROWS or size[1] < SCREEN_COLUMNS
+
+
+def _overlay(history: Scrollback, size: tuple[int, int], notice: bool) -> str:
+    """The line shown over the top row: where the scrollback is, or that the terminal is
+    smaller than the screen (while the notice lasts)."""
+    if history.scrolled:
+        return f"TradeKernel: {history.status()}"
+    if notice:
+        rows, columns = size
+        return (
+            f"TradeKernel: this terminal is {columns}x{rows}, the screen 80x25: showing the "
+            "rows around the cursor"
+        )
+    return ""
 
 
 def _hint(fd: int) -> str:

@@ -11,13 +11,16 @@ freezes the window. Host key presses and releases go to the PS/2 keyboard as the
 paced only if they come faster than its FIFO drains (its typematic makes the repeats, in
 virtual time, so SDL's own repeat is off and repeated downs are dropped; on the deterministic
 clock a press waits for its release). F12 saves a screenshot instead of reaching the guest
-and the title says where it went. Closing the window powers the machine off cleanly; a guest
-that powers off (or a run that times out) closes the window. Returns the machine's StopInfo.
+and the title and stderr say where it went; Shift+PgUp/PgDn scroll back through the console's
+history (ui/scrollback.py), any other key returns to the live screen. Closing the window
+powers the machine off cleanly; a guest that powers off (or a run that times out) closes the
+window. Returns the machine's StopInfo.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -27,6 +30,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import pygame  # noqa: E402
 
+from tradekernel.devices.vga import TextScreen  # noqa: E402
 from tradekernel.emu.machine import StopInfo  # noqa: E402
 from tradekernel.ui.font import GLYPH_HEIGHT  # noqa: E402
 from tradekernel.ui.keymap import KeyEvent, pygame_key_event  # noqa: E402
@@ -39,6 +43,7 @@ from tradekernel.ui.render import (  # noqa: E402
     scale_to,
     scaled_size,
 )
+from tradekernel.ui.scrollback import SERIAL_CHANNEL, Scrollback  # noqa: E402
 from tradekernel.ui.session import Session  # noqa: E402
 from tradekernel.ui.supervisor import Supervisor  # noqa: E402
 from tradekernel.ui.terminal import KeyTypist  # noqa: E402
@@ -47,6 +52,11 @@ FRAME_RATE = 60
 TITLE = "TradeKernel"
 SCREENSHOT_KEY = pygame.KSCAN_F12  # by position, as every key here
 SCREENSHOT_DIR = Path("screenshots")
+SCROLL_KEYS = {pygame.KSCAN_PAGEUP: -1, pygame.KSCAN_PAGEDOWN: 1}  # with Shift: scrollback
+MODIFIER_KEYS = frozenset(
+    (pygame.KSCAN_LSHIFT, pygame.KSCAN_RSHIFT, pygame.KSCAN_LCTRL, pygame.KSCAN_RCTRL,
+     pygame.KSCAN_LALT, pygame.KSCAN_RALT)
+)  # fmt: skip
 NOTE_SECONDS = 4.0  # how long a message (a saved screenshot) stays in the title
 BORDER = (0, 0, 0)
 # Why the machine stopped -> the window title's word for it.
@@ -171,6 +181,8 @@ class _Window:
         self.renderer = Renderer()
         self.keys = _HostKeys(presses_wait_for_release=session.options.deterministic)
         self.typist = KeyTypist(session)
+        self.history = Scrollback()
+        session.machine.channels.listen(SERIAL_CHANNEL, self.history.feed)
         pygame.display.set_mode(window_size(scale or 1), pygame.RESIZABLE)
         self.painted_size = (0, 0)
         self.closing = False
@@ -188,10 +200,17 @@ class _Window:
             elif event.type in (pygame.VIDEOEXPOSE, pygame.WINDOWEXPOSED):
                 self.painted_size = (0, 0)  # the window system lost our pixels: paint all
             elif event.type in (pygame.KEYDOWN, pygame.KEYUP):
-                if getattr(event, "scancode", None) == SCREENSHOT_KEY:
+                scancode = getattr(event, "scancode", None)
+                if scancode == SCREENSHOT_KEY:
                     if event.type == pygame.KEYDOWN:
                         self.screenshot()
                     continue
+                if scancode in SCROLL_KEYS and getattr(event, "mod", 0) & pygame.KMOD_SHIFT:
+                    if event.type == pygame.KEYDOWN:
+                        self.scroll(SCROLL_KEYS[scancode])
+                    continue  # Shift+PgUp/PgDn scroll the window, the guest never sees them
+                if event.type == pygame.KEYDOWN and scancode not in MODIFIER_KEYS:
+                    self.history.to_live()
                 transitions += self.keys.translate(event)
         if not self.closing:
             self.typist.type(transitions)
@@ -201,20 +220,33 @@ class _Window:
         self.closing = True
         self.supervisor.request_stop("the window was closed")
 
+    def scroll(self, step: int) -> None:
+        if step < 0:
+            self.history.page_up()
+        else:
+            self.history.page_down()
+
     def screenshot(self) -> None:
+        """Save the screen as shown (history too, when scrolled back) and say where it went:
+        in the title for a while, and on stderr, which outlives the window."""
         now = time.monotonic()
         try:
+            created = not self.screenshot_dir.is_dir()
             self.screenshot_dir.mkdir(parents=True, exist_ok=True)
-            path = screenshot_path(self.screenshot_dir, datetime.now())
-            save_png(self.session.pc.vga.text_screen(), str(path), now - self.started)
-            self.note = f"saved {path}"
+            path = screenshot_path(self.screenshot_dir, datetime.now()).resolve()
+            save_png(self._shown(), str(path), now - self.started)
+            self.note = f"saved {path}" + (" (new folder)" if created else "")
         except (OSError, pygame.error) as error:
             self.note = f"screenshot failed: {error}"
         self.note_until = now + NOTE_SECONDS
+        print(f"tk: screenshot {self.note}", file=sys.stderr, flush=True)
+
+    def _shown(self) -> TextScreen:
+        return self.history.view(self.session.pc.vga.text_screen())
 
     def paint(self) -> None:
         now = time.monotonic()
-        picture = self.renderer.render(self.session.pc.vga.text_screen(), now - self.started)
+        picture = self.renderer.render(self._shown(), now - self.started)
         display = pygame.display.get_surface()  # resized with the window (or by set_mode)
         size = display.get_size()
         changed = present(display, picture, self.renderer.dirty_rows, size != self.painted_size)
@@ -230,7 +262,8 @@ class _Window:
             state = "powering off" if self.closing else "running"
         if now >= self.note_until:
             self.note = ""
-        title = window_title(state, self.session.options.deterministic, self.note)
+        note = self.note or self.history.status()
+        title = window_title(state, self.session.options.deterministic, note)
         if title != self.title:
             pygame.display.set_caption(title)
             self.title = title
