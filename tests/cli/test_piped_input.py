@@ -70,3 +70,19 @@ def test_units_and_receipts() -> None:
     assert splitter.feed("tial", at_end=True) == [Unit("partial", None)]
     assert line_receipt("\x1b[Aecho\n") is None and refused == []
     assert TYPEAHEAD_BUDGET < 256
+
+
+def test_a_closed_stdout_powers_off_instead_of_stopping_the_machine(tmp_path: Path) -> None:
+    """`tk boot --headless | head -3`: the reader goes away in the middle of `help`."""
+    import subprocess
+
+    from .conftest import TK, tk_env
+
+    result = subprocess.run(
+        f"printf 'help\\nhelp\\n' | {TK} boot --headless --timeout 30 | head -3; "
+        "echo status=${PIPESTATUS[1]}",
+        shell=True, executable="/bin/bash", capture_output=True, env=tk_env(tmp_path),
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert result.stdout.decode().splitlines()[-1] == "status=0", result.stderr
+    assert b"MACHINE STOPPED" not in result.stderr and b"Traceback" not in result.stderr
