@@ -13,6 +13,7 @@ from tradekernel.ui import session, supervisor
 
 supervisor.STOP_GRACE_S = 1.0
 supervisor.HUNG_WARN_S = 1.0
+supervisor.HEARTBEAT_S = 0.2
 _make_pc = session.make_pc
 
 

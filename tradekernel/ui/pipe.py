@@ -46,7 +46,7 @@ from tradekernel.ui.session import Session
 from tradekernel.ui.terminal import KeyTypist
 
 SERIAL_CHANNEL = "com1-tx"
-POLL_NS = 2_000_000  # how often (virtual time) the pacer looks at the guest
+POLL_NS = 5_000_000  # how often (virtual time) the pacer looks at the guest
 COMMAND_START_NS = 50_000_000  # after a line is taken, its command has started by then
 QUIET_NS = 200_000_000  # COM1 silent this long: the guest waits for something
 START_WAIT_NS = 5_000_000_000  # no prompt by then (another OS on the disk): type anyway
@@ -243,15 +243,24 @@ class InputPacer:
         self._typed_ns = 0  # when the last unit was typed
         self._receipt_ns = 0  # when the last receipt came
         self.started = False  # the shell's first prompt is up (or START_WAIT_NS passed)
+        self._looking = False  # the poll timer runs
         self.finished = False
 
     def start(self) -> None:
+        """Looks begin with the guest's first word on COM1 (or after START_WAIT_NS): while
+        the firmware and the entry stub run, the pacer adds no slice ends of its own."""
         machine = self.session.machine
         machine.channels.listen(SERIAL_CHANNEL, self._on_serial)
-        machine.post(self._schedule)
+        machine.post(lambda: machine.clock.call_after(START_WAIT_NS, self._begin))
+
+    def _begin(self) -> None:
+        if not self._looking:
+            self._looking = True
+            self._schedule()
 
     def _on_serial(self, data: bytes) -> None:
         self.serial.feed(self._decoder.decode(data), self.session.machine.clock.now_ns())
+        self._begin()
 
     def _serial_line(self, line: str) -> None:
         for index in range(len(self.unconfirmed) - 1, -1, -1):

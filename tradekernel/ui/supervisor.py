@@ -45,6 +45,7 @@ EXIT_SIGNAL_BASE = 128  # a host signal N powered the machine off: exit 128 + N,
 STOP_GRACE_S = 3.0  # how long a stop may take before the watchdog ends the process
 HUNG_WARN_S = 10.0  # a machine loop that has not come round this long is reported once
 WATCH_INTERVAL_S = 0.1  # the watchdog's look-around period
+HEARTBEAT_S = 1.0  # how often it posts to the machine loop (each post also ends a slice)
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _STDLIB_DIR = Path(sysconfig.get_paths()["stdlib"]).resolve()
 
@@ -153,6 +154,8 @@ class Supervisor:
         self.signal_number: int | None = None
         self._stop_asked_at: float | None = None
         self._beat = time.monotonic()
+        self._posted_at = self._beat
+        self._waiting_since = self._beat
         self._warned = False
         self._watchdog = threading.Thread(target=self._watch, name="watchdog", daemon=True)
         timeout = session.options.timeout_s
@@ -210,16 +213,21 @@ class Supervisor:
 
     def _heartbeat(self, now: float) -> None:
         """Post a no-op that notes when the machine loop came round (it runs posted actions
-        between slices, never inside one), at every look: a post also asks the CPU to end its
-        slice, which recovers a slice whose timer was lost (a post from another thread can
+        between slices, never inside one), every HEARTBEAT_S: a post also asks the CPU to end
+        its slice, which recovers a slice whose timer was lost (a post from another thread can
         overwrite the slice timer's deadline between two slices, emu/machine.py _SliceTimer,
         and then nothing ends the slice). Warn once if the loop has not come round for
         `hung_warn_s`."""
-        self.session.machine.post(self._beaten)
-        if now - self._beat >= self.hung_warn_s and not self._warned:
+        if now - self._posted_at >= HEARTBEAT_S:
+            if self._beat >= self._posted_at:  # the last post was answered: a new wait
+                self._waiting_since = now
+            self._posted_at = now
+            self.session.machine.post(self._beaten)
+        waited = now - self._waiting_since
+        if self._beat < self._waiting_since and waited >= self.hung_warn_s and not self._warned:
             self._warned = True
             self._say(
-                f"tk: the machine has not responded for {now - self._beat:.0f} s: a kernel "
+                f"tk: the machine has not responded for {waited:.0f} s: a kernel "
                 f"service does not return ({self._where()}); --timeout, Ctrl-C, SIGTERM or "
                 "closing the window ends the run"
             )
