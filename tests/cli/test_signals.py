@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,4 +76,23 @@ def test_tk_boot_removes_stale_scratch_disks(scratch_dir: Path) -> None:
     stale.write_bytes(b"\0" * 512)
     result = run_tk(["boot", "--headless"], scratch_dir, stdin=b"shutdown\n")
     assert result.returncode == 0, result.stderr
+    assert list(scratch_dir.iterdir()) == []
+
+
+def test_sigterm_to_the_window_front_end(scratch_dir: Path) -> None:
+    """The window's loop ends on the supervisor's stop: power off, exit 143, no scratch disk
+    (SDL leaves a handler that is already installed alone)."""
+    from .conftest import TK, tk_env
+
+    process = subprocess.Popen(
+        [str(TK), "boot", "--timeout", "60"], env=tk_env(scratch_dir), stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while not list(scratch_dir.glob("tradekernel-*.img")):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    time.sleep(1.0)  # the window is up and the machine running
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == EXIT_SIGNAL_BASE + signal.SIGTERM, err
     assert list(scratch_dir.iterdir()) == []
