@@ -20,6 +20,8 @@ from tradekernel import __version__
 from tradekernel.devices.ide import DiskError
 from tradekernel.disktool import disk
 from tradekernel.emu.machine import StopInfo
+from tradekernel.ui.pipe import InputPacer, PlainText, StdinSource
+from tradekernel.ui.scrollback import SERIAL_CHANNEL
 from tradekernel.ui.session import BootOptions, Session, remove_stale_scratch_disks
 from tradekernel.ui.supervisor import (
     EXIT_CRASH,
@@ -30,6 +32,7 @@ from tradekernel.ui.supervisor import (
     HostSignals,
     Supervisor,
 )
+from tradekernel.ui.terminal import LEAVE_BYTE, run_terminal
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 SECTOR = 512
@@ -37,7 +40,6 @@ SECTOR = 512
 # at 4 MiB its heap does not fit; 6 MiB boots and runs programs (tests/cli prove both).
 MIN_MEMORY_MIB = 6
 MAX_MEMORY_MIB = 3072
-LEAVE_BYTE = b"\x1d"  # Ctrl-]: leaves a terminal session (also in ui/terminal.py)
 
 BOOT_EPILOG = f"""\b
 Front ends: a window by default; with --headless, the VGA screen mirrored in
@@ -168,8 +170,6 @@ def _run(session: Session, supervisor: Supervisor, headless: bool, scale: float 
 
         return run_window(session, supervisor=supervisor, scale=scale)
     if sys.stdout.isatty() and sys.stdin.isatty():
-        from tradekernel.ui.terminal import run_terminal
-
         return run_terminal(session, supervisor=supervisor)
     return _run_piped(session, supervisor)
 
@@ -179,10 +179,8 @@ def _run_piped(session: Session, supervisor: Supervisor) -> StopInfo:
     `tk boot --headless | tee log`) is put in raw mode: the guest shows each finished line
     (the terminal's own echo would show it twice), Ctrl-C reaches the guest as a key, and
     Ctrl-] leaves."""
-    from tradekernel.ui.pipe import InputPacer, PlainText, StdinSource
-
     printer = PlainText(sys.stdout, lambda: supervisor.request_stop("stdout was closed"))
-    session.machine.channels.listen("com1-tx", printer.feed)
+    session.machine.channels.listen(SERIAL_CHANNEL, printer.feed)
     stdin = sys.stdin.fileno()
     saved = termios.tcgetattr(stdin) if os.isatty(stdin) else None
 

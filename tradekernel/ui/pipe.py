@@ -17,8 +17,8 @@ its input after `START_WAIT_NS`):
   for ever: when COM1 has been quiet for `QUIET_NS` the next unit goes as long as the keys
   still without a receipt stay within `TYPEAHEAD_BUDGET`, below the kernel's cap of 256;
 - the shell's prompt as the last thing on COM1, with COM1 quiet and every typed key taken
-  from the keyboard for `QUIET_NS`, means the tty holds no
-  typeahead (it takes typeahead as soon as it shows a prompt): every unit counts as taken.
+  from the keyboard for `QUIET_NS`, means the tty holds no typeahead (it takes typeahead as
+  soon as it shows a prompt): every unit counts as taken.
   A line longer than the budget is typed in pieces, each when the prompt is up and quiet.
 Nothing is dropped: while units wait, stdin is not read further (the reader thread blocks on a
 bounded queue, so the writer of the pipe blocks). A line holding a character no US key types
@@ -42,10 +42,10 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from tradekernel.ui.keymap import KeyEvent, text_to_key_events
+from tradekernel.ui.scrollback import SERIAL_CHANNEL
 from tradekernel.ui.session import Session
 from tradekernel.ui.terminal import KeyTypist
 
-SERIAL_CHANNEL = "com1-tx"
 POLL_NS = 5_000_000  # how often (virtual time) the pacer looks at the guest
 COMMAND_START_NS = 50_000_000  # after a line is taken, its command has started by then
 QUIET_NS = 200_000_000  # COM1 silent this long: the guest waits for something
@@ -228,14 +228,11 @@ class InputPacer:
         session: Session,
         source: StdinSource,
         refuse: Callable[[str], None],
-        *,
-        power_off_at_end: bool = True,
     ) -> None:
         self.session = session
         self.source = source
         self.typist = KeyTypist(session)
         self.splitter = UnitSplitter(refuse)
-        self.power_off_at_end = power_off_at_end
         self.waiting: deque[Unit] = deque()  # read, not typed yet
         self.unconfirmed: deque[Unit] = deque()  # typed, no receipt yet
         self.serial = SerialWatch(self._serial_line)
@@ -290,13 +287,7 @@ class InputPacer:
         self.started = self.started or at_prompt or now >= START_WAIT_NS
         if self.started:
             self._type_next(now, quiet, at_prompt)
-        if (
-            self.source.at_end
-            and not self.waiting
-            and not self.unconfirmed
-            and at_prompt
-            and self.power_off_at_end
-        ):
+        if self.source.at_end and not self.waiting and not self.unconfirmed and at_prompt:
             self.finished = True
             self.session.machine.request_power_off()
             return

@@ -28,7 +28,6 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
 
 from tradekernel.emu.machine import StopInfo
 from tradekernel.ui.session import HOST_SIGNALS, Session
@@ -134,21 +133,11 @@ def _inside(path: Path, folder: Path) -> bool:
 class Supervisor:
     """The machine thread plus the watchdog that guarantees the process ends when asked."""
 
-    def __init__(
-        self,
-        session: Session,
-        *,
-        stop_grace_s: float | None = None,
-        hung_warn_s: float | None = None,
-        stderr: TextIO | None = None,
-        hard_exit: Callable[[int], None] = os._exit,
-    ) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
         self.machine = MachineThread(session)
-        self.stop_grace_s = STOP_GRACE_S if stop_grace_s is None else stop_grace_s
-        self.hung_warn_s = HUNG_WARN_S if hung_warn_s is None else hung_warn_s
-        self.stderr = stderr
-        self._hard_exit = hard_exit
+        self.stop_grace_s = STOP_GRACE_S  # read here, so a test driver can shorten them
+        self.hung_warn_s = HUNG_WARN_S
         self.cleanups: list[Callable[[], None]] = []  # run before a hard exit, newest first
         self.stop_reason: str | None = None
         self.signal_number: int | None = None
@@ -252,13 +241,12 @@ class Supervisor:
             f"tk: the machine did not stop {waited_s:.0f} s after {why}: a kernel service "
             f"never returned ({where}); ended (exit {EXIT_HUNG})"
         )
-        self._hard_exit(EXIT_HUNG)
+        os._exit(EXIT_HUNG)  # the machine thread cannot be joined: no interpreter shutdown
 
     def _say(self, line: str) -> None:
-        stream = self.stderr or sys.stderr
         try:
-            stream.write(line + "\n")
-            stream.flush()
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
         except (OSError, ValueError):
             pass  # no stderr left to say it on
 
