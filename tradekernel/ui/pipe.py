@@ -239,6 +239,7 @@ class InputPacer:
         self._decoder = codecs.getincrementaldecoder("cp437")()
         self._typed_ns = 0  # when the last unit was typed
         self._receipt_ns = 0  # when the last receipt came
+        self._receipts = 0
         self.started = False  # the shell's first prompt is up (or START_WAIT_NS passed)
         self._looking = False  # the poll timer runs
         self.finished = False
@@ -256,8 +257,13 @@ class InputPacer:
             self._schedule()
 
     def _on_serial(self, data: bytes) -> None:
+        """(A CPU hook: the look it may ask for runs once the slice has ended.)"""
+        had_prompt = PROMPT.search(self.serial.tail) is not None
+        receipts = self._receipts
         self.serial.feed(self._decoder.decode(data), self.session.machine.clock.now_ns())
         self._begin()
+        if self._receipts != receipts or (PROMPT.search(self.serial.tail) and not had_prompt):
+            self.session.machine.post(self._look)  # the guest took a line or is ready again
 
     def _serial_line(self, line: str) -> None:
         for index in range(len(self.unconfirmed) - 1, -1, -1):
@@ -266,6 +272,7 @@ class InputPacer:
                 for _ in range(index + 1):
                     self.unconfirmed.popleft()
                 self._receipt_ns = self.session.machine.clock.now_ns()
+                self._receipts += 1
                 return
 
     def _schedule(self) -> None:
@@ -273,6 +280,13 @@ class InputPacer:
             self.session.machine.clock.call_after(POLL_NS, self._poll)
 
     def _poll(self) -> None:
+        if self._look():
+            self._schedule()
+
+    def _look(self) -> bool:
+        """Read what stdin has, type what may go, power off at the end; False once done."""
+        if self.finished:
+            return False
         text = self.source.take()
         if text or self.source.at_end:
             self.waiting.extend(self.splitter.feed(text, at_end=self.source.at_end))
@@ -290,8 +304,7 @@ class InputPacer:
         if self.source.at_end and not self.waiting and not self.unconfirmed and at_prompt:
             self.finished = True
             self.session.machine.request_power_off()
-            return
-        self._schedule()
+        return not self.finished
 
     def _type_next(self, now: int, quiet: bool, at_prompt: bool) -> None:
         """At most one unit per look: typing makes the guest busy again."""
