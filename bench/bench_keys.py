@@ -1,18 +1,25 @@
 """Key press to character visible in VGA memory, through the whole path: host key event ->
 8042 -> IRQ1 -> kernel keyboard driver -> tty echo -> VGA text buffer.
 
-    python bench/bench_keys.py [--samples N]
+    python bench/bench_keys.py [--samples N] [--lines N]
 
 For each sample a key is pressed at the shell prompt (from the host side, as the window or the
 terminal does) and the machine runs until the character is in VGA memory at the cursor; then
 Backspace removes it. Prints median and p99 of the wall time and of the virtual time, in the
 real-time and the deterministic clock. Target (issue 3): median < 2 ms wall.
+
+Then piped input (issue 17 item 2): `tk boot --headless` reading N `echo` lines from a pipe,
+each typed once the guest has taken the one before it (ui/pipe.py); prints the wall time from
+start to power-off at the end of input and the lines per second, checking every line arrived.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -60,10 +67,35 @@ def measure(deterministic: bool, samples: int, disk: Path) -> tuple[list[float],
     return walls, virtuals
 
 
+def piped(lines: int, deterministic: bool, scratch: Path) -> tuple[float, bool]:
+    """(wall seconds from start to power-off, every line printed) for `lines` piped echos."""
+    script = "".join(f"echo piped {number}\n" for number in range(lines)).encode()
+    command = [str(Path(sys.executable).with_name("tk")), "boot", "--headless", "--timeout", "300"]
+    start = time.perf_counter()
+    result = subprocess.run(
+        command + (["--deterministic"] if deterministic else []),
+        input=script, capture_output=True, env={**os.environ, "TMPDIR": str(scratch)},
+        check=False,
+    )  # fmt: skip
+    wall = time.perf_counter() - start
+    printed = [line for line in result.stdout.decode().splitlines() if line.startswith("piped")]
+    return wall, result.returncode == 0 and printed == [f"piped {n}" for n in range(lines)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--lines", type=int, default=200)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        for deterministic in (False, True):
+            wall, whole = piped(args.lines, deterministic, Path(scratch))
+            clock = "deterministic" if deterministic else "real-time"
+            print(
+                f"piped input, {clock:13}  {args.lines} lines in {wall:6.2f} s wall "
+                f"(boot and power-off included): {args.lines / wall:6.1f} lines/s, "
+                f"{'all arrived' if whole else 'LINES LOST'}"
+            )
     with tempfile.TemporaryDirectory() as scratch:
         disk = Path(scratch) / "disk.img"
         create_os_disk(disk)

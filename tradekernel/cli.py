@@ -1,21 +1,72 @@
-"""The `tk` command line: boot the machine (window or terminal) and manage disk images."""
+"""The `tk` command line: boot the machine (window, terminal or pipe) and manage disk images.
+
+Contract: every way `tk boot` can go wrong before the machine runs (a missing or unusable disk
+image, a screenshot path that cannot be written, RAM below what the OS needs) is one line on
+stderr and exit 1, checked before anything boots; the exit codes are listed in `tk boot
+--help` (constants in ui/supervisor.py). Host signals and the watchdog are ui/supervisor.py's.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+import termios
+import tty
 from pathlib import Path
 
 import click
 
 from tradekernel import __version__
+from tradekernel.devices.ide import DiskError
 from tradekernel.disktool import disk
-from tradekernel.ui.session import BootOptions, PlainText, Session, stdin_characters
+from tradekernel.emu.machine import StopInfo
+from tradekernel.ui.pipe import InputPacer, PlainText, StdinSource
+from tradekernel.ui.scrollback import SERIAL_CHANNEL
+from tradekernel.ui.session import BootOptions, Session, remove_stale_scratch_disks
+from tradekernel.ui.supervisor import (
+    EXIT_CRASH,
+    EXIT_ERROR,
+    EXIT_HUNG,
+    EXIT_SIGNAL_BASE,
+    EXIT_TIMEOUT,
+    HostSignals,
+    Supervisor,
+)
+from tradekernel.ui.terminal import LEAVE_BYTE, run_terminal
 
-EXIT_TIMEOUT = 3
-EXIT_CRASH = 2
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+SECTOR = 512
+# Found by booting: at 5 MiB the kernel stops at boot (no page frame left after its heap),
+# at 4 MiB its heap does not fit; 6 MiB boots and runs programs (tests/cli prove both).
+MIN_MEMORY_MIB = 6
+MAX_MEMORY_MIB = 3072
+
+BOOT_EPILOG = f"""\b
+Front ends: a window by default; with --headless, the VGA screen mirrored in
+this terminal, or, when stdout or stdin is not a terminal, the serial
+console as plain text on stdout and stdin typed as keys.
+\b
+Piped input is typed only as fast as the guest takes it (nothing is lost):
+each line once the one before it has been read. At end of input, once the
+shell has taken everything and sits idle at its prompt, the machine powers
+off as if `shutdown` had been typed (background jobs end with it). A line
+with a character no US key types is not typed (stderr says so).
+\b
+Exit codes:
+  0    the guest powered off (shutdown, end of piped input, Ctrl-],
+       the window closed)
+  {EXIT_ERROR}    a one-line error before booting (bad disk image or path)
+  2    bad command-line usage
+  {EXIT_TIMEOUT}    --timeout passed before a power-off
+  {EXIT_CRASH}    the machine crashed (the crash report is on stderr)
+  {EXIT_HUNG}    the machine stopped responding (a kernel service never
+       returned) and the watchdog ended tk
+  128+N  host signal N powered the machine off (SIGHUP 129, SIGINT 130,
+       SIGTERM 143); a second signal ends tk at once
+"""
 
 
-@click.group()
+@click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="tk")
 def main() -> None:
     """TradeKernel: a PC emulated in Python and the trading OS that runs on it."""
@@ -24,7 +75,7 @@ def main() -> None:
 main.add_command(disk)
 
 
-@main.command()
+@main.command(epilog=BOOT_EPILOG)
 @click.option("--headless", is_flag=True, help="Use the terminal instead of a window.")
 @click.option(
     "--deterministic",
@@ -47,64 +98,152 @@ main.add_command(disk)
 @click.option(
     "--memory",
     "memory_mib",
-    type=click.IntRange(2, 3072),
+    type=click.IntRange(MIN_MEMORY_MIB, MAX_MEMORY_MIB),
     default=32,
     show_default=True,
-    help="RAM in MiB.",
+    help=f"RAM in MiB ({MIN_MEMORY_MIB}-{MAX_MEMORY_MIB}: the OS needs {MIN_MEMORY_MIB}).",
 )
 @click.option(
     "--timeout",
     "timeout_s",
     type=click.FloatRange(min=0),
     default=None,
-    help="End a run that has not powered off after this many seconds (exit 3).",
+    help=f"End a run that has not powered off after this many seconds (exit {EXIT_TIMEOUT}); "
+    "0 means no timeout.",
 )
 @click.option(
     "--screenshot",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="Write the last screen to this PNG file.",
 )
 @click.option("--dump-screen", is_flag=True, help="Print the final 80x25 screen as text.")
+@click.option(
+    "--scale",
+    type=click.FloatRange(min=1, max=8),
+    default=None,
+    help="Window size as a multiple of 720x400 (e.g. 1.5); the window can also be resized.",
+)
 def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_path: Path | None,
          read_only: bool, memory_mib: int, timeout_s: float | None, screenshot: Path | None,
-         dump_screen: bool) -> None:  # fmt: skip
+         dump_screen: bool, scale: float | None) -> None:  # fmt: skip
     """Power on the TradeKernel PC and boot its disk."""
-    if disk_path is not None and not disk_path.exists():
-        raise click.ClickException(f"no disk image at {disk_path} (make one: tk disk create)")
-    options = BootOptions(disk_path, memory_mib, deterministic, read_only, timeout_s, floppy_path)
-    try:
-        session = Session(options)
-    except (OSError, ValueError) as error:
-        raise click.ClickException(str(error)) from error
-    session.machine.channels.listen("log", lambda text: click.echo(text, err=True))
-    try:
-        if not headless:
-            from tradekernel.ui.window import run_window
-
-            info = run_window(session)
-        elif sys.stdout.isatty() and sys.stdin.isatty():
-            from tradekernel.ui.terminal import run_terminal
-
-            info = run_terminal(session)
-        else:
-            printer = PlainText(sys.stdout)
-            session.machine.channels.listen("com1-tx", printer.feed)
-            session.feed_text_when_idle(stdin_characters(deterministic))
-            info = session.run()
-            sys.stdout.flush()
-        if dump_screen:
-            click.echo("\n".join(line.rstrip() for line in session.screen_lines()))
+    with HostSignals() as signals:
+        remove_stale_scratch_disks()
         if screenshot is not None:
-            from tradekernel.ui.render import save_png
+            _check_writable(screenshot, "--screenshot")
+        _check_disk(disk_path)
+        options = BootOptions(
+            disk_path, memory_mib, deterministic, read_only, timeout_s or None, floppy_path
+        )
+        try:
+            session = Session(options)
+        except (OSError, ValueError, DiskError) as error:
+            raise click.ClickException(_one_line(error)) from error
+        try:
+            supervisor = Supervisor(session)
+            supervisor.cleanups.append(session.close)
+            supervisor.cleanups.append(session.pc.flush)
+            signals.supervisor = supervisor
+            session.machine.channels.listen("log", lambda text: click.echo(text, err=True))
+            stop = _run(session, supervisor, headless, scale)
+            if dump_screen:
+                click.echo("\n".join(line.rstrip() for line in session.screen_lines()))
+            if screenshot is not None:
+                from tradekernel.ui.render import save_png
 
-            save_png(session.pc.vga.text_screen(), str(screenshot))
-    finally:
-        session.close()
-    if info.reason == "timeout":
-        click.echo(f"tk: timed out after {timeout_s} s without a power-off", err=True)
+                save_png(session.pc.vga.text_screen(), str(screenshot))
+        finally:
+            session.close()
+    if stop.reason == "timeout":
+        click.echo(f"tk: timed out after {timeout_s:g} s without a power-off", err=True)
         sys.exit(EXIT_TIMEOUT)
-    if info.reason == "crash":
+    if stop.reason == "crash":
         sys.exit(EXIT_CRASH)
+    if supervisor.signal_number is not None:
+        sys.exit(EXIT_SIGNAL_BASE + supervisor.signal_number)
+
+
+def _run(session: Session, supervisor: Supervisor, headless: bool, scale: float | None) -> StopInfo:
+    """The front end that fits where stdin and stdout go; returns when the machine stopped."""
+    if not headless:
+        from tradekernel.ui.window import run_window
+
+        return run_window(session, supervisor=supervisor, scale=scale)
+    if sys.stdout.isatty() and sys.stdin.isatty():
+        return run_terminal(session, supervisor=supervisor)
+    return _run_piped(session, supervisor)
+
+
+def _run_piped(session: Session, supervisor: Supervisor) -> StopInfo:
+    """The serial console as text on stdout, stdin typed as keys. A terminal on stdin (as in
+    `tk boot --headless | tee log`) is put in raw mode: the guest shows each finished line
+    (the terminal's own echo would show it twice), Ctrl-C reaches the guest as a key, and
+    Ctrl-] leaves."""
+    printer = PlainText(sys.stdout, lambda: supervisor.request_stop("stdout was closed"))
+    session.machine.channels.listen(SERIAL_CHANNEL, printer.feed)
+    stdin = sys.stdin.fileno()
+    saved = termios.tcgetattr(stdin) if os.isatty(stdin) else None
+
+    def leave() -> None:
+        supervisor.request_stop("Ctrl-]")
+
+    source = StdinSource(
+        stdin,
+        read_all=session.options.deterministic,
+        leave_byte=LEAVE_BYTE if saved is not None else None,
+        on_leave=leave,
+    )
+    pacer = InputPacer(session, source, lambda line: click.echo(line, err=True))
+    if saved is not None:
+        restore = lambda: termios.tcsetattr(stdin, termios.TCSADRAIN, saved)  # noqa: E731
+        supervisor.cleanups.append(restore)
+        tty.setraw(stdin, termios.TCSANOW)
+    try:
+        pacer.start()
+        supervisor.start()
+        while not supervisor.wait(0.2):
+            pass  # the main thread stays free for signal handlers
+    finally:
+        supervisor.stop()
+        if saved is not None:
+            restore()
+        if printer.closed:  # nothing more can reach it: not even Python's flush at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        else:
+            sys.stdout.flush()
+    return supervisor.result()
+
+
+def _check_disk(path: Path | None) -> None:
+    if path is None:
+        return
+    if not path.exists():
+        raise click.ClickException(f"no disk image at {path} (make one: tk disk create)")
+    if not path.is_file():
+        raise click.ClickException(f"{path} is not a disk image file")
+    size = path.stat().st_size
+    if size < SECTOR:
+        raise click.ClickException(
+            f"{path} is {size} bytes: a disk image holds at least one {SECTOR}-byte sector "
+            "(make one: tk disk create)"
+        )
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Refuse before booting what would only fail after the whole run."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise click.ClickException(f"{option} {path}: is a directory")
+    if not folder.is_dir():
+        raise click.ClickException(f"{option} {path}: no directory {folder}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise click.ClickException(f"{option} {path}: not writable")
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 if __name__ == "__main__":

@@ -6,13 +6,17 @@ and the partition table); sectors 1..2047 hold the rest of the boot image (the 3
 stub); partition 1 starts at sector 2048 (1 MiB, aligned) and fills the disk, formatted FAT16
 (type 0x0E) or FAT32 (type 0x0C) from 512 MiB up, with the directories in `SKELETON`.
 
-The functions raise `DiskToolError`, `FsError` or `BlockDeviceError` with a message; the click
-group `disk` (mounted by the main CLI as `tk disk`) turns them into click errors.
+The functions raise `DiskToolError`, `FsError`, `BlockDeviceError` or `OSError` (the host side)
+with a message; the click group `disk` (mounted by the main CLI as `tk disk`) turns them into
+one-line click errors. `tk disk create` never replaces an existing file without --force, and
+gives each disk a fresh volume serial.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -39,14 +43,23 @@ MIN_SIZE_MB = 4
 FAT32_FROM_MB = 512
 DEFAULT_SIZE_MB = 64
 SKELETON = ("/bin", "/etc", "/home", "/tmp")
+MAX_PUT_DEPTH = 32  # `tk disk put` of a directory: deeper trees are refused (a loop, likely)
 VOLUME_LABEL = "TRADEKERNEL"
 OS_DISK_MB = 16
 # Fixed stamps: the same programs always make the same OS disk, byte for byte.
 OS_BUILD_TIME = datetime(2026, 1, 1, 0, 0, 0)
+OS_VOLUME_ID = 0x54524B31  # "TRK1": the scratch OS disk's fixed serial
 
 
 class DiskToolError(Exception):
     """A request the tools refuse (bad size, boot image too large, missing host file)."""
+
+
+def fresh_volume_id() -> int:
+    """A FAT volume serial from the clock and randomness, as mkfs.fat makes one (seconds and
+    microseconds mixed), so two disks made the same second still differ."""
+    stamp = time.time_ns() // 1000
+    return ((stamp // 1_000_000) << 20 ^ stamp % 1_000_000 ^ secrets.randbits(32)) & 0xFFFFFFFF
 
 
 def create_disk(
@@ -54,11 +67,13 @@ def create_disk(
     size_mb: int,
     boot_image: bytes | None = None,
     now: Callable[[], datetime] = datetime.now,
+    volume_id: int | None = None,
 ) -> PartitionEntry:
     """Write a fresh MBR disk of `size_mb` MiB at `path`; returns partition 1's entry.
 
     `boot_image` is the MBR sector (its first 440 bytes of code are kept; the partition table
-    is ours) followed by the stub sectors, which go from sector 1 on."""
+    is ours) followed by the stub sectors, which go from sector 1 on. `volume_id` is the FAT
+    serial (default: a fresh one)."""
     if size_mb < MIN_SIZE_MB:
         raise DiskToolError(f"disk size {size_mb} MiB is too small (at least {MIN_SIZE_MB} MiB)")
     if size_mb > 2 * 1024 * 1024:
@@ -94,6 +109,7 @@ def create_disk(
             fat_type=32 if fat32 else 16,
             label=VOLUME_LABEL,
             hidden_sectors=PARTITION_START,
+            volume_id=fresh_volume_id() if volume_id is None else volume_id,
             now=now,
         )
         with FatFs(partition, now=now) as fs:
@@ -102,9 +118,15 @@ def create_disk(
     return entry
 
 
-def create_os_disk(path: str | os.PathLike[str], size_mb: int = OS_DISK_MB) -> PartitionEntry:
-    """A bootable TradeKernel disk: the MBR and stub, the skeleton, the user programs in /bin."""
-    entry = create_disk(path, size_mb, boot_image(), now=lambda: OS_BUILD_TIME)
+def create_os_disk(
+    path: str | os.PathLike[str], size_mb: int = OS_DISK_MB, volume_id: int = OS_VOLUME_ID
+) -> PartitionEntry:
+    """A bootable TradeKernel disk: the MBR and stub, the skeleton, the user programs in /bin.
+    With the default serial the same programs give the same image, byte for byte (the scratch
+    disk of a deterministic run); `tk disk create` gives each disk a fresh one."""
+    entry = create_disk(
+        path, size_mb, boot_image(), now=lambda: OS_BUILD_TIME, volume_id=volume_id
+    )
     with ImageFile(path) as disk, FatFs(open_partition(disk, 1), now=lambda: OS_BUILD_TIME) as fs:
         for name, data in user_programs().items():
             fs.write_file(f"/bin/{name}", data)
@@ -146,16 +168,52 @@ def get_file(image: str | os.PathLike[str], source: str, target: str | os.PathLi
 
 
 def put_file(image: str | os.PathLike[str], source: str | os.PathLike[str], target: str) -> int:
-    """Copy a host file into the image; `target` may be a directory there. Returns bytes."""
+    """Copy a host file, or a directory with everything in it, into the image; `target` may
+    be an existing directory there (the copy goes inside it). Returns bytes copied."""
     source_path = Path(source)
-    if not source_path.is_file():
+    if not source_path.exists():
         raise DiskToolError(f"{source}: no such host file")
-    data = source_path.read_bytes()
+    if not (source_path.is_file() or source_path.is_dir()):
+        raise DiskToolError(f"{source}: not a regular file or directory")
     with open_volume(image) as fs:
         if fs.exists(target) and fs.stat(target).is_dir:
             target = target.rstrip("/") + "/" + source_path.name
+        return _put_tree(fs, source_path, target, depth=0)
+
+
+def _put_tree(fs: FatFs, source: Path, target: str, depth: int) -> int:
+    if source.is_symlink() and source.is_dir():
+        raise DiskToolError(f"{source}: a symbolic link to a directory (not followed)")
+    if not source.is_dir():
+        data = source.read_bytes()
         fs.write_file(target, data)
-    return len(data)
+        return len(data)
+    if depth >= MAX_PUT_DEPTH:
+        raise DiskToolError(f"{source}: directories nested deeper than {MAX_PUT_DEPTH}")
+    if not fs.exists(target):
+        fs.mkdir(target)
+    elif not fs.stat(target).is_dir:
+        raise DiskToolError(f"{target}: exists in the image and is not a directory")
+    copied = 0
+    for child in sorted(source.iterdir()):
+        copied += _put_tree(fs, child, target.rstrip("/") + "/" + child.name, depth + 1)
+    return copied
+
+
+def make_directory(image: str | os.PathLike[str], path: str, parents: bool = False) -> None:
+    """Make a directory in the image; with `parents`, its missing parents too and no error if
+    it exists (as mkdir -p)."""
+    with open_volume(image) as fs:
+        if not parents:
+            fs.mkdir(path)
+            return
+        so_far = ""
+        for part in [part for part in path.split("/") if part]:
+            so_far += "/" + part
+            if not fs.exists(so_far):
+                fs.mkdir(so_far)
+            elif not fs.stat(so_far).is_dir:
+                raise DiskToolError(f"{so_far}: exists and is not a directory")
 
 
 def remove(image: str | os.PathLike[str], path: str) -> None:
@@ -174,6 +232,9 @@ def _run(action: Callable[[], object]) -> object:
     except (DiskToolError, FsError, BlockDeviceError) as exc:
         message = exc.strerror if isinstance(exc, OSError) else str(exc)
         raise click.ClickException(str(message)) from exc
+    except OSError as exc:  # the host side: a missing directory, no permission, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise click.ClickException(f"{where}{exc.strerror or exc}") from exc
 
 
 def _format_stat(stat: Stat, long: bool) -> str:
@@ -185,7 +246,7 @@ def _format_stat(stat: Stat, long: bool) -> str:
     return f"{kind} {stat.size:>10} {stamp}  {name}"
 
 
-@click.group("disk")
+@click.group("disk", context_settings={"help_option_names": ["-h", "--help"]})
 def disk() -> None:
     """Make the OS disk image and move files in and out of it."""
 
@@ -200,13 +261,18 @@ def disk() -> None:
     help="MBR sector + stub sectors to place before partition 1 (default: TradeKernel's own, "
     "with the user programs in /bin)",
 )
-def create_command(path: str, size_mb: int, boot_path: str | None) -> None:
+@click.option("--force", is_flag=True, help="Replace PATH if it exists (its contents are lost).")
+def create_command(path: str, size_mb: int, boot_path: str | None, force: bool) -> None:
     """Create a bootable, partitioned disk image with a fresh FAT filesystem."""
+    if os.path.lexists(path) and not force:
+        raise click.ClickException(
+            f"{path} already exists: not replaced (--force replaces it and all it holds)"
+        )
     if boot_path:
         boot = Path(boot_path).read_bytes()
         entry = _run(lambda: create_disk(path, size_mb, boot))
     else:
-        entry = _run(lambda: create_os_disk(path, size_mb))
+        entry = _run(lambda: create_os_disk(path, size_mb, volume_id=fresh_volume_id()))
     assert isinstance(entry, PartitionEntry)
     kind = "FAT32" if entry.type == PART_FAT32_LBA else "FAT16"
     click.echo(f"{path}: {size_mb} MiB, partition 1 {kind} at sector {entry.start_lba}")
@@ -238,8 +304,17 @@ def get_command(image: str, source: str, target: str) -> None:
 @click.argument("source", type=click.Path())
 @click.argument("target")
 def put_command(image: str, source: str, target: str) -> None:
-    """Copy SOURCE on the host to TARGET in the image."""
+    """Copy SOURCE on the host (a file, or a directory and all in it) to TARGET in the image."""
     _run(lambda: put_file(image, source, target))
+
+
+@disk.command("mkdir")
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("path")
+@click.option("-p", "parents", is_flag=True, help="make missing parents; no error if it exists")
+def mkdir_command(image: str, path: str, parents: bool) -> None:
+    """Make a directory in the image."""
+    _run(lambda: make_directory(image, path, parents))
 
 
 @disk.command("rm")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from tests.disk.conftest import fsck, mtools
+from tests.disk.conftest import fsck, mtools, need
 from tradekernel.disktool import (
     PARTITION_START,
     DiskToolError,
@@ -109,3 +111,72 @@ def test_oversized_boot_stub_is_refused(tmp_path: Path) -> None:
     too_big = boot_image()[:512] + bytes(2048 * 512)
     with pytest.raises(DiskToolError, match="fit before partition 1"):
         create_disk(tmp_path / "x.img", 8, too_big)
+
+
+def test_create_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    runner = CliRunner()
+    precious = tmp_path / "mine.img"
+    precious.write_bytes(b"the user's data")
+    result = runner.invoke(disk, ["create", str(precious), "--size", "8"])
+    assert result.exit_code == 1
+    assert "already exists" in result.output and "--force" in result.output
+    assert precious.read_bytes() == b"the user's data"
+    result = runner.invoke(disk, ["create", str(precious), "--size", "8", "--force"])
+    assert result.exit_code == 0, result.output
+    fsck(precious, OFFSET)
+
+
+def test_host_side_errors_are_one_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    image = tmp_path / "d.img"
+    assert runner.invoke(disk, ["create", str(image), "--size", "8"]).exit_code == 0
+    for args, words in [
+        (["create", "/nonexistent/dir/x.img"], "/nonexistent/dir/x.img: No such file"),
+        (["get", str(image), "/bin/hello", "/nonexistent/x"], "/nonexistent/x: No such file"),
+    ]:
+        result = runner.invoke(disk, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.strip().splitlines() == [f"Error: {words} or directory"]
+
+
+def test_each_created_disk_gets_its_own_volume_serial(tmp_path: Path) -> None:
+    serials = set()
+    for number in range(3):
+        image = tmp_path / f"d{number}.img"
+        assert CliRunner().invoke(disk, ["create", str(image), "--size", "8"]).exit_code == 0
+        info = subprocess.run(
+            [need("minfo"), "-i", f"{image}@@{OFFSET}", "::"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        (serial,) = re.findall(r"serial number: ([0-9A-F]+)", info)
+        serials.add(serial)
+    assert len(serials) == 3
+
+
+def test_mkdir_and_put_of_a_whole_directory(tmp_path: Path) -> None:
+    runner = CliRunner()
+    image = tmp_path / "d.img"
+    assert runner.invoke(disk, ["create", str(image), "--size", "8"]).exit_code == 0
+    assert runner.invoke(disk, ["mkdir", str(image), "/data"]).exit_code == 0
+    result = runner.invoke(disk, ["mkdir", str(image), "/data"])
+    assert result.exit_code == 1 and "exists" in result.output
+    assert runner.invoke(disk, ["mkdir", str(image), "-p", "/data/a/b"]).exit_code == 0
+    tree = tmp_path / "strategies"
+    (tree / "momentum" / "params").mkdir(parents=True)
+    (tree / "readme.txt").write_text("top\n")
+    (tree / "momentum" / "run.cfg").write_text("window=20\n" * 100)
+    (tree / "momentum" / "params" / "long file name.toml").write_text("x = 1\n")
+    result = runner.invoke(disk, ["put", str(image), str(tree), "/home"])
+    assert result.exit_code == 0, result.output
+    fsck(image, OFFSET)
+    assert mtools("mtype", image, "::/home/strategies/readme.txt", offset=OFFSET) == b"top\n"
+    assert mtools(
+        "mtype", image, "::/home/strategies/momentum/params/long file name.toml", offset=OFFSET
+    ) == b"x = 1\n"
+    assert get_size(image, "/home/strategies/momentum/run.cfg") == 1000
+    assert {s.name for s in list_dir(image, "/data/a")} == {"b"}
+
+
+def get_size(image: Path, path: str) -> int:
+    (stat,) = list_dir(image, path)
+    return stat.size

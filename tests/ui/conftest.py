@@ -64,7 +64,7 @@ class CrashedSession:
         vga.attach(board)
         self.machine = StoppedMachine()
         self.pc = SimpleNamespace(vga=vga)
-        self.options = SimpleNamespace(deterministic=False)
+        self.options = SimpleNamespace(deterministic=False, timeout_s=None)
 
     def run(self) -> StopInfo:
         return StopInfo("crash", self.REPORT)

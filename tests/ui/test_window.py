@@ -10,7 +10,7 @@ from pathlib import Path
 import pygame
 import pytest
 
-from tradekernel.ui.render import SCREEN_HEIGHT, SCREEN_WIDTH
+from tradekernel.ui.render import SCREEN_HEIGHT, SCREEN_WIDTH, Renderer
 from tradekernel.ui.window import (
     _HostKeys,
     present,
@@ -98,8 +98,62 @@ def test_guest_shutdown_closes_the_window_and_f12_takes_a_screenshot(
     assert len(script.done_at) == 2
     (shot,) = shots.glob("tradekernel-*.png")
     assert pygame.image.load(str(shot)).get_size() == (SCREEN_WIDTH, SCREEN_HEIGHT)
-    assert any(f"saved {shot}" in title for title in script.titles)
+    assert any(f"saved {shot} (new folder)" in title for title in script.titles)
     assert [name for name, pressed in keys_sent if pressed] == list("shutdown") + ["enter"]
+
+
+def test_f12_says_on_stderr_where_the_screenshot_went(session, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    shots = tmp_path / "shots"
+    script = Script(
+        session,
+        [
+            (prompt_shown, lambda: post_key(pygame.KSCAN_F12)),
+            (lambda _lines: any(shots.glob("*.png")), lambda: post_text("shutdown\r")),
+        ],
+    )
+    run_window(session, max_frames=MAX_FRAMES, on_frame=script, screenshot_dir=shots)
+    (shot,) = shots.glob("tradekernel-*.png")
+    assert f"tk: screenshot saved {shot.resolve()} (new folder)" in capsys.readouterr().err
+
+
+def _shift_key(scancode: int) -> None:
+    for kind in (pygame.KEYDOWN, pygame.KEYUP):
+        pygame.event.post(
+            pygame.event.Event(kind, key=0, scancode=scancode, mod=pygame.KMOD_LSHIFT)
+        )
+
+
+def test_shift_page_up_in_the_window_shows_what_scrolled_off(session, monkeypatch) -> None:  # noqa: ANN001
+    first_help_row = "bg           continue stopped jobs in the background"
+    keys_sent: list[object] = []
+    session.machine.channels.listen("keyboard-key", keys_sent.append)
+    drawn: list[list[str]] = []  # the rows of every screen the window rendered
+    render = Renderer.render
+
+    def recording_render(self, screen, time_s=0.0):  # noqa: ANN001, ANN202
+        drawn.append([screen.row_bytes(r)[0::2].decode("cp437").rstrip() for r in range(25)])
+        return render(self, screen, time_s)
+
+    monkeypatch.setattr(Renderer, "render", recording_render)
+
+    def page_up() -> None:
+        for _ in range(4):
+            _shift_key(pygame.KSCAN_PAGEUP)
+
+    script = Script(
+        session,
+        [
+            (prompt_shown, lambda: post_text("help\r")),
+            (lambda lines: lines[-1].rstrip() == PROMPT, page_up),
+            (lambda _lines: any(first_help_row in rows for rows in drawn), lambda: None),
+            (lambda _lines: True, lambda: pygame.event.post(pygame.event.Event(pygame.QUIT))),
+        ],
+    )
+    run_window(session, max_frames=MAX_FRAMES, on_frame=script)
+    assert len(script.done_at) == 4, session.screen_lines()
+    assert first_help_row not in session.screen_lines()  # it went off the live screen
+    assert any("scrolled back" in title for title in script.titles)
+    assert "pageup" not in [name for name, _pressed in keys_sent]  # the guest never saw them
 
 
 def test_a_crashed_machine_stays_on_screen_until_the_window_is_closed() -> None:
@@ -145,8 +199,42 @@ def test_present_copies_only_the_dirty_rows() -> None:
     assert display.get_at((5, 11 * 32 - 1))[:3] == (200, 0, 0)
 
 
-def test_a_window_smaller_than_the_screen_shows_its_centre_unscaled() -> None:
-    assert screen_origin((700, 300)) == (1, -10, -50)
+def test_a_window_smaller_than_the_screen_shows_all_of_it_shrunk() -> None:
+    assert screen_origin((700, 300)) == (0.75, 80, 0)  # 540x300, centred
+
+
+def test_a_1280_wide_window_gets_more_than_1x_with_the_aspect_kept() -> None:
+    """Issue 17 item 12: integer scaling needed 1440x800, so a 1280-wide screen got 1x."""
+    display = pygame.Surface((1280, 740))
+    scale, left, top = screen_origin(display.get_size())
+    assert scale == 1280 / 720 and (left, top) == (0, (740 - 711) // 2)
+    present(display, _picture(), [], full=True)
+    assert display.get_at((0, top))[:3] == (10, 20, 30)
+    assert display.get_at((1279, top + 710))[:3] == (10, 20, 30)
+    assert display.get_at((640, top + 711))[:3] == (0, 0, 0)
+
+
+def test_fractional_row_updates_land_where_the_full_picture_has_them() -> None:
+    display = pygame.Surface((1080, 600))  # 1.5x
+    picture = _picture()
+    present(display, picture, [], full=True)
+    picture.fill((200, 0, 0), (0, 3 * 16, 720, 16))
+    (changed,) = present(display, picture, [3], full=False)
+    assert tuple(changed) == (0, 72, 1080, 24)
+    assert display.get_at((5, 72))[:3] == (200, 0, 0)
+    assert display.get_at((5, 95))[:3] == (200, 0, 0)
+    assert display.get_at((5, 96))[:3] == (10, 20, 30)
+
+
+def test_scale_option_sets_the_window_size(session) -> None:  # noqa: ANN001
+    sizes = []
+    run_window(
+        session,
+        scale=1.5,
+        max_frames=1,
+        on_frame=lambda _frame: sizes.append(pygame.display.get_surface().get_size()),
+    )
+    assert sizes[0] == (1080, 600)
 
 
 def _key(kind: int, scancode: int) -> pygame.event.Event:

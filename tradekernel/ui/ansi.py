@@ -4,7 +4,10 @@ Contract: `screen_text(screen)` gives the 25 rows as 80-character strings, CP437
 Unicode (NUL and 0xFF shown as spaces): what tests and `--dump-screen` compare against.
 `AnsiScreen.frame(screen)` returns the escape sequences that paint the whole screen with SGR
 colours and put the cursor where the VGA shows it; `AnsiScreen.diff(screen)` paints only the
-rows that changed since the last frame or diff (and moves the cursor if it moved).
+rows that changed since the last frame or diff (and moves the cursor if it moved). On a
+terminal smaller than the screen, `set_view` picks the rows and columns shown: screen row
+`top` goes to terminal row 1, and nothing is written beyond `height` rows or `width` columns
+(the cursor is hidden while it is outside them).
 """
 
 from __future__ import annotations
@@ -50,11 +53,34 @@ class AnsiScreen:
     def __init__(self, truecolor: bool = False) -> None:
         self.truecolor = truecolor
         self._previous: TextScreen | None = None
+        self.top = 0
+        self.height = 1 << 16  # rows and columns shown: all, until set_view says otherwise
+        self.width = 1 << 16
+
+    def set_view(self, top: int, height: int, width: int) -> bool:
+        """Show screen rows top..top+height-1, columns 0..width-1; True if that changed (the
+        next diff is then a full frame)."""
+        if (top, height, width) == (self.top, self.height, self.width):
+            return False
+        self.top, self.height, self.width = top, height, width
+        self._previous = None
+        return True
+
+    def invalidate(self) -> None:
+        """Forget the last frame: the next diff paints everything shown."""
+        self._previous = None
+
+    def cursor(self, screen: TextScreen) -> str:
+        """Put the terminal cursor where the VGA shows it (after writing elsewhere)."""
+        return self._cursor(screen)
+
+    def _shown(self, screen: TextScreen) -> range:
+        return range(self.top, min(screen.rows, self.top + self.height))
 
     def frame(self, screen: TextScreen) -> str:
-        """Every row, then the cursor."""
+        """Every row shown, then the cursor."""
         out = [f"{ESC}[?25l"]
-        out += (self._row(screen, row) for row in range(screen.rows))
+        out += (self._row(screen, row) for row in self._shown(screen))
         out.append(self._cursor(screen))
         self._previous = screen
         return "".join(out)
@@ -69,7 +95,7 @@ class AnsiScreen:
             or previous.blink_enabled != screen.blink_enabled
         ):
             return self.frame(screen)
-        rows = [r for r in range(screen.rows) if screen.row_bytes(r) != previous.row_bytes(r)]
+        rows = [r for r in self._shown(screen) if screen.row_bytes(r) != previous.row_bytes(r)]
         cursor_moved = (
             screen.cursor_row,
             screen.cursor_col,
@@ -86,9 +112,9 @@ class AnsiScreen:
     def _row(self, screen: TextScreen, row: int) -> str:
         data = screen.row_bytes(row)
         palette = screen.palette if self.truecolor else None
-        parts = [f"{ESC}[{row + 1};1H"]
+        parts = [f"{ESC}[{row - self.top + 1};1H"]
         current = -1
-        for col in range(screen.columns):
+        for col in range(min(screen.columns, self.width)):
             attr = data[2 * col + 1]
             if attr != current:
                 parts.append(sgr(attr, screen.blink_enabled, palette))
@@ -98,5 +124,9 @@ class AnsiScreen:
         return "".join(parts)
 
     def _cursor(self, screen: TextScreen) -> str:
-        position = f"{ESC}[{screen.cursor_row + 1};{screen.cursor_col + 1}H"
+        row = screen.cursor_row - self.top
+        inside = 0 <= row < self.height and screen.cursor_col < self.width
+        if not inside:
+            return f"{ESC}[?25l"
+        position = f"{ESC}[{row + 1};{screen.cursor_col + 1}H"
         return position + (f"{ESC}[?25h" if screen.cursor_visible else "")

@@ -25,6 +25,7 @@ SCREEN_HEIGHT = 25 * GLYPH_HEIGHT
 REFRESH_HZ = 70.086  # mode 3 vertical refresh
 CURSOR_BLINK_FRAMES = 16  # period: on for the first half
 CHAR_BLINK_FRAMES = 32
+SNAP = 0.05  # fit_scale: a fit at most 5% above a whole factor is shown at that factor
 _BLANK_CHARS = frozenset((0x00, 0x20, 0xFF))  # glyphs with no foreground pixel
 
 Colour = tuple[int, int, int]
@@ -179,10 +180,32 @@ def integer_scale(window_size: tuple[int, int]) -> int:
     return max(1, min(width // SCREEN_WIDTH, height // SCREEN_HEIGHT))
 
 
-def scale_to(surface: pygame.Surface, window_size: tuple[int, int]) -> pygame.Surface:
-    """`surface` scaled by whole pixels to fit `window_size` (crisp, no smoothing)."""
-    factor = integer_scale(window_size)
-    if factor == 1:
+def fit_scale(window_size: tuple[int, int]) -> float:
+    """The factor at which 720x400 fills `window_size` with its aspect kept; the whole factor
+    below it when that is within SNAP (crisp pixels for a barely smaller picture)."""
+    width, height = window_size
+    fit = min(width / SCREEN_WIDTH, height / SCREEN_HEIGHT)
+    whole = integer_scale(window_size)
+    if fit >= 1 and fit - whole <= SNAP * whole:
+        return whole
+    return fit
+
+
+def scaled_size(scale: float) -> tuple[int, int]:
+    """The picture's size in pixels at `scale`."""
+    return max(1, round(SCREEN_WIDTH * scale)), max(1, round(SCREEN_HEIGHT * scale))
+
+
+def scale_surface(surface: pygame.Surface, size: tuple[int, int]) -> pygame.Surface:
+    """Nearest-neighbour when growing (the VGA's blocky pixels), smoothed when shrinking (so
+    thin strokes do not vanish between the rows kept)."""
+    if size == surface.get_size():
         return surface
-    width, height = surface.get_size()
-    return pygame.transform.scale(surface, (width * factor, height * factor))
+    if size[0] < surface.get_width():
+        return pygame.transform.smoothscale(surface, size)
+    return pygame.transform.scale(surface, size)
+
+
+def scale_to(surface: pygame.Surface, window_size: tuple[int, int]) -> pygame.Surface:
+    """The 720x400 `surface` scaled to fit `window_size`, aspect kept (see fit_scale)."""
+    return scale_surface(surface, scaled_size(fit_scale(window_size)))

@@ -1,18 +1,20 @@
 """A booted TradeKernel PC and its host side: where keys come from and where the screen goes.
 
 Three front ends share this: the pygame window (ui/window.py), the raw terminal (an ANSI
-mirror of the VGA screen), and the plain pipe (the serial console as text, stdin typed as
-keys). Keys always travel the real path: host -> "keyboard-key" channel -> 8042 -> IRQ1.
+mirror of the VGA screen, ui/terminal.py), and the plain pipe (the serial console as text,
+stdin typed as keys, ui/pipe.py); ui/supervisor.py runs the machine for all three. Scratch
+disks (a boot without --disk) carry their owner's PID in their name and are removed by
+`close()`, or by a later `tk` once that process is gone. Keys always travel the real path:
+host -> "keyboard-key" channel -> 8042 -> IRQ1.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+import signal
 import tempfile
-import threading
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,19 +24,67 @@ from tradekernel.emu.pc import Pc, PcConfig
 from tradekernel.emu.platform import Platform
 from tradekernel.kernel.main import Kernel
 from tradekernel.ui.ansi import screen_text
-from tradekernel.ui.keymap import KeyEvent, text_to_key_events
+from tradekernel.ui.keymap import KeyEvent
 
 
 def make_pc(config: PcConfig) -> Pc:
     return Pc(config, kernel_factory=lambda machine: Kernel(Platform.of(machine)))
 
 
-def scratch_disk() -> Path:
-    """A fresh OS disk for a boot without --disk (made in ~15 ms, so none is kept)."""
-    handle, name = tempfile.mkstemp(prefix="tradekernel-", suffix=".img")
+SCRATCH_PREFIX = "tradekernel-"  # scratch disks: tradekernel-PID-RANDOM.img in the temp dir
+SCRATCH_SUFFIX = ".img"
+HOST_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # what `tk boot` cleans up after
+
+
+def scratch_disk(directory: Path | None = None) -> Path:
+    """A fresh OS disk for a boot without --disk (made in ~15 ms, so none is kept). Its name
+    carries our PID, so a later `tk` can tell it from one whose owner is still running."""
+    handle, name = tempfile.mkstemp(
+        prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", suffix=SCRATCH_SUFFIX, dir=directory
+    )
     os.close(handle)
-    create_os_disk(name)
+    try:
+        create_os_disk(name)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
     return Path(name)
+
+
+@contextmanager
+def held_signals() -> Iterator[None]:
+    """Hold HOST_SIGNALS back (they stay pending) for a step that must finish as a whole."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HOST_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def remove_stale_scratch_disks(directory: Path | None = None) -> list[Path]:
+    """Delete scratch disks left by `tk` processes that are gone (SIGKILL, a power cut), the
+    only ways out that cannot clean up. Returns what was removed."""
+    folder = Path(directory or tempfile.gettempdir())
+    removed = []
+    for path in folder.glob(f"{SCRATCH_PREFIX}*-*{SCRATCH_SUFFIX}"):
+        owner = path.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not _process_exists(int(owner)):
+            try:
+                path.unlink()
+            except OSError:
+                continue  # another user's, or already gone
+            removed.append(path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
 
 
 @dataclass
@@ -51,41 +101,29 @@ class Session:
     def __init__(self, options: BootOptions) -> None:
         self.options = options
         self._own_disk = options.disk is None
-        self.disk = scratch_disk() if options.disk is None else options.disk
-        self.pc = make_pc(
-            PcConfig(
-                disk=self.disk,
-                ram_mib=options.memory_mib,
-                deterministic=options.deterministic,
-                read_only=options.read_only,
-                floppy=options.floppy,
+        self.disk: Path | None = options.disk
+        try:
+            if self._own_disk:
+                with held_signals():  # a signal lands once the disk is ours to remove
+                    self.disk = scratch_disk()
+            self.pc = make_pc(
+                PcConfig(
+                    disk=self.disk,
+                    ram_mib=options.memory_mib,
+                    deterministic=options.deterministic,
+                    read_only=options.read_only,
+                    floppy=options.floppy,
+                )
             )
-        )
+        except BaseException:
+            self.close()
+            raise
         self.machine = self.pc.machine
 
     def press(self, events: list[KeyEvent]) -> None:
         """Thread-safe: queue key events for the 8042 (from a UI or stdin thread)."""
         channels = self.machine.channels
         self.machine.post(lambda: [channels.send("keyboard-key", event) for event in events])
-
-    def feed_text_when_idle(self, source: Callable[[], str]) -> None:
-        """Type characters from `source` one at a time, each when the guest next idles.
-        `source()` returns the next character, or "" when there is none (yet or any more)."""
-        channels = self.machine.channels
-
-        def feeder() -> bool:
-            char = source()
-            if not char:
-                return False
-            try:
-                events = text_to_key_events(char)
-            except ValueError:
-                return True  # a character no US key types: skipped
-            for event in events:
-                channels.send("keyboard-key", event)
-            return True
-
-        self.machine.feed_when_idle(feeder)
 
     def run(self) -> StopInfo:
         try:
@@ -98,45 +136,5 @@ class Session:
         return screen_text(self.pc.vga.text_screen())
 
     def close(self) -> None:
-        if self._own_disk:
+        if self._own_disk and self.disk is not None:
             self.disk.unlink(missing_ok=True)
-
-
-class PlainText:
-    """Serial console bytes -> plain text lines on a stream (escape sequences and CR dropped)."""
-
-    def __init__(self, stream) -> None:  # noqa: ANN001
-        self.stream = stream
-        self._escape = False
-
-    def feed(self, data: bytes) -> None:
-        out = []
-        for char in data.decode("cp437"):
-            if self._escape:
-                if char.isalpha() and char != "[":
-                    self._escape = False
-                continue
-            if char == "\x1b":
-                self._escape = True
-            elif char != "\r":
-                out.append(char)
-        if out:
-            self.stream.write("".join(out))
-            if "\n" in out:
-                self.stream.flush()
-
-
-def stdin_characters(deterministic: bool) -> Callable[[], str]:
-    """Characters typed from a non-terminal stdin. Deterministic runs read all input first, so
-    what the guest sees never depends on how fast the pipe delivers it."""
-    queue: deque[str] = deque()
-    if deterministic:
-        queue.extend(sys.stdin.read())
-    else:
-
-        def reader() -> None:
-            for char in iter(lambda: sys.stdin.read(1), ""):
-                queue.append(char)
-
-        threading.Thread(target=reader, name="stdin", daemon=True).start()
-    return lambda: queue.popleft() if queue else ""

@@ -2,12 +2,16 @@
 
 Contract: `run_terminal(session)` puts the input terminal in raw mode and switches the output to
 the alternate screen buffer, paints the 80x25 screen once in full and then only what changed
-(about 30 times a second), with the terminal cursor where the VGA cursor is. Every byte typed
-goes to the guest as PS/2 key presses (Ctrl-C included) except Ctrl-] (0x1D), which powers the
-machine off cleanly and leaves. The machine runs in a background thread (`MachineThread`, also
-used by the window); the terminal is restored however the function ends. Returns the machine's
-StopInfo once its thread has finished (the session's run() has flushed the disk by then); a
-crash report is written out again after leaving the alternate screen, so it stays readable.
+(about 30 times a second), with the terminal cursor where the VGA cursor is. A terminal with
+fewer than 25 rows (or 80 columns) shows the rows around the VGA cursor (the last ones, where
+the prompt is, as the console scrolls) and says so for `NOTICE_S` over its top row. Every
+byte typed goes to the guest as PS/2 key presses (Ctrl-C included) except Ctrl-] (0x1D), which
+powers the machine off cleanly and leaves, and Shift+PgUp/Shift+PgDn, which scroll back
+through the console's history (ui/scrollback.py); any other key returns to the live screen.
+The machine runs in a background thread under a `Supervisor` (also used by the window); the
+terminal is restored however the function ends, the watchdog's hard exit included. Returns
+the machine's StopInfo once its thread has finished (the session's run() has flushed the disk
+by then); a crash report is written out again after leaving the alternate screen.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from tradekernel.emu.clock import Timer
 from tradekernel.emu.machine import StopInfo
 from tradekernel.ui.ansi import AnsiScreen
 from tradekernel.ui.keymap import KeyEvent, TerminalKeyDecoder
+from tradekernel.ui.scrollback import SERIAL_CHANNEL, Scrollback
 from tradekernel.ui.session import Session
+from tradekernel.ui.supervisor import Supervisor
 
 LEAVE_BYTE = b"\x1d"  # Ctrl-], as telnet and QEMU's monitor escape use
 FRAME_INTERVAL_S = 1 / 30
@@ -40,63 +46,11 @@ CLEAR = "\x1b[0m\x1b[H\x1b[2J"
 ENTER_SCREEN = "\x1b[?1049h" + CLEAR
 LEAVE_SCREEN = "\x1b[0m\x1b[?25h\x1b[?1049l"
 HINT_ROW = 27  # below the 25 mirrored rows and a blank one, when the terminal is tall enough
-HINT = "TradeKernel: Ctrl-] powers off and leaves"
-
-
-class MachineThread:
-    """`session.run()` on a background thread, keeping its StopInfo or the exception it raised,
-    so a UI on the main thread stays responsive whatever the guest does."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self._result: StopInfo | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="machine", daemon=True)
-        self._started = False
-        self.power_off_requested = False
-
-    def _run(self) -> None:
-        try:
-            self._result = self.session.run()
-        except BaseException as error:  # noqa: BLE001 - handed to the UI thread by result()
-            self._error = error
-
-    def start(self) -> None:
-        self._started = True
-        self._thread.start()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def request_power_off(self) -> None:
-        """Ask the machine loop to power off (as the ACPI soft-off button would); idempotent."""
-        if not self.power_off_requested:
-            self.power_off_requested = True
-            machine = self.session.machine
-            machine.post(machine.request_power_off)
-
-    def wait(self, timeout_s: float | None = None) -> bool:
-        """Block until the machine loop has ended; False if `timeout_s` passed first."""
-        if self._started:
-            self._thread.join(timeout_s)
-        return not self._thread.is_alive()
-
-    def result(self) -> StopInfo:
-        """The run's StopInfo; re-raises what the machine loop raised. Only after it ended."""
-        if self._thread.is_alive():
-            raise RuntimeError("the machine is still running")
-        if self._error is not None:
-            raise self._error
-        if self._result is None:
-            raise RuntimeError("the machine thread was never started")
-        return self._result
-
-    def stop(self) -> None:
-        """Power off (if still running) and wait for the loop, so the disk has been flushed."""
-        if self.alive:
-            self.request_power_off()
-        self.wait()
+HINT = "TradeKernel: Ctrl-] powers off and leaves; Shift+PgUp/PgDn scroll back"
+NOTICE_S = 5.0  # how long a too-small terminal is told so
+SHIFT_PAGE_UP = b"\x1b[5;2~"  # xterm's encoding of Shift+PgUp / Shift+PgDn
+SHIFT_PAGE_DOWN = b"\x1b[6;2~"
+SCREEN_ROWS, SCREEN_COLUMNS = 25, 80
 
 
 class _Output:
@@ -129,6 +83,12 @@ class KeyTypist:
             self._waiting.extend(events)
             self.session.machine.post(self._pump)
 
+    @property
+    def idle(self) -> bool:
+        """Every key handed over and read by the guest (machine thread only)."""
+        keyboard = self.session.pc.keyboard.keyboard
+        return not self._waiting and (keyboard is None or not keyboard.fifo)
+
     def _pump(self) -> None:
         keyboard = self.session.pc.keyboard.keyboard
         if keyboard is None:
@@ -145,10 +105,12 @@ class KeyTypist:
 
 
 class _Keyboard:
-    """Bytes typed on the terminal -> key transitions for the typist; notices the leave key."""
+    """Bytes typed on the terminal -> key transitions for the typist; notices the leave key
+    and the scrollback keys."""
 
-    def __init__(self, typist: KeyTypist) -> None:
+    def __init__(self, typist: KeyTypist, history: Scrollback) -> None:
         self.typist = typist
+        self.history = history
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._keys = TerminalKeyDecoder()
         self._last_input = 0.0
@@ -157,7 +119,14 @@ class _Keyboard:
         """Type `data`; True if it held the leave key (what follows it is dropped)."""
         typed, leave, _ = data.partition(LEAVE_BYTE)
         self._last_input = now
-        self.typist.type(self._keys.feed(self._text.decode(typed)))
+        for piece in _split_scroll_keys(typed):
+            if piece == SHIFT_PAGE_UP:
+                self.history.page_up()
+            elif piece == SHIFT_PAGE_DOWN:
+                self.history.page_down()
+            else:
+                self.history.to_live()
+                self.typist.type(self._keys.feed(self._text.decode(piece)))
         return bool(leave)
 
     def settle(self, now: float) -> None:
@@ -166,25 +135,51 @@ class _Keyboard:
             self.typist.type(self._keys.flush())
 
 
+def _split_scroll_keys(data: bytes) -> list[bytes]:
+    """`data` cut around each Shift+PgUp/PgDn sequence (kept as pieces of their own)."""
+    pieces: list[bytes] = []
+    start = index = 0
+    while index < len(data):
+        for key in (SHIFT_PAGE_UP, SHIFT_PAGE_DOWN):
+            if data.startswith(key, index):
+                pieces += [data[start:index], key] if index > start else [key]
+                index += len(key)
+                start = index
+                break
+        else:
+            index += 1
+    if start < len(data):
+        pieces.append(data[start:])
+    return pieces
+
+
+def view_for(cursor_row: int, rows: int, columns: int) -> tuple[int, int, int]:
+    """(top, height, width) of the screen a terminal of `rows` x `columns` shows: all of it if
+    it fits, else the rows that keep the cursor in view, as low as possible."""
+    height = max(1, min(SCREEN_ROWS, rows))
+    top = min(max(0, cursor_row - height + 1), SCREEN_ROWS - height)
+    return top, height, max(1, min(SCREEN_COLUMNS, columns))
+
+
 def run_terminal(
-    session: Session, *, input_fd: int | None = None, output_fd: int | None = None
+    session: Session,
+    *,
+    input_fd: int | None = None,
+    output_fd: int | None = None,
+    supervisor: Supervisor | None = None,
 ) -> StopInfo:
     """Mirror the screen on `output_fd` and type `input_fd`'s bytes (default: stdin/stdout;
-    raw mode only when the input is a terminal) until the machine stops or Ctrl-] is typed."""
+    raw mode only when the input is a terminal) until the machine stops or Ctrl-] is typed.
+    `supervisor` (made here if not given) runs the machine; if its watchdog has to end the
+    process, the terminal is restored first."""
     in_fd = 0 if input_fd is None else input_fd
     out = _Output(1 if output_fd is None else output_fd)
     saved_mode = termios.tcgetattr(in_fd) if os.isatty(in_fd) else None
-    machine = MachineThread(session)
+    supervisor = supervisor or Supervisor(session)
     resized = threading.Event()
     unwatch_resize = _watch_resize(resized)
-    try:
-        if saved_mode is not None:
-            tty.setraw(in_fd, termios.TCSANOW)
-        out.write(ENTER_SCREEN + _hint(out.fd))
-        machine.start()
-        _mirror(session, machine, in_fd, out, resized)
-    finally:
-        machine.stop()
+
+    def restore() -> None:
         try:
             out.write(LEAVE_SCREEN)
         except OSError:
@@ -192,8 +187,22 @@ def run_terminal(
         finally:
             if saved_mode is not None:
                 termios.tcsetattr(in_fd, termios.TCSADRAIN, saved_mode)
-            unwatch_resize()
-    stop = machine.result()
+
+    supervisor.cleanups.append(restore)
+    try:
+        if saved_mode is not None:
+            tty.setraw(in_fd, termios.TCSANOW)
+        out.write(ENTER_SCREEN + _hint(out.fd))
+        history = Scrollback()
+        session.machine.channels.listen(SERIAL_CHANNEL, history.feed)
+        supervisor.start()
+        _mirror(session, supervisor, history, in_fd, out, resized)
+    finally:
+        supervisor.stop()
+        restore()
+        unwatch_resize()
+        supervisor.cleanups.remove(restore)
+    stop = supervisor.result()
     if stop.reason == "crash" and stop.report:
         try:
             out.write(stop.report.rstrip("\n") + "\n")  # it was on the screen just left
@@ -203,28 +212,48 @@ def run_terminal(
 
 
 def _mirror(
-    session: Session, machine: MachineThread, in_fd: int, out: _Output, resized: threading.Event
+    session: Session,
+    supervisor: Supervisor,
+    history: Scrollback,
+    in_fd: int,
+    out: _Output,
+    resized: threading.Event,
 ) -> None:
     """The UI loop: paint, read keys, until the machine ends (leaving asks it to)."""
     screen = AnsiScreen(truecolor=os.environ.get("COLORTERM", "") in ("truecolor", "24bit"))
-    keyboard = _Keyboard(KeyTypist(session))
+    keyboard = _Keyboard(KeyTypist(session), history)
     reading = True
+    size = _terminal_size(out.fd)
+    notice_until = time.monotonic() + NOTICE_S if _too_small(size) else 0.0
+    overlay = ""
     next_frame = time.monotonic()
     while True:
         now = time.monotonic()
         if now >= next_frame:
-            vga_screen = session.pc.vga.text_screen()
+            shown = history.view(session.pc.vga.text_screen())
+            cursor_row = shown.cursor_row if not history.scrolled else SCREEN_ROWS - 1
             if resized.is_set():
                 resized.clear()
-                out.write(CLEAR + _hint(out.fd) + screen.frame(vga_screen))
+                size = _terminal_size(out.fd)
+                notice_until = now + NOTICE_S if _too_small(size) else 0.0
+                screen.invalidate()
+            changed_view = screen.set_view(*view_for(cursor_row, *size))
+            wanted = _overlay(history, size, now < notice_until)
+            if changed_view or wanted != overlay:
+                out.write(CLEAR + _hint(out.fd) + screen.frame(shown))
             else:
-                out.write(screen.diff(vga_screen))
+                out.write(screen.diff(shown))
+            if wanted:
+                width = min(SCREEN_COLUMNS, size[1])
+                out.write(f"\x1b[1;1H\x1b[0;7m{wanted[:width].ljust(width)}\x1b[0m")
+                out.write(screen.cursor(shown))
+            overlay = wanted
             next_frame = now + FRAME_INTERVAL_S
-        if not machine.alive:
+        if not supervisor.alive:
             return
         wait_s = max(0.0, next_frame - time.monotonic())
         if not reading:
-            machine.wait(wait_s)
+            supervisor.wait(wait_s)
             continue
         readable, _, _ = select.select([in_fd], [], [], wait_s)
         now = time.monotonic()
@@ -237,7 +266,34 @@ def _mirror(
             data = b""
         if not data or keyboard.feed(data, now):  # end of input, or Ctrl-]
             reading = False
-            machine.request_power_off()
+            supervisor.request_stop("end of input" if not data else "Ctrl-]")
+
+
+def _terminal_size(fd: int) -> tuple[int, int]:
+    """(rows, columns) of the terminal on `fd`; a non-terminal gets the whole screen."""
+    try:
+        size = os.get_terminal_size(fd)
+    except OSError:
+        return SCREEN_ROWS, SCREEN_COLUMNS
+    return size.lines, size.columns
+
+
+def _too_small(size: tuple[int, int]) -> bool:
+    return size[0] < SCREEN_ROWS or size[1] < SCREEN_COLUMNS
+
+
+def _overlay(history: Scrollback, size: tuple[int, int], notice: bool) -> str:
+    """The line shown over the top row: where the scrollback is, or that the terminal is
+    smaller than the screen (while the notice lasts)."""
+    if history.scrolled:
+        return f"TradeKernel: {history.status()}"
+    if notice:
+        rows, columns = size
+        return (
+            f"TradeKernel: this terminal is {columns}x{rows}, the screen 80x25: showing the "
+            "rows around the cursor"
+        )
+    return ""
 
 
 def _hint(fd: int) -> str:

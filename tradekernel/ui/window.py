@@ -1,21 +1,26 @@
 """`tk boot`: the TradeKernel PC's monitor and keyboard in a pygame window.
 
-Contract: `run_window(session)` opens a resizable window showing the 720x400 text screen scaled
-by whole pixels and centred on black, repainted up to 60 times a second from VGA memory (only
-the rows that changed); the title shows the machine's state and clock mode. The machine runs in
-a background thread (`MachineThread`), the UI in the calling thread (SDL wants the main one):
-the UI only reads guest memory, so a busy guest never freezes the window. Host key presses and
-releases go to the PS/2 keyboard as they happen, paced only if they come faster than its FIFO
-drains (its typematic makes the repeats, in virtual time, so SDL's own repeat is off and
-repeated downs are dropped; on the deterministic clock a press waits for its release). F12
-saves a screenshot instead of reaching the guest. Closing the window powers the machine off
-cleanly; a guest that powers off (or a run that times out) closes the window. Returns the
-machine's StopInfo.
+Contract: `run_window(session)` opens a resizable window (720x400 times `scale`) showing the
+text screen scaled to fit with its aspect kept (by whole pixels when one fits within 5%; any
+factor otherwise, so a 1280-pixel-wide screen gets more than 1x) and centred on black,
+repainted up to 60 times a second from VGA memory (only the rows that changed); the title
+shows the machine's state and clock mode. The machine runs in a background thread under a
+`Supervisor` (whose watchdog ends the process if the machine stops responding), the UI in the
+calling thread (SDL wants the main one): the UI only reads guest memory, so a busy guest never
+freezes the window. Host key presses and releases go to the PS/2 keyboard as they happen,
+paced only if they come faster than its FIFO drains (its typematic makes the repeats, in
+virtual time, so SDL's own repeat is off and repeated downs are dropped; on the deterministic
+clock a press waits for its release). F12 saves a screenshot instead of reaching the guest
+and the title and stderr say where it went; Shift+PgUp/PgDn scroll back through the console's
+history (ui/scrollback.py), any other key returns to the live screen. Closing the window
+powers the machine off cleanly; a guest that powers off (or a run that times out) closes the
+window. Returns the machine's StopInfo.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -25,24 +30,33 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import pygame  # noqa: E402
 
+from tradekernel.devices.vga import TextScreen  # noqa: E402
 from tradekernel.emu.machine import StopInfo  # noqa: E402
 from tradekernel.ui.font import GLYPH_HEIGHT  # noqa: E402
 from tradekernel.ui.keymap import KeyEvent, pygame_key_event  # noqa: E402
 from tradekernel.ui.render import (  # noqa: E402
-    SCREEN_HEIGHT,
     SCREEN_WIDTH,
     Renderer,
-    integer_scale,
+    fit_scale,
     save_png,
+    scale_surface,
     scale_to,
+    scaled_size,
 )
+from tradekernel.ui.scrollback import SERIAL_CHANNEL, Scrollback  # noqa: E402
 from tradekernel.ui.session import Session  # noqa: E402
-from tradekernel.ui.terminal import KeyTypist, MachineThread  # noqa: E402
+from tradekernel.ui.supervisor import Supervisor  # noqa: E402
+from tradekernel.ui.terminal import KeyTypist  # noqa: E402
 
 FRAME_RATE = 60
 TITLE = "TradeKernel"
 SCREENSHOT_KEY = pygame.KSCAN_F12  # by position, as every key here
 SCREENSHOT_DIR = Path("screenshots")
+SCROLL_KEYS = {pygame.KSCAN_PAGEUP: -1, pygame.KSCAN_PAGEDOWN: 1}  # with Shift: scrollback
+MODIFIER_KEYS = frozenset(
+    (pygame.KSCAN_LSHIFT, pygame.KSCAN_RSHIFT, pygame.KSCAN_LCTRL, pygame.KSCAN_RCTRL,
+     pygame.KSCAN_LALT, pygame.KSCAN_RALT)
+)  # fmt: skip
 NOTE_SECONDS = 4.0  # how long a message (a saved screenshot) stays in the title
 BORDER = (0, 0, 0)
 # Why the machine stopped -> the window title's word for it.
@@ -63,11 +77,18 @@ def window_title(state: str, deterministic: bool, note: str = "") -> str:
     return f"{title} — {note}" if note else title
 
 
-def screen_origin(window_size: tuple[int, int]) -> tuple[int, int, int]:
-    """(scale, left, top) of the integer-scaled 720x400 picture centred in the window."""
+def window_size(scale: float) -> tuple[int, int]:
+    """The window's opening size for `--scale` (the picture at that factor, no border)."""
+    return scaled_size(scale)
+
+
+def screen_origin(window_size: tuple[int, int]) -> tuple[float, int, int]:
+    """(scale, left, top) of the 720x400 picture scaled to fit the window, aspect kept, and
+    centred in it."""
     width, height = window_size
-    scale = integer_scale(window_size)
-    return scale, (width - SCREEN_WIDTH * scale) // 2, (height - SCREEN_HEIGHT * scale) // 2
+    scale = fit_scale(window_size)
+    picture_width, picture_height = scaled_size(scale)
+    return scale, (width - picture_width) // 2, (height - picture_height) // 2
 
 
 def present(
@@ -80,13 +101,14 @@ def present(
         display.fill(BORDER)
         display.blit(scale_to(picture, display.get_size()), (left, top))
         return [display.get_rect()]
+    width = scaled_size(scale)[0]
     changed = []
     for first, count in _row_runs(rows):
         strip = picture.subsurface((0, first * GLYPH_HEIGHT, SCREEN_WIDTH, count * GLYPH_HEIGHT))
-        if scale > 1:
-            size = (SCREEN_WIDTH * scale, count * GLYPH_HEIGHT * scale)
-            strip = pygame.transform.scale(strip, size)
-        changed.append(display.blit(strip, (left, top + first * GLYPH_HEIGHT * scale)))
+        y0 = round(first * GLYPH_HEIGHT * scale)
+        y1 = round((first + count) * GLYPH_HEIGHT * scale)
+        strip = scale_surface(strip, (width, max(1, y1 - y0)))
+        changed.append(display.blit(strip, (left, top + y0)))
     return changed
 
 
@@ -149,14 +171,19 @@ class _HostKeys:
 class _Window:
     """The UI loop's state: display, renderer, title, and the machine thread it watches."""
 
-    def __init__(self, session: Session, screenshot_dir: Path) -> None:
+    def __init__(
+        self, session: Session, screenshot_dir: Path, supervisor: Supervisor, scale: float | None
+    ) -> None:
         self.session = session
-        self.machine = MachineThread(session)
+        self.supervisor = supervisor
+        self.machine = supervisor.machine
         self.screenshot_dir = screenshot_dir
         self.renderer = Renderer()
         self.keys = _HostKeys(presses_wait_for_release=session.options.deterministic)
         self.typist = KeyTypist(session)
-        pygame.display.set_mode((SCREEN_WIDTH, SCREEN_HEIGHT), pygame.RESIZABLE)
+        self.history = Scrollback()
+        session.machine.channels.listen(SERIAL_CHANNEL, self.history.feed)
+        pygame.display.set_mode(window_size(scale or 1), pygame.RESIZABLE)
         self.painted_size = (0, 0)
         self.closing = False
         self.stop: StopInfo | None = None
@@ -173,10 +200,17 @@ class _Window:
             elif event.type in (pygame.VIDEOEXPOSE, pygame.WINDOWEXPOSED):
                 self.painted_size = (0, 0)  # the window system lost our pixels: paint all
             elif event.type in (pygame.KEYDOWN, pygame.KEYUP):
-                if getattr(event, "scancode", None) == SCREENSHOT_KEY:
+                scancode = getattr(event, "scancode", None)
+                if scancode == SCREENSHOT_KEY:
                     if event.type == pygame.KEYDOWN:
                         self.screenshot()
                     continue
+                if scancode in SCROLL_KEYS and getattr(event, "mod", 0) & pygame.KMOD_SHIFT:
+                    if event.type == pygame.KEYDOWN:
+                        self.scroll(SCROLL_KEYS[scancode])
+                    continue  # Shift+PgUp/PgDn scroll the window, the guest never sees them
+                if event.type == pygame.KEYDOWN and scancode not in MODIFIER_KEYS:
+                    self.history.to_live()
                 transitions += self.keys.translate(event)
         if not self.closing:
             self.typist.type(transitions)
@@ -184,22 +218,35 @@ class _Window:
     def close(self) -> None:
         """The user closed the window: power off (the UI keeps drawing until the loop ends)."""
         self.closing = True
-        self.machine.request_power_off()
+        self.supervisor.request_stop("the window was closed")
+
+    def scroll(self, step: int) -> None:
+        if step < 0:
+            self.history.page_up()
+        else:
+            self.history.page_down()
 
     def screenshot(self) -> None:
+        """Save the screen as shown (history too, when scrolled back) and say where it went:
+        in the title for a while, and on stderr, which outlives the window."""
         now = time.monotonic()
         try:
+            created = not self.screenshot_dir.is_dir()
             self.screenshot_dir.mkdir(parents=True, exist_ok=True)
-            path = screenshot_path(self.screenshot_dir, datetime.now())
-            save_png(self.session.pc.vga.text_screen(), str(path), now - self.started)
-            self.note = f"saved {path}"
+            path = screenshot_path(self.screenshot_dir, datetime.now()).resolve()
+            save_png(self._shown(), str(path), now - self.started)
+            self.note = f"saved {path}" + (" (new folder)" if created else "")
         except (OSError, pygame.error) as error:
             self.note = f"screenshot failed: {error}"
         self.note_until = now + NOTE_SECONDS
+        print(f"tk: screenshot {self.note}", file=sys.stderr, flush=True)
+
+    def _shown(self) -> TextScreen:
+        return self.history.view(self.session.pc.vga.text_screen())
 
     def paint(self) -> None:
         now = time.monotonic()
-        picture = self.renderer.render(self.session.pc.vga.text_screen(), now - self.started)
+        picture = self.renderer.render(self._shown(), now - self.started)
         display = pygame.display.get_surface()  # resized with the window (or by set_mode)
         size = display.get_size()
         changed = present(display, picture, self.renderer.dirty_rows, size != self.painted_size)
@@ -215,7 +262,8 @@ class _Window:
             state = "powering off" if self.closing else "running"
         if now >= self.note_until:
             self.note = ""
-        title = window_title(state, self.session.options.deterministic, self.note)
+        note = self.note or self.history.status()
+        title = window_title(state, self.session.options.deterministic, note)
         if title != self.title:
             pygame.display.set_caption(title)
             self.title = title
@@ -227,6 +275,8 @@ def run_window(
     max_frames: int | None = None,
     on_frame: FrameHook | None = None,
     screenshot_dir: Path = SCREENSHOT_DIR,
+    supervisor: Supervisor | None = None,
+    scale: float | None = None,
 ) -> StopInfo:
     """Run `session` in a window until the machine stops (see the module docstring).
 
@@ -236,7 +286,7 @@ def run_window(
     """
     pygame.display.init()
     try:
-        window = _Window(session, screenshot_dir)
+        window = _Window(session, screenshot_dir, supervisor or Supervisor(session), scale)
     except BaseException:
         pygame.display.quit()
         raise
@@ -244,10 +294,10 @@ def run_window(
         pygame.key.set_repeat()  # no SDL repeat: the keyboard model has its own typematic
         pygame.key.stop_text_input()  # keys only: no input method composing text
         window.update_title(time.monotonic())
-        window.machine.start()
+        window.supervisor.start()
         return _loop(window, max_frames, on_frame)
     finally:
-        window.machine.stop()
+        window.supervisor.stop()
         pygame.display.quit()
 
 
