@@ -285,3 +285,17 @@ def test_exists_is_false_behind_damage_like_os_path_exists() -> None:
     fs = remount(device)
     assert not fs.exists("/a/b/c.txt")
     assert fs.exists("/a") and fs.exists("/keep.txt")
+
+
+def test_a_long_name_slot_is_attribute_0x0f_exactly_as_linux_and_fsck_read_it() -> None:
+    """With a reserved attribute bit set (0x4F) a long-name slot is an 8.3 volume label entry
+    to Linux and fsck.fat, whatever its bytes hold. Here it names a cluster beyond the volume,
+    which fsck.fat calls damage, so the volume is not written."""
+    device, fs = populated(16)
+    fs.write_file("/a long name.txt", b"x")
+    offset = entry_offset(fs, "/a long name.txt") - 32  # its (only) long-name slot
+    device.data[offset + 11] = 0x4F
+    struct.pack_into("<H", device.data, offset + 20, 0x7F)  # cluster 0x7Fxxxx: beyond the end
+    fs = remount(device)
+    assert len(fs.listdir("/")) == 4  # a, keep.txt, victim.bin, the short alias: no label
+    assert fs.read_only and "volume label" in (fs.read_only_reason or "")

@@ -267,6 +267,18 @@ def _dotdot_renamed(image: Path) -> None:
     patched(image, offset, b"..X        \x20")
 
 
+def _dotdot_cluster(cluster: int):  # noqa: ANN202 - a patch function
+    def patch(image: Path) -> None:
+        """The '..' entry of /DIR/SUB points at the wrong cluster."""
+        device, fs = mount(image, read_only=True)
+        directory = fs._walk_to(["DIR", "SUB"], "/DIR/SUB")
+        offset = directory.sectors[0] * 512 + 32
+        device.close()
+        patched(image, offset + 26, struct.pack("<H", cluster))
+
+    return patch
+
+
 def _bpb(offset: int, value: bytes):  # noqa: ANN202 - a patch function
     def patch(image: Path) -> None:
         patched(image, offset, value)
@@ -282,6 +294,7 @@ def _bpb(offset: int, value: bytes):  # noqa: ANN202 - a patch function
         (_size("/DIR/NOTES.TXT", 100), "/DIR/NOTES.TXT"),
         (_size("/DIR/NOTES.TXT", 90000), "/DIR/NOTES.TXT"),
         (_dotdot_renamed, "/DIR: no '.' and '..' entries first"),
+        (_dotdot_cluster(0), "/DIR/SUB: '..' points to cluster 0"),
         (_bpb(17, struct.pack("<H", 16)), ""),  # root of 16 entries: the data area moves
         (_bpb(16, b"\x01"), ""),  # one FAT: the root is read from FAT 2
     ],

@@ -771,22 +771,28 @@ class FatFs:
             damage = claim(self.root_cluster, None)
             if damage:
                 return [f"/: {damage}"]
-        pending = [(self.root_cluster, "/")]
+        pending = [(self.root_cluster, "/", self.root_cluster)]
         while pending and len(problems) < MAX_MOUNT_PROBLEMS:
-            cluster, path = pending.pop()
+            cluster, path, parent = pending.pop()
             try:
                 directory = self._load_dir(cluster, path)
             except CorruptFs as error:
                 problems.append(str(error))
                 continue
             listed = list(scan_entries(directory.raw))
-            if cluster != self.root_cluster and [e[:2] for e in listed[:2]] != _DOT_SLOTS:
-                problems.append(f"{path}: no '.' and '..' entries first (data area moved?)")
-                continue
+            if cluster != self.root_cluster:
+                damage = self._dot_damage(listed, parent)
+                if damage:
+                    problems.append(f"{path}: {damage}")
+                    continue
             for index, raw_name, attr, first, size in listed:
                 if raw_name in (DOT_NAME, DOTDOT_NAME):
                     continue
                 is_dir = bool(attr & ATTR_DIRECTORY)
+                if attr & ATTR_VOLUME_ID:
+                    if first or size:
+                        problems.append(f"{path}: volume label entry in slot {index} has data")
+                    continue
                 if first:
                     damage = claim(first, None if is_dir else size)
                 else:
@@ -797,8 +803,20 @@ class FatFs:
                     if is_dir:
                         self._damaged[(cluster, index)] = damage
                 elif is_dir:
-                    pending.append((first, _child_path(directory, index, path)))
+                    pending.append((first, _child_path(directory, index, path), cluster))
         return problems
+
+    def _dot_damage(self, listed: list[tuple[int, bytes, int, int, int]], parent: int) -> str:
+        """What is wrong with a subdirectory's '.' and '..' entries, or "": as fsck.fat, they
+        must be in slots 0 and 1 and '..' must point at the parent (0 for the root); a wrong
+        cluster in '.' it lets pass, and so does this."""
+        if [entry[:2] for entry in listed[:2]] != _DOT_SLOTS:
+            return "no '.' and '..' entries first (data area moved?)"
+        dotdot = listed[1][3]
+        parents = (0, self.root_cluster) if parent == self.root_cluster else (parent,)
+        if dotdot not in parents:
+            return f"'..' points to cluster {dotdot}, not {parents[-1]}"
+        return ""
 
     # ----------------------------------------------------------------- volume
     @property

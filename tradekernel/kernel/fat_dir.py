@@ -175,7 +175,7 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
         if lead in FREE_LEADS:
             expected, parts, run_start = 0, [], None
             continue
-        if attr & 0x3F == ATTR_LONG_NAME:
+        if attr == ATTR_LONG_NAME:  # exactly, as Linux and fsck.fat test it
             if run_start is None:
                 run_start = index
             order = lead & 0x1F
@@ -222,14 +222,10 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
 
 def scan_entries(raw: bytes | bytearray) -> Iterator[tuple[int, bytes, int, int, int]]:
     """(slot, 11-byte name, attributes, first cluster, size) of every live 8.3 entry, dot
-    entries included, volume labels and long-name slots skipped: the names left unparsed, for
-    the mount's allocation check, which reads every directory (parse_directory gives names)."""
+    entries and volume labels included, long-name slots skipped, names left unparsed: for the
+    mount's allocation check, which reads every directory (parse_directory gives names)."""
     for index, (raw_name, attr, hi, lo, size) in enumerate(_ALLOCATION.iter_unpack(raw)):
-        if (
-            raw_name[0] not in FREE_LEADS
-            and attr & 0x3F != ATTR_LONG_NAME
-            and not attr & ATTR_VOLUME_ID
-        ):
+        if raw_name[0] not in FREE_LEADS and attr != ATTR_LONG_NAME:
             yield index, raw_name, attr, (hi << 16) | lo, size
 
 
