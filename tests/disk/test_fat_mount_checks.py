@@ -279,6 +279,17 @@ def _dotdot_cluster(cluster: int):  # noqa: ANN202 - a patch function
     return patch
 
 
+def _stray_dotdot(image: Path) -> None:
+    """A copy of /DIR/SUB's '..' entry in a later slot: fsck.fat sees a directory pointing at
+    /DIR (its container), we must not skip it as a dot entry."""
+    device, fs = mount(image, read_only=True)
+    directory = fs._walk_to(["DIR", "SUB"], "/DIR/SUB")
+    offset = directory.sectors[0] * 512
+    device.close()
+    data = image.read_bytes()
+    patched(image, offset + 32 * 6, data[offset + 32 : offset + 64])
+
+
 def _bpb(offset: int, value: bytes):  # noqa: ANN202 - a patch function
     def patch(image: Path) -> None:
         patched(image, offset, value)
@@ -295,6 +306,7 @@ def _bpb(offset: int, value: bytes):  # noqa: ANN202 - a patch function
         (_size("/DIR/NOTES.TXT", 90000), "/DIR/NOTES.TXT"),
         (_dotdot_renamed, "/DIR: no '.' and '..' entries first"),
         (_dotdot_cluster(0), "/DIR/SUB: '..' points to cluster 0"),
+        (_stray_dotdot, "/DIR/SUB: stray '..' entry in slot 6"),
         (_bpb(17, struct.pack("<H", 16)), ""),  # root of 16 entries: the data area moves
         (_bpb(16, b"\x01"), ""),  # one FAT: the root is read from FAT 2
     ],

@@ -787,6 +787,9 @@ class FatFs:
                     continue
             for index, raw_name, attr, first, size in listed:
                 if raw_name in (DOT_NAME, DOTDOT_NAME):
+                    if index >= 2 or cluster == self.root_cluster:  # fsck: a bad name
+                        name = raw_name.decode().strip()
+                        problems.append(f"{path}: stray '{name}' entry in slot {index}")
                     continue
                 is_dir = bool(attr & ATTR_DIRECTORY)
                 if attr & ATTR_VOLUME_ID:

@@ -91,7 +91,7 @@ class RawEntry:
 
     @property
     def is_dot(self) -> bool:
-        return self.raw_name in (b".          ", b"..         ")
+        return self.name in (".", "..")  # only slots 0 and 1 get these names
 
 
 def lfn_checksum(raw_name: bytes) -> int:
@@ -194,7 +194,7 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
         (raw_name, attr, nt_flags, c_hund, c_time, c_date, a_date, hi, m_time, m_date, lo, size) = (
             _ENTRY.unpack_from(raw, base)
         )
-        dots = _DOT_NAMES.get(raw_name)
+        dots = _DOT_NAMES.get(raw_name) if index < 2 else None  # elsewhere a damaged name
         short = dots or _safe_short_name(display_short_name(raw_name, nt_flags))
         name, slot = short, index if run_start is None else run_start
         if dots is None and parts and expected == 0 and lfn_checksum(raw_name) == checksum:
