@@ -267,16 +267,24 @@ def _dotdot_renamed(image: Path) -> None:
     patched(image, offset, b"..X        \x20")
 
 
-def _dotdot_cluster(cluster: int):  # noqa: ANN202 - a patch function
+def _dot_cluster(slot: int, cluster: int):  # noqa: ANN202 - a patch function
     def patch(image: Path) -> None:
-        """The '..' entry of /DIR/SUB points at the wrong cluster."""
+        """The '.' (slot 0) or '..' (slot 1) entry of /DIR/SUB points at the wrong cluster."""
         device, fs = mount(image, read_only=True)
         directory = fs._walk_to(["DIR", "SUB"], "/DIR/SUB")
-        offset = directory.sectors[0] * 512 + 32
+        offset = directory.sectors[0] * 512 + 32 * slot
         device.close()
         patched(image, offset + 26, struct.pack("<H", cluster))
 
     return patch
+
+
+def _dotdot_attr(image: Path) -> None:
+    """/DIR/SUB's '..' entry loses its directory attribute."""
+    device, fs = mount(image, read_only=True)
+    offset = fs._walk_to(["DIR", "SUB"], "/DIR/SUB").sectors[0] * 512 + 32
+    device.close()
+    patched(image, offset + 11, b"\x20")
 
 
 def _stray_dotdot(image: Path) -> None:
@@ -305,7 +313,9 @@ def _bpb(offset: int, value: bytes):  # noqa: ANN202 - a patch function
         (_size("/DIR/NOTES.TXT", 100), "/DIR/NOTES.TXT"),
         (_size("/DIR/NOTES.TXT", 90000), "/DIR/NOTES.TXT"),
         (_dotdot_renamed, "/DIR: no '.' and '..' entries first"),
-        (_dotdot_cluster(0), "/DIR/SUB: '..' points to cluster 0"),
+        (_dot_cluster(1, 0), "/DIR/SUB: '..' points to cluster 0"),
+        (_dot_cluster(0, 1000), "/DIR/SUB: '.' points to cluster 1000"),
+        (_dotdot_attr, "/DIR/SUB: its '.' or '..' entry is not marked as a directory"),
         (_stray_dotdot, "/DIR/SUB: stray '..' entry in slot 6"),
         (_bpb(17, struct.pack("<H", 16)), ""),  # root of 16 entries: the data area moves
         (_bpb(16, b"\x01"), ""),  # one FAT: the root is read from FAT 2

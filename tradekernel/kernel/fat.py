@@ -781,7 +781,7 @@ class FatFs:
                 continue
             listed = list(scan_entries(directory.raw))
             if cluster != self.root_cluster:
-                damage = self._dot_damage(listed, parent)
+                damage = self._dot_damage(listed, cluster, parent)
                 if damage:
                     problems.append(f"{path}: {damage}")
                     continue
@@ -809,13 +809,20 @@ class FatFs:
                     pending.append((first, _child_path(directory, index, path), cluster))
         return problems
 
-    def _dot_damage(self, listed: list[tuple[int, bytes, int, int, int]], parent: int) -> str:
+    def _dot_damage(
+        self, listed: list[tuple[int, bytes, int, int, int]], cluster: int, parent: int
+    ) -> str:
         """What is wrong with a subdirectory's '.' and '..' entries, or "": as fsck.fat, they
-        must be in slots 0 and 1 and '..' must point at the parent (0 for the root); a wrong
-        cluster in '.' it lets pass, and so does this."""
+        must be in slots 0 and 1, pointing at the directory and its parent (0 for the root)."""
         if [entry[:2] for entry in listed[:2]] != _DOT_SLOTS:
             return "no '.' and '..' entries first (data area moved?)"
-        dotdot = listed[1][3]
+        if any(
+            entry[2] & (ATTR_DIRECTORY | ATTR_VOLUME_ID) != ATTR_DIRECTORY for entry in listed[:2]
+        ):
+            return "its '.' or '..' entry is not marked as a directory"
+        dot, dotdot = listed[0][3], listed[1][3]
+        if dot != cluster:
+            return f"'.' points to cluster {dot}, not {cluster}"
         parents = (0, self.root_cluster) if parent == self.root_cluster else (parent,)
         if dotdot not in parents:
             return f"'..' points to cluster {dotdot}, not {parents[-1]}"
