@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.disk.conftest import FIXED_NOW, fsck, mount, our_volume
 from tradekernel.kernel.blockdev import MemoryBlockDevice
 from tradekernel.kernel.fat import CorruptFs, FatFs, FsError, mkfs
-from tradekernel.kernel.fat_dir import ATTR_DIRECTORY, lfn_checksum
+from tradekernel.kernel.fat_dir import ATTR_DIRECTORY, lfn_checksum, used_slots
 
 
 def volume(fat_type: int = 16, size_mb: int = 8) -> MemoryBlockDevice:
@@ -299,3 +301,18 @@ def test_a_long_name_slot_is_attribute_0x0f_exactly_as_linux_and_fsck_read_it() 
     fs = remount(device)
     assert len(fs.listdir("/")) == 4  # a, keep.txt, victim.bin, the short alias: no label
     assert fs.read_only and "volume label" in (fs.read_only_reason or "")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    slots=st.sampled_from([0, 3, 16, 64, 512]),
+    marks=st.lists(st.tuples(st.integers(0, 1 << 14), st.integers(1, 255)), max_size=3),
+)
+def test_used_slots_ends_after_the_last_slot_holding_anything(
+    slots: int, marks: list[tuple[int, int]]
+) -> None:
+    raw = bytearray(slots * 32)
+    for position, value in marks:
+        if raw:
+            raw[position % len(raw)] = value
+    assert used_slots(raw) == -(-len(bytes(raw).rstrip(b"\0")) // 32)

@@ -60,6 +60,7 @@ from tradekernel.kernel.fat_dir import (
     parse_directory,
     patch_short_entry,
     scan_entries,
+    used_slots,
 )
 
 __all__ = [
@@ -953,15 +954,17 @@ class FatFs:
     def _free_slot_run(self, directory: _Directory, count: int) -> int | None:
         """The first slot of `count` consecutive free slots (0x00 or deleted), or None."""
         raw = directory.raw
+        total, used = len(raw) // ENTRY_SIZE, used_slots(raw)
         run = 0
-        for index in range(len(raw) // ENTRY_SIZE):
+        for index in range(used):
             if raw[index * ENTRY_SIZE] in FREE_LEADS:
                 run += 1
                 if run == count:
                     return index - count + 1
             else:
                 run = 0
-        return None
+        start = used - run  # the free run reaching into the zeroed tail
+        return start if total - start >= count else None
 
     def _grow_dir(self, directory: _Directory, slots: int) -> None:
         """Append zeroed clusters so `slots` more entries fit: allocate, zero, then link."""

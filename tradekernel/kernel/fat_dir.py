@@ -43,6 +43,7 @@ _LONG_FORBIDDEN = set('"*/:<>?\\|')
 _SHORT_ONLY_FORBIDDEN = set("+,.;=[] ")  # legal in long names, not in 8.3 names
 DOT_NAME = b".          "
 DOTDOT_NAME = b"..         "
+_ZERO_RUNS = (bytes(4096), bytes(512), bytes(32))
 _DOT_NAMES = {DOT_NAME: ".", DOTDOT_NAME: ".."}
 _NOT_IN_PATH = set("/\\") | {chr(c) for c in range(0x20)} | {"\x7f"}
 _ENTRY = struct.Struct("<11sBBBHHHHHHHI")
@@ -158,6 +159,18 @@ def _safe_short_name(name: str) -> str:
     return name if name.strip(".") else "_" * max(1, len(name))
 
 
+def used_slots(raw: bytes | bytearray) -> int:
+    """How many slots to read: the slots after the last one holding a non-zero byte are all
+    free (a 0x00 slot before it does not end the directory). Compared a few KiB, then a sector,
+    then a slot at a time from the end, so a directory's zeroed tail costs almost nothing."""
+    end = len(raw) - len(raw) % ENTRY_SIZE
+    for zeros in _ZERO_RUNS:  # 4 KiB, then 512 bytes, then one slot at a time
+        size = len(zeros)
+        while end >= size and raw[end - size : end] == zeros:
+            end -= size
+    return end // ENTRY_SIZE
+
+
 def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
     """Every live file and directory entry in `raw` (volume labels and free slots skipped).
     An entry's slots start at the run of long-name slots right before it, even when they do
@@ -168,7 +181,7 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
     expected = 0
     checksum = -1
     run_start: int | None = None  # first slot of the long-name slots just before this one
-    for index in range(len(raw) // ENTRY_SIZE):
+    for index in range(used_slots(raw)):
         base = index * ENTRY_SIZE
         lead = raw[base]
         attr = raw[base + 11]
@@ -224,7 +237,8 @@ def scan_entries(raw: bytes | bytearray) -> Iterator[tuple[int, bytes, int, int,
     """(slot, 11-byte name, attributes, first cluster, size) of every live 8.3 entry, dot
     entries and volume labels included, long-name slots skipped, names left unparsed: for the
     mount's allocation check, which reads every directory (parse_directory gives names)."""
-    for index, (raw_name, attr, hi, lo, size) in enumerate(_ALLOCATION.iter_unpack(raw)):
+    used = used_slots(raw) * ENTRY_SIZE
+    for index, (raw_name, attr, hi, lo, size) in enumerate(_ALLOCATION.iter_unpack(raw[:used])):
         if raw_name[0] not in FREE_LEADS and attr != ATTR_LONG_NAME:
             yield index, raw_name, attr, (hi << 16) | lo, size
 
