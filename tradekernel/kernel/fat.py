@@ -238,6 +238,7 @@ class Layout:
     active_fat: int | None  # FAT32 with mirroring off: the one FAT kept current (0-based)
     hidden_sectors: int
     label: str
+    unsafe_to_write: str = ""  # why the boot sector forbids writing, "" if nothing does
 
     @property
     def root_dir_start(self) -> int:
@@ -346,6 +347,11 @@ def parse_boot_sector(boot: bytes, device_blocks: int) -> Layout:
         media=media,
         root_cluster=root_cluster,
         fsinfo_sector=fsinfo if 1 <= fsinfo < reserved else 0,  # never outside the reserved area
+        unsafe_to_write=(
+            f"FSInfo sector {fsinfo} is outside the {reserved} reserved sectors"
+            if fat32_bpb and reserved <= fsinfo < 0xFFFF
+            else ""
+        ),
         active_fat=flags & 0x0F if flags & FAT32_NO_MIRRORING else None,
         hidden_sectors=hidden,
         label=label,
@@ -707,6 +713,7 @@ class FatFs:
         self.now = now
         self.layout = parse_boot_sector(device.read_blocks(0, 1), device.block_count)
         raw_fat, damage = _load_fats(device, self.layout)
+        damage = self.layout.unsafe_to_write or damage
         self._fat = _FatTable(device, self.layout, raw_fat)
         self._fixed_root = self.layout.fat_type != 32
         self.root_cluster = 0 if self._fixed_root else self.layout.root_cluster
