@@ -4,7 +4,6 @@
 # check our FAT disks) and a fresh virtual environment in .venv with the project and test tools.
 set -euo pipefail
 cd "$(dirname "$0")"
-export PATH="$PATH:/usr/sbin:/sbin"  # fsck.fat and mkfs.fat live there; some PATHs lack it
 need=()
 for pair in nasm:nasm qemu-system-i386:qemu-system-x86 fsck.fat:dosfstools mdir:mtools; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
