@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.disk.conftest import FIXED_NOW, fsck, mount, our_volume
 from tradekernel.kernel.drivers.blockdev import MemoryBlockDevice
 from tradekernel.kernel.fs.fat import CorruptFs, FatFs, FsError, mkfs
-from tradekernel.kernel.fs.fat_dir import ATTR_DIRECTORY, lfn_checksum
+from tradekernel.kernel.fs.fat_dir import ATTR_DIRECTORY, lfn_checksum, used_slots
 
 
 def volume(fat_type: int = 16, size_mb: int = 8) -> MemoryBlockDevice:
@@ -285,3 +287,32 @@ def test_exists_is_false_behind_damage_like_os_path_exists() -> None:
     fs = remount(device)
     assert not fs.exists("/a/b/c.txt")
     assert fs.exists("/a") and fs.exists("/keep.txt")
+
+
+def test_a_long_name_slot_is_attribute_0x0f_exactly_as_linux_and_fsck_read_it() -> None:
+    """With a reserved attribute bit set (0x4F) a long-name slot is an 8.3 volume label entry
+    to Linux and fsck.fat, whatever its bytes hold. Here it names a cluster beyond the volume,
+    which fsck.fat calls damage, so the volume is not written."""
+    device, fs = populated(16)
+    fs.write_file("/a long name.txt", b"x")
+    offset = entry_offset(fs, "/a long name.txt") - 32  # its (only) long-name slot
+    device.data[offset + 11] = 0x4F
+    struct.pack_into("<H", device.data, offset + 20, 0x7F)  # cluster 0x7Fxxxx: beyond the end
+    fs = remount(device)
+    assert len(fs.listdir("/")) == 4  # a, keep.txt, victim.bin, the short alias: no label
+    assert fs.read_only and "volume label" in (fs.read_only_reason or "")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    slots=st.sampled_from([0, 3, 16, 64, 512]),
+    marks=st.lists(st.tuples(st.integers(0, 1 << 14), st.integers(1, 255)), max_size=3),
+)
+def test_used_slots_ends_after_the_last_slot_holding_anything(
+    slots: int, marks: list[tuple[int, int]]
+) -> None:
+    raw = bytearray(slots * 32)
+    for position, value in marks:
+        if raw:
+            raw[position % len(raw)] = value
+    assert used_slots(raw) == -(-len(bytes(raw).rstrip(b"\0")) // 32)

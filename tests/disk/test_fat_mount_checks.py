@@ -187,19 +187,20 @@ def test_media_byte_linux_would_refuse_is_refused(tmp_path: Path) -> None:
     device.close()
 
 
-def test_fat32_fsinfo_outside_the_reserved_area_is_never_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", [60000, 40])  # a free data cluster; inside FAT 1
+def test_fat32_fsinfo_outside_the_reserved_area_is_never_written(
+    tmp_path: Path, target: int
+) -> None:
+    """The FSInfo sector number points past the reserved area: fsck.fat then reads FAT or data
+    as FSInfo (and may report FATs that differ); nothing there may be written as FSInfo."""
     image = peer_image(tmp_path / "v.img", 32)
     data = bytearray(image.read_bytes())
     fsinfo = bytes(data[512:1024])  # sector 1 holds FSInfo
-    target = 60000  # a sector in a free cluster of the data area
-    data[target * 512 : target * 512 + 512] = fsinfo
+    if target > 100:
+        data[target * 512 : target * 512 + 512] = fsinfo
     struct.pack_into("<H", data, 48, target)
     image.write_bytes(bytes(data))
-    device, fs = mount(image)
-    fs.write_file("/new.txt", b"x" * 3000)
-    fs.close()
-    device.close()
-    assert image.read_bytes()[target * 512 : target * 512 + 512] == fsinfo
+    assert_read_only_and_untouched(image, "FSInfo sector")
 
 
 def test_fat32_with_mirroring_disabled_is_read_only(tmp_path: Path) -> None:
@@ -267,6 +268,37 @@ def _dotdot_renamed(image: Path) -> None:
     patched(image, offset, b"..X        \x20")
 
 
+def _dot_cluster(slot: int, cluster: int):  # noqa: ANN202 - a patch function
+    def patch(image: Path) -> None:
+        """The '.' (slot 0) or '..' (slot 1) entry of /DIR/SUB points at the wrong cluster."""
+        device, fs = mount(image, read_only=True)
+        directory = fs._walk_to(["DIR", "SUB"], "/DIR/SUB")
+        offset = directory.sectors[0] * 512 + 32 * slot
+        device.close()
+        patched(image, offset + 26, struct.pack("<H", cluster))
+
+    return patch
+
+
+def _dotdot_attr(image: Path) -> None:
+    """/DIR/SUB's '..' entry loses its directory attribute."""
+    device, fs = mount(image, read_only=True)
+    offset = fs._walk_to(["DIR", "SUB"], "/DIR/SUB").sectors[0] * 512 + 32
+    device.close()
+    patched(image, offset + 11, b"\x20")
+
+
+def _stray_dotdot(image: Path) -> None:
+    """A copy of /DIR/SUB's '..' entry in a later slot: fsck.fat sees a directory pointing at
+    /DIR (its container), we must not skip it as a dot entry."""
+    device, fs = mount(image, read_only=True)
+    directory = fs._walk_to(["DIR", "SUB"], "/DIR/SUB")
+    offset = directory.sectors[0] * 512
+    device.close()
+    data = image.read_bytes()
+    patched(image, offset + 32 * 6, data[offset + 32 : offset + 64])
+
+
 def _bpb(offset: int, value: bytes):  # noqa: ANN202 - a patch function
     def patch(image: Path) -> None:
         patched(image, offset, value)
@@ -282,6 +314,10 @@ def _bpb(offset: int, value: bytes):  # noqa: ANN202 - a patch function
         (_size("/DIR/NOTES.TXT", 100), "/DIR/NOTES.TXT"),
         (_size("/DIR/NOTES.TXT", 90000), "/DIR/NOTES.TXT"),
         (_dotdot_renamed, "/DIR: no '.' and '..' entries first"),
+        (_dot_cluster(1, 0), "/DIR/SUB: '..' points to cluster 0"),
+        (_dot_cluster(0, 1000), "/DIR/SUB: '.' points to cluster 1000"),
+        (_dotdot_attr, "/DIR/SUB: its '.' or '..' entry is not marked as a directory"),
+        (_stray_dotdot, "/DIR/SUB: stray '..' entry in slot 6"),
         (_bpb(17, struct.pack("<H", 16)), ""),  # root of 16 entries: the data area moves
         (_bpb(16, b"\x01"), ""),  # one FAT: the root is read from FAT 2
     ],

@@ -7,8 +7,9 @@ sectors). Each mutated image is mounted and used: every file read, then a few ch
 Asserted for every case:
   - nothing but an FsError (BlockDeviceError for the partition table) leaves the code;
   - a volume that was refused, or mounted read-only, saw no write at all;
-  - a volume we wrote to is judged by fsck.fat afterwards: clean if it was clean before our
-    writes, and otherwise with no complaint it did not already have.
+  - a volume we wrote to had no damage fsck.fat calls allocation damage (chains, cross-links,
+    the directory tree, the FAT copies) before our writes, and is judged by fsck.fat afterwards:
+    clean if it was clean before, otherwise with no complaint it did not already have.
 The count and seed are fixed so CI runs the same cases (TK_FUZZ_CASES and TK_FUZZ_SEED change
 them); a failure names the case, its base image and its mutations so it can be replayed.
 """
@@ -201,6 +202,26 @@ def _volume_bytes(image: bytes | bytearray, partition: bool) -> bytes:
     return bytes(image[device.start * BLOCK_SIZE : (device.start + device.block_count) * 512])
 
 
+# fsck.fat's words for damage that writing could spread (chains, links, the directory tree, the
+# FAT copies); its other complaints (names, labels, lost clusters, the boot sector backup) are
+# harmless to write beside, and are only required not to grow.
+ALLOCATION_DAMAGE = (
+    "Start does point to",
+    "Bad start cluster",
+    "Start cluster beyond limit",
+    "Contains a free cluster",
+    "Contains a bad cluster",
+    "cluster chain length is",
+    "Circular cluster chain",
+    "share clusters",
+    "entry in the first slot",
+    "entry in the second slot",
+    "entry in this slot",
+    "FATs differ",
+    "Both FATs",
+    "Bad FAT# root directory",
+    "Root directory has no cluster",
+)
 _NOISE = re.compile(r"^(fsck\.fat \d|Leaving filesystem unchanged|.*: \d+ files, \d+/\d+ clusters)")
 
 
@@ -288,6 +309,8 @@ def run_case(base: Base, data: bytearray, tmp: Path) -> str:
     if device.writes == 0:
         return "untouched"
     was = fsck_problems(_volume_bytes(before, base.partition), tmp)
+    damage = [line for line in was if any(words in line for words in ALLOCATION_DAMAGE)]
+    assert not damage, "a damaged volume was mounted writable and written:\n" + "\n".join(damage)
     now = fsck_problems(_volume_bytes(device.data, base.partition), tmp)
     if not was:
         assert now == [], "fsck.fat finds damage on a clean volume we wrote:\n" + "\n".join(now)

@@ -60,6 +60,7 @@ from tradekernel.kernel.fs.fat_dir import (
     parse_directory,
     patch_short_entry,
     scan_entries,
+    used_slots,
 )
 
 __all__ = [
@@ -237,6 +238,7 @@ class Layout:
     active_fat: int | None  # FAT32 with mirroring off: the one FAT kept current (0-based)
     hidden_sectors: int
     label: str
+    unsafe_to_write: str = ""  # why the boot sector forbids writing, "" if nothing does
 
     @property
     def root_dir_start(self) -> int:
@@ -345,6 +347,11 @@ def parse_boot_sector(boot: bytes, device_blocks: int) -> Layout:
         media=media,
         root_cluster=root_cluster,
         fsinfo_sector=fsinfo if 1 <= fsinfo < reserved else 0,  # never outside the reserved area
+        unsafe_to_write=(
+            f"FSInfo sector {fsinfo} is outside the {reserved} reserved sectors"
+            if fat32_bpb and reserved <= fsinfo < 0xFFFF
+            else ""
+        ),
         active_fat=flags & 0x0F if flags & FAT32_NO_MIRRORING else None,
         hidden_sectors=hidden,
         label=label,
@@ -706,6 +713,7 @@ class FatFs:
         self.now = now
         self.layout = parse_boot_sector(device.read_blocks(0, 1), device.block_count)
         raw_fat, damage = _load_fats(device, self.layout)
+        damage = self.layout.unsafe_to_write or damage
         self._fat = _FatTable(device, self.layout, raw_fat)
         self._fixed_root = self.layout.fat_type != 32
         self.root_cluster = 0 if self._fixed_root else self.layout.root_cluster
@@ -771,22 +779,31 @@ class FatFs:
             damage = claim(self.root_cluster, None)
             if damage:
                 return [f"/: {damage}"]
-        pending = [(self.root_cluster, "/")]
+        pending = [(self.root_cluster, "/", self.root_cluster)]
         while pending and len(problems) < MAX_MOUNT_PROBLEMS:
-            cluster, path = pending.pop()
+            cluster, path, parent = pending.pop()
             try:
                 directory = self._load_dir(cluster, path)
             except CorruptFs as error:
                 problems.append(str(error))
                 continue
             listed = list(scan_entries(directory.raw))
-            if cluster != self.root_cluster and [e[:2] for e in listed[:2]] != _DOT_SLOTS:
-                problems.append(f"{path}: no '.' and '..' entries first (data area moved?)")
-                continue
+            if cluster != self.root_cluster:
+                damage = self._dot_damage(listed, cluster, parent)
+                if damage:
+                    problems.append(f"{path}: {damage}")
+                    continue
             for index, raw_name, attr, first, size in listed:
                 if raw_name in (DOT_NAME, DOTDOT_NAME):
+                    if index >= 2 or cluster == self.root_cluster:  # fsck: a bad name
+                        name = raw_name.decode().strip()
+                        problems.append(f"{path}: stray '{name}' entry in slot {index}")
                     continue
                 is_dir = bool(attr & ATTR_DIRECTORY)
+                if attr & ATTR_VOLUME_ID:
+                    if first or size:
+                        problems.append(f"{path}: volume label entry in slot {index} has data")
+                    continue
                 if first:
                     damage = claim(first, None if is_dir else size)
                 else:
@@ -797,8 +814,27 @@ class FatFs:
                     if is_dir:
                         self._damaged[(cluster, index)] = damage
                 elif is_dir:
-                    pending.append((first, _child_path(directory, index, path)))
+                    pending.append((first, _child_path(directory, index, path), cluster))
         return problems
+
+    def _dot_damage(
+        self, listed: list[tuple[int, bytes, int, int, int]], cluster: int, parent: int
+    ) -> str:
+        """What is wrong with a subdirectory's '.' and '..' entries, or "": as fsck.fat, they
+        must be in slots 0 and 1, pointing at the directory and its parent (0 for the root)."""
+        if [entry[:2] for entry in listed[:2]] != _DOT_SLOTS:
+            return "no '.' and '..' entries first (data area moved?)"
+        if any(
+            entry[2] & (ATTR_DIRECTORY | ATTR_VOLUME_ID) != ATTR_DIRECTORY for entry in listed[:2]
+        ):
+            return "its '.' or '..' entry is not marked as a directory"
+        dot, dotdot = listed[0][3], listed[1][3]
+        if dot != cluster:
+            return f"'.' points to cluster {dot}, not {cluster}"
+        parents = (0, self.root_cluster) if parent == self.root_cluster else (parent,)
+        if dotdot not in parents:
+            return f"'..' points to cluster {dotdot}, not {parents[-1]}"
+        return ""
 
     # ----------------------------------------------------------------- volume
     @property
@@ -925,15 +961,17 @@ class FatFs:
     def _free_slot_run(self, directory: _Directory, count: int) -> int | None:
         """The first slot of `count` consecutive free slots (0x00 or deleted), or None."""
         raw = directory.raw
+        total, used = len(raw) // ENTRY_SIZE, used_slots(raw)
         run = 0
-        for index in range(len(raw) // ENTRY_SIZE):
+        for index in range(used):
             if raw[index * ENTRY_SIZE] in FREE_LEADS:
                 run += 1
                 if run == count:
                     return index - count + 1
             else:
                 run = 0
-        return None
+        start = used - run  # the free run reaching into the zeroed tail
+        return start if total - start >= count else None
 
     def _grow_dir(self, directory: _Directory, slots: int) -> None:
         """Append zeroed clusters so `slots` more entries fit: allocate, zero, then link."""

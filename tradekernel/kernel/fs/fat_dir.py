@@ -43,6 +43,7 @@ _LONG_FORBIDDEN = set('"*/:<>?\\|')
 _SHORT_ONLY_FORBIDDEN = set("+,.;=[] ")  # legal in long names, not in 8.3 names
 DOT_NAME = b".          "
 DOTDOT_NAME = b"..         "
+_ZERO_RUNS = (bytes(4096), bytes(512), bytes(32))
 _DOT_NAMES = {DOT_NAME: ".", DOTDOT_NAME: ".."}
 _NOT_IN_PATH = set("/\\") | {chr(c) for c in range(0x20)} | {"\x7f"}
 _ENTRY = struct.Struct("<11sBBBHHHHHHHI")
@@ -91,7 +92,7 @@ class RawEntry:
 
     @property
     def is_dot(self) -> bool:
-        return self.raw_name in (b".          ", b"..         ")
+        return self.name in (".", "..")  # only slots 0 and 1 get these names
 
 
 def lfn_checksum(raw_name: bytes) -> int:
@@ -158,6 +159,18 @@ def _safe_short_name(name: str) -> str:
     return name if name.strip(".") else "_" * max(1, len(name))
 
 
+def used_slots(raw: bytes | bytearray) -> int:
+    """How many slots to read: the slots after the last one holding a non-zero byte are all
+    free (a 0x00 slot before it does not end the directory). Compared a few KiB, then a sector,
+    then a slot at a time from the end, so a directory's zeroed tail costs almost nothing."""
+    end = len(raw) - len(raw) % ENTRY_SIZE
+    for zeros in _ZERO_RUNS:  # 4 KiB, then 512 bytes, then one slot at a time
+        size = len(zeros)
+        while end >= size and raw[end - size : end] == zeros:
+            end -= size
+    return end // ENTRY_SIZE
+
+
 def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
     """Every live file and directory entry in `raw` (volume labels and free slots skipped).
     An entry's slots start at the run of long-name slots right before it, even when they do
@@ -168,14 +181,14 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
     expected = 0
     checksum = -1
     run_start: int | None = None  # first slot of the long-name slots just before this one
-    for index in range(len(raw) // ENTRY_SIZE):
+    for index in range(used_slots(raw)):
         base = index * ENTRY_SIZE
         lead = raw[base]
         attr = raw[base + 11]
         if lead in FREE_LEADS:
             expected, parts, run_start = 0, [], None
             continue
-        if attr & 0x3F == ATTR_LONG_NAME:
+        if attr == ATTR_LONG_NAME:  # exactly, as Linux and fsck.fat test it
             if run_start is None:
                 run_start = index
             order = lead & 0x1F
@@ -194,7 +207,7 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
         (raw_name, attr, nt_flags, c_hund, c_time, c_date, a_date, hi, m_time, m_date, lo, size) = (
             _ENTRY.unpack_from(raw, base)
         )
-        dots = _DOT_NAMES.get(raw_name)
+        dots = _DOT_NAMES.get(raw_name) if index < 2 else None  # elsewhere a damaged name
         short = dots or _safe_short_name(display_short_name(raw_name, nt_flags))
         name, slot = short, index if run_start is None else run_start
         if dots is None and parts and expected == 0 and lfn_checksum(raw_name) == checksum:
@@ -222,14 +235,11 @@ def parse_directory(raw: bytes | bytearray) -> list[RawEntry]:
 
 def scan_entries(raw: bytes | bytearray) -> Iterator[tuple[int, bytes, int, int, int]]:
     """(slot, 11-byte name, attributes, first cluster, size) of every live 8.3 entry, dot
-    entries included, volume labels and long-name slots skipped: the names left unparsed, for
-    the mount's allocation check, which reads every directory (parse_directory gives names)."""
-    for index, (raw_name, attr, hi, lo, size) in enumerate(_ALLOCATION.iter_unpack(raw)):
-        if (
-            raw_name[0] not in FREE_LEADS
-            and attr & 0x3F != ATTR_LONG_NAME
-            and not attr & ATTR_VOLUME_ID
-        ):
+    entries and volume labels included, long-name slots skipped, names left unparsed: for the
+    mount's allocation check, which reads every directory (parse_directory gives names)."""
+    used = used_slots(raw) * ENTRY_SIZE
+    for index, (raw_name, attr, hi, lo, size) in enumerate(_ALLOCATION.iter_unpack(raw[:used])):
+        if raw_name[0] not in FREE_LEADS and attr != ATTR_LONG_NAME:
             yield index, raw_name, attr, (hi << 16) | lo, size
 
 
