@@ -150,7 +150,8 @@ def test_deterministic_runs_are_byte_identical() -> None:
 
 def test_timeout_without_power_off_exits_non_zero(tmp_path: Path) -> None:
     shot = tmp_path / "screen.png"
-    result = run_tk(["boot", "--headless", "--timeout", "1", "--screenshot", str(shot)], "spin 100000\n")
+    arguments = ["boot", "--headless", "--timeout", "1", "--screenshot", str(shot)]
+    result = run_tk(arguments, "spin 100000\n")
     assert result.returncode == 3
     assert "timed out" in result.stderr
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
