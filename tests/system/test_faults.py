@@ -85,3 +85,24 @@ def test_killed_mid_run_leaves_a_disk_fsck_accepts(tmp_path: Path) -> None:
     process.wait()
     assert seen.count(b">> data/log") >= 60, "the OS never got going"
     fsck(disk, offset=PARTITION_OFFSET)
+
+
+def test_fat_copies_that_disagree_mount_read_only_and_say_why(tmp_path: Path) -> None:
+    disk = tmp_path / "mismatch.img"
+    create_os_disk(disk)
+    with disk.open("r+b") as image:
+        image.seek(PARTITION_OFFSET + 14)
+        reserved = int.from_bytes(image.read(2), "little")
+        image.seek(PARTITION_OFFSET + 22)
+        fat_sectors = int.from_bytes(image.read(2), "little")
+        image.seek(PARTITION_OFFSET + (reserved + fat_sectors) * 512 + 6)  # FAT 2, cluster 3
+        image.write(b"\x77\x77")
+    before = disk.read_bytes()
+    tk = BootedPc(tmp_path, disk=disk).boot()
+    mount_line = "".join(line.ljust(80) for line in tk.lines() if line)
+    assert "mounted read-only:" in mount_line
+    tk.command("mkdir newdir")
+    assert any(line.startswith("mkdir: newdir:") for line in tk.lines())
+    tk.type("shutdown\n")
+    assert tk.run_to_stop().reason == "poweroff"
+    assert disk.read_bytes() == before

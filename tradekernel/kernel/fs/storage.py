@@ -39,11 +39,10 @@ def mount_system_disk(
     except (PartitionTableError, BlockDeviceError, FsError) as error:
         return None, disk, f"cannot mount partition 1: {error}"
     stats = fs.statfs()
-    return (
-        fs,
-        disk,
-        (
-            f"FAT{fs.fat_type} on partition 1: {stats.free_bytes // 1024} KiB free"
-            f" of {stats.total_bytes // 1024} KiB"
-        ),
+    message = (
+        f"FAT{fs.fat_type} on partition 1: {stats.free_bytes // 1024} KiB free"
+        f" of {stats.total_bytes // 1024} KiB"
     )
+    if fs.read_only_reason:
+        message += f"; mounted read-only: {fs.read_only_reason}"
+    return fs, disk, message
