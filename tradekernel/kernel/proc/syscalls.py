@@ -53,7 +53,7 @@ from tradekernel.kernel.proc.scheduler import (
     RT_PRIORITY_MIN,
     SchedulerError,
 )
-from tradekernel.kernel.proc.signals import SIGCHLD
+from tradekernel.kernel.proc.signals import SIGCHLD, SIGSEGV
 from tradekernel.kernel.proc.task import Process
 
 Handler = Callable[[Process, tuple[int, ...]], int | None]
@@ -176,13 +176,35 @@ class Syscalls:
         return self.call(process, frame.eax, args)
 
     def call(self, process: Process, number: int, args: tuple[int, ...]) -> int | None:
-        """Run system call `number`: its result, or None when the caller blocked or died."""
+        """Run system call `number`: its result, or None when the caller blocked or died.
+        This is the containment boundary: a handler that raises anything unexpected is a
+        kernel oops that kills only its caller (`oops`)."""
+        try:
+            return self.run(process, number, args)
+        except Exception as error:  # noqa: BLE001 - the boundary: the caller dies, not the OS
+            return self.oops(process, number, error)
+
+    def oops(self, process: Process, number: int, error: Exception) -> None:
+        """As Linux's oops in process context: logged with its call trace, the caller killed
+        as by SIGSEGV (its memory, descriptors and kernel stack released), the rest goes on."""
+        name = self.table[number][0] if number in self.table else "?"
+        who = f"{process.name}[{process.pid}]"
+        self.kernel.klog.oops("syscall", f"system call {number} ({name}) by {who}", error)
+        self.manager.terminate(
+            process, SIGSEGV, f"{who}: kernel oops in system call {number} ({name}): killed"
+        )
+        return None
+
+    def run(self, process: Process, number: int, args: tuple[int, ...]) -> int | None:
+        """`call` without the boundary: an unexpected exception goes to the caller (the trap
+        fast path then hands the call to the full path, which contains it)."""
         entry = self.table.get(number)
         self.counts[number] += 1
         if entry is None:
             if number not in self._unknown_logged:
                 self._unknown_logged.add(number)
-                self.kernel.platform.log(f"{process.name}[{process.pid}]: no system call {number}")
+                self.kernel.klog.info("syscall", f"{process.name}[{process.pid}]: no system "
+                                      f"call {number}")  # fmt: skip
             return -E.ENOSYS
         try:
             return entry[1](process, args)
