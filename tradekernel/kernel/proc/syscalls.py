@@ -58,7 +58,8 @@ from tradekernel.kernel.proc.task import Process
 
 Handler = Callable[[Process, tuple[int, ...]], int | None]
 
-MAX_IO = 1 << 20  # one read/write moves at most 1 MiB (Linux caps at 0x7ffff000)
+MAX_IO = 1 << 20  # one read/write/readv/writev moves at most 1 MiB (Linux caps at 0x7ffff000)
+IOV_MAX = 1024  # iovecs in one readv/writev (Linux's UIO_MAXIOV)
 PATH_MAX = 4096
 BRK_LIMIT = 256 << 20  # the heap may grow this far past its start
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 0, 1, 2, 3
@@ -134,6 +135,7 @@ class Syscalls:
             122: ("uname", self.sys_uname),
             125: ("mprotect", lambda p, a: self.manager.maps.mprotect(p, a[0], a[1], a[2])),
             132: ("getpgid", self.sys_getpgid),
+            145: ("readv", self.sys_readv),
             146: ("writev", self.sys_writev),
             155: ("sched_getparam", self.sys_sched_getparam),
             156: ("sched_setscheduler", self.sys_sched_setscheduler),
@@ -399,18 +401,34 @@ class Syscalls:
         data = copy_from_user(process.aspace, args[1], min(args[2], MAX_IO))
         return handle.write(process, data) if data else 0
 
+    def _iovecs(self, process: Process, pointer: int, count: int) -> list[tuple[int, int]]:
+        """The (base, length) pairs of a readv/writev call, cut to MAX_IO bytes in all (the
+        cap is the whole call's, as Linux's MAX_RW_COUNT); a negative length or more than
+        IOV_MAX vectors is EINVAL before anything is copied."""
+        if count > IOV_MAX:
+            raise OSError(E.EINVAL, f"{count} iovecs (at most {IOV_MAX})")
+        vector = copy_from_user(process.aspace, pointer, 8 * count)
+        pieces, left = [], MAX_IO
+        for base, length in struct.iter_unpack("<II", vector):
+            if length & 0x8000_0000:
+                raise OSError(E.EINVAL, f"iovec length {length:#x}")
+            if left and length:
+                pieces.append((base, min(length, left)))
+                left -= pieces[-1][1]
+        return pieces
+
     def sys_writev(self, process: Process, args: tuple[int, ...]) -> int:
         handle = self._file(process, args[0])
-        count = args[2]
-        if count > 1024:
-            return -E.EINVAL
-        vector = copy_from_user(process.aspace, args[1], 8 * count)
-        pieces = [
-            copy_from_user(process.aspace, base, min(length, MAX_IO))
-            for base, length in struct.iter_unpack("<II", vector)
-        ]
-        data = b"".join(pieces)
+        pieces = self._iovecs(process, args[1], args[2])
+        data = b"".join(copy_from_user(process.aspace, base, size) for base, size in pieces)
         return handle.write(process, data) if data else 0
+
+    def sys_readv(self, process: Process, args: tuple[int, ...]) -> int | None:
+        """Into the first non-empty iovec only: a short read, which POSIX always allows, and
+        one destination for a read that sleeps and is finished by its wake-up."""
+        handle = self._file(process, args[0])
+        pieces = self._iovecs(process, args[1], args[2])
+        return handle.read(process, *pieces[0]) if pieces else 0
 
     def _path(self, process: Process, pointer: int) -> str:
         raw = read_user_string(process.aspace, pointer, PATH_MAX)
