@@ -62,16 +62,17 @@ static int writev_huge(void) {
 }
 
 static int hog(void) {
-    long mib = 0;
-    while (!IS_ERROR(sbrk(MIB))) mib++;
-    printf("brk: refused after %ld MiB\n", mib);
-    long maps = 0, last = 0;
-    for (;;) {
-        last = (long)mmap(NULL, MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (IS_ERROR(last)) break;
-        maps++;
-    }
-    printf("mmap: %ld after %ld MiB\n", last, maps);
+    long kib = 0, last = 0, maps = 0;
+    for (long step = 64 * 1024; step >= 4096; step /= 16) /* 64 KiB steps, then pages */
+        while (!IS_ERROR(sbrk(step))) kib += step / 1024;
+    printf("brk: refused after %ld KiB\n", kib);
+    for (long step = 64 * 1024; step >= 4096; step /= 16)
+        for (;;) {
+            last = (long)mmap(NULL, step, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (IS_ERROR(last)) break;
+            maps += step / 1024;
+        }
+    printf("mmap: %ld after %ld KiB\n", last, maps);
     pid_t child = fork();
     if (child == 0) exit(0);
     if (child > 0) waitpid(child, NULL, 0);

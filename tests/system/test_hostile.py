@@ -7,9 +7,12 @@ import re
 from pathlib import Path
 
 from tests.system.harness import BootedPc
+from tests.system.test_elf_rejections import elf, load
+from tradekernel.disktool import create_os_disk, open_volume
 
 SECOND = 1_000_000_000
 MIB = 1 << 20
+MIN_RAM_MIB = 2  # the machine's smallest memory (emu/pc.py)
 
 
 def memcheck_ok(tk: BootedPc) -> bool:
@@ -47,3 +50,36 @@ def test_a_huge_writev_is_capped_per_call(tmp_path: Path) -> None:
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert printed == [f"writev={MIB}", f"readv={MIB}", "writev_overflow=-22"]
     assert grown_kib < 64 * 1024, f"the host grew by {grown_kib} KiB"
+
+
+def test_running_out_of_frames_is_enomem_never_a_stop(tmp_path: Path) -> None:
+    """Cause 2: on the smallest machine, brk is refused, mmap is ENOMEM, fork and execve fail
+    with ENOMEM when no frame is left; after the hog exits everything is free again."""
+    tk = BootedPc(tmp_path, ram_mib=MIN_RAM_MIB).boot()
+    frames = tk.pc.kernel.mm.frames
+    free_before = frames.free_count
+    printed = tk.output("hostile hog", virtual_ns=60 * SECOND)
+    assert re.fullmatch(r"brk: refused after \d+ KiB", printed[0]), printed
+    assert re.fullmatch(r"mmap: -12 after \d+ KiB", printed[1]), printed
+    assert printed[2:] == ["fork: ENOMEM", "execve: -12"], printed
+    assert tk.output("hello") == ["hello, world"]
+    assert memcheck_ok(tk)
+    assert frames.free_count == free_before  # the hog's frames all came back
+
+
+def test_an_elf_larger_than_memory_is_refused_before_the_host_allocates(tmp_path: Path) -> None:
+    """Cause 2: a p_memsz of 2 GiB (a valid file otherwise) is ENOMEM, bounded by the guest's
+    free frames before anything is allocated, host side or guest side."""
+    import resource
+
+    disk = tmp_path / "disk.img"
+    create_os_disk(disk)
+    with open_volume(disk) as fs:
+        fs.write_file("/bin/huge", elf(segments=[load(memsz=2 << 30, flags=7)]))
+    tk = BootedPc(tmp_path, disk=disk).boot()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    printed = tk.output("huge")
+    assert len(printed) == 1
+    assert re.fullmatch(r"run: /bin/huge: needs 2097280 KiB of memory, \d+ KiB free", printed[0])
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024
+    assert tk.output("hello") == ["hello, world"]

@@ -216,6 +216,8 @@ class Syscalls:
             return -E.ENAMETOOLONG
         except SchedulerError:
             return -E.EINVAL
+        except MemoryError:  # out of frames or kernel heap, wherever the call needed one
+            return -E.ENOMEM
         except OSError as error:
             return -(error.errno or E.EIO)
 
