@@ -3,6 +3,7 @@
  *   hostile int3            a breakpoint instruction (Linux: SIGTRAP)
  *   hostile writev          writev/readv of 1024 iovecs of 1 MiB each (the per-call cap)
  *   hostile hog             brk, mmap and fork until memory runs out, then frees it all
+ *   hostile hold            takes every frame, then sleeps holding them until killed
  *   hostile fuzz SEED N     N system calls with random numbers and hostile arguments
  * Each mode prints what the kernel answered, so a test can check it line by line. */
 #include "libc.h"
@@ -61,7 +62,8 @@ static int writev_huge(void) {
     return 0;
 }
 
-static int hog(void) {
+/* Take every frame: brk, then mmap, 64 KiB at a time, then page by page. */
+static void fill(void) {
     long kib = 0, last = 0, maps = 0;
     for (long step = 64 * 1024; step >= 4096; step /= 16) /* 64 KiB steps, then pages */
         while (!IS_ERROR(sbrk(step))) kib += step / 1024;
@@ -73,6 +75,10 @@ static int hog(void) {
             maps += step / 1024;
         }
     printf("mmap: %ld after %ld KiB\n", last, maps);
+}
+
+static int hog(void) {
+    fill();
     pid_t child = fork();
     if (child == 0) exit(0);
     if (child > 0) waitpid(child, NULL, 0);
@@ -158,7 +164,11 @@ int main(int argc, char **argv) {
     }
     if (argc >= 2 && !strcmp(argv[1], "writev")) return writev_huge();
     if (argc >= 2 && !strcmp(argv[1], "hog")) return hog();
+    if (argc >= 2 && !strcmp(argv[1], "hold")) { /* fill memory, then keep it till killed */
+        fill();
+        for (;;) pause();
+    }
     if (argc >= 4 && !strcmp(argv[1], "fuzz")) return fuzz(atol(argv[2]), atol(argv[3]));
-    printf("usage: hostile seek FILE | int3 | writev | hog | fuzz SEED N\n");
+    printf("usage: hostile seek FILE | int3 | writev | hog | hold | fuzz SEED N\n");
     return 2;
 }

@@ -83,3 +83,41 @@ def test_an_elf_larger_than_memory_is_refused_before_the_host_allocates(tmp_path
     assert re.fullmatch(r"run: /bin/huge: needs 2097280 KiB of memory, \d+ KiB free", printed[0])
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024
     assert tk.output("hello") == ["hello, world"]
+
+
+def test_with_memory_full_programs_and_pipelines_fail_and_the_shell_says_so(
+    tmp_path: Path,
+) -> None:
+    """Cause 2: while a background program holds every frame, starting a program or a
+    pipeline fails with a line from the shell; a fork bomb meets ENOMEM/EAGAIN; once the
+    holder is killed, everything runs again."""
+    tk = BootedPc(tmp_path, ram_mib=MIN_RAM_MIB).boot()
+    tk.command("hostile hold &")
+    tk.run_to_stop(SECOND)
+    assert tk.pc.kernel.mm.frames.free_count == 0
+    printed = tk.output("hello")
+    assert len(printed) == 1 and printed[0].startswith("run: /bin/hello: "), printed
+    assert "KiB free" in printed[0] or "out of" in printed[0], printed
+    printed = tk.output("hello | wc")
+    assert len(printed) == 1 and printed[0].startswith("sh: /bin/hello: "), printed
+    tk.output("kill -9 %1")
+    assert tk.output("hello | wc") == ["1 2 13"]
+    assert memcheck_ok(tk)
+
+
+def test_a_fork_bomb_on_the_smallest_machine_is_refused_and_killed(tmp_path: Path) -> None:
+    """Cause 2: a fork bomb in 2 MiB runs out of frames and table slots: forks fail, the
+    machine goes on; killing the job gives every frame back."""
+    tk = BootedPc(tmp_path, ram_mib=MIN_RAM_MIB).boot()
+    frames = tk.pc.kernel.mm.frames
+    free_before = frames.free_count
+    tk.command("forkbomb &")
+    tk.run_to_stop(2 * SECOND)
+    bombs = [p for p in tk.pc.kernel.processes.table.values() if p.name == "forkbomb"]
+    assert len(bombs) > 1
+    tk.output("kill -9 %1", virtual_ns=20 * SECOND)
+    tk.run_to_stop(SECOND)
+    assert not tk.pc.kernel.processes.table
+    assert tk.output("hello") == ["hello, world"]
+    assert memcheck_ok(tk)
+    assert frames.free_count == free_before
