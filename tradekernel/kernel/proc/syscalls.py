@@ -59,6 +59,7 @@ from tradekernel.kernel.proc.task import Process
 Handler = Callable[[Process, tuple[int, ...]], int | None]
 
 MAX_IO = 1 << 20  # one read/write/readv/writev moves at most 1 MiB (Linux caps at 0x7ffff000)
+UNKNOWN_LOGGED = 64  # distinct unknown call numbers logged (a fuzzer tries billions)
 IOV_MAX = 1024  # iovecs in one readv/writev (Linux's UIO_MAXIOV)
 PATH_MAX = 4096
 BRK_LIMIT = 256 << 20  # the heap may grow this far past its start
@@ -203,7 +204,7 @@ class Syscalls:
         entry = self.table.get(number)
         self.counts[number] += 1
         if entry is None:
-            if number not in self._unknown_logged:
+            if number not in self._unknown_logged and len(self._unknown_logged) < UNKNOWN_LOGGED:
                 self._unknown_logged.add(number)
                 self.kernel.klog.info("syscall", f"{process.name}[{process.pid}]: no system "
                                       f"call {number}")  # fmt: skip
