@@ -119,3 +119,23 @@ def test_dmesg_clears_with_c(tk: BootedPc) -> None:
     assert any(re.fullmatch(r"\[\s*\d+\.\d{6}\] info\s+test: hello from the test", line)
                for line in tk.output("dmesg -c"))  # fmt: skip
     assert not any("hello from the test" in line for line in tk.output("dmesg"))
+
+
+def test_a_broken_kernel_invariant_in_a_system_call_panics(tmp_path: Path) -> None:
+    """A frame's reference count found wrong is the kernel's own damage, not the caller's:
+    it panics (the panic screen, the CPU parked), it is not contained as an oops."""
+    from tradekernel.kernel.mm.frames import BadFrame
+
+    tk = BootedPc(tmp_path, expect=("oops", "MACHINE STOPPED")).boot()
+    table = tk.pc.kernel.syscall_entry.syscalls.table
+
+    def broken(process, args):  # noqa: ANN001, ANN202
+        raise BadFrame("free(0x1000): frame is not allocated")
+
+    table[122] = ("uname", broken)
+    tk.type("info\n")
+    stop = tk.run_to_stop()
+    text = "".join(line.ljust(80) for line in tk.lines())
+    assert "KERNEL PANIC: BadFrame: free(0x1000): frame is not allocated" in text
+    assert stop.reason == "crash" and "halted with interrupts disabled" in stop.report
+    assert "kernel oops" not in text

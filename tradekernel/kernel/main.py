@@ -30,7 +30,7 @@ from tradekernel.kernel.fs.vfs import MountTable
 from tradekernel.kernel.log import KernelLog
 from tradekernel.kernel.mm.memory import KernelMemory
 from tradekernel.kernel.proc.process import ProcessManager
-from tradekernel.kernel.proc.syscalls import Syscalls
+from tradekernel.kernel.proc.syscalls import KERNEL_INVARIANTS, Syscalls
 from tradekernel.kernel.proc.trap import SyscallEntry
 from tradekernel.kernel.shell.dmesg import register_dmesg
 from tradekernel.kernel.shell.files import register_file_commands
@@ -55,6 +55,7 @@ PAGE_FAULT = 14
 SYSCALL_VECTOR = 0x80
 RESCHEDULE_VECTOR = 0x81  # the idle loop's `int` when IDLE made a task ready (images/stub.asm)
 FLAG_IF = 0x200
+KERNEL_CODE = 0x08  # the stub's ring-0 code selector
 
 INSTRUMENTS_FILE = "/etc/instruments.toml"
 
@@ -198,6 +199,16 @@ class Kernel:
     def _on_interrupt(self, registers) -> int:  # noqa: ANN001
         address = registers.arg0()
         frame = TrapFrame(self.memory, address)
+        try:
+            return self._dispatch(frame)
+        except KERNEL_INVARIANTS as error:  # everything else was contained below
+            self.klog.oops("kernel", "a kernel invariant is broken", error)
+            self.panic(f"{type(error).__name__}: {error}", frame)
+            return address
+
+    def _dispatch(self, frame: TrapFrame) -> int:
+        """One kernel entry: the interrupt, exception or system call, then who runs next."""
+        address = frame.address
         processes = self.processes
         if processes is not None:
             processes.enter(frame)
@@ -282,6 +293,8 @@ class Kernel:
         oops and everything else goes on. A panic or power-off it caused stays in force."""
         try:
             work(*args)
+        except KERNEL_INVARIANTS:
+            raise  # a panic (_on_interrupt), not an oops
         except Exception as error:  # noqa: BLE001 - the boundary: one callback, not the OS
             name = getattr(work, "__name__", type(work).__name__)
             self.klog.oops(subsystem, f"{what} {name} raised; it was stopped", error)
@@ -331,6 +344,8 @@ class Kernel:
         assert self.boot is not None
         frame.set("eip", self.boot.halt)
         frame.set("eflags", frame.eflags & ~FLAG_IF)
+        if frame.from_user:  # the stub's iret must land in its own (ring 0) halt loop
+            frame.set("cs", KERNEL_CODE)
 
     def power_off(self) -> None:
         self.stopping = True

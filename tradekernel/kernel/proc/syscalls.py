@@ -28,6 +28,8 @@ from collections.abc import Callable
 from tradekernel import __version__
 from tradekernel.kernel.fs.pipe import Pipe
 from tradekernel.kernel.fs.vfs import SEEK_CUR, SEEK_SET, FileStat, OpenFile
+from tradekernel.kernel.mm.frames import BadFrame
+from tradekernel.kernel.mm.heap import HeapCorruption
 from tradekernel.kernel.mm.paging import (
     PAGE_SIZE,
     PagingError,
@@ -57,6 +59,9 @@ from tradekernel.kernel.proc.signals import SIGCHLD, SIGSEGV
 from tradekernel.kernel.proc.task import Process
 
 Handler = Callable[[Process, tuple[int, ...]], int | None]
+# Errors that say the kernel's own bookkeeping is broken (the heap's block chain, a frame's
+# reference count): no caller can be blamed, so they are not contained but panic.
+KERNEL_INVARIANTS = (HeapCorruption, BadFrame)
 
 MAX_IO = 1 << 20  # one read/write/readv/writev moves at most 1 MiB (Linux caps at 0x7ffff000)
 UNKNOWN_LOGGED = 64  # distinct unknown call numbers logged (a fuzzer tries billions)
@@ -184,6 +189,8 @@ class Syscalls:
         kernel oops that kills only its caller (`oops`)."""
         try:
             return self.run(process, number, args)
+        except KERNEL_INVARIANTS:
+            raise  # the kernel's own state is broken: that is a panic (main.py), not an oops
         except Exception as error:  # noqa: BLE001 - the boundary: the caller dies, not the OS
             return self.oops(process, number, error)
 
