@@ -22,9 +22,9 @@ from pathlib import Path
 
 from tests.system.harness import BootedPc
 
-CASES = int(os.environ.get("TK_FUZZ_PROGRAMS", "40"))
+CASES = int(os.environ.get("TK_FUZZ_PROGRAMS", "100"))
 FIRST_SEED = int(os.environ.get("TK_FUZZ_SEED", "1"))
-CALLS = int(os.environ.get("TK_FUZZ_CALLS", "300"))  # system calls per case
+CALLS = int(os.environ.get("TK_FUZZ_CALLS", "800"))  # system calls per case
 SECOND = 1_000_000_000
 
 
