@@ -5,6 +5,12 @@ INTERRUPT hypercall with EBX pointing at the trap frame (kernel/arch/trapframe.p
 returns the frame address to resume from. The IDLE hypercall runs deferred work with
 interrupts off, just before the stub's `sti; hlt`, and answers whether a task became ready
 (the stub then enters through RESCHEDULE_VECTOR instead of halting).
+
+Containment (issue 15): an IRQ handler, a timer callback or other deferred work that raises is
+stopped and logged as an oops in the kernel log (kernel/log.py, `dmesg`), with one console
+line per culprit; a system call that raises kills only its caller (proc/syscalls.py). Only a
+broken kernel invariant (KERNEL_INVARIANTS: heap corruption, a frame's reference count) or a
+fault in kernel mode panics.
 """
 
 from __future__ import annotations

@@ -12,7 +12,11 @@ every path (the kernel's `vfs`), memory maps, or the clock. The trap paths that 
 table are trap.py.
 
 A handler returns the result, or None when the process went to sleep (read on the tty,
-nanosleep): the wake-up writes the result into its frame later.
+nanosleep): the wake-up writes the result into its frame later. Running out of frames or
+kernel heap anywhere in a call is -ENOMEM. A handler that raises anything else unexpected is
+a kernel oops (`Syscalls.oops`): logged with its call trace, the caller killed as by SIGSEGV
+and its resources released, the rest of the system untouched; only KERNEL_INVARIANTS escape
+(main.py panics on them). readv/writev move at most MAX_IO bytes per call in all.
 
 Imports: proc, fs (the VFS, pipes), mm (user memory).
 """
