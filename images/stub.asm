@@ -63,6 +63,7 @@ entry:
     cmp ecx, 256
     jb .gate
     mov byte [idt + 0x80 * 8 + 5], 0xEF  ; present, DPL 3, 32-bit trap gate
+    mov byte [idt + 3 * 8 + 5], 0xEE     ; int3 too (DPL 3, as Linux): #BP, not #GP, from ring 3
     lidt [idt_descriptor]
 
     ; 8259A pair: ICW1-ICW4, vectors 0x20 and 0x28, cascade on IRQ2; all masked but the cascade.

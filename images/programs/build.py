@@ -46,6 +46,7 @@ PROGRAMS = (
     "fileops",
     "fpu",
     "nap",
+    "hostile",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

@@ -255,6 +255,7 @@ def test_plain_and_view_memories_produce_identical_bytes(make_memory):
 def test_heap_size_policy():
     assert heap_size_for_ram(32 << 20) == 4 << 20
     assert heap_size_for_ram(256 << 20) == 32 << 20
+    assert heap_size_for_ram(2 << 20) == 512 << 10  # the smallest machine: half is left for frames
 
 
 def test_constructor_rejects_a_bad_region(memory, clock):

@@ -203,3 +203,20 @@ def test_random_mappings_forks_and_exits_keep_every_frame_accounted(operations) 
         maps.shmctl(processes[0], shmid, IPC_RMID)
     assert maps.segments == {}
     assert world.frames.free_count == world.free_at_start
+
+
+def test_shmat_with_no_frame_for_a_page_table_is_enomem_and_leaks_nothing() -> None:
+    """Found by the hostile-program fuzzer: shmat took a reference to the segment's frame,
+    then mapping it needed a page-table frame there was none of; that reference was never
+    given back, so the frame outlived its segment."""
+    world = World()
+    a = world.spawn()
+    shmid = world.maps.shmget(a, 5, 4096, IPC_CREAT | 0o600)
+    hoard = [world.frames.alloc() for _ in range(world.frames.free_count)]
+    assert world.maps.shmat(a, shmid, 0, 0) == -E.ENOMEM  # its page table has no frame
+    for frame in hoard:
+        world.frames.free(frame)
+    assert world.maps.shmctl(a, shmid, IPC_RMID) == 0
+    world.exit(a)
+    assert shmid not in world.maps.segments
+    assert world.frames.free_count == world.free_at_start

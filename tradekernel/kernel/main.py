@@ -5,6 +5,12 @@ INTERRUPT hypercall with EBX pointing at the trap frame (kernel/arch/trapframe.p
 returns the frame address to resume from. The IDLE hypercall runs deferred work with
 interrupts off, just before the stub's `sti; hlt`, and answers whether a task became ready
 (the stub then enters through RESCHEDULE_VECTOR instead of halting).
+
+Containment (issue 15): an IRQ handler, a timer callback or other deferred work that raises is
+stopped and logged as an oops in the kernel log (kernel/log.py, `dmesg`), with one console
+line per culprit; a system call that raises kills only its caller (proc/syscalls.py). Only a
+broken kernel invariant (KERNEL_INVARIANTS: heap corruption, a frame's reference count) or a
+fault in kernel mode panics.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from tradekernel.kernel.fs.devfs import DevFs
 from tradekernel.kernel.fs.fatfile import FatVolume
 from tradekernel.kernel.fs.storage import mount_system_disk
 from tradekernel.kernel.fs.vfs import MountTable
+from tradekernel.kernel.log import KernelLog
 from tradekernel.kernel.mm.memory import KernelMemory
 from tradekernel.kernel.proc.process import ProcessManager
-from tradekernel.kernel.proc.syscalls import Syscalls
+from tradekernel.kernel.proc.syscalls import KERNEL_INVARIANTS, Syscalls
 from tradekernel.kernel.proc.trap import SyscallEntry
+from tradekernel.kernel.shell.dmesg import register_dmesg
 from tradekernel.kernel.shell.files import register_file_commands
 from tradekernel.kernel.shell.jobs import JobControl
 from tradekernel.kernel.shell.memory import MemoryCommands, register_ipcs
@@ -53,6 +61,7 @@ PAGE_FAULT = 14
 SYSCALL_VECTOR = 0x80
 RESCHEDULE_VECTOR = 0x81  # the idle loop's `int` when IDLE made a task ready (images/stub.asm)
 FLAG_IF = 0x200
+KERNEL_CODE = 0x08  # the stub's ring-0 code selector
 
 INSTRUMENTS_FILE = "/etc/instruments.toml"
 
@@ -79,11 +88,13 @@ class Kernel:
         self.serial = SerialPort(platform.ports)
         self.console.on_output = self.serial.write
         self.clock = KernelClock(platform.ports)
+        self.klog = KernelLog(self.clock.uptime_ns, platform.log)  # what dmesg prints
         self.tty = Tty(self.console)
         self.keyboard = KeyboardDriver(platform.ports, self.tty.on_key)
         self.shell = Shell(self.tty, self.console, self)
         self._irq_handlers: dict[int, IrqHandler] = {}
         self._deferred: list[Callable[[], None]] = []
+        self._oops_shown: set[tuple[str, str]] = set()  # (what, name) already on the console
         self._timers: list[tuple[int, int, Callable[[], None]]] = []
         self._timer_order = itertools.count()
         self.timer: OneShotTimer | None = None
@@ -108,6 +119,7 @@ class Kernel:
         self.platform.register_hypercall(Hypercall.KMALLOC, self.mm.hypercall_kmalloc)
         self.platform.register_hypercall(Hypercall.KFREE, self.mm.hypercall_kfree)
         MemoryCommands(self.mm).register_commands(self.shell)
+        register_dmesg(self.shell, self.klog)
         self.console.clear()
         self._banner()
         self.timer = OneShotTimer(self.ports)  # the stub's 100 Hz stops here: tickless
@@ -193,6 +205,16 @@ class Kernel:
     def _on_interrupt(self, registers) -> int:  # noqa: ANN001
         address = registers.arg0()
         frame = TrapFrame(self.memory, address)
+        try:
+            return self._dispatch(frame)
+        except KERNEL_INVARIANTS as error:  # everything else was contained below
+            self.klog.oops("kernel", "a kernel invariant is broken", error)
+            self.panic(f"{type(error).__name__}: {error}", frame)
+            return address
+
+    def _dispatch(self, frame: TrapFrame) -> int:
+        """One kernel entry: the interrupt, exception or system call, then who runs next."""
+        address = frame.address
         processes = self.processes
         if processes is not None:
             processes.enter(frame)
@@ -207,7 +229,7 @@ class Kernel:
                 assert irq is not None
                 handler = self._irq_handlers.get(irq)
                 if handler is not None:
-                    handler(irq)
+                    self._contained(f"irq {irq}", "irq", handler, irq)
                 self._end_of_interrupt(irq)
                 irq = self._poll_irq()
                 if irq is None:
@@ -269,7 +291,22 @@ class Kernel:
         """The deferred work queue, in order (from the idle loop, or on the way out of an
         interrupt that interrupted a process)."""
         while self._deferred and not self.stopping:
-            self._deferred.pop(0)()
+            self._contained("deferred work", "deferred", self._deferred.pop(0))
+
+    def _contained(self, what: str, subsystem: str, work: Callable, *args: object) -> None:
+        """Run one piece of kernel work (an IRQ handler, a timer callback, deferred work)
+        inside the containment boundary: if it raises, that piece is stopped and logged as an
+        oops and everything else goes on. A panic or power-off it caused stays in force."""
+        try:
+            work(*args)
+        except KERNEL_INVARIANTS:
+            raise  # a panic (_on_interrupt), not an oops
+        except Exception as error:  # noqa: BLE001 - the boundary: one callback, not the OS
+            name = getattr(work, "__name__", type(work).__name__)
+            self.klog.oops(subsystem, f"{what} {name} raised; it was stopped", error)
+            if (what, name) not in self._oops_shown:  # one console line per culprit
+                self._oops_shown.add((what, name))
+                self.console.write(f"kernel oops in {what} ({name}): stopped, see dmesg\n", 0x0C)
 
     def call_at(self, deadline_ns: int, work: Callable[[], None]) -> None:
         """Run `work` from the timer interrupt once virtual time reaches `deadline_ns` (the
@@ -309,10 +346,12 @@ class Kernel:
         registers = ("eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "eip", "eflags", "cs")
         self.console.write("  " + " ".join(f"{r}={getattr(frame, r):08x}" for r in registers))
         self.console.write("\n")
-        self.platform.log(f"kernel panic: {why}")
+        self.klog.record("emerg", "panic", f"kernel panic: {why}")
         assert self.boot is not None
         frame.set("eip", self.boot.halt)
         frame.set("eflags", frame.eflags & ~FLAG_IF)
+        if frame.from_user:  # the stub's iret must land in its own (ring 0) halt loop
+            frame.set("cs", KERNEL_CODE)
 
     def power_off(self) -> None:
         self.stopping = True

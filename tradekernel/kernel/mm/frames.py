@@ -33,7 +33,7 @@ class FrameError(Exception):
     errno = EINVAL
 
 
-class OutOfFrames(FrameError):
+class OutOfFrames(FrameError, MemoryError):
     """Every frame is in use."""
 
     errno = ENOMEM

@@ -99,8 +99,10 @@ def guest_view(memory: GuestMemory, end: int) -> memoryview | None:
 
 
 def heap_size_for_ram(ram_size: int) -> int:
-    """The heap size policy: 4 MiB, or an eighth of RAM when that is larger (page multiple)."""
-    return max(KERNEL_HEAP_SIZE, (ram_size // 8) & ~0xFFF)
+    """The heap size policy: 4 MiB, or an eighth of RAM when that is larger (page multiple);
+    on a machine too small for that (under 9 MiB), half of the RAM above the heap's base, so
+    the other half is left for page tables and user frames."""
+    return min(max(KERNEL_HEAP_SIZE, (ram_size // 8)), (ram_size - KERNEL_HEAP_BASE) // 2) & ~0xFFF
 
 
 class HeapError(Exception):
@@ -113,7 +115,7 @@ class InvalidRequest(HeapError):
     """A size, count, alignment or tag the heap cannot honour (0, negative, too big, not 2**k)."""
 
 
-class OutOfMemory(HeapError):
+class OutOfMemory(HeapError, MemoryError):
     """No free block is large enough (the heap may still have that many free bytes, fragmented)."""
 
     errno = ENOMEM

@@ -242,10 +242,18 @@ class MemoryMaps:
         if not self._free(process, start, size):
             return -E.EINVAL
         writable = not flags & SHM_RDONLY
+        mapped: list[int] = []
         for page, frame in zip(range(start, start + size, PAGE_SIZE), segment.frames,
                                strict=True):  # fmt: skip
             self._frames.ref(frame)
-            process.aspace.map(page, frame, writable, True, shared=True)
+            try:
+                process.aspace.map(page, frame, writable, True, shared=True)
+            except (OutOfFrames, PagingError):  # no frame for a page table: undo it all
+                self._frames.free(frame)
+                for done in mapped:
+                    process.aspace.unmap(done)
+                return -E.ENOMEM
+            mapped.append(page)
         process.maps.add(Region(start, start + size, segment, shared=True))
         segment.attached_s = self._wall_seconds()
         self._attachments_changed(segment, 1, process.pid)

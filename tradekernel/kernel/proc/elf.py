@@ -88,6 +88,13 @@ class ElfImage:
     def brk_start(self) -> int:
         return page_up(max(segment.end for segment in self.segments))
 
+    @property
+    def pages(self) -> int:
+        """Pages the segments and the start-up stack take at most (shared pages counted
+        twice), known before anything is allocated."""
+        spans = sum(page_up(s.end) - page_down(s.vaddr) for s in self.segments) // PAGE_SIZE
+        return spans + STACK_PAGES
+
 
 def page_down(address: int) -> int:
     return address & ~(PAGE_SIZE - 1)
@@ -177,19 +184,19 @@ def load_elf(
     for segment in image.segments:
         for page in range(page_down(segment.vaddr), page_up(segment.end), PAGE_SIZE):
             writable[page] = writable.get(page, False) or bool(segment.flags & PF_W)
-    contents = {page: bytearray(PAGE_SIZE) for page in writable}
-    for segment in image.segments:
-        content = data[segment.offset : segment.offset + segment.filesz]
-        address = segment.vaddr
-        while content:
+    frames = {
+        page: aspace.map_new(page, writable=page_writable, user=True)  # zeroed: the bss
+        for page, page_writable in writable.items()
+    }
+    for segment in image.segments:  # only the file's bytes are copied, page by page
+        address, offset, end = segment.vaddr, segment.offset, segment.offset + segment.filesz
+        while offset < end:
             within = address & (PAGE_SIZE - 1)
-            chunk = min(len(content), PAGE_SIZE - within)
-            contents[page_down(address)][within : within + chunk] = content[:chunk]
-            content = content[chunk:]
+            chunk = min(end - offset, PAGE_SIZE - within)
+            write_physical(frames[page_down(address)] + within, data[offset : offset + chunk])
+            offset += chunk
             address += chunk
-    for page, page_writable in writable.items():
-        frame = aspace.map_new(page, writable=page_writable, user=True)
-        write_physical(frame, bytes(contents[page]))
+    for frame in frames.values():
         code_changed(frame, PAGE_SIZE)
     return image.brk_start
 

@@ -311,6 +311,10 @@ class ProcessManager:
             image = parse_elf(data)
         except ElfError as error:
             raise SpawnError(error.errno, f"{path}: cannot execute: {error}") from error
+        free = self.mm.frames.free_count
+        if image.pages > free:  # bounded by guest memory before anything is allocated
+            raise SpawnError(ENOMEM, f"{path}: needs {image.pages * 4} KiB of memory, "
+                                     f"{free * 4} KiB free")  # fmt: skip
         try:
             aspace = self.mm.paging.create_address_space()
         except (PagingError, MemoryError, OSError) as error:

@@ -12,7 +12,11 @@ every path (the kernel's `vfs`), memory maps, or the clock. The trap paths that 
 table are trap.py.
 
 A handler returns the result, or None when the process went to sleep (read on the tty,
-nanosleep): the wake-up writes the result into its frame later.
+nanosleep): the wake-up writes the result into its frame later. Running out of frames or
+kernel heap anywhere in a call is -ENOMEM. A handler that raises anything else unexpected is
+a kernel oops (`Syscalls.oops`): logged with its call trace, the caller killed as by SIGSEGV
+and its resources released, the rest of the system untouched; only KERNEL_INVARIANTS escape
+(main.py panics on them). readv/writev move at most MAX_IO bytes per call in all.
 
 Imports: proc, fs (the VFS, pipes), mm (user memory).
 """
@@ -28,6 +32,8 @@ from collections.abc import Callable
 from tradekernel import __version__
 from tradekernel.kernel.fs.pipe import Pipe
 from tradekernel.kernel.fs.vfs import SEEK_CUR, SEEK_SET, FileStat, OpenFile
+from tradekernel.kernel.mm.frames import BadFrame
+from tradekernel.kernel.mm.heap import HeapCorruption
 from tradekernel.kernel.mm.paging import (
     PAGE_SIZE,
     PagingError,
@@ -53,12 +59,17 @@ from tradekernel.kernel.proc.scheduler import (
     RT_PRIORITY_MIN,
     SchedulerError,
 )
-from tradekernel.kernel.proc.signals import SIGCHLD
+from tradekernel.kernel.proc.signals import SIGCHLD, SIGSEGV
 from tradekernel.kernel.proc.task import Process
 
 Handler = Callable[[Process, tuple[int, ...]], int | None]
+# Errors that say the kernel's own bookkeeping is broken (the heap's block chain, a frame's
+# reference count): no caller can be blamed, so they are not contained but panic.
+KERNEL_INVARIANTS = (HeapCorruption, BadFrame)
 
-MAX_IO = 1 << 20  # one read/write moves at most 1 MiB (Linux caps at 0x7ffff000)
+MAX_IO = 1 << 20  # one read/write/readv/writev moves at most 1 MiB (Linux caps at 0x7ffff000)
+UNKNOWN_LOGGED = 64  # distinct unknown call numbers logged (a fuzzer tries billions)
+IOV_MAX = 1024  # iovecs in one readv/writev (Linux's UIO_MAXIOV)
 PATH_MAX = 4096
 BRK_LIMIT = 256 << 20  # the heap may grow this far past its start
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 0, 1, 2, 3
@@ -134,6 +145,7 @@ class Syscalls:
             122: ("uname", self.sys_uname),
             125: ("mprotect", lambda p, a: self.manager.maps.mprotect(p, a[0], a[1], a[2])),
             132: ("getpgid", self.sys_getpgid),
+            145: ("readv", self.sys_readv),
             146: ("writev", self.sys_writev),
             155: ("sched_getparam", self.sys_sched_getparam),
             156: ("sched_setscheduler", self.sys_sched_setscheduler),
@@ -176,13 +188,37 @@ class Syscalls:
         return self.call(process, frame.eax, args)
 
     def call(self, process: Process, number: int, args: tuple[int, ...]) -> int | None:
-        """Run system call `number`: its result, or None when the caller blocked or died."""
+        """Run system call `number`: its result, or None when the caller blocked or died.
+        This is the containment boundary: a handler that raises anything unexpected is a
+        kernel oops that kills only its caller (`oops`)."""
+        try:
+            return self.run(process, number, args)
+        except KERNEL_INVARIANTS:
+            raise  # the kernel's own state is broken: that is a panic (main.py), not an oops
+        except Exception as error:  # noqa: BLE001 - the boundary: the caller dies, not the OS
+            return self.oops(process, number, error)
+
+    def oops(self, process: Process, number: int, error: Exception) -> None:
+        """As Linux's oops in process context: logged with its call trace, the caller killed
+        as by SIGSEGV (its memory, descriptors and kernel stack released), the rest goes on."""
+        name = self.table[number][0] if number in self.table else "?"
+        who = f"{process.name}[{process.pid}]"
+        self.kernel.klog.oops("syscall", f"system call {number} ({name}) by {who}", error)
+        self.manager.terminate(
+            process, SIGSEGV, f"{who}: kernel oops in system call {number} ({name}): killed"
+        )
+        return None
+
+    def run(self, process: Process, number: int, args: tuple[int, ...]) -> int | None:
+        """`call` without the boundary: an unexpected exception goes to the caller (the trap
+        fast path then hands the call to the full path, which contains it)."""
         entry = self.table.get(number)
         self.counts[number] += 1
         if entry is None:
-            if number not in self._unknown_logged:
+            if number not in self._unknown_logged and len(self._unknown_logged) < UNKNOWN_LOGGED:
                 self._unknown_logged.add(number)
-                self.kernel.platform.log(f"{process.name}[{process.pid}]: no system call {number}")
+                self.kernel.klog.info("syscall", f"{process.name}[{process.pid}]: no system "
+                                      f"call {number}")  # fmt: skip
             return -E.ENOSYS
         try:
             return entry[1](process, args)
@@ -192,6 +228,8 @@ class Syscalls:
             return -E.ENAMETOOLONG
         except SchedulerError:
             return -E.EINVAL
+        except MemoryError:  # out of frames or kernel heap, wherever the call needed one
+            return -E.ENOMEM
         except OSError as error:
             return -(error.errno or E.EIO)
 
@@ -377,18 +415,34 @@ class Syscalls:
         data = copy_from_user(process.aspace, args[1], min(args[2], MAX_IO))
         return handle.write(process, data) if data else 0
 
+    def _iovecs(self, process: Process, pointer: int, count: int) -> list[tuple[int, int]]:
+        """The (base, length) pairs of a readv/writev call, cut to MAX_IO bytes in all (the
+        cap is the whole call's, as Linux's MAX_RW_COUNT); a negative length or more than
+        IOV_MAX vectors is EINVAL before anything is copied."""
+        if count > IOV_MAX:
+            raise OSError(E.EINVAL, f"{count} iovecs (at most {IOV_MAX})")
+        vector = copy_from_user(process.aspace, pointer, 8 * count)
+        pieces, left = [], MAX_IO
+        for base, length in struct.iter_unpack("<II", vector):
+            if length & 0x8000_0000:
+                raise OSError(E.EINVAL, f"iovec length {length:#x}")
+            if left and length:
+                pieces.append((base, min(length, left)))
+                left -= pieces[-1][1]
+        return pieces
+
     def sys_writev(self, process: Process, args: tuple[int, ...]) -> int:
         handle = self._file(process, args[0])
-        count = args[2]
-        if count > 1024:
-            return -E.EINVAL
-        vector = copy_from_user(process.aspace, args[1], 8 * count)
-        pieces = [
-            copy_from_user(process.aspace, base, min(length, MAX_IO))
-            for base, length in struct.iter_unpack("<II", vector)
-        ]
-        data = b"".join(pieces)
+        pieces = self._iovecs(process, args[1], args[2])
+        data = b"".join(copy_from_user(process.aspace, base, size) for base, size in pieces)
         return handle.write(process, data) if data else 0
+
+    def sys_readv(self, process: Process, args: tuple[int, ...]) -> int | None:
+        """Into the first non-empty iovec only: a short read, which POSIX always allows, and
+        one destination for a read that sleeps and is finished by its wake-up."""
+        handle = self._file(process, args[0])
+        pieces = self._iovecs(process, args[1], args[2])
+        return handle.read(process, *pieces[0]) if pieces else 0
 
     def _path(self, process: Process, pointer: int) -> str:
         raw = read_user_string(process.aspace, pointer, PATH_MAX)

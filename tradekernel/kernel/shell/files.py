@@ -419,7 +419,7 @@ class FileCommands:
                 elif not flags & {"r", "R"}:
                     out.error(f"cp: {typed}: is a directory (use cp -r)")
                     status = 1
-                elif (target + "/").casefold().startswith((source + "/").casefold()):
+                elif (target + "/").casefold().startswith(source.rstrip("/").casefold() + "/"):
                     out.error(f"cp: {typed}: cannot copy a directory into itself")
                     status = 1
                 else:

@@ -1,0 +1,59 @@
+"""kernel/log.py: the ring keeps the newest LOG_ENTRIES, every entry reaches the sink, an oops
+carries the exception and its call trace (innermost frames, no Python traceback banner)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tradekernel.kernel.log import LOG_ENTRIES, OOPS_FRAMES, KernelLog
+
+
+def make() -> tuple[KernelLog, list[str]]:
+    sink: list[str] = []
+    now = iter(range(0, 10**12, 1_500_000))
+    return KernelLog(lambda: next(now), sink.append), sink
+
+
+def test_the_ring_is_bounded_and_keeps_the_newest() -> None:
+    log, sink = make()
+    for n in range(LOG_ENTRIES + 10):
+        log.info("test", f"message {n}")
+    assert len(log.entries) == LOG_ENTRIES
+    assert (
+        log.entries[0].text == "message 10" and log.entries[-1].text == f"message {LOG_ENTRIES + 9}"
+    )
+    assert len(sink) == LOG_ENTRIES + 10  # the host log has them all
+
+
+def test_entries_are_stamped_in_virtual_seconds() -> None:
+    log, sink = make()
+    log.info("a", "first")
+    log.warning("b", "second")
+    assert log.lines() == ["[    0.000000] info    a: first", "[    0.001500] warning b: second"]
+    assert sink[1] == "kernel: [    0.001500] warning b: second"
+    with pytest.raises(ValueError, match="unknown log level"):
+        log.record("loud", "a", "x")
+
+
+def test_an_oops_has_the_error_and_its_innermost_frames() -> None:
+    log, _ = make()
+
+    def deep(n: int) -> None:
+        if n == 0:
+            raise KeyError("missing")
+        deep(n - 1)
+
+    try:
+        deep(OOPS_FRAMES + 5)
+    except KeyError as error:
+        entry = log.oops("syscall", "system call 4 (write) by cat[3]", error)
+    lines = entry.text.splitlines()
+    assert lines[:3] == [
+        "oops: system call 4 (write) by cat[3]",
+        "KeyError: 'missing'",
+        "Call Trace:",
+    ]
+    assert len(lines) == 3 + OOPS_FRAMES
+    assert all(line.startswith("  deep (test_log.py:") for line in lines[3:])
+    assert log.oopses == 1
+    assert not any("Traceback" in line for line in log.lines())
