@@ -175,10 +175,5 @@ def test_a_text_file_is_not_run(tk: BootedPc) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="process.py _load_program repeats the path: 'run: "
-    "/bin/nosuch: /bin/nosuch: no such file or directory'",
-)
 def test_a_missing_program_is_named_once(tk: BootedPc) -> None:
     assert tk.output("run nosuch") == ["run: /bin/nosuch: no such file or directory"]

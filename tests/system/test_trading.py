@@ -143,6 +143,15 @@ def test_a_bad_instruments_file_falls_back_to_the_defaults(tmp_path: Path) -> No
     assert state(tk.output("buy AAPL 1 @100")) == "ACCEPTED"
 
 
+def test_an_oversized_instruments_file_is_refused_unread(tmp_path: Path) -> None:
+    tk = booted(tmp_path, {"/etc/instruments.toml": b"#" * (64 * 1024 + 1)})
+    boot_lines = bytes(tk.serial).decode("cp437").splitlines()
+    assert "trading: /etc/instruments.toml: 65537 bytes, more than 65536; using defaults" in (
+        boot_lines
+    )
+    assert state(tk.output("buy AAPL 1 @100")) == "ACCEPTED"
+
+
 def test_orders_book_positions_pnl_risk_and_the_kill_switch(tmp_path: Path) -> None:
     tk = booted(tmp_path, {})
     # a resting offer, a market buy against it, a limit buy that rests

@@ -164,14 +164,17 @@ class Kernel:
         from tradekernel.kernel.shell.trading import register_trading_commands
         from tradekernel.kernel.trading.commands import Desk
         from tradekernel.kernel.trading.engine import TradingEngine
-        from tradekernel.kernel.trading.instruments import InstrumentTable
+        from tradekernel.kernel.trading.instruments import MAX_CONFIG_BYTES, InstrumentTable
 
-        config = None
-        if self.fs is not None and self.fs.exists(INSTRUMENTS_FILE):
-            config = self.read_file(INSTRUMENTS_FILE).decode("utf-8", "replace")
         try:
+            config = None
+            if self.fs is not None and self.fs.exists(INSTRUMENTS_FILE):
+                size = self.fs.stat(INSTRUMENTS_FILE).size
+                if size > MAX_CONFIG_BYTES:  # refused unread: the size comes from the disk
+                    raise ValueError(f"{size} bytes, more than {MAX_CONFIG_BYTES}")
+                config = self.read_file(INSTRUMENTS_FILE).decode("utf-8", "replace")
             instruments = InstrumentTable.from_toml(config)
-        except ValueError as error:
+        except (OSError, ValueError) as error:  # a damaged file (CorruptFs) as a bad one
             self.console.write(f"trading: {INSTRUMENTS_FILE}: {error}; using defaults\n", 0x0C)
             instruments = InstrumentTable.from_toml(None)
         self.trading = TradingEngine(self.clock.now_ns, instruments)

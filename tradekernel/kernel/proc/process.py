@@ -306,7 +306,8 @@ class ProcessManager:
         try:
             data = self.kernel.read_file(path)
         except OSError as error:
-            raise SpawnError(error.errno or EIO, f"{path}: {error.strerror or error}") from error
+            reason = str(error.strerror or error).removeprefix(f"{path}: ")  # named once
+            raise SpawnError(error.errno or EIO, f"{path}: {reason}") from error
         try:
             image = parse_elf(data)
         except ElfError as error:
