@@ -1,6 +1,7 @@
 """The VGA text console driver: cells in guest memory at 0xB8000, the cursor through the CRTC.
 
-Contract: `write(text)` interprets \\n, \\r, \\b, \\t (8-column stops), and a small ANSI subset
+Contract: `write(text)` interprets \\n, \\r, \\b, \\t (8-column stops; from column 72 a tab
+fills the line and the text goes on at the next row), and a small ANSI subset
 for programs: ESC[m / ESC[<n>;...m (SGR colours 30-37, 90-97, 40-47, 100-107, 0, 1, 7), ESC[2J
 (clear), ESC[H / ESC[<row>;<col>H (cursor), ESC[K (erase to end of line). The screen scrolls
 up when output passes the last row. Text is CP437; characters outside it show as '?'.
@@ -110,8 +111,9 @@ class Console:
             if self.col > 0:
                 self.col -= 1
         elif char == "\t":
-            target = min(COLUMNS, (self.col // TAB + 1) * TAB)
-            while self.col < target:
+            # Spaces to the next stop, counted before any is written: the last stop is the
+            # right edge, where the line wraps (counting to a column would never end there).
+            for _ in range(min(COLUMNS, (self.col // TAB + 1) * TAB) - self.col):
                 self._put(" ")
         elif char == "\x1b":
             self._escape = ""
