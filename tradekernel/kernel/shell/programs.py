@@ -60,13 +60,20 @@ class ProgramCommands:
         shell.register("nice", self._nice, "nice [-n N] PROGRAM [ARGS...] [&]", text)
 
     def _program_command(self, name: str) -> Command | None:
-        """Plain `PROGRAM ARGS`: a program in /bin runs as if through `run`."""
-        if "/" in name or self.kernel.fs is None:
+        """Plain `PROGRAM ARGS`, or a path to one (`./hello`, `/bin/hello`): it runs as if
+        through `run`."""
+        if self.kernel.fs is None:
             return None
-        path = f"{PROGRAM_DIRECTORY}/{name}"
+        path = self._program_path(name)
         if not self.kernel.fs.exists(path):
             return None
         return Command(name, lambda args, out: self.run([name, *args], out), name, name)
+
+    def _program_path(self, name: str) -> str:
+        """A name with a slash is a path (against the cwd); a bare one is looked up in /bin."""
+        if "/" in name:
+            return self.kernel.shell.resolve_path(name)
+        return f"{PROGRAM_DIRECTORY}/{name}"
 
     def run(self, args: list[str], out: Output, nice: int = 0) -> int:
         """`run PROGRAM ARGS [&]` (and `nice`): start it in the foreground, or as a job."""
@@ -82,8 +89,7 @@ class ProgramCommands:
             return 1
         shell = self.kernel.shell
         manager = self.manager
-        name = args[0]
-        path = shell.resolve_path(name) if "/" in name else f"{PROGRAM_DIRECTORY}/{name}"
+        path = self._program_path(args[0])
         try:
             process = manager.spawn(path, args, shell.cwd, foreground=not background)
         except SpawnError as error:
@@ -128,8 +134,7 @@ class ProgramCommands:
         processes: list[Process] = []
         try:
             for argv in stages:
-                name = argv[0]
-                path = shell.resolve_path(name) if "/" in name else f"{PROGRAM_DIRECTORY}/{name}"
+                path = self._program_path(argv[0])
                 group = processes[0].pid if processes else 0  # the job is one group
                 processes.append(manager.spawn(path, argv, shell.cwd, pgid=group))
         except SpawnError as error:

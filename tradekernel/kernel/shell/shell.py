@@ -300,7 +300,10 @@ class Shell:
             return self.run_programs(stages, redirections, self.out)
         command = self.commands.get(argv[0]) or self.command_not_found(argv[0])
         if command is None:
-            self.out.error(f"sh: {argv[0]}: unknown command (type 'help' for the list)")
+            self.out.error(f"sh: {argv[0]}: " + (
+                "no such file or directory" if "/" in argv[0]
+                else "unknown command (type 'help' for the list)"
+            ))  # fmt: skip
             return 127
         out = self.out
         if redirections:
