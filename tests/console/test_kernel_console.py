@@ -11,6 +11,8 @@ from tradekernel import memmap
 from tradekernel.emu.bus import PortBus
 from tradekernel.emu.memory import GuestMemory
 from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console
+from tradekernel.kernel.drivers.keyboard import Key
+from tradekernel.kernel.drivers.tty import TYPEAHEAD_LIMIT, Tty
 
 
 def make_console() -> Console:
@@ -54,3 +56,72 @@ def test_control_characters_at_every_column_end() -> None:
         for control in "\t\b\r\n\x1b[K\x1b[2J\x1b[H":
             write_bounded(console, "x" * column + control + "z")
     assert memmap.VGA_TEXT_BASE  # the screen survived every sequence
+
+
+def make_tty() -> tuple[Console, Tty]:
+    console = make_console()
+    tty = Tty(console)
+    tty.read_line("tk:/> ")
+    return console, tty
+
+
+def cells_written(console: Console, action) -> int:  # noqa: ANN001
+    """How many screen cells `action()` writes through the driver."""
+    count = 0
+    original = console.put_cell
+
+    def counting(row: int, col: int, char: int, attr: int) -> None:
+        nonlocal count
+        count += 1
+        original(row, col, char, attr)
+
+    console.put_cell = counting  # type: ignore[method-assign]
+    try:
+        action()
+    finally:
+        del console.put_cell
+    return count
+
+
+def test_a_key_costs_the_same_whatever_the_line_length() -> None:
+    console, tty = make_tty()
+    for _ in range(5000):  # longer than the screen: the line's start has scrolled away
+        tty.on_key(Key(char="x"))
+    assert cells_written(console, lambda: tty.on_key(Key(char="y"))) == 1
+    assert cells_written(console, lambda: tty.on_key(Key(char="\b"))) == 1  # a blank
+    tty.on_key(Key(name="home"))
+    inserted = cells_written(console, lambda: tty.on_key(Key(char="z")))
+    assert inserted <= COLUMNS * ROWS  # what is on screen, not the whole line
+    assert row_text(console, ROWS - 1).endswith("x")
+
+
+def test_a_long_line_arrives_whole() -> None:
+    console, tty = make_tty()
+    lines: list[str] = []
+    tty.on_line = lines.append
+    text = "".join(chr(ord("a") + n % 26) for n in range(3000))
+    for char in text[:1500] + text[2000:]:
+        tty.on_key(Key(char=char))
+    for _ in range(1000):
+        tty.on_key(Key(name="left"))
+    for char in text[1500:2000]:
+        tty.on_key(Key(char=char))
+    tty.on_key(Key(char="\n"))
+    assert lines == [text]
+    assert row_text(console, ROWS - 2).endswith(text[-1])  # the end of the line, then a new row
+
+
+def test_typeahead_is_bounded_and_says_when_there_is_room() -> None:
+    _, tty = make_tty()
+    lines: list[str] = []
+    tty.on_line = lambda line: lines.append(line)  # the reader stops reading after a line
+    rooms: list[int] = []
+    tty.on_room = lambda: rooms.append(1)
+    tty.on_key(Key(char="\n"))
+    keys = 0
+    while tty.has_room():
+        tty.on_key(Key(char="a"))
+        keys += 1
+    assert keys == TYPEAHEAD_LIMIT
+    tty.read_line("> ")  # the reader takes the typeahead and there is room again
+    assert tty.has_room() and rooms == [1]

@@ -5,6 +5,11 @@ a break code (bit 7 set), or the 0xE0 prefix of an extended key. Modifiers are t
 Caps Lock toggles and its LED is set with the keyboard's 0xED command (whose 0xFA
 acknowledgements come back through IRQ1 and are dropped). Each press becomes a `Key`: a
 character (after Shift/Caps/Ctrl) or the name of a special key.
+
+Back-pressure: before taking each byte the driver asks `can_take` (the tty's `has_room`); while
+it says no, the byte stays in the 8042's output buffer and later keys in the keyboard's FIFO,
+so nothing typed is lost, and `drain()` takes them once there is room. A host front end that
+feeds keys only when the keyboard's FIFO has room for a key's bytes never overruns it.
 """
 
 from __future__ import annotations
@@ -58,15 +63,30 @@ class KeyboardDriver:
         self.shift = self.ctrl = self.alt = False
         self.caps_lock = False
         self._pending_led: int | None = None
+        self.can_take: Callable[[], bool] = lambda: True  # False: leave bytes in the 8042
+        self._draining = False
 
     def on_irq(self, _irq: int) -> None:
+        self.drain()
+
+    def drain(self) -> None:
         """Take every keyboard byte waiting, not only the one that raised IRQ1: the rest would
         wait for the next kernel entry (a busy process, a burst of keys). An IRQ1 that finds
-        the buffer already drained reads nothing: the data port would repeat its last byte."""
-        for _ in range(DRAIN_LIMIT):
-            if self._ports.read(STATUS_PORT, 1) & (OUTPUT_FULL | AUX_DATA) != OUTPUT_FULL:
-                return
-            self._byte(self._ports.read(DATA_PORT, 1))
+        the buffer already drained reads nothing: the data port would repeat its last byte.
+        Stops while `can_take` says no; a key handler that makes room calls it again (the
+        outer call goes on instead)."""
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            for _ in range(DRAIN_LIMIT):
+                if not self.can_take():
+                    return
+                if self._ports.read(STATUS_PORT, 1) & (OUTPUT_FULL | AUX_DATA) != OUTPUT_FULL:
+                    return
+                self._byte(self._ports.read(DATA_PORT, 1))
+        finally:
+            self._draining = False
 
     def _byte(self, byte: int) -> None:
         if byte == ACK:

@@ -9,7 +9,12 @@ input on an empty line). A finished line goes to `on_line`. Raw mode hands every
 
 Keys that arrive while nobody reads a line (a program runs, the prompt is not up yet) are kept
 as typeahead and taken by the next `read_line`, as a Unix tty keeps them for the next reader;
-Ctrl-C and Ctrl-Z throw them away.
+Ctrl-C and Ctrl-Z throw them away. Typeahead is bounded but never lost: `has_room` is False
+once TYPEAHEAD_LIMIT keys wait, and the keyboard driver then leaves the next byte in the 8042
+(which holds it, and the keyboard's FIFO behind it) until `on_room` says the reader took them.
+
+Each key costs the same whatever the line's length: only the cells from the edit to the end of
+the line are rewritten (one cell for a key typed at the end).
 """
 
 from __future__ import annotations
@@ -21,7 +26,17 @@ from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console
 from tradekernel.kernel.drivers.keyboard import Key
 
 HISTORY_LIMIT = 100
-TYPEAHEAD_LIMIT = 256  # keys kept while nobody reads; more are dropped
+TYPEAHEAD_LIMIT = 256  # keys kept while nobody reads; then the keyboard is left unread
+
+
+def _cp437(char: str) -> int:
+    """The console font's code for `char` ('?' where CP437 has none)."""
+    if " " <= char < "\x7f":
+        return ord(char)
+    try:
+        return char.encode("cp437")[0]
+    except UnicodeEncodeError:
+        return ord("?")
 
 
 class Tty:
@@ -33,6 +48,7 @@ class Tty:
         self.on_suspend: Callable[[], bool] = lambda: False  # likewise, for Ctrl-Z
         self.on_end_of_input: Callable[[], None] = lambda: None
         self.raw_reader: Callable[[Key], None] | None = None
+        self.on_room: Callable[[], None] = lambda: None  # typeahead was taken: read keys again
         self.history: list[str] = []
         self._buffer: list[str] = []
         self._cursor = 0
@@ -53,6 +69,14 @@ class Tty:
         self.reading = True
         while self._typeahead and self.reading and self.raw_reader is None:
             self.on_key(self._typeahead.popleft())  # a finished line may start a program
+        if self.has_room():
+            self.on_room()
+
+    def has_room(self) -> bool:
+        """Whether a key can be taken now (else it must wait in the keyboard controller)."""
+        return self.reading or self.raw_reader is not None or (
+            len(self._typeahead) < TYPEAHEAD_LIMIT
+        )  # fmt: skip
 
     def on_key(self, key: Key) -> None:
         if self.raw_reader is not None:
@@ -66,8 +90,7 @@ class Tty:
                 self._typeahead.clear()
                 self.console.write("^Z\n")
         elif not self.reading:
-            if len(self._typeahead) < TYPEAHEAD_LIMIT:
-                self._typeahead.append(key)
+            self._typeahead.append(key)  # bounded by the driver asking `has_room` first
         elif key.ctrl and key.char.lower() == "l":
             self.console.clear()
             self.console.write(self.prompt)
@@ -84,11 +107,11 @@ class Tty:
             if self._cursor > 0:
                 del self._buffer[self._cursor - 1]
                 self._cursor -= 1
-                self._redraw(erase=1)
+                self._redraw(self._cursor, erase=1)
         elif key.name == "delete":
             if self._cursor < len(self._buffer):
                 del self._buffer[self._cursor]
-                self._redraw(erase=1)
+                self._redraw(self._cursor, erase=1)
         elif key.name == "left":
             self._cursor = max(0, self._cursor - 1)
             self._place_cursor()
@@ -107,7 +130,7 @@ class Tty:
             char = " " if key.char == "\t" else key.char
             self._buffer.insert(self._cursor, char)
             self._cursor += 1
-            self._redraw()
+            self._redraw(self._cursor - 1)
 
     # ---- editing ------------------------------------------------------------------------
     def _position(self, index: int) -> tuple[int, int]:
@@ -119,28 +142,27 @@ class Tty:
         row, col = self._position(self._cursor)
         self.console.move_cursor(min(row, ROWS - 1), col)
 
-    def _redraw(self, erase: int = 0) -> None:
-        """Rewrite the line from its origin; scrolls the origin up if the line wraps past
-        the bottom of the screen."""
+    def _redraw(self, start: int = 0, erase: int = 0) -> None:
+        """Rewrite the line from character `start` to its end (and `erase` blanks after it),
+        scrolling the screen (and the origin with it) if the line now passes the bottom.
+        Cells scrolled off the top are not drawn: only what changed is touched."""
         console = self.console
-        text = "".join(self._buffer) + " " * erase
-        row, col = self._origin
-        console.move_cursor(row, col)
-        last_row = self._position(len(text))[0]
-        while last_row >= ROWS:
-            console.scroll_up()
-            row -= 1
-            last_row -= 1
-            self._origin = (row, col)
-            console.move_cursor(max(0, row), col)
-        console.row, console.col = max(0, row), col
-        for char in text:
-            code = char.encode("cp437", "replace")[0]
-            console.put_cell(console.row, console.col, code, console.attr)
-            console.col += 1
-            if console.col >= COLUMNS:
-                console.col = 0
-                console.row += 1
+        end = len(self._buffer) + erase
+        overflow = self._position(end)[0] - (ROWS - 1)
+        if overflow > 0:
+            for _ in range(min(overflow, ROWS)):
+                console.scroll_up()
+            row, col = self._origin
+            self._origin = (row - overflow, col)
+        origin_row, origin_col = self._origin
+        start = max(start, -(origin_row * COLUMNS + origin_col))  # the first cell on screen
+        row, col = self._position(start)
+        put, attr, buffer = console.put_cell, console.attr, self._buffer
+        for index in range(start, end):
+            put(row, col, _cp437(buffer[index]) if index < len(buffer) else 0x20, attr)
+            col += 1
+            if col == COLUMNS:
+                row, col = row + 1, 0
         self._place_cursor()
 
     def _recall(self, step: int) -> None:
