@@ -8,10 +8,11 @@ import threading
 import pytest
 
 from tradekernel import memmap
+from tradekernel.devices.i8042 import SET2_MAKE, set1_make
 from tradekernel.emu.bus import PortBus
 from tradekernel.emu.memory import GuestMemory
 from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console
-from tradekernel.kernel.drivers.keyboard import Key
+from tradekernel.kernel.drivers.keyboard import Key, KeyboardDriver
 from tradekernel.kernel.drivers.tty import TYPEAHEAD_LIMIT, Tty
 
 
@@ -125,3 +126,19 @@ def test_typeahead_is_bounded_and_says_when_there_is_room() -> None:
     assert keys == TYPEAHEAD_LIMIT
     tty.read_line("> ")  # the reader takes the typeahead and there is room again
     assert tty.has_room() and rooms == [1]
+
+
+@pytest.mark.parametrize(
+    ("digits", "char"),
+    [("233", "é"), ("26085", "日"), ("55296", "\ufffd"), ("99999999999999", "\ufffd")],
+)
+def test_alt_and_keypad_digits_give_a_code_point(digits: str, char: str) -> None:
+    keys: list[Key] = []
+    driver = KeyboardDriver(PortBus(), keys.append)
+    sequence = [set1_make(SET2_MAKE["lalt"])[0]]
+    for digit in digits:
+        make = set1_make(SET2_MAKE[f"kp{digit}"])[0]
+        sequence += [make, make | 0x80]
+    for byte in [*sequence, sequence[0] | 0x80]:
+        driver._byte(byte)
+    assert keys == [Key(char=char)]

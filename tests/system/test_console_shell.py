@@ -45,3 +45,41 @@ def test_typeahead_past_the_limit_is_held_in_the_controller_not_lost(tk: BootedP
     tk.run_until(lambda: b"\r\nline 60\r\n" in tk.serial, 20 * SECOND)
     serial = bytes(tk.serial).decode("cp437")
     assert [n for n in range(1, 61) if f"\r\nline {n}\r\n" not in serial] == []
+
+
+def alt_code(char: str) -> list[tuple[str, bool]]:
+    """The key events a front end sends for a character no key types: Alt held while the
+    code point's decimal digits are typed on the numeric keypad."""
+    digits = [event for d in str(ord(char)) for event in ((f"kp{d}", True), (f"kp{d}", False))]
+    return [("lalt", True), *digits, ("lalt", False)]
+
+
+def type_with_alt_codes(tk: BootedPc, text: str) -> None:
+    for char in text:
+        if char.isascii():
+            tk.type(char)
+        else:
+            for event in alt_code(char):  # one at a time: 5 digits overflow the FIFO at once
+                tk.press(event)
+
+
+def test_characters_in_cp437_are_typed_and_shown(tk: BootedPc) -> None:
+    before = tk.prompts_seen()
+    type_with_alt_codes(tk, "echo héllo ½ ░\n")
+    tk.run_until(lambda: tk.prompts_seen() > before)
+    assert "héllo ½ ░" in tk.lines()
+    assert "tk:/> echo héllo ½ ░" in tk.lines()
+
+
+def test_a_character_the_console_cannot_show_refuses_the_line(tk: BootedPc) -> None:
+    tk.command("mkdir /home")
+    tk.command("mkdir /home/keep")
+    before = tk.prompts_seen()
+    type_with_alt_codes(tk, "rm -r /home/日本\n")
+    tk.run_until(lambda: tk.prompts_seen() > before)
+    assert [line for line in tk.lines() if line][-3:] == [
+        "tk:/> rm -r /home/??",
+        "tty: line not run: U+65E5 cannot be typed (the console's characters are CP437)",
+        "tk:/>",
+    ]
+    assert tk.output("ls /home") == ["keep/"]

@@ -13,6 +13,12 @@ Ctrl-C and Ctrl-Z throw them away. Typeahead is bounded but never lost: `has_roo
 once TYPEAHEAD_LIMIT keys wait, and the keyboard driver then leaves the next byte in the 8042
 (which holds it, and the keyboard's FIFO behind it) until `on_room` says the reader took them.
 
+Characters outside ASCII are kept as typed and shown in the console's CP437 where it has them
+(the shell gets "é" as "é"). A line holding a character the console cannot show (U+65E5, or
+U+FFFD for an impossible Alt+keypad number) is refused at Enter with one line saying which
+character, and is not run: a command must never lose a character and change its meaning
+(`rm -r /home/日本` is not `rm -r /home/`).
+
 Each key costs the same whatever the line's length: only the cells from the edit to the end of
 the line are rewritten (one cell for a key typed at the end).
 """
@@ -26,6 +32,7 @@ from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console
 from tradekernel.kernel.drivers.keyboard import Key
 
 HISTORY_LIMIT = 100
+REFUSED_ATTR = 0x0C  # light red, as the shell's errors
 TYPEAHEAD_LIMIT = 256  # keys kept while nobody reads; then the keyboard is left unread
 
 
@@ -182,6 +189,15 @@ class Tty:
         line = "".join(self._buffer)
         self._cursor = len(self._buffer)
         self._place_cursor()
+        unshown = next((char for char in line if _cp437(char) == ord("?") and char != "?"), None)
+        if unshown is not None:
+            self.console.write("\n")
+            self.console.write(
+                f"tty: line not run: U+{ord(unshown):04X} cannot be typed "
+                "(the console's characters are CP437)\n", REFUSED_ATTR,
+            )  # fmt: skip
+            self.read_line(self.prompt)
+            return
         if self.console.on_output is not None:
             self.console.on_output(line)  # the mirror sees the line as finally typed
         self.console.write("\n")
