@@ -142,3 +142,18 @@ def test_alt_and_keypad_digits_give_a_code_point(digits: str, char: str) -> None
     for byte in [*sequence, sequence[0] | 0x80]:
         driver._byte(byte)
     assert keys == [Key(char=char)]
+
+
+def test_output_written_meanwhile_goes_above_the_line_being_typed() -> None:
+    console, tty = make_tty()
+    for char in "echo abc":
+        tty.on_key(Key(char=char))
+    tty.on_key(Key(name="left"))
+    console.write("[1]+  Done    nap 1\n")
+    console.write("no newline")
+    assert [row_text(console, row) for row in range(4)] == [
+        "[1]+  Done    nap 1", "no newline", "tk:/> echo abc", "",
+    ]  # fmt: skip
+    assert (console.row, console.col) == (2, len("tk:/> echo ab"))
+    tty.on_key(Key(char="Z"))
+    assert row_text(console, 2) == "tk:/> echo abZc"

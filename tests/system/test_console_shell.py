@@ -83,3 +83,15 @@ def test_a_character_the_console_cannot_show_refuses_the_line(tk: BootedPc) -> N
         "tk:/>",
     ]
     assert tk.output("ls /home") == ["keep/"]
+
+
+def test_a_background_job_s_output_does_not_overwrite_the_line_being_typed(tk: BootedPc) -> None:
+    tk.command("nap 200 1 &")
+    tk.type("echo typed meanwhile")
+    tk.run_until(lambda: "nap: " in tk.text(), 2 * SECOND)
+    tk.settle()
+    lines = [line for line in tk.lines() if line]
+    assert lines[-1] == "tk:/> echo typed meanwhile"
+    assert lines[-2].startswith("nap: ")
+    tk.command("")
+    assert "typed meanwhile" in tk.lines()

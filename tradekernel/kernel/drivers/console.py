@@ -5,9 +5,13 @@ fills the line and the text goes on at the next row), and a small ANSI subset
 for programs: ESC[m / ESC[<n>;...m (SGR colours 30-37, 90-97, 40-47, 100-107, 0, 1, 7), ESC[2J
 (clear), ESC[H / ESC[<row>;<col>H (cursor), ESC[K (erase to end of line). The screen scrolls
 up when output passes the last row. Text is CP437; characters outside it show as '?'.
+While `input_line` is set (the tty edits a line at a prompt), text written by anyone else takes
+the prompt's place and the prompt and line are drawn again after it.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from tradekernel import memmap
 from tradekernel.emu.bus import PortBus
@@ -21,6 +25,13 @@ TAB = 8
 _ANSI_TO_VGA = (0, 4, 2, 6, 1, 5, 3, 7)
 
 
+class InputLine(Protocol):
+    """What the console needs of the tty's line editor."""
+
+    def hide_line(self) -> None: ...
+    def show_line(self) -> None: ...
+
+
 class Console:
     def __init__(self, memory: GuestMemory, ports: PortBus) -> None:
         self._ram = memory.view()
@@ -30,6 +41,9 @@ class Console:
         self.attr = DEFAULT_ATTR
         self._escape: str | None = None
         self.on_output = None  # optional observer of everything written (serial mirror, tests)
+        # The line being edited at a prompt (the tty): output written meanwhile goes where
+        # the prompt was and the line is drawn again below it.
+        self.input_line: InputLine | None = None
 
     # ---- cells --------------------------------------------------------------------------
     def _offset(self, row: int, col: int) -> int:
@@ -87,7 +101,25 @@ class Console:
             self.scroll_up()
             self.row = ROWS - 1
 
+    def new_line(self) -> None:
+        """The cursor to the start of the next row (scrolling at the bottom)."""
+        self._newline()
+        self.sync_cursor()
+
     def write(self, text: str, attr: int | None = None) -> None:
+        line = self.input_line
+        if line is not None:
+            self.input_line = None  # what the line's owner draws goes straight to the screen
+            line.hide_line()
+            try:
+                self._write(text, attr)
+            finally:
+                line.show_line()
+                self.input_line = line
+            return
+        self._write(text, attr)
+
+    def _write(self, text: str, attr: int | None) -> None:
         saved = self.attr
         if attr is not None:
             self.attr = attr

@@ -68,7 +68,8 @@ class Tty:
     def read_line(self, prompt: str) -> None:
         """Show `prompt` and start collecting a line."""
         self.prompt = prompt
-        self.console.write(prompt)
+        self._say(prompt)
+        self.console.input_line = self
         self._buffer = []
         self._cursor = 0
         self._history_index = len(self.history)
@@ -95,18 +96,18 @@ class Tty:
         elif key.ctrl and key.char.lower() == "z":
             if self.on_suspend():
                 self._typeahead.clear()
-                self.console.write("^Z\n")
+                self._say("^Z\n")
         elif not self.reading:
             self._typeahead.append(key)  # bounded by the driver asking `has_room` first
         elif key.ctrl and key.char.lower() == "l":
             self.console.clear()
-            self.console.write(self.prompt)
+            self._say(self.prompt)
             self._origin = (self.console.row, self.console.col)
             self._redraw()
         elif key.ctrl and key.char.lower() == "d":
             if not self._buffer:
                 self.reading = False
-                self.console.write("\n")
+                self._say("\n")
                 self.on_end_of_input()
         elif key.char == "\n":
             self._finish()
@@ -138,6 +139,45 @@ class Tty:
             self._buffer.insert(self._cursor, char)
             self._cursor += 1
             self._redraw(self._cursor - 1)
+
+    # ---- output written while a line is edited --------------------------------------------
+    def _say(self, text: str, attr: int | None = None) -> None:
+        """The tty's own output (prompt, echo of control keys, messages): not someone else's
+        output written over the line."""
+        saved, self.console.input_line = self.console.input_line, None
+        try:
+            self.console.write(text, attr)
+        finally:
+            self.console.input_line = saved
+
+    def hide_line(self) -> None:
+        """Output from elsewhere (a background job, a timer) is about to be written: take the
+        prompt and the line off the screen and leave the cursor where the prompt began."""
+        if not self.reading or self.raw_reader is not None:
+            return
+        console = self.console
+        row, col = self._origin
+        start = max(0, row * COLUMNS + col - len(self.prompt))
+        end = min(ROWS * COLUMNS, row * COLUMNS + col + len(self._buffer))
+        for linear in range(start, end):
+            console.put_cell(linear // COLUMNS, linear % COLUMNS, 0x20, console.attr)
+        console.row, console.col = divmod(start, COLUMNS)
+
+    def show_line(self) -> None:
+        """That output is written: the prompt and the line again below it, the cursor where
+        it was in the line (as readline redraws after an asynchronous message)."""
+        if not self.reading or self.raw_reader is not None:
+            return
+        console = self.console
+        if console.col:
+            console.new_line()
+        self._origin = divmod(console.row * COLUMNS + len(self.prompt), COLUMNS)
+        self._redraw(0)  # scrolls first if the line now passes the bottom
+        row, col = self._origin
+        for index, char in enumerate(self.prompt, row * COLUMNS + col - len(self.prompt)):
+            if index >= 0:
+                console.put_cell(index // COLUMNS, index % COLUMNS, _cp437(char), console.attr)
+        self._place_cursor()
 
     # ---- editing ------------------------------------------------------------------------
     def _position(self, index: int) -> tuple[int, int]:
@@ -191,8 +231,8 @@ class Tty:
         self._place_cursor()
         unshown = next((char for char in line if _cp437(char) == ord("?") and char != "?"), None)
         if unshown is not None:
-            self.console.write("\n")
-            self.console.write(
+            self._say("\n")
+            self._say(
                 f"tty: line not run: U+{ord(unshown):04X} cannot be typed "
                 "(the console's characters are CP437)\n", REFUSED_ATTR,
             )  # fmt: skip
@@ -200,7 +240,7 @@ class Tty:
             return
         if self.console.on_output is not None:
             self.console.on_output(line)  # the mirror sees the line as finally typed
-        self.console.write("\n")
+        self._say("\n")
         self.reading = False
         if line.strip() and (not self.history or self.history[-1] != line):
             self.history.append(line)
@@ -209,10 +249,10 @@ class Tty:
 
     def _interrupt(self) -> None:
         if self.on_interrupt():
-            self.console.write("^C\n")
+            self._say("^C\n")
             return
         if self.reading:
             self._cursor = len(self._buffer)
             self._place_cursor()
-            self.console.write("^C\n")
+            self._say("^C\n")
             self.read_line(self.prompt)
