@@ -95,3 +95,14 @@ def test_a_background_job_s_output_does_not_overwrite_the_line_being_typed(tk: B
     assert lines[-2].startswith("nap: ")
     tk.command("")
     assert "typed meanwhile" in tk.lines()
+
+
+def test_no_line_of_help_or_pgstats_wraps(tk: BootedPc) -> None:
+    help_lines = tk.output("help")
+    assert len(help_lines) >= 53
+    assert [line for line in help_lines if len(line) > 79] == []
+    run = help_lines.index(next(line for line in help_lines if line.startswith("run ")))
+    assert "ring 3" in help_lines[run]
+    pgstats = tk.output("pgstats")
+    assert [line for line in pgstats if len(line) > 79] == []
+    assert any(line.startswith("page faults: cow ") for line in pgstats)

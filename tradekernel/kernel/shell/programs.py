@@ -46,7 +46,7 @@ class ProgramCommands:
     def register_commands(self, shell: Shell) -> None:
         for name, handler, usage, text in (
             ("run", self.run, "run PROGRAM [ARGS...] [&]",
-             "run a program from /bin (or a path) in ring 3 (& for the background)"),
+             "run a program from /bin or a path in ring 3 (& in the background)"),
             ("ps", self._ps, "ps", "list processes: PID, PPID, state, class/priority, CPU time"),
             ("renice", self._renice, "renice NICE PID", "set a normal process's nice value"),
             ("chrt", self._chrt, "chrt -f|-r|-o PRIORITY PID",

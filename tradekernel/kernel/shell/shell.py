@@ -122,6 +122,31 @@ def split_command_line(line: str) -> tuple[list[list[str]], list[tuple[str, str]
     return stages, redirections
 
 
+LINE_WIDTH = 79  # the longest line a command prints: an 80th character would wrap
+
+
+def plural(count: int, word: str, words: str = "") -> str:
+    """The count and the noun: 1 process, 0 processes (`words` where "s"/"es" is wrong)."""
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {words or word + ('es' if word.endswith(('s', 'x', 'ch', 'sh')) else 's')}"
+
+
+def wrap_items(prefix: str, items: list[str], width: int = LINE_WIDTH) -> list[str]:
+    """`prefix` then the items joined by ", ", continued on lines indented under the first
+    item so that none is longer than `width`."""
+    lines: list[str] = []
+    current = prefix
+    for index, item in enumerate(items):
+        piece = " " + item + ("," if index < len(items) - 1 else "")
+        if len(current) > len(prefix) and len(current) + len(piece) > width:
+            lines.append(current)
+            current = " " * len(prefix)
+        current += piece
+    lines.append(current)
+    return lines
+
+
 # Errors whose strerror text says it all; for the others the error's own message follows.
 _SELF_EXPLANATORY = frozenset(
     {errno.ENOENT, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENOTEMPTY, errno.EROFS}
@@ -376,7 +401,15 @@ class Shell:
         width = max(len(name) for name in self.commands) + 2
         for name in sorted(self.commands):
             out.write(f"{name:<{width}}", 0x0F)
-            out.line(self.commands[name].help)
+            words, line = self.commands[name].help.split(), ""
+            for word in words:  # a long description goes on under itself, never wraps
+                if line and width + len(line) + 1 + len(word) > LINE_WIDTH:
+                    out.line(line)
+                    out.write(" " * width)
+                    line = word
+                else:
+                    line = f"{line} {word}" if line else word
+            out.line(line)
         return 0
 
     def _clear(self, args: list[str], out: Output) -> int:
