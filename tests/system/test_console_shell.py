@@ -106,3 +106,39 @@ def test_no_line_of_help_or_pgstats_wraps(tk: BootedPc) -> None:
     pgstats = tk.output("pgstats")
     assert [line for line in pgstats if len(line) > 79] == []
     assert any(line.startswith("page faults: cow ") for line in pgstats)
+
+
+def test_builtins_pipe_into_programs(tk: BootedPc) -> None:
+    help_lines = tk.output("help")
+    text = "".join(line + "\n" for line in help_lines)
+    counts = [len(help_lines), len(text.split()), len(text.encode())]
+    assert tk.output("help | wc") == [" ".join(map(str, counts))]
+    assert tk.output("help | head -n 2") == help_lines[:2]
+    assert tk.output("echo a b | cat") == ["a b"]
+    assert tk.output("ps | wc")[0].split()[0] == "2"  # the header and [kernel]
+    tk.command("help | cat > /helpcopy")
+    assert tk.output("cat /helpcopy") == help_lines
+    assert tk.output("echo x | help") == [
+        "sh: help: a built-in takes no input (no < and not after a |)"
+    ]
+
+
+def test_help_through_more_pages_and_puts_the_screen_back(tk: BootedPc) -> None:
+    tk.command("echo before")
+    before = [line for line in tk.lines() if line]
+    tk.type("help | more\n")
+    tk.settle()
+    lines = tk.lines()
+    assert lines[-1].startswith("--More-- lines 1-24 of ")
+    first_page = lines[:24]
+    tk.type(" ")
+    tk.settle()
+    assert tk.lines()[-1].startswith("--More-- lines 25-48 of ")
+    assert tk.lines()[:24] != first_page
+    tk.type("b")
+    tk.settle()
+    assert tk.lines()[:24] == first_page
+    tk.type("q")
+    tk.settle()
+    after = [line for line in tk.lines() if line]
+    assert after == [*before[:-1], "tk:/> help | more", "tk:/>"]

@@ -25,6 +25,16 @@ TAB = 8
 _ANSI_TO_VGA = (0, 4, 2, 6, 1, 5, 3, 7)
 
 
+def cp437_code(char: str) -> int:
+    """The console font's code for `char` ('?' where CP437 has none)."""
+    if " " <= char < "\x7f":
+        return ord(char)
+    try:
+        return char.encode("cp437")[0]
+    except UnicodeEncodeError:
+        return ord("?")
+
+
 class InputLine(Protocol):
     """What the console needs of the tty's line editor."""
 
@@ -150,10 +160,7 @@ class Console:
         elif char == "\x1b":
             self._escape = ""
         else:
-            try:
-                code = char.encode("cp437")[0]
-            except UnicodeEncodeError:
-                code = ord("?")
+            code = cp437_code(char)
             if self.col >= COLUMNS:
                 self._newline()
             self.put_cell(self.row, self.col, code, self.attr)

@@ -28,22 +28,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console
+from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console, cp437_code
 from tradekernel.kernel.drivers.keyboard import Key
 
 HISTORY_LIMIT = 100
 REFUSED_ATTR = 0x0C  # light red, as the shell's errors
 TYPEAHEAD_LIMIT = 256  # keys kept while nobody reads; then the keyboard is left unread
-
-
-def _cp437(char: str) -> int:
-    """The console font's code for `char` ('?' where CP437 has none)."""
-    if " " <= char < "\x7f":
-        return ord(char)
-    try:
-        return char.encode("cp437")[0]
-    except UnicodeEncodeError:
-        return ord("?")
 
 
 class Tty:
@@ -176,7 +166,7 @@ class Tty:
         row, col = self._origin
         for index, char in enumerate(self.prompt, row * COLUMNS + col - len(self.prompt)):
             if index >= 0:
-                console.put_cell(index // COLUMNS, index % COLUMNS, _cp437(char), console.attr)
+                console.put_cell(index // COLUMNS, index % COLUMNS, cp437_code(char), console.attr)
         self._place_cursor()
 
     # ---- editing ------------------------------------------------------------------------
@@ -206,7 +196,7 @@ class Tty:
         row, col = self._position(start)
         put, attr, buffer = console.put_cell, console.attr, self._buffer
         for index in range(start, end):
-            put(row, col, _cp437(buffer[index]) if index < len(buffer) else 0x20, attr)
+            put(row, col, cp437_code(buffer[index]) if index < len(buffer) else 0x20, attr)
             col += 1
             if col == COLUMNS:
                 row, col = row + 1, 0
@@ -229,7 +219,9 @@ class Tty:
         line = "".join(self._buffer)
         self._cursor = len(self._buffer)
         self._place_cursor()
-        unshown = next((char for char in line if _cp437(char) == ord("?") and char != "?"), None)
+        unshown = next(
+            (char for char in line if cp437_code(char) == ord("?") and char != "?"), None
+        )
         if unshown is not None:
             self._say("\n")
             self._say(
