@@ -23,7 +23,11 @@ def make_console() -> Console:
 
 
 def row_text(console: Console, row: int) -> str:
-    return bytes(console.cell(row, col)[0] for col in range(COLUMNS)).decode("cp437").rstrip()
+    """What the VGA shows on `row`: the cells in RAM (console.cell would first put the live
+    screen back, as any driver access does)."""
+    start = memmap.VGA_TEXT_BASE + row * COLUMNS * 2
+    cells = console._ram[start : start + COLUMNS * 2 : 2]
+    return bytes(cells).decode("cp437").rstrip()
 
 
 def write_bounded(console: Console, text: str) -> None:
@@ -157,3 +161,29 @@ def test_output_written_meanwhile_goes_above_the_line_being_typed() -> None:
     assert (console.row, console.col) == (2, len("tk:/> echo ab"))
     tty.on_key(Key(char="Z"))
     assert row_text(console, 2) == "tk:/> echo abZc"
+
+
+def test_scrollback_shows_rows_that_scrolled_off_and_output_returns_to_the_live_screen() -> None:
+    console = make_console()
+    console.write("".join(f"line {n}\n" for n in range(60)))
+    live = [row_text(console, row) for row in range(ROWS)]
+    assert live[0] == "line 36"
+    console.view_scroll(12)
+    assert [row_text(console, row) for row in range(3)] == ["line 24", "line 25", "line 26"]
+    assert row_text(console, ROWS - 1) == "line 48"
+    console.view_scroll(1000)  # no further than what was kept
+    assert row_text(console, 0) == "line 0"
+    console.view_scroll(-1000)
+    assert [row_text(console, row) for row in range(ROWS)] == live
+    console.view_scroll(5)
+    console.write("new")  # output puts the live screen back first
+    assert row_text(console, 0) == "line 36" and row_text(console, ROWS - 1) == "new"
+
+
+def test_shift_page_up_in_the_tty_pages_the_scrollback() -> None:
+    console, tty = make_tty()
+    console.write("".join(f"line {n}\n" for n in range(60)))
+    tty.on_key(Key(name="pageup", shift=True))
+    assert row_text(console, 0) == f"line {36 - ROWS // 2}"
+    tty.on_key(Key(name="pagedown", shift=True))
+    assert row_text(console, 0) == "line 36"

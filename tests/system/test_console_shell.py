@@ -142,3 +142,20 @@ def test_help_through_more_pages_and_puts_the_screen_back(tk: BootedPc) -> None:
     tk.settle()
     after = [line for line in tk.lines() if line]
     assert after == [*before[:-1], "tk:/> help | more", "tk:/>"]
+
+
+def test_shift_page_up_shows_the_top_of_help(tk: BootedPc) -> None:
+    help_lines = tk.output("help")
+    assert help_lines[0] not in tk.lines()  # scrolled off the 25 rows
+    for _ in range(4):
+        tk.tap("pageup", "lshift")
+    tk.settle()
+    assert help_lines[0] in tk.lines()
+    for _ in range(4):
+        tk.tap("pagedown", "rshift")
+    tk.settle()
+    assert help_lines[0] not in tk.lines()
+    assert [line for line in tk.lines() if line][-1] == "tk:/>"
+    tk.type("x")
+    tk.settle()
+    assert [line for line in tk.lines() if line][-1] == "tk:/> x"

@@ -64,6 +64,7 @@ class Key:
     name: str = ""  # a special key ("up", "f1", "delete", ...)
     ctrl: bool = False
     alt: bool = False
+    shift: bool = False  # told only for special keys (a character already carries it)
 
 
 class KeyboardDriver:
@@ -142,7 +143,7 @@ class KeyboardDriver:
             name = _EXTENDED.get(code)
             if name == "\n":
                 return Key(char="\n", ctrl=self.ctrl, alt=self.alt)
-            return Key(name=name, ctrl=self.ctrl, alt=self.alt) if name else None
+            return Key(name=name, ctrl=self.ctrl, alt=self.alt, shift=self.shift) if name else None
         if code in _FUNCTION_KEYS:
             return Key(name=_FUNCTION_KEYS[code], ctrl=self.ctrl, alt=self.alt)
         plain = _PLAIN.get(code)

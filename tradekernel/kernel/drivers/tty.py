@@ -1,6 +1,7 @@
 """The console tty: line discipline between the keyboard driver and whoever reads lines.
 
-Canonical mode edits a line in place on screen: echo, Backspace, Left/Right/Home/End and
+Shift+PgUp/PgDn page the console's scrollback in every mode. Canonical mode edits a line in
+place on screen: echo, Backspace, Left/Right/Home/End and
 Delete, Up/Down through the history, Ctrl-C (cancel the line, or interrupt the foreground
 program through `on_interrupt`), Ctrl-Z (stop the foreground program through `on_suspend`;
 nothing at the prompt), Ctrl-L (clear the screen and redraw the line), Ctrl-D (end of
@@ -32,6 +33,7 @@ from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console, cp437_cod
 from tradekernel.kernel.drivers.keyboard import Key
 
 HISTORY_LIMIT = 100
+SCROLL_STEP = ROWS // 2  # rows Shift+PgUp/PgDn move the scrollback, as Linux's console
 REFUSED_ATTR = 0x0C  # light red, as the shell's errors
 TYPEAHEAD_LIMIT = 256  # keys kept while nobody reads; then the keyboard is left unread
 
@@ -77,6 +79,9 @@ class Tty:
         )  # fmt: skip
 
     def on_key(self, key: Key) -> None:
+        if key.shift and key.name in ("pageup", "pagedown"):  # the console's scrollback
+            self.console.view_scroll(SCROLL_STEP if key.name == "pageup" else -SCROLL_STEP)
+            return
         if self.raw_reader is not None:
             self.raw_reader(key)
             return
