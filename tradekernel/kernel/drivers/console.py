@@ -131,6 +131,11 @@ class Console:
             self._ram[base + row * line : base + (row + 1) * line] = cells
         self._hide_cursor()
 
+    def show_live(self) -> None:
+        """Back to the live screen if history is shown (a key was pressed)."""
+        if self._view:
+            self._show_live()
+
     def _show_live(self) -> None:
         base = memmap.VGA_TEXT_BASE
         self._ram[base : base + len(self._live)] = self._live

@@ -82,6 +82,7 @@ class Tty:
         if key.shift and key.name in ("pageup", "pagedown"):  # the console's scrollback
             self.console.view_scroll(SCROLL_STEP if key.name == "pageup" else -SCROLL_STEP)
             return
+        self.console.show_live()
         if self.raw_reader is not None:
             self.raw_reader(key)
             return
