@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 
 from tests.system.harness import SECOND, BootedPc
+from tradekernel.kernel.proc.signals import SIGKILL
 from tradekernel.ui.keymap import text_to_key_events
+
+MS = 1_000_000
 
 
 @pytest.fixture
@@ -159,3 +162,18 @@ def test_shift_page_up_shows_the_top_of_help(tk: BootedPc) -> None:
     tk.type("x")
     tk.settle()
     assert [line for line in tk.lines() if line][-1] == "tk:/> x"
+
+
+def test_the_prompt_does_not_wait_for_a_foreground_job_s_orphans(tk: BootedPc) -> None:
+    tk.type("nap 300 5\n")  # naps 1.5 s in all
+    tk.run_until(lambda: len(tk.pc.kernel.processes.table) == 1, SECOND)
+    manager = tk.pc.kernel.processes
+    (parent,) = manager.table.values()
+    tk.run_until(lambda: "nap: " in tk.text(), SECOND)  # asleep in its second nap
+    child = manager.table[manager.fork(parent)]  # what its fork(2) would do
+    before = tk.prompts_seen()
+    manager.signals.send_to(None, [parent], SIGKILL)
+    tk.run_until(lambda: tk.prompts_seen() > before, 200 * MS)  # not after the child's naps
+    assert child.pid in manager.table and not child.foreground  # the orphan goes on, detached
+    assert tk.output("echo at the prompt")[-1] == "at the prompt"  # the orphan may print too
+    manager.signals.send_to(None, [child], SIGKILL)
