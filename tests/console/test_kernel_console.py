@@ -14,6 +14,7 @@ from tradekernel.emu.memory import GuestMemory
 from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console
 from tradekernel.kernel.drivers.keyboard import Key, KeyboardDriver
 from tradekernel.kernel.drivers.tty import TYPEAHEAD_LIMIT, Tty
+from tradekernel.kernel.shell.shell import plural, wrap_items
 
 
 def make_console() -> Console:
@@ -187,3 +188,12 @@ def test_shift_page_up_in_the_tty_pages_the_scrollback() -> None:
     assert row_text(console, 0) == f"line {36 - ROWS // 2}"
     tty.on_key(Key(name="pagedown", shift=True))
     assert row_text(console, 0) == "line 36"
+
+
+def test_counts_agree_with_their_nouns() -> None:
+    assert [plural(n, "process") for n in (0, 1, 2)] == ["0 processes", "1 process", "2 processes"]
+    assert [plural(n, "byte") for n in (1, 18)] == ["1 byte", "18 bytes"]
+    assert wrap_items("faults:", ["a 1", "b 2"]) == ["faults: a 1, b 2"]
+    long = wrap_items("page faults:", [f"kind{n} {n}" for n in range(20)])
+    assert len(long) > 1 and all(len(line) <= 79 for line in long)
+    assert all(line.startswith(" " * len("page faults: ")) for line in long[1:])
