@@ -1,12 +1,12 @@
 """The console tty: line discipline between the keyboard driver and whoever reads lines.
 
 Shift+PgUp/PgDn page the console's scrollback in every mode. Canonical mode edits a line in
-place on screen: echo, Backspace, Left/Right/Home/End and
-Delete, Up/Down through the history, Ctrl-C (cancel the line, or interrupt the foreground
-program through `on_interrupt`), Ctrl-Z (stop the foreground program through `on_suspend`;
-nothing at the prompt), Ctrl-L (clear the screen and redraw the line), Ctrl-D (end of
-input on an empty line). A finished line goes to `on_line`. Raw mode hands every key to
-`raw_reader` instead (full-screen programs such as the editor or `top`).
+place on screen: echo, Backspace, Left/Right/Home/End and Delete, Up/Down through the
+history, Ctrl-C (cancel the line, or interrupt the foreground program through
+`on_interrupt`), Ctrl-Z (stop the foreground program through `on_suspend`; nothing at the
+prompt), Ctrl-L (clear the screen and redraw the line), Ctrl-D (end of input on an empty line).
+A finished line goes to `on_line`. Raw mode hands every key to `raw_reader` instead
+(full-screen programs such as the editor or `top`).
 
 Keys that arrive while nobody reads a line (a program runs, the prompt is not up yet) are kept
 as typeahead and taken by the next `read_line`, as a Unix tty keeps them for the next reader;
