@@ -177,3 +177,15 @@ def test_the_prompt_does_not_wait_for_a_foreground_job_s_orphans(tk: BootedPc) -
     assert child.pid in manager.table and not child.foreground  # the orphan goes on, detached
     assert tk.output("echo at the prompt")[-1] == "at the prompt"  # the orphan may print too
     manager.signals.send_to(None, [child], SIGKILL)
+
+
+def test_more_shows_a_file(tk: BootedPc) -> None:
+    tk.command("echo short > /short.txt")
+    assert tk.output("more /short.txt") == ["short"]  # under a screen: simply written
+    tk.command("help > /help.txt")
+    tk.type("more /help.txt\n")
+    tk.settle()
+    assert tk.lines()[-1].startswith("--More-- lines 1-24 of ")
+    tk.type("q")
+    tk.settle()
+    assert tk.output("more /nothere") == ["more: /nothere: no such file or directory"]
