@@ -5,6 +5,17 @@ a break code (bit 7 set), or the 0xE0 prefix of an extended key. Modifiers are t
 Caps Lock toggles and its LED is set with the keyboard's 0xED command (whose 0xFA
 acknowledgements come back through IRQ1 and are dropped). Each press becomes a `Key`: a
 character (after Shift/Caps/Ctrl) or the name of a special key.
+
+Back-pressure: before taking each byte the driver asks `can_take` (the tty's `has_room`); while
+it says no, the byte stays in the 8042's output buffer and later keys in the keyboard's FIFO,
+so nothing typed is lost, and `drain()` takes them once there is room. A host front end that
+feeds keys only when the keyboard's FIFO has room for a key's bytes never overruns it.
+
+Characters beyond the keyboard's keys: Alt held while decimal digits are typed on the numeric
+keypad gives, when Alt is released, the character with that Unicode code point (as the Linux
+console does in Unicode mode): Alt + keypad 2 3 3 is "é" (U+00E9), Alt + 2 6 0 8 5 is "日".
+A number that is no character (past U+10FFFF, a surrogate) gives U+FFFD, which the tty
+refuses like any character the console cannot show.
 """
 
 from __future__ import annotations
@@ -40,6 +51,11 @@ _EXTENDED = {
     0x49: "pageup", 0x51: "pagedown", 0x52: "insert", 0x53: "delete", 0x1C: "\n",
 }  # fmt: skip
 _LSHIFT, _RSHIFT, _CTRL, _ALT, _CAPS = 0x2A, 0x36, 0x1D, 0x38, 0x3A
+# The numeric keypad's digits (set 1, without the E0 prefix the cursor keys carry).
+_KEYPAD_DIGITS = {0x52: 0, 0x4F: 1, 0x50: 2, 0x51: 3, 0x4B: 4, 0x4C: 5, 0x4D: 6, 0x47: 7,
+                  0x48: 8, 0x49: 9}  # fmt: skip
+UNICODE_MAX = 0x10FFFF
+NOT_A_CHARACTER = "\ufffd"
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,7 @@ class Key:
     name: str = ""  # a special key ("up", "f1", "delete", ...)
     ctrl: bool = False
     alt: bool = False
+    shift: bool = False  # told only for special keys (a character already carries it)
 
 
 class KeyboardDriver:
@@ -58,15 +75,31 @@ class KeyboardDriver:
         self.shift = self.ctrl = self.alt = False
         self.caps_lock = False
         self._pending_led: int | None = None
+        self.can_take: Callable[[], bool] = lambda: True  # False: leave bytes in the 8042
+        self._alt_code: int | None = None  # keypad digits typed while Alt is held
+        self._draining = False
 
     def on_irq(self, _irq: int) -> None:
+        self.drain()
+
+    def drain(self) -> None:
         """Take every keyboard byte waiting, not only the one that raised IRQ1: the rest would
         wait for the next kernel entry (a busy process, a burst of keys). An IRQ1 that finds
-        the buffer already drained reads nothing: the data port would repeat its last byte."""
-        for _ in range(DRAIN_LIMIT):
-            if self._ports.read(STATUS_PORT, 1) & (OUTPUT_FULL | AUX_DATA) != OUTPUT_FULL:
-                return
-            self._byte(self._ports.read(DATA_PORT, 1))
+        the buffer already drained reads nothing: the data port would repeat its last byte.
+        Stops while `can_take` says no; a key handler that makes room calls it again (the
+        outer call goes on instead)."""
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            for _ in range(DRAIN_LIMIT):
+                if not self.can_take():
+                    return
+                if self._ports.read(STATUS_PORT, 1) & (OUTPUT_FULL | AUX_DATA) != OUTPUT_FULL:
+                    return
+                self._byte(self._ports.read(DATA_PORT, 1))
+        finally:
+            self._draining = False
 
     def _byte(self, byte: int) -> None:
         if byte == ACK:
@@ -88,6 +121,14 @@ class KeyboardDriver:
             self.ctrl = not release
         elif code == _ALT:
             self.alt = not release
+            if release and self._alt_code is not None:
+                value, self._alt_code = self._alt_code, None
+                valid = value <= UNICODE_MAX and not 0xD800 <= value <= 0xDFFF
+                self._on_key(Key(char=chr(value) if valid else NOT_A_CHARACTER))
+        elif self.alt and not extended and code in _KEYPAD_DIGITS:
+            if not release:  # bounded: one digit past the largest code point is enough
+                value = (self._alt_code or 0) * 10 + _KEYPAD_DIGITS[code]
+                self._alt_code = min(value, UNICODE_MAX + 1)
         elif code == _CAPS and not extended:
             if not release:
                 self.caps_lock = not self.caps_lock
@@ -102,7 +143,7 @@ class KeyboardDriver:
             name = _EXTENDED.get(code)
             if name == "\n":
                 return Key(char="\n", ctrl=self.ctrl, alt=self.alt)
-            return Key(name=name, ctrl=self.ctrl, alt=self.alt) if name else None
+            return Key(name=name, ctrl=self.ctrl, alt=self.alt, shift=self.shift) if name else None
         if code in _FUNCTION_KEYS:
             return Key(name=_FUNCTION_KEYS[code], ctrl=self.ctrl, alt=self.alt)
         plain = _PLAIN.get(code)

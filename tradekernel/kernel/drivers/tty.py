@@ -1,15 +1,27 @@
 """The console tty: line discipline between the keyboard driver and whoever reads lines.
 
-Canonical mode edits a line in place on screen: echo, Backspace, Left/Right/Home/End and
-Delete, Up/Down through the history, Ctrl-C (cancel the line, or interrupt the foreground
-program through `on_interrupt`), Ctrl-Z (stop the foreground program through `on_suspend`;
-nothing at the prompt), Ctrl-L (clear the screen and redraw the line), Ctrl-D (end of
-input on an empty line). A finished line goes to `on_line`. Raw mode hands every key to
-`raw_reader` instead (full-screen programs such as the editor or `top`).
+Shift+PgUp/PgDn page the console's scrollback in every mode. Canonical mode edits a line in
+place on screen: echo, Backspace, Left/Right/Home/End and Delete, Up/Down through the
+history, Ctrl-C (cancel the line, or interrupt the foreground program through
+`on_interrupt`), Ctrl-Z (stop the foreground program through `on_suspend`; nothing at the
+prompt), Ctrl-L (clear the screen and redraw the line), Ctrl-D (end of input on an empty line).
+A finished line goes to `on_line`. Raw mode hands every key to `raw_reader` instead
+(full-screen programs such as the editor or `top`).
 
 Keys that arrive while nobody reads a line (a program runs, the prompt is not up yet) are kept
 as typeahead and taken by the next `read_line`, as a Unix tty keeps them for the next reader;
-Ctrl-C and Ctrl-Z throw them away.
+Ctrl-C and Ctrl-Z throw them away. Typeahead is bounded but never lost: `has_room` is False
+once TYPEAHEAD_LIMIT keys wait, and the keyboard driver then leaves the next byte in the 8042
+(which holds it, and the keyboard's FIFO behind it) until `on_room` says the reader took them.
+
+Characters outside ASCII are kept as typed and shown in the console's CP437 where it has them
+(the shell gets "é" as "é"). A line holding a character the console cannot show (U+65E5, or
+U+FFFD for an impossible Alt+keypad number) is refused at Enter with one line saying which
+character, and is not run: a command must never lose a character and change its meaning
+(`rm -r /home/日本` is not `rm -r /home/`).
+
+Each key costs the same whatever the line's length: only the cells from the edit to the end of
+the line are rewritten (one cell for a key typed at the end).
 """
 
 from __future__ import annotations
@@ -17,11 +29,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console
+from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console, cp437_code
 from tradekernel.kernel.drivers.keyboard import Key
 
 HISTORY_LIMIT = 100
-TYPEAHEAD_LIMIT = 256  # keys kept while nobody reads; more are dropped
+SCROLL_STEP = ROWS // 2  # rows Shift+PgUp/PgDn move the scrollback, as Linux's console
+REFUSED_ATTR = 0x0C  # light red, as the shell's errors
+TYPEAHEAD_LIMIT = 256  # keys kept while nobody reads; then the keyboard is left unread
 
 
 class Tty:
@@ -33,6 +47,7 @@ class Tty:
         self.on_suspend: Callable[[], bool] = lambda: False  # likewise, for Ctrl-Z
         self.on_end_of_input: Callable[[], None] = lambda: None
         self.raw_reader: Callable[[Key], None] | None = None
+        self.on_room: Callable[[], None] = lambda: None  # typeahead was taken: read keys again
         self.history: list[str] = []
         self._buffer: list[str] = []
         self._cursor = 0
@@ -45,7 +60,8 @@ class Tty:
     def read_line(self, prompt: str) -> None:
         """Show `prompt` and start collecting a line."""
         self.prompt = prompt
-        self.console.write(prompt)
+        self._say(prompt)
+        self.console.input_line = self
         self._buffer = []
         self._cursor = 0
         self._history_index = len(self.history)
@@ -53,8 +69,20 @@ class Tty:
         self.reading = True
         while self._typeahead and self.reading and self.raw_reader is None:
             self.on_key(self._typeahead.popleft())  # a finished line may start a program
+        if self.has_room():
+            self.on_room()
+
+    def has_room(self) -> bool:
+        """Whether a key can be taken now (else it must wait in the keyboard controller)."""
+        return self.reading or self.raw_reader is not None or (
+            len(self._typeahead) < TYPEAHEAD_LIMIT
+        )  # fmt: skip
 
     def on_key(self, key: Key) -> None:
+        if key.shift and key.name in ("pageup", "pagedown"):  # the console's scrollback
+            self.console.view_scroll(SCROLL_STEP if key.name == "pageup" else -SCROLL_STEP)
+            return
+        self.console.show_live()
         if self.raw_reader is not None:
             self.raw_reader(key)
             return
@@ -64,19 +92,18 @@ class Tty:
         elif key.ctrl and key.char.lower() == "z":
             if self.on_suspend():
                 self._typeahead.clear()
-                self.console.write("^Z\n")
+                self._say("^Z\n")
         elif not self.reading:
-            if len(self._typeahead) < TYPEAHEAD_LIMIT:
-                self._typeahead.append(key)
+            self._typeahead.append(key)  # bounded by the driver asking `has_room` first
         elif key.ctrl and key.char.lower() == "l":
             self.console.clear()
-            self.console.write(self.prompt)
+            self._say(self.prompt)
             self._origin = (self.console.row, self.console.col)
             self._redraw()
         elif key.ctrl and key.char.lower() == "d":
             if not self._buffer:
                 self.reading = False
-                self.console.write("\n")
+                self._say("\n")
                 self.on_end_of_input()
         elif key.char == "\n":
             self._finish()
@@ -84,11 +111,11 @@ class Tty:
             if self._cursor > 0:
                 del self._buffer[self._cursor - 1]
                 self._cursor -= 1
-                self._redraw(erase=1)
+                self._redraw(self._cursor, erase=1)
         elif key.name == "delete":
             if self._cursor < len(self._buffer):
                 del self._buffer[self._cursor]
-                self._redraw(erase=1)
+                self._redraw(self._cursor, erase=1)
         elif key.name == "left":
             self._cursor = max(0, self._cursor - 1)
             self._place_cursor()
@@ -107,7 +134,46 @@ class Tty:
             char = " " if key.char == "\t" else key.char
             self._buffer.insert(self._cursor, char)
             self._cursor += 1
-            self._redraw()
+            self._redraw(self._cursor - 1)
+
+    # ---- output written while a line is edited --------------------------------------------
+    def _say(self, text: str, attr: int | None = None) -> None:
+        """The tty's own output (prompt, echo of control keys, messages): not someone else's
+        output written over the line."""
+        saved, self.console.input_line = self.console.input_line, None
+        try:
+            self.console.write(text, attr)
+        finally:
+            self.console.input_line = saved
+
+    def hide_line(self) -> None:
+        """Output from elsewhere (a background job, a timer) is about to be written: take the
+        prompt and the line off the screen and leave the cursor where the prompt began."""
+        if not self.reading or self.raw_reader is not None:
+            return
+        console = self.console
+        row, col = self._origin
+        start = max(0, row * COLUMNS + col - len(self.prompt))
+        end = min(ROWS * COLUMNS, row * COLUMNS + col + len(self._buffer))
+        for linear in range(start, end):
+            console.put_cell(linear // COLUMNS, linear % COLUMNS, 0x20, console.attr)
+        console.row, console.col = divmod(start, COLUMNS)
+
+    def show_line(self) -> None:
+        """That output is written: the prompt and the line again below it, the cursor where
+        it was in the line (as readline redraws after an asynchronous message)."""
+        if not self.reading or self.raw_reader is not None:
+            return
+        console = self.console
+        if console.col:
+            console.new_line()
+        self._origin = divmod(console.row * COLUMNS + len(self.prompt), COLUMNS)
+        self._redraw(0)  # scrolls first if the line now passes the bottom
+        row, col = self._origin
+        for index, char in enumerate(self.prompt, row * COLUMNS + col - len(self.prompt)):
+            if index >= 0:
+                console.put_cell(index // COLUMNS, index % COLUMNS, cp437_code(char), console.attr)
+        self._place_cursor()
 
     # ---- editing ------------------------------------------------------------------------
     def _position(self, index: int) -> tuple[int, int]:
@@ -119,28 +185,27 @@ class Tty:
         row, col = self._position(self._cursor)
         self.console.move_cursor(min(row, ROWS - 1), col)
 
-    def _redraw(self, erase: int = 0) -> None:
-        """Rewrite the line from its origin; scrolls the origin up if the line wraps past
-        the bottom of the screen."""
+    def _redraw(self, start: int = 0, erase: int = 0) -> None:
+        """Rewrite the line from character `start` to its end (and `erase` blanks after it),
+        scrolling the screen (and the origin with it) if the line now passes the bottom.
+        Cells scrolled off the top are not drawn: only what changed is touched."""
         console = self.console
-        text = "".join(self._buffer) + " " * erase
-        row, col = self._origin
-        console.move_cursor(row, col)
-        last_row = self._position(len(text))[0]
-        while last_row >= ROWS:
-            console.scroll_up()
-            row -= 1
-            last_row -= 1
-            self._origin = (row, col)
-            console.move_cursor(max(0, row), col)
-        console.row, console.col = max(0, row), col
-        for char in text:
-            code = char.encode("cp437", "replace")[0]
-            console.put_cell(console.row, console.col, code, console.attr)
-            console.col += 1
-            if console.col >= COLUMNS:
-                console.col = 0
-                console.row += 1
+        end = len(self._buffer) + erase
+        overflow = self._position(end)[0] - (ROWS - 1)
+        if overflow > 0:
+            for _ in range(min(overflow, ROWS)):
+                console.scroll_up()
+            row, col = self._origin
+            self._origin = (row - overflow, col)
+        origin_row, origin_col = self._origin
+        start = max(start, -(origin_row * COLUMNS + origin_col))  # the first cell on screen
+        row, col = self._position(start)
+        put, attr, buffer = console.put_cell, console.attr, self._buffer
+        for index in range(start, end):
+            put(row, col, cp437_code(buffer[index]) if index < len(buffer) else 0x20, attr)
+            col += 1
+            if col == COLUMNS:
+                row, col = row + 1, 0
         self._place_cursor()
 
     def _recall(self, step: int) -> None:
@@ -160,9 +225,20 @@ class Tty:
         line = "".join(self._buffer)
         self._cursor = len(self._buffer)
         self._place_cursor()
+        unshown = next(
+            (char for char in line if cp437_code(char) == ord("?") and char != "?"), None
+        )
+        if unshown is not None:
+            self._say("\n")
+            self._say(
+                f"tty: line not run: U+{ord(unshown):04X} cannot be typed "
+                "(the console's characters are CP437)\n", REFUSED_ATTR,
+            )  # fmt: skip
+            self.read_line(self.prompt)
+            return
         if self.console.on_output is not None:
             self.console.on_output(line)  # the mirror sees the line as finally typed
-        self.console.write("\n")
+        self._say("\n")
         self.reading = False
         if line.strip() and (not self.history or self.history[-1] != line):
             self.history.append(line)
@@ -171,10 +247,10 @@ class Tty:
 
     def _interrupt(self) -> None:
         if self.on_interrupt():
-            self.console.write("^C\n")
+            self._say("^C\n")
             return
         if self.reading:
             self._cursor = len(self._buffer)
             self._place_cursor()
-            self.console.write("^C\n")
+            self._say("^C\n")
             self.read_line(self.prompt)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console
 from tradekernel.kernel.drivers.keyboard import Key
 from tradekernel.kernel.drivers.tty import Tty
-from tradekernel.kernel.shell.shell import error_text
+from tradekernel.kernel.shell.shell import error_text, plural
 
 TEXT_ROWS = ROWS - 2
 STATUS_ROW, MESSAGE_ROW = ROWS - 2, ROWS - 1
@@ -207,7 +207,7 @@ class Editor:
             self._say(f"save failed: {error_text(error)}", ERROR_ATTR)
             return False
         self.buffer.modified = False
-        self._say(f"saved {self.name}: {len(content)} bytes")
+        self._say(f"saved {self.name}: {plural(len(content), 'byte')}")
         return True
 
     def _say(self, text: str, attr: int = MESSAGE_ATTR) -> None:

@@ -162,11 +162,28 @@ class JobControl:
 
     def changed(self) -> None:
         """A process ended or stopped: `wait` is over once its jobs have all ended or
-        stopped."""
+        stopped; the foreground job is over once its own processes have ended, whatever
+        children they left behind (as bash waits only for its job's processes)."""
+        self.kernel.defer(self._orphans_left)  # once the exit has been dealt with in full
         waiting = self._waiting_for
         if waiting is not None and all(job.done or job.stopped for job in waiting):
             self._waiting_for = None
             self.kernel.defer(self.kernel.shell.resume)
+
+    def _orphans_left(self) -> None:
+        """The foreground job's own processes have all ended but processes they forked still
+        hold the terminal: those lose it (a read of the tty now stops them, SIGTTIN) and the
+        prompt comes back."""
+        job = self.foreground_job
+        terminal = self.manager.terminal
+        if job is None or not job.done or not terminal.foreground:
+            return
+        if any(process in job.processes for process in terminal.foreground):
+            return  # the terminal's own exit notice is on its way
+        for process in terminal.foreground:
+            process.foreground = False
+        terminal.take_foreground([])
+        self.foreground_ended()
 
     def cancel_wait(self) -> bool:
         """Ctrl-C while the shell is in `wait`: stop waiting, the jobs run on."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from tradekernel.kernel.mm.heap import format_memcheck, format_memleak, format_memstats
 from tradekernel.kernel.mm.memory import KernelMemory
 from tradekernel.kernel.mm.mmap import MemoryMaps
-from tradekernel.kernel.shell.shell import Output, Shell, UsageError
+from tradekernel.kernel.shell.shell import Output, Shell, UsageError, wrap_items
 
 
 class MemoryCommands:
@@ -62,8 +62,9 @@ class MemoryCommands:
             f"{stats.frames_free} free, {stats.frames_shared} shared (4 KiB each)"
         )
         out.line(f"page tables: {stats.page_tables}  address spaces: {stats.address_spaces}")
-        faults = ", ".join(f"{kind}: {count}" for kind, count in sorted(stats.faults.items()))
-        out.line(f"page faults: {faults or 'none'}")
+        faults = [f"{kind} {count}" for kind, count in sorted(stats.faults.items())]
+        for line in wrap_items("page faults:", faults or ["none"]):
+            out.line(line)
         return 0
 
 

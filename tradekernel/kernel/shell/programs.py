@@ -8,7 +8,7 @@ it ends or stops (kernel/shell/jobs.py then takes over); with `&` it becomes a n
 output piped (fs/pipe.py) into the next one's standard input, `<` feeding the first and `>`
 or `>>` taking the last (FAT files, fs/fatfile.py).
 
-Imports: shell (Output, UsageError, the job table), proc and fs.
+Imports: shell (Output, UsageError, the job table), proc, fs and mm (copies to user memory).
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ import itertools
 
 from tradekernel.kernel.fs.fatfile import FsFile
 from tradekernel.kernel.fs.pipe import Pipe
-from tradekernel.kernel.fs.vfs import OpenFile
+from tradekernel.kernel.fs.vfs import S_IFREG, Caller, FileStat, OpenFile, seek_position
+from tradekernel.kernel.mm.paging import copy_to_user
 from tradekernel.kernel.proc.process import ProcessManager, SpawnError
 from tradekernel.kernel.proc.scheduler import NICE_MAX, NICE_MIN, SchedulerError
 from tradekernel.kernel.proc.signals import SIGKILL
 from tradekernel.kernel.proc.task import Process
 from tradekernel.kernel.shell.jobs import JobControl
+from tradekernel.kernel.shell.pager import Pager
 from tradekernel.kernel.shell.shell import Command, Output, Shell, UsageError, error_text
 
 PROGRAM_DIRECTORY = "/bin"
@@ -32,6 +34,28 @@ NICE_DEFAULT = 10  # what nice(1) adds without -n
 def format_cpu(ns: int) -> str:
     """CPU time as ps shows it: seconds with milliseconds."""
     return f"{ns // 1_000_000_000}.{ns // 1_000_000 % 1000:03}s"
+
+
+class TextFile(OpenFile):
+    """Bytes read once, from the start (a built-in's output as a program's standard input);
+    a read-only regular file to fstat and lseek."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._position = 0
+
+    def read(self, process: Caller, buffer: int, count: int) -> int:
+        piece = self._data[self._position : self._position + max(0, count)]
+        copy_to_user(process.aspace, buffer, piece)  # a fault leaves the position as it was
+        self._position += len(piece)
+        return len(piece)
+
+    def seek(self, offset: int, whence: int) -> int:
+        self._position = seek_position(offset, whence, self._position, len(self._data))
+        return self._position
+
+    def stat(self) -> FileStat:
+        return FileStat(S_IFREG | 0o444, size=len(self._data))
 
 
 class ProgramCommands:
@@ -46,13 +70,14 @@ class ProgramCommands:
     def register_commands(self, shell: Shell) -> None:
         for name, handler, usage, text in (
             ("run", self.run, "run PROGRAM [ARGS...] [&]",
-             "run a program from /bin (or a path) in ring 3 (& for the background)"),
+             "run a program from /bin or a path in ring 3 (& in the background)"),
             ("ps", self._ps, "ps", "list processes: PID, PPID, state, class/priority, CPU time"),
             ("renice", self._renice, "renice NICE PID", "set a normal process's nice value"),
             ("chrt", self._chrt, "chrt -f|-r|-o PRIORITY PID",
              "set a process's class: FIFO, round-robin (1-99) or normal (0)"),
         ):  # fmt: skip
             shell.register(name, handler, usage, text)
+        Pager(self.kernel).register(shell)  # more/less: here, where main.py registers commands
 
     def register_nice(self, shell: Shell) -> None:
         """`nice`, registered after job control's commands (where `help` has always shown it)."""
@@ -60,13 +85,20 @@ class ProgramCommands:
         shell.register("nice", self._nice, "nice [-n N] PROGRAM [ARGS...] [&]", text)
 
     def _program_command(self, name: str) -> Command | None:
-        """Plain `PROGRAM ARGS`: a program in /bin runs as if through `run`."""
-        if "/" in name or self.kernel.fs is None:
+        """Plain `PROGRAM ARGS`, or a path to one (`./hello`, `/bin/hello`): it runs as if
+        through `run`."""
+        if self.kernel.fs is None:
             return None
-        path = f"{PROGRAM_DIRECTORY}/{name}"
+        path = self._program_path(name)
         if not self.kernel.fs.exists(path):
             return None
         return Command(name, lambda args, out: self.run([name, *args], out), name, name)
+
+    def _program_path(self, name: str) -> str:
+        """A name with a slash is a path (against the cwd); a bare one is looked up in /bin."""
+        if "/" in name:
+            return self.kernel.shell.resolve_path(name)
+        return f"{PROGRAM_DIRECTORY}/{name}"
 
     def run(self, args: list[str], out: Output, nice: int = 0) -> int:
         """`run PROGRAM ARGS [&]` (and `nice`): start it in the foreground, or as a job."""
@@ -82,8 +114,7 @@ class ProgramCommands:
             return 1
         shell = self.kernel.shell
         manager = self.manager
-        name = args[0]
-        path = shell.resolve_path(name) if "/" in name else f"{PROGRAM_DIRECTORY}/{name}"
+        path = self._program_path(args[0])
         try:
             process = manager.spawn(path, args, shell.cwd, foreground=not background)
         except SpawnError as error:
@@ -101,9 +132,10 @@ class ProgramCommands:
         return 0
 
     def _run_pipeline(self, stages: list[list[str]], redirections: list[tuple[str, str]],
-                      out: Output) -> int:  # fmt: skip
+                      out: Output, stdin: bytes | None) -> int:  # fmt: skip
         """`a | b | c < IN > OUT`: one process per stage, each one's standard output piped into
-        the next one's standard input; `<` feeds the first, `>` or `>>` takes the last. The
+        the next one's standard input; `<` feeds the first, `>` or `>>` takes the last, and
+        `stdin` (a built-in's output) is the first one's standard input when given. The
         job runs in the foreground: the prompt returns when all of its processes have ended."""
         shell = self.kernel.shell
         manager = self.manager
@@ -111,7 +143,7 @@ class ProgramCommands:
         if redirections and fs is None:
             out.error("sh: cannot redirect: no filesystem is mounted")
             return 1
-        files: dict[int, OpenFile] = {}
+        files: dict[int, OpenFile] = {} if stdin is None else {0: TextFile(stdin)}
         for operator, target in redirections:
             path = shell.resolve_path(target)
             fd = 0 if operator == "<" else 1
@@ -128,8 +160,7 @@ class ProgramCommands:
         processes: list[Process] = []
         try:
             for argv in stages:
-                name = argv[0]
-                path = shell.resolve_path(name) if "/" in name else f"{PROGRAM_DIRECTORY}/{name}"
+                path = self._program_path(argv[0])
                 group = processes[0].pid if processes else 0  # the job is one group
                 processes.append(manager.spawn(path, argv, shell.cwd, pgid=group))
         except SpawnError as error:

@@ -9,7 +9,9 @@ Output redirection works for every command: an unquoted `> FILE` or `>> FILE` an
 line gives the handler an Output that writes to FILE (created or truncated before the command
 runs, or appended to) on the mounted filesystem; errors still go to the screen. Programs (in
 /bin) go to the process layer instead (`run_programs`): `a | b | c` pipes them together and
-`< FILE` / `> FILE` become their standard input and output. Paths are
+`< FILE` / `> FILE` become their standard input and output. A built-in may start a pipeline
+(`help | wc -l`): its output, kept as text, is the standard input of the programs after it,
+or is shown page by page when a pager (`more`, kernel/shell/pager.py) follows it. Paths are
 resolved against `cwd` by `resolve_path`, the one resolver every file command uses.
 
 Before each prompt `before_prompt` runs: job control (kernel/shell/jobs.py) reports there the
@@ -33,6 +35,9 @@ from tradekernel.kernel.drivers.console import Console
 from tradekernel.kernel.drivers.tty import Tty
 
 ERROR_ATTR = 0x0C  # light red
+CAPTURE_LIMIT = 1 << 20  # characters of a built-in's output kept for a pipe or a file
+BUILTIN_NO_INPUT = "a built-in takes no input (no < and not after a |)"
+PAGERS = ("more", "less")  # built-ins that take a built-in's output through a pipe
 
 
 class UsageError(Exception):
@@ -122,6 +127,31 @@ def split_command_line(line: str) -> tuple[list[list[str]], list[tuple[str, str]
     return stages, redirections
 
 
+LINE_WIDTH = 79  # the longest line a command prints: an 80th character would wrap
+
+
+def plural(count: int, word: str, words: str = "") -> str:
+    """The count and the noun: 1 process, 0 processes (`words` where "s"/"es" is wrong)."""
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {words or word + ('es' if word.endswith(('s', 'x', 'ch', 'sh')) else 's')}"
+
+
+def wrap_items(prefix: str, items: list[str], width: int = LINE_WIDTH) -> list[str]:
+    """`prefix` then the items joined by ", ", continued on lines indented under the first
+    item so that none is longer than `width`."""
+    lines: list[str] = []
+    current = prefix
+    for index, item in enumerate(items):
+        piece = " " + item + ("," if index < len(items) - 1 else "")
+        if len(current) > len(prefix) and len(current) + len(piece) > width:
+            lines.append(current)
+            current = " " * len(prefix)
+        current += piece
+    lines.append(current)
+    return lines
+
+
 # Errors whose strerror text says it all; for the others the error's own message follows.
 _SELF_EXPLANATORY = frozenset(
     {errno.ENOENT, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENOTEMPTY, errno.EROFS}
@@ -167,32 +197,49 @@ class Output:
         self.write(text + "\n", ERROR_ATTR)
 
 
-class FileOutput(Output):
-    """Output redirected to an open file: text is kept and written in one go by `close`;
-    errors still reach the screen (they are the command's stderr)."""
+class TextOutput(Output):
+    """A built-in's output kept as text (for a pipe or a file), up to CAPTURE_LIMIT
+    characters; errors still reach the screen (they are the command's stderr)."""
 
     is_terminal = False
 
-    def __init__(self, console: Console, handle) -> None:  # noqa: ANN001 - fat.FatFile
+    def __init__(self, console: Console) -> None:
         super().__init__(console)
-        self._handle = handle
         self._parts: list[str] = []
+        self._size = 0
+        self.cut = False  # more was printed than is kept
 
     def write(self, text: str, fg: int | None = None, bg: int | None = None) -> None:
+        room = CAPTURE_LIMIT - self._size
+        if len(text) > room:
+            text, self.cut = text[:room], True
         self._parts.append(text)
+        self._size += len(text)
 
     def error(self, text: str) -> None:
         Output.write(self, text + "\n", ERROR_ATTR)
 
+    def text(self) -> str:
+        return "".join(self._parts)
+
+
+class FileOutput(TextOutput):
+    """Output redirected to an open file: text is kept and written in one go by `close`."""
+
+    def __init__(self, console: Console, handle) -> None:  # noqa: ANN001 - fat.FatFile
+        super().__init__(console)
+        self._handle = handle
+
     def close(self) -> None:
         """Write what the command printed (UTF-8) and close the file."""
         try:
-            self._handle.write("".join(self._parts).encode("utf-8"))
+            self._handle.write(self.text().encode("utf-8"))
         finally:
             self._handle.close()
 
 
 Handler = Callable[[list[str], Output], int]
+ProgramRunner = Callable[[list[list[str]], list[tuple[str, str]], Output, bytes | None], int]
 
 
 @dataclass(frozen=True)
@@ -214,13 +261,19 @@ class Shell:
         self._prompt_suspended = False
         # Asked for a name missing from the table (the process layer finds programs in /bin).
         self.command_not_found: Callable[[str], Command | None] = lambda name: None
-        # Runs programs as a job: (stages, redirections, out) -> status (the process layer).
-        self.run_programs: Callable[[list[list[str]], list[tuple[str, str]], Output], int] | None
-        self.run_programs = None
+        # Runs programs as a job: (stages, redirections, out, standard input or None) ->
+        # status (the process layer).
+        self.run_programs: ProgramRunner | None = None
+        # Shows text page by page (kernel/shell/pager.py): `help | more`.
+        self.page: Callable[[str], int] | None = None
         # Just before each prompt (job control reports the background jobs that ended).
         self.before_prompt: Callable[[], None] = lambda: None
         tty.on_line = self._on_line
         tty.on_end_of_input = self._on_end_of_input
+        # Typeahead back-pressure: the keyboard driver reads the 8042 only while the tty has
+        # room, and drains it when a reader takes the typeahead.
+        kernel.keyboard.can_take = tty.has_room
+        tty.on_room = kernel.keyboard.drain
         for name, handler, usage, text in (
             ("help", self._help, "help [COMMAND]", "list the commands, or show one's usage"),
             ("clear", self._clear, "clear", "clear the screen"),
@@ -287,20 +340,25 @@ class Shell:
                 return 2
             return 0
         reads_file = any(operator == "<" for operator, _ in redirections)
+        if len(stages) > 1 and self._builtin_only(argv[0]) and not reads_file:
+            return self._builtin_pipeline(stages, redirections)
         if len(stages) > 1 or reads_file or redirections and argv[0] not in self.commands:
             # A job of programs; a name that is both a built-in and in /bin means the program.
             for stage in stages:
                 if self.run_programs is None or self.command_not_found(stage[0]) is None:
                     known = stage[0] in self.commands
                     self.out.error(f"sh: {stage[0]}: " + (
-                        "only programs (from /bin) take pipes and <" if known
+                        BUILTIN_NO_INPUT if known
                         else "unknown command (type 'help' for the list)"
                     ))  # fmt: skip
                     return 2 if known else 127
-            return self.run_programs(stages, redirections, self.out)
+            return self.run_programs(stages, redirections, self.out, None)
         command = self.commands.get(argv[0]) or self.command_not_found(argv[0])
         if command is None:
-            self.out.error(f"sh: {argv[0]}: unknown command (type 'help' for the list)")
+            self.out.error(f"sh: {argv[0]}: " + (
+                "no such file or directory" if "/" in argv[0]
+                else "unknown command (type 'help' for the list)"
+            ))  # fmt: skip
             return 127
         out = self.out
         if redirections:
@@ -308,7 +366,15 @@ class Shell:
             if out is None:
                 return 1
         try:
-            return command.handler(argv[1:], out)
+            return self._call(command, argv[1:], out)
+        finally:
+            if out is not self.out:
+                self._close_redirection(out)
+
+    def _call(self, command: Command, args: list[str], out: Output) -> int:
+        """Run a handler: a usage error or an exception is one line, never the shell's end."""
+        try:
+            return command.handler(args, out)
         except UsageError as error:
             out.error(f"{command.name}: {error}")
             self.out.line(f"usage: {command.usage}")
@@ -317,9 +383,39 @@ class Shell:
             out.error(f"{command.name}: internal error: {type(error).__name__}: {error}")
             self.kernel.platform.log(f"shell: {command.name} raised {error!r}")
             return 1
-        finally:
-            if out is not self.out:
-                self._close_redirection(out)
+
+    def _builtin_only(self, name: str) -> bool:
+        """A built-in with no program of the same name in /bin (which would win)."""
+        return name in self.commands and self.command_not_found(name) is None
+
+    def _builtin_pipeline(self, stages: list[list[str]], redirections: list[tuple[str, str]]
+                          ) -> int:  # fmt: skip
+        """`help | wc -l`, `ps | more`: the built-in runs first and its output (as text, up to
+        CAPTURE_LIMIT characters) is the standard input of the programs after it, or is
+        paged when the rest is a pager."""
+        argv, rest = stages[0], stages[1:]
+        captured = TextOutput(self.console)
+        self._call(self.commands[argv[0]], argv[1:], captured)  # the last stage's status counts
+        if captured.cut:
+            self.out.error(f"sh: {argv[0]}: output past {CAPTURE_LIMIT} characters left out")
+        if rest[0][0] in PAGERS:
+            if len(rest) > 1 or len(rest[0]) > 1 or redirections or self.page is None:
+                self.out.error(f"sh: {rest[0][0]}: takes a built-in's output on its own, "
+                               "with no arguments, at the end of the line")  # fmt: skip
+                return 2
+            return self.page(captured.text())
+        if self.run_programs is None:
+            self.out.error("sh: no process layer to run programs")
+            return 1
+        for stage in rest:
+            if self.command_not_found(stage[0]) is None:
+                known = stage[0] in self.commands
+                self.out.error(f"sh: {stage[0]}: " + (
+                    BUILTIN_NO_INPUT if known
+                    else "unknown command (type 'help' for the list)"
+                ))  # fmt: skip
+                return 2 if known else 127
+        return self.run_programs(rest, redirections, self.out, captured.text().encode("utf-8"))
 
     def _redirected_output(self, redirections: list[tuple[str, str]]) -> FileOutput | None:
         """Open every target in order as sh does (each is created or truncated; the last one
@@ -369,7 +465,15 @@ class Shell:
         width = max(len(name) for name in self.commands) + 2
         for name in sorted(self.commands):
             out.write(f"{name:<{width}}", 0x0F)
-            out.line(self.commands[name].help)
+            words, line = self.commands[name].help.split(), ""
+            for word in words:  # a long description goes on under itself, never wraps
+                if line and width + len(line) + 1 + len(word) > LINE_WIDTH:
+                    out.line(line)
+                    out.write(" " * width)
+                    line = word
+                else:
+                    line = f"{line} {word}" if line else word
+            out.line(line)
         return 0
 
     def _clear(self, args: list[str], out: Output) -> int:

@@ -1,16 +1,19 @@
 """`top`: the processes and their share of the CPU, refreshed live, full screen.
 
 Every REFRESH_NS of virtual time the table is redrawn with each process's CPU share over the
-last interval (its CPU time delta over the wall delta), the kernel's own share, and the state
-and scheduling class; `q` (or Esc, or Ctrl-C) leaves and puts the screen back. It runs from
-the kernel's timer list and deferred work, so it never holds the CPU between refreshes.
+last interval (its CPU time delta over the wall delta), the state and scheduling class, and
+the share of PID 0, the kernel's own context, shown as idle: it is the entry stub's `hlt`
+loop (kernel work done for a process, its system calls and faults, is charged to that
+process; the deferred work PID 0 also runs costs next to nothing in virtual time). `q` (or
+Esc, or Ctrl-C) leaves and puts the screen back. It runs from the kernel's timer list and
+deferred work, so it never holds the CPU between refreshes.
 """
 
 from __future__ import annotations
 
 from tradekernel.kernel.drivers.console import COLUMNS, ROWS
 from tradekernel.kernel.drivers.keyboard import Key
-from tradekernel.kernel.shell.shell import Output, UsageError
+from tradekernel.kernel.shell.shell import Output, UsageError, plural
 
 REFRESH_NS = 500_000_000
 HEADER_ATTR, ROW_ATTR, KERNEL_ATTR = 0x70, 0x07, 0x08
@@ -71,13 +74,15 @@ class Top:
         console, processes = self.console, self.kernel.processes
         console.clear()
         uptime = self.kernel.clock.uptime_ns() / 1e9
+        busy = sum(shares.values())
         console.write(
-            f"top - up {uptime:.1f} s, {len(processes.table)} processes, "
-            f"refresh {REFRESH_NS // 1_000_000} ms, q to leave\n\n"
+            f"top - up {uptime:.1f} s, {plural(len(processes.table), 'process')}, "
+            f"refresh {REFRESH_NS // 1_000_000} ms, q to leave\n"
+            f"cpu: {busy:.1f}% processes, {kernel_share:.1f}% idle\n"
         )
         console.write(f"{'PID':>5} {'PPID':>5} S {'CLS PRI':<7} {'CPU%':>6} CMD".ljust(COLUMNS),
                       HEADER_ATTR)  # fmt: skip
-        console.write(f"{0:>5} {0:>5} R {'-':<7} {kernel_share:>6.1f} [kernel]\n", KERNEL_ATTR)
+        console.write(f"{0:>5} {0:>5} I {'-':<7} {kernel_share:>6.1f} [idle]\n", KERNEL_ATTR)
         ordered = sorted(processes.table.values(), key=lambda p: -shares.get(p.pid, 0.0))
         for process in ordered[: ROWS - 5]:
             console.write(
