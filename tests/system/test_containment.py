@@ -140,3 +140,18 @@ def test_a_broken_kernel_invariant_in_a_system_call_panics(tmp_path: Path) -> No
     assert "KERNEL PANIC: BadFrame: free(0x1000): frame is not allocated" in text
     assert stop.reason == "crash" and "halted with interrupts disabled" in stop.report
     assert "kernel oops" not in text
+
+
+def test_a_shell_command_that_raises_prints_one_line_and_logs_an_oops(tmp_path: Path) -> None:
+    tk = BootedPc(tmp_path, expect=("oops", "internal error")).boot()
+    shell = tk.pc.kernel.shell
+
+    def broken(args: list[str], out: object) -> int:
+        raise KeyError("a bug in a command")
+
+    shell.register("broken", broken, "broken", "raises")
+    printed = tk.output("broken")
+    assert printed == ["broken: internal error: KeyError: 'a bug in a command'"]
+    log = "\n".join(tk.output("dmesg"))
+    assert "oops: command broken" in log and "KeyError: 'a bug in a command'" in log
+    assert tk.output("echo still here") == ["still here"]

@@ -381,7 +381,7 @@ class Shell:
             return 2
         except Exception as error:  # noqa: BLE001 - a broken command must not kill the shell
             out.error(f"{command.name}: internal error: {type(error).__name__}: {error}")
-            self.kernel.platform.log(f"shell: {command.name} raised {error!r}")
+            self.kernel.klog.oops("shell", f"command {command.name}", error)
             return 1
 
     def _builtin_only(self, name: str) -> bool:
