@@ -91,6 +91,9 @@ class Kernel:
         self.klog = KernelLog(self.clock.uptime_ns, platform.log)  # what dmesg prints
         self.tty = Tty(self.console)
         self.keyboard = KeyboardDriver(platform.ports, self.tty.on_key)
+        # typeahead back-pressure: the driver leaves bytes in the 8042 while the tty is full
+        self.keyboard.can_take = self.tty.has_room
+        self.tty.on_room = self.keyboard.drain
         self.shell = Shell(self.tty, self.console, self)
         self._irq_handlers: dict[int, IrqHandler] = {}
         self._deferred: list[Callable[[], None]] = []

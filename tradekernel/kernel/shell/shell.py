@@ -270,10 +270,6 @@ class Shell:
         self.before_prompt: Callable[[], None] = lambda: None
         tty.on_line = self._on_line
         tty.on_end_of_input = self._on_end_of_input
-        # Typeahead back-pressure: the keyboard driver reads the 8042 only while the tty has
-        # room, and drains it when a reader takes the typeahead.
-        kernel.keyboard.can_take = tty.has_room
-        tty.on_room = kernel.keyboard.drain
         for name, handler, usage, text in (
             ("help", self._help, "help [COMMAND]", "list the commands, or show one's usage"),
             ("clear", self._clear, "clear", "clear the screen"),
