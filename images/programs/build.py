@@ -46,6 +46,8 @@ PROGRAMS = (
     "fileops",
     "fpu",
     "nap",
+    "httpget",
+    "tcpecho",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [
