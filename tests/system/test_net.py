@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import functools
 import http.server
+import random
 import socket
 import threading
 from pathlib import Path
 
 import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment
+from scapy.layers.l2 import Ether
 
 from tests.system.harness import SECOND, BootedPc, close_pc
 from tradekernel import hostnet
@@ -87,3 +90,46 @@ def test_host_client_reaches_a_guest_echo_server_through_hostfwd(tmp_path: Path)
         assert bytes(echoed) == data
     finally:
         close_pc(booted)
+
+
+def test_a_hostile_burst_through_the_nic_never_stops_the_machine(user_pc: BootedPc) -> None:
+    """Garbage, truncated and forged frames, bad checksums, overlapping fragments, a SYN flood
+    and runs that overflow the card's ring all arrive through the NE2000 while a guest echo
+    server listens; afterwards the shell and the stack still answer."""
+    user_pc.run_until(lambda: user_pc.pc.kernel.net.stack.addr != 0, 20 * SECOND)
+    user_pc.type("tcpecho 7000 &\n")
+    user_pc.run_until(lambda: b"listening on port 7000" in user_pc.serial, 10 * SECOND)
+    stack = user_pc.pc.kernel.net.stack
+    ours, peer = "52:54:00:12:34:56", "52:55:0a:00:02:02"
+    rng = random.Random(18)
+    base = Ether(src=peer, dst=ours)
+    ip = IP(src="10.0.2.2", dst="10.0.2.15")
+    crafted = [
+        bytes(base / ip / TCP(sport=rng.randrange(1024, 65535), dport=7000, flags="S",
+                              seq=rng.randrange(1 << 32))) for _ in range(300)
+    ] + [
+        bytes(base / IP(src="10.0.2.2", dst="10.0.2.15", chksum=0xBEEF) / UDP(dport=9) / b"x"),
+        bytes(base / ip / TCP(dport=7000, flags="A", dataofs=15) / b"bad offset"),
+        bytes(base / IP(src="10.0.2.2", dst="10.0.2.15", ihl=15) / b"short options"),
+        bytes(base / IP(src="10.0.2.2", dst="10.0.2.15", len=60000) / UDP() / b"lying length"),
+        bytes(base / ip / ICMP(type=3, code=3) / (b"\x45" * 3)),
+    ] + [bytes(base / f) for f in fragment(IP(src="10.0.2.2", dst="10.0.2.15", id=7)
+                                           / UDP(dport=9) / bytes(4000), fragsize=512)] * 3
+    crafted += [ours_bytes + rng.randbytes(rng.randrange(0, 1500))
+                for ours_bytes in [bytes.fromhex(ours.replace(":", ""))] * 200]
+    crafted += [frame[: rng.randrange(1, len(frame))] for frame in crafted[:200]]
+    before = stack.counters["eth.in"]
+    for start in range(0, len(crafted), 100):  # 100 at once overflows the ring
+        for frame in crafted[start:start + 100]:
+            user_pc.machine.channels.send("net0-receive", frame)
+        idle = user_pc.machine.idle_count
+        user_pc.run_until(lambda: user_pc.machine.idle_count > idle, SECOND)
+    clock = user_pc.machine.clock
+    calm = clock.now_ns() + 3 * SECOND  # ARP, lost to the overflows, is asked again
+    user_pc.run_until(lambda: clock.now_ns() >= calm, 4 * SECOND)
+    driver = user_pc.pc.kernel.net.driver
+    assert stack.counters["eth.in"] - before > 300
+    assert driver.stats["overflows"] > 0
+    assert stack.counters["stack.internal_errors"] == 0
+    text = "\n".join(user_pc.output("ping 10.0.2.2 -c 2", 10 * SECOND))
+    assert "2 received" in text, (text, driver.stats, stack.counters.snapshot())
