@@ -123,7 +123,7 @@ def test_a_hostile_burst_through_the_nic_never_stops_the_machine(user_pc: Booted
         for frame in crafted[start:start + 100]:
             user_pc.machine.channels.send("net0-receive", frame)
         idle = user_pc.machine.idle_count
-        user_pc.run_until(lambda: user_pc.machine.idle_count > idle, SECOND)
+        user_pc.run_until(lambda idle=idle: user_pc.machine.idle_count > idle, SECOND)
     clock = user_pc.machine.clock
     calm = clock.now_ns() + 3 * SECOND  # ARP, lost to the overflows, is asked again
     user_pc.run_until(lambda: clock.now_ns() >= calm, 4 * SECOND)
