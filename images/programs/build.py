@@ -48,6 +48,7 @@ PROGRAMS = (
     "nap",
     "httpget",
     "tcpecho",
+    "mcast",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

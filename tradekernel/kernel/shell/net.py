@@ -69,7 +69,8 @@ class NetCommands:
     def register(self, shell) -> None:  # noqa: ANN001 - shell.Shell
         self.shell = shell
         for name, handler, usage, text in (
-            ("ifconfig", self.ifconfig, "ifconfig", "the network interface: addresses, counts"),
+            ("ifconfig", self.ifconfig, "ifconfig [eth0 ADDR/PREFIX [gw GATEWAY]]",
+             "the network interface; with an address: set it (DHCP stops)"),
             ("ip", self.ip, "ip addr", "the interface's addresses (as ifconfig)"),
             ("route", self.route, "route", "the routing table"),
             ("arp", self.arp, "arp", "the ARP cache"),
@@ -91,6 +92,8 @@ class NetCommands:
         stack = self._need_stack(out)
         if stack is None or self.driver is None:
             return 1
+        if args:
+            return self._set_address(stack, args, out)
         info = stack.interface()
         out.line(f"eth0: flags=UP,BROADCAST,MULTICAST  mtu {info['mtu']}")
         if stack.addr:
@@ -104,6 +107,24 @@ class NetCommands:
         out.line(f"        TX packets {info['tx_packets']}  bytes {info['tx_bytes']}")
         for group in info["groups"]:  # type: ignore[attr-defined]
             out.line(f"        member of {group}")
+        return 0
+
+    @staticmethod
+    def _set_address(stack: NetStack, args: list[str], out: Output) -> int:
+        if args[0] != "eth0" or len(args) not in (2, 4) or (len(args) == 4 and args[2] != "gw"):
+            raise UsageError("ifconfig eth0 ADDR/PREFIX [gw GATEWAY]")
+        address, _, prefix = args[1].partition("/")
+        try:
+            addr = ip_to_int(address)
+            gateway = ip_to_int(args[3]) if len(args) == 4 else None
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        if not prefix.isdigit() or not 0 < int(prefix) <= 32:
+            raise UsageError("the prefix length goes after a slash: 10.0.0.2/24")
+        stack.dhcp.stop()
+        stack.unconfigure()
+        stack.configure(addr, int(prefix), gateway)
+        out.line(f"eth0: {ip_str(addr)}/{prefix}" + (f" via {args[3]}" if gateway else ""))
         return 0
 
     def ip(self, args: list[str], out: Output) -> int:
