@@ -49,6 +49,7 @@ PROGRAMS = (
     "httpget",
     "tcpecho",
     "mcast",
+    "nettest",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

@@ -67,6 +67,10 @@ class Ne2000Driver:
 
     def __init__(self, io: PortIo, base: int, irq: int, mac: bytes) -> None:
         self.io, self.base, self.irq, self.mac = io, base, irq, mac
+        # Full frames the ring surely holds (a page is kept free between CURR and BNRY, and one
+        # frame's room is left for ARP and ACKs): the stack bounds its TCP window with it.
+        pages_per_frame = -(-(MAX_COUNT + HEADER) // PAGE)
+        self.receive_burst_frames = (RAM_END_PAGE - RX_START - 1) // pages_per_frame - 1
         self.on_frame: Callable[[bytes], None] = lambda frame: None
         self.tx_queue: deque[bytes] = deque()
         self.tx_busy = False

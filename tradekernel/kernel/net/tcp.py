@@ -871,6 +871,8 @@ class TcpSocket(Socket):
         else:
             wnd = current
         wnd = min(wnd, 65535 << self.rcv_wscale)
+        if self.stack.window_cap is not None:
+            wnd = min(wnd, self.stack.window_cap)
         wnd = (wnd >> self.rcv_wscale) << self.rcv_wscale
         return wnd
 
