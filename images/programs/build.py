@@ -50,6 +50,7 @@ PROGRAMS = (
     "tcpecho",
     "mcast",
     "nettest",
+    "pollmix",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

@@ -133,3 +133,13 @@ def test_a_hostile_burst_through_the_nic_never_stops_the_machine(user_pc: Booted
     assert stack.counters["stack.internal_errors"] == 0
     text = "\n".join(user_pc.output("ping 10.0.2.2 -c 2", 10 * SECOND))
     assert "2 received" in text, (text, driver.stats, stack.counters.snapshot())
+
+
+def test_poll_and_select_over_a_pipe_and_a_socket_together(user_pc: BootedPc) -> None:
+    user_pc.run_until(lambda: user_pc.pc.kernel.net.stack.addr != 0, 20 * SECOND)
+    assert user_pc.output("pollmix", 10 * SECOND) == [
+        "select: 1 ready, pipe 1, socket 0",
+        "poll: 1 ready, pipe 0, socket 1",
+        "datagram: ping",
+        "select with nothing ready: 0",
+    ]

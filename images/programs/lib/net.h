@@ -99,6 +99,21 @@ static inline int setsockopt(int fd, int level, int name, const void *value, soc
     long a[5] = {fd, level, name, (long)value, (long)length};
     return (int)socketcall(14, a);
 }
+typedef struct { unsigned int bits[32]; } fd_set; /* FD_SETSIZE 1024 */
+struct timeval { long tv_sec; long tv_usec; };
+#define FD_ZERO(set) memset((set), 0, sizeof(fd_set))
+#define FD_SET(fd, set) ((set)->bits[(fd) / 32] |= 1u << ((fd) % 32))
+#define FD_ISSET(fd, set) (((set)->bits[(fd) / 32] >> ((fd) % 32)) & 1u)
+
+static inline int select(int count, fd_set *read, fd_set *write, fd_set *except,
+                         struct timeval *timeout) {
+    long result;
+    __asm__ volatile("int $0x80"
+                     : "=a"(result)
+                     : "a"(142), "b"(count), "c"(read), "d"(write), "S"(except), "D"(timeout)
+                     : "memory");
+    return (int)result;
+}
 static inline int poll(struct pollfd *fds, unsigned int count, int timeout_ms) {
     return (int)syscall3(168, (long)fds, (long)count, timeout_ms);
 }
