@@ -51,6 +51,7 @@ PROGRAMS = (
     "mcast",
     "nettest",
     "pollmix",
+    "nc",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

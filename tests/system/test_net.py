@@ -143,3 +143,59 @@ def test_poll_and_select_over_a_pipe_and_a_socket_together(user_pc: BootedPc) ->
         "datagram: ping",
         "select with nothing ready: 0",
     ]
+
+
+def test_nc_both_ways_with_redirection(tmp_path: Path) -> None:
+    """nc -l -p (a host client through hostfwd fills a guest file) and nc HOST PORT (a guest
+    file goes to a host server, whose answer the guest prints)."""
+    booted = BootedPc(tmp_path, net=hostnet.NetOptions("user", hostfwd=["tcp:0-:7001"]),
+                      deterministic=False).boot()
+    server = socket.create_server(("127.0.0.1", 0))
+    heard = bytearray()
+
+    def serve() -> None:
+        connection, _ = server.accept()
+        with connection:
+            while chunk := connection.recv(4096):
+                heard.extend(chunk)
+            connection.sendall(b"host got it\n")
+
+    try:
+        booted.run_until(lambda: booted.pc.kernel.net.stack.addr != 0, 20 * SECOND)
+        booted.command("echo > /newline.txt")
+        prompts = booted.prompts_seen()
+        booted.type("nc -l -p 7001 < /newline.txt > /got.txt\n")  # in the foreground
+        stack = booted.pc.kernel.net.stack
+        booted.run_until(lambda: any(row["local"].endswith(":7001") for row in
+                                     stack.socket_table()), 10 * SECOND)
+        port = booted.link.backend.forwards[0].bound_port
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+            client.sendall(b"from the host\n" * 100)
+            client.shutdown(socket.SHUT_WR)
+            answer = bytearray()
+
+            def closed() -> bool:  # the guest's side ended once its stdin did
+                while _readable(client):
+                    chunk = client.recv(4096)
+                    if not chunk:
+                        return True
+                    answer.extend(chunk)
+                return False
+
+            booted.run_until(closed, 20 * SECOND)
+            assert answer == b"\n"
+        booted.run_until(lambda: booted.prompts_seen() > prompts, 10 * SECOND)
+        assert booted.pc.kernel.fs.read_file("/got.txt") == b"from the host\n" * 100
+        threading.Thread(target=serve, daemon=True).start()
+        booted.command("echo trading kernel > /msg.txt")
+        lines = booted.output(f"nc 10.0.2.2 {server.getsockname()[1]} < /msg.txt", 20 * SECOND)
+        assert lines == ["host got it"] and bytes(heard) == b"trading kernel\n"
+    finally:
+        server.close()
+        close_pc(booted)
+
+
+def _readable(peer: socket.socket) -> bool:
+    import select
+
+    return bool(select.select([peer], [], [], 0)[0])
