@@ -61,6 +61,11 @@ def test_ring3_http_client_fetches_a_page_from_a_host_http_server(tmp_path: Path
         assert booted.pc.kernel.fs.read_file("/page.out") == page
         lines = booted.output(f"httpget 10.0.2.2 {port} /missing", 30 * SECOND)
         assert lines[0].startswith("HTTP/1.0 404"), lines
+        booted.command("mkdir /dl")
+        booted.output("cd /dl")
+        lines = booted.output(f"wget http://10.0.2.2:{port}/page.txt", 30 * SECOND)
+        assert lines[-1] == f"HTTP/1.0 200 OK: saved {len(page)} bytes to /dl/page.txt", lines
+        assert booted.pc.kernel.fs.read_file("/dl/page.txt") == page
     finally:
         server.shutdown()
         close_pc(booted)
