@@ -1,16 +1,17 @@
 /* pollmix: poll(2) and select(2) over a pipe and a UDP socket together. A child writes to the
  * pipe after 100 ms while the parent sleeps in select; then a datagram the parent sends to its
  * own socket (over 127.0.0.1) wakes poll; then select with nothing ready times out. Each step
- * prints what became ready. */
+ * prints what became ready. The socket is made and bound with the direct system calls (359,
+ * 361), the rest through socketcall (102). */
 #include "net.h"
 
 int main(void) {
     int fds[2];
     if (pipe(fds) < 0) return 1;
-    int sock = socket(AF_INET, SOCK_DGRAM, 0);
+    int sock = (int)syscall3(359, AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in any = {AF_INET, htons(6000), {INADDR_ANY}, {0}};
     struct sockaddr_in local = {AF_INET, htons(6000), {inet_addr("127.0.0.1")}, {0}};
-    if (sock < 0 || bind(sock, &any, sizeof any) < 0) {
+    if (sock < 0 || syscall3(361, sock, (long)&any, sizeof any) < 0) {
         dprintf(2, "pollmix: socket/bind failed\n");
         return 1;
     }
