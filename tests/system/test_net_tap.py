@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -103,13 +104,15 @@ def test_linux_in_a_namespace_is_the_guest_peer(tmp_path: Path) -> None:
         (tmp_path / "www" / "page.txt").write_bytes(page)
         namespace.spawn("python3", "-m", "http.server", "--bind", LINUX_IP, "--directory",
                         str(tmp_path / "www"), "8080")
-        fetched = None
-        for _ in range(20):  # the server needs a moment to listen
-            booted.command(f"httpget {LINUX_IP} 8080 /page.txt > /page.out", 20 * SECOND)
-            fetched = booted.pc.kernel.fs.read_file("/page.out")
-            if fetched:
-                break
-        assert fetched == page
+        deadline = time.monotonic() + 30
+        while ":8080" not in subprocess.run(
+                ["ip", "netns", "exec", namespace.name, "ss", "-ltn"], capture_output=True,
+                text=True, timeout=10).stdout:
+            assert time.monotonic() < deadline, "http.server did not listen"
+            time.sleep(0.1)
+        booted.command(f"httpget {LINUX_IP} 8080 /page.txt > /page.out", 20 * SECOND)
+        fetched = booted.pc.kernel.fs.read_file("/page.out")
+        assert fetched == page, (len(fetched), booted.text())
     finally:
         close_pc(booted)
         namespace.close()
