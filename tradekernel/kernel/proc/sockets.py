@@ -418,9 +418,7 @@ class SocketCalls:
             return -E.EINVAL
         raw = copy_from_user(process.aspace, pointer, 8 * count) if count else b""
         entries = [struct.unpack_from("<ihh", raw, 8 * i) for i in range(count)]
-        files: list[OpenFile | None] = []
-        for fd, _, _ in entries:
-            files.append(process.files.get(fd) if fd >= 0 and fd in process.files else None)
+        files = [self._open_or_none(process, fd) for fd, _, _ in entries]
 
         def check() -> int | None:
             out, ready = bytearray(raw), 0
@@ -448,6 +446,17 @@ class SocketCalls:
 
         return self._wait(process, [f for f in files if f is not None], check, timeout_ns,
                           timed_out)
+
+    @staticmethod
+    def _open_or_none(process: Process, fd: int) -> OpenFile | None:
+        """The file behind `fd`, or None (poll reports POLLNVAL for it; a negative fd is
+        skipped)."""
+        if fd < 0:
+            return None
+        try:
+            return process.files.get(fd)
+        except OSError:
+            return None
 
     def sys_poll(self, process: Process, args: tuple[int, ...]) -> int | None:
         timeout = _signed(args[2])
