@@ -33,13 +33,16 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
-from tradekernel.devices.ne2000 import Ne2000
-from tradekernel.emu.bus import Channels, MmioBus, PortBus
-from tradekernel.emu.clock import Clock
-from tradekernel.hostnet import packets as pk
-from tradekernel.hostnet.tap import TapBackend
-from tradekernel.hostnet.user import GATEWAY, GATEWAY_MAC, GUEST, UserNetwork
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.system.harness boots
+
+from tradekernel.devices.ne2000 import Ne2000  # noqa: E402
+from tradekernel.emu.bus import Channels, MmioBus, PortBus  # noqa: E402
+from tradekernel.emu.clock import Clock  # noqa: E402
+from tradekernel.hostnet import packets as pk  # noqa: E402
+from tradekernel.hostnet.tap import TapBackend  # noqa: E402
+from tradekernel.hostnet.user import GATEWAY, GATEWAY_MAC, GUEST, UserNetwork  # noqa: E402
 
 BASE = 0x300
 DATA = BASE + 0x10
