@@ -14,7 +14,10 @@ What each figure covers:
   nat udp    datagrams from a host socket to the guest endpoint: datagrams/s.
   tap ping   ICMP echo to Linux in a namespace through the TAP: RTT median/p99 (wall).
   veth tcp   Linux to Linux over veth between two namespaces: MB/s (the ceiling).
-The guest kernel's stack and ring-3 sockets are not in these figures (they come with the driver).
+  guest ...  the booted OS (kernel NE2000 driver, its stack, ring-3 sockets) on a real-time PC
+             with --net user and --hostfwd: TCP MB/s each way between the ring-3 `nettest`
+             program and a host socket (wall time on the host side, first byte to last), UDP
+             datagrams/s into `nettest udprecv`, and the shell's ping RTT to the gateway.
 
 Run (root for the TAP and veth parts): .venv/bin/python bench/bench_net.py [--quick]
 """
@@ -30,13 +33,16 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
-from tradekernel.devices.ne2000 import Ne2000
-from tradekernel.emu.bus import Channels, MmioBus, PortBus
-from tradekernel.emu.clock import Clock
-from tradekernel.hostnet import packets as pk
-from tradekernel.hostnet.tap import TapBackend
-from tradekernel.hostnet.user import GATEWAY, GATEWAY_MAC, GUEST, UserNetwork
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.system.harness boots
+
+from tradekernel.devices.ne2000 import Ne2000  # noqa: E402
+from tradekernel.emu.bus import Channels, MmioBus, PortBus  # noqa: E402
+from tradekernel.emu.clock import Clock  # noqa: E402
+from tradekernel.hostnet import packets as pk  # noqa: E402
+from tradekernel.hostnet.tap import TapBackend  # noqa: E402
+from tradekernel.hostnet.user import GATEWAY, GATEWAY_MAC, GUEST, UserNetwork  # noqa: E402
 
 BASE = 0x300
 DATA = BASE + 0x10
@@ -337,6 +343,107 @@ def bench_veth(size_mib: int) -> None:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
 
 
+def _booted_guest(tmp: str, hostfwd: list[str]):  # noqa: ANN202 - tests.system.harness.BootedPc
+    from pathlib import Path
+
+    from tests.system.harness import SECOND, BootedPc
+    from tradekernel import hostnet
+
+    guest = BootedPc(Path(tmp), net=hostnet.NetOptions("user", hostfwd=hostfwd),
+                     deterministic=False).boot()
+    guest.run_until(lambda: guest.pc.kernel.net.stack.addr != 0, 20 * SECOND)
+    return guest
+
+
+def bench_guest(size_kib: int, datagrams: int, pings: int) -> None:
+    """The booted OS end to end (see the module docstring)."""
+    import tempfile
+
+    from tests.system.harness import SECOND, close_pc
+
+    tmp = tempfile.mkdtemp(prefix="tk-bench-net-")
+    guest = _booted_guest(tmp, ["tcp:0-:5001", "udp:0-:5002"])
+    try:
+        tcp_port = guest.link.backend.forwards[0].bound_port
+        udp_port = guest.link.backend.forwards[1].bound_port
+        size = size_kib * 1024
+        # host -> guest
+        guest.type("nettest tcprecv 5001 &\n")
+        guest.run_until(lambda: b"ready on port 5001" in guest.serial, 10 * SECOND)
+        timing: dict[str, float] = {}
+
+        def push() -> None:
+            with socket.create_connection(("127.0.0.1", tcp_port), timeout=60) as peer:
+                block = bytes(65536)
+                timing["start"] = time.perf_counter()
+                for offset in range(0, size, len(block)):
+                    peer.sendall(block[: size - offset])
+            timing["sent"] = time.perf_counter()
+
+        sender = threading.Thread(target=push, daemon=True)
+        sender.start()
+        guest.run_until(lambda: b"received %d bytes" % size in guest.serial, 600 * SECOND)
+        elapsed = time.perf_counter() - timing["start"]
+        sender.join(10)
+        stats = guest.pc.kernel.net.driver.stats
+        counters = guest.pc.kernel.net.stack.counters
+        print(f"guest tcp host->ring 3 {size_kib} KiB: {size / elapsed / 1e6:7.2f} MB/s "
+              f"(ring overflows {stats['overflows']}, frames {stats['rx_frames']}, "
+              f"tcp retransmitted segments {counters['tcp.retrans_segs']})")
+        # guest -> host
+        server = socket.create_server(("127.0.0.1", 0))
+        got = bytearray()
+
+        def pull() -> None:
+            connection, _ = server.accept()
+            with connection:
+                timing["first"] = 0.0
+                while chunk := connection.recv(1 << 16):
+                    if not got:
+                        timing["first"] = time.perf_counter()
+                    got.extend(chunk)
+            timing["last"] = time.perf_counter()
+
+        receiver = threading.Thread(target=pull, daemon=True)
+        receiver.start()
+        guest.type(f"nettest tcpsend 10.0.2.2 {server.getsockname()[1]} {size_kib}\n")
+        guest.run_until(lambda: b"sent %d bytes" % size in guest.serial, 600 * SECOND)
+        receiver.join(60)
+        server.close()
+        seconds = timing["last"] - timing["first"]
+        print(f"guest tcp ring 3->host {size_kib} KiB: {len(got) / seconds / 1e6:7.2f} MB/s")
+        # UDP into a ring-3 program
+        guest.type(f"nettest udprecv 5002 {datagrams} &\n")
+        guest.run_until(lambda: b"ready on port 5002" in guest.serial, 10 * SECOND)
+        sender_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+        def blast() -> None:
+            payload = bytes(64)
+            for _ in range(datagrams):
+                sender_socket.sendto(payload, ("127.0.0.1", udp_port))
+            while b"datagrams in" not in guest.serial:  # empty datagrams end the count
+                sender_socket.sendto(b"", ("127.0.0.1", udp_port))
+                time.sleep(0.01)
+
+        blaster = threading.Thread(target=blast, daemon=True)
+        start = time.perf_counter()
+        blaster.start()
+        guest.run_until(lambda: b"datagrams in" in guest.serial, 600 * SECOND)
+        elapsed = time.perf_counter() - start
+        blaster.join(30)
+        sender_socket.close()
+        line = bytes(guest.serial).decode("cp437").split("nettest: received ")[-1]
+        got = int(line.split()[0])
+        print(f"guest udp into ring 3: {got / elapsed:10.0f} datagrams/s (wall; {got} of "
+              f"{datagrams} offered arrived)")
+        # ping
+        lines = guest.output(f"ping 10.0.2.2 -c {pings}", (pings + 5) * SECOND)
+        rtt = [line for line in lines if line.startswith("rtt")]
+        print(f"guest ping 10.0.2.2 x{pings}: {rtt[0] if rtt else 'no replies'} (virtual = wall)")
+    finally:
+        close_pc(guest)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs")
@@ -348,6 +455,7 @@ def main() -> None:
     bench_nat_udp(5_000 if quick else 50_000)
     bench_tap_ping(200 if quick else 2000)
     bench_veth(64 if quick else 512)
+    bench_guest(2048 if quick else 16384, 2000 if quick else 20000, 5 if quick else 20)
 
 
 if __name__ == "__main__":

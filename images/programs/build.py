@@ -47,6 +47,12 @@ PROGRAMS = (
     "fpu",
     "nap",
     "hostile",
+    "httpget",
+    "tcpecho",
+    "mcast",
+    "nettest",
+    "pollmix",
+    "nc",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

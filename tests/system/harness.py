@@ -12,9 +12,14 @@ import re
 from collections import deque
 from pathlib import Path
 
+from tradekernel import hostnet
+from tradekernel.devices.ne2000 import Ne2000
 from tradekernel.disktool import create_os_disk
 from tradekernel.emu.machine import StopInfo
-from tradekernel.emu.pc import PcConfig
+from tradekernel.emu.pc import Pc, PcConfig
+from tradekernel.emu.platform import Platform
+from tradekernel.kernel.main import Kernel
+from tradekernel.kernel.shell.net import start_network
 from tradekernel.ui.ansi import screen_text
 from tradekernel.ui.keymap import KeyEvent, text_to_key_events
 from tradekernel.ui.session import make_pc
@@ -43,6 +48,16 @@ class KernelFailure(AssertionError):
     """The screen, the serial console or the log showed a failure the test did not expect."""
 
 
+class NetKernel(Kernel):
+    """The kernel with its network started at the end of init, as the one line proposed for
+    kernel/main.py will do (`start_network(self)`), until that line is merged."""
+
+    def init(self, boot_info_address: int) -> int:
+        result = super().init(boot_info_address)
+        self.net = start_network(self)
+        return result
+
+
 class BootedPc:
     def __init__(
         self,
@@ -50,12 +65,24 @@ class BootedPc:
         ram_mib: int = 32,
         disk: Path | None = None,
         expect: tuple[str, ...] = (),
+        net: hostnet.NetOptions | None = None,
+        mac: bytes | None = None,
+        deterministic: bool = True,
+        network_kernel: bool = False,
     ) -> None:
         if disk is None:
             disk = tmp_path / "disk.img"
             create_os_disk(disk)
         self.disk = disk
-        self.pc = make_pc(PcConfig(disk=disk, ram_mib=ram_mib, deterministic=True))
+        config = PcConfig(disk=disk, ram_mib=ram_mib, deterministic=deterministic)
+        self.link = None
+        if net is None and not network_kernel:
+            self.pc = make_pc(config)
+        else:
+            self.pc = Pc(config, kernel_factory=lambda machine: NetKernel(Platform.of(machine)))
+        if net is not None:  # the NIC and its cable, as the machine helper's net options will
+            self.nic = self.pc.machine.add(Ne2000(**({"mac": mac} if mac else {})))
+            self.link = hostnet.attach(self.pc.machine, net, deterministic)
         self.machine = self.pc.machine
         self._keys: deque[list[KeyEvent]] = deque()
         self.machine.feed_when_idle(self._feed)
@@ -201,3 +228,10 @@ class BootedPc:
         deadline = self.machine.clock.now_ns() + virtual_ns
         self.stop = self._run_to(deadline, lambda: self.machine.clock.now_ns() >= deadline)
         return self.stop
+
+
+def close_pc(booted: BootedPc) -> None:
+    """Let go of the host side of the cable (sockets, tap) and the machine."""
+    if booted.link is not None:
+        booted.link.close()
+    booted.machine.close()

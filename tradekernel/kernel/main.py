@@ -42,6 +42,7 @@ from tradekernel.kernel.shell.dmesg import register_dmesg
 from tradekernel.kernel.shell.files import register_file_commands
 from tradekernel.kernel.shell.jobs import JobControl
 from tradekernel.kernel.shell.memory import MemoryCommands, register_ipcs
+from tradekernel.kernel.shell.net import start_network
 from tradekernel.kernel.shell.programs import ProgramCommands
 from tradekernel.kernel.shell.shell import Shell
 from tradekernel.kernel.shell.top import Top
@@ -134,6 +135,7 @@ class Kernel:
         self.vfs.mount("/dev", DevFs(self.console, self.processes.terminal))
         self.syscall_entry = SyscallEntry(self.processes, Syscalls(self.processes))
         self._register_process_commands(self.processes)
+        self.net = start_network(self)  # NE2000 probe, stack, DHCP, socket calls, commands
         Top(self).register(self.shell)
         self.platform.register_trap(SYSCALL_VECTOR, self.syscall_entry.fast_system_call)
         self._start_trading()

@@ -27,7 +27,9 @@ POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLRDHUP = 0x1, 0x2, 0x4, 0x8, 0x10
 
 
 class Link(Protocol):
-    """The NIC below: hands a whole Ethernet frame (no FCS) to the wire."""
+    """The NIC below: hands a whole Ethernet frame (no FCS) to the wire. It may also have
+    `receive_burst_frames`: how many full frames its receive buffer holds (TCP caps its window
+    to that many segments)."""
 
     mac: bytes
 
@@ -50,6 +52,7 @@ class Stack(Protocol):
     mac: bytes
     addr: int
     mtu: int
+    window_cap: int | None
     counters: Counters
     timers: Timers
     rng: random.Random

@@ -63,6 +63,11 @@ class NetStack:
         self.addr = 0
         self.prefix_len = 0
         self.mtu = params.ETH_MTU
+        # A NIC whose receive buffer holds only a few frames (the NE2000's ring) says how many:
+        # TCP then offers no larger a window than that many full segments, since a peer's burst
+        # beyond it is lost at the card and costs a retransmission timeout.
+        burst = getattr(link, "receive_burst_frames", None)
+        self.window_cap = burst * (self.mtu - 40) if burst else None
         self.routes = RoutingTable()
         self._ip_ident = self.rng.randrange(1 << 16)
         self.arp = Arp(self, self.timers, clock.now_ns, self.counters)

@@ -501,7 +501,7 @@ class TcpSocket(Socket):
         if self.retries == 0:
             self.rtt_start = self.stack.now()
         flags = SYN | (ACK if self.state is State.SYN_RECEIVED else 0)
-        wnd = min(self._free_space(), 65535)
+        wnd = min(self._free_space(), 65535, self.stack.window_cap or 65535)
         if flags & ACK:
             self.rcv_adv = seq_add(self.rcv_nxt, wnd)
         self._emit(self.iss, flags, b"", opts, window=wnd)
@@ -871,6 +871,8 @@ class TcpSocket(Socket):
         else:
             wnd = current
         wnd = min(wnd, 65535 << self.rcv_wscale)
+        if self.stack.window_cap is not None:
+            wnd = min(wnd, self.stack.window_cap)
         wnd = (wnd >> self.rcv_wscale) << self.rcv_wscale
         return wnd
 

@@ -1,0 +1,120 @@
+/* BSD sockets for TradeKernel programs: the usual calls over socketcall(2) (102), Linux i386
+ * numbers and structures. Header-only, so programs that do not use the network are unchanged.
+ * Like the rest of this libc, a failing call returns -errno. */
+#ifndef TK_NET_H
+#define TK_NET_H
+#include "libc.h"
+
+#define AF_INET 2
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define SOCK_NONBLOCK 04000
+#define IPPROTO_IP 0
+#define IPPROTO_TCP 6
+#define SOL_SOCKET 1
+#define SO_REUSEADDR 2
+#define TCP_NODELAY 1
+#define IP_ADD_MEMBERSHIP 35
+#define INADDR_ANY 0u
+#define SHUT_WR 1
+#define POLLIN 0x1
+#define POLLOUT 0x4
+#define POLLERR 0x8
+#define POLLHUP 0x10
+
+typedef unsigned int socklen_t;
+struct in_addr { unsigned int s_addr; };
+struct sockaddr_in {
+    unsigned short sin_family;
+    unsigned short sin_port; /* network byte order */
+    struct in_addr sin_addr; /* network byte order */
+    unsigned char sin_zero[8];
+};
+struct sockaddr { unsigned short sa_family; char sa_data[14]; };
+struct ip_mreq { struct in_addr imr_multiaddr; struct in_addr imr_interface; };
+struct pollfd { int fd; short events; short revents; };
+
+static inline unsigned short htons(unsigned short v) { return (unsigned short)(v << 8 | v >> 8); }
+static inline unsigned short ntohs(unsigned short v) { return htons(v); }
+
+/* "a.b.c.d" -> network order, or 0xffffffff (INADDR_NONE) */
+static inline unsigned int inet_addr(const char *text) {
+    unsigned int parts[4] = {0, 0, 0, 0};
+    int part = 0, digits = 0;
+    for (; *text; text++) {
+        if (*text == '.' && digits && part < 3) { part++; digits = 0; continue; }
+        if (*text < '0' || *text > '9' || ++digits > 3) return 0xffffffffu;
+        parts[part] = parts[part] * 10 + (unsigned)(*text - '0');
+        if (parts[part] > 255) return 0xffffffffu;
+    }
+    if (part != 3 || !digits) return 0xffffffffu;
+    return parts[0] | parts[1] << 8 | parts[2] << 16 | parts[3] << 24;
+}
+
+static inline long socketcall(int call, long *args) { return syscall2(102, call, (long)args); }
+
+static inline int socket(int family, int type, int protocol) {
+    long a[3] = {family, type, protocol};
+    return (int)socketcall(1, a);
+}
+static inline int bind(int fd, const void *address, socklen_t length) {
+    long a[3] = {fd, (long)address, (long)length};
+    return (int)socketcall(2, a);
+}
+static inline int connect(int fd, const void *address, socklen_t length) {
+    long a[3] = {fd, (long)address, (long)length};
+    return (int)socketcall(3, a);
+}
+static inline int listen(int fd, int backlog) {
+    long a[2] = {fd, backlog};
+    return (int)socketcall(4, a);
+}
+static inline int accept(int fd, void *address, socklen_t *length) {
+    long a[3] = {fd, (long)address, (long)length};
+    return (int)socketcall(5, a);
+}
+static inline ssize_t send(int fd, const void *buffer, size_t count, int flags) {
+    long a[4] = {fd, (long)buffer, (long)count, flags};
+    return socketcall(9, a);
+}
+static inline ssize_t recv(int fd, void *buffer, size_t count, int flags) {
+    long a[4] = {fd, (long)buffer, (long)count, flags};
+    return socketcall(10, a);
+}
+static inline ssize_t sendto(int fd, const void *buffer, size_t count, int flags,
+                             const void *address, socklen_t length) {
+    long a[6] = {fd, (long)buffer, (long)count, flags, (long)address, (long)length};
+    return socketcall(11, a);
+}
+static inline ssize_t recvfrom(int fd, void *buffer, size_t count, int flags, void *address,
+                               socklen_t *length) {
+    long a[6] = {fd, (long)buffer, (long)count, flags, (long)address, (long)length};
+    return socketcall(12, a);
+}
+static inline int shutdown(int fd, int how) {
+    long a[2] = {fd, how};
+    return (int)socketcall(13, a);
+}
+static inline int setsockopt(int fd, int level, int name, const void *value, socklen_t length) {
+    long a[5] = {fd, level, name, (long)value, (long)length};
+    return (int)socketcall(14, a);
+}
+typedef struct { unsigned int bits[32]; } fd_set; /* FD_SETSIZE 1024 */
+struct timeval { long tv_sec; long tv_usec; };
+#define FD_ZERO(set) memset((set), 0, sizeof(fd_set))
+#define FD_SET(fd, set) ((set)->bits[(fd) / 32] |= 1u << ((fd) % 32))
+#define FD_ISSET(fd, set) (((set)->bits[(fd) / 32] >> ((fd) % 32)) & 1u)
+
+static inline int select(int count, fd_set *read, fd_set *write, fd_set *except,
+                         struct timeval *timeout) {
+    long result;
+    __asm__ volatile("int $0x80"
+                     : "=a"(result)
+                     : "a"(142), "b"(count), "c"(read), "d"(write), "S"(except), "D"(timeout)
+                     : "memory");
+    return (int)result;
+}
+static inline int poll(struct pollfd *fds, unsigned int count, int timeout_ms) {
+    return (int)syscall3(168, (long)fds, (long)count, timeout_ms);
+}
+#endif

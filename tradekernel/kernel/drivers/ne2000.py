@@ -1,0 +1,270 @@
+"""The kernel's NE2000 driver: a DP8390 behind ISA ports, driven the way Linux's ne.c/8390.c and
+the datasheet say, through `in`/`out` only (any NE2000-compatible card works, not only ours).
+
+Probe: pulse the reset port and wait (bounded) for ISR.RST; the command register must read back
+what was written; the station PROM, read with remote DMA, must carry the NE2000 signature (0x57
+in bytes 14-15). No card (an empty bus reads 0xFF) or a failed check: `probe` returns None and
+the kernel boots without a network.
+
+Buffer RAM (pages 0x40-0x7F): a transmit buffer of TX_PAGES pages at 0x40, the receive ring
+behind it up to 0x80. Receive: on PRX/RXE/OVW every frame between BNRY+1 and CURR is taken in
+one interrupt (4-byte header with status, next page and count; a header that points outside the
+ring or a count out of bounds resets the ring, counted as `ring_errors`), BNRY follows. An
+overflow (OVW) is cleared by draining the ring and writing BNRY, which restarts the receiver.
+Transmit: remote DMA write into the transmit buffer (word mode, completion polled on ISR.RDC,
+bounded), then TXP; frames offered while the transmitter is busy wait in a bounded queue sent
+on PTX/TXE. Frames go to `on_frame` (the network stack's `receive`) from the IRQ handler.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+CR, ISR, DATA, RESET = 0x00, 0x07, 0x10, 0x1F
+# page 0 (write) registers
+PSTART, PSTOP, BNRY, TPSR, TBCR0, TBCR1 = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
+RSAR0, RSAR1, RBCR0, RBCR1, RCR, TCR, DCR, IMR = 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F
+CNTR0, CNTR1, CNTR2 = 0x0D, 0x0E, 0x0F  # page 0 (read) tally counters
+PAR0, CURR, MAR0 = 0x01, 0x07, 0x08  # page 1
+CR_STP, CR_STA, CR_TXP, CR_RREAD, CR_RWRITE, CR_NODMA, CR_PAGE1 = 1, 2, 4, 0x08, 0x10, 0x20, 0x40
+ISR_PRX, ISR_PTX, ISR_RXE, ISR_TXE, ISR_OVW, ISR_CNT, ISR_RDC, ISR_RST = (
+    0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80)  # fmt: skip
+DCR_WORD_FIFO8 = 0x49  # word transfers, normal operation (LS), FIFO threshold 8 bytes
+DCR_BYTE_FIFO8 = 0x48
+RCR_BROADCAST_MULTICAST = 0x0C  # AB | AM: broadcasts and hashed multicast
+RCR_MONITOR = 0x20
+TCR_NORMAL, TCR_LOOPBACK = 0x00, 0x02
+IMR_ENABLED = ISR_PRX | ISR_PTX | ISR_RXE | ISR_TXE | ISR_OVW | ISR_CNT
+
+PAGE = 256
+RAM_FIRST_PAGE, RAM_END_PAGE = 0x40, 0x80
+TX_PAGES = 6  # one full frame (1536 bytes)
+RX_START = RAM_FIRST_PAGE + TX_PAGES
+HEADER = 4
+MIN_COUNT, MAX_COUNT = HEADER + 60, HEADER + 1518  # header + frame without FCS
+MAX_FRAME = 1514
+SIGNATURE = 0x57
+POLL_LIMIT = 10_000  # ISR reads before a card that never answers is given up on
+TX_QUEUE = 64
+FRAMES_PER_INTERRUPT = 256  # a flood cannot keep one interrupt forever
+ISR_ROUNDS = 8  # re-reads of ISR within one interrupt
+
+
+class PortIo(Protocol):
+    def inb(self, port: int) -> int: ...
+
+    def outb(self, port: int, value: int) -> None: ...
+
+    def insw(self, port: int, count: int) -> bytes: ...
+
+    def outsw(self, port: int, data: bytes) -> None: ...
+
+
+class Ne2000Driver:
+    """One probed card. `mac` and `send` make it the network stack's Link."""
+
+    def __init__(self, io: PortIo, base: int, irq: int, mac: bytes) -> None:
+        self.io, self.base, self.irq, self.mac = io, base, irq, mac
+        # Full frames the ring surely holds (a page is kept free between CURR and BNRY, and one
+        # frame's room is left for ARP and ACKs): the stack bounds its TCP window with it.
+        pages_per_frame = -(-(MAX_COUNT + HEADER) // PAGE)
+        self.receive_burst_frames = (RAM_END_PAGE - RX_START - 1) // pages_per_frame - 1
+        self.on_frame: Callable[[bytes], None] = lambda frame: None
+        self.tx_queue: deque[bytes] = deque()
+        self.tx_busy = False
+        self.next_page = RX_START  # the ring page the next frame starts at (BNRY + 1)
+        self.stats = {"rx_frames": 0, "tx_frames": 0, "tx_dropped": 0, "overflows": 0,
+                      "ring_errors": 0, "rx_errors": 0, "tx_errors": 0, "dma_timeouts": 0,
+                      "interrupts": 0}  # fmt: skip
+
+    # -- ports ---------------------------------------------------------------------------------
+    def _out(self, register: int, value: int) -> None:
+        self.io.outb(self.base + register, value & 0xFF)
+
+    def _in(self, register: int) -> int:
+        return self.io.inb(self.base + register)
+
+    # -- probe and start -----------------------------------------------------------------------
+    @classmethod
+    def probe(cls, io: PortIo, base: int, irq: int) -> Ne2000Driver | None:
+        """The card at `base`, reset and started, or None if there is no NE2000 there."""
+        if io.inb(base + CR) == 0xFF:
+            return None  # nothing decodes the port
+        io.outb(base + RESET, io.inb(base + RESET))
+        if not any(io.inb(base + ISR) & ISR_RST for _ in range(POLL_LIMIT)):
+            return None
+        io.outb(base + ISR, 0xFF)
+        io.outb(base + CR, CR_NODMA | CR_STP)
+        if io.inb(base + CR) & 0x3F != CR_NODMA | CR_STP:
+            return None
+        prom = cls._read_prom(io, base)
+        if prom is None or prom[14] != SIGNATURE or prom[15] != SIGNATURE:
+            return None
+        driver = cls(io, base, irq, bytes(prom[:6]))
+        driver.start()
+        return driver
+
+    @staticmethod
+    def _read_prom(io: PortIo, base: int) -> bytes | None:
+        """The 16 station-PROM bytes (word mode: each PROM byte sits in the low half of a word)."""
+        io.outb(base + DCR, DCR_WORD_FIFO8)
+        io.outb(base + RBCR0, 32)
+        io.outb(base + RBCR1, 0)
+        io.outb(base + RSAR0, 0)
+        io.outb(base + RSAR1, 0)
+        io.outb(base + CR, CR_RREAD | CR_STA)
+        words = io.insw(base + DATA, 16)
+        io.outb(base + ISR, ISR_RDC)
+        return bytes(words[0::2])
+
+    def start(self) -> None:
+        """The datasheet's initialisation order: stopped, loopback while the ring is set up."""
+        out = self._out
+        out(CR, CR_NODMA | CR_STP)
+        out(DCR, DCR_WORD_FIFO8)
+        out(RBCR0, 0)
+        out(RBCR1, 0)
+        out(RCR, RCR_MONITOR)
+        out(TCR, TCR_LOOPBACK)
+        out(TPSR, RAM_FIRST_PAGE)
+        out(PSTART, RX_START)
+        out(PSTOP, RAM_END_PAGE)
+        out(BNRY, RAM_END_PAGE - 1)
+        out(ISR, 0xFF)
+        out(IMR, 0)
+        out(CR, CR_PAGE1 | CR_NODMA | CR_STP)
+        for i, byte in enumerate(self.mac):
+            out(PAR0 + i, byte)
+        for i in range(8):
+            out(MAR0 + i, 0xFF)  # every multicast hash: the stack filters groups itself
+        out(CURR, RX_START)
+        self.next_page = RX_START
+        out(CR, CR_NODMA | CR_STA)
+        out(ISR, 0xFF)
+        out(IMR, IMR_ENABLED)
+        out(TCR, TCR_NORMAL)
+        out(RCR, RCR_BROADCAST_MULTICAST)
+
+    # -- transmit ------------------------------------------------------------------------------
+    def send(self, frame: bytes) -> None:
+        """Queue one frame (no FCS) for the wire; it goes at once if the transmitter is idle."""
+        if len(frame) > MAX_FRAME:
+            self.stats["tx_dropped"] += 1
+            return
+        if self.tx_busy:
+            self._transmit_done()
+        if self.tx_busy:
+            if len(self.tx_queue) >= TX_QUEUE:
+                self.stats["tx_dropped"] += 1
+                return
+            self.tx_queue.append(frame)
+            return
+        self._transmit(frame)
+
+    def _transmit(self, frame: bytes) -> None:
+        length = max(len(frame), 60)
+        padded = frame.ljust(length + (length & 1), b"\0")
+        out = self._out
+        out(ISR, ISR_RDC)
+        out(RBCR0, len(padded) & 0xFF)
+        out(RBCR1, len(padded) >> 8)
+        out(RSAR0, 0)
+        out(RSAR1, RAM_FIRST_PAGE)
+        out(CR, CR_RWRITE | CR_STA)
+        self.io.outsw(self.base + DATA, padded)
+        if not self._wait_isr(ISR_RDC):
+            self.stats["dma_timeouts"] += 1
+        out(ISR, ISR_RDC)
+        out(TPSR, RAM_FIRST_PAGE)
+        out(TBCR0, length & 0xFF)
+        out(TBCR1, length >> 8)
+        self.tx_busy = True
+        out(CR, CR_NODMA | CR_TXP | CR_STA)
+        self.stats["tx_frames"] += 1
+
+    def _transmit_done(self) -> None:
+        """Whether the last transmit finished (PTX/TXE seen and acknowledged here, so a burst
+        of sends need not wait for the interrupt)."""
+        status = self._in(ISR) & (ISR_PTX | ISR_TXE)
+        if status:
+            if status & ISR_TXE:
+                self.stats["tx_errors"] += 1
+            self._out(ISR, status)
+            self.tx_busy = False
+
+    def _wait_isr(self, bits: int) -> bool:
+        return any(self._in(ISR) & bits for _ in range(POLL_LIMIT))
+
+    # -- receive -------------------------------------------------------------------------------
+    def _remote_read(self, address: int, count: int) -> bytes:
+        count += count & 1
+        out = self._out
+        out(RBCR0, count & 0xFF)
+        out(RBCR1, count >> 8)
+        out(RSAR0, address & 0xFF)
+        out(RSAR1, address >> 8)
+        out(CR, CR_RREAD | CR_STA)
+        data = self.io.insw(self.base + DATA, count // 2)
+        out(ISR, ISR_RDC)
+        return data
+
+    def _current(self) -> int:
+        self._out(CR, CR_PAGE1 | CR_NODMA | CR_STA)
+        current = self._in(CURR)
+        self._out(CR, CR_NODMA | CR_STA)
+        return current
+
+    def _drain(self) -> None:
+        """Take every frame in the ring (at most FRAMES_PER_INTERRUPT) and move BNRY after it."""
+        current = self._current()
+        for _ in range(FRAMES_PER_INTERRUPT):
+            if self.next_page == current:
+                current = self._current()  # frames may have arrived meanwhile
+                if self.next_page == current:
+                    return
+            status, next_page, low, high = self._remote_read(self.next_page * PAGE, HEADER)
+            count = low | high << 8
+            if not (RX_START <= next_page < RAM_END_PAGE and MIN_COUNT <= count <= MAX_COUNT):
+                self.stats["ring_errors"] += 1
+                self._reset_ring()
+                return
+            if status & 0x01:  # PRX: received intact
+                frame = self._remote_read(self.next_page * PAGE + HEADER, count - HEADER)
+                self.stats["rx_frames"] += 1
+                self.on_frame(frame[: count - HEADER])
+            else:
+                self.stats["rx_errors"] += 1
+            self.next_page = next_page
+            boundary = next_page - 1 if next_page > RX_START else RAM_END_PAGE - 1
+            self._out(BNRY, boundary)
+
+    def _reset_ring(self) -> None:
+        """A corrupt header: drop everything in the ring and start it afresh."""
+        current = self._current()
+        self.next_page = current
+        self._out(BNRY, current - 1 if current > RX_START else RAM_END_PAGE - 1)
+
+    # -- interrupt -----------------------------------------------------------------------------
+    def on_irq(self, _irq: int) -> None:
+        """IRQ: receive, transmit completions, overflow and counters, until ISR is quiet."""
+        self.stats["interrupts"] += 1
+        for _ in range(ISR_ROUNDS):
+            status = self._in(ISR) & IMR_ENABLED
+            if not status:
+                return
+            if status & ISR_OVW:
+                self.stats["overflows"] += 1
+            if status & (ISR_PRX | ISR_RXE | ISR_OVW):
+                self._out(ISR, status & (ISR_PRX | ISR_RXE))
+                self._drain()
+                self._out(ISR, status & ISR_OVW)
+            if status & ISR_CNT:
+                for register in (CNTR0, CNTR1, CNTR2):
+                    self._in(register)  # reading clears the tally counters
+                self._out(ISR, ISR_CNT)
+            if status & (ISR_PTX | ISR_TXE):
+                self._transmit_done()
+                if self.tx_queue and not self.tx_busy:
+                    self._transmit(self.tx_queue.popleft())
