@@ -16,10 +16,7 @@ from tradekernel import hostnet
 from tradekernel.devices.ne2000 import Ne2000
 from tradekernel.disktool import create_os_disk
 from tradekernel.emu.machine import StopInfo
-from tradekernel.emu.pc import Pc, PcConfig
-from tradekernel.emu.platform import Platform
-from tradekernel.kernel.main import Kernel
-from tradekernel.kernel.shell.net import start_network
+from tradekernel.emu.pc import PcConfig
 from tradekernel.ui.ansi import screen_text
 from tradekernel.ui.keymap import KeyEvent, text_to_key_events
 from tradekernel.ui.session import make_pc
@@ -48,16 +45,6 @@ class KernelFailure(AssertionError):
     """The screen, the serial console or the log showed a failure the test did not expect."""
 
 
-class NetKernel(Kernel):
-    """The kernel with its network started at the end of init, as the one line proposed for
-    kernel/main.py will do (`start_network(self)`), until that line is merged."""
-
-    def init(self, boot_info_address: int) -> int:
-        result = super().init(boot_info_address)
-        self.net = start_network(self)
-        return result
-
-
 class BootedPc:
     def __init__(
         self,
@@ -68,7 +55,6 @@ class BootedPc:
         net: hostnet.NetOptions | None = None,
         mac: bytes | None = None,
         deterministic: bool = True,
-        network_kernel: bool = False,
     ) -> None:
         if disk is None:
             disk = tmp_path / "disk.img"
@@ -76,10 +62,7 @@ class BootedPc:
         self.disk = disk
         config = PcConfig(disk=disk, ram_mib=ram_mib, deterministic=deterministic)
         self.link = None
-        if net is None and not network_kernel:
-            self.pc = make_pc(config)
-        else:
-            self.pc = Pc(config, kernel_factory=lambda machine: NetKernel(Platform.of(machine)))
+        self.pc = make_pc(config)
         if net is not None:  # the NIC and its cable, as the machine helper's net options will
             self.nic = self.pc.machine.add(Ne2000(**({"mac": mac} if mac else {})))
             self.link = hostnet.attach(self.pc.machine, net, deterministic)

@@ -37,7 +37,7 @@ def test_dhcp_lease_and_ping_the_gateway(user_pc: BootedPc) -> None:
 
 
 def test_without_a_card_the_os_boots_and_says_so(tmp_path: Path) -> None:
-    booted = BootedPc(tmp_path, network_kernel=True).boot()
+    booted = BootedPc(tmp_path).boot()
     assert "net: no network card" in booted.text()
     assert booted.output("ifconfig") == ["no network interface (no NE2000 found at 0x300)"]
 
