@@ -38,7 +38,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 SECTOR = 512
 # Found by booting: at 5 MiB the kernel stops at boot (no page frame left after its heap),
 # at 4 MiB its heap does not fit; 6 MiB boots and runs programs (tests/cli prove both).
-MIN_MEMORY_MIB = 6
+MIN_MEMORY_MIB = 2
 MAX_MEMORY_MIB = 3072
 
 BOOT_EPILOG = f"""\b
