@@ -84,6 +84,9 @@ RESTARTABLE_FAULTS = frozenset({0, 5, 6, 7, 10, 11, 12, 13, 14, 16, 17, 19})
 PAGE_SIZE = 0x1000
 PAGE_MASK = PAGE_SIZE - 1
 INVALID_OPCODE = 6
+# What `syscall` / `sysenter` raise on a CPU whose OS set no MSRs (EFER.SCE clear,
+# IA32_SYSENTER_CS = 0; Intel SDM vol. 2B): #UD, and #GP(0). The machine sets no MSRs.
+SYSTEM_INSTRUCTION_FAULTS = {"syscall": 6, "sysenter": 13}
 PAGE_FAULT = 14
 GENERAL_PROTECTION = 13
 
@@ -319,6 +322,7 @@ class Machine:
         self._io_fault = None  # a saved CPU state waiting for its #GP (see _fault_from_io)
         self._pending_event: Event | None = None  # an exception waiting for the slice to end
         self._pending_cr2 = 0
+        self._pending_eip: int | None = None  # where the pending event's instruction is
         self._trap_writes: list[tuple[int, int]] = []  # a trap's register writes (Registers)
         self._shadow_step = False  # deterministic: run one instruction, then the interrupt
         self._slice_budget = 0  # deterministic: the instruction count the slice may run
@@ -538,6 +542,7 @@ class Machine:
         cpu.on_port_out(guard(self._port_out))
         cpu.on_interrupt(guard(self._on_interrupt))
         cpu.on_cpuid(guard(self._on_cpuid))
+        cpu.on_system_instruction(guard(self._on_system_instruction))
         cpu.uc.hook_add(UC_HOOK_INSN_INVALID, guard(self._on_invalid_opcode))
         cpu.uc.hook_add(UC_HOOK_MEM_UNMAPPED, guard(self._on_unmapped))
 
@@ -652,6 +657,16 @@ class Machine:
         if self._io_fault is None and self._pending_event is None:
             self._pending_event = Event(INVALID_OPCODE, 0)
         return False
+
+    def _on_system_instruction(self, name: str) -> None:
+        """`syscall` / `sysenter`: Unicorn would skip them. They fault instead, delivered after
+        the slice with EIP put back at the instruction (Unicorn steps past it after the hook;
+        writing EIP in a hook is what `_on_interrupt` explains we never do)."""
+        if self._io_fault is None and self._pending_event is None:
+            self._pending_event = Event(SYSTEM_INSTRUCTION_FAULTS[name], 0)
+            self._pending_eip = self.cpu.read(EIP)
+        self._stop_requested = True
+        self.cpu.stop()
 
     def _on_unmapped(
         self, _uc: object, access: int, address: int, size: int, value: int, _u: object
@@ -891,6 +906,10 @@ class Machine:
         if writes:
             self.cpu.write_batch(tuple(r for r, _ in writes), [value for _, value in writes])
             writes.clear()
+        if self._pending_eip is not None:
+            if self._io_fault is None:
+                self.cpu.write(EIP, self._pending_eip)
+            self._pending_eip = None
         if self._io_fault is not None:
             self._pending_event = None
             self._deliver_io_fault()
@@ -917,6 +936,7 @@ class Machine:
         self.stop_info = None
         self.halted = False
         self._pending_event = None
+        self._pending_eip = None
         self._shadow_step = False
         for number in self._kernel_hypercalls:
             self.hypercalls.pop(number, None)
