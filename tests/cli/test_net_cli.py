@@ -85,3 +85,20 @@ def test_the_ne2000_answers_at_0x300_on_the_pc() -> None:
         assert pc.machine.ports.read(NE2000_BASE + 0x00, 1) & 0x01  # CR.STP
     finally:
         pc.close()
+
+
+def test_the_pc_gives_its_ne2000_the_configured_station_address() -> None:
+    """Read back from the card's PROM through remote DMA, as a driver does (each PROM byte is
+    doubled on the 16-bit card, so 12 bytes hold the 6 of the address)."""
+    mac = bytes.fromhex("525400abcdef")
+    pc = Pc(PcConfig(mac=mac))
+    ports = pc.machine.ports
+    try:
+        ports.read(NE2000_BASE + 0x18, 1)  # reset
+        for offset, value in ((0x00, 0x21), (0x0E, 0x48), (0x08, 0), (0x09, 0), (0x0A, 12),
+                              (0x0B, 0), (0x00, 0x0A)):  # fmt: skip
+            ports.write(NE2000_BASE + offset, 1, value)  # stop; byte mode; read 12 bytes at 0
+        prom = bytes(ports.read(NE2000_BASE + 0x10, 1) for _ in range(12))
+        assert prom[::2] == mac
+    finally:
+        pc.close()

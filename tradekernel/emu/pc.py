@@ -15,7 +15,7 @@ from tradekernel import hostnet, memmap
 from tradekernel.devices.debugcon import DebugCon
 from tradekernel.devices.i8042 import I8042
 from tradekernel.devices.ide import DiskBacking, IdeChannel
-from tradekernel.devices.ne2000 import Ne2000
+from tradekernel.devices.ne2000 import DEFAULT_MAC, Ne2000
 from tradekernel.devices.pic import PicPair
 from tradekernel.devices.pit import Pit
 from tradekernel.devices.port92 import Port92
@@ -45,6 +45,7 @@ class PcConfig:
     net: str = "none"  # hostnet's --net spec for the NE2000's cable (tests stay offline)
     hostfwd: tuple[str, ...] = ()  # --net user port forwards, as hostnet parses them
     pcap: str | None = None  # every frame on the cable, to this file
+    mac: bytes = DEFAULT_MAC  # the NE2000's station address (machines sharing a hub differ)
 
 
 # Standard PC diskette formats by size: (cylinders, heads, sectors per track).
@@ -84,7 +85,7 @@ class Pc:
         self.vga = machine.add(VGA())
         self.pvclock = machine.add(PvClock())
         self.com1 = machine.add(Uart16550(base=0x3F8, irq=4, channel="com1"))
-        self.nic = machine.add(Ne2000(base=0x300, irq=9))
+        self.nic = machine.add(Ne2000(base=0x300, irq=9, mac=config.mac))
         for device in (Port92(), DebugCon(), PostCode(), PowerControl()):
             machine.add(device)
         disks = {}
