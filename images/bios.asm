@@ -19,7 +19,7 @@ vector_table:
     dw irq0
   %elif v == 0x09 || v == 0x10 || v == 0x11 || v == 0x12 || v == 0x13 || v == 0x15 || v == 0x16 || v == 0x1A
     dw svc_ %+ v
-  %elif v == 0x19
+  %elif v == 0x18 || v == 0x19
     dw bootstrap
   %elif v >= 0x0A && v <= 0x0F
     dw irq_master
@@ -96,7 +96,8 @@ irq_slave:
     pop ax
     iret
 
-; int 19h: load the boot sector (Python) and jump to it with DL = boot drive.
+; int 19h (and 18h, "boot failed"): load the next boot sector in the boot order (Python) and
+; jump to it with DL = boot drive.
 bootstrap:
     mov dx, HYPERCALL_PORT_BASE + BIOS_CALL_BASE + 0x19
     in eax, dx

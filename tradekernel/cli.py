@@ -123,18 +123,42 @@ main.add_command(disk)
     default=None,
     help="Window size as a multiple of 720x400 (e.g. 1.5); the window can also be resized.",
 )
+@click.option(
+    "--net",
+    default="user",
+    show_default=True,
+    metavar="user|tap:NAME|socket:OPTIONS|none",
+    help="What the NE2000 network card (port 0x300, IRQ 9) is cabled to: built-in NAT, a "
+    "Linux TAP device, a socket to other machines, or nothing.",
+)
+@click.option(
+    "--hostfwd",
+    multiple=True,
+    metavar="tcp|udp:[HOSTADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT",
+    help="With --net user: forward a host port to the guest (repeatable).",
+)
+@click.option(
+    "--pcap",
+    "pcap_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every frame on the network cable to this pcap file.",
+)
 def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_path: Path | None,
          read_only: bool, memory_mib: int, timeout_s: float | None, screenshot: Path | None,
-         dump_screen: bool, scale: float | None) -> None:  # fmt: skip
+         dump_screen: bool, scale: float | None, net: str, hostfwd: tuple[str, ...],
+         pcap_path: Path | None) -> None:  # fmt: skip
     """Power on the TradeKernel PC and boot its disk."""
     with HostSignals() as signals:
         remove_stale_scratch_disks()
         if screenshot is not None:
             _check_writable(screenshot, "--screenshot")
+        if pcap_path is not None:
+            _check_writable(pcap_path, "--pcap")
         _check_disk(disk_path)
         options = BootOptions(
-            disk_path, memory_mib, deterministic, read_only, timeout_s or None, floppy_path
-        )
+            disk_path, memory_mib, deterministic, read_only, timeout_s or None, floppy_path,
+            net, hostfwd, pcap_path,
+        )  # fmt: skip
         try:
             session = Session(options)
         except (OSError, ValueError, DiskError) as error:

@@ -159,6 +159,7 @@ class Bios:
         self.a20_enabled = a20_enabled
         self.log = log
         self._last_disk_status = 0
+        self._boot_next = 0  # index in the boot order of the next drive to try (POST: 0)
         self.services: dict[int, Callable[[Call], None]] = {
             0x09: self._int09_keyboard_irq,
             0x10: self._int10_video,
@@ -212,6 +213,7 @@ class Bios:
     # ---- POST ---------------------------------------------------------------------------
     def post(self) -> int:
         """Power-on self test: IVT, BDA, PIC, PIT and the screen, as a PC BIOS leaves them."""
+        self._boot_next = 0
         rom = memmap.BIOS_ROM_BASE
         for vector in range(256):
             offset = self._u16(rom + vector * 2)
@@ -260,9 +262,15 @@ class Bios:
     def _put32(self, address: int, value: int) -> None:
         struct.pack_into("<I", self.ram, address, value & 0xFFFFFFFF)
 
-    # ---- int 19h: bootstrap -------------------------------------------------------------
+    # ---- int 19h / 18h: bootstrap -------------------------------------------------------
     def bootstrap(self) -> int:
-        for drive in sorted(self.disks):  # A: before C:, as a PC's default boot order
+        """Load the first boot sector found in the boot order (A: before C:) at 0000:7C00.
+        After POST the order starts at its first drive; an int 19h or 18h that comes after a
+        boot attempt (a data floppy's "not a bootable disk" code calls int 19h) goes on with
+        the drives after the one last booted, as a boot order does, instead of retrying it."""
+        order = sorted(self.disks)
+        for drive in order[self._boot_next :]:
+            self._boot_next = order.index(drive) + 1
             disk = self.disks[drive]
             if disk.sector_count == 0:
                 continue
@@ -273,6 +281,7 @@ class Bios:
             self.memory.write(memmap.BOOT_SECTOR, sector)
             self.cpu.write(EDX, drive)
             return 0
+        self._boot_next = len(order)
         self._print("No bootable device.\r\n")
         self.log("bios: no bootable device")
         return 1

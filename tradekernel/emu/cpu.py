@@ -60,6 +60,8 @@ CR0_PE, CR0_WP, CR0_PG = 0x1, 0x10000, 0x80000000
 _INSN_IN = x86.UC_X86_INS_IN
 _INSN_OUT = x86.UC_X86_INS_OUT
 _INSN_CPUID = x86.UC_X86_INS_CPUID
+_INSN_SYSCALL = x86.UC_X86_INS_SYSCALL
+_INSN_SYSENTER = x86.UC_X86_INS_SYSENTER
 
 _IN_CB = ctypes.CFUNCTYPE(
     ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p
@@ -69,6 +71,7 @@ _OUT_CB = ctypes.CFUNCTYPE(
 )
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _CPUID_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+_SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
 _HF_INHIBIT_IRQ = 1 << 3  # QEMU hflags: interrupts inhibited for one instruction
 # uc_ctl's code for "remove the translations of [start, end)": a write with two arguments.
@@ -361,6 +364,16 @@ class Cpu:
         self._hook(
             UC_HOOK_INSN, _CPUID_CB(lambda h, ud: 1 if handler() else 0), ctypes.c_int(_INSN_CPUID)
         )
+
+    def on_system_instruction(self, handler) -> None:  # noqa: ANN001
+        """handler(name) for `syscall` / `sysenter`, which Unicorn otherwise skips. EIP is at
+        the instruction inside the hook; Unicorn steps past it after the hook returns."""
+        for insn, name in ((_INSN_SYSCALL, "syscall"), (_INSN_SYSENTER, "sysenter")):
+            self._hook(
+                UC_HOOK_INSN,
+                _SYSCALL_CB(lambda h, ud, name=name: handler(name)),
+                ctypes.c_int(insn),
+            )
 
     # ---- running ------------------------------------------------------------------------
     def start(self, eip: int, count: int = 0) -> None:

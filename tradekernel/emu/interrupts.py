@@ -120,6 +120,11 @@ def _fault_class(event: Event) -> str:
     return _CONTRIBUTORY if event.vector in _CONTRIBUTORY_VECTORS else _BENIGN
 
 
+_DELIVERY_READS = (EIP, CR0, CR3, EFLAGS, CS, SS)
+_ENTRY_WRITES = (ESP, EFLAGS, EIP)  # in this order, after SS on a privilege change
+_ENTRY_WRITES_CS = (ESP, CS, EFLAGS, EIP)
+
+
 class Mmu:
     """The hardware page walk (4 KiB pages and 4 MiB PSE pages), for delivery's own accesses."""
 
@@ -128,10 +133,13 @@ class Mmu:
         self.ram = cpu.ram
         self._directory: int | None = None  # pinned for one delivery (see `pin`)
 
-    def pin(self) -> None:
-        """Read CR0/CR3 once for a run of accesses (one delivery) instead of at every page."""
+    def pin(self, cr0: int | None = None, cr3: int = 0) -> None:
+        """Read CR0/CR3 once for a run of accesses (one delivery) instead of at every page
+        (or take them from the caller, who read them in its own batch)."""
         cpu = self.cpu
-        self._directory = cpu.read(CR3) & 0xFFFFF000 if cpu.read(CR0) & CR0_PG else -1
+        if cr0 is None:
+            cr0, cr3 = cpu.read(CR0), cpu.read(CR3)
+        self._directory = cr3 & 0xFFFFF000 if cr0 & CR0_PG else -1
 
     def unpin(self) -> None:
         self._directory = None
@@ -281,13 +289,16 @@ class InterruptUnit:
 
     def _deliver_once(self, event: Event) -> None:
         cpu = self.cpu
-        eip = cpu.read(EIP) if event.return_eip is None else event.return_eip
-        if not cpu.read(CR0) & CR0_PE:
+        # What every protected-mode delivery reads, in one C call (issue 16 part 3).
+        eip, cr0, cr3, flags, cs, ss = cpu.read_batch(_DELIVERY_READS)
+        if event.return_eip is not None:
+            eip = event.return_eip
+        if not cr0 & CR0_PE:
             self._deliver_real(event.vector, eip)
             return
-        self.mmu.pin()
+        self.mmu.pin(cr0, cr3)
         try:
-            self._deliver_protected(event, eip)
+            self._deliver_protected(event, eip, flags, cs & 0xFFFF, ss & 0xFFFF)
         finally:
             self.mmu.unpin()
 
@@ -333,7 +344,10 @@ class InterruptUnit:
         except PageNotPresent as missing:
             raise DeliveryFault(14, 0, str(missing)) from missing
 
-    def _deliver_protected(self, event: Event, eip: int) -> None:
+    def _deliver_protected(
+        self, event: Event, eip: int, flags: int, old_cs: int, old_ss: int
+    ) -> None:
+        """`flags`, `old_cs`, `old_ss`: the interrupted EFLAGS and selectors."""
         cpu = self.cpu
         vector = event.vector
         gate_error = vector * 8 + 2 + (0 if event.software else 1)
@@ -349,7 +363,6 @@ class InterruptUnit:
             raise DeliveryFault(
                 GENERAL_PROTECTION, gate_error, f"vector {vector:#x}: gate type {gate_type:#x}"
             )
-        old_cs = cpu.read_segment(CS)
         cpl = old_cs & 3
         if event.software and gate_dpl < cpl:
             raise DeliveryFault(
@@ -372,7 +385,6 @@ class InterruptUnit:
             )
         if not code_access & 0x80:
             raise DeliveryFault(SEGMENT_NOT_PRESENT, selector_error, "handler CS not present")
-        flags = cpu.read(EFLAGS)
         error = event.error_code if event.vector in VECTORS_WITH_ERROR_CODE else None
         if event.software:
             error = None
@@ -382,13 +394,13 @@ class InterruptUnit:
             stack_base, _, stack_access = self._descriptor(ss0)
             if (ss0 & 3) != target_dpl or ((stack_access >> 5) & 3) != target_dpl:
                 raise DeliveryFault(10, ss0 & 0xFFFC, f"TSS SS0 {ss0:#x} is not a ring-0 stack")
-            words = [cpu.read_segment(SS), cpu.gpr(4), flags, old_cs, eip]
+            words = [old_ss, cpu.gpr(4), flags, old_cs, eip]
             new_ss, new_esp = ss0, esp0
         else:
             words = [flags, old_cs, eip]
             new_ss, new_esp = None, cpu.gpr(4)
             # The frame goes to SS:ESP, and SS need not be flat (test386's ring-3 stack is not).
-            stack_base = self._descriptor_base_or_zero(cpu.read_segment(SS))
+            stack_base = self._descriptor_base_or_zero(old_ss)
         if error is not None:
             words.append(error)
         # Pushed in order: the first word ends up highest on the stack.
@@ -404,14 +416,13 @@ class InterruptUnit:
         if new_ss is not None:
             cpu.clear_cpl()
             cpu.write(SS, new_ss)
-        cpu.write(ESP, new_esp)
         # The handler runs at the code segment's DPL, and CS.RPL says so whatever RPL the
         # gate's selector has (test386 builds DPL-3 handlers with an RPL-0 selector).
         new_cs = (selector & 0xFFFC) | target_dpl
-        if new_cs != old_cs:
-            cpu.write(CS, new_cs)
         flags &= ~(FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM)
         if gate_type in (_GATE_INTERRUPT32, _GATE_INTERRUPT16):
             flags &= ~FLAG_IF
-        cpu.write(EFLAGS, flags)
-        cpu.write(EIP, target)
+        if new_cs != old_cs:
+            cpu.write_batch(_ENTRY_WRITES_CS, [new_esp, new_cs, flags, target])
+        else:
+            cpu.write_batch(_ENTRY_WRITES, [new_esp, flags, target])

@@ -74,7 +74,7 @@ from tradekernel.hypercall import (
 NS_PER_INSTRUCTION = 1  # deterministic mode: a 1000-MIPS virtual CPU
 SLICE_WALL_NS = 10_000_000  # real time: the longest a slice runs before the loop looks around
 MAX_SLICE_INSTRUCTIONS = 10_000_000
-STOP_RETRY_S = 0.0002  # the timer's next try when its stop found the CPU inside a hook
+STOP_RETRY_S = 0.0002  # the timer's next stop while a due slice has not ended (in a hook, missed)
 # While an interrupt is requested but IF=0, slices end after this much so IF is looked at again:
 # an IF=1 stretch longer than this (after `sti`, `popf`, `iret`) is sure to be noticed.
 IRQ_WAIT_INSTRUCTIONS = 200
@@ -84,6 +84,9 @@ RESTARTABLE_FAULTS = frozenset({0, 5, 6, 7, 10, 11, 12, 13, 14, 16, 17, 19})
 PAGE_SIZE = 0x1000
 PAGE_MASK = PAGE_SIZE - 1
 INVALID_OPCODE = 6
+# What `syscall` / `sysenter` raise on a CPU whose OS set no MSRs (EFER.SCE clear,
+# IA32_SYSENTER_CS = 0; Intel SDM vol. 2B): #UD, and #GP(0). The machine sets no MSRs.
+SYSTEM_INSTRUCTION_FAULTS = {"syscall": 6, "sysenter": 13}
 PAGE_FAULT = 14
 GENERAL_PROTECTION = 13
 
@@ -193,15 +196,21 @@ class StopInfo:
 class _SliceTimer:
     """The real-time slicer: one thread that ends a slice with emu_stop at its wall deadline.
 
-    Arming is lock-free in the common case: the thread re-reads the deadline whenever it wakes,
-    so a later deadline needs no wake-up; only one earlier than the thread's current sleep
-    target sets the event. (Handing a lock to the thread on every slice cost ~1 ms per slice
-    in thread scheduling while it waited for the GIL.)"""
+    The slice's deadline belongs to the CPU thread alone (`arm` at slice start, `move_up` from
+    a hook, `disarm` at slice end), each slice under a new generation; other threads only count
+    stop requests (`stop_soon`), which make the armed slice due now. The thread never writes the
+    deadline: once a slice is due it calls `stop` every STOP_RETRY_S until that slice is
+    disarmed, so a stop that found the CPU in a hook, or that landed just before `emu_start`
+    (where Unicorn forgets it), is tried again, and a stop request can never wipe the deadline
+    of the slice after it. Arming is lock-free: the thread re-reads the state whenever it wakes;
+    only a deadline earlier than its current sleep target sets the event."""
 
     def __init__(self, stop: Callable[[], bool]) -> None:
-        self.stop = stop  # False: the CPU is inside a hook, retry shortly
-        self.deadline: float | None = None
+        self.stop = stop  # False: the CPU is inside a hook (the retry comes anyway)
+        self.armed: tuple[int, float] | None = None  # (generation, deadline) of the slice
         self.closed = False
+        self._generation = 0
+        self._requests = 0  # stop requests from other threads (a count: never reset)
         self._sleeping_until = float("inf")
         self._wake = threading.Event()
 
@@ -209,33 +218,59 @@ class _SliceTimer:
         threading.Thread(target=self._run, name="slice-timer", daemon=True).start()
 
     def arm(self, deadline: float) -> None:
-        self.deadline = deadline
+        self._generation += 1
+        self.armed = (self._generation, deadline)
         if deadline < self._sleeping_until:
             self._wake.set()
 
+    def move_up(self, deadline: float) -> None:
+        """The running slice must end by `deadline` (CPU thread only)."""
+        armed = self.armed
+        if armed is not None and deadline < armed[1]:
+            self.armed = (armed[0], deadline)
+            if deadline < self._sleeping_until:
+                self._wake.set()
+
     def disarm(self) -> None:
-        self.deadline = None
+        self.armed = None
+
+    def stop_soon(self) -> None:
+        """End the running slice, or the next one, as soon as possible (any thread)."""
+        self._requests += 1
+        self._wake.set()
 
     def close(self) -> None:
         self.closed = True
         self._wake.set()
 
     def _run(self) -> None:
+        served = 0  # the request count already turned into a due slice
+        due = 0  # the generation that must end now
         while not self.closed:
-            deadline = self.deadline
-            if deadline is None:
-                self._sleeping_until = float("inf")
-                self._wake.wait()
-                self._wake.clear()
+            armed = self.armed
+            if armed is None:
+                self._sleep(None)  # between slices: requests wait for the next arm
                 continue
-            delay = deadline - time.monotonic()
-            if delay > 0:
-                self._sleeping_until = deadline
-                self._wake.wait(delay)
-                self._wake.clear()
+            generation, deadline = armed
+            requests = self._requests
+            if requests != served:
+                served, due = requests, generation
+            now = time.monotonic()
+            if due != generation and deadline > now:
+                self._sleep(deadline)
                 continue
-            if self.deadline is deadline:
-                self.deadline = None if self.stop() else time.monotonic() + STOP_RETRY_S
+            due = generation
+            self.stop()
+            self._sleep(time.monotonic() + STOP_RETRY_S)
+
+    def _sleep(self, until: float | None) -> None:
+        if until is None:
+            self._sleeping_until = float("inf")
+            self._wake.wait()
+        else:
+            self._sleeping_until = until
+            self._wake.wait(max(0.0, until - time.monotonic()))
+        self._wake.clear()
 
 
 class Machine:
@@ -283,9 +318,11 @@ class Machine:
         self._wall_origin = time.monotonic_ns()
         self._in_slice = False
         self._in_hook = 0
+        self._hook_lock = threading.Lock()  # a hook's entry against the timer's check-and-stop
         self._io_fault = None  # a saved CPU state waiting for its #GP (see _fault_from_io)
         self._pending_event: Event | None = None  # an exception waiting for the slice to end
         self._pending_cr2 = 0
+        self._pending_eip: int | None = None  # where the pending event's instruction is
         self._trap_writes: list[tuple[int, int]] = []  # a trap's register writes (Registers)
         self._shadow_step = False  # deterministic: run one instruction, then the interrupt
         self._slice_budget = 0  # deterministic: the instruction count the slice may run
@@ -422,7 +459,7 @@ class Machine:
         thread therefore retries until it finds the CPU between hooks. Deterministic runs never
         cut a slice short: their slices end on instruction counts and `hlt` alone."""
         if self._slicer is not None:
-            self._slicer.arm(time.monotonic())
+            self._slicer.stop_soon()
 
     def _deadline_moved_up(self, deadline: int) -> None:
         """A timer earlier than the running slice's end was set (a device programmed from guest
@@ -434,28 +471,30 @@ class Machine:
                 self._stop_requested = True
                 self.cpu.stop()
         elif self._slicer is not None:
-            current = self._slicer.deadline  # None: the slice is already being stopped
-            target = time.monotonic() + max(0, deadline - self._wall_now()) / 1e9
-            if current is not None and target < current:
-                self._slicer.arm(target)
+            self._slicer.move_up(time.monotonic() + max(0, deadline - self._wall_now()) / 1e9)
 
     def _timer_stop(self) -> bool:
-        """The timer thread's stop; False means "inside a hook, try again shortly". The counter
-        is only written by the CPU thread and read here under the GIL: no lock is needed."""
-        if not self._in_slice:
+        """The timer thread's stop; False means "inside a hook" (the timer tries again). The
+        check and the stop hold the hook lock, which every hook takes to count itself in, so
+        the CPU cannot enter a hook between them: a stop that lands in a hook makes Unicorn
+        resume from stale state (a replayed cpuid; tests/machine/test_stop_races.py)."""
+        with self._hook_lock:
+            if not self._in_slice:
+                return True
+            if self._in_hook:
+                return False
+            self.cpu.stop()
             return True
-        if self._in_hook:
-            return False
-        self._stop_requested = True
-        self.cpu.stop()
-        return True
 
     def _guard(self, handler: Callable[..., object]) -> Callable[..., object]:
         """Wrap a CPU hook so the timer thread can tell when the CPU is inside one, and so that
         a Python exception in a device or the kernel stops the machine with a report."""
 
+        lock = self._hook_lock
+
         def guarded(*args: object) -> object:
-            self._in_hook += 1
+            with lock:  # never while the timer thread is between its check and its stop
+                self._in_hook += 1
             try:
                 return handler(*args)
             except Exception as error:  # noqa: BLE001 - ctypes would print and carry on
@@ -503,6 +542,7 @@ class Machine:
         cpu.on_port_out(guard(self._port_out))
         cpu.on_interrupt(guard(self._on_interrupt))
         cpu.on_cpuid(guard(self._on_cpuid))
+        cpu.on_system_instruction(guard(self._on_system_instruction))
         cpu.uc.hook_add(UC_HOOK_INSN_INVALID, guard(self._on_invalid_opcode))
         cpu.uc.hook_add(UC_HOOK_MEM_UNMAPPED, guard(self._on_unmapped))
 
@@ -617,6 +657,16 @@ class Machine:
         if self._io_fault is None and self._pending_event is None:
             self._pending_event = Event(INVALID_OPCODE, 0)
         return False
+
+    def _on_system_instruction(self, name: str) -> None:
+        """`syscall` / `sysenter`: Unicorn would skip them. They fault instead, delivered after
+        the slice with EIP put back at the instruction (Unicorn steps past it after the hook;
+        writing EIP in a hook is what `_on_interrupt` explains we never do)."""
+        if self._io_fault is None and self._pending_event is None:
+            self._pending_event = Event(SYSTEM_INSTRUCTION_FAULTS[name], 0)
+            self._pending_eip = self.cpu.read(EIP)
+        self._stop_requested = True
+        self.cpu.stop()
 
     def _on_unmapped(
         self, _uc: object, access: int, address: int, size: int, value: int, _u: object
@@ -856,6 +906,10 @@ class Machine:
         if writes:
             self.cpu.write_batch(tuple(r for r, _ in writes), [value for _, value in writes])
             writes.clear()
+        if self._pending_eip is not None:
+            if self._io_fault is None:
+                self.cpu.write(EIP, self._pending_eip)
+            self._pending_eip = None
         if self._io_fault is not None:
             self._pending_event = None
             self._deliver_io_fault()
@@ -882,6 +936,7 @@ class Machine:
         self.stop_info = None
         self.halted = False
         self._pending_event = None
+        self._pending_eip = None
         self._shadow_step = False
         for number in self._kernel_hypercalls:
             self.hypercalls.pop(number, None)

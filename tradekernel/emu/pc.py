@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tradekernel import memmap
+from tradekernel import hostnet, memmap
 from tradekernel.devices.debugcon import DebugCon
 from tradekernel.devices.i8042 import I8042
 from tradekernel.devices.ide import DiskBacking, IdeChannel
+from tradekernel.devices.ne2000 import DEFAULT_MAC, Ne2000
 from tradekernel.devices.pic import PicPair
 from tradekernel.devices.pit import Pit
 from tradekernel.devices.port92 import Port92
@@ -41,6 +42,10 @@ class PcConfig:
     deterministic: bool = False
     read_only: bool = False
     start_time: datetime | None = None
+    net: str = "none"  # hostnet's --net spec for the NE2000's cable (tests stay offline)
+    hostfwd: tuple[str, ...] = ()  # --net user port forwards, as hostnet parses them
+    pcap: str | None = None  # every frame on the cable, to this file
+    mac: bytes = DEFAULT_MAC  # the NE2000's station address (machines sharing a hub differ)
 
 
 # Standard PC diskette formats by size: (cylinders, heads, sectors per track).
@@ -80,6 +85,7 @@ class Pc:
         self.vga = machine.add(VGA())
         self.pvclock = machine.add(PvClock())
         self.com1 = machine.add(Uart16550(base=0x3F8, irq=4, channel="com1"))
+        self.nic = machine.add(Ne2000(base=0x300, irq=9, mac=config.mac))
         for device in (Port92(), DebugCon(), PostCode(), PowerControl()):
             machine.add(device)
         disks = {}
@@ -106,6 +112,13 @@ class Pc:
         if kernel_factory is not None:
             machine.register_hypercall(Hypercall.KERNEL_INIT, self._kernel_init, kernel=False)
         machine.on_reset(self.power_on)
+        # Last: a bad --net spec, a TAP without rights or an unwritable pcap raises ValueError
+        # (one line) before anything was opened that would need closing.
+        self.net: hostnet.Link | None = hostnet.attach(
+            machine,
+            hostnet.NetOptions(config.net, list(config.hostfwd), config.pcap),
+            deterministic=config.deterministic,
+        )
         self.power_on()
 
     def _kernel_init(self, registers) -> int:  # noqa: ANN001
@@ -122,3 +135,9 @@ class Pc:
     def flush(self) -> None:
         if self.ide is not None:
             self.ide.flush()
+
+    def close(self) -> None:
+        """Close the network link (backend sockets, the waker thread, the pcap file); once."""
+        if self.net is not None:
+            net, self.net = self.net, None
+            net.close()

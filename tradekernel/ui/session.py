@@ -95,6 +95,9 @@ class BootOptions:
     read_only: bool = False
     timeout_s: float | None = None
     floppy: Path | None = None
+    net: str = "user"  # the NE2000's cable: user, tap:NAME, socket:OPTIONS or none
+    hostfwd: tuple[str, ...] = ()
+    pcap: Path | None = None
 
 
 class Session:
@@ -102,6 +105,7 @@ class Session:
         self.options = options
         self._own_disk = options.disk is None
         self.disk: Path | None = options.disk
+        self.pc: Pc | None = None
         try:
             if self._own_disk:
                 with held_signals():  # a signal lands once the disk is ours to remove
@@ -113,6 +117,9 @@ class Session:
                     deterministic=options.deterministic,
                     read_only=options.read_only,
                     floppy=options.floppy,
+                    net=options.net,
+                    hostfwd=options.hostfwd,
+                    pcap=None if options.pcap is None else str(options.pcap),
                 )
             )
         except BaseException:
@@ -136,5 +143,8 @@ class Session:
         return screen_text(self.pc.vga.text_screen())
 
     def close(self) -> None:
+        """Idempotent: the network link, then a scratch disk."""
+        if self.pc is not None:
+            self.pc.close()
         if self._own_disk and self.disk is not None:
             self.disk.unlink(missing_ok=True)
