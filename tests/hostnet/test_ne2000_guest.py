@@ -26,8 +26,6 @@ from scapy.packet import Raw
 
 from tests.bios.bootrun import make_disk
 from tests.peers import peer
-from tradekernel import hostnet
-from tradekernel.devices.ne2000 import Ne2000
 from tradekernel.emu.pc import Pc, PcConfig
 
 MAC = "52:54:00:12:34:56"
@@ -79,15 +77,19 @@ def check_offer(output: bytes) -> dict:
     return options
 
 
+def cabled_pc(disk: Path, mac: str, net: str, deterministic: bool, **cable: object) -> Pc:
+    """A read-only PC whose NE2000 has `mac` and whose cable plugs into `net` (tk's --net)."""
+    return Pc(PcConfig(disk=disk, deterministic=deterministic, read_only=True, net=net,
+                       mac=bytes.fromhex(mac.replace(":", "")), **cable))  # type: ignore[arg-type]
+
+
 def run_dhcp_guest(folder: Path) -> tuple[bytes, Path]:
     """Boot the DHCP guest on a deterministic PC with --net user and --pcap; (its output, the
     capture)."""
     disk = build_disk(folder)
     capture = folder / "guest.pcap"
-    pc = Pc(PcConfig(disk=disk, deterministic=True, read_only=True))
-    nic = pc.machine.add(Ne2000(mac=bytes.fromhex(MAC.replace(":", ""))))
-    link = hostnet.attach(pc.machine, hostnet.NetOptions("user", pcap=str(capture)),
-                          deterministic=True)  # fmt: skip
+    pc = cabled_pc(disk, MAC, "user", deterministic=True, pcap=str(capture))
+    nic, link = pc.nic, pc.net
     output = bytearray()
     pc.machine.channels.listen("debugcon", output.extend)
     try:
@@ -147,11 +149,9 @@ def test_two_machines_on_a_socket_hub_hear_each_other(tmp_path: Path) -> None:
     machines = {}
     for name, mac in macs.items():
         frame = bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff", type=0x88B5) / f"hello from {name}")
-        pc = Pc(PcConfig(disk=build_disk(tmp_path / name, frame, mac), deterministic=True,
-                         read_only=True))  # fmt: skip
-        nic = pc.machine.add(Ne2000(mac=bytes.fromhex(mac.replace(":", ""))))
-        link = hostnet.attach(pc.machine, hostnet.NetOptions(f"socket:mcast=239.255.42.1:{port}"),
-                              deterministic=True)  # fmt: skip
+        pc = cabled_pc(build_disk(tmp_path / name, frame, mac), mac,
+                       f"socket:mcast=239.255.42.1:{port}", deterministic=True)  # fmt: skip
+        nic, link = pc.nic, pc.net
         output = bytearray()
         pc.machine.channels.listen("debugcon", output.extend)
         machines[name] = (pc, nic, link, output)
@@ -180,9 +180,8 @@ def test_guest_arp_answered_by_linux_through_tap(tmp_path: Path) -> None:
     tap, namespace = f"tkg{suffix}", f"tkgns{suffix}"
     who_has = bytes(Ether(src=MAC, dst="ff:ff:ff:ff:ff:ff")
                     / ARP(op=1, hwsrc=MAC, psrc="10.196.0.2", pdst="10.196.0.1"))  # fmt: skip
-    pc = Pc(PcConfig(disk=build_disk(tmp_path, who_has), deterministic=True, read_only=True))
-    pc.machine.add(Ne2000(mac=bytes.fromhex(MAC.replace(":", ""))))
-    link = hostnet.attach(pc.machine, hostnet.NetOptions(f"tap:{tap}"), deterministic=True)
+    pc = cabled_pc(build_disk(tmp_path, who_has), MAC, f"tap:{tap}", deterministic=True)
+    link = pc.net
     output = bytearray()
     pc.machine.channels.listen("debugcon", output.extend)
     subprocess.run(["ip", "netns", "add", namespace], check=True, timeout=10)
@@ -217,9 +216,8 @@ def test_real_time_pc_gets_a_late_host_reply_while_asleep(tmp_path: Path) -> Non
     threading.Thread(target=answer_late, daemon=True).start()
     datagram = bytes(Ether(src=MAC, dst="52:55:0a:00:02:02") / IP(src="10.0.2.15", dst="10.0.2.2")
                      / UDP(sport=7000, dport=host.getsockname()[1]) / b"quote?")  # fmt: skip
-    pc = Pc(PcConfig(disk=build_disk(tmp_path, datagram), deterministic=False, read_only=True))
-    pc.machine.add(Ne2000(mac=bytes.fromhex(MAC.replace(":", ""))))
-    link = hostnet.attach(pc.machine, hostnet.NetOptions("user"), deterministic=False)
+    pc = cabled_pc(build_disk(tmp_path, datagram), MAC, "user", deterministic=False)
+    link = pc.net
     output = bytearray()
     pc.machine.channels.listen("debugcon", output.extend)
     try:
@@ -237,9 +235,9 @@ def test_hostfwd_connection_reaches_the_guest_nic_as_a_syn(tmp_path: Path) -> No
     into the guest's receive ring (the guest announced itself with a gratuitous ARP first)."""
     announce = bytes(Ether(src=MAC, dst="ff:ff:ff:ff:ff:ff")
                      / ARP(op=1, hwsrc=MAC, psrc="10.0.2.15", pdst="10.0.2.15"))  # fmt: skip
-    pc = Pc(PcConfig(disk=build_disk(tmp_path, announce), deterministic=False, read_only=True))
-    nic = pc.machine.add(Ne2000(mac=bytes.fromhex(MAC.replace(":", ""))))
-    link = hostnet.attach(pc.machine, hostnet.NetOptions("user", hostfwd=["tcp:0-:2323"]))
+    pc = cabled_pc(build_disk(tmp_path, announce), MAC, "user", deterministic=False,
+                   hostfwd=("tcp:0-:2323",))
+    nic, link = pc.nic, pc.net
     port = link.backend.forwards[0].bound_port
     output = bytearray()
     pc.machine.channels.listen("debugcon", output.extend)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 from tradekernel import hostnet
-from tradekernel.devices.ne2000 import Ne2000
 from tradekernel.disktool import create_os_disk
 from tradekernel.emu.machine import StopInfo
 from tradekernel.emu.pc import PcConfig
@@ -61,11 +61,12 @@ class BootedPc:
             create_os_disk(disk)
         self.disk = disk
         config = PcConfig(disk=disk, ram_mib=ram_mib, deterministic=deterministic)
-        self.link = None
+        if net is not None:  # what the NE2000's cable plugs into, as tk boot's --net does
+            config = replace(config, net=net.spec, hostfwd=tuple(net.hostfwd), pcap=net.pcap)
+        if mac is not None:
+            config = replace(config, mac=mac)
         self.pc = make_pc(config)
-        if net is not None:  # the NIC and its cable, as the machine helper's net options will
-            self.nic = self.pc.machine.add(Ne2000(**({"mac": mac} if mac else {})))
-            self.link = hostnet.attach(self.pc.machine, net, deterministic)
+        self.link = self.pc.net
         self.machine = self.pc.machine
         self._keys: deque[list[KeyEvent]] = deque()
         self.machine.feed_when_idle(self._feed)
@@ -215,6 +216,5 @@ class BootedPc:
 
 def close_pc(booted: BootedPc) -> None:
     """Let go of the host side of the cable (sockets, tap) and the machine."""
-    if booted.link is not None:
-        booted.link.close()
+    booted.pc.close()
     booted.machine.close()

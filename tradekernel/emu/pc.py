@@ -85,7 +85,8 @@ class Pc:
         self.vga = machine.add(VGA())
         self.pvclock = machine.add(PvClock())
         self.com1 = machine.add(Uart16550(base=0x3F8, irq=4, channel="com1"))
-        self.nic = machine.add(Ne2000(base=0x300, irq=9, mac=config.mac))
+        # `--net none` is no card at all, as QEMU's -net none: the kernel's probe finds nothing
+        self.nic = None if config.net == "none" else machine.add(Ne2000(0x300, 9, mac=config.mac))
         for device in (Port92(), DebugCon(), PostCode(), PowerControl()):
             machine.add(device)
         disks = {}
