@@ -48,7 +48,7 @@ def format_paragraph(fields: dict[str, str]) -> str:
     for name, value in fields.items():
         first, *rest = value.split("\n")
         lines.append(f"{name}: {first}".rstrip())
-        lines.extend(" " + (part if part else ".") if part != "." else " ." for part in rest)
+        lines.extend(" " + (part or ".") for part in rest)
     return "\n".join(lines) + "\n"
 
 
