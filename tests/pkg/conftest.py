@@ -96,3 +96,12 @@ def fsck(data: bytes, tmp_path: Path) -> None:
     image.write_bytes(data)
     result = subprocess.run([peer("fsck.fat"), "-n", str(image)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def repair(data: bytes, tmp_path: Path) -> bytes:
+    """What `fsck.fat -a` (automatic repair) makes of a volume."""
+    image = tmp_path / "repair.img"
+    image.write_bytes(data)
+    result = subprocess.run([peer("fsck.fat"), "-a", str(image)], capture_output=True, text=True)
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    return image.read_bytes()

@@ -93,8 +93,9 @@ def test_damaged_archives_give_one_line_each(tmp_path: Path) -> None:
         "corrupt compressed data|truncated|damaged": _members_with(
             good, "data.tar", lambda b: b[:10] + bytes(len(b) - 10)
         ),
-        "expected one data.tar": _members_with(good, "data.tar", lambda b: b)
-        .replace(b"data.tar.gz", b"datx.tar.gz"),
+        "expected one data.tar": _members_with(good, "data.tar", lambda b: b).replace(
+            b"data.tar.gz", b"datx.tar.gz"
+        ),
     }
     for expected, data in cases.items():
         with pytest.raises(DebError, match=expected) as caught:

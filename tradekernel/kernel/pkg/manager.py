@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tradekernel.kernel.fs.fat import FatFs, FsError
-from tradekernel.kernel.pkg.control import ControlError, parse_paragraphs
+from tradekernel.kernel.pkg.control import ControlError, parse_depends, parse_paragraphs
 from tradekernel.kernel.pkg.database import (
     DB_DIR,
     JOURNAL,
@@ -234,13 +234,20 @@ class PackageManager:
             say(f"removed {name}")
 
     def _refuse_if_needed(self, names: list[str], installed: dict[str, dict[str, str]]) -> None:
+        """A package still installed must keep every Depends group met."""
         remaining = {n: c for n, c in installed.items() if n not in names}
-        for name in names:
-            for other, control in remaining.items():
-                depends = control.get("Depends", "") + "," + control.get("Pre-Depends", "")
-                wanted = {part.split("(")[0].split(":")[0].strip() for part in depends.split(",")}
-                if name in wanted:
-                    raise PkgError(f"{name}: {other} depends on it; remove {other} first")
+        for other, control in remaining.items():
+            text = control.get("Depends", "") + "," + control.get("Pre-Depends", "")
+            try:
+                groups = parse_depends(text)
+            except ControlError:
+                continue  # a record dpkg accepted but we cannot read: it does not block
+            for group in groups:
+                if any(r.name in names for r in group) and not any(
+                    r.name in remaining for r in group
+                ):
+                    gone = next(r.name for r in group if r.name in names)
+                    raise PkgError(f"{gone}: {other} depends on it; remove {other} first")
 
     def _remove_files(self, name: str) -> None:
         records = self.db.files(name)
