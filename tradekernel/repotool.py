@@ -5,6 +5,9 @@
                                Filename, Size, SHA256, as Debian's archive writes them)
   tk repo put IMAGE DIR [TO]   copy a repository directory into a disk image (default TO:
                                /var/cache/pkg, where `pkg install` looks)
+  tk repo install IMAGE DIR PKG...
+                               install packages from DIR into a disk image on the host, with
+                               the guest's own package manager (for a ready-made userland)
   tk repo serve DIR            serve DIR over HTTP (http.server) for the guest, which will reach
                                the host at 10.0.2.2 once it has a network
 
@@ -22,15 +25,19 @@ import hashlib
 import http.server
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import click
 
+from tradekernel.disktool import open_volume
 from tradekernel.kernel.fs.fat import FsError
 from tradekernel.kernel.pkg.control import format_paragraph
-from tradekernel.kernel.pkg.database import makedirs
+from tradekernel.kernel.pkg.database import DatabaseError, makedirs
 from tradekernel.kernel.pkg.deb import DebError, read_control
-from tradekernel.kernel.pkg.params import DEFAULT_REPO, MAX_DEB_BYTES
+from tradekernel.kernel.pkg.manager import PackageManager, PkgError
+from tradekernel.kernel.pkg.params import DEFAULT_REPO, MAX_DEB_BYTES, MAX_INDEX_BYTES
+from tradekernel.kernel.pkg.source import SourceError
 
 DEFAULT_PORT = 8080
 # Fields of the .deb's control paragraph the index repeats, in Debian's order; then ours.
@@ -90,14 +97,43 @@ def add(directory: Path, debs: list[Path]) -> int:
 
 def put(image: Path, directory: Path, target: str) -> int:
     """Copy the repository's files into the image under `target`; the number of files."""
-    from tradekernel.disktool import open_volume
-
     files = sorted(p for p in directory.iterdir() if p.is_file())
     with open_volume(image) as fs:
         makedirs(fs, target)
         for path in files:
             fs.write_file(f"{target.rstrip('/')}/{path.name}", path.read_bytes())
     return len(files)
+
+
+class HostDirectorySource:
+    """A repository directory on the host, as a kernel/pkg PackageSource."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.location = str(directory)
+
+    def _read(self, name: str, limit: int) -> bytes:
+        path = self.directory / name
+        if path.resolve().parent != self.directory.resolve():
+            raise SourceError(f"{name}: outside the repository {self.directory}")
+        try:
+            if path.stat().st_size > limit:
+                raise SourceError(f"{path}: more than the limit of {limit} bytes")
+            return path.read_bytes()
+        except OSError as error:
+            raise SourceError(f"{path}: {error.strerror}") from None
+
+    def index(self) -> bytes:
+        return self._read("Packages", MAX_INDEX_BYTES)
+
+    def fetch(self, filename: str, limit: int) -> bytes:
+        return self._read(filename, limit)
+
+
+def install_into_image(image: Path, directory: Path, names: list[str]) -> list[str]:
+    """Install `names` (and their Depends) from a host repository into the image's volume."""
+    with open_volume(image) as fs:
+        return PackageManager(fs).install(names, HostDirectorySource(directory), click.echo)
 
 
 @click.group("repo")
@@ -132,9 +168,21 @@ def put_command(image: Path, directory: Path, target: str) -> None:
     click.echo(f"{image}:{target}: {count} files")
 
 
+@repo.command("install")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("names", nargs=-1, required=True)
+def install_command(image: Path, directory: Path, names: tuple[str, ...]) -> None:
+    """Install packages from DIRECTORY into a disk image, as `pkg install` would."""
+    try:
+        install_into_image(image, directory, list(names))
+    except (PkgError, DatabaseError, FsError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+
+
 @repo.command("serve")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--port", default=DEFAULT_PORT, show_default=True)
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="0: any free port")
 @click.option("--bind", default="127.0.0.1", show_default=True, help="address to listen on")
 def serve_command(directory: Path, port: int, bind: str) -> None:
     """Serve DIRECTORY over HTTP (plain http.server) until Ctrl-C."""
@@ -147,11 +195,13 @@ def serve_command(directory: Path, port: int, bind: str) -> None:
         server = http.server.ThreadingHTTPServer((bind, port), handler)
     except OSError as error:
         raise click.ClickException(f"cannot listen on {bind}:{port}: {error.strerror}") from None
+    port = server.server_address[1]  # the one the system chose for --port 0
     click.echo(
         f"serving {directory} at http://{bind}:{port}/ (the guest will reach it as"
         f" http://10.0.2.2:{port}/ once it has a network; until then copy the directory in"
-        " with `tk repo put`). Ctrl-C stops."
+        " with `tk repo put`). Ctrl-C stops.",
     )
+    sys.stdout.flush()
     with server:
         try:
             server.serve_forever()
