@@ -13,6 +13,7 @@ import pytest
 from tests.peers import peer
 from tradekernel.kernel.drivers.blockdev import MemoryBlockDevice
 from tradekernel.kernel.fs.fat import FatFs, mkfs
+from tradekernel.kernel.pkg.database import makedirs
 from tradekernel.repotool import build_index
 
 DEBS = Path(__file__).parent / "debs"
@@ -84,7 +85,7 @@ def put_repo(fs: FatFs, host_dir: Path, debs: list[Path], where: str = "/repo") 
     host_dir.mkdir(exist_ok=True)
     for deb in debs:
         (host_dir / deb.name).write_bytes(deb.read_bytes())
-    fs.mkdir(where)
+    makedirs(fs, where)
     fs.write_file(f"{where}/Packages", build_index(host_dir).encode())
     for deb in debs:
         fs.write_file(f"{where}/{deb.name}", deb.read_bytes())

@@ -122,10 +122,12 @@ class PackageManager:
                 f" {record['SHA256'][:16]}...); nothing installed"
             )
         free = self.fs.statfs().free_bytes
+        limit = min(MAX_UNPACKED_BYTES, 2 * free + UNPACK_SLACK_BYTES)
         try:
-            deb = read_deb(data, min(MAX_UNPACKED_BYTES, 2 * free + UNPACK_SLACK_BYTES))
+            deb = read_deb(data, limit)
         except DebError as error:
-            raise PkgError(f"{filename}: {error}") from None
+            room = f" (the disk has {free // 1024} KiB free)" if limit < MAX_UNPACKED_BYTES else ""
+            raise PkgError(f"{filename}: {error}{room}") from None
         if deb.architecture not in ARCHITECTURES:
             raise PkgError(f"{filename}: built for {deb.architecture}, this machine runs i386")
         if deb.name != name or deb.version != record["Version"]:

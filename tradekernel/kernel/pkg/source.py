@@ -48,7 +48,7 @@ class DirectorySource:
                 raise SourceError(f"{path}: {size} bytes, more than the limit of {limit}")
             return self.fs.read_file(path)
         except FsError as error:
-            raise SourceError(f"{path}: {error.strerror or error}") from None
+            raise SourceError(f"cannot read {path} ({error})") from None
 
     def index(self) -> bytes:
         return self._read("Packages", MAX_INDEX_BYTES)
