@@ -12,7 +12,7 @@
                                the host at 10.0.2.2 once it has a network
 
 Contract: a .deb that cannot be read is refused with one line naming it (the kernel's own
-reader, kernel/pkg/deb.py, checks it, so what the index lists the guest can unpack) and the
+reader, kernel/pkg/deb.py, unpacks it in memory, so what the index lists the guest can unpack) and the
 index is left as it was. The index is sorted by package and version: the same files always
 give the same bytes.
 """
@@ -34,9 +34,14 @@ from tradekernel.disktool import open_volume
 from tradekernel.kernel.fs.fat import FsError
 from tradekernel.kernel.pkg.control import format_paragraph
 from tradekernel.kernel.pkg.database import DatabaseError, makedirs
-from tradekernel.kernel.pkg.deb import DebError, read_control
+from tradekernel.kernel.pkg.deb import DebError, read_deb
 from tradekernel.kernel.pkg.manager import PackageManager, PkgError
-from tradekernel.kernel.pkg.params import DEFAULT_REPO, MAX_DEB_BYTES, MAX_INDEX_BYTES
+from tradekernel.kernel.pkg.params import (
+    DEFAULT_REPO,
+    MAX_DEB_BYTES,
+    MAX_INDEX_BYTES,
+    MAX_UNPACKED_BYTES,
+)
 from tradekernel.kernel.pkg.source import SourceError
 
 DEFAULT_PORT = 8080
@@ -59,7 +64,7 @@ def index_entry(path: Path, filename: str) -> dict[str, str]:
         raise RepoError(f"{path}: {size} bytes, more than the guest accepts ({MAX_DEB_BYTES})")
     data = path.read_bytes()
     try:
-        control = read_control(data)
+        control = read_deb(data, MAX_UNPACKED_BYTES).control  # all of it must unpack
     except DebError as error:
         raise RepoError(f"{path}: {error}") from None
     entry = {name: control[name] for name in INDEX_FIELDS if name in control}

@@ -3,6 +3,8 @@ that leave every byte of the volume as it was, and power loss cut at every write
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -101,6 +103,20 @@ def test_refusals_write_nothing(tmp_path: Path) -> None:
     fs.flush()
     install(fs, "good")
     _refused(fs, device, ["clash"], "clash: /bin/good is already installed by good")
+
+
+def test_a_corrupt_deb_with_a_matching_checksum(tmp_path: Path) -> None:
+    device, fs = new_volume()
+    good = make_deb(tmp_path, "good")
+    put_repo(fs, tmp_path / "repo", [good])
+    data = bytearray(good.read_bytes())
+    data[-200:] = bytes(200)  # the end of data.tar.xz is gone
+    index = fs.read_file("/repo/Packages").decode()  # an index that vouches for the damage
+    index = re.sub(r"SHA256: \w+", f"SHA256: {hashlib.sha256(data).hexdigest()}", index)
+    fs.write_file(f"/repo/{good.name}", bytes(data))
+    fs.write_file("/repo/Packages", index.encode())
+    fs.flush()
+    _refused(fs, device, ["good"], "good_1.0_i386.deb: data.tar.xz: corrupt compressed data")
 
 
 def test_a_deb_for_another_machine_behind_an_i386_index_entry(tmp_path: Path) -> None:

@@ -89,6 +89,8 @@ class PackageManager:
     # ---- install ---------------------------------------------------------------------------
     def install(self, names: list[str], source: PackageSource, say: Say) -> list[str]:
         """Install `names` and what they depend on; returns the packages installed."""
+        if self.fs.read_only:
+            raise PkgError(f"the disk is read-only: {self.fs.read_only_reason or 'mounted so'}")
         self.recover(say)
         available = self.available(source)
         try:
