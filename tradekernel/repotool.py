@@ -11,9 +11,9 @@
   tk repo serve DIR            serve DIR over HTTP (http.server) for the guest, which will reach
                                the host at 10.0.2.2 once it has a network
 
-Contract: a .deb that cannot be read is refused with one line naming it (the kernel's own
-reader, kernel/pkg/deb.py, unpacks it in memory, so what the index lists the guest can unpack) and the
-index is left as it was. The index is sorted by package and version: the same files always
+Contract: a .deb that cannot be read is refused with one line naming it and the index is left
+as it was (the kernel's own reader, kernel/pkg/deb.py, unpacks it in memory first, so what the
+index lists the guest can unpack). The index is sorted by package and version: the same files always
 give the same bytes.
 """
 
