@@ -109,3 +109,10 @@ def test_no_room_is_one_line_and_nothing_written(tmp_path: Path, left_mib: int) 
     assert status == 1 and len(errors) == 1
     assert errors[0].startswith("pkg: ") and "KiB free" in errors[0], errors
     assert bytes(device.data) == before
+
+
+def test_a_read_only_volume_is_refused_in_one_line(tmp_path: Path) -> None:
+    device, fs = new_volume()
+    put_repo(fs, tmp_path / "repo", [make_deb(tmp_path, "hello")], "/var/cache/pkg")
+    shell, _ = shell_on(FatFs(device, read_only=True))
+    assert run(shell, "install", "hello") == (1, [], ["pkg: the disk is read-only: mounted so"])

@@ -52,7 +52,7 @@ class Record:
                 rest, target = rest.split(" -> ", 1)
                 copied = target.endswith(" (copy)")
                 target = target.removesuffix(" (copy)")
-            if kind not in "dfl" or not rest.startswith("/"):
+            if kind not in ("d", "f", "l") or not rest.startswith("/"):
                 raise ValueError
             return Record(kind, int(mode, 8), rest, target, copied)
         except ValueError:

@@ -119,7 +119,7 @@ def _clean_path(raw: str, where: str) -> str:
         raise DebError(f"{where}: path longer than {MAX_PATH_BYTES} bytes")
     if ".." in raw.split("/"):
         raise DebError(f"{where}: path {raw!r} climbs out of the root")
-    return posixpath.normpath("/" + raw.removeprefix("./").lstrip("/")).replace("//", "/")
+    return posixpath.normpath("/" + raw.removeprefix("./").lstrip("/"))
 
 
 def tar_entries(data: bytes, where: str, max_members: int = MAX_MEMBERS) -> list[Entry]:

@@ -13,7 +13,7 @@ from tradekernel.kernel.fs.fat import FsError
 from tradekernel.kernel.pkg.database import DatabaseError
 from tradekernel.kernel.pkg.manager import PackageManager, PkgError
 from tradekernel.kernel.pkg.params import DEFAULT_REPO
-from tradekernel.kernel.pkg.source import DirectorySource
+from tradekernel.kernel.pkg.source import DirectorySource, PackageSource
 from tradekernel.kernel.shell.shell import Output, Shell, UsageError
 
 USAGE = "pkg install|remove|list|files|search|info [--repo DIR] [NAME...]"
@@ -70,7 +70,9 @@ def _pkg(kernel, args: list[str], out: Output) -> int:  # noqa: ANN001 - Kernel
     return 1
 
 
-def _run(manager: PackageManager, action: str, names: list[str], source, out: Output) -> int:  # noqa: ANN001
+def _run(
+    manager: PackageManager, action: str, names: list[str], source: PackageSource, out: Output
+) -> int:
     db = manager.db
     if action == "install":
         manager.install(names, source, out.line)
