@@ -41,11 +41,10 @@ class FakeShell:
         return path if path.startswith("/") else "/" + path
 
 
-def shell_on(fs: FatFs) -> tuple[FakeShell, SimpleNamespace]:
+def shell_on(fs: FatFs) -> FakeShell:
     shell = FakeShell()
-    kernel = SimpleNamespace(fs=fs, shell=shell)
-    register(shell, kernel)  # type: ignore[arg-type]
-    return shell, kernel
+    register(shell, SimpleNamespace(fs=fs))  # type: ignore[arg-type]
+    return shell
 
 
 def run(shell: FakeShell, *args: str) -> tuple[int, list[str], list[str]]:
@@ -58,7 +57,7 @@ def test_commands_and_their_lines(tmp_path: Path) -> None:
     _, fs = new_volume()
     debs = [make_deb(tmp_path, "hello", "2.0-1", files={"/bin/hello": b"hi"})]
     put_repo(fs, tmp_path / "repo", debs, "/var/cache/pkg")
-    shell, _ = shell_on(fs)
+    shell = shell_on(fs)
     assert run(shell, "search", "hello") == (
         0,
         ["hello                    2.0-1                test package hello"],
@@ -90,7 +89,7 @@ def test_registering_rolls_back_an_interrupted_install(tmp_path: Path) -> None:
     fs.mkdir("/opt")
     fs.write_file("/opt/half", b"half written")
     fs.write_file(JOURNAL, b"install half\nd /opt\nf /opt/half\nend\n")
-    shell, _ = shell_on(fs)
+    shell = shell_on(fs)
     assert shell.out.lines == ["pkg: rolled back the interrupted install of half"]
     assert not fs.exists("/opt") and not fs.exists(JOURNAL)
 
@@ -103,7 +102,7 @@ def test_no_room_is_one_line_and_nothing_written(tmp_path: Path, left_mib: int) 
     free = fs.statfs().free_bytes
     fs.write_file("/filler", bytes(free - (left_mib << 20)))
     fs.flush()
-    shell, _ = shell_on(fs)
+    shell = shell_on(fs)
     before = bytes(device.data)
     status, _, errors = run(shell, "install", "big")
     assert status == 1 and len(errors) == 1
@@ -114,5 +113,5 @@ def test_no_room_is_one_line_and_nothing_written(tmp_path: Path, left_mib: int) 
 def test_a_read_only_volume_is_refused_in_one_line(tmp_path: Path) -> None:
     device, fs = new_volume()
     put_repo(fs, tmp_path / "repo", [make_deb(tmp_path, "hello")], "/var/cache/pkg")
-    shell, _ = shell_on(FatFs(device, read_only=True))
+    shell = shell_on(FatFs(device, read_only=True))
     assert run(shell, "install", "hello") == (1, [], ["pkg: the disk is read-only: mounted so"])

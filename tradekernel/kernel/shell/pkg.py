@@ -29,13 +29,13 @@ def register(shell: Shell, kernel) -> None:  # noqa: ANN001 - Kernel
             shell.out.error(f"pkg: recovery failed: {error}")
     shell.register(
         "pkg",
-        lambda args, out: _pkg(kernel, args, out),
+        lambda args, out: _pkg(kernel, shell, args, out),
         USAGE,
         "install and remove Debian i386 packages from a repository on the disk",
     )
 
 
-def _pkg(kernel, args: list[str], out: Output) -> int:  # noqa: ANN001 - Kernel
+def _pkg(kernel, shell: Shell, args: list[str], out: Output) -> int:  # noqa: ANN001 - Kernel
     if not args:
         raise UsageError("say what to do")
     action, rest = args[0], args[1:]
@@ -46,7 +46,7 @@ def _pkg(kernel, args: list[str], out: Output) -> int:  # noqa: ANN001 - Kernel
         if arg == "--repo":
             if not rest:
                 raise UsageError("--repo needs a directory")
-            repo = kernel.shell.resolve_path(rest.pop(0))
+            repo = shell.resolve_path(rest.pop(0))
         elif arg.startswith("-"):
             raise UsageError(f"unknown option {arg}")
         else:
@@ -61,9 +61,7 @@ def _pkg(kernel, args: list[str], out: Output) -> int:  # noqa: ANN001 - Kernel
     manager = PackageManager(kernel.fs)
     try:
         return _run(manager, action, names, DirectorySource(kernel.fs, repo), out)
-    except (PkgError, DatabaseError) as error:
-        out.error(f"pkg: {error}")
-    except FsError as error:
+    except (PkgError, DatabaseError, FsError) as error:
         out.error(f"pkg: {error}")
     finally:
         kernel.fs.flush()
