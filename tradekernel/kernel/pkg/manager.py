@@ -29,7 +29,8 @@ import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tradekernel.kernel.fs.fat import FatFs, FsError
+from tradekernel.kernel.fs.fat import FatFs, FsError, InvalidName
+from tradekernel.kernel.fs.fat_dir import check_long_name
 from tradekernel.kernel.pkg.control import ControlError, parse_depends, parse_paragraphs
 from tradekernel.kernel.pkg.database import (
     DB_DIR,
@@ -173,6 +174,11 @@ class PackageManager:
             if key in seen:
                 raise PkgError(f"{deb.name}: {entry.path} appears twice (FAT ignores case)")
             seen.add(key)
+            try:
+                for part in entry.path.split("/")[1:]:
+                    check_long_name(part)
+            except InvalidName as error:
+                raise PkgError(f"{deb.name}: {entry.path}: cannot be stored: {error}") from None
             if entry.kind == DIRECTORY:
                 if not self.fs.exists(entry.path):
                     new_dirs.append(entry.path)
