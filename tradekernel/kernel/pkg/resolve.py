@@ -27,7 +27,9 @@ def _meets(relation: Relation, record: dict[str, str]) -> bool:
     return relation.op is None and relation.name in _provides(record)
 
 
-def best(name: str, available: list[dict[str, str]], relation: Relation | None = None):
+def best(
+    name: str, available: list[dict[str, str]], relation: Relation | None = None
+) -> dict[str, str] | None:
     """The newest record for this machine named `name` (or meeting `relation`), or None."""
     relation = relation or Relation(name)
     fits = [r for r in available if r.get("Architecture") in ARCHITECTURES and _meets(relation, r)]
