@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 need=()
 for pair in nasm:nasm gcc:gcc qemu-system-i386:qemu-system-x86 fsck.fat:dosfstools mdir:mtools \
-            hexdump:bsdextrautils ip:iproute2 ping:iputils-ping dnsmasq:dnsmasq-base; do
+            hexdump:bsdextrautils ip:iproute2 ping:iputils-ping dnsmasq:dnsmasq-base \
+            dpkg-deb:dpkg dpkg-scanpackages:dpkg-dev; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 # tshark reads every --pcap capture the network tests write (zero malformed packets).
@@ -23,3 +24,12 @@ fi
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
+# The package manager's tests read real Debian i386 packages (tests/pkg/debs/, git-ignored),
+# fetched once here through apt; nothing is downloaded at test time.
+if ! ls tests/pkg/debs/busybox-static_*_i386.deb >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  dpkg --print-foreign-architectures | grep -qx i386 || $sudo dpkg --add-architecture i386
+  $sudo apt-get update -qq
+  mkdir -p tests/pkg/debs
+  (cd tests/pkg/debs && apt-get download -qq busybox-static:i386)
+fi

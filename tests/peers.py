@@ -34,6 +34,9 @@ PACKAGES = {
     "ping": "iputils-ping",
     "dnsmasq": "dnsmasq-base",
     "tshark": "tshark",
+    "dpkg": "dpkg",
+    "dpkg-deb": "dpkg",
+    "dpkg-scanpackages": "dpkg-dev",
 }
 
 

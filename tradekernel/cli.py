@@ -20,6 +20,7 @@ from tradekernel import __version__
 from tradekernel.devices.ide import DiskError
 from tradekernel.disktool import disk
 from tradekernel.emu.machine import StopInfo
+from tradekernel.repotool import repo
 from tradekernel.ui.pipe import InputPacer, PlainText, StdinSource
 from tradekernel.ui.scrollback import SERIAL_CHANNEL
 from tradekernel.ui.session import BootOptions, Session, remove_stale_scratch_disks
@@ -73,6 +74,7 @@ def main() -> None:
 
 
 main.add_command(disk)
+main.add_command(repo)
 
 
 @main.command(epilog=BOOT_EPILOG)

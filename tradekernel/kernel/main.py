@@ -43,6 +43,7 @@ from tradekernel.kernel.shell.files import register_file_commands
 from tradekernel.kernel.shell.jobs import JobControl
 from tradekernel.kernel.shell.memory import MemoryCommands, register_ipcs
 from tradekernel.kernel.shell.net import start_network
+from tradekernel.kernel.shell.pkg import register as register_pkg_commands
 from tradekernel.kernel.shell.programs import ProgramCommands
 from tradekernel.kernel.shell.shell import Shell
 from tradekernel.kernel.shell.top import Top
@@ -131,6 +132,7 @@ class Kernel:
         self.on_irq(IRQ_KEYBOARD, self.keyboard.on_irq)
         self._mount_disk()
         register_file_commands(self.shell, self)
+        register_pkg_commands(self.shell, self)  # and finishes an install cut by power loss
         self.processes = ProcessManager(self)
         self.vfs.mount("/dev", DevFs(self.console, self.processes.terminal))
         self.syscall_entry = SyscallEntry(self.processes, Syscalls(self.processes))

@@ -29,5 +29,15 @@ from tradekernel.kernel.net.api import (
 )
 from tradekernel.kernel.net.stack import NetStack
 
-__all__ = ["NetStack", "Link", "Clock", "Timer", "SocketError", "POLLIN", "POLLOUT", "POLLERR",
-           "POLLHUP", "POLLRDHUP"]
+__all__ = [
+    "NetStack",
+    "Link",
+    "Clock",
+    "Timer",
+    "SocketError",
+    "POLLIN",
+    "POLLOUT",
+    "POLLERR",
+    "POLLHUP",
+    "POLLRDHUP",
+]

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from tradekernel.kernel.net.counters import Counters
 
-COMPACT_AT = 4096          # heap entries before cancelled timers are swept out
+COMPACT_AT = 4096  # heap entries before cancelled timers are swept out
 
 # poll(2) bits, Linux i386 values
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLRDHUP = 0x1, 0x2, 0x4, 0x8, 0x10, 0x2000
@@ -69,9 +69,18 @@ class Stack(Protocol):
     def unconfigure(self) -> None: ...
     def is_broadcast(self, dst: int) -> bool: ...
     def source_for(self, dst: int) -> int: ...
-    def ip_output(self, dst: int, proto: int, payload: bytes, *, src: int | None = None,
-                  ttl: int = ..., tos: int = 0, options: bytes = b"", df: bool = False
-                  ) -> None: ...
+    def ip_output(
+        self,
+        dst: int,
+        proto: int,
+        payload: bytes,
+        *,
+        src: int | None = None,
+        ttl: int = ...,
+        tos: int = 0,
+        options: bytes = b"",
+        df: bool = False,
+    ) -> None: ...
 
 
 class SocketError(Exception):
@@ -102,8 +111,9 @@ class Timers:
     already requested, so a busy connection re-arming its RTO costs a heap push, not a kernel
     timer. `run_due` may also be called by a host loop directly (tests, benchmarks)."""
 
-    def __init__(self, clock: Clock, timer: Timer, on_error: Callable[[BaseException], None]
-                 ) -> None:
+    def __init__(
+        self, clock: Clock, timer: Timer, on_error: Callable[[BaseException], None]
+    ) -> None:
         self._clock, self._timer, self._on_error = clock, timer, on_error
         self._heap: list[tuple[int, int, TimerHandle]] = []
         self._order = itertools.count()
@@ -111,7 +121,7 @@ class Timers:
 
     def at(self, deadline: int, fn: Callable[[], None]) -> TimerHandle:
         handle = TimerHandle(deadline, fn)
-        if len(self._heap) >= COMPACT_AT:       # re-armed timers leave cancelled entries behind
+        if len(self._heap) >= COMPACT_AT:  # re-armed timers leave cancelled entries behind
             self._heap = [entry for entry in self._heap if not entry[2].cancelled]
             heapq.heapify(self._heap)
         heapq.heappush(self._heap, (deadline, next(self._order), handle))

@@ -39,7 +39,7 @@ class ArpHost(Protocol):
 
 @dataclass
 class ArpEntry:
-    mac: bytes | None                    # None while resolving
+    mac: bytes | None  # None while resolving
     expires: int = 0
     tries: int = 0
     queue: deque[bytes] = field(default_factory=deque)
@@ -47,8 +47,9 @@ class ArpEntry:
 
 
 class Arp:
-    def __init__(self, host: ArpHost, timers: Timers, clock_ns: Callable[[], int],
-                 counters: Counters) -> None:
+    def __init__(
+        self, host: ArpHost, timers: Timers, clock_ns: Callable[[], int], counters: Counters
+    ) -> None:
         self.host, self.timers, self.now, self.counters = host, timers, clock_ns, counters
         self.cache: OrderedDict[int, ArpEntry] = OrderedDict()
 
@@ -68,7 +69,7 @@ class Arp:
             if sha != self.host.mac:
                 self.counters.inc("arp.conflicts")
             return
-        if spa == 0:                             # an RFC 5227 probe: answer, learn nothing
+        if spa == 0:  # an RFC 5227 probe: answer, learn nothing
             if ours and tpa == ours and op == OP_REQUEST:
                 self._send(OP_REPLY, sha, spa)
             return
@@ -111,7 +112,7 @@ class Arp:
         if entry is not None and entry.mac is not None and entry.expires > self.now():
             self.host.send_frame(entry.mac, ETH_P_IP, packet)
             return
-        if entry is None or entry.mac is not None:     # unknown, or expired: resolve again
+        if entry is None or entry.mac is not None:  # unknown, or expired: resolve again
             if entry is None:
                 self._make_room()
             old_queue = entry.queue if entry else deque()
@@ -142,17 +143,27 @@ class Arp:
         if ours:
             self._send(OP_REQUEST, BROADCAST_MAC, ours, target_mac=b"\0" * 6)
 
-    def _send(self, op: int, dst_mac: bytes, target_ip: int, target_mac: bytes | None = None
-              ) -> None:
+    def _send(
+        self, op: int, dst_mac: bytes, target_ip: int, target_mac: bytes | None = None
+    ) -> None:
         ours = self.host.our_ip()
         if op == OP_REQUEST and target_ip == ours:
-            tha, tpa = b"\0" * 6, ours                  # announcement: sender == target
+            tha, tpa = b"\0" * 6, ours  # announcement: sender == target
         else:
             tha, tpa = (dst_mac if target_mac is None else target_mac), target_ip
         if op == OP_REQUEST and tha == BROADCAST_MAC:
             tha = b"\0" * 6
-        payload = _ARP.pack(1, ETH_P_IP, 6, 4, op, self.host.mac, ours.to_bytes(4, "big"),
-                            tha, tpa.to_bytes(4, "big"))
+        payload = _ARP.pack(
+            1,
+            ETH_P_IP,
+            6,
+            4,
+            op,
+            self.host.mac,
+            ours.to_bytes(4, "big"),
+            tha,
+            tpa.to_bytes(4, "big"),
+        )
         self.counters.inc("arp.out")
         self.host.send_frame(dst_mac, ETH_P_ARP, payload)
 

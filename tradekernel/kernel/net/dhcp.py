@@ -30,12 +30,33 @@ if TYPE_CHECKING:
 CLIENT_PORT, SERVER_PORT = 68, 67
 MAGIC = b"\x63\x82\x53\x63"
 DISCOVER, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE = 1, 2, 3, 4, 5, 6, 7
-OPT_MASK, OPT_ROUTER, OPT_DNS, OPT_HOSTNAME, OPT_DOMAIN, OPT_MTU, OPT_BROADCAST = \
-    1, 3, 6, 12, 15, 26, 28
+OPT_MASK, OPT_ROUTER, OPT_DNS, OPT_HOSTNAME, OPT_DOMAIN, OPT_MTU, OPT_BROADCAST = (
+    1,
+    3,
+    6,
+    12,
+    15,
+    26,
+    28,
+)
 OPT_NTP, OPT_REQUESTED, OPT_LEASE, OPT_OVERLOAD, OPT_TYPE, OPT_SERVER = 42, 50, 51, 52, 53, 54
 OPT_PARAMS, OPT_MAXSIZE, OPT_T1, OPT_T2, OPT_CLIENT_ID = 55, 57, 58, 59, 61
-PARAM_REQUEST = bytes([OPT_MASK, OPT_ROUTER, OPT_DNS, OPT_HOSTNAME, OPT_DOMAIN, OPT_MTU,
-                       OPT_BROADCAST, OPT_NTP, OPT_LEASE, OPT_SERVER, OPT_T1, OPT_T2])
+PARAM_REQUEST = bytes(
+    [
+        OPT_MASK,
+        OPT_ROUTER,
+        OPT_DNS,
+        OPT_HOSTNAME,
+        OPT_DOMAIN,
+        OPT_MTU,
+        OPT_BROADCAST,
+        OPT_NTP,
+        OPT_LEASE,
+        OPT_SERVER,
+        OPT_T1,
+        OPT_T2,
+    ]
+)
 REQUEST_TRIES = 4
 _FIXED = struct.Struct("!BBBBIHHIIII16s64s128s")
 
@@ -68,10 +89,13 @@ class Lease:
 
     def describe(self, now: int) -> list[str]:
         left = max(0, self.obtained_ns + self.lease_ns - now) // params.SECOND
-        return [f"address {ip_str(self.address)}/{self.prefix_len} from {ip_str(self.server)}",
-                "router " + " ".join(map(ip_str, self.routers)),
-                "dns " + " ".join(map(ip_str, self.dns)),
-                f"domain {self.domain}", f"lease {self.lease_ns // params.SECOND} s, {left} s left"]
+        return [
+            f"address {ip_str(self.address)}/{self.prefix_len} from {ip_str(self.server)}",
+            "router " + " ".join(map(ip_str, self.routers)),
+            "dns " + " ".join(map(ip_str, self.dns)),
+            f"domain {self.domain}",
+            f"lease {self.lease_ns // params.SECOND} s, {left} s left",
+        ]
 
 
 def parse_options(data: bytes, into: dict[int, bytes]) -> None:
@@ -85,13 +109,13 @@ def parse_options(data: bytes, into: dict[int, bytes]) -> None:
             continue
         if i + 1 >= len(data) or i + 2 + data[i + 1] > len(data):
             raise Malformed("dhcp.malformed")
-        value = data[i + 2:i + 2 + data[i + 1]]
-        into[code] = into.get(code, b"") + value          # RFC 3396: concatenate repeats
+        value = data[i + 2 : i + 2 + data[i + 1]]
+        into[code] = into.get(code, b"") + value  # RFC 3396: concatenate repeats
         i += 2 + data[i + 1]
 
 
 def _addrs(value: bytes) -> list[int]:
-    return [int.from_bytes(value[i:i + 4], "big") for i in range(0, len(value) - 3, 4)]
+    return [int.from_bytes(value[i : i + 4], "big") for i in range(0, len(value) - 3, 4)]
 
 
 class DhcpClient:
@@ -102,7 +126,7 @@ class DhcpClient:
         self.listeners: list[Callable[[DhcpClient], None]] = []
         self._sock: UdpSocket | None = None
         self._xid = 0
-        self._offer: tuple[int, int] | None = None      # (address, server)
+        self._offer: tuple[int, int] | None = None  # (address, server)
         self._tries = 0
         self._started = 0
         self._timers: list[TimerHandle] = []
@@ -123,8 +147,12 @@ class DhcpClient:
     def release(self) -> None:
         if self.lease is not None and self.stack.addr == self.lease.address:
             self._xid = self.stack.rng.getrandbits(32)
-            self._send(RELEASE, self.lease.server, ciaddr=self.lease.address,
-                       extra={OPT_SERVER: self.lease.server.to_bytes(4, "big")})
+            self._send(
+                RELEASE,
+                self.lease.server,
+                ciaddr=self.lease.address,
+                extra={OPT_SERVER: self.lease.server.to_bytes(4, "big")},
+            )
         self.stop()
 
     def stop(self) -> None:
@@ -143,9 +171,9 @@ class DhcpClient:
             sock = self.stack.open("udp")
             sock.setsockopt(SOL_SOCKET, SO_BROADCAST, 1)
             sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
-            sock.bind(("", CLIENT_PORT))                       # type: ignore[attr-defined]
+            sock.bind(("", CLIENT_PORT))  # type: ignore[attr-defined]
             sock.set_callback(lambda _s: self._drain())
-            self._sock = sock                                  # type: ignore[assignment]
+            self._sock = sock  # type: ignore[assignment]
 
     def _enter(self, state: DhcpState) -> None:
         self.state = state
@@ -188,8 +216,11 @@ class DhcpClient:
             self._discover()
             return
         addr, server = self._offer
-        self._send(REQUEST, 0xFFFFFFFF, extra={OPT_REQUESTED: addr.to_bytes(4, "big"),
-                                               OPT_SERVER: server.to_bytes(4, "big")})
+        self._send(
+            REQUEST,
+            0xFFFFFFFF,
+            extra={OPT_REQUESTED: addr.to_bytes(4, "big"), OPT_SERVER: server.to_bytes(4, "big")},
+        )
         self._after(self._jittered(), self._retry_request)
 
     def _retry_request(self) -> None:
@@ -201,15 +232,20 @@ class DhcpClient:
         self._xid = self.stack.rng.getrandbits(32)
         self._send(REQUEST, dst, ciaddr=self.lease.address)
 
-    def _send(self, kind: int, dst: int, ciaddr: int = 0, extra: dict[int, bytes] | None = None
-              ) -> None:
+    def _send(
+        self, kind: int, dst: int, ciaddr: int = 0, extra: dict[int, bytes] | None = None
+    ) -> None:
         if self._sock is None:
             return
         mac = self.stack.mac
         secs = min(0xFFFF, (self.stack.now() - self._started) // params.SECOND)
         flags = 0 if ciaddr else 0x8000
-        msg = bytearray(_FIXED.pack(1, 1, 6, 0, self._xid, secs, flags, ciaddr, 0, 0, 0,
-                                    mac + b"\0" * 10, b"", b"") + MAGIC)
+        msg = bytearray(
+            _FIXED.pack(
+                1, 1, 6, 0, self._xid, secs, flags, ciaddr, 0, 0, 0, mac + b"\0" * 10, b"", b""
+            )
+            + MAGIC
+        )
         opts: dict[int, bytes] = {OPT_TYPE: bytes([kind]), OPT_CLIENT_ID: b"\x01" + mac}
         if kind in (DISCOVER, REQUEST):
             opts[OPT_PARAMS] = PARAM_REQUEST
@@ -218,7 +254,7 @@ class DhcpClient:
         for code, value in opts.items():
             msg += bytes([code, len(value)]) + value
         msg += b"\xff"
-        msg += b"\0" * max(0, 300 - len(msg))                  # BOOTP minimum size
+        msg += b"\0" * max(0, 300 - len(msg))  # BOOTP minimum size
         try:
             self._sock.sendto(bytes(msg), (ip_str(dst), SERVER_PORT))
             self.stack.counters.inc("dhcp.out")
@@ -235,15 +271,16 @@ class DhcpClient:
                 self.stack.counters.inc(bad.counter)
 
     def _input(self, data: bytes) -> None:
-        if len(data) < _FIXED.size + 4 or data[_FIXED.size:_FIXED.size + 4] != MAGIC:
+        if len(data) < _FIXED.size + 4 or data[_FIXED.size : _FIXED.size + 4] != MAGIC:
             raise Malformed("dhcp.malformed")
-        op, _ht, hlen, _hops, xid, _secs, _fl, _ci, yiaddr, _si, _gi, chaddr, sname, file_ = \
+        op, _ht, hlen, _hops, xid, _secs, _fl, _ci, yiaddr, _si, _gi, chaddr, sname, file_ = (
             _FIXED.unpack_from(data)
+        )
         if op != 2 or xid != self._xid or hlen != 6 or chaddr[:6] != self.stack.mac:
             self.stack.counters.inc("dhcp.ignored")
             return
         opts: dict[int, bytes] = {}
-        parse_options(data[_FIXED.size + 4:], opts)
+        parse_options(data[_FIXED.size + 4 :], opts)
         overload = opts.get(OPT_OVERLOAD, b"\0")[:1]
         if overload and overload[0] & 1:
             parse_options(file_, opts)
@@ -259,8 +296,11 @@ class DhcpClient:
             self._tries = 0
             self._enter(DhcpState.REQUESTING)
             self._request_selected()
-        elif kind == ACK and self.state in (DhcpState.REQUESTING, DhcpState.RENEWING,
-                                            DhcpState.REBINDING):
+        elif kind == ACK and self.state in (
+            DhcpState.REQUESTING,
+            DhcpState.RENEWING,
+            DhcpState.REBINDING,
+        ):
             self._bind(yiaddr, server, opts)
         elif kind == NAK and self.state is not DhcpState.BOUND:
             self.stack.log("dhcp: NAK, starting over")
@@ -275,25 +315,42 @@ class DhcpClient:
             raise Malformed("dhcp.malformed")
         lease_s = int.from_bytes(opts.get(OPT_LEASE, b"\xff\xff\xff\xff")[:4], "big")
         lease_ns = max(lease_s * params.SECOND, params.DHCP_MIN_LEASE)
-        t1 = int.from_bytes(opts[OPT_T1][:4], "big") * params.SECOND if OPT_T1 in opts \
+        t1 = (
+            int.from_bytes(opts[OPT_T1][:4], "big") * params.SECOND
+            if OPT_T1 in opts
             else lease_ns // 2
-        t2 = int.from_bytes(opts[OPT_T2][:4], "big") * params.SECOND if OPT_T2 in opts \
+        )
+        t2 = (
+            int.from_bytes(opts[OPT_T2][:4], "big") * params.SECOND
+            if OPT_T2 in opts
             else lease_ns * 7 // 8
+        )
         t2 = min(t2, lease_ns)
         t1 = min(t1, t2)
         mask = int.from_bytes(opts.get(OPT_MASK, b"\xff\xff\xff\0")[:4], "big")
         prefix = bin(mask).count("1")
-        lease = Lease(yiaddr, prefix, server or (self.lease.server if self.lease else 0),
-                      lease_ns, t1, t2, self.stack.now(),
-                      routers=_addrs(opts.get(OPT_ROUTER, b"")),
-                      dns=_addrs(opts.get(OPT_DNS, b"")), ntp=_addrs(opts.get(OPT_NTP, b"")),
-                      domain=opts.get(OPT_DOMAIN, b"").decode("ascii", "replace"),
-                      hostname=opts.get(OPT_HOSTNAME, b"").decode("ascii", "replace"),
-                      mtu=int.from_bytes(opts.get(OPT_MTU, b"\0\0")[:2], "big"),
-                      broadcast=int.from_bytes(opts.get(OPT_BROADCAST, b"\0\0\0\0")[:4], "big"))
+        lease = Lease(
+            yiaddr,
+            prefix,
+            server or (self.lease.server if self.lease else 0),
+            lease_ns,
+            t1,
+            t2,
+            self.stack.now(),
+            routers=_addrs(opts.get(OPT_ROUTER, b"")),
+            dns=_addrs(opts.get(OPT_DNS, b"")),
+            ntp=_addrs(opts.get(OPT_NTP, b"")),
+            domain=opts.get(OPT_DOMAIN, b"").decode("ascii", "replace"),
+            hostname=opts.get(OPT_HOSTNAME, b"").decode("ascii", "replace"),
+            mtu=int.from_bytes(opts.get(OPT_MTU, b"\0\0")[:2], "big"),
+            broadcast=int.from_bytes(opts.get(OPT_BROADCAST, b"\0\0\0\0")[:4], "big"),
+        )
         self._cancel()
-        changed = self.lease is None or (self.lease.address, self.lease.prefix_len,
-                                         self.lease.routers) != (yiaddr, prefix, lease.routers)
+        changed = self.lease is None or (
+            self.lease.address,
+            self.lease.prefix_len,
+            self.lease.routers,
+        ) != (yiaddr, prefix, lease.routers)
         self.lease = lease
         if changed or self.stack.addr != yiaddr:
             self.stack.configure(yiaddr, prefix, lease.routers[0] if lease.routers else None)

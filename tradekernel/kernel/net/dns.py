@@ -39,7 +39,7 @@ class DnsQuery:
     name: str
     done: bool = False
     addresses: list[str] = field(default_factory=list)
-    error: str = ""                        # "" when addresses were found
+    error: str = ""  # "" when addresses were found
     callback: Callable[[DnsQuery], None] | None = None
     tries: int = 0
     ident: int = 0
@@ -83,13 +83,16 @@ def decode_name(msg: bytes, offset: int) -> tuple[str, int]:
         total += size + 1
         if total > MAX_NAME or offset + 1 + size > len(msg):
             raise Malformed("dns.malformed")
-        labels.append(msg[offset + 1:offset + 1 + size].decode("ascii", "replace"))
+        labels.append(msg[offset + 1 : offset + 1 + size].decode("ascii", "replace"))
         offset += 1 + size
 
 
 def build_query(ident: int, name: str) -> bytes:
-    return struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0) + encode_name(name) + \
-        struct.pack("!HH", TYPE_A, CLASS_IN)
+    return (
+        struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0)
+        + encode_name(name)
+        + struct.pack("!HH", TYPE_A, CLASS_IN)
+    )
 
 
 def parse_response(msg: bytes, ident: int, name: str) -> tuple[int, list[int], int]:
@@ -104,8 +107,11 @@ def parse_response(msg: bytes, ident: int, name: str) -> tuple[int, list[int], i
     if qd != 1 or an + ns > MAX_RECORDS:
         raise Malformed("dns.malformed")
     qname, off = decode_name(msg, 12)
-    if off + 4 > len(msg) or qname.lower() != name.lower().rstrip(".") or \
-            struct.unpack_from("!HH", msg, off) != (TYPE_A, CLASS_IN):
+    if (
+        off + 4 > len(msg)
+        or qname.lower() != name.lower().rstrip(".")
+        or struct.unpack_from("!HH", msg, off) != (TYPE_A, CLASS_IN)
+    ):
         raise Malformed("dns.mismatched")
     off += 4
     rcode = flags & 0xF
@@ -122,13 +128,13 @@ def parse_response(msg: bytes, ident: int, name: str) -> tuple[int, list[int], i
         records.append((rname.lower(), rtype, rclass, rttl, off, rdlen))
         off += rdlen
     answers, authority = records[:an], records[an:]
-    for _ in range(MAX_RECORDS):                   # follow the CNAME chain, bounded
+    for _ in range(MAX_RECORDS):  # follow the CNAME chain, bounded
         step = None
         for rname, rtype, rclass, rttl, roff, rdlen in answers:
             if rname != target or rclass != CLASS_IN:
                 continue
             if rtype == TYPE_A and rdlen == 4:
-                addresses.append(int.from_bytes(msg[roff:roff + 4], "big"))
+                addresses.append(int.from_bytes(msg[roff : roff + 4], "big"))
                 ttl = min(ttl, rttl)
             elif rtype == TYPE_CNAME:
                 step = decode_name(msg, roff)[0].lower()
@@ -140,7 +146,7 @@ def parse_response(msg: bytes, ident: int, name: str) -> tuple[int, list[int], i
         ttl = params.DNS_NEGATIVE_TTL // params.SECOND
         for _rname, rtype, _rc, rttl, roff, rdlen in authority:
             if rtype == TYPE_SOA and rdlen >= 22:
-                minimum = int.from_bytes(msg[roff + rdlen - 4:roff + rdlen], "big")
+                minimum = int.from_bytes(msg[roff + rdlen - 4 : roff + rdlen], "big")
                 ttl = min(ttl, rttl, minimum)
     return rcode, addresses, ttl
 
@@ -190,13 +196,13 @@ class Resolver:
         query.ident = self.stack.rng.getrandbits(16)
         sock = self.stack.open("udp")
         try:
-            sock.connect((ip_str(server), 53))                     # type: ignore[attr-defined]
-            sock.send(build_query(query.ident, query.name))        # type: ignore[attr-defined]
+            sock.connect((ip_str(server), 53))  # type: ignore[attr-defined]
+            sock.send(build_query(query.ident, query.name))  # type: ignore[attr-defined]
         except SocketError as exc:
-            sock.close()                                           # type: ignore[attr-defined]
+            sock.close()  # type: ignore[attr-defined]
             self._finish(query, f"cannot send: {errno.errorcode.get(exc.errno, exc.errno)}")
             return
-        query.sock = sock                                          # type: ignore[assignment]
+        query.sock = sock  # type: ignore[assignment]
         sock.set_callback(lambda _s: self._receive(query))
         self.stack.counters.inc("dns.queries")
         query.timer = self.stack.timers.after(params.DNS_TIMEOUT, lambda: self._timeout(query))
@@ -210,7 +216,7 @@ class Resolver:
         sock = query.sock
         if sock is None or query.done:
             return
-        if sock.error:                                # ICMP port unreachable from the server
+        if sock.error:  # ICMP port unreachable from the server
             sock.take_error()
             self._retry_now(query)
             return

@@ -51,8 +51,9 @@ class Icmp:
             if hdr.dst != self.stack.addr:
                 c.inc("icmp.echo_ignored_broadcast")
                 return
-            self.stack.ip_output(hdr.src, PROTO_ICMP, build(ECHO_REPLY, 0, payload[4:8],
-                                                            payload[8:]))
+            self.stack.ip_output(
+                hdr.src, PROTO_ICMP, build(ECHO_REPLY, 0, payload[4:8], payload[8:])
+            )
             c.inc("icmp.out_echo_replies")
         elif icmp_type == ECHO_REPLY:
             ident = int.from_bytes(payload[4:6], "big")
@@ -71,7 +72,7 @@ class Icmp:
         hlen = (quoted[0] & 0xF) * 4
         proto = quoted[9]
         src, dst = int.from_bytes(quoted[12:16], "big"), int.from_bytes(quoted[16:20], "big")
-        head = quoted[hlen:hlen + 8]
+        head = quoted[hlen : hlen + 8]
         if proto == PROTO_UDP:
             self.stack.udp.icmp_error(icmp_type, code, src, dst, head)
         elif proto == PROTO_TCP:
@@ -81,13 +82,21 @@ class Icmp:
         """An ICMP error about a received datagram, within RFC 1122 3.2.2's limits."""
         stack, c = self.stack, self.stack.counters
         if hdr.proto == PROTO_ICMP and (len(payload) < 1 or payload[0] not in (0, 8, 13, 15, 17)):
-            return                                          # never about an ICMP error
-        if (hdr.flags_frag & 0x1FFF) or not hdr.src or stack.is_broadcast(hdr.dst) \
-                or stack.is_broadcast(hdr.src) or hdr.dst >> 28 == 0xE or hdr.src >> 28 == 0xE:
+            return  # never about an ICMP error
+        if (
+            (hdr.flags_frag & 0x1FFF)
+            or not hdr.src
+            or stack.is_broadcast(hdr.dst)
+            or stack.is_broadcast(hdr.src)
+            or hdr.dst >> 28 == 0xE
+            or hdr.src >> 28 == 0xE
+        ):
             return
         now = stack.now()
-        self._tokens = min(float(params.ICMP_ERROR_RATE), self._tokens + (now - self._tokens_at)
-                           * params.ICMP_ERROR_RATE / 1e9)
+        self._tokens = min(
+            float(params.ICMP_ERROR_RATE),
+            self._tokens + (now - self._tokens_at) * params.ICMP_ERROR_RATE / 1e9,
+        )
         self._tokens_at = now
         if self._tokens < 1:
             c.inc("icmp.out_rate_limited")
@@ -151,5 +160,3 @@ class IcmpSocket(Socket):
         if not self.closed:
             self.closed = True
             self.stack.icmp.sockets.pop(self.ident, None)
-
-

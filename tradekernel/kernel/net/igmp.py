@@ -45,8 +45,7 @@ class Igmp:
         return group == ALL_HOSTS or group in self.groups
 
     def mac_wanted(self, mac: bytes) -> bool:
-        return mac == multicast_mac(ALL_HOSTS) or any(
-            multicast_mac(g) == mac for g in self.groups)
+        return mac == multicast_mac(ALL_HOSTS) or any(multicast_mac(g) == mac for g in self.groups)
 
     def join(self, group: int) -> None:
         if not is_multicast(group):
@@ -61,8 +60,9 @@ class Igmp:
             raise SocketError(errno.ENOBUFS, "too many multicast groups")
         entry = self.groups[group] = Membership()
         self._report(group)
-        entry.timer = self.stack.timers.after(params.IGMP_UNSOLICITED_INTERVAL,
-                                              lambda: self._report(group))
+        entry.timer = self.stack.timers.after(
+            params.IGMP_UNSOLICITED_INTERVAL, lambda: self._report(group)
+        )
 
     def report_all(self) -> None:
         """Announce every membership again (the interface just got an address)."""

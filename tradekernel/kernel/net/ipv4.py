@@ -42,7 +42,7 @@ class IPHeader:
     header_len: int
     total_len: int
     flags_frag: int
-    raw: bytes           # the header bytes as received (for ICMP error quoting)
+    raw: bytes  # the header bytes as received (for ICMP error quoting)
 
 
 def parse_header(packet: bytes) -> IPHeader:
@@ -58,17 +58,48 @@ def parse_header(packet: bytes) -> IPHeader:
         raise Malformed("ip.bad_total_length")
     if checksum(packet[:hlen]):
         raise Malformed("ip.bad_checksum")
-    return IPHeader(int.from_bytes(src, "big"), int.from_bytes(dst, "big"), proto, ttl, ident,
-                    tos, hlen, total, ff, bytes(packet[:hlen]))
+    return IPHeader(
+        int.from_bytes(src, "big"),
+        int.from_bytes(dst, "big"),
+        proto,
+        ttl,
+        ident,
+        tos,
+        hlen,
+        total,
+        ff,
+        bytes(packet[:hlen]),
+    )
 
 
-def build_header(src: int, dst: int, proto: int, payload_len: int, ident: int, ttl: int,
-                 flags_frag: int = 0, tos: int = 0, options: bytes = b"") -> bytes:
+def build_header(
+    src: int,
+    dst: int,
+    proto: int,
+    payload_len: int,
+    ident: int,
+    ttl: int,
+    flags_frag: int = 0,
+    tos: int = 0,
+    options: bytes = b"",
+) -> bytes:
     if len(options) % 4:
         options += b"\0" * (4 - len(options) % 4)
     hlen = 20 + len(options)
-    hdr = bytearray(_HDR.pack((4 << 4) | (hlen // 4), tos, hlen + payload_len, ident, flags_frag,
-                              ttl, proto, 0, src.to_bytes(4, "big"), dst.to_bytes(4, "big")))
+    hdr = bytearray(
+        _HDR.pack(
+            (4 << 4) | (hlen // 4),
+            tos,
+            hlen + payload_len,
+            ident,
+            flags_frag,
+            ttl,
+            proto,
+            0,
+            src.to_bytes(4, "big"),
+            dst.to_bytes(4, "big"),
+        )
+    )
     hdr += options
     struct.pack_into("!H", hdr, 10, checksum(hdr))
     return bytes(hdr)
@@ -78,7 +109,7 @@ def build_header(src: int, dst: int, proto: int, payload_len: int, ident: int, t
 class Route:
     dest: int
     prefix_len: int
-    gateway: int          # 0: directly connected
+    gateway: int  # 0: directly connected
     metric: int = 0
 
     def matches(self, addr: int) -> bool:
@@ -111,8 +142,8 @@ class RoutingTable:
 @dataclass
 class _Partial:
     first_seen: int
-    pieces: dict[int, bytes] = field(default_factory=dict)   # offset -> data
-    total: int | None = None                                 # payload length, once last seen
+    pieces: dict[int, bytes] = field(default_factory=dict)  # offset -> data
+    total: int | None = None  # payload length, once last seen
     size: int = 0
     first_header: IPHeader | None = None
     timer: TimerHandle | None = None
@@ -121,8 +152,13 @@ class _Partial:
 class Reassembler:
     """Holds fragments per (src, dst, proto, id) under global limits; returns whole payloads."""
 
-    def __init__(self, timers: Timers, now: Callable[[], int], counters: Counters,
-                 on_timeout: Callable[[IPHeader, bytes], None]) -> None:
+    def __init__(
+        self,
+        timers: Timers,
+        now: Callable[[], int],
+        counters: Counters,
+        on_timeout: Callable[[IPHeader, bytes], None],
+    ) -> None:
         self.timers, self.now, self.counters, self.on_timeout = timers, now, counters, on_timeout
         self.queues: OrderedDict[tuple[int, int, int, int], _Partial] = OrderedDict()
         self.memory = 0
@@ -137,8 +173,10 @@ class Reassembler:
             return None
         part = self.queues.get(key)
         if part is None:
-            while (len(self.queues) >= params.IP_REASM_MAX_QUEUES
-                   or self.memory + len(data) > params.IP_REASM_MAX_BYTES) and self.queues:
+            while (
+                len(self.queues) >= params.IP_REASM_MAX_QUEUES
+                or self.memory + len(data) > params.IP_REASM_MAX_BYTES
+            ) and self.queues:
                 self._drop(next(iter(self.queues)), "ip.reasm_evicted")
             if len(data) > params.IP_REASM_MAX_BYTES:
                 return None
@@ -188,5 +226,5 @@ class Reassembler:
         if part is None:
             return
         self._drop(key, "ip.reasm_timeout")
-        if part.first_header is not None:                 # RFC 792: time exceeded, code 1
+        if part.first_header is not None:  # RFC 792: time exceeded, code 1
             self.on_timeout(part.first_header, part.pieces[0])

@@ -51,8 +51,15 @@ LOG_LINES = 200
 
 
 class NetStack:
-    def __init__(self, link: Link, clock: Clock, timer: Timer, *, seed: int = 0,
-                 log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        link: Link,
+        clock: Clock,
+        timer: Timer,
+        *,
+        seed: int = 0,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.link, self.clock = link, clock
         self.mac = bytes(link.mac)
         self.counters = Counters()
@@ -106,8 +113,9 @@ class NetStack:
             self.routes.add(Route(0, 0, gateway))
         self.arp.announce()
         self.igmp.report_all()
-        self.log(f"net: {ip_str(addr)}/{prefix_len}"
-                 + (f" via {ip_str(gateway)}" if gateway else ""))
+        self.log(
+            f"net: {ip_str(addr)}/{prefix_len}" + (f" via {ip_str(gateway)}" if gateway else "")
+        )
 
     def unconfigure(self) -> None:
         self.routes.routes.clear()
@@ -120,11 +128,18 @@ class NetStack:
     def interface(self) -> dict[str, object]:
         """What `ifconfig` shows: addresses, MTU and the link's packet and byte counts."""
         c = self.counters
-        return {"mac": mac_str(self.mac), "addr": ip_str(self.addr), "prefix_len": self.prefix_len,
-                "broadcast": ip_str(self.broadcast_addr()), "mtu": self.mtu,
-                "rx_packets": c["eth.in"], "rx_bytes": c["eth.in_bytes"],
-                "tx_packets": c["eth.out"], "tx_bytes": c["eth.out_bytes"],
-                "groups": [ip_str(g) for g in self.igmp.groups]}
+        return {
+            "mac": mac_str(self.mac),
+            "addr": ip_str(self.addr),
+            "prefix_len": self.prefix_len,
+            "broadcast": ip_str(self.broadcast_addr()),
+            "mtu": self.mtu,
+            "rx_packets": c["eth.in"],
+            "rx_bytes": c["eth.in_bytes"],
+            "tx_packets": c["eth.out"],
+            "tx_bytes": c["eth.out_bytes"],
+            "groups": [ip_str(g) for g in self.igmp.groups],
+        }
 
     def socket_table(self) -> list[dict[str, object]]:
         """What `netstat` shows: one row per TCP listener/connection and UDP socket."""
@@ -132,9 +147,16 @@ class NetStack:
         for port, socks in sorted(self.udp.ports.items()):
             for sock in socks:
                 peer = f"{ip_str(sock.peer[0])}:{sock.peer[1]}" if sock.peer else "*:*"
-                rows.append({"proto": "udp", "state": "", "recv_q": sock.queued_bytes,
-                             "send_q": 0, "local": f"{ip_str(sock.local_ip)}:{port}",
-                             "peer": peer})
+                rows.append(
+                    {
+                        "proto": "udp",
+                        "state": "",
+                        "recv_q": sock.queued_bytes,
+                        "send_q": 0,
+                        "local": f"{ip_str(sock.local_ip)}:{port}",
+                        "peer": peer,
+                    }
+                )
         return rows
 
     def open(self, kind: str) -> Socket:
@@ -155,7 +177,7 @@ class NetStack:
         except Malformed as bad:
             self.counters.inc(bad.counter)
         except SocketError:
-            self.counters.inc("ip.reply_unroutable")   # an answer we have no route for
+            self.counters.inc("ip.reply_unroutable")  # an answer we have no route for
         except Exception as exc:  # containment: a protocol bug drops one packet, not the kernel
             self._internal_error(exc)
 
@@ -192,7 +214,7 @@ class NetStack:
     def ip_input(self, packet: bytes) -> None:
         hdr = parse_header(packet)
         self.counters.inc("ip.in_receives")
-        payload = packet[hdr.header_len:hdr.total_len]
+        payload = packet[hdr.header_len : hdr.total_len]
         if is_multicast(hdr.src) or hdr.src == LIMITED_BROADCAST:
             raise Malformed("ip.bad_source")
         if not self._for_us(hdr.dst):
@@ -222,8 +244,9 @@ class NetStack:
             return True
         if is_multicast(dst):
             return self.igmp.member(dst)
-        return bool(self.addr) and (dst == self.addr or dst == self.broadcast_addr()
-                                    or dst >> 24 == 127)
+        return bool(self.addr) and (
+            dst == self.addr or dst == self.broadcast_addr() or dst >> 24 == 127
+        )
 
     def is_broadcast(self, dst: int) -> bool:
         return dst == LIMITED_BROADCAST or (bool(self.addr) and dst == self.broadcast_addr())
@@ -240,13 +263,22 @@ class NetStack:
             raise SocketError(errno.ENETUNREACH, f"no route to {ip_str(dst)}")
         return self.addr
 
-    def ip_output(self, dst: int, proto: int, payload: bytes, *, src: int | None = None,
-                  ttl: int = params.IP_DEFAULT_TTL, tos: int = 0, options: bytes = b"",
-                  df: bool = False) -> None:
+    def ip_output(
+        self,
+        dst: int,
+        proto: int,
+        payload: bytes,
+        *,
+        src: int | None = None,
+        ttl: int = params.IP_DEFAULT_TTL,
+        tos: int = 0,
+        options: bytes = b"",
+        df: bool = False,
+    ) -> None:
         """Route, build and send one datagram, fragmenting it to the MTU."""
         src = self.addr if src is None else src
         if dst == self.addr or dst >> 24 == 127:
-            next_mac: bytes | None = None            # loopback, delivered after this call
+            next_mac: bytes | None = None  # loopback, delivered after this call
         elif dst == LIMITED_BROADCAST or self.is_broadcast(dst):
             next_mac = BROADCAST_MAC
         elif is_multicast(dst):
@@ -257,7 +289,7 @@ class NetStack:
                 self.counters.inc("ip.out_no_routes")
                 raise SocketError(errno.ENETUNREACH, f"no route to {ip_str(dst)}")
             next_hop = route.gateway or dst
-            next_mac = b""                              # resolved by ARP
+            next_mac = b""  # resolved by ARP
         if len(payload) + 20 + len(options) > params.IP_MAX_DATAGRAM:
             raise SocketError(errno.EMSGSIZE, "datagram too large")
         ident = self._ip_ident
@@ -268,11 +300,23 @@ class NetStack:
             raise SocketError(errno.EMSGSIZE, "larger than the MTU with DF set")
         offset = 0
         while True:
-            chunk = payload[offset:offset + room]
+            chunk = payload[offset : offset + room]
             more = offset + len(chunk) < len(payload)
             flags = (FLAG_DF if df else 0) | (FLAG_MF if more else 0) | (offset // 8)
-            packet = build_header(src, dst, proto, len(chunk), ident, ttl, flags, tos,
-                                  options if offset == 0 else b"") + chunk
+            packet = (
+                build_header(
+                    src,
+                    dst,
+                    proto,
+                    len(chunk),
+                    ident,
+                    ttl,
+                    flags,
+                    tos,
+                    options if offset == 0 else b"",
+                )
+                + chunk
+            )
             self.counters.inc("ip.out_requests" if offset == 0 else "ip.frag_creates")
             if next_mac is None:
                 self.timers.after(0, lambda p=packet: self.receive_ip_loopback(p))
@@ -297,4 +341,4 @@ class NetStack:
                 hdr = parse_header(packet)
             except Malformed:
                 continue
-            self.icmp.deliver_error(3, 1, packet[:hdr.header_len + 8])
+            self.icmp.deliver_error(3, 1, packet[: hdr.header_len + 8])

@@ -64,7 +64,7 @@ from tradekernel.kernel.net.wire import (
 
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 MAX_WSCALE = 14
-Key = tuple[int, int, int, int]          # local ip, local port, remote ip, remote port
+Key = tuple[int, int, int, int]  # local ip, local port, remote ip, remote port
 
 
 class State(enum.Enum):
@@ -81,8 +81,15 @@ class State(enum.Enum):
     TIME_WAIT = "TIME_WAIT"
 
 
-SYNCHRONIZED = {State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT,
-                State.CLOSING, State.LAST_ACK, State.TIME_WAIT}
+SYNCHRONIZED = {
+    State.ESTABLISHED,
+    State.FIN_WAIT_1,
+    State.FIN_WAIT_2,
+    State.CLOSE_WAIT,
+    State.CLOSING,
+    State.LAST_ACK,
+    State.TIME_WAIT,
+}
 CAN_RECEIVE = {State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2}
 CAN_SEND = {State.ESTABLISHED, State.CLOSE_WAIT}
 
@@ -128,20 +135,32 @@ def parse_segment(hdr: IPHeader, payload: bytes) -> Segment:
             raise Malformed("tcp.bad_options")
         size = opts[i + 1]
         if kind == 2 and size == 4:
-            seg.mss = int.from_bytes(opts[i + 2:i + 4], "big")
+            seg.mss = int.from_bytes(opts[i + 2 : i + 4], "big")
         elif kind == 3 and size == 3:
             seg.wscale = min(opts[i + 2], MAX_WSCALE)
         i += size
     return seg
 
 
-def build_segment(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags: int,
-                  wnd: int, data: bytes = b"", options: bytes = b"") -> bytes:
+def build_segment(
+    src: int,
+    dst: int,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    wnd: int,
+    data: bytes = b"",
+    options: bytes = b"",
+) -> bytes:
     doff = (20 + len(options)) // 4
-    seg = bytearray(struct.pack("!HHIIHHHH", sport, dport, seq, ack, (doff << 12) | flags, wnd,
-                                0, 0) + options + data)
-    struct.pack_into("!H", seg, 16, checksum(seg, pseudo_header_sum(src, dst, PROTO_TCP,
-                                                                    len(seg))))
+    seg = bytearray(
+        struct.pack("!HHIIHHHH", sport, dport, seq, ack, (doff << 12) | flags, wnd, 0, 0)
+        + options
+        + data
+    )
+    struct.pack_into("!H", seg, 16, checksum(seg, pseudo_header_sum(src, dst, PROTO_TCP, len(seg))))
     return bytes(seg)
 
 
@@ -161,10 +180,15 @@ class Tcp:
         c.inc("tcp.in_segs")
         key = (hdr.dst, seg.dport, hdr.src, seg.sport)
         sock = self.conns.get(key)
-        if sock is not None and sock.state is State.TIME_WAIT and seg.flags & SYN \
-                and not seg.flags & (ACK | RST) and seq_lt(sock.rcv_nxt, seg.seq) \
-                and seg.dport in self.listeners:
-            sock.destroy()                                     # RFC 6191: a new incarnation
+        if (
+            sock is not None
+            and sock.state is State.TIME_WAIT
+            and seg.flags & SYN
+            and not seg.flags & (ACK | RST)
+            and seq_lt(sock.rcv_nxt, seg.seq)
+            and seg.dport in self.listeners
+        ):
+            sock.destroy()  # RFC 6191: a new incarnation
             sock = None
         if sock is None:
             listener = self.listeners.get(seg.dport)
@@ -184,8 +208,11 @@ class Tcp:
             seq, ack, flags = seg.ack, 0, RST
         else:
             seq, ack, flags = 0, seq_add(seg.seq, seg.length), RST | ACK
-        self.stack.ip_output(hdr.src, PROTO_TCP, build_segment(
-            hdr.dst, hdr.src, seg.dport, seg.sport, seq, ack, flags, 0))
+        self.stack.ip_output(
+            hdr.src,
+            PROTO_TCP,
+            build_segment(hdr.dst, hdr.src, seg.dport, seg.sport, seq, ack, flags, 0),
+        )
         self.stack.counters.inc("tcp.out_rsts")
 
     def icmp_error(self, icmp_type: int, code: int, src: int, dst: int, head: bytes) -> None:
@@ -194,7 +221,7 @@ class Tcp:
         self.stack.counters.inc("tcp.icmp_errors")
         if sock is None or not (seq_le(sock.snd_una, seq) and seq_lt(seq, sock.snd_max)):
             return
-        hard = icmp_type == 3 and code in (2, 3, 4)       # RFC 1122 4.2.3.9
+        hard = icmp_type == 3 and code in (2, 3, 4)  # RFC 1122 4.2.3.9
         err = errno.ECONNREFUSED if hard else errno.EHOSTUNREACH
         if sock.state is State.SYN_SENT and (hard or code == 1):
             sock.abort(err)
@@ -214,10 +241,12 @@ class Tcp:
             else:
                 raise SocketError(errno.EADDRINUSE, "no free TCP port")
         for other in self.bound.get(port, ()):
-            reuse = sock.options.get((SOL_SOCKET, SO_REUSEADDR)) and \
-                other.state is not State.LISTEN
-            if not reuse and other.state is not State.TIME_WAIT and \
-                    (other.local_ip in (0, ip) or ip == 0):
+            reuse = sock.options.get((SOL_SOCKET, SO_REUSEADDR)) and other.state is not State.LISTEN
+            if (
+                not reuse
+                and other.state is not State.TIME_WAIT
+                and (other.local_ip in (0, ip) or ip == 0)
+            ):
                 raise SocketError(errno.EADDRINUSE, f"TCP port {port} in use")
         self.bound.setdefault(port, []).append(sock)
         return port
@@ -269,7 +298,7 @@ class TcpSocket(Socket):
         self.snd_wscale = self.rcv_wscale = 0
         self.snd_wscale_ok = False
         self.sndbuf = bytearray()
-        self.buf_seq = 0                      # sequence number of sndbuf[0]
+        self.buf_seq = 0  # sequence number of sndbuf[0]
         self.fin_queued = self.fin_acked = False
         self.mss = params.TCP_MSS_DEFAULT
         self.cwnd = self.ssthresh = 0
@@ -279,7 +308,7 @@ class TcpSocket(Socket):
         # receive side
         self.irs = self.rcv_nxt = self.rcv_adv = 0
         self.rcvbuf = bytearray()
-        self.ooo: dict[int, tuple[bytes, bool]] = {}     # seq -> (data, fin)
+        self.ooo: dict[int, tuple[bytes, bool]] = {}  # seq -> (data, fin)
         self.fin_received = False
         self.read_shut = self.write_shut = False
         self.ack_pending = 0
@@ -295,7 +324,7 @@ class TcpSocket(Socket):
         self.delack_timer: TimerHandle | None = None
         self.persist_timer: TimerHandle | None = None
         self.keepalive_timer: TimerHandle | None = None
-        self.wait_timer: TimerHandle | None = None    # TIME_WAIT / orphan FIN_WAIT_2
+        self.wait_timer: TimerHandle | None = None  # TIME_WAIT / orphan FIN_WAIT_2
         self.keep_probes = 0
         self.last_recv = 0
         self.orphan = False
@@ -367,8 +396,13 @@ class TcpSocket(Socket):
         self.check_open()
         if self.error:
             raise SocketError(self.take_error())
-        if self.write_shut or self.state in (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING,
-                                             State.LAST_ACK, State.TIME_WAIT):
+        if self.write_shut or self.state in (
+            State.FIN_WAIT_1,
+            State.FIN_WAIT_2,
+            State.CLOSING,
+            State.LAST_ACK,
+            State.TIME_WAIT,
+        ):
             raise SocketError(errno.EPIPE, "sending side is shut")
         if self.state not in CAN_SEND:
             if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
@@ -386,7 +420,7 @@ class TcpSocket(Socket):
         self.check_open()
         if self.rcvbuf:
             data = bytes(self.rcvbuf[:maxlen])
-            del self.rcvbuf[:len(data)]
+            del self.rcvbuf[: len(data)]
             self._maybe_window_update()
             return data
         if self.error:
@@ -473,10 +507,15 @@ class TcpSocket(Socket):
 
     def info(self) -> dict[str, object]:
         """One netstat row."""
-        return {"state": self.state.value, "recv_q": len(self.rcvbuf), "send_q": len(self.sndbuf),
-                "local": f"{ip_str(self.local_ip)}:{self.local_port}",
-                "peer": f"{ip_str(self.remote_ip)}:{self.remote_port}" if self.remote_port
-                else "*:*", "rto_ms": self.rto // params.MS, "cwnd": self.cwnd}
+        return {
+            "state": self.state.value,
+            "recv_q": len(self.rcvbuf),
+            "send_q": len(self.sndbuf),
+            "local": f"{ip_str(self.local_ip)}:{self.local_port}",
+            "peer": f"{ip_str(self.remote_ip)}:{self.remote_port}" if self.remote_port else "*:*",
+            "rto_ms": self.rto // params.MS,
+            "cwnd": self.cwnd,
+        }
 
     # ------------------------------------------------------------------ connection setup
     def _our_wscale(self) -> int:
@@ -587,14 +626,14 @@ class TcpSocket(Socket):
             self.snd_una = seg.ack
             self._rtt_sample_syn()
             self.state = State.ESTABLISHED
-            self.snd_wnd = self.max_snd_wnd = seg.wnd      # never scaled in a SYN
+            self.snd_wnd = self.max_snd_wnd = seg.wnd  # never scaled in a SYN
             self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
             self._stop_rexmit()
             self.stack.counters.inc("tcp.active_opens")
             self._send_ack()
             self._arm_keepalive()
             self.output()
-        else:                                           # simultaneous open
+        else:  # simultaneous open
             self.state = State.SYN_RECEIVED
             self.snd_wnd = seg.wnd
             self._send_syn()
@@ -620,8 +659,9 @@ class TcpSocket(Socket):
             return False
         end = seq_add(seq, n - 1)
         right = seq_add(self.rcv_nxt, wnd)
-        return (seq_le(self.rcv_nxt, seq) and seq_lt(seq, right)) or \
-            (seq_le(self.rcv_nxt, end) and seq_lt(end, right))
+        return (seq_le(self.rcv_nxt, seq) and seq_lt(seq, right)) or (
+            seq_le(self.rcv_nxt, end) and seq_lt(end, right)
+        )
 
     def _synchronized_input(self, seg: Segment) -> None:
         c = self.stack.counters
@@ -717,7 +757,7 @@ class TcpSocket(Socket):
             self._send_ack()
             return
         if seq_lt(ack, self.snd_una):
-            return                                        # old duplicate
+            return  # old duplicate
         wnd = seg.wnd << self.snd_wscale
         if ack == self.snd_una:
             outstanding = seq_diff(self.snd_max, self.snd_una) > 0
@@ -727,11 +767,10 @@ class TcpSocket(Socket):
                 if self.dupacks == params.TCP_DUPACK_THRESHOLD:
                     self._fast_retransmit()
                 elif self.in_recovery:
-                    self.cwnd += self.mss                     # each dup ACK: one left the net
+                    self.cwnd += self.mss  # each dup ACK: one left the net
         else:
             self._new_ack(ack)
-        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq
-                                             and seq_le(self.snd_wl2, ack)):
+        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)):
             opened = wnd > self.snd_wnd
             self.snd_wnd, self.snd_wl1, self.snd_wl2 = wnd, seg.seq, ack
             self.max_snd_wnd = max(self.max_snd_wnd, wnd)
@@ -796,7 +835,7 @@ class TcpSocket(Socket):
                 if old is None or len(old[0]) < len(seg.data):
                     self.ooo[seg.seq] = (seg.data, fin)
                 c.inc("tcp.ooo_segments")
-            self._send_ack()                               # duplicate ACK at once (RFC 5681)
+            self._send_ack()  # duplicate ACK at once (RFC 5681)
             return
         if seg.data and not self.read_shut:
             self.rcvbuf += seg.data
@@ -818,7 +857,7 @@ class TcpSocket(Socket):
             elif self.state is State.FIN_WAIT_2:
                 self._enter_time_wait()
             return
-        self.ack_pending += max(1, len(seg.data))           # bytes not yet acknowledged
+        self.ack_pending += max(1, len(seg.data))  # bytes not yet acknowledged
         if self.ack_pending >= 2 * self.mss or had_ooo:
             self._send_ack()
         elif self.delack_timer is None:
@@ -834,8 +873,8 @@ class TcpSocket(Socket):
                     continue
                 del self.ooo[seq]
                 if seq_le(end, self.rcv_nxt) and not (seg_fin and end == self.rcv_nxt):
-                    continue                                # wholly old: overlap dropped
-                new = data[seq_diff(self.rcv_nxt, seq):]
+                    continue  # wholly old: overlap dropped
+                new = data[seq_diff(self.rcv_nxt, seq) :]
                 self.stack.counters.inc("tcp.in_data_bytes", len(new))
                 if not self.read_shut:
                     self.rcvbuf += new
@@ -856,8 +895,9 @@ class TcpSocket(Socket):
 
     # ------------------------------------------------------------------ sending
     def _free_space(self) -> int:
-        return max(0, params.TCP_RCVBUF - len(self.rcvbuf)
-                   - sum(len(d) for d, _ in self.ooo.values()))
+        return max(
+            0, params.TCP_RCVBUF - len(self.rcvbuf) - sum(len(d) for d, _ in self.ooo.values())
+        )
 
     def _window(self) -> int:
         """The window to advertise: never shrinking the right edge, and opening it only by a
@@ -886,12 +926,13 @@ class TcpSocket(Socket):
     def _send_ack(self) -> None:
         self._emit(self.snd_nxt, ACK, b"", b"")
 
-    def _emit(self, seq: int, flags: int, data: bytes, options: bytes,
-              window: int | None = None) -> None:
+    def _emit(
+        self, seq: int, flags: int, data: bytes, options: bytes, window: int | None = None
+    ) -> None:
         """A segment of this connection, carrying our window (and the ACK, when set)."""
         wnd = self._window() if window is None else window
         if flags & SYN:
-            field = min(wnd, 65535)                          # never scaled in a SYN
+            field = min(wnd, 65535)  # never scaled in a SYN
         else:
             self.rcv_adv = seq_add(self.rcv_nxt, wnd)
             field = wnd >> self.rcv_wscale
@@ -904,12 +945,32 @@ class TcpSocket(Socket):
                 self.delack_timer = None
         self._emit_raw(seq, ack, flags, field, data, options)
 
-    def _emit_raw(self, seq: int, ack: int, flags: int, window: int = 0, data: bytes = b"",
-                  options: bytes = b"") -> None:
+    def _emit_raw(
+        self,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int = 0,
+        data: bytes = b"",
+        options: bytes = b"",
+    ) -> None:
         try:
-            self.stack.ip_output(self.remote_ip, PROTO_TCP, build_segment(
-                self.local_ip, self.remote_ip, self.local_port, self.remote_port, seq, ack, flags,
-                window, data, options))
+            self.stack.ip_output(
+                self.remote_ip,
+                PROTO_TCP,
+                build_segment(
+                    self.local_ip,
+                    self.remote_ip,
+                    self.local_port,
+                    self.remote_port,
+                    seq,
+                    ack,
+                    flags,
+                    window,
+                    data,
+                    options,
+                ),
+            )
         except SocketError as exc:
             self.soft_error = exc.errno
             return
@@ -920,8 +981,13 @@ class TcpSocket(Socket):
 
     def output(self) -> None:
         """Send what the windows, Nagle and the buffer allow (RFC 9293 3.8.6.2)."""
-        if self.state not in (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1,
-                              State.CLOSING, State.LAST_ACK):
+        if self.state not in (
+            State.ESTABLISHED,
+            State.CLOSE_WAIT,
+            State.FIN_WAIT_1,
+            State.CLOSING,
+            State.LAST_ACK,
+        ):
             return
         nodelay = self.options.get((IPPROTO_TCP, TCP_NODELAY))
         while True:
@@ -933,17 +999,23 @@ class TcpSocket(Socket):
             usable = min(self.snd_wnd, self.cwnd) - in_flight
             n = max(0, min(avail, usable, self.mss))
             fin_seq = seq_add(self.buf_seq, len(self.sndbuf))
-            fin_now = self.fin_queued and not self.fin_acked and offset + n == len(self.sndbuf) \
-                and seq_le(self.snd_nxt, fin_seq) and (n > 0 or self.snd_nxt == fin_seq)
+            fin_now = (
+                self.fin_queued
+                and not self.fin_acked
+                and offset + n == len(self.sndbuf)
+                and seq_le(self.snd_nxt, fin_seq)
+                and (n > 0 or self.snd_nxt == fin_seq)
+            )
             if n == 0 and not fin_now:
                 break
             if n and n < self.mss and n < avail and n < self.max_snd_wnd // 2 and in_flight:
-                break                  # the window, not the data, limits: sender SWS avoidance
+                break  # the window, not the data, limits: sender SWS avoidance
             if n and n < self.mss and n == avail and in_flight and not nodelay and not fin_now:
-                break                                      # Nagle
-            data = bytes(self.sndbuf[offset:offset + n])
-            flags = ACK | (PSH if offset + n == len(self.sndbuf) and n else 0) | \
-                (FIN if fin_now else 0)
+                break  # Nagle
+            data = bytes(self.sndbuf[offset : offset + n])
+            flags = (
+                ACK | (PSH if offset + n == len(self.sndbuf) and n else 0) | (FIN if fin_now else 0)
+            )
             if self.rtt_seq is None and self.snd_nxt == self.snd_max and n:
                 self.rtt_seq, self.rtt_start = self.snd_nxt, self.stack.now()
             self._emit(self.snd_nxt, flags, data, b"")
@@ -954,8 +1026,12 @@ class TcpSocket(Socket):
             self._arm_rexmit()
             if fin_now:
                 break
-        if self.snd_wnd == 0 and len(self.sndbuf) > max(0, seq_diff(self.snd_nxt, self.buf_seq)) \
-                and self.snd_una == self.snd_max and self.persist_timer is None:
+        if (
+            self.snd_wnd == 0
+            and len(self.sndbuf) > max(0, seq_diff(self.snd_nxt, self.buf_seq))
+            and self.snd_una == self.snd_max
+            and self.persist_timer is None
+        ):
             self.persist_timer = self.stack.timers.after(self._backed_off_rto(), self._persist)
 
     def _queue_fin(self) -> None:
@@ -980,8 +1056,9 @@ class TcpSocket(Socket):
         else:
             self.rttvar = (3 * self.rttvar + abs(self.srtt - r)) // 4
             self.srtt = (7 * self.srtt + r) // 8
-        self.rto = min(max(self.srtt + max(params.MS, 4 * self.rttvar), params.TCP_RTO_MIN),
-                       params.TCP_RTO_MAX)
+        self.rto = min(
+            max(self.srtt + max(params.MS, 4 * self.rttvar), params.TCP_RTO_MIN), params.TCP_RTO_MAX
+        )
 
     def _arm_rexmit(self, restart: bool = False) -> None:
         if self.rexmit_timer is not None and not restart:
@@ -1000,9 +1077,13 @@ class TcpSocket(Socket):
         c = self.stack.counters
         if self.state in (State.CLOSED, State.LISTEN, State.TIME_WAIT):
             return
-        limit = params.TCP_SYN_RETRIES if self.state is State.SYN_SENT else \
-            params.TCP_SYNACK_RETRIES if self.state is State.SYN_RECEIVED else \
-            params.TCP_MAX_RETRIES
+        limit = (
+            params.TCP_SYN_RETRIES
+            if self.state is State.SYN_SENT
+            else params.TCP_SYNACK_RETRIES
+            if self.state is State.SYN_RECEIVED
+            else params.TCP_MAX_RETRIES
+        )
         if self.retries >= limit:
             c.inc("tcp.timeouts_abort")
             if self.state is State.SYN_RECEIVED and self.parent is not None:
@@ -1012,12 +1093,13 @@ class TcpSocket(Socket):
             return
         self.retries += 1
         self.backoff = min(self.backoff + 1, 10)
-        self.rtt_seq = None                                   # Karn's algorithm
+        self.rtt_seq = None  # Karn's algorithm
         c.inc("tcp.retrans_timeouts")
         if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
             self.snd_nxt = self.iss
             self._send_syn() if self.state is State.SYN_SENT else self._emit(
-                self.iss, SYN | ACK, b"", self._synack_options())
+                self.iss, SYN | ACK, b"", self._synack_options()
+            )
             self.snd_nxt = seq_add(self.iss, 1)
             self._arm_rexmit()
             return
@@ -1026,7 +1108,7 @@ class TcpSocket(Socket):
         self.cwnd = self.mss
         self.dupacks = 0
         self.in_recovery = False
-        self.snd_nxt = self.snd_una                             # go back N
+        self.snd_nxt = self.snd_una  # go back N
         before = self.stack.counters["tcp.out_segs"]
         self.output()
         c.inc("tcp.retrans_segs", self.stack.counters["tcp.out_segs"] - before)
@@ -1054,9 +1136,14 @@ class TcpSocket(Socket):
         """Resend one MSS from SND.UNA (with the FIN if it ends there)."""
         self.rtt_seq = None
         offset = max(0, seq_diff(self.snd_una, self.buf_seq))
-        data = bytes(self.sndbuf[offset:offset + self.mss])
-        fin = FIN if self.fin_queued and offset + len(data) == len(self.sndbuf) and \
-            seq_lt(seq_add(self.buf_seq, len(self.sndbuf)), self.snd_max) else 0
+        data = bytes(self.sndbuf[offset : offset + self.mss])
+        fin = (
+            FIN
+            if self.fin_queued
+            and offset + len(data) == len(self.sndbuf)
+            and seq_lt(seq_add(self.buf_seq, len(self.sndbuf)), self.snd_max)
+            else 0
+        )
         if not data and not fin:
             return
         self._emit(self.snd_una, ACK | fin, data, b"")
@@ -1081,12 +1168,16 @@ class TcpSocket(Socket):
             self.keepalive_timer.cancel()
             self.keepalive_timer = None
         if self.options.get((SOL_SOCKET, SO_KEEPALIVE)) and self.state in SYNCHRONIZED:
-            self.keepalive_timer = self.stack.timers.after(self._keep(TCP_KEEPIDLE),
-                                                           self._keepalive_fire)
+            self.keepalive_timer = self.stack.timers.after(
+                self._keep(TCP_KEEPIDLE), self._keepalive_fire
+            )
 
     def _keep(self, name: int) -> int:
-        default = {TCP_KEEPIDLE: params.TCP_KEEPIDLE, TCP_KEEPINTVL: params.TCP_KEEPINTVL,
-                   TCP_KEEPCNT: params.TCP_KEEPCNT}[name]
+        default = {
+            TCP_KEEPIDLE: params.TCP_KEEPIDLE,
+            TCP_KEEPINTVL: params.TCP_KEEPINTVL,
+            TCP_KEEPCNT: params.TCP_KEEPCNT,
+        }[name]
         value = self.options.get((IPPROTO_TCP, name))
         if not value:
             return default
@@ -1094,13 +1185,15 @@ class TcpSocket(Socket):
 
     def _keepalive_fire(self) -> None:
         self.keepalive_timer = None
-        if self.state not in (State.ESTABLISHED, State.CLOSE_WAIT) or \
-                not self.options.get((SOL_SOCKET, SO_KEEPALIVE)):
+        if self.state not in (State.ESTABLISHED, State.CLOSE_WAIT) or not self.options.get(
+            (SOL_SOCKET, SO_KEEPALIVE)
+        ):
             return
         idle = self.stack.now() - self.last_recv
         if idle < self._keep(TCP_KEEPIDLE) and self.keep_probes == 0:
-            self.keepalive_timer = self.stack.timers.after(self._keep(TCP_KEEPIDLE) - idle,
-                                                           self._keepalive_fire)
+            self.keepalive_timer = self.stack.timers.after(
+                self._keep(TCP_KEEPIDLE) - idle, self._keepalive_fire
+            )
             return
         if self.keep_probes >= self._keep(TCP_KEEPCNT):
             self.stack.counters.inc("tcp.keepalive_aborts")
@@ -1109,8 +1202,9 @@ class TcpSocket(Socket):
         self.keep_probes += 1
         self.stack.counters.inc("tcp.keepalive_probes")
         self._emit(seq_add(self.snd_una, -1), ACK, b"", b"")
-        self.keepalive_timer = self.stack.timers.after(self._keep(TCP_KEEPINTVL),
-                                                       self._keepalive_fire)
+        self.keepalive_timer = self.stack.timers.after(
+            self._keep(TCP_KEEPINTVL), self._keepalive_fire
+        )
 
     def _arm_wait(self, delay: int) -> None:
         if self.wait_timer:
@@ -1139,8 +1233,13 @@ class TcpSocket(Socket):
 
     def destroy(self) -> None:
         """Forget the TCB: timers, tables, buffers; the socket reads as CLOSED."""
-        for timer in (self.rexmit_timer, self.delack_timer, self.persist_timer,
-                      self.keepalive_timer, self.wait_timer):
+        for timer in (
+            self.rexmit_timer,
+            self.delack_timer,
+            self.persist_timer,
+            self.keepalive_timer,
+            self.wait_timer,
+        ):
             if timer:
                 timer.cancel()
         self.rexmit_timer = self.delack_timer = self.persist_timer = None

@@ -78,8 +78,9 @@ class Udp:
         sport, dport = struct.unpack_from("!HH", head)
         for sock in self.ports.get(sport, ()):
             if sock.peer == (dst, dport):
-                sock.error = errno.ECONNREFUSED if (icmp_type, code) == (3, 3) \
-                    else errno.EHOSTUNREACH
+                sock.error = (
+                    errno.ECONNREFUSED if (icmp_type, code) == (3, 3) else errno.EHOSTUNREACH
+                )
                 sock.notify()
         self.stack.counters.inc("udp.icmp_errors")
 
@@ -88,8 +89,9 @@ class Udp:
             port = self.ephemeral()
         users = self.ports.get(port, [])
         for other in users:
-            shared = sock.options.get((SOL_SOCKET, SO_REUSEADDR)) and \
-                other.options.get((SOL_SOCKET, SO_REUSEADDR))
+            shared = sock.options.get((SOL_SOCKET, SO_REUSEADDR)) and other.options.get(
+                (SOL_SOCKET, SO_REUSEADDR)
+            )
             if not shared and (other.local_ip in (0, ip) or ip == 0):
                 raise SocketError(errno.EADDRINUSE, f"UDP port {port} in use")
         self.ports.setdefault(port, []).append(sock)
@@ -174,18 +176,28 @@ class UdpSocket(Socket):
         src = self.stack.source_for(dst) if self.stack.addr else 0
         if not self.local_port:
             self.bind(("", 0))
-        ttl = self.options.get((IPPROTO_IP, IP_MULTICAST_TTL), 1) if is_multicast(dst) else \
-            self.options.get((IPPROTO_IP, IP_TTL), params.IP_DEFAULT_TTL)
-        self.stack.ip_output(dst, PROTO_UDP, build_datagram(src, dst, self.local_port, dport,
-                                                            bytes(data)), src=src, ttl=ttl)
+        ttl = (
+            self.options.get((IPPROTO_IP, IP_MULTICAST_TTL), 1)
+            if is_multicast(dst)
+            else self.options.get((IPPROTO_IP, IP_TTL), params.IP_DEFAULT_TTL)
+        )
+        self.stack.ip_output(
+            dst,
+            PROTO_UDP,
+            build_datagram(src, dst, self.local_port, dport, bytes(data)),
+            src=src,
+            ttl=ttl,
+        )
         self.stack.counters.inc("udp.out_datagrams")
         return len(data)
 
     send = sendto
 
     def deliver(self, data: bytes, src: int, sport: int) -> None:
-        if len(self.queue) >= params.UDP_RCVQUEUE or \
-                self.queued_bytes + len(data) > params.UDP_RCVBUF:
+        if (
+            len(self.queue) >= params.UDP_RCVQUEUE
+            or self.queued_bytes + len(data) > params.UDP_RCVBUF
+        ):
             self.stack.counters.inc("udp.rcvbuf_errors")
             return
         self.queue.append((data, (ip_str(src), sport)))
