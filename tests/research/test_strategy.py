@@ -17,6 +17,7 @@ from tradekernel.research.strategy import (
 from tradekernel.research.synthetic import SessionSpec, generate
 
 DATA, SUMMARY = generate(SessionSpec(seed=3, events=3000))
+SESSION_END_NS = 5 * 10**9  # 3,000 events at 2,000/s take 1.5 s; the requote timer runs on
 
 
 class Quoter(Strategy):
@@ -51,7 +52,7 @@ def backtest(strategy: Strategy) -> StrategyHost:
     host.start()
     feed = open_feed(engine, "s.itch", DATA, paced=True)
     feed.schedule(clock.call_at, clock)
-    clock.run(until_ns=10**12)
+    clock.run(until_ns=SESSION_END_NS)
     assert feed.done
     # the strategy's orders share the book with the feed's: a feed order that traded with one
     # of them diverges from the exchange's, and later messages about it are reported (keeping
@@ -76,7 +77,7 @@ def test_live_on_the_desk_gives_the_backtests_fills():
     host.start()
     status, sink = run(desk, "feed s.itch --pace")
     assert status == 0
-    deadline = 10**12
+    deadline = SESSION_END_NS
     while clock.timers and min(d for d, _ in clock.timers) <= deadline:
         clock.timers.sort(key=lambda t: t[0])
         when, callback = clock.timers.pop(0)
