@@ -30,7 +30,7 @@ def test_a_command_that_raises_fails_the_scenario(tmp_path: Path) -> None:
 
 
 def test_a_test_may_expect_it(tmp_path: Path) -> None:
-    tk = with_broken_command(tmp_path, expect=("internal error",))
+    tk = with_broken_command(tmp_path, expect=("internal error", "oops"))
     tk.command("broken")
     tk.command("echo still here")
     assert "still here" in tk.lines()
@@ -38,7 +38,7 @@ def test_a_test_may_expect_it(tmp_path: Path) -> None:
 
 def test_a_failure_that_scrolled_off_the_screen_is_still_seen(tmp_path: Path) -> None:
     """The serial console keeps what the screen lost; a later, clean command still fails."""
-    tk = with_broken_command(tmp_path, expect=("internal error",))
+    tk = with_broken_command(tmp_path, expect=("internal error", "oops"))
     tk.command("broken")
     tk.command("clear")
     tk.expected_failures = ()

@@ -156,7 +156,7 @@ def test_a_burst_of_keys_arrives_in_one_interrupt_while_a_process_runs(tk: Boote
     for event in text_to_key_events("ab&cd"):  # 13 bytes queue in the keyboard's FIFO
         tk.machine.channels.send("keyboard-key", event)
     tk.run_to_stop(MS)  # one slice: the driver drains what queued behind the first byte
-    assert tk.lines()[4] == PROMPT + "ab&cd"
+    assert PROMPT + "ab&cd" in tk.lines()
 
 
 def test_system_calls_stay_exact_under_real_time_preemption(tmp_path) -> None:  # noqa: ANN001

@@ -22,7 +22,8 @@ def test_banner_and_prompt(tk: BootedPc) -> None:
     assert lines[0].startswith("TradeKernel 0.1.0")
     assert "32 MiB RAM" in lines[0] and "deterministic clock" in lines[0]
     assert lines[1].startswith("disk: FAT16 on partition 1")
-    assert lines[2] == PROMPT.rstrip()
+    assert lines[2] == "net: no network card"  # the harness's PC has none (--net none)
+    assert lines[3] == PROMPT.rstrip()
 
 
 def test_echo(tk: BootedPc) -> None:
