@@ -275,7 +275,8 @@ class SimVenue:
         if order.tif == POST and crossing:
             self._cancel_now(order, "post-only order would cross")
             return
-        room = [(price, self._free(order.symbol, -order.side, price, qty)) for price, qty in crossing]
+        opposite = -order.side
+        room = [(price, self._free(order.symbol, opposite, price, qty)) for price, qty in crossing]
         if order.tif == FOK and sum(free for _, free in room) < order.leaves:
             self._cancel_now(order, "fill or kill: not enough liquidity")
             return
@@ -376,7 +377,8 @@ class SimVenue:
         if event.buy_order_id is None and event.sell_order_id is None:
             self._print(resting, event.price, event.qty)
             return
-        if event.aggressor_side == BUY or (event.aggressor_side == 0 and event.buy_order_id is None):
+        aggressor = event.aggressor_side
+        if aggressor == BUY or (aggressor == 0 and event.buy_order_id is None):
             maker = event.sell_order_id
         else:
             maker = event.buy_order_id
