@@ -158,3 +158,17 @@ def test_same_inputs_same_bytes_twice_and_in_another_process():
     other = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                            text=True, timeout=120, check=True)  # fmt: skip
     assert other.stdout.strip() == here
+
+
+def test_prints_trade_the_queue_ahead_then_us_and_through_prints_fill_us():
+    data = day(
+        *BOOK,
+        f"{at(1000)},5,0,60,1000000,1",  # hidden executions (ITCH P prints): 60 of the 100 ahead
+        f"{at(2000)},5,0,70,1000000,1",  # the last 40 ahead, then 30 of ours
+        f"{at(3000)},5,0,500,999900,1",  # through our price: the other 70
+    )
+    result = run_backtest(OneShot(1, 100, "100"), "ZZ_message_1.csv", data)
+    assert fills(result) == [
+        (OPEN + 2_000_000, 1, 1000000, 30, "maker"),
+        (OPEN + 3_000_000, 1, 1000000, 70, "maker"),
+    ]

@@ -29,9 +29,9 @@ The fill model (all times virtual ns on one VirtualScheduler; FillModel holds th
   reduces `ahead`; once nothing is ahead, a replayed execution at our price fills us (the
   aggressor would have met us first), up to its size. A replayed execution at a price worse
   than ours for the aggressor (it swept through our price) fills us at our price. A print with
-  no order behind it (ITCH P, CSV ticks and bars) fills orders priced through it, and orders at
-  its price with nothing ahead. One replayed execution's size is shared by our orders in
-  priority order, never counted twice.
+  no order behind it (ITCH P, CSV ticks and bars) fills orders priced through it; at our price
+  it first trades the quantity ahead of us (for ITCH's hidden-order P, conservative). One
+  replayed execution's size is shared by our orders in priority order, never counted twice.
 - Fees: `fee_bps` of notional plus `fee_per_lot` on every fill (maker and taker alike), booked
   by the kernel's Portfolio with its exact average-cost P&L.
 - Risk (RiskLimits): maximum order size, maximum absolute position including open orders on
@@ -409,9 +409,14 @@ class SimVenue:
         for order in list(resting):
             if not left:
                 return
-            through = (price - order.price) * order.side < 0  # type: ignore[operator]
-            if through or (order.price == price and order.ahead == 0):
-                take = min(left, order.leaves)
+            if order.price == price:  # the print trades the queue ahead of us first
+                used = min(order.ahead, left)
+                order.ahead -= used
+                left -= used
+            elif (price - order.price) * order.side > 0:  # type: ignore[operator]
+                continue
+            take = min(left, order.leaves)
+            if take:
                 left -= take
                 self._fill(order, order.price, take, "maker")  # type: ignore[arg-type]
 
