@@ -112,7 +112,9 @@ def backtest(strategy: str, data: Path, config_path: Path | None, out: Path | No
     elapsed = time.monotonic() - started
     if not quiet:
         rate = result.events / max(elapsed, 1e-9)
-        click.echo(f"\r{result.events} events in {elapsed:.2f}s ({rate:,.0f} events/s)   ", err=True)
+        click.echo(
+            f"\r{result.events} events in {elapsed:.2f}s ({rate:,.0f} events/s)   ", err=True
+        )
     if out is not None:
         write_run(result, out)
     for line in result.feed_errors[:5]:
