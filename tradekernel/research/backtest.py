@@ -456,6 +456,7 @@ class BacktestResult:
     lots_sent: int
     tick_to_order_ns: list[int]
     end_ns: int
+    tick_values: dict[str, str] = field(default_factory=dict)  # money of 1 tick x 1 lot
     log: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -478,6 +479,8 @@ class BacktestResult:
             "unrealized": str(self.unrealized), "fees": str(self.fees), "net": str(self.net),
             "position": self.position, "feed_errors": len(self.feed_errors),
             "strategy_error": self.strategy_error, "end_ns": self.end_ns,
+            "lots_sent": self.lots_sent, "tick_values": self.tick_values,
+            "tick_to_order_ns": percentiles(self.tick_to_order_ns),
             "order_latency_ns": self.model.order_latency_ns,
             "md_latency_ns": self.model.md_latency_ns,
         }  # fmt: skip
@@ -491,6 +494,16 @@ class BacktestResult:
                 f"{len(self.fills)} fills, net {self.net:.2f} (realized {self.realized:.2f}, "
                 f"unrealized {self.unrealized:.2f}, fees {self.fees:.2f}) "
                 f"hash {self.code_hash[:12]}")  # fmt: skip
+
+
+def percentiles(values: list[int]) -> dict[str, int]:
+    """p50/p90/p99/max by the nearest-rank method (exact integers: no interpolation)."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    out = {f"p{q}": ordered[max(0, -(-q * len(ordered) // 100) - 1)] for q in (50, 90, 99)}
+    out["max"] = ordered[-1]
+    return out
 
 
 def content_hash(*parts: bytes) -> str:
@@ -587,4 +600,5 @@ def run_backtest(
         unrealized=unrealized, fees=fees, position=position, orders_sent=venue.orders_sent,
         lots_sent=venue.lots_sent, tick_to_order_ns=venue.tick_to_order_ns, end_ns=clock.now,
         log=list(host.ctx.log_lines),
+        tick_values={i.symbol: str(i.tick_value) for i in market.instruments},
     )  # fmt: skip

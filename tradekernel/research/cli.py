@@ -1,4 +1,4 @@
-"""Host commands of the research workflow: `tk backtest`, `tk data generate`, `tk data lobster`.
+"""Host commands of the research workflow: `tk backtest`, `tk data generate|lobster`, `tk report`.
 
 `tk backtest` runs HOST-SIDE: the same engine code the kernel runs (the trading package, the
 strategy API, the backtest fill model) in this Python process, not inside a booted machine.
@@ -21,6 +21,7 @@ from tradekernel.kernel.trading.feed import FeedError
 from . import lobster
 from .backtest import BacktestResult, run_backtest
 from .config import ConfigError, load
+from .report import ReportError, report
 from .synthetic import MAX_EVENTS, SessionSpec, generate
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -175,3 +176,13 @@ def data_lobster(source: Path, out: Path, symbol: str) -> None:
     click.echo(f"{out}: {len(blob)} bytes, {len(errors)} bad lines skipped")
     if errors:
         sys.exit(EXIT_DATA_ERRORS)
+
+
+@click.command("report", context_settings=CONTEXT)
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+def report_command(run: Path) -> None:
+    """Print the performance report of RUN (a `tk backtest --out` directory) as text tables."""
+    try:
+        click.echo(report(run))
+    except ReportError as err:
+        _fail(str(err))
