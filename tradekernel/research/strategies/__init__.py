@@ -1,0 +1,3 @@
+"""Sample strategies, each a .py (one Strategy subclass) with its .toml configuration:
+market_maker (inventory-skewed quotes), momentum (moving-average crossover taker) and
+imbalance (order-book imbalance taker on ITCH depth). Loaded by research.config.load."""
