@@ -3,7 +3,7 @@
 Each offset is found by provoking the state with known values on a scratch engine and keeping
 the one position that holds exactly those values in every trial. If no single position fits,
 this Unicorn build behaves differently from the one the workarounds were written for, and the
-machine refuses to start rather than run wrong (see UNICORN_NOTES.md).
+machine refuses to start rather than run wrong (see docs/UNICORN.md).
 """
 
 from __future__ import annotations
