@@ -235,7 +235,7 @@ def test_hostfwd_connection_reaches_the_guest_nic_as_a_syn(tmp_path: Path) -> No
     into the guest's receive ring (the guest announced itself with a gratuitous ARP first)."""
     announce = bytes(Ether(src=MAC, dst="ff:ff:ff:ff:ff:ff")
                      / ARP(op=1, hwsrc=MAC, psrc="10.0.2.15", pdst="10.0.2.15"))  # fmt: skip
-    pc = cabled_pc(build_disk(tmp_path, announce), MAC, "user", deterministic=False,
+    pc = cabled_pc(build_disk(tmp_path, announce), MAC, "user", deterministic=True,
                    hostfwd=("tcp:0-:2323",))
     nic, link = pc.nic, pc.net
     port = link.backend.forwards[0].bound_port
