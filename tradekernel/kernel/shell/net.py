@@ -22,7 +22,7 @@ from tradekernel.kernel.drivers.portio import PortIo
 from tradekernel.kernel.net.api import POLLERR, POLLHUP, POLLIN, POLLOUT, SocketError
 from tradekernel.kernel.net.icmp import ECHO_REPLY, ECHO_REQUEST
 from tradekernel.kernel.net.stack import NetStack
-from tradekernel.kernel.net.wire import ip_str, ip_to_int, prefix_mask
+from tradekernel.kernel.net.wire import ip_str, ip_to_int, mac_str, prefix_mask
 from tradekernel.kernel.proc.sockets import SocketCalls
 from tradekernel.kernel.shell.shell import Output, UsageError
 
@@ -149,7 +149,7 @@ class NetCommands:
             return 1
         out.line(f"{'Address':<16}{'HWaddress':<20}{'Expires':>8}")
         for ip, mac, left in stack.arp.entries():
-            hw = ":".join(f"{b:02x}" for b in mac) if mac else "(incomplete)"
+            hw = mac_str(mac) if mac else "(incomplete)"
             out.line(f"{ip_str(ip):<16}{hw:<20}{left // SECOND:>7}s")
         return 0
 
