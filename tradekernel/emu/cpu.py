@@ -127,12 +127,14 @@ class Cpu:
         state = locate_cpu_state(self.uc)
         cal = calibrate()
         self._gprs = None
+        self._eip = None
         self._hflags = None
         self._eflags = None
         self.state = state  # address of the live CPU state, or None
         if state is not None:
             regs = state + cal.gprs
             self._gprs = (ctypes.c_uint64 * 8).from_address(regs)
+            self._eip = ctypes.c_uint64.from_address(regs + 8 * 16)
             self._hflags = ctypes.c_uint32.from_address(state + cal.hflags)
             # QEMU's CPUX86State: regs[16], eip, then eflags (IF is kept there, exact).
             eflags = ctypes.c_uint64.from_address(regs + 8 * 18 - 8)
@@ -243,6 +245,14 @@ class Cpu:
         if gprs is not None:
             return gprs[index] & 0xFFFFFFFF
         return self.read(GPRS[index])
+
+    def eip(self) -> int:
+        """EIP, from the live state where it was found. Exact between slices and inside I/O
+        hooks (Unicorn brings it up to date before calling one)."""
+        eip = self._eip
+        if eip is not None:
+            return eip.value & 0xFFFFFFFF
+        return self.read(EIP)
 
     def gprs32(self) -> list[int]:
         """All eight general registers at once (x86 order), for system-call arguments."""

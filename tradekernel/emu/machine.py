@@ -74,6 +74,9 @@ from tradekernel.hypercall import (
 NS_PER_INSTRUCTION = 1  # deterministic mode: a 1000-MIPS virtual CPU
 SLICE_WALL_NS = 10_000_000  # real time: the longest a slice runs before the loop looks around
 MAX_SLICE_INSTRUCTIONS = 10_000_000
+# `ins`: up to four prefixes (rep, operand and address size, segment), then 6C or 6D
+STRING_IN_PREFIXES = bytes((0xF2, 0xF3, 0x66, 0x67, 0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65))
+MAX_STRING_IN_LENGTH = 5
 STOP_RETRY_S = 0.0002  # the timer's next stop while a due slice has not ended (in a hook, missed)
 # While an interrupt is requested but IF=0, slices end after this much so IF is looked at again:
 # an IF=1 stretch longer than this (after `sti`, `popf`, `iret`) is sure to be noticed.
@@ -320,6 +323,10 @@ class Machine:
         self._in_hook = 0
         self._hook_lock = threading.Lock()  # a hook's entry against the timer's check-and-stop
         self._io_fault = None  # a saved CPU state waiting for its #GP (see _fault_from_io)
+        # The last device IN of the slice, ((port, EIP, EDI), value), and an IN that Unicorn
+        # dropped and will run again (see _keep_dropped_string_in).
+        self._last_in: tuple[tuple[int, int, int], int] | None = None
+        self._dropped_in: tuple[tuple[int, int, int], int] | None = None
         self._pending_event: Event | None = None  # an exception waiting for the slice to end
         self._pending_cr2 = 0
         self._pending_eip: int | None = None  # where the pending event's instruction is
@@ -580,7 +587,17 @@ class Machine:
         if not self._io_allowed(port, size):
             self._fault_from_io()
             return self.cpu.read(EAX)
-        return self.ports.read(port, size)
+        cpu = self.cpu
+        where = (port, cpu.eip(), cpu.gpr(7))
+        dropped = self._dropped_in
+        if dropped is not None and dropped[0][1] == where[1]:
+            self._dropped_in = None
+            if dropped[0] == where:  # the same iteration again: the device was read already
+                self._last_in = dropped  # (and it may be dropped again)
+                return dropped[1]
+        value = self.ports.read(port, size)
+        self._last_in = (where, value)
+        return value
 
     def _port_out(self, port: int, size: int, value: int) -> None:
         if self._io_fault is not None:
@@ -895,11 +912,35 @@ class Machine:
             self._slicer.disarm()
         self._after_slice()
 
+    def _keep_dropped_string_in(self) -> None:
+        """After a slice: did Unicorn drop the last string IN's iteration? A stop that lands
+        between an `ins` IN hook and its store makes the CPU run that iteration again, and
+        the hook with it (docs/UNICORN.md), so a device with read side effects (remote DMA,
+        an ATA data port) would lose the value already read. Dropped means: the CPU is back at
+        that `ins` with EDI unchanged (a completed iteration always moves EDI). The value is
+        then kept for the repeated hook instead of reading the device twice."""
+        last, self._last_in = self._last_in, None
+        if last is None:
+            return
+        (_port, eip, edi), _value = last
+        cpu = self.cpu
+        if cpu.eip() != eip or cpu.gpr(7) != edi:
+            return
+        try:
+            code = self.interrupts.mmu.read(self.linear_eip(), MAX_STRING_IN_LENGTH)
+        except PageNotPresent:
+            return
+        opcode = code.lstrip(STRING_IN_PREFIXES)[:1]
+        if opcode in (b"\x6c", b"\x6d"):
+            self._dropped_in = last
+
     def _cpu_error(self, error: UcError) -> None:
         if self._pending_event is None:  # an invalid opcode ends the run this way
             self._crash(f"CPU error: {error}")
 
     def _after_slice(self) -> None:
+        if self._last_in is not None:
+            self._keep_dropped_string_in()
         if self._stale_pages:
             self._drop_stale_pages()
         writes = self._trap_writes
@@ -938,6 +979,7 @@ class Machine:
         self._pending_event = None
         self._pending_eip = None
         self._shadow_step = False
+        self._last_in = self._dropped_in = None
         for number in self._kernel_hypercalls:
             self.hypercalls.pop(number, None)
         self._kernel_hypercalls.clear()
