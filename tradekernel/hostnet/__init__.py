@@ -105,6 +105,7 @@ def attach(machine: MachineLike, options: NetOptions, deterministic: bool = Fals
     if not deterministic and not isinstance(backend, NoBackend):
         waker = Waker(link, machine.post)
         link.on_guest_frame(waker.refresh)
+        link.on_unthrottle(waker.refresh)
         link.closers.append(waker.close)
         waker.start()
     return link
@@ -112,7 +113,8 @@ def attach(machine: MachineLike, options: NetOptions, deterministic: bool = Fals
 
 class Waker:
     """Sleeps in select() on the backend's descriptors and asks the machine loop to poll.
-    It reads nothing itself; after each request it waits until the poll has run."""
+    It reads nothing itself; after each request it waits until the poll has run. While the
+    Link is throttled it watches none of them (the Link refreshes it when that ends)."""
 
     def __init__(self, link: Link, post: Callable[[Callable[[], None]], None]) -> None:
         self._link = link
@@ -142,8 +144,11 @@ class Waker:
     def _run(self) -> None:
         while not self._closed:
             try:
-                fds = self._link.backend.filenos()
-                timeout = self._link.backend.next_timeout()
+                if self._link.throttled:  # frames wait for the guest: more can wait on the host
+                    fds, timeout = [], None
+                else:
+                    fds = self._link.backend.filenos()
+                    timeout = self._link.backend.next_timeout()
                 wait = WAKER_IDLE_S if timeout is None else min(WAKER_IDLE_S, timeout)
                 ready, _, _ = select.select([self._pipe_r, *fds], [], [], wait)
             except (OSError, ValueError):
