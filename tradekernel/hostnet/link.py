@@ -8,7 +8,8 @@ Contract:
     up only by `Link.poll()`, which the machine's run loop calls (when the guest idles, and in
     real-time runs as soon as a host descriptor is ready; hostnet.attach() arranges both), and
     right after each frame the guest sends (so a guest that polls the NIC without ever idling
-    still sees what arrived by its next transmit). A backend may also answer synchronously
+    still sees what arrived by its next transmit; in real-time runs, where the waker already
+    covers host input, only if the last poll is `poll_after_send_s` old). A backend may also answer synchronously
     from inside `send` (the user-mode NAT answers ARP, DHCP and ping that way): that happens in
     the machine loop too, while the guest's driver is writing the transmit command.
   - Every frame both ways passes the taps in order with the virtual time it crossed the cable:
@@ -32,6 +33,7 @@ Contract:
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -98,6 +100,10 @@ class Link:
         self.closers: list[Callable[[], None]] = []  # run by close() (pcap file, waker thread)
         self.frames_out = self.frames_in = self.dropped_in = self.backend_errors = 0
         self.delivered_since_poll = 0
+        # After a guest frame the backend is polled (answers reach a guest that never idles)
+        # unless it was polled less than this many seconds ago (host time); 0: always
+        self.poll_after_send_s = 0.0
+        self._last_poll = 0.0
         channels.listen(f"{channel}-send", self._from_guest)
         channels.listen(f"{channel}-ready", self._nic_ready_changed)
         backend.start(self._to_guest)
@@ -128,7 +134,11 @@ class Link:
                 tap(now, "out", frame)
         try:
             self.backend.send(frame)
-            if not self.throttled:
+            if not self.throttled and (
+                not self.poll_after_send_s
+                or time.monotonic() - self._last_poll >= self.poll_after_send_s
+            ):
+                self._last_poll = time.monotonic()
                 self.backend.poll()  # answers already waiting reach a guest that never idles
         except Exception as error:  # noqa: BLE001 - contained: the frame is lost, not the machine
             self._contain("send", error)
@@ -177,6 +187,7 @@ class Link:
         last poll."""
         self._flush()
         if not self.throttled:
+            self._last_poll = time.monotonic()
             try:
                 self.backend.poll()
             except Exception as error:  # noqa: BLE001 - contained as in _from_guest
