@@ -9,9 +9,10 @@ Contract:
     real-time runs as soon as a host descriptor is ready; hostnet.attach() arranges both), and
     right after each frame the guest sends (so a guest that polls the NIC without ever idling
     still sees what arrived by its next transmit; in real-time runs, where the waker already
-    covers host input, only if the last poll is `poll_after_send_s` old). A backend may also answer synchronously
-    from inside `send` (the user-mode NAT answers ARP, DHCP and ping that way): that happens in
-    the machine loop too, while the guest's driver is writing the transmit command.
+    covers host input, only if the last poll is `poll_after_send_s` old). A backend may also
+    answer synchronously from inside `send` (the user-mode NAT answers ARP, DHCP and ping that
+    way): that happens in the machine loop too, while the guest's driver is writing the
+    transmit command.
   - Every frame both ways passes the taps in order with the virtual time it crossed the cable:
     `tap(virtual_ns, direction, frame)` with direction "out" (guest to host) or "in". The pcap
     writer is one tap; a recorder for record/replay is another: replaying "in" frames at their
