@@ -176,7 +176,7 @@ class UserNetwork:
         return [self._selector.fileno()] if hasattr(self._selector, "fileno") else []
 
     def next_timeout(self) -> float | None:
-        deadlines = [r.deadline for r in self.tcp.values() if r.deadline is not None]
+        deadlines = [r.next_deadline for r in self.tcp.values() if r.next_deadline is not None]
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - self._now())
