@@ -75,6 +75,9 @@ class Ne2000Driver:
         self.io, self.base, self.irq, self.mac = io, base, irq, mac
         self._outb, self._inb = io.outb, io.inb  # bound once: every frame costs a few of each
         self.on_frame: Callable[[bytes], None] = lambda frame: None
+        # told before and after each stretch of frames (the stack coalesces its ACKs)
+        self.on_burst_start: Callable[[], None] = lambda: None
+        self.on_burst_end: Callable[[], None] = lambda: None
         self.tx_queue: deque[bytes] = deque()
         self.tx_busy = False
         self.next_page = RX_START  # the ring page the next frame starts at (BNRY + 1)
@@ -229,7 +232,11 @@ class Ne2000Driver:
             if not pages or frames >= FRAMES_PER_INTERRUPT:
                 return
             stretch = self._remote_read(self.next_page * PAGE, pages * PAGE)
-            frames += self._split(stretch, current)
+            self.on_burst_start()
+            try:
+                frames += self._split(stretch, current)
+            finally:
+                self.on_burst_end()
             boundary = self.next_page - 1 if self.next_page > RX_START else RAM_END_PAGE - 1
             self._out(BNRY, boundary)
 

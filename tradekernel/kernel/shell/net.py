@@ -58,6 +58,7 @@ def start_network(kernel) -> NetCommands:  # noqa: ANN001 - tradekernel.kernel.m
                          if not kernel.platform.deterministic else 0,
                          log=kernel.platform.log)
         driver.on_frame = stack.receive
+        driver.on_burst_start, driver.on_burst_end = stack.begin_burst, stack.end_burst
         kernel.on_irq(driver.irq, driver.on_irq)
         kernel.console.write(f"net: NE2000 at {driver.base:#x} IRQ {driver.irq}, "
                              f"{':'.join(f'{b:02x}' for b in driver.mac)}\n")
