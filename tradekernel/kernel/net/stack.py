@@ -72,9 +72,10 @@ class NetStack:
         self.addr = 0
         self.prefix_len = 0
         self.mtu = params.ETH_MTU
-        # A NIC whose receive buffer holds only a few frames (the NE2000's ring) says how many:
-        # TCP then offers no larger a window than that many full segments, since a peer's burst
-        # beyond it is lost at the card and costs a retransmission timeout.
+        # A link whose receive buffer holds only a few frames and cannot hold the sender back
+        # says how many: TCP then offers no larger a window than that many full segments, since
+        # a peer's burst beyond it is lost and costs a retransmission timeout. (The NE2000 does
+        # not: the emulated cable waits for room in its ring, see hostnet/link.py.)
         burst = getattr(link, "receive_burst_frames", None)
         self.window_cap = burst * (self.mtu - 40) if burst else None
         self.routes = RoutingTable()
