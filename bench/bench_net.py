@@ -18,8 +18,15 @@ What each figure covers:
              with --net user and --hostfwd: TCP MB/s each way between the ring-3 `nettest`
              program and a host socket (wall time on the host side, first byte to last), UDP
              datagrams/s into `nettest udprecv`, and the shell's ping RTT to the gateway.
+  guest tap  the same OS on --net tap with Linux in a network namespace as the peer (its own
+             TCP/IP): 10 MiB each way between `nettest` and a Python peer in the namespace
+             (Linux->guest timed by the guest from accept to EOF, guest->Linux by the peer from
+             first byte to last), and UDP datagrams/s into `nettest udprecv` from a blaster.
+  reference  the same Python peer code moving 10 MiB over the host's loopback in this run.
+The machine is shared: the load average is printed first; wall figures scale with it.
 
 Run (root for the TAP and veth parts): .venv/bin/python bench/bench_net.py [--quick]
+[--guest-only]
 """
 
 from __future__ import annotations
@@ -444,18 +451,151 @@ def bench_guest(size_kib: int, datagrams: int, pings: int) -> None:
         close_pc(guest)
 
 
+LINUX_TCP_SINK = """
+import socket, sys, time
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2])))
+srv.listen(1)
+print("ready", flush=True)
+conn, _ = srv.accept()
+total, first = 0, None
+while chunk := conn.recv(1 << 16):
+    first = first or time.perf_counter()
+    total += len(chunk)
+print(total, time.perf_counter() - first, flush=True)
+"""
+LINUX_TCP_SOURCE = """
+import socket, sys
+data = bytes(int(sys.argv[3]))
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60) as peer:
+    peer.sendall(data)
+"""
+LINUX_UDP_BLAST = """
+import socket, sys, time
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+target, payload = (sys.argv[1], int(sys.argv[2])), bytes(64)
+for _ in range(int(sys.argv[3])):
+    sock.sendto(payload, target)
+for _ in range(3000):  # empty datagrams end the receiver's count (it may have missed some)
+    sock.sendto(b"", target)
+    time.sleep(0.01)
+"""
+
+
+def reference_loopback(size: int) -> None:
+    """The same Python sender and receiver as the Linux peers below, over the host's loopback:
+    the most those peers can move, measured in this run."""
+    server = socket.create_server(("127.0.0.1", 0))
+    result: list[float] = []
+
+    def sink() -> None:
+        conn, _ = server.accept()
+        total, first = 0, 0.0
+        while chunk := conn.recv(1 << 16):
+            first = first or time.perf_counter()
+            total += len(chunk)
+        result.append(total / (time.perf_counter() - first))
+
+    thread = threading.Thread(target=sink, daemon=True)
+    thread.start()
+    with socket.create_connection(server.getsockname()) as peer:
+        peer.sendall(bytes(size))
+    thread.join(60)
+    server.close()
+    print(f"reference: Python TCP over host loopback {size >> 20} MiB: "
+          f"{result[0] / 1e6:8.1f} MB/s")  # fmt: skip
+
+
+def _guest_line(guest, marker: bytes) -> str:  # noqa: ANN001 - tests.system.harness.BootedPc
+    return bytes(guest.serial).decode("cp437").split(marker.decode())[-1].splitlines()[0]
+
+
+def bench_guest_tap(size: int, datagrams: int) -> None:
+    """The booted OS on a TAP whose far end is Linux in a network namespace: TCP each way
+    between ring-3 `nettest` and a Python peer there, UDP datagrams/s into `nettest udprecv`."""
+    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
+        print("guest over tap: skipped (needs root and /dev/net/tun)")
+        return
+    import tempfile
+
+    from tests.system.harness import SECOND, BootedPc, close_pc
+    from tradekernel import hostnet
+
+    suffix = uuid.uuid4().hex[:6]
+    ns, tap = f"tkbg{suffix}", f"tkbgt{suffix}"
+    linux, me = "10.196.0.1", "10.196.0.2"
+    guest = BootedPc(Path(tempfile.mkdtemp(prefix="tk-bench-tap-")),
+                     net=hostnet.NetOptions(f"tap:{tap}"), deterministic=False)  # fmt: skip
+    procs: list[subprocess.Popen[str]] = []
+
+    def spawn(*argv: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", *argv], text=True,
+                                stdout=subprocess.PIPE)  # fmt: skip
+        procs.append(proc)
+        return proc
+
+    try:
+        _ip("netns", "add", ns)
+        _ip("link", "set", tap, "netns", ns)
+        _ip("-n", ns, "addr", "add", f"{linux}/24", "dev", tap)
+        _ip("-n", ns, "link", "set", tap, "up")
+        guest.boot()
+        guest.command(f"ifconfig eth0 {me}/24")
+        # Linux -> ring 3
+        guest.type("nettest tcprecv 5001 &\n")
+        guest.run_until(lambda: b"ready on port 5001" in guest.serial, 10 * SECOND)
+        spawn(LINUX_TCP_SOURCE, me, "5001", str(size))
+        guest.run_until(lambda: b"nettest: received " in guest.serial, 600 * SECOND)
+        got, _, _, micros, _ = _guest_line(guest, b"nettest: received ").split()
+        stats = guest.pc.kernel.net.driver.stats
+        print(f"guest tcp Linux(netns)->ring 3 {size >> 20} MiB: "
+              f"{int(got) / int(micros):7.2f} MB/s (tap; ring overflows {stats['overflows']}, "
+              f"retransmitted segments {guest.pc.kernel.net.stack.counters['tcp.retrans_segs']})")
+        # ring 3 -> Linux
+        sink = spawn(LINUX_TCP_SINK, linux, "5003")
+        assert sink.stdout is not None and sink.stdout.readline() == "ready\n"
+        guest.type(f"nettest tcpsend {linux} 5003 {size >> 10}\n")
+        guest.run_until(lambda: sink.poll() is not None or b"nettest: sent" in guest.serial,
+                        600 * SECOND)  # fmt: skip
+        guest.run_until(lambda: sink.poll() is not None, 60 * SECOND)
+        total, seconds = sink.stdout.read().split()
+        print(f"guest tcp ring 3->Linux(netns) {size >> 20} MiB: "
+              f"{int(total) / float(seconds) / 1e6:7.2f} MB/s (tap)")
+        # UDP into ring 3
+        guest.type(f"nettest udprecv 5002 {datagrams} &\n")
+        guest.run_until(lambda: b"ready on port 5002" in guest.serial, 10 * SECOND)
+        spawn(LINUX_UDP_BLAST, me, "5002", str(datagrams))
+        guest.run_until(lambda: b"datagrams in" in guest.serial, 600 * SECOND)
+        seen, _, _, micros, _ = _guest_line(guest, b"nettest: received ").split()
+        print(f"guest udp Linux(netns)->ring 3: {int(seen) / int(micros) * 1e6:10.0f} "
+              f"datagrams/s ({seen} of {datagrams} offered arrived; tap)")
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.communicate(timeout=10)
+        close_pc(guest)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    parser.add_argument("--quick", action="store_true", help="shorter runs (2 MiB transfers)")
+    parser.add_argument("--guest-only", action="store_true",
+                        help="only the booted-OS figures and their loopback reference")  # fmt: skip
     args = parser.parse_args()
     quick = args.quick
+    size = (2 if quick else 10) << 20
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    bench_nic(0.5 if quick else 2.0)
-    bench_nat_tcp((4 if quick else 16) << 20)
-    bench_nat_udp(5_000 if quick else 50_000)
-    bench_tap_ping(200 if quick else 2000)
-    bench_veth(64 if quick else 512)
-    bench_guest(2048 if quick else 16384, 2000 if quick else 20000, 5 if quick else 20)
+    if not args.guest_only:
+        bench_nic(0.5 if quick else 2.0)
+        bench_nat_tcp((4 if quick else 16) << 20)
+        bench_nat_udp(5_000 if quick else 50_000)
+        bench_tap_ping(200 if quick else 2000)
+        bench_veth(64 if quick else 512)
+    reference_loopback(size)
+    bench_guest(size >> 10, 2000 if quick else 20000, 5 if quick else 20)
+    bench_guest_tap(size, 2000 if quick else 20000)
 
 
 if __name__ == "__main__":

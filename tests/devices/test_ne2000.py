@@ -439,6 +439,28 @@ def test_overflow_sets_ovw_counts_missed_and_recovers_after_bnry() -> None:
     assert [f for _, f in driver.drain()] == [frame]
 
 
+def test_ready_says_when_the_ring_cannot_take_a_longest_frame_and_when_it_can_again() -> None:
+    """net0-ready: False exactly when one more 1518-byte frame would not be stored (so a link
+    that waits for True never causes an overflow), True again once BNRY frees the room."""
+    board, card, driver, _, _ = make_card()
+    ready = ChannelRecorder()
+    board.channels.listen("net0-ready", ready)
+    driver.init()
+    assert ready.payloads == []  # ready from power-on: nothing to say
+    longest = frame_to(MAC, b"L" * 1504)
+    stored = 0
+    while not ready.payloads:
+        deliver(board, longest)
+        stored += 1
+    assert ready.payloads == [False] and stored == card.frames_received
+    deliver(board, longest)
+    assert driver.inb(ISR) & 0x10  # it was right: this one overflowed
+    driver.out(ISR, 0x10)
+    assert len(driver.drain()) == stored and ready.payloads == [False, True]
+    deliver(board, frame_to(MAC, b"x" * 60))
+    assert ready.payloads == [False, True]
+
+
 def test_monitor_mode_counts_without_storing() -> None:
     board, _, driver, _, _ = make_card()
     driver.init(rcr=0x24)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import socket
 import threading
+import time
 
 import pytest
 from scapy.layers.dhcp import BOOTP, DHCP
@@ -419,3 +420,32 @@ def test_hostfwd_guest_refusing_closes_the_host_client() -> None:
     finally:
         client.close()
         backend.close()
+
+
+def test_guest_data_is_acknowledged_every_second_segment_or_after_the_delay(user: Guest) -> None:
+    """RFC 5681 4.2 for the relay: two full segments get one ACK at once; a lone one is
+    acknowledged by the delayed-ACK timer (ACK_DELAY), and a PSH at once."""
+    from tradekernel.hostnet import tcprelay
+
+    sink = socket.create_server(("127.0.0.1", 0))
+    conn = open_to_host(user, 40100, sink.getsockname()[1])
+    peer, _ = sink.accept()
+    user.pump(0.02)
+    user.frames.clear()
+    conn.segment("A", b"a" * 1460)
+    assert user.frames == []  # the first waits for a second
+    conn.segment("A", b"b" * 1460)
+    assert len(user.frames) == 1 and Ether(user.frames[0])[TCP].ack == conn.seq
+    user.frames.clear()
+    conn.segment("A", b"c" * 1460)
+    assert user.frames == []
+    relay = next(iter(user.backend.tcp.values()))
+    assert relay.next_deadline is not None
+    time.sleep(tcprelay.ACK_DELAY * 2)
+    user.backend.poll()
+    assert [Ether(f)[TCP].ack for f in user.frames] == [conn.seq]
+    user.frames.clear()
+    conn.segment("PA", b"d")
+    assert [Ether(f)[TCP].ack for f in user.frames] == [conn.seq]
+    peer.close()
+    sink.close()

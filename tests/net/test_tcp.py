@@ -203,6 +203,31 @@ def test_delayed_ack_every_second_segment_or_after_the_delay() -> None:
     assert conn.recv(5000) == b"q" * 100 + b"r" * 1460 + b"s" * 1460
 
 
+def test_one_ack_for_a_receive_burst_at_its_end() -> None:
+    """Segments the driver hands over in one burst (begin_burst .. end_burst) get one ACK at
+    the end instead of one per two segments, as Linux's GRO merges them; an out-of-order one
+    is still answered at once."""
+    h = Host()
+    _, conn, iss1 = accepted(h)
+    base = PEER_ISN + 1
+    h.stack.begin_burst()
+    for i in range(6):
+        h.inject(seg("A", base + 1460 * i, iss1, b"b" * 1460))
+    assert tcp_out(h) == []
+    h.stack.end_burst()
+    (ack,) = tcp_out(h)
+    assert ack.ack == base + 6 * 1460
+    h.stack.begin_burst()
+    for i in range(6, 8):
+        h.inject(seg("A", base + 1460 * i, iss1, b"b" * 1460))
+    h.inject(seg("A", base + 1460 * 9, iss1, b"gap"))
+    (dup,) = tcp_out(h)  # at once, and it acknowledges everything in order so far
+    assert dup.ack == base + 8 * 1460
+    h.stack.end_burst()
+    assert tcp_out(h) == []  # nothing owed any more
+    assert conn.recv(20000) == b"b" * 8 * 1460
+
+
 def test_out_of_order_overlapping_and_out_of_window_segments() -> None:
     h = Host()
     _, conn, iss1 = accepted(h)

@@ -56,6 +56,7 @@ HEADER = 4  # receive-ring packet header: status, next page, count low, count hi
 FCS = 4  # the frame check sequence a real wire delivers after each frame
 COUNTER_SATURATE = 192  # the datasheet's tally counter ceiling
 COUNTER_INTERRUPT = 0x80  # a tally counter with bit 7 set raises ISR.CNT
+MAX_FRAME_PAGES = (HEADER + MAX_FRAME + FCS + PAGE - 1) // PAGE  # ring pages the longest takes
 
 # Command register
 CR_STP, CR_STA, CR_TXP = 0x01, 0x02, 0x04
@@ -477,6 +478,18 @@ class Dp8390:
         self.ring_full = next_page == self.bnry
         self._raise(ISR_PRX)
         return True
+
+    def has_room(self) -> bool:
+        """Whether a frame of the longest size would be stored now (not refused for want of
+        ring space). A stopped chip or one with a ring it cannot use takes frames only to drop
+        them, as on a wire, so it has room too: nothing need wait for it."""
+        if not self.started or not self._ring_sane():
+            return True
+        if self.overflowed or self.ring_full:
+            return False
+        span = self.pstop - self.pstart
+        free = (self.bnry - self.curr) % span if self.pstart <= self.bnry < self.pstop else span
+        return free == 0 or free >= MAX_FRAME_PAGES  # equal pointers: empty (ring_full says full)
 
     def _ring_sane(self) -> bool:
         return self.pstart < self.pstop and self.pstart <= self.curr < self.pstop

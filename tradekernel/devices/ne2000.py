@@ -15,8 +15,12 @@ signature 0x57 in bytes 14-15), 0x4000-0x7FFF the RAM (pages 0x40-0x7F); anythin
 
 Host side, through named channels (v86 style): every frame the guest transmits is sent on
 f"{channel}-send" (payload: bytes, padded to 60, no FCS); frames the host sends on
-f"{channel}-receive" (bytes-like, no FCS) reach the receiver at once. The link at the other end
-is tradekernel/hostnet/.
+f"{channel}-receive" (bytes-like, no FCS) reach the receiver at once. The card says on
+f"{channel}-ready" (payload: bool) whenever its receive ring turns full or gets room again for
+a frame of the longest size (`Dp8390.has_room`; it starts ready): the link at the other end
+(tradekernel/hostnet/) holds frames while it is not ready instead of overrunning the ring, as
+QEMU's net layer does with a card's can_receive. Frames sent while it is not ready are still
+received if they fit, or counted as missed (OVW), as on a wire.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ ADDRESS_SPACE = 0x10000
 NE2000_SIGNATURE = 0x57
 DEFAULT_MAC = bytes.fromhex("525400123456")  # a locally administered address (QEMU's prefix)
 MAX_STRING_BYTES = 0x10000  # a `rep ins` burst larger than the card's address space repeats
+# Writes to these register offsets (any page) can change whether the ring has room: CR (start,
+# stop, loopback transmit), PSTART, PSTOP, BNRY, CURR (page 1).
+ROOM_REGISTERS = frozenset((0x00, 0x01, 0x02, 0x03, 0x07))
 
 
 def parse_mac(text: str) -> bytes:
@@ -81,6 +88,8 @@ class Ne2000(Device):
         self.channel = channel
         self.send_channel = f"{channel}-send"
         self.receive_channel = f"{channel}-receive"
+        self.ready_channel = f"{channel}-ready"
+        self._ready = True  # what the link was last told (it assumes ready at first)
         self._irq: IrqLine | None = None
         self._board: Board | None = None
         # The card's 64 KiB address space as the chip sees it: PROM, RAM, and 0xFF elsewhere.
@@ -120,6 +129,15 @@ class Ne2000(Device):
         """Power-on: RAM cleared, the chip offline with ISR.RST."""
         self.space[RAM_START : RAM_START + RAM_SIZE] = bytes(RAM_SIZE)
         self.chip.power_on()
+        self._update_ready()
+
+    def _update_ready(self) -> None:
+        """Tell the link when the ring fills up or has room again (only on a change)."""
+        ready = self.chip.has_room()
+        if ready != self._ready:
+            self._ready = ready
+            if self._board is not None:
+                self._board.channels.send(self.ready_channel, ready)
 
     # -- the card's memory bus ---------------------------------------------------------------
 
@@ -150,6 +168,7 @@ class Ne2000(Device):
             self.frames_received += 1
         else:
             self.frames_dropped += 1
+        self._update_ready()
 
     # -- ports -------------------------------------------------------------------------------
 
@@ -160,12 +179,15 @@ class Ne2000(Device):
         if offset <= DATA_PORT_END:
             return int.from_bytes(self._port_read_string(port, size, 1), "little")
         self.chip.reset()
+        self._update_ready()
         return 0
 
     def _port_write(self, port: int, size: int, value: int) -> None:
         offset = port - self.base
         if offset < DATA_PORT:
             self.chip.write_register(offset, value)
+            if offset in ROOM_REGISTERS:
+                self._update_ready()
         elif offset <= DATA_PORT_END:
             self._port_write_string(port, size, value.to_bytes(size, "little"))
         # writes to the reset port do nothing
@@ -223,3 +245,4 @@ class Ne2000(Device):
         self._load_prom()
         self.space[RAM_START : RAM_START + RAM_SIZE] = ram
         self.chip.restore(state["chip"])
+        self._update_ready()

@@ -44,6 +44,9 @@ from tradekernel.hostnet.user import UserNetwork
 DETERMINISTIC_PCAP_EPOCH_NS = 1_767_346_200 * 1_000_000_000
 WAKER_IDLE_S = 0.5  # the waker re-reads the descriptor set at least this often
 WAKER_WAIT_FOR_POLL_S = 1.0
+# In real-time runs the waker covers host input, so the Link polls the backend after a guest
+# frame only if it has not polled for this long (in deterministic runs: after every frame)
+POLL_AFTER_SEND_S = 0.0005
 
 __all__ = ["NetOptions", "attach", "make_backend", "Link", "TapError"]
 
@@ -105,6 +108,8 @@ def attach(machine: MachineLike, options: NetOptions, deterministic: bool = Fals
     if not deterministic and not isinstance(backend, NoBackend):
         waker = Waker(link, machine.post)
         link.on_guest_frame(waker.refresh)
+        link.on_unthrottle(waker.wake)
+        link.poll_after_send_s = POLL_AFTER_SEND_S
         link.closers.append(waker.close)
         waker.start()
     return link
@@ -112,7 +117,8 @@ def attach(machine: MachineLike, options: NetOptions, deterministic: bool = Fals
 
 class Waker:
     """Sleeps in select() on the backend's descriptors and asks the machine loop to poll.
-    It reads nothing itself; after each request it waits until the poll has run."""
+    It reads nothing itself; after each request it waits until the poll has run. While the
+    Link is throttled it watches none of them (the Link refreshes it when that ends)."""
 
     def __init__(self, link: Link, post: Callable[[Callable[[], None]], None]) -> None:
         self._link = link
@@ -121,13 +127,28 @@ class Waker:
         self._closed = False
         self._pipe_r, self._pipe_w = os.pipe()
         os.set_blocking(self._pipe_w, False)
+        # What the thread waits on now: refresh() only wakes it when that has to change
+        self._watching: list[int] | None = None
+        self._until = 0.0  # time.monotonic() the current wait ends at
         self._thread = threading.Thread(target=self._run, name="hostnet-waker", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def refresh(self) -> None:
-        """The descriptor set or the timers may have changed: re-read them now."""
+        """The descriptor set or the timers may have changed: re-read them now, unless the
+        current wait already covers them (this runs after every guest frame; waking the thread
+        each time would cost a pipe write and a thread switch per frame)."""
+        link = self._link
+        if self._watching is not None and not link.throttled:
+            timeout = link.backend.next_timeout()
+            if link.backend.filenos() == self._watching and (
+                timeout is None or time.monotonic() + timeout >= self._until
+            ):
+                return
+        self.wake()
+
+    def wake(self) -> None:
         try:
             os.write(self._pipe_w, b"!")
         except OSError:
@@ -142,9 +163,14 @@ class Waker:
     def _run(self) -> None:
         while not self._closed:
             try:
-                fds = self._link.backend.filenos()
-                timeout = self._link.backend.next_timeout()
+                if self._link.throttled:  # frames wait for the guest: more can wait on the host
+                    fds, timeout = [], None
+                else:
+                    fds = self._link.backend.filenos()
+                    timeout = self._link.backend.next_timeout()
                 wait = WAKER_IDLE_S if timeout is None else min(WAKER_IDLE_S, timeout)
+                self._watching = None if self._link.throttled else fds
+                self._until = time.monotonic() + wait
                 ready, _, _ = select.select([self._pipe_r, *fds], [], [], wait)
             except (OSError, ValueError):
                 if self._closed:
@@ -165,7 +191,7 @@ class Waker:
 
     def close(self) -> None:
         self._closed = True
-        self.refresh()
+        self.wake()
         self._thread.join(timeout=2)
         for fd in (self._pipe_r, self._pipe_w):
             try:

@@ -8,13 +8,24 @@ Contract:
     up only by `Link.poll()`, which the machine's run loop calls (when the guest idles, and in
     real-time runs as soon as a host descriptor is ready; hostnet.attach() arranges both), and
     right after each frame the guest sends (so a guest that polls the NIC without ever idling
-    still sees what arrived by its next transmit). A backend may also answer synchronously
-    from inside `send` (the user-mode NAT answers ARP, DHCP and ping that way): that happens in
-    the machine loop too, while the guest's driver is writing the transmit command.
+    still sees what arrived by its next transmit; in real-time runs, where the waker already
+    covers host input, only if the last poll is `poll_after_send_s` old). A backend may also
+    answer synchronously from inside `send` (the user-mode NAT answers ARP, DHCP and ping that
+    way): that happens in the machine loop too, while the guest's driver is writing the
+    transmit command.
   - Every frame both ways passes the taps in order with the virtual time it crossed the cable:
     `tap(virtual_ns, direction, frame)` with direction "out" (guest to host) or "in". The pcap
     writer is one tap; a recorder for record/replay is another: replaying "in" frames at their
     virtual ns reproduces what the guest saw.
+  - Back-pressure: the NIC says on f"{channel}-ready" when its receive ring is full and when it
+    has room again (devices/ne2000.py). Frames for the guest wait here, in order, while it is
+    full and go on as soon as the guest's driver frees ring space (inside that port write, so
+    deterministic runs stay deterministic); they are never dropped for want of ring space. At
+    QUEUE_HIGH waiting frames the Link stops asking the backend for more (`throttled`: poll()
+    does not call the backend and the waker stops watching its descriptors), so the host side
+    waits in its own buffers (the kernel's socket and TAP queues, the NAT's TCP windows) until
+    the queue is down to QUEUE_LOW; a backend that answers from inside `send` can still add
+    frames, up to QUEUE_MAX, past which they are dropped and counted (`dropped_in`).
   - Oversized frames from a backend are dropped and counted (`dropped_in`), never passed on.
   - Containment: an exception out of a backend (a bug, or a host error it did not expect) is
     counted in `backend_errors` and reported as one line on the "log" channel; the frame is
@@ -23,6 +34,8 @@ Contract:
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -30,6 +43,9 @@ from tradekernel.emu.bus import Channels
 
 MAX_FRAME = 1518  # the longest Ethernet frame without FCS, allowing an 802.1Q tag
 MIN_FRAME = 14  # an Ethernet header
+QUEUE_HIGH = 64  # frames waiting for the NIC before the backend is no longer polled
+QUEUE_LOW = 16  # ... and polled again once the queue is down to this
+QUEUE_MAX = 4096  # frames waiting at most (a backend answering inside send()); then dropped
 
 Deliver = Callable[[bytes], None]
 Tap = Callable[[int, str, bytes], None]
@@ -76,12 +92,21 @@ class Link:
         self._channels = channels
         self._receive_channel = f"{channel}-receive"
         self._now_ns = now_ns
+        self._waiting: deque[bytes] = deque()  # frames for the guest while the NIC is full
+        self._nic_ready = True
+        self.throttled = False
+        self._on_unthrottle: list[Callable[[], None]] = []
         self._taps: list[Tap] = []
         self._on_guest_frame: list[Callable[[], None]] = []
         self.closers: list[Callable[[], None]] = []  # run by close() (pcap file, waker thread)
         self.frames_out = self.frames_in = self.dropped_in = self.backend_errors = 0
         self.delivered_since_poll = 0
+        # After a guest frame the backend is polled (answers reach a guest that never idles)
+        # unless it was polled less than this many seconds ago (host time); 0: always
+        self.poll_after_send_s = 0.0
+        self._last_poll = 0.0
         channels.listen(f"{channel}-send", self._from_guest)
+        channels.listen(f"{channel}-ready", self._nic_ready_changed)
         backend.start(self._to_guest)
 
     def add_tap(self, tap: Tap) -> None:
@@ -90,6 +115,16 @@ class Link:
     def on_guest_frame(self, listener: Callable[[], None]) -> None:
         """Told after each guest frame (the realtime waker refreshes its descriptors)."""
         self._on_guest_frame.append(listener)
+
+    def on_unthrottle(self, listener: Callable[[], None]) -> None:
+        """Told when the waiting queue has drained to QUEUE_LOW (the waker watches the
+        backend's descriptors again)."""
+        self._on_unthrottle.append(listener)
+
+    @property
+    def waiting(self) -> int:
+        """Frames for the guest waiting for room in the NIC's ring."""
+        return len(self._waiting)
 
     def _from_guest(self, payload: object) -> None:
         frame = bytes(payload)  # type: ignore[call-overload]
@@ -100,7 +135,12 @@ class Link:
                 tap(now, "out", frame)
         try:
             self.backend.send(frame)
-            self.backend.poll()  # answers already waiting reach a guest that never idles too
+            if not self.throttled and (
+                not self.poll_after_send_s
+                or time.monotonic() - self._last_poll >= self.poll_after_send_s
+            ):
+                self._last_poll = time.monotonic()
+                self.backend.poll()  # answers already waiting reach a guest that never idles
         except Exception as error:  # noqa: BLE001 - contained: the frame is lost, not the machine
             self._contain("send", error)
         for listener in self._on_guest_frame:
@@ -110,6 +150,17 @@ class Link:
         if not MIN_FRAME <= len(frame) <= MAX_FRAME:
             self.dropped_in += 1
             return
+        if self._nic_ready and not self._waiting:
+            self._deliver(frame)
+            return
+        if len(self._waiting) >= QUEUE_MAX:
+            self.dropped_in += 1
+            return
+        self._waiting.append(frame)
+        if len(self._waiting) >= QUEUE_HIGH:
+            self.throttled = True
+
+    def _deliver(self, frame: bytes) -> None:
         self.frames_in += 1
         self.delivered_since_poll += 1
         if self._taps:
@@ -118,12 +169,30 @@ class Link:
                 tap(now, "in", frame)
         self._channels.send(self._receive_channel, frame)
 
+    def _nic_ready_changed(self, ready: object) -> None:
+        self._nic_ready = bool(ready)
+        self._flush()
+
+    def _flush(self) -> None:
+        """Frames that waited go on while the NIC has room (it says when it has none)."""
+        waiting = self._waiting
+        while waiting and self._nic_ready:
+            self._deliver(waiting.popleft())
+        if self.throttled and len(waiting) <= QUEUE_LOW:
+            self.throttled = False
+            for listener in self._on_unthrottle:
+                listener()
+
     def poll(self) -> bool:
-        """Pick up host-side frames; True if any reached the NIC since the last poll."""
-        try:
-            self.backend.poll()
-        except Exception as error:  # noqa: BLE001 - contained as in _from_guest
-            self._contain("poll", error)
+        """Pick up host-side frames (unless throttled); True if any reached the NIC since the
+        last poll."""
+        self._flush()
+        if not self.throttled:
+            self._last_poll = time.monotonic()
+            try:
+                self.backend.poll()
+            except Exception as error:  # noqa: BLE001 - contained as in _from_guest
+                self._contain("poll", error)
         delivered, self.delivered_since_poll = self.delivered_since_poll, 0
         return delivered > 0
 

@@ -7,6 +7,10 @@ MSS honoured, FIN both ways (half-close carried to the host socket with shutdown
 retransmission on timeout with an RTT estimate and backoff per RFC 6298 (minimum RTO 200 ms),
 fast retransmit after three duplicate ACKs, and zero-window probes. Out-of-order segments from
 the guest are not queued: they are answered with a duplicate ACK and the guest resends.
+Data from the guest is acknowledged every second segment, at once on PSH, FIN or a gap, else
+after ACK_DELAY (RFC 1122 4.2.3.2's delayed ACK, with a much shorter timer). Reading the host
+socket pauses when `outgoing` is full and resumes only when it is half empty, so the selector
+interest does not flip with every ACK.
 
 Timers run on host time (time.monotonic via the `now` argument): the NAT is outside the guest.
 Sizes are bounded: at most RELAY_BUFFER bytes wait in either direction, which is also the most
@@ -30,6 +34,8 @@ MAX_RETRANSMITS = 8
 DUPACK_THRESHOLD = 3
 READ_CHUNK = 65536
 CONNECT_TIMEOUT = 30.0  # seconds a host connect may take before the guest gets RST
+ACK_EVERY = 2  # full segments from the guest per ACK (RFC 5681 4.2)
+ACK_DELAY = 0.001  # seconds an ACK may wait for a second segment (RFC 1122: < 0.5 s)
 
 SendSegment = Callable[[Tcp], None]
 
@@ -76,6 +82,9 @@ class TcpRelay:
         self.rttvar = 0.0
         self.retransmits = 0
         self.deadline: float | None = None
+        self.ack_due: float | None = None  # a delayed ACK goes out then
+        self.unacked = 0  # guest segments taken since our last ACK
+        self.reading = True  # host socket read while `outgoing` has room (see wants_read)
         self.timing: tuple[int, float] | None = None  # (seq, sent at) of one timed segment
         self.dupacks = 0
 
@@ -127,7 +136,7 @@ class TcpRelay:
         self._process_ack(segment, now)
         if self.state == "closed":
             return
-        self._process_data(segment)
+        self._process_data(segment, now)
         self.flush_to_host()
         self.pump(now)
 
@@ -191,7 +200,7 @@ class TcpRelay:
         if self._finished():
             self.close()
 
-    def _process_data(self, segment: Tcp) -> None:
+    def _process_data(self, segment: Tcp, now: float) -> None:
         payload = segment.payload
         seq = segment.seq
         if payload and seq_lt(seq, self.rcv_nxt):  # partly old: keep the new part
@@ -211,8 +220,14 @@ class TcpRelay:
         if segment.flags & FIN and taken == len(payload) and not self.guest_fin:
             self.guest_fin = True
             self.rcv_nxt = (self.rcv_nxt + 1) & 0xFFFFFFFF
-        if payload or segment.flags & FIN:
+        if segment.flags & (FIN | PSH) or taken < len(payload):
             self._ack_now()
+        elif payload:
+            self.unacked += 1
+            if self.unacked >= ACK_EVERY:
+                self._ack_now()
+            elif self.ack_due is None:
+                self.ack_due = now + ACK_DELAY
 
     # -- host side -------------------------------------------------------------------------
 
@@ -258,10 +273,14 @@ class TcpRelay:
         self.pump(now)
 
     def wants_read(self) -> bool:
+        if len(self.outgoing) >= RELAY_BUFFER:
+            self.reading = False
+        elif len(self.outgoing) <= RELAY_BUFFER // 2:
+            self.reading = True
         return (
             self.state in ("established", "syn_received", "syn_sent")
             and not self.host_eof
-            and len(self.outgoing) < RELAY_BUFFER
+            and self.reading
         )
 
     def wants_write(self) -> bool:
@@ -274,6 +293,8 @@ class TcpRelay:
 
     def _segment(self, seq: int, flags: int, payload: bytes, mss: int | None = None) -> None:
         ack = self.rcv_nxt if flags & ACK else 0
+        if flags & ACK:
+            self.unacked, self.ack_due = 0, None  # this segment carries the acknowledgement
         self._emit(
             Tcp(self.remote_port, self.guest_port, seq, ack, flags, self._window(), payload, mss)
         )
@@ -354,7 +375,16 @@ class TcpRelay:
             self.srtt = 0.875 * self.srtt + 0.125 * sample
         self.rto = min(RTO_MAX, max(RTO_MIN, self.srtt + 4 * self.rttvar))
 
+    @property
+    def next_deadline(self) -> float | None:
+        """The earliest of the retransmission/persist timer and a delayed ACK."""
+        if self.ack_due is None:
+            return self.deadline
+        return self.ack_due if self.deadline is None else min(self.deadline, self.ack_due)
+
     def on_timer(self, now: float) -> None:
+        if self.ack_due is not None and now >= self.ack_due and self.state != "closed":
+            self._ack_now()
         if self.deadline is None or now < self.deadline or self.state == "closed":
             return
         if self.state == "connecting":

@@ -149,6 +149,9 @@ class UserNetwork:
         self._ip_id = 0
         self.tcp: dict[tuple[int, bytes, int], TcpRelay] = {}
         self._tcp_keys: dict[int, tuple[int, bytes, int]] = {}  # id(relay) -> key
+        # id(relay) -> the events its socket is registered for ("tcp"), kept here because asking
+        # the selector about an unregistered socket costs an exception with the socket's repr
+        self._tcp_events: dict[int, int] = {}
         self.udp: OrderedDict[int, _UdpBinding] = OrderedDict()
         self._dns_pending: list[tuple[Future[tuple[int, list[bytes]]], dns.Query, int]] = []
         self._dns_pool: ThreadPoolExecutor | None = None
@@ -173,7 +176,7 @@ class UserNetwork:
         return [self._selector.fileno()] if hasattr(self._selector, "fileno") else []
 
     def next_timeout(self) -> float | None:
-        deadlines = [r.deadline for r in self.tcp.values() if r.deadline is not None]
+        deadlines = [r.next_deadline for r in self.tcp.values() if r.next_deadline is not None]
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - self._now())
@@ -504,6 +507,7 @@ class UserNetwork:
         else:
             relay.host_connected(now)
             self._selector.register(relay.sock, selectors.EVENT_READ, ("tcp", relay))
+            self._tcp_events[id(relay)] = selectors.EVENT_READ
         self._sync(relay)
 
     def _sync(self, relay: TcpRelay) -> None:
@@ -513,6 +517,7 @@ class UserNetwork:
             return
         if relay.state == "closed":
             del self.tcp[key], self._tcp_keys[id(relay)]
+            self._tcp_events.pop(id(relay), None)
             try:
                 self._selector.unregister(relay.sock)
             except (KeyError, ValueError):
@@ -523,16 +528,16 @@ class UserNetwork:
         events = (selectors.EVENT_READ if relay.wants_read() else 0) | (
             selectors.EVENT_WRITE if relay.wants_write() else 0
         )
-        try:
-            registered = self._selector.get_key(relay.sock)
-        except (KeyError, ValueError):
-            registered = None
-        if registered is not None and not events:
+        registered = self._tcp_events.get(id(relay), 0)
+        if registered == events:
+            return
+        if not events:
             self._selector.unregister(relay.sock)
-        elif registered is None and events:
+        elif not registered:
             self._selector.register(relay.sock, events, ("tcp", relay))
-        elif registered is not None and registered.events != events:
+        else:
             self._selector.modify(relay.sock, events, ("tcp", relay))
+        self._tcp_events[id(relay)] = events
 
     def _accept(self, forward: HostForward, now: float) -> None:
         assert forward.sock is not None

@@ -8,8 +8,12 @@ the kernel boots without a network.
 
 Buffer RAM (pages 0x40-0x7F): a transmit buffer of TX_PAGES pages at 0x40, the receive ring
 behind it up to 0x80. Receive: on PRX/RXE/OVW every frame between BNRY+1 and CURR is taken in
-one interrupt (4-byte header with status, next page and count; a header that points outside the
-ring or a count out of bounds resets the ring, counted as `ring_errors`), BNRY follows. An
+one interrupt. The whole stretch of ring pages from BNRY+1 up to CURR is read with one remote
+DMA (the chip's remote DMA wraps from PSTOP to PSTART as the ring does), then its frames are
+split by their 4-byte headers (status, next page, count; a header that points outside the ring
+or past CURR, or a count out of bounds, resets the ring, counted as `ring_errors`), and BNRY
+moves past them with one write. That is a few port accesses per burst instead of a dozen per
+frame (Linux reads each header and frame with its own DMA; the chip does not care). An
 overflow (OVW) is cleared by draining the ring and writing BNRY, which restarts the receiver.
 Transmit: remote DMA write into the transmit buffer (word mode, completion polled on ISR.RDC,
 bounded), then TXP; frames offered while the transmitter is busy wait in a bounded queue sent
@@ -42,6 +46,7 @@ PAGE = 256
 RAM_FIRST_PAGE, RAM_END_PAGE = 0x40, 0x80
 TX_PAGES = 6  # one full frame (1536 bytes)
 RX_START = RAM_FIRST_PAGE + TX_PAGES
+RX_PAGES = RAM_END_PAGE - RX_START
 HEADER = 4
 MIN_COUNT, MAX_COUNT = HEADER + 60, HEADER + 1518  # header + frame without FCS
 MAX_FRAME = 1514
@@ -49,6 +54,7 @@ SIGNATURE = 0x57
 POLL_LIMIT = 10_000  # ISR reads before a card that never answers is given up on
 TX_QUEUE = 64
 FRAMES_PER_INTERRUPT = 256  # a flood cannot keep one interrupt forever
+BURSTS_PER_INTERRUPT = 64  # ring stretches read in one interrupt (each up to a full ring)
 ISR_ROUNDS = 8  # re-reads of ISR within one interrupt
 
 
@@ -67,11 +73,11 @@ class Ne2000Driver:
 
     def __init__(self, io: PortIo, base: int, irq: int, mac: bytes) -> None:
         self.io, self.base, self.irq, self.mac = io, base, irq, mac
-        # Full frames the ring surely holds (a page is kept free between CURR and BNRY, and one
-        # frame's room is left for ARP and ACKs): the stack bounds its TCP window with it.
-        pages_per_frame = -(-(MAX_COUNT + HEADER) // PAGE)
-        self.receive_burst_frames = (RAM_END_PAGE - RX_START - 1) // pages_per_frame - 1
+        self._outb, self._inb = io.outb, io.inb  # bound once: every frame costs a few of each
         self.on_frame: Callable[[bytes], None] = lambda frame: None
+        # told before and after each stretch of frames (the stack coalesces its ACKs)
+        self.on_burst_start: Callable[[], None] = lambda: None
+        self.on_burst_end: Callable[[], None] = lambda: None
         self.tx_queue: deque[bytes] = deque()
         self.tx_busy = False
         self.next_page = RX_START  # the ring page the next frame starts at (BNRY + 1)
@@ -81,10 +87,10 @@ class Ne2000Driver:
 
     # -- ports ---------------------------------------------------------------------------------
     def _out(self, register: int, value: int) -> None:
-        self.io.outb(self.base + register, value & 0xFF)
+        self._outb(self.base + register, value & 0xFF)
 
     def _in(self, register: int) -> int:
-        return self.io.inb(self.base + register)
+        return self._inb(self.base + register)
 
     # -- probe and start -----------------------------------------------------------------------
     @classmethod
@@ -164,24 +170,24 @@ class Ne2000Driver:
         self._transmit(frame)
 
     def _transmit(self, frame: bytes) -> None:
+        """TPSR stays where start() put it (the chip never moves it); RDC is cleared before the
+        DMA so that the poll after it sees this transfer's completion."""
         length = max(len(frame), 60)
         padded = frame.ljust(length + (length & 1), b"\0")
-        out = self._out
-        out(ISR, ISR_RDC)
-        out(RBCR0, len(padded) & 0xFF)
-        out(RBCR1, len(padded) >> 8)
-        out(RSAR0, 0)
-        out(RSAR1, RAM_FIRST_PAGE)
-        out(CR, CR_RWRITE | CR_STA)
-        self.io.outsw(self.base + DATA, padded)
+        outb, base = self._outb, self.base
+        outb(base + ISR, ISR_RDC)
+        outb(base + RBCR0, len(padded) & 0xFF)
+        outb(base + RBCR1, len(padded) >> 8)
+        outb(base + RSAR0, 0)
+        outb(base + RSAR1, RAM_FIRST_PAGE)
+        outb(base + CR, CR_RWRITE | CR_STA)
+        self.io.outsw(base + DATA, padded)
         if not self._wait_isr(ISR_RDC):
             self.stats["dma_timeouts"] += 1
-        out(ISR, ISR_RDC)
-        out(TPSR, RAM_FIRST_PAGE)
-        out(TBCR0, length & 0xFF)
-        out(TBCR1, length >> 8)
+        outb(base + TBCR0, length & 0xFF)
+        outb(base + TBCR1, length >> 8)
         self.tx_busy = True
-        out(CR, CR_NODMA | CR_TXP | CR_STA)
+        outb(base + CR, CR_NODMA | CR_TXP | CR_STA)
         self.stats["tx_frames"] += 1
 
     def _transmit_done(self) -> None:
@@ -199,16 +205,16 @@ class Ne2000Driver:
 
     # -- receive -------------------------------------------------------------------------------
     def _remote_read(self, address: int, count: int) -> bytes:
+        """`count` bytes from card memory (RDC is left set: only _transmit waits on it and
+        clears it first)."""
         count += count & 1
-        out = self._out
-        out(RBCR0, count & 0xFF)
-        out(RBCR1, count >> 8)
-        out(RSAR0, address & 0xFF)
-        out(RSAR1, address >> 8)
-        out(CR, CR_RREAD | CR_STA)
-        data = self.io.insw(self.base + DATA, count // 2)
-        out(ISR, ISR_RDC)
-        return data
+        outb, base = self._outb, self.base
+        outb(base + RBCR0, count & 0xFF)
+        outb(base + RBCR1, count >> 8)
+        outb(base + RSAR0, address & 0xFF)
+        outb(base + RSAR1, address >> 8)
+        outb(base + CR, CR_RREAD | CR_STA)
+        return self.io.insw(base + DATA, count // 2)
 
     def _current(self) -> int:
         self._out(CR, CR_PAGE1 | CR_NODMA | CR_STA)
@@ -217,28 +223,49 @@ class Ne2000Driver:
         return current
 
     def _drain(self) -> None:
-        """Take every frame in the ring (at most FRAMES_PER_INTERRUPT) and move BNRY after it."""
-        current = self._current()
-        for _ in range(FRAMES_PER_INTERRUPT):
-            if self.next_page == current:
-                current = self._current()  # frames may have arrived meanwhile
-                if self.next_page == current:
-                    return
-            status, next_page, low, high = self._remote_read(self.next_page * PAGE, HEADER)
+        """Take every frame in the ring (at most FRAMES_PER_INTERRUPT), a stretch of pages at a
+        time, moving BNRY after each stretch (which lets the card take more)."""
+        frames = 0
+        for _ in range(BURSTS_PER_INTERRUPT):
+            current = self._current()
+            pages = (current - self.next_page) % RX_PAGES
+            if not pages or frames >= FRAMES_PER_INTERRUPT:
+                return
+            stretch = self._remote_read(self.next_page * PAGE, pages * PAGE)
+            self.on_burst_start()
+            try:
+                frames += self._split(stretch, current)
+            finally:
+                self.on_burst_end()
+            boundary = self.next_page - 1 if self.next_page > RX_START else RAM_END_PAGE - 1
+            self._out(BNRY, boundary)
+
+    def _split(self, stretch: bytes, current: int) -> int:
+        """Hand the frames in `stretch` (ring pages from next_page up to CURR) to the stack;
+        the count taken. A header that does not fit the stretch resets the ring."""
+        page, offset, taken = self.next_page, 0, 0
+        while page != current:
+            status, next_page, low, high = stretch[offset : offset + HEADER]
             count = low | high << 8
-            if not (RX_START <= next_page < RAM_END_PAGE and MIN_COUNT <= count <= MAX_COUNT):
+            used = (next_page - page) % RX_PAGES  # pages this frame occupies
+            if not (
+                RX_START <= next_page < RAM_END_PAGE
+                and MIN_COUNT <= count <= MAX_COUNT
+                and count <= used * PAGE
+                and offset + used * PAGE <= len(stretch)
+            ):
                 self.stats["ring_errors"] += 1
                 self._reset_ring()
-                return
+                return taken
             if status & 0x01:  # PRX: received intact
-                frame = self._remote_read(self.next_page * PAGE + HEADER, count - HEADER)
                 self.stats["rx_frames"] += 1
-                self.on_frame(frame[: count - HEADER])
+                taken += 1
+                self.on_frame(stretch[offset + HEADER : offset + count])
             else:
                 self.stats["rx_errors"] += 1
-            self.next_page = next_page
-            boundary = next_page - 1 if next_page > RX_START else RAM_END_PAGE - 1
-            self._out(BNRY, boundary)
+            offset += used * PAGE
+            page = self.next_page = next_page
+        return taken
 
     def _reset_ring(self) -> None:
         """A corrupt header: drop everything in the ring and start it afresh."""

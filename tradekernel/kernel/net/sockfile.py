@@ -110,8 +110,12 @@ class SocketFile(OpenFile):
         return self.attempt(process, self.receive_into(process, buffer, count))
 
     def write(self, process: Caller, data: bytes) -> int | None:
+        """write(2): as send with no flags, so EPIPE also raises SIGPIPE."""
         send = getattr(self.sock, "send", None) or self.sock.sendto  # type: ignore[attr-defined]
-        return self.send_all(process, send, data)
+        result = self.send_all(process, send, data)
+        if result == -E.EPIPE:
+            self.sleeper.broken_pipe(process)
+        return result
 
     def send_all(self, process: Caller, send: Callable[[bytes], int], data: bytes) -> int | None:
         """A blocking send moves every byte (sleeping while the send buffer is full); a

@@ -1,6 +1,8 @@
 """NetStack: one Ethernet interface with its IPv4 configuration, and the glue between the layers.
 
-`receive(frame)` is the only way in from below and never raises: a malformed packet bumps a
+`receive(frame)` is the only way in from below and never raises (a driver may bracket what one
+interrupt found with `begin_burst()`/`end_burst()`: TCP then sends one ACK per connection at the
+end instead of one per two segments, what Linux's GRO achieves); a malformed packet bumps a
 named counter (see `counters`) and is dropped; an unexpected error inside a protocol is
 counted as `stack.internal_errors` and logged, and the stack goes on. Everything timed uses
 the injected clock and timer, and every choice that looks random (ISNs, ephemeral ports,
@@ -70,12 +72,18 @@ class NetStack:
         self.addr = 0
         self.prefix_len = 0
         self.mtu = params.ETH_MTU
-        # A NIC whose receive buffer holds only a few frames (the NE2000's ring) says how many:
-        # TCP then offers no larger a window than that many full segments, since a peer's burst
-        # beyond it is lost at the card and costs a retransmission timeout.
+        # A link whose receive buffer holds only a few frames and cannot hold the sender back
+        # says how many: TCP then offers no larger a window than that many full segments, since
+        # a peer's burst beyond it is lost and costs a retransmission timeout. (The NE2000 does
+        # not: the emulated cable waits for room in its ring, see hostnet/link.py.)
         burst = getattr(link, "receive_burst_frames", None)
         self.window_cap = burst * (self.mtu - 40) if burst else None
         self.routes = RoutingTable()
+        # Between begin_burst and end_burst (a driver handing over what one interrupt found),
+        # TCP's every-second-segment ACKs wait for the end of the burst: one ACK then covers
+        # every segment of a connection in it, as Linux's GRO makes one segment of them.
+        self.in_burst = False
+        self._deferred_acks: dict[int, TcpSocket] = {}
         self._ip_ident = self.rng.randrange(1 << 16)
         self.arp = Arp(self, self.timers, clock.now_ns, self.counters)
         self.reasm = Reassembler(self.timers, clock.now_ns, self.counters, self._reasm_timeout)
@@ -170,6 +178,22 @@ class NetStack:
         raise SocketError(errno.EPROTONOSUPPORT, f"no socket kind {kind!r}")
 
     # -- from the driver
+    def begin_burst(self) -> None:
+        self.in_burst = True
+
+    def defer_ack(self, conn: TcpSocket) -> None:
+        """`conn.flush_ack()` at the end of the burst."""
+        self._deferred_acks[id(conn)] = conn
+
+    def end_burst(self) -> None:
+        self.in_burst = False
+        deferred, self._deferred_acks = self._deferred_acks, {}
+        for conn in deferred.values():
+            try:
+                conn.flush_ack()
+            except Exception as exc:  # containment, as in receive
+                self._internal_error(exc)
+
     def receive(self, frame: bytes) -> None:
         """One received Ethernet frame (no FCS). Never raises."""
         try:

@@ -858,8 +858,13 @@ class TcpSocket(Socket):
                 self._enter_time_wait()
             return
         self.ack_pending += max(1, len(seg.data))  # bytes not yet acknowledged
-        if self.ack_pending >= 2 * self.mss or had_ooo:
+        if had_ooo:
             self._send_ack()
+        elif self.ack_pending >= 2 * self.mss:
+            if self.stack.in_burst:
+                self.stack.defer_ack(self)  # one ACK for the whole burst (see NetStack)
+            else:
+                self._send_ack()
         elif self.delack_timer is None:
             self.delack_timer = self.stack.timers.after(params.TCP_DELACK, self._delack_fire)
 
@@ -887,6 +892,11 @@ class TcpSocket(Socket):
         if fin:
             self.ooo.clear()
         return fin
+
+    def flush_ack(self) -> None:
+        """The ACK deferred to the end of a receive burst, if still owed."""
+        if self.ack_pending and self.state in CAN_RECEIVE:
+            self._send_ack()
 
     def _delack_fire(self) -> None:
         self.delack_timer = None

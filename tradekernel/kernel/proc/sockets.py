@@ -5,7 +5,8 @@ block), _newselect (142) and pselect6 (308).
 `SocketCalls(manager, stack).entries()` returns {number: (name, handler)} for the table in
 proc/syscalls.py to merge (one `table.update`). AF_INET SOCK_STREAM / SOCK_DGRAM (and ICMP
 datagram "ping" sockets, as Linux's IPPROTO_ICMP SOCK_DGRAM); SOCK_NONBLOCK on socket/accept4,
-FIONBIO through ioctl. With no network interface (`stack` None) socket() fails with
+FIONBIO through ioctl. socketpair makes AF_UNIX SOCK_STREAM pairs (net/unix.py), with or
+without a network card. With no network interface (`stack` None) socket() fails with
 EAFNOSUPPORT. Every user pointer goes through the mm copies (EFAULT), every length from the
 program is bounded before anything is allocated.
 
@@ -28,13 +29,16 @@ from tradekernel.kernel.mm.paging import copy_from_user, copy_to_user
 from tradekernel.kernel.net.api import SocketError
 from tradekernel.kernel.net.sockfile import SocketFile
 from tradekernel.kernel.net.stack import NetStack
+from tradekernel.kernel.net.unix import UnixStream
 from tradekernel.kernel.net.wire import ip_str
 from tradekernel.kernel.proc.process import ProcessManager
 from tradekernel.kernel.proc.task import Process
 
 Handler = Callable[[Process, tuple[int, ...]], int | None]
 
-AF_INET = 2
+AF_UNIX, AF_INET = 1, 2
+STREAM_KINDS = ("tcp", "unix")  # byte streams: partial sends, no source address on receive
+SOCKADDR_UN_UNNAMED = 2  # an unnamed AF_UNIX address is just its family
 SOCK_STREAM, SOCK_DGRAM, SOCK_RAW = 1, 2, 3
 SOCK_TYPE_MASK, SOCK_NONBLOCK, SOCK_CLOEXEC = 0xF, 0o4000, 0o2000000
 IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP = 1, 6, 17
@@ -78,7 +82,7 @@ class SocketCalls:
             308: ("pselect6", self.sys_pselect6),
             309: ("ppoll", self.sys_ppoll),
             359: ("socket", self.sys_socket),
-            360: ("socketpair", lambda p, a: -E.EOPNOTSUPP),
+            360: ("socketpair", self.sys_socketpair),
             361: ("bind", self.sys_bind),
             362: ("connect", self.sys_connect),
             363: ("listen", self.sys_listen),
@@ -165,6 +169,25 @@ class SocketCalls:
             return _fail(error)
         return self._install(process, SocketFile(sock, self.manager,
                                                  bool(args[1] & SOCK_NONBLOCK)))
+
+    def sys_socketpair(self, process: Process, args: tuple[int, ...]) -> int:
+        """AF_UNIX SOCK_STREAM only (Linux refuses AF_INET pairs with EOPNOTSUPP too); the two
+        descriptors are stored before they are installed, so a bad `sv` leaves nothing open."""
+        family, kind, protocol = args[0], args[1] & SOCK_TYPE_MASK, args[2]
+        if family != AF_UNIX:
+            return -E.EAFNOSUPPORT if family != AF_INET else -E.EOPNOTSUPP
+        if kind != SOCK_STREAM:
+            return -E.EOPNOTSUPP  # datagram and seqpacket pairs are not provided
+        if protocol != 0:
+            return -E.EPROTONOSUPPORT
+        if args[1] & ~(SOCK_TYPE_MASK | SOCK_NONBLOCK | SOCK_CLOEXEC):
+            return -E.EINVAL
+        fds = process.files.free(2)
+        copy_to_user(process.aspace, args[3], struct.pack("<ii", *fds))
+        nonblocking = bool(args[1] & SOCK_NONBLOCK)
+        for fd, end in zip(fds, UnixStream.pair(), strict=True):
+            process.files.install(fd, SocketFile(end, self.manager, nonblocking))
+        return 0
 
     def sys_bind(self, process: Process, args: tuple[int, ...]) -> int:
         file = self._socket(process, args[0])
@@ -263,6 +286,15 @@ class SocketCalls:
 
     def _name(self, process: Process, args: tuple[int, ...], peer: bool) -> int:
         file = self._socket(process, args[0])
+        if file.kind == "unix":  # unnamed: the family alone
+            if args[1]:
+                room = struct.unpack("<i", copy_from_user(process.aspace, args[2], 4))[0]
+                if room < 0:
+                    return -E.EINVAL
+                family = struct.pack("<H", AF_UNIX)
+                copy_to_user(process.aspace, args[1], family[: min(room, SOCKADDR_UN_UNNAMED)])
+                copy_to_user(process.aspace, args[2], struct.pack("<i", SOCKADDR_UN_UNNAMED))
+            return 0
         try:
             address = file.sock.getpeername() if peer else file.sock.getsockname()  # type: ignore[attr-defined]
         except SocketError as error:
@@ -274,19 +306,22 @@ class SocketCalls:
     def _send(self, process: Process, file: SocketFile, data: bytes, flags: int,
               address: tuple[str, int] | None) -> int | None:
         sock = file.sock
-        if address is not None and file.kind != "tcp":
+        if address is not None and file.kind not in STREAM_KINDS:
             send = lambda chunk: sock.sendto(chunk, address)  # type: ignore[attr-defined]  # noqa: E731
         else:
             send = getattr(sock, "send", None) or sock.sendto  # type: ignore[attr-defined]
-        if file.kind != "tcp":  # a datagram goes whole or not at all
+        if file.kind not in STREAM_KINDS:  # a datagram goes whole or not at all
             return file.attempt(process, lambda: send(data)) if not flags & MSG_DONTWAIT \
                 else self._now(lambda: send(data))
         saved = file.nonblocking
         file.nonblocking = saved or bool(flags & MSG_DONTWAIT)
         try:
-            return file.send_all(process, send, data)
+            result = file.send_all(process, send, data)
         finally:
             file.nonblocking = saved
+        if result == -E.EPIPE and not flags & MSG_NOSIGNAL:
+            self.manager.broken_pipe(process)  # SIGPIPE, as Linux sends for a stream socket
+        return result
 
     @staticmethod
     def _now(operation: Callable[[], int]) -> int:
@@ -310,7 +345,7 @@ class SocketCalls:
         sock = file.sock
 
         def operation() -> int:
-            if file.kind == "tcp":
+            if file.kind in STREAM_KINDS:
                 data, source = sock.recv(total), None  # type: ignore[attr-defined]
             else:
                 data, source = sock.recvfrom(total)  # type: ignore[attr-defined]

@@ -1,7 +1,8 @@
 """Networking at boot and in the shell: `start_network(kernel)` probes the NE2000 (drivers/ne2000),
 builds the NetStack on it, takes its IRQ, starts DHCP, merges the socket system calls into the
 table and registers the commands: ifconfig (alias `ip` for `ip addr`), route, arp, netstat
-[-s], ping HOST [-c N], dhcp [renew|release], nslookup NAME, wget URL.
+[-s], ping HOST [-c N], dhcp [renew|release], nslookup NAME, wget URL, and the market-data
+commands of shell/market.py (exchange, mdjoin, fixsend), imported at their first use.
 
 With no card the OS boots the same: the socket calls answer EAFNOSUPPORT and `ifconfig` says
 there is no interface. Commands that wait on the network (ping, nslookup, wget, dhcp renew)
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tradekernel.kernel.drivers.ne2000 import Ne2000Driver
 from tradekernel.kernel.drivers.portio import PortIo
@@ -26,6 +28,9 @@ from tradekernel.kernel.net.wire import ip_str, ip_to_int, mac_str, prefix_mask
 from tradekernel.kernel.proc.sockets import SocketCalls
 from tradekernel.kernel.shell.shell import Output, UsageError
 
+if TYPE_CHECKING:
+    from tradekernel.kernel.shell.market import MarketCommands
+
 NE2000_BASE, NE2000_IRQ = 0x300, 9
 MS = 1_000_000
 SECOND = 1_000_000_000
@@ -35,6 +40,13 @@ PING_MAX_COUNT = 1000
 DNS_WAIT_NS = 10 * SECOND
 WGET_WAIT_NS = 60 * SECOND
 WGET_MAX_BYTES = 16 << 20
+MARKET_COMMANDS = (
+    ("exchange", "exchange GROUP:PORT FIXPORT",
+     "publish the books as ITCH on a multicast group; take FIX orders on FIXPORT"),
+    ("mdjoin", "mdjoin [GROUP:PORT]", "mirror an ITCH multicast feed into the books"),
+    ("fixsend", "fixsend HOST:PORT buy|sell SYM QTY PRICE [ioc]",
+     "send one FIX order and print its execution reports"),
+)  # fmt: skip
 
 
 def start_network(kernel) -> NetCommands:  # noqa: ANN001 - tradekernel.kernel.main.Kernel
@@ -46,6 +58,7 @@ def start_network(kernel) -> NetCommands:  # noqa: ANN001 - tradekernel.kernel.m
                          if not kernel.platform.deterministic else 0,
                          log=kernel.platform.log)
         driver.on_frame = stack.receive
+        driver.on_burst_start, driver.on_burst_end = stack.begin_burst, stack.end_burst
         kernel.on_irq(driver.irq, driver.on_irq)
         kernel.console.write(f"net: NE2000 at {driver.base:#x} IRQ {driver.irq}, "
                              f"{':'.join(f'{b:02x}' for b in driver.mac)}\n")
@@ -65,6 +78,7 @@ class NetCommands:
         self.kernel = kernel
         self.driver = driver
         self.stack = stack
+        self._market: MarketCommands | None = None
 
     def register(self, shell) -> None:  # noqa: ANN001 - shell.Shell
         self.shell = shell
@@ -81,6 +95,17 @@ class NetCommands:
             ("wget", self.wget, "wget URL", "fetch an http:// URL into the current directory"),
         ):
             shell.register(name, handler, usage, text)
+        for name, usage, text in MARKET_COMMANDS:
+            shell.register(name, lambda args, out, name=name: getattr(self.market(), name)(
+                args, out), usage, text)  # fmt: skip
+
+    def market(self) -> MarketCommands:
+        """exchange, mdjoin and fixsend (shell/market.py), imported at their first use."""
+        if self._market is None:
+            from tradekernel.kernel.shell.market import MarketCommands
+
+            self._market = MarketCommands(self.kernel, self.stack, self.shell)
+        return self._market
 
     def _need_stack(self, out: Output) -> NetStack | None:
         if self.stack is None:

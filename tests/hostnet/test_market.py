@@ -1,0 +1,98 @@
+"""Two booted TradeKernel machines on one --net socket hub: an exchange publishing its books as ITCH
+5.0 over UDP multicast (MoldUDP64) and taking FIX 4.4 orders over TCP, and a trader mirroring
+the feed and sending orders. The trader's mirrored book must equal the exchange's book after
+every step, and the fills the trader is told of over FIX must be the exchange's trades. Both
+run on the real-time clock; while the trader talks TCP to the exchange, the exchange's machine
+runs on a second thread (two PCs at once, as two `tk boot` would)."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.system.harness import SECOND, BootedPc, close_pc
+from tradekernel import hostnet
+
+GROUP = "239.1.2.3:5000"
+
+
+def book(machine: BootedPc) -> list[str]:
+    return machine.output("book AAPL 10")
+
+
+def depth(machine: BootedPc) -> tuple:
+    book = machine.pc.kernel.trading.book("AAPL")
+    return book.depth(10), book.last_price, book.volume
+
+
+def mirrored(exchange: BootedPc, trader: BootedPc) -> None:
+    trader.run_until(lambda: depth(trader) == depth(exchange), 5 * SECOND)
+    assert book(trader) == book(exchange)
+
+
+@contextmanager
+def running(machine: BootedPc) -> Iterator[None]:
+    """`machine` runs on its own thread for the duration."""
+    stop = threading.Event()
+    thread = threading.Thread(target=machine.machine.run, kwargs={"until": stop.is_set},
+                              daemon=True)  # fmt: skip
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        machine.machine.post(lambda: None)  # wakes an idle loop to look at `until`
+        thread.join(10)
+        assert not thread.is_alive()
+    machine.check_health()
+
+
+def test_itch_feed_and_fix_orders_between_two_machines(tmp_path: Path) -> None:
+    port = 20000 + random.randrange(20000)
+    hub = hostnet.NetOptions(f"socket:mcast=239.255.42.8:{port}")
+    machines = []
+    try:
+        for index in (1, 2):
+            (tmp_path / str(index)).mkdir()
+            machines.append(BootedPc(tmp_path / str(index), net=hub, deterministic=False,
+                                     mac=bytes([0x52, 0x54, 0, 0, 8, index])).boot())  # fmt: skip
+        exchange, trader = machines
+        exchange.command("ifconfig eth0 10.9.0.1/24")
+        trader.command("ifconfig eth0 10.9.0.2/24")
+        exchange.command("sell AAPL 100 @150.00")  # resting before the feed starts: snapshot
+        assert trader.output(f"mdjoin {GROUP}") == [f"mdjoin: mirroring {GROUP}"]
+        lines = exchange.output(f"exchange {GROUP} 7001")
+        assert lines[0].startswith("exchange: ITCH to 239.1.2.3:5000") and "FIX on port 7001" in (
+            lines[0]
+        )
+        exchange.command("sell AAPL 50 @150.50")
+        exchange.command("buy AAPL 80 @149.00")
+        mirrored(exchange, trader)
+        assert "150.50" in "\n".join(book(trader)) and "149.00" in "\n".join(book(trader))
+
+        # the trader lifts 100 @150.00 and 20 @150.50 over FIX; the rest is cancelled (IOC)
+        with running(exchange):
+            reports = trader.output("fixsend 10.9.0.1:7001 buy AAPL 130 150.50 ioc", 10 * SECOND)
+        fills = [line for line in reports if line.startswith("fix: fill")]
+        assert fills == ["fix: fill AAPL buy 100 @ 150.00 leaves 30 cum 100",
+                         "fix: fill AAPL buy 30 @ 150.50 leaves 0 cum 130"], reports  # fmt: skip
+        trades = exchange.pc.kernel.trading.trades
+        assert [(t.qty, t.price, t.buyer) for t in trades] == [
+            (100, 15000, "fix:TRADER1"), (30, 15050, "fix:TRADER1")]  # fmt: skip
+        mirrored(exchange, trader)
+        # a resting FIX order, then hit from the exchange's own shell: a later fill report
+        with running(exchange):
+            reports = trader.output("fixsend 10.9.0.1:7001 sell AAPL 40 151.00", 10 * SECOND)
+        assert reports == ["fix: new AAPL sell leaves 40 cum 0"], reports
+        exchange.command("buy AAPL 15 @151.00")
+        trader.run_until(lambda: "fix: fill AAPL sell 15 @ 151.00 leaves 25 cum 15"
+                         in trader.text(), 5 * SECOND)  # fmt: skip
+        mirrored(exchange, trader)
+        counts = trader.output("mdjoin")[0]
+        assert " 0 gaps, 0 duplicates, 0 errors" in counts, counts
+    finally:
+        for machine in machines:
+            close_pc(machine)
