@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tradekernel.kernel.trading import strategies
+from tradekernel.kernel.trading.backtest import run_backtest
 from tradekernel.research import config
-from tradekernel.research.backtest import run_backtest
 from tradekernel.research.synthetic import SessionSpec, generate
 
-SAMPLES = Path(config.__file__).parent / "strategies"
+SAMPLES = Path(strategies.__file__).parent
 MM = SAMPLES / "market_maker.py"
 SCHEMA = config.load_strategy_class(MM)[0].PARAMS
 

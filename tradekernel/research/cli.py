@@ -16,16 +16,16 @@ from pathlib import Path
 
 import click
 
+from tradekernel.kernel.trading import lobster, strategies
+from tradekernel.kernel.trading.backtest import BacktestResult, run_backtest
 from tradekernel.kernel.trading.feed import FeedError
 
-from . import lobster
-from .backtest import BacktestResult, run_backtest
 from .config import ConfigError, load
 from .report import ReportError, report
 from .synthetic import MAX_EVENTS, SessionSpec, generate
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-SAMPLES = Path(__file__).parent / "strategies"
+SAMPLES = Path(strategies.__file__).parent
 MAX_DATA_BYTES = 1 << 31  # a data file larger than this is refused before reading
 EXIT_INPUT, EXIT_STOPPED, EXIT_DATA_ERRORS = 1, 2, 3
 PROGRESS_EVERY_S = 0.5

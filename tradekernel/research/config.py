@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from .backtest import FillModel, RiskLimits, content_hash
-from .strategy import Strategy
+from tradekernel.kernel.trading.backtest import FillModel, RiskLimits, content_hash
+from tradekernel.kernel.trading.strategy import Strategy
 
 MAX_FILE_BYTES = 1 << 20  # a strategy or configuration file larger than this is refused
 MAX_SYMBOLS = 64
