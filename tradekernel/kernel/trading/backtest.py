@@ -444,7 +444,7 @@ class BacktestResult:
     data_hash: str
     model: FillModel
     fills: list[Fill]
-    samples: list[tuple[int, Decimal, int]]  # (ts, net P&L, position lots) every SAMPLE_NS
+    samples: list[tuple[int, Decimal, int]]  # (ts, net P&L, lots) every SAMPLE_NS of activity
     events: int  # market-data messages replayed
     feed_errors: list[str]
     strategy_error: str | None
@@ -540,6 +540,7 @@ def run_backtest(
     code_hash: str = "",
     instruments: list[Instrument] | None = None,
     progress: Callable[[int], None] | None = None,
+    on_stopped: Callable[[str, BaseException | None], None] | None = None,
 ) -> BacktestResult:
     """Replay `data` and run `strategy` against it; everything in virtual time."""
     model = model or FillModel()
@@ -550,7 +551,7 @@ def run_backtest(
         if instrument.symbol not in market.instruments:
             market.add_instrument(instrument)
     venue = SimVenue(market, clock, model, limits)
-    host = StrategyHost(strategy, venue, clock.call_at)  # type: ignore[arg-type]
+    host = StrategyHost(strategy, venue, clock.call_at, on_stopped=on_stopped)  # type: ignore[arg-type]
     feed = open_data(market, data_name, data)
     samples: list[tuple[int, Decimal, int]] = []
     owner = host.owner
@@ -571,12 +572,15 @@ def run_backtest(
             progress(feed.applied + sum(feed.skipped.values()))
         if venue.error is not None and host.running:
             host.stop(venue.error)
-        if not feed.done:
-            clock.call_at(clock.now + SAMPLE_NS, sample)
+        if not feed.done:  # a quiet stretch (a night between daily bars) takes no samples
+            clock.call_at(max(clock.now + SAMPLE_NS, next_feed[0]), sample)
+
+    next_feed = [0]  # when the feed next has a message
 
     def tick() -> None:
         deadline = feed.step(clock.now)
         if deadline is not None:
+            next_feed[0] = deadline
             clock.call_at(deadline, tick)
         else:  # the data is done: the strategy stops (its timers end), its cancels go out
             host.stop()
