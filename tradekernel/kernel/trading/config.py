@@ -19,6 +19,7 @@ them from its disk, the host's `tk backtest` from the host's (research/config.py
 
 from __future__ import annotations
 
+import ast
 import tomllib
 import types
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ _KINDS = {int: "an integer", Decimal: "a number", str: "a string", bool: "true o
 _RISK = ("max_order_lots", "max_position_lots", "max_orders_per_s")
 _FILL_INTS = ("order_latency_ns", "md_latency_ns", "max_sweep_levels")
 _FILL_DECIMALS = ("fee_bps", "fee_per_lot")
+_CATCH_ALL = ("BaseException", "StrategyOverrun")
 
 
 class ConfigError(ValueError):
@@ -56,10 +58,13 @@ def strategy_class(source: bytes, origin: str) -> type[Strategy]:
     module = types.ModuleType(name)
     module.__file__ = origin
     try:
-        code = compile(source, origin, "exec")
-        exec(code, module.__dict__)  # noqa: S102 - loading the strategy is the point
+        tree = ast.parse(source, origin)
+        _refuse_catch_all(tree, origin)
+        exec(compile(tree, origin, "exec"), module.__dict__)  # noqa: S102 - loading it is the point
     except SyntaxError as err:
         raise ConfigError(f"{origin}:{err.lineno}: syntax error: {err.msg}") from None
+    except ConfigError:
+        raise
     except Exception as err:  # noqa: BLE001 - a strategy file's import is outside code
         raise ConfigError(f"{origin}: import raised {type(err).__name__}: {err}") from None
     found = [
@@ -71,6 +76,22 @@ def strategy_class(source: bytes, origin: str) -> type[Strategy]:
     if len(found) != 1:
         raise ConfigError(f"{origin}: defines {len(found)} Strategy subclasses, expected exactly 1")
     return found[0]
+
+
+def _refuse_catch_all(tree: ast.Module, origin: str) -> None:
+    """A strategy may not catch everything: a bare `except:` or one naming BaseException
+    would also catch the watchdog's StrategyOverrun (strategy.py) and keep a runaway loop
+    alive. `except Exception` is fine: the watchdog's shot is not an Exception."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ExceptHandler):
+            continue
+        kinds = node.type.elts if isinstance(node.type, ast.Tuple) else [node.type]
+        for kind in kinds:
+            if kind is None or (isinstance(kind, ast.Name | ast.Attribute) and
+                                ast.unparse(kind).split(".")[-1] in _CATCH_ALL):  # fmt: skip
+                what = "a bare except" if kind is None else f"except {ast.unparse(kind)}"
+                raise ConfigError(f"{origin}:{node.lineno}: {what} would catch the CPU "
+                                  "watchdog's stop; catch Exception instead")  # fmt: skip
 
 
 def _kind_ok(kind: type, value: object) -> bool:
