@@ -32,6 +32,11 @@ The fill model (all times virtual ns on one VirtualScheduler; FillModel holds th
   no order behind it (ITCH P, CSV ticks and bars) fills orders priced through it; at our price
   it first trades the quantity ahead of us (for ITCH's hidden-order P, conservative). One
   replayed execution's size is shared by our orders in priority order, never counted twice.
+- Trade-only data (CSV ticks or bars: no book at all): a market order waits for the next print
+  and fills there in full. Bars are replayed as two prints, the open at the bar's ts_ns and the
+  close 1 ns later (each with the bar's volume), so an order sent on a bar's close fills at the
+  next bar's open: backtrader's default convention, which tests/research/test_crosscheck.py
+  checks trade for trade and to the cent.
 - Fees: `fee_bps` of notional plus `fee_per_lot` on every fill (maker and taker alike), booked
   by the kernel's Portfolio with its exact average-cost P&L.
 - Risk (RiskLimits): maximum order size, maximum absolute position including open orders on
@@ -49,10 +54,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from tradekernel.kernel.trading import csvticks
 from tradekernel.kernel.trading import events as ev
 from tradekernel.kernel.trading.book import BUY, FOK, GTC, IOC, POST
 from tradekernel.kernel.trading.engine import EngineError, TradingEngine
-from tradekernel.kernel.trading.feed import Feed, open_feed
+from tradekernel.kernel.trading.feed import Feed, FeedError, open_feed
 from tradekernel.kernel.trading.instruments import Instrument
 from tradekernel.kernel.trading.portfolio import FeeSchedule, Portfolio
 
@@ -146,6 +152,7 @@ class SimVenue:
         self.tick_to_order_ns: list[int] = []
         self.error: str | None = None
         self._resting: dict[str, list[SimOrder]] = {}
+        self._waiting: dict[str, list[SimOrder]] = {}  # market orders on trade-only data
         self._feed_orders: dict[int, tuple[int, int]] = {}  # replayed id -> (side, price)
         self._last_feed_id = 0
         self._taken: dict[tuple[str, int, int], tuple[int, int]] = {}  # level -> (shown, took)
@@ -270,6 +277,9 @@ class SimVenue:
         book = self.market.book(order.symbol)
         bids, asks = book.depth(self.model.max_sweep_levels)
         levels = asks if order.side == BUY else bids
+        if order.price is None and not levels and not (bids or asks):
+            self._waiting.setdefault(order.symbol, []).append(order)  # no book: next print
+            return
         crossing = [(price, qty) for price, qty, _ in levels
                     if order.price is None or (price - order.price) * order.side <= 0]  # fmt: skip
         if order.tif == POST and crossing:
@@ -317,9 +327,10 @@ class SimVenue:
         return shown - seen[1]
 
     def _unrest(self, order: SimOrder) -> None:
-        resting = self._resting.get(order.symbol)
-        if resting and order in resting:
-            resting.remove(order)
+        for table in (self._resting, self._waiting):
+            queue = table.get(order.symbol)
+            if queue and order in queue:
+                queue.remove(order)
 
     def _cancel_now(self, order: SimOrder, reason: str) -> None:
         if not order.is_live:
@@ -371,10 +382,15 @@ class SimVenue:
 
     def _on_market_trade(self, event: ev.Trade) -> None:
         self._relay(event)
+        is_print = event.buy_order_id is None and event.sell_order_id is None
+        waiting = self._waiting.get(event.symbol)
+        if waiting and is_print:
+            for order in list(waiting):
+                self._fill(order, event.price, order.leaves, "taker")
         resting = self._resting.get(event.symbol)
         if not resting:
             return
-        if event.buy_order_id is None and event.sell_order_id is None:
+        if is_print:
             self._print(resting, event.price, event.qty)
             return
         aggressor = event.aggressor_side
@@ -515,6 +531,24 @@ def content_hash(*parts: bytes) -> str:
     return digest.hexdigest()
 
 
+BAR_HEADER = b"ts_ns,symbol,open,high,low,close,volume"
+
+
+def bars_to_prints(data: bytes) -> bytes:
+    """CSV bars as CSV trade ticks: open at ts_ns, close at ts_ns + 1 (see the fill model).
+    A row the bar parser refuses is a FeedError naming it (up to three): a bar file is small
+    and a gap in it would shift every later signal."""
+    errors: list = []
+    out = [b"ts_ns,symbol,price,qty"]
+    for _, ts, symbol, values, _ in csvticks.parse(data, errors):
+        open_, _, _, close, volume = values
+        out.append(f"{ts},{symbol},{open_},{volume}".encode())
+        out.append(f"{ts + 1},{symbol},{close},{volume}".encode())
+    if errors:
+        raise FeedError("; ".join(str(e) for e in errors[:3]))
+    return b"\n".join(out) + b"\n"
+
+
 def open_data(engine: TradingEngine, name: str, data: bytes) -> Feed:
     """A paced Feed for ITCH (.itch), CSV (.csv) or LOBSTER (a name ending in _message_N.csv
     or .lobster: converted to ITCH first, with `symbol` taken from the file name)."""
@@ -526,6 +560,8 @@ def open_data(engine: TradingEngine, name: str, data: bytes) -> Feed:
         feed = open_feed(engine, name + ".itch", converted, paced=True)
         feed.errors.extend(str(e) for e in errors)
     else:
+        if lower.endswith(".csv") and data[:40].lower().replace(b" ", b"").startswith(BAR_HEADER):
+            data = bars_to_prints(data)
         feed = open_feed(engine, name, data, paced=True)
     feed.batch = FEED_BATCH
     return feed
