@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -61,6 +62,7 @@ from tradekernel.kernel.trading.engine import EngineError, TradingEngine
 from tradekernel.kernel.trading.feed import Feed, FeedError, open_feed
 from tradekernel.kernel.trading.instruments import Instrument
 from tradekernel.kernel.trading.portfolio import FeeSchedule, Portfolio
+from tradekernel.kernel.trading.replay import ItchMarket, Listener
 
 from . import lobster
 from .strategy import Strategy, StrategyHost, VirtualScheduler
@@ -136,8 +138,8 @@ Fill = tuple[int, int, str, int, int, int, str, Decimal, Decimal | None]
 class SimVenue:
     """The engine a backtested strategy talks to; fills by the model above."""
 
-    def __init__(self, market: TradingEngine, clock: VirtualScheduler, model: FillModel,
-                 limits: RiskLimits) -> None:  # fmt: skip
+    def __init__(self, market: TradingEngine | ItchMarket, clock: VirtualScheduler,
+                 model: FillModel, limits: RiskLimits) -> None:  # fmt: skip
         self.market = market
         self.clock = clock
         self.model = model
@@ -161,10 +163,15 @@ class SimVenue:
         self._next_id = 1
         self._seq = 0
         self._sent_times: list[int] = []
-        market.bus.subscribe(self._on_market_order, (ev.OrderAccepted,))
-        market.bus.subscribe(self._on_market_trade, (ev.Trade,))
-        market.bus.subscribe(self._on_market_cut, (ev.OrderCancelled, ev.OrderReplaced))
-        market.bus.subscribe(self._relay, (ev.TopOfBook,))
+        # which market events a callback hears (run_backtest sets them from the strategy); the
+        # rest wait in _later until something reads what they change
+        self.wants_book = True
+        self.wants_trades = True
+        self._later: deque[tuple[int, int, str, tuple | None]] = deque()
+        if isinstance(market, TradingEngine):
+            self._listen_to_engine(market)
+        else:
+            market.listener = self
 
     # ---- the engine surface a StrategyHost and its Context use -------------------------------
 
@@ -176,6 +183,7 @@ class SimVenue:
 
     def book(self, symbol: str) -> _DelayedBook:
         self.market.book(symbol)  # an unknown symbol raises InstrumentError, as live
+        self._catch_up()
         return _DelayedBook(self._l1.get(symbol, _EMPTY_L1))
 
     def open_orders(self, owner: str | None = None) -> list[SimOrder]:
@@ -195,6 +203,7 @@ class SimVenue:
         self.orders_sent += 1
         self.lots_sent += lots
         self._sent_times.append(now)
+        self._catch_up()
         bid, _, ask, _ = self._l1.get(symbol, _EMPTY_L1)
         if bid is not None and ask is not None:
             order.arrival_mid = Decimal(bid + ask) / 2
@@ -361,64 +370,98 @@ class SimVenue:
 
     # ---- what the replayed market does to resting orders ------------------------------------
 
-    def _on_market_order(self, event: ev.OrderAccepted) -> None:
-        if event.price is not None:
-            self._feed_orders[event.order_id] = (event.side, event.price)
-        self._last_feed_id = event.order_id
+    # ---- what the replayed market tells (replay.Listener; a TradingEngine's events adapted) --
 
-    def _on_market_cut(self, event: ev.OrderCancelled | ev.OrderReplaced) -> None:
-        known = self._feed_orders.get(event.order_id)
+    def _listen_to_engine(self, market: TradingEngine) -> None:
+        """A TradingEngine market (CSV, FIX data) speaks in events: adapt them to the calls."""
+        bus = market.bus
+        bus.subscribe(lambda e: self.market_add(e.order_id, e.side, e.price), (ev.OrderAccepted,))
+        bus.subscribe(lambda e: self.market_cut(e.symbol, e.order_id, e.cancelled_qty, True),
+                      (ev.OrderCancelled,))  # fmt: skip
+        bus.subscribe(lambda e: self.market_cut(e.symbol, e.order_id, e.old_qty - e.new_qty,
+                                                False), (ev.OrderReplaced,))  # fmt: skip
+        bus.subscribe(lambda e: self.market_trade(e.symbol, e.price, e.qty, e.buy_order_id,
+                                                  e.sell_order_id, e.aggressor_side, e),
+                      (ev.Trade,))  # fmt: skip
+        bus.subscribe(self._engine_top, (ev.TopOfBook,))
+
+    def _engine_top(self, event: ev.TopOfBook) -> None:
+        l1 = (event.bid_price, event.bid_qty, event.ask_price, event.ask_qty)
+        self.market_top(event.symbol, l1)
+
+    def market_add(self, order_id: int, side: int, price: int | None) -> None:
+        if price is not None:
+            self._feed_orders[order_id] = (side, price)
+        self._last_feed_id = order_id
+
+    def market_cut(self, symbol: str, order_id: int, qty: int, gone: bool) -> None:
+        known = self._feed_orders.get(order_id)
         if known is None:
             return
-        if type(event) is ev.OrderCancelled:
-            del self._feed_orders[event.order_id]
-            qty = event.cancelled_qty
-        else:
-            qty = event.old_qty - event.new_qty  # type: ignore[union-attr]
+        if gone:
+            del self._feed_orders[order_id]
+        resting = self._resting.get(symbol)
+        if not resting:
+            return
         side, price = known
-        for order in self._resting.get(event.symbol, ()):
-            if order.side == side and order.price == price and event.order_id <= order.boundary:
+        for order in resting:
+            if order.side == side and order.price == price and order_id <= order.boundary:
                 order.ahead = max(0, order.ahead - qty)
 
-    def _on_market_trade(self, event: ev.Trade) -> None:
-        self._relay(event)
-        is_print = event.buy_order_id is None and event.sell_order_id is None
-        waiting = self._waiting.get(event.symbol)
+    def market_trade(self, symbol: str, price: int, qty: int, buy_id: int | None,
+                     sell_id: int | None, aggressor: int, event: ev.Trade | None = None,
+                     ) -> None:  # fmt: skip
+        now = self.clock.now
+        if self.wants_trades:
+            if event is None:
+                event = ev.Trade(self.bus.next_seq(), now, symbol, price, qty, buy_id, sell_id,
+                                 None, None, aggressor)  # fmt: skip
+            self._relay(event)
+        else:
+            self._later.append((now + self.model.md_latency_ns, now, symbol, None))
+        is_print = buy_id is None and sell_id is None
+        waiting = self._waiting.get(symbol)
         if waiting and is_print:
             for order in list(waiting):
-                self._fill(order, event.price, order.leaves, "taker")
-        resting = self._resting.get(event.symbol)
+                self._fill(order, price, order.leaves, "taker")
+        resting = self._resting.get(symbol)
         if not resting:
             return
         if is_print:
-            self._print(resting, event.price, event.qty)
+            self._print(resting, price, qty)
             return
-        aggressor = event.aggressor_side
-        if aggressor == BUY or (aggressor == 0 and event.buy_order_id is None):
-            maker = event.sell_order_id
+        if aggressor == BUY or (aggressor == 0 and buy_id is None):
+            maker = sell_id
         else:
-            maker = event.buy_order_id
+            maker = buy_id
         known = self._feed_orders.get(maker)  # type: ignore[arg-type]
         if known is None:
             return
         if maker not in self.market.live:
             del self._feed_orders[maker]  # type: ignore[arg-type]
-        side, price = known
-        left = event.qty
+        side, level_price = known
+        left = qty
         for order in list(resting):
             if not left or order.side != side:
                 continue
-            if order.price == price:
+            if order.price == level_price:
                 if maker <= order.boundary:  # type: ignore[operator]
-                    order.ahead = max(0, order.ahead - event.qty)
+                    order.ahead = max(0, order.ahead - qty)
                     continue
                 take = min(left, order.leaves)
-            elif (price - order.price) * side < 0:  # swept through our better price
+            elif (level_price - order.price) * side < 0:  # swept through our better price
                 take = min(left, order.leaves)
             else:
                 continue
             left -= take
             self._fill(order, order.price, take, "maker")  # type: ignore[arg-type]
+
+    def market_top(self, symbol: str, l1: tuple) -> None:
+        now = self.clock.now
+        if self.wants_book:
+            self._relay(ev.TopOfBook(self.bus.next_seq(), now, symbol, *l1))
+        else:
+            self._later.append((now + self.model.md_latency_ns, now, symbol, l1))
 
     def _print(self, resting: list[SimOrder], price: int, qty: int) -> None:
         left = qty
@@ -440,13 +483,28 @@ class SimVenue:
         """Deliver a market event to the strategy after the market-data latency."""
 
         def deliver() -> None:
-            self._last_md_ts = event.ts_ns
+            self._catch_up()
+            self._last_md_ts = max(self._last_md_ts, event.ts_ns)
             if type(event) is ev.TopOfBook:
                 self._l1[event.symbol] = (event.bid_price, event.bid_qty, event.ask_price,
                                           event.ask_qty)  # fmt: skip
             self.bus.publish(event)
 
         self.clock.call_at(event.ts_ns + self.model.md_latency_ns, deliver)
+
+    def _catch_up(self) -> None:
+        """Market events no callback of the strategy hears are not scheduled one by one: what
+        they change for it (the top `ctx.top` shows, the time of the last tick) takes effect
+        here, for those whose delivery time is before now (at the same ns a callback sees the
+        state before them)."""
+        later = self._later
+        now = self.clock.now
+        while later and later[0][0] < now:
+            _, ts, symbol, l1 = later.popleft()
+            if ts > self._last_md_ts:
+                self._last_md_ts = ts
+            if l1 is not None:
+                self._l1[symbol] = l1
 
 
 # ---- one run ------------------------------------------------------------------------------------
@@ -549,22 +607,33 @@ def bars_to_prints(data: bytes) -> bytes:
     return b"\n".join(out) + b"\n"
 
 
-def open_data(engine: TradingEngine, name: str, data: bytes) -> Feed:
-    """A paced Feed for ITCH (.itch), CSV (.csv) or LOBSTER (a name ending in _message_N.csv
-    or .lobster: converted to ITCH first, with `symbol` taken from the file name)."""
+def open_market(
+    name: str, data: bytes, clock: VirtualScheduler, instruments: list[Instrument] | None
+) -> tuple[TradingEngine | ItchMarket, Feed | ItchMarket]:
+    """The replayed market and its paced feed. ITCH (.itch) and LOBSTER (a name ending in
+    _message_N.csv or .lobster: converted to ITCH first, with `symbol` taken from the file
+    name) go into replay.ItchMarket, its own feed; CSV (.csv, bars as prints) and FIX (.fix)
+    into a TradingEngine through feed.open_feed. Its listener is set by SimVenue."""
     lower = name.lower()
     if lower.endswith(".lobster") or "_message_" in lower:
         symbol = name.rsplit("/", 1)[-1].split("_", 1)[0].split(".", 1)[0][:8].upper() or "LOBSTER"
         errors: list = []
         converted = lobster.to_itch(lobster.read(data, errors), symbol)
-        feed = open_feed(engine, name + ".itch", converted, paced=True)
-        feed.errors.extend(str(e) for e in errors)
-    else:
-        if lower.endswith(".csv") and data[:40].lower().replace(b" ", b"").startswith(BAR_HEADER):
-            data = bars_to_prints(data)
-        feed = open_feed(engine, name, data, paced=True)
+        market = ItchMarket(name + ".itch", converted, Listener(), instruments, FEED_BATCH)
+        market.errors.extend(str(e) for e in errors)
+        return market, market
+    if lower.endswith(".itch"):
+        market = ItchMarket(name, data, Listener(), instruments, FEED_BATCH)
+        return market, market
+    engine = TradingEngine(clock)
+    for instrument in instruments or ():
+        if instrument.symbol not in engine.instruments:
+            engine.add_instrument(instrument)
+    if lower.endswith(".csv") and data[:40].lower().replace(b" ", b"").startswith(BAR_HEADER):
+        data = bars_to_prints(data)
+    feed = open_feed(engine, name, data, paced=True)
     feed.batch = FEED_BATCH
-    return feed
+    return engine, feed
 
 
 def run_backtest(
@@ -582,13 +651,12 @@ def run_backtest(
     model = model or FillModel()
     limits = limits or RiskLimits()
     clock = VirtualScheduler()
-    market = TradingEngine(clock)
-    for instrument in instruments or ():
-        if instrument.symbol not in market.instruments:
-            market.add_instrument(instrument)
+    market, feed = open_market(data_name, data, clock, instruments)
     venue = SimVenue(market, clock, model, limits)
+    kind = type(strategy)  # market events only a callback it overrides hears are not scheduled
+    venue.wants_book = kind.on_book is not Strategy.on_book
+    venue.wants_trades = kind.on_trade is not Strategy.on_trade
     host = StrategyHost(strategy, venue, clock.call_at, on_stopped=on_stopped)  # type: ignore[arg-type]
-    feed = open_data(market, data_name, data)
     samples: list[tuple[int, Decimal, int]] = []
     owner = host.owner
 
@@ -614,12 +682,25 @@ def run_backtest(
     next_feed = [0]  # when the feed next has a message
 
     def tick() -> None:
-        deadline = feed.step(clock.now)
-        if deadline is not None:
+        if isinstance(feed, ItchMarket):
+            deadline = feed.run(clock)
+            if deadline is None:
+                host.stop()
+            else:
+                next_feed[0] = deadline
+                clock.call_at(deadline, tick)
+            return
+        step, quiet_until = feed.step, clock.quiet_until
+        while True:
+            deadline = step(clock.now)
+            if deadline is None:  # the data is done: the strategy stops (its timers end)
+                host.stop()
+                return
             next_feed[0] = deadline
-            clock.call_at(deadline, tick)
-        else:  # the data is done: the strategy stops (its timers end), its cancels go out
-            host.stop()
+            if not quiet_until(deadline):  # something else is due first (or at the same ns)
+                clock.call_at(deadline, tick)
+                return
+            clock.now = deadline  # nothing else is due before: no trip through the heap
 
     def first() -> None:
         host.start()

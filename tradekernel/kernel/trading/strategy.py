@@ -422,18 +422,23 @@ class VirtualScheduler:
 
     def __init__(self, start_ns: int = 0) -> None:
         self.now = start_ns
-        self._heap: list[tuple[int, int, Callable[[], None]]] = []
+        self.heap: list[tuple[int, int, Callable[[], None]]] = []  # read-only outside
         self._seq = count()
 
     def __call__(self) -> int:
         return self.now
 
     def call_at(self, deadline_ns: int, callback: Callable[[], None]) -> None:
-        heapq.heappush(self._heap, (max(deadline_ns, self.now), next(self._seq), callback))
+        heapq.heappush(self.heap, (max(deadline_ns, self.now), next(self._seq), callback))
+
+    def quiet_until(self, deadline_ns: int) -> bool:
+        """True if no callback is due at or before `deadline_ns`."""
+        heap = self.heap
+        return not heap or heap[0][0] > deadline_ns
 
     def run(self, until_ns: int | None = None) -> None:
         """Run callbacks until none is left (or the next is after `until_ns`)."""
-        heap = self._heap
+        heap = self.heap
         while heap and (until_ns is None or heap[0][0] <= until_ns):
             deadline, _, callback = heapq.heappop(heap)
             self.now = deadline
