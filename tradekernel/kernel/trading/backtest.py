@@ -1,18 +1,23 @@
-"""Deterministic backtests: a replayed feed rebuilds the market's books in the kernel's own
-TradingEngine, and a strategy's orders are simulated against that book by a fill model.
+"""Deterministic backtests: a replayed feed rebuilds the market's books with the kernel's own
+order books, and a strategy's orders are simulated against them by a fill model. The shell's
+`backtest` (kernel/shell/strategy.py) and the host's `tk backtest` both run `run_backtest`.
 
-Two engines, never mixed: `market` is a TradingEngine the feed (ITCH, LOBSTER via its ITCH
-converter, CSV) replays into, with the same matching engine the OS runs; `SimVenue` is what
-the strategy's StrategyHost is bound to in place of an engine (the same calls: submit, cancel,
-replace, live, open_orders, portfolio, book(...).l1(), bus), so the strategy code is the one
-that runs live. The strategy's orders never enter the market's books: the replayed orders keep
-their own history, and the venue decides the strategy's fills from what the feed reports.
+Two markets, never mixed: `market` is what the data replays into: replay.ItchMarket for ITCH
+and LOBSTER (via its ITCH converter; the bare books, no OMS: the fast path), a TradingEngine
+for CSV and FIX (through feed.open_feed), with the same matching engine the OS runs. `SimVenue`
+is what the strategy's StrategyHost is bound to in place of an engine (the same calls: submit,
+cancel, replace, live, open_orders, portfolio, book(...).l1(), bus), so the strategy code is
+the one that runs live. The strategy's orders never enter the market's books: the replayed
+orders keep their own history, and the venue decides the strategy's fills from what the feed
+reports.
 
 The fill model (all times virtual ns on one VirtualScheduler; FillModel holds the knobs):
 
 - Market data latency `md_latency_ns`: a market event (TopOfBook, Trade) at exchange time t
   reaches the strategy at t + md_latency_ns; `ctx.top()` shows the last top delivered, not the
-  book of the exchange's present.
+  book of the exchange's present. Events of a kind the strategy has no callback for are not
+  scheduled one by one: what they change (that top, the tick-to-order clock) is applied when
+  the strategy next looks, for those delivered strictly before that ns.
 - Order entry latency `order_latency_ns`: a submit, cancel or replace made at t acts at the
   venue at t + order_latency_ns, in the order it was made. Until then the order is pending (an
   order can fill while its cancel is on the way). Reports back (accepted, fills, cancelled)
