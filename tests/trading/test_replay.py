@@ -21,7 +21,7 @@ class Recorder(Listener):
         self.trades: list[tuple] = []
         self.tops: list[tuple] = []
 
-    def market_trade(self, symbol, price, qty, buy_id, sell_id, aggressor) -> None:  # noqa: ANN001
+    def market_trade(self, symbol, price, qty, buy_id, sell_id, aggressor, *_) -> None:  # noqa: ANN001
         self.trades.append((symbol, price, qty, buy_id, sell_id, aggressor))
 
     def market_top(self, symbol: str, l1: tuple) -> None:

@@ -75,6 +75,7 @@ from .strategy import Strategy, StrategyHost, VirtualScheduler
 MAX_FILLS = 2_000_000  # fills kept in a result (a run that makes more stops with a message)
 SAMPLE_NS = 1_000_000_000  # equity/position sampling period of a run (virtual ns)
 FEED_BATCH = 10_000
+MAX_DEFERRED = 4_096  # market events waiting for a look before the venue applies the due ones
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,8 @@ class SimVenue:
         self.error: str | None = None
         self._resting: dict[str, list[SimOrder]] = {}
         self._waiting: dict[str, list[SimOrder]] = {}  # market orders on trade-only data
-        self._feed_orders: dict[int, tuple[int, int]] = {}  # replayed id -> (side, price)
+        # a TradingEngine market's feed orders: id -> (side, price), and the latest id
+        self._feed_orders: dict[int, tuple[int, int]] = {}
         self._last_feed_id = 0
         self._taken: dict[tuple[str, int, int], tuple[int, int]] = {}  # level -> (shown, took)
         self._l1: dict[str, tuple] = {}
@@ -319,7 +321,9 @@ class SimVenue:
             self._cancel_now(order, "immediate or cancel: rest cancelled")
             return
         order.ahead = sum(qty for _, qty in book.level_orders(order.side, order.price))
-        order.boundary = self._last_feed_id
+        market = self.market
+        order.boundary = (market.last_order_id if isinstance(market, ItchMarket)
+                          else self._last_feed_id)  # fmt: skip
         self._seq += 1
         order.seq = self._seq
         resting = self._resting.setdefault(order.symbol, [])
@@ -378,44 +382,61 @@ class SimVenue:
     # ---- what the replayed market tells (replay.Listener; a TradingEngine's events adapted) --
 
     def _listen_to_engine(self, market: TradingEngine) -> None:
-        """A TradingEngine market (CSV, FIX data) speaks in events: adapt them to the calls."""
+        """A TradingEngine market (CSV, FIX data) speaks in events: adapt them to the calls,
+        keeping the side and price of every feed order the engine accepted."""
         bus = market.bus
-        bus.subscribe(lambda e: self.market_add(e.order_id, e.side, e.price), (ev.OrderAccepted,))
-        bus.subscribe(lambda e: self.market_cut(e.symbol, e.order_id, e.cancelled_qty, True),
-                      (ev.OrderCancelled,))  # fmt: skip
-        bus.subscribe(lambda e: self.market_cut(e.symbol, e.order_id, e.old_qty - e.new_qty,
-                                                False), (ev.OrderReplaced,))  # fmt: skip
-        bus.subscribe(lambda e: self.market_trade(e.symbol, e.price, e.qty, e.buy_order_id,
-                                                  e.sell_order_id, e.aggressor_side, e),
-                      (ev.Trade,))  # fmt: skip
+        bus.subscribe(self._engine_add, (ev.OrderAccepted,))
+        bus.subscribe(self._engine_cut, (ev.OrderCancelled, ev.OrderReplaced))
+        bus.subscribe(self._engine_trade, (ev.Trade,))
         bus.subscribe(self._engine_top, (ev.TopOfBook,))
+
+    def _engine_add(self, event: ev.OrderAccepted) -> None:
+        if event.price is not None:
+            self._feed_orders[event.order_id] = (event.side, event.price)
+        self._last_feed_id = event.order_id
+
+    def _engine_cut(self, event: ev.OrderCancelled | ev.OrderReplaced) -> None:
+        known = self._feed_orders.get(event.order_id)
+        if known is None:
+            return
+        if type(event) is ev.OrderCancelled:
+            del self._feed_orders[event.order_id]
+            qty = event.cancelled_qty
+        else:
+            qty = event.old_qty - event.new_qty  # type: ignore[union-attr]
+        self.market_cut(event.symbol, event.order_id, known[0], known[1], qty)
+
+    def _engine_trade(self, event: ev.Trade) -> None:
+        buy_id, sell_id, aggressor = event.buy_order_id, event.sell_order_id, event.aggressor_side
+        side = price = 0
+        if buy_id is not None or sell_id is not None:
+            if aggressor == BUY or (aggressor == 0 and buy_id is None):
+                maker = sell_id
+            else:
+                maker = buy_id
+            known = self._feed_orders.get(maker)  # type: ignore[arg-type]
+            if known is not None:
+                side, price = known
+                if maker not in self.market.live:
+                    del self._feed_orders[maker]  # type: ignore[arg-type]
+        self.market_trade(event.symbol, event.price, event.qty, buy_id, sell_id, aggressor,
+                          side, price, event)  # fmt: skip
 
     def _engine_top(self, event: ev.TopOfBook) -> None:
         l1 = (event.bid_price, event.bid_qty, event.ask_price, event.ask_qty)
         self.market_top(event.symbol, l1)
 
-    def market_add(self, order_id: int, side: int, price: int | None) -> None:
-        if price is not None:
-            self._feed_orders[order_id] = (side, price)
-        self._last_feed_id = order_id
-
-    def market_cut(self, symbol: str, order_id: int, qty: int, gone: bool) -> None:
-        known = self._feed_orders.get(order_id)
-        if known is None:
-            return
-        if gone:
-            del self._feed_orders[order_id]
+    def market_cut(self, symbol: str, order_id: int, side: int, price: int, qty: int) -> None:
         resting = self._resting.get(symbol)
         if not resting:
             return
-        side, price = known
         for order in resting:
             if order.side == side and order.price == price and order_id <= order.boundary:
                 order.ahead = max(0, order.ahead - qty)
 
     def market_trade(self, symbol: str, price: int, qty: int, buy_id: int | None,
-                     sell_id: int | None, aggressor: int, event: ev.Trade | None = None,
-                     ) -> None:  # fmt: skip
+                     sell_id: int | None, aggressor: int, maker_side: int, maker_price: int,
+                     event: ev.Trade | None = None) -> None:  # fmt: skip
         now = self.clock.now
         if self.wants_trades:
             if event is None:
@@ -423,7 +444,7 @@ class SimVenue:
                                  None, None, aggressor)  # fmt: skip
             self._relay(event)
         else:
-            self._later.append((now + self.model.md_latency_ns, now, symbol, None))
+            self._defer(now, symbol, None)
         is_print = buy_id is None and sell_id is None
         waiting = self._waiting.get(symbol)
         if waiting and is_print:
@@ -435,26 +456,22 @@ class SimVenue:
         if is_print:
             self._print(resting, price, qty)
             return
+        if not maker_side:  # a resting order the venue never saw entered
+            return
         if aggressor == BUY or (aggressor == 0 and buy_id is None):
             maker = sell_id
         else:
             maker = buy_id
-        known = self._feed_orders.get(maker)  # type: ignore[arg-type]
-        if known is None:
-            return
-        if maker not in self.market.live:
-            del self._feed_orders[maker]  # type: ignore[arg-type]
-        side, level_price = known
         left = qty
         for order in list(resting):
-            if not left or order.side != side:
+            if not left or order.side != maker_side:
                 continue
-            if order.price == level_price:
+            if order.price == maker_price:
                 if maker <= order.boundary:  # type: ignore[operator]
                     order.ahead = max(0, order.ahead - qty)
                     continue
                 take = min(left, order.leaves)
-            elif (level_price - order.price) * side < 0:  # swept through our better price
+            elif (maker_price - order.price) * maker_side < 0:  # swept through our price
                 take = min(left, order.leaves)
             else:
                 continue
@@ -466,7 +483,13 @@ class SimVenue:
         if self.wants_book:
             self._relay(ev.TopOfBook(self.bus.next_seq(), now, symbol, *l1))
         else:
-            self._later.append((now + self.model.md_latency_ns, now, symbol, l1))
+            self._defer(now, symbol, l1)
+
+    def _defer(self, now: int, symbol: str, l1: tuple | None) -> None:
+        later = self._later
+        later.append((now + self.model.md_latency_ns, now, symbol, l1))
+        if len(later) > MAX_DEFERRED:  # bounded: keep only what is not yet delivered
+            self._catch_up()
 
     def _print(self, resting: list[SimOrder], price: int, qty: int) -> None:
         left = qty

@@ -16,9 +16,12 @@ The market is also its own Feed for run_backtest: `step(now_ns)` applies the mes
 the first message's timestamp is anchored at the first step) and returns the next deadline, or
 None at the end; `applied`, `skipped`, `errors`, `done` as feed.Feed has them.
 
-Listener calls (a backtest's SimVenue): market_add(order_id, side, price), market_cut(symbol,
-order_id, qty, gone), market_trade(symbol, price, qty, buy_id, sell_id, aggressor),
-market_top(symbol, l1). Prices in ticks, quantities in lots.
+Listener calls (a backtest's SimVenue): market_cut(symbol, order_id, side, price, qty) when a
+resting order shrank or went (cancel, delete, the old order of a replace, STP), market_trade(
+symbol, price, qty, buy_id, sell_id, aggressor, maker_side, maker_price) for an execution (the
+resting order's side and price; a print has no ids and maker_side 0), market_top(symbol, l1)
+when the top of a book changed. `last_order_id` is the id of the latest order entered: every
+id up to it was queued before anything entered later. Prices in ticks, quantities in lots.
 """
 
 from __future__ import annotations
@@ -45,12 +48,11 @@ def itch_instrument(symbol: str) -> Instrument:
 class Listener:
     """What ItchMarket tells (no-ops; SimVenue implements them)."""
 
-    def market_add(self, order_id: int, side: int, price: int) -> None: ...
-
-    def market_cut(self, symbol: str, order_id: int, qty: int, gone: bool) -> None: ...
+    def market_cut(self, symbol: str, order_id: int, side: int, price: int, qty: int) -> None: ...
 
     def market_trade(self, symbol: str, price: int, qty: int, buy_id: int | None,
-                     sell_id: int | None, aggressor: int) -> None: ...  # fmt: skip
+                     sell_id: int | None, aggressor: int, maker_side: int, maker_price: int,
+                     ) -> None: ...  # fmt: skip
 
     def market_top(self, symbol: str, l1: tuple) -> None: ...
 
@@ -138,6 +140,10 @@ class ItchMarket:
         return venue
 
     # ---- what SimVenue and run_backtest ask ---------------------------------------------------
+    @property
+    def last_order_id(self) -> int:
+        return self._next_id - 1
+
     def instrument(self, symbol: str) -> Instrument:
         return self.instruments[symbol]
 
@@ -231,11 +237,14 @@ class ItchMarket:
 
     def _apply(self, raw: tuple) -> str | None:
         kind = raw[0]
-        if kind == b"A" or kind == b"F":
-            venue = self._venue(raw[1])
+        if kind == b"A" or kind == b"F":  # the commonest: lots and ticks inlined when whole
+            venue = self._locates.get(raw[1]) or self._venue(raw[1])
             owner = "itch:" + raw[10].decode("ascii", "replace").strip() if kind == b"F" else "itch"
-            order_id = self._add(venue, owner, BUY if raw[6] == b"B" else SELL,
-                                 venue.lots(raw[7]), venue.ticks(raw[9]), raw[5])  # fmt: skip
+            shares, price4, lot, step = raw[7], raw[9], venue.lot, venue.tick4
+            lots = shares // lot if lot and not shares % lot else venue.lots(shares)
+            ticks = price4 // step if step and not price4 % step else venue.ticks(price4)
+            order_id = self._add(venue, owner, BUY if raw[6] == b"B" else SELL, lots, ticks,
+                                 raw[5])  # fmt: skip
             if order_id:
                 self._refs[raw[5]] = order_id
         elif kind == b"E" or kind == b"C":
@@ -251,9 +260,11 @@ class ItchMarket:
             if not left:
                 del self.live[order_id]
             if side == BUY:
-                self.listener.market_trade(venue.symbol, fill_price, qty, order_id, None, 0)
+                self.listener.market_trade(venue.symbol, fill_price, qty, order_id, None, 0,
+                                           side, price)  # fmt: skip
             else:
-                self.listener.market_trade(venue.symbol, fill_price, qty, None, order_id, 0)
+                self.listener.market_trade(venue.symbol, fill_price, qty, None, order_id, 0,
+                                           side, price)  # fmt: skip
             self._touched(venue, side, price)
         elif kind == b"X":
             order_id, venue, side, price = self._order(raw[5])
@@ -261,7 +272,7 @@ class ItchMarket:
             left = venue.book.reduce(order_id, qty)
             if not left:
                 del self.live[order_id]
-            self.listener.market_cut(venue.symbol, order_id, qty, not left)
+            self.listener.market_cut(venue.symbol, order_id, side, price, qty)
             self._touched(venue, side, price)
         elif kind == b"D":
             order_id = self._refs.pop(raw[5], None)
@@ -272,8 +283,9 @@ class ItchMarket:
                 raise ValueError(f"delete of order reference {raw[5]}, which is no longer live")
             venue, side, price = entry
             qty = venue.book.cancel(order_id)
-            self.listener.market_cut(venue.symbol, order_id, qty, True)
-            self._touched(venue, side, price)
+            self.listener.market_cut(venue.symbol, order_id, side, price, qty)
+            if price == venue.l1[1 - side]:  # it was at the top (l1: bid at 0, ask at 2)
+                self._top(venue)
         elif kind == b"U":
             order_id = self._refs.pop(raw[5], -1)
             entry = self.live.pop(order_id, None)
@@ -282,7 +294,7 @@ class ItchMarket:
             venue, side, old_price = entry
             owner = venue.book.order(order_id)[0]  # type: ignore[index]
             qty = venue.book.cancel(order_id)
-            self.listener.market_cut(venue.symbol, order_id, qty, True)
+            self.listener.market_cut(venue.symbol, order_id, side, old_price, qty)
             self._touched(venue, side, old_price)  # as the engine: the cancel, then the add
             try:
                 new_id = self._add(venue, owner, side, venue.lots(raw[7]), venue.ticks(raw[8]),
@@ -319,7 +331,6 @@ class ItchMarket:
             instrument = venue.instrument
             raise ValueError(f"add {ref}: price {instrument.format_price(price)} outside band "
                              f"{instrument.band_low}..{instrument.band_high}")  # fmt: skip
-        self.listener.market_add(order_id, side, price)
         self._incoming_side = side
         rested = venue.book.submit(order_id, owner, side, price, lots, GTC)
         if rested:
@@ -334,21 +345,22 @@ class ItchMarket:
 
     def _print(self, venue: _Venue, price: int, qty: int) -> None:
         venue.book.record_trade(price, qty)
-        self.listener.market_trade(venue.symbol, price, qty, None, None, 0)
+        self.listener.market_trade(venue.symbol, price, qty, None, None, 0, 0, 0)
 
     def _crossed(self, venue: _Venue, maker: int, taker: int, price: int, qty: int) -> None:
         """An add that crossed the replayed book (inconsistent data) traded, as in the engine."""
+        _, side, level = self.live[maker]
         if maker not in venue.book:
-            self.live.pop(maker, None)
+            del self.live[maker]
         if self._incoming_side == BUY:
-            self.listener.market_trade(venue.symbol, price, qty, taker, maker, BUY)
+            self.listener.market_trade(venue.symbol, price, qty, taker, maker, BUY, side, level)
         else:
-            self.listener.market_trade(venue.symbol, price, qty, maker, taker, SELL)
+            self.listener.market_trade(venue.symbol, price, qty, maker, taker, SELL, side, level)
 
     def _gone(self, venue: _Venue, order_id: int, qty: int) -> None:
         """Self-trade prevention cancelled a resting feed order."""
-        self.live.pop(order_id, None)
-        self.listener.market_cut(venue.symbol, order_id, qty, True)
+        _, side, price = self.live.pop(order_id)
+        self.listener.market_cut(venue.symbol, order_id, side, price, qty)
 
     def _touched(self, venue: _Venue, side: int, price: int) -> None:
         """A resting order at `price` changed: the top changes only if it was at the top."""
