@@ -13,11 +13,13 @@ backtrader (1.9.78.123, the last release) gets the same session as one bar per r
 message: the mid of the book after that message (from our replay, precomputed, untimed), so
 it handles exactly as many events; its strategies: `next` doing nothing (the closest to idle
 and on_book), and a moving-average crossover (the closest to our momentum sample, also run).
-Each figure is the best of --repeat runs (wall clock, perf_counter); the host's load average
-is printed, since the machine may be shared. nautilus_trader is not installed here (not a
-dependency of the project): no figure for it.
+Each figure is the run with the least CPU time of --repeat runs, as wall-clock events/s and as
+events per CPU second of this process (process_time): on a shared machine the second is the
+steadier one, and the targets are judged on it. The host's load average is printed. Last, a
+sweep (tk sweep) of --sweep imbalance backtests on 1, 2 and N processes: runs per second.
+nautilus_trader is not installed here (not a dependency of the project): no figure for it.
 
-Run: .venv/bin/python bench/bench_backtest.py [--events N] [--repeat R] [--profile]
+Run: .venv/bin/python bench/bench_backtest.py [--events N] [--repeat R] [--sweep P] [--profile]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import cProfile
 import datetime
 import os
 import pstats
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +40,7 @@ from tradekernel.kernel.trading.backtest import run_backtest
 from tradekernel.kernel.trading.replay import ItchMarket, Listener
 from tradekernel.kernel.trading.strategy import Strategy
 from tradekernel.research.config import load
+from tradekernel.research.sweep import parse_grid, sweep
 from tradekernel.research.synthetic import SessionSpec, generate
 
 TARGET_EVENTS_PER_S = 500_000  # issue 19: replayed through the books with a trivial strategy
@@ -55,12 +59,12 @@ class OnBook(Strategy):
         pass
 
 
-def ours(name: str, strategy: Strategy, blob: bytes, **config: object) -> tuple[float, int]:
-    start = time.perf_counter()
+def ours(name: str, strategy: Strategy, blob: bytes, **config: object) -> tuple[float, float, int]:
+    start, cpu = time.perf_counter(), time.process_time()
     result = run_backtest(strategy, "bench.itch", blob, **config)  # type: ignore[arg-type]
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert result.strategy_error is None and not result.feed_errors, (name, result.one_line())
-    return elapsed, result.events
+    return elapsed, cpu, result.events
 
 
 class _Mids(Listener):
@@ -91,7 +95,7 @@ def bars_for_backtrader(blob: bytes) -> list[float]:
         now = deadline
 
 
-def backtrader_run(mids: list[float], cross: bool) -> float:
+def backtrader_run(mids: list[float], cross: bool) -> tuple[float, float]:
     epoch = datetime.datetime(2020, 1, 1)
     step = datetime.timedelta(seconds=1)
 
@@ -131,14 +135,28 @@ def backtrader_run(mids: list[float], cross: bool) -> float:
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(Feed())
     cerebro.addstrategy(Cross if cross else Nothing)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     cerebro.run()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def best(runs: int, func, *args, **kwargs):  # noqa: ANN001, ANN201
-    results = [func(*args, **kwargs) for _ in range(runs)]
-    return min(results, key=lambda r: r[0] if isinstance(r, tuple) else r)
+    """The run with the least CPU time (the steadier figure on a shared host)."""
+    return min((func(*args, **kwargs) for _ in range(runs)), key=lambda r: r[1])
+
+
+def sweep_rates(blob: bytes, points: int) -> list[tuple[int, float]]:
+    """(processes, runs per second) for `points` backtests of the imbalance sample."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "bench.itch"
+        data.write_bytes(blob)
+        grid = parse_grid([f"size={','.join(str(100 * (i + 1)) for i in range(points))}"])
+        rates = []
+        for jobs in sorted({1, 2, os.cpu_count() or 2}):
+            start = time.perf_counter()
+            sweep(SAMPLES / "imbalance.py", None, data, grid, jobs)
+            rates.append((jobs, points / (time.perf_counter() - start)))
+        return rates
 
 
 def main() -> None:
@@ -146,6 +164,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="profile the idle run")
+    parser.add_argument("--sweep", type=int, default=4, help="sweep points (0: no sweep)")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores)")
     blob, _ = generate(SessionSpec(events=args.events, seed=1))
@@ -166,29 +185,35 @@ def main() -> None:
          {"model": mo_config.fill, "limits": mo_config.risk}),
     ):  # fmt: skip
         run = lambda n=name, m=make, c=config: ours(n, m(), blob, **c)  # noqa: E731
-        elapsed, events = best(args.repeat, run)
-        rows.append((f"ours {name}", events, elapsed))
+        elapsed, cpu, events = best(args.repeat, run)
+        rows.append((f"ours {name}", events, elapsed, cpu))
     mids = bars_for_backtrader(blob)
-    bt_idle = best(args.repeat, backtrader_run, mids, False)
-    bt_cross = best(args.repeat, backtrader_run, mids, True)
-    rows.append(("backtrader next() empty", len(mids), bt_idle))
-    rows.append(("backtrader SMA crossover", len(mids), bt_cross))
-    print(f"{'run':<28} {'events':>9} {'seconds':>8} {'events/s':>10}")
+    rows.append(("backtrader next() empty", len(mids), *best(args.repeat, backtrader_run, mids,
+                                                              False)))  # fmt: skip
+    rows.append(("backtrader SMA crossover", len(mids), *best(args.repeat, backtrader_run, mids,
+                                                               True)))  # fmt: skip
+    print(f"{'run':<26} {'events':>8} {'wall s':>7} {'events/s':>10} {'CPU s':>7} "
+          f"{'events/CPU s':>12}")  # fmt: skip
     rates = {}
-    for name, events, elapsed in rows:
-        rates[name] = events / elapsed
-        print(f"{name:<28} {events:>9} {elapsed:>8.2f} {rates[name]:>10,.0f}")
+    for name, events, elapsed, cpu in rows:
+        rates[name] = events / cpu
+        print(f"{name:<26} {events:>8} {elapsed:>7.2f} {events / elapsed:>10,.0f} {cpu:>7.2f} "
+              f"{rates[name]:>12,.0f}")  # fmt: skip
     idle = rates["ours idle"]
-    ratio = idle / rates["backtrader next() empty"]
     empty, cross = rates["backtrader next() empty"], rates["backtrader SMA crossover"]
-    print(f"idle vs backtrader empty next(): {ratio:.1f}x; on_book: "
+    ratio = idle / empty
+    print(f"per CPU second: idle vs backtrader empty next(): {ratio:.1f}x; on_book: "
           f"{rates['ours on_book'] / empty:.1f}x; momentum vs SMA crossover: "
           f"{rates['ours momentum'] / cross:.1f}x")  # fmt: skip
-    print(f"target >= {TARGET_EVENTS_PER_S:,} events/s (idle): "
+    print(f"target >= {TARGET_EVENTS_PER_S:,} events/s (idle, per CPU second): "
           f"{'met' if idle >= TARGET_EVENTS_PER_S else 'NOT met'} ({idle:,.0f})")
     print(f"target >= {TARGET_RATIO}x backtrader: {'met' if ratio >= TARGET_RATIO else 'NOT met'}"
           f" ({ratio:.1f}x)")
-    print(f"1M-event wall time (idle, extrapolated): {1e6 / idle:.1f} s")
+    print(f"1M-event backtest (idle), CPU time extrapolated: {1e6 / idle:.1f} s")
+    if args.sweep:
+        for jobs, per_s in sweep_rates(blob, args.sweep):
+            print(f"sweep of {args.sweep} imbalance backtests on {jobs} process(es): "
+                  f"{per_s:.2f} runs/s (wall, incl. process start)")
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
