@@ -22,6 +22,7 @@ from tradekernel.kernel.trading.backtest import BacktestResult, run_backtest
 from tradekernel.kernel.trading.feed import FeedError
 
 from .config import ConfigError, load
+from .html import html_report
 from .report import ReportError, report
 from .sweep import METRICS, heatmap, parse_grid, sweep, table
 from .synthetic import MAX_EVENTS, SessionSpec, generate
@@ -65,9 +66,13 @@ def count_messages(name: str, data: bytes) -> int:
 def write_run(result: BacktestResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "fills.csv").write_text(result.fills_csv())
-    samples = ["ts_ns,net,position_lots"] + [f"{t},{n},{p}" for t, n, p in result.samples]
+    samples = ["ts_ns,net,position_lots,mark_ticks"] + [
+        f"{t},{n},{p},{m}" for (t, n, p), m in zip(result.samples, result.marks, strict=True)
+    ]
     (out / "samples.csv").write_text("\n".join(samples) + "\n")
     (out / "summary.json").write_text(result.summary_json() + "\n")
+    latency = ["tick_to_order_ns", *map(str, result.tick_to_order_ns)]
+    (out / "latency.csv").write_text("\n".join(latency) + "\n")
 
 
 @click.command(context_settings=CONTEXT)
@@ -182,12 +187,21 @@ def data_lobster(source: Path, out: Path, symbol: str) -> None:
 
 @click.command("report", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
-def report_command(run: Path) -> None:
-    """Print the performance report of RUN (a `tk backtest --out` directory) as text tables."""
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="also write an HTML report with plots here")  # fmt: skip
+def report_command(run: Path, html_path: Path | None) -> None:
+    """Print the performance report of RUN (a `tk backtest --out` directory) as text tables;
+    with --html, also a page with the equity curve, drawdown, position, fills over the price
+    and the latency histogram."""
     try:
         click.echo(report(run))
+        if html_path is not None:
+            html_path.write_text(html_report(run))
+            click.echo(f"{html_path}: written", err=True)
     except ReportError as err:
         _fail(str(err))
+    except OSError as err:
+        _fail(f"{html_path}: cannot write: {err.strerror}")
 
 
 @click.command("sweep", context_settings=CONTEXT)

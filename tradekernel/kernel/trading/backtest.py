@@ -559,6 +559,7 @@ class BacktestResult:
     tick_to_order_ns: list[int]
     end_ns: int
     tick_values: dict[str, str] = field(default_factory=dict)  # money of 1 tick x 1 lot
+    marks: list[str] = field(default_factory=list)  # per sample: the mark of the first symbol
     log: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -686,6 +687,8 @@ def run_backtest(
     venue.wants_trades = kind.on_trade is not Strategy.on_trade
     host = StrategyHost(strategy, venue, clock.call_at, on_stopped=on_stopped)  # type: ignore[arg-type]
     samples: list[tuple[int, Decimal, int]] = []
+    marks: list[str] = []  # ticks, for the report's price plot
+    marked = strategy.symbols[0] if strategy.symbols else ""
     owner = host.owner
 
     def net_now() -> tuple[Decimal, Decimal, Decimal]:
@@ -700,6 +703,8 @@ def run_backtest(
         r, u, f = net_now()
         lots = sum(pos.qty for _, pos in venue.portfolio.positions(owner))
         samples.append((clock.now, r + u - f, lots))
+        mark = market.mark_ticks(marked) if marked in market.books else None
+        marks.append("" if mark is None else str(Decimal(mark.numerator) / mark.denominator))
         if progress is not None:
             progress(feed.applied + sum(feed.skipped.values()))
         if venue.error is not None and host.running:
@@ -749,5 +754,5 @@ def run_backtest(
         unrealized=unrealized, fees=fees, position=position, orders_sent=venue.orders_sent,
         lots_sent=venue.lots_sent, tick_to_order_ns=venue.tick_to_order_ns, end_ns=clock.now,
         log=list(host.ctx.log_lines),
-        tick_values={i.symbol: str(i.tick_value) for i in market.instruments},
+        tick_values={i.symbol: str(i.tick_value) for i in market.instruments}, marks=marks,
     )  # fmt: skip
