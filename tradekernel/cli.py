@@ -21,7 +21,7 @@ from tradekernel.devices.ide import DiskError
 from tradekernel.disktool import disk
 from tradekernel.emu.machine import StopInfo
 from tradekernel.repotool import repo
-from tradekernel.research.cli import backtest, data, report_command
+from tradekernel.research.cli import backtest, data, report_command, sweep_command
 from tradekernel.ui.pipe import InputPacer, PlainText, StdinSource
 from tradekernel.ui.scrollback import SERIAL_CHANNEL
 from tradekernel.ui.session import BootOptions, Session, remove_stale_scratch_disks
@@ -76,7 +76,7 @@ def main() -> None:
 
 main.add_command(disk)
 main.add_command(repo)
-for command in (backtest, data, report_command):  # research: tradekernel/research/cli.py
+for command in (backtest, data, report_command, sweep_command):  # research: research/cli.py
     main.add_command(command)
 
 

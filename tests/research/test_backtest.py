@@ -1,4 +1,4 @@
-"""The backtest fill model on hand-made LOBSTER days (each rule of research/backtest.py's
+"""The backtest fill model on hand-made LOBSTER days (each rule of kernel/trading/backtest.py's
 docstring: latency, queue position, partial fills, sweeps, fees) and determinism on a
 synthetic ITCH session, twice in this process and once in another."""
 
@@ -10,8 +10,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from tradekernel.research.backtest import FillModel, RiskLimits, run_backtest
-from tradekernel.research.strategy import Context, Strategy
+from tradekernel.kernel.trading.backtest import FillModel, RiskLimits, run_backtest
+from tradekernel.kernel.trading.strategy import Context, Strategy
 from tradekernel.research.synthetic import SessionSpec, generate
 
 ROOT = Path(__file__).resolve().parents[2]

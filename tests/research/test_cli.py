@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from tradekernel.research.cli import backtest, data
 
 RAISER = """
-from tradekernel.research.strategy import Strategy
+from tradekernel.kernel.trading.strategy import Strategy
 
 class Raiser(Strategy):
     name = "raiser"

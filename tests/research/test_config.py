@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tradekernel.kernel.trading import strategies
+from tradekernel.kernel.trading.backtest import run_backtest
+from tradekernel.kernel.trading.config import ConfigError, parse_config
 from tradekernel.research import config
-from tradekernel.research.backtest import run_backtest
 from tradekernel.research.synthetic import SessionSpec, generate
 
-SAMPLES = Path(config.__file__).parent / "strategies"
+SAMPLES = Path(strategies.__file__).parent
 MM = SAMPLES / "market_maker.py"
 SCHEMA = config.load_strategy_class(MM)[0].PARAMS
 
@@ -48,14 +50,14 @@ SCHEMA = config.load_strategy_class(MM)[0].PARAMS
     ],
 )
 def test_mistakes_are_one_line_naming_where(text: str, message: str) -> None:
-    with pytest.raises(config.ConfigError) as caught:
-        config.parse_config(text, "mm.toml", SCHEMA)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "mm.toml", SCHEMA)
     assert message in str(caught.value)
     assert str(caught.value).startswith("mm.toml: ") and "\n" not in str(caught.value)
 
 
 def test_decimals_are_exact_and_defaults_fill_in() -> None:
-    parsed = config.parse_config('[instruments]\nsymbols = ["A"]\n[params]\nhalf_spread = 0.1',
+    parsed = parse_config('[instruments]\nsymbols = ["A"]\n[params]\nhalf_spread = 0.1',
                                  "x", SCHEMA)  # fmt: skip
     assert str(parsed.params["half_spread"]) == "0.1"
     assert parsed.params["size"] == 100
@@ -64,15 +66,15 @@ def test_decimals_are_exact_and_defaults_fill_in() -> None:
 def test_bad_strategy_files(tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("def oops(:\n")
-    with pytest.raises(config.ConfigError, match="broken.py:1: syntax error"):
+    with pytest.raises(ConfigError, match="broken.py:1: syntax error"):
         config.load_strategy_class(broken)
     empty = tmp_path / "empty.py"
     empty.write_text("x = 1\n")
-    with pytest.raises(config.ConfigError, match="defines 0 Strategy subclasses"):
+    with pytest.raises(ConfigError, match="defines 0 Strategy subclasses"):
         config.load_strategy_class(empty)
     raising = tmp_path / "raising.py"
     raising.write_text("raise RuntimeError('no')\n")
-    with pytest.raises(config.ConfigError, match="import raised RuntimeError: no"):
+    with pytest.raises(ConfigError, match="import raised RuntimeError: no"):
         config.load_strategy_class(raising)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.trading.test_commands import make_desk, run
-from tradekernel.research import lobster
+from tradekernel.kernel.trading import lobster
 
 # the marketable-order example of LOBSTER's documentation, around a small book
 SAMPLE = b"""34200.000000001,1,11,100,200000,-1

@@ -7,7 +7,7 @@ from __future__ import annotations
 from tests.trading.test_commands import make_desk, run
 from tradekernel.kernel.trading.engine import TradingEngine
 from tradekernel.kernel.trading.feed import open_feed
-from tradekernel.research.strategy import (
+from tradekernel.kernel.trading.strategy import (
     Context,
     Strategy,
     StrategyError,

@@ -187,6 +187,9 @@ class Kernel:
         self.trading = TradingEngine(self.clock.now_ns, instruments)
         desk = Desk(self.trading, read_file=self.read_file, call_at=self.call_at)
         register_trading_commands(self.shell, desk)
+        from tradekernel.kernel.shell.strategy import register_strategy_commands
+
+        register_strategy_commands(self.shell, self)  # strategy list|start|stop|..., backtest
 
     def _banner(self) -> None:
         mib = self.platform.ram_bytes // (1024 * 1024)

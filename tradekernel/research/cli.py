@@ -1,4 +1,5 @@
-"""Host commands of the research workflow: `tk backtest`, `tk data generate|lobster`, `tk report`.
+"""Host commands of the research workflow: `tk backtest`, `tk data generate|lobster`, `tk report`,
+`tk sweep`.
 
 `tk backtest` runs HOST-SIDE: the same engine code the kernel runs (the trading package, the
 strategy API, the backtest fill model) in this Python process, not inside a booted machine.
@@ -16,16 +17,18 @@ from pathlib import Path
 
 import click
 
+from tradekernel.kernel.trading import lobster, strategies
+from tradekernel.kernel.trading.backtest import BacktestResult, run_backtest
 from tradekernel.kernel.trading.feed import FeedError
 
-from . import lobster
-from .backtest import BacktestResult, run_backtest
 from .config import ConfigError, load
+from .html import html_report
 from .report import ReportError, report
+from .sweep import METRICS, heatmap, parse_grid, sweep, table
 from .synthetic import MAX_EVENTS, SessionSpec, generate
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-SAMPLES = Path(__file__).parent / "strategies"
+SAMPLES = Path(strategies.__file__).parent
 MAX_DATA_BYTES = 1 << 31  # a data file larger than this is refused before reading
 EXIT_INPUT, EXIT_STOPPED, EXIT_DATA_ERRORS = 1, 2, 3
 PROGRESS_EVERY_S = 0.5
@@ -63,9 +66,13 @@ def count_messages(name: str, data: bytes) -> int:
 def write_run(result: BacktestResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "fills.csv").write_text(result.fills_csv())
-    samples = ["ts_ns,net,position_lots"] + [f"{t},{n},{p}" for t, n, p in result.samples]
+    samples = ["ts_ns,net,position_lots,mark_ticks"] + [
+        f"{t},{n},{p},{m}" for (t, n, p), m in zip(result.samples, result.marks, strict=True)
+    ]
     (out / "samples.csv").write_text("\n".join(samples) + "\n")
     (out / "summary.json").write_text(result.summary_json() + "\n")
+    latency = ["tick_to_order_ns", *map(str, result.tick_to_order_ns)]
+    (out / "latency.csv").write_text("\n".join(latency) + "\n")
 
 
 @click.command(context_settings=CONTEXT)
@@ -180,9 +187,63 @@ def data_lobster(source: Path, out: Path, symbol: str) -> None:
 
 @click.command("report", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
-def report_command(run: Path) -> None:
-    """Print the performance report of RUN (a `tk backtest --out` directory) as text tables."""
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="also write an HTML report with plots here")  # fmt: skip
+def report_command(run: Path, html_path: Path | None) -> None:
+    """Print the performance report of RUN (a `tk backtest --out` directory) as text tables;
+    with --html, also a page with the equity curve, drawdown, position, fills over the price
+    and the latency histogram."""
     try:
         click.echo(report(run))
+        if html_path is not None:
+            html_path.write_text(html_report(run))
+            click.echo(f"{html_path}: written", err=True)
     except ReportError as err:
         _fail(str(err))
+    except OSError as err:
+        _fail(f"{html_path}: cannot write: {err.strerror}")
+
+
+@click.command("sweep", context_settings=CONTEXT)
+@click.argument("strategy")
+@click.argument("data", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--grid", "grids", multiple=True, required=True,
+              help="NAME=V1,V2,... (repeat it: every combination runs)")  # fmt: skip
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML configuration (default: the .toml beside the strategy)")  # fmt: skip
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="local processes")  # fmt: skip
+@click.option("--sort", default="net", show_default=True, type=click.Choice(METRICS))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write a CSV here")
+def sweep_command(strategy: str, data: Path, grids: tuple[str, ...], config_path: Path | None,
+                  jobs: int, sort: str, out: Path | None) -> None:  # fmt: skip
+    """Backtest STRATEGY on DATA once per point of the --grid, in --jobs local processes; a
+    table sorted by --sort, and a heatmap of it for a two-parameter grid. Every run is
+    deterministic: the same table whatever --jobs is. Exit 0 done, 1 bad input, 2 a run was
+    stopped."""
+    try:
+        points = parse_grid(list(grids))
+        started = time.monotonic()
+        results = sweep(strategy_path(strategy), config_path, data, points, jobs)
+    except ConfigError as err:
+        _fail(str(err))
+    except FeedError as err:
+        _fail(f"{data}: {err}")
+    elapsed = time.monotonic() - started
+    for line in table(results, sort):
+        click.echo(line)
+    if len(results[0].params) == 2:
+        click.echo("")
+        for line in heatmap(results, sort):
+            click.echo(line)
+    click.echo(f"{len(results)} runs in {elapsed:.1f}s on {jobs} process(es)", err=True)
+    if out is not None:
+        names = list(results[0].params)
+        rows = [",".join([*names, *METRICS, "code_hash", "error"])]
+        for p in results:
+            rows.append(",".join([*(str(p.params[n]) for n in names),
+                                  *(str(getattr(p, m)) for m in METRICS), p.code_hash,
+                                  (p.error or "").replace(",", ";")]))  # fmt: skip
+        out.write_text("\n".join(rows) + "\n")
+    if any(p.error for p in results):
+        sys.exit(EXIT_STOPPED)

@@ -28,13 +28,21 @@ messages about that order as errors. Keeping the two apart (queue position, late
 model of a backtest) is the backtest engine's part, built on this API.
 
 Containment: a callback that raises stops that strategy only: its live orders are cancelled,
-`host.error` keeps one line saying which callback raised what, and the engine, the feed and
-other strategies go on.
+`host.error` keeps one line saying which callback raised what, `on_stopped` (the kernel's log)
+hears it, and the engine, the feed and other strategies go on. CPU time: every delivery runs
+under a CpuWatchdog with a budget of `budget_ns` of this thread's CPU time per event (a batch
+of n events may use n budgets); a callback that passes it (a loop that never ends) gets
+StrategyOverrun raised inside it by the watchdog thread and the strategy is stopped. The
+budget is generous (a healthy callback uses microseconds), so it never decides the fate of a
+well-behaved run: outputs stay deterministic. `cpu_ns` adds up the CPU time a strategy used.
 """
 
 from __future__ import annotations
 
+import ctypes
 import heapq
+import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
@@ -47,6 +55,8 @@ from tradekernel.kernel.trading.instruments import InstrumentError
 
 MAX_LOG_LINES = 10_000  # a strategy's log keeps its latest lines
 MAX_TIMERS = 1_000  # pending timers per strategy
+EVENT_BUDGET_NS = 100_000_000  # CPU time a strategy may use per event it is handed (100 ms)
+WATCHDOG_POLL_S = 0.01  # how often the watchdog thread looks at an armed budget
 
 Scheduler = Callable[[int, Callable[[], None]], object]
 _TIFS = {"gtc": GTC, "ioc": IOC, "fok": FOK, "post": POST}
@@ -54,6 +64,82 @@ _TIFS = {"gtc": GTC, "ioc": IOC, "fok": FOK, "post": POST}
 
 class StrategyError(Exception):
     """A request a strategy made that cannot be carried out (bad value, unknown order)."""
+
+
+class StrategyOverrun(BaseException):
+    """Raised inside a strategy callback that passed its CPU budget (a BaseException: a
+    strategy's own `except Exception` does not swallow it)."""
+
+
+def _raise_in(thread_id: int, kind: type[BaseException] | None) -> None:
+    """Schedule `kind` to be raised in that thread at its next bytecode boundary (None takes
+    back one still pending): CPython's PyThreadState_SetAsyncExc."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(kind) if kind else None
+    )
+
+
+class CpuWatchdog:
+    """Bounds the CPU time of work run on one thread. `run(work, budget_ns)` arms a deadline on
+    that thread's CPU clock; a daemon thread polling every WATCHDOG_POLL_S raises
+    StrategyOverrun inside the work once the deadline has passed (again at every poll while
+    the work goes on, should it swallow one). Cost on the watched path: two clock reads and
+    two attribute stores per run."""
+
+    _by_thread: dict[int, CpuWatchdog] = {}
+    _created = threading.Lock()
+
+    @classmethod
+    def for_this_thread(cls) -> CpuWatchdog:
+        ident = threading.get_ident()
+        with cls._created:
+            dog = cls._by_thread.get(ident)
+            if dog is None:
+                dog = cls._by_thread[ident] = cls(ident)
+        return dog
+
+    def __init__(self, thread_id: int) -> None:
+        self._thread_id = thread_id
+        self._clock = time.pthread_getcpuclockid(thread_id)
+        self._lock = threading.Lock()
+        self._armed: tuple[int, int] | None = None  # (token, deadline on the CPU clock)
+        self._token = 0
+        self._fired = 0  # the token of the last run the watchdog raised into
+        self._poller: threading.Thread | None = None
+
+    def run(self, work: Callable[[], None], budget_ns: int) -> int:
+        """Run `work`; the CPU ns it used. StrategyOverrun if it passed `budget_ns`."""
+        if self._poller is None:
+            self._poller = threading.Thread(target=self._poll, name="tk-strategy-watchdog",
+                                            daemon=True)  # fmt: skip
+            self._poller.start()
+        clock = self._clock
+        self._token += 1
+        token = self._token
+        start = time.clock_gettime_ns(clock)
+        self._armed = (token, start + budget_ns)
+        try:
+            work()
+        finally:
+            self._armed = None
+            with self._lock:  # the poller is not between its check and its raise
+                fired = self._fired == token
+            if fired:
+                _raise_in(self._thread_id, None)
+        if fired:  # the work swallowed the exception and then returned
+            raise StrategyOverrun
+        return time.clock_gettime_ns(clock) - start
+
+    def _poll(self) -> None:
+        while True:
+            time.sleep(WATCHDOG_POLL_S)
+            armed = self._armed
+            if armed is None or time.clock_gettime_ns(self._clock) < armed[1]:
+                continue
+            with self._lock:
+                if self._armed is armed:
+                    self._fired = armed[0]
+                    _raise_in(self._thread_id, StrategyOverrun)
 
 
 class Strategy:
@@ -190,7 +276,13 @@ class StrategyHost:
     """Runs one strategy against an engine, with `call_at` for its timers and deliveries."""
 
     def __init__(
-        self, strategy: Strategy, engine: TradingEngine, call_at: Scheduler, owner: str = ""
+        self,
+        strategy: Strategy,
+        engine: TradingEngine,
+        call_at: Scheduler,
+        owner: str = "",
+        budget_ns: int = EVENT_BUDGET_NS,
+        on_stopped: Callable[[str, BaseException | None], None] | None = None,
     ) -> None:
         self.strategy = strategy
         self.engine = engine
@@ -200,6 +292,10 @@ class StrategyHost:
         self.running = False
         self.error: str | None = None
         self.events_delivered = 0
+        self.cpu_ns = 0  # CPU time its callbacks used
+        self.budget_ns = budget_ns
+        self.on_stopped = on_stopped  # told (message, exception) when a callback stops it
+        self._watchdog = CpuWatchdog.for_this_thread()
         self._queue: deque[ev.Event] = deque()
         self._drain_scheduled = False
         self._timers = 0
@@ -249,22 +345,32 @@ class StrategyHost:
     def _drain(self) -> None:
         self._drain_scheduled = False
         queue = self._queue
+        if not self.running:
+            queue.clear()
+            return
+        self._guarded("on_book", self._deliver, len(queue))
+
+    def _deliver(self) -> None:
+        queue = self._queue
+        strategy, ctx = self.strategy, self.ctx
+        on_book, on_trade = strategy.on_book, strategy.on_trade
         while queue and self.running:
             event = queue.popleft()
             self.events_delivered += 1
             kind = type(event)
+            self._current = kind
             if kind is ev.TopOfBook:
-                self._call("on_book", event)
+                on_book(ctx, event)
             elif kind is ev.Trade:
-                self._call("on_trade", event)
+                on_trade(ctx, event)
             elif kind is ev.OrderAccepted:
-                self._call("on_accepted", event)
+                strategy.on_accepted(ctx, event)
             elif kind is ev.OrderRejected:
-                self._call("on_rejected", event)
+                strategy.on_rejected(ctx, event)
             elif kind is ev.OrderCancelled:
-                self._call("on_cancelled", event)
+                strategy.on_cancelled(ctx, event)
             else:
-                self._call("on_fill", event)
+                strategy.on_fill(ctx, event)
         if not self.running:
             queue.clear()
 
@@ -281,13 +387,33 @@ class StrategyHost:
         self.call_at(deadline_ns, fire)
 
     def _call(self, callback: str, *args: object) -> None:
+        method = getattr(self.strategy, callback)
+        self._guarded(callback, lambda: method(self.ctx, *args), 1)
+
+    _NAMES = {ev.TopOfBook: "on_book", ev.Trade: "on_trade", ev.OrderAccepted: "on_accepted",
+              ev.OrderRejected: "on_rejected", ev.OrderCancelled: "on_cancelled"}  # fmt: skip
+
+    def _guarded(self, callback: str, work: Callable[[], None], events: int) -> None:
+        """Run strategy code inside the containment boundary and the CPU budget."""
+        self._current: object = callback
         try:
-            getattr(self.strategy, callback)(self.ctx, *args)
+            self.cpu_ns += self._watchdog.run(work, self.budget_ns * max(events, 1))
+            return
+        except StrategyOverrun as err:
+            problem: BaseException = err
+            text = f"used more than {self.budget_ns // 1_000_000} ms of CPU for one event"
         except Exception as err:  # noqa: BLE001 - the containment boundary of a strategy
-            if self.running and callback != "on_stop":
-                self.stop(f"{self.owner}: {callback} raised {type(err).__name__}: {err}")
-            elif self.error is None:
-                self.error = f"{self.owner}: {callback} raised {type(err).__name__}: {err}"
+            problem = err
+            text = f"raised {type(err).__name__}: {err}"
+        current = self._current
+        name = current if isinstance(current, str) else self._NAMES.get(current, "on_fill")
+        message = f"{self.owner}: {name} {text}"
+        if self.running and callback != "on_stop":
+            self.stop(message)
+        elif self.error is None:
+            self.error = message
+        if self.on_stopped is not None:
+            self.on_stopped(message, problem)
 
 
 class VirtualScheduler:
@@ -296,18 +422,23 @@ class VirtualScheduler:
 
     def __init__(self, start_ns: int = 0) -> None:
         self.now = start_ns
-        self._heap: list[tuple[int, int, Callable[[], None]]] = []
+        self.heap: list[tuple[int, int, Callable[[], None]]] = []  # read-only outside
         self._seq = count()
 
     def __call__(self) -> int:
         return self.now
 
     def call_at(self, deadline_ns: int, callback: Callable[[], None]) -> None:
-        heapq.heappush(self._heap, (max(deadline_ns, self.now), next(self._seq), callback))
+        heapq.heappush(self.heap, (max(deadline_ns, self.now), next(self._seq), callback))
+
+    def quiet_until(self, deadline_ns: int) -> bool:
+        """True if no callback is due at or before `deadline_ns`."""
+        heap = self.heap
+        return not heap or heap[0][0] > deadline_ns
 
     def run(self, until_ns: int | None = None) -> None:
         """Run callbacks until none is left (or the next is after `until_ns`)."""
-        heap = self._heap
+        heap = self.heap
         while heap and (until_ns is None or heap[0][0] <= until_ns):
             deadline, _, callback = heapq.heappop(heap)
             self.now = deadline

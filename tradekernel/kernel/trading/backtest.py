@@ -1,18 +1,23 @@
-"""Deterministic backtests: a replayed feed rebuilds the market's books in the kernel's own
-TradingEngine, and a strategy's orders are simulated against that book by a fill model.
+"""Deterministic backtests: a replayed feed rebuilds the market's books with the kernel's own
+order books, and a strategy's orders are simulated against them by a fill model. The shell's
+`backtest` (kernel/shell/strategy.py) and the host's `tk backtest` both run `run_backtest`.
 
-Two engines, never mixed: `market` is a TradingEngine the feed (ITCH, LOBSTER via its ITCH
-converter, CSV) replays into, with the same matching engine the OS runs; `SimVenue` is what
-the strategy's StrategyHost is bound to in place of an engine (the same calls: submit, cancel,
-replace, live, open_orders, portfolio, book(...).l1(), bus), so the strategy code is the one
-that runs live. The strategy's orders never enter the market's books: the replayed orders keep
-their own history, and the venue decides the strategy's fills from what the feed reports.
+Two markets, never mixed: `market` is what the data replays into: replay.ItchMarket for ITCH
+and LOBSTER (via its ITCH converter; the bare books, no OMS: the fast path), a TradingEngine
+for CSV and FIX (through feed.open_feed), with the same matching engine the OS runs. `SimVenue`
+is what the strategy's StrategyHost is bound to in place of an engine (the same calls: submit,
+cancel, replace, live, open_orders, portfolio, book(...).l1(), bus), so the strategy code is
+the one that runs live. The strategy's orders never enter the market's books: the replayed
+orders keep their own history, and the venue decides the strategy's fills from what the feed
+reports.
 
 The fill model (all times virtual ns on one VirtualScheduler; FillModel holds the knobs):
 
 - Market data latency `md_latency_ns`: a market event (TopOfBook, Trade) at exchange time t
   reaches the strategy at t + md_latency_ns; `ctx.top()` shows the last top delivered, not the
-  book of the exchange's present.
+  book of the exchange's present. Events of a kind the strategy has no callback for are not
+  scheduled one by one: what they change (that top, the tick-to-order clock) is applied when
+  the strategy next looks, for those delivered strictly before that ns.
 - Order entry latency `order_latency_ns`: a submit, cancel or replace made at t acts at the
   venue at t + order_latency_ns, in the order it was made. Until then the order is pending (an
   order can fill while its cancel is on the way). Reports back (accepted, fills, cancelled)
@@ -32,6 +37,11 @@ The fill model (all times virtual ns on one VirtualScheduler; FillModel holds th
   no order behind it (ITCH P, CSV ticks and bars) fills orders priced through it; at our price
   it first trades the quantity ahead of us (for ITCH's hidden-order P, conservative). One
   replayed execution's size is shared by our orders in priority order, never counted twice.
+- Trade-only data (CSV ticks or bars: no book at all): a market order waits for the next print
+  and fills there in full. Bars are replayed as two prints, the open at the bar's ts_ns and the
+  close 1 ns later (each with the bar's volume), so an order sent on a bar's close fills at the
+  next bar's open: backtrader's default convention, which tests/research/test_crosscheck.py
+  checks trade for trade and to the cent.
 - Fees: `fee_bps` of notional plus `fee_per_lot` on every fill (maker and taker alike), booked
   by the kernel's Portfolio with its exact average-cost P&L.
 - Risk (RiskLimits): maximum order size, maximum absolute position including open orders on
@@ -45,16 +55,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from tradekernel.kernel.trading import csvticks
 from tradekernel.kernel.trading import events as ev
 from tradekernel.kernel.trading.book import BUY, FOK, GTC, IOC, POST
 from tradekernel.kernel.trading.engine import EngineError, TradingEngine
-from tradekernel.kernel.trading.feed import Feed, open_feed
+from tradekernel.kernel.trading.feed import Feed, FeedError, open_feed
 from tradekernel.kernel.trading.instruments import Instrument
 from tradekernel.kernel.trading.portfolio import FeeSchedule, Portfolio
+from tradekernel.kernel.trading.replay import ItchMarket, Listener
 
 from . import lobster
 from .strategy import Strategy, StrategyHost, VirtualScheduler
@@ -62,6 +75,7 @@ from .strategy import Strategy, StrategyHost, VirtualScheduler
 MAX_FILLS = 2_000_000  # fills kept in a result (a run that makes more stops with a message)
 SAMPLE_NS = 1_000_000_000  # equity/position sampling period of a run (virtual ns)
 FEED_BATCH = 10_000
+MAX_DEFERRED = 4_096  # market events waiting for a look before the venue applies the due ones
 
 
 @dataclass(frozen=True)
@@ -130,8 +144,8 @@ Fill = tuple[int, int, str, int, int, int, str, Decimal, Decimal | None]
 class SimVenue:
     """The engine a backtested strategy talks to; fills by the model above."""
 
-    def __init__(self, market: TradingEngine, clock: VirtualScheduler, model: FillModel,
-                 limits: RiskLimits) -> None:  # fmt: skip
+    def __init__(self, market: TradingEngine | ItchMarket, clock: VirtualScheduler,
+                 model: FillModel, limits: RiskLimits) -> None:  # fmt: skip
         self.market = market
         self.clock = clock
         self.model = model
@@ -146,7 +160,9 @@ class SimVenue:
         self.tick_to_order_ns: list[int] = []
         self.error: str | None = None
         self._resting: dict[str, list[SimOrder]] = {}
-        self._feed_orders: dict[int, tuple[int, int]] = {}  # replayed id -> (side, price)
+        self._waiting: dict[str, list[SimOrder]] = {}  # market orders on trade-only data
+        # a TradingEngine market's feed orders: id -> (side, price), and the latest id
+        self._feed_orders: dict[int, tuple[int, int]] = {}
         self._last_feed_id = 0
         self._taken: dict[tuple[str, int, int], tuple[int, int]] = {}  # level -> (shown, took)
         self._l1: dict[str, tuple] = {}
@@ -154,10 +170,15 @@ class SimVenue:
         self._next_id = 1
         self._seq = 0
         self._sent_times: list[int] = []
-        market.bus.subscribe(self._on_market_order, (ev.OrderAccepted,))
-        market.bus.subscribe(self._on_market_trade, (ev.Trade,))
-        market.bus.subscribe(self._on_market_cut, (ev.OrderCancelled, ev.OrderReplaced))
-        market.bus.subscribe(self._relay, (ev.TopOfBook,))
+        # which market events a callback hears (run_backtest sets them from the strategy); the
+        # rest wait in _later until something reads what they change
+        self.wants_book = True
+        self.wants_trades = True
+        self._later: deque[tuple[int, int, str, tuple | None]] = deque()
+        if isinstance(market, TradingEngine):
+            self._listen_to_engine(market)
+        else:
+            market.listener = self
 
     # ---- the engine surface a StrategyHost and its Context use -------------------------------
 
@@ -169,6 +190,7 @@ class SimVenue:
 
     def book(self, symbol: str) -> _DelayedBook:
         self.market.book(symbol)  # an unknown symbol raises InstrumentError, as live
+        self._catch_up()
         return _DelayedBook(self._l1.get(symbol, _EMPTY_L1))
 
     def open_orders(self, owner: str | None = None) -> list[SimOrder]:
@@ -188,6 +210,7 @@ class SimVenue:
         self.orders_sent += 1
         self.lots_sent += lots
         self._sent_times.append(now)
+        self._catch_up()
         bid, _, ask, _ = self._l1.get(symbol, _EMPTY_L1)
         if bid is not None and ask is not None:
             order.arrival_mid = Decimal(bid + ask) / 2
@@ -270,6 +293,9 @@ class SimVenue:
         book = self.market.book(order.symbol)
         bids, asks = book.depth(self.model.max_sweep_levels)
         levels = asks if order.side == BUY else bids
+        if order.price is None and not levels and not (bids or asks):
+            self._waiting.setdefault(order.symbol, []).append(order)  # no book: next print
+            return
         crossing = [(price, qty) for price, qty, _ in levels
                     if order.price is None or (price - order.price) * order.side <= 0]  # fmt: skip
         if order.tif == POST and crossing:
@@ -295,7 +321,9 @@ class SimVenue:
             self._cancel_now(order, "immediate or cancel: rest cancelled")
             return
         order.ahead = sum(qty for _, qty in book.level_orders(order.side, order.price))
-        order.boundary = self._last_feed_id
+        market = self.market
+        order.boundary = (market.last_order_id if isinstance(market, ItchMarket)
+                          else self._last_feed_id)  # fmt: skip
         self._seq += 1
         order.seq = self._seq
         resting = self._resting.setdefault(order.symbol, [])
@@ -317,9 +345,10 @@ class SimVenue:
         return shown - seen[1]
 
     def _unrest(self, order: SimOrder) -> None:
-        resting = self._resting.get(order.symbol)
-        if resting and order in resting:
-            resting.remove(order)
+        for table in (self._resting, self._waiting):
+            queue = table.get(order.symbol)
+            if queue and order in queue:
+                queue.remove(order)
 
     def _cancel_now(self, order: SimOrder, reason: str) -> None:
         if not order.is_live:
@@ -350,12 +379,23 @@ class SimVenue:
 
     # ---- what the replayed market does to resting orders ------------------------------------
 
-    def _on_market_order(self, event: ev.OrderAccepted) -> None:
+    # ---- what the replayed market tells (replay.Listener; a TradingEngine's events adapted) --
+
+    def _listen_to_engine(self, market: TradingEngine) -> None:
+        """A TradingEngine market (CSV, FIX data) speaks in events: adapt them to the calls,
+        keeping the side and price of every feed order the engine accepted."""
+        bus = market.bus
+        bus.subscribe(self._engine_add, (ev.OrderAccepted,))
+        bus.subscribe(self._engine_cut, (ev.OrderCancelled, ev.OrderReplaced))
+        bus.subscribe(self._engine_trade, (ev.Trade,))
+        bus.subscribe(self._engine_top, (ev.TopOfBook,))
+
+    def _engine_add(self, event: ev.OrderAccepted) -> None:
         if event.price is not None:
             self._feed_orders[event.order_id] = (event.side, event.price)
         self._last_feed_id = event.order_id
 
-    def _on_market_cut(self, event: ev.OrderCancelled | ev.OrderReplaced) -> None:
+    def _engine_cut(self, event: ev.OrderCancelled | ev.OrderReplaced) -> None:
         known = self._feed_orders.get(event.order_id)
         if known is None:
             return
@@ -364,45 +404,92 @@ class SimVenue:
             qty = event.cancelled_qty
         else:
             qty = event.old_qty - event.new_qty  # type: ignore[union-attr]
-        side, price = known
-        for order in self._resting.get(event.symbol, ()):
-            if order.side == side and order.price == price and event.order_id <= order.boundary:
-                order.ahead = max(0, order.ahead - qty)
+        self.market_cut(event.symbol, event.order_id, known[0], known[1], qty)
 
-    def _on_market_trade(self, event: ev.Trade) -> None:
-        self._relay(event)
-        resting = self._resting.get(event.symbol)
+    def _engine_trade(self, event: ev.Trade) -> None:
+        buy_id, sell_id, aggressor = event.buy_order_id, event.sell_order_id, event.aggressor_side
+        side = price = 0
+        if buy_id is not None or sell_id is not None:
+            if aggressor == BUY or (aggressor == 0 and buy_id is None):
+                maker = sell_id
+            else:
+                maker = buy_id
+            known = self._feed_orders.get(maker)  # type: ignore[arg-type]
+            if known is not None:
+                side, price = known
+                if maker not in self.market.live:
+                    del self._feed_orders[maker]  # type: ignore[arg-type]
+        self.market_trade(event.symbol, event.price, event.qty, buy_id, sell_id, aggressor,
+                          side, price, event)  # fmt: skip
+
+    def _engine_top(self, event: ev.TopOfBook) -> None:
+        l1 = (event.bid_price, event.bid_qty, event.ask_price, event.ask_qty)
+        self.market_top(event.symbol, l1)
+
+    def market_cut(self, symbol: str, order_id: int, side: int, price: int, qty: int) -> None:
+        resting = self._resting.get(symbol)
         if not resting:
             return
-        if event.buy_order_id is None and event.sell_order_id is None:
-            self._print(resting, event.price, event.qty)
-            return
-        aggressor = event.aggressor_side
-        if aggressor == BUY or (aggressor == 0 and event.buy_order_id is None):
-            maker = event.sell_order_id
+        for order in resting:
+            if order.side == side and order.price == price and order_id <= order.boundary:
+                order.ahead = max(0, order.ahead - qty)
+
+    def market_trade(self, symbol: str, price: int, qty: int, buy_id: int | None,
+                     sell_id: int | None, aggressor: int, maker_side: int, maker_price: int,
+                     event: ev.Trade | None = None) -> None:  # fmt: skip
+        now = self.clock.now
+        if self.wants_trades:
+            if event is None:
+                event = ev.Trade(self.bus.next_seq(), now, symbol, price, qty, buy_id, sell_id,
+                                 None, None, aggressor)  # fmt: skip
+            self._relay(event)
         else:
-            maker = event.buy_order_id
-        known = self._feed_orders.get(maker)  # type: ignore[arg-type]
-        if known is None:
+            later = self._later
+            later.append((now + self.model.md_latency_ns, now, symbol, None))
+            if len(later) > MAX_DEFERRED:
+                self._catch_up()
+        is_print = buy_id is None and sell_id is None
+        waiting = self._waiting.get(symbol)
+        if waiting and is_print:
+            for order in list(waiting):
+                self._fill(order, price, order.leaves, "taker")
+        resting = self._resting.get(symbol)
+        if not resting:
             return
-        if maker not in self.market.live:
-            del self._feed_orders[maker]  # type: ignore[arg-type]
-        side, price = known
-        left = event.qty
+        if is_print:
+            self._print(resting, price, qty)
+            return
+        if not maker_side:  # a resting order the venue never saw entered
+            return
+        if aggressor == BUY or (aggressor == 0 and buy_id is None):
+            maker = sell_id
+        else:
+            maker = buy_id
+        left = qty
         for order in list(resting):
-            if not left or order.side != side:
+            if not left or order.side != maker_side:
                 continue
-            if order.price == price:
+            if order.price == maker_price:
                 if maker <= order.boundary:  # type: ignore[operator]
-                    order.ahead = max(0, order.ahead - event.qty)
+                    order.ahead = max(0, order.ahead - qty)
                     continue
                 take = min(left, order.leaves)
-            elif (price - order.price) * side < 0:  # swept through our better price
+            elif (maker_price - order.price) * maker_side < 0:  # swept through our price
                 take = min(left, order.leaves)
             else:
                 continue
             left -= take
             self._fill(order, order.price, take, "maker")  # type: ignore[arg-type]
+
+    def market_top(self, symbol: str, l1: tuple) -> None:
+        now = self.clock.now
+        if self.wants_book:
+            self._relay(ev.TopOfBook(self.bus.next_seq(), now, symbol, *l1))
+        else:  # (inlined: the idle backtest's commonest call)
+            later = self._later
+            later.append((now + self.model.md_latency_ns, now, symbol, l1))
+            if len(later) > MAX_DEFERRED:  # bounded: keep only what is not yet delivered
+                self._catch_up()
 
     def _print(self, resting: list[SimOrder], price: int, qty: int) -> None:
         left = qty
@@ -424,13 +511,28 @@ class SimVenue:
         """Deliver a market event to the strategy after the market-data latency."""
 
         def deliver() -> None:
-            self._last_md_ts = event.ts_ns
+            self._catch_up()
+            self._last_md_ts = max(self._last_md_ts, event.ts_ns)
             if type(event) is ev.TopOfBook:
                 self._l1[event.symbol] = (event.bid_price, event.bid_qty, event.ask_price,
                                           event.ask_qty)  # fmt: skip
             self.bus.publish(event)
 
         self.clock.call_at(event.ts_ns + self.model.md_latency_ns, deliver)
+
+    def _catch_up(self) -> None:
+        """Market events no callback of the strategy hears are not scheduled one by one: what
+        they change for it (the top `ctx.top` shows, the time of the last tick) takes effect
+        here, for those whose delivery time is before now (at the same ns a callback sees the
+        state before them)."""
+        later = self._later
+        now = self.clock.now
+        while later and later[0][0] < now:
+            _, ts, symbol, l1 = later.popleft()
+            if ts > self._last_md_ts:
+                self._last_md_ts = ts
+            if l1 is not None:
+                self._l1[symbol] = l1
 
 
 # ---- one run ------------------------------------------------------------------------------------
@@ -444,7 +546,7 @@ class BacktestResult:
     data_hash: str
     model: FillModel
     fills: list[Fill]
-    samples: list[tuple[int, Decimal, int]]  # (ts, net P&L, position lots) every SAMPLE_NS
+    samples: list[tuple[int, Decimal, int]]  # (ts, net P&L, lots) every SAMPLE_NS of activity
     events: int  # market-data messages replayed
     feed_errors: list[str]
     strategy_error: str | None
@@ -457,6 +559,7 @@ class BacktestResult:
     tick_to_order_ns: list[int]
     end_ns: int
     tick_values: dict[str, str] = field(default_factory=dict)  # money of 1 tick x 1 lot
+    marks: list[str] = field(default_factory=list)  # per sample: the mark of the first symbol
     log: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -515,20 +618,51 @@ def content_hash(*parts: bytes) -> str:
     return digest.hexdigest()
 
 
-def open_data(engine: TradingEngine, name: str, data: bytes) -> Feed:
-    """A paced Feed for ITCH (.itch), CSV (.csv) or LOBSTER (a name ending in _message_N.csv
-    or .lobster: converted to ITCH first, with `symbol` taken from the file name)."""
+BAR_HEADER = b"ts_ns,symbol,open,high,low,close,volume"
+
+
+def bars_to_prints(data: bytes) -> bytes:
+    """CSV bars as CSV trade ticks: open at ts_ns, close at ts_ns + 1 (see the fill model).
+    A row the bar parser refuses is a FeedError naming it (up to three): a bar file is small
+    and a gap in it would shift every later signal."""
+    errors: list = []
+    out = [b"ts_ns,symbol,price,qty"]
+    for _, ts, symbol, values, _ in csvticks.parse(data, errors):
+        open_, _, _, close, volume = values
+        out.append(f"{ts},{symbol},{open_},{volume}".encode())
+        out.append(f"{ts + 1},{symbol},{close},{volume}".encode())
+    if errors:
+        raise FeedError("; ".join(str(e) for e in errors[:3]))
+    return b"\n".join(out) + b"\n"
+
+
+def open_market(
+    name: str, data: bytes, clock: VirtualScheduler, instruments: list[Instrument] | None
+) -> tuple[TradingEngine | ItchMarket, Feed | ItchMarket]:
+    """The replayed market and its paced feed. ITCH (.itch) and LOBSTER (a name ending in
+    _message_N.csv or .lobster: converted to ITCH first, with `symbol` taken from the file
+    name) go into replay.ItchMarket, its own feed; CSV (.csv, bars as prints) and FIX (.fix)
+    into a TradingEngine through feed.open_feed. Its listener is set by SimVenue."""
     lower = name.lower()
     if lower.endswith(".lobster") or "_message_" in lower:
         symbol = name.rsplit("/", 1)[-1].split("_", 1)[0].split(".", 1)[0][:8].upper() or "LOBSTER"
         errors: list = []
         converted = lobster.to_itch(lobster.read(data, errors), symbol)
-        feed = open_feed(engine, name + ".itch", converted, paced=True)
-        feed.errors.extend(str(e) for e in errors)
-    else:
-        feed = open_feed(engine, name, data, paced=True)
+        market = ItchMarket(name + ".itch", converted, Listener(), instruments, FEED_BATCH)
+        market.errors.extend(str(e) for e in errors)
+        return market, market
+    if lower.endswith(".itch"):
+        market = ItchMarket(name, data, Listener(), instruments, FEED_BATCH)
+        return market, market
+    engine = TradingEngine(clock)
+    for instrument in instruments or ():
+        if instrument.symbol not in engine.instruments:
+            engine.add_instrument(instrument)
+    if lower.endswith(".csv") and data[:40].lower().replace(b" ", b"").startswith(BAR_HEADER):
+        data = bars_to_prints(data)
+    feed = open_feed(engine, name, data, paced=True)
     feed.batch = FEED_BATCH
-    return feed
+    return engine, feed
 
 
 def run_backtest(
@@ -540,19 +674,21 @@ def run_backtest(
     code_hash: str = "",
     instruments: list[Instrument] | None = None,
     progress: Callable[[int], None] | None = None,
+    on_stopped: Callable[[str, BaseException | None], None] | None = None,
 ) -> BacktestResult:
     """Replay `data` and run `strategy` against it; everything in virtual time."""
     model = model or FillModel()
     limits = limits or RiskLimits()
     clock = VirtualScheduler()
-    market = TradingEngine(clock)
-    for instrument in instruments or ():
-        if instrument.symbol not in market.instruments:
-            market.add_instrument(instrument)
+    market, feed = open_market(data_name, data, clock, instruments)
     venue = SimVenue(market, clock, model, limits)
-    host = StrategyHost(strategy, venue, clock.call_at)  # type: ignore[arg-type]
-    feed = open_data(market, data_name, data)
+    kind = type(strategy)  # market events only a callback it overrides hears are not scheduled
+    venue.wants_book = kind.on_book is not Strategy.on_book
+    venue.wants_trades = kind.on_trade is not Strategy.on_trade
+    host = StrategyHost(strategy, venue, clock.call_at, on_stopped=on_stopped)  # type: ignore[arg-type]
     samples: list[tuple[int, Decimal, int]] = []
+    marks: list[str] = []  # ticks, for the report's price plot
+    marked = strategy.symbols[0] if strategy.symbols else ""
     owner = host.owner
 
     def net_now() -> tuple[Decimal, Decimal, Decimal]:
@@ -567,19 +703,37 @@ def run_backtest(
         r, u, f = net_now()
         lots = sum(pos.qty for _, pos in venue.portfolio.positions(owner))
         samples.append((clock.now, r + u - f, lots))
+        mark = market.mark_ticks(marked) if marked in market.books else None
+        marks.append("" if mark is None else str(Decimal(mark.numerator) / mark.denominator))
         if progress is not None:
             progress(feed.applied + sum(feed.skipped.values()))
         if venue.error is not None and host.running:
             host.stop(venue.error)
-        if not feed.done:
-            clock.call_at(clock.now + SAMPLE_NS, sample)
+        if not feed.done:  # a quiet stretch (a night between daily bars) takes no samples
+            clock.call_at(max(clock.now + SAMPLE_NS, next_feed[0]), sample)
+
+    next_feed = [0]  # when the feed next has a message
 
     def tick() -> None:
-        deadline = feed.step(clock.now)
-        if deadline is not None:
-            clock.call_at(deadline, tick)
-        else:  # the data is done: the strategy stops (its timers end), its cancels go out
-            host.stop()
+        if isinstance(feed, ItchMarket):
+            deadline = feed.run(clock)
+            if deadline is None:
+                host.stop()
+            else:
+                next_feed[0] = deadline
+                clock.call_at(deadline, tick)
+            return
+        step, quiet_until = feed.step, clock.quiet_until
+        while True:
+            deadline = step(clock.now)
+            if deadline is None:  # the data is done: the strategy stops (its timers end)
+                host.stop()
+                return
+            next_feed[0] = deadline
+            if not quiet_until(deadline):  # something else is due first (or at the same ns)
+                clock.call_at(deadline, tick)
+                return
+            clock.now = deadline  # nothing else is due before: no trip through the heap
 
     def first() -> None:
         host.start()
@@ -600,5 +754,5 @@ def run_backtest(
         unrealized=unrealized, fees=fees, position=position, orders_sent=venue.orders_sent,
         lots_sent=venue.lots_sent, tick_to_order_ns=venue.tick_to_order_ns, end_ns=clock.now,
         log=list(host.ctx.log_lines),
-        tick_values={i.symbol: str(i.tick_value) for i in market.instruments},
+        tick_values={i.symbol: str(i.tick_value) for i in market.instruments}, marks=marks,
     )  # fmt: skip

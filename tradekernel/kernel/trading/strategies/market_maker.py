@@ -4,7 +4,7 @@ stops quoting the side that would take it past `max_inventory`."""
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from tradekernel.research.strategy import Context, Strategy
+from tradekernel.kernel.trading.strategy import Context, Strategy
 
 
 class MarketMaker(Strategy):

@@ -4,7 +4,7 @@ at most once per `cooldown_ns`, within +-max_position; it flattens when the sign
 
 from decimal import Decimal
 
-from tradekernel.research.strategy import Context, Strategy
+from tradekernel.kernel.trading.strategy import Context, Strategy
 
 
 class Imbalance(Strategy):

@@ -5,7 +5,7 @@ with market orders."""
 from collections import deque
 from decimal import Decimal
 
-from tradekernel.research.strategy import Context, Strategy
+from tradekernel.kernel.trading.strategy import Context, Strategy
 
 
 class Momentum(Strategy):

@@ -1,0 +1,221 @@
+"""Backtest throughput: market-data events per second through our backtester, and backtrader's on
+the same events in the same run.
+
+Data: a synthetic ITCH 5.0 session (tradekernel.research.synthetic, seeded) of --events
+messages. Ours replays it through the kernel's order books (kernel/trading/replay.py) and the
+backtest fill model (kernel/trading/backtest.py) with:
+
+- idle: a strategy with no callbacks (the books are rebuilt, nothing is delivered to it);
+- on_book: a strategy whose on_book does nothing, handed every top-of-book change;
+- market_maker: the sample market maker with its configuration (quotes every 5 ms, fills).
+
+backtrader (1.9.78.123, the last release) gets the same session as one bar per replayed
+message: the mid of the book after that message (from our replay, precomputed, untimed), so
+it handles exactly as many events; its strategies: `next` doing nothing (the closest to idle
+and on_book), and a moving-average crossover (the closest to our momentum sample, also run).
+Each figure is the run with the least CPU time of --repeat runs, as wall-clock events/s and as
+events per CPU second of this process (process_time): on a shared machine the second is the
+steadier one, and the targets are judged on it. The host's load average is printed. Last, a
+sweep (tk sweep) of --sweep imbalance backtests on 1, 2 and N processes: runs per second.
+nautilus_trader is not installed here (not a dependency of the project): no figure for it.
+
+Run: .venv/bin/python bench/bench_backtest.py [--events N] [--repeat R] [--sweep P] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime
+import os
+import pstats
+import tempfile
+import time
+from pathlib import Path
+
+import backtrader as bt
+
+from tradekernel.kernel.trading import strategies
+from tradekernel.kernel.trading.backtest import run_backtest
+from tradekernel.kernel.trading.replay import ItchMarket, Listener
+from tradekernel.kernel.trading.strategy import Strategy
+from tradekernel.research.config import load
+from tradekernel.research.sweep import parse_grid, sweep
+from tradekernel.research.synthetic import SessionSpec, generate
+
+TARGET_EVENTS_PER_S = 500_000  # issue 19: replayed through the books with a trivial strategy
+TARGET_RATIO = 5  # ... and at least 5x backtrader's events/s on the same data
+SAMPLES = Path(strategies.__file__).parent
+
+
+class Idle(Strategy):
+    name = "idle"
+
+
+class OnBook(Strategy):
+    name = "on_book"
+
+    def on_book(self, ctx, top) -> None:  # noqa: ANN001
+        pass
+
+
+def ours(name: str, strategy: Strategy, blob: bytes, **config: object) -> tuple[float, float, int]:
+    start, cpu = time.perf_counter(), time.process_time()
+    result = run_backtest(strategy, "bench.itch", blob, **config)  # type: ignore[arg-type]
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    assert result.strategy_error is None and not result.feed_errors, (name, result.one_line())
+    return elapsed, cpu, result.events
+
+
+class _Mids(Listener):
+    """Records the mid after every message (what backtrader is fed)."""
+
+    def __init__(self) -> None:
+        self.mid = 0
+
+    def market_top(self, symbol: str, l1: tuple) -> None:
+        bid, _, ask, _ = l1
+        if bid is not None and ask is not None:
+            self.mid = (bid + ask) / 2
+
+
+def bars_for_backtrader(blob: bytes) -> list[float]:
+    """One price per replayed message: the mid after it (messages at the same ns share one)."""
+    listener = _Mids()
+    market = ItchMarket("bench.itch", blob, listener)
+    mids: list[float] = []
+    now = 0
+    while True:
+        before = market.applied + sum(market.skipped.values())
+        deadline = market.step(now)
+        done = market.applied + sum(market.skipped.values())
+        mids.extend([listener.mid / 10_000 or 100.0] * (done - before))
+        if deadline is None:
+            return mids
+        now = deadline
+
+
+def backtrader_run(mids: list[float], cross: bool) -> tuple[float, float]:
+    epoch = datetime.datetime(2020, 1, 1)
+    step = datetime.timedelta(seconds=1)
+
+    class Feed(bt.feed.DataBase):
+        def start(self) -> None:
+            super().start()
+            self._i = 0
+
+        def _load(self) -> bool:
+            i = self._i
+            if i >= len(mids):
+                return False
+            self._i = i + 1
+            price = mids[i]
+            lines = self.lines
+            lines.datetime[0] = bt.date2num(epoch + step * i)
+            lines.open[0] = lines.high[0] = lines.low[0] = lines.close[0] = price
+            lines.volume[0] = 100
+            lines.openinterest[0] = 0
+            return True
+
+    class Nothing(bt.Strategy):
+        def next(self) -> None:
+            pass
+
+    class Cross(bt.Strategy):
+        def __init__(self) -> None:
+            self.cross = bt.indicators.CrossOver(bt.indicators.SMA(period=20),
+                                                 bt.indicators.SMA(period=100))  # fmt: skip
+
+        def next(self) -> None:
+            if self.cross[0] > 0 and self.position.size <= 0:
+                self.order_target_size(target=100)
+            elif self.cross[0] < 0 and self.position.size >= 0:
+                self.order_target_size(target=-100)
+
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(Feed())
+    cerebro.addstrategy(Cross if cross else Nothing)
+    start, cpu = time.perf_counter(), time.process_time()
+    cerebro.run()
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def best(runs: int, func, *args, **kwargs):  # noqa: ANN001, ANN201
+    """The run with the least CPU time (the steadier figure on a shared host)."""
+    return min((func(*args, **kwargs) for _ in range(runs)), key=lambda r: r[1])
+
+
+def sweep_rates(blob: bytes, points: int) -> list[tuple[int, float]]:
+    """(processes, runs per second) for `points` backtests of the imbalance sample."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "bench.itch"
+        data.write_bytes(blob)
+        grid = parse_grid([f"size={','.join(str(100 * (i + 1)) for i in range(points))}"])
+        rates = []
+        for jobs in sorted({1, 2, os.cpu_count() or 2}):
+            start = time.perf_counter()
+            sweep(SAMPLES / "imbalance.py", None, data, grid, jobs)
+            rates.append((jobs, points / (time.perf_counter() - start)))
+        return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="profile the idle run")
+    parser.add_argument("--sweep", type=int, default=4, help="sweep points (0: no sweep)")
+    args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores)")
+    blob, _ = generate(SessionSpec(events=args.events, seed=1))
+    mm_strategy, mm_config, mm_hash = load(SAMPLES / "market_maker.py")
+    mo_strategy, mo_config, _ = load(SAMPLES / "momentum.py")
+    if args.profile:
+        cProfile.runctx("run_backtest(Idle(), 'bench.itch', blob)", globals(), locals(),
+                        "/tmp/bench_backtest.prof")  # fmt: skip
+        pstats.Stats("/tmp/bench_backtest.prof").sort_stats("tottime").print_stats(20)
+        return
+    rows = []
+    for name, make, config in (
+        ("idle", Idle, {}),
+        ("on_book", OnBook, {}),
+        ("market_maker", lambda: load(SAMPLES / "market_maker.py")[0],
+         {"model": mm_config.fill, "limits": mm_config.risk}),
+        ("momentum", lambda: load(SAMPLES / "momentum.py")[0],
+         {"model": mo_config.fill, "limits": mo_config.risk}),
+    ):  # fmt: skip
+        run = lambda n=name, m=make, c=config: ours(n, m(), blob, **c)  # noqa: E731
+        elapsed, cpu, events = best(args.repeat, run)
+        rows.append((f"ours {name}", events, elapsed, cpu))
+    mids = bars_for_backtrader(blob)
+    rows.append(("backtrader next() empty", len(mids), *best(args.repeat, backtrader_run, mids,
+                                                              False)))  # fmt: skip
+    rows.append(("backtrader SMA crossover", len(mids), *best(args.repeat, backtrader_run, mids,
+                                                               True)))  # fmt: skip
+    print(f"{'run':<26} {'events':>8} {'wall s':>7} {'events/s':>10} {'CPU s':>7} "
+          f"{'events/CPU s':>12}")  # fmt: skip
+    rates = {}
+    for name, events, elapsed, cpu in rows:
+        rates[name] = events / cpu
+        print(f"{name:<26} {events:>8} {elapsed:>7.2f} {events / elapsed:>10,.0f} {cpu:>7.2f} "
+              f"{rates[name]:>12,.0f}")  # fmt: skip
+    idle = rates["ours idle"]
+    empty, cross = rates["backtrader next() empty"], rates["backtrader SMA crossover"]
+    ratio = idle / empty
+    print(f"per CPU second: idle vs backtrader empty next(): {ratio:.1f}x; on_book: "
+          f"{rates['ours on_book'] / empty:.1f}x; momentum vs SMA crossover: "
+          f"{rates['ours momentum'] / cross:.1f}x")  # fmt: skip
+    print(f"target >= {TARGET_EVENTS_PER_S:,} events/s (idle, per CPU second): "
+          f"{'met' if idle >= TARGET_EVENTS_PER_S else 'NOT met'} ({idle:,.0f})")
+    print(f"target >= {TARGET_RATIO}x backtrader: {'met' if ratio >= TARGET_RATIO else 'NOT met'}"
+          f" ({ratio:.1f}x)")
+    print(f"1M-event backtest (idle), CPU time extrapolated: {1e6 / idle:.1f} s")
+    if args.sweep:
+        for jobs, per_s in sweep_rates(blob, args.sweep):
+            print(f"sweep of {args.sweep} imbalance backtests on {jobs} process(es): "
+                  f"{per_s:.2f} runs/s (wall, incl. process start)")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""`tk sweep`: the grid is every combination in order, a bad grid is one line, and the table
+is the same whether the runs share one process or spread over two (each a deterministic
+backtest); a two-parameter grid also prints its heatmap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tradekernel.kernel.trading import strategies
+from tradekernel.kernel.trading.config import ConfigError
+from tradekernel.research.cli import sweep_command
+from tradekernel.research.sweep import parse_grid, sweep
+from tradekernel.research.synthetic import SessionSpec, generate
+
+SAMPLES = Path(strategies.__file__).parent
+
+
+def test_the_grid_is_every_combination_in_order() -> None:
+    assert parse_grid(["size=100,200", "threshold=0.5,0.7"]) == [
+        {"size": 100, "threshold": parse_grid(["t=0.5"])[0]["t"]},
+        {"size": 100, "threshold": parse_grid(["t=0.7"])[0]["t"]},
+        {"size": 200, "threshold": parse_grid(["t=0.5"])[0]["t"]},
+        {"size": 200, "threshold": parse_grid(["t=0.7"])[0]["t"]},
+    ]  # fmt: skip
+    for bad, message in (("size", "expected NAME=V1,V2"), ("size=", "expected NAME=V1,V2")):
+        with pytest.raises(ConfigError, match=message):
+            parse_grid([bad])
+    with pytest.raises(ConfigError, match="already in the grid"):
+        parse_grid(["size=1", "size=2"])
+
+
+def test_one_process_or_two_the_same_results(tmp_path: Path) -> None:
+    data = tmp_path / "s.itch"
+    data.write_bytes(generate(SessionSpec(events=4000, seed=2))[0])
+    points = parse_grid(["size=100,200", "threshold=0.5,0.7"])
+    imbalance = SAMPLES / "imbalance.py"
+    alone = sweep(imbalance, None, data, points, jobs=1)
+    spread = sweep(imbalance, None, data, points, jobs=2)
+    assert alone == spread
+    assert len({p.code_hash for p in alone}) == 4  # each point is its own configuration
+    assert len({p.net for p in alone}) > 1 and all(p.fills for p in alone)
+    with pytest.raises(ConfigError, match=r"\[params\] size: must be an integer"):
+        sweep(imbalance, None, data, parse_grid(["size=big"]))
+
+
+def test_the_command_sorts_and_draws_the_heatmap(tmp_path: Path) -> None:
+    data = tmp_path / "s.itch"
+    data.write_bytes(generate(SessionSpec(events=3000, seed=2))[0])
+    out = tmp_path / "sweep.csv"
+    result = CliRunner().invoke(sweep_command, ["imbalance", str(data), "--grid", "size=100,300",
+                                                "--grid", "cooldown_ns=1000000,5000000",
+                                                "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    nets = [float(line.split()[2]) for line in lines[1:5]]
+    assert nets == sorted(nets, reverse=True)
+    assert "net by size (down) x cooldown_ns (across)" in result.stdout
+    assert len(out.read_text().splitlines()) == 5
+    bad = CliRunner().invoke(sweep_command, ["imbalance", str(data), "--grid", "sise=1"])
+    assert bad.exit_code == 1 and "unknown parameter" in bad.output

@@ -1,0 +1,86 @@
+"""The strategy sandbox on its own: the CPU watchdog stops a callback that never returns (even
+one that catches Exception and goes on), leaves a healthy one alone and counts its CPU time;
+a raising callback stops only its strategy; the loader refuses code that would catch the
+watchdog's shot (a bare except, except BaseException) before any of it runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tradekernel.kernel.trading.backtest import run_backtest
+from tradekernel.kernel.trading.config import ConfigError, strategy_class
+from tradekernel.kernel.trading.strategy import CpuWatchdog, Strategy, StrategyOverrun
+from tradekernel.research.synthetic import SessionSpec, generate
+
+SESSION, _ = generate(SessionSpec(events=3000, seed=5))
+BUDGET_NS = 20_000_000
+
+
+def spin() -> None:
+    while True:
+        try:
+            while True:
+                pass
+        except Exception:  # noqa: BLE001, S110 - the point: it does not catch the watchdog
+            pass
+
+
+def test_the_watchdog_stops_a_loop_and_spares_healthy_work() -> None:
+    dog = CpuWatchdog.for_this_thread()
+    for _ in range(3):  # and again: a fired run leaves nothing pending for the next
+        with pytest.raises(StrategyOverrun):
+            dog.run(spin, BUDGET_NS)
+    used = dog.run(lambda: sum(range(10_000)), BUDGET_NS)
+    assert 0 < used < BUDGET_NS
+
+
+class Looper(Strategy):
+    name = "looper"
+
+    def on_book(self, ctx, top) -> None:  # noqa: ANN001
+        if ctx.now_ns > 500_000_000:
+            spin()
+
+
+class Raiser(Strategy):
+    name = "raiser"
+
+    def on_trade(self, ctx, trade) -> None:  # noqa: ANN001
+        raise KeyError("boom")
+
+
+class Quiet(Strategy):
+    name = "quiet"
+
+    books = 0
+
+    def on_book(self, ctx, top) -> None:  # noqa: ANN001
+        self.books += 1
+
+
+def test_a_looping_or_raising_strategy_is_stopped_and_the_run_completes() -> None:
+    heard: list[str] = []
+    looped = run_backtest(Looper(), "s.itch", SESSION,
+                          on_stopped=lambda message, _: heard.append(message))  # fmt: skip
+    assert looped.strategy_error == "looper: on_book used more than 100 ms of CPU for one event"
+    assert heard == [looped.strategy_error]
+    raised = run_backtest(Raiser(), "s.itch", SESSION)
+    assert raised.strategy_error == "raiser: on_trade raised KeyError: 'boom'"
+    quiet = Quiet()
+    healthy = run_backtest(quiet, "s.itch", SESSION)
+    assert healthy.strategy_error is None
+    assert looped.events == raised.events == healthy.events  # the replay went to the end
+    assert quiet.books > 1000  # every top of book reached it
+
+
+@pytest.mark.parametrize(
+    ("handler", "what"),
+    [("except:", "a bare except"), ("except BaseException:", "except BaseException"),
+     ("except (ValueError, builtins.BaseException):", "except builtins.BaseException")],
+)  # fmt: skip
+def test_the_loader_refuses_code_that_catches_everything(handler: str, what: str) -> None:
+    source = f"import builtins\ntry:\n    pass\n{handler}\n    pass\n".encode()
+    with pytest.raises(ConfigError) as caught:
+        strategy_class(source, "s.py")
+    assert str(caught.value) == (f"s.py:4: {what} would catch the CPU watchdog's stop; "
+                                 "catch Exception instead")  # fmt: skip

@@ -1,0 +1,375 @@
+"""The replayed market of a backtest from ITCH 5.0 (and LOBSTER, converted to it): the messages
+go straight into the kernel's bare order books (book.OrderBook), and what the backtest's fill
+model needs to hear (an order added, cut or executed, a print, a new top of book) is told to
+one listener by plain calls.
+
+Why beside TradingEngine + feed.ItchReplay: the desk replays a feed through the whole OMS (an
+Order object, validation, a state machine, risk, history and an event object for every
+message), which a backtest of a million messages pays for and never reads. This module is the
+same replay for a backtest at a fraction of the cost: the same books and matching code, the
+same order ids (one counter, in message order), the same owners ("itch", "itch:MPID") and so
+the same self-trade prevention on inconsistent data, the same validation (lot, tick, band) and
+the same one-line errors naming the message's offset. tests/trading/test_replay.py checks that
+both give the same books, trades and backtest results.
+
+The market is also its own Feed for run_backtest: `step(now_ns)` applies the messages due (paced:
+the first message's timestamp is anchored at the first step) and returns the next deadline, or
+None at the end; `applied`, `skipped`, `errors`, `done` as feed.Feed has them.
+
+Listener calls (a backtest's SimVenue): market_cut(symbol, order_id, side, price, qty) when a
+resting order shrank or went (cancel, delete, the old order of a replace, STP), market_trade(
+symbol, price, qty, buy_id, sell_id, aggressor, maker_side, maker_price) for an execution (the
+resting order's side and price; a print has no ids and maker_side 0), market_top(symbol, l1)
+when the top of a book changed. `last_order_id` is the id of the latest order entered: every
+id up to it was queued before anything entered later. Prices in ticks, quantities in lots.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+
+from . import itch
+from .book import BUY, GTC, SELL, BookError, OrderBook
+from .feed import ITCH_SKIPPED
+from .instruments import Instrument, InstrumentError, InstrumentTable
+from .strategy import VirtualScheduler
+
+ITCH_PRICE_SCALE = 10_000  # ITCH Price(4): 1/10,000 of a dollar
+
+
+def itch_instrument(symbol: str) -> Instrument:
+    """An instrument the data names and the configuration does not: ITCH's own precision,
+    and the band a Price(4) field can hold (as feed.ItchReplay makes it)."""
+    return Instrument(symbol, Decimal("0.0001"), Decimal(1), Decimal("0.0001"),
+                      Decimal("429496.7295"))  # fmt: skip
+
+
+class Listener:
+    """What ItchMarket tells (no-ops; SimVenue implements them)."""
+
+    def market_cut(self, symbol: str, order_id: int, side: int, price: int, qty: int) -> None: ...
+
+    def market_trade(self, symbol: str, price: int, qty: int, buy_id: int | None,
+                     sell_id: int | None, aggressor: int, maker_side: int, maker_price: int,
+                     ) -> None: ...  # fmt: skip
+
+    def market_top(self, symbol: str, l1: tuple) -> None: ...
+
+
+class _Still:
+    """A clock that never moves and has nothing due: `step` applies what is due now."""
+
+    heap = ((0, 0, None),)  # "something is due at 0": never pass `now`
+
+    def __init__(self, now_ns: int) -> None:
+        self.now = now_ns
+
+
+class _Venue:
+    """One symbol as the replay keeps it: its book and the integer steps from ITCH units."""
+
+    __slots__ = ("symbol", "instrument", "book", "tick4", "lot", "low", "high", "l1")
+
+    def __init__(self, instrument: Instrument, book: OrderBook) -> None:
+        self.symbol = instrument.symbol
+        self.instrument = instrument
+        self.book = book
+        tick4 = instrument.tick_size * ITCH_PRICE_SCALE
+        self.tick4 = int(tick4) if tick4 == int(tick4) else 0  # 0: not a whole ITCH step
+        lot = instrument.lot_size
+        self.lot = int(lot) if lot == int(lot) else 0
+        self.low, self.high = instrument.band_low_ticks, instrument.band_high_ticks
+        self.l1: tuple = (None, 0, None, 0)
+
+    def ticks(self, price4: int) -> int:
+        step = self.tick4
+        if step and price4 % step == 0:
+            return price4 // step
+        return self.instrument.price_to_ticks(Decimal(price4).scaleb(-4))  # or its error
+
+    def lots(self, shares: int) -> int:
+        lot = self.lot
+        if lot and shares % lot == 0:
+            return shares // lot
+        return self.instrument.qty_to_lots(shares)  # or its error
+
+
+class ItchMarket:
+    def __init__(
+        self,
+        name: str,
+        data: bytes,
+        listener: Listener,
+        instruments: list[Instrument] | None = None,
+        batch: int = 10_000,
+    ) -> None:
+        self.name = name
+        self.listener = listener
+        self.instruments = InstrumentTable.from_toml(None)
+        for instrument in instruments or ():
+            if instrument.symbol not in self.instruments:
+                self.instruments.add(instrument)
+        self.books: dict[str, OrderBook] = {}
+        self._venues: dict[str, _Venue] = {}
+        for instrument in self.instruments:
+            self._add_book(instrument)
+        self.live: dict[int, tuple[_Venue, int, int]] = {}  # order id -> (venue, side, price)
+        self._refs: dict[int, int] = {}  # ITCH order reference -> order id
+        self._locates: dict[int, _Venue] = {}
+        self._next_id = 1
+        self._incoming_side = BUY  # of the add being matched (for _crossed)
+        self.errors: list = []
+        self.applied = 0
+        self.skipped: dict[str, int] = {}
+        self.done = False
+        self.batch = batch
+        self._messages = itch.iter_framed(data, self.errors)
+        self._pending: tuple[int, tuple] | None = None
+        self._origin: tuple[int, int] | None = None
+        self._last_deadline = 0
+
+    def _add_book(self, instrument: Instrument) -> _Venue:
+        book = OrderBook(instrument.symbol)
+        venue = _Venue(instrument, book)
+        book.on_fill = lambda maker, _o, taker, price, qty, _ml, _tl: self._crossed(
+            venue, maker, taker, price, qty)  # fmt: skip
+        book.on_cancel = lambda oid, _owner, qty: self._gone(venue, oid, qty)
+        self.books[instrument.symbol] = book
+        self._venues[instrument.symbol] = venue
+        return venue
+
+    # ---- what SimVenue and run_backtest ask ---------------------------------------------------
+    @property
+    def last_order_id(self) -> int:
+        return self._next_id - 1
+
+    def instrument(self, symbol: str) -> Instrument:
+        return self.instruments[symbol]
+
+    def book(self, symbol: str) -> OrderBook:
+        book = self.books.get(symbol)
+        if book is None:
+            raise InstrumentError(f"unknown symbol {symbol!r}")
+        return book
+
+    def add_instrument(self, instrument: Instrument) -> _Venue:
+        self.instruments.add(instrument)
+        return self._add_book(instrument)
+
+    def mark_ticks(self, symbol: str) -> Fraction | None:
+        """Last trade, else mid, else None (TradingEngine.mark_ticks)."""
+        book = self.books[symbol]
+        if book.last_price is not None:
+            return Fraction(book.last_price)
+        mid_x2 = book.mid_x2()
+        return None if mid_x2 is None else Fraction(mid_x2, 2)
+
+    # ---- the feed ------------------------------------------------------------------------------
+    def step(self, now_ns: int) -> int | None:
+        """Apply the messages due at `now_ns`; the next deadline, or None when finished."""
+        return self.run(_Still(now_ns))
+
+    def run(self, clock: VirtualScheduler) -> int | None:
+        """Apply messages from `clock.now` on, moving the clock to each one's paced deadline
+        while no callback of the clock is due before it (or at the same ns: those run first).
+        Returns the deadline of the message that must wait for them, or None at the end. The
+        replay's hot loop: one message costs a decode, its book operation and, only when it
+        can have changed the top of the book, one look at the top."""
+        heap = clock.heap
+        now = clock.now
+        messages = self._messages
+        apply = self._apply
+        errors = self.errors
+        applied = 0
+        pending = self._pending
+        self._pending = None
+        try:
+            while True:
+                if pending is None:
+                    pending = next(messages, None)
+                    if pending is None:
+                        self.done = True
+                        return None
+                raw = pending[1]
+                ts = (raw[3] << 32) | raw[4]
+                origin = self._origin
+                if origin is None:
+                    origin = self._origin = (ts, now)
+                deadline = origin[1] + ts - origin[0]
+                if deadline < self._last_deadline:
+                    deadline = self._last_deadline
+                if deadline > now:
+                    if heap and heap[0][0] <= deadline:
+                        self._pending = pending
+                        return deadline
+                    clock.now = now = deadline
+                self._last_deadline = deadline
+                try:
+                    skipped = apply(raw)
+                    if skipped is None:
+                        applied += 1
+                    else:
+                        self.skipped[skipped] = self.skipped.get(skipped, 0) + 1
+                except (InstrumentError, BookError, ValueError) as err:
+                    errors.append(f"{self.name}: offset {pending[0]}: {err}")
+                except KeyError as err:
+                    errors.append(f"{self.name}: offset {pending[0]}: {err.args[0]}")
+                pending = None
+        finally:
+            self.applied += applied
+
+    # ---- one message ---------------------------------------------------------------------------
+    def _venue(self, locate: int) -> _Venue:
+        venue = self._locates.get(locate)
+        if venue is None:
+            raise KeyError(f"stock locate {locate} has no R (stock directory) message")
+        return venue
+
+    def _order(self, ref: int) -> tuple[int, _Venue, int, int]:
+        order_id = self._refs.get(ref)
+        if order_id is None:
+            raise KeyError(f"unknown order reference {ref}")
+        entry = self.live.get(order_id)
+        if entry is None:
+            raise ValueError(f"order reference {ref} is no longer live")
+        return (order_id, *entry)
+
+    def _apply(self, raw: tuple) -> str | None:
+        kind = raw[0]
+        if kind == b"A" or kind == b"F":  # the commonest: lots and ticks inlined when whole
+            venue = self._locates.get(raw[1]) or self._venue(raw[1])
+            owner = "itch:" + raw[10].decode("ascii", "replace").strip() if kind == b"F" else "itch"
+            shares, price4, lot, step = raw[7], raw[9], venue.lot, venue.tick4
+            lots = shares // lot if lot and not shares % lot else venue.lots(shares)
+            ticks = price4 // step if step and not price4 % step else venue.ticks(price4)
+            order_id = self._add(venue, owner, BUY if raw[6] == b"B" else SELL, lots, ticks,
+                                 raw[5])  # fmt: skip
+            if order_id:
+                self._refs[raw[5]] = order_id
+        elif kind == b"E" or kind == b"C":
+            order_id, venue, side, price = self._order(raw[5])
+            qty = venue.lots(raw[6])
+            fill_price = venue.ticks(raw[9]) if kind == b"C" else price
+            book = venue.book
+            try:
+                left = book.reduce(order_id, qty)
+            except BookError:
+                raise ValueError(f"cannot execute {qty} of order {order_id}") from None
+            book.record_trade(fill_price, qty)
+            if not left:
+                del self.live[order_id]
+            if side == BUY:
+                self.listener.market_trade(venue.symbol, fill_price, qty, order_id, None, 0,
+                                           side, price)  # fmt: skip
+            else:
+                self.listener.market_trade(venue.symbol, fill_price, qty, None, order_id, 0,
+                                           side, price)  # fmt: skip
+            self._touched(venue, side, price)
+        elif kind == b"X":
+            order_id, venue, side, price = self._order(raw[5])
+            qty = venue.lots(raw[6])
+            left = venue.book.reduce(order_id, qty)
+            if not left:
+                del self.live[order_id]
+            self.listener.market_cut(venue.symbol, order_id, side, price, qty)
+            self._touched(venue, side, price)
+        elif kind == b"D":
+            order_id = self._refs.pop(raw[5], None)
+            if order_id is None:
+                raise KeyError(f"unknown order reference {raw[5]}")
+            entry = self.live.pop(order_id, None)
+            if entry is None:
+                raise ValueError(f"delete of order reference {raw[5]}, which is no longer live")
+            venue, side, price = entry
+            qty = venue.book.cancel(order_id)
+            self.listener.market_cut(venue.symbol, order_id, side, price, qty)
+            if price == venue.l1[1 - side]:  # it was at the top (l1: bid at 0, ask at 2)
+                self._top(venue)
+        elif kind == b"U":
+            order_id = self._refs.pop(raw[5], -1)
+            entry = self.live.pop(order_id, None)
+            if entry is None:
+                raise ValueError(f"replace of unknown or finished order reference {raw[5]}")
+            venue, side, old_price = entry
+            owner = venue.book.order(order_id)[0]  # type: ignore[index]
+            qty = venue.book.cancel(order_id)
+            self.listener.market_cut(venue.symbol, order_id, side, old_price, qty)
+            self._touched(venue, side, old_price)  # as the engine: the cancel, then the add
+            try:
+                new_id = self._add(venue, owner, side, venue.lots(raw[7]), venue.ticks(raw[8]),
+                                   raw[5])  # fmt: skip
+            except ValueError:  # refused as the engine refuses it: silently (feed.ItchReplay)
+                new_id = 0
+            if new_id:
+                self._refs[raw[6]] = new_id
+        elif kind == b"P":
+            venue = self._venue(raw[1])
+            self._print(venue, venue.ticks(raw[9]), venue.lots(raw[7]))
+        elif kind == b"Q":
+            if not raw[5]:  # a cross with no shares is informational (the spec says so)
+                return "empty cross"
+            venue = self._venue(raw[1])
+            self._print(venue, venue.ticks(raw[7]), venue.lots(raw[5]))
+        elif kind == b"R":
+            symbol = raw[5].decode("ascii", "replace").strip()
+            venue = self._venues.get(symbol)  # type: ignore[assignment]
+            if venue is None:  # ITCH's own precision; the band a Price(4) field can hold
+                venue = self.add_instrument(itch_instrument(symbol))
+            self._locates[raw[1]] = venue
+        else:
+            return ITCH_SKIPPED[kind]
+        return None
+
+    def _add(self, venue: _Venue, owner: str, side: int, lots: int, price: int, ref: int) -> int:
+        """Enter a feed order (the engine's validation, then the book); its id if it rests."""
+        order_id = self._next_id
+        self._next_id += 1
+        if lots <= 0:
+            raise ValueError(f"add {ref}: quantity must be a positive number of lots, got {lots}")
+        if not venue.low <= price <= venue.high:
+            instrument = venue.instrument
+            raise ValueError(f"add {ref}: price {instrument.format_price(price)} outside band "
+                             f"{instrument.band_low}..{instrument.band_high}")  # fmt: skip
+        self._incoming_side = side
+        rested = venue.book.submit(order_id, owner, side, price, lots, GTC)
+        if rested:
+            self.live[order_id] = (venue, side, price)
+        top = venue.l1
+        if side == BUY:  # behind the best bid it changes neither side's top
+            if top[0] is None or price >= top[0]:
+                self._top(venue)
+        elif top[2] is None or price <= top[2]:
+            self._top(venue)
+        return order_id if rested else 0
+
+    def _print(self, venue: _Venue, price: int, qty: int) -> None:
+        venue.book.record_trade(price, qty)
+        self.listener.market_trade(venue.symbol, price, qty, None, None, 0, 0, 0)
+
+    def _crossed(self, venue: _Venue, maker: int, taker: int, price: int, qty: int) -> None:
+        """An add that crossed the replayed book (inconsistent data) traded, as in the engine."""
+        _, side, level = self.live[maker]
+        if maker not in venue.book:
+            del self.live[maker]
+        if self._incoming_side == BUY:
+            self.listener.market_trade(venue.symbol, price, qty, taker, maker, BUY, side, level)
+        else:
+            self.listener.market_trade(venue.symbol, price, qty, maker, taker, SELL, side, level)
+
+    def _gone(self, venue: _Venue, order_id: int, qty: int) -> None:
+        """Self-trade prevention cancelled a resting feed order."""
+        _, side, price = self.live.pop(order_id)
+        self.listener.market_cut(venue.symbol, order_id, side, price, qty)
+
+    def _touched(self, venue: _Venue, side: int, price: int) -> None:
+        """A resting order at `price` changed: the top changes only if it was at the top."""
+        top = venue.l1
+        if price == (top[0] if side == BUY else top[2]):
+            self._top(venue)
+
+    def _top(self, venue: _Venue) -> None:
+        l1 = venue.book.l1()
+        if l1 != venue.l1:
+            venue.l1 = l1
+            self.listener.market_top(venue.symbol, l1)
