@@ -1,7 +1,9 @@
 """Device files: the console terminal, and `DevFs`, the /dev filesystem that names devices.
 
 /dev holds real nodes: `tty` and `console` (the console terminal, tty1), `null` (reads end at
-once, writes are swallowed) and `zero` (reads give zero bytes). Its names are fixed: mkdir,
+once, writes are swallowed), `zero` (reads give zero bytes), and `random` and `urandom`
+(bytes from the kernel's `RandomSource`, which getrandom(2) also reads; writes are taken and
+mixed in, as Linux's are). Its names are fixed: mkdir,
 rmdir, unlink, rename and creating a node fail with EROFS.
 
 `TtyFile` is the console tty as an open file (descriptors 0, 1 and 2 of every program): a write
@@ -16,6 +18,7 @@ Imports: fs.vfs, drivers (the console) and mm (user memory).
 from __future__ import annotations
 
 import errno as E
+import hashlib
 import struct
 from collections.abc import Callable
 from typing import Protocol
@@ -38,6 +41,8 @@ TTY_DEVICE = (4 << 8) | 1  # /dev/tty1's major 4, minor 1
 NULL_DEVICE, ZERO_DEVICE = (1 << 8) | 3, (1 << 8) | 5  # Linux's mem major 1
 DEVFS_DEVICE = 6  # the anonymous device number /dev's own directory reports
 ZERO_CHUNK = 64 * 1024  # /dev/zero copies at most this many zero bytes at a time
+RANDOM_DEVICE, URANDOM_DEVICE = (1 << 8) | 8, (1 << 8) | 9
+RANDOM_CHUNK = 64 * 1024  # /dev/urandom gives at most this many bytes per read (as a cap)
 TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
 # struct termios of the console tty: ICRNL|IXON, OPOST|ONLCR, B38400|CS8|CREAD,
 # ISIG|ICANON|ECHO|ECHOE|ECHOK|ECHOCTL|ECHOKE|IEXTEN; c_cc: ^C ^\ DEL ^U ^D, VTIME 0, VMIN 1.
@@ -54,6 +59,11 @@ class TerminalReader(Protocol):
 
     def tty_pending(self, process: Caller) -> int:
         """Bytes of an earlier line `process` has yet to read (FIONREAD)."""
+        ...
+
+    @property
+    def random(self) -> RandomSource:
+        """The kernel's random source (/dev/urandom reads it)."""
         ...
 
 
@@ -112,14 +122,61 @@ class ZeroFile(NullFile):
         return FileStat(S_IFCHR | 0o666, rdev=ZERO_DEVICE, device=DEVFS_DEVICE)
 
 
+class RandomSource:
+    """The kernel's random bytes: BLAKE2b in counter mode over a 32-byte key, the key
+    re-derived after every request (so earlier output cannot be recomputed from a later
+    state). Seeded at boot from the clock (wall time and virtual ns: the same inputs give the
+    same bytes under the deterministic clock, as the run's other outputs), and from what is
+    written to /dev/random or /dev/urandom."""
+
+    def __init__(self, seed: bytes) -> None:
+        self._key = hashlib.blake2b(seed, digest_size=32, person=b"tk-random").digest()
+        self._counter = 0
+
+    def mix(self, data: bytes) -> None:
+        self._key = hashlib.blake2b(self._key + data, digest_size=32).digest()
+
+    def read(self, count: int) -> bytes:
+        out = bytearray()
+        while len(out) < count:
+            self._counter += 1
+            out += hashlib.blake2b(self._counter.to_bytes(8, "little"), key=self._key).digest()
+        self.mix(b"rekey")
+        return bytes(out[:count])
+
+
+class RandomFile(OpenFile):
+    """/dev/random and /dev/urandom (one pool: Linux's have given the same bytes since 5.6)."""
+
+    def __init__(self, source: RandomSource, rdev: int) -> None:
+        self.source = source
+        self.rdev = rdev
+
+    def read(self, process: Caller, buffer: int, count: int) -> int:
+        count = min(count, RANDOM_CHUNK)
+        copy_to_user(process.aspace, buffer, self.source.read(count))
+        return count
+
+    def write(self, process: Caller, data: bytes) -> int:
+        self.source.mix(data)
+        return len(data)
+
+    def stat(self) -> FileStat:
+        return FileStat(S_IFCHR | 0o666, rdev=self.rdev, device=DEVFS_DEVICE)
+
+
 class DevFs:
     """/dev as a vfs.Filesystem: a fixed directory of device nodes."""
 
-    def __init__(self, console: Console, terminal: TerminalReader) -> None:
+    def __init__(self, console: Console, terminal: TerminalReader,
+                 random: RandomSource | None = None) -> None:  # fmt: skip
+        source = random or terminal.random  # the process layer's, unless given
         self.nodes: dict[str, Callable[[], OpenFile]] = {
             "console": lambda: TtyFile(console, terminal),
             "null": NullFile,
+            "random": lambda: RandomFile(source, RANDOM_DEVICE),
             "tty": lambda: TtyFile(console, terminal),
+            "urandom": lambda: RandomFile(source, URANDOM_DEVICE),
             "zero": ZeroFile,
         }
 

@@ -81,12 +81,14 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from tradekernel.kernel.arch.bootinfo import FXSAVE_SIZE
+from tradekernel.kernel.arch.gdt import EMPTY, TLS_ENTRIES
 from tradekernel.kernel.arch.trapframe import FIELDS, TrapFrame
-from tradekernel.kernel.fs.devfs import TtyFile
-from tradekernel.kernel.fs.vfs import ERESTARTSYS
+from tradekernel.kernel.fs.devfs import RandomSource, TtyFile
+from tradekernel.kernel.fs.vfs import ERESTARTSYS, O_RDWR
 from tradekernel.kernel.mm.mmap import MemoryMaps
 from tradekernel.kernel.mm.paging import AddressSpace, PagingError, UserMemoryFault, copy_to_user
 from tradekernel.kernel.proc.elf import ElfError, build_stack, load_elf, parse_elf
+from tradekernel.kernel.proc.futex import Futexes
 from tradekernel.kernel.proc.scheduler import Scheduler
 from tradekernel.kernel.proc.sigdelivery import Signals
 from tradekernel.kernel.proc.signals import (
@@ -167,7 +169,9 @@ class ProcessManager:
         self.epoch_ns = (
             int(kernel.clock.wall_time().timestamp()) * 1_000_000_000 - self.last_entry_ns
         )
+        self.random = RandomSource(f"{kernel.clock.wall_time()}:{self.last_entry_ns}".encode())
         self.terminal = Terminal(self)
+        self.futexes = Futexes(self)
 
     # ---- the interrupt path -------------------------------------------------------------
     def enter(self, frame: TrapFrame) -> None:
@@ -225,6 +229,7 @@ class ProcessManager:
         else:
             self.memory.write_u32(boot.tss + TSS_ESP0, process.kstack_top)
             boot.set_fpu_current(process.fpu)
+            self.load_tls(process)
             cr3 = process.aspace.cr3
         if registers is not None and process is not None:
             boot.take_cr3_request()  # the stub must not load a stale one later
@@ -237,6 +242,13 @@ class ProcessManager:
         elif cr3 != self.mm.current_cr3:
             self.mm.current_cr3 = cr3
             boot.request_cr3(cr3)
+
+    def load_tls(self, process: Process) -> None:
+        """Write `process`'s TLS descriptors into the GDT (arch/gdt.py), as Linux's
+        load_TLS does on every switch: the stub's `pop gs` (or the trap's segment write)
+        then loads them."""
+        for entry, descriptor in zip(TLS_ENTRIES, process.tls, strict=True):
+            self.memory.write(self.kernel.boot.gdt + 8 * entry, descriptor)
 
     def user_exception(self, frame: TrapFrame) -> bool:
         """A CPU exception in ring 3: resolve it (copy-on-write) or send the signal Linux would
@@ -275,8 +287,10 @@ class ProcessManager:
         name = posixpath.basename(path)[:NAME_LENGTH]
         process = Process(pid, parent, name, argv, aspace, kstack, brk_start, cwd, fpu,
                           brk=brk_start, foreground=foreground, pgid=pgid or pid)  # fmt: skip
+        process.exe = path
         process.frame = self._initial_frame(process, entry, esp)
         tty = TtyFile(self.kernel.console, self.terminal)
+        tty.status_flags, tty.path = O_RDWR, "/dev/tty"
         for fd in (0, 1, 2):
             process.files.install(fd, tty)
         self.table[pid] = process
@@ -367,7 +381,8 @@ class ProcessManager:
             next(self._pids), parent.pid, parent.name, list(parent.argv), aspace, kstack,
             parent.brk_start, parent.cwd, fpu, brk=parent.brk, foreground=parent.foreground,
             sched=replace(parent.sched, switches=0), pgid=parent.pgid,
-            signals=parent.signals.forked(),
+            signals=parent.signals.forked(), tls=parent.tls, exe=parent.exe,
+            umask=parent.umask,
         )  # fmt: skip
         if self.kernel.boot.fpu_owner == parent.fpu:
             self.kernel.boot.request_fpu_copy(fpu)  # its state is live in the registers
@@ -397,9 +412,13 @@ class ProcessManager:
         process.aspace = aspace
         process.brk_start = process.brk = brk_start
         process.name = posixpath.basename(path)[:NAME_LENGTH]
+        process.exe = path
+        process.files.exec_close()
         process.argv = [arg.decode("utf-8", "replace") for arg in argv]
         process.pending_input = b""
         process.signals.exec_reset()
+        process.tls = (EMPTY,) * len(TLS_ENTRIES)  # the new image's frame loads no TLS selector
+        process.clear_child_tid = 0
         self.mm.current_cr3 = aspace.cr3
         self.kernel.boot.request_cr3(aspace.cr3)
         if self.kernel.boot.fpu_owner == process.fpu:
@@ -530,6 +549,12 @@ class ProcessManager:
     def _finish(self, process: Process, status: int, report: str | None) -> None:
         if process.state == State.ZOMBIE:
             return
+        if process.clear_child_tid:  # set_tid_address: 0 there, and a futex wake (a joiner)
+            try:
+                copy_to_user(process.aspace, process.clear_child_tid, bytes(4))
+                self.futexes.wake(process, process.clear_child_tid, 1)
+            except (UserMemoryFault, PagingError, OSError):
+                pass  # the address went away: nobody can be waiting on it
         self.terminal.exiting(process)
         process.state = State.ZOMBIE
         process.exit_status = status

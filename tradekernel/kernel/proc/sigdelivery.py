@@ -124,7 +124,7 @@ from tradekernel.kernel.proc.signals import (
     restore_sigcontext,
     siginfo,
 )
-from tradekernel.kernel.proc.task import Process, State
+from tradekernel.kernel.proc.task import Process, State, tls_selectors
 
 
 class Signals:
@@ -491,7 +491,7 @@ class Signals:
     def _restore(self, process: Process, frame: TrapFrame, context: bytes,
                  mask: int) -> int | None:  # fmt: skip
         try:
-            eax = restore_sigcontext(frame, context)
+            eax = restore_sigcontext(frame, context, tls_selectors(process))
         except BadFrame as error:
             self._bad_frame(process, str(error))
             return None

@@ -30,6 +30,7 @@ EIO, EFAULT = 5, 14
 class Terminal:
     def __init__(self, manager) -> None:  # noqa: ANN001 - proc.process.ProcessManager, its owner
         self.manager = manager
+        self.random = manager.random  # devfs's /dev/urandom (fs/devfs.py TerminalReader)
         self.tty = tty = manager.kernel.tty
         self.kernel = manager.kernel
         self.foreground: list[Process] = []  # the foreground job (a pipeline's processes)
