@@ -49,6 +49,7 @@ O_RDONLY, O_WRONLY, O_RDWR = 0, 1, 2
 O_ACCMODE, O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 3, 0o100, 0o200, 0o1000, 0o2000
 O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = 0o4000, 0o200000, 0o400000, 0o2000000
 STATUS_FLAGS = O_APPEND | O_NONBLOCK  # what fcntl F_SETFL may change
+MAX_LINKS = 8  # symbolic links followed in one resolution (Linux: 40)
 O_OPEN_FLAGS = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND  # what a FAT file open takes
 
 
@@ -285,6 +286,22 @@ class MountTable:
             return readlink(inner)
         filesystem.stat(inner)
         raise OSError(E.EINVAL, f"{path}: not a symbolic link")
+
+    def follow(self, path: str) -> str:
+        """`path` with a final symbolic link followed (/proc/PID/exe: what execve of
+        /proc/self/exe runs); any other path as it is."""
+        for _ in range(MAX_LINKS):
+            filesystem, inner = self.resolve(path)
+            readlink = getattr(filesystem, "readlink", None)
+            if readlink is None:
+                return path
+            try:
+                path = readlink(inner)
+            except OSError as error:
+                if error.errno == E.EINVAL:
+                    return path  # not a link
+                raise
+        raise OSError(E.ELOOP, f"{path}: too many levels of symbolic links")
 
     def mkdir(self, path: str) -> None:
         filesystem, inner = self.resolve(path)

@@ -275,7 +275,7 @@ class ProcessManager:
         if len(self.table) >= MAX_PROCESSES:
             raise SpawnError(EAGAIN, f"too many processes ({MAX_PROCESSES})")
         pid = next(self._pids)
-        aspace, brk_start, entry, esp = self._load_program(
+        aspace, brk_start, entry, esp, path = self._load_program(
             path, [a.encode() for a in argv], list(ENVIRONMENT), pid
         )
         try:
@@ -314,10 +314,12 @@ class ProcessManager:
 
     def _load_program(
         self, path: str, argv: list[bytes], envp: list[bytes], pid: int
-    ) -> tuple[AddressSpace, int, int, int]:
+    ) -> tuple[AddressSpace, int, int, int, str]:
         """A new address space holding the ELF at `path` and its start-up stack:
-        (space, brk start, entry point, initial ESP). SpawnError says why not."""
+        (space, brk start, entry point, initial ESP, the path with a /proc link followed).
+        SpawnError says why not."""
         try:
+            path = self.kernel.vfs.follow(path)
             data = self.kernel.read_file(path)
         except OSError as error:
             reason = str(error.strerror or error).removeprefix(f"{path}: ")  # named once
@@ -349,7 +351,7 @@ class ProcessManager:
         except Exception:
             aspace.teardown()
             raise
-        return aspace, brk_start, image.entry, esp
+        return aspace, brk_start, image.entry, esp, path
 
     def _initial_frame(self, process: Process, entry: int, esp: int) -> int:
         """A trap frame that `iret`s into ring 3 at `entry` with the start-up stack."""
@@ -404,7 +406,9 @@ class ProcessManager:
         """Replace the running process's image with the program at `path`; on failure the old
         image stays and the call returns -errno."""
         try:
-            aspace, brk_start, entry, esp = self._load_program(path, argv, envp, process.pid)
+            aspace, brk_start, entry, esp, path = self._load_program(
+                path, argv, envp, process.pid
+            )
         except SpawnError as error:
             return -error.errno
         self.maps.released(process)

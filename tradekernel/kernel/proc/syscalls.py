@@ -653,7 +653,7 @@ class Syscalls:
                 return ""
             raise OSError(E.ENOENT, "empty path")
         base = process.cwd
-        if not raw.startswith("/") and _signed(dirfd) != AT_FDCWD:
+        if not raw.startswith("/") and _signed(dirfd & 0xFFFF_FFFF) != AT_FDCWD:
             handle = self._file(process, dirfd)
             if not handle.path or not handle.stat().is_dir:
                 raise OSError(E.ENOTDIR, f"fd {_signed(dirfd)} is not a directory")

@@ -1,0 +1,157 @@
+"""Real Linux i386 programs in the OS, checked against the host's Linux running the same binary.
+
+Debian's busybox-static (tests/pkg/debs, fetched by setup.sh) and a static glibc program the
+host's gcc builds (`gcc -m32 -static`) go on the disk unchanged. Each scenario runs a script
+with busybox's own sh inside the OS and the same i386 binary natively on the host (an x86-64
+Linux runs i386 programs), in a directory holding the same input files, and the two outputs
+must be equal line for line. The host side runs with an empty environment (busybox's sh finds
+its applets itself, as in the OS, where PATH is /bin)."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.pkg.conftest import busybox_deb
+from tests.system.harness import SECOND, BootedPc, close_pc
+from tradekernel.disktool import create_os_disk, open_volume
+
+WORK = "/t"  # the directory the scripts run in, in the OS and (as a copy) on the host
+INPUTS = {
+    "words.txt": b"pear\napple\nfig\napple\nbanana\ncherry\nfig\n",
+    "table.csv": b"id,name,qty\n1,bolt,40\n2,nut,15\n3,washer,7\n",
+    "notes.txt": b"the quick brown fox\njumps over\nthe lazy dog\n",
+}
+PROBE_SOURCE = r"""
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static __thread int counter = 41;  /* TLS: %gs through set_thread_area */
+
+int main(int argc, char **argv) {
+    counter++;
+    printf("tls %d argc %d %s\n", counter, argc, argc > 1 ? argv[1] : "-");
+    char *heap = malloc(1 << 20);  /* brk or mmap2 */
+    memset(heap, 7, 1 << 20);
+    printf("heap %d\n", heap[12345]);
+    free(heap);
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK) != 0) return 1;
+    char byte;
+    printf("empty nonblocking pipe: %d %s\n", (int)read(fds[0], &byte, 1), strerror(errno));
+    printf("F_GETFL nonblock %d\n", (fcntl(fds[0], F_GETFL) & O_NONBLOCK) != 0);
+    pid_t child = fork();
+    if (child == 0) { write(fds[1], "k", 1); _exit(7); }
+    int status = 0;
+    waitpid(child, &status, 0);
+    printf("child exit %d, pipe got %d\n", WEXITSTATUS(status), (int)read(fds[0], &byte, 1));
+    FILE *f = fopen("words.txt", "r");
+    char line[64];
+    int lines = 0;
+    while (f && fgets(line, sizeof line, f)) lines++;
+    printf("lines %d\n", lines);
+    struct stat st;
+    printf("stat %d size %lld\n", stat("words.txt", &st), (long long)st.st_size);
+    unsigned char random[8];
+    int urandom = open("/dev/urandom", O_RDONLY);
+    printf("urandom %d\n", (int)read(urandom, random, sizeof random));
+    char cwd[64];
+    printf("cwd ends %s\n", strrchr(getcwd(cwd, sizeof cwd), '/'));
+    return 3;
+}
+"""
+
+
+def _busybox_binary(where: Path) -> Path:
+    """bin/busybox out of the .deb (dpkg-deb, the real peer)."""
+    target = where / "busybox-root"
+    subprocess.run(["dpkg-deb", "-x", str(busybox_deb()), str(target)], check=True)
+    return target / "bin" / "busybox"
+
+
+def _probe_binary(where: Path) -> Path:
+    if shutil.which("gcc") is None:
+        pytest.fail("no gcc: setup.sh installs gcc and gcc-multilib")
+    source = where / "probe.c"
+    source.write_text(PROBE_SOURCE)
+    binary = where / "probe"
+    built = subprocess.run(["gcc", "-m32", "-static", "-O1", "-o", str(binary), str(source)],
+                           capture_output=True, text=True)  # fmt: skip
+    assert built.returncode == 0, f"gcc -m32 -static failed (gcc-multilib?):\n{built.stderr}"
+    return binary
+
+
+@pytest.fixture(scope="module")
+def linux(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    where = tmp_path_factory.mktemp("linux")
+    busybox, probe = _busybox_binary(where), _probe_binary(where)
+    host = where / "host"
+    host.mkdir()
+    for name, data in INPUTS.items():
+        (host / name).write_bytes(data)
+    disk = where / "disk.img"
+    create_os_disk(disk)
+    with open_volume(disk) as fs:
+        fs.write_file("/bin/busybox", busybox.read_bytes())
+        fs.write_file("/bin/probe", probe.read_bytes())
+        fs.mkdir(WORK)
+        for name, data in INPUTS.items():
+            fs.write_file(f"{WORK}/{name}", data)
+    tk = BootedPc(where, disk=disk).boot()
+    tk.output(f"cd {WORK}")
+    yield tk, busybox, probe, host
+    close_pc(tk)
+
+
+def _host(program: Path, args: list[str], cwd: Path) -> list[str]:
+    run = subprocess.run([str(program), *args], cwd=cwd, env={}, capture_output=True,
+                         timeout=60)  # fmt: skip
+    return (run.stdout + run.stderr).decode().splitlines()
+
+
+SCRIPTS = [
+    "echo hello world; printf '%s-%d\\n' abc 42",
+    "cat words.txt | sort | uniq -c",
+    "sort -r words.txt | head -3; tail -2 words.txt",
+    "wc -l words.txt; wc -w notes.txt; wc -c table.csv",
+    "sha256sum words.txt notes.txt; md5sum table.csv",
+    "cut -d, -f2 table.csv | tr a-z A-Z",
+    "grep -n the notes.txt; grep -c apple words.txt",
+    "sed -e s/fig/FIG/g words.txt | awk '{ print NR, length($0) }'",
+    "awk -F, 'NR > 1 { total += $3 } END { print total }' table.csv",
+    "seq 1 5 | xargs echo; expr 6 \\* 7",
+    "for w in one two three; do echo $w; done > out.txt; cat out.txt; rm out.txt",
+    "ls; ls words.txt notes.txt",
+    "gzip -c words.txt | gunzip -c | sha256sum",
+    "head -c 20 notes.txt | od -c",
+    "test -f words.txt && echo file; test -d . && echo dir; test -e nope || echo missing",
+    "mkdir sub; echo x > sub/f; ls sub; cp sub/f sub/g; mv sub/g sub/h; ls sub; rm -r sub",
+    "find . -name '*.txt' | sort",
+    "echo $((3 + 4)); false || echo failed $?",
+]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_busybox_sh_script_matches_the_host(linux, script: str) -> None:  # noqa: ANN001
+    tk, busybox, _probe, host = linux
+    inside = tk.output(f"busybox sh -c {shlex.quote(script)}", 60 * SECOND)
+    assert inside == _host(busybox, ["sh", "-c", script], host), script
+
+
+def test_static_glibc_program_matches_the_host(linux) -> None:  # noqa: ANN001
+    tk, _busybox, probe, host = linux
+    inside = tk.output("probe one", 60 * SECOND)
+    expected = _host(probe, ["one"], host)
+    assert "tls 42 argc 2 one" in expected
+    assert inside == expected
