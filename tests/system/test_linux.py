@@ -96,7 +96,7 @@ def _probe_binary(where: Path) -> Path:
 def linux(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     where = tmp_path_factory.mktemp("linux")
     busybox, probe = _busybox_binary(where), _probe_binary(where)
-    host = where / "host"
+    host = where / WORK.strip("/")  # the same directory name: the probe prints it
     host.mkdir()
     for name, data in INPUTS.items():
         (host / name).write_bytes(data)
@@ -132,11 +132,11 @@ SCRIPTS = [
     "awk -F, 'NR > 1 { total += $3 } END { print total }' table.csv",
     "seq 1 5 | xargs echo; expr 6 \\* 7",
     "for w in one two three; do echo $w; done > out.txt; cat out.txt; rm out.txt",
-    "ls; ls words.txt notes.txt",
+    "ls -1; ls words.txt notes.txt | cat",
     "gzip -c words.txt | gunzip -c | sha256sum",
     "head -c 20 notes.txt | od -c",
     "test -f words.txt && echo file; test -d . && echo dir; test -e nope || echo missing",
-    "mkdir sub; echo x > sub/f; ls sub; cp sub/f sub/g; mv sub/g sub/h; ls sub; rm -r sub",
+    "mkdir sub; echo x > sub/f; ls sub; cp sub/f sub/g; mv sub/g sub/h; ls -1 sub; rm -r sub",
     "find . -name '*.txt' | sort",
     "echo $((3 + 4)); false || echo failed $?",
 ]
@@ -155,3 +155,27 @@ def test_static_glibc_program_matches_the_host(linux) -> None:  # noqa: ANN001
     expected = _host(probe, ["one"], host)
     assert "tls 42 argc 2 one" in expected
     assert inside == expected
+
+
+def test_two_programs_with_their_own_tls_in_one_pipeline(linux) -> None:  # noqa: ANN001
+    """The probe and busybox have their thread pointers at different addresses: each one's
+    GDT descriptor is loaded whenever it runs (a wrong one would crash the other)."""
+    tk, busybox, probe, host = linux
+    inside = tk.output("probe two | busybox sha256sum", 60 * SECOND)
+    probe_output = subprocess.run([str(probe), "two"], cwd=host, env={}, capture_output=True,
+                                  timeout=60).stdout  # fmt: skip
+    summed = subprocess.run([str(busybox), "sha256sum"], input=probe_output, env={},
+                            capture_output=True, timeout=60)  # fmt: skip
+    assert inside == summed.stdout.decode().splitlines()
+    assert probe_output.startswith(b"tls 42 argc 2 two\n")
+
+
+def test_unknown_calls_are_enosys_and_logged_once(linux) -> None:  # noqa: ANN001
+    """glibc tries calls this kernel lacks (rseq, statx, set_robust_list...): each gets
+    ENOSYS, glibc falls back, and the log names each number once."""
+    tk, _busybox, _probe, _host_dir = linux
+    tk.output("busybox ls -1", 60 * SECOND)
+    tk.output("busybox ls -1", 60 * SECOND)
+    numbers = [line.split("no system call ")[1] for line in tk.log if "no system call" in line]
+    assert numbers, "glibc's optional calls were not reported"
+    assert len(numbers) == len(set(numbers)), numbers
