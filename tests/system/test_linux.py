@@ -32,6 +32,7 @@ PROBE_SOURCE = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -66,6 +67,9 @@ int main(int argc, char **argv) {
     unsigned char random[8];
     int urandom = open("/dev/urandom", O_RDONLY);
     printf("urandom %d\n", (int)read(urandom, random, sizeof random));
+    int words = open("words.txt", O_RDONLY);
+    char *mapped = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, words, 0);
+    printf("mapped file starts %.4s\n", mapped == MAP_FAILED ? "FAIL" : mapped);
     char cwd[64];
     printf("cwd ends %s\n", strrchr(getcwd(cwd, sizeof cwd), '/'));
     return 3;

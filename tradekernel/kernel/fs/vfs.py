@@ -43,6 +43,7 @@ from tradekernel.kernel.mm.paging import AddressSpace
 
 ERESTARTSYS = 512  # internal: "restart the call if the handler allows", never seen by a program
 S_IFIFO, S_IFCHR, S_IFDIR, S_IFREG = 0o010000, 0o020000, 0o040000, 0o100000
+S_IFMT = 0o170000
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 # open(2)'s flags (Linux i386)
 O_RDONLY, O_WRONLY, O_RDWR = 0, 1, 2

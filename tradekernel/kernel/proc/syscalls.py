@@ -47,6 +47,8 @@ from tradekernel.kernel.fs.vfs import (
     O_NONBLOCK,
     O_RDONLY,
     O_WRONLY,
+    S_IFMT,
+    S_IFREG,
     SEEK_CUR,
     SEEK_SET,
     STATUS_FLAGS,
@@ -929,13 +931,13 @@ class Syscalls:
               fd: int, offset: int) -> int:  # fmt: skip
         """Anonymous mappings go to mm/mmap.py as they are. A private file mapping is an
         anonymous one filled from the file at `offset` (a copy: later writes to the file
-        are not seen, which MAP_PRIVATE allows), then given `prot`. Shared file mappings
-        are not supported (ENODEV)."""
+        are not seen, which MAP_PRIVATE allows), then given `prot`. Only regular files map;
+        shared file mappings are not supported (ENODEV either way)."""
         maps = self.manager.maps
         if flags & MAP_ANONYMOUS or flags & MAP_TYPE != MAP_PRIVATE or offset % PAGE_SIZE:
             return maps.mmap(process, address, length, prot, flags, fd, offset)
         handle = self._file(process, fd)
-        if handle.stat().is_dir:
+        if handle.stat().mode & S_IFMT != S_IFREG:  # a tty, pipe, device: nothing to map
             return -E.ENODEV
         start = maps.mmap(process, address, length, PROT_READ | PROT_WRITE,
                           flags | MAP_ANONYMOUS, 0xFFFF_FFFF, 0)  # fmt: skip
