@@ -10,13 +10,13 @@ its applets itself, as in the OS, where PATH is /bin)."""
 from __future__ import annotations
 
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.pkg.conftest import busybox_deb
+from tests.peers import peer
+from tests.pkg.conftest import busybox_deb, dpkg_deb
 from tests.system.harness import SECOND, BootedPc, close_pc
 from tradekernel.disktool import create_os_disk, open_volume
 
@@ -80,17 +80,15 @@ int main(int argc, char **argv) {
 def _busybox_binary(where: Path) -> Path:
     """bin/busybox out of the .deb (dpkg-deb, the real peer)."""
     target = where / "busybox-root"
-    subprocess.run(["dpkg-deb", "-x", str(busybox_deb()), str(target)], check=True)
+    subprocess.run([dpkg_deb(), "-x", str(busybox_deb()), str(target)], check=True)
     return target / "bin" / "busybox"
 
 
 def _probe_binary(where: Path) -> Path:
-    if shutil.which("gcc") is None:
-        pytest.fail("no gcc: setup.sh installs gcc and gcc-multilib")
     source = where / "probe.c"
     source.write_text(PROBE_SOURCE)
     binary = where / "probe"
-    built = subprocess.run(["gcc", "-m32", "-static", "-O1", "-o", str(binary), str(source)],
+    built = subprocess.run([peer("gcc"), "-m32", "-static", "-O1", "-o", str(binary), str(source)],
                            capture_output=True, text=True)  # fmt: skip
     assert built.returncode == 0, f"gcc -m32 -static failed (gcc-multilib?):\n{built.stderr}"
     return binary
