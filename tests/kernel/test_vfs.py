@@ -14,7 +14,7 @@ import pytest
 
 from tests.memory.conftest import PlainMemory
 from tradekernel.kernel.drivers.blockdev import MemoryBlockDevice
-from tradekernel.kernel.fs.devfs import TIOCGWINSZ, DevFs, RandomSource, TtyFile
+from tradekernel.kernel.fs.devfs import TIOCGWINSZ, TTY_TERMIOS, DevFs, RandomSource, TtyFile
 from tradekernel.kernel.fs.fat import FatFs, mkfs
 from tradekernel.kernel.fs.fatfile import FatVolume
 from tradekernel.kernel.fs.pipe import Pipe
@@ -71,6 +71,7 @@ class Terminal:
         return 7
 
     random = RandomSource(b"test seed")
+    termios = TTY_TERMIOS
 
 
 class NoSleep:

@@ -77,6 +77,25 @@ int main(int argc, char **argv) {
 """
 
 
+TTY_PROBE_SOURCE = r"""
+#include <poll.h>
+#include <stdio.h>
+#include <unistd.h>
+
+int main(void) {
+    struct pollfd in = {0, POLLIN, 0};
+    printf("first poll %d\n", poll(&in, 1, 0));  /* nothing typed: not readable */
+    printf("polling\n");
+    fflush(stdout);
+    int ready = poll(&in, 1, 20000);
+    char line[32] = {0};
+    read(0, line, sizeof line - 1);
+    printf("ready %d revents %d line %s", ready, in.revents, line);
+    return 0;
+}
+"""
+
+
 def _busybox_binary(where: Path) -> Path:
     """bin/busybox out of the .deb (dpkg-deb, the real peer)."""
     target = where / "busybox-root"
@@ -84,10 +103,10 @@ def _busybox_binary(where: Path) -> Path:
     return target / "bin" / "busybox"
 
 
-def _probe_binary(where: Path) -> Path:
-    source = where / "probe.c"
-    source.write_text(PROBE_SOURCE)
-    binary = where / "probe"
+def _probe_binary(where: Path, name: str = "probe", text: str = PROBE_SOURCE) -> Path:
+    source = where / f"{name}.c"
+    source.write_text(text)
+    binary = where / name
     built = subprocess.run([peer("gcc"), "-m32", "-static", "-O1", "-o", str(binary), str(source)],
                            capture_output=True, text=True)  # fmt: skip
     assert built.returncode == 0, f"gcc -m32 -static failed (gcc-multilib?):\n{built.stderr}"
@@ -107,6 +126,8 @@ def linux(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     with open_volume(disk) as fs:
         fs.write_file("/bin/busybox", busybox.read_bytes())
         fs.write_file("/bin/probe", probe.read_bytes())
+        fs.write_file("/bin/ttyprobe", _probe_binary(where, "ttyprobe", TTY_PROBE_SOURCE)
+                      .read_bytes())  # fmt: skip
         fs.mkdir(WORK)
         for name, data in INPUTS.items():
             fs.write_file(f"{WORK}/{name}", data)
@@ -181,3 +202,31 @@ def test_unknown_calls_are_enosys_and_logged_once(linux) -> None:  # noqa: ANN00
     numbers = [line.split("no system call ")[1] for line in tk.log if "no system call" in line]
     assert numbers, "glibc's optional calls were not reported"
     assert len(numbers) == len(set(numbers)), numbers
+
+
+def _type_and_wait(tk: BootedPc, text: str, expected: str) -> None:
+    start = len(tk.serial)
+    tk.type(text)
+    tk.run_until(lambda: expected.encode() in tk.serial[start:], 60 * SECOND)
+
+
+def test_poll_of_the_terminal_waits_for_a_line(linux) -> None:  # noqa: ANN001
+    """poll on the tty is not readable until a line is typed, then is."""
+    tk = linux[0]
+    _type_and_wait(tk, "ttyprobe\n", "polling")
+    assert "first poll 0" in tk.text()
+    tk.output("abc")
+    assert "ready 1 revents 1 line abc" in tk.text()
+
+
+def test_interactive_busybox_sh_edits_lines_itself(linux) -> None:  # noqa: ANN001
+    """busybox's ash switches the terminal to non-canonical mode (TCSETS) and does its own
+    line editing: every key arrives at once, Backspace as DEL, echoed by ash alone."""
+    tk = linux[0]
+    _type_and_wait(tk, "busybox sh\n", "built-in shell (ash)")
+    _type_and_wait(tk, "echo one twoo\b\b x | wc -c\n", "# ")
+    _type_and_wait(tk, "exit\n", "tk:/t> ")
+    lines = tk.lines()  # the screen: ash's own echo and erasing (Backspace, ESC[J) drawn
+    assert "/t # echo one tw x | wc -c" in lines, lines
+    assert lines[lines.index("/t # echo one tw x | wc -c") + 1] == "9"
+    assert "/t # exit" in lines

@@ -10,7 +10,8 @@ rmdir, unlink, rename and creating a node fail with EROFS.
 goes to the screen and its serial mirror (drivers/console.py), a read takes a line through the
 process layer's terminal control, which alone knows the foreground job, how a background reader
 is stopped and how a read sleeps; it plugs in as a `TerminalReader`. ioctl answers the tty's
-basics: its settings (canonical, echo), its size, the bytes a read would get at once.
+basics: its settings (read and set: canonical or not, echo, signals), its size, the bytes a
+read would get at once; poll asks the terminal, whose watchers every TtyFile shares.
 
 Imports: fs.vfs, drivers (the console) and mm (user memory).
 """
@@ -34,8 +35,9 @@ from tradekernel.kernel.fs.vfs import (
     DirectoryFile,
     FileStat,
     OpenFile,
+    Poll,
 )
-from tradekernel.kernel.mm.paging import copy_to_user
+from tradekernel.kernel.mm.paging import copy_from_user, copy_to_user
 
 TTY_DEVICE = (4 << 8) | 1  # /dev/tty1's major 4, minor 1
 NULL_DEVICE, ZERO_DEVICE = (1 << 8) | 3, (1 << 8) | 5  # Linux's mem major 1
@@ -43,7 +45,9 @@ DEVFS_DEVICE = 6  # the anonymous device number /dev's own directory reports
 ZERO_CHUNK = 64 * 1024  # /dev/zero copies at most this many zero bytes at a time
 RANDOM_DEVICE, URANDOM_DEVICE = (1 << 8) | 8, (1 << 8) | 9
 RANDOM_CHUNK = 64 * 1024  # /dev/urandom gives at most this many bytes per read (as a cap)
-TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
+TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
+TIOCGWINSZ, FIONREAD = 0x5413, 0x541B
+TERMIOS_SIZE = 36
 # struct termios of the console tty: ICRNL|IXON, OPOST|ONLCR, B38400|CS8|CREAD,
 # ISIG|ICANON|ECHO|ECHOE|ECHOK|ECHOCTL|ECHOKE|IEXTEN; c_cc: ^C ^\ DEL ^U ^D, VTIME 0, VMIN 1.
 TTY_TERMIOS = struct.pack("<IIIIB19s", 0o2400, 0o5, 0o277, 0o105073, 0,
@@ -66,6 +70,18 @@ class TerminalReader(Protocol):
         """The kernel's random source (/dev/urandom reads it)."""
         ...
 
+    termios: bytes  # the settings TCGETS reads (struct termios, TERMIOS_SIZE bytes)
+
+    def set_termios(self, process: Caller, data: bytes) -> None:
+        """TCSETS/TCSETSW/TCSETSF: new settings (canonical or not, echo, signals)."""
+        ...
+
+    def readiness(self) -> Poll:
+        """Whether a read of the terminal would sleep now."""
+        ...
+
+    watchers: set[Callable[[], None]]  # told whenever readiness may have changed
+
 
 class TtyFile(OpenFile):
     """The console terminal."""
@@ -84,16 +100,28 @@ class TtyFile(OpenFile):
     def stat(self) -> FileStat:
         return FileStat(S_IFCHR | 0o620, rdev=TTY_DEVICE, blksize=1024)
 
+    def poll(self) -> Poll:
+        return self.terminal.readiness()
+
+    def watch(self, callback: Callable[[], None]) -> None:  # one terminal, shared watchers
+        self.terminal.watchers.add(callback)
+
+    def unwatch(self, callback: Callable[[], None]) -> None:
+        self.terminal.watchers.discard(callback)
+
     def ioctl(self, process: Caller, request: int, pointer: int) -> int:
         if request == TCGETS:
-            copy_to_user(process.aspace, pointer, TTY_TERMIOS)
+            copy_to_user(process.aspace, pointer, self.terminal.termios)
+        elif request in (TCSETS, TCSETSW, TCSETSF):  # output is never queued: all alike
+            self.terminal.set_termios(process, copy_from_user(process.aspace, pointer,
+                                                              TERMIOS_SIZE))  # fmt: skip
         elif request == TIOCGWINSZ:
             copy_to_user(process.aspace, pointer, struct.pack("<HHHH", ROWS, COLUMNS, 0, 0))
         elif request == FIONREAD:
             pending = self.terminal.tty_pending(process)
             copy_to_user(process.aspace, pointer, struct.pack("<i", pending))
         else:
-            return -E.EINVAL  # TCSETS and the rest: this tty's discipline is fixed
+            return -E.EINVAL  # job control (TIOCSPGRP...) and the rest: not supported
         return 0
 
 
