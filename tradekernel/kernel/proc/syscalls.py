@@ -114,7 +114,8 @@ CLONE_FORK_FLAGS = CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETT
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
 F_GETLK, F_SETLK, F_SETLKW, F_GETLK64, F_SETLK64, F_SETLKW64 = 5, 6, 7, 12, 13, 14
 FD_CLOEXEC = 1
-AT_REMOVEDIR, AT_EMPTY_PATH = 0x200, 0x1000
+AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_EMPTY_PATH = 0x100, 0x200, 0x1000
+S_IFLNK = 0o120000
 F_OK, X_OK, W_OK = 0, 1, 2
 PR_SET_NAME, PR_GET_NAME = 15, 16
 GRND_NONBLOCK, GRND_RANDOM = 1, 2
@@ -221,7 +222,7 @@ class Syscalls:
             191: ("ugetrlimit", self.sys_getrlimit),
             192: ("mmap2", self.sys_mmap2),
             195: ("stat64", self.sys_stat64),
-            196: ("lstat64", self.sys_stat64),  # no symbolic links here: lstat is stat
+            196: ("lstat64", self.sys_lstat64),
             197: ("fstat64", self.sys_fstat64),
             199: ("getuid32", lambda p, a: 0),
             200: ("getgid32", lambda p, a: 0),
@@ -794,11 +795,29 @@ class Syscalls:
         copy_to_user(process.aspace, args[1], pack_stat64(self._file(process, args[0]).stat()))
         return 0
 
+    def sys_lstat64(self, process: Process, args: tuple[int, ...]) -> int:
+        copy_to_user(process.aspace, args[1], pack_stat64(self._lstat(self._path(process,
+                                                                                  args[0]))))
+        return 0
+
+    def _lstat(self, path: str) -> FileStat:
+        """stat without following a final symbolic link (only /proc has them)."""
+        try:
+            target = self.vfs.readlink(path)
+        except OSError as error:
+            if error.errno != E.EINVAL:
+                raise
+            return self.vfs.stat(path)
+        return FileStat(S_IFLNK | 0o777, size=len(target.encode()))
+
     def sys_fstatat64(self, process: Process, args: tuple[int, ...]) -> int:
         """fstatat64(dirfd, path, buf, flags): AT_EMPTY_PATH with "" is fstat of dirfd;
-        AT_SYMLINK_NOFOLLOW changes nothing (no symbolic links here)."""
+        AT_SYMLINK_NOFOLLOW stats a link itself."""
         path = self._path_at(process, args[0], args[1], empty_ok=bool(args[3] & AT_EMPTY_PATH))
-        stat = self._file(process, args[0]).stat() if not path else self.vfs.stat(path)
+        if not path:
+            stat = self._file(process, args[0]).stat()
+        else:
+            stat = self._lstat(path) if args[3] & AT_SYMLINK_NOFOLLOW else self.vfs.stat(path)
         copy_to_user(process.aspace, args[2], pack_stat64(stat))
         return 0
 
