@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -77,6 +79,8 @@ int main(int argc, char **argv) {
 """
 
 
+# Debian's i386 dynamic linker and C library, as gcc-multilib installs them (libc6-i386).
+DYNAMIC_LIBRARIES = (Path("/lib32/ld-linux.so.2"), Path("/usr/lib32/libc.so.6"))
 TTY_PROBE_SOURCE = r"""
 #include <poll.h>
 #include <stdio.h>
@@ -103,20 +107,32 @@ def _busybox_binary(where: Path) -> Path:
     return target / "bin" / "busybox"
 
 
-def _probe_binary(where: Path, name: str = "probe", text: str = PROBE_SOURCE) -> Path:
+def _probe_binary(where: Path, name: str = "probe", text: str = PROBE_SOURCE,
+                  link: str = "-static") -> Path:  # fmt: skip
     source = where / f"{name}.c"
     source.write_text(text)
     binary = where / name
-    built = subprocess.run([peer("gcc"), "-m32", "-static", "-O1", "-o", str(binary), str(source)],
+    built = subprocess.run([peer("gcc"), "-m32", link, "-O1", "-o", str(binary), str(source)],
                            capture_output=True, text=True)  # fmt: skip
     assert built.returncode == 0, f"gcc -m32 -static failed (gcc-multilib?):\n{built.stderr}"
     return binary
 
 
+class Linux(NamedTuple):
+    """The booted OS and the host's copies of what is on its disk."""
+
+    tk: BootedPc
+    busybox: Path
+    probe: Path
+    dynamic: Path
+    host: Path  # the host directory holding the inputs (the OS has them in WORK)
+
+
 @pytest.fixture(scope="module")
-def linux(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def linux(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Linux]:
     where = tmp_path_factory.mktemp("linux")
     busybox, probe = _busybox_binary(where), _probe_binary(where)
+    dynamic = _probe_binary(where, "dynprobe", PROBE_SOURCE, "-no-pie")
     host = where / WORK.strip("/")  # the same directory name: the probe prints it
     host.mkdir()
     for name, data in INPUTS.items():
@@ -128,12 +144,16 @@ def linux(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
         fs.write_file("/bin/probe", probe.read_bytes())
         fs.write_file("/bin/ttyprobe", _probe_binary(where, "ttyprobe", TTY_PROBE_SOURCE)
                       .read_bytes())  # fmt: skip
+        fs.write_file("/bin/dynprobe", dynamic.read_bytes())  # its libraries in /lib
+        fs.mkdir("/lib")
+        for library in DYNAMIC_LIBRARIES:
+            fs.write_file(f"/lib/{library.name}", library.read_bytes())
         fs.mkdir(WORK)
         for name, data in INPUTS.items():
             fs.write_file(f"{WORK}/{name}", data)
     tk = BootedPc(where, disk=disk).boot()
     tk.output(f"cd {WORK}")
-    yield tk, busybox, probe, host
+    yield Linux(tk, busybox, probe, dynamic, host)
     close_pc(tk)
 
 
@@ -166,24 +186,24 @@ SCRIPTS = [
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_busybox_sh_script_matches_the_host(linux, script: str) -> None:  # noqa: ANN001
-    tk, busybox, _probe, host = linux
+def test_busybox_sh_script_matches_the_host(linux: Linux, script: str) -> None:
+    tk, busybox, host = linux.tk, linux.busybox, linux.host
     inside = tk.output(f"busybox sh -c {shlex.quote(script)}", 60 * SECOND)
     assert inside == _host(busybox, ["sh", "-c", script], host), script
 
 
-def test_static_glibc_program_matches_the_host(linux) -> None:  # noqa: ANN001
-    tk, _busybox, probe, host = linux
+def test_static_glibc_program_matches_the_host(linux: Linux) -> None:
+    tk, probe, host = linux.tk, linux.probe, linux.host
     inside = tk.output("probe one", 60 * SECOND)
     expected = _host(probe, ["one"], host)
     assert "tls 42 argc 2 one" in expected
     assert inside == expected
 
 
-def test_two_programs_with_their_own_tls_in_one_pipeline(linux) -> None:  # noqa: ANN001
+def test_two_programs_with_their_own_tls_in_one_pipeline(linux: Linux) -> None:
     """The probe and busybox have their thread pointers at different addresses: each one's
     GDT descriptor is loaded whenever it runs (a wrong one would crash the other)."""
-    tk, busybox, probe, host = linux
+    tk, busybox, probe, host = linux.tk, linux.busybox, linux.probe, linux.host
     inside = tk.output("probe two | busybox sha256sum", 60 * SECOND)
     probe_output = subprocess.run([str(probe), "two"], cwd=host, env={}, capture_output=True,
                                   timeout=60).stdout  # fmt: skip
@@ -193,10 +213,10 @@ def test_two_programs_with_their_own_tls_in_one_pipeline(linux) -> None:  # noqa
     assert probe_output.startswith(b"tls 42 argc 2 two\n")
 
 
-def test_unknown_calls_are_enosys_and_logged_once(linux) -> None:  # noqa: ANN001
+def test_unknown_calls_are_enosys_and_logged_once(linux: Linux) -> None:
     """glibc tries calls this kernel lacks (rseq, statx, set_robust_list...): each gets
     ENOSYS, glibc falls back, and the log names each number once."""
-    tk, _busybox, _probe, _host_dir = linux
+    tk = linux.tk
     tk.output("busybox ls -1", 60 * SECOND)
     tk.output("busybox ls -1", 60 * SECOND)
     numbers = [line.split("no system call ")[1] for line in tk.log if "no system call" in line]
@@ -210,19 +230,19 @@ def _type_and_wait(tk: BootedPc, text: str, expected: str) -> None:
     tk.run_until(lambda: expected.encode() in tk.serial[start:], 60 * SECOND)
 
 
-def test_poll_of_the_terminal_waits_for_a_line(linux) -> None:  # noqa: ANN001
+def test_poll_of_the_terminal_waits_for_a_line(linux: Linux) -> None:
     """poll on the tty is not readable until a line is typed, then is."""
-    tk = linux[0]
+    tk = linux.tk
     _type_and_wait(tk, "ttyprobe\n", "polling")
     assert "first poll 0" in tk.text()
     tk.output("abc")
     assert "ready 1 revents 1 line abc" in tk.text()
 
 
-def test_interactive_busybox_sh_edits_lines_itself(linux) -> None:  # noqa: ANN001
+def test_interactive_busybox_sh_edits_lines_itself(linux: Linux) -> None:
     """busybox's ash switches the terminal to non-canonical mode (TCSETS) and does its own
     line editing: every key arrives at once, Backspace as DEL, echoed by ash alone."""
-    tk = linux[0]
+    tk = linux.tk
     _type_and_wait(tk, "busybox sh\n", "built-in shell (ash)")
     _type_and_wait(tk, "echo one twoo\b\b x | wc -c\n", "# ")
     _type_and_wait(tk, "exit\n", "tk:/t> ")
@@ -230,3 +250,24 @@ def test_interactive_busybox_sh_edits_lines_itself(linux) -> None:  # noqa: ANN0
     assert "/t # echo one tw x | wc -c" in lines, lines
     assert lines[lines.index("/t # echo one tw x | wc -c") + 1] == "9"
     assert "/t # exit" in lines
+
+
+def test_dynamically_linked_program_runs_with_debians_ld_so(linux: Linux) -> None:
+    """PT_INTERP: the kernel loads /lib/ld-linux.so.2 beside the program and starts it with
+    the auxiliary vector; it maps libc.so.6 from the disk (private file mappings) and runs
+    the program, whose output matches the host's run of the same binary."""
+    tk, host = linux.tk, linux.host
+    inside = tk.output("dynprobe three", 60 * SECOND)
+    expected = _host(linux.dynamic, ["three"], host)
+    assert "tls 42 argc 2 three" in expected
+    assert inside == expected
+
+
+def test_missing_interpreter_is_one_line(linux: Linux) -> None:
+    tk = linux.tk
+    tk.output("mv /lib/ld-linux.so.2 /lib/ld.moved")
+    try:
+        lines = tk.output("dynprobe")
+    finally:
+        tk.output("mv /lib/ld.moved /lib/ld-linux.so.2")
+    assert len(lines) == 1 and "interpreter /lib/ld-linux.so.2" in lines[0], lines

@@ -87,7 +87,14 @@ from tradekernel.kernel.fs.devfs import RandomSource, TtyFile
 from tradekernel.kernel.fs.vfs import ERESTARTSYS, O_RDWR
 from tradekernel.kernel.mm.mmap import MemoryMaps
 from tradekernel.kernel.mm.paging import AddressSpace, PagingError, UserMemoryFault, copy_to_user
-from tradekernel.kernel.proc.elf import ElfError, build_stack, load_elf, parse_elf
+from tradekernel.kernel.proc.elf import (
+    INTERPRETER_BASE,
+    ElfError,
+    ElfImage,
+    build_stack,
+    load_elf,
+    parse_elf,
+)
 from tradekernel.kernel.proc.futex import Futexes
 from tradekernel.kernel.proc.scheduler import Scheduler
 from tradekernel.kernel.proc.sigdelivery import Signals
@@ -121,7 +128,7 @@ EXCEPTION_SIGNALS = {
     19: SIGFPE,
 }  # fmt: skip
 PAGE_FAULT = 14
-EIO, ECHILD, EAGAIN, ENOMEM, EFAULT = 5, 10, 11, 12, 14
+EIO, ENOEXEC, ECHILD, EAGAIN, ENOMEM, EFAULT = 5, 8, 10, 11, 12, 14
 WNOHANG, WUNTRACED, WCONTINUED = 1, 2, 8
 MAX_ARGUMENTS = 256  # execve's argv/envp entries each
 ARGUMENT_MAX = 4096  # bytes in one argument string
@@ -328,21 +335,27 @@ class ProcessManager:
             image = parse_elf(data)
         except ElfError as error:
             raise SpawnError(error.errno, f"{path}: cannot execute: {error}") from error
+        interpreter = self._interpreter(path, image) if image.interpreter else None
+        pages = image.pages + (interpreter[0].pages if interpreter else 0)
         free = self.mm.frames.free_count
-        if image.pages > free:  # bounded by guest memory before anything is allocated
-            raise SpawnError(ENOMEM, f"{path}: needs {image.pages * 4} KiB of memory, "
+        if pages > free:  # bounded by guest memory before anything is allocated
+            raise SpawnError(ENOMEM, f"{path}: needs {pages * 4} KiB of memory, "
                                      f"{free * 4} KiB free")  # fmt: skip
         try:
             aspace = self.mm.paging.create_address_space()
         except (PagingError, MemoryError, OSError) as error:
             raise SpawnError(ENOMEM, f"{path}: {error}") from error
+        entry = image.entry
         try:
-            brk_start = load_elf(
-                aspace, image, data, self.memory.write, self.kernel.platform.code_changed
-            )
+            code_changed = self.kernel.platform.code_changed
+            brk_start = load_elf(aspace, image, data, self.memory.write, code_changed)
+            if interpreter is not None:  # it runs first and loads the libraries
+                load_elf(aspace, interpreter[0], interpreter[1], self.memory.write, code_changed)
+                entry = interpreter[0].entry
             seed = f"{pid}:{self.kernel.clock.now_ns()}".encode()
             esp = build_stack(
-                aspace, image, argv, envp, hashlib.blake2b(seed, digest_size=16).digest()
+                aspace, image, argv, envp, hashlib.blake2b(seed, digest_size=16).digest(),
+                INTERPRETER_BASE if interpreter is not None else 0,
             )
         except (ElfError, PagingError, MemoryError, OSError) as error:
             aspace.teardown()
@@ -351,7 +364,26 @@ class ProcessManager:
         except Exception:
             aspace.teardown()
             raise
-        return aspace, brk_start, image.entry, esp, path
+        return aspace, brk_start, entry, esp, path
+
+    def _interpreter(self, path: str, image: ElfImage) -> tuple[ElfImage, bytes]:
+        """The dynamic linker `image` names, parsed at INTERPRETER_BASE, and its bytes."""
+        name = image.interpreter
+        try:
+            data = self.kernel.read_file(self.kernel.vfs.follow(name))
+        except OSError as error:
+            raise SpawnError(error.errno or EIO, f"{path}: interpreter {name}: "
+                             f"{error.strerror or error}") from error  # fmt: skip
+        try:
+            interpreter = parse_elf(data, bias=INTERPRETER_BASE)
+        except ElfError as error:
+            raise SpawnError(error.errno, f"{path}: interpreter {name}: {error}") from error
+        if interpreter.interpreter:
+            raise SpawnError(ENOEXEC, f"{path}: interpreter {name} names an interpreter itself")
+        if any(s.vaddr < i.end and i.vaddr < s.end
+               for s in image.segments for i in interpreter.segments):  # fmt: skip
+            raise SpawnError(ENOEXEC, f"{path}: overlaps its interpreter at {INTERPRETER_BASE:#x}")
+        return interpreter, data
 
     def _initial_frame(self, process: Process, entry: int, esp: int) -> int:
         """A trap frame that `iret`s into ring 3 at `entry` with the start-up stack."""
