@@ -182,6 +182,15 @@ SCRIPTS = [
     "mkdir sub; echo x > sub/f; ls sub; cp sub/f sub/g; mv sub/g sub/h; ls -1 sub; rm -r sub",
     "find . -name '*.txt' | sort",
     "echo $((3 + 4)); false || echo failed $?",
+    "cmp words.txt notes.txt; echo $?",
+    "tar cf x.tar words.txt notes.txt; tar tf x.tar; tar xOf x.tar words.txt | wc -l; rm x.tar",
+    "dd if=words.txt bs=5 count=2 2>/dev/null | od -c",
+    "sleep 0.1; echo slept",
+    "date -u -d @86400 +%Y-%m-%d",
+    "seq 3 | while read n; do echo line $n; done",
+    "cat < words.txt | head -2 >> app.txt; cat app.txt app.txt | wc -l; rm app.txt",
+    "echo hi | tee t1.txt; cat t1.txt; rm t1.txt",
+    "basename /a/b/c.txt .txt; dirname /a/b/c.txt; expr length hello",
 ]
 
 

@@ -103,6 +103,7 @@ BRK_LIMIT = 256 << 20  # the heap may grow this far past its start
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 0, 1, 2, 3
 CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME = 4, 5, 6, 7
 PRIO_PROCESS = 0
+TIMER_ABSTIME = 1
 AT_FDCWD = -100
 DT_DIR, DT_REG = 4, 8
 UTS_FIELD = 65
@@ -239,6 +240,8 @@ class Syscalls:
             252: ("exit_group", self.sys_exit),
             258: ("set_tid_address", self.sys_set_tid_address),
             265: ("clock_gettime", self.sys_clock_gettime),
+            266: ("clock_getres", self.sys_clock_getres),
+            267: ("clock_nanosleep", self.sys_clock_nanosleep),
             270: ("tgkill", signals.sys_tgkill),
             295: ("openat", self.sys_openat),
             296: ("mkdirat", self.sys_mkdirat),
@@ -570,23 +573,40 @@ class Syscalls:
         return seconds
 
     def sys_nanosleep(self, process: Process, args: tuple[int, ...]) -> int | None:
-        seconds, nanoseconds = struct.unpack("<iI", copy_from_user(process.aspace, args[0], 8))
+        return self._sleep(process, args[0], args[1], None)
+
+    def sys_clock_nanosleep(self, process: Process, args: tuple[int, ...]) -> int | None:
+        """clock_nanosleep(clock, flags, request, remain): relative, or with TIMER_ABSTIME
+        until `request` on that clock (no remaining time is written then)."""
+        clock, flags, request, remain = args[:4]
+        if flags & ~TIMER_ABSTIME or clock in (CLOCK_THREAD_CPUTIME_ID,):
+            return -E.EINVAL
+        now = self._clock_ns(process, clock)  # EINVAL for an unknown clock
+        return self._sleep(process, request, 0 if flags else remain,
+                           now if flags & TIMER_ABSTIME else None)  # fmt: skip
+
+    def _sleep(self, process: Process, request: int, remain: int, absolute_now: int | None
+               ) -> int | None:  # fmt: skip
+        """Sleep for the timespec at `request` (or until it, given the clock's time now)."""
+        seconds, nanoseconds = struct.unpack("<iI", copy_from_user(process.aspace, request, 8))
         if seconds < 0 or nanoseconds >= NS:
             return -E.EINVAL
-        if args[1]:
-            copy_to_user(process.aspace, args[1], bytes(8))  # EFAULT now, not after the sleep
+        if remain:
+            copy_to_user(process.aspace, remain, bytes(8))  # EFAULT now, not after the sleep
         duration = seconds * NS + nanoseconds
+        if absolute_now is not None:
+            duration = max(0, duration - absolute_now)
         if duration == 0:
             process.yielded = True
             return 0
         deadline = self.kernel.clock.now_ns() + duration
 
         def interrupted() -> int:
-            """A signal: the time left goes to `remaining` (if given), and -EINTR."""
-            if args[1]:
+            """A signal: the time left goes to `remain` (if given), and -EINTR."""
+            if remain:
                 left = max(0, deadline - self.kernel.clock.now_ns())
                 try:
-                    copy_to_user(process.aspace, args[1], struct.pack("<iI", *divmod(left, NS)))
+                    copy_to_user(process.aspace, remain, struct.pack("<iI", *divmod(left, NS)))
                 except UserMemoryFault:
                     pass  # it was writable when the call began; the error is the EINTR
             return -E.EINTR
@@ -594,6 +614,13 @@ class Syscalls:
         token = self.manager.block(process, cancel=interrupted)
         self.kernel.call_at(deadline, lambda: self.manager.wake(process, token, 0))
         return None
+
+    def sys_clock_getres(self, process: Process, args: tuple[int, ...]) -> int:
+        """Every clock counts in nanoseconds."""
+        self._clock_ns(process, args[0])
+        if args[1]:
+            copy_to_user(process.aspace, args[1], struct.pack("<iI", 0, 1))
+        return 0
 
     # ---- files --------------------------------------------------------------------------
     @staticmethod
