@@ -280,3 +280,15 @@ def test_missing_interpreter_is_one_line(linux: Linux) -> None:
     finally:
         tk.output("mv /lib/ld.moved /lib/ld-linux.so.2")
     assert len(lines) == 1 and "interpreter /lib/ld-linux.so.2" in lines[0], lines
+
+
+def test_proc_answers_what_busybox_reads(linux: Linux) -> None:
+    tk = linux.tk
+    assert tk.output("busybox readlink /proc/self/exe") == ["/bin/busybox"]
+    assert tk.output("busybox head -1 /proc/meminfo")[0].startswith("MemTotal:")
+    assert tk.output("busybox head -1 /proc/self/maps")[0].endswith("r-xp 00000000 00:00 0"
+                                                                    "          /bin/busybox")
+    listed = tk.output("busybox ps")
+    assert listed[0].split() == ["PID", "USER", "COMMAND"]
+    assert any(line.split()[2:] == ["busybox", "ps"] for line in listed[1:]), listed
+    assert tk.output("busybox sh -c 'readlink /proc/self/fd/1'") == ["/dev/tty"]

@@ -8,15 +8,17 @@ EACCES for a write open).
     /proc/meminfo, cpuinfo, uptime    memory (frames), the CPU, seconds up and idle
     /proc/PID/                        one directory per process: stat, status, cmdline, comm,
                                       exe (a symbolic link to the program), cwd (to its
-                                      working directory), fd/ (one link per descriptor)
+                                      working directory), fd/ (one link per descriptor),
+                                      maps (its mapped ranges: "x" wherever "r" is, as i386
+                                      without NX executes any readable page)
 
 /proc/self is resolved by the system-call layer (it is a link to the caller's directory).
 Formats follow Linux's proc(5) for the fields busybox's ps, top and free read; fields this
 kernel does not keep (page-fault counts, a tty number) are 0, as Linux writes them for a
 kernel without the feature.
 
-Imports: fs.vfs and mm (user memory); the process layer is passed in (anything with `table`,
-`mm`, `kernel`, and Process records), never imported.
+Imports: fs.vfs and mm (user memory, page bits, the stack's place); the process layer is
+passed in (anything with `table`, `mm`, `kernel`, and Process records), never imported.
 """
 
 from __future__ import annotations
@@ -34,14 +36,22 @@ from tradekernel.kernel.fs.vfs import (
     OpenFile,
     seek_position,
 )
-from tradekernel.kernel.mm.paging import copy_to_user
+from tradekernel.kernel.mm.paging import (
+    PAGE_SIZE,
+    PTE_COW,
+    PTE_RW,
+    PTE_SHARED,
+    USER_STACK_PAGES,
+    USER_TOP,
+    copy_to_user,
+)
 
 PROC_DEVICE = 4  # the anonymous device number /proc reports
 S_IFLNK = 0o120000
 CLOCK_TICKS = 100  # USER_HZ: the unit of /proc/PID/stat's times (elf.CLOCK_TICKS_PER_SECOND)
 NS = 1_000_000_000
 GLOBAL_FILES = ("cpuinfo", "meminfo", "uptime")
-PROCESS_FILES = ("cmdline", "comm", "cwd", "exe", "fd", "stat", "status")
+PROCESS_FILES = ("cmdline", "comm", "cwd", "exe", "fd", "maps", "stat", "status")
 LINKS = ("cwd", "exe")
 STATE_NAMES = {"R": "R (running)", "S": "S (sleeping)", "T": "T (stopped)", "Z": "Z (zombie)"}
 
@@ -197,6 +207,33 @@ class ProcFs:
             process.sched.nice, 1, 0, 0, pages * 4096, pages,
         ]  # fmt: skip
         return (" ".join(str(field) for field in fields) + " 0" * 28 + "\n").encode()
+
+    @staticmethod
+    def _process_maps(process) -> bytes:  # noqa: ANN001
+        """Runs of present user pages with the same rights, named as Linux names them."""
+        if process.state.value == "zombie":
+            return b""
+        runs: list[list[int]] = []  # [start, end, writable, shared]
+        for vaddr, pte in process.aspace.mapped_pages():
+            writable = bool(pte & (PTE_RW | PTE_COW))  # a copy-on-write page is writable
+            shared = bool(pte & PTE_SHARED)
+            if runs and runs[-1][1] == vaddr and runs[-1][2:] == [writable, shared]:
+                runs[-1][1] = vaddr + PAGE_SIZE
+            else:
+                runs.append([vaddr, vaddr + PAGE_SIZE, writable, shared])
+        lines = []
+        for start, end, writable, shared in runs:
+            name = ""
+            if start >= USER_TOP - USER_STACK_PAGES * PAGE_SIZE:
+                name = "[stack]"
+            elif process.brk_start <= start < max(process.brk, process.brk_start + 1):
+                name = "[heap]"
+            elif start < process.brk_start:
+                name = process.exe
+            rights = "rw" if writable else "r-"
+            lines.append(f"{start:08x}-{end:08x} {rights}x{'s' if shared else 'p'} 00000000 "
+                         f"00:00 0          {name}".rstrip())  # fmt: skip
+        return ("\n".join(lines) + "\n").encode() if lines else b""
 
     @staticmethod
     def _process_status(process) -> bytes:  # noqa: ANN001

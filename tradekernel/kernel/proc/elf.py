@@ -27,7 +27,14 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tradekernel.kernel.mm.paging import PAGE_SIZE, USER_BASE, USER_TOP, AddressSpace, copy_to_user
+from tradekernel.kernel.mm.paging import (
+    PAGE_SIZE,
+    USER_BASE,
+    USER_STACK_PAGES,
+    USER_TOP,
+    AddressSpace,
+    copy_to_user,
+)
 
 ENOEXEC = 8
 
@@ -43,7 +50,7 @@ MAX_PROGRAM_HEADERS = 64
 MAX_INTERPRETER_NAME = 256  # PT_INTERP's path, NUL included
 INTERPRETER_BASE = 0xBF00_0000  # above the mmap area (mm/mmap.py MMAP_LIMIT), below the stack
 
-STACK_PAGES = 32  # 128 KiB mapped up front below USER_TOP (growth on fault is future work)
+STACK_PAGES = USER_STACK_PAGES  # mm/paging.py: the layout's one definition
 STACK_TOP = USER_TOP
 MAX_ARGUMENT_BYTES = 64 * 1024  # argv + envp strings, as a sanity limit (Linux: 1/4 stack)
 PLATFORM = b"i686"
