@@ -79,6 +79,28 @@ int main(int argc, char **argv) {
 """
 
 
+# Two programs whose thread pointers differ (PAD moves the brk heap, where static glibc puts the
+# TLS block), yielding to each other: sched_yield switches in the trap (proc/trap.py), which
+# must load each one's own TLS descriptor although both use the same selector.
+TLS_YIELD_SOURCE = r"""
+#include <sched.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static char pad[PAD];
+static __thread volatile int tag;
+
+int main(void) {
+    int wrong = 0;
+    tag = getpid();
+    for (int i = 0; i < 3000; i++) {
+        sched_yield();
+        if (tag != getpid()) wrong++;
+    }
+    fprintf(stderr, "tls%d wrong %d %p\n", PAD > 1, wrong, (void *)pad);
+    return wrong != 0;
+}
+"""
 # Debian's i386 dynamic linker and C library, as gcc-multilib installs them (libc6-i386).
 DYNAMIC_LIBRARIES = (Path("/lib32/ld-linux.so.2"), Path("/usr/lib32/libc.so.6"))
 TTY_PROBE_SOURCE = r"""
@@ -145,6 +167,9 @@ def linux(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Linux]:
         fs.write_file("/bin/ttyprobe", _probe_binary(where, "ttyprobe", TTY_PROBE_SOURCE)
                       .read_bytes())  # fmt: skip
         fs.write_file("/bin/dynprobe", dynamic.read_bytes())  # its libraries in /lib
+        for pad in (1, 300000):
+            binary = _probe_binary(where, f"tls{pad}", TLS_YIELD_SOURCE.replace("PAD", str(pad)))
+            fs.write_file(f"/bin/tls{pad > 1:d}", binary.read_bytes())
         fs.mkdir("/lib")
         for library in DYNAMIC_LIBRARIES:
             fs.write_file(f"/lib/{library.name}", library.read_bytes())
@@ -292,3 +317,11 @@ def test_proc_answers_what_busybox_reads(linux: Linux) -> None:
     assert listed[0].split() == ["PID", "USER", "COMMAND"]
     assert any(line.split()[2:] == ["busybox", "ps"] for line in listed[1:]), listed
     assert tk.output("busybox sh -c 'readlink /proc/self/fd/1'") == ["/dev/tty"]
+
+
+def test_yielding_programs_keep_their_own_tls(linux: Linux) -> None:
+    tk = linux.tk
+    lines = tk.output("tls0 | tls1", 120 * SECOND)
+    assert sorted(line.split()[:3] for line in lines) == [
+        ["tls0", "wrong", "0"], ["tls1", "wrong", "0"]
+    ], lines
