@@ -104,6 +104,7 @@ int main(void) {
 # Debian's i386 dynamic linker and C library, as gcc-multilib installs them (libc6-i386).
 DYNAMIC_LIBRARIES = (Path("/lib32/ld-linux.so.2"), Path("/usr/lib32/libc.so.6"))
 TTY_PROBE_SOURCE = r"""
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -111,6 +112,10 @@ TTY_PROBE_SOURCE = r"""
 int main(void) {
     struct pollfd in = {0, POLLIN, 0};
     printf("first poll %d\n", poll(&in, 1, 0));  /* nothing typed: not readable */
+    fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+    char none;
+    printf("nonblocking read %d\n", (int)read(0, &none, 1));  /* -1, EAGAIN */
+    fcntl(0, F_SETFL, fcntl(0, F_GETFL) & ~O_NONBLOCK);
     printf("polling\n");
     fflush(stdout);
     int ready = poll(&in, 1, 20000);
@@ -269,6 +274,7 @@ def test_poll_of_the_terminal_waits_for_a_line(linux: Linux) -> None:
     tk = linux.tk
     _type_and_wait(tk, "ttyprobe\n", "polling")
     assert "first poll 0" in tk.text()
+    assert "nonblocking read -1" in tk.text()
     tk.output("abc")
     assert "ready 1 revents 1 line abc" in tk.text()
 

@@ -91,6 +91,8 @@ class TtyFile(OpenFile):
         self.terminal = terminal
 
     def read(self, process: Caller, buffer: int, count: int) -> int | None:
+        if self.nonblocking and not self.terminal.readiness() & Poll.IN:
+            return -E.EAGAIN  # O_NONBLOCK: nothing to read now
         return self.terminal.tty_read(process, buffer, count)
 
     def write(self, process: Caller, data: bytes) -> int:
