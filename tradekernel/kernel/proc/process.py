@@ -1,10 +1,13 @@
 """Processes: the table, their lives (spawn, run, block, die), and the context switch.
 
-A process (its record: proc/task.py) is a static ELF32 program (proc/elf.py) in its own address
-space (mm/paging.py), with an 8 KiB kernel stack from the kernel heap (tag "kstack"), file
-descriptors 0/1/2 on the console tty (fs/devfs.py), a brk heap and scheduling parameters
-(proc/scheduler.py). PID 0 is the kernel's own context: the entry stub's idle loop and the
-shell, which run whenever no process is ready.
+A process (its record: proc/task.py) is an ELF32 program (proc/elf.py; a dynamically linked one
+with its interpreter, ld-linux.so.2, loaded beside it and started first) in its own address
+space (mm/paging.py), with its thread-local storage descriptor (arch/gdt.py: written into the
+GDT at every switch to it, so the stub's `pop gs` or the trap's segment write loads it), an
+8 KiB kernel stack from the kernel heap (tag "kstack"), file descriptors 0/1/2 on the console
+tty (fs/devfs.py), a brk heap and scheduling parameters (proc/scheduler.py). PID 0 is the
+kernel's own context: the entry stub's idle loop and the shell, which run whenever no process
+is ready.
 
 How a context switch works with the stub (images/stub.asm)
 ----------------------------------------------------------
