@@ -101,6 +101,60 @@ int main(void) {
     return wrong != 0;
 }
 """
+# Bad arguments to the calls glibc programs use: the same errno as the host's Linux, and the
+# machine goes on.
+BAD_CALLS_SOURCE = r"""
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static void show(const char *what, long result) {
+    printf("%s: %ld %s\n", what, result, result < 0 ? strerror(errno) : "");
+    errno = 0;
+}
+
+int main(void) {
+    unsigned desc[4] = {99, 0, 0xfffff, 0x51};
+    int word = 5, fds[2];
+    struct timespec ms = {0, 1000000}, bad = {0, 2000000000};
+    char buf[64];
+    show("set_thread_area NULL", syscall(SYS_set_thread_area, (void *)0));
+    show("set_thread_area entry 99", syscall(SYS_set_thread_area, desc));
+    desc[0] = 99;
+    show("get_thread_area entry 99", syscall(SYS_get_thread_area, desc));
+    show("futex bad address", syscall(SYS_futex, (void *)16, 0, 0, 0, 0, 0));
+    show("futex value changed", syscall(SYS_futex, &word, 0, 6, 0, 0, 0));
+    show("futex timeout", syscall(SYS_futex, &word, 0, 5, &ms, 0, 0));
+    show("futex bad timeout", syscall(SYS_futex, &word, 0, 5, &bad, 0, 0));
+    show("futex wake nobody", syscall(SYS_futex, &word, 1, 10, 0, 0, 0));
+    show("futex unaligned", syscall(SYS_futex, (char *)&word + 1, 1, 1, 0, 0, 0));
+    show("fcntl closed fd", syscall(SYS_fcntl64, 99, F_GETFL));
+    show("fcntl bad command", syscall(SYS_fcntl64, 1, 9999));
+    show("fcntl F_DUPFD past the table", syscall(SYS_fcntl64, 1, F_DUPFD, 100000));
+    show("dup3 same fd", syscall(SYS_dup3, 1, 1, 0));
+    show("dup3 bad flags", syscall(SYS_dup3, 1, 5, 1));
+    show("pipe2 bad flags", syscall(SYS_pipe2, fds, 1));
+    show("pipe2 bad pointer", syscall(SYS_pipe2, (void *)16, 0));
+    show("getrandom bad pointer", syscall(SYS_getrandom, (void *)16, 10, 0));
+    show("getrandom bad flags", syscall(SYS_getrandom, buf, 10, 0x100));
+    show("clock_nanosleep bad clock", syscall(SYS_clock_nanosleep, 99, 0, &ms, 0));
+    show("clock_nanosleep bad time", syscall(SYS_clock_nanosleep, 1, 0, &bad, 0));
+    show("readlink size 0", syscall(SYS_readlink, "/proc/self/exe", buf, 0));
+    show("readlink not a link", syscall(SYS_readlink, "words.txt", buf, sizeof buf));
+    show("readlink missing", syscall(SYS_readlink, "nope", buf, sizeof buf));
+    show("openat bad dirfd", syscall(SYS_openat, 99, "words.txt", O_RDONLY));
+    show("openat file as dirfd", syscall(SYS_openat, 0, "x", O_RDONLY));
+    show("fstatat64 bad pointer", syscall(SYS_fstatat64, AT_FDCWD, "words.txt", (void *)16, 0));
+    show("_llseek bad whence", syscall(SYS__llseek, open("words.txt", O_RDONLY), 0, 0, buf, 9));
+    show("prlimit64 bad resource", syscall(SYS_prlimit64, 0, 999, 0, buf));
+    show("sysinfo bad pointer", syscall(SYS_sysinfo, (void *)16));
+    return 0;
+}
+"""
 # Debian's i386 dynamic linker and C library, as gcc-multilib installs them (libc6-i386).
 DYNAMIC_LIBRARIES = (Path("/lib32/ld-linux.so.2"), Path("/usr/lib32/libc.so.6"))
 TTY_PROBE_SOURCE = r"""
@@ -172,6 +226,8 @@ def linux(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Linux]:
         fs.write_file("/bin/ttyprobe", _probe_binary(where, "ttyprobe", TTY_PROBE_SOURCE)
                       .read_bytes())  # fmt: skip
         fs.write_file("/bin/dynprobe", dynamic.read_bytes())  # its libraries in /lib
+        fs.write_file("/bin/badcalls", _probe_binary(where, "badcalls", BAD_CALLS_SOURCE)
+                      .read_bytes())  # fmt: skip
         for pad in (1, 300000):
             binary = _probe_binary(where, f"tls{pad}", TLS_YIELD_SOURCE.replace("PAD", str(pad)))
             fs.write_file(f"/bin/tls{pad > 1:d}", binary.read_bytes())
@@ -331,3 +387,11 @@ def test_yielding_programs_keep_their_own_tls(linux: Linux) -> None:
     assert sorted(line.split()[:3] for line in lines) == [
         ["tls0", "wrong", "0"], ["tls1", "wrong", "0"]
     ], lines
+
+
+def test_bad_arguments_fail_as_on_the_host(linux: Linux) -> None:
+    tk, host = linux.tk, linux.host
+    inside = tk.output("badcalls", 60 * SECOND)
+    expected = _host(host.parent / "badcalls", [], host)
+    assert len(expected) == 29
+    assert inside == expected
