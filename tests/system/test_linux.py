@@ -9,6 +9,7 @@ its applets itself, as in the OS, where PATH is /bin)."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 from collections.abc import Iterator
@@ -155,6 +156,67 @@ int main(void) {
     return 0;
 }
 """
+# Four threads (clone with CLONE_THREAD, TLS through CLONE_SETTLS, futex locks and a condition
+# variable, join through CLONE_CHILD_CLEARTID).
+THREADS_SOURCE = r"""
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static long counter = 0;
+static int finished = 0;
+static __thread int mine = 0;
+
+static void *work(void *arg) {
+    long id = (long)arg;
+    mine = (int)id * 100;
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&lock);
+        counter++;
+        pthread_mutex_unlock(&lock);
+        if (i % 50 == 0) sched_yield();
+    }
+    pthread_mutex_lock(&lock);
+    finished++;
+    pthread_cond_signal(&done_cond);
+    pthread_mutex_unlock(&lock);
+    return (void *)(long)(mine + (getpid() > 0));
+}
+
+int main(void) {
+    pthread_t threads[4];
+    mine = 7;
+    for (long i = 0; i < 4; i++) pthread_create(&threads[i], NULL, work, (void *)(i + 1));
+    pthread_mutex_lock(&lock);
+    while (finished < 4) pthread_cond_wait(&done_cond, &lock);
+    pthread_mutex_unlock(&lock);
+    long sum = 0;
+    for (int i = 0; i < 4; i++) {
+        void *result;
+        pthread_join(threads[i], &result);
+        sum += (long)result;
+    }
+    printf("counter %ld sum %ld main tls %d\n", counter, sum, mine);
+    return 0;
+}
+"""
+THREAD_CRASH_SOURCE = r"""
+#include <pthread.h>
+#include <stdio.h>
+
+static void *crash(void *arg) { return (void *)(long)*(volatile int *)arg; }
+
+int main(void) {
+    pthread_t thread;
+    pthread_create(&thread, NULL, crash, NULL);  /* reads address 0 */
+    pthread_join(thread, NULL);
+    printf("not reached\n");
+    return 0;
+}
+"""
 # Debian's i386 dynamic linker and C library, as gcc-multilib installs them (libc6-i386).
 DYNAMIC_LIBRARIES = (Path("/lib32/ld-linux.so.2"), Path("/usr/lib32/libc.so.6"))
 TTY_PROBE_SOURCE = r"""
@@ -189,12 +251,12 @@ def _busybox_binary(where: Path) -> Path:
 
 
 def _probe_binary(where: Path, name: str = "probe", text: str = PROBE_SOURCE,
-                  link: str = "-static") -> Path:  # fmt: skip
+                  link: str = "-static", *more: str) -> Path:  # fmt: skip
     source = where / f"{name}.c"
     source.write_text(text)
     binary = where / name
-    built = subprocess.run([peer("gcc"), "-m32", link, "-O1", "-o", str(binary), str(source)],
-                           capture_output=True, text=True)  # fmt: skip
+    command = [peer("gcc"), "-m32", link, *more, "-O1", "-o", str(binary), str(source)]
+    built = subprocess.run(command, capture_output=True, text=True)
     assert built.returncode == 0, f"gcc -m32 -static failed (gcc-multilib?):\n{built.stderr}"
     return binary
 
@@ -226,6 +288,10 @@ def linux(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Linux]:
         fs.write_file("/bin/ttyprobe", _probe_binary(where, "ttyprobe", TTY_PROBE_SOURCE)
                       .read_bytes())  # fmt: skip
         fs.write_file("/bin/dynprobe", dynamic.read_bytes())  # its libraries in /lib
+        fs.write_file("/bin/threads", _probe_binary(where, "threads", THREADS_SOURCE, "-static",
+                                                    "-pthread").read_bytes())  # fmt: skip
+        fs.write_file("/bin/tcrash", _probe_binary(where, "tcrash", THREAD_CRASH_SOURCE,
+                                                   "-static", "-pthread").read_bytes())  # fmt: skip
         fs.write_file("/bin/badcalls", _probe_binary(where, "badcalls", BAD_CALLS_SOURCE)
                       .read_bytes())  # fmt: skip
         for pad in (1, 300000):
@@ -395,3 +461,22 @@ def test_bad_arguments_fail_as_on_the_host(linux: Linux) -> None:
     expected = _host(host.parent / "badcalls", [], host)
     assert len(expected) == 29
     assert inside == expected
+
+
+def test_threads_share_memory_and_keep_their_own_tls(linux: Linux) -> None:
+    tk, host = linux.tk, linux.host
+    inside = tk.output("threads", 120 * SECOND)
+    expected = _host(host.parent / "threads", [], host)
+    assert expected == ["counter 2000 sum 1004 main tls 7"]
+    assert inside == expected
+    assert len(tk.output("ps")) == 2  # the header and the kernel: every thread is gone
+
+
+def test_a_thread_killed_by_a_fault_takes_its_process(linux: Linux) -> None:
+    """As Linux: a fatal signal in any thread ends every thread; the report names the process."""
+    tk = linux.tk
+    lines = tk.output("tcrash", 60 * SECOND)
+    assert len(lines) == 1 and re.fullmatch(
+        r"tcrash\[\d+\]: segmentation fault at 0x00000000 \(.*\), eip 0x[0-9a-f]{8}", lines[0]
+    ), lines
+    assert len(tk.output("ps")) == 2

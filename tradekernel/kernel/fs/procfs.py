@@ -239,8 +239,9 @@ class ProcFs:
     def _process_status(process) -> bytes:  # noqa: ANN001
         return (
             f"Name:\t{process.name}\nState:\t{STATE_NAMES[process.letter]}\n"
-            f"Tgid:\t{process.pid}\nPid:\t{process.pid}\nPPid:\t{process.ppid}\n"
-            f"Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nThreads:\t1\n"
+            f"Tgid:\t{process.tgid}\nPid:\t{process.pid}\nPPid:\t{process.ppid}\n"
+            f"Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n"
+            f"Threads:\t{len(process.threads.members) if process.threads else 1}\n"
         ).encode()
 
 

@@ -108,9 +108,10 @@ from tradekernel.kernel.proc.signals import (
     SIGPIPE,
     SIGSEGV,
     SIGTRAP,
+    SignalState,
     signal_text,
 )
-from tradekernel.kernel.proc.task import KERNEL_STACK_SIZE, Process, State
+from tradekernel.kernel.proc.task import KERNEL_STACK_SIZE, Process, State, ThreadGroup
 from tradekernel.kernel.proc.terminal import Terminal
 
 KSTACK_TAG = "kstack"
@@ -131,7 +132,7 @@ EXCEPTION_SIGNALS = {
     19: SIGFPE,
 }  # fmt: skip
 PAGE_FAULT = 14
-EIO, ENOEXEC, ECHILD, EAGAIN, ENOMEM, EFAULT = 5, 8, 10, 11, 12, 14
+EIO, ENOEXEC, ECHILD, EAGAIN, ENOMEM, EFAULT, EINVAL = 5, 8, 10, 11, 12, 14, 22
 WNOHANG, WUNTRACED, WCONTINUED = 1, 2, 8
 MAX_ARGUMENTS = 256  # execve's argv/envp entries each
 ARGUMENT_MAX = 4096  # bytes in one argument string
@@ -415,7 +416,7 @@ class ProcessManager:
             self.mm.heap.kfree(fpu)
             return -ENOMEM
         child = Process(
-            next(self._pids), parent.pid, parent.name, list(parent.argv), aspace, kstack,
+            next(self._pids), parent.tgid, parent.name, list(parent.argv), aspace, kstack,
             parent.brk_start, parent.cwd, fpu, brk=parent.brk, foreground=parent.foreground,
             sched=replace(parent.sched, switches=0), pgid=parent.pgid,
             signals=parent.signals.forked(), tls=parent.tls, exe=parent.exe,
@@ -437,6 +438,45 @@ class ProcessManager:
         self.scheduler.enqueue(child)
         return child.pid
 
+    def clone_thread(self, parent: Process, stack: int, tls: tuple[bytes, ...]) -> Process | int:
+        """A new thread of `parent`'s process: the same address space, memory maps,
+        descriptors and signal actions; its own registers (a copy of the caller's frame that
+        returns 0 on `stack`), kernel stack, FPU state, signal mask and TLS. -errno if the
+        table or the kernel heap is full."""
+        if len(self.table) >= MAX_PROCESSES - SHELL_RESERVE:
+            return -EAGAIN
+        try:
+            kstack, fpu = self._kernel_allocations()
+        except MemoryError:
+            return -ENOMEM
+        group = parent.threads
+        if group is None:
+            group = parent.threads = ThreadGroup(parent, [parent])
+        thread = Process(
+            next(self._pids), group.leader.ppid, parent.name, list(parent.argv), parent.aspace,
+            kstack, parent.brk_start, parent.cwd, fpu, brk=parent.brk,
+            foreground=parent.foreground, sched=replace(parent.sched, switches=0),
+            pgid=parent.pgid, signals=SignalState(parent.signals.actions, parent.signals.blocked),
+            tls=tls, exe=parent.exe, umask=parent.umask, files=parent.files, maps=parent.maps,
+            threads=group,
+        )  # fmt: skip
+        group.members.append(thread)
+        if self.kernel.boot.fpu_owner == parent.fpu:
+            self.kernel.boot.request_fpu_copy(fpu)
+        else:
+            self.memory.write(fpu, self.memory.read(parent.fpu, FXSAVE_SIZE))
+        frame_size = 4 * len(FIELDS)
+        thread.frame = thread.kstack_top - frame_size
+        self.memory.write(thread.frame, self.memory.read(parent.frame, frame_size))
+        frame = TrapFrame(self.memory, thread.frame)
+        frame.set("eax", 0)
+        frame.set("user_esp", stack)
+        self.table[thread.pid] = thread
+        if parent in self.terminal.foreground:
+            self.terminal.foreground.append(thread)
+        self.scheduler.enqueue(thread)
+        return thread
+
     def execve(self, process: Process, path: str, argv: list[bytes], envp: list[bytes]) -> int:
         """Replace the running process's image with the program at `path`; on failure the old
         image stays and the call returns -errno."""
@@ -446,6 +486,12 @@ class ProcessManager:
             )
         except SpawnError as error:
             return -error.errno
+        if process.threads is not None:  # the other threads end; the caller is the process
+            if process.is_thread:
+                return -EINVAL  # (Linux would give it the leader's PID: not supported)
+            for thread in [t for t in process.threads.members if t is not process]:
+                self._end_thread(thread)
+            process.threads = None
         self.maps.released(process)
         self._dead_spaces.append(process.aspace)  # its CR3 is live until the stub switches
         process.aspace = aspace
@@ -472,7 +518,8 @@ class ProcessManager:
         (None). Any pid <= 0 means any child (no process groups here)."""
         children = [
             child for child in self.table.values()
-            if child.ppid == process.pid and (pid <= 0 or child.pid == pid)
+            if child.ppid == process.tgid and not child.is_thread
+            and (pid <= 0 or child.pid == pid)
         ]  # fmt: skip
         if not children:
             return -ECHILD
@@ -523,7 +570,7 @@ class ProcessManager:
         if wanted > 0 and wanted != child.pid:
             return
         if child.pid not in self.table:  # reaped at once: the parent ignores SIGCHLD
-            if any(c.ppid == parent.pid and (wanted <= 0 or c.pid == wanted)
+            if any(c.ppid == parent.pid and not c.is_thread and (wanted <= 0 or c.pid == wanted)
                    for c in self.table.values()):  # fmt: skip
                 return
             result = -ECHILD  # POSIX: wait returns once every child is gone
@@ -585,15 +632,57 @@ class ProcessManager:
             report = f"{process.name}[{process.pid}]: {signal_text(signal)}"
         self._finish(process, signal, report)
 
-    def _finish(self, process: Process, status: int, report: str | None) -> None:
-        if process.state == State.ZOMBIE:
+    def exit_thread(self, process: Process, status: int) -> None:
+        """exit (1): a thread other than the leader ends alone; otherwise the process ends
+        (the leader's exit ends every thread, where Linux would let the others run on)."""
+        if process.is_thread:
+            self._end_thread(process)
+        else:
+            self.exit(process, status)
+
+    def _end_thread(self, thread: Process) -> None:
+        """A thread goes: its tid word cleared (a joiner wakes), its kernel stack and FPU
+        area freed; the process's memory, descriptors and parent are untouched."""
+        if thread.state == State.ZOMBIE:
             return
+        self._clear_child_tid(thread)
+        self.terminal.exiting(thread)
+        thread.state = State.ZOMBIE
+        thread.waiting = None
+        self.scheduler.remove(thread)
+        if self.kernel.boot.fpu_owner == thread.fpu:
+            self.kernel.boot.disown_fpu()
+        if thread.threads is not None and thread in thread.threads.members:
+            thread.threads.members.remove(thread)
+        self.table.pop(thread.pid, None)
+        if thread is self.current:
+            self._dead.append(thread)  # its kernel stack is in use until the stub switches
+        else:
+            self._release(thread)
+        self.terminal.exited(thread)
+
+    def _clear_child_tid(self, process: Process) -> None:
         if process.clear_child_tid:  # set_tid_address: 0 there, and a futex wake (a joiner)
             try:
                 copy_to_user(process.aspace, process.clear_child_tid, bytes(4))
                 self.futexes.wake(process, process.clear_child_tid, 1)
-            except (UserMemoryFault, PagingError, OSError):
-                pass  # the address went away: nobody can be waiting on it
+            except (UserMemoryFault, PagingError, OSError, MemoryError):
+                pass  # the address went away (or no frame for its copy): nobody waits there
+
+    def _finish(self, process: Process, status: int, report: str | None) -> None:
+        if process.state == State.ZOMBIE:
+            return
+        if process.threads is not None:  # the whole process ends: every thread, then the leader
+            group = process.threads
+            for thread in [t for t in group.members if t is not group.leader]:
+                self._end_thread(thread)
+            if process is not group.leader:
+                if report:  # a thread's death by a signal is the process's
+                    report = report.replace(f"[{process.pid}]", f"[{group.leader.pid}]")
+                process = group.leader
+                if process.state == State.ZOMBIE:
+                    return
+        self._clear_child_tid(process)
         self.terminal.exiting(process)
         process.state = State.ZOMBIE
         process.exit_status = status
@@ -606,6 +695,9 @@ class ProcessManager:
         process.files.close_all()  # now: a pipe's other end sees EOF or SIGPIPE at once
         self.maps.released(process)
         for child in [c for c in self.table.values() if c.ppid == process.pid]:
+            if child.is_thread:
+                child.ppid = 0
+                continue
             if child.state == State.ZOMBIE:
                 del self.table[child.pid]  # nobody is left to reap it
             else:
@@ -613,7 +705,7 @@ class ProcessManager:
         parent = self.table.get(process.ppid)
         if parent is None or parent.state == State.ZOMBIE or parent.signals.reaps_children():
             del self.table[process.pid]  # the shell (PID 0) reaps its children at once
-        if process is self.current:
+        if self.current is not None and self.current.aspace is process.aspace:
             self._dead.append(process)  # its CR3 is live until the stub switches
         else:
             self._release(process)
@@ -634,6 +726,7 @@ class ProcessManager:
             aspace.teardown()
 
     def _release(self, process: Process) -> None:
-        process.aspace.teardown()
+        if not process.is_thread:  # a thread's memory is its process's
+            process.aspace.teardown()
         self.mm.heap.kfree(process.kstack)
         self.mm.heap.kfree(process.fpu)

@@ -64,7 +64,10 @@ from tradekernel.kernel.mm.heap import HeapCorruption
 from tradekernel.kernel.mm.mmap import MAP_ANONYMOUS, MAP_PRIVATE, MAP_TYPE, PROT_READ, PROT_WRITE
 from tradekernel.kernel.mm.paging import (
     PAGE_SIZE,
+    PTE_COW,
+    PTE_P,
     PTE_SHARED,
+    PTE_US,
     PagingError,
     UserMemoryFault,
     UserStringTooLong,
@@ -116,6 +119,9 @@ RUSAGE_SIZE = 72  # struct rusage on i386
 IPC_SHMAT, IPC_SHMDT, IPC_SHMGET, IPC_SHMCTL = 21, 22, 23, 24  # ipc(2)'s call numbers
 CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = 0x100000, 0x200000, 0x1000000
 CLONE_FORK_FLAGS = CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND, CLONE_THREAD = 0x100, 0x200, 0x400, 0x800, 0x10000
+CLONE_SYSVSEM, CLONE_SETTLS = 0x40000, 0x80000
+CLONE_THREAD_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
 F_GETLK, F_SETLK, F_SETLKW, F_GETLK64, F_SETLK64, F_SETLKW64 = 5, 6, 7, 12, 13, 14
 FD_CLOEXEC = 1
@@ -124,6 +130,7 @@ S_IFLNK = 0o120000
 F_OK, X_OK, W_OK = 0, 1, 2
 PR_SET_NAME, PR_GET_NAME = 15, 16
 GRND_NONBLOCK, GRND_RANDOM = 1, 2
+RANDOM_PIECE = 4096  # getrandom makes and copies this many bytes at a time
 MADV_DONTNEED = 4
 RLIM_INFINITY = 0xFFFF_FFFF
 RLIMIT_STACK, RLIMIT_NPROC, RLIMIT_NOFILE, RLIM_NLIMITS = 3, 6, 7, 16
@@ -153,7 +160,7 @@ class Syscalls:
         self._random = hashlib.blake2b(f"{self.kernel.clock.now_ns()}".encode(), digest_size=32)
         signals = manager.signals
         self.table: dict[int, tuple[str, Handler]] = {
-            1: ("exit", self.sys_exit),
+            1: ("exit", self.sys_exit_thread),
             2: ("fork", lambda p, a: self.manager.fork(p)),
             3: ("read", self.sys_read),
             4: ("write", self.sys_write),
@@ -165,7 +172,7 @@ class Syscalls:
             12: ("chdir", self.sys_chdir),
             13: ("time", self.sys_time),
             19: ("lseek", self.sys_lseek),
-            20: ("getpid", lambda p, a: p.pid),
+            20: ("getpid", lambda p, a: p.tgid),
             24: ("getuid", lambda p, a: 0),  # everyone is root: the OS has one user
             27: ("alarm", signals.sys_alarm),
             29: ("pause", signals.sys_pause),
@@ -236,7 +243,7 @@ class Syscalls:
             219: ("madvise", self.sys_madvise),
             220: ("getdents64", self.sys_getdents64),
             221: ("fcntl64", self.sys_fcntl),
-            224: ("gettid", lambda p, a: p.pid),
+            224: ("gettid", lambda p, a: p.pid),  # getpid is the thread group's
             238: ("tkill", signals.sys_tkill),
             240: ("futex", self.futexes.sys_futex),
             243: ("set_thread_area", self.sys_set_thread_area),
@@ -317,23 +324,52 @@ class Syscalls:
 
     # ---- process ------------------------------------------------------------------------
     def sys_exit(self, process: Process, args: tuple[int, ...]) -> None:
+        """exit_group: the whole process, every thread of it."""
         self.manager.exit(process, args[0])
         return None
 
+    def sys_exit_thread(self, process: Process, args: tuple[int, ...]) -> None:
+        """exit: the calling thread (the process, for a single-threaded one)."""
+        self.manager.exit_thread(process, args[0])
+        return None
+
     def sys_clone(self, process: Process, args: tuple[int, ...]) -> int:
-        """clone's fork form, as glibc's fork() calls it: SIGCHLD with no new stack, and the
-        tid bookkeeping flags (CLONE_PARENT_SETTID, CLONE_CHILD_SETTID,
-        CLONE_CHILD_CLEARTID). Threads (CLONE_VM, a new stack) are not supported: ENOSYS."""
-        flags, stack, parent_tid, _tls, child_tid = args[:5]
-        if flags & ~(CLONE_FORK_FLAGS | 0xFF) or flags & 0xFF != SIGCHLD or stack:
-            return -E.ENOSYS
-        pid = self.manager.fork(process)
-        if pid < 0:
-            return pid
-        child = self.manager.table[pid]
+        """clone's two forms glibc uses. fork: SIGCHLD, no new stack. A thread (pthread_create):
+        CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD on a new stack, with
+        CLONE_SETTLS (a user_desc, as set_thread_area). Both take the tid flags
+        (CLONE_PARENT_SETTID, CLONE_CHILD_SETTID, CLONE_CHILD_CLEARTID); CLONE_SYSVSEM is
+        accepted (no semaphores here). Any other combination is ENOSYS."""
+        flags, stack, parent_tid, tls, child_tid = args[:5]
+        if flags & CLONE_THREAD_FLAGS == CLONE_THREAD_FLAGS:
+            if flags & ~(CLONE_THREAD_FLAGS | CLONE_FORK_FLAGS | CLONE_SETTLS | CLONE_SYSVSEM
+                         | 0xFF) or not stack:  # fmt: skip
+                return -E.ENOSYS
+            child_tls = process.tls
+            if flags & CLONE_SETTLS:
+                try:
+                    entry, descriptor = parse_user_desc(
+                        copy_from_user(process.aspace, tls, USER_DESC_SIZE), process.tls
+                    )
+                except TlsError as error:
+                    return -error.errno
+                index = TLS_ENTRIES.index(entry)
+                child_tls = process.tls[:index] + (descriptor,) + process.tls[index + 1 :]
+            made = self.manager.clone_thread(process, stack, child_tls)
+            if isinstance(made, int):
+                return made
+            child = made
+        else:
+            if flags & ~(CLONE_FORK_FLAGS | 0xFF) or flags & 0xFF != SIGCHLD or stack:
+                return -E.ENOSYS
+            pid = self.manager.fork(process)
+            if pid < 0:
+                return pid
+            child = self.manager.table[pid]
+        pid = child.pid
         if flags & CLONE_PARENT_SETTID:
             copy_to_user(process.aspace, parent_tid, struct.pack("<I", pid))
-            copy_to_user(child.aspace, parent_tid, struct.pack("<I", pid))
+            if child.aspace is not process.aspace:
+                copy_to_user(child.aspace, parent_tid, struct.pack("<I", pid))
         if flags & CLONE_CHILD_SETTID:
             copy_to_user(child.aspace, child_tid, struct.pack("<I", pid))
         if flags & CLONE_CHILD_CLEARTID:
@@ -405,6 +441,8 @@ class Syscalls:
     def sys_brk(self, process: Process, args: tuple[int, ...]) -> int:
         """Linux semantics: returns the new break, or the old one when the request fails."""
         wanted = args[0]
+        if process.threads is not None:  # one heap per process: its leader's record keeps it
+            process = process.threads.leader
         if wanted < process.brk_start or wanted > process.brk_start + BRK_LIMIT:
             return process.brk
         old_end, new_end = page_up(process.brk), page_up(wanted)
@@ -525,9 +563,17 @@ class Syscalls:
     def sys_getrandom(self, process: Process, args: tuple[int, ...]) -> int:
         if args[2] & ~(GRND_NONBLOCK | GRND_RANDOM):
             return -E.EINVAL
-        count = min(args[1], MAX_IO)
-        copy_to_user(process.aspace, args[0], self.manager.random.read(count))
-        return count
+        count, done = min(args[1], MAX_IO), 0
+        while done < count:  # a piece at a time: a bad buffer fails before much is made
+            piece = min(count - done, RANDOM_PIECE)
+            try:
+                copy_to_user(process.aspace, args[0] + done, self.manager.random.read(piece))
+            except UserMemoryFault:
+                if done:
+                    break  # what was copied counts, as Linux returns a short read
+                raise
+            done += piece
+        return done
 
     def sys_madvise(self, process: Process, args: tuple[int, ...]) -> int:
         """Advice is only advice, with one exception programs rely on: MADV_DONTNEED on
@@ -537,8 +583,13 @@ class Syscalls:
             return -E.EINVAL
         if advice == MADV_DONTNEED:
             for page in range(address, page_up(address + length), PAGE_SIZE):
-                if process.aspace.entry(page) & 1 and not process.aspace.entry(page) & PTE_SHARED:
+                entry = process.aspace.entry(page)
+                if not entry & PTE_P or entry & PTE_SHARED:
+                    continue
+                if entry & PTE_US:  # copy-on-write pages are copied first, as by a write
                     copy_to_user(process.aspace, page, bytes(PAGE_SIZE))
+                elif not entry & PTE_COW:  # PROT_NONE (a guard page): its own frame
+                    self.manager.memory.write(entry & ~(PAGE_SIZE - 1), bytes(PAGE_SIZE))
         return 0
 
     # ---- time ---------------------------------------------------------------------------

@@ -37,6 +37,15 @@ STATE_LETTERS = {State.RUNNING: "R", State.READY: "R", State.SLEEPING: "S", Stat
                  State.ZOMBIE: "Z"}  # fmt: skip
 
 
+@dataclass(eq=False, repr=False)  # it refers back to its threads
+class ThreadGroup:
+    """The threads of one process (clone with CLONE_THREAD): they share the leader's address
+    space, memory maps, descriptors and signal actions; the leader's PID is the process's."""
+
+    leader: Process
+    members: list[Process]  # the live threads, the leader included
+
+
 @dataclass
 class Process:
     pid: int
@@ -70,6 +79,17 @@ class Process:
     umask: int = 0o022
     exe: str = ""  # the program's path (/proc/PID/exe)
     clear_child_tid: int = 0  # set_tid_address: zeroed and futex-woken when it exits
+    threads: ThreadGroup | None = None  # set once the process has made a thread
+
+    @property
+    def tgid(self) -> int:
+        """getpid(): the process's PID, which for a thread is its group leader's."""
+        return self.threads.leader.pid if self.threads is not None else self.pid
+
+    @property
+    def is_thread(self) -> bool:
+        """A thread other than its group's leader (never a child to wait for)."""
+        return self.threads is not None and self.threads.leader is not self
 
     @property
     def kstack_top(self) -> int:
