@@ -5,9 +5,13 @@ with its interpreter, ld-linux.so.2, loaded beside it and started first) in its 
 space (mm/paging.py), with its thread-local storage descriptor (arch/gdt.py: written into the
 GDT at every switch to it, so the stub's `pop gs` or the trap's segment write loads it), an
 8 KiB kernel stack from the kernel heap (tag "kstack"), file descriptors 0/1/2 on the console
-tty (fs/devfs.py), a brk heap and scheduling parameters (proc/scheduler.py). PID 0 is the
-kernel's own context: the entry stub's idle loop and the shell, which run whenever no process
-is ready.
+tty (fs/devfs.py), a brk heap and scheduling parameters (proc/scheduler.py). Its threads
+(`clone_thread`) are records of their own that share its address space, memory maps,
+descriptors and signal actions (task.py ThreadGroup); a thread's exit ends it alone, the
+leader's exit, exit_group or a fatal signal the whole process (Linux lets the other threads
+outlive a leader's pthread_exit; here they do not), and only the leader is ever a child to
+wait for. PID 0 is the kernel's own context: the entry stub's idle loop and the shell, which
+run whenever no process is ready.
 
 How a context switch works with the stub (images/stub.asm)
 ----------------------------------------------------------

@@ -4,9 +4,9 @@ ABI (Linux i386): EAX = number, EBX, ECX, EDX, ESI, EDI, EBP = arguments 1-6, re
 -errno (-4095..-1) is an error. The table is explicit (number -> name, handler), as xv6's
 syscall.c; an unknown number returns -ENOSYS and is logged once per number.
 It covers what static and dynamic glibc programs (Debian's busybox, ld-linux.so.2) call:
-TLS (set_thread_area), futex, clone's fork form, the *at calls, fcntl, private file mmap,
-termios through ioctl, /proc's links. Calls glibc only tries (rseq, statx, set_robust_list,
-sendfile64) get ENOSYS, and glibc falls back; threads (clone with CLONE_VM) are not supported.
+TLS (set_thread_area), futex, clone (fork, and threads: proc/process.py clone_thread), the
+*at calls, fcntl, private file mmap, termios through ioctl, /proc's links. Calls glibc only
+tries (rseq, statx, clone3, set_robust_list, sendfile64) get ENOSYS, and glibc falls back.
 
 Every user pointer goes through copy_from_user/copy_to_user/read_user_string (mm/paging.py),
 so a bad pointer is -EFAULT and never touches kernel memory; handlers decode arguments and call
