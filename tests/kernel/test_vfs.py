@@ -14,7 +14,7 @@ import pytest
 
 from tests.memory.conftest import PlainMemory
 from tradekernel.kernel.drivers.blockdev import MemoryBlockDevice
-from tradekernel.kernel.fs.devfs import TIOCGWINSZ, DevFs, TtyFile
+from tradekernel.kernel.fs.devfs import TIOCGWINSZ, TTY_TERMIOS, DevFs, RandomSource, TtyFile
 from tradekernel.kernel.fs.fat import FatFs, mkfs
 from tradekernel.kernel.fs.fatfile import FatVolume
 from tradekernel.kernel.fs.pipe import Pipe
@@ -69,6 +69,9 @@ class Terminal:
 
     def tty_pending(self, process: Caller) -> int:
         return 7
+
+    random = RandomSource(b"test seed")
+    termios = TTY_TERMIOS
 
 
 class NoSleep:
@@ -261,9 +264,11 @@ def test_directories_open_for_getdents_only(mounts: MountTable) -> None:
 def test_dev_lists_its_nodes(mounts: MountTable) -> None:
     dev = mounts.open("/dev", O_RDONLY | O_DIRECTORY)
     assert dev.directory_entries() == [
-        ("console", False), ("null", False), ("tty", False), ("zero", False),
+        ("console", False), ("null", False), ("random", False), ("tty", False),
+        ("urandom", False), ("zero", False),
     ]  # fmt: skip
     assert mounts.stat("/dev/null").rdev == (1 << 8) | 3
+    assert mounts.stat("/dev/urandom").rdev == (1 << 8) | 9
     assert mounts.stat("/dev/zero").rdev == (1 << 8) | 5
     for change in (lambda: mounts.mkdir("/dev/x"), lambda: mounts.unlink("/dev/null"),
                    lambda: mounts.open("/dev/new", O_WRONLY | O_CREAT)):  # fmt: skip

@@ -31,6 +31,7 @@ from tradekernel.kernel.drivers.timer import OneShotTimer
 from tradekernel.kernel.drivers.tty import Tty
 from tradekernel.kernel.fs.devfs import DevFs
 from tradekernel.kernel.fs.fatfile import FatVolume
+from tradekernel.kernel.fs.procfs import ProcFs
 from tradekernel.kernel.fs.storage import mount_system_disk
 from tradekernel.kernel.fs.vfs import MountTable
 from tradekernel.kernel.log import KernelLog
@@ -135,6 +136,7 @@ class Kernel:
         register_pkg_commands(self.shell, self)  # and finishes an install cut by power loss
         self.processes = ProcessManager(self)
         self.vfs.mount("/dev", DevFs(self.console, self.processes.terminal))
+        self.vfs.mount("/proc", ProcFs(self.processes))
         self.syscall_entry = SyscallEntry(self.processes, Syscalls(self.processes))
         self._register_process_commands(self.processes)
         self.net = start_network(self)  # NE2000 probe, stack, DHCP, socket calls, commands

@@ -9,7 +9,9 @@ A finished line goes to `on_line`. Raw mode hands every key to `raw_reader` inst
 (full-screen programs such as the editor or `top`).
 
 Keys that arrive while nobody reads a line (a program runs, the prompt is not up yet) are kept
-as typeahead and taken by the next `read_line`, as a Unix tty keeps them for the next reader;
+as typeahead and taken by the next `read_line`, as a Unix tty keeps them for the next reader
+(`on_typeahead` says a key was kept, `line_waiting` whether a whole line is there: what a
+poll of the terminal asks);
 Ctrl-C and Ctrl-Z throw them away. Typeahead is bounded but never lost: `has_room` is False
 once TYPEAHEAD_LIMIT keys wait, and the keyboard driver then leaves the next byte in the 8042
 (which holds it, and the keyboard's FIFO behind it) until `on_room` says the reader took them.
@@ -48,6 +50,7 @@ class Tty:
         self.on_end_of_input: Callable[[], None] = lambda: None
         self.raw_reader: Callable[[Key], None] | None = None
         self.on_room: Callable[[], None] = lambda: None  # typeahead was taken: read keys again
+        self.on_typeahead: Callable[[], None] = lambda: None  # a key was kept: poll looks again
         self.history: list[str] = []
         self._buffer: list[str] = []
         self._cursor = 0
@@ -72,6 +75,29 @@ class Tty:
         if self.has_room():
             self.on_room()
 
+    def line_waiting(self) -> bool:
+        """Whether the typeahead holds a finished line (Enter) or an end of input (Ctrl-D): a
+        canonical read would not sleep."""
+        return any(
+            key.char == "\n" or key.ctrl and key.char.lower() == "d" for key in self._typeahead
+        )
+
+    def take_typeahead(self) -> list[Key]:
+        """The kept keys, removed (a program switching the tty to non-canonical mode reads
+        them as bytes)."""
+        keys = list(self._typeahead)
+        self._typeahead.clear()
+        if keys:
+            self.on_room()
+        return keys
+
+    def give_back(self, keys: list[Key]) -> None:
+        """Keys a non-canonical reader did not read, back in front of the typeahead (the
+        terminal went canonical again)."""
+        self._typeahead.extendleft(reversed(keys))
+        if keys:
+            self.on_typeahead()
+
     def has_room(self) -> bool:
         """Whether a key can be taken now (else it must wait in the keyboard controller)."""
         return self.reading or self.raw_reader is not None or (
@@ -95,6 +121,7 @@ class Tty:
                 self._say("^Z\n")
         elif not self.reading:
             self._typeahead.append(key)  # bounded by the driver asking `has_room` first
+            self.on_typeahead()
         elif key.ctrl and key.char.lower() == "l":
             self.console.clear()
             self._say(self.prompt)

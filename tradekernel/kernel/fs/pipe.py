@@ -8,7 +8,10 @@ with no reader left is EPIPE and SIGPIPE (by default the writer dies quietly, as
 Sleepers are served in FIFO order by `_pump`, which moves bytes writer -> buffer -> reader
 until nothing moves; a sleeper that died or was woken by a signal meanwhile is skipped. A
 signal ends a sleeping read with nothing read (restartable), a sleeping write with the
-bytes already taken, if any.
+bytes already taken, if any. With O_NONBLOCK on the end, a read of an empty pipe is EAGAIN
+and a write takes what fits (EAGAIN if nothing does, or if a write of at most PIPE_BUF
+bytes does not fit whole: POSIX's atomic writes). Every change of the buffer or of the ends
+tells both ends' watchers (OpenFile.changed), which is what wakes a sleeping poll.
 
 Imports: fs.vfs and mm (user memory). Sleeping, waking and SIGPIPE go through the `Sleeper`
 the process layer hands to `Pipe`.
@@ -31,7 +34,8 @@ from tradekernel.kernel.fs.vfs import (
 from tradekernel.kernel.mm.paging import UserMemoryFault, copy_to_user
 
 PIPE_CAPACITY = 4096
-EPIPE, EFAULT = 32, 14
+PIPE_BUF = 4096  # writes up to this size are atomic (POSIX)
+EAGAIN, EPIPE, EFAULT = 11, 32, 14
 
 
 @dataclass
@@ -58,27 +62,44 @@ class Pipe:
         self.writers = 0
         self._waiting_readers: deque[_Reader] = deque()
         self._waiting_writers: deque[_Writer] = deque()
+        self._ends: tuple[OpenFile, ...] = ()
 
     def ends(self) -> tuple[PipeReadEnd, PipeWriteEnd]:
         self.readers += 1
         self.writers += 1
-        return PipeReadEnd(self), PipeWriteEnd(self)
+        pair = PipeReadEnd(self), PipeWriteEnd(self)
+        self._ends = pair
+        return pair
+
+    def _changed(self) -> None:
+        for end in self._ends:
+            end.changed()
 
     # ---- the calls ----------------------------------------------------------------------
-    def read(self, process: Caller, buffer: int, count: int) -> int | None:
+    def read(self, process: Caller, buffer: int, count: int, nonblocking: bool = False
+             ) -> int | None:  # fmt: skip
         if self.buffer:
             return self._deliver(process, buffer, count)
         if self.writers == 0:
             return 0
+        if nonblocking:
+            return -EAGAIN
         token = self.sleeper.block(process, cancel=lambda: -ERESTARTSYS)
         self._waiting_readers.append(_Reader(process, token, buffer, count))
         return None
 
-    def write(self, process: Caller, data: bytes) -> int | None:
+    def write(self, process: Caller, data: bytes, nonblocking: bool = False) -> int | None:
         if self.readers == 0:
             self.sleeper.broken_pipe(process)
             return -EPIPE
         writer = _Writer(process, 0, data)
+        if nonblocking:
+            room = PIPE_CAPACITY - len(self.buffer)
+            if self._waiting_writers or not room or len(data) <= PIPE_BUF and room < len(data):
+                return -EAGAIN
+            self._take(writer)
+            self._pump()
+            return writer.written
         if not self._waiting_writers:
             self._take(writer)
             if writer.written == len(data):
@@ -105,7 +126,8 @@ class Pipe:
         writer.written += len(piece)
 
     def _pump(self) -> None:
-        """Serve sleeping writers and readers until no byte can move."""
+        """Serve sleeping writers and readers until no byte can move; then tell the ends'
+        watchers (a poll may be waiting for what changed)."""
         moved = True
         while moved:
             moved = False
@@ -133,6 +155,7 @@ class Pipe:
                 del self.buffer[:size]
                 moved = moved or size > 0
                 self.sleeper.wake(reader.process, reader.token, size)
+        self._changed()
 
     # ---- ends closing -------------------------------------------------------------------
     def close_reader(self) -> None:
@@ -144,6 +167,7 @@ class Pipe:
             if self.sleeper.asleep(writer.process, writer.token):
                 self.sleeper.wake(writer.process, writer.token, writer.written or -EPIPE)
                 self.sleeper.broken_pipe(writer.process)
+        self._changed()
 
     def close_writer(self) -> None:
         self.writers -= 1
@@ -156,7 +180,7 @@ class PipeReadEnd(OpenFile):
         self.pipe = pipe
 
     def read(self, process: Caller, buffer: int, count: int) -> int | None:
-        return self.pipe.read(process, buffer, count)
+        return self.pipe.read(process, buffer, count, self.nonblocking)
 
     def poll(self) -> Poll:
         """Readable with bytes buffered or no writer left (end of file: also HUP)."""
@@ -176,7 +200,7 @@ class PipeWriteEnd(OpenFile):
         self.pipe = pipe
 
     def write(self, process: Caller, data: bytes) -> int | None:
-        return self.pipe.write(process, data)
+        return self.pipe.write(process, data, self.nonblocking)
 
     def poll(self) -> Poll:
         """Writable with room in the buffer; ERR once no reader is left (a write is EPIPE)."""

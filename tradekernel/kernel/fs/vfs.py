@@ -5,9 +5,12 @@ An `OpenFile` is an open file description in POSIX's sense: what a descriptor re
 files and directories (fs/fatfile.py), pipe ends (fs/pipe.py) and device nodes (fs/devfs.py)
 are all OpenFiles, and later sockets and /proc entries will be; the system calls and the shell
 see only this interface: read, write, seek (lseek), stat, ioctl, poll (readiness: would a read
-or write sleep, is the other end gone), directory_entries (getdents64, with the directory's
-offset an entry index) and close. A kind of file implements what it supports; the rest fails
-the way Linux fails it for that kind (EBADF, ESPIPE, ENOTDIR, ENOTTY).
+or write sleep, is the other end gone) with `watch` callbacks run when readiness may have
+changed (`changed`: pipes and the tty call it, so a sleeping poll needs no timer),
+directory_entries (getdents64, with the directory's offset an entry index) and close. Its
+status flags (F_GETFL/F_SETFL) are shared by every descriptor: with O_NONBLOCK a read or write
+that would sleep fails with EAGAIN instead. A kind of file implements what it supports; the
+rest fails the way Linux fails it for that kind (EBADF, ESPIPE, ENOTDIR, ENOTTY).
 
 Sharing: one OpenFile may sit in several descriptors (dup, dup2, fork, a pipeline's stages),
 which then share its offset, as POSIX says. `acquire` counts each descriptor that takes it and
@@ -40,11 +43,14 @@ from tradekernel.kernel.mm.paging import AddressSpace
 
 ERESTARTSYS = 512  # internal: "restart the call if the handler allows", never seen by a program
 S_IFIFO, S_IFCHR, S_IFDIR, S_IFREG = 0o010000, 0o020000, 0o040000, 0o100000
+S_IFMT = 0o170000
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 # open(2)'s flags (Linux i386)
 O_RDONLY, O_WRONLY, O_RDWR = 0, 1, 2
 O_ACCMODE, O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 3, 0o100, 0o200, 0o1000, 0o2000
-O_DIRECTORY = 0o200000
+O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = 0o4000, 0o200000, 0o400000, 0o2000000
+STATUS_FLAGS = O_APPEND | O_NONBLOCK  # what fcntl F_SETFL may change
+MAX_LINKS = 8  # symbolic links followed in one resolution (Linux: 40)
 O_OPEN_FLAGS = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND  # what a FAT file open takes
 
 
@@ -117,6 +123,35 @@ class OpenFile:
     kind of file supports."""
 
     references = 0
+    status_flags = 0  # open(2) flags fcntl F_GETFL reports; O_NONBLOCK makes a wait EAGAIN
+    path = ""  # the name it was opened by, where it has one (/proc/PID/fd, openat's dirfd)
+
+    @property
+    def nonblocking(self) -> bool:
+        return bool(self.status_flags & O_NONBLOCK)
+
+    @nonblocking.setter
+    def nonblocking(self, on: bool) -> None:  # FIONBIO, SOCK_NONBLOCK: the same flag
+        flags = self.status_flags & ~O_NONBLOCK
+        self.status_flags = flags | O_NONBLOCK if on else flags
+
+    _watchers: set[Callable[[], None]] | None = None
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever this file's readiness may have changed (a sleeping poll
+        or select looks again then, instead of polling on a timer)."""
+        if self._watchers is None:
+            self._watchers = set()
+        self._watchers.add(callback)
+
+    def unwatch(self, callback: Callable[[], None]) -> None:
+        if self._watchers is not None:
+            self._watchers.discard(callback)
+
+    def changed(self) -> None:
+        """Readiness may have changed: tell every watcher (each may unwatch meanwhile)."""
+        for callback in list(self._watchers or ()):
+            callback()
 
     def acquire(self) -> OpenFile:
         """A descriptor now refers to this file."""
@@ -232,12 +267,42 @@ class MountTable:
             point = posixpath.dirname(point)
 
     def open(self, path: str, flags: int) -> OpenFile:
+        """The filesystem's open, with the status flags and the path recorded on the file."""
         filesystem, inner = self.resolve(path)
-        return filesystem.open(inner, flags)
+        file = filesystem.open(inner, flags)
+        file.status_flags = flags & (O_ACCMODE | STATUS_FLAGS)
+        file.path = path
+        return file
 
     def stat(self, path: str) -> FileStat:
         filesystem, inner = self.resolve(path)
         return filesystem.stat(inner)
+
+    def readlink(self, path: str) -> str:
+        """A symbolic link's target: only filesystems that have links (/proc) answer;
+        anywhere else an existing file is EINVAL (not a link)."""
+        filesystem, inner = self.resolve(path)
+        readlink = getattr(filesystem, "readlink", None)
+        if readlink is not None:
+            return readlink(inner)
+        filesystem.stat(inner)
+        raise OSError(E.EINVAL, f"{path}: not a symbolic link")
+
+    def follow(self, path: str) -> str:
+        """`path` with a final symbolic link followed (/proc/PID/exe: what execve of
+        /proc/self/exe runs); any other path as it is."""
+        for _ in range(MAX_LINKS):
+            filesystem, inner = self.resolve(path)
+            readlink = getattr(filesystem, "readlink", None)
+            if readlink is None:
+                return path
+            try:
+                path = readlink(inner)
+            except OSError as error:
+                if error.errno == E.EINVAL:
+                    return path  # not a link
+                raise
+        raise OSError(E.ELOOP, f"{path}: too many levels of symbolic links")
 
     def mkdir(self, path: str) -> None:
         filesystem, inner = self.resolve(path)

@@ -15,7 +15,8 @@ segment marked IPC_RMID disappears, frames freed, when its last attachment goes.
 
 Only mmap regions are unmapped or split by munmap (the ELF image, the brk heap and the stack
 are left alone, where Linux would unmap them too); mprotect works on any mapped user page.
-File-backed mappings are refused with ENODEV.
+File-backed mappings are refused with ENODEV here; the system-call layer makes a private
+file mapping from an anonymous one (proc/syscalls.py `_mmap`).
 
 Contract: the process layer calls `forked` after copying an address space, and `released`
 when a process's mappings go (exit, execve), before the space is torn down.

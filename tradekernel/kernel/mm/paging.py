@@ -70,6 +70,7 @@ PAGE_SIZE = FRAME_SIZE
 ENTRIES = 1024
 USER_BASE = 0x0800_0000
 USER_TOP = 0xC000_0000
+USER_STACK_PAGES = 32  # a program's stack below USER_TOP: 128 KiB mapped at exec (no growth)
 KERNEL_PDES = USER_BASE >> 22  # directory entries shared by every address space
 ENAMETOOLONG = 36
 

@@ -1,19 +1,24 @@
-"""The static ELF32 i386 loader: checked headers, PT_LOAD segments with their permissions, the
+"""The ELF32 i386 loader: checked headers, PT_LOAD segments with their permissions, the
 initial user stack of the i386 System V ABI, and where the brk heap starts.
 
 Contract
 --------
-* `parse_elf(data)` checks everything before anything is mapped and raises `ElfError` (errno
-  ENOEXEC) with a message that names the problem: not ELF, not 32-bit little-endian i386, not
-  ET_EXEC, dynamic (PT_INTERP), a segment outside user space or beyond the file, overlapping
-  segments, an entry point outside executable code.
+* `parse_elf(data, bias)` checks everything before anything is mapped and raises `ElfError`
+  (errno ENOEXEC) with a message that names the problem: not ELF, not 32-bit little-endian
+  i386, not ET_EXEC (ET_DYN only as an interpreter, loaded at `bias`), a bad PT_INTERP name,
+  a segment outside user space or beyond the file, overlapping segments, an entry point
+  outside executable code. A dynamically linked program names its interpreter (PT_INTERP,
+  Debian's /lib/ld-linux.so.2): the process layer loads that too, at INTERPRETER_BASE, starts
+  it, and tells it where the program is through the auxiliary vector (AT_PHDR, AT_ENTRY,
+  AT_BASE), as Linux's binfmt_elf does; PT_DYNAMIC is the interpreter's business.
 * `load_elf(aspace, image, data, write_physical, code_changed)` maps every page the segments
   cover once, with the union of the permissions of the segments touching it (R always; W if
   any segment is writable), copies the file bytes and leaves the rest zero (.bss). It returns
   the page-aligned end of the highest segment: the start of the brk heap.
 * `build_stack(...)` maps the stack below USER_TOP and lays out, from the stack pointer up:
   argc, argv[], NULL, envp[], NULL, auxv pairs ending in AT_NULL, then the strings, the
-  AT_RANDOM bytes and the platform string. ESP (at argc) is 16-byte aligned.
+  AT_RANDOM bytes and the platform string. ESP (at argc) is 16-byte aligned. AT_BASE is the
+  interpreter's load address (0 for a static program).
 """
 
 from __future__ import annotations
@@ -22,7 +27,14 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tradekernel.kernel.mm.paging import PAGE_SIZE, USER_BASE, USER_TOP, AddressSpace, copy_to_user
+from tradekernel.kernel.mm.paging import (
+    PAGE_SIZE,
+    USER_BASE,
+    USER_STACK_PAGES,
+    USER_TOP,
+    AddressSpace,
+    copy_to_user,
+)
 
 ENOEXEC = 8
 
@@ -30,13 +42,15 @@ ELF_MAGIC = b"\x7fELF"
 ELFCLASS32, ELFDATA2LSB, EV_CURRENT = 1, 1, 1
 ET_EXEC, ET_DYN = 2, 3
 EM_386 = 3
-PT_LOAD, PT_DYNAMIC, PT_INTERP = 1, 2, 3
+PT_LOAD, PT_INTERP = 1, 3
 PF_X, PF_W, PF_R = 1, 2, 4
 HEADER = struct.Struct("<16sHHIIIIIHHHHHH")
 PROGRAM_HEADER = struct.Struct("<8I")
 MAX_PROGRAM_HEADERS = 64
+MAX_INTERPRETER_NAME = 256  # PT_INTERP's path, NUL included
+INTERPRETER_BASE = 0xBF00_0000  # above the mmap area (mm/mmap.py MMAP_LIMIT), below the stack
 
-STACK_PAGES = 32  # 128 KiB mapped up front below USER_TOP (growth on fault is future work)
+STACK_PAGES = USER_STACK_PAGES  # mm/paging.py: the layout's one definition
 STACK_TOP = USER_TOP
 MAX_ARGUMENT_BYTES = 64 * 1024  # argv + envp strings, as a sanity limit (Linux: 1/4 stack)
 PLATFORM = b"i686"
@@ -83,6 +97,7 @@ class ElfImage:
     phoff: int
     phnum: int
     phdr_vaddr: int  # where the program headers are in memory (0 if no segment maps them)
+    interpreter: str = ""  # PT_INTERP: the dynamic linker to load with the program
 
     @property
     def brk_start(self) -> int:
@@ -104,8 +119,9 @@ def page_up(address: int) -> int:
     return (address + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
 
 
-def parse_elf(data: bytes) -> ElfImage:
-    """Validate an executable's headers; ElfError says what is wrong."""
+def parse_elf(data: bytes, bias: int | None = None) -> ElfImage:
+    """Validate an executable's headers; ElfError says what is wrong. With `bias`, a shared
+    object (ET_DYN: the interpreter) is taken too, its addresses moved up by `bias`."""
     if len(data) < HEADER.size:
         raise ElfError(f"file too short for an ELF header ({len(data)} bytes)")
     ident, e_type, machine, version, entry, phoff, _shoff, _flags, ehsize, phentsize, phnum = (
@@ -121,9 +137,9 @@ def parse_elf(data: bytes) -> ElfImage:
         raise ElfError(f"unknown ELF version {ident[6]}/{version}")
     if machine != EM_386:
         raise ElfError(f"not an i386 program (machine {machine})")
-    if e_type == ET_DYN:
+    if e_type == ET_DYN and bias is None:
         raise ElfError("position-independent or shared object (ET_DYN): link with -static -no-pie")
-    if e_type != ET_EXEC:
+    if e_type not in (ET_EXEC, ET_DYN):
         raise ElfError(f"not an executable (type {e_type})")
     if ehsize < HEADER.size or phentsize != PROGRAM_HEADER.size:
         raise ElfError(f"bad header sizes (ehsize {ehsize}, phentsize {phentsize})")
@@ -133,12 +149,17 @@ def parse_elf(data: bytes) -> ElfImage:
         raise ElfError("program headers beyond the end of the file")
     segments = []
     phdr_vaddr = 0
+    interpreter = ""
+    shift = bias if e_type == ET_DYN and bias is not None else 0
+    entry = (entry + shift) & 0xFFFF_FFFF
     for index in range(phnum):
         p_type, offset, vaddr, _paddr, filesz, memsz, flags, align = PROGRAM_HEADER.unpack_from(
             data, phoff + index * PROGRAM_HEADER.size
         )
-        if p_type in (PT_INTERP, PT_DYNAMIC):
-            raise ElfError("dynamically linked (has an interpreter): only static programs run")
+        vaddr = (vaddr + shift) & 0xFFFF_FFFF
+        if p_type == PT_INTERP:
+            interpreter = _interpreter_name(data, offset, filesz)
+            continue
         if p_type != PT_LOAD:
             continue
         where = f"segment {index} at {vaddr:#x}"
@@ -166,7 +187,17 @@ def parse_elf(data: bytes) -> ElfImage:
         raise ElfError("no loadable segment")
     if not any(s.flags & PF_X and s.vaddr <= entry < s.end for s in segments):
         raise ElfError(f"entry point {entry:#x} is not in an executable segment")
-    return ElfImage(entry, tuple(segments), phoff, phnum, phdr_vaddr)
+    return ElfImage(entry, tuple(segments), phoff, phnum, phdr_vaddr, interpreter)
+
+
+def _interpreter_name(data: bytes, offset: int, size: int) -> str:
+    """PT_INTERP's path: NUL-terminated, absolute, of bounded length, inside the file."""
+    if not 1 < size <= MAX_INTERPRETER_NAME or offset + size > len(data):
+        raise ElfError(f"bad interpreter name (PT_INTERP of {size} bytes at {offset:#x})")
+    raw = data[offset : offset + size]
+    if raw[-1] != 0 or 0 in raw[:-1] or not raw.startswith(b"/"):
+        raise ElfError("bad interpreter name (not an absolute NUL-terminated path)")
+    return raw[:-1].decode("utf-8", "replace")
 
 
 def load_elf(
@@ -207,6 +238,7 @@ def build_stack(
     argv: list[bytes],
     envp: list[bytes],
     random_bytes: bytes,
+    interpreter_base: int = 0,
 ) -> int:
     """Map the stack and write the start-up block; returns the initial ESP (at argc)."""
     strings_size = sum(len(s) + 1 for s in argv + envp)
@@ -232,7 +264,7 @@ def build_stack(
     random_address = push_bytes(random_bytes[:16].ljust(16, b"\0"))
     auxv = [
         (AT_PHDR, image.phdr_vaddr), (AT_PHENT, PROGRAM_HEADER.size), (AT_PHNUM, image.phnum),
-        (AT_PAGESZ, PAGE_SIZE), (AT_BASE, 0), (AT_FLAGS, 0), (AT_ENTRY, image.entry),
+        (AT_PAGESZ, PAGE_SIZE), (AT_BASE, interpreter_base), (AT_FLAGS, 0), (AT_ENTRY, image.entry),
         (AT_UID, 0), (AT_EUID, 0), (AT_GID, 0), (AT_EGID, 0), (AT_HWCAP, 0),
         (AT_CLKTCK, CLOCK_TICKS_PER_SECOND), (AT_PLATFORM, platform), (AT_SECURE, 0),
         (AT_RANDOM, random_address), (AT_EXECFN, execfn), (AT_NULL, 0),

@@ -1,10 +1,17 @@
 """Processes: the table, their lives (spawn, run, block, die), and the context switch.
 
-A process (its record: proc/task.py) is a static ELF32 program (proc/elf.py) in its own address
-space (mm/paging.py), with an 8 KiB kernel stack from the kernel heap (tag "kstack"), file
-descriptors 0/1/2 on the console tty (fs/devfs.py), a brk heap and scheduling parameters
-(proc/scheduler.py). PID 0 is the kernel's own context: the entry stub's idle loop and the
-shell, which run whenever no process is ready.
+A process (its record: proc/task.py) is an ELF32 program (proc/elf.py; a dynamically linked one
+with its interpreter, ld-linux.so.2, loaded beside it and started first) in its own address
+space (mm/paging.py), with its thread-local storage descriptor (arch/gdt.py: written into the
+GDT at every switch to it, so the stub's `pop gs` or the trap's segment write loads it), an
+8 KiB kernel stack from the kernel heap (tag "kstack"), file descriptors 0/1/2 on the console
+tty (fs/devfs.py), a brk heap and scheduling parameters (proc/scheduler.py). Its threads
+(`clone_thread`) are records of their own that share its address space, memory maps,
+descriptors and signal actions (task.py ThreadGroup); a thread's exit ends it alone, the
+leader's exit, exit_group or a fatal signal the whole process (Linux lets the other threads
+outlive a leader's pthread_exit; here they do not), and only the leader is ever a child to
+wait for. PID 0 is the kernel's own context: the entry stub's idle loop and the shell, which
+run whenever no process is ready.
 
 How a context switch works with the stub (images/stub.asm)
 ----------------------------------------------------------
@@ -81,12 +88,21 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from tradekernel.kernel.arch.bootinfo import FXSAVE_SIZE
+from tradekernel.kernel.arch.gdt import EMPTY, TLS_ENTRIES
 from tradekernel.kernel.arch.trapframe import FIELDS, TrapFrame
-from tradekernel.kernel.fs.devfs import TtyFile
-from tradekernel.kernel.fs.vfs import ERESTARTSYS
+from tradekernel.kernel.fs.devfs import RandomSource, TtyFile
+from tradekernel.kernel.fs.vfs import ERESTARTSYS, O_RDWR
 from tradekernel.kernel.mm.mmap import MemoryMaps
 from tradekernel.kernel.mm.paging import AddressSpace, PagingError, UserMemoryFault, copy_to_user
-from tradekernel.kernel.proc.elf import ElfError, build_stack, load_elf, parse_elf
+from tradekernel.kernel.proc.elf import (
+    INTERPRETER_BASE,
+    ElfError,
+    ElfImage,
+    build_stack,
+    load_elf,
+    parse_elf,
+)
+from tradekernel.kernel.proc.futex import Futexes
 from tradekernel.kernel.proc.scheduler import Scheduler
 from tradekernel.kernel.proc.sigdelivery import Signals
 from tradekernel.kernel.proc.signals import (
@@ -96,9 +112,10 @@ from tradekernel.kernel.proc.signals import (
     SIGPIPE,
     SIGSEGV,
     SIGTRAP,
+    SignalState,
     signal_text,
 )
-from tradekernel.kernel.proc.task import KERNEL_STACK_SIZE, Process, State
+from tradekernel.kernel.proc.task import KERNEL_STACK_SIZE, Process, State, ThreadGroup
 from tradekernel.kernel.proc.terminal import Terminal
 
 KSTACK_TAG = "kstack"
@@ -119,7 +136,7 @@ EXCEPTION_SIGNALS = {
     19: SIGFPE,
 }  # fmt: skip
 PAGE_FAULT = 14
-EIO, ECHILD, EAGAIN, ENOMEM, EFAULT = 5, 10, 11, 12, 14
+EIO, ENOEXEC, ECHILD, EAGAIN, ENOMEM, EFAULT, EINVAL = 5, 8, 10, 11, 12, 14, 22
 WNOHANG, WUNTRACED, WCONTINUED = 1, 2, 8
 MAX_ARGUMENTS = 256  # execve's argv/envp entries each
 ARGUMENT_MAX = 4096  # bytes in one argument string
@@ -167,7 +184,9 @@ class ProcessManager:
         self.epoch_ns = (
             int(kernel.clock.wall_time().timestamp()) * 1_000_000_000 - self.last_entry_ns
         )
+        self.random = RandomSource(f"{kernel.clock.wall_time()}:{self.last_entry_ns}".encode())
         self.terminal = Terminal(self)
+        self.futexes = Futexes(self)
 
     # ---- the interrupt path -------------------------------------------------------------
     def enter(self, frame: TrapFrame) -> None:
@@ -225,6 +244,7 @@ class ProcessManager:
         else:
             self.memory.write_u32(boot.tss + TSS_ESP0, process.kstack_top)
             boot.set_fpu_current(process.fpu)
+            self.load_tls(process)
             cr3 = process.aspace.cr3
         if registers is not None and process is not None:
             boot.take_cr3_request()  # the stub must not load a stale one later
@@ -237,6 +257,13 @@ class ProcessManager:
         elif cr3 != self.mm.current_cr3:
             self.mm.current_cr3 = cr3
             boot.request_cr3(cr3)
+
+    def load_tls(self, process: Process) -> None:
+        """Write `process`'s TLS descriptors into the GDT (arch/gdt.py), as Linux's
+        load_TLS does on every switch: the stub's `pop gs` (or the trap's segment write)
+        then loads them."""
+        for entry, descriptor in zip(TLS_ENTRIES, process.tls, strict=True):
+            self.memory.write(self.kernel.boot.gdt + 8 * entry, descriptor)
 
     def user_exception(self, frame: TrapFrame) -> bool:
         """A CPU exception in ring 3: resolve it (copy-on-write) or send the signal Linux would
@@ -263,7 +290,7 @@ class ProcessManager:
         if len(self.table) >= MAX_PROCESSES:
             raise SpawnError(EAGAIN, f"too many processes ({MAX_PROCESSES})")
         pid = next(self._pids)
-        aspace, brk_start, entry, esp = self._load_program(
+        aspace, brk_start, entry, esp, path = self._load_program(
             path, [a.encode() for a in argv], list(ENVIRONMENT), pid
         )
         try:
@@ -275,8 +302,10 @@ class ProcessManager:
         name = posixpath.basename(path)[:NAME_LENGTH]
         process = Process(pid, parent, name, argv, aspace, kstack, brk_start, cwd, fpu,
                           brk=brk_start, foreground=foreground, pgid=pgid or pid)  # fmt: skip
+        process.exe = path
         process.frame = self._initial_frame(process, entry, esp)
         tty = TtyFile(self.kernel.console, self.terminal)
+        tty.status_flags, tty.path = O_RDWR, "/dev/tty"
         for fd in (0, 1, 2):
             process.files.install(fd, tty)
         self.table[pid] = process
@@ -300,10 +329,12 @@ class ProcessManager:
 
     def _load_program(
         self, path: str, argv: list[bytes], envp: list[bytes], pid: int
-    ) -> tuple[AddressSpace, int, int, int]:
+    ) -> tuple[AddressSpace, int, int, int, str]:
         """A new address space holding the ELF at `path` and its start-up stack:
-        (space, brk start, entry point, initial ESP). SpawnError says why not."""
+        (space, brk start, entry point, initial ESP, the path with a /proc link followed).
+        SpawnError says why not."""
         try:
+            path = self.kernel.vfs.follow(path)
             data = self.kernel.read_file(path)
         except OSError as error:
             reason = str(error.strerror or error).removeprefix(f"{path}: ")  # named once
@@ -312,21 +343,27 @@ class ProcessManager:
             image = parse_elf(data)
         except ElfError as error:
             raise SpawnError(error.errno, f"{path}: cannot execute: {error}") from error
+        interpreter = self._interpreter(path, image) if image.interpreter else None
+        pages = image.pages + (interpreter[0].pages if interpreter else 0)
         free = self.mm.frames.free_count
-        if image.pages > free:  # bounded by guest memory before anything is allocated
-            raise SpawnError(ENOMEM, f"{path}: needs {image.pages * 4} KiB of memory, "
+        if pages > free:  # bounded by guest memory before anything is allocated
+            raise SpawnError(ENOMEM, f"{path}: needs {pages * 4} KiB of memory, "
                                      f"{free * 4} KiB free")  # fmt: skip
         try:
             aspace = self.mm.paging.create_address_space()
         except (PagingError, MemoryError, OSError) as error:
             raise SpawnError(ENOMEM, f"{path}: {error}") from error
+        entry = image.entry
         try:
-            brk_start = load_elf(
-                aspace, image, data, self.memory.write, self.kernel.platform.code_changed
-            )
+            code_changed = self.kernel.platform.code_changed
+            brk_start = load_elf(aspace, image, data, self.memory.write, code_changed)
+            if interpreter is not None:  # it runs first and loads the libraries
+                load_elf(aspace, interpreter[0], interpreter[1], self.memory.write, code_changed)
+                entry = interpreter[0].entry
             seed = f"{pid}:{self.kernel.clock.now_ns()}".encode()
             esp = build_stack(
-                aspace, image, argv, envp, hashlib.blake2b(seed, digest_size=16).digest()
+                aspace, image, argv, envp, hashlib.blake2b(seed, digest_size=16).digest(),
+                INTERPRETER_BASE if interpreter is not None else 0,
             )
         except (ElfError, PagingError, MemoryError, OSError) as error:
             aspace.teardown()
@@ -335,7 +372,26 @@ class ProcessManager:
         except Exception:
             aspace.teardown()
             raise
-        return aspace, brk_start, image.entry, esp
+        return aspace, brk_start, entry, esp, path
+
+    def _interpreter(self, path: str, image: ElfImage) -> tuple[ElfImage, bytes]:
+        """The dynamic linker `image` names, parsed at INTERPRETER_BASE, and its bytes."""
+        name = image.interpreter
+        try:
+            data = self.kernel.read_file(self.kernel.vfs.follow(name))
+        except OSError as error:
+            raise SpawnError(error.errno or EIO, f"{path}: interpreter {name}: "
+                             f"{error.strerror or error}") from error  # fmt: skip
+        try:
+            interpreter = parse_elf(data, bias=INTERPRETER_BASE)
+        except ElfError as error:
+            raise SpawnError(error.errno, f"{path}: interpreter {name}: {error}") from error
+        if interpreter.interpreter:
+            raise SpawnError(ENOEXEC, f"{path}: interpreter {name} names an interpreter itself")
+        if any(s.vaddr < i.end and i.vaddr < s.end
+               for s in image.segments for i in interpreter.segments):  # fmt: skip
+            raise SpawnError(ENOEXEC, f"{path}: overlaps its interpreter at {INTERPRETER_BASE:#x}")
+        return interpreter, data
 
     def _initial_frame(self, process: Process, entry: int, esp: int) -> int:
         """A trap frame that `iret`s into ring 3 at `entry` with the start-up stack."""
@@ -364,10 +420,11 @@ class ProcessManager:
             self.mm.heap.kfree(fpu)
             return -ENOMEM
         child = Process(
-            next(self._pids), parent.pid, parent.name, list(parent.argv), aspace, kstack,
+            next(self._pids), parent.tgid, parent.name, list(parent.argv), aspace, kstack,
             parent.brk_start, parent.cwd, fpu, brk=parent.brk, foreground=parent.foreground,
             sched=replace(parent.sched, switches=0), pgid=parent.pgid,
-            signals=parent.signals.forked(),
+            signals=parent.signals.forked(), tls=parent.tls, exe=parent.exe,
+            umask=parent.umask,
         )  # fmt: skip
         if self.kernel.boot.fpu_owner == parent.fpu:
             self.kernel.boot.request_fpu_copy(fpu)  # its state is live in the registers
@@ -385,21 +442,72 @@ class ProcessManager:
         self.scheduler.enqueue(child)
         return child.pid
 
+    def clone_thread(self, parent: Process, stack: int, tls: tuple[bytes, ...]) -> Process | int:
+        """A new thread of `parent`'s process: the same address space, memory maps,
+        descriptors and signal actions; its own registers (a copy of the caller's frame that
+        returns 0 on `stack`), kernel stack, FPU state, signal mask and TLS. -errno if the
+        table or the kernel heap is full."""
+        if len(self.table) >= MAX_PROCESSES - SHELL_RESERVE:
+            return -EAGAIN
+        try:
+            kstack, fpu = self._kernel_allocations()
+        except MemoryError:
+            return -ENOMEM
+        group = parent.threads
+        if group is None:
+            group = parent.threads = ThreadGroup(parent, [parent])
+        thread = Process(
+            next(self._pids), group.leader.ppid, parent.name, list(parent.argv), parent.aspace,
+            kstack, parent.brk_start, parent.cwd, fpu, brk=parent.brk,
+            foreground=parent.foreground, sched=replace(parent.sched, switches=0),
+            pgid=parent.pgid, signals=SignalState(parent.signals.actions, parent.signals.blocked),
+            tls=tls, exe=parent.exe, umask=parent.umask, files=parent.files, maps=parent.maps,
+            threads=group,
+        )  # fmt: skip
+        group.members.append(thread)
+        if self.kernel.boot.fpu_owner == parent.fpu:
+            self.kernel.boot.request_fpu_copy(fpu)
+        else:
+            self.memory.write(fpu, self.memory.read(parent.fpu, FXSAVE_SIZE))
+        frame_size = 4 * len(FIELDS)
+        thread.frame = thread.kstack_top - frame_size
+        self.memory.write(thread.frame, self.memory.read(parent.frame, frame_size))
+        frame = TrapFrame(self.memory, thread.frame)
+        frame.set("eax", 0)
+        frame.set("user_esp", stack)
+        self.table[thread.pid] = thread
+        if parent in self.terminal.foreground:
+            self.terminal.foreground.append(thread)
+        self.scheduler.enqueue(thread)
+        return thread
+
     def execve(self, process: Process, path: str, argv: list[bytes], envp: list[bytes]) -> int:
         """Replace the running process's image with the program at `path`; on failure the old
         image stays and the call returns -errno."""
         try:
-            aspace, brk_start, entry, esp = self._load_program(path, argv, envp, process.pid)
+            aspace, brk_start, entry, esp, path = self._load_program(
+                path, argv, envp, process.pid
+            )
         except SpawnError as error:
             return -error.errno
+        if process.threads is not None:  # the other threads end; the caller is the process
+            if process.is_thread:
+                return -EINVAL  # (Linux would give it the leader's PID: not supported)
+            for thread in [t for t in process.threads.members if t is not process]:
+                self._end_thread(thread)
+            process.threads = None
         self.maps.released(process)
         self._dead_spaces.append(process.aspace)  # its CR3 is live until the stub switches
         process.aspace = aspace
         process.brk_start = process.brk = brk_start
         process.name = posixpath.basename(path)[:NAME_LENGTH]
+        process.exe = path
+        process.files.exec_close()
         process.argv = [arg.decode("utf-8", "replace") for arg in argv]
         process.pending_input = b""
         process.signals.exec_reset()
+        process.tls = (EMPTY,) * len(TLS_ENTRIES)  # the new image's frame loads no TLS selector
+        process.clear_child_tid = 0
         self.mm.current_cr3 = aspace.cr3
         self.kernel.boot.request_cr3(aspace.cr3)
         if self.kernel.boot.fpu_owner == process.fpu:
@@ -414,7 +522,8 @@ class ProcessManager:
         (None). Any pid <= 0 means any child (no process groups here)."""
         children = [
             child for child in self.table.values()
-            if child.ppid == process.pid and (pid <= 0 or child.pid == pid)
+            if child.ppid == process.tgid and not child.is_thread
+            and (pid <= 0 or child.pid == pid)
         ]  # fmt: skip
         if not children:
             return -ECHILD
@@ -465,7 +574,7 @@ class ProcessManager:
         if wanted > 0 and wanted != child.pid:
             return
         if child.pid not in self.table:  # reaped at once: the parent ignores SIGCHLD
-            if any(c.ppid == parent.pid and (wanted <= 0 or c.pid == wanted)
+            if any(c.ppid == parent.pid and not c.is_thread and (wanted <= 0 or c.pid == wanted)
                    for c in self.table.values()):  # fmt: skip
                 return
             result = -ECHILD  # POSIX: wait returns once every child is gone
@@ -527,9 +636,57 @@ class ProcessManager:
             report = f"{process.name}[{process.pid}]: {signal_text(signal)}"
         self._finish(process, signal, report)
 
+    def exit_thread(self, process: Process, status: int) -> None:
+        """exit (1): a thread other than the leader ends alone; otherwise the process ends
+        (the leader's exit ends every thread, where Linux would let the others run on)."""
+        if process.is_thread:
+            self._end_thread(process)
+        else:
+            self.exit(process, status)
+
+    def _end_thread(self, thread: Process) -> None:
+        """A thread goes: its tid word cleared (a joiner wakes), its kernel stack and FPU
+        area freed; the process's memory, descriptors and parent are untouched."""
+        if thread.state == State.ZOMBIE:
+            return
+        self._clear_child_tid(thread)
+        self.terminal.exiting(thread)
+        thread.state = State.ZOMBIE
+        thread.waiting = None
+        self.scheduler.remove(thread)
+        if self.kernel.boot.fpu_owner == thread.fpu:
+            self.kernel.boot.disown_fpu()
+        if thread.threads is not None and thread in thread.threads.members:
+            thread.threads.members.remove(thread)
+        self.table.pop(thread.pid, None)
+        if thread is self.current:
+            self._dead.append(thread)  # its kernel stack is in use until the stub switches
+        else:
+            self._release(thread)
+        self.terminal.exited(thread)
+
+    def _clear_child_tid(self, process: Process) -> None:
+        if process.clear_child_tid:  # set_tid_address: 0 there, and a futex wake (a joiner)
+            try:
+                copy_to_user(process.aspace, process.clear_child_tid, bytes(4))
+                self.futexes.wake(process, process.clear_child_tid, 1)
+            except (UserMemoryFault, PagingError, OSError, MemoryError):
+                pass  # the address went away (or no frame for its copy): nobody waits there
+
     def _finish(self, process: Process, status: int, report: str | None) -> None:
         if process.state == State.ZOMBIE:
             return
+        if process.threads is not None:  # the whole process ends: every thread, then the leader
+            group = process.threads
+            for thread in [t for t in group.members if t is not group.leader]:
+                self._end_thread(thread)
+            if process is not group.leader:
+                if report:  # a thread's death by a signal is the process's
+                    report = report.replace(f"[{process.pid}]", f"[{group.leader.pid}]")
+                process = group.leader
+                if process.state == State.ZOMBIE:
+                    return
+        self._clear_child_tid(process)
         self.terminal.exiting(process)
         process.state = State.ZOMBIE
         process.exit_status = status
@@ -542,6 +699,9 @@ class ProcessManager:
         process.files.close_all()  # now: a pipe's other end sees EOF or SIGPIPE at once
         self.maps.released(process)
         for child in [c for c in self.table.values() if c.ppid == process.pid]:
+            if child.is_thread:
+                child.ppid = 0
+                continue
             if child.state == State.ZOMBIE:
                 del self.table[child.pid]  # nobody is left to reap it
             else:
@@ -549,7 +709,7 @@ class ProcessManager:
         parent = self.table.get(process.ppid)
         if parent is None or parent.state == State.ZOMBIE or parent.signals.reaps_children():
             del self.table[process.pid]  # the shell (PID 0) reaps its children at once
-        if process is self.current:
+        if self.current is not None and self.current.aspace is process.aspace:
             self._dead.append(process)  # its CR3 is live until the stub switches
         else:
             self._release(process)
@@ -570,6 +730,7 @@ class ProcessManager:
             aspace.teardown()
 
     def _release(self, process: Process) -> None:
-        process.aspace.teardown()
+        if not process.is_thread:  # a thread's memory is its process's
+            process.aspace.teardown()
         self.mm.heap.kfree(process.kstack)
         self.mm.heap.kfree(process.fpu)

@@ -124,7 +124,7 @@ from tradekernel.kernel.proc.signals import (
     restore_sigcontext,
     siginfo,
 )
-from tradekernel.kernel.proc.task import Process, State
+from tradekernel.kernel.proc.task import Process, State, tls_selectors
 
 
 class Signals:
@@ -393,7 +393,8 @@ class Signals:
         if tgid <= 0 or tid <= 0 or not 0 <= signal <= NSIG:
             return -E.EINVAL
         target = self.manager.table.get(tid)
-        return self.send_to(process, [target] if target and tid == tgid else [], signal, SI_TKILL)
+        return self.send_to(process, [target] if target and target.tgid == tgid else [], signal,
+                            SI_TKILL)  # fmt: skip
 
     def sys_rt_sigaction(self, process: Process, args: tuple[int, ...]) -> int:
         signal, new, old, size = args[0], args[1], args[2], args[3]
@@ -491,7 +492,7 @@ class Signals:
     def _restore(self, process: Process, frame: TrapFrame, context: bytes,
                  mask: int) -> int | None:  # fmt: skip
         try:
-            eax = restore_sigcontext(frame, context)
+            eax = restore_sigcontext(frame, context, tls_selectors(process))
         except BadFrame as error:
             self._bad_frame(process, str(error))
             return None

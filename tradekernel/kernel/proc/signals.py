@@ -211,24 +211,28 @@ def pack_sigcontext(frame: TrapFrame, mask: int) -> bytes:
     )  # fmt: skip
 
 
-def _selector(value: int, index: int, null_allowed: bool) -> int:
+def _selector(
+    value: int, index: int, null_allowed: bool, tls: frozenset[int] = frozenset()
+) -> int:
     value &= 0xFFFF
     if value & 0xFFFC == index & 0xFFFC:
         return index
     if null_allowed and value & 0xFFFC == 0:
         return 0
+    if value in tls:
+        return value
     raise BadFrame(f"selector {value:#x}")
 
 
-def restore_sigcontext(frame: TrapFrame, data: bytes) -> int:
+def restore_sigcontext(frame: TrapFrame, data: bytes, tls: frozenset[int] = frozenset()) -> int:
     """Put the registers of a `struct sigcontext` back in the trap frame; returns EAX.
-    Selectors must be the user ones (fs and gs may be null); BadFrame otherwise, with the
-    frame untouched."""
+    Selectors must be the user ones (fs and gs may be null, or one of `tls`: the process's
+    present TLS descriptors); BadFrame otherwise, with the frame untouched."""
     values = SIGCONTEXT.unpack(data)
     (gs, fs, es, ds, edi, esi, ebp, esp, ebx, edx, ecx, eax, _trapno, _err, eip, cs, eflags,
      _esp_at_signal, ss, _fpstate, _oldmask, _cr2) = values  # fmt: skip
     segments = (
-        _selector(gs, USER_DATA, True), _selector(fs, USER_DATA, True),
+        _selector(gs, USER_DATA, True, tls), _selector(fs, USER_DATA, True, tls),
         _selector(es, USER_DATA, False), _selector(ds, USER_DATA, False),
     )  # fmt: skip
     cs, ss = _selector(cs, USER_CODE, False), _selector(ss, USER_DATA, False)

@@ -6,7 +6,8 @@ parameters (proc/scheduler.py), signal state (proc/signals.py), memory maps (mm/
 where it stands in its life (`State`). The services that change it live beside it: the process
 manager (proc/process.py), signals (proc/signals.py), the system calls (proc/syscalls.py).
 
-Imports: mm, proc.fdtable, proc.scheduler and proc.signals (nothing that acts on a process).
+Imports: arch.gdt (the empty TLS descriptor), mm, proc.fdtable, proc.scheduler and
+proc.signals (nothing that acts on a process).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from tradekernel.kernel.arch.gdt import EMPTY, TLS_ENTRIES, present, selector
 from tradekernel.kernel.mm.mmap import ProcessMaps
 from tradekernel.kernel.mm.paging import AddressSpace
 from tradekernel.kernel.proc.fdtable import FileTable
@@ -33,6 +35,15 @@ class State(Enum):
 
 STATE_LETTERS = {State.RUNNING: "R", State.READY: "R", State.SLEEPING: "S", State.STOPPED: "T",
                  State.ZOMBIE: "Z"}  # fmt: skip
+
+
+@dataclass(eq=False, repr=False)  # it refers back to its threads
+class ThreadGroup:
+    """The threads of one process (clone with CLONE_THREAD): they share the leader's address
+    space, memory maps, descriptors and signal actions; the leader's PID is the process's."""
+
+    leader: Process
+    members: list[Process]  # the live threads, the leader included
 
 
 @dataclass
@@ -64,6 +75,21 @@ class Process:
     stop_report: int = 0  # a stop wait4(WUNTRACED) has yet to report: its signal
     continued_report: bool = False  # a SIGCONT wait4(WCONTINUED) has yet to report
     maps: ProcessMaps = field(default_factory=ProcessMaps)  # mmap and shared-memory regions
+    tls: tuple[bytes, ...] = (EMPTY,) * len(TLS_ENTRIES)  # its GDT TLS descriptors (arch/gdt.py)
+    umask: int = 0o022
+    exe: str = ""  # the program's path (/proc/PID/exe)
+    clear_child_tid: int = 0  # set_tid_address: zeroed and futex-woken when it exits
+    threads: ThreadGroup | None = None  # set once the process has made a thread
+
+    @property
+    def tgid(self) -> int:
+        """getpid(): the process's PID, which for a thread is its group leader's."""
+        return self.threads.leader.pid if self.threads is not None else self.pid
+
+    @property
+    def is_thread(self) -> bool:
+        """A thread other than its group's leader (never a child to wait for)."""
+        return self.threads is not None and self.threads.leader is not self
 
     @property
     def kstack_top(self) -> int:
@@ -77,3 +103,12 @@ class Process:
     def letter(self) -> str:
         """ps's state: R, S, T (stopped, asleep or not) or Z."""
         return "T" if self.stopped and self.state != State.ZOMBIE else STATE_LETTERS[self.state]
+
+
+def tls_selectors(process: Process) -> frozenset[int]:
+    """The selectors of `process`'s present TLS descriptors: the only ones beside the user
+    segments its %fs and %gs may hold when the kernel returns to it (a selector of an absent
+    descriptor would fault in the stub's `pop gs`)."""
+    return frozenset(
+        selector(entry) for entry, d in zip(TLS_ENTRIES, process.tls, strict=True) if present(d)
+    )

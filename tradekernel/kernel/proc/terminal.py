@@ -10,26 +10,54 @@ ignores or blocks SIGTTIN, as POSIX says. Once the foreground's processes have a
 stopped, the terminal goes back to the shell through the callbacks job control subscribes to
 (`on_foreground_ended`, `on_foreground_stopped`; `on_idle_interrupt` for Ctrl-C at the prompt).
 
-This is fs/devfs.py's TerminalReader: a TtyFile's reads come here.
+Settings (termios): TCGETS reads them, TCSETS/TCSETSW/TCSETSF set them. With ICANON cleared
+(a line editor such as busybox's, a full-screen program) the terminal is non-canonical: every
+key goes to the reader at once as the bytes a terminal sends (Enter as CR, or NL with ICRNL;
+Backspace as DEL; arrows and Home/End/Delete as VT100 sequences), echoed only with ECHO, and
+with ISIG Ctrl-C, Ctrl-Z and Ctrl-Backslash still send SIGINT, SIGTSTP and SIGQUIT. A read
+then returns what is queued, sleeps for the first byte when VMIN > 0, or returns 0 at once
+when VMIN is 0. Canonical mode comes back with ICANON, and when the process that left it dies.
 
-Imports: proc (the record, signal numbers), fs.vfs (ERESTARTSYS), mm (user memory).
+Readiness (poll, select): readable with a finished line waiting (canonical) or a byte queued
+(non-canonical), or a foreground reader's unread part of a line; always writable. Every
+change (a key kept as typeahead, a byte queued) tells the terminal's watchers (the TtyFiles
+share them: fs/vfs.py OpenFile.watch), so a sleeping poll looks again at once.
+
+This is fs/devfs.py's TerminalReader: a TtyFile's reads and settings come here.
+
+Imports: proc (the record, signal numbers), fs (ERESTARTSYS, readiness, the default termios),
+drivers (the key record), mm (user memory).
 """
 
 from __future__ import annotations
 
+import struct
+from collections import deque
 from collections.abc import Callable
 
-from tradekernel.kernel.fs.vfs import ERESTARTSYS
+from tradekernel.kernel.drivers.keyboard import Key
+from tradekernel.kernel.fs.devfs import TTY_TERMIOS
+from tradekernel.kernel.fs.vfs import ERESTARTSYS, Poll
 from tradekernel.kernel.mm.paging import UserMemoryFault, copy_to_user
-from tradekernel.kernel.proc.signals import SI_KERNEL, SIGINT, SIGTSTP, SIGTTIN, bit
+from tradekernel.kernel.proc.signals import SI_KERNEL, SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, bit
 from tradekernel.kernel.proc.task import Process
 
 EIO, EFAULT = 5, 14
+TERMIOS = struct.Struct("<IIIIB19s")  # Linux i386 struct termios (the kernel's, 36 bytes)
+ICRNL = 0o400  # c_iflag
+ISIG, ICANON, ECHO = 0o1, 0o2, 0o10  # c_lflag
+VMIN = 6  # c_cc index
+KEY_SEQUENCES = {
+    "up": b"\x1b[A", "down": b"\x1b[B", "right": b"\x1b[C", "left": b"\x1b[D",
+    "home": b"\x1b[H", "end": b"\x1b[F", "delete": b"\x1b[3~",
+}  # fmt: skip
+RAW_QUEUE_LIMIT = 4096  # bytes queued for a non-canonical reader; more keys are dropped
 
 
 class Terminal:
     def __init__(self, manager) -> None:  # noqa: ANN001 - proc.process.ProcessManager, its owner
         self.manager = manager
+        self.random = manager.random  # devfs's /dev/urandom (fs/devfs.py TerminalReader)
         self.tty = tty = manager.kernel.tty
         self.kernel = manager.kernel
         self.foreground: list[Process] = []  # the foreground job (a pipeline's processes)
@@ -43,11 +71,139 @@ class Terminal:
         self.on_foreground_ended: Callable[[], None] = lambda: None
         self.on_foreground_stopped: Callable[[], None] = lambda: None
         self.on_idle_interrupt: Callable[[], bool] = lambda: False
+        self.termios = TTY_TERMIOS
+        self._raw = bytearray()  # non-canonical input not read yet
+        self._raw_keys: deque[list] = deque()  # [key, bytes of it still in _raw], in order
+        self._raw_owner: Process | None = None  # who left canonical mode
+        self._raw_waiter: tuple[Process, int, int, int] | None = None  # process, token, buf, n
+        self.watchers: set[Callable[[], None]] = set()
+        tty.on_typeahead = self.changed
+
+    # ---- settings and readiness ---------------------------------------------------------
+    @property
+    def _lflag(self) -> int:
+        return TERMIOS.unpack(self.termios)[3]
+
+    def set_termios(self, process: Process, data: bytes) -> None:
+        """TCSETS*: new settings; leaving or re-entering canonical mode switches how keys
+        reach readers."""
+        was_canonical = bool(self._lflag & ICANON)
+        self.termios = data
+        canonical = bool(self._lflag & ICANON)
+        if was_canonical and not canonical:
+            self._raw_owner = process
+            self.tty.raw_reader = self._raw_key
+            for key in self.tty.take_typeahead():
+                self._raw_key(key)
+        elif canonical and not was_canonical:
+            self._canonical_again()
+
+    def _canonical_again(self) -> None:
+        """Keys typed ahead and not read yet go back to the line editor, as Linux keeps the
+        input queue across a mode change."""
+        self._raw_owner = None
+        keys = [key for key, left in self._raw_keys if left == len(self._encode(key))]
+        self._raw.clear()
+        self._raw_keys.clear()
+        self.tty.raw_reader = None
+        self.tty.give_back(keys)
+
+    def _take_raw(self, count: int) -> bytes:
+        """Up to `count` queued bytes, removed (with the keys they came from)."""
+        data = bytes(self._raw[:count])
+        del self._raw[:count]
+        taken = len(data)
+        while taken and self._raw_keys:
+            entry = self._raw_keys[0]
+            used = min(taken, entry[1])
+            entry[1] -= used
+            taken -= used
+            if not entry[1]:
+                self._raw_keys.popleft()
+        return data
+
+    def readiness(self) -> Poll:
+        if not self._lflag & ICANON:
+            ready = bool(self._raw)
+        else:
+            ready = self.tty.line_waiting() or any(p.pending_input for p in self.foreground)
+        return Poll.OUT | (Poll.IN if ready else Poll(0))
+
+    def changed(self) -> None:
+        for callback in list(self.watchers):
+            callback()
+
+    def _raw_key(self, key: Key) -> None:
+        """A key in non-canonical mode: a signal (ISIG), or bytes for the reader."""
+        lflag = TERMIOS.unpack(self.termios)[3]
+        letter = key.char.lower() if key.ctrl and len(key.char) == 1 else ""
+        if lflag & ISIG and letter in ("c", "z", "\\"):
+            if letter == "c":
+                self._interrupt()
+            elif letter == "z":
+                self._suspend()
+            elif self.foreground:
+                self.manager.signals.send_to(None, list(self.foreground), SIGQUIT, SI_KERNEL)
+            return
+        data = self._encode(key)
+        if not data or len(self._raw) + len(data) > RAW_QUEUE_LIMIT:
+            return
+        if lflag & ECHO and data.isascii() and data.decode().isprintable():
+            self.kernel.console.write(data.decode())
+        self._raw += data
+        self._raw_keys.append([key, len(data)])
+        self._serve_raw()
+        self.changed()
+
+    def _encode(self, key: Key) -> bytes:
+        """The bytes a terminal sends for `key`."""
+        letter = key.char.lower() if key.ctrl and len(key.char) == 1 else ""
+        if letter and (letter.isascii() and letter.isalpha() or letter in "[\\]^_"):
+            return bytes([ord(letter) & 0x1F])
+        if key.name in KEY_SEQUENCES:
+            return KEY_SEQUENCES[key.name]
+        if key.char == "\n":
+            return b"\n" if TERMIOS.unpack(self.termios)[0] & ICRNL else b"\r"
+        if key.char == "\b":
+            return b"\x7f"
+        return key.char.encode("utf-8")
+
+    def _serve_raw(self) -> None:
+        if self._raw_waiter is None or not self._raw:
+            return
+        process, token, buffer, count = self._raw_waiter
+        self._raw_waiter = None
+        if not self.manager.asleep(process, token):
+            return
+        try:
+            copy_to_user(process.aspace, buffer, bytes(self._raw[:count]))
+        except UserMemoryFault:
+            self.manager.wake(process, token, -EFAULT)
+            return
+        self.manager.wake(process, token, len(self._take_raw(count)))
+
+    def _raw_read(self, process: Process, buffer: int, count: int) -> int | None:
+        if self._raw:
+            copy_to_user(process.aspace, buffer, bytes(self._raw[:count]))
+            return len(self._take_raw(count))
+        if TERMIOS.unpack(self.termios)[5][VMIN] == 0:
+            return 0
+        if self._raw_waiter is not None:
+            return -EIO
+        token = self.manager.block(process, cancel=self._cancel_raw_read)
+        self._raw_waiter = (process, token, buffer, count)
+        return None
+
+    def _cancel_raw_read(self) -> int:
+        self._raw_waiter = None
+        return -ERESTARTSYS
 
     def tty_read(self, process: Process, buffer: int, count: int) -> int | None:
         """read(0): the rest of the last line, or sleep until the next line (None)."""
         if not process.foreground:
             return self._background_read(process)
+        if not self._lflag & ICANON:
+            return self._raw_read(process, buffer, count)
         if process.pending_input:
             data, process.pending_input = (
                 process.pending_input[:count],
@@ -153,7 +309,11 @@ class Terminal:
             self._stop_read()
 
     def exited(self, process: Process) -> None:
-        """`process` is dead: it leaves the foreground job."""
+        """`process` is dead: it leaves the foreground job; canonical mode comes back if it
+        had left it (the kernel's shell reads lines)."""
+        if process is self._raw_owner:
+            self.termios = TTY_TERMIOS
+            self._canonical_again()
         if process in self.foreground:
             self.foreground.remove(process)
             self._foreground_changed()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import struct
 
+from tradekernel.kernel.arch.gdt import TLS_ENTRIES, selector
 from tradekernel.kernel.arch.trapframe import FIELDS, TrapFrame
 from tradekernel.kernel.fs.vfs import ERESTARTSYS
 from tradekernel.kernel.proc.process import USER_CODE, USER_DATA, ProcessManager
@@ -38,6 +39,7 @@ EFLAGS_IOPL_VM = 0x23000  # what an `iret` at CPL 3 cannot change
 FRAME = struct.Struct(f"<{len(FIELDS)}I")
 SAVED_REGISTERS = ("gs", "fs", "es", "ds", "eip", "eflags")  # with the general registers
 SYSCALL_VECTOR = 0x80
+TLS_SELECTORS = frozenset(selector(entry) for entry in TLS_ENTRIES)
 
 
 class SyscallEntry:
@@ -139,7 +141,7 @@ class SyscallEntry:
          _) = FRAME.unpack(self.memory.read(address, FRAME.size))  # fmt: skip
         registers.set_gprs([eax, ecx, edx, ebx, esp, ebp, esi, edi])
         for name, value, now in zip(SAVED_REGISTERS[:4], (gs, fs, es, ds), live, strict=False):
-            if value != now:
+            if value != now or value in TLS_SELECTORS:  # the same TLS selector, a new base
                 registers.write(name, value)
         registers.write("eflags", eflags & ~EFLAGS_IOPL_VM | 0x200)
         registers.write("eip", eip)
