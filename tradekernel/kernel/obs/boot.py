@@ -33,7 +33,7 @@ class Observability:
             return
         self.log = PersistentLog(kernel.fs, kernel.klog, kernel.defer)
         started = kernel.clock.wall_time().strftime("%Y-%m-%d %H:%M:%S")
-        self.log.start(f"boot: TradeKernel {__version__} at {started}")
+        self.log.start(f"boot: TradeKernel {__version__} at {started}", kernel.clock.now_ns())
 
     def attach_audit(self, engine: TradingEngine) -> None:
         kernel = self.kernel

@@ -38,15 +38,17 @@ class PersistentLog:
         self.dropped = 0  # entries lost to a full queue since boot
         self.written = 0
 
-    def start(self, banner: str) -> None:
-        """Queue what the ring already holds (the boot before the disk was up), mark the boot
-        with `banner`, then follow every new entry."""
+    def start(self, banner: str, now_ns: int) -> None:
+        """Mark the boot in the file with `banner` (there only: the console and the host's
+        log need no such line), queue what the ring already holds (the boot before the disk
+        was up), then follow every new entry."""
         if self.file.broken is not None:
             self.klog.warning("log", f"no persistent log: {self.file.broken}")
             return
-        self._pending.extend(self.klog.entries)
+        self._queue(LogEntry(now_ns, "info", "log", banner))
+        for entry in self.klog.entries:
+            self._queue(entry)
         self.klog.listen(self._queue)
-        self.klog.info("log", banner)
 
     def _queue(self, entry: LogEntry) -> None:
         if len(self._pending) >= PENDING_MAX:
