@@ -89,6 +89,15 @@ def test_prof_vmstat_top_log_and_audit_in_the_os(tmp_path: Path) -> None:
     assert not any("_tick" in repr(work) for *_, work in kernel._timers)
     interrupts, switches, calls = (float(v) for v in rows[-1][4:7])
     assert 900 <= calls and 900 <= interrupts and 900 <= switches, rows  # nap, every ms
+    tk.command("kill %1")  # nap
+    tk.type("top\n")
+    tk.run_to_stop(1200 * MS)  # two refreshes
+    lines = tk.lines()
+    heap = re.fullmatch(r"mem: heap ([\d.]+)/4096 KiB, frames (\d+)/(\d+) \(4 KiB each\)", lines[2])
+    assert heap and 0 < int(heap.group(2)) < int(heap.group(3))  # the heap is empty when idle
+    assert lines[3] == "net: rx 0.0 KiB/s (0 pkt/s), tx 0.0 KiB/s (0 pkt/s)"  # no card here
+    tk.type("q")
+    tk.run_to_stop(100 * MS)
     vm = tk.output("vmstat -s")
     assert any(line.split()[1:] == ["system", "calls"] for line in vm)
     assert int(next(line.split()[0] for line in vm if line.endswith(" interrupts on IRQ 0"))) > 0

@@ -95,7 +95,7 @@ class Top:
         now = self._last_counters
         assert now is not None
         console.write(
-            f"mem: heap {now.heap_used // 1024}/{now.heap_total // 1024} KiB, frames "
+            f"mem: heap {now.heap_used / 1024:.1f}/{now.heap_total // 1024} KiB, frames "
             f"{now.frames_used}/{now.frames_total} (4 KiB each)\n"
         )
         if rate is None:

@@ -40,12 +40,14 @@ MAX_RECORD_BYTES = 4096  # a longer record is refused by `read_records` (and nev
 RECOVER_SCAN = 8 * MAX_RECORD_BYTES  # bytes at the end of the file `recover` reads
 PENDING_MAX = 512  # records encoded but not yet written: past this, written at once
 
-# Every engine event about one order, by the name the audit log gives it.
+# Every engine event about one order, by the name the audit log gives it, and its fields.
 ORDER_EVENTS: dict[type[ev.Event], str] = {
     cls: re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__.removeprefix("Order")).lower()
     for cls in vars(ev).values()
     if isinstance(cls, type) and issubclass(cls, ev.Event) and cls.__name__.startswith("Order")
 }
+_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in ORDER_EVENTS}
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 
 class AuditStore(Protocol):
@@ -61,7 +63,7 @@ class AuditStore(Protocol):
 
 
 def encode_record(payload: dict[str, object]) -> bytes:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    body = _JSON.encode(payload).encode("ascii")
     return body + b"\t" + f"{zlib.crc32(body):08x}".encode("ascii") + b"\n"
 
 
@@ -153,9 +155,10 @@ class AuditLog:
         return bus.subscribe(self._on_event, tuple(ORDER_EVENTS))
 
     def _on_event(self, event: ev.Event) -> None:
-        payload: dict[str, object] = {"rec": self.next_rec, "event": ORDER_EVENTS[type(event)]}
-        for field in dataclasses.fields(event):
-            payload[field.name] = getattr(event, field.name)
+        kind = type(event)
+        payload: dict[str, object] = {"rec": self.next_rec, "event": ORDER_EVENTS[kind]}
+        for name in _FIELDS[kind]:
+            payload[name] = getattr(event, name)
         self.next_rec += 1
         self._pending.append(encode_record(payload))
         if len(self._pending) >= PENDING_MAX:
