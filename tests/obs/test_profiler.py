@@ -116,3 +116,31 @@ def test_prof_vmstat_top_log_and_audit_in_the_os(tmp_path: Path) -> None:
     assert len(log) == 1 and log[0].endswith("info    log: boot: TradeKernel 0.1.0 at 2026-01-02 "
                                              "09:30:00")  # fmt: skip
     assert tk.output("log --level bogus")[0].startswith("log: unknown log level 'bogus'")
+
+
+def test_log_follows_new_entries_until_q(tmp_path: Path) -> None:
+    tk = BootedPc(tmp_path).boot()
+    klog = tk.pc.kernel.klog
+    klog.warning("test", "before the follow")
+    tk.command("echo ready")
+    before = tk.prompts_seen()
+    tk.type("log -f --subsystem test\n")
+    tk.run_to_stop(50 * MS)
+    shown = [line for line in tk.lines() if line]
+    assert shown[-1].endswith("warning test: before the follow"), shown  # the backlog
+    klog.info("test", "while following")  # as a service logs, from inside the kernel
+    klog.info("other", "not this subsystem")
+    tk.type("x")  # any key enters the kernel; only q leaves
+    tk.run_to_stop(50 * MS)
+    shown = [line for line in tk.lines() if line]
+    assert shown[-1].endswith("info    test: while following")
+    assert not any("not this subsystem" in line for line in shown)
+    assert tk.prompts_seen() == before
+    tk.type("q")
+    tk.run_until(lambda: tk.prompts_seen() > before, 100 * MS)
+    klog.info("test", "after leaving")
+    tk.command("echo done")
+    assert "after leaving" not in tk.text()
+    assert tk.output("log -f > /f.txt")[0] == (
+        "log: -f prints to the console; it cannot be redirected or piped"
+    )
