@@ -148,10 +148,17 @@ for command in (backtest, data, report_command, sweep_command):  # research: res
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write every frame on the network cable to this pcap file.",
 )
+@click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Profile the system from the first prompt to power-off: a perf-style table on stderr "
+    "and FILE as speedscope JSON (FILE.json) or folded stacks (any other name).",
+)
 def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_path: Path | None,
          read_only: bool, memory_mib: int, timeout_s: float | None, screenshot: Path | None,
          dump_screen: bool, scale: float | None, net: str, hostfwd: tuple[str, ...],
-         pcap_path: Path | None) -> None:  # fmt: skip
+         pcap_path: Path | None, profile_path: Path | None) -> None:  # fmt: skip
     """Power on the TradeKernel PC and boot its disk."""
     with HostSignals() as signals:
         remove_stale_scratch_disks()
@@ -159,10 +166,12 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             _check_writable(screenshot, "--screenshot")
         if pcap_path is not None:
             _check_writable(pcap_path, "--pcap")
+        if profile_path is not None:
+            _check_writable(profile_path, "--profile")
         _check_disk(disk_path)
         options = BootOptions(
             disk_path, memory_mib, deterministic, read_only, timeout_s or None, floppy_path,
-            net, hostfwd, pcap_path,
+            net, hostfwd, pcap_path, profile_path,
         )  # fmt: skip
         try:
             session = Session(options)
@@ -175,6 +184,8 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             signals.supervisor = supervisor
             session.machine.channels.listen("log", lambda text: click.echo(text, err=True))
             stop = _run(session, supervisor, headless, scale)
+            for line in session.finish_profile():
+                click.echo(line, err=True)
             if dump_screen:
                 click.echo("\n".join(line.rstrip() for line in session.screen_lines()))
             if screenshot is not None:

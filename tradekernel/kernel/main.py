@@ -36,18 +36,21 @@ from tradekernel.kernel.fs.storage import mount_system_disk
 from tradekernel.kernel.fs.vfs import MountTable
 from tradekernel.kernel.log import KernelLog
 from tradekernel.kernel.mm.memory import KernelMemory
+from tradekernel.kernel.obs.boot import Observability
 from tradekernel.kernel.proc.process import ProcessManager
 from tradekernel.kernel.proc.syscalls import KERNEL_INVARIANTS, Syscalls
 from tradekernel.kernel.proc.trap import SyscallEntry
 from tradekernel.kernel.shell.dmesg import register_dmesg
 from tradekernel.kernel.shell.files import register_file_commands
 from tradekernel.kernel.shell.jobs import JobControl
+from tradekernel.kernel.shell.log import register_log_commands
 from tradekernel.kernel.shell.memory import MemoryCommands, register_ipcs
 from tradekernel.kernel.shell.net import start_network
 from tradekernel.kernel.shell.pkg import register as register_pkg_commands
+from tradekernel.kernel.shell.prof import register_prof
 from tradekernel.kernel.shell.programs import ProgramCommands
 from tradekernel.kernel.shell.shell import Shell
-from tradekernel.kernel.shell.top import Top
+from tradekernel.kernel.shell.top import Top, register_vmstat
 
 PIC_MASTER_COMMAND, PIC_MASTER_DATA = 0x20, 0x21
 PIC_SLAVE_COMMAND, PIC_SLAVE_DATA = 0xA0, 0xA1
@@ -105,6 +108,8 @@ class Kernel:
         self._timer_order = itertools.count()
         self.timer: OneShotTimer | None = None
         self.timer_interrupts = 0  # IRQ0s taken (one-shot: they count wake-ups, not time)
+        self.irq_counts = [0] * 16  # interrupts taken per IRQ line (vmstat, kernel/obs)
+        self.obs: Observability | None = None
         self.stopping = False
         self.mm: KernelMemory | None = None
         self.vfs = MountTable()  # every path a program names resolves here
@@ -141,6 +146,10 @@ class Kernel:
         self._register_process_commands(self.processes)
         self.net = start_network(self)  # NE2000 probe, stack, DHCP, socket calls, commands
         Top(self).register(self.shell)
+        self.obs = Observability(self)  # /var/log/kern.log, counters, profiler (kernel/obs/)
+        register_log_commands(self.shell, self)
+        register_prof(self.shell, self)
+        register_vmstat(self.shell, self)
         self.platform.register_trap(SYSCALL_VECTOR, self.syscall_entry.fast_system_call)
         self._start_trading()
         self.shell.start()
@@ -187,6 +196,7 @@ class Kernel:
             self.console.write(f"trading: {INSTRUMENTS_FILE}: {error}; using defaults\n", 0x0C)
             instruments = InstrumentTable.from_toml(None)
         self.trading = TradingEngine(self.clock.now_ns, instruments)
+        self.obs.attach_audit(self.trading)  # /var/log/audit.log: every order event
         desk = Desk(self.trading, read_file=self.read_file, call_at=self.call_at)
         register_trading_commands(self.shell, desk)
         from tradekernel.kernel.shell.strategy import register_strategy_commands
@@ -242,6 +252,7 @@ class Kernel:
             irq: int | None = vector - IRQ_BASE
             for _ in range(IRQS_PER_ENTRY):
                 assert irq is not None
+                self.irq_counts[irq] += 1
                 handler = self._irq_handlers.get(irq)
                 if handler is not None:
                     self._contained(f"irq {irq}", "irq", handler, irq)

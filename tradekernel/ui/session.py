@@ -98,6 +98,7 @@ class BootOptions:
     net: str = "user"  # the NE2000's cable: user, tap:NAME, socket:OPTIONS or none
     hostfwd: tuple[str, ...] = ()
     pcap: Path | None = None
+    profile: Path | None = None  # --profile: the system profile from the first prompt on
 
 
 class Session:
@@ -126,6 +127,28 @@ class Session:
             self.close()
             raise
         self.machine = self.pc.machine
+        if options.profile is not None:
+            self.machine.feed_when_idle(self._start_profile)
+
+    def _start_profile(self) -> bool:
+        """Idle feeder: start the kernel's profiler once the kernel is up; gives no input."""
+        kernel = self.pc.kernel
+        if kernel is not None and kernel.obs is not None and not kernel.obs.profiler.started_ns:
+            kernel.obs.profiler.start()
+        return False
+
+    def finish_profile(self) -> list[str]:
+        """Stop the profiler, write --profile's file (speedscope JSON for .json, else folded
+        stacks) and return the report's lines; [] when the kernel never came up."""
+        kernel = self.pc.kernel
+        if self.options.profile is None or kernel is None or kernel.obs is None:
+            return []
+        profiler = kernel.obs.profiler
+        profiler.stop()
+        path = self.options.profile
+        text = profiler.speedscope() if path.suffix == ".json" else profiler.folded()
+        path.write_text(text)
+        return [*profiler.report(), f"profile written to {path}"]
 
     def press(self, events: list[KeyEvent]) -> None:
         """Thread-safe: queue key events for the 8042 (from a UI or stdin thread)."""

@@ -1,0 +1,82 @@
+"""Power loss: `tk boot --headless` is killed with SIGKILL in the middle of a burst of orders;
+the disk it leaves passes fsck.fat, mtools reads the audit log back up to its last complete
+record (every order acknowledged before the kill is in it, numbered without a gap), and the
+next boot recovers the file and numbers on from the last good record."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from tests.cli.conftest import TK, tk_env
+from tests.system.harness import BootedPc
+from tests.system.test_files import fsck, mtype
+from tradekernel.disktool import create_os_disk
+from tradekernel.kernel.trading.audit import read_records
+
+PAIRS = 40  # buy and sell pairs typed; the kill comes after KILL_AFTER orders were answered
+KILL_AFTER = 30
+DEADLINE_S = 120.0
+
+
+def read_until(process: subprocess.Popen, marker: bytes) -> bytes:
+    """stdout until `marker` appears (bounded in wall time)."""
+    seen = b""
+    end = time.monotonic() + DEADLINE_S
+    fd = process.stdout.fileno()
+    while marker not in seen:
+        assert time.monotonic() < end, f"no {marker!r} in:\n{seen.decode(errors='replace')}"
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            chunk = os.read(fd, 65536)
+            assert chunk, f"tk ended early:\n{seen.decode(errors='replace')}"
+            seen += chunk
+    return seen
+
+
+def test_sigkill_mid_session_leaves_the_audit_log_readable(tmp_path: Path) -> None:
+    disk = tmp_path / "disk.img"
+    create_os_disk(disk)
+    script = "".join(
+        f"buy AAPL {n} @100 -o alice\nsell AAPL {n} @100 -o bob\n" for n in range(1, PAIRS + 1)
+    )
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    process = subprocess.Popen(
+        [str(TK), "boot", "--headless", "--disk", str(disk), "--net", "none", "--timeout", "300"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=tk_env(scratch),
+    )
+    try:
+        process.stdin.write(script.encode())
+        process.stdin.flush()  # stdin stays open: its end would shut the machine down cleanly
+        read_until(process, f"#{KILL_AFTER + 1} ".encode())  # order 31 is being answered
+        process.send_signal(signal.SIGKILL)  # no flush, no shutdown: the power cord
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+    fsck(disk, tmp_path)  # the volume is consistent
+    found = read_records(mtype(disk, "/var/log/audit.log"))
+    records = found.records
+    assert found.problem is None or found.problem.startswith("torn record")
+    assert [r["rec"] for r in records] == list(range(1, len(records) + 1))
+    accepted = [r["order_id"] for r in records if r["event"] == "accepted"]
+    assert accepted[:KILL_AFTER] == list(range(1, KILL_AFTER + 1))  # answered before the kill
+    fills = [r for r in records if r["event"] == "filled"]
+    assert all(r["fill_price"] == 10_000 for r in fills) and len(fills) >= KILL_AFTER - 1
+    assert b"info    log: boot: TradeKernel" in mtype(disk, "/var/log/kern.log")
+
+    tk = BootedPc(tmp_path, disk=disk, deterministic=False).boot()  # the next boot
+    shown = tk.output("audit -n 0")
+    assert shown[-1] == f"audit: 0 records written this boot, next #{len(records) + 1}"
+    tk.command("buy AAPL 1 @99 -o carol")
+    assert tk.output("audit -n 1")[0].startswith(f"#{len(records) + 1} ")
+    assert len(tk.output("log --subsystem log")) == 2  # both boots, in the file
