@@ -19,7 +19,16 @@ from tradekernel.disktool import create_os_disk
 from tradekernel.ui.keymap import tap, with_modifier
 
 from .bootrun import END_MARKER, boot, make_disk, sample
-from .test_samples import A20_OFF_ROWS, A20_ON_ROWS, DISK_TEXT, OVERLAY_ROWS
+from .test_samples import (
+    A20_OFF_ROWS,
+    A20_ON_ROWS,
+    DISK_TEXT,
+    MEMORY_MIB,
+    MEMORY_ROWS,
+    OVERLAY_ROWS,
+    check_pc_memory_rules,
+    parse_memory_rows,
+)
 
 OTHER_PC_MESSAGE = "This image needs the TradeKernel machine: run tk boot"
 SCREEN_BYTES = 80 * 25 * 2
@@ -36,7 +45,8 @@ class Qemu:
         self.debug_log = scratch / "debugcon.log"
         monitor = scratch / "monitor.sock"
         self.process = subprocess.Popen(
-            [peer("qemu-system-i386"), "-display", "none", "-net", "none", "-m", "32", "-no-reboot",
+            [peer("qemu-system-i386"), "-display", "none", "-net", "none",
+             "-m", str(MEMORY_MIB), "-no-reboot",
              "-drive", f"file={disk},format=raw,snapshot=on",
              "-debugcon", f"file:{self.debug_log}",
              "-monitor", f"unix:{monitor},server,nowait"],
@@ -194,6 +204,23 @@ def test_memory_sample_a20_rows_are_seabios_rows(tmp_path):
     start = theirs.index(A20_ON_ROWS[0])
     expected = A20_ON_ROWS + A20_OFF_ROWS
     assert theirs[start : start + len(expected)] == expected
+
+
+def test_memory_sample_rows_follow_the_rules_seabios_follows(tmp_path):
+    """SeaBIOS lays memory out differently (a 1 KiB EBDA, ACPI tables at the top of RAM), so its
+    rows are not ours; but both must pass the same PC rules, and the int 11h bits we report
+    (video mode, x87, serial ports) must read as SeaBIOS's do on the same board."""
+    image = make_disk(tmp_path / "memory.img", sample("memory"))
+    with qemu(image) as vm:
+        vm.wait_for(lambda: any(END_MARKER in row for row in rows(vm.screen())))
+        theirs = rows(vm.screen())
+    first = next(i for i, row in enumerate(theirs) if row.startswith("int12="))
+    end = theirs.index(A20_ON_ROWS[0])
+    check_pc_memory_rules(theirs[first:end], MEMORY_MIB << 20)
+    shared_bits = 0x0030 | 0x0002 | 0x0E00  # video mode, x87, serial port count
+    _, _, equipment, _ = parse_memory_rows(theirs[first:end])
+    _, _, ours, _ = parse_memory_rows(MEMORY_ROWS)
+    assert ours & shared_bits == equipment & shared_bits
 
 
 def test_overlay_sample_gives_the_same_screen_as_seabios(tmp_path):
