@@ -310,3 +310,18 @@ def test_backing_geometry_is_the_diskette_format(tmp_path: Path) -> None:
     path.write_bytes(bytes(720 * 1024))
     assert floppy_disk(path, False).geometry == (80, 2, 9)
     assert isinstance(floppy_disk(path, True), DiskBacking)
+
+
+def test_changing_the_diskette_raises_the_change_line(rig: Rig, tmp_path: Path) -> None:
+    rig.ready()
+    rig.command(0x0F, 0x00, 1)
+    rig.sense()
+    assert rig.inb(DIR) & 0x80 == 0
+    other = tmp_path / "b.img"
+    other.write_bytes(bytes(1440 * 1024))
+    rig.fdc.insert(floppy_disk(other, False))
+    assert rig.inb(DIR) & 0x80
+    rig.dma_setup(0x46, BUFFER, 512)
+    rig.command(READ, 0x00, 1, 0, 1, 2, SPT, 0x1B, 0xFF)
+    assert rig.results()[0] == 0x00
+    assert rig.memory(BUFFER, 512) == bytes(512)  # the new diskette's sector

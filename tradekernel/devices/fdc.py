@@ -23,7 +23,8 @@ write-protected diskette ends with ST1 NW before anything is written. A transfer
 ST1 EN), and the result's C/H/R name the next sector as the 82077AA data sheet's table does.
 Data moves through the DMA channel wire (devices/dma8237.py), or through the FIFO a byte at a
 time in non-DMA mode (SPECIFY's ND bit). A write-protected diskette is a `DiskBacking` opened
-read-only: its writes are refused, never sent to the overlay.
+read-only: its writes are refused, never sent to the overlay. A drive has no write cache: each
+WRITE DATA and FORMAT TRACK ends with the image file flushed.
 """
 
 from __future__ import annotations
@@ -126,6 +127,11 @@ class Fdc(Device):
         self.dma = dma
         self._irq: IrqLine | None = None
         self.power_on()
+
+    def insert(self, backing: DiskBacking | None) -> None:
+        """Change the diskette in A: (None: take it out); the disk-change line goes up."""
+        drive = self.drives[0]
+        drive.backing, drive.changed = backing, True
 
     def attach(self, board: Board) -> None:
         self._irq = board.irq(FDC_IRQ)
@@ -429,6 +435,14 @@ class Fdc(Device):
         except DiskError:
             self.transfer["st1"] |= ST1_DE
 
+    @staticmethod
+    def _push(drive: FloppyDrive) -> None:
+        """A drive has no write cache: what a command wrote is in the image when it ends."""
+        try:
+            drive.backing.flush()
+        except OSError:
+            pass  # the sectors were written; only the host's sync failed
+
     def _next_sector(self) -> bool:
         """Step to the next sector of the transfer; False past the end of the track (or of
         the cylinder with MT)."""
@@ -489,6 +503,8 @@ class Fdc(Device):
         number, head = t["drive"], t["head"]
         drive = self.drives[number]
         st1 |= t["st1"]
+        if t["writing"]:
+            self._push(drive)
         cylinder = drive.cylinder + t.get("cylinder_end", 0)
         st0 = head << 2 | number | (ST0_ABNORMAL if st1 else 0)
         drive.sector = t["sector"]
@@ -532,6 +548,7 @@ class Fdc(Device):
             self._write_sector(bytes([t["fill"]]) * SECTOR)
         if len(ids) < 4 * t["count"]:
             t["st1"] |= ST1_OR
+        self._push(drive)
         st0 = t["head"] << 2 | t["drive"] | (ST0_ABNORMAL if t["st1"] else 0)
         self._answer([st0, t["st1"], 0, drive.cylinder, t["head"], 1, SECTOR_CODE], irq=True)
 
