@@ -860,6 +860,10 @@ class FatFs:
             self._fsinfo_stale = False
         self.device.flush()
 
+    def busy(self) -> bool:
+        """Some file on the volume is open (an unmount must wait)."""
+        return bool(self._nodes)
+
     def close(self) -> None:
         if not self._closed:
             self.flush()

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from tradekernel import __version__
 from tradekernel.kernel.drivers.console import Console
 from tradekernel.kernel.drivers.tty import Tty
+from tradekernel.kernel.fs.storage import Volumes
 
 ERROR_ATTR = 0x0C  # light red
 CAPTURE_LIMIT = 1 << 20  # characters of a built-in's output kept for a pipe or a file
@@ -280,6 +281,9 @@ class Shell:
         self.run_programs_in_background: ProgramRunner | None = None
         # Shows text page by page (kernel/shell/pager.py): `help | more`.
         self.page: Callable[[str], int] | None = None
+        # The FAT volumes as one tree (kernel/fs/storage.py Volumes), set by the file commands:
+        # where `> FILE` is created.
+        self.volumes: Volumes | None = None
         # Just before each prompt (job control reports the background jobs that ended).
         self.before_prompt: Callable[[], None] = lambda: None
         tty.on_line = self._on_line
@@ -438,8 +442,8 @@ class Shell:
     def _redirected_output(self, redirections: list[tuple[str, str]]) -> FileOutput | None:
         """Open every target in order as sh does (each is created or truncated; the last one
         gets the output), or print why one cannot be opened and return None."""
-        fs = self.kernel.fs
-        if fs is None:
+        fs = self.volumes
+        if fs is None or not fs.any_mounted():
             self.out.error("sh: cannot redirect output: no filesystem is mounted")
             return None
         handle = None
@@ -460,7 +464,8 @@ class Shell:
         except OSError as error:
             self.out.error(f"sh: writing the output: {error_text(error)}")
         finally:
-            self.kernel.fs.flush()
+            if self.volumes is not None:
+                self.volumes.flush()
 
     def _on_end_of_input(self) -> None:
         self.out.line("(end of input: type 'shutdown' to power off)")
