@@ -40,14 +40,16 @@ class Qemu:
     """One QEMU run: a scratch folder, the HMP monitor on a unix socket, the debug console
     (port 0xE9) in a file."""
 
-    def __init__(self, disk: Path, scratch: Path) -> None:
+    def __init__(self, disk: Path, scratch: Path, floppy: bool = False) -> None:
+        """`floppy`: `disk` is a diskette in A: (booted), not the first hard disk."""
         self.scratch = scratch
         self.debug_log = scratch / "debugcon.log"
         monitor = scratch / "monitor.sock"
         self.process = subprocess.Popen(
             [peer("qemu-system-i386"), "-display", "none", "-net", "none",
              "-m", str(MEMORY_MIB), "-no-reboot",
-             "-drive", f"file={disk},format=raw,snapshot=on",
+             "-drive", f"file={disk},format=raw,snapshot=on" + (",if=floppy" if floppy else ""),
+             "-boot", "a" if floppy else "c",
              "-debugcon", f"file:{self.debug_log}",
              "-monitor", f"unix:{monitor},server,nowait"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -112,10 +114,10 @@ class Qemu:
 
 
 @contextmanager
-def qemu(disk: Path) -> Iterator[Qemu]:
+def qemu(disk: Path, floppy: bool = False) -> Iterator[Qemu]:
     # A short folder of its own: unix socket paths are limited to about 100 characters.
     with tempfile.TemporaryDirectory(prefix="tkq") as scratch:
-        run = Qemu(disk, Path(scratch))
+        run = Qemu(disk, Path(scratch), floppy)
         try:
             yield run
         finally:
