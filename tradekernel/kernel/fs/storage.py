@@ -61,6 +61,8 @@ def mount_system_disk(
         f"FAT{fs.fat_type} on partition 1: {stats.free_bytes // 1024} KiB free"
         f" of {stats.total_bytes // 1024} KiB"
     )
+    if fs.reclaimed:
+        message += f"; reclaimed {fs.reclaimed} clusters a cut write had left"
     if fs.read_only_reason:
         message += f"; mounted read-only: {fs.read_only_reason}"
     return fs, disk, message
@@ -94,6 +96,8 @@ class FloppyMount:
             f"{FLOPPY_DEVICE} on {self.point}: FAT{stats.fat_type},"
             f" {stats.free_bytes // 1024} of {stats.total_bytes // 1024} KiB free"
         )
+        if self.fs.reclaimed:
+            text += f"; reclaimed {self.fs.reclaimed} lost clusters"
         return text + (f"; read-only: {self.fs.read_only_reason}" if self.fs.read_only else "")
 
 
