@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,9 @@ from .test_samples import (
     MEMORY_MIB,
     MEMORY_ROWS,
     OVERLAY_ROWS,
+    PIT_HZ,
+    TICK_DIVISOR,
+    WAIT_TICKS,
     check_pc_memory_rules,
     parse_memory_rows,
 )
@@ -223,6 +227,29 @@ def test_memory_sample_rows_follow_the_rules_seabios_follows(tmp_path):
     _, _, equipment, _ = parse_memory_rows(theirs[first:end])
     _, _, ours, _ = parse_memory_rows(MEMORY_ROWS)
     assert ours & shared_bits == equipment & shared_bits
+
+
+def test_ticks_sample_follows_the_same_clock_rules_under_seabios(tmp_path):
+    """The tick count a boot sector waits on, int 1Ah and the RTC, on QEMU's clock (the host's
+    UTC time): the same rules test_samples.py checks on ours, with the start read from the
+    host's clock instead of a fixed instant."""
+    image = make_disk(tmp_path / "ticks.img", sample("ticks"))
+    started = datetime.now(UTC)
+    with qemu(image) as vm:
+        vm.wait_for(lambda: any(END_MARKER in row for row in rows(vm.screen())))
+        theirs = [row for row in rows(vm.screen()) if row][-5:]
+    ended = datetime.now(UTC)
+    first, last = (int(value, 16) for value in theirs[0].split()[1::2])
+    assert last - first == WAIT_TICKS
+    assert theirs[1] == f"int 1Ah/00 {last:08X} same, midnight=00"
+    assert theirs[4] == END_MARKER
+    shown = datetime.strptime(theirs[3][5:] + " " + theirs[2][5:], "%Y-%m-%d %H:%M:%S")
+    shown = shown.replace(tzinfo=UTC)
+    assert started - timedelta(seconds=2) <= shown <= ended + timedelta(seconds=1)
+    midnight = shown.replace(hour=0, minute=0, second=0)
+    # the count POST set from the RTC, then 18.2 ticks a second: within two seconds of it
+    seconds = (shown - midnight).total_seconds() - WAIT_TICKS * TICK_DIVISOR / PIT_HZ
+    assert abs(first - seconds * PIT_HZ / TICK_DIVISOR) < 2 * PIT_HZ / TICK_DIVISOR
 
 
 def test_overlay_sample_gives_the_same_screen_as_seabios(tmp_path):
