@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,19 @@ from tradekernel.disktool import create_os_disk
 from tradekernel.ui.keymap import tap, with_modifier
 
 from .bootrun import END_MARKER, boot, make_disk, sample
-from .test_samples import A20_OFF_ROWS, A20_ON_ROWS, DISK_TEXT, OVERLAY_ROWS
+from .test_samples import (
+    A20_OFF_ROWS,
+    A20_ON_ROWS,
+    DISK_TEXT,
+    MEMORY_MIB,
+    MEMORY_ROWS,
+    OVERLAY_ROWS,
+    PIT_HZ,
+    TICK_DIVISOR,
+    WAIT_TICKS,
+    check_pc_memory_rules,
+    parse_memory_rows,
+)
 
 OTHER_PC_MESSAGE = "This image needs the TradeKernel machine: run tk boot"
 SCREEN_BYTES = 80 * 25 * 2
@@ -31,13 +44,16 @@ class Qemu:
     """One QEMU run: a scratch folder, the HMP monitor on a unix socket, the debug console
     (port 0xE9) in a file."""
 
-    def __init__(self, disk: Path, scratch: Path) -> None:
+    def __init__(self, disk: Path, scratch: Path, floppy: bool = False) -> None:
+        """`floppy`: `disk` is a diskette in A: (booted), not the first hard disk."""
         self.scratch = scratch
         self.debug_log = scratch / "debugcon.log"
         monitor = scratch / "monitor.sock"
         self.process = subprocess.Popen(
-            [peer("qemu-system-i386"), "-display", "none", "-net", "none", "-m", "32", "-no-reboot",
-             "-drive", f"file={disk},format=raw,snapshot=on",
+            [peer("qemu-system-i386"), "-display", "none", "-net", "none",
+             "-m", str(MEMORY_MIB), "-no-reboot",
+             "-drive", f"file={disk},format=raw,snapshot=on" + (",if=floppy" if floppy else ""),
+             "-boot", "a" if floppy else "c",
              "-debugcon", f"file:{self.debug_log}",
              "-monitor", f"unix:{monitor},server,nowait"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -102,10 +118,10 @@ class Qemu:
 
 
 @contextmanager
-def qemu(disk: Path) -> Iterator[Qemu]:
+def qemu(disk: Path, floppy: bool = False) -> Iterator[Qemu]:
     # A short folder of its own: unix socket paths are limited to about 100 characters.
     with tempfile.TemporaryDirectory(prefix="tkq") as scratch:
-        run = Qemu(disk, Path(scratch))
+        run = Qemu(disk, Path(scratch), floppy)
         try:
             yield run
         finally:
@@ -194,6 +210,46 @@ def test_memory_sample_a20_rows_are_seabios_rows(tmp_path):
     start = theirs.index(A20_ON_ROWS[0])
     expected = A20_ON_ROWS + A20_OFF_ROWS
     assert theirs[start : start + len(expected)] == expected
+
+
+def test_memory_sample_rows_follow_the_rules_seabios_follows(tmp_path):
+    """SeaBIOS lays memory out differently (a 1 KiB EBDA, ACPI tables at the top of RAM), so its
+    rows are not ours; but both must pass the same PC rules, and the int 11h bits we report
+    (video mode, x87, serial ports) must read as SeaBIOS's do on the same board."""
+    image = make_disk(tmp_path / "memory.img", sample("memory"))
+    with qemu(image) as vm:
+        vm.wait_for(lambda: any(END_MARKER in row for row in rows(vm.screen())))
+        theirs = rows(vm.screen())
+    first = next(i for i, row in enumerate(theirs) if row.startswith("int12="))
+    end = theirs.index(A20_ON_ROWS[0])
+    check_pc_memory_rules(theirs[first:end], MEMORY_MIB << 20)
+    shared_bits = 0x0030 | 0x0002 | 0x0E00  # video mode, x87, serial port count
+    _, _, equipment, _ = parse_memory_rows(theirs[first:end])
+    _, _, ours, _ = parse_memory_rows(MEMORY_ROWS)
+    assert ours & shared_bits == equipment & shared_bits
+
+
+def test_ticks_sample_follows_the_same_clock_rules_under_seabios(tmp_path):
+    """The tick count a boot sector waits on, int 1Ah and the RTC, on QEMU's clock (the host's
+    UTC time): the same rules test_samples.py checks on ours, with the start read from the
+    host's clock instead of a fixed instant."""
+    image = make_disk(tmp_path / "ticks.img", sample("ticks"))
+    started = datetime.now(UTC)
+    with qemu(image) as vm:
+        vm.wait_for(lambda: any(END_MARKER in row for row in rows(vm.screen())))
+        theirs = [row for row in rows(vm.screen()) if row][-5:]
+    ended = datetime.now(UTC)
+    first, last = (int(value, 16) for value in theirs[0].split()[1::2])
+    assert last - first == WAIT_TICKS
+    assert theirs[1] == f"int 1Ah/00 {last:08X} same, midnight=00"
+    assert theirs[4] == END_MARKER
+    shown = datetime.strptime(theirs[3][5:] + " " + theirs[2][5:], "%Y-%m-%d %H:%M:%S")
+    shown = shown.replace(tzinfo=UTC)
+    assert started - timedelta(seconds=2) <= shown <= ended + timedelta(seconds=1)
+    midnight = shown.replace(hour=0, minute=0, second=0)
+    # the count POST set from the RTC, then 18.2 ticks a second: within two seconds of it
+    seconds = (shown - midnight).total_seconds() - WAIT_TICKS * TICK_DIVISOR / PIT_HZ
+    assert abs(first - seconds * PIT_HZ / TICK_DIVISOR) < 2 * PIT_HZ / TICK_DIVISOR
 
 
 def test_overlay_sample_gives_the_same_screen_as_seabios(tmp_path):

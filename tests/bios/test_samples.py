@@ -5,6 +5,7 @@ own rules and the board's facts (geometry, memory map, start time)."""
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import subprocess
 import sys
@@ -13,7 +14,6 @@ from datetime import timedelta
 import pytest
 
 from tests.peers import peer
-from tradekernel import memmap
 from tradekernel.devices.ide import default_geometry
 from tradekernel.emu.pc import DETERMINISTIC_EPOCH, Pc, PcConfig
 from tradekernel.ui.ansi import screen_text
@@ -187,23 +187,47 @@ def test_ticks_timer_and_rtc(tmp_path):
 
 
 # ---- int 11h, 12h, 15h ----------------------------------------------------------------------
-def memory_rows(ram_bytes: int) -> list[str]:
-    kib = 1024
-    conventional = memmap.EBDA_BASE // kib
-    extended = (ram_bytes - memmap.EXTENDED_BASE) // kib
-    # 80x25 colour (bits 4-5 = 10b), x87 (bit 1), one serial port (bits 9-11: COM1 at 3F8h)
-    equipment = 0x0020 | 0x0002 | (1 << 9)
+# What memory.asm prints on a 32 MiB PC, written out as literals (never from tradekernel.memmap,
+# so a wrong constant there fails here): 636 KiB below a 4 KiB EBDA at 9F000h, everything above
+# 1 MiB as extended memory, the BIOS ROM F0000h-FFFFFh reserved. test_qemu.py checks the rules
+# these rows follow against SeaBIOS's answers on QEMU.
+MEMORY_MIB = 32
+MEMORY_ROWS = [
+    "int12=636K int15/88=31744K int11=0222",  # int11: 80x25 colour, x87, one serial port
+    "E820 0000000000000000 000000000009F000 01",
+    "E820 000000000009F000 0000000000001000 02",
+    "E820 00000000000F0000 0000000000010000 02",
+    "E820 0000000000100000 0000000001F00000 01",
+]
+
+
+def parse_memory_rows(rows: list[str]) -> tuple[int, int, int, list[tuple[int, int, int]]]:
+    """(int 12h bytes, int 15h/88h bytes, int 11h word, E820 entries) from memory.asm's rows."""
+    sizes = dict(field.split("=") for field in rows[0].split())
     e820 = [
-        (0, memmap.EBDA_BASE, 1),
-        (memmap.EBDA_BASE, memmap.CONVENTIONAL_TOP - memmap.EBDA_BASE, 2),
-        (memmap.BIOS_ROM_BASE, memmap.BIOS_ROM_SIZE, 2),
-        (memmap.EXTENDED_BASE, ram_bytes - memmap.EXTENDED_BASE, 1),
+        (int(base, 16), int(length, 16), int(kind, 16))
+        for _, base, length, kind in (row.split() for row in rows[1:] if row.startswith("E820"))
     ]
-    return [
-        f"int12={conventional}K int15/88={extended}K int11={equipment:04X}",
-        *(f"E820 {base:016X} {length:016X} {kind:02X}" for base, length, kind in e820),
-        *A20_ON_ROWS,
-    ]
+    return (int(sizes["int12"][:-1]) * 1024, int(sizes["int15/88"][:-1]) * 1024,
+            int(sizes["int11"], 16), e820)  # fmt: skip
+
+
+def check_pc_memory_rules(rows: list[str], ram_bytes: int) -> None:
+    """What a PC program may rely on, whatever the BIOS: int 12h ends the first usable E820
+    range at 0, the rest below A0000h is reserved (the EBDA), the ROM F0000h-FFFFFh is
+    reserved, int 15h/88h is the size of the usable range at 1 MiB, nothing usable lies past
+    the RAM, and the ranges are sorted and do not overlap."""
+    conventional, extended, _, e820 = parse_memory_rows(rows)
+    assert e820[0] == (0, conventional, 1)
+    assert 512 * 1024 <= conventional <= 0xA0000
+    below = [(base, length, kind) for base, length, kind in e820 if base < 0xA0000]
+    assert sum(length for _, length, _ in below) == 0xA0000
+    assert all(kind == 2 for _, _, kind in below[1:])
+    assert any(base <= 0xF0000 and base + length >= 0x100000 and kind == 2
+               for base, length, kind in e820)  # fmt: skip
+    assert (0x100000, extended, 1) in e820
+    assert all(base + length <= ram_bytes for base, length, kind in e820 if kind == 1)
+    assert all(a + size <= b for (a, size, _), (b, _, _) in itertools.pairwise(e820))
 
 
 # memory.asm after the E820 walk: A20 on, how it can be switched, off, its state, on again.
@@ -222,13 +246,15 @@ A20_OFF_ROWS = [
 def test_memory_size_map_and_a20_on(tmp_path):
     run = boot(make_disk(tmp_path / "memory.img", sample("memory")), until_text="2400:")
     assert run.reason == "until"
-    expected = memory_rows(run.pc.machine.cpu.ram_bytes)
+    assert run.pc.machine.cpu.ram_bytes == MEMORY_MIB << 20
+    expected = MEMORY_ROWS + A20_ON_ROWS
     assert run.rows[: len(expected)] == expected
+    check_pc_memory_rules(run.rows[: len(MEMORY_ROWS)], MEMORY_MIB << 20)
 
 
 def test_memory_a20_off_wraps(tmp_path):
     run = boot(make_disk(tmp_path / "memory.img", sample("memory")))
-    base = len(memory_rows(run.pc.machine.cpu.ram_bytes))
+    base = len(MEMORY_ROWS + A20_ON_ROWS)
     assert run.rows[base : base + len(A20_OFF_ROWS)] == A20_OFF_ROWS
 
 

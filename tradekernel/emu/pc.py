@@ -13,6 +13,8 @@ from pathlib import Path
 
 from tradekernel import hostnet, memmap
 from tradekernel.devices.debugcon import DebugCon
+from tradekernel.devices.dma8237 import Dma8237
+from tradekernel.devices.fdc import Fdc
 from tradekernel.devices.i8042 import I8042
 from tradekernel.devices.ide import DiskBacking, IdeChannel
 from tradekernel.devices.ne2000 import DEFAULT_MAC, Ne2000
@@ -59,8 +61,10 @@ FLOPPY_GEOMETRIES = {
 
 
 def floppy_disk(path: Path, read_only: bool) -> DiskBacking:
-    """A diskette image for the BIOS (no floppy controller is modelled: int 13h only)."""
-    backing = DiskBacking(path, read_only=read_only)
+    """A diskette image for the BIOS's int 13h and the floppy controller; an image file with no
+    write permission bits (chmod a-w) is a write-protected diskette, even for root."""
+    protected = read_only or (path.is_file() and not path.stat().st_mode & 0o222)
+    backing = DiskBacking(path, read_only=protected)
     geometry = FLOPPY_GEOMETRIES.get(backing.sector_count * 512)
     if geometry is None:
         sizes = ", ".join(f"{size // 1024} KiB" for size in FLOPPY_GEOMETRIES)
@@ -97,6 +101,8 @@ class Pc:
             disks[0x80] = backing
         if config.floppy is not None:
             disks[0x00] = floppy_disk(Path(config.floppy), config.read_only)
+        self.dma = machine.add(Dma8237())
+        self.fdc = machine.add(Fdc(disks.get(0x00), self.dma.channel(2)))
         self.bios = Bios(
             machine.cpu,
             machine.memory,

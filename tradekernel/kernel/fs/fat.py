@@ -8,7 +8,11 @@ handle API of `FatFile` that the kernel's syscalls call.
 Crash safety comes from write order, not a journal, so a machine stopped between any two block
 writes leaves a volume fsck.fat can repair without losing data it had acknowledged:
   - growing a file: new clusters are marked in every FAT copy first, then the data is written,
-    then the directory entry's size and first cluster; a crash leaves lost clusters at worst;
+    then the directory entry's size and first cluster. A crash while a new file is written
+    leaves lost clusters (allocated, reached by no chain), which the next writable mount of an
+    undamaged volume frees as fsck.fat would (`reclaimed`); a crash while an existing file
+    grows can leave its chain longer than its size, which is damage (a size field that shrank
+    looks the same) and mounts read-only for fsck.fat;
   - growing a directory: the new cluster is allocated, zeroed, and only then linked;
   - shrinking or deleting: the directory entry changes first, the clusters are freed after;
   - renaming: the new entry is written before the old one is removed.
@@ -724,6 +728,7 @@ class FatFs:
         # Subdirectory entries the allocation check found damaged, by (directory cluster,
         # entry index): refused when a path goes through them.
         self._damaged: dict[tuple[int, int], str] = {}
+        self._lost: list[int] = []  # in use, reached by no chain: set by an undamaged check
         self._load_dir(self.root_cluster, "/")  # a damaged root shows up now, not on first use
         problems = self._check_allocation()
         if problems and damage is None:
@@ -733,6 +738,23 @@ class FatFs:
         # to show at mount and in every refused change. None when nothing is wrong.
         self.read_only_reason = damage and f"{damage}; repair it with fsck.fat"
         self.read_only = read_only or damage is not None
+        self.reclaimed = 0  # lost clusters this mount gave back
+        if self._lost and not self.read_only:
+            self._reclaim_lost()
+
+    def lost_clusters(self) -> int:
+        """Clusters the mount found in use but reached by no chain (0 on a damaged volume,
+        where that is not known)."""
+        return len(self._lost)
+
+    def _reclaim_lost(self) -> None:
+        """Free the lost clusters a cut write left (see the module docstring), as fsck.fat
+        does: only on an undamaged volume mounted writable, with the FAT written copy 1 first
+        like every change, so a cut here leaves at worst FAT copies fsck.fat reconciles."""
+        self._modifying()
+        self._fat.release(self._lost)
+        self.flush()
+        self.reclaimed, self._lost = len(self._lost), []
 
     def _check_allocation(self) -> list[str]:
         """The allocation check of a mount: follow every chain reachable from the root once,
@@ -741,7 +763,8 @@ class FatFs:
         with another, a file whose chain does not fit its size, a subdirectory that does not
         start with '.' and '..' (the data area has moved). Clean volumes then keep an invariant
         allocation relies on: every cluster any entry uses is marked used in the FAT. Lost
-        clusters (used, owned by nothing: what a crash leaves) are harmless and not reported.
+        clusters (used, owned by nothing: what a crash leaves) are not damage: when the whole
+        tree was followed they are listed in `_lost`, for the mount to reclaim.
         Cost: one read of every directory and one step per used cluster."""
         fat = self._fat
         entries, max_cluster, eoc_min = fat.entries, fat.max_cluster, fat.eoc_min
@@ -815,6 +838,13 @@ class FatFs:
                         self._damaged[(cluster, index)] = damage
                 elif is_dir:
                     pending.append((first, _child_path(directory, index, path), cluster))
+        if not problems:  # every chain was followed: what is in use and unowned is lost
+            bad = fat.bad
+            self._lost = [
+                cluster
+                for cluster in range(2, max_cluster + 1)
+                if entries[cluster] and not owned[cluster] and entries[cluster] != bad
+            ]
         return problems
 
     def _dot_damage(
@@ -859,6 +889,10 @@ class FatFs:
             self._write_fsinfo(self._fat.free, self._fat.next_free)
             self._fsinfo_stale = False
         self.device.flush()
+
+    def busy(self) -> bool:
+        """Some file on the volume is open (an unmount must wait)."""
+        return bool(self._nodes)
 
     def close(self) -> None:
         if not self._closed:

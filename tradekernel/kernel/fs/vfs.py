@@ -253,6 +253,14 @@ class MountTable:
             raise OSError(E.EBUSY, f"{point}: already a mount point")
         self._mounts[point] = filesystem
 
+    def unmount(self, point: str) -> Filesystem:
+        """Detach the filesystem at `point` (EINVAL if none is mounted exactly there); the
+        caller flushes it first."""
+        point = posixpath.normpath("/" + point.lstrip("/"))
+        if point not in self._mounts:
+            raise OSError(E.EINVAL, f"{point}: not a mount point")
+        return self._mounts.pop(point)
+
     def resolve(self, path: str) -> tuple[Filesystem, str]:
         """(filesystem, path within it) for an absolute, normalised `path`; ENODEV if no
         mount covers it (no disk, and the path is not under another mount)."""

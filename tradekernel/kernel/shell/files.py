@@ -1,5 +1,7 @@
 """The shell's file commands: ls, cd, pwd, mkdir, rmdir, rm, cp, mv, cat, touch, hexdump, df,
-du and edit, over the mounted FAT volume (`kernel.fs`, a kernel/fs/fat.py FatFs).
+du and edit, over the mounted FAT volumes as one tree (kernel/fs/storage.py `Volumes`: the
+system disk's volume at `kernel.fs`, and below its mount point the data floppy that `mount fd0
+DIR` attaches to the kernel's mount table; `umount DIR` writes it out and detaches it).
 
 Contract: every path argument goes through `shell.resolve_path` (relative to the shell's cwd).
 A filesystem error (an OSError carrying an errno) becomes one line, `cmd: PATH: <errno text>`,
@@ -18,13 +20,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from tradekernel.kernel.drivers.console import COLUMNS
-from tradekernel.kernel.fs.fat import FatFs, IsDirectory, NoEntry, NotDirectory, Stat
+from tradekernel.kernel.fs.fat import IsDirectory, NoEntry, NotDirectory, Stat
 from tradekernel.kernel.fs.fat_dir import (
     ATTR_ARCHIVE,
     ATTR_HIDDEN,
     ATTR_READ_ONLY,
     ATTR_SYSTEM,
     check_long_name,
+)
+from tradekernel.kernel.fs.fatfile import FatVolume
+from tradekernel.kernel.fs.storage import (
+    FLOPPY_DEVICE,
+    FloppyMount,
+    Volumes,
+    mount_floppy,
+    unmount_floppy,
 )
 from tradekernel.kernel.shell.editor import Editor
 from tradekernel.kernel.shell.shell import Output, Shell, UsageError, error_text
@@ -35,7 +45,7 @@ HEXDUMP_WIDTH = 16
 DEVICE_NAME = "ata0p1"  # what the kernel mounts: partition 1 of the primary master disk
 DIRECTORY_COLOUR = 0x09  # light blue, as ls --color shows directories
 
-FileHandler = Callable[[FatFs, list[str], Output], int]
+FileHandler = Callable[[Volumes, list[str], Output], int]
 
 
 class FileTooLarge(OSError):
@@ -71,6 +81,10 @@ _COMMANDS = {
     "df": _Spec("df", "size, used and free space of the volume"),
     "du": _Spec("du [-s] [-b] [PATH...]", "disk usage per directory (-s: totals only)"),
     "edit": _Spec("edit FILE", "full-screen text editor (new files allowed)"),
+    "mount": _Spec(
+        "mount [fd0 DIR]", "mount the diskette in A: on DIR (no arguments: list)", needs_fs=False
+    ),
+    "umount": _Spec("umount DIR", "write out and detach the volume mounted on DIR", needs_fs=False),
 }
 
 
@@ -149,6 +163,9 @@ class FileCommands:
     def __init__(self, shell: Shell, kernel) -> None:  # noqa: ANN001 - Kernel
         self.shell = shell
         self.kernel = kernel
+        self.volumes = Volumes(kernel.vfs, lambda: kernel.fs)
+        shell.volumes = self.volumes  # output redirection (`> FILE`) resolves the same way
+        self.floppy: FloppyMount | None = None
 
     def register(self) -> None:
         for name, spec in _COMMANDS.items():
@@ -158,8 +175,8 @@ class FileCommands:
         method: FileHandler = getattr(self, "_" + name)
 
         def run(args: list[str], out: Output) -> int:
-            fs = self.kernel.fs
-            if fs is None and spec.needs_fs:
+            fs = self.volumes
+            if not fs.any_mounted() and spec.needs_fs:
                 out.error(f"{name}: no filesystem is mounted")
                 return 1
             try:
@@ -174,7 +191,7 @@ class FileCommands:
         return run
 
     # ---- shared helpers -------------------------------------------------------------------
-    def _sync(self, fs: FatFs, name: str, out: Output) -> None:
+    def _sync(self, fs: Volumes, name: str, out: Output) -> None:
         """Push the change to the disk; if the cwd went away (rm -r, mv), move up to the
         nearest directory that still exists."""
         try:
@@ -187,7 +204,7 @@ class FileCommands:
         self.shell.cwd = cwd
 
     @staticmethod
-    def _is_dir(fs: FatFs, path: str) -> bool:
+    def _is_dir(fs: Volumes, path: str) -> bool:
         try:
             return fs.stat(path).is_dir
         except OSError:
@@ -198,7 +215,7 @@ class FileCommands:
         out.error(f"{name}: {path}: {error_text(error)}")
         return 1
 
-    def _canonical(self, fs: FatFs, path: str) -> str:
+    def _canonical(self, fs: Volumes, path: str) -> str:
         """The absolute path of an existing file with each name spelled as stored (FAT
         matches names without regard to case, and short 8.3 aliases too)."""
         canonical = "/"
@@ -207,13 +224,13 @@ class FileCommands:
                 canonical = posixpath.join(canonical, fs.stat(posixpath.join(canonical, part)).name)
         return canonical
 
-    def _copy_file(self, fs: FatFs, source: str, target: str) -> None:
+    def _copy_file(self, fs: Volumes, source: str, target: str) -> None:
         with fs.open(source, "r") as reader, fs.open(target, "w") as writer:
             while chunk := reader.read(COPY_CHUNK):
                 writer.write(chunk)
 
     # ---- directories ----------------------------------------------------------------------
-    def _ls(self, fs: FatFs, args: list[str], out: Output) -> int:
+    def _ls(self, fs: Volumes, args: list[str], out: Output) -> int:
         flags, paths = _options(args, "l")
         status = 0
         files: list[tuple[str, Stat]] = []
@@ -269,7 +286,7 @@ class FileCommands:
             else:
                 out.line(name)
 
-    def _cd(self, fs: FatFs, args: list[str], out: Output) -> int:
+    def _cd(self, fs: Volumes, args: list[str], out: Output) -> int:
         if len(args) > 1:
             raise UsageError("too many arguments")
         target = args[0] if args else "/"
@@ -282,13 +299,13 @@ class FileCommands:
             return self._fail(out, "cd", target, error)
         return 0
 
-    def _pwd(self, _fs: FatFs | None, args: list[str], out: Output) -> int:
+    def _pwd(self, _fs: Volumes | None, args: list[str], out: Output) -> int:
         if args:
             raise UsageError(f"unexpected argument {args[0]!r}")
         out.line(self.shell.cwd)
         return 0
 
-    def _mkdir(self, fs: FatFs, args: list[str], out: Output) -> int:
+    def _mkdir(self, fs: Volumes, args: list[str], out: Output) -> int:
         flags, paths = _options(args, "p")
         if not paths:
             raise UsageError("no directory named")
@@ -305,7 +322,7 @@ class FileCommands:
         return status
 
     @staticmethod
-    def _make_parents(fs: FatFs, full: str) -> None:
+    def _make_parents(fs: Volumes, full: str) -> None:
         """mkdir -p: every missing directory along `full`; existing directories are fine."""
         prefix = "/"
         for part in full.strip("/").split("/"):
@@ -337,13 +354,13 @@ class FileCommands:
                 status = self._fail(out, command, path, error)
         return status
 
-    def _rmdir(self, fs: FatFs, args: list[str], out: Output) -> int:
+    def _rmdir(self, fs: Volumes, args: list[str], out: Output) -> int:
         _, paths = _options(args, "")
         if not paths:
             raise UsageError("no directory named")
         return self._remove_each("rmdir", paths, out, fs.rmdir)
 
-    def _rm(self, fs: FatFs, args: list[str], out: Output) -> int:
+    def _rm(self, fs: Volumes, args: list[str], out: Output) -> int:
         flags, paths = _options(args, "rRf")
         recursive = bool(flags & {"r", "R"})
         if not paths:
@@ -360,7 +377,7 @@ class FileCommands:
         return self._remove_each("rm", paths, out, remove, ignore_missing="f" in flags)
 
     @staticmethod
-    def _remove_tree(fs: FatFs, top: str) -> None:
+    def _remove_tree(fs: Volumes, top: str) -> None:
         """Files first, then directories deepest first (each is empty by then)."""
         tree = list(fs.walk(top))
         for directory, _, files in tree:
@@ -371,7 +388,7 @@ class FileCommands:
 
     # ---- copying and moving ---------------------------------------------------------------
     def _targets(
-        self, fs: FatFs, sources: list[str], destination: str
+        self, fs: Volumes, sources: list[str], destination: str
     ) -> list[tuple[str, str, str]]:
         """(source as typed, source path, target path) for cp and mv: into `destination` when
         it is a directory, else `destination` itself (then only one source is allowed)."""
@@ -386,13 +403,13 @@ class FileCommands:
             pairs.append((source, source_full, target))
         return pairs
 
-    def _same_file(self, fs: FatFs, source: str, target: str) -> bool:
+    def _same_file(self, fs: Volumes, source: str, target: str) -> bool:
         try:
             return self._canonical(fs, source) == self._canonical(fs, target)
         except NoEntry:
             return False
 
-    def _source_target_pairs(self, fs: FatFs, command: str, operands: list[str],
+    def _source_target_pairs(self, fs: Volumes, command: str, operands: list[str],
                              out: Output) -> list[tuple[str, str, str]] | None:  # fmt: skip
         """cp/mv operands as (typed, source, target) triples; None once an error is shown."""
         if len(operands) < 2:
@@ -403,7 +420,7 @@ class FileCommands:
             self._fail(out, command, operands[-1], error)
             return None
 
-    def _cp(self, fs: FatFs, args: list[str], out: Output) -> int:
+    def _cp(self, fs: Volumes, args: list[str], out: Output) -> int:
         flags, operands = _options(args, "rR")
         pairs = self._source_target_pairs(fs, "cp", operands, out)
         if pairs is None:
@@ -428,7 +445,7 @@ class FileCommands:
                 status = self._fail(out, "cp", typed, error)
         return status
 
-    def _copy_tree(self, fs: FatFs, source: str, target: str) -> None:
+    def _copy_tree(self, fs: Volumes, source: str, target: str) -> None:
         for directory, _, files in list(fs.walk(source)):
             relative = directory[len(source) :].lstrip("/")
             destination = posixpath.join(target, relative) if relative else target
@@ -439,7 +456,7 @@ class FileCommands:
                     fs, posixpath.join(directory, stat.name), posixpath.join(destination, stat.name)
                 )
 
-    def _mv(self, fs: FatFs, args: list[str], out: Output) -> int:
+    def _mv(self, fs: Volumes, args: list[str], out: Output) -> int:
         _, operands = _options(args, "")
         pairs = self._source_target_pairs(fs, "mv", operands, out)
         if pairs is None:
@@ -451,13 +468,19 @@ class FileCommands:
                 status = 1
                 continue
             try:
-                fs.rename(source, target)
+                try:
+                    fs.rename(source, target)
+                except OSError as error:
+                    if error.errno != errno.EXDEV or fs.stat(source).is_dir:
+                        raise
+                    self._copy_file(fs, source, target)  # another volume: copy, then remove
+                    fs.remove(source)
             except OSError as error:
                 status = self._fail(out, "mv", typed, error)
         return status
 
     # ---- contents -------------------------------------------------------------------------
-    def _cat(self, fs: FatFs, args: list[str], out: Output) -> int:
+    def _cat(self, fs: Volumes, args: list[str], out: Output) -> int:
         _, paths = _options(args, "")
         if not paths:
             raise UsageError("no file named")
@@ -474,7 +497,7 @@ class FileCommands:
                 out.line()  # keep the prompt off the file's last line
         return status
 
-    def _touch(self, fs: FatFs, args: list[str], out: Output) -> int:
+    def _touch(self, fs: Volumes, args: list[str], out: Output) -> int:
         _, paths = _options(args, "")
         if not paths:
             raise UsageError("no file named")
@@ -488,7 +511,7 @@ class FileCommands:
         return status
 
     @staticmethod
-    def _touch_one(fs: FatFs, full: str) -> None:
+    def _touch_one(fs: Volumes, full: str) -> None:
         """Create the file, or stamp it with the current time. FatFs stamps a file when it is
         written, so an existing file gets its last byte written back (an empty one grows to
         one byte and back): the contents stay as they were."""
@@ -507,7 +530,7 @@ class FileCommands:
             handle.seek(handle.size - 1)
             handle.write(last)
 
-    def _hexdump(self, fs: FatFs, args: list[str], out: Output) -> int:
+    def _hexdump(self, fs: Volumes, args: list[str], out: Output) -> int:
         start, length, paths = 0, None, []
         items = iter(args)
         for arg in items:
@@ -534,25 +557,99 @@ class FileCommands:
         return 0
 
     # ---- space ----------------------------------------------------------------------------
-    def _df(self, fs: FatFs, args: list[str], out: Output) -> int:
+    def _df(self, fs: Volumes, args: list[str], out: Output) -> int:
         if args:
             raise UsageError(f"unexpected argument {args[0]!r}")
-        stats = fs.statfs()
-        used_clusters = stats.total_clusters - stats.free_clusters
-        used = used_clusters * stats.cluster_size
-        percent = -(-used * 100 // stats.total_bytes) if stats.total_bytes else 0
+        mounted = [(DEVICE_NAME, "/")] if self.kernel.fs is not None else []
+        if self.floppy is not None:
+            mounted.append((FLOPPY_DEVICE, self.floppy.point))
         out.line("Filesystem  Type   1K-blocks       Used  Available  Use%  Mounted on", 0x0F)
-        out.line(
-            f"{DEVICE_NAME:<11} FAT{stats.fat_type:<3} {stats.total_bytes // 1024:>9} "
-            f"{used // 1024:>10} {stats.free_bytes // 1024:>10} {percent:>4}%  /"
-        )
-        out.line(
-            f"{stats.total_clusters} clusters of {stats.cluster_size} bytes:"
-            f" {used_clusters} used, {stats.free_clusters} free"
-        )
+        totals = []
+        for device, point in mounted:
+            stats = fs.statfs(point)
+            used_clusters = stats.total_clusters - stats.free_clusters
+            used = used_clusters * stats.cluster_size
+            percent = -(-used * 100 // stats.total_bytes) if stats.total_bytes else 0
+            out.line(
+                f"{device:<11} FAT{stats.fat_type:<3} {stats.total_bytes // 1024:>9} "
+                f"{used // 1024:>10} {stats.free_bytes // 1024:>10} {percent:>4}%  {point}"
+            )
+            totals.append(
+                f"{point}: {stats.total_clusters} clusters of {stats.cluster_size} bytes:"
+                f" {used_clusters} used, {stats.free_clusters} free"
+            )
+        for line in totals:
+            out.line(line if len(totals) > 1 else line.split(": ", 1)[1])
         return 0
 
-    def _du(self, fs: FatFs, args: list[str], out: Output) -> int:
+    # ---- mounting -------------------------------------------------------------------------
+    def _mount(self, fs: Volumes, args: list[str], out: Output) -> int:
+        """`mount fd0 DIR`: probe drive A: and mount its FAT volume on DIR, an existing
+        directory; with no arguments, list what is mounted."""
+        if not args:
+            if self.kernel.fs is not None:
+                out.line(f"{DEVICE_NAME} on / type vfat")
+            if self.floppy is not None:
+                mode = "ro" if self.floppy.fs.read_only else "rw"
+                out.line(f"{FLOPPY_DEVICE} on {self.floppy.point} type vfat ({mode})")
+            return 0
+        if len(args) != 2:
+            raise UsageError("name a device and a directory")
+        device, target = args
+        if device != FLOPPY_DEVICE:
+            out.error(f"mount: {device}: no such device (drive A: is {FLOPPY_DEVICE})")
+            return 1
+        if self.floppy is not None:
+            out.error(f"mount: {FLOPPY_DEVICE} is already mounted on {self.floppy.point}")
+            return 1
+        point = self.shell.resolve_path(target)
+        if point == "/" or (self.kernel.fs is not None and not self._is_dir(fs, point)):
+            out.error(f"mount: {target}: not a directory to mount on (mkdir it first)")
+            return 1
+        kernel = self.kernel
+        now = lambda: kernel.clock.wall_time().replace(tzinfo=None)  # noqa: E731 - FAT is local
+        try:
+            mount = mount_floppy(kernel.ports, kernel.memory, kernel.mm.heap, now, point)
+        except OSError as error:
+            out.error(f"mount: {FLOPPY_DEVICE}: {error.strerror}")  # the driver's own words
+            return 1
+        try:
+            kernel.vfs.mount(point, FatVolume(mount.fs))
+        except OSError as error:
+            unmount_floppy(mount, kernel.mm.heap)
+            out.error(f"mount: {target}: {error_text(error)}")
+            return 1
+        self.floppy = mount
+        self.volumes.mounted(point)
+        out.line(mount.describe())
+        return 0
+
+    def _umount(self, fs: Volumes, args: list[str], out: Output) -> int:
+        if len(args) != 1:
+            raise UsageError("name the directory (or fd0)")
+        mount = self.floppy
+        target = args[0]
+        if mount is None or (
+            target != FLOPPY_DEVICE and self.shell.resolve_path(target) != mount.point
+        ):
+            out.error(f"umount: {target}: not mounted")
+            return 1
+        if mount.fs.busy():
+            out.error(f"umount: {mount.point}: files on it are open")
+            return 1
+        if self.shell.cwd == mount.point or self.shell.cwd.startswith(mount.point + "/"):
+            self.shell.cwd = posixpath.dirname(mount.point)  # as if cd'd out of it first
+        self.kernel.vfs.unmount(mount.point)
+        self.volumes.unmounted(mount.point, mount.fs)
+        self.floppy = None
+        try:
+            unmount_floppy(mount, self.kernel.mm.heap)
+        except OSError as error:
+            out.error(f"umount: writing {FLOPPY_DEVICE}: {error_text(error)}")
+            return 1
+        return 0
+
+    def _du(self, fs: Volumes, args: list[str], out: Output) -> int:
         """Per directory, the space its files take in whole clusters (KiB, rounded up), or
         with -b their sizes in bytes; a directory's own clusters are not counted."""
         flags, paths = _options(args, "sb")
@@ -578,7 +675,7 @@ class FileCommands:
         return status
 
     def _tree_totals(
-        self, fs: FatFs, directory: str, measure: Callable[[int], int]
+        self, fs: Volumes, directory: str, measure: Callable[[int], int]
     ) -> list[tuple[str, int]]:
         """(directory, total of everything below it) in du's order: each directory after the
         directories inside it, `directory` itself last."""
@@ -595,7 +692,7 @@ class FileCommands:
         return rows
 
     # ---- the editor -----------------------------------------------------------------------
-    def _edit(self, fs: FatFs, args: list[str], out: Output) -> int:
+    def _edit(self, fs: Volumes, args: list[str], out: Output) -> int:
         if len(args) != 1:
             raise UsageError("name one file")
         full = self.shell.resolve_path(args[0])
@@ -619,7 +716,7 @@ class FileCommands:
         return 0
 
     @staticmethod
-    def _load_for_editing(fs: FatFs, full: str) -> bytes | None:
+    def _load_for_editing(fs: Volumes, full: str) -> bytes | None:
         """The file's bytes, or None for a new file whose directory exists and whose name FAT
         can hold (so the first save does not fail for a reason known now)."""
         try:

@@ -9,7 +9,8 @@ Output redirection works for every command: an unquoted `> FILE` or `>> FILE` an
 line gives the handler an Output that writes to FILE (created or truncated before the command
 runs, or appended to) on the mounted filesystem; errors still go to the screen. Programs (in
 /bin) go to the process layer instead (`run_programs`): `a | b | c` pipes them together and
-`< FILE` / `> FILE` become their standard input and output. A built-in may start a pipeline
+`< FILE` / `> FILE` become their standard input and output; a trailing `&` makes the line a
+background job (`run_programs_in_background`). A built-in may start a pipeline
 (`help | wc -l`): its output, kept as text, is the standard input of the programs after it,
 or is shown page by page when a pager (`more`, kernel/shell/pager.py) follows it. Paths are
 resolved against `cwd` by `resolve_path`, the one resolver every file command uses.
@@ -33,11 +34,15 @@ from dataclasses import dataclass
 from tradekernel import __version__
 from tradekernel.kernel.drivers.console import Console
 from tradekernel.kernel.drivers.tty import Tty
+from tradekernel.kernel.fs.storage import Volumes
 
 ERROR_ATTR = 0x0C  # light red
 CAPTURE_LIMIT = 1 << 20  # characters of a built-in's output kept for a pipe or a file
 BUILTIN_NO_INPUT = "a built-in takes no input (no < and not after a |)"
 PAGERS = ("more", "less")  # built-ins that take a built-in's output through a pipe
+# Built-ins whose last argument `&` starts a background job; any other built-in ends at once
+# and simply runs when the line ends in `&`.
+STARTS_JOBS = ("run", "nice")
 
 
 class UsageError(Exception):
@@ -48,13 +53,14 @@ class _Operator(str):
     """An unquoted redirection operator, told apart from a quoted word that reads the same."""
 
 
-def split_command_line(line: str) -> tuple[list[list[str]], list[tuple[str, str]]]:
-    """(stages, redirections) with POSIX sh quoting: '...' keeps everything, "..." lets a
-    backslash escape only `"` and `\\`, a bare backslash escapes the next character, and `#`
-    at the start of a word begins a comment. An unquoted `|` separates the stages of a
-    pipeline (one stage: a plain command). Each redirection is ("<", ">" or ">>", target).
-    Raises ValueError for an unterminated quote, a trailing backslash, a missing target or
-    an empty pipeline stage."""
+def split_command_line(line: str) -> tuple[list[list[str]], list[tuple[str, str]], bool]:
+    """(stages, redirections, background) with POSIX sh quoting: '...' keeps everything, "..."
+    lets a backslash escape only `"` and `\\`, a bare backslash escapes the next character, and
+    `#` at the start of a word begins a comment. An unquoted `|` separates the stages of a
+    pipeline (one stage: a plain command). Each redirection is ("<", ">" or ">>", target). An
+    unquoted `&` ends the line and runs it in the background (`cmd > file &`, `cmd&`); lists
+    (`a & b`) are not supported. Raises ValueError for an unterminated quote, a trailing
+    backslash, a missing target, an empty pipeline stage or an `&` before the end."""
     tokens: list[str] = []
     word: list[str] | None = None  # None: between words (so `""` still makes a word)
     index, length = 0, len(line)
@@ -68,7 +74,7 @@ def split_command_line(line: str) -> tuple[list[list[str]], list[tuple[str, str]
             continue
         if char == "#" and word is None:
             break
-        if char in "<>|":
+        if char in "<>|&":
             if word is not None:
                 tokens.append("".join(word))
                 word = None
@@ -107,10 +113,15 @@ def split_command_line(line: str) -> tuple[list[list[str]], list[tuple[str, str]
             index += 1
     if word is not None:
         tokens.append("".join(word))
+    background = bool(tokens) and tokens[-1] == "&" and isinstance(tokens[-1], _Operator)
+    if background:
+        tokens.pop()
     stages: list[list[str]] = [[]]
     redirections: list[tuple[str, str]] = []
     items = iter(tokens)
     for token in items:
+        if token == "&" and isinstance(token, _Operator):
+            raise ValueError("syntax error near '&': it may only end the line")
         if token == "|" and isinstance(token, _Operator):
             if not stages[-1]:
                 raise ValueError("syntax error near '|'")
@@ -124,7 +135,9 @@ def split_command_line(line: str) -> tuple[list[list[str]], list[tuple[str, str]
             stages[-1].append(token)
     if len(stages) > 1 and not stages[-1]:
         raise ValueError("syntax error: '|' needs a command after it")
-    return stages, redirections
+    if background and not stages[0]:
+        raise ValueError("syntax error near '&': it needs a command before it")
+    return stages, redirections, background
 
 
 LINE_WIDTH = 79  # the longest line a command prints: an 80th character would wrap
@@ -264,8 +277,13 @@ class Shell:
         # Runs programs as a job: (stages, redirections, out, standard input or None) ->
         # status (the process layer).
         self.run_programs: ProgramRunner | None = None
+        # The same, as a background job (`cmd > file &`): the prompt returns at once.
+        self.run_programs_in_background: ProgramRunner | None = None
         # Shows text page by page (kernel/shell/pager.py): `help | more`.
         self.page: Callable[[str], int] | None = None
+        # The FAT volumes as one tree (kernel/fs/storage.py Volumes), set by the file commands:
+        # where `> FILE` is created.
+        self.volumes: Volumes | None = None
         # Just before each prompt (job control reports the background jobs that ended).
         self.before_prompt: Callable[[], None] = lambda: None
         tty.on_line = self._on_line
@@ -325,7 +343,7 @@ class Shell:
 
     def execute(self, line: str) -> int:
         try:
-            stages, redirections = split_command_line(line)
+            stages, redirections, background = split_command_line(line)
         except ValueError as error:
             self.out.error(f"sh: {error}")
             return 2
@@ -338,7 +356,10 @@ class Shell:
         reads_file = any(operator == "<" for operator, _ in redirections)
         if len(stages) > 1 and self._builtin_only(argv[0]) and not reads_file:
             return self._builtin_pipeline(stages, redirections)
-        if len(stages) > 1 or reads_file or redirections and argv[0] not in self.commands:
+        job = len(stages) > 1 or reads_file or redirections and argv[0] not in self.commands
+        if background and not job and (argv[0] in STARTS_JOBS or argv[0] not in self.commands):
+            argv.append("&")  # a plain program, `run` or `nice`: they start the job themselves
+        if job:
             # A job of programs; a name that is both a built-in and in /bin means the program.
             for stage in stages:
                 if self.run_programs is None or self.command_not_found(stage[0]) is None:
@@ -348,6 +369,11 @@ class Shell:
                         else "unknown command (type 'help' for the list)"
                     ))  # fmt: skip
                     return 2 if known else 127
+            if background:
+                if self.run_programs_in_background is None:
+                    self.out.error("sh: cannot run this in the background: no job control")
+                    return 1
+                return self.run_programs_in_background(stages, redirections, self.out, None)
             return self.run_programs(stages, redirections, self.out, None)
         command = self.commands.get(argv[0]) or self.command_not_found(argv[0])
         if command is None:
@@ -416,8 +442,8 @@ class Shell:
     def _redirected_output(self, redirections: list[tuple[str, str]]) -> FileOutput | None:
         """Open every target in order as sh does (each is created or truncated; the last one
         gets the output), or print why one cannot be opened and return None."""
-        fs = self.kernel.fs
-        if fs is None:
+        fs = self.volumes
+        if fs is None or not fs.any_mounted():
             self.out.error("sh: cannot redirect output: no filesystem is mounted")
             return None
         handle = None
@@ -438,7 +464,8 @@ class Shell:
         except OSError as error:
             self.out.error(f"sh: writing the output: {error_text(error)}")
         finally:
-            self.kernel.fs.flush()
+            if self.volumes is not None:
+                self.volumes.flush()
 
     def _on_end_of_input(self) -> None:
         self.out.line("(end of input: type 'shutdown' to power off)")
