@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from functools import cache
 
-from unicorn import UC_ARCH_X86, UC_HOOK_INTR, UC_MODE_32, Uc, UcError
+from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_32, Uc, UcError
 from unicorn import x86_const as x86
 
 _HEADER = 16  # see cpu._CONTEXT_HEADER
@@ -45,6 +45,8 @@ class Calibration:
     is_software_int: int  # int32, 1 when the last exception was an `int n`, 0 for a fault
     icount_word: int  # index of the uint64 instructions-retired counter in the uc struct
     gprs: int  # EAX..EDI as eight uint64 words
+    # byte offset of the engine's `no_exit_request` flag (see _exit_check_flag), or None
+    exit_check_flag: int | None
 
 
 def _blob(uc: Uc) -> bytes:
@@ -274,6 +276,51 @@ def _icount_word() -> int:
     return _single(candidates or set(), "the instruction counter")
 
 
+_PROBE_COUNTER = 0x3000
+# out 0x80, al; inc dword [0x3000] twice; jmp short next; next: hlt
+_STOP_PROBE = b"\xe6\x80" + b"\xff\x05\x00\x30\x00\x00" * 2 + b"\xeb\x00\xf4"
+_STOP_PROBE_NEXT = len(_STOP_PROBE) - 1
+_CONTEXT_STRUCT_MAX = 64  # sizeof(struct uc_context) is below this
+
+
+def _stop_probe(flag: int | None) -> tuple[int, int]:
+    """(EIP offset, counter) after an OUT hook's emu_stop, with the byte at `flag` of a fresh
+    engine set to 1 first (None: left alone)."""
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    uc.mem_map(0, 0x10000)
+    if flag is not None:
+        ctypes.c_uint8.from_address(ctypes.cast(uc._uch, ctypes.c_void_p).value + flag).value = 1
+    uc.mem_write(_CODE, _STOP_PROBE)
+    uc.hook_add(UC_HOOK_INSN, lambda u, *_: u.emu_stop(), None, 1, 0, x86.UC_X86_INS_OUT)
+    uc.emu_start(_CODE, _CODE + 0x100)
+    counter = struct.unpack("<I", uc.mem_read(_PROBE_COUNTER, 4))[0]
+    return uc.reg_read(x86.UC_X86_REG_EIP) - _CODE, counter
+
+
+def _exit_check_flag() -> int | None:
+    """The uc struct's `no_exit_request` byte: set while code is translated, the translation
+    has no exit check after each memory access, so a stop ends emulation at the next block
+    start only. Unicorn's checks restore EIP to the start of the instruction whose access they
+    follow, even when that was the store of a completed read-modify-write (`inc [m]` runs
+    twice: docs/UNICORN.md). Found by the fields around it (`cpu_context_size`, `next_pc`,
+    `hook_insert`, `first_tb`, then it, then `init_done` = 1) and confirmed by behaviour: with
+    it set, an OUT hook's stop lets the probe's block finish. None if no byte passes."""
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    context_size = uc.context_save().size
+    words = _readable_words(ctypes.cast(uc._uch, ctypes.c_void_p).value, 4096)
+    raw = struct.pack(f"<{len(words)}Q", *words)
+    candidates = [
+        offset
+        for offset in range(8 * _icount_word() + 18, len(raw) - 1, 8)
+        if raw[offset - 2 : offset + 2] == b"\0\0\0\1"
+        and 0 < context_size - struct.unpack_from("<i", raw, offset - 18)[0] < _CONTEXT_STRUCT_MAX
+    ]
+    if _stop_probe(None) != (2, 0):  # stops exit mid-block as documented, or this is moot
+        return None
+    found = [flag for flag in candidates if _stop_probe(flag) == (_STOP_PROBE_NEXT, 2)]
+    return found[0] if len(found) == 1 else None
+
+
 @cache
 def calibrate() -> Calibration:
     return Calibration(
@@ -283,6 +330,7 @@ def calibrate() -> Calibration:
         is_software_int=_is_software_int_offset(),
         icount_word=_icount_word(),
         gprs=_gprs_offset(),
+        exit_check_flag=_exit_check_flag(),
     )
 
 

@@ -77,6 +77,7 @@ _HF_INHIBIT_IRQ = 1 << 3  # QEMU hflags: interrupts inhibited for one instructio
 # uc_ctl's code for "remove the translations of [start, end)": a write with two arguments.
 _CTL_REMOVE_CACHE = (UC_CTL_IO_WRITE << 30) | (2 << 26) | UC_CTL_TB_REMOVE_CACHE
 A20_WINDOW, A20_WINDOW_SIZE = 0x100000, 0x10000  # the high memory area A20 decides about
+_NO_ADDRESS = 0xFFFF_FFFF_FFFF_FFFF  # a hook range no 32-bit EIP is in
 _CONTEXT_HEADER = 16  # uc_context: size_t size; uc_mode mode; uc_arch arch; then the CPU state
 
 
@@ -130,6 +131,13 @@ class Cpu:
         self._eip = None
         self._hflags = None
         self._eflags = None
+        # Unicorn's translation-time switch for the exit checks after memory accesses (see
+        # `start`), where calibration found it; the translations now in the cache have them.
+        self._exit_checks = None
+        if cal.exit_check_flag is not None:
+            engine = ctypes.cast(self._handle, ctypes.c_void_p).value
+            self._exit_checks = ctypes.c_uint8.from_address(engine + cal.exit_check_flag)
+        self._block_stops = False
         self.state = state  # address of the live CPU state, or None
         if state is not None:
             regs = state + cal.gprs
@@ -339,22 +347,31 @@ class Cpu:
         return regs
 
     # ---- hooks --------------------------------------------------------------------------
-    def _hook(self, kind: int, thunk: object, *extra: object) -> None:
+    def _hook(self, kind: int, thunk: object, *extra: object, bounded: bool = True) -> None:
+        """`bounded` False: a range no EIP is in (see `on_port_in`)."""
         self._callbacks.append(thunk)
         hook = ctypes.c_size_t()
-        args = [ctypes.c_uint64(1), ctypes.c_uint64(0), *extra]
+        begin, end = (1, 0) if bounded else (_NO_ADDRESS, _NO_ADDRESS)
+        args = [ctypes.c_uint64(begin), ctypes.c_uint64(end), *extra]
         err = uclib.uc_hook_add(
             self._handle, ctypes.byref(hook), kind, ctypes.cast(thunk, ctypes.c_void_p), None, *args
         )
         if err:
             raise CpuError(f"hook {kind} refused: {UcError(err)}")
 
+    # Unicorn keeps every instruction hook in one list. The cpuid, syscall and sysenter
+    # helpers walk it and give up at the first hook that is in range once a stop is pending,
+    # before reaching their own: a stop from another thread landing just before a `cpuid`
+    # made Unicorn answer it itself (docs/UNICORN.md). The IN/OUT helpers call their hooks
+    # without a range check, so those get a range no EIP is in, and the cpuid hook must be
+    # the first one added (Machine._install_hooks).
     def on_port_in(self, handler) -> None:  # noqa: ANN001
         """handler(port, size) -> value; runs inside the `in` instruction."""
         self._hook(
             UC_HOOK_INSN,
             _IN_CB(lambda h, port, size, ud: handler(port, size)),
             ctypes.c_int(_INSN_IN),
+            bounded=False,
         )
 
     def on_port_out(self, handler) -> None:  # noqa: ANN001
@@ -363,6 +380,7 @@ class Cpu:
             UC_HOOK_INSN,
             _OUT_CB(lambda h, port, size, value, ud: handler(port, size, value)),
             ctypes.c_int(_INSN_OUT),
+            bounded=False,
         )
 
     def on_interrupt(self, handler) -> None:  # noqa: ANN001
@@ -386,8 +404,23 @@ class Cpu:
             )
 
     # ---- running ------------------------------------------------------------------------
-    def start(self, eip: int, count: int = 0) -> None:
-        """Run from CS:`eip` until stopped (`count` > 0: at most that many instructions)."""
+    def start(self, eip: int, count: int = 0, *, block_stops: bool = False) -> None:
+        """Run from CS:`eip` until stopped (`count` > 0: at most that many instructions).
+
+        `block_stops` (uncounted runs only): a stop ends the run at the next translation block
+        instead of at the next memory access. Unicorn checks for a stop after every load and
+        store and then restores EIP to the start of that instruction, also after the store of
+        a completed read-modify-write, which therefore runs twice (`inc [m]` counts two; a stop
+        from another thread lands there: docs/UNICORN.md). Without the checks the block runs
+        to its end and EIP is exact. A counted run and a code hook that stops at its
+        instruction need the checks, so the caller asks for block stops only where neither
+        is in use. The choice is made when code is translated: changing it drops the cache."""
+        block_stops = block_stops and count == 0 and self._exit_checks is not None
+        if block_stops != self._block_stops:
+            assert self._exit_checks is not None
+            self._exit_checks.value = int(block_stops)
+            self.uc.ctl_flush_tb()
+            self._block_stops = block_stops
         self.uc.emu_start(eip, 0xFFFFFFFFFFFF, 0, count)
 
     def stop(self) -> None:

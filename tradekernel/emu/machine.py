@@ -347,6 +347,9 @@ class Machine:
             )
         )
         self._install_hooks()
+        # Hooks added through the binding (the machine's own are counted here): a code hook
+        # may stop at its instruction, which block stops cannot do (see _run_slice).
+        self._own_binding_hooks = len(self.cpu.uc._callbacks)
 
     # ---- building ---------------------------------------------------------------------
     def add(self, device: Device) -> Device:
@@ -483,8 +486,9 @@ class Machine:
     def _timer_stop(self) -> bool:
         """The timer thread's stop; False means "inside a hook" (the timer tries again). The
         check and the stop hold the hook lock, which every hook takes to count itself in, so
-        the CPU cannot enter a hook between them: a stop that lands in a hook makes Unicorn
-        resume from stale state (a replayed cpuid; tests/machine/test_stop_races.py)."""
+        the CPU cannot enter a hook between them (a stop pending as a cpuid or string IN hook
+        runs was seen to cost a wrong answer or a lost word: tests/machine/test_stop_races.py;
+        the causes and the fixes are in docs/UNICORN.md)."""
         with self._hook_lock:
             if not self._in_slice:
                 return True
@@ -545,10 +549,10 @@ class Machine:
     # ---- hooks --------------------------------------------------------------------------
     def _install_hooks(self) -> None:
         cpu, guard = self.cpu, self._guard
+        cpu.on_cpuid(guard(self._on_cpuid))  # first: see Cpu.on_port_in
         cpu.on_port_in(guard(self._port_in))
         cpu.on_port_out(guard(self._port_out))
         cpu.on_interrupt(guard(self._on_interrupt))
-        cpu.on_cpuid(guard(self._on_cpuid))
         cpu.on_system_instruction(guard(self._on_system_instruction))
         cpu.uc.hook_add(UC_HOOK_INSN_INVALID, guard(self._on_invalid_opcode))
         cpu.uc.hook_add(UC_HOOK_MEM_UNMAPPED, guard(self._on_unmapped))
@@ -903,8 +907,12 @@ class Machine:
         assert self._slicer is not None
         self._slicer.arm(slice_end)
         self._in_slice = True
+        # Stops from other threads (the slice timer, posts) end the slice between blocks, not
+        # inside a read-modify-write that Unicorn would run again (Cpu.start), unless a code
+        # hook (`watch`, a debugger's breakpoint) needs its stop to land at its instruction.
+        block_stops = len(cpu.uc._callbacks) == self._own_binding_hooks
         try:
-            cpu.start(start)
+            cpu.start(start, block_stops=block_stops)
         except UcError as error:
             self._cpu_error(error)
         finally:
