@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.system.harness import SECOND, BootedPc
+from tradekernel.kernel.drivers.tty import SCROLL_STEP
 from tradekernel.kernel.proc.signals import SIGKILL
 from tradekernel.ui.keymap import text_to_key_events
 
@@ -150,11 +151,12 @@ def test_help_through_more_pages_and_puts_the_screen_back(tk: BootedPc) -> None:
 def test_shift_page_up_shows_the_top_of_help(tk: BootedPc) -> None:
     help_lines = tk.output("help")
     assert help_lines[0] not in tk.lines()  # scrolled off the 25 rows
-    for _ in range(4):
+    presses = -(-(len(help_lines) + 1) // SCROLL_STEP)  # enough steps to reach the first line
+    for _ in range(presses):
         tk.tap("pageup", "lshift")
     tk.settle()
     assert help_lines[0] in tk.lines()
-    for _ in range(4):
+    for _ in range(presses):
         tk.tap("pagedown", "rshift")
     tk.settle()
     assert help_lines[0] not in tk.lines()
