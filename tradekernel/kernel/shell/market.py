@@ -12,8 +12,9 @@ trading stack is a large import and the boot does not need it):
   fixsend HOST:PORT buy|sell SYM QTY PRICE [ioc]
                                one NewOrderSingle (after a Logon); the execution reports are
                                printed as they come, the prompt returns at a final status or
-                               once the exchange has been quiet for FIX_QUIET_NS (later reports
-                               of a resting order are printed when they arrive)
+                               once the exchange has been quiet for FIX_QUIET_NS after a report
+                               (later reports of a resting order are printed when they arrive;
+                               no report within FIX_WAIT_NS gives up)
 
 The feed (what `ItchPublisher` writes; `ItchMirror` reads): each datagram is a MoldUDP64 packet
 (10-byte session, 8-byte sequence number of its first message, 2-byte message count) followed by
@@ -46,7 +47,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from tradekernel.kernel.net.api import SocketError
-from tradekernel.kernel.net.sockets import IP_ADD_MEMBERSHIP, IPPROTO_IP
+from tradekernel.kernel.net.sockets import IP_ADD_MEMBERSHIP, IPPROTO_IP, IPPROTO_TCP, TCP_NODELAY
 from tradekernel.kernel.net.stack import NetStack
 from tradekernel.kernel.net.wire import ip_to_int
 from tradekernel.kernel.shell.shell import Output, UsageError
@@ -268,6 +269,7 @@ class FixSession:
 
     def __init__(self, gateway: FixGateway, sock) -> None:  # noqa: ANN001 - a TCP socket
         self.gateway, self.sock = gateway, sock
+        sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)  # a report goes at once, not after an ACK
         self.buffer = bytearray()
         self.writer: fix.FixWriter | None = None
         self.owner = ""
@@ -489,8 +491,9 @@ class MarketCommands:
         except (TypeError, ValueError) as error:
             raise UsageError(str(error)) from None
         sock = stack.open("tcp")
+        sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
         buffer = bytearray()
-        state = {"final": False, "last": stack.now()}
+        state = {"final": False, "last": stack.now(), "reports": 0}
         finish = self._finish_later()
 
         def report(message: fix.FixMessage) -> None:
@@ -507,6 +510,7 @@ class MarketCommands:
                 line += f" ({message.get(fix.TEXT)})"
             out.line(line)
             state["last"] = stack.now()
+            state["reports"] += 1
             if message.get(fix.ORD_STATUS) in FINAL_STATUS:
                 state["final"] = True
 
@@ -538,10 +542,14 @@ class MarketCommands:
                     return
 
         def check() -> None:
+            quiet = stack.now() - state["last"]
             if state["final"] or sock.state.name == "CLOSED":
                 finish(sock)
-            elif stack.now() - state["last"] >= FIX_QUIET_NS:
+            elif state["reports"] and quiet >= FIX_QUIET_NS:
                 finish(None)  # resting: later reports print as they arrive
+            elif not state["reports"] and quiet >= FIX_WAIT_NS:
+                out.error(f"fixsend: {host}:{port}: no execution report")
+                finish(sock)
             else:
                 self.kernel.call_at(stack.now() + FIX_QUIET_NS // 5, check)
 
