@@ -40,6 +40,7 @@ well-behaved run: outputs stay deterministic. `cpu_ns` adds up the CPU time a st
 from __future__ import annotations
 
 import ctypes
+import gc
 import heapq
 import threading
 import time
@@ -55,7 +56,7 @@ from tradekernel.kernel.trading.instruments import InstrumentError
 
 MAX_LOG_LINES = 10_000  # a strategy's log keeps its latest lines
 MAX_TIMERS = 1_000  # pending timers per strategy
-EVENT_BUDGET_NS = 100_000_000  # CPU time a strategy may use per event it is handed (100 ms)
+EVENT_BUDGET_NS = 250_000_000  # CPU time a strategy may use per event it is handed (250 ms)
 WATCHDOG_POLL_S = 0.01  # how often the watchdog thread looks at an armed budget
 
 Scheduler = Callable[[int, Callable[[], None]], object]
@@ -83,8 +84,8 @@ class CpuWatchdog:
     """Bounds the CPU time of work run on one thread. `run(work, budget_ns)` arms a deadline on
     that thread's CPU clock; a daemon thread polling every WATCHDOG_POLL_S raises
     StrategyOverrun inside the work once the deadline has passed (again at every poll while
-    the work goes on, should it swallow one). Cost on the watched path: two clock reads and
-    two attribute stores per run."""
+    the work goes on, should it swallow one). The garbage collector's time on that thread is
+    not counted. Cost on the watched path: two clock reads and two attribute stores per run."""
 
     _by_thread: dict[int, CpuWatchdog] = {}
     _created = threading.Lock()
@@ -102,10 +103,33 @@ class CpuWatchdog:
         self._thread_id = thread_id
         self._clock = time.pthread_getcpuclockid(thread_id)
         self._lock = threading.Lock()
-        self._armed: tuple[int, int] | None = None  # (token, deadline on the CPU clock)
+        self._armed: tuple[int, int, int, int] | None = None  # token, start, GC ns, budget
         self._token = 0
         self._fired = 0  # the token of the last run the watchdog raised into
         self._poller: threading.Thread | None = None
+        # CPU time the cyclic garbage collector took on this thread (it is not the strategy's:
+        # a full collection of a large heap can take longer than a budget), and when the one
+        # under way began
+        self._gc_ns = 0
+        self._gc_began: int | None = None
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, _info: dict) -> None:
+        if threading.get_ident() != self._thread_id:
+            return
+        now = time.clock_gettime_ns(self._clock)
+        if phase == "start":
+            self._gc_began = now
+        elif self._gc_began is not None:
+            self._gc_ns += now - self._gc_began
+            self._gc_began = None
+
+    def _used(self, since: int, gc_before: int) -> int:
+        """CPU ns of this thread since `since`, less the collector's time in between."""
+        now = time.clock_gettime_ns(self._clock)
+        began = self._gc_began
+        in_gc = now - began if began is not None else 0
+        return now - since - (self._gc_ns - gc_before) - in_gc
 
     def run(self, work: Callable[[], None], budget_ns: int) -> int:
         """Run `work`; the CPU ns it used. StrategyOverrun if it passed `budget_ns`."""
@@ -113,11 +137,11 @@ class CpuWatchdog:
             self._poller = threading.Thread(target=self._poll, name="tk-strategy-watchdog",
                                             daemon=True)  # fmt: skip
             self._poller.start()
-        clock = self._clock
         self._token += 1
         token = self._token
-        start = time.clock_gettime_ns(clock)
-        self._armed = (token, start + budget_ns)
+        start = time.clock_gettime_ns(self._clock)
+        gc_before = self._gc_ns
+        self._armed = (token, start, gc_before, budget_ns)
         try:
             work()
         finally:
@@ -128,13 +152,13 @@ class CpuWatchdog:
                 _raise_in(self._thread_id, None)
         if fired:  # the work swallowed the exception and then returned
             raise StrategyOverrun
-        return time.clock_gettime_ns(clock) - start
+        return self._used(start, gc_before)
 
     def _poll(self) -> None:
         while True:
             time.sleep(WATCHDOG_POLL_S)
             armed = self._armed
-            if armed is None or time.clock_gettime_ns(self._clock) < armed[1]:
+            if armed is None or self._used(armed[1], armed[2]) < armed[3]:
                 continue
             with self._lock:
                 if self._armed is armed:
