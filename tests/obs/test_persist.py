@@ -95,3 +95,13 @@ def test_a_read_only_volume_means_no_persistent_log_and_no_failure(tmp_path: Pat
     run(deferred)
     assert persistent.file.broken is not None and "read-only" in persistent.file.broken
     assert any("no persistent log" in e.text for e in klog.entries)
+
+
+def test_a_boot_that_logs_nothing_leaves_the_disk_as_it_was(tmp_path: Path) -> None:
+    image = our_volume(tmp_path / "v.img", 8, 16)
+    device, fs = mount(image)
+    deferred: list = []
+    klog = KernelLog(lambda: 0, lambda text: None)
+    PersistentLog(fs, klog, deferred.append).start("boot: quiet", 0)
+    run(deferred)
+    assert deferred == [] and not fs.exists("/var")

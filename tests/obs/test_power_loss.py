@@ -41,7 +41,7 @@ def read_until(process: subprocess.Popen, marker: bytes) -> bytes:
 def test_sigkill_mid_session_leaves_the_audit_log_readable(tmp_path: Path) -> None:
     disk = tmp_path / "disk.img"
     create_os_disk(disk)
-    script = "".join(
+    script = "log -n 0\n" + "".join(  # `log` writes the boot's line to kern.log
         f"buy AAPL {n} @100 -o alice\nsell AAPL {n} @100 -o bob\n" for n in range(1, PAIRS + 1)
     )
     scratch = tmp_path / "tmp"

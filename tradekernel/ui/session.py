@@ -147,7 +147,10 @@ class Session:
         profiler.stop()
         path = self.options.profile
         text = profiler.speedscope() if path.suffix == ".json" else profiler.folded()
-        path.write_text(text)
+        try:
+            path.write_text(text)
+        except OSError as error:  # checked writable before booting, but a disk can fill up
+            return [*profiler.report(), f"tk: --profile {path}: {error.strerror or error}"]
         return [*profiler.report(), f"profile written to {path}"]
 
     def press(self, events: list[KeyEvent]) -> None:

@@ -46,6 +46,33 @@ class Counters:
     def total_page_faults(self) -> int:
         return sum(self.page_faults.values())
 
+    def lines(self) -> list[str]:
+        """Every counter since boot, one a line, as `vmstat -s` lists them (and a /proc file
+        could: the counters come by a callable, since fs must not import kernel/obs)."""
+        lines = [f"{self.time_ns / 1e9:14.3f} seconds since boot (virtual)"]
+        lines += [f"{count:14d} interrupts on IRQ {irq}"
+                  for irq, count in self.interrupts.items() if count]  # fmt: skip
+        lines += [
+            f"{self.total_interrupts:14d} interrupts",
+            f"{self.context_switches:14d} context switches",
+            f"{self.syscalls:14d} system calls",
+        ]
+        lines += [f"{count:14d} page faults: {kind}" for kind, count in self.page_faults.items()]
+        lines += [
+            f"{self.total_page_faults:14d} page faults",
+            f"{self.log_entries:14d} kernel log entries",
+            f"{self.rx_packets:14d} packets received",
+            f"{self.rx_bytes:14d} bytes received",
+            f"{self.tx_packets:14d} packets sent",
+            f"{self.tx_bytes:14d} bytes sent",
+            f"{self.heap_used // 1024:14d} KiB kernel heap used",
+            f"{self.heap_total // 1024:14d} KiB kernel heap total",
+            f"{self.frames_used:14d} page frames used",
+            f"{self.frames_total:14d} page frames total",
+            f"{self.processes:14d} processes",
+        ]
+        return lines
+
 
 @dataclass(frozen=True)
 class Rates:

@@ -1,9 +1,10 @@
 """The persistent kernel log: every kernel log entry, appended to /var/log/kern.log on the
 disk, rotated by size (kern.log.1 ... kern.log.KEEP), read back by `log`.
 
-Entries are queued by the kernel log's listener (which may run anywhere, an IRQ handler or the
-filesystem itself) and written from deferred work, one write and one drive flush per batch, so
-logging never re-enters the filesystem and a burst costs one flush. The queue holds at most
+Nothing is written on a boot that logs nothing. Entries are queued by the kernel log's
+listener (which may run anywhere, an IRQ handler or the filesystem itself) and written from
+deferred work, one write and one drive flush per batch, so logging never re-enters the
+filesystem and a burst costs one flush. The queue holds at most
 PENDING_MAX entries; past that the oldest queued entries are dropped and the next write says
 how many. The format is dmesg's (kernel/log.py `LogEntry.format`), so the file reads as text
 (`cat /var/log/kern.log`) and parses back into entries for filtering.
@@ -41,11 +42,12 @@ class PersistentLog:
     def start(self, banner: str, now_ns: int) -> None:
         """Mark the boot in the file with `banner` (there only: the console and the host's
         log need no such line), queue what the ring already holds (the boot before the disk
-        was up), then follow every new entry."""
+        was up), then follow every new entry. The banner waits for the first real entry (or
+        a reader): a boot that logs nothing leaves the disk as it was."""
         if self.file.broken is not None:
             self.klog.warning("log", f"no persistent log: {self.file.broken}")
             return
-        self._queue(LogEntry(now_ns, "info", "log", banner))
+        self._pending.append(LogEntry(now_ns, "info", "log", banner))
         for entry in self.klog.entries:
             self._queue(entry)
         self.klog.listen(self._queue)

@@ -3,7 +3,8 @@
 `RotatingFile(fs, "/var/log/kern.log", max_bytes, keep)` appends to the file; an append that
 would take it past `max_bytes` first renames it to `NAME.1` (and `NAME.1` to `NAME.2`, ... up to
 `NAME.KEEP`, the oldest dropped), so the set never holds more than (keep + 1) * max_bytes plus
-one record. Each `append` writes the bytes through the FAT layer at once (data, then the
+one record. Nothing is written (not even the directory) before the first `append`. Each
+`append` writes the bytes through the FAT layer at once (data, then the
 directory entry's size: fat.py's write order), and `sync` sends the drive a CACHE FLUSH, which
 pushes the image to the host disk; a caller batches its syncs. After a cut a file may end in a
 torn record: `tail` and `truncate` let the owner of the record format find and drop it.
@@ -34,7 +35,6 @@ class RotatingFile:
         try:
             if fs.read_only:
                 raise OSError(f"the volume is read-only ({fs.read_only_reason or 'mounted so'})")
-            makedirs(fs, posixpath.dirname(path))
             self.size = fs.stat(path).size if fs.exists(path) else 0
         except OSError as error:
             self.broken = f"{path}: {error}"
@@ -49,6 +49,8 @@ class RotatingFile:
         if self.broken is not None or not data:
             return self.broken is None
         try:
+            if not self.size:  # the first write: the directory is made only now
+                makedirs(self.fs, posixpath.dirname(self.path))
             if self.size and self.size + len(data) > self.max_bytes:
                 self._rotate()
             with self.fs.open(self.path, "a") as handle:

@@ -144,33 +144,6 @@ def vmstat_row(counters: Counters, rate: Rates) -> str:
             f"{rate.tx_bytes / 1024:7.1f}")  # fmt: skip
 
 
-def counter_lines(counters: Counters) -> list[str]:
-    """`vmstat -s`: every counter since boot, one a line."""
-    lines = [f"{counters.time_ns / 1e9:14.3f} seconds since boot (virtual)"]
-    lines += [f"{count:14d} interrupts on IRQ {irq}"
-              for irq, count in counters.interrupts.items() if count]  # fmt: skip
-    lines += [
-        f"{counters.total_interrupts:14d} interrupts",
-        f"{counters.context_switches:14d} context switches",
-        f"{counters.syscalls:14d} system calls",
-    ]
-    lines += [f"{count:14d} page faults: {kind}" for kind, count in counters.page_faults.items()]
-    lines += [
-        f"{counters.total_page_faults:14d} page faults",
-        f"{counters.log_entries:14d} kernel log entries",
-        f"{counters.rx_packets:14d} packets received",
-        f"{counters.rx_bytes:14d} bytes received",
-        f"{counters.tx_packets:14d} packets sent",
-        f"{counters.tx_bytes:14d} bytes sent",
-        f"{counters.heap_used // 1024:14d} KiB kernel heap used",
-        f"{counters.heap_total // 1024:14d} KiB kernel heap total",
-        f"{counters.frames_used:14d} page frames used",
-        f"{counters.frames_total:14d} page frames total",
-        f"{counters.processes:14d} processes",
-    ]
-    return lines
-
-
 class Vmstat:
     def __init__(self, shell: Shell, kernel) -> None:  # noqa: ANN001 - kernel.main.Kernel
         self.shell = shell
@@ -183,7 +156,7 @@ class Vmstat:
         if args[:1] == ["-s"]:
             if len(args) > 1:
                 raise UsageError(f"unexpected argument {args[1]!r}")
-            for line in counter_lines(self.kernel.obs.counters()):
+            for line in self.kernel.obs.counters().lines():
                 out.line(line)
             return 0
         if len(args) > 2 or not all(arg.isdigit() for arg in args):
