@@ -17,7 +17,7 @@ hypercall round trips, port I/O exits and interrupt deliveries per second.
 
 Each count is scaled from a probe run so one timed run lasts about the target time.
 
-Run: /tmp/venv/bin/python bench/bench_machine.py [--quick] [--json]
+Run: /tmp/venv/bin/python bench/bench_machine.py [--quick] [--json] [--only mips|banner|bare]
 Needs nasm; QEMU is optional (without it the ratios are left out and the reason is printed).
 """
 
@@ -451,10 +451,19 @@ def host_summary() -> str:
     return f"{os.cpu_count()} CPUs, load average {load}"
 
 
+SECTIONS = ("mips", "banner", "bare")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs (about 20 s in all)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--only",
+        choices=SECTIONS,
+        action="append",
+        help="run only this section (repeatable): mips (1), banner (2), bare (3-5)",
+    )
     args = parser.parse_args()
     settings = (
         Settings(target_s=0.4, repeats=1, banner_runs=3, qemu_startup_runs=3)
@@ -468,12 +477,13 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-machine-") as build_dir:
             assembler = Assembler(Path(build_dir))
-            for section in (
-                lambda: mips_figures(assembler, settings),
-                lambda: banner_figures(settings),
-                lambda: bare_figures(assembler, settings),
-            ):
-                section_figures = section()
+            sections = {
+                "mips": lambda: mips_figures(assembler, settings),
+                "banner": lambda: banner_figures(settings),
+                "bare": lambda: bare_figures(assembler, settings),
+            }
+            for name in args.only or SECTIONS:
+                section_figures = sections[name]()
                 figures += section_figures
                 if not args.json:
                     print_table(section_figures)

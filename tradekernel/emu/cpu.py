@@ -262,6 +262,19 @@ class Cpu:
             return eip.value & 0xFFFFFFFF
         return self.read(EIP)
 
+    def set_eip(self, value: int) -> None:
+        """EIP, written in the live state where it was found. Unicorn's API write of EIP also
+        sets `skip_sync_pc_on_exit`, which stays set when the write is made in an interrupt
+        hook (the exit it asks for is taken between blocks, where the flag is not consumed):
+        the next stop in that run then leaves EIP wherever it was last stored, the start of
+        an earlier block (docs/UNICORN.md). The live write only moves EIP, and Unicorn looks
+        up the next block from it."""
+        eip = self._eip
+        if eip is not None:
+            eip.value = value & 0xFFFFFFFF
+        else:
+            self.write(EIP, value)
+
     def gprs32(self) -> list[int]:
         """All eight general registers at once (x86 order), for system-call arguments."""
         gprs = self._gprs
@@ -404,6 +417,12 @@ class Cpu:
             )
 
     # ---- running ------------------------------------------------------------------------
+    @property
+    def block_stops(self) -> bool:
+        """Whether the running (or last) `start` translated without the mid-block exit
+        checks: a stop then lands only where a block starts."""
+        return self._block_stops
+
     def start(self, eip: int, count: int = 0, *, block_stops: bool = False) -> None:
         """Run from CS:`eip` until stopped (`count` > 0: at most that many instructions).
 

@@ -120,9 +120,9 @@ def _fault_class(event: Event) -> str:
     return _CONTRIBUTORY if event.vector in _CONTRIBUTORY_VECTORS else _BENIGN
 
 
-_DELIVERY_READS = (EIP, CR0, CR3, EFLAGS, CS, SS)
-_ENTRY_WRITES = (ESP, EFLAGS, EIP)  # in this order, after SS on a privilege change
-_ENTRY_WRITES_CS = (ESP, CS, EFLAGS, EIP)
+_DELIVERY_READS = (CR0, CR3, EFLAGS, CS, SS)  # EIP and ESP come from the live state
+_ENTRY_WRITES = (ESP, EFLAGS)  # in this order, after SS on a privilege change; then EIP
+_ENTRY_WRITES_CS = (ESP, CS, EFLAGS)
 
 
 class Mmu:
@@ -163,6 +163,13 @@ class Mmu:
             raise PageNotPresent(linear, write)
         return (pte & 0xFFFFF000) | (linear & 0xFFF)
 
+    def read_pair(self, linear: int) -> tuple[int, int]:
+        """The two little-endian dwords at `linear` (a gate, a descriptor): one unpack where
+        they sit in one page, as they do in any aligned table."""
+        if linear & 0xFFF <= 0xFF8:
+            return struct.unpack_from("<II", self.ram, self.physical(linear))
+        return struct.unpack("<II", self.read(linear, 8))
+
     def read(self, linear: int, size: int) -> bytes:
         out = bytearray()
         while size:
@@ -174,6 +181,10 @@ class Mmu:
         return bytes(out)
 
     def write(self, linear: int, data: bytes) -> None:
+        if (linear & 0xFFF) + len(data) <= 0x1000:  # one page: an interrupt frame, mostly
+            phys = self.physical(linear, write=True)
+            self.ram[phys : phys + len(data)] = data
+            return
         offset = 0
         while offset < len(data):
             chunk = min(len(data) - offset, 0x1000 - ((linear + offset) & 0xFFF))
@@ -278,21 +289,20 @@ class InterruptUnit:
         else:
             return False
         event.return_eip = None
-        cpu.write(EIP, eip - length)
+        cpu.set_eip(eip - length)
         return True
 
-    def _descriptor_base_or_zero(self, selector: int) -> int:
+    def _descriptor_base_or_zero(self, selector: int, gdt: tuple[int, int] | None = None) -> int:
         try:
-            return self._descriptor(selector)[0]
+            return self._descriptor(selector, gdt)[0]
         except DeliveryFault:
             return 0
 
     def _deliver_once(self, event: Event) -> None:
         cpu = self.cpu
         # What every protected-mode delivery reads, in one C call (issue 16 part 3).
-        eip, cr0, cr3, flags, cs, ss = cpu.read_batch(_DELIVERY_READS)
-        if event.return_eip is not None:
-            eip = event.return_eip
+        cr0, cr3, flags, cs, ss = cpu.read_batch(_DELIVERY_READS)
+        eip = cpu.eip() if event.return_eip is None else event.return_eip
         if not cr0 & CR0_PE:
             self._deliver_real(event.vector, eip)
             return
@@ -318,25 +328,33 @@ class InterruptUnit:
         cpu.write(ESP, (cpu.read(ESP) & 0xFFFF0000) | sp)
         cpu.write(EFLAGS, flags & ~(FLAG_IF | FLAG_TF | _AC_FLAG))
         cpu.write(CS, segment)
-        cpu.write(EIP, offset)
+        cpu.set_eip(offset)
 
-    def _descriptor(self, selector: int) -> tuple[int, int, int]:
-        """(base, limit, access | flags << 8) of a GDT descriptor; LDT selectors are refused."""
+    def _descriptor(
+        self, selector: int, gdt: tuple[int, int] | None = None
+    ) -> tuple[int, int, int]:
+        """(base, limit, access | flags << 8) of a GDT descriptor; LDT selectors are refused.
+        `gdt`: GDTR as (base, limit), when the caller has read it already."""
         if selector & 4:
             raise DeliveryFault(GENERAL_PROTECTION, selector & 0xFFFC, "LDT selectors unsupported")
-        gdt_base, gdt_limit = self.cpu.read_table_register(_x86.UC_X86_REG_GDTR)
+        gdt_base, gdt_limit = gdt or self.cpu.read_table_register(_x86.UC_X86_REG_GDTR)
         index = selector & 0xFFF8
         if index == 0 or index + 7 > gdt_limit:
             raise DeliveryFault(
                 GENERAL_PROTECTION, selector & 0xFFFC, f"bad selector {selector:#x}"
             )
-        raw = self._linear_read(gdt_base + index, 8)
-        low, high = struct.unpack("<II", raw)
+        low, high = self._linear_pair(gdt_base + index)
         base = (low >> 16) | ((high & 0xFF) << 16) | (high & 0xFF000000)
         limit = (low & 0xFFFF) | (high & 0xF0000)
         if high & 0x800000:
             limit = (limit << 12) | 0xFFF
         return base, limit, (high >> 8) & 0xF0FF
+
+    def _linear_pair(self, linear: int) -> tuple[int, int]:
+        try:
+            return self.mmu.read_pair(linear)
+        except PageNotPresent as missing:
+            raise DeliveryFault(14, 0, str(missing)) from missing
 
     def _linear_read(self, linear: int, size: int) -> bytes:
         try:
@@ -356,7 +374,7 @@ class InterruptUnit:
             raise DeliveryFault(
                 GENERAL_PROTECTION, gate_error, f"vector {vector:#x} beyond the IDT"
             )
-        low, high = struct.unpack("<II", self._linear_read(idt_base + vector * 8, 8))
+        low, high = self._linear_pair(idt_base + vector * 8)
         gate_type = (high >> 8) & 0x1F
         gate_dpl = (high >> 13) & 3
         if gate_type not in _GATES:
@@ -372,7 +390,8 @@ class InterruptUnit:
             raise DeliveryFault(SEGMENT_NOT_PRESENT, gate_error, f"vector {vector:#x} not present")
         selector = low >> 16
         target = (low & 0xFFFF) | (high & 0xFFFF0000 if gate_type & 0x8 else 0)
-        _, _, code_access = self._descriptor(selector)
+        gdt = cpu.read_table_register(_x86.UC_X86_REG_GDTR)
+        _, _, code_access = self._descriptor(selector, gdt)
         target_dpl = (code_access >> 5) & 3
         if code_access & _CONFORMING and target_dpl <= cpl:
             target_dpl = cpl  # a conforming handler runs at the interrupted CPL
@@ -391,7 +410,7 @@ class InterruptUnit:
         if target_dpl < cpl:
             tss_base, _ = cpu.read_table_register(_x86.UC_X86_REG_TR)
             esp0, ss0 = struct.unpack("<IH", self._linear_read(tss_base + 4 + 8 * target_dpl, 6))
-            stack_base, _, stack_access = self._descriptor(ss0)
+            stack_base, _, stack_access = self._descriptor(ss0, gdt)
             if (ss0 & 3) != target_dpl or ((stack_access >> 5) & 3) != target_dpl:
                 raise DeliveryFault(10, ss0 & 0xFFFC, f"TSS SS0 {ss0:#x} is not a ring-0 stack")
             words = [old_ss, cpu.gpr(4), flags, old_cs, eip]
@@ -400,7 +419,7 @@ class InterruptUnit:
             words = [flags, old_cs, eip]
             new_ss, new_esp = None, cpu.gpr(4)
             # The frame goes to SS:ESP, and SS need not be flat (test386's ring-3 stack is not).
-            stack_base = self._descriptor_base_or_zero(old_ss)
+            stack_base = self._descriptor_base_or_zero(old_ss, gdt)
         if error is not None:
             words.append(error)
         # Pushed in order: the first word ends up highest on the stack.
@@ -423,6 +442,7 @@ class InterruptUnit:
         if gate_type in (_GATE_INTERRUPT32, _GATE_INTERRUPT16):
             flags &= ~FLAG_IF
         if new_cs != old_cs:
-            cpu.write_batch(_ENTRY_WRITES_CS, [new_esp, new_cs, flags, target])
+            cpu.write_batch(_ENTRY_WRITES_CS, [new_esp, new_cs, flags])
         else:
-            cpu.write_batch(_ENTRY_WRITES, [new_esp, flags, target])
+            cpu.write_batch(_ENTRY_WRITES, [new_esp, flags])
+        cpu.set_eip(target)

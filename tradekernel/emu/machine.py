@@ -647,13 +647,27 @@ class Machine:
         error_code, software = self.interrupts.take_exception_state()
         if self._io_fault is not None or self._pending_event is not None:
             return
-        self._pending_event = Event(vector, error_code, software=software)
+        event = Event(vector, error_code, software=software)
+        if self._hook_delivery() and not self._trap_writes and not self._irq_ready():
+            # Delivered here, the slice going on: see _run_slice's block stops.
+            self._deliver_or_crash(event, "")
+            return
+        self._pending_event = event
         if vector == PAGE_FAULT and not software:
             # Unicorn probes the page of its `until` address when emulation restarts, which
             # overwrites CR2 (0xfffffffe seen): keep the guest's fault address for delivery.
             self._pending_cr2 = self.cpu.read(CR2)
         self._stop_requested = True
         self.cpu.stop()
+
+    def _hook_delivery(self) -> bool:
+        """Whether an `int n` or fault may be delivered in the interrupt hook itself, the slice
+        going on (issue 16 part 3). EIP must be written in the live state (`Cpu.set_eip`: an
+        API write there left EIP stale at the next stop), and no stop may land inside a block:
+        a real-time slice with block stops, or a counted run, whose only stops come from this
+        thread's hooks and its own count."""
+        cpu = self.cpu
+        return cpu.state is not None and (cpu.block_stops or self.config.deterministic)
 
     def _run_trap(self, trap: Callable[[Registers], bool]) -> bool:
         """A trap handler; the EIP/EFLAGS/segment/CR writes it made are applied once the slice
