@@ -484,6 +484,7 @@ class Replayer:
         self.checks = self.boundaries = 0
         self._agreed = (0, 0)  # the last (instructions, ns) where everything compared equal
         self._timer_keys: list[tuple[str, bool]] = []
+        self._fed_at_idle = False
         self.ended = False
         self.passes = _Passes(self.machine)
         self.passes.before = self._pass
@@ -602,7 +603,7 @@ class Replayer:
         if self.divergence is not None:
             return False
         position = self.passes.last
-        sent = False
+        sent, self._fed_at_idle = self._fed_at_idle, False
         while (head := self._head()) is not None and head[0] == "K" and head[1] == position:
             if not head[3] & KEY_AT_IDLE:
                 break
@@ -634,15 +635,17 @@ class Replayer:
         while (head := self._head()) is not None and head[0] == "f" and head[1] == position:
             self._send_frame(head[2])
             self.cursor += 1
+            self._fed_at_idle = True  # the Link's poll did not count it: our feeder says so
 
     # ---- running -------------------------------------------------------------------------
     def run(self, until_ns: int | None = None, wall_timeout_s: float | None = None) -> ReplayResult:
-        """Replay to the recorded end (or virtual time `until_ns`: the machine is then left
-        stopped at that instant for a debugger to look at), then compare the end."""
+        """Replay to the recorded end, then compare the end; or to virtual time `until_ns`, where
+        the machine is left stopped (between slices, at the first boundary at or after it) for a
+        debugger to look at: `self.machine` can then be inspected, or run on with `run()`."""
         machine = self.machine
+        # No timer of its own at `until_ns` (that would end a slice the recording did not):
+        # the replay stops at the first recorded slice boundary at or after it.
         until = None if until_ns is None else (lambda: machine.clock.now_ns() >= until_ns)
-        if until_ns is not None:
-            machine.clock.call_at(until_ns, _nothing)
         stop = machine.run(wall_timeout_s=wall_timeout_s, until=until)
         where = (machine.instructions, machine.clock.now_ns())
         if self.divergence is None and stop.reason not in ("until", "timeout"):
