@@ -22,7 +22,10 @@ It also writes what a replay must reproduce and what checks it: every slice boun
 and a CRC of the general registers and EIP), a state hash (CPU registers, RAM, every device's
 state) and a screen hash every CHECK_INTERVAL_INSTRUCTIONS, and both at the end. Host
 timers (an input pacer's polls, a typist's retries) end slices too: a replay does not run them,
-so it puts a timer that does nothing at each recorded boundary, and the slices come out the same.
+so the recording notes the earliest host timer's deadline whenever it changes and the replay
+keeps a timer that does nothing there: every slice gets the same instruction budget, and the
+slices come out the same (Unicorn's count is not always exact after an I/O hook, so a replay
+must give the same budgets rather than aim at the recorded boundaries).
 
 `Replayer` builds the machine again, checks the images' identity, feeds each input at its
 position (keys at the loop pass, frames from a replay backend in the Link's place) and compares
@@ -42,19 +45,22 @@ one `RecordingError` line before anything is built.
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import json
 import os
 import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tradekernel.emu.clock import Timer
 from tradekernel.emu.cpu import EFLAGS
 from tradekernel.emu.machine import NS_PER_INSTRUCTION, Machine, StopInfo
-from tradekernel.emu.pc import Pc
+from tradekernel.emu.pc import Pc, PcConfig
 
 MAGIC = b"TKREC\n"
 FORMAT_VERSION = 1
@@ -62,6 +68,7 @@ FORMAT_VERSION = 1
 # takes ~30 ms, ~2% of the ~1.2 s a deterministic machine needs to run them.
 CHECK_INTERVAL_INSTRUCTIONS = 100_000_000
 KEY_CHANNEL = "keyboard-key"
+DEVICE_MODULES = "tradekernel.devices."  # timers whose callbacks live here are the machine's
 MAX_HEADER = 1 << 20  # a header longer than this is a damaged file, not read
 MAX_BODY = 1 << 34  # compressed body bound (16 GiB)
 MAX_FRAME = 65_535  # a frame longer than this in a recording is damage (Ethernet is 1518)
@@ -70,6 +77,8 @@ HASH = 20  # state and screen hashes (SHA-1: a divergence check, not a defence)
 
 # Record tags and their fixed parts (little endian): N = instructions, T = virtual ns, S above.
 _B = struct.Struct("<QQI")  # boundary: N, T, CRC of the registers
+_D = struct.Struct("<Q")  # the earliest host timer's deadline from this pass on (NO_DEADLINE)
+NO_DEADLINE = (1 << 64) - 1
 _POS = struct.Struct("<QQI")  # N, T, S
 _K = struct.Struct("<QQIBB")  # key: N, T, S, flags (KEY_*), name length
 _FI = struct.Struct("<QQIH")  # frame at an idle poll: N, T, S, length
@@ -243,6 +252,10 @@ class Recording:
                     n, t, crc = _B.unpack_from(body, offset)
                     offset += _B.size
                     out.append(("B", (n, t), crc))
+                elif tag == b"D":
+                    (deadline,) = _D.unpack_from(body, offset)
+                    offset += _D.size
+                    out.append(("D", None if deadline == NO_DEADLINE else deadline))
                 elif tag == b"K":
                     n, t, s, flags, length = _K.unpack_from(body, offset)
                     offset += _K.size
@@ -320,7 +333,11 @@ class _RecordingBackend:
 class Recorder:
     """Records a deterministic `Pc` from power-on; `finish(stop)` then `save(path)`."""
 
-    def __init__(self, pc: Pc, check_interval: int = CHECK_INTERVAL_INSTRUCTIONS) -> None:
+    def __init__(
+        self, pc: Pc, check_interval: int = CHECK_INTERVAL_INSTRUCTIONS, scratch_disk: bool = False
+    ) -> None:
+        """`scratch_disk`: the disk is a fresh OS disk made for this run (`tk boot` without
+        --disk); a replay without --disk makes another, the same byte for byte."""
         if not pc.config.deterministic:
             raise RecordingError("recording needs deterministic time (--deterministic)")
         self.pc = pc
@@ -332,6 +349,7 @@ class Recorder:
             "ram_mib": config.ram_mib,
             "start_time": None if start is None else start.isoformat(),
             "disk": image_identity(config.disk),
+            "scratch_disk": scratch_disk,
             "floppy": image_identity(config.floppy),
             "read_only": config.read_only,
             "nic": pc.nic is not None,
@@ -346,6 +364,14 @@ class Recorder:
         self._idle_feeders_done = False
         self.passes = _Passes(machine)
         self.passes.before = self._pass
+        self.passes.after = self._host_deadline
+        self._host_timers: list[tuple[int, int, Timer]] = []
+        self._host_order = itertools.count()
+        self._mirrored: int | None = None
+        clock = machine.clock
+        self._call_at = clock.call_at
+        self._earlier = clock._on_earlier  # the machine's: a sooner timer ends the slice
+        clock.call_at = self._timer  # type: ignore[method-assign]
         machine.channels.listen(KEY_CHANNEL, self._key)
         machine.feed_when_idle(self._after_idle_feeders)
         if pc.net is not None:
@@ -360,6 +386,33 @@ class Recorder:
         if position[0] >= self._next_check:
             self._next_check = position[0] + self.interval
             body += b"C" + _C.pack(*position, state_hash(self.pc), screen_hash(self.pc))
+
+    def _timer(self, deadline: int, callback: Callable[[], None]) -> Timer:
+        """`clock.call_at`, telling host timers (a pacer's, a typist's, a harness's: whatever
+        is not a device's) from the machine's. A replay has no host timers: it mirrors the
+        earliest one's deadline, which is what shapes the slices (`_host_deadline`). A host
+        timer set inside a CPU hook does not end the slice early (a replay could not stop at
+        that hook): it fires at the next boundary instead."""
+        if getattr(callback, "__module__", "").startswith(DEVICE_MODULES):
+            return self._call_at(deadline, callback)
+        clock = self.machine.clock
+        clock.on_earlier(_ignore_deadline)
+        try:
+            timer = self._call_at(deadline, callback)
+        finally:
+            clock.on_earlier(self._earlier)
+        heapq.heappush(self._host_timers, (deadline, next(self._host_order), timer))
+        return timer
+
+    def _host_deadline(self, _position: Position) -> None:
+        """After a pass's timers: the earliest pending host timer, written when it changes."""
+        timers = self._host_timers
+        while timers and timers[0][2].cancelled:
+            heapq.heappop(timers)
+        deadline = timers[0][0] if timers else None
+        if deadline != self._mirrored:
+            self._mirrored = deadline
+            self.body += b"D" + _D.pack(NO_DEADLINE if deadline is None else deadline)
 
     def _key(self, event: object) -> None:
         name, pressed = event  # type: ignore[misc]
@@ -466,6 +519,26 @@ def check_images(recording: Recording, disk: Path | None, floppy: Path | None) -
             )
 
 
+def replay_config(recording: Recording, disk: Path | None, floppy: Path | None) -> PcConfig:
+    """The machine the recording was made on, with these (checked) images in it."""
+    check_images(recording, disk, floppy)
+    header = recording.header
+    try:
+        start = header.get("start_time")
+        return PcConfig(
+            disk=disk,
+            floppy=floppy,
+            ram_mib=int(header["ram_mib"]),
+            deterministic=True,
+            read_only=bool(header.get("read_only")),
+            start_time=None if start is None else datetime.fromisoformat(start),
+            net="user" if header.get("nic") else "none",  # its backend is replaced at once
+            mac=bytes.fromhex(header["mac"]),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise RecordingError(f"damaged recording header ({error})") from error
+
+
 class Replayer:
     """Feeds a recording into a freshly built deterministic `Pc` and checks it as it runs."""
 
@@ -475,10 +548,8 @@ class Replayer:
         self.pc = pc
         self.machine = pc.machine
         self.events = recording.events()
-        self.boundary_times = [event[1][1] for event in self.events if event[0] == "B"]
         self.cursor = 0
-        self._boundary = 0
-        self._boundary_timer: Timer | None = None
+        self._mirror: Timer | None = None  # a do-nothing timer at the host's earliest deadline
         self.frames_sent = 0
         self.divergence: str | None = None
         self.checks = self.boundaries = 0
@@ -516,7 +587,6 @@ class Replayer:
         if self.divergence is not None:
             self.machine.request_power_off()
             return
-        self._arm_boundary(position[1])
         channels = self.machine.channels
         boundary_due = self.passes.new_instant  # its boundary was recorded
         while (head := self._head()) is not None:
@@ -537,6 +607,8 @@ class Replayer:
                 self.boundaries += 1
                 self._agreed = position[:2]
                 boundary_due = False
+            elif tag == "D":
+                return  # after this pass's timers
             elif tag in ("K", "C", "E", "f"):
                 if head[1] != position:
                     if _before(head[1], position):
@@ -567,10 +639,17 @@ class Replayer:
                 return
             self.cursor += 1
 
-    def _after_timers(self, _position: Position) -> None:
+    def _after_timers(self, position: Position) -> None:
         keys, self._timer_keys = self._timer_keys, []
         for key in keys:
             self.machine.channels.send(KEY_CHANNEL, key)
+        while (head := self._head()) is not None and head[0] == "D":
+            self._mirror_host_deadline(head[1])
+            self.cursor += 1
+        if head is not None and head[0] == "E" and head[1] == position:
+            self.ended = True
+            self.cursor += 1
+            self.machine.request_power_off()
 
     def _compare(self, head: tuple, position: Position) -> bool:
         if head[2] != state_hash(self.pc):
@@ -583,18 +662,13 @@ class Replayer:
         self._agreed = position[:2]
         return True
 
-    def _arm_boundary(self, now: int) -> None:
-        """A do-nothing timer at the next recorded boundary, so the slices end where they did."""
-        timer = self._boundary_timer
-        if timer is not None and not timer.cancelled:
-            return
-        times = self.boundary_times
-        index = self._boundary
-        while index < len(times) and times[index] <= now:
-            index += 1
-        self._boundary = index
-        if index < len(times):
-            self._boundary_timer = self.machine.clock.call_at(times[index], _nothing)
+    def _mirror_host_deadline(self, deadline: int | None) -> None:
+        """The recording's earliest host timer moved: so does the replay's stand-in, so every
+        slice gets the budget (and the idle machine the jump) it had."""
+        if self._mirror is not None:
+            self._mirror.cancel()
+        clock = self.machine.clock
+        self._mirror = None if deadline is None else clock.call_at(deadline, _nothing)
 
     def _idle_has_work(self) -> bool:
         """An idle feeder (after the Link's poll, as a harness's is): sends the keys recorded
@@ -672,4 +746,8 @@ def _before(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
 
 
 def _nothing() -> None:
-    """A boundary timer's callback: it only ends the slice."""
+    """The stand-in host timer's callback: it only ends the slice."""
+
+
+def _ignore_deadline(_deadline: int) -> None:
+    """While a host timer is set: no slice ends early for it."""
