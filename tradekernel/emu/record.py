@@ -20,7 +20,8 @@ place.
 
 It also writes what a replay must reproduce and what checks it: every slice boundary (position
 and a CRC of the general registers and EIP), a state hash (CPU registers, RAM, every device's
-state) and a screen hash every CHECK_INTERVAL_INSTRUCTIONS, and both at the end. Host
+state) and a screen hash every CHECK_INTERVAL_INSTRUCTIONS or CHECK_INTERVAL_NS of virtual
+time, whichever comes first, and both at the end. Host
 timers (an input pacer's polls, a typist's retries) end slices too: a replay does not run them,
 so the recording notes the earliest host timer's deadline whenever it changes and the replay
 keeps a timer that does nothing there: every slice gets the same instruction budget, and the
@@ -67,6 +68,9 @@ FORMAT_VERSION = 1
 # A state hash every this many instructions (an idle guest adds none): hashing 32 MiB of RAM
 # takes ~30 ms, ~2% of the ~1.2 s a deterministic machine needs to run them.
 CHECK_INTERVAL_INSTRUCTIONS = 100_000_000
+# ...or every this much virtual time: the OS is Python behind hypercalls, so an interactive
+# session retires few guest instructions (bench/bench_record.py: ~10 s virtual per 2 s wall).
+CHECK_INTERVAL_NS = 5_000_000_000
 KEY_CHANNEL = "keyboard-key"
 DEVICE_MODULES = "tradekernel.devices."  # timers whose callbacks live here are the machine's
 MAX_HEADER = 1 << 20  # a header longer than this is a damaged file, not read
@@ -104,13 +108,15 @@ def register_crc(machine: Machine) -> int:
 
 
 def state_hash(pc: Pc) -> bytes:
-    """SHA-256 of the CPU registers, guest RAM and every device's state."""
+    """A digest of the CPU registers, guest RAM and every device's state."""
     machine = pc.machine
     digest = hashlib.sha1()
     registers = machine.cpu.all_registers()
     digest.update(repr(sorted(registers.items())).encode())
     digest.update(repr(machine.cpu.read(EFLAGS)).encode())
-    digest.update(machine.cpu.ram)
+    # RAM by CRC-32: half the time of SHA-1 over 32 MiB, and any change of up to 32 bits
+    # (a poked byte, a wrong word) always shows; this detects divergence, it is no defence.
+    digest.update(zlib.crc32(machine.cpu.ram).to_bytes(4, "little"))
     for device in machine.devices:
         digest.update(device.name.encode())
         digest.update(repr(device.state()).encode())
@@ -334,7 +340,11 @@ class Recorder:
     """Records a deterministic `Pc` from power-on; `finish(stop)` then `save(path)`."""
 
     def __init__(
-        self, pc: Pc, check_interval: int = CHECK_INTERVAL_INSTRUCTIONS, scratch_disk: bool = False
+        self,
+        pc: Pc,
+        check_interval: int = CHECK_INTERVAL_INSTRUCTIONS,
+        scratch_disk: bool = False,
+        check_interval_ns: int = CHECK_INTERVAL_NS,
     ) -> None:
         """`scratch_disk`: the disk is a fresh OS disk made for this run (`tk boot` without
         --disk); a replay without --disk makes another, the same byte for byte."""
@@ -355,10 +365,11 @@ class Recorder:
             "nic": pc.nic is not None,
             "mac": config.mac.hex(),
             "check_interval_instructions": check_interval,
+            "check_interval_ns": check_interval_ns,
         }
         self.body = bytearray()
-        self.interval = check_interval
-        self._next_check = check_interval
+        self.interval = (check_interval, check_interval_ns)
+        self._next_check = self.interval
         self.frames_sent = 0
         self.in_transmit = False
         self._idle_feeders_done = False
@@ -383,8 +394,8 @@ class Recorder:
         self._idle_feeders_done = False
         if self.passes.new_instant:
             body += b"B" + _B.pack(position[0], position[1], register_crc(self.machine))
-        if position[0] >= self._next_check:
-            self._next_check = position[0] + self.interval
+        if position[0] >= self._next_check[0] or position[1] >= self._next_check[1]:
+            self._next_check = (position[0] + self.interval[0], position[1] + self.interval[1])
             body += b"C" + _C.pack(*position, state_hash(self.pc), screen_hash(self.pc))
 
     def _timer(self, deadline: int, callback: Callable[[], None]) -> Timer:
