@@ -117,6 +117,14 @@ def _host_objects(pc: Pc) -> dict[str, object]:
     }
 
 
+def _reduce_struct(layout: struct.Struct) -> tuple[type, tuple[str]]:
+    return struct.Struct, (layout.format,)
+
+
+# Objects the kernel keeps that pickle refuses but that are plain values, rebuilt from them.
+PLAIN_REDUCERS = {struct.Struct: _reduce_struct}
+
+
 def _ram_view(pc: Pc) -> memoryview:
     return pc.machine.memory.view()
 
@@ -131,6 +139,12 @@ class _KernelPickler(cloudpickle.Pickler):
         self._names = {id(obj): name for name, obj in _host_objects(pc).items()}
         ram = _ram_view(pc)
         self._ram_owner, self._ram_base = ram.obj, _address(ram)
+
+    def reducer_override(self, obj: object) -> object:
+        reducer = PLAIN_REDUCERS.get(type(obj))
+        if reducer is not None:
+            return reducer(obj)
+        return super().reducer_override(obj)
 
     def persistent_id(self, obj: object) -> object:
         name = self._names.get(id(obj))
@@ -299,7 +313,9 @@ def load(pc: Pc, path: str | os.PathLike[str]) -> dict[str, Any]:
     config = pc.config
     problems = []
     if header.get("ram_mib") != config.ram_mib:
-        problems.append(f"{header.get('ram_mib')} MiB of RAM, this machine has {config.ram_mib}")
+        problems.append(
+            f"{header.get('ram_mib')} MiB of RAM, this machine has {config.ram_mib} MiB"
+        )
     if header.get("deterministic") != config.deterministic:
         problems.append("another clock (deterministic or real time)")
     names = [device.name for device in machine.devices]
