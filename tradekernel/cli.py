@@ -19,6 +19,7 @@ import click
 from tradekernel import __version__
 from tradekernel.devices.ide import DiskError
 from tradekernel.disktool import disk
+from tradekernel.emu import snapshot
 from tradekernel.emu.machine import StopInfo
 from tradekernel.emu.record import Recorder
 from tradekernel.repotool import repo
@@ -156,12 +157,35 @@ for command in (backtest, data, report_command):  # research: tradekernel/resear
     help="Record every input (keys, network frames, image identities) to this file for "
     "`tk replay`; implies --deterministic.",
 )
+@click.option(
+    "--save-state",
+    "save_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="When the run ends, save the whole machine to this file (needs --disk).",
+)
+@click.option(
+    "--load-state",
+    "load_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Start from a --save-state file instead of power-on (with the same --disk as then).",
+)
 def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_path: Path | None,
          read_only: bool, memory_mib: int, timeout_s: float | None, screenshot: Path | None,
          dump_screen: bool, scale: float | None, net: str, hostfwd: tuple[str, ...],
-         pcap_path: Path | None, record_path: Path | None) -> None:  # fmt: skip
+         pcap_path: Path | None, record_path: Path | None, save_path: Path | None,
+         load_path: Path | None) -> None:  # fmt: skip
     """Power on the TradeKernel PC and boot its disk."""
     deterministic = deterministic or record_path is not None  # a recording replays exactly
+    if save_path is not None and disk_path is None:
+        raise click.ClickException("--save-state needs --disk (a scratch disk is gone at exit)")
+    if record_path is not None and load_path is not None:
+        raise click.ClickException("--record starts from power-on: not with --load-state")
+    if load_path is not None:
+        try:  # the machine to build is the saved one's
+            saved = snapshot.read_header(load_path)
+        except snapshot.SnapshotError as error:
+            raise click.ClickException(str(error)) from error
+        memory_mib, deterministic = int(saved["ram_mib"]), bool(saved["deterministic"])
     with HostSignals() as signals:
         remove_stale_scratch_disks()
         if screenshot is not None:
@@ -170,6 +194,8 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             _check_writable(pcap_path, "--pcap")
         if record_path is not None:
             _check_writable(record_path, "--record")
+        if save_path is not None:
+            _check_writable(save_path, "--save-state")
         _check_disk(disk_path)
         options = BootOptions(
             disk_path, memory_mib, deterministic, read_only, timeout_s or None, floppy_path,
@@ -179,6 +205,12 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             session = Session(options)
         except (OSError, ValueError, DiskError) as error:
             raise click.ClickException(_one_line(error)) from error
+        if load_path is not None:
+            try:
+                snapshot.load(session.pc, load_path)
+            except snapshot.SnapshotError as error:
+                session.close()  # a machine refused half-way is never run
+                raise click.ClickException(str(error)) from error
         try:
             supervisor = Supervisor(session)
             supervisor.cleanups.append(session.close)
@@ -191,6 +223,12 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             stop = _run(session, supervisor, headless, scale)
             if recorder is not None:
                 recorder.finish(stop).save(record_path)
+            if save_path is not None:
+                session.pc.flush()  # the disk as the snapshot will expect it
+                try:
+                    snapshot.save(session.pc, save_path)
+                except snapshot.SnapshotError as error:
+                    click.echo(f"tk: {error}", err=True)
             if dump_screen:
                 click.echo("\n".join(line.rstrip() for line in session.screen_lines()))
             if screenshot is not None:
