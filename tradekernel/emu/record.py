@@ -33,9 +33,13 @@ position (keys at the loop pass, frames from a replay backend in the Link's plac
 every boundary, check and the end. The first difference stops the replay; `divergence` holds one
 line naming the first instruction count where it was seen and the last one known to agree.
 
-Where it hooks in, without costing a run that records nothing: the recorder wraps the clock's
-`run_due` (called once per pass of the machine loop, between slices), listens on the key channel,
-and wraps the Link's backend. Recording needs deterministic time.
+Where it hooks in, without costing a run that records nothing: the recorder and the replayer
+wrap the clock's `run_due` (called once per pass of the machine loop, between slices), listen
+on the key channel and take the Link's backend's place (the recorder wraps it, the replayer
+replaces it); the recorder also wraps `clock.call_at` to tell host timers from devices' and
+holds the machine's earlier-deadline listener back while a host timer is set. Recording needs
+deterministic time. `Replayer.run(until_ns=T)` stops at the first boundary at or after virtual
+time T and leaves the machine there (the hook for a debugger such as the GDB stub).
 
 File: MAGIC, format version (u16), header length (u32), JSON header, body length (u64),
 zlib-compressed body of tagged records, then the SHA-256 of everything before it. A file of
