@@ -359,6 +359,8 @@ def replay(recording_path: Path, disk_path: Path | None, floppy_path: Path | Non
             raise click.ClickException(_one_line(error)) from error
         try:
             result = replayer.run(until_ns=until_ns, wall_timeout_s=timeout_s)
+            # With --until the machine is held here, between slices, at that instant: where a
+            # debugger (the GDB stub) attaches to `replayer.machine` before it is closed.
         finally:
             pc.close()
             pc.machine.close()
