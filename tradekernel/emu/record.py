@@ -57,7 +57,7 @@ import os
 import struct
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ from tradekernel.emu.clock import Timer
 from tradekernel.emu.cpu import EFLAGS
 from tradekernel.emu.machine import NS_PER_INSTRUCTION, Machine, StopInfo
 from tradekernel.emu.pc import Pc, PcConfig
+from tradekernel.hostnet.link import MAX_FRAME, MIN_FRAME
 
 MAGIC = b"TKREC\n"
 FORMAT_VERSION = 1
@@ -79,7 +80,7 @@ KEY_CHANNEL = "keyboard-key"
 DEVICE_MODULES = "tradekernel.devices."  # timers whose callbacks live here are the machine's
 MAX_HEADER = 1 << 20  # a header longer than this is a damaged file, not read
 MAX_BODY = 1 << 34  # compressed body bound (16 GiB)
-MAX_FRAME = 65_535  # a frame longer than this in a recording is damage (Ethernet is 1518)
+MAX_RECORDS = 1 << 32  # records decompressed at most (4 GiB): a bigger body is refused
 DIGEST = 32  # the file's SHA-256
 HASH = 20  # state and screen hashes (SHA-1: a divergence check, not a defence)
 
@@ -87,7 +88,6 @@ HASH = 20  # state and screen hashes (SHA-1: a divergence check, not a defence)
 _B = struct.Struct("<QQI")  # boundary: N, T, CRC of the registers
 _D = struct.Struct("<Q")  # the earliest host timer's deadline from this pass on (NO_DEADLINE)
 NO_DEADLINE = (1 << 64) - 1
-_POS = struct.Struct("<QQI")  # N, T, S
 _K = struct.Struct("<QQIBB")  # key: N, T, S, flags (KEY_*), name length
 _FI = struct.Struct("<QQIH")  # frame at an idle poll: N, T, S, length
 _FS = struct.Struct("<QQQH")  # frame inside guest transmit number k: k, N, T, length
@@ -244,7 +244,10 @@ class Recording:
             raise RecordingError(f"{path}: damaged recording (body length)")
         try:
             header = json.loads(data[fixed : fixed + header_len])
-            body = zlib.decompress(data[start : start + body_len])
+            inflater = zlib.decompressobj()
+            body = inflater.decompress(data[start : start + body_len], MAX_RECORDS)
+            if inflater.unconsumed_tail or not inflater.eof:
+                raise ValueError(f"records beyond {MAX_RECORDS} bytes, or cut short")
         except (ValueError, zlib.error) as error:
             raise RecordingError(f"{path}: damaged recording ({error})") from error
         if not isinstance(header, dict):
@@ -478,7 +481,6 @@ class ReplayResult:
     checks: int  # state hashes compared and equal
     boundaries: int  # slice boundaries compared and equal
     position: tuple[int, int] = (0, 0)  # (instructions, virtual ns) where the replay ended
-    notes: list[str] = field(default_factory=list)
 
 
 class _ReplayBackend:
@@ -704,9 +706,11 @@ class Replayer:
 
     # ---- frames ------------------------------------------------------------------------------
     def _send_frame(self, frame: bytes) -> None:
+        """To the NIC, as the Link would: a frame no cable carries is dropped, as there."""
         link = self.pc.net
         assert link is not None
-        self.machine.channels.send(f"{link.channel}-receive", frame)
+        if MIN_FRAME <= len(frame) <= MAX_FRAME:
+            self.machine.channels.send(f"{link.channel}-receive", frame)
 
     def transmit_frames(self) -> None:
         while (head := self._head()) is not None and head[0] == "F" and head[1] <= self.frames_sent:

@@ -338,8 +338,8 @@ def load(pc: Pc, path: str | os.PathLike[str]) -> dict[str, Any]:
     view = cpu.context_view(blank)
     if len(context) != len(view):
         raise SnapshotError(f"{path}: damaged snapshot (CPU context of {len(context)} bytes)")
-    try:
-        ram = zlib.decompress(ram_z)
+    try:  # bounded: never more than this machine's RAM (and a byte to notice more)
+        ram = zlib.decompressobj().decompress(ram_z, cpu.ram_bytes + 1)
     except zlib.error as error:
         raise SnapshotError(f"{path}: damaged snapshot (RAM: {error})") from error
     if len(ram) != cpu.ram_bytes:
