@@ -10,6 +10,7 @@ import http.server
 import shutil
 import struct
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,18 @@ def _typing(booted: BootedPc) -> None:
     booted.command("ls -l /bin")
 
 
+class _SlowHandler(http.server.SimpleHTTPRequestHandler):
+    """Answers after the guest has gone idle waiting: its frames come at idle polls (without
+    the wait they may all ride on the polls after the guest's own transmits)."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        time.sleep(0.3)
+        super().do_GET()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
 def http_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A recorded session: DHCP and ping (answered inside the guest's transmit), a page from a
@@ -66,7 +79,7 @@ def http_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     www = tmp_path / "www"
     www.mkdir()
     (www / "page.txt").write_bytes(b"".join(b"line %d\n" % i for i in range(300)))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler = functools.partial(_SlowHandler, directory=str(www))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
