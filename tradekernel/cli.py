@@ -19,7 +19,9 @@ import click
 from tradekernel import __version__
 from tradekernel.devices.ide import DiskError
 from tradekernel.disktool import disk
+from tradekernel.emu import snapshot
 from tradekernel.emu.machine import StopInfo
+from tradekernel.emu.record import Recorder
 from tradekernel.repotool import repo
 from tradekernel.research.cli import backtest, data, report_command, sweep_command
 from tradekernel.ui.pipe import InputPacer, PlainText, StdinSource
@@ -155,11 +157,42 @@ for command in (backtest, data, report_command, sweep_command):  # research: res
     help="Profile the system from the first prompt to power-off: a perf-style table on stderr "
     "and FILE as speedscope JSON (FILE.json) or folded stacks (any other name).",
 )
+@click.option(
+    "--record",
+    "record_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Record every input (keys, network frames, image identities) to this file for "
+    "`tk replay`; implies --deterministic.",
+)
+@click.option(
+    "--save-state",
+    "save_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="When the run ends, save the whole machine to this file (needs --disk).",
+)
+@click.option(
+    "--load-state",
+    "load_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Start from a --save-state file instead of power-on (with the same --disk as then).",
+)
 def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_path: Path | None,
          read_only: bool, memory_mib: int, timeout_s: float | None, screenshot: Path | None,
          dump_screen: bool, scale: float | None, net: str, hostfwd: tuple[str, ...],
-         pcap_path: Path | None, profile_path: Path | None) -> None:  # fmt: skip
+         pcap_path: Path | None, profile_path: Path | None, record_path: Path | None,
+         save_path: Path | None, load_path: Path | None) -> None:  # fmt: skip
     """Power on the TradeKernel PC and boot its disk."""
+    deterministic = deterministic or record_path is not None  # a recording replays exactly
+    if save_path is not None and disk_path is None:
+        raise click.ClickException("--save-state needs --disk (a scratch disk is gone at exit)")
+    if record_path is not None and load_path is not None:
+        raise click.ClickException("--record starts from power-on: not with --load-state")
+    if load_path is not None:
+        try:  # the machine to build is the saved one's
+            saved = snapshot.read_header(load_path)
+        except snapshot.SnapshotError as error:
+            raise click.ClickException(str(error)) from error
+        memory_mib, deterministic = int(saved["ram_mib"]), bool(saved["deterministic"])
     with HostSignals() as signals:
         remove_stale_scratch_disks()
         if screenshot is not None:
@@ -168,6 +201,10 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             _check_writable(pcap_path, "--pcap")
         if profile_path is not None:
             _check_writable(profile_path, "--profile")
+        if record_path is not None:
+            _check_writable(record_path, "--record")
+        if save_path is not None:
+            _check_writable(save_path, "--save-state")
         _check_disk(disk_path)
         options = BootOptions(
             disk_path, memory_mib, deterministic, read_only, timeout_s or None, floppy_path,
@@ -177,15 +214,32 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             session = Session(options)
         except (OSError, ValueError, DiskError) as error:
             raise click.ClickException(_one_line(error)) from error
+        if load_path is not None:
+            try:
+                snapshot.load(session.pc, load_path)
+            except snapshot.SnapshotError as error:
+                session.close()  # a machine refused half-way is never run
+                raise click.ClickException(str(error)) from error
         try:
             supervisor = Supervisor(session)
             supervisor.cleanups.append(session.close)
             supervisor.cleanups.append(session.pc.flush)
             signals.supervisor = supervisor
             session.machine.channels.listen("log", lambda text: click.echo(text, err=True))
+            recorder = None
+            if record_path is not None:
+                recorder = Recorder(session.pc, scratch_disk=disk_path is None)
             stop = _run(session, supervisor, headless, scale)
             for line in session.finish_profile():
                 click.echo(line, err=True)
+            if recorder is not None:
+                recorder.finish(stop).save(record_path)
+            if save_path is not None:
+                session.pc.flush()  # the disk as the snapshot will expect it
+                try:
+                    snapshot.save(session.pc, save_path)
+                except snapshot.SnapshotError as error:
+                    click.echo(f"tk: {error}", err=True)
             if dump_screen:
                 click.echo("\n".join(line.rstrip() for line in session.screen_lines()))
             if screenshot is not None:
@@ -252,6 +306,107 @@ def _run_piped(session: Session, supervisor: Supervisor) -> StopInfo:
         else:
             sys.stdout.flush()
     return supervisor.result()
+
+
+EXIT_DIVERGED = 6  # tk replay: the run did not come out as recorded
+
+
+@main.command()
+@click.argument("recording_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--disk",
+    "disk_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The disk image as it was when the run began (a copy is used; it is not written). "
+    "Without it, a run recorded on a scratch disk gets a fresh one.",
+)
+@click.option(
+    "--floppy",
+    "floppy_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The diskette image as it was when the run began.",
+)
+@click.option(
+    "--until",
+    "--replay-until",
+    "until",
+    metavar="TIME",
+    help="Stop at this virtual time (e.g. 2.5s, 300ms, 1500000ns) and hold the machine there.",
+)
+@click.option("--dump-screen", is_flag=True, help="Print the screen where the replay ended.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0), default=None,
+              help="Give up after this many seconds of wall time.")  # fmt: skip
+def replay(recording_path: Path, disk_path: Path | None, floppy_path: Path | None,
+           until: str | None, dump_screen: bool, timeout_s: float | None) -> None:  # fmt: skip
+    """Run a `tk boot --record` file again, bit for bit, and check it.
+
+    Every slice boundary, a state hash (CPU, RAM, devices) and the screen are compared with
+    the recording; the first difference is one line naming the instruction count where it was
+    seen (exit 6). Exit 0: the replay matched to the end (or to --until).
+    """
+    import shutil
+    import tempfile
+
+    from tradekernel.disktool import create_os_disk
+    from tradekernel.emu.record import Recording, RecordingError, Replayer, replay_config
+    from tradekernel.ui.ansi import screen_text
+    from tradekernel.ui.session import make_pc
+
+    until_ns = None if until is None else _virtual_ns(until)
+    with tempfile.TemporaryDirectory(prefix="tk-replay-") as folder:
+        try:
+            recording = Recording.load(recording_path)
+            disk = floppy = None
+            if disk_path is not None:
+                disk = Path(shutil.copyfile(disk_path, Path(folder) / "disk.img"))
+            elif recording.header.get("scratch_disk"):
+                disk = Path(folder) / "disk.img"
+                create_os_disk(disk)
+            if floppy_path is not None:
+                floppy = Path(shutil.copyfile(floppy_path, Path(folder) / "floppy.img"))
+            pc = make_pc(replay_config(recording, disk, floppy))
+            replayer = Replayer(pc, recording)
+        except (OSError, ValueError, DiskError, RecordingError) as error:
+            raise click.ClickException(_one_line(error)) from error
+        try:
+            result = replayer.run(until_ns=until_ns, wall_timeout_s=timeout_s)
+            # With --until the machine is held here, between slices, at that instant: where a
+            # debugger (the GDB stub) attaches to `replayer.machine` before it is closed.
+        finally:
+            pc.close()
+            pc.machine.close()
+        if dump_screen:
+            click.echo("\n".join(line.rstrip() for line in screen_text(pc.vga.text_screen())))
+    instructions, ns = result.position
+    if result.divergence is not None:
+        click.echo(f"tk replay: {result.divergence}", err=True)
+        sys.exit(EXIT_DIVERGED)
+    if result.stop.reason == "timeout":
+        click.echo(f"tk replay: gave up after {timeout_s:g} s at instruction {instructions}",
+                   err=True)  # fmt: skip
+        sys.exit(EXIT_TIMEOUT)
+    where = "stopped at" if result.stop.reason == "until" else "matched the recording to"
+    click.echo(
+        f"tk replay: {where} instruction {instructions}, virtual {ns} ns "
+        f"({result.boundaries} slice boundaries and {result.checks} state hashes compared)"
+    )
+
+
+def _virtual_ns(text: str) -> int:
+    """'2.5s', '300ms', '40us', '1500000ns' or a plain number of ns."""
+    units = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+    number, unit = text, "ns"
+    for suffix in ("ns", "us", "ms", "s"):
+        if text.endswith(suffix):
+            number, unit = text[: -len(suffix)], suffix
+            break
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a time (e.g. 2.5s, 300ms)") from None
+    if value < 0:
+        raise click.BadParameter(f"{text!r}: a time is not negative")
+    return int(value)
 
 
 def _check_disk(path: Path | None) -> None:

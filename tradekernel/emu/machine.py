@@ -1011,3 +1011,33 @@ class Machine:
             device.reset()
         for listener in self._reset_listeners:
             listener()
+
+    # ---- snapshots (emu/snapshot.py): the loop's own state, between slices only -----------
+    def run_state(self) -> dict[str, int | bool]:
+        """What the run loop keeps besides the CPU, RAM and devices (saved apart)."""
+        return {
+            "now_ns": self.clock.now_ns(),
+            "instructions": self.instructions,
+            "idle_count": self.idle_count,
+            "halted": self.halted,
+            "shadow_step": self._shadow_step,
+            "a20": self.a20,
+        }
+
+    def load_run_state(self, state: dict[str, int | bool]) -> None:
+        """Put a machine that has not run yet at a snapshot's instant: first, so that devices
+        restored after it set their timers on this clock."""
+        now = int(state["now_ns"])
+        self.clock.advance_to(now)
+        self._slice_base_ns = now
+        self._wall_origin = time.monotonic_ns() - now
+        self.instructions = int(state["instructions"])
+        self.idle_count = int(state["idle_count"])
+        self.halted = bool(state["halted"])
+        self._shadow_step = bool(state["shadow_step"])
+        self.set_a20(bool(state["a20"]))
+
+    def kernel_entry_points(self) -> tuple[dict[int, Hypercall], dict[int, Callable]]:
+        """The kernel's hypercalls and traps (registered at KERNEL_INIT), for a snapshot."""
+        hypercalls = {number: self.hypercalls[number] for number in self._kernel_hypercalls}
+        return hypercalls, dict(self._traps)

@@ -1,0 +1,228 @@
+"""Record and replay (emu/record.py): a session with keys and network traffic from a real host
+HTTP server is recorded, then replayed on a fresh machine with no server and no keyboard: every
+slice boundary, state hash and the end compare equal. A changed key, a byte of RAM poked during
+the replay, a damaged file, another format version and another disk image are each caught."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import struct
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.system.harness import SECOND, BootedPc, close_pc
+from tradekernel import hostnet
+from tradekernel.disktool import create_os_disk
+from tradekernel.emu import record
+from tradekernel.emu.pc import Pc, PcConfig
+from tradekernel.emu.record import Recorder, Recording, RecordingError, Replayer, check_images
+from tradekernel.ui.session import make_pc
+
+CHECK_EVERY = 20_000  # instructions between state hashes (the OS boots in a few thousand)
+
+
+def _record(tmp_path: Path, script, net: hostnet.NetOptions | None = None) -> Path:  # noqa: ANN001
+    """Run `script(booted)` on a recorded deterministic PC; keep a pristine copy of its disk."""
+    disk = tmp_path / "disk.img"
+    create_os_disk(disk)
+    shutil.copy(disk, tmp_path / "pristine.img")
+    booted = BootedPc(tmp_path, disk=disk, net=net)
+    recorder = Recorder(booted.pc, check_interval=CHECK_EVERY)
+    try:
+        script(booted)
+        stop = booted.machine.run(until=lambda: True)  # the host's stop, as a closed window
+        path = tmp_path / "run.tkrec"
+        recorder.finish(stop).save(path)
+        (tmp_path / "screen.txt").write_text(booted.text())
+    finally:
+        close_pc(booted)
+    return path
+
+
+def _replayer(tmp_path: Path, path: Path, net: str = "none") -> Replayer:
+    replay_disk = tmp_path / "replay.img"
+    shutil.copy(tmp_path / "pristine.img", replay_disk)
+    recording = Recording.load(path)
+    check_images(recording, replay_disk, None)
+    pc = make_pc(PcConfig(disk=replay_disk, deterministic=True, net=net))
+    return Replayer(pc, recording)
+
+
+def _typing(booted: BootedPc) -> None:
+    booted.boot()
+    booted.command("echo recorded")
+    booted.command("ls -l /bin")
+
+
+class _SlowHandler(http.server.SimpleHTTPRequestHandler):
+    """Answers after the guest has gone idle waiting: its frames come at idle polls (without
+    the wait they may all ride on the polls after the guest's own transmits)."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        time.sleep(0.3)
+        super().do_GET()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def http_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A recorded session: DHCP and ping (answered inside the guest's transmit), a page from a
+    host HTTP server on 127.0.0.1 (frames at idle polls, whenever the host sent them)."""
+    tmp_path = tmp_path_factory.mktemp("http")
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "page.txt").write_bytes(b"".join(b"line %d\n" % i for i in range(300)))
+    handler = functools.partial(_SlowHandler, directory=str(www))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def script(booted: BootedPc) -> None:
+        booted.boot()
+        booted.run_until(lambda: booted.pc.kernel.net.stack.addr != 0, 20 * SECOND)
+        booted.output("ping 10.0.2.2 -c 2", 10 * SECOND)
+        port = server.server_address[1]
+        booted.command(f"httpget 10.0.2.2 {port} /page.txt > /page.out", 30 * SECOND)
+        assert booted.pc.kernel.fs.read_file("/page.out").startswith(b"line 0\n")
+        booted.command("wc /page.out")
+
+    try:
+        return _record(tmp_path, script, hostnet.NetOptions("user"))
+    finally:
+        server.shutdown()
+
+
+def test_a_session_with_keys_and_host_network_traffic_replays_exactly(http_session: Path) -> None:
+    events = Recording.load(http_session).events()
+    tags = {event[0] for event in events}
+    assert {"B", "K", "C", "E", "F", "f"} <= tags  # keys, both kinds of frames, checks
+    replayer = _replayer(http_session.parent, http_session, net="user")
+    result = replayer.run(wall_timeout_s=300)
+    assert result.divergence is None
+    assert result.checks >= 3 and result.boundaries > 100
+    screen = "\n".join(line.rstrip() for line in _screen(replayer.pc))
+    assert screen == (http_session.parent / "screen.txt").read_text()
+    assert "300 600 2590 /page.out" in screen  # wc of the served page, with no server now
+
+
+def _screen(pc: Pc) -> list[str]:
+    from tradekernel.ui.ansi import screen_text
+
+    return screen_text(pc.vga.text_screen())
+
+
+def _rewrite(path: Path, change) -> Path:  # noqa: ANN001
+    """The recording at `path` with its body changed by `change(bytearray)`, validly sealed."""
+    recording = Recording.load(path)
+    body = bytearray(recording.body)
+    change(body)
+    out = path.with_name("changed.tkrec")
+    Recording(recording.header, bytes(body)).save(out)
+    return out
+
+
+def test_a_changed_key_is_reported_as_a_divergence(tmp_path: Path) -> None:
+    path = _record(tmp_path, _typing)
+    events = Recording.load(path).events()
+    first_r = next(e for e in events if e[0] == "K" and e[2][0] == "r")  # "echo recorded"
+
+    def change(body: bytearray) -> None:
+        at = body.index(b"K" + struct.pack("<QQI", *first_r[1]))
+        name = at + 1 + record._K.size
+        assert body[name : name + 1] == b"r"
+        body[name : name + 1] = b"x"
+
+    result = _replayer(tmp_path, _rewrite(path, change)).run(wall_timeout_s=120)
+    assert result.divergence is not None and "\n" not in result.divergence
+    assert result.divergence.startswith("replay diverged at instruction ")
+    at = int(result.divergence.split()[4])
+    assert at >= first_r[1][0]  # not before the changed key went in
+
+
+def test_a_byte_of_ram_changed_during_replay_is_caught_by_the_state_hash(tmp_path: Path) -> None:
+    path = _record(tmp_path, _typing)
+    replayer = _replayer(tmp_path, path)
+    poke_at = 3_000
+    passes = replayer.passes
+    check = passes.before
+
+    def before(position: tuple[int, int, int]) -> None:
+        if position[0] >= poke_at and not poked:
+            poked.append(position)
+            top = replayer.pc.machine.cpu.ram_bytes - 1  # a byte nothing looks at
+            replayer.pc.machine.memory.write(top, b"\x5a")
+        check(position)
+
+    poked: list[tuple[int, int, int]] = []
+    passes.before = before
+    result = replayer.run(wall_timeout_s=120)
+    assert poked, "the poke never happened"
+    assert result.divergence is not None
+    assert "state hash" in result.divergence
+    assert int(result.divergence.split()[4]) >= poked[0][0]
+
+
+def test_an_unchanged_replay_of_typing_agrees_and_replay_until_stops_there(tmp_path: Path) -> None:
+    path = _record(tmp_path, _typing)
+    assert _replayer(tmp_path, path).run(wall_timeout_s=120).divergence is None
+    replayer = _replayer(tmp_path, path)
+    result = replayer.run(until_ns=3_500, wall_timeout_s=120)
+    assert result.stop.reason == "until" and result.divergence is None
+    assert 3_500 <= result.position[1] < 4_000  # left at that instant for a debugger
+
+
+def test_damaged_truncated_and_foreign_files_are_refused_with_one_line(tmp_path: Path) -> None:
+    path = _record(tmp_path, _typing)
+    data = path.read_bytes()
+    cases = {
+        "flipped": data[:100] + bytes([data[100] ^ 1]) + data[101:],
+        "truncated": data[: len(data) // 2],
+        "version": data[:6] + struct.pack("<H", 99) + data[8:],
+        "foreign": b"PK\x03\x04" + data[4:],
+    }
+    messages = {}
+    for name, content in cases.items():
+        bad = tmp_path / f"{name}.tkrec"
+        bad.write_bytes(content)
+        with pytest.raises(RecordingError) as caught:
+            Recording.load(bad)
+        messages[name] = str(caught.value)
+        assert "\n" not in messages[name]
+    assert "checksum" in messages["flipped"]
+    assert "version 99" in messages["version"]
+    assert "not a TradeKernel recording" in messages["foreign"]
+    # a body that does not parse, sealed with a valid checksum, is refused the same way
+    broken = _rewrite(path, lambda body: body.__setitem__(0, ord("Z")))
+    with pytest.raises(RecordingError, match="damaged recording body"):
+        Recording.load(broken).events()
+
+
+def test_another_disk_image_is_refused(tmp_path: Path) -> None:
+    path = _record(tmp_path, _typing)
+    other = tmp_path / "other.img"
+    shutil.copy(tmp_path / "disk.img", other)  # the disk after the run: it was written
+    with open(other, "r+b") as image:
+        image.seek(4096)
+        image.write(b"changed")
+    with pytest.raises(RecordingError, match="not the recorded one"):
+        check_images(Recording.load(path), other, None)
+    with pytest.raises(RecordingError, match="recorded with a disk"):
+        check_images(Recording.load(path), None, None)
+
+
+def test_recording_needs_deterministic_time(tmp_path: Path) -> None:
+    disk = tmp_path / "disk.img"
+    create_os_disk(disk)
+    pc = make_pc(PcConfig(disk=disk, deterministic=False, net="none"))
+    try:
+        with pytest.raises(RecordingError, match="deterministic"):
+            Recorder(pc)
+    finally:
+        pc.close()
+        pc.machine.close()
