@@ -28,7 +28,6 @@ Imports: proc, fs (the VFS, pipes), mm (user memory).
 from __future__ import annotations
 
 import errno as E
-import hashlib
 import posixpath
 import struct
 from collections import Counter
@@ -157,7 +156,6 @@ class Syscalls:
         self.counts: Counter[int] = Counter()
         self._unknown_logged: set[int] = set()
         self.futexes = manager.futexes
-        self._random = hashlib.blake2b(f"{self.kernel.clock.now_ns()}".encode(), digest_size=32)
         signals = manager.signals
         self.table: dict[int, tuple[str, Handler]] = {
             1: ("exit", self.sys_exit_thread),
