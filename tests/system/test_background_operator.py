@@ -66,3 +66,12 @@ def test_a_plain_program_with_ampersand_is_still_a_job(tk: BootedPc) -> None:
     tk.run_to_stop(100_000_000)
     assert any(line.startswith("[") and "hello (job %1)" in line for line in tk.lines())
     assert "hello, world" in tk.lines()
+
+
+def test_a_redirected_program_really_runs_as_a_background_job(tk: BootedPc) -> None:
+    """With the process layer's runner: the prompt comes back at once with the job's number,
+    and the program's output lands in the file, not in the argument list."""
+    tk.command("hello > out &")
+    assert any(line.startswith("[") and "hello (job %1)" in line for line in tk.lines())
+    tk.run_to_stop(100_000_000)
+    assert tk.pc.kernel.fs.read_file("/out") == b"hello, world\n"

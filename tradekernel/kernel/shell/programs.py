@@ -13,6 +13,7 @@ Imports: shell (Output, UsageError, the job table), proc, fs and mm (copies to u
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 from tradekernel.kernel.fs.fatfile import FsFile
@@ -66,6 +67,7 @@ class ProgramCommands:
         shell = kernel.shell
         shell.command_not_found = self._program_command
         shell.run_programs = self._run_pipeline
+        shell.run_programs_in_background = functools.partial(self._run_pipeline, background=True)
 
     def register_commands(self, shell: Shell) -> None:
         for name, handler, usage, text in (
@@ -132,15 +134,16 @@ class ProgramCommands:
         return 0
 
     def _run_pipeline(self, stages: list[list[str]], redirections: list[tuple[str, str]],
-                      out: Output, stdin: bytes | None) -> int:  # fmt: skip
+                      out: Output, stdin: bytes | None,
+                      background: bool = False) -> int:  # fmt: skip
         """`a | b | c < IN > OUT`: one process per stage, each one's standard output piped into
         the next one's standard input; `<` feeds the first, `>` or `>>` takes the last, and
         `stdin` (a built-in's output) is the first one's standard input when given. The
         job runs in the foreground: the prompt returns when all of its processes have ended."""
         shell = self.kernel.shell
         manager = self.manager
-        fs = self.kernel.fs
-        if redirections and fs is None:
+        fs = shell.volumes  # every mounted FAT volume (a floppy on /a), as the shell's `>`
+        if redirections and (fs is None or not fs.any_mounted()):
             out.error("sh: cannot redirect: no filesystem is mounted")
             return 1
         files: dict[int, OpenFile] = {} if stdin is None else {0: TextFile(stdin)}
@@ -178,11 +181,15 @@ class ProgramCommands:
             processes[0].files.install(0, files[0])
         if 1 in files:
             processes[-1].files.install(1, files[1])
-        manager.terminal.join_foreground(processes)
-        command = " | ".join(" ".join(argv) for argv in stages)
-        self.jobs.start_foreground(processes, command + "".join(
+        command = " | ".join(" ".join(argv) for argv in stages) + "".join(
             f" {operator} {target}" for operator, target in redirections
-        ))  # fmt: skip
+        )  # fmt: skip
+        if background:
+            job = self.jobs.add(processes, command)
+            out.line(f"[{processes[-1].pid}] {processes[-1].name} (job %{job.number})")
+            return 0
+        manager.terminal.join_foreground(processes)
+        self.jobs.start_foreground(processes, command)
         shell.suspend_prompt()
         return 0
 
