@@ -35,7 +35,15 @@ import socket
 import threading
 import time
 
-from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE, UcError
+from unicorn import (
+    UC_CTL_IO_WRITE,
+    UC_CTL_TLB_FLUSH,
+    UC_HOOK_CODE,
+    UC_HOOK_MEM_READ,
+    UC_HOOK_MEM_WRITE,
+    UC_MEM_WRITE,
+    UcError,
+)
 from unicorn import x86_const as x86
 
 from tradekernel.emu.cpu import CpuError
@@ -594,6 +602,7 @@ class GdbStub:
             self._breakpoints[address] = self.machine.debug_hook(
                 UC_HOOK_CODE, hit, address, address
             )
+            self.machine.cpu.uc.ctl_flush_tb()  # code translated before has no call to the hook
         return "OK"
 
     def _watchpoint(self, insert: bool, kind: int, address: int, length: int) -> str:
@@ -604,19 +613,33 @@ class GdbStub:
             return "OK"
         if key in self._watchpoints:
             return "OK"
+        # Unicorn 2.1.4 checks a memory hook's range against the *physical* address and
+        # passes that address (measured with paging on), so the hook watches the frames the
+        # current page tables map the range to; a hit counts only if the running address
+        # space maps the watched linear address to the frame written (not another process's
+        # alias of it). A range not mapped now cannot be watched (E14; gdb says so).
+        runs = list(self._physical_runs(address, length))
+        if sum(count for _, _, count in runs) < length:
+            return "E14"
         reply = {2: "watch", 3: "rwatch", 4: "awatch"}[kind]
-        end = address + length  # accesses of up to 8 bytes that overlap [address, end)
+        mmu = self.machine.interrupts.mmu
 
         def access(_uc: object, kind_of_access: int, where: int, size: int, *_: object) -> None:
-            if self._quiet_watch or self._hit is not None or where + size <= address:
+            if self._quiet_watch or self._hit is not None:
                 return
-            if where >= end:
+            touched = [
+                (lin, phys) for lin, phys, n in runs if where < phys + n and phys < where + size
+            ]
+            if not touched:
+                return
+            linear, physical = touched[0]
+            try:
+                if mmu.physical(linear) != physical:
+                    return
+            except PageNotPresent:
                 return
             if kind_of_access == UC_MEM_WRITE:
-                mmu = self.machine.interrupts.mmu
-                self._undo = [
-                    (p, mmu.read(linear, n)) for linear, p, n in self._physical_runs(where, size)
-                ]
+                self._undo = [(where, self.machine.memory.read(where, size))]
             self._hit = f"{reply}:{address:x};"
             self._rerun = True
             self.machine.debug_stop()
@@ -624,10 +647,14 @@ class GdbStub:
         kinds = {2: (UC_HOOK_MEM_WRITE,), 3: (UC_HOOK_MEM_READ,)}.get(
             kind, (UC_HOOK_MEM_WRITE, UC_HOOK_MEM_READ)
         )
-        begin = max(0, address - 7)
         self._watchpoints[key] = [
-            self.machine.debug_hook(hook, access, begin, end - 1) for hook in kinds
+            self.machine.debug_hook(hook, access, max(0, physical - 7), physical + count - 1)
+            for _, physical, count in runs
+            for hook in kinds
         ]
+        # Unicorn sends an access to the hooks only from TLB entries made after the hook was
+        # added (measured: a watch on a page the program had already written never fired)
+        self.machine.cpu.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
         return "OK"
 
     def _clear_points(self) -> None:
