@@ -19,6 +19,8 @@ import click
 from tradekernel import __version__
 from tradekernel.devices.ide import DiskError
 from tradekernel.disktool import disk
+from tradekernel.emu.gdbstub import DEFAULT_PORT as DEFAULT_GDB_PORT
+from tradekernel.emu.gdbstub import parse_address
 from tradekernel.emu.machine import StopInfo
 from tradekernel.repotool import repo
 from tradekernel.research.cli import backtest, data, report_command
@@ -148,10 +150,25 @@ for command in (backtest, data, report_command):  # research: tradekernel/resear
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write every frame on the network cable to this pcap file.",
 )
+@click.option(
+    "--gdb",
+    "gdb_address",
+    metavar="[HOST:]PORT",
+    help="Serve a GDB (target remote HOST:PORT) on this TCP address; HOST defaults to "
+    "127.0.0.1.",
+)
+@click.option("-s", "gdb_default", is_flag=True, help="Short for --gdb :1234, as QEMU's -s.")
+@click.option(
+    "-S",
+    "gdb_wait",
+    is_flag=True,
+    help="Hold the CPU before its first instruction until the GDB says continue (as QEMU).",
+)
 def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_path: Path | None,
          read_only: bool, memory_mib: int, timeout_s: float | None, screenshot: Path | None,
          dump_screen: bool, scale: float | None, net: str, hostfwd: tuple[str, ...],
-         pcap_path: Path | None) -> None:  # fmt: skip
+         pcap_path: Path | None, gdb_address: str | None = None, gdb_default: bool = False,
+         gdb_wait: bool = False) -> None:  # fmt: skip
     """Power on the TradeKernel PC and boot its disk."""
     with HostSignals() as signals:
         remove_stale_scratch_disks()
@@ -164,6 +181,7 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             disk_path, memory_mib, deterministic, read_only, timeout_s or None, floppy_path,
             net, hostfwd, pcap_path,
         )  # fmt: skip
+        options.gdb, options.gdb_wait = _gdb_address(gdb_address, gdb_default, gdb_wait), gdb_wait
         try:
             session = Session(options)
         except (OSError, ValueError, DiskError) as error:
@@ -241,6 +259,22 @@ def _run_piped(session: Session, supervisor: Supervisor) -> StopInfo:
         else:
             sys.stdout.flush()
     return supervisor.result()
+
+
+def _gdb_address(spec: str | None, default: bool, wait: bool) -> tuple[str, int] | None:
+    """--gdb / -s / -S as QEMU takes them; one line for a bad combination or address."""
+    if spec is not None and default:
+        raise click.ClickException("use --gdb or -s, not both")
+    if default:
+        spec = f":{DEFAULT_GDB_PORT}"
+    if spec is None:
+        if wait:
+            raise click.ClickException("-S waits for a GDB: give --gdb [HOST:]PORT or -s too")
+        return None
+    try:
+        return parse_address(spec)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
 
 
 def _check_disk(path: Path | None) -> None:
