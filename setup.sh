@@ -14,6 +14,8 @@ for pair in nasm:nasm gcc:gcc qemu-system-i386:qemu-system-x86 fsck.fat:dosfstoo
 done
 # tshark reads every --pcap capture the network tests write (zero malformed packets).
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
+# gdb drives the GDB stub in tests/debug (tk boot --gdb / -s / -S).
+command -v gdb >/dev/null 2>&1 || need+=(gdb)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
