@@ -134,9 +134,7 @@ TARGET_XML = (
 def parse_address(spec: str) -> tuple[str, int]:
     """`[HOST:]PORT` as QEMU's -gdb tcp:: takes it; the host defaults to loopback. ValueError
     with one line for anything else."""
-    host, _, port = spec.rpartition(":")
-    if port.startswith("tcp:"):
-        port = port[4:]
+    host, _, port = spec.removeprefix("tcp:").rpartition(":")
     try:
         number = int(port)
     except ValueError:
