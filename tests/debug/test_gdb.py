@@ -95,14 +95,14 @@ def run_gdb(tk: BootedPc, stub: GdbStub, commands: list[str], binary: Path | Non
 
 
 def test_break_in_the_entry_stub_by_address_before_the_first_instruction(tmp_path: Path) -> None:
-    """-S: held at the reset vector until gdb says continue; a breakpoint at the 32-bit entry
-    stops there in flat protected mode; `kill` powers the machine off."""
+    """-S: held at the reset vector until gdb says continue; a hardware breakpoint at the
+    32-bit entry stops there in flat protected mode; `kill` powers the machine off."""
     tk = BootedPc(tmp_path)
     stub = GdbStub(tk.machine, port=0, wait=True)
     try:
         out = run_gdb(tk, stub, [
             "info registers eip cs",
-            f"break *{memmap.STUB_BASE:#x}",
+            f"hbreak *{memmap.STUB_BASE:#x}",  # Z1 (the CLI test sets Z0 at the same place)
             "continue",
             "info registers eip cs ss eflags cr0",
             "stepi",
@@ -137,8 +137,9 @@ def booted_with_debugme(tmp_path: Path):  # noqa: ANN201
 def test_ring3_symbol_local_watchpoint_and_a_step_over_int_0x80(booted_with_debugme) -> None:
     """gdb with the program's symbols: a breakpoint by source line prints a local; a
     watchpoint on a global stops right after the store (old and new value); stepping the
-    `int 0x80` of getpid lands on the next instruction with the pid in EAX; after `detach`
-    the program finishes and prints what it computed."""
+    `int 0x80` of getpid lands on the next instruction with the pid in EAX; a read watchpoint
+    stops where printf's argument is loaded; after `detach` the program finishes and prints
+    what it computed (the watched store ran once)."""
     tk, stub, binary = booted_with_debugme
     tk.type("debugme\n")  # typed once gdb lets the machine go on
     line = source_line("BREAK-HERE")
@@ -158,6 +159,8 @@ def test_ring3_symbol_local_watchpoint_and_a_step_over_int_0x80(booted_with_debu
         "print/x $eip",
         "print $eax",
         "info registers cs",
+        "rwatch counter",
+        "continue",
         "detach",
     ], binary)  # fmt: skip
     assert f"Breakpoint 1, square_sum (n=4) at {HERE / 'debugme.c'}:{line}" in out, out
@@ -170,6 +173,7 @@ def test_ring3_symbol_local_watchpoint_and_a_step_over_int_0x80(booted_with_debu
     pid = int(out.split("$5 = ")[1].split()[0])
     assert pid > 0, out
     assert "cs             0x1b" in out, out  # still in ring 3 after the step
+    assert "Hardware read watchpoint 4: counter\n\nValue = 30" in out, out  # printf's argument
     tk.run_until(lambda: "debugme: result" in tk.text())
     assert f"debugme: result 30 pid {pid} counter 30" in tk.text()
     tk.command("echo alive")  # detach left a working machine

@@ -1,0 +1,129 @@
+"""The GDB stub's packets byte for byte, from a plain socket client (gdb itself is in
+test_gdb.py): framing, the target description against the `g` layout, memory through the page
+tables, register writes, watchpoints that cannot be set, Ctrl-C on an idle guest, detach."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.system.harness import BootedPc, close_pc
+from tradekernel.emu.gdbstub import REGISTERS, GdbStub, PacketReader, checksum, frame
+
+UNMAPPED = 0xC0000000  # above every mapping the kernel makes for the shell
+
+
+class Client:
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.reader = PacketReader()
+        self.pending: list[bytes] = []
+
+    def send(self, payload: bytes) -> None:
+        self.sock.sendall(frame(payload))
+
+    def receive(self) -> bytes:
+        while not self.pending:
+            data = self.sock.recv(65536)
+            assert data, "the stub closed the connection"
+            self.pending += [item for item in self.reader.feed(data) if isinstance(item, bytes)]
+        return self.pending.pop(0)
+
+    def ask(self, payload: bytes) -> bytes:
+        self.send(payload)
+        return self.receive()
+
+
+@pytest.fixture
+def attached(tmp_path: Path):  # noqa: ANN201
+    """A booted, idle PC running on a thread, with a client connected (and so stopped)."""
+    tk = BootedPc(tmp_path)
+    tk.boot()
+    stub = GdbStub(tk.machine, port=0)
+    done = threading.Event()
+    result = {}
+
+    def run() -> None:
+        result["stop"] = tk.machine.run(wall_timeout_s=120)
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    client = Client(stub.address[1])
+    assert client.ask(b"?").startswith(b"T05")
+    yield tk, stub, client
+    client.sock.close()
+    tk.machine.request_power_off()
+    done.wait(30)
+    stub.close()
+    close_pc(tk)
+
+
+def test_framing_escapes_checksums_and_interrupts() -> None:
+    assert frame(b"OK") == b"$OK#9a"
+    assert frame(b"a#b") == b"$a}\x03b#" + checksum(b"a}\x03b")
+    reader = PacketReader()
+    wire = b"+\x03" + frame(b"m10,4") + b"$bad#00" + frame(b"X0,1:}]")[:5]
+    assert reader.feed(wire) == [3, b"m10,4", b""]  # an ack, Ctrl-C, a packet, a damaged one
+    assert reader.feed(frame(b"X0,1:}]")[5:]) == [b"X0,1:}]"]  # completed, round trip
+
+
+def test_target_description_matches_the_g_packet(attached) -> None:  # noqa: ANN001
+    _tk, _stub, client = attached
+    supported = client.ask(b"qSupported:swbreak+;hwbreak+").decode()
+    assert "qXfer:features:read+" in supported and "swbreak+" in supported
+    xml = b""
+    while True:
+        chunk = client.ask(b"qXfer:features:read:target.xml:%x,200" % len(xml))
+        xml += chunk[1:]
+        if chunk[:1] == b"l":
+            break
+    root = ET.fromstring(xml)
+    regs = [(reg.get("name"), int(reg.get("bitsize"))) for reg in root.iter("reg")]
+    assert regs == [(name, bits) for name, bits, _ in REGISTERS]
+    assert {f.get("name") for f in root.iter("feature")} >= {
+        "org.gnu.gdb.i386.core",
+        "org.gnu.gdb.i386.sse",
+    }
+    registers = bytes.fromhex(client.ask(b"g").decode())
+    assert len(registers) == sum(bits for _, bits in regs) // 8
+    cs = int.from_bytes(registers[40:44], "little")
+    assert cs == 0x08  # the idle loop runs in the kernel's flat code segment
+
+
+def test_memory_through_the_page_tables_and_register_writes(attached) -> None:  # noqa: ANN001
+    tk, _stub, client = attached
+    assert client.ask(b"m%x,4" % UNMAPPED) == b"E14"
+    assert client.ask(b"M%x,2:abcd" % UNMAPPED) == b"E14"
+    assert client.ask(b"Z2,%x,4" % UNMAPPED) == b"E14"  # a watch needs the page mapped now
+    scratch = 0x7000  # conventional memory, mapped 1:1
+    assert client.ask(b"M%x,4:11223344" % scratch) == b"OK"
+    assert tk.machine.memory.read(scratch, 4) == bytes.fromhex("11223344")
+    assert client.ask(b"m%x,4" % scratch) == b"11223344"
+    saved = client.ask(b"p0")
+    assert client.ask(b"P0=efbeadde") == b"OK" and client.ask(b"p0") == b"efbeadde"
+    assert client.ask(b"P0=" + saved) == b"OK"
+    assert client.ask(b"pff") == b"E00"
+    assert client.ask(b"m0,ffffff") == b"E01"  # larger than the packet size: refused, not read
+
+
+def test_ctrl_c_stops_an_idle_guest_and_detach_clears_every_hook(attached) -> None:  # noqa: ANN001
+    tk, stub, client = attached
+    assert client.ask(b"Z0,8048000,1") == b"OK"
+    assert client.ask(b"Z2,7000,4") == b"OK"
+    client.send(b"c")
+    client.sock.sendall(b"\x03")
+    assert client.receive().startswith(b"T02")  # SIGINT: stopped by the interrupt
+    assert client.ask(b"D") == b"OK"
+    client.sock.close()
+    idle = tk.machine.idle_count
+    tk.machine.post(lambda: None)
+    for _ in range(200):
+        if tk.machine.idle_count > idle + 2 and not stub._breakpoints:
+            break
+        threading.Event().wait(0.05)
+    assert tk.machine.idle_count > idle + 2  # running on
+    assert not stub._breakpoints and not stub._watchpoints
