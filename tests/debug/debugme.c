@@ -13,7 +13,7 @@ static int square_sum(int n) {
 
 int main(void) {
     int result = square_sum(4);
-    counter = result;
+    counter = result; /* WATCHED-STORE */
     int pid;
     /* getpid (20) by hand, so the test knows where the int 0x80 is and where it returns */
     __asm__ volatile(".globl getpid_site, after_getpid\n"

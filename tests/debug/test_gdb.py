@@ -168,6 +168,10 @@ def test_ring3_symbol_local_watchpoint_and_a_step_over_int_0x80(booted_with_debu
     assert "Hardware watchpoint 2: counter" in out, out
     assert "Old value = 0" in out and "New value = 30" in out, out
     assert "$3 = 30" in out, out
+    # reported after the store, as x86 reports a data breakpoint: on the next statement
+    stopped_at = out.split("New value = 30\n")[1].splitlines()[0]
+    assert stopped_at.startswith("main () at"), out
+    assert int(stopped_at.rsplit(":", 1)[1]) > source_line("WATCHED-STORE"), out
     assert "int    $0x80" in out, out
     assert f"$4 = {after:#x}" in out, out
     pid = int(out.split("$5 = ")[1].split()[0])
