@@ -38,10 +38,10 @@ class Client:
         return self.receive()
 
 
-@pytest.fixture
-def attached(tmp_path: Path):  # noqa: ANN201
+@pytest.fixture(params=[True], ids=["deterministic"])
+def attached(request: pytest.FixtureRequest, tmp_path: Path):  # noqa: ANN201
     """A booted, idle PC running on a thread, with a client connected (and so stopped)."""
-    tk = BootedPc(tmp_path)
+    tk = BootedPc(tmp_path, deterministic=request.param)
     tk.boot()
     stub = GdbStub(tk.machine, port=0)
     done = threading.Event()
@@ -127,3 +127,30 @@ def test_ctrl_c_stops_an_idle_guest_and_detach_clears_every_hook(attached) -> No
         threading.Event().wait(0.05)
     assert tk.machine.idle_count > idle + 2  # running on
     assert not stub._breakpoints and not stub._watchpoints
+
+
+@pytest.mark.parametrize("attached", [True, False], ids=["deterministic", "real-time"],
+                         indirect=True)  # fmt: skip
+def test_virtual_time_stands_still_while_stopped(attached) -> None:  # noqa: ANN001
+    """As QEMU stops its virtual clock for gdb: a second stopped costs the guest no time in
+    either clock (timers do not pile up behind the debugger)."""
+    tk, _stub, client = attached
+    assert client.ask(b"qC") == b"QC1"  # stopped, and the loop is serving us
+    before = tk.machine.clock.now_ns()
+    threading.Event().wait(1.0)
+    assert client.ask(b"qC") == b"QC1"
+    elapsed = tk.machine.clock.now_ns() - before
+    assert elapsed < 200_000_000, elapsed  # the loop's own turns, not the second
+
+
+def test_malformed_packets_get_an_error_and_the_machine_runs_on(attached) -> None:  # noqa: ANN001
+    tk, _stub, client = attached
+    for packet in (b"m", b"mzz,4", b"M0,4:zz", b"P0", b"Pzz=00", b"G0", b"Z0", b"Z2,0,zz",
+                   b"qXfer:features:read:target.xml:zz", b"qXfer:features:read:other.xml:0,10",
+                   b"X0,4", b"vCont;q", b"p" + b"f" * 400, b"m" + b"1" * 200 + b",4"):  # fmt: skip
+        reply = client.ask(packet)
+        assert reply.startswith(b"E") or reply == b"", (packet, reply)
+    client.sock.sendall(b"$" + b"0" * (3 * 0x4000))  # a packet that never ends
+    assert client.ask(b"?").startswith(b"T05")
+    assert tk.machine.stop_info is None
+    assert len(bytes.fromhex(client.ask(b"g").decode())) == sum(b for _, b, _ in REGISTERS) // 8

@@ -52,6 +52,7 @@ from tradekernel.emu.machine import Machine
 
 DEFAULT_PORT = 1234  # -s, as QEMU
 PACKET_SIZE = 0x4000  # what qSupported offers; m/M larger than half of it are refused
+MAX_PACKET = 2 * PACKET_SIZE + 16  # a longer unterminated packet is dropped (hex doubles)
 STOPPED_POLL_S = 0.05  # how long a stopped machine waits for a packet before its loop comes round
 SIGINT, SIGTRAP = 2, 5
 CONNECTED, INTERRUPT, DISCONNECTED = "connected", "interrupt", "disconnected"  # socket events
@@ -189,7 +190,15 @@ class PacketReader:
             end = buffer.find(b"#", start)
             if end < 0 or end + 3 > len(buffer):
                 del buffer[:start]
+                if len(buffer) > MAX_PACKET:  # no end in sight: dropped, not kept growing
+                    buffer.clear()
+                    out.append(b"")
                 break
+            restart = buffer.rfind(b"$", start + 1, end)
+            if restart > 0:  # a `$` inside a packet (always escaped): the old one was cut off
+                del buffer[:restart]
+                out.append(b"")
+                continue
             body = bytes(buffer[start + 1 : end])
             sent = bytes(buffer[end + 1 : end + 3]).lower()
             del buffer[: end + 3]
@@ -399,8 +408,11 @@ class GdbStub:
         text = packet.decode("latin-1")
         try:
             reply = self._answer(text, packet)
-        except (ValueError, IndexError):
-            reply = "E01"  # a malformed packet: GDB sees an error, the machine nothing
+        except Exception as error:  # noqa: BLE001 - nothing a client sends may stop the machine
+            reply = "E01"
+            self.machine.channels.send(
+                "log", f"gdbstub: refused packet {text[:40]!r}: {type(error).__name__}: {error}"
+            )
         if reply is not None:
             self._reply(reply)
 
