@@ -794,6 +794,10 @@ class Machine:
             self._deliver_irq()
             return True
         cpu = self.cpu
+        if not self.config.deterministic:
+            # Unicorn adds no count check to code translated uncounted: a loop already
+            # translated would run on past the count, for ever (seen stepping `spin`)
+            cpu.uc.ctl_flush_tb()
         self._stop_requested = False
         self.interrupts.forget_previous_exception()
         self._slice_budget = 1
