@@ -186,8 +186,9 @@ def test_ring3_symbol_local_watchpoint_and_a_step_over_int_0x80(booted_with_debu
 
 def test_ctrl_c_stops_a_spinning_guest_in_real_time(tmp_path: Path) -> None:
     """A ring-3 busy loop under the real-time clock: gdb's Ctrl-C (SIGINT to gdb, which sends
-    0x03) stops it in ring 3; registers read; detach lets it spin on; the shell still
-    answers once the program is interrupted."""
+    0x03) stops it in ring 3; registers read; a breakpoint at the stopped PC, inside code
+    Unicorn has long translated, is hit on the loop's next round; detach lets it spin on;
+    the shell still answers once the program is interrupted."""
     tk = BootedPc(tmp_path, deterministic=False)
     tk.boot()
     stub = GdbStub(tk.machine, port=0)
@@ -201,13 +202,17 @@ def test_ctrl_c_stops_a_spinning_guest_in_real_time(tmp_path: Path) -> None:
     try:
         out = run_gdb(
             tk, stub,
-            ["continue", "info registers cs eip", "print $eflags", "detach"],
+            ["continue", "info registers cs eip", "print $eflags",
+             "break *$pc", "continue", "print $pc", "delete", "detach"],
             during=interrupt_later,
         )  # fmt: skip
         assert "received signal SIGINT" in out, out
         assert "cs             0x1b" in out, out  # stopped inside the spinning program
         eip = int(out.split("eip            ")[1].split()[0], 16)
         assert 0x08048000 <= eip < 0x08100000, out
+        # a breakpoint in a loop that is already translated is hit on its next round
+        assert f"Breakpoint 1, {eip:#010x} in ?? ()" in out, out
+        assert f"(void (*)()) {eip:#x}" in out, out
         assert "[Inferior 1 (Remote target) detached]" in out, out
         ctrl_c = text_to_key_events("\x03")
         channels = tk.machine.channels  # as a window does: a spinning guest never idles

@@ -600,12 +600,12 @@ class GdbStub:
         if not insert:
             handle = self._breakpoints.pop(address, None)
             if handle is not None:
-                self.machine.cpu.uc.hook_del(handle)
+                self._remove_hooks([handle])
             return "OK"
         if address not in self._breakpoints:
 
             def hit(_uc: object, where: int, _size: int, _user: object) -> None:
-                if where != self._step_from and self._hit is None:
+                if where in self._breakpoints and where != self._step_from and self._hit is None:
                     self._hit = reason
                     self.machine.debug_stop()
 
@@ -618,8 +618,7 @@ class GdbStub:
     def _watchpoint(self, insert: bool, kind: int, address: int, length: int) -> str:
         key = (kind, address, length)
         if not insert:
-            for handle in self._watchpoints.pop(key, []):
-                self.machine.cpu.uc.hook_del(handle)
+            self._remove_hooks(self._watchpoints.pop(key, []))
             return "OK"
         if key in self._watchpoints:
             return "OK"
@@ -635,7 +634,7 @@ class GdbStub:
         mmu = self.machine.interrupts.mmu
 
         def access(_uc: object, kind_of_access: int, where: int, size: int, *_: object) -> None:
-            if self._quiet_watch or self._hit is not None:
+            if self._quiet_watch or self._hit is not None or key not in self._watchpoints:
                 return
             touched = [
                 (lin, phys) for lin, phys, n in runs if where < phys + n and phys < where + size
@@ -668,11 +667,20 @@ class GdbStub:
         return "OK"
 
     def _clear_points(self) -> None:
-        uc = self.machine.cpu.uc
-        for handle in self._breakpoints.values():
-            uc.hook_del(handle)
-        for handles in self._watchpoints.values():
-            for handle in handles:
-                uc.hook_del(handle)
+        handles = list(self._breakpoints.values())
+        for hooks in self._watchpoints.values():
+            handles += hooks
         self._breakpoints.clear()
         self._watchpoints.clear()
+        self._remove_hooks(handles)
+
+    def _remove_hooks(self, handles: list[int]) -> None:
+        """Unicorn keeps calling a deleted code hook from blocks translated while it was set
+        (seen: a breakpoint hit again after gdb removed it and detached), so those blocks go
+        too: the machine runs at full speed again, with no trace of the debugger."""
+        if not handles:
+            return
+        uc = self.machine.cpu.uc
+        for handle in handles:
+            uc.hook_del(handle)
+        uc.ctl_flush_tb()
