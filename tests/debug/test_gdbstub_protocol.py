@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.system.harness import BootedPc, close_pc
+from tradekernel.emu.cpu import x86
 from tradekernel.emu.gdbstub import REGISTERS, GdbStub, PacketReader, checksum, frame
+from tradekernel.ui.keymap import text_to_key_events
+
+UC_X86_REG_IDTR = x86.UC_X86_REG_IDTR
 
 UNMAPPED = 0xC0000000  # above every mapping the kernel makes for the shell
 
@@ -154,3 +158,24 @@ def test_malformed_packets_get_an_error_and_the_machine_runs_on(attached) -> Non
     assert client.ask(b"?").startswith(b"T05")
     assert tk.machine.stop_info is None
     assert len(bytes.fromhex(client.ask(b"g").decode())) == sum(b for _, b, _ in REGISTERS) // 8
+
+
+def test_a_step_on_a_halted_cpu_ends_in_the_handler_of_the_interrupt_that_wakes_it(
+    attached,  # noqa: ANN001
+) -> None:
+    """The idle kernel sits in `hlt`: there is no instruction to step until an interrupt
+    comes, so the step waits for one and stops on its handler's first instruction (a key
+    press here: IRQ1, vector 0x21 after the stub's PIC remap)."""
+    tk, _stub, client = attached
+    assert tk.machine.halted
+    client.send(b"s")
+    events = text_to_key_events("x")
+    channels = tk.machine.channels
+    tk.machine.post(lambda: [channels.send("keyboard-key", event) for event in events])
+    assert client.receive().startswith(b"T05")
+    eip = int.from_bytes(bytes.fromhex(client.ask(b"p8").decode()), "little")
+    idt_base, _ = tk.machine.cpu.read_table_register(UC_X86_REG_IDTR)
+    gate = tk.machine.memory.read(idt_base + 8 * 0x21, 8)
+    handler = int.from_bytes(gate[0:2], "little") | int.from_bytes(gate[6:8], "little") << 16
+    assert eip == handler
+    assert client.ask(b"pa") == b"08000000"  # CS: the kernel's ring 0
