@@ -265,6 +265,8 @@ class GdbStub:
             self._conn = conn
             self._event(CONNECTED)
             self._read(conn)
+            self._conn = None  # the next GDB may connect at once
+            conn.close()
             self._event(DISCONNECTED)
 
     def _read(self, conn: socket.socket) -> None:
@@ -381,9 +383,6 @@ class GdbStub:
 
     def _disconnected(self) -> None:
         """GDB went away (detached, killed or lost): the machine runs on without breakpoints."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
         self._clear_points()
         self._running = True
         self._stepping = False
