@@ -121,6 +121,7 @@ def test_ctrl_c_stops_an_idle_guest_and_detach_clears_every_hook(attached) -> No
     client.send(b"c")
     client.sock.sendall(b"\x03")
     assert client.receive().startswith(b"T02")  # SIGINT: stopped by the interrupt
+    assert client.ask(b"?").startswith(b"T02")  # and `?` says so again
     assert client.ask(b"D") == b"OK"
     client.sock.close()
     idle = tk.machine.idle_count

@@ -241,6 +241,7 @@ class GdbStub:
         # machine-thread state
         self._running = not wait
         self._hit: str | None = None  # the stop reply a breakpoint or watchpoint hook left
+        self._last_signal = SIGTRAP  # what `?` answers
         self._stepping = False
         self._step_from: int | None = None  # a breakpoint here is not hit by the step itself
         self._quiet_watch = False
@@ -378,6 +379,7 @@ class GdbStub:
         """Stopped; the reply GDB waits for, unless `reason` is None (no one asked)."""
         self._hit = None
         self._running = False
+        self._last_signal = signal
         if reason is not None:
             self._reply(f"T{signal:02x}thread:01;{reason}")
 
@@ -419,7 +421,7 @@ class GdbStub:
         """The reply to one packet (None: the reply is a later stop)."""
         head = text[:1]
         if text == "?":
-            return f"T{SIGTRAP:02x}thread:01;"
+            return f"T{self._last_signal:02x}thread:01;"
         if head == "q":
             return self._query(text)
         if text.startswith("vCont"):
