@@ -16,6 +16,8 @@ done
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
 # gcc-multilib lets gcc -m32 -static build the glibc program tests/system/test_linux.py runs.
 dpkg -s gcc-multilib >/dev/null 2>&1 || need+=(gcc-multilib)
+# gdb drives the GDB stub in tests/debug (tk boot --gdb / -s / -S).
+command -v gdb >/dev/null 2>&1 || need+=(gdb)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq

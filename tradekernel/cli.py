@@ -20,6 +20,8 @@ from tradekernel import __version__
 from tradekernel.devices.ide import DiskError
 from tradekernel.disktool import disk
 from tradekernel.emu import snapshot
+from tradekernel.emu.gdbstub import DEFAULT_PORT as DEFAULT_GDB_PORT
+from tradekernel.emu.gdbstub import parse_address
 from tradekernel.emu.machine import StopInfo
 from tradekernel.emu.record import Recorder
 from tradekernel.repotool import repo
@@ -176,11 +178,26 @@ for command in (backtest, data, report_command, sweep_command):  # research: res
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Start from a --save-state file instead of power-on (with the same --disk as then).",
 )
+@click.option(
+    "--gdb",
+    "gdb_address",
+    metavar="[HOST:]PORT",
+    help="Serve a GDB (target remote HOST:PORT) on this TCP address; HOST defaults to "
+    "127.0.0.1.",
+)
+@click.option("-s", "gdb_default", is_flag=True, help="Short for --gdb :1234, as QEMU's -s.")
+@click.option(
+    "-S",
+    "gdb_wait",
+    is_flag=True,
+    help="Hold the CPU before its first instruction until the GDB says continue (as QEMU).",
+)
 def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_path: Path | None,
          read_only: bool, memory_mib: int, timeout_s: float | None, screenshot: Path | None,
          dump_screen: bool, scale: float | None, net: str, hostfwd: tuple[str, ...],
          pcap_path: Path | None, profile_path: Path | None, record_path: Path | None,
-         save_path: Path | None, load_path: Path | None) -> None:  # fmt: skip
+         save_path: Path | None, load_path: Path | None, gdb_address: str | None = None,
+         gdb_default: bool = False, gdb_wait: bool = False) -> None:  # fmt: skip
     """Power on the TradeKernel PC and boot its disk."""
     deterministic = deterministic or record_path is not None  # a recording replays exactly
     if save_path is not None and disk_path is None:
@@ -210,6 +227,7 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             disk_path, memory_mib, deterministic, read_only, timeout_s or None, floppy_path,
             net, hostfwd, pcap_path, profile_path,
         )  # fmt: skip
+        options.gdb, options.gdb_wait = _gdb_address(gdb_address, gdb_default, gdb_wait), gdb_wait
         try:
             session = Session(options)
         except (OSError, ValueError, DiskError) as error:
@@ -407,6 +425,22 @@ def _virtual_ns(text: str) -> int:
     if value < 0:
         raise click.BadParameter(f"{text!r}: a time is not negative")
     return int(value)
+
+
+def _gdb_address(spec: str | None, default: bool, wait: bool) -> tuple[str, int] | None:
+    """--gdb / -s / -S as QEMU takes them; one line for a bad combination or address."""
+    if spec is not None and default:
+        raise click.ClickException("use --gdb or -s, not both")
+    if default:
+        spec = f":{DEFAULT_GDB_PORT}"
+    if spec is None:
+        if wait:
+            raise click.ClickException("-S waits for a GDB: give --gdb [HOST:]PORT or -s too")
+        return None
+    try:
+        return parse_address(spec)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
 
 
 def _check_disk(path: Path | None) -> None:

@@ -335,6 +335,7 @@ class Machine:
         self._slice_budget = 0  # deterministic: the instruction count the slice may run
         self._stale_pages: list[int] = []  # written physical pages to drop after the slice
         self._slicer: _SliceTimer | None = None
+        self.debug_turn: Callable[[], str] | None = None  # an attached debugger (emu/gdbstub.py)
         self._loop_thread = threading.get_ident()  # the thread that runs the CPU (see run)
         if self.config.deterministic:
             self.clock.set_sampler(self._deterministic_now)
@@ -794,6 +795,8 @@ class Machine:
                 return StopInfo("until")
             if wall_end is not None and time.monotonic() >= wall_end:
                 return StopInfo("timeout")
+            if self.debug_turn is not None and self._debugger_turn():
+                continue
             self._deliver_pending_irq()
             if self.halted:
                 if not self._idle(wall_end):
@@ -801,6 +804,62 @@ class Machine:
                     return self.stop_info
                 continue
             self._run_slice(wall_end)
+
+    # ---- an attached debugger (emu/gdbstub.py); without one none of this runs ---------------
+    def _debugger_turn(self) -> bool:
+        """The debugger's turn between slices: "run" lets the loop go on as usual; "stopped"
+        (the CPU held where it is; asked again once the loop has taken posted work, power-off
+        and the timeout) and "stepped" (it ran `debug_step`) make the loop come round. While
+        stopped, virtual time stands still in both clocks, as QEMU stops its virtual clock."""
+        assert self.debug_turn is not None
+        started = time.monotonic_ns()
+        verdict = self.debug_turn()
+        if verdict == "stopped" and not self.config.deterministic:
+            self._wall_origin += time.monotonic_ns() - started
+        return verdict != "run"
+
+    def debug_step(self) -> bool:
+        """One instruction as a counted slice of 1, no interrupt taken before it (QEMU's gdbstub
+        steps the same way), then the usual delivery of the exception or `int n` it raised.
+        A halted CPU has nothing to run: the interrupt that wakes it is delivered instead and
+        the step ends on the handler's first instruction; False while none is ready."""
+        if self.halted:
+            if not self._irq_ready():
+                return False
+            self._deliver_irq()
+            return True
+        cpu = self.cpu
+        if not self.config.deterministic:
+            # Unicorn adds no count check to code translated uncounted: a loop already
+            # translated would run on past the count, for ever (seen stepping `spin`)
+            cpu.uc.ctl_flush_tb()
+        self._stop_requested = False
+        self.interrupts.forget_previous_exception()
+        self._slice_budget = 1
+        self._in_slice = True
+        try:
+            cpu.start(cpu.read(EIP), count=1)
+        except UcError as error:
+            self._cpu_error(error)
+        finally:
+            executed = cpu.engine_u64(self.cal.icount_word)
+            self._in_slice = False
+        self.instructions += executed
+        if self.config.deterministic:
+            self._slice_base_ns += executed * NS_PER_INSTRUCTION
+            self.clock.advance_to(self._slice_base_ns)
+        self._after_slice()
+        return True
+
+    def debug_hook(self, kind: int, callback: Callable[..., object], begin: int, end: int) -> int:
+        """A Unicorn hook of `kind` on linear [begin, end] (a breakpoint, a watched range),
+        guarded like the machine's own; remove it with `cpu.uc.hook_del(handle)`."""
+        return self.cpu.uc.hook_add(kind, self._guard(callback), None, begin, end)
+
+    def debug_stop(self) -> None:
+        """End the running slice from a debugger's hook (no `hlt` is looked for after it)."""
+        self._stop_requested = True
+        self.cpu.stop()
 
     def _irq_ready(self) -> bool:
         """An unmasked interrupt is requested and IF is set: the CPU takes it at the next

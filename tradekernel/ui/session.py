@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tradekernel.disktool import create_os_disk
+from tradekernel.emu.gdbstub import GdbStub
 from tradekernel.emu.machine import StopInfo
 from tradekernel.emu.pc import Pc, PcConfig
 from tradekernel.emu.platform import Platform
@@ -99,6 +100,8 @@ class BootOptions:
     hostfwd: tuple[str, ...] = ()
     pcap: Path | None = None
     profile: Path | None = None  # --profile: the system profile from the first prompt on
+    gdb: tuple[str, int] | None = None  # serve a GDB here (emu/gdbstub.py), as QEMU's -gdb
+    gdb_wait: bool = False  # -S: hold the CPU before its first instruction for the GDB
 
 
 class Session:
@@ -107,6 +110,7 @@ class Session:
         self._own_disk = options.disk is None
         self.disk: Path | None = options.disk
         self.pc: Pc | None = None
+        self.gdb: GdbStub | None = None
         try:
             if self._own_disk:
                 with held_signals():  # a signal lands once the disk is ours to remove
@@ -123,6 +127,9 @@ class Session:
                     pcap=None if options.pcap is None else str(options.pcap),
                 )
             )
+            if options.gdb is not None:
+                host, port = options.gdb
+                self.gdb = GdbStub(self.pc.machine, host, port, wait=options.gdb_wait)
         except BaseException:
             self.close()
             raise
@@ -169,7 +176,9 @@ class Session:
         return screen_text(self.pc.vga.text_screen())
 
     def close(self) -> None:
-        """Idempotent: the network link, then a scratch disk."""
+        """Idempotent: the GDB stub, the network link, then a scratch disk."""
+        if self.gdb is not None:
+            self.gdb.close()
         if self.pc is not None:
             self.pc.close()
         if self._own_disk and self.disk is not None:
