@@ -37,6 +37,7 @@ PACKAGES = {
     "dpkg": "dpkg",
     "dpkg-deb": "dpkg",
     "dpkg-scanpackages": "dpkg-dev",
+    "gdb": "gdb",
 }
 
 

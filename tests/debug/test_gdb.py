@@ -10,7 +10,6 @@ the project libc and copied onto the disk with mtools, the way a user would.
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import threading
@@ -37,10 +36,7 @@ USER_FLAGS = [
 
 
 def gdb_path() -> str:
-    path = shutil.which("gdb")
-    if path is None:
-        pytest.fail("gdb is missing: run ./setup.sh (it installs the gdb package)")
-    return path
+    return peer("gdb")
 
 
 def build_debugme(tmp_path: Path) -> Path:
