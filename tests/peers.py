@@ -38,6 +38,7 @@ PACKAGES = {
     "dpkg-deb": "dpkg",
     "dpkg-scanpackages": "dpkg-dev",
     "gdb": "gdb",
+    "nm": "binutils",
 }
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from importlib import resources
 from pathlib import Path
@@ -23,17 +22,11 @@ def program(name: str) -> bytes:
     return resources.files("tradekernel").joinpath("data", "programs", name).read_bytes()
 
 
-def binutils_nm() -> str:
-    """gcc's own nm (binutils comes with gcc, which tests/peers.py knows)."""
-    answer = subprocess.run([peer("gcc"), "-print-prog-name=nm"], capture_output=True, text=True)
-    return shutil.which(answer.stdout.strip()) or answer.stdout.strip()
-
-
 def test_symbols_agree_with_nm(tmp_path: Path) -> None:
     path = tmp_path / "sysbench"
     path.write_bytes(program("sysbench"))
     listing = subprocess.run(
-        [binutils_nm(), "-n", "-S", "--defined-only", str(path)], capture_output=True, text=True
+        [peer("nm"), "-n", "-S", "--defined-only", str(path)], capture_output=True, text=True
     ).stdout
     symbols = Symbols.from_elf(path.read_bytes())
     checked = 0
