@@ -4,8 +4,10 @@ of input powers off once the shell has taken it all."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+from tests.peers import peer
 from tradekernel.ui.pipe import TYPEAHEAD_BUDGET, Unit, UnitSplitter, line_receipt
 
 from .conftest import run_tk
@@ -25,6 +27,19 @@ def test_more_than_the_typeahead_cap_is_typed_ahead_and_nothing_is_lost(tmp_path
     printed = [line for line in out.splitlines() if line.startswith("line ")]
     assert printed == [f"line {number}" for number in range(1, 41)]
     assert out.rstrip().endswith("powering off.")
+
+
+def test_a_line_typed_while_a_data_diskette_waits_for_a_key_is_typed_again(
+    tmp_path: Path,
+) -> None:
+    """A data diskette in A: stops the boot at its "press any key" (as on a PC): the first
+    line's first key goes on with the boot and the rest is lost when the kernel resets the
+    keyboard. A line that got no receipt before the shell's first prompt is typed again."""
+    floppy = tmp_path / "data.img"
+    subprocess.run([peer("mkfs.fat"), "-C", str(floppy), "1440"], check=True,
+                   capture_output=True)  # fmt: skip
+    out, _ = _boot(tmp_path, b"echo first\nshutdown\n", "--floppy", str(floppy))
+    assert "\nfirst\n" in out
 
 
 def test_a_ctrl_c_byte_interrupts_the_foreground_program(tmp_path: Path) -> None:

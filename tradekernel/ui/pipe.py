@@ -9,7 +9,8 @@ is the guest's receipt for it, and for everything typed before it (the tty keeps
 input is cut into units (a line with its Enter; a control byte alone) and typed through the
 keyboard's FIFO (`KeyTypist`), from the shell's first prompt on (the kernel's keyboard driver
 resets the keyboard, and its FIFO, while it starts; a guest that never shows our prompt gets
-its input after `START_WAIT_NS`):
+its input after `START_WAIT_NS`, and what of it has no receipt when the shell's first prompt
+comes is typed again: the firmware took it, as a data diskette's "press any key" does):
 - the next unit goes once every earlier one has its receipt, and the command of the line just
   taken has had `COMMAND_START_NS` to start (or the prompt is back): a Ctrl-C typed before
   its program runs would interrupt nothing;
@@ -241,6 +242,7 @@ class InputPacer:
         self._receipt_ns = 0  # when the last receipt came
         self._receipts = 0
         self.started = False  # the shell's first prompt is up (or START_WAIT_NS passed)
+        self._seen_prompt = False  # the shell's first quiet prompt has been seen
         self._looking = False  # the poll timer runs
         self.finished = False
 
@@ -297,6 +299,12 @@ class InputPacer:
         )
         at_prompt = quiet and PROMPT.search(self.serial.tail) is not None
         if at_prompt:
+            if not self._seen_prompt:
+                # Typed before the shell was up (START_WAIT_NS) and never taken: the firmware
+                # had it (a data diskette's "press any key") or the kernel's keyboard reset
+                # dropped it. Typed again, as the user meant it for the shell.
+                self._seen_prompt = True
+                self.waiting.extendleft(reversed(self.unconfirmed))
             self.unconfirmed.clear()  # the tty has taken all typeahead to show its prompt
         self.started = self.started or at_prompt or now >= START_WAIT_NS
         if self.started:
