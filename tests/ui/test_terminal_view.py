@@ -62,19 +62,22 @@ def test_an_80x24_terminal_shows_the_last_rows_and_says_it_is_small() -> None:
         assert not re.search(rb"\x1b\[25;", reader.output)  # nothing aimed below the last row
 
 
+TO_THE_TOP = 12  # half-screen steps: past the top of a history of the boot lines and `help`
+
+
 def test_shift_page_up_shows_what_scrolled_off_and_page_down_returns() -> None:
     with tk_on_pty(30, 80) as (master, reader):
         reader.wait_for(PROMPT.encode())
         os.write(master, b"help\r")
         reader.wait_for(at_row(25, f"{PROMPT} "))
         assert HELP_FIRST.encode() not in reader.output  # gone off the top before a frame
-        for _ in range(4):
+        for _ in range(TO_THE_TOP):
             os.write(master, SHIFT_PAGE_UP)
             reader.pump(0.1)
         reader.wait_for(HELP_FIRST.encode())
         reader.wait_for(b"scrolled back")
         mark = len(reader.output)
-        for _ in range(4):
+        for _ in range(TO_THE_TOP):
             os.write(master, SHIFT_PAGE_DOWN)
             reader.pump(0.1)
         reader.pump(0.3)

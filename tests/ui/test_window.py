@@ -137,7 +137,7 @@ def test_shift_page_up_in_the_window_shows_what_scrolled_off(session, monkeypatc
     monkeypatch.setattr(Renderer, "render", recording_render)
 
     def page_up() -> None:
-        for _ in range(4):
+        for _ in range(12):  # half-screen steps: past the top of the boot lines and `help`
             _shift_key(pygame.KSCAN_PAGEUP)
 
     script = Script(
