@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 need=()
 for pair in nasm:nasm gcc:gcc qemu-system-i386:qemu-system-x86 fsck.fat:dosfstools mdir:mtools \
             hexdump:bsdextrautils ip:iproute2 ping:iputils-ping dnsmasq:dnsmasq-base \
-            dpkg-deb:dpkg dpkg-scanpackages:dpkg-dev; do
+            dpkg-deb:dpkg dpkg-scanpackages:dpkg-dev nm:binutils; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 # tshark reads every --pcap capture the network tests write (zero malformed packets).

@@ -246,3 +246,30 @@ def test_system_instruction_after_a_hook_that_ends_the_slice_still_faults(
     machine.ports.claim(STOPPING_PORT, 1, "stopping", None, lambda *_: machine.cpu.stop())
     assert guest.run(wall_timeout_s=10).reason == "poweroff"
     assert [trap.vector for trap in guest.traps] == [SYSTEM_FAULTS[instruction]]
+
+
+def test_a_stop_right_after_a_hlt_byte_is_not_taken_for_a_halt() -> None:
+    """A slice that ends from another thread at an instruction whose previous byte is 0xF4 is
+    not a `hlt`: the machine used to read it as one (EIP just past a hlt byte) and halted a
+    running guest for good (a guest woken from `hlt` by an IRQ stopped at the `cmp` after it)."""
+    guest = ProtectedGuest(
+        f"""
+    mov dword [{RESULTS}], 0
+    jmp .loop
+    hlt                         ; never runs: only its byte sits before the loop
+.loop:
+    inc dword [{RESULTS}]
+    cmp dword [{RESULTS}], 3000000
+    jne .loop
+    EXIT
+""",
+        deterministic=False,
+    )
+    done = threading.Event()
+    _post_every(guest.machine, 0.0002, done)
+    try:
+        info = _run_bounded(lambda: guest.run(wall_timeout_s=30), guest.machine, 60.0)
+    finally:
+        done.set()
+    assert info is not None and info.reason == "poweroff", info
+    assert guest.dword(RESULTS) == 3000000

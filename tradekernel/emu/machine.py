@@ -311,6 +311,7 @@ class Machine:
         self.stop_info: StopInfo | None = None
         self.halted = False
         self._stop_requested = False
+        self._stopped_from_outside = False  # real time: the slice timer (or a post) ended the slice
         self._posted: deque[Callable[[], None]] = deque()
         self._idle_feeders: list[Callable[[], bool]] = []
         self._wake = threading.Event()
@@ -495,7 +496,8 @@ class Machine:
                 return True
             if self._in_hook:
                 return False
-            self.cpu.stop()
+            self._stopped_from_outside = True  # before the stop: the CPU thread may look at
+            self.cpu.stop()  # it as soon as emu_start returns, while this thread is still here
             return True
 
     def _guard(self, handler: Callable[..., object]) -> Callable[..., object]:
@@ -979,6 +981,7 @@ class Machine:
             slice_end = min(slice_end, time.monotonic() + IRQ_WAIT_WALL_NS / 1e9)
         assert self._slicer is not None
         self._slicer.arm(slice_end)
+        self._stopped_from_outside = False
         self._in_slice = True
         # Stops from other threads (the slice timer, posts) end the slice between blocks, not
         # inside a read-modify-write that Unicorn would run again (Cpu.start), unless a code
@@ -1038,11 +1041,14 @@ class Machine:
         elif self._pending_event is not None:
             event, self._pending_event = self._pending_event, None
             self._deliver_event(event)
-        elif not self._stop_requested:
+        elif not self._stop_requested and not self._stopped_from_outside:
             self._check_halt()
 
     def _check_halt(self) -> None:
-        """emu_start came back on its own: a `hlt` just ran (EIP is past it)."""
+        """emu_start came back on its own: a `hlt` just ran (EIP is past it). Not after a stop
+        from another thread: a slice can end at any block start, and one right after a hlt
+        byte (the instruction an IRQ returns to from `hlt`) is no halt. A `hlt` that ran just
+        as such a stop came is then a spurious wake-up, which x86 code must allow for anyway."""
         linear = self.linear_eip() - 1
         if 0 <= linear < self.cpu.ram_bytes and self.cpu.ram[linear] == 0xF4:
             self.halted = True
