@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import errno as E
 
+from tradekernel.kernel.fs.bytesfile import BytesFile
 from tradekernel.kernel.fs.vfs import (
     O_ACCMODE,
     O_CREAT,
     S_IFDIR,
     S_IFREG,
-    Caller,
     DirectoryFile,
     FileStat,
     OpenFile,
-    seek_position,
 )
 from tradekernel.kernel.mm.paging import (
     PAGE_SIZE,
@@ -43,7 +42,6 @@ from tradekernel.kernel.mm.paging import (
     PTE_SHARED,
     USER_STACK_PAGES,
     USER_TOP,
-    copy_to_user,
 )
 
 PROC_DEVICE = 4  # the anonymous device number /proc reports
@@ -56,25 +54,9 @@ LINKS = ("cwd", "exe")
 STATE_NAMES = {"R": "R (running)", "S": "S (sleeping)", "T": "T (stopped)", "Z": "Z (zombie)"}
 
 
-class ProcFile(OpenFile):
-    """A /proc file: its text made at open, read from its offset, seekable."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._position = 0
-
-    def read(self, process: Caller, buffer: int, count: int) -> int:
-        piece = self._data[self._position : self._position + max(0, count)]
-        copy_to_user(process.aspace, buffer, piece)
-        self._position += len(piece)
-        return len(piece)
-
-    def seek(self, offset: int, whence: int) -> int:
-        self._position = seek_position(offset, whence, self._position, len(self._data))
-        return self._position
-
-    def stat(self) -> FileStat:
-        return FileStat(S_IFREG | 0o444, device=PROC_DEVICE)
+def proc_file(data: bytes) -> BytesFile:
+    """A /proc file: its text made at open; fstat says size 0, as Linux does."""
+    return BytesFile(data, device=PROC_DEVICE, size=0)
 
 
 class ProcFs:
@@ -122,7 +104,7 @@ class ProcFs:
             return DirectoryFile(names + [("self", False)] + [(n, False) for n in GLOBAL_FILES],
                                  "/proc", PROC_DEVICE)  # fmt: skip
         if process is None:
-            return ProcFile(getattr(self, f"_{rest[0]}")().encode())
+            return proc_file(getattr(self, f"_{rest[0]}")().encode())
         if not rest or rest == ["fd"]:
             if not rest:
                 entries = [(name, name == "fd") for name in PROCESS_FILES]
@@ -133,7 +115,7 @@ class ProcFs:
         if rest[0] in LINKS or rest[0] == "fd":
             target = self.readlink(path)
             return self.manager.kernel.vfs.open(target, flags)  # following the link
-        return ProcFile(getattr(self, f"_process_{rest[0]}")(process))
+        return proc_file(getattr(self, f"_process_{rest[0]}")(process))
 
     def stat(self, path: str) -> FileStat:
         process, rest = self._split(path)

@@ -8,7 +8,7 @@ it ends or stops (kernel/shell/jobs.py then takes over); with `&` it becomes a n
 output piped (fs/pipe.py) into the next one's standard input, `<` feeding the first and `>`
 or `>>` taking the last (FAT files, fs/fatfile.py).
 
-Imports: shell (Output, UsageError, the job table), proc, fs and mm (copies to user memory).
+Imports: shell (Output, UsageError, the job table), proc and fs.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from __future__ import annotations
 import functools
 import itertools
 
+from tradekernel.kernel.fs.bytesfile import BytesFile
 from tradekernel.kernel.fs.fatfile import FsFile
 from tradekernel.kernel.fs.pipe import Pipe
-from tradekernel.kernel.fs.vfs import S_IFREG, Caller, FileStat, OpenFile, seek_position
-from tradekernel.kernel.mm.paging import copy_to_user
+from tradekernel.kernel.fs.vfs import OpenFile
 from tradekernel.kernel.proc.process import ProcessManager, SpawnError
 from tradekernel.kernel.proc.scheduler import NICE_MAX, NICE_MIN, SchedulerError
 from tradekernel.kernel.proc.signals import SIGKILL
@@ -35,28 +35,6 @@ NICE_DEFAULT = 10  # what nice(1) adds without -n
 def format_cpu(ns: int) -> str:
     """CPU time as ps shows it: seconds with milliseconds."""
     return f"{ns // 1_000_000_000}.{ns // 1_000_000 % 1000:03}s"
-
-
-class TextFile(OpenFile):
-    """Bytes read once, from the start (a built-in's output as a program's standard input);
-    a read-only regular file to fstat and lseek."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._position = 0
-
-    def read(self, process: Caller, buffer: int, count: int) -> int:
-        piece = self._data[self._position : self._position + max(0, count)]
-        copy_to_user(process.aspace, buffer, piece)  # a fault leaves the position as it was
-        self._position += len(piece)
-        return len(piece)
-
-    def seek(self, offset: int, whence: int) -> int:
-        self._position = seek_position(offset, whence, self._position, len(self._data))
-        return self._position
-
-    def stat(self) -> FileStat:
-        return FileStat(S_IFREG | 0o444, size=len(self._data))
 
 
 class ProgramCommands:
@@ -146,7 +124,7 @@ class ProgramCommands:
         if redirections and (fs is None or not fs.any_mounted()):
             out.error("sh: cannot redirect: no filesystem is mounted")
             return 1
-        files: dict[int, OpenFile] = {} if stdin is None else {0: TextFile(stdin)}
+        files: dict[int, OpenFile] = {} if stdin is None else {0: BytesFile(stdin)}
         for operator, target in redirections:
             path = shell.resolve_path(target)
             fd = 0 if operator == "<" else 1
