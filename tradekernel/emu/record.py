@@ -33,10 +33,10 @@ slices come out the same (Unicorn's count is not always exact after an I/O hook,
 must give the same budgets rather than aim at the recorded boundaries).
 
 `Replayer` builds the machine again, checks the images' identity, feeds each input at its
-position (keys at the loop pass, frames from a replay backend in the Link's place, through the
-Link's back-pressure as in the recording) and compares
-every boundary, check and the end. The first difference stops the replay; `divergence` holds one
-line naming the first instruction count where it was seen and the last one known to agree.
+position (keys at the loop pass, frames from a replay backend in the Link's place, which go
+through the Link's back-pressure as they did in the recording) and compares every boundary,
+check and the end. The first difference stops the replay; `divergence` holds one line naming
+the first instruction count where it was seen and the last one known to agree.
 
 Where it hooks in, without costing a run that records nothing: the recorder and the replayer
 wrap the clock's `run_due` (called once per pass of the machine loop, between slices) and

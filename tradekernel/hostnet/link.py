@@ -121,8 +121,8 @@ class Link:
         self._inputs.append(listener)
 
     def replace_backend(self, backend: Backend) -> Backend:
-        """Put `backend` at the far end of the cable (a replay's); returns the one it replaces,
-        which is neither closed nor told (it may still be handing frames to this Link)."""
+        """Put `backend` at the far end of the cable (a replay's) and start it; returns the one
+        it replaces, for the caller to close (until then it can still hand frames in)."""
         old, self.backend = self.backend, backend
         backend.start(self._to_guest)
         return old
