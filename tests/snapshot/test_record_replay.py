@@ -10,7 +10,6 @@ import http.server
 import shutil
 import struct
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -24,15 +23,24 @@ from tradekernel.emu.record import Recorder, Recording, RecordingError, Replayer
 from tradekernel.ui.session import make_pc
 
 CHECK_EVERY = 20_000  # instructions between state hashes (the OS boots in a few thousand)
+# ...in the network session, whose guest retires only a few thousand between its network events
+NET_CHECK_EVERY = 1_000
+PAGE_LINES = 6_000  # the served page: ~60 KB, more than the NE2000's receive ring holds
+HOST_ANSWER_WAIT_S = 10.0  # wall time the machine waits for the host server's answer at most
 
 
-def _record(tmp_path: Path, script, net: hostnet.NetOptions | None = None) -> Path:  # noqa: ANN001
+def _record(
+    tmp_path: Path,
+    script,  # noqa: ANN001
+    net: hostnet.NetOptions | None = None,
+    check_every: int = CHECK_EVERY,
+) -> Path:
     """Run `script(booted)` on a recorded deterministic PC; keep a pristine copy of its disk."""
     disk = tmp_path / "disk.img"
     create_os_disk(disk)
     shutil.copy(disk, tmp_path / "pristine.img")
     booted = BootedPc(tmp_path, disk=disk, net=net)
-    recorder = Recorder(booted.pc, check_interval=CHECK_EVERY)
+    recorder = Recorder(booted.pc, check_interval=check_every)
     try:
         script(booted)
         stop = booted.machine.run(until=lambda: True)  # the host's stop, as a closed window
@@ -59,56 +67,92 @@ def _typing(booted: BootedPc) -> None:
     booted.command("ls -l /bin")
 
 
-class _SlowHandler(http.server.SimpleHTTPRequestHandler):
-    """Answers after the guest has gone idle waiting: its frames come at idle polls (without
-    the wait they may all ride on the polls after the guest's own transmits)."""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        time.sleep(0.3)
-        super().do_GET()
-
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *_args: object) -> None:
         pass
 
 
+class _HeldHost:
+    """Makes the host's answer come while the guest idles, whatever the host's speed: once the
+    guest has sent its GET (a Link tap sees it), the machine waits at its next idle point
+    (an idle feeder that gives the guest nothing) until the server has written the whole page.
+    A deterministic machine does not wait for the host by itself: an idle guest with a timer
+    armed jumps to it, so without this the guest's wait could run out first."""
+
+    def __init__(self) -> None:
+        self.get_sent = False
+        self.answered = threading.Event()
+
+    def tap(self, _now: int, direction: str, frame: bytes) -> None:
+        if direction == "out" and b"GET /page.txt" in frame:
+            self.get_sent = True
+
+    def idle(self) -> bool:
+        if self.get_sent and not self.answered.is_set():
+            self.answered.wait(HOST_ANSWER_WAIT_S)
+        return False
+
+
 @pytest.fixture(scope="module")
-def http_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def http_session(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[bool]]:
     """A recorded session: DHCP and ping (answered inside the guest's transmit), a page from a
-    host HTTP server on 127.0.0.1 (frames at idle polls, whenever the host sent them)."""
+    host HTTP server on 127.0.0.1 (frames at idle polls), bigger than the NIC's receive ring:
+    frames wait in the Link and reach the NIC inside the driver's port writes. Also returns
+    what the NIC said on its ready channel during the recording."""
     tmp_path = tmp_path_factory.mktemp("http")
     www = tmp_path / "www"
     www.mkdir()
-    (www / "page.txt").write_bytes(b"".join(b"line %d\n" % i for i in range(300)))
-    handler = functools.partial(_SlowHandler, directory=str(www))
+    (www / "page.txt").write_bytes(b"".join(b"line %d\n" % i for i in range(PAGE_LINES)))
+    held = _HeldHost()
+
+    class Handler(_QuietHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            try:
+                super().do_GET()
+            finally:
+                held.answered.set()
+
+    handler = functools.partial(Handler, directory=str(www))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    ready: list[bool] = []
 
     def script(booted: BootedPc) -> None:
+        assert booted.link is not None
+        booted.link.add_tap(held.tap)
+        booted.machine.feed_when_idle(held.idle)
+        booted.machine.channels.listen(f"{booted.link.channel}-ready", ready.append)
         booted.boot()
         booted.run_until(lambda: booted.pc.kernel.net.stack.addr != 0, 20 * SECOND)
         booted.output("ping 10.0.2.2 -c 2", 10 * SECOND)
         port = server.server_address[1]
         booted.command(f"httpget 10.0.2.2 {port} /page.txt > /page.out", 30 * SECOND)
-        assert booted.pc.kernel.fs.read_file("/page.out").startswith(b"line 0\n")
+        assert booted.pc.kernel.fs.read_file("/page.out") == (www / "page.txt").read_bytes()
         booted.command("wc /page.out")
 
     try:
-        return _record(tmp_path, script, hostnet.NetOptions("user"))
+        return _record(tmp_path, script, hostnet.NetOptions("user"), NET_CHECK_EVERY), ready
     finally:
         server.shutdown()
 
 
-def test_a_session_with_keys_and_host_network_traffic_replays_exactly(http_session: Path) -> None:
-    events = Recording.load(http_session).events()
+def test_a_session_with_keys_and_host_network_traffic_replays_exactly(
+    http_session: tuple[Path, list[bool]],
+) -> None:
+    path, ready = http_session
+    assert False in ready  # the NIC's ring was full: frames for the guest waited in the Link
+    events = Recording.load(path).events()
     tags = {event[0] for event in events}
     assert {"B", "K", "C", "E", "F", "f"} <= tags  # keys, both kinds of frames, checks
-    replayer = _replayer(http_session.parent, http_session, net="user")
+    replayer = _replayer(path.parent, path, net="user")
     result = replayer.run(wall_timeout_s=300)
     assert result.divergence is None
-    assert result.checks >= 3 and result.boundaries > 100
+    assert result.checks >= 5 and result.boundaries > 100
     screen = "\n".join(line.rstrip() for line in _screen(replayer.pc))
-    assert screen == (http_session.parent / "screen.txt").read_text()
-    assert "300 600 2590 /page.out" in screen  # wc of the served page, with no server now
+    assert screen == (path.parent / "screen.txt").read_text()
+    page = b"".join(b"line %d\n" % i for i in range(PAGE_LINES))
+    wc = f"{PAGE_LINES} {2 * PAGE_LINES} {len(page)} /page.out"
+    assert wc in screen  # wc of the served page, with no server now
 
 
 def _screen(pc: Pc) -> list[str]:

@@ -4,9 +4,13 @@ Contract. A deterministic machine (emu/machine.py) given the same inputs at the 
 the same bit for bit. `Recorder` writes down every input from outside, where it entered:
   - keys: each transition on the "keyboard-key" channel, sent between CPU slices (a UI's posted
     work, a typist's timer);
-  - network frames for the guest: each frame a backend hands the Link, either inside the guest's
-    transmit (the user NAT answers ARP and DHCP there: tagged with the guest frame's number) or
-    at an idle poll;
+  - network frames for the guest: each frame a backend hands the Link (`Link.on_input`), either
+    inside the guest's transmit (the user NAT answers ARP and DHCP there: tagged with the guest
+    frame's number) or at an idle poll. That is where they enter the machine, not always where
+    they reach the NIC: while the NIC's ring is full the Link holds them and passes them on
+    inside the guest driver's port write that frees room (hostnet/link.py). The Link and the
+    NIC are deterministic, so a replay that hands the Link each frame at its recorded point
+    sees every held frame reach the NIC at the same instruction as in the recording;
   - the machine's identity: RAM size, the RTC's start instant (the host clock's seed), and the
     size and sha256 of the disk and diskette images as they were at power-on;
   - the host's stop (a window closed, end of piped input, --timeout): the end of the run.
@@ -29,15 +33,17 @@ slices come out the same (Unicorn's count is not always exact after an I/O hook,
 must give the same budgets rather than aim at the recorded boundaries).
 
 `Replayer` builds the machine again, checks the images' identity, feeds each input at its
-position (keys at the loop pass, frames from a replay backend in the Link's place) and compares
-every boundary, check and the end. The first difference stops the replay; `divergence` holds one
-line naming the first instruction count where it was seen and the last one known to agree.
+position (keys at the loop pass, frames from a replay backend in the Link's place, which go
+through the Link's back-pressure as they did in the recording) and compares every boundary,
+check and the end. The first difference stops the replay; `divergence` holds one line naming
+the first instruction count where it was seen and the last one known to agree.
 
 Where it hooks in, without costing a run that records nothing: the recorder and the replayer
-wrap the clock's `run_due` (called once per pass of the machine loop, between slices), listen
-on the key channel and take the Link's backend's place (the recorder wraps it, the replayer
-replaces it); the recorder also wraps `clock.call_at` to tell host timers from devices' and
-holds the machine's earlier-deadline listener back while a host timer is set. Recording needs
+wrap the clock's `run_due` (called once per pass of the machine loop, between slices) and
+listen on the key channel; the recorder listens on the Link (frames the guest sends, frames a
+backend hands it, the end of each guest transmit) and the replayer replaces the Link's backend;
+the recorder also wraps `clock.call_at` to tell host timers from devices' and holds the
+machine's earlier-deadline listener back while a host timer is set. Recording needs
 deterministic time. `Replayer.run(until_ns=T)` stops at the first boundary at or after virtual
 time T and leaves the machine there (the hook for a debugger such as the GDB stub).
 
@@ -66,7 +72,7 @@ from tradekernel.emu.clock import Timer
 from tradekernel.emu.cpu import EFLAGS
 from tradekernel.emu.machine import NS_PER_INSTRUCTION, Machine, StopInfo
 from tradekernel.emu.pc import Pc, PcConfig
-from tradekernel.hostnet.link import MAX_FRAME, MIN_FRAME
+from tradekernel.hostnet.link import MAX_FRAME
 
 MAGIC = b"TKREC\n"
 FORMAT_VERSION = 1
@@ -309,40 +315,6 @@ class Recording:
 
 
 # ---- recording ------------------------------------------------------------------------------
-class _RecordingBackend:
-    """Stands in for the Link's backend: tells the recorder whether frames for the guest come
-    inside a guest transmit (and the poll right after it) or at an idle poll."""
-
-    def __init__(self, inner: Any, recorder: Recorder) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self._recorder = recorder
-
-    def start(self, deliver: Callable[[bytes], None]) -> None:
-        self.inner.start(deliver)
-
-    def send(self, frame: bytes) -> None:
-        recorder = self._recorder
-        recorder.frames_sent += 1
-        recorder.in_transmit = True
-        self.inner.send(frame)
-
-    def poll(self) -> None:
-        try:
-            self.inner.poll()
-        finally:
-            self._recorder.in_transmit = False
-
-    def filenos(self) -> list[int]:
-        return self.inner.filenos()
-
-    def next_timeout(self) -> float | None:
-        return self.inner.next_timeout()
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 class Recorder:
     """Records a deterministic `Pc` from power-on; `finish(stop)` then `save(path)`."""
 
@@ -393,8 +365,9 @@ class Recorder:
         machine.channels.listen(KEY_CHANNEL, self._key)
         machine.feed_when_idle(self._after_idle_feeders)
         if pc.net is not None:
-            pc.net.backend = _RecordingBackend(pc.net.backend, self)  # type: ignore[assignment]
-            pc.net.add_tap(self._frame)
+            pc.net.add_tap(self._guest_frame)
+            pc.net.on_input(self._frame)
+            pc.net.on_guest_frame(self._transmit_done)
 
     def _pass(self, position: Position) -> None:
         body = self.body
@@ -452,9 +425,22 @@ class Recorder:
         self._idle_feeders_done = True
         return False
 
-    def _frame(self, _now: int, direction: str, frame: bytes) -> None:
-        if direction != "in":
-            return
+    def _guest_frame(self, _now: int, direction: str, _frame: bytes) -> None:
+        """A Link tap: a guest frame goes to the backend (it may answer inside its `send` and
+        the poll right after it: the transmit lasts until `_transmit_done`)."""
+        if direction == "out":
+            self.frames_sent += 1
+            self.in_transmit = True
+
+    def _transmit_done(self) -> None:
+        self.in_transmit = False
+
+    def _frame(self, frame: bytes) -> None:
+        """A frame a backend handed the Link: only in its `send` or `poll`, both called from
+        the machine loop (inside a guest transmit, or at a pass's idle poll)."""
+        if len(frame) > MAX_FRAME:
+            # The Link drops it; recorded cut to one byte too long, the replay's Link drops it
+            frame = frame[: MAX_FRAME + 1]
         if self.in_transmit:
             n, t = self.passes.live()
             self.body += b"F" + _FS.pack(self.frames_sent, n, t, len(frame)) + frame
@@ -491,19 +477,18 @@ class _ReplayBackend:
 
     def __init__(self, replayer: Replayer) -> None:
         self._replayer = replayer
-        self._in_transmit = False
 
     def start(self, deliver: Callable[[bytes], None]) -> None:
-        pass
+        self._replayer.deliver = deliver
 
     def send(self, frame: bytes) -> None:
-        self._replayer.frames_sent += 1
-        self._in_transmit = True
-        self._replayer.transmit_frames()
+        replayer = self._replayer
+        replayer.frames_sent += 1
+        replayer.in_transmit = True
+        replayer.transmit_frames()
 
     def poll(self) -> None:
-        if self._in_transmit:
-            self._in_transmit = False
+        if self._replayer.in_transmit:  # the Link's poll right after a guest frame
             self._replayer.transmit_frames()
         else:
             self._replayer.idle_frames()
@@ -568,20 +553,20 @@ class Replayer:
         self.cursor = 0
         self._mirror: Timer | None = None  # a do-nothing timer at the host's earliest deadline
         self.frames_sent = 0
+        self.in_transmit = False  # inside a guest transmit (the backend's send and poll after)
+        self.deliver: Callable[[bytes], None] = _nothing_delivered  # the Link's, once attached
         self.divergence: str | None = None
         self.checks = self.boundaries = 0
         self._agreed = (0, 0)  # the last (instructions, ns) where everything compared equal
         self._timer_keys: list[tuple[str, bool]] = []
-        self._fed_at_idle = False
         self.ended = False
         self.passes = _Passes(self.machine)
         self.passes.before = self._pass
         self.passes.after = self._after_timers
         self.machine.feed_when_idle(self._idle_has_work)
         if pc.net is not None:
-            old = pc.net.backend
-            pc.net.backend = _ReplayBackend(self)  # type: ignore[assignment]
-            old.close()
+            pc.net.replace_backend(_ReplayBackend(self)).close()
+            pc.net.on_guest_frame(self._transmit_done)
         elif recording.header.get("nic"):
             raise RecordingError("the run was recorded with a network card; this machine has none")
 
@@ -694,7 +679,7 @@ class Replayer:
         if self.divergence is not None:
             return False
         position = self.passes.last
-        sent, self._fed_at_idle = self._fed_at_idle, False
+        sent = False
         while (head := self._head()) is not None and head[0] == "K" and head[1] == position:
             if not head[3] & KEY_AT_IDLE:
                 break
@@ -705,12 +690,8 @@ class Replayer:
         return sent or (head is not None and head[0] in "KCEf" and head[1] == upcoming)
 
     # ---- frames ------------------------------------------------------------------------------
-    def _send_frame(self, frame: bytes) -> None:
-        """To the NIC, as the Link would: a frame no cable carries is dropped, as there."""
-        link = self.pc.net
-        assert link is not None
-        if MIN_FRAME <= len(frame) <= MAX_FRAME:
-            self.machine.channels.send(f"{link.channel}-receive", frame)
+    def _transmit_done(self) -> None:
+        self.in_transmit = False
 
     def transmit_frames(self) -> None:
         while (head := self._head()) is not None and head[0] == "F" and head[1] <= self.frames_sent:
@@ -720,15 +701,14 @@ class Replayer:
                     f"a frame recorded in guest transmit {head[1]} at instruction "
                     f"{head[2][0]} came at transmit {self.frames_sent}", live)  # fmt: skip
                 return
-            self._send_frame(head[3])
             self.cursor += 1
+            self.deliver(head[3])  # to the Link: it waits there while the NIC is full
 
     def idle_frames(self) -> None:
         position = self.passes.last
         while (head := self._head()) is not None and head[0] == "f" and head[1] == position:
-            self._send_frame(head[2])
             self.cursor += 1
-            self._fed_at_idle = True  # the Link's poll did not count it: our feeder says so
+            self.deliver(head[2])  # the Link's poll counts it (or it waits, as recorded)
 
     # ---- running -------------------------------------------------------------------------
     def run(self, until_ns: int | None = None, wall_timeout_s: float | None = None) -> ReplayResult:
@@ -762,6 +742,10 @@ _NAMES = {"K": "key", "C": "state check", "E": "end", "f": "frame"}
 def _before(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     """Position `a` is strictly earlier than `b` (virtual time first, then instructions)."""
     return (a[1], a[0], *a[2:]) < (b[1], b[0], *b[2:])
+
+
+def _nothing_delivered(_frame: bytes) -> None:
+    """No Link attached yet."""
 
 
 def _nothing() -> None:

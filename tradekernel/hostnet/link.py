@@ -15,8 +15,11 @@ Contract:
     transmit command.
   - Every frame both ways passes the taps in order with the virtual time it crossed the cable:
     `tap(virtual_ns, direction, frame)` with direction "out" (guest to host) or "in". The pcap
-    writer is one tap; a recorder for record/replay is another: replaying "in" frames at their
-    virtual ns reproduces what the guest saw.
+    writer is one tap. Input listeners (`on_input`) are told of every frame a backend hands
+    the Link, before anything is done with it: that is where the outside enters the machine,
+    and everything after (waiting, dropping, delivery inside a port write) is deterministic, so
+    a recorder (emu/record.py) logs frames there and a replay hands them to a Link again, from
+    a backend put in with `replace_backend`, at the same points.
   - Back-pressure: the NIC says on f"{channel}-ready" when its receive ring is full and when it
     has room again (devices/ne2000.py). Frames for the guest wait here, in order, while it is
     full and go on as soon as the guest's driver frees ring space (inside that port write, so
@@ -97,6 +100,7 @@ class Link:
         self.throttled = False
         self._on_unthrottle: list[Callable[[], None]] = []
         self._taps: list[Tap] = []
+        self._inputs: list[Deliver] = []
         self._on_guest_frame: list[Callable[[], None]] = []
         self.closers: list[Callable[[], None]] = []  # run by close() (pcap file, waker thread)
         self.frames_out = self.frames_in = self.dropped_in = self.backend_errors = 0
@@ -111,6 +115,17 @@ class Link:
 
     def add_tap(self, tap: Tap) -> None:
         self._taps.append(tap)
+
+    def on_input(self, listener: Deliver) -> None:
+        """Told of each frame the backend hands the Link for the guest, as it is handed."""
+        self._inputs.append(listener)
+
+    def replace_backend(self, backend: Backend) -> Backend:
+        """Put `backend` at the far end of the cable (a replay's) and start it; returns the one
+        it replaces, for the caller to close (until then it can still hand frames in)."""
+        old, self.backend = self.backend, backend
+        backend.start(self._to_guest)
+        return old
 
     def on_guest_frame(self, listener: Callable[[], None]) -> None:
         """Told after each guest frame (the realtime waker refreshes its descriptors)."""
@@ -147,6 +162,8 @@ class Link:
             listener()
 
     def _to_guest(self, frame: bytes) -> None:
+        for listener in self._inputs:
+            listener(frame)
         if not MIN_FRAME <= len(frame) <= MAX_FRAME:
             self.dropped_in += 1
             return
