@@ -263,7 +263,7 @@ def _readable_words(address: int, count: int) -> tuple[int, ...]:
 def _icount_word() -> int:
     """The uc struct's retired-instruction counter of a counted emu_start."""
     candidates: set[int] | None = None
-    for loops in (37, 1000):
+    for loops in (37, 1000, 4097):
         uc = Uc(UC_ARCH_X86, UC_MODE_32)
         uc.mem_map(0, 0x10000)
         code = b"\xb9" + struct.pack("<I", loops) + b"\x49\x75\xfd\xf4"  # mov ecx; dec; jnz; hlt
@@ -273,7 +273,10 @@ def _icount_word() -> int:
         table = _readable_words(ctypes.cast(uc._uch, ctypes.c_void_p).value, 4096)
         found = {i for i, word in enumerate(table) if word == executed}
         candidates = found if candidates is None else candidates & found
-    return _single(candidates or set(), "the instruction counter")
+    # The scan reads past the uc struct into the heap around it, where a word that happened to
+    # match every count was seen once (2 candidates, one process out of many): the uc struct's
+    # own field is the first.
+    return _single({min(candidates)} if candidates else set(), "the instruction counter")
 
 
 _PROBE_COUNTER = 0x3000
