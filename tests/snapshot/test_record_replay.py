@@ -270,3 +270,14 @@ def test_recording_needs_deterministic_time(tmp_path: Path) -> None:
     finally:
         pc.close()
         pc.machine.close()
+
+
+def test_a_malformed_header_is_refused_with_one_line_not_a_traceback(tmp_path: Path) -> None:
+    # the file's digest is no seal: anyone can write a header that parses as JSON
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(512))
+    with pytest.raises(RecordingError, match="damaged recording header"):
+        check_images(Recording({"disk": "disk.img"}, b""), image, None)
+    header = {"ram_mib": float("inf"), "mac": "525400123456", "disk": None, "floppy": None}
+    with pytest.raises(RecordingError, match="damaged recording header"):
+        record.replay_config(Recording(header, b""), None, None)

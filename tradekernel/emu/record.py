@@ -512,6 +512,8 @@ def check_images(recording: Recording, disk: Path | None, floppy: Path | None) -
             raise RecordingError(f"the run {need} a {what} image")
         if wanted is None:
             continue
+        if not isinstance(wanted, dict):
+            raise RecordingError(f"damaged recording header ({what}: {wanted!r:.40})")
         have = image_identity(path)
         assert have is not None
         if (have["size"], have["sha256"]) != (wanted.get("size"), wanted.get("sha256")):
@@ -537,7 +539,7 @@ def replay_config(recording: Recording, disk: Path | None, floppy: Path | None) 
             net="user" if header.get("nic") else "none",  # its backend is replaced at once
             mac=bytes.fromhex(header["mac"]),
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, OverflowError) as error:  # int(Infinity)
         raise RecordingError(f"damaged recording header ({error})") from error
 
 
