@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -13,7 +14,15 @@ import pytest
 
 from tests.system.harness import BootedPc, close_pc
 from tradekernel.emu.cpu import x86
-from tradekernel.emu.gdbstub import REGISTERS, GdbStub, PacketReader, checksum, frame
+from tradekernel.emu.gdbstub import (
+    MAX_EVENTS,
+    REGISTERS,
+    GdbStub,
+    PacketReader,
+    checksum,
+    frame,
+)
+from tradekernel.emu.machine import Machine, MachineConfig
 from tradekernel.ui.keymap import text_to_key_events
 
 UC_X86_REG_IDTR = x86.UC_X86_REG_IDTR
@@ -180,3 +189,20 @@ def test_a_step_on_a_halted_cpu_ends_in_the_handler_of_the_interrupt_that_wakes_
     handler = int.from_bytes(gate[0:2], "little") | int.from_bytes(gate[6:8], "little") << 16
     assert eip == handler
     assert client.ask(b"pa") == b"08000000"  # CS: the kernel's ring 0
+
+
+def test_a_client_flooding_packets_is_held_by_tcp_not_queued_without_bound() -> None:
+    machine = Machine(MachineConfig(ram_mib=2, deterministic=True))  # its loop never runs
+    stub = GdbStub(machine, port=0)
+    sock = socket.create_connection(("127.0.0.1", stub.address[1]), timeout=30)
+    try:
+        sock.sendall(frame(b"g") * 4 * MAX_EVENTS)  # ~25 KB: the socket takes it all
+        deadline = time.monotonic() + 5
+        while stub._events.qsize() < MAX_EVENTS and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the reader has had time to queue the rest, if it could
+        assert stub._events.qsize() == MAX_EVENTS
+    finally:
+        stub.close()
+        sock.close()
+        machine.close()

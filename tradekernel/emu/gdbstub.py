@@ -54,6 +54,7 @@ DEFAULT_PORT = 1234  # -s, as QEMU
 PACKET_SIZE = 0x4000  # what qSupported offers; m/M larger than half of it are refused
 MAX_PACKET = 2 * PACKET_SIZE + 16  # a longer unterminated packet is dropped (hex doubles)
 STOPPED_POLL_S = 0.05  # how long a stopped machine waits for a packet before its loop comes round
+MAX_EVENTS = 256  # packets queued for the machine; past that the socket waits (TCP back-pressure)
 SIGINT, SIGTRAP = 2, 5
 CONNECTED, INTERRUPT, DISCONNECTED = "connected", "interrupt", "disconnected"  # socket events
 
@@ -233,7 +234,9 @@ class GdbStub:
         self.machine = machine
         self._server = socket.create_server((host, port))
         self.address = self._server.getsockname()[:2]
-        self._events: queue.Queue[bytes | str] = queue.Queue()  # packets and socket events
+        # packets and socket events; bounded, so a client that sends faster than the machine
+        # answers (or while its loop is not running) is held by TCP instead of filling memory
+        self._events: queue.Queue[bytes | str] = queue.Queue(MAX_EVENTS)
         self._attention = False  # the socket thread queued something for a running machine
         self._conn: socket.socket | None = None
         self._send_lock = threading.Lock()
@@ -290,8 +293,15 @@ class GdbStub:
 
     def _event(self, item: bytes | str) -> None:
         """Hand an event to the machine's thread, in order. A running machine is asked to
-        look (the post ends a real-time slice and wakes an idle CPU)."""
-        self._events.put(item)
+        look (the post ends a real-time slice and wakes an idle CPU). A full queue holds this
+        (socket) thread until the machine takes some, or the stub is closed."""
+        while True:
+            try:
+                self._events.put(item, timeout=STOPPED_POLL_S)
+                break
+            except queue.Full:
+                if self._closed:
+                    return
         self._attention = True
         self.machine.post(_nothing)
 
