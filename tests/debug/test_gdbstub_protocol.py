@@ -16,6 +16,7 @@ from tests.system.harness import BootedPc, close_pc
 from tradekernel.emu.cpu import x86
 from tradekernel.emu.gdbstub import (
     MAX_EVENTS,
+    MAX_POINTS,
     REGISTERS,
     GdbStub,
     PacketReader,
@@ -205,4 +206,20 @@ def test_a_client_flooding_packets_is_held_by_tcp_not_queued_without_bound() -> 
     finally:
         stub.close()
         sock.close()
+        machine.close()
+
+
+def test_breakpoints_are_bounded_and_one_already_set_is_still_accepted() -> None:
+    machine = Machine(MachineConfig(ram_mib=2, deterministic=True))  # its loop never runs
+    stub = GdbStub(machine, port=0)
+    try:
+        for address in range(MAX_POINTS):
+            assert stub._answer(f"Z0,{address:x},1", b"") == "OK"
+        assert stub._answer(f"Z0,{MAX_POINTS:x},1", b"").startswith("E")
+        assert stub._answer("Z0,0,1", b"") == "OK"  # already set
+        assert stub._answer("z0,0,1", b"") == "OK"
+        assert stub._answer(f"Z2,{MAX_POINTS:x},4", b"") == "OK"  # room again
+        assert len(stub._breakpoints) + len(stub._watchpoints) == MAX_POINTS
+    finally:
+        stub.close()
         machine.close()

@@ -54,6 +54,7 @@ DEFAULT_PORT = 1234  # -s, as QEMU
 PACKET_SIZE = 0x4000  # what qSupported offers; m/M larger than half of it are refused
 MAX_PACKET = 2 * PACKET_SIZE + 16  # a longer unterminated packet is dropped (hex doubles)
 STOPPED_POLL_S = 0.05  # how long a stopped machine waits for a packet before its loop comes round
+MAX_POINTS = 1024  # breakpoints and watchpoints set at once (each is a Unicorn hook); more: E0C
 MAX_EVENTS = 256  # packets queued for the machine; past that the socket waits (TCP back-pressure)
 SIGINT, SIGTRAP = 2, 5
 CONNECTED, INTERRUPT, DISCONNECTED = "connected", "interrupt", "disconnected"  # socket events
@@ -601,6 +602,10 @@ class GdbStub:
 
     # ---- breakpoints and watchpoints --------------------------------------------------------
     def _point(self, insert: bool, kind: int, address: int, length: int) -> str:
+        if insert and len(self._breakpoints) + len(self._watchpoints) >= MAX_POINTS:
+            key = (kind, address, length)
+            if address not in self._breakpoints and key not in self._watchpoints:
+                return "E0c"  # ENOMEM: GDB says it cannot insert it
         if kind in (0, 1):
             return self._breakpoint(insert, address, "swbreak:;" if kind == 0 else "hwbreak:;")
         if kind in (2, 3, 4) and 0 < length <= 0x1000:
