@@ -99,3 +99,35 @@ def test_the_loader_refuses_code_that_catches_everything(handler: str, what: str
         strategy_class(source, "s.py")
     assert str(caught.value) == (f"s.py:4: {what} would catch the CPU watchdog's stop; "
                                  "catch Exception instead")  # fmt: skip
+
+
+class Exiter(Strategy):
+    name = "exiter"
+
+    def on_trade(self, ctx, trade) -> None:  # noqa: ANN001
+        raise SystemExit(3)
+
+
+class BadMessage(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message")
+
+
+class BadRaiser(Strategy):
+    name = "badraiser"
+
+    def on_trade(self, ctx, trade) -> None:  # noqa: ANN001
+        raise BadMessage
+
+
+def test_sys_exit_or_an_unprintable_exception_stops_only_the_strategy() -> None:
+    exited = run_backtest(Exiter(), "s.itch", SESSION)
+    assert exited.strategy_error == "exiter: on_trade raised SystemExit: 3"
+    bad = run_backtest(BadRaiser(), "s.itch", SESSION)
+    assert bad.strategy_error == "badraiser: on_trade raised BadMessage: (its message raised)"
+    assert exited.events == bad.events == run_backtest(Strategy(), "s.itch", SESSION).events
+
+
+def test_the_loader_turns_sys_exit_at_import_into_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="import raised SystemExit: 2"):
+        strategy_class(b"raise SystemExit(2)\n", "s.py")

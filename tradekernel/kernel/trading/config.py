@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from .backtest import FillModel, RiskLimits, content_hash
-from .strategy import Strategy
+from .strategy import Strategy, describe_error
 
 MAX_FILE_BYTES = 1 << 20  # a strategy or configuration file larger than this is refused
 MAX_SYMBOLS = 64
@@ -65,8 +65,8 @@ def strategy_class(source: bytes, origin: str) -> type[Strategy]:
         raise ConfigError(f"{origin}:{err.lineno}: syntax error: {err.msg}") from None
     except ConfigError:
         raise
-    except Exception as err:  # noqa: BLE001 - a strategy file's import is outside code
-        raise ConfigError(f"{origin}: import raised {type(err).__name__}: {err}") from None
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - a strategy file's import
+        raise ConfigError(f"{origin}: import raised {describe_error(err)}") from None
     found = [
         value
         for value in vars(module).values()
@@ -179,7 +179,11 @@ def configure(
     except UnicodeDecodeError:
         raise ConfigError(f"{origin}: not UTF-8 text") from None
     config = parse_config(decoded, origin, getattr(cls, "PARAMS", {}), overrides)
-    strategy = cls()
+    try:
+        strategy = cls()
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - its __init__ is strategy code
+        raise ConfigError(f"{origin}: the strategy's __init__ raised {describe_error(err)}"
+                          ) from None  # fmt: skip
     strategy.symbols = config.symbols
     strategy.params = dict(config.params)  # type: ignore[attr-defined]
     extra = "".join(f"{k}={overrides[k]!r}\n" for k in sorted(overrides or {})).encode()
