@@ -75,6 +75,14 @@ def strategy_class(source: bytes, origin: str) -> type[Strategy]:
     ]  # fmt: skip
     if len(found) != 1:
         raise ConfigError(f"{origin}: defines {len(found)} Strategy subclasses, expected exactly 1")
+    schema = getattr(found[0], "PARAMS", {})
+    if not isinstance(schema, dict) or not all(
+        isinstance(name, str) and isinstance(spec, tuple) and len(spec) == 2
+        and any(spec[0] is kind for kind in _KINDS)
+        for name, spec in schema.items()
+    ):  # fmt: skip
+        raise ConfigError(f"{origin}: PARAMS must map names to (kind, default), kind one of "
+                          "int, Decimal, str, bool")  # fmt: skip
     return found[0]
 
 
@@ -116,8 +124,9 @@ def parse_config(text: str, origin: str, params_schema: dict[str, tuple[type, ob
     """Validate a configuration; `overrides` replace or add [params] entries (checked alike)."""
     try:
         doc = tomllib.loads(text, parse_float=Decimal)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{origin}: not valid TOML: {err}") from None
+    except (ValueError, RecursionError) as err:  # a TOMLDecodeError, an int past Python's
+        # digit limit, arrays nested a thousand deep
+        raise ConfigError(f"{origin}: not valid TOML: {str(err)[:80]}") from None
     if overrides:
         params_table = doc.setdefault("params", {})
         if isinstance(params_table, dict):
@@ -199,6 +208,6 @@ def parse_override(text: str) -> tuple[str, object]:
         raise ConfigError(f"--param {text!r}: expected NAME=VALUE")
     try:
         parsed = tomllib.loads(f"v = {value.strip()}", parse_float=Decimal)["v"]
-    except tomllib.TOMLDecodeError:
+    except (ValueError, RecursionError):  # not TOML (or past its digit or nesting limits)
         parsed = value
     return name.strip(), parsed
