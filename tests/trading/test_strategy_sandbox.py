@@ -131,3 +131,13 @@ def test_sys_exit_or_an_unprintable_exception_stops_only_the_strategy() -> None:
 def test_the_loader_turns_sys_exit_at_import_into_a_config_error() -> None:
     with pytest.raises(ConfigError, match="import raised SystemExit: 2"):
         strategy_class(b"raise SystemExit(2)\n", "s.py")
+
+
+def test_the_loader_stops_an_import_that_never_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tradekernel.kernel.trading import config
+
+    monkeypatch.setattr(config, "LOAD_BUDGET_NS", BUDGET_NS)
+    with pytest.raises(ConfigError, match="s.py: its import used more than 20 ms of CPU"):
+        strategy_class(b"while True:\n    pass\n", "s.py")
+    assert strategy_class(b"from tradekernel.kernel.trading.strategy import Strategy\n"
+                          b"class S(Strategy):\n    pass\n", "s.py").__name__ == "S"  # fmt: skip

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from .backtest import FillModel, RiskLimits, content_hash
-from .strategy import Strategy, describe_error
+from .strategy import CpuWatchdog, Strategy, StrategyOverrun, describe_error
 
 MAX_FILE_BYTES = 1 << 20  # a strategy or configuration file larger than this is refused
 MAX_SYMBOLS = 64
+LOAD_BUDGET_NS = 2_000_000_000  # CPU time a strategy file's import may use
 _KINDS = {int: "an integer", Decimal: "a number", str: "a string", bool: "true or false"}
 _RISK = ("max_order_lots", "max_position_lots", "max_orders_per_s")
 _FILL_INTS = ("order_latency_ns", "md_latency_ns", "max_sweep_levels")
@@ -60,7 +61,12 @@ def strategy_class(source: bytes, origin: str) -> type[Strategy]:
     try:
         tree = ast.parse(source, origin)
         _refuse_catch_all(tree, origin)
-        exec(compile(tree, origin, "exec"), module.__dict__)  # noqa: S102 - loading it is the point
+        code = compile(tree, origin, "exec")
+        # under the CPU watchdog: a module-level loop that never ends must not hang the shell
+        CpuWatchdog.for_this_thread().run(lambda: exec(code, module.__dict__), LOAD_BUDGET_NS)  # noqa: S102
+    except StrategyOverrun:
+        raise ConfigError(f"{origin}: its import used more than {LOAD_BUDGET_NS // 1_000_000} "
+                          "ms of CPU") from None  # fmt: skip
     except SyntaxError as err:
         raise ConfigError(f"{origin}:{err.lineno}: syntax error: {err.msg}") from None
     except ConfigError:
