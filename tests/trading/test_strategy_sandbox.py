@@ -141,3 +141,16 @@ def test_the_loader_stops_an_import_that_never_ends(monkeypatch: pytest.MonkeyPa
         strategy_class(b"while True:\n    pass\n", "s.py")
     assert strategy_class(b"from tradekernel.kernel.trading.strategy import Strategy\n"
                           b"class S(Strategy):\n    pass\n", "s.py").__name__ == "S"  # fmt: skip
+
+
+def test_configure_stops_an_init_that_never_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tradekernel.kernel.trading import config
+
+    monkeypatch.setattr(config, "LOAD_BUDGET_NS", BUDGET_NS)
+
+    class Stuck(Strategy):
+        def __init__(self) -> None:
+            spin()
+
+    with pytest.raises(ConfigError, match="s.toml: the strategy's __init__ used more than 20 ms"):
+        config.configure(Stuck, b"", b'[instruments]\nsymbols = ["A"]\n', "s.toml")

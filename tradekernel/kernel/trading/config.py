@@ -194,11 +194,16 @@ def configure(
     except UnicodeDecodeError:
         raise ConfigError(f"{origin}: not UTF-8 text") from None
     config = parse_config(decoded, origin, getattr(cls, "PARAMS", {}), overrides)
-    try:
-        strategy = cls()
-    except (Exception, SystemExit) as err:  # noqa: BLE001 - its __init__ is strategy code
+    made: list[Strategy] = []
+    try:  # its __init__ is strategy code: contained and under the watchdog as its import
+        CpuWatchdog.for_this_thread().run(lambda: made.append(cls()), LOAD_BUDGET_NS)
+    except StrategyOverrun:
+        raise ConfigError(f"{origin}: the strategy's __init__ used more than "
+                          f"{LOAD_BUDGET_NS // 1_000_000} ms of CPU") from None  # fmt: skip
+    except (Exception, SystemExit) as err:  # noqa: BLE001
         raise ConfigError(f"{origin}: the strategy's __init__ raised {describe_error(err)}"
                           ) from None  # fmt: skip
+    strategy = made[0]
     strategy.symbols = config.symbols
     strategy.params = dict(config.params)  # type: ignore[attr-defined]
     extra = "".join(f"{k}={overrides[k]!r}\n" for k in sorted(overrides or {})).encode()
