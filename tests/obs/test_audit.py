@@ -167,3 +167,15 @@ def test_a_broken_store_loses_records_and_says_so_once() -> None:
     assert audit.lost == 2 and audit.written == 0
     assert warnings == ["audit: records are not being written: /var/log/audit.log: the volume "
                         "is read-only"]  # fmt: skip
+
+
+def test_recovery_of_a_forged_record_with_a_good_checksum_does_not_raise() -> None:
+    """A record whose checksum matches but whose body is nested past the JSON reader's
+    recursion limit, or whose number is not a count, stops reading there (at boot)."""
+    good = encode_record({"rec": 1})
+    for body in (b"[" * 3000 + b"]" * 3000, b'{"rec": "x"}', b'{"rec": [1]}', b'{"rec": 1e999}'):
+        forged = body + b"\t" + f"{zlib.crc32(body):08x}".encode() + b"\n"
+        store = MemoryStore(good + forged)
+        audit, _, warnings = make(store)
+        audit.recover()
+        assert audit.next_rec == 2 and bytes(store.data) == good and len(warnings) == 1

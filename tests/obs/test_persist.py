@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.disk.conftest import fsck, mount, mtools, our_volume
-from tradekernel.kernel.log import KernelLog
+from tradekernel.kernel.log import KernelLog, parse_lines
 from tradekernel.kernel.obs.persist import KERN_LOG, PENDING_MAX, PersistentLog
 from tradekernel.kernel.obs.rotating import RotatingFile
 
@@ -105,3 +105,9 @@ def test_a_boot_that_logs_nothing_leaves_the_disk_as_it_was(tmp_path: Path) -> N
     PersistentLog(fs, klog, deferred.append).start("boot: quiet", 0)
     run(deferred)
     assert deferred == [] and not fs.exists("/var")
+
+
+def test_a_head_with_a_huge_stamp_reads_back_as_text() -> None:
+    """A line of the file edited to a 5000-digit stamp is kept as text, not an int() error."""
+    line = f"[{'9' * 5000}.000000] info    log: x"
+    assert [(e.level, e.subsystem, e.text) for e in parse_lines([line])] == [("info", "?", line)]

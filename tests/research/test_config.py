@@ -10,7 +10,13 @@ import pytest
 
 from tradekernel.kernel.trading import strategies
 from tradekernel.kernel.trading.backtest import run_backtest
-from tradekernel.kernel.trading.config import ConfigError, parse_config
+from tradekernel.kernel.trading.config import (
+    ConfigError,
+    configure,
+    parse_config,
+    parse_override,
+    strategy_class,
+)
 from tradekernel.research import config
 from tradekernel.research.synthetic import SessionSpec, generate
 
@@ -47,6 +53,8 @@ SCHEMA = config.load_strategy_class(MM)[0].PARAMS
         ('[instruments]\nsymbols = ["A"]\n[fill]\nlatency = 1', "[fill] latency: unknown"),
         ('[instruments]\nsymbols = ["A"]\n[bogus]', "unknown table [bogus]"),
         ("[instruments\n", "not valid TOML"),
+        ("x = " + "[" * 3000 + "]" * 3000, "not valid TOML"),  # past the reader's recursion
+        ("x = " + "1" * 5000, "not valid TOML"),  # past Python's int digit limit
     ],
 )
 def test_mistakes_are_one_line_naming_where(text: str, message: str) -> None:
@@ -103,3 +111,16 @@ def test_samples_trade_and_record_their_hash(name: str) -> None:
     assert len(result.fills) >= 4
     assert result.summary()["code_hash"] == digest
     assert max(abs(lots) for _, _, lots in result.samples) <= cfg.risk.max_position_lots
+
+
+def test_outside_values_that_break_the_toml_reader_are_config_errors() -> None:
+    assert parse_override("x=" + "[" * 3000) == ("x", "[" * 3000)  # kept as text
+    assert parse_override("x=" + "1" * 5000) == ("x", "1" * 5000)
+    with pytest.raises(ConfigError, match="PARAMS must map names to"):
+        strategy_class(b"from tradekernel.kernel.trading.strategy import Strategy\n"
+                       b"class S(Strategy):\n    PARAMS = {'a': int}\n", "s.py")  # fmt: skip
+    cls = strategy_class(b"from tradekernel.kernel.trading.strategy import Strategy\n"
+                         b"class S(Strategy):\n    def __init__(self):\n        1 / 0\n",
+                         "s.py")  # fmt: skip
+    with pytest.raises(ConfigError, match="__init__ raised ZeroDivisionError"):
+        configure(cls, b"", b'[instruments]\nsymbols = ["A"]\n', "s.toml")

@@ -99,3 +99,58 @@ def test_the_loader_refuses_code_that_catches_everything(handler: str, what: str
         strategy_class(source, "s.py")
     assert str(caught.value) == (f"s.py:4: {what} would catch the CPU watchdog's stop; "
                                  "catch Exception instead")  # fmt: skip
+
+
+class Exiter(Strategy):
+    name = "exiter"
+
+    def on_trade(self, ctx, trade) -> None:  # noqa: ANN001
+        raise SystemExit(3)
+
+
+class BadMessage(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message")
+
+
+class BadRaiser(Strategy):
+    name = "badraiser"
+
+    def on_trade(self, ctx, trade) -> None:  # noqa: ANN001
+        raise BadMessage
+
+
+def test_sys_exit_or_an_unprintable_exception_stops_only_the_strategy() -> None:
+    exited = run_backtest(Exiter(), "s.itch", SESSION)
+    assert exited.strategy_error == "exiter: on_trade raised SystemExit: 3"
+    bad = run_backtest(BadRaiser(), "s.itch", SESSION)
+    assert bad.strategy_error == "badraiser: on_trade raised BadMessage: (its message raised)"
+    assert exited.events == bad.events == run_backtest(Strategy(), "s.itch", SESSION).events
+
+
+def test_the_loader_turns_sys_exit_at_import_into_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="import raised SystemExit: 2"):
+        strategy_class(b"raise SystemExit(2)\n", "s.py")
+
+
+def test_the_loader_stops_an_import_that_never_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tradekernel.kernel.trading import config
+
+    monkeypatch.setattr(config, "LOAD_BUDGET_NS", BUDGET_NS)
+    with pytest.raises(ConfigError, match="s.py: its import used more than 20 ms of CPU"):
+        strategy_class(b"while True:\n    pass\n", "s.py")
+    assert strategy_class(b"from tradekernel.kernel.trading.strategy import Strategy\n"
+                          b"class S(Strategy):\n    pass\n", "s.py").__name__ == "S"  # fmt: skip
+
+
+def test_configure_stops_an_init_that_never_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tradekernel.kernel.trading import config
+
+    monkeypatch.setattr(config, "LOAD_BUDGET_NS", BUDGET_NS)
+
+    class Stuck(Strategy):
+        def __init__(self) -> None:
+            spin()
+
+    with pytest.raises(ConfigError, match="s.toml: the strategy's __init__ used more than 20 ms"):
+        config.configure(Stuck, b"", b'[instruments]\nsymbols = ["A"]\n', "s.toml")

@@ -29,7 +29,8 @@ OOPS_FRAMES = 12  # innermost call-trace frames kept in an oops
 LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")  # Linux's
 LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}  # 0 is the most severe
 STAMP_WIDTH = len("[    0.000000]")
-_HEAD = re.compile(r"\[\s*(\d+)\.(\d{6})\] ([a-z]+)\s+([^\s:]+): ?(.*)")
+# a head read back from a file: seconds bounded, int() of 5000 digits would raise
+_HEAD = re.compile(r"\[\s*(\d{1,18})\.(\d{6})\] ([a-z]+)\s+([^\s:]+): ?(.*)")
 
 Listener = Callable[["LogEntry"], None]
 

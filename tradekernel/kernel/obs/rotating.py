@@ -89,9 +89,13 @@ class RotatingFile:
         if self.broken is not None or not self.size:
             return 0, b""
         start = max(0, self.size - count)
-        with self.fs.open(self.path, "r") as handle:
-            handle.seek(start)
-            return start, handle.read(self.size - start)
+        try:
+            with self.fs.open(self.path, "r") as handle:
+                handle.seek(start)
+                return start, handle.read(self.size - start)
+        except OSError as error:  # a damaged volume: read at boot, so it must not raise
+            self.broken = f"{self.path}: {error}"
+            return 0, b""
 
     def truncate(self, size: int) -> None:
         """Cut the current file back to `size` bytes (a torn record after a power cut)."""

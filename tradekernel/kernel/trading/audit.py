@@ -80,9 +80,14 @@ def _decode_line(line: bytes) -> dict[str, object] | str:
         return "checksum mismatch"
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested a thousand deep
         return "not a JSON record"
-    return payload if isinstance(payload, dict) else "not a JSON record"
+    if not isinstance(payload, dict):
+        return "not a JSON record"
+    rec = payload.get("rec")
+    if rec is not None and (type(rec) is not int or rec < 0):
+        return f"record number {str(rec)[:20]!r} is not a count"
+    return payload
 
 
 @dataclass
@@ -144,7 +149,7 @@ class AuditLog:
                 return
         found = read_records(data[start:], offset + start)
         if found.records:
-            self.next_rec = int(found.records[-1].get("rec", 0)) + 1  # type: ignore[arg-type]
+            self.next_rec = found.records[-1].get("rec", 0) + 1  # type: ignore[operator]
         if found.problem is not None:
             good = offset + start + found.good_bytes
             self.store.truncate(good)

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from .backtest import FillModel, RiskLimits, content_hash
-from .strategy import Strategy
+from .strategy import CpuWatchdog, Strategy, StrategyOverrun, describe_error
 
 MAX_FILE_BYTES = 1 << 20  # a strategy or configuration file larger than this is refused
 MAX_SYMBOLS = 64
+LOAD_BUDGET_NS = 2_000_000_000  # CPU time a strategy file's import may use
 _KINDS = {int: "an integer", Decimal: "a number", str: "a string", bool: "true or false"}
 _RISK = ("max_order_lots", "max_position_lots", "max_orders_per_s")
 _FILL_INTS = ("order_latency_ns", "md_latency_ns", "max_sweep_levels")
@@ -60,13 +61,18 @@ def strategy_class(source: bytes, origin: str) -> type[Strategy]:
     try:
         tree = ast.parse(source, origin)
         _refuse_catch_all(tree, origin)
-        exec(compile(tree, origin, "exec"), module.__dict__)  # noqa: S102 - loading it is the point
+        code = compile(tree, origin, "exec")
+        # under the CPU watchdog: a module-level loop that never ends must not hang the shell
+        CpuWatchdog.for_this_thread().run(lambda: exec(code, module.__dict__), LOAD_BUDGET_NS)  # noqa: S102
+    except StrategyOverrun:
+        raise ConfigError(f"{origin}: its import used more than {LOAD_BUDGET_NS // 1_000_000} "
+                          "ms of CPU") from None  # fmt: skip
     except SyntaxError as err:
         raise ConfigError(f"{origin}:{err.lineno}: syntax error: {err.msg}") from None
     except ConfigError:
         raise
-    except Exception as err:  # noqa: BLE001 - a strategy file's import is outside code
-        raise ConfigError(f"{origin}: import raised {type(err).__name__}: {err}") from None
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - a strategy file's import
+        raise ConfigError(f"{origin}: import raised {describe_error(err)}") from None
     found = [
         value
         for value in vars(module).values()
@@ -75,6 +81,14 @@ def strategy_class(source: bytes, origin: str) -> type[Strategy]:
     ]  # fmt: skip
     if len(found) != 1:
         raise ConfigError(f"{origin}: defines {len(found)} Strategy subclasses, expected exactly 1")
+    schema = getattr(found[0], "PARAMS", {})
+    if not isinstance(schema, dict) or not all(
+        isinstance(name, str) and isinstance(spec, tuple) and len(spec) == 2
+        and any(spec[0] is kind for kind in _KINDS)
+        for name, spec in schema.items()
+    ):  # fmt: skip
+        raise ConfigError(f"{origin}: PARAMS must map names to (kind, default), kind one of "
+                          "int, Decimal, str, bool")  # fmt: skip
     return found[0]
 
 
@@ -116,8 +130,9 @@ def parse_config(text: str, origin: str, params_schema: dict[str, tuple[type, ob
     """Validate a configuration; `overrides` replace or add [params] entries (checked alike)."""
     try:
         doc = tomllib.loads(text, parse_float=Decimal)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{origin}: not valid TOML: {err}") from None
+    except (ValueError, RecursionError) as err:  # a TOMLDecodeError, an int past Python's
+        # digit limit, arrays nested a thousand deep
+        raise ConfigError(f"{origin}: not valid TOML: {str(err)[:80]}") from None
     if overrides:
         params_table = doc.setdefault("params", {})
         if isinstance(params_table, dict):
@@ -179,7 +194,16 @@ def configure(
     except UnicodeDecodeError:
         raise ConfigError(f"{origin}: not UTF-8 text") from None
     config = parse_config(decoded, origin, getattr(cls, "PARAMS", {}), overrides)
-    strategy = cls()
+    made: list[Strategy] = []
+    try:  # its __init__ is strategy code: contained and under the watchdog as its import
+        CpuWatchdog.for_this_thread().run(lambda: made.append(cls()), LOAD_BUDGET_NS)
+    except StrategyOverrun:
+        raise ConfigError(f"{origin}: the strategy's __init__ used more than "
+                          f"{LOAD_BUDGET_NS // 1_000_000} ms of CPU") from None  # fmt: skip
+    except (Exception, SystemExit) as err:  # noqa: BLE001
+        raise ConfigError(f"{origin}: the strategy's __init__ raised {describe_error(err)}"
+                          ) from None  # fmt: skip
+    strategy = made[0]
     strategy.symbols = config.symbols
     strategy.params = dict(config.params)  # type: ignore[attr-defined]
     extra = "".join(f"{k}={overrides[k]!r}\n" for k in sorted(overrides or {})).encode()
@@ -195,6 +219,6 @@ def parse_override(text: str) -> tuple[str, object]:
         raise ConfigError(f"--param {text!r}: expected NAME=VALUE")
     try:
         parsed = tomllib.loads(f"v = {value.strip()}", parse_float=Decimal)["v"]
-    except tomllib.TOMLDecodeError:
+    except (ValueError, RecursionError):  # not TOML (or past its digit or nesting limits)
         parsed = value
     return name.strip(), parsed

@@ -80,6 +80,15 @@ def _raise_in(thread_id: int, kind: type[BaseException] | None) -> None:
     )
 
 
+def describe_error(err: BaseException) -> str:
+    """`Type: message` of an exception strategy code raised, even when its own __str__ raises
+    (strategy code defines it: the message must not raise again past the boundary)."""
+    try:
+        return f"{type(err).__name__}: {err}"
+    except Exception:  # noqa: BLE001 - its __str__ is strategy code too
+        return f"{type(err).__name__}: (its message raised)"
+
+
 class CpuWatchdog:
     """Bounds the CPU time of work run on one thread. `run(work, budget_ns)` arms a deadline on
     that thread's CPU clock; a daemon thread polling every WATCHDOG_POLL_S raises
@@ -426,9 +435,9 @@ class StrategyHost:
         except StrategyOverrun as err:
             problem: BaseException = err
             text = f"used more than {self.budget_ns // 1_000_000} ms of CPU for one event"
-        except Exception as err:  # noqa: BLE001 - the containment boundary of a strategy
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - a strategy's containment
             problem = err
-            text = f"raised {type(err).__name__}: {err}"
+            text = f"raised {describe_error(err)}"
         current = self._current
         name = current if isinstance(current, str) else self._NAMES.get(current, "on_fill")
         message = f"{self.owner}: {name} {text}"
