@@ -8,6 +8,7 @@ stderr and exit 1, checked before anything boots; the exit codes are listed in `
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import termios
@@ -421,7 +422,9 @@ def _virtual_ns(text: str) -> int:
     try:
         value = float(number) * units[unit]
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a time (e.g. 2.5s, 300ms)") from None
+        value = math.nan
+    if not math.isfinite(value):  # 'nan', 'inf', '1e400s' too: int() of them would raise
+        raise click.BadParameter(f"{text!r} is not a time (e.g. 2.5s, 300ms)")
     if value < 0:
         raise click.BadParameter(f"{text!r}: a time is not negative")
     return int(value)

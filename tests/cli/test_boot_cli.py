@@ -106,3 +106,10 @@ def test_a_machine_crash_has_its_own_exit_code(tmp_path: Path) -> None:
     result = run_tk(["boot", "--headless", "--disk", str(image)], tmp_path)
     assert result.returncode == EXIT_CRASH, result.stderr
     assert b"halted with interrupts disabled" in result.stderr
+
+
+@pytest.mark.parametrize("until", ["nan", "inf", "1e400s", "-infms"])
+def test_replay_until_not_a_finite_time_is_a_usage_error(tmp_path: Path, until: str) -> None:
+    result = CliRunner().invoke(main, ["replay", str(tmp_path / "none.tkr"), "--until", until])
+    assert result.exit_code == 2, result.output
+    assert "is not a time" in result.output and "Traceback" not in result.output
