@@ -119,14 +119,16 @@ class HostDirectorySource:
 
     def _read(self, name: str, limit: int) -> bytes:
         path = self.directory / name
-        if path.resolve().parent != self.directory.resolve():
-            raise SourceError(f"{name}: outside the repository {self.directory}")
-        try:
+        try:  # `name` is the index's Filename: outside input (ValueError: a NUL byte in it)
+            if path.resolve().parent != self.directory.resolve():
+                raise SourceError(f"{name}: outside the repository {self.directory}")
             if path.stat().st_size > limit:
                 raise SourceError(f"{path}: more than the limit of {limit} bytes")
             return path.read_bytes()
         except OSError as error:
-            raise SourceError(f"{path}: {error.strerror}") from None
+            raise SourceError(f"{path}: {error.strerror or error}") from None
+        except ValueError as error:
+            raise SourceError(f"{name!r}: {error}") from None
 
     def index(self) -> bytes:
         return self._read("Packages", MAX_INDEX_BYTES)
