@@ -213,16 +213,15 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
         memory_mib, deterministic = int(saved["ram_mib"]), bool(saved["deterministic"])
     with HostSignals() as signals:
         remove_stale_scratch_disks()
-        if screenshot is not None:
-            _check_writable(screenshot, "--screenshot")
-        if pcap_path is not None:
-            _check_writable(pcap_path, "--pcap")
-        if profile_path is not None:
-            _check_writable(profile_path, "--profile")
-        if record_path is not None:
-            _check_writable(record_path, "--record")
-        if save_path is not None:
-            _check_writable(save_path, "--save-state")
+        for path, option in (
+            (screenshot, "--screenshot"),
+            (pcap_path, "--pcap"),
+            (profile_path, "--profile"),
+            (record_path, "--record"),
+            (save_path, "--save-state"),
+        ):
+            if path is not None:
+                _check_writable(path, option)
         _check_disk(disk_path)
         options = BootOptions(
             disk_path, memory_mib, deterministic, read_only, timeout_s or None, floppy_path,
@@ -252,7 +251,10 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             for line in session.finish_profile():
                 click.echo(line, err=True)
             if recorder is not None:
-                recorder.finish(stop).save(record_path)
+                try:  # checked writable before booting, but a disk can fill up
+                    recorder.finish(stop).save(record_path)
+                except OSError as error:
+                    click.echo(f"tk: --record {record_path}: {_one_line(error)}", err=True)
             if save_path is not None:
                 session.pc.flush()  # the disk as the snapshot will expect it
                 try:
