@@ -43,8 +43,8 @@ from tradekernel.ui.terminal import LEAVE_BYTE, run_terminal
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 SECTOR = 512
-# Found by booting: at 5 MiB the kernel stops at boot (no page frame left after its heap),
-# at 4 MiB its heap does not fit; 6 MiB boots and runs programs (tests/cli prove both).
+# The machine's own bounds (emu/pc.py refuses others); the kernel heap scales with the RAM, so
+# the OS boots and runs programs at the minimum (tests/cli/test_boot_cli.py proves both ends).
 MIN_MEMORY_MIB = 2
 MAX_MEMORY_MIB = 3072
 
