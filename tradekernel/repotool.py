@@ -189,7 +189,8 @@ def install_command(image: Path, directory: Path, names: tuple[str, ...]) -> Non
 
 @repo.command("serve")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--port", default=DEFAULT_PORT, show_default=True, help="0: any free port")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
+              help="0: any free port")  # fmt: skip
 @click.option("--bind", default="127.0.0.1", show_default=True, help="address to listen on")
 def serve_command(directory: Path, port: int, bind: str) -> None:
     """Serve DIRECTORY over HTTP (plain http.server) until Ctrl-C."""
