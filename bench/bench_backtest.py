@@ -166,10 +166,10 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="profile the idle run")
     parser.add_argument("--sweep", type=int, default=4, help="sweep points (0: no sweep)")
     args = parser.parse_args()
-    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores)")
+    print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     blob, _ = generate(SessionSpec(events=args.events, seed=1))
-    mm_strategy, mm_config, mm_hash = load(SAMPLES / "market_maker.py")
-    mo_strategy, mo_config, _ = load(SAMPLES / "momentum.py")
+    _, mm_config, _ = load(SAMPLES / "market_maker.py")
+    _, mo_config, _ = load(SAMPLES / "momentum.py")
     if args.profile:
         cProfile.runctx("run_backtest(Idle(), 'bench.itch', blob)", globals(), locals(),
                         "/tmp/bench_backtest.prof")  # fmt: skip

@@ -83,7 +83,7 @@ def main() -> None:
         host_loop = host(busybox, loop, busybox.parent)
         host_gzip = host(busybox, gzip, where)
     load = os.getloadavg()[0]
-    print(f"load average {load:.2f} (2-core host shared with other work: figures are noisy)")
+    print(f"load average {load:.2f} on {os.cpu_count()} CPUs (a shared host: figures are noisy)")
     print(f"fork+exec rounds/s: inside {args.rounds / os_loop:8.1f}   host "
           f"{args.rounds / host_loop:8.1f}   ratio {host_loop / os_loop:.3f}")  # fmt: skip
     print(f"gzip {args.mib} MiB MiB/s: inside {args.mib / os_gzip:8.2f}   host "

@@ -8,6 +8,7 @@ stderr and exit 1, checked before anything boots; the exit codes are listed in `
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import termios
@@ -42,8 +43,8 @@ from tradekernel.ui.terminal import LEAVE_BYTE, run_terminal
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 SECTOR = 512
-# Found by booting: at 5 MiB the kernel stops at boot (no page frame left after its heap),
-# at 4 MiB its heap does not fit; 6 MiB boots and runs programs (tests/cli prove both).
+# The machine's own bounds (emu/pc.py refuses others); the kernel heap scales with the RAM, so
+# the OS boots and runs programs at the minimum (tests/cli/test_boot_cli.py proves both ends).
 MIN_MEMORY_MIB = 2
 MAX_MEMORY_MIB = 3072
 
@@ -212,16 +213,15 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
         memory_mib, deterministic = int(saved["ram_mib"]), bool(saved["deterministic"])
     with HostSignals() as signals:
         remove_stale_scratch_disks()
-        if screenshot is not None:
-            _check_writable(screenshot, "--screenshot")
-        if pcap_path is not None:
-            _check_writable(pcap_path, "--pcap")
-        if profile_path is not None:
-            _check_writable(profile_path, "--profile")
-        if record_path is not None:
-            _check_writable(record_path, "--record")
-        if save_path is not None:
-            _check_writable(save_path, "--save-state")
+        for path, option in (
+            (screenshot, "--screenshot"),
+            (pcap_path, "--pcap"),
+            (profile_path, "--profile"),
+            (record_path, "--record"),
+            (save_path, "--save-state"),
+        ):
+            if path is not None:
+                _check_writable(path, option)
         _check_disk(disk_path)
         options = BootOptions(
             disk_path, memory_mib, deterministic, read_only, timeout_s or None, floppy_path,
@@ -251,7 +251,10 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             for line in session.finish_profile():
                 click.echo(line, err=True)
             if recorder is not None:
-                recorder.finish(stop).save(record_path)
+                try:  # checked writable before booting, but a disk can fill up
+                    recorder.finish(stop).save(record_path)
+                except OSError as error:
+                    click.echo(f"tk: --record {record_path}: {_one_line(error)}", err=True)
             if save_path is not None:
                 session.pc.flush()  # the disk as the snapshot will expect it
                 try:
@@ -421,7 +424,9 @@ def _virtual_ns(text: str) -> int:
     try:
         value = float(number) * units[unit]
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a time (e.g. 2.5s, 300ms)") from None
+        value = math.nan
+    if not math.isfinite(value):  # 'nan', 'inf', '1e400s' too: int() of them would raise
+        raise click.BadParameter(f"{text!r} is not a time (e.g. 2.5s, 300ms)")
     if value < 0:
         raise click.BadParameter(f"{text!r}: a time is not negative")
     return int(value)

@@ -119,14 +119,16 @@ class HostDirectorySource:
 
     def _read(self, name: str, limit: int) -> bytes:
         path = self.directory / name
-        if path.resolve().parent != self.directory.resolve():
-            raise SourceError(f"{name}: outside the repository {self.directory}")
-        try:
+        try:  # `name` is the index's Filename: outside input (ValueError: a NUL byte in it)
+            if path.resolve().parent != self.directory.resolve():
+                raise SourceError(f"{name}: outside the repository {self.directory}")
             if path.stat().st_size > limit:
                 raise SourceError(f"{path}: more than the limit of {limit} bytes")
             return path.read_bytes()
         except OSError as error:
-            raise SourceError(f"{path}: {error.strerror}") from None
+            raise SourceError(f"{path}: {error.strerror or error}") from None
+        except ValueError as error:
+            raise SourceError(f"{name!r}: {error}") from None
 
     def index(self) -> bytes:
         return self._read("Packages", MAX_INDEX_BYTES)
@@ -187,7 +189,8 @@ def install_command(image: Path, directory: Path, names: tuple[str, ...]) -> Non
 
 @repo.command("serve")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--port", default=DEFAULT_PORT, show_default=True, help="0: any free port")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
+              help="0: any free port")  # fmt: skip
 @click.option("--bind", default="127.0.0.1", show_default=True, help="address to listen on")
 def serve_command(directory: Path, port: int, bind: str) -> None:
     """Serve DIRECTORY over HTTP (plain http.server) until Ctrl-C."""

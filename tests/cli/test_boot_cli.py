@@ -106,3 +106,21 @@ def test_a_machine_crash_has_its_own_exit_code(tmp_path: Path) -> None:
     result = run_tk(["boot", "--headless", "--disk", str(image)], tmp_path)
     assert result.returncode == EXIT_CRASH, result.stderr
     assert b"halted with interrupts disabled" in result.stderr
+
+
+@pytest.mark.parametrize("until", ["nan", "inf", "1e400s", "-infms"])
+def test_replay_until_not_a_finite_time_is_a_usage_error(tmp_path: Path, until: str) -> None:
+    result = CliRunner().invoke(main, ["replay", str(tmp_path / "none.tkr"), "--until", until])
+    assert result.exit_code == 2, result.output
+    assert "is not a time" in result.output and "Traceback" not in result.output
+
+
+def test_a_recording_that_cannot_be_written_at_the_end_is_one_line(tmp_path: Path) -> None:
+    """--record is checked before booting, but its file is written after the run (through
+    FILE.tmp): a failure then is a line on stderr, not a traceback after the whole session."""
+    record = tmp_path / "run.tkrec"
+    Path(f"{record}.tmp").mkdir()  # the writer's temporary name is taken: the write fails
+    result = run_tk(["boot", "--headless", "--record", str(record)], tmp_path, b"shutdown\n")
+    assert b"Traceback" not in result.stderr, result.stderr
+    assert f"tk: --record {record}: ".encode() in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr

@@ -41,6 +41,9 @@ def test_hostile_programs_never_stop_the_machine(tmp_path: Path) -> None:
         finished += f"fuzz {seed}: done" in printed
         tk.run_to_stop(SECOND // 10)  # the forked children finish or their watchdogs fire
         assert tk.output("echo alive") == ["alive"], f"seed {seed}"
+    # Without it the test passes when `hostile fuzz` makes no call at all (a usage line, a
+    # missing program): some cases end early (a watchdog, a fatal signal), not every one.
+    assert finished, f"no case of hostile fuzz made its {CALLS} calls: {printed}"
     tk.run_to_stop(6 * SECOND)  # every watchdog has fired by now
     assert not kernel.processes.table, [(p.name, p.state) for p in kernel.processes.table.values()]
     assert any(re.match(r"memcheck: .*: OK$", line) for line in tk.output("memcheck"))

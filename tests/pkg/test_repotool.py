@@ -92,3 +92,24 @@ def test_serve_gives_the_index_over_http(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_install_with_an_index_naming_an_impossible_file_is_one_line(tmp_path: Path) -> None:
+    """The index is outside input: a Filename the host cannot even look up (a NUL byte) is the
+    package source's refusal, not a ValueError traceback."""
+    disk = tmp_path / "disk.img"
+    create_os_disk(disk)
+    CliRunner().invoke(repo, ["add", str(tmp_path / "repo"), str(make_deb(tmp_path, "app"))])
+    index = tmp_path / "repo" / "Packages"
+    index.write_text(index.read_text().replace("Filename: app", "Filename: a\x00pp"))
+    result = CliRunner().invoke(repo, ["install", str(disk), str(tmp_path / "repo"), "app"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: app: ") and result.output.count("\n") == 1
+
+
+def test_serve_on_a_port_that_cannot_exist_is_a_usage_error(tmp_path: Path) -> None:
+    CliRunner().invoke(repo, ["add", str(tmp_path / "repo"), str(make_deb(tmp_path, "good"))])
+    for port in ("70000", "-1"):
+        result = CliRunner().invoke(repo, ["serve", str(tmp_path / "repo"), "--port", port])
+        assert result.exit_code == 2, result.output  # not bind()'s OverflowError
+        assert "0<=x<=65535" in result.output
