@@ -333,3 +333,22 @@ def test_walk_reports_every_directory_and_file() -> None:
     }
     total = sum(f.size for _, _, files in fs.walk() for f in files)
     assert total == 5
+
+
+def test_write_far_past_the_end_is_enospc_before_the_hole_is_made_on_the_host() -> None:
+    """A write 64 MiB past the end of a file on an 8 MiB volume: NoSpace, and the hole's
+    zeros are never built in host memory (the cluster count is checked first)."""
+    import tracemalloc
+
+    fs = memory_fs()
+    with fs.open("/sparse.bin", "w") as handle:
+        handle.seek(64 << 20)
+        tracemalloc.start()
+        try:
+            with pytest.raises(NoSpace):
+                handle.write(b"x")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 8 << 20
+    assert fs.stat("/sparse.bin").size == 0

@@ -136,6 +136,7 @@ def test_signal_names() -> None:
         9, 9, 15, 34, None, None, None
     ]  # fmt: skip
     assert [S.signal_name(n) for n in (1, 17, 32, 40)] == ["HUP", "CHLD", "RTMIN", "RTMIN+8"]
+    assert [S.parse_signal(w) for w in ("\u00b2", "RTMIN+\u00b2")] == [None, None]  # kill's word
 
 
 def test_fork_and_exec_rules() -> None:

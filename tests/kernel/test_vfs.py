@@ -320,3 +320,12 @@ def test_pipe_ends_report_readiness(caller: Caller) -> None:
     other_read.close()
     assert other_write.poll() == Poll.OUT | Poll.ERR
     assert other_write.write(caller, b"z") == -errno.EPIPE and sleeper.broken == [caller]
+
+
+def test_a_relative_path_is_enoent_not_an_endless_walk_to_the_root(mounts: MountTable) -> None:
+    """/proc/PID/fd/N of a pipe links to "anon_inode:[Pipe]": stat or open through it must
+    fail, not loop in resolve (posixpath.dirname of a relative name never reaches "/")."""
+    for path in ("anon_inode:[Pipe]", ""):
+        with pytest.raises(OSError) as error:
+            mounts.stat(path)
+        assert error.value.errno == errno.ENOENT

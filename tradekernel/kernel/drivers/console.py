@@ -238,7 +238,7 @@ class Console:
         self._escape = None
         if not sequence.startswith("["):
             return
-        params = [int(p) if p.isdigit() else 0 for p in sequence[1:-1].split(";")] or [0]
+        params = [int(p) if p.isdecimal() else 0 for p in sequence[1:-1].split(";")] or [0]
         if char == "m":
             self._sgr(params)
         elif char == "J" and params[0] == 2:

@@ -1328,15 +1328,12 @@ class FatFs:
         return data[start : start + count]
 
     def _write(self, node: _Node, position: int, data: bytes) -> None:
-        if position > node.size:  # a hole reads as zeros: write them
-            data = bytes(position - node.size) + data
-            position = node.size
         end = position + len(data)
         if end > 0xFFFFFFFF:
             raise NoSpace("a FAT file cannot exceed 4 GiB - 1")
         chain = self._chain_of(node)
         needed = -(-end // self.layout.cluster_bytes)
-        if needed > len(chain):
+        if needed > len(chain):  # NoSpace here, before a hole's zeros are made on the host
             near = chain[-1] + 1 if chain else self._fat.next_free
             new = self._fat.allocate(needed - len(chain), near=near)
             if chain:
@@ -1344,6 +1341,9 @@ class FatFs:
             self._commit_fat()
             chain.extend(new)
             node.first_cluster = chain[0]
+        if position > node.size:  # a hole reads as zeros: write them
+            data = bytes(position - node.size) + data
+            position = node.size
         first, last = position // BLOCK_SIZE, (end - 1) // BLOCK_SIZE
         head = position % BLOCK_SIZE
         buffer = bytearray((last - first + 1) * BLOCK_SIZE)

@@ -72,7 +72,7 @@ class ProcFs:
         parts = [part for part in path.split("/") if part]
         if not parts:
             return None, []
-        if parts[0].isdigit():
+        if _is_number(parts[0]):
             process = self.manager.table.get(int(parts[0]))
             if process is None:
                 raise OSError(E.ENOENT, f"/proc{path}: no such process")
@@ -87,7 +87,7 @@ class ProcFs:
 
     @staticmethod
     def _fd_target(process, name: str) -> str:  # noqa: ANN001 - Process
-        if not name.isdigit():
+        if not _is_number(name):
             return ""
         for fd, file in process.files.items():
             if fd == int(name):
@@ -225,6 +225,11 @@ class ProcFs:
             f"Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n"
             f"Threads:\t{len(process.threads.members) if process.threads else 1}\n"
         ).encode()
+
+
+def _is_number(name: str) -> bool:
+    """ASCII digits only: str.isdigit also takes "²", which int() refuses (ValueError)."""
+    return name.isascii() and name.isdigit()
 
 
 def _inode(path: str) -> int:

@@ -263,7 +263,10 @@ class MountTable:
 
     def resolve(self, path: str) -> tuple[Filesystem, str]:
         """(filesystem, path within it) for an absolute, normalised `path`; ENODEV if no
-        mount covers it (no disk, and the path is not under another mount)."""
+        mount covers it (no disk, and the path is not under another mount); ENOENT for a
+        relative one (a /proc fd link's "anon_inode:[...]" target), which no mount covers."""
+        if not path.startswith("/"):
+            raise OSError(E.ENOENT, f"{path}: not an absolute path")
         point = path
         while True:
             filesystem = self._mounts.get(point)

@@ -96,7 +96,6 @@ class MemoryMaps:
         self._frames = frames  # the frame allocator
         self._memory = memory  # guest physical memory
         self._wall_seconds = wall_seconds  # () -> int: the clock for shmid_ds times
-        self._wall_seconds = wall_seconds
         self.segments: dict[int, ShmSegment] = {}
         self._next_id = 0
 

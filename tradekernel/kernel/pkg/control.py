@@ -81,9 +81,9 @@ def _compare_part(a: str, b: str) -> int:
             i += 1
         while j < len(b) and b[j].isdigit():
             j += 1
-        na, nb = int(a[start_i:i] or 0), int(b[start_j:j] or 0)
+        na, nb = a[start_i:i].lstrip("0"), b[start_j:j].lstrip("0")  # no int(): any length
         if na != nb:
-            return -1 if na < nb else 1
+            return -1 if (len(na), na) < (len(nb), nb) else 1
     return 0
 
 
@@ -91,7 +91,10 @@ def split_version(version: str) -> tuple[int, str, str]:
     match = _VERSION.match(version.strip())
     if not match:
         raise ControlError(f"bad version {version!r}")
-    return int(match.group(1) or 0), match.group(2), match.group(3) or "0"
+    epoch = match.group(1) or "0"
+    if len(epoch) > 9:  # dpkg: "epoch in version is too big"; int() refuses 4300 digits
+        raise ControlError(f"bad version {version!r}: epoch too big")
+    return int(epoch), match.group(2), match.group(3) or "0"
 
 
 def compare_versions(a: str, b: str) -> int:

@@ -115,7 +115,11 @@ def decompress(name: str, data: bytes, limit: int) -> bytes:
 
 
 def _clean_path(raw: str, where: str) -> str:
-    if len(raw.encode()) > MAX_PATH_BYTES:
+    try:
+        encoded = raw.encode()
+    except UnicodeEncodeError:  # tarfile keeps a non-UTF-8 name's bytes as surrogates
+        raise DebError(f"{where}: path {raw!r} is not UTF-8") from None
+    if len(encoded) > MAX_PATH_BYTES:
         raise DebError(f"{where}: path longer than {MAX_PATH_BYTES} bytes")
     if ".." in raw.split("/"):
         raise DebError(f"{where}: path {raw!r} climbs out of the root")

@@ -117,12 +117,12 @@ def signal_name(signal: int) -> str:
 def parse_signal(word: str) -> int | None:
     """A signal from "9", "KILL", "SIGKILL", "sigterm" or "RTMIN+2"; None if it is none."""
     word = word.upper().removeprefix("SIG")
-    if word.isdigit():
+    if word.isdecimal():
         number = int(word)
         return number if 1 <= number <= NSIG else None
     if word.startswith("RTMIN"):
         offset = word[5:].removeprefix("+")
-        if not offset or offset.isdigit() and int(offset) <= NSIG - SIGRTMIN:
+        if not offset or offset.isdecimal() and int(offset) <= NSIG - SIGRTMIN:
             return SIGRTMIN + int(offset or 0)
         return None
     return SIGNAL_NAMES.get(word)
