@@ -97,3 +97,35 @@ def test_itch_feed_and_fix_orders_between_two_machines(tmp_path: Path) -> None:
     finally:
         for machine in machines:
             close_pc(machine)
+
+
+def test_feed_stock_directory_cannot_grow_the_instruments_without_bound() -> None:
+    """R (stock directory) messages from the wire add an instrument and a book each: a feed of
+    ever-new symbols stops at MAX_INSTRUMENTS, the rest counted as errors."""
+    import struct
+
+    from tradekernel.kernel.shell.market import MOLD_HEADER, ItchMirror
+    from tradekernel.kernel.trading.engine import TradingEngine
+    from tradekernel.kernel.trading.instruments import MAX_INSTRUMENTS
+    from tradekernel.kernel.trading.itch import LAYOUTS
+
+    class Sock:
+        def bind(self, _address: object) -> None: ...
+        def setsockopt(self, *_args: object) -> None: ...
+        def set_callback(self, _fn: object) -> None: ...
+
+    class Stack:
+        def open(self, _kind: str) -> Sock:
+            return Sock()
+
+    engine = TradingEngine(lambda: 0)
+    mirror = ItchMirror(Stack(), engine, ("239.1.2.3", 5000))  # type: ignore[arg-type]
+    extra = 20
+    already = len(engine.instruments)  # the engine's default instruments
+    for n in range(MAX_INSTRUMENTS + extra):
+        raw = LAYOUTS[b"R"].pack(b"R", n % 65535 + 1, 0, 0, 0, f"S{n}".encode().ljust(8), b"Q",
+                                 b" ", 100, b"N", b"C", b"  ", b"P", b"N", b"N", b"N", b"N", 0,
+                                 b"N")  # fmt: skip
+        mirror.packet(MOLD_HEADER.pack(b"X" * 10, n + 1, 1) + struct.pack(">H", len(raw)) + raw)
+    assert len(engine.instruments) == MAX_INSTRUMENTS
+    assert mirror.errors == already + extra

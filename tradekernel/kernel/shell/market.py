@@ -56,7 +56,7 @@ from tradekernel.kernel.trading import fix
 from tradekernel.kernel.trading.book import BUY, GTC, IOC, SELL
 from tradekernel.kernel.trading.engine import EngineError, TradingEngine
 from tradekernel.kernel.trading.feed import ItchReplay
-from tradekernel.kernel.trading.instruments import Instrument
+from tradekernel.kernel.trading.instruments import MAX_INSTRUMENTS, Instrument
 from tradekernel.kernel.trading.itch import LAYOUTS, ItchError
 
 SESSION = b"TKEXCH0001"  # MoldUDP64 session name (10 bytes)
@@ -252,7 +252,13 @@ class ItchMirror:
         self.packets += 1
         self.expected = sequence + count
         errors: list[ItchError] = []
+        engine = self.replay.engine
         for _, _, raw in self.replay.messages(packet[MOLD_HEADER.size :], errors):
+            if raw[0] == b"R" and len(engine.instruments) >= MAX_INSTRUMENTS:
+                symbol = raw[5].decode("ascii", "replace").strip()
+                if symbol not in engine.instruments:  # each new symbol is a book: bounded
+                    self.errors += 1
+                    continue
             try:
                 self.replay.apply(raw)
                 self.messages += 1
