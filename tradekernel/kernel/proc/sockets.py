@@ -72,6 +72,7 @@ class SocketCalls:
         self.stack = stack
         self.clock = manager.kernel.clock
         self.call_at = manager.kernel.call_at
+        self._calls = self.entries()  # socketcall's dispatch, built once (not per call)
 
     def entries(self) -> dict[int, tuple[str, Handler]]:
         return {
@@ -109,7 +110,7 @@ class SocketCalls:
             values = (*values, 0, 0)
         if args[0] == 5:  # accept: accept4 with no flags
             values = (*values, 0)
-        return self.entries()[number][1](process, values)
+        return self._calls[number][1](process, values)
 
     # -- helpers ----------------------------------------------------------------------------
     @staticmethod

@@ -294,16 +294,13 @@ class FixSession:
             if len(self.buffer) > FIX_MAX_BUFFER:
                 self.fail("more than FIX_MAX_BUFFER bytes without a complete frame")
                 return
-            while self.sock is not None and (frame := self._frame()):
+            while self.sock is not None and (frame := take_frame(self.buffer)):
                 try:
                     message, _ = fix.parse_message(frame)
                 except fix.FixError as error:
                     self.fail(str(error))
                     return
                 self.handle(message)
-
-    def _frame(self) -> bytes | None:
-        return take_frame(self.buffer)
 
     def send(self, data: bytes) -> None:
         if self.sock is not None:
