@@ -37,3 +37,36 @@ def test_sendmsg_copies_at_most_max_io_over_all_its_iovecs(monkeypatch: pytest.M
     monkeypatch.setattr(calls, "_send", lambda *_args: 0, raising=False)
     assert calls.sys_sendmsg(Process(), (3, msghdr, 0)) == 0  # type: ignore[arg-type]
     assert sum(copied) == MAX_IO
+
+
+@pytest.mark.parametrize("call", ["bind", "connect", "listen", "accept4"])
+def test_address_calls_on_a_socketpair_end_fail_with_einval(
+    call: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A socketpair end has no address, listener or peer to connect: Linux says EINVAL, and the
+    call must not reach an AttributeError (a kernel oops that kills the caller)."""
+    import errno
+
+    from tradekernel.kernel.net.unix import UnixStream
+
+    end, _ = UnixStream.pair()
+    file = object.__new__(SocketFile)
+    file.sock, file.nonblocking = end, True
+
+    class Files:
+        def get(self, _fd: int) -> SocketFile:
+            return file
+
+        def free(self, count: int = 1) -> list[int]:
+            return list(range(4, 4 + count))
+
+    class Process:
+        aspace = None
+        files = Files()
+
+    sockaddr_in = struct.pack("<HH4s8x", 2, 0x5000, bytes([127, 0, 0, 1]))
+    monkeypatch.setattr(sockets, "copy_from_user", lambda _a, _v, size: sockaddr_in[:size])
+    calls = object.__new__(SocketCalls)
+    args = {"bind": (3, 0x1000, 16), "connect": (3, 0x1000, 16), "listen": (3, 5),
+            "accept4": (3, 0, 0, 0)}[call]  # fmt: skip
+    assert getattr(calls, f"sys_{call}")(Process(), args) == -errno.EINVAL  # type: ignore[arg-type]
