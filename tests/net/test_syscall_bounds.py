@@ -70,3 +70,21 @@ def test_address_calls_on_a_socketpair_end_fail_with_einval(
     args = {"bind": (3, 0x1000, 16), "connect": (3, 0x1000, 16), "listen": (3, 5),
             "accept4": (3, 0, 0, 0)}[call]  # fmt: skip
     assert getattr(calls, f"sys_{call}")(Process(), args) == -errno.EINVAL  # type: ignore[arg-type]
+
+
+def test_a_socket_keeps_a_bounded_number_of_distinct_options() -> None:
+    """setsockopt with ever-new (level, name) pairs from a program cannot grow the table."""
+    import errno
+
+    from tradekernel.kernel.net.api import SocketError
+    from tradekernel.kernel.net.sockets import MAX_OPTIONS
+    from tradekernel.kernel.net.unix import UnixStream
+
+    end, _ = UnixStream.pair()
+    for name in range(MAX_OPTIONS):
+        end.setsockopt(0x1234, name, 1)
+    with pytest.raises(SocketError) as refused:
+        end.setsockopt(0x1234, MAX_OPTIONS, 1)
+    assert refused.value.errno == errno.ENOPROTOOPT
+    end.setsockopt(0x1234, 0, 2)  # one it has can still change
+    assert len(end.options) == MAX_OPTIONS and end.getsockopt(0x1234, 0) == 2
