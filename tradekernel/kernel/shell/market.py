@@ -282,7 +282,7 @@ class FixSession:
         sock.set_callback(self._readable)
 
     def _readable(self, _sock: object) -> None:
-        while True:
+        while self.sock is not None:  # a message handled may close the session (Logout)
             try:
                 data = self.sock.recv(8192)
             except SocketError:
@@ -316,6 +316,9 @@ class FixSession:
                 self.fail("the first message must be a Logon (35=A)")
                 return
             sender = message.get(fix.SENDER) or "?"
+            if f"fix:{sender}" in self.gateway.sessions:  # its reports stay with the first
+                self.fail(f"{sender} is logged on already")
+                return
             self.owner = f"fix:{sender}"
             self.writer = fix.FixWriter(EXCHANGE_NAME, sender, self.gateway.engine.now_ns)
             self.gateway.sessions[self.owner] = self
