@@ -97,3 +97,77 @@ def test_itch_feed_and_fix_orders_between_two_machines(tmp_path: Path) -> None:
     finally:
         for machine in machines:
             close_pc(machine)
+
+
+def test_feed_stock_directory_cannot_grow_the_instruments_without_bound() -> None:
+    """R (stock directory) messages from the wire add an instrument and a book each: a feed of
+    ever-new symbols stops at MAX_INSTRUMENTS, the rest counted as errors."""
+    import struct
+
+    from tradekernel.kernel.shell.market import MOLD_HEADER, ItchMirror
+    from tradekernel.kernel.trading.engine import TradingEngine
+    from tradekernel.kernel.trading.instruments import MAX_INSTRUMENTS
+    from tradekernel.kernel.trading.itch import LAYOUTS
+
+    class Sock:
+        def bind(self, _address: object) -> None: ...
+        def setsockopt(self, *_args: object) -> None: ...
+        def set_callback(self, _fn: object) -> None: ...
+
+    class Stack:
+        def open(self, _kind: str) -> Sock:
+            return Sock()
+
+    engine = TradingEngine(lambda: 0)
+    mirror = ItchMirror(Stack(), engine, ("239.1.2.3", 5000))  # type: ignore[arg-type]
+    extra = 20
+    already = len(engine.instruments)  # the engine's default instruments
+    for n in range(MAX_INSTRUMENTS + extra):
+        raw = LAYOUTS[b"R"].pack(b"R", n % 65535 + 1, 0, 0, 0, f"S{n}".encode().ljust(8), b"Q",
+                                 b" ", 100, b"N", b"C", b"  ", b"P", b"N", b"N", b"N", b"N", 0,
+                                 b"N")  # fmt: skip
+        mirror.packet(MOLD_HEADER.pack(b"X" * 10, n + 1, 1) + struct.pack(">H", len(raw)) + raw)
+    assert len(engine.instruments) == MAX_INSTRUMENTS
+    assert mirror.errors == already + extra
+
+
+def test_a_second_logon_with_the_same_sender_is_refused_and_keeps_the_first_session() -> None:
+    """A FIX peer logging on as a SenderCompID already logged on must not take the first
+    session's execution reports, nor (when it goes) drop the first session from the gateway."""
+    from tradekernel.kernel.shell.market import EXCHANGE_NAME, FixGateway, FixSession
+    from tradekernel.kernel.trading import fix
+    from tradekernel.kernel.trading.engine import TradingEngine
+
+    class Sock:
+        def __init__(self, data: bytes) -> None:
+            self.data: list[bytes] = [data]
+            self.closed = False
+
+        def setsockopt(self, *_args: object) -> None: ...
+        def set_callback(self, _fn: object) -> None: ...
+        def send(self, data: bytes) -> int:
+            return len(data)
+
+        def recv(self, _size: int) -> bytes:
+            if not self.data:
+                from tradekernel.kernel.net.api import SocketError
+
+                raise SocketError(11)
+            return self.data.pop()
+
+        def close(self) -> None:
+            self.closed = True
+
+    gateway = object.__new__(FixGateway)
+    gateway.engine, gateway.log, gateway.sessions = TradingEngine(lambda: 0), lambda _l: None, {}
+    logon = fix.FixWriter("TRADER1", EXCHANGE_NAME, lambda: 0).logon()
+    first = FixSession(gateway, Sock(logon))
+    first._readable(None)
+    second_sock = Sock(logon)
+    FixSession(gateway, second_sock)._readable(None)
+    assert second_sock.closed
+    assert gateway.sessions == {"fix:TRADER1": first}
+    # a first message that is not a Logon closes the session; the read loop then stops
+    stray = Sock(fix.FixWriter("TRADER2", EXCHANGE_NAME, lambda: 0).heartbeat())
+    FixSession(gateway, stray)._readable(None)
+    assert stray.closed and list(gateway.sessions) == ["fix:TRADER1"]

@@ -22,6 +22,7 @@ SO_REUSEADDR, SO_ERROR, SO_BROADCAST, SO_SNDBUF, SO_RCVBUF, SO_KEEPALIVE = 2, 4,
 IP_TTL, IP_MULTICAST_TTL, IP_MULTICAST_LOOP = 2, 33, 34
 IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP = 35, 36
 TCP_NODELAY, TCP_MAXSEG, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT = 1, 2, 4, 5, 6
+MAX_OPTIONS = 64  # distinct (level, name) pairs one socket keeps; more is ENOPROTOOPT
 SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
 
 
@@ -59,6 +60,8 @@ class Socket:
     def setsockopt(self, level: int, name: int, value: int | bytes) -> None:
         if not isinstance(value, int):
             raise SocketError(errno.EINVAL, "option needs an integer")
+        if (level, name) not in self.options and len(self.options) >= MAX_OPTIONS:
+            raise SocketError(errno.ENOPROTOOPT, "too many distinct options")
         self.options[(level, name)] = value
 
     def check_open(self) -> None:

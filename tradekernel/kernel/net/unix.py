@@ -94,6 +94,18 @@ class UnixStream(Socket):
                 self.peer.notify()
         self.notify()
 
+    def bind(self, _address: tuple[str, int]) -> None:
+        raise SocketError(errno.EINVAL, "a socketpair end has no address to bind")
+
+    def connect(self, _address: tuple[str, int]) -> None:
+        raise SocketError(errno.EINVAL, "a socketpair end is connected already")
+
+    def listen(self, _backlog: int) -> None:
+        raise SocketError(errno.EINVAL, "a socketpair end cannot listen")
+
+    def accept(self) -> UnixStream:
+        raise SocketError(errno.EINVAL, "a socketpair end is not listening")
+
     def getsockname(self) -> tuple[str, int]:
         return ("", 0)
 

@@ -72,6 +72,7 @@ class SocketCalls:
         self.stack = stack
         self.clock = manager.kernel.clock
         self.call_at = manager.kernel.call_at
+        self._calls = self.entries()  # socketcall's dispatch, built once (not per call)
 
     def entries(self) -> dict[int, tuple[str, Handler]]:
         return {
@@ -109,7 +110,7 @@ class SocketCalls:
             values = (*values, 0, 0)
         if args[0] == 5:  # accept: accept4 with no flags
             values = (*values, 0)
-        return self.entries()[number][1](process, values)
+        return self._calls[number][1](process, values)
 
     # -- helpers ----------------------------------------------------------------------------
     @staticmethod
@@ -383,8 +384,12 @@ class SocketCalls:
     def sys_sendmsg(self, process: Process, args: tuple[int, ...]) -> int | None:
         file = self._socket(process, args[0])
         name, name_length, pieces = self._message(process, args[1])
-        data = b"".join(copy_from_user(process.aspace, base, min(length, MAX_IO))
-                        for base, length in pieces)[:MAX_IO]
+        chunks, room = [], MAX_IO  # MAX_IO in all, not per iovec (1024 of them)
+        for base, length in pieces:
+            if take := min(length, room):
+                chunks.append(copy_from_user(process.aspace, base, take))
+                room -= take
+        data = b"".join(chunks)
         address = self._address(process, name, name_length) if name else None
         return self._send(process, file, data, args[2], address)
 

@@ -56,7 +56,7 @@ from tradekernel.kernel.trading import fix
 from tradekernel.kernel.trading.book import BUY, GTC, IOC, SELL
 from tradekernel.kernel.trading.engine import EngineError, TradingEngine
 from tradekernel.kernel.trading.feed import ItchReplay
-from tradekernel.kernel.trading.instruments import Instrument
+from tradekernel.kernel.trading.instruments import MAX_INSTRUMENTS, Instrument
 from tradekernel.kernel.trading.itch import LAYOUTS, ItchError
 
 SESSION = b"TKEXCH0001"  # MoldUDP64 session name (10 bytes)
@@ -252,7 +252,13 @@ class ItchMirror:
         self.packets += 1
         self.expected = sequence + count
         errors: list[ItchError] = []
+        engine = self.replay.engine
         for _, _, raw in self.replay.messages(packet[MOLD_HEADER.size :], errors):
+            if raw[0] == b"R" and len(engine.instruments) >= MAX_INSTRUMENTS:
+                symbol = raw[5].decode("ascii", "replace").strip()
+                if symbol not in engine.instruments:  # each new symbol is a book: bounded
+                    self.errors += 1
+                    continue
             try:
                 self.replay.apply(raw)
                 self.messages += 1
@@ -276,7 +282,7 @@ class FixSession:
         sock.set_callback(self._readable)
 
     def _readable(self, _sock: object) -> None:
-        while True:
+        while self.sock is not None:  # a message handled may close the session (Logout)
             try:
                 data = self.sock.recv(8192)
             except SocketError:
@@ -288,16 +294,13 @@ class FixSession:
             if len(self.buffer) > FIX_MAX_BUFFER:
                 self.fail("more than FIX_MAX_BUFFER bytes without a complete frame")
                 return
-            while self.sock is not None and (frame := self._frame()):
+            while self.sock is not None and (frame := take_frame(self.buffer)):
                 try:
                     message, _ = fix.parse_message(frame)
                 except fix.FixError as error:
                     self.fail(str(error))
                     return
                 self.handle(message)
-
-    def _frame(self) -> bytes | None:
-        return take_frame(self.buffer)
 
     def send(self, data: bytes) -> None:
         if self.sock is not None:
@@ -313,6 +316,9 @@ class FixSession:
                 self.fail("the first message must be a Logon (35=A)")
                 return
             sender = message.get(fix.SENDER) or "?"
+            if f"fix:{sender}" in self.gateway.sessions:  # its reports stay with the first
+                self.fail(f"{sender} is logged on already")
+                return
             self.owner = f"fix:{sender}"
             self.writer = fix.FixWriter(EXCHANGE_NAME, sender, self.gateway.engine.now_ns)
             self.gateway.sessions[self.owner] = self
