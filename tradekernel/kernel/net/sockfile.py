@@ -5,8 +5,9 @@ Blocking: the stack's calls never block (they raise SocketError EAGAIN/EINPROGRE
 runs an operation; if it would block and the file is blocking, the caller sleeps through the
 `Sleeper` (the process layer) and the operation is retried each time the socket reports a
 readiness change, until it completes or fails; the wake-up carries its result. A signal ends
-the wait with ERESTARTSYS (or what a partly done send moved). Watchers (poll/select) are called
-on every readiness change. Nothing here knows processes beyond the Sleeper and `Caller`.
+the wait with ERESTARTSYS (or what a partly done send moved). Watchers (poll/select, through
+OpenFile.watch) are told of every readiness change. Nothing here knows processes beyond the
+Sleeper and `Caller`.
 
 Imports: this package (sockets, api), fs.vfs and mm.paging (user copies).
 """
@@ -44,7 +45,6 @@ class SocketFile(OpenFile):
         self.sleeper = sleeper
         self.nonblocking = nonblocking
         self._waiters: list[_Waiter] = []
-        self.watchers: set[Callable[[], None]] = set()
         sock.set_callback(self._changed)
 
     @property
@@ -89,8 +89,7 @@ class SocketFile(OpenFile):
                 result = -(error.errno or E.EFAULT)
             self._waiters.remove(waiter)
             self.sleeper.wake(waiter.process, waiter.token, result)
-        for watcher in list(self.watchers):
-            watcher()
+        self.changed()
 
     # -- the file interface --------------------------------------------------------------------
     def receive_into(self, process: Caller, buffer: int, count: int

@@ -10,10 +10,11 @@ without a network card. With no network interface (`stack` None) socket() fails 
 EAFNOSUPPORT. Every user pointer goes through the mm copies (EFAULT), every length from the
 program is bounded before anything is allocated.
 
-poll/select look at any descriptor's readiness (fs.vfs.OpenFile.poll). A sleeping poll wakes at
-once when a socket in its set changes (SocketFile watchers) and at its timeout; files without
-change notification (pipes, the tty) are re-checked every POLL_RECHECK_NS of virtual time while
-the call sleeps. sigmask arguments of ppoll/pselect6 are not applied.
+poll/select look at any descriptor's readiness (fs.vfs.OpenFile.poll). A sleeping poll or
+select watches every file in its set (OpenFile.watch: sockets, pipes and the tty call their
+watchers whenever readiness may have changed) and looks again only then, or at its timeout: no
+timer re-checks it, so it wakes at the virtual instant the data arrives. sigmask arguments of
+ppoll/pselect6 are not applied.
 
 Imports: proc (the process manager and record), net (stack, socket files), fs, mm.
 """
@@ -49,7 +50,6 @@ MAX_IOV = 1024
 MAX_POLL_FDS = 1024
 FD_SETSIZE = 1024
 NS = 1_000_000_000
-POLL_RECHECK_NS = 10_000_000  # pipes and the tty have no change callback: look every 10 ms
 # socketcall(2): sub-call -> (direct number, argument count)
 SOCKETCALLS = {
     1: (359, 3), 2: (361, 3), 3: (362, 3), 4: (363, 2), 5: (364, 3), 6: (367, 3), 7: (368, 3),
@@ -407,49 +407,41 @@ class SocketCalls:
     def _wait(self, process: Process, files: list[OpenFile], check: Callable[[], int | None],
               timeout_ns: int | None, on_timeout: Callable[[], int]) -> int | None:
         """Sleep until `check()` gives a result (it returns None while nothing is ready), the
-        timeout runs out (`on_timeout()`), or a signal (EINTR)."""
+        timeout runs out (`on_timeout()`), or a signal (EINTR). `check` runs again only when
+        one of `files` reports a change (their watch callbacks)."""
         result = check()
         if result is not None or timeout_ns == 0:
             return result if result is not None else on_timeout()
-        sockets = [f for f in files if isinstance(f, SocketFile)]
-        others = len(sockets) < len(files)
+        watched = list({id(f): f for f in files}.values())
         token = 0
 
+        def stop() -> None:
+            for file in watched:
+                file.unwatch(look)
+
         def finish(value: int) -> None:
-            for sock in sockets:
-                sock.watchers.discard(look)
+            stop()
             if self.manager.asleep(process, token):
                 self.manager.wake(process, token, value)
 
         def look() -> None:
             if not self.manager.asleep(process, token):
-                for sock in sockets:
-                    sock.watchers.discard(look)
+                stop()  # killed or woken some other way: nothing left to watch for
                 return
             found = check()
             if found is not None:
                 finish(found)
 
-        def recheck() -> None:
-            if self.manager.asleep(process, token):
-                look()
-                if self.manager.asleep(process, token):
-                    self.call_at(self.clock.now_ns() + POLL_RECHECK_NS, recheck)
-
         def cancel() -> int:
-            for sock in sockets:
-                sock.watchers.discard(look)
+            stop()
             return -E.EINTR
 
         token = self.manager.block(process, cancel=cancel)
-        for sock in sockets:
-            sock.watchers.add(look)
-        now = self.clock.now_ns()
+        for file in watched:
+            file.watch(look)
         if timeout_ns is not None:
-            self.call_at(now + timeout_ns, lambda: self.manager.asleep(process, token)
-                         and finish(on_timeout()))
-        if others:
-            self.call_at(now + POLL_RECHECK_NS, recheck)
+            self.call_at(self.clock.now_ns() + timeout_ns,
+                         lambda: self.manager.asleep(process, token) and finish(on_timeout()))
         return None
 
     def _poll(self, process: Process, pointer: int, count: int, timeout_ns: int | None
