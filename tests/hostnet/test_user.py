@@ -7,6 +7,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from scapy.layers.dhcp import BOOTP, DHCP
@@ -449,3 +450,50 @@ def test_guest_data_is_acknowledged_every_second_segment_or_after_the_delay(user
     assert [Ether(f)[TCP].ack for f in user.frames] == [conn.seq]
     peer.close()
     sink.close()
+
+
+def test_guest_data_reaches_the_host_in_batches_at_psh_or_after_the_delay(user: Guest) -> None:
+    """Segments without PSH are gathered: one host write per HOST_WRITE_BATCH bytes, the rest
+    by ACK_DELAY after it waited; a PSH segment goes out at once with what was gathered."""
+    from tradekernel.hostnet import tcprelay
+
+    sink = socket.create_server(("127.0.0.1", 0))
+    conn = open_to_host(user, 40101, sink.getsockname()[1])
+    peer, _ = sink.accept()
+    peer.setblocking(False)
+    user.pump(0.02)
+    relay = next(iter(user.backend.tcp.values()))
+    writes: list[int] = []
+    send = relay.sock.send
+
+    def counted(data: bytes) -> int:
+        writes.append(len(data))
+        return send(data)
+
+    relay.sock = _CountingSocket(relay.sock, counted)
+    segments = tcprelay.HOST_WRITE_BATCH // 1000 + 2
+    for i in range(segments):
+        conn.segment("A", bytes([i]) * 1000)
+    assert writes == [tcprelay.HOST_WRITE_BATCH // 1000 * 1000 + 1000]  # one write, not 18
+    assert relay.next_deadline is not None
+    user.backend.poll()
+    assert writes[1:] == []  # the remainder waits for more ...
+    time.sleep(tcprelay.ACK_DELAY * 2)
+    user.backend.poll()
+    assert writes[1:] == [1000]  # ... until the delay is over
+    conn.segment("PA", b"now")
+    assert writes[2:] == [3]
+    time.sleep(0.05)
+    assert peer.recv(1 << 20) == b"".join(bytes([i]) * 1000 for i in range(segments)) + b"now"
+    peer.close()
+    sink.close()
+
+
+class _CountingSocket:
+    """A relay's host socket with its sends seen by the test."""
+
+    def __init__(self, sock: socket.socket, send: Callable[[bytes], int]) -> None:
+        self._sock, self.send = sock, send
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)

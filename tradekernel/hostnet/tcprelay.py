@@ -8,9 +8,14 @@ retransmission on timeout with an RTT estimate and backoff per RFC 6298 (minimum
 fast retransmit after three duplicate ACKs, and zero-window probes. Out-of-order segments from
 the guest are not queued: they are answered with a duplicate ACK and the guest resends.
 Data from the guest is acknowledged every second segment, at once on PSH, FIN or a gap, else
-after ACK_DELAY (RFC 1122 4.2.3.2's delayed ACK, with a much shorter timer). Reading the host
-socket pauses when `outgoing` is full and resumes only when it is half empty, so the selector
-interest does not flip with every ACK.
+after ACK_DELAY (RFC 1122 4.2.3.2's delayed ACK, with a much shorter timer). Data from the
+guest is written to the host socket in pieces of at least HOST_WRITE_BATCH bytes (one send
+for a dozen segments, not one each), at once on PSH or FIN (the end of what the guest's
+program wrote), and otherwise ACK_DELAY after the first byte waited (`next_deadline`). Only
+a host socket that refused part of a write is watched for writability (`wants_write`), so the
+selector interest does not flip per segment. Reading the host socket pauses when `outgoing` is
+full and resumes only when it is half empty, so the selector interest does not flip with every
+ACK.
 
 Timers run on host time (time.monotonic via the `now` argument): the NAT is outside the guest.
 Sizes are bounded: at most RELAY_BUFFER bytes wait in either direction, which is also the most
@@ -36,6 +41,7 @@ READ_CHUNK = 65536
 CONNECT_TIMEOUT = 30.0  # seconds a host connect may take before the guest gets RST
 ACK_EVERY = 2  # full segments from the guest per ACK (RFC 5681 4.2)
 ACK_DELAY = 0.001  # seconds an ACK may wait for a second segment (RFC 1122: < 0.5 s)
+HOST_WRITE_BATCH = 16384  # guest bytes gathered before a host send (the rest: ACK_DELAY)
 
 SendSegment = Callable[[Tcp], None]
 
@@ -77,6 +83,8 @@ class TcpRelay:
         self.fin_acked = False
         self.guest_fin = False  # the guest sent FIN: shut the host socket's write side
         self.host_shut = False
+        self.host_full = False  # the host socket took only part of the last write
+        self.flush_due: float | None = None  # gathered guest data goes to the host by then
         self.rto = RTO_INITIAL
         self.srtt: float | None = None
         self.rttvar = 0.0
@@ -137,7 +145,11 @@ class TcpRelay:
         if self.state == "closed":
             return
         self._process_data(segment, now)
-        self.flush_to_host()
+        if (len(self.to_host) >= HOST_WRITE_BATCH or self.guest_fin
+                or segment.flags & PSH):  # fmt: skip
+            self.flush_to_host()
+        elif self.to_host and self.flush_due is None:
+            self.flush_due = now + ACK_DELAY
         self.pump(now)
 
     def _syn_sent(self, segment: Tcp, now: float) -> None:
@@ -232,6 +244,7 @@ class TcpRelay:
     # -- host side -------------------------------------------------------------------------
 
     def flush_to_host(self) -> None:
+        self.flush_due = None
         if self.to_host and not self.host_shut:
             try:
                 written = self.sock.send(self.to_host)
@@ -242,6 +255,7 @@ class TcpRelay:
                 return
             was_full = len(self.to_host) >= RELAY_BUFFER - OUR_MSS
             del self.to_host[:written]
+            self.host_full = bool(self.to_host)
             if written and was_full:
                 self._ack_now()  # window update: space opened
         if self.guest_fin and not self.to_host and not self.host_shut:
@@ -284,7 +298,9 @@ class TcpRelay:
         )
 
     def wants_write(self) -> bool:
-        return bool(self.to_host) and not self.host_shut
+        """Only after the host socket refused part of a write: gathered data that was never
+        tried goes out by its timer (`flush_due`), without a selector change."""
+        return self.host_full and bool(self.to_host) and not self.host_shut
 
     # -- sending to the guest --------------------------------------------------------------
 
@@ -377,12 +393,14 @@ class TcpRelay:
 
     @property
     def next_deadline(self) -> float | None:
-        """The earliest of the retransmission/persist timer and a delayed ACK."""
-        if self.ack_due is None:
-            return self.deadline
-        return self.ack_due if self.deadline is None else min(self.deadline, self.ack_due)
+        """The earliest of the retransmission/persist timer, a delayed ACK and a gathered
+        host write."""
+        due = [t for t in (self.deadline, self.ack_due, self.flush_due) if t is not None]
+        return min(due) if due else None
 
     def on_timer(self, now: float) -> None:
+        if self.flush_due is not None and now >= self.flush_due:
+            self.flush_to_host()
         if self.ack_due is not None and now >= self.ack_due and self.state != "closed":
             self._ack_now()
         if self.deadline is None or now < self.deadline or self.state == "closed":
