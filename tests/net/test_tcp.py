@@ -228,6 +228,32 @@ def test_one_ack_for_a_receive_burst_at_its_end() -> None:
     assert conn.recv(20000) == b"b" * 8 * 1460
 
 
+def test_header_prediction_takes_only_the_plain_in_order_case(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-order data with nothing new acknowledged and the window unchanged skips the general
+    path; a window change, a FIN, a segment beyond our window or one out of order takes it."""
+    h = Host()
+    _, conn, iss1 = accepted(h)
+    general: list[int] = []
+    full = conn._synchronized_input
+
+    def counted(segment) -> None:  # noqa: ANN001
+        general.append(segment.seq)
+        full(segment)
+
+    monkeypatch.setattr(conn, "_synchronized_input", counted)
+    base = PEER_ISN + 1
+    for i in range(4):
+        h.inject(seg("A", base + 1000 * i, iss1, b"p" * 1000))
+    assert general == []
+    assert [a.ack for a in tcp_out(h)] == [base + 3000]  # every second segment's ACK still goes
+    h.inject(seg("A", base + 4000, iss1, b"w" * 10, window=1000))  # the window changed
+    h.inject(seg("A", base + 9000, iss1, b"x" * 10))  # out of order
+    h.inject(seg("FA", base + 4010, iss1, b"f"))  # a FIN
+    assert general == [base + 4000, base + 9000, base + 4010]
+    assert conn.recv(10000) == b"p" * 4000 + b"w" * 10 + b"f"
+
+
 def test_out_of_order_overlapping_and_out_of_window_segments() -> None:
     h = Host()
     _, conn, iss1 = accepted(h)

@@ -602,10 +602,35 @@ class TcpSocket(Socket):
         self.keep_probes = 0
         if self.state is State.SYN_SENT:
             self._syn_sent_input(seg)
-        else:
+        elif not self._predicted_data(seg):
             self._synchronized_input(seg)
         if not self.closed or self.orphan:
             self.notify()
+
+    def _predicted_data(self, seg: Segment) -> bool:
+        """Header prediction (as BSD's tcp_input): the next in-order data of an established
+        connection, acknowledging nothing new, the window unchanged and fitting in ours, is
+        taken here without the general path's steps, each of which would leave it as it is.
+        False: not that case, nothing done."""
+        data = seg.data
+        if (
+            self.state is not State.ESTABLISHED
+            or seg.flags & ~PSH != ACK
+            or not data
+            or seg.seq != self.rcv_nxt
+            or seg.ack != self.snd_una
+            or self.ooo
+            or self.read_shut
+            or seg.wnd << self.snd_wscale != self.snd_wnd
+            or len(data) > seq_diff(self.rcv_adv, self.rcv_nxt)
+        ):
+            return False
+        self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
+        self.rcvbuf += data
+        self.rcv_nxt = seq_add(self.rcv_nxt, len(data))
+        self.stack.counters.inc("tcp.in_data_bytes", len(data))
+        self._acknowledge_data(len(data))
+        return True
 
     def _syn_sent_input(self, seg: Segment) -> None:
         if seg.flags & ACK and (seq_le(seg.ack, self.iss) or seq_lt(self.snd_max, seg.ack)):
@@ -857,10 +882,16 @@ class TcpSocket(Socket):
             elif self.state is State.FIN_WAIT_2:
                 self._enter_time_wait()
             return
-        self.ack_pending += max(1, len(seg.data))  # bytes not yet acknowledged
         if had_ooo:
             self._send_ack()
-        elif self.ack_pending >= 2 * self.mss:
+        else:
+            self._acknowledge_data(len(seg.data))
+
+    def _acknowledge_data(self, size: int) -> None:
+        """In-order data taken: an ACK every second full segment (at the end of a receive
+        burst), else by the delayed-ACK timer."""
+        self.ack_pending += max(1, size)  # bytes not yet acknowledged
+        if self.ack_pending >= 2 * self.mss:
             if self.stack.in_burst:
                 self.stack.defer_ack(self)  # one ACK for the whole burst (see NetStack)
             else:
