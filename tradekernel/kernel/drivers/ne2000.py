@@ -16,8 +16,8 @@ moves past them with one write. That is a few port accesses per burst instead of
 frame (Linux reads each header and frame with its own DMA; the chip does not care). An
 overflow (OVW) is cleared by draining the ring and writing BNRY, which restarts the receiver.
 Transmit: remote DMA write into the transmit buffer (word mode, completion polled on ISR.RDC,
-bounded), then TXP; frames offered while the transmitter is busy wait in a bounded queue sent
-on PTX/TXE. Frames go to `on_frame` (the network stack's `receive`) from the IRQ handler.
+bounded), then TXP (TBCR written only when the length changes: the chip never alters it);
+frames offered while the transmitter is busy wait in a bounded queue sent on PTX/TXE. Frames go to `on_frame` (the network stack's `receive`) from the IRQ handler.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class Ne2000Driver:
         self.on_burst_end: Callable[[], None] = lambda: None
         self.tx_queue: deque[bytes] = deque()
         self.tx_busy = False
+        self._tx_length = -1  # what TBCR holds (the chip never changes it): rewritten on change
         self.next_page = RX_START  # the ring page the next frame starts at (BNRY + 1)
         self.stats = {"rx_frames": 0, "tx_frames": 0, "tx_dropped": 0, "overflows": 0,
                       "ring_errors": 0, "rx_errors": 0, "tx_errors": 0, "dma_timeouts": 0,
@@ -147,6 +148,7 @@ class Ne2000Driver:
             out(MAR0 + i, 0xFF)  # every multicast hash: the stack filters groups itself
         out(CURR, RX_START)
         self.next_page = RX_START
+        self._tx_length = -1
         out(CR, CR_NODMA | CR_STA)
         out(ISR, 0xFF)
         out(IMR, IMR_ENABLED)
@@ -184,8 +186,10 @@ class Ne2000Driver:
         self.io.outsw(base + DATA, padded)
         if not self._wait_isr(ISR_RDC):
             self.stats["dma_timeouts"] += 1
-        outb(base + TBCR0, length & 0xFF)
-        outb(base + TBCR1, length >> 8)
+        if length != self._tx_length:  # a run of full-size frames programs it once
+            outb(base + TBCR0, length & 0xFF)
+            outb(base + TBCR1, length >> 8)
+            self._tx_length = length
         self.tx_busy = True
         outb(base + CR, CR_NODMA | CR_TXP | CR_STA)
         self.stats["tx_frames"] += 1
