@@ -17,11 +17,15 @@ What each figure covers:
   guest ...  the booted OS (kernel NE2000 driver, its stack, ring-3 sockets) on a real-time PC
              with --net user and --hostfwd: TCP MB/s each way between the ring-3 `nettest`
              program and a host socket (wall time on the host side, first byte to last), UDP
-             datagrams/s into `nettest udprecv`, and the shell's ping RTT to the gateway.
+             datagrams/s into `nettest udprecv`, TCP connections/s from a host client to
+             `tcpecho` (connect, one byte echoed, close, in a row), and the shell's ping RTT
+             to the gateway.
   guest tap  the same OS on --net tap with Linux in a network namespace as the peer (its own
              TCP/IP): 10 MiB each way between `nettest` and a Python peer in the namespace
              (Linux->guest timed by the guest from accept to EOF, guest->Linux by the peer from
-             first byte to last), and UDP datagrams/s into `nettest udprecv` from a blaster.
+             first byte to last), UDP datagrams/s into `nettest udprecv` from a blaster,
+             ping RTT median/p99 as Linux's ping measures it to the guest (and the guest
+             shell's ping to Linux), and TCP connections/s opened by Linux to `tcpecho`.
   reference  the same Python peer code moving 10 MiB over the host's loopback in this run.
 The machine is shared: the load average is printed first; wall figures scale with it.
 
@@ -362,14 +366,30 @@ def _booted_guest(tmp: str, hostfwd: list[str]):  # noqa: ANN202 - tests.system.
     return guest
 
 
-def bench_guest(size_kib: int, datagrams: int, pings: int) -> None:
+def _connect_loop(host: str, port: int, count: int, result: list[float]) -> None:
+    """`count` connections in a row, each sending one byte and reading its echo before
+    closing; appends the seconds they took."""
+    start = time.perf_counter()
+    try:
+        for _ in range(count):
+            with socket.create_connection((host, port), timeout=30) as peer:
+                peer.sendall(b"x")
+                peer.recv(1)
+    except OSError as error:
+        print(f"connection loop failed: {error}")
+        result.append(float("nan"))
+        return
+    result.append(time.perf_counter() - start)
+
+
+def bench_guest(size_kib: int, datagrams: int, pings: int, connections: int) -> None:
     """The booted OS end to end (see the module docstring)."""
     import tempfile
 
     from tests.system.harness import SECOND, close_pc
 
     tmp = tempfile.mkdtemp(prefix="tk-bench-net-")
-    guest = _booted_guest(tmp, ["tcp:0-:5001", "udp:0-:5002"])
+    guest = _booted_guest(tmp, ["tcp:0-:5001", "udp:0-:5002", "tcp:0-:5004"])
     try:
         tcp_port = guest.link.backend.forwards[0].bound_port
         udp_port = guest.link.backend.forwards[1].bound_port
@@ -443,6 +463,18 @@ def bench_guest(size_kib: int, datagrams: int, pings: int) -> None:
         got = int(line.split()[0])
         print(f"guest udp into ring 3: {got / elapsed:10.0f} datagrams/s (wall; {got} of "
               f"{datagrams} offered arrived)")
+        # connections per second: a host client opening, echoing one byte and closing
+        conns_port = guest.link.backend.forwards[2].bound_port
+        guest.type(f"tcpecho 5004 {connections} &\n")
+        guest.run_until(lambda: b"listening on port 5004" in guest.serial, 10 * SECOND)
+        opened: list[float] = []
+        worker = threading.Thread(target=_connect_loop, daemon=True,
+                                  args=("127.0.0.1", conns_port, connections, opened))
+        worker.start()
+        guest.run_until(lambda: bool(opened), 600 * SECOND)
+        worker.join(10)
+        print(f"guest tcp connections from the host (hostfwd): {connections / opened[0]:8.0f} /s "
+              f"(connect, 1-byte echo, close; {connections} in a row)")
         # ping
         lines = guest.output(f"ping 10.0.2.2 -c {pings}", (pings + 5) * SECOND)
         rtt = [line for line in lines if line.startswith("rtt")]
@@ -470,6 +502,15 @@ import socket, sys
 data = bytes(int(sys.argv[3]))
 with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60) as peer:
     peer.sendall(data)
+"""
+LINUX_CONNECT_LOOP = """
+import socket, sys, time
+start = time.perf_counter()
+for _ in range(int(sys.argv[3])):
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30) as peer:
+        peer.sendall(b"x")
+        peer.recv(1)
+print(time.perf_counter() - start, flush=True)
 """
 LINUX_UDP_BLAST = """
 import socket, sys, time
@@ -511,7 +552,17 @@ def _guest_line(guest, marker: bytes) -> str:  # noqa: ANN001 - tests.system.har
     return bytes(guest.serial).decode("cp437").split(marker.decode())[-1].splitlines()[0]
 
 
-def bench_guest_tap(size: int, datagrams: int) -> None:
+def _ping_figures(output: str) -> str:
+    """Median and p99 of the per-reply times Linux's ping printed (milliseconds)."""
+    times = sorted(float(word[5:]) for word in output.split() if word.startswith("time="))
+    if not times:
+        return "no replies"
+    p99 = times[max(0, int(len(times) * 0.99) - 1)]
+    return (f"median {statistics.median(times) * 1000:6.0f} us, p99 {p99 * 1000:6.0f} us "
+            f"({len(times)} replies)")
+
+
+def bench_guest_tap(size: int, datagrams: int, pings: int, connections: int) -> None:
     """The booted OS on a TAP whose far end is Linux in a network namespace: TCP each way
     between ring-3 `nettest` and a Python peer there, UDP datagrams/s into `nettest udprecv`."""
     if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
@@ -570,6 +621,26 @@ def bench_guest_tap(size: int, datagrams: int) -> None:
         seen, _, _, micros, _ = _guest_line(guest, b"nettest: received ").split()
         print(f"guest udp Linux(netns)->ring 3: {int(seen) / int(micros) * 1e6:10.0f} "
               f"datagrams/s ({seen} of {datagrams} offered arrived; tap)")
+        # Linux's ping to the guest's kernel, and the guest shell's ping to Linux
+        pinger = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-n", "-c", str(pings),
+                                   "-i", "0.01", me], text=True, stdout=subprocess.PIPE)
+        procs.append(pinger)
+        guest.run_until(lambda: pinger.poll() is not None, (pings + 30) * SECOND)
+        assert pinger.stdout is not None
+        print(f"ping Linux(netns)->guest over tap: {_ping_figures(pinger.stdout.read())} (wall)")
+        lines = guest.output(f"ping {linux} -c {min(pings, 20)}", (pings + 5) * SECOND)
+        rtt = [line for line in lines if line.startswith("rtt")]
+        print(f"ping guest->Linux(netns) over tap: {rtt[0] if rtt else 'no replies'} "
+              f"(virtual = wall)")
+        # connections per second opened by Linux
+        guest.type(f"tcpecho 5004 {connections} &\n")
+        guest.run_until(lambda: b"listening on port 5004" in guest.serial, 10 * SECOND)
+        looper = spawn(LINUX_CONNECT_LOOP, me, "5004", str(connections))
+        guest.run_until(lambda: looper.poll() is not None, 600 * SECOND)
+        assert looper.stdout is not None
+        seconds = float(looper.stdout.read().split()[0])
+        print(f"guest tcp connections from Linux(netns): {connections / seconds:8.0f} /s "
+              f"(connect, 1-byte echo, close; {connections} in a row; tap)")
     finally:
         for proc in procs:
             proc.kill()
@@ -594,8 +665,9 @@ def main() -> None:
         bench_tap_ping(200 if quick else 2000)
         bench_veth(64 if quick else 512)
     reference_loopback(size)
-    bench_guest(size >> 10, 2000 if quick else 20000, 5 if quick else 20)
-    bench_guest_tap(size, 2000 if quick else 20000)
+    connections = 50 if quick else 500
+    bench_guest(size >> 10, 2000 if quick else 20000, 5 if quick else 20, connections)
+    bench_guest_tap(size, 2000 if quick else 20000, 200 if quick else 1000, connections)
 
 
 if __name__ == "__main__":
