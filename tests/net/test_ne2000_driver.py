@@ -62,3 +62,34 @@ def test_received_frames_reach_the_stack_whole() -> None:
         channels.send("net0-receive", frame)
     driver.on_irq(9)
     assert got == frames
+
+
+def test_one_interrupt_is_one_burst_for_the_stack_however_many_ring_stretches() -> None:
+    """More frames than the ring holds: the cable refills the ring as the driver frees it
+    (as hostnet.Link does, inside the BNRY write); the stack sees one burst for it all, so
+    TCP sends one ACK per interrupt."""
+    driver, channels, _, _ = _driver()
+    got: list[bytes] = []
+    bursts: list[str] = []
+    driver.on_frame = got.append
+    driver.on_burst_start = lambda: bursts.append("start")
+    driver.on_burst_end = lambda: bursts.append("end")
+    frames = [MAC + bytes([2] * 6) + b"\x08\x00" + bytes([n]) * 1500 for n in range(30)]
+    waiting = list(frames)
+
+    room = [True]
+
+    def refill() -> None:
+        while room[0] and waiting:
+            channels.send("net0-receive", waiting.pop(0))  # the card says when it is full
+
+    def ready(state: object) -> None:
+        room[0] = bool(state)
+        refill()
+
+    channels.listen("net0-ready", ready)
+    refill()
+    assert waiting  # the ring is full before the interrupt
+    driver.on_irq(9)
+    assert got == frames
+    assert bursts == ["start", "end"]

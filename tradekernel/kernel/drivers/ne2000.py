@@ -17,7 +17,9 @@ frame (Linux reads each header and frame with its own DMA; the chip does not car
 overflow (OVW) is cleared by draining the ring and writing BNRY, which restarts the receiver.
 Transmit: remote DMA write into the transmit buffer (word mode, completion polled on ISR.RDC,
 bounded), then TXP (TBCR written only when the length changes: the chip never alters it);
-frames offered while the transmitter is busy wait in a bounded queue sent on PTX/TXE. Frames go to `on_frame` (the network stack's `receive`) from the IRQ handler.
+frames offered while the transmitter is busy wait in a bounded queue sent on PTX/TXE. Frames
+go to `on_frame` (the network stack's `receive`) from the IRQ handler, between one
+`on_burst_start` and `on_burst_end` per interrupt.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class Ne2000Driver:
         self.io, self.base, self.irq, self.mac = io, base, irq, mac
         self._outb, self._inb = io.outb, io.inb  # bound once: every frame costs a few of each
         self.on_frame: Callable[[bytes], None] = lambda frame: None
-        # told before and after each stretch of frames (the stack coalesces its ACKs)
+        # told before and after each interrupt's frames (the stack coalesces its ACKs)
         self.on_burst_start: Callable[[], None] = lambda: None
         self.on_burst_end: Callable[[], None] = lambda: None
         self.tx_queue: deque[bytes] = deque()
@@ -236,11 +238,7 @@ class Ne2000Driver:
             if not pages or frames >= FRAMES_PER_INTERRUPT:
                 return
             stretch = self._remote_read(self.next_page * PAGE, pages * PAGE)
-            self.on_burst_start()
-            try:
-                frames += self._split(stretch, current)
-            finally:
-                self.on_burst_end()
+            frames += self._split(stretch, current)
             boundary = self.next_page - 1 if self.next_page > RX_START else RAM_END_PAGE - 1
             self._out(BNRY, boundary)
 
@@ -279,8 +277,17 @@ class Ne2000Driver:
 
     # -- interrupt -----------------------------------------------------------------------------
     def on_irq(self, _irq: int) -> None:
-        """IRQ: receive, transmit completions, overflow and counters, until ISR is quiet."""
+        """IRQ: receive, transmit completions, overflow and counters, until ISR is quiet. The
+        stack hears of one receive burst for the whole interrupt, however many ring stretches
+        and ISR rounds it took (TCP then sends one ACK per connection at its end)."""
         self.stats["interrupts"] += 1
+        self.on_burst_start()
+        try:
+            self._service()
+        finally:
+            self.on_burst_end()
+
+    def _service(self) -> None:
         for _ in range(ISR_ROUNDS):
             status = self._in(ISR) & IMR_ENABLED
             if not status:
