@@ -27,7 +27,9 @@ What each figure covers:
              ping RTT median/p99 as Linux's ping measures it to the guest (and the guest
              shell's ping to Linux), and TCP connections/s opened by Linux to `tcpecho`.
   reference  the same Python peer code moving 10 MiB over the host's loopback in this run.
-The machine is shared: the load average is printed first; wall figures scale with it.
+The machine is shared: the load average is printed first; wall figures scale with it. Beside
+each guest TCP figure: MB per CPU second of this process (the emulator, and in the --net user
+runs the host-side Python peer thread too), which a loaded host disturbs much less.
 
 Run (root for the TAP and veth parts): .venv/bin/python bench/bench_net.py [--quick]
 [--guest-only]
@@ -408,15 +410,18 @@ def bench_guest(size_kib: int, datagrams: int, pings: int, connections: int) -> 
             timing["sent"] = time.perf_counter()
 
         sender = threading.Thread(target=push, daemon=True)
+        cpu = time.process_time()
         sender.start()
         guest.run_until(lambda: b"received %d bytes" % size in guest.serial, 600 * SECOND)
         elapsed = time.perf_counter() - timing["start"]
+        cpu = time.process_time() - cpu
         sender.join(10)
         stats = guest.pc.kernel.net.driver.stats
         counters = guest.pc.kernel.net.stack.counters
-        print(f"guest tcp host->ring 3 {size_kib} KiB: {size / elapsed / 1e6:7.2f} MB/s "
-              f"(ring overflows {stats['overflows']}, frames {stats['rx_frames']}, "
-              f"tcp retransmitted segments {counters['tcp.retrans_segs']})")
+        print(f"guest tcp host->ring 3 {size_kib} KiB: {size / elapsed / 1e6:7.2f} MB/s, "
+              f"{size / cpu / 1e6:5.1f} MB per CPU second (ring overflows {stats['overflows']}, "
+              f"frames {stats['rx_frames']}, tcp retransmitted segments "
+              f"{counters['tcp.retrans_segs']})")
         # guest -> host
         server = socket.create_server(("127.0.0.1", 0))
         got = bytearray()
@@ -433,12 +438,15 @@ def bench_guest(size_kib: int, datagrams: int, pings: int, connections: int) -> 
 
         receiver = threading.Thread(target=pull, daemon=True)
         receiver.start()
+        cpu = time.process_time()
         guest.type(f"nettest tcpsend 10.0.2.2 {server.getsockname()[1]} {size_kib}\n")
         guest.run_until(lambda: b"sent %d bytes" % size in guest.serial, 600 * SECOND)
         receiver.join(60)
+        cpu = time.process_time() - cpu
         server.close()
         seconds = timing["last"] - timing["first"]
-        print(f"guest tcp ring 3->host {size_kib} KiB: {len(got) / seconds / 1e6:7.2f} MB/s")
+        print(f"guest tcp ring 3->host {size_kib} KiB: {len(got) / seconds / 1e6:7.2f} MB/s, "
+              f"{size / cpu / 1e6:5.1f} MB per CPU second")
         # UDP into a ring-3 program
         guest.type(f"nettest udprecv 5002 {datagrams} &\n")
         guest.run_until(lambda: b"ready on port 5002" in guest.serial, 10 * SECOND)
@@ -596,23 +604,29 @@ def bench_guest_tap(size: int, datagrams: int, pings: int, connections: int) -> 
         # Linux -> ring 3
         guest.type("nettest tcprecv 5001 &\n")
         guest.run_until(lambda: b"ready on port 5001" in guest.serial, 10 * SECOND)
+        cpu = time.process_time()
         spawn(LINUX_TCP_SOURCE, me, "5001", str(size))
         guest.run_until(lambda: b"nettest: received " in guest.serial, 600 * SECOND)
+        cpu = time.process_time() - cpu
         got, _, _, micros, _ = _guest_line(guest, b"nettest: received ").split()
         stats = guest.pc.kernel.net.driver.stats
         print(f"guest tcp Linux(netns)->ring 3 {size >> 20} MiB: "
-              f"{int(got) / int(micros):7.2f} MB/s (tap; ring overflows {stats['overflows']}, "
+              f"{int(got) / int(micros):7.2f} MB/s, {size / cpu / 1e6:5.1f} MB per CPU second "
+              f"(tap; ring overflows {stats['overflows']}, "
               f"retransmitted segments {guest.pc.kernel.net.stack.counters['tcp.retrans_segs']})")
         # ring 3 -> Linux
         sink = spawn(LINUX_TCP_SINK, linux, "5003")
         assert sink.stdout is not None and sink.stdout.readline() == "ready\n"
+        cpu = time.process_time()
         guest.type(f"nettest tcpsend {linux} 5003 {size >> 10}\n")
         guest.run_until(lambda: sink.poll() is not None or b"nettest: sent" in guest.serial,
                         600 * SECOND)  # fmt: skip
         guest.run_until(lambda: sink.poll() is not None, 60 * SECOND)
+        cpu = time.process_time() - cpu
         total, seconds = sink.stdout.read().split()
         print(f"guest tcp ring 3->Linux(netns) {size >> 20} MiB: "
-              f"{int(total) / float(seconds) / 1e6:7.2f} MB/s (tap)")
+              f"{int(total) / float(seconds) / 1e6:7.2f} MB/s, {size / cpu / 1e6:5.1f} MB per "
+              f"CPU second (tap)")
         # UDP into ring 3
         guest.type(f"nettest udprecv 5002 {datagrams} &\n")
         guest.run_until(lambda: b"ready on port 5002" in guest.serial, 10 * SECOND)
