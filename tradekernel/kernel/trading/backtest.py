@@ -53,6 +53,7 @@ strategy and configuration give byte-identical `fills_csv()` and `summary_json()
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections import deque
@@ -76,6 +77,10 @@ MAX_FILLS = 2_000_000  # fills kept in a result (a run that makes more stops wit
 SAMPLE_NS = 1_000_000_000  # equity/position sampling period of a run (virtual ns)
 FEED_BATCH = 10_000
 MAX_DEFERRED = 4_096  # market events waiting for a look before the venue applies the due ones
+# The cyclic collector's young-generation threshold during a run (CPython's default is 700): a
+# replay keeps every resting order of the market alive, so the default makes the collector walk
+# them over and over (12% of an idle backtest); cycles a strategy leaves are still collected.
+GC_YOUNG_THRESHOLD = 50_000
 
 
 @dataclass(frozen=True)
@@ -742,7 +747,12 @@ def run_backtest(
 
     # paced replay anchors the first message at the clock's start
     clock.call_at(0, first)
-    clock.run()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], GC_YOUNG_THRESHOLD), *thresholds[1:])
+    try:
+        clock.run()
+    finally:
+        gc.set_threshold(*thresholds)
     sample()
     realized, unrealized, fees = net_now()
     position = {pos.instrument.symbol: pos.qty for _, pos in venue.portfolio.positions(owner)}
