@@ -30,6 +30,7 @@ from tradekernel.kernel.trading.feed import FeedError
 from .booted import DATA_DIR, STRATEGY_DIR, MachineError, disk_name, run_in_machine
 from .config import ConfigError, load
 from .html import html_report
+from .parquet import write_parquet
 from .report import ReportError, report
 from .sweep import METRICS, heatmap, parse_grid, sweep, table
 from .synthetic import MAX_EVENTS, SessionSpec, generate
@@ -80,6 +81,7 @@ def write_run(result: BacktestResult, out: Path) -> None:
     (out / "summary.json").write_text(result.summary_json() + "\n")
     latency = ["tick_to_order_ns", *map(str, result.tick_to_order_ns)]
     (out / "latency.csv").write_text("\n".join(latency) + "\n")
+    write_parquet(result, out)
 
 
 @click.command(context_settings=CONTEXT)
