@@ -32,7 +32,7 @@ from .config import ConfigError, load
 from .html import html_report
 from .parquet import write_parquet
 from .report import ReportError, report
-from .sweep import METRICS, heatmap, parse_grid, sweep, table
+from .sweep import METRICS, ClusterError, heatmap, parse_grid, sweep, table
 from .synthetic import MAX_EVENTS, SessionSpec, generate
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -314,19 +314,22 @@ def report_command(run: Path, html_path: Path | None) -> None:
               help="TOML configuration (default: the .toml beside the strategy)")  # fmt: skip
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 256),
               help="local processes")  # fmt: skip
+@click.option("--cluster", metavar="ADDRESS",
+              help="run on this Dask cluster (scheduler address, tcp://HOST:PORT) instead")
 @click.option("--sort", default="net", show_default=True, type=click.Choice(METRICS))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write a CSV here")
 def sweep_command(strategy: str, data: Path, grids: tuple[str, ...], config_path: Path | None,
-                  jobs: int, sort: str, out: Path | None) -> None:  # fmt: skip
-    """Backtest STRATEGY on DATA once per point of the --grid, in --jobs local processes; a
-    table sorted by --sort, and a heatmap of it for a two-parameter grid. Every run is
-    deterministic: the same table whatever --jobs is. Exit 0 done, 1 bad input, 2 a run was
-    stopped."""
+                  jobs: int, sort: str, out: Path | None,
+                  cluster: str | None = None) -> None:  # fmt: skip
+    """Backtest STRATEGY on DATA once per point of the --grid, in --jobs local processes or on
+    the Dask cluster at --cluster; a table sorted by --sort, and a heatmap of it for a
+    two-parameter grid. Every run is deterministic: the same table whatever --jobs is, and on
+    a cluster. Exit 0 done, 1 bad input or no cluster, 2 a run was stopped."""
     try:
         points = parse_grid(list(grids))
         started = time.monotonic()
-        results = sweep(strategy_path(strategy), config_path, data, points, jobs)
-    except ConfigError as err:
+        results = sweep(strategy_path(strategy), config_path, data, points, jobs, cluster)
+    except (ConfigError, ClusterError) as err:
         _fail(str(err))
     except FeedError as err:
         _fail(f"{data}: {err}")
@@ -337,7 +340,8 @@ def sweep_command(strategy: str, data: Path, grids: tuple[str, ...], config_path
         click.echo("")
         for line in heatmap(results, sort):
             click.echo(line)
-    click.echo(f"{len(results)} runs in {elapsed:.1f}s on {jobs} process(es)", err=True)
+    where = f"cluster {cluster}" if cluster else f"{jobs} process(es)"
+    click.echo(f"{len(results)} runs in {elapsed:.1f}s on {where}", err=True)
     if out is not None:
         names = list(results[0].params)
         rows = [",".join([*names, *METRICS, "code_hash", "error"])]
