@@ -38,12 +38,15 @@ from .strategy import VirtualScheduler
 
 ITCH_PRICE_SCALE = 10_000  # ITCH Price(4): 1/10,000 of a dollar
 ITCH_BUY = ord("B")  # the side byte of a buy order
+ITCH_ADD, ITCH_ADD_ATTRIBUTED, ITCH_DELETE = b"AFD"  # type bytes the replay's loop handles itself
 
-# What the replay unpacks of each ITCH message: the common head as (locate, ts high 16, ts low
-# 32), then only the fields the books use (x: skipped bytes, never turned into objects). The
-# layouts are itch.LAYOUTS with the rest skipped; each must be its kind's whole size (checked
-# at start-up), and the other kinds unpack the head only.
-HEAD, HEAD_SIZE = ">xHxxHI", 11
+# What the replay unpacks of each ITCH message: the common head as (locate, tracking and
+# timestamp in one 64-bit int: the timestamp is its low 48 bits), then only the fields the books
+# use (x: skipped bytes, never turned into objects). The layouts are itch.LAYOUTS with the rest
+# skipped; each must be its kind's whole size (checked at start-up), and the other kinds unpack
+# the head only.
+HEAD, HEAD_SIZE = ">xHQ", 11
+TIMESTAMP_MASK = (1 << 48) - 1
 FIELDS = {
     b"A": Struct(HEAD + "QBI8xI"),  # ref, side, shares, (stock), price
     b"F": Struct(HEAD + "QBI8xI4s"),  # ... + attribution (MPID)
@@ -156,10 +159,9 @@ class ItchMarket:
         self._shift: int | None = None  # paced deadline - ITCH timestamp (set by the first)
         self._last_deadline = 0
         self._handlers: list = [None] * 256
-        handlers = {b"A": self._on_add, b"F": self._on_add_attributed, b"E": self._on_executed,
-                    b"C": self._on_executed_at, b"X": self._on_cancelled, b"D": self._on_delete,
-                    b"U": self._on_replace, b"P": self._on_print, b"Q": self._on_cross,
-                    b"R": self._on_directory}  # fmt: skip
+        handlers = {b"E": self._on_executed, b"C": self._on_executed_at,
+                    b"X": self._on_cancelled, b"U": self._on_replace, b"P": self._on_print,
+                    b"Q": self._on_cross, b"R": self._on_directory}  # fmt: skip (A F D: in run)
         for kind in itch.SIZES:
             self._handlers[kind[0]] = handlers.get(kind) or (lambda _raw, k=kind: ITCH_SKIPPED[k])
 
@@ -223,6 +225,8 @@ class ItchMarket:
         off = self._off
         last = self._last_deadline
         shift = self._shift
+        refs, live, locates, add, top = self._refs, self.live, self._locates, self._add, self._top
+        cut = self.listener.market_cut
         applied = 0
         pending = self._pending
         self._pending = None
@@ -245,8 +249,8 @@ class ItchMarket:
                     start, kind, raw = pending
                     pending = None
                 if shift is None:  # paced: the first message is due at the first step's now
-                    shift = self._shift = now - ((raw[1] << 32) | raw[2])
-                deadline = ((raw[1] << 32) | raw[2]) + shift
+                    shift = self._shift = now - (raw[1] & TIMESTAMP_MASK)
+                deadline = (raw[1] & TIMESTAMP_MASK) + shift
                 if deadline < last:
                     deadline = last
                 if deadline > now:
@@ -256,8 +260,35 @@ class ItchMarket:
                     clock.now = now = deadline
                 last = deadline
                 try:
-                    skipped = handlers[kind](raw)
-                    if skipped is None:
+                    if kind == ITCH_DELETE:  # the two commonest kinds are handled in line
+                        order_id = refs.pop(raw[2], None)
+                        if order_id is None:
+                            raise KeyError(f"unknown order reference {raw[2]}")
+                        entry = live.pop(order_id, None)
+                        if entry is None:
+                            raise ValueError(f"delete of order reference {raw[2]}, which is no "
+                                             "longer live")  # fmt: skip
+                        venue, side, price = entry
+                        cut(venue.symbol, order_id, side, price, venue.book.cancel(order_id))
+                        if price == venue.l1[1 - side]:  # it was at the top (l1: bid 0, ask 2)
+                            top(venue)
+                        applied += 1
+                    elif kind == ITCH_ADD or kind == ITCH_ADD_ATTRIBUTED:
+                        venue = locates.get(raw[0]) or self._venue(raw[0])
+                        shares, price4, lot, step = raw[4], raw[5], venue.lot, venue.tick4
+                        order_id = add(
+                            venue,
+                            "itch" if kind == ITCH_ADD else
+                            "itch:" + raw[6].decode("ascii", "replace").strip(),
+                            BUY if raw[3] == ITCH_BUY else SELL,
+                            shares // lot if lot and not shares % lot else venue.lots(shares),
+                            price4 // step if step and not price4 % step else venue.ticks(price4),
+                            raw[2],
+                        )  # fmt: skip
+                        if order_id:
+                            refs[raw[2]] = order_id
+                        applied += 1
+                    elif (skipped := handlers[kind](raw)) is None:
                         applied += 1
                     else:
                         skipped_counts[skipped] = skipped_counts.get(skipped, 0) + 1
@@ -286,24 +317,10 @@ class ItchMarket:
             raise ValueError(f"order reference {ref} is no longer live")
         return (order_id, *entry)
 
-    def _on_add(self, raw: tuple, owner: str = "itch") -> None:
-        """A (and F): the commonest message; lots and ticks inlined when whole."""
-        venue = self._locates.get(raw[0]) or self._venue(raw[0])
-        shares, price4, lot, step = raw[5], raw[6], venue.lot, venue.tick4
-        lots = shares // lot if lot and not shares % lot else venue.lots(shares)
-        ticks = price4 // step if step and not price4 % step else venue.ticks(price4)
-        order_id = self._add(venue, owner, BUY if raw[4] == ITCH_BUY else SELL, lots, ticks,
-                             raw[3])  # fmt: skip
-        if order_id:
-            self._refs[raw[3]] = order_id
-
-    def _on_add_attributed(self, raw: tuple) -> None:
-        self._on_add(raw, "itch:" + raw[7].decode("ascii", "replace").strip())
-
     def _on_executed(self, raw: tuple, fill_price4: int | None = None) -> None:
         """E (and C, with its own price): a resting order traded."""
-        order_id, venue, side, price = self._order(raw[3])
-        qty = venue.lots(raw[4])
+        order_id, venue, side, price = self._order(raw[2])
+        qty = venue.lots(raw[3])
         fill_price = price if fill_price4 is None else venue.ticks(fill_price4)
         book = venue.book
         try:
@@ -322,62 +339,49 @@ class ItchMarket:
         self._touched(venue, side, price)
 
     def _on_executed_at(self, raw: tuple) -> None:
-        self._on_executed(raw, raw[5])
+        self._on_executed(raw, raw[4])
 
     def _on_cancelled(self, raw: tuple) -> None:
         """X: part of a resting order cancelled (keeps its priority)."""
-        order_id, venue, side, price = self._order(raw[3])
-        qty = venue.lots(raw[4])
+        order_id, venue, side, price = self._order(raw[2])
+        qty = venue.lots(raw[3])
         left = venue.book.reduce(order_id, qty)
         if not left:
             del self.live[order_id]
         self.listener.market_cut(venue.symbol, order_id, side, price, qty)
         self._touched(venue, side, price)
 
-    def _on_delete(self, raw: tuple) -> None:
-        order_id = self._refs.pop(raw[3], None)
-        if order_id is None:
-            raise KeyError(f"unknown order reference {raw[3]}")
-        entry = self.live.pop(order_id, None)
-        if entry is None:
-            raise ValueError(f"delete of order reference {raw[3]}, which is no longer live")
-        venue, side, price = entry
-        qty = venue.book.cancel(order_id)
-        self.listener.market_cut(venue.symbol, order_id, side, price, qty)
-        if price == venue.l1[1 - side]:  # it was at the top (l1: bid at 0, ask at 2)
-            self._top(venue)
-
     def _on_replace(self, raw: tuple) -> None:
-        order_id = self._refs.pop(raw[3], -1)
+        order_id = self._refs.pop(raw[2], -1)
         entry = self.live.pop(order_id, None)
         if entry is None:
-            raise ValueError(f"replace of unknown or finished order reference {raw[3]}")
+            raise ValueError(f"replace of unknown or finished order reference {raw[2]}")
         venue, side, old_price = entry
         owner = venue.book.order(order_id)[0]  # type: ignore[index]
         qty = venue.book.cancel(order_id)
         self.listener.market_cut(venue.symbol, order_id, side, old_price, qty)
         self._touched(venue, side, old_price)  # as the engine: the cancel, then the add
         try:
-            new_id = self._add(venue, owner, side, venue.lots(raw[5]), venue.ticks(raw[6]),
-                               raw[3])  # fmt: skip
+            new_id = self._add(venue, owner, side, venue.lots(raw[4]), venue.ticks(raw[5]),
+                               raw[2])  # fmt: skip
         except ValueError:  # refused as the engine refuses it: silently (feed.ItchReplay)
             new_id = 0
         if new_id:
-            self._refs[raw[4]] = new_id
+            self._refs[raw[3]] = new_id
 
     def _on_print(self, raw: tuple) -> None:
         """P and Q: a trade with no resting order behind it (shares, price)."""
         venue = self._venue(raw[0])
-        self._print(venue, venue.ticks(raw[4]), venue.lots(raw[3]))
+        self._print(venue, venue.ticks(raw[3]), venue.lots(raw[2]))
 
     def _on_cross(self, raw: tuple) -> str | None:
-        if not raw[3]:  # a cross with no shares is informational (the spec says so)
+        if not raw[2]:  # a cross with no shares is informational (the spec says so)
             return "empty cross"
         self._on_print(raw)
         return None
 
     def _on_directory(self, raw: tuple) -> None:
-        symbol = raw[3].decode("ascii", "replace").strip()
+        symbol = raw[2].decode("ascii", "replace").strip()
         venue = self._venues.get(symbol)
         if venue is None:  # ITCH's own precision; the band a Price(4) field can hold
             venue = self.add_instrument(itch_instrument(symbol))
