@@ -73,14 +73,8 @@ def count_messages(name: str, data: bytes) -> int:
 
 def write_run(result: BacktestResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "fills.csv").write_text(result.fills_csv())
-    samples = ["ts_ns,net,position_lots,mark_ticks"] + [
-        f"{t},{n},{p},{m}" for (t, n, p), m in zip(result.samples, result.marks, strict=True)
-    ]
-    (out / "samples.csv").write_text("\n".join(samples) + "\n")
-    (out / "summary.json").write_text(result.summary_json() + "\n")
-    latency = ["tick_to_order_ns", *map(str, result.tick_to_order_ns)]
-    (out / "latency.csv").write_text("\n".join(latency) + "\n")
+    for name, text in result.run_files().items():
+        (out / name).write_text(text)
     write_parquet(result, out)
 
 

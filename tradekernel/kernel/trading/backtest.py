@@ -596,6 +596,17 @@ class BacktestResult:
     def summary_json(self) -> str:
         return json.dumps(self.summary(), sort_keys=True)
 
+    def run_files(self) -> dict[str, str]:
+        """The run as the text files `tk report` reads (name -> content): the one place their
+        layout is written, for the host's --out and for a run written to the OS's disk."""
+        samples = ["ts_ns,net,position_lots,mark_ticks"] + [
+            f"{t},{n},{p},{m}" for (t, n, p), m in zip(self.samples, self.marks, strict=True)
+        ]
+        latency = ["tick_to_order_ns", *map(str, self.tick_to_order_ns)]
+        return {"fills.csv": self.fills_csv(), "samples.csv": "\n".join(samples) + "\n",
+                "summary.json": self.summary_json() + "\n",
+                "latency.csv": "\n".join(latency) + "\n"}  # fmt: skip
+
     def one_line(self) -> str:
         state = "ok" if self.strategy_error is None else "STOPPED"
         return (f"{state} {self.strategy} on {self.data_name}: {self.events} events, "
@@ -742,8 +753,8 @@ def run_backtest(
 
     def first() -> None:
         host.start()
+        clock.call_at(clock.now + SAMPLE_NS, sample)  # before the replay: it pauses for it
         tick()
-        clock.call_at(clock.now + SAMPLE_NS, sample)
 
     # paced replay anchors the first message at the clock's start
     clock.call_at(0, first)
