@@ -576,6 +576,11 @@ class TradingEngine:
             raise InstrumentError(f"unknown symbol {symbol!r}")
         return book
 
+    @property
+    def next_order_id(self) -> int:
+        """The id the next `submit` gives its order (accepted or rejected)."""
+        return self._next_id
+
     def by_client_id(self, owner: str, client_id: str) -> Order | None:
         return self._client_ids.get((owner, client_id))
 
