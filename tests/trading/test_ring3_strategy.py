@@ -8,6 +8,7 @@ and the shell still answers."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -60,9 +61,18 @@ def engine_fills(tk: BootedPc, owner: str) -> tuple[int, int, int, int]:
 def test_a_ring3_momentum_taker_trades_the_live_book(tmp_path: Path) -> None:
     tk = boot_with_mdtaker(tmp_path)
     tk.output("feed /data/s.itch --pace")
-    lines = tk.output("mdtaker SYNTH 2000", 30 * SECOND)
-    found = [line for line in lines if line.startswith("mdtaker:")]
-    assert found, lines
+    tk.command("mdtaker SYNTH 2000 &")
+    ports = tk.pc.kernel.market.bound
+    tk.run_until(lambda: ports and ports[0].events > 500, 10 * SECOND)
+    status = tk.output("strategy status")
+    row = next(i for i, line in enumerate(status) if "mdtaker-" in line)
+    pid = status[row].split()[0]
+    assert status[row].split()[1:3] == [f"mdtaker-{pid[1:]}", "ring3"], status
+    latency = re.fullmatch(r"tick-to-order ns \((\d+) orders\): p50 (\d+) p90 \d+ p99 \d+ max "
+                           r"(\d+)", status[row + 1].strip())  # fmt: skip
+    assert latency and int(latency[1]) > 0 and 0 < int(latency[2]) <= int(latency[3]), status
+    tk.run_until(lambda: "mdtaker: events" in tk.text(), 30 * SECOND)
+    found = [line for line in tk.lines() if line.startswith("mdtaker:")]
     words = found[0].split()
     figures = dict(zip(words[1::2], (int(w) for w in words[2::2]), strict=True))
     assert figures["events"] >= 2000 and figures["orders"] > 0, figures
