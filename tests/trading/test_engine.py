@@ -84,6 +84,17 @@ def test_book_events_are_built_only_for_someone_who_listens_to_them(engine):
     assert ev.DepthChanged in {type(e) for e in everything}
 
 
+def test_a_listener_that_comes_back_gets_the_top_even_if_it_is_the_one_it_last_saw(engine):
+    tops: list[ev.Event] = []
+    stop = engine.bus.subscribe(tops.append, (ev.TopOfBook,))
+    resting = engine.submit("mm", "AAPL", SELL, 10, px(engine, "100.00"))
+    stop()
+    engine.cancel(resting.order_id)  # unseen: the book is empty again
+    engine.bus.subscribe(tops.append, (ev.TopOfBook,))
+    engine.submit("mm", "AAPL", SELL, 10, px(engine, "100.00"))  # the same top as before
+    assert [(t.ask_price, t.ask_qty) for t in tops] == [(px(engine, "100.00"), 10)] * 2
+
+
 def test_illegal_transition_raises(engine):
     order = engine.submit("shell", "AAPL", BUY, 1, px(engine, "100"))
     engine.cancel(order.order_id)

@@ -429,6 +429,9 @@ class TradingEngine:
         """DepthChanged/TopOfBook if the book changed since the last look (only while someone
         listens to them; a new listener gets the current top on the next change)."""
         if not self.bus.book_active:
+            if self._versions:  # forget what was last published: a later listener gets it
+                self._versions.clear()
+                self._l1.clear()
             return
         symbol = book.symbol
         if self._versions.get(symbol) != book.version:
