@@ -41,10 +41,11 @@ COMMANDS_PER_WRITE = 256  # a longer write is taken in part (its return value sa
 LATENCY_SAMPLES = 10_000  # tick-to-order samples kept per port
 MARKET_DEVICE = (10 << 8) | 242  # /dev/market's device number (Linux's misc major 10)
 INT64 = (-(1 << 63), (1 << 63) - 1)
+U32 = 0xFFFF_FFFF  # order ids are 32-bit in the records (they wrap after 4e9 orders)
 
 OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_SUBMIT, OP_CANCEL, OP_REPLACE = 1, 2, 3, 4, 5
 TIF_MARKET = 4
-_TIFS = {GTC: GTC, IOC: IOC, FOK: FOK, POST: POST}
+_TIFS = (GTC, IOC, FOK, POST)  # the engine's codes are the header's
 EV_TOP, EV_TRADE, EV_ACCEPTED, EV_REJECTED, EV_FILL, EV_CANCELLED, EV_REPLACED, EV_ERROR = range(
     1, 9
 )
@@ -81,7 +82,6 @@ class MarketPort:
         self.queue: deque[bytes] = deque()
         self.lost = 0
         self.events = 0  # events handed to the program
-        self.commands = 0
         self.latencies: deque[int] = deque(maxlen=LATENCY_SAMPLES)
         self.notify: Callable[[], None] = lambda: None  # told when an event is queued
         self._lost_unsaid = False
@@ -116,8 +116,8 @@ class MarketPort:
     def _record(self, kind: int, event: ev.Event, symbol: str, order_id: int = 0, tag: int = 0,
                 side: int = 0, a: int | None = 0, b: int = 0, c: int | None = 0, d: int = 0,
                 text: str = "", flags: int = 0) -> bytes:  # fmt: skip
-        return EVENT.pack(kind, flags, event.ts_ns, order_id, tag, symbol.encode()[:8], side, 0,
-                          _clamp(a), _clamp(b), _clamp(c), _clamp(d), _text(text))  # fmt: skip
+        return EVENT.pack(kind, flags, event.ts_ns, order_id & U32, tag, symbol.encode()[:8], side,
+                          0, _clamp(a), _clamp(b), _clamp(c), _clamp(d), _text(text))  # fmt: skip
 
     def _on_market(self, event: ev.Event) -> None:
         if event.symbol not in self.symbols:  # type: ignore[attr-defined]
@@ -182,7 +182,6 @@ class MarketPort:
             if not self._command(*COMMAND.unpack_from(data, offset)):
                 break
             taken += size
-            self.commands += 1
         return taken or -E.EINVAL
 
     def _command(self, op: int, order_id: int, tag: int, side: int, raw_symbol: bytes,
@@ -210,7 +209,7 @@ class MarketPort:
             else:
                 engine.replace(order_id, price or None, qty or None, owner=self.owner)
         except EngineError as err:
-            self._push(EVENT.pack(EV_ERROR, 0, engine.now_ns(), order_id, 0, b"", 0, 0,
+            self._push(EVENT.pack(EV_ERROR, 0, engine.now_ns(), order_id & U32, 0, b"", 0, 0,
                                   0, 0, 0, 0, _text(str(err))))  # fmt: skip
         return True
 
@@ -225,7 +224,7 @@ class MarketPort:
         if tif == TIF_MARKET:
             engine.submit(self.owner, symbol, side, qty, None, IOC)
         else:
-            engine.submit(self.owner, symbol, side, qty, price, _TIFS[tif])
+            engine.submit(self.owner, symbol, side, qty, price, tif)
         return True
 
     def _push_top(self, symbol: str) -> None:
