@@ -33,12 +33,12 @@ from collections.abc import Callable
 from tradekernel.kernel.trading import events as ev
 from tradekernel.kernel.trading.book import BUY, FOK, GTC, IOC, POST, SELL
 from tradekernel.kernel.trading.engine import EngineError, TradingEngine
+from tradekernel.kernel.trading.strategy import LATENCY_SAMPLES
 
 COMMAND = struct.Struct("<IIIi8sqqII")  # struct mkt_command
 EVENT = struct.Struct("<IIQII8siIqqqq24s")  # struct mkt_event
 QUEUE_MAX = 4096  # events waiting to be read (MKT_QUEUE_MAX)
 COMMANDS_PER_WRITE = 256  # a longer write is taken in part (its return value says how much)
-LATENCY_SAMPLES = 10_000  # tick-to-order samples kept per port
 MARKET_DEVICE = (10 << 8) | 242  # /dev/market's device number (Linux's misc major 10)
 INT64 = (-(1 << 63), (1 << 63) - 1)
 U32 = 0xFFFF_FFFF  # order ids are 32-bit in the records (they wrap after 4e9 orders)
@@ -78,6 +78,7 @@ class MarketPort:
         self.engine = engine
         self.owner = ""  # set by `bind` at the program's first read or write
         self.pid = 0
+        self.bound_ns = 0  # when the program first used it
         self.symbols: set[str] = set()
         self.queue: deque[bytes] = deque()
         self.lost = 0
@@ -95,6 +96,7 @@ class MarketPort:
         if self.owner:
             return
         self.owner, self.pid = f"{name or 'program'}-{pid}", pid
+        self.bound_ns = self.engine.now_ns()
         bus = self.engine.bus
         self._unsubscribe = [bus.subscribe(self._on_own, _OWN),
                              bus.subscribe(self._on_market, _MARKET)]  # fmt: skip
