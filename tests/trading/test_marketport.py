@@ -88,6 +88,18 @@ def test_subscribe_trade_and_see_ones_own_orders(setup) -> None:  # noqa: ANN001
     assert (EV_ACCEPTED, 5) in kinds and (EV_CANCELLED, 5) in kinds
 
 
+def test_two_sessions_of_one_program_are_two_owners(setup) -> None:  # noqa: ANN001
+    engine, ports, port = setup
+    other = ports.open()
+    other.bind("prog", 42)
+    assert other.owner == "prog-42.1" and ports.bound == [port, other]
+    other.handle(cmd(OP_SUBMIT, side=BUY, price=9_000, qty=1, tag=1))
+    port.handle(cmd(OP_SUBMIT, side=BUY, price=9_000, qty=1, tag=2))
+    assert {r[4] for r in records(port.take(10))} == {2}  # only its own order's events
+    other.close()
+    assert [o.owner for o in engine.open_orders()] == ["prog-42"]
+
+
 def test_refusals_and_malformed_commands(setup) -> None:  # noqa: ANN001
     engine, _, port = setup
     assert port.handle(b"x" * 47) == -E.EINVAL

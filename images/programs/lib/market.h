@@ -1,7 +1,8 @@
 /* /dev/market: market data and order entry for ring-3 strategies (the kernel side is
  * tradekernel/kernel/trading/marketport.py, the file behind it kernel/fs/recordfile.py).
  *
- * open("/dev/market", O_RDWR) gives a session of its own: an owner name "PROGRAM-PID" under
+ * open("/dev/market", O_RDWR) gives a session of its own: an owner name "PROGRAM-PID" (a
+ * further open by the same process: "PROGRAM-PID.1", ...) under
  * which its orders enter the kernel's trading engine (risk limits, self-trade prevention, the
  * kill switch and the audit log apply to it as to anyone). Everything is little-endian,
  * fixed-size, prices in ticks and sizes in lots of the instrument.

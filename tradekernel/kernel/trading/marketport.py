@@ -5,9 +5,9 @@ A `MarketPort` is one program's session with the TradingEngine. It turns the eng
 into fixed-size binary records (EVENT, 96 bytes): every event of its own orders, and the tops
 and trades of the instruments it subscribed to. It carries out fixed-size commands (COMMAND,
 48 bytes): subscribe, unsubscribe, submit, cancel, replace. Its orders carry an owner name of
-its own (`PROGRAM-PID`), so risk limits, self-trade prevention, the kill switch and the audit
-log apply to it as to anyone; `close` (the file's last descriptor going, a crash included)
-cancels its live orders.
+its own (`PROGRAM-PID`; `PROGRAM-PID.1`... for further opens by one process), so risk limits,
+self-trade prevention, the kill switch and the audit log apply to it as to anyone; `close`
+(the file's last descriptor going, a crash included) cancels its live orders.
 
 Bounds: at most QUEUE_MAX events wait (past that new ones are dropped, counted in `lost`,
 and the first record queued after the gap carries F_LOST); at most COMMANDS_PER_WRITE
@@ -95,7 +95,13 @@ class MarketPort:
         """Name the session after its program and start listening (once)."""
         if self.owner:
             return
-        self.owner, self.pid = f"{name or 'program'}-{pid}", pid
+        base = self.owner = f"{name or 'program'}-{pid}"
+        taken = {port.owner for port in self._registry}
+        more = 0
+        while self.owner in taken:  # another open by the same process: a name of its own
+            more += 1
+            self.owner = f"{base}.{more}"
+        self.pid = pid
         self.bound_ns = self.engine.now_ns()
         bus = self.engine.bus
         self._unsubscribe = [bus.subscribe(self._on_own, _OWN),
