@@ -4,10 +4,17 @@ tail and numbering goes on from the last good record."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tradekernel.kernel.trading import events as ev
 from tradekernel.kernel.trading.audit import (
+    MAX_RECORD_BYTES,
+    MAX_TEXT,
     ORDER_EVENTS,
     AuditLog,
     encode_record,
@@ -15,6 +22,7 @@ from tradekernel.kernel.trading.audit import (
 )
 from tradekernel.kernel.trading.book import BUY, IOC, SELL
 from tradekernel.kernel.trading.engine import TradingEngine
+from tradekernel.kernel.trading.events import EventBus
 
 
 class MemoryStore:
@@ -70,19 +78,27 @@ def test_every_order_event_is_recorded_with_its_reason() -> None:
     assert found.problem is None and found.good_bytes == len(store.data)
     events = [(r["event"], r["order_id"]) for r in found.records]
     assert events == [
+        ("submitted", 1),
         ("accepted", 1),
+        ("submitted", 2),
         ("accepted", 2),
         ("partially_filled", 1),
         ("filled", 2),
         ("cancelled", 1),
+        ("submitted", 3),
         ("rejected", 3),
+        ("submitted", 4),
         ("accepted", 4),
         ("cancelled", 4),
     ]
-    assert [r["rec"] for r in found.records] == list(range(1, 9))
-    rejected = found.records[5]
+    assert [r["rec"] for r in found.records] == list(range(1, 13))
+    rejected = found.records[8]
     assert rejected["reason"] == "unknown symbol 'NOPE'" and rejected["owner"] == "bob"
-    fill = found.records[2]
+    asked = found.records[7]  # what was asked for, before it was refused
+    assert (asked["symbol"], asked["side"], asked["qty"], asked["price"]) == ("NOPE", BUY, 1, 100)
+    market = found.records[9]
+    assert (market["price"], market["tif"], market["client_id"]) == (None, IOC, "4")
+    fill = found.records[4]
     assert (fill["fill_qty"], fill["leaves_qty"], fill["ts_ns"]) == (4, 6, 1_000)
     assert set(ORDER_EVENTS.values()) >= {"accepted", "rejected", "filled", "cancelled"}
 
@@ -130,20 +146,20 @@ def test_recovery_cuts_a_torn_tail_and_numbering_goes_on() -> None:
         engine.submit("alice", "AAPL", BUY, 1, 9_000)
     run(deferred)
     good = len(store.data)
-    torn = encode_record({"rec": 4, "event": "accepted"})[:-7]  # the power went here
+    torn = encode_record({"rec": 7, "event": "accepted"})[:-7]  # the power went here
     store.data += torn
     again, deferred, warnings = make(store)
     again.recover()
     assert len(store.data) == good
     expected = f"audit: torn record ({len(torn)} bytes) at byte {good}: cut the file back to"
     assert warnings == [f"{expected} {good} bytes"]
-    assert again.next_rec == 4
+    assert again.next_rec == 7
     engine = TradingEngine(lambda: 6)
     again.attach(engine.bus)
     engine.submit("bob", "AAPL", SELL, 1, 9_500)
     run(deferred)
     found = read_records(bytes(store.data))
-    assert found.problem is None and [r["rec"] for r in found.records] == [1, 2, 3, 4]
+    assert found.problem is None and [r["rec"] for r in found.records] == list(range(1, 9))
 
 
 def test_recovery_of_a_long_file_reads_only_its_end() -> None:
@@ -164,7 +180,7 @@ def test_a_broken_store_loses_records_and_says_so_once() -> None:
     run(deferred)
     engine.submit("alice", "AAPL", BUY, 1, 9_000)
     run(deferred)
-    assert audit.lost == 2 and audit.written == 0
+    assert audit.lost == 4 and audit.written == 0
     assert warnings == ["audit: records are not being written: /var/log/audit.log: the volume "
                         "is read-only"]  # fmt: skip
 
@@ -179,3 +195,61 @@ def test_recovery_of_a_forged_record_with_a_good_checksum_does_not_raise() -> No
         audit, _, warnings = make(store)
         audit.recover()
         assert audit.next_rec == 2 and bytes(store.data) == good and len(warnings) == 1
+
+
+def _sample(cls: type, draw_int, draw_text) -> object:  # noqa: ANN001
+    """An instance of an order event class with every field drawn by its declared type."""
+    values = []
+    for field in dataclasses.fields(cls):
+        kind = str(field.type)
+        if kind == "str":
+            values.append(draw_text())
+        elif kind == "bool":
+            values.append(draw_int() % 2 == 0)
+        elif kind == "int | None":
+            number = draw_int()
+            values.append(None if number % 3 == 0 else number)
+        else:
+            values.append(draw_int())
+    return cls(*values)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_the_fast_encoding_is_json_byte_for_byte(data) -> None:  # noqa: ANN001
+    """Each event class's record, built from its %-template, is the bytes json makes of the
+    same payload, for any ints and any text (quotes, controls, tabs, non-ASCII)."""
+    store = MemoryStore()
+    audit, deferred, _ = make(store)
+    bus = EventBus()
+    audit.attach(bus)
+    expected = []
+    for rec, cls in enumerate(ORDER_EVENTS, 1):
+        event = _sample(cls, lambda: data.draw(st.integers(-(2**70), 2**70)),
+                        lambda: data.draw(st.text(max_size=40)))  # fmt: skip
+        bus.publish(event)
+        payload = {"rec": rec, "event": ORDER_EVENTS[cls]}
+        payload |= {f.name: getattr(event, f.name) for f in dataclasses.fields(cls)}
+        expected.append(encode_record(payload))
+    run(deferred)
+    assert bytes(store.data) == b"".join(expected)
+
+
+def test_odd_values_and_huge_texts_still_make_readable_records() -> None:
+    """An order refused for a quantity that is not a number of lots is recorded as submitted
+    with the value it had (not truncated to an int); a reason of 100 kB is cut to MAX_TEXT
+    characters, so its record stays under MAX_RECORD_BYTES and is read back."""
+    store = MemoryStore()
+    audit, deferred, _ = make(store)
+    engine = TradingEngine(lambda: 3)
+    audit.attach(engine.bus)
+    engine.submit("alice", "AAPL", BUY, 1.5, 10_000)  # type: ignore[arg-type]
+    engine.bus.publish(ev.OrderRejected(99, 4, 7, "bob", "c" * 100_000, "AAPL", "r" * 100_000))
+    run(deferred)
+    found = read_records(bytes(store.data))
+    assert found.problem is None, found.problem
+    submitted, rejected, refused = found.records
+    assert submitted["event"] == "submitted" and submitted["qty"] == 1.5
+    assert rejected["event"] == "rejected" and "quantity" in rejected["reason"]
+    assert refused["reason"] == "r" * MAX_TEXT and refused["client_id"] == "c" * MAX_TEXT
+    assert max(len(line) for line in store.data.split(b"\n")) <= MAX_RECORD_BYTES

@@ -78,5 +78,7 @@ def test_sigkill_mid_session_leaves_the_audit_log_readable(tmp_path: Path) -> No
     shown = tk.output("audit -n 0")
     assert shown[-1] == f"audit: 0 records written this boot, next #{len(records) + 1}"
     tk.command("buy AAPL 1 @99 -o carol")
-    assert tk.output("audit -n 1")[0].startswith(f"#{len(records) + 1} ")
+    first, second = tk.output("audit -n 2")[:2]
+    assert first.startswith(f"#{len(records) + 1} ") and " submitted order " in first
+    assert second.startswith(f"#{len(records) + 2} ") and " accepted order " in second
     assert len(tk.output("log --subsystem log")) == 2  # both boots, in the file

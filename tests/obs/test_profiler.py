@@ -104,7 +104,7 @@ def test_prof_vmstat_top_log_and_audit_in_the_os(tmp_path: Path) -> None:
             if re.match(r"#\d+ \d+ (accepted|partially_filled|filled) ", line)
         ][-3:]
     )
-    assert audit[-1] == "audit: 4 records written this boot, next #5"
+    assert audit[-1] == "audit: 6 records written this boot, next #7"  # 2 submitted too
     log = tk.output("log --subsystem log")
     assert len(log) == 1 and log[0].endswith("info    log: boot: TradeKernel 0.1.0 at 2026-01-02 "
                                              "09:30:00")  # fmt: skip

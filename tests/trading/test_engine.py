@@ -49,7 +49,7 @@ def test_accept_fill_and_events_in_sequence(engine, clock):
     assert buy.state is OrderState.FILLED and sell.state is OrderState.PARTIALLY_FILLED
     assert [e.seq for e in seen] == list(range(1, len(seen) + 1))
     kinds = [type(e).__name__ for e in seen]
-    assert kinds[:3] == ["OrderAccepted", "DepthChanged", "TopOfBook"]
+    assert kinds[:4] == ["OrderSubmitted", "OrderAccepted", "DepthChanged", "TopOfBook"]
     trade = next(e for e in seen if isinstance(e, ev.Trade))
     assert (trade.price, trade.qty, trade.buyer, trade.seller, trade.ts_ns) == (
         10000, 4, "shell", "mm", 2_000,
@@ -59,6 +59,40 @@ def test_accept_fill_and_events_in_sequence(engine, clock):
     log = [(t[2], t[3], t[4]) for t in engine.transitions]
     assert (buy.order_id, "ACCEPTED", "FILLED") in log
     assert [t[0] for t in engine.transitions] == list(range(1, len(log) + 1))
+
+
+def test_book_events_are_built_only_for_someone_who_listens_to_them(engine):
+    """An audit-like listener of order events alone costs the books nothing (no book event
+    is built: the bus numbers every event it builds, and its numbers show no gap); a
+    TopOfBook listener that comes later gets the current top at the next change, and one of
+    every event gets the book events too."""
+    orders: list[ev.Event] = []
+    stop = engine.bus.subscribe(orders.append, (ev.OrderSubmitted, ev.OrderAccepted))
+    engine.submit("mm", "AAPL", SELL, 10, px(engine, "100.00"))
+    engine.submit("mm", "AAPL", BUY, 5, px(engine, "99.00"))
+    assert [type(e) for e in orders] == [ev.OrderSubmitted, ev.OrderAccepted] * 2
+    assert [e.seq for e in orders] == [1, 2, 3, 4]
+    tops: list[ev.Event] = []
+    engine.bus.subscribe(tops.append, (ev.TopOfBook,))
+    engine.submit("mm", "AAPL", BUY, 1, px(engine, "99.50"))
+    assert [(t.bid_price, t.bid_qty, t.ask_price, t.ask_qty) for t in tops] == [
+        (px(engine, "99.50"), 1, px(engine, "100.00"), 10)]  # fmt: skip
+    stop()
+    everything: list[ev.Event] = []
+    engine.bus.subscribe(everything.append)
+    engine.submit("mm", "AAPL", BUY, 1, px(engine, "99.60"))
+    assert ev.DepthChanged in {type(e) for e in everything}
+
+
+def test_a_listener_that_comes_back_gets_the_top_even_if_it_is_the_one_it_last_saw(engine):
+    tops: list[ev.Event] = []
+    stop = engine.bus.subscribe(tops.append, (ev.TopOfBook,))
+    resting = engine.submit("mm", "AAPL", SELL, 10, px(engine, "100.00"))
+    stop()
+    engine.cancel(resting.order_id)  # unseen: the book is empty again
+    engine.bus.subscribe(tops.append, (ev.TopOfBook,))
+    engine.submit("mm", "AAPL", SELL, 10, px(engine, "100.00"))  # the same top as before
+    assert [(t.ask_price, t.ask_qty) for t in tops] == [(px(engine, "100.00"), 10)] * 2
 
 
 def test_illegal_transition_raises(engine):

@@ -71,7 +71,10 @@ def test_strategies_run_live_and_the_broken_ones_are_stopped_alone(tmp_path: Pat
     assert rows["loops-2"][0] == "stopped" and rows["raises-3"][0] == "stopped"
     assert rows["market_maker-1"][0] == "running" and rows["imbalance-4"][0] == "running"
     assert int(rows["market_maker-1"][4]) > 100  # events delivered after the others stopped
-    text = "\n".join(tk.output("strategy status"))
+    lines = tk.output("strategy status")
+    text = "\n".join(lines)
+    mm_row = next(i for i, line in enumerate(lines) if "market_maker-1" in line)
+    assert re.match(r"tick-to-order ns \(\d+ orders\): p50 \d+ p90", lines[mm_row + 1].strip())
     assert "used more than 250 ms of CPU" in text and "ZeroDivisionError: bad idea" in text
     oopses = [line for line in tk.output("dmesg") if "strategy: oops:" in line]
     assert len(oopses) == 2, oopses

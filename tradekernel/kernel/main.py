@@ -202,6 +202,13 @@ class Kernel:
         from tradekernel.kernel.shell.strategy import register_strategy_commands
 
         register_strategy_commands(self.shell, self)  # strategy list|start|stop|..., backtest
+        # /dev/market: ring-3 strategies' market data and order entry (trading/marketport.py)
+        from tradekernel.kernel.fs.recordfile import RecordFile
+        from tradekernel.kernel.trading.marketport import EVENT, MARKET_DEVICE, MarketPorts
+
+        self.market = MarketPorts(self.trading)
+        self.vfs.resolve("/dev")[0].nodes["market"] = lambda: RecordFile(
+            self.processes, self.market.open(), EVENT.size, MARKET_DEVICE)
 
     def _banner(self) -> None:
         mib = self.platform.ram_bytes // (1024 * 1024)

@@ -119,7 +119,9 @@ class ItchPublisher:
         for order in sorted(engine.live.values(), key=lambda o: o.order_id):
             self._rest(order.order_id)
         self.flush()
-        self.unsubscribe = engine.bus.subscribe(self._event)
+        self.unsubscribe = engine.bus.subscribe(self._event, (
+            ev.OrderAccepted, ev.OrderPartiallyFilled, ev.OrderFilled, ev.OrderCancelled,
+            ev.OrderReplaced, ev.DepthChanged))  # fmt: skip
 
     @staticmethod
     def _representable(instrument: Instrument) -> bool:
@@ -352,7 +354,10 @@ class FixGateway:
         self.listener.bind(("", port))
         self.listener.listen(FIX_LISTEN_BACKLOG)
         self.listener.set_callback(self._accept)
-        self.unsubscribe = engine.bus.subscribe(self._event)
+        # the events that make execution reports (an order's OrderSubmitted, book and trade
+        # events are none of a session's business)
+        self.unsubscribe = engine.bus.subscribe(self._event, (
+            ev.OrderAccepted, ev.OrderPartiallyFilled, ev.OrderFilled, ev.OrderCancelled))
 
     def _accept(self, _sock: object) -> None:
         while self.listener.accept_queue:

@@ -7,9 +7,12 @@ adds a strategy or replaces a sample of the same name. `strategy start` binds a 
 instance to the kernel's live TradingEngine and the machine clock's timer (`Kernel.call_at`),
 so it trades on whatever the desk and the feeds (`feed FILE [--pace]`) put in the books, under
 the owner name NAME-ID (per-owner risk limits, the kill switch and `orders -o` apply to it).
-`backtest` runs the same strategy code on a data file through the backtest fill model
-(kernel/trading/backtest.py) in virtual time of its own: its fills and latencies do not
-depend on the machine's clock, so the same file and configuration print the same figures.
+`strategy status` lists them with their live tick-to-order percentiles (virtual ns), and
+beside them every ring-3 program trading through /dev/market (kernel/trading/marketport.py),
+by process id. `backtest` runs the same strategy code on a data file through the backtest
+fill model (kernel/trading/backtest.py) in virtual time of its own: its fills and latencies
+do not depend on the machine's clock, so the same file and configuration print the same
+figures.
 
 Containment: a strategy that raises or uses more than its CPU budget per event is stopped
 (its orders cancelled), leaves an oops in the kernel log and one console line; the shell, the
@@ -233,26 +236,47 @@ class StrategyCommands:
     def _status(self, args: list[str], out: Output) -> int:
         if args:
             raise UsageError(f"unexpected argument {args[0]!r}")
-        if not self.running:
-            out.line("no strategies (strategy start NAME)")
+        market = getattr(self.kernel, "market", None)  # /dev/market sessions (ring 3)
+        ports = list(market.bound) if market is not None else []
+        if not self.running and not ports:
+            out.line("no strategies (strategy start NAME, or a program on /dev/market)")
             return 0
-        engine = self.kernel.trading
         now = self.kernel.clock.now_ns()
         out.line(f"{'ID':>3} {'OWNER':<16} {'STATE':<7} {'POS':>6} {'NET P&L':>10} "
                  f"{'ORD':>4} {'EVENTS':>7} {'EV/S':>6} {'CPU ms':>7}")  # fmt: skip
         for sid, (host, started, _) in self.running.items():
-            owner = host.owner
-            position = sum(engine.portfolio.position_qty(owner, s) for s in host.strategy.symbols)
-            realized, unrealized, fees = engine.pnl(owner).get(owner, (Decimal(0),) * 3)
-            seconds = max(now - started, 1) / 1e9
             state = "running" if host.running else "stopped"
-            out.line(f"{sid:>3} {owner:<16} {state:<7} {position:>6} "
-                     f"{realized + unrealized - fees:>10.2f} {len(engine.open_orders(owner)):>4} "
-                     f"{host.events_delivered:>7} {host.events_delivered / seconds:>6.0f} "
-                     f"{host.cpu_ns / 1e6:>7.1f}")  # fmt: skip
+            self._status_row(out, str(sid), host.owner, state, host.strategy.symbols,
+                             host.events_delivered, now - started, host.cpu_ns)
+            self._latency_line(out, host.latencies)
             if host.error:
                 out.line(f"    {host.error}", RED)
+        table = self.kernel.processes.table if self.kernel.processes else {}
+        for port in ports:  # ring-3 programs: the id is the process's, CPU its user time
+            process = table.get(port.pid)
+            self._status_row(out, f"p{port.pid}", port.owner, "ring3", self.kernel.trading.books,
+                             port.events, now - port.bound_ns, process.cpu_ns if process else 0)
+            self._latency_line(out, port.latencies)
+            if port.lost:
+                out.line(f"    {port.lost} events dropped: the program read too slowly", RED)
         return 0
+
+    def _status_row(self, out: Output, sid: str, owner: str, state: str, symbols, events: int,
+                    age_ns: int, cpu_ns: int) -> None:  # noqa: ANN001 - any iterable of symbols
+        engine = self.kernel.trading
+        rate = events / (max(age_ns, 1) / 1e9)
+        position = sum(engine.portfolio.position_qty(owner, s) for s in symbols)
+        realized, unrealized, fees = engine.pnl(owner).get(owner, (Decimal(0),) * 3)
+        out.line(f"{sid:>3} {owner:<16} {state:<7} {position:>6} "
+                 f"{realized + unrealized - fees:>10.2f} {len(engine.open_orders(owner)):>4} "
+                 f"{events:>7} {rate:>6.0f} {cpu_ns / 1e6:>7.1f}")  # fmt: skip
+
+    @staticmethod
+    def _latency_line(out: Output, latencies) -> None:  # noqa: ANN001 - a deque of ns
+        figures = percentiles(list(latencies))
+        if figures:
+            out.line(f"    tick-to-order ns ({len(latencies)} orders): "
+                     + " ".join(f"{k} {v}" for k, v in figures.items()), GREY)  # fmt: skip
 
     # ---- backtest -------------------------------------------------------------------------
     def cmd_backtest(self, args: list[str], out: Output) -> int:

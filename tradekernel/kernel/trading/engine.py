@@ -248,6 +248,9 @@ class TradingEngine:
         )
         log = self.transitions
         log.append((next(self._transition_seq), now, order_id, "", "NEW", ""))
+        if self.bus.active:
+            self._publish(ev.OrderSubmitted, order_id, owner, order.client_id, symbol, side, price,
+                          qty, tif)  # fmt: skip
         venue = self._venues.get(symbol)
         if venue is None:
             return self._reject(order, f"unknown symbol {symbol!r}")
@@ -279,8 +282,7 @@ class TradingEngine:
         if order.state in LIVE_STATES and order.qty - order.filled > rested:
             stp = book.stp_killed == order_id
             self._cancel_remainder(order, order.qty - order.filled, stp)
-        if self.bus.active:
-            self._book_events(book)
+        self._book_events(book)
         return order
 
     def _validate(self, order: Order, instrument: Instrument, book: OrderBook) -> str | None:
@@ -424,8 +426,13 @@ class TradingEngine:
         self._cancelled(self.live[order_id], qty, "self-trade prevention")
 
     def _book_events(self, book: OrderBook) -> None:
-        """DepthChanged/TopOfBook if the book changed since the last look (callers publish only
-        while someone listens; a new listener gets the current top on the next change)."""
+        """DepthChanged/TopOfBook if the book changed since the last look (only while someone
+        listens to them; a new listener gets the current top on the next change)."""
+        if not self.bus.book_active:
+            if self._versions:  # forget what was last published: a later listener gets it
+                self._versions.clear()
+                self._l1.clear()
+            return
         symbol = book.symbol
         if self._versions.get(symbol) != book.version:
             self._versions[symbol] = book.version
@@ -451,8 +458,7 @@ class TradingEngine:
         book = self.books[order.symbol]
         qty = book.cancel(order_id)
         self._cancelled(order, qty, reason)
-        if self.bus.active:
-            self._book_events(book)
+        self._book_events(book)
         return qty
 
     def replace(
@@ -575,6 +581,11 @@ class TradingEngine:
         if book is None:
             raise InstrumentError(f"unknown symbol {symbol!r}")
         return book
+
+    @property
+    def next_order_id(self) -> int:
+        """The id the next `submit` gives its order (accepted or rejected)."""
+        return self._next_id
 
     def by_client_id(self, owner: str, client_id: str) -> Order | None:
         return self._client_ids.get((owner, client_id))

@@ -5,7 +5,10 @@ itself (`next_seq`), so the sequence is gap-free across every event type.
 
 Events are plain slotted objects (not frozen: a frozen dataclass pays a setattr call per field
 on construction); listeners must treat them as read-only. The engine builds an event only while
-`EventBus.active` is true, i.e. someone listens, so an engine nobody watches pays nothing.
+`EventBus.active` is true, i.e. someone listens, so an engine nobody watches pays nothing; and
+it looks at a book for DepthChanged/TopOfBook only while `book_active` is (someone listens to
+all events or to one of those two), so an audit log of order events alone does not pay for
+them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,20 @@ from dataclasses import dataclass
 class Event:
     seq: int
     ts_ns: int
+
+
+@dataclass(slots=True)
+class OrderSubmitted(Event):
+    """An order as it was asked for, before validation and risk (then accepted or rejected)."""
+
+    order_id: int
+    owner: str
+    client_id: str
+    symbol: str
+    side: int
+    price: int | None
+    qty: int
+    tif: int
 
 
 @dataclass(slots=True)
@@ -120,6 +137,7 @@ class EventBus:
         self._all: list[Listener] = []
         self._by_type: dict[type[Event], list[Listener]] = {}
         self.active = False  # any listener at all; kept in step by subscribe/unsubscribe
+        self.book_active = False  # a listener of DepthChanged or TopOfBook (or of everything)
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -131,6 +149,8 @@ class EventBus:
 
     def _update_active(self) -> None:
         self.active = bool(self._all) or any(self._by_type.values())
+        typed = self._by_type
+        self.book_active = bool(self._all or typed.get(DepthChanged) or typed.get(TopOfBook))
 
     def subscribe(
         self, listener: Listener, types: tuple[type[Event], ...] | None = None

@@ -35,6 +35,11 @@ of n events may use n budgets); a callback that passes it (a loop that never end
 StrategyOverrun raised inside it by the watchdog thread and the strategy is stopped. The
 budget is generous (a healthy callback uses microseconds), so it never decides the fate of a
 well-behaved run: outputs stay deterministic. `cpu_ns` adds up the CPU time a strategy used.
+
+Latency: every order a strategy submits records tick-to-order in `latencies`: the engine's
+time at the submit less the time stamp of the latest market event (top or trade) delivered
+to it, in virtual ns, the figure a backtest reports (live, it includes the wait between the
+event and its delivery from the scheduler).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ MAX_LOG_LINES = 10_000  # a strategy's log keeps its latest lines
 MAX_TIMERS = 1_000  # pending timers per strategy
 EVENT_BUDGET_NS = 250_000_000  # CPU time a strategy may use per event it is handed (250 ms)
 WATCHDOG_POLL_S = 0.01  # how often the watchdog thread looks at an armed budget
+LATENCY_SAMPLES = 10_000  # tick-to-order samples a host keeps (the latest)
 
 Scheduler = Callable[[int, Callable[[], None]], object]
 _TIFS = {"gtc": GTC, "ioc": IOC, "fok": FOK, "post": POST}
@@ -235,6 +241,7 @@ class Context:
         except InstrumentError as err:
             raise StrategyError(str(err)) from None
         tif_code = _TIFS[tif] if price is not None or tif in ("ioc", "fok") else IOC
+        self._host.order_sent()
         return engine.submit(self.owner, symbol, side, lots, ticks, tif_code).order_id
 
     def buy(self, symbol: str, qty: object, price: object = None, tif: str = "gtc") -> int:
@@ -334,6 +341,13 @@ class StrategyHost:
         self._timers = 0
         self._unsubscribe: list[Callable[[], None]] = []
         self._symbols = frozenset(strategy.symbols)
+        # tick-to-order: virtual ns from the latest market event delivered to each order sent
+        self.latencies: deque[int] = deque(maxlen=LATENCY_SAMPLES)
+        self._last_md_ns: int | None = None
+
+    def order_sent(self) -> None:
+        if self._last_md_ns is not None:
+            self.latencies.append(self.engine.now_ns() - self._last_md_ns)
 
     def start(self) -> None:
         bus = self.engine.bus
@@ -393,8 +407,10 @@ class StrategyHost:
             kind = type(event)
             self._current = kind
             if kind is ev.TopOfBook:
+                self._last_md_ns = event.ts_ns
                 on_book(ctx, event)
             elif kind is ev.Trade:
+                self._last_md_ns = event.ts_ns
                 on_trade(ctx, event)
             elif kind is ev.OrderAccepted:
                 strategy.on_accepted(ctx, event)
