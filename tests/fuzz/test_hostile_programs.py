@@ -10,8 +10,9 @@ harness checks after every case), the shell answers after every case; at the end
 is left, no file on the volume is open, nothing is left on the kernel heap, memcheck is clean
 and every frame is free again (but those of the System V shared-memory segments the cases
 created: they live until removed, as on Linux). One boot runs every case, so a leak or a
-damaged kernel structure carries over to the next case and is caught there. TK_FUZZ_PROGRAMS, TK_FUZZ_CALLS and TK_FUZZ_SEED change the count, the calls
-per case and the first seed (CI runs the same cases)."""
+damaged kernel structure carries over to the next case and is caught there.
+TK_FUZZ_PROGRAMS, TK_FUZZ_CALLS and TK_FUZZ_SEED change the count, the calls per case and the
+first seed (CI runs the same cases)."""
 
 from __future__ import annotations
 
