@@ -75,16 +75,18 @@ class PageCache:
             elif missing_from is not None:
                 self._fetch(missing_from, page - 1)
                 missing_from = None
-        parts = []
+        parts: list[memoryview] = []
         for page in range(first, last + 1):
             data = pages.get(page)
             if data is None:  # evicted by this very read (a read larger than the cache)
                 return self.device.read_blocks(lba, count)
             pages.move_to_end(page)
-            parts.append(data)
+            parts.append(memoryview(data))
         self.hits += last - first + 1
-        start = (lba - first * PAGE_BLOCKS) * BLOCK_SIZE
-        return b"".join(parts)[start : start + count * BLOCK_SIZE]
+        end = (lba + count - last * PAGE_BLOCKS) * BLOCK_SIZE
+        parts[-1] = parts[-1][:end]  # trim the last page first: it may be the first too
+        parts[0] = parts[0][(lba - first * PAGE_BLOCKS) * BLOCK_SIZE :]
+        return b"".join(parts)  # one copy, of exactly the bytes asked for
 
     def write_blocks(self, lba: int, data: bytes) -> None:
         self.device.write_blocks(lba, data)  # the device first: it checks range and size
