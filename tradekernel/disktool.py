@@ -49,6 +49,12 @@ OS_DISK_MB = 16
 # Fixed stamps: the same programs always make the same OS disk, byte for byte.
 OS_BUILD_TIME = datetime(2026, 1, 1, 0, 0, 0)
 OS_VOLUME_ID = 0x54524B31  # "TRK1": the scratch OS disk's fixed serial
+# The OS has one user, root (uid and gid 0, as every system call says): the files programs
+# look names up in (busybox's id, whoami, ls -l; glibc's getpwuid), in their standard format.
+USER_DATABASE = {
+    "/etc/passwd": b"root:x:0:0:root:/:/bin/sh\n",  # home: HOME=/ (proc/process.py)
+    "/etc/group": b"root:x:0:\n",
+}
 
 
 class DiskToolError(Exception):
@@ -121,7 +127,8 @@ def create_disk(
 def create_os_disk(
     path: str | os.PathLike[str], size_mb: int = OS_DISK_MB, volume_id: int = OS_VOLUME_ID
 ) -> PartitionEntry:
-    """A bootable TradeKernel disk: the MBR and stub, the skeleton, the user programs in /bin.
+    """A bootable TradeKernel disk: the MBR and stub, the skeleton, the user programs in /bin,
+    /etc/passwd and /etc/group with root.
     With the default serial the same programs give the same image, byte for byte (the scratch
     disk of a deterministic run); `tk disk create` gives each disk a fresh one."""
     entry = create_disk(
@@ -130,6 +137,8 @@ def create_os_disk(
     with ImageFile(path) as disk, FatFs(open_partition(disk, 1), now=lambda: OS_BUILD_TIME) as fs:
         for name, data in user_programs().items():
             fs.write_file(f"/bin/{name}", data)
+        for name, data in USER_DATABASE.items():
+            fs.write_file(name, data)
     return entry
 
 

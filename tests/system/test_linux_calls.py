@@ -8,6 +8,7 @@ shows: no "job control turned off", `jobs`, Ctrl-Z, `fg`, Ctrl-C reaching only t
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -187,6 +188,16 @@ def test_new_calls_match_the_host(booted: Booted) -> None:
     assert [expected[n] for n in wrap] == [f"{WRAP_LINE}: -1 ENOMEM"]  # the host's kernel
     assert inside[wrap[0]] == f"{WRAP_LINE}: -1 EINVAL"
     del inside[wrap[0]], expected[wrap[0]]
+    assert inside == expected
+
+
+def test_root_has_a_name_from_etc_passwd_and_group(booted: Booted) -> None:
+    """create_os_disk writes /etc/passwd and /etc/group with root: names as on the host."""
+    tk, where = booted
+    script = 'whoami; id; id -un; id -gn; stat -c "%U %G" notes.txt'
+    inside = tk.output(f"busybox sh -c {shlex.quote(script)}", 60 * SECOND)
+    expected = _host(where / "busybox-root" / "bin" / "busybox", ["sh", "-c", script], where / "t")
+    assert expected == ["root", "uid=0(root) gid=0(root)", "root", "root", "root root"]
     assert inside == expected
 
 

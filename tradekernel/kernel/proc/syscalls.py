@@ -205,6 +205,7 @@ class Syscalls:
             65: ("getpgrp", lambda p, a: p.pgid),
             76: ("getrlimit", self.sys_getrlimit),
             78: ("gettimeofday", self.sys_gettimeofday),
+            80: ("getgroups", self.sys_getgroups),
             85: ("readlink", self.sys_readlink),
             90: ("mmap", self.sys_old_mmap),
             91: ("munmap", lambda p, a: self.manager.maps.munmap(p, a[0], a[1])),
@@ -252,6 +253,7 @@ class Syscalls:
             200: ("getgid32", lambda p, a: 0),
             201: ("geteuid32", lambda p, a: 0),
             202: ("getegid32", lambda p, a: 0),
+            205: ("getgroups32", self.sys_getgroups),
             219: ("madvise", self.sys_madvise),
             220: ("getdents64", self.sys_getdents64),
             221: ("fcntl64", self.sys_fcntl),
@@ -448,6 +450,12 @@ class Syscalls:
         descriptor = process.tls[TLS_ENTRIES.index(entry)]
         copy_to_user(process.aspace, args[0], decode(entry, descriptor))
         return 0
+
+    @staticmethod
+    def sys_getgroups(process: Process, args: tuple[int, ...]) -> int:
+        """No supplementary groups: nothing ran initgroups (no login), as a Linux process
+        started outside a session has none; the primary group is getgid's 0."""
+        return -E.EINVAL if _signed(args[0]) < 0 else 0
 
     def sys_setpgid(self, process: Process, args: tuple[int, ...]) -> int:
         """setpgid(pid, pgid) as Linux's: the caller or one of its children (ESRCH else) joins
