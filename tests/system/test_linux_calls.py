@@ -16,7 +16,13 @@ from typing import NamedTuple
 import pytest
 
 from tests.system.harness import SECOND, BootedPc, close_pc
-from tests.system.test_linux import _busybox_binary, _host, _probe_binary, _type_and_wait
+from tests.system.test_linux import (
+    DYNAMIC_LIBRARIES,
+    _busybox_binary,
+    _host,
+    _probe_binary,
+    _type_and_wait,
+)
 from tests.system.test_signals import ctrl
 from tradekernel.disktool import create_os_disk, open_volume
 
@@ -148,6 +154,18 @@ int main(void) {
     return 0;
 }
 """
+# A position-independent program (ET_DYN with PT_INTERP, what Debian's gcc makes by default):
+# loaded at PIE_BASE, relocated by ld.so; offsets inside it are the same wherever it loads.
+PIE_SOURCE = r"""
+#include <stdio.h>
+static int data = 5;
+static __thread int tls = 9;
+int main(int argc, char **argv) {
+    printf("pie data %d tls %d offset %ld %s\n", data, tls,
+           (long)((char *)&data - (char *)main), argc > 1 ? argv[1] : "-");
+    return 0;
+}
+"""
 # The one line where the host differs from an i386 Linux: its 64-bit kernel sees an i386
 # range past 4 GiB as beyond the address space (ENOMEM); a 32-bit kernel's `end < start`
 # check (mm/madvise.c) makes it EINVAL, which is what the OS answers.
@@ -171,6 +189,11 @@ def booted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booted]:
     with open_volume(disk) as fs:
         fs.write_file("/bin/busybox", busybox.read_bytes())
         fs.write_file("/bin/newcalls", calls.read_bytes())
+        pie = _probe_binary(where, "pieprobe", PIE_SOURCE, "-pie", "-fPIE")
+        fs.write_file("/bin/pieprobe", pie.read_bytes())
+        fs.mkdir("/lib")
+        for library in DYNAMIC_LIBRARIES:
+            fs.write_file(f"/lib/{library.name}", library.read_bytes())
         fs.mkdir("/t")
         fs.write_file("/t/notes.txt", NOTES)
     tk = BootedPc(where, disk=disk).boot()
@@ -188,6 +211,14 @@ def test_new_calls_match_the_host(booted: Booted) -> None:
     assert [expected[n] for n in wrap] == [f"{WRAP_LINE}: -1 ENOMEM"]  # the host's kernel
     assert inside[wrap[0]] == f"{WRAP_LINE}: -1 EINVAL"
     del inside[wrap[0]], expected[wrap[0]]
+    assert inside == expected
+
+
+def test_a_pie_program_runs_relocated_by_ld_so(booted: Booted) -> None:
+    tk, where = booted
+    inside = tk.output("pieprobe four", 60 * SECOND)
+    expected = _host(where / "pieprobe", ["four"], where / "t")
+    assert expected[0].startswith("pie data 5 tls 9 offset ")
     assert inside == expected
 
 
