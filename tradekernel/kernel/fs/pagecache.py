@@ -44,19 +44,21 @@ class PageCache:
     def __len__(self) -> int:
         return len(self._pages)
 
-    def _fetch(self, first: int, last: int) -> None:
-        """Read pages first..last (all missing) with one device read and keep them."""
+    def _fetch(self, first: int, last: int) -> bytes:
+        """Read pages first..last (all missing) with one device read, keep them, and return
+        the bytes read."""
         lba = first * PAGE_BLOCKS
         count = min((last + 1) * PAGE_BLOCKS, self.block_count) - lba
         data = self.device.read_blocks(lba, count)
         self.misses += last - first + 1
-        if self.capacity == 0:
-            return
+        pages = self._pages
+        view = memoryview(data)
         for page in range(first, last + 1):
             offset = (page - first) * PAGE_BYTES
-            self._pages[page] = bytearray(data[offset : offset + PAGE_BYTES])
-        while len(self._pages) > self.capacity:
-            self._pages.popitem(last=False)
+            pages[page] = bytearray(view[offset : offset + PAGE_BYTES])
+        while len(pages) > self.capacity:
+            pages.popitem(last=False)
+        return data
 
     def read_blocks(self, lba: int, count: int) -> bytes:
         check_range(self, lba, count)
@@ -67,6 +69,11 @@ class PageCache:
             return self.device.read_blocks(lba, count)
         first, last = lba // PAGE_BLOCKS, (lba + count - 1) // PAGE_BLOCKS
         pages = self._pages
+        if first not in pages and last not in pages and not any(
+            page in pages for page in range(first + 1, last)
+        ):  # all missing (a first read): one device read, and its bytes are the answer
+            start = (lba - first * PAGE_BLOCKS) * BLOCK_SIZE
+            return self._fetch(first, last)[start : start + count * BLOCK_SIZE]
         missing_from = None
         for page in range(first, last + 2):
             if page <= last and page not in pages:
