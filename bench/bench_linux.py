@@ -9,12 +9,14 @@ same run. Figures:
 - fork + exec rounds per second: `busybox sh -c` loop of N `./busybox true` (each a fork, an
   execve of the 2 MB static binary and a wait4);
 - gzip throughput: `busybox gzip -c` of M MiB of text to /dev/null (compute-bound);
+- tcc: Debian's i386 tcc (installed by pkg from tests/pkg/debs/toolchain) compiling a 500-line
+  C file to an object, against the same tcc binary run by the host with its own ld.so;
 and each as a ratio inside/host (issue 20's target: >= 0.25 for compute-bound work).
 Each command's output is checked (the loop's count, gzip's byte count), so a run that crashed
 is an error, not a figure. `--clock counted` (the default) runs the machine on its counted
 clock: on the real-time clock a page fault whose CR2 Unicorn overwrites between the delivery
 and the trap stub's read kills fork-heavy loops (see the linux helper's report, issue 20).
-Needs tests/pkg/debs (setup.sh) and dpkg-deb.
+Needs tests/pkg/debs and tests/pkg/debs/toolchain (setup.sh) and dpkg-deb.
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.pkg.conftest import busybox_deb  # noqa: E402
+from tests.pkg.conftest import DEBS, busybox_deb  # noqa: E402
 from tests.system.harness import SECOND, BootedPc, close_pc  # noqa: E402
-from tradekernel.disktool import create_os_disk, open_volume  # noqa: E402
+from tradekernel.disktool import create_os_disk, install_packages, open_volume  # noqa: E402
+
+TOOLCHAIN = DEBS / "toolchain"
+C_FUNCTIONS = 100  # five lines each: the 500-line C file tcc compiles
 
 
 def text_blob(size: int) -> bytes:
@@ -44,6 +49,17 @@ def text_blob(size: int) -> bytes:
     while len(out) < size:
         out += rng.choice(words) + (b"\n" if rng.random() < 0.1 else b" ")
     return bytes(out[:size])
+
+
+def c_source() -> str:
+    """C_FUNCTIONS small functions with loops and arithmetic, and a main calling them."""
+    body = [
+        f"int f{n}(int x) {{\n    int s = {n};\n"
+        f"    for (int i = 0; i < x; i++) s += i * {n % 7 + 1};\n    return s ^ x;\n}}\n"
+        for n in range(C_FUNCTIONS)
+    ]
+    calls = " + ".join(f"f{n}(3)" for n in range(C_FUNCTIONS))
+    return "".join(body) + f"int main(void) {{ return ({calls}) & 0x7f; }}\n"
 
 
 def inside(tk: BootedPc, line: str, expect: str = "") -> float:
@@ -77,14 +93,26 @@ def main() -> None:
         (where / "data.txt").write_bytes(text_blob(args.mib << 20))
         disk = where / "disk.img"
         create_os_disk(disk, size_mb=64)
+        (where / "big.c").write_text(c_source())
         with open_volume(disk) as fs:
             fs.write_file("/bin/busybox", busybox.read_bytes())
             fs.write_file("/data.txt", (where / "data.txt").read_bytes())
+            fs.write_file("/big.c", (where / "big.c").read_bytes())
+        install_packages(disk, TOOLCHAIN, ["tcc"], lambda line: None)
+        tools = where / "tools"
+        for deb in TOOLCHAIN.glob("*.deb"):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(tools)], check=True)
         loop = f"i=0; while [ $i -lt {args.rounds} ]; do ./busybox true; i=$((i+1)); done"
         loop += "; echo $i"  # the count it reached: a crashed round shows
         gzip = "gzip -c data.txt | wc -c"  # applets of the shell's own binary
         host_loop, _ = host(busybox, loop, busybox.parent)
         host_gzip, packed = host(busybox, gzip, where)
+        libraries = f"{tools}/lib/i386-linux-gnu:{tools}/usr/lib/i386-linux-gnu"
+        start = time.perf_counter()
+        subprocess.run([f"{tools}/lib/ld-linux.so.2", "--library-path", libraries,
+                        f"{tools}/usr/bin/tcc", "-c", "big.c", "-o", "big.o"], cwd=where,
+                       check=True)  # fmt: skip
+        host_tcc = time.perf_counter() - start
         tk = BootedPc(where, disk=disk, deterministic=args.clock == "counted").boot()
         try:
             tk.output("cd /bin")
@@ -92,6 +120,7 @@ def main() -> None:
             os_loop = inside(tk, f"busybox sh -c '{loop}'", str(args.rounds)) - base
             tk.output("cd /")
             os_gzip = inside(tk, f"busybox sh -c '{gzip}'", packed) - base
+            os_tcc = inside(tk, "/usr/bin/tcc -c big.c -o big.o")
         finally:
             close_pc(tk)
     load = os.getloadavg()[0]
@@ -100,6 +129,9 @@ def main() -> None:
           f"{args.rounds / host_loop:8.1f}   ratio {host_loop / os_loop:.3f}")  # fmt: skip
     print(f"gzip {args.mib} MiB MiB/s: inside {args.mib / os_gzip:8.2f}   host "
           f"{args.mib / host_gzip:8.2f}   ratio {host_gzip / os_gzip:.3f}")  # fmt: skip
+    lines = c_source().count("\n")
+    print(f"tcc -c of {lines} lines, s: inside {os_tcc:8.3f}   host {host_tcc:8.3f}   "
+          f"ratio {host_tcc / os_tcc:.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":
