@@ -907,8 +907,10 @@ class Syscalls:
         """sendfile(out, in, offset, count): up to `count` bytes (at most MAX_IO) from a
         regular file to any writable file, inside the kernel. With an offset pointer (a
         64-bit loff_t for sendfile64, 32-bit for sendfile) the read starts there, the
-        pointer is advanced and the file position left alone; without one the position
-        moves. A writer that must wait (a full pipe) sleeps; its wake-up carries the count."""
+        pointer is advanced by what was written and the file position left alone; without
+        one the position moves by what was written (a short or refused write, such as a
+        full non-blocking pipe, gives the rest back). A writer that must wait (a full pipe)
+        sleeps until all is taken; its wake-up carries the count."""
         out, source = self._file(process, args[0]), self._file(process, args[1])
         pointer, count = args[2], min(args[3], MAX_IO)
         layout = "<q" if wide else "<i"
@@ -916,7 +918,10 @@ class Syscalls:
             return -E.EINVAL  # as Linux: sendfile never appends
         if not pointer:
             data = source.read_data(count)
-            return out.write(process, data) if data else 0
+            written = out.write(process, data) if data else 0
+            if written is not None and written < len(data):
+                source.seek(max(written, 0) - len(data), SEEK_CUR)
+            return written
         (offset,) = struct.unpack(layout, copy_from_user(process.aspace, pointer, 8 if wide
                                                          else 4))  # fmt: skip
         if offset < 0:
@@ -927,8 +932,10 @@ class Syscalls:
             data = source.read_data(count)
         finally:
             source.seek(saved, SEEK_SET)
-        copy_to_user(process.aspace, pointer, struct.pack(layout, offset + len(data)))
-        return out.write(process, data) if data else 0
+        written = out.write(process, data) if data else 0
+        moved = len(data) if written is None else max(written, 0)
+        copy_to_user(process.aspace, pointer, struct.pack(layout, offset + moved))
+        return written
 
     def sys_lseek(self, process: Process, args: tuple[int, ...]) -> int:
         return self._file(process, args[0]).seek(_signed(args[1]), args[2])
