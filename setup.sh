@@ -37,3 +37,14 @@ if ! ls tests/pkg/debs/busybox-static_*_i386.deb >/dev/null 2>&1; then
   mkdir -p tests/pkg/debs
   (cd tests/pkg/debs && apt-get download -qq busybox-static:i386)
 fi
+# Debian's i386 tcc and lua5.4 with what they need (tests/pkg/test_toolchain.py), in a directory
+# of their own that serves as a package repository: fetched once here, never at test time.
+if ! ls tests/pkg/debs/toolchain/tcc_*_i386.deb >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  dpkg --print-foreign-architectures | grep -qx i386 || $sudo dpkg --add-architecture i386
+  $sudo apt-get update -qq
+  mkdir -p tests/pkg/debs/toolchain
+  (cd tests/pkg/debs/toolchain && apt-get download -qq tcc:i386 lua5.4:i386 libc6:i386 \
+    libc6-dev:i386 libgcc-s1:i386 gcc-12-base:i386 libtinfo6:i386 libreadline8:i386 \
+    readline-common install-info:i386)
+fi

@@ -9,7 +9,8 @@ stub); partition 1 starts at sector 2048 (1 MiB, aligned) and fills the disk, fo
 The functions raise `DiskToolError`, `FsError`, `BlockDeviceError` or `OSError` (the host side)
 with a message; the click group `disk` (mounted by the main CLI as `tk disk`) turns them into
 one-line click errors. `tk disk create` never replaces an existing file without --force, and
-gives each disk a fresh volume serial.
+gives each disk a fresh volume serial; with `--with NAMES --repo DIR` it installs Debian
+packages (and their Depends) from a host directory of .deb files, as the guest's `pkg` would.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from tradekernel.kernel.drivers.blockdev import (
     open_partition,
 )
 from tradekernel.kernel.fs.fat import FatFs, FsError, IsDirectory, Stat, mkfs
+from tradekernel.kernel.pkg.database import DatabaseError
+from tradekernel.kernel.pkg.manager import PackageManager, PkgError
+from tradekernel.kernel.pkg.source import PackageSource
 
 PARTITION_START = 2048  # sectors: room for the MBR and a stub of up to 1023.5 KiB before it
 MIN_SIZE_MB = 4
@@ -49,6 +53,12 @@ OS_DISK_MB = 16
 # Fixed stamps: the same programs always make the same OS disk, byte for byte.
 OS_BUILD_TIME = datetime(2026, 1, 1, 0, 0, 0)
 OS_VOLUME_ID = 0x54524B31  # "TRK1": the scratch OS disk's fixed serial
+# The OS has one user, root (uid and gid 0, as every system call says): the files programs
+# look names up in (busybox's id, whoami, ls -l; glibc's getpwuid), in their standard format.
+USER_DATABASE = {
+    "/etc/passwd": b"root:x:0:0:root:/:/bin/sh\n",  # home: HOME=/ (proc/process.py)
+    "/etc/group": b"root:x:0:\n",
+}
 
 
 class DiskToolError(Exception):
@@ -121,7 +131,8 @@ def create_disk(
 def create_os_disk(
     path: str | os.PathLike[str], size_mb: int = OS_DISK_MB, volume_id: int = OS_VOLUME_ID
 ) -> PartitionEntry:
-    """A bootable TradeKernel disk: the MBR and stub, the skeleton, the user programs in /bin.
+    """A bootable TradeKernel disk: the MBR and stub, the skeleton, the user programs in /bin,
+    /etc/passwd and /etc/group with root.
     With the default serial the same programs give the same image, byte for byte (the scratch
     disk of a deterministic run); `tk disk create` gives each disk a fresh one."""
     entry = create_disk(
@@ -130,7 +141,48 @@ def create_os_disk(
     with ImageFile(path) as disk, FatFs(open_partition(disk, 1), now=lambda: OS_BUILD_TIME) as fs:
         for name, data in user_programs().items():
             fs.write_file(f"/bin/{name}", data)
+        for name, data in USER_DATABASE.items():
+            fs.write_file(name, data)
     return entry
+
+
+class _BuiltIndex:
+    """A host repository whose Packages index was built just now from its .deb files (a plain
+    directory of them, such as `apt-get download` leaves): a kernel/pkg PackageSource."""
+
+    def __init__(self, source: PackageSource, index: bytes) -> None:
+        self._source, self._index = source, index
+        self.location = source.location
+
+    def index(self) -> bytes:
+        return self._index
+
+    def fetch(self, filename: str, limit: int) -> bytes:
+        return self._source.fetch(filename, limit)
+
+
+def install_packages(
+    image: str | os.PathLike[str], repo: Path, names: list[str], say: Callable[[str], None]
+) -> list[str]:
+    """Install `names` and their Depends into the image, as the guest's `pkg install` does
+    (checksums checked before anything is written), from `repo`: a host directory of .deb
+    files, with its Packages index (`tk repo add`) or without (one is built from the .debs).
+    Returns what was installed, in order."""
+    from tradekernel import repotool  # it uses open_volume from here: imported when needed
+
+    if not repo.is_dir():
+        raise DiskToolError(f"{repo}: no such package directory")
+    source: PackageSource = repotool.HostDirectorySource(repo)
+    if not (repo / "Packages").is_file():
+        try:
+            source = _BuiltIndex(source, repotool.build_index(repo).encode("utf-8"))
+        except repotool.RepoError as error:
+            raise DiskToolError(str(error)) from None
+    try:
+        with open_volume(image) as fs:
+            return PackageManager(fs).install(names, source, say)
+    except (PkgError, DatabaseError) as error:
+        raise DiskToolError(str(error)) from None
 
 
 @contextmanager
@@ -262,8 +314,32 @@ def disk() -> None:
     "with the user programs in /bin)",
 )
 @click.option("--force", is_flag=True, help="Replace PATH if it exists (its contents are lost).")
-def create_command(path: str, size_mb: int, boot_path: str | None, force: bool) -> None:
+@click.option(
+    "--with",
+    "packages",
+    multiple=True,
+    help="Debian packages to install (NAME[,NAME...], repeatable), with their Depends, from "
+    "--repo",
+)
+@click.option(
+    "--repo",
+    "repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of i386 .deb files for --with (a Packages index is built if it has none)",
+)
+def create_command(
+    path: str,
+    size_mb: int,
+    boot_path: str | None,
+    force: bool,
+    packages: tuple[str, ...],
+    repo: Path | None,
+) -> None:
     """Create a bootable, partitioned disk image with a fresh FAT filesystem."""
+    names = [name for group in packages for name in group.split(",") if name.strip()]
+    names = [name.strip() for name in names]
+    if names and repo is None:
+        raise click.ClickException("--with needs --repo DIR (a directory of .deb files)")
     if os.path.lexists(path) and not force:
         raise click.ClickException(
             f"{path} already exists: not replaced (--force replaces it and all it holds)"
@@ -276,6 +352,12 @@ def create_command(path: str, size_mb: int, boot_path: str | None, force: bool) 
     assert isinstance(entry, PartitionEntry)
     kind = "FAT32" if entry.type == PART_FAT32_LBA else "FAT16"
     click.echo(f"{path}: {size_mb} MiB, partition 1 {kind} at sector {entry.start_lba}")
+    if names and repo is not None:
+        try:
+            _run(lambda: install_packages(path, repo, names, click.echo))
+        except click.ClickException:
+            os.unlink(path)  # not the disk asked for: none rather than one without them
+            raise
 
 
 @disk.command("ls")

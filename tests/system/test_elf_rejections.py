@@ -98,7 +98,8 @@ REJECTIONS: list[tuple[str, bytes, str]] = [
     ("elfver", elf(version=2), "unknown ELF version 1/2"),
     ("x86_64", elf(machine=EM_X86_64), "not an i386 program (machine 62)"),
     ("pie", elf(e_type=ET_DYN),
-     "position-independent or shared object (ET_DYN): link with -static -no-pie"),
+     "position-independent with no interpreter (static-pie or a shared object): link with "
+     "-static -no-pie"),
     ("object", elf(e_type=ET_REL), "not an executable (type 1)"),
     ("ehsize", elf(ehsize=40), "bad header sizes (ehsize 40, phentsize 32)"),
     ("phentsz", elf(phentsize=56), "bad header sizes (ehsize 52, phentsize 56)"),

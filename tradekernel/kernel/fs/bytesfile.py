@@ -25,6 +25,11 @@ class BytesFile(OpenFile):
         self._position += len(piece)
         return len(piece)
 
+    def read_data(self, count: int) -> bytes:
+        piece = self._data[self._position : self._position + max(0, count)]
+        self._position += len(piece)
+        return piece
+
     def seek(self, offset: int, whence: int) -> int:
         self._position = seek_position(offset, whence, self._position, len(self._data))
         return self._position

@@ -47,6 +47,7 @@ RANDOM_DEVICE, URANDOM_DEVICE = (1 << 8) | 8, (1 << 8) | 9
 RANDOM_CHUNK = 64 * 1024  # /dev/urandom gives at most this many bytes per read (as a cap)
 TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
 TIOCGWINSZ, FIONREAD = 0x5413, 0x541B
+TIOCGPGRP, TIOCSPGRP = 0x540F, 0x5410
 TERMIOS_SIZE = 36
 # struct termios of the console tty: ICRNL|IXON, OPOST|ONLCR, B38400|CS8|CREAD,
 # ISIG|ICANON|ECHO|ECHOE|ECHOK|ECHOCTL|ECHOKE|IEXTEN; c_cc: ^C ^\ DEL ^U ^D, VTIME 0, VMIN 1.
@@ -71,6 +72,14 @@ class TerminalReader(Protocol):
         ...
 
     termios: bytes  # the settings TCGETS reads (struct termios, TERMIOS_SIZE bytes)
+
+    def foreground_group(self, process: Caller) -> int:
+        """TIOCGPGRP: the terminal's foreground process group (0 when none holds it)."""
+        ...
+
+    def set_foreground_group(self, process: Caller, pgid: int) -> int:
+        """TIOCSPGRP: 0, or -errno (a group outside the foreground job, a background caller)."""
+        ...
 
     def set_termios(self, process: Caller, data: bytes) -> None:
         """TCSETS/TCSETSW/TCSETSF: new settings (canonical or not, echo, signals)."""
@@ -122,8 +131,14 @@ class TtyFile(OpenFile):
         elif request == FIONREAD:
             pending = self.terminal.tty_pending(process)
             copy_to_user(process.aspace, pointer, struct.pack("<i", pending))
+        elif request == TIOCGPGRP:
+            group = self.terminal.foreground_group(process)
+            copy_to_user(process.aspace, pointer, struct.pack("<i", group))
+        elif request == TIOCSPGRP:
+            (pgid,) = struct.unpack("<i", copy_from_user(process.aspace, pointer, 4))
+            return self.terminal.set_foreground_group(process, pgid)
         else:
-            return -E.EINVAL  # job control (TIOCSPGRP...) and the rest: not supported
+            return -E.EINVAL  # the rest (TIOCSCTTY, TIOCGSID...): not supported
         return 0
 
 

@@ -1,9 +1,11 @@
 """FAT12/16/32 over any block device (kernel/drivers/blockdev.py): mount, files, directories, mkfs.
 
-Layers, bottom up: the boot sector (`Layout`), the allocation table (`_FatTable`, all copies
-kept equal), directories (entry formats in kernel/fs/fat_dir.py, contents cached per directory),
-open files (`_Node`, shared by every handle on one file), then the path API of `FatFs` and the
-handle API of `FatFile` that the kernel's syscalls call.
+Layers, bottom up: a write-through page cache of file data (kernel/fs/pagecache.py; every
+block write passes through it, so it never holds a stale page), the boot sector (`Layout`), the
+allocation table (`_FatTable`, all copies kept equal), directories (entry formats in
+kernel/fs/fat_dir.py, contents cached per directory), open files (`_Node`, shared by every
+handle on one file), then the path API of `FatFs` and the handle API of `FatFile` that the
+kernel's syscalls call.
 
 Crash safety comes from write order, not a journal, so a machine stopped between any two block
 writes leaves a volume fsck.fat can repair without losing data it had acknowledged:
@@ -66,6 +68,7 @@ from tradekernel.kernel.fs.fat_dir import (
     scan_entries,
     used_slots,
 )
+from tradekernel.kernel.fs.pagecache import PAGE_CACHE_PAGES, PageCache
 
 __all__ = [
     "FsError",
@@ -709,6 +712,7 @@ class FatFs:
         device: BlockDevice,
         read_only: bool = False,
         now: Callable[[], datetime] = datetime.now,
+        cache_pages: int = PAGE_CACHE_PAGES,
     ) -> None:
         if device.block_count < 1:
             raise TruncatedImage("truncated image: shorter than one sector, no boot sector")
@@ -718,7 +722,10 @@ class FatFs:
         self.layout = parse_boot_sector(device.read_blocks(0, 1), device.block_count)
         raw_fat, damage = _load_fats(device, self.layout)
         damage = self.layout.unsafe_to_write or damage
-        self._fat = _FatTable(device, self.layout, raw_fat)
+        # Every write goes through the page cache (write-through, so it stays exact); file
+        # data is read through it, metadata (cached above it as FAT and directories) is not.
+        self._cache = PageCache(device, cache_pages)
+        self._fat = _FatTable(self._cache, self.layout, raw_fat)
         self._fixed_root = self.layout.fat_type != 32
         self.root_cluster = 0 if self._fixed_root else self.layout.root_cluster
         self._dirs: dict[int, _Directory] = {}
@@ -913,7 +920,7 @@ class FatFs:
         if struct.unpack_from("<I", data, 0)[0] != FSINFO_LEAD:
             return  # no FSInfo there: leave the sector alone
         struct.pack_into("<II", data, 488, free, next_free)
-        self.device.write_blocks(sector, bytes(data))
+        self._cache.write_blocks(sector, bytes(data))
 
     def _read_only_error(self) -> ReadOnlyFs:
         reason = self.read_only_reason
@@ -952,10 +959,16 @@ class FatFs:
             sector += count
         return runs
 
+    def _forget(self, clusters: list[int]) -> None:
+        """Drop freed clusters' pages from the cache: their data is garbage now."""
+        spc = self.layout.sectors_per_cluster
+        for lba, count in self._sector_runs(clusters, 0, len(clusters) * spc - 1):
+            self._cache.discard(lba, count)
+
     def _zero_clusters(self, clusters: list[int]) -> None:
         zeros = bytes(self.layout.cluster_bytes)
         for cluster in clusters:
-            self.device.write_blocks(self._cluster_lba(cluster), zeros)
+            self._cache.write_blocks(self._cluster_lba(cluster), zeros)
 
     # ----------------------------------------------------------------- directories
     def _load_dir(self, cluster: int, path: str = "") -> _Directory:
@@ -990,7 +1003,7 @@ class FatFs:
         directory.changed()
         for index in range(start // BLOCK_SIZE, (start + len(data) - 1) // BLOCK_SIZE + 1):
             block = bytes(directory.raw[index * BLOCK_SIZE : (index + 1) * BLOCK_SIZE])
-            self.device.write_blocks(directory.sectors[index], block)
+            self._cache.write_blocks(directory.sectors[index], block)
 
     def _free_slot_run(self, directory: _Directory, count: int) -> int | None:
         """The first slot of `count` consecutive free slots (0x00 or deleted), or None."""
@@ -1162,7 +1175,7 @@ class FatFs:
         block[0:32] = make_short_entry(b".          ", ATTR_DIRECTORY, cluster, 0, now)
         up = 0 if parent.cluster == self.root_cluster else parent.cluster
         block[32:64] = make_short_entry(b"..         ", ATTR_DIRECTORY, up, 0, now)
-        self.device.write_blocks(self._cluster_lba(cluster), bytes(block))
+        self._cache.write_blocks(self._cluster_lba(cluster), bytes(block))
         try:
             self._add_entry(
                 parent, name, make_short_entry(bytes(11), ATTR_DIRECTORY, cluster, 0, now)
@@ -1198,6 +1211,7 @@ class FatFs:
         self._remove_entry(parent, entry)
         self._fat.release(chain)
         self._commit_fat()
+        self._forget(chain)
 
     unlink = remove
 
@@ -1322,7 +1336,7 @@ class FatFs:
         chain = self._chain_of(node)
         first, last = position // BLOCK_SIZE, (position + count - 1) // BLOCK_SIZE
         data = b"".join(
-            self.device.read_blocks(lba, n) for lba, n in self._sector_runs(chain, first, last)
+            self._cache.read_blocks(lba, n) for lba, n in self._sector_runs(chain, first, last)
         )
         start = position % BLOCK_SIZE
         return data[start : start + count]
@@ -1354,14 +1368,14 @@ class FatFs:
         buffer[head : head + len(data)] = data
         offset = 0
         for lba, n in self._sector_runs(chain, first, last):
-            self.device.write_blocks(lba, bytes(buffer[offset : offset + n * BLOCK_SIZE]))
+            self._cache.write_blocks(lba, bytes(buffer[offset : offset + n * BLOCK_SIZE]))
             offset += n * BLOCK_SIZE
         node.size = max(node.size, end)
         self._update_entry(node)
 
     def _read_file_sector(self, chain: list[int], sector: int) -> bytes:
         ((lba, _),) = self._sector_runs(chain, sector, sector)
-        return self.device.read_blocks(lba, 1)
+        return self._cache.read_blocks(lba, 1)
 
     def _update_entry(self, node: _Node) -> None:
         directory = self._load_dir(node.dir_cluster)
@@ -1387,6 +1401,7 @@ class FatFs:
             self._fat.set(chain[keep - 1], self._fat.eoc)
         self._fat.release(chain[keep:])
         self._commit_fat()
+        self._forget(chain[keep:])
         del chain[keep:]
 
 

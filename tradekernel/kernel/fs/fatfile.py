@@ -51,6 +51,9 @@ class FsFile(OpenFile):
     def write(self, process: Caller, data: bytes) -> int:
         return self.handle.write(data)
 
+    def read_data(self, count: int) -> bytes:
+        return self.handle.read(count)
+
     def seek(self, offset: int, whence: int) -> int:
         handle = self.handle
         return handle.seek(seek_position(offset, whence, handle.tell(), handle.size))

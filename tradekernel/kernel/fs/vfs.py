@@ -173,6 +173,11 @@ class OpenFile:
         """Bytes written, or None (the writer sleeps until they are all taken)."""
         raise OSError(E.EBADF, "not open for writing")
 
+    def read_data(self, count: int) -> bytes:
+        """Up to `count` bytes from the position, into the kernel (sendfile's source): only
+        files whose reads never wait have it, as Linux's sendfile wants a page-cache file."""
+        raise OSError(E.EINVAL, "sendfile cannot read this kind of file")
+
     def seek(self, offset: int, whence: int) -> int:
         raise OSError(E.ESPIPE, "not seekable")
 

@@ -13,6 +13,10 @@ Shared memory comes in two forms:
 A segment holds one reference to each of its frames, and every attached page one more; so a
 segment marked IPC_RMID disappears, frames freed, when its last attachment goes.
 
+mremap resizes an mmap region in place (shrinking unmaps the tail, growing maps zeroed pages
+past the end if they are free) or, with MREMAP_MAYMOVE, moves its pages (the frames
+themselves, copy-on-write and shared bits kept) to a new place; System V attachments and
+MREMAP_DONTUNMAP are not remapped (EINVAL).
 Only mmap regions are unmapped or split by munmap (the ELF image, the brk heap and the stack
 are left alone, where Linux would unmap them too); mprotect works on any mapped user page.
 File-backed mappings are refused with ENODEV here; the system-call layer makes a private
@@ -30,11 +34,22 @@ import struct
 from dataclasses import dataclass, field
 
 from tradekernel.kernel.mm.frames import OutOfFrames
-from tradekernel.kernel.mm.paging import PAGE_SIZE, PTE_P, USER_BASE, PagingError
+from tradekernel.kernel.mm.paging import (
+    ADDRESS_MASK,
+    PAGE_SIZE,
+    PTE_COW,
+    PTE_P,
+    PTE_RW,
+    PTE_SHARED,
+    PTE_US,
+    USER_BASE,
+    PagingError,
+)
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 MAP_TYPE = 0x0F
+MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 MMAP_BASE = 0x4000_0000  # TASK_UNMAPPED_BASE of Linux i386: searched upwards from here
 MMAP_LIMIT = 0xBF00_0000  # below the user stack and its room to grow (elf.STACK_TOP)
 IPC_PRIVATE = 0
@@ -184,6 +199,98 @@ class MemoryMaps:
             if region.segment is not None:
                 self._attachments_changed(region.segment, len(pieces) - 1, process.pid)
         return 0
+
+    def mremap(self, process, old: int, old_size: int, new_size: int, flags: int,
+               new: int) -> int:  # fmt: skip  # noqa: ANN001 - Process
+        """Linux mremap of one mmap region: the (maybe new) address, or -errno."""
+        if (old % PAGE_SIZE or flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED) or new_size == 0
+                or flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE):  # fmt: skip
+            return -E.EINVAL
+        old_end = _page_range(old, old_size)[1]
+        size = _page_range(0, new_size)[1]
+        if old_size == 0 or old_end > 1 << 32 or size > MMAP_LIMIT - MMAP_BASE:
+            return -E.EINVAL if old_size == 0 or old_end > 1 << 32 else -E.ENOMEM
+        region = next((r for r in process.maps.overlapping(old, old_end)
+                       if r.start <= old and old_end <= r.end), None)  # fmt: skip
+        if region is None:
+            return -E.EFAULT  # not inside one mapping
+        if region.segment is not None:
+            return -E.EINVAL
+        if flags & MREMAP_FIXED:
+            if new % PAGE_SIZE or new < old_end and old < new + size:
+                return -E.EINVAL
+            return self._move(process, region, old, old_end, new, size, fixed=True)
+        if size <= old_end - old:
+            if size < old_end - old:
+                self.munmap(process, old + size, old_end - old - size)
+            return old
+        grow_end = old + size
+        if (
+            old_end == region.end
+            and grow_end <= MMAP_LIMIT
+            and self._free(process, old_end, grow_end - old_end)
+        ):
+            if (grow_end - old_end) // PAGE_SIZE > self._frames.free_count:
+                return -E.ENOMEM
+            writable, user = self._page_rights(process, old_end - PAGE_SIZE)
+            mapped: list[int] = []
+            try:
+                for page in range(old_end, grow_end, PAGE_SIZE):
+                    process.aspace.map_new(page, writable, user, shared=region.shared)
+                    mapped.append(page)
+            except (OutOfFrames, PagingError):
+                for page in mapped:
+                    process.aspace.unmap(page)
+                return -E.ENOMEM
+            region.end = grow_end
+            return old
+        if not flags & MREMAP_MAYMOVE:
+            return -E.ENOMEM
+        return self._move(process, region, old, old_end, 0, size, fixed=False)
+
+    @staticmethod
+    def _page_rights(process, page: int) -> tuple[bool, bool]:  # noqa: ANN001
+        """(writable, user) of a mapped page, copy-on-write counting as writable."""
+        entry = process.aspace.entry(page)
+        return bool(entry & (PTE_RW | PTE_COW)), bool(entry & PTE_US)
+
+    def _move(self, process, region: Region, old: int, old_end: int, new: int, size: int,
+              fixed: bool) -> int:  # fmt: skip  # noqa: ANN001 - Process
+        """Move [old, old_end) to a place of `size` bytes (`new` if fixed): the frames
+        themselves; a larger size gets zeroed pages after them, a smaller drops the rest."""
+        keep = min(size, old_end - old)
+        extra = (size - keep) // PAGE_SIZE
+        if extra > self._frames.free_count:
+            return -E.ENOMEM
+        if fixed:
+            if new + size > MMAP_LIMIT or new < USER_BASE:
+                return -E.EINVAL
+            self.munmap(process, new, size)
+            if not self._free(process, new, size):
+                return -E.ENOMEM  # the image, brk or stack is there: not replaced here
+            start = new
+        else:
+            start = self._place(process, 0, size, False)
+            if start < 0:
+                return start
+        writable, user = self._page_rights(process, old)
+        aspace, frames = process.aspace, self._frames
+        for offset in range(0, keep, PAGE_SIZE):
+            entry = aspace.entry(old + offset)
+            if not entry & PTE_P:
+                continue
+            frame = entry & ADDRESS_MASK
+            frames.ref(frame)  # held across the unmap, handed to the new mapping
+            aspace.unmap(old + offset)
+            aspace.map(start + offset, frame, bool(entry & PTE_RW), bool(entry & PTE_US),
+                       shared=bool(entry & PTE_SHARED))  # fmt: skip
+            if entry & PTE_COW:
+                aspace.protect(start + offset, writable=True)  # copy-on-write again
+        for offset in range(keep, size, PAGE_SIZE):
+            aspace.map_new(start + offset, writable, user, shared=region.shared)
+        self.munmap(process, old, old_end - old)  # the region's bookkeeping (pages are gone)
+        process.maps.add(Region(start, start + size, shared=region.shared))
+        return start
 
     def mprotect(self, process, address: int, length: int, prot: int) -> int:  # noqa: ANN001
         if address % PAGE_SIZE or prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC):

@@ -5,13 +5,14 @@ Contract
 --------
 * `parse_elf(data, bias)` checks everything before anything is mapped and raises `ElfError`
   (errno ENOEXEC) with a message that names the problem: not ELF, not 32-bit little-endian
-  i386, not ET_EXEC (ET_DYN only as an interpreter, loaded at `bias`), a bad PT_INTERP name,
+  i386, not ET_EXEC or ET_DYN (a shared object is loaded at `bias`: the interpreter; a PIE
+  program, ET_DYN with PT_INTERP, at PIE_BASE; a static-pie is refused), a bad PT_INTERP name,
   a segment outside user space or beyond the file, overlapping segments, an entry point
   outside executable code. A dynamically linked program names its interpreter (PT_INTERP,
   Debian's /lib/ld-linux.so.2): the process layer loads that too, at INTERPRETER_BASE, starts
   it, and tells it where the program is through the auxiliary vector (AT_PHDR, AT_ENTRY,
   AT_BASE), as Linux's binfmt_elf does; PT_DYNAMIC is the interpreter's business.
-* `load_elf(aspace, image, data, write_physical, code_changed)` maps every page the segments
+* `load_elf(aspace, image, data, write_physical, _)` maps every page the segments
   cover once, with the union of the permissions of the segments touching it (R always; W if
   any segment is writable), copies the file bytes and leaves the rest zero (.bss). It returns
   the page-aligned end of the highest segment: the start of the brk heap.
@@ -49,6 +50,7 @@ PROGRAM_HEADER = struct.Struct("<8I")
 MAX_PROGRAM_HEADERS = 64
 MAX_INTERPRETER_NAME = 256  # PT_INTERP's path, NUL included
 INTERPRETER_BASE = 0xBF00_0000  # above the mmap area (mm/mmap.py MMAP_LIMIT), below the stack
+PIE_BASE = 0x5655_5000  # a PIE program's load address: where x86-64 Linux puts i386 ones
 
 STACK_PAGES = USER_STACK_PAGES  # mm/paging.py: the layout's one definition
 STACK_TOP = USER_TOP
@@ -121,7 +123,8 @@ def page_up(address: int) -> int:
 
 def parse_elf(data: bytes, bias: int | None = None) -> ElfImage:
     """Validate an executable's headers; ElfError says what is wrong. With `bias`, a shared
-    object (ET_DYN: the interpreter) is taken too, its addresses moved up by `bias`."""
+    object (ET_DYN: the interpreter) is taken too, its addresses moved up by `bias`; without,
+    a PIE program (ET_DYN naming an interpreter) is moved up by PIE_BASE."""
     if len(data) < HEADER.size:
         raise ElfError(f"file too short for an ELF header ({len(data)} bytes)")
     ident, e_type, machine, version, entry, phoff, _shoff, _flags, ehsize, phentsize, phnum = (
@@ -137,8 +140,6 @@ def parse_elf(data: bytes, bias: int | None = None) -> ElfImage:
         raise ElfError(f"unknown ELF version {ident[6]}/{version}")
     if machine != EM_386:
         raise ElfError(f"not an i386 program (machine {machine})")
-    if e_type == ET_DYN and bias is None:
-        raise ElfError("position-independent or shared object (ET_DYN): link with -static -no-pie")
     if e_type not in (ET_EXEC, ET_DYN):
         raise ElfError(f"not an executable (type {e_type})")
     if ehsize < HEADER.size or phentsize != PROGRAM_HEADER.size:
@@ -147,6 +148,12 @@ def parse_elf(data: bytes, bias: int | None = None) -> ElfImage:
         raise ElfError(f"bad program header count {phnum}")
     if phoff + phnum * phentsize > len(data):
         raise ElfError("program headers beyond the end of the file")
+    if e_type == ET_DYN and bias is None:
+        types = (PROGRAM_HEADER.unpack_from(data, phoff + n * phentsize)[0] for n in range(phnum))
+        if PT_INTERP not in types:
+            raise ElfError("position-independent with no interpreter (static-pie or a shared "
+                           "object): link with -static -no-pie")  # fmt: skip
+        bias = PIE_BASE  # a PIE program: its interpreter relocates it
     segments = []
     phdr_vaddr = 0
     interpreter = ""
@@ -209,8 +216,11 @@ def load_elf(
 ) -> int:
     """Map and fill the segments of `image` (parsed from `data`); returns the brk start.
     Every page gets a fresh frame: writable if any segment on it is, read-only otherwise.
-    Pages are filled through their physical frames, and `code_changed` tells the machine, so
-    the CPU never runs what it translated from a frame's earlier contents."""
+    Pages are zeroed and filled through `write_physical` (guest memory's `write`), which
+    reports every write to the machine itself, so the CPU never runs what it translated from
+    a frame's earlier contents. `code_changed` is no longer needed for that (telling the
+    machine again about every frame cost a third of an exec): unused, to be dropped from
+    proc/process.py's calls."""
     writable: dict[int, bool] = {}
     for segment in image.segments:
         for page in range(page_down(segment.vaddr), page_up(segment.end), PAGE_SIZE):
@@ -227,8 +237,6 @@ def load_elf(
             write_physical(frames[page_down(address)] + within, data[offset : offset + chunk])
             offset += chunk
             address += chunk
-    for frame in frames.values():
-        code_changed(frame, PAGE_SIZE)
     return image.brk_start
 
 

@@ -6,7 +6,7 @@ syscall.c; an unknown number returns -ENOSYS and is logged once per number.
 It covers what static and dynamic glibc programs (Debian's busybox, ld-linux.so.2) call:
 TLS (set_thread_area), futex, clone (fork, and threads: proc/process.py clone_thread), the
 *at calls, fcntl, private file mmap, termios through ioctl, /proc's links. Calls glibc only
-tries (rseq, statx, clone3, set_robust_list, sendfile64) get ENOSYS, and glibc falls back.
+tries (rseq, statx, clone3, set_robust_list) get ENOSYS, and glibc falls back.
 
 Every user pointer goes through copy_from_user/copy_to_user/read_user_string (mm/paging.py),
 so a bad pointer is -EFAULT and never touches kernel memory; handlers decode arguments and call
@@ -46,6 +46,7 @@ from tradekernel.kernel.arch.gdt import (
 from tradekernel.kernel.arch.trapframe import TrapFrame
 from tradekernel.kernel.fs.pipe import Pipe
 from tradekernel.kernel.fs.vfs import (
+    O_APPEND,
     O_CLOEXEC,
     O_NONBLOCK,
     O_RDONLY,
@@ -67,6 +68,8 @@ from tradekernel.kernel.mm.paging import (
     PTE_P,
     PTE_SHARED,
     PTE_US,
+    USER_BASE,
+    USER_TOP,
     PagingError,
     UserMemoryFault,
     UserStringTooLong,
@@ -139,6 +142,14 @@ def _signed(value: int) -> int:
     return value - (1 << 32) if value & 0x8000_0000 else value
 
 
+def _try_put_u32(aspace, address: int, value: int) -> None:  # noqa: ANN001 - AddressSpace
+    """Write a word to user memory if it can be written; a bad pointer is ignored."""
+    try:
+        copy_to_user(aspace, address, struct.pack("<I", value))
+    except (UserMemoryFault, PagingError):
+        pass
+
+
 def _priority_bound(policy: int, bound: int) -> int:
     """sched_get_priority_max/min: the real-time bound, 0 for SCHED_OTHER."""
     if policy in (1, 2):
@@ -187,12 +198,14 @@ class Syscalls:
             50: ("getegid", lambda p, a: 0),
             54: ("ioctl", self.sys_ioctl),
             55: ("fcntl", self.sys_fcntl),
+            57: ("setpgid", self.sys_setpgid),
             60: ("umask", self.sys_umask),
             63: ("dup2", self.sys_dup2),
             64: ("getppid", lambda p, a: p.ppid),
             65: ("getpgrp", lambda p, a: p.pgid),
             76: ("getrlimit", self.sys_getrlimit),
             78: ("gettimeofday", self.sys_gettimeofday),
+            80: ("getgroups", self.sys_getgroups),
             85: ("readlink", self.sys_readlink),
             90: ("mmap", self.sys_old_mmap),
             91: ("munmap", lambda p, a: self.manager.maps.munmap(p, a[0], a[1])),
@@ -219,6 +232,7 @@ class Syscalls:
             159: ("sched_get_priority_max", lambda p, a: _priority_bound(a[0], RT_PRIORITY_MAX)),
             160: ("sched_get_priority_min", lambda p, a: _priority_bound(a[0], RT_PRIORITY_MIN)),
             162: ("nanosleep", self.sys_nanosleep),
+            163: ("mremap", lambda p, a: self.manager.maps.mremap(p, *a[:5])),
             172: ("prctl", self.sys_prctl),
             173: ("rt_sigreturn", signals.sys_rt_sigreturn),
             174: ("rt_sigaction", signals.sys_rt_sigaction),
@@ -228,6 +242,7 @@ class Syscalls:
             180: ("pread64", self.sys_pread64),
             181: ("pwrite64", self.sys_pwrite64),
             183: ("getcwd", self.sys_getcwd),
+            187: ("sendfile", lambda p, a: self.sys_sendfile(p, a, wide=False)),
             190: ("vfork", lambda p, a: self.manager.fork(p)),  # a copy serves vfork's contract
             191: ("ugetrlimit", self.sys_getrlimit),
             192: ("mmap2", self.sys_mmap2),
@@ -238,11 +253,13 @@ class Syscalls:
             200: ("getgid32", lambda p, a: 0),
             201: ("geteuid32", lambda p, a: 0),
             202: ("getegid32", lambda p, a: 0),
+            205: ("getgroups32", self.sys_getgroups),
             219: ("madvise", self.sys_madvise),
             220: ("getdents64", self.sys_getdents64),
             221: ("fcntl64", self.sys_fcntl),
             224: ("gettid", lambda p, a: p.pid),  # getpid is the thread group's
             238: ("tkill", signals.sys_tkill),
+            239: ("sendfile64", lambda p, a: self.sys_sendfile(p, a, wide=True)),
             240: ("futex", self.futexes.sys_futex),
             243: ("set_thread_area", self.sys_set_thread_area),
             244: ("get_thread_area", self.sys_get_thread_area),
@@ -364,12 +381,14 @@ class Syscalls:
                 return pid
             child = self.manager.table[pid]
         pid = child.pid
+        # As Linux (kernel_clone, schedule_tail): a tid word that cannot be written is
+        # skipped, never an error, since the child exists by now and must not be orphaned.
         if flags & CLONE_PARENT_SETTID:
-            copy_to_user(process.aspace, parent_tid, struct.pack("<I", pid))
+            _try_put_u32(process.aspace, parent_tid, pid)
             if child.aspace is not process.aspace:
-                copy_to_user(child.aspace, parent_tid, struct.pack("<I", pid))
+                _try_put_u32(child.aspace, parent_tid, pid)
         if flags & CLONE_CHILD_SETTID:
-            copy_to_user(child.aspace, child_tid, struct.pack("<I", pid))
+            _try_put_u32(child.aspace, child_tid, pid)
         if flags & CLONE_CHILD_CLEARTID:
             child.clear_child_tid = child_tid
         return pid
@@ -430,6 +449,30 @@ class Syscalls:
             return -E.EINVAL
         descriptor = process.tls[TLS_ENTRIES.index(entry)]
         copy_to_user(process.aspace, args[0], decode(entry, descriptor))
+        return 0
+
+    @staticmethod
+    def sys_getgroups(process: Process, args: tuple[int, ...]) -> int:
+        """No supplementary groups: nothing ran initgroups (no login), as a Linux process
+        started outside a session has none; the primary group is getgid's 0."""
+        return -E.EINVAL if _signed(args[0]) < 0 else 0
+
+    def sys_setpgid(self, process: Process, args: tuple[int, ...]) -> int:
+        """setpgid(pid, pgid) as Linux's: the caller or one of its children (ESRCH else) joins
+        group `pgid` (0: its own pid), which must exist unless it is the target's own (EPERM).
+        There is one session, so the session rules never refuse."""
+        pid, pgid = _signed(args[0]), _signed(args[1])
+        if pid < 0 or pgid < 0:
+            return -E.EINVAL if pgid < 0 else -E.ESRCH
+        target = self.manager.table.get(pid or process.tgid)
+        if target is None or target.tgid != process.tgid and target.ppid != process.tgid:
+            return -E.ESRCH
+        pgid = pgid or target.tgid
+        if pgid != target.tgid and not self.manager.group(pgid):
+            return -E.EPERM
+        members = target.threads.members if target.threads is not None else [target]
+        for member in members:
+            member.pgid = pgid
         return 0
 
     def sys_getpgid(self, process: Process, args: tuple[int, ...]) -> int:
@@ -575,12 +618,19 @@ class Syscalls:
 
     def sys_madvise(self, process: Process, args: tuple[int, ...]) -> int:
         """Advice is only advice, with one exception programs rely on: MADV_DONTNEED on
-        private memory reads back as zeros."""
+        private memory reads back as zeros. A range with unmapped pages is ENOMEM."""
         address, length, advice = args[:3]
-        if address % PAGE_SIZE:
+        end = page_up(address + length)
+        if address % PAGE_SIZE or end > 1 << 32:  # a range wrapping past 4 GiB: EINVAL
             return -E.EINVAL
+        # Only user pages: below USER_BASE is the kernel's own memory (zeroing a
+        # supervisor "guard page" there would wipe the kernel), and counts as unmapped.
+        pages = range(max(address, USER_BASE), min(end, USER_TOP), PAGE_SIZE)
+        unmapped = len(pages) * PAGE_SIZE != end - address or any(
+            not process.aspace.entry(page) & PTE_P for page in pages
+        )
         if advice == MADV_DONTNEED:
-            for page in range(address, page_up(address + length), PAGE_SIZE):
+            for page in pages:
                 entry = process.aspace.entry(page)
                 if not entry & PTE_P or entry & PTE_SHARED:
                     continue
@@ -588,7 +638,7 @@ class Syscalls:
                     copy_to_user(process.aspace, page, bytes(PAGE_SIZE))
                 elif not entry & PTE_COW:  # PROT_NONE (a guard page): its own frame
                     self.manager.memory.write(entry & ~(PAGE_SIZE - 1), bytes(PAGE_SIZE))
-        return 0
+        return -E.ENOMEM if unmapped else 0  # as Linux: the mapped part is advised anyway
 
     # ---- time ---------------------------------------------------------------------------
     def _clock_ns(self, process: Process, clock: int) -> int:
@@ -852,6 +902,40 @@ class Syscalls:
         data = copy_from_user(process.aspace, args[1], min(args[2], MAX_IO))
         offset = args[3] | args[4] << 32
         return self._at_offset(process, args[0], offset, lambda f: f.write(process, data) or 0)
+
+    def sys_sendfile(self, process: Process, args: tuple[int, ...], wide: bool) -> int | None:
+        """sendfile(out, in, offset, count): up to `count` bytes (at most MAX_IO) from a
+        regular file to any writable file, inside the kernel. With an offset pointer (a
+        64-bit loff_t for sendfile64, 32-bit for sendfile) the read starts there, the
+        pointer is advanced by what was written and the file position left alone; without
+        one the position moves by what was written (a short or refused write, such as a
+        full non-blocking pipe, gives the rest back). A writer that must wait (a full pipe)
+        sleeps until all is taken; its wake-up carries the count."""
+        out, source = self._file(process, args[0]), self._file(process, args[1])
+        pointer, count = args[2], min(args[3], MAX_IO)
+        layout = "<q" if wide else "<i"
+        if out.status_flags & O_APPEND:
+            return -E.EINVAL  # as Linux: sendfile never appends
+        if not pointer:
+            data = source.read_data(count)
+            written = out.write(process, data) if data else 0
+            if written is not None and written < len(data):
+                source.seek(max(written, 0) - len(data), SEEK_CUR)
+            return written
+        (offset,) = struct.unpack(layout, copy_from_user(process.aspace, pointer, 8 if wide
+                                                         else 4))  # fmt: skip
+        if offset < 0:
+            return -E.EINVAL
+        saved = source.seek(0, SEEK_CUR)
+        source.seek(offset, SEEK_SET)
+        try:
+            data = source.read_data(count)
+        finally:
+            source.seek(saved, SEEK_SET)
+        written = out.write(process, data) if data else 0
+        moved = len(data) if written is None else max(written, 0)
+        copy_to_user(process.aspace, pointer, struct.pack(layout, offset + moved))
+        return written
 
     def sys_lseek(self, process: Process, args: tuple[int, ...]) -> int:
         return self._file(process, args[0]).seek(_signed(args[1]), args[2])

@@ -6,9 +6,14 @@ them. A read takes the rest of the last line (`Process.pending_input`) or sleeps
 driver delivers the next line (or Ctrl-D); only one process reads at a time, and while it
 sleeps the tty's line callbacks are its own, then given back to the shell. A background
 process that reads is stopped with SIGTTIN (its whole process group), or fails with EIO if it
-ignores or blocks SIGTTIN, as POSIX says. Once the foreground's processes have all ended or all
-stopped, the terminal goes back to the shell through the callbacks job control subscribes to
-(`on_foreground_ended`, `on_foreground_stopped`; `on_idle_interrupt` for Ctrl-C at the prompt).
+ignores or blocks SIGTTIN, as POSIX says. Inside the foreground job, a program with job control of
+its own (busybox sh) picks which of its process groups holds the terminal with TIOCSPGRP
+(`pgrp`, asked with TIOCGPGRP): then only that group reads and gets Ctrl-C/Ctrl-Z, the job's
+other processes are background to it; a caller outside that group gets SIGTTOU unless it
+ignores or blocks it. The choice ends with the job. Once the foreground's processes have all
+ended or all stopped, the terminal goes back to the shell through the callbacks job control
+subscribes to (`on_foreground_ended`, `on_foreground_stopped`; `on_idle_interrupt` for Ctrl-C
+at the prompt).
 
 Settings (termios): TCGETS reads them, TCSETS/TCSETSW/TCSETSF set them. With ICANON cleared
 (a line editor such as busybox's, a full-screen program) the terminal is non-canonical: every
@@ -39,10 +44,18 @@ from tradekernel.kernel.drivers.keyboard import Key
 from tradekernel.kernel.fs.devfs import TTY_TERMIOS
 from tradekernel.kernel.fs.vfs import ERESTARTSYS, Poll
 from tradekernel.kernel.mm.paging import UserMemoryFault, copy_to_user
-from tradekernel.kernel.proc.signals import SI_KERNEL, SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, bit
+from tradekernel.kernel.proc.signals import (
+    SI_KERNEL,
+    SIGINT,
+    SIGQUIT,
+    SIGTSTP,
+    SIGTTIN,
+    SIGTTOU,
+    bit,
+)
 from tradekernel.kernel.proc.task import Process
 
-EIO, EFAULT = 5, 14
+EIO, EFAULT, EPERM, ESRCH, EINVAL = 5, 14, 1, 3, 22
 TERMIOS = struct.Struct("<IIIIB19s")  # Linux i386 struct termios (the kernel's, 36 bytes)
 ICRNL = 0o400  # c_iflag
 ISIG, ICANON, ECHO = 0o1, 0o2, 0o10  # c_lflag
@@ -61,6 +74,7 @@ class Terminal:
         self.tty = tty = manager.kernel.tty
         self.kernel = manager.kernel
         self.foreground: list[Process] = []  # the foreground job (a pipeline's processes)
+        self.pgrp: int | None = None  # the job's own choice of foreground group (TIOCSPGRP)
         self._reader: tuple[Process, int, int] | None = None  # (process, buffer, count)
         self._shell_on_line = tty.on_line
         self._shell_on_end = tty.on_end_of_input
@@ -143,7 +157,7 @@ class Terminal:
             elif letter == "z":
                 self._suspend()
             elif self.foreground:
-                self.manager.signals.send_to(None, list(self.foreground), SIGQUIT, SI_KERNEL)
+                self.manager.signals.send_to(None, self._targets(), SIGQUIT, SI_KERNEL)
             return
         data = self._encode(key)
         if not data or len(self._raw) + len(data) > RAW_QUEUE_LIMIT:
@@ -200,7 +214,7 @@ class Terminal:
 
     def tty_read(self, process: Process, buffer: int, count: int) -> int | None:
         """read(0): the rest of the last line, or sleep until the next line (None)."""
-        if not process.foreground:
+        if not self.holds_terminal(process):
             return self._background_read(process)
         if not self._lflag & ICANON:
             return self._raw_read(process, buffer, count)
@@ -265,14 +279,14 @@ class Terminal:
         """Ctrl-C: SIGINT for every process of the foreground job (or the shell stops `wait`)."""
         if not self.foreground:
             return self.on_idle_interrupt()
-        self.manager.signals.send_to(None, list(self.foreground), SIGINT, SI_KERNEL)
+        self.manager.signals.send_to(None, self._targets(), SIGINT, SI_KERNEL)
         return True
 
     def _suspend(self) -> bool:
         """Ctrl-Z: SIGTSTP for every process of the foreground job (nothing at the prompt)."""
         if not self.foreground:
             return False
-        self.manager.signals.send_to(None, list(self.foreground), SIGTSTP, SI_KERNEL)
+        self.manager.signals.send_to(None, self._targets(), SIGTSTP, SI_KERNEL)
         return True
 
     def process_stopped(self, process: Process) -> None:
@@ -285,6 +299,44 @@ class Terminal:
         for process in processes:
             process.foreground = True
         self.foreground = list(processes)
+        self.pgrp = None
+
+    # ---- the foreground process group (TIOCGPGRP/TIOCSPGRP) -----------------------------
+    def _group_members(self) -> list[Process]:
+        """The foreground job's processes in the chosen group (none chosen: none)."""
+        return [p for p in self.foreground if p.pgid == self.pgrp] if self.pgrp else []
+
+    def holds_terminal(self, process: Process) -> bool:
+        """Whether `process` is foreground: in the job, and in its chosen group if any."""
+        return process.foreground and (not self._group_members() or process.pgid == self.pgrp)
+
+    def _targets(self) -> list[Process]:
+        """Who Ctrl-C, Ctrl-Z and Ctrl-Backslash signal."""
+        return self._group_members() or list(self.foreground)
+
+    def foreground_group(self, process: Process) -> int:
+        if self._group_members():
+            return self.pgrp or 0
+        return self.foreground[0].pgid if self.foreground else 0
+
+    def set_foreground_group(self, process: Process, pgid: int) -> int:
+        """As Linux's tiocspgrp: a caller in the background is sent SIGTTOU (the call runs
+        again once it is continued) unless it ignores or blocks it; the group must be one of
+        the foreground job's (EPERM: another job's; ESRCH: none)."""
+        if pgid <= 0:
+            return -EINVAL
+        if not self.holds_terminal(process):
+            if not (process.signals.blocked & bit(SIGTTOU) or process.signals.ignores(SIGTTOU)):
+                group = self.manager.group(process.pgid)
+                self.manager.signals.send_to(None, group, SIGTTOU, SI_KERNEL)
+                return -ERESTARTSYS
+            if not process.foreground:
+                return -EPERM  # another job's process: it may not take this job's terminal
+        if not any(p.pgid == pgid for p in self.foreground):
+            return -EPERM if self.manager.group(pgid) else -ESRCH
+        self.pgrp = pgid
+        self.changed()
+        return 0
 
     def join_foreground(self, processes: list[Process]) -> None:
         """A pipeline's new processes get the terminal too."""
@@ -296,11 +348,13 @@ class Terminal:
         """A foreground process ended or stopped: once none is left running, the terminal goes
         back to the shell, and a job that stopped (Ctrl-Z) joins the job table, as under bash."""
         if not self.foreground:
+            self.pgrp = None
             self.on_foreground_ended()
         elif all(process.stopped for process in self.foreground):
             for process in self.foreground:
                 process.foreground = False
             self.foreground = []
+            self.pgrp = None
             self.kernel.defer(self.on_foreground_stopped)  # after the tty's ^Z
 
     def exiting(self, process: Process) -> None:
