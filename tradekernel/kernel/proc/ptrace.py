@@ -53,12 +53,15 @@ PTRACE_KILL, PTRACE_SINGLESTEP = 8, 9
 PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_ATTACH, PTRACE_DETACH = 12, 13, 16, 17
 EPERM, ESRCH, EIO, EFAULT = 1, 3, 5, 14
 CLD_TRAPPED = 4
-# struct user_regs_struct (arch/x86/include/asm/user_32.h), in order; None: orig_eax.
-USER_REGS = (
-    "ebx", "ecx", "edx", "esi", "edi", "ebp", "eax", "ds", "es", "fs", "gs", None, "eip", "cs",
-    "eflags", "user_esp", "user_ss",
+# struct user_regs_struct (arch/x86/include/asm/user_32.h), in order, as the debugger names
+# them, and the trap-frame field each one is (None: orig_eax, which no frame keeps).
+REG_NAMES = (
+    "ebx", "ecx", "edx", "esi", "edi", "ebp", "eax", "ds", "es", "fs", "gs", "orig_eax", "eip",
+    "cs", "eflags", "esp", "ss",
 )  # fmt: skip
-REG_NAMES = tuple(name or "orig_eax" for name in USER_REGS)  # as the debugger prints them
+USER_REGS = tuple(
+    {"orig_eax": None, "esp": "user_esp", "ss": "user_ss"}.get(name, name) for name in REG_NAMES
+)
 USER_REGS_STRUCT = struct.Struct(f"<{len(USER_REGS)}I")
 FLAG_TF = 0x100
 # What a tracer may change in EFLAGS (CF PF AF ZF SF TF DF OF AC): Linux's FLAG_MASK without
@@ -262,13 +265,15 @@ class Ptrace:
         system bits."""
         frame = TrapFrame(self.memory, process.frame)
         allowed = {
-            "cs": {USER_CODE}, "user_ss": {USER_DATA}, "ss": {USER_DATA}, "ds": {USER_DATA},
+            "cs": {USER_CODE}, "user_ss": {USER_DATA}, "ds": {USER_DATA},
             "es": {USER_DATA}, "fs": {0, USER_DATA} | tls_selectors(process),
             "gs": {0, USER_DATA} | tls_selectors(process),
         }  # fmt: skip
         updates = {}
         for shown, value in values.items():
-            name = USER_REGS[REG_NAMES.index(shown)] if shown in REG_NAMES else None
+            if shown not in REG_NAMES:
+                raise PtraceError(EIO, f"no register {shown}")
+            name = USER_REGS[REG_NAMES.index(shown)]
             value &= 0xFFFF_FFFF
             if name is None:
                 continue  # orig_eax: no system-call restart here
