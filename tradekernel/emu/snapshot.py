@@ -13,7 +13,10 @@ Contract. `save(pc, path)` writes, at a point where the machine loop is not runn
     registers, channels, clock) are written as names and re-attached to the new machine's on
     load; any other host object (a device, a thread, a file) in the kernel's graph makes the
     save fail with one line instead of being copied;
-  - the identity (size, SHA-256) of the disk and diskette images as they are at the save.
+  - the identity (size, SHA-256) of the disk and diskette images as they are at the save;
+  - the network Link's frames for the guest that wait for room in the NIC's ring, and whether
+    the NIC said it had room (hostnet/link.py): they already came in from the host and would
+    otherwise be lost, and a NIC restored full would be handed frames it must drop.
 Host resources are never saved: the disk image is opened again (and must be the same bytes),
 the network backend, UI and host timers belong to the new session.
 
@@ -53,9 +56,10 @@ import unicorn
 from tradekernel import __version__
 from tradekernel.emu.pc import Pc
 from tradekernel.emu.record import image_identity
+from tradekernel.hostnet.link import MAX_FRAME, MIN_FRAME, QUEUE_HIGH, QUEUE_MAX, Link
 
 MAGIC = b"TKSNAP\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the network Link's held frames ("link")
 KEY_BYTES = 32
 KEY_ENV = "TK_SNAPSHOT_KEY"  # a key file to use instead of the per-installation one (tests)
 MAX_HEADER = 1 << 20
@@ -205,6 +209,7 @@ def save(pc: Pc, path: str | os.PathLike[str]) -> None:
         "floppy": image_identity(config.floppy),
         "run": machine.run_state(),
         "devices": [[device.name, _plain(device.state())] for device in machine.devices],
+        "link": None if pc.net is None else _link_state(pc.net),
     }
     context = bytes(machine.cpu.context_view(machine.cpu.save_context()))
     ram = zlib.compress(machine.cpu.ram, 1)
@@ -232,6 +237,32 @@ def save(pc: Pc, path: str | os.PathLike[str]) -> None:
     except OSError as error:
         tmp.unlink(missing_ok=True)
         raise SnapshotError(f"{path}: {error.strerror or error}") from error
+
+
+def _link_state(link: Link) -> dict[str, Any]:
+    """The Link's frames held for the guest, and the NIC's last word on room. (The Link keeps
+    them private; hostnet/link.py could offer this as a state()/restore() pair.)"""
+    return {"waiting": [frame.hex() for frame in link._waiting], "nic_ready": link._nic_ready}
+
+
+def _link_frames(state: Any, path: str | os.PathLike[str]) -> tuple[list[bytes], bool]:
+    """The held frames and the NIC's readiness from a header, checked against the Link's own
+    bounds."""
+    try:
+        frames = [bytes.fromhex(text) for text in state["waiting"]]
+        ready = state["nic_ready"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise SnapshotError(f"{path}: damaged snapshot (network link: {error})") from error
+    if len(frames) > QUEUE_MAX or any(not MIN_FRAME <= len(f) <= MAX_FRAME for f in frames):
+        raise SnapshotError(f"{path}: damaged snapshot (network link frames)")
+    return frames, bool(ready)
+
+
+def _restore_link(link: Link, frames: list[bytes], ready: bool) -> None:
+    link._waiting.clear()
+    link._waiting.extend(frames)
+    link._nic_ready = ready
+    link.throttled = len(frames) >= QUEUE_HIGH
 
 
 def _plain(value: Any) -> Any:
@@ -332,8 +363,12 @@ def load(pc: Pc, path: str | os.PathLike[str]) -> dict[str, Any]:
         )
         if (wanted is None) != (have is None) or not same:
             problems.append(f"a {what} image other than the one saved with it")
+    link = header.get("link")
+    if (link is None) != (pc.net is None):
+        problems.append("a network card" if link is not None else "no network card")
     if problems:
         raise SnapshotError(f"{path}: does not fit this machine: {problems[0]}")
+    held = None if link is None else _link_frames(link, path)
     blank = cpu.save_context()
     view = cpu.context_view(blank)
     if len(context) != len(view):
@@ -362,6 +397,8 @@ def load(pc: Pc, path: str | os.PathLike[str]) -> dict[str, Any]:
             device.restore(_unplain(state))
         except (ValueError, KeyError, TypeError) as error:
             raise SnapshotError(f"{path}: device {device.name}: {error}") from error
+    if held is not None and pc.net is not None:
+        _restore_link(pc.net, *held)
     if payload is not None:
         pc.kernel = payload["kernel"]
         for number, handler in payload["hypercalls"].items():
