@@ -12,7 +12,10 @@ the same bit for bit. `Recorder` writes down every input from outside, where it 
     NIC are deterministic, so a replay that hands the Link each frame at its recorded point
     sees every held frame reach the NIC at the same instruction as in the recording;
   - the machine's identity: RAM size, the RTC's start instant (the host clock's seed), and the
-    size and sha256 of the disk and diskette images as they were at power-on;
+    size and sha256 of the disk and diskette images as they were at power-on; a run that
+    started from a snapshot (`tk boot --load-state`) names the snapshot file the same way, and
+    its replay loads that file before the first pass (a loaded snapshot runs on exactly as
+    the machine that was saved: emu/snapshot.py);
   - the host's stop (a window closed, end of piped input, --timeout): the end of the run.
 A pass of the machine loop (between slices) is at a position (instructions retired, virtual
 ns, S): S is twice the number of running (not halted) passes at that instant before this one,
@@ -364,7 +367,8 @@ def _inflate(file: BinaryIO, body_len: int, declared: int, path: str) -> bytes:
 
 # ---- recording ------------------------------------------------------------------------------
 class Recorder:
-    """Records a deterministic `Pc` from power-on; `finish(stop)` then `save(path)`."""
+    """Records a deterministic `Pc` from power-on, or from the snapshot it was just loaded
+    from; `finish(stop)` then `save(path)`."""
 
     def __init__(
         self,
@@ -372,9 +376,11 @@ class Recorder:
         check_interval: int = CHECK_INTERVAL_INSTRUCTIONS,
         scratch_disk: bool = False,
         check_interval_ns: int = CHECK_INTERVAL_NS,
+        snapshot: str | os.PathLike[str] | None = None,
     ) -> None:
         """`scratch_disk`: the disk is a fresh OS disk made for this run (`tk boot` without
-        --disk); a replay without --disk makes another, the same byte for byte."""
+        --disk); a replay without --disk makes another, the same byte for byte. `snapshot`:
+        the file `pc` was loaded from (its identity goes in the header)."""
         if not pc.config.deterministic:
             raise RecordingError("recording needs deterministic time (--deterministic)")
         self.pc = pc
@@ -388,6 +394,7 @@ class Recorder:
             "disk": image_identity(config.disk),
             "scratch_disk": scratch_disk,
             "floppy": image_identity(config.floppy),
+            "snapshot": image_identity(snapshot),
             "read_only": config.read_only,
             "nic": pc.nic is not None,
             "mac": config.mac.hex(),
@@ -551,13 +558,17 @@ class _ReplayBackend:
         pass
 
 
-def check_images(recording: Recording, disk: Path | None, floppy: Path | None) -> None:
-    """The images given for a replay must be the recorded ones, byte for byte."""
-    for what, path in (("disk", disk), ("floppy", floppy)):
+def check_images(recording: Recording, disk: Path | None, floppy: Path | None,
+                 snapshot: Path | None = None) -> None:  # fmt: skip
+    """The images (and the snapshot the run started from) given for a replay must be the
+    recorded ones, byte for byte."""
+    for what, path in (("disk", disk), ("floppy", floppy), ("snapshot", snapshot)):
         wanted = recording.header.get(what)
         if (wanted is None) != (path is None):
             need = "was recorded with" if wanted else "was recorded without"
-            raise RecordingError(f"the run {need} a {what} image")
+            kind = "a snapshot to start from (--load-state)" if what == "snapshot" else \
+                f"a {what} image"  # fmt: skip
+            raise RecordingError(f"the run {need} {kind}")
         if wanted is None:
             continue
         if not isinstance(wanted, dict):
@@ -571,9 +582,11 @@ def check_images(recording: Recording, disk: Path | None, floppy: Path | None) -
             )
 
 
-def replay_config(recording: Recording, disk: Path | None, floppy: Path | None) -> PcConfig:
-    """The machine the recording was made on, with these (checked) images in it."""
-    check_images(recording, disk, floppy)
+def replay_config(recording: Recording, disk: Path | None, floppy: Path | None,
+                  snapshot: Path | None = None) -> PcConfig:  # fmt: skip
+    """The machine the recording was made on, with these (checked) images in it (and the
+    snapshot, checked, that the caller loads into it before the Replayer)."""
+    check_images(recording, disk, floppy, snapshot)
     header = recording.header
     try:
         start = header.get("start_time")
