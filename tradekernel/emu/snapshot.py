@@ -33,6 +33,17 @@ HMAC, keyed with a secret kept outside the file (`key_path()`: a per-installatio
 first use, mode 0600), is checked before anything is parsed, let alone unpickled. A snapshot
 thus loads only where it was made (or where that key was copied); another format version, a
 different Unicorn, a damaged or foreign file are refused with one `SnapshotError` line.
+
+The guest may ask for one (the shell's `snapshot save NAME`) through `SnapshotRequests`, the
+host's end of a paravirtual port pair at SNAPSHOT_PORT (like pvclock's at 0x5B00): the kernel
+writes the name byte by byte to NAME_PORT and SAVE to SNAPSHOT_PORT, and reads the status
+there (IDLE, BUSY, SAVED, FAILED; 0xFF where no host end is plugged in: an unclaimed port).
+The save runs between two slices (Machine.post), in this same format, to
+DIRECTORY/NAME.tksnap on the host, never onto the guest's disk: the snapshot names the disk
+image by its SHA-256, which a snapshot written onto that disk would change, and it is sealed
+with the installation's key, which the guest must not see. The status is host state, not the
+machine's: in a machine loaded from that snapshot it reads IDLE, which tells the kernel that
+it is the restored copy.
 """
 
 from __future__ import annotations
@@ -64,6 +75,12 @@ KEY_BYTES = 32
 KEY_ENV = "TK_SNAPSHOT_KEY"  # a key file to use instead of the per-installation one (tests)
 MAX_HEADER = 1 << 20
 MAX_SECTION = 1 << 36  # a section longer than this is damage, not read
+SNAPSHOT_PORT, NAME_PORT = 0x5C00, 0x5C01  # status/command; the name's bytes
+IDLE, BUSY, SAVED, FAILED = 0, 1, 2, 3  # SNAPSHOT_PORT reads
+CLEAR, SAVE = 0, 1  # SNAPSHOT_PORT writes
+NAME_CHARACTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+MAX_NAME = 64  # bytes of a guest-given snapshot name
+SUFFIX = ".tksnap"
 HOST_MODULES = ("tradekernel.emu.", "tradekernel.devices.", "tradekernel.hostnet.",
                 "tradekernel.ui.", "unicorn", "threading", "_thread", "socket", "select",
                 "_io", "io")  # fmt: skip
@@ -406,3 +423,57 @@ def load(pc: Pc, path: str | os.PathLike[str]) -> dict[str, Any]:
         for vector, handler in payload["traps"].items():
             machine.register_trap(vector, handler)
     return header
+
+
+# ---- the guest's requests -----------------------------------------------------------------
+class SnapshotRequests:
+    """The host's end of the snapshot port (see the module docstring): saves to `directory`."""
+
+    def __init__(self, pc: Pc, directory: str | os.PathLike[str]) -> None:
+        self.pc = pc
+        self.directory = Path(directory)
+        self.status = IDLE
+        self._name = bytearray()
+        self._too_long = False
+        pc.machine.ports.claim(SNAPSHOT_PORT, 2, "snapshot", self._read, self._write)
+
+    def _read(self, port: int, _size: int) -> int:
+        return self.status if port == SNAPSHOT_PORT else 0
+
+    def _write(self, port: int, _size: int, value: int) -> None:
+        if port == NAME_PORT:
+            if len(self._name) < MAX_NAME:
+                self._name.append(value & 0xFF)
+            else:
+                self._too_long = True
+            return
+        if self.status == BUSY:
+            return  # one save at a time; the name stays the one being saved
+        if value == CLEAR:
+            self._name.clear()
+            self._too_long = False
+            self.status = IDLE
+        elif value == SAVE:
+            name = bytes(self._name)
+            if self._too_long or not name or name[:1] == b"." or set(name) - NAME_CHARACTERS:
+                self._log(f"refused a snapshot name {name[:MAX_NAME]!r} from the guest")
+                self.status = FAILED
+                return
+            self.status = BUSY
+            path = self.directory / f"{name.decode()}{SUFFIX}"
+            self.pc.machine.post(lambda: self._save(path))
+
+    def _save(self, path: Path) -> None:
+        """Between slices: the disk as the snapshot will name it, then the file."""
+        try:
+            self.pc.flush()
+            save(self.pc, path)
+        except (SnapshotError, OSError) as error:
+            self._log(f"{path}: not saved: {error}")
+            self.status = FAILED
+            return
+        self._log(f"saved the machine to {path}")
+        self.status = SAVED
+
+    def _log(self, text: str) -> None:
+        self.pc.machine.channels.send("log", f"snapshot: {text}")
