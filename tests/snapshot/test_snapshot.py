@@ -235,3 +235,41 @@ def test_frames_waiting_in_the_network_link_survive_a_snapshot(tmp_path: Path) -
             snapshot.load(bare.pc, path)
     finally:
         close_pc(bare)
+
+
+def test_the_shell_saves_a_snapshot_to_the_host_and_the_restored_copy_knows_it(
+    tmp_path: Path,
+) -> None:
+    """`snapshot save NAME` asks the host through the snapshot port; the file, in --save-state's
+    format, lands in the host's directory and loads into a new machine, whose own `snapshot`
+    command then ends saying it is the restored copy; the shell goes on from there. A bad
+    name, and a machine with no host end (no --snapshot-dir), get one line."""
+    folder = tmp_path / "snapshots"
+    folder.mkdir()
+    original = BootedPc(tmp_path).boot()
+    try:
+        snapshot.SnapshotRequests(original.pc, folder)
+        original.command("echo before the snapshot > /b.txt")
+        assert original.output("snapshot save first") == [
+            "snapshot first: saved (first.tksnap on the host)"
+        ]
+        assert any("saved the machine to" in line for line in original.log)
+        disk = tmp_path / "at-save.img"
+        shutil.copy(original.disk, disk)
+        assert original.output("snapshot save ../up") == [
+            "snapshot: '../up': a name is up to 64 letters, digits, '.', '_', '-'",
+            "usage: snapshot save NAME",
+        ]
+    finally:
+        close_pc(original)
+    assert (folder / "first.tksnap").is_file() and not (tmp_path / "up.tksnap").exists()
+    loaded = _fresh(tmp_path, disk)
+    try:
+        snapshot.load(loaded.pc, folder / "first.tksnap")
+        loaded.wait_for("snapshot first: this machine was restored from it")
+        assert loaded.output("cat /b.txt") == ["before the snapshot"]
+        assert loaded.output("snapshot save again") == [
+            "snapshot: this machine takes no snapshots (tk boot --snapshot-dir DIR)"
+        ]
+    finally:
+        close_pc(loaded)
