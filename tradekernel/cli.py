@@ -180,6 +180,12 @@ for command in (backtest, data, report_command, sweep_command):  # research: res
     help="Start from a --save-state file instead of power-on (with the same --disk as then).",
 )
 @click.option(
+    "--snapshot-dir",
+    "snapshot_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Where the shell's `snapshot save NAME` writes NAME.tksnap (--save-state's format).",
+)
+@click.option(
     "--gdb",
     "gdb_address",
     metavar="[HOST:]PORT",
@@ -198,11 +204,14 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
          dump_screen: bool, scale: float | None, net: str, hostfwd: tuple[str, ...],
          pcap_path: Path | None, profile_path: Path | None, record_path: Path | None,
          save_path: Path | None, load_path: Path | None, gdb_address: str | None = None,
-         gdb_default: bool = False, gdb_wait: bool = False) -> None:  # fmt: skip
+         gdb_default: bool = False, gdb_wait: bool = False,
+         snapshot_dir: Path | None = None) -> None:  # fmt: skip
     """Power on the TradeKernel PC and boot its disk."""
     deterministic = deterministic or record_path is not None  # a recording replays exactly
     if save_path is not None and disk_path is None:
         raise click.ClickException("--save-state needs --disk (a scratch disk is gone at exit)")
+    if snapshot_dir is not None and disk_path is None:
+        raise click.ClickException("--snapshot-dir needs --disk (a scratch disk is gone at exit)")
     if load_path is not None:
         try:  # the machine to build is the saved one's
             saved = snapshot.read_header(load_path)
@@ -238,6 +247,8 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             except snapshot.SnapshotError as error:
                 session.close()  # a machine refused half-way is never run
                 raise click.ClickException(str(error)) from error
+        if snapshot_dir is not None:
+            snapshot.SnapshotRequests(session.pc, snapshot_dir)
         try:
             supervisor = Supervisor(session)
             supervisor.cleanups.append(session.close)
