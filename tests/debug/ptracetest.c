@@ -15,6 +15,8 @@
 #define PTRACE_SINGLESTEP 9
 #define PTRACE_GETREGS 12
 #define PTRACE_SETREGS 13
+#define PTRACE_ATTACH 16
+#define PTRACE_DETACH 17
 
 struct user_regs {
     long ebx, ecx, edx, esi, edi, ebp, eax, xds, xes, xfs, xgs, orig_eax, eip, xcs, eflags, esp,
@@ -23,6 +25,7 @@ struct user_regs {
 
 extern char _start[];
 volatile int secret = 1;
+volatile int spins;
 
 __attribute__((noinline)) void marker(void) {
     __asm__ volatile("nop");
@@ -114,5 +117,22 @@ int main(int argc, char **argv) {
     ptrace(PTRACE_CONT, pid, 0, 0);
     report("end", pid);
     printf("parent: secret %d\n", secret);
+
+    /* a child that never asked: ATTACH stops it (SIGSTOP), DETACH lets it go */
+    int spinner = fork();
+    if (spinner == 0)
+        for (;;)
+            spins++;
+    sched_yield();
+    printf("attach: %ld\n", ptrace(PTRACE_ATTACH, spinner, 0, 0));
+    report("attach", spinner);
+    long spun = 0;
+    printf("peek while attached: %ld\n", ptrace(PTRACE_PEEKDATA, spinner, (long)&spins,
+                                                 (long)&spun));
+    printf("detach: %ld\n", ptrace(PTRACE_DETACH, spinner, 0, 0));
+    printf("peek after detach: %ld\n", ptrace(PTRACE_PEEKDATA, spinner, (long)&spins,
+                                               (long)&spun));
+    kill(spinner, SIGKILL);
+    report("spinner", spinner);
     return 0;
 }

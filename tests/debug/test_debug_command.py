@@ -19,6 +19,7 @@ import pytest
 from tests.debug.userprog import build, symbol
 from tests.system.harness import ANY_PROMPT, SECOND, BootedPc, close_pc
 from tests.system.test_files import mcopy_in
+from tradekernel.ui.keymap import text_to_key_events
 
 TDB = b"(tdb) "
 
@@ -107,3 +108,29 @@ def test_debug_finds_the_null_pointer_in_buggy(buggy) -> None:
     out = session_line(tk, "continue")  # SIGSEGV is delivered: the program dies of it
     assert any("Program terminated with SIGSEGV" in line for line in out), out
     assert tk.output("echo alive") == ["alive"]
+
+
+def test_ctrl_c_stops_a_running_program_and_quit_kills_it(tmp_path: Path) -> None:
+    """`spin` runs under the debugger; Ctrl-C stops it with SIGINT inside main's loop (the
+    debugger keeps SIGINT: the program does not die of it), a continue runs it on, and quit
+    kills it and gives the shell back."""
+    tk = BootedPc(tmp_path)
+    try:
+        tk.boot()
+        assert any("stopped at the entry point" in line for line in session_line(tk, "debug spin"))
+        ctrl_c = text_to_key_events("\x03")
+        channels = tk.machine.channels
+        for _ in range(2):
+            start = len(tk.serial)
+            tk.type("continue\n")
+            tk.run_to_stop(50_000_000)  # it spins: no prompt for 50 ms of virtual time
+            assert TDB not in bytes(tk.serial[start:]).split(b"continue", 1)[1]
+            # as a window does: a spinning guest never idles, where the harness types
+            tk.machine.post(lambda: [channels.send("keyboard-key", e) for e in ctrl_c])
+            tk.run_until(lambda at=start: TDB in bytes(tk.serial[at:]).split(b"continue", 1)[1])
+            out = bytes(tk.serial[start:]).decode("cp437")
+            assert "Program received SIGINT (interrupt) at 0x" in out and "<main+0x" in out, out
+        assert session_line(tk, "quit")[0] == "killed"
+        assert tk.output("ps")[-1].endswith("[kernel]")  # spin is gone
+    finally:
+        close_pc(tk)
