@@ -182,8 +182,9 @@ class Session:
         if signal == SIGTRAP and mode == "past":
             self._resume(self.signal_to_deliver(), continuing=True)  # off the breakpoint: go on
             return
-        hit = self._breakpoint_at(eip - 1) if signal == SIGTRAP and mode != "step" else None
-        if hit is not None or signal == SIGTRAP and eip - 1 == self.temporary:
+        inserted = mode in ("continue", "next")  # an int3 of ours was in memory
+        hit = self._breakpoint_at(eip - 1) if signal == SIGTRAP and inserted else None
+        if hit is not None or signal == SIGTRAP and inserted and eip - 1 == self.temporary:
             eip -= 1
             self.ptrace.set_regs(process, {"eip": eip})  # back onto the int3's instruction
         if signal == SIGTRAP and mode == "watch":
