@@ -180,6 +180,12 @@ for command in (backtest, data, report_command, sweep_command):  # research: res
     help="Start from a --save-state file instead of power-on (with the same --disk as then).",
 )
 @click.option(
+    "--snapshot-dir",
+    "snapshot_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Where the shell's `snapshot save NAME` writes NAME.tksnap (--save-state's format).",
+)
+@click.option(
     "--gdb",
     "gdb_address",
     metavar="[HOST:]PORT",
@@ -198,19 +204,22 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
          dump_screen: bool, scale: float | None, net: str, hostfwd: tuple[str, ...],
          pcap_path: Path | None, profile_path: Path | None, record_path: Path | None,
          save_path: Path | None, load_path: Path | None, gdb_address: str | None = None,
-         gdb_default: bool = False, gdb_wait: bool = False) -> None:  # fmt: skip
+         gdb_default: bool = False, gdb_wait: bool = False,
+         snapshot_dir: Path | None = None) -> None:  # fmt: skip
     """Power on the TradeKernel PC and boot its disk."""
     deterministic = deterministic or record_path is not None  # a recording replays exactly
     if save_path is not None and disk_path is None:
         raise click.ClickException("--save-state needs --disk (a scratch disk is gone at exit)")
-    if record_path is not None and load_path is not None:
-        raise click.ClickException("--record starts from power-on: not with --load-state")
+    if snapshot_dir is not None and disk_path is None:
+        raise click.ClickException("--snapshot-dir needs --disk (a scratch disk is gone at exit)")
     if load_path is not None:
         try:  # the machine to build is the saved one's
             saved = snapshot.read_header(load_path)
         except snapshot.SnapshotError as error:
             raise click.ClickException(str(error)) from error
         memory_mib, deterministic = int(saved["ram_mib"]), bool(saved["deterministic"])
+        if record_path is not None and not deterministic:
+            raise click.ClickException("--record needs a snapshot saved in deterministic time")
     with HostSignals() as signals:
         remove_stale_scratch_disks()
         for path, option in (
@@ -238,6 +247,8 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             except snapshot.SnapshotError as error:
                 session.close()  # a machine refused half-way is never run
                 raise click.ClickException(str(error)) from error
+        if snapshot_dir is not None:
+            snapshot.SnapshotRequests(session.pc, snapshot_dir)
         try:
             supervisor = Supervisor(session)
             supervisor.cleanups.append(session.close)
@@ -246,7 +257,8 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             session.machine.channels.listen("log", lambda text: click.echo(text, err=True))
             recorder = None
             if record_path is not None:
-                recorder = Recorder(session.pc, scratch_disk=disk_path is None)
+                recorder = Recorder(session.pc, scratch_disk=disk_path is None,
+                                    snapshot=load_path)  # fmt: skip
             stop = _run(session, supervisor, headless, scale)
             for line in session.finish_profile():
                 click.echo(line, err=True)
@@ -357,8 +369,15 @@ EXIT_DIVERGED = 6  # tk replay: the run did not come out as recorded
 @click.option("--dump-screen", is_flag=True, help="Print the screen where the replay ended.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0), default=None,
               help="Give up after this many seconds of wall time.")  # fmt: skip
+@click.option(
+    "--load-state",
+    "load_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The snapshot a run recorded with --load-state started from.",
+)
 def replay(recording_path: Path, disk_path: Path | None, floppy_path: Path | None,
-           until: str | None, dump_screen: bool, timeout_s: float | None) -> None:  # fmt: skip
+           until: str | None, dump_screen: bool, timeout_s: float | None,
+           load_path: Path | None = None) -> None:  # fmt: skip
     """Run a `tk boot --record` file again, bit for bit, and check it.
 
     Every slice boundary, a state hash (CPU, RAM, devices) and the screen are compared with
@@ -385,9 +404,11 @@ def replay(recording_path: Path, disk_path: Path | None, floppy_path: Path | Non
                 create_os_disk(disk)
             if floppy_path is not None:
                 floppy = Path(shutil.copyfile(floppy_path, Path(folder) / "floppy.img"))
-            pc = make_pc(replay_config(recording, disk, floppy))
+            pc = make_pc(replay_config(recording, disk, floppy, load_path))
+            if load_path is not None:
+                snapshot.load(pc, load_path)
             replayer = Replayer(pc, recording)
-        except (OSError, ValueError, DiskError, RecordingError) as error:
+        except (OSError, ValueError, DiskError, RecordingError, snapshot.SnapshotError) as error:
             raise click.ClickException(_one_line(error)) from error
         try:
             result = replayer.run(until_ns=until_ns, wall_timeout_s=timeout_s)

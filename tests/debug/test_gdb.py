@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.debug.userprog import build, symbol
 from tests.peers import peer
 from tests.system.harness import BootedPc, close_pc
 from tests.system.test_files import mcopy_in
@@ -26,13 +27,7 @@ from tradekernel.emu.gdbstub import GdbStub
 from tradekernel.ui.keymap import text_to_key_events
 
 HERE = Path(__file__).resolve().parent
-LIB = HERE.parents[1] / "images" / "programs" / "lib"
 WALL_LIMIT_S = 120  # a hung stub or gdb fails the test instead of hanging it
-USER_FLAGS = [
-    "-m32", "-march=i386", "-ffreestanding", "-nostdlib", "-static", "-fno-pic", "-no-pie",
-    "-O0", "-g", "-fno-asynchronous-unwind-tables", "-fno-stack-protector",
-    "-Wl,--build-id=none",
-]  # fmt: skip
 
 
 def gdb_path() -> str:
@@ -40,23 +35,12 @@ def gdb_path() -> str:
 
 
 def build_debugme(tmp_path: Path) -> Path:
-    target = tmp_path / "debugme"
-    subprocess.run(
-        [peer("gcc"), *USER_FLAGS, "-I", str(LIB), "-T", str(LIB / "user.ld"),
-         str(LIB / "crt0.S"), str(LIB / "libc.c"), str(HERE / "debugme.c"), "-o", str(target)],
-        check=True,
-    )  # fmt: skip
-    return target
+    return build("debugme", tmp_path)
 
 
 def source_line(marker: str) -> int:
     lines = (HERE / "debugme.c").read_text().splitlines()
     return next(number for number, line in enumerate(lines, 1) if marker in line)
-
-
-def symbol(binary: Path, name: str) -> int:
-    out = subprocess.run(["nm", str(binary)], capture_output=True, text=True, check=True).stdout
-    return next(int(line.split()[0], 16) for line in out.splitlines() if line.endswith(f" {name}"))
 
 
 def run_gdb(tk: BootedPc, stub: GdbStub, commands: list[str], binary: Path | None = None,

@@ -223,3 +223,60 @@ def test_breakpoints_are_bounded_and_one_already_set_is_still_accepted() -> None
     finally:
         stub.close()
         machine.close()
+
+
+def test_a_client_that_never_reads_is_dropped_and_the_machine_runs_on(tmp_path: Path) -> None:
+    """A client asks for memory over and over and reads none of the replies: they fill its
+    socket, then the stub's send queue (MAX_SEND_QUEUE), and the client is dropped with a log
+    line. The machine's thread never waits on the socket: it goes on running (the shell
+    answers), and the next client is served."""
+    tk = BootedPc(tmp_path)
+    tk.boot()
+    stub = GdbStub(tk.machine, port=0)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", stub.address[1]))
+    request = frame(b"m7c00,1000")  # 8 KiB of hex per reply
+    dropped = threading.Event()
+
+    def flood() -> None:
+        try:
+            while not dropped.is_set():
+                sock.sendall(request * 16)
+        except OSError:
+            pass  # the stub shut the connection
+
+    threading.Thread(target=flood, daemon=True).start()
+    done = threading.Event()
+    result = {}
+
+    def run() -> None:
+        result["stop"] = tk.machine.run(
+            wall_timeout_s=60, until=lambda: any("stopped reading" in line for line in tk.log)
+        )
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    try:
+        assert done.wait(90), "the machine's thread is stuck (blocked sending to the client?)"
+        dropped.set()
+        assert result["stop"].reason == "until", result
+        line = next(line for line in tk.log if "stopped reading" in line)
+        assert "bytes unsent" in line and "dropped" in line, line
+        assert tk.output("echo alive") == ["alive"]  # the machine runs on, detached
+        client = Client(stub.address[1])
+        again = threading.Thread(target=lambda: tk.machine.run(wall_timeout_s=30), daemon=True)
+        again.start()
+        assert client.ask(b"?").startswith(b"T05")
+        client.sock.close()
+        tk.machine.request_power_off()
+        again.join(30)
+    finally:
+        dropped.set()
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # frees a sender blocked on either side
+        except OSError:
+            pass
+        sock.close()
+        stub.close()
+        close_pc(tk)

@@ -6,10 +6,14 @@ the replay, a damaged file, another format version and another disk image are ea
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
+import json
 import shutil
 import struct
 import threading
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import pytest
@@ -281,3 +285,43 @@ def test_a_malformed_header_is_refused_with_one_line_not_a_traceback(tmp_path: P
     header = {"ram_mib": float("inf"), "mac": "525400123456", "disk": None, "floppy": None}
     with pytest.raises(RecordingError, match="damaged recording header"):
         record.replay_config(Recording(header, b""), None, None)
+
+
+def _sealed(path: Path, header: dict, compressed: bytes) -> Path:
+    """A recording file with this header and compressed body and a valid digest (which is no
+    seal: anyone can compute it)."""
+    text = json.dumps(header).encode()
+    data = b"".join([record.MAGIC, struct.pack("<HI", record.FORMAT_VERSION, len(text)), text,
+                     struct.pack("<Q", len(compressed)), compressed])  # fmt: skip
+    path.write_bytes(data + hashlib.sha256(data).digest())
+    return path
+
+
+def test_a_zip_bomb_is_refused_without_inflating_it(tmp_path: Path) -> None:
+    """200 MB of zeros in a ~200 KB body: declared as 1 KB, it is refused at the first byte
+    past the declaration, and loading never holds more than a few MB; declared as more than
+    MAX_RECORDS, or more than deflate can make of the body, it is refused before inflating."""
+    bomb = zlib.compress(bytes(200 << 20), 9)
+    small = _sealed(tmp_path / "small.tkrec", {"body_bytes": 1024}, bomb)
+    tracemalloc.start()
+    try:
+        with pytest.raises(RecordingError, match="beyond the 1024 bytes its header declares"):
+            Recording.load(small)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak  # the file is read and inflated a chunk at a time
+    huge = _sealed(tmp_path / "huge.tkrec", {"body_bytes": 200 << 30}, bomb)
+    with pytest.raises(RecordingError, match="at most"):
+        Recording.load(huge)
+    ratio = _sealed(tmp_path / "ratio.tkrec", {"body_bytes": 10 << 20}, zlib.compress(b"x"))
+    with pytest.raises(RecordingError, match="at most"):
+        Recording.load(ratio)
+    short = _sealed(tmp_path / "short.tkrec", {"body_bytes": 5}, zlib.compress(b"abc"))
+    with pytest.raises(RecordingError, match="cut short: 3 of 5"):
+        Recording.load(short)
+    undeclared = _sealed(tmp_path / "old.tkrec", {}, zlib.compress(b"abc"))
+    with pytest.raises(RecordingError, match=r"damaged recording \(header\)"):
+        Recording.load(undeclared)
+    exact = _sealed(tmp_path / "exact.tkrec", {"body_bytes": 3}, zlib.compress(b"abc"))
+    assert Recording.load(exact).body == b"abc"

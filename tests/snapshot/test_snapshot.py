@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.system.harness import BootedPc, close_pc
+from tradekernel import hostnet
 from tradekernel.emu import snapshot
 from tradekernel.emu.record import screen_hash, state_hash
 from tradekernel.emu.snapshot import SnapshotError
@@ -90,7 +91,7 @@ def test_damaged_foreign_and_other_version_files_are_refused_with_one_line(
     cases = {
         "flipped": (data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :], "HMAC"),
         "truncated": (data[:-100], "HMAC"),
-        "version": (data[:7] + struct.pack("<H", 2) + data[9:], "format version 2"),
+        "version": (data[:7] + struct.pack("<H", 99) + data[9:], "format version 99"),
         "foreign": (b"\x7fELF" + data[4:], "not a TradeKernel snapshot"),
     }
     loaded = _fresh(tmp_path, disk)
@@ -173,3 +174,102 @@ def test_a_crafted_pickle_never_runs_without_this_installations_key(tmp_path: Pa
         snapshot.load(loaded.pc, _bad_file(tmp_path, "crafted.tksnap", sealed))
     assert not marker.exists()
     close_pc(loaded)
+
+
+class HandBackend:
+    """The far end of the cable, handing the Link frames when the test says so."""
+
+    def start(self, deliver) -> None:  # noqa: ANN001
+        self.deliver = deliver
+
+    def send(self, frame: bytes) -> None:
+        pass
+
+    def poll(self) -> None:
+        pass
+
+    def filenos(self) -> list[int]:
+        return []
+
+    def next_timeout(self) -> float | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def test_frames_waiting_in_the_network_link_survive_a_snapshot(tmp_path: Path) -> None:
+    """The NIC's ring is full (it said so on net0-ready), so frames from the host wait in the
+    Link. A snapshot keeps them and the NIC's word: the loaded machine's Link holds the same
+    frames and hands them to the NIC, in order, once it has room. A machine without a
+    network card does not take that snapshot."""
+    booted = BootedPc(tmp_path, net=hostnet.NetOptions("user")).boot()
+    backend = HandBackend()
+    booted.link.replace_backend(backend).close()
+    booted.machine.channels.send("net0-ready", False)
+    frames = [b"\xff" * 6 + bytes([2, 0, 0, 0, 0, n]) + b"\x88\xb5" + bytes([n]) * 46
+              for n in range(3)]  # fmt: skip
+    for frame in frames:
+        backend.deliver(frame)
+    assert booted.link.waiting == 3
+    path, disk = tmp_path / "state.tksnap", tmp_path / "at-save.img"
+    snapshot.save(booted.pc, path)
+    shutil.copy(booted.disk, disk)
+    close_pc(booted)
+    folder = tmp_path / "loaded"
+    folder.mkdir()
+    shutil.copy(disk, folder / "disk.img")
+    loaded = BootedPc(folder, disk=folder / "disk.img", net=hostnet.NetOptions("user"))
+    try:
+        snapshot.load(loaded.pc, path)
+        assert loaded.link.waiting == 3
+        seen: list[bytes] = []
+        loaded.link.add_tap(lambda _now, way, frame: seen.append(frame) if way == "in" else None)
+        loaded.machine.channels.send("net0-ready", True)
+        assert seen == frames
+    finally:
+        close_pc(loaded)
+    bare = _fresh(tmp_path, disk, "bare")
+    try:
+        with pytest.raises(SnapshotError, match="does not fit this machine"):
+            snapshot.load(bare.pc, path)
+    finally:
+        close_pc(bare)
+
+
+def test_the_shell_saves_a_snapshot_to_the_host_and_the_restored_copy_knows_it(
+    tmp_path: Path,
+) -> None:
+    """`snapshot save NAME` asks the host through the snapshot port; the file, in --save-state's
+    format, lands in the host's directory and loads into a new machine, whose own `snapshot`
+    command then ends saying it is the restored copy; the shell goes on from there. A bad
+    name, and a machine with no host end (no --snapshot-dir), get one line."""
+    folder = tmp_path / "snapshots"
+    folder.mkdir()
+    original = BootedPc(tmp_path).boot()
+    try:
+        snapshot.SnapshotRequests(original.pc, folder)
+        original.command("echo before the snapshot > /b.txt")
+        assert original.output("snapshot save first") == [
+            "snapshot first: saved (first.tksnap on the host)"
+        ]
+        assert any("saved the machine to" in line for line in original.log)
+        disk = tmp_path / "at-save.img"
+        shutil.copy(original.disk, disk)
+        assert original.output("snapshot save ../up") == [
+            "snapshot: '../up': a name is up to 64 letters, digits, '.', '_', '-'",
+            "usage: snapshot save NAME",
+        ]
+    finally:
+        close_pc(original)
+    assert (folder / "first.tksnap").is_file() and not (tmp_path / "up.tksnap").exists()
+    loaded = _fresh(tmp_path, disk)
+    try:
+        snapshot.load(loaded.pc, folder / "first.tksnap")
+        loaded.wait_for("snapshot first: this machine was restored from it")
+        assert loaded.output("cat /b.txt") == ["before the snapshot"]
+        assert loaded.output("snapshot save again") == [
+            "snapshot: this machine takes no snapshots (tk boot --snapshot-dir DIR)"
+        ]
+    finally:
+        close_pc(loaded)

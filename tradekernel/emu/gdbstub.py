@@ -25,7 +25,11 @@ read) are not CPU accesses and trigger no watchpoint, as DMA does not under QEMU
 
 Threads: the accept/reader thread only parses packets into a queue (and turns 0x03 into an
 interrupt request); every register and memory access happens on the machine's thread in
-`turn`, between slices, so GDB never sees a CPU that is running.
+`turn`, between slices, so GDB never sees a CPU that is running. Nothing the machine's thread
+sends can block it: replies go into a send queue (`SendQueue`, at most MAX_SEND_QUEUE bytes)
+that a sender thread of the connection drains into the socket; a client that stops reading
+fills its socket, then the queue, and is dropped with a log line (the machine runs on, as
+after a detach).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import queue
 import socket
 import threading
 import time
+from collections import deque
 
 from unicorn import (
     UC_CTL_IO_WRITE,
@@ -56,6 +61,7 @@ MAX_PACKET = 2 * PACKET_SIZE + 16  # a longer unterminated packet is dropped (he
 STOPPED_POLL_S = 0.05  # how long a stopped machine waits for a packet before its loop comes round
 MAX_POINTS = 1024  # breakpoints and watchpoints set at once (each is a Unicorn hook); more: E0C
 MAX_EVENTS = 256  # packets queued for the machine; past that the socket waits (TCP back-pressure)
+MAX_SEND_QUEUE = 1 << 20  # reply bytes waiting for a client that does not read; past it: dropped
 SIGINT, SIGTRAP = 2, 5
 CONNECTED, INTERRUPT, DISCONNECTED = "connected", "interrupt", "disconnected"  # socket events
 
@@ -227,6 +233,53 @@ def _unescape(body: bytes) -> bytes:
     return bytes(out)
 
 
+class SendQueue:
+    """What is sent to one connection, in order, by a thread of its own: `put` never blocks
+    and refuses (False) once `limit` bytes wait unsent."""
+
+    def __init__(self, conn: socket.socket, limit: int = MAX_SEND_QUEUE) -> None:
+        self._conn = conn
+        self.limit = limit
+        self._items: deque[bytes] = deque()
+        self.waiting = 0  # bytes queued or being sent
+        self._ready = threading.Condition()
+        self._closed = False
+        threading.Thread(target=self._drain, name="gdbstub-send", daemon=True).start()
+
+    def put(self, data: bytes) -> bool:
+        with self._ready:
+            if self._closed:
+                return True  # the connection is going: nothing more to say to it
+            if self.waiting + len(data) > self.limit:
+                return False
+            self._items.append(data)
+            self.waiting += len(data)
+            self._ready.notify()
+        return True
+
+    def close(self) -> None:
+        """The sender ends once what is queued is sent (or the socket fails)."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+
+    def _drain(self) -> None:
+        while True:
+            with self._ready:
+                while not self._items and not self._closed:
+                    self._ready.wait()
+                if not self._items:
+                    return
+                data = self._items.popleft()
+            try:
+                self._conn.sendall(data)
+            except OSError:
+                return  # the reader sees the connection go and says so
+            finally:
+                with self._ready:
+                    self.waiting -= len(data)
+
+
 class GdbStub:
     """One GDB at a time on `host:port`, driving `machine` through its debugger turn."""
 
@@ -240,6 +293,7 @@ class GdbStub:
         self._events: queue.Queue[bytes | str] = queue.Queue(MAX_EVENTS)
         self._attention = False  # the socket thread queued something for a running machine
         self._conn: socket.socket | None = None
+        self._outbox: SendQueue | None = None
         self._send_lock = threading.Lock()
         self._closed = False
         # machine-thread state
@@ -267,10 +321,14 @@ class GdbStub:
                 conn.close()  # one debugger at a time, as QEMU
                 continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._conn = conn
+            outbox = SendQueue(conn)
+            with self._send_lock:
+                self._conn, self._outbox = conn, outbox
             self._event(CONNECTED)
             self._read(conn)
-            self._conn = None  # the next GDB may connect at once
+            with self._send_lock:
+                self._conn = self._outbox = None  # the next GDB may connect at once
+            outbox.close()
             conn.close()
             self._event(DISCONNECTED)
 
@@ -307,14 +365,21 @@ class GdbStub:
         self.machine.post(_nothing)
 
     def _send_raw(self, data: bytes) -> None:
-        conn = self._conn
-        if conn is None:
-            return
+        """Queue `data` for the client (never blocks); one that has stopped reading is
+        dropped."""
         with self._send_lock:
-            try:
-                conn.sendall(data)
-            except OSError:
-                pass  # the reader sees the connection go and says so
+            conn, outbox = self._conn, self._outbox
+            if conn is None or outbox is None or outbox.put(data):
+                return
+            self._outbox = None  # nothing more is queued for it
+        self.machine.channels.send(
+            "log", f"gdbstub: the client stopped reading ({outbox.waiting} bytes unsent); "
+            "dropped it, the machine runs on")  # fmt: skip
+        try:
+            conn.shutdown(socket.SHUT_RDWR)  # its reader ends: the machine goes on as detached
+        except OSError:
+            pass
+        outbox.close()
 
     def _reply(self, payload: bytes | str) -> None:
         if isinstance(payload, str):

@@ -12,7 +12,10 @@ the same bit for bit. `Recorder` writes down every input from outside, where it 
     NIC are deterministic, so a replay that hands the Link each frame at its recorded point
     sees every held frame reach the NIC at the same instruction as in the recording;
   - the machine's identity: RAM size, the RTC's start instant (the host clock's seed), and the
-    size and sha256 of the disk and diskette images as they were at power-on;
+    size and sha256 of the disk and diskette images as they were at power-on; a run that
+    started from a snapshot (`tk boot --load-state`) names the snapshot file the same way, and
+    its replay loads that file before the first pass (a loaded snapshot runs on exactly as
+    the machine that was saved: emu/snapshot.py);
   - the host's stop (a window closed, end of piped input, --timeout): the end of the run.
 A pass of the machine loop (between slices) is at a position (instructions retired, virtual
 ns, S): S is twice the number of running (not halted) passes at that instant before this one,
@@ -48,9 +51,14 @@ deterministic time. `Replayer.run(until_ns=T)` stops at the first boundary at or
 time T and leaves the machine there (the hook for a debugger such as the GDB stub).
 
 File: MAGIC, format version (u16), header length (u32), JSON header, body length (u64),
-zlib-compressed body of tagged records, then the SHA-256 of everything before it. A file of
-another version, or one whose digest, lengths or records do not hold, is refused whole with
-one `RecordingError` line before anything is built.
+zlib-compressed body of tagged records, then the SHA-256 of everything before it. The header's
+"body_bytes" is the records' length once decompressed. A file of another version, or one whose
+digest, lengths or records do not hold, is refused whole with one `RecordingError` line before
+anything is built. Loading streams the file (the digest and the inflation read it in CHUNK
+pieces, never the whole file at once) and bounds what it allocates by the header: at most
+"body_bytes" of records, which may not pass MAX_RECORDS nor what zlib could make of the body
+(ZLIB_MAX_RATIO); a body that inflates to more is refused at the first byte beyond, so a
+hostile file (a zip bomb) costs at most what it declared.
 """
 
 from __future__ import annotations
@@ -62,11 +70,11 @@ import json
 import os
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from tradekernel.emu.clock import Timer
 from tradekernel.emu.cpu import EFLAGS
@@ -75,7 +83,7 @@ from tradekernel.emu.pc import Pc, PcConfig
 from tradekernel.hostnet.link import MAX_FRAME
 
 MAGIC = b"TKREC\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the header says the records' decompressed length (body_bytes)
 # A state hash every this many instructions (an idle guest adds none): hashing 32 MiB of RAM
 # takes ~30 ms, ~2% of the ~1.2 s a deterministic machine needs to run them.
 CHECK_INTERVAL_INSTRUCTIONS = 100_000_000
@@ -86,7 +94,10 @@ KEY_CHANNEL = "keyboard-key"
 DEVICE_MODULES = "tradekernel.devices."  # timers whose callbacks live here are the machine's
 MAX_HEADER = 1 << 20  # a header longer than this is a damaged file, not read
 MAX_BODY = 1 << 34  # compressed body bound (16 GiB)
-MAX_RECORDS = 1 << 32  # records decompressed at most (4 GiB): a bigger body is refused
+# Records a recording may declare: 1 GiB is hours of typing or ~15 min of a busy network.
+MAX_RECORDS = 1 << 30
+ZLIB_MAX_RATIO = 1032  # deflate's best case: no honest body inflates by more
+CHUNK = 1 << 20  # bytes read (and inflated) at a time when loading
 DIGEST = 32  # the file's SHA-256
 HASH = 20  # state and screen hashes (SHA-1: a divergence check, not a defence)
 
@@ -213,7 +224,8 @@ class Recording:
     body: bytes
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        header = json.dumps(self.header, sort_keys=True).encode()
+        header = json.dumps({**self.header, "body_bytes": len(self.body)}, sort_keys=True)
+        header = header.encode()
         body = zlib.compress(self.body, 6)
         data = b"".join([
             MAGIC, struct.pack("<HI", FORMAT_VERSION, len(header)), header,
@@ -225,40 +237,52 @@ class Recording:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Recording:
+        """The recording at `path`, read as a stream (see the module docstring)."""
         try:
-            data = Path(path).read_bytes()
+            with open(path, "rb") as file:
+                return cls._load(file, str(path))
         except OSError as error:
             raise RecordingError(f"{path}: {error.strerror or error}") from error
-        where = f"{path}: not a TradeKernel recording"
-        if not data.startswith(MAGIC):
-            raise RecordingError(where)
+
+    @classmethod
+    def _load(cls, file: BinaryIO, path: str) -> Recording:
+        size = os.fstat(file.fileno()).st_size
         fixed = len(MAGIC) + 6
-        if len(data) < fixed + 8 + DIGEST:
+        prefix = file.read(fixed)
+        if not prefix.startswith(MAGIC[: len(prefix)]) or not prefix:
+            raise RecordingError(f"{path}: not a TradeKernel recording")
+        if size < fixed + 8 + DIGEST:
             raise RecordingError(f"{path}: damaged recording (truncated)")
-        version, header_len = struct.unpack_from("<HI", data, len(MAGIC))
+        version, header_len = struct.unpack_from("<HI", prefix, len(MAGIC))
         if version != FORMAT_VERSION:
             raise RecordingError(
                 f"{path}: recording format version {version}, this tk reads {FORMAT_VERSION}"
             )
-        if hashlib.sha256(data[:-DIGEST]).digest() != data[-DIGEST:]:
+        digest = hashlib.sha256(prefix)
+        for chunk in _chunks(file, size - DIGEST - fixed):
+            digest.update(chunk)
+        if digest.digest() != file.read(DIGEST):
             raise RecordingError(f"{path}: damaged recording (checksum mismatch)")
-        if header_len > MAX_HEADER or fixed + header_len + 8 > len(data) - DIGEST:
+        if header_len > MAX_HEADER or fixed + header_len + 8 > size - DIGEST:
             raise RecordingError(f"{path}: damaged recording (header length)")
-        (body_len,) = struct.unpack_from("<Q", data, fixed + header_len)
+        file.seek(fixed)
+        header_data = file.read(header_len)
+        (body_len,) = struct.unpack("<Q", file.read(8))
         start = fixed + header_len + 8
-        if body_len > MAX_BODY or start + body_len != len(data) - DIGEST:
+        if body_len > MAX_BODY or start + body_len != size - DIGEST:
             raise RecordingError(f"{path}: damaged recording (body length)")
         try:
-            header = json.loads(data[fixed : fixed + header_len])
-            inflater = zlib.decompressobj()
-            body = inflater.decompress(data[start : start + body_len], MAX_RECORDS)
-            if inflater.unconsumed_tail or not inflater.eof:
-                raise ValueError(f"records beyond {MAX_RECORDS} bytes, or cut short")
-        except (ValueError, zlib.error) as error:
-            raise RecordingError(f"{path}: damaged recording ({error})") from error
-        if not isinstance(header, dict):
+            header = json.loads(header_data)
+        except ValueError as error:
+            raise RecordingError(f"{path}: damaged recording (header: {error})") from error
+        declared = header.get("body_bytes") if isinstance(header, dict) else None
+        if not isinstance(header, dict) or type(declared) is not int or declared < 0:
             raise RecordingError(f"{path}: damaged recording (header)")
-        return cls(header, body)
+        if declared > MAX_RECORDS or declared > body_len * ZLIB_MAX_RATIO:
+            raise RecordingError(f"{path}: damaged recording (declares {declared} bytes of "
+                                 f"records from a {body_len}-byte body; at most "
+                                 f"{MAX_RECORDS} are read)")  # fmt: skip
+        return cls(header, _inflate(file, body_len, declared, path))
 
     def events(self) -> list[tuple]:
         """The body as tagged tuples, in order; RecordingError if a record does not parse."""
@@ -314,9 +338,37 @@ class Recording:
         return out
 
 
+def _chunks(file: BinaryIO, length: int) -> Iterator[bytes]:
+    """`length` bytes of `file` from where it stands, CHUNK at a time."""
+    while length > 0:
+        chunk = file.read(min(CHUNK, length))
+        if not chunk:
+            raise RecordingError(f"{file.name}: damaged recording (truncated)")
+        length -= len(chunk)
+        yield chunk
+
+
+def _inflate(file: BinaryIO, body_len: int, declared: int, path: str) -> bytes:
+    """The records: the next `body_len` bytes of `file` inflated, which must come to exactly
+    `declared` bytes; never more than one byte past it is produced."""
+    inflater = zlib.decompressobj()
+    body = bytearray()
+    try:
+        for chunk in _chunks(file, body_len):
+            body += inflater.decompress(chunk, declared - len(body) + 1)
+            if len(body) > declared:
+                raise ValueError(f"records beyond the {declared} bytes its header declares")
+        if not inflater.eof or inflater.unused_data or len(body) != declared:
+            raise ValueError(f"records cut short: {len(body)} of {declared} bytes")
+    except (ValueError, zlib.error) as error:
+        raise RecordingError(f"{path}: damaged recording ({error})") from error
+    return bytes(body)
+
+
 # ---- recording ------------------------------------------------------------------------------
 class Recorder:
-    """Records a deterministic `Pc` from power-on; `finish(stop)` then `save(path)`."""
+    """Records a deterministic `Pc` from power-on, or from the snapshot it was just loaded
+    from; `finish(stop)` then `save(path)`."""
 
     def __init__(
         self,
@@ -324,9 +376,11 @@ class Recorder:
         check_interval: int = CHECK_INTERVAL_INSTRUCTIONS,
         scratch_disk: bool = False,
         check_interval_ns: int = CHECK_INTERVAL_NS,
+        snapshot: str | os.PathLike[str] | None = None,
     ) -> None:
         """`scratch_disk`: the disk is a fresh OS disk made for this run (`tk boot` without
-        --disk); a replay without --disk makes another, the same byte for byte."""
+        --disk); a replay without --disk makes another, the same byte for byte. `snapshot`:
+        the file `pc` was loaded from (its identity goes in the header)."""
         if not pc.config.deterministic:
             raise RecordingError("recording needs deterministic time (--deterministic)")
         self.pc = pc
@@ -340,6 +394,7 @@ class Recorder:
             "disk": image_identity(config.disk),
             "scratch_disk": scratch_disk,
             "floppy": image_identity(config.floppy),
+            "snapshot": image_identity(snapshot),
             "read_only": config.read_only,
             "nic": pc.nic is not None,
             "mac": config.mac.hex(),
@@ -503,13 +558,17 @@ class _ReplayBackend:
         pass
 
 
-def check_images(recording: Recording, disk: Path | None, floppy: Path | None) -> None:
-    """The images given for a replay must be the recorded ones, byte for byte."""
-    for what, path in (("disk", disk), ("floppy", floppy)):
+def check_images(recording: Recording, disk: Path | None, floppy: Path | None,
+                 snapshot: Path | None = None) -> None:  # fmt: skip
+    """The images (and the snapshot the run started from) given for a replay must be the
+    recorded ones, byte for byte."""
+    for what, path in (("disk", disk), ("floppy", floppy), ("snapshot", snapshot)):
         wanted = recording.header.get(what)
         if (wanted is None) != (path is None):
             need = "was recorded with" if wanted else "was recorded without"
-            raise RecordingError(f"the run {need} a {what} image")
+            kind = "a snapshot to start from (--load-state)" if what == "snapshot" else \
+                f"a {what} image"  # fmt: skip
+            raise RecordingError(f"the run {need} {kind}")
         if wanted is None:
             continue
         if not isinstance(wanted, dict):
@@ -523,9 +582,11 @@ def check_images(recording: Recording, disk: Path | None, floppy: Path | None) -
             )
 
 
-def replay_config(recording: Recording, disk: Path | None, floppy: Path | None) -> PcConfig:
-    """The machine the recording was made on, with these (checked) images in it."""
-    check_images(recording, disk, floppy)
+def replay_config(recording: Recording, disk: Path | None, floppy: Path | None,
+                  snapshot: Path | None = None) -> PcConfig:  # fmt: skip
+    """The machine the recording was made on, with these (checked) images in it (and the
+    snapshot, checked, that the caller loads into it before the Replayer)."""
+    check_images(recording, disk, floppy, snapshot)
     header = recording.header
     try:
         start = header.get("start_time")

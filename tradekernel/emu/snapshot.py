@@ -13,7 +13,10 @@ Contract. `save(pc, path)` writes, at a point where the machine loop is not runn
     registers, channels, clock) are written as names and re-attached to the new machine's on
     load; any other host object (a device, a thread, a file) in the kernel's graph makes the
     save fail with one line instead of being copied;
-  - the identity (size, SHA-256) of the disk and diskette images as they are at the save.
+  - the identity (size, SHA-256) of the disk and diskette images as they are at the save;
+  - the network Link's frames for the guest that wait for room in the NIC's ring, and whether
+    the NIC said it had room (hostnet/link.py): they already came in from the host and would
+    otherwise be lost, and a NIC restored full would be handed frames it must drop.
 Host resources are never saved: the disk image is opened again (and must be the same bytes),
 the network backend, UI and host timers belong to the new session.
 
@@ -30,6 +33,17 @@ HMAC, keyed with a secret kept outside the file (`key_path()`: a per-installatio
 first use, mode 0600), is checked before anything is parsed, let alone unpickled. A snapshot
 thus loads only where it was made (or where that key was copied); another format version, a
 different Unicorn, a damaged or foreign file are refused with one `SnapshotError` line.
+
+The guest may ask for one (the shell's `snapshot save NAME`) through `SnapshotRequests`, the
+host's end of a paravirtual port pair at SNAPSHOT_PORT (like pvclock's at 0x5B00): the kernel
+writes the name byte by byte to NAME_PORT and SAVE to SNAPSHOT_PORT, and reads the status
+there (IDLE, BUSY, SAVED, FAILED; 0xFF where no host end is plugged in: an unclaimed port).
+The save runs between two slices (Machine.post), in this same format, to
+DIRECTORY/NAME.tksnap on the host, never onto the guest's disk: the snapshot names the disk
+image by its SHA-256, which a snapshot written onto that disk would change, and it is sealed
+with the installation's key, which the guest must not see. The status is host state, not the
+machine's: in a machine loaded from that snapshot it reads IDLE, which tells the kernel that
+it is the restored copy.
 """
 
 from __future__ import annotations
@@ -53,13 +67,20 @@ import unicorn
 from tradekernel import __version__
 from tradekernel.emu.pc import Pc
 from tradekernel.emu.record import image_identity
+from tradekernel.hostnet.link import MAX_FRAME, MIN_FRAME, QUEUE_HIGH, QUEUE_MAX, Link
 
 MAGIC = b"TKSNAP\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the network Link's held frames ("link")
 KEY_BYTES = 32
 KEY_ENV = "TK_SNAPSHOT_KEY"  # a key file to use instead of the per-installation one (tests)
 MAX_HEADER = 1 << 20
 MAX_SECTION = 1 << 36  # a section longer than this is damage, not read
+SNAPSHOT_PORT, NAME_PORT = 0x5C00, 0x5C01  # status/command; the name's bytes
+IDLE, BUSY, SAVED, FAILED = 0, 1, 2, 3  # SNAPSHOT_PORT reads
+CLEAR, SAVE = 0, 1  # SNAPSHOT_PORT writes
+NAME_CHARACTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+MAX_NAME = 64  # bytes of a guest-given snapshot name
+SUFFIX = ".tksnap"
 HOST_MODULES = ("tradekernel.emu.", "tradekernel.devices.", "tradekernel.hostnet.",
                 "tradekernel.ui.", "unicorn", "threading", "_thread", "socket", "select",
                 "_io", "io")  # fmt: skip
@@ -205,6 +226,7 @@ def save(pc: Pc, path: str | os.PathLike[str]) -> None:
         "floppy": image_identity(config.floppy),
         "run": machine.run_state(),
         "devices": [[device.name, _plain(device.state())] for device in machine.devices],
+        "link": None if pc.net is None else _link_state(pc.net),
     }
     context = bytes(machine.cpu.context_view(machine.cpu.save_context()))
     ram = zlib.compress(machine.cpu.ram, 1)
@@ -232,6 +254,32 @@ def save(pc: Pc, path: str | os.PathLike[str]) -> None:
     except OSError as error:
         tmp.unlink(missing_ok=True)
         raise SnapshotError(f"{path}: {error.strerror or error}") from error
+
+
+def _link_state(link: Link) -> dict[str, Any]:
+    """The Link's frames held for the guest, and the NIC's last word on room. (The Link keeps
+    them private; hostnet/link.py could offer this as a state()/restore() pair.)"""
+    return {"waiting": [frame.hex() for frame in link._waiting], "nic_ready": link._nic_ready}
+
+
+def _link_frames(state: Any, path: str | os.PathLike[str]) -> tuple[list[bytes], bool]:
+    """The held frames and the NIC's readiness from a header, checked against the Link's own
+    bounds."""
+    try:
+        frames = [bytes.fromhex(text) for text in state["waiting"]]
+        ready = state["nic_ready"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise SnapshotError(f"{path}: damaged snapshot (network link: {error})") from error
+    if len(frames) > QUEUE_MAX or any(not MIN_FRAME <= len(f) <= MAX_FRAME for f in frames):
+        raise SnapshotError(f"{path}: damaged snapshot (network link frames)")
+    return frames, bool(ready)
+
+
+def _restore_link(link: Link, frames: list[bytes], ready: bool) -> None:
+    link._waiting.clear()
+    link._waiting.extend(frames)
+    link._nic_ready = ready
+    link.throttled = len(frames) >= QUEUE_HIGH
 
 
 def _plain(value: Any) -> Any:
@@ -332,8 +380,12 @@ def load(pc: Pc, path: str | os.PathLike[str]) -> dict[str, Any]:
         )
         if (wanted is None) != (have is None) or not same:
             problems.append(f"a {what} image other than the one saved with it")
+    link = header.get("link")
+    if (link is None) != (pc.net is None):
+        problems.append("a network card" if link is not None else "no network card")
     if problems:
         raise SnapshotError(f"{path}: does not fit this machine: {problems[0]}")
+    held = None if link is None else _link_frames(link, path)
     blank = cpu.save_context()
     view = cpu.context_view(blank)
     if len(context) != len(view):
@@ -362,6 +414,8 @@ def load(pc: Pc, path: str | os.PathLike[str]) -> dict[str, Any]:
             device.restore(_unplain(state))
         except (ValueError, KeyError, TypeError) as error:
             raise SnapshotError(f"{path}: device {device.name}: {error}") from error
+    if held is not None and pc.net is not None:
+        _restore_link(pc.net, *held)
     if payload is not None:
         pc.kernel = payload["kernel"]
         for number, handler in payload["hypercalls"].items():
@@ -369,3 +423,57 @@ def load(pc: Pc, path: str | os.PathLike[str]) -> dict[str, Any]:
         for vector, handler in payload["traps"].items():
             machine.register_trap(vector, handler)
     return header
+
+
+# ---- the guest's requests -----------------------------------------------------------------
+class SnapshotRequests:
+    """The host's end of the snapshot port (see the module docstring): saves to `directory`."""
+
+    def __init__(self, pc: Pc, directory: str | os.PathLike[str]) -> None:
+        self.pc = pc
+        self.directory = Path(directory)
+        self.status = IDLE
+        self._name = bytearray()
+        self._too_long = False
+        pc.machine.ports.claim(SNAPSHOT_PORT, 2, "snapshot", self._read, self._write)
+
+    def _read(self, port: int, _size: int) -> int:
+        return self.status if port == SNAPSHOT_PORT else 0
+
+    def _write(self, port: int, _size: int, value: int) -> None:
+        if port == NAME_PORT:
+            if len(self._name) < MAX_NAME:
+                self._name.append(value & 0xFF)
+            else:
+                self._too_long = True
+            return
+        if self.status == BUSY:
+            return  # one save at a time; the name stays the one being saved
+        if value == CLEAR:
+            self._name.clear()
+            self._too_long = False
+            self.status = IDLE
+        elif value == SAVE:
+            name = bytes(self._name)
+            if self._too_long or not name or name[:1] == b"." or set(name) - NAME_CHARACTERS:
+                self._log(f"refused a snapshot name {name[:MAX_NAME]!r} from the guest")
+                self.status = FAILED
+                return
+            self.status = BUSY
+            path = self.directory / f"{name.decode()}{SUFFIX}"
+            self.pc.machine.post(lambda: self._save(path))
+
+    def _save(self, path: Path) -> None:
+        """Between slices: the disk as the snapshot will name it, then the file."""
+        try:
+            self.pc.flush()
+            save(self.pc, path)
+        except (SnapshotError, OSError) as error:
+            self._log(f"{path}: not saved: {error}")
+            self.status = FAILED
+            return
+        self._log(f"saved the machine to {path}")
+        self.status = SAVED
+
+    def _log(self, text: str) -> None:
+        self.pc.machine.channels.send("log", f"snapshot: {text}")

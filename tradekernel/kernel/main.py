@@ -40,6 +40,7 @@ from tradekernel.kernel.obs.boot import Observability
 from tradekernel.kernel.proc.process import ProcessManager
 from tradekernel.kernel.proc.syscalls import KERNEL_INVARIANTS, Syscalls
 from tradekernel.kernel.proc.trap import SyscallEntry
+from tradekernel.kernel.shell.debug import DebugCommands
 from tradekernel.kernel.shell.dmesg import register_dmesg
 from tradekernel.kernel.shell.files import register_file_commands
 from tradekernel.kernel.shell.jobs import JobControl
@@ -50,6 +51,7 @@ from tradekernel.kernel.shell.pkg import register as register_pkg_commands
 from tradekernel.kernel.shell.prof import register_prof
 from tradekernel.kernel.shell.programs import ProgramCommands
 from tradekernel.kernel.shell.shell import Shell
+from tradekernel.kernel.shell.snapshot import SnapshotCommand
 from tradekernel.kernel.shell.top import Top, register_vmstat
 
 PIC_MASTER_COMMAND, PIC_MASTER_DATA = 0x20, 0x21
@@ -170,6 +172,8 @@ class Kernel:
         register_ipcs(self.shell, processes.maps)
         jobs.register_commands(self.shell)
         programs.register_nice(self.shell)
+        DebugCommands(self, processes).register_commands(self.shell)
+        SnapshotCommand(self).register(self.shell)
 
     def read_file(self, path: str) -> bytes:
         if self.fs is None:

@@ -103,6 +103,7 @@ from tradekernel.kernel.proc.elf import (
     parse_elf,
 )
 from tradekernel.kernel.proc.futex import Futexes
+from tradekernel.kernel.proc.ptrace import Ptrace
 from tradekernel.kernel.proc.scheduler import Scheduler
 from tradekernel.kernel.proc.sigdelivery import Signals
 from tradekernel.kernel.proc.signals import (
@@ -187,6 +188,7 @@ class ProcessManager:
         self.random = RandomSource(f"{kernel.clock.wall_time()}:{self.last_entry_ns}".encode())
         self.terminal = Terminal(self)
         self.futexes = Futexes(self)
+        self.ptrace = Ptrace(self)
 
     # ---- the interrupt path -------------------------------------------------------------
     def enter(self, frame: TrapFrame) -> None:
@@ -213,8 +215,10 @@ class ProcessManager:
         if previous is not None:
             previous.yielded = False
         chosen = self.scheduler.next_task(previous, yielded)
-        while chosen is not None and not self.signals.deliver(chosen):
-            chosen = self.scheduler.next_task(None)  # a signal killed it on its way in
+        while chosen is not None and (
+            self.ptrace.intercept(chosen) or not self.signals.deliver(chosen)
+        ):
+            chosen = self.scheduler.next_task(None)  # a signal killed or stopped it on its way
         if previous is not None and previous.state == State.RUNNING and chosen is not previous:
             previous.state = State.READY
         if chosen is not None:
@@ -279,7 +283,9 @@ class ProcessManager:
         else:
             detail = frame.describe().split(" (")[0]
         signal = EXCEPTION_SIGNALS.get(frame.vector, SIGSEGV)
-        self.signals.fault(process, frame, signal, exception_report(process, frame, signal, detail))
+        report = exception_report(process, frame, signal, detail)
+        if not self.ptrace.exception(process, frame, signal, report):  # a tracee stops
+            self.signals.fault(process, frame, signal, report)
         return True
 
     # ---- starting a program -------------------------------------------------------------
@@ -514,21 +520,24 @@ class ProcessManager:
             self.kernel.boot.disown_fpu()
         self._clean_fpu(process.fpu)
         process.frame = self._initial_frame(process, entry, esp)
+        self.ptrace.execed(process)
         return 0
 
     def wait(self, process: Process, pid: int, status_pointer: int, options: int) -> int | None:
         """wait4: reap a dead child, or (WUNTRACED, WCONTINUED) report one that stopped or
         continued: its PID; 0 with WNOHANG if there is none yet, or sleep until there is one
-        (None). Any pid <= 0 means any child (no process groups here)."""
+        (None). Any pid <= 0 means any child (no process groups here). A tracee counts as a
+        child of its tracer (proc/ptrace.py), whose wait4 reports its stops."""
         children = [
             child for child in self.table.values()
-            if child.ppid == process.tgid and not child.is_thread
+            if (child.ppid == process.tgid and not child.is_thread
+                or child.tracer == process.tgid and child.state != State.ZOMBIE)
             and (pid <= 0 or child.pid == pid)
         ]  # fmt: skip
         if not children:
             return -ECHILD
         for child in children:
-            if (status := self._reportable(child, options)) is not None:
+            if (status := self._reportable(process, child, options)) is not None:
                 return self._report(process, child, status, status_pointer)
         if options & WNOHANG:
             return 0
@@ -543,11 +552,16 @@ class ProcessManager:
         return -ERESTARTSYS
 
     @staticmethod
-    def _reportable(child: Process, options: int) -> int | None:
-        """The wait status wait4 with `options` would report for `child` now, if any."""
+    def _reportable(waiter: Process, child: Process, options: int) -> int | None:
+        """The wait status `waiter`'s wait4 with `options` would report for `child` now, if
+        any: a ptrace stop, and any stop of a tracee, without WUNTRACED; a death only to the
+        parent."""
+        traced = child.tracer == waiter.tgid
         if child.state == State.ZOMBIE:
-            return child.exit_status
-        if options & WUNTRACED and child.stop_report:
+            return child.exit_status if child.ppid == waiter.tgid else None
+        if traced and child.trace_report:
+            return child.trace_report << 8 | 0x7F
+        if (options & WUNTRACED or traced) and child.stop_report:
             return child.stop_report << 8 | 0x7F
         if options & WCONTINUED and child.continued_report:
             return 0xFFFF
@@ -560,6 +574,8 @@ class ProcessManager:
             copy_to_user(parent.aspace, status_pointer, struct.pack("<i", status))
         if child.state == State.ZOMBIE:
             del self.table[child.pid]
+        elif child.trace_report and child.tracer == parent.tgid:
+            child.trace_report = 0
         elif status == 0xFFFF:
             child.continued_report = False
         else:
@@ -579,7 +595,7 @@ class ProcessManager:
                 return
             result = -ECHILD  # POSIX: wait returns once every child is gone
         else:
-            status = self._reportable(child, options)
+            status = self._reportable(parent, child, options)
             if status is None:
                 return
             try:
@@ -631,7 +647,11 @@ class ProcessManager:
 
     def terminate(self, process: Process, signal: int, report: str | None = "") -> None:
         """Death by `signal`. `report` is the line to print: "" for the usual "name[pid]:
-        killed" wording, None for nothing (Ctrl-C shows ^C instead)."""
+        killed" wording, None for nothing (Ctrl-C shows ^C instead). A traced process is
+        not killed by a signal other than SIGKILL until its tracer passes the signal on: the
+        signal waits, pending, for the ptrace stop on its way to ring 3 (proc/ptrace.py)."""
+        if self.ptrace.holds_fatal(process, signal):
+            return
         if report == "":
             report = f"{process.name}[{process.pid}]: {signal_text(signal)}"
         self._finish(process, signal, report)
@@ -698,6 +718,9 @@ class ProcessManager:
             self.kernel.console.write(report + "\n", 0x0C)
         process.files.close_all()  # now: a pipe's other end sees EOF or SIGPIPE at once
         self.maps.released(process)
+        self.ptrace.tracer_died(process)
+        if process.tracer == 0:
+            self.ptrace.kernel_stopped(process)  # the kernel's debugger hears of the death
         for child in [c for c in self.table.values() if c.ppid == process.pid]:
             if child.is_thread:
                 child.ppid = 0

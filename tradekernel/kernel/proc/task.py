@@ -4,7 +4,8 @@ A `Process` is plain data that every part of the process layer reads: its addres
 (mm/paging.py), kernel stack, file descriptors (proc/fdtable.py), scheduling
 parameters (proc/scheduler.py), signal state (proc/signals.py), memory maps (mm/mmap.py) and
 where it stands in its life (`State`). The services that change it live beside it: the process
-manager (proc/process.py), signals (proc/signals.py), the system calls (proc/syscalls.py).
+manager (proc/process.py), signals (proc/signals.py), ptrace (proc/ptrace.py), the system calls
+(proc/syscalls.py).
 
 Imports: arch.gdt (the empty TLS descriptor), mm, proc.fdtable, proc.scheduler and
 proc.signals (nothing that acts on a process).
@@ -80,6 +81,11 @@ class Process:
     exe: str = ""  # the program's path (/proc/PID/exe)
     clear_child_tid: int = 0  # set_tid_address: zeroed and futex-woken when it exits
     threads: ThreadGroup | None = None  # set once the process has made a thread
+    tracer: int | None = None  # ptrace (proc/ptrace.py): the tracer's PID, 0 the kernel's debugger
+    trace_stop: int = 0  # the signal of the ptrace stop it is in, else 0
+    trace_report: int = 0  # a ptrace stop the tracer's wait4 has yet to see: its signal
+    trace_fault: str = ""  # the stop is a CPU exception's: the report if the tracer passes it on
+    trace_pass: int = 0  # a signal the tracer passed on: delivered without another stop
 
     @property
     def tgid(self) -> int:
@@ -101,7 +107,9 @@ class Process:
 
     @property
     def letter(self) -> str:
-        """ps's state: R, S, T (stopped, asleep or not) or Z."""
+        """ps's state: R, S, T (stopped, asleep or not), t (in a ptrace stop) or Z."""
+        if self.trace_stop and self.state != State.ZOMBIE:
+            return "t"
         return "T" if self.stopped and self.state != State.ZOMBIE else STATE_LETTERS[self.state]
 
 

@@ -108,8 +108,10 @@ class SyscallEntry:
         if chosen is process or chosen is None:  # None: cannot be, the caller is runnable
             return
         outgoing = self._save_frame(process, registers)
-        while chosen is not process and not manager.signals.deliver(chosen):  # into its frame
-            chosen = scheduler.next_task(None) or process  # a signal killed it
+        while chosen is not process and (  # into its frame
+            manager.ptrace.intercept(chosen) or not manager.signals.deliver(chosen)
+        ):
+            chosen = scheduler.next_task(None) or process  # a signal killed or stopped it
         if chosen is process:
             self._load_frame(process.frame, registers, outgoing)
             return
