@@ -12,7 +12,7 @@ Contract
   Debian's /lib/ld-linux.so.2): the process layer loads that too, at INTERPRETER_BASE, starts
   it, and tells it where the program is through the auxiliary vector (AT_PHDR, AT_ENTRY,
   AT_BASE), as Linux's binfmt_elf does; PT_DYNAMIC is the interpreter's business.
-* `load_elf(aspace, image, data, write_physical, _)` maps every page the segments
+* `load_elf(aspace, image, data, write_physical)` maps every page the segments
   cover once, with the union of the permissions of the segments touching it (R always; W if
   any segment is writable), copies the file bytes and leaves the rest zero (.bss). It returns
   the page-aligned end of the highest segment: the start of the brk heap.
@@ -212,15 +212,13 @@ def load_elf(
     image: ElfImage,
     data: bytes,
     write_physical: Callable[[int, bytes], None],
-    code_changed: Callable[[int, int], None],
 ) -> int:
     """Map and fill the segments of `image` (parsed from `data`); returns the brk start.
     Every page gets a fresh frame: writable if any segment on it is, read-only otherwise.
     Pages are zeroed and filled through `write_physical` (guest memory's `write`), which
     reports every write to the machine itself, so the CPU never runs what it translated from
-    a frame's earlier contents. `code_changed` is no longer needed for that (telling the
-    machine again about every frame cost a third of an exec): unused, to be dropped from
-    proc/process.py's calls."""
+    a frame's earlier contents (telling the machine again about every frame cost a third of
+    an exec)."""
     writable: dict[int, bool] = {}
     for segment in image.segments:
         for page in range(page_down(segment.vaddr), page_up(segment.end), PAGE_SIZE):

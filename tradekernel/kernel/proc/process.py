@@ -128,7 +128,7 @@ TSS_ESP0 = 4
 MAX_PROCESSES = 64
 SHELL_RESERVE = 4  # table slots fork may not take, so the shell can still start programs
 NAME_LENGTH = 15  # Linux's comm
-ENVIRONMENT = (b"PATH=/bin", b"HOME=/", b"TERM=linux")
+ENVIRONMENT = (b"PATH=/bin:/usr/bin", b"HOME=/", b"TERM=linux")
 
 # CPU exception -> the signal Linux sends for it from ring 3 (arch/x86/kernel/traps.c).
 EXCEPTION_SIGNALS = {
@@ -361,10 +361,9 @@ class ProcessManager:
             raise SpawnError(ENOMEM, f"{path}: {error}") from error
         entry = image.entry
         try:
-            code_changed = self.kernel.platform.code_changed
-            brk_start = load_elf(aspace, image, data, self.memory.write, code_changed)
+            brk_start = load_elf(aspace, image, data, self.memory.write)
             if interpreter is not None:  # it runs first and loads the libraries
-                load_elf(aspace, interpreter[0], interpreter[1], self.memory.write, code_changed)
+                load_elf(aspace, interpreter[0], interpreter[1], self.memory.write)
                 entry = interpreter[0].entry
             seed = f"{pid}:{self.kernel.clock.now_ns()}".encode()
             esp = build_stack(

@@ -35,7 +35,6 @@ obs (ELF symbols); capstone names the instruction at each stop.
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Callable
 
@@ -44,6 +43,7 @@ from tradekernel.kernel.proc.process import ProcessManager, SpawnError
 from tradekernel.kernel.proc.ptrace import Ptrace, PtraceError
 from tradekernel.kernel.proc.signals import SIGINT, SIGNAL_NAMES, SIGSTOP, SIGTRAP, signal_text
 from tradekernel.kernel.proc.task import Process, State
+from tradekernel.kernel.shell.programs import program_path
 from tradekernel.kernel.shell.shell import Output, Shell, UsageError
 
 PROMPT = "(tdb) "
@@ -80,7 +80,7 @@ class DebugCommands:
             return 1
         shell = self.kernel.shell
         name = args[0]
-        path = shell.resolve_path(name) if "/" in name else posixpath.join("/bin", name)
+        path = program_path(self.kernel, name)
         try:
             symbols = Symbols.from_elf(self.kernel.read_file(path))
         except OSError as error:

@@ -28,13 +28,24 @@ from tradekernel.kernel.shell.jobs import JobControl
 from tradekernel.kernel.shell.pager import Pager
 from tradekernel.kernel.shell.shell import Command, Output, Shell, UsageError, error_text
 
-PROGRAM_DIRECTORY = "/bin"
+PROGRAM_DIRECTORIES = ("/bin", "/usr/bin")  # where a bare name is looked up, in order (PATH)
 NICE_DEFAULT = 10  # what nice(1) adds without -n
 
 
 def format_cpu(ns: int) -> str:
     """CPU time as ps shows it: seconds with milliseconds."""
     return f"{ns // 1_000_000_000}.{ns // 1_000_000 % 1000:03}s"
+
+
+def program_path(kernel, name: str) -> str:  # noqa: ANN001 - the Kernel
+    """A name with a slash is a path (against the cwd); a bare one is the first of
+    PROGRAM_DIRECTORIES that holds it (the first directory when none does)."""
+    if "/" in name:
+        return kernel.shell.resolve_path(name)
+    for directory in PROGRAM_DIRECTORIES:
+        if kernel.fs is not None and kernel.fs.exists(f"{directory}/{name}"):
+            return f"{directory}/{name}"
+    return f"{PROGRAM_DIRECTORIES[0]}/{name}"
 
 
 class ProgramCommands:
@@ -75,10 +86,7 @@ class ProgramCommands:
         return Command(name, lambda args, out: self.run([name, *args], out), name, name)
 
     def _program_path(self, name: str) -> str:
-        """A name with a slash is a path (against the cwd); a bare one is looked up in /bin."""
-        if "/" in name:
-            return self.kernel.shell.resolve_path(name)
-        return f"{PROGRAM_DIRECTORY}/{name}"
+        return program_path(self.kernel, name)
 
     def run(self, args: list[str], out: Output, nice: int = 0) -> int:
         """`run PROGRAM ARGS [&]` (and `nice`): start it in the foreground, or as a job."""
