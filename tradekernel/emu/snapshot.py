@@ -67,7 +67,7 @@ import unicorn
 from tradekernel import __version__
 from tradekernel.emu.pc import Pc
 from tradekernel.emu.record import image_identity
-from tradekernel.hostnet.link import MAX_FRAME, MIN_FRAME, QUEUE_HIGH, QUEUE_MAX, Link
+from tradekernel.hostnet.link import MAX_FRAME, MIN_FRAME, QUEUE_MAX, Link
 
 MAGIC = b"TKSNAP\n"
 FORMAT_VERSION = 2  # 2: the network Link's held frames ("link")
@@ -257,9 +257,9 @@ def save(pc: Pc, path: str | os.PathLike[str]) -> None:
 
 
 def _link_state(link: Link) -> dict[str, Any]:
-    """The Link's frames held for the guest, and the NIC's last word on room. (The Link keeps
-    them private; hostnet/link.py could offer this as a state()/restore() pair.)"""
-    return {"waiting": [frame.hex() for frame in link._waiting], "nic_ready": link._nic_ready}
+    """The Link's frames held for the guest, and the NIC's last word on room."""
+    frames, ready = link.held()
+    return {"waiting": [frame.hex() for frame in frames], "nic_ready": ready}
 
 
 def _link_frames(state: Any, path: str | os.PathLike[str]) -> tuple[list[bytes], bool]:
@@ -273,13 +273,6 @@ def _link_frames(state: Any, path: str | os.PathLike[str]) -> tuple[list[bytes],
     if len(frames) > QUEUE_MAX or any(not MIN_FRAME <= len(f) <= MAX_FRAME for f in frames):
         raise SnapshotError(f"{path}: damaged snapshot (network link frames)")
     return frames, bool(ready)
-
-
-def _restore_link(link: Link, frames: list[bytes], ready: bool) -> None:
-    link._waiting.clear()
-    link._waiting.extend(frames)
-    link._nic_ready = ready
-    link.throttled = len(frames) >= QUEUE_HIGH
 
 
 def _plain(value: Any) -> Any:
@@ -415,7 +408,7 @@ def load(pc: Pc, path: str | os.PathLike[str]) -> dict[str, Any]:
         except (ValueError, KeyError, TypeError) as error:
             raise SnapshotError(f"{path}: device {device.name}: {error}") from error
     if held is not None and pc.net is not None:
-        _restore_link(pc.net, *held)
+        pc.net.restore_held(*held)
     if payload is not None:
         pc.kernel = payload["kernel"]
         for number, handler in payload["hypercalls"].items():

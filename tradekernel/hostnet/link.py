@@ -141,6 +141,19 @@ class Link:
         """Frames for the guest waiting for room in the NIC's ring."""
         return len(self._waiting)
 
+    def held(self) -> tuple[list[bytes], bool]:
+        """What a snapshot keeps: the frames held for the guest and the NIC's last word on
+        room."""
+        return list(self._waiting), self._nic_ready
+
+    def restore_held(self, frames: list[bytes], nic_ready: bool) -> None:
+        """Put back what `held` gave (frames already checked against QUEUE_MAX and the frame
+        bounds by the caller)."""
+        self._waiting.clear()
+        self._waiting.extend(frames)
+        self._nic_ready = nic_ready
+        self.throttled = len(frames) >= QUEUE_HIGH
+
     def _from_guest(self, payload: object) -> None:
         frame = bytes(payload)  # type: ignore[call-overload]
         self.frames_out += 1
