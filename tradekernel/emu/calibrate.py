@@ -324,6 +324,73 @@ def _exit_check_flag() -> int | None:
     return found[0] if len(found) == 1 else None
 
 
+@dataclass(frozen=True)
+class StateLayout:
+    """Byte offsets in the live CPU state of what interrupt delivery reads on every event, so
+    that one delivery needs a single API call (EFLAGS, whose arithmetic flags Unicorn keeps
+    apart while code runs). Each is a uint64; a segment's 16-bit selector is the uint32 8 bytes
+    before its base, a table register's limit the uint32 just after its base."""
+
+    cr0: int
+    cr3: int
+    cs_base: int
+    ss_base: int
+    gdt_base: int
+    idt_base: int
+    tr_base: int
+
+
+def _u64_offsets(blob: bytes, value: int) -> set[int]:
+    packed = struct.pack("<Q", value)
+    return {i for i in range(0, len(blob) - 7, 8) if blob[i : i + 8] == packed}
+
+
+def _layout_trial(uc: Uc, salt: int) -> dict[str, set[int]]:
+    """Put values made from `salt` in every field; the offsets that hold each one (with the
+    selector before a segment base, the limit after a table base)."""
+    tables = {"gdt": x86.UC_X86_REG_GDTR, "idt": x86.UC_X86_REG_IDTR, "tr": x86.UC_X86_REG_TR}
+    for index, reg in enumerate(tables.values()):
+        uc.reg_write(reg, (0, 0x10000 * (salt + index + 1), 0x100 + 8 * index + salt, 0))
+    uc.reg_write(x86.UC_X86_REG_CR0, 0x60000010 | (salt & 1) << 18)  # real mode, AM differs
+    uc.reg_write(x86.UC_X86_REG_CR3, 0x100000 * (salt + 7))
+    uc.reg_write(x86.UC_X86_REG_CS, 0x1230 + salt)
+    uc.reg_write(x86.UC_X86_REG_SS, 0x4560 + salt)
+    blob = _blob(uc)
+    found = {
+        "cr0": _u64_offsets(blob, 0x60000010 | (salt & 1) << 18),
+        "cr3": _u64_offsets(blob, 0x100000 * (salt + 7)),
+    }
+    for name, selector in (("cs_base", 0x1230 + salt), ("ss_base", 0x4560 + salt)):
+        found[name] = {
+            i
+            for i in _u64_offsets(blob, selector << 4)
+            if _i32_offsets(blob[i - 8 : i - 4], selector)
+        }
+    for index, name in enumerate(tables):
+        limit = struct.pack("<I", 0x100 + 8 * index + salt)
+        found[f"{name}_base"] = {
+            i
+            for i in _u64_offsets(blob, 0x10000 * (salt + index + 1))
+            if blob[i + 8 : i + 12] == limit
+        }
+    return found
+
+
+@cache
+def state_layout() -> StateLayout | None:
+    """The delivery fields of the CPU state (offsets comparable with Calibration's), or None if
+    any is not found at exactly one place in two trials (delivery then uses the API)."""
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    first, second = _layout_trial(uc, 1), _layout_trial(uc, 2)
+    offsets = {}
+    for name, candidates in first.items():
+        both = candidates & second[name]
+        if len(both) != 1:
+            return None
+        offsets[name] = both.pop()
+    return StateLayout(**offsets)
+
+
 @cache
 def calibrate() -> Calibration:
     return Calibration(

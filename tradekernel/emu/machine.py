@@ -650,11 +650,12 @@ class Machine:
         error_code, software = self.interrupts.take_exception_state()
         if self._io_fault is not None or self._pending_event is not None:
             return
-        event = Event(vector, error_code, software=software)
         if self._hook_delivery() and not self._trap_writes and not self._irq_ready():
             # Delivered here, the slice going on: see _run_slice's block stops.
-            self._deliver_or_crash(event, "")
+            if not self.interrupts.deliver_planned(vector, software, error_code):
+                self._deliver_or_crash(Event(vector, error_code, software=software), "")
             return
+        event = Event(vector, error_code, software=software)
         self._pending_event = event
         if vector == PAGE_FAULT and not software:
             # Unicorn probes the page of its `until` address when emulation restarts, which
@@ -907,7 +908,8 @@ class Machine:
         assert controller is not None
         vector = controller.acknowledge()
         self.halted = False
-        self._deliver_or_crash(Event(vector, return_eip=eip), f"IRQ vector {vector:#x}")
+        if not self.interrupts.deliver_planned(vector, False, None, eip):
+            self._deliver_or_crash(Event(vector, return_eip=eip), f"IRQ vector {vector:#x}")
 
     def _idle(self, wall_end: float | None) -> bool:
         """The CPU sits in `hlt`. Returns False if it can never wake up. With nothing scheduled
