@@ -47,6 +47,8 @@ class Calibration:
     gprs: int  # EAX..EDI as eight uint64 words
     # byte offset of the engine's `no_exit_request` flag (see _exit_check_flag), or None
     exit_check_flag: int | None
+    # index of the uint64 count a counted emu_start stops after (see _count_limit_word), or None
+    count_limit_word: int | None = None
 
 
 def _blob(uc: Uc) -> bytes:
@@ -279,6 +281,22 @@ def _icount_word() -> int:
     return _single({min(candidates)} if candidates else set(), "the instruction counter")
 
 
+def _count_limit_word(icount_word: int) -> int | None:
+    """The uc struct's copy of a counted emu_start's `count`, next to the counter: Unicorn's
+    count hook stops once the counter passes it, so lowering it while the run goes on ends
+    the run there (the machine does so when a timer is set for earlier than the slice's
+    end). Found only just after the counter, holding the count of two runs; else None."""
+    for count in (0x5EED123, 0x1234567):
+        uc = Uc(UC_ARCH_X86, UC_MODE_32)
+        uc.mem_map(0, 0x10000)
+        uc.mem_write(_CODE, b"\x90\xf4")  # nop; hlt
+        uc.emu_start(_CODE, 0xFFFF, 0, count)
+        words = _readable_words(ctypes.cast(uc._uch, ctypes.c_void_p).value, icount_word + 2)
+        if len(words) < icount_word + 2 or words[icount_word + 1] != count:
+            return None
+    return icount_word + 1
+
+
 _PROBE_COUNTER = 0x3000
 # out 0x80, al; inc dword [0x3000] twice; jmp short next; next: hlt
 _STOP_PROBE = b"\xe6\x80" + b"\xff\x05\x00\x30\x00\x00" * 2 + b"\xeb\x00\xf4"
@@ -393,14 +411,16 @@ def state_layout() -> StateLayout | None:
 
 @cache
 def calibrate() -> Calibration:
+    icount_word = _icount_word()
     return Calibration(
         old_exception=_old_exception_offset(),
         error_code=_error_code_offset(),
         hflags=_hflags_offset(),
         is_software_int=_is_software_int_offset(),
-        icount_word=_icount_word(),
+        icount_word=icount_word,
         gprs=_gprs_offset(),
         exit_check_flag=_exit_check_flag(),
+        count_limit_word=_count_limit_word(icount_word),
     )
 
 

@@ -104,6 +104,7 @@ class Cpu:
         # a 16-bit engine would truncate EIP to 16 bits whenever emulation is (re)started.
         self.uc = Uc(UC_ARCH_X86, UC_MODE_32)
         self._handle = self.uc._uch
+        self._engine = ctypes.cast(self._handle, ctypes.c_void_p).value  # the uc struct
         self.ram_bytes = ram_bytes
         self._ram = ctypes.create_string_buffer(ram_bytes)
         self.ram = memoryview(self._ram).cast("B")
@@ -478,5 +479,4 @@ class Cpu:
         )
 
     def engine_u64(self, index: int) -> int:
-        base = ctypes.cast(self._handle, ctypes.c_void_p).value
-        return ctypes.c_uint64.from_address(base + 8 * index).value
+        return ctypes.c_uint64.from_address(self._engine + 8 * index).value

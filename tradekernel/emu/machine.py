@@ -12,6 +12,7 @@ deadline instead of spinning (tickless). Two clocks:
 
 from __future__ import annotations
 
+import ctypes
 import struct
 import threading
 import time
@@ -50,7 +51,6 @@ from tradekernel.emu.cpu import (
     ES,
     ESI,
     ESP,
-    FLAG_IF,
     FLAG_IOPL,
     FS,
     GS,
@@ -78,6 +78,7 @@ MAX_SLICE_INSTRUCTIONS = 10_000_000
 STRING_IN_PREFIXES = bytes((0xF2, 0xF3, 0x66, 0x67, 0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65))
 MAX_STRING_IN_LENGTH = 5
 STOP_RETRY_S = 0.0002  # the timer's next stop while a due slice has not ended (in a hook, missed)
+NEAR_DEADLINE_S = 0.00005  # a timer this close is left to the CPU thread (see _SliceTimer)
 # While an interrupt is requested but IF=0, slices end after this much so IF is looked at again:
 # an IF=1 stretch longer than this (after `sti`, `popf`, `iret`) is sure to be noticed.
 IRQ_WAIT_INSTRUCTIONS = 200
@@ -206,14 +207,23 @@ class _SliceTimer:
     disarmed, so a stop that found the CPU in a hook, or that landed just before `emu_start`
     (where Unicorn forgets it), is tried again, and a stop request can never wipe the deadline
     of the slice after it. Arming is lock-free: the thread re-reads the state whenever it wakes;
-    only a deadline earlier than its current sleep target sets the event."""
+    only a deadline earlier than its current sleep target sets the event, and between slices
+    the thread keeps sleeping towards its last target, so a run of short slices (an IRQ per
+    `hlt`) wakes it about once per SLICE_WALL_NS, not once per slice (issue 16 part 3).
+
+    A deadline moved up to less than NEAR_DEADLINE_S ahead does not wake the thread either:
+    the CPU thread looks at it in its own hooks (`near_due`), and a `hlt` ends the slice
+    anyway; a guest that spins with no hook at all sees it when the thread next wakes, at
+    most SLICE_WALL_NS later."""
 
     def __init__(self, stop: Callable[[], bool]) -> None:
         self.stop = stop  # False: the CPU is inside a hook (the retry comes anyway)
         self.armed: tuple[int, float] | None = None  # (generation, deadline) of the slice
+        self.near: float | None = None  # a near deadline of the armed slice (see move_up)
         self.closed = False
         self._generation = 0
         self._requests = 0  # stop requests from other threads (a count: never reset)
+        self._served = 0  # the request count already turned into a due slice
         self._sleeping_until = float("inf")
         self._wake = threading.Event()
 
@@ -222,8 +232,9 @@ class _SliceTimer:
 
     def arm(self, deadline: float) -> None:
         self._generation += 1
+        self.near = None
         self.armed = (self._generation, deadline)
-        if deadline < self._sleeping_until:
+        if deadline < self._sleeping_until or self._requests != self._served:
             self._wake.set()
 
     def move_up(self, deadline: float) -> None:
@@ -231,8 +242,15 @@ class _SliceTimer:
         armed = self.armed
         if armed is not None and deadline < armed[1]:
             self.armed = (armed[0], deadline)
-            if deadline < self._sleeping_until:
+            if deadline - time.monotonic() < NEAR_DEADLINE_S:
+                self.near = deadline
+            elif deadline < self._sleeping_until:
                 self._wake.set()
+
+    def near_due(self) -> bool:
+        """A near deadline of the running slice has passed (CPU thread, in a hook)."""
+        near = self.near
+        return near is not None and time.monotonic() >= near
 
     def disarm(self) -> None:
         self.armed = None
@@ -247,17 +265,19 @@ class _SliceTimer:
         self._wake.set()
 
     def _run(self) -> None:
-        served = 0  # the request count already turned into a due slice
         due = 0  # the generation that must end now
         while not self.closed:
             armed = self.armed
             if armed is None:
-                self._sleep(None)  # between slices: requests wait for the next arm
+                # Between slices: requests wait for the next arm, which wakes the thread only
+                # if its deadline comes before the target slept towards.
+                until = self._sleeping_until
+                self._sleep(until if time.monotonic() < until < float("inf") else None)
                 continue
             generation, deadline = armed
             requests = self._requests
-            if requests != served:
-                served, due = requests, generation
+            if requests != self._served:
+                self._served, due = requests, generation
             now = time.monotonic()
             if due != generation and deadline > now:
                 self._sleep(deadline)
@@ -334,6 +354,10 @@ class Machine:
         self._trap_writes: list[tuple[int, int]] = []  # a trap's register writes (Registers)
         self._shadow_step = False  # deterministic: run one instruction, then the interrupt
         self._slice_budget = 0  # deterministic: the instruction count the slice may run
+        self._count_limit = None  # the budget as Unicorn's count hook sees it
+        if self.cal.count_limit_word is not None:
+            engine = ctypes.cast(self.cpu.uc._uch, ctypes.c_void_p).value
+            self._count_limit = ctypes.c_uint64.from_address(engine + 8 * self.cal.count_limit_word)
         self._stale_pages: list[int] = []  # written physical pages to drop after the slice
         self._slicer: _SliceTimer | None = None
         self.debug_turn: Callable[[], str] | None = None  # an attached debugger (emu/gdbstub.py)
@@ -479,9 +503,19 @@ class Machine:
         if not self._in_slice:
             return
         if self.config.deterministic:
-            if deadline < self._slice_base_ns + self._slice_budget * NS_PER_INSTRUCTION:
-                self._stop_requested = True
-                self.cpu.stop()
+            base = self._slice_base_ns
+            if deadline < base + self._slice_budget * NS_PER_INSTRUCTION:
+                # The slice is made to end at the deadline, going on until then (a stop here
+                # would cost a slice more: a one-shot timer armed in a handler that `hlt`s
+                # soon after). Where the count cannot be lowered, it stops now.
+                budget = max(1, (deadline - base) // NS_PER_INSTRUCTION)
+                limit = self._count_limit
+                if limit is not None and budget > self.cpu.engine_u64(self.cal.icount_word):
+                    self._slice_budget = budget
+                    limit.value = budget
+                else:
+                    self._stop_requested = True
+                    self.cpu.stop()
         elif self._slicer is not None:
             self._slicer.move_up(time.monotonic() + max(0, deadline - self._wall_now()) / 1e9)
 
@@ -583,9 +617,26 @@ class Machine:
         mask = ((1 << size) - 1) << (port % 8)
         return not bits & mask
 
+    def _near_deadline_passed(self) -> None:
+        """Real time: end the slice for a near timer that is due (see _SliceTimer), from an
+        I/O hook, where a stop lets the block finish and stops at the next (EIP exact). With
+        IF=0 (a handler re-arming its one-shot) an interrupt could not be taken before IF is
+        set again, which nothing reports: the slice then goes on for at most IRQ_WAIT_WALL_NS,
+        as a slice does that starts with an interrupt waiting for IF, and mostly ends sooner
+        at the `hlt` after the handler's `iret`."""
+        slicer = self._slicer
+        if slicer is not None and slicer.near_due():
+            slicer.near = None
+            if self.cpu.interrupts_enabled():
+                self._stop_requested = True
+                self.cpu.stop()
+            else:
+                slicer.move_up(time.monotonic() + IRQ_WAIT_WALL_NS / 1e9)
+
     def _port_in(self, port: int, size: int) -> int:
         if self._io_fault is not None:
             return self.cpu.read(EAX)
+        self._near_deadline_passed()
         if port & 0xFF00 == HYPERCALL_PORT_BASE and self.cpu.cpl() == 0:
             handler = self.hypercalls.get(port & 0xFF)
             if handler is None:
@@ -609,6 +660,7 @@ class Machine:
     def _port_out(self, port: int, size: int, value: int) -> None:
         if self._io_fault is not None:
             return
+        self._near_deadline_passed()
         if not self._io_allowed(port, size):
             self._fault_from_io()
             return
@@ -771,8 +823,8 @@ class Machine:
     def linear_eip(self) -> int:
         cpu = self.cpu
         if cpu.read(CR0) & CR0_PE:
-            return cpu.read(EIP)  # flat code segments (the only kind our stub builds)
-        return ((cpu.read(CS) & 0xFFFF) << 4) + (cpu.read(EIP) & 0xFFFF)
+            return cpu.eip()  # flat code segments (the only kind our stub builds)
+        return ((cpu.read(CS) & 0xFFFF) << 4) + (cpu.eip() & 0xFFFF)
 
     def run(
         self, wall_timeout_s: float | None = None, until: Callable[[], bool] | None = None
@@ -894,7 +946,7 @@ class Machine:
 
     def _deliver_irq(self) -> None:
         cpu = self.cpu
-        eip = cpu.read(EIP)
+        eip = cpu.eip()
         if cpu.interrupt_shadow():
             linear = self.linear_eip()
             if 0 <= linear < cpu.ram_bytes and cpu.ram[linear] == 0xF4:
@@ -916,7 +968,7 @@ class Machine:
         (a tickless guest with no timer armed) only host input can wake it: deterministic time
         then stands still while the loop waits for some, as real time waits."""
         self.idle_count += 1
-        if not self.cpu.read(EFLAGS) & FLAG_IF:
+        if not self.cpu.interrupts_enabled():
             self._crash("the CPU halted with interrupts disabled")
             return False
         deadline = self.clock.next_deadline()
@@ -932,13 +984,20 @@ class Machine:
         wait_s = 0.05 if deadline is None else max(0.0, (deadline - self._wall_now()) / 1e9)
         if wall_end is not None:
             wait_s = min(wait_s, max(0.0, wall_end - time.monotonic()))
-        self._wake.wait(min(wait_s, 0.05))
+        if wait_s < NEAR_DEADLINE_S:
+            # A thread wait sleeps at least the kernel's timer slack (50 us), far longer than
+            # a near timer (a one-shot armed just before the `hlt`): wait for it here.
+            until = time.monotonic() + wait_s
+            while time.monotonic() < until and not self._wake.is_set():
+                pass
+        else:
+            self._wake.wait(min(wait_s, 0.05))
         self._wake.clear()
         return True
 
     def _run_slice(self, wall_end: float | None) -> None:
         cpu = self.cpu
-        start = cpu.read(EIP)
+        start = cpu.eip()
         self._stop_requested = False
         self.interrupts.forget_previous_exception()
         deadline = self.clock.next_deadline()
