@@ -266,6 +266,13 @@ class InterruptUnit:
         # vector -> _Plan of its last same-privilege delivery (see `deliver_planned`)
         self._plans: dict[int, _Plan] = {}
 
+    def control_registers(self) -> tuple[int, int]:
+        """CR0 and CR3, from the live state where it was found."""
+        fields = self._fields
+        if fields is not None:
+            return fields.cr0.value, fields.cr3.value
+        return self.cpu.read(CR0), self.cpu.read(CR3)
+
     # ---- what Unicorn hides -------------------------------------------------------------
     def forget_previous_exception(self) -> None:
         """Clear the previous-exception word before the CPU runs again. Unicorn also sets it
