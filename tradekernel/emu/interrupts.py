@@ -165,13 +165,51 @@ class _LiveFields:
         )
 
 
+class _PlanKey:
+    """What a plan depends on, read from the live CPU state in one unpack: CS, the SS base,
+    GDTR, IDTR, CR0 and CR3 (a format built from the calibrated offsets)."""
+
+    def __init__(self, cpu: Cpu) -> None:
+        layout = cpu.layout
+        assert layout is not None and cpu.state is not None
+        fields = {
+            "cs": (layout.cs_base - 8, "I"),
+            "ss_base": (layout.ss_base, "Q"),
+            "gdt_base": (layout.gdt_base, "Q"),
+            "gdt_limit": (layout.gdt_base + 8, "I"),
+            "idt_base": (layout.idt_base, "Q"),
+            "idt_limit": (layout.idt_base + 8, "I"),
+            "cr0": (layout.cr0, "Q"),
+            "cr3": (layout.cr3, "Q"),
+        }
+        order = sorted(fields, key=lambda name: fields[name][0])
+        start = fields[order[0]][0]
+        fmt, at = "<", start
+        for name in order:
+            offset, code = fields[name]
+            if offset < at:
+                raise ValueError("overlapping CPU state fields")
+            fmt += "x" * (offset - at) + code
+            at = offset + struct.calcsize("<" + code)
+        self.reader = struct.Struct(fmt)
+        self.start = start
+        self.view = memoryview((ctypes.c_char * at).from_address(cpu.state)).cast("B")
+        self.cs, self.ss_base, self.cr0, self.cr3 = (
+            order.index(name) for name in ("cs", "ss_base", "cr0", "cr3")
+        )
+
+    def read(self) -> tuple[int, ...]:
+        return self.reader.unpack_from(self.view, self.start)
+
+
 @dataclass(frozen=True)
 class _Plan:
     """A same-privilege delivery through a 32-bit gate to the interrupted code segment, as
     decoded and checked last time: valid while the machine state in `key` is the same and the
     gate's and the code descriptor's bytes in RAM still read `gate` and `descriptor`."""
 
-    key: tuple[int, ...]  # (CS, software, CR0, CR3, IDTR base, limit, GDTR base, limit)
+    key: tuple[int, ...]  # the machine state it holds for (_PlanKey: CS, SS base, tables, CRs)
+    software: bool  # `int n` (the gate's DPL was checked) or not
     gate_at: int  # physical addresses of the gate and of the handler's descriptor
     gate: tuple[int, int]
     descriptor_at: int
@@ -265,6 +303,7 @@ class InterruptUnit:
         self._fields = _LiveFields.of(cpu)  # None: CR0, CR3, segments and tables by the API
         # vector -> _Plan of its last same-privilege delivery (see `deliver_planned`)
         self._plans: dict[int, _Plan] = {}
+        self._plan_key = _PlanKey(cpu) if self._fields is not None else None
 
     def control_registers(self) -> tuple[int, int]:
         """CR0 and CR3, from the live state where it was found."""
@@ -318,20 +357,11 @@ class InterruptUnit:
         descriptor bytes unchanged in RAM. False (nothing done): deliver as usual. Needs the
         live state; a stack that faults also goes the usual way, which raises the fault."""
         plan = self._plans.get(vector)
-        fields = self._fields
-        if plan is None or fields is None:
+        if plan is None or plan.software != software:
             return False
-        cr0, cr3, cs = fields.cr0.value, fields.cr3.value, fields.cs.value
-        key = (
-            cs,
-            software,
-            cr0,
-            cr3,
-            fields.idt_base.value,
-            fields.idt_limit.value,
-            fields.gdt_base.value,
-            fields.gdt_limit.value,
-        )
+        reader = self._plan_key
+        assert reader is not None  # plans are made only with the live state
+        key = reader.read()
         ram = self.mmu.ram
         if (
             key != plan.key
@@ -344,19 +374,25 @@ class InterruptUnit:
         if flags & FLAG_VM:
             return False
         eip = cpu.eip() if return_eip < 0 else return_eip
+        cs = key[reader.cs]
         if plan.error_code and error_code is not None:
             frame = struct.pack("<IIII", error_code, eip, cs, flags)
         else:
             frame = struct.pack("<III", eip, cs, flags)
         esp = (cpu.gpr(4) - len(frame)) & 0xFFFFFFFF
-        mmu = self.mmu
-        mmu.pin(cr0, cr3)
-        try:
-            mmu.write(fields.ss_base.value + esp, frame)
-        except PageNotPresent:
-            return False
-        finally:
-            mmu.unpin()
+        linear = (key[reader.ss_base] + esp) & 0xFFFFFFFF
+        cr0 = key[reader.cr0]
+        if not cr0 & CR0_PG and linear + len(frame) <= self.cpu.ram_bytes:
+            ram[linear : linear + len(frame)] = frame
+        else:
+            mmu = self.mmu
+            mmu.pin(cr0, key[reader.cr3])
+            try:
+                mmu.write(linear, frame)
+            except PageNotPresent:
+                return False
+            finally:
+                mmu.unpin()
         cpu.set_gpr(4, esp)
         cpu.clear_flags(plan.clears)
         cpu.set_eip(plan.target)
@@ -367,8 +403,8 @@ class InterruptUnit:
     ) -> None:
         """After a full same-privilege delivery through a 32-bit gate: what it decoded, for
         `deliver_planned` (live state only)."""
-        fields = self._fields
-        if fields is None:
+        reader = self._plan_key
+        if reader is None:
             return
         vector, target, selector = gate
         idt = self._table(_x86.UC_X86_REG_IDTR)
@@ -378,17 +414,12 @@ class InterruptUnit:
         except PageNotPresent:
             return
         ram = self.mmu.ram
+        key = reader.read()
+        if key[reader.cs] != cs:
+            return
         self._plans[vector] = _Plan(
-            key=(
-                cs,
-                event.software,
-                fields.cr0.value,
-                fields.cr3.value,
-                idt[0],
-                idt[1],
-                gdt[0],
-                gdt[1],
-            ),
+            key=key,
+            software=event.software,
             gate_at=gate_at,
             gate=struct.unpack_from("<II", ram, gate_at),
             descriptor_at=descriptor_at,

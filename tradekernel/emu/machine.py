@@ -748,7 +748,11 @@ class Machine:
         error_code, software = self.interrupts.take_exception_state()
         if self._io_fault is not None or self._pending_event is not None:
             return
-        if self._hook_delivery() and not self._trap_writes and not self._irq_ready():
+        if (
+            self._hook_delivery()
+            and not self._trap_writes
+            and not (self._irq_raised and self._irq_ready())
+        ):
             # Delivered here, the slice going on: see _run_slice's block stops.
             if not self.interrupts.deliver_planned(vector, software, error_code):
                 self._deliver_or_crash(Event(vector, error_code, software=software), "")
