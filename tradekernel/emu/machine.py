@@ -393,7 +393,7 @@ class Machine:
         self._irq_raised = True  # the PIC's output may be up (see _irq_ready)
         self._pending_cr2 = 0
         self._pending_eip: int | None = None  # where the pending event's instruction is
-        self._io_eip: int | None = None  # the slice's last IN/OUT instruction
+        self._io_eip: int | None = None  # the slice's last IN/OUT whose hook ended the slice
         self._trap_writes: list[tuple[int, int]] = []  # a trap's register writes (Registers)
         self._shadow_step = False  # deterministic: run one instruction, then the interrupt
         self._slice_budget = 0  # deterministic: the instruction count the slice may run
@@ -680,13 +680,17 @@ class Machine:
     def _port_in(self, port: int, size: int) -> int:
         if self._io_fault is not None:
             return self.cpu.read(EAX)
-        self._io_eip = self.cpu.eip()
-        self._near_deadline_passed()
+        slicer = self._slicer
+        if slicer is not None and slicer.near is not None:
+            self._near_deadline_passed()
         if port & 0xFF00 == HYPERCALL_PORT_BASE and self.cpu.cpl() == 0:
             handler = self.hypercalls.get(port & 0xFF)
             if handler is None:
                 return -ENOSYS & 0xFFFFFFFF
-            return handler(self.registers) & 0xFFFFFFFF
+            result = handler(self.registers) & 0xFFFFFFFF
+            if self._stop_requested:
+                self._io_eip = self.cpu.eip()  # see _fault_skipped_system_instruction
+            return result
         if not self._io_allowed(port, size):
             self._fault_from_io()
             return self.cpu.read(EAX)
@@ -700,17 +704,22 @@ class Machine:
                 return dropped[1]
         value = self.ports.read(port, size)
         self._last_in = (where, value)
+        if self._stop_requested:
+            self._io_eip = where[1]  # see _fault_skipped_system_instruction
         return value
 
     def _port_out(self, port: int, size: int, value: int) -> None:
         if self._io_fault is not None:
             return
-        self._io_eip = self.cpu.eip()
-        self._near_deadline_passed()
+        slicer = self._slicer
+        if slicer is not None and slicer.near is not None:
+            self._near_deadline_passed()
         if not self._io_allowed(port, size):
             self._fault_from_io()
             return
         self.ports.write(port, size, value)
+        if self._stop_requested:
+            self._io_eip = self.cpu.eip()  # see _fault_skipped_system_instruction
 
     def _fault_from_io(self) -> None:
         """#GP for I/O without privilege. Unicorn runs the rest of the translation block after
@@ -1172,10 +1181,11 @@ class Machine:
         in the same block asked for one), its helper gives up at the first hook in range,
         ours for cpuid, and steps over the instruction, `sysenter` to a wrong EIP at that
         (docs/UNICORN.md). Seen here from where the slice stopped, against the block that ran
-        straight on from the slice's last I/O instruction (`_skipped_system_instruction`);
-        then it faults as it would have, EIP at it. True if so. Stops from other threads,
-        which the slice timer makes outside hooks, can still land before such an instruction
-        and are not caught here."""
+        straight on from the I/O instruction whose hook ended the slice (a device raising an
+        interrupt, a timer moved up, a hypercall's stop: `_io_eip`, via `_stop_requested`;
+        `_skipped_system_instruction`); then it faults as it would have, EIP at it. True if
+        so. Stops from other threads, which the slice timer makes outside hooks, can still
+        land before such an instruction and are not caught here."""
         start = self._io_eip
         assert start is not None
         cpu = self.cpu
