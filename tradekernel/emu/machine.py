@@ -750,7 +750,7 @@ class Machine:
             and self._pending_event is None
             and self.interrupts.was_software_int()
             and self.cpu.cpl() == 3
-            and not self._irq_ready()  # the interrupt first; the `int` runs again after it
+            and not (self._irq_raised and self._irq_ready())  # the IRQ first; the `int` reruns
             and self._run_trap(trap)
         ):
             return
