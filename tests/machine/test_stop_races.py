@@ -21,7 +21,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.machine.harness import RESULTS, ProtectedGuest
-from tradekernel.emu.machine import Machine, StopInfo
+from tradekernel.emu.machine import Machine, StopInfo, _skipped_system_instruction
 from tradekernel.hypercall import CPUID_SIGNATURE
 
 CPUID_LOOPS = 100_000
@@ -304,3 +304,22 @@ def test_a_stop_right_after_a_hlt_byte_is_not_taken_for_a_halt() -> None:
         done.set()
     assert info is not None and info.reason == "poweroff", info
     assert guest.dword(RESULTS) == 3000000
+
+
+@pytest.mark.parametrize(
+    ("code", "eip", "found"),
+    [
+        ("ee 0f05", 0x103, (0x101, "syscall")),  # out dx, al; syscall: EIP past it
+        ("ee b901000000 0f34", 0x102, (0x106, "sysenter")),  # EIP = the out + 2
+        ("ee 90 0f34", 0x102, None),  # the sysenter is at EIP: it runs in the next slice
+        ("ee f4 90 0f34", 0x102, None),  # a hlt ended the block at EIP
+        ("ee fb 90 0f34", 0x102, None),  # so does sti
+        ("ee eb02 0f05", 0x105, None),  # syscall's bytes jumped over
+    ],
+)
+def test_skipped_system_instruction_is_told_from_the_block_that_ran(
+    code: str, eip: int, found: tuple[int, str] | None
+) -> None:
+    """The decoding behind the check above, case by case: only a system instruction that the
+    block from the stopping I/O instruction (at 0x100) ran into is taken as skipped."""
+    assert _skipped_system_instruction(bytes.fromhex(code), 0x100, eip, 32) == found

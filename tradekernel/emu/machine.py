@@ -97,6 +97,9 @@ GENERAL_PROTECTION = 13
 # holds both may end (Unicorn's blocks hold at most 512 instructions in 4 KiB).
 SKIPPED_SYSTEM_INSTRUCTIONS = {b"\x0f\x05": "syscall", b"\x0f\x34": "sysenter"}
 MAX_SKIPPED_BLOCK = 0x1000
+# Besides branches, instructions after which Unicorn (QEMU) ends a translation block, so a stop
+# may land right after them: the skipped-instruction check stops decoding there.
+BLOCK_ENDING_MNEMONICS = frozenset({"hlt", "sti", "popf", "popfd", "popfw", "lidt", "lgdt"})
 IMMEDIATE_PORT_OPCODES = (b"\xe4", b"\xe5", b"\xe6", b"\xe7")  # in/out with an imm8 port
 
 REGISTER_IDS = {
@@ -154,7 +157,11 @@ def _skipped_system_instruction(
             return (address, name) if address + 2 == eip else None
         if name == "sysenter":
             return (address, name) if eip == start + 2 and address != eip else None
-        if (eip != start + 2 and address >= eip) or any(instruction.group(g) for g in branches):
+        if (
+            (eip != start + 2 and address >= eip)
+            or instruction.mnemonic in BLOCK_ENDING_MNEMONICS
+            or any(instruction.group(g) for g in branches)
+        ):
             return None
     return None
 
