@@ -62,7 +62,7 @@ entry:
     inc ecx
     cmp ecx, 256
     jb .gate
-    mov byte [idt + 0x80 * 8 + 5], 0xEF  ; present, DPL 3, 32-bit trap gate
+    mov byte [idt + 0x80 * 8 + 5], 0xEE  ; present, DPL 3, 32-bit interrupt gate (as Linux)
     mov byte [idt + 3 * 8 + 5], 0xEE     ; int3 too (DPL 3, as Linux): #BP, not #GP, from ring 3
     lidt [idt_descriptor]
 
@@ -305,6 +305,8 @@ gdt:
     dq 0x00CFF2000000FFFF                ; 0x20 ring-3 data (selector 0x23)
     dw tss_end - tss - 1, 0              ; 0x28 TSS (base patched at start-up)
     db 0, 0x89, 0, 0
+    dq 0, 0, 0                           ; 0x30-0x40: TLS entries 6-8, as Linux's
+                                         ; GDT_ENTRY_TLS_MIN..MAX (kernel/arch/gdt.py)
 gdt_end:
 gdt_descriptor:
     dw gdt_end - gdt - 1

@@ -145,9 +145,10 @@ class I8259:
 
     def requested_input(self) -> int:
         """The input that would be delivered now, or -1 (this is the chip's INT output)."""
-        if not self.initialised or self.init_step != _INIT_READY:
+        requests = self.irr & ~self.imr
+        if not requests or not self.initialised or self.init_step != _INIT_READY:
             return -1
-        rank = _lowest_rank(self.irr & ~self.imr, self.rotation)
+        rank = _lowest_rank(requests, self.rotation)
         if rank == 8:
             return -1
         in_service = self.isr

@@ -47,6 +47,8 @@ class Calibration:
     gprs: int  # EAX..EDI as eight uint64 words
     # byte offset of the engine's `no_exit_request` flag (see _exit_check_flag), or None
     exit_check_flag: int | None
+    # index of the uint64 count a counted emu_start stops after (see _count_limit_word), or None
+    count_limit_word: int | None = None
 
 
 def _blob(uc: Uc) -> bytes:
@@ -279,6 +281,22 @@ def _icount_word() -> int:
     return _single({min(candidates)} if candidates else set(), "the instruction counter")
 
 
+def _count_limit_word(icount_word: int) -> int | None:
+    """The uc struct's copy of a counted emu_start's `count`, next to the counter: Unicorn's
+    count hook stops once the counter passes it, so lowering it while the run goes on ends
+    the run there (the machine does so when a timer is set for earlier than the slice's
+    end). Found only just after the counter, holding the count of two runs; else None."""
+    for count in (0x5EED123, 0x1234567):
+        uc = Uc(UC_ARCH_X86, UC_MODE_32)
+        uc.mem_map(0, 0x10000)
+        uc.mem_write(_CODE, b"\x90\xf4")  # nop; hlt
+        uc.emu_start(_CODE, 0xFFFF, 0, count)
+        words = _readable_words(ctypes.cast(uc._uch, ctypes.c_void_p).value, icount_word + 2)
+        if len(words) < icount_word + 2 or words[icount_word + 1] != count:
+            return None
+    return icount_word + 1
+
+
 _PROBE_COUNTER = 0x3000
 # out 0x80, al; inc dword [0x3000] twice; jmp short next; next: hlt
 _STOP_PROBE = b"\xe6\x80" + b"\xff\x05\x00\x30\x00\x00" * 2 + b"\xeb\x00\xf4"
@@ -324,16 +342,85 @@ def _exit_check_flag() -> int | None:
     return found[0] if len(found) == 1 else None
 
 
+@dataclass(frozen=True)
+class StateLayout:
+    """Byte offsets in the live CPU state of what interrupt delivery reads on every event, so
+    that one delivery needs a single API call (EFLAGS, whose arithmetic flags Unicorn keeps
+    apart while code runs). Each is a uint64; a segment's 16-bit selector is the uint32 8 bytes
+    before its base, a table register's limit the uint32 just after its base."""
+
+    cr0: int
+    cr3: int
+    cs_base: int
+    ss_base: int
+    gdt_base: int
+    idt_base: int
+    tr_base: int
+
+
+def _u64_offsets(blob: bytes, value: int) -> set[int]:
+    packed = struct.pack("<Q", value)
+    return {i for i in range(0, len(blob) - 7, 8) if blob[i : i + 8] == packed}
+
+
+def _layout_trial(uc: Uc, salt: int) -> dict[str, set[int]]:
+    """Put values made from `salt` in every field; the offsets that hold each one (with the
+    selector before a segment base, the limit after a table base)."""
+    tables = {"gdt": x86.UC_X86_REG_GDTR, "idt": x86.UC_X86_REG_IDTR, "tr": x86.UC_X86_REG_TR}
+    for index, reg in enumerate(tables.values()):
+        uc.reg_write(reg, (0, 0x10000 * (salt + index + 1), 0x100 + 8 * index + salt, 0))
+    uc.reg_write(x86.UC_X86_REG_CR0, 0x60000010 | (salt & 1) << 18)  # real mode, AM differs
+    uc.reg_write(x86.UC_X86_REG_CR3, 0x100000 * (salt + 7))
+    uc.reg_write(x86.UC_X86_REG_CS, 0x1230 + salt)
+    uc.reg_write(x86.UC_X86_REG_SS, 0x4560 + salt)
+    blob = _blob(uc)
+    found = {
+        "cr0": _u64_offsets(blob, 0x60000010 | (salt & 1) << 18),
+        "cr3": _u64_offsets(blob, 0x100000 * (salt + 7)),
+    }
+    for name, selector in (("cs_base", 0x1230 + salt), ("ss_base", 0x4560 + salt)):
+        found[name] = {
+            i
+            for i in _u64_offsets(blob, selector << 4)
+            if _i32_offsets(blob[i - 8 : i - 4], selector)
+        }
+    for index, name in enumerate(tables):
+        limit = struct.pack("<I", 0x100 + 8 * index + salt)
+        found[f"{name}_base"] = {
+            i
+            for i in _u64_offsets(blob, 0x10000 * (salt + index + 1))
+            if blob[i + 8 : i + 12] == limit
+        }
+    return found
+
+
+@cache
+def state_layout() -> StateLayout | None:
+    """The delivery fields of the CPU state (offsets comparable with Calibration's), or None if
+    any is not found at exactly one place in two trials (delivery then uses the API)."""
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    first, second = _layout_trial(uc, 1), _layout_trial(uc, 2)
+    offsets = {}
+    for name, candidates in first.items():
+        both = candidates & second[name]
+        if len(both) != 1:
+            return None
+        offsets[name] = both.pop()
+    return StateLayout(**offsets)
+
+
 @cache
 def calibrate() -> Calibration:
+    icount_word = _icount_word()
     return Calibration(
         old_exception=_old_exception_offset(),
         error_code=_error_code_offset(),
         hflags=_hflags_offset(),
         is_software_int=_is_software_int_offset(),
-        icount_word=_icount_word(),
+        icount_word=icount_word,
         gprs=_gprs_offset(),
         exit_check_flag=_exit_check_flag(),
+        count_limit_word=_count_limit_word(icount_word),
     )
 
 

@@ -30,7 +30,7 @@ from unicorn import (
 from unicorn import x86_const as x86
 from unicorn.unicorn_py3.unicorn import uclib
 
-from tradekernel.emu.calibrate import calibrate, locate_cpu_state
+from tradekernel.emu.calibrate import StateLayout, calibrate, locate_cpu_state, state_layout
 
 # Register ids, re-exported so the rest of emu/ reads like x86 and not like Unicorn.
 EAX, EBX, ECX, EDX = x86.UC_X86_REG_EAX, x86.UC_X86_REG_EBX, x86.UC_X86_REG_ECX, x86.UC_X86_REG_EDX
@@ -104,6 +104,7 @@ class Cpu:
         # a 16-bit engine would truncate EIP to 16 bits whenever emulation is (re)started.
         self.uc = Uc(UC_ARCH_X86, UC_MODE_32)
         self._handle = self.uc._uch
+        self._engine = ctypes.cast(self._handle, ctypes.c_void_p).value  # the uc struct
         self.ram_bytes = ram_bytes
         self._ram = ctypes.create_string_buffer(ram_bytes)
         self.ram = memoryview(self._ram).cast("B")
@@ -139,6 +140,8 @@ class Cpu:
             self._exit_checks = ctypes.c_uint8.from_address(engine + cal.exit_check_flag)
         self._block_stops = False
         self.state = state  # address of the live CPU state, or None
+        # Where CR0, CR3, CS, SS and the table registers sit in it (interrupt delivery).
+        self.layout: StateLayout | None = state_layout() if state is not None else None
         if state is not None:
             regs = state + cal.gprs
             self._gprs = (ctypes.c_uint64 * 8).from_address(regs)
@@ -293,6 +296,21 @@ class Cpu:
         """The int32 at a calibrated offset of the live CPU state (requires `state`)."""
         assert self.state is not None
         return ctypes.c_int32.from_address(self.state + offset)
+
+    def state_u64(self, offset: int) -> ctypes.c_uint64:
+        """The uint64 at an offset of the live CPU state (requires `state`)."""
+        assert self.state is not None
+        return ctypes.c_uint64.from_address(self.state + offset)
+
+    def clear_flags(self, mask: int) -> None:
+        """Clear system flags (IF, TF, NT, RF, VM: never the arithmetic ones) in EFLAGS. In the
+        live state where it was found: those bits live in `env->eflags` itself, while code runs
+        and between runs alike, and Unicorn reads them there when it looks up the next block."""
+        eflags = self._eflags
+        if eflags is not None:
+            eflags.value &= ~mask
+        else:
+            self.write(EFLAGS, self.read(EFLAGS) & ~mask)
 
     def clear_cpl(self) -> None:
         """CPL 0 in hflags, so that ring-0 SS and CS can be loaded (interrupt delivery)."""
@@ -461,5 +479,4 @@ class Cpu:
         )
 
     def engine_u64(self, index: int) -> int:
-        base = ctypes.cast(self._handle, ctypes.c_void_p).value
-        return ctypes.c_uint64.from_address(base + 8 * index).value
+        return ctypes.c_uint64.from_address(self._engine + 8 * index).value

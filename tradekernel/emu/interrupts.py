@@ -15,6 +15,7 @@ does.
 
 from __future__ import annotations
 
+import ctypes
 import struct
 from dataclasses import dataclass
 
@@ -121,8 +122,101 @@ def _fault_class(event: Event) -> str:
 
 
 _DELIVERY_READS = (CR0, CR3, EFLAGS, CS, SS)  # EIP and ESP come from the live state
-_ENTRY_WRITES = (ESP, EFLAGS)  # in this order, after SS on a privilege change; then EIP
-_ENTRY_WRITES_CS = (ESP, CS, EFLAGS)
+_ENTRY_WRITES_CS = (ESP, CS, EFLAGS)  # in this order, after SS on a privilege change; then EIP
+_ENTRY_CLEARS = FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM  # and IF through an interrupt gate
+
+
+@dataclass(frozen=True)
+class _LiveFields:
+    """What a delivery reads, straight in the live CPU state (calibrate.StateLayout)."""
+
+    cr0: ctypes.c_uint64
+    cr3: ctypes.c_uint64
+    cs: ctypes.c_uint32
+    ss: ctypes.c_uint32
+    ss_base: ctypes.c_uint64
+    gdt_base: ctypes.c_uint64
+    gdt_limit: ctypes.c_uint32
+    idt_base: ctypes.c_uint64
+    idt_limit: ctypes.c_uint32
+    tr_base: ctypes.c_uint64
+
+    @classmethod
+    def of(cls, cpu: Cpu) -> _LiveFields | None:
+        layout = cpu.layout
+        if layout is None or cpu.state is None:
+            return None
+        u64 = cpu.state_u64
+
+        def u32(offset: int) -> ctypes.c_uint32:
+            return ctypes.c_uint32.from_address(cpu.state + offset)
+
+        return cls(
+            cr0=u64(layout.cr0),
+            cr3=u64(layout.cr3),
+            cs=u32(layout.cs_base - 8),
+            ss=u32(layout.ss_base - 8),
+            ss_base=u64(layout.ss_base),
+            gdt_base=u64(layout.gdt_base),
+            gdt_limit=u32(layout.gdt_base + 8),
+            idt_base=u64(layout.idt_base),
+            idt_limit=u32(layout.idt_base + 8),
+            tr_base=u64(layout.tr_base),
+        )
+
+
+class _PlanKey:
+    """What a plan depends on, read from the live CPU state in one unpack: CS, the SS base,
+    GDTR, IDTR, CR0 and CR3 (a format built from the calibrated offsets)."""
+
+    def __init__(self, cpu: Cpu) -> None:
+        layout = cpu.layout
+        assert layout is not None and cpu.state is not None
+        fields = {
+            "cs": (layout.cs_base - 8, "I"),
+            "ss_base": (layout.ss_base, "Q"),
+            "gdt_base": (layout.gdt_base, "Q"),
+            "gdt_limit": (layout.gdt_base + 8, "I"),
+            "idt_base": (layout.idt_base, "Q"),
+            "idt_limit": (layout.idt_base + 8, "I"),
+            "cr0": (layout.cr0, "Q"),
+            "cr3": (layout.cr3, "Q"),
+        }
+        order = sorted(fields, key=lambda name: fields[name][0])
+        start = fields[order[0]][0]
+        fmt, at = "<", start
+        for name in order:
+            offset, code = fields[name]
+            if offset < at:
+                raise ValueError("overlapping CPU state fields")
+            fmt += "x" * (offset - at) + code
+            at = offset + struct.calcsize("<" + code)
+        self.reader = struct.Struct(fmt)
+        self.start = start
+        self.view = memoryview((ctypes.c_char * at).from_address(cpu.state)).cast("B")
+        self.cs, self.ss_base, self.cr0, self.cr3 = (
+            order.index(name) for name in ("cs", "ss_base", "cr0", "cr3")
+        )
+
+    def read(self) -> tuple[int, ...]:
+        return self.reader.unpack_from(self.view, self.start)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A same-privilege delivery through a 32-bit gate to the interrupted code segment, as
+    decoded and checked last time: valid while the machine state in `key` is the same and the
+    gate's and the code descriptor's bytes in RAM still read `gate` and `descriptor`."""
+
+    key: tuple[int, ...]  # the machine state it holds for (_PlanKey: CS, SS base, tables, CRs)
+    software: bool  # `int n` (the gate's DPL was checked) or not
+    gate_at: int  # physical addresses of the gate and of the handler's descriptor
+    gate: tuple[int, int]
+    descriptor_at: int
+    descriptor: tuple[int, int]
+    target: int
+    clears: int  # EFLAGS bits the gate clears
+    error_code: bool  # the vector pushes one (unless it is `int n` or external)
 
 
 class Mmu:
@@ -206,6 +300,17 @@ class InterruptUnit:
                 cpu.state_i32(calibration.is_software_int),
                 cpu.state_i32(calibration.old_exception),
             )
+        self._fields = _LiveFields.of(cpu)  # None: CR0, CR3, segments and tables by the API
+        # vector -> _Plan of its last same-privilege delivery (see `deliver_planned`)
+        self._plans: dict[int, _Plan] = {}
+        self._plan_key = _PlanKey(cpu) if self._fields is not None else None
+
+    def control_registers(self) -> tuple[int, int]:
+        """CR0 and CR3, from the live state where it was found."""
+        fields = self._fields
+        if fields is not None:
+            return fields.cr0.value, fields.cr3.value
+        return self.cpu.read(CR0), self.cpu.read(CR3)
 
     # ---- what Unicorn hides -------------------------------------------------------------
     def forget_previous_exception(self) -> None:
@@ -242,6 +347,88 @@ class InterruptUnit:
         return error_code & 0xFFFFFFFF, software == 1
 
     # ---- delivery -----------------------------------------------------------------------
+    def deliver_planned(
+        self, vector: int, software: bool, error_code: int | None = None, return_eip: int = -1
+    ) -> bool:
+        """The common case at a fraction of the cost (issue 16 part 3): an interrupt, `int n`
+        or exception through the same gate to the same code segment as last time, at the
+        same privilege. Everything a full delivery decodes and checks is kept in a plan, and
+        the plan is used only while the CPU's tables and modes are the same and the gate and
+        descriptor bytes unchanged in RAM. False (nothing done): deliver as usual. Needs the
+        live state; a stack that faults also goes the usual way, which raises the fault."""
+        plan = self._plans.get(vector)
+        if plan is None or plan.software != software:
+            return False
+        reader = self._plan_key
+        assert reader is not None  # plans are made only with the live state
+        key = reader.read()
+        ram = self.mmu.ram
+        if (
+            key != plan.key
+            or struct.unpack_from("<II", ram, plan.gate_at) != plan.gate
+            or struct.unpack_from("<II", ram, plan.descriptor_at) != plan.descriptor
+        ):
+            return False
+        cpu = self.cpu
+        flags = cpu.read(EFLAGS)
+        if flags & FLAG_VM:
+            return False
+        eip = cpu.eip() if return_eip < 0 else return_eip
+        cs = key[reader.cs]
+        if plan.error_code and error_code is not None:
+            frame = struct.pack("<IIII", error_code, eip, cs, flags)
+        else:
+            frame = struct.pack("<III", eip, cs, flags)
+        esp = (cpu.gpr(4) - len(frame)) & 0xFFFFFFFF
+        linear = (key[reader.ss_base] + esp) & 0xFFFFFFFF
+        cr0 = key[reader.cr0]
+        if not cr0 & CR0_PG and linear + len(frame) <= self.cpu.ram_bytes:
+            ram[linear : linear + len(frame)] = frame
+        else:
+            mmu = self.mmu
+            mmu.pin(cr0, key[reader.cr3])
+            try:
+                mmu.write(linear, frame)
+            except PageNotPresent:
+                return False
+            finally:
+                mmu.unpin()
+        cpu.set_gpr(4, esp)
+        cpu.clear_flags(plan.clears)
+        cpu.set_eip(plan.target)
+        return True
+
+    def _keep_plan(
+        self, event: Event, cs: int, gate: tuple[int, int, int], gdt: tuple[int, int], clears: int
+    ) -> None:
+        """After a full same-privilege delivery through a 32-bit gate: what it decoded, for
+        `deliver_planned` (live state only)."""
+        reader = self._plan_key
+        if reader is None:
+            return
+        vector, target, selector = gate
+        idt = self._table(_x86.UC_X86_REG_IDTR)
+        try:
+            gate_at = self.mmu.physical(idt[0] + vector * 8)
+            descriptor_at = self.mmu.physical(gdt[0] + (selector & 0xFFF8))
+        except PageNotPresent:
+            return
+        ram = self.mmu.ram
+        key = reader.read()
+        if key[reader.cs] != cs:
+            return
+        self._plans[vector] = _Plan(
+            key=key,
+            software=event.software,
+            gate_at=gate_at,
+            gate=struct.unpack_from("<II", ram, gate_at),
+            descriptor_at=descriptor_at,
+            descriptor=struct.unpack_from("<II", ram, descriptor_at),
+            target=target,
+            clears=clears,
+            error_code=vector in VECTORS_WITH_ERROR_CODE,
+        )
+
     def deliver(self, event: Event) -> None:
         """Deliver, escalating as a CPU does (Intel SDM vol. 3, table 6-5): a fault raised while
         delivering a benign event is delivered on its own; a contributory fault while
@@ -300,11 +487,15 @@ class InterruptUnit:
 
     def _deliver_once(self, event: Event) -> None:
         cpu = self.cpu
-        # What every protected-mode delivery reads, in one C call (issue 16 part 3).
-        cr0, cr3, flags, cs, ss = cpu.read_batch(_DELIVERY_READS)
+        fields = self._fields
+        if fields is not None:  # one API call per delivery (issue 16 part 3)
+            cr0, cr3, flags = fields.cr0.value, fields.cr3.value, cpu.read(EFLAGS)
+            cs, ss = fields.cs.value, fields.ss.value
+        else:
+            cr0, cr3, flags, cs, ss = cpu.read_batch(_DELIVERY_READS)
         eip = cpu.eip() if event.return_eip is None else event.return_eip
         if not cr0 & CR0_PE:
-            self._deliver_real(event.vector, eip)
+            self._deliver_real(event.vector, eip, flags, cs & 0xFFFF, ss & 0xFFFF)
             return
         self.mmu.pin(cr0, cr3)
         try:
@@ -312,22 +503,35 @@ class InterruptUnit:
         finally:
             self.mmu.unpin()
 
-    def _deliver_real(self, vector: int, ip: int) -> None:
+    def _table(self, reg: int) -> tuple[int, int]:
+        """GDTR, IDTR or TR as (base, limit): from the live state where it was found."""
+        fields = self._fields
+        if fields is None:
+            return self.cpu.read_table_register(reg)
+        if reg == _x86.UC_X86_REG_IDTR:
+            return fields.idt_base.value, fields.idt_limit.value
+        if reg == _x86.UC_X86_REG_GDTR:
+            return fields.gdt_base.value, fields.gdt_limit.value
+        return fields.tr_base.value, 0  # TR: only the base is used
+
+    def _deliver_real(self, vector: int, ip: int, flags: int, cs: int, ss: int) -> None:
         cpu = self.cpu
-        ivt_base, ivt_limit = cpu.read_table_register(_x86.UC_X86_REG_IDTR)
+        ivt_base, ivt_limit = self._table(_x86.UC_X86_REG_IDTR)
         if vector * 4 + 3 > ivt_limit:
             raise DeliveryFault(GENERAL_PROTECTION, 0, f"vector {vector:#x} beyond the IVT limit")
         offset, segment = struct.unpack_from("<HH", cpu.ram, ivt_base + vector * 4)
-        flags = cpu.read(EFLAGS)
-        ss = cpu.read(SS) & 0xFFFF
-        sp = (cpu.read(ESP) - 6) & 0xFFFF
-        frame = struct.pack("<HHH", ip & 0xFFFF, cpu.read(CS) & 0xFFFF, flags & 0xFFFF)
+        esp = cpu.gpr(4)
+        sp = (esp - 6) & 0xFFFF
+        frame = struct.pack("<HHH", ip & 0xFFFF, cs, flags & 0xFFFF)
         base = ss << 4
-        for i, byte in enumerate(frame):  # the stack wraps inside its 64 KiB segment
-            cpu.ram[base + ((sp + i) & 0xFFFF)] = byte
-        cpu.write(ESP, (cpu.read(ESP) & 0xFFFF0000) | sp)
-        cpu.write(EFLAGS, flags & ~(FLAG_IF | FLAG_TF | _AC_FLAG))
-        cpu.write(CS, segment)
+        if sp <= 0xFFFA:
+            cpu.ram[base + sp : base + sp + 6] = frame
+        else:
+            for i, byte in enumerate(frame):  # the stack wraps inside its 64 KiB segment
+                cpu.ram[base + ((sp + i) & 0xFFFF)] = byte
+        cpu.set_gpr(4, (esp & 0xFFFF0000) | sp)
+        cpu.clear_flags(FLAG_IF | FLAG_TF | _AC_FLAG)
+        cpu.write(CS, segment)  # the base too, even where the selector is the same
         cpu.set_eip(offset)
 
     def _descriptor(
@@ -337,7 +541,7 @@ class InterruptUnit:
         `gdt`: GDTR as (base, limit), when the caller has read it already."""
         if selector & 4:
             raise DeliveryFault(GENERAL_PROTECTION, selector & 0xFFFC, "LDT selectors unsupported")
-        gdt_base, gdt_limit = gdt or self.cpu.read_table_register(_x86.UC_X86_REG_GDTR)
+        gdt_base, gdt_limit = gdt or self._table(_x86.UC_X86_REG_GDTR)
         index = selector & 0xFFF8
         if index == 0 or index + 7 > gdt_limit:
             raise DeliveryFault(
@@ -369,7 +573,7 @@ class InterruptUnit:
         cpu = self.cpu
         vector = event.vector
         gate_error = vector * 8 + 2 + (0 if event.software else 1)
-        idt_base, idt_limit = cpu.read_table_register(_x86.UC_X86_REG_IDTR)
+        idt_base, idt_limit = self._table(_x86.UC_X86_REG_IDTR)
         if vector * 8 + 7 > idt_limit:
             raise DeliveryFault(
                 GENERAL_PROTECTION, gate_error, f"vector {vector:#x} beyond the IDT"
@@ -390,7 +594,7 @@ class InterruptUnit:
             raise DeliveryFault(SEGMENT_NOT_PRESENT, gate_error, f"vector {vector:#x} not present")
         selector = low >> 16
         target = (low & 0xFFFF) | (high & 0xFFFF0000 if gate_type & 0x8 else 0)
-        gdt = cpu.read_table_register(_x86.UC_X86_REG_GDTR)
+        gdt = self._table(_x86.UC_X86_REG_GDTR)
         _, _, code_access = self._descriptor(selector, gdt)
         target_dpl = (code_access >> 5) & 3
         if code_access & _CONFORMING and target_dpl <= cpl:
@@ -408,7 +612,7 @@ class InterruptUnit:
         if event.software:
             error = None
         if target_dpl < cpl:
-            tss_base, _ = cpu.read_table_register(_x86.UC_X86_REG_TR)
+            tss_base, _ = self._table(_x86.UC_X86_REG_TR)
             esp0, ss0 = struct.unpack("<IH", self._linear_read(tss_base + 4 + 8 * target_dpl, 6))
             stack_base, _, stack_access = self._descriptor(ss0, gdt)
             if (ss0 & 3) != target_dpl or ((stack_access >> 5) & 3) != target_dpl:
@@ -418,8 +622,13 @@ class InterruptUnit:
         else:
             words = [flags, old_cs, eip]
             new_ss, new_esp = None, cpu.gpr(4)
-            # The frame goes to SS:ESP, and SS need not be flat (test386's ring-3 stack is not).
-            stack_base = self._descriptor_base_or_zero(old_ss, gdt)
+            # The frame goes to SS:ESP, and SS need not be flat (test386's ring-3 stack is not):
+            # the base is SS's descriptor cache, as the CPU uses it.
+            fields = self._fields
+            if fields is not None:
+                stack_base = fields.ss_base.value
+            else:
+                stack_base = self._descriptor_base_or_zero(old_ss, gdt)
         if error is not None:
             words.append(error)
         # Pushed in order: the first word ends up highest on the stack.
@@ -438,11 +647,14 @@ class InterruptUnit:
         # The handler runs at the code segment's DPL, and CS.RPL says so whatever RPL the
         # gate's selector has (test386 builds DPL-3 handlers with an RPL-0 selector).
         new_cs = (selector & 0xFFFC) | target_dpl
-        flags &= ~(FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM)
+        clears = _ENTRY_CLEARS
         if gate_type in (_GATE_INTERRUPT32, _GATE_INTERRUPT16):
-            flags &= ~FLAG_IF
+            clears |= FLAG_IF
         if new_cs != old_cs:
-            cpu.write_batch(_ENTRY_WRITES_CS, [new_esp, new_cs, flags])
+            cpu.write_batch(_ENTRY_WRITES_CS, [new_esp, new_cs, flags & ~clears])
         else:
-            cpu.write_batch(_ENTRY_WRITES, [new_esp, flags])
+            cpu.set_gpr(4, new_esp)
+            cpu.clear_flags(clears)
+            if gate_type == _GATE_INTERRUPT32 or gate_type == _GATE_TRAP32:
+                self._keep_plan(event, old_cs, (vector, target, selector), gdt, clears)
         cpu.set_eip(target)

@@ -6,12 +6,9 @@ index * 8 + 3. Linux keeps three such entries per thread (GDT_ENTRY_TLS_MIN..MAX
 writes them into the CPU's GDT on every context switch; so do we, through guest memory at the
 address the entry stub's boot info names (images/stub.asm).
 
-Which slot: the stub's GDT is null, ring-0 code and data, ring-3 code and data, and the TSS
-(0x28), with no spare entry. After the stub's `ltr`, the CPU holds the TSS's base and limit in
-TR and never reads that descriptor again (nothing here does a hardware task switch, and the
-emulator reads the TSS through TR: emu/interrupts.py, machine.py), so its slot, entry 5, is
-the one TLS entry (selector 0x2B) until the stub reserves Linux's three (TLS_ENTRIES then
-names them). One entry is what glibc and busybox use.
+Which slots: the stub's GDT is null, ring-0 code and data, ring-3 code and data, the TSS
+(0x28), then Linux's three TLS entries, 6-8 (selectors 0x33, 0x3B, 0x43), empty at boot.
+glibc and busybox ask for any free entry and get 6, so %gs is 0x33 as on i386 Linux.
 
 `user_desc` decoding follows Linux's fill_ldt/LDT_empty (arch/x86/include/asm/desc.h): a
 descriptor the caller asks to be empty is written as eight zero bytes; a 16-bit segment or a
@@ -24,7 +21,7 @@ from __future__ import annotations
 
 import struct
 
-TLS_ENTRIES = (5,)  # GDT indices a thread's TLS descriptors go in (see the docstring)
+TLS_ENTRIES = (6, 7, 8)  # GDT_ENTRY_TLS_MIN..MAX: the entries the stub reserves for TLS
 USER_DESC = struct.Struct("<IIII")  # entry_number, base_addr, limit, flag bits
 USER_DESC_SIZE = USER_DESC.size
 EMPTY = bytes(8)
