@@ -17,9 +17,16 @@ Each figure is the run with the least CPU time of --repeat runs, as wall-clock e
 events per CPU second of this process (process_time): on a shared machine the second is the
 steadier one, and the targets are judged on it. The host's load average is printed. Last, a
 sweep (tk sweep) of --sweep imbalance backtests on 1, 2 and N processes: runs per second.
-nautilus_trader is not installed here (not a dependency of the project): no figure for it.
+
+nautilus_trader (not a dependency of the project: install it in a venv of its own, e.g.
+`python3 -m venv /tmp/nt && /tmp/nt/bin/pip install nautilus_trader`) races with
+--nautilus-python /tmp/nt/bin/python: bench/nautilus_side.py gets the same session as L3 book
+deltas (one per message that changes a resting order: the same book rebuilt, checked by its
+top at the end) and replays them through a BacktestEngine whose venue keeps an L3 book, with a
+strategy subscribed to nothing (idle) and one with an empty on_order_book_deltas (on_book).
 
 Run: .venv/bin/python bench/bench_backtest.py [--events N] [--repeat R] [--sweep P] [--profile]
+     [--nautilus-python PYTHON]
 """
 
 from __future__ import annotations
@@ -29,13 +36,15 @@ import cProfile
 import datetime
 import os
 import pstats
+import struct
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import backtrader as bt
 
-from tradekernel.kernel.trading import strategies
+from tradekernel.kernel.trading import itch, strategies
 from tradekernel.kernel.trading.backtest import run_backtest
 from tradekernel.kernel.trading.replay import ItchMarket, Listener
 from tradekernel.kernel.trading.strategy import Strategy
@@ -93,6 +102,62 @@ def bars_for_backtrader(blob: bytes) -> list[float]:
         if deadline is None:
             return mids
         now = deadline
+
+
+NAUTILUS_DELTA = struct.Struct("<BBIIQQ")  # as bench/nautilus_side.py reads it
+ADD, UPDATE, DELETE = 1, 2, 3
+
+
+def deltas_for_nautilus(blob: bytes) -> bytes:
+    """The session as L3 book deltas (nautilus_side.py's input): an add per A/F, an update
+    (the size left) or a delete per execution/cancel, a delete per D, a delete and an add per
+    U. One delta per message that changes a resting order, so it replays the same book."""
+    orders: dict[int, list[int]] = {}  # ref -> [side, cents, shares]
+    out = bytearray()
+
+    def put(action: int, ref: int, ts: int) -> None:
+        side, cents, shares = orders[ref]
+        out.extend(NAUTILUS_DELTA.pack(action, side, cents, shares, ref, ts))
+
+    for raw in itch.iter_raw(blob):
+        kind, ts = raw[0], (raw[3] << 32) | raw[4]
+        if kind in (b"A", b"F"):
+            orders[raw[5]] = [1 if raw[6] == b"B" else 2, raw[9] // 100, raw[7]]
+            put(ADD, raw[5], ts)
+        elif kind in (b"E", b"C", b"X") and raw[5] in orders:
+            orders[raw[5]][2] -= raw[6]
+            if orders[raw[5]][2] > 0:
+                put(UPDATE, raw[5], ts)
+            else:
+                put(DELETE, raw[5], ts)
+                del orders[raw[5]]
+        elif kind == b"D" and raw[5] in orders:
+            put(DELETE, raw[5], ts)
+            del orders[raw[5]]
+        elif kind == b"U" and raw[5] in orders:
+            side = orders[raw[5]][0]
+            put(DELETE, raw[5], ts)
+            del orders[raw[5]]
+            orders[raw[6]] = [side, raw[8] // 100, raw[7]]
+            put(ADD, raw[6], ts)
+    return bytes(out)
+
+
+def nautilus_rows(blob: bytes, python: str, repeat: int) -> list[tuple[str, int, float, float]]:
+    """nautilus_trader's runs (idle, on_book) in its own interpreter, on the same session."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "deltas.bin"
+        path.write_bytes(deltas_for_nautilus(blob))
+        done = subprocess.run([python, str(Path(__file__).with_name("nautilus_side.py")),
+                               str(path), "--repeat", str(repeat)], capture_output=True,
+                              text=True, timeout=3600)  # fmt: skip
+    if done.returncode:
+        raise SystemExit(f"nautilus_side.py failed:\n{done.stderr[-2000:]}")
+    rows = []
+    for line in done.stdout.splitlines():
+        name, events, wall, cpu = line.split()
+        rows.append((f"nautilus {name}", int(events), float(wall), float(cpu)))
+    return rows
 
 
 def backtrader_run(mids: list[float], cross: bool) -> tuple[float, float]:
@@ -165,6 +230,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="profile the idle run")
     parser.add_argument("--sweep", type=int, default=4, help="sweep points (0: no sweep)")
+    parser.add_argument("--nautilus-python", metavar="PYTHON",
+                        help="a Python with nautilus_trader installed: also race it")  # fmt: skip
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     blob, _ = generate(SessionSpec(events=args.events, seed=1))
@@ -192,6 +259,8 @@ def main() -> None:
                                                               False)))  # fmt: skip
     rows.append(("backtrader SMA crossover", len(mids), *best(args.repeat, backtrader_run, mids,
                                                                True)))  # fmt: skip
+    if args.nautilus_python:
+        rows += nautilus_rows(blob, args.nautilus_python, args.repeat)
     print(f"{'run':<26} {'events':>8} {'wall s':>7} {'events/s':>10} {'CPU s':>7} "
           f"{'events/CPU s':>12}")  # fmt: skip
     rates = {}
@@ -209,6 +278,11 @@ def main() -> None:
           f"{'met' if idle >= TARGET_EVENTS_PER_S else 'NOT met'} ({idle:,.0f})")
     print(f"target >= {TARGET_RATIO}x backtrader: {'met' if ratio >= TARGET_RATIO else 'NOT met'}"
           f" ({ratio:.1f}x)")
+    if "nautilus idle" in rates:
+        print(f"per CPU second: idle vs nautilus idle: {idle / rates['nautilus idle']:.1f}x; "
+              f"on_book vs nautilus on_book: "
+              f"{rates['ours on_book'] / rates['nautilus on_book']:.1f}x (nautilus counts "
+              f"book deltas: one per message that changes a resting order)")  # fmt: skip
     print(f"1M-event backtest (idle), CPU time extrapolated: {1e6 / idle:.1f} s")
     if args.sweep:
         for jobs, per_s in sweep_rates(blob, args.sweep):

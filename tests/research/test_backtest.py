@@ -172,3 +172,19 @@ def test_prints_trade_the_queue_ahead_then_us_and_through_prints_fill_us():
         (OPEN + 2_000_000, 1, 1000000, 30, "maker"),
         (OPEN + 3_000_000, 1, 1000000, 70, "maker"),
     ]
+
+
+def test_a_strategy_with_no_callbacks_is_sampled_every_virtual_second() -> None:
+    """The equity curve of a quiet strategy (no market callbacks, no timers) has a point per
+    virtual second of data, as a busy one's: the replay pauses for the sampler."""
+
+    class Quiet(Strategy):
+        name = "quiet"
+
+    data, _ = generate(SessionSpec(events=20_000, seed=1))
+    result = run_backtest(Quiet(), "s.itch", data)
+    seconds = result.end_ns // 1_000_000_000
+    assert seconds >= 5
+    assert [ts for ts, _, _ in result.samples[:seconds]] == [
+        (i + 1) * 1_000_000_000 for i in range(seconds)
+    ]

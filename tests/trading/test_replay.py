@@ -85,3 +85,39 @@ def test_the_same_errors_on_damaged_data(seed: int) -> None:
     engine = through_the_engine(data)
     assert engine[3]  # the damage was seen
     assert through_the_replay(data) == engine
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 7, -1])
+def test_a_truncated_file_gives_the_engine_s_errors(cut: int) -> None:
+    """The replay frames messages itself: a file cut inside a length prefix or a message body
+    ends with the same one-line error as the desk's parser, and the books up to it match."""
+    data, _ = generate(SessionSpec(events=2_000, seed=6))
+    data = data[:-cut] if cut > 0 else data + b"\x00"  # -1: one byte of a length prefix
+    engine = through_the_engine(data)
+    assert engine[3]
+    assert through_the_replay(data) == engine
+
+
+def test_a_backtest_restores_the_collector_settings() -> None:
+    """run_backtest raises the collector's young threshold for the run only, even when the
+    strategy raises."""
+    import gc
+
+    from tradekernel.kernel.trading.backtest import GC_YOUNG_THRESHOLD, run_backtest
+    from tradekernel.kernel.trading.strategy import Strategy
+
+    seen = []
+
+    class Raises(Strategy):
+        name = "raises"
+
+        def on_book(self, ctx, top) -> None:  # noqa: ANN001
+            seen.append(gc.get_threshold()[0])
+            raise RuntimeError("boom")
+
+    data, _ = generate(SessionSpec(events=2_000, seed=7))
+    before = gc.get_threshold()
+    result = run_backtest(Raises(), "s.itch", data)
+    assert result.strategy_error and "boom" in result.strategy_error
+    assert seen == [max(before[0], GC_YOUNG_THRESHOLD)]
+    assert gc.get_threshold() == before

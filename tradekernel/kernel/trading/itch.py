@@ -62,10 +62,10 @@ LAYOUTS: dict[bytes, Struct] = {
 SIZES = {t: s.size for t, s in LAYOUTS.items()}
 # dispatch by type byte: the bound unpack_from (None if unknown) and the size (0 if unknown)
 _UNPACK: list = [None] * 256
-_SIZE: list[int] = [0] * 256
+SIZE_BY_TYPE: list[int] = [0] * 256
 for _type, _struct in LAYOUTS.items():
     _UNPACK[_type[0]] = _struct.unpack_from
-    _SIZE[_type[0]] = _struct.size
+    SIZE_BY_TYPE[_type[0]] = _struct.size
 
 
 def iter_raw(
@@ -73,7 +73,7 @@ def iter_raw(
 ) -> Iterator[tuple]:
     """Raw tuples, one per well-formed message (see module docstring)."""
     unpack = _UNPACK
-    sizes = _SIZE
+    sizes = SIZE_BY_TYPE
     n = len(data)
     off = 0
     if framed:
@@ -86,7 +86,7 @@ def iter_raw(
             off = body + length
             if length and off <= n and sizes[kind := data[body]] == length:
                 yield unpack[kind](data, body)
-            elif not _framing_error(data, body, length, errors):
+            elif not framing_error(data, body, length, errors):
                 return
         return
     while off < n:
@@ -107,7 +107,7 @@ def iter_framed(data: bytes, errors: list[ItchError] | None = None) -> Iterator[
     a replay that must say where a message it could not apply was. (`iter_raw` is the same walk
     without offsets; it stays separate because it is the parser's hot loop.)"""
     unpack = _UNPACK
-    sizes = _SIZE
+    sizes = SIZE_BY_TYPE
     n = len(data)
     off = 0
     while off < n:
@@ -120,13 +120,16 @@ def iter_framed(data: bytes, errors: list[ItchError] | None = None) -> Iterator[
         off = body + length
         if length and off <= n and sizes[kind := data[body]] == length:
             yield start, unpack[kind](data, body)
-        elif not _framing_error(data, body, length, errors):
+        elif not framing_error(data, body, length, errors):
             return
 
 
-def _framing_error(data: bytes, body: int, length: int, errors: list[ItchError] | None) -> bool:
+def framing_error(data: bytes, body: int, length: int, errors: list[ItchError] | None) -> bool:
     """Record why the framed message at `body` is bad; False if the stream cannot go on."""
     left = len(data) - body
+    if left < 0:
+        _fail(errors, body - 2, "truncated length prefix")
+        return False
     if length > left:
         _fail(errors, body - 2, f"truncated: length {length}, {left} bytes left")
         return False
@@ -134,7 +137,7 @@ def _framing_error(data: bytes, body: int, length: int, errors: list[ItchError] 
         _fail(errors, body - 2, "zero-length message")
         return True
     kind = data[body : body + 1]
-    size = _SIZE[kind[0]]
+    size = SIZE_BY_TYPE[kind[0]]
     if not size:
         _fail(errors, body, f"unknown message type {kind!r}")
     else:
@@ -153,7 +156,7 @@ def parse_one(message: bytes) -> tuple:
     """One raw (unframed) message that must be exactly its type's size."""
     if not message:
         raise ItchError(0, "empty message")
-    size = _SIZE[message[0]]
+    size = SIZE_BY_TYPE[message[0]]
     if not size:
         raise ItchError(0, f"unknown message type {message[:1]!r}")
     if len(message) != size:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
+from struct import Struct
 
 from . import itch
 from .book import BUY, GTC, SELL, BookError, OrderBook
@@ -36,6 +37,34 @@ from .instruments import Instrument, InstrumentError, InstrumentTable
 from .strategy import VirtualScheduler
 
 ITCH_PRICE_SCALE = 10_000  # ITCH Price(4): 1/10,000 of a dollar
+ITCH_BUY = ord("B")  # the side byte of a buy order
+ITCH_ADD, ITCH_ADD_ATTRIBUTED, ITCH_DELETE = b"AFD"  # type bytes the replay's loop handles itself
+
+# What the replay unpacks of each ITCH message: the common head as (locate, tracking and
+# timestamp in one 64-bit int: the timestamp is its low 48 bits), then only the fields the books
+# use (x: skipped bytes, never turned into objects). The layouts are itch.LAYOUTS with the rest
+# skipped; each must be its kind's whole size (checked at start-up), and the other kinds unpack
+# the head only.
+HEAD, HEAD_SIZE = ">xHQ", 11
+TIMESTAMP_MASK = (1 << 48) - 1
+FIELDS = {
+    b"A": Struct(HEAD + "QBI8xI"),  # ref, side, shares, (stock), price
+    b"F": Struct(HEAD + "QBI8xI4s"),  # ... + attribution (MPID)
+    b"E": Struct(HEAD + "QI8x"),  # ref, executed shares, (match number)
+    b"C": Struct(HEAD + "QI8xxI"),  # ref, shares, (match number, printable), execution price
+    b"X": Struct(HEAD + "QI"),  # ref, cancelled shares
+    b"D": Struct(HEAD + "Q"),  # ref
+    b"U": Struct(HEAD + "QQII"),  # original ref, new ref, shares, price
+    b"P": Struct(HEAD + "8xxI8xI8x"),  # (ref, side) shares, (stock) price, (match number)
+    b"Q": Struct(HEAD + "Q8xI9x"),  # shares, (stock) price, (match number, cross type)
+    b"R": Struct(HEAD + "8s20x"),  # stock, (the rest)
+}
+_UNPACK_FIELDS: list = [None] * 256  # by type byte
+for _kind, _size in itch.SIZES.items():
+    _layout = FIELDS.get(_kind) or Struct(f"{HEAD}{_size - HEAD_SIZE}x")
+    if _layout.size != _size:
+        raise AssertionError(f"FIELDS[{_kind!r}] is {_layout.size} bytes, ITCH says {_size}")
+    _UNPACK_FIELDS[_kind[0]] = _layout.unpack_from
 
 
 def itch_instrument(symbol: str) -> Instrument:
@@ -124,10 +153,17 @@ class ItchMarket:
         self.skipped: dict[str, int] = {}
         self.done = False
         self.batch = batch
-        self._messages = itch.iter_framed(data, self.errors)
-        self._pending: tuple[int, tuple] | None = None
-        self._origin: tuple[int, int] | None = None
+        self._data = data
+        self._off = 0  # of the next message's length prefix
+        self._pending: tuple[int, int, tuple] | None = None  # (offset, kind, fields) not yet due
+        self._shift: int | None = None  # paced deadline - ITCH timestamp (set by the first)
         self._last_deadline = 0
+        self._handlers: list = [None] * 256
+        handlers = {b"E": self._on_executed, b"C": self._on_executed_at,
+                    b"X": self._on_cancelled, b"U": self._on_replace, b"P": self._on_print,
+                    b"Q": self._on_cross, b"R": self._on_directory}  # fmt: skip (A F D: in run)
+        for kind in itch.SIZES:
+            self._handlers[kind[0]] = handlers.get(kind) or (lambda _raw, k=kind: ITCH_SKIPPED[k])
 
     def _add_book(self, instrument: Instrument) -> _Venue:
         book = OrderBook(instrument.symbol)
@@ -174,52 +210,98 @@ class ItchMarket:
         """Apply messages from `clock.now` on, moving the clock to each one's paced deadline
         while no callback of the clock is due before it (or at the same ns: those run first).
         Returns the deadline of the message that must wait for them, or None at the end. The
-        replay's hot loop: one message costs a decode, its book operation and, only when it
-        can have changed the top of the book, one look at the top."""
+        replay's hot loop: one message costs its framing, one unpack of the fields the books
+        need (FIELDS), its handler and, only when it can have changed the top of the book, one
+        look at the top."""
         heap = clock.heap
         now = clock.now
-        messages = self._messages
-        apply = self._apply
+        data = self._data
+        size = len(data)
+        sizes = itch.SIZE_BY_TYPE
+        unpack = _UNPACK_FIELDS
+        handlers = self._handlers
         errors = self.errors
+        skipped_counts = self.skipped
+        off = self._off
+        last = self._last_deadline
+        shift = self._shift
+        refs, live, locates, add, top = self._refs, self.live, self._locates, self._add, self._top
+        cut = self.listener.market_cut
         applied = 0
         pending = self._pending
         self._pending = None
         try:
             while True:
                 if pending is None:
-                    pending = next(messages, None)
-                    if pending is None:
+                    if off >= size:
                         self.done = True
                         return None
-                raw = pending[1]
-                ts = (raw[3] << 32) | raw[4]
-                origin = self._origin
-                if origin is None:
-                    origin = self._origin = (ts, now)
-                deadline = origin[1] + ts - origin[0]
-                if deadline < self._last_deadline:
-                    deadline = self._last_deadline
+                    start = off
+                    body = off + 2
+                    length = data[off] << 8 | data[off + 1] if body <= size else 0
+                    off = body + length
+                    if not length or off > size or sizes[kind := data[body]] != length:
+                        if not itch.framing_error(data, body, length, errors):
+                            off = size  # the stream cannot go on
+                        continue
+                    raw = unpack[kind](data, body)
+                else:
+                    start, kind, raw = pending
+                    pending = None
+                if shift is None:  # paced: the first message is due at the first step's now
+                    shift = self._shift = now - (raw[1] & TIMESTAMP_MASK)
+                deadline = (raw[1] & TIMESTAMP_MASK) + shift
+                if deadline < last:
+                    deadline = last
                 if deadline > now:
                     if heap and heap[0][0] <= deadline:
-                        self._pending = pending
+                        self._pending = (start, kind, raw)
                         return deadline
                     clock.now = now = deadline
-                self._last_deadline = deadline
+                last = deadline
                 try:
-                    skipped = apply(raw)
-                    if skipped is None:
+                    if kind == ITCH_DELETE:  # the two commonest kinds are handled in line
+                        order_id = refs.pop(raw[2], None)
+                        if order_id is None:
+                            raise KeyError(f"unknown order reference {raw[2]}")
+                        entry = live.pop(order_id, None)
+                        if entry is None:
+                            raise ValueError(f"delete of order reference {raw[2]}, which is no "
+                                             "longer live")  # fmt: skip
+                        venue, side, price = entry
+                        cut(venue.symbol, order_id, side, price, venue.book.cancel(order_id))
+                        if price == venue.l1[1 - side]:  # it was at the top (l1: bid 0, ask 2)
+                            top(venue)
+                        applied += 1
+                    elif kind == ITCH_ADD or kind == ITCH_ADD_ATTRIBUTED:
+                        venue = locates.get(raw[0]) or self._venue(raw[0])
+                        shares, price4, lot, step = raw[4], raw[5], venue.lot, venue.tick4
+                        order_id = add(
+                            venue,
+                            "itch" if kind == ITCH_ADD else
+                            "itch:" + raw[6].decode("ascii", "replace").strip(),
+                            BUY if raw[3] == ITCH_BUY else SELL,
+                            shares // lot if lot and not shares % lot else venue.lots(shares),
+                            price4 // step if step and not price4 % step else venue.ticks(price4),
+                            raw[2],
+                        )  # fmt: skip
+                        if order_id:
+                            refs[raw[2]] = order_id
+                        applied += 1
+                    elif (skipped := handlers[kind](raw)) is None:
                         applied += 1
                     else:
-                        self.skipped[skipped] = self.skipped.get(skipped, 0) + 1
+                        skipped_counts[skipped] = skipped_counts.get(skipped, 0) + 1
                 except (InstrumentError, BookError, ValueError) as err:
-                    errors.append(f"{self.name}: offset {pending[0]}: {err}")
+                    errors.append(f"{self.name}: offset {start}: {err}")
                 except KeyError as err:
-                    errors.append(f"{self.name}: offset {pending[0]}: {err.args[0]}")
-                pending = None
+                    errors.append(f"{self.name}: offset {start}: {err.args[0]}")
         finally:
             self.applied += applied
+            self._off = off
+            self._last_deadline = last
 
-    # ---- one message ---------------------------------------------------------------------------
+    # ---- one message (raw: the FIELDS of its kind) -------------------------------------------
     def _venue(self, locate: int) -> _Venue:
         venue = self._locates.get(locate)
         if venue is None:
@@ -235,91 +317,75 @@ class ItchMarket:
             raise ValueError(f"order reference {ref} is no longer live")
         return (order_id, *entry)
 
-    def _apply(self, raw: tuple) -> str | None:
-        kind = raw[0]
-        if kind == b"A" or kind == b"F":  # the commonest: lots and ticks inlined when whole
-            venue = self._locates.get(raw[1]) or self._venue(raw[1])
-            owner = "itch:" + raw[10].decode("ascii", "replace").strip() if kind == b"F" else "itch"
-            shares, price4, lot, step = raw[7], raw[9], venue.lot, venue.tick4
-            lots = shares // lot if lot and not shares % lot else venue.lots(shares)
-            ticks = price4 // step if step and not price4 % step else venue.ticks(price4)
-            order_id = self._add(venue, owner, BUY if raw[6] == b"B" else SELL, lots, ticks,
-                                 raw[5])  # fmt: skip
-            if order_id:
-                self._refs[raw[5]] = order_id
-        elif kind == b"E" or kind == b"C":
-            order_id, venue, side, price = self._order(raw[5])
-            qty = venue.lots(raw[6])
-            fill_price = venue.ticks(raw[9]) if kind == b"C" else price
-            book = venue.book
-            try:
-                left = book.reduce(order_id, qty)
-            except BookError:
-                raise ValueError(f"cannot execute {qty} of order {order_id}") from None
-            book.record_trade(fill_price, qty)
-            if not left:
-                del self.live[order_id]
-            if side == BUY:
-                self.listener.market_trade(venue.symbol, fill_price, qty, order_id, None, 0,
-                                           side, price)  # fmt: skip
-            else:
-                self.listener.market_trade(venue.symbol, fill_price, qty, None, order_id, 0,
-                                           side, price)  # fmt: skip
-            self._touched(venue, side, price)
-        elif kind == b"X":
-            order_id, venue, side, price = self._order(raw[5])
-            qty = venue.lots(raw[6])
-            left = venue.book.reduce(order_id, qty)
-            if not left:
-                del self.live[order_id]
-            self.listener.market_cut(venue.symbol, order_id, side, price, qty)
-            self._touched(venue, side, price)
-        elif kind == b"D":
-            order_id = self._refs.pop(raw[5], None)
-            if order_id is None:
-                raise KeyError(f"unknown order reference {raw[5]}")
-            entry = self.live.pop(order_id, None)
-            if entry is None:
-                raise ValueError(f"delete of order reference {raw[5]}, which is no longer live")
-            venue, side, price = entry
-            qty = venue.book.cancel(order_id)
-            self.listener.market_cut(venue.symbol, order_id, side, price, qty)
-            if price == venue.l1[1 - side]:  # it was at the top (l1: bid at 0, ask at 2)
-                self._top(venue)
-        elif kind == b"U":
-            order_id = self._refs.pop(raw[5], -1)
-            entry = self.live.pop(order_id, None)
-            if entry is None:
-                raise ValueError(f"replace of unknown or finished order reference {raw[5]}")
-            venue, side, old_price = entry
-            owner = venue.book.order(order_id)[0]  # type: ignore[index]
-            qty = venue.book.cancel(order_id)
-            self.listener.market_cut(venue.symbol, order_id, side, old_price, qty)
-            self._touched(venue, side, old_price)  # as the engine: the cancel, then the add
-            try:
-                new_id = self._add(venue, owner, side, venue.lots(raw[7]), venue.ticks(raw[8]),
-                                   raw[5])  # fmt: skip
-            except ValueError:  # refused as the engine refuses it: silently (feed.ItchReplay)
-                new_id = 0
-            if new_id:
-                self._refs[raw[6]] = new_id
-        elif kind == b"P":
-            venue = self._venue(raw[1])
-            self._print(venue, venue.ticks(raw[9]), venue.lots(raw[7]))
-        elif kind == b"Q":
-            if not raw[5]:  # a cross with no shares is informational (the spec says so)
-                return "empty cross"
-            venue = self._venue(raw[1])
-            self._print(venue, venue.ticks(raw[7]), venue.lots(raw[5]))
-        elif kind == b"R":
-            symbol = raw[5].decode("ascii", "replace").strip()
-            venue = self._venues.get(symbol)  # type: ignore[assignment]
-            if venue is None:  # ITCH's own precision; the band a Price(4) field can hold
-                venue = self.add_instrument(itch_instrument(symbol))
-            self._locates[raw[1]] = venue
+    def _on_executed(self, raw: tuple, fill_price4: int | None = None) -> None:
+        """E (and C, with its own price): a resting order traded."""
+        order_id, venue, side, price = self._order(raw[2])
+        qty = venue.lots(raw[3])
+        fill_price = price if fill_price4 is None else venue.ticks(fill_price4)
+        book = venue.book
+        try:
+            left = book.reduce(order_id, qty)
+        except BookError:
+            raise ValueError(f"cannot execute {qty} of order {order_id}") from None
+        book.record_trade(fill_price, qty)
+        if not left:
+            del self.live[order_id]
+        if side == BUY:
+            self.listener.market_trade(venue.symbol, fill_price, qty, order_id, None, 0, side,
+                                       price)  # fmt: skip
         else:
-            return ITCH_SKIPPED[kind]
+            self.listener.market_trade(venue.symbol, fill_price, qty, None, order_id, 0, side,
+                                       price)  # fmt: skip
+        self._touched(venue, side, price)
+
+    def _on_executed_at(self, raw: tuple) -> None:
+        self._on_executed(raw, raw[4])
+
+    def _on_cancelled(self, raw: tuple) -> None:
+        """X: part of a resting order cancelled (keeps its priority)."""
+        order_id, venue, side, price = self._order(raw[2])
+        qty = venue.lots(raw[3])
+        left = venue.book.reduce(order_id, qty)
+        if not left:
+            del self.live[order_id]
+        self.listener.market_cut(venue.symbol, order_id, side, price, qty)
+        self._touched(venue, side, price)
+
+    def _on_replace(self, raw: tuple) -> None:
+        order_id = self._refs.pop(raw[2], -1)
+        entry = self.live.pop(order_id, None)
+        if entry is None:
+            raise ValueError(f"replace of unknown or finished order reference {raw[2]}")
+        venue, side, old_price = entry
+        owner = venue.book.order(order_id)[0]  # type: ignore[index]
+        qty = venue.book.cancel(order_id)
+        self.listener.market_cut(venue.symbol, order_id, side, old_price, qty)
+        self._touched(venue, side, old_price)  # as the engine: the cancel, then the add
+        try:
+            new_id = self._add(venue, owner, side, venue.lots(raw[4]), venue.ticks(raw[5]),
+                               raw[2])  # fmt: skip
+        except ValueError:  # refused as the engine refuses it: silently (feed.ItchReplay)
+            new_id = 0
+        if new_id:
+            self._refs[raw[3]] = new_id
+
+    def _on_print(self, raw: tuple) -> None:
+        """P and Q: a trade with no resting order behind it (shares, price)."""
+        venue = self._venue(raw[0])
+        self._print(venue, venue.ticks(raw[3]), venue.lots(raw[2]))
+
+    def _on_cross(self, raw: tuple) -> str | None:
+        if not raw[2]:  # a cross with no shares is informational (the spec says so)
+            return "empty cross"
+        self._on_print(raw)
         return None
+
+    def _on_directory(self, raw: tuple) -> None:
+        symbol = raw[2].decode("ascii", "replace").strip()
+        venue = self._venues.get(symbol)
+        if venue is None:  # ITCH's own precision; the band a Price(4) field can hold
+            venue = self.add_instrument(itch_instrument(symbol))
+        self._locates[raw[0]] = venue
 
     def _add(self, venue: _Venue, owner: str, side: int, lots: int, price: int, ref: int) -> int:
         """Enter a feed order (the engine's validation, then the book); its id if it rests."""

@@ -1,0 +1,75 @@
+"""`tk backtest` boots the PC deterministically and runs the shell's backtest inside it: the
+same figures and fills as the in-OS command typed at the shell, byte-identical output over two
+runs, live progress from the machine, and the host-side run (--host) agreeing with both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tests.system.harness import SECOND
+from tests.system.test_trading import booted
+from tradekernel.research.booted import run_in_machine
+from tradekernel.research.cli import backtest, parse_printed
+from tradekernel.research.synthetic import SessionSpec, generate
+
+SESSION, _ = generate(SessionSpec(events=8_000, seed=5))
+
+
+def test_tk_backtest_is_the_in_os_command_and_repeats_byte_for_byte(
+    tmp_path: Path, monkeypatch  # noqa: ANN001
+) -> None:
+    data = tmp_path / "s.itch"
+    data.write_bytes(SESSION)
+
+    def not_here(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("tk backtest ran the engine in the host process")
+
+    with monkeypatch.context() as patch:  # the kernel's own binding of run_backtest is untouched
+        patch.setattr("tradekernel.research.cli.run_backtest", not_here)
+        runs = [CliRunner().invoke(backtest, ["market_maker", str(data)]) for _ in range(2)]
+    for ran in runs:
+        assert ran.exit_code == 0, ran.output
+    assert runs[0].stdout_bytes == runs[1].stdout_bytes
+    summary = runs[0].stdout.strip()
+    assert summary.startswith("ok market_maker on s.itch: ") and " 0 fills" not in summary
+    tk = booted(tmp_path, {"/data/s.itch": SESSION})
+    typed = tk.output("backtest market_maker /data/s.itch", 60 * SECOND)
+    assert parse_printed(typed).one_line == summary
+    host = CliRunner().invoke(backtest, ["market_maker", str(data), "--host", "--quiet"])
+    assert host.exit_code == 0 and host.stdout.strip() == summary
+
+
+def test_progress_comes_live_from_the_machine() -> None:
+    seen: list[int] = []
+    ran = run_in_machine("backtest momentum /data/s.itch", {"/data/s.itch": big()},
+                         seen.append)  # fmt: skip
+    assert ran.error is None and ran.lines[0].startswith("backtest momentum on s.itch: ok")
+    assert seen and seen == sorted(seen) and seen[0] >= 20_000
+
+
+def big() -> bytes:
+    return generate(SessionSpec(events=45_000, seed=6))[0]
+
+
+def test_the_shell_s_refusal_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    data = tmp_path / "s.bin"  # no format the OS knows: the shell in the machine refuses it
+    data.write_bytes(SESSION)
+    ran = CliRunner().invoke(backtest, ["market_maker", str(data), "--quiet"])
+    assert ran.exit_code == 1 and "Traceback" not in ran.output
+    expected = "tk: /data/s.bin: unknown feed format (expected .itch, .fix or .csv)\n"
+    assert ran.output == expected  # the machine's path: the line comes from its shell
+
+
+def test_out_writes_files_only_when_the_machine_agrees(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    data = tmp_path / "s.itch"
+    data.write_bytes(SESSION)
+    ran = CliRunner().invoke(backtest, ["momentum", str(data), "--out", str(tmp_path / "a"),
+                                        "--quiet"])  # fmt: skip
+    assert ran.exit_code == 0 and (tmp_path / "a" / "fills.csv").is_file()
+    monkeypatch.setattr("tradekernel.research.cli.fingerprint", lambda result: "something else")
+    ran = CliRunner().invoke(backtest, ["momentum", str(data), "--out", str(tmp_path / "b"),
+                                        "--quiet"])  # fmt: skip
+    assert ran.exit_code == 4 and "differs from the host's" in ran.output
+    assert not (tmp_path / "b").exists()

@@ -1,0 +1,123 @@
+"""`tk backtest` inside the machine: boot the TradeKernel PC in deterministic mode on a scratch
+disk holding the data (and the strategy, when it is a file), type the shell's `backtest` at its
+prompt, and read back what it printed. Backtest and live so share every line of code below
+the strategy API: the kernel's FAT driver reads the data, the kernel's strategy loader and
+sandbox run the strategy, the kernel's books replay the feed.
+
+Contract: `run_in_machine` never raises for a bad strategy, configuration or data file: the
+shell says what was wrong (its one line comes back in `error`), the machine is closed and its
+scratch disk removed whatever happens. The shell's output reaches the host through the serial
+console mirror (COM1, which the kernel writes synchronously), so the progress the command prints
+("\\r  N events") is seen while the backtest runs, and feeds `progress(events)`.
+
+Uses: disktool (the disk), ui.session.make_pc (the machine), the keyboard channel (typing at
+idle points, as the test harness does, so the run is deterministic). Nothing of the kernel.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tradekernel.disktool import OS_DISK_MB, create_os_disk, open_volume
+from tradekernel.emu.pc import PcConfig
+from tradekernel.ui.keymap import text_to_key_events
+from tradekernel.ui.session import make_pc
+
+RAM_MIB = 64  # the kernel holds the data file and the replayed books in its Python heap
+DISK_SLACK_MB = 8  # room on the scratch disk beyond the OS and the files put on it
+WALL_LIMIT_S = 3600.0  # a guard against a hung machine (the backtest itself has no limit)
+PROMPT = b"tk:/> "
+PROGRESS = re.compile(rb"\r  (\d+) events")  # the shell's backtest progress line
+DATA_DIR, STRATEGY_DIR = "/data", "/strategies"
+SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+class MachineError(Exception):
+    """The machine could not run the backtest (it crashed, hung, or the files do not fit)."""
+
+
+@dataclass
+class MachineRun:
+    lines: list[str]  # what the shell's backtest printed after its progress
+    error: str | None  # the shell's one-line refusal (bad strategy, config, data), or None
+
+
+def disk_name(name: str, fallback: str) -> str:
+    """The file's own name if it is a plain one (the format is told by its name: .itch, .csv,
+    _message_N.csv), else `fallback`."""
+    return name if SAFE_NAME.fullmatch(name) else fallback
+
+
+def run_in_machine(
+    command: str,
+    files: dict[str, bytes],
+    progress: Callable[[int], None] | None = None,
+    wall_limit_s: float = WALL_LIMIT_S,
+) -> MachineRun:
+    """Put `files` (absolute path -> bytes) on a fresh OS disk, boot it deterministically, run
+    the shell `command` (a `backtest ...` line) and return what it printed."""
+    with tempfile.TemporaryDirectory(prefix="tk-backtest-") as folder:
+        disk = Path(folder) / "disk.img"
+        size_mb = OS_DISK_MB + DISK_SLACK_MB + sum(len(b) for b in files.values()) // (1 << 20)
+        create_os_disk(disk, size_mb=size_mb)
+        with open_volume(disk) as fs:
+            for path, data in files.items():
+                folder_name = path.rsplit("/", 1)[0]
+                if folder_name and not fs.exists(folder_name):
+                    fs.mkdir(folder_name)
+                fs.write_file(path, data)
+        pc = make_pc(PcConfig(disk=disk, ram_mib=RAM_MIB, deterministic=True))
+        try:
+            return _drive(pc, command, progress, wall_limit_s)
+        finally:
+            pc.close()
+            pc.machine.close()
+
+
+def _drive(pc, command: str, progress: Callable[[int], None] | None,  # noqa: ANN001 - a Pc
+           wall_limit_s: float) -> MachineRun:  # fmt: skip
+    machine = pc.machine
+    serial = bytearray()
+    shown = [0]
+
+    def heard(data: bytes) -> None:
+        serial.extend(data)
+        if progress is not None and b"\r" in data:
+            found = PROGRESS.findall(bytes(serial[-80:]))
+            if found and int(found[-1]) != shown[0]:
+                shown[0] = int(found[-1])
+                progress(shown[0])
+
+    machine.channels.listen("com1-tx", heard)
+    keys = [text_to_key_events(char) for char in command + "\n"]
+    typing = [False]
+
+    def feed() -> bool:
+        if not typing[0] or not keys:
+            return False
+        for event in keys.pop(0):
+            machine.channels.send("keyboard-key", event)
+        return True
+
+    machine.feed_when_idle(feed)
+    stop = machine.run(wall_timeout_s=wall_limit_s, until=lambda: PROMPT in serial)
+    if PROMPT not in serial:
+        raise MachineError(f"the machine did not reach its prompt ({stop.reason})")
+    start = len(serial)
+    typing[0] = True
+    stop = machine.run(wall_timeout_s=wall_limit_s,
+                       until=lambda: serial.find(PROMPT, start) >= 0)  # fmt: skip
+    end = serial.find(PROMPT, start)
+    if end < 0:
+        raise MachineError(f"the backtest did not finish in the machine ({stop.reason})")
+    text = bytes(serial[start:end]).decode("cp437").replace("\r\n", "\n")
+    printed = text.split("\n", 1)[1] if "\n" in text else ""  # after the echoed command
+    lines = [line.rsplit("\r", 1)[-1].rstrip() for line in printed.split("\n")]
+    lines = [line for line in lines if line]
+    if lines and lines[0].startswith("backtest: "):
+        return MachineRun(lines, lines[0].removeprefix("backtest: "))
+    return MachineRun(lines, None)
