@@ -71,6 +71,7 @@ def test_the_run_files_are_collected_from_the_machine_s_disk(monkeypatch) -> Non
                          {"/data/s.itch": SESSION}, collect="/runs/m")  # fmt: skip
     assert ran.error is None and ran.lines[0].startswith("backtest momentum on s.itch: ok")
     assert ran.files == on_disk and len(ran.files) == 4
+    assert booted_module.files_fingerprint(ran.files) == parse_printed(ran.lines).fingerprint
     instance, cfg, digest = load(Path(strategies.__file__).parent / "momentum.py", None)
     host = run_backtest(instance, "/data/s.itch", SESSION, cfg.fill, cfg.risk, digest)
     assert host.fills and ran.files == {k: v.encode() for k, v in host.run_files().items()}
@@ -110,3 +111,14 @@ def test_out_writes_files_only_when_the_machine_agrees(tmp_path: Path, monkeypat
                                         "--quiet"])  # fmt: skip
     assert ran.exit_code == 4 and "differs from the host's" in ran.output
     assert not (tmp_path / "b").exists()
+
+
+def test_unreadable_run_files_are_one_clear_error() -> None:
+    for files in ({}, {"summary.json": b"{", "fills.csv": b""},
+                  {"summary.json": b'{"fills": 1, "net": "x"}', "fills.csv": b""}):  # fmt: skip
+        try:
+            booted_module.files_fingerprint(files)
+        except booted_module.MachineError as err:
+            assert str(err).startswith("the machine's run files are not readable: ")
+        else:
+            raise AssertionError(files)

@@ -20,10 +20,13 @@ idle points, as the test harness does, so the run is deterministic). Nothing of 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from tradekernel.disktool import OS_DISK_MB, create_os_disk, open_volume
@@ -149,3 +152,15 @@ def _drive(pc, command: str, progress: Callable[[int], None] | None,  # noqa: AN
     if lines and lines[0].startswith("backtest: "):
         return MachineRun(lines, lines[0].removeprefix("backtest: "))
     return MachineRun(lines, None)
+
+
+def files_fingerprint(files: dict[str, bytes]) -> str:
+    """A collected run's fills count, fills.csv sha256 prefix and net, in the form the shell
+    prints them (research/cli.Printed.fingerprint): equal when the files are the run printed."""
+    try:
+        summary = json.loads(files["summary.json"])
+        net = Decimal(summary["net"])
+        digest = hashlib.sha256(files["fills.csv"]).hexdigest()[:16]
+        return f"{int(summary['fills'])} fills {digest} net {net:.2f}"
+    except (KeyError, TypeError, ValueError, InvalidOperation) as err:
+        raise MachineError(f"the machine's run files are not readable: {err!r}") from None
