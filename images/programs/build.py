@@ -53,6 +53,7 @@ PROGRAMS = (
     "nettest",
     "pollmix",
     "nc",
+    "mdtaker",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

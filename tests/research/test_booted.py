@@ -9,9 +9,14 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from tests.system.harness import SECOND
+from tests.system.test_files import mtype
 from tests.system.test_trading import booted
+from tradekernel.kernel.trading import strategies
+from tradekernel.kernel.trading.backtest import run_backtest
+from tradekernel.research import booted as booted_module
 from tradekernel.research.booted import run_in_machine
 from tradekernel.research.cli import backtest, parse_printed
+from tradekernel.research.config import load
 from tradekernel.research.synthetic import SessionSpec, generate
 
 SESSION, _ = generate(SessionSpec(events=8_000, seed=5))
@@ -49,6 +54,39 @@ def test_progress_comes_live_from_the_machine() -> None:
     assert seen and seen == sorted(seen) and seen[0] >= 20_000
 
 
+def test_the_run_files_are_collected_from_the_machine_s_disk(monkeypatch) -> None:  # noqa: ANN001
+    """`backtest ... --out DIR` in the machine writes the run's files on its disk; after power
+    off they are read from the image, and mtools (an independent FAT reader) finds the same
+    bytes there. They equal a host run's files: nothing of it was needed to get them."""
+    on_disk: dict[str, bytes] = {}
+    collect = booted_module.collect_files
+
+    def and_check_with_mtools(disk: Path, folder: str) -> dict[str, bytes]:
+        for name in ("fills.csv", "summary.json", "samples.csv", "latency.csv"):
+            on_disk[name] = mtype(disk, f"{folder}/{name}")
+        return collect(disk, folder)
+
+    monkeypatch.setattr(booted_module, "collect_files", and_check_with_mtools)
+    ran = run_in_machine("backtest momentum /data/s.itch --out /runs/m",
+                         {"/data/s.itch": SESSION}, collect="/runs/m")  # fmt: skip
+    assert ran.error is None and ran.lines[0].startswith("backtest momentum on s.itch: ok")
+    assert ran.files == on_disk and len(ran.files) == 4
+    assert booted_module.files_fingerprint(ran.files) == parse_printed(ran.lines).fingerprint
+    instance, cfg, digest = load(Path(strategies.__file__).parent / "momentum.py", None)
+    host = run_backtest(instance, "/data/s.itch", SESSION, cfg.fill, cfg.risk, digest)
+    assert host.fills and ran.files == {k: v.encode() for k, v in host.run_files().items()}
+
+
+def test_a_run_left_nowhere_is_one_clear_error() -> None:
+    try:
+        run_in_machine("backtest momentum /data/s.itch", {"/data/s.itch": SESSION},
+                       collect="/runs/none")  # fmt: skip
+    except booted_module.MachineError as err:
+        assert str(err).startswith("the machine left no run in /runs/none: ")
+    else:
+        raise AssertionError("no MachineError")
+
+
 def big() -> bytes:
     return generate(SessionSpec(events=45_000, seed=6))[0]
 
@@ -73,3 +111,14 @@ def test_out_writes_files_only_when_the_machine_agrees(tmp_path: Path, monkeypat
                                         "--quiet"])  # fmt: skip
     assert ran.exit_code == 4 and "differs from the host's" in ran.output
     assert not (tmp_path / "b").exists()
+
+
+def test_unreadable_run_files_are_one_clear_error() -> None:
+    for files in ({}, {"summary.json": b"{", "fills.csv": b""},
+                  {"summary.json": b'{"fills": 1, "net": "x"}', "fills.csv": b""}):  # fmt: skip
+        try:
+            booted_module.files_fingerprint(files)
+        except booted_module.MachineError as err:
+            assert str(err).startswith("the machine's run files are not readable: ")
+        else:
+            raise AssertionError(files)

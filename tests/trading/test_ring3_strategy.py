@@ -1,6 +1,6 @@
 """Ring-3 strategies on /dev/market in the booted OS: the C momentum taker
-(images/programs/mdtaker.c, built here with gcc against the project's libc and
-lib/market.h the way images/programs/build.py builds the others) trades a paced ITCH replay
+(images/programs/mdtaker.c, shipped in /bin as build.py builds it; a test checks the shipped
+binary is what its source builds to, with gcc against the project's libc) trades a paced ITCH replay
 through the kernel's engine, and its own count of fills, lots, position and cash matches the
 engine's book of its fills exactly; a copy that segfaults with an order resting dies alone:
 its order is cancelled, the engine, the feed and a Python strategy started beside it go on,
@@ -18,6 +18,7 @@ import pytest
 
 from tests.system.harness import SECOND, BootedPc
 from tests.system.test_trading import booted
+from tradekernel.firmware import user_programs
 from tradekernel.kernel.trading.book import GTC
 from tradekernel.research.synthetic import SessionSpec, generate
 
@@ -41,8 +42,12 @@ def build_mdtaker(tmp_path: Path) -> bytes:
     return target.read_bytes()
 
 
+def test_the_shipped_mdtaker_is_what_its_source_builds_to(tmp_path: Path) -> None:
+    assert user_programs()["mdtaker"] == build_mdtaker(tmp_path)
+
+
 def boot_with_mdtaker(tmp_path: Path) -> BootedPc:
-    return booted(tmp_path, {"/data/s.itch": SESSION, "/bin/mdtaker": build_mdtaker(tmp_path)})
+    return booted(tmp_path, {"/data/s.itch": SESSION})  # /bin/mdtaker ships on the OS disk
 
 
 def engine_fills(tk: BootedPc, owner: str) -> tuple[int, int, int, int]:

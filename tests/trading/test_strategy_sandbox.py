@@ -37,6 +37,19 @@ def test_the_watchdog_stops_a_loop_and_spares_healthy_work() -> None:
     assert 0 < used < BUDGET_NS
 
 
+def test_an_untimed_run_is_still_stopped() -> None:
+    """Untimed runs (most deliveries) read no clock on the watched thread: the watchdog thread
+    starts counting when it first sees one armed, and still stops a loop, within its budget
+    plus about one poll."""
+    dog = CpuWatchdog.for_this_thread()
+    for _ in range(2):
+        start = time.thread_time_ns()
+        with pytest.raises(StrategyOverrun):
+            dog.run(spin, BUDGET_NS, timed=False)
+        assert time.thread_time_ns() - start < 20 * BUDGET_NS
+    assert dog.run(lambda: sum(range(10_000)), BUDGET_NS, timed=False) == 0
+
+
 def test_the_collectors_time_is_not_the_strategys() -> None:
     """A full collection of a large heap inside a callback is not charged to it (in the full
     test run one took more than a budget in a healthy market maker's timer)."""
@@ -55,6 +68,24 @@ class Looper(Strategy):
     def on_book(self, ctx, top) -> None:  # noqa: ANN001
         if ctx.now_ns > 500_000_000:
             spin()
+
+
+class SecondBatchLooper(Strategy):
+    """Loops in its second delivery batch, one the host does not time (it times one batch in
+    CPU_SAMPLE_EVERY, the first)."""
+
+    name = "second"
+    books = 0
+
+    def on_book(self, ctx, top) -> None:  # noqa: ANN001
+        self.books += 1
+        if self.books == 2:
+            spin()
+
+
+def test_a_loop_in_an_untimed_batch_is_stopped() -> None:
+    looped = run_backtest(SecondBatchLooper(), "s.itch", SESSION)
+    assert looped.strategy_error == "second: on_book used more than 250 ms of CPU for one event"
 
 
 class Raiser(Strategy):

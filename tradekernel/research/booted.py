@@ -8,7 +8,11 @@ Contract: `run_in_machine` never raises for a bad strategy, configuration or dat
 shell says what was wrong (its one line comes back in `error`), the machine is closed and its
 scratch disk removed whatever happens. The shell's output reaches the host through the serial
 console mirror (COM1, which the kernel writes synchronously), so the progress the command prints
-("\\r  N events") is seen while the backtest runs, and feeds `progress(events)`.
+("\\r  N events") is seen while the backtest runs, and feeds `progress(events)`. Given
+`collect`, a folder on the OS's disk (where the shell's `backtest ... --out DIR` wrote the run's
+files), the files in it are read from the disk image once the machine is off, with the
+project's FAT code from the host side: the run's files come from the machine's disk, not from
+an engine run in this process.
 
 Uses: disktool (the disk), ui.session.make_pc (the machine), the keyboard channel (typing at
 idle points, as the test harness does, so the run is deterministic). Nothing of the kernel.
@@ -16,10 +20,13 @@ idle points, as the test harness does, so the run is deterministic). Nothing of 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from tradekernel.disktool import OS_DISK_MB, create_os_disk, open_volume
@@ -29,6 +36,7 @@ from tradekernel.ui.session import make_pc
 
 RAM_MIB = 64  # the kernel holds the data file and the replayed books in its Python heap
 DISK_SLACK_MB = 8  # room on the scratch disk beyond the OS and the files put on it
+MAX_COLLECT_BYTES = 256 << 20  # all the files read back from the disk together
 WALL_LIMIT_S = 3600.0  # a guard against a hung machine (the backtest itself has no limit)
 PROMPT = b"tk:/> "
 PROGRESS = re.compile(rb"\r  (\d+) events")  # the shell's backtest progress line
@@ -44,6 +52,7 @@ class MachineError(Exception):
 class MachineRun:
     lines: list[str]  # what the shell's backtest printed after its progress
     error: str | None  # the shell's one-line refusal (bad strategy, config, data), or None
+    files: dict[str, bytes] = field(default_factory=dict)  # name -> bytes read from `collect`
 
 
 def disk_name(name: str, fallback: str) -> str:
@@ -57,9 +66,11 @@ def run_in_machine(
     files: dict[str, bytes],
     progress: Callable[[int], None] | None = None,
     wall_limit_s: float = WALL_LIMIT_S,
+    collect: str | None = None,
 ) -> MachineRun:
     """Put `files` (absolute path -> bytes) on a fresh OS disk, boot it deterministically, run
-    the shell `command` (a `backtest ...` line) and return what it printed."""
+    the shell `command` (a `backtest ...` line) and return what it printed, with the files of
+    the disk folder `collect` as the machine left them."""
     with tempfile.TemporaryDirectory(prefix="tk-backtest-") as folder:
         disk = Path(folder) / "disk.img"
         size_mb = OS_DISK_MB + DISK_SLACK_MB + sum(len(b) for b in files.values()) // (1 << 20)
@@ -72,10 +83,30 @@ def run_in_machine(
                 fs.write_file(path, data)
         pc = make_pc(PcConfig(disk=disk, ram_mib=RAM_MIB, deterministic=True))
         try:
-            return _drive(pc, command, progress, wall_limit_s)
+            ran = _drive(pc, command, progress, wall_limit_s)
         finally:
             pc.close()
             pc.machine.close()
+        if collect is not None and ran.error is None:
+            ran.files = collect_files(disk, collect)
+        return ran
+
+
+def collect_files(disk: Path, folder: str) -> dict[str, bytes]:
+    """The plain files of `folder` on the OS disk image (name -> bytes); MachineError if it is
+    missing or holds more than MAX_COLLECT_BYTES."""
+    found: dict[str, bytes] = {}
+    try:
+        with open_volume(disk, read_only=True) as fs:
+            for entry in fs.scandir(folder):
+                if entry.is_dir:
+                    continue
+                if sum(map(len, found.values())) + entry.size > MAX_COLLECT_BYTES:
+                    raise MachineError(f"{folder}: more than {MAX_COLLECT_BYTES} bytes to collect")
+                found[entry.name] = fs.read_file(f"{folder}/{entry.name}")
+    except (OSError, KeyError, ValueError) as err:
+        raise MachineError(f"the machine left no run in {folder}: {err}") from None
+    return found
 
 
 def _drive(pc, command: str, progress: Callable[[int], None] | None,  # noqa: ANN001 - a Pc
@@ -121,3 +152,15 @@ def _drive(pc, command: str, progress: Callable[[int], None] | None,  # noqa: AN
     if lines and lines[0].startswith("backtest: "):
         return MachineRun(lines, lines[0].removeprefix("backtest: "))
     return MachineRun(lines, None)
+
+
+def files_fingerprint(files: dict[str, bytes]) -> str:
+    """A collected run's fills count, fills.csv sha256 prefix and net, in the form the shell
+    prints them (research/cli.Printed.fingerprint): equal when the files are the run printed."""
+    try:
+        summary = json.loads(files["summary.json"])
+        net = Decimal(summary["net"])
+        digest = hashlib.sha256(files["fills.csv"]).hexdigest()[:16]
+        return f"{int(summary['fills'])} fills {digest} net {net:.2f}"
+    except (KeyError, TypeError, ValueError, InvalidOperation) as err:
+        raise MachineError(f"the machine's run files are not readable: {err!r}") from None

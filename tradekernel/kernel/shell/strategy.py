@@ -12,7 +12,8 @@ beside them every ring-3 program trading through /dev/market (kernel/trading/mar
 by process id. `backtest` runs the same strategy code on a data file through the backtest
 fill model (kernel/trading/backtest.py) in virtual time of its own: its fills and latencies
 do not depend on the machine's clock, so the same file and configuration print the same
-figures.
+figures. `backtest ... --out DIR` also writes the run's files (BacktestResult.run_files: what
+`tk report` reads) into DIR on the OS's disk, where `tk backtest` collects them after the run.
 
 Containment: a strategy that raises or uses more than its CPU budget per event is stopped
 (its orders cancelled), leaves an oops in the kernel log and one console line; the shell, the
@@ -46,7 +47,7 @@ MAX_RUNNING = 32  # strategies started and not yet stopped
 PROGRESS_EVERY = 20_000  # backtest events between progress updates on the console
 RED, CYAN, GREY = 12, 11, 7
 START_USAGE = "strategy start NAME [--config FILE] [--param NAME=VALUE]..."
-BACKTEST_USAGE = "backtest NAME DATA [--config FILE] [--param NAME=VALUE]..."
+BACKTEST_USAGE = "backtest NAME DATA [--config FILE] [--param NAME=VALUE]... [--out DIR]"
 
 
 class StrategyCommands:
@@ -280,6 +281,13 @@ class StrategyCommands:
 
     # ---- backtest -------------------------------------------------------------------------
     def cmd_backtest(self, args: list[str], out: Output) -> int:
+        folder: str | None = None
+        if "--out" in args:
+            at = args.index("--out")
+            if at + 1 >= len(args):
+                raise UsageError("--out needs a value")
+            folder = self.shell.resolve_path(args[at + 1])
+            args = args[:at] + args[at + 2:]
         try:
             words, strategy, cfg, digest = self._load(args, 2)
             path = self.shell.resolve_path(words[1])
@@ -305,7 +313,31 @@ class StrategyCommands:
         if shown[0]:
             out.write("\r" + " " * 20 + "\r")
         print_result(result, out)
+        if folder is not None:
+            try:
+                self._write_run(folder, result)
+            except ConfigError as err:
+                out.error(f"backtest: {err}")
+                return 1
         return 2 if result.strategy_error else 0
+
+    def _write_run(self, folder: str, result: BacktestResult) -> None:
+        """The run's files into `folder` on the disk (made with its parents if missing; files
+        there replaced), flushed: on the disk image when the command returns."""
+        fs = self.kernel.fs
+        if fs is None:
+            raise ConfigError(f"{folder}: no filesystem is mounted")
+        try:
+            made = ""
+            for part in filter(None, folder.split("/")):
+                made += "/" + part
+                if not fs.exists(made):
+                    fs.mkdir(made)
+            for name, text in result.run_files().items():
+                fs.write_file(f"{made}/{name}", text.encode())
+            fs.flush()
+        except (OSError, KeyError, ValueError) as err:
+            raise ConfigError(f"{folder}: cannot write the run: {err}") from None
 
 
 def print_result(result: BacktestResult, out: Output) -> None:

@@ -34,7 +34,11 @@ under a CpuWatchdog with a budget of `budget_ns` of this thread's CPU time per e
 of n events may use n budgets); a callback that passes it (a loop that never ends) gets
 StrategyOverrun raised inside it by the watchdog thread and the strategy is stopped. The
 budget is generous (a healthy callback uses microseconds), so it never decides the fate of a
-well-behaved run: outputs stay deterministic. `cpu_ns` adds up the CPU time a strategy used.
+well-behaved run: outputs stay deterministic. Reading a thread's CPU clock is a system call,
+dearer than a healthy on_book: a delivery is watched without one (the watchdog thread takes
+the start when it first sees the batch armed), and only one batch in CPU_SAMPLE_EVERY is
+timed on the watched thread. `cpu_ns` is therefore the CPU time a strategy used as sampled
+that way (exact for on_start, on_stop and timers, an unbiased estimate for deliveries).
 
 Latency: every order a strategy submits records tick-to-order in `latencies`: the engine's
 time at the submit less the time stamp of the latest market event (top or trade) delivered
@@ -63,6 +67,7 @@ MAX_LOG_LINES = 10_000  # a strategy's log keeps its latest lines
 MAX_TIMERS = 1_000  # pending timers per strategy
 EVENT_BUDGET_NS = 250_000_000  # CPU time a strategy may use per event it is handed (250 ms)
 WATCHDOG_POLL_S = 0.01  # how often the watchdog thread looks at an armed budget
+CPU_SAMPLE_EVERY = 16  # one delivery batch in this many is timed for `cpu_ns` (two clock reads)
 LATENCY_SAMPLES = 10_000  # tick-to-order samples a host keeps (the latest)
 
 Scheduler = Callable[[int, Callable[[], None]], object]
@@ -100,7 +105,9 @@ class CpuWatchdog:
     that thread's CPU clock; a daemon thread polling every WATCHDOG_POLL_S raises
     StrategyOverrun inside the work once the deadline has passed (again at every poll while
     the work goes on, should it swallow one). The garbage collector's time on that thread is
-    not counted. Cost on the watched path: two clock reads and two attribute stores per run."""
+    not counted. Cost on the watched path: two clock reads and two attribute stores per run;
+    with `timed=False` no clock read at all: the poller starts counting when it first sees the
+    run armed, so work is stopped after at most its budget plus one poll of CPU time."""
 
     _by_thread: dict[int, CpuWatchdog] = {}
     _created = threading.Lock()
@@ -146,15 +153,15 @@ class CpuWatchdog:
         in_gc = now - began if began is not None else 0
         return now - since - (self._gc_ns - gc_before) - in_gc
 
-    def run(self, work: Callable[[], None], budget_ns: int) -> int:
-        """Run `work`; the CPU ns it used. StrategyOverrun if it passed `budget_ns`."""
+    def run(self, work: Callable[[], None], budget_ns: int, timed: bool = True) -> int:
+        """Run `work`; the CPU ns it used (0 untimed). StrategyOverrun if it passed `budget_ns`."""
         if self._poller is None:
             self._poller = threading.Thread(target=self._poll, name="tk-strategy-watchdog",
                                             daemon=True)  # fmt: skip
             self._poller.start()
         self._token += 1
         token = self._token
-        start = time.clock_gettime_ns(self._clock)
+        start = time.clock_gettime_ns(self._clock) if timed else None
         gc_before = self._gc_ns
         self._armed = (token, start, gc_before, budget_ns)
         try:
@@ -167,13 +174,22 @@ class CpuWatchdog:
                 _raise_in(self._thread_id, None)
         if fired:  # the work swallowed the exception and then returned
             raise StrategyOverrun
-        return self._used(start, gc_before)
+        return 0 if start is None else self._used(start, gc_before)
 
     def _poll(self) -> None:
+        seen: tuple[int, int, int] = (0, 0, 0)  # an untimed run first seen: token, start, GC ns
         while True:
             time.sleep(WATCHDOG_POLL_S)
             armed = self._armed
-            if armed is None or self._used(armed[1], armed[2]) < armed[3]:
+            if armed is None:
+                continue
+            token, start, gc_before, budget = armed
+            if start is None:  # untimed: count from the first poll that saw it
+                if seen[0] != token:
+                    seen = (token, time.clock_gettime_ns(self._clock), self._gc_ns)
+                    continue
+                start, gc_before = seen[1], seen[2]
+            if self._used(start, gc_before) < budget:
                 continue
             with self._lock:
                 if self._armed is armed:
@@ -338,6 +354,7 @@ class StrategyHost:
         self._watchdog = CpuWatchdog.for_this_thread()
         self._queue: deque[ev.Event] = deque()
         self._drain_scheduled = False
+        self._drains = 0  # batches delivered: one in CPU_SAMPLE_EVERY is timed
         self._timers = 0
         self._unsubscribe: list[Callable[[], None]] = []
         self._symbols = frozenset(strategy.symbols)
@@ -395,7 +412,9 @@ class StrategyHost:
         if not self.running:
             queue.clear()
             return
-        self._guarded("on_book", self._deliver, len(queue))
+        weight = CPU_SAMPLE_EVERY if self._drains % CPU_SAMPLE_EVERY == 0 else 0
+        self._drains += 1
+        self._guarded("on_book", self._deliver, len(queue), weight)
 
     def _deliver(self) -> None:
         queue = self._queue
@@ -437,16 +456,19 @@ class StrategyHost:
 
     def _call(self, callback: str, *args: object) -> None:
         method = getattr(self.strategy, callback)
-        self._guarded(callback, lambda: method(self.ctx, *args), 1)
+        self._guarded(callback, lambda: method(self.ctx, *args), 1, 1)
 
     _NAMES = {ev.TopOfBook: "on_book", ev.Trade: "on_trade", ev.OrderAccepted: "on_accepted",
               ev.OrderRejected: "on_rejected", ev.OrderCancelled: "on_cancelled"}  # fmt: skip
 
-    def _guarded(self, callback: str, work: Callable[[], None], events: int) -> None:
-        """Run strategy code inside the containment boundary and the CPU budget."""
+    def _guarded(self, callback: str, work: Callable[[], None], events: int, weight: int) -> None:
+        """Run strategy code inside the containment boundary and the CPU budget. Its CPU time
+        counts `weight` times in `cpu_ns` (a sampled batch stands for those not timed); with
+        weight 0 it is not timed on this thread."""
         self._current: object = callback
         try:
-            self.cpu_ns += self._watchdog.run(work, self.budget_ns * max(events, 1))
+            used = self._watchdog.run(work, self.budget_ns * max(events, 1), weight > 0)
+            self.cpu_ns += used * weight
             return
         except StrategyOverrun as err:
             problem: BaseException = err
