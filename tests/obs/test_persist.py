@@ -111,33 +111,3 @@ def test_a_head_with_a_huge_stamp_reads_back_as_text() -> None:
     """A line of the file edited to a 5000-digit stamp is kept as text, not an int() error."""
     line = f"[{'9' * 5000}.000000] info    log: x"
     assert [(e.level, e.subsystem, e.text) for e in parse_lines([line])] == [("info", "?", line)]
-
-
-def test_the_file_stays_open_between_appends_and_is_let_go_to_rotate(tmp_path: Path) -> None:
-    """One open per generation, not one per append; rotation closes it first (FAT refuses to
-    rename an open file), and `close` lets anyone else remove it; mtools and fsck.fat read the
-    result."""
-    image = our_volume(tmp_path / "v.img", 8, 16)
-    device, fs = mount(image)
-    opened: list[str] = []
-    real_open = fs.open
-
-    def counting_open(path: str, mode: str = "r"):  # noqa: ANN202
-        opened.append(mode)
-        return real_open(path, mode)
-
-    fs.open = counting_open  # type: ignore[method-assign]
-    log = RotatingFile(fs, "/var/log/x.log", 1000, 1)
-    for n in range(30):
-        assert log.append(f"record {n:03d} ".encode() + b"y" * 40 + b"\n")
-    assert opened == ["a", "a"] and log.rotations == 1  # 30 appends, two generations
-    assert fs.busy()
-    log.close()
-    assert not fs.busy()
-    fs.remove("/var/log/x.log.1")
-    fs.flush()
-    fs.close()
-    device.close()
-    fsck(image)
-    text = mtools("mtype", image, "::/var/log/x.log").decode()
-    assert text.splitlines()[-1].startswith("record 029 ")

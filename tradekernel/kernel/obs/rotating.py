@@ -3,10 +3,7 @@
 `RotatingFile(fs, "/var/log/kern.log", max_bytes, keep)` appends to the file; an append that
 would take it past `max_bytes` first renames it to `NAME.1` (and `NAME.1` to `NAME.2`, ... up to
 `NAME.KEEP`, the oldest dropped), so the set never holds more than (keep + 1) * max_bytes plus
-one record. Nothing is written (not even the directory) before the first `append`. The file
-stays open between appends (opening by path walks the directory each time); `_rotate` and
-`close` let it go: FAT refuses to remove or rename an open file, so whoever would (an unmount,
-a user's rm or mv of the log) needs `close` first. Each
+one record. Nothing is written (not even the directory) before the first `append`. Each
 `append` writes the bytes through the FAT layer at once (data, then the
 directory entry's size: fat.py's write order), and `sync` sends the drive a CACHE FLUSH, which
 pushes the image to the host disk; a caller batches its syncs. After a cut a file may end in a
@@ -22,7 +19,7 @@ from __future__ import annotations
 
 import posixpath
 
-from tradekernel.kernel.fs.fat import FatFile, FatFs
+from tradekernel.kernel.fs.fat import FatFs
 from tradekernel.kernel.pkg.database import makedirs
 
 
@@ -35,7 +32,6 @@ class RotatingFile:
         self.broken: str | None = None  # why writing stopped, once it has
         self.size = 0
         self.rotations = 0
-        self._handle: FatFile | None = None  # open between appends, closed to rotate
         try:
             if fs.read_only:
                 raise OSError(f"the volume is read-only ({fs.read_only_reason or 'mounted so'})")
@@ -57,26 +53,15 @@ class RotatingFile:
                 makedirs(self.fs, posixpath.dirname(self.path))
             if self.size and self.size + len(data) > self.max_bytes:
                 self._rotate()
-            handle = self._handle
-            if handle is None:
-                handle = self._handle = self.fs.open(self.path, "a")
-            handle.write(data)
-            self.size = handle.size
+            with self.fs.open(self.path, "a") as handle:
+                handle.write(data)
+                self.size = handle.size
         except OSError as error:
             self.broken = f"{self.path}: {error}"
-            self.close()
             return False
         return True
 
-    def close(self) -> None:
-        """Let go of the open file (the next append opens it again): rotation, and anyone who
-        would remove, rename or unmount it, need it closed."""
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            handle.close()
-
     def _rotate(self) -> None:
-        self.close()
         fs = self.fs
         oldest = f"{self.path}.{self.keep}"
         if fs.exists(oldest):
