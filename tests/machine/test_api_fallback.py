@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.machine import test_code_writes, test_cpu_delivery, test_irq_boundaries
+from tests.machine import test_code_writes, test_cpu_delivery, test_irq_boundaries, test_stop_races
 from tradekernel.emu import cpu
 
 
@@ -34,3 +34,9 @@ def test_the_fallback_is_really_taken() -> None:
 )
 def test_delivery_and_code_writes_through_the_api(test) -> None:  # noqa: ANN001
     test()
+
+
+@pytest.mark.parametrize("deterministic", [False, True], ids=["real-time", "deterministic"])
+def test_cr2_survives_the_end_of_a_slice_through_the_api(deterministic: bool) -> None:
+    """Here a #PF is delivered after its slice has ended, so its CR2 must outlive the stop."""
+    test_stop_races.test_cr2_survives_the_end_of_a_slice(deterministic)

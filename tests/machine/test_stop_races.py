@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.machine.harness import RESULTS, ProtectedGuest
+from tests.machine.harness import NOT_PRESENT_PAGE, RESULTS, ProtectedGuest
 from tradekernel.emu.machine import Machine, StopInfo, _skipped_system_instruction
 from tradekernel.hypercall import CPUID_SIGNATURE
 
@@ -323,3 +323,39 @@ def test_skipped_system_instruction_is_told_from_the_block_that_ran(
     """The decoding behind the check above, case by case: only a system instruction that the
     block from the stopping I/O instruction (at 0x100) ran into is taken as skipped."""
     assert _skipped_system_instruction(bytes.fromhex(code), 0x100, eip, 32) == found
+
+
+@pytest.mark.parametrize("deterministic", [False, True], ids=["real-time", "deterministic"])
+def test_cr2_survives_the_end_of_a_slice(deterministic: bool) -> None:
+    """A page fault's address must still be in CR2 when the handler reads it, however many
+    slices end in between. The entry stub reads CR2 a few instructions after delivery, and in
+    real time the slice timer often ends the slice right there (its stop waits out the
+    delivery hook and lands at the next block); Unicorn then wrote 0xfffffffe into CR2 as
+    `emu_start` came back, so copy-on-write faults after fork were taken for faults at
+    0xfffffffe and killed the process (parent and child of `exectest 200`, issue 16)."""
+    guest = ProtectedGuest(
+        f"""
+    mov dword [{NOT_PRESENT_PAGE:#x}], 1   ; #PF, CR2 = the page; the handler steps over it
+    mov dx, {STOPPING_PORT}
+    out dx, al                  ; the slice ends at the next block, as the slice timer's may
+    jmp .after
+.after:
+    mov eax, cr2
+    mov [{RESULTS}], eax
+    mov eax, 0x12345678
+    mov cr2, eax                ; CR2 is the guest's to write too
+    out dx, al
+    jmp .again
+.again:
+    mov eax, cr2
+    mov [{RESULTS + 4}], eax
+    EXIT
+""",
+        paging=True,
+        deterministic=deterministic,
+    )
+    machine = guest.machine
+    machine.ports.claim(STOPPING_PORT, 1, "stopping", None, lambda *_: machine.debug_stop())
+    assert guest.run(wall_timeout_s=10).reason == "poweroff"
+    assert [(trap.vector, trap.cr2) for trap in guest.traps] == [(14, NOT_PRESENT_PAGE)]
+    assert (guest.dword(RESULTS), guest.dword(RESULTS + 4)) == (NOT_PRESENT_PAGE, 0x12345678)

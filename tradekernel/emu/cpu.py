@@ -103,6 +103,11 @@ class Cpu:
         # A 32-bit engine, put into real mode at power-on by clearing CR0.PE (Machine.power_on):
         # a 16-bit engine would truncate EIP to 16 bits whenever emulation is (re)started.
         self.uc = Uc(UC_ARCH_X86, UC_MODE_32)
+        # No `until` address: with it, `emu_start` looked up the code page of 0xFFFFFFFF..
+        # through the guest's page tables on its way out and, that page being unmapped, left
+        # 0xfffffffe in CR2, so a #PF handler that read CR2 after a slice end saw a wrong
+        # address (docs/UNICORN.md). With exits enabled and none set, nothing is looked up.
+        self.uc.ctl_exits_enabled(True)
         self._handle = self.uc._uch
         self._engine = ctypes.cast(self._handle, ctypes.c_void_p).value  # the uc struct
         self.ram_bytes = ram_bytes

@@ -35,7 +35,6 @@ from tradekernel.emu.cpu import (
     CR0,
     CR0_PE,
     CR0_PG,
-    CR2,
     CR3,
     CR4,
     CS,
@@ -398,7 +397,6 @@ class Machine:
         self._dropped_in: tuple[tuple[int, int, int], int] | None = None
         self._pending_event: Event | None = None  # an exception waiting for the slice to end
         self._irq_raised = True  # the PIC's output may be up (see _irq_ready)
-        self._pending_cr2 = 0
         self._pending_eip: int | None = None  # where the pending event's instruction is
         self._io_eip: int | None = None  # the slice's last IN/OUT whose hook ended the slice
         self._trap_writes: list[tuple[int, int]] = []  # a trap's register writes (Registers)
@@ -775,10 +773,6 @@ class Machine:
             return
         event = Event(vector, error_code, software=software)
         self._pending_event = event
-        if vector == PAGE_FAULT and not software:
-            # Unicorn probes the page of its `until` address when emulation restarts, which
-            # overwrites CR2 (0xfffffffe seen): keep the guest's fault address for delivery.
-            self._pending_cr2 = self.cpu.read(CR2)
         self._stop_requested = True
         self.cpu.stop()
 
@@ -1015,8 +1009,6 @@ class Machine:
         ):
             self._deliver_irq()
             return
-        if event.vector == PAGE_FAULT and not event.software:
-            self.cpu.write(CR2, self._pending_cr2)
         self._deliver_or_crash(event, "")
 
     def _deliver_irq(self) -> None:
