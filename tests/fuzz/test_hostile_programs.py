@@ -6,12 +6,13 @@ are allowed (each child makes at most 20 more calls); calls that would end the p
 block on the console or disarm its 5 s alarm watchdog are skipped.
 
 Asserted: the machine never stops and shows no oops, internal error or traceback (the
-harness checks after every case), the shell answers after every case, no process is left,
-memcheck is clean and every frame is free again at the end (but those of the System V
-shared-memory segments the cases created: they live until removed, as on Linux). One boot
-runs every case, so a leak or a damaged kernel structure carries over to the next case and
-is caught there. TK_FUZZ_PROGRAMS, TK_FUZZ_CALLS and TK_FUZZ_SEED change the count, the calls
-per case and the first seed (CI runs the same cases)."""
+harness checks after every case), the shell answers after every case; at the end no process
+is left, no file on the volume is open, nothing is left on the kernel heap, memcheck is clean
+and every frame is free again (but those of the System V shared-memory segments the cases
+created: they live until removed, as on Linux). One boot runs every case, so a leak or a
+damaged kernel structure carries over to the next case and is caught there.
+TK_FUZZ_PROGRAMS, TK_FUZZ_CALLS and TK_FUZZ_SEED change the count, the calls per case and the
+first seed (CI runs the same cases)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ def test_hostile_programs_never_stop_the_machine(tmp_path: Path) -> None:
     assert finished, f"no case of hostile fuzz made its {CALLS} calls: {printed}"
     tk.run_to_stop(6 * SECOND)  # every watchdog has fired by now
     assert not kernel.processes.table, [(p.name, p.state) for p in kernel.processes.table.values()]
+    assert not kernel.fs.busy()  # every file the cases opened was closed with its last holder
+    assert kernel.mm.heap.memstats().live == 0  # no kernel stack or FPU area of the dead kept
     assert any(re.match(r"memcheck: .*: OK$", line) for line in tk.output("memcheck"))
     assert tk.output("hello") == ["hello, world"]
     kept = sum(len(segment.frames) for segment in kernel.processes.maps.segments.values())
