@@ -126,3 +126,8 @@ def test_without_a_disk_dev_and_proc_are_still_there(tmp_path: Path) -> None:
     assert pc.output("ls") == ["ls: no filesystem is mounted"]
     assert pc.output("ls /dev") == ["console  null     random   tty      urandom  zero"]
     assert pc.output("cat /proc/uptime")[0].count(".") == 2
+
+
+def test_more_pages_nodes_too(tk: BootedPc) -> None:
+    assert tk.output("more /proc/meminfo") == tk.output("cat /proc/meminfo")
+    assert tk.output("less /dev/tty")[0].startswith("more: /dev/tty: a device the shell cannot")

@@ -52,6 +52,7 @@ from tradekernel.kernel.fs.vfs import (
     S_IFMT,
     SEEK_SET,
     FileStat,
+    MountTable,
     OpenFile,
 )
 from tradekernel.kernel.shell.editor import Editor
@@ -216,6 +217,63 @@ def hexdump_lines(data: bytes, start: int = 0) -> Iterator[str]:
         yield f"{start + len(data):08x}"
 
 
+def is_node(vfs: MountTable, full: str) -> bool:
+    """Whether `full` is on a mount other than a FAT volume (/dev, /proc): the VFS serves it."""
+    try:
+        filesystem, _ = vfs.resolve(full)
+    except OSError:
+        return False  # no mount covers it: the FAT commands say why
+    return not isinstance(filesystem, FatVolume)
+
+
+def read_node(
+    vfs: MountTable,
+    full: str,
+    skip: int = 0,
+    count: int | None = None,
+    limit: int = NODE_READ_LIMIT,
+) -> tuple[bytes, bool]:
+    """Up to `count` bytes (None: to the end) from offset `skip` of a node the VFS serves,
+    never more than `limit`: (the bytes, whether more was left unread). Only nodes with a
+    read into the kernel (read_data, whose reads never wait) are read; NodeUnreadable names
+    the others."""
+    stat = vfs.stat(full)
+    if stat.is_dir:
+        raise IsDirectory(f"{full}: is a directory")
+    file = vfs.open(full, O_RDONLY)
+    try:
+        if type(file).read_data is OpenFile.read_data:
+            kind = {S_IFCHR: "a device", S_IFIFO: "a pipe"}.get(stat.mode & S_IFMT, "a file")
+            raise NodeUnreadable(
+                f"{kind} the shell cannot read (its reads reach a program's memory or"
+                f" may wait; a program can read it: run cat {full})"
+            )
+        try:
+            file.seek(skip, SEEK_SET)
+            skip = 0
+        except OSError as error:
+            if error.errno != errno.ESPIPE:
+                raise
+            if skip > limit:  # a device cannot seek: its bytes are read past
+                raise OSError(errno.EINVAL, f"{full}: the shell skips at most"
+                              f" {limit} bytes of a device") from None  # fmt: skip
+        wanted = limit if count is None else min(count, limit)
+        data = bytearray()
+        while len(data) < skip + wanted:
+            piece = file.read_data(min(NODE_READ_CHUNK, skip + wanted - len(data)))
+            if not piece:
+                break
+            data += piece
+        cut = (
+            (count is None or count > wanted)
+            and len(data) == skip + wanted
+            and bool(file.read_data(1))
+        )
+    finally:
+        file.close()
+    return bytes(data[skip:]), cut
+
+
 class FileCommands:
     def __init__(self, shell: Shell, kernel) -> None:  # noqa: ANN001 - Kernel
         self.shell = shell
@@ -277,16 +335,8 @@ class FileCommands:
         return 1
 
     # ---- nodes the VFS serves (/dev, /proc) ------------------------------------------------
-    def _is_node(self, full: str) -> bool:
-        """Whether `full` is on a mount other than a FAT volume: the VFS serves it."""
-        try:
-            filesystem, _ = self.kernel.vfs.resolve(full)
-        except OSError:
-            return False  # no mount covers it: the FAT commands say why
-        return not isinstance(filesystem, FatVolume)
-
     def _names_a_node(self, args: list[str]) -> bool:
-        return any(self._is_node(self.shell.resolve_path(arg)) for arg in args)
+        return any(is_node(self.kernel.vfs, self.shell.resolve_path(arg)) for arg in args)
 
     def _node_entries(self, full: str) -> list[_Entry]:
         """A VFS directory's names, each with its own status (one whose stat fails, such as
@@ -306,47 +356,6 @@ class FileCommands:
                 continue
             entries.append(_Entry.of_node(name, stat))
         return entries
-
-    def _read_node(self, full: str, skip: int = 0, count: int | None = None) -> tuple[bytes, bool]:
-        """Up to `count` bytes (None: to the end) from offset `skip` of a node the VFS serves,
-        never more than NODE_READ_LIMIT: (the bytes, whether more was left unread). Only nodes
-        whose reads never wait are read (read_data); NodeUnreadable names the others."""
-        vfs = self.kernel.vfs
-        stat = vfs.stat(full)
-        if stat.is_dir:
-            raise IsDirectory(f"{full}: is a directory")
-        file = vfs.open(full, O_RDONLY)
-        try:
-            if type(file).read_data is OpenFile.read_data:
-                kind = {S_IFCHR: "a device", S_IFIFO: "a pipe"}.get(stat.mode & S_IFMT, "a file")
-                raise NodeUnreadable(
-                    f"{kind} the shell cannot read (its reads reach a program's memory or"
-                    f" may wait; a program can read it: run cat {full})"
-                )
-            try:
-                file.seek(skip, SEEK_SET)
-                skip = 0
-            except OSError as error:
-                if error.errno != errno.ESPIPE:
-                    raise
-                if skip > NODE_READ_LIMIT:  # a device cannot seek: its bytes are read past
-                    raise OSError(errno.EINVAL, f"{full}: the shell skips at most"
-                                  f" {NODE_READ_LIMIT} bytes of a device") from None  # fmt: skip
-            wanted = NODE_READ_LIMIT if count is None else min(count, NODE_READ_LIMIT)
-            data = bytearray()
-            while len(data) < skip + wanted:
-                piece = file.read_data(min(NODE_READ_CHUNK, skip + wanted - len(data)))
-                if not piece:
-                    break
-                data += piece
-            cut = (
-                (count is None or count > wanted)
-                and len(data) == skip + wanted
-                and bool(file.read_data(1))
-            )
-        finally:
-            file.close()
-        return bytes(data[skip:]), cut
 
     def _canonical(self, fs: Volumes, path: str) -> str:
         """The absolute path of an existing file with each name spelled as stored (FAT
@@ -371,7 +380,7 @@ class FileCommands:
         for path in paths or ["."]:
             full = self.shell.resolve_path(path)
             try:
-                if self._is_node(full):
+                if is_node(self.kernel.vfs, full):
                     node = _Entry.of_node(path, self.kernel.vfs.stat(full))
                     if node.is_dir:
                         directories.append((path, self._node_entries(full)))
@@ -629,8 +638,8 @@ class FileCommands:
             full = self.shell.resolve_path(path)
             cut = False
             try:
-                if self._is_node(full):
-                    data, cut = self._read_node(full)
+                if is_node(self.kernel.vfs, full):
+                    data, cut = read_node(self.kernel.vfs, full)
                 else:
                     data = fs.read_file(full)
             except OSError as error:
@@ -696,8 +705,8 @@ class FileCommands:
         full = self.shell.resolve_path(paths[0])
         cut = False
         try:
-            if self._is_node(full):
-                data, cut = self._read_node(full, start, length)
+            if is_node(self.kernel.vfs, full):
+                data, cut = read_node(self.kernel.vfs, full, start, length)
             else:
                 with fs.open(full, "r") as handle:
                     handle.seek(start)
