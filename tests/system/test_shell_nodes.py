@@ -131,3 +131,14 @@ def test_without_a_disk_dev_and_proc_are_still_there(tmp_path: Path) -> None:
 def test_more_pages_nodes_too(tk: BootedPc) -> None:
     assert tk.output("more /proc/meminfo") == tk.output("cat /proc/meminfo")
     assert tk.output("less /dev/tty")[0].startswith("more: /dev/tty: a device the shell cannot")
+
+
+def test_cd_into_proc_then_relative_names_read_it(tk: BootedPc) -> None:
+    assert tk.output("cd /proc") == []
+    assert tk.output("pwd") == ["/proc"]
+    assert tk.output("cat uptime")[0].count(".") == 2
+    assert tk.output("cd meminfo") == ["cd: meminfo: not a directory"]
+    assert tk.output("touch /tmp/t") == []  # a FAT change elsewhere keeps the cwd in /proc
+    assert tk.output("pwd") == ["/proc"]
+    assert tk.output("cd ..") == []
+    assert tk.output("pwd") == ["/"]

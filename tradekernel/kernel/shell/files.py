@@ -122,7 +122,7 @@ _COMMANDS = {
     "ls": _Spec(
         "ls [-l] [PATH...]", "list a directory (-l: sizes, dates, attributes)", reads_nodes=True
     ),
-    "cd": _Spec("cd [DIR]", "change the current directory (no DIR: the root)"),
+    "cd": _Spec("cd [DIR]", "change the current directory (no DIR: the root)", reads_nodes=True),
     "pwd": _Spec("pwd", "print the current directory", needs_fs=False),
     "mkdir": _Spec("mkdir [-p] DIR...", "make directories (-p: parents too)", mutates=True),
     "rmdir": _Spec("rmdir DIR...", "remove empty directories", mutates=True),
@@ -318,9 +318,16 @@ class FileCommands:
         except OSError as error:
             out.error(f"{name}: writing to the disk: {error_text(error)}")
         cwd = self.shell.cwd
-        while cwd != "/" and not self._is_dir(fs, cwd):
+        while cwd != "/" and not (self._is_dir(fs, cwd) or self._is_node_dir(cwd)):
             cwd = posixpath.dirname(cwd)
         self.shell.cwd = cwd
+
+    def _is_node_dir(self, full: str) -> bool:
+        """Whether `full` is a directory the VFS serves (the shell may stand in /proc/1)."""
+        try:
+            return is_node(self.kernel.vfs, full) and self.kernel.vfs.stat(full).is_dir
+        except OSError:
+            return False
 
     @staticmethod
     def _is_dir(fs: Volumes, path: str) -> bool:
@@ -441,6 +448,11 @@ class FileCommands:
         target = args[0] if args else "/"
         full = self.shell.resolve_path(target)
         try:
+            if is_node(self.kernel.vfs, full):  # /dev, /proc: names are exact, no aliases
+                if not self.kernel.vfs.stat(full).is_dir:
+                    raise NotDirectory(f"{full}: not a directory")
+                self.shell.cwd = full
+                return 0
             if not fs.stat(full).is_dir:
                 raise NotDirectory(f"{full}: not a directory")
             self.shell.cwd = self._canonical(fs, full)
