@@ -142,3 +142,20 @@ def test_cd_into_proc_then_relative_names_read_it(tk: BootedPc) -> None:
     assert tk.output("pwd") == ["/proc"]
     assert tk.output("cd ..") == []
     assert tk.output("pwd") == ["/"]
+
+
+def test_a_running_process_is_read_through_proc(tk: BootedPc) -> None:
+    started = tk.output("run nap 60000 &")[0]  # "[PID] nap (job %N)"
+    pid = started[1 : started.index("]")]
+    try:
+        assert f"{pid}/" in tk.output("ls /proc")[0].split()
+        status = tk.output(f"cat /proc/{pid}/status")
+        assert status[:2] == ["Name:\tnap", "State:\tS (sleeping)"]
+        long = tk.output(f"ls -l /proc/{pid}")
+        assert any(line.startswith("lrwxrwxrwx") and line.endswith(" exe -> /bin/nap")
+                   for line in long)  # fmt: skip
+        assert tk.output(f"ls /proc/{pid}/fd") == ["0  1  2"]
+        assert tk.output(f"hexdump /proc/{pid}/cmdline")[0].endswith("|nap.60000.|")
+    finally:
+        tk.output("kill %1")
+    assert f"{pid}/" not in tk.output("ls /proc")[0].split()

@@ -25,7 +25,7 @@ import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from stat import filemode
+from stat import S_IFLNK, filemode
 
 from tradekernel.kernel.drivers.console import COLUMNS
 from tradekernel.kernel.fs.fat import IsDirectory, NoEntry, NotDirectory, Stat
@@ -99,6 +99,7 @@ class _Entry:
     size: str  # "<DIR>", bytes, or a device's "major, minor"
     mtime: datetime | None
     mode: str  # FAT's d/rhsa attributes, or a node's kind and permissions (crw-rw-rw-)
+    link: str = ""  # a symbolic link's target (/proc/PID/exe), shown by ls -l after "->"
 
     @classmethod
     def of_fat(cls, name: str, stat: Stat) -> _Entry:
@@ -346,8 +347,9 @@ class FileCommands:
         return any(is_node(self.kernel.vfs, self.shell.resolve_path(arg)) for arg in args)
 
     def _node_entries(self, full: str) -> list[_Entry]:
-        """A VFS directory's names, each with its own status (one whose stat fails, such as
-        /proc/self, which only a process can follow, shows as an unknown kind)."""
+        """A VFS directory's names, each with its own status; a symbolic link (/proc/PID/cwd)
+        as itself, with its target. One whose stat fails, such as /proc/self, which only a
+        process can follow, shows as an unknown kind."""
         vfs = self.kernel.vfs
         directory = vfs.open(full, O_RDONLY | O_DIRECTORY)
         try:
@@ -356,8 +358,17 @@ class FileCommands:
             directory.close()
         entries = []
         for name, is_dir in names:
+            child = posixpath.join(full, name)
             try:
-                stat = vfs.stat(posixpath.join(full, name))
+                target = vfs.readlink(child)
+            except OSError:
+                target = ""
+            if target:
+                link_mode = filemode(S_IFLNK | 0o777)
+                entries.append(_Entry(name, False, str(len(target)), None, link_mode, target))
+                continue
+            try:
+                stat = vfs.stat(child)
             except OSError:
                 entries.append(_Entry(name, is_dir, "?", None, "?" * 10))
                 continue
@@ -440,7 +451,7 @@ class FileCommands:
             if entry.is_dir:
                 out.line(entry.name + "/", DIRECTORY_COLOUR)
             else:
-                out.line(entry.name)
+                out.line(entry.name + (f" -> {entry.link}" if entry.link else ""))
 
     def _cd(self, fs: Volumes, args: list[str], out: Output) -> int:
         if len(args) > 1:
