@@ -159,3 +159,15 @@ def test_a_running_process_is_read_through_proc(tk: BootedPc) -> None:
     finally:
         tk.output("kill %1")
     assert f"{pid}/" not in tk.output("ls /proc")[0].split()
+
+
+def test_cp_copies_a_proc_file_whole_or_not_at_all(tk: BootedPc) -> None:
+    assert tk.output("cp /proc/cpuinfo /tmp") == []
+    assert tk.pc.kernel.fs.read_file("/tmp/cpuinfo").decode().splitlines() == tk.output(
+        "cat /proc/cpuinfo"
+    )
+    assert tk.output("cp /endless/x /tmp/e") == [
+        "cp: /endless/x: file too large (the shell copies at most 65536 bytes of a device)"
+    ]
+    assert not tk.pc.kernel.fs.exists("/tmp/e")
+    assert tk.output("cp /dev/tty /tmp/t")[0].startswith("cp: /dev/tty: a device the shell")

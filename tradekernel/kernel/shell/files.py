@@ -600,7 +600,9 @@ class FileCommands:
         status = 0
         for typed, source, target in pairs:
             try:
-                if self._same_file(fs, source, target):
+                if is_node(self.kernel.vfs, source):
+                    self._copy_node(fs, source, target)
+                elif self._same_file(fs, source, target):
                     out.error(f"cp: {typed}: source and destination are the same file")
                     status = 1
                 elif not fs.stat(source).is_dir:
@@ -616,6 +618,16 @@ class FileCommands:
             except OSError as error:
                 status = self._fail(out, "cp", typed, error)
         return status
+
+    def _copy_node(self, fs: Volumes, source: str, target: str) -> None:
+        """A /proc file or a device's bytes into a file, whole or not at all (EFBIG past the
+        shell's NODE_READ_LIMIT: /dev/zero never ends)."""
+        data, cut = read_node(self.kernel.vfs, source)
+        if cut:
+            raise OSError(errno.EFBIG, f"{source}: the shell copies at most"
+                          f" {NODE_READ_LIMIT} bytes of a device")  # fmt: skip
+        with fs.open(target, "w") as writer:
+            writer.write(data)
 
     def _copy_tree(self, fs: Volumes, source: str, target: str) -> None:
         for directory, _, files in list(fs.walk(source)):
