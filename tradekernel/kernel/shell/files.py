@@ -3,6 +3,12 @@ du and edit, over the mounted FAT volumes as one tree (kernel/fs/storage.py `Vol
 system disk's volume at `kernel.fs`, and below its mount point the data floppy that `mount fd0
 DIR` attaches to the kernel's mount table; `umount DIR` writes it out and detaches it).
 
+ls, cat and hexdump also read what the other mounts serve (/dev, /proc) through the VFS
+(`kernel.vfs`: stat, open, directory_entries, read_data), the way a program sees them. A node
+without read_data (the tty, whose reads may wait) is not read: one line names it. At most
+NODE_READ_LIMIT bytes are read from a node (/dev/zero never ends), and a line says when the
+output stopped there.
+
 Contract: every path argument goes through `shell.resolve_path` (relative to the shell's cwd).
 A filesystem error (an OSError carrying an errno) becomes one line, `cmd: PATH: <errno text>`,
 and the command goes on with its next argument and ends with status 1; bad options raise
@@ -18,6 +24,8 @@ import errno
 import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from stat import S_IFLNK, filemode
 
 from tradekernel.kernel.drivers.console import COLUMNS
 from tradekernel.kernel.fs.fat import IsDirectory, NoEntry, NotDirectory, Stat
@@ -36,6 +44,17 @@ from tradekernel.kernel.fs.storage import (
     mount_floppy,
     unmount_floppy,
 )
+from tradekernel.kernel.fs.vfs import (
+    O_DIRECTORY,
+    O_RDONLY,
+    S_IFCHR,
+    S_IFIFO,
+    S_IFMT,
+    SEEK_SET,
+    FileStat,
+    MountTable,
+    OpenFile,
+)
 from tradekernel.kernel.shell.editor import Editor
 from tradekernel.kernel.shell.shell import Output, Shell, UsageError, error_text
 
@@ -44,6 +63,8 @@ EDIT_LIMIT = 1 << 20  # the editor holds the whole file in memory as lines
 HEXDUMP_WIDTH = 16
 DEVICE_NAME = "ata0p1"  # what the kernel mounts: partition 1 of the primary master disk
 DIRECTORY_COLOUR = 0x09  # light blue, as ls --color shows directories
+NODE_READ_LIMIT = 64 * 1024  # bytes cat/hexdump read of a /dev or /proc node (/dev/zero is endless)
+NODE_READ_CHUNK = 4096  # bytes asked of a node's read_data at a time
 
 FileHandler = Callable[[Volumes, list[str], Output], int]
 
@@ -55,28 +76,66 @@ class FileTooLarge(OSError):
         super().__init__(errno.EFBIG, message)
 
 
+class NodeUnreadable(OSError):
+    """A node with no read into the kernel (read_data): a terminal or pipe, whose reads may
+    wait (the shell never sleeps on one), or a device that only copies to user memory."""
+
+
 @dataclass(frozen=True)
 class _Spec:
     usage: str
     help: str
     mutates: bool = False  # flush the volume afterwards and check the cwd still exists
     needs_fs: bool = True
+    reads_nodes: bool = False  # also reads /dev and /proc, which need no FAT volume
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One name as ls shows it, from a FAT Stat or from a VFS node's FileStat."""
+
+    name: str
+    is_dir: bool
+    size: str  # "<DIR>", bytes, or a device's "major, minor"
+    mtime: datetime | None
+    mode: str  # FAT's d/rhsa attributes, or a node's kind and permissions (crw-rw-rw-)
+    link: str = ""  # a symbolic link's target (/proc/PID/exe), shown by ls -l after "->"
+
+    @classmethod
+    def of_fat(cls, name: str, stat: Stat) -> _Entry:
+        size = "<DIR>" if stat.is_dir else str(stat.size)
+        return cls(name, stat.is_dir, size, stat.mtime, _attributes(stat))
+
+    @classmethod
+    def of_node(cls, name: str, stat: FileStat) -> _Entry:
+        if stat.is_dir:
+            size = "<DIR>"
+        elif stat.mode & S_IFMT == S_IFCHR:
+            size = f"{stat.rdev >> 8}, {stat.rdev & 0xFF}"
+        else:
+            size = str(stat.size)
+        mtime = datetime.fromtimestamp(stat.mtime, UTC).replace(tzinfo=None) if stat.mtime else None
+        return cls(name, stat.is_dir, size, mtime, filemode(stat.mode))
 
 
 # name -> spec; the handler is the FileCommands method named "_" + name.
 _COMMANDS = {
-    "ls": _Spec("ls [-l] [PATH...]", "list a directory (-l: sizes, dates, attributes)"),
-    "cd": _Spec("cd [DIR]", "change the current directory (no DIR: the root)"),
+    "ls": _Spec(
+        "ls [-l] [PATH...]", "list a directory (-l: sizes, dates, attributes)", reads_nodes=True
+    ),
+    "cd": _Spec("cd [DIR]", "change the current directory (no DIR: the root)", reads_nodes=True),
     "pwd": _Spec("pwd", "print the current directory", needs_fs=False),
     "mkdir": _Spec("mkdir [-p] DIR...", "make directories (-p: parents too)", mutates=True),
     "rmdir": _Spec("rmdir DIR...", "remove empty directories", mutates=True),
     "rm": _Spec("rm [-r] [-f] PATH...", "remove files (-r: and directories)", mutates=True),
     "cp": _Spec("cp [-r] SOURCE... DEST", "copy files (into DEST if a directory)", mutates=True),
     "mv": _Spec("mv SOURCE... DEST", "rename or move (into DEST if a directory)", mutates=True),
-    "cat": _Spec("cat FILE...", "print files"),
+    "cat": _Spec("cat FILE...", "print files", reads_nodes=True),
     "touch": _Spec("touch FILE...", "create empty files or update their times", mutates=True),
     "hexdump": _Spec(
-        "hexdump [-C] [-s OFFSET] [-n LENGTH] FILE", "hex and ASCII of a file (as hexdump -C)"
+        "hexdump [-C] [-s OFFSET] [-n LENGTH] FILE",
+        "hex and ASCII of a file (as hexdump -C)",
+        reads_nodes=True,
     ),
     "df": _Spec("df", "size, used and free space of the volume"),
     "du": _Spec("du [-s] [-b] [PATH...]", "disk usage per directory (-s: totals only)"),
@@ -159,6 +218,63 @@ def hexdump_lines(data: bytes, start: int = 0) -> Iterator[str]:
         yield f"{start + len(data):08x}"
 
 
+def is_node(vfs: MountTable, full: str) -> bool:
+    """Whether `full` is on a mount other than a FAT volume (/dev, /proc): the VFS serves it."""
+    try:
+        filesystem, _ = vfs.resolve(full)
+    except OSError:
+        return False  # no mount covers it: the FAT commands say why
+    return not isinstance(filesystem, FatVolume)
+
+
+def read_node(
+    vfs: MountTable,
+    full: str,
+    skip: int = 0,
+    count: int | None = None,
+    limit: int = NODE_READ_LIMIT,
+) -> tuple[bytes, bool]:
+    """Up to `count` bytes (None: to the end) from offset `skip` of a node the VFS serves,
+    never more than `limit`: (the bytes, whether more was left unread). Only nodes with a
+    read into the kernel (read_data, whose reads never wait) are read; NodeUnreadable names
+    the others."""
+    stat = vfs.stat(full)
+    if stat.is_dir:
+        raise IsDirectory(f"{full}: is a directory")
+    file = vfs.open(full, O_RDONLY)
+    try:
+        if type(file).read_data is OpenFile.read_data:
+            kind = {S_IFCHR: "a device", S_IFIFO: "a pipe"}.get(stat.mode & S_IFMT, "a file")
+            raise NodeUnreadable(
+                f"{kind} the shell cannot read (its reads reach a program's memory or"
+                f" may wait; a program can read it: run cat {full})"
+            )
+        try:
+            file.seek(skip, SEEK_SET)
+            skip = 0
+        except OSError as error:
+            if error.errno != errno.ESPIPE:
+                raise
+            if skip > limit:  # a device cannot seek: its bytes are read past
+                raise OSError(errno.EINVAL, f"{full}: the shell skips at most"
+                              f" {limit} bytes of a device") from None  # fmt: skip
+        wanted = limit if count is None else min(count, limit)
+        data = bytearray()
+        while len(data) < skip + wanted:
+            piece = file.read_data(min(NODE_READ_CHUNK, skip + wanted - len(data)))
+            if not piece:
+                break
+            data += piece
+        cut = (
+            (count is None or count > wanted)
+            and len(data) == skip + wanted
+            and bool(file.read_data(1))
+        )
+    finally:
+        file.close()
+    return bytes(data[skip:]), cut
+
+
 class FileCommands:
     def __init__(self, shell: Shell, kernel) -> None:  # noqa: ANN001 - Kernel
         self.shell = shell
@@ -176,7 +292,11 @@ class FileCommands:
 
         def run(args: list[str], out: Output) -> int:
             fs = self.volumes
-            if not fs.any_mounted() and spec.needs_fs:
+            if (
+                not fs.any_mounted()
+                and spec.needs_fs
+                and not (spec.reads_nodes and self._names_a_node(args))
+            ):
                 out.error(f"{name}: no filesystem is mounted")
                 return 1
             try:
@@ -199,9 +319,16 @@ class FileCommands:
         except OSError as error:
             out.error(f"{name}: writing to the disk: {error_text(error)}")
         cwd = self.shell.cwd
-        while cwd != "/" and not self._is_dir(fs, cwd):
+        while cwd != "/" and not (self._is_dir(fs, cwd) or self._is_node_dir(cwd)):
             cwd = posixpath.dirname(cwd)
         self.shell.cwd = cwd
+
+    def _is_node_dir(self, full: str) -> bool:
+        """Whether `full` is a directory the VFS serves (the shell may stand in /proc/1)."""
+        try:
+            return is_node(self.kernel.vfs, full) and self.kernel.vfs.stat(full).is_dir
+        except OSError:
+            return False
 
     @staticmethod
     def _is_dir(fs: Volumes, path: str) -> bool:
@@ -214,6 +341,39 @@ class FileCommands:
     def _fail(out: Output, name: str, path: str, error: OSError) -> int:
         out.error(f"{name}: {path}: {error_text(error)}")
         return 1
+
+    # ---- nodes the VFS serves (/dev, /proc) ------------------------------------------------
+    def _names_a_node(self, args: list[str]) -> bool:
+        return any(is_node(self.kernel.vfs, self.shell.resolve_path(arg)) for arg in args)
+
+    def _node_entries(self, full: str) -> list[_Entry]:
+        """A VFS directory's names, each with its own status; a symbolic link (/proc/PID/cwd)
+        as itself, with its target. One whose stat fails, such as /proc/self, which only a
+        process can follow, shows as an unknown kind."""
+        vfs = self.kernel.vfs
+        directory = vfs.open(full, O_RDONLY | O_DIRECTORY)
+        try:
+            names = directory.directory_entries()
+        finally:
+            directory.close()
+        entries = []
+        for name, is_dir in names:
+            child = posixpath.join(full, name)
+            try:
+                target = vfs.readlink(child)
+            except OSError:
+                target = ""
+            if target:
+                link_mode = filemode(S_IFLNK | 0o777)
+                entries.append(_Entry(name, False, str(len(target)), None, link_mode, target))
+                continue
+            try:
+                stat = vfs.stat(child)
+            except OSError:
+                entries.append(_Entry(name, is_dir, "?", None, "?" * 10))
+                continue
+            entries.append(_Entry.of_node(name, stat))
+        return entries
 
     def _canonical(self, fs: Volumes, path: str) -> str:
         """The absolute path of an existing file with each name spelled as stored (FAT
@@ -233,37 +393,45 @@ class FileCommands:
     def _ls(self, fs: Volumes, args: list[str], out: Output) -> int:
         flags, paths = _options(args, "l")
         status = 0
-        files: list[tuple[str, Stat]] = []
-        directories: list[tuple[str, list[Stat]]] = []
+        files: list[_Entry] = []
+        directories: list[tuple[str, list[_Entry]]] = []
         for path in paths or ["."]:
             full = self.shell.resolve_path(path)
             try:
+                if is_node(self.kernel.vfs, full):
+                    node = _Entry.of_node(path, self.kernel.vfs.stat(full))
+                    if node.is_dir:
+                        directories.append((path, self._node_entries(full)))
+                    else:
+                        files.append(node)
+                    continue
                 stat = fs.stat(full)
                 if stat.is_dir:
-                    directories.append((path, fs.scandir(full)))
+                    entries = [_Entry.of_fat(stat.name, stat) for stat in fs.scandir(full)]
+                    directories.append((path, entries))
                 else:
-                    files.append((path, stat))
+                    files.append(_Entry.of_fat(path, stat))
             except OSError as error:
                 status = self._fail(out, "ls", path, error)
         show = self._long_listing if "l" in flags else self._short_listing
         if files:
             show(files, out)
-        for number, (path, stats) in enumerate(directories):
+        for number, (path, entries) in enumerate(directories):
             if len(paths) > 1:
                 out.line(("\n" if files or number else "") + f"{path}:")
-            show([(stat.name, stat) for stat in stats], out)
+            show(entries, out)
         return status
 
     @staticmethod
-    def _sorted(entries: list[tuple[str, Stat]]) -> list[tuple[str, Stat]]:
-        return sorted(entries, key=lambda item: item[0].casefold())
+    def _sorted(entries: list[_Entry]) -> list[_Entry]:
+        return sorted(entries, key=lambda entry: entry.name.casefold())
 
-    def _short_listing(self, entries: list[tuple[str, Stat]], out: Output) -> None:
+    def _short_listing(self, entries: list[_Entry], out: Output) -> None:
         """Names in columns, down then across as ls does; directories end in '/'."""
         entries = self._sorted(entries)
         if not entries:
             return
-        names = [name + ("/" if stat.is_dir else "") for name, stat in entries]
+        names = [entry.name + ("/" if entry.is_dir else "") for entry in entries]
         width = max(len(name) for name in names) + 2
         columns = max(1, (COLUMNS - 1) // width)  # a full 80-column row would wrap by itself
         rows = -(-len(names) // columns)
@@ -272,19 +440,18 @@ class FileCommands:
             for position, index in enumerate(cells):
                 last = position == len(cells) - 1
                 text = names[index] if last else f"{names[index]:<{width}}"
-                out.write(text, DIRECTORY_COLOUR if entries[index][1].is_dir else None)
+                out.write(text, DIRECTORY_COLOUR if entries[index].is_dir else None)
             out.line()
 
-    def _long_listing(self, entries: list[tuple[str, Stat]], out: Output) -> None:
+    def _long_listing(self, entries: list[_Entry], out: Output) -> None:
         """One entry a line: attributes, size (<DIR> for directories), modification time."""
-        for name, stat in self._sorted(entries):
-            size = "<DIR>" if stat.is_dir else str(stat.size)
-            when = f"{stat.mtime:%Y-%m-%d %H:%M}" if stat.mtime else " " * 16
-            out.write(f"{_attributes(stat)} {size:>10} {when} ")
-            if stat.is_dir:
-                out.line(name + "/", DIRECTORY_COLOUR)
+        for entry in self._sorted(entries):
+            when = f"{entry.mtime:%Y-%m-%d %H:%M}" if entry.mtime else " " * 16
+            out.write(f"{entry.mode} {entry.size:>10} {when} ")
+            if entry.is_dir:
+                out.line(entry.name + "/", DIRECTORY_COLOUR)
             else:
-                out.line(name)
+                out.line(entry.name + (f" -> {entry.link}" if entry.link else ""))
 
     def _cd(self, fs: Volumes, args: list[str], out: Output) -> int:
         if len(args) > 1:
@@ -292,6 +459,11 @@ class FileCommands:
         target = args[0] if args else "/"
         full = self.shell.resolve_path(target)
         try:
+            if is_node(self.kernel.vfs, full):  # /dev, /proc: names are exact, no aliases
+                if not self.kernel.vfs.stat(full).is_dir:
+                    raise NotDirectory(f"{full}: not a directory")
+                self.shell.cwd = full
+                return 0
             if not fs.stat(full).is_dir:
                 raise NotDirectory(f"{full}: not a directory")
             self.shell.cwd = self._canonical(fs, full)
@@ -428,7 +600,9 @@ class FileCommands:
         status = 0
         for typed, source, target in pairs:
             try:
-                if self._same_file(fs, source, target):
+                if is_node(self.kernel.vfs, source):
+                    self._copy_node(fs, source, target)
+                elif self._same_file(fs, source, target):
                     out.error(f"cp: {typed}: source and destination are the same file")
                     status = 1
                 elif not fs.stat(source).is_dir:
@@ -444,6 +618,16 @@ class FileCommands:
             except OSError as error:
                 status = self._fail(out, "cp", typed, error)
         return status
+
+    def _copy_node(self, fs: Volumes, source: str, target: str) -> None:
+        """A /proc file or a device's bytes into a file, whole or not at all (EFBIG past the
+        shell's NODE_READ_LIMIT: /dev/zero never ends)."""
+        data, cut = read_node(self.kernel.vfs, source)
+        if cut:
+            raise OSError(errno.EFBIG, f"{source}: the shell copies at most"
+                          f" {NODE_READ_LIMIT} bytes of a device")  # fmt: skip
+        with fs.open(target, "w") as writer:
+            writer.write(data)
 
     def _copy_tree(self, fs: Volumes, source: str, target: str) -> None:
         for directory, _, files in list(fs.walk(source)):
@@ -486,8 +670,13 @@ class FileCommands:
             raise UsageError("no file named")
         status = 0
         for path in paths:
+            full = self.shell.resolve_path(path)
+            cut = False
             try:
-                data = fs.read_file(self.shell.resolve_path(path))
+                if is_node(self.kernel.vfs, full):
+                    data, cut = read_node(self.kernel.vfs, full)
+                else:
+                    data = fs.read_file(full)
             except OSError as error:
                 status = self._fail(out, "cat", path, error)
                 continue
@@ -495,6 +684,8 @@ class FileCommands:
             out.write(text)
             if out.is_terminal and text and not text.endswith("\n"):
                 out.line()  # keep the prompt off the file's last line
+            if cut:
+                out.error(f"cat: {path}: stopped after {NODE_READ_LIMIT} bytes (the shell's limit)")
         return status
 
     def _touch(self, fs: Volumes, args: list[str], out: Output) -> int:
@@ -546,14 +737,21 @@ class FileCommands:
                 paths.append(arg)
         if len(paths) != 1:
             raise UsageError("name one file")
+        full = self.shell.resolve_path(paths[0])
+        cut = False
         try:
-            with fs.open(self.shell.resolve_path(paths[0]), "r") as handle:
-                handle.seek(start)
-                data = handle.read(-1 if length is None else length)
+            if is_node(self.kernel.vfs, full):
+                data, cut = read_node(self.kernel.vfs, full, start, length)
+            else:
+                with fs.open(full, "r") as handle:
+                    handle.seek(start)
+                    data = handle.read(-1 if length is None else length)
         except OSError as error:
             return self._fail(out, "hexdump", paths[0], error)
         for line in hexdump_lines(data, start):
             out.line(line)
+        if cut:
+            out.error(f"hexdump: {paths[0]}: stopped after {NODE_READ_LIMIT} bytes (use -n)")
         return 0
 
     # ---- space ----------------------------------------------------------------------------

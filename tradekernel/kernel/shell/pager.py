@@ -1,18 +1,21 @@
 """`more` (and `less`): text shown a screen at a time, full screen, in the tty's raw mode.
 
-`more FILE` pages a file of the mounted volume; `BUILTIN | more` pages a built-in's output
+`more FILE` pages a file of the mounted volume, or a /dev or /proc node read as the shell's
+cat reads it (kernel/shell/files.py read_node); `BUILTIN | more` pages a built-in's output
 (the shell hands it over through `Shell.page`). The last row says where we are; Space or
 PgDn shows the next screen, Enter or Down the next line, b or PgUp the previous screen, q,
 Esc or Ctrl-C leaves (and so does any key at the end) and puts the screen back as it was.
 Lines longer than the screen go on over the next rows, as the console would wrap them.
 
-Imports: shell (Output, UsageError, error_text) and drivers (screen size, keys).
+Imports: shell (Output, UsageError, error_text; files' node reading) and drivers (screen size,
+keys).
 """
 
 from __future__ import annotations
 
 from tradekernel.kernel.drivers.console import COLUMNS, ROWS, cp437_code
 from tradekernel.kernel.drivers.keyboard import Key
+from tradekernel.kernel.shell.files import is_node, read_node
 from tradekernel.kernel.shell.shell import Output, UsageError, error_text
 
 PAGE_ROWS = ROWS - 1  # the last row is the status line
@@ -49,18 +52,23 @@ class Pager:
     def _command(self, args: list[str], out: Output) -> int:
         if len(args) != 1:
             raise UsageError("which file? (or pipe a built-in into it: help | more)")
+        path = self.kernel.shell.resolve_path(args[0])
+        node = is_node(self.kernel.vfs, path)
         fs = self.kernel.fs
-        if fs is None:
+        if fs is None and not node:
             out.error("more: no filesystem is mounted")
             return 1
-        path = self.kernel.shell.resolve_path(args[0])
         try:
-            with fs.open(path, "r") as handle:
-                data = handle.read(PAGE_LIMIT + 1)
+            if node:
+                data, cut = read_node(self.kernel.vfs, path, limit=PAGE_LIMIT)
+            else:
+                with fs.open(path, "r") as handle:
+                    data = handle.read(PAGE_LIMIT + 1)
+                cut = len(data) > PAGE_LIMIT
         except OSError as error:
             out.error(f"more: {args[0]}: {error_text(error)}")
             return 1
-        if len(data) > PAGE_LIMIT:
+        if cut:
             out.error(f"more: {args[0]}: showing the first {PAGE_LIMIT} bytes")
         return self.page(data[:PAGE_LIMIT].decode("utf-8", "replace"))
 
