@@ -210,6 +210,22 @@ def _rewrite(path: Path, change) -> Path:  # noqa: ANN001
     return out
 
 
+def test_a_host_that_drives_a_device_between_runs_is_refused(tmp_path: Path) -> None:
+    """The host reading the guest's files through the kernel during a recording issues ATA
+    commands and fills the page cache, none of it in the recording: that is what made the
+    network session's replay diverge (registers and RAM agreed, the IDE registers did not,
+    where the recording had read its downloaded files back between two commands)."""
+
+    def script(booted: BootedPc) -> None:
+        booted.boot()
+        booted.command("echo recorded > /seen.txt")
+        assert booted.pc.kernel.fs.read_file("/seen.txt") == b"recorded\n"
+        booted.command("ls -l /bin")
+
+    with pytest.raises(RecordingError, match=r"^the host changed device ide0 between runs"):
+        _record(tmp_path, script)
+
+
 def test_a_changed_key_is_reported_as_a_divergence(tmp_path: Path) -> None:
     path = _record(tmp_path, _typing)
     events = Recording.load(path).events()
