@@ -14,6 +14,7 @@ import struct
 import threading
 import tracemalloc
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,12 @@ def _record(
     script,  # noqa: ANN001
     net: hostnet.NetOptions | None = None,
     check_every: int = CHECK_EVERY,
+    after=None,  # noqa: ANN001
 ) -> Path:
-    """Run `script(booted)` on a recorded deterministic PC; keep a pristine copy of its disk."""
+    """Run `script(booted)` on a recorded deterministic PC; keep a pristine copy of its disk.
+    `after(booted)` looks at the machine once the recording has ended: a host-side look at
+    the guest's files goes through the kernel's disk driver (ATA commands, page cache), an
+    input no recording holds, so during the recording it would make the replay diverge."""
     disk = tmp_path / "disk.img"
     create_os_disk(disk)
     shutil.copy(disk, tmp_path / "pristine.img")
@@ -51,6 +56,8 @@ def _record(
         path = tmp_path / "run.tkrec"
         recorder.finish(stop).save(path)
         (tmp_path / "screen.txt").write_text(booted.text())
+        if after is not None:
+            after(booted)
     finally:
         close_pc(booted)
     return path
@@ -77,44 +84,66 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 class _HeldHost:
-    """Makes the host's answer come while the guest idles, whatever the host's speed: once the
-    guest has sent its GET (a Link tap sees it), the machine waits at its next idle point
-    (an idle feeder that gives the guest nothing) until the server has written the whole page.
-    A deterministic machine does not wait for the host by itself: an idle guest with a timer
-    armed jumps to it, so without this the guest's wait could run out first."""
+    """Forces the timing the network session needs, whatever the host's speed. The server holds
+    every answer back until the machine lets it go: at the guest's first idle once both GETs
+    are out (an idle feeder, after the Link's poll), which then waits until the server has
+    written both whole answers and says the loop should come round at once. So the Link's
+    next idle poll, at the same instant, finds two TCP windows waiting ('f' records): more
+    than the NIC's receive ring holds (one alone fits), so frames wait in the Link and reach
+    the NIC inside the driver's port writes; the ACKs the guest sends then get more data
+    inside their transmit ('F' records, as the NAT's ARP, DHCP and ping answers). A
+    deterministic machine does not wait for the host by itself: an idle guest with a timer
+    armed jumps to it, so without this the data could come at any point."""
+
+    GETS = 2
 
     def __init__(self) -> None:
-        self.get_sent = False
-        self.answered = threading.Event()
+        self.gets_sent = 0  # GETs the guest sent (the machine's thread)
+        self.answered = 0  # answers the server wrote whole
+        self.released = threading.Event()
+        self.state = threading.Condition()
 
     def tap(self, _now: int, direction: str, frame: bytes) -> None:
         if direction == "out" and b"GET /page.txt" in frame:
-            self.get_sent = True
+            self.gets_sent += 1
 
     def idle(self) -> bool:
-        if self.get_sent and not self.answered.is_set():
-            self.answered.wait(HOST_ANSWER_WAIT_S)
-        return False
+        """An idle feeder: the first idle with every GET out lets the answers go."""
+        if self.gets_sent < self.GETS or self.released.is_set():
+            return False
+        self.released.set()
+        with self.state:
+            self.state.wait_for(lambda: self.answered == self.GETS, HOST_ANSWER_WAIT_S)
+        return True
+
+    def serve(self, answer: Callable[[], None]) -> None:
+        """In the server's handler thread: `answer()` once the machine lets it."""
+        self.released.wait(HOST_ANSWER_WAIT_S)
+        try:
+            answer()
+        finally:
+            with self.state:
+                self.answered += 1
+                self.state.notify_all()
 
 
 @pytest.fixture(scope="module")
 def http_session(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[bool]]:
-    """A recorded session: DHCP and ping (answered inside the guest's transmit), a page from a
-    host HTTP server on 127.0.0.1 (frames at idle polls), bigger than the NIC's receive ring:
-    frames wait in the Link and reach the NIC inside the driver's port writes. Also returns
-    what the NIC said on its ready channel during the recording."""
+    """A recorded session: DHCP and ping (answered inside the guest's transmit), two downloads
+    at once of a page from a host HTTP server on 127.0.0.1 (frames at idle polls and inside the
+    ACKs' transmits), more than the NIC's receive ring holds: frames wait in the Link and reach
+    the NIC inside the driver's port writes (_HeldHost). Also returns what the NIC said on its
+    ready channel during the recording."""
     tmp_path = tmp_path_factory.mktemp("http")
     www = tmp_path / "www"
     www.mkdir()
-    (www / "page.txt").write_bytes(b"".join(b"line %d\n" % i for i in range(PAGE_LINES)))
+    page = b"".join(b"line %d\n" % i for i in range(PAGE_LINES))
+    (www / "page.txt").write_bytes(page)
     held = _HeldHost()
 
     class Handler(_QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            try:
-                super().do_GET()
-            finally:
-                held.answered.set()
+            held.serve(super().do_GET)
 
     handler = functools.partial(Handler, directory=str(www))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -130,12 +159,18 @@ def http_session(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[b
         booted.run_until(lambda: booted.pc.kernel.net.stack.addr != 0, 20 * SECOND)
         booted.output("ping 10.0.2.2 -c 2", 10 * SECOND)
         port = server.server_address[1]
+        booted.command(f"httpget 10.0.2.2 {port} /page.txt > /page2.out &", 5 * SECOND)
         booted.command(f"httpget 10.0.2.2 {port} /page.txt > /page.out", 30 * SECOND)
-        assert booted.pc.kernel.fs.read_file("/page.out") == (www / "page.txt").read_bytes()
+        booted.command("wait", 30 * SECOND)
         booted.command("wc /page.out")
 
+    def downloaded(booted: BootedPc) -> None:
+        for name in ("/page.out", "/page2.out"):
+            assert booted.pc.kernel.fs.read_file(name) == page
+
     try:
-        return _record(tmp_path, script, hostnet.NetOptions("user"), NET_CHECK_EVERY), ready
+        path = _record(tmp_path, script, hostnet.NetOptions("user"), NET_CHECK_EVERY, downloaded)
+        return path, ready
     finally:
         server.shutdown()
 
@@ -173,6 +208,22 @@ def _rewrite(path: Path, change) -> Path:  # noqa: ANN001
     out = path.with_name("changed.tkrec")
     Recording(recording.header, bytes(body)).save(out)
     return out
+
+
+def test_a_host_that_drives_a_device_between_runs_is_refused(tmp_path: Path) -> None:
+    """The host reading the guest's files through the kernel during a recording issues ATA
+    commands and fills the page cache, none of it in the recording: that is what made the
+    network session's replay diverge (registers and RAM agreed, the IDE registers did not,
+    where the recording had read its downloaded files back between two commands)."""
+
+    def script(booted: BootedPc) -> None:
+        booted.boot()
+        booted.command("echo recorded > /seen.txt")
+        assert booted.pc.kernel.fs.read_file("/seen.txt") == b"recorded\n"
+        booted.command("ls -l /bin")
+
+    with pytest.raises(RecordingError, match=r"^the host changed device ide0 between runs"):
+        _record(tmp_path, script)
 
 
 def test_a_changed_key_is_reported_as_a_divergence(tmp_path: Path) -> None:

@@ -17,6 +17,11 @@ the same bit for bit. `Recorder` writes down every input from outside, where it 
     its replay loads that file before the first pass (a loaded snapshot runs on exactly as
     the machine that was saved: emu/snapshot.py);
   - the host's stop (a window closed, end of piped input, --timeout): the end of the run.
+Nothing else may reach the machine. A host that drives a device itself between runs of the
+machine loop (a test reading the guest's files through the kernel: ATA commands, a page cache
+filled, none of it in the recording) would make any replay diverge, so the recorder compares
+every device's state where one `machine.run` returned with where the next one starts, and
+`finish` refuses the recording with one line naming the device the host changed.
 A pass of the machine loop (between slices) is at a position (instructions retired, virtual
 ns, S): S is twice the number of running (not halted) passes at that instant before this one,
 plus one for a halted pass that is not the first at its point. The passes a halted machine makes
@@ -142,6 +147,12 @@ def state_hash(pc: Pc) -> bytes:
         digest.update(device.name.encode())
         digest.update(repr(device.state()).encode())
     return digest.digest()
+
+
+def device_digests(machine: Machine) -> dict[str, bytes]:
+    """Each device's state by name, digested (what the host must not change between runs)."""
+    return {device.name: hashlib.sha1(repr(device.state()).encode()).digest()
+            for device in machine.devices}  # fmt: skip
 
 
 def screen_hash(pc: Pc) -> bytes:
@@ -419,10 +430,38 @@ class Recorder:
         clock.call_at = self._timer  # type: ignore[method-assign]
         machine.channels.listen(KEY_CHANNEL, self._key)
         machine.feed_when_idle(self._after_idle_feeders)
+        self._devices_left: dict[str, bytes] | None = None  # where the last run returned
+        self.host_change: str | None = None  # the first device the host changed between runs
+        inner_run = machine.run
+
+        def run(wall_timeout_s: float | None = None,
+                until: Callable[[], bool] | None = None) -> StopInfo:  # fmt: skip
+            self._devices_untouched()
+            try:
+                return inner_run(wall_timeout_s=wall_timeout_s, until=until)
+            finally:
+                self._devices_left = device_digests(machine)
+
+        machine.run = run  # type: ignore[method-assign]
         if pc.net is not None:
             pc.net.add_tap(self._guest_frame)
             pc.net.on_input(self._frame)
             pc.net.on_guest_frame(self._transmit_done)
+
+    def _devices_untouched(self) -> None:
+        """At the start of a run: no device changed since the last one returned."""
+        left = self._devices_left
+        if left is None or self.host_change is not None:
+            return
+        now = device_digests(self.machine)
+        changed = [name for name, digest in now.items() if left.get(name) != digest]
+        if changed:
+            machine = self.machine
+            self.host_change = (
+                f"the host changed device {changed[0]} between runs of the machine (at "
+                f"instruction {machine.instructions}, virtual {machine.clock.now_ns()} ns): "
+                "an input no recording holds, a replay would diverge"
+            )
 
     def _pass(self, position: Position) -> None:
         body = self.body
@@ -503,7 +542,11 @@ class Recorder:
             self.body += b"f" + _FI.pack(*self.passes.last, len(frame)) + frame
 
     def finish(self, stop: StopInfo) -> Recording:
-        """The end: where the host stopped the machine (or it stopped itself) and its state."""
+        """The end: where the host stopped the machine (or it stopped itself) and its state;
+        RecordingError if the host changed a device between runs (see the module docstring)."""
+        self._devices_untouched()
+        if self.host_change is not None:
+            raise RecordingError(self.host_change)
         reason = stop.reason.encode("ascii")[:255]
         position = self.passes.last
         self.body += (
