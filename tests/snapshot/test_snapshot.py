@@ -19,6 +19,7 @@ from tradekernel import hostnet
 from tradekernel.emu import snapshot
 from tradekernel.emu.record import screen_hash, state_hash
 from tradekernel.emu.snapshot import SnapshotError
+from tradekernel.hostnet.link import NoBackend
 
 
 @pytest.fixture(autouse=True)
@@ -176,26 +177,11 @@ def test_a_crafted_pickle_never_runs_without_this_installations_key(tmp_path: Pa
     close_pc(loaded)
 
 
-class HandBackend:
+class HandBackend(NoBackend):
     """The far end of the cable, handing the Link frames when the test says so."""
 
     def start(self, deliver) -> None:  # noqa: ANN001
         self.deliver = deliver
-
-    def send(self, frame: bytes) -> None:
-        pass
-
-    def poll(self) -> None:
-        pass
-
-    def filenos(self) -> list[int]:
-        return []
-
-    def next_timeout(self) -> float | None:
-        return None
-
-    def close(self) -> None:
-        pass
 
 
 def test_frames_waiting_in_the_network_link_survive_a_snapshot(tmp_path: Path) -> None:
