@@ -123,7 +123,7 @@ def test_tcc_compiles_a_strategy_that_runs_in_the_os(toolchain: Toolchain) -> No
     tk, where = toolchain.tk, toolchain.where
     # by name: the shell looks in /usr/bin after /bin
     assert tk.output("tcc -v", 60 * SECOND) == ["tcc version 0.9.27 (i386 Linux)"]
-    assert tk.output("tcc -o strategy strategy.c", 300 * SECOND) == []
+    assert tk.output("compile strategy.c", 300 * SECOND) == []  # the shell's tcc front end
     inside = tk.output("./strategy 11", 60 * SECOND)
     source = where / "strategy.c"
     source.write_text(STRATEGY)
@@ -136,8 +136,10 @@ def test_tcc_compiles_a_strategy_that_runs_in_the_os(toolchain: Toolchain) -> No
 
 
 def test_tcc_reports_errors_with_file_and_line(toolchain: Toolchain) -> None:
-    lines = toolchain.tk.output("/usr/bin/tcc -c broken.c", 60 * SECOND)
+    lines = toolchain.tk.output("compile broken.c -o broken", 60 * SECOND)
     assert lines == ["broken.c:3: error: 'y' undeclared"], lines
+    assert toolchain.tk.output("compile broken", 5 * SECOND) == [
+        "compile: give one C source file (FILE.c)", "usage: compile FILE.c [-o PROGRAM]"]
 
 
 def test_lua_runs_a_script_as_on_the_host(toolchain: Toolchain) -> None:

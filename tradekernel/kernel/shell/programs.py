@@ -30,6 +30,7 @@ from tradekernel.kernel.shell.shell import Command, Output, Shell, UsageError, e
 
 PROGRAM_DIRECTORIES = ("/bin", "/usr/bin")  # where a bare name is looked up, in order (PATH)
 NICE_DEFAULT = 10  # what nice(1) adds without -n
+COMPILER = "/usr/bin/tcc"  # Debian's i386 tcc, installed with `pkg install tcc`
 
 
 def format_cpu(ns: int) -> str:
@@ -62,6 +63,8 @@ class ProgramCommands:
         for name, handler, usage, text in (
             ("run", self.run, "run PROGRAM [ARGS...] [&]",
              "run a program from /bin or a path in ring 3 (& in the background)"),
+            ("compile", self._compile, "compile FILE.c [-o PROGRAM]",
+             "compile C with tcc (pkg install tcc); errors name file:line; run ./PROGRAM"),
             ("ps", self._ps, "ps", "list processes: PID, PPID, state, class/priority, CPU time"),
             ("renice", self._renice, "renice NICE PID", "set a normal process's nice value"),
             ("chrt", self._chrt, "chrt -f|-r|-o PRIORITY PID",
@@ -118,6 +121,24 @@ class ProgramCommands:
             self.jobs.start_foreground([process], " ".join(args))
             shell.suspend_prompt()
         return 0
+
+    def _compile(self, args: list[str], out: Output) -> int:
+        """`compile FILE.c [-o PROGRAM]`: tcc in the foreground, the program named after the
+        source unless -o says otherwise."""
+        rest, output = list(args), None
+        if "-o" in rest:
+            at = rest.index("-o")
+            if at + 1 >= len(rest):
+                raise UsageError("-o needs a program name")
+            output = rest.pop(at + 1)
+            rest.pop(at)
+        if len(rest) != 1 or not rest[0].endswith(".c") or len(rest[0]) < 3:
+            raise UsageError("give one C source file (FILE.c)")
+        source = rest[0]
+        if self.kernel.fs is None or not self.kernel.fs.exists(COMPILER):
+            out.error(f"compile: no C compiler: {COMPILER} is not installed (pkg install tcc)")
+            return 127
+        return self.run([COMPILER, "-o", output or source.removesuffix(".c"), source], out)
 
     def _run_pipeline(self, stages: list[list[str]], redirections: list[tuple[str, str]],
                       out: Output, stdin: bytes | None,
