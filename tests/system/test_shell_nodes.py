@@ -11,7 +11,6 @@ import pytest
 
 from tests.system.harness import BootedPc
 from tests.system.test_files import PARTITION_OFFSET
-from tradekernel.kernel.fs import devfs
 from tradekernel.kernel.fs.vfs import S_IFCHR, FileStat, OpenFile
 from tradekernel.kernel.shell.files import NODE_READ_LIMIT
 
@@ -46,11 +45,11 @@ class EndlessFs:
 
 
 def test_ls_lists_the_device_nodes(tk: BootedPc) -> None:
-    assert tk.output("ls /dev") == ["console  null     random   tty      urandom  zero"]
+    assert tk.output("ls /dev") == ["console  market   null     random   tty      urandom  zero"]
     long = tk.output("ls -l /dev")
     assert long[0].startswith("crw--w----       4, 1 ") and long[0].endswith(" console")
     assert long[-1].startswith("crw-rw-rw-       1, 5 ") and long[-1].endswith(" zero")
-    assert len(long) == 6
+    assert len(long) == 7  # with market, the ring-3 strategies' node
     assert tk.output("ls /dev/zero") == ["/dev/zero"]
     assert tk.output("ls /dev/nope") == ["ls: /dev/nope: no such file or directory"]
 
@@ -104,10 +103,6 @@ def test_fat_paths_are_read_as_before(tk: BootedPc) -> None:
     assert tk.output("cat /etc/passwd") == passwd.splitlines()
 
 
-@pytest.mark.skipif(
-    devfs.ZeroFile.read_data is OpenFile.read_data,
-    reason="/dev/zero has no read_data yet (fs/devfs.py, owned by the linux helper)",
-)
 def test_hexdump_of_dev_zero_prints_zeros(tk: BootedPc) -> None:
     assert tk.output("hexdump -n 16 /dev/zero") == [
         "00000000  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|",
@@ -124,7 +119,7 @@ def test_without_a_disk_dev_and_proc_are_still_there(tmp_path: Path) -> None:
         image.write(bytes(512))
     pc.boot()
     assert pc.output("ls") == ["ls: no filesystem is mounted"]
-    assert pc.output("ls /dev") == ["console  null     random   tty      urandom  zero"]
+    assert pc.output("ls /dev") == ["console  market   null     random   tty      urandom  zero"]
     assert pc.output("cat /proc/uptime")[0].count(".") == 2
 
 
