@@ -24,8 +24,8 @@ class Event:
 
 
 @dataclass(slots=True)
-class OrderSubmitted(Event):
-    """An order as it was asked for, before validation and risk (then accepted or rejected)."""
+class _OrderTerms(Event):
+    """The fields of an order as entered (never published itself: the bus matches exact types)."""
 
     order_id: int
     owner: str
@@ -38,15 +38,13 @@ class OrderSubmitted(Event):
 
 
 @dataclass(slots=True)
-class OrderAccepted(Event):
-    order_id: int
-    owner: str
-    client_id: str
-    symbol: str
-    side: int
-    price: int | None
-    qty: int
-    tif: int
+class OrderSubmitted(_OrderTerms):
+    """An order as it was asked for, before validation and risk (then accepted or rejected)."""
+
+
+@dataclass(slots=True)
+class OrderAccepted(_OrderTerms):
+    """The order passed validation and risk and is live."""
 
 
 @dataclass(slots=True)
