@@ -329,3 +329,27 @@ def test_a_relative_path_is_enoent_not_an_endless_walk_to_the_root(mounts: Mount
         with pytest.raises(OSError) as error:
             mounts.stat(path)
         assert error.value.errno == errno.ENOENT
+
+
+def test_the_kernel_writes_nodes_and_fat_files_through_write_data(
+    mounts: MountTable, screen: Screen, volume: FatFs
+) -> None:
+    """write_data is the shell's `> FILE`: a device or a FAT file, never a file that waits."""
+    assert mounts.open("/dev/null", O_WRONLY).write_data(b"gone") == 4
+    assert mounts.open("/dev/tty", O_WRONLY).write_data(b"shown") == 5
+    assert "shown" in screen.text
+    log = mounts.open("/log.txt", O_WRONLY | O_CREAT)
+    assert log.write_data(b"kept") == 4
+    log.close()
+    assert volume.read_file("/log.txt") == b"kept"
+    with pytest.raises(OSError) as error:
+        mounts.open("/dev", O_RDONLY).write_data(b"x")
+    assert error.value.errno == errno.EINVAL
+
+
+def test_mount_points_are_found_by_path_and_by_directory(mounts: MountTable) -> None:
+    assert mounts.mount_point("/dev/null") == "/dev"
+    assert mounts.mount_point("/dev") == "/dev"
+    assert mounts.mount_point("/device") == "/"
+    assert mounts.points_in("/") == ["dev"]
+    assert mounts.points_in("/dev") == []

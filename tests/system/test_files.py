@@ -85,10 +85,13 @@ def test_seed_workflow_and_the_peers_agree(tk: BootedPc, tmp_path: Path) -> None
     assert run(tk, "mkdir strategies") == []
     assert run(tk, 'echo "buy low" > strategies/s1.txt') == []
     assert run(tk, "cat strategies/s1.txt") == ["buy low"]
-    assert run(tk, "ls") == ["bin/         etc/         home/        strategies/  tmp/"]
+    assert run(tk, "ls") == [  # with /dev and /proc, the kernel's mounts
+        "bin/         etc/         proc/        tmp/",
+        "dev/         home/        strategies/",
+    ]
     [entry] = run(tk, "ls -l strategies")
     assert re.fullmatch(r"----a +8 2026-01-02 09:3\d s1\.txt", entry)
-    row = tk.lines().index("bin/         etc/         home/        strategies/  tmp/")
+    row = tk.lines().index("bin/         etc/         proc/        tmp/")
     assert tk.attribute_at(row, 0) == 0x09  # directories in light blue
     assert mtype(tk.disk, "/strategies/s1.txt") == b"buy low\n"
     assert mdir_names(tk.disk, "/strategies") == {"s1.txt"}
@@ -136,7 +139,7 @@ def test_copy_move_remove_and_append(tk: BootedPc, tmp_path: Path) -> None:
         "cp: src/a.txt: source and destination are the same file"
     ]
     assert run(tk, "rm -r src") == []
-    assert run(tk, "ls") == ["bin/   dst/   etc/   home/  tmp/"]
+    assert run(tk, "ls") == ["bin/   dev/   dst/   etc/   home/  proc/  tmp/"]
     for name in ("a.txt", "renamed.txt", "copy/a.txt"):
         assert mtype(tk.disk, f"/dst/{name}") == b"one\ntwo\n"
     assert mdir_names(tk.disk, "/") == {"bin", "dst", "etc", "home", "tmp"}
@@ -249,8 +252,11 @@ def test_any_command_output_can_be_redirected(tk: BootedPc) -> None:
     run(tk, "ls > listing.txt")
     run(tk, "version >> listing.txt")
     lines = run(tk, "cat listing.txt")
-    assert lines[0] == "bin/         etc/         home/        listing.txt  tmp/"  # made first
-    assert lines[1].startswith("TradeKernel 0.1.0 on the TradeKernel PC")
+    assert lines[:2] == [  # made first
+        "bin/         etc/         listing.txt  tmp/",
+        "dev/         home/        proc/",
+    ]
+    assert lines[2].startswith("TradeKernel 0.1.0 on the TradeKernel PC")
     assert run(tk, "cat nothing.txt > out.txt") == ["cat: nothing.txt: no such file or directory"]
     assert run(tk, "cat out.txt") == []  # created (and empty) before cat ran, as sh does
 

@@ -166,3 +166,42 @@ def test_cp_copies_a_proc_file_whole_or_not_at_all(tk: BootedPc) -> None:
     ]
     assert not tk.pc.kernel.fs.exists("/tmp/e")
     assert tk.output("cp /dev/tty /tmp/t")[0].startswith("cp: /dev/tty: a device the shell")
+
+
+def test_output_redirected_to_a_device_is_written_through_the_vfs(tk: BootedPc) -> None:
+    assert tk.output("echo dropped > /dev/null") == []
+    assert tk.output("echo dropped >> /dev/null") == []
+    assert tk.output("echo shown > /dev/tty") == ["shown"]
+    assert tk.output("echo mixed in >> /dev/urandom") == []
+    assert tk.output("echo no > /proc/uptime") == [
+        "sh: /proc/uptime: permission denied (read-only)"
+    ]
+    assert not tk.pc.kernel.fs.exists("/dev")  # nothing was made on the FAT volume
+
+
+def test_ls_of_the_root_shows_the_mount_points_as_directories(tk: BootedPc) -> None:
+    names = " ".join(tk.output("ls /")).split()
+    assert {"bin/", "dev/", "etc/", "proc/"} <= set(names) and names.count("dev/") == 1
+    long = {line.split()[-1]: line for line in tk.output("ls -l /")}
+    assert long["dev/"].startswith("drwxr-xr-x      <DIR> ")
+    assert long["proc/"].startswith("dr-xr-xr-x      <DIR> ")
+    assert long["endless/"].startswith("??????????          ? ")  # a root with no status
+    assert tk.output("ls /dev")[0].startswith("console  market")  # the mount, not a FAT dir
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("du /dev/null", "du: /dev/null: not on a disk: /dev is served by the kernel"),
+        ("du -s /proc", "du: /proc: not on a disk: /proc is served by the kernel"),
+        ("edit /dev/null", "edit: /dev/null: not on a disk: /dev is served by the kernel"),
+        ("edit /proc/uptime", "edit: /proc/uptime: not on a disk: /proc is served by the kernel"),
+        ("mv /dev/null /x", "mv: /dev/null: not on a disk: /dev is served by the kernel"),
+        ("mv /etc/passwd /dev/null", "mv: /dev/null: not on a disk: /dev is served by the kernel"),
+        ("rm /proc/uptime", "rm: /proc/uptime: not on a disk: /proc is served by the kernel"),
+        ("touch /dev/new", "touch: /dev/new: not on a disk: /dev is served by the kernel"),
+    ],
+)
+def test_disk_commands_on_nodes_say_so_in_one_line(tk: BootedPc, line: str, expected: str) -> None:
+    assert tk.output(line) == [expected]
+    assert tk.pc.kernel.fs.exists("/etc/passwd")  # mv left the source where it was

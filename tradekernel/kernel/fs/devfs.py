@@ -105,6 +105,9 @@ class TtyFile(OpenFile):
         return self.terminal.tty_read(process, buffer, count)
 
     def write(self, process: Caller, data: bytes) -> int:
+        return self.write_data(data)
+
+    def write_data(self, data: bytes) -> int:  # the screen never makes a writer wait
         self.console.write(data.decode("utf-8", "replace"))
         return len(data)
 
@@ -152,6 +155,9 @@ class NullFile(OpenFile):
         return b""
 
     def write(self, process: Caller, data: bytes) -> int:
+        return len(data)
+
+    def write_data(self, data: bytes) -> int:  # the shell's `> /dev/null`
         return len(data)
 
     def stat(self) -> FileStat:
@@ -212,6 +218,9 @@ class RandomFile(OpenFile):
         return self.source.read(min(count, RANDOM_CHUNK))
 
     def write(self, process: Caller, data: bytes) -> int:
+        return self.write_data(data)
+
+    def write_data(self, data: bytes) -> int:
         self.source.mix(data)
         return len(data)
 

@@ -49,10 +49,13 @@ class FsFile(OpenFile):
         return len(data)
 
     def write(self, process: Caller, data: bytes) -> int:
-        return self.handle.write(data)
+        return self.write_data(data)
 
     def read_data(self, count: int) -> bytes:
         return self.handle.read(count)
+
+    def write_data(self, data: bytes) -> int:
+        return self.handle.write(data)
 
     def seek(self, offset: int, whence: int) -> int:
         handle = self.handle

@@ -36,7 +36,7 @@ from tradekernel.kernel.drivers.floppy import (
 from tradekernel.kernel.drivers.portio import PortIo
 from tradekernel.kernel.fs.fat import FatFile, FatFs, FsError, FsStats, Stat
 from tradekernel.kernel.fs.fatfile import FatVolume
-from tradekernel.kernel.fs.vfs import MountTable
+from tradekernel.kernel.fs.vfs import MountTable, OpenFile
 
 ATA_STATUS = 0x1F7
 
@@ -138,6 +138,15 @@ def unmount_floppy(mount: FloppyMount, heap: Heap) -> None:
 
 
 # ---- one tree of FAT volumes ----------------------------------------------------------------
+class NotOnDisk(OSError):
+    """A disk command named a path that a filesystem other than FAT serves (/dev, /proc)."""
+
+    def __init__(self, path: str, point: str) -> None:
+        self.path = path
+        self.reason = f"not on a disk: {point} is served by the kernel"
+        super().__init__(errno.EPERM, f"{path}: {self.reason}")
+
+
 class Volumes:
     """The FAT volumes the kernel mounted, seen as one tree by path: a path under a mount point
     of the mount table (`/a/x` with a floppy on `/a`) goes to that volume, any other path to
@@ -151,19 +160,27 @@ class Volumes:
         self._mounted: set[str] = set()  # mount points of volumes other than the root
 
     def locate(self, path: str) -> tuple[FatFs, str]:
-        """(volume, path inside it) for an absolute path."""
+        """(volume, path inside it) for an absolute path; NotOnDisk for a path another
+        filesystem serves (/dev, /proc)."""
         try:
             filesystem, inner = self._mounts.resolve(path)
         except OSError:
             filesystem, inner = None, path
         if isinstance(filesystem, FatVolume):
             fs = filesystem.fs
-        else:  # not under a FAT mount (/dev): the root volume, as before mounts existed
-            fs, inner = self._root(), path
+        elif filesystem is not None:
+            raise NotOnDisk(path, self._mounts.mount_point(path))
+        else:  # no mount covers it: the root volume, if there is one
+            fs = self._root()
             if fs is None:
                 raise OSError(errno.ENODEV, "no filesystem is mounted")
         self._touched[id(fs)] = fs
         return fs, inner
+
+    def open_file(self, path: str, flags: int) -> OpenFile:
+        """`path` opened through the mount table as an open file (vfs.OpenFile): a FAT file,
+        or the node /dev or /proc serves; what a redirection's target is."""
+        return self._mounts.open(path, flags)
 
     def any_mounted(self) -> bool:
         """A root volume, or one the shell mounted."""

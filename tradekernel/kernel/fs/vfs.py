@@ -7,10 +7,12 @@ are all OpenFiles, and later sockets and /proc entries will be; the system calls
 see only this interface: read, write, seek (lseek), stat, ioctl, poll (readiness: would a read
 or write sleep, is the other end gone) with `watch` callbacks run when readiness may have
 changed (`changed`: pipes and the tty call it, so a sleeping poll needs no timer),
-directory_entries (getdents64, with the directory's offset an entry index) and close. Its
-status flags (F_GETFL/F_SETFL) are shared by every descriptor: with O_NONBLOCK a read or write
-that would sleep fails with EAGAIN instead. A kind of file implements what it supports; the
-rest fails the way Linux fails it for that kind (EBADF, ESPIPE, ENOTDIR, ENOTTY).
+directory_entries (getdents64, with the directory's offset an entry index) and close; the
+kernel's own reads and writes (read_data, write_data: sendfile, the shell's cat and `> FILE`)
+exist only where they never wait. Its status flags (F_GETFL/F_SETFL) are shared by every
+descriptor: with O_NONBLOCK a read or write that would sleep fails with EAGAIN instead. A
+kind of file implements what it supports; the rest fails the way Linux fails it for that kind
+(EBADF, ESPIPE, ENOTDIR, ENOTTY).
 
 Sharing: one OpenFile may sit in several descriptors (dup, dup2, fork, a pipeline's stages),
 which then share its offset, as POSIX says. `acquire` counts each descriptor that takes it and
@@ -178,6 +180,12 @@ class OpenFile:
         files whose reads never wait have it, as Linux's sendfile wants a page-cache file."""
         raise OSError(E.EINVAL, "sendfile cannot read this kind of file")
 
+    def write_data(self, data: bytes) -> int:
+        """Write `data` from the kernel at the position (the shell's `> FILE`): bytes taken.
+        Only files whose writes never wait have it (no pipe, no socket): the shell never
+        sleeps."""
+        raise OSError(E.EINVAL, "the kernel cannot write this kind of file")
+
     def seek(self, offset: int, whence: int) -> int:
         raise OSError(E.ESPIPE, "not seekable")
 
@@ -266,21 +274,32 @@ class MountTable:
             raise OSError(E.EINVAL, f"{point}: not a mount point")
         return self._mounts.pop(point)
 
-    def resolve(self, path: str) -> tuple[Filesystem, str]:
-        """(filesystem, path within it) for an absolute, normalised `path`; ENODEV if no
-        mount covers it (no disk, and the path is not under another mount); ENOENT for a
-        relative one (a /proc fd link's "anon_inode:[...]" target), which no mount covers."""
+    def mount_point(self, path: str) -> str:
+        """The mount point whose filesystem serves the absolute, normalised `path`: ENODEV if
+        no mount covers it, ENOENT for a relative one (a /proc fd link's "anon_inode:[...]"
+        target)."""
         if not path.startswith("/"):
             raise OSError(E.ENOENT, f"{path}: not an absolute path")
         point = path
-        while True:
-            filesystem = self._mounts.get(point)
-            if filesystem is not None:
-                inner = path[len(point) :] if point != "/" else path
-                return filesystem, inner or "/"
+        while point not in self._mounts:
             if point == "/":
                 raise OSError(E.ENODEV, "no filesystem is mounted")
             point = posixpath.dirname(point)
+        return point
+
+    def points_in(self, directory: str) -> list[str]:
+        """The names of the mount points directly inside `directory` (/dev and /proc in /)."""
+        return sorted(
+            posixpath.basename(point) for point in self._mounts
+            if point != "/" and posixpath.dirname(point) == directory
+        )  # fmt: skip
+
+    def resolve(self, path: str) -> tuple[Filesystem, str]:
+        """(filesystem, path within it) for an absolute, normalised `path` (the errors are
+        mount_point's)."""
+        point = self.mount_point(path)
+        inner = path[len(point) :] if point != "/" else path
+        return self._mounts[point], inner or "/"
 
     def open(self, path: str, flags: int) -> OpenFile:
         """The filesystem's open, with the status flags and the path recorded on the file."""

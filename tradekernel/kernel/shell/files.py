@@ -40,6 +40,7 @@ from tradekernel.kernel.fs.fatfile import FatVolume
 from tradekernel.kernel.fs.storage import (
     FLOPPY_DEVICE,
     FloppyMount,
+    NotOnDisk,
     Volumes,
     mount_floppy,
     unmount_floppy,
@@ -339,6 +340,8 @@ class FileCommands:
 
     @staticmethod
     def _fail(out: Output, name: str, path: str, error: OSError) -> int:
+        if isinstance(error, NotOnDisk):
+            path = error.path  # which of the operands (mv's target) is not on a disk
         out.error(f"{name}: {path}: {error_text(error)}")
         return 1
 
@@ -375,6 +378,22 @@ class FileCommands:
             entries.append(_Entry.of_node(name, stat))
         return entries
 
+    def _mount_points_in(self, full: str, entries: list[_Entry]) -> list[_Entry]:
+        """The mounts of other filesystems directly in FAT directory `full` (/dev and /proc in
+        /), as their root directories show: no FAT entry names them (a floppy's mount point is
+        one already). One whose root has no status shows as an unknown kind."""
+        names = {entry.name.casefold() for entry in entries}
+        mounts = []
+        for name in self.kernel.vfs.points_in(full):
+            if name.casefold() in names:
+                continue
+            try:
+                stat = self.kernel.vfs.stat(posixpath.join(full, name))
+                mounts.append(_Entry.of_node(name, stat))
+            except OSError:
+                mounts.append(_Entry(name, True, "?", None, "?" * 10))
+        return mounts
+
     def _canonical(self, fs: Volumes, path: str) -> str:
         """The absolute path of an existing file with each name spelled as stored (FAT
         matches names without regard to case, and short 8.3 aliases too)."""
@@ -408,7 +427,7 @@ class FileCommands:
                 stat = fs.stat(full)
                 if stat.is_dir:
                     entries = [_Entry.of_fat(stat.name, stat) for stat in fs.scandir(full)]
-                    directories.append((path, entries))
+                    directories.append((path, entries + self._mount_points_in(full, entries)))
                 else:
                     files.append(_Entry.of_fat(path, stat))
             except OSError as error:

@@ -7,7 +7,8 @@ prints one clear line and the prompt comes back: the shell itself never dies.
 
 Output redirection works for every command: an unquoted `> FILE` or `>> FILE` anywhere on the
 line gives the handler an Output that writes to FILE (created or truncated before the command
-runs, or appended to) on the mounted filesystem; errors still go to the screen. Programs (in
+runs, or appended to) on the mounted filesystem, or to the device it names (`> /dev/null`);
+errors still go to the screen. Programs (in
 /bin) go to the process layer instead (`run_programs`): `a | b | c` pipes them together and
 `< FILE` / `> FILE` become their standard input and output; a trailing `&` makes the line a
 background job (`run_programs_in_background`). A built-in may start a pipeline
@@ -34,7 +35,8 @@ from dataclasses import dataclass
 from tradekernel import __version__
 from tradekernel.kernel.drivers.console import Console
 from tradekernel.kernel.drivers.tty import Tty
-from tradekernel.kernel.fs.storage import Volumes
+from tradekernel.kernel.fs.storage import NotOnDisk, Volumes
+from tradekernel.kernel.fs.vfs import O_APPEND, O_CREAT, O_TRUNC, O_WRONLY, OpenFile
 
 ERROR_ATTR = 0x0C  # light red
 CAPTURE_LIMIT = 1 << 20  # characters of a built-in's output kept for a pipe or a file
@@ -177,6 +179,8 @@ def error_text(error: OSError) -> str:
     "invalid argument ('a|b': character '|' is not allowed in a FAT name)"."""
     if error.errno is None:
         return str(error)
+    if isinstance(error, NotOnDisk):
+        return error.reason  # says it all: "not on a disk: /dev is served by the kernel"
     text = os.strerror(error.errno)
     text = text[:1].lower() + text[1:]
     detail = str(error.strerror or "")
@@ -237,18 +241,19 @@ class TextOutput(Output):
 
 
 class FileOutput(TextOutput):
-    """Output redirected to an open file: text is kept and written in one go by `close`."""
+    """Output redirected to an open file (a FAT file or a device node: any OpenFile the kernel
+    can write, write_data): text is kept and written in one go by `close`."""
 
-    def __init__(self, console: Console, handle) -> None:  # noqa: ANN001 - fat.FatFile
+    def __init__(self, console: Console, file: OpenFile) -> None:
         super().__init__(console)
-        self._handle = handle
+        self._file = file
 
     def close(self) -> None:
         """Write what the command printed (UTF-8) and close the file."""
         try:
-            self._handle.write(self.text().encode("utf-8"))
+            self._file.write_data(self.text().encode("utf-8"))
         finally:
-            self._handle.close()
+            self._file.close()
 
 
 Handler = Callable[[list[str], Output], int]
@@ -446,17 +451,18 @@ class Shell:
         if fs is None or not fs.any_mounted():
             self.out.error("sh: cannot redirect output: no filesystem is mounted")
             return None
-        handle = None
+        file = None
         for operator, target in redirections:
-            if handle is not None:
-                handle.close()
+            if file is not None:
+                file.close()
+            flags = O_WRONLY | O_CREAT | (O_APPEND if operator == ">>" else O_TRUNC)
             try:
-                handle = fs.open(self.resolve_path(target), "a" if operator == ">>" else "w")
+                file = fs.open_file(self.resolve_path(target), flags)
             except OSError as error:
                 self.out.error(f"sh: {target}: {error_text(error)}")
                 fs.flush()
                 return None
-        return FileOutput(self.console, handle)
+        return FileOutput(self.console, file)
 
     def _close_redirection(self, out: FileOutput) -> None:
         try:
