@@ -12,6 +12,7 @@ import pytest
 from tests.system.harness import BootedPc
 from tests.system.test_files import PARTITION_OFFSET
 from tradekernel.kernel.fs.vfs import S_IFCHR, FileStat, OpenFile
+from tradekernel.kernel.shell import programs
 from tradekernel.kernel.shell.files import NODE_READ_LIMIT
 
 
@@ -205,3 +206,18 @@ def test_ls_of_the_root_shows_the_mount_points_as_directories(tk: BootedPc) -> N
 def test_disk_commands_on_nodes_say_so_in_one_line(tk: BootedPc, line: str, expected: str) -> None:
     assert tk.output(line) == [expected]
     assert tk.pc.kernel.fs.exists("/etc/passwd")  # mv left the source where it was
+
+
+@pytest.mark.skipif(
+    not hasattr(programs, "REDIRECT_FLAGS"),
+    reason="programs.py (not misc's) still opens a program's redirections on FAT only",
+)
+def test_a_programs_output_redirected_to_a_device(tk: BootedPc) -> None:
+    passwd = tk.pc.kernel.fs.read_file("/etc/passwd").decode().splitlines()
+    assert tk.output("cat /etc/passwd > /dev/null") == []
+    assert tk.output("cat /etc/passwd >> /dev/null") == []
+    assert tk.output("cat /etc/passwd > /dev/tty") == passwd
+    assert tk.output("wc < /dev/null") == ["0 0 0"]
+    assert tk.output("cat /etc/passwd > /proc/uptime") == [
+        "sh: /proc/uptime: permission denied (read-only)"
+    ]
