@@ -13,8 +13,11 @@ writes leaves a volume fsck.fat can repair without losing data it had acknowledg
     then the directory entry's size and first cluster. A crash while a new file is written
     leaves lost clusters (allocated, reached by no chain), which the next writable mount of an
     undamaged volume frees as fsck.fat would (`reclaimed`); a crash while an existing file
-    grows can leave its chain longer than its size, which is damage (a size field that shrank
-    looks the same) and mounts read-only for fsck.fat;
+    grows into a new cluster (a log's append) leaves its chain one cluster longer than its
+    size. On an otherwise undamaged volume with exactly one such file (one writer: only one
+    append can be cut) the next writable mount repairs it as fsck.fat -a does, keeping the size
+    and freeing that cluster (`repaired`); a longer chain, or two such files, is damage (a
+    size field that shrank looks the same) and mounts read-only for fsck.fat;
   - growing a directory: the new cluster is allocated, zeroed, and only then linked;
   - shrinking or deleting: the directory entry changes first, the clusters are freed after;
   - renaming: the new entry is written before the old one is removed.
@@ -218,6 +221,7 @@ FAT16_MAX_CLUSTERS = 65524
 FAT32_MAX_CLUSTERS = 0x0FFFFFF5
 MAX_DIR_ENTRIES = 65536  # a directory may not exceed 2 MiB of entries
 MAX_MOUNT_PROBLEMS = 100  # the allocation check stops listing damage after this many
+CUT_APPEND = "one cluster past its size"  # what the allocation check says of a cut append
 FSINFO_LEAD = 0x41615252
 FSINFO_STRUCT = 0x61417272
 FSINFO_TRAIL = 0xAA550000
@@ -704,6 +708,19 @@ def _parse_mode(mode: str | int) -> int:
     return flags
 
 
+@dataclass(frozen=True)
+class _CutAppend:
+    """A file whose chain has one cluster more than its size needs: the state a power cut
+    leaves while an existing file grows into a new cluster (the FAT was written, the
+    directory entry's size not yet)."""
+
+    path: str
+    size: int
+    length: int  # clusters in its chain
+    last: int  # the last cluster its size needs
+    extra: int  # the cluster linked after it
+
+
 class FatFs:
     """A mounted FAT volume. `now` supplies timestamps (the kernel passes the RTC's time)."""
 
@@ -736,6 +753,7 @@ class FatFs:
         # entry index): refused when a path goes through them.
         self._damaged: dict[tuple[int, int], str] = {}
         self._lost: list[int] = []  # in use, reached by no chain: set by an undamaged check
+        self._cut_append: _CutAppend | None = None  # set by a check that found only that
         self._load_dir(self.root_cluster, "/")  # a damaged root shows up now, not on first use
         problems = self._check_allocation()
         if problems and damage is None:
@@ -746,6 +764,9 @@ class FatFs:
         self.read_only_reason = damage and f"{damage}; repair it with fsck.fat"
         self.read_only = read_only or damage is not None
         self.reclaimed = 0  # lost clusters this mount gave back
+        self.repaired: str | None = None  # the cut append this mount repaired, in one line
+        if self._cut_append is not None and not self.read_only:
+            self._repair_cut_append(self._cut_append)
         if self._lost and not self.read_only:
             self._reclaim_lost()
 
@@ -763,6 +784,16 @@ class FatFs:
         self.flush()
         self.reclaimed, self._lost = len(self._lost), []
 
+    def _repair_cut_append(self, cut: _CutAppend) -> None:
+        """Repair a cut append as fsck.fat -a does ("Truncating file to SIZE bytes"): the size
+        stays, the cluster past it is freed; the FAT is written copy 1 first, as every change,
+        so a cut here leaves at worst FAT copies that differ, which mount read-only."""
+        self._modifying()
+        self._fat.set(cut.last, self._fat.eoc_min)  # fsck.fat's end mark (FF8), not our FFF
+        self._fat.release([cut.extra])
+        self.flush()
+        self.repaired = f"{cut.path}: freed the cluster past its {cut.size} bytes (a cut append)"
+
     def _check_allocation(self) -> list[str]:
         """The allocation check of a mount: follow every chain reachable from the root once,
         as fsck.fat does, and return the damage that writing would spread ("path: what"): a
@@ -778,13 +809,16 @@ class FatFs:
         cluster_bytes = self.layout.cluster_bytes
         owned = bytearray(max_cluster + 1)
         problems: list[str] = []
+        cut: list[_CutAppend] = []  # files whose chain has one cluster past their size
+        tail: list[int] = []  # the last claim's CUT_APPEND: chain length, last needed, extra
 
         def claim(first: int, size: int | None) -> str:
-            """Mark one chain as owned; what is wrong with it, or "" if nothing."""
+            """Mark one chain as owned; what is wrong with it, or "" if nothing. A file's chain
+            one cluster longer than its size needs is CUT_APPEND, its clusters in `tail`."""
             damage = ""
             if not 2 <= first <= max_cluster:
                 damage = f"first cluster {first:#x} is outside the data area"
-            length, cluster = 1, first
+            length, cluster, previous = 1, first, 0
             while not damage:
                 if owned[cluster]:
                     damage = f"chain is cross-linked or loops at cluster {cluster}"
@@ -792,7 +826,11 @@ class FatFs:
                 owned[cluster] = 1
                 following = entries[cluster]
                 if following >= eoc_min:
-                    if size is not None and length != -(-size // cluster_bytes):
+                    needed = -(-size // cluster_bytes) if size is not None else length
+                    if size and length == needed + 1:
+                        tail[:] = [length, previous, cluster]
+                        damage = CUT_APPEND
+                    elif length != needed:
                         damage = f"{size} bytes in a chain of {length} clusters"
                     break
                 if not 2 <= following <= max_cluster:
@@ -801,7 +839,7 @@ class FatFs:
                         if following == 0
                         else f"cluster {cluster} links to {following:#x}, outside the data area"
                     )
-                cluster = following
+                previous, cluster = cluster, following
                 length += 1
             return damage
 
@@ -839,12 +877,19 @@ class FatFs:
                 else:
                     damage = "directory entry has no cluster" if is_dir else ""
                     damage = damage or (f"{size} bytes but no clusters" if size else "")
-                if damage:  # the name is looked up only now: most directories are clean
+                if damage == CUT_APPEND:
+                    path_of = _child_path(directory, index, path)
+                    cut.append(_CutAppend(path_of, size, *tail))
+                elif damage:  # the name is looked up only now: most directories are clean
                     problems.append(f"{_child_path(directory, index, path)}: {damage}")
                     if is_dir:
                         self._damaged[(cluster, index)] = damage
                 elif is_dir:
                     pending.append((first, _child_path(directory, index, path), cluster))
+        if len(cut) == 1 and not problems:  # the one state a cut append leaves: repairable
+            self._cut_append = cut[0]
+        else:  # more than one file mid-append cannot come from one writer: damage
+            problems += [f"{c.path}: {c.size} bytes in a chain of {c.length} clusters" for c in cut]
         if not problems:  # every chain was followed: what is in use and unowned is lost
             bad = fat.bad
             self._lost = [

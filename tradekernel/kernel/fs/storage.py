@@ -63,6 +63,8 @@ def mount_system_disk(
     )
     if fs.reclaimed:
         message += f"; reclaimed {fs.reclaimed} clusters a cut write had left"
+    if fs.repaired:
+        message += f"; repaired {fs.repaired}"
     if fs.read_only_reason:
         message += f"; mounted read-only: {fs.read_only_reason}"
     return fs, disk, message
@@ -98,6 +100,8 @@ class FloppyMount:
         )
         if self.fs.reclaimed:
             text += f"; reclaimed {self.fs.reclaimed} lost clusters"
+        if self.fs.repaired:
+            text += f"; repaired {self.fs.repaired}"
         return text + (f"; read-only: {self.fs.read_only_reason}" if self.fs.read_only else "")
 
 
