@@ -4,10 +4,14 @@ What glibc needs for locks, condition variables, once-only initialisation and th
 FUTEX_WAIT (sleep if the word still holds the expected value, with an optional relative
 timeout), FUTEX_WAKE (wake at most N sleepers on the word), and their _BITSET forms (an
 absolute timeout, on CLOCK_MONOTONIC or, with FUTEX_CLOCK_REALTIME, the wall clock; a sleeper
-is woken only by a wake whose bitset shares a bit with its own). FUTEX_PRIVATE_FLAG is
-accepted: a word is named by its physical address either way (the frame and the offset), so
-a futex in MAP_SHARED or System V shared memory works between processes, as Linux's shared
-futexes do. Other operations (requeue, PI, wake-op) return ENOSYS.
+is woken only by a wake whose bitset shares a bit with its own). Other operations (requeue,
+PI, wake-op) return ENOSYS.
+
+A word is named as Linux names it (`key`): with FUTEX_PRIVATE_FLAG, or on private memory
+whatever the flag, by (address space, virtual address), which a copy on write after fork does
+not change (the frame under a sleeper may be replaced by the time its wake comes); on a shared
+mapping (MAP_SHARED, System V shared memory: PTE_SHARED) without the flag, by the physical
+address of the word, the same in every process that maps the page, wherever it maps it.
 
 The check of the word and the sleep are atomic, as Linux requires: nothing else runs
 between them (one CPU, the kernel not preempted). A signal ends the wait with EINTR
@@ -24,7 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from tradekernel.kernel.fs.vfs import ERESTARTSYS
-from tradekernel.kernel.mm.paging import copy_from_user
+from tradekernel.kernel.mm.paging import PTE_SHARED, copy_from_user
 from tradekernel.kernel.proc.task import Process
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 0, 1, 9, 10
@@ -41,37 +45,46 @@ class _Waiter:
     bitset: int
 
 
+FutexKey = tuple[str, int, int] | tuple[str, int]
+
+
 class Futexes:
-    """The wait queues, keyed by physical address."""
+    """The wait queues, by futex key."""
 
     def __init__(self, manager) -> None:  # noqa: ANN001 - proc.process.ProcessManager
         self.manager = manager
-        self.queues: defaultdict[int, list[_Waiter]] = defaultdict(list)
+        self.queues: defaultdict[FutexKey, list[_Waiter]] = defaultdict(list)
 
     @staticmethod
-    def key(process: Process, address: int) -> int:
-        """The physical address of the word (EFAULT if it is not mapped)."""
+    def key(process: Process, address: int, private: bool) -> FutexKey:
+        """The word's name (see the module docstring): ("mm", page directory, virtual
+        address) or ("page", physical address); EFAULT if it is not mapped. Threads share
+        their address space, hence its page directory; a dead space's number may come back
+        for a new one, but its sleepers are dead too and a wake skips them."""
         copy_from_user(process.aspace, address, 4)  # EFAULT if it is not readable
-        physical = process.aspace.translate(address).physical
-        if physical is None:
+        translation = process.aspace.translate(address)
+        if translation.physical is None:
             raise OSError(E.EFAULT, f"futex word {address:#x} is not mapped")
-        return physical
+        if not private and translation.pte & PTE_SHARED:
+            return ("page", translation.physical)
+        return ("mm", process.aspace.cr3, address)
 
     def sys_futex(self, process: Process, args: tuple[int, ...]) -> int | None:
         address, op, value, timeout, _address2, value3 = args
         command = op & FUTEX_CMD_MASK
+        private = bool(op & FUTEX_PRIVATE_FLAG)
         if command in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
             bitset = BITSET_MATCH_ANY if command == FUTEX_WAIT else value3
             absolute = command == FUTEX_WAIT_BITSET
             return self.wait(process, address, value, timeout, bitset, absolute,
-                             bool(op & FUTEX_CLOCK_REALTIME))  # fmt: skip
+                             bool(op & FUTEX_CLOCK_REALTIME), private)  # fmt: skip
         if command in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
             bitset = BITSET_MATCH_ANY if command == FUTEX_WAKE else value3
-            return self.wake(process, address, value, bitset)
+            return self.wake(process, address, value, bitset, private)
         return -E.ENOSYS
 
     def wait(self, process: Process, address: int, expected: int, timeout: int, bitset: int,
-             absolute: bool, realtime: bool) -> int | None:  # fmt: skip
+             absolute: bool, realtime: bool, private: bool = False) -> int | None:  # fmt: skip
         if address % 4:
             return -E.EINVAL
         if not bitset:
@@ -79,9 +92,7 @@ class Futexes:
         deadline = None
         clock = self.manager.kernel.clock
         if timeout:
-            seconds, nanoseconds = struct.unpack(
-                "<iI", copy_from_user(process.aspace, timeout, 8)
-            )
+            seconds, nanoseconds = struct.unpack("<iI", copy_from_user(process.aspace, timeout, 8))
             if seconds < 0 or nanoseconds >= NS:
                 return -E.EINVAL
             span = seconds * NS + nanoseconds
@@ -92,7 +103,7 @@ class Futexes:
         (word,) = struct.unpack("<I", copy_from_user(process.aspace, address, 4))
         if word != expected & 0xFFFF_FFFF:
             return -E.EAGAIN
-        key = self.key(process, address)
+        key = self.key(process, address, private)
         waiter = _Waiter(process, 0, bitset)
 
         def cancel() -> int:
@@ -111,14 +122,15 @@ class Futexes:
             self.manager.kernel.call_at(deadline, expire)
         return None
 
-    def wake(self, process: Process, address: int, count: int, bitset: int = BITSET_MATCH_ANY
-             ) -> int:  # fmt: skip
-        """Wake up to `count` sleepers on the word; how many were woken."""
+    def wake(self, process: Process, address: int, count: int, bitset: int = BITSET_MATCH_ANY,
+             private: bool = False) -> int:  # fmt: skip
+        """Wake up to `count` sleepers on the word; how many were woken. The kernel's own wake
+        (a thread's exit, CLONE_CHILD_CLEARTID) is a shared one, as Linux's."""
         if address % 4 or not bitset:
             return -E.EINVAL
-        return self.wake_key(self.key(process, address), count, bitset)
+        return self.wake_key(self.key(process, address, private), count, bitset)
 
-    def wake_key(self, key: int, count: int, bitset: int = BITSET_MATCH_ANY) -> int:
+    def wake_key(self, key: FutexKey, count: int, bitset: int = BITSET_MATCH_ANY) -> int:
         queue = self.queues.get(key, [])
         woken = 0
         for waiter in list(queue):
@@ -135,10 +147,9 @@ class Futexes:
             self.queues.pop(key, None)
         return woken
 
-    def _forget(self, key: int, waiter: _Waiter) -> None:
+    def _forget(self, key: FutexKey, waiter: _Waiter) -> None:
         queue = self.queues.get(key)
         if queue and waiter in queue:
             queue.remove(waiter)
             if not queue:
                 del self.queues[key]
-
