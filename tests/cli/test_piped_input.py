@@ -8,9 +8,11 @@ import subprocess
 from pathlib import Path
 
 from tests.peers import peer
+from tradekernel.disktool import create_os_disk
+from tradekernel.emu import snapshot
 from tradekernel.ui.pipe import TYPEAHEAD_BUDGET, Unit, UnitSplitter, line_receipt
 
-from .conftest import run_tk
+from .conftest import TK, run_tk, tk_env
 
 
 def _boot(tmp_path: Path, script: bytes, *args: str):  # noqa: ANN202
@@ -101,3 +103,26 @@ def test_a_closed_stdout_powers_off_instead_of_stopping_the_machine(tmp_path: Pa
     )  # fmt: skip
     assert result.stdout.decode().splitlines()[-1] == "status=0", result.stderr
     assert b"MACHINE STOPPED" not in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_input_piped_into_a_restored_machine_waits_for_its_prompt(tmp_path: Path) -> None:
+    """A machine saved by `snapshot save` comes back inside that command, its clock long past
+    START_WAIT_NS: the piped lines are typed once the restored shell's prompt is up (typed
+    into the command they lost their first Enter: "echo xecho y")."""
+    disk, snaps = tmp_path / "d.img", tmp_path / "snaps"
+    create_os_disk(disk)
+    snaps.mkdir()
+    env = {**tk_env(tmp_path), snapshot.KEY_ENV: str(tmp_path / "key")}
+    common = [str(TK), "boot", "--headless", "--net", "none", "--timeout", "60", "--disk",
+              str(disk)]  # fmt: skip
+    saved = subprocess.run([*common, "--deterministic", "--snapshot-dir", str(snaps)],
+                           input=b"snapshot save mid\n", capture_output=True, env=env,
+                           timeout=120, check=False)  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    loaded = subprocess.run([*common, "--load-state", str(snaps / "mid.tksnap")],
+                            input=b"echo x\necho y\n", capture_output=True, env=env,
+                            timeout=120, check=False)  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    out = loaded.stdout.decode()
+    assert "snapshot mid: this machine was restored from it" in out
+    assert "tk:/> echo x\nx\ntk:/> echo y\ny\n" in out, out
