@@ -105,10 +105,9 @@ def test_a_closed_stdout_powers_off_instead_of_stopping_the_machine(tmp_path: Pa
     assert b"MACHINE STOPPED" not in result.stderr and b"Traceback" not in result.stderr
 
 
-def test_input_piped_into_a_restored_machine_waits_for_its_prompt(tmp_path: Path) -> None:
-    """A machine saved by `snapshot save` comes back inside that command, its clock long past
-    START_WAIT_NS: the piped lines are typed once the restored shell's prompt is up (typed
-    into the command they lost their first Enter: "echo xecho y")."""
+def test_a_machine_restored_with_load_state_takes_the_first_piped_enter(tmp_path: Path) -> None:
+    """A machine saved by `snapshot save` was saved with that line's Enter still down: the
+    restored keyboard held it, and the first piped Enter was dropped ("echo xecho y")."""
     disk, snaps = tmp_path / "d.img", tmp_path / "snaps"
     create_os_disk(disk)
     snaps.mkdir()
