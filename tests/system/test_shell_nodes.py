@@ -221,3 +221,17 @@ def test_a_programs_output_redirected_to_a_device(tk: BootedPc) -> None:
     assert tk.output("cat /etc/passwd > /proc/uptime") == [
         "sh: /proc/uptime: permission denied (read-only)"
     ]
+
+
+def test_cp_writes_a_file_into_a_device(tk: BootedPc) -> None:
+    passwd = tk.pc.kernel.fs.read_file("/etc/passwd").decode().splitlines()
+    assert tk.output("cp /etc/passwd /dev/null") == []
+    assert tk.output("cp /etc/passwd /dev/tty") == passwd
+    assert tk.output("cp /etc/passwd /proc/uptime") == [
+        "cp: /proc/uptime: permission denied (read-only)"
+    ]
+    assert tk.output("cp /etc /dev/null") == ["cp: /etc: is a directory"]
+    assert tk.output("cp /nope /dev/null") == ["cp: /nope: no such file or directory"]
+    assert tk.output("cp /etc/passwd /dev/market") == [
+        "cp: /dev/market: invalid argument (the kernel cannot write this kind of file)"
+    ]

@@ -7,7 +7,10 @@ ls, cat and hexdump also read what the other mounts serve (/dev, /proc) through 
 (`kernel.vfs`: stat, open, directory_entries, read_data), the way a program sees them. A node
 without read_data (the tty, whose reads may wait) is not read: one line names it. At most
 NODE_READ_LIMIT bytes are read from a node (/dev/zero never ends), and a line says when the
-output stopped there.
+output stopped there. cp writes a file into a device through the kernel-side write
+(write_data: `cp FILE /dev/null`); the other disk commands (du, edit, mv, rm, ...) on a /dev or
+/proc path say in one line that it is not on a disk (storage.NotOnDisk). `ls` of a FAT
+directory also lists the mount points in it (/dev and /proc in /).
 
 Contract: every path argument goes through `shell.resolve_path` (relative to the shell's cwd).
 A filesystem error (an OSError carrying an errno) becomes one line, `cmd: PATH: <errno text>`,
@@ -48,6 +51,7 @@ from tradekernel.kernel.fs.storage import (
 from tradekernel.kernel.fs.vfs import (
     O_DIRECTORY,
     O_RDONLY,
+    O_WRONLY,
     S_IFCHR,
     S_IFIFO,
     S_IFMT,
@@ -621,6 +625,8 @@ class FileCommands:
             try:
                 if is_node(self.kernel.vfs, source):
                     self._copy_node(fs, source, target)
+                elif is_node(self.kernel.vfs, target):
+                    status = self._copy_into_node(fs, typed, source, target, out) or status
                 elif self._same_file(fs, source, target):
                     out.error(f"cp: {typed}: source and destination are the same file")
                     status = 1
@@ -647,6 +653,28 @@ class FileCommands:
                           f" {NODE_READ_LIMIT} bytes of a device")  # fmt: skip
         with fs.open(target, "w") as writer:
             writer.write(data)
+
+    def _copy_into_node(
+        self, fs: Volumes, typed: str, source: str, target: str, out: Output
+    ) -> int:
+        """A file's bytes written into a device (`cp FILE /dev/null`, `/dev/tty`) through the
+        VFS (write_data); a node that takes no writes is named in the one line."""
+        if fs.stat(source).is_dir:
+            raise IsDirectory(f"{typed}: is a directory")
+        try:
+            node = self.kernel.vfs.open(target, O_WRONLY)
+        except OSError as error:
+            return self._fail(out, "cp", target, error)
+        try:
+            with fs.open(source, "r") as reader:  # its errors name the source (the caller's)
+                while chunk := reader.read(COPY_CHUNK):
+                    try:
+                        node.write_data(chunk)
+                    except OSError as error:
+                        return self._fail(out, "cp", target, error)
+        finally:
+            node.close()
+        return 0
 
     def _copy_tree(self, fs: Volumes, source: str, target: str) -> None:
         for directory, _, files in list(fs.walk(source)):
