@@ -8,6 +8,10 @@ carries on to the shell without ever writing to the disk. `mount_floppy` raises 
 one line saying why a diskette cannot be mounted (none in the drive, not FAT); a diskette with
 damage is mounted read-only with the reason, a write-protected one read-only, and neither is
 ever written.
+
+`Volumes` answers only for FAT: a path that /dev or /proc serves raises `NotOnDisk`, one line
+saying so; `open_file` opens any path through the mount table (a redirection's target: a FAT
+file or a device node).
 """
 
 from __future__ import annotations
