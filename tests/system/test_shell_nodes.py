@@ -12,7 +12,6 @@ import pytest
 from tests.system.harness import BootedPc
 from tests.system.test_files import PARTITION_OFFSET
 from tradekernel.kernel.fs.vfs import S_IFCHR, FileStat, OpenFile
-from tradekernel.kernel.shell import programs
 from tradekernel.kernel.shell.files import NODE_READ_LIMIT
 
 
@@ -208,10 +207,6 @@ def test_disk_commands_on_nodes_say_so_in_one_line(tk: BootedPc, line: str, expe
     assert tk.pc.kernel.fs.exists("/etc/passwd")  # mv left the source where it was
 
 
-@pytest.mark.skipif(
-    not hasattr(programs, "REDIRECT_FLAGS"),
-    reason="programs.py (not misc's) still opens a program's redirections on FAT only",
-)
 def test_a_programs_output_redirected_to_a_device(tk: BootedPc) -> None:
     passwd = tk.pc.kernel.fs.read_file("/etc/passwd").decode().splitlines()
     assert tk.output("cat /etc/passwd > /dev/null") == []

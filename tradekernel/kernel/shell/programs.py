@@ -6,7 +6,7 @@ A program is an ELF in /bin (or at a path) started by the process layer
 it ends or stops (kernel/shell/jobs.py then takes over); with `&` it becomes a numbered job.
 `a | b | c < IN > OUT` runs one process per stage in one process group, each one's standard
 output piped (fs/pipe.py) into the next one's standard input, `<` feeding the first and `>`
-or `>>` taking the last (FAT files, fs/fatfile.py).
+or `>>` taking the last (FAT files, fs/fatfile.py, or /dev nodes: `> /dev/null`).
 
 Imports: shell (Output, UsageError, the job table), proc and fs.
 """
@@ -17,9 +17,8 @@ import functools
 import itertools
 
 from tradekernel.kernel.fs.bytesfile import BytesFile
-from tradekernel.kernel.fs.fatfile import FsFile
 from tradekernel.kernel.fs.pipe import Pipe
-from tradekernel.kernel.fs.vfs import OpenFile
+from tradekernel.kernel.fs.vfs import O_APPEND, O_CREAT, O_RDONLY, O_TRUNC, O_WRONLY, OpenFile
 from tradekernel.kernel.proc.process import ProcessManager, SpawnError
 from tradekernel.kernel.proc.scheduler import NICE_MAX, NICE_MIN, SchedulerError
 from tradekernel.kernel.proc.signals import SIGKILL
@@ -30,6 +29,12 @@ from tradekernel.kernel.shell.shell import Command, Output, Shell, UsageError, e
 
 PROGRAM_DIRECTORIES = ("/bin", "/usr/bin")  # where a bare name is looked up, in order (PATH)
 NICE_DEFAULT = 10  # what nice(1) adds without -n
+# open(2) flags of a redirection's target, as sh opens it (a FAT file or a /dev node)
+REDIRECT_FLAGS = {
+    "<": O_RDONLY,
+    ">": O_WRONLY | O_CREAT | O_TRUNC,
+    ">>": O_WRONLY | O_CREAT | O_APPEND,
+}
 COMPILER = "/usr/bin/tcc"  # Debian's i386 tcc, installed with `pkg install tcc`
 
 
@@ -158,7 +163,7 @@ class ProgramCommands:
             path = shell.resolve_path(target)
             fd = 0 if operator == "<" else 1
             try:
-                handle = fs.open(path, {"<": "r", ">": "w", ">>": "a"}[operator])
+                opened = fs.open_file(path, REDIRECT_FLAGS[operator])
             except OSError as error:
                 out.error(f"sh: {target}: {error_text(error)}")
                 for file in files.values():
@@ -166,7 +171,7 @@ class ProgramCommands:
                 return 1
             if fd in files:
                 files[fd].close()
-            files[fd] = FsFile(handle, path, fs)
+            files[fd] = opened
         processes: list[Process] = []
         try:
             for argv in stages:
