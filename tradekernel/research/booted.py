@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shlex
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -174,15 +173,18 @@ def files_fingerprint(files: dict[str, bytes]) -> str:
         raise MachineError(f"the machine's run files are not readable: {err!r}") from None
 
 
+def data_at(data_name: str) -> str:
+    """Where a data file goes on the machine's disk: /data, under its own name (which tells
+    its format) when that is a plain one."""
+    return f"{DATA_DIR}/{disk_name(data_name, 'data' + Path(data_name).suffix)}"
+
+
 def machine_command(path: Path, sample: bool, config_path: Path | None, data_name: str,
-                    raw: bytes, params: dict[str, str] | None = None,
-                    ) -> tuple[str, dict[str, bytes]]:  # fmt: skip
-    """The shell line and the disk files of an in-machine run: the data in /data (under its
-    own name, which tells its format), a strategy file in /strategies with the .toml beside it
-    (a `sample` is known to the OS by name), a --config file as /data/config.toml, and one
-    `--param NAME=TEXT` per entry of `params` (TEXT as TOML, quoted for the shell)."""
-    name = disk_name(data_name, "data" + Path(data_name).suffix)
-    files = {f"{DATA_DIR}/{name}": raw}
+                    raw: bytes) -> tuple[str, dict[str, bytes]]:  # fmt: skip
+    """The shell line and the disk files of an in-machine run: the data at `data_at`, a
+    strategy file in /strategies with the .toml beside it (a `sample` is known to the OS by
+    name), a --config file as /data/config.toml."""
+    files = {data_at(data_name): raw}
     if sample:
         words = ["backtest", path.stem]
     else:
@@ -192,12 +194,10 @@ def machine_command(path: Path, sample: bool, config_path: Path | None, data_nam
         if config_path is None and beside.is_file():
             files[f"{STRATEGY_DIR}/{stem}.toml"] = beside.read_bytes()
         words = ["backtest", stem]
-    words.append(f"{DATA_DIR}/{name}")
+    words.append(data_at(data_name))
     if config_path is not None:
         files[f"{DATA_DIR}/config.toml"] = config_path.read_bytes()
         words += ["--config", f"{DATA_DIR}/config.toml"]
-    for key, text in (params or {}).items():
-        words += ["--param", shlex.quote(f"{key}={text}")]
     return " ".join(words), files
 
 

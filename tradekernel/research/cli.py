@@ -22,12 +22,12 @@ from pathlib import Path
 
 import click
 
-from tradekernel.kernel.trading import lobster, strategies
+from tradekernel.kernel.trading import lobster
 from tradekernel.kernel.trading.backtest import run_backtest
 from tradekernel.kernel.trading.feed import FeedError
 
 from .booted import RUN_FILES, MachineError, RunMismatch, backtest_in_machine, machine_command
-from .config import ConfigError, load
+from .config import SAMPLES, ConfigError, load
 from .html import html_report
 from .parquet import tables, write_tables
 from .report import ReportError, report
@@ -35,7 +35,6 @@ from .sweep import METRICS, ClusterError, heatmap, parse_grid, sweep, table
 from .synthetic import MAX_EVENTS, SessionSpec, generate
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-SAMPLES = Path(strategies.__file__).parent
 MAX_DATA_BYTES = 1 << 31  # a data file larger than this is refused before reading
 EXIT_INPUT, EXIT_STOPPED, EXIT_DATA_ERRORS, EXIT_MISMATCH = 1, 2, 3, 4
 PROGRESS_EVERY_S = 0.5
@@ -250,18 +249,24 @@ def report_command(run: Path, html_path: Path | None) -> None:
               help="run on this Dask cluster (scheduler address, tcp://HOST:PORT) instead")
 @click.option("--sort", default="net", show_default=True, type=click.Choice(METRICS))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write a CSV here")
+@click.option("--host", "on_host", is_flag=True,
+              help="run each point in the worker process (the same engine code) instead of "
+                   "booting a machine for it")  # fmt: skip
 def sweep_command(strategy: str, data: Path, grids: tuple[str, ...], config_path: Path | None,
-                  jobs: int, sort: str, out: Path | None,
-                  cluster: str | None = None) -> None:  # fmt: skip
-    """Backtest STRATEGY on DATA once per point of the --grid, in --jobs local processes or on
-    the Dask cluster at --cluster; a table sorted by --sort, and a heatmap of it for a
+                  jobs: int, sort: str, out: Path | None, cluster: str | None = None,
+                  on_host: bool = False) -> None:  # fmt: skip
+    """Backtest STRATEGY on DATA once per point of the --grid, each in a TradeKernel PC booted
+    in deterministic mode for it (--host: in the worker process), in --jobs local processes or
+    on the Dask cluster at --cluster; a table sorted by --sort, and a heatmap of it for a
     two-parameter grid. Every run is deterministic: the same table whatever --jobs is, and on
-    a cluster. Exit 0 done, 1 bad input or no cluster, 2 a run was stopped."""
+    a cluster. Exit 0 done, 1 bad input, no cluster or a machine's failure, 2 a run was
+    stopped."""
     try:
         points = parse_grid(list(grids))
         started = time.monotonic()
-        results = sweep(strategy_path(strategy), config_path, data, points, jobs, cluster)
-    except (ConfigError, ClusterError) as err:
+        results = sweep(strategy_path(strategy), config_path, data, points, jobs, cluster,
+                        host=on_host)  # fmt: skip
+    except (ConfigError, ClusterError, MachineError) as err:
         _fail(str(err))
     except FeedError as err:
         _fail(f"{data}: {err}")
@@ -273,7 +278,8 @@ def sweep_command(strategy: str, data: Path, grids: tuple[str, ...], config_path
         for line in heatmap(results, sort):
             click.echo(line)
     where = f"cluster {cluster}" if cluster else f"{jobs} process(es)"
-    click.echo(f"{len(results)} runs in {elapsed:.1f}s on {where}", err=True)
+    each = "in the worker process" if on_host else "one machine each"
+    click.echo(f"{len(results)} runs in {elapsed:.1f}s on {where}, {each}", err=True)
     if out is not None:
         names = list(results[0].params)
         rows = [",".join([*names, *METRICS, "code_hash", "error"])]

@@ -65,8 +65,8 @@ def tables(files: dict[str, bytes]) -> dict[str, object]:
             cells = list(zip(*rows[1:], strict=True)) or [()] * len(columns)
             if len(cells) != len(columns):
                 raise ValueError(f"{len(cells)} columns")
-            arrays = {c: _column(kind, list(col)) for (c, kind), col in zip(columns, cells,
-                                                                              strict=True)}
+            arrays = {c: _column(kind, list(col))
+                      for (c, kind), col in zip(columns, cells, strict=True)}  # fmt: skip
         except KeyError:
             raise ReportError(f"{where}: missing from the run") from None
         except (IndexError, ValueError, InvalidOperation, UnicodeDecodeError) as err:
