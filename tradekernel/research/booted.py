@@ -1,6 +1,7 @@
-"""`tk backtest` inside the machine: boot the TradeKernel PC in deterministic mode on a scratch
-disk holding the data (and the strategy, when it is a file), type the shell's `backtest` at its
-prompt, and read back what it printed. Backtest and live so share every line of code below
+"""`tk backtest` and every `tk sweep` point inside the machine: boot the TradeKernel PC in
+deterministic mode on a scratch disk holding the data (and the strategy, when it is a file),
+type the shell's `backtest` at its prompt (`machine_command` makes the line and the disk's
+files), and read back what it printed. Backtest and live so share every line of code below
 the strategy API: the kernel's FAT driver reads the data, the kernel's strategy loader and
 sandbox run the strategy, the kernel's books replay the feed.
 
@@ -12,7 +13,9 @@ console mirror (COM1, which the kernel writes synchronously), so the progress th
 `collect`, a folder on the OS's disk (where the shell's `backtest ... --out DIR` wrote the run's
 files), the files in it are read from the disk image once the machine is off, with the
 project's FAT code from the host side: the run's files come from the machine's disk, not from
-an engine run in this process.
+an engine run in this process. `backtest_in_machine` is the whole round: the line (with --out
+RUN_DIR when collecting), the shell's refusal as a MachineError, what it printed parsed
+(`parse_printed`), and the collected files checked against it (RunMismatch if they differ).
 
 Uses: disktool (the disk), ui.session.make_pc (the machine), the keyboard channel (typing at
 idle points, as the test harness does, so the run is deterministic). Nothing of the kernel.
