@@ -1,10 +1,11 @@
 """`tk sweep`: the grid is every combination in order, a bad grid is one line, each point is a
 machine of its own booted for it, and the table is the same whether the runs share one process
 or spread over two, and the same as the in-process engine's (--host); a two-parameter grid also
-prints its heatmap."""
+prints its heatmap, and --html draws it in colour."""
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,19 @@ from tradekernel.research.sweep import param_text, parse_grid, sweep
 from tradekernel.research.synthetic import SessionSpec, generate
 
 SAMPLES = Path(strategies.__file__).parent
+
+
+class Cells(HTMLParser):
+    """The heatmap's cells: data-value -> fill."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attributes = dict(attrs)
+        if tag == "rect" and "data-value" in attributes:
+            self.values[attributes["data-value"]] = attributes["fill"]
 
 
 def test_the_grid_is_every_combination_in_order() -> None:
@@ -77,15 +91,24 @@ def test_every_grid_value_reaches_the_machine_as_itself() -> None:
 def test_the_command_sorts_and_draws_the_heatmap(tmp_path: Path) -> None:
     data = tmp_path / "s.itch"
     data.write_bytes(generate(SessionSpec(events=3000, seed=2))[0])
-    out = tmp_path / "sweep.csv"
-    result = CliRunner().invoke(sweep_command, ["imbalance", str(data), "--grid", "size=100,300",
-                                                "--grid", "cooldown_ns=1000000,5000000",
-                                                "--out", str(out)])  # fmt: skip
+    out, page = tmp_path / "sweep.csv", tmp_path / "sweep.html"
+    grid = ["--grid", "size=100,300", "--grid", "cooldown_ns=1000000,5000000"]
+    result = CliRunner().invoke(sweep_command, ["imbalance", str(data), *grid, "--out", str(out),
+                                                "--html", str(page)])  # fmt: skip
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    nets = [float(line.split()[2]) for line in lines[1:5]]
-    assert nets == sorted(nets, reverse=True)
+    nets = [line.split()[2] for line in lines[1:5]]
+    assert [float(n) for n in nets] == sorted(map(float, nets), reverse=True)
     assert "net by size (down) x cooldown_ns (across)" in result.stdout
     assert len(out.read_text().splitlines()) == 5
+    cells = Cells()
+    cells.feed(page.read_text())
+    assert sorted(cells.values) == sorted(nets) and len(set(nets)) == 4
+    top, bottom = nets[0], nets[-1]  # the best point is drawn green, the worst red
+    assert cells.values[top] == "rgb(26,150,65)" and cells.values[bottom] == "rgb(215,25,28)"
+    again = tmp_path / "again.html"
+    rerun = CliRunner().invoke(sweep_command, ["imbalance", str(data), *grid, "--jobs", "2",
+                                               "--html", str(again)])  # fmt: skip
+    assert rerun.exit_code == 0 and again.read_bytes() == page.read_bytes()
     bad = CliRunner().invoke(sweep_command, ["imbalance", str(data), "--grid", "sise=1"])
     assert bad.exit_code == 1 and "unknown parameter" in bad.output

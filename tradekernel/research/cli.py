@@ -28,7 +28,7 @@ from tradekernel.kernel.trading.feed import FeedError
 
 from .booted import RUN_FILES, MachineError, RunMismatch, backtest_in_machine, machine_command
 from .config import SAMPLES, ConfigError, load
-from .html import html_report
+from .html import html_report, sweep_page
 from .parquet import tables, write_tables
 from .report import ReportError, report
 from .sweep import METRICS, ClusterError, heatmap, parse_grid, sweep, table
@@ -249,12 +249,14 @@ def report_command(run: Path, html_path: Path | None) -> None:
               help="run on this Dask cluster (scheduler address, tcp://HOST:PORT) instead")
 @click.option("--sort", default="net", show_default=True, type=click.Choice(METRICS))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="write a CSV here")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="write the table and (two parameters) a colour heatmap here")  # fmt: skip
 @click.option("--host", "on_host", is_flag=True,
               help="run each point in the worker process (the same engine code) instead of "
                    "booting a machine for it")  # fmt: skip
 def sweep_command(strategy: str, data: Path, grids: tuple[str, ...], config_path: Path | None,
                   jobs: int, sort: str, out: Path | None, cluster: str | None = None,
-                  on_host: bool = False) -> None:  # fmt: skip
+                  html_path: Path | None = None, on_host: bool = False) -> None:  # fmt: skip
     """Backtest STRATEGY on DATA once per point of the --grid, each in a TradeKernel PC booted
     in deterministic mode for it (--host: in the worker process), in --jobs local processes or
     on the Dask cluster at --cluster; a table sorted by --sort, and a heatmap of it for a
@@ -280,13 +282,19 @@ def sweep_command(strategy: str, data: Path, grids: tuple[str, ...], config_path
     where = f"cluster {cluster}" if cluster else f"{jobs} process(es)"
     each = "in the worker process" if on_host else "one machine each"
     click.echo(f"{len(results)} runs in {elapsed:.1f}s on {where}, {each}", err=True)
-    if out is not None:
-        names = list(results[0].params)
-        rows = [",".join([*names, *METRICS, "code_hash", "error"])]
-        for p in results:
-            rows.append(",".join([*(str(p.params[n]) for n in names),
-                                  *(str(getattr(p, m)) for m in METRICS), p.code_hash,
-                                  (p.error or "").replace(",", ";")]))  # fmt: skip
-        out.write_text("\n".join(rows) + "\n")
+    names = list(results[0].params)
+    rows = [",".join([*names, *METRICS, "code_hash", "error"])]
+    for p in results:
+        rows.append(",".join([*(str(p.params[n]) for n in names),
+                              *(str(getattr(p, m)) for m in METRICS), p.code_hash,
+                              (p.error or "").replace(",", ";")]))  # fmt: skip
+    title = f"sweep of {strategy} on {data.name}"
+    for path, make in ((out, lambda: "\n".join(rows) + "\n"),
+                       (html_path, lambda: sweep_page(title, results, sort))):  # fmt: skip
+        try:
+            if path is not None:
+                path.write_text(make())
+        except OSError as err:
+            _fail(f"{path}: cannot write: {err.strerror}")
     if any(p.error for p in results):
         sys.exit(EXIT_STOPPED)

@@ -236,9 +236,10 @@ def heatmap(points: list[Point], metric: str) -> list[str]:
              f"{'':>12} " + " ".join(f"{a!s:>12}" for a in across)]  # fmt: skip
     for d in down:
         values = (cell[(d, a)] for a in across)
-        lines.append(f"{d!s:>12} " + " ".join(f"{_shown(v):>12}" for v in values))
+        lines.append(f"{d!s:>12} " + " ".join(f"{shown(v):>12}" for v in values))
     return lines
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
+    """A metric as the table prints it: money to the cent, counts as they are."""
     return f"{value:.2f}" if isinstance(value, Decimal) else str(value)
