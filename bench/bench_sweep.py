@@ -8,8 +8,11 @@ included: a spawned worker imports the project and boots its machines), as runs 
 and as market-data events replayed per second over all runs. Beside each booted figure, the
 same sweep with --host (the engine in the worker process, no machine), so the price of a
 machine per point shows. With --cluster, the booted sweep also runs on a Dask LocalCluster
-of N worker processes started here (its start is not timed). Every sweep's rows are checked
-equal to the first one's: a figure is only printed for a sweep that gave the same table.
+of N worker processes started here (its start, and one sweep warming its workers' imports,
+are not timed). Every sweep's rows are checked equal to the first one's: a figure is only
+printed for a sweep that gave the same table. A local sweep starts its own processes; what
+that costs (spawning the pool and importing the machine's code in every worker) is measured
+apart and printed per process count: a short sweep on a few processes is mostly that.
 
 On a shared host the load average (printed at start and end) says how far the wall-clock
 figures can be trusted; more processes than CPUs only shows the saturation.
@@ -20,6 +23,7 @@ Run: .venv/bin/python bench/bench_sweep.py [--events N] [--points P] [--jobs N] 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import tempfile
 import time
@@ -37,6 +41,24 @@ def timed(data: Path, points: int, jobs: int, host: bool,
     start = time.perf_counter()
     rows = sweep(SAMPLES / "imbalance.py", None, data, grid, jobs, cluster, host=host)
     return time.perf_counter() - start, rows
+
+
+def _imported() -> None:
+    """In a spawned worker: import what a machine-per-point run needs."""
+    import tradekernel.research.sweep  # noqa: F401
+    import tradekernel.ui.session  # noqa: F401
+
+
+def start_cost(jobs: int) -> float:
+    """Wall seconds to spawn `jobs` worker processes and import the project in each, as a
+    sweep's pool does before its first run (nothing for one process: it runs in this one)."""
+    if jobs <= 1:
+        return 0.0
+    start = time.perf_counter()
+    pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_imported)
+    pool.close()
+    pool.join()  # every worker ran its initializer and exited
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -68,6 +90,7 @@ def main() -> None:
             where = f"Dask, {args.jobs} workers"
             cases += [(where, 1, False, cluster.scheduler_address),
                       (where, 1, True, cluster.scheduler_address)]  # fmt: skip
+            timed(data, args.jobs, 1, False, cluster.scheduler_address)  # the workers' imports
         try:
             for where, jobs, host, address in cases:
                 elapsed, rows = timed(data, args.points, jobs, host, address)
@@ -82,6 +105,9 @@ def main() -> None:
             if cluster is not None:
                 cluster.close()
     print("every sweep gave the same table")
+    for jobs in sorted({2, args.jobs}):
+        print(f"spawning {jobs} worker processes and importing the project in each: "
+              f"{start_cost(jobs):.2f} s (part of every local sweep on {jobs} processes)")
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
