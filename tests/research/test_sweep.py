@@ -112,3 +112,9 @@ def test_the_command_sorts_and_draws_the_heatmap(tmp_path: Path) -> None:
     assert rerun.exit_code == 0 and again.read_bytes() == page.read_bytes()
     bad = CliRunner().invoke(sweep_command, ["imbalance", str(data), "--grid", "sise=1"])
     assert bad.exit_code == 1 and "unknown parameter" in bad.output
+    unknown = tmp_path / "s.bin"  # no format the OS knows: the machine's shell refuses it
+    unknown.write_bytes(data.read_bytes())
+    bad = CliRunner().invoke(sweep_command, ["imbalance", str(unknown), "--grid", "size=1"])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output
+    assert bad.output == ("tk: point {'size': 1}: /data/s.bin: unknown feed format (expected "
+                          ".itch, .fix or .csv)\n")  # fmt: skip
