@@ -16,6 +16,7 @@ way (research/sweep.py).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -243,8 +244,8 @@ def report_command(run: Path, html_path: Path | None) -> None:
               help="NAME=V1,V2,... (repeat it: every combination runs)")  # fmt: skip
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML configuration (default: the .toml beside the strategy)")  # fmt: skip
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 256),
-              help="local processes")  # fmt: skip
+@click.option("--jobs", default=os.cpu_count() or 1, type=click.IntRange(1, 256),
+              help="local processes (default: one per CPU; one runs in this process)")
 @click.option("--cluster", metavar="ADDRESS",
               help="run on this Dask cluster (scheduler address, tcp://HOST:PORT) instead")
 @click.option("--sort", default="net", show_default=True, type=click.Choice(METRICS))
@@ -260,9 +261,9 @@ def sweep_command(strategy: str, data: Path, grids: tuple[str, ...], config_path
     """Backtest STRATEGY on DATA once per point of the --grid, each in a TradeKernel PC booted
     in deterministic mode for it (--host: in the worker process), in --jobs local processes or
     on the Dask cluster at --cluster; a table sorted by --sort, and a heatmap of it for a
-    two-parameter grid. Every run is deterministic: the same table whatever --jobs is, and on
-    a cluster. Exit 0 done, 1 bad input, no cluster or a machine's failure, 2 a run was
-    stopped."""
+    two-parameter grid (--html: a page with the table and a colour heatmap). Every run is
+    deterministic: the same table whatever --jobs is, and on a cluster. Exit 0 done, 1 bad
+    input, no cluster or a machine's failure, 2 a run was stopped."""
     try:
         points = parse_grid(list(grids))
         started = time.monotonic()

@@ -206,6 +206,7 @@ def sweep(strategy_path: Path, config_path: Path | None, data_path: Path,
     job = make_job(strategy_path, config_path, data_path, host)
     if cluster is not None:
         return sweep_on_cluster(cluster, job, data_path, points)
+    jobs = min(jobs, len(points))  # a process more than the points would only start and stop
     if jobs <= 1:
         return [run_job(job, params) for params in points]
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
