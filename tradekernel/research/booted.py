@@ -218,7 +218,7 @@ class Printed:
     events: int
     stopped: str | None
     data_errors: list[str]
-    fingerprint: str  # fills count and sha256 prefix, net: what must equal the host's run
+    fingerprint: str  # fills count, sha256 prefix, net: what the run's files must match
 
 
 PRINTED_HEAD = re.compile(r"backtest (\S+) on (\S+): (ok|STOPPED), (\d+) events, hash (\w+)")
