@@ -135,6 +135,25 @@ def test_out_writes_the_machine_s_files_not_a_host_run(tmp_path: Path, monkeypat
     assert pages[0] == pages[1] and b"<svg" in pages[0]
 
 
+def test_host_and_machine_write_the_same_files_for_a_strategy_file(tmp_path: Path) -> None:
+    """A strategy from a file of another name than its class's: the machine runs it as the
+    file names it, and so does --host, so both write the same bytes, Parquet included."""
+    data = tmp_path / "s.itch"
+    data.write_bytes(SESSION)
+    samples = Path(strategies.__file__).parent
+    (tmp_path / "mymo.py").write_bytes((samples / "momentum.py").read_bytes())
+    (tmp_path / "mymo.toml").write_bytes((samples / "momentum.toml").read_bytes())
+    for run, more in (("machine", []), ("host", ["--host"])):
+        ran = CliRunner().invoke(backtest, [str(tmp_path / "mymo.py"), str(data), "--quiet",
+                                            "--out", str(tmp_path / run), *more])  # fmt: skip
+        assert ran.exit_code == 0 and ran.output.startswith("ok mymo on s.itch: "), ran.output
+    names = sorted(p.name for p in (tmp_path / "machine").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "host").iterdir()) and len(names) == 7
+    for name in names:
+        machine, host = (tmp_path / "machine" / name).read_bytes(), (tmp_path / "host" / name)
+        assert machine == host.read_bytes(), name
+
+
 def test_out_writes_nothing_when_the_files_are_not_the_printed_run(
     tmp_path: Path, monkeypatch  # noqa: ANN001
 ) -> None:

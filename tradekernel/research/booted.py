@@ -188,22 +188,25 @@ def data_at(data_name: str) -> str:
     return f"{DATA_DIR}/{disk_name(data_name, 'data' + Path(data_name).suffix)}"
 
 
+def strategy_name(path: Path, sample: bool) -> str:
+    """The name the OS runs a strategy file under (and records in its results): a sample's
+    own, else the file's stem when it is a plain one."""
+    return path.stem if sample else disk_name(path.stem, "strategy")
+
+
 def machine_command(path: Path, sample: bool, config_path: Path | None, data_name: str,
                     raw: bytes) -> tuple[str, dict[str, bytes]]:  # fmt: skip
     """The shell line and the disk files of an in-machine run: the data at `data_at`, a
     strategy file in /strategies with the .toml beside it (a `sample` is known to the OS by
     name), a --config file as /data/config.toml."""
     files = {data_at(data_name): raw}
-    if sample:
-        words = ["backtest", path.stem]
-    else:
-        stem = disk_name(path.stem, "strategy")
+    stem = strategy_name(path, sample)
+    if not sample:
         files[f"{STRATEGY_DIR}/{stem}.py"] = path.read_bytes()
         beside = path.with_suffix(".toml")
         if config_path is None and beside.is_file():
             files[f"{STRATEGY_DIR}/{stem}.toml"] = beside.read_bytes()
-        words = ["backtest", stem]
-    words.append(data_at(data_name))
+    words = ["backtest", stem, data_at(data_name)]
     if config_path is not None:
         files[f"{DATA_DIR}/config.toml"] = config_path.read_bytes()
         words += ["--config", f"{DATA_DIR}/config.toml"]

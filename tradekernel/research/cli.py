@@ -27,7 +27,14 @@ from tradekernel.kernel.trading import lobster
 from tradekernel.kernel.trading.backtest import run_backtest
 from tradekernel.kernel.trading.feed import FeedError
 
-from .booted import RUN_FILES, MachineError, RunMismatch, backtest_in_machine, machine_command
+from .booted import (
+    RUN_FILES,
+    MachineError,
+    RunMismatch,
+    backtest_in_machine,
+    machine_command,
+    strategy_name,
+)
 from .config import SAMPLES, ConfigError, load
 from .html import html_report, sweep_page
 from .parquet import tables, write_tables
@@ -104,6 +111,7 @@ def backtest(strategy: str, data: Path, config_path: Path | None, out: Path | No
         instance, cfg, digest = load(path, config_path)
     except ConfigError as err:
         _fail(str(err))
+    instance.name = strategy_name(path, path.parent == SAMPLES)  # as the machine's run names it
     try:
         if data.stat().st_size > MAX_DATA_BYTES:
             _fail(f"{data}: larger than {MAX_DATA_BYTES} bytes")
