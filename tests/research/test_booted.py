@@ -14,8 +14,8 @@ from tests.system.test_trading import booted
 from tradekernel.kernel.trading import strategies
 from tradekernel.kernel.trading.backtest import run_backtest
 from tradekernel.research import booted as booted_module
-from tradekernel.research.booted import run_in_machine
-from tradekernel.research.cli import backtest, parse_printed
+from tradekernel.research.booted import RUN_FILES, parse_printed, run_in_machine
+from tradekernel.research.cli import backtest, report_command
 from tradekernel.research.config import load
 from tradekernel.research.synthetic import SessionSpec, generate
 
@@ -100,17 +100,88 @@ def test_the_shell_s_refusal_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert ran.output == expected  # the machine's path: the line comes from its shell
 
 
-def test_out_writes_files_only_when_the_machine_agrees(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_out_writes_the_machine_s_files_not_a_host_run(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """`tk backtest --out` runs nothing in this process: the CSV/JSON files are the bytes read
+    from the machine's disk image, the Parquet tables and the HTML report are made from them,
+    and two runs give the same bytes for all of it."""
     data = tmp_path / "s.itch"
     data.write_bytes(SESSION)
-    ran = CliRunner().invoke(backtest, ["momentum", str(data), "--out", str(tmp_path / "a"),
-                                        "--quiet"])  # fmt: skip
-    assert ran.exit_code == 0 and (tmp_path / "a" / "fills.csv").is_file()
-    monkeypatch.setattr("tradekernel.research.cli.fingerprint", lambda result: "something else")
+    collected: list[dict[str, bytes]] = []
+    collect = booted_module.collect_files
+
+    def recorded(disk: Path, folder: str) -> dict[str, bytes]:
+        collected.append(collect(disk, folder))
+        return collected[-1]
+
+    def not_here(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("tk backtest --out ran the engine in the host process")
+
+    monkeypatch.setattr(booted_module, "collect_files", recorded)
+    monkeypatch.setattr("tradekernel.research.cli.run_backtest", not_here)
+    pages = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        ran = CliRunner().invoke(backtest, ["momentum", str(data), "--out", str(out), "--quiet"])
+        assert ran.exit_code == 0, ran.output
+        assert {name: (out / name).read_bytes() for name in RUN_FILES} == collected[-1]
+        page = tmp_path / f"{run}.html"
+        assert CliRunner().invoke(report_command, [str(out), "--html", str(page)]).exit_code == 0
+        pages.append(page.read_bytes())
+    assert len(collected) == 2 and b"BUY" in collected[0]["fills.csv"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(
+        [*RUN_FILES, "fills.parquet", "samples.parquet", "latency.parquet"])
+    for name in sorted(p.name for p in (tmp_path / "a").iterdir()):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert pages[0] == pages[1] and b"<svg" in pages[0]
+
+
+def test_host_and_machine_write_the_same_files_for_a_strategy_file(tmp_path: Path) -> None:
+    """A strategy from a file of another name than its class's: the machine runs it as the
+    file names it, and so does --host, so both write the same bytes, Parquet included."""
+    data = tmp_path / "s.itch"
+    data.write_bytes(SESSION)
+    samples = Path(strategies.__file__).parent
+    (tmp_path / "mymo.py").write_bytes((samples / "momentum.py").read_bytes())
+    (tmp_path / "mymo.toml").write_bytes((samples / "momentum.toml").read_bytes())
+    for run, more in (("machine", []), ("host", ["--host"])):
+        ran = CliRunner().invoke(backtest, [str(tmp_path / "mymo.py"), str(data), "--quiet",
+                                            "--out", str(tmp_path / run), *more])  # fmt: skip
+        assert ran.exit_code == 0 and ran.output.startswith("ok mymo on s.itch: "), ran.output
+    names = sorted(p.name for p in (tmp_path / "machine").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "host").iterdir()) and len(names) == 7
+    for name in names:
+        machine, host = (tmp_path / "machine" / name).read_bytes(), (tmp_path / "host" / name)
+        assert machine == host.read_bytes(), name
+
+
+def test_out_writes_nothing_when_the_files_are_not_the_printed_run(
+    tmp_path: Path, monkeypatch  # noqa: ANN001
+) -> None:
+    data = tmp_path / "s.itch"
+    data.write_bytes(SESSION)
+    monkeypatch.setattr(booted_module, "files_fingerprint", lambda files: "something else")
     ran = CliRunner().invoke(backtest, ["momentum", str(data), "--out", str(tmp_path / "b"),
                                         "--quiet"])  # fmt: skip
-    assert ran.exit_code == 4 and "differs from the host's" in ran.output
+    assert ran.exit_code == 4 and "differs from the files it wrote" in ran.output
     assert not (tmp_path / "b").exists()
+
+
+def test_malformed_run_files_are_one_line_and_nothing_written(
+    tmp_path: Path, monkeypatch  # noqa: ANN001
+) -> None:
+    data = tmp_path / "s.itch"
+    data.write_bytes(SESSION)
+    collect = booted_module.collect_files
+
+    def broken(disk: Path, folder: str) -> dict[str, bytes]:
+        files = collect(disk, folder)
+        return {**files, "samples.csv": files["samples.csv"] + b"1,2\n"}  # a short row
+
+    monkeypatch.setattr(booted_module, "collect_files", broken)
+    ran = CliRunner().invoke(backtest, ["momentum", str(data), "--out", str(tmp_path / "c"),
+                                        "--quiet"])  # fmt: skip
+    assert ran.exit_code == 1 and "samples.csv: malformed" in ran.output
+    assert "Traceback" not in ran.output and not (tmp_path / "c").exists()
 
 
 def test_unreadable_run_files_are_one_clear_error() -> None:

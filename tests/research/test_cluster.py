@@ -1,6 +1,7 @@
 """`tk sweep --cluster`: a real Dask cluster (a scheduler and two worker processes started
-here, on loopback) runs the grid with the files shipped to its workers, and gives the same
-rows as the local run, point for point; an address nobody answers is one line, exit 1."""
+here, on loopback) runs the grid with the files shipped to its workers, each point a machine
+booted on the worker, and gives the same rows as the local run, point for point, and as the
+in-process engine on the cluster (--host); an address nobody answers is one line, exit 1."""
 
 from __future__ import annotations
 
@@ -25,15 +26,16 @@ def test_the_cluster_gives_the_local_rows(tmp_path: Path) -> None:
     local = sweep(imbalance, None, data, points, jobs=1)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:  # fmt: skip
-        remote = sweep(imbalance, None, data, points, cluster=cluster.scheduler_address)
-        workers = len(cluster.scheduler_info["workers"])
         address = cluster.scheduler_address
+        remote = sweep(imbalance, None, data, points, cluster=address)
+        in_process = sweep(imbalance, None, data, points, cluster=address, host=True)
+        workers = len(cluster.scheduler_info["workers"])
         ran = CliRunner().invoke(sweep_command, ["imbalance", str(data), "--grid",
                                                  "size=100,200", "--cluster", address])  # fmt: skip
     assert workers == 2
-    assert remote == local and all(p.fills for p in remote)
+    assert remote == local == in_process and all(p.fills for p in remote)
     assert len({p.net for p in remote}) > 1
-    assert ran.exit_code == 0 and f"on cluster {address}" in ran.output
+    assert ran.exit_code == 0 and f"on cluster {address}, one machine each" in ran.output
 
 
 def test_an_address_nobody_answers_is_one_line(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001

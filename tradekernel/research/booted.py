@@ -1,6 +1,7 @@
-"""`tk backtest` inside the machine: boot the TradeKernel PC in deterministic mode on a scratch
-disk holding the data (and the strategy, when it is a file), type the shell's `backtest` at its
-prompt, and read back what it printed. Backtest and live so share every line of code below
+"""`tk backtest` and every `tk sweep` point inside the machine: boot the TradeKernel PC in
+deterministic mode on a scratch disk holding the data (and the strategy, when it is a file),
+type the shell's `backtest` at its prompt (`machine_command` makes the line and the disk's
+files), and read back what it printed. Backtest and live so share every line of code below
 the strategy API: the kernel's FAT driver reads the data, the kernel's strategy loader and
 sandbox run the strategy, the kernel's books replay the feed.
 
@@ -12,7 +13,9 @@ console mirror (COM1, which the kernel writes synchronously), so the progress th
 `collect`, a folder on the OS's disk (where the shell's `backtest ... --out DIR` wrote the run's
 files), the files in it are read from the disk image once the machine is off, with the
 project's FAT code from the host side: the run's files come from the machine's disk, not from
-an engine run in this process.
+an engine run in this process. `backtest_in_machine` is the whole round: the line (with --out
+RUN_DIR when collecting), the shell's refusal as a MachineError, what it printed parsed
+(`parse_printed`), and the collected files checked against it (RunMismatch if they differ).
 
 Uses: disktool (the disk), ui.session.make_pc (the machine), the keyboard channel (typing at
 idle points, as the test harness does, so the run is deterministic). Nothing of the kernel.
@@ -20,6 +23,7 @@ idle points, as the test harness does, so the run is deterministic). Nothing of 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import re
@@ -41,11 +45,18 @@ WALL_LIMIT_S = 3600.0  # a guard against a hung machine (the backtest itself has
 PROMPT = b"tk:/> "
 PROGRESS = re.compile(rb"\r  (\d+) events")  # the shell's backtest progress line
 DATA_DIR, STRATEGY_DIR = "/data", "/strategies"
+RUN_DIR = "/runs/tk"  # where the OS's backtest writes the run's files for the host to collect
+RUN_FILES = ("fills.csv", "samples.csv", "summary.json", "latency.csv")  # BacktestResult.run_files
 SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class MachineError(Exception):
-    """The machine could not run the backtest (it crashed, hung, or the files do not fit)."""
+    """The machine could not run the backtest (it crashed, hung, or the files do not fit), or
+    its shell refused it (the shell's one line)."""
+
+
+class RunMismatch(MachineError):
+    """The files the machine wrote are not the run it printed (a broken invariant)."""
 
 
 @dataclass
@@ -87,6 +98,11 @@ def run_in_machine(
         finally:
             pc.close()
             pc.machine.close()
+            del pc
+            # A closed machine is cyclic garbage that still holds its guest RAM (~70 MB): a
+            # sweep worker booting one per point would grow by that much per run until the
+            # collector's rare full pass, so it is collected here.
+            gc.collect()
         if collect is not None and ran.error is None:
             ran.files = collect_files(disk, collect)
         return ran
@@ -164,3 +180,101 @@ def files_fingerprint(files: dict[str, bytes]) -> str:
         return f"{int(summary['fills'])} fills {digest} net {net:.2f}"
     except (KeyError, TypeError, ValueError, InvalidOperation) as err:
         raise MachineError(f"the machine's run files are not readable: {err!r}") from None
+
+
+def data_at(data_name: str) -> str:
+    """Where a data file goes on the machine's disk: /data, under its own name (which tells
+    its format) when that is a plain one."""
+    return f"{DATA_DIR}/{disk_name(data_name, 'data' + Path(data_name).suffix)}"
+
+
+def strategy_name(path: Path, sample: bool) -> str:
+    """The name the OS runs a strategy file under (and records in its results): a sample's
+    own, else the file's stem when it is a plain one."""
+    return path.stem if sample else disk_name(path.stem, "strategy")
+
+
+def machine_command(path: Path, sample: bool, config_path: Path | None, data_name: str,
+                    raw: bytes) -> tuple[str, dict[str, bytes]]:  # fmt: skip
+    """The shell line and the disk files of an in-machine run: the data at `data_at`, a
+    strategy file in /strategies with the .toml beside it (a `sample` is known to the OS by
+    name), a --config file as /data/config.toml."""
+    files = {data_at(data_name): raw}
+    stem = strategy_name(path, sample)
+    if not sample:
+        files[f"{STRATEGY_DIR}/{stem}.py"] = path.read_bytes()
+        beside = path.with_suffix(".toml")
+        if config_path is None and beside.is_file():
+            files[f"{STRATEGY_DIR}/{stem}.toml"] = beside.read_bytes()
+    words = ["backtest", stem, data_at(data_name)]
+    if config_path is not None:
+        files[f"{DATA_DIR}/config.toml"] = config_path.read_bytes()
+        words += ["--config", f"{DATA_DIR}/config.toml"]
+    return " ".join(words), files
+
+
+@dataclass
+class Printed:
+    """What the shell's backtest printed, read back (kernel/shell/strategy.py print_result)."""
+
+    one_line: str  # as BacktestResult.one_line()
+    events: int
+    stopped: str | None
+    data_errors: list[str]
+    fingerprint: str  # fills count, sha256 prefix, net: what the run's files must match
+
+
+PRINTED_HEAD = re.compile(r"backtest (\S+) on (\S+): (ok|STOPPED), (\d+) events, hash (\w+)")
+PRINTED_NET = re.compile(r"net (\S+) = realized (\S+) \+ unrealized (\S+) - fees (\S+)")
+PRINTED_FILLS = re.compile(r"fills (\d+) \(sha256 (\w+)\)")
+
+
+def parse_printed(lines: list[str]) -> Printed:
+    head = PRINTED_HEAD.fullmatch(lines[0]) if lines else None
+    net = PRINTED_NET.fullmatch(lines[1].strip()) if len(lines) > 1 else None
+    fills = PRINTED_FILLS.match(lines[2].strip()) if len(lines) > 2 else None
+    if head is None or net is None or fills is None:
+        raise ValueError(" / ".join(lines[:3]) or "nothing")
+    name, data_name, state, events, code = head.groups()
+    one_line = (f"{state} {name} on {data_name}: {events} events, {fills[1]} fills, net "
+                f"{net[1]} (realized {net[2]}, unrealized {net[3]}, fees {net[4]}) hash {code}")
+    rest = [line.strip() for line in lines[3:]]
+    stopped = next((line.removeprefix("stopped: ") for line in rest
+                    if line.startswith("stopped: ")), None)  # fmt: skip
+    if state == "STOPPED" and stopped is None:
+        stopped = "stopped"
+    errors = [line.removeprefix("data: ") for line in rest if line.startswith("data: ")]
+    mark = f"{fills[1]} fills {fills[2]} net {net[1]}"
+    return Printed(one_line, int(events), stopped, errors, mark)
+
+
+@dataclass
+class MachineBacktest:
+    printed: Printed
+    files: dict[str, bytes]  # RUN_FILES as the machine wrote them (empty unless collected)
+
+
+def backtest_in_machine(command: str, files: dict[str, bytes],
+                        progress: Callable[[int], None] | None = None,
+                        collect: bool = False) -> MachineBacktest:  # fmt: skip
+    """Run the shell's `backtest` line `command` in a fresh machine (run_in_machine) and read
+    what it printed; with `collect`, it also writes the run's files (--out RUN_DIR), which are
+    read back from its disk and checked against what it printed (RunMismatch if they differ).
+    MachineError for the shell's refusal (its one line) or output tk cannot read."""
+    if collect:
+        command += f" --out {RUN_DIR}"
+    ran = run_in_machine(command, files, progress, collect=RUN_DIR if collect else None)
+    if ran.error is not None:
+        raise MachineError(ran.error)
+    try:
+        printed = parse_printed(ran.lines)
+    except ValueError as err:
+        raise MachineError(f"the machine's backtest printed what tk cannot read: {err}"
+                           ) from None  # fmt: skip
+    run = {name: ran.files[name] for name in RUN_FILES if name in ran.files}
+    if collect:
+        written = files_fingerprint(run)
+        if written != printed.fingerprint:
+            raise RunMismatch(f"the machine's run ({printed.fingerprint}) differs from the files "
+                              f"it wrote ({written})")  # fmt: skip
+    return MachineBacktest(printed, run)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tradekernel.kernel.trading import strategies
 from tradekernel.kernel.trading.config import (
     MAX_FILE_BYTES,
     ConfigError,
@@ -15,8 +16,11 @@ from tradekernel.kernel.trading.config import (
 )
 from tradekernel.kernel.trading.strategy import Strategy
 
+SAMPLES = Path(strategies.__file__).parent  # the sample strategies the OS knows by name
 
-def _read(path: Path) -> bytes:
+
+def read_bounded(path: Path) -> bytes:
+    """A strategy or configuration file's bytes; ConfigError if unreadable or too large."""
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -28,7 +32,7 @@ def _read(path: Path) -> bytes:
 
 def load_strategy_class(path: Path) -> tuple[type[Strategy], bytes]:
     """The one Strategy subclass a file defines, and the file's bytes."""
-    source = _read(path)
+    source = read_bounded(path)
     return strategy_class(source, str(path)), source
 
 
@@ -39,4 +43,4 @@ def load(
     Without `config_path`, the .toml beside the strategy file is used."""
     cls, source = load_strategy_class(strategy_path)
     config_path = config_path or strategy_path.with_suffix(".toml")
-    return configure(cls, source, _read(config_path), str(config_path), overrides)
+    return configure(cls, source, read_bounded(config_path), str(config_path), overrides)

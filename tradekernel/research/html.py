@@ -7,6 +7,11 @@ from the running peak, position, fills over the mark price (buys green, sells re
 histogram of tick-to-order latency in virtual ns. Each plot's data points are the run's own
 figures, one SVG element each (a polyline vertex per sample, a circle per fill, a bar per
 bin), with the figures in the text table of report.render above them.
+
+`sweep_page` is the page of a `tk sweep` (--html): its table sorted by the chosen metric and,
+for a two-parameter grid, a heatmap of that metric: one cell per point (first parameter down,
+second across, in grid order), coloured from red (lowest) through yellow to green (highest),
+each cell labelled with its value and carrying it in a data-value attribute.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from html import escape
 from pathlib import Path
 
 from .report import ReportError, load_run, metrics, render
+from .sweep import Point, shown, table
 
 WIDTH, HEIGHT, PAD = 760, 200, 36  # one plot, in SVG user units
+CELL_W, CELL_H, LABEL_W = 90, 32, 110  # a heatmap cell, and the room for the row labels
+LOW, MID, HIGH = (215, 25, 28), (255, 255, 191), (26, 150, 65)  # the heatmap's colour scale
 BINS = 30  # latency histogram bins
 MAX_POINTS = 5_000  # vertices or dots per plot; longer series are thinned evenly
 
@@ -167,3 +175,51 @@ def _latency(run: Path) -> list[int]:
         return []
     with path.open(newline="") as handle:
         return [int(r["tick_to_order_ns"]) for r in csv.DictReader(handle)]
+
+
+def _colour(t: float) -> str:
+    """t in [0, 1] on the LOW-MID-HIGH scale, as an exact rgb() (the same bytes every time)."""
+    a, b, u = (LOW, MID, t * 2) if t <= 0.5 else (MID, HIGH, t * 2 - 1)
+    return "rgb({},{},{})".format(*(round(x + (y - x) * u) for x, y in zip(a, b, strict=True)))
+
+
+def heatmap_svg(points: list[Point], metric: str) -> str:
+    """A two-parameter grid's `metric` as coloured cells: first parameter down, second across."""
+    names = list(points[0].params)
+    down = list(dict.fromkeys(p.params[names[0]] for p in points))
+    across = list(dict.fromkeys(p.params[names[1]] for p in points))
+    values = [float(getattr(p, metric)) for p in points]
+    low, high = min(values), max(values)
+    width, height = LABEL_W + CELL_W * len(across), 2 * CELL_H + CELL_H * len(down)
+    body = [f'<text x="2" y="16" class="t">{escape(metric)} by {escape(names[0])} (down) x '
+            f"{escape(names[1])} (across)</text>"]  # fmt: skip
+    for col, value in enumerate(across):
+        body.append(f'<text x="{LABEL_W + col * CELL_W + CELL_W // 2}" y="{2 * CELL_H - 8}" '
+                    f'class="a" text-anchor="middle">{escape(str(value))}</text>')  # fmt: skip
+    for row, value in enumerate(down):
+        body.append(f'<text x="{LABEL_W - 6}" y="{2 * CELL_H + row * CELL_H + CELL_H // 2 + 4}" '
+                    f'class="a" text-anchor="end">{escape(str(value))}</text>')  # fmt: skip
+    for p, value in zip(points, values, strict=True):
+        row, col = down.index(p.params[names[0]]), across.index(p.params[names[1]])
+        x, y = LABEL_W + col * CELL_W, 2 * CELL_H + row * CELL_H
+        text = shown(getattr(p, metric))
+        where = ", ".join(f"{n}={p.params[n]}" for n in names)
+        t = 0.5 if high == low else (value - low) / (high - low)
+        body.append(f'<rect x="{x}" y="{y}" width="{CELL_W - 2}" height="{CELL_H - 2}" '
+                    f'fill="{_colour(t)}" data-value="{text}"><title>{escape(where)}: '
+                    f"{escape(metric)} {text}</title></rect>"
+                    f'<text x="{x + CELL_W // 2}" y="{y + CELL_H // 2 + 4}" class="a" '
+                    f'text-anchor="middle">{text}</text>')  # fmt: skip
+    return (f'<svg id="heatmap" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+            f'height="{height}" viewBox="0 0 {width} {height}">' + "".join(body) + "</svg>")
+
+
+def sweep_page(title: str, points: list[Point], metric: str) -> str:
+    """The page of a sweep: its table sorted by `metric`, and the heatmap of a 2-D grid."""
+    two = bool(points) and len(points[0].params) == 2
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{escape(title)}</h1>", f"<pre>{escape(chr(10).join(table(points, metric)))}</pre>",
+        heatmap_svg(points, metric) if two else "", "</body></html>", "",
+    ])  # fmt: skip

@@ -1,41 +1,56 @@
-"""Parameter sweeps: one deterministic backtest per point of a grid, in local processes or on a
-Dask cluster.
+"""Parameter sweeps: one deterministic backtest per point of a grid, each a whole machine, in
+local processes or on a Dask cluster.
 
 `parse_grid(["size=100,200", "half_spread=0.01,0.02"])` gives the points (the cartesian
 product, in the order the grid names them, values read as TOML values like `--param`). Each
 point is the strategy's configuration with those [params] overrides, validated and hashed as
-any run (kernel/trading/config.py). `sweep` runs the points on `jobs` processes (spawned, not
-forked: a fork would inherit the parent's CPU watchdog without its thread) and returns one
-row per point in grid order; every run is deterministic, so the rows are the same whatever
-`jobs` is. With `cluster` (a Dask scheduler address, tcp://HOST:PORT) the points run on that
-cluster's workers instead: their disks are not ours, so the strategy source, its configuration
-and the data travel with the work (the data scattered once to every worker), and each worker
-writes them under the same file names in a scratch folder before the same `run_point`: the
-same bytes give the same code hash and the same rows as a local run. Dask distributed was
-chosen over Ray as the lighter install (pure Python wheels); it is imported only for a cluster.
+any run (kernel/trading/config.py); every point is checked here before any run starts.
+
+A point's run is a `MachineJob`: the TradeKernel PC booted in deterministic mode on a disk of
+its own holding the data (and the strategy and configuration files when they are not a
+sample), the shell's `backtest ... --param NAME=VALUE... --out DIR` typed at its prompt, and
+the row read from the summary.json the machine wrote on its disk (research/booted.py), after
+checking it against what the machine printed. `host=True` (tk sweep --host) makes it a
+`HostJob` instead: the same engine code run in the worker process, no machine.
+
+`sweep` runs the points on `jobs` local processes (spawned, not forked: a fork would inherit
+the parent's CPU watchdog without its thread) and returns one row per point in grid order;
+every run is deterministic, so the rows are the same whatever `jobs` is. With `cluster` (a Dask
+scheduler address, tcp://HOST:PORT) the points run on that cluster's workers instead: their
+disks are not ours, so a job carries the strategy and configuration bytes, and the data is
+scattered once to every worker; the same bytes give the same code hash and the same rows as a
+local run. Dask distributed was chosen over Ray as the lighter install (pure Python wheels);
+it is imported only for a cluster.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing
-import tempfile
+import shlex
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from tradekernel.kernel.trading.backtest import run_backtest
-from tradekernel.kernel.trading.config import ConfigError, parse_override
+from tradekernel.kernel.trading.config import (
+    ConfigError,
+    configure,
+    parse_override,
+    strategy_class,
+)
 
-from .config import load
+from .booted import MachineError, backtest_in_machine, data_at, machine_command
+from .config import SAMPLES, load, read_bounded
 
 MAX_POINTS = 10_000  # points in one sweep
 CLUSTER_CONNECT_S = 10  # how long to wait for a cluster's scheduler to answer
+METRICS = ("net", "realized", "unrealized", "fees", "fills", "orders")
 
 
 class ClusterError(Exception):
     """The cluster could not be reached or a run failed on it (one line)."""
-METRICS = ("net", "realized", "unrealized", "fees", "fills", "orders")
 
 
 @dataclass(frozen=True)
@@ -70,45 +85,104 @@ def parse_grid(specs: list[str]) -> list[dict[str, object]]:
             for combo in itertools.product(*(v for _, v in axes))]  # fmt: skip
 
 
-def run_point(task: tuple[str, str | None, str, dict[str, object]]) -> Point:
-    """One backtest (in a worker process): strategy file, config file, data file, overrides."""
-    strategy_path, config_path, data_path, params = task
-    strategy, config, digest = load(
-        Path(strategy_path), Path(config_path) if config_path else None, params
-    )
-    data = Path(data_path).read_bytes()
-    result = run_backtest(strategy, data_path, data, config.fill, config.risk, digest)
-    return Point(params, result.net, result.realized, result.unrealized, result.fees,
-                 len(result.fills), result.orders_sent, digest, result.strategy_error)  # fmt: skip
+def param_text(name: str, value: object) -> str:
+    """`value` as the text of a `--param NAME=TEXT` that reads back as exactly `value` (the
+    machine's shell parses it with the same parse_override); ConfigError if there is none."""
+    if isinstance(value, bool):
+        texts = ["true" if value else "false"]
+    elif isinstance(value, str):
+        texts = [json.dumps(value), value]  # a TOML basic string, else the bare word
+    else:
+        texts = [str(value)]
+    for text in texts:
+        if parse_override(f"{name}={text}")[1] == value:
+            return text
+    raise ConfigError(f"--grid {name}: {value!r} cannot be given to the machine's backtest")
 
 
-def run_shipped(files: dict[str, bytes], strategy_name: str, data_name: str,
-                params: dict[str, object], data: bytes) -> Point:
-    """One backtest on a cluster worker: `files` (strategy and its .toml) and the data written
-    under their names in a scratch folder, then `run_point`."""
-    with tempfile.TemporaryDirectory(prefix="tk-sweep-") as folder:
-        for name, content in {**files, data_name: data}.items():
-            (Path(folder) / name).write_bytes(content)
-        return run_point((str(Path(folder) / strategy_name), None, str(Path(folder) / data_name),
-                          params))  # fmt: skip
+@dataclass(frozen=True)
+class MachineJob:
+    """A sweep's point run in a machine of its own: the backtest line without its --param
+    words, and the disk files beside the data (at `data_at` on the machine's disk)."""
+
+    command: str
+    files: dict[str, bytes]
+    data_at: str
+    data_path: str  # where a local worker reads the data
+
+    def run(self, params: dict[str, object], data: bytes) -> Point:
+        words = [f" --param {shlex.quote(f'{k}={param_text(k, v)}')}" for k, v in params.items()]
+        try:
+            ran = backtest_in_machine(self.command + "".join(words),
+                                      {**self.files, self.data_at: data}, collect=True)  # fmt: skip
+            return point_from_summary(params, ran.files["summary.json"])
+        except MachineError as err:
+            raise MachineError(f"point {params}: {err}") from None
 
 
-def sweep_on_cluster(address: str, strategy_path: Path, config_path: Path | None,
-                     data_path: Path, points: list[dict[str, object]]) -> list[Point]:  # fmt: skip
+@dataclass(frozen=True)
+class HostJob:
+    """A sweep's point run by the engine in the worker process (tk sweep --host)."""
+
+    source: bytes  # the strategy file
+    origin: str
+    config: bytes  # its configuration text
+    config_origin: str
+    data_name: str
+    data_path: str
+
+    def run(self, params: dict[str, object], data: bytes) -> Point:
+        cls = strategy_class(self.source, self.origin)
+        strategy, cfg, digest = configure(cls, self.source, self.config, self.config_origin,
+                                          params)  # fmt: skip
+        result = run_backtest(strategy, self.data_name, data, cfg.fill, cfg.risk, digest)
+        return Point(params, result.net, result.realized, result.unrealized, result.fees,
+                     len(result.fills), result.orders_sent, digest,
+                     result.strategy_error)  # fmt: skip
+
+
+def point_from_summary(params: dict[str, object], summary_json: bytes) -> Point:
+    """The row of a run from the summary.json it wrote (BacktestResult.summary)."""
+    try:
+        s = json.loads(summary_json)
+        return Point(params, Decimal(s["net"]), Decimal(s["realized"]), Decimal(s["unrealized"]),
+                     Decimal(s["fees"]), int(s["fills"]), int(s["orders"]), str(s["code_hash"]),
+                     s["strategy_error"] and str(s["strategy_error"]))  # fmt: skip
+    except (KeyError, TypeError, ValueError, InvalidOperation) as err:
+        raise MachineError(f"the machine's summary.json is not readable: {err!r}") from None
+
+
+def run_job(job: MachineJob | HostJob, params: dict[str, object],
+            data: bytes | None = None) -> Point:  # fmt: skip
+    """One point (in a worker): the data as shipped, else read from the job's local path."""
+    return job.run(params, data if data is not None else Path(job.data_path).read_bytes())
+
+
+def make_job(strategy_path: Path, config_path: Path | None, data_path: Path,
+             host: bool) -> MachineJob | HostJob:  # fmt: skip
+    """The fixed part of every point's run, with the strategy and configuration as bytes."""
+    if host:
+        config = config_path or strategy_path.with_suffix(".toml")
+        return HostJob(read_bounded(strategy_path), str(strategy_path), read_bounded(config),
+                       str(config), str(data_path), str(data_path))  # fmt: skip
+    command, files = machine_command(strategy_path, strategy_path.parent == SAMPLES, config_path,
+                                     data_path.name, b"")  # fmt: skip
+    where = data_at(data_path.name)
+    del files[where]  # it travels on its own (read where the run is, or scattered once)
+    return MachineJob(command, files, where, str(data_path))
+
+
+def sweep_on_cluster(address: str, job: MachineJob | HostJob, data_path: Path,
+                     points: list[dict[str, object]]) -> list[Point]:  # fmt: skip
     from distributed import Client
 
-    config = (config_path or strategy_path.with_suffix(".toml")).read_bytes()
-    files = {strategy_path.name: strategy_path.read_bytes(),
-             strategy_path.with_suffix(".toml").name: config}  # fmt: skip
     try:
         client = Client(address, timeout=CLUSTER_CONNECT_S)
     except (OSError, TimeoutError, ValueError) as err:
         raise ClusterError(f"cluster {address}: cannot connect: {err}") from None
     try:
         data = client.scatter(data_path.read_bytes(), broadcast=True)
-        futures = client.map(run_shipped, [files] * len(points), [strategy_path.name] * len(points),
-                             [data_path.name] * len(points), points, data=data,
-                             pure=False)  # fmt: skip
+        futures = client.map(run_job, [job] * len(points), points, data=data, pure=False)
         try:
             return client.gather(futures)
         except Exception as err:  # a worker's failure comes back as its exception
@@ -119,20 +193,24 @@ def sweep_on_cluster(address: str, strategy_path: Path, config_path: Path | None
 
 
 def sweep(strategy_path: Path, config_path: Path | None, data_path: Path,
-          points: list[dict[str, object]], jobs: int = 1,
-          cluster: str | None = None) -> list[Point]:  # fmt: skip
-    """Every point's result, in the order of `points`. The configuration is checked once
-    for every point here first, so a bad value fails before any process starts."""
+          points: list[dict[str, object]], jobs: int = 1, cluster: str | None = None,
+          host: bool = False) -> list[Point]:  # fmt: skip
+    """Every point's result, in the order of `points`, each run in a machine of its own
+    (`host`: in the worker process). The configuration is checked once for every point here
+    first, so a bad value fails before any process starts."""
     for params in points:
         load(strategy_path, config_path, params)
+        if not host:
+            for key, value in params.items():
+                param_text(key, value)
+    job = make_job(strategy_path, config_path, data_path, host)
     if cluster is not None:
-        return sweep_on_cluster(cluster, strategy_path, config_path, data_path, points)
-    tasks = [(str(strategy_path), str(config_path) if config_path else None, str(data_path), p)
-             for p in points]  # fmt: skip
+        return sweep_on_cluster(cluster, job, data_path, points)
+    jobs = min(jobs, len(points))  # a process more than the points would only start and stop
     if jobs <= 1:
-        return [run_point(task) for task in tasks]
+        return [run_job(job, params) for params in points]
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        return pool.map(run_point, tasks, chunksize=1)
+        return pool.starmap(run_job, [(job, params) for params in points], chunksize=1)
 
 
 def table(points: list[Point], sort: str) -> list[str]:
@@ -159,9 +237,10 @@ def heatmap(points: list[Point], metric: str) -> list[str]:
              f"{'':>12} " + " ".join(f"{a!s:>12}" for a in across)]  # fmt: skip
     for d in down:
         values = (cell[(d, a)] for a in across)
-        lines.append(f"{d!s:>12} " + " ".join(f"{_shown(v):>12}" for v in values))
+        lines.append(f"{d!s:>12} " + " ".join(f"{shown(v):>12}" for v in values))
     return lines
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
+    """A metric as the table prints it: money to the cent, counts as they are."""
     return f"{value:.2f}" if isinstance(value, Decimal) else str(value)
