@@ -128,7 +128,8 @@ class Counter:
             self.null_count = False
 
     def count_at(self, now: int) -> int:
-        self._sync(now)
+        if self.pending_at is not None:
+            self._sync(now)
         since = self.running_since
         if since is None:
             return self.frozen_count % self.modulus
@@ -192,7 +193,8 @@ class Counter:
             self.irq.lower()
 
     def write_count(self, byte: int, now: int) -> None:
-        self._sync(now)
+        if self.pending_at is not None:
+            self._sync(now)
         if self.access == ACCESS_LOW:
             self._load(byte, now)
         elif self.access == ACCESS_HIGH:
@@ -333,7 +335,8 @@ class Counter:
     def _fire(self) -> None:
         deadline = self._timer.deadline if self._timer is not None else self.clock.now_ns()
         self._timer = None
-        self._sync(deadline)
+        if self.pending_at is not None:
+            self._sync(deadline)
         if self.irq is not None:
             if self.mode in (0, 1):
                 self.done = True
@@ -383,9 +386,11 @@ class Pit(Device):
         self.counters: list[Counter] = []
         self.port_b = 0
         self._clock: Clock | None = None
+        self._now = self._unattached_now  # the clock's now_ns once attached (on every access)
 
     def attach(self, board: Board) -> None:
         self._clock = board.clock
+        self._now = board.clock.now_ns
         self.counters = [
             Counter(0, board.clock, board.irq(0)),
             Counter(1, board.clock, None),
@@ -395,10 +400,8 @@ class Pit(Device):
         board.ports.claim(PORT_B, 1, self.name, self._read_port_b, self._write_port_b)
         self.reset()
 
-    def _now(self) -> int:
-        if self._clock is None:
-            raise RuntimeError("pit: used before attach()")
-        return self._clock.now_ns()
+    def _unattached_now(self) -> int:
+        raise RuntimeError("pit: used before attach()")
 
     def reset(self) -> None:
         if self._clock is None:

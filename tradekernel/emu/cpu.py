@@ -144,6 +144,9 @@ class Cpu:
             engine = ctypes.cast(self._handle, ctypes.c_void_p).value
             self._exit_checks = ctypes.c_uint8.from_address(engine + cal.exit_check_flag)
         self._block_stops = False
+        self.running = False  # inside `start` (a hook runs now), or between runs
+        # The instructions a counted `start` has retired so far (read also mid-run).
+        self.retired = ctypes.c_uint64.from_address(self._engine + 8 * cal.icount_word)
         self.state = state  # address of the live CPU state, or None
         # Where CR0, CR3, CS, SS and the table registers sit in it (interrupt delivery).
         self.layout: StateLayout | None = state_layout() if state is not None else None
@@ -329,6 +332,16 @@ class Cpu:
         struct.pack_into("<I", view, offset, hflags & ~3)
         self.uc.context_restore(ctx)
 
+    def flags(self) -> int:
+        """EFLAGS. Between runs from the live state where it was found: Unicorn folds the
+        arithmetic flags back into `env->eflags` as a run ends (and an API write stores all of
+        them there), while inside a run they sit apart and only the API computes them."""
+        eflags = self._eflags
+        if eflags is not None and not self.running:
+            return eflags.value & 0xFFFFFFFF
+        self._reg_read(self._handle, EFLAGS, self._u32_ref)
+        return self._u32.value
+
     def interrupts_enabled(self) -> bool:
         """EFLAGS.IF, read from the live state where it was found (valid inside hooks)."""
         eflags = self._eflags
@@ -402,19 +415,21 @@ class Cpu:
     # without a range check, so those get a range no EIP is in, and the cpuid hook must be
     # the first one added (Machine._install_hooks).
     def on_port_in(self, handler) -> None:  # noqa: ANN001
-        """handler(port, size) -> value; runs inside the `in` instruction."""
+        """handler(engine, port, size, user_data) -> value, Unicorn's own arguments (no adapter
+        call on a path every port read takes); runs inside the `in` instruction."""
         self._hook(
             UC_HOOK_INSN,
-            _IN_CB(lambda h, port, size, ud: handler(port, size)),
+            _IN_CB(handler),
             ctypes.c_int(_INSN_IN),
             bounded=False,
         )
 
     def on_port_out(self, handler) -> None:  # noqa: ANN001
-        """handler(port, size, value); runs inside the `out` instruction."""
+        """handler(engine, port, size, value, user_data), as `on_port_in`; runs inside the
+        `out` instruction."""
         self._hook(
             UC_HOOK_INSN,
-            _OUT_CB(lambda h, port, size, value, ud: handler(port, size, value)),
+            _OUT_CB(handler),
             ctypes.c_int(_INSN_OUT),
             bounded=False,
         )
@@ -463,7 +478,11 @@ class Cpu:
             self._exit_checks.value = int(block_stops)
             self.uc.ctl_flush_tb()
             self._block_stops = block_stops
-        self.uc.emu_start(eip, 0xFFFFFFFFFFFF, 0, count)
+        self.running = True
+        try:
+            self.uc.emu_start(eip, 0xFFFFFFFFFFFF, 0, count)
+        finally:
+            self.running = False
 
     def stop(self) -> None:
         self.uc.emu_stop()

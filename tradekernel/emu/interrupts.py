@@ -370,7 +370,7 @@ class InterruptUnit:
         ):
             return False
         cpu = self.cpu
-        flags = cpu.read(EFLAGS)
+        flags = cpu.flags()
         if flags & FLAG_VM:
             return False
         eip = cpu.eip() if return_eip < 0 else return_eip
@@ -489,7 +489,7 @@ class InterruptUnit:
         cpu = self.cpu
         fields = self._fields
         if fields is not None:  # one API call per delivery (issue 16 part 3)
-            cr0, cr3, flags = fields.cr0.value, fields.cr3.value, cpu.read(EFLAGS)
+            cr0, cr3, flags = fields.cr0.value, fields.cr3.value, cpu.flags()
             cs, ss = fields.cs.value, fields.ss.value
         else:
             cr0, cr3, flags, cs, ss = cpu.read_batch(_DELIVERY_READS)

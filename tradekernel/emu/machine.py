@@ -509,7 +509,7 @@ class Machine:
     def _deterministic_now(self) -> int:
         if self._in_slice:
             return (
-                self._slice_base_ns + self.cpu.engine_u64(self.cal.icount_word) * NS_PER_INSTRUCTION
+                self._slice_base_ns + self.cpu.retired.value * NS_PER_INSTRUCTION
             )
         return self._slice_base_ns
 
@@ -558,7 +558,7 @@ class Machine:
                 # soon after). Where the count cannot be lowered, it stops now.
                 budget = max(1, (deadline - base) // NS_PER_INSTRUCTION)
                 limit = self._count_limit
-                if limit is not None and budget > self.cpu.engine_u64(self.cal.icount_word):
+                if limit is not None and budget > self.cpu.retired.value:
                     self._slice_budget = budget
                     limit.value = budget
                 else:
@@ -584,7 +584,27 @@ class Machine:
 
     def _guard(self, handler: Callable[..., object]) -> Callable[..., object]:
         """Wrap a CPU hook so the timer thread can tell when the CPU is inside one, and so that
-        a Python exception in a device or the kernel stops the machine with a report."""
+        a Python exception in a device or the kernel stops the machine with a report. A
+        deterministic machine has no timer thread (nothing stops it from outside), so its
+        hooks skip the count and its lock: every interrupt crosses three or four hooks."""
+
+        def crash(error: Exception) -> int:
+            where = traceback.extract_tb(error.__traceback__)[-1]
+            self._crash(
+                f"internal error: {type(error).__name__}: {error} "
+                f"({Path(where.filename).name}:{where.lineno} in {where.name})"
+            )
+            return 0
+
+        if self.config.deterministic:
+
+            def unlocked(*args: object) -> object:
+                try:
+                    return handler(*args)
+                except Exception as error:  # noqa: BLE001 - ctypes would print and carry on
+                    return crash(error)
+
+            return unlocked
 
         lock = self._hook_lock
 
@@ -594,12 +614,7 @@ class Machine:
             try:
                 return handler(*args)
             except Exception as error:  # noqa: BLE001 - ctypes would print and carry on
-                where = traceback.extract_tb(error.__traceback__)[-1]
-                self._crash(
-                    f"internal error: {type(error).__name__}: {error} "
-                    f"({Path(where.filename).name}:{where.lineno} in {where.name})"
-                )
-                return 0
+                return crash(error)
             finally:
                 self._in_hook -= 1
 
@@ -682,7 +697,7 @@ class Machine:
             else:
                 slicer.move_up(time.monotonic() + IRQ_WAIT_WALL_NS / 1e9)
 
-    def _port_in(self, port: int, size: int) -> int:
+    def _port_in(self, _engine: object, port: int, size: int, _user: object) -> int:
         if self._io_fault is not None:
             return self.cpu.read(EAX)
         slicer = self._slicer
@@ -713,7 +728,7 @@ class Machine:
             self._io_eip = where[1]  # see _fault_skipped_system_instruction
         return value
 
-    def _port_out(self, port: int, size: int, value: int) -> None:
+    def _port_out(self, _engine: object, port: int, size: int, value: int, _user: object) -> None:
         if self._io_fault is not None:
             return
         slicer = self._slicer
@@ -882,7 +897,7 @@ class Machine:
 
     def linear_eip(self) -> int:
         cpu = self.cpu
-        if cpu.read(CR0) & CR0_PE:
+        if self.interrupts.control_registers()[0] & CR0_PE:
             return cpu.eip()  # flat code segments (the only kind our stub builds)
         return ((cpu.read(CS) & 0xFFFF) << 4) + (cpu.eip() & 0xFFFF)
 
@@ -957,7 +972,7 @@ class Machine:
         except UcError as error:
             self._cpu_error(error)
         finally:
-            executed = cpu.engine_u64(self.cal.icount_word)
+            executed = cpu.retired.value
             self._in_slice = False
         self.instructions += executed
         if self.config.deterministic:
@@ -1093,7 +1108,7 @@ class Machine:
             except UcError as error:
                 self._cpu_error(error)
             finally:
-                executed = cpu.engine_u64(self.cal.icount_word)
+                executed = cpu.retired.value
                 self._in_slice = False
             self.instructions += executed
             self._slice_base_ns = now + executed * NS_PER_INSTRUCTION
