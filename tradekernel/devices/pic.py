@@ -138,7 +138,7 @@ class I8259:
             self.levels |= bit
         else:
             self.levels &= ~bit
-        if self._level_inputs() & bit:
+        if (0xFF if self.level_mode else self.elcr) & bit:  # a level-triggered input
             self.irr = (self.irr | bit) if level else (self.irr & ~bit)
         elif level and not was_high:
             self.irr |= bit
@@ -171,7 +171,7 @@ class I8259:
             return -1
         bit = 1 << number
         self.irr &= ~bit
-        self.irr |= self.levels & self._level_inputs() & bit
+        self.irr |= self.levels & (0xFF if self.level_mode else self.elcr) & bit
         if self.auto_eoi:
             if self.rotate_on_auto_eoi:
                 self.rotation = (number + 1) & 7

@@ -97,6 +97,7 @@ class Counter:
         self.mode = 0
         self.access = ACCESS_BOTH
         self.bcd = False
+        self.modulus = 0x10000  # 10000 while counting in BCD (kept with `bcd`)
         self.programmed = 0  # control word bits 5-0 as written, for the status byte
         self.reload = 0x10000
         self.armed = False  # a count has been loaded since the last control word
@@ -112,10 +113,6 @@ class Counter:
         self.status_latched: int | None = None
         self.null_count = True
         self._cancel_timer()
-
-    @property
-    def modulus(self) -> int:
-        return 10000 if self.bcd else 0x10000
 
     # -- value and OUT, from virtual time ----------------------------------------------------
 
@@ -178,6 +175,7 @@ class Counter:
         self.mode = mode - 4 if mode >= 6 else mode
         self.access = access
         self.bcd = bool(value & 1)
+        self.modulus = 10000 if self.bcd else 0x10000
         self.programmed = value & 0x3F
         self.armed = False
         self.running_since = None
@@ -234,7 +232,7 @@ class Counter:
             self.done = False
             self.null_count = False
             self.running_since = now if self.gate else None
-            if mode == 0 and self.irq is not None:
+            if mode == 0 and self.irq is not None and self.irq.level:
                 self.irq.lower()
         self._reschedule(now)
 
@@ -325,7 +323,10 @@ class Counter:
         return tick_time(since, self.start_count + (0 if mode in (0, 1) else 1))
 
     def _reschedule(self, now: int) -> None:
-        self._cancel_timer()
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+            self._timer = None
         if self.irq is None:
             return
         deadline = self.next_event(now)
@@ -341,10 +342,12 @@ class Counter:
             if self.mode in (0, 1):
                 self.done = True
                 self.irq.raise_()
-            else:
-                if self.mode in (4, 5):
-                    self.done = True
+                return  # a one-shot that has fired waits for a new count (see next_event)
+            if self.mode in (4, 5):
+                self.done = True
                 self.irq.pulse()
+                return
+            self.irq.pulse()
         # When the host fell behind (real-time mode), edges already in the past are dropped
         # rather than replayed: the PIC latches only one, and replaying would livelock.
         self._reschedule(max(deadline, self.clock.now_ns()))
@@ -366,6 +369,7 @@ class Counter:
             raise ValueError(f"8254 counter {self.index} snapshot lacks {', '.join(missing)}")
         for name in self._FIELDS:
             setattr(self, name, state[name])
+        self.modulus = 10000 if self.bcd else 0x10000
         self.latched = [int(b) & 0xFF for b in state["latched"]]
         self._cancel_timer()
         if self.irq is not None:  # only modes 0 and 1 hold the line; the rest pulse it

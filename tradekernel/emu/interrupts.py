@@ -393,9 +393,7 @@ class InterruptUnit:
                 return False
             finally:
                 mmu.unpin()
-        cpu.set_gpr(4, esp)
-        cpu.clear_flags(plan.clears)
-        cpu.set_eip(plan.target)
+        cpu.enter_handler(esp, plan.clears, plan.target)
         return True
 
     def _keep_plan(

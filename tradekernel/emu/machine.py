@@ -85,6 +85,7 @@ IRQ_WAIT_WALL_NS = 100_000
 # Exceptions whose EIP is the faulting instruction: an interrupt may come first, then it reruns.
 RESTARTABLE_FAULTS = frozenset({0, 5, 6, 7, 10, 11, 12, 13, 14, 16, 17, 19})
 PAGE_SIZE = 0x1000
+SIZE_MASKS = (0, 0xFF, 0xFFFF, 0, 0xFFFFFFFF)  # an I/O access's value by its size in bytes
 PAGE_MASK = PAGE_SIZE - 1
 INVALID_OPCODE = 6
 # What `syscall` / `sysenter` raise on a CPU whose OS set no MSRs (EFER.SCE clear,
@@ -348,11 +349,13 @@ class Machine:
         self.config = config or MachineConfig()
         self.cal = calibrate()
         self.cpu = Cpu(self.config.ram_mib * 1024 * 1024)
+        self._live_state = self.cpu.state is not None  # registers read and written in place
         self._power_on_context = self.cpu.save_context()
         self.interrupts = InterruptUnit(self.cpu, self.cal)
         self.memory = GuestMemory(self.cpu.ram, self._code_written)
         self.registers = Registers(self.cpu)
         self.ports = PortBus()
+        self._port_writers = self.ports.writers
         self.mmio = MmioBus()
         self.clock = Clock()
         self.channels = Channels()
@@ -711,7 +714,7 @@ class Machine:
             if self._stop_requested:
                 self._io_eip = self.cpu.eip()  # see _fault_skipped_system_instruction
             return result
-        if not self._io_allowed(port, size):
+        if self.cpu.cpl() and not self._io_allowed(port, size):
             self._fault_from_io()
             return self.cpu.read(EAX)
         cpu = self.cpu
@@ -734,10 +737,10 @@ class Machine:
         slicer = self._slicer
         if slicer is not None and slicer.near is not None:
             self._near_deadline_passed()
-        if not self._io_allowed(port, size):
+        if self.cpu.cpl() and not self._io_allowed(port, size):
             self._fault_from_io()
             return
-        self.ports.write(port, size, value)
+        self._port_writers[port](port, size, value & SIZE_MASKS[size])
         if self._stop_requested:
             self._io_eip = self.cpu.eip()  # see _fault_skipped_system_instruction
 
@@ -757,13 +760,13 @@ class Machine:
         self.halted = False
         self._deliver_or_crash(Event(GENERAL_PROTECTION, 0), "I/O without privilege")
 
-    def _on_interrupt(self, vector: int) -> None:
+    def _on_interrupt(self, _engine: object, vector: int, _user: object) -> None:
         """An `int n` or a fault: delivered once the slice has ended, never inside the hook.
         Writing CS:EIP in the hook and then stopping (a timer, a UI event) let Unicorn resume
         from the start of a translation block it had partly run, repeating `int 0x80` with a
         clobbered EAX; with no EIP written here, the stop leaves EIP exact (at the fault, or
         past the `int`)."""
-        trap = self._traps.get(vector)
+        trap = self._traps.get(vector) if self._traps else None
         if (
             trap is not None
             and self._io_fault is None
@@ -797,8 +800,7 @@ class Machine:
         API write there left EIP stale at the next stop), and no stop may land inside a block:
         a real-time slice with block stops, or a counted run, whose only stops come from this
         thread's hooks and its own count."""
-        cpu = self.cpu
-        return cpu.state is not None and (cpu.block_stops or self.config.deterministic)
+        return self._live_state and (self.config.deterministic or self.cpu.block_stops)
 
     def _run_trap(self, trap: Callable[[Registers], bool]) -> bool:
         """A trap handler; the EIP/EFLAGS/segment/CR writes it made are applied once the slice
@@ -911,11 +913,12 @@ class Machine:
             self._slicer = _SliceTimer(self._timer_stop)
             self._slicer.start()
         self.stop_info = None
+        clock = self.clock
         while True:
             while self._posted:
                 self._posted.popleft()()
-            self.clock.advance_to(self.clock.now_ns())
-            self.clock.run_due()
+            clock.now_ns()  # brings virtual time up to the CPU's (the clock's sampler)
+            clock.run_due()
             if self.stop_info is not None and self.stop_info.reason == "reset":
                 self.reset()
                 continue
@@ -1054,14 +1057,15 @@ class Machine:
             self._crash("the CPU halted with interrupts disabled")
             return False
         deadline = self.clock.next_deadline()
+        feeders = self._idle_feeders
         if self.config.deterministic:
-            if any([feeder() for feeder in self._idle_feeders]):
+            if feeders and any([feeder() for feeder in feeders]):
                 return True
             if deadline is not None:
                 self._slice_base_ns = max(self._slice_base_ns, deadline)
                 self.clock.advance_to(deadline)
                 return True
-        elif any([feeder() for feeder in self._idle_feeders]):
+        elif feeders and any([feeder() for feeder in feeders]):
             return True
         wait_s = 0.05 if deadline is None else max(0.0, (deadline - self._wall_now()) / 1e9)
         if wall_end is not None:
@@ -1088,8 +1092,8 @@ class Machine:
         controller = self.board.interrupt_controller
         irq_waits = (
             controller is not None
-            and (self._shadow_step or not cpu.interrupts_enabled())
             and controller.pending()
+            and (self._shadow_step or not cpu.interrupts_enabled())
         )
         if self.config.deterministic:
             now = self._slice_base_ns
@@ -1250,8 +1254,12 @@ class Machine:
         from another thread: a slice can end at any block start, and one right after a hlt
         byte (the instruction an IRQ returns to from `hlt`) is no halt. A `hlt` that ran just
         as such a stop came is then a spurious wake-up, which x86 code must allow for anyway."""
-        linear = self.linear_eip() - 1
-        if 0 <= linear < self.cpu.ram_bytes and self.cpu.ram[linear] == 0xF4:
+        cpu = self.cpu
+        if self.interrupts.control_registers()[0] & CR0_PE:
+            linear = cpu.eip() - 1  # as linear_eip, inline: once per slice
+        else:
+            linear = ((cpu.read(CS) & 0xFFFF) << 4) + (cpu.eip() & 0xFFFF) - 1
+        if 0 <= linear < cpu.ram_bytes and cpu.ram[linear] == 0xF4:
             self.halted = True
 
     def close(self) -> None:
