@@ -5,7 +5,8 @@ the PIC asserts (if IF is set), and, when the CPU has executed `hlt`, jumps to t
 deadline instead of spinning (tickless). Two clocks:
 - real time: virtual ns follow the wall clock; a timer thread ends each slice with `emu_stop`
   at the next deadline (at most SLICE_WALL_NS later), so guest code runs at full speed;
-- deterministic: virtual ns = instructions retired x NS_PER_INSTRUCTION plus idle jumps, slices
+- deterministic: virtual ns = instructions retired x ns_per_instruction (MachineConfig; by
+  default NS_PER_INSTRUCTION) plus idle jumps, slices
   are counted, and host input is taken only when the guest is idle, so the same inputs give the
   same run bit for bit.
 """
@@ -237,6 +238,9 @@ Hypercall = Callable[[Registers], int]
 class MachineConfig:
     ram_mib: int = memmap.DEFAULT_RAM_MIB
     deterministic: bool = False
+    # Deterministic mode's virtual CPU speed: a slower one makes a guest that polls for a
+    # timer (never idling, so time moves only with instructions) reach it in fewer exits.
+    ns_per_instruction: int = NS_PER_INSTRUCTION
 
 
 @dataclass
@@ -350,6 +354,7 @@ class Machine:
         self.cal = calibrate()
         self.cpu = Cpu(self.config.ram_mib * 1024 * 1024)
         self._live_state = self.cpu.state is not None  # registers read and written in place
+        self._ns_per_instruction = self.config.ns_per_instruction
         self._power_on_context = self.cpu.save_context()
         self.interrupts = InterruptUnit(self.cpu, self.cal)
         self.memory = GuestMemory(self.cpu.ram, self._code_written)
@@ -511,9 +516,7 @@ class Machine:
 
     def _deterministic_now(self) -> int:
         if self._in_slice:
-            return (
-                self._slice_base_ns + self.cpu.retired.value * NS_PER_INSTRUCTION
-            )
+            return self._slice_base_ns + self.cpu.retired.value * self._ns_per_instruction
         return self._slice_base_ns
 
     # ---- signals from devices and the host ----------------------------------------------
@@ -555,11 +558,11 @@ class Machine:
             return
         if self.config.deterministic:
             base = self._slice_base_ns
-            if deadline < base + self._slice_budget * NS_PER_INSTRUCTION:
+            if deadline < base + self._slice_budget * self._ns_per_instruction:
                 # The slice is made to end at the deadline, going on until then (a stop here
                 # would cost a slice more: a one-shot timer armed in a handler that `hlt`s
                 # soon after). Where the count cannot be lowered, it stops now.
-                budget = max(1, (deadline - base) // NS_PER_INSTRUCTION)
+                budget = max(1, (deadline - base) // self._ns_per_instruction)
                 limit = self._count_limit
                 if limit is not None and budget > self.cpu.retired.value:
                     self._slice_budget = budget
@@ -979,7 +982,7 @@ class Machine:
             self._in_slice = False
         self.instructions += executed
         if self.config.deterministic:
-            self._slice_base_ns += executed * NS_PER_INSTRUCTION
+            self._slice_base_ns += executed * self._ns_per_instruction
             self.clock.advance_to(self._slice_base_ns)
         self._after_slice()
         return True
@@ -1099,7 +1102,7 @@ class Machine:
             now = self._slice_base_ns
             budget = MAX_SLICE_INSTRUCTIONS
             if deadline is not None:
-                budget = max(1, min(budget, (deadline - now) // NS_PER_INSTRUCTION))
+                budget = max(1, min(budget, (deadline - now) // self._ns_per_instruction))
             if irq_waits:
                 budget = min(budget, IRQ_WAIT_INSTRUCTIONS)
             if self._shadow_step:
@@ -1115,7 +1118,7 @@ class Machine:
                 executed = cpu.retired.value
                 self._in_slice = False
             self.instructions += executed
-            self._slice_base_ns = now + executed * NS_PER_INSTRUCTION
+            self._slice_base_ns = now + executed * self._ns_per_instruction
             self.clock.advance_to(self._slice_base_ns)
             self._after_slice()
             return
