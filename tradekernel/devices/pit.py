@@ -44,7 +44,8 @@ ACCESS_LATCH, ACCESS_LOW, ACCESS_HIGH, ACCESS_BOTH = 0, 1, 2, 3
 
 def ticks_elapsed(start_ns: int, now_ns: int) -> int:
     """Whole PIT clock ticks from `start_ns` to `now_ns`."""
-    return max(0, now_ns - start_ns) * PIT_HZ // NS_PER_S
+    elapsed = now_ns - start_ns
+    return elapsed * PIT_HZ // NS_PER_S if elapsed > 0 else 0
 
 
 def tick_time(start_ns: int, ticks: int) -> int:

@@ -933,7 +933,8 @@ class Machine:
                 return StopInfo("timeout")
             if self.debug_turn is not None and self._debugger_turn():
                 continue
-            self._deliver_pending_irq()
+            if self._irq_raised and self._irq_ready():
+                self._deliver_irq()
             if self.halted:
                 if not self._idle(wall_end):
                     assert self.stop_info is not None  # the crash that says why
@@ -1011,10 +1012,6 @@ class Machine:
             return False
         self._irq_raised = True
         return True
-
-    def _deliver_pending_irq(self) -> None:
-        if self._irq_ready():
-            self._deliver_irq()
 
     def _deliver_event(self, event: Event) -> None:
         """The exception or `int n` that ended the slice, delivered at once (timers and posted
@@ -1122,13 +1119,14 @@ class Machine:
             self.clock.advance_to(self._slice_base_ns)
             self._after_slice()
             return
-        slice_end = time.monotonic() + SLICE_WALL_NS / 1e9
+        started = time.monotonic()
+        slice_end = started + SLICE_WALL_NS / 1e9
         if deadline is not None:
-            slice_end = min(slice_end, time.monotonic() + max(0, deadline - self._wall_now()) / 1e9)
+            slice_end = min(slice_end, started + max(0, deadline - self._wall_now()) / 1e9)
         if wall_end is not None:
             slice_end = min(slice_end, wall_end)
         if irq_waits:
-            slice_end = min(slice_end, time.monotonic() + IRQ_WAIT_WALL_NS / 1e9)
+            slice_end = min(slice_end, started + IRQ_WAIT_WALL_NS / 1e9)
         assert self._slicer is not None
         self._slicer.arm(slice_end)
         self._stopped_from_outside = False
