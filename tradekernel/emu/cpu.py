@@ -145,6 +145,9 @@ class Cpu:
             self._exit_checks = ctypes.c_uint8.from_address(engine + cal.exit_check_flag)
         self._block_stops = False
         self.running = False  # inside `start` (a hook runs now), or between runs
+        # `env->eflags` holds the arithmetic flags too (see `flags`): false after restoring a
+        # context saved inside a hook, where they were kept apart, until the next run ends.
+        self._eflags_whole = True
         # The instructions a counted `start` has retired so far (read also mid-run).
         self.retired = ctypes.c_uint64.from_address(self._engine + 8 * cal.icount_word)
         self.state = state  # address of the live CPU state, or None
@@ -351,7 +354,7 @@ class Cpu:
         arithmetic flags back into `env->eflags` as a run ends (and an API write stores all of
         them there), while inside a run they sit apart and only the API computes them."""
         eflags = self._eflags
-        if eflags is not None and not self.running:
+        if eflags is not None and not self.running and self._eflags_whole:
             return eflags.value & 0xFFFFFFFF
         self._reg_read(self._handle, EFLAGS, self._u32_ref)
         return self._u32.value
@@ -498,6 +501,7 @@ class Cpu:
             self.uc.emu_start(eip, 0xFFFFFFFFFFFF, 0, count)
         finally:
             self.running = False
+            self._eflags_whole = True
 
     def stop(self) -> None:
         self.uc.emu_stop()
@@ -508,6 +512,7 @@ class Cpu:
 
     def restore_context(self, ctx) -> None:  # noqa: ANN001
         self.uc.context_restore(ctx)
+        self._eflags_whole = False  # it may have been saved inside a hook
 
     @staticmethod
     def context_view(ctx) -> ctypes.Array:  # noqa: ANN001
