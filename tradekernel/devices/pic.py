@@ -131,17 +131,21 @@ class I8259:
     def _level_inputs(self) -> int:
         return 0xFF if self.level_mode else self.elcr
 
-    def set_input(self, number: int, level: bool) -> None:
+    def set_input(self, number: int, level: bool) -> bool:
+        """Drive input `number`; True if that changed the IRR (an edge input's fall never
+        does, so the INT output cannot have moved)."""
         bit = 1 << number
         was_high = bool(self.levels & bit)
+        irr = self.irr
         if level:
             self.levels |= bit
         else:
             self.levels &= ~bit
         if (0xFF if self.level_mode else self.elcr) & bit:  # a level-triggered input
-            self.irr = (self.irr | bit) if level else (self.irr & ~bit)
+            self.irr = (irr | bit) if level else (irr & ~bit)
         elif level and not was_high:
-            self.irr |= bit
+            self.irr = irr | bit
+        return self.irr != irr
 
     def set_elcr(self, value: int) -> None:
         self.elcr = value
@@ -347,8 +351,8 @@ class PicPair(Device):
         else:
             self._line_levels &= ~(1 << number)
         if number < 8 and number != CASCADE_INPUT:  # the master's own inputs (IRQ0 mostly)
-            self.master.set_input(number, level)
-            self._update_master()
+            if self.master.set_input(number, level):
+                self._update_master()
             return
         self._drive_input(number)
         self._update()

@@ -376,14 +376,14 @@ class InterruptUnit:
         eip = cpu.eip() if return_eip < 0 else return_eip
         cs = key[reader.cs]
         if plan.error_code and error_code is not None:
-            frame = struct.pack("<IIII", error_code, eip, cs, flags)
+            frame, size = struct.pack("<IIII", error_code, eip, cs, flags), 16
         else:
-            frame = struct.pack("<III", eip, cs, flags)
-        esp = (cpu.gpr(4) - len(frame)) & 0xFFFFFFFF
+            frame, size = struct.pack("<III", eip, cs, flags), 12
+        esp = (cpu.gpr(4) - size) & 0xFFFFFFFF
         linear = (key[reader.ss_base] + esp) & 0xFFFFFFFF
         cr0 = key[reader.cr0]
-        if not cr0 & CR0_PG and linear + len(frame) <= self.cpu.ram_bytes:
-            ram[linear : linear + len(frame)] = frame
+        if not cr0 & CR0_PG and linear + size <= cpu.ram_bytes:
+            ram[linear : linear + size] = frame
         else:
             mmu = self.mmu
             mmu.pin(cr0, key[reader.cr3])
