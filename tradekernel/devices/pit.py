@@ -97,8 +97,7 @@ class Counter:
     def power_on(self) -> None:
         self.mode = 0
         self.access = ACCESS_BOTH
-        self.bcd = False
-        self.modulus = 0x10000  # 10000 while counting in BCD (kept with `bcd`)
+        self._set_bcd(False)
         self.programmed = 0  # control word bits 5-0 as written, for the status byte
         self.reload = 0x10000
         self.armed = False  # a count has been loaded since the last control word
@@ -114,6 +113,10 @@ class Counter:
         self.status_latched: int | None = None
         self.null_count = True
         self._cancel_timer()
+
+    def _set_bcd(self, bcd: bool) -> None:
+        self.bcd = bcd
+        self.modulus = 10000 if bcd else 0x10000  # an attribute: counts read it on every access
 
     # -- value and OUT, from virtual time ----------------------------------------------------
 
@@ -175,8 +178,7 @@ class Counter:
         mode = (value >> 1) & 7
         self.mode = mode - 4 if mode >= 6 else mode
         self.access = access
-        self.bcd = bool(value & 1)
-        self.modulus = 10000 if self.bcd else 0x10000
+        self._set_bcd(bool(value & 1))
         self.programmed = value & 0x3F
         self.armed = False
         self.running_since = None
@@ -324,10 +326,7 @@ class Counter:
         return tick_time(since, self.start_count + (0 if mode in (0, 1) else 1))
 
     def _reschedule(self, now: int) -> None:
-        timer = self._timer
-        if timer is not None:
-            timer.cancel()
-            self._timer = None
+        self._cancel_timer()
         if self.irq is None:
             return
         deadline = self.next_event(now)
@@ -370,7 +369,7 @@ class Counter:
             raise ValueError(f"8254 counter {self.index} snapshot lacks {', '.join(missing)}")
         for name in self._FIELDS:
             setattr(self, name, state[name])
-        self.modulus = 10000 if self.bcd else 0x10000
+        self._set_bcd(self.bcd)
         self.latched = [int(b) & 0xFF for b in state["latched"]]
         self._cancel_timer()
         if self.irq is not None:  # only modes 0 and 1 hold the line; the rest pulse it

@@ -86,8 +86,8 @@ IRQ_WAIT_WALL_NS = 100_000
 # Exceptions whose EIP is the faulting instruction: an interrupt may come first, then it reruns.
 RESTARTABLE_FAULTS = frozenset({0, 5, 6, 7, 10, 11, 12, 13, 14, 16, 17, 19})
 PAGE_SIZE = 0x1000
-SIZE_MASKS = (0, 0xFF, 0xFFFF, 0, 0xFFFFFFFF)  # an I/O access's value by its size in bytes
 PAGE_MASK = PAGE_SIZE - 1
+SIZE_MASKS = (0, 0xFF, 0xFFFF, 0, 0xFFFFFFFF)  # an I/O access's value by its size in bytes
 INVALID_OPCODE = 6
 # What `syscall` / `sysenter` raise on a CPU whose OS set no MSRs (EFER.SCE clear,
 # IA32_SYSENTER_CS = 0; Intel SDM vol. 2B): #UD, and #GP(0). The machine sets no MSRs.
@@ -1255,12 +1255,8 @@ class Machine:
         from another thread: a slice can end at any block start, and one right after a hlt
         byte (the instruction an IRQ returns to from `hlt`) is no halt. A `hlt` that ran just
         as such a stop came is then a spurious wake-up, which x86 code must allow for anyway."""
-        cpu = self.cpu
-        if self.interrupts.control_registers()[0] & CR0_PE:
-            linear = cpu.eip() - 1  # as linear_eip, inline: once per slice
-        else:
-            linear = ((cpu.read(CS) & 0xFFFF) << 4) + (cpu.eip() & 0xFFFF) - 1
-        if 0 <= linear < cpu.ram_bytes and cpu.ram[linear] == 0xF4:
+        linear = self.linear_eip() - 1
+        if 0 <= linear < self.cpu.ram_bytes and self.cpu.ram[linear] == 0xF4:
             self.halted = True
 
     def close(self) -> None:
