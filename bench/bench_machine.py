@@ -18,6 +18,9 @@ hypercall round trips, port I/O exits and interrupt deliveries per second.
 Each count is scaled from a probe run so one timed run lasts about the target time.
 
 Run: /tmp/venv/bin/python bench/bench_machine.py [--quick] [--json] [--only mips|banner|bare]
+A/B: bench/bench_machine.py --against TREE runs the bare section (3-5) from this checkout and
+from TREE (another checkout of the project, e.g. `git worktree add /tmp/main main`) in turn,
+AB_ROUNDS times each in separate interpreters, and prints both per CPU second with their ratio.
 Needs nasm; QEMU is optional (without it the ratios are left out and the reason is printed).
 """
 
@@ -27,6 +30,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -56,12 +60,17 @@ MAX_LOOPS = 0xFFFFFFFF  # ECX
 BARE_CODE_BASE = 0x10000  # CODE_BASE in images/flat32.inc
 BANNER_TEXT = "TradeKernel"
 RUN_TIMEOUT_S = 120.0
+AB_ROUNDS = 2  # --against: runs of each tree, alternated so a change in load hits both
+AB_TIMEOUT_S = 900.0
+PER_CPU_SECOND = re.compile(r"([\d,]+) per CPU second")  # in a bare figure's detail
 
 # Targets from the issue.
 TARGET_QEMU_TCG_RATIO = 0.7
 TARGET_QEMU_ICOUNT_RATIO = 0.5
 TARGET_BANNER_S = 0.3
 TARGET_HYPERCALLS_PER_S = 500_000
+TARGET_SOFT_INTS_PER_S = 250_000  # issue 16 part 3
+TARGET_IRQS_PER_S = 100_000
 
 
 class BenchError(Exception):
@@ -361,8 +370,14 @@ BARE_PROGRAMS = (
         TARGET_HYPERCALLS_PER_S,
     ),
     BareProgram("port I/O exits (in al, 0x40 -> PIT)", "portio.asm", "reads/s", 20_000),
-    BareProgram("software int 0x30 via IDT + iretd", "softint.asm", "ints/s", 5_000),
-    BareProgram("PIT one-shot IRQ0 via 8259 + IDT", "irq.asm", "irqs/s", 2_000),
+    BareProgram(
+        "software int 0x30 via IDT + iretd",
+        "softint.asm",
+        "ints/s",
+        5_000,
+        TARGET_SOFT_INTS_PER_S,
+    ),
+    BareProgram("PIT one-shot IRQ0 via 8259 + IDT", "irq.asm", "irqs/s", 2_000, TARGET_IRQS_PER_S),
 )
 
 
@@ -454,6 +469,49 @@ def host_summary() -> str:
 SECTIONS = ("mips", "banner", "bare")
 
 
+def tree_cpu_rates(tree: Path, quick: bool) -> dict[str, float]:
+    """The bare section's figures per CPU second (name -> rate), from bench_machine.py of the
+    checkout `tree` run in a fresh interpreter with that tree's package first on the path.
+    Read from each figure's detail, which older checkouts print too."""
+    command = [sys.executable, str(tree / "bench" / "bench_machine.py"), "--only", "bare"]
+    command += ["--json"] + (["--quick"] if quick else [])
+    environment = dict(os.environ, PYTHONPATH=str(tree))
+    try:
+        result = subprocess.run(
+            command, cwd=tree, env=environment, capture_output=True, text=True,
+            timeout=AB_TIMEOUT_S, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"{tree}: the bench did not finish in {AB_TIMEOUT_S:.0f} s") from exc
+    if result.returncode != 0:
+        raise BenchError(f"{tree}: the bench failed: {result.stderr.strip()[-500:]}")
+    rates = {}
+    for figure in json.loads(result.stdout)["figures"]:
+        found = PER_CPU_SECOND.search(figure.get("detail", ""))
+        if found:
+            rates[figure["name"]] = float(found.group(1).replace(",", ""))
+    return rates
+
+
+def ab_figures(other: Path, quick: bool) -> list[Figure]:
+    """This checkout against `other`, AB_ROUNDS runs each, alternated; the median of each."""
+    here = BENCH_DIR.parent
+    runs: dict[Path, list[dict[str, float]]] = {here: [], other: []}
+    for _ in range(AB_ROUNDS):
+        for tree in (here, other):
+            runs[tree].append(tree_cpu_rates(tree, quick))
+    figures = []
+    for name in runs[here][0]:
+        ours = statistics.median(run[name] for run in runs[here])
+        theirs = [run[name] for run in runs[other] if name in run]
+        if not theirs:
+            continue
+        median = statistics.median(theirs)
+        detail = f"{median:,.0f} from {other}; ratio {ours / median:.2f}x"
+        figures.append(Figure(f"{name}, per CPU s", ours, "per CPU s", detail))
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs (about 20 s in all)")
@@ -464,7 +522,19 @@ def main() -> None:
         action="append",
         help="run only this section (repeatable): mips (1), banner (2), bare (3-5)",
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="TREE",
+        help="A/B: the bare section from here and from the checkout TREE, alternated",
+    )
     args = parser.parse_args()
+    if args.against is not None:
+        try:
+            print_table(ab_figures(args.against.resolve(), args.quick))
+        except BenchError as error:
+            sys.exit(f"bench_machine: {error}")
+        return
     settings = (
         Settings(target_s=0.4, repeats=1, banner_runs=3, qemu_startup_runs=3)
         if args.quick

@@ -52,14 +52,19 @@ OCW3_SMM = 0x20
 _INIT_READY, _EXPECT_ICW2, _EXPECT_ICW3, _EXPECT_ICW4 = 0, 1, 2, 3
 
 
-def _lowest_rank(mask: int, lowest_priority_after: int) -> int:
-    """Rank (0 = highest priority) of the best request in `mask` with the current rotation, or 8."""
+def _rank_of(mask: int, lowest_priority_after: int) -> int:
+    """Rank (0 = highest priority) of the best request in `mask` with the rotation, or 8."""
     if mask == 0:
         return 8
     rank = 0
     while not mask & (1 << ((rank + lowest_priority_after) & 7)):
         rank += 1
     return rank
+
+
+# _RANKS[rotation][mask]: the rank (0 = highest priority) of the best request in `mask` with
+# that rotation, or 8; a table because the priority resolver runs on every interrupt and EOI.
+_RANKS = tuple(tuple(_rank_of(mask, rotation) for mask in range(256)) for rotation in range(8))
 
 
 class I8259:
@@ -126,17 +131,21 @@ class I8259:
     def _level_inputs(self) -> int:
         return 0xFF if self.level_mode else self.elcr
 
-    def set_input(self, number: int, level: bool) -> None:
+    def set_input(self, number: int, level: bool) -> bool:
+        """Drive input `number`; True if that changed the IRR (an edge input's fall never
+        does, so the INT output cannot have moved)."""
         bit = 1 << number
         was_high = bool(self.levels & bit)
+        irr = self.irr
         if level:
             self.levels |= bit
         else:
             self.levels &= ~bit
-        if self._level_inputs() & bit:
-            self.irr = (self.irr | bit) if level else (self.irr & ~bit)
+        if (0xFF if self.level_mode else self.elcr) & bit:  # a level-triggered input
+            self.irr = (irr | bit) if level else (irr & ~bit)
         elif level and not was_high:
-            self.irr |= bit
+            self.irr = irr | bit
+        return self.irr != irr
 
     def set_elcr(self, value: int) -> None:
         self.elcr = value
@@ -145,18 +154,17 @@ class I8259:
 
     def requested_input(self) -> int:
         """The input that would be delivered now, or -1 (this is the chip's INT output)."""
-        requests = self.irr & ~self.imr
+        requests = self.irr & ~self.imr & 0xFF
         if not requests or not self.initialised or self.init_step != _INIT_READY:
             return -1
-        rank = _lowest_rank(requests, self.rotation)
-        if rank == 8:
-            return -1
+        ranks = _RANKS[self.rotation]
+        rank = ranks[requests]
         in_service = self.isr
         if self.special_mask:
             in_service &= ~self.imr
         if self.special_fully_nested and self.is_master:
             in_service &= ~(1 << CASCADE_INPUT)
-        if rank < _lowest_rank(in_service, self.rotation):
+        if rank < ranks[in_service & 0xFF]:
             return (rank + self.rotation) & 7
         return -1
 
@@ -167,7 +175,7 @@ class I8259:
             return -1
         bit = 1 << number
         self.irr &= ~bit
-        self.irr |= self.levels & self._level_inputs() & bit
+        self.irr |= self.levels & (0xFF if self.level_mode else self.elcr) & bit
         if self.auto_eoi:
             if self.rotate_on_auto_eoi:
                 self.rotation = (number + 1) & 7
@@ -246,7 +254,7 @@ class I8259:
         if command in (0, 4):  # clear / set rotate in automatic EOI mode
             self.rotate_on_auto_eoi = command == 4
         elif command in (1, 5):  # non-specific EOI, optionally rotating
-            rank = _lowest_rank(self.isr, self.rotation)
+            rank = _RANKS[self.rotation][self.isr & 0xFF]
             if rank != 8:
                 number = (rank + self.rotation) & 7
                 self.isr &= ~(1 << number)
@@ -292,6 +300,7 @@ class PicPair(Device):
         self.slave = I8259(is_master=False)
         self._board: Board | None = None
         self._line_levels = 0  # bit n: level of board IRQ line n
+        self._output = -1  # the master's requested input, i.e. INTR (kept by _update)
         self.reset()
 
     def attach(self, board: Board) -> None:
@@ -315,14 +324,12 @@ class PicPair(Device):
     # -- InterruptController ------------------------------------------------------------------
 
     def pending(self) -> bool:
-        return self.master.requested_input() >= 0
+        return self._output >= 0
 
     def acknowledge(self) -> int:
         master = self.master
         number = master.acknowledge()
-        if number < 0:
-            vector = master.vector_base + SPURIOUS_INPUT
-        elif number == CASCADE_INPUT and not master.single:
+        if number == CASCADE_INPUT and not master.single:
             slave_number = self.slave.acknowledge()
             if slave_number < 0:
                 vector = self.slave.vector_base + SPURIOUS_INPUT
@@ -330,9 +337,10 @@ class PicPair(Device):
                 vector = self.slave.vector_base + slave_number
             # The slave's INT drops during INTA; a request still waiting is a fresh edge.
             master.set_input(CASCADE_INPUT, False)
-        else:
-            vector = master.vector_base + number
-        self._update()
+            self._update()
+            return vector
+        vector = master.vector_base + (SPURIOUS_INPUT if number < 0 else number)
+        self._update_master()  # the slave is as it was
         return vector
 
     # -- wiring -------------------------------------------------------------------------------
@@ -342,6 +350,10 @@ class PicPair(Device):
             self._line_levels |= 1 << number
         else:
             self._line_levels &= ~(1 << number)
+        if number < 8 and number != CASCADE_INPUT:  # the master's own inputs (IRQ0 mostly)
+            if self.master.set_input(number, level):
+                self._update_master()
+            return
         self._drive_input(number)
         self._update()
 
@@ -365,7 +377,12 @@ class PicPair(Device):
     def _update(self) -> None:
         """Propagate the slave's INT into master input 2, then tell the CPU if INTR is up."""
         self.master.set_input(CASCADE_INPUT, self.slave.requested_input() >= 0)
-        if self._board is not None and self.pending():
+        self._update_master()
+
+    def _update_master(self) -> None:
+        """`_update` after a change in the master alone (the slave's INT is as it was)."""
+        self._output = output = self.master.requested_input()
+        if output >= 0 and self._board is not None:
             self._board.interrupt_changed()
 
     # -- ports --------------------------------------------------------------------------------
@@ -387,7 +404,10 @@ class PicPair(Device):
             chip.write_data(value & 0xFF)
         else:
             chip.write_command(value & 0xFF)
-        self._update()
+        if chip is self.master:
+            self._update_master()  # an EOI to the master, mostly: once per interrupt
+        else:
+            self._update()
 
     def _read_elcr(self, port: int, size: int) -> int:
         return (self.slave if port & 1 else self.master).elcr

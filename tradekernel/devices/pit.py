@@ -44,7 +44,8 @@ ACCESS_LATCH, ACCESS_LOW, ACCESS_HIGH, ACCESS_BOTH = 0, 1, 2, 3
 
 def ticks_elapsed(start_ns: int, now_ns: int) -> int:
     """Whole PIT clock ticks from `start_ns` to `now_ns`."""
-    return max(0, now_ns - start_ns) * PIT_HZ // NS_PER_S
+    elapsed = now_ns - start_ns
+    return elapsed * PIT_HZ // NS_PER_S if elapsed > 0 else 0
 
 
 def tick_time(start_ns: int, ticks: int) -> int:
@@ -96,7 +97,7 @@ class Counter:
     def power_on(self) -> None:
         self.mode = 0
         self.access = ACCESS_BOTH
-        self.bcd = False
+        self._set_bcd(False)
         self.programmed = 0  # control word bits 5-0 as written, for the status byte
         self.reload = 0x10000
         self.armed = False  # a count has been loaded since the last control word
@@ -113,9 +114,9 @@ class Counter:
         self.null_count = True
         self._cancel_timer()
 
-    @property
-    def modulus(self) -> int:
-        return 10000 if self.bcd else 0x10000
+    def _set_bcd(self, bcd: bool) -> None:
+        self.bcd = bcd
+        self.modulus = 10000 if bcd else 0x10000  # an attribute: counts read it on every access
 
     # -- value and OUT, from virtual time ----------------------------------------------------
 
@@ -128,7 +129,8 @@ class Counter:
             self.null_count = False
 
     def count_at(self, now: int) -> int:
-        self._sync(now)
+        if self.pending_at is not None:
+            self._sync(now)
         since = self.running_since
         if since is None:
             return self.frozen_count % self.modulus
@@ -176,7 +178,7 @@ class Counter:
         mode = (value >> 1) & 7
         self.mode = mode - 4 if mode >= 6 else mode
         self.access = access
-        self.bcd = bool(value & 1)
+        self._set_bcd(bool(value & 1))
         self.programmed = value & 0x3F
         self.armed = False
         self.running_since = None
@@ -192,7 +194,8 @@ class Counter:
             self.irq.lower()
 
     def write_count(self, byte: int, now: int) -> None:
-        self._sync(now)
+        if self.pending_at is not None:
+            self._sync(now)
         if self.access == ACCESS_LOW:
             self._load(byte, now)
         elif self.access == ACCESS_HIGH:
@@ -232,7 +235,7 @@ class Counter:
             self.done = False
             self.null_count = False
             self.running_since = now if self.gate else None
-            if mode == 0 and self.irq is not None:
+            if mode == 0 and self.irq is not None and self.irq.level:
                 self.irq.lower()
         self._reschedule(now)
 
@@ -333,15 +336,18 @@ class Counter:
     def _fire(self) -> None:
         deadline = self._timer.deadline if self._timer is not None else self.clock.now_ns()
         self._timer = None
-        self._sync(deadline)
+        if self.pending_at is not None:
+            self._sync(deadline)
         if self.irq is not None:
             if self.mode in (0, 1):
                 self.done = True
                 self.irq.raise_()
-            else:
-                if self.mode in (4, 5):
-                    self.done = True
+                return  # a one-shot that has fired waits for a new count (see next_event)
+            if self.mode in (4, 5):
+                self.done = True
                 self.irq.pulse()
+                return
+            self.irq.pulse()
         # When the host fell behind (real-time mode), edges already in the past are dropped
         # rather than replayed: the PIC latches only one, and replaying would livelock.
         self._reschedule(max(deadline, self.clock.now_ns()))
@@ -363,6 +369,7 @@ class Counter:
             raise ValueError(f"8254 counter {self.index} snapshot lacks {', '.join(missing)}")
         for name in self._FIELDS:
             setattr(self, name, state[name])
+        self._set_bcd(self.bcd)
         self.latched = [int(b) & 0xFF for b in state["latched"]]
         self._cancel_timer()
         if self.irq is not None:  # only modes 0 and 1 hold the line; the rest pulse it
@@ -383,9 +390,11 @@ class Pit(Device):
         self.counters: list[Counter] = []
         self.port_b = 0
         self._clock: Clock | None = None
+        self._now = self._unattached_now  # the clock's now_ns once attached (on every access)
 
     def attach(self, board: Board) -> None:
         self._clock = board.clock
+        self._now = board.clock.now_ns
         self.counters = [
             Counter(0, board.clock, board.irq(0)),
             Counter(1, board.clock, None),
@@ -395,10 +404,8 @@ class Pit(Device):
         board.ports.claim(PORT_B, 1, self.name, self._read_port_b, self._write_port_b)
         self.reset()
 
-    def _now(self) -> int:
-        if self._clock is None:
-            raise RuntimeError("pit: used before attach()")
-        return self._clock.now_ns()
+    def _unattached_now(self) -> int:
+        raise RuntimeError("pit: used before attach()")
 
     def reset(self) -> None:
         if self._clock is None:

@@ -35,11 +35,18 @@ class _PortClaim:
     write_string: PortWriteString | None = None
 
 
+def _ignore_write(port: int, size: int, value: int) -> None:
+    """What an unclaimed port (or a read-only one) does with a write."""
+
+
 class PortBus:
     """The 64 KiB ISA I/O space; one table slot per port, so a lookup is one list index."""
 
     def __init__(self) -> None:
         self._claims: list[_PortClaim | None] = [None] * PORT_COUNT
+        # Per port, the write handler or one that ignores the write: the CPU's OUT hook calls
+        # it straight (`writer(port, size, value)`, value already masked to `size` bytes).
+        self.writers: list[PortWrite] = [_ignore_write] * PORT_COUNT
 
     def claim(
         self,
@@ -61,6 +68,8 @@ class PortBus:
             if existing is not None:
                 raise WiringError(f"{owner}: port {port:#x} already claimed by {existing.owner}")
             self._claims[port] = claim
+            if write is not None:
+                self.writers[port] = write
 
     def owner(self, port: int) -> str | None:
         claim = self._claims[port & 0xFFFF]

@@ -144,6 +144,12 @@ class Cpu:
             engine = ctypes.cast(self._handle, ctypes.c_void_p).value
             self._exit_checks = ctypes.c_uint8.from_address(engine + cal.exit_check_flag)
         self._block_stops = False
+        self.running = False  # inside `start` (a hook runs now), or between runs
+        # `env->eflags` holds the arithmetic flags too (see `flags`): false after restoring a
+        # context saved inside a hook, where they were kept apart, until the next run ends.
+        self._eflags_whole = True
+        # The instructions a counted `start` has retired so far (read also mid-run).
+        self.retired = ctypes.c_uint64.from_address(self._engine + 8 * cal.icount_word)
         self.state = state  # address of the live CPU state, or None
         # Where CR0, CR3, CS, SS and the table registers sit in it (interrupt delivery).
         self.layout: StateLayout | None = state_layout() if state is not None else None
@@ -283,6 +289,20 @@ class Cpu:
         else:
             self.write(EIP, value)
 
+    def enter_handler(self, esp: int, clears: int, eip: int) -> None:
+        """An interrupt handler's entry at the same privilege: ESP, the EFLAGS bits the gate
+        clears and EIP, as `set_gpr`, `clear_flags` and `set_eip` do, in one call (every
+        planned delivery makes it)."""
+        gprs, eflags, live_eip = self._gprs, self._eflags, self._eip
+        if gprs is None or eflags is None or live_eip is None:
+            self.set_gpr(4, esp)
+            self.clear_flags(clears)
+            self.set_eip(eip)
+            return
+        gprs[4] = (gprs[4] & ~0xFFFFFFFF) | (esp & 0xFFFFFFFF)
+        eflags.value &= ~clears
+        live_eip.value = eip & 0xFFFFFFFF
+
     def gprs32(self) -> list[int]:
         """All eight general registers at once (x86 order), for system-call arguments."""
         gprs = self._gprs
@@ -328,6 +348,16 @@ class Cpu:
         (hflags,) = struct.unpack_from("<I", view, offset)
         struct.pack_into("<I", view, offset, hflags & ~3)
         self.uc.context_restore(ctx)
+
+    def flags(self) -> int:
+        """EFLAGS. Between runs from the live state where it was found: Unicorn folds the
+        arithmetic flags back into `env->eflags` as a run ends (and an API write stores all of
+        them there), while inside a run they sit apart and only the API computes them."""
+        eflags = self._eflags
+        if eflags is not None and not self.running and self._eflags_whole:
+            return eflags.value & 0xFFFFFFFF
+        self._reg_read(self._handle, EFLAGS, self._u32_ref)
+        return self._u32.value
 
     def interrupts_enabled(self) -> bool:
         """EFLAGS.IF, read from the live state where it was found (valid inside hooks)."""
@@ -402,26 +432,29 @@ class Cpu:
     # without a range check, so those get a range no EIP is in, and the cpuid hook must be
     # the first one added (Machine._install_hooks).
     def on_port_in(self, handler) -> None:  # noqa: ANN001
-        """handler(port, size) -> value; runs inside the `in` instruction."""
+        """handler(engine, port, size, user_data) -> value, Unicorn's own arguments (no adapter
+        call on a path every port read takes); runs inside the `in` instruction."""
         self._hook(
             UC_HOOK_INSN,
-            _IN_CB(lambda h, port, size, ud: handler(port, size)),
+            _IN_CB(handler),
             ctypes.c_int(_INSN_IN),
             bounded=False,
         )
 
     def on_port_out(self, handler) -> None:  # noqa: ANN001
-        """handler(port, size, value); runs inside the `out` instruction."""
+        """handler(engine, port, size, value, user_data), as `on_port_in`; runs inside the
+        `out` instruction."""
         self._hook(
             UC_HOOK_INSN,
-            _OUT_CB(lambda h, port, size, value, ud: handler(port, size, value)),
+            _OUT_CB(handler),
             ctypes.c_int(_INSN_OUT),
             bounded=False,
         )
 
     def on_interrupt(self, handler) -> None:  # noqa: ANN001
-        """handler(vector): every `int n`, exception and fault Unicorn would otherwise swallow."""
-        self._hook(UC_HOOK_INTR, _INTR_CB(lambda h, vector, ud: handler(vector)))
+        """handler(engine, vector, user_data), as `on_port_in`: every `int n`, exception and
+        fault Unicorn would otherwise swallow."""
+        self._hook(UC_HOOK_INTR, _INTR_CB(handler))
 
     def on_cpuid(self, handler) -> None:  # noqa: ANN001
         """handler() -> True if it answered (the instruction is then skipped)."""
@@ -463,7 +496,12 @@ class Cpu:
             self._exit_checks.value = int(block_stops)
             self.uc.ctl_flush_tb()
             self._block_stops = block_stops
-        self.uc.emu_start(eip, 0xFFFFFFFFFFFF, 0, count)
+        self.running = True
+        try:
+            self.uc.emu_start(eip, 0xFFFFFFFFFFFF, 0, count)
+        finally:
+            self.running = False
+            self._eflags_whole = True
 
     def stop(self) -> None:
         self.uc.emu_stop()
@@ -474,6 +512,7 @@ class Cpu:
 
     def restore_context(self, ctx) -> None:  # noqa: ANN001
         self.uc.context_restore(ctx)
+        self._eflags_whole = False  # it may have been saved inside a hook
 
     @staticmethod
     def context_view(ctx) -> ctypes.Array:  # noqa: ANN001

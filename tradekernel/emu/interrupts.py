@@ -370,20 +370,20 @@ class InterruptUnit:
         ):
             return False
         cpu = self.cpu
-        flags = cpu.read(EFLAGS)
+        flags = cpu.flags()
         if flags & FLAG_VM:
             return False
         eip = cpu.eip() if return_eip < 0 else return_eip
         cs = key[reader.cs]
         if plan.error_code and error_code is not None:
-            frame = struct.pack("<IIII", error_code, eip, cs, flags)
+            frame, size = struct.pack("<IIII", error_code, eip, cs, flags), 16
         else:
-            frame = struct.pack("<III", eip, cs, flags)
-        esp = (cpu.gpr(4) - len(frame)) & 0xFFFFFFFF
+            frame, size = struct.pack("<III", eip, cs, flags), 12
+        esp = (cpu.gpr(4) - size) & 0xFFFFFFFF
         linear = (key[reader.ss_base] + esp) & 0xFFFFFFFF
         cr0 = key[reader.cr0]
-        if not cr0 & CR0_PG and linear + len(frame) <= self.cpu.ram_bytes:
-            ram[linear : linear + len(frame)] = frame
+        if not cr0 & CR0_PG and linear + size <= cpu.ram_bytes:
+            ram[linear : linear + size] = frame
         else:
             mmu = self.mmu
             mmu.pin(cr0, key[reader.cr3])
@@ -393,9 +393,7 @@ class InterruptUnit:
                 return False
             finally:
                 mmu.unpin()
-        cpu.set_gpr(4, esp)
-        cpu.clear_flags(plan.clears)
-        cpu.set_eip(plan.target)
+        cpu.enter_handler(esp, plan.clears, plan.target)
         return True
 
     def _keep_plan(
@@ -489,7 +487,7 @@ class InterruptUnit:
         cpu = self.cpu
         fields = self._fields
         if fields is not None:  # one API call per delivery (issue 16 part 3)
-            cr0, cr3, flags = fields.cr0.value, fields.cr3.value, cpu.read(EFLAGS)
+            cr0, cr3, flags = fields.cr0.value, fields.cr3.value, cpu.flags()
             cs, ss = fields.cs.value, fields.ss.value
         else:
             cr0, cr3, flags, cs, ss = cpu.read_batch(_DELIVERY_READS)

@@ -5,7 +5,8 @@ the PIC asserts (if IF is set), and, when the CPU has executed `hlt`, jumps to t
 deadline instead of spinning (tickless). Two clocks:
 - real time: virtual ns follow the wall clock; a timer thread ends each slice with `emu_stop`
   at the next deadline (at most SLICE_WALL_NS later), so guest code runs at full speed;
-- deterministic: virtual ns = instructions retired x NS_PER_INSTRUCTION plus idle jumps, slices
+- deterministic: virtual ns = instructions retired x ns_per_instruction (MachineConfig; by
+  default NS_PER_INSTRUCTION) plus idle jumps, slices
   are counted, and host input is taken only when the guest is idle, so the same inputs give the
   same run bit for bit.
 """
@@ -86,6 +87,7 @@ IRQ_WAIT_WALL_NS = 100_000
 RESTARTABLE_FAULTS = frozenset({0, 5, 6, 7, 10, 11, 12, 13, 14, 16, 17, 19})
 PAGE_SIZE = 0x1000
 PAGE_MASK = PAGE_SIZE - 1
+SIZE_MASKS = (0, 0xFF, 0xFFFF, 0, 0xFFFFFFFF)  # an I/O access's value by its size in bytes
 INVALID_OPCODE = 6
 # What `syscall` / `sysenter` raise on a CPU whose OS set no MSRs (EFER.SCE clear,
 # IA32_SYSENTER_CS = 0; Intel SDM vol. 2B): #UD, and #GP(0). The machine sets no MSRs.
@@ -236,6 +238,9 @@ Hypercall = Callable[[Registers], int]
 class MachineConfig:
     ram_mib: int = memmap.DEFAULT_RAM_MIB
     deterministic: bool = False
+    # Deterministic mode's virtual CPU speed: a slower one makes a guest that polls for a
+    # timer (never idling, so time moves only with instructions) reach it in fewer exits.
+    ns_per_instruction: int = NS_PER_INSTRUCTION
 
 
 @dataclass
@@ -348,11 +353,14 @@ class Machine:
         self.config = config or MachineConfig()
         self.cal = calibrate()
         self.cpu = Cpu(self.config.ram_mib * 1024 * 1024)
+        self._live_state = self.cpu.state is not None  # registers read and written in place
+        self._ns_per_instruction = self.config.ns_per_instruction
         self._power_on_context = self.cpu.save_context()
         self.interrupts = InterruptUnit(self.cpu, self.cal)
         self.memory = GuestMemory(self.cpu.ram, self._code_written)
         self.registers = Registers(self.cpu)
         self.ports = PortBus()
+        self._port_writers = self.ports.writers
         self.mmio = MmioBus()
         self.clock = Clock()
         self.channels = Channels()
@@ -508,9 +516,7 @@ class Machine:
 
     def _deterministic_now(self) -> int:
         if self._in_slice:
-            return (
-                self._slice_base_ns + self.cpu.engine_u64(self.cal.icount_word) * NS_PER_INSTRUCTION
-            )
+            return self._slice_base_ns + self.cpu.retired.value * self._ns_per_instruction
         return self._slice_base_ns
 
     # ---- signals from devices and the host ----------------------------------------------
@@ -552,13 +558,13 @@ class Machine:
             return
         if self.config.deterministic:
             base = self._slice_base_ns
-            if deadline < base + self._slice_budget * NS_PER_INSTRUCTION:
+            if deadline < base + self._slice_budget * self._ns_per_instruction:
                 # The slice is made to end at the deadline, going on until then (a stop here
                 # would cost a slice more: a one-shot timer armed in a handler that `hlt`s
                 # soon after). Where the count cannot be lowered, it stops now.
-                budget = max(1, (deadline - base) // NS_PER_INSTRUCTION)
+                budget = max(1, (deadline - base) // self._ns_per_instruction)
                 limit = self._count_limit
-                if limit is not None and budget > self.cpu.engine_u64(self.cal.icount_word):
+                if limit is not None and budget > self.cpu.retired.value:
                     self._slice_budget = budget
                     limit.value = budget
                 else:
@@ -584,22 +590,39 @@ class Machine:
 
     def _guard(self, handler: Callable[..., object]) -> Callable[..., object]:
         """Wrap a CPU hook so the timer thread can tell when the CPU is inside one, and so that
-        a Python exception in a device or the kernel stops the machine with a report."""
+        a Python exception in a device or the kernel stops the machine with a report. A
+        deterministic machine has no timer thread (nothing stops it from outside), so its
+        hooks skip the count and its lock: every interrupt crosses three or four hooks."""
 
-        lock = self._hook_lock
+        def crash(error: Exception) -> int:
+            where = traceback.extract_tb(error.__traceback__)[-1]
+            self._crash(
+                f"internal error: {type(error).__name__}: {error} "
+                f"({Path(where.filename).name}:{where.lineno} in {where.name})"
+            )
+            return 0
+
+        if self.config.deterministic:
+
+            def unlocked(*args: object) -> object:
+                try:
+                    return handler(*args)
+                except Exception as error:  # noqa: BLE001 - ctypes would print and carry on
+                    return crash(error)
+
+            return unlocked
+
+        # acquire/release rather than `with`: half the cost, on every hook of a real-time run
+        acquire, release = self._hook_lock.acquire, self._hook_lock.release
 
         def guarded(*args: object) -> object:
-            with lock:  # never while the timer thread is between its check and its stop
-                self._in_hook += 1
+            acquire()  # never while the timer thread is between its check and its stop
+            self._in_hook += 1
+            release()
             try:
                 return handler(*args)
             except Exception as error:  # noqa: BLE001 - ctypes would print and carry on
-                where = traceback.extract_tb(error.__traceback__)[-1]
-                self._crash(
-                    f"internal error: {type(error).__name__}: {error} "
-                    f"({Path(where.filename).name}:{where.lineno} in {where.name})"
-                )
-                return 0
+                return crash(error)
             finally:
                 self._in_hook -= 1
 
@@ -682,7 +705,7 @@ class Machine:
             else:
                 slicer.move_up(time.monotonic() + IRQ_WAIT_WALL_NS / 1e9)
 
-    def _port_in(self, port: int, size: int) -> int:
+    def _port_in(self, _engine: object, port: int, size: int, _user: object) -> int:
         if self._io_fault is not None:
             return self.cpu.read(EAX)
         slicer = self._slicer
@@ -696,7 +719,7 @@ class Machine:
             if self._stop_requested:
                 self._io_eip = self.cpu.eip()  # see _fault_skipped_system_instruction
             return result
-        if not self._io_allowed(port, size):
+        if self.cpu.cpl() and not self._io_allowed(port, size):
             self._fault_from_io()
             return self.cpu.read(EAX)
         cpu = self.cpu
@@ -713,16 +736,16 @@ class Machine:
             self._io_eip = where[1]  # see _fault_skipped_system_instruction
         return value
 
-    def _port_out(self, port: int, size: int, value: int) -> None:
+    def _port_out(self, _engine: object, port: int, size: int, value: int, _user: object) -> None:
         if self._io_fault is not None:
             return
         slicer = self._slicer
         if slicer is not None and slicer.near is not None:
             self._near_deadline_passed()
-        if not self._io_allowed(port, size):
+        if self.cpu.cpl() and not self._io_allowed(port, size):
             self._fault_from_io()
             return
-        self.ports.write(port, size, value)
+        self._port_writers[port](port, size, value & SIZE_MASKS[size])
         if self._stop_requested:
             self._io_eip = self.cpu.eip()  # see _fault_skipped_system_instruction
 
@@ -742,13 +765,13 @@ class Machine:
         self.halted = False
         self._deliver_or_crash(Event(GENERAL_PROTECTION, 0), "I/O without privilege")
 
-    def _on_interrupt(self, vector: int) -> None:
+    def _on_interrupt(self, _engine: object, vector: int, _user: object) -> None:
         """An `int n` or a fault: delivered once the slice has ended, never inside the hook.
         Writing CS:EIP in the hook and then stopping (a timer, a UI event) let Unicorn resume
         from the start of a translation block it had partly run, repeating `int 0x80` with a
         clobbered EAX; with no EIP written here, the stop leaves EIP exact (at the fault, or
         past the `int`)."""
-        trap = self._traps.get(vector)
+        trap = self._traps.get(vector) if self._traps else None
         if (
             trap is not None
             and self._io_fault is None
@@ -782,8 +805,7 @@ class Machine:
         API write there left EIP stale at the next stop), and no stop may land inside a block:
         a real-time slice with block stops, or a counted run, whose only stops come from this
         thread's hooks and its own count."""
-        cpu = self.cpu
-        return cpu.state is not None and (cpu.block_stops or self.config.deterministic)
+        return self._live_state and (self.config.deterministic or self.cpu.block_stops)
 
     def _run_trap(self, trap: Callable[[Registers], bool]) -> bool:
         """A trap handler; the EIP/EFLAGS/segment/CR writes it made are applied once the slice
@@ -882,7 +904,7 @@ class Machine:
 
     def linear_eip(self) -> int:
         cpu = self.cpu
-        if cpu.read(CR0) & CR0_PE:
+        if self.interrupts.control_registers()[0] & CR0_PE:
             return cpu.eip()  # flat code segments (the only kind our stub builds)
         return ((cpu.read(CS) & 0xFFFF) << 4) + (cpu.eip() & 0xFFFF)
 
@@ -896,11 +918,12 @@ class Machine:
             self._slicer = _SliceTimer(self._timer_stop)
             self._slicer.start()
         self.stop_info = None
+        clock = self.clock
         while True:
             while self._posted:
                 self._posted.popleft()()
-            self.clock.advance_to(self.clock.now_ns())
-            self.clock.run_due()
+            clock.now_ns()  # brings virtual time up to the CPU's (the clock's sampler)
+            clock.run_due()
             if self.stop_info is not None and self.stop_info.reason == "reset":
                 self.reset()
                 continue
@@ -912,7 +935,8 @@ class Machine:
                 return StopInfo("timeout")
             if self.debug_turn is not None and self._debugger_turn():
                 continue
-            self._deliver_pending_irq()
+            if self._irq_raised and self._irq_ready():
+                self._deliver_irq()
             if self.halted:
                 if not self._idle(wall_end):
                     assert self.stop_info is not None  # the crash that says why
@@ -957,11 +981,11 @@ class Machine:
         except UcError as error:
             self._cpu_error(error)
         finally:
-            executed = cpu.engine_u64(self.cal.icount_word)
+            executed = cpu.retired.value
             self._in_slice = False
         self.instructions += executed
         if self.config.deterministic:
-            self._slice_base_ns += executed * NS_PER_INSTRUCTION
+            self._slice_base_ns += executed * self._ns_per_instruction
             self.clock.advance_to(self._slice_base_ns)
         self._after_slice()
         return True
@@ -990,10 +1014,6 @@ class Machine:
             return False
         self._irq_raised = True
         return True
-
-    def _deliver_pending_irq(self) -> None:
-        if self._irq_ready():
-            self._deliver_irq()
 
     def _deliver_event(self, event: Event) -> None:
         """The exception or `int n` that ended the slice, delivered at once (timers and posted
@@ -1039,14 +1059,15 @@ class Machine:
             self._crash("the CPU halted with interrupts disabled")
             return False
         deadline = self.clock.next_deadline()
+        feeders = self._idle_feeders
         if self.config.deterministic:
-            if any([feeder() for feeder in self._idle_feeders]):
+            if feeders and any([feeder() for feeder in feeders]):
                 return True
             if deadline is not None:
                 self._slice_base_ns = max(self._slice_base_ns, deadline)
                 self.clock.advance_to(deadline)
                 return True
-        elif any([feeder() for feeder in self._idle_feeders]):
+        elif feeders and any([feeder() for feeder in feeders]):
             return True
         wait_s = 0.05 if deadline is None else max(0.0, (deadline - self._wall_now()) / 1e9)
         if wall_end is not None:
@@ -1073,14 +1094,14 @@ class Machine:
         controller = self.board.interrupt_controller
         irq_waits = (
             controller is not None
-            and (self._shadow_step or not cpu.interrupts_enabled())
             and controller.pending()
+            and (self._shadow_step or not cpu.interrupts_enabled())
         )
         if self.config.deterministic:
             now = self._slice_base_ns
             budget = MAX_SLICE_INSTRUCTIONS
             if deadline is not None:
-                budget = max(1, min(budget, (deadline - now) // NS_PER_INSTRUCTION))
+                budget = max(1, min(budget, (deadline - now) // self._ns_per_instruction))
             if irq_waits:
                 budget = min(budget, IRQ_WAIT_INSTRUCTIONS)
             if self._shadow_step:
@@ -1093,20 +1114,21 @@ class Machine:
             except UcError as error:
                 self._cpu_error(error)
             finally:
-                executed = cpu.engine_u64(self.cal.icount_word)
+                executed = cpu.retired.value
                 self._in_slice = False
             self.instructions += executed
-            self._slice_base_ns = now + executed * NS_PER_INSTRUCTION
+            self._slice_base_ns = now + executed * self._ns_per_instruction
             self.clock.advance_to(self._slice_base_ns)
             self._after_slice()
             return
-        slice_end = time.monotonic() + SLICE_WALL_NS / 1e9
+        started = time.monotonic()
+        slice_end = started + SLICE_WALL_NS / 1e9
         if deadline is not None:
-            slice_end = min(slice_end, time.monotonic() + max(0, deadline - self._wall_now()) / 1e9)
+            slice_end = min(slice_end, started + max(0, deadline - self._wall_now()) / 1e9)
         if wall_end is not None:
             slice_end = min(slice_end, wall_end)
         if irq_waits:
-            slice_end = min(slice_end, time.monotonic() + IRQ_WAIT_WALL_NS / 1e9)
+            slice_end = min(slice_end, started + IRQ_WAIT_WALL_NS / 1e9)
         assert self._slicer is not None
         self._slicer.arm(slice_end)
         self._stopped_from_outside = False

@@ -28,7 +28,7 @@ from tradekernel.devices.rtc import Rtc
 from tradekernel.devices.uart import Uart16550
 from tradekernel.devices.vga import VGA
 from tradekernel.emu.bios import Bios
-from tradekernel.emu.machine import Machine, MachineConfig
+from tradekernel.emu.machine import NS_PER_INSTRUCTION, Machine, MachineConfig
 from tradekernel.firmware import firmware
 from tradekernel.hypercall import Hypercall
 
@@ -42,6 +42,7 @@ class PcConfig:
     floppy: str | os.PathLike[str] | None = None  # drive A: (BIOS drive 0x00), booted first
     ram_mib: int = memmap.DEFAULT_RAM_MIB
     deterministic: bool = False
+    ns_per_instruction: int = NS_PER_INSTRUCTION  # deterministic mode's virtual CPU speed
     read_only: bool = False
     start_time: datetime | None = None
     net: str = "none"  # hostnet's --net spec for the NE2000's cable (tests stay offline)
@@ -80,7 +81,9 @@ class Pc:
         if config.ram_mib < 2 or config.ram_mib > 3072:
             raise ValueError(f"memory must be 2-3072 MiB, not {config.ram_mib}")
         self.config = config
-        self.machine = machine = Machine(MachineConfig(config.ram_mib, config.deterministic))
+        self.machine = machine = Machine(
+            MachineConfig(config.ram_mib, config.deterministic, config.ns_per_instruction)
+        )
         start = config.start_time or (DETERMINISTIC_EPOCH if config.deterministic else None)
         self.pic = machine.add(PicPair(bios_initialised=False))
         self.pit = machine.add(Pit(bios_initialised=False))
