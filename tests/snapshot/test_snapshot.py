@@ -10,6 +10,7 @@ import io
 import pickle
 import shutil
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,11 @@ def test_a_snapshot_that_does_not_fit_leaves_the_new_machine_untouched(tmp_path:
         snapshot.load(other_disk.pc, path)
     assert bytes(other_disk.machine.cpu.ram) == before
     close_pc(other_disk)
+    slower = _fresh(tmp_path, disk, "slower")  # a virtual CPU of another speed: another time base
+    slower.pc.config = replace(slower.pc.config, ns_per_instruction=2)
+    with pytest.raises(SnapshotError, match="1 ns per instruction, this machine's takes 2"):
+        snapshot.load(slower.pc, path)
+    close_pc(slower)
 
 
 class _Hostile:

@@ -83,7 +83,7 @@ from typing import Any, BinaryIO
 
 from tradekernel.emu.clock import Timer
 from tradekernel.emu.cpu import EFLAGS
-from tradekernel.emu.machine import NS_PER_INSTRUCTION, Machine, StopInfo
+from tradekernel.emu.machine import Machine, StopInfo
 from tradekernel.emu.pc import Pc, PcConfig
 from tradekernel.hostnet.link import MAX_FRAME
 
@@ -225,7 +225,7 @@ class _Passes:
         """(instructions, virtual ns) now, in the middle of a slice too (from a CPU hook)."""
         now = self.machine.clock.now_ns()
         n0, t0 = self.slice_start
-        return n0 + max(0, now - t0) // NS_PER_INSTRUCTION, now
+        return n0 + max(0, now - t0) // self.machine.config.ns_per_instruction, now
 
 
 # ---- the file ---------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ import cloudpickle
 import unicorn
 
 from tradekernel import __version__
+from tradekernel.emu.machine import NS_PER_INSTRUCTION
 from tradekernel.emu.pc import Pc
 from tradekernel.emu.record import image_identity
 from tradekernel.hostnet.link import MAX_FRAME, MIN_FRAME, QUEUE_MAX, Link
@@ -218,6 +219,7 @@ def save(pc: Pc, path: str | os.PathLike[str]) -> None:
         "unicorn": unicorn.__version__,
         "ram_mib": config.ram_mib,
         "deterministic": config.deterministic,
+        "ns_per_instruction": config.ns_per_instruction,
         "start_time": None if config.start_time is None else config.start_time.isoformat(),
         "read_only": config.read_only,
         "nic": pc.nic is not None,
@@ -359,6 +361,11 @@ def load(pc: Pc, path: str | os.PathLike[str]) -> dict[str, Any]:
         )
     if header.get("deterministic") != config.deterministic:
         problems.append("another clock (deterministic or real time)")
+    if header.get("ns_per_instruction", NS_PER_INSTRUCTION) != config.ns_per_instruction:
+        problems.append(
+            f"a virtual CPU of {header.get('ns_per_instruction')} ns per instruction, this "
+            f"machine's takes {config.ns_per_instruction}"
+        )
     names = [device.name for device in machine.devices]
     saved_devices = header.get("devices") or []
     if [entry[0] for entry in saved_devices] != names:
