@@ -56,7 +56,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-from collections import deque
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -164,7 +164,9 @@ class SimVenue:
         self.lots_sent = 0
         self.tick_to_order_ns: list[int] = []
         self.error: str | None = None
+        # symbol -> resting orders, a symbol only while it has some (replay.Listener.resting)
         self._resting: dict[str, list[SimOrder]] = {}
+        self.resting = self._resting
         self._waiting: dict[str, list[SimOrder]] = {}  # market orders on trade-only data
         # a TradingEngine market's feed orders: id -> (side, price), and the latest id
         self._feed_orders: dict[int, tuple[int, int]] = {}
@@ -179,7 +181,9 @@ class SimVenue:
         # rest wait in _later until something reads what they change
         self.wants_book = True
         self.wants_trades = True
-        self._later: deque[tuple[int, int, str, tuple | None]] = deque()
+        # (delivery ns, exchange ns, symbol, top or None for a trade) in delivery order
+        self._later: list[tuple[int, int, str, tuple | None]] = []
+        self._md_latency = model.md_latency_ns
         if isinstance(market, TradingEngine):
             self._listen_to_engine(market)
         else:
@@ -354,6 +358,8 @@ class SimVenue:
             queue = table.get(order.symbol)
             if queue and order in queue:
                 queue.remove(order)
+                if not queue:
+                    del table[order.symbol]
 
     def _cancel_now(self, order: SimOrder, reason: str) -> None:
         if not order.is_live:
@@ -450,7 +456,7 @@ class SimVenue:
             self._relay(event)
         else:
             later = self._later
-            later.append((now + self.model.md_latency_ns, now, symbol, None))
+            later.append((now + self._md_latency, now, symbol, None))
             if len(later) > MAX_DEFERRED:
                 self._catch_up()
         is_print = buy_id is None and sell_id is None
@@ -492,7 +498,7 @@ class SimVenue:
             self._relay(ev.TopOfBook(self.bus.next_seq(), now, symbol, *l1))
         else:  # (inlined: the idle backtest's commonest call)
             later = self._later
-            later.append((now + self.model.md_latency_ns, now, symbol, l1))
+            later.append((now + self._md_latency, now, symbol, l1))
             if len(later) > MAX_DEFERRED:  # bounded: keep only what is not yet delivered
                 self._catch_up()
 
@@ -529,15 +535,27 @@ class SimVenue:
         """Market events no callback of the strategy hears are not scheduled one by one: what
         they change for it (the top `ctx.top` shows, the time of the last tick) takes effect
         here, for those whose delivery time is before now (at the same ns a callback sees the
-        state before them)."""
+        state before them). They are in delivery order: the due ones are found by bisection,
+        and only the latest of them counts (per symbol for the top), found from the end."""
         later = self._later
         now = self.clock.now
-        while later and later[0][0] < now:
-            _, ts, symbol, l1 = later.popleft()
-            if ts > self._last_md_ts:
-                self._last_md_ts = ts
-            if l1 is not None:
-                self._l1[symbol] = l1
+        if not later or later[0][0] >= now:
+            return
+        due = bisect_left(later, (now,))  # (now,) sorts before every entry delivered at now
+        ts = later[due - 1][1]  # exchange times never go back: the last is the latest
+        if ts > self._last_md_ts:
+            self._last_md_ts = ts
+        symbols = len(self.market.books)
+        seen: set[str] = set()
+        tops = self._l1
+        for i in range(due - 1, -1, -1):
+            _, _, symbol, l1 = later[i]
+            if l1 is not None and symbol not in seen:
+                tops[symbol] = l1
+                seen.add(symbol)
+                if len(seen) == symbols:
+                    break
+        del later[:due]
 
 
 # ---- one run ------------------------------------------------------------------------------------
