@@ -121,3 +121,115 @@ def test_a_backtest_restores_the_collector_settings() -> None:
     assert result.strategy_error and "boom" in result.strategy_error
     assert seen == [max(before[0], GC_YOUNG_THRESHOLD)]
     assert gc.get_threshold() == before
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda f: f.__setitem__(2, ord("z")),  # a type byte ITCH does not define
+        lambda f: f.__setitem__(2, ord("D") if f[2] != ord("D") else ord("A")),  # wrong size
+        lambda f: f.__setitem__(slice(0, 2), b"\x00\x00"),  # a zero-length message
+        lambda f: f.__setitem__(1, f[1] + 1),  # a length one byte too long
+    ],
+)
+def test_bad_framing_mid_stream_gives_the_engine_s_errors(damage) -> None:  # noqa: ANN001
+    """The replay frames a message with one unpack from its length prefix; a prefix that does
+    not fit its type, an unknown type, a zero length: the same errors and the same market
+    after them as the desk's parser."""
+    data, _ = generate(SessionSpec(events=3_000, seed=8))
+    frames, offset = [], 0
+    while offset < len(data):
+        size = 2 + int.from_bytes(data[offset : offset + 2], "big")
+        frames.append(bytearray(data[offset : offset + size]))
+        offset += size
+    for at in (40, 700, 1500):
+        damage(frames[at])
+    data = b"".join(bytes(f) for f in frames)
+    engine = through_the_engine(data)
+    assert engine[3]
+    assert through_the_replay(data) == engine
+
+
+def two_symbols(first: bytes, second: bytes) -> bytes:
+    """Two one-symbol sessions as one feed: the second's stock locate made 2 and its order
+    references moved past the first's, the messages merged in timestamp order."""
+    frames = []
+    for locate, data in ((None, first), (2, second)):
+        offset = 0
+        while offset < len(data):
+            size = 2 + int.from_bytes(data[offset : offset + 2], "big")
+            frame = bytearray(data[offset : offset + size])
+            if locate is not None:
+                frame[3:5] = locate.to_bytes(2, "big")
+                for at in (
+                    (13, 21) if frame[2:3] == b"U" else (13,) if frame[2:3] in b"AFECXD" else ()
+                ):
+                    ref = int.from_bytes(frame[at : at + 8], "big") + (1 << 40)
+                    frame[at : at + 8] = ref.to_bytes(8, "big")
+            frames.append((int.from_bytes(frame[7:13], "big"), len(frames), bytes(frame)))
+            offset += size
+    return b"".join(frame for _, _, frame in sorted(frames))
+
+
+def test_deferred_market_events_show_what_a_listening_strategy_heard() -> None:
+    """A strategy with no on_book does not get the tops scheduled one by one: the venue keeps
+    them and applies, when the strategy looks, those delivered strictly before now (the latest
+    per symbol). What it sees at each look must be the last top an on_book strategy was
+    handed before that ns, on a feed of two symbols; and its orders, fills and tick-to-order
+    latencies must be those of the same strategy with (empty) market callbacks."""
+    from tradekernel.kernel.trading.backtest import run_backtest
+    from tradekernel.kernel.trading.strategy import Strategy
+
+    data = two_symbols(generate(SessionSpec(symbol="AAA", events=4_000, seed=9))[0],
+                       generate(SessionSpec(symbol="BBB", events=4_000, seed=10))[0])  # fmt: skip
+    heard: list[tuple[int, str, tuple]] = []
+    looks: list[tuple[int, str, tuple]] = []
+
+    class Listens(Strategy):
+        name = "listens"
+
+        def on_book(self, ctx, top) -> None:  # noqa: ANN001
+            heard.append((ctx.now_ns, top.symbol, ctx.top(top.symbol)))
+
+    class Looks(Strategy):
+        """Looks every 0.3 ms, and trades on what it sees (buys at the ask when flat)."""
+
+        name = "looks"
+        symbols = ("AAA", "BBB")
+
+        def on_start(self, ctx) -> None:  # noqa: ANN001
+            ctx.set_timer(300_000, "look")
+
+        def on_timer(self, ctx, name: str) -> None:  # noqa: ANN001
+            for symbol in self.symbols:
+                top = ctx.top(symbol)
+                looks.append((ctx.now_ns, symbol, top))
+                if top[2] is not None and ctx.position(symbol) == 0 and len(looks) % 7 == 0:
+                    ctx.buy(symbol, 100, top[2])
+                elif ctx.position(symbol) and len(looks) % 5 == 0 and top[0] is not None:
+                    ctx.sell(symbol, 100, top[0])
+            ctx.set_timer(300_000, name)
+
+    class LooksAndListens(Looks):
+        def on_book(self, ctx, top) -> None:  # noqa: ANN001
+            pass
+
+        def on_trade(self, ctx, trade) -> None:  # noqa: ANN001
+            pass
+
+    assert run_backtest(Listens(), "s.itch", data).feed_errors == []
+    deferred = run_backtest(Looks(), "s.itch", data)
+    seen_deferred, looks[:] = list(looks), []
+    relayed = run_backtest(LooksAndListens(), "s.itch", data)
+    assert seen_deferred == looks
+    assert len(deferred.fills) > 20
+    assert deferred.fills_csv() == relayed.fills_csv()
+    assert deferred.tick_to_order_ns == relayed.tick_to_order_ns
+    assert deferred.summary_json() == relayed.summary_json()
+    checked = set()
+    for now, symbol, top in seen_deferred:
+        before = [t for when, s, t in heard if s == symbol and when < now]
+        if before:
+            assert top == before[-1], (now, symbol)
+            checked.add(symbol)
+    assert checked == {"AAA", "BBB"}
