@@ -233,3 +233,37 @@ def test_deferred_market_events_show_what_a_listening_strategy_heard() -> None:
             assert top == before[-1], (now, symbol)
             checked.add(symbol)
     assert checked == {"AAA", "BBB"}
+
+
+@pytest.mark.parametrize(
+    "cuts",
+    [
+        ("3,1,100,1000000,1",),  # the order ahead of ours deleted (D)
+        ("2,1,60,1000000,1", "4,1,40,1000000,1"),  # cut by 60 (X), the rest executed (E)
+    ],
+)
+def test_cuts_ahead_of_a_resting_strategy_order_reach_its_queue(cuts: tuple[str, ...]) -> None:
+    """The market tells a cut only where the listener has orders resting: a strategy's order
+    resting behind a replayed one must still hear it go, so a hidden execution at its price
+    (a print: it trades the queue ahead first) then fills it."""
+    from tradekernel.kernel.trading.backtest import run_backtest
+    from tradekernel.kernel.trading.strategy import Strategy
+
+    class BuysOnce(Strategy):
+        name = "buys"
+        symbols = ("ZZ",)
+        sent = False
+
+        def on_book(self, ctx, top) -> None:  # noqa: ANN001
+            if not self.sent:
+                self.sent = True
+                ctx.buy("ZZ", 100, "100")  # behind the replayed bid of 100 at 100.00
+
+    rows = ["34200.000000000,1,1,100,1000000,1", "34200.000000000,1,2,100,1010000,-1"]
+    rows += [f"34200.00{i + 1}000000,{cut}" for i, cut in enumerate(cuts)]
+    rows.append("34200.005000000,5,0,50,1000000,1")  # a hidden buy executes 50 at 100.00
+    result = run_backtest(BuysOnce(), "ZZ_message_1.csv", "\n".join(rows).encode() + b"\n")
+    assert result.feed_errors == []
+    assert [(price, lots, liq) for _, _, _, _, price, lots, liq, *_ in result.fills] == [
+        (1000000, 50, "maker")
+    ]
