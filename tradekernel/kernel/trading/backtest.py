@@ -57,6 +57,7 @@ import gc
 import hashlib
 import json
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -184,6 +185,7 @@ class SimVenue:
         # (delivery ns, exchange ns, symbol, top or None for a trade) in delivery order
         self._later: list[tuple[int, int, str, tuple | None]] = []
         self._md_latency = model.md_latency_ns
+        self._relayed: deque[ev.Event] = deque()  # relayed market events not yet delivered
         if isinstance(market, TradingEngine):
             self._listen_to_engine(market)
         else:
@@ -519,17 +521,24 @@ class SimVenue:
                 self._fill(order, order.price, take, "maker")  # type: ignore[arg-type]
 
     def _relay(self, event: ev.Event) -> None:
-        """Deliver a market event to the strategy after the market-data latency."""
+        """Deliver a market event to the strategy after the market-data latency: one clock
+        callback per event, as any other (ties with the strategy's own callbacks keep their
+        order). The events wait in `_relayed`: made in time order with one latency, they are
+        delivered in the order they were relayed, so each callback takes the first."""
+        self._relayed.append(event)
+        self.clock.call_at(event.ts_ns + self._md_latency, self._deliver)
 
-        def deliver() -> None:
+    def _deliver(self) -> None:
+        event = self._relayed.popleft()
+        later = self._later
+        if later and later[0][0] < self.clock.now:
             self._catch_up()
-            self._last_md_ts = max(self._last_md_ts, event.ts_ns)
-            if type(event) is ev.TopOfBook:
-                self._l1[event.symbol] = (event.bid_price, event.bid_qty, event.ask_price,
-                                          event.ask_qty)  # fmt: skip
-            self.bus.publish(event)
-
-        self.clock.call_at(event.ts_ns + self.model.md_latency_ns, deliver)
+        if event.ts_ns > self._last_md_ts:
+            self._last_md_ts = event.ts_ns
+        if type(event) is ev.TopOfBook:
+            self._l1[event.symbol] = (event.bid_price, event.bid_qty, event.ask_price,
+                                      event.ask_qty)  # fmt: skip
+        self.bus.publish(event)
 
     def _catch_up(self) -> None:
         """Market events no callback of the strategy hears are not scheduled one by one: what
