@@ -267,3 +267,41 @@ def test_cuts_ahead_of_a_resting_strategy_order_reach_its_queue(cuts: tuple[str,
     assert [(price, lots, liq) for _, _, _, _, price, lots, liq, *_ in result.fills] == [
         (1000000, 50, "maker")
     ]
+
+
+def test_every_itch_type_and_replaces_as_the_engine() -> None:
+    """The session of every ITCH type (test_itch_all_types), then replaces the hot loop shares
+    with the adds: a replace to a new price, one to 0 shares (refused silently, as the
+    engine does: the old order goes, nothing comes), one of a reference no longer live (an
+    error), adds that cross (same owner: STP; an attributed one: a trade), executions and
+    cancels of orders that are gone. The same trades, tops, books and errors as the engine."""
+    from tests.trading.test_itch_all_types import STOCK, TS, msg, session_file
+    from tests.trading.test_parsers import frame, u
+
+    def add(ref: int, side: bytes, shares: int, price: int, mpid: bytes = b"") -> tuple:
+        return ("F" if mpid else "A", u(ref, 8) + side + u(shares, 4) + STOCK + u(price, 4) + mpid)
+
+    more = [
+        add(10, b"B", 100, 10_0000),
+        ("U", u(10, 8) + u(11, 8) + u(300, 4) + u(10_0100, 4)),  # to 300 @10.01
+        ("U", u(11, 8) + u(12, 8) + u(0, 4) + u(10_0100, 4)),  # 0 shares: refused
+        ("U", u(11, 8) + u(13, 8) + u(100, 4) + u(10_0100, 4)),  # 11 is gone: an error
+        add(14, b"B", 200, 10_0000),
+        add(15, b"S", 100, 9_9900),  # crosses the feed's own bid: STP cancels it, 15 rests
+        add(16, b"B", 100, 10_0500, b"ABCD"),  # crosses 15 (another owner): a trade
+        ("E", u(15, 8) + u(10, 4) + u(600, 8)),  # 15 is gone: an error
+        ("X", u(14, 8) + u(10, 4)),  # 14 went by STP: an error
+        add(17, b"S", 300, 10_0300),
+        ("X", u(17, 8) + u(400, 4)),  # more than it has: an error
+        ("C", u(17, 8) + u(100, 4) + u(601, 8) + b"Y" + u(10_0250, 4)),
+        ("U", u(17, 8) + u(18, 8) + u(50, 4) + u(10_0200, 4)),  # to the top of the asks
+        ("D", u(18, 8)),
+        ("D", u(18, 8)),  # twice: an error
+    ]
+    data = session_file() + b"".join(
+        frame(msg(kind, TS + 2 * 10**9 + i * 1000, body)) for i, (kind, body) in enumerate(more)
+    )
+    engine = through_the_engine(data)
+    replay = through_the_replay(data)
+    assert len(engine[3]) == 5 and len(engine[0]) >= 4
+    assert replay == engine
