@@ -13,6 +13,15 @@ backtrader (1.9.78.123, the last release) gets the same session as one bar per r
 message: the mid of the book after that message (from our replay, precomputed, untimed), so
 it handles exactly as many events; its strategies: `next` doing nothing (the closest to idle
 and on_book), and a moving-average crossover (the closest to our momentum sample, also run).
+"In the OS": the `ours` rows run the kernel's own modules (kernel/trading: the books, the
+replay, the fill model, the strategy host) imported into this process, with no machine around
+them. The row `ours idle (booted)` is the same idle backtest as `tk backtest` runs it: the
+machine booted in deterministic mode (research/booted.py), the data and the strategy on its
+FAT disk, the shell's `backtest` typed at its prompt; it is timed between the first and the
+last progress line the shell prints on the serial console (so boot, the disk read and the
+strategy load are out; the replay inside the machine, its console writes and the emulator
+around the kernel are in), and its event count is checked against the in-process run.
+
 Each figure is the run with the least CPU time of --repeat runs, as wall-clock events/s and as
 events per CPU second of this process (process_time): on a shared machine the second is the
 steadier one, and the targets are judged on it. The host's load average is printed. Last, a
@@ -26,7 +35,7 @@ top at the end) and replays them through a BacktestEngine whose venue keeps an L
 strategy subscribed to nothing (idle) and one with an empty on_order_book_deltas (on_book).
 
 Run: .venv/bin/python bench/bench_backtest.py [--events N] [--repeat R] [--sweep P] [--profile]
-     [--nautilus-python PYTHON]
+     [--nautilus-python PYTHON] [--no-booted]
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from tradekernel.kernel.trading import itch, strategies
 from tradekernel.kernel.trading.backtest import run_backtest
 from tradekernel.kernel.trading.replay import ItchMarket, Listener
 from tradekernel.kernel.trading.strategy import Strategy
+from tradekernel.research.booted import run_in_machine
 from tradekernel.research.config import load
 from tradekernel.research.sweep import parse_grid, sweep
 from tradekernel.research.synthetic import SessionSpec, generate
@@ -74,6 +84,32 @@ def ours(name: str, strategy: Strategy, blob: bytes, **config: object) -> tuple[
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert result.strategy_error is None and not result.feed_errors, (name, result.one_line())
     return elapsed, cpu, result.events
+
+
+IDLE_FILES = {  # the idle strategy on the booted machine's disk
+    "/strategies/idle.py": b'"""Does nothing: the replay alone."""\n\n'
+    b"from tradekernel.kernel.trading.strategy import Strategy\n\n\n"
+    b'class Idle(Strategy):\n    name = "idle"\n',
+    "/strategies/idle.toml": b'[instruments]\nsymbols = ["SYNTH"]\n',
+}
+
+
+def booted(blob: bytes, events: int) -> tuple[int, float, float]:
+    """The idle backtest inside the booted machine: (events, wall s, CPU s) between the
+    shell's first and last progress line."""
+    marks: list[tuple[int, float, float]] = []
+
+    def progress(done: int) -> None:
+        marks.append((done, time.perf_counter(), time.process_time()))
+
+    ran = run_in_machine("backtest idle /data/bench.itch", {"/data/bench.itch": blob, **IDLE_FILES},
+                         progress)  # fmt: skip
+    if ran.error is not None or len(marks) < 2:
+        raise SystemExit(f"the booted backtest failed: {ran.error or ran.lines}")
+    if f"ok, {events} events" not in ran.lines[0]:
+        raise SystemExit(f"the booted backtest differs from the in-process one: {ran.lines[0]}")
+    (first, wall0, cpu0), (last, wall1, cpu1) = marks[0], marks[-1]
+    return last - first, wall1 - wall0, cpu1 - cpu0
 
 
 class _Mids(Listener):
@@ -230,6 +266,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="profile the idle run")
     parser.add_argument("--sweep", type=int, default=4, help="sweep points (0: no sweep)")
+    parser.add_argument("--no-booted", action="store_true", help="skip the booted machine's run")
     parser.add_argument("--nautilus-python", metavar="PYTHON",
                         help="a Python with nautilus_trader installed: also race it")  # fmt: skip
     args = parser.parse_args()
@@ -254,6 +291,9 @@ def main() -> None:
         run = lambda n=name, m=make, c=config: ours(n, m(), blob, **c)  # noqa: E731
         elapsed, cpu, events = best(args.repeat, run)
         rows.append((f"ours {name}", events, elapsed, cpu))
+        if name == "idle" and not args.no_booted:
+            in_os = best(args.repeat, booted, blob, events)
+            rows.append(("ours idle (booted)", in_os[0], in_os[1], in_os[2]))
     mids = bars_for_backtrader(blob)
     rows.append(("backtrader next() empty", len(mids), *best(args.repeat, backtrader_run, mids,
                                                               False)))  # fmt: skip
@@ -276,6 +316,11 @@ def main() -> None:
           f"{rates['ours momentum'] / cross:.1f}x")  # fmt: skip
     print(f"target >= {TARGET_EVENTS_PER_S:,} events/s (idle, per CPU second): "
           f"{'met' if idle >= TARGET_EVENTS_PER_S else 'NOT met'} ({idle:,.0f})")
+    if "ours idle (booted)" in rates:
+        in_os = rates["ours idle (booted)"]
+        verdict = "met" if in_os >= TARGET_EVENTS_PER_S else "NOT met"
+        print(f"target >= {TARGET_EVENTS_PER_S:,} events/s in the booted machine (idle, per CPU "
+              f"second): {verdict} ({in_os:,.0f})")  # fmt: skip
     print(f"target >= {TARGET_RATIO}x backtrader: {'met' if ratio >= TARGET_RATIO else 'NOT met'}"
           f" ({ratio:.1f}x)")
     if "nautilus idle" in rates:

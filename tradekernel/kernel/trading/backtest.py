@@ -56,6 +56,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -164,7 +165,9 @@ class SimVenue:
         self.lots_sent = 0
         self.tick_to_order_ns: list[int] = []
         self.error: str | None = None
+        # symbol -> resting orders, a symbol only while it has some (replay.Listener.resting)
         self._resting: dict[str, list[SimOrder]] = {}
+        self.resting = self._resting
         self._waiting: dict[str, list[SimOrder]] = {}  # market orders on trade-only data
         # a TradingEngine market's feed orders: id -> (side, price), and the latest id
         self._feed_orders: dict[int, tuple[int, int]] = {}
@@ -179,7 +182,10 @@ class SimVenue:
         # rest wait in _later until something reads what they change
         self.wants_book = True
         self.wants_trades = True
-        self._later: deque[tuple[int, int, str, tuple | None]] = deque()
+        # (delivery ns, exchange ns, symbol, top or None for a trade) in delivery order
+        self._later: list[tuple[int, int, str, tuple | None]] = []
+        self._md_latency = model.md_latency_ns
+        self._relayed: deque[ev.Event] = deque()  # relayed market events not yet delivered
         if isinstance(market, TradingEngine):
             self._listen_to_engine(market)
         else:
@@ -354,6 +360,8 @@ class SimVenue:
             queue = table.get(order.symbol)
             if queue and order in queue:
                 queue.remove(order)
+                if not queue:
+                    del table[order.symbol]
 
     def _cancel_now(self, order: SimOrder, reason: str) -> None:
         if not order.is_live:
@@ -450,7 +458,7 @@ class SimVenue:
             self._relay(event)
         else:
             later = self._later
-            later.append((now + self.model.md_latency_ns, now, symbol, None))
+            later.append((now + self._md_latency, now, symbol, None))
             if len(later) > MAX_DEFERRED:
                 self._catch_up()
         is_print = buy_id is None and sell_id is None
@@ -492,7 +500,7 @@ class SimVenue:
             self._relay(ev.TopOfBook(self.bus.next_seq(), now, symbol, *l1))
         else:  # (inlined: the idle backtest's commonest call)
             later = self._later
-            later.append((now + self.model.md_latency_ns, now, symbol, l1))
+            later.append((now + self._md_latency, now, symbol, l1))
             if len(later) > MAX_DEFERRED:  # bounded: keep only what is not yet delivered
                 self._catch_up()
 
@@ -513,31 +521,50 @@ class SimVenue:
                 self._fill(order, order.price, take, "maker")  # type: ignore[arg-type]
 
     def _relay(self, event: ev.Event) -> None:
-        """Deliver a market event to the strategy after the market-data latency."""
+        """Deliver a market event to the strategy after the market-data latency: one clock
+        callback per event, as any other (ties with the strategy's own callbacks keep their
+        order). The events wait in `_relayed`: made in time order with one latency, they are
+        delivered in the order they were relayed, so each callback takes the first."""
+        self._relayed.append(event)
+        self.clock.call_at(event.ts_ns + self._md_latency, self._deliver)
 
-        def deliver() -> None:
+    def _deliver(self) -> None:
+        event = self._relayed.popleft()
+        later = self._later
+        if later and later[0][0] < self.clock.now:
             self._catch_up()
-            self._last_md_ts = max(self._last_md_ts, event.ts_ns)
-            if type(event) is ev.TopOfBook:
-                self._l1[event.symbol] = (event.bid_price, event.bid_qty, event.ask_price,
-                                          event.ask_qty)  # fmt: skip
-            self.bus.publish(event)
-
-        self.clock.call_at(event.ts_ns + self.model.md_latency_ns, deliver)
+        if event.ts_ns > self._last_md_ts:
+            self._last_md_ts = event.ts_ns
+        if type(event) is ev.TopOfBook:
+            self._l1[event.symbol] = (event.bid_price, event.bid_qty, event.ask_price,
+                                      event.ask_qty)  # fmt: skip
+        self.bus.publish(event)
 
     def _catch_up(self) -> None:
         """Market events no callback of the strategy hears are not scheduled one by one: what
         they change for it (the top `ctx.top` shows, the time of the last tick) takes effect
         here, for those whose delivery time is before now (at the same ns a callback sees the
-        state before them)."""
+        state before them). They are in delivery order: the due ones are found by bisection,
+        and only the latest of them counts (per symbol for the top), found from the end."""
         later = self._later
         now = self.clock.now
-        while later and later[0][0] < now:
-            _, ts, symbol, l1 = later.popleft()
-            if ts > self._last_md_ts:
-                self._last_md_ts = ts
-            if l1 is not None:
-                self._l1[symbol] = l1
+        if not later or later[0][0] >= now:
+            return
+        due = bisect_left(later, (now,))  # (now,) sorts before every entry delivered at now
+        ts = later[due - 1][1]  # exchange times never go back: the last is the latest
+        if ts > self._last_md_ts:
+            self._last_md_ts = ts
+        symbols = len(self.market.books)
+        seen: set[str] = set()
+        tops = self._l1
+        for i in range(due - 1, -1, -1):
+            _, _, symbol, l1 = later[i]
+            if l1 is not None and symbol not in seen:
+                tops[symbol] = l1
+                seen.add(symbol)
+                if len(seen) == symbols:
+                    break
+        del later[:due]
 
 
 # ---- one run ------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ the first message's timestamp is anchored at the first step) and returns the nex
 None at the end; `applied`, `skipped`, `errors`, `done` as feed.Feed has them.
 
 Listener calls (a backtest's SimVenue): market_cut(symbol, order_id, side, price, qty) when a
-resting order shrank or went (cancel, delete, the old order of a replace, STP), market_trade(
+resting order shrank or went (cancel, delete, the old order of a replace, STP) in a symbol
+where the listener has orders resting (`Listener.resting`), market_trade(
 symbol, price, qty, buy_id, sell_id, aggressor, maker_side, maker_price) for an execution (the
 resting order's side and price; a print has no ids and maker_side 0), market_top(symbol, l1)
 when the top of a book changed. `last_order_id` is the id of the latest order entered: every
@@ -29,6 +30,7 @@ from __future__ import annotations
 from decimal import Decimal
 from fractions import Fraction
 from struct import Struct
+from struct import error as StructError
 
 from . import itch
 from .book import BUY, GTC, SELL, BookError, OrderBook
@@ -38,14 +40,18 @@ from .strategy import VirtualScheduler
 
 ITCH_PRICE_SCALE = 10_000  # ITCH Price(4): 1/10,000 of a dollar
 ITCH_BUY = ord("B")  # the side byte of a buy order
-ITCH_ADD, ITCH_ADD_ATTRIBUTED, ITCH_DELETE = b"AFD"  # type bytes the replay's loop handles itself
+# the type bytes the replay's loop handles itself (the rest: a handler each)
+ITCH_ADD, ITCH_ADD_ATTRIBUTED, ITCH_REPLACE, ITCH_DELETE = b"AFUD"
+ITCH_EXECUTED, ITCH_EXECUTED_AT, ITCH_CANCEL = b"ECX"
 
-# What the replay unpacks of each ITCH message: the common head as (locate, tracking and
-# timestamp in one 64-bit int: the timestamp is its low 48 bits), then only the fields the books
-# use (x: skipped bytes, never turned into objects). The layouts are itch.LAYOUTS with the rest
-# skipped; each must be its kind's whole size (checked at start-up), and the other kinds unpack
-# the head only.
-HEAD, HEAD_SIZE = ">xHQ", 11
+# What the replay unpacks of each framed ITCH message, in one unpack from its length prefix on:
+# the prefix, the common head as (locate, tracking and timestamp in one 64-bit int: the
+# timestamp is its low 48 bits), then only the fields the books use (x: skipped bytes, never
+# turned into objects). The layouts are itch.LAYOUTS with the rest skipped; each must be its
+# kind's whole size (checked at start-up); the other kinds unpack the head only, and a type
+# byte ITCH does not define the prefix only. A message is whole when its prefix is its kind's
+# size (FRAMED_SIZE, -1 for an unknown type) and the data holds it (else the unpack raises).
+HEAD, HEAD_SIZE = ">HxHQ", 13
 TIMESTAMP_MASK = (1 << 48) - 1
 FIELDS = {
     b"A": Struct(HEAD + "QBI8xI"),  # ref, side, shares, (stock), price
@@ -59,12 +65,14 @@ FIELDS = {
     b"Q": Struct(HEAD + "Q8xI9x"),  # shares, (stock) price, (match number, cross type)
     b"R": Struct(HEAD + "8s20x"),  # stock, (the rest)
 }
-_UNPACK_FIELDS: list = [None] * 256  # by type byte
+_UNPACK_FIELDS: list = [Struct(">H").unpack_from] * 256  # by type byte
+FRAMED_SIZE: list[int] = [-1] * 256  # by type byte: what the length prefix must say
 for _kind, _size in itch.SIZES.items():
-    _layout = FIELDS.get(_kind) or Struct(f"{HEAD}{_size - HEAD_SIZE}x")
-    if _layout.size != _size:
-        raise AssertionError(f"FIELDS[{_kind!r}] is {_layout.size} bytes, ITCH says {_size}")
+    _layout = FIELDS.get(_kind) or Struct(f"{HEAD}{_size + 2 - HEAD_SIZE}x")
+    if _layout.size != _size + 2:
+        raise AssertionError(f"FIELDS[{_kind!r}] is {_layout.size - 2} bytes, ITCH says {_size}")
     _UNPACK_FIELDS[_kind[0]] = _layout.unpack_from
+    FRAMED_SIZE[_kind[0]] = _size
 
 
 def itch_instrument(symbol: str) -> Instrument:
@@ -74,8 +82,20 @@ def itch_instrument(symbol: str) -> Instrument:
                       Decimal("429496.7295"))  # fmt: skip
 
 
+class _Everywhere:
+    """A `resting` that holds every symbol: a plain listener hears every cut."""
+
+    def __contains__(self, _symbol: object) -> bool:
+        return True
+
+
 class Listener:
-    """What ItchMarket tells (no-ops; SimVenue implements them)."""
+    """What ItchMarket tells (no-ops; SimVenue implements them). `resting` is what the market
+    reads before a cut: the symbols where the listener has orders resting (SimVenue keeps it
+    a dict holding only those). A cut of any other symbol is not told: nothing can queue
+    behind it, and a backtest whose strategy rests nothing pays no call per cancel."""
+
+    resting: object = _Everywhere()
 
     def market_cut(self, symbol: str, order_id: int, side: int, price: int, qty: int) -> None: ...
 
@@ -159,9 +179,8 @@ class ItchMarket:
         self._shift: int | None = None  # paced deadline - ITCH timestamp (set by the first)
         self._last_deadline = 0
         self._handlers: list = [None] * 256
-        handlers = {b"E": self._on_executed, b"C": self._on_executed_at,
-                    b"X": self._on_cancelled, b"U": self._on_replace, b"P": self._on_print,
-                    b"Q": self._on_cross, b"R": self._on_directory}  # fmt: skip (A F D: in run)
+        # A F U D E C X: in run
+        handlers = {b"P": self._on_print, b"Q": self._on_cross, b"R": self._on_directory}
         for kind in itch.SIZES:
             self._handlers[kind[0]] = handlers.get(kind) or (lambda _raw, k=kind: ITCH_SKIPPED[k])
 
@@ -209,15 +228,19 @@ class ItchMarket:
     def run(self, clock: VirtualScheduler) -> int | None:
         """Apply messages from `clock.now` on, moving the clock to each one's paced deadline
         while no callback of the clock is due before it (or at the same ns: those run first).
-        Returns the deadline of the message that must wait for them, or None at the end. The
-        replay's hot loop: one message costs its framing, one unpack of the fields the books
-        need (FIELDS), its handler and, only when it can have changed the top of the book, one
-        look at the top."""
+        Returns the deadline of the message that must wait for them, or None at the end.
+
+        The replay's hot loop, written out in one function because a backtest spends most of
+        its time here: one message costs its framing, one unpack of the fields the books need
+        (FIELDS), the book operation of its kind (add, delete, execute and cancel are handled
+        in line; the rare kinds by a handler), the listener's call, and only when it can have
+        changed the top of the book, one look at the top. A cut of a symbol where the listener
+        has no order resting (`listener.resting`) is not told at all."""
         heap = clock.heap
         now = clock.now
         data = self._data
         size = len(data)
-        sizes = itch.SIZE_BY_TYPE
+        sizes = FRAMED_SIZE
         unpack = _UNPACK_FIELDS
         handlers = self._handlers
         errors = self.errors
@@ -225,32 +248,35 @@ class ItchMarket:
         off = self._off
         last = self._last_deadline
         shift = self._shift
-        refs, live, locates, add, top = self._refs, self.live, self._locates, self._add, self._top
-        cut = self.listener.market_cut
+        refs, live, locates = self._refs, self.live, self._locates
+        listener = self.listener
+        resting = listener.resting
+        cut, trade, told = listener.market_cut, listener.market_trade, listener.market_top
         applied = 0
         pending = self._pending
         self._pending = None
         try:
             while True:
                 if pending is None:
-                    if off >= size:
-                        self.done = True
-                        return None
                     start = off
-                    body = off + 2
-                    length = data[off] << 8 | data[off + 1] if body <= size else 0
-                    off = body + length
-                    if not length or off > size or sizes[kind := data[body]] != length:
-                        if not itch.framing_error(data, body, length, errors):
-                            off = size  # the stream cannot go on
+                    try:
+                        raw = unpack[kind := data[off + 2]](data, off)
+                    except (IndexError, StructError):  # the end, or a message cut short
+                        if off >= size:
+                            self.done = True
+                            return None
+                        off = self._misframed(off)
                         continue
-                    raw = unpack[kind](data, body)
+                    if raw[0] != sizes[kind]:
+                        off = self._misframed(off)
+                        continue
+                    off += raw[0] + 2
                 else:
                     start, kind, raw = pending
                     pending = None
                 if shift is None:  # paced: the first message is due at the first step's now
-                    shift = self._shift = now - (raw[1] & TIMESTAMP_MASK)
-                deadline = (raw[1] & TIMESTAMP_MASK) + shift
+                    shift = self._shift = now - (raw[2] & TIMESTAMP_MASK)
+                deadline = (raw[2] & TIMESTAMP_MASK) + shift
                 if deadline < last:
                     deadline = last
                 if deadline > now:
@@ -260,38 +286,102 @@ class ItchMarket:
                     clock.now = now = deadline
                 last = deadline
                 try:
-                    if kind == ITCH_DELETE:  # the two commonest kinds are handled in line
-                        order_id = refs.pop(raw[2], None)
+                    if kind == ITCH_DELETE:
+                        order_id = refs.pop(raw[3], None)
                         if order_id is None:
-                            raise KeyError(f"unknown order reference {raw[2]}")
+                            raise KeyError(f"unknown order reference {raw[3]}")
                         entry = live.pop(order_id, None)
                         if entry is None:
-                            raise ValueError(f"delete of order reference {raw[2]}, which is no "
+                            raise ValueError(f"delete of order reference {raw[3]}, which is no "
                                              "longer live")  # fmt: skip
                         venue, side, price = entry
-                        cut(venue.symbol, order_id, side, price, venue.book.cancel(order_id))
-                        if price == venue.l1[1 - side]:  # it was at the top (l1: bid 0, ask 2)
-                            top(venue)
-                        applied += 1
-                    elif kind == ITCH_ADD or kind == ITCH_ADD_ATTRIBUTED:
-                        venue = locates.get(raw[0]) or self._venue(raw[0])
-                        shares, price4, lot, step = raw[4], raw[5], venue.lot, venue.tick4
-                        order_id = add(
-                            venue,
-                            "itch" if kind == ITCH_ADD else
-                            "itch:" + raw[6].decode("ascii", "replace").strip(),
-                            BUY if raw[3] == ITCH_BUY else SELL,
-                            shares // lot if lot and not shares % lot else venue.lots(shares),
-                            price4 // step if step and not price4 % step else venue.ticks(price4),
-                            raw[2],
-                        )  # fmt: skip
-                        if order_id:
-                            refs[raw[2]] = order_id
-                        applied += 1
-                    elif (skipped := handlers[kind](raw)) is None:
-                        applied += 1
+                        qty = venue.book.cancel(order_id)
+                        if venue.symbol in resting:
+                            cut(venue.symbol, order_id, side, price, qty)
+                        moved = price == venue.l1[1 - side]  # it was at the top (bid 0, ask 2)
+                    elif kind == ITCH_ADD or kind == ITCH_ADD_ATTRIBUTED or kind == ITCH_REPLACE:
+                        if kind == ITCH_REPLACE:  # the cancel half here, the add below
+                            venue, owner, side = self._replaced(raw)
+                            shares, price4, ref = raw[5], raw[6], raw[4]
+                        else:
+                            venue = locates.get(raw[1]) or self._venue(raw[1])
+                            owner = (
+                                "itch"
+                                if kind == ITCH_ADD
+                                else "itch:" + raw[7].decode("ascii", "replace").strip()
+                            )
+                            side = BUY if raw[4] == ITCH_BUY else SELL
+                            shares, price4, ref = raw[5], raw[6], raw[3]
+                        try:  # the engine's validation of a feed order, then the book
+                            lot, step = venue.lot, venue.tick4
+                            lots = shares // lot if lot and not shares % lot else venue.lots(shares)
+                            price = (price4 // step if step and not price4 % step
+                                     else venue.ticks(price4))  # fmt: skip
+                            order_id = self._next_id
+                            self._next_id = order_id + 1
+                            if lots <= 0:
+                                raise ValueError(f"add {raw[3]}: quantity must be a positive "
+                                                 f"number of lots, got {lots}")  # fmt: skip
+                            if not venue.low <= price <= venue.high:
+                                raise ValueError(self._outside_band(venue, raw[3], price))
+                            self._incoming_side = side
+                            if venue.book.submit(order_id, owner, side, price, lots, GTC):
+                                live[order_id] = (venue, side, price)
+                                refs[ref] = order_id
+                        except ValueError:  # a replace's add is refused silently (as the engine)
+                            if kind != ITCH_REPLACE:
+                                raise
+                            applied += 1
+                            continue
+                        top = venue.l1  # behind the best price it changes neither side's top
+                        if side == BUY:
+                            moved = top[0] is None or price >= top[0]
+                        else:
+                            moved = top[2] is None or price <= top[2]
+                    elif kind == ITCH_EXECUTED or kind == ITCH_EXECUTED_AT or kind == ITCH_CANCEL:
+                        order_id = refs.get(raw[3])
+                        if order_id is None:
+                            raise KeyError(f"unknown order reference {raw[3]}")
+                        entry = live.get(order_id)
+                        if entry is None:
+                            raise ValueError(f"order reference {raw[3]} is no longer live")
+                        venue, side, price = entry
+                        shares, lot, book = raw[4], venue.lot, venue.book
+                        qty = shares // lot if lot and not shares % lot else venue.lots(shares)
+                        if kind == ITCH_CANCEL:  # part of a resting order (keeps its priority)
+                            if not book.reduce(order_id, qty):
+                                del live[order_id]
+                            if venue.symbol in resting:
+                                cut(venue.symbol, order_id, side, price, qty)
+                        else:
+                            fill_price = price if kind == ITCH_EXECUTED else venue.ticks(raw[5])
+                            try:
+                                left = book.reduce(order_id, qty)
+                            except BookError:
+                                raise ValueError(f"cannot execute {qty} of order {order_id}"
+                                                 ) from None  # fmt: skip
+                            book.record_trade(fill_price, qty)
+                            if not left:
+                                del live[order_id]
+                            if side == BUY:
+                                trade(venue.symbol, fill_price, qty, order_id, None, 0, side,
+                                      price)  # fmt: skip
+                            else:
+                                trade(venue.symbol, fill_price, qty, None, order_id, 0, side,
+                                      price)  # fmt: skip
+                        moved = price == venue.l1[1 - side]
                     else:
-                        skipped_counts[skipped] = skipped_counts.get(skipped, 0) + 1
+                        if (skipped := handlers[kind](raw)) is None:
+                            applied += 1
+                        else:
+                            skipped_counts[skipped] = skipped_counts.get(skipped, 0) + 1
+                        continue
+                    if moved:  # one look at the top; the listener hears it if it changed
+                        l1 = venue.book.l1()
+                        if l1 != venue.l1:
+                            venue.l1 = l1
+                            told(venue.symbol, l1)
+                    applied += 1
                 except (InstrumentError, BookError, ValueError) as err:
                     errors.append(f"{self.name}: offset {start}: {err}")
                 except KeyError as err:
@@ -302,112 +392,60 @@ class ItchMarket:
             self._last_deadline = last
 
     # ---- one message (raw: the FIELDS of its kind) -------------------------------------------
+    def _misframed(self, off: int) -> int:
+        """The message framed at `off` is not a whole message of a known type: record why
+        (itch.framing_error); where the stream goes on (its end if it cannot)."""
+        data = self._data
+        body = off + 2
+        length = data[off] << 8 | data[off + 1] if body <= len(data) else 0
+        if itch.framing_error(data, body, length, self.errors):
+            return body + length
+        return len(data)
+
     def _venue(self, locate: int) -> _Venue:
         venue = self._locates.get(locate)
         if venue is None:
             raise KeyError(f"stock locate {locate} has no R (stock directory) message")
         return venue
 
-    def _order(self, ref: int) -> tuple[int, _Venue, int, int]:
-        order_id = self._refs.get(ref)
-        if order_id is None:
-            raise KeyError(f"unknown order reference {ref}")
-        entry = self.live.get(order_id)
-        if entry is None:
-            raise ValueError(f"order reference {ref} is no longer live")
-        return (order_id, *entry)
-
-    def _on_executed(self, raw: tuple, fill_price4: int | None = None) -> None:
-        """E (and C, with its own price): a resting order traded."""
-        order_id, venue, side, price = self._order(raw[2])
-        qty = venue.lots(raw[3])
-        fill_price = price if fill_price4 is None else venue.ticks(fill_price4)
-        book = venue.book
-        try:
-            left = book.reduce(order_id, qty)
-        except BookError:
-            raise ValueError(f"cannot execute {qty} of order {order_id}") from None
-        book.record_trade(fill_price, qty)
-        if not left:
-            del self.live[order_id]
-        if side == BUY:
-            self.listener.market_trade(venue.symbol, fill_price, qty, order_id, None, 0, side,
-                                       price)  # fmt: skip
-        else:
-            self.listener.market_trade(venue.symbol, fill_price, qty, None, order_id, 0, side,
-                                       price)  # fmt: skip
-        self._touched(venue, side, price)
-
-    def _on_executed_at(self, raw: tuple) -> None:
-        self._on_executed(raw, raw[4])
-
-    def _on_cancelled(self, raw: tuple) -> None:
-        """X: part of a resting order cancelled (keeps its priority)."""
-        order_id, venue, side, price = self._order(raw[2])
-        qty = venue.lots(raw[3])
-        left = venue.book.reduce(order_id, qty)
-        if not left:
-            del self.live[order_id]
-        self.listener.market_cut(venue.symbol, order_id, side, price, qty)
-        self._touched(venue, side, price)
-
-    def _on_replace(self, raw: tuple) -> None:
-        order_id = self._refs.pop(raw[2], -1)
+    def _replaced(self, raw: tuple) -> tuple[_Venue, str, int]:
+        """U's first half: the old order leaves the book as a cancel would (told, then the top
+        looked at, as the engine does); its venue, owner and side for the add that follows."""
+        order_id = self._refs.pop(raw[3], -1)
         entry = self.live.pop(order_id, None)
         if entry is None:
-            raise ValueError(f"replace of unknown or finished order reference {raw[2]}")
+            raise ValueError(f"replace of unknown or finished order reference {raw[3]}")
         venue, side, old_price = entry
         owner = venue.book.order(order_id)[0]  # type: ignore[index]
         qty = venue.book.cancel(order_id)
-        self.listener.market_cut(venue.symbol, order_id, side, old_price, qty)
-        self._touched(venue, side, old_price)  # as the engine: the cancel, then the add
-        try:
-            new_id = self._add(venue, owner, side, venue.lots(raw[4]), venue.ticks(raw[5]),
-                               raw[2])  # fmt: skip
-        except ValueError:  # refused as the engine refuses it: silently (feed.ItchReplay)
-            new_id = 0
-        if new_id:
-            self._refs[raw[3]] = new_id
+        if venue.symbol in self.listener.resting:
+            self.listener.market_cut(venue.symbol, order_id, side, old_price, qty)
+        self._touched(venue, side, old_price)
+        return venue, owner, side
 
     def _on_print(self, raw: tuple) -> None:
         """P and Q: a trade with no resting order behind it (shares, price)."""
-        venue = self._venue(raw[0])
-        self._print(venue, venue.ticks(raw[3]), venue.lots(raw[2]))
+        venue = self._venue(raw[1])
+        self._print(venue, venue.ticks(raw[4]), venue.lots(raw[3]))
 
     def _on_cross(self, raw: tuple) -> str | None:
-        if not raw[2]:  # a cross with no shares is informational (the spec says so)
+        if not raw[3]:  # a cross with no shares is informational (the spec says so)
             return "empty cross"
         self._on_print(raw)
         return None
 
     def _on_directory(self, raw: tuple) -> None:
-        symbol = raw[2].decode("ascii", "replace").strip()
+        symbol = raw[3].decode("ascii", "replace").strip()
         venue = self._venues.get(symbol)
         if venue is None:  # ITCH's own precision; the band a Price(4) field can hold
             venue = self.add_instrument(itch_instrument(symbol))
-        self._locates[raw[0]] = venue
+        self._locates[raw[1]] = venue
 
-    def _add(self, venue: _Venue, owner: str, side: int, lots: int, price: int, ref: int) -> int:
-        """Enter a feed order (the engine's validation, then the book); its id if it rests."""
-        order_id = self._next_id
-        self._next_id += 1
-        if lots <= 0:
-            raise ValueError(f"add {ref}: quantity must be a positive number of lots, got {lots}")
-        if not venue.low <= price <= venue.high:
-            instrument = venue.instrument
-            raise ValueError(f"add {ref}: price {instrument.format_price(price)} outside band "
-                             f"{instrument.band_low}..{instrument.band_high}")  # fmt: skip
-        self._incoming_side = side
-        rested = venue.book.submit(order_id, owner, side, price, lots, GTC)
-        if rested:
-            self.live[order_id] = (venue, side, price)
-        top = venue.l1
-        if side == BUY:  # behind the best bid it changes neither side's top
-            if top[0] is None or price >= top[0]:
-                self._top(venue)
-        elif top[2] is None or price <= top[2]:
-            self._top(venue)
-        return order_id if rested else 0
+    @staticmethod
+    def _outside_band(venue: _Venue, ref: int, price: int) -> str:
+        instrument = venue.instrument
+        return (f"add {ref}: price {instrument.format_price(price)} outside band "
+                f"{instrument.band_low}..{instrument.band_high}")  # fmt: skip
 
     def _print(self, venue: _Venue, price: int, qty: int) -> None:
         venue.book.record_trade(price, qty)
@@ -426,7 +464,8 @@ class ItchMarket:
     def _gone(self, venue: _Venue, order_id: int, qty: int) -> None:
         """Self-trade prevention cancelled a resting feed order."""
         _, side, price = self.live.pop(order_id)
-        self.listener.market_cut(venue.symbol, order_id, side, price, qty)
+        if venue.symbol in self.listener.resting:
+            self.listener.market_cut(venue.symbol, order_id, side, price, qty)
 
     def _touched(self, venue: _Venue, side: int, price: int) -> None:
         """A resting order at `price` changed: the top changes only if it was at the top."""
