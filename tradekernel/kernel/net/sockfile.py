@@ -105,6 +105,12 @@ class SocketFile(OpenFile):
         return None
 
     def _changed(self, _sock: Socket) -> None:
+        if self._waiters:
+            self._retry_waiters()
+        if self._watchers:
+            self.changed()
+
+    def _retry_waiters(self) -> None:
         for waiter in list(self._waiters):
             if waiter not in self._waiters:
                 continue
@@ -121,7 +127,6 @@ class SocketFile(OpenFile):
                 result = -(error.errno or E.EFAULT)
             self._waiters.remove(waiter)
             self.sleeper.wake(waiter.process, waiter.token, result)
-        self.changed()
 
     # -- the file interface --------------------------------------------------------------------
     def receive_into(self, process: Caller, buffer: int, count: int
