@@ -24,9 +24,28 @@ VECTOR, IOVECS, BUFFERS = 0x4000, 0x5000, 0x10000
 SLOT = 0x100
 
 
+class FlatMemory(Memory):
+    """User memory as bytes at addresses (recvmmsg reads and writes its vector whole); reads
+    at an address also give what a write there stored, as Memory's do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.space = bytearray(0x40000)
+
+    def read(self, _aspace: object, address: int, size: int) -> bytes:
+        return bytes(self.space[address : address + size])
+
+    def write(self, _aspace: object, address: int, data: bytes) -> None:
+        self.space[address : address + len(data)] = data
+        self[address] = bytes(data)
+
+    def at(self, address: int, size: int) -> bytes:
+        return bytes(self.space[address : address + size])
+
+
 def _setup(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN202
     clock, a, b = pair()
-    memory = Memory()
+    memory = FlatMemory()
     monkeypatch.setattr(sockets, "copy_from_user", memory.read)
     monkeypatch.setattr(sockets, "copy_to_user", memory.write)
     manager = Manager(clock)
@@ -43,11 +62,11 @@ def _send(clock, sender, payloads: list[bytes]) -> None:  # noqa: ANN001
     clock.run()
 
 
-def _vector(memory: Memory, count: int) -> None:
+def _vector(memory: FlatMemory, count: int) -> None:
     """`count` struct mmsghdr at VECTOR, each with one SLOT-byte buffer."""
     for i in range(count):
-        memory[IOVECS + 8 * i] = struct.pack("<II", BUFFERS + SLOT * i, SLOT)
-        memory[VECTOR + 32 * i] = struct.pack("<IIII", 0, 0, IOVECS + 8 * i, 1)
+        memory.write(None, IOVECS + 8 * i, struct.pack("<II", BUFFERS + SLOT * i, SLOT))
+        memory.write(None, VECTOR + 32 * i, struct.pack("<IIII", 0, 0, IOVECS + 8 * i, 1))
 
 
 def test_a_receive_with_data_waiting_completes_in_a_trial(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,7 +92,7 @@ def test_a_receive_that_would_sleep_does_nothing_in_a_trial(
 def test_a_poll_with_nothing_ready_watches_nothing_in_a_trial(
         monkeypatch: pytest.MonkeyPatch) -> None:
     clock, memory, manager, calls, process, sender = _setup(monkeypatch)
-    memory[0x1000] = struct.pack("<ihh", 4, 1, 0)
+    memory.write(None, 0x1000, struct.pack("<ihh", 4, 1, 0))
     with trial(), pytest.raises(WouldSleep):
         calls.sys_poll(process, (0x1000, 1, 1000))
     assert not manager.sleeping and not process.files.get(4)._watchers  # type: ignore[attr-defined]
@@ -105,12 +124,17 @@ def test_a_stream_send_is_tried_only_when_all_of_it_fits() -> None:
 def test_recvmmsg_takes_what_is_waiting_with_waitforone(monkeypatch: pytest.MonkeyPatch) -> None:
     clock, memory, manager, calls, process, sender = _setup(monkeypatch)
     _vector(memory, 8)
+    memory.write(None, VECTOR, struct.pack("<II", 0x3000, 16))  # the first wants the sender
     _send(clock, sender, [b"a" * 10, b"bb" * 10, b"ccc" * 10])
     with trial():
         assert calls.sys_recvmmsg(process, (4, VECTOR, 8, MSG_WAITFORONE, 0)) == 3
     for i, payload in enumerate((b"a" * 10, b"bb" * 10, b"ccc" * 10)):
-        assert memory[BUFFERS + SLOT * i] == payload
-        assert struct.unpack("<I", memory[VECTOR + 32 * i + 28])[0] == len(payload)
+        assert memory.at(BUFFERS + SLOT * i, len(payload)) == payload
+        assert struct.unpack("<I", memory.at(VECTOR + 32 * i + 28, 4))[0] == len(payload)
+    family, port, address = struct.unpack("<HH4s", memory.at(0x3000, 8))
+    assert (family, address) == (2, bytes((10, 0, 0, 1))) and port == sender.local_port << 8 \
+        & 0xFF00 | sender.local_port >> 8
+    assert struct.unpack("<I", memory.at(VECTOR + 4, 4))[0] == 16  # msg_namelen
     # nothing left: the first datagram is waited for, then the call returns what came
     assert calls.sys_recvmmsg(process, (4, VECTOR, 8, MSG_WAITFORONE, 0)) is None
     _send(clock, sender, [b"dddd"])
@@ -129,7 +153,10 @@ def test_recvmmsg_without_waitforone_waits_for_all(monkeypatch: pytest.MonkeyPat
     assert manager.woke is None  # two of three
     _send(clock, sender, [b"three"])
     assert manager.woke is not None and manager.woke[0] == 3
-    assert [memory[BUFFERS + SLOT * i] for i in range(3)] == [b"one", b"two", b"three"]
+    assert [memory.at(BUFFERS + SLOT * i, n) for i, n in enumerate((3, 3, 5))] == [
+        b"one", b"two", b"three"]
+    assert [struct.unpack("<I", memory.at(VECTOR + 32 * i + 28, 4))[0] for i in range(3)] == [
+        3, 3, 5]
 
 
 def test_recvmmsg_refuses_unknown_flags_and_nonblocking_gives_eagain(

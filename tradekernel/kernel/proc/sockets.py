@@ -54,7 +54,7 @@ SOCK_TYPE_MASK, SOCK_NONBLOCK, SOCK_CLOEXEC = 0xF, 0o4000, 0o2000000
 IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP = 1, 6, 17
 MSG_PEEK, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_WAITFORONE = 0x2, 0x40, 0x4000, 0x10000
 SOCKADDR_IN = 16
-MSGHDR_FLAGS, MMSGHDR_LEN, MMSGHDR = 24, 28, 32  # i386 struct msghdr/mmsghdr offsets, size
+MSGHDR_FLAGS, MMSGHDR = 24, 32  # i386: msg_flags' offset (msg_len follows it), mmsghdr size
 MAX_IO = 1 << 20
 MAX_IOV = 1024
 MAX_POLL_FDS = 1024
@@ -445,26 +445,40 @@ class SocketCalls:
         if in_trial() and not (at_once or flags & MSG_WAITFORONE):
             raise WouldSleep  # it could take some and then sleep: the full path does it
         received = 0
+        # the vector is read once and written back once (msg_len and msg_flags of what came)
+        headers = bytearray(copy_from_user(process.aspace, vector, MMSGHDR * count))
+
+        def store() -> None:
+            copy_to_user(process.aspace, vector, bytes(headers[: MMSGHDR * received]))
 
         def operation() -> int:
             nonlocal received
-            while received < count:
-                entry = vector + MMSGHDR * received
-                name, _, pieces = self._message(process, entry)
-                try:
-                    size, source = self._take(process, file, pieces)
-                except SocketError:
-                    if received and (at_once or flags & MSG_WAITFORONE):
-                        return received
-                    raise  # sleeps for the first (or, without WAITFORONE, the next) one
-                if name and source is not None:
-                    self._put_address(process, name, entry + 4, source)
-                copy_to_user(process.aspace, entry + MSGHDR_FLAGS, bytes(4))
-                copy_to_user(process.aspace, entry + MMSGHDR_LEN, struct.pack("<I", size))
-                received += 1
-                if deadline is not None and self.clock.now_ns() >= deadline:
-                    break
-            return received
+            try:
+                while received < count:
+                    entry = MMSGHDR * received
+                    name, _, iov, iov_count = struct.unpack_from("<IIII", headers, entry)
+                    if iov_count > MAX_IOV:
+                        raise OSError(E.EMSGSIZE, "too many iovecs")
+                    pieces = list(struct.iter_unpack(
+                        "<II", copy_from_user(process.aspace, iov, 8 * iov_count)))
+                    try:
+                        size, source = self._take(process, file, pieces)
+                    except SocketError:
+                        if received and (at_once or flags & MSG_WAITFORONE):
+                            return received
+                        raise  # sleeps for the first (or, without WAITFORONE, the next) one
+                    if name and source is not None:
+                        self._put_address(process, name, vector + entry + 4, source)
+                        headers[entry + 4 : entry + 8] = copy_from_user(
+                            process.aspace, vector + entry + 4, 4)  # what it stored there
+                    struct.pack_into("<iI", headers, entry + MSGHDR_FLAGS, 0, size)
+                    received += 1
+                    if deadline is not None and self.clock.now_ns() >= deadline:
+                        break
+                return received
+            finally:
+                if received:
+                    store()
 
         if at_once:
             return self._now(operation)
