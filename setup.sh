@@ -18,6 +18,8 @@ command -v tshark >/dev/null 2>&1 || need+=(tshark)
 dpkg -s gcc-multilib >/dev/null 2>&1 || need+=(gcc-multilib)
 # gdb drives the GDB stub in tests/debug (tk boot --gdb / -s / -S).
 command -v gdb >/dev/null 2>&1 || need+=(gdb)
+# curl on the Linux side of a TAP fetches from the guest's httpd (tests/hostnet/test_http_tap.py).
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq

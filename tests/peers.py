@@ -39,6 +39,7 @@ PACKAGES = {
     "dpkg-scanpackages": "dpkg-dev",
     "gdb": "gdb",
     "nm": "binutils",
+    "curl": "curl",
 }
 
 

@@ -54,6 +54,7 @@ PROGRAMS = (
     "pollmix",
     "nc",
     "mdtaker",
+    "httpd",
 )
 RAW_PROGRAMS = ("linux_hello",)
 COMMON_FLAGS = [

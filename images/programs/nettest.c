@@ -2,7 +2,10 @@
  *   nettest tcpsend IP PORT KIB   connect and send KIB KiB, then close
  *   nettest tcprecv PORT          accept one connection, count bytes until it closes
  *   nettest udprecv PORT COUNT    receive COUNT datagrams (an empty one ends early)
- * Each prints one line with the byte or datagram count and the virtual time it took. */
+ *   nettest udprecvmm PORT COUNT  the same, BATCH at a time with recvmmsg(MSG_WAITFORONE), as
+ *                                 market-data handlers read
+ * Each prints one line with the byte or datagram count and the virtual time it took (for
+ * datagrams: from the first to the last one counted). */
 #include "net.h"
 
 static long long now_us(void) {
@@ -29,6 +32,26 @@ static int listening(int type, int port) {
 }
 
 static char buffer[65536];
+
+#define BATCH 64
+#define SLOT 1024 /* BATCH * SLOT = sizeof buffer */
+static struct mmsghdr messages[BATCH];
+static struct iovec pieces[BATCH];
+
+/* Up to BATCH datagrams with one recvmmsg: how many came before an empty one (which ends the
+ * count), or the error. */
+static int take_batch(int fd) {
+    for (int i = 0; i < BATCH; i++) {
+        pieces[i].iov_base = buffer + i * SLOT;
+        pieces[i].iov_len = SLOT;
+        messages[i].msg_hdr = (struct msghdr){0, 0, &pieces[i], 1, 0, 0, 0};
+    }
+    int n = recvmmsg(fd, messages, BATCH, MSG_WAITFORONE, 0);
+    if (n < 0) return n;
+    for (int i = 0; i < n; i++)
+        if (!messages[i].msg_len) return i;
+    return n;
+}
 
 int main(int argc, char **argv) {
     if (argc >= 5 && !strcmp(argv[1], "tcpsend")) {
@@ -65,21 +88,23 @@ int main(int argc, char **argv) {
         printf("nettest: received %ld bytes in %ld us\n", (long)total, (long)(now_us() - start));
         return 0;
     }
-    if (argc >= 4 && !strcmp(argv[1], "udprecv")) {
-        int fd = listening(SOCK_DGRAM, (int)atol(argv[2]));
+    if (argc >= 4 && (!strcmp(argv[1], "udprecv") || !strcmp(argv[1], "udprecvmm"))) {
+        int fd = listening(SOCK_DGRAM, (int)atol(argv[2])), batch = argv[1][7] == 'm';
         if (fd < 0) return fail("bind", fd);
         long count = atol(argv[3]), seen = 0;
-        long long start = 0;
+        long long start = 0, last = 0;
         while (seen < count) {
-            int n = (int)recv(fd, buffer, sizeof buffer, 0);
-            if (n < 0) return fail("recv", n);
+            int n = batch ? take_batch(fd) : (int)recv(fd, buffer, sizeof buffer, 0);
+            if (n < 0) return fail(batch ? "recvmmsg" : "recv", n);
             if (n == 0) break;
-            if (!seen) start = now_us();
-            seen++;
+            if (!batch) n = 1;
+            last = now_us();
+            if (!seen) start = last;
+            seen += n;
         }
-        printf("nettest: received %ld datagrams in %ld us\n", seen, (long)(now_us() - start));
+        printf("nettest: received %ld datagrams in %ld us\n", seen, (long)(last - start));
         return 0;
     }
-    dprintf(2, "usage: nettest tcpsend IP PORT KIB | tcprecv PORT | udprecv PORT COUNT\n");
+    dprintf(2, "usage: nettest tcpsend IP PORT KIB | tcprecv PORT | udprecv[mm] PORT COUNT\n");
     return 2;
 }

@@ -435,7 +435,7 @@ class Dp8390:
                 return False
             index = multicast_hash_index(destination)
             return bool(self.mar[index >> 3] & (1 << (index & 7)))
-        return destination == bytes(self.par)
+        return destination == self.par
 
     def receive(self, frame: bytes) -> bool:
         """A frame arrives from the wire. Returns True if it was stored in the ring."""
@@ -466,13 +466,17 @@ class Dp8390:
             next_page -= self.pstop - self.pstart
         self.rsr = RSR_PRX | physical
         header = bytes((self.rsr, next_page, total & 0xFF, total >> 8))
-        data = memoryview(header + frame)
-        address = start
-        while data:
-            chunk = self._span(address, len(data))
-            self._write_memory(address, bytes(data[:chunk]))
-            data = data[chunk:]
-            address = self._advance(address, chunk)
+        packet = header + frame
+        if start + total <= self.pstop << 8:  # no wrap (the usual case): one write
+            self._write_memory(start, packet)
+            address = self._advance(start, total)
+        else:
+            data, address = memoryview(packet), start
+            while data:
+                chunk = self._span(address, len(data))
+                self._write_memory(address, bytes(data[:chunk]))
+                data = data[chunk:]
+                address = self._advance(address, chunk)
         self.clda = address
         self.curr = self.lnpp = next_page
         self.ring_full = next_page == self.bnry
@@ -496,17 +500,13 @@ class Dp8390:
 
     def _crosses_boundary(self, pages: int) -> bool:
         """The local DMA checks each page it moves into against BNRY: the frame would overwrite
-        data the driver has not read yet."""
+        data the driver has not read yet (BNRY among the pages after CURR that it takes)."""
         span = self.pstop - self.pstart
         if pages > span:
             return True
-        for step in range(1, pages):
-            page = self.curr + step
-            if page >= self.pstop:
-                page -= span
-            if page == self.bnry:
-                return True
-        return False
+        if not self.pstart <= self.bnry < self.pstop:
+            return False  # the pages it walks never meet a BNRY outside the ring
+        return 0 < (self.bnry - self.curr) % span < pages
 
     # -- snapshots ---------------------------------------------------------------------------
 

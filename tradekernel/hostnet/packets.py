@@ -63,21 +63,19 @@ class Ipv4:
     identification: int = 0
 
     def build(self) -> bytes:
-        header = struct.pack(
-            "!BBHHHBBH4s4s",
-            0x45,
-            0,
-            20 + len(self.payload),
-            self.identification & 0xFFFF,
-            0x4000,  # don't fragment
-            self.ttl,
-            self.protocol,
-            0,
-            self.source,
-            self.destination,
-        )
-        header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
-        return header + self.payload
+        return ipv4_header(self.source, self.destination, self.protocol, len(self.payload),
+                           self.identification, self.ttl) + self.payload
+
+
+_IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
+
+
+def ipv4_header(source: bytes, destination: bytes, protocol: int, payload_length: int,
+                identification: int, ttl: int = DEFAULT_TTL) -> bytes:
+    """The 20-byte header (DF set, no options) with its checksum, for `payload_length` bytes."""
+    header = _IPV4_HEADER.pack(0x45, 0, 20 + payload_length, identification & 0xFFFF,
+                               0x4000, ttl, protocol, 0, source, destination)  # DF
+    return header[:10] + checksum(header).to_bytes(2, "big") + header[12:]
 
 
 def parse_ipv4(packet: bytes) -> Ipv4:

@@ -54,8 +54,8 @@ from tradekernel.hostnet.packets import (
     Tcp,
     Udp,
     checksum,
-    ethernet,
     ip_to_bytes,
+    ipv4_header,
     parse_arp,
     parse_ipv4,
     parse_tcp,
@@ -600,7 +600,7 @@ class UserNetwork:
         self._emit_ip(source, PROTO_UDP, packet)
 
     def _emit_ip(self, source: bytes, protocol: int, payload: bytes) -> None:
-        packet = Ipv4(source, GUEST, protocol, payload, identification=self._next_id()).build()
+        packet = ipv4_header(source, GUEST, protocol, len(payload), self._next_id()) + payload
         if self.guest_mac is None:
             if len(self._held) < MAX_HELD_FRAMES:
                 self._held.append((packet, ETHERTYPE_IPV4))
@@ -617,4 +617,4 @@ class UserNetwork:
 
     def _emit_frame(self, destination: bytes, ethertype: int, payload: bytes) -> None:
         if self._deliver is not None:
-            self._deliver(ethernet(destination, GATEWAY_MAC, ethertype, payload))
+            self._deliver(destination + GATEWAY_MAC + ethertype.to_bytes(2, "big") + payload)

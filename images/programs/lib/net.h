@@ -117,4 +117,24 @@ static inline int select(int count, fd_set *read, fd_set *write, fd_set *except,
 static inline int poll(struct pollfd *fds, unsigned int count, int timeout_ms) {
     return (int)syscall3(168, (long)fds, (long)count, timeout_ms);
 }
+
+/* recvmmsg(2): many datagrams in one call, as market-data handlers take them */
+#define MSG_DONTWAIT 0x40
+#define MSG_WAITFORONE 0x10000
+struct iovec { void *iov_base; size_t iov_len; };
+struct msghdr {
+    void *msg_name;
+    socklen_t msg_namelen;
+    struct iovec *msg_iov;
+    size_t msg_iovlen;
+    void *msg_control;
+    size_t msg_controllen;
+    int msg_flags;
+};
+struct mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; };
+static inline int recvmmsg(int fd, struct mmsghdr *vector, unsigned int count, int flags,
+                           struct timespec *timeout) {
+    long a[5] = {fd, (long)vector, (long)count, flags, (long)timeout};
+    return (int)socketcall(19, a);
+}
 #endif

@@ -14,6 +14,7 @@ class Counters:
 
     def __init__(self) -> None:
         self._counts: Counter[str] = Counter()
+        self.counts = self._counts  # hot paths add to it directly (`counts[name] += 1`)
 
     def inc(self, name: str, n: int = 1) -> None:
         self._counts[name] += n

@@ -9,6 +9,11 @@ the wait with ERESTARTSYS (or what a partly done send moved). Watchers (poll/sel
 OpenFile.watch) are told of every readiness change. Nothing here knows processes beyond the
 Sleeper and `Caller`.
 
+Trials (the trap fast path, proc/trap.py): inside `trial()` a call that would sleep raises
+`WouldSleep` before it has done anything (no byte taken or queued, no waiter left), so the
+same call can then take the full path from the start. A blocking stream send is tried only
+when all of it fits in the send buffer now.
+
 Imports: this package (sockets, api), fs.vfs and mm.paging (user copies).
 """
 
@@ -28,6 +33,31 @@ FIONREAD, FIONBIO = 0x541B, 0x5421
 WOULD_BLOCK = (E.EAGAIN, E.EINPROGRESS, E.EALREADY)
 
 Operation = Callable[[], int]
+
+
+class WouldSleep(Exception):  # noqa: N818 - a signal to the trap, not an error
+    """Raised in a trial where the call would have slept; nothing was done."""
+
+
+class _Trial:
+    """Whether socket calls run as a trial now (the kernel is single-threaded)."""
+
+    active = False
+
+    def __enter__(self) -> None:
+        _Trial.active = True
+
+    def __exit__(self, *_exc: object) -> None:
+        _Trial.active = False
+
+
+def trial() -> _Trial:
+    """`with trial(): ...`: socket calls in the block raise WouldSleep rather than sleep."""
+    return _Trial()
+
+
+def in_trial() -> bool:
+    return _Trial.active
 
 
 @dataclass
@@ -61,6 +91,8 @@ class SocketFile(OpenFile):
         except SocketError as error:
             if error.errno not in WOULD_BLOCK or self.nonblocking:
                 return -error.errno
+        if _Trial.active:
+            raise WouldSleep
         waiter = _Waiter(process, 0, operation)
 
         def interrupted() -> int:
@@ -73,6 +105,12 @@ class SocketFile(OpenFile):
         return None
 
     def _changed(self, _sock: Socket) -> None:
+        if self._waiters:
+            self._retry_waiters()
+        if self._watchers:
+            self.changed()
+
+    def _retry_waiters(self) -> None:
         for waiter in list(self._waiters):
             if waiter not in self._waiters:
                 continue
@@ -89,7 +127,6 @@ class SocketFile(OpenFile):
                 result = -(error.errno or E.EFAULT)
             self._waiters.remove(waiter)
             self.sleeper.wake(waiter.process, waiter.token, result)
-        self.changed()
 
     # -- the file interface --------------------------------------------------------------------
     def receive_into(self, process: Caller, buffer: int, count: int
@@ -120,6 +157,10 @@ class SocketFile(OpenFile):
         """A blocking send moves every byte (sleeping while the send buffer is full); a
         non-blocking one what fits now (EAGAIN if nothing). A signal ends it with what moved."""
         sent = 0
+        if _Trial.active and not self.nonblocking:
+            room = getattr(self.sock, "send_room", None)
+            if room is None or room() < len(data):
+                raise WouldSleep  # it could move part and then sleep: the full path does it
 
         def operation() -> int:
             nonlocal sent

@@ -206,25 +206,28 @@ class NetStack:
             self._internal_error(exc)
 
     def _ether_input(self, frame: bytes) -> None:
-        self.counters.inc("eth.in")
-        self.counters.inc("eth.in_bytes", len(frame))
+        counts = self.counters.counts
+        counts["eth.in"] += 1
+        counts["eth.in_bytes"] += len(frame)
         if len(frame) < 14:
             raise Malformed("eth.truncated")
         if len(frame) > params.ETH_MAX_FRAME:
             raise Malformed("eth.oversized")
-        dst, ethertype = frame[:6], int.from_bytes(frame[12:14], "big")
+        dst = frame[:6]
         if frame[6] & 1:
             raise Malformed("eth.bad_source")
-        broadcast = dst == BROADCAST_MAC
-        if dst != self.mac and not broadcast and not (dst[0] & 1 and self.igmp.mac_wanted(dst)):
-            self.counters.inc("eth.not_for_us")
+        if dst != self.mac and dst != BROADCAST_MAC and not (
+            dst[0] & 1 and self.igmp.mac_wanted(dst)
+        ):
+            counts["eth.not_for_us"] += 1
             return
-        if ethertype == ETH_P_ARP:
-            self.arp.input(frame[14:])
-        elif ethertype == ETH_P_IP:
+        ethertype = frame[12] << 8 | frame[13]
+        if ethertype == ETH_P_IP:
             self.ip_input(frame[14:])
+        elif ethertype == ETH_P_ARP:
+            self.arp.input(frame[14:])
         else:
-            self.counters.inc("eth.unknown_type")
+            counts["eth.unknown_type"] += 1
 
     def send_frame(self, dst_mac: bytes, ethertype: int, payload: bytes) -> None:
         frame = dst_mac + self.mac + ethertype.to_bytes(2, "big") + payload
@@ -237,30 +240,34 @@ class NetStack:
     # -- IPv4 in
     def ip_input(self, packet: bytes) -> None:
         hdr = parse_header(packet)
-        self.counters.inc("ip.in_receives")
+        counts = self.counters.counts
+        counts["ip.in_receives"] += 1
         payload = packet[hdr.header_len : hdr.total_len]
-        if is_multicast(hdr.src) or hdr.src == LIMITED_BROADCAST:
+        src, dst = hdr.src, hdr.dst
+        if src >> 28 == 0xE or src == LIMITED_BROADCAST:  # multicast or broadcast source
             raise Malformed("ip.bad_source")
-        if not self._for_us(hdr.dst):
-            self.counters.inc("ip.not_for_us")
-            return
+        if dst != self.addr or not dst:
+            if not self._for_us(dst):
+                counts["ip.not_for_us"] += 1
+                return
         if hdr.flags_frag & (FLAG_MF | 0x1FFF):
             whole = self.reasm.add(hdr, payload)
             if whole is None:
                 return
             payload = whole
-        self.counters.inc("ip.in_delivers")
-        if hdr.proto == PROTO_ICMP:
-            self.icmp.input(hdr, payload)
-        elif hdr.proto == PROTO_UDP:
+        counts["ip.in_delivers"] += 1
+        proto = hdr.proto
+        if proto == PROTO_UDP:
             self.udp.input(hdr, payload)
-        elif hdr.proto == PROTO_TCP:
+        elif proto == PROTO_TCP:
             self.tcp.input(hdr, payload)
-        elif hdr.proto == PROTO_IGMP:
+        elif proto == PROTO_ICMP:
+            self.icmp.input(hdr, payload)
+        elif proto == PROTO_IGMP:
             self.igmp.input(hdr, payload)
         else:
-            self.counters.inc("ip.unknown_protocol")
-            if hdr.dst == self.addr:
+            counts["ip.unknown_protocol"] += 1
+            if dst == self.addr:
                 self.icmp.send_error(3, 2, hdr, payload)
 
     def _for_us(self, dst: int) -> bool:

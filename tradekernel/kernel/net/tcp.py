@@ -416,6 +416,12 @@ class TcpSocket(Socket):
         self.output()
         return len(taken)
 
+    def send_room(self) -> int:
+        """Bytes a send would queue now (what send's checks allow; 0 if it would fail)."""
+        if self.closed or self.error or self.write_shut or self.state not in CAN_SEND:
+            return 0
+        return max(0, params.TCP_SNDBUF - len(self.sndbuf))
+
     def recv(self, maxlen: int = 65536) -> bytes:
         self.check_open()
         if self.rcvbuf:

@@ -33,6 +33,7 @@ from tradekernel.kernel.net.sockets import (
 from tradekernel.kernel.net.wire import Malformed, checksum, ip_str, ip_to_int, pseudo_header_sum
 
 MAX_PAYLOAD = 65507
+_UDP = struct.Struct("!HHHH")
 
 
 def build_datagram(src: int, dst: int, sport: int, dport: int, data: bytes) -> bytes:
@@ -49,30 +50,36 @@ class Udp:
         self.ports: dict[int, list[UdpSocket]] = {}
 
     def input(self, hdr: IPHeader, payload: bytes) -> None:
-        c = self.stack.counters
+        counts = self.stack.counters.counts
         if len(payload) < 8:
             raise Malformed("udp.truncated")
-        sport, dport, length, ck = struct.unpack_from("!HHHH", payload)
+        sport, dport, length, ck = _UDP.unpack_from(payload)
         if length < 8 or length > len(payload):
             raise Malformed("udp.bad_length")
-        payload = payload[:length]
-        if ck and checksum(payload, pseudo_header_sum(hdr.src, hdr.dst, PROTO_UDP, length)):
+        if length != len(payload):
+            payload = payload[:length]
+        src, dst = hdr.src, hdr.dst
+        if ck and checksum(payload, pseudo_header_sum(src, dst, PROTO_UDP, length)):
             raise Malformed("udp.bad_checksum")
         if dport == 0:
             raise Malformed("udp.bad_port")
-        c.inc("udp.in_datagrams")
-        data = payload[8:]
-        group = is_multicast(hdr.dst) or self.stack.is_broadcast(hdr.dst)
-        candidates = [s for s in self.ports.get(dport, ()) if s.accepts(hdr.src, sport, hdr.dst)]
+        counts["udp.in_datagrams"] += 1
+        group = dst != self.stack.addr and (is_multicast(dst) or self.stack.is_broadcast(dst))
+        candidates = [s for s in self.ports.get(dport, ()) if s.accepts(src, sport, dst)]
         if not candidates:
-            c.inc("udp.no_ports")
+            counts["udp.no_ports"] += 1
             if not group:
                 self.stack.icmp.send_error(3, 3, hdr, payload)
             return
-        if not group:
-            candidates = [max(candidates, key=lambda s: (s.peer is not None, s.local_ip != 0))]
-        for sock in candidates:
-            sock.deliver(data, hdr.src, sport)
+        data = payload[8:]
+        if group:
+            for sock in candidates:
+                sock.deliver(data, src, sport)
+        elif len(candidates) == 1:
+            candidates[0].deliver(data, src, sport)
+        else:
+            max(candidates, key=lambda s: (s.peer is not None, s.local_ip != 0)).deliver(
+                data, src, sport)
 
     def icmp_error(self, icmp_type: int, code: int, src: int, dst: int, head: bytes) -> None:
         sport, dport = struct.unpack_from("!HH", head)

@@ -6,6 +6,8 @@ Pure functions over bytes and ints; standard library only.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 
 class Malformed(Exception):
     """A received packet is not what its headers claim; carries the counter name to bump."""
@@ -42,6 +44,7 @@ def ip_to_int(text: str) -> int:
     return int.from_bytes(bytes(int(p) for p in parts), "big")
 
 
+@lru_cache(maxsize=1024)  # every received datagram names its sender: a few peers, many times
 def ip_str(addr: int) -> str:
     return ".".join(str(b) for b in addr.to_bytes(4, "big"))
 

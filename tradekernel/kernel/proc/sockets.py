@@ -1,6 +1,6 @@
 """The socket system calls and poll/select, Linux i386 ABI: socketcall (102) with its 18
-sub-calls, the direct calls 359-373, poll (168), ppoll (309), select (82, its arguments in a
-block), _newselect (142) and pselect6 (308).
+sub-calls and recvmmsg's (19), the direct calls 359-373 and recvmmsg (337), poll (168), ppoll
+(309), select (82, its arguments in a block), _newselect (142) and pselect6 (308).
 
 `SocketCalls(manager, stack).entries()` returns {number: (name, handler)} for the table in
 proc/syscalls.py to merge (one `table.update`). AF_INET SOCK_STREAM / SOCK_DGRAM (and ICMP
@@ -16,6 +16,15 @@ watchers whenever readiness may have changed) and looks again only then, or at i
 timer re-checks it, so it wakes at the virtual instant the data arrives. sigmask arguments of
 ppoll/pselect6 are not applied.
 
+recvmmsg takes up to vlen datagrams in one call, as Linux's: on a blocking socket it sleeps
+for the first and, without MSG_WAITFORONE, for each of the rest too; the timeout is looked at
+only after a datagram, as Linux does (man recvmmsg, BUGS). msg_len is set for each.
+
+Trials: `TRIAL_CALLS` are the calls the trap fast path may run in the trap (proc/trap.py):
+data calls and poll/select, under net.sockfile's `trial()`, where one that would sleep raises
+WouldSleep untouched (`_wait` does so before it blocks). socketcall is one of them only for
+the data sub-calls (`trial_socketcall`).
+
 Imports: proc (the process manager and record), net (stack, socket files), fs, mm.
 """
 
@@ -28,7 +37,7 @@ from collections.abc import Callable
 from tradekernel.kernel.fs.vfs import OpenFile, Poll
 from tradekernel.kernel.mm.paging import copy_from_user, copy_to_user
 from tradekernel.kernel.net.api import SocketError
-from tradekernel.kernel.net.sockfile import SocketFile
+from tradekernel.kernel.net.sockfile import SocketFile, WouldSleep, in_trial
 from tradekernel.kernel.net.stack import NetStack
 from tradekernel.kernel.net.unix import UnixStream
 from tradekernel.kernel.net.wire import ip_str
@@ -43,8 +52,9 @@ SOCKADDR_UN_UNNAMED = 2  # an unnamed AF_UNIX address is just its family
 SOCK_STREAM, SOCK_DGRAM, SOCK_RAW = 1, 2, 3
 SOCK_TYPE_MASK, SOCK_NONBLOCK, SOCK_CLOEXEC = 0xF, 0o4000, 0o2000000
 IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP = 1, 6, 17
-MSG_PEEK, MSG_DONTWAIT, MSG_NOSIGNAL = 0x2, 0x40, 0x4000
+MSG_PEEK, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_WAITFORONE = 0x2, 0x40, 0x4000, 0x10000
 SOCKADDR_IN = 16
+MSGHDR_FLAGS, MMSGHDR = 24, 32  # i386: msg_flags' offset (msg_len follows it), mmsghdr size
 MAX_IO = 1 << 20
 MAX_IOV = 1024
 MAX_POLL_FDS = 1024
@@ -54,8 +64,12 @@ NS = 1_000_000_000
 SOCKETCALLS = {
     1: (359, 3), 2: (361, 3), 3: (362, 3), 4: (363, 2), 5: (364, 3), 6: (367, 3), 7: (368, 3),
     8: (360, 4), 9: (369, 4), 10: (371, 4), 11: (369, 6), 12: (371, 6), 13: (373, 2),
-    14: (366, 5), 15: (365, 5), 16: (370, 3), 17: (372, 3), 18: (364, 4),
+    14: (366, 5), 15: (365, 5), 16: (370, 3), 17: (372, 3), 18: (364, 4), 19: (337, 5),
 }  # fmt: skip
+# calls the trap may try (see the module docstring); socketcall only for these sub-calls
+TRIAL_CALLS = frozenset({82, 102, 142, 168, 308, 309, 337, 369, 370, 371, 372})
+SOCKETCALL = 102
+TRIAL_SOCKETCALLS = frozenset({9, 10, 11, 12, 16, 17, 19})
 
 
 def _signed(value: int) -> int:
@@ -97,7 +111,13 @@ class SocketCalls:
             371: ("recvfrom", self.sys_recvfrom),
             372: ("recvmsg", self.sys_recvmsg),
             373: ("shutdown", self.sys_shutdown),
+            337: ("recvmmsg", self.sys_recvmmsg),
         }  # fmt: skip
+
+    @staticmethod
+    def trial_socketcall(args: tuple[int, ...]) -> bool:
+        """Whether socketcall with these arguments is one the trap may try."""
+        return args[0] in TRIAL_SOCKETCALLS
 
     # -- socketcall -------------------------------------------------------------------------
     def sys_socketcall(self, process: Process, args: tuple[int, ...]) -> int | None:
@@ -337,28 +357,36 @@ class SocketCalls:
         address = self._address(process, args[4], args[5]) if len(args) > 4 and args[4] else None
         return self._send(process, file, data, args[3], address)
 
+    @staticmethod
+    def _take(process: Process, file: SocketFile, pieces: list[tuple[int, int]]
+              ) -> tuple[int, tuple[str, int] | None]:
+        """One receive into the user buffers `pieces` ((address, length)): the byte count and,
+        for a datagram socket, the sender (SocketError EAGAIN if nothing is there)."""
+        total = min(sum(length for _, length in pieces), MAX_IO)
+        sock = file.sock
+        if file.kind in STREAM_KINDS:
+            data, source = sock.recv(total), None  # type: ignore[attr-defined]
+        else:
+            data, source = sock.recvfrom(total)  # type: ignore[attr-defined]
+        offset = 0
+        for pointer, length in pieces:
+            if offset >= len(data):
+                break
+            copy_to_user(process.aspace, pointer, data[offset:offset + length])
+            offset += length
+        return len(data), source
+
     def _receive(self, process: Process, file: SocketFile, pieces: list[tuple[int, int]],
                  flags: int, on_address: Callable[[tuple[str, int]], None] | None
                  ) -> int | None:
-        """Receive into the user buffers `pieces` ((address, length)); the sender's address
-        goes to `on_address` for datagram sockets."""
-        total = min(sum(length for _, length in pieces), MAX_IO)
-        sock = file.sock
+        """Receive into the user buffers `pieces`; the sender's address goes to `on_address`
+        for datagram sockets."""
 
         def operation() -> int:
-            if file.kind in STREAM_KINDS:
-                data, source = sock.recv(total), None  # type: ignore[attr-defined]
-            else:
-                data, source = sock.recvfrom(total)  # type: ignore[attr-defined]
-            offset = 0
-            for pointer, length in pieces:
-                if offset >= len(data):
-                    break
-                copy_to_user(process.aspace, pointer, data[offset:offset + length])
-                offset += length
+            count, source = self._take(process, file, pieces)
             if source is not None and on_address is not None:
                 on_address(source)
-            return len(data)
+            return count
 
         if flags & MSG_DONTWAIT:
             return self._now(operation)
@@ -403,6 +431,59 @@ class SocketCalls:
 
         return self._receive(process, file, pieces, args[2], on_address)
 
+    def sys_recvmmsg(self, process: Process, args: tuple[int, ...]) -> int | None:
+        """recvmmsg(fd, msgvec, vlen, flags, timeout): see the module docstring."""
+        file = self._socket(process, args[0])
+        vector, count, flags = args[1], min(args[2], MAX_IOV), args[3]
+        if flags & ~(MSG_DONTWAIT | MSG_WAITFORONE):
+            return -E.EINVAL
+        timeout = self._timespec(process, args[4]) if len(args) > 4 else None
+        deadline = None if timeout is None else self.clock.now_ns() + timeout
+        if not count:
+            return 0
+        at_once = bool(flags & MSG_DONTWAIT) or file.nonblocking
+        if in_trial() and not (at_once or flags & MSG_WAITFORONE):
+            raise WouldSleep  # it could take some and then sleep: the full path does it
+        received = 0
+        # the vector is read once and written back once (msg_len and msg_flags of what came)
+        headers = bytearray(copy_from_user(process.aspace, vector, MMSGHDR * count))
+
+        def store() -> None:
+            copy_to_user(process.aspace, vector, bytes(headers[: MMSGHDR * received]))
+
+        def operation() -> int:
+            nonlocal received
+            try:
+                while received < count:
+                    entry = MMSGHDR * received
+                    name, _, iov, iov_count = struct.unpack_from("<IIII", headers, entry)
+                    if iov_count > MAX_IOV:
+                        raise OSError(E.EMSGSIZE, "too many iovecs")
+                    pieces = list(struct.iter_unpack(
+                        "<II", copy_from_user(process.aspace, iov, 8 * iov_count)))
+                    try:
+                        size, source = self._take(process, file, pieces)
+                    except SocketError:
+                        if received and (at_once or flags & MSG_WAITFORONE):
+                            return received
+                        raise  # sleeps for the first (or, without WAITFORONE, the next) one
+                    if name and source is not None:
+                        self._put_address(process, name, vector + entry + 4, source)
+                        headers[entry + 4 : entry + 8] = copy_from_user(
+                            process.aspace, vector + entry + 4, 4)  # what it stored there
+                    struct.pack_into("<iI", headers, entry + MSGHDR_FLAGS, 0, size)
+                    received += 1
+                    if deadline is not None and self.clock.now_ns() >= deadline:
+                        break
+                return received
+            finally:
+                if received:
+                    store()
+
+        if at_once:
+            return self._now(operation)
+        return file.attempt(process, operation, cancel=lambda: received or -E.EINTR)
+
     # -- poll and select --------------------------------------------------------------------
     def _wait(self, process: Process, files: list[OpenFile], check: Callable[[], int | None],
               timeout_ns: int | None, on_timeout: Callable[[], int]) -> int | None:
@@ -412,6 +493,8 @@ class SocketCalls:
         result = check()
         if result is not None or timeout_ns == 0:
             return result if result is not None else on_timeout()
+        if in_trial():
+            raise WouldSleep
         watched = list({id(f): f for f in files}.values())
         token = 0
 

@@ -14,17 +14,25 @@ the caller's registers are written as the trap frame the stub would have built o
 stack, and the chosen process's frame is handed to the machine as register writes, with its
 CR3 and CR0.TS (ProcessManager.switch_to; the module docstring of proc/process.py tells why).
 
-Imports: proc (the process manager and the system-call table), fs.vfs (ERESTARTSYS) and arch
-(the trap frame).
+Trial calls (`add_trials`: the socket data calls and poll/select, registered by the network's
+set-up): run in the trap under net.sockfile's `trial()`; one that would sleep raises
+WouldSleep before it has done anything and takes the full path from the start, so a receive
+that finds data waiting, a send that fits or a poll that finds a descriptor ready costs no IDT
+delivery. Not while a signal for the caller waits (the full path's exit delivers it).
+
+Imports: proc (the process manager and the system-call table), fs.vfs (ERESTARTSYS), arch
+(the trap frame) and net.sockfile (the trial).
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Iterable
 
 from tradekernel.kernel.arch.gdt import TLS_ENTRIES, selector
 from tradekernel.kernel.arch.trapframe import FIELDS, TrapFrame
 from tradekernel.kernel.fs.vfs import ERESTARTSYS
+from tradekernel.kernel.net.sockfile import WouldSleep, trial
 from tradekernel.kernel.proc.process import USER_CODE, USER_DATA, ProcessManager
 from tradekernel.kernel.proc.syscalls import Syscalls
 from tradekernel.kernel.proc.task import Process, State
@@ -50,6 +58,14 @@ class SyscallEntry:
         self.syscalls = syscalls
         self.kernel = manager.kernel
         self.memory = manager.memory
+        # number -> which argument tuples may be tried (see the module docstring)
+        self._trials: dict[int, Callable[[tuple[int, ...]], bool]] = {}
+
+    def add_trials(self, numbers: Iterable[int],
+                   allowed: Callable[[int, tuple[int, ...]], bool]) -> None:
+        """Let the trap try calls `numbers` when `allowed(number, args)` says so."""
+        for number in numbers:
+            self._trials[number] = lambda args, number=number: allowed(number, args)
 
     def system_call(self, frame: TrapFrame) -> None:
         """int 0x80 from ring 3: run the call; its result goes in EAX unless it blocked."""
@@ -80,6 +96,9 @@ class SyscallEntry:
                 return False
             registers.write("eax", (result or 0) & 0xFFFF_FFFF)
             return True
+        allowed = self._trials.get(number)
+        if allowed is not None:
+            return self._try(process, number, registers, allowed)
         if (
             number == SCHED_YIELD
             and not self.kernel.has_deferred_work()
@@ -88,6 +107,27 @@ class SyscallEntry:
             self._yield_in_trap(process, registers)
             return True
         return False
+
+    def _try(self, process: Process, number: int, registers,  # noqa: ANN001 - emu Registers
+             allowed: Callable[[tuple[int, ...]], bool]) -> bool:
+        """A trial call (see the module docstring): True if it completed in the trap."""
+        if process.signals.pending or process.signals.restart is not None:
+            return False
+        args = registers.syscall_args()
+        if not allowed(args):
+            return False
+        try:
+            with trial():
+                result = self.syscalls.run(process, number, args)
+        except WouldSleep:
+            self.syscalls.counts[number] -= 1  # the full path counts it
+            return False
+        except Exception:  # noqa: BLE001 - the full path runs it again and contains it
+            return False
+        if result is None:
+            return False  # cannot be: a trial never sleeps
+        registers.write("eax", result & 0xFFFF_FFFF)
+        return True
 
     def _yield_in_trap(self, process: Process, registers) -> None:  # noqa: ANN001
         """sched_yield as a paravirtual switch: the scheduler decides in the trap and, for

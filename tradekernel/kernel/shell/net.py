@@ -25,7 +25,7 @@ from tradekernel.kernel.net.api import POLLERR, POLLHUP, POLLIN, POLLOUT, Socket
 from tradekernel.kernel.net.icmp import ECHO_REPLY, ECHO_REQUEST
 from tradekernel.kernel.net.stack import NetStack
 from tradekernel.kernel.net.wire import ip_str, ip_to_int, mac_str, prefix_mask
-from tradekernel.kernel.proc.sockets import SocketCalls
+from tradekernel.kernel.proc.sockets import SOCKETCALL, TRIAL_CALLS, SocketCalls
 from tradekernel.kernel.shell.shell import Output, UsageError
 
 if TYPE_CHECKING:
@@ -66,8 +66,10 @@ def start_network(kernel) -> NetCommands:  # noqa: ANN001 - tradekernel.kernel.m
     else:
         kernel.console.write("net: no network card\n")
     if kernel.syscall_entry is not None:
-        kernel.syscall_entry.syscalls.table.update(
-            SocketCalls(kernel.processes, stack).entries())
+        calls = SocketCalls(kernel.processes, stack)
+        kernel.syscall_entry.syscalls.table.update(calls.entries())
+        kernel.syscall_entry.add_trials(TRIAL_CALLS, lambda number, args: number != SOCKETCALL
+                                        or calls.trial_socketcall(args))
     commands = NetCommands(kernel, driver, stack)
     commands.register(kernel.shell)
     return commands
