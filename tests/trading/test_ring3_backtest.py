@@ -16,6 +16,7 @@ import pytest
 
 from tests.system.harness import SECOND, BootedPc
 from tests.system.test_trading import booted
+from tradekernel.research.report import report
 from tradekernel.research.synthetic import SessionSpec, generate
 
 SESSION, _ = generate(SessionSpec(events=3000, seed=3))
@@ -89,6 +90,7 @@ def fills(csv: str) -> list[list[str]]:
 def test_mdtaker_backtests_the_same_twice_and_in_another_machine(
         machine: BootedPc, tmp_path: Path) -> None:  # fmt: skip
     first = machine.output(RUN.format("a"), 60 * SECOND)
+    machine.run_to_stop(370_000_037)  # the next run starts at another phase of the clock
     second = machine.output(RUN.format("b"), 60 * SECOND)
     assert first == second, (first, second)
     summary = [line for line in first if line.startswith("backtest mdtaker on s.itch: ok")]
@@ -104,7 +106,7 @@ def test_mdtaker_backtests_the_same_twice_and_in_another_machine(
 
 
 def test_its_latency_is_its_compute_time_and_its_fills_are_its_python_twins(
-        machine: BootedPc) -> None:  # fmt: skip
+        machine: BootedPc, tmp_path: Path) -> None:  # fmt: skip
     ring3 = run_files(machine, "/runs/a") if machine.pc.kernel.fs.exists("/runs/a") else None
     if ring3 is None:
         machine.output(RUN.format("a"), 60 * SECOND)
@@ -113,6 +115,11 @@ def test_its_latency_is_its_compute_time_and_its_fills_are_its_python_twins(
     compute = [v - MD_LATENCY for v in latencies]
     # the program's own instructions between the event and its order: some, and not much
     assert latencies and all(100 < c < 20_000 for c in compute), latencies
+    for name, text in ring3.items():  # the run as `tk backtest` collects it from the disk
+        (tmp_path / name).write_text(text)
+    shown = report(tmp_path)  # `tk report`
+    p50 = sorted(latencies)[(len(latencies) + 1) // 2 - 1]
+    assert re.search(rf"tick-to-order ns .*\bp50 {p50}\b", shown), shown
     shown = machine.output("backtest mdtwin /data/s.itch --out /runs/twin", 60 * SECOND)
     assert "tick-to-order ns: p50 20000" in "\n".join(shown), shown  # Python takes no time
     twin = run_files(machine, "/runs/twin")

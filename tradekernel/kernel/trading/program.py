@@ -165,7 +165,8 @@ class ProgramBacktest:
         self._on_end = on_end  # told (on the kernel's thread) once the replay has ended
         self.result: BacktestResult | None = None
         self.error: str | None = None  # the replay could not run (bad data)
-        self.stopped: list[str] = []  # strategy stops run_backtest reported, for the kernel log
+        # strategy stops run_backtest reported (a callback here raised), for the kernel log
+        self.stopped: list[tuple[str, BaseException | None]] = []
         self.port: MarketPort | None = None
         self._to_worker = threading.Semaphore(0)
         self._to_kernel = threading.Semaphore(0)
@@ -279,7 +280,7 @@ class ProgramBacktest:
         try:
             self.result = run_backtest(
                 self.strategy, data_name, data, model, limits, code_hash,
-                on_stopped=lambda message, _: self.stopped.append(message),
+                on_stopped=lambda message, err: self.stopped.append((message, err)),
             )  # fmt: skip
         except FeedError as err:
             self.error = str(err)
