@@ -21,6 +21,7 @@ from tradekernel.research.synthetic import SessionSpec, generate
 
 SESSION, _ = generate(SessionSpec(events=3000, seed=3))
 MD_LATENCY = 20_000  # the default fill model's
+EVENTS = 3157  # messages in SESSION
 # the rule of images/programs/mdtaker.c, as a Python strategy
 TWIN = b"""from tradekernel.kernel.trading.book import BUY, SELL
 from tradekernel.kernel.trading.strategy import Strategy
@@ -150,5 +151,11 @@ def test_a_segfaulting_or_looping_program_stops_the_backtest_and_the_os_goes_on(
     assert len(stopped) == 1 and re.fullmatch(
         r"stopped: mdtaker\[\d+\] used more than 5 ms of CPU without reading /dev/market: "
         r"killed", stopped[0]), looped  # fmt: skip
+    # a program that never opens /dev/market, one that exits with an error: figures all the same
+    hello = machine.output("backtest /bin/hello /data/s.itch")
+    assert hello[:2] == ["hello, world", f"backtest hello on s.itch: ok, {EVENTS} events, hash "
+                         + hello[1].rsplit(" ", 1)[-1]], hello  # fmt: skip
+    usage = machine.output("backtest /bin/mdtaker /data/s.itch")
+    assert re.fullmatch(r"stopped: mdtaker\[\d+\] exited with status 2", usage[-1].strip()), usage
     assert machine.output("echo still here") == ["still here"]
     assert "ok" in machine.output(RUN.format("after"), 60 * SECOND)[-4]

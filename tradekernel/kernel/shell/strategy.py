@@ -413,6 +413,7 @@ class StrategyCommands:
             link.stop(f"{name} did not start")
             return 1
         kernel.market.claims[run.process.pid] = link
+        run.hold_terminal()
         if not kernel.platform.deterministic:
             out.line("backtest: the machine's clock is real time: a program's latencies (and so "
                      "its fills) differ from run to run", GREY)  # fmt: skip
@@ -492,6 +493,25 @@ class ProgramRun:
         if self.process is not None:
             self.kernel.defer(self._report)
 
+    def hold_terminal(self) -> None:
+        """Be told first when the program (the foreground job) ends: the figures then come
+        before the prompt even when it never opened /dev/market."""
+        terminal = self.kernel.processes.terminal
+        told = terminal.on_foreground_ended
+
+        def ended() -> None:
+            terminal.on_foreground_ended = told
+            self.kernel.defer(self._settle)
+            told()  # job control: the prompt, deferred after the figures
+
+        terminal.on_foreground_ended = ended
+
+    def _settle(self) -> None:
+        """The program has ended: its strategy ends (no-op if its session's close did it)."""
+        assert self.link is not None
+        self.link.stop(self.why_closed())
+        self._report()
+
     def watch(self) -> None:
         """Every WATCH_EVERY_NS: a program that died without its session (it never opened
         one), loops, or outlives the data too long."""
@@ -500,8 +520,7 @@ class ProgramRun:
         link = self.link
         assert link is not None
         if self._dead():
-            link.stop(self.why_closed())  # no-op if its session's close did it already
-            self.kernel.defer(self._report)
+            self.kernel.defer(self._settle)
             return
         limit_ms = link.strategy.params["silence_limit_ms"]  # type: ignore[attr-defined]
         if not link.finished and link.silent_ns() > limit_ms * 1_000_000:
