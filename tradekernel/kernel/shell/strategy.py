@@ -40,6 +40,7 @@ once trading has started).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from decimal import Decimal
 from importlib import resources
 
@@ -456,6 +457,7 @@ class ProgramRun:
         self.reported = False
         self.started_ns = self.kernel.clock.now_ns()
         self.looks = 0  # watches so far
+        self._terminal_hook: tuple[Callable[[], None], Callable[[], None]] | None = None
 
     def cpu_ns(self) -> int:
         """The program's CPU time so far (up to this instant when it is the one running)."""
@@ -495,16 +497,26 @@ class ProgramRun:
 
     def hold_terminal(self) -> None:
         """Be told first when the program (the foreground job) ends: the figures then come
-        before the prompt even when it never opened /dev/market."""
+        before the prompt even when it never opened /dev/market. (Another foreground job
+        ending, while the program is stopped in the background, is passed on untouched.)"""
         terminal = self.kernel.processes.terminal
         told = terminal.on_foreground_ended
 
         def ended() -> None:
-            terminal.on_foreground_ended = told
-            self.kernel.defer(self._settle)
+            if self._dead():
+                self._release_terminal()
+                self.kernel.defer(self._settle)
             told()  # job control: the prompt, deferred after the figures
 
         terminal.on_foreground_ended = ended
+        self._terminal_hook = (ended, told)
+
+    def _release_terminal(self) -> None:
+        terminal = self.kernel.processes.terminal
+        if self._terminal_hook is not None and terminal.on_foreground_ended is (
+                self._terminal_hook[0]):  # fmt: skip
+            terminal.on_foreground_ended = self._terminal_hook[1]
+        self._terminal_hook = None
 
     def _settle(self) -> None:
         """The program has ended: its strategy ends (no-op if its session's close did it)."""
@@ -545,6 +557,7 @@ class ProgramRun:
         if self.reported or not link.finished or not self._dead():
             return
         self.reported = True
+        self._release_terminal()
         kernel = self.kernel
         kernel.market.claims.pop(self.process.pid, None)
         out = kernel.shell.out
