@@ -72,28 +72,21 @@ class ProgramStrategy(Strategy):
 
     name = "program"
     PARAMS = {"args": (str, ""), "silence_limit_ms": (int, 100)}
-
-    def __init__(self) -> None:
-        self.link: ProgramBacktest | None = None
+    link: ProgramBacktest  # set by the ProgramBacktest it runs in, before the run
 
     def on_start(self, ctx: Context) -> None:
-        assert self.link is not None
         self.link.started(ctx)
 
     def on_stop(self, ctx: Context) -> None:
-        assert self.link is not None
         self.link.ended()
 
     def on_book(self, ctx: Context, top: ev.TopOfBook) -> None:
-        assert self.link is not None
         self.link.market(top)
 
     def on_trade(self, ctx: Context, trade: ev.Trade) -> None:
-        assert self.link is not None
         self.link.market(trade)
 
     def on_accepted(self, ctx: Context, event: ev.OrderAccepted) -> None:
-        assert self.link is not None
         self.link.own(event)
 
     on_rejected = on_fill = on_cancelled = on_accepted  # type: ignore[assignment]
