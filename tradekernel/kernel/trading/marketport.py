@@ -38,15 +38,12 @@ import errno as E
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from tradekernel.kernel.trading import events as ev
 from tradekernel.kernel.trading.book import BUY, FOK, GTC, IOC, POST, SELL
 from tradekernel.kernel.trading.engine import EngineError, TradingEngine
 from tradekernel.kernel.trading.strategy import LATENCY_SAMPLES
-
-if TYPE_CHECKING:
-    from tradekernel.kernel.trading.program import ProgramBacktest
 
 COMMAND = struct.Struct("<IIIi8sqqII")  # struct mkt_command
 EVENT = struct.Struct("<IIQII8siIqqqq24s")  # struct mkt_event
@@ -84,6 +81,21 @@ def _clamp(value: int | None) -> int:
     return 0 if value is None else max(INT64[0], min(INT64[1], value))
 
 
+class Backtest(Protocol):
+    """What a session bound in a backtest hands its work to (trading/program.py's
+    ProgramBacktest)."""
+
+    def attach(self, port: MarketPort) -> tuple[object, str] | None:
+        """(the engine surface of its venue, the owner name), or None: a second session."""
+        ...
+
+    def read(self, port: MarketPort, count: int) -> bytes: ...
+
+    def write(self, port: MarketPort, data: bytes) -> int: ...
+
+    def closed(self, port: MarketPort) -> None: ...
+
+
 class _Answered(deque):
     """A backtest session's queue: true even when empty, since a read never sleeps there
     (the replay answers it). The port counts it with len()."""
@@ -96,7 +108,7 @@ class MarketPort:
     """One open of /dev/market (see the module docstring)."""
 
     def __init__(self, engine: TradingEngine, registry: list[MarketPort],
-                 claims: dict[int, ProgramBacktest] | None = None) -> None:  # fmt: skip
+                 claims: dict[int, Backtest] | None = None) -> None:  # fmt: skip
         self.engine = engine
         self.owner = ""  # set by `bind` at the program's first read or write
         self.pid = 0
@@ -113,7 +125,7 @@ class MarketPort:
         self._unsubscribe: list[Callable[[], None]] = []
         self._registry = registry  # the bound sessions (`strategy status` lists them)
         self._claims = claims if claims is not None else {}
-        self.link: ProgramBacktest | None = None  # the backtest it trades in, if any
+        self.link: Backtest | None = None  # the backtest it trades in, if any
 
     def bind(self, name: str, pid: int) -> None:
         """Name the session after its program and start listening (once)."""
@@ -136,7 +148,7 @@ class MarketPort:
                              bus.subscribe(self.on_market, _MARKET)]  # fmt: skip
         self._registry.append(self)
 
-    def _bind_backtest(self, link: ProgramBacktest, pid: int) -> None:
+    def _bind_backtest(self, link: Backtest, pid: int) -> None:
         """Trade in `link`'s venue (the link forwards the venue's events to on_market/on_own)."""
         self.link = link
         self.pid = pid
@@ -148,7 +160,7 @@ class MarketPort:
             return
         view, self.owner = attached
         self.engine = view  # type: ignore[assignment]
-        self.bound_ns = view.now_ns()
+        self.bound_ns = self.engine.now_ns()
 
     # ---- events -> records ----------------------------------------------------------------
     def _push(self, record: bytes) -> None:
@@ -320,7 +332,7 @@ class MarketPorts:
     def __init__(self, engine: TradingEngine) -> None:
         self.engine = engine
         self.bound: list[MarketPort] = []
-        self.claims: dict[int, ProgramBacktest] = {}  # pid -> the backtest it runs in
+        self.claims: dict[int, Backtest] = {}  # pid -> the backtest it runs in
 
     def open(self) -> MarketPort:
         return MarketPort(self.engine, self.bound, self.claims)
