@@ -7,9 +7,9 @@ messages on its disk; the shell runs `backtest /bin/mdtaker /data/s.itch -- SYNT
 and trade of SYNTH goes to the program through /dev/market, the replay waiting for each of
 its answers) and `backtest momentum /data/s.itch` (the Python sample, on the same books).
 Printed per run: wall seconds from Enter to the prompt, replayed events per wall second, the
-events the program read (its own count), its answers (reads that waited for the replay: one
-turn of the worker thread each), wall us per answer, and the machine's virtual ns the program
-used (its whole CPU time: the sum of its compute, which is its latency).
+events the program read (its own count), its answers (reads that found nothing queued: one
+turn of the worker thread each, as every write), wall us per answer, and the machine's
+virtual ns the program used (its whole CPU time: the sum of its compute, its latency).
 
 Run: .venv/bin/python bench/bench_ring3_backtest.py [--events N]
 """
@@ -39,10 +39,10 @@ def main() -> None:
     turns = [0]
     real_turn = program_module.ProgramBacktest._turn  # noqa: SLF001
 
-    def counted(self, kind: str, value: object) -> None:  # noqa: ANN001
-        if kind == "wait":
+    def counted(self, kind: str, at: int, value: object) -> None:  # noqa: ANN001
+        if kind == "read":
             turns[0] += 1
-        real_turn(self, kind, value)
+        real_turn(self, kind, at, value)
 
     program_module.ProgramBacktest._turn = counted  # type: ignore[method-assign]  # noqa: SLF001
     print(f"load average {os.getloadavg()[0]:.2f}; session of {args.events} messages")

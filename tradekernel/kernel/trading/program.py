@@ -163,7 +163,7 @@ class ProgramBacktest:
         self.port: MarketPort | None = None
         self._to_worker = threading.Semaphore(0)
         self._to_kernel = threading.Semaphore(0)
-        self._request: tuple[str, object] = ("", None)
+        self._request: tuple[str, int, object] = ("", 0, None)
         self._reply: int = 0
         self._finished = False  # run_backtest has returned (or raised)
         self._ended = False  # the data is done or the strategy stopped: no more commands
@@ -177,6 +177,7 @@ class ProgramBacktest:
         self._venue: SimVenue | None = None
         self._gate_token = 0
         self._waiting = False  # the program waits for a record: the replay runs free
+        self._woken = False  # that wait ended with a record (not the end of the data)
 
     # ---- the kernel's side -------------------------------------------------------------------
 
@@ -211,16 +212,11 @@ class ProgramBacktest:
         """Up to `count` records for the program; b"" at the end of the data."""
         if port is not self.port:
             return b""
-        self._read_cpu = self._cpu_ns()
+        cpu = self._read_cpu = self._cpu_ns()
         if not len(port.queue) and not self._finished:
-            self._turn("advance", self.program_ns())
-        if not len(port.queue) and not self._finished:
-            if self._ended:
-                self._ending = True
-                self._turn("finish", None)
-            else:
-                cpu = self._cpu_ns()
-                self._turn("wait", None)  # until a record comes (t0 is then its time)
+            self._woken = False
+            self._turn("read", self.program_ns(), None)
+            if self._woken:  # it waited: its answer starts at the record's time
                 self._cpu0 = cpu
         return port.take_records(count)
 
@@ -230,10 +226,8 @@ class ProgramBacktest:
             return -E.EBUSY
         if self._ended or self._finished:
             return -E.EPIPE  # the backtest is over for it
-        self._turn("advance", self.program_ns())
-        if self._ended or self._finished:
-            return -E.EPIPE
-        self._turn("commands", data)
+        self._reply = -E.EPIPE  # unless the data still runs at its time
+        self._turn("commands", self.program_ns(), data)
         return self._reply
 
     def closed(self, port: MarketPort) -> None:
@@ -249,15 +243,14 @@ class ProgramBacktest:
         if self._finished or self._ending:
             return
         self._ending = True
-        self._turn("advance", self.program_ns())
-        if not self._finished:
-            self._turn("stop", reason)
+        self._turn("stop", self.program_ns(), reason)
 
-    def _turn(self, kind: str, value: object) -> None:
-        """Hand a request to the worker and wait until it parks again (or ends)."""
+    def _turn(self, kind: str, at: int, value: object) -> None:
+        """Hand the worker a request to carry out once the replay has reached `at` (the
+        program's time), and wait until it parks again (or ends)."""
         if self._finished:
             return
-        self._request = (kind, value)
+        self._request = (kind, at, value)
         self._to_worker.release()
         self._to_kernel.acquire()
         self._after_turn()
@@ -288,7 +281,7 @@ class ProgramBacktest:
         """on_start: the replay's first gate, before anything else happens."""
         self._ctx = ctx
         self._venue = ctx.host.engine  # type: ignore[assignment]
-        self._gate_at(0)
+        self._gate_at(0, None)
 
     def ended(self) -> None:
         """on_stop: the data is done or the strategy was stopped."""
@@ -310,41 +303,50 @@ class ProgramBacktest:
         """A record may be waiting for a program that waits for one: its answer starts now."""
         if self._waiting and self.port is not None and len(self.port.queue):
             self._waiting = False
+            self._woken = True
             assert self._venue is not None
             self._t0 = self._venue.clock.now
-            self._gate_at(self._t0)
+            self._gate_at(self._t0, None)
 
-    def _gate_at(self, when: int) -> None:
+    def _gate_at(self, when: int, request: tuple[str, int, object] | None) -> None:
+        """Park at `when` (after what is due by then), first carrying out `request`."""
         self._gate_token += 1
         token = self._gate_token
         assert self._venue is not None
-        self._venue.clock.call_at(when, lambda: self._gate(token))
+        self._venue.clock.call_at(when, lambda: self._gate(token, request))
 
-    def _gate(self, token: int) -> None:
-        """Park here, and carry out the kernel's requests until one lets the replay move."""
+    def _gate(self, token: int, request: tuple[str, int, object] | None) -> None:
+        """Carry out the kernel's requests here, parking between them, until one lets the
+        replay move on: to a later time, or free (the program waits, the strategy stopped)."""
         if token != self._gate_token:
             return  # superseded
-        venue = self._venue
-        assert venue is not None and self._ctx is not None
+        now = self._venue.clock.now  # type: ignore[union-attr]
         while True:
-            self._to_kernel.release()
-            self._to_worker.acquire()
-            kind, value = self._request
-            if kind == "advance":
-                if value > venue.clock.now:  # type: ignore[operator]
-                    self._gate_at(value)  # type: ignore[arg-type]
-                    return
-            elif kind == "commands":
-                assert self.port is not None
-                self._reply = self.port.handle_commands(value)  # type: ignore[arg-type]
-            elif kind == "wait":
-                self._gate_token += 1
-                self._waiting = True
+            if request is None:
+                self._to_kernel.release()  # park
+                self._to_worker.acquire()
+                request = self._request
+            kind, at, value = request
+            request = None
+            if at > now:
+                self._gate_at(at, (kind, at, value))
                 return
-            elif kind == "stop":
-                self._gate_token += 1
-                self._ctx.host.stop(str(value))
+            if self._act(kind, value):
+                self._gate_token += 1  # no gate: the replay runs until a record or its end
                 return
-            else:  # "finish": the data is done; run what is left
-                self._gate_token += 1
-                return
+
+    def _act(self, kind: str, value: object) -> bool:
+        """Carry out one request at the program's time; True if the replay runs free now."""
+        port = self.port
+        if kind == "commands":
+            if not self._ended and port is not None:
+                self._reply = port.handle_commands(value)  # type: ignore[arg-type]
+            return False
+        if kind == "read":
+            if port is not None and len(port.queue):
+                return False  # records came while it computed: they are its answer
+            self._waiting = not self._ended  # at the end, the replay just runs out
+            return True
+        assert self._ctx is not None  # "stop"
+        self._ctx.host.stop(str(value))
+        return True
