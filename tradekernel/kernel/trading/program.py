@@ -26,10 +26,13 @@ machine's CPU, which the kernel cannot run from inside a call. So the replay run
 thread, and the kernel's thread and the worker take turns strictly (a semaphore each way):
 one waits whenever the other runs, and the order of every step follows the program's CPU
 time alone, so a run is deterministic. The worker stops ("parks") only in a gate, a callback
-on the replay's scheduler at the program's current time, and it carries out the kernel's
-requests there itself (advance, commands, wait for a record, stop, run to the end): every
-backtest object is touched from the worker's thread only. Workers are kept for the next run
-(each thread has its strategy CPU watchdog, strategy.py).
+on the replay's scheduler, and it carries out the kernel's requests itself (commands, a read
+that found nothing queued, stop), each once the replay has reached the program's time: one
+turn per request, and every backtest object is touched from the worker's thread only. A turn
+costs two thread switches (about 0.1-0.3 ms of wall time on a loaded host:
+bench/bench_ring3_backtest.py). Workers are kept for the next run (each thread has its
+strategy CPU watchdog, strategy.py); one parked in a machine that is thrown away mid-run
+stays parked.
 
 Ending. When the program ends (exit, crash, kill) or lets go of /dev/market, `stop(reason)`
 stops the strategy as a raising Python strategy is stopped: its live orders cancelled, the
