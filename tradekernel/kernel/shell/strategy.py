@@ -21,8 +21,9 @@ foreground with ARGS (or [params] args of its configuration), its /dev/market se
 to the backtest (trading/program.py: the replay moves in lockstep with the program's CPU time,
 which becomes its tick-to-order latency), and the figures are printed when both the data and
 the program have ended. Its configuration is --config F, else PROGRAM.toml beside it, else
-the defaults (every instrument it subscribes to; default fill model and limits); its hash
-covers the program's bytes. A program that crashes, is killed (Ctrl-C) or uses more than
+the defaults (every instrument it subscribes to; default fill model and limits); there
+[instruments] symbols limits what it can hear ("*": anything), and its hash covers the
+program's bytes and its arguments. A program that crashes, is killed (Ctrl-C) or uses more than
 [params] silence_limit_ms (100) ms of CPU without reading /dev/market (a loop: it is killed)
 stops the backtest with one line; what ran until then is kept and printed (and written with
 --out). After the
