@@ -5,7 +5,8 @@ two runs and in two machines; they equal those of a Python strategy with its rul
 Python twin's orders are delayed by the program's own measured compute time; its tick-to-order
 latencies are the data latency plus its compute time (not zero, not skipped) and are written
 with the run; a copy that segfaults, and one that loops, stop the backtest with one line,
-what ran until then is kept, and the OS goes on."""
+what ran until then is kept, and the OS goes on; a configuration file gives the program its
+arguments, fill model and instruments."""
 
 from __future__ import annotations
 
@@ -159,3 +160,20 @@ def test_a_segfaulting_or_looping_program_stops_the_backtest_and_the_os_goes_on(
     assert re.fullmatch(r"stopped: mdtaker\[\d+\] exited with status 2", usage[-1].strip()), usage
     assert machine.output("echo still here") == ["still here"]
     assert "ok" in machine.output(RUN.format("after"), 60 * SECOND)[-4]
+
+
+def test_a_programs_configuration_gives_its_arguments_fill_model_and_instruments(
+        machine: BootedPc) -> None:  # fmt: skip
+    fs = machine.pc.kernel.fs
+    fs.write_file("/data/fast.toml", b'[instruments]\nsymbols = ["SYNTH"]\n[params]\n'
+                  b'args = "SYNTH 0"\n[fill]\nmd_latency_ns = 5000\n')  # fmt: skip
+    fs.write_file("/data/deaf.toml", b'[instruments]\nsymbols = ["OTHER"]\n[params]\n'
+                  b'args = "SYNTH 0"\n')  # fmt: skip
+    fast = "\n".join(machine.output("backtest /bin/mdtaker /data/s.itch --config "
+                                    "/data/fast.toml", 60 * SECOND))  # fmt: skip
+    p50 = re.search(r"tick-to-order ns: p50 (\d+)", fast)
+    assert p50 and 5_100 < int(p50[1]) < 6_000, fast  # its compute on top of 5 us
+    # configured for another instrument, it hears nothing of SYNTH: no orders
+    deaf = machine.output("backtest /bin/mdtaker /data/s.itch --config /data/deaf.toml",
+                          60 * SECOND)  # fmt: skip
+    assert re.match(r"mdtaker: events 1 orders 0 fills 0", deaf[0]), deaf
