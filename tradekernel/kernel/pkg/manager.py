@@ -15,6 +15,12 @@ back (its files, directories and records removed), a removal is finished; a jour
 `end` line was cut short before anything else was written and is just removed. Every step flushes
 the volume, so the order above is the order on the disk.
 
+Case twins: FAT compares names without case, so of two paths in a package that differ only in
+case (linux-libc-dev's xt_MARK.h and xt_mark.h) the first in the archive is written and the
+other is recorded as not stored (`c` in the package's list, naming the kept path), with one line
+saying how many; `pkg files` shows them, and removal has nothing to delete for them. A path that
+another package or a file on the disk already holds, in any case, is still refused.
+
 Symlinks: FAT has none. A link to a file of the same package is written as a copy of that file
 (so /bin/sh -> busybox runs); any other link is recorded in the package's list only. Hard links
 are copies. Modes are recorded in the list (FAT cannot hold them); files are written plain.
@@ -34,6 +40,7 @@ from tradekernel.kernel.fs.fat_dir import check_long_name
 from tradekernel.kernel.pkg.control import ControlError, parse_depends, parse_paragraphs
 from tradekernel.kernel.pkg.database import (
     DB_DIR,
+    INFO_DIR,
     JOURNAL,
     Database,
     DatabaseError,
@@ -63,6 +70,7 @@ class _Plan:
     records: list[Record]
     writes: list[tuple[str, bytes]]  # files to write, in order
     new_dirs: list[str]
+    twins: int  # paths not stored: they differ from a kept one only in case
 
 
 class PackageManager:
@@ -166,14 +174,20 @@ class PackageManager:
         records: list[Record] = []
         writes: list[tuple[str, bytes]] = []
         new_dirs: list[str] = []
-        seen: set[str] = set()
+        seen: dict[str, str] = {}  # casefolded path -> the path stored under that name
+        twins = 0
         for entry in deb.entries:
             key = entry.path.casefold()
             if entry.path == "/":
                 continue
-            if key in seen:
-                raise PkgError(f"{deb.name}: {entry.path} appears twice (FAT ignores case)")
-            seen.add(key)
+            kept = seen.get(key)
+            if kept == entry.path:
+                raise PkgError(f"{deb.name}: {entry.path} appears twice in the archive")
+            if kept is not None:  # a case twin: FAT has one name for both (module docstring)
+                records.append(Record("c", entry.mode, entry.path, kept))
+                twins += 1
+                continue
+            seen[key] = entry.path
             try:
                 for part in entry.path.split("/")[1:]:
                     check_long_name(part)
@@ -202,11 +216,17 @@ class PackageManager:
                 if copied:
                     writes.append((entry.path, target.data))
                 records.append(Record("l", 0o777, entry.path, entry.target, copied))
-        return _Plan(deb, records, writes, new_dirs)
+        return _Plan(deb, records, writes, new_dirs, twins)
 
     def _apply(self, plan: _Plan, say: Say) -> None:
         deb = plan.deb
         say(f"unpacking {deb.name} {deb.version} ({len(plan.writes)} files)")
+        if plan.twins:
+            say(
+                f"{deb.name}: {plan.twins} files differ from another only in case, which FAT"
+                " cannot hold apart: kept the first of each, the others are listed as not"
+                f" stored in {INFO_DIR}/{deb.name}.list"
+            )
         journal = [f"install {deb.name}"]
         journal += [f"d {path}" for path in plan.new_dirs]
         journal += [f"f {path}" for path, _ in plan.writes]
