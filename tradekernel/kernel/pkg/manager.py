@@ -16,10 +16,11 @@ back (its files, directories and records removed), a removal is finished; a jour
 the volume, so the order above is the order on the disk.
 
 Case twins: FAT compares names without case, so of two paths in a package that differ only in
-case (linux-libc-dev's xt_MARK.h and xt_mark.h) the first in the archive is written and the
-other is recorded as not stored (`c` in the package's list, naming the kept path), with one line
-saying how many; `pkg files` shows them, and removal has nothing to delete for them. A path that
-another package or a file on the disk already holds, in any case, is still refused.
+case (linux-libc-dev's xt_DSCP.h and xt_dscp.h) the first in the archive is written, unless it
+only wraps the other (`_stored_names`), and the other is recorded as not stored (`c` in the
+package's list, naming the kept path), with one line saying how many; `pkg files` shows them,
+and removal has nothing to delete for them. A path that another package or a file on the disk
+already holds, in any case, is still refused.
 
 Symlinks: FAT has none. A link to a file of the same package is written as a copy of that file
 (so /bin/sh -> busybox runs); any other link is recorded in the package's list only. Hard links
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,7 +49,16 @@ from tradekernel.kernel.pkg.database import (
     Record,
     makedirs,
 )
-from tradekernel.kernel.pkg.deb import DIRECTORY, FILE, HARDLINK, SYMLINK, Deb, DebError, read_deb
+from tradekernel.kernel.pkg.deb import (
+    DIRECTORY,
+    FILE,
+    HARDLINK,
+    SYMLINK,
+    Deb,
+    DebError,
+    Entry,
+    read_deb,
+)
 from tradekernel.kernel.pkg.params import (
     ARCHITECTURES,
     MAX_DEB_BYTES,
@@ -71,6 +82,21 @@ class _Plan:
     writes: list[tuple[str, bytes]]  # files to write, in order
     new_dirs: list[str]
     twins: int  # paths not stored: they differ from a kept one only in case
+
+
+def _stored_names(entries: list[Entry]) -> dict[str, str]:
+    """Casefolded path -> the path FAT stores under that name: the first in the archive, unless
+    it is a file that #includes a later twin by name (a wrapper, as linux-libc-dev's xt_MARK.h,
+    all of whose content is `#include <linux/netfilter/xt_mark.h>`: kept, it would include
+    itself on FAT and the twin's declarations would be lost); then that twin."""
+    stored: dict[str, Entry] = {}
+    for entry in entries:
+        kept = stored.setdefault(entry.path.casefold(), entry)
+        if kept is not entry and kept.kind == FILE and entry.kind == FILE:
+            name = re.escape(posixpath.basename(entry.path).encode())
+            if re.search(rb'#\s*include\s*[<"]([^>"\n]*/)?' + name + rb'[>"]', kept.data):
+                stored[entry.path.casefold()] = entry
+    return {key: entry.path for key, entry in stored.items()}
 
 
 class PackageManager:
@@ -174,20 +200,20 @@ class PackageManager:
         records: list[Record] = []
         writes: list[tuple[str, bytes]] = []
         new_dirs: list[str] = []
-        seen: dict[str, str] = {}  # casefolded path -> the path stored under that name
+        stored = _stored_names(deb.entries)
+        seen: set[str] = set()
         twins = 0
         for entry in deb.entries:
-            key = entry.path.casefold()
             if entry.path == "/":
                 continue
-            kept = seen.get(key)
-            if kept == entry.path:
+            if entry.path in seen:
                 raise PkgError(f"{deb.name}: {entry.path} appears twice in the archive")
-            if kept is not None:  # a case twin: FAT has one name for both (module docstring)
+            seen.add(entry.path)
+            kept = stored[entry.path.casefold()]
+            if kept != entry.path:  # a case twin: FAT has one name for both (module docstring)
                 records.append(Record("c", entry.mode, entry.path, kept))
                 twins += 1
                 continue
-            seen[key] = entry.path
             try:
                 for part in entry.path.split("/")[1:]:
                     check_long_name(part)
@@ -224,8 +250,8 @@ class PackageManager:
         if plan.twins:
             say(
                 f"{deb.name}: {plan.twins} files differ from another only in case, which FAT"
-                " cannot hold apart: kept the first of each, the others are listed as not"
-                f" stored in {INFO_DIR}/{deb.name}.list"
+                " cannot hold apart: one of each is kept, the others are listed as not stored"
+                f" in {INFO_DIR}/{deb.name}.list"
             )
         journal = [f"install {deb.name}"]
         journal += [f"d {path}" for path in plan.new_dirs]
