@@ -87,8 +87,8 @@ class _Plan:
 def _stored_names(entries: list[Entry]) -> dict[str, str]:
     """Casefolded path -> the path FAT stores under that name: the first in the archive, unless
     it is a file that #includes a later twin by name (a wrapper, as linux-libc-dev's xt_MARK.h,
-    all of whose content is `#include <linux/netfilter/xt_mark.h>`: kept, it would include
-    itself on FAT and the twin's declarations would be lost); then that twin."""
+    whose only content besides its guard is `#include <linux/netfilter/xt_mark.h>`: kept, it
+    would include itself on FAT and the twin's declarations would be lost); then that twin."""
     stored: dict[str, Entry] = {}
     for entry in entries:
         kept = stored.setdefault(entry.path.casefold(), entry)
