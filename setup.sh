@@ -50,3 +50,15 @@ if ! ls tests/pkg/debs/toolchain/tcc_*_i386.deb >/dev/null 2>&1; then
     libc6-dev:i386 libgcc-s1:i386 gcc-12-base:i386 libtinfo6:i386 libreadline8:i386 \
     readline-common install-info:i386)
 fi
+# libc6-dev's Depends (Debian 12), so `pkg install libc6-dev` works from that directory
+# (tests/pkg/test_toolchain.py); fetched on their own so an older toolchain directory gets them.
+if ! ls tests/pkg/debs/toolchain/linux-libc-dev_*_i386.deb >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  dpkg --print-foreign-architectures | grep -qx i386 || $sudo dpkg --add-architecture i386
+  $sudo apt-get update -qq
+  mkdir -p tests/pkg/debs/toolchain
+  (cd tests/pkg/debs/toolchain && apt-get download -qq libc-dev-bin:i386 linux-libc-dev:i386 \
+    libcrypt-dev:i386 libcrypt1:i386 libnsl-dev:i386 libnsl2:i386 libtirpc-dev:i386 \
+    libtirpc3:i386 libtirpc-common libgssapi-krb5-2:i386 libk5crypto3:i386 libkeyutils1:i386 \
+    libkrb5-3:i386 libkrb5support0:i386 libcom-err2:i386 libssl3:i386 rpcsvc-proto:i386)
+fi

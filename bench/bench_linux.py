@@ -12,6 +12,9 @@ same run. Figures:
 - tcc: Debian's i386 tcc (installed by pkg from tests/pkg/debs/toolchain) compiling a 500-line
   C file to an object, against the same tcc binary run by the host with its own ld.so;
 and each as a ratio inside/host (issue 20's target: >= 0.25 for compute-bound work).
+The ceiling for the gzip figure: the same busybox gzip on a bare Unicorn engine (bare_i386.py:
+no machine, no kernel), plain and with no-execute data pages (what Unicorn 2.1.4 needs to keep
+guest stores on its fast path, docs/UNICORN.md), and counted with `--clock counted`.
 Each command's output is checked (the loop's count, gzip's byte count), so a run that crashed
 is an error, not a figure. `--clock counted` (the default) runs the machine on its counted
 clock: on the real-time clock a page fault whose CR2 Unicorn overwrites between the delivery
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -31,6 +35,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bare_i386 import run as bare_run  # noqa: E402  (bench/, the script's own folder)
 
 from tests.pkg.conftest import DEBS, busybox_deb  # noqa: E402
 from tests.system.harness import SECOND, BootedPc, close_pc  # noqa: E402
@@ -74,12 +80,31 @@ def inside(tk: BootedPc, line: str, expect: str = "") -> float:
     return took
 
 
-def host(busybox: Path, script: str, cwd: Path) -> tuple[float, str]:
-    """Wall seconds and the output of the same script run natively by the host."""
+def native(command: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (the child's, user + system) and the output of `command` run
+    natively by the host."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    run = subprocess.run([str(busybox), "sh", "-c", script], cwd=cwd, env={}, check=True,
-                         capture_output=True, text=True)  # fmt: skip
-    return time.perf_counter() - start, run.stdout.strip()
+    run = subprocess.run(command, cwd=cwd, env={}, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, cpu, run.stdout.strip()
+
+
+def host(busybox: Path, script: str, cwd: Path) -> tuple[float, float, str]:
+    """The same script run natively by the host's Linux (see `native`)."""
+    return native([str(busybox), "sh", "-c", script], cwd)
+
+
+def figure(what: str, amount: float, inside_s: tuple[float, float],
+           host_s: tuple[float, float]) -> str:  # fmt: skip
+    """One line: `amount` per second inside and on the host, and the ratio, by wall-clock time
+    and by CPU time (steadier on a shared host)."""
+    (wall, cpu), (host_wall, host_cpu) = inside_s, host_s
+    return (f"{what}: inside {amount / wall:9.2f}   host {amount / host_wall:9.2f}   ratio "
+            f"{host_wall / wall:.3f}   | by CPU time: inside {amount / cpu:9.2f}   host "
+            f"{amount / host_cpu:9.2f}   ratio {host_cpu / cpu:.3f}")  # fmt: skip
 
 
 def main() -> None:
@@ -107,35 +132,46 @@ def main() -> None:
         loop = f"i=0; while [ $i -lt {args.rounds} ]; do ./busybox true; i=$((i+1)); done"
         loop += "; echo $i"  # the count it reached: a crashed round shows
         gzip = "gzip -c data.txt | wc -c"  # applets of the shell's own binary
-        host_loop, _ = host(busybox, loop, busybox.parent)
-        host_gzip, packed = host(busybox, gzip, where)
+        host_loop = host(busybox, loop, busybox.parent)[:2]
+        *host_gzip, packed = host(busybox, gzip, where)
         libraries = f"{tools}/lib/i386-linux-gnu:{tools}/usr/lib/i386-linux-gnu"
-        start = time.perf_counter()
-        subprocess.run([f"{tools}/lib/ld-linux.so.2", "--library-path", libraries,
-                        f"{tools}/usr/bin/tcc", "-c", "big.c", "-o", "big.o"], cwd=where,
-                       check=True)  # fmt: skip
-        host_tcc = time.perf_counter() - start
+        tcc = [f"{tools}/usr/bin/tcc", "-c", "big.c", "-o", "big.o"]
+        host_tcc = native([f"{tools}/lib/ld-linux.so.2", "--library-path", libraries, *tcc],
+                          where)[:2]  # fmt: skip
+        data, elf = (where / "data.txt").read_bytes(), busybox.read_bytes()
+        bare = {}
+        for name, nx, counted in (("plain", False, False), ("NX data pages", True, False),
+                                  ("counted", False, True)):  # fmt: skip
+            if counted and args.clock != "counted":
+                continue
+            done = bare_run(elf, ["busybox", "gzip", "-c"], data, nx=nx, counted=counted)
+            if str(len(done.output)) != packed:
+                sys.exit(f"bench_linux: bare gzip gave {len(done.output)} bytes, not {packed}")
+            bare[name] = done.cpu_seconds
         tk = BootedPc(where, disk=disk, deterministic=args.clock == "counted").boot()
         try:
             tk.output("cd /bin")
-            base = min(inside(tk, "busybox true") for _ in range(3))
+            bases = [(inside(tk, "busybox true"), CPU_SECONDS["busybox true"]) for _ in range(3)]
+            base, base_cpu = min(wall for wall, _ in bases), min(cpu for _, cpu in bases)
             os_loop = inside(tk, f"busybox sh -c '{loop}'", str(args.rounds)) - base
-            loop_cpu = CPU_SECONDS[f"busybox sh -c '{loop}'"]
+            loop_cpu = CPU_SECONDS[f"busybox sh -c '{loop}'"] - base_cpu
             tk.output("cd /")
             os_gzip = inside(tk, f"busybox sh -c '{gzip}'", packed) - base
+            gzip_cpu = CPU_SECONDS[f"busybox sh -c '{gzip}'"] - base_cpu
             os_tcc = inside(tk, "/usr/bin/tcc -c big.c -o big.o")
+            tcc_cpu = CPU_SECONDS["/usr/bin/tcc -c big.c -o big.o"]
         finally:
             close_pc(tk)
     load = os.getloadavg()[0]
     print(f"load average {load:.2f} on {os.cpu_count()} CPUs (a shared host: figures are noisy)")
-    print(f"fork+exec rounds/s: inside {args.rounds / os_loop:8.1f}   host "
-          f"{args.rounds / host_loop:8.1f}   ratio {host_loop / os_loop:.3f}   "
-          f"(inside by CPU time {args.rounds / loop_cpu:.1f})")  # fmt: skip
-    print(f"gzip {args.mib} MiB MiB/s: inside {args.mib / os_gzip:8.2f}   host "
-          f"{args.mib / host_gzip:8.2f}   ratio {host_gzip / os_gzip:.3f}")  # fmt: skip
+    print(figure("fork+exec rounds/s", args.rounds, (os_loop, loop_cpu), host_loop))
+    print(figure(f"gzip of {args.mib} MiB, MiB/s", args.mib, (os_gzip, gzip_cpu), host_gzip))
+    for name, seconds in bare.items():
+        print(f"  the same gzip on a bare Unicorn engine, {name}: {args.mib / seconds:9.2f} "
+              f"MiB per CPU second   ratio to the host by CPU time "
+              f"{host_gzip[1] / seconds:.3f}")  # fmt: skip
     lines = c_source().count("\n")
-    print(f"tcc -c of {lines} lines, s: inside {os_tcc:8.3f}   host {host_tcc:8.3f}   "
-          f"ratio {host_tcc / os_tcc:.3f}")  # fmt: skip
+    print(figure(f"tcc -c of {lines} lines, compiles/s", 1, (os_tcc, tcc_cpu), host_tcc))
 
 
 if __name__ == "__main__":

@@ -213,3 +213,43 @@ def test_power_loss_at_every_write_leaves_all_or_nothing(tmp_path: Path) -> None
         cut += 1
     assert cut > 20 and repairs > 0 and outcomes == {False, True}, (cut, repairs)
     fsck(bytes(again.device.data), tmp_path)
+
+
+def test_case_twins_keep_the_first_and_stay_recorded(tmp_path: Path) -> None:
+    """FAT holds one of two names that differ only in case (linux-libc-dev has xt_DSCP.h and
+    xt_dscp.h): the first in the archive is written, or the twin it only wraps with an
+    #include, the other is recorded as not stored, one line says how many and where the list
+    is, and `remove` leaves a clean volume."""
+    device, fs = new_volume()
+    files = {
+        "/usr/include/xt/xt_MARK.h": b"#include <xt/xt_mark.h>\n",  # a wrapper: its twin kept
+        "/usr/include/xt/xt_mark.h": b"struct mark;\n",
+        "/usr/include/xt/xt_DSCP.h": b"DSCP\n",
+        "/usr/include/xt/xt_dscp.h": b"dscp\n",
+        "/usr/include/xt/plain.h": b"plain\n",
+    }
+    deb = make_deb(tmp_path, "hdrs", files=files)
+    put_repo(fs, tmp_path / "repo", [deb])
+    said = install(fs, "hdrs")
+    archive = [e.path for e in read_deb(deb.read_bytes(), 1 << 20).entries if e.kind == "file"]
+    assert archive.index("/usr/include/xt/xt_DSCP.h") < archive.index("/usr/include/xt/xt_dscp.h")
+    assert archive.index("/usr/include/xt/xt_MARK.h") < archive.index("/usr/include/xt/xt_mark.h")
+    kept = {p.casefold(): p for p in ["/usr/include/xt/xt_mark.h", "/usr/include/xt/xt_DSCP.h"]}
+    kept["/usr/include/xt/plain.h"] = "/usr/include/xt/plain.h"
+    for path in kept.values():
+        assert fs.read_file(path) == files[path]
+    stored = sorted(p.rsplit("/", 1)[1] for p in kept.values())
+    assert sorted(fs.listdir("/usr/include/xt")) == stored
+    notes = [line for line in said if "case" in line]
+    assert notes == [
+        "hdrs: 2 files differ from another only in case, which FAT cannot hold apart: one of"
+        " each is kept, the others are listed as not stored in /var/lib/pkg/info/hdrs.list"
+    ]
+    records = Database(fs).files("hdrs")
+    twins = {r.path: r.target for r in records if r.kind == "c"}
+    assert twins == {p: kept[p.casefold()] for p in archive if kept[p.casefold()] != p}
+    fsck(bytes(device.data), tmp_path)
+    PackageManager(fs).remove(["hdrs"], lambda _: None)
+    fs.flush()
+    assert not fs.exists("/usr")
+    fsck(bytes(device.data), tmp_path)

@@ -5,12 +5,17 @@ ld.so. tcc compiles a C program inside the OS and the program it makes runs ther
 must equal the same source built by the host's gcc -m32 and run natively. lua5.4 runs a script
 whose output must equal the same lua5.4 binary's run on the host (with its own ld.so and libs).
 
-libc6-dev (tcc's headers and start files) is copied from its .deb rather than installed: its
-Depends pull in linux-libc-dev, whose headers include names that differ only by case
-(xt_MARK.h and xt_mark.h), which a FAT volume cannot hold, so pkg refuses it."""
+libc6-dev (tcc's headers and start files) is installed inside the OS by `pkg install libc6-dev`
+from a repository on the disk holding the toolchain directory's .debs: its Depends pull in
+linux-libc-dev, whose headers include names that differ only in case (xt_MARK.h and xt_mark.h),
+which FAT holds as one; pkg keeps the first of each pair, says so in one line and records the
+others as not stored. A program using headers from both packages then compiles with `compile`
+and prints what the same source prints when the host's gcc -m32 builds it against the same
+headers (taken from the same .debs)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +26,12 @@ import pytest
 from tests.peers import peer
 from tests.pkg.conftest import DEBS, dpkg_deb
 from tests.system.harness import SECOND, BootedPc, close_pc
-from tradekernel.disktool import create_os_disk, install_packages, open_volume, put_file
+from tradekernel.disktool import create_os_disk, install_packages, open_volume
 from tradekernel.kernel.pkg.database import Database
+from tradekernel.kernel.pkg.params import DEFAULT_REPO
+from tradekernel.repotool import add, put
 
 TOOLCHAIN = DEBS / "toolchain"
-START_FILES = ("crt1.o", "crti.o", "crtn.o", "libc.so", "libc_nonshared.a")
 STRATEGY = r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +73,32 @@ int main(int argc, char **argv) {
     return 0;
 }
 """
+# Compile-time facts from libc6-dev's and linux-libc-dev's headers, and libc at run time.
+SYSTEM_HEADERS = r"""
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <linux/if_ether.h>
+#include <linux/netfilter/xt_mark.h>
+#include <linux/version.h>
+
+int main(void) {
+    struct xt_mark_tginfo2 mark = {0};
+    printf("linux %d glibc %d.%d\n", LINUX_VERSION_CODE, __GLIBC__, __GLIBC_MINOR__);
+    printf("stat %zu sockaddr_in6 %zu tcp_info %zu mark %zu\n", sizeof(struct stat),
+           sizeof(struct sockaddr_in6), sizeof(struct tcp_info), sizeof mark);
+    printf("O_DIRECTORY %#o ETH_P_IPV6 %#x EHWPOISON %d PATH_MAX %d th_ack at %zu\n",
+           O_DIRECTORY, ETH_P_IPV6, EHWPOISON, PATH_MAX, offsetof(struct tcphdr, th_ack));
+    printf("%s\n", strerror(ENOENT));
+    return 0;
+}
+"""
 BROKEN = "int main(void) {\n    int x = 1;\n    return x + y;\n}\n"
 SCRIPT = """local prices = {}
 local p = 100
@@ -84,32 +116,34 @@ class Toolchain(NamedTuple):
     tk: BootedPc
     where: Path
     root: Path  # every toolchain .deb unpacked by dpkg-deb (the host's copy)
+    installed: list[str]  # what `pkg install libc6-dev` printed inside the OS
 
 
 @pytest.fixture(scope="module")
 def toolchain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Toolchain]:
-    if not list(TOOLCHAIN.glob("tcc_*_i386.deb")):
-        pytest.fail(f"no tcc i386 .deb in {TOOLCHAIN}: run setup.sh (it downloads them)")
+    if not list(TOOLCHAIN.glob("linux-libc-dev_*_i386.deb")):
+        pytest.fail(f"no linux-libc-dev i386 .deb in {TOOLCHAIN}: run setup.sh (it fetches it)")
     where = tmp_path_factory.mktemp("toolchain")
     root = where / "root"
     for deb in sorted(TOOLCHAIN.glob("*.deb")):
         subprocess.run([dpkg_deb(), "-x", str(deb), str(root)], check=True)
     disk = where / "disk.img"
-    create_os_disk(disk, size_mb=64)
+    create_os_disk(disk, size_mb=128)
     installed = install_packages(disk, TOOLCHAIN, ["tcc", "lua5.4"], lambda line: None)
     assert {"tcc", "lua5.4", "libc6", "libreadline8"} <= set(installed)
-    put_file(disk, root / "usr" / "include", "/usr/include")  # libc6-dev: see the docstring
-    for name in START_FILES:
-        put_file(disk, root / "usr/lib/i386-linux-gnu" / name, f"/usr/lib/i386-linux-gnu/{name}")
+    add(where / "repo", sorted(TOOLCHAIN.glob("*.deb")))
+    put(disk, where / "repo", DEFAULT_REPO)
     with open_volume(disk) as fs:
         assert "tcc" in Database(fs).installed()
         fs.mkdir("/src")
         fs.write_file("/src/strategy.c", STRATEGY.encode())
+        fs.write_file("/src/headers.c", SYSTEM_HEADERS.encode())
         fs.write_file("/src/broken.c", BROKEN.encode())
         fs.write_file("/src/prices.lua", SCRIPT.encode())
     tk = BootedPc(where, disk=disk).boot()
+    said = tk.output("pkg install libc6-dev", 900 * SECOND)
     tk.output("cd /src")
-    yield Toolchain(tk, where, root)
+    yield Toolchain(tk, where, root, said)
     close_pc(tk)
 
 
@@ -143,11 +177,68 @@ def test_tcc_reports_errors_with_file_and_line(toolchain: Toolchain) -> None:
 
 
 def test_lua_runs_a_script_as_on_the_host(toolchain: Toolchain) -> None:
-    tk, where, root = toolchain
+    tk, where, root, _ = toolchain
     inside = tk.output("/usr/bin/lua5.4 prices.lua", 60 * SECOND)
     (where / "prices.lua").write_text(SCRIPT)
     libraries = f"{root}/lib/i386-linux-gnu:{root}/usr/lib/i386-linux-gnu"
     expected = _native([str(root / "lib/ld-linux.so.2"), "--library-path", libraries,
                         str(root / "usr/bin/lua5.4"), "prices.lua"], where)  # fmt: skip
     assert len(expected) == 2 and expected[1].startswith("BUY,BUY,HOLD,SELL")
+    assert inside == expected
+
+
+def _case_twins(deb: Path) -> set[frozenset[str]]:
+    """The pairs of paths in `deb` that differ only in case."""
+    listing = subprocess.run([dpkg_deb(), "--fsys-tarfile", str(deb)], capture_output=True,
+                             check=True).stdout  # fmt: skip
+    names = subprocess.run(["tar", "-t"], input=listing, capture_output=True, check=True)
+    first: dict[str, str] = {}
+    twins = set()
+    for name in names.stdout.decode().splitlines():
+        path = "/" + name.removeprefix("./").rstrip("/")
+        kept = first.setdefault(path.casefold(), path)
+        if kept != path:
+            twins.add(frozenset((kept, path)))
+    return twins
+
+
+def test_pkg_installs_libc6_dev_keeping_one_of_each_case_twin(toolchain: Toolchain) -> None:
+    said = toolchain.installed
+    assert said[-1].startswith("installed libc6-dev 2.36"), said
+    assert any(line.startswith("installed linux-libc-dev ") for line in said)
+    (deb,) = TOOLCHAIN.glob("linux-libc-dev_*_i386.deb")
+    twins = _case_twins(deb)
+    assert len(twins) >= 8  # xt_MARK.h/xt_mark.h, ipt_ECN.h/ipt_ecn.h... (Debian 12: 8)
+    assert [line for line in said if "case" in line] == [
+        f"linux-libc-dev: {len(twins)} files differ from another only in case, which FAT cannot"
+        " hold apart: one of each is kept, the others are listed as not stored in"
+        " /var/lib/pkg/info/linux-libc-dev.list"
+    ]
+    listed = toolchain.tk.output("pkg files linux-libc-dev", 60 * SECOND)
+    found = re.compile(r"(/\S+) \(not stored: FAT holds (/\S+) in its place\)")
+    pairs = {m.group(1): m.group(2) for m in map(found.fullmatch, listed) if m}
+    assert {frozenset(pair) for pair in pairs.items()} == twins
+    # xt_MARK.h only includes xt_mark.h: the one with the declarations is kept (and compiled
+    # by the next test)
+    assert pairs["/usr/include/linux/netfilter/xt_MARK.h"].endswith("/xt_mark.h")
+
+
+def test_compile_uses_the_installed_system_headers(toolchain: Toolchain) -> None:
+    tk, where, root, _ = toolchain
+    assert tk.output("compile headers.c", 300 * SECOND) == []
+    inside = tk.output("./headers", 60 * SECOND)
+    source = where / "headers.c"
+    source.write_text(SYSTEM_HEADERS)
+    gcc = peer("gcc")
+    builtin = subprocess.run([gcc, "-m32", "-print-file-name=include"], capture_output=True,
+                             text=True, check=True).stdout.strip()  # fmt: skip
+    built = subprocess.run(
+        [gcc, "-m32", "-nostdinc", "-isystem", builtin,
+         "-isystem", str(root / "usr/include/i386-linux-gnu"),
+         "-isystem", str(root / "usr/include"), "-o", str(where / "headers"), str(source)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    expected = _native([str(where / "headers")], where)
+    assert expected[0].startswith("linux 39") and expected[-1] == "No such file or directory"
     assert inside == expected

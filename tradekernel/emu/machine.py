@@ -476,26 +476,37 @@ class Machine:
         linear = physical: directly without paging or where paging maps them 1:1 (the kernel
         region, any BIOS); any other page waits for the end of the slice, which is asked for
         now, and is dropped there with paging switched off (`Cpu.drop_physical_translations`).
-        Cheap where nothing was translated: Unicorn finds no code on the page and returns."""
+        Cheap where nothing was translated: Unicorn finds no code on the page and returns.
+        CR0 and CR3 are read once, and each run of pages mapped 1:1 (physically contiguous)
+        is dropped in one call: a program load reports hundreds of pages at a time."""
         if size <= 0:
             return
         first, end = address & ~PAGE_MASK, (address + size + PAGE_MASK) & ~PAGE_MASK
         cpu = self.cpu
-        if not cpu.read(CR0) & CR0_PG:
+        cr0, cr3 = self.interrupts.control_registers()
+        if not cr0 & CR0_PG:
             cpu.drop_translations(first, end)
             return
-        physical = self.interrupts.mmu.physical
+        mmu = self.interrupts.mmu
         stale = self._stale_pages
         in_place = cpu.ring0_lookups_in_place or cpu.cpl() == 0
-        for page in range(first, end, PAGE_SIZE):
-            try:
-                mapped_1to1 = physical(page) == page
-            except PageNotPresent:
-                mapped_1to1 = False
-            if mapped_1to1 and in_place:
-                cpu.drop_translations(page, page + PAGE_SIZE, as_ring0=True)
-            else:
-                stale.append(page)
+        run = first  # the start of the current run of in-place pages
+        mmu.pin(cr0, cr3)
+        try:
+            for page in range(first, end, PAGE_SIZE):
+                try:
+                    mapped_1to1 = mmu.physical(page) == page
+                except PageNotPresent:
+                    mapped_1to1 = False
+                if not (mapped_1to1 and in_place):
+                    if run < page:
+                        cpu.drop_translations(run, page, as_ring0=True)
+                    run = page + PAGE_SIZE
+                    stale.append(page)
+        finally:
+            mmu.unpin()
+        if run < end:
+            cpu.drop_translations(run, end, as_ring0=True)
         if stale:
             if self._in_slice:
                 self._stop_requested = True

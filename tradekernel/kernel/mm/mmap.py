@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import bisect
 import errno as E
+import functools
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tradekernel.kernel.mm.frames import OutOfFrames
@@ -104,6 +106,18 @@ def _page_range(start: int, length: int) -> tuple[int, int]:
     return start, start + ((length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1))
 
 
+def _batched(method: Callable[..., int]) -> Callable[..., int]:
+    """A mapping call whose page changes cost one TLB flush, not one per page
+    (Paging.batched_invalidation)."""
+
+    @functools.wraps(method)
+    def call(self, process, *args: int) -> int:  # noqa: ANN001 - MemoryMaps, Process
+        with process.aspace.paging.batched_invalidation():
+            return method(self, process, *args)
+
+    return call
+
+
 class MemoryMaps:
     """The mmap and shared-memory service (one per kernel)."""
 
@@ -115,6 +129,7 @@ class MemoryMaps:
         self._next_id = 0
 
     # ---- mmap ---------------------------------------------------------------------------
+    @_batched
     def mmap(self, process, address: int, length: int, prot: int, flags: int, fd: int,
              offset: int) -> int:  # fmt: skip  # noqa: ANN001 - Process
         """Linux mmap: the mapping's address, or -errno."""
@@ -179,6 +194,7 @@ class MemoryMaps:
             process.aspace.entry(page) & PTE_P for page in range(start, start + size, PAGE_SIZE)
         )
 
+    @_batched
     def munmap(self, process, address: int, length: int) -> int:  # noqa: ANN001
         if address % PAGE_SIZE or length == 0 or address + length > 1 << 32:
             return -E.EINVAL
@@ -200,6 +216,7 @@ class MemoryMaps:
                 self._attachments_changed(region.segment, len(pieces) - 1, process.pid)
         return 0
 
+    @_batched
     def mremap(self, process, old: int, old_size: int, new_size: int, flags: int,
                new: int) -> int:  # fmt: skip  # noqa: ANN001 - Process
         """Linux mremap of one mmap region: the (maybe new) address, or -errno."""
@@ -292,6 +309,7 @@ class MemoryMaps:
         process.maps.add(Region(start, start + size, shared=region.shared))
         return start
 
+    @_batched
     def mprotect(self, process, address: int, length: int, prot: int) -> int:  # noqa: ANN001
         if address % PAGE_SIZE or prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC):
             return -E.EINVAL

@@ -23,6 +23,7 @@ Contract
   are mapped but never freed.
 * Whenever a present entry changes or goes, `invalidate(cr3, vaddr)` is called (vaddr None: the
   whole space) so the machine can `invlpg` or reload CR3; what the CPU caches is its business.
+  Inside `Paging.batched_invalidation()` that call comes once per space, at the end.
 * User memory is reached only through `copy_from_user`, `copy_to_user` and `read_user_string`,
   which walk the tables the way the CPU would for a ring-3 access (U/S on both levels, R/W for
   writes) and raise `UserMemoryFault` (errno EFAULT) instead of touching anything they should
@@ -38,6 +39,7 @@ import sys
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tradekernel.hypercall import EFAULT, EINVAL
@@ -236,7 +238,8 @@ class Paging:
         self.frames = frames
         self.kernel_map_end = kernel_map_end
         self._phys = _Phys(memory, frames.end)
-        self._invalidate = invalidate or (lambda cr3, vaddr: None)
+        self._invalidate_now = invalidate or (lambda cr3, vaddr: None)
+        self._batch: set[int] | None = None  # spaces to invalidate at the batch's end
         self._faults: Counter[str] = Counter()
         self._tables = 0
         self._spaces = 0
@@ -250,6 +253,28 @@ class Paging:
                     words[slot] = physical | PTE_P | PTE_RW
             self._phys.write_entries(table, words)
             self.kernel_pdes.append(table | PTE_P | PTE_RW)
+
+    def _invalidate(self, cr3: int, vaddr: int | None) -> None:
+        if self._batch is None:
+            self._invalidate_now(cr3, vaddr)
+        else:
+            self._batch.add(cr3)
+
+    @contextmanager
+    def batched_invalidation(self) -> Iterator[None]:
+        """Inside, the entries a system call changes (an mprotect or munmap of a range) are
+        invalidated once per space at the end, not once per page: the CPU runs no guest code
+        in between, and each invalidation costs the machine a CR3 reload request."""
+        if self._batch is not None:  # nested: the outer batch issues them
+            yield
+            return
+        self._batch = set()
+        try:
+            yield
+        finally:
+            spaces, self._batch = self._batch, None
+            for cr3 in spaces:
+                self._invalidate_now(cr3, None)
 
     def create_address_space(self) -> AddressSpace:
         """A new space holding only the kernel mappings; its CR3 value is `.cr3`."""

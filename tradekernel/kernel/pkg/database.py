@@ -3,7 +3,9 @@
   info/NAME.list   what it put on the disk, one line each: `d MODE PATH` (a directory it
                    made), `f MODE PATH` (a file), `l MODE PATH -> TARGET` (a symlink; FAT has
                    none: when TARGET is a file of the same package its bytes are copied to PATH
-                   and the line ends with ` (copy)`, otherwise only this record exists);
+                   and the line ends with ` (copy)`, otherwise only this record exists),
+                   `c MODE PATH = KEPT` (not stored: PATH differs from KEPT, which the package
+                   also has, only in case, and FAT holds one of the two; see manager.py);
   journal          the install or removal under way (see manager.py).
 Modes are kept here because FAT cannot hold them.
 
@@ -31,7 +33,7 @@ class DatabaseError(ValueError):
 class Record:
     """One line of a .list file."""
 
-    kind: str  # "d", "f" or "l"
+    kind: str  # "d", "f", "l" or "c" (a case twin, not stored: `target` is the kept path)
     mode: int
     path: str
     target: str = ""
@@ -41,6 +43,8 @@ class Record:
         text = f"{self.kind} {self.mode:04o} {self.path}"
         if self.kind == "l":
             text += f" -> {self.target}" + (" (copy)" if self.copied else "")
+        elif self.kind == "c":
+            text += f" = {self.target}"
         return text
 
     @staticmethod
@@ -52,7 +56,9 @@ class Record:
                 rest, target = rest.split(" -> ", 1)
                 copied = target.endswith(" (copy)")
                 target = target.removesuffix(" (copy)")
-            if kind not in ("d", "f", "l") or not rest.startswith("/"):
+            elif kind == "c":
+                rest, target = rest.split(" = ", 1)
+            if kind not in ("d", "f", "l", "c") or not rest.startswith("/"):
                 raise ValueError
             return Record(kind, int(mode, 8), rest, target, copied)
         except ValueError:
@@ -110,7 +116,7 @@ class Database:
         owned = {}
         for name in self.installed():
             for record in self.files(name):
-                if record.kind != "d":
+                if record.kind in ("f", "l"):
                     owned[record.path.casefold()] = name
         return owned
 

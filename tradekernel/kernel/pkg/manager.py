@@ -15,6 +15,13 @@ back (its files, directories and records removed), a removal is finished; a jour
 `end` line was cut short before anything else was written and is just removed. Every step flushes
 the volume, so the order above is the order on the disk.
 
+Case twins: FAT compares names without case, so of two paths in a package that differ only in
+case (linux-libc-dev's xt_DSCP.h and xt_dscp.h) the first in the archive is written, unless it
+only wraps the other (`_stored_names`), and the other is recorded as not stored (`c` in the
+package's list, naming the kept path), with one line saying how many; `pkg files` shows them,
+and removal has nothing to delete for them. A path that another package or a file on the disk
+already holds, in any case, is still refused.
+
 Symlinks: FAT has none. A link to a file of the same package is written as a copy of that file
 (so /bin/sh -> busybox runs); any other link is recorded in the package's list only. Hard links
 are copies. Modes are recorded in the list (FAT cannot hold them); files are written plain.
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,13 +42,23 @@ from tradekernel.kernel.fs.fat_dir import check_long_name
 from tradekernel.kernel.pkg.control import ControlError, parse_depends, parse_paragraphs
 from tradekernel.kernel.pkg.database import (
     DB_DIR,
+    INFO_DIR,
     JOURNAL,
     Database,
     DatabaseError,
     Record,
     makedirs,
 )
-from tradekernel.kernel.pkg.deb import DIRECTORY, FILE, HARDLINK, SYMLINK, Deb, DebError, read_deb
+from tradekernel.kernel.pkg.deb import (
+    DIRECTORY,
+    FILE,
+    HARDLINK,
+    SYMLINK,
+    Deb,
+    DebError,
+    Entry,
+    read_deb,
+)
 from tradekernel.kernel.pkg.params import (
     ARCHITECTURES,
     MAX_DEB_BYTES,
@@ -63,6 +81,22 @@ class _Plan:
     records: list[Record]
     writes: list[tuple[str, bytes]]  # files to write, in order
     new_dirs: list[str]
+    twins: int  # paths not stored: they differ from a kept one only in case
+
+
+def _stored_names(entries: list[Entry]) -> dict[str, str]:
+    """Casefolded path -> the path FAT stores under that name: the first in the archive, unless
+    it is a file that #includes a later twin by name (a wrapper, as linux-libc-dev's xt_MARK.h,
+    whose only content besides its guard is `#include <linux/netfilter/xt_mark.h>`: kept, it
+    would include itself on FAT and the twin's declarations would be lost); then that twin."""
+    stored: dict[str, Entry] = {}
+    for entry in entries:
+        kept = stored.setdefault(entry.path.casefold(), entry)
+        if kept is not entry and kept.kind == FILE and entry.kind == FILE:
+            name = re.escape(posixpath.basename(entry.path).encode())
+            if re.search(rb'#\s*include\s*[<"]([^>"\n]*/)?' + name + rb'[>"]', kept.data):
+                stored[entry.path.casefold()] = entry
+    return {key: entry.path for key, entry in stored.items()}
 
 
 class PackageManager:
@@ -166,14 +200,20 @@ class PackageManager:
         records: list[Record] = []
         writes: list[tuple[str, bytes]] = []
         new_dirs: list[str] = []
+        stored = _stored_names(deb.entries)
         seen: set[str] = set()
+        twins = 0
         for entry in deb.entries:
-            key = entry.path.casefold()
             if entry.path == "/":
                 continue
-            if key in seen:
-                raise PkgError(f"{deb.name}: {entry.path} appears twice (FAT ignores case)")
-            seen.add(key)
+            if entry.path in seen:
+                raise PkgError(f"{deb.name}: {entry.path} appears twice in the archive")
+            seen.add(entry.path)
+            kept = stored[entry.path.casefold()]
+            if kept != entry.path:  # a case twin: FAT has one name for both (module docstring)
+                records.append(Record("c", entry.mode, entry.path, kept))
+                twins += 1
+                continue
             try:
                 for part in entry.path.split("/")[1:]:
                     check_long_name(part)
@@ -202,11 +242,17 @@ class PackageManager:
                 if copied:
                     writes.append((entry.path, target.data))
                 records.append(Record("l", 0o777, entry.path, entry.target, copied))
-        return _Plan(deb, records, writes, new_dirs)
+        return _Plan(deb, records, writes, new_dirs, twins)
 
     def _apply(self, plan: _Plan, say: Say) -> None:
         deb = plan.deb
         say(f"unpacking {deb.name} {deb.version} ({len(plan.writes)} files)")
+        if plan.twins:
+            say(
+                f"{deb.name}: {plan.twins} files differ from another only in case, which FAT"
+                " cannot hold apart: one of each is kept, the others are listed as not stored"
+                f" in {INFO_DIR}/{deb.name}.list"
+            )
         journal = [f"install {deb.name}"]
         journal += [f"d {path}" for path in plan.new_dirs]
         journal += [f"f {path}" for path, _ in plan.writes]

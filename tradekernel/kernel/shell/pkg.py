@@ -86,7 +86,9 @@ def _run(
             if not db.is_installed(name):
                 raise PkgError(f"{name}: not installed")
             for record in db.files(name):
-                if record.kind != "d":
+                if record.kind == "c":
+                    out.line(f"{record.path} (not stored: FAT holds {record.target} in its place)")
+                elif record.kind != "d":
                     link = f" -> {record.target}" if record.kind == "l" else ""
                     out.line(f"{record.path}{link}")
     elif action == "search":
