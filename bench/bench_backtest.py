@@ -247,7 +247,8 @@ def best(runs: int, func, *args, **kwargs):  # noqa: ANN001, ANN201
 
 
 def sweep_rates(blob: bytes, points: int) -> list[tuple[int, float]]:
-    """(processes, runs per second) for `points` backtests of the imbalance sample."""
+    """(processes, runs per second) for `points` in-process backtests of the imbalance sample
+    (`tk sweep --host`; bench_sweep.py times the default, a machine per point)."""
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder) / "bench.itch"
         data.write_bytes(blob)
@@ -255,7 +256,7 @@ def sweep_rates(blob: bytes, points: int) -> list[tuple[int, float]]:
         rates = []
         for jobs in sorted({1, 2, os.cpu_count() or 2}):
             start = time.perf_counter()
-            sweep(SAMPLES / "imbalance.py", None, data, grid, jobs)
+            sweep(SAMPLES / "imbalance.py", None, data, grid, jobs, host=True)
             rates.append((jobs, points / (time.perf_counter() - start)))
         return rates
 
