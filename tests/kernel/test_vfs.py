@@ -353,3 +353,17 @@ def test_mount_points_are_found_by_path_and_by_directory(mounts: MountTable) -> 
     assert mounts.mount_point("/device") == "/"
     assert mounts.points_in("/") == ["dev"]
     assert mounts.points_in("/dev") == []
+
+
+def test_closing_a_file_flushes_the_drive_only_if_the_handle_could_write(
+    volume: FatFs, fat: FatVolume, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flushes: list[int] = []
+    monkeypatch.setattr(volume.device, "flush", lambda: flushes.append(1))
+    fat.open("/data.txt", O_RDONLY).close()
+    assert flushes == []  # a file only read changed nothing: no cache flush, no host fsync
+    writer = fat.open("/new.txt", O_WRONLY | O_CREAT)
+    writer.write_data(b"kept")
+    writer.close()
+    assert flushes == [1]
+    assert volume.read_file("/new.txt") == b"kept"

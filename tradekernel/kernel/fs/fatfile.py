@@ -66,11 +66,15 @@ class FsFile(OpenFile):
                         inode=hash(self.path) & 0x7FFF_FFFF)  # fmt: skip
 
     def close(self) -> None:
-        """Close the FAT handle and write its changes to the disk."""
+        """Close the FAT handle and, if it could write, its changes to the disk (a read-only
+        handle changed nothing: no drive cache flush and host fsync on every close of a file
+        only read, such as each library a program loads)."""
+        writable = self.handle.writable
         try:
             self.handle.close()
         finally:
-            self.fs.flush()
+            if writable:
+                self.fs.flush()
 
 
 class FatVolume:
