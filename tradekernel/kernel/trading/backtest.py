@@ -196,6 +196,11 @@ class SimVenue:
     def now_ns(self) -> int:
         return self.clock.now
 
+    @property
+    def next_order_id(self) -> int:
+        """The id the next order submitted here will get (as TradingEngine.next_order_id)."""
+        return self._next_id
+
     def instrument(self, symbol: str) -> Instrument:
         return self.market.instrument(symbol)
 

@@ -112,7 +112,7 @@ class VenueView:
     @property
     def next_order_id(self) -> int:
         """The id the venue gives its next order (MarketPort files the program's tag under it)."""
-        return self.venue._next_id  # noqa: SLF001 - SimVenue numbers its orders from here
+        return self.venue.next_order_id
 
 
 class _Worker:
