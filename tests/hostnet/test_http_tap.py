@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.peers import peer
 from tests.system.harness import SECOND, BootedPc, close_pc
-from tests.system.test_net_tap import LINUX_IP, Namespace
+from tests.system.test_net_tap import LINUX_IP, Namespace, well_formed_frames
 from tradekernel import hostnet
 
 GUEST_IP = "10.198.0.2"
@@ -26,14 +24,6 @@ SIZE = 300_000  # odd-sized: not a whole number of segments or pages
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.exists("/dev/net/tun"), reason="needs root and /dev/net/tun"
 )
-
-
-def _listening(namespace: Namespace, port: int) -> None:
-    deadline = time.monotonic() + 30
-    while f":{port}" not in subprocess.run(["ip", "netns", "exec", namespace.name, "ss", "-ltn"],
-                                           capture_output=True, text=True, timeout=10).stdout:
-        assert time.monotonic() < deadline, f"nothing listens on {port}"
-        time.sleep(0.1)
 
 
 def test_curl_fetches_from_the_guest_and_the_guest_wgets_from_linux(tmp_path: Path) -> None:
@@ -69,15 +59,11 @@ def test_curl_fetches_from_the_guest_and_the_guest_wgets_from_linux(tmp_path: Pa
         (tmp_path / "www" / "fetched.bin").write_bytes(fetched)
         namespace.spawn("python3", "-m", "http.server", "--bind", LINUX_IP, "--directory",
                         str(tmp_path / "www"), "8000")
-        _listening(namespace, 8000)
+        namespace.wait_listening(8000)
         booted.output(f"wget http://{LINUX_IP}:8000/fetched.bin", 120 * SECOND)
         assert booted.pc.kernel.fs.read_file("/fetched.bin") == fetched
     finally:
         close_pc(booted)
         namespace.close()
-    tshark = subprocess.run([peer("tshark"), "-r", str(capture), "-Y", "_ws.malformed"],
-                            capture_output=True, text=True, timeout=60)
-    assert tshark.returncode == 0 and tshark.stdout.strip() == "", tshark.stdout
-    frames = subprocess.run([peer("tshark"), "-r", str(capture)], capture_output=True,
-                            text=True, timeout=60).stdout
+    frames = well_formed_frames(capture)
     assert "HTTP/1.0 200 OK" in frames and "HTTP/1.0 404" in frames

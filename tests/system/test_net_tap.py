@@ -40,6 +40,15 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, timeout=10, capture_output=True)
 
 
+def well_formed_frames(capture: Path) -> str:
+    """tshark's summary of every frame in `capture`, after checking none is malformed."""
+    tshark = subprocess.run([peer("tshark"), "-r", str(capture), "-Y", "_ws.malformed"],
+                            capture_output=True, text=True, timeout=60)
+    assert tshark.returncode == 0 and tshark.stdout.strip() == "", tshark.stdout
+    return subprocess.run([peer("tshark"), "-r", str(capture)], capture_output=True, text=True,
+                          timeout=60).stdout
+
+
 class Namespace:
     def __init__(self, tmp_path: Path) -> None:
         suffix = uuid.uuid4().hex[:6]
@@ -59,6 +68,14 @@ class Namespace:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.procs.append(proc)
         return proc
+
+    def wait_listening(self, port: int) -> None:
+        """Until a TCP socket in the namespace listens on `port` (at most 30 s)."""
+        deadline = time.monotonic() + 30
+        while f":{port}" not in subprocess.run(["ip", "netns", "exec", self.name, "ss", "-ltn"],
+                                               capture_output=True, text=True, timeout=10).stdout:
+            assert time.monotonic() < deadline, f"nothing listens on {port}"
+            time.sleep(0.1)
 
     def close(self) -> None:
         for proc in self.procs:
@@ -104,21 +121,12 @@ def test_linux_in_a_namespace_is_the_guest_peer(tmp_path: Path) -> None:
         (tmp_path / "www" / "page.txt").write_bytes(page)
         namespace.spawn("python3", "-m", "http.server", "--bind", LINUX_IP, "--directory",
                         str(tmp_path / "www"), "8080")
-        deadline = time.monotonic() + 30
-        while ":8080" not in subprocess.run(
-                ["ip", "netns", "exec", namespace.name, "ss", "-ltn"], capture_output=True,
-                text=True, timeout=10).stdout:
-            assert time.monotonic() < deadline, "http.server did not listen"
-            time.sleep(0.1)
+        namespace.wait_listening(8080)
         booted.command(f"httpget {LINUX_IP} 8080 /page.txt > /page.out", 20 * SECOND)
         fetched = booted.pc.kernel.fs.read_file("/page.out")
         assert fetched == page, (len(fetched), booted.text())
     finally:
         close_pc(booted)
         namespace.close()
-    tshark = subprocess.run([peer("tshark"), "-r", str(capture), "-Y", "_ws.malformed"],
-                            capture_output=True, text=True, timeout=60)
-    assert tshark.returncode == 0 and tshark.stdout.strip() == "", tshark.stdout
-    frames = subprocess.run([peer("tshark"), "-r", str(capture)], capture_output=True,
-                            text=True, timeout=60).stdout
+    frames = well_formed_frames(capture)
     assert "DHCP ACK" in frames and "Echo (ping) reply" in frames and "HTTP/1.0 200" in frames
