@@ -1,14 +1,16 @@
-/* mdtaker SYMBOL [EVENTS [crash]]: a ring-3 momentum taker on /dev/market (lib/market.h).
+/* mdtaker SYMBOL [EVENTS [crash|loop]]: a ring-3 momentum taker on /dev/market (lib/market.h).
  *
  * It subscribes to SYMBOL and keeps the mid of the last WINDOW tops. When the mid has moved
  * by the current spread or more across the window it takes liquidity in that direction: an IOC
  * order of LOTS at the far touch (a buy at the ask on a rise, a sell at the bid on a fall),
  * within +-MAX_POSITION lots, one order at a time, then waits a whole window again. After
- * EVENTS market events (default 2000) it prints one line and exits:
+ * EVENTS market events (default 2000; 0: no limit), or at the end of a backtest's data (a
+ * read of 0 bytes: `backtest /bin/mdtaker DATA -- SYMBOL 0`), it prints one line and exits:
  *     mdtaker: events E orders O fills F lots L position P cash C
  * (cash in ticks x lots: minus what it paid, plus what it got). With `crash` it first rests a
  * bid 1/128 below the market, and once it has read EVENTS events it writes through a null
- * pointer: the kernel kills it with SIGSEGV and cancels the bid when /dev/market closes. */
+ * pointer: the kernel kills it with SIGSEGV and cancels the bid when /dev/market closes.
+ * With `loop` it spins for ever once it has read EVENTS events (a backtest kills it). */
 #include "libc.h"
 #include "market.h"
 
@@ -35,12 +37,14 @@ static int command(int fd, unsigned op, const char *symbol, int side, long long 
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        printf("usage: mdtaker SYMBOL [EVENTS [crash]]\n");
+        printf("usage: mdtaker SYMBOL [EVENTS [crash|loop]]\n");
         return 2;
     }
     const char *symbol = argv[1];
     long limit = argc > 2 ? atol(argv[2]) : 2000;
+    if (limit <= 0) limit = 0x7fffffffL;
     int crash = argc > 3 && strcmp(argv[3], "crash") == 0;
+    int loop = argc > 3 && strcmp(argv[3], "loop") == 0;
     int fd = open(MKT_DEVICE, 2);
     if (fd < 0) {
         printf("mdtaker: cannot open %s (%d)\n", MKT_DEVICE, fd);
@@ -56,7 +60,8 @@ int main(int argc, char **argv) {
     long long position = 0, cash = 0;
     while (market < limit) {
         int got = read(fd, events, sizeof events);
-        if (got <= 0 || got % (int)sizeof(struct mkt_event)) {
+        if (got == 0) break; /* the end of a backtest's data */
+        if (got < 0 || got % (int)sizeof(struct mkt_event)) {
             printf("mdtaker: read returned %d\n", got);
             return 1;
         }
@@ -102,6 +107,8 @@ int main(int argc, char **argv) {
         }
     }
     if (crash) *(volatile int *)0 = 1;
+    for (volatile int spin = loop; spin;) {
+    }
     printf("mdtaker: events %ld orders %ld fills %ld lots %ld position %ld cash %ld\n", market,
            orders, fills, lots, (long)position, (long)cash);
     return 0;

@@ -22,6 +22,14 @@
  * after the gap has MKT_F_LOST set.
  *
  * close() (or the program's death, a segfault included) cancels the session's live orders.
+ *
+ * The same program runs unchanged as the strategy of a backtest (`backtest /bin/PROGRAM DATA
+ * [-- ARGS]` in the OS's shell; kernel/trading/program.py): its session then trades in the
+ * backtest's simulated venue on replayed data, and its virtual time is its own CPU time, so
+ * what it computes between reading an event and writing an order is its tick-to-order
+ * latency. There a read never sleeps (the replay runs until there is an event for it) and,
+ * once the data is done, returns 0: end of file (a live read never does); writes then fail
+ * with EPIPE. One session per program: a second open's writes fail with EBUSY.
  */
 #ifndef TK_MARKET_H
 #define TK_MARKET_H

@@ -15,19 +15,40 @@ do not depend on the machine's clock, so the same file and configuration print t
 figures. `backtest ... --out DIR` also writes the run's files (BacktestResult.run_files: what
 `tk report` reads) into DIR on the OS's disk, where `tk backtest` collects them after the run.
 
+Ring-3 strategies: `backtest PROGRAM DATA [-- ARGS]` (PROGRAM a path, /bin/mdtaker) runs a C
+program that trades through /dev/market as the strategy, unchanged: it is started in the
+foreground with ARGS (or [params] args of its configuration), its /dev/market session is bound
+to the backtest (trading/program.py: the replay moves in lockstep with the program's CPU time,
+which becomes its tick-to-order latency), and the figures are printed when both the data and
+the program have ended. Its configuration is --config F, else PROGRAM.toml beside it, else
+the defaults (every instrument it subscribes to; default fill model and limits); there
+[instruments] symbols limits what it can hear ("*": anything), and its hash covers the
+program's bytes and its arguments. A program that crashes, is killed (Ctrl-C) or uses more than
+[params] silence_limit_ms (100) ms of CPU without reading /dev/market (a loop: it is killed)
+stops the backtest with one line; what ran until then is kept and printed (and written with
+--out). After the
+end of the data (its reads return 0) a program has END_GRACE_NS of machine time to exit
+before it is killed. Only a deterministic machine gives the same figures on every run.
+
 Containment: a strategy that raises or uses more than its CPU budget per event is stopped
 (its orders cancelled), leaves an oops in the kernel log and one console line; the shell, the
 desk and other strategies go on. Files from the disk are size-checked before they are read.
 
-Imports: shell and trading (main.py registers the commands once trading has started).
+Imports: shell, trading, and proc for the program's process (main.py registers the commands
+once trading has started).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from decimal import Decimal
 from importlib import resources
 
+from tradekernel.kernel.proc.process import SpawnError
+from tradekernel.kernel.proc.signals import SIGKILL, signal_text
+from tradekernel.kernel.proc.task import Process, State
+from tradekernel.kernel.shell.programs import program_path
 from tradekernel.kernel.shell.shell import Output, Shell, UsageError
 from tradekernel.kernel.trading import strategies
 from tradekernel.kernel.trading.backtest import BacktestResult, percentiles, run_backtest
@@ -39,15 +60,28 @@ from tradekernel.kernel.trading.config import (
     strategy_class,
 )
 from tradekernel.kernel.trading.feed import FeedError
+from tradekernel.kernel.trading.program import (
+    ALL_SYMBOLS,
+    DEFAULT_CONFIG,
+    ProgramBacktest,
+    ProgramStrategy,
+)
 from tradekernel.kernel.trading.strategy import Strategy, StrategyHost
 
 STRATEGY_DIR = "/strategies"
 MAX_DATA_BYTES = 64 << 20  # a backtest data file larger than this is refused unread
 MAX_RUNNING = 32  # strategies started and not yet stopped
 PROGRESS_EVERY = 20_000  # backtest events between progress updates on the console
+MAX_PROGRAM_BYTES = 16 << 20  # a ring-3 strategy's program larger than this is refused unread
+END_GRACE_NS = 1_000_000_000  # machine time a program has to exit after the data's end
+# machine time between looks at a backtested program, counted from its start: a look that
+# lands while the program computes adds the interrupt's instructions to its latency, at the
+# same points of every run
+WATCH_EVERY_NS = 10_000_000
 RED, CYAN, GREY = 12, 11, 7
 START_USAGE = "strategy start NAME [--config FILE] [--param NAME=VALUE]..."
-BACKTEST_USAGE = "backtest NAME DATA [--config FILE] [--param NAME=VALUE]... [--out DIR]"
+BACKTEST_USAGE = ("backtest NAME|PROGRAM DATA [--config FILE] [--param NAME=VALUE]... "
+                  "[--out DIR] [-- ARGS]")  # fmt: skip
 
 
 class StrategyCommands:
@@ -70,7 +104,7 @@ class StrategyCommands:
             "backtest",
             self.cmd_backtest,
             BACKTEST_USAGE,
-            "replay a data file (.itch, .csv, LOBSTER) through a strategy",
+            "replay a data file (.itch, .csv, LOBSTER) through a strategy or a ring-3 program",
         )
 
     # ---- files --------------------------------------------------------------------------
@@ -115,6 +149,18 @@ class StrategyCommands:
     def _load(self, args: list[str], positional: int) -> tuple[list[str], Strategy, object, str]:
         """Parse NAME [more positionals] [--config F] [--param K=V]...; the configured
         strategy, its configuration and the hash of code + configuration."""
+        words, config_path, overrides = self._options(args, positional)
+        code, origin, config, config_origin = self._source(words[0])
+        if config_path is not None:
+            config, config_origin = self._disk_file(config_path, MAX_FILE_BYTES), config_path
+        cls = strategy_class(code, origin)
+        strategy, cfg, digest = configure(cls, code, config, config_origin, overrides)
+        strategy.name = words[0]
+        return words, strategy, cfg, digest
+
+    def _options(self, args: list[str], positional: int
+                 ) -> tuple[list[str], str | None, dict[str, object]]:  # fmt: skip
+        """(positionals, --config path or None, --param overrides)."""
         words: list[str] = []
         config_path: str | None = None
         overrides: dict[str, object] = {}
@@ -136,13 +182,7 @@ class StrategyCommands:
                 i += 1
         if len(words) != positional:
             raise UsageError(f"expected {positional} argument{'s' if positional > 1 else ''}")
-        code, origin, config, config_origin = self._source(words[0])
-        if config_path is not None:
-            config, config_origin = self._disk_file(config_path, MAX_FILE_BYTES), config_path
-        cls = strategy_class(code, origin)
-        strategy, cfg, digest = configure(cls, code, config, config_origin, overrides)
-        strategy.name = words[0]
-        return words, strategy, cfg, digest
+        return words, config_path, overrides
 
     # ---- strategy ... -------------------------------------------------------------------
     def cmd_strategy(self, args: list[str], out: Output) -> int:
@@ -282,12 +322,20 @@ class StrategyCommands:
     # ---- backtest -------------------------------------------------------------------------
     def cmd_backtest(self, args: list[str], out: Output) -> int:
         folder: str | None = None
+        program_args: list[str] | None = None
+        if "--" in args:
+            at = args.index("--")
+            args, program_args = args[:at], args[at + 1:]
         if "--out" in args:
             at = args.index("--out")
             if at + 1 >= len(args):
                 raise UsageError("--out needs a value")
             folder = self.shell.resolve_path(args[at + 1])
             args = args[:at] + args[at + 2:]
+        if args and "/" in args[0]:
+            return self._backtest_program(args, program_args, folder, out)
+        if program_args is not None:
+            raise UsageError("-- ARGS are a program's (PROGRAM is a path: /bin/mdtaker)")
         try:
             words, strategy, cfg, digest = self._load(args, 2)
             path = self.shell.resolve_path(words[1])
@@ -321,6 +369,60 @@ class StrategyCommands:
                 return 1
         return 2 if result.strategy_error else 0
 
+    def _backtest_program(self, args: list[str], program_args: list[str] | None,
+                          folder: str | None, out: Output) -> int:  # fmt: skip
+        """A ring-3 program as the strategy (see the module docstring): started here, ended
+        by ProgramRun."""
+        if not out.is_terminal:
+            out.error("backtest: a program writes to the console; output redirection is not "
+                      "supported")  # fmt: skip
+            return 1
+        kernel = self.kernel
+        try:
+            words, config_path, overrides = self._options(args, 2)
+            path = program_path(kernel, words[0])
+            code = self._disk_file(path, MAX_PROGRAM_BYTES)
+            if config_path is None and kernel.fs.exists(path + ".toml"):
+                config_path = path + ".toml"
+            config, origin = DEFAULT_CONFIG, "(default configuration)"
+            if config_path is not None:
+                config, origin = self._disk_file(config_path, MAX_FILE_BYTES), config_path
+            if program_args is not None:
+                overrides["args"] = " ".join(program_args)
+            strategy, cfg, digest = configure(ProgramStrategy, code, config, origin, overrides)
+            data_path = self.shell.resolve_path(words[1])
+            data = self._disk_file(data_path, MAX_DATA_BYTES)
+        except ConfigError as err:
+            out.error(f"backtest: {err}")
+            return 1
+        name = path.rsplit("/", 1)[-1]
+        strategy.name = name
+        if ALL_SYMBOLS in cfg.symbols:
+            strategy.symbols = ()  # the program hears what it subscribes to
+        argv = [words[0], *str(strategy.params["args"]).split()]  # type: ignore[attr-defined]
+        run = ProgramRun(self, folder)
+        link = ProgramBacktest(strategy, data_path, data, cfg.fill, cfg.risk, digest,
+                               run.cpu_ns, run.why_closed, run.replay_ended)  # fmt: skip
+        run.link = link
+        link.start()  # up to the program's first step (a data file that cannot be read ends here)
+        if link.finished:
+            out.error(f"backtest: {link.error}")
+            return 1
+        try:
+            run.process = kernel.processes.spawn(path, argv, self.shell.cwd, foreground=True)
+        except SpawnError as err:
+            out.error(f"backtest: {err}")
+            link.stop(f"{name} did not start")
+            return 1
+        kernel.market.claims[run.process.pid] = link
+        run.hold_terminal()
+        if not kernel.platform.deterministic:
+            out.line("backtest: the machine's clock is real time: a program's latencies (and so "
+                     "its fills) differ from run to run", GREY)  # fmt: skip
+        run.watch()
+        self.shell.suspend_prompt()  # the job's end brings it back
+        return 0
+
     def _write_run(self, folder: str, result: BacktestResult) -> None:
         """The run's files into `folder` on the disk (made with its parents if missing; files
         there replaced), flushed: on the disk image when the command returns."""
@@ -338,6 +440,140 @@ class StrategyCommands:
             fs.flush()
         except (OSError, KeyError, ValueError) as err:
             raise ConfigError(f"{folder}: cannot write the run: {err}") from None
+
+
+class ProgramRun:
+    """The kernel's side of one ring-3 backtest: the program's CPU clock, why it ended, the
+    watch for loops and for the end, and the figures once the replay and the program are
+    both done."""
+
+    def __init__(self, commands: StrategyCommands, folder: str | None) -> None:
+        self.commands = commands
+        self.kernel = commands.kernel
+        self.process: Process = None  # type: ignore[assignment] - spawned once the replay is ready
+        self.folder = folder
+        self.link: ProgramBacktest | None = None
+        self.reason = ""  # why the kernel killed it (a loop, no exit after the data)
+        self.ended_at: int | None = None  # machine time the replay ended
+        self.reported = False
+        self.started_ns = self.kernel.clock.now_ns()
+        self.looks = 0  # watches so far
+        self._terminal_hook: tuple[Callable[[], None], Callable[[], None]] | None = None
+
+    def cpu_ns(self) -> int:
+        """The program's CPU time so far (up to this instant when it is the one running)."""
+        manager = self.kernel.processes
+        process = self.process
+        if process is None:
+            return 0
+        if manager.current is process:
+            return process.cpu_ns + self.kernel.clock.now_ns() - manager.last_entry_ns
+        return process.cpu_ns
+
+    def _dead(self) -> bool:
+        return self.process.state == State.ZOMBIE or self.process.pid not in (
+            self.kernel.processes.table)
+
+    def why_closed(self) -> str:
+        """Why the program's session closed: "" for an ordinary end (exit status 0, or a
+        close it made itself)."""
+        process = self.process
+        who = f"{process.name}[{process.pid}]"
+        if self.reason:
+            return f"{who} {self.reason}"
+        if process.state != State.ZOMBIE:
+            return ""
+        status = process.exit_status
+        if status & 0x7F:
+            return f"{who} died: {signal_text(status & 0x7F)}"
+        return f"{who} exited with status {status >> 8}" if status >> 8 else ""
+
+    def replay_ended(self) -> None:
+        """The replay is over, or the program's session closed after it was (told on the
+        kernel's thread, from inside whatever call: the report is deferred)."""
+        if self.ended_at is None:
+            self.ended_at = self.kernel.clock.now_ns()
+        if self.process is not None:
+            self.kernel.defer(self._report)
+
+    def hold_terminal(self) -> None:
+        """Be told first when the program (the foreground job) ends: the figures then come
+        before the prompt even when it never opened /dev/market. (Another foreground job
+        ending, while the program is stopped in the background, is passed on untouched.)"""
+        terminal = self.kernel.processes.terminal
+        told = terminal.on_foreground_ended
+
+        def ended() -> None:
+            if self._dead():
+                self._release_terminal()
+                self.kernel.defer(self._settle)
+            told()  # job control: the prompt, deferred after the figures
+
+        terminal.on_foreground_ended = ended
+        self._terminal_hook = (ended, told)
+
+    def _release_terminal(self) -> None:
+        terminal = self.kernel.processes.terminal
+        if self._terminal_hook is not None and terminal.on_foreground_ended is (
+                self._terminal_hook[0]):  # fmt: skip
+            terminal.on_foreground_ended = self._terminal_hook[1]
+        self._terminal_hook = None
+
+    def _settle(self) -> None:
+        """The program has ended: its strategy ends (no-op if its session's close did it)."""
+        assert self.link is not None
+        self.link.stop(self.why_closed())
+        self._report()
+
+    def watch(self) -> None:
+        """Every WATCH_EVERY_NS: a program that died without its session (it never opened
+        one), loops, or outlives the data too long."""
+        if self.reported:
+            return
+        link = self.link
+        assert link is not None
+        if self._dead():
+            self.kernel.defer(self._settle)
+            return
+        limit_ms = link.strategy.params["silence_limit_ms"]  # type: ignore[attr-defined]
+        if not link.finished and link.silent_ns() > limit_ms * 1_000_000:
+            self._kill(f"used more than {limit_ms} ms of CPU without reading /dev/market: "
+                       "killed")  # fmt: skip
+        elif self.ended_at is not None and self.kernel.clock.now_ns() - self.ended_at > (
+                END_GRACE_NS):  # fmt: skip
+            self._kill(f"did not exit within {END_GRACE_NS // 1_000_000} ms of the end of the "
+                       "data: killed")  # fmt: skip
+        self.looks += 1
+        self.kernel.call_at(self.started_ns + self.looks * WATCH_EVERY_NS, self.watch)
+
+    def _kill(self, reason: str) -> None:
+        if not self.reason:
+            self.reason = reason
+            self.kernel.processes.signals.send(self.process, SIGKILL)
+
+    def _report(self) -> None:
+        """Once the replay and the program have both ended: the figures, the run's files."""
+        link = self.link
+        assert link is not None
+        if self.reported or not link.finished or not self._dead():
+            return
+        self.reported = True
+        self._release_terminal()
+        kernel = self.kernel
+        kernel.market.claims.pop(self.process.pid, None)
+        out = kernel.shell.out
+        for message, error in link.stopped:
+            if error is not None:
+                kernel.klog.oops("strategy", f"backtest {message}; it was stopped", error)
+        if link.result is None:
+            out.error(f"backtest: {link.error}")
+            return
+        print_result(link.result, out)
+        if self.folder is not None:
+            try:
+                self.commands._write_run(self.folder, link.result)  # noqa: SLF001
+            except ConfigError as err:
+                out.error(f"backtest: {err}")
 
 
 def print_result(result: BacktestResult, out: Output) -> None:

@@ -21,6 +21,15 @@ figure a backtest reports; `latencies` keeps the latest LATENCY_SAMPLES.
 
 The port knows no files or processes: kernel/fs/recordfile.py makes it a file, and the
 program is known only by the `name` and `pid` the caller hands to `bind`.
+
+Backtests (trading/program.py): a session bound by a process that a ring-3 backtest runs
+(its pid in `MarketPorts.claims`) trades in that backtest's simulated venue instead of the
+live engine, under the backtest strategy's owner name, and is not listed among the live
+sessions. The records and the checks are the same code; what differs is time: its reads
+never sleep (the replay answers them, or says end of file with a read of 0 bytes once the
+data is done, so `queue` is always true), and its writes are carried out at the program's
+own time in the replay. A second session of the same program fails its writes with EBUSY and
+reads end of file.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import errno as E
 import struct
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from tradekernel.kernel.trading import events as ev
 from tradekernel.kernel.trading.book import BUY, FOK, GTC, IOC, POST, SELL
@@ -71,10 +81,34 @@ def _clamp(value: int | None) -> int:
     return 0 if value is None else max(INT64[0], min(INT64[1], value))
 
 
+class Backtest(Protocol):
+    """What a session bound in a backtest hands its work to (trading/program.py's
+    ProgramBacktest)."""
+
+    def attach(self, port: MarketPort) -> tuple[object, str] | None:
+        """(the engine surface of its venue, the owner name), or None: a second session."""
+        ...
+
+    def read(self, port: MarketPort, count: int) -> bytes: ...
+
+    def write(self, port: MarketPort, data: bytes) -> int: ...
+
+    def closed(self, port: MarketPort) -> None: ...
+
+
+class _Answered(deque):
+    """A backtest session's queue: true even when empty, since a read never sleeps there
+    (the replay answers it). The port counts it with len()."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
 class MarketPort:
     """One open of /dev/market (see the module docstring)."""
 
-    def __init__(self, engine: TradingEngine, registry: list[MarketPort]) -> None:
+    def __init__(self, engine: TradingEngine, registry: list[MarketPort],
+                 claims: dict[int, Backtest] | None = None) -> None:  # fmt: skip
         self.engine = engine
         self.owner = ""  # set by `bind` at the program's first read or write
         self.pid = 0
@@ -90,10 +124,16 @@ class MarketPort:
         self._tags: dict[int, tuple[int, int]] = {}  # live order id -> (the program's tag, side)
         self._unsubscribe: list[Callable[[], None]] = []
         self._registry = registry  # the bound sessions (`strategy status` lists them)
+        self._claims = claims if claims is not None else {}
+        self.link: Backtest | None = None  # the backtest it trades in, if any
 
     def bind(self, name: str, pid: int) -> None:
         """Name the session after its program and start listening (once)."""
         if self.owner:
+            return
+        link = self._claims.get(pid)
+        if link is not None:
+            self._bind_backtest(link, pid)
             return
         base = self.owner = f"{name or 'program'}-{pid}"
         taken = {port.owner for port in self._registry}
@@ -104,9 +144,23 @@ class MarketPort:
         self.pid = pid
         self.bound_ns = self.engine.now_ns()
         bus = self.engine.bus
-        self._unsubscribe = [bus.subscribe(self._on_own, _OWN),
-                             bus.subscribe(self._on_market, _MARKET)]  # fmt: skip
+        self._unsubscribe = [bus.subscribe(self.on_own, _OWN),
+                             bus.subscribe(self.on_market, _MARKET)]  # fmt: skip
         self._registry.append(self)
+
+    def _bind_backtest(self, link: Backtest, pid: int) -> None:
+        """Trade in `link`'s venue (the link forwards the venue's events to on_market/on_own)."""
+        self.link = link
+        self.pid = pid
+        self.queue = _Answered()
+        self.notify = lambda: None  # a read never sleeps here: nobody to wake
+        attached = link.attach(self)
+        if attached is None:
+            self.owner = f"refused-{pid}"  # a second session of the program
+            return
+        view, self.owner = attached
+        self.engine = view  # type: ignore[assignment]
+        self.bound_ns = self.engine.now_ns()
 
     # ---- events -> records ----------------------------------------------------------------
     def _push(self, record: bytes) -> None:
@@ -127,7 +181,7 @@ class MarketPort:
         return EVENT.pack(kind, flags, event.ts_ns, order_id & U32, tag, symbol.encode()[:8], side,
                           0, _clamp(a), _clamp(b), _clamp(c), _clamp(d), _text(text))  # fmt: skip
 
-    def _on_market(self, event: ev.Event) -> None:
+    def on_market(self, event: ev.Event) -> None:
         if event.symbol not in self.symbols:  # type: ignore[attr-defined]
             return
         if type(event) is ev.TopOfBook:
@@ -141,7 +195,7 @@ class MarketPort:
             self._push(self._record(EV_TRADE, trade, trade.symbol, side=trade.aggressor_side,
                                     a=trade.price, b=trade.qty))  # fmt: skip
 
-    def _on_own(self, event: ev.Event) -> None:
+    def on_own(self, event: ev.Event) -> None:
         if event.owner != self.owner:  # type: ignore[attr-defined]
             return
         oid: int = event.order_id  # type: ignore[attr-defined]
@@ -168,9 +222,15 @@ class MarketPort:
         self._push(record)
 
     def take(self, count: int) -> bytes:
-        """Up to `count` queued records, oldest first."""
+        """Up to `count` queued records, oldest first (in a backtest: once the replay has
+        made some, b"" at its end)."""
+        if self.link is not None:
+            return self.link.read(self, count)
+        return self.take_records(count)
+
+    def take_records(self, count: int) -> bytes:
         out = []
-        while self.queue and len(out) < count:
+        while len(self.queue) and len(out) < count:
             record = self.queue.popleft()
             if record[0] in (EV_TOP, EV_TRADE):  # types are below 256: the low byte says
                 self._last_md_ns = int.from_bytes(record[8:16], "little")
@@ -181,7 +241,13 @@ class MarketPort:
     # ---- commands -------------------------------------------------------------------------
     def handle(self, data: bytes) -> int:
         """Carry out whole commands; bytes taken, or -EINVAL if the first is malformed (a
-        later malformed one ends the write after those before it)."""
+        later malformed one ends the write after those before it). In a backtest they are
+        carried out at the program's time in the replay."""
+        if self.link is not None:
+            return self.link.write(self, data)
+        return self.handle_commands(data)
+
+    def handle_commands(self, data: bytes) -> int:
         size = COMMAND.size
         if not data or len(data) % size:
             return -E.EINVAL
@@ -242,7 +308,12 @@ class MarketPort:
                               0, _clamp(bid), bid_qty, _clamp(ask), ask_qty, b""))  # fmt: skip
 
     def close(self) -> None:
-        """The program let go (or died): stop listening, cancel its live orders."""
+        """The program let go (or died): stop listening, cancel its live orders (in a
+        backtest: the backtest's strategy stops)."""
+        if self.link is not None:
+            self.link.closed(self)
+            self.queue.clear()
+            return
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
@@ -261,6 +332,7 @@ class MarketPorts:
     def __init__(self, engine: TradingEngine) -> None:
         self.engine = engine
         self.bound: list[MarketPort] = []
+        self.claims: dict[int, Backtest] = {}  # pid -> the backtest it runs in
 
     def open(self) -> MarketPort:
-        return MarketPort(self.engine, self.bound)
+        return MarketPort(self.engine, self.bound, self.claims)

@@ -238,6 +238,13 @@ class Context:
     def owner(self) -> str:
         return self._host.owner
 
+    @property
+    def host(self) -> StrategyHost:
+        """The host running this strategy: for adapters that bridge another interface to this
+        API (trading/program.py: a ring-3 program's /dev/market session); a strategy acts
+        through the Context."""
+        return self._host
+
     # ---- actions ----------------------------------------------------------------------------
 
     def submit(
