@@ -17,6 +17,11 @@ an engine run in this process. `backtest_in_machine` is the whole round: the lin
 RUN_DIR when collecting), the shell's refusal as a MachineError, what it printed parsed
 (`parse_printed`), and the collected files checked against it (RunMismatch if they differ).
 
+A ring-3 strategy (`is_program`: /bin/NAME of the OS's disk, or a host ELF file, which goes to
+/strategies/NAME) runs as the shell's `backtest PROGRAM DATA ... -- ARGS`; what the program and
+the kernel print about it comes before the shell's figures, so what was printed is read from the
+first line that starts with `backtest` (the lines before it are kept in `said`).
+
 Uses: disktool (the disk), ui.session.make_pc (the machine), the keyboard channel (typing at
 idle points, as the test harness does, so the run is deterministic). Nothing of the kernel.
 """
@@ -48,6 +53,11 @@ DATA_DIR, STRATEGY_DIR = "/data", "/strategies"
 RUN_DIR = "/runs/tk"  # where the OS's backtest writes the run's files for the host to collect
 RUN_FILES = ("fills.csv", "samples.csv", "summary.json", "latency.csv")  # BacktestResult.run_files
 SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+OS_PROGRAMS = "/bin"  # STRATEGY /bin/NAME is the OS disk's program NAME, not a host file
+ELF_MAGIC = b"\x7fELF"
+MAX_PROGRAM_BYTES = 16 << 20  # a host program larger than this is refused unread (as the OS does)
+SAFE_ARG = re.compile(r"[A-Za-z0-9_.,:=+/@%-]{1,64}")  # a program argument typed at the shell
+MAX_ARGS = 32
 
 
 class MachineError(Exception):
@@ -64,6 +74,7 @@ class MachineRun:
     lines: list[str]  # what the shell's backtest printed after its progress
     error: str | None  # the shell's one-line refusal (bad strategy, config, data), or None
     files: dict[str, bytes] = field(default_factory=dict)  # name -> bytes read from `collect`
+    said: list[str] = field(default_factory=list)  # printed before: a program's own output
 
 
 def disk_name(name: str, fallback: str) -> str:
@@ -165,9 +176,12 @@ def _drive(pc, command: str, progress: Callable[[int], None] | None,  # noqa: AN
     printed = text.split("\n", 1)[1] if "\n" in text else ""  # after the echoed command
     lines = [line.rsplit("\r", 1)[-1].rstrip() for line in printed.split("\n")]
     lines = [line for line in lines if line]
+    figures = (i for i, line in enumerate(lines) if line.startswith(("backtest ", "backtest:")))
+    first = next(figures, 0)
+    said, lines = lines[:first], lines[first:]
     if lines and lines[0].startswith("backtest: "):
-        return MachineRun(lines, lines[0].removeprefix("backtest: "))
-    return MachineRun(lines, None)
+        return MachineRun(lines, lines[0].removeprefix("backtest: "), said=said)
+    return MachineRun(lines, None, said=said)
 
 
 def files_fingerprint(files: dict[str, bytes]) -> str:
@@ -194,23 +208,68 @@ def strategy_name(path: Path, sample: bool) -> str:
     return path.stem if sample else disk_name(path.stem, "strategy")
 
 
+def is_program(strategy: str) -> bool:
+    """A ring-3 strategy: /bin/NAME (a program on the OS's disk), or a host file that is an ELF
+    executable (read no further than its magic)."""
+    if strategy.startswith(OS_PROGRAMS + "/"):
+        return True
+    try:
+        with open(strategy, "rb") as file:
+            return file.read(len(ELF_MAGIC)) == ELF_MAGIC
+    except OSError:
+        return False
+
+
+def program_words(strategy: str, config_path: Path | None,
+                  files: dict[str, bytes]) -> list[str]:  # fmt: skip
+    """The PROGRAM word of a ring-3 run, with its file put in `files` when it is the host's:
+    /strategies/NAME, with NAME.toml beside it unless --config is given. ValueError (one line)
+    for a name the shell line cannot hold or a file too large."""
+    name = strategy.rsplit("/", 1)[-1]
+    if strategy.startswith(OS_PROGRAMS + "/"):
+        if not SAFE_NAME.fullmatch(name) or strategy.count("/") != 2:
+            raise ValueError(f"{strategy}: not a plain program name under {OS_PROGRAMS}")
+        return [strategy]
+    path = Path(strategy)
+    if path.stat().st_size > MAX_PROGRAM_BYTES:
+        raise ValueError(f"{strategy}: larger than {MAX_PROGRAM_BYTES} bytes")
+    where = f"{STRATEGY_DIR}/{disk_name(name, 'program')}"
+    files[where] = path.read_bytes()
+    beside = path.with_name(path.name + ".toml")
+    if config_path is None and beside.is_file():
+        files[where + ".toml"] = beside.read_bytes()
+    return [where]
+
+
 def machine_command(path: Path, sample: bool, config_path: Path | None, data_name: str,
-                    raw: bytes) -> tuple[str, dict[str, bytes]]:  # fmt: skip
+                    raw: bytes, program_args: list[str] | None = None,
+                    ) -> tuple[str, dict[str, bytes]]:  # fmt: skip
     """The shell line and the disk files of an in-machine run: the data at `data_at`, a
     strategy file in /strategies with the .toml beside it (a `sample` is known to the OS by
-    name), a --config file as /data/config.toml."""
+    name) or a ring-3 program (`is_program`, `program_words`) with `-- program_args`, a
+    --config file as /data/config.toml. ValueError (one line) for what the line cannot hold."""
     files = {data_at(data_name): raw}
-    stem = strategy_name(path, sample)
-    if not sample:
-        files[f"{STRATEGY_DIR}/{stem}.py"] = path.read_bytes()
-        beside = path.with_suffix(".toml")
-        if config_path is None and beside.is_file():
-            files[f"{STRATEGY_DIR}/{stem}.toml"] = beside.read_bytes()
-    words = ["backtest", stem, data_at(data_name)]
+    tail: list[str] = []
+    if is_program(str(path)):
+        words = ["backtest", *program_words(str(path), config_path, files), data_at(data_name)]
+        if program_args:
+            bad = [arg for arg in program_args if not SAFE_ARG.fullmatch(arg)]
+            if bad or len(program_args) > MAX_ARGS:
+                raise ValueError(f"--args: {bad[0]!r} is not a plain word" if bad else
+                                 f"--args: more than {MAX_ARGS} words")  # fmt: skip
+            tail = ["--", *program_args]
+    else:
+        stem = strategy_name(path, sample)
+        if not sample:
+            files[f"{STRATEGY_DIR}/{stem}.py"] = path.read_bytes()
+            beside = path.with_suffix(".toml")
+            if config_path is None and beside.is_file():
+                files[f"{STRATEGY_DIR}/{stem}.toml"] = beside.read_bytes()
+        words = ["backtest", stem, data_at(data_name)]
     if config_path is not None:
         files[f"{DATA_DIR}/config.toml"] = config_path.read_bytes()
         words += ["--config", f"{DATA_DIR}/config.toml"]
-    return " ".join(words), files
+    return " ".join(words + tail), files
 
 
 @dataclass
@@ -252,6 +311,7 @@ def parse_printed(lines: list[str]) -> Printed:
 class MachineBacktest:
     printed: Printed
     files: dict[str, bytes]  # RUN_FILES as the machine wrote them (empty unless collected)
+    said: list[str]  # what was printed before the figures: a ring-3 program's own output
 
 
 def backtest_in_machine(command: str, files: dict[str, bytes],
@@ -261,8 +321,9 @@ def backtest_in_machine(command: str, files: dict[str, bytes],
     what it printed; with `collect`, it also writes the run's files (--out RUN_DIR), which are
     read back from its disk and checked against what it printed (RunMismatch if they differ).
     MachineError for the shell's refusal (its one line) or output tk cannot read."""
-    if collect:
-        command += f" --out {RUN_DIR}"
+    if collect:  # before a program's `-- ARGS`, which are all its own
+        head, dashes, args = command.partition(" -- ")
+        command = f"{head} --out {RUN_DIR}{dashes}{args}"
     ran = run_in_machine(command, files, progress, collect=RUN_DIR if collect else None)
     if ran.error is not None:
         raise MachineError(ran.error)
@@ -277,4 +338,4 @@ def backtest_in_machine(command: str, files: dict[str, bytes],
         if written != printed.fingerprint:
             raise RunMismatch(f"the machine's run ({printed.fingerprint}) differs from the files "
                               f"it wrote ({written})")  # fmt: skip
-    return MachineBacktest(printed, run)
+    return MachineBacktest(printed, run, ran.said)

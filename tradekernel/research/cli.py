@@ -10,13 +10,17 @@ Progress (events, events/s, ETA) goes to stderr, the one-line summary to stdout.
 the run's fills.csv, samples.csv, latency.csv and summary.json are written there (for `tk
 report` and pandas) as the machine's own `backtest ... --out` wrote them on its disk, read back
 from the image after power-off, with fills/samples/latency.parquet made from them; with --host,
-the same files from the in-process run. `tk sweep` boots one machine per grid point the same
+the same files from the in-process run. STRATEGY may be a ring-3 program instead (/bin/NAME of
+the OS's disk, or a host ELF file, put on the machine's disk as /strategies/NAME; --args gives
+its arguments): it runs only in the machine (--host is refused), and what it prints before the
+figures goes to stderr. `tk sweep` boots one machine per grid point the same
 way (research/sweep.py).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -32,6 +36,7 @@ from .booted import (
     MachineError,
     RunMismatch,
     backtest_in_machine,
+    is_program,
     machine_command,
     strategy_name,
 )
@@ -98,20 +103,36 @@ def write_run(files: dict[str, bytes], out: Path) -> None:
 @click.option("--quiet", is_flag=True, help="no progress on stderr")
 @click.option("--host", "on_host", is_flag=True,
               help="run in this process (the same engine code) instead of in a booted machine")
+@click.option("--args", "program_args", metavar='"ARGS"',
+              help="a ring-3 program's arguments (the shell's `-- ARGS`), split as a shell would")
 def backtest(strategy: str, data: Path, config_path: Path | None, out: Path | None,
-             quiet: bool, on_host: bool) -> None:  # fmt: skip
-    """Backtest STRATEGY (a .py or a sample name) on DATA (.itch, .csv, LOBSTER
-    *_message_*.csv). Boots the TradeKernel PC in deterministic mode with DATA on its disk and
-    runs the shell's `backtest` in it (--host: in this process instead). With --out, the files
-    the machine's run wrote on its disk, checked against what it printed. Exit 0 done, 1 bad
-    input, 2 strategy stopped, 3 data had bad messages, 4 the machine's files and its printed
-    run disagree."""
-    path = strategy_path(strategy)
-    try:
-        instance, cfg, digest = load(path, config_path)
-    except ConfigError as err:
-        _fail(str(err))
-    instance.name = strategy_name(path, path.parent == SAMPLES)  # as the machine's run names it
+             quiet: bool, on_host: bool, program_args: str | None = None) -> None:  # fmt: skip
+    """Backtest STRATEGY (a .py, a sample name, or a ring-3 program: /bin/NAME of the OS or a
+    host ELF file) on DATA (.itch, .csv, LOBSTER *_message_*.csv). Boots the TradeKernel PC in
+    deterministic mode with DATA on its disk and runs the shell's `backtest` in it (--host: in
+    this process instead, not for a program). With --out, the files the machine's run wrote on
+    its disk, checked against what it printed. Exit 0 done, 1 bad input, 2 strategy stopped, 3
+    data had bad messages, 4 the machine's files and its printed run disagree."""
+    program = is_program(strategy)
+    words: list[str] | None = None
+    if program_args is not None:
+        if not program:
+            _fail(f"--args: {strategy} is not a program (/bin/NAME or an ELF file)")
+        try:
+            words = shlex.split(program_args)
+        except ValueError as err:
+            _fail(f"--args: {err}")
+    if program:
+        if on_host:
+            _fail(f"{strategy}: a ring-3 program runs only in the machine: --host cannot run it")
+        path = Path(strategy)
+    else:
+        path = strategy_path(strategy)
+        try:
+            instance, cfg, digest = load(path, config_path)
+        except ConfigError as err:
+            _fail(str(err))
+        instance.name = strategy_name(path, path.parent == SAMPLES)  # as the machine names it
     try:
         if data.stat().st_size > MAX_DATA_BYTES:
             _fail(f"{data}: larger than {MAX_DATA_BYTES} bytes")
@@ -143,8 +164,13 @@ def backtest(strategy: str, data: Path, config_path: Path | None, out: Path | No
         events = result.events
         run = {name: text.encode() for name, text in result.run_files().items()}
     else:
-        command, files = machine_command(path, path.parent == SAMPLES, config_path, data.name,
-                                         raw)  # fmt: skip
+        try:
+            command, files = machine_command(path, path.parent == SAMPLES, config_path,
+                                             data.name, raw, words)  # fmt: skip
+        except ValueError as err:
+            _fail(str(err))
+        except OSError as err:
+            _fail(f"{err.filename}: cannot read: {err.strerror}")
         try:
             ran = backtest_in_machine(command, files, progress, collect=out is not None)
         except RunMismatch as err:
@@ -153,6 +179,8 @@ def backtest(strategy: str, data: Path, config_path: Path | None, out: Path | No
         except MachineError as err:
             _fail(str(err))
         printed, run = ran.printed, ran.files
+        for line in ran.said:
+            click.echo(line, err=True)
         summary, stopped, data_errors = printed.one_line, printed.stopped, printed.data_errors
         events = printed.events
     elapsed = time.monotonic() - started
