@@ -247,6 +247,7 @@ def boot(headless: bool, deterministic: bool, disk_path: Path | None, floppy_pat
             except snapshot.SnapshotError as error:
                 session.close()  # a machine refused half-way is never run
                 raise click.ClickException(str(error)) from error
+            session.release_held_keys()
         if snapshot_dir is not None:
             snapshot.SnapshotRequests(session.pc, snapshot_dir)
         try:

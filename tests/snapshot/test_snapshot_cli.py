@@ -90,8 +90,8 @@ def test_snapshot_save_from_the_shell_into_snapshot_dir_then_load_state(tmp_path
                stdin="echo from the shell > /s.txt\nsnapshot save mid\n")  # fmt: skip
     assert saved.returncode == 0, saved.stderr
     assert "snapshot mid: saved (mid.tksnap on the host)" in saved.stdout
-    # (what the restored machine then does is test_snapshot.py's: piped input typed while
-    # the restored command still holds the prompt loses its Enter, an input pacer matter)
+    # (what the restored machine then does is test_snapshot.py's; its first piped line is
+    # tests/cli/test_piped_input.py's)
     loaded = tk(key, "--disk", str(disk), "--load-state", str(folder / "mid.tksnap"))
     assert loaded.returncode == 0, loaded.stderr
     assert "snapshot mid: this machine was restored from it" in loaded.stdout

@@ -27,9 +27,6 @@ bounded queue, so the writer of the pipe blocks). A line holding a character no 
 is not typed at all (one line on stderr says which): typing it without that character could
 change what the command does. At end of input, once every unit has its receipt and the shell
 prompt has been quiet for `QUIET_NS`, the machine powers off as if `shutdown` had been typed.
-A machine restored with --load-state may have been saved while a key was down (the Enter of
-`snapshot save`): the pacer first releases every key its keyboard holds, as no key is down on
-this host, so that key's next press is not taken for a held one and dropped.
 All decisions run on the machine's clock in its own thread, from what the guest wrote to COM1
 and the screen:
 on the deterministic clock (stdin read whole first) the same input gives the same run.
@@ -257,9 +254,6 @@ class InputPacer:
         the firmware and the entry stub run, the pacer adds no slice ends of its own."""
         machine = self.session.machine
         machine.channels.listen(SERIAL_CHANNEL, self._on_serial)
-        keyboard = self.session.pc.keyboard.keyboard
-        if keyboard is not None and keyboard.held:  # saved while a key was down (--load-state)
-            self.typist.type([(key, False) for key in sorted(keyboard.held)])
         machine.post(lambda: machine.clock.call_after(START_WAIT_NS, self._begin))
 
     def _begin(self) -> None:

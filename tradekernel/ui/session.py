@@ -165,6 +165,15 @@ class Session:
         channels = self.machine.channels
         self.machine.post(lambda: [channels.send("keyboard-key", event) for event in events])
 
+    def release_held_keys(self) -> None:
+        """After a snapshot load: the machine may have been saved while a key was down (the
+        Enter of `snapshot save`), and no key is down on this host, so each key its keyboard
+        holds goes up; otherwise that key's next press would be taken for a repeat and dropped,
+        whatever front end types it."""
+        keyboard = self.pc.keyboard.keyboard
+        if keyboard is not None and keyboard.held:
+            self.press([(key, False) for key in sorted(keyboard.held)])
+
     def run(self) -> StopInfo:
         try:
             return self.machine.run(wall_timeout_s=self.options.timeout_s)
