@@ -233,6 +233,16 @@ def put_file(image: str | os.PathLike[str], source: str | os.PathLike[str], targ
         return _put_tree(fs, source_path, target, depth=0)
 
 
+def write_files(fs: FatFs, files: dict[str, bytes]) -> None:
+    """Write `files` (absolute path -> bytes) onto a mounted volume, making each one's folder
+    if it has none yet (a backtest's strategy and data, a test's fixtures)."""
+    for path, data in files.items():
+        folder = path.rsplit("/", 1)[0]
+        if folder and not fs.exists(folder):
+            fs.mkdir(folder)
+        fs.write_file(path, data)
+
+
 def _put_tree(fs: FatFs, source: Path, target: str, depth: int) -> int:
     if source.is_symlink() and source.is_dir():
         raise DiskToolError(f"{source}: a symbolic link to a directory (not followed)")

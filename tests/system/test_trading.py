@@ -14,7 +14,7 @@ import pytest
 import simplefix
 
 from tests.system.harness import SECOND, BootedPc
-from tradekernel.disktool import create_os_disk, open_volume
+from tradekernel.disktool import create_os_disk, open_volume, write_files
 
 MS = 1_000_000
 INSTRUMENTS = b"""
@@ -42,11 +42,7 @@ def booted(tmp_path: Path, files: dict[str, bytes]) -> BootedPc:
     disk = tmp_path / "disk.img"
     create_os_disk(disk)
     with open_volume(disk) as fs:
-        for path, data in files.items():
-            folder = path.rsplit("/", 1)[0]
-            if folder and not fs.exists(folder):
-                fs.mkdir(folder)
-            fs.write_file(path, data)
+        write_files(fs, files)
     return BootedPc(tmp_path, disk=disk).boot()
 
 

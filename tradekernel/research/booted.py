@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from tradekernel.disktool import OS_DISK_MB, create_os_disk, open_volume
+from tradekernel.disktool import OS_DISK_MB, create_os_disk, open_volume, write_files
 from tradekernel.emu.pc import PcConfig
 from tradekernel.ui.keymap import text_to_key_events
 from tradekernel.ui.session import make_pc
@@ -98,11 +98,7 @@ def run_in_machine(
         size_mb = OS_DISK_MB + DISK_SLACK_MB + sum(len(b) for b in files.values()) // (1 << 20)
         create_os_disk(disk, size_mb=size_mb)
         with open_volume(disk) as fs:
-            for path, data in files.items():
-                folder_name = path.rsplit("/", 1)[0]
-                if folder_name and not fs.exists(folder_name):
-                    fs.mkdir(folder_name)
-                fs.write_file(path, data)
+            write_files(fs, files)
         pc = make_pc(PcConfig(disk=disk, ram_mib=RAM_MIB, deterministic=True))
         try:
             ran = _drive(pc, command, progress, wall_limit_s)
