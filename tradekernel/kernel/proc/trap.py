@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from tradekernel.kernel.arch.gdt import TLS_ENTRIES, selector
 from tradekernel.kernel.arch.trapframe import FIELDS, TrapFrame
 from tradekernel.kernel.fs.vfs import ERESTARTSYS
-from tradekernel.kernel.net.sockfile import WouldSleep, trial
+from tradekernel.kernel.net.sockfile import trial
 from tradekernel.kernel.proc.process import USER_CODE, USER_DATA, ProcessManager
 from tradekernel.kernel.proc.syscalls import Syscalls
 from tradekernel.kernel.proc.task import Process, State
@@ -119,10 +119,8 @@ class SyscallEntry:
         try:
             with trial():
                 result = self.syscalls.run(process, number, args)
-        except WouldSleep:
-            self.syscalls.counts[number] -= 1  # the full path counts it
-            return False
-        except Exception:  # noqa: BLE001 - the full path runs it again and contains it
+        except Exception:  # noqa: BLE001 - WouldSleep, or a failure the full path contains
+            self.syscalls.counts[number] -= 1  # the full path runs and counts it
             return False
         if result is None:
             return False  # cannot be: a trial never sleeps
