@@ -414,6 +414,24 @@ def _udp_run(guest, port: int, mode: str, blaster, seconds: float, rate: int  # 
     return int(seen), offered, int(micros), cpu
 
 
+def _ring3_tcp_send(guest, sink: subprocess.Popen[str], address: str, port: int,  # noqa: ANN001
+                    size: int) -> tuple[float, float]:
+    """`nettest tcpsend` of `size` bytes from ring 3 to `sink`, a peer process that prints the
+    bytes it took and its seconds from first to last: (MB/s as the peer timed it, MB per CPU
+    second of this process)."""
+    from tests.system.harness import SECOND
+
+    assert sink.stdout is not None
+    cpu = time.process_time()
+    guest.type(f"nettest tcpsend {address} {port} {size >> 10}\n")
+    guest.run_until(lambda: sink.poll() is not None or b"nettest: sent" in guest.serial,
+                    600 * SECOND)  # fmt: skip
+    guest.run_until(lambda: sink.poll() is not None, 60 * SECOND)
+    cpu = time.process_time() - cpu
+    total, taken = sink.stdout.read().split()
+    return int(total) / float(taken) / 1e6, size / cpu / 1e6
+
+
 def _udp_into_ring3(guest, port: int, blaster, seconds: float, where: str) -> None:  # noqa: ANN001
     """UDP datagrams/s into ring 3, read one per recv and then up to 64 per recvmmsg: the
     highest offered rate of UDP_RATES at which at least UDP_DELIVERED of the datagrams reach
@@ -474,15 +492,8 @@ def bench_guest(size_kib: int, seconds: float, pings: int, connections: int) -> 
         sink = _peer(host, LINUX_TCP_SINK, "127.0.0.1", "0")
         assert sink.stdout is not None
         sink_port = int(sink.stdout.readline().split()[1])
-        cpu = time.process_time()
-        guest.type(f"nettest tcpsend 10.0.2.2 {sink_port} {size_kib}\n")
-        guest.run_until(lambda: sink.poll() is not None or b"nettest: sent" in guest.serial,
-                        600 * SECOND)  # fmt: skip
-        guest.run_until(lambda: sink.poll() is not None, 60 * SECOND)
-        cpu = time.process_time() - cpu
-        total, seconds_taken = sink.stdout.read().split()
-        print(f"guest tcp ring 3->host {size_kib} KiB: "
-              f"{int(total) / float(seconds_taken) / 1e6:7.2f} MB/s, {size / cpu / 1e6:5.1f} MB "
+        rate, per_cpu = _ring3_tcp_send(guest, sink, "10.0.2.2", sink_port, size)
+        print(f"guest tcp ring 3->host {size_kib} KiB: {rate:7.2f} MB/s, {per_cpu:5.1f} MB "
               f"per CPU second")
         blaster = lambda t, r: _peer(host, UDP_BLAST, "127.0.0.1", str(udp_port),  # noqa: E731
                                      str(t), str(r))
@@ -646,16 +657,9 @@ def bench_guest_tap(size: int, seconds: float, pings: int, connections: int) -> 
         # ring 3 -> Linux
         sink = spawn(LINUX_TCP_SINK, linux, "5003")
         assert sink.stdout is not None and sink.stdout.readline().startswith("ready")
-        cpu = time.process_time()
-        guest.type(f"nettest tcpsend {linux} 5003 {size >> 10}\n")
-        guest.run_until(lambda: sink.poll() is not None or b"nettest: sent" in guest.serial,
-                        600 * SECOND)  # fmt: skip
-        guest.run_until(lambda: sink.poll() is not None, 60 * SECOND)
-        cpu = time.process_time() - cpu
-        total, seconds = sink.stdout.read().split()
-        print(f"guest tcp ring 3->Linux(netns) {size >> 20} MiB: "
-              f"{int(total) / float(seconds) / 1e6:7.2f} MB/s, {size / cpu / 1e6:5.1f} MB per "
-              f"CPU second (tap)")
+        rate, per_cpu = _ring3_tcp_send(guest, sink, linux, 5003, size)
+        print(f"guest tcp ring 3->Linux(netns) {size >> 20} MiB: {rate:7.2f} MB/s, "
+              f"{per_cpu:5.1f} MB per CPU second (tap)")
         blaster = lambda t, r: spawn(UDP_BLAST, me, "5002", str(t), str(r))  # noqa: E731
         _udp_into_ring3(guest, 5002, blaster, seconds, "Linux(netns)")
         # Linux's ping to the guest's kernel, and the guest shell's ping to Linux
