@@ -136,6 +136,13 @@ class CpuWatchdog:
         self._gc_began: int | None = None
         gc.callbacks.append(self._on_gc)
 
+    @property
+    def busy(self) -> bool:
+        """Work runs under it now. Its budget is counted on the thread's CPU clock, so that work
+        must not switch this thread to other work (a greenlet) meanwhile: the time away would
+        be charged to it, and the StrategyOverrun meant for it raised in the other work."""
+        return self._armed is not None
+
     def _on_gc(self, phase: str, _info: dict) -> None:
         if threading.get_ident() != self._thread_id:
             return
