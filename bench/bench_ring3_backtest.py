@@ -8,63 +8,122 @@ and trade of SYNTH goes to the program through /dev/market, the replay waiting f
 its answers) and `backtest momentum /data/s.itch` (the Python sample, on the same books).
 Printed per run: wall seconds from Enter to the prompt, replayed events per wall second, the
 events the program read (its own count), its answers (reads that found nothing queued: one
-turn of the worker thread each, as every write), wall us per answer, and the machine's
-virtual ns the program used (its whole CPU time: the sum of its compute, its latency).
+turn of the replay each, as every write), wall us per answer (everything the machine does
+for it: the program, its system calls, the replay, the hand-offs), and the machine's virtual
+ns the program used (its whole CPU time: the sum of its compute, its latency).
 
-Run: .venv/bin/python bench/bench_ring3_backtest.py [--events N]
+--against REF also runs program.py as it is at git revision REF (loaded from `git show`, in
+place of today's for those runs only), in the same machine, the two taking turns for
+--rounds rounds, so both meet the same load; it checks that both print the same figures, and
+ends with each one's median events/s and us per answer.
+
+Run: .venv/bin/python bench/bench_ring3_backtest.py [--events N] [--against main --rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from tests.system.harness import SECOND  # noqa: E402
+from tests.system.harness import SECOND, BootedPc  # noqa: E402
 from tests.system.test_trading import booted  # noqa: E402
+from tradekernel.kernel.shell import strategy as shell_strategy  # noqa: E402
 from tradekernel.kernel.trading import program as program_module  # noqa: E402
 from tradekernel.research.synthetic import SessionSpec, generate  # noqa: E402
 
+PROGRAM_LINE = "backtest /bin/mdtaker /data/s.itch -- SYNTH 0"
+PYTHON_LINE = "backtest momentum /data/s.itch"
+PROGRAM_PATH = "tradekernel/kernel/trading/program.py"
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=20_000)
-    args = parser.parse_args()
-    session, _ = generate(SessionSpec(events=args.events, seed=3))
-    turns = [0]
-    real_turn = program_module.ProgramBacktest._turn  # noqa: SLF001
+
+def program_at(ref: str) -> types.ModuleType:
+    """program.py as it is at git revision `ref`, as a module of its own."""
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:{PROGRAM_PATH}"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    module = types.ModuleType(f"program_at_{ref}")
+    sys.modules[module.__name__] = module  # (its classes name their module)
+    exec(compile(source, f"{ref}:{PROGRAM_PATH}", "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def counting(module: types.ModuleType, turns: list[int]) -> None:
+    """Count the reads that take a turn of the replay (answers), in `turns[0]`."""
+    real_turn = module.ProgramBacktest._turn  # noqa: SLF001
 
     def counted(self, kind: str, at: int, value: object) -> None:  # noqa: ANN001
         if kind == "read":
             turns[0] += 1
         real_turn(self, kind, at, value)
 
-    program_module.ProgramBacktest._turn = counted  # type: ignore[method-assign]  # noqa: SLF001
+    module.ProgramBacktest._turn = counted  # noqa: SLF001
+
+
+def run(tk: BootedPc, line: str, turns: list[int]) -> tuple[list[str], float, float]:
+    """Print one run's figures; (the lines of its result, events/s, us per answer)."""
+    turns[0] = 0
+    virtual = tk.machine.clock.now_ns()
+    started = time.perf_counter()
+    out = tk.output(line, 3600 * SECOND)
+    wall = time.perf_counter() - started
+    at = next(i for i, x in enumerate(out) if x.startswith("backtest "))
+    events = int(out[at].split(", ")[1].split()[0])
+    per_answer = wall / max(turns[0], 1) * 1e6
+    print(f"  {wall:.2f} s wall, {events / wall:,.0f} events/s")
+    mine = [x for x in out if x.startswith("mdtaker: events")]
+    if mine:
+        read = int(mine[0].split()[2])
+        used = tk.machine.clock.now_ns() - virtual
+        print(f"  program read {read} events in {turns[0]} answers, {per_answer:.1f} us wall "
+              f"per answer; machine time used {used} virtual ns")  # fmt: skip
+    return out[at:], events / wall, per_answer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--against", metavar="REF", help="also run program.py as of git REF")
+    parser.add_argument("--rounds", type=int, default=1, help="turns of each with --against")
+    args = parser.parse_args()
+    session, _ = generate(SessionSpec(events=args.events, seed=3))
+    turns = [0]
+    variants = {"today": program_module}
+    if args.against:
+        variants[args.against] = program_at(args.against)
+    for module in variants.values():
+        counting(module, turns)
     print(f"load average {os.getloadavg()[0]:.2f}; session of {args.events} messages")
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    results: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as folder:
         tk = booted(Path(folder), {"/data/s.itch": session})
-        for line in ("backtest /bin/mdtaker /data/s.itch -- SYNTH 0",
-                     "backtest momentum /data/s.itch"):  # fmt: skip
-            turns[0] = 0
-            virtual = tk.machine.clock.now_ns()
-            started = time.perf_counter()
-            out = tk.output(line, 3600 * SECOND)
-            wall = time.perf_counter() - started
-            head = next(x for x in out if x.startswith("backtest "))
-            events = int(head.split(", ")[1].split()[0])
-            mine = [x for x in out if x.startswith("mdtaker: events")]
-            print(f"{line}\n  {wall:.2f} s wall, {events / wall:,.0f} events/s")
-            if mine:
-                read = int(mine[0].split()[2])
-                used = tk.machine.clock.now_ns() - virtual
-                print(f"  program read {read} events in {turns[0]} answers, "
-                      f"{wall / max(turns[0], 1) * 1e6:.1f} us wall per answer; "
-                      f"machine time used {used} virtual ns")  # fmt: skip
+        for _ in range(args.rounds if args.against else 1):
+            for name, module in variants.items():
+                shell_strategy.ProgramBacktest = module.ProgramBacktest
+                shell_strategy.ProgramStrategy = module.ProgramStrategy
+                print(f"{PROGRAM_LINE}  [program.py: {name}]")
+                result, rate, per_answer = run(tk, PROGRAM_LINE, turns)
+                figures[name].append((rate, per_answer))
+                if results.setdefault("first", result) != result:
+                    raise SystemExit(f"program.py {name} printed other figures:\n"
+                                     + "\n".join(result))  # fmt: skip
+            print(PYTHON_LINE)
+            run(tk, PYTHON_LINE, turns)
+    if args.against:
+        print(f"median of {args.rounds} rounds (same figures from both):")
+        for name, runs in figures.items():
+            rate = statistics.median(r for r, _ in runs)
+            per_answer = statistics.median(p for _, p in runs)
+            print(f"  program.py {name}: {rate:,.0f} events/s, {per_answer:.1f} us per answer")
 
 
 if __name__ == "__main__":
