@@ -322,7 +322,7 @@ class ProgramBacktest:
         replay = self._replay
         if not len(port.queue) and not replay.finished:
             replay.woken = False
-            self._turn("read", self.program_ns(), None)
+            self._turn("read", replay.t0 + cpu - self._cpu0, None)  # its present (program_ns)
             if replay.woken:  # it waited: its answer starts at the record's time
                 self._cpu0 = cpu
         return port.take_records(count)
