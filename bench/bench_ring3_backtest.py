@@ -14,10 +14,16 @@ ns the program used (its whole CPU time: the sum of its compute, its latency).
 
 --against REF also runs program.py as it is at git revision REF (loaded from `git show`, in
 place of today's for those runs only), in the same machine, the two taking turns for
---rounds rounds, so both meet the same load; it checks that both print the same figures, and
-ends with each one's median events/s and us per answer.
+--rounds rounds (ABBA order), so both meet the same load; it checks that both print the same
+figures, and ends with each one's median events/s and wall and CPU us per answer.
+
+--split adds one more run of today's program.py with greenlet.settrace timing each switch,
+and prints where an answer's wall time goes: in the replay (run_backtest and its gates, from
+the switch into it to the switch out) and in the machine between turns (the program, its
+system calls, the kernel). The tracer itself adds a little to both.
 
 Run: .venv/bin/python bench/bench_ring3_backtest.py [--events N] [--against main --rounds 3]
+     [--split]
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ import tempfile
 import time
 import types
 from pathlib import Path
+
+import greenlet
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -68,24 +76,51 @@ def counting(module: types.ModuleType, turns: list[int]) -> None:
     module.ProgramBacktest._turn = counted  # noqa: SLF001
 
 
-def run(tk: BootedPc, line: str, turns: list[int]) -> tuple[list[str], float, float]:
-    """Print one run's figures; (the lines of its result, events/s, us per answer)."""
+def run(tk: BootedPc, line: str, turns: list[int]) -> tuple[list[str], float, float, float]:
+    """Print one run's figures; (the lines of its result, events/s, wall and CPU us per
+    answer). The CPU time is the whole process's (every thread), which a loaded host's other
+    work does not stretch as it stretches the wall time."""
     turns[0] = 0
     virtual = tk.machine.clock.now_ns()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     out = tk.output(line, 3600 * SECOND)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     at = next(i for i, x in enumerate(out) if x.startswith("backtest "))
     events = int(out[at].split(", ")[1].split()[0])
-    per_answer = wall / max(turns[0], 1) * 1e6
-    print(f"  {wall:.2f} s wall, {events / wall:,.0f} events/s")
+    answers = max(turns[0], 1)
+    print(f"  {wall:.2f} s wall, {events / wall:,.0f} events/s ({cpu:.2f} s CPU)")
     mine = [x for x in out if x.startswith("mdtaker: events")]
     if mine:
         read = int(mine[0].split()[2])
         used = tk.machine.clock.now_ns() - virtual
-        print(f"  program read {read} events in {turns[0]} answers, {per_answer:.1f} us wall "
-              f"per answer; machine time used {used} virtual ns")  # fmt: skip
-    return out[at:], events / wall, per_answer
+        print(f"  program read {read} events in {turns[0]} answers, {wall / answers * 1e6:.1f} "
+              f"us wall ({cpu / answers * 1e6:.1f} us CPU) per answer; machine time used "
+              f"{used} virtual ns")  # fmt: skip
+    return out[at:], events / wall, wall / answers * 1e6, cpu / answers * 1e6
+
+
+def split(tk: BootedPc, turns: list[int]) -> None:
+    """One run with every greenlet switch timed: the replay's part of an answer, the rest."""
+    kernel = greenlet.getcurrent()
+    stamps: list[tuple[bool, int]] = []  # (into the replay?, perf_counter_ns)
+
+    def traced(event: str, args: tuple[greenlet.greenlet, greenlet.greenlet]) -> None:
+        if event == "switch":
+            stamps.append((args[1] is not kernel, time.perf_counter_ns()))
+
+    print(f"{PROGRAM_LINE}  [program.py: today, every switch timed]")
+    previous = greenlet.settrace(traced)
+    try:
+        run(tk, PROGRAM_LINE, turns)
+    finally:
+        greenlet.settrace(previous)
+    spans = {True: [], False: []}  # span from a switch to the next, by where it ran
+    for (into, at), (_, end) in zip(stamps, stamps[1:], strict=False):
+        spans[into].append(end - at)
+    for name, into in (("in the replay", True), ("in the machine between turns", False)):
+        ns = spans[into]
+        print(f"  {name}: median {statistics.median(ns) / 1e3:.1f} us, mean "
+              f"{statistics.mean(ns) / 1e3:.1f} us, {sum(ns) / 1e9:.2f} s in all")  # fmt: skip
 
 
 def main() -> None:
@@ -93,6 +128,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--against", metavar="REF", help="also run program.py as of git REF")
     parser.add_argument("--rounds", type=int, default=1, help="turns of each with --against")
+    parser.add_argument("--split", action="store_true", help="time the replay's part apart")
     args = parser.parse_args()
     session, _ = generate(SessionSpec(events=args.events, seed=3))
     turns = [0]
@@ -102,28 +138,33 @@ def main() -> None:
     for module in variants.values():
         counting(module, turns)
     print(f"load average {os.getloadavg()[0]:.2f}; session of {args.events} messages")
-    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    figures: dict[str, list[tuple[float, ...]]] = {name: [] for name in variants}
     results: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as folder:
         tk = booted(Path(folder), {"/data/s.itch": session})
-        for _ in range(args.rounds if args.against else 1):
-            for name, module in variants.items():
+        for round_ in range(args.rounds if args.against else 1):
+            order = list(variants.items())
+            for name, module in order[::-1] if round_ % 2 else order:  # ABBA: no one always first
                 shell_strategy.ProgramBacktest = module.ProgramBacktest
                 shell_strategy.ProgramStrategy = module.ProgramStrategy
                 print(f"{PROGRAM_LINE}  [program.py: {name}]")
-                result, rate, per_answer = run(tk, PROGRAM_LINE, turns)
-                figures[name].append((rate, per_answer))
+                result, *measured = run(tk, PROGRAM_LINE, turns)
+                figures[name].append(tuple(measured))
                 if results.setdefault("first", result) != result:
                     raise SystemExit(f"program.py {name} printed other figures:\n"
                                      + "\n".join(result))  # fmt: skip
             print(PYTHON_LINE)
             run(tk, PYTHON_LINE, turns)
+        if args.split:
+            shell_strategy.ProgramBacktest = program_module.ProgramBacktest
+            shell_strategy.ProgramStrategy = program_module.ProgramStrategy
+            split(tk, turns)
     if args.against:
         print(f"median of {args.rounds} rounds (same figures from both):")
         for name, runs in figures.items():
-            rate = statistics.median(r for r, _ in runs)
-            per_answer = statistics.median(p for _, p in runs)
-            print(f"  program.py {name}: {rate:,.0f} events/s, {per_answer:.1f} us per answer")
+            rate, wall, cpu = (statistics.median(column) for column in zip(*runs, strict=True))
+            print(f"  program.py {name}: {rate:,.0f} events/s, {wall:.1f} us wall, {cpu:.1f} us "
+                  "CPU per answer")  # fmt: skip
 
 
 if __name__ == "__main__":
