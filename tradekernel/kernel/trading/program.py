@@ -29,13 +29,16 @@ waits in that call until it switches back; the order of every step follows the p
 time alone, so a run is deterministic. The replay stops ("parks") only in a gate, a callback
 on the replay's scheduler, and it carries out the kernel's requests itself (commands, a read
 that found nothing queued, stop), each once the replay has reached the program's time: one
-turn per request. A turn is two greenlet switches, about 1 us each (a thread hand-off cost
-0.1-0.3 ms: bench/bench_ring3_backtest.py). The kernel's calls come from inside the machine's
-hypercall hook, in the middle of Unicorn's emu_start (the idle loop's deferred work starts the
-replay; system calls and a process's end resume it), at various depths of the C stack:
-greenlet saves and restores the stack slices the two share, so the depth does not matter,
-and the replay parks back to whichever greenlet resumed it (made its parent at every turn).
-Every call must come from the thread that called start (a greenlet lives on one thread).
+turn per request. A turn is two greenlet switches, about 1 us each; an answer's cost is the
+program's system calls and the replay's own work (bench/bench_ring3_backtest.py --split).
+No thread sleeps and wakes per turn, so a loaded host's scheduler treats a backtest as any
+busy process (a thread hand-off's wake-ups won it more of the CPU, at no lower CPU cost).
+The kernel's calls come from inside the machine's hypercall hook, in the middle of Unicorn's
+emu_start (the idle loop's deferred work starts the replay; system calls and a process's end
+resume it), at various depths of the C stack: greenlet saves and restores the stack slices
+the two share, so the depth does not matter, and the replay parks back to whichever greenlet
+resumed it (made its parent at every turn). Every call must come from the thread that called
+start (a greenlet lives on one thread).
 
 CPU watchdog. The replay's strategy host times its callbacks on this thread's CPU clock
 (strategy.CpuWatchdog, the one the kernel's live strategies on the thread use too), which
