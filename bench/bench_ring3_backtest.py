@@ -7,10 +7,11 @@ messages on its disk; the shell runs `backtest /bin/mdtaker /data/s.itch -- SYNT
 and trade of SYNTH goes to the program through /dev/market, the replay waiting for each of
 its answers) and `backtest momentum /data/s.itch` (the Python sample, on the same books).
 Printed per run: wall seconds from Enter to the prompt, replayed events per wall second, the
-events the program read (its own count), its answers (reads that found nothing queued: one
-turn of the replay each, as every write), wall us per answer (everything the machine does
-for it: the program, its system calls, the replay, the hand-offs), and the machine's virtual
-ns the program used (its whole CPU time: the sum of its compute, its latency).
+process's CPU seconds and context switches (voluntary, involuntary) meanwhile, the events the
+program read (its own count), its answers (reads that found nothing queued: one turn of the
+replay each, as every write), wall and CPU us per answer (everything the machine does for it:
+the program, its system calls, the replay, the hand-offs), and the machine's virtual ns the
+program used (its whole CPU time: the sum of its compute, its latency).
 
 --against REF also runs program.py as it is at git revision REF (loaded from `git show`, in
 place of today's for those runs only), in the same machine, the two taking turns for
@@ -22,14 +23,19 @@ and prints where an answer's wall time goes: in the replay (run_backtest and its
 the switch into it to the switch out) and in the machine between turns (the program, its
 system calls, the kernel). The tracer itself adds a little to both.
 
+--seam first times the seam alone, without a machine: a host loop reads the program's
+session as the kernel does (each variant, --rounds rounds, ABBA), wall and CPU us per answer:
+what the hand-off and the replay cost with no program and no system calls around them.
+
 Run: .venv/bin/python bench/bench_ring3_backtest.py [--events N] [--against main --rounds 3]
-     [--split]
+     [--split] [--seam]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -47,11 +53,14 @@ from tests.system.harness import SECOND, BootedPc  # noqa: E402
 from tests.system.test_trading import booted  # noqa: E402
 from tradekernel.kernel.shell import strategy as shell_strategy  # noqa: E402
 from tradekernel.kernel.trading import program as program_module  # noqa: E402
+from tradekernel.kernel.trading.backtest import FillModel, RiskLimits  # noqa: E402
+from tradekernel.kernel.trading.marketport import COMMAND, OP_SUBSCRIBE, MarketPort  # noqa: E402
 from tradekernel.research.synthetic import SessionSpec, generate  # noqa: E402
 
 PROGRAM_LINE = "backtest /bin/mdtaker /data/s.itch -- SYNTH 0"
 PYTHON_LINE = "backtest momentum /data/s.itch"
 PROGRAM_PATH = "tradekernel/kernel/trading/program.py"
+SEAM_READ = 64  # records a read of the seam loop asks for
 
 
 def program_at(ref: str) -> types.ModuleType:
@@ -78,17 +87,21 @@ def counting(module: types.ModuleType, turns: list[int]) -> None:
 
 def run(tk: BootedPc, line: str, turns: list[int]) -> tuple[list[str], float, float, float]:
     """Print one run's figures; (the lines of its result, events/s, wall and CPU us per
-    answer). The CPU time is the whole process's (every thread), which a loaded host's other
-    work does not stretch as it stretches the wall time."""
+    answer). The CPU time and the context switches are the whole process's (every thread):
+    a loaded host's other work stretches the wall time, much less the CPU time."""
     turns[0] = 0
     virtual = tk.machine.clock.now_ns()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     started, cpu_started = time.perf_counter(), time.process_time()
     out = tk.output(line, 3600 * SECOND)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    after = resource.getrusage(resource.RUSAGE_SELF)
     at = next(i for i, x in enumerate(out) if x.startswith("backtest "))
     events = int(out[at].split(", ")[1].split()[0])
     answers = max(turns[0], 1)
-    print(f"  {wall:.2f} s wall, {events / wall:,.0f} events/s ({cpu:.2f} s CPU)")
+    print(f"  {wall:.2f} s wall, {events / wall:,.0f} events/s ({cpu:.2f} s CPU; context "
+          f"switches {after.ru_nvcsw - usage.ru_nvcsw} voluntary, "
+          f"{after.ru_nivcsw - usage.ru_nivcsw} involuntary)")  # fmt: skip
     mine = [x for x in out if x.startswith("mdtaker: events")]
     if mine:
         read = int(mine[0].split()[2])
@@ -123,12 +136,54 @@ def split(tk: BootedPc, turns: list[int]) -> None:
               f"{statistics.mean(ns) / 1e3:.1f} us, {sum(ns) / 1e9:.2f} s in all")  # fmt: skip
 
 
+def seam_once(module: types.ModuleType, session: bytes) -> tuple[float, float, int]:
+    """The seam alone, no machine: a host loop reads a program's session of `session` as the
+    kernel does, its CPU clock moving 100 ns between reads, to the end of the data.
+    (wall us, CPU us per answer, answers)."""
+    clock = [0]
+    strategy = module.ProgramStrategy()
+    strategy.name = "seam"
+    strategy.params = {"args": "", "silence_limit_ms": 100}
+    link = module.ProgramBacktest(strategy, "s.itch", session, FillModel(), RiskLimits(), "",
+                                  lambda: clock[0], lambda: "", lambda: None)  # fmt: skip
+    link.start()
+    port = MarketPort(None, [], {1: link})  # type: ignore[arg-type]
+    port.bind("seam", 1)
+    port.handle(COMMAND.pack(OP_SUBSCRIBE, 0, 0, 0, b"SYNTH", 0, 0, 0, 0))
+    answers = 0
+    started, cpu_started = time.perf_counter(), time.process_time()
+    while True:
+        while len(port.queue):
+            port.take(SEAM_READ)
+        clock[0] += 100
+        answers += 1
+        if not port.take(SEAM_READ):
+            break
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return wall / answers * 1e6, cpu / answers * 1e6, answers
+
+
+def seam(variants: dict[str, types.ModuleType], session: bytes, rounds: int) -> None:
+    """Print each variant's median wall and CPU us per answer of the seam alone."""
+    runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in variants}
+    for round_ in range(rounds):
+        order = list(variants.items())
+        for name, module in order[::-1] if round_ % 2 else order:
+            runs[name].append(seam_once(module, session))
+    print(f"the seam alone (no machine), median of {rounds} rounds:")
+    for name, figures in runs.items():
+        wall, cpu, answers = (statistics.median(column) for column in zip(*figures, strict=True))
+        print(f"  program.py {name}: {wall:.1f} us wall, {cpu:.1f} us CPU per answer "
+              f"({answers:.0f} answers)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--against", metavar="REF", help="also run program.py as of git REF")
     parser.add_argument("--rounds", type=int, default=1, help="turns of each with --against")
     parser.add_argument("--split", action="store_true", help="time the replay's part apart")
+    parser.add_argument("--seam", action="store_true", help="also time the seam alone")
     args = parser.parse_args()
     session, _ = generate(SessionSpec(events=args.events, seed=3))
     turns = [0]
@@ -138,6 +193,8 @@ def main() -> None:
     for module in variants.values():
         counting(module, turns)
     print(f"load average {os.getloadavg()[0]:.2f}; session of {args.events} messages")
+    if args.seam:
+        seam(variants, session, args.rounds)
     figures: dict[str, list[tuple[float, ...]]] = {name: [] for name in variants}
     results: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as folder:
