@@ -35,7 +35,7 @@ each guest figure: per CPU second of this process (the emulator alone: every pee
 process, but for the connection loop's thread), which a loaded host disturbs much less.
 
 Run (root for the TAP and veth parts): .venv/bin/python bench/bench_net.py [--quick]
-[--guest-only]
+[--guest-only | --udp-only]
 """
 
 from __future__ import annotations
@@ -460,8 +460,10 @@ def _udp_into_ring3(guest, port: int, blaster, seconds: float, where: str) -> No
               f"{seen / cpu:6.0f} per CPU second); {over}")
 
 
-def bench_guest(size_kib: int, seconds: float, pings: int, connections: int) -> None:
-    """The booted OS end to end (see the module docstring)."""
+def bench_guest(size_kib: int, seconds: float, pings: int, connections: int,
+                udp_only: bool = False) -> None:
+    """The booted OS end to end (see the module docstring); only the UDP figures if
+    `udp_only`."""
     import tempfile
 
     from tests.system.harness import SECOND, close_pc
@@ -472,6 +474,11 @@ def bench_guest(size_kib: int, seconds: float, pings: int, connections: int) -> 
     try:
         tcp_port = guest.link.backend.forwards[0].bound_port
         udp_port = guest.link.backend.forwards[1].bound_port
+        blaster = lambda t, r: _peer(host, UDP_BLAST, "127.0.0.1", str(udp_port),  # noqa: E731
+                                     str(t), str(r))
+        if udp_only:
+            _udp_into_ring3(guest, 5002, blaster, seconds, "host")
+            return
         size = size_kib * 1024
         # host -> guest: the peer process sends; the guest times accept to EOF
         guest.type("nettest tcprecv 5001 &\n")
@@ -495,8 +502,6 @@ def bench_guest(size_kib: int, seconds: float, pings: int, connections: int) -> 
         rate, per_cpu = _ring3_tcp_send(guest, sink, "10.0.2.2", sink_port, size)
         print(f"guest tcp ring 3->host {size_kib} KiB: {rate:7.2f} MB/s, {per_cpu:5.1f} MB "
               f"per CPU second")
-        blaster = lambda t, r: _peer(host, UDP_BLAST, "127.0.0.1", str(udp_port),  # noqa: E731
-                                     str(t), str(r))
         _udp_into_ring3(guest, 5002, blaster, seconds, "host")
         # connections per second: a host client opening, echoing one byte and closing
         conns_port = guest.link.backend.forwards[2].bound_port
@@ -609,10 +614,11 @@ def _ping_figures(output: str) -> str:
             f"({len(times)} replies)")
 
 
-def bench_guest_tap(size: int, seconds: float, pings: int, connections: int) -> None:
+def bench_guest_tap(size: int, seconds: float, pings: int, connections: int,
+                    udp_only: bool = False) -> None:
     """The booted OS on a TAP whose far end is Linux in a network namespace: TCP each way
     between ring-3 `nettest` and a Python peer there, UDP datagrams/s into `nettest udprecv`
-    and `nettest udprecvmm`."""
+    and `nettest udprecvmm` (only those if `udp_only`)."""
     if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
         print("guest over tap: skipped (needs root and /dev/net/tun)")
         return
@@ -641,6 +647,10 @@ def bench_guest_tap(size: int, seconds: float, pings: int, connections: int) -> 
         _ip("-n", ns, "link", "set", tap, "up")
         guest.boot()
         guest.command(f"ifconfig eth0 {me}/24")
+        blaster = lambda t, r: spawn(UDP_BLAST, me, "5002", str(t), str(r))  # noqa: E731
+        if udp_only:
+            _udp_into_ring3(guest, 5002, blaster, seconds, "Linux(netns)")
+            return
         # Linux -> ring 3
         guest.type("nettest tcprecv 5001 &\n")
         guest.run_until(lambda: b"ready on port 5001" in guest.serial, 10 * SECOND)
@@ -660,7 +670,6 @@ def bench_guest_tap(size: int, seconds: float, pings: int, connections: int) -> 
         rate, per_cpu = _ring3_tcp_send(guest, sink, linux, 5003, size)
         print(f"guest tcp ring 3->Linux(netns) {size >> 20} MiB: {rate:7.2f} MB/s, "
               f"{per_cpu:5.1f} MB per CPU second (tap)")
-        blaster = lambda t, r: spawn(UDP_BLAST, me, "5002", str(t), str(r))  # noqa: E731
         _udp_into_ring3(guest, 5002, blaster, seconds, "Linux(netns)")
         # Linux's ping to the guest's kernel, and the guest shell's ping to Linux
         pinger = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-n", "-c", str(pings),
@@ -695,10 +704,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs (2 MiB transfers)")
     parser.add_argument("--guest-only", action="store_true",
                         help="only the booted-OS figures and their loopback reference")  # fmt: skip
+    parser.add_argument("--udp-only", action="store_true",
+                        help="only the booted OS's UDP-into-ring-3 figures (NAT and TAP)")
     args = parser.parse_args()
     quick = args.quick
     size = (2 if quick else 10) << 20
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    if args.udp_only:
+        bench_guest(0, 1.0 if quick else 2.0, 0, 0, udp_only=True)
+        bench_guest_tap(0, 1.0 if quick else 2.0, 0, 0, udp_only=True)
+        return
     if not args.guest_only:
         bench_nic(0.5 if quick else 2.0)
         bench_nat_tcp((4 if quick else 16) << 20)
