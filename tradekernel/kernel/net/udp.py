@@ -65,13 +65,23 @@ class Udp:
             raise Malformed("udp.bad_port")
         counts["udp.in_datagrams"] += 1
         group = dst != self.stack.addr and (is_multicast(dst) or self.stack.is_broadcast(dst))
-        candidates = [s for s in self.ports.get(dport, ()) if s.accepts(src, sport, dst)]
+        candidates = self.receivers(src, sport, dst, dport)
         if not candidates:
             counts["udp.no_ports"] += 1
             if not group:
                 self.stack.icmp.send_error(3, 3, hdr, payload)
             return
-        data = payload[8:]
+        self.hand_over(candidates, group, payload[8:], src, sport)
+
+    def receivers(self, src: int, sport: int, dst: int, dport: int) -> list[UdpSocket]:
+        """The sockets bound to `dport` that take a datagram from src:sport to dst."""
+        return [s for s in self.ports.get(dport, ()) if s.accepts(src, sport, dst)]
+
+    @staticmethod
+    def hand_over(candidates: list[UdpSocket], group: bool, data: bytes, src: int,
+                  sport: int) -> None:
+        """A group (multicast or broadcast) datagram goes to every candidate, a unicast one to
+        the best: connected peer first, then a bound address, then the wildcard."""
         if group:
             for sock in candidates:
                 sock.deliver(data, src, sport)
