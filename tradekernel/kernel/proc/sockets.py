@@ -35,7 +35,7 @@ import struct
 from collections.abc import Callable
 
 from tradekernel.kernel.fs.vfs import OpenFile, Poll
-from tradekernel.kernel.mm.paging import copy_from_user, copy_to_user
+from tradekernel.kernel.mm.paging import UserMemoryFault, copy_from_user, copy_to_user
 from tradekernel.kernel.net.api import SocketError
 from tradekernel.kernel.net.sockfile import SocketFile, WouldSleep, in_trial
 from tradekernel.kernel.net.stack import NetStack
@@ -70,6 +70,58 @@ SOCKETCALLS = {
 TRIAL_CALLS = frozenset({82, 102, 142, 168, 308, 309, 337, 369, 370, 371, 372})
 SOCKETCALL = 102
 TRIAL_SOCKETCALLS = frozenset({9, 10, 11, 12, 16, 17, 19})
+
+
+_U32 = struct.Struct("<I")
+_LEN = struct.Struct("<iI")  # an mmsghdr's msg_flags and msg_len
+_MSGHDR_IOV = struct.Struct("<II")  # msg_iov, msg_iovlen (offset 8 of a msghdr)
+MAX_IOV_BLOCK = 1 << 16  # bytes of iovec arrays recvmmsg reads in one copy (see _IovecBlock)
+
+
+class _IovecBlock:
+    """The iovec arrays of a recvmmsg vector, read with one user copy when they lie together
+    within MAX_IOV_BLOCK bytes (a program's array of iovecs, as market-data readers keep), else
+    one message at a time, as they are needed; either way a bad pointer fails the message whose
+    turn it is, as Linux's per-message reads do."""
+
+    def __init__(self, process: Process, headers: bytearray, count: int) -> None:
+        self.process, self.headers, self.count = process, headers, count
+        self.block: bytes | None = None
+        self.base = 0
+        self.tried = False
+
+    def _spans(self) -> list[tuple[int, int]]:
+        return [_MSGHDR_IOV.unpack_from(self.headers, MMSGHDR * i + 8) for i in range(self.count)]
+
+    def _read_block(self) -> None:
+        """The arrays of all the messages in one copy, if they are close together and every
+        count is sane; on any fault, None (each message reads its own)."""
+        self.tried = True
+        spans = self._spans()
+        if any(n > MAX_IOV for _, n in spans):
+            return
+        first = min(base for base, _ in spans)
+        end = max(base + 8 * n for base, n in spans)
+        if end - first > MAX_IOV_BLOCK:
+            return
+        try:
+            self.block, self.base = copy_from_user(self.process.aspace, first, end - first), first
+        except (UserMemoryFault, OSError):
+            self.block = None
+
+    def pieces(self, index: int) -> list[tuple[int, int]]:
+        """Message `index`'s buffers as (address, length) pairs."""
+        if not self.tried:
+            self._read_block()
+        iov, iov_count = _MSGHDR_IOV.unpack_from(self.headers, MMSGHDR * index + 8)
+        if iov_count > MAX_IOV:
+            raise OSError(E.EMSGSIZE, "too many iovecs")
+        if self.block is not None:
+            offset = iov - self.base
+            raw = self.block[offset : offset + 8 * iov_count]
+        else:
+            raw = copy_from_user(self.process.aspace, iov, 8 * iov_count)
+        return list(struct.iter_unpack("<II", raw))
 
 
 def _signed(value: int) -> int:
@@ -453,14 +505,12 @@ class SocketCalls:
 
         def operation() -> int:
             nonlocal received
+            iovecs = _IovecBlock(process, headers, count)  # read again at every retry
             try:
                 while received < count:
                     entry = MMSGHDR * received
-                    name, _, iov, iov_count = struct.unpack_from("<IIII", headers, entry)
-                    if iov_count > MAX_IOV:
-                        raise OSError(E.EMSGSIZE, "too many iovecs")
-                    pieces = list(struct.iter_unpack(
-                        "<II", copy_from_user(process.aspace, iov, 8 * iov_count)))
+                    name = _U32.unpack_from(headers, entry)[0]
+                    pieces = iovecs.pieces(received)
                     try:
                         size, source = self._take(process, file, pieces)
                     except SocketError:
@@ -471,7 +521,7 @@ class SocketCalls:
                         self._put_address(process, name, vector + entry + 4, source)
                         headers[entry + 4 : entry + 8] = copy_from_user(
                             process.aspace, vector + entry + 4, 4)  # what it stored there
-                    struct.pack_into("<iI", headers, entry + MSGHDR_FLAGS, 0, size)
+                    _LEN.pack_into(headers, entry + MSGHDR_FLAGS, 0, size)
                     received += 1
                     if deadline is not None and self.clock.now_ns() >= deadline:
                         break
