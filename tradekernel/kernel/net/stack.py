@@ -2,7 +2,8 @@
 
 `receive(frame)` is the only way in from below and never raises (a driver may bracket what one
 interrupt found with `begin_burst()`/`end_burst()`: TCP then sends one ACK per connection at the
-end instead of one per two segments, what Linux's GRO achieves); a malformed packet bumps a
+end instead of one per two segments, what Linux's GRO achieves, and a UDP socket tells its
+reader once, at the end, of every datagram the burst brought); a malformed packet bumps a
 named counter (see `counters`) and is dropped (the common UDP datagram takes a fast path
 that makes the same checks and counts from one header unpack); an unexpected error inside a
 protocol is counted as `stack.internal_errors` and logged, and the stack goes on. Everything
@@ -98,6 +99,9 @@ class NetStack:
         # every segment of a connection in it, as Linux's GRO makes one segment of them.
         self.in_burst = False
         self._deferred_acks: dict[int, TcpSocket] = {}
+        # UDP sockets that got datagrams in the burst: told once at its end, so a reader
+        # sleeping in recvmmsg wakes to all of them rather than to the first (NAPI's batching)
+        self._deferred_notes: dict[int, UdpSocket] = {}
         self._ip_ident = self.rng.randrange(1 << 16)
         self.arp = Arp(self, self.timers, clock.now_ns, self.counters)
         self.reasm = Reassembler(self.timers, clock.now_ns, self.counters, self._reasm_timeout)
@@ -199,12 +203,22 @@ class NetStack:
         """`conn.flush_ack()` at the end of the burst."""
         self._deferred_acks[id(conn)] = conn
 
+    def defer_notify(self, sock: UdpSocket) -> None:
+        """`sock.notify()` at the end of the burst."""
+        self._deferred_notes[id(sock)] = sock
+
     def end_burst(self) -> None:
         self.in_burst = False
         deferred, self._deferred_acks = self._deferred_acks, {}
         for conn in deferred.values():
             try:
                 conn.flush_ack()
+            except Exception as exc:  # containment, as in receive
+                self._internal_error(exc)
+        notes, self._deferred_notes = self._deferred_notes, {}
+        for sock in notes.values():
+            try:
+                sock.notify()
             except Exception as exc:  # containment, as in receive
                 self._internal_error(exc)
 

@@ -219,7 +219,10 @@ class UdpSocket(Socket):
             return
         self.queue.append((data, (ip_str(src), sport)))
         self.queued_bytes += len(data)
-        self.notify()
+        if self.stack.in_burst:
+            self.stack.defer_notify(self)  # told once, at the end of the driver's burst
+        else:
+            self.notify()
 
     def recvfrom(self, maxlen: int = 65536) -> tuple[bytes, Address]:
         self.check_open()
@@ -229,7 +232,7 @@ class UdpSocket(Socket):
             raise SocketError(errno.EAGAIN)
         data, addr = self.queue.popleft()
         self.queued_bytes -= len(data)
-        return data[:maxlen], addr
+        return (data if len(data) <= maxlen else data[:maxlen]), addr
 
     def recv(self, maxlen: int = 65536) -> bytes:
         return self.recvfrom(maxlen)[0]

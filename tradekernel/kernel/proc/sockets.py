@@ -414,12 +414,16 @@ class SocketCalls:
               ) -> tuple[int, tuple[str, int] | None]:
         """One receive into the user buffers `pieces` ((address, length)): the byte count and,
         for a datagram socket, the sender (SocketError EAGAIN if nothing is there)."""
-        total = min(sum(length for _, length in pieces), MAX_IO)
+        total = min(pieces[0][1] if len(pieces) == 1 else sum(n for _, n in pieces), MAX_IO)
         sock = file.sock
-        if file.kind in STREAM_KINDS:
+        if sock.kind in STREAM_KINDS:
             data, source = sock.recv(total), None  # type: ignore[attr-defined]
         else:
             data, source = sock.recvfrom(total)  # type: ignore[attr-defined]
+        if len(pieces) == 1:  # one buffer, as most calls give: one copy
+            if data:
+                copy_to_user(process.aspace, pieces[0][0], data)
+            return len(data), source
         offset = 0
         for pointer, length in pieces:
             if offset >= len(data):
