@@ -162,13 +162,17 @@ class Ne2000(Device):
             self._board.channels.send(self.send_channel, frame)
 
     def _host_frame(self, payload: object) -> None:
-        if not isinstance(payload, (bytes, bytearray, memoryview)):
-            raise TypeError(f"{self.receive_channel}: payload must be bytes, not {type(payload)}")
-        if self.chip.receive(bytes(payload)):
+        if payload.__class__ is not bytes:
+            if not isinstance(payload, (bytes, bytearray, memoryview)):
+                raise TypeError(
+                    f"{self.receive_channel}: payload must be bytes, not {type(payload)}")
+            payload = bytes(payload)
+        if self.chip.receive(payload):  # type: ignore[arg-type]
             self.frames_received += 1
         else:
             self.frames_dropped += 1
-        self._update_ready()
+        if self.chip.has_room() != self._ready:
+            self._update_ready()
 
     # -- ports -------------------------------------------------------------------------------
 

@@ -75,7 +75,10 @@ class Udp:
 
     def receivers(self, src: int, sport: int, dst: int, dport: int) -> list[UdpSocket]:
         """The sockets bound to `dport` that take a datagram from src:sport to dst."""
-        return [s for s in self.ports.get(dport, ()) if s.accepts(src, sport, dst)]
+        bound = self.ports.get(dport)
+        if not bound:
+            return []
+        return [s for s in bound if s.accepts(src, sport, dst)]
 
     @staticmethod
     def hand_over(candidates: list[UdpSocket], group: bool, data: bytes, src: int,
@@ -169,9 +172,9 @@ class UdpSocket(Socket):
         return ip_str(self.peer[0]), self.peer[1]
 
     def accepts(self, src: int, sport: int, dst: int) -> bool:
-        if self.local_ip and self.local_ip != dst:
-            return False
-        return self.peer is None or self.peer == (src, sport)
+        peer = self.peer
+        return (not self.local_ip or self.local_ip == dst) and (
+            peer is None or (peer[0] == src and peer[1] == sport))
 
     # -- data
     def sendto(self, data: bytes, addr: Address | None = None) -> int:

@@ -74,7 +74,8 @@ TRIAL_SOCKETCALLS = frozenset({9, 10, 11, 12, 16, 17, 19})
 
 _U32 = struct.Struct("<I")
 _LEN = struct.Struct("<iI")  # an mmsghdr's msg_flags and msg_len
-_MSGHDR_IOV = struct.Struct("<II")  # msg_iov, msg_iovlen (offset 8 of a msghdr)
+_MMSG_IOV = struct.Struct("<8xII16x")  # an mmsghdr's msg_iov and msg_iovlen
+_IOVEC = struct.Struct("<II")  # iov_base, iov_len
 MAX_IOV_BLOCK = 1 << 16  # bytes of iovec arrays recvmmsg reads in one copy (see _IovecBlock)
 
 
@@ -84,20 +85,18 @@ class _IovecBlock:
     one message at a time, as they are needed; either way a bad pointer fails the message whose
     turn it is, as Linux's per-message reads do."""
 
-    def __init__(self, process: Process, headers: bytearray, count: int) -> None:
-        self.process, self.headers, self.count = process, headers, count
+    def __init__(self, process: Process, headers: bytearray) -> None:
+        self.process = process
+        self.spans = list(_MMSG_IOV.iter_unpack(headers))  # (msg_iov, msg_iovlen) of each
         self.block: bytes | None = None
         self.base = 0
         self.tried = False
-
-    def _spans(self) -> list[tuple[int, int]]:
-        return [_MSGHDR_IOV.unpack_from(self.headers, MMSGHDR * i + 8) for i in range(self.count)]
 
     def _read_block(self) -> None:
         """The arrays of all the messages in one copy, if they are close together and every
         count is sane; on any fault, None (each message reads its own)."""
         self.tried = True
-        spans = self._spans()
+        spans = self.spans
         if any(n > MAX_IOV for _, n in spans):
             return
         first = min(base for base, _ in spans)
@@ -113,7 +112,7 @@ class _IovecBlock:
         """Message `index`'s buffers as (address, length) pairs."""
         if not self.tried:
             self._read_block()
-        iov, iov_count = _MSGHDR_IOV.unpack_from(self.headers, MMSGHDR * index + 8)
+        iov, iov_count = self.spans[index]
         if iov_count > MAX_IOV:
             raise OSError(E.EMSGSIZE, "too many iovecs")
         if self.block is not None:
@@ -121,7 +120,9 @@ class _IovecBlock:
             raw = self.block[offset : offset + 8 * iov_count]
         else:
             raw = copy_from_user(self.process.aspace, iov, 8 * iov_count)
-        return list(struct.iter_unpack("<II", raw))
+        if iov_count == 1:
+            return [_IOVEC.unpack(raw)]
+        return list(_IOVEC.iter_unpack(raw))
 
 
 def _signed(value: int) -> int:
@@ -509,7 +510,7 @@ class SocketCalls:
 
         def operation() -> int:
             nonlocal received
-            iovecs = _IovecBlock(process, headers, count)  # read again at every retry
+            iovecs = _IovecBlock(process, headers)  # read again at every retry
             try:
                 while received < count:
                     entry = MMSGHDR * received
