@@ -145,6 +145,9 @@ class Ne2000(Device):
         return bytes(self.space[address : address + length])
 
     def _write_memory(self, address: int, data: bytes) -> None:
+        if RAM_START <= address and address + len(data) <= RAM_START + RAM_SIZE:
+            self.space[address : address + len(data)] = data  # all in RAM, as ring writes are
+            return
         first = max(address, RAM_START)
         last = min(address + len(data), RAM_START + RAM_SIZE)
         if first < last:
