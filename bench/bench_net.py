@@ -29,6 +29,10 @@ What each figure covers:
              (timed as above), UDP datagrams/s into both `nettest` readers from a blaster there,
              ping RTT median/p99 as Linux's ping measures it to the guest (and the guest
              shell's ping to Linux), and TCP connections/s opened by Linux to `tcpecho`.
+  guest udp in-process source (--udp-only)  the same two readers fed by a source inside this
+             process in place of the cable's backend, 32 datagrams at each of the guest's idle
+             points: datagrams per CPU second of the emulator alone, no host network or peer
+             process involved (the figure a loaded host disturbs least).
   reference  the same Python peer code moving 10 MiB over the host's loopback in this run.
 The machine is shared: the load average is printed first; wall figures scale with it. Beside
 each guest figure: per CPU second of this process (the emulator alone: every peer is another
@@ -460,6 +464,86 @@ def _udp_into_ring3(guest, port: int, blaster, seconds: float, where: str) -> No
               f"{seen / cpu:6.0f} per CPU second); {over}")
 
 
+class _UdpSource:
+    """The far end of the cable, in this process: `count` copies of `frame` for the guest,
+    `burst` of them at each poll (the guest's idle points), then `ender` at every poll. No host
+    network and no peer process: what it measures is the emulator's own cost per datagram, at
+    the most it can take (each burst comes as soon as the guest has dealt with the last)."""
+
+    name = "source"
+
+    def __init__(self, frame: bytes, ender: bytes, count: int, burst: int) -> None:
+        self.frame, self.ender, self.left, self.burst = frame, ender, count, burst
+        self._deliver = None
+
+    def start(self, deliver) -> None:  # noqa: ANN001 - hostnet.link.Deliver
+        self._deliver = deliver
+
+    def send(self, frame: bytes) -> None:
+        pass
+
+    def poll(self) -> None:
+        assert self._deliver is not None
+        if not self.left:
+            self._deliver(self.ender)
+            return
+        for _ in range(min(self.burst, self.left)):
+            self._deliver(self.frame)
+        self.left -= min(self.burst, self.left)
+
+    def filenos(self) -> list[int]:
+        return []
+
+    def next_timeout(self) -> float | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def _udp_source_run(guest, mode: str, source: _UdpSource) -> tuple[int, float, float]:  # noqa: ANN001
+    """One `nettest MODE` run fed by `source` instead of the cable's backend: (datagrams the
+    program counted, CPU seconds of this process, wall seconds)."""
+    from tests.system.harness import SECOND
+
+    ready, done = b"nettest: ready on port 5002", b"datagrams in"
+    before, finished = guest.serial.count(ready), guest.serial.count(done)
+    guest.type(f"nettest {mode} 5002 1000000000 &\n")
+    guest.run_until(lambda: guest.serial.count(ready) > before, 10 * SECOND)
+    old = guest.link.replace_backend(source)
+    cpu, wall = time.process_time(), time.perf_counter()
+    guest.run_until(lambda: guest.serial.count(done) > finished, 600 * SECOND)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    guest.link.replace_backend(old)
+    return int(_guest_line(guest, b"nettest: received ").split()[0]), cpu, wall
+
+
+def bench_guest_source(count: int, burst: int) -> None:
+    """UDP into ring 3 from an in-process source (see _UdpSource): datagrams per CPU second of
+    this process, for both `nettest` readers."""
+    import tempfile
+
+    from tests.system.harness import close_pc
+
+    guest = _booted_guest(tempfile.mkdtemp(prefix="tk-bench-src-"), [])
+    try:
+        mac, me = guest.pc.kernel.net.driver.mac, GUEST
+        datagram = pk.Ipv4(GATEWAY, me, pk.PROTO_UDP, pk.Udp(6000, 5002, bytes(64)).build(
+            GATEWAY, me)).build()  # fmt: skip
+        empty = pk.Ipv4(GATEWAY, me, pk.PROTO_UDP, pk.Udp(6000, 5002, b"").build(GATEWAY, me))
+        frame = pk.ethernet(mac, GATEWAY_MAC, pk.ETHERTYPE_IPV4, datagram)
+        ender = pk.ethernet(mac, GATEWAY_MAC, pk.ETHERTYPE_IPV4, empty.build())
+        for mode, how in (("udprecv", "recv, one per call"),
+                          ("udprecvmm", "recvmmsg, up to 64 per call, MSG_WAITFORONE")):
+            source = _UdpSource(frame, ender, count, burst)
+            seen, cpu, wall = _udp_source_run(guest, mode, source)
+            print(f"guest udp in-process source->ring 3 ({how}): {seen / cpu:6.0f} datagrams "
+                  f"per CPU second, {seen / wall:6.0f}/s wall ({seen} of {count} in bursts of "
+                  f"{burst}; the emulator alone)")
+    finally:
+        close_pc(guest)
+
+
 def bench_guest(size_kib: int, seconds: float, pings: int, connections: int,
                 udp_only: bool = False) -> None:
     """The booted OS end to end (see the module docstring); only the UDP figures if
@@ -573,6 +657,7 @@ for _ in range(3000):  # empty datagrams end the receiver's count
     time.sleep(0.01)
 """
 UDP_RATES = (5_000, 10_000, 15_000, 20_000, 30_000, 40_000, 50_000, 70_000)  # offered, /s
+UDP_SOURCE_BURST = 32  # datagrams the in-process source hands over at each idle point
 UDP_DELIVERED = 0.99  # the share that must reach the program for a rate to count as carried
 
 
@@ -711,6 +796,7 @@ def main() -> None:
     size = (2 if quick else 10) << 20
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     if args.udp_only:
+        bench_guest_source(20_000 if quick else 100_000, UDP_SOURCE_BURST)
         bench_guest(0, 1.0 if quick else 2.0, 0, 0, udp_only=True)
         bench_guest_tap(0, 1.0 if quick else 2.0, 0, 0, udp_only=True)
         return
