@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 from tradekernel.kernel.fs.vfs import OpenFile, Poll
 from tradekernel.kernel.mm.paging import UserMemoryFault, copy_from_user, copy_to_user
-from tradekernel.kernel.net.api import SocketError
+from tradekernel.kernel.net.api import POLLERR, POLLIN, SocketError
 from tradekernel.kernel.net.sockfile import SocketFile, WouldSleep, in_trial
 from tradekernel.kernel.net.stack import NetStack
 from tradekernel.kernel.net.unix import UnixStream
@@ -86,21 +86,21 @@ class _IovecBlock:
     turn it is, as Linux's per-message reads do."""
 
     def __init__(self, process: Process, headers: bytearray) -> None:
-        self.process = process
-        self.spans = list(_MMSG_IOV.iter_unpack(headers))  # (msg_iov, msg_iovlen) of each
+        self.process, self.headers = process, headers
+        self.spans: list[tuple[int, int]] = []  # (msg_iov, msg_iovlen) of each message
         self.block: bytes | None = None
         self.base = 0
-        self.tried = False
 
     def _read_block(self) -> None:
         """The arrays of all the messages in one copy, if they are close together and every
         count is sane; on any fault, None (each message reads its own)."""
-        self.tried = True
-        spans = self.spans
-        if any(n > MAX_IOV for _, n in spans):
+        self.spans = spans = list(_MMSG_IOV.iter_unpack(self.headers))
+        bases, counts = zip(*spans, strict=True)
+        widest = max(counts)
+        if widest > MAX_IOV:
             return
-        first = min(base for base, _ in spans)
-        end = max(base + 8 * n for base, n in spans)
+        first = min(bases)
+        end = max(bases) + 8 if widest == 1 else max(b + 8 * n for b, n in spans)
         if end - first > MAX_IOV_BLOCK:
             return
         try:
@@ -110,7 +110,7 @@ class _IovecBlock:
 
     def pieces(self, index: int) -> list[tuple[int, int]]:
         """Message `index`'s buffers as (address, length) pairs."""
-        if not self.tried:
+        if not self.spans:
             self._read_block()
         iov, iov_count = self.spans[index]
         if iov_count > MAX_IOV:
@@ -511,6 +511,10 @@ class SocketCalls:
         def operation() -> int:
             nonlocal received
             iovecs = _IovecBlock(process, headers)  # read again at every retry
+            sock = file.sock
+            if (not received and sock.kind == "udp" and not sock.closed
+                    and not sock.readiness() & (POLLIN | POLLERR)):
+                raise SocketError(E.EAGAIN)  # nothing there: no need to read the iovecs
             try:
                 while received < count:
                     entry = MMSGHDR * received
