@@ -11,6 +11,7 @@ import pytest
 
 from tests.net.test_trial_calls import BUFFERS, IOVECS, SLOT, VECTOR, FlatMemory, _send, _setup
 from tradekernel.kernel.mm.paging import UserMemoryFault
+from tradekernel.kernel.net.sockfile import WouldSleep, trial
 from tradekernel.kernel.proc import sockets
 from tradekernel.kernel.proc.sockets import MSG_WAITFORONE
 
@@ -81,3 +82,18 @@ def test_an_unreadable_iovec_fails_only_its_own_message(monkeypatch: pytest.Monk
     # the four before it were taken and their lengths written back, as before the fault
     assert [struct.unpack("<I", memory.at(VECTOR + 32 * i + 28, 4))[0] for i in range(4)] == [
         1, 1, 1, 1]
+
+
+def test_an_empty_socket_is_left_to_the_full_path_before_any_copy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, memory, calls, process, sender = _with(monkeypatch, [IOVECS + 8 * i for i in range(8)])
+    reads: list[int] = []
+    monkeypatch.setattr(sockets, "copy_from_user",
+                        lambda aspace, address, size: reads.append(address) or memory.read(
+                            aspace, address, size))
+    with trial(), pytest.raises(WouldSleep):
+        calls.sys_recvmmsg(process, (4, VECTOR, 8, MSG_WAITFORONE, 0))
+    assert reads == []  # neither the vector nor the iovecs were read
+    _send(clock, sender, [b"x"])
+    with trial():
+        assert calls.sys_recvmmsg(process, (4, VECTOR, 8, MSG_WAITFORONE, 0)) == 1

@@ -132,6 +132,13 @@ class _IovecBlock:
         return list(_IOVEC.iter_unpack(raw))
 
 
+def _nothing_waiting(file: SocketFile) -> bool:
+    """A UDP socket with no datagram and no error to give: a receive would find EAGAIN."""
+    sock = file.sock
+    return (sock.kind == "udp" and not sock.closed
+            and not sock.readiness() & (POLLIN | POLLERR))
+
+
 def _signed(value: int) -> int:
     return value - (1 << 32) if value & 0x8000_0000 else value
 
@@ -561,6 +568,8 @@ class SocketCalls:
         at_once = bool(flags & MSG_DONTWAIT) or file.nonblocking
         if in_trial() and not (at_once or flags & MSG_WAITFORONE):
             raise WouldSleep  # it could take some and then sleep: the full path does it
+        if in_trial() and not at_once and _nothing_waiting(file):
+            raise WouldSleep  # it sleeps at once: the full path does it (no copies here)
         received = 0
         # the vector is read once and written back once (msg_len and msg_flags of what came)
         headers = bytearray(copy_from_user(process.aspace, vector, MMSGHDR * count))
@@ -571,10 +580,8 @@ class SocketCalls:
         def operation() -> int:
             nonlocal received
             iovecs = _IovecBlock(process, headers)  # read again at every retry
-            sock = file.sock
-            if (not received and sock.kind == "udp" and not sock.closed
-                    and not sock.readiness() & (POLLIN | POLLERR)):
-                raise SocketError(E.EAGAIN)  # nothing there: no need to read the iovecs
+            if not received and _nothing_waiting(file):
+                raise SocketError(E.EAGAIN)  # no need to read the iovecs
             try:
                 while received < count:
                     entry = MMSGHDR * received
