@@ -45,7 +45,7 @@ def _frames() -> list[bytes]:
     group = Ether(dst=GROUP_MAC, src=PEER_MAC) / IP(src=PEER_IP, dst=GROUP, ttl=1) / UDP(
         sport=7, dport=PORT)
     return [bytes(unicast / (b"tick" * 16)), bytes(group / b"itch"),
-            bytes(unicast / b""), bytes(group / bytes(1400))]
+            bytes(unicast / b""), bytes(group / bytes(1400)), bytes(unicast / b"odd")]
 
 
 def _run(frames: list[bytes], fast: bool) -> tuple[object, ...]:
@@ -64,7 +64,7 @@ def test_valid_datagrams_take_the_fast_path_with_the_general_paths_result() -> N
     fast = _run(frames, fast=True)
     assert fast[4] == [True] * len(frames)
     assert fast[:4] == _run(frames, fast=False)[:4]
-    assert [data for data, _ in fast[1]] == [b"tick" * 16, b"itch", b"", bytes(1400)]
+    assert [data for data, _ in fast[1]] == [b"tick" * 16, b"itch", b"", bytes(1400), b"odd"]
 
 
 def _mutated(frame: bytes, edits: list[tuple[int, int]], fix: bool) -> bytes:
@@ -95,7 +95,7 @@ HEADER_EDITS = {
 }
 
 
-@pytest.mark.parametrize("which", range(4))
+@pytest.mark.parametrize("which", range(5))
 @pytest.mark.parametrize("name", sorted(HEADER_EDITS))
 def test_each_header_check_matches_the_general_path(which: int, name: str) -> None:
     fix = "checksum" not in name
@@ -104,7 +104,7 @@ def test_each_header_check_matches_the_general_path(which: int, name: str) -> No
 
 
 @settings(max_examples=300, deadline=None)
-@given(which=st.integers(0, 3), edits=st.lists(
+@given(which=st.integers(0, 4), edits=st.lists(
     st.tuples(st.integers(0, 60), st.integers(0, 255)), min_size=1, max_size=4),
     cut=st.integers(0, 80), fix=st.booleans())
 def test_any_mutation_is_handled_as_the_general_path_handles_it(

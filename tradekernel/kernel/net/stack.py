@@ -49,14 +49,7 @@ from tradekernel.kernel.net.ipv4 import (
 from tradekernel.kernel.net.sockets import Socket
 from tradekernel.kernel.net.tcp import Tcp, TcpSocket
 from tradekernel.kernel.net.udp import Udp, UdpSocket
-from tradekernel.kernel.net.wire import (
-    Malformed,
-    checksum,
-    ip_str,
-    mac_str,
-    prefix_mask,
-    pseudo_header_sum,
-)
+from tradekernel.kernel.net.wire import Malformed, ip_str, mac_str, prefix_mask
 
 BROADCAST_MAC = b"\xff" * 6
 LOG_LINES = 200
@@ -258,10 +251,19 @@ class NetStack:
             group = True
         else:
             return False
-        end = 34 + length
-        if checksum(frame[14:34]) or ck and checksum(
-                frame[34:end], pseudo_header_sum(src, dst, PROTO_UDP, length)):
+        # The checksums (wire.checksum's arithmetic, inline): a header or datagram is intact
+        # when its 16-bit words, with the pseudo header's for UDP, sum to a nonzero multiple
+        # of 0xFFFF (one's complement), RFC 1071.
+        header = int.from_bytes(frame[14:34], "big")
+        if header % 0xFFFF or not header:
             return False
+        end = 34 + length
+        if ck:
+            words = int.from_bytes(
+                frame[34:end] if not length & 1 else frame[34:end] + b"\0", "big") + (
+                (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO_UDP + length)
+            if words % 0xFFFF or not words:
+                return False
         candidates = self.udp.receivers(src, sport, dst, dport)
         if not candidates:
             return False  # the general path answers with port unreachable

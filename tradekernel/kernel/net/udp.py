@@ -78,7 +78,8 @@ class Udp:
         bound = self.ports.get(dport)
         if not bound:
             return []
-        return [s for s in bound if s.accepts(src, sport, dst)]
+        return [s for s in bound if (not s.local_ip or s.local_ip == dst) and (
+            (peer := s.peer) is None or (peer[0] == src and peer[1] == sport))]  # accepts()
 
     @staticmethod
     def hand_over(candidates: list[UdpSocket], group: bool, data: bytes, src: int,
