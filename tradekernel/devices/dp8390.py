@@ -483,7 +483,9 @@ class Dp8390:
         self.clda = address
         self.curr = self.lnpp = next_page
         self.ring_full = next_page == self.bnry
-        self._raise(ISR_PRX)
+        self.isr |= ISR_PRX
+        if not self._int_level:  # the pin can only move if it is not up already
+            self._update_interrupt()
         return True
 
     def has_room(self) -> bool:

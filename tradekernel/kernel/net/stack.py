@@ -273,7 +273,10 @@ class NetStack:
         counts["ip.in_receives"] += 1
         counts["ip.in_delivers"] += 1
         counts["udp.in_datagrams"] += 1
-        self.udp.hand_over(candidates, group, frame[UDP_DATA:end], src, sport)
+        if len(candidates) == 1:  # one reader, unicast or group: no choosing
+            candidates[0].deliver(frame[UDP_DATA:end], src, sport)
+        else:
+            self.udp.hand_over(candidates, group, frame[UDP_DATA:end], src, sport)
         return True
 
     def _ether_input(self, frame: bytes) -> None:
