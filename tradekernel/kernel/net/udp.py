@@ -74,12 +74,13 @@ class Udp:
         self.hand_over(candidates, group, payload[8:], src, sport)
 
     def receivers(self, src: int, sport: int, dst: int, dport: int) -> list[UdpSocket]:
-        """The sockets bound to `dport` that take a datagram from src:sport to dst."""
+        """The sockets bound to `dport` that take a datagram from src:sport to dst: bound to
+        that address or the wildcard, and unconnected or connected to src:sport."""
         bound = self.ports.get(dport)
         if not bound:
             return []
         return [s for s in bound if (not s.local_ip or s.local_ip == dst) and (
-            (peer := s.peer) is None or (peer[0] == src and peer[1] == sport))]  # accepts()
+            (peer := s.peer) is None or (peer[0] == src and peer[1] == sport))]
 
     @staticmethod
     def hand_over(candidates: list[UdpSocket], group: bool, data: bytes, src: int,
@@ -171,11 +172,6 @@ class UdpSocket(Socket):
         if self.peer is None:
             raise SocketError(errno.ENOTCONN)
         return ip_str(self.peer[0]), self.peer[1]
-
-    def accepts(self, src: int, sport: int, dst: int) -> bool:
-        peer = self.peer
-        return (not self.local_ip or self.local_ip == dst) and (
-            peer is None or (peer[0] == src and peer[1] == sport))
 
     # -- data
     def sendto(self, data: bytes, addr: Address | None = None) -> int:
