@@ -2,9 +2,11 @@
 multicast receive, ICMP port unreachable for closed ports and its delivery back to senders.
 
 Each socket's queue is bounded in datagrams and bytes (params.UDP_RCVQUEUE/UDP_RCVBUF); a full
-queue drops and counts (`udp.rcvbuf_errors`). Broadcast and multicast datagrams go to every
-socket bound to the port (SO_REUSEADDR lets several share one); unicast goes to the best match
-(connected peer, then bound address, then wildcard). Sending to a broadcast address needs
+queue drops and counts (`udp.rcvbuf_errors`); between the driver's begin_burst and end_burst a
+socket tells its reader once, at the end (NetStack.defer_notify), not once per datagram.
+Broadcast and multicast datagrams go to every socket bound to the port (SO_REUSEADDR lets
+several share one); unicast goes to the best match (connected peer, then bound address, then
+wildcard). Sending to a broadcast address needs
 SO_BROADCAST (EACCES otherwise), as on Linux; multicast goes out with TTL 1 unless
 IP_MULTICAST_TTL says otherwise. Also used inside the stack by DHCP and DNS.
 """
