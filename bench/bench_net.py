@@ -9,6 +9,9 @@ What each figure covers:
              with the register sequence of Linux's 8390 driver (header by remote DMA, frame by
              `rep insw` through the data port, BNRY write): frames/s and MB/s.
   nic tx     frames written by remote DMA and sent with TXP: frames/s and MB/s.
+  nic+driver+stack udp rx  64-byte datagrams through the model, the kernel's driver (its
+             interrupt handler) and the stack into a UDP socket, 32 at a time: the cost below
+             the system call, with no CPU.
   nat tcp    a host TCP socket on 127.0.0.1 <-> the NAT's relay <-> the in-process guest
              endpoint (ACK per segment, 64 KiB window): MB/s each way.
   nat udp    datagrams from a host socket to the guest endpoint: datagrams/s.
@@ -29,13 +32,17 @@ What each figure covers:
              (timed as above), UDP datagrams/s into both `nettest` readers from a blaster there,
              ping RTT median/p99 as Linux's ping measures it to the guest (and the guest
              shell's ping to Linux), and TCP connections/s opened by Linux to `tcpecho`.
+  guest udp in-process source (--udp-only)  the same two readers fed by a source inside this
+             process in place of the cable's backend, 32 datagrams at each of the guest's idle
+             points: datagrams per CPU second of the emulator alone, no host network or peer
+             process involved (the figure a loaded host disturbs least).
   reference  the same Python peer code moving 10 MiB over the host's loopback in this run.
 The machine is shared: the load average is printed first; wall figures scale with it. Beside
 each guest figure: per CPU second of this process (the emulator alone: every peer is another
 process, but for the connection loop's thread), which a loaded host disturbs much less.
 
 Run (root for the TAP and veth parts): .venv/bin/python bench/bench_net.py [--quick]
-[--guest-only]
+[--guest-only | --udp-only]
 """
 
 from __future__ import annotations
@@ -148,6 +155,43 @@ def bench_nic(seconds: float) -> None:
         assert len(sent) == count
         print(f"nic tx  {size:5d} B frames: {count / elapsed:10.0f} frames/s "
               f"{count * size / elapsed / 1e6:7.2f} MB/s")  # fmt: skip
+
+
+def bench_rx_path(seconds: float) -> None:
+    """Frames through the model, the kernel's NE2000 driver (its interrupt handler, with the
+    stack's burst brackets) and the stack into a UDP socket, taken out with recvfrom: the
+    per-datagram cost below the system call, with no CPU, trap or copy to user memory."""
+    from tests.net.sim import SimClock
+    from tradekernel.devices.base import Board
+    from tradekernel.kernel.drivers.ne2000 import Ne2000Driver
+    from tradekernel.kernel.drivers.portio import PortIo
+    from tradekernel.kernel.net import NetStack
+
+    board = Board(PortBus(), MmioBus(), Clock(), Channels(), _Memory())
+    Ne2000(mac=MAC).attach(board)
+    driver = Ne2000Driver.probe(PortIo(board.ports), BASE, 9)
+    assert driver is not None
+    clock = SimClock()
+    stack = NetStack(driver, clock, clock)
+    stack.configure(int.from_bytes(GUEST, "big"), 24)
+    driver.on_frame, driver.on_burst_start, driver.on_burst_end = (
+        stack.receive, stack.begin_burst, stack.end_burst)
+    sock = stack.open("udp")
+    sock.bind(("", 5002))
+    datagram = pk.Ipv4(GATEWAY, GUEST, pk.PROTO_UDP, pk.Udp(6000, 5002, bytes(64)).build(
+        GATEWAY, GUEST)).build()  # fmt: skip
+    frame = pk.ethernet(MAC, GATEWAY_MAC, pk.ETHERTYPE_IPV4, datagram)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(UDP_SOURCE_BURST):
+            board.channels.send("net0-receive", frame)
+        driver.on_irq(9)
+        while sock.queue:
+            sock.recvfrom()
+            count += 1
+    elapsed = time.perf_counter() - start
+    print(f"nic+driver+stack udp rx: {count / elapsed:10.0f} datagrams/s "
+          f"({elapsed / count * 1e6:.1f} us each, bursts of {UDP_SOURCE_BURST})")
 
 
 class _GuestEndpoint:
@@ -460,8 +504,90 @@ def _udp_into_ring3(guest, port: int, blaster, seconds: float, where: str) -> No
               f"{seen / cpu:6.0f} per CPU second); {over}")
 
 
-def bench_guest(size_kib: int, seconds: float, pings: int, connections: int) -> None:
-    """The booted OS end to end (see the module docstring)."""
+class _UdpSource:
+    """The far end of the cable, in this process: `count` copies of `frame` for the guest,
+    `burst` of them at each poll (the guest's idle points), then `ender` at every poll. No host
+    network and no peer process: what it measures is the emulator's own cost per datagram, at
+    the most it can take (each burst comes as soon as the guest has dealt with the last)."""
+
+    name = "source"
+
+    def __init__(self, frame: bytes, ender: bytes, count: int, burst: int) -> None:
+        self.frame, self.ender, self.left, self.burst = frame, ender, count, burst
+        self._deliver = None
+
+    def start(self, deliver) -> None:  # noqa: ANN001 - hostnet.link.Deliver
+        self._deliver = deliver
+
+    def send(self, frame: bytes) -> None:
+        pass
+
+    def poll(self) -> None:
+        assert self._deliver is not None
+        if not self.left:
+            self._deliver(self.ender)
+            return
+        for _ in range(min(self.burst, self.left)):
+            self._deliver(self.frame)
+        self.left -= min(self.burst, self.left)
+
+    def filenos(self) -> list[int]:
+        return []
+
+    def next_timeout(self) -> float | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def _udp_source_run(guest, mode: str, source: _UdpSource) -> tuple[int, float, float]:  # noqa: ANN001
+    """One `nettest MODE` run fed by `source` instead of the cable's backend: (datagrams the
+    program counted, CPU seconds of this process, wall seconds)."""
+    from tests.system.harness import SECOND
+
+    ready, done = b"nettest: ready on port 5002", b"datagrams in"
+    before, finished = guest.serial.count(ready), guest.serial.count(done)
+    guest.type(f"nettest {mode} 5002 1000000000 &\n")
+    guest.run_until(lambda: guest.serial.count(ready) > before, 10 * SECOND)
+    old = guest.link.replace_backend(source)
+    cpu, wall = time.process_time(), time.perf_counter()
+    guest.run_until(lambda: guest.serial.count(done) > finished, 600 * SECOND)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    guest.link.replace_backend(old)
+    return int(_guest_line(guest, b"nettest: received ").split()[0]), cpu, wall
+
+
+def bench_guest_source(count: int, burst: int) -> None:
+    """UDP into ring 3 from an in-process source (see _UdpSource): datagrams per CPU second of
+    this process, for both `nettest` readers."""
+    import tempfile
+
+    from tests.system.harness import close_pc
+
+    guest = _booted_guest(tempfile.mkdtemp(prefix="tk-bench-src-"), [])
+    try:
+        mac, me = guest.pc.kernel.net.driver.mac, GUEST
+        datagram = pk.Ipv4(GATEWAY, me, pk.PROTO_UDP, pk.Udp(6000, 5002, bytes(64)).build(
+            GATEWAY, me)).build()  # fmt: skip
+        empty = pk.Ipv4(GATEWAY, me, pk.PROTO_UDP, pk.Udp(6000, 5002, b"").build(GATEWAY, me))
+        frame = pk.ethernet(mac, GATEWAY_MAC, pk.ETHERTYPE_IPV4, datagram)
+        ender = pk.ethernet(mac, GATEWAY_MAC, pk.ETHERTYPE_IPV4, empty.build())
+        for mode, how in (("udprecv", "recv, one per call"),
+                          ("udprecvmm", "recvmmsg, up to 64 per call, MSG_WAITFORONE")):
+            source = _UdpSource(frame, ender, count, burst)
+            seen, cpu, wall = _udp_source_run(guest, mode, source)
+            print(f"guest udp in-process source->ring 3 ({how}): {seen / cpu:6.0f} datagrams "
+                  f"per CPU second, {seen / wall:6.0f}/s wall ({seen} of {count} in bursts of "
+                  f"{burst}; the emulator alone)")
+    finally:
+        close_pc(guest)
+
+
+def bench_guest(size_kib: int, seconds: float, pings: int, connections: int,
+                udp_only: bool = False) -> None:
+    """The booted OS end to end (see the module docstring); only the UDP figures if
+    `udp_only`."""
     import tempfile
 
     from tests.system.harness import SECOND, close_pc
@@ -472,6 +598,11 @@ def bench_guest(size_kib: int, seconds: float, pings: int, connections: int) -> 
     try:
         tcp_port = guest.link.backend.forwards[0].bound_port
         udp_port = guest.link.backend.forwards[1].bound_port
+        blaster = lambda t, r: _peer(host, UDP_BLAST, "127.0.0.1", str(udp_port),  # noqa: E731
+                                     str(t), str(r))
+        if udp_only:
+            _udp_into_ring3(guest, 5002, blaster, seconds, "host")
+            return
         size = size_kib * 1024
         # host -> guest: the peer process sends; the guest times accept to EOF
         guest.type("nettest tcprecv 5001 &\n")
@@ -495,8 +626,6 @@ def bench_guest(size_kib: int, seconds: float, pings: int, connections: int) -> 
         rate, per_cpu = _ring3_tcp_send(guest, sink, "10.0.2.2", sink_port, size)
         print(f"guest tcp ring 3->host {size_kib} KiB: {rate:7.2f} MB/s, {per_cpu:5.1f} MB "
               f"per CPU second")
-        blaster = lambda t, r: _peer(host, UDP_BLAST, "127.0.0.1", str(udp_port),  # noqa: E731
-                                     str(t), str(r))
         _udp_into_ring3(guest, 5002, blaster, seconds, "host")
         # connections per second: a host client opening, echoing one byte and closing
         conns_port = guest.link.backend.forwards[2].bound_port
@@ -568,6 +697,7 @@ for _ in range(3000):  # empty datagrams end the receiver's count
     time.sleep(0.01)
 """
 UDP_RATES = (5_000, 10_000, 15_000, 20_000, 30_000, 40_000, 50_000, 70_000)  # offered, /s
+UDP_SOURCE_BURST = 32  # datagrams the in-process source hands over at each idle point
 UDP_DELIVERED = 0.99  # the share that must reach the program for a rate to count as carried
 
 
@@ -609,10 +739,11 @@ def _ping_figures(output: str) -> str:
             f"({len(times)} replies)")
 
 
-def bench_guest_tap(size: int, seconds: float, pings: int, connections: int) -> None:
+def bench_guest_tap(size: int, seconds: float, pings: int, connections: int,
+                    udp_only: bool = False) -> None:
     """The booted OS on a TAP whose far end is Linux in a network namespace: TCP each way
     between ring-3 `nettest` and a Python peer there, UDP datagrams/s into `nettest udprecv`
-    and `nettest udprecvmm`."""
+    and `nettest udprecvmm` (only those if `udp_only`)."""
     if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
         print("guest over tap: skipped (needs root and /dev/net/tun)")
         return
@@ -641,6 +772,10 @@ def bench_guest_tap(size: int, seconds: float, pings: int, connections: int) -> 
         _ip("-n", ns, "link", "set", tap, "up")
         guest.boot()
         guest.command(f"ifconfig eth0 {me}/24")
+        blaster = lambda t, r: spawn(UDP_BLAST, me, "5002", str(t), str(r))  # noqa: E731
+        if udp_only:
+            _udp_into_ring3(guest, 5002, blaster, seconds, "Linux(netns)")
+            return
         # Linux -> ring 3
         guest.type("nettest tcprecv 5001 &\n")
         guest.run_until(lambda: b"ready on port 5001" in guest.serial, 10 * SECOND)
@@ -660,7 +795,6 @@ def bench_guest_tap(size: int, seconds: float, pings: int, connections: int) -> 
         rate, per_cpu = _ring3_tcp_send(guest, sink, linux, 5003, size)
         print(f"guest tcp ring 3->Linux(netns) {size >> 20} MiB: {rate:7.2f} MB/s, "
               f"{per_cpu:5.1f} MB per CPU second (tap)")
-        blaster = lambda t, r: spawn(UDP_BLAST, me, "5002", str(t), str(r))  # noqa: E731
         _udp_into_ring3(guest, 5002, blaster, seconds, "Linux(netns)")
         # Linux's ping to the guest's kernel, and the guest shell's ping to Linux
         pinger = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-n", "-c", str(pings),
@@ -695,12 +829,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs (2 MiB transfers)")
     parser.add_argument("--guest-only", action="store_true",
                         help="only the booted-OS figures and their loopback reference")  # fmt: skip
+    parser.add_argument("--udp-only", action="store_true",
+                        help="only the booted OS's UDP-into-ring-3 figures (NAT and TAP)")
     args = parser.parse_args()
     quick = args.quick
     size = (2 if quick else 10) << 20
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    if args.udp_only:
+        bench_rx_path(0.5 if quick else 2.0)
+        bench_guest_source(20_000 if quick else 100_000, UDP_SOURCE_BURST)
+        bench_guest(0, 1.0 if quick else 2.0, 0, 0, udp_only=True)
+        bench_guest_tap(0, 1.0 if quick else 2.0, 0, 0, udp_only=True)
+        return
     if not args.guest_only:
         bench_nic(0.5 if quick else 2.0)
+        bench_rx_path(0.5 if quick else 2.0)
         bench_nat_tcp((4 if quick else 16) << 20)
         bench_nat_udp(5_000 if quick else 50_000)
         bench_tap_ping(200 if quick else 2000)

@@ -439,20 +439,24 @@ class Dp8390:
 
     def receive(self, frame: bytes) -> bool:
         """A frame arrives from the wire. Returns True if it was stored in the ring."""
-        if not self.started or len(frame) < 6 or len(frame) > MAX_FRAME:
-            return False
-        if not self.accepts(frame):
+        size = len(frame)
+        if self.cr & (CR_STA | CR_STP) != CR_STA or size < 6 or size > MAX_FRAME:
+            return False  # not started (STA without STP), or no frame a wire carries
+        # a frame for our station address (the common case) needs no more filter checks
+        if not (frame[:6] == self.par and not frame[0] & 1) and not self.accepts(frame):
             return False
         physical = RSR_PHY if frame[0] & 1 else 0
         if self.rcr & RCR_MON:
             self.rsr = RSR_PRX | RSR_DIS | physical
             self._count(2)
             return False
-        if len(frame) < MIN_FRAME:
-            frame = frame + bytes(MIN_FRAME - len(frame))
-        if not self._ring_sane():
+        if size < MIN_FRAME:
+            frame = frame + bytes(MIN_FRAME - size)
+            size = MIN_FRAME
+        pstart, pstop, curr = self.pstart, self.pstop, self.curr
+        if not pstart <= curr < pstop:  # the ring is unusable (PSTART >= PSTOP fails this too)
             return False
-        total = len(frame) + HEADER
+        total = size + HEADER
         pages = (total + FCS + PAGE - 1) // PAGE  # room for the FCS the chip would store
         if self.ring_full or self._crosses_boundary(pages):
             self.overflowed = True
@@ -460,16 +464,15 @@ class Dp8390:
             self._count(2)
             self._raise(ISR_OVW | ISR_RST)
             return False
-        start = self.curr << 8
-        next_page = self.curr + pages
-        if next_page >= self.pstop:
-            next_page -= self.pstop - self.pstart
-        self.rsr = RSR_PRX | physical
-        header = bytes((self.rsr, next_page, total & 0xFF, total >> 8))
-        packet = header + frame
-        if start + total <= self.pstop << 8:  # no wrap (the usual case): one write
+        start = curr << 8
+        next_page = curr + pages
+        if next_page >= pstop:
+            next_page -= pstop - pstart
+        self.rsr = rsr = RSR_PRX | physical
+        packet = bytes((rsr, next_page, total & 0xFF, total >> 8)) + frame
+        if start + total < pstop << 8:  # no wrap, not even to PSTART at the end: one write
             self._write_memory(start, packet)
-            address = self._advance(start, total)
+            address = start + total
         else:
             data, address = memoryview(packet), start
             while data:
@@ -480,23 +483,24 @@ class Dp8390:
         self.clda = address
         self.curr = self.lnpp = next_page
         self.ring_full = next_page == self.bnry
-        self._raise(ISR_PRX)
+        self.isr |= ISR_PRX
+        if not self._int_level:  # the pin can only move if it is not up already
+            self._update_interrupt()
         return True
 
     def has_room(self) -> bool:
         """Whether a frame of the longest size would be stored now (not refused for want of
         ring space). A stopped chip or one with a ring it cannot use takes frames only to drop
         them, as on a wire, so it has room too: nothing need wait for it."""
-        if not self.started or not self._ring_sane():
+        pstart, pstop = self.pstart, self.pstop
+        if self.cr & (CR_STA | CR_STP) != CR_STA or not pstart <= self.curr < pstop:
             return True
         if self.overflowed or self.ring_full:
             return False
-        span = self.pstop - self.pstart
-        free = (self.bnry - self.curr) % span if self.pstart <= self.bnry < self.pstop else span
+        span = pstop - pstart
+        bnry = self.bnry
+        free = (bnry - self.curr) % span if pstart <= bnry < pstop else span
         return free == 0 or free >= MAX_FRAME_PAGES  # equal pointers: empty (ring_full says full)
-
-    def _ring_sane(self) -> bool:
-        return self.pstart < self.pstop and self.pstart <= self.curr < self.pstop
 
     def _crosses_boundary(self, pages: int) -> bool:
         """The local DMA checks each page it moves into against BNRY: the frame would overwrite

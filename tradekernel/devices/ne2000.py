@@ -145,6 +145,9 @@ class Ne2000(Device):
         return bytes(self.space[address : address + length])
 
     def _write_memory(self, address: int, data: bytes) -> None:
+        if RAM_START <= address and address + len(data) <= RAM_START + RAM_SIZE:
+            self.space[address : address + len(data)] = data  # all in RAM, as ring writes are
+            return
         first = max(address, RAM_START)
         last = min(address + len(data), RAM_START + RAM_SIZE)
         if first < last:
@@ -162,13 +165,17 @@ class Ne2000(Device):
             self._board.channels.send(self.send_channel, frame)
 
     def _host_frame(self, payload: object) -> None:
-        if not isinstance(payload, (bytes, bytearray, memoryview)):
-            raise TypeError(f"{self.receive_channel}: payload must be bytes, not {type(payload)}")
-        if self.chip.receive(bytes(payload)):
+        if payload.__class__ is not bytes:
+            if not isinstance(payload, (bytes, bytearray, memoryview)):
+                raise TypeError(
+                    f"{self.receive_channel}: payload must be bytes, not {type(payload)}")
+            payload = bytes(payload)
+        if self.chip.receive(payload):  # type: ignore[arg-type]
             self.frames_received += 1
         else:
             self.frames_dropped += 1
-        self._update_ready()
+        if self.chip.has_room() != self._ready:
+            self._update_ready()
 
     # -- ports -------------------------------------------------------------------------------
 

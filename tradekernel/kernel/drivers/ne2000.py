@@ -297,7 +297,8 @@ class Ne2000Driver:
             if status & (ISR_PRX | ISR_RXE | ISR_OVW):
                 self._out(ISR, status & (ISR_PRX | ISR_RXE))
                 self._drain()
-                self._out(ISR, status & ISR_OVW)
+                if status & ISR_OVW:
+                    self._out(ISR, ISR_OVW)
             if status & ISR_CNT:
                 for register in (CNTR0, CNTR1, CNTR2):
                     self._in(register)  # reading clears the tally counters

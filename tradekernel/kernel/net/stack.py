@@ -2,10 +2,12 @@
 
 `receive(frame)` is the only way in from below and never raises (a driver may bracket what one
 interrupt found with `begin_burst()`/`end_burst()`: TCP then sends one ACK per connection at the
-end instead of one per two segments, what Linux's GRO achieves); a malformed packet bumps a
-named counter (see `counters`) and is dropped; an unexpected error inside a protocol is
-counted as `stack.internal_errors` and logged, and the stack goes on. Everything timed uses
-the injected clock and timer, and every choice that looks random (ISNs, ephemeral ports,
+end instead of one per two segments, what Linux's GRO achieves, and a UDP socket tells its
+reader once, at the end, of every datagram the burst brought); a malformed packet bumps a
+named counter (see `counters`) and is dropped (the common UDP datagram takes a fast path
+that makes the same checks and counts from one header unpack); an unexpected error inside a
+protocol is counted as `stack.internal_errors` and logged, and the stack goes on. Everything
+timed uses the injected clock and timer, and every choice that looks random (ISNs, ephemeral ports,
 IP ids, DHCP xids, DNS ids, report delays) comes from one `random.Random(seed)`, so the same
 inputs at the same times give byte-identical packets. Upward, `open(kind)` makes sockets
 ("tcp", "udp", "icmp") and the attributes `arp`, `routes`, `dhcp`, `dns`, `counters` serve
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import random
+import struct
 from collections import deque
 from collections.abc import Callable
 
@@ -50,6 +53,11 @@ from tradekernel.kernel.net.wire import Malformed, ip_str, mac_str, prefix_mask
 
 BROADCAST_MAC = b"\xff" * 6
 LOG_LINES = 200
+# What the UDP fast path reads in one unpack: the Ethernet header (destination, source, type),
+# an IPv4 header without options (version/IHL, total length, flags/fragment offset, protocol,
+# addresses) and the UDP header (ports, length, checksum): 42 bytes.
+ETH_IP_UDP = struct.Struct("!6s6sHBxHxxHxBxxIIHHHH")
+UDP_DATA = ETH_IP_UDP.size
 
 
 class NetStack:
@@ -84,6 +92,9 @@ class NetStack:
         # every segment of a connection in it, as Linux's GRO makes one segment of them.
         self.in_burst = False
         self._deferred_acks: dict[int, TcpSocket] = {}
+        # UDP sockets that got datagrams in the burst: told once at its end, so a reader
+        # sleeping in recvmmsg wakes to all of them rather than to the first (NAPI's batching)
+        self._deferred_notes: dict[int, UdpSocket] = {}
         self._ip_ident = self.rng.randrange(1 << 16)
         self.arp = Arp(self, self.timers, clock.now_ns, self.counters)
         self.reasm = Reassembler(self.timers, clock.now_ns, self.counters, self._reasm_timeout)
@@ -185,6 +196,10 @@ class NetStack:
         """`conn.flush_ack()` at the end of the burst."""
         self._deferred_acks[id(conn)] = conn
 
+    def defer_notify(self, sock: UdpSocket) -> None:
+        """`sock.notify()` at the end of the burst."""
+        self._deferred_notes[id(sock)] = sock
+
     def end_burst(self) -> None:
         self.in_burst = False
         deferred, self._deferred_acks = self._deferred_acks, {}
@@ -193,17 +208,76 @@ class NetStack:
                 conn.flush_ack()
             except Exception as exc:  # containment, as in receive
                 self._internal_error(exc)
+        notes, self._deferred_notes = self._deferred_notes, {}
+        for sock in notes.values():
+            try:
+                sock.notify()
+            except Exception as exc:  # containment, as in receive
+                self._internal_error(exc)
 
     def receive(self, frame: bytes) -> None:
         """One received Ethernet frame (no FCS). Never raises."""
+        if frame.__class__ is not bytes:
+            frame = bytes(frame)  # what is queued for a socket must not change under it
         try:
-            self._ether_input(bytes(frame))
+            if not self._udp_fast(frame):
+                self._ether_input(frame)
         except Malformed as bad:
             self.counters.inc(bad.counter)
         except SocketError:
             self.counters.inc("ip.reply_unroutable")  # an answer we have no route for
         except Exception as exc:  # containment: a protocol bug drops one packet, not the kernel
             self._internal_error(exc)
+
+    def _udp_fast(self, frame: bytes) -> bool:
+        """Take a frame of the common kind whole, market data's: an unfragmented IPv4 datagram
+        without options carrying UDP, to our address or a joined group, checksums good, for a
+        port a socket takes it on. Every check of the general path is made, from one header
+        unpack, before anything is counted; anything else answers False with nothing done and
+        goes the general way, which counts it or says why it is dropped."""
+        size = len(frame)
+        if not UDP_DATA <= size <= params.ETH_MAX_FRAME:
+            return False
+        (dmac, smac, ethertype, vihl, total, flags_frag, proto, src, dst, sport, dport, length,
+         ck) = ETH_IP_UDP.unpack_from(frame)
+        if (ethertype != ETH_P_IP or vihl != 0x45 or proto != PROTO_UDP or smac[0] & 1
+                or flags_frag & (FLAG_MF | 0x1FFF) or not 28 <= total <= size - 14
+                or not 8 <= length <= total - 20
+                or src >> 28 == 0xE or src == LIMITED_BROADCAST):
+            return False
+        if dst == self.addr and dst and dmac == self.mac:
+            group = False
+        elif dst >> 28 == 0xE and dmac == multicast_mac(dst) and self.igmp.member(dst):
+            group = True
+        else:
+            return False
+        # The checksums (wire.checksum's arithmetic, inline): a header or datagram is intact
+        # when its 16-bit words, with the pseudo header's for UDP, sum to a nonzero multiple
+        # of 0xFFFF (one's complement), RFC 1071.
+        header = int.from_bytes(frame[14:34], "big")
+        if header % 0xFFFF or not header:
+            return False
+        end = 34 + length
+        if ck:
+            words = int.from_bytes(
+                frame[34:end] if not length & 1 else frame[34:end] + b"\0", "big") + (
+                (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO_UDP + length)
+            if words % 0xFFFF or not words:
+                return False
+        candidates = self.udp.receivers(src, sport, dst, dport)
+        if not candidates:
+            return False  # the general path answers with port unreachable
+        counts = self.counters.counts
+        counts["eth.in"] += 1
+        counts["eth.in_bytes"] += size
+        counts["ip.in_receives"] += 1
+        counts["ip.in_delivers"] += 1
+        counts["udp.in_datagrams"] += 1
+        if len(candidates) == 1:  # one reader, unicast or group: no choosing
+            candidates[0].deliver(frame[UDP_DATA:end], src, sport)
+        else:
+            self.udp.hand_over(candidates, group, frame[UDP_DATA:end], src, sport)
+        return True
 
     def _ether_input(self, frame: bytes) -> None:
         counts = self.counters.counts

@@ -2,9 +2,11 @@
 multicast receive, ICMP port unreachable for closed ports and its delivery back to senders.
 
 Each socket's queue is bounded in datagrams and bytes (params.UDP_RCVQUEUE/UDP_RCVBUF); a full
-queue drops and counts (`udp.rcvbuf_errors`). Broadcast and multicast datagrams go to every
-socket bound to the port (SO_REUSEADDR lets several share one); unicast goes to the best match
-(connected peer, then bound address, then wildcard). Sending to a broadcast address needs
+queue drops and counts (`udp.rcvbuf_errors`); between the driver's begin_burst and end_burst a
+socket tells its reader once, at the end (NetStack.defer_notify), not once per datagram.
+Broadcast and multicast datagrams go to every socket bound to the port (SO_REUSEADDR lets
+several share one); unicast goes to the best match (connected peer, then bound address, then
+wildcard). Sending to a broadcast address needs
 SO_BROADCAST (EACCES otherwise), as on Linux; multicast goes out with TTL 1 unless
 IP_MULTICAST_TTL says otherwise. Also used inside the stack by DHCP and DNS.
 """
@@ -65,13 +67,28 @@ class Udp:
             raise Malformed("udp.bad_port")
         counts["udp.in_datagrams"] += 1
         group = dst != self.stack.addr and (is_multicast(dst) or self.stack.is_broadcast(dst))
-        candidates = [s for s in self.ports.get(dport, ()) if s.accepts(src, sport, dst)]
+        candidates = self.receivers(src, sport, dst, dport)
         if not candidates:
             counts["udp.no_ports"] += 1
             if not group:
                 self.stack.icmp.send_error(3, 3, hdr, payload)
             return
-        data = payload[8:]
+        self.hand_over(candidates, group, payload[8:], src, sport)
+
+    def receivers(self, src: int, sport: int, dst: int, dport: int) -> list[UdpSocket]:
+        """The sockets bound to `dport` that take a datagram from src:sport to dst: bound to
+        that address or the wildcard, and unconnected or connected to src:sport."""
+        bound = self.ports.get(dport)
+        if not bound:
+            return []
+        return [s for s in bound if (not s.local_ip or s.local_ip == dst) and (
+            (peer := s.peer) is None or (peer[0] == src and peer[1] == sport))]
+
+    @staticmethod
+    def hand_over(candidates: list[UdpSocket], group: bool, data: bytes, src: int,
+                  sport: int) -> None:
+        """A group (multicast or broadcast) datagram goes to every candidate, a unicast one to
+        the best: connected peer first, then a bound address, then the wildcard."""
         if group:
             for sock in candidates:
                 sock.deliver(data, src, sport)
@@ -158,11 +175,6 @@ class UdpSocket(Socket):
             raise SocketError(errno.ENOTCONN)
         return ip_str(self.peer[0]), self.peer[1]
 
-    def accepts(self, src: int, sport: int, dst: int) -> bool:
-        if self.local_ip and self.local_ip != dst:
-            return False
-        return self.peer is None or self.peer == (src, sport)
-
     # -- data
     def sendto(self, data: bytes, addr: Address | None = None) -> int:
         self.check_open()
@@ -209,7 +221,10 @@ class UdpSocket(Socket):
             return
         self.queue.append((data, (ip_str(src), sport)))
         self.queued_bytes += len(data)
-        self.notify()
+        if self.stack.in_burst:
+            self.stack.defer_notify(self)  # told once, at the end of the driver's burst
+        else:
+            self.notify()
 
     def recvfrom(self, maxlen: int = 65536) -> tuple[bytes, Address]:
         self.check_open()
@@ -219,7 +234,7 @@ class UdpSocket(Socket):
             raise SocketError(errno.EAGAIN)
         data, addr = self.queue.popleft()
         self.queued_bytes -= len(data)
-        return data[:maxlen], addr
+        return (data if len(data) <= maxlen else data[:maxlen]), addr
 
     def recv(self, maxlen: int = 65536) -> bytes:
         return self.recvfrom(maxlen)[0]

@@ -1,6 +1,7 @@
 """The socket system calls and poll/select, Linux i386 ABI: socketcall (102) with its 18
-sub-calls and recvmmsg's (19), the direct calls 359-373 and recvmmsg (337), poll (168), ppoll
-(309), select (82, its arguments in a block), _newselect (142) and pselect6 (308).
+sub-calls and recvmmsg's and sendmmsg's (19, 20), the direct calls 359-373, recvmmsg (337) and
+sendmmsg (345), poll (168), ppoll (309), select (82, its arguments in a block), _newselect
+(142) and pselect6 (308).
 
 `SocketCalls(manager, stack).entries()` returns {number: (name, handler)} for the table in
 proc/syscalls.py to merge (one `table.update`). AF_INET SOCK_STREAM / SOCK_DGRAM (and ICMP
@@ -15,6 +16,11 @@ select watches every file in its set (OpenFile.watch: sockets, pipes and the tty
 watchers whenever readiness may have changed) and looks again only then, or at its timeout: no
 timer re-checks it, so it wakes at the virtual instant the data arrives. sigmask arguments of
 ppoll/pselect6 are not applied.
+
+sendmmsg sends up to vlen messages (vlen capped at 1024, as Linux's UIO_MAXIOV), each as
+sendmsg would and msg_len set for each; the count sent, or the first message's error if none
+went (an error after some is lost, as Linux loses it). A blocking call sleeps only while none
+has gone; a stream socket whose buffer takes part of a message ends the call there.
 
 recvmmsg takes up to vlen datagrams in one call, as Linux's: on a blocking socket it sleeps
 for the first and, without MSG_WAITFORONE, for each of the rest too; the timeout is looked at
@@ -35,8 +41,8 @@ import struct
 from collections.abc import Callable
 
 from tradekernel.kernel.fs.vfs import OpenFile, Poll
-from tradekernel.kernel.mm.paging import copy_from_user, copy_to_user
-from tradekernel.kernel.net.api import SocketError
+from tradekernel.kernel.mm.paging import UserMemoryFault, copy_from_user, copy_to_user
+from tradekernel.kernel.net.api import POLLERR, POLLIN, SocketError
 from tradekernel.kernel.net.sockfile import SocketFile, WouldSleep, in_trial
 from tradekernel.kernel.net.stack import NetStack
 from tradekernel.kernel.net.unix import UnixStream
@@ -54,7 +60,7 @@ SOCK_TYPE_MASK, SOCK_NONBLOCK, SOCK_CLOEXEC = 0xF, 0o4000, 0o2000000
 IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP = 1, 6, 17
 MSG_PEEK, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_WAITFORONE = 0x2, 0x40, 0x4000, 0x10000
 SOCKADDR_IN = 16
-MSGHDR_FLAGS, MMSGHDR = 24, 32  # i386: msg_flags' offset (msg_len follows it), mmsghdr size
+MSGHDR_FLAGS, MSGHDR_LEN, MMSGHDR = 24, 28, 32  # i386 mmsghdr: msg_flags, msg_len, size
 MAX_IO = 1 << 20
 MAX_IOV = 1024
 MAX_POLL_FDS = 1024
@@ -65,11 +71,72 @@ SOCKETCALLS = {
     1: (359, 3), 2: (361, 3), 3: (362, 3), 4: (363, 2), 5: (364, 3), 6: (367, 3), 7: (368, 3),
     8: (360, 4), 9: (369, 4), 10: (371, 4), 11: (369, 6), 12: (371, 6), 13: (373, 2),
     14: (366, 5), 15: (365, 5), 16: (370, 3), 17: (372, 3), 18: (364, 4), 19: (337, 5),
+    20: (345, 4),
 }  # fmt: skip
 # calls the trap may try (see the module docstring); socketcall only for these sub-calls
-TRIAL_CALLS = frozenset({82, 102, 142, 168, 308, 309, 337, 369, 370, 371, 372})
+TRIAL_CALLS = frozenset({82, 102, 142, 168, 308, 309, 337, 345, 369, 370, 371, 372})
 SOCKETCALL = 102
-TRIAL_SOCKETCALLS = frozenset({9, 10, 11, 12, 16, 17, 19})
+TRIAL_SOCKETCALLS = frozenset({9, 10, 11, 12, 16, 17, 19, 20})
+
+
+_U32 = struct.Struct("<I")
+_LEN = struct.Struct("<iI")  # an mmsghdr's msg_flags and msg_len
+_MMSG_IOV = struct.Struct("<8xII16x")  # an mmsghdr's msg_iov and msg_iovlen
+_IOVEC = struct.Struct("<II")  # iov_base, iov_len
+MAX_IOV_BLOCK = 1 << 16  # bytes of iovec arrays recvmmsg reads in one copy (see _IovecBlock)
+
+
+class _IovecBlock:
+    """The iovec arrays of a recvmmsg vector, read with one user copy when they lie together
+    within MAX_IOV_BLOCK bytes (a program's array of iovecs, as market-data readers keep), else
+    one message at a time, as they are needed; either way a bad pointer fails the message whose
+    turn it is, as Linux's per-message reads do."""
+
+    def __init__(self, process: Process, headers: bytearray) -> None:
+        self.process, self.headers = process, headers
+        self.spans: list[tuple[int, int]] = []  # (msg_iov, msg_iovlen) of each message
+        self.block: bytes | None = None
+        self.base = 0
+
+    def _read_block(self) -> None:
+        """The arrays of all the messages in one copy, if they are close together and every
+        count is sane; on any fault, None (each message reads its own)."""
+        self.spans = spans = list(_MMSG_IOV.iter_unpack(self.headers))
+        bases, counts = zip(*spans, strict=True)
+        widest = max(counts)
+        if widest > MAX_IOV:
+            return
+        first = min(bases)
+        end = max(bases) + 8 if widest == 1 else max(b + 8 * n for b, n in spans)
+        if end - first > MAX_IOV_BLOCK:
+            return
+        try:
+            self.block, self.base = copy_from_user(self.process.aspace, first, end - first), first
+        except (UserMemoryFault, OSError):
+            self.block = None
+
+    def pieces(self, index: int) -> list[tuple[int, int]]:
+        """Message `index`'s buffers as (address, length) pairs."""
+        if not self.spans:
+            self._read_block()
+        iov, iov_count = self.spans[index]
+        if iov_count > MAX_IOV:
+            raise OSError(E.EMSGSIZE, "too many iovecs")
+        if self.block is not None:
+            offset = iov - self.base
+            raw = self.block[offset : offset + 8 * iov_count]
+        else:
+            raw = copy_from_user(self.process.aspace, iov, 8 * iov_count)
+        if iov_count == 1:
+            return [_IOVEC.unpack(raw)]
+        return list(_IOVEC.iter_unpack(raw))
+
+
+def _nothing_waiting(file: SocketFile) -> bool:
+    """A UDP socket with no datagram and no error to give: a receive would find EAGAIN."""
+    sock = file.sock
+    return (sock.kind == "udp" and not sock.closed
+            and not sock.readiness() & (POLLIN | POLLERR))
 
 
 def _signed(value: int) -> int:
@@ -112,6 +179,7 @@ class SocketCalls:
             372: ("recvmsg", self.sys_recvmsg),
             373: ("shutdown", self.sys_shutdown),
             337: ("recvmmsg", self.sys_recvmmsg),
+            345: ("sendmmsg", self.sys_sendmmsg),
         }  # fmt: skip
 
     @staticmethod
@@ -362,12 +430,16 @@ class SocketCalls:
               ) -> tuple[int, tuple[str, int] | None]:
         """One receive into the user buffers `pieces` ((address, length)): the byte count and,
         for a datagram socket, the sender (SocketError EAGAIN if nothing is there)."""
-        total = min(sum(length for _, length in pieces), MAX_IO)
+        total = min(pieces[0][1] if len(pieces) == 1 else sum(n for _, n in pieces), MAX_IO)
         sock = file.sock
-        if file.kind in STREAM_KINDS:
+        if sock.kind in STREAM_KINDS:
             data, source = sock.recv(total), None  # type: ignore[attr-defined]
         else:
             data, source = sock.recvfrom(total)  # type: ignore[attr-defined]
+        if len(pieces) == 1:  # one buffer, as most calls give: one copy
+            if data:
+                copy_to_user(process.aspace, pieces[0][0], data)
+            return len(data), source
         offset = 0
         for pointer, length in pieces:
             if offset >= len(data):
@@ -409,17 +481,69 @@ class SocketCalls:
         return name, name_length, [(base, length) for base, length in
                                    struct.iter_unpack("<II", vector)]
 
-    def sys_sendmsg(self, process: Process, args: tuple[int, ...]) -> int | None:
-        file = self._socket(process, args[0])
-        name, name_length, pieces = self._message(process, args[1])
-        chunks, room = [], MAX_IO  # MAX_IO in all, not per iovec (1024 of them)
+    @staticmethod
+    def _gather(process: Process, pieces: list[tuple[int, int]]) -> bytes:
+        """The bytes of the user buffers `pieces`, MAX_IO in all (not per iovec: 1024 of them)."""
+        chunks, room = [], MAX_IO
         for base, length in pieces:
             if take := min(length, room):
                 chunks.append(copy_from_user(process.aspace, base, take))
                 room -= take
-        data = b"".join(chunks)
+        return b"".join(chunks)
+
+    def sys_sendmsg(self, process: Process, args: tuple[int, ...]) -> int | None:
+        file = self._socket(process, args[0])
+        name, name_length, pieces = self._message(process, args[1])
+        data = self._gather(process, pieces)
         address = self._address(process, name, name_length) if name else None
         return self._send(process, file, data, args[2], address)
+
+    def sys_sendmmsg(self, process: Process, args: tuple[int, ...]) -> int | None:
+        """sendmmsg(fd, msgvec, vlen, flags): see the module docstring."""
+        file = self._socket(process, args[0])
+        vector, count, flags = args[1], min(args[2], MAX_IOV), args[3]
+        if not count:
+            return 0
+        headers = bytearray(copy_from_user(process.aspace, vector, MMSGHDR * count))
+        sock, stream, done = file.sock, file.kind in STREAM_KINDS, 0
+        send = getattr(sock, "send", None) or sock.sendto  # type: ignore[attr-defined]
+
+        def operation() -> int:
+            nonlocal done
+            try:
+                while done < count:
+                    entry = MMSGHDR * done
+                    name, name_length, iov, iov_count = struct.unpack_from("<IIII", headers, entry)
+                    if iov_count > MAX_IOV:
+                        raise OSError(E.EMSGSIZE, "too many iovecs")
+                    data = self._gather(process, list(_IOVEC.iter_unpack(
+                        copy_from_user(process.aspace, iov, 8 * iov_count))))
+                    try:
+                        if name and not stream:
+                            moved = sock.sendto(  # type: ignore[attr-defined]
+                                data, self._address(process, name, name_length))
+                        else:
+                            moved = send(data)
+                    except SocketError:
+                        if done:
+                            return done  # what went is the answer; the error is lost, as Linux's
+                        raise
+                    _U32.pack_into(headers, entry + MSGHDR_LEN, moved)
+                    done += 1
+                    if moved < len(data):
+                        break  # a stream's buffer took only part: the rest is the caller's
+                return done
+            finally:
+                if done:
+                    copy_to_user(process.aspace, vector, bytes(headers[: MMSGHDR * done]))
+
+        if flags & MSG_DONTWAIT or file.nonblocking:
+            result: int | None = self._now(operation)
+        else:
+            result = file.attempt(process, operation, cancel=lambda: done or -E.EINTR)
+        if result == -E.EPIPE and stream and not flags & MSG_NOSIGNAL:
+            self.manager.broken_pipe(process)  # SIGPIPE, as for send
+        return result
 
     def sys_recvmsg(self, process: Process, args: tuple[int, ...]) -> int | None:
         file = self._socket(process, args[0])
@@ -444,6 +568,8 @@ class SocketCalls:
         at_once = bool(flags & MSG_DONTWAIT) or file.nonblocking
         if in_trial() and not (at_once or flags & MSG_WAITFORONE):
             raise WouldSleep  # it could take some and then sleep: the full path does it
+        if in_trial() and not at_once and _nothing_waiting(file):
+            raise WouldSleep  # it sleeps at once: the full path does it (no copies here)
         received = 0
         # the vector is read once and written back once (msg_len and msg_flags of what came)
         headers = bytearray(copy_from_user(process.aspace, vector, MMSGHDR * count))
@@ -453,14 +579,14 @@ class SocketCalls:
 
         def operation() -> int:
             nonlocal received
+            iovecs = _IovecBlock(process, headers)  # read again at every retry
+            if not received and _nothing_waiting(file):
+                raise SocketError(E.EAGAIN)  # no need to read the iovecs
             try:
                 while received < count:
                     entry = MMSGHDR * received
-                    name, _, iov, iov_count = struct.unpack_from("<IIII", headers, entry)
-                    if iov_count > MAX_IOV:
-                        raise OSError(E.EMSGSIZE, "too many iovecs")
-                    pieces = list(struct.iter_unpack(
-                        "<II", copy_from_user(process.aspace, iov, 8 * iov_count)))
+                    name = _U32.unpack_from(headers, entry)[0]
+                    pieces = iovecs.pieces(received)
                     try:
                         size, source = self._take(process, file, pieces)
                     except SocketError:
@@ -471,7 +597,7 @@ class SocketCalls:
                         self._put_address(process, name, vector + entry + 4, source)
                         headers[entry + 4 : entry + 8] = copy_from_user(
                             process.aspace, vector + entry + 4, 4)  # what it stored there
-                    struct.pack_into("<iI", headers, entry + MSGHDR_FLAGS, 0, size)
+                    _LEN.pack_into(headers, entry + MSGHDR_FLAGS, 0, size)
                     received += 1
                     if deadline is not None and self.clock.now_ns() >= deadline:
                         break
