@@ -280,3 +280,28 @@ def test_pgstats_counts_tables(hw):
 def test_paging_refuses_a_bad_kernel_map(hw):
     with pytest.raises(PagingError):
         Paging(hw.memory, hw.frames, kernel_map_end=USER_BASE + 0x1000)
+
+
+def test_a_used_page_changed_afterwards_is_checked_again(hw, space):
+    """Copies to pages already used (A/D set) take a shortcut: it must still see every later
+    change of the page's rights, and a write to a page only read so far must set D."""
+    frame = space.map_new(TEXT)
+    copy_from_user(space, TEXT, 4)
+    assert space.entry(TEXT) & (PTE_A | PTE_D) == PTE_A
+    copy_to_user(space, TEXT, b"w")
+    assert space.entry(TEXT) & (PTE_A | PTE_D) == PTE_A | PTE_D
+    space.protect(TEXT, writable=False)
+    with pytest.raises(UserMemoryFault, match="read-only page"):
+        copy_to_user(space, TEXT, b"x")
+    assert copy_from_user(space, TEXT, 1) == b"w"
+    space.protect(TEXT, writable=True, user=False)
+    with pytest.raises(UserMemoryFault, match="supervisor page"):
+        copy_from_user(space, TEXT, 1)
+    space.protect(TEXT, user=True)
+    child = space.clone()
+    copy_to_user(child, TEXT, b"c")  # copy-on-write: the parent's frame keeps its byte
+    assert hw.memory.read(frame, 1) == b"w" and copy_from_user(child, TEXT, 1) == b"c"
+    space.unmap(TEXT)
+    with pytest.raises(UserMemoryFault, match="page not present"):
+        copy_from_user(space, TEXT, 1)
+    child.teardown()

@@ -594,11 +594,25 @@ class AddressSpace:
         if not USER_BASE <= vaddr or vaddr + size > USER_TOP:
             raise UserMemoryFault(vaddr, "outside user space")
         self._check_alive("user access")
+        # A page the CPU has already used this way (A, and D for a write, set in its PTE; A
+        # in its PDE) is taken from the two table reads alone; any other page takes the
+        # general walk, which sets those bits, breaks copy-on-write and says what is wrong.
+        rights = PTE_P | PTE_US | (PTE_RW if write else 0)
+        pde_bits = rights | PTE_A
+        pte_bits = pde_bits | (PTE_D if write else 0)
+        read_u32, directory = self._phys.read_u32, self.cr3
         spans = []
         address = vaddr
         end = vaddr + size
         while address < end:
             length = min(end, (address | 0xFFF) + 1) - address
+            pde = read_u32(directory + 4 * (address >> 22))
+            if pde & (pde_bits | PDE_PS) == pde_bits:
+                pte = read_u32((pde & ADDRESS_MASK) + 4 * ((address >> 12) & 0x3FF))
+                if pte & pte_bits == pte_bits:
+                    spans.append(((pte & ADDRESS_MASK) | (address & 0xFFF), length))
+                    address += length
+                    continue
             walk = self.translate(address, write=write, user=True)
             if walk.reason == "copy-on-write page":
                 self._break_cow(address & ~0xFFF)
