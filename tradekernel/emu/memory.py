@@ -6,6 +6,8 @@ a PC bus with nothing behind the address; nothing here can raise on a guest's ba
 Every `write`/`write_u32` is a host-side write the CPU did not make (a BIOS disk read, DMA, a
 program load, a debugger poke), so it is reported to `written(address, size)`: the machine drops
 what the CPU translated from those bytes, and the next fetch sees the new code, as on a PC.
+A write that leaves the bytes as they were changes no code and is not reported (the kernel
+rewrites the same TSS, GDT and mailbox words on most task switches).
 `view()` is the raw buffer for bulk data paths (heap, screen) and reports nothing: code must not
 be written through it.
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+
+_U32 = struct.Struct("<I")
 
 
 class GuestMemory:
@@ -37,6 +41,8 @@ class GuestMemory:
     def write(self, address: int, data: bytes) -> None:
         end = address + len(data)
         if 0 <= address and end <= self.size:
+            if self._ram[address:end] == data:
+                return
             self._ram[address:end] = data
         else:
             for i, byte in enumerate(data):
@@ -47,8 +53,11 @@ class GuestMemory:
             self._written(address, end - address)
 
     def read_u32(self, address: int) -> int:
-        return struct.unpack_from("<I", self._ram, address)[0]
+        return _U32.unpack_from(self._ram, address)[0]
 
     def write_u32(self, address: int, value: int) -> None:
-        struct.pack_into("<I", self._ram, address, value & 0xFFFFFFFF)
+        value &= 0xFFFFFFFF
+        if _U32.unpack_from(self._ram, address)[0] == value:
+            return
+        _U32.pack_into(self._ram, address, value)
         self._written(address, 4)
