@@ -145,12 +145,40 @@ class TcpRelay:
         if self.state == "closed":
             return
         self._process_data(segment, now)
-        if (len(self.to_host) >= HOST_WRITE_BATCH or self.guest_fin
-                or segment.flags & PSH):  # fmt: skip
+        self._data_taken(segment.flags, now)
+
+    def guest_data(self, seq: int, ack: int, flags: int, window: int,
+                   payload: bytes | memoryview, now: float) -> bool:
+        """Header prediction (as BSD's tcp_input, and tcp.py's for the guest's own stack): the
+        next in-order data of an established connection (ACK, maybe PSH, no other flag),
+        acknowledging nothing new and fitting the buffer, is taken here without the general
+        path's steps, each of which would leave it as it is (the ACK equals SND.UNA, so it
+        neither advances nor counts as a duplicate with data aboard; no FIN). False: not that
+        case, nothing done (the caller takes the general path)."""
+        if (
+            self.state != "established"
+            or seq != self.rcv_nxt
+            or ack != self.snd_una
+            or self.guest_fin
+            or len(payload) > RELAY_BUFFER - len(self.to_host)
+        ):
+            return False
+        self.snd_wnd = window
+        self.to_host += payload
+        self.rcv_nxt = (seq + len(payload)) & 0xFFFFFFFF
+        self._acknowledge(flags, True, now)
+        self._data_taken(flags, now)
+        return True
+
+    def _data_taken(self, flags: int, now: float) -> None:
+        """After a segment's data: the host write when a batch is gathered (or the guest
+        pushed or finished), then what the guest's window now lets us send."""
+        if len(self.to_host) >= HOST_WRITE_BATCH or self.guest_fin or flags & PSH:
             self.flush_to_host()
         elif self.to_host and self.flush_due is None:
             self.flush_due = now + ACK_DELAY
-        self.pump(now)
+        if self.outgoing or self.host_eof:
+            self.pump(now)
 
     def _syn_sent(self, segment: Tcp, now: float) -> None:
         if segment.flags & (SYN | ACK) != SYN | ACK or segment.ack != self.snd_nxt:
@@ -232,14 +260,20 @@ class TcpRelay:
         if segment.flags & FIN and taken == len(payload) and not self.guest_fin:
             self.guest_fin = True
             self.rcv_nxt = (self.rcv_nxt + 1) & 0xFFFFFFFF
-        if segment.flags & (FIN | PSH) or taken < len(payload):
+        if payload or segment.flags & FIN:
+            self._acknowledge(segment.flags, taken == len(payload), now)
+
+    def _acknowledge(self, flags: int, whole: bool, now: float) -> None:
+        """The ACK for data (or a FIN) just taken: at once on PSH, FIN or data left over (the
+        window update matters), else every ACK_EVERY segments or after ACK_DELAY."""
+        if flags & (FIN | PSH) or not whole:
             self._ack_now()
-        elif payload:
-            self.unacked += 1
-            if self.unacked >= ACK_EVERY:
-                self._ack_now()
-            elif self.ack_due is None:
-                self.ack_due = now + ACK_DELAY
+            return
+        self.unacked += 1
+        if self.unacked >= ACK_EVERY:
+            self._ack_now()
+        elif self.ack_due is None:
+            self.ack_due = now + ACK_DELAY
 
     # -- host side -------------------------------------------------------------------------
 

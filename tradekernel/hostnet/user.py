@@ -41,11 +41,13 @@ from tradekernel.hostnet.link import Deliver
 from tradekernel.hostnet.packets import (
     ACK,
     BROADCAST_MAC,
+    ETH_HEADER,
     ETHERTYPE_ARP,
     ETHERTYPE_IPV4,
     PROTO_ICMP,
     PROTO_TCP,
     PROTO_UDP,
+    PSH,
     RST,
     SYN,
     Arp,
@@ -80,6 +82,12 @@ MAX_HELD_FRAMES = 64  # frames waiting for the guest's MAC address (before it ha
 MAX_EVENTS_PER_POLL = 512
 DNS_WORKERS = 2
 LISTEN_BACKLOG = 16
+
+# An Ethernet frame's IPv4 header (no options) and TCP header up to the window, as
+# UserNetwork._tcp_data reads them: ethertype, version/IHL, total length, flags/fragment
+# offset, protocol, ports, sequence and acknowledgement numbers, data offset, flags, window.
+_TCP_FRAME = struct.Struct("!12xHBxH2xHxB10xHHIIBBH")
+_TCP_FRAME_MIN = 54
 
 _DHCP = dhcp.DhcpConfig(GUEST, GATEWAY, NETMASK, GATEWAY, DNS_SERVER, LEASE_S)
 
@@ -241,19 +249,53 @@ class UserNetwork:
     # -- frames from the guest -------------------------------------------------------------
 
     def _from_guest(self, frame: bytes) -> None:
+        if len(frame) >= _TCP_FRAME_MIN and frame[6:12] == self.guest_mac and self._tcp_data(frame):
+            return
         if len(frame) < 14:
             raise Malformed(f"Ethernet: {len(frame)} bytes, shorter than a header")
         source = frame[6:12]
         if not source[0] & 1 and source != self.guest_mac:
             self.guest_mac = source
             self._release_held()
-        ethertype = struct.unpack("!H", frame[12:14])[0]
-        if ethertype == ETHERTYPE_ARP:
+        ethertype = frame[12] << 8 | frame[13]
+        if ethertype == ETHERTYPE_IPV4:
+            self._ipv4(parse_ipv4(frame, ETH_HEADER))
+        elif ethertype == ETHERTYPE_ARP:
             self._arp(parse_arp(frame[14:]))
-        elif ethertype == ETHERTYPE_IPV4:
-            self._ipv4(parse_ipv4(frame[14:]))
         else:
             self.counters["other ethertype"] += 1
+
+    def _tcp_data(self, frame: bytes) -> bool:
+        """The common frame of a guest's upload, taken with one header unpack: an option-less
+        IPv4 datagram (not a fragment) holding a TCP segment with data, no options and no flag
+        but ACK and PSH, for a relay whose header prediction (TcpRelay.guest_data) takes it.
+        Both checksums are verified (the TCP one over the pseudo header's addresses, which
+        sit just before the segment, and the segment in place). False: not that frame, or a
+        checksum is wrong; nothing done, and the general path parses it (and counts what is
+        wrong)."""
+        (ethertype, version_ihl, total, fragment, protocol, source_port, destination_port,
+         seq, ack, offset, flags, window) = _TCP_FRAME.unpack_from(frame)  # fmt: skip
+        if (
+            ethertype != ETHERTYPE_IPV4
+            or version_ihl != 0x45
+            or protocol != PROTO_TCP
+            or fragment & 0x3FFF
+            or offset != 0x50
+            or flags & ~PSH != ACK
+            or not 40 < total <= len(frame) - ETH_HEADER
+        ):
+            return False
+        relay = self.tcp.get((source_port, frame[30:34], destination_port))
+        if relay is None:
+            return False
+        view = memoryview(frame)
+        end = ETH_HEADER + total
+        if checksum(view[14:34]) or checksum(view[26:end], PROTO_TCP + total - 20):
+            return False
+        if not relay.guest_data(seq, ack, flags, window, view[54:end], self._now()):
+            return False
+        self._sync(relay)
+        return True
 
     def _arp(self, arp: Arp) -> None:
         if arp.operation == 1 and arp.target_ip in (GATEWAY, DNS_SERVER):
