@@ -490,7 +490,7 @@ class TcpSocket(Socket):
             flags |= POLLIN
         if self.fin_received:
             flags |= POLLRDHUP
-        if self.state in CAN_SEND and len(self.sndbuf) < params.TCP_SNDBUF:
+        if self.state in CAN_SEND and self._writable():
             flags |= POLLOUT
         if self.error:
             flags |= POLLERR
@@ -499,6 +499,13 @@ class TcpSocket(Socket):
         elif self.fin_received and (self.write_shut or self.fin_queued):
             flags |= POLLHUP
         return flags
+
+    def _writable(self) -> bool:
+        """Room worth a writer's wake-up, as Linux's sk_stream_is_writeable: free space at
+        least half of what is queued (a buffer at most two thirds full). A writer blocked on
+        a full buffer is woken once per third of it acknowledged, not once per ACK."""
+        queued = len(self.sndbuf)
+        return params.TCP_SNDBUF - queued >= queued >> 1
 
     def setsockopt(self, level: int, name: int, value: int | bytes) -> None:
         super().setsockopt(level, name, value)
@@ -614,7 +621,9 @@ class TcpSocket(Socket):
         self.keep_probes = 0
         if self.state is State.SYN_SENT:
             self._syn_sent_input(seg)
-        elif not self._predicted_data(seg) and not self._predicted_ack(seg):
+        elif self._predicted_ack(seg):
+            return  # it notifies only when the writer has room again
+        elif not self._predicted_data(seg):
             self._synchronized_input(seg)
         if not self.closed or self.orphan:
             self.notify()
@@ -646,17 +655,18 @@ class TcpSocket(Socket):
 
     def _predicted_ack(self, seg: Segment) -> bool:
         """Header prediction's other case (BSD's tcp_input): a pure ACK of an established
-        connection, in sequence, acknowledging new data we sent, the window unchanged, outside
-        recovery and with no FIN of ours queued, is the general path's ACK processing alone
-        (the sequence check passes, nothing to trim or receive): the acknowledgement, the
-        window record, then output. False: not that case, nothing done."""
+        connection, in sequence, acknowledging new data we sent and updating the window (RFC
+        9293's SND.WL1/WL2 test), outside recovery, with no FIN of ours queued and no persist
+        timer, is the general path's ACK processing alone (the sequence check passes, nothing
+        to trim or receive): the acknowledgement, the window, then output. Of what poll
+        reports only POLLOUT can change, so waiters hear of it only when it does. False: not
+        that case, nothing done."""
         ack = seg.ack
         if (
             self.state is not State.ESTABLISHED
             or seg.flags != ACK
             or seg.data
             or seg.seq != self.rcv_nxt
-            or seg.wnd << self.snd_wscale != self.snd_wnd
             or self.in_recovery
             or self.fin_queued
             or self.persist_timer is not None
@@ -665,9 +675,15 @@ class TcpSocket(Socket):
                     or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)))
         ):  # fmt: skip
             return False
+        writable = self._writable()
         self._new_ack(ack)
-        self.snd_wl1, self.snd_wl2 = seg.seq, ack
+        wnd = seg.wnd << self.snd_wscale
+        self.snd_wnd, self.snd_wl1, self.snd_wl2 = wnd, seg.seq, ack
+        if wnd > self.max_snd_wnd:
+            self.max_snd_wnd = wnd
         self.output()
+        if not writable and self._writable():
+            self.notify()  # nothing else a waiter could want changes with a pure ACK
         return True
 
     def _syn_sent_input(self, seg: Segment) -> None:
