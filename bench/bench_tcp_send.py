@@ -6,8 +6,9 @@ over `--net tap` with the sink in a network namespace (Linux's TCP/IP as the pee
 prints MB/s as the sink timed it (first byte to last) and MB per CPU second of this process
 (the emulator alone; the sink is another process), which a loaded, shared host disturbs much
 less than the wall figure, and per CPU second of the thread that runs the machine (the
-process's other threads, timers and wakers, spend more the longer a run takes). The helpers that boot the guest and time one transfer are
-bench_net.py's, so the figures are the same measurement as its "guest tcp ring 3->..." lines.
+process's other threads, timers and wakers, spend more the longer a run takes). The helpers
+that boot the guest and time one transfer are bench_net.py's, so the figures are the same
+measurement as its "guest tcp ring 3->..." lines.
 
 --profile FILE writes a cProfile of the last user-NAT run (pstats format) for inspection.
 
