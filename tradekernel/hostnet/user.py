@@ -184,10 +184,12 @@ class UserNetwork:
         return [self._selector.fileno()] if hasattr(self._selector, "fileno") else []
 
     def next_timeout(self) -> float | None:
-        deadlines = [r.next_deadline for r in self.tcp.values() if r.next_deadline is not None]
-        if not deadlines:
-            return None
-        return max(0.0, min(deadlines) - self._now())
+        earliest = None  # asked after every guest frame (the waker's refresh): one pass
+        for relay in self.tcp.values():
+            due = relay.next_deadline
+            if due is not None and (earliest is None or due < earliest):
+                earliest = due
+        return None if earliest is None else max(0.0, earliest - self._now())
 
     def close(self) -> None:
         for relay in list(self.tcp.values()):

@@ -617,7 +617,8 @@ class TcpSocket(Socket):
 
     # ------------------------------------------------------------------ segment arrival
     def segment_arrives(self, seg: Segment) -> None:
-        self.last_recv = self.stack.now()
+        if self.keepalive_timer is not None:  # only keepalive asks how long the peer was idle
+            self.last_recv = self.stack.now()
         self.keep_probes = 0
         if self.state is State.SYN_SENT:
             self._syn_sent_input(seg)
@@ -1272,6 +1273,9 @@ class TcpSocket(Socket):
             self.keepalive_timer.cancel()
             self.keepalive_timer = None
         if self.options.get((SOL_SOCKET, SO_KEEPALIVE)) and self.state in SYNCHRONIZED:
+            # idle is counted from now at the latest: the first probe waits a full
+            # TCP_KEEPIDLE, as Linux's timer does when keepalive is switched on
+            self.last_recv = max(self.last_recv, self.stack.now())
             self.keepalive_timer = self.stack.timers.after(
                 self._keep(TCP_KEEPIDLE), self._keepalive_fire
             )
