@@ -95,7 +95,7 @@ CAN_SEND = {State.ESTABLISHED, State.CLOSE_WAIT}
 CAN_OUTPUT = {State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK}
 
 
-@dataclass
+@dataclass(slots=True)
 class Segment:
     sport: int
     dport: int
