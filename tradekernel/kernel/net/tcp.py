@@ -180,11 +180,12 @@ class Tcp:
     def input(self, hdr: IPHeader, payload: bytes) -> None:
         c = self.stack.counters
         seg = parse_segment(hdr, payload)
-        if is_multicast(hdr.dst) or self.stack.is_broadcast(hdr.dst):
-            raise Malformed("tcp.broadcast")
-        c.inc("tcp.in_segs")
         key = (hdr.dst, seg.dport, hdr.src, seg.sport)
         sock = self.conns.get(key)
+        # a connection's local address is a unicast one of ours: only a miss needs the test
+        if sock is None and (is_multicast(hdr.dst) or self.stack.is_broadcast(hdr.dst)):
+            raise Malformed("tcp.broadcast")
+        c.counts["tcp.in_segs"] += 1
         if (
             sock is not None
             and sock.state is State.TIME_WAIT
