@@ -9,7 +9,9 @@ The guest sits alone on 10.0.2.0/24 behind a virtual router:
   - Outbound UDP is carried by one host UDP socket per guest source port (idle ones expire).
   - Outbound TCP is terminated here: each guest connection is a TcpRelay (tcprelay.py) spliced
     to a non-blocking host socket; the guest's SYN is answered only once the host connect
-    succeeds (RST if it is refused or times out).
+    succeeds (RST if it is refused or times out). The bulk of an upload, in-order data
+    segments of an established relay, is read with one header unpack and both checksums
+    verified in place (`_tcp_data`); every other frame takes the general parse.
   - --hostfwd tcp:[HOSTADDR:]HOSTPORT-[GUESTADDR]:GUESTPORT (and udp:) listens on the host
     (default address 127.0.0.1) and opens a connection into the guest for each client, which
     the guest sees coming from 10.0.2.2 with the client's port.

@@ -7,7 +7,10 @@ listener keeps a bounded SYN queue of half-open children and an accept queue of 
 `backlog` established ones (SYN floods fill the first and are counted, never grow memory).
 Sending: a byte buffer from SND.UNA, segments up to the peer's MSS within min(cwnd, peer
 window), Nagle unless TCP_NODELAY, go-back-N on timeout with exponential backoff, fast
-retransmit on the third duplicate ACK, zero-window probes while the peer's window is shut.
+retransmit on the third duplicate ACK, zero-window probes while the peer's window is shut;
+a writer is woken (and POLLOUT reported) once free space is half of what is queued, as
+Linux does. Header prediction (BSD) takes in-order data and pure ACKs of new data without
+the general path, whose result they equal.
 Receiving: an in-order buffer bounded by TCP_RCVBUF, an out-of-order queue bounded in
 segments (overlaps trimmed to what is new), delayed ACKs (every second full segment or
 TCP_DELACK), receiver-side silly window avoidance. Keepalive, TIME_WAIT (2 MSL), an orphan
