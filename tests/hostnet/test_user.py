@@ -454,7 +454,7 @@ def test_guest_data_is_acknowledged_every_second_segment_or_after_the_delay(user
 
 def test_guest_data_reaches_the_host_in_batches_at_psh_or_after_the_delay(user: Guest) -> None:
     """Segments without PSH are gathered: one host write per HOST_WRITE_BATCH bytes, the rest
-    by ACK_DELAY after it waited; a PSH segment goes out at once with what was gathered."""
+    by HOST_WRITE_DELAY after it waited; a PSH segment goes out at once with what was gathered."""
     from tradekernel.hostnet import tcprelay
 
     sink = socket.create_server(("127.0.0.1", 0))
@@ -478,7 +478,7 @@ def test_guest_data_reaches_the_host_in_batches_at_psh_or_after_the_delay(user: 
     assert relay.next_deadline is not None
     user.backend.poll()
     assert writes[1:] == []  # the remainder waits for more ...
-    time.sleep(tcprelay.ACK_DELAY * 2)
+    time.sleep(tcprelay.HOST_WRITE_DELAY * 2)
     user.backend.poll()
     assert writes[1:] == [1000]  # ... until the delay is over
     conn.segment("PA", b"now")

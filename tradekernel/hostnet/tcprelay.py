@@ -10,8 +10,10 @@ the guest are not queued: they are answered with a duplicate ACK and the guest r
 Data from the guest is acknowledged every second segment, at once on PSH, FIN or a gap, else
 after ACK_DELAY (RFC 1122 4.2.3.2's delayed ACK, with a much shorter timer). Data from the
 guest is written to the host socket in pieces of at least HOST_WRITE_BATCH bytes (one send
-for a dozen segments, not one each), at once on PSH or FIN (the end of what the guest's
-program wrote), and otherwise ACK_DELAY after the first byte waited (`next_deadline`). Only
+for a couple of dozen segments, not one each: each send to a local peer costs a wake-up of
+it), at once on PSH or FIN (the end of what the guest's program wrote), and otherwise
+HOST_WRITE_DELAY after the first byte waited (`next_deadline`); the data is acknowledged to
+the guest as it arrives all the same. Only
 a host socket that refused part of a write is watched for writability (`wants_write`), so the
 selector interest does not flip per segment. Reading the host socket pauses when `outgoing` is
 full and resumes only when it is half empty, so the selector interest does not flip with every
@@ -41,7 +43,8 @@ READ_CHUNK = 65536
 CONNECT_TIMEOUT = 30.0  # seconds a host connect may take before the guest gets RST
 ACK_EVERY = 2  # full segments from the guest per ACK (RFC 5681 4.2)
 ACK_DELAY = 0.001  # seconds an ACK may wait for a second segment (RFC 1122: < 0.5 s)
-HOST_WRITE_BATCH = 16384  # guest bytes gathered before a host send (the rest: ACK_DELAY)
+HOST_WRITE_BATCH = 32768  # guest bytes gathered before a host send (the rest: HOST_WRITE_DELAY)
+HOST_WRITE_DELAY = 0.005  # seconds gathered guest data may wait without PSH (its ACK does not)
 
 SendSegment = Callable[[Tcp], None]
 
@@ -145,12 +148,40 @@ class TcpRelay:
         if self.state == "closed":
             return
         self._process_data(segment, now)
-        if (len(self.to_host) >= HOST_WRITE_BATCH or self.guest_fin
-                or segment.flags & PSH):  # fmt: skip
+        self._data_taken(segment.flags, now)
+
+    def guest_data(self, seq: int, ack: int, flags: int, window: int,
+                   payload: bytes | memoryview, now: float) -> bool:
+        """Header prediction (as BSD's tcp_input, and tcp.py's for the guest's own stack): the
+        next in-order data of an established connection (ACK, maybe PSH, no other flag),
+        acknowledging nothing new and fitting the buffer, is taken here without the general
+        path's steps, each of which would leave it as it is (the ACK equals SND.UNA, so it
+        neither advances nor counts as a duplicate with data aboard; no FIN). False: not that
+        case, nothing done (the caller takes the general path)."""
+        if (
+            self.state != "established"
+            or seq != self.rcv_nxt
+            or ack != self.snd_una
+            or self.guest_fin
+            or len(payload) > RELAY_BUFFER - len(self.to_host)
+        ):
+            return False
+        self.snd_wnd = window
+        self.to_host += payload
+        self.rcv_nxt = (seq + len(payload)) & 0xFFFFFFFF
+        self._acknowledge(flags, True, now)
+        self._data_taken(flags, now)
+        return True
+
+    def _data_taken(self, flags: int, now: float) -> None:
+        """After a segment's data: the host write when a batch is gathered (or the guest
+        pushed or finished), then what the guest's window now lets us send."""
+        if len(self.to_host) >= HOST_WRITE_BATCH or self.guest_fin or flags & PSH:
             self.flush_to_host()
         elif self.to_host and self.flush_due is None:
-            self.flush_due = now + ACK_DELAY
-        self.pump(now)
+            self.flush_due = now + HOST_WRITE_DELAY
+        if self.outgoing or self.host_eof:
+            self.pump(now)
 
     def _syn_sent(self, segment: Tcp, now: float) -> None:
         if segment.flags & (SYN | ACK) != SYN | ACK or segment.ack != self.snd_nxt:
@@ -232,14 +263,20 @@ class TcpRelay:
         if segment.flags & FIN and taken == len(payload) and not self.guest_fin:
             self.guest_fin = True
             self.rcv_nxt = (self.rcv_nxt + 1) & 0xFFFFFFFF
-        if segment.flags & (FIN | PSH) or taken < len(payload):
+        if payload or segment.flags & FIN:
+            self._acknowledge(segment.flags, taken == len(payload), now)
+
+    def _acknowledge(self, flags: int, whole: bool, now: float) -> None:
+        """The ACK for data (or a FIN) just taken: at once on PSH, FIN or data left over (the
+        window update matters), else every ACK_EVERY segments or after ACK_DELAY."""
+        if flags & (FIN | PSH) or not whole:
             self._ack_now()
-        elif payload:
-            self.unacked += 1
-            if self.unacked >= ACK_EVERY:
-                self._ack_now()
-            elif self.ack_due is None:
-                self.ack_due = now + ACK_DELAY
+            return
+        self.unacked += 1
+        if self.unacked >= ACK_EVERY:
+            self._ack_now()
+        elif self.ack_due is None:
+            self.ack_due = now + ACK_DELAY
 
     # -- host side -------------------------------------------------------------------------
 
@@ -395,8 +432,11 @@ class TcpRelay:
     def next_deadline(self) -> float | None:
         """The earliest of the retransmission/persist timer, a delayed ACK and a gathered
         host write."""
-        due = [t for t in (self.deadline, self.ack_due, self.flush_due) if t is not None]
-        return min(due) if due else None
+        due = self.deadline
+        for other in (self.ack_due, self.flush_due):
+            if other is not None and (due is None or other < due):
+                due = other
+        return due
 
     def on_timer(self, now: float) -> None:
         if self.flush_due is not None and now >= self.flush_due:

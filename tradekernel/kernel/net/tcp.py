@@ -7,7 +7,10 @@ listener keeps a bounded SYN queue of half-open children and an accept queue of 
 `backlog` established ones (SYN floods fill the first and are counted, never grow memory).
 Sending: a byte buffer from SND.UNA, segments up to the peer's MSS within min(cwnd, peer
 window), Nagle unless TCP_NODELAY, go-back-N on timeout with exponential backoff, fast
-retransmit on the third duplicate ACK, zero-window probes while the peer's window is shut.
+retransmit on the third duplicate ACK, zero-window probes while the peer's window is shut;
+a writer is woken (and POLLOUT reported) once free space is half of what is queued, as
+Linux does. Header prediction (BSD) takes in-order data and pure ACKs of new data without
+the general path, whose result they equal.
 Receiving: an in-order buffer bounded by TCP_RCVBUF, an out-of-order queue bounded in
 segments (overlaps trimmed to what is new), delayed ACKs (every second full segment or
 TCP_DELACK), receiver-side silly window avoidance. Keepalive, TIME_WAIT (2 MSL), an orphan
@@ -92,9 +95,10 @@ SYNCHRONIZED = {
 }
 CAN_RECEIVE = {State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2}
 CAN_SEND = {State.ESTABLISHED, State.CLOSE_WAIT}
+CAN_OUTPUT = {State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK}
 
 
-@dataclass
+@dataclass(slots=True)
 class Segment:
     sport: int
     dport: int
@@ -142,6 +146,9 @@ def parse_segment(hdr: IPHeader, payload: bytes) -> Segment:
     return seg
 
 
+_HEADER = struct.Struct("!HHIIHHHH")
+
+
 def build_segment(
     src: int,
     dst: int,
@@ -151,17 +158,18 @@ def build_segment(
     ack: int,
     flags: int,
     wnd: int,
-    data: bytes = b"",
+    data: bytes | bytearray | memoryview = b"",
     options: bytes = b"",
 ) -> bytes:
-    doff = (20 + len(options)) // 4
-    seg = bytearray(
-        struct.pack("!HHIIHHHH", sport, dport, seq, ack, (doff << 12) | flags, wnd, 0, 0)
-        + options
-        + data
-    )
-    struct.pack_into("!H", seg, 16, checksum(seg, pseudo_header_sum(src, dst, PROTO_TCP, len(seg))))
-    return bytes(seg)
+    """The segment with its checksum: the header is packed twice (its words summed from the
+    first packing, which has the even length the sums need) so the data is summed where it
+    lies and copied once, into the result."""
+    off_flags = ((20 + len(options)) // 4) << 12 | flags
+    header = _HEADER.pack(sport, dport, seq, ack, off_flags, wnd, 0, 0) + options
+    total = pseudo_header_sum(src, dst, PROTO_TCP, len(header) + len(data))
+    total += int.from_bytes(header, "big")
+    return _HEADER.pack(sport, dport, seq, ack, off_flags, wnd, checksum(data, total), 0) + \
+        options + data
 
 
 class Tcp:
@@ -175,11 +183,12 @@ class Tcp:
     def input(self, hdr: IPHeader, payload: bytes) -> None:
         c = self.stack.counters
         seg = parse_segment(hdr, payload)
-        if is_multicast(hdr.dst) or self.stack.is_broadcast(hdr.dst):
-            raise Malformed("tcp.broadcast")
-        c.inc("tcp.in_segs")
         key = (hdr.dst, seg.dport, hdr.src, seg.sport)
         sock = self.conns.get(key)
+        # a connection's local address is a unicast one of ours: only a miss needs the test
+        if sock is None and (is_multicast(hdr.dst) or self.stack.is_broadcast(hdr.dst)):
+            raise Malformed("tcp.broadcast")
+        c.counts["tcp.in_segs"] += 1
         if (
             sock is not None
             and sock.state is State.TIME_WAIT
@@ -321,6 +330,7 @@ class TcpSocket(Socket):
         self.rtt_start = 0
         self.retries = 0
         self.rexmit_timer: TimerHandle | None = None
+        self.rexmit_due = 0  # when the retransmission timer is really due (see _arm_rexmit)
         self.delack_timer: TimerHandle | None = None
         self.persist_timer: TimerHandle | None = None
         self.keepalive_timer: TimerHandle | None = None
@@ -484,7 +494,7 @@ class TcpSocket(Socket):
             flags |= POLLIN
         if self.fin_received:
             flags |= POLLRDHUP
-        if self.state in CAN_SEND and len(self.sndbuf) < params.TCP_SNDBUF:
+        if self.state in CAN_SEND and self._writable():
             flags |= POLLOUT
         if self.error:
             flags |= POLLERR
@@ -493,6 +503,13 @@ class TcpSocket(Socket):
         elif self.fin_received and (self.write_shut or self.fin_queued):
             flags |= POLLHUP
         return flags
+
+    def _writable(self) -> bool:
+        """Room worth a writer's wake-up, as Linux's sk_stream_is_writeable: free space at
+        least half of what is queued (a buffer at most two thirds full). A writer blocked on
+        a full buffer is woken once per third of it acknowledged, not once per ACK."""
+        queued = len(self.sndbuf)
+        return params.TCP_SNDBUF - queued >= queued >> 1
 
     def setsockopt(self, level: int, name: int, value: int | bytes) -> None:
         super().setsockopt(level, name, value)
@@ -604,10 +621,13 @@ class TcpSocket(Socket):
 
     # ------------------------------------------------------------------ segment arrival
     def segment_arrives(self, seg: Segment) -> None:
-        self.last_recv = self.stack.now()
+        if self.keepalive_timer is not None:  # only keepalive asks how long the peer was idle
+            self.last_recv = self.stack.now()
         self.keep_probes = 0
         if self.state is State.SYN_SENT:
             self._syn_sent_input(seg)
+        elif self._predicted_ack(seg):
+            return  # it notifies only when the writer has room again
         elif not self._predicted_data(seg):
             self._synchronized_input(seg)
         if not self.closed or self.orphan:
@@ -636,6 +656,39 @@ class TcpSocket(Socket):
         self.rcv_nxt = seq_add(self.rcv_nxt, len(data))
         self.stack.counters.inc("tcp.in_data_bytes", len(data))
         self._acknowledge_data(len(data))
+        return True
+
+    def _predicted_ack(self, seg: Segment) -> bool:
+        """Header prediction's other case (BSD's tcp_input): a pure ACK of an established
+        connection, in sequence, acknowledging new data we sent and updating the window (RFC
+        9293's SND.WL1/WL2 test), outside recovery, with no FIN of ours queued and no persist
+        timer, is the general path's ACK processing alone (the sequence check passes, nothing
+        to trim or receive): the acknowledgement, the window, then output. Of what poll
+        reports only POLLOUT can change, so waiters hear of it only when it does. False: not
+        that case, nothing done."""
+        ack = seg.ack
+        if (
+            self.state is not State.ESTABLISHED
+            or seg.flags != ACK
+            or seg.data
+            or seg.seq != self.rcv_nxt
+            or self.in_recovery
+            or self.fin_queued
+            or self.persist_timer is not None
+            or not (seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max))
+            or not (seq_lt(self.snd_wl1, seg.seq)
+                    or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)))
+        ):  # fmt: skip
+            return False
+        writable = self._writable()
+        self._new_ack(ack)
+        wnd = seg.wnd << self.snd_wscale
+        self.snd_wnd, self.snd_wl1, self.snd_wl2 = wnd, seg.seq, ack
+        if wnd > self.max_snd_wnd:
+            self.max_snd_wnd = wnd
+        self.output()
+        if not writable and self._writable():
+            self.notify()  # nothing else a waiter could want changes with a pure ACK
         return True
 
     def _syn_sent_input(self, seg: Segment) -> None:
@@ -853,7 +906,6 @@ class TcpSocket(Socket):
             self._stop_rexmit()
         else:
             self._arm_rexmit(restart=True)
-        self.notify()
 
     def _receive_data(self, seg: Segment) -> None:
         c = self.stack.counters
@@ -1027,55 +1079,54 @@ class TcpSocket(Socket):
             c.inc("tcp.out_rsts")
 
     def output(self) -> None:
-        """Send what the windows, Nagle and the buffer allow (RFC 9293 3.8.6.2)."""
-        if self.state not in (
-            State.ESTABLISHED,
-            State.CLOSE_WAIT,
-            State.FIN_WAIT_1,
-            State.CLOSING,
-            State.LAST_ACK,
-        ):
+        """Send what the windows, Nagle and the buffer allow (RFC 9293 3.8.6.2). The window we
+        advertise is computed once: nothing received changes it between these segments."""
+        if self.state not in CAN_OUTPUT:
             return
         nodelay = self.options.get((IPPROTO_TCP, TCP_NODELAY))
+        sndbuf, mss = self.sndbuf, self.mss
+        wnd: int | None = None
+        sent = 0
         while True:
             in_flight = seq_diff(self.snd_nxt, self.snd_una)
             offset = seq_diff(self.snd_nxt, self.buf_seq)
             if offset < 0:
                 offset = 0
-            avail = len(self.sndbuf) - offset
+            avail = len(sndbuf) - offset
             usable = min(self.snd_wnd, self.cwnd) - in_flight
-            n = max(0, min(avail, usable, self.mss))
-            fin_seq = seq_add(self.buf_seq, len(self.sndbuf))
-            fin_now = (
-                self.fin_queued
-                and not self.fin_acked
-                and offset + n == len(self.sndbuf)
-                and seq_le(self.snd_nxt, fin_seq)
-                and (n > 0 or self.snd_nxt == fin_seq)
+            n = max(0, min(avail, usable, mss))
+            fin_now = self.fin_queued and (
+                not self.fin_acked
+                and offset + n == len(sndbuf)
+                and seq_le(self.snd_nxt, seq_add(self.buf_seq, len(sndbuf)))
+                and (n > 0 or self.snd_nxt == seq_add(self.buf_seq, len(sndbuf)))
             )
             if n == 0 and not fin_now:
                 break
-            if n and n < self.mss and n < avail and n < self.max_snd_wnd // 2 and in_flight:
-                break  # the window, not the data, limits: sender SWS avoidance
-            if n and n < self.mss and n == avail and in_flight and not nodelay and not fin_now:
-                break  # Nagle
-            data = bytes(self.sndbuf[offset : offset + n])
-            flags = (
-                ACK | (PSH if offset + n == len(self.sndbuf) and n else 0) | (FIN if fin_now else 0)
-            )
+            if n < mss and in_flight and n:
+                if n < avail and n < self.max_snd_wnd // 2:
+                    break  # the window, not the data, limits: sender SWS avoidance
+                if n == avail and not nodelay and not fin_now:
+                    break  # Nagle
+            flags = ACK | (PSH if n and offset + n == len(sndbuf) else 0) | (FIN if fin_now else 0)
             if self.rtt_seq is None and self.snd_nxt == self.snd_max and n:
                 self.rtt_seq, self.rtt_start = self.snd_nxt, self.stack.now()
-            self._emit(self.snd_nxt, flags, data, b"")
+            if wnd is None:
+                wnd = self._window()
+            self._emit(self.snd_nxt, flags, sndbuf[offset : offset + n], b"", window=wnd)
             self.snd_nxt = seq_add(self.snd_nxt, n + (1 if fin_now else 0))
             if seq_lt(self.snd_max, self.snd_nxt):
                 self.snd_max = self.snd_nxt
-            self.stack.counters.inc("tcp.out_data_bytes", n)
-            self._arm_rexmit()
+            sent += n
+            if self.rexmit_timer is None:
+                self._arm_rexmit()
             if fin_now:
                 break
+        if sent:
+            self.stack.counters.inc("tcp.out_data_bytes", sent)
         if (
             self.snd_wnd == 0
-            and len(self.sndbuf) > max(0, seq_diff(self.snd_nxt, self.buf_seq))
+            and len(sndbuf) > max(0, seq_diff(self.snd_nxt, self.buf_seq))
             and self.snd_una == self.snd_max
             and self.persist_timer is None
         ):
@@ -1108,11 +1159,19 @@ class TcpSocket(Socket):
         )
 
     def _arm_rexmit(self, restart: bool = False) -> None:
-        if self.rexmit_timer is not None and not restart:
+        """Start the retransmission timer (restart: from now, even if it runs). A restart to
+        a later time only moves `rexmit_due`; the timer, when it comes, runs again for the
+        rest, so an ACK stream does not cancel and push a timer per ACK."""
+        timer = self.rexmit_timer
+        if timer is not None and not restart:
             return
-        if self.rexmit_timer is not None:
-            self.rexmit_timer.cancel()
-        self.rexmit_timer = self.stack.timers.after(self._backed_off_rto(), self._rexmit_fire)
+        due = self.stack.now() + self._backed_off_rto()
+        self.rexmit_due = due
+        if timer is not None:
+            if due >= timer.deadline:
+                return
+            timer.cancel()
+        self.rexmit_timer = self.stack.timers.at(due, self._rexmit_fire)
 
     def _stop_rexmit(self) -> None:
         if self.rexmit_timer is not None:
@@ -1121,6 +1180,9 @@ class TcpSocket(Socket):
 
     def _rexmit_fire(self) -> None:
         self.rexmit_timer = None
+        if self.stack.now() < self.rexmit_due:  # restarted since it was set: not due yet
+            self.rexmit_timer = self.stack.timers.at(self.rexmit_due, self._rexmit_fire)
+            return
         c = self.stack.counters
         if self.state in (State.CLOSED, State.LISTEN, State.TIME_WAIT):
             return
@@ -1215,6 +1277,9 @@ class TcpSocket(Socket):
             self.keepalive_timer.cancel()
             self.keepalive_timer = None
         if self.options.get((SOL_SOCKET, SO_KEEPALIVE)) and self.state in SYNCHRONIZED:
+            # idle is counted from now at the latest: the first probe waits a full
+            # TCP_KEEPIDLE, as Linux's timer does when keepalive is switched on
+            self.last_recv = max(self.last_recv, self.stack.now())
             self.keepalive_timer = self.stack.timers.after(
                 self._keep(TCP_KEEPIDLE), self._keepalive_fire
             )
