@@ -5,7 +5,7 @@ VGA screen after output from elsewhere interrupts a line being typed, Ctrl-L, Ct
 
 from __future__ import annotations
 
-import os
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -25,13 +25,13 @@ def terminal(data: str | bytes, folder: Path) -> tuple[list[str], tuple[int, int
     """The rows and the cursor (row, col) of an 80x25 tmux pane after `data` (the mirror's
     text, or bytes as COM1 sent them) was written to it as the serial port sends it (LF as
     CR LF, no output processing by the pty)."""
-    tmux, server = peer("tmux"), f"tk-mirror-{os.getpid()}-{id(folder)}"
+    tmux, server = peer("tmux"), str(folder / "tmux.socket")  # a server of its own
     (folder / "tmux.conf").write_text("set -g status off\n")
     if isinstance(data, str):
         data = data.replace("\n", "\r\n").encode("cp437", "replace")
     (folder / "com1.bin").write_bytes(data)
-    command = f"stty -opost -echo; cat com1.bin; {tmux} -L {server} wait-for -S shown; sleep 60"
-    base = [tmux, "-L", server]
+    command = f"stty -opost -echo; cat com1.bin; {tmux} -S {server} wait-for -S shown; sleep 60"
+    base = [tmux, "-S", server]
     try:
         subprocess.run([*base, "-f", str(folder / "tmux.conf"), "new-session", "-d", "-x",
                         str(COLUMNS), "-y", str(ROWS), "-c", str(folder), command],
@@ -64,6 +64,7 @@ def interrupted_short_line(console: Console, tty: Tty) -> None:
     left(tty, 1)
     console.write("[1]+  Done    nap 1\n")
     console.write("no newline")
+    tty.on_key(Key(char="\n"))  # the mirror gets the prompt below an unfinished row with a key
 
 
 def prompt_after_text(console: Console, tty: Tty) -> None:
@@ -95,6 +96,7 @@ def output_scrolls_the_screen(console: Console, tty: Tty) -> None:
         console.write(f"line {number}\n")
     left(tty, 3)
     console.write("x" * 100)
+    tty.on_key(Key(char="\n"))
 
 
 def ctrl_l_then_output(console: Console, tty: Tty) -> None:
@@ -120,6 +122,18 @@ def ctrl_c_after_output(console: Console, tty: Tty) -> None:
     tty.on_key(Key(char="c", ctrl=True))
 
 
+def a_line_written_in_pieces(console: Console, tty: Tty) -> None:
+    typed(tty, "ls")
+    for piece in ("from ", "10.9.0.2", ":34094: ITCH-2\n", "x" * 90, "y\n"):
+        console.write(piece)
+
+
+def a_key_between_the_pieces(console: Console, tty: Tty) -> None:
+    console.write("from ")
+    typed(tty, "e")  # the screen shows the prompt: the mirror gets it now
+    console.write("10.9.0.2\n")
+
+
 SCENARIOS: list[Callable[[Console, Tty], None]] = [
     interrupted_short_line,
     prompt_after_text,
@@ -129,6 +143,8 @@ SCENARIOS: list[Callable[[Console, Tty], None]] = [
     ctrl_l_then_output,
     edited_below_what_the_mirror_showed_then_enter,
     ctrl_c_after_output,
+    a_line_written_in_pieces,
+    a_key_between_the_pieces,
 ]
 
 
@@ -149,7 +165,8 @@ def test_a_serial_terminal_shows_what_the_screen_shows(
 
 
 def test_the_prompt_and_the_pending_line_follow_output_on_the_mirror() -> None:
-    """What a line-oriented reader of COM1 (escape sequences and CR dropped) sees."""
+    """What a line-oriented reader of COM1 (escape sequences and CR dropped) sees: a line
+    written in pieces at the prompt stays whole, and the prompt follows it."""
     console = make_console()
     mirrored: list[str] = []
     console.on_output = mirrored.append
@@ -157,8 +174,11 @@ def test_the_prompt_and_the_pending_line_follow_output_on_the_mirror() -> None:
     tty.read_line(PROMPT)
     typed(tty, "echo ab")
     console.write("nap: 200000 us\n")
+    for piece in ("from ", "10.9.0.2", ":34094\n"):
+        console.write(piece)
     typed(tty, "c")
     tty.on_key(Key(char="\n"))
-    text = "".join(mirrored)
-    plain = text.replace("\r", "").replace("\x1b[J", "")
-    assert plain == "tk:/> nap: 200000 us\ntk:/> echo abc\n"
+    plain = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", "".join(mirrored)).replace("\r", "")
+    assert plain == (
+        "tk:/> nap: 200000 us\ntk:/> echo abfrom 10.9.0.2:34094\ntk:/> echo abc\n"
+    )

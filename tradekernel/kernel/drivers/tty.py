@@ -32,7 +32,10 @@ written at a prompt first erases the prompt and the pending line (CR, cursor up 
 where the prompt began, erase below), and the prompt and the pending line follow it again, the
 cursor moved back to where it is in the line; Ctrl-L clears the terminal before the prompt. When
 a line is taken the mirror ends up holding the prompt and the line as finally typed, so a
-serial reader sees on its last row what the screen shows on the cursor's row.
+serial reader sees on its last row what the screen shows on the cursor's row. Output from
+elsewhere that stops mid-row (a program writing a line in pieces) goes on where it stopped, on
+the screen (the prompt drawn below it meanwhile) and on the mirror, which gets the prompt once
+that output has ended its row or a key is pressed: a line-oriented reader gets the line whole.
 """
 
 from __future__ import annotations
@@ -71,6 +74,10 @@ class Tty:
         self._typeahead: deque[Key] = deque()
         self._mirrored = ""  # the line's text the serial mirror shows after the prompt
         self._mirrored_cursor = 0  # where the serial terminal's cursor is in it
+        # Output from elsewhere that stopped mid-row: its column (it goes on there, on the row
+        # above the prompt), and whether the mirror still owes the prompt and line after it.
+        self._resume: int | None = None
+        self._mirror_owed = False
 
     # ---- the prompt ---------------------------------------------------------------------
     def read_line(self, prompt: str) -> None:
@@ -84,6 +91,7 @@ class Tty:
         self._origin = (self.console.row, self.console.col)
         self._mirrored = ""
         self._mirror_wrote(prompt, 0)  # (`_say` sent the prompt to the mirror)
+        self._resume, self._mirror_owed = None, False
         self.reading = True
         while self._typeahead and self.reading and self.raw_reader is None:
             self.on_key(self._typeahead.popleft())  # a finished line may start a program
@@ -127,6 +135,12 @@ class Tty:
         if self.raw_reader is not None:
             self.raw_reader(key)
             return
+        if self.reading and self._mirror_owed:  # the screen shows the prompt: so must the mirror
+            self._mirror_owed = False
+            self._mirror("\n" + self.prompt)
+            self._mirrored = ""
+            self._mirror_wrote(self.prompt, 0)
+            self._mirror_line()
         if key.ctrl and key.char.lower() == "c":
             self._typeahead.clear()
             self._interrupt()
@@ -139,6 +153,7 @@ class Tty:
             self.on_typeahead()
         elif key.ctrl and key.char.lower() == "l":
             self.console.clear()
+            self._resume = None
             self._mirror(CLEAR_TERMINAL)
             self._say(self.prompt)
             self._origin = (self.console.row, self.console.col)
@@ -194,27 +209,37 @@ class Tty:
 
     def hide_line(self) -> None:
         """Output from elsewhere (a background job, a timer) is about to be written: take the
-        prompt and the line off the screen and leave the cursor where the prompt began."""
+        prompt and the line off the screen and leave the cursor where the prompt began, or
+        where the last such output stopped mid-row (on the row above: it goes on there)."""
         if not self.reading or self.raw_reader is not None:
             return
         console = self.console
         row, col = self._origin
-        start = max(0, row * COLUMNS + col - len(self.prompt))
+        prompt_start = row * COLUMNS + col - len(self.prompt)
+        start = max(0, prompt_start)
         end = min(ROWS * COLUMNS, row * COLUMNS + col + len(self._buffer))
         for linear in range(start, end):
             console.put_cell(linear // COLUMNS, linear % COLUMNS, 0x20, console.attr)
-        console.row, console.col = divmod(start, COLUMNS)
-        self._mirror_erase()
+        resume = self._resume if prompt_start >= COLUMNS else None  # that row is on screen
+        at = start if resume is None else prompt_start - COLUMNS + resume
+        console.row, console.col = divmod(at, COLUMNS)
+        if not self._mirror_owed:  # (owed: the mirror's cursor is still where output stopped)
+            self._mirror_erase()
+            if resume is not None:
+                self._mirror_move(at - row * COLUMNS - col)
 
     def show_line(self) -> None:
         """That output is written: the prompt and the line again below it, the cursor where
-        it was in the line (as readline redraws after an asynchronous message)."""
+        it was in the line (as readline redraws after an asynchronous message). The mirror
+        gets them once that output has ended its row (or a key is pressed): a line written in
+        pieces reaches a serial reader as one line."""
         if not self.reading or self.raw_reader is not None:
             return
         console = self.console
+        self._resume = console.col or None
+        self._mirror_owed = bool(console.col)
         if console.col:
             console.new_line()
-            self._mirror("\n")
         self._origin = divmod(console.row * COLUMNS + len(self.prompt), COLUMNS)
         self._redraw(0)  # scrolls first if the line now passes the bottom
         row, col = self._origin
@@ -222,9 +247,11 @@ class Tty:
             if index >= 0:
                 console.put_cell(index // COLUMNS, index % COLUMNS, cp437_code(char), console.attr)
         self._place_cursor()
-        self._mirror(self.prompt)
-        self._mirror_wrote(self.prompt, 0)
-        self._mirror_line()
+        if not self._mirror_owed:
+            self._mirror(self.prompt)
+            self._mirrored = ""
+            self._mirror_wrote(self.prompt, 0)
+            self._mirror_line()
 
     # ---- the serial mirror ----------------------------------------------------------------
     def _mirror(self, text: str) -> None:
