@@ -182,3 +182,16 @@ def test_the_prompt_and_the_pending_line_follow_output_on_the_mirror() -> None:
     assert plain == (
         "tk:/> nap: 200000 us\ntk:/> echo abfrom 10.9.0.2:34094\ntk:/> echo abc\n"
     )
+
+
+def test_a_line_written_in_pieces_at_the_prompt_stays_on_one_row_of_the_screen() -> None:
+    console = make_console()
+    tty = Tty(console)
+    tty.read_line(PROMPT)
+    typed(tty, "ls")
+    for piece in ("from ", "10.9.0.2", ":34094"):
+        console.write(piece)
+    assert [row_text(console, row) for row in range(3)] == [
+        "from 10.9.0.2:34094", "tk:/> ls", "",
+    ]  # fmt: skip
+    assert (console.row, console.col) == (1, len("tk:/> ls"))
