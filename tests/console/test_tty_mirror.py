@@ -16,7 +16,7 @@ from tests.console.test_kernel_console import make_console, row_text
 from tests.peers import peer
 from tradekernel.kernel.drivers.console import COLUMNS, ROWS, Console
 from tradekernel.kernel.drivers.keyboard import Key
-from tradekernel.kernel.drivers.tty import Tty
+from tradekernel.kernel.drivers.tty import ERASE_BELOW, Tty
 
 PROMPT = "tk:/> "
 
@@ -195,3 +195,25 @@ def test_a_line_written_in_pieces_at_the_prompt_stays_on_one_row_of_the_screen()
         "from 10.9.0.2:34094", "tk:/> ls", "",
     ]  # fmt: skip
     assert (console.row, console.col) == (1, len("tk:/> ls"))
+
+
+def test_a_prompt_drawn_again_follows_an_erase_and_a_new_one_does_not() -> None:
+    """How a reader counting prompts on COM1 (tests/system/harness.py) tells them apart."""
+    console = make_console()
+    mirrored: list[str] = []
+    console.on_output = mirrored.append
+    tty = Tty(console)
+    tty.read_line(PROMPT)
+    console.write("job 1\n")  # drawn again
+    console.write("job ")
+    typed(tty, "ls")  # drawn again (the mirror owed it after an unfinished row)
+    console.write("2\n")  # drawn again
+    tty.on_key(Key(char="\n"))
+    tty.read_line("")  # a program reads a line: nothing to draw again but its input
+    console.write("job 3\n")
+    tty.read_line(PROMPT)  # new
+    text = "".join(mirrored)
+    starts = [match.start() for match in re.finditer(re.escape(PROMPT), text)]
+    assert [text[:start].endswith(ERASE_BELOW) for start in starts] == [
+        False, True, True, True, False,
+    ]  # fmt: skip

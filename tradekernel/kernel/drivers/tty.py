@@ -36,6 +36,8 @@ serial reader sees on its last row what the screen shows on the cursor's row. Ou
 elsewhere that stops mid-row (a program writing a line in pieces) goes on where it stopped, on
 the screen (the prompt drawn below it meanwhile) and on the mirror, which gets the prompt once
 that output has ended its row or a key is pressed: a line-oriented reader gets the line whole.
+Each prompt drawn again on the mirror directly follows an erase (ERASE_BELOW), which the
+prompts the shell shows anew never do: a reader counting prompts on COM1 tells them apart.
 """
 
 from __future__ import annotations
@@ -137,9 +139,7 @@ class Tty:
             return
         if self.reading and self._mirror_owed:  # the screen shows the prompt: so must the mirror
             self._mirror_owed = False
-            self._mirror("\n" + self.prompt)
-            self._mirrored = ""
-            self._mirror_wrote(self.prompt, 0)
+            self._mirror_prompt("\n")
             self._mirror_line()
         if key.ctrl and key.char.lower() == "c":
             self._typeahead.clear()
@@ -223,7 +223,9 @@ class Tty:
         resume = self._resume if prompt_start >= COLUMNS else None  # that row is on screen
         at = start if resume is None else prompt_start - COLUMNS + resume
         console.row, console.col = divmod(at, COLUMNS)
-        if not self._mirror_owed:  # (owed: the mirror's cursor is still where output stopped)
+        # (owed: the mirror's cursor is still where output stopped; nothing shown: no erase,
+        # which would mark the prompt the shell may show next as a redraw)
+        if not self._mirror_owed and (self.prompt or self._mirrored):
             self._mirror_erase()
             if resume is not None:
                 self._mirror_move(at - row * COLUMNS - col)
@@ -248,9 +250,7 @@ class Tty:
                 console.put_cell(index // COLUMNS, index % COLUMNS, cp437_code(char), console.attr)
         self._place_cursor()
         if not self._mirror_owed:
-            self._mirror(self.prompt)
-            self._mirrored = ""
-            self._mirror_wrote(self.prompt, 0)
+            self._mirror_prompt()
             self._mirror_line()
 
     # ---- the serial mirror ----------------------------------------------------------------
@@ -287,14 +287,21 @@ class Tty:
         self._mirror(ERASE_BELOW)
         self._mirrored = ""
 
+    def _mirror_prompt(self, lead: str = "") -> None:
+        """The prompt drawn again on the mirror after `lead`, ERASE_BELOW right before it (the
+        rest of the terminal's line is stale or blank): the shell's own prompts never follow
+        one, so a reader counting prompts on COM1 tells the two apart."""
+        self._mirror(lead + (ERASE_BELOW + self.prompt if self.prompt else ""))
+        self._mirrored = ""
+        self._mirror_wrote(self.prompt, 0)
+
     def _mirror_line(self) -> None:
         """Bring the mirror from the prompt and `_mirrored` to the prompt and the line being
         edited, its cursor at the line's cursor: only what was not there yet is written."""
         line = "".join(self._buffer)
         if not line.startswith(self._mirrored):
-            self._mirror_erase()
-            self._mirror(self.prompt)
-            self._mirror_wrote(self.prompt, 0)
+            self._mirror_move(-len(self.prompt))
+            self._mirror_prompt()
         elif self._mirrored_cursor != len(self._mirrored):
             self._mirror_move(len(self._mirrored))
         if len(line) > len(self._mirrored):
