@@ -219,25 +219,20 @@ class BootedPc:
 
 
 class FreshPrompts:
-    """Where the shell showed a prompt anew on the serial console, scanned as it grows. A
-    prompt the tty draws again after output from elsewhere is not one: that output starts by
-    erasing the prompt (the tty's ERASE_BELOW), so a prompt after an erase, before any other
-    prompt, is a redraw."""
+    """Where the shell showed a prompt anew on the serial console, scanned as it grows: not
+    the prompts the tty draws again after output from elsewhere, which directly follow its
+    erase (ERASE_BELOW)."""
 
     def __init__(self, prompt: re.Pattern[bytes]) -> None:
-        self._events = re.compile(re.escape(ERASE_BELOW.encode()) + b"|" + prompt.pattern)
+        self._prompt = prompt
         self._at = 0
-        self._redrawn = False
         self.starts: list[int] = []
 
     def scan(self, serial: bytearray) -> list[int]:
-        for match in self._events.finditer(serial, self._at):
-            if match.group() == ERASE_BELOW.encode():
-                self._redrawn = True
-            else:
-                if not self._redrawn:
-                    self.starts.append(match.start())
-                self._redrawn = False
+        erase = ERASE_BELOW.encode()
+        for match in self._prompt.finditer(serial, self._at):
+            if serial[max(0, match.start() - len(erase)) : match.start()] != erase:
+                self.starts.append(match.start())
             self._at = match.end()
         return self.starts
 
