@@ -20,6 +20,8 @@ dpkg -s gcc-multilib >/dev/null 2>&1 || need+=(gcc-multilib)
 command -v gdb >/dev/null 2>&1 || need+=(gdb)
 # curl on the Linux side of a TAP fetches from the guest's httpd (tests/hostnet/test_http_tap.py).
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# tmux is the real terminal that renders the tty's serial mirror (tests/console/test_tty_mirror.py).
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq

@@ -40,6 +40,7 @@ PACKAGES = {
     "gdb": "gdb",
     "nm": "binutils",
     "curl": "curl",
+    "tmux": "tmux",
 }
 
 

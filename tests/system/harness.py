@@ -17,6 +17,7 @@ from tradekernel import hostnet
 from tradekernel.disktool import create_os_disk
 from tradekernel.emu.machine import StopInfo
 from tradekernel.emu.pc import PcConfig
+from tradekernel.kernel.drivers.tty import ERASE_BELOW
 from tradekernel.ui.ansi import screen_text
 from tradekernel.ui.keymap import KeyEvent, text_to_key_events
 from tradekernel.ui.session import make_pc
@@ -82,6 +83,8 @@ class BootedPc:
         self._marks_seen: list[tuple[str, str, str]] = []  # (mark, where, line): serial, log
         self._serial_scanned = 0
         self._log_scanned = 0
+        self._prompts = FreshPrompts(re.compile(re.escape(PROMPT.encode())))
+        self._any_prompts = FreshPrompts(ANY_PROMPT)
 
     def _feed(self) -> bool:
         if not self._keys:
@@ -188,8 +191,9 @@ class BootedPc:
         self.run_until(lambda: not self._keys and self.machine.idle_count > self._last_feed_idle)
 
     def prompts_seen(self) -> int:
-        """Prompts printed so far, counted on the serial console (it never scrolls away)."""
-        return self.serial.count(PROMPT.encode())
+        """Prompts printed so far, counted on the serial console (it never scrolls away); not
+        those the tty draws again after a background job's output (see FreshPrompts)."""
+        return len(self._prompts.scan(self.serial))
 
     def command(self, line: str, virtual_ns: int = 5 * SECOND) -> None:
         """Type a line, Enter, and wait for the next prompt."""
@@ -200,18 +204,37 @@ class BootedPc:
     def output(self, line: str, virtual_ns: int = 5 * SECOND) -> list[str]:
         """Type `line` and Enter, wait for the next prompt (whatever the cwd), and return what
         the command printed, read from the serial mirror of the console (it never scrolls)."""
-        before = len(ANY_PROMPT.findall(self.serial))
+        before = len(self._any_prompts.scan(self.serial))
         start = len(self.serial)
         self.type(line + "\n")
-        self.run_until(lambda: len(ANY_PROMPT.findall(self.serial)) > before, virtual_ns)
-        text = bytes(self.serial[start:]).decode("cp437").replace("\r\n", "\n")
-        printed = text.split("\n", 1)[1] if "\n" in text else ""
-        return printed[: ANY_PROMPT.search(printed.encode("cp437")).start()].splitlines()
+        self.run_until(lambda: len(self._any_prompts.scan(self.serial)) > before, virtual_ns)
+        end = self._any_prompts.scan(self.serial)[before]
+        text = bytes(self.serial[start:end]).decode("cp437").replace("\r\n", "\n")
+        return (text.split("\n", 1)[1] if "\n" in text else "").splitlines()
 
     def run_to_stop(self, virtual_ns: int = 5 * SECOND) -> StopInfo:
         deadline = self.machine.clock.now_ns() + virtual_ns
         self.stop = self._run_to(deadline, lambda: self.machine.clock.now_ns() >= deadline)
         return self.stop
+
+
+class FreshPrompts:
+    """Where the shell showed a prompt anew on the serial console, scanned as it grows: not
+    the prompts the tty draws again after output from elsewhere, which directly follow its
+    erase (ERASE_BELOW)."""
+
+    def __init__(self, prompt: re.Pattern[bytes]) -> None:
+        self._prompt = prompt
+        self._at = 0
+        self.starts: list[int] = []
+
+    def scan(self, serial: bytearray) -> list[int]:
+        erase = ERASE_BELOW.encode()
+        for match in self._prompt.finditer(serial, self._at):
+            if serial[max(0, match.start() - len(erase)) : match.start()] != erase:
+                self.starts.append(match.start())
+            self._at = match.end()
+        return self.starts
 
 
 def close_pc(booted: BootedPc) -> None:

@@ -28,7 +28,6 @@ idle points, as the test harness does, so the run is deterministic). Nothing of 
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import re
@@ -105,11 +104,9 @@ def run_in_machine(
         finally:
             pc.close()
             pc.machine.close()
-            del pc
-            # A closed machine is cyclic garbage that still holds its guest RAM (~70 MB): a
-            # sweep worker booting one per point would grow by that much per run until the
-            # collector's rare full pass, so it is collected here.
-            gc.collect()
+            # The machine is cyclic garbage until the collector's next full pass: a sweep
+            # worker booting one per point would hold RAM_MIB per run until then.
+            pc.release_memory()
         if collect is not None and ran.error is None:
             ran.files = collect_files(disk, collect)
         return ran

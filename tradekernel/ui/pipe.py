@@ -17,18 +17,17 @@ comes is typed again: the firmware took it, as a data diskette's "press any key"
 - keys that never get one (a full-screen program in raw mode, an Escape) are not waited on
   for ever: when COM1 has been quiet for `QUIET_NS` the next unit goes as long as the keys
   still without a receipt stay within `TYPEAHEAD_BUDGET`, below the kernel's cap of 256;
-- the shell's prompt as the last thing on COM1, or alone on the screen's cursor row (the tty
-  draws it again below a background job's output on the screen only), with COM1 quiet and
-  every typed key taken from the keyboard for `QUIET_NS`, means the tty holds no typeahead
-  (it takes typeahead as soon as it shows a prompt): every unit counts as taken.
+- the shell's prompt as the last thing on COM1 (the tty writes it there again below a
+  background job's output, as on the screen), with COM1 quiet and every typed key taken from
+  the keyboard for `QUIET_NS`, means the tty holds no typeahead (it takes typeahead as soon
+  as it shows a prompt): every unit counts as taken.
   A line longer than the budget is typed in pieces, each when the prompt is up and quiet.
 Nothing is dropped: while units wait, stdin is not read further (the reader thread blocks on a
 bounded queue, so the writer of the pipe blocks). A line holding a character no US key types
 is not typed at all (one line on stderr says which): typing it without that character could
 change what the command does. At end of input, once every unit has its receipt and the shell
 prompt has been quiet for `QUIET_NS`, the machine powers off as if `shutdown` had been typed.
-All decisions run on the machine's clock in its own thread, from what the guest wrote to COM1
-and the screen:
+All decisions run on the machine's clock in its own thread, from what the guest wrote to COM1:
 on the deterministic clock (stdin read whole first) the same input gives the same run.
 """
 
@@ -44,7 +43,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from tradekernel.memmap import VGA_TEXT_COLUMNS as COLUMNS
 from tradekernel.ui.keymap import KeyEvent, text_to_key_events
 from tradekernel.ui.scrollback import SERIAL_CHANNEL
 from tradekernel.ui.session import Session
@@ -300,7 +298,7 @@ class InputPacer:
             now - max(self.serial.last_output_ns, self._typed_ns) >= QUIET_NS
             and self.typist.idle
         )
-        at_prompt = quiet and (PROMPT.search(self.serial.tail) is not None or self._prompt_shown())
+        at_prompt = quiet and PROMPT.search(self.serial.tail) is not None
         if at_prompt:
             if not self._seen_prompt:
                 # Typed before the shell was up (START_WAIT_NS) and never taken: the firmware
@@ -316,18 +314,6 @@ class InputPacer:
             self.finished = True
             self.session.machine.request_power_off()
         return not self.finished
-
-    def _prompt_shown(self) -> bool:
-        """The screen's cursor row holds the shell's prompt and nothing after it. After a
-        background job's output the tty draws its prompt again below that output, on the
-        screen only: COM1 then ends with the job's line, yet the shell waits at its prompt."""
-        vga = self.session.pc.vga
-        row, col = divmod(vga.cursor_location - vga.start_address, COLUMNS)
-        lines = self.session.screen_lines()
-        if not 0 <= row < len(lines):
-            return False
-        line = lines[row]
-        return PROMPT.search(line[:col]) is not None and not line[col:].strip()
 
     def _type_next(self, now: int, quiet: bool, at_prompt: bool) -> None:
         """At most one unit per look: typing makes the guest busy again."""

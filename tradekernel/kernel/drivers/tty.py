@@ -24,6 +24,20 @@ character, and is not run: a command must never lose a character and change its 
 
 Each key costs the same whatever the line's length: only the cells from the edit to the end of
 the line are rewritten (one cell for a key typed at the end).
+
+The console's serial mirror (COM1, `console.on_output`) gets the prompt when it is shown and the
+line once it is taken (keys are not echoed there one by one). What the tty redraws on the
+screen it redraws there too, as readline does on a serial terminal: output from elsewhere
+written at a prompt first erases the prompt and the pending line (CR, cursor up and right to
+where the prompt began, erase below), and the prompt and the pending line follow it again, the
+cursor moved back to where it is in the line; Ctrl-L clears the terminal before the prompt. When
+a line is taken the mirror ends up holding the prompt and the line as finally typed, so a
+serial reader sees on its last row what the screen shows on the cursor's row. Output from
+elsewhere that stops mid-row (a program writing a line in pieces) goes on where it stopped, on
+the screen (the prompt drawn below it meanwhile) and on the mirror, which gets the prompt once
+that output has ended its row or a key is pressed: a line-oriented reader gets the line whole.
+Each prompt drawn again on the mirror directly follows an erase (ERASE_BELOW), which the
+prompts the shell shows anew never do: a reader counting prompts on COM1 tells them apart.
 """
 
 from __future__ import annotations
@@ -38,6 +52,8 @@ HISTORY_LIMIT = 100
 SCROLL_STEP = ROWS // 2  # rows Shift+PgUp/PgDn move the scrollback, as Linux's console
 REFUSED_ATTR = 0x0C  # light red, as the shell's errors
 TYPEAHEAD_LIMIT = 256  # keys kept while nobody reads; then the keyboard is left unread
+CLEAR_TERMINAL = "\x1b[H\x1b[2J"  # Ctrl-L on the serial mirror
+ERASE_BELOW = "\x1b[J"  # from the cursor to the end of a serial terminal's screen
 
 
 class Tty:
@@ -58,6 +74,12 @@ class Tty:
         self._origin = (0, 0)  # screen position of the line's first character
         self.reading = False
         self._typeahead: deque[Key] = deque()
+        self._mirrored = ""  # the line's text the serial mirror shows after the prompt
+        self._mirrored_cursor = 0  # where the serial terminal's cursor is in it
+        # Output from elsewhere that stopped mid-row: its column (it goes on there, on the row
+        # above the prompt), and whether the mirror still owes the prompt and line after it.
+        self._resume: int | None = None
+        self._mirror_owed = False
 
     # ---- the prompt ---------------------------------------------------------------------
     def read_line(self, prompt: str) -> None:
@@ -69,6 +91,9 @@ class Tty:
         self._cursor = 0
         self._history_index = len(self.history)
         self._origin = (self.console.row, self.console.col)
+        self._mirrored = ""
+        self._mirror_wrote(prompt, 0)  # (`_say` sent the prompt to the mirror)
+        self._resume, self._mirror_owed = None, False
         self.reading = True
         while self._typeahead and self.reading and self.raw_reader is None:
             self.on_key(self._typeahead.popleft())  # a finished line may start a program
@@ -112,6 +137,10 @@ class Tty:
         if self.raw_reader is not None:
             self.raw_reader(key)
             return
+        if self.reading and self._mirror_owed:  # the screen shows the prompt: so must the mirror
+            self._mirror_owed = False
+            self._mirror_prompt("\n")
+            self._mirror_line()
         if key.ctrl and key.char.lower() == "c":
             self._typeahead.clear()
             self._interrupt()
@@ -124,9 +153,14 @@ class Tty:
             self.on_typeahead()
         elif key.ctrl and key.char.lower() == "l":
             self.console.clear()
+            self._resume = None
+            self._mirror(CLEAR_TERMINAL)
             self._say(self.prompt)
             self._origin = (self.console.row, self.console.col)
             self._redraw()
+            self._mirrored = ""
+            self._mirror_wrote(self.prompt, 0)  # (the mirror had it from `_say`)
+            self._mirror_line()
         elif key.ctrl and key.char.lower() == "d":
             if not self._buffer:
                 self.reading = False
@@ -175,23 +209,37 @@ class Tty:
 
     def hide_line(self) -> None:
         """Output from elsewhere (a background job, a timer) is about to be written: take the
-        prompt and the line off the screen and leave the cursor where the prompt began."""
+        prompt and the line off the screen and leave the cursor where the prompt began, or
+        where the last such output stopped mid-row (on the row above: it goes on there)."""
         if not self.reading or self.raw_reader is not None:
             return
         console = self.console
         row, col = self._origin
-        start = max(0, row * COLUMNS + col - len(self.prompt))
+        prompt_start = row * COLUMNS + col - len(self.prompt)
+        start = max(0, prompt_start)
         end = min(ROWS * COLUMNS, row * COLUMNS + col + len(self._buffer))
         for linear in range(start, end):
             console.put_cell(linear // COLUMNS, linear % COLUMNS, 0x20, console.attr)
-        console.row, console.col = divmod(start, COLUMNS)
+        resume = self._resume if prompt_start >= COLUMNS else None  # that row is on screen
+        at = start if resume is None else prompt_start - COLUMNS + resume
+        console.row, console.col = divmod(at, COLUMNS)
+        # (owed: the mirror's cursor is still where output stopped; nothing shown: no erase,
+        # which would mark the prompt the shell may show next as a redraw)
+        if not self._mirror_owed and (self.prompt or self._mirrored):
+            self._mirror_erase()
+            if resume is not None:
+                self._mirror_move(at - row * COLUMNS - col)
 
     def show_line(self) -> None:
         """That output is written: the prompt and the line again below it, the cursor where
-        it was in the line (as readline redraws after an asynchronous message)."""
+        it was in the line (as readline redraws after an asynchronous message). The mirror
+        gets them once that output has ended its row (or a key is pressed): a line written in
+        pieces reaches a serial reader as one line."""
         if not self.reading or self.raw_reader is not None:
             return
         console = self.console
+        self._resume = console.col or None
+        self._mirror_owed = bool(console.col)
         if console.col:
             console.new_line()
         self._origin = divmod(console.row * COLUMNS + len(self.prompt), COLUMNS)
@@ -201,6 +249,67 @@ class Tty:
             if index >= 0:
                 console.put_cell(index // COLUMNS, index % COLUMNS, cp437_code(char), console.attr)
         self._place_cursor()
+        if not self._mirror_owed:
+            self._mirror_prompt()
+            self._mirror_line()
+
+    # ---- the serial mirror ----------------------------------------------------------------
+    def _mirror(self, text: str) -> None:
+        """`text` to the serial mirror only (the screen is drawn cell by cell)."""
+        if text and self.console.on_output is not None:
+            self.console.on_output(text)
+
+    def _mirror_wrote(self, text: str, index: int) -> None:
+        """`text`, just sent to the mirror, left its cursor at `index` of the line. Where it
+        filled a row's last column the screen's cursor is on the next row already, while a
+        terminal's waits for the next character (a VT100's pending wrap): a blank, then CR,
+        puts it there too (the cell after the line is blank on the screen)."""
+        self._mirrored_cursor = index
+        row, col = self._origin
+        if text and (row * COLUMNS + col + index) % COLUMNS == 0:
+            self._mirror(" \r")
+
+    def _mirror_move(self, index: int) -> None:
+        """The serial terminal's cursor to `index` of the line (negative: into the prompt)."""
+        row, col = self._origin
+        here = row * COLUMNS + col + self._mirrored_cursor
+        target = row * COLUMNS + col + index
+        rows = here // COLUMNS - target // COLUMNS
+        vertical = f"\x1b[{rows}A" if rows > 0 else f"\x1b[{-rows}B" if rows < 0 else ""
+        right = f"\x1b[{target % COLUMNS}C" if target % COLUMNS else ""
+        self._mirror(vertical + "\r" + right)
+        self._mirrored_cursor = index
+
+    def _mirror_erase(self) -> None:
+        """The prompt and the mirrored line off the serial terminal, its cursor where the
+        prompt began."""
+        self._mirror_move(-len(self.prompt))
+        self._mirror(ERASE_BELOW)
+        self._mirrored = ""
+
+    def _mirror_prompt(self, lead: str = "") -> None:
+        """The prompt drawn again on the mirror after `lead`, ERASE_BELOW right before it (the
+        rest of the terminal's line is stale or blank): the shell's own prompts never follow
+        one, so a reader counting prompts on COM1 tells the two apart."""
+        self._mirror(lead + (ERASE_BELOW + self.prompt if self.prompt else ""))
+        self._mirrored = ""
+        self._mirror_wrote(self.prompt, 0)
+
+    def _mirror_line(self) -> None:
+        """Bring the mirror from the prompt and `_mirrored` to the prompt and the line being
+        edited, its cursor at the line's cursor: only what was not there yet is written."""
+        line = "".join(self._buffer)
+        if not line.startswith(self._mirrored):
+            self._mirror_move(-len(self.prompt))
+            self._mirror_prompt()
+        elif self._mirrored_cursor != len(self._mirrored):
+            self._mirror_move(len(self._mirrored))
+        if len(line) > len(self._mirrored):
+            self._mirror(line[len(self._mirrored) :])
+            self._mirror_wrote(line[len(self._mirrored) :], len(line))
+        self._mirrored = line
+        if self._cursor != len(line):
+            self._mirror_move(self._cursor)
 
     # ---- editing ------------------------------------------------------------------------
     def _position(self, index: int) -> tuple[int, int]:
@@ -252,6 +361,7 @@ class Tty:
         line = "".join(self._buffer)
         self._cursor = len(self._buffer)
         self._place_cursor()
+        self._mirror_line()  # the mirror sees the line as finally typed
         unshown = next(
             (char for char in line if cp437_code(char) == ord("?") and char != "?"), None
         )
@@ -263,8 +373,6 @@ class Tty:
             )  # fmt: skip
             self.read_line(self.prompt)
             return
-        if self.console.on_output is not None:
-            self.console.on_output(line)  # the mirror sees the line as finally typed
         self._say("\n")
         self.reading = False
         if line.strip() and (not self.history or self.history[-1] != line):
@@ -279,5 +387,6 @@ class Tty:
         if self.reading:
             self._cursor = len(self._buffer)
             self._place_cursor()
+            self._mirror_line()
             self._say("^C\n")
             self.read_line(self.prompt)
