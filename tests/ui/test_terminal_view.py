@@ -170,3 +170,20 @@ def _screen():  # noqa: ANN202
         cursor_visible=True, start_address=0, blink_enabled=True, line_graphics=True,
         palette=tuple((0, 0, 0) for _ in range(16)),
     )  # fmt: skip
+
+
+def test_history_follows_the_ttys_prompt_redraw() -> None:
+    """A background job's line at the prompt: the tty erases the prompt and pending line (even
+    one wrapped over two rows), writes the line, and draws them again; history keeps what a
+    terminal shows."""
+    history = Scrollback()
+    typed = "x" * 80  # the prompt and this fill a row and wrap onto the next
+    history.feed(f"done\ntk:/> {typed}".encode())
+    history.feed(b"\x1b[1A\r\x1b[6C" + b"\r\x1b[J" + b"nap: 200000 us\n")  # up, to the start
+    history.feed(f"\x1b[Jtk:/> {typed}".encode())
+    history.back = 1
+    rows = [history.view(_screen()).row_bytes(r)[0::2].decode().rstrip() for r in range(25)]
+    assert rows[-3:] == ["done", "nap: 200000 us", "tk:/> " + "x" * 74]
+    history.feed(b"\r\x1b[K12\x1b[5Cend\n")  # CR, erase the row, move right
+    history.back = 0
+    assert history._rows[-1] == "12     end"  # noqa: SLF001 - the row as a terminal shows it

@@ -8,9 +8,11 @@ console, and each typed line as the tty finished it. What it does not keep: colo
 full-screen programs draw cell by cell (the editor, `top`), which never goes through it.
 
 Contract: `Scrollback.feed(data)` (the "com1-tx" channel, machine thread) keeps the last
-`HISTORY_ROWS` rows of 80 columns: escape sequences and CR dropped, TABs expanded, long lines
-wrapped. The UI thread moves through it with `page_up`/`page_down` (half a screen per step, as
-Linux's console scrolls) and `to_live`; `view(screen)` gives the TextScreen to show: the live
+`HISTORY_ROWS` rows of 80 columns as a terminal would show them: TABs expanded, long lines
+wrapped, CR and the cursor moves and erases the tty sends when it draws its prompt again after a
+background job's output (CSI A, B, C, J, K) carried out; other escape sequences dropped. The
+UI thread moves through it with `page_up`/`page_down` (half a screen per step, as Linux's
+console scrolls) and `to_live`; `view(screen)` gives the TextScreen to show: the live
 `screen` when not scrolled back, else 25 rows of history ending `back` rows before the newest,
 grey on black and without a cursor, drawn by the same renderers as the live screen.
 """
@@ -31,13 +33,16 @@ PAGE_ROWS = ROWS // 2
 TAB = 8
 PLAIN = 0x07  # grey on black: history has no colours
 SERIAL_CHANNEL = "com1-tx"
+ESCAPE_MAX = 16  # characters of an escape sequence read before it is dropped as malformed
 
 
 class Scrollback:
     def __init__(self, history_rows: int = HISTORY_ROWS) -> None:
         self._rows: deque[str] = deque(maxlen=history_rows)
-        self._line = ""  # the row being written (not in _rows yet)
-        self._escape = False
+        self._line = ""  # the row the cursor is on (not in _rows yet)
+        self._column = 0  # the cursor's column in _line
+        self._below: list[str] = []  # rows under the cursor's after a move up, nearest last
+        self._escape: str | None = None  # the escape sequence read so far
         self._decoder = codecs.getincrementaldecoder("cp437")()
         self._lock = threading.Lock()
         self.back = 0  # rows scrolled back from the newest (0: the live screen)
@@ -47,23 +52,57 @@ class Scrollback:
         text = self._decoder.decode(data)
         with self._lock:
             for char in text:
-                if self._escape:
-                    if char.isalpha() and char != "[":
-                        self._escape = False
+                if self._escape is not None:
+                    self._escape += char
+                    if char.isalpha() or len(self._escape) > ESCAPE_MAX:
+                        self._control(self._escape)
+                        self._escape = None
                 elif char == "\x1b":
-                    self._escape = True
+                    self._escape = ""
                 elif char == "\n":
-                    self._rows.append(self._line)
-                    self._line = ""
+                    self._down()
+                    self._column = 0
+                elif char == "\r":
+                    self._column = 0
                 elif char == "\t":
-                    self._line += " " * (TAB - len(self._line) % TAB)
+                    self._put(" " * (TAB - self._column % TAB))
                 elif char == "\b":
-                    self._line = self._line[:-1]
+                    self._column = max(0, self._column - 1)
                 elif char >= " ":
-                    self._line += char
-                if len(self._line) >= COLUMNS:
-                    self._rows.append(self._line[:COLUMNS])
-                    self._line = self._line[COLUMNS:]
+                    self._put(char)
+
+    def _put(self, text: str) -> None:
+        for char in text:
+            if self._column >= COLUMNS:
+                self._down()
+                self._column = 0
+            line = self._line.ljust(self._column)
+            self._line = line[: self._column] + char + line[self._column + 1 :]
+            self._column += 1
+
+    def _down(self) -> None:
+        self._rows.append(self._line)
+        self._line = self._below.pop() if self._below else ""
+
+    def _control(self, sequence: str) -> None:
+        """A CSI sequence (`[`, numbers, a final letter) that moves the cursor or erases."""
+        if not sequence.startswith("["):
+            return
+        final, argument = sequence[-1], sequence[1:-1]
+        count = int(argument) if argument.isdigit() else 1
+        if final == "A":
+            for _ in range(min(count, len(self._rows))):
+                self._below.append(self._line)
+                self._line = self._rows.pop()
+        elif final == "B":
+            for _ in range(min(count, len(self._below))):
+                self._down()
+        elif final == "C":
+            self._column = min(COLUMNS - 1, self._column + count)
+        elif final in "JK" and argument in ("", "0"):
+            self._line = self._line[: self._column]
+            if final == "J":
+                self._below.clear()
 
     # ---- the UI side ----------------------------------------------------------------------
     @property
