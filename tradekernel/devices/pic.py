@@ -168,9 +168,11 @@ class I8259:
             return (rank + self.rotation) & 7
         return -1
 
-    def acknowledge(self) -> int:
-        """INTA on this chip: the input acknowledged, or -1 for a spurious acknowledge."""
-        number = self.requested_input()
+    def acknowledge(self, number: int | None = None) -> int:
+        """INTA on this chip: the input acknowledged, or -1 for a spurious acknowledge.
+        `number`: the chip's requested input, when the caller keeps it (PicPair's INTR)."""
+        if number is None:
+            number = self.requested_input()
         if number < 0:
             return -1
         bit = 1 << number
@@ -328,7 +330,7 @@ class PicPair(Device):
 
     def acknowledge(self) -> int:
         master = self.master
-        number = master.acknowledge()
+        number = master.acknowledge(self._output)  # the master's requested input, kept current
         if number == CASCADE_INPUT and not master.single:
             slave_number = self.slave.acknowledge()
             if slave_number < 0:
@@ -339,9 +341,17 @@ class PicPair(Device):
             master.set_input(CASCADE_INPUT, False)
             self._update()
             return vector
-        vector = master.vector_base + (SPURIOUS_INPUT if number < 0 else number)
-        self._update_master()  # the slave is as it was
-        return vector
+        if number < 0:
+            self._update_master()
+            return master.vector_base + SPURIOUS_INPUT
+        if master.auto_eoi:
+            self._update_master()  # the slave is as it was
+        else:
+            # Without automatic EOI the acknowledged input is now in service and outranks every
+            # request left (a better one would have been acknowledged instead; special mask
+            # mode keeps it, as it is unmasked): INTR is down. Two calls less on every IRQ.
+            self._output = -1
+        return master.vector_base + number
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -387,11 +397,8 @@ class PicPair(Device):
 
     # -- ports --------------------------------------------------------------------------------
 
-    def _chip(self, port: int) -> I8259:
-        return self.slave if port & 0x80 else self.master
-
     def _read(self, port: int, size: int) -> int:
-        chip = self._chip(port)
+        chip = self.slave if port & 0x80 else self.master
         if port & 1:
             return chip.read_data()
         value = chip.read_command()
@@ -399,7 +406,7 @@ class PicPair(Device):
         return value
 
     def _write(self, port: int, size: int, value: int) -> None:
-        chip = self._chip(port)
+        chip = self.slave if port & 0x80 else self.master
         if port & 1:
             chip.write_data(value & 0xFF)
         else:

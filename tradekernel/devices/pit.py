@@ -178,7 +178,8 @@ class Counter:
         mode = (value >> 1) & 7
         self.mode = mode - 4 if mode >= 6 else mode
         self.access = access
-        self._set_bcd(bool(value & 1))
+        if bool(value & 1) != self.bcd:
+            self._set_bcd(not self.bcd)
         self.programmed = value & 0x3F
         self.armed = False
         self.running_since = None
@@ -186,10 +187,12 @@ class Counter:
         self.pending_reload = self.pending_at = None
         self.write_low = None
         self.read_high_next = False
-        self.latched = []
+        if self.latched:
+            self.latched = []
         self.status_latched = None
         self.null_count = True
-        self._cancel_timer()
+        if self._timer is not None:  # (a one-shot re-armed per interrupt has fired already)
+            self._cancel_timer()
         if self.irq is not None:
             self.irq.lower()
 
@@ -326,7 +329,8 @@ class Counter:
         return tick_time(since, self.start_count + (0 if mode in (0, 1) else 1))
 
     def _reschedule(self, now: int) -> None:
-        self._cancel_timer()
+        if self._timer is not None:
+            self._cancel_timer()
         if self.irq is None:
             return
         deadline = self.next_event(now)

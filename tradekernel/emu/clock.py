@@ -14,9 +14,9 @@ deterministic mode); it sets it through `advance_to`.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections.abc import Callable
+from heapq import heappop, heappush
 
 NS_PER_S = 1_000_000_000
 
@@ -66,7 +66,7 @@ class Clock:
         timer = Timer(deadline_ns, callback)
         heap = self._heap
         earliest = not heap or deadline_ns < heap[0][0]
-        heapq.heappush(heap, (deadline_ns, next(self._order), timer))
+        heappush(heap, (deadline_ns, next(self._order), timer))
         if earliest:
             self._on_earlier(deadline_ns)
         return timer
@@ -77,16 +77,22 @@ class Clock:
     def next_deadline(self) -> int | None:
         heap = self._heap
         while heap and heap[0][2].cancelled:
-            heapq.heappop(heap)
+            heappop(heap)
         return heap[0][0] if heap else None
 
     def run_due(self) -> int:
-        """Fire every timer whose deadline has passed; returns how many fired."""
+        """Fire every timer whose deadline has passed (time brought up to the sampler's first,
+        as `now_ns` does: the run loop's turn makes one call); returns how many fired."""
         fired = 0
         heap = self._heap
         now = self._now
+        sampler = self._sampler
+        if sampler is not None:
+            sampled = sampler()
+            if sampled > now:
+                self._now = now = sampled
         while heap and heap[0][0] <= now:
-            _, _, timer = heapq.heappop(heap)
+            _, _, timer = heappop(heap)
             if not timer.cancelled:
                 timer.cancelled = True
                 timer.callback()

@@ -73,11 +73,12 @@ _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_voi
 _CPUID_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
-_HF_INHIBIT_IRQ = 1 << 3  # QEMU hflags: interrupts inhibited for one instruction
+HF_INHIBIT_IRQ = 1 << 3  # QEMU hflags: interrupts inhibited for one instruction
 # uc_ctl's code for "remove the translations of [start, end)": a write with two arguments.
 _CTL_REMOVE_CACHE = (UC_CTL_IO_WRITE << 30) | (2 << 26) | UC_CTL_TB_REMOVE_CACHE
 A20_WINDOW, A20_WINDOW_SIZE = 0x100000, 0x10000  # the high memory area A20 decides about
 _NO_ADDRESS = 0xFFFF_FFFF_FFFF_FFFF  # a hook range no 32-bit EIP is in
+_NO_EXIT = 0xFFFF_FFFF_FFFF  # emu_start's `until`, unused: exits are enabled and none set
 _CONTEXT_HEADER = 16  # uc_context: size_t size; uc_mode mode; uc_arch arch; then the CPU state
 
 
@@ -121,6 +122,7 @@ class Cpu:
         self._reg_write = uclib.uc_reg_write
         self._reg_read_batch = uclib.uc_reg_read_batch
         self._reg_write_batch = uclib.uc_reg_write_batch
+        self._emu_start = uclib.uc_emu_start
         self._batches: dict[tuple[int, ...], tuple[ctypes.Array, ...]] = {}
         self._callbacks: list[object] = []  # keep ctypes thunks alive
         self._mapped: list[tuple[int, int]] = []
@@ -165,6 +167,11 @@ class Cpu:
                 self.write(EFLAGS, 2)
                 if not eflags.value & FLAG_IF:
                     self._eflags = eflags
+        # The same words for the run loop and the OUT hook, which read them inline (a call less
+        # each, on every interrupt: issue 16 part 3); None where the live state was not found.
+        self.hflags_word: ctypes.c_uint32 | None = self._hflags
+        self.eflags_word: ctypes.c_uint64 | None = self._eflags
+        self.eip_word: ctypes.c_uint64 | None = self._eip
 
     # ---- memory -------------------------------------------------------------------------
     def map_ram(self, address: int, size: int, ram_offset: int) -> None:
@@ -370,7 +377,7 @@ class Cpu:
         """The one-instruction shadow of `sti` or `mov ss` (HF_INHIBIT_IRQ in hflags): the
         next instruction runs before an interrupt may be taken."""
         if self._hflags is not None:
-            return bool(self._hflags.value & _HF_INHIBIT_IRQ)
+            return bool(self._hflags.value & HF_INHIBIT_IRQ)
         return False
 
     def read_segment(self, reg: int) -> int:
@@ -498,10 +505,19 @@ class Cpu:
             self._block_stops = block_stops
         self.running = True
         try:
-            self.uc.emu_start(eip, 0xFFFFFFFFFFFF, 0, count)
+            # uc_emu_start straight through ctypes (the binding's wrapper is one more Python
+            # call per slice: every IRQ that wakes a `hlt` costs a slice, issue 16 part 3)
+            status = self._emu_start(self._handle, eip, _NO_EXIT, 0, count)
         finally:
             self.running = False
             self._eflags_whole = True
+        uc = self.uc
+        error = uc._hook_exception  # a hook added through the binding raised (it stopped)
+        if status or error is not None:
+            uc._hook_exception = None
+            if status:
+                raise UcError(status)
+            raise error
 
     def stop(self) -> None:
         self.uc.emu_stop()

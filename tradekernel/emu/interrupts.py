@@ -301,6 +301,9 @@ class InterruptUnit:
                 cpu.state_i32(calibration.old_exception),
             )
         self._fields = _LiveFields.of(cpu)  # None: CR0, CR3, segments and tables by the API
+        # For the run loop, which reads them inline between slices (None: the API path).
+        self.cr0_word = self._fields.cr0 if self._fields is not None else None
+        self.previous_exception_word = self._live[2] if self._live is not None else None
         # vector -> _Plan of its last same-privilege delivery (see `deliver_planned`)
         self._plans: dict[int, _Plan] = {}
         self._plan_key = _PlanKey(cpu) if self._fields is not None else None

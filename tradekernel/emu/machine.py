@@ -51,9 +51,11 @@ from tradekernel.emu.cpu import (
     ES,
     ESI,
     ESP,
+    FLAG_IF,
     FLAG_IOPL,
     FS,
     GS,
+    HF_INHIBIT_IRQ,
     SS,
     Cpu,
     CpuError,
@@ -354,9 +356,14 @@ class Machine:
         self.cal = calibrate()
         self.cpu = Cpu(self.config.ram_mib * 1024 * 1024)
         self._live_state = self.cpu.state is not None  # registers read and written in place
+        # Words of the live CPU state the loop reads inline (None: through the API)
+        self._eflags_word = self.cpu.eflags_word
+        self._hflags_word = self.cpu.hflags_word
         self._ns_per_instruction = self.config.ns_per_instruction
         self._power_on_context = self.cpu.save_context()
         self.interrupts = InterruptUnit(self.cpu, self.cal)
+        self._cr0_word = self.interrupts.cr0_word
+        self._previous_exception_word = self.interrupts.previous_exception_word
         self.memory = GuestMemory(self.cpu.ram, self._code_written)
         self.registers = Registers(self.cpu)
         self.ports = PortBus()
@@ -603,16 +610,9 @@ class Machine:
         """Wrap a CPU hook so the timer thread can tell when the CPU is inside one, and so that
         a Python exception in a device or the kernel stops the machine with a report. A
         deterministic machine has no timer thread (nothing stops it from outside), so its
-        hooks skip the count and its lock: every interrupt crosses three or four hooks."""
-
-        def crash(error: Exception) -> int:
-            where = traceback.extract_tb(error.__traceback__)[-1]
-            self._crash(
-                f"internal error: {type(error).__name__}: {error} "
-                f"({Path(where.filename).name}:{where.lineno} in {where.name})"
-            )
-            return 0
-
+        hooks skip the count and its lock: every interrupt crosses three or four hooks. (The
+        OUT hook has this folded in: `_port_out_hook`.)"""
+        crash = self._hook_crashed
         if self.config.deterministic:
 
             def unlocked(*args: object) -> object:
@@ -638,6 +638,15 @@ class Machine:
                 self._in_hook -= 1
 
         return guarded
+
+    def _hook_crashed(self, error: Exception) -> int:
+        """A Python exception escaped a hook's handler: the machine stops with a report."""
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        self._crash(
+            f"internal error: {type(error).__name__}: {error} "
+            f"({Path(where.filename).name}:{where.lineno} in {where.name})"
+        )
+        return 0
 
     def _interrupt_changed(self) -> None:
         """The PIC's output went up. From the run loop itself (a timer firing between slices)
@@ -671,7 +680,7 @@ class Machine:
         cpu, guard = self.cpu, self._guard
         cpu.on_cpuid(guard(self._on_cpuid))  # first: see Cpu.on_port_in
         cpu.on_port_in(guard(self._port_in))
-        cpu.on_port_out(guard(self._port_out))
+        cpu.on_port_out(self._port_out_hook())
         cpu.on_interrupt(guard(self._on_interrupt))
         cpu.on_system_instruction(guard(self._on_system_instruction))
         cpu.uc.hook_add(UC_HOOK_INSN_INVALID, guard(self._on_invalid_opcode))
@@ -747,18 +756,42 @@ class Machine:
             self._io_eip = where[1]  # see _fault_skipped_system_instruction
         return value
 
-    def _port_out(self, _engine: object, port: int, size: int, value: int, _user: object) -> None:
-        if self._io_fault is not None:
-            return
-        slicer = self._slicer
-        if slicer is not None and slicer.near is not None:
-            self._near_deadline_passed()
-        if self.cpu.cpl() and not self._io_allowed(port, size):
-            self._fault_from_io()
-            return
-        self._port_writers[port](port, size, value & SIZE_MASKS[size])
-        if self._stop_requested:
-            self._io_eip = self.cpu.eip()  # see _fault_skipped_system_instruction
+    def _port_out_hook(self) -> Callable[[object, int, int, int, object], None]:
+        """The OUT hook, with `_guard` folded in and the CPL read in place: a PIT IRQ's handler
+        makes three OUTs (issue 16 part 3), and each call less here is one less per OUT.
+        A privileged OUT goes straight to the port's writer (`PortBus.writers`)."""
+        cpu = self.cpu
+        writers, masks = self._port_writers, SIZE_MASKS
+        hflags = cpu.hflags_word
+        locked = not self.config.deterministic  # see _guard: only real time has the slicer
+        acquire, release = self._hook_lock.acquire, self._hook_lock.release
+        crash = self._hook_crashed
+
+        def port_out(_engine: object, port: int, size: int, value: int, _user: object) -> None:
+            if locked:
+                acquire()  # never while the timer thread is between its check and its stop
+                self._in_hook += 1
+                release()
+            try:
+                if self._io_fault is not None:
+                    return
+                slicer = self._slicer
+                if slicer is not None and slicer.near is not None:
+                    self._near_deadline_passed()
+                cpl = hflags.value & 3 if hflags is not None else cpu.cpl()
+                if cpl and not self._io_allowed(port, size):
+                    self._fault_from_io()
+                    return
+                writers[port](port, size, value & masks[size])
+                if self._stop_requested:
+                    self._io_eip = cpu.eip()  # see _fault_skipped_system_instruction
+            except Exception as error:  # noqa: BLE001 - ctypes would print and carry on
+                crash(error)
+            finally:
+                if locked:
+                    self._in_hook -= 1
+
+        return port_out
 
     def _fault_from_io(self) -> None:
         """#GP for I/O without privilege. Unicorn runs the rest of the translation block after
@@ -915,7 +948,8 @@ class Machine:
 
     def linear_eip(self) -> int:
         cpu = self.cpu
-        if self.interrupts.control_registers()[0] & CR0_PE:
+        cr0 = self._cr0_word
+        if (cr0.value if cr0 is not None else self.interrupts.control_registers()[0]) & CR0_PE:
             return cpu.eip()  # flat code segments (the only kind our stub builds)
         return ((cpu.read(CS) & 0xFFFF) << 4) + (cpu.eip() & 0xFFFF)
 
@@ -930,16 +964,17 @@ class Machine:
             self._slicer.start()
         self.stop_info = None
         clock = self.clock
+        posted = self._posted
         while True:
-            while self._posted:
-                self._posted.popleft()()
-            clock.now_ns()  # brings virtual time up to the CPU's (the clock's sampler)
-            clock.run_due()
-            if self.stop_info is not None and self.stop_info.reason == "reset":
+            while posted:
+                posted.popleft()()
+            clock.run_due()  # at the CPU's time (the clock's sampler)
+            stop_info = self.stop_info
+            if stop_info is not None:
+                if stop_info.reason != "reset":
+                    return stop_info
                 self.reset()
                 continue
-            if self.stop_info is not None:
-                return self.stop_info
             if until is not None and until():
                 return StopInfo("until")
             if wall_end is not None and time.monotonic() >= wall_end:
@@ -1017,7 +1052,11 @@ class Machine:
         with IF=1, so the PIC is asked only after its output last went up (`_irq_raised`, set
         by every rise), not each time: that cost a ring-3 getpid a fifth of its speed. The
         flag is cleared before the PIC is asked, so a rise from another thread is never lost."""
-        if not self._irq_raised or not self.cpu.interrupts_enabled():
+        eflags = self._eflags_word
+        if (
+            not self._irq_raised
+            or not (eflags.value if eflags is not None else self.cpu.flags()) & FLAG_IF
+        ):
             return False
         self._irq_raised = False
         controller = self.board.interrupt_controller
@@ -1044,13 +1083,14 @@ class Machine:
 
     def _deliver_irq(self) -> None:
         cpu = self.cpu
-        eip = cpu.eip()
-        if cpu.interrupt_shadow():
+        eip = -1  # where the CPU is (deliver_planned reads it)
+        hflags = self._hflags_word
+        if hflags is not None and hflags.value & HF_INHIBIT_IRQ:
             linear = self.linear_eip()
             if 0 <= linear < cpu.ram_bytes and cpu.ram[linear] == 0xF4:
                 # `sti; hlt` with the interrupt arriving in STI's shadow: on hardware the hlt
                 # runs first and the interrupt wakes it, so the handler returns past the hlt.
-                eip += 1
+                eip = cpu.eip() + 1
             elif self.config.deterministic:
                 self._shadow_step = True  # one instruction first (see _run_slice)
                 return
@@ -1059,14 +1099,16 @@ class Machine:
         vector = controller.acknowledge()
         self.halted = False
         if not self.interrupts.deliver_planned(vector, False, None, eip):
-            self._deliver_or_crash(Event(vector, return_eip=eip), f"IRQ vector {vector:#x}")
+            event = Event(vector, return_eip=cpu.eip() if eip < 0 else eip)
+            self._deliver_or_crash(event, f"IRQ vector {vector:#x}")
 
     def _idle(self, wall_end: float | None) -> bool:
         """The CPU sits in `hlt`. Returns False if it can never wake up. With nothing scheduled
         (a tickless guest with no timer armed) only host input can wake it: deterministic time
         then stands still while the loop waits for some, as real time waits."""
         self.idle_count += 1
-        if not self.cpu.interrupts_enabled():
+        eflags = self._eflags_word
+        if not (eflags.value if eflags is not None else self.cpu.flags()) & FLAG_IF:
             self._crash("the CPU halted with interrupts disabled")
             return False
         deadline = self.clock.next_deadline()
@@ -1075,7 +1117,8 @@ class Machine:
             if feeders and any([feeder() for feeder in feeders]):
                 return True
             if deadline is not None:
-                self._slice_base_ns = max(self._slice_base_ns, deadline)
+                if deadline > self._slice_base_ns:
+                    self._slice_base_ns = deadline
                 self.clock.advance_to(deadline)
                 return True
         elif feeders and any([feeder() for feeder in feeders]):
@@ -1098,15 +1141,23 @@ class Machine:
         cpu = self.cpu
         start = cpu.eip()
         self._stop_requested = False
-        self.interrupts.forget_previous_exception()
+        previous_exception = self._previous_exception_word
+        if previous_exception is not None:
+            previous_exception.value = -1  # interrupts.forget_previous_exception, in place
+        else:
+            self.interrupts.forget_previous_exception()
         deadline = self.clock.next_deadline()
         # An interrupt waiting for IF (after `cli`, in a handler) must be looked at again soon:
         # nothing tells the loop when `sti`, `popf` or `iret` sets IF inside a slice.
         controller = self.board.interrupt_controller
+        eflags = self._eflags_word
         irq_waits = (
-            controller is not None
+            (
+                self._shadow_step
+                or not (eflags.value if eflags is not None else cpu.flags()) & FLAG_IF
+            )
+            and controller is not None
             and controller.pending()
-            and (self._shadow_step or not cpu.interrupts_enabled())
         )
         if self.config.deterministic:
             now = self._slice_base_ns
@@ -1184,6 +1235,12 @@ class Machine:
             self._crash(f"CPU error: {error}")
 
     def _after_slice(self) -> None:
+        if not self._stop_requested and self._last_in is None and self._pending_event is None:
+            # The common end: `hlt`, the budget or (real time) a stop from outside, with no
+            # hook having asked for anything (every other request stops the slice itself).
+            if not self._stopped_from_outside:
+                self._check_halt()
+            return
         if self._last_in is not None:
             self._keep_dropped_string_in()
         if self._stale_pages:
@@ -1268,8 +1325,9 @@ class Machine:
         from another thread: a slice can end at any block start, and one right after a hlt
         byte (the instruction an IRQ returns to from `hlt`) is no halt. A `hlt` that ran just
         as such a stop came is then a spurious wake-up, which x86 code must allow for anyway."""
+        cpu = self.cpu
         linear = self.linear_eip() - 1
-        if 0 <= linear < self.cpu.ram_bytes and self.cpu.ram[linear] == 0xF4:
+        if 0 <= linear < cpu.ram_bytes and cpu.ram[linear] == 0xF4:
             self.halted = True
 
     def close(self) -> None:
