@@ -366,6 +366,10 @@ class Cpu:
         self._reg_read(self._handle, EFLAGS, self._u32_ref)
         return self._u32.value
 
+    def flags_in_place(self) -> bool:
+        """Whether EFLAGS in the live state is the whole of it now (see `flags`)."""
+        return self._eflags is not None and not self.running and self._eflags_whole
+
     def interrupts_enabled(self) -> bool:
         """EFLAGS.IF, read from the live state where it was found (valid inside hooks)."""
         eflags = self._eflags
