@@ -188,13 +188,31 @@ class I8259:
     # -- register access ----------------------------------------------------------------------
 
     def write_command(self, value: int) -> None:
-        """A0 = 0: ICW1, OCW2 or OCW3."""
+        """A0 = 0: ICW1, OCW2 or OCW3 (OCW2, an EOI once per interrupt, decoded here)."""
         if value & ICW1_INIT:
             self._icw1(value)
-        elif value & OCW3_MARK:
+            return
+        if value & OCW3_MARK:
             self._ocw3(value)
-        else:
-            self._ocw2(value)
+            return
+        command = value >> 5
+        level = value & 7
+        if command in (1, 5):  # non-specific EOI, optionally rotating
+            rank = _RANKS[self.rotation][self.isr & 0xFF]
+            if rank != 8:
+                number = (rank + self.rotation) & 7
+                self.isr &= ~(1 << number)
+                if command == 5:
+                    self.rotation = (number + 1) & 7
+        elif command in (0, 4):  # clear / set rotate in automatic EOI mode
+            self.rotate_on_auto_eoi = command == 4
+        elif command in (3, 7):  # specific EOI, optionally rotating
+            self.isr &= ~(1 << level)
+            if command == 7:
+                self.rotation = (level + 1) & 7
+        elif command == 6:  # set priority: `level` becomes the lowest
+            self.rotation = (level + 1) & 7
+        # command 2 is "no operation"
 
     def write_data(self, value: int) -> None:
         """A0 = 1: ICW2-4 during initialisation, OCW1 (the mask) otherwise."""
@@ -249,26 +267,6 @@ class I8259:
         self.level_mode = bool(value & ICW1_LTIM)
         self.irr = self.levels & self._level_inputs()
         self.init_step = _EXPECT_ICW2
-
-    def _ocw2(self, value: int) -> None:
-        command = value >> 5
-        level = value & 7
-        if command in (0, 4):  # clear / set rotate in automatic EOI mode
-            self.rotate_on_auto_eoi = command == 4
-        elif command in (1, 5):  # non-specific EOI, optionally rotating
-            rank = _RANKS[self.rotation][self.isr & 0xFF]
-            if rank != 8:
-                number = (rank + self.rotation) & 7
-                self.isr &= ~(1 << number)
-                if command == 5:
-                    self.rotation = (number + 1) & 7
-        elif command in (3, 7):  # specific EOI, optionally rotating
-            self.isr &= ~(1 << level)
-            if command == 7:
-                self.rotation = (level + 1) & 7
-        elif command == 6:  # set priority: `level` becomes the lowest
-            self.rotation = (level + 1) & 7
-        # command 2 is "no operation"
 
     def _ocw3(self, value: int) -> None:
         if value & OCW3_ESMM:
@@ -361,8 +359,11 @@ class PicPair(Device):
         else:
             self._line_levels &= ~(1 << number)
         if number < 8 and number != CASCADE_INPUT:  # the master's own inputs (IRQ0 mostly)
-            if self.master.set_input(number, level):
-                self._update_master()
+            master = self.master
+            if master.set_input(number, level):  # _update_master, inline: a PIT IRQ per edge
+                self._output = output = master.requested_input()
+                if output >= 0 and self._board is not None:
+                    self._board.interrupt_changed()
             return
         self._drive_input(number)
         self._update()
@@ -411,8 +412,10 @@ class PicPair(Device):
             chip.write_data(value & 0xFF)
         else:
             chip.write_command(value & 0xFF)
-        if chip is self.master:
-            self._update_master()  # an EOI to the master, mostly: once per interrupt
+        if chip is self.master:  # an EOI to the master, mostly: once per interrupt
+            self._output = output = chip.requested_input()  # _update_master, inline
+            if output >= 0 and self._board is not None:
+                self._board.interrupt_changed()
         else:
             self._update()
 

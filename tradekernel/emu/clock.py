@@ -48,14 +48,17 @@ class Clock:
         self._on_earlier = listener
 
     def set_sampler(self, sampler: Callable[[], int] | None) -> None:
-        """A function giving the exact time between run-loop updates (e.g. mid CPU slice)."""
+        """A function giving the exact time between run-loop updates (e.g. mid CPU slice). It
+        must never go backwards nor fall behind what was given to `advance_to`: `now_ns` is
+        then the sampler itself, one call on every device access that reads the time (a PIT
+        one-shot re-armed per interrupt reads it twice). Set before devices take `now_ns`."""
         self._sampler = sampler
+        if sampler is not None:
+            self.now_ns = sampler  # type: ignore[method-assign]
+        else:
+            self.__dict__.pop("now_ns", None)
 
     def now_ns(self) -> int:
-        if self._sampler is not None:
-            sampled = self._sampler()
-            if sampled > self._now:
-                self._now = sampled
         return self._now
 
     def advance_to(self, ns: int) -> None:

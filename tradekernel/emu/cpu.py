@@ -147,9 +147,10 @@ class Cpu:
             self._exit_checks = ctypes.c_uint8.from_address(engine + cal.exit_check_flag)
         self._block_stops = False
         self.running = False  # inside `start` (a hook runs now), or between runs
-        # `env->eflags` holds the arithmetic flags too (see `flags`): false after restoring a
-        # context saved inside a hook, where they were kept apart, until the next run ends.
-        self._eflags_whole = True
+        # `env->eflags` holds the whole EFLAGS now (see `flags`): between runs, where it was
+        # found; not inside a run, nor after restoring a context saved inside a hook (the
+        # arithmetic flags were kept apart there) until the next run has ended.
+        self.flags_in_place = False
         # The instructions a counted `start` has retired so far (read also mid-run).
         self.retired = ctypes.c_uint64.from_address(self._engine + 8 * cal.icount_word)
         self.state = state  # address of the live CPU state, or None
@@ -169,6 +170,7 @@ class Cpu:
                     self._eflags = eflags
         # The same words for the run loop and the OUT hook, which read them inline (a call less
         # each, on every interrupt: issue 16 part 3); None where the live state was not found.
+        self.flags_in_place = self._eflags is not None
         self.hflags_word: ctypes.c_uint32 | None = self._hflags
         self.eflags_word: ctypes.c_uint64 | None = self._eflags
         self.eip_word: ctypes.c_uint64 | None = self._eip
@@ -361,14 +363,10 @@ class Cpu:
         arithmetic flags back into `env->eflags` as a run ends (and an API write stores all of
         them there), while inside a run they sit apart and only the API computes them."""
         eflags = self._eflags
-        if eflags is not None and not self.running and self._eflags_whole:
+        if self.flags_in_place:
             return eflags.value & 0xFFFFFFFF
         self._reg_read(self._handle, EFLAGS, self._u32_ref)
         return self._u32.value
-
-    def flags_in_place(self) -> bool:
-        """Whether EFLAGS in the live state is the whole of it now (see `flags`)."""
-        return self._eflags is not None and not self.running and self._eflags_whole
 
     def interrupts_enabled(self) -> bool:
         """EFLAGS.IF, read from the live state where it was found (valid inside hooks)."""
@@ -508,13 +506,14 @@ class Cpu:
             self.uc.ctl_flush_tb()
             self._block_stops = block_stops
         self.running = True
+        self.flags_in_place = False
         try:
             # uc_emu_start straight through ctypes (the binding's wrapper is one more Python
             # call per slice: every IRQ that wakes a `hlt` costs a slice, issue 16 part 3)
             status = self._emu_start(self._handle, eip, _NO_EXIT, 0, count)
         finally:
             self.running = False
-            self._eflags_whole = True
+            self.flags_in_place = self._eflags is not None
         uc = self.uc
         error = uc._hook_exception  # a hook added through the binding raised (it stopped)
         if status or error is not None:
@@ -532,7 +531,7 @@ class Cpu:
 
     def restore_context(self, ctx) -> None:  # noqa: ANN001
         self.uc.context_restore(ctx)
-        self._eflags_whole = False  # it may have been saved inside a hook
+        self.flags_in_place = False  # it may have been saved inside a hook
 
     @staticmethod
     def context_view(ctx) -> ctypes.Array:  # noqa: ANN001

@@ -391,7 +391,7 @@ class InterruptUnit:
         cpu = self.cpu
         # EFLAGS: in place between runs (an IRQ from the run loop), through the API inside
         # one (`int n` delivered in its hook), as `Cpu.flags` explains
-        flags = state[2] & 0xFFFFFFFF if cpu.flags_in_place() else cpu.flags()
+        flags = state[2] & 0xFFFFFFFF if cpu.flags_in_place else cpu.flags()
         if flags & FLAG_VM:
             return False
         eip = state[1] & 0xFFFFFFFF if return_eip < 0 else return_eip

@@ -359,6 +359,7 @@ class Machine:
         # Words of the live CPU state the loop reads inline (None: through the API)
         self._eflags_word = self.cpu.eflags_word
         self._hflags_word = self.cpu.hflags_word
+        self._eip_word = self.cpu.eip_word
         self._ns_per_instruction = self.config.ns_per_instruction
         self._power_on_context = self.cpu.save_context()
         self.interrupts = InterruptUnit(self.cpu, self.cal)
@@ -402,6 +403,7 @@ class Machine:
         self.idle_count = 0  # times the loop found the CPU halted (tests wait on it)
         self._slice_base_ns = 0
         self._wall_origin = time.monotonic_ns()
+        self._wall_last = 0  # the latest real time handed out (see _wall_now)
         self._in_slice = False
         self._in_hook = 0
         self._hook_lock = threading.Lock()  # a hook's entry against the timer's check-and-stop
@@ -530,7 +532,13 @@ class Machine:
 
     # ---- time ---------------------------------------------------------------------------
     def _wall_now(self) -> int:
-        return time.monotonic_ns() - self._wall_origin
+        """Real time's clock (its sampler): never backwards, even when a debugger's stop has
+        moved the origin while something read the time (see _debugger_turn)."""
+        now = time.monotonic_ns() - self._wall_origin
+        if now > self._wall_last:
+            self._wall_last = now
+            return now
+        return self._wall_last
 
     def _deterministic_now(self) -> int:
         if self._in_slice:
@@ -580,7 +588,9 @@ class Machine:
                 # The slice is made to end at the deadline, going on until then (a stop here
                 # would cost a slice more: a one-shot timer armed in a handler that `hlt`s
                 # soon after). Where the count cannot be lowered, it stops now.
-                budget = max(1, (deadline - base) // self._ns_per_instruction)
+                budget = (deadline - base) // self._ns_per_instruction
+                if budget < 1:
+                    budget = 1
                 limit = self._count_limit
                 if limit is not None and budget > self.cpu.retired.value:
                     self._slice_budget = budget
@@ -1097,6 +1107,7 @@ class Machine:
         controller = self.board.interrupt_controller
         assert controller is not None
         vector = controller.acknowledge()
+        self._irq_raised = controller.pending()  # mostly down now: the loop asks no more
         self.halted = False
         if not self.interrupts.deliver_planned(vector, False, None, eip):
             event = Event(vector, return_eip=cpu.eip() if eip < 0 else eip)
@@ -1139,7 +1150,8 @@ class Machine:
 
     def _run_slice(self, wall_end: float | None) -> None:
         cpu = self.cpu
-        start = cpu.eip()
+        eip = self._eip_word
+        start = eip.value & 0xFFFFFFFF if eip is not None else cpu.eip()
         self._stop_requested = False
         previous_exception = self._previous_exception_word
         if previous_exception is not None:
@@ -1156,6 +1168,7 @@ class Machine:
                 self._shadow_step
                 or not (eflags.value if eflags is not None else cpu.flags()) & FLAG_IF
             )
+            and self._irq_raised
             and controller is not None
             and controller.pending()
         )
@@ -1235,12 +1248,26 @@ class Machine:
             self._crash(f"CPU error: {error}")
 
     def _after_slice(self) -> None:
-        if not self._stop_requested and self._last_in is None and self._pending_event is None:
-            # The common end: `hlt`, the budget or (real time) a stop from outside, with no
-            # hook having asked for anything (every other request stops the slice itself).
-            if not self._stopped_from_outside:
-                self._check_halt()
+        """What the slice's hooks left to do, then whether a `hlt` ended it. Every request of
+        a hook stops the slice, so a slice with none (the common end: `hlt`, the budget, or a
+        stop from outside) goes straight to the halt check."""
+        if (
+            self._stop_requested or self._last_in is not None or self._pending_event is not None
+        ) and self._serve_slice_requests():
             return
+        if not self._stop_requested and not self._stopped_from_outside:
+            # emu_start came back on its own: a `hlt` just ran (EIP is past it). Not after a
+            # stop from another thread: a slice can end at any block start, and one right after
+            # a hlt byte (the instruction an IRQ returns to from `hlt`) is no halt. A `hlt`
+            # that ran just as such a stop came is then a spurious wake-up, which x86 code must
+            # allow for anyway.
+            cpu = self.cpu
+            linear = self.linear_eip() - 1
+            if 0 <= linear < cpu.ram_bytes and cpu.ram[linear] == 0xF4:
+                self.halted = True
+
+    def _serve_slice_requests(self) -> bool:
+        """The requests of the slice's hooks; True if one delivered an event (no halt then)."""
         if self._last_in is not None:
             self._keep_dropped_string_in()
         if self._stale_pages:
@@ -1253,17 +1280,17 @@ class Machine:
             if self._io_fault is None:
                 self.cpu.write(EIP, self._pending_eip)
             self._pending_eip = None
+        delivered = True
         if self._io_fault is not None:
             self._pending_event = None
             self._deliver_io_fault()
         elif self._pending_event is not None:
             event, self._pending_event = self._pending_event, None
             self._deliver_event(event)
-        elif self._io_eip is not None and self._fault_skipped_system_instruction():
-            pass
-        elif not self._stop_requested and not self._stopped_from_outside:
-            self._check_halt()
+        elif not (self._io_eip is not None and self._fault_skipped_system_instruction()):
+            delivered = False
         self._io_eip = None
+        return delivered
 
     def _fault_skipped_system_instruction(self) -> bool:
         """A `syscall`/`sysenter` that Unicorn skipped: with a stop pending (an I/O hook earlier
@@ -1319,16 +1346,6 @@ class Machine:
         cpu.set_eip(address)
         self._deliver_event(Event(SYSTEM_INSTRUCTION_FAULTS[name], 0))
         return True
-
-    def _check_halt(self) -> None:
-        """emu_start came back on its own: a `hlt` just ran (EIP is past it). Not after a stop
-        from another thread: a slice can end at any block start, and one right after a hlt
-        byte (the instruction an IRQ returns to from `hlt`) is no halt. A `hlt` that ran just
-        as such a stop came is then a spurious wake-up, which x86 code must allow for anyway."""
-        cpu = self.cpu
-        linear = self.linear_eip() - 1
-        if 0 <= linear < cpu.ram_bytes and cpu.ram[linear] == 0xF4:
-            self.halted = True
 
     def close(self) -> None:
         if self._slicer is not None:
