@@ -254,19 +254,19 @@ class StopInfo:
 class _SliceTimer:
     """The real-time slicer: one thread that ends a slice with emu_stop at its wall deadline.
 
-    The slice's deadline belongs to the CPU thread alone (`arm` at slice start, `move_up` from
-    a hook, `disarm` at slice end), each slice under a new generation; other threads only count
-    stop requests (`stop_soon`), which make the armed slice due now. The thread never writes the
-    deadline: once a slice is due it calls `stop` every STOP_RETRY_S until that slice is
-    disarmed, so a stop that found the CPU in a hook, or that landed just before `emu_start`
+    The slice's deadline belongs to the CPU thread alone (`arm` at slice start, `move_up` from a
+    hook, `armed = None` at slice end), each slice under a new generation; other threads only
+    count stop requests (`stop_soon`), which make the armed slice due now. The thread never
+    writes the deadline: once a slice is due it calls `stop` every STOP_RETRY_S until that slice
+    is disarmed, so a stop that found the CPU in a hook, or that landed just before `emu_start`
     (where Unicorn forgets it), is tried again, and a stop request can never wipe the deadline
     of the slice after it. Arming is lock-free: the thread re-reads the state whenever it wakes;
-    only a deadline earlier than its current sleep target sets the event, and between slices
-    the thread keeps sleeping towards its last target, so a run of short slices (an IRQ per
-    `hlt`) wakes it about once per SLICE_WALL_NS, not once per slice (issue 16 part 3).
+    only a deadline earlier than its current sleep target sets the event, and between slices the
+    thread keeps sleeping towards its last target, so a run of short slices (an IRQ per `hlt`)
+    wakes it about once per SLICE_WALL_NS, not once per slice (issue 16 part 3).
 
     A deadline moved up to less than NEAR_DEADLINE_S ahead does not wake the thread either:
-    the CPU thread looks at it in its own hooks (`near_due`), and a `hlt` ends the slice
+    the CPU thread looks at it in its own I/O hooks (`near`), and a `hlt` ends the slice
     anyway; a guest that spins with no hook at all sees it when the thread next wakes, at
     most SLICE_WALL_NS later."""
 
@@ -291,23 +291,17 @@ class _SliceTimer:
         if deadline < self._sleeping_until or self._requests != self._served:
             self._wake.set()
 
-    def move_up(self, deadline: float) -> None:
-        """The running slice must end by `deadline` (CPU thread only)."""
+    def move_up(self, deadline: float, now: float) -> None:
+        """The running slice must end by `deadline` (CPU thread only; `now`: time.monotonic()).
+        A near deadline is left in `near` for the CPU thread's hooks, which compare it with
+        time.monotonic() themselves (one call less on every OUT of a handler)."""
         armed = self.armed
         if armed is not None and deadline < armed[1]:
             self.armed = (armed[0], deadline)
-            if deadline - time.monotonic() < NEAR_DEADLINE_S:
+            if deadline - now < NEAR_DEADLINE_S:
                 self.near = deadline
             elif deadline < self._sleeping_until:
                 self._wake.set()
-
-    def near_due(self) -> bool:
-        """A near deadline of the running slice has passed (CPU thread, in a hook)."""
-        near = self.near
-        return near is not None and time.monotonic() >= near
-
-    def disarm(self) -> None:
-        self.armed = None
 
     def stop_soon(self) -> None:
         """End the running slice, or the next one, as soon as possible (any thread)."""
@@ -599,7 +593,9 @@ class Machine:
                     self._stop_requested = True
                     self.cpu.stop()
         elif self._slicer is not None:
-            self._slicer.move_up(time.monotonic() + max(0, deadline - self._wall_now()) / 1e9)
+            now = time.monotonic()
+            ahead = deadline - self._wall_now()
+            self._slicer.move_up(now + ahead / 1e9 if ahead > 0 else now, now)
 
     def _timer_stop(self) -> bool:
         """The timer thread's stop; False means "inside a hook" (the timer tries again). The
@@ -719,28 +715,26 @@ class Machine:
         mask = ((1 << size) - 1) << (port % 8)
         return not bits & mask
 
-    def _near_deadline_passed(self) -> None:
-        """Real time: end the slice for a near timer that is due (see _SliceTimer), from an
-        I/O hook, where a stop lets the block finish and stops at the next (EIP exact). With
-        IF=0 (a handler re-arming its one-shot) an interrupt could not be taken before IF is
-        set again, which nothing reports: the slice then goes on for at most IRQ_WAIT_WALL_NS,
-        as a slice does that starts with an interrupt waiting for IF, and mostly ends sooner
-        at the `hlt` after the handler's `iret`."""
-        slicer = self._slicer
-        if slicer is not None and slicer.near_due():
-            slicer.near = None
-            if self.cpu.interrupts_enabled():
-                self._stop_requested = True
-                self.cpu.stop()
-            else:
-                slicer.move_up(time.monotonic() + IRQ_WAIT_WALL_NS / 1e9)
+    def _near_deadline_passed(self, slicer: _SliceTimer) -> None:
+        """Real time: the near timer of the running slice is due (see _SliceTimer; the I/O
+        hooks compare `slicer.near` with the time): end the slice from the hook, where a stop
+        lets the block finish and stops at the next (EIP exact). With IF=0 (a handler re-arming
+        its one-shot) the interrupt could not be taken before IF is set again, which nothing
+        reports: the slice's deadline, moved up to the near one and now past, ends it when the
+        slice timer next wakes (at most SLICE_WALL_NS later), and mostly the `hlt` after the
+        handler's `iret` ends it sooner."""
+        slicer.near = None
+        eflags = self._eflags_word
+        if (eflags.value if eflags is not None else self.cpu.flags()) & FLAG_IF:
+            self._stop_requested = True
+            self.cpu.stop()
 
     def _port_in(self, _engine: object, port: int, size: int, _user: object) -> int:
         if self._io_fault is not None:
             return self.cpu.read(EAX)
         slicer = self._slicer
-        if slicer is not None and slicer.near is not None:
-            self._near_deadline_passed()
+        if slicer is not None and slicer.near is not None and time.monotonic() >= slicer.near:
+            self._near_deadline_passed(slicer)
         if port & 0xFF00 == HYPERCALL_PORT_BASE and self.cpu.cpl() == 0:
             handler = self.hypercalls.get(port & 0xFF)
             if handler is None:
@@ -776,6 +770,7 @@ class Machine:
         locked = not self.config.deterministic  # see _guard: only real time has the slicer
         acquire, release = self._hook_lock.acquire, self._hook_lock.release
         crash = self._hook_crashed
+        monotonic = time.monotonic
 
         def port_out(_engine: object, port: int, size: int, value: int, _user: object) -> None:
             if locked:
@@ -786,8 +781,10 @@ class Machine:
                 if self._io_fault is not None:
                     return
                 slicer = self._slicer
-                if slicer is not None and slicer.near is not None:
-                    self._near_deadline_passed()
+                if slicer is not None:
+                    near = slicer.near
+                    if near is not None and monotonic() >= near:
+                        self._near_deadline_passed(slicer)
                 cpl = hflags.value & 3 if hflags is not None else cpu.cpl()
                 if cpl and not self._io_allowed(port, size):
                     self._fault_from_io()
@@ -1218,7 +1215,7 @@ class Machine:
             self._cpu_error(error)
         finally:
             self._in_slice = False
-            self._slicer.disarm()
+            self._slicer.armed = None  # disarmed
         self._after_slice()
 
     def _keep_dropped_string_in(self) -> None:
