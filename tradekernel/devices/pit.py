@@ -92,6 +92,7 @@ class Counter:
         self.irq = irq
         self.gate = True
         self._timer: Timer | None = None
+        self._fire_callback = self._fire  # bound once: the timer is set again per interrupt
         self.power_on()
 
     def power_on(self) -> None:
@@ -312,30 +313,25 @@ class Counter:
             self._timer.cancel()
             self._timer = None
 
-    def next_event(self, now: int) -> int | None:
-        """When OUT next rises (or reaches terminal count), if it ever does on its own."""
+    def _reschedule(self, now: int) -> None:
+        """The IRQ timer for when OUT next rises (or reaches terminal count), if it ever does
+        on its own (computed here, not in a helper: a one-shot is re-armed per interrupt)."""
+        if self._timer is not None:
+            self._cancel_timer()
         since = self.running_since
-        if not self.armed or since is None:
-            return None
+        if self.irq is None or not self.armed or since is None:
+            return
         mode = self.mode
         if mode in (2, 3):
             edge_ticks = (ticks_elapsed(since, now) // self.reload + 1) * self.reload
-            edge = tick_time(since, edge_ticks)
+            deadline = tick_time(since, edge_ticks)
             if self.pending_at is not None:
-                edge = min(edge, self.pending_at)
-            return edge
-        if self.done:
-            return None
-        return tick_time(since, self.start_count + (0 if mode in (0, 1) else 1))
-
-    def _reschedule(self, now: int) -> None:
-        if self._timer is not None:
-            self._cancel_timer()
-        if self.irq is None:
+                deadline = min(deadline, self.pending_at)
+        elif self.done:
             return
-        deadline = self.next_event(now)
-        if deadline is not None:
-            self._timer = self.clock.call_at(deadline, self._fire)
+        else:
+            deadline = tick_time(since, self.start_count + (0 if mode in (0, 1) else 1))
+        self._timer = self.clock.call_at(deadline, self._fire_callback)
 
     def _fire(self) -> None:
         deadline = self._timer.deadline if self._timer is not None else self.clock.now_ns()
