@@ -66,7 +66,8 @@ class Clock:
             self._now = ns
 
     def call_at(self, deadline_ns: int, callback: Callable[[], None]) -> Timer:
-        timer = Timer(deadline_ns, callback)
+        timer = Timer.__new__(Timer)  # Timer(deadline_ns, callback) without its __init__ call
+        timer.deadline, timer.callback, timer.cancelled = deadline_ns, callback, False
         heap = self._heap
         earliest = not heap or deadline_ns < heap[0][0]
         heappush(heap, (deadline_ns, next(self._order), timer))

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from threading import get_ident
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_INSN_INVALID, UC_HOOK_MEM_UNMAPPED, UcError
 
@@ -347,6 +348,7 @@ class _SliceTimer:
 class Machine:
     def __init__(self, config: MachineConfig | None = None) -> None:
         self.config = config or MachineConfig()
+        self._deterministic = self.config.deterministic  # fixed at construction (the sampler)
         self.cal = calibrate()
         self.cpu = Cpu(self.config.ram_mib * 1024 * 1024)
         self._live_state = self.cpu.state is not None  # registers read and written in place
@@ -421,7 +423,7 @@ class Machine:
         self._slicer: _SliceTimer | None = None
         self.debug_turn: Callable[[], str] | None = None  # an attached debugger (emu/gdbstub.py)
         self._loop_thread = threading.get_ident()  # the thread that runs the CPU (see run)
-        if self.config.deterministic:
+        if self._deterministic:
             self.clock.set_sampler(self._deterministic_now)
         else:
             self.clock.set_sampler(self._wall_now)
@@ -576,7 +578,7 @@ class Machine:
         code, in an I/O hook): end the slice in time for it."""
         if not self._in_slice:
             return
-        if self.config.deterministic:
+        if self._deterministic:
             base = self._slice_base_ns
             if deadline < base + self._slice_budget * self._ns_per_instruction:
                 # The slice is made to end at the deadline, going on until then (a stop here
@@ -619,7 +621,7 @@ class Machine:
         hooks skip the count and its lock: every interrupt crosses three or four hooks. (The
         OUT hook has this folded in: `_port_out_hook`.)"""
         crash = self._hook_crashed
-        if self.config.deterministic:
+        if self._deterministic:
 
             def unlocked(*args: object) -> object:
                 try:
@@ -661,8 +663,8 @@ class Machine:
         block finish and stops at the next one, EIP exact (docs/UNICORN.md). From any other
         thread (UI, network), the slice timer stops the CPU and the idle wait is woken."""
         self._irq_raised = True
-        if threading.get_ident() == self._loop_thread:
-            if self._in_slice and not self.config.deterministic:
+        if get_ident() == self._loop_thread:
+            if self._in_slice and not self._deterministic:
                 self._stop_requested = True
                 self.cpu.stop()
             return
@@ -767,7 +769,7 @@ class Machine:
         cpu = self.cpu
         writers, masks = self._port_writers, SIZE_MASKS
         hflags = cpu.hflags_word
-        locked = not self.config.deterministic  # see _guard: only real time has the slicer
+        locked = not self._deterministic  # see _guard: only real time has the slicer
         acquire, release = self._hook_lock.acquire, self._hook_lock.release
         crash = self._hook_crashed
         monotonic = time.monotonic
@@ -856,7 +858,7 @@ class Machine:
         API write there left EIP stale at the next stop), and no stop may land inside a block:
         a real-time slice with block stops, or a counted run, whose only stops come from this
         thread's hooks and its own count."""
-        return self._live_state and (self.config.deterministic or self.cpu.block_stops)
+        return self._live_state and (self._deterministic or self.cpu.block_stops)
 
     def _run_trap(self, trap: Callable[[Registers], bool]) -> bool:
         """A trap handler; the EIP/EFLAGS/segment/CR writes it made are applied once the slice
@@ -966,7 +968,7 @@ class Machine:
         """Run until power-off, reset, crash, the wall timeout, or `until()` turns true."""
         wall_end = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
         self._loop_thread = threading.get_ident()
-        if not self.config.deterministic and self._slicer is None:
+        if not self._deterministic and self._slicer is None:
             self._slicer = _SliceTimer(self._timer_stop)
             self._slicer.start()
         self.stop_info = None
@@ -1006,7 +1008,7 @@ class Machine:
         assert self.debug_turn is not None
         started = time.monotonic_ns()
         verdict = self.debug_turn()
-        if verdict == "stopped" and not self.config.deterministic:
+        if verdict == "stopped" and not self._deterministic:
             self._wall_origin += time.monotonic_ns() - started
         return verdict != "run"
 
@@ -1021,7 +1023,7 @@ class Machine:
             self._deliver_irq()
             return True
         cpu = self.cpu
-        if not self.config.deterministic:
+        if not self._deterministic:
             # Unicorn adds no count check to code translated uncounted: a loop already
             # translated would run on past the count, for ever (seen stepping `spin`)
             cpu.uc.ctl_flush_tb()
@@ -1037,7 +1039,7 @@ class Machine:
             executed = cpu.retired.value
             self._in_slice = False
         self.instructions += executed
-        if self.config.deterministic:
+        if self._deterministic:
             self._slice_base_ns += executed * self._ns_per_instruction
             self.clock.advance_to(self._slice_base_ns)
         self._after_slice()
@@ -1098,7 +1100,7 @@ class Machine:
                 # `sti; hlt` with the interrupt arriving in STI's shadow: on hardware the hlt
                 # runs first and the interrupt wakes it, so the handler returns past the hlt.
                 eip = cpu.eip() + 1
-            elif self.config.deterministic:
+            elif self._deterministic:
                 self._shadow_step = True  # one instruction first (see _run_slice)
                 return
         controller = self.board.interrupt_controller
@@ -1121,7 +1123,7 @@ class Machine:
             return False
         deadline = self.clock.next_deadline()
         feeders = self._idle_feeders
-        if self.config.deterministic:
+        if self._deterministic:
             if feeders and any([feeder() for feeder in feeders]):
                 return True
             if deadline is not None:
@@ -1169,7 +1171,7 @@ class Machine:
             and controller is not None
             and controller.pending()
         )
-        if self.config.deterministic:
+        if self._deterministic:
             now = self._slice_base_ns
             budget = MAX_SLICE_INSTRUCTIONS
             if deadline is not None:
