@@ -435,7 +435,7 @@ class Machine:
         )
         self._install_hooks()
         # Hooks added through the binding (the machine's own are counted here): a code hook
-        # may stop at its instruction, which block stops cannot do (see _run_slice).
+        # may stop at its instruction, which block stops cannot do (see run).
         self._own_binding_hooks = len(self.cpu.uc._callbacks)
 
     # ---- building ---------------------------------------------------------------------
@@ -805,7 +805,7 @@ class Machine:
     def _fault_from_io(self) -> None:
         """#GP for I/O without privilege. Unicorn runs the rest of the translation block after
         an I/O hook whatever the hook does to CS:EIP, so the fault cannot be delivered here:
-        the CPU state at the instruction is saved, the slice ends, and `_run_slice` restores
+        the CPU state at the instruction is saved, the slice ends, and `_after_slice` restores
         that state and delivers #GP. Until then every hooked event is ignored."""
         self._io_fault = self.cpu.save_context()
         self._stop_requested = True
@@ -843,7 +843,7 @@ class Machine:
             and not self._trap_writes
             and not (self._irq_raised and self._irq_ready())
         ):
-            # Delivered here, the slice going on: see _run_slice's block stops.
+            # Delivered here, the slice going on: see run's block stops.
             if not self.interrupts.deliver_planned(vector, software, error_code):
                 self._deliver_or_crash(Event(vector, error_code, software=software), "")
             return
@@ -965,15 +965,26 @@ class Machine:
     def run(
         self, wall_timeout_s: float | None = None, until: Callable[[], bool] | None = None
     ) -> StopInfo:
-        """Run until power-off, reset, crash, the wall timeout, or `until()` turns true."""
+        """Run until power-off, reset, crash, the wall timeout, or `until()` turns true.
+
+        One turn: posted work, due timers, the stop checks, an interrupt the PIC asserts (IF
+        set), then either the idle CPU waits for the next event (or, deterministic, jumps to
+        it) or a slice runs. The idle wait and the slice are written out here with the
+        machine's words bound once, not in helpers: a PIT IRQ per `hlt` takes two turns, and
+        each call and attribute lookup less is one less per interrupt (issue 16 part 3)."""
         wall_end = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
-        self._loop_thread = threading.get_ident()
-        if not self._deterministic and self._slicer is None:
+        self._loop_thread = get_ident()
+        deterministic = self._deterministic
+        if not deterministic and self._slicer is None:
             self._slicer = _SliceTimer(self._timer_stop)
             self._slicer.start()
         self.stop_info = None
-        clock = self.clock
-        posted = self._posted
+        clock, cpu, board = self.clock, self.cpu, self.board
+        posted, feeders, wake = self._posted, self._idle_feeders, self._wake
+        eip_word, eflags_word = self._eip_word, self._eflags_word
+        previous_exception = self._previous_exception_word
+        ns_per_instruction = self._ns_per_instruction
+        monotonic = time.monotonic
         while True:
             while posted:
                 posted.popleft()()
@@ -986,18 +997,111 @@ class Machine:
                 continue
             if until is not None and until():
                 return StopInfo("until")
-            if wall_end is not None and time.monotonic() >= wall_end:
+            if wall_end is not None and monotonic() >= wall_end:
                 return StopInfo("timeout")
             if self.debug_turn is not None and self._debugger_turn():
                 continue
             if self._irq_raised and self._irq_ready():
                 self._deliver_irq()
+            flags = eflags_word.value if eflags_word is not None else cpu.flags()
             if self.halted:
-                if not self._idle(wall_end):
+                # Idle. With nothing scheduled (a tickless guest with no timer armed) only
+                # host input can wake the CPU: deterministic time then stands still while the
+                # loop waits for some, as real time waits.
+                self.idle_count += 1
+                if not flags & FLAG_IF:
+                    self._crash("the CPU halted with interrupts disabled")
                     assert self.stop_info is not None  # the crash that says why
                     return self.stop_info
+                deadline = clock.next_deadline()
+                if feeders and any([feeder() for feeder in feeders]):
+                    continue
+                if deterministic and deadline is not None:
+                    if deadline > self._slice_base_ns:
+                        self._slice_base_ns = deadline
+                    clock.advance_to(deadline)
+                    continue
+                wait_s = 0.05 if deadline is None else max(0.0, (deadline - self._wall_now()) / 1e9)
+                if wall_end is not None:
+                    wait_s = min(wait_s, max(0.0, wall_end - monotonic()))
+                if wait_s < NEAR_DEADLINE_S:
+                    # A thread wait sleeps at least the kernel's timer slack (50 us), far longer
+                    # than a near timer (a one-shot armed just before the `hlt`): wait here.
+                    end = monotonic() + wait_s
+                    while monotonic() < end and not wake.is_set():
+                        pass
+                else:
+                    wake.wait(min(wait_s, 0.05))
+                wake.clear()
                 continue
-            self._run_slice(wall_end)
+            # A slice.
+            start = eip_word.value & 0xFFFFFFFF if eip_word is not None else cpu.eip()
+            self._stop_requested = False
+            if previous_exception is not None:
+                previous_exception.value = -1  # interrupts.forget_previous_exception, in place
+            else:
+                self.interrupts.forget_previous_exception()
+            deadline = clock.next_deadline()
+            # An interrupt waiting for IF (after `cli`, in a handler) must be looked at again
+            # soon: nothing tells the loop when `sti`, `popf` or `iret` sets IF inside a slice.
+            controller = board.interrupt_controller
+            irq_waits = (
+                (self._shadow_step or not flags & FLAG_IF)
+                and self._irq_raised
+                and controller is not None
+                and controller.pending()
+            )
+            if deterministic:
+                now = self._slice_base_ns
+                budget = MAX_SLICE_INSTRUCTIONS
+                if deadline is not None:
+                    left = (deadline - now) // ns_per_instruction
+                    budget = 1 if left < 1 else left if left < budget else budget
+                if irq_waits and budget > IRQ_WAIT_INSTRUCTIONS:
+                    budget = IRQ_WAIT_INSTRUCTIONS
+                if self._shadow_step:
+                    self._shadow_step = False
+                    budget = 1
+                self._slice_budget = budget
+                self._in_slice = True
+                try:
+                    cpu.start(start, count=budget)
+                except UcError as error:
+                    self._cpu_error(error)
+                finally:
+                    executed = cpu.retired.value
+                    self._in_slice = False
+                self.instructions += executed
+                self._slice_base_ns = now = now + executed * ns_per_instruction
+                clock.advance_to(now)
+                self._after_slice()
+                continue
+            slicer = self._slicer
+            assert slicer is not None
+            started = monotonic()
+            slice_end = started + SLICE_WALL_NS / 1e9
+            if deadline is not None:
+                slice_end = min(slice_end, started + max(0, deadline - self._wall_now()) / 1e9)
+            if wall_end is not None and wall_end < slice_end:
+                slice_end = wall_end
+            if irq_waits:
+                slice_end = min(slice_end, started + IRQ_WAIT_WALL_NS / 1e9)
+            slicer.arm(slice_end)
+            self._stopped_from_outside = False
+            self._in_slice = True
+            # Stops from other threads (the slice timer, posts) end the slice between blocks,
+            # not inside a read-modify-write that Unicorn would run again (Cpu.start), unless a
+            # code hook (`watch`, a debugger's breakpoint) needs its stop to land at its
+            # instruction.
+            block_stops = len(cpu.uc._callbacks) == self._own_binding_hooks
+            try:
+                cpu.start(start, block_stops=block_stops)
+            except UcError as error:
+                self._cpu_error(error)
+            finally:
+                self._in_slice = False
+                slicer.armed = None  # disarmed
+            self._after_slice()
 
     # ---- an attached debugger (emu/gdbstub.py); without one none of this runs ---------------
     def _debugger_turn(self) -> bool:
@@ -1101,7 +1205,7 @@ class Machine:
                 # runs first and the interrupt wakes it, so the handler returns past the hlt.
                 eip = cpu.eip() + 1
             elif self._deterministic:
-                self._shadow_step = True  # one instruction first (see _run_slice)
+                self._shadow_step = True  # one instruction first (see run)
                 return
         controller = self.board.interrupt_controller
         assert controller is not None
@@ -1111,114 +1215,6 @@ class Machine:
         if not self.interrupts.deliver_planned(vector, False, None, eip):
             event = Event(vector, return_eip=cpu.eip() if eip < 0 else eip)
             self._deliver_or_crash(event, f"IRQ vector {vector:#x}")
-
-    def _idle(self, wall_end: float | None) -> bool:
-        """The CPU sits in `hlt`. Returns False if it can never wake up. With nothing scheduled
-        (a tickless guest with no timer armed) only host input can wake it: deterministic time
-        then stands still while the loop waits for some, as real time waits."""
-        self.idle_count += 1
-        eflags = self._eflags_word
-        if not (eflags.value if eflags is not None else self.cpu.flags()) & FLAG_IF:
-            self._crash("the CPU halted with interrupts disabled")
-            return False
-        deadline = self.clock.next_deadline()
-        feeders = self._idle_feeders
-        if self._deterministic:
-            if feeders and any([feeder() for feeder in feeders]):
-                return True
-            if deadline is not None:
-                if deadline > self._slice_base_ns:
-                    self._slice_base_ns = deadline
-                self.clock.advance_to(deadline)
-                return True
-        elif feeders and any([feeder() for feeder in feeders]):
-            return True
-        wait_s = 0.05 if deadline is None else max(0.0, (deadline - self._wall_now()) / 1e9)
-        if wall_end is not None:
-            wait_s = min(wait_s, max(0.0, wall_end - time.monotonic()))
-        if wait_s < NEAR_DEADLINE_S:
-            # A thread wait sleeps at least the kernel's timer slack (50 us), far longer than
-            # a near timer (a one-shot armed just before the `hlt`): wait for it here.
-            until = time.monotonic() + wait_s
-            while time.monotonic() < until and not self._wake.is_set():
-                pass
-        else:
-            self._wake.wait(min(wait_s, 0.05))
-        self._wake.clear()
-        return True
-
-    def _run_slice(self, wall_end: float | None) -> None:
-        cpu = self.cpu
-        eip = self._eip_word
-        start = eip.value & 0xFFFFFFFF if eip is not None else cpu.eip()
-        self._stop_requested = False
-        previous_exception = self._previous_exception_word
-        if previous_exception is not None:
-            previous_exception.value = -1  # interrupts.forget_previous_exception, in place
-        else:
-            self.interrupts.forget_previous_exception()
-        deadline = self.clock.next_deadline()
-        # An interrupt waiting for IF (after `cli`, in a handler) must be looked at again soon:
-        # nothing tells the loop when `sti`, `popf` or `iret` sets IF inside a slice.
-        controller = self.board.interrupt_controller
-        eflags = self._eflags_word
-        irq_waits = (
-            (
-                self._shadow_step
-                or not (eflags.value if eflags is not None else cpu.flags()) & FLAG_IF
-            )
-            and self._irq_raised
-            and controller is not None
-            and controller.pending()
-        )
-        if self._deterministic:
-            now = self._slice_base_ns
-            budget = MAX_SLICE_INSTRUCTIONS
-            if deadline is not None:
-                budget = max(1, min(budget, (deadline - now) // self._ns_per_instruction))
-            if irq_waits:
-                budget = min(budget, IRQ_WAIT_INSTRUCTIONS)
-            if self._shadow_step:
-                self._shadow_step = False
-                budget = 1
-            self._slice_budget = budget
-            self._in_slice = True
-            try:
-                cpu.start(start, count=budget)
-            except UcError as error:
-                self._cpu_error(error)
-            finally:
-                executed = cpu.retired.value
-                self._in_slice = False
-            self.instructions += executed
-            self._slice_base_ns = now + executed * self._ns_per_instruction
-            self.clock.advance_to(self._slice_base_ns)
-            self._after_slice()
-            return
-        started = time.monotonic()
-        slice_end = started + SLICE_WALL_NS / 1e9
-        if deadline is not None:
-            slice_end = min(slice_end, started + max(0, deadline - self._wall_now()) / 1e9)
-        if wall_end is not None:
-            slice_end = min(slice_end, wall_end)
-        if irq_waits:
-            slice_end = min(slice_end, started + IRQ_WAIT_WALL_NS / 1e9)
-        assert self._slicer is not None
-        self._slicer.arm(slice_end)
-        self._stopped_from_outside = False
-        self._in_slice = True
-        # Stops from other threads (the slice timer, posts) end the slice between blocks, not
-        # inside a read-modify-write that Unicorn would run again (Cpu.start), unless a code
-        # hook (`watch`, a debugger's breakpoint) needs its stop to land at its instruction.
-        block_stops = len(cpu.uc._callbacks) == self._own_binding_hooks
-        try:
-            cpu.start(start, block_stops=block_stops)
-        except UcError as error:
-            self._cpu_error(error)
-        finally:
-            self._in_slice = False
-            self._slicer.armed = None  # disarmed
-        self._after_slice()
 
     def _keep_dropped_string_in(self) -> None:
         """After a slice: did Unicorn drop the last string IN's iteration? A stop that lands
