@@ -298,20 +298,6 @@ class Cpu:
         else:
             self.write(EIP, value)
 
-    def enter_handler(self, esp: int, clears: int, eip: int) -> None:
-        """An interrupt handler's entry at the same privilege: ESP, the EFLAGS bits the gate
-        clears and EIP, as `set_gpr`, `clear_flags` and `set_eip` do, in one call (every
-        planned delivery makes it)."""
-        gprs, eflags, live_eip = self._gprs, self._eflags, self._eip
-        if gprs is None or eflags is None or live_eip is None:
-            self.set_gpr(4, esp)
-            self.clear_flags(clears)
-            self.set_eip(eip)
-            return
-        gprs[4] = (gprs[4] & ~0xFFFFFFFF) | (esp & 0xFFFFFFFF)
-        eflags.value &= ~clears
-        live_eip.value = eip & 0xFFFFFFFF
-
     def gprs32(self) -> list[int]:
         """All eight general registers at once (x86 order), for system-call arguments."""
         gprs = self._gprs

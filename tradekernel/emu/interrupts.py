@@ -125,6 +125,8 @@ _DELIVERY_READS = (CR0, CR3, EFLAGS, CS, SS)  # EIP and ESP come from the live s
 _ENTRY_WRITES_CS = (ESP, CS, EFLAGS)  # in this order, after SS on a privilege change; then EIP
 _ENTRY_CLEARS = FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM  # and IF through an interrupt gate
 _PAIR = struct.Struct("<II")  # a gate or a descriptor
+_WORD = struct.Struct("<Q")  # a register in QEMU's CPU state (ESP)
+_WORD_PAIR = struct.Struct("<QQ")  # EIP and EFLAGS, side by side there
 _FRAME = struct.Struct("<III")  # EIP, CS, EFLAGS: a 32-bit frame at the same privilege
 _FRAME_WITH_ERROR = struct.Struct("<IIII")  # the same under an error code
 
@@ -207,6 +209,10 @@ class _PlanKey:
         self.reader = struct.Struct(fmt)
         self.start = start
         self.view = memoryview((ctypes.c_char * at).from_address(cpu.state)).cast("B")
+        # Where a delivery writes ESP, then EIP and EFLAGS (one word pair), in the same view:
+        # only where the CPU found and checked the EIP and EFLAGS words there.
+        self.esp_at, self.eip_at = fields["esp"][0], fields["eip"][0]
+        self.writes = cpu.eip_word is not None and cpu.eflags_word is not None
         # positions in `key` (the tuple after the moving three)
         self.cs, self.ss_base, self.cr0, self.cr3 = (
             order.index(name) - 3 for name in ("cs", "ss_base", "cr0", "cr3")
@@ -414,7 +420,13 @@ class InterruptUnit:
                 return False
             finally:
                 mmu.unpin()
-        cpu.enter_handler(esp, plan.clears, plan.target)
+        if reader.writes:  # the handler's entry: two C calls, no ctypes attribute per word
+            _WORD.pack_into(reader.view, reader.esp_at, (state[0] & ~0xFFFFFFFF) | esp)
+            _WORD_PAIR.pack_into(reader.view, reader.eip_at, plan.target, state[2] & ~plan.clears)
+        else:
+            cpu.set_gpr(4, esp)
+            cpu.clear_flags(plan.clears)
+            cpu.set_eip(plan.target)
         return True
 
     def _keep_plan(
