@@ -469,10 +469,11 @@ def host_summary() -> str:
 SECTIONS = ("mips", "banner", "bare")
 
 
-def tree_cpu_rates(tree: Path, quick: bool) -> dict[str, float]:
-    """The bare section's figures per CPU second (name -> rate), from bench_machine.py of the
-    checkout `tree` run in a fresh interpreter with that tree's package first on the path.
-    Read from each figure's detail, which older checkouts print too."""
+def tree_rates(tree: Path, quick: bool) -> dict[str, tuple[float, float]]:
+    """The bare section's figures (name -> (per CPU second, per wall second)), from
+    bench_machine.py of the checkout `tree` run in a fresh interpreter with that tree's package
+    first on the path. The CPU rate is read from each figure's detail, which older checkouts
+    print too; the wall rate is the figure's value."""
     command = [sys.executable, str(tree / "bench" / "bench_machine.py"), "--only", "bare"]
     command += ["--json"] + (["--quick"] if quick else [])
     environment = dict(os.environ, PYTHONPATH=str(tree))
@@ -489,26 +490,31 @@ def tree_cpu_rates(tree: Path, quick: bool) -> dict[str, float]:
     for figure in json.loads(result.stdout)["figures"]:
         found = PER_CPU_SECOND.search(figure.get("detail", ""))
         if found:
-            rates[figure["name"]] = float(found.group(1).replace(",", ""))
+            rates[figure["name"]] = (float(found.group(1).replace(",", "")), figure["value"])
     return rates
 
 
 def ab_figures(other: Path, quick: bool) -> list[Figure]:
-    """This checkout against `other`, AB_ROUNDS runs each, alternated; the median of each."""
+    """This checkout against `other`, AB_ROUNDS runs each, alternated; the median of each,
+    per CPU second (the ratio) and per wall second (in the detail)."""
     here = BENCH_DIR.parent
-    runs: dict[Path, list[dict[str, float]]] = {here: [], other: []}
+    runs: dict[Path, list[dict[str, tuple[float, float]]]] = {here: [], other: []}
     for _ in range(AB_ROUNDS):
         for tree in (here, other):
-            runs[tree].append(tree_cpu_rates(tree, quick))
+            runs[tree].append(tree_rates(tree, quick))
     figures = []
     for name in runs[here][0]:
-        ours = statistics.median(run[name] for run in runs[here])
         theirs = [run[name] for run in runs[other] if name in run]
         if not theirs:
             continue
-        median = statistics.median(theirs)
-        detail = f"{median:,.0f} from {other}; ratio {ours / median:.2f}x"
-        figures.append(Figure(f"{name}, per CPU s", ours, "per CPU s", detail))
+        ours = [run[name] for run in runs[here]]
+        ours_cpu, ours_wall = (statistics.median(rates[i] for rates in ours) for i in (0, 1))
+        their_cpu, their_wall = (statistics.median(rates[i] for rates in theirs) for i in (0, 1))
+        detail = (
+            f"{their_cpu:,.0f} from {other}; ratio {ours_cpu / their_cpu:.2f}x; "
+            f"wall {ours_wall:,.0f} against {their_wall:,.0f}"
+        )
+        figures.append(Figure(f"{name}, per CPU s", ours_cpu, "per CPU s", detail))
     return figures
 
 

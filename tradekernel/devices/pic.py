@@ -168,9 +168,11 @@ class I8259:
             return (rank + self.rotation) & 7
         return -1
 
-    def acknowledge(self) -> int:
-        """INTA on this chip: the input acknowledged, or -1 for a spurious acknowledge."""
-        number = self.requested_input()
+    def acknowledge(self, number: int | None = None) -> int:
+        """INTA on this chip: the input acknowledged, or -1 for a spurious acknowledge.
+        `number`: the chip's requested input, when the caller keeps it (PicPair's INTR)."""
+        if number is None:
+            number = self.requested_input()
         if number < 0:
             return -1
         bit = 1 << number
@@ -186,13 +188,31 @@ class I8259:
     # -- register access ----------------------------------------------------------------------
 
     def write_command(self, value: int) -> None:
-        """A0 = 0: ICW1, OCW2 or OCW3."""
+        """A0 = 0: ICW1, OCW2 or OCW3 (OCW2, an EOI once per interrupt, decoded here)."""
         if value & ICW1_INIT:
             self._icw1(value)
-        elif value & OCW3_MARK:
+            return
+        if value & OCW3_MARK:
             self._ocw3(value)
-        else:
-            self._ocw2(value)
+            return
+        command = value >> 5
+        level = value & 7
+        if command in (1, 5):  # non-specific EOI, optionally rotating
+            rank = _RANKS[self.rotation][self.isr & 0xFF]
+            if rank != 8:
+                number = (rank + self.rotation) & 7
+                self.isr &= ~(1 << number)
+                if command == 5:
+                    self.rotation = (number + 1) & 7
+        elif command in (0, 4):  # clear / set rotate in automatic EOI mode
+            self.rotate_on_auto_eoi = command == 4
+        elif command in (3, 7):  # specific EOI, optionally rotating
+            self.isr &= ~(1 << level)
+            if command == 7:
+                self.rotation = (level + 1) & 7
+        elif command == 6:  # set priority: `level` becomes the lowest
+            self.rotation = (level + 1) & 7
+        # command 2 is "no operation"
 
     def write_data(self, value: int) -> None:
         """A0 = 1: ICW2-4 during initialisation, OCW1 (the mask) otherwise."""
@@ -247,26 +267,6 @@ class I8259:
         self.level_mode = bool(value & ICW1_LTIM)
         self.irr = self.levels & self._level_inputs()
         self.init_step = _EXPECT_ICW2
-
-    def _ocw2(self, value: int) -> None:
-        command = value >> 5
-        level = value & 7
-        if command in (0, 4):  # clear / set rotate in automatic EOI mode
-            self.rotate_on_auto_eoi = command == 4
-        elif command in (1, 5):  # non-specific EOI, optionally rotating
-            rank = _RANKS[self.rotation][self.isr & 0xFF]
-            if rank != 8:
-                number = (rank + self.rotation) & 7
-                self.isr &= ~(1 << number)
-                if command == 5:
-                    self.rotation = (number + 1) & 7
-        elif command in (3, 7):  # specific EOI, optionally rotating
-            self.isr &= ~(1 << level)
-            if command == 7:
-                self.rotation = (level + 1) & 7
-        elif command == 6:  # set priority: `level` becomes the lowest
-            self.rotation = (level + 1) & 7
-        # command 2 is "no operation"
 
     def _ocw3(self, value: int) -> None:
         if value & OCW3_ESMM:
@@ -328,7 +328,7 @@ class PicPair(Device):
 
     def acknowledge(self) -> int:
         master = self.master
-        number = master.acknowledge()
+        number = master.acknowledge(self._output)  # the master's requested input, kept current
         if number == CASCADE_INPUT and not master.single:
             slave_number = self.slave.acknowledge()
             if slave_number < 0:
@@ -339,9 +339,17 @@ class PicPair(Device):
             master.set_input(CASCADE_INPUT, False)
             self._update()
             return vector
-        vector = master.vector_base + (SPURIOUS_INPUT if number < 0 else number)
-        self._update_master()  # the slave is as it was
-        return vector
+        if number < 0:
+            self._update_master()
+            return master.vector_base + SPURIOUS_INPUT
+        if master.auto_eoi:
+            self._update_master()  # the slave is as it was
+        else:
+            # Without automatic EOI the acknowledged input is now in service and outranks every
+            # request left (a better one would have been acknowledged instead; special mask
+            # mode keeps it, as it is unmasked): INTR is down. Two calls less on every IRQ.
+            self._output = -1
+        return master.vector_base + number
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -351,8 +359,11 @@ class PicPair(Device):
         else:
             self._line_levels &= ~(1 << number)
         if number < 8 and number != CASCADE_INPUT:  # the master's own inputs (IRQ0 mostly)
-            if self.master.set_input(number, level):
-                self._update_master()
+            master = self.master
+            if master.set_input(number, level):  # _update_master, inline: a PIT IRQ per edge
+                self._output = output = master.requested_input()
+                if output >= 0 and self._board is not None:
+                    self._board.interrupt_changed()
             return
         self._drive_input(number)
         self._update()
@@ -387,11 +398,8 @@ class PicPair(Device):
 
     # -- ports --------------------------------------------------------------------------------
 
-    def _chip(self, port: int) -> I8259:
-        return self.slave if port & 0x80 else self.master
-
     def _read(self, port: int, size: int) -> int:
-        chip = self._chip(port)
+        chip = self.slave if port & 0x80 else self.master
         if port & 1:
             return chip.read_data()
         value = chip.read_command()
@@ -399,13 +407,15 @@ class PicPair(Device):
         return value
 
     def _write(self, port: int, size: int, value: int) -> None:
-        chip = self._chip(port)
+        chip = self.slave if port & 0x80 else self.master
         if port & 1:
             chip.write_data(value & 0xFF)
         else:
             chip.write_command(value & 0xFF)
-        if chip is self.master:
-            self._update_master()  # an EOI to the master, mostly: once per interrupt
+        if chip is self.master:  # an EOI to the master, mostly: once per interrupt
+            self._output = output = chip.requested_input()  # _update_master, inline
+            if output >= 0 and self._board is not None:
+                self._board.interrupt_changed()
         else:
             self._update()
 

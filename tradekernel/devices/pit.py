@@ -92,6 +92,7 @@ class Counter:
         self.irq = irq
         self.gate = True
         self._timer: Timer | None = None
+        self._fire_callback = self._fire  # bound once: the timer is set again per interrupt
         self.power_on()
 
     def power_on(self) -> None:
@@ -178,7 +179,8 @@ class Counter:
         mode = (value >> 1) & 7
         self.mode = mode - 4 if mode >= 6 else mode
         self.access = access
-        self._set_bcd(bool(value & 1))
+        if bool(value & 1) != self.bcd:
+            self._set_bcd(not self.bcd)
         self.programmed = value & 0x3F
         self.armed = False
         self.running_since = None
@@ -186,10 +188,12 @@ class Counter:
         self.pending_reload = self.pending_at = None
         self.write_low = None
         self.read_high_next = False
-        self.latched = []
+        if self.latched:
+            self.latched = []
         self.status_latched = None
         self.null_count = True
-        self._cancel_timer()
+        if self._timer is not None:  # (a one-shot re-armed per interrupt has fired already)
+            self._cancel_timer()
         if self.irq is not None:
             self.irq.lower()
 
@@ -309,29 +313,25 @@ class Counter:
             self._timer.cancel()
             self._timer = None
 
-    def next_event(self, now: int) -> int | None:
-        """When OUT next rises (or reaches terminal count), if it ever does on its own."""
+    def _reschedule(self, now: int) -> None:
+        """The IRQ timer for when OUT next rises (or reaches terminal count), if it ever does
+        on its own (computed here, not in a helper: a one-shot is re-armed per interrupt)."""
+        if self._timer is not None:
+            self._cancel_timer()
         since = self.running_since
-        if not self.armed or since is None:
-            return None
+        if self.irq is None or not self.armed or since is None:
+            return
         mode = self.mode
         if mode in (2, 3):
             edge_ticks = (ticks_elapsed(since, now) // self.reload + 1) * self.reload
-            edge = tick_time(since, edge_ticks)
+            deadline = tick_time(since, edge_ticks)
             if self.pending_at is not None:
-                edge = min(edge, self.pending_at)
-            return edge
-        if self.done:
-            return None
-        return tick_time(since, self.start_count + (0 if mode in (0, 1) else 1))
-
-    def _reschedule(self, now: int) -> None:
-        self._cancel_timer()
-        if self.irq is None:
+                deadline = min(deadline, self.pending_at)
+        elif self.done:
             return
-        deadline = self.next_event(now)
-        if deadline is not None:
-            self._timer = self.clock.call_at(deadline, self._fire)
+        else:
+            deadline = tick_time(since, self.start_count + (0 if mode in (0, 1) else 1))
+        self._timer = self.clock.call_at(deadline, self._fire_callback)
 
     def _fire(self) -> None:
         deadline = self._timer.deadline if self._timer is not None else self.clock.now_ns()

@@ -150,22 +150,30 @@ class IrqLine:
             sink(self.number, True)
 
     def set(self, level: bool) -> None:
-        if level == self.level:
-            return
-        self.level = level
-        if self._sink is not None:
-            self._sink(self.number, level)
+        if level:
+            self.raise_()
+        else:
+            self.lower()
 
+    # raise_ and lower straight to the sink: a PIT one-shot moves its line twice per interrupt
     def raise_(self) -> None:
-        self.set(True)
+        if not self.level:
+            self.level = True
+            sink = self._sink
+            if sink is not None:
+                sink(self.number, True)
 
     def lower(self) -> None:
-        self.set(False)
+        if self.level:
+            self.level = False
+            sink = self._sink
+            if sink is not None:
+                sink(self.number, False)
 
     def pulse(self) -> None:
         """An edge for edge-triggered inputs: up, then down."""
-        self.set(True)
-        self.set(False)
+        self.raise_()
+        self.lower()
 
 
 class Channels:

@@ -14,9 +14,9 @@ deterministic mode); it sets it through `advance_to`.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections.abc import Callable
+from heapq import heappop, heappush
 
 NS_PER_S = 1_000_000_000
 
@@ -48,14 +48,17 @@ class Clock:
         self._on_earlier = listener
 
     def set_sampler(self, sampler: Callable[[], int] | None) -> None:
-        """A function giving the exact time between run-loop updates (e.g. mid CPU slice)."""
+        """A function giving the exact time between run-loop updates (e.g. mid CPU slice). It
+        must never go backwards nor fall behind what was given to `advance_to`: `now_ns` is
+        then the sampler itself, one call on every device access that reads the time (a PIT
+        one-shot re-armed per interrupt reads it twice). Set before devices take `now_ns`."""
         self._sampler = sampler
+        if sampler is not None:
+            self.now_ns = sampler  # type: ignore[method-assign]
+        else:
+            self.__dict__.pop("now_ns", None)
 
     def now_ns(self) -> int:
-        if self._sampler is not None:
-            sampled = self._sampler()
-            if sampled > self._now:
-                self._now = sampled
         return self._now
 
     def advance_to(self, ns: int) -> None:
@@ -63,10 +66,11 @@ class Clock:
             self._now = ns
 
     def call_at(self, deadline_ns: int, callback: Callable[[], None]) -> Timer:
-        timer = Timer(deadline_ns, callback)
+        timer = Timer.__new__(Timer)  # Timer(deadline_ns, callback) without its __init__ call
+        timer.deadline, timer.callback, timer.cancelled = deadline_ns, callback, False
         heap = self._heap
         earliest = not heap or deadline_ns < heap[0][0]
-        heapq.heappush(heap, (deadline_ns, next(self._order), timer))
+        heappush(heap, (deadline_ns, next(self._order), timer))
         if earliest:
             self._on_earlier(deadline_ns)
         return timer
@@ -77,16 +81,22 @@ class Clock:
     def next_deadline(self) -> int | None:
         heap = self._heap
         while heap and heap[0][2].cancelled:
-            heapq.heappop(heap)
+            heappop(heap)
         return heap[0][0] if heap else None
 
     def run_due(self) -> int:
-        """Fire every timer whose deadline has passed; returns how many fired."""
+        """Fire every timer whose deadline has passed (time brought up to the sampler's first,
+        as `now_ns` does: the run loop's turn makes one call); returns how many fired."""
         fired = 0
         heap = self._heap
         now = self._now
+        sampler = self._sampler
+        if sampler is not None:
+            sampled = sampler()
+            if sampled > now:
+                self._now = now = sampled
         while heap and heap[0][0] <= now:
-            _, _, timer = heapq.heappop(heap)
+            _, _, timer = heappop(heap)
             if not timer.cancelled:
                 timer.cancelled = True
                 timer.callback()

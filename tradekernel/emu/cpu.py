@@ -73,11 +73,12 @@ _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_voi
 _CPUID_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
-_HF_INHIBIT_IRQ = 1 << 3  # QEMU hflags: interrupts inhibited for one instruction
+HF_INHIBIT_IRQ = 1 << 3  # QEMU hflags: interrupts inhibited for one instruction
 # uc_ctl's code for "remove the translations of [start, end)": a write with two arguments.
 _CTL_REMOVE_CACHE = (UC_CTL_IO_WRITE << 30) | (2 << 26) | UC_CTL_TB_REMOVE_CACHE
 A20_WINDOW, A20_WINDOW_SIZE = 0x100000, 0x10000  # the high memory area A20 decides about
 _NO_ADDRESS = 0xFFFF_FFFF_FFFF_FFFF  # a hook range no 32-bit EIP is in
+_NO_EXIT = 0xFFFF_FFFF_FFFF  # emu_start's `until`, unused: exits are enabled and none set
 _CONTEXT_HEADER = 16  # uc_context: size_t size; uc_mode mode; uc_arch arch; then the CPU state
 
 
@@ -121,6 +122,7 @@ class Cpu:
         self._reg_write = uclib.uc_reg_write
         self._reg_read_batch = uclib.uc_reg_read_batch
         self._reg_write_batch = uclib.uc_reg_write_batch
+        self._emu_start = uclib.uc_emu_start
         self._batches: dict[tuple[int, ...], tuple[ctypes.Array, ...]] = {}
         self._callbacks: list[object] = []  # keep ctypes thunks alive
         self._mapped: list[tuple[int, int]] = []
@@ -145,9 +147,10 @@ class Cpu:
             self._exit_checks = ctypes.c_uint8.from_address(engine + cal.exit_check_flag)
         self._block_stops = False
         self.running = False  # inside `start` (a hook runs now), or between runs
-        # `env->eflags` holds the arithmetic flags too (see `flags`): false after restoring a
-        # context saved inside a hook, where they were kept apart, until the next run ends.
-        self._eflags_whole = True
+        # `env->eflags` holds the whole EFLAGS now (see `flags`): between runs, where it was
+        # found; not inside a run, nor after restoring a context saved inside a hook (the
+        # arithmetic flags were kept apart there) until the next run has ended.
+        self.flags_in_place = False
         # The instructions a counted `start` has retired so far (read also mid-run).
         self.retired = ctypes.c_uint64.from_address(self._engine + 8 * cal.icount_word)
         self.state = state  # address of the live CPU state, or None
@@ -165,6 +168,12 @@ class Cpu:
                 self.write(EFLAGS, 2)
                 if not eflags.value & FLAG_IF:
                     self._eflags = eflags
+        # The same words for the run loop and the OUT hook, which read them inline (a call less
+        # each, on every interrupt: issue 16 part 3); None where the live state was not found.
+        self.flags_in_place = self._eflags is not None
+        self.hflags_word: ctypes.c_uint32 | None = self._hflags
+        self.eflags_word: ctypes.c_uint64 | None = self._eflags
+        self.eip_word: ctypes.c_uint64 | None = self._eip
 
     # ---- memory -------------------------------------------------------------------------
     def map_ram(self, address: int, size: int, ram_offset: int) -> None:
@@ -289,20 +298,6 @@ class Cpu:
         else:
             self.write(EIP, value)
 
-    def enter_handler(self, esp: int, clears: int, eip: int) -> None:
-        """An interrupt handler's entry at the same privilege: ESP, the EFLAGS bits the gate
-        clears and EIP, as `set_gpr`, `clear_flags` and `set_eip` do, in one call (every
-        planned delivery makes it)."""
-        gprs, eflags, live_eip = self._gprs, self._eflags, self._eip
-        if gprs is None or eflags is None or live_eip is None:
-            self.set_gpr(4, esp)
-            self.clear_flags(clears)
-            self.set_eip(eip)
-            return
-        gprs[4] = (gprs[4] & ~0xFFFFFFFF) | (esp & 0xFFFFFFFF)
-        eflags.value &= ~clears
-        live_eip.value = eip & 0xFFFFFFFF
-
     def gprs32(self) -> list[int]:
         """All eight general registers at once (x86 order), for system-call arguments."""
         gprs = self._gprs
@@ -354,7 +349,7 @@ class Cpu:
         arithmetic flags back into `env->eflags` as a run ends (and an API write stores all of
         them there), while inside a run they sit apart and only the API computes them."""
         eflags = self._eflags
-        if eflags is not None and not self.running and self._eflags_whole:
+        if self.flags_in_place:
             return eflags.value & 0xFFFFFFFF
         self._reg_read(self._handle, EFLAGS, self._u32_ref)
         return self._u32.value
@@ -370,7 +365,7 @@ class Cpu:
         """The one-instruction shadow of `sti` or `mov ss` (HF_INHIBIT_IRQ in hflags): the
         next instruction runs before an interrupt may be taken."""
         if self._hflags is not None:
-            return bool(self._hflags.value & _HF_INHIBIT_IRQ)
+            return bool(self._hflags.value & HF_INHIBIT_IRQ)
         return False
 
     def read_segment(self, reg: int) -> int:
@@ -497,11 +492,21 @@ class Cpu:
             self.uc.ctl_flush_tb()
             self._block_stops = block_stops
         self.running = True
+        self.flags_in_place = False
         try:
-            self.uc.emu_start(eip, 0xFFFFFFFFFFFF, 0, count)
+            # uc_emu_start straight through ctypes (the binding's wrapper is one more Python
+            # call per slice: every IRQ that wakes a `hlt` costs a slice, issue 16 part 3)
+            status = self._emu_start(self._handle, eip, _NO_EXIT, 0, count)
         finally:
             self.running = False
-            self._eflags_whole = True
+            self.flags_in_place = self._eflags is not None
+        uc = self.uc
+        error = uc._hook_exception  # a hook added through the binding raised (it stopped)
+        if status or error is not None:
+            uc._hook_exception = None
+            if status:
+                raise UcError(status)
+            raise error
 
     def stop(self) -> None:
         self.uc.emu_stop()
@@ -512,7 +517,7 @@ class Cpu:
 
     def restore_context(self, ctx) -> None:  # noqa: ANN001
         self.uc.context_restore(ctx)
-        self._eflags_whole = False  # it may have been saved inside a hook
+        self.flags_in_place = False  # it may have been saved inside a hook
 
     @staticmethod
     def context_view(ctx) -> ctypes.Array:  # noqa: ANN001

@@ -124,6 +124,11 @@ def _fault_class(event: Event) -> str:
 _DELIVERY_READS = (CR0, CR3, EFLAGS, CS, SS)  # EIP and ESP come from the live state
 _ENTRY_WRITES_CS = (ESP, CS, EFLAGS)  # in this order, after SS on a privilege change; then EIP
 _ENTRY_CLEARS = FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM  # and IF through an interrupt gate
+_PAIR = struct.Struct("<II")  # a gate or a descriptor
+_WORD = struct.Struct("<Q")  # a register in QEMU's CPU state (ESP)
+_WORD_PAIR = struct.Struct("<QQ")  # EIP and EFLAGS, side by side there
+_FRAME = struct.Struct("<III")  # EIP, CS, EFLAGS: a 32-bit frame at the same privilege
+_FRAME_WITH_ERROR = struct.Struct("<IIII")  # the same under an error code
 
 
 @dataclass(frozen=True)
@@ -167,12 +172,20 @@ class _LiveFields:
 
 class _PlanKey:
     """What a plan depends on, read from the live CPU state in one unpack: CS, the SS base,
-    GDTR, IDTR, CR0 and CR3 (a format built from the calibrated offsets)."""
+    GDTR, IDTR, CR0 and CR3 (a format built from the calibrated offsets); and in the same
+    unpack what a delivery pushes and moves, ESP, EIP and EFLAGS, which QEMU keeps just before
+    them (`read` gives those three first, then the key: one C call per delivery)."""
 
-    def __init__(self, cpu: Cpu) -> None:
+    MOVING = ("esp", "eip", "eflags")  # the first three of `read`, never part of the key
+
+    def __init__(self, cpu: Cpu, registers: int) -> None:
+        """`registers`: the offset of the general registers in the live state (Calibration)."""
         layout = cpu.layout
         assert layout is not None and cpu.state is not None
         fields = {
+            "esp": (registers + 8 * 4, "Q"),
+            "eip": (registers + 8 * 16, "Q"),  # QEMU's regs[16], then eip and eflags
+            "eflags": (registers + 8 * 17, "Q"),
             "cs": (layout.cs_base - 8, "I"),
             "ss_base": (layout.ss_base, "Q"),
             "gdt_base": (layout.gdt_base, "Q"),
@@ -183,6 +196,8 @@ class _PlanKey:
             "cr3": (layout.cr3, "Q"),
         }
         order = sorted(fields, key=lambda name: fields[name][0])
+        if tuple(order[:3]) != self.MOVING:
+            raise ValueError("the general registers do not come before the tables")
         start = fields[order[0]][0]
         fmt, at = "<", start
         for name in order:
@@ -194,11 +209,17 @@ class _PlanKey:
         self.reader = struct.Struct(fmt)
         self.start = start
         self.view = memoryview((ctypes.c_char * at).from_address(cpu.state)).cast("B")
+        # Where a delivery writes ESP, then EIP and EFLAGS (one word pair), in the same view:
+        # only where the CPU found and checked the EIP and EFLAGS words there.
+        self.esp_at, self.eip_at = fields["esp"][0], fields["eip"][0]
+        self.writes = cpu.eip_word is not None and cpu.eflags_word is not None
+        # positions in `key` (the tuple after the moving three)
         self.cs, self.ss_base, self.cr0, self.cr3 = (
-            order.index(name) for name in ("cs", "ss_base", "cr0", "cr3")
+            order.index(name) - 3 for name in ("cs", "ss_base", "cr0", "cr3")
         )
 
     def read(self) -> tuple[int, ...]:
+        """ESP, EIP, EFLAGS (64-bit words as QEMU keeps them), then the key."""
         return self.reader.unpack_from(self.view, self.start)
 
 
@@ -301,9 +322,12 @@ class InterruptUnit:
                 cpu.state_i32(calibration.old_exception),
             )
         self._fields = _LiveFields.of(cpu)  # None: CR0, CR3, segments and tables by the API
+        # For the run loop, which reads them inline between slices (None: the API path).
+        self.cr0_word = self._fields.cr0 if self._fields is not None else None
+        self.previous_exception_word = self._live[2] if self._live is not None else None
         # vector -> _Plan of its last same-privilege delivery (see `deliver_planned`)
         self._plans: dict[int, _Plan] = {}
-        self._plan_key = _PlanKey(cpu) if self._fields is not None else None
+        self._plan_key = _PlanKey(cpu, calibration.gprs) if self._fields is not None else None
 
     def control_registers(self) -> tuple[int, int]:
         """CR0 and CR3, from the live state where it was found."""
@@ -361,39 +385,48 @@ class InterruptUnit:
             return False
         reader = self._plan_key
         assert reader is not None  # plans are made only with the live state
-        key = reader.read()
+        state = reader.read()
+        key = state[3:]
         ram = self.mmu.ram
         if (
             key != plan.key
-            or struct.unpack_from("<II", ram, plan.gate_at) != plan.gate
-            or struct.unpack_from("<II", ram, plan.descriptor_at) != plan.descriptor
+            or _PAIR.unpack_from(ram, plan.gate_at) != plan.gate
+            or _PAIR.unpack_from(ram, plan.descriptor_at) != plan.descriptor
         ):
             return False
         cpu = self.cpu
-        flags = cpu.flags()
+        # EFLAGS: in place between runs (an IRQ from the run loop), through the API inside
+        # one (`int n` delivered in its hook), as `Cpu.flags` explains
+        flags = state[2] & 0xFFFFFFFF if cpu.flags_in_place else cpu.flags()
         if flags & FLAG_VM:
             return False
-        eip = cpu.eip() if return_eip < 0 else return_eip
+        eip = state[1] & 0xFFFFFFFF if return_eip < 0 else return_eip
         cs = key[reader.cs]
         if plan.error_code and error_code is not None:
-            frame, size = struct.pack("<IIII", error_code, eip, cs, flags), 16
+            frame, words = _FRAME_WITH_ERROR, (error_code, eip, cs, flags)
         else:
-            frame, size = struct.pack("<III", eip, cs, flags), 12
-        esp = (cpu.gpr(4) - size) & 0xFFFFFFFF
+            frame, words = _FRAME, (eip, cs, flags)
+        esp = (state[0] - frame.size) & 0xFFFFFFFF
         linear = (key[reader.ss_base] + esp) & 0xFFFFFFFF
         cr0 = key[reader.cr0]
-        if not cr0 & CR0_PG and linear + size <= cpu.ram_bytes:
-            ram[linear : linear + size] = frame
+        if not cr0 & CR0_PG and linear + frame.size <= cpu.ram_bytes:
+            frame.pack_into(ram, linear, *words)
         else:
             mmu = self.mmu
             mmu.pin(cr0, key[reader.cr3])
             try:
-                mmu.write(linear, frame)
+                mmu.write(linear, frame.pack(*words))
             except PageNotPresent:
                 return False
             finally:
                 mmu.unpin()
-        cpu.enter_handler(esp, plan.clears, plan.target)
+        if reader.writes:  # the handler's entry: two C calls, no ctypes attribute per word
+            _WORD.pack_into(reader.view, reader.esp_at, (state[0] & ~0xFFFFFFFF) | esp)
+            _WORD_PAIR.pack_into(reader.view, reader.eip_at, plan.target, state[2] & ~plan.clears)
+        else:
+            cpu.set_gpr(4, esp)
+            cpu.clear_flags(plan.clears)
+            cpu.set_eip(plan.target)
         return True
 
     def _keep_plan(
@@ -412,7 +445,7 @@ class InterruptUnit:
         except PageNotPresent:
             return
         ram = self.mmu.ram
-        key = reader.read()
+        key = reader.read()[3:]
         if key[reader.cs] != cs:
             return
         self._plans[vector] = _Plan(

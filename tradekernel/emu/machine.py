@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from threading import get_ident
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_INSN_INVALID, UC_HOOK_MEM_UNMAPPED, UcError
 
@@ -51,9 +52,11 @@ from tradekernel.emu.cpu import (
     ES,
     ESI,
     ESP,
+    FLAG_IF,
     FLAG_IOPL,
     FS,
     GS,
+    HF_INHIBIT_IRQ,
     SS,
     Cpu,
     CpuError,
@@ -252,19 +255,19 @@ class StopInfo:
 class _SliceTimer:
     """The real-time slicer: one thread that ends a slice with emu_stop at its wall deadline.
 
-    The slice's deadline belongs to the CPU thread alone (`arm` at slice start, `move_up` from
-    a hook, `disarm` at slice end), each slice under a new generation; other threads only count
-    stop requests (`stop_soon`), which make the armed slice due now. The thread never writes the
-    deadline: once a slice is due it calls `stop` every STOP_RETRY_S until that slice is
-    disarmed, so a stop that found the CPU in a hook, or that landed just before `emu_start`
+    The slice's deadline belongs to the CPU thread alone (`arm` at slice start, `move_up` from a
+    hook, `armed = None` at slice end), each slice under a new generation; other threads only
+    count stop requests (`stop_soon`), which make the armed slice due now. The thread never
+    writes the deadline: once a slice is due it calls `stop` every STOP_RETRY_S until that slice
+    is disarmed, so a stop that found the CPU in a hook, or that landed just before `emu_start`
     (where Unicorn forgets it), is tried again, and a stop request can never wipe the deadline
     of the slice after it. Arming is lock-free: the thread re-reads the state whenever it wakes;
-    only a deadline earlier than its current sleep target sets the event, and between slices
-    the thread keeps sleeping towards its last target, so a run of short slices (an IRQ per
-    `hlt`) wakes it about once per SLICE_WALL_NS, not once per slice (issue 16 part 3).
+    only a deadline earlier than its current sleep target sets the event, and between slices the
+    thread keeps sleeping towards its last target, so a run of short slices (an IRQ per `hlt`)
+    wakes it about once per SLICE_WALL_NS, not once per slice (issue 16 part 3).
 
     A deadline moved up to less than NEAR_DEADLINE_S ahead does not wake the thread either:
-    the CPU thread looks at it in its own hooks (`near_due`), and a `hlt` ends the slice
+    the CPU thread looks at it in its own I/O hooks (`near`), and a `hlt` ends the slice
     anyway; a guest that spins with no hook at all sees it when the thread next wakes, at
     most SLICE_WALL_NS later."""
 
@@ -289,23 +292,17 @@ class _SliceTimer:
         if deadline < self._sleeping_until or self._requests != self._served:
             self._wake.set()
 
-    def move_up(self, deadline: float) -> None:
-        """The running slice must end by `deadline` (CPU thread only)."""
+    def move_up(self, deadline: float, now: float) -> None:
+        """The running slice must end by `deadline` (CPU thread only; `now`: time.monotonic()).
+        A near deadline is left in `near` for the CPU thread's hooks, which compare it with
+        time.monotonic() themselves (one call less on every OUT of a handler)."""
         armed = self.armed
         if armed is not None and deadline < armed[1]:
             self.armed = (armed[0], deadline)
-            if deadline - time.monotonic() < NEAR_DEADLINE_S:
+            if deadline - now < NEAR_DEADLINE_S:
                 self.near = deadline
             elif deadline < self._sleeping_until:
                 self._wake.set()
-
-    def near_due(self) -> bool:
-        """A near deadline of the running slice has passed (CPU thread, in a hook)."""
-        near = self.near
-        return near is not None and time.monotonic() >= near
-
-    def disarm(self) -> None:
-        self.armed = None
 
     def stop_soon(self) -> None:
         """End the running slice, or the next one, as soon as possible (any thread)."""
@@ -351,12 +348,19 @@ class _SliceTimer:
 class Machine:
     def __init__(self, config: MachineConfig | None = None) -> None:
         self.config = config or MachineConfig()
+        self._deterministic = self.config.deterministic  # fixed at construction (the sampler)
         self.cal = calibrate()
         self.cpu = Cpu(self.config.ram_mib * 1024 * 1024)
         self._live_state = self.cpu.state is not None  # registers read and written in place
+        # Words of the live CPU state the loop reads inline (None: through the API)
+        self._eflags_word = self.cpu.eflags_word
+        self._hflags_word = self.cpu.hflags_word
+        self._eip_word = self.cpu.eip_word
         self._ns_per_instruction = self.config.ns_per_instruction
         self._power_on_context = self.cpu.save_context()
         self.interrupts = InterruptUnit(self.cpu, self.cal)
+        self._cr0_word = self.interrupts.cr0_word
+        self._previous_exception_word = self.interrupts.previous_exception_word
         self.memory = GuestMemory(self.cpu.ram, self._code_written)
         self.registers = Registers(self.cpu)
         self.ports = PortBus()
@@ -395,6 +399,7 @@ class Machine:
         self.idle_count = 0  # times the loop found the CPU halted (tests wait on it)
         self._slice_base_ns = 0
         self._wall_origin = time.monotonic_ns()
+        self._wall_last = 0  # the latest real time handed out (see _wall_now)
         self._in_slice = False
         self._in_hook = 0
         self._hook_lock = threading.Lock()  # a hook's entry against the timer's check-and-stop
@@ -418,7 +423,7 @@ class Machine:
         self._slicer: _SliceTimer | None = None
         self.debug_turn: Callable[[], str] | None = None  # an attached debugger (emu/gdbstub.py)
         self._loop_thread = threading.get_ident()  # the thread that runs the CPU (see run)
-        if self.config.deterministic:
+        if self._deterministic:
             self.clock.set_sampler(self._deterministic_now)
         else:
             self.clock.set_sampler(self._wall_now)
@@ -430,7 +435,7 @@ class Machine:
         )
         self._install_hooks()
         # Hooks added through the binding (the machine's own are counted here): a code hook
-        # may stop at its instruction, which block stops cannot do (see _run_slice).
+        # may stop at its instruction, which block stops cannot do (see run).
         self._own_binding_hooks = len(self.cpu.uc._callbacks)
 
     # ---- building ---------------------------------------------------------------------
@@ -523,7 +528,13 @@ class Machine:
 
     # ---- time ---------------------------------------------------------------------------
     def _wall_now(self) -> int:
-        return time.monotonic_ns() - self._wall_origin
+        """Real time's clock (its sampler): never backwards, even when a debugger's stop has
+        moved the origin while something read the time (see _debugger_turn)."""
+        now = time.monotonic_ns() - self._wall_origin
+        if now > self._wall_last:
+            self._wall_last = now
+            return now
+        return self._wall_last
 
     def _deterministic_now(self) -> int:
         if self._in_slice:
@@ -567,13 +578,15 @@ class Machine:
         code, in an I/O hook): end the slice in time for it."""
         if not self._in_slice:
             return
-        if self.config.deterministic:
+        if self._deterministic:
             base = self._slice_base_ns
             if deadline < base + self._slice_budget * self._ns_per_instruction:
                 # The slice is made to end at the deadline, going on until then (a stop here
                 # would cost a slice more: a one-shot timer armed in a handler that `hlt`s
                 # soon after). Where the count cannot be lowered, it stops now.
-                budget = max(1, (deadline - base) // self._ns_per_instruction)
+                budget = (deadline - base) // self._ns_per_instruction
+                if budget < 1:
+                    budget = 1
                 limit = self._count_limit
                 if limit is not None and budget > self.cpu.retired.value:
                     self._slice_budget = budget
@@ -582,7 +595,9 @@ class Machine:
                     self._stop_requested = True
                     self.cpu.stop()
         elif self._slicer is not None:
-            self._slicer.move_up(time.monotonic() + max(0, deadline - self._wall_now()) / 1e9)
+            now = time.monotonic()
+            ahead = deadline - self._wall_now()
+            self._slicer.move_up(now + ahead / 1e9 if ahead > 0 else now, now)
 
     def _timer_stop(self) -> bool:
         """The timer thread's stop; False means "inside a hook" (the timer tries again). The
@@ -603,17 +618,10 @@ class Machine:
         """Wrap a CPU hook so the timer thread can tell when the CPU is inside one, and so that
         a Python exception in a device or the kernel stops the machine with a report. A
         deterministic machine has no timer thread (nothing stops it from outside), so its
-        hooks skip the count and its lock: every interrupt crosses three or four hooks."""
-
-        def crash(error: Exception) -> int:
-            where = traceback.extract_tb(error.__traceback__)[-1]
-            self._crash(
-                f"internal error: {type(error).__name__}: {error} "
-                f"({Path(where.filename).name}:{where.lineno} in {where.name})"
-            )
-            return 0
-
-        if self.config.deterministic:
+        hooks skip the count and its lock: every interrupt crosses three or four hooks. (The
+        OUT hook has this folded in: `_port_out_hook`.)"""
+        crash = self._hook_crashed
+        if self._deterministic:
 
             def unlocked(*args: object) -> object:
                 try:
@@ -639,6 +647,15 @@ class Machine:
 
         return guarded
 
+    def _hook_crashed(self, error: Exception) -> int:
+        """A Python exception escaped a hook's handler: the machine stops with a report."""
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        self._crash(
+            f"internal error: {type(error).__name__}: {error} "
+            f"({Path(where.filename).name}:{where.lineno} in {where.name})"
+        )
+        return 0
+
     def _interrupt_changed(self) -> None:
         """The PIC's output went up. From the run loop itself (a timer firing between slices)
         the loop looks at it next anyway: no thread is woken. From a hook (a device written by
@@ -646,8 +663,8 @@ class Machine:
         block finish and stops at the next one, EIP exact (docs/UNICORN.md). From any other
         thread (UI, network), the slice timer stops the CPU and the idle wait is woken."""
         self._irq_raised = True
-        if threading.get_ident() == self._loop_thread:
-            if self._in_slice and not self.config.deterministic:
+        if get_ident() == self._loop_thread:
+            if self._in_slice and not self._deterministic:
                 self._stop_requested = True
                 self.cpu.stop()
             return
@@ -671,7 +688,7 @@ class Machine:
         cpu, guard = self.cpu, self._guard
         cpu.on_cpuid(guard(self._on_cpuid))  # first: see Cpu.on_port_in
         cpu.on_port_in(guard(self._port_in))
-        cpu.on_port_out(guard(self._port_out))
+        cpu.on_port_out(self._port_out_hook())
         cpu.on_interrupt(guard(self._on_interrupt))
         cpu.on_system_instruction(guard(self._on_system_instruction))
         cpu.uc.hook_add(UC_HOOK_INSN_INVALID, guard(self._on_invalid_opcode))
@@ -700,28 +717,26 @@ class Machine:
         mask = ((1 << size) - 1) << (port % 8)
         return not bits & mask
 
-    def _near_deadline_passed(self) -> None:
-        """Real time: end the slice for a near timer that is due (see _SliceTimer), from an
-        I/O hook, where a stop lets the block finish and stops at the next (EIP exact). With
-        IF=0 (a handler re-arming its one-shot) an interrupt could not be taken before IF is
-        set again, which nothing reports: the slice then goes on for at most IRQ_WAIT_WALL_NS,
-        as a slice does that starts with an interrupt waiting for IF, and mostly ends sooner
-        at the `hlt` after the handler's `iret`."""
-        slicer = self._slicer
-        if slicer is not None and slicer.near_due():
-            slicer.near = None
-            if self.cpu.interrupts_enabled():
-                self._stop_requested = True
-                self.cpu.stop()
-            else:
-                slicer.move_up(time.monotonic() + IRQ_WAIT_WALL_NS / 1e9)
+    def _near_deadline_passed(self, slicer: _SliceTimer) -> None:
+        """Real time: the near timer of the running slice is due (see _SliceTimer; the I/O
+        hooks compare `slicer.near` with the time): end the slice from the hook, where a stop
+        lets the block finish and stops at the next (EIP exact). With IF=0 (a handler re-arming
+        its one-shot) the interrupt could not be taken before IF is set again, which nothing
+        reports: the slice's deadline, moved up to the near one and now past, ends it when the
+        slice timer next wakes (at most SLICE_WALL_NS later), and mostly the `hlt` after the
+        handler's `iret` ends it sooner."""
+        slicer.near = None
+        eflags = self._eflags_word
+        if (eflags.value if eflags is not None else self.cpu.flags()) & FLAG_IF:
+            self._stop_requested = True
+            self.cpu.stop()
 
     def _port_in(self, _engine: object, port: int, size: int, _user: object) -> int:
         if self._io_fault is not None:
             return self.cpu.read(EAX)
         slicer = self._slicer
-        if slicer is not None and slicer.near is not None:
-            self._near_deadline_passed()
+        if slicer is not None and slicer.near is not None and time.monotonic() >= slicer.near:
+            self._near_deadline_passed(slicer)
         if port & 0xFF00 == HYPERCALL_PORT_BASE and self.cpu.cpl() == 0:
             handler = self.hypercalls.get(port & 0xFF)
             if handler is None:
@@ -747,23 +762,50 @@ class Machine:
             self._io_eip = where[1]  # see _fault_skipped_system_instruction
         return value
 
-    def _port_out(self, _engine: object, port: int, size: int, value: int, _user: object) -> None:
-        if self._io_fault is not None:
-            return
-        slicer = self._slicer
-        if slicer is not None and slicer.near is not None:
-            self._near_deadline_passed()
-        if self.cpu.cpl() and not self._io_allowed(port, size):
-            self._fault_from_io()
-            return
-        self._port_writers[port](port, size, value & SIZE_MASKS[size])
-        if self._stop_requested:
-            self._io_eip = self.cpu.eip()  # see _fault_skipped_system_instruction
+    def _port_out_hook(self) -> Callable[[object, int, int, int, object], None]:
+        """The OUT hook, with `_guard` folded in and the CPL read in place: a PIT IRQ's handler
+        makes three OUTs (issue 16 part 3), and each call less here is one less per OUT.
+        A privileged OUT goes straight to the port's writer (`PortBus.writers`)."""
+        cpu = self.cpu
+        writers, masks = self._port_writers, SIZE_MASKS
+        hflags = cpu.hflags_word
+        locked = not self._deterministic  # see _guard: only real time has the slicer
+        acquire, release = self._hook_lock.acquire, self._hook_lock.release
+        crash = self._hook_crashed
+        monotonic = time.monotonic
+
+        def port_out(_engine: object, port: int, size: int, value: int, _user: object) -> None:
+            if locked:
+                acquire()  # never while the timer thread is between its check and its stop
+                self._in_hook += 1
+                release()
+            try:
+                if self._io_fault is not None:
+                    return
+                slicer = self._slicer
+                if slicer is not None:
+                    near = slicer.near
+                    if near is not None and monotonic() >= near:
+                        self._near_deadline_passed(slicer)
+                cpl = hflags.value & 3 if hflags is not None else cpu.cpl()
+                if cpl and not self._io_allowed(port, size):
+                    self._fault_from_io()
+                    return
+                writers[port](port, size, value & masks[size])
+                if self._stop_requested:
+                    self._io_eip = cpu.eip()  # see _fault_skipped_system_instruction
+            except Exception as error:  # noqa: BLE001 - ctypes would print and carry on
+                crash(error)
+            finally:
+                if locked:
+                    self._in_hook -= 1
+
+        return port_out
 
     def _fault_from_io(self) -> None:
         """#GP for I/O without privilege. Unicorn runs the rest of the translation block after
         an I/O hook whatever the hook does to CS:EIP, so the fault cannot be delivered here:
-        the CPU state at the instruction is saved, the slice ends, and `_run_slice` restores
+        the CPU state at the instruction is saved, the slice ends, and `_after_slice` restores
         that state and delivers #GP. Until then every hooked event is ignored."""
         self._io_fault = self.cpu.save_context()
         self._stop_requested = True
@@ -801,7 +843,7 @@ class Machine:
             and not self._trap_writes
             and not (self._irq_raised and self._irq_ready())
         ):
-            # Delivered here, the slice going on: see _run_slice's block stops.
+            # Delivered here, the slice going on: see run's block stops.
             if not self.interrupts.deliver_planned(vector, software, error_code):
                 self._deliver_or_crash(Event(vector, error_code, software=software), "")
             return
@@ -816,7 +858,7 @@ class Machine:
         API write there left EIP stale at the next stop), and no stop may land inside a block:
         a real-time slice with block stops, or a counted run, whose only stops come from this
         thread's hooks and its own count."""
-        return self._live_state and (self.config.deterministic or self.cpu.block_stops)
+        return self._live_state and (self._deterministic or self.cpu.block_stops)
 
     def _run_trap(self, trap: Callable[[Registers], bool]) -> bool:
         """A trap handler; the EIP/EFLAGS/segment/CR writes it made are applied once the slice
@@ -915,45 +957,151 @@ class Machine:
 
     def linear_eip(self) -> int:
         cpu = self.cpu
-        if self.interrupts.control_registers()[0] & CR0_PE:
+        cr0 = self._cr0_word
+        if (cr0.value if cr0 is not None else self.interrupts.control_registers()[0]) & CR0_PE:
             return cpu.eip()  # flat code segments (the only kind our stub builds)
         return ((cpu.read(CS) & 0xFFFF) << 4) + (cpu.eip() & 0xFFFF)
 
     def run(
         self, wall_timeout_s: float | None = None, until: Callable[[], bool] | None = None
     ) -> StopInfo:
-        """Run until power-off, reset, crash, the wall timeout, or `until()` turns true."""
+        """Run until power-off, reset, crash, the wall timeout, or `until()` turns true.
+
+        One turn: posted work, due timers, the stop checks, an interrupt the PIC asserts (IF
+        set), then either the idle CPU waits for the next event (or, deterministic, jumps to
+        it) or a slice runs. The idle wait and the slice are written out here with the
+        machine's words bound once, not in helpers: a PIT IRQ per `hlt` takes two turns, and
+        each call and attribute lookup less is one less per interrupt (issue 16 part 3)."""
         wall_end = None if wall_timeout_s is None else time.monotonic() + wall_timeout_s
-        self._loop_thread = threading.get_ident()
-        if not self.config.deterministic and self._slicer is None:
+        self._loop_thread = get_ident()
+        deterministic = self._deterministic
+        if not deterministic and self._slicer is None:
             self._slicer = _SliceTimer(self._timer_stop)
             self._slicer.start()
         self.stop_info = None
-        clock = self.clock
+        clock, cpu, board = self.clock, self.cpu, self.board
+        posted, feeders, wake = self._posted, self._idle_feeders, self._wake
+        eip_word, eflags_word = self._eip_word, self._eflags_word
+        previous_exception = self._previous_exception_word
+        ns_per_instruction = self._ns_per_instruction
+        monotonic = time.monotonic
         while True:
-            while self._posted:
-                self._posted.popleft()()
-            clock.now_ns()  # brings virtual time up to the CPU's (the clock's sampler)
-            clock.run_due()
-            if self.stop_info is not None and self.stop_info.reason == "reset":
+            while posted:
+                posted.popleft()()
+            clock.run_due()  # at the CPU's time (the clock's sampler)
+            stop_info = self.stop_info
+            if stop_info is not None:
+                if stop_info.reason != "reset":
+                    return stop_info
                 self.reset()
                 continue
-            if self.stop_info is not None:
-                return self.stop_info
             if until is not None and until():
                 return StopInfo("until")
-            if wall_end is not None and time.monotonic() >= wall_end:
+            if wall_end is not None and monotonic() >= wall_end:
                 return StopInfo("timeout")
             if self.debug_turn is not None and self._debugger_turn():
                 continue
             if self._irq_raised and self._irq_ready():
                 self._deliver_irq()
+            flags = eflags_word.value if eflags_word is not None else cpu.flags()
             if self.halted:
-                if not self._idle(wall_end):
+                # Idle. With nothing scheduled (a tickless guest with no timer armed) only
+                # host input can wake the CPU: deterministic time then stands still while the
+                # loop waits for some, as real time waits.
+                self.idle_count += 1
+                if not flags & FLAG_IF:
+                    self._crash("the CPU halted with interrupts disabled")
                     assert self.stop_info is not None  # the crash that says why
                     return self.stop_info
+                deadline = clock.next_deadline()
+                if feeders and any([feeder() for feeder in feeders]):
+                    continue
+                if deterministic and deadline is not None:
+                    if deadline > self._slice_base_ns:
+                        self._slice_base_ns = deadline
+                    clock.advance_to(deadline)
+                    continue
+                wait_s = 0.05 if deadline is None else max(0.0, (deadline - self._wall_now()) / 1e9)
+                if wall_end is not None:
+                    wait_s = min(wait_s, max(0.0, wall_end - monotonic()))
+                if wait_s < NEAR_DEADLINE_S:
+                    # A thread wait sleeps at least the kernel's timer slack (50 us), far longer
+                    # than a near timer (a one-shot armed just before the `hlt`): wait here.
+                    end = monotonic() + wait_s
+                    while monotonic() < end and not wake.is_set():
+                        pass
+                else:
+                    wake.wait(min(wait_s, 0.05))
+                wake.clear()
                 continue
-            self._run_slice(wall_end)
+            # A slice.
+            start = eip_word.value & 0xFFFFFFFF if eip_word is not None else cpu.eip()
+            self._stop_requested = False
+            if previous_exception is not None:
+                previous_exception.value = -1  # interrupts.forget_previous_exception, in place
+            else:
+                self.interrupts.forget_previous_exception()
+            deadline = clock.next_deadline()
+            # An interrupt waiting for IF (after `cli`, in a handler) must be looked at again
+            # soon: nothing tells the loop when `sti`, `popf` or `iret` sets IF inside a slice.
+            controller = board.interrupt_controller
+            irq_waits = (
+                (self._shadow_step or not flags & FLAG_IF)
+                and self._irq_raised
+                and controller is not None
+                and controller.pending()
+            )
+            if deterministic:
+                now = self._slice_base_ns
+                budget = MAX_SLICE_INSTRUCTIONS
+                if deadline is not None:
+                    left = (deadline - now) // ns_per_instruction
+                    budget = 1 if left < 1 else left if left < budget else budget
+                if irq_waits and budget > IRQ_WAIT_INSTRUCTIONS:
+                    budget = IRQ_WAIT_INSTRUCTIONS
+                if self._shadow_step:
+                    self._shadow_step = False
+                    budget = 1
+                self._slice_budget = budget
+                self._in_slice = True
+                try:
+                    cpu.start(start, count=budget)
+                except UcError as error:
+                    self._cpu_error(error)
+                finally:
+                    executed = cpu.retired.value
+                    self._in_slice = False
+                self.instructions += executed
+                self._slice_base_ns = now = now + executed * ns_per_instruction
+                clock.advance_to(now)
+                self._after_slice()
+                continue
+            slicer = self._slicer
+            assert slicer is not None
+            started = monotonic()
+            slice_end = started + SLICE_WALL_NS / 1e9
+            if deadline is not None:
+                slice_end = min(slice_end, started + max(0, deadline - self._wall_now()) / 1e9)
+            if wall_end is not None and wall_end < slice_end:
+                slice_end = wall_end
+            if irq_waits:
+                slice_end = min(slice_end, started + IRQ_WAIT_WALL_NS / 1e9)
+            slicer.arm(slice_end)
+            self._stopped_from_outside = False
+            self._in_slice = True
+            # Stops from other threads (the slice timer, posts) end the slice between blocks,
+            # not inside a read-modify-write that Unicorn would run again (Cpu.start), unless a
+            # code hook (`watch`, a debugger's breakpoint) needs its stop to land at its
+            # instruction.
+            block_stops = len(cpu.uc._callbacks) == self._own_binding_hooks
+            try:
+                cpu.start(start, block_stops=block_stops)
+            except UcError as error:
+                self._cpu_error(error)
+            finally:
+                self._in_slice = False
+                slicer.armed = None  # disarmed
+            self._after_slice()
 
     # ---- an attached debugger (emu/gdbstub.py); without one none of this runs ---------------
     def _debugger_turn(self) -> bool:
@@ -964,7 +1112,7 @@ class Machine:
         assert self.debug_turn is not None
         started = time.monotonic_ns()
         verdict = self.debug_turn()
-        if verdict == "stopped" and not self.config.deterministic:
+        if verdict == "stopped" and not self._deterministic:
             self._wall_origin += time.monotonic_ns() - started
         return verdict != "run"
 
@@ -979,7 +1127,7 @@ class Machine:
             self._deliver_irq()
             return True
         cpu = self.cpu
-        if not self.config.deterministic:
+        if not self._deterministic:
             # Unicorn adds no count check to code translated uncounted: a loop already
             # translated would run on past the count, for ever (seen stepping `spin`)
             cpu.uc.ctl_flush_tb()
@@ -995,7 +1143,7 @@ class Machine:
             executed = cpu.retired.value
             self._in_slice = False
         self.instructions += executed
-        if self.config.deterministic:
+        if self._deterministic:
             self._slice_base_ns += executed * self._ns_per_instruction
             self.clock.advance_to(self._slice_base_ns)
         self._after_slice()
@@ -1017,7 +1165,11 @@ class Machine:
         with IF=1, so the PIC is asked only after its output last went up (`_irq_raised`, set
         by every rise), not each time: that cost a ring-3 getpid a fifth of its speed. The
         flag is cleared before the PIC is asked, so a rise from another thread is never lost."""
-        if not self._irq_raised or not self.cpu.interrupts_enabled():
+        eflags = self._eflags_word
+        if (
+            not self._irq_raised
+            or not (eflags.value if eflags is not None else self.cpu.flags()) & FLAG_IF
+        ):
             return False
         self._irq_raised = False
         controller = self.board.interrupt_controller
@@ -1044,118 +1196,25 @@ class Machine:
 
     def _deliver_irq(self) -> None:
         cpu = self.cpu
-        eip = cpu.eip()
-        if cpu.interrupt_shadow():
+        eip = -1  # where the CPU is (deliver_planned reads it)
+        hflags = self._hflags_word
+        if hflags is not None and hflags.value & HF_INHIBIT_IRQ:
             linear = self.linear_eip()
             if 0 <= linear < cpu.ram_bytes and cpu.ram[linear] == 0xF4:
                 # `sti; hlt` with the interrupt arriving in STI's shadow: on hardware the hlt
                 # runs first and the interrupt wakes it, so the handler returns past the hlt.
-                eip += 1
-            elif self.config.deterministic:
-                self._shadow_step = True  # one instruction first (see _run_slice)
+                eip = cpu.eip() + 1
+            elif self._deterministic:
+                self._shadow_step = True  # one instruction first (see run)
                 return
         controller = self.board.interrupt_controller
         assert controller is not None
         vector = controller.acknowledge()
+        self._irq_raised = controller.pending()  # mostly down now: the loop asks no more
         self.halted = False
         if not self.interrupts.deliver_planned(vector, False, None, eip):
-            self._deliver_or_crash(Event(vector, return_eip=eip), f"IRQ vector {vector:#x}")
-
-    def _idle(self, wall_end: float | None) -> bool:
-        """The CPU sits in `hlt`. Returns False if it can never wake up. With nothing scheduled
-        (a tickless guest with no timer armed) only host input can wake it: deterministic time
-        then stands still while the loop waits for some, as real time waits."""
-        self.idle_count += 1
-        if not self.cpu.interrupts_enabled():
-            self._crash("the CPU halted with interrupts disabled")
-            return False
-        deadline = self.clock.next_deadline()
-        feeders = self._idle_feeders
-        if self.config.deterministic:
-            if feeders and any([feeder() for feeder in feeders]):
-                return True
-            if deadline is not None:
-                self._slice_base_ns = max(self._slice_base_ns, deadline)
-                self.clock.advance_to(deadline)
-                return True
-        elif feeders and any([feeder() for feeder in feeders]):
-            return True
-        wait_s = 0.05 if deadline is None else max(0.0, (deadline - self._wall_now()) / 1e9)
-        if wall_end is not None:
-            wait_s = min(wait_s, max(0.0, wall_end - time.monotonic()))
-        if wait_s < NEAR_DEADLINE_S:
-            # A thread wait sleeps at least the kernel's timer slack (50 us), far longer than
-            # a near timer (a one-shot armed just before the `hlt`): wait for it here.
-            until = time.monotonic() + wait_s
-            while time.monotonic() < until and not self._wake.is_set():
-                pass
-        else:
-            self._wake.wait(min(wait_s, 0.05))
-        self._wake.clear()
-        return True
-
-    def _run_slice(self, wall_end: float | None) -> None:
-        cpu = self.cpu
-        start = cpu.eip()
-        self._stop_requested = False
-        self.interrupts.forget_previous_exception()
-        deadline = self.clock.next_deadline()
-        # An interrupt waiting for IF (after `cli`, in a handler) must be looked at again soon:
-        # nothing tells the loop when `sti`, `popf` or `iret` sets IF inside a slice.
-        controller = self.board.interrupt_controller
-        irq_waits = (
-            controller is not None
-            and controller.pending()
-            and (self._shadow_step or not cpu.interrupts_enabled())
-        )
-        if self.config.deterministic:
-            now = self._slice_base_ns
-            budget = MAX_SLICE_INSTRUCTIONS
-            if deadline is not None:
-                budget = max(1, min(budget, (deadline - now) // self._ns_per_instruction))
-            if irq_waits:
-                budget = min(budget, IRQ_WAIT_INSTRUCTIONS)
-            if self._shadow_step:
-                self._shadow_step = False
-                budget = 1
-            self._slice_budget = budget
-            self._in_slice = True
-            try:
-                cpu.start(start, count=budget)
-            except UcError as error:
-                self._cpu_error(error)
-            finally:
-                executed = cpu.retired.value
-                self._in_slice = False
-            self.instructions += executed
-            self._slice_base_ns = now + executed * self._ns_per_instruction
-            self.clock.advance_to(self._slice_base_ns)
-            self._after_slice()
-            return
-        started = time.monotonic()
-        slice_end = started + SLICE_WALL_NS / 1e9
-        if deadline is not None:
-            slice_end = min(slice_end, started + max(0, deadline - self._wall_now()) / 1e9)
-        if wall_end is not None:
-            slice_end = min(slice_end, wall_end)
-        if irq_waits:
-            slice_end = min(slice_end, started + IRQ_WAIT_WALL_NS / 1e9)
-        assert self._slicer is not None
-        self._slicer.arm(slice_end)
-        self._stopped_from_outside = False
-        self._in_slice = True
-        # Stops from other threads (the slice timer, posts) end the slice between blocks, not
-        # inside a read-modify-write that Unicorn would run again (Cpu.start), unless a code
-        # hook (`watch`, a debugger's breakpoint) needs its stop to land at its instruction.
-        block_stops = len(cpu.uc._callbacks) == self._own_binding_hooks
-        try:
-            cpu.start(start, block_stops=block_stops)
-        except UcError as error:
-            self._cpu_error(error)
-        finally:
-            self._in_slice = False
-            self._slicer.disarm()
-        self._after_slice()
+            event = Event(vector, return_eip=cpu.eip() if eip < 0 else eip)
+            self._deliver_or_crash(event, f"IRQ vector {vector:#x}")
 
     def _keep_dropped_string_in(self) -> None:
         """After a slice: did Unicorn drop the last string IN's iteration? A stop that lands
@@ -1184,6 +1243,26 @@ class Machine:
             self._crash(f"CPU error: {error}")
 
     def _after_slice(self) -> None:
+        """What the slice's hooks left to do, then whether a `hlt` ended it. Every request of
+        a hook stops the slice, so a slice with none (the common end: `hlt`, the budget, or a
+        stop from outside) goes straight to the halt check."""
+        if (
+            self._stop_requested or self._last_in is not None or self._pending_event is not None
+        ) and self._serve_slice_requests():
+            return
+        if not self._stop_requested and not self._stopped_from_outside:
+            # emu_start came back on its own: a `hlt` just ran (EIP is past it). Not after a
+            # stop from another thread: a slice can end at any block start, and one right after
+            # a hlt byte (the instruction an IRQ returns to from `hlt`) is no halt. A `hlt`
+            # that ran just as such a stop came is then a spurious wake-up, which x86 code must
+            # allow for anyway.
+            cpu = self.cpu
+            linear = self.linear_eip() - 1
+            if 0 <= linear < cpu.ram_bytes and cpu.ram[linear] == 0xF4:
+                self.halted = True
+
+    def _serve_slice_requests(self) -> bool:
+        """The requests of the slice's hooks; True if one delivered an event (no halt then)."""
         if self._last_in is not None:
             self._keep_dropped_string_in()
         if self._stale_pages:
@@ -1196,17 +1275,17 @@ class Machine:
             if self._io_fault is None:
                 self.cpu.write(EIP, self._pending_eip)
             self._pending_eip = None
+        delivered = True
         if self._io_fault is not None:
             self._pending_event = None
             self._deliver_io_fault()
         elif self._pending_event is not None:
             event, self._pending_event = self._pending_event, None
             self._deliver_event(event)
-        elif self._io_eip is not None and self._fault_skipped_system_instruction():
-            pass
-        elif not self._stop_requested and not self._stopped_from_outside:
-            self._check_halt()
+        elif not (self._io_eip is not None and self._fault_skipped_system_instruction()):
+            delivered = False
         self._io_eip = None
+        return delivered
 
     def _fault_skipped_system_instruction(self) -> bool:
         """A `syscall`/`sysenter` that Unicorn skipped: with a stop pending (an I/O hook earlier
@@ -1262,15 +1341,6 @@ class Machine:
         cpu.set_eip(address)
         self._deliver_event(Event(SYSTEM_INSTRUCTION_FAULTS[name], 0))
         return True
-
-    def _check_halt(self) -> None:
-        """emu_start came back on its own: a `hlt` just ran (EIP is past it). Not after a stop
-        from another thread: a slice can end at any block start, and one right after a hlt
-        byte (the instruction an IRQ returns to from `hlt`) is no halt. A `hlt` that ran just
-        as such a stop came is then a spurious wake-up, which x86 code must allow for anyway."""
-        linear = self.linear_eip() - 1
-        if 0 <= linear < self.cpu.ram_bytes and self.cpu.ram[linear] == 0xF4:
-            self.halted = True
 
     def close(self) -> None:
         if self._slicer is not None:
