@@ -80,7 +80,7 @@ def test_release_memory_gives_the_guest_ram_back_to_the_host(tmp_path: Path) -> 
     pc = booted(tmp_path)
     ram = pc.machine.cpu.ram
     resident, pages = resident_pages(ram)
-    assert resident > pages * 9 // 10  # the buffer was zeroed when made: all of it is in RAM
+    assert 0 < resident < pages // 2  # only the pages the machine touched are the host's
     pc.close()
     pc.machine.close()
     pc.release_memory()

@@ -14,6 +14,7 @@ calibration at start-up, never by hard-coded offsets, so a Unicorn upgrade fails
 from __future__ import annotations
 
 import ctypes
+import mmap
 import struct
 
 from unicorn import (
@@ -112,7 +113,10 @@ class Cpu:
         self._handle = self.uc._uch
         self._engine = ctypes.cast(self._handle, ctypes.c_void_p).value  # the uc struct
         self.ram_bytes = ram_bytes
-        self._ram = ctypes.create_string_buffer(ram_bytes)
+        # Anonymous memory: the host gives a page only when it is first touched (a guest that
+        # uses 5 MiB of 64 costs 5), where a zero-filled buffer would cost all of it at once.
+        self._ram_map = mmap.mmap(-1, ram_bytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self._ram = (ctypes.c_char * ram_bytes).from_buffer(self._ram_map)
         self.ram = memoryview(self._ram).cast("B")
         self._u32 = ctypes.c_uint32()
         self._mmr = _TableRegister()
@@ -181,6 +185,12 @@ class Cpu:
         base = ctypes.addressof(self._ram) + ram_offset
         self.uc.mem_map_ptr(address, size, UC_PROT_ALL, base)
         self._mapped.append((address, size))
+
+    def release_ram(self) -> None:
+        """Give every RAM page back to the host now; RAM reads as zeros afterwards. For a
+        machine nobody runs or reads again, whose buffer would otherwise be held until the
+        cycle collector frees the machine (emu/pc.py)."""
+        self._ram_map.madvise(mmap.MADV_DONTNEED)
 
     def unmap(self, address: int, size: int) -> None:
         self.uc.mem_unmap(address, size)

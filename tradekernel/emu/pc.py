@@ -13,8 +13,6 @@ once for a machine that will not be read again (a sweep booting one machine per 
 
 from __future__ import annotations
 
-import ctypes
-import mmap
 import os
 import weakref
 from collections.abc import Callable
@@ -45,7 +43,6 @@ from tradekernel.hypercall import Hypercall
 
 # Deterministic runs start the wall clock at a fixed instant, so `date` prints the same.
 DETERMINISTIC_EPOCH = datetime(2026, 1, 2, 9, 30, 0, tzinfo=UTC)
-_LIBC = ctypes.CDLL(None, use_errno=True)  # madvise(2), for `Pc.release_memory` (Linux)
 
 
 @dataclass
@@ -171,16 +168,7 @@ class Pc:
         closed machine nobody reads again: its RAM buffer is freed only when the cycle
         collector frees the machine (module docstring), which a process booting machine
         after machine would otherwise pay for with a full collection or RAM_MIB per machine."""
-        ram = self.machine.cpu.ram
-        cell = ctypes.c_char.from_buffer(ram)
-        start, end = ctypes.addressof(cell), ctypes.addressof(cell) + len(ram)
-        del cell
-        first = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE  # whole pages inside the buffer only
-        last = end // mmap.PAGESIZE * mmap.PAGESIZE
-        if last > first and _LIBC.madvise(
-            ctypes.c_void_p(first), ctypes.c_size_t(last - first), mmap.MADV_DONTNEED
-        ):
-            raise OSError(ctypes.get_errno(), "madvise(MADV_DONTNEED) on the guest RAM failed")
+        self.machine.cpu.release_ram()
 
 
 def _weakly(method: Callable[..., object]) -> Callable[..., object]:
