@@ -429,6 +429,11 @@ class Dp8390:
                 swapped = bytearray(data)
                 swapped[0::2], swapped[1::2] = data[1::2], data[0::2]
                 data = bytes(swapped)
+        if (self.cr & CR_RD_MASK == CR_RD_WRITE and 0 < len(data) <= self.rbcr
+                and self._span(self.crda, len(data)) == len(data)):
+            self._write_memory(self.crda, data)  # the common burst: one piece, no copy
+            self._remote_step(len(data))
+            return
         view = memoryview(data)
         while view and self._remote_active(CR_RD_WRITE):
             chunk = self._span(self.crda, min(len(view), self.rbcr))

@@ -104,6 +104,7 @@ class Ne2000(Device):
         self._board: Board | None = None
         # The card's 64 KiB address space as the chip sees it: PROM, RAM, and 0xFF elsewhere.
         self.space = bytearray(b"\xff" * ADDRESS_SPACE)
+        self._view = memoryview(self.space)  # the space is never resized
         self._load_prom()
         self.chip = Dp8390(self._read_memory, self._write_memory, self._send, self._set_irq)
         self.frames_sent = 0
@@ -152,7 +153,7 @@ class Ne2000(Device):
     # -- the card's memory bus ---------------------------------------------------------------
 
     def _read_memory(self, address: int, length: int) -> bytes:
-        return bytes(self.space[address : address + length])
+        return self._view[address : address + length].tobytes()  # one copy, not two
 
     def _write_memory(self, address: int, data: bytes) -> None:
         if RAM_START <= address and address + len(data) <= RAM_START + RAM_SIZE:
@@ -245,7 +246,8 @@ class Ne2000(Device):
             for i in range(0, len(data) - size + 1, size):
                 self._port_write(port, size, int.from_bytes(data[i : i + size], "little"))
             return
-        data = data[: len(data) - len(data) % size]
+        if len(data) % size:
+            data = data[: len(data) - len(data) % size]
         if size == 1 and self.chip.dcr & DCR_WTS:
             data = b"".join(bytes((b, 0)) for b in data)
         self.chip.data_write(data)

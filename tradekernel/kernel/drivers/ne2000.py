@@ -226,7 +226,11 @@ class Ne2000Driver:
             self.tx_busy = False
 
     def _wait_isr(self, bits: int) -> bool:
-        return any(self._in(ISR) & bits for _ in range(POLL_LIMIT))
+        inb, port = self._inb, self.base + ISR
+        for _ in range(POLL_LIMIT):
+            if inb(port) & bits:
+                return True
+        return False
 
     # -- receive -------------------------------------------------------------------------------
     def _remote_read(self, page: int, pages: int) -> bytes:
