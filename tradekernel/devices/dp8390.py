@@ -158,8 +158,9 @@ class Dp8390:
             self._set_interrupt(level)
 
     def _raise(self, bits: int) -> None:
-        self.isr |= bits
-        self._update_interrupt()
+        self.isr = isr = self.isr | bits
+        if bool(isr & self.imr & ISR_INTERRUPTS) != self._int_level:  # _update_interrupt's test
+            self._update_interrupt()
 
     def _count(self, index: int) -> None:
         value = min(COUNTER_SATURATE, self.counters[index] + 1)
@@ -331,10 +332,7 @@ class Dp8390:
     def _write_lnpp(self, _offset: int, value: int) -> None:
         self.lnpp = value
 
-    def _write_command_register(self, _offset: int, value: int) -> None:
-        self._write_command(value)
-
-    def _write_command(self, value: int) -> None:
+    def _write_command(self, _offset: int, value: int) -> None:
         if value & CR_STP:
             self.cr = (value & ~CR_STA & ~CR_TXP) | CR_STP
             self.isr |= ISR_RST
@@ -574,13 +572,13 @@ _READERS: tuple[tuple[Callable[[Dp8390, int], int], ...], ...] = (
     (_R._read_cr, *[_R._read_zero] * 15),
 )  # fmt: skip
 _WRITERS: tuple[tuple[Callable[[Dp8390, int, int], None], ...], ...] = (
-    (_W._write_command_register, _W._write_pstart, _W._write_pstop, _W._write_bnry,
+    (_W._write_command, _W._write_pstart, _W._write_pstop, _W._write_bnry,
      _W._write_tpsr, _W._write_tbcr0, _W._write_tbcr1, _W._write_isr, _W._write_rsar0,
      _W._write_rsar1, _W._write_rbcr0, _W._write_rbcr1, _W._write_rcr, _W._write_tcr,
      _W._write_dcr, _W._write_imr),
-    (_W._write_command_register, *[_W._write_par] * 6, _W._write_curr, *[_W._write_mar] * 8),
-    (_W._write_command_register, _W._write_clda0, _W._write_clda1, _W._write_rnpp,
+    (_W._write_command, *[_W._write_par] * 6, _W._write_curr, *[_W._write_mar] * 8),
+    (_W._write_command, _W._write_clda0, _W._write_clda1, _W._write_rnpp,
      _W._write_ignored, _W._write_lnpp, _W._write_clda1, _W._write_clda0,
      *[_W._write_ignored] * 8),
-    (_W._write_command_register, *[_W._write_ignored] * 15),
+    (_W._write_command, *[_W._write_ignored] * 15),
 )  # fmt: skip

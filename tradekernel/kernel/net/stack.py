@@ -243,8 +243,8 @@ class NetStack:
         unpack, before anything is counted; anything else answers False with nothing done and
         goes the general way, which counts it or says why it is dropped."""
         size = len(frame)
-        if not UDP_DATA <= size <= params.ETH_MAX_FRAME:
-            return False
+        if not UDP_DATA <= size <= params.ETH_MAX_FRAME or frame[23] != PROTO_UDP:
+            return False  # (byte 23: the IPv4 protocol field, checked again below)
         (dmac, smac, ethertype, vihl, total, flags_frag, proto, src, dst, sport, dport, length,
          ck) = ETH_IP_UDP.unpack_from(frame)
         if (ethertype != ETH_P_IP or vihl != 0x45 or proto != PROTO_UDP or smac[0] & 1
