@@ -118,3 +118,25 @@ def test_after_a_reset_the_driver_programs_every_dma_register_again() -> None:
     assert sent[-1] == b"\x02" * 100
     assert {RBCR0, RSAR0} <= {register for register, _ in writes}
     assert not wrong
+
+
+def test_a_stream_raises_no_transmit_interrupt_and_a_waiting_frame_is_sent_on_one() -> None:
+    driver, card, _, sent, _, _ = _driver()
+    levels: list[bool] = []
+    set_interrupt = card.chip._set_interrupt
+    card.chip._set_interrupt = lambda level: (levels.append(level), set_interrupt(level))[-1]
+    frames = [bytes([n]) * 1000 for n in range(5)]
+    for frame in frames:
+        driver.send(frame)
+    assert sent == frames and True not in levels  # each send found the last one done
+    # a transmit still under way when the next frame comes: that frame waits for PTX
+    card.chip.isr &= ~0x02  # PTX not yet
+    driver.send(b"\x09" * 100)
+    assert driver.tx_queue and sent[-1] == frames[-1]
+    card.chip._raise(0x02)  # the transmit ends
+    assert levels[-1] is True  # ... and interrupts, since a frame waits
+    driver.on_irq(9)
+    assert sent[-1] == b"\x09" * 100 and not driver.tx_queue
+    assert levels[-1] is False  # back to receive interrupts only
+    driver.send(b"\x0a" * 100)
+    assert sent[-1] == b"\x0a" * 100 and levels[-1] is False

@@ -17,7 +17,10 @@ frame (Linux reads each header and frame with its own DMA; the chip does not car
 overflow (OVW) is cleared by draining the ring and writing BNRY, which restarts the receiver.
 Transmit: remote DMA write into the transmit buffer (word mode, completion polled on ISR.RDC,
 bounded), then TXP (TBCR written only when the length changes: the chip never alters it);
-frames offered while the transmitter is busy wait in a bounded queue sent on PTX/TXE. Every
+frames offered while the transmitter is busy wait in a bounded queue sent on PTX/TXE, which
+interrupt only while frames wait (IMR): otherwise the next send learns from ISR that the last
+transmit is done, so a stream whose transmits finish before the next send raises no transmit
+interrupts (each would cost the machine an IRQ line change and a CPU stop). Every
 remote DMA moves whole pages (a frame is zero-filled to its last page; TBCR says how much of
 it goes out), so a completed one leaves RBCR0 and RSAR0 at 0, as the datasheet's counters
 run: the next transfer writes only RBCR1 and RSAR1. ISR.RDC is cleared together with the
@@ -48,6 +51,7 @@ RCR_BROADCAST_MULTICAST = 0x0C  # AB | AM: broadcasts and hashed multicast
 RCR_MONITOR = 0x20
 TCR_NORMAL, TCR_LOOPBACK = 0x00, 0x02
 IMR_ENABLED = ISR_PRX | ISR_PTX | ISR_RXE | ISR_TXE | ISR_OVW | ISR_CNT
+IMR_RECEIVE = IMR_ENABLED & ~(ISR_PTX | ISR_TXE)  # while no frame waits to be transmitted
 
 PAGE = 256
 RAM_FIRST_PAGE, RAM_END_PAGE = 0x40, 0x80
@@ -92,6 +96,7 @@ class Ne2000Driver:
         # known clear (acknowledged since the last DMA): registers _transmit need not write
         self._dma_low_clear = False
         self._rdc_clear = False
+        self._tx_interrupts = False
         self.next_page = RX_START  # the ring page the next frame starts at (BNRY + 1)
         self.stats = {"rx_frames": 0, "tx_frames": 0, "tx_dropped": 0, "overflows": 0,
                       "ring_errors": 0, "rx_errors": 0, "tx_errors": 0, "dma_timeouts": 0,
@@ -162,9 +167,10 @@ class Ne2000Driver:
         self._tx_length = -1
         self._dma_low_clear = self._rdc_clear = False
         self.tx_busy = False  # ISR is cleared below: a frame in flight would never say PTX
+        self._tx_interrupts = bool(self.tx_queue)  # IMR has PTX/TXE: frames wait for them
         out(CR, CR_NODMA | CR_STA)
         out(ISR, 0xFF)
-        out(IMR, IMR_ENABLED)
+        out(IMR, IMR_ENABLED if self._tx_interrupts else IMR_RECEIVE)
         out(TCR, TCR_NORMAL)
         out(RCR, RCR_BROADCAST_MULTICAST)
 
@@ -181,6 +187,9 @@ class Ne2000Driver:
                 self.stats["tx_dropped"] += 1
                 return
             self.tx_queue.append(frame)
+            if not self._tx_interrupts:  # the transmitter's completion must now interrupt
+                self._out(IMR, IMR_ENABLED)
+                self._tx_interrupts = True
             return
         self._transmit(frame)
 
@@ -333,3 +342,6 @@ class Ne2000Driver:
                 self._transmit_done()
                 if self.tx_queue and not self.tx_busy:
                     self._transmit(self.tx_queue.popleft())
+                if not self.tx_queue and self._tx_interrupts:
+                    self._out(IMR, IMR_RECEIVE)
+                    self._tx_interrupts = False
