@@ -11,8 +11,11 @@ that boot the guest and time one transfer are bench_net.py's, so the figures are
 measurement as its "guest tcp ring 3->..." lines.
 
 --profile FILE writes a cProfile of the last user-NAT run (pstats format) for inspection.
+--parts times, without a guest, two pieces of each segment's path alone (best of 5 rounds):
+the NE2000 driver's transmit of a full frame through the device model (port writes, remote
+DMA, transmit) and NetStack.ip_output of a full TCP segment to a routed peer.
 
-Run: .venv/bin/python bench/bench_tcp_send.py [--size MIB] [--repeat N] [--no-tap]
+Run: .venv/bin/python bench/bench_tcp_send.py [--size MIB] [--repeat N] [--no-tap] [--parts]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench_net, tests.system
@@ -92,14 +96,66 @@ def run_tap(size: int, repeat: int) -> None:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
 
 
+PARTS_FRAMES = 20_000  # frames (and segments) per timed round of --parts
+PARTS_ROUNDS = 5
+
+
+def _best_us(work: Callable[[], None]) -> float:
+    best = float("inf")
+    for _ in range(PARTS_ROUNDS):
+        start = time.perf_counter()
+        for _ in range(PARTS_FRAMES):
+            work()
+        best = min(best, time.perf_counter() - start)
+    return best / PARTS_FRAMES * 1e6
+
+
+def run_parts() -> None:
+    from tests.net.crafted import PEER_IP, Host
+    from tradekernel.devices.base import Board
+    from tradekernel.devices.ne2000 import Ne2000
+    from tradekernel.emu.bus import Channels, MmioBus, PortBus
+    from tradekernel.emu.clock import Clock
+    from tradekernel.kernel.drivers.ne2000 import Ne2000Driver
+    from tradekernel.kernel.drivers.portio import PortIo
+    from tradekernel.kernel.net.ipv4 import PROTO_TCP
+    from tradekernel.kernel.net.wire import ip_to_int
+
+    class _Memory:  # guest memory: the card never touches it
+        def read(self, address: int, size: int) -> bytes:
+            return bytes(size)
+
+        def write(self, address: int, data: bytes) -> None:
+            pass
+
+    board = Board(PortBus(), MmioBus(), Clock(), Channels(), _Memory())
+    Ne2000().attach(board)
+    board.channels.listen("net0-send", lambda frame: None)
+    driver = Ne2000Driver.probe(PortIo(board.ports), 0x300, 9)
+    assert driver is not None
+    frame = bytes(1514)
+    print(f"driver transmit through the NE2000 model: {_best_us(lambda: driver.send(frame)):6.2f}"
+          " us per 1514-byte frame", flush=True)
+    stack = Host().stack
+    stack.link.send = lambda frame: None  # type: ignore[method-assign]
+    peer, segment = ip_to_int(PEER_IP), bytes(1480)
+    print(f"ip_output: {_best_us(lambda: stack.ip_output(peer, PROTO_TCP, segment)):6.2f} us "
+          "per 1480-byte segment", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=8, help="MiB per transfer")
     parser.add_argument("--repeat", type=int, default=3, help="transfers per network")
     parser.add_argument("--no-tap", action="store_true", help="only --net user")
     parser.add_argument("--profile", help="cProfile of the last user-NAT run to this file")
+    parser.add_argument("--parts", action="store_true",
+                        help="only time the driver's transmit and ip_output alone")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+    if args.parts:
+        run_parts()
+        return
     run_user(args.size << 20, args.repeat, args.profile)
     if not args.no_tap:
         run_tap(args.size << 20, args.repeat)

@@ -151,10 +151,6 @@ class Dp8390:
     def started(self) -> bool:
         return bool(self.cr & CR_STA) and not self.cr & CR_STP
 
-    @property
-    def page(self) -> int:
-        return self.cr >> CR_PS_SHIFT
-
     def _update_interrupt(self) -> None:
         level = bool(self.isr & self.imr & ISR_INTERRUPTS)
         if level != self._int_level:  # the pin only moves on a change: cheap on hot paths
@@ -162,8 +158,9 @@ class Dp8390:
             self._set_interrupt(level)
 
     def _raise(self, bits: int) -> None:
-        self.isr |= bits
-        self._update_interrupt()
+        self.isr = isr = self.isr | bits
+        if bool(isr & self.imr & ISR_INTERRUPTS) != self._int_level:  # _update_interrupt's test
+            self._update_interrupt()
 
     def _count(self, index: int) -> None:
         value = min(COUNTER_SATURATE, self.counters[index] + 1)
@@ -184,49 +181,56 @@ class Dp8390:
 
     def read_register(self, offset: int) -> int:
         offset &= 0x0F
-        if offset == 0:
-            return self.cr
-        page = self.page
-        if page == 0:
-            return self._read_page0(offset)
-        if page == 1:
-            if offset <= 6:
-                return self.par[offset - 1]
-            if offset == 7:
-                return self.curr
-            return self.mar[offset - 8]
-        if page == 2:
-            return self._read_page2(offset)
+        return _READERS[self.cr >> CR_PS_SHIFT][offset](self, offset)
+
+    def _read_cr(self, _offset: int) -> int:
+        return self.cr
+
+    def _read_clda0(self, _offset: int) -> int:
+        return self.clda & 0xFF
+
+    def _read_clda1(self, _offset: int) -> int:
+        return self.clda >> 8
+
+    def _read_bnry(self, _offset: int) -> int:
+        return self.bnry
+
+    def _read_tsr(self, _offset: int) -> int:
+        return self.tsr
+
+    def _read_zero(self, _offset: int) -> int:
+        """NCR (no collisions on the link), FIFO (not modelled), reserved registers, page 3."""
         return 0
 
-    def _read_page0(self, offset: int) -> int:
-        if offset == 0x01:
-            return self.clda & 0xFF
-        if offset == 0x02:
-            return self.clda >> 8
-        if offset == 0x03:
-            return self.bnry
-        if offset == 0x04:
-            return self.tsr
-        if offset == 0x05:
-            return 0  # NCR: collisions on the last transmit; the link has none
-        if offset == 0x06:
-            return 0  # FIFO: the loopback FIFO is not modelled
-        if offset == 0x07:
-            return self.isr
-        if offset == 0x08:
-            return self.crda & 0xFF
-        if offset == 0x09:
-            return self.crda >> 8
-        if offset == 0x0C:
-            return self.rsr
-        if 0x0D <= offset <= 0x0F:
-            index = offset - 0x0D
-            value, self.counters[index] = self.counters[index], 0
-            return value
-        return 0  # 0x0A-0x0B reserved
+    def _read_isr(self, _offset: int) -> int:
+        return self.isr
+
+    def _read_crda0(self, _offset: int) -> int:
+        return self.crda & 0xFF
+
+    def _read_crda1(self, _offset: int) -> int:
+        return self.crda >> 8
+
+    def _read_rsr(self, _offset: int) -> int:
+        return self.rsr
+
+    def _read_counter(self, offset: int) -> int:
+        """CNTR0-2 clear when read."""
+        index = offset - 0x0D
+        value, self.counters[index] = self.counters[index], 0
+        return value
+
+    def _read_par(self, offset: int) -> int:
+        return self.par[offset - 1]
+
+    def _read_curr(self, _offset: int) -> int:
+        return self.curr
+
+    def _read_mar(self, offset: int) -> int:
+        return self.mar[offset - 8]
 
     def _read_page2(self, offset: int) -> int:
+        """Page 2 reads back the page 0 configuration and the local DMA pointers."""
         registers = {
             0x01: self.pstart,
             0x02: self.pstop,
@@ -243,80 +247,92 @@ class Dp8390:
         return registers.get(offset, 0)
 
     def write_register(self, offset: int, value: int) -> None:
+        """One register write: a table per page (CR at offset 0 on every page; page 3 is
+        reserved and ignores the rest). Only ISR and IMR writes, and commands that raise a bit,
+        can move the interrupt pin; a write that clears no set ISR bit leaves it alone."""
         offset &= 0x0F
-        value &= 0xFF
-        if offset == 0:
-            self._write_command(value)
-            return
-        page = self.cr >> CR_PS_SHIFT
-        if page == 0:
-            self._write_page0(offset, value)
-        elif page == 1:
-            if offset <= 6:
-                self.par[offset - 1] = value
-            elif offset == 7:
-                self.curr = value
-            else:
-                self.mar[offset - 8] = value
-        elif page == 2:
-            self._write_page2(offset, value)
+        _WRITERS[self.cr >> CR_PS_SHIFT][offset](self, offset, value & 0xFF)
 
-    def _write_page0(self, offset: int, value: int) -> None:
-        # Ordered by how often drivers write them: remote DMA set-up first.
-        if offset == 0x0A:
-            self.rbcr = (self.rbcr & 0xFF00) | value
-        elif offset == 0x0B:
-            self.rbcr = (self.rbcr & 0x00FF) | (value << 8)
-        elif offset == 0x08:
-            self.rsar = self.crda = (self.rsar & 0xFF00) | value
-        elif offset == 0x09:
-            self.rsar = self.crda = (self.rsar & 0x00FF) | (value << 8)
-        elif offset == 0x07:
-            self.isr &= ~(value & ISR_INTERRUPTS)  # write 1 to clear; RST is read-only
-            self._update_interrupt()
-        elif offset == 0x03:
-            self.bnry = value
-            self.ring_full = False
-            if self.overflowed:  # the driver freed ring space: the receiver runs again
-                self.overflowed = False
-                if self.started:
-                    self.isr &= ~ISR_RST
-        elif offset == 0x05:
-            self.tbcr = (self.tbcr & 0xFF00) | value
-        elif offset == 0x06:
-            self.tbcr = (self.tbcr & 0x00FF) | (value << 8)
-        elif offset == 0x01:
-            self.pstart = value
-        elif offset == 0x02:
-            self.pstop = value
-        elif offset == 0x04:
-            self.tpsr = value
-        elif offset == 0x0C:
-            self.rcr = value & 0x3F
-        elif offset == 0x0D:
-            self.tcr = value & 0x1F
-        elif offset == 0x0E:
-            self.dcr = value & 0x7F
-        elif offset == 0x0F:
-            self.imr = value & ISR_INTERRUPTS
+    def _write_ignored(self, _offset: int, _value: int) -> None:
+        pass
+
+    def _write_pstart(self, _offset: int, value: int) -> None:
+        self.pstart = value
+
+    def _write_pstop(self, _offset: int, value: int) -> None:
+        self.pstop = value
+
+    def _write_bnry(self, _offset: int, value: int) -> None:
+        self.bnry = value
+        self.ring_full = False
+        if self.overflowed:  # the driver freed ring space: the receiver runs again
+            self.overflowed = False
+            if self.started:
+                self.isr &= ~ISR_RST
+
+    def _write_tpsr(self, _offset: int, value: int) -> None:
+        self.tpsr = value
+
+    def _write_tbcr0(self, _offset: int, value: int) -> None:
+        self.tbcr = (self.tbcr & 0xFF00) | value
+
+    def _write_tbcr1(self, _offset: int, value: int) -> None:
+        self.tbcr = (self.tbcr & 0x00FF) | (value << 8)
+
+    def _write_isr(self, _offset: int, value: int) -> None:
+        cleared = self.isr & value & ISR_INTERRUPTS  # write 1 to clear; RST is read-only
+        if cleared:
+            self.isr &= ~cleared
             self._update_interrupt()
 
-    def _write_page2(self, offset: int, value: int) -> None:
-        """Page 2 is for diagnostics; the writable test registers are the local DMA pointers."""
-        if offset == 0x01:
-            self.clda = (self.clda & 0xFF00) | value
-        elif offset == 0x02:
-            self.clda = (self.clda & 0x00FF) | (value << 8)
-        elif offset == 0x03:
-            self.rnpp = value
-        elif offset == 0x05:
-            self.lnpp = value
-        elif offset == 0x06:
-            self.clda = (self.clda & 0x00FF) | (value << 8)
-        elif offset == 0x07:
-            self.clda = (self.clda & 0xFF00) | value
+    def _write_rsar0(self, _offset: int, value: int) -> None:
+        self.rsar = self.crda = (self.rsar & 0xFF00) | value
 
-    def _write_command(self, value: int) -> None:
+    def _write_rsar1(self, _offset: int, value: int) -> None:
+        self.rsar = self.crda = (self.rsar & 0x00FF) | (value << 8)
+
+    def _write_rbcr0(self, _offset: int, value: int) -> None:
+        self.rbcr = (self.rbcr & 0xFF00) | value
+
+    def _write_rbcr1(self, _offset: int, value: int) -> None:
+        self.rbcr = (self.rbcr & 0x00FF) | (value << 8)
+
+    def _write_rcr(self, _offset: int, value: int) -> None:
+        self.rcr = value & 0x3F
+
+    def _write_tcr(self, _offset: int, value: int) -> None:
+        self.tcr = value & 0x1F
+
+    def _write_dcr(self, _offset: int, value: int) -> None:
+        self.dcr = value & 0x7F
+
+    def _write_imr(self, _offset: int, value: int) -> None:
+        self.imr = value & ISR_INTERRUPTS
+        self._update_interrupt()
+
+    def _write_par(self, offset: int, value: int) -> None:
+        self.par[offset - 1] = value
+
+    def _write_curr(self, _offset: int, value: int) -> None:
+        self.curr = value
+
+    def _write_mar(self, offset: int, value: int) -> None:
+        self.mar[offset - 8] = value
+
+    # Page 2 is for diagnostics; the writable test registers are the local DMA pointers.
+    def _write_clda0(self, _offset: int, value: int) -> None:
+        self.clda = (self.clda & 0xFF00) | value
+
+    def _write_clda1(self, _offset: int, value: int) -> None:
+        self.clda = (self.clda & 0x00FF) | (value << 8)
+
+    def _write_rnpp(self, _offset: int, value: int) -> None:
+        self.rnpp = value
+
+    def _write_lnpp(self, _offset: int, value: int) -> None:
+        self.lnpp = value
+
+    def _write_command(self, _offset: int, value: int) -> None:
         if value & CR_STP:
             self.cr = (value & ~CR_STA & ~CR_TXP) | CR_STP
             self.isr |= ISR_RST
@@ -334,8 +350,7 @@ class Dp8390:
         elif remote in (CR_RD_READ, CR_RD_WRITE) and self.rbcr == 0:
             self._raise(ISR_RDC)  # nothing to move: the transfer is complete at once
         if value & CR_TXP and self.started:
-            self._transmit_buffer()
-        self._update_interrupt()
+            self._transmit_buffer()  # PTX (and PRX in loopback) move the pin as they are raised
 
     # -- transmit ----------------------------------------------------------------------------
 
@@ -412,6 +427,11 @@ class Dp8390:
                 swapped = bytearray(data)
                 swapped[0::2], swapped[1::2] = data[1::2], data[0::2]
                 data = bytes(swapped)
+        if (self.cr & CR_RD_MASK == CR_RD_WRITE and 0 < len(data) <= self.rbcr
+                and self._span(self.crda, len(data)) == len(data)):
+            self._write_memory(self.crda, data)  # the common burst: one piece, no copy
+            self._remote_step(len(data))
+            return
         view = memoryview(data)
         while view and self._remote_active(CR_RD_WRITE):
             chunk = self._span(self.crda, min(len(view), self.rbcr))
@@ -539,3 +559,26 @@ class Dp8390:
         )
         self._int_level = None
         self._update_interrupt()
+
+
+# Register files per page (index: CR.PS), one entry per offset; CR sits at 0 on every page.
+_R, _W = Dp8390, Dp8390
+_READERS: tuple[tuple[Callable[[Dp8390, int], int], ...], ...] = (
+    (_R._read_cr, _R._read_clda0, _R._read_clda1, _R._read_bnry, _R._read_tsr, _R._read_zero,
+     _R._read_zero, _R._read_isr, _R._read_crda0, _R._read_crda1, _R._read_zero,
+     _R._read_zero, _R._read_rsr, _R._read_counter, _R._read_counter, _R._read_counter),
+    (_R._read_cr, *[_R._read_par] * 6, _R._read_curr, *[_R._read_mar] * 8),
+    (_R._read_cr, *[_R._read_page2] * 15),
+    (_R._read_cr, *[_R._read_zero] * 15),
+)  # fmt: skip
+_WRITERS: tuple[tuple[Callable[[Dp8390, int, int], None], ...], ...] = (
+    (_W._write_command, _W._write_pstart, _W._write_pstop, _W._write_bnry,
+     _W._write_tpsr, _W._write_tbcr0, _W._write_tbcr1, _W._write_isr, _W._write_rsar0,
+     _W._write_rsar1, _W._write_rbcr0, _W._write_rbcr1, _W._write_rcr, _W._write_tcr,
+     _W._write_dcr, _W._write_imr),
+    (_W._write_command, *[_W._write_par] * 6, _W._write_curr, *[_W._write_mar] * 8),
+    (_W._write_command, _W._write_clda0, _W._write_clda1, _W._write_rnpp,
+     _W._write_ignored, _W._write_lnpp, _W._write_clda1, _W._write_clda0,
+     *[_W._write_ignored] * 8),
+    (_W._write_command, *[_W._write_ignored] * 15),
+)  # fmt: skip

@@ -28,7 +28,15 @@ from __future__ import annotations
 from typing import Any
 
 from tradekernel.devices.base import Board, Device, check_state_version
-from tradekernel.devices.dp8390 import DCR_WTS, Dp8390
+from tradekernel.devices.dp8390 import (
+    CR_PS_SHIFT,
+    CR_STA,
+    CR_STP,
+    CR_TXP,
+    DCR_WTS,
+    TCR_LB_MASK,
+    Dp8390,
+)
 from tradekernel.emu.bus import IrqLine
 
 NE2000_BASE = 0x300
@@ -42,9 +50,11 @@ ADDRESS_SPACE = 0x10000
 NE2000_SIGNATURE = 0x57
 DEFAULT_MAC = bytes.fromhex("525400123456")  # a locally administered address (QEMU's prefix)
 MAX_STRING_BYTES = 0x10000  # a `rep ins` burst larger than the card's address space repeats
-# Writes to these register offsets (any page) can change whether the ring has room: CR (start,
-# stop, loopback transmit), PSTART, PSTOP, BNRY, CURR (page 1).
-ROOM_REGISTERS = frozenset((0x00, 0x01, 0x02, 0x03, 0x07))
+# Register writes that can change whether the ring has room, by page (CR.PS): PSTART, PSTOP,
+# BNRY (page 0), CURR (page 1). A command (CR) can too when it starts or stops the chip or
+# sends a frame into its own receiver (loopback); the rest (remote DMA set-up, ISR
+# acknowledgements, the transmit of a stream) cannot, and skip the check.
+ROOM_REGISTERS = (frozenset((0x01, 0x02, 0x03)), frozenset((0x07,)), frozenset(), frozenset())
 
 
 def parse_mac(text: str) -> bytes:
@@ -94,6 +104,7 @@ class Ne2000(Device):
         self._board: Board | None = None
         # The card's 64 KiB address space as the chip sees it: PROM, RAM, and 0xFF elsewhere.
         self.space = bytearray(b"\xff" * ADDRESS_SPACE)
+        self._view = memoryview(self.space)  # the space is never resized
         self._load_prom()
         self.chip = Dp8390(self._read_memory, self._write_memory, self._send, self._set_irq)
         self.frames_sent = 0
@@ -142,7 +153,7 @@ class Ne2000(Device):
     # -- the card's memory bus ---------------------------------------------------------------
 
     def _read_memory(self, address: int, length: int) -> bytes:
-        return bytes(self.space[address : address + length])
+        return self._view[address : address + length].tobytes()  # one copy, not two
 
     def _write_memory(self, address: int, data: bytes) -> None:
         if RAM_START <= address and address + len(data) <= RAM_START + RAM_SIZE:
@@ -192,8 +203,16 @@ class Ne2000(Device):
     def _port_write(self, port: int, size: int, value: int) -> None:
         offset = port - self.base
         if offset < DATA_PORT:
-            self.chip.write_register(offset, value)
-            if offset in ROOM_REGISTERS:
+            chip = self.chip
+            if offset:
+                chip.write_register(offset, value)
+                if offset in ROOM_REGISTERS[chip.cr >> CR_PS_SHIFT]:
+                    self._update_ready()
+                return
+            run_state = chip.cr & (CR_STA | CR_STP)
+            chip.write_register(0, value)
+            if chip.cr & (CR_STA | CR_STP) != run_state or (
+                    value & CR_TXP and chip.tcr & TCR_LB_MASK):
                 self._update_ready()
         elif offset <= DATA_PORT_END:
             self._port_write_string(port, size, value.to_bytes(size, "little"))
@@ -215,6 +234,8 @@ class Ne2000(Device):
             )
         count = max(0, min(count, MAX_STRING_BYTES // size))  # bounded before allocating
         data = self.chip.data_read(self._access_bytes(size, count))
+        if not self._ready:  # a "send packet" read that finished moved BNRY: room again?
+            self._update_ready()
         if size == 1 and self.chip.dcr & DCR_WTS:
             data = data[0::2]  # each byte access returned the low half of its word
         return data
@@ -225,7 +246,8 @@ class Ne2000(Device):
             for i in range(0, len(data) - size + 1, size):
                 self._port_write(port, size, int.from_bytes(data[i : i + size], "little"))
             return
-        data = data[: len(data) - len(data) % size]
+        if len(data) % size:
+            data = data[: len(data) - len(data) % size]
         if size == 1 and self.chip.dcr & DCR_WTS:
             data = b"".join(bytes((b, 0)) for b in data)
         self.chip.data_write(data)

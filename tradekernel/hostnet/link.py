@@ -108,7 +108,7 @@ class Link:
         # After a guest frame the backend is polled (answers reach a guest that never idles)
         # unless it was polled less than this many seconds ago (host time); 0: always
         self.poll_after_send_s = 0.0
-        self._last_poll = 0.0
+        self.last_poll = 0.0  # time.monotonic() the last backend poll began (the waker reads it)
         channels.listen(f"{channel}-send", self._from_guest)
         channels.listen(f"{channel}-ready", self._nic_ready_changed)
         backend.start(self._to_guest)
@@ -165,9 +165,9 @@ class Link:
             self.backend.send(frame)
             if not self.throttled and (
                 not self.poll_after_send_s
-                or time.monotonic() - self._last_poll >= self.poll_after_send_s
+                or time.monotonic() - self.last_poll >= self.poll_after_send_s
             ):
-                self._last_poll = time.monotonic()
+                self.last_poll = time.monotonic()
                 self.backend.poll()  # answers already waiting reach a guest that never idles
         except Exception as error:  # noqa: BLE001 - contained: the frame is lost, not the machine
             self._contain("send", error)
@@ -218,7 +218,7 @@ class Link:
         last poll."""
         self._flush()
         if not self.throttled:
-            self._last_poll = time.monotonic()
+            self.last_poll = time.monotonic()
             try:
                 self.backend.poll()
             except Exception as error:  # noqa: BLE001 - contained as in _from_guest

@@ -17,7 +17,15 @@ frame (Linux reads each header and frame with its own DMA; the chip does not car
 overflow (OVW) is cleared by draining the ring and writing BNRY, which restarts the receiver.
 Transmit: remote DMA write into the transmit buffer (word mode, completion polled on ISR.RDC,
 bounded), then TXP (TBCR written only when the length changes: the chip never alters it);
-frames offered while the transmitter is busy wait in a bounded queue sent on PTX/TXE. Frames
+frames offered while the transmitter is busy wait in a bounded queue sent on PTX/TXE, which
+interrupt only while frames wait (IMR): otherwise the next send learns from ISR that the last
+transmit is done, so a stream whose transmits finish before the next send raises no transmit
+interrupts (each would cost the machine an IRQ line change and a CPU stop). Every
+remote DMA moves whole pages (a frame is zero-filled to its last page; TBCR says how much of
+it goes out), so a completed one leaves RBCR0 and RSAR0 at 0, as the datasheet's counters
+run: the next transfer writes only RBCR1 and RSAR1. ISR.RDC is cleared together with the
+PTX acknowledgement of the previous frame, or alone when there was none: five port writes
+per frame in a stream (the acknowledgement, RBCR1, RSAR1, the two commands). Frames
 go to `on_frame` (the network stack's `receive`) from the IRQ handler, between one
 `on_burst_start` and `on_burst_end` per interrupt.
 """
@@ -43,6 +51,7 @@ RCR_BROADCAST_MULTICAST = 0x0C  # AB | AM: broadcasts and hashed multicast
 RCR_MONITOR = 0x20
 TCR_NORMAL, TCR_LOOPBACK = 0x00, 0x02
 IMR_ENABLED = ISR_PRX | ISR_PTX | ISR_RXE | ISR_TXE | ISR_OVW | ISR_CNT
+IMR_RECEIVE = IMR_ENABLED & ~(ISR_PTX | ISR_TXE)  # while no frame waits to be transmitted
 
 PAGE = 256
 RAM_FIRST_PAGE, RAM_END_PAGE = 0x40, 0x80
@@ -83,6 +92,11 @@ class Ne2000Driver:
         self.tx_queue: deque[bytes] = deque()
         self.tx_busy = False
         self._tx_length = -1  # what TBCR holds (the chip never changes it): rewritten on change
+        # RBCR0 and RSAR0 known to be 0 (after a completed whole-page remote DMA), and ISR.RDC
+        # known clear (acknowledged since the last DMA): registers _transmit need not write
+        self._dma_low_clear = False
+        self._rdc_clear = False
+        self._tx_interrupts = False
         self.next_page = RX_START  # the ring page the next frame starts at (BNRY + 1)
         self.stats = {"rx_frames": 0, "tx_frames": 0, "tx_dropped": 0, "overflows": 0,
                       "ring_errors": 0, "rx_errors": 0, "tx_errors": 0, "dma_timeouts": 0,
@@ -151,9 +165,12 @@ class Ne2000Driver:
         out(CURR, RX_START)
         self.next_page = RX_START
         self._tx_length = -1
+        self._dma_low_clear = self._rdc_clear = False
+        self.tx_busy = False  # ISR is cleared below: a frame in flight would never say PTX
+        self._tx_interrupts = bool(self.tx_queue)  # IMR has PTX/TXE: frames wait for them
         out(CR, CR_NODMA | CR_STA)
         out(ISR, 0xFF)
-        out(IMR, IMR_ENABLED)
+        out(IMR, IMR_ENABLED if self._tx_interrupts else IMR_RECEIVE)
         out(TCR, TCR_NORMAL)
         out(RCR, RCR_BROADCAST_MULTICAST)
 
@@ -170,23 +187,32 @@ class Ne2000Driver:
                 self.stats["tx_dropped"] += 1
                 return
             self.tx_queue.append(frame)
+            if not self._tx_interrupts:  # the transmitter's completion must now interrupt
+                self._out(IMR, IMR_ENABLED)
+                self._tx_interrupts = True
             return
         self._transmit(frame)
 
     def _transmit(self, frame: bytes) -> None:
-        """TPSR stays where start() put it (the chip never moves it); RDC is cleared before the
-        DMA so that the poll after it sees this transfer's completion."""
+        """TPSR stays where start() put it (the chip never moves it); RDC is clear before the
+        DMA (acknowledged here or with the last PTX) so that the poll after it sees this
+        transfer's completion. The DMA moves whole pages: RBCR0 and RSAR0 stay 0."""
         length = max(len(frame), 60)
-        padded = frame.ljust(length + (length & 1), b"\0")
+        pages = (length + PAGE - 1) // PAGE
+        padded = frame.ljust(pages * PAGE, b"\0")
         outb, base = self._outb, self.base
-        outb(base + ISR, ISR_RDC)
-        outb(base + RBCR0, len(padded) & 0xFF)
-        outb(base + RBCR1, len(padded) >> 8)
-        outb(base + RSAR0, 0)
+        if not self._rdc_clear:
+            outb(base + ISR, ISR_RDC)
+        if not self._dma_low_clear:
+            outb(base + RBCR0, 0)
+            outb(base + RSAR0, 0)
+        outb(base + RBCR1, pages)
         outb(base + RSAR1, RAM_FIRST_PAGE)
         outb(base + CR, CR_RWRITE | CR_STA)
         self.io.outsw(base + DATA, padded)
-        if not self._wait_isr(ISR_RDC):
+        self._rdc_clear = False
+        self._dma_low_clear = self._wait_isr(ISR_RDC)
+        if not self._dma_low_clear:
             self.stats["dma_timeouts"] += 1
         if length != self._tx_length:  # a run of full-size frames programs it once
             outb(base + TBCR0, length & 0xFF)
@@ -198,29 +224,38 @@ class Ne2000Driver:
 
     def _transmit_done(self) -> None:
         """Whether the last transmit finished (PTX/TXE seen and acknowledged here, so a burst
-        of sends need not wait for the interrupt)."""
+        of sends need not wait for the interrupt). The same write clears RDC for the next
+        DMA (a 1 written to a clear ISR bit changes nothing)."""
         status = self._in(ISR) & (ISR_PTX | ISR_TXE)
         if status:
             if status & ISR_TXE:
                 self.stats["tx_errors"] += 1
-            self._out(ISR, status)
+            self._out(ISR, status | ISR_RDC)
+            self._rdc_clear = True
             self.tx_busy = False
 
     def _wait_isr(self, bits: int) -> bool:
-        return any(self._in(ISR) & bits for _ in range(POLL_LIMIT))
+        inb, port = self._inb, self.base + ISR
+        for _ in range(POLL_LIMIT):
+            if inb(port) & bits:
+                return True
+        return False
 
     # -- receive -------------------------------------------------------------------------------
-    def _remote_read(self, address: int, count: int) -> bytes:
-        """`count` bytes from card memory (RDC is left set: only _transmit waits on it and
-        clears it first)."""
-        count += count & 1
+    def _remote_read(self, page: int, pages: int) -> bytes:
+        """`pages` whole pages of card memory from `page` (the ring's wrap keeps the address
+        page-aligned: RBCR0 and RSAR0 are 0 when it is done). RDC is left set: only _transmit
+        waits on it and clears it first."""
         outb, base = self._outb, self.base
-        outb(base + RBCR0, count & 0xFF)
-        outb(base + RBCR1, count >> 8)
-        outb(base + RSAR0, address & 0xFF)
-        outb(base + RSAR1, address >> 8)
+        self._rdc_clear = False
+        if not self._dma_low_clear:
+            outb(base + RBCR0, 0)
+            outb(base + RSAR0, 0)
+            self._dma_low_clear = True
+        outb(base + RBCR1, pages)
+        outb(base + RSAR1, page)
         outb(base + CR, CR_RREAD | CR_STA)
-        return self.io.insw(base + DATA, count // 2)
+        return self.io.insw(base + DATA, pages * PAGE // 2)
 
     def _current(self) -> int:
         self._out(CR, CR_PAGE1 | CR_NODMA | CR_STA)
@@ -237,7 +272,7 @@ class Ne2000Driver:
             pages = (current - self.next_page) % RX_PAGES
             if not pages or frames >= FRAMES_PER_INTERRUPT:
                 return
-            stretch = self._remote_read(self.next_page * PAGE, pages * PAGE)
+            stretch = self._remote_read(self.next_page, pages)
             frames += self._split(stretch, current)
             boundary = self.next_page - 1 if self.next_page > RX_START else RAM_END_PAGE - 1
             self._out(BNRY, boundary)
@@ -307,3 +342,6 @@ class Ne2000Driver:
                 self._transmit_done()
                 if self.tx_queue and not self.tx_busy:
                     self._transmit(self.tx_queue.popleft())
+                if not self.tx_queue and self._tx_interrupts:
+                    self._out(IMR, IMR_RECEIVE)
+                    self._tx_interrupts = False

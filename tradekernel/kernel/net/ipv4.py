@@ -25,6 +25,9 @@ PROTO_ICMP, PROTO_IGMP, PROTO_TCP, PROTO_UDP = 1, 2, 6, 17
 FLAG_DF, FLAG_MF = 0x4000, 0x2000
 LIMITED_BROADCAST = 0xFFFFFFFF
 _HDR = struct.Struct("!BBHHHBBH4s4s")
+# An Ethernet header (destination, source, type) and an IPv4 header without options, addresses
+# as integers: what the unicast fast path of NetStack.ip_output packs in one call.
+ETH_IP_HEADER = struct.Struct("!6s6sHBBHHHBBHII")
 
 
 def is_multicast(addr: int) -> bool:
@@ -70,6 +73,16 @@ def parse_header(packet: bytes) -> IPHeader:
         ff,
         bytes(packet[:hlen]),
     )
+
+
+def header_checksum(tos: int, total: int, ident: int, flags_frag: int, ttl: int, proto: int,
+                    src: int, dst: int) -> int:
+    """The checksum of an option-less header with these fields, from its 16-bit words without
+    building it (wire.checksum's arithmetic: the sum mod 0xFFFF, a nonzero multiple being the
+    one's complement negative zero). The version/IHL word makes the sum nonzero."""
+    folded = ((0x4500 | tos) + total + ident + flags_frag + (ttl << 8 | proto) + (src >> 16)
+              + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)) % 0xFFFF
+    return 0xFFFF - folded if folded else 0
 
 
 def build_header(
@@ -121,18 +134,28 @@ class Route:
 
 
 class RoutingTable:
+    """The routes, longest prefix first. `generation` moves on every change, so a cache of
+    lookups (the stack's per-destination next hops) knows when it is stale."""
+
     def __init__(self) -> None:
         self.routes: list[Route] = []
+        self.generation = 0
 
     def add(self, route: Route) -> None:
         self.delete(route.dest, route.prefix_len)
         self.routes.append(route)
         self.routes.sort(key=lambda r: (-r.prefix_len, r.metric))
+        self.generation += 1
 
     def delete(self, dest: int, prefix_len: int) -> bool:
         before = len(self.routes)
         self.routes = [r for r in self.routes if (r.dest, r.prefix_len) != (dest, prefix_len)]
+        self.generation += 1
         return len(self.routes) != before
+
+    def clear(self) -> None:
+        self.routes = []
+        self.generation += 1
 
     def lookup(self, addr: int) -> Route | None:
         """Longest prefix first, lower metric among equals; the /0 default route is last."""

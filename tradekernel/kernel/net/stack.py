@@ -31,6 +31,7 @@ from tradekernel.kernel.net.dns import Resolver
 from tradekernel.kernel.net.icmp import Icmp, IcmpSocket
 from tradekernel.kernel.net.igmp import Igmp, multicast_mac
 from tradekernel.kernel.net.ipv4 import (
+    ETH_IP_HEADER,
     FLAG_DF,
     FLAG_MF,
     LIMITED_BROADCAST,
@@ -43,6 +44,7 @@ from tradekernel.kernel.net.ipv4 import (
     Route,
     RoutingTable,
     build_header,
+    header_checksum,
     is_multicast,
     parse_header,
 )
@@ -58,6 +60,7 @@ LOG_LINES = 200
 # addresses) and the UDP header (ports, length, checksum): 42 bytes.
 ETH_IP_UDP = struct.Struct("!6s6sHBxHxxHxBxxIIHHHH")
 UDP_DATA = ETH_IP_UDP.size
+ROUTE_CACHE_SIZE = 256  # destinations whose next hop ip_output remembers (cleared when full)
 
 
 class NetStack:
@@ -87,6 +90,10 @@ class NetStack:
         burst = getattr(link, "receive_burst_frames", None)
         self.window_cap = burst * (self.mtu - 40) if burst else None
         self.routes = RoutingTable()
+        # ip_output's next hop per unicast destination, valid while the routing table's
+        # generation and our address are the ones it was filled under (see _route_key)
+        self._next_hops: dict[int, int] = {}
+        self._next_hops_key = (-1, -1, -1)
         # Between begin_burst and end_burst (a driver handing over what one interrupt found),
         # TCP's every-second-segment ACKs wait for the end of the burst: one ACK then covers
         # every segment of a connection in it, as Linux's GRO makes one segment of them.
@@ -137,7 +144,7 @@ class NetStack:
         )
 
     def unconfigure(self) -> None:
-        self.routes.routes.clear()
+        self.routes.clear()
         self.addr = self.prefix_len = 0
         self.arp.flush()
 
@@ -236,8 +243,8 @@ class NetStack:
         unpack, before anything is counted; anything else answers False with nothing done and
         goes the general way, which counts it or says why it is dropped."""
         size = len(frame)
-        if not UDP_DATA <= size <= params.ETH_MAX_FRAME:
-            return False
+        if not UDP_DATA <= size <= params.ETH_MAX_FRAME or frame[23] != PROTO_UDP:
+            return False  # (byte 23: the IPv4 protocol field, checked again below)
         (dmac, smac, ethertype, vihl, total, flags_frag, proto, src, dst, sport, dport, length,
          ck) = ETH_IP_UDP.unpack_from(frame)
         if (ethertype != ETH_P_IP or vihl != 0x45 or proto != PROTO_UDP or smac[0] & 1
@@ -380,7 +387,44 @@ class NetStack:
         options: bytes = b"",
         df: bool = False,
     ) -> None:
-        """Route, build and send one datagram, fragmenting it to the MTU."""
+        """Route, build and send one datagram, fragmenting it to the MTU.
+
+        The common datagram (TCP's and UDP's: unicast to a destination routed before, no
+        options, within the MTU, its next hop's MAC in the ARP cache) is built with its
+        Ethernet header in one pack and sent at once; the bytes and counts are those of the
+        general path (`_ip_output`), which takes everything else."""
+        if options or len(payload) > self.mtu - 20:
+            return self._ip_output(dst, proto, payload, src, ttl, tos, options, df)
+        if self._next_hops_key != (self.routes.generation, self.addr, self.prefix_len):
+            self._next_hops.clear()
+            self._next_hops_key = (self.routes.generation, self.addr, self.prefix_len)
+        next_hop = self._next_hops.get(dst)
+        if next_hop is None:
+            return self._ip_output(dst, proto, payload, src, ttl, tos, options, df)
+        entry = self.arp.cache.get(next_hop)
+        if entry is None or entry.mac is None or entry.expires <= self.clock.now_ns():
+            return self._ip_output(dst, proto, payload, src, ttl, tos, options, df)
+        src = self.addr if src is None else src
+        ident = self._ip_ident
+        self._ip_ident = (ident + 1) & 0xFFFF
+        total = 20 + len(payload)
+        flags = FLAG_DF if df else 0
+        frame = ETH_IP_HEADER.pack(
+            entry.mac, self.mac, ETH_P_IP, 0x45, tos, total, ident, flags, ttl, proto,
+            header_checksum(tos, total, ident, flags, ttl, proto, src, dst), src, dst,
+        ) + payload
+        if total < params.ETH_MIN_FRAME - 14:
+            frame += bytes(params.ETH_MIN_FRAME - 14 - total)
+        counts = self.counters.counts
+        counts["ip.out_requests"] += 1
+        counts["eth.out"] += 1
+        counts["eth.out_bytes"] += len(frame)
+        self.link.send(frame)
+
+    def _ip_output(self, dst: int, proto: int, payload: bytes, src: int | None, ttl: int,
+                   tos: int, options: bytes, df: bool) -> None:
+        """ip_output's general path: any destination, options, fragments, ARP to resolve. A
+        unicast destination's next hop is remembered for the fast path."""
         src = self.addr if src is None else src
         if dst == self.addr or dst >> 24 == 127:
             next_mac: bytes | None = None  # loopback, delivered after this call
@@ -395,6 +439,10 @@ class NetStack:
                 raise SocketError(errno.ENETUNREACH, f"no route to {ip_str(dst)}")
             next_hop = route.gateway or dst
             next_mac = b""  # resolved by ARP
+            if self._next_hops_key == (self.routes.generation, self.addr, self.prefix_len):
+                if len(self._next_hops) >= ROUTE_CACHE_SIZE:
+                    self._next_hops.clear()
+                self._next_hops[dst] = next_hop
         if len(payload) + 20 + len(options) > params.IP_MAX_DATAGRAM:
             raise SocketError(errno.EMSGSIZE, "datagram too large")
         ident = self._ip_ident
