@@ -26,6 +26,7 @@ IP_DEFAULT_TTL = 64
 IP_REASM_TIMEOUT = 30 * SECOND  # RFC 1122 suggests 60-120 s; Linux uses 30 s
 IP_REASM_MAX_BYTES = 256 * 1024  # all partial datagrams together
 IP_REASM_MAX_QUEUES = 64  # partial datagrams at once
+ROUTE_CACHE_SIZE = 256  # destinations whose next hop ip_output remembers (cleared when full)
 IP_MAX_DATAGRAM = 65535
 ICMP_ERROR_RATE = 100  # ICMP errors per second at most (RFC 1812 4.3.2.8 token bucket)
 

@@ -60,7 +60,6 @@ LOG_LINES = 200
 # addresses) and the UDP header (ports, length, checksum): 42 bytes.
 ETH_IP_UDP = struct.Struct("!6s6sHBxHxxHxBxxIIHHHH")
 UDP_DATA = ETH_IP_UDP.size
-ROUTE_CACHE_SIZE = 256  # destinations whose next hop ip_output remembers (cleared when full)
 
 
 class NetStack:
@@ -440,7 +439,7 @@ class NetStack:
             next_hop = route.gateway or dst
             next_mac = b""  # resolved by ARP
             if self._next_hops_key == (self.routes.generation, self.addr, self.prefix_len):
-                if len(self._next_hops) >= ROUTE_CACHE_SIZE:
+                if len(self._next_hops) >= params.ROUTE_CACHE_SIZE:
                     self._next_hops.clear()
                 self._next_hops[dst] = next_hop
         if len(payload) + 20 + len(options) > params.IP_MAX_DATAGRAM:
