@@ -7,6 +7,8 @@ The guest sits alone on 10.0.2.0/24 behind a virtual router:
   - DNS queries to 10.0.2.3:53 are answered from the host's resolver (dns.py) on a worker
     thread, so a slow resolver never stops the machine.
   - Outbound UDP is carried by one host UDP socket per guest source port (idle ones expire).
+    Datagrams for the guest (replies, hostfwd udp) are read UDP_BATCH at most per socket and
+    poll, in one recvmmsg (batchrecv.py), and framed where they landed (`_drain_udp`).
   - Outbound TCP is terminated here: each guest connection is a TcpRelay (tcprelay.py) spliced
     to a non-blocking host socket; the guest's SYN is answered only once the host connect
     succeeds (RST if it is refused or times out). The bulk of an upload, in-order data
@@ -40,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from tradekernel.hostnet import dhcp, dns
+from tradekernel.hostnet.batchrecv import DatagramBatch
 from tradekernel.hostnet.link import Deliver
 from tradekernel.hostnet.packets import (
     ACK,
@@ -101,7 +104,6 @@ _TCP_FRAME_MIN = 54
 # UDP length and checksum.
 _UDP_FRAME = struct.Struct("!6s6sHBBHHHBBH4s4sHHHH")
 _UDP_FRAME_HEADER = _UDP_FRAME.size  # 42
-_UDP_RECEIVE_BUFFER = 65536  # larger than any UDP payload: a datagram is never cut short
 # The constant words of that IPv4 header: version/IHL/TOS, DF, TTL/protocol
 _UDP_IP_WORDS = 0x4500 + 0x4000 + (DEFAULT_TTL << 8 | PROTO_UDP)
 
@@ -116,7 +118,7 @@ class HostForward:
     guest_port: int
     sock: socket.socket | None = None
     clients: OrderedDict[int, tuple[str, int]] = field(default_factory=OrderedDict)  # udp
-    flows: dict[tuple[str, int], _UdpFlow] = field(default_factory=dict)  # udp
+    flows: dict[bytes, _UdpFlow] = field(default_factory=dict)  # udp
 
     @property
     def bound_port(self) -> int:
@@ -149,7 +151,7 @@ class _UdpBinding:
     guest_port: int
     sock: socket.socket
     last_used: float
-    flows: dict[tuple[str, int], _UdpFlow] = field(default_factory=dict)
+    flows: dict[bytes, _UdpFlow] = field(default_factory=dict)
 
 
 class _UdpFlow(NamedTuple):
@@ -159,15 +161,15 @@ class _UdpFlow(NamedTuple):
 
     source: bytes
     source_port: int
-    guest_port: int
     ip_sum: int  # the IPv4 header's constant words
     udp_sum: int  # the pseudo header's addresses and protocol, and the two ports
+    peer: tuple[str, int]  # the host peer's address, as a socket gives it
 
 
-def _udp_flow(source: bytes, source_port: int, guest_port: int) -> _UdpFlow:
+def _udp_flow(source: bytes, peer: tuple[str, int], guest_port: int) -> _UdpFlow:
     addresses = int.from_bytes(source + GUEST, "big")
-    return _UdpFlow(source, source_port, guest_port, (_UDP_IP_WORDS + addresses) % 0xFFFF,
-                    (addresses + PROTO_UDP + source_port + guest_port) % 0xFFFF)  # fmt: skip
+    return _UdpFlow(source, peer[1], (_UDP_IP_WORDS + addresses) % 0xFFFF,
+                    (addresses + PROTO_UDP + peer[1] + guest_port) % 0xFFFF, peer)  # fmt: skip
 
 
 class UserNetwork:
@@ -200,7 +202,8 @@ class UserNetwork:
         self._dns_pending: list[tuple[Future[tuple[int, list[bytes]]], dns.Query, int]] = []
         self._dns_pool: ThreadPoolExecutor | None = None
         # datagrams from host sockets are received here, behind room for their headers
-        self._udp_frame = bytearray(_UDP_FRAME_HEADER + _UDP_RECEIVE_BUFFER)
+        self._batch = DatagramBatch(UDP_BATCH, MAX_UDP_PAYLOAD + 1, _UDP_FRAME_HEADER)
+        self._batch_view = memoryview(self._batch.buffer)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -495,71 +498,65 @@ class UserNetwork:
         assert forward.sock is not None
         self._drain_udp(forward.sock, forward.guest_port, forward.flows, forward)
 
-    def _drain_udp(self, sock: socket.socket, guest_port: int,
-                   flows: dict[tuple[str, int], _UdpFlow], forward: HostForward | None) -> None:
-        """Up to UDP_BATCH datagrams from `sock` to the guest's `guest_port`: from the peer
-        itself on an outbound binding (10.0.2.2 for the host's loopback), from 10.0.2.2 with
-        the client's port through a hostfwd (`forward`, whose client table learns the port).
-        Each is received behind room for its headers, which one pack writes with both
-        checksums summed from the flow's precomputed words and the payload in place; the
-        frame is the one copy of it handed on."""
-        frame = self._udp_frame
-        view = memoryview(frame)
-        payload = view[_UDP_FRAME_HEADER:]
-        pack_into = _UDP_FRAME.pack_into
-        deliver, mac, ip_id = self._deliver, self.guest_mac, self._ip_id
-        try:
-            for _ in range(UDP_BATCH):
-                try:
-                    size, peer = sock.recvfrom_into(payload)
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError:
-                    continue  # ICMP error for an earlier datagram
-                if size > MAX_UDP_PAYLOAD:
-                    self.counters["udp too big"] += 1
-                    continue
-                flow = flows.get(peer)
-                if flow is None:
-                    flow = self._new_flow(flows, peer, guest_port, forward is None)
-                if forward is not None:
-                    clients = forward.clients
-                    clients[peer[1]] = peer
-                    clients.move_to_end(peer[1])
-                    if len(clients) > MAX_UDP:
-                        clients.popitem(last=False)
-                if mac is None or deliver is None:  # held until the guest's MAC is known
-                    self._ip_id = ip_id
-                    self._emit_udp(flow.source, flow.source_port, guest_port,
-                                   bytes(payload[:size]))  # fmt: skip
-                    ip_id = self._ip_id
-                    continue
-                ip_id = (ip_id + 1) & 0xFFFF
-                length = 8 + size
-                data = int.from_bytes(payload[:size], "big")
-                if size & 1:
-                    data <<= 8
-                ip_sum = (flow.ip_sum + 20 + length + ip_id) % 0xFFFF
-                pack_into(frame, 0, mac, GATEWAY_MAC, ETHERTYPE_IPV4, 0x45, 0, 20 + length,
-                          ip_id, 0x4000, DEFAULT_TTL, PROTO_UDP, 0xFFFF - (ip_sum or 0xFFFF),
-                          flow.source, GUEST, flow.source_port, guest_port, length,
-                          0xFFFF - (flow.udp_sum + 2 * length + data) % 0xFFFF)  # fmt: skip
-                deliver(bytes(view[: _UDP_FRAME_HEADER + size]))
-        finally:
-            self._ip_id = ip_id
-            payload.release()
-            view.release()
+    def _drain_udp(self, sock: socket.socket, guest_port: int, flows: dict[bytes, _UdpFlow],
+                   forward: HostForward | None) -> None:
+        """Up to UDP_BATCH datagrams from `sock` (one recvmmsg) to the guest's `guest_port`:
+        from the peer itself on an outbound binding (10.0.2.2 for the host's loopback), from
+        10.0.2.2 with the client's port through a hostfwd (`forward`, whose client table
+        learns the port). Each lies in its batch slot behind room for its headers, which one
+        pack writes with both checksums summed from the flow's precomputed words and the
+        payload in place; the frame is the one copy of it handed on."""
+        batch = self._batch
+        got = batch.receive(sock)
+        if not got:
+            return
+        frame, view, slot = batch.buffer, self._batch_view, batch.slot
+        pack_into, deliver, mac = _UDP_FRAME.pack_into, self._deliver, self.guest_mac
+        for i in range(got):
+            size = batch.size(i)
+            if size > MAX_UDP_PAYLOAD:
+                self.counters["udp too big"] += 1
+                continue
+            peer = batch.peer(i)
+            flow = flows.get(peer)
+            if flow is None:
+                flow = self._new_flow(flows, peer, guest_port, forward is None)
+            if forward is not None:
+                clients = forward.clients
+                clients[flow.source_port] = flow.peer
+                clients.move_to_end(flow.source_port)
+                if len(clients) > MAX_UDP:
+                    clients.popitem(last=False)
+            start = i * slot
+            end = start + _UDP_FRAME_HEADER + size
+            if mac is None or deliver is None:  # held until the guest's MAC is known
+                self._emit_udp(flow.source, flow.source_port, guest_port,
+                               bytes(view[start + _UDP_FRAME_HEADER : end]))  # fmt: skip
+                continue
+            ip_id = self._ip_id = (self._ip_id + 1) & 0xFFFF
+            length = 8 + size
+            data = int.from_bytes(view[start + _UDP_FRAME_HEADER : end], "big")
+            if size & 1:
+                data <<= 8
+            ip_sum = (flow.ip_sum + 20 + length + ip_id) % 0xFFFF
+            pack_into(frame, start, mac, GATEWAY_MAC, ETHERTYPE_IPV4, 0x45, 0, 20 + length,
+                      ip_id, 0x4000, DEFAULT_TTL, PROTO_UDP, 0xFFFF - (ip_sum or 0xFFFF),
+                      flow.source, GUEST, flow.source_port, guest_port, length,
+                      0xFFFF - (flow.udp_sum + 2 * length + data) % 0xFFFF)  # fmt: skip
+            deliver(bytes(view[start:end]))
 
-    def _new_flow(self, flows: dict[tuple[str, int], _UdpFlow], peer: tuple[str, int],
-                  guest_port: int, outbound: bool) -> _UdpFlow:
-        """The flow for datagrams from `peer` (outbound: an outbound binding's, seen from the
-        peer's own address; else a hostfwd's, seen from 10.0.2.2)."""
+    def _new_flow(self, flows: dict[bytes, _UdpFlow], peer: bytes, guest_port: int,
+                  outbound: bool) -> _UdpFlow:
+        """The flow for datagrams from `peer` (port and address as in a sockaddr_in;
+        outbound: an outbound binding's, seen from the peer's own address; else a hostfwd's,
+        seen from 10.0.2.2)."""
         if len(flows) >= MAX_UDP_FLOWS:
             flows.clear()
-        source = socket.inet_aton(peer[0]) if outbound else GATEWAY
-        if source[0] == 127:
-            source = GATEWAY
-        flow = flows[peer] = _udp_flow(source, peer[1], guest_port)
+        address = peer[2:]
+        source = address if outbound and address[0] != 127 else GATEWAY
+        flow = _udp_flow(source, (socket.inet_ntoa(address), int.from_bytes(peer[:2], "big")),
+                         guest_port)  # fmt: skip
+        flows[peer] = flow
         return flow
 
     # -- TCP -------------------------------------------------------------------------------
