@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import Ether
 
-from tradekernel.hostnet.user import MAX_UDP_PAYLOAD, UDP_BATCH, UserNetwork
+from tradekernel.hostnet.user import MAX_UDP_PAYLOAD, UDP_BATCH, UDP_SOCKET_BUFFER, UserNetwork
 
 from .conftest import GATEWAY_MAC, GUEST_MAC, Guest, is_icmp, is_udp
 
@@ -132,3 +133,15 @@ def test_datagrams_before_the_guest_mac_are_held() -> None:
     finally:
         client.close()
         backend.close()
+
+
+def test_udp_sockets_have_room_for_a_burst(forwarded, user: Guest) -> None:  # noqa: ANN001
+    """Both kinds of host UDP socket ask for UDP_SOCKET_BUFFER (Linux doubles what it grants,
+    up to net.core.rmem_max): a feed's burst waits there while the machine loop is busy."""
+    guest, _, _ = forwarded
+    wanted = min(UDP_SOCKET_BUFFER, int(Path("/proc/sys/net/core/rmem_max").read_text()))
+    hostfwd = guest.backend.forwards[0].sock  # type: ignore[attr-defined]
+    assert hostfwd.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= wanted
+    user.ip(UDP(sport=GUEST_PORT, dport=9) / b"x")  # an outbound binding
+    binding = user.backend.udp[GUEST_PORT].sock  # type: ignore[attr-defined]
+    assert binding.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= wanted

@@ -88,6 +88,10 @@ MAX_DNS_PENDING = 64
 MAX_HELD_FRAMES = 64  # frames waiting for the guest's MAC address (before it has spoken)
 MAX_EVENTS_PER_POLL = 512
 UDP_BATCH = 64  # datagrams read from one host UDP socket per poll (a flood cannot starve the guest)
+# Host UDP sockets' receive buffer (SO_RCVBUF; Linux caps it at net.core.rmem_max): room for
+# a feed's datagrams while the machine loop is busy (the default, ~200 KiB, holds ~250 small
+# ones, 50 ms of a 5k/s feed)
+UDP_SOCKET_BUFFER = 1 << 20
 MAX_UDP_FLOWS = 256  # per socket: precomputed header sums kept for this many peers at once
 DNS_WORKERS = 2
 LISTEN_BACKLOG = 16
@@ -476,6 +480,7 @@ class UserNetwork:
             self._drop_socket(oldest.sock)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER)
         try:
             sock.bind(("0.0.0.0", 0))
         except OSError:
@@ -686,6 +691,8 @@ class UserNetwork:
         kind = socket.SOCK_STREAM if forward.protocol == "tcp" else socket.SOCK_DGRAM
         sock = socket.socket(socket.AF_INET, kind)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if forward.protocol == "udp":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER)
         try:
             sock.bind((forward.host_address, forward.host_port))
             if forward.protocol == "tcp":
