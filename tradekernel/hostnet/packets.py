@@ -36,7 +36,12 @@ def checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
     number = int.from_bytes(data, "big")
     if len(data) & 1:
         number <<= 8
-    number += initial
+    return fold(number + initial)
+
+
+def fold(number: int) -> int:
+    """The Internet checksum of an unfolded sum of 16-bit words (or any number congruent to
+    it modulo 0xFFFF): its ones' complement sum, complemented."""
     total = number % 0xFFFF
     if total == 0 and number:
         total = 0xFFFF

@@ -7,6 +7,8 @@ The guest sits alone on 10.0.2.0/24 behind a virtual router:
   - DNS queries to 10.0.2.3:53 are answered from the host's resolver (dns.py) on a worker
     thread, so a slow resolver never stops the machine.
   - Outbound UDP is carried by one host UDP socket per guest source port (idle ones expire).
+    Datagrams for the guest (replies, hostfwd udp) are read UDP_BATCH at most per socket and
+    poll, in one recvmmsg (batchrecv.py), and framed where they landed (`_drain_udp`).
   - Outbound TCP is terminated here: each guest connection is a TcpRelay (tcprelay.py) spliced
     to a non-blocking host socket; the guest's SYN is answered only once the host connect
     succeeds (RST if it is refused or times out). The bulk of an upload, in-order data
@@ -37,12 +39,15 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tradekernel.hostnet import dhcp, dns
+from tradekernel.hostnet.batchrecv import DatagramBatch
 from tradekernel.hostnet.link import Deliver
 from tradekernel.hostnet.packets import (
     ACK,
     BROADCAST_MAC,
+    DEFAULT_TTL,
     ETH_HEADER,
     ETHERTYPE_ARP,
     ETHERTYPE_IPV4,
@@ -82,6 +87,12 @@ MAX_UDP_PAYLOAD = 1472  # what fits one frame without fragments
 MAX_DNS_PENDING = 64
 MAX_HELD_FRAMES = 64  # frames waiting for the guest's MAC address (before it has spoken)
 MAX_EVENTS_PER_POLL = 512
+UDP_BATCH = 64  # datagrams read from one host UDP socket per poll (a flood cannot starve the guest)
+# Host UDP sockets' receive buffer (SO_RCVBUF; Linux caps it at net.core.rmem_max): room for
+# a feed's datagrams while the machine loop is busy (the default, ~200 KiB, holds ~250 small
+# ones, 50 ms of a 5k/s feed)
+UDP_SOCKET_BUFFER = 1 << 20
+MAX_UDP_FLOWS = 256  # per socket: precomputed header sums kept for this many peers at once
 DNS_WORKERS = 2
 LISTEN_BACKLOG = 16
 
@@ -90,6 +101,15 @@ LISTEN_BACKLOG = 16
 # offset, protocol, ports, sequence and acknowledgement numbers, data offset, flags, window.
 _TCP_FRAME = struct.Struct("!12xHBxH2xHxB10xHHIIBBH")
 _TCP_FRAME_MIN = 54
+
+# The headers of a UDP datagram for the guest, Ethernet to UDP, packed at once in front of the
+# payload by UserNetwork._drain_udp: MACs, ethertype, version/IHL, TOS, total length,
+# identification, flags/fragment offset, TTL, protocol, header checksum, addresses, ports,
+# UDP length and checksum.
+_UDP_FRAME = struct.Struct("!6s6sHBBHHHBBH4s4sHHHH")
+_UDP_FRAME_HEADER = _UDP_FRAME.size  # 42
+# The constant words of that IPv4 header: version/IHL/TOS, DF, TTL/protocol
+_UDP_IP_WORDS = 0x4500 + 0x4000 + (DEFAULT_TTL << 8 | PROTO_UDP)
 
 _DHCP = dhcp.DhcpConfig(GUEST, GATEWAY, NETMASK, GATEWAY, DNS_SERVER, LEASE_S)
 
@@ -102,6 +122,7 @@ class HostForward:
     guest_port: int
     sock: socket.socket | None = None
     clients: OrderedDict[int, tuple[str, int]] = field(default_factory=OrderedDict)  # udp
+    flows: dict[bytes, _UdpFlow] = field(default_factory=dict)  # udp
 
     @property
     def bound_port(self) -> int:
@@ -134,6 +155,25 @@ class _UdpBinding:
     guest_port: int
     sock: socket.socket
     last_used: float
+    flows: dict[bytes, _UdpFlow] = field(default_factory=dict)
+
+
+class _UdpFlow(NamedTuple):
+    """What every datagram from one host peer to one guest port shares: the addresses and
+    ports the guest sees, and the header words' sums that do not change (reduced modulo
+    0xFFFF), so a datagram's checksums cost its payload's sum and two additions."""
+
+    source: bytes
+    source_port: int
+    ip_sum: int  # the IPv4 header's constant words
+    udp_sum: int  # the pseudo header's addresses and protocol, and the two ports
+    peer: tuple[str, int]  # the host peer's address, as a socket gives it
+
+
+def _udp_flow(source: bytes, peer: tuple[str, int], guest_port: int) -> _UdpFlow:
+    addresses = int.from_bytes(source + GUEST, "big")
+    return _UdpFlow(source, peer[1], (_UDP_IP_WORDS + addresses) % 0xFFFF,
+                    (addresses + PROTO_UDP + peer[1] + guest_port) % 0xFFFF, peer)  # fmt: skip
 
 
 class UserNetwork:
@@ -165,6 +205,9 @@ class UserNetwork:
         self.udp: OrderedDict[int, _UdpBinding] = OrderedDict()
         self._dns_pending: list[tuple[Future[tuple[int, list[bytes]]], dns.Query, int]] = []
         self._dns_pool: ThreadPoolExecutor | None = None
+        # datagrams from host sockets are received here, behind room for their headers
+        self._batch = DatagramBatch(UDP_BATCH, MAX_UDP_PAYLOAD + 1, _UDP_FRAME_HEADER)
+        self._batch_view = memoryview(self._batch.buffer)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -437,6 +480,7 @@ class UserNetwork:
             self._drop_socket(oldest.sock)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER)
         try:
             sock.bind(("0.0.0.0", 0))
         except OSError:
@@ -448,21 +492,8 @@ class UserNetwork:
         return binding
 
     def _udp_readable(self, binding: _UdpBinding, now: float) -> None:
-        for _ in range(64):
-            try:
-                data, (address, port) = binding.sock.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                continue  # ICMP error for an earlier datagram
-            binding.last_used = now
-            source = socket.inet_aton(address)
-            if source[0] == 127:
-                source = GATEWAY
-            if len(data) > MAX_UDP_PAYLOAD:
-                self.counters["udp too big"] += 1
-                continue
-            self._emit_udp(source, port, binding.guest_port, data)
+        binding.last_used = now
+        self._drain_udp(binding.sock, binding.guest_port, binding.flows, None)
 
     def _expire_udp(self, now: float) -> None:
         for port in [p for p, b in self.udp.items() if now - b.last_used > UDP_IDLE_S]:
@@ -470,21 +501,68 @@ class UserNetwork:
 
     def _forward_datagram(self, forward: HostForward) -> None:
         assert forward.sock is not None
-        for _ in range(64):
-            try:
-                data, client = forward.sock.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                continue
-            if len(data) > MAX_UDP_PAYLOAD:
+        self._drain_udp(forward.sock, forward.guest_port, forward.flows, forward)
+
+    def _drain_udp(self, sock: socket.socket, guest_port: int, flows: dict[bytes, _UdpFlow],
+                   forward: HostForward | None) -> None:
+        """Up to UDP_BATCH datagrams from `sock` (one recvmmsg) to the guest's `guest_port`:
+        from the peer itself on an outbound binding (10.0.2.2 for the host's loopback), from
+        10.0.2.2 with the client's port through a hostfwd (`forward`, whose client table
+        learns the port). Each lies in its batch slot behind room for its headers, which one
+        pack writes with both checksums summed from the flow's precomputed words and the
+        payload in place; the frame is the one copy of it handed on."""
+        batch = self._batch
+        got = batch.receive(sock)
+        if not got:
+            return
+        frame, view, slot = batch.buffer, self._batch_view, batch.slot
+        pack_into, deliver, mac = _UDP_FRAME.pack_into, self._deliver, self.guest_mac
+        for i in range(got):
+            size = batch.size(i)
+            if size > MAX_UDP_PAYLOAD:
                 self.counters["udp too big"] += 1
                 continue
-            forward.clients[client[1]] = client
-            forward.clients.move_to_end(client[1])
-            while len(forward.clients) > MAX_UDP:
-                forward.clients.popitem(last=False)
-            self._emit_udp(GATEWAY, client[1], forward.guest_port, data)
+            peer = batch.peer(i)
+            flow = flows.get(peer)
+            if flow is None:
+                flow = self._new_flow(flows, peer, guest_port, forward is None)
+            if forward is not None:
+                clients = forward.clients
+                clients[flow.source_port] = flow.peer
+                clients.move_to_end(flow.source_port)
+                if len(clients) > MAX_UDP:
+                    clients.popitem(last=False)
+            start = i * slot
+            end = start + _UDP_FRAME_HEADER + size
+            if mac is None or deliver is None:  # held until the guest's MAC is known
+                self._emit_udp(flow.source, flow.source_port, guest_port,
+                               bytes(view[start + _UDP_FRAME_HEADER : end]))  # fmt: skip
+                continue
+            ip_id = self._ip_id = (self._ip_id + 1) & 0xFFFF
+            length = 8 + size
+            data = int.from_bytes(view[start + _UDP_FRAME_HEADER : end], "big")
+            if size & 1:
+                data <<= 8
+            ip_sum = (flow.ip_sum + 20 + length + ip_id) % 0xFFFF
+            pack_into(frame, start, mac, GATEWAY_MAC, ETHERTYPE_IPV4, 0x45, 0, 20 + length,
+                      ip_id, 0x4000, DEFAULT_TTL, PROTO_UDP, 0xFFFF - (ip_sum or 0xFFFF),
+                      flow.source, GUEST, flow.source_port, guest_port, length,
+                      0xFFFF - (flow.udp_sum + 2 * length + data) % 0xFFFF)  # fmt: skip
+            deliver(bytes(view[start:end]))
+
+    def _new_flow(self, flows: dict[bytes, _UdpFlow], peer: bytes, guest_port: int,
+                  outbound: bool) -> _UdpFlow:
+        """The flow for datagrams from `peer` (port and address as in a sockaddr_in;
+        outbound: an outbound binding's, seen from the peer's own address; else a hostfwd's,
+        seen from 10.0.2.2)."""
+        if len(flows) >= MAX_UDP_FLOWS:
+            flows.clear()
+        address = peer[2:]
+        source = address if outbound and address[0] != 127 else GATEWAY
+        flow = _udp_flow(source, (socket.inet_ntoa(address), int.from_bytes(peer[:2], "big")),
+                         guest_port)  # fmt: skip
+        flows[peer] = flow
+        return flow
 
     # -- TCP -------------------------------------------------------------------------------
 
@@ -613,6 +691,8 @@ class UserNetwork:
         kind = socket.SOCK_STREAM if forward.protocol == "tcp" else socket.SOCK_DGRAM
         sock = socket.socket(socket.AF_INET, kind)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if forward.protocol == "udp":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER)
         try:
             sock.bind((forward.host_address, forward.host_port))
             if forward.protocol == "tcp":

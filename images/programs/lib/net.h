@@ -1,6 +1,6 @@
-/* BSD sockets for TradeKernel programs: the usual calls over socketcall(2) (102), Linux i386
- * numbers and structures. Header-only, so programs that do not use the network are unchanged.
- * Like the rest of this libc, a failing call returns -errno. */
+/* BSD sockets for TradeKernel programs: the usual calls as Linux i386's direct system calls
+ * (359-373, recvmmsg 337), Linux i386 numbers and structures. Header-only, so programs that do
+ * not use the network are unchanged. Like the rest of this libc, a failing call returns -errno. */
 #ifndef TK_NET_H
 #define TK_NET_H
 #include "libc.h"
@@ -51,53 +51,77 @@ static inline unsigned int inet_addr(const char *text) {
     return parts[0] | parts[1] << 8 | parts[2] << 16 | parts[3] << 24;
 }
 
+/* The direct system calls (Linux i386 since 4.3): the arguments in registers, where socketcall
+ * (102) has the kernel copy an argument block from user memory first. socketcall stays for
+ * programs that use it as older libcs do. */
 static inline long socketcall(int call, long *args) { return syscall2(102, call, (long)args); }
+static inline long syscall5(long n, long a, long b, long c, long d, long e) {
+    long result;
+    __asm__ volatile("int $0x80"
+                     : "=a"(result)
+                     : "a"(n), "b"(a), "c"(b), "d"(c), "S"(d), "D"(e)
+                     : "memory");
+    return result;
+}
+/* The sixth argument goes in EBP, which may be the frame pointer and leaves no register free
+ * for a seventh operand: EAX brings the address of {number, sixth}, both loaded from there
+ * once EBP is saved. */
+static inline long syscall6(long n, long a, long b, long c, long d, long e, long f) {
+    long result;
+    long block[2] = {n, f};
+    __asm__ volatile("pushl %%ebp\n\t"
+                     "movl 4(%%eax), %%ebp\n\t"
+                     "movl (%%eax), %%eax\n\t"
+                     "int $0x80\n\t"
+                     "popl %%ebp"
+                     : "=a"(result)
+                     : "0"(block), "b"(a), "c"(b), "d"(c), "S"(d), "D"(e), "m"(block)
+                     : "memory");
+    return result;
+}
+#define SYS_socket 359
+#define SYS_bind 361
+#define SYS_connect 362
+#define SYS_listen 363
+#define SYS_accept4 364
+#define SYS_setsockopt 366
+#define SYS_sendto 369
+#define SYS_recvfrom 371
+#define SYS_shutdown 373
+#define SYS_recvmmsg 337
 
 static inline int socket(int family, int type, int protocol) {
-    long a[3] = {family, type, protocol};
-    return (int)socketcall(1, a);
+    return (int)syscall3(SYS_socket, family, type, protocol);
 }
 static inline int bind(int fd, const void *address, socklen_t length) {
-    long a[3] = {fd, (long)address, (long)length};
-    return (int)socketcall(2, a);
+    return (int)syscall3(SYS_bind, fd, (long)address, (long)length);
 }
 static inline int connect(int fd, const void *address, socklen_t length) {
-    long a[3] = {fd, (long)address, (long)length};
-    return (int)socketcall(3, a);
+    return (int)syscall3(SYS_connect, fd, (long)address, (long)length);
 }
-static inline int listen(int fd, int backlog) {
-    long a[2] = {fd, backlog};
-    return (int)socketcall(4, a);
-}
+static inline int listen(int fd, int backlog) { return (int)syscall2(SYS_listen, fd, backlog); }
 static inline int accept(int fd, void *address, socklen_t *length) {
-    long a[3] = {fd, (long)address, (long)length};
-    return (int)socketcall(5, a);
-}
-static inline ssize_t send(int fd, const void *buffer, size_t count, int flags) {
-    long a[4] = {fd, (long)buffer, (long)count, flags};
-    return socketcall(9, a);
-}
-static inline ssize_t recv(int fd, void *buffer, size_t count, int flags) {
-    long a[4] = {fd, (long)buffer, (long)count, flags};
-    return socketcall(10, a);
+    return (int)syscall4(SYS_accept4, fd, (long)address, (long)length, 0);
 }
 static inline ssize_t sendto(int fd, const void *buffer, size_t count, int flags,
                              const void *address, socklen_t length) {
-    long a[6] = {fd, (long)buffer, (long)count, flags, (long)address, (long)length};
-    return socketcall(11, a);
+    return syscall6(SYS_sendto, fd, (long)buffer, (long)count, flags, (long)address,
+                    (long)length);
 }
 static inline ssize_t recvfrom(int fd, void *buffer, size_t count, int flags, void *address,
                                socklen_t *length) {
-    long a[6] = {fd, (long)buffer, (long)count, flags, (long)address, (long)length};
-    return socketcall(12, a);
+    return syscall6(SYS_recvfrom, fd, (long)buffer, (long)count, flags, (long)address,
+                    (long)length);
 }
-static inline int shutdown(int fd, int how) {
-    long a[2] = {fd, how};
-    return (int)socketcall(13, a);
+static inline ssize_t send(int fd, const void *buffer, size_t count, int flags) {
+    return sendto(fd, buffer, count, flags, 0, 0);
 }
+static inline ssize_t recv(int fd, void *buffer, size_t count, int flags) {
+    return recvfrom(fd, buffer, count, flags, 0, 0);
+}
+static inline int shutdown(int fd, int how) { return (int)syscall2(SYS_shutdown, fd, how); }
 static inline int setsockopt(int fd, int level, int name, const void *value, socklen_t length) {
-    long a[5] = {fd, level, name, (long)value, (long)length};
-    return (int)socketcall(14, a);
+    return (int)syscall5(SYS_setsockopt, fd, level, name, (long)value, (long)length);
 }
 typedef struct { unsigned int bits[32]; } fd_set; /* FD_SETSIZE 1024 */
 struct timeval { long tv_sec; long tv_usec; };
@@ -134,7 +158,6 @@ struct msghdr {
 struct mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; };
 static inline int recvmmsg(int fd, struct mmsghdr *vector, unsigned int count, int flags,
                            struct timespec *timeout) {
-    long a[5] = {fd, (long)vector, (long)count, flags, (long)timeout};
-    return (int)socketcall(19, a);
+    return (int)syscall5(SYS_recvmmsg, fd, (long)vector, (long)count, flags, (long)timeout);
 }
 #endif
