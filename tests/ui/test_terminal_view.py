@@ -187,3 +187,12 @@ def test_history_follows_the_ttys_prompt_redraw() -> None:
     history.feed(b"\r\x1b[K12\x1b[5Cend\n")  # CR, erase the row, move right
     history.back = 0
     assert history._rows[-1] == "12     end"  # noqa: SLF001 - the row as a terminal shows it
+
+
+def test_history_takes_any_bytes_in_an_escape_sequence() -> None:
+    """What a guest prints on COM1 is outside input: a cp437 superscript two ('²', which
+    Python counts as a digit) in a CSI is dropped, a huge count moves no further than the
+    rows there are; neither raises."""
+    history = Scrollback()
+    history.feed(b"before\nx\x1b[\xfdA\x1b[99999999999999B\x1b[99999999999999Ay\n")
+    assert list(history._rows) == ["byfore"]  # noqa: SLF001 - up one row only, y at column 1

@@ -33,6 +33,7 @@ PAGE_ROWS = ROWS // 2
 TAB = 8
 PLAIN = 0x07  # grey on black: history has no colours
 SERIAL_CHANNEL = "com1-tx"
+ASCII_DIGITS = "0123456789"  # str.isdigit also takes cp437's superscript two, which int() refuses
 ESCAPE_MAX = 16  # characters of an escape sequence read before it is dropped as malformed
 
 
@@ -89,7 +90,7 @@ class Scrollback:
         if not sequence.startswith("["):
             return
         final, argument = sequence[-1], sequence[1:-1]
-        count = int(argument) if argument.isdigit() else 1
+        count = int(argument) if argument and argument.strip(ASCII_DIGITS) == "" else 1
         if final == "A":
             for _ in range(min(count, len(self._rows))):
                 self._below.append(self._line)
